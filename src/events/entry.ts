@@ -1,0 +1,79 @@
+import type { OpDrop, RecordOp, UpstreamMessage } from '../upstream/messages.ts';
+import type { CursorClock } from './clock.ts';
+import { recordToJson } from './record-json.ts';
+
+export type EventKind = 'commit' | 'identity' | 'account';
+
+/**
+ * One event as every later stage sees it: the metadata a filter needs, and the event's JSON
+ * bytes, serialized once and shared by the store, the hot log and every subscriber.
+ */
+export interface Entry {
+  timeUs: number;
+  did: string;
+  kind: EventKind;
+  /** The record's collection for commit events; null for identity and account events. */
+  collection: string | null;
+  json: Buffer;
+  /** The zstd frame of `json`, made on first use by the compressing server and then shared. */
+  zstd?: Uint8Array;
+}
+
+type EventMessage = Extract<UpstreamMessage, { type: 'commit' | 'identity' | 'account' }>;
+
+export interface BuiltEvents {
+  entries: Entry[];
+  drops: OpDrop[];
+}
+
+/**
+ * Turns an upstream message into Jetstream v1 events, one per commit op, each taking the next
+ * cursor from `clock`. Keys are written in Jetstream's order. DIDs, NSIDs, record keys and CIDs
+ * were syntax-checked upstream and contain nothing JSON must escape, so they are quoted directly.
+ */
+export function buildEvents(message: EventMessage, clock: CursorClock): BuiltEvents {
+  switch (message.type) {
+    case 'commit':
+      return buildCommitEvents(message, clock);
+    case 'identity': {
+      const timeUs = clock.next();
+      const handle = message.handle === undefined ? '' : `"handle":${JSON.stringify(message.handle)},`;
+      const json = `{"did":"${message.did}","time_us":${timeUs},"kind":"identity","identity":{"did":"${message.did}",${handle}"seq":${message.seq},"time":${JSON.stringify(message.time)}}}`;
+      return { entries: [entry(timeUs, message.did, 'identity', null, json)], drops: [] };
+    }
+    case 'account': {
+      const timeUs = clock.next();
+      const status = message.status === undefined ? '' : `,"status":${JSON.stringify(message.status)}`;
+      const json = `{"did":"${message.did}","time_us":${timeUs},"kind":"account","account":{"active":${message.active},"did":"${message.did}","seq":${message.seq},"time":${JSON.stringify(message.time)}${status}}}`;
+      return { entries: [entry(timeUs, message.did, 'account', null, json)], drops: [] };
+    }
+  }
+}
+
+function buildCommitEvents(message: Extract<EventMessage, { type: 'commit' }>, clock: CursorClock): BuiltEvents {
+  const entries: Entry[] = [];
+  const drops = [...message.drops];
+  const rev = JSON.stringify(message.rev);
+  for (const op of message.ops) {
+    let recordPart: string;
+    try {
+      recordPart = recordFields(op);
+    } catch (err) {
+      drops.push({ reason: 'bad_record', path: `${op.collection}/${op.rkey}`, detail: (err as Error).message });
+      continue;
+    }
+    const timeUs = clock.next();
+    const json = `{"did":"${message.repo}","time_us":${timeUs},"kind":"commit","commit":{"rev":${rev},"operation":"${op.action}","collection":"${op.collection}","rkey":"${op.rkey}"${recordPart}}}`;
+    entries.push(entry(timeUs, message.repo, 'commit', op.collection, json));
+  }
+  return { entries, drops };
+}
+
+function recordFields(op: RecordOp): string {
+  if (op.record === null) return '';
+  return `,"record":${recordToJson(op.record)},"cid":"${op.cid}"`;
+}
+
+function entry(timeUs: number, did: string, kind: EventKind, collection: string | null, json: string): Entry {
+  return { timeUs, did, kind, collection, json: Buffer.from(json) };
+}

@@ -1,0 +1,265 @@
+/**
+ * Package store is the replay buffer: every event, durable in LMDB, keyed by its time_us.
+ *
+ * How it works: one LMDB environment in the data dir holds three databases — `events`
+ * (ordered time_us key → header + JSON, see codec.ts), `revs` (DID → last stored commit rev)
+ * and `meta` (upstream cursor, last issued time_us, retention floor). The Ingester is the only
+ * writer: it groups whatever frames arrived while the previous commit was in flight into one
+ * transaction that also carries the upstream seq and the last time_us. So the saved cursor
+ * never runs ahead of the events it covers, and after a crash the reader resumes from it and
+ * the clock from above the newest stored event.
+ *
+ * Visible only after durable: committed batches are appended to the HotLog and announced to
+ * listeners only once LMDB has committed them (LMDB commits survive a killed process; with
+ * lmdb-js's default overlapping sync they reach the disk right after). Readers ask for
+ * "events after my position": from the hot log when it covers the position, otherwise from
+ * LMDB, with an optional metadata filter so replay never parses JSON.
+ *
+ * Retention (retention.ts) trims the oldest events in small transactions; `trimmedUpTo`
+ * remembers where, so a reader whose position falls below it knows it has lost events.
+ */
+import { open, type Database, type RootDatabase } from 'lmdb';
+import { Gauge, type Registry } from 'prom-client';
+import type { Entry } from '../events/entry.ts';
+import { decodeEntry, encodeEntry } from './codec.ts';
+import { HotLog } from './hot-log.ts';
+
+export interface UpstreamCursor {
+  url: string;
+  seq: number;
+}
+
+export interface Batch {
+  entries: Entry[];
+  /** The upstream position these entries complete; undefined when no frame advanced it. */
+  cursor?: UpstreamCursor;
+  /** Last commit rev per DID among the batch's commits. */
+  revs: Map<string, string>;
+}
+
+export interface EventFilter {
+  (entry: Entry): boolean;
+}
+
+export interface ReadResult {
+  entries: Entry[];
+  /** The newest time_us examined (matching or not); the next read continues after it. */
+  position: number;
+}
+
+export interface ReadOptions {
+  maxEntries: number;
+  /** Stop after examining this many events even if fewer matched (bounds one read's time). */
+  maxScanned?: number;
+  filter?: EventFilter;
+}
+
+export interface StoreSpan {
+  oldestTimeUs: number | undefined;
+  newestTimeUs: number | undefined;
+  eventCount: number;
+  /** Bytes of LMDB pages the events occupy. */
+  bytes: number;
+}
+
+export interface EventStoreOptions {
+  dataDir: string;
+  hotLogBytes: number;
+  registry?: Registry;
+  readOnly?: boolean;
+}
+
+const META_CURSOR = 'upstreamCursor';
+const META_LAST_TIME = 'lastTimeUs';
+const META_TRIMMED = 'trimmedUpTo';
+
+export class EventStore {
+  readonly hotLog: HotLog;
+  readonly #root: RootDatabase;
+  readonly #events: Database<Buffer, number>;
+  readonly #revs: Database<string, string>;
+  readonly #meta: Database<unknown, string>;
+  readonly #listeners: Array<(entries: readonly Entry[]) => void> = [];
+  #lastTimeUs: number;
+  #trimmedUpTo: number;
+  #cursor: UpstreamCursor | undefined;
+
+  constructor(options: EventStoreOptions) {
+    this.#root = open({ path: options.dataDir, maxDbs: 4, readOnly: options.readOnly });
+    this.#events = this.#root.openDB<Buffer, number>({ name: 'events', encoding: 'binary' });
+    this.#revs = this.#root.openDB<string, string>({ name: 'revs', encoding: 'string' });
+    this.#meta = this.#root.openDB<unknown, string>({ name: 'meta' });
+    const newest = this.#newestKey();
+    this.#lastTimeUs = Math.max((this.#meta.get(META_LAST_TIME) as number | undefined) ?? 0, newest ?? 0);
+    this.#trimmedUpTo = (this.#meta.get(META_TRIMMED) as number | undefined) ?? 0;
+    this.#cursor = this.#meta.get(META_CURSOR) as UpstreamCursor | undefined;
+    this.hotLog = new HotLog(options.hotLogBytes, newest ?? 0);
+    if (options.registry) this.#registerSpanGauges(options.registry);
+  }
+
+  /** The newest time_us ever issued to a stored event: the clock continues above it. */
+  get lastTimeUs(): number {
+    return this.#lastTimeUs;
+  }
+
+  get upstreamCursor(): UpstreamCursor | undefined {
+    return this.#cursor;
+  }
+
+  /** Events at or below this time_us were removed by retention. */
+  get trimmedUpTo(): number {
+    return this.#trimmedUpTo;
+  }
+
+  getRev(did: string): string | undefined {
+    return this.#revs.get(did);
+  }
+
+  onCommitted(listener: (entries: readonly Entry[]) => void): void {
+    this.#listeners.push(listener);
+  }
+
+  /** Commits the batch atomically; resolves once durable, after readers can see it. */
+  async commit(batch: Batch): Promise<void> {
+    const { entries, cursor, revs } = batch;
+    const lastTimeUs = entries.length > 0 ? entries[entries.length - 1].timeUs : this.#lastTimeUs;
+    const encoded = entries.map(encodeEntry);
+    await this.#root.transaction(() => {
+      for (let i = 0; i < entries.length; i++) this.#events.put(entries[i].timeUs, encoded[i]);
+      for (const [did, rev] of revs) this.#revs.put(did, rev);
+      if (cursor) this.#meta.put(META_CURSOR, cursor);
+      this.#meta.put(META_LAST_TIME, lastTimeUs);
+    });
+    if (cursor) this.#cursor = cursor;
+    this.#lastTimeUs = lastTimeUs;
+    if (entries.length === 0) return;
+    this.hotLog.append(entries);
+    for (const listener of this.#listeners) listener(entries);
+  }
+
+  /**
+   * Events with time_us > position, oldest first, that pass the filter: at most maxEntries of
+   * them, examining at most maxScanned. Synchronous, so it never interleaves with a commit.
+   */
+  readAfter(position: number, options: ReadOptions): ReadResult {
+    const { maxEntries, maxScanned = Infinity, filter } = options;
+    const entries: Entry[] = [];
+    let scanned = 0;
+    const visit = (entry: Entry): boolean => {
+      position = entry.timeUs;
+      if (!filter || filter(entry)) entries.push(entry);
+      return entries.length < maxEntries && ++scanned < maxScanned;
+    };
+    if (!this.hotLog.covers(position)) {
+      // Disk up to the hot log's floor, then (if the read is not full yet) the hot log.
+      let more = true;
+      for (const { key, value } of this.#events.getRange({ start: position + 1, end: this.hotLog.floor, inclusiveEnd: true })) {
+        more = visit(decodeEntry(key, value));
+        if (!more) break;
+      }
+      if (!more) return { entries, position };
+      position = Math.max(position, this.hotLog.floor);
+    }
+    this.hotLog.scan(position, visit);
+    return { entries, position };
+  }
+
+  span(): StoreSpan {
+    const stats = this.#events.getStats() as {
+      entryCount: number;
+      pageSize: number;
+      treeBranchPageCount: number;
+      treeLeafPageCount: number;
+      overflowPages: number;
+    };
+    return {
+      oldestTimeUs: this.#oldestKey(),
+      newestTimeUs: this.#newestKey(),
+      eventCount: stats.entryCount,
+      bytes: (stats.treeBranchPageCount + stats.treeLeafPageCount + stats.overflowPages) * stats.pageSize,
+    };
+  }
+
+  /** Removes up to maxEvents of the oldest events with time_us < before; returns how many. */
+  async trimBefore(before: number, maxEvents: number): Promise<number> {
+    const keys = [...this.#events.getKeys({ end: before, limit: maxEvents })];
+    if (keys.length === 0) return 0;
+    const trimmedUpTo = keys[keys.length - 1];
+    await this.#root.transaction(() => {
+      for (const key of keys) this.#events.remove(key);
+      this.#meta.put(META_TRIMMED, trimmedUpTo);
+    });
+    this.#trimmedUpTo = Math.max(this.#trimmedUpTo, trimmedUpTo);
+    return keys.length;
+  }
+
+  /** Removes the oldest maxEvents events, whatever their age; returns how many. */
+  async trimOldest(maxEvents: number): Promise<number> {
+    return this.trimBefore(Infinity, maxEvents);
+  }
+
+  /** Size of the LMDB data file on disk (it does not shrink when events are trimmed; pages are reused). */
+  fileBytes(): number {
+    const stats = this.#root.getStats() as { lastPageNumber: number; pageSize: number };
+    return (stats.lastPageNumber + 1) * stats.pageSize;
+  }
+
+  async close(): Promise<void> {
+    await this.#root.close();
+  }
+
+  #oldestKey(): number | undefined {
+    for (const key of this.#events.getKeys({ limit: 1 })) return key;
+    return undefined;
+  }
+
+  #newestKey(): number | undefined {
+    for (const key of this.#events.getKeys({ limit: 1, reverse: true })) return key;
+    return undefined;
+  }
+
+  #registerSpanGauges(registry: Registry): void {
+    const store = this;
+    const registers = [registry];
+    new Gauge({
+      name: 'contrail_store_oldest_time_us',
+      help: 'time_us of the oldest buffered event',
+      registers,
+      collect() {
+        this.set(store.#oldestKey() ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'contrail_store_newest_time_us',
+      help: 'time_us of the newest buffered event',
+      registers,
+      collect() {
+        this.set(store.#newestKey() ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'contrail_store_events',
+      help: 'Events in the buffer',
+      registers,
+      collect() {
+        this.set(store.span().eventCount);
+      },
+    });
+    new Gauge({
+      name: 'contrail_store_bytes',
+      help: 'Bytes of LMDB pages the buffered events occupy',
+      registers,
+      collect() {
+        this.set(store.span().bytes);
+      },
+    });
+    new Gauge({
+      name: 'contrail_hot_log_bytes',
+      help: 'Bytes of event JSON held in the in-memory hot log',
+      registers,
+      collect() {
+        this.set(store.hotLog.bytes);
+      },
+    });
+  }
+}

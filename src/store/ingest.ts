@@ -1,0 +1,178 @@
+import type { Logger } from 'pino';
+import type { CursorClock } from '../events/clock.ts';
+import { buildEvents, type Entry } from '../events/entry.ts';
+import type { UpstreamMessage } from '../upstream/messages.ts';
+import type { UpstreamMetrics } from '../upstream/metrics.ts';
+import type { EventStore } from './event-store.ts';
+import type { StoreMetrics } from './metrics.ts';
+
+export interface IngesterOptions {
+  store: EventStore;
+  clock: CursorClock;
+  /** The configured upstream URL; a stored cursor from another upstream is not reused. */
+  upstreamUrl: string;
+  logger: Logger;
+  metrics: StoreMetrics;
+  upstreamMetrics: UpstreamMetrics;
+  /** Called with true when the write queue is full (pause reading) and false once it drains. */
+  onBackpressure: (paused: boolean) => void;
+  maxPendingBytes?: number;
+  retryDelayMs?: number;
+}
+
+/**
+ * The single writer. Accepts upstream messages in order, discards what is already stored
+ * (seq at or below the watermark, a commit rev not newer than the DID's stored rev), builds
+ * events, and group-commits: everything that arrives while a commit is in flight goes into
+ * the next transaction, together with the seq it completes.
+ */
+export class Ingester {
+  readonly #options: Required<IngesterOptions>;
+  #watermark: number | undefined;
+  #pending: Entry[] = [];
+  #pendingRevs = new Map<string, string>();
+  #pendingSeq: number | undefined;
+  #pendingBytes = 0;
+  #committing: Promise<void> | undefined;
+  #paused = false;
+  #lastUpstreamTime: string | undefined;
+
+  constructor(options: IngesterOptions) {
+    this.#options = { maxPendingBytes: 64 * 1024 * 1024, retryDelayMs: 1_000, ...options };
+    const saved = options.store.upstreamCursor;
+    if (saved && saved.url === options.upstreamUrl) {
+      this.#watermark = saved.seq;
+    } else if (saved) {
+      options.logger.warn(
+        { savedUrl: saved.url, savedSeq: saved.seq, upstream: options.upstreamUrl },
+        'the saved upstream cursor belongs to another upstream; starting live from this one',
+      );
+    }
+  }
+
+  /** The seq to resume after: the newest accepted, committed or not (pending events will be). */
+  resumeCursor(): number | undefined {
+    return this.#watermark;
+  }
+
+  handle(message: UpstreamMessage): void {
+    const { logger, metrics } = this.#options;
+    switch (message.type) {
+      case 'error':
+        if (message.error === 'FutureCursor') this.#watermark = undefined;
+        return;
+      case 'info':
+        if (message.name === 'OutdatedCursor') {
+          logger.warn({ message: message.message }, 'upstream says our cursor is older than its backfill window: events were missed');
+        } else {
+          logger.info({ name: message.name, message: message.message }, 'upstream info');
+        }
+        return;
+    }
+    if (this.#watermark !== undefined && message.seq <= this.#watermark) {
+      metrics.skipped.inc({ reason: 'duplicate_seq' });
+      return;
+    }
+    this.#watermark = message.seq;
+    this.#pendingSeq = message.seq;
+    this.#lastUpstreamTime = message.time;
+    if (message.type === 'sync') {
+      logger.debug({ did: message.did, rev: message.rev }, 'upstream #sync');
+    } else if (message.type !== 'commit' || this.#isNewRev(message.repo, message.rev)) {
+      this.#accept(message);
+    } else {
+      metrics.skipped.inc({ reason: 'stale_rev' });
+    }
+    this.#scheduleCommit();
+  }
+
+  /** Resolves once everything handed in so far is committed. */
+  async flush(): Promise<void> {
+    while (this.#committing || this.#pendingSeq !== undefined) {
+      this.#scheduleCommit();
+      await this.#committing;
+    }
+  }
+
+  #isNewRev(did: string, rev: string): boolean {
+    // TIDs sort lexically; revs not newer than the stored one are replays.
+    const last = this.#pendingRevs.get(did) ?? this.#options.store.getRev(did);
+    return last === undefined || rev > last;
+  }
+
+  #accept(message: Extract<UpstreamMessage, { type: 'commit' | 'identity' | 'account' }>): void {
+    const { entries, drops } = buildEvents(message, this.#options.clock);
+    for (const drop of drops.filter((d) => d.reason === 'bad_record')) {
+      this.#options.upstreamMetrics.drops.inc({ reason: drop.reason });
+      this.#options.logger.warn({ seq: message.seq, path: drop.path, detail: drop.detail }, 'dropped a record that is not valid DAG-CBOR');
+    }
+    if (message.type === 'commit') this.#pendingRevs.set(message.repo, message.rev);
+    for (const entry of entries) {
+      this.#pending.push(entry);
+      this.#pendingBytes += entry.json.byteLength;
+    }
+    this.#options.metrics.pendingBytes.set(this.#pendingBytes);
+    if (!this.#paused && this.#pendingBytes > this.#options.maxPendingBytes) this.#setPaused(true);
+  }
+
+  #scheduleCommit(): void {
+    if (this.#committing || this.#pendingSeq === undefined) return;
+    this.#committing = this.#commitLoop().finally(() => {
+      this.#committing = undefined;
+    });
+  }
+
+  async #commitLoop(): Promise<void> {
+    const { metrics, upstreamUrl } = this.#options;
+    // Let the rest of this event turn's frames join the batch.
+    await new Promise(setImmediate);
+    while (this.#pendingSeq !== undefined) {
+      const batch = {
+        entries: this.#pending,
+        revs: this.#pendingRevs,
+        cursor: { url: upstreamUrl, seq: this.#pendingSeq },
+      };
+      const upstreamTime = this.#lastUpstreamTime;
+      this.#pending = [];
+      this.#pendingRevs = new Map();
+      this.#pendingSeq = undefined;
+      const bytes = this.#pendingBytes;
+      this.#pendingBytes = 0;
+      await this.#commitWithRetry(batch, bytes);
+      metrics.eventsStored.inc(batch.entries.length);
+      metrics.upstreamSeq.set(batch.cursor.seq);
+      if (upstreamTime) metrics.upstreamLag.set(Math.max(0, (Date.now() - Date.parse(upstreamTime)) / 1000));
+      metrics.pendingBytes.set(this.#pendingBytes);
+      if (this.#paused && this.#pendingBytes < this.#options.maxPendingBytes / 2) this.#setPaused(false);
+    }
+  }
+
+  async #commitWithRetry(batch: Parameters<EventStore['commit']>[0], bytes: number): Promise<void> {
+    const { store, metrics, logger } = this.#options;
+    for (let attempt = 1; ; attempt++) {
+      const stopTimer = metrics.commits.startTimer();
+      try {
+        await store.commit(batch);
+        stopTimer();
+        if (attempt > 1) logger.warn({ attempt }, 'store commit succeeded after retrying; ingest resumes');
+        return;
+      } catch (err) {
+        metrics.commitErrors.inc();
+        // Hold everything (the cursor stays behind these events) and stop reading until it works.
+        this.#setPaused(true);
+        const delayMs = Math.min(30_000, this.#options.retryDelayMs * 2 ** Math.min(attempt - 1, 5));
+        logger.error(
+          { err: (err as Error).message, attempt, events: batch.entries.length, bytes, retryInMs: delayMs },
+          'STORE COMMIT FAILED (disk full? permissions?): ingest is paused and will retry; nothing is lost',
+        );
+        await new Promise((resolve) => setTimeout(resolve, delayMs));
+      }
+    }
+  }
+
+  #setPaused(paused: boolean): void {
+    this.#paused = paused;
+    this.#options.metrics.ingestPaused.set(paused ? 1 : 0);
+    this.#options.onBackpressure(paused);
+  }
+}

@@ -1,0 +1,37 @@
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+
+export type StoreMetrics = ReturnType<typeof createStoreMetrics>;
+
+export function createStoreMetrics(registry: Registry) {
+  const registers = [registry];
+  return {
+    commits: new Histogram({
+      name: 'contrail_store_commit_seconds',
+      help: 'Time to commit one batch of events to LMDB',
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers,
+    }),
+    commitErrors: new Counter({ name: 'contrail_store_commit_errors_total', help: 'Failed LMDB commits (retried)', registers }),
+    eventsStored: new Counter({ name: 'contrail_store_events_total', help: 'Events committed to the buffer', registers }),
+    eventsTrimmed: new Counter({
+      name: 'contrail_store_trimmed_events_total',
+      help: 'Events removed by retention, by bound',
+      labelNames: ['bound'],
+      registers,
+    }),
+    skipped: new Counter({
+      name: 'contrail_ingest_skipped_total',
+      help: 'Upstream messages not stored because they repeat what is stored, by reason',
+      labelNames: ['reason'],
+      registers,
+    }),
+    pendingBytes: new Gauge({ name: 'contrail_ingest_pending_bytes', help: 'Event bytes waiting for a commit', registers }),
+    upstreamSeq: new Gauge({ name: 'contrail_upstream_seq', help: 'Last upstream seq whose events are durable', registers }),
+    upstreamLag: new Gauge({
+      name: 'contrail_upstream_lag_seconds',
+      help: 'Now minus the upstream time of the last durable commit',
+      registers,
+    }),
+    ingestPaused: new Gauge({ name: 'contrail_ingest_paused', help: '1 while ingest waits for the store', registers }),
+  };
+}

@@ -1,0 +1,50 @@
+/** Why an upstream frame, or one op of a commit, was not turned into events. Used as a metric label. */
+export type DropReason =
+  | 'oversized'
+  | 'truncated'
+  | 'malformed_cbor'
+  | 'trailing_bytes'
+  | 'bad_header'
+  | 'body_not_map'
+  | 'bad_field'
+  | 'unknown_type'
+  | 'bad_car'
+  | 'bad_path'
+  | 'bad_action'
+  | 'record_missing'
+  | 'cid_mismatch'
+  | 'unsupported_cid'
+  | 'bad_record'
+  | 'stale_seq'
+  | 'not_binary';
+
+export class DropError extends Error {
+  constructor(
+    readonly reason: DropReason,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Logs drops without flooding: the first of each reason, then one summary line per interval. */
+export class DropLog {
+  readonly #lastLogged = new Map<DropReason, { at: number; suppressed: number }>();
+
+  constructor(
+    private readonly log: (fields: object, message: string) => void,
+    private readonly intervalMs = 10_000,
+  ) {}
+
+  record(reason: DropReason, detail: string, context: object = {}): void {
+    const now = Date.now();
+    const last = this.#lastLogged.get(reason);
+    if (last && now - last.at < this.intervalMs) {
+      last.suppressed++;
+      return;
+    }
+    const suppressed = last?.suppressed ?? 0;
+    this.#lastLogged.set(reason, { at: now, suppressed: 0 });
+    this.log({ reason, detail, suppressedSinceLastLog: suppressed, ...context }, 'dropped upstream input');
+  }
+}

@@ -1,0 +1,220 @@
+/**
+ * Package upstream reads a relay's (or PDS's) com.atproto.sync.subscribeRepos firehose and
+ * hands each frame on as a typed, verified message.
+ *
+ * How it works: one `ws` connection at a time. Each binary message is two DAG-CBOR values
+ * (frame.ts); the body becomes an UpstreamMessage (messages.ts). For a #commit the `blocks`
+ * CAR slice is indexed and every create/update op's record block is hashed and compared with
+ * the CID the op names, so nothing downstream ever sees a record the relay did not vouch for.
+ * Anything malformed is dropped at the smallest unit that is wrong (one op, else one frame),
+ * counted by reason and logged without flooding; the socket carries on.
+ *
+ * Why it reconnects forever: a quiet upstream is normal (a small PDS may be silent for hours),
+ * so silence is never a reason to exit. Liveness comes from WebSocket pings; a lost connection
+ * is retried with capped exponential backoff and full jitter, resuming at the cursor the
+ * consumer reports (the last seq it accepted), so nothing is skipped and duplicates are the
+ * consumer's to discard by seq. Backpressure: the consumer can pause() the socket while its
+ * write queue is full; TCP then pushes back on the relay.
+ */
+import WebSocket from 'ws';
+import type { Logger } from 'pino';
+import { DropError, DropLog, type DropReason } from './drop.ts';
+import { decodeFrame } from './frame.ts';
+import { parseMessage, type UpstreamMessage } from './messages.ts';
+import type { UpstreamMetrics } from './metrics.ts';
+
+export interface FirehoseClientOptions {
+  /** The subscribeRepos WebSocket URL (see normalizeUpstreamUrl). */
+  url: string;
+  /** The seq to resume after, asked before every connect; undefined = start live. */
+  resumeCursor: () => number | undefined;
+  /** Called in frame order for every message that decoded. */
+  onMessage: (message: UpstreamMessage) => void;
+  logger: Logger;
+  metrics: UpstreamMetrics;
+  maxFrameBytes?: number;
+  pingIntervalMs?: number;
+  backoffBaseMs?: number;
+  backoffMaxMs?: number;
+}
+
+const DEFAULT_MAX_FRAME_BYTES = 5 * 1024 * 1024;
+/** Larger frames are read (then dropped) rather than killing the connection, which would loop. */
+const SOCKET_MAX_PAYLOAD = 64 * 1024 * 1024;
+/** A connection that lived this long (or delivered a frame) resets the backoff. */
+const HEALTHY_AFTER_MS = 10_000;
+
+export class FirehoseClient {
+  readonly #options: Required<FirehoseClientOptions>;
+  readonly #dropLog: DropLog;
+  #socket: WebSocket | undefined;
+  #stopped = true;
+  #paused = false;
+  #failures = 0;
+  #reconnectTimer: NodeJS.Timeout | undefined;
+  #pingTimer: NodeJS.Timeout | undefined;
+  #heardSincePing = true;
+
+  constructor(options: FirehoseClientOptions) {
+    this.#options = {
+      maxFrameBytes: DEFAULT_MAX_FRAME_BYTES,
+      pingIntervalMs: 30_000,
+      backoffBaseMs: 1_000,
+      backoffMaxMs: 30_000,
+      ...options,
+    };
+    this.#dropLog = new DropLog((fields, message) => this.#options.logger.warn(fields, message));
+  }
+
+  get connected(): boolean {
+    return this.#socket?.readyState === WebSocket.OPEN;
+  }
+
+  start(): void {
+    if (!this.#stopped) return;
+    this.#stopped = false;
+    this.#connect();
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#reconnectTimer);
+    const socket = this.#socket;
+    if (!socket || socket.readyState === WebSocket.CLOSED) return;
+    const closed = new Promise((resolve) => socket.once('close', resolve));
+    socket.close(1000, 'contrail shutting down');
+    const forced = setTimeout(() => socket.terminate(), 2_000);
+    await closed;
+    clearTimeout(forced);
+  }
+
+  /** Stops reading from the socket (TCP backpressure) until resume(). */
+  pause(): void {
+    this.#paused = true;
+    this.#socket?.pause();
+  }
+
+  resume(): void {
+    this.#paused = false;
+    this.#socket?.resume();
+  }
+
+  #connect(): void {
+    const { logger, metrics } = this.#options;
+    const cursor = this.#options.resumeCursor();
+    const url = new URL(this.#options.url);
+    if (cursor !== undefined) url.searchParams.set('cursor', String(cursor));
+    logger.info({ url: url.toString(), cursor }, 'connecting to upstream');
+    const socket = new WebSocket(url, { maxPayload: SOCKET_MAX_PAYLOAD, perMessageDeflate: false });
+    this.#socket = socket;
+    let openedAt = 0;
+    let delivered = false;
+    let closeReason = 'closed';
+
+    socket.on('open', () => {
+      openedAt = Date.now();
+      metrics.connects.inc();
+      metrics.connected.set(1);
+      logger.info({ url: url.toString(), cursor }, 'upstream connected');
+      if (this.#paused) socket.pause();
+      this.#startPings(socket);
+    });
+    socket.on('message', (data: Buffer, isBinary: boolean) => {
+      this.#heardSincePing = true;
+      delivered = true;
+      metrics.bytes.inc(data.byteLength);
+      if (!isBinary) {
+        this.#drop('not_binary', 'upstream sent a text frame');
+        return;
+      }
+      const message = this.#decode(data);
+      if (!message) return;
+      if (message.type === 'error') {
+        closeReason = 'error_frame';
+        this.#onErrorFrame(message);
+      }
+      this.#options.onMessage(message);
+    });
+    socket.on('pong', () => {
+      this.#heardSincePing = true;
+    });
+    socket.on('error', (err) => {
+      closeReason = 'error';
+      logger.warn({ err: err.message }, 'upstream socket error');
+    });
+    socket.on('close', (code, reason) => {
+      clearInterval(this.#pingTimer);
+      if (openedAt > 0) metrics.connected.set(0);
+      metrics.disconnects.inc({ reason: this.#stopped ? 'stopped' : closeReason });
+      const healthy = delivered || (openedAt > 0 && Date.now() - openedAt >= HEALTHY_AFTER_MS);
+      this.#failures = healthy ? 0 : this.#failures + 1;
+      if (this.#stopped) {
+        logger.info({ code }, 'upstream closed');
+        return;
+      }
+      const delayMs = this.#backoffDelay();
+      logger.warn(
+        { code, reason: reason.toString(), cause: closeReason, retryInMs: delayMs, failures: this.#failures },
+        'upstream disconnected; reconnecting',
+      );
+      this.#reconnectTimer = setTimeout(() => this.#connect(), delayMs);
+    });
+  }
+
+  #decode(data: Buffer): UpstreamMessage | undefined {
+    const { metrics } = this.#options;
+    try {
+      const message = parseMessage(decodeFrame(data, this.#options.maxFrameBytes));
+      metrics.frames.inc({ type: message.type });
+      if (message.type === 'commit') {
+        for (const drop of message.drops) {
+          this.#drop(drop.reason, drop.detail, { seq: message.seq, repo: message.repo, path: drop.path });
+        }
+      }
+      return message;
+    } catch (err) {
+      if (!(err instanceof DropError)) throw err;
+      this.#drop(err.reason, err.message, { bytes: data.byteLength });
+      return undefined;
+    }
+  }
+
+  #drop(reason: DropReason, detail: string, context: object = {}): void {
+    this.#options.metrics.drops.inc({ reason });
+    this.#dropLog.record(reason, detail, context);
+  }
+
+  #onErrorFrame(message: Extract<UpstreamMessage, { type: 'error' }>): void {
+    const { logger, metrics } = this.#options;
+    metrics.errorFrames.inc({ error: message.error });
+    if (message.error === 'FutureCursor') {
+      logger.error(
+        { error: message.error, message: message.message },
+        'UPSTREAM SAYS OUR CURSOR IS IN ITS FUTURE: it was reset or replaced; resuming from its live tip. Events between our cursor and its tip, if any, are not recoverable from it.',
+      );
+    } else {
+      logger.warn({ error: message.error, message: message.message }, 'upstream sent an error frame');
+    }
+  }
+
+  #startPings(socket: WebSocket): void {
+    this.#heardSincePing = true;
+    this.#pingTimer = setInterval(() => {
+      // A paused socket reads nothing, pongs included: silence then is ours, not the upstream's.
+      if (this.#paused) return;
+      if (!this.#heardSincePing) {
+        this.#options.logger.warn('upstream did not answer a ping; reconnecting');
+        socket.terminate();
+        return;
+      }
+      this.#heardSincePing = false;
+      socket.ping();
+    }, this.#options.pingIntervalMs);
+  }
+
+  #backoffDelay(): number {
+    const { backoffBaseMs, backoffMaxMs } = this.#options;
+    const ceiling = Math.min(backoffMaxMs, backoffBaseMs * 2 ** Math.min(this.#failures, 16));
+    return Math.round(Math.random() * ceiling);
+  }
+}

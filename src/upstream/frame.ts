@@ -1,0 +1,48 @@
+import { decode, decodeFirst } from 'cborg';
+import { decodeOptions } from '@ipld/dag-cbor';
+import { DropError } from './drop.ts';
+
+/**
+ * One subscribeRepos WebSocket message: a DAG-CBOR header `{op, t}` followed by a DAG-CBOR body.
+ * `op = 1` carries a message of type `t`; `op = -1` is an error frame whose body is `{error, message}`.
+ */
+export type Frame =
+  | { op: 1; type: string; body: Record<string, unknown> }
+  | { op: -1; body: { error: string; message?: string } };
+
+export function decodeFrame(bytes: Uint8Array, maxBytes: number): Frame {
+  if (bytes.byteLength > maxBytes) {
+    throw new DropError('oversized', `frame of ${bytes.byteLength} bytes exceeds the ${maxBytes}-byte limit`);
+  }
+  const [header, rest] = decodeCbor(() => decodeFirst(bytes, decodeOptions));
+  if (!isMap(header) || (header.op !== 1 && header.op !== -1)) {
+    throw new DropError('bad_header', 'header is not a map with op 1 or -1');
+  }
+  if (rest.byteLength === 0) throw new DropError('truncated', 'frame has a header but no body');
+  const body = decodeCbor(() => decode(rest, decodeOptions));
+  if (!isMap(body)) throw new DropError('body_not_map', 'body is not a map');
+  if (header.op === -1) {
+    const error = typeof body.error === 'string' ? body.error : 'Unknown';
+    const message = typeof body.message === 'string' ? body.message : undefined;
+    return { op: -1, body: { error, message } };
+  }
+  if (typeof header.t !== 'string') throw new DropError('bad_header', 'header op 1 without a string t');
+  return { op: 1, type: header.t, body };
+}
+
+function decodeCbor<T>(run: () => T): T {
+  try {
+    return run();
+  } catch (err) {
+    const message = (err as Error).message;
+    // cborg says "not enough data" / "unexpected end" when the input stops early,
+    // and "too many terminals" when bytes remain after a complete item.
+    if (/not enough data|unexpected end/i.test(message)) throw new DropError('truncated', message);
+    if (/too many terminals|remaining|trailing/i.test(message)) throw new DropError('trailing_bytes', message);
+    throw new DropError('malformed_cbor', message);
+  }
+}
+
+export function isMap(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Uint8Array);
+}

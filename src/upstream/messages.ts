@@ -1,0 +1,145 @@
+import { createHash } from 'node:crypto';
+import { CarBufferReader } from '@ipld/car/buffer-reader';
+import { CID } from 'multiformats/cid';
+import { DropError, type DropReason } from './drop.ts';
+import type { Frame } from './frame.ts';
+import { isDid, isNsid, isRecordKey } from './syntax.ts';
+
+export type OpAction = 'create' | 'update' | 'delete';
+
+/** One record-level op of a commit whose record block (if any) hashed to the CID it names. */
+export interface RecordOp {
+  action: OpAction;
+  collection: string;
+  rkey: string;
+  /** CID string of the new record; null for deletes. */
+  cid: string | null;
+  /** The record's verified DAG-CBOR block; null for deletes. */
+  record: Uint8Array | null;
+}
+
+export interface OpDrop {
+  reason: DropReason;
+  path: string;
+  detail: string;
+}
+
+export type UpstreamMessage =
+  | { type: 'commit'; seq: number; repo: string; rev: string; time: string; ops: RecordOp[]; drops: OpDrop[] }
+  | { type: 'identity'; seq: number; did: string; time: string; handle?: string }
+  | { type: 'account'; seq: number; did: string; time: string; active: boolean; status?: string }
+  | { type: 'sync'; seq: number; did: string; rev: string; time: string }
+  | { type: 'info'; name: string; message?: string }
+  | { type: 'error'; error: string; message?: string };
+
+const SHA2_256 = 0x12;
+const DAG_CBOR = 0x71;
+
+/** Turns a decoded frame into a typed message; throws DropError when the frame is unusable. */
+export function parseMessage(frame: Frame): UpstreamMessage {
+  if (frame.op === -1) return { type: 'error', ...frame.body };
+  const body = frame.body;
+  switch (frame.type) {
+    case '#commit':
+      return parseCommit(body);
+    case '#identity':
+      return {
+        type: 'identity',
+        seq: seqOf(body),
+        did: didOf(body.did),
+        time: stringField(body, 'time'),
+        ...(typeof body.handle === 'string' ? { handle: body.handle } : {}),
+      };
+    case '#account':
+      if (typeof body.active !== 'boolean') throw new DropError('bad_field', 'account.active is not a boolean');
+      return {
+        type: 'account',
+        seq: seqOf(body),
+        did: didOf(body.did),
+        time: stringField(body, 'time'),
+        active: body.active,
+        ...(typeof body.status === 'string' ? { status: body.status } : {}),
+      };
+    case '#sync':
+      return { type: 'sync', seq: seqOf(body), did: didOf(body.did), rev: stringField(body, 'rev'), time: stringField(body, 'time') };
+    case '#info':
+      return {
+        type: 'info',
+        name: stringField(body, 'name'),
+        ...(typeof body.message === 'string' ? { message: body.message } : {}),
+      };
+    default:
+      throw new DropError('unknown_type', `unknown message type ${JSON.stringify(frame.type)}`);
+  }
+}
+
+function parseCommit(body: Record<string, unknown>): UpstreamMessage {
+  const seq = seqOf(body);
+  const repo = didOf(body.repo);
+  const rev = stringField(body, 'rev');
+  const time = stringField(body, 'time');
+  if (!Array.isArray(body.ops)) throw new DropError('bad_field', 'commit.ops is not an array');
+  if (!(body.blocks instanceof Uint8Array)) throw new DropError('bad_field', 'commit.blocks is not bytes');
+  let car: CarBufferReader;
+  try {
+    car = CarBufferReader.fromBytes(body.blocks);
+  } catch (err) {
+    throw new DropError('bad_car', `commit.blocks is not a CAR: ${(err as Error).message}`);
+  }
+  const ops: RecordOp[] = [];
+  const drops: OpDrop[] = [];
+  for (const raw of body.ops as unknown[]) {
+    try {
+      ops.push(parseOp(raw, car));
+    } catch (err) {
+      if (!(err instanceof DropError)) throw err;
+      const path = typeof (raw as { path?: unknown })?.path === 'string' ? (raw as { path: string }).path : '?';
+      drops.push({ reason: err.reason, path, detail: err.message });
+    }
+  }
+  return { type: 'commit', seq, repo, rev, time, ops, drops };
+}
+
+function parseOp(raw: unknown, car: CarBufferReader): RecordOp {
+  const op = raw as { action?: unknown; path?: unknown; cid?: unknown };
+  if (typeof op?.path !== 'string') throw new DropError('bad_path', 'op.path is not a string');
+  const slash = op.path.indexOf('/');
+  const collection = op.path.slice(0, slash);
+  const rkey = op.path.slice(slash + 1);
+  if (slash < 0 || !isNsid(collection) || !isRecordKey(rkey)) {
+    throw new DropError('bad_path', `op.path ${JSON.stringify(op.path)} is not <nsid>/<record-key>`);
+  }
+  if (op.action === 'delete') return { action: 'delete', collection, rkey, cid: null, record: null };
+  if (op.action !== 'create' && op.action !== 'update') {
+    throw new DropError('bad_action', `op.action ${JSON.stringify(op.action)} is not create, update or delete`);
+  }
+  const cid = CID.asCID(op.cid);
+  if (!cid) throw new DropError('bad_field', `${op.action} op without a CID`);
+  if (cid.multihash.code !== SHA2_256 || cid.code !== DAG_CBOR) {
+    throw new DropError('unsupported_cid', `record CID ${cid} is not dag-cbor with sha2-256`);
+  }
+  const block = car.get(cid);
+  if (!block) throw new DropError('record_missing', `record block ${cid} is not in the CAR`);
+  const digest = createHash('sha256').update(block.bytes).digest();
+  if (!digest.equals(cid.multihash.digest)) {
+    throw new DropError('cid_mismatch', `record block does not hash to ${cid}`);
+  }
+  return { action: op.action, collection, rkey, cid: cid.toString(), record: block.bytes };
+}
+
+function seqOf(body: Record<string, unknown>): number {
+  const seq = body.seq;
+  if (!Number.isSafeInteger(seq) || (seq as number) < 0) throw new DropError('bad_field', 'seq is not a non-negative integer');
+  return seq as number;
+}
+
+function didOf(value: unknown): string {
+  if (!isDid(value)) throw new DropError('bad_field', `${JSON.stringify(value)} is not a DID`);
+  return value;
+}
+
+function stringField(body: Record<string, unknown>, key: string): string {
+  const value = body[key];
+  if (typeof value !== 'string') throw new DropError('bad_field', `${key} is not a string`);
+  return value;
+}
