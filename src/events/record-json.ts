@@ -20,20 +20,43 @@ const recordDecodeOptions = {
   },
 };
 
+const DOLLAR = 0x24;
+const HTML_SENSITIVE = /[<>&\u2028\u2029]/;
+const HTML_ESCAPES: Record<string, string> = {
+  '<': '\\u003c',
+  '>': '\\u003e',
+  '&': '\\u0026',
+  '\u2028': '\\u2028',
+  '\u2029': '\\u2029',
+};
+
 /**
- * DAG-CBOR record block → atproto JSON text, as Jetstream v1 writes it: object keys in sorted
- * order (Go's encoding/json sorts map keys), blobs as `$type, ref, mimeType, size`, links as
- * `{"$link"}` and bytes as `{"$bytes"}` (base64, no padding).
+ * DAG-CBOR record block → atproto JSON text, byte-for-byte as Jetstream v1 writes it (Go's
+ * encoding/json over indigo's data model): object keys sorted, blobs as `$type, ref, mimeType,
+ * size`, links as `{"$link"}`, bytes as `{"$bytes"}` (base64, no padding), and `<`, `>`, `&`,
+ * U+2028/9 escaped as \u sequences. Throws on what the atproto data model forbids — floats,
+ * a missing `$type`, malformed blobs, `$link`/`$bytes` as ordinary keys — so such a record is
+ * dropped rather than served in a form clients would misread.
  */
 export function recordToJson(block: Uint8Array): string {
+  const record = decode(block, recordDecodeOptions) as unknown;
+  if (!isPlainObject(record)) throw new Error('record is not a map');
+  if (typeof record.$type !== 'string' || record.$type.length === 0) throw new Error('record $type is not a non-empty string');
+  return writeValue(record);
+}
+
+/** Any DAG-CBOR value → atproto JSON text, with the same rules as recordToJson but no record checks. */
+export function dataModelToJson(block: Uint8Array): string {
   return writeValue(decode(block, recordDecodeOptions));
 }
 
 function writeValue(value: unknown): string {
   switch (typeof value) {
     case 'string':
-      return JSON.stringify(value);
+      return writeString(value);
     case 'number':
+      if (!Number.isInteger(value)) throw new Error(`float ${value} is not allowed in the atproto data model`);
+      return String(value);
     case 'boolean':
       return String(value);
     case 'bigint':
@@ -49,6 +72,11 @@ function writeValue(value: unknown): string {
   }
 }
 
+function writeString(value: string): string {
+  const json = JSON.stringify(value);
+  return HTML_SENSITIVE.test(json) ? json.replace(/[<>&\u2028\u2029]/g, (c) => HTML_ESCAPES[c]) : json;
+}
+
 function writeArray(items: unknown[]): string {
   let out = '[';
   for (let i = 0; i < items.length; i++) out += (i === 0 ? '' : ',') + writeValue(items[i]);
@@ -56,20 +84,27 @@ function writeArray(items: unknown[]): string {
 }
 
 function writeObject(object: Record<string, unknown>): string {
-  if (isBlob(object)) return writeBlob(object);
+  if (object.$type === 'blob') return writeBlob(object);
   const keys = Object.keys(object).sort();
   let out = '{';
   for (let i = 0; i < keys.length; i++) {
     const key = keys[i];
-    out += (i === 0 ? '' : ',') + JSON.stringify(key) + ':' + writeValue(object[key]);
+    if (key.charCodeAt(0) === DOLLAR && (key === '$link' || key === '$bytes')) {
+      throw new Error(`${key} is reserved in the atproto data model`);
+    }
+    out += (i === 0 ? '' : ',') + writeString(key) + ':' + writeValue(object[key]);
   }
   return out + '}';
 }
 
-function isBlob(object: Record<string, unknown>): boolean {
-  return object.$type === 'blob' && object.ref instanceof Link && typeof object.mimeType === 'string' && typeof object.size === 'number';
+function writeBlob(blob: Record<string, unknown>): string {
+  const { ref, mimeType, size } = blob;
+  if (!(ref instanceof Link) || typeof mimeType !== 'string' || !Number.isSafeInteger(size) || Object.keys(blob).length !== 4) {
+    throw new Error('blob is not {$type, ref: link, mimeType: string, size: integer}');
+  }
+  return `{"$type":"blob","ref":{"$link":"${ref.text}"},"mimeType":${writeString(mimeType)},"size":${size}}`;
 }
 
-function writeBlob(blob: Record<string, unknown>): string {
-  return `{"$type":"blob","ref":${writeValue(blob.ref)},"mimeType":${writeValue(blob.mimeType)},"size":${writeValue(blob.size)}}`;
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Uint8Array) && !(value instanceof Link);
 }

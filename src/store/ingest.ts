@@ -16,6 +16,8 @@ export interface IngesterOptions {
   upstreamMetrics: UpstreamMetrics;
   /** Called with true when the write queue is full (pause reading) and false once it drains. */
   onBackpressure: (paused: boolean) => void;
+  /** Called with false when a commit fails and true once commits succeed again. */
+  onStoreHealth?: (healthy: boolean) => void;
   maxPendingBytes?: number;
   retryDelayMs?: number;
 }
@@ -38,7 +40,7 @@ export class Ingester {
   #lastUpstreamTime: string | undefined;
 
   constructor(options: IngesterOptions) {
-    this.#options = { maxPendingBytes: 64 * 1024 * 1024, retryDelayMs: 1_000, ...options };
+    this.#options = { maxPendingBytes: 64 * 1024 * 1024, retryDelayMs: 1_000, onStoreHealth: () => {}, ...options };
     const saved = options.store.upstreamCursor;
     if (saved && saved.url === options.upstreamUrl) {
       this.#watermark = saved.seq;
@@ -154,10 +156,14 @@ export class Ingester {
       try {
         await store.commit(batch);
         stopTimer();
-        if (attempt > 1) logger.warn({ attempt }, 'store commit succeeded after retrying; ingest resumes');
+        if (attempt > 1) {
+          logger.warn({ attempt }, 'store commit succeeded after retrying; ingest resumes');
+          this.#options.onStoreHealth(true);
+        }
         return;
       } catch (err) {
         metrics.commitErrors.inc();
+        this.#options.onStoreHealth(false);
         // Hold everything (the cursor stays behind these events) and stop reading until it works.
         this.#setPaused(true);
         const delayMs = Math.min(30_000, this.#options.retryDelayMs * 2 ** Math.min(attempt - 1, 5));

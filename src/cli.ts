@@ -1,0 +1,53 @@
+/**
+ * The `contrail` command line. Every flag has an environment variable CONTRAIL_<FLAG_NAME>
+ * (e.g. --metrics-port → CONTRAIL_METRICS_PORT); a flag on the command line wins.
+ * Unknown flags and bad values print one line saying what is wrong and exit with code 2.
+ */
+import yargs, { type Argv, type Options } from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { INSPECT_OPTIONS, SERVE_OPTIONS, type GatewayConfig } from './config.ts';
+
+export function buildCli(argv: string[]): Argv {
+  return yargs(argv)
+    .scriptName('contrail')
+    .usage('$0 [command] [flags]\n\nA Jetstream-compatible JSON firehose gateway for the AT Protocol.')
+    .env('CONTRAIL')
+    .command(['serve', '$0'], 'Run the gateway (the default command)', (y) => y.options(SERVE_OPTIONS), async (args) => {
+      const { runGateway } = await import('./gateway.ts');
+      await runGateway(toConfig(args));
+    })
+    .command('inspect', "Print the buffer's span, size and saved upstream cursor", (y) => y.options(INSPECT_OPTIONS), async (args) => {
+      const { inspect } = await import('./inspect.ts');
+      await inspect(args['data-dir'] as string);
+    })
+    .strict()
+    .help()
+    .alias('help', 'h')
+    .version()
+    .wrap(Math.min(110, process.stdout.columns || 110))
+    .fail((message, err) => {
+      process.stderr.write(`contrail: ${message ?? err?.message}\nRun "contrail --help" for the flags and their allowed values.\n`);
+      process.exit(2);
+    });
+}
+
+function toConfig(args: Record<string, unknown>): GatewayConfig {
+  return {
+    upstream: args.upstream as string,
+    host: args.host as string,
+    port: args.port as number,
+    metricsPort: args['metrics-port'] as number,
+    dataDir: args['data-dir'] as string,
+    logLevel: args['log-level'] as GatewayConfig['logLevel'],
+    retentionMs: args.retention as number,
+    maxBufferBytes: args['max-buffer-bytes'] as number,
+    hotCacheBytes: args['hot-cache-bytes'] as number,
+    maxFrameBytes: args['max-frame-bytes'] as number,
+    transport: args.transport as GatewayConfig['transport'],
+    zstdDictionary: args['zstd-dictionary'] as string,
+    maxSubscribers: args['max-subscribers'] as number,
+    maxConnectionsPerIp: args['max-connections-per-ip'] as number,
+  };
+}
+
+await buildCli(hideBin(process.argv)).parseAsync();

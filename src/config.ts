@@ -1,0 +1,107 @@
+import type { Options } from 'yargs';
+import { normalizeUpstreamUrl } from './upstream/url.ts';
+
+/** Everything `contrail serve` needs, parsed and checked (see cli.ts for the flags). */
+export interface GatewayConfig {
+  upstream: string;
+  host: string;
+  port: number;
+  metricsPort: number;
+  dataDir: string;
+  logLevel: LogLevel;
+  retentionMs: number;
+  maxBufferBytes: number;
+  hotCacheBytes: number;
+  maxFrameBytes: number;
+  transport: TransportChoice;
+  zstdDictionary: string;
+  maxSubscribers: number;
+  maxConnectionsPerIp: number;
+}
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+export const TRANSPORTS = ['auto', 'uws', 'ws'] as const;
+export type TransportChoice = (typeof TRANSPORTS)[number];
+
+export const DEFAULT_DICTIONARY = new URL('../dictionaries/contrail-v1.zstd-dict', import.meta.url).pathname;
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** "90m", "36h", "7d", "30s", "500ms" → milliseconds. */
+export function parseDuration(text: string): number {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$/i.exec(text);
+  if (!match) throw new Error(`${JSON.stringify(text)} is not a duration (use e.g. 90m, 36h, 7d)`);
+  const ms = Number(match[1]) * DURATION_UNITS[match[2].toLowerCase()];
+  if (ms <= 0) throw new Error(`duration ${JSON.stringify(text)} must be positive`);
+  return ms;
+}
+
+const SIZE_UNITS: Record<string, number> = {
+  b: 1,
+  kb: 1e3,
+  mb: 1e6,
+  gb: 1e9,
+  tb: 1e12,
+  kib: 2 ** 10,
+  mib: 2 ** 20,
+  gib: 2 ** 30,
+  tib: 2 ** 40,
+};
+
+/** "10GB" (10^9), "64MiB" (2^20), "5000" (bytes) → bytes. */
+export function parseByteSize(text: string): number {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b|b)?\s*$/i.exec(text);
+  if (!match) throw new Error(`${JSON.stringify(text)} is not a size (use e.g. 512MB, 10GB, 64MiB)`);
+  const bytes = Math.floor(Number(match[1]) * SIZE_UNITS[(match[2] ?? 'b').toLowerCase()]);
+  if (bytes <= 0) throw new Error(`size ${JSON.stringify(text)} must be positive`);
+  return bytes;
+}
+
+export function parsePort(value: unknown): number {
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`${JSON.stringify(value)} is not a port (0-65535)`);
+  return port;
+}
+
+export function parseCount(value: unknown): number {
+  const count = Number(value);
+  if (!Number.isInteger(count) || count < 0) throw new Error(`${JSON.stringify(value)} is not a whole number >= 0`);
+  return count;
+}
+
+export function parseUpstream(value: string): string {
+  return normalizeUpstreamUrl(value);
+}
+
+/** The flags of `contrail serve`, kept in one table so the README test can compare against it. */
+export const SERVE_OPTIONS = {
+  upstream: {
+    type: 'string',
+    default: 'wss://bsky.network',
+    describe: 'Relay or PDS to read: ws(s):// or http(s)://, with or without /xrpc/com.atproto.sync.subscribeRepos',
+    coerce: parseUpstream,
+  },
+  host: { type: 'string', default: '0.0.0.0', describe: 'Address to serve /subscribe and the HTTP routes on' },
+  port: { type: 'number', default: 6008, describe: 'Port for /subscribe and the HTTP routes', coerce: parsePort },
+  'metrics-port': { type: 'number', default: 6009, describe: 'Port for Prometheus /metrics', coerce: parsePort },
+  'data-dir': { type: 'string', default: './data', describe: 'Folder of the LMDB event buffer' },
+  'log-level': { type: 'string', default: 'info', choices: LOG_LEVELS, describe: 'Least severe log level written' },
+  retention: { type: 'string', default: '24h', describe: 'Keep events this long (e.g. 90m, 36h, 7d)', coerce: parseDuration },
+  'max-buffer-bytes': { type: 'string', default: '10GB', describe: 'Trim the oldest events when the buffer exceeds this' , coerce: parseByteSize },
+  'hot-cache-bytes': { type: 'string', default: '64MiB', describe: 'Recent events kept in memory for subscribers near the tip' , coerce: parseByteSize },
+  'max-frame-bytes': { type: 'string', default: '5MB', describe: 'Upstream frames larger than this are dropped (counted)' , coerce: parseByteSize },
+  transport: { type: 'string', default: 'auto', choices: TRANSPORTS, describe: 'WebSocket server: uws, ws, or auto (uws when it loads)' },
+  'zstd-dictionary': { type: 'string', default: DEFAULT_DICTIONARY, describe: 'zstd dictionary for compressed subscribers' },
+  'max-subscribers': { type: 'number', default: 10_000, describe: 'Subscribers served at once; more get HTTP 503', coerce: parseCount },
+  'max-connections-per-ip': {
+    type: 'number',
+    default: 100,
+    describe: 'Subscribers per client IP; more get HTTP 429',
+    coerce: parseCount,
+  },
+} as const satisfies Record<string, Options>;
+
+export const INSPECT_OPTIONS = {
+  'data-dir': SERVE_OPTIONS['data-dir'],
+} as const satisfies Record<string, Options>;

@@ -1,0 +1,114 @@
+import { pino, type Logger } from 'pino';
+import { collectDefaultMetrics, Registry } from 'prom-client';
+import type { GatewayConfig } from './config.ts';
+import { CursorClock } from './events/clock.ts';
+import { startServer, type SubscribeServer } from './server/server.ts';
+import { startMetricsEndpoint } from './server/metrics-endpoint.ts';
+import { EventStore } from './store/event-store.ts';
+import { Ingester } from './store/ingest.ts';
+import { createStoreMetrics } from './store/metrics.ts';
+import { Retention } from './store/retention.ts';
+import { FirehoseClient } from './upstream/firehose.ts';
+import { createUpstreamMetrics } from './upstream/metrics.ts';
+
+export interface Gateway {
+  readonly port: number;
+  readonly metricsPort: number;
+  readonly server: SubscribeServer;
+  /** Graceful stop: close clients with 1001, stop reading upstream, commit what was read, close the store. */
+  stop(): Promise<void>;
+}
+
+/** Wires the stages: upstream → events → store → server. */
+export async function startGateway(config: GatewayConfig, logger: Logger = pino({ level: config.logLevel })): Promise<Gateway> {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const store = new EventStore({ dataDir: config.dataDir, hotLogBytes: config.hotCacheBytes, registry });
+  const span = store.span();
+  logger.info({ dataDir: config.dataDir, ...span, upstreamCursor: store.upstreamCursor, lastTimeUs: store.lastTimeUs }, 'opened the event buffer');
+
+  const storeMetrics = createStoreMetrics(registry);
+  const upstreamMetrics = createUpstreamMetrics(registry);
+  let firehose: FirehoseClient | undefined;
+  let storeFailing = false;
+  const ingester = new Ingester({
+    store,
+    clock: new CursorClock(store.lastTimeUs),
+    upstreamUrl: config.upstream,
+    logger,
+    metrics: storeMetrics,
+    upstreamMetrics,
+    onBackpressure: (paused) => (paused ? firehose?.pause() : firehose?.resume()),
+    onStoreHealth: (healthy) => (storeFailing = !healthy),
+  });
+  firehose = new FirehoseClient({
+    url: config.upstream,
+    resumeCursor: () => ingester.resumeCursor(),
+    onMessage: (message) => ingester.handle(message),
+    logger,
+    metrics: upstreamMetrics,
+    maxFrameBytes: config.maxFrameBytes,
+  });
+  const retention = new Retention({ store, maxAgeMs: config.retentionMs, maxBytes: config.maxBufferBytes, logger, metrics: storeMetrics });
+
+  const server = await startServer({
+    store,
+    logger,
+    registry,
+    host: config.host,
+    port: config.port,
+    transport: config.transport,
+    zstdDictionaryPath: config.zstdDictionary,
+    maxSubscribers: config.maxSubscribers,
+    maxConnectionsPerIp: config.maxConnectionsPerIp,
+    readiness: () => {
+      const problems = [];
+      if (!firehose?.connected) problems.push('upstream not connected');
+      if (storeFailing) problems.push('store commits are failing');
+      return { ready: problems.length === 0, problems };
+    },
+  });
+  const metricsEndpoint = await startMetricsEndpoint(registry, config.host, config.metricsPort);
+  logger.info({ port: metricsEndpoint.port }, 'serving Prometheus metrics at /metrics');
+  firehose.start();
+  await retention.runOnce();
+  retention.start();
+
+  return {
+    port: server.port,
+    metricsPort: metricsEndpoint.port,
+    server,
+    async stop() {
+      server.close();
+      await firehose.stop();
+      await ingester.flush();
+      await retention.stop();
+      metricsEndpoint.server.close();
+      await store.close();
+      logger.info('stopped');
+    },
+  };
+}
+
+/** `contrail serve`: runs until SIGINT/SIGTERM, then stops gracefully and exits 0. */
+export async function runGateway(config: GatewayConfig): Promise<void> {
+  const logger = pino({ level: config.logLevel });
+  let gateway: Gateway;
+  try {
+    gateway = await startGateway(config, logger);
+  } catch (err) {
+    logger.fatal({ err: (err as Error).message }, 'contrail could not start');
+    process.stderr.write(`contrail: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    await gateway.stop();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+}

@@ -1,0 +1,89 @@
+import type { Entry } from '../events/entry.ts';
+import { isDid, isNsid } from '../upstream/syntax.ts';
+
+export const MAX_WANTED_COLLECTIONS = 100;
+export const MAX_WANTED_DIDS = 10_000;
+
+/**
+ * What one subscriber wants. Collections filter commit events only; DIDs filter every kind.
+ * Empty sets mean "no filter". Prefixes are stored with their trailing dot (`app.bsky.`);
+ * an exact collection already covered by a prefix, or a prefix covered by a shorter one, is
+ * dropped so that an event matches at most one entry of a filter (the live index relies on it).
+ */
+export interface SubscriberFilter {
+  collections: ReadonlySet<string>;
+  prefixes: readonly string[];
+  dids: ReadonlySet<string>;
+  /** Events whose JSON is larger are skipped; 0 = no limit. */
+  maxMessageBytes: number;
+}
+
+export class OptionError extends Error {}
+
+export interface FilterInput {
+  wantedCollections?: readonly unknown[];
+  wantedDids?: readonly unknown[];
+  maxMessageSizeBytes?: unknown;
+}
+
+export function parseFilter(input: FilterInput): SubscriberFilter {
+  const exact = new Set<string>();
+  const prefixSet = new Set<string>();
+  for (const value of input.wantedCollections ?? []) {
+    if (typeof value !== 'string') throw new OptionError(`wantedCollections: ${JSON.stringify(value)} is not a string`);
+    if (value.endsWith('.*')) {
+      const prefix = value.slice(0, -1);
+      if (!isCollectionPrefix(prefix)) {
+        throw new OptionError(`wantedCollections: ${JSON.stringify(value)} is not a valid NSID prefix (e.g. app.bsky.feed.*)`);
+      }
+      prefixSet.add(prefix);
+    } else if (isNsid(value)) {
+      exact.add(value);
+    } else {
+      throw new OptionError(`wantedCollections: ${JSON.stringify(value)} is neither an NSID nor a prefix ending in .*`);
+    }
+  }
+  if (exact.size + prefixSet.size > MAX_WANTED_COLLECTIONS) {
+    throw new OptionError(`wantedCollections: ${exact.size + prefixSet.size} given, at most ${MAX_WANTED_COLLECTIONS} allowed`);
+  }
+  const dids = new Set<string>();
+  for (const value of input.wantedDids ?? []) {
+    if (!isDid(value)) throw new OptionError(`wantedDids: ${JSON.stringify(value)} is not a valid DID`);
+    dids.add(value);
+  }
+  if (dids.size > MAX_WANTED_DIDS) {
+    throw new OptionError(`wantedDids: ${dids.size} given, at most ${MAX_WANTED_DIDS} allowed`);
+  }
+  const prefixes = [...prefixSet].filter((p) => ![...prefixSet].some((q) => q !== p && p.startsWith(q)));
+  const collections = new Set([...exact].filter((c) => !prefixes.some((p) => c.startsWith(p))));
+  return { collections, prefixes, dids, maxMessageBytes: parseMaxMessageBytes(input.maxMessageSizeBytes) };
+}
+
+/** Like Jetstream: zero, negative, junk or absent all mean "no limit". */
+function parseMaxMessageBytes(value: unknown): number {
+  const number = typeof value === 'string' ? Number(value.trim() || NaN) : value;
+  return typeof number === 'number' && Number.isSafeInteger(number) && number > 0 ? number : 0;
+}
+
+/** `app.bsky.` — one or more NSID domain segments, each followed by a dot. */
+function isCollectionPrefix(prefix: string): boolean {
+  return /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+$/.test(prefix) && /^[a-zA-Z]/.test(prefix) && prefix.length <= 317;
+}
+
+export function hasCollectionFilter(filter: SubscriberFilter): boolean {
+  return filter.collections.size > 0 || filter.prefixes.length > 0;
+}
+
+export function matchesFilter(filter: SubscriberFilter, entry: Entry): boolean {
+  if (filter.maxMessageBytes > 0 && entry.json.byteLength > filter.maxMessageBytes) return false;
+  if (filter.dids.size > 0 && !filter.dids.has(entry.did)) return false;
+  return wantsCollection(filter, entry.collection);
+}
+
+/** Identity and account events (collection null) pass every collection filter. */
+export function wantsCollection(filter: SubscriberFilter, collection: string | null): boolean {
+  if (collection === null || !hasCollectionFilter(filter)) return true;
+  if (filter.collections.has(collection)) return true;
+  for (const prefix of filter.prefixes) if (collection.startsWith(prefix)) return true;
+  return false;
+}

@@ -1,0 +1,18 @@
+import { createServer, type Server } from 'node:http';
+import type { Registry } from 'prom-client';
+
+/** Prometheus scrapes GET /metrics here, on its own port so it can stay private. */
+export async function startMetricsEndpoint(registry: Registry, host: string, port: number): Promise<{ port: number; server: Server }> {
+  const server = createServer(async (req, res) => {
+    if (req.url !== '/metrics') {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('metrics are at /metrics\n');
+      return;
+    }
+    res.writeHead(200, { 'content-type': registry.contentType }).end(await registry.metrics());
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  return { port: (server.address() as { port: number }).port, server };
+}

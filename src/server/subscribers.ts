@@ -1,0 +1,345 @@
+import type { Logger } from 'pino';
+import type { Entry } from '../events/entry.ts';
+import { wallClockMicros } from '../events/clock.ts';
+import type { EventStore } from '../store/event-store.ts';
+import type { EventCompressor } from './compression.ts';
+import { OptionError, matchesFilter, parseFilter, type SubscriberFilter } from './filter.ts';
+import { LiveIndex } from './live-index.ts';
+import type { ServerMetrics } from './metrics.ts';
+import type { ClientSocket } from './transport.ts';
+
+export type SubscriberMode = 'hello' | 'replay' | 'blocked' | 'live' | 'closed';
+
+export class Subscriber {
+  socket: ClientSocket | undefined;
+  mode: SubscriberMode;
+  /** Newest time_us examined for this subscriber (sent or filtered out). Stale while live: the tip is. */
+  position: number;
+  awaitingPong = false;
+  /** Where the current slow-consumer window started. */
+  window = { atMs: 0, position: 0, tip: 0 };
+
+  constructor(
+    readonly id: number,
+    public filter: SubscriberFilter,
+    readonly compress: boolean,
+    readonly remoteAddress: string,
+    position: number,
+    requireHello: boolean,
+  ) {
+    this.position = position;
+    this.mode = requireHello ? 'hello' : 'replay';
+  }
+}
+
+export interface SubscriberHubOptions {
+  store: EventStore;
+  compressor: EventCompressor;
+  logger: Logger;
+  metrics: ServerMetrics;
+  /** Stop pushing to a socket once this many bytes wait in its send buffer. */
+  highWaterBytes?: number;
+  /** A subscriber behind the tip for this long, draining at under half the stream's rate, is dropped. */
+  slowWindowMs?: number;
+  pingIntervalMs?: number;
+  /** How long one pump may run before yielding to other work. */
+  pumpSliceMs?: number;
+}
+
+const READ_BATCH = 512;
+const READ_SCAN_LIMIT = 50_000;
+const MIN_DRAIN_RATIO = 0.5;
+const CLOSE_POLICY = 1008;
+
+/**
+ * Every subscriber has one position and one way to move it (DESIGN.md invariant 4): the pump
+ * reads "events after my position that match my filter" from the store — the hot log when the
+ * position is recent, LMDB otherwise — and sends them, until it reaches the tip. There it joins
+ * the live index, and publish() pushes each newly committed batch straight to it: a shortcut
+ * of the same loop, valid because a live subscriber has examined everything up to the tip.
+ * When a socket's send buffer passes the high-water mark the subscriber leaves the index,
+ * remembers the last event it was sent, and on drain pumps again from there. Pumps run
+ * synchronously between commits, so the switch to live has no seam.
+ */
+export class SubscriberHub {
+  readonly #options: Required<SubscriberHubOptions>;
+  readonly #live = new LiveIndex<Subscriber>();
+  readonly #subscribers = new Set<Subscriber>();
+  readonly #perAddress = new Map<string, number>();
+  readonly #timers: NodeJS.Timeout[] = [];
+  #nextId = 1;
+
+  constructor(options: SubscriberHubOptions) {
+    this.#options = { highWaterBytes: 1024 * 1024, slowWindowMs: 60_000, pingIntervalMs: 30_000, pumpSliceMs: 5, ...options };
+    options.store.onCommitted((entries) => this.#publish(entries));
+    const { slowWindowMs, pingIntervalMs } = this.#options;
+    this.#timers.push(setInterval(() => this.#checkSlowConsumers(), Math.max(50, slowWindowMs / 6)));
+    this.#timers.push(setInterval(() => this.#pingAll(), pingIntervalMs));
+    for (const timer of this.#timers) timer.unref();
+  }
+
+  get size(): number {
+    return this.#subscribers.size;
+  }
+
+  connectionsFrom(address: string): number {
+    return this.#perAddress.get(address) ?? 0;
+  }
+
+  counts(): Array<{ compression: string; mode: string; count: number }> {
+    const tally = new Map<string, number>();
+    for (const s of this.#subscribers) {
+      const key = `${s.compress ? 'zstd' : 'none'}|${s.mode === 'blocked' ? 'replay' : s.mode}`;
+      tally.set(key, (tally.get(key) ?? 0) + 1);
+    }
+    return [...tally].map(([key, count]) => {
+      const [compression, mode] = key.split('|');
+      return { compression, mode, count };
+    });
+  }
+
+  /**
+   * A new subscriber, positioned by its cursor: absent or in the future = the tip; otherwise
+   * just before the cursor (it is inclusive), but never below what retention has trimmed.
+   */
+  create(filter: SubscriberFilter, options: { compress: boolean; cursor?: number; requireHello: boolean; remoteAddress: string }): Subscriber {
+    const { store } = this.#options;
+    const tip = store.hotLog.newest;
+    const { cursor } = options;
+    const position = cursor === undefined || cursor > wallClockMicros() ? tip : Math.max(cursor - 1, store.trimmedUpTo);
+    return new Subscriber(this.#nextId++, filter, options.compress, options.remoteAddress, position, options.requireHello);
+  }
+
+  open(subscriber: Subscriber, socket: ClientSocket): void {
+    subscriber.socket = socket;
+    this.#subscribers.add(subscriber);
+    this.#perAddress.set(subscriber.remoteAddress, this.connectionsFrom(subscriber.remoteAddress) + 1);
+    this.#resetWindow(subscriber);
+    this.#pump(subscriber);
+  }
+
+  /** A text or binary message from the client. */
+  message(subscriber: Subscriber, data: Uint8Array, binary: boolean): void {
+    if (subscriber.mode === 'closed') return;
+    if (binary) {
+      this.#close(subscriber, CLOSE_POLICY, 'binary messages are not accepted: send options_update as a text frame', 'bad_message');
+      return;
+    }
+    let message: { type?: unknown; payload?: unknown };
+    try {
+      message = JSON.parse(Buffer.from(data).toString('utf8'));
+    } catch (err) {
+      this.#close(subscriber, 1007, `message is not JSON: ${(err as Error).message}`, 'bad_message');
+      return;
+    }
+    if (typeof message !== 'object' || message === null || Array.isArray(message)) {
+      this.#close(subscriber, CLOSE_POLICY, 'message must be a JSON object with a "type"', 'bad_message');
+      return;
+    }
+    if (message.type !== 'options_update') return; // unknown message types are ignored, as in Jetstream
+    const payload = message.payload;
+    if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) {
+      this.#close(subscriber, CLOSE_POLICY, 'invalid options_update: payload must be an object', 'bad_options');
+      return;
+    }
+    let filter: SubscriberFilter;
+    try {
+      const fields = payload as Record<string, unknown>;
+      for (const key of ['wantedCollections', 'wantedDids'] as const) {
+        if (fields[key] != null && !Array.isArray(fields[key])) throw new OptionError(`${key} must be an array`);
+      }
+      filter = parseFilter(fields as Parameters<typeof parseFilter>[0]);
+    } catch (err) {
+      if (!(err instanceof OptionError)) throw err;
+      this.#close(subscriber, CLOSE_POLICY, `invalid options_update: ${err.message}`, 'bad_options');
+      return;
+    }
+    if (subscriber.mode === 'live') {
+      this.#live.remove(subscriber);
+      subscriber.filter = filter;
+      this.#live.add(subscriber);
+      return;
+    }
+    subscriber.filter = filter;
+    if (subscriber.mode === 'hello') {
+      subscriber.mode = 'replay';
+      this.#resetWindow(subscriber);
+      this.#pump(subscriber);
+    }
+  }
+
+  drain(subscriber: Subscriber): void {
+    if (subscriber.mode !== 'blocked' || subscriber.socket!.bufferedAmount() > this.#options.highWaterBytes / 2) return;
+    subscriber.mode = 'replay';
+    this.#pump(subscriber);
+  }
+
+  pong(subscriber: Subscriber): void {
+    subscriber.awaitingPong = false;
+  }
+
+  /** The socket is gone (closed by either side). */
+  closed(subscriber: Subscriber, reason = 'client_closed'): void {
+    if (subscriber.mode === 'closed') return;
+    if (subscriber.mode === 'live') this.#live.remove(subscriber);
+    subscriber.mode = 'closed';
+    if (this.#subscribers.delete(subscriber)) {
+      const left = this.connectionsFrom(subscriber.remoteAddress) - 1;
+      if (left > 0) this.#perAddress.set(subscriber.remoteAddress, left);
+      else this.#perAddress.delete(subscriber.remoteAddress);
+      this.#options.metrics.disconnects.inc({ reason });
+    }
+  }
+
+  /** Closes every subscriber (shutdown: 1001 Going Away). */
+  closeAll(code: number, reason: string): void {
+    for (const subscriber of [...this.#subscribers]) this.#close(subscriber, code, reason, 'shutdown');
+  }
+
+  stop(): void {
+    for (const timer of this.#timers) clearInterval(timer);
+  }
+
+  #pump(subscriber: Subscriber): void {
+    if (subscriber.mode !== 'replay') return;
+    const { store, pumpSliceMs, metrics } = this.#options;
+    const started = performance.now();
+    const filter = (entry: Entry) => {
+      if (matchesFilter(subscriber.filter, entry)) return true;
+      if (subscriber.filter.maxMessageBytes > 0 && entry.json.byteLength > subscriber.filter.maxMessageBytes) {
+        metrics.skipped.inc({ reason: 'max_message_size' });
+      }
+      return false;
+    };
+    for (;;) {
+      if (subscriber.position < store.trimmedUpTo) {
+        this.#tooSlow(subscriber, 'fell behind the buffer: the events after your position were trimmed by retention');
+        return;
+      }
+      const { entries, position } = store.readAfter(subscriber.position, { maxEntries: READ_BATCH, maxScanned: READ_SCAN_LIMIT, filter });
+      if (entries.length > 0 && !this.#send(subscriber, entries)) {
+        subscriber.mode = 'blocked';
+        return;
+      }
+      subscriber.position = position;
+      if (position >= store.hotLog.newest) {
+        subscriber.mode = 'live';
+        this.#live.add(subscriber);
+        return;
+      }
+      if (performance.now() - started > pumpSliceMs) {
+        setImmediate(() => this.#pump(subscriber));
+        return;
+      }
+    }
+  }
+
+  /** Sends entries in order; false (and position at the last one sent) if the buffer filled first. */
+  #send(subscriber: Subscriber, entries: readonly Entry[]): boolean {
+    const socket = subscriber.socket!;
+    const { compressor, highWaterBytes, metrics } = this.#options;
+    const tally = subscriber.compress ? metrics.sent.zstd : metrics.sent.none;
+    let complete = true;
+    socket.cork(() => {
+      for (const entry of entries) {
+        const bytes = subscriber.compress ? compressor.compressed(entry) : entry.json;
+        socket.send(bytes, subscriber.compress);
+        tally.events++;
+        tally.bytes += bytes.byteLength;
+        subscriber.position = entry.timeUs;
+        if (socket.bufferedAmount() > highWaterBytes) {
+          complete = false;
+          return;
+        }
+      }
+    });
+    return complete;
+  }
+
+  #publish(entries: readonly Entry[]): void {
+    if (this.#live.size === 0) return;
+    const { metrics } = this.#options;
+    const batches = new Map<Subscriber, Entry[]>();
+    for (const entry of entries) {
+      this.#live.forEachMatch(
+        entry,
+        (subscriber) => {
+          const batch = batches.get(subscriber);
+          if (batch) batch.push(entry);
+          else batches.set(subscriber, [entry]);
+        },
+        () => metrics.skipped.inc({ reason: 'max_message_size' }),
+      );
+    }
+    const before = entries[0].timeUs - 1;
+    for (const [subscriber, batch] of batches) {
+      subscriber.position = before;
+      if (this.#send(subscriber, batch)) continue;
+      this.#live.remove(subscriber);
+      subscriber.mode = 'blocked';
+      this.#resetWindow(subscriber);
+    }
+  }
+
+  #checkSlowConsumers(): void {
+    const { store, slowWindowMs } = this.#options;
+    const now = Date.now();
+    const tip = store.hotLog.newest;
+    for (const subscriber of this.#subscribers) {
+      if (subscriber.mode !== 'replay' && subscriber.mode !== 'blocked') continue;
+      if (subscriber.position < store.trimmedUpTo) {
+        this.#tooSlow(subscriber, 'fell behind the buffer: the events after your position were trimmed by retention');
+        continue;
+      }
+      const { window } = subscriber;
+      if (now - window.atMs < slowWindowMs) continue;
+      const streamAdvance = tip - window.tip;
+      const ownAdvance = subscriber.position - window.position;
+      if (streamAdvance > 0 && ownAdvance < streamAdvance * MIN_DRAIN_RATIO) {
+        const seconds = Math.round(slowWindowMs / 1000);
+        this.#tooSlow(subscriber, `read less than half as fast as the stream for ${seconds}s and is ${Math.round((tip - subscriber.position) / 1e6)}s behind`);
+        continue;
+      }
+      this.#resetWindow(subscriber);
+    }
+  }
+
+  #resetWindow(subscriber: Subscriber): void {
+    subscriber.window = { atMs: Date.now(), position: subscriber.position, tip: this.#options.store.hotLog.newest };
+  }
+
+  #tooSlow(subscriber: Subscriber, message: string): void {
+    this.#options.logger.info({ subscriber: subscriber.id, remoteAddress: subscriber.remoteAddress, message }, 'dropping a slow consumer');
+    subscriber.socket!.send(Buffer.from(JSON.stringify({ type: 'error', error: 'ConsumerTooSlow', message })), false);
+    this.#close(subscriber, CLOSE_POLICY, `ConsumerTooSlow: ${message}`, 'consumer_too_slow');
+  }
+
+  #close(subscriber: Subscriber, code: number, reason: string, metricReason: string): void {
+    const socket = subscriber.socket;
+    this.closed(subscriber, metricReason);
+    socket?.close(code, truncateReason(reason));
+  }
+
+  #pingAll(): void {
+    for (const subscriber of this.#subscribers) {
+      // A blocked socket's ping waits behind its backlog; the slow-consumer rule covers it.
+      if (subscriber.mode === 'blocked') continue;
+      if (subscriber.awaitingPong) {
+        this.#options.logger.info({ subscriber: subscriber.id }, 'subscriber did not answer a ping; dropping it');
+        const socket = subscriber.socket;
+        this.closed(subscriber, 'ping_timeout');
+        socket?.terminate();
+        continue;
+      }
+      subscriber.awaitingPong = true;
+      subscriber.socket?.ping();
+    }
+  }
+}
+
+/** Close reasons are limited to 123 bytes of UTF-8. */
+export function truncateReason(reason: string): string {
+  const bytes = Buffer.from(reason);
+  if (bytes.byteLength <= 123) return reason;
+  return bytes.subarray(0, 120).toString('utf8').replace(/\uFFFD$/, '') + '...';
+}

@@ -1,0 +1,106 @@
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket } from 'ws';
+import {
+  MAX_CLIENT_MESSAGE_BYTES,
+  STATUS_TEXT,
+  SUBSCRIBE_PATH,
+  type ClientSocket,
+  type HttpReply,
+  type HttpRequestInfo,
+  type SocketHandler,
+  type Transport,
+} from './transport.ts';
+
+/** The portable transport: node:http and the `ws` package, for Node versions uWS has no build for. */
+export class WsTransport<Session> implements Transport {
+  readonly name = 'ws';
+  readonly #server: Server;
+  readonly #wss = new WebSocketServer({ noServer: true, maxPayload: MAX_CLIENT_MESSAGE_BYTES, perMessageDeflate: false });
+
+  constructor(handler: SocketHandler<Session>) {
+    this.#server = createServer((req, res) => {
+      const reply = handler.http(requestInfo(req)) ?? { status: 404, headers: { 'content-type': 'text/plain; charset=utf-8' }, body: 'not found\n' };
+      res.writeHead(reply.status, reply.headers);
+      res.end(req.method === 'HEAD' ? undefined : reply.body);
+    });
+    this.#server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      const info = requestInfo(req);
+      if (info.path !== SUBSCRIBE_PATH) {
+        writeRawReply(socket, { status: 404, body: 'not found\n' });
+        return;
+      }
+      const decision = handler.upgrade(info);
+      if ('refuse' in decision) {
+        writeRawReply(socket, decision.refuse);
+        return;
+      }
+      const session = decision.accept;
+      this.#wss.handleUpgrade(req, socket, head, (ws) => {
+        const client = wrapSocket(ws, socket);
+        ws.on('message', (data: Buffer, isBinary: boolean) => handler.message(session, data, isBinary));
+        ws.on('pong', () => handler.pong(session));
+        ws.on('close', () => handler.close(session));
+        ws.on('error', () => ws.terminate());
+        socket.on('drain', () => handler.drain(session));
+        handler.open(client, session);
+      });
+    });
+  }
+
+  listen(host: string, port: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen(port, host, () => {
+        this.#server.off('error', reject);
+        resolve((this.#server.address() as { port: number }).port);
+      });
+    });
+  }
+
+  stopListening(): void {
+    this.#server.close();
+    this.#server.closeIdleConnections();
+  }
+}
+
+function wrapSocket(ws: WebSocket, socket: Duplex): ClientSocket {
+  return {
+    send: (data, binary) => ws.send(data, { binary }),
+    bufferedAmount: () => ws.bufferedAmount,
+    cork: (fn) => {
+      socket.cork();
+      try {
+        fn();
+      } finally {
+        socket.uncork();
+      }
+    },
+    ping: () => ws.ping(),
+    close: (code, reason) => ws.close(code, reason),
+    terminate: () => ws.terminate(),
+  };
+}
+
+function requestInfo(req: IncomingMessage): HttpRequestInfo {
+  const url = req.url ?? '/';
+  const queryAt = url.indexOf('?');
+  return {
+    method: req.method ?? 'GET',
+    path: queryAt < 0 ? url : url.slice(0, queryAt),
+    query: queryAt < 0 ? '' : url.slice(queryAt + 1),
+    header: (name) => {
+      const value = req.headers[name];
+      return Array.isArray(value) ? value.join(', ') : value;
+    },
+    remoteAddress: req.socket.remoteAddress ?? '',
+  };
+}
+
+/** An HTTP answer written on the raw socket of a refused upgrade. */
+function writeRawReply(socket: Duplex, reply: HttpReply): void {
+  const body = Buffer.from(reply.body);
+  const headers = { 'content-type': 'text/plain; charset=utf-8', ...reply.headers, 'content-length': String(body.byteLength), connection: 'close' };
+  const head = [`HTTP/1.1 ${reply.status} ${STATUS_TEXT[reply.status] ?? ''}`, ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`)].join('\r\n');
+  socket.end(Buffer.concat([Buffer.from(head + '\r\n\r\n'), body]));
+}
