@@ -1,0 +1,37 @@
+/** Starts an in-process gateway on loopback against a given upstream, for tests and benchmarks. */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { DEFAULT_DICTIONARY, type GatewayConfig } from '../../src/config.ts';
+import { startGateway, type Gateway } from '../../src/gateway.ts';
+
+export function tempDir(prefix = 'contrail-test-'): { path: string; remove(): void } {
+  const path = mkdtempSync(join(tmpdir(), prefix));
+  return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+export function testConfig(upstream: string, dataDir: string, overrides: Partial<GatewayConfig> = {}): GatewayConfig {
+  return {
+    upstream,
+    host: '127.0.0.1',
+    port: 0,
+    metricsPort: 0,
+    dataDir,
+    logLevel: 'silent',
+    retentionMs: 24 * 3_600_000,
+    maxBufferBytes: 1e9,
+    hotCacheBytes: 16 * 1024 * 1024,
+    maxFrameBytes: 5_000_000,
+    transport: 'auto',
+    zstdDictionary: DEFAULT_DICTIONARY,
+    maxSubscribers: 10_000,
+    maxConnectionsPerIp: 10_000,
+    ...overrides,
+  };
+}
+
+export async function startTestGateway(upstream: string, dataDir: string, overrides: Partial<GatewayConfig> = {}): Promise<Gateway> {
+  const config = testConfig(upstream, dataDir, overrides);
+  return startGateway(config, pino({ level: config.logLevel }));
+}
