@@ -2,7 +2,7 @@ import { pino, type Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import type { GatewayConfig } from './config.ts';
 import { CursorClock } from './events/clock.ts';
-import { startServer, type SubscribeServer } from './server/server.ts';
+import { startServer, type ServerOptions, type SubscribeServer } from './server/server.ts';
 import { startMetricsEndpoint } from './server/metrics-endpoint.ts';
 import { EventStore } from './store/event-store.ts';
 import { Ingester } from './store/ingest.ts';
@@ -19,8 +19,15 @@ export interface Gateway {
   stop(): Promise<void>;
 }
 
+export interface GatewayTuning {
+  logger?: Logger;
+  /** Subscriber-hub knobs (slow-consumer window, high-water mark, ping interval) for tests and benchmarks. */
+  hub?: ServerOptions['hub'];
+}
+
 /** Wires the stages: upstream → events → store → server. */
-export async function startGateway(config: GatewayConfig, logger: Logger = pino({ level: config.logLevel })): Promise<Gateway> {
+export async function startGateway(config: GatewayConfig, tuning: GatewayTuning = {}): Promise<Gateway> {
+  const logger = tuning.logger ?? pino({ level: config.logLevel });
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const store = new EventStore({ dataDir: config.dataDir, hotLogBytes: config.hotCacheBytes, registry });
@@ -61,6 +68,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger = pino(
     zstdDictionaryPath: config.zstdDictionary,
     maxSubscribers: config.maxSubscribers,
     maxConnectionsPerIp: config.maxConnectionsPerIp,
+    hub: tuning.hub,
     readiness: () => {
       const problems = [];
       if (!firehose?.connected) problems.push('upstream not connected');
@@ -95,7 +103,7 @@ export async function runGateway(config: GatewayConfig): Promise<void> {
   const logger = pino({ level: config.logLevel });
   let gateway: Gateway;
   try {
-    gateway = await startGateway(config, logger);
+    gateway = await startGateway(config, { logger });
   } catch (err) {
     logger.fatal({ err: (err as Error).message }, 'contrail could not start');
     process.stderr.write(`contrail: ${(err as Error).message}\n`);

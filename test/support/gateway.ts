@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { DEFAULT_DICTIONARY, type GatewayConfig } from '../../src/config.ts';
-import { startGateway, type Gateway } from '../../src/gateway.ts';
+import { startGateway, type Gateway, type GatewayTuning } from '../../src/gateway.ts';
 
 export function tempDir(prefix = 'contrail-test-'): { path: string; remove(): void } {
   const path = mkdtempSync(join(tmpdir(), prefix));
@@ -31,7 +31,12 @@ export function testConfig(upstream: string, dataDir: string, overrides: Partial
   };
 }
 
-export async function startTestGateway(upstream: string, dataDir: string, overrides: Partial<GatewayConfig> = {}): Promise<Gateway> {
+export async function startTestGateway(
+  upstream: string,
+  dataDir: string,
+  overrides: Partial<GatewayConfig> = {},
+  tuning: GatewayTuning = {},
+): Promise<Gateway> {
   const config = testConfig(upstream, dataDir, overrides);
-  return startGateway(config, pino({ level: config.logLevel }));
+  return startGateway(config, { logger: pino({ level: config.logLevel }), ...tuning });
 }
