@@ -18,6 +18,7 @@
  * Retention (retention.ts) trims the oldest events in small transactions; `trimmedUpTo`
  * remembers where, so a reader whose position falls below it knows it has lost events.
  */
+import { createHash } from 'node:crypto';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { Gauge, type Registry } from 'prom-client';
 import type { Entry } from '../events/entry.ts';
@@ -73,6 +74,16 @@ const META_CURSOR = 'upstreamCursor';
 const META_LAST_TIME = 'lastTimeUs';
 const META_TRIMMED = 'trimmedUpTo';
 
+/**
+ * LMDB keys are at most 1978 bytes but a DID may be 2048 characters, so long DIDs are keyed by
+ * their SHA-256 (no DID starts with "sha256:"). Without this, one commit from such a DID would
+ * fail its batch's transaction on every retry and stall ingest for good.
+ */
+const MAX_PLAIN_REV_KEY = 1024;
+function revKey(did: string): string {
+  return did.length <= MAX_PLAIN_REV_KEY ? did : `sha256:${createHash('sha256').update(did).digest('hex')}`;
+}
+
 export class EventStore {
   readonly hotLog: HotLog;
   readonly #root: RootDatabase;
@@ -112,7 +123,7 @@ export class EventStore {
   }
 
   getRev(did: string): string | undefined {
-    return this.#revs.get(did);
+    return this.#revs.get(revKey(did));
   }
 
   onCommitted(listener: (entries: readonly Entry[]) => void): void {
@@ -124,9 +135,11 @@ export class EventStore {
     const { entries, cursor, revs } = batch;
     const lastTimeUs = entries.length > 0 ? entries[entries.length - 1].timeUs : this.#lastTimeUs;
     const encoded = entries.map(encodeEntry);
-    await this.#root.transaction(() => {
+    // A child transaction, so an error thrown while writing aborts every write of the batch:
+    // lmdb-js's plain transaction() would commit the writes made before the throw.
+    await this.#root.childTransaction(() => {
       for (let i = 0; i < entries.length; i++) this.#events.put(entries[i].timeUs, encoded[i]);
-      for (const [did, rev] of revs) this.#revs.put(did, rev);
+      for (const [did, rev] of revs) this.#revs.put(revKey(did), rev);
       if (cursor) this.#meta.put(META_CURSOR, cursor);
       this.#meta.put(META_LAST_TIME, lastTimeUs);
     });
@@ -185,11 +198,13 @@ export class EventStore {
     const keys = [...this.#events.getKeys({ end: before, limit: maxEvents })];
     if (keys.length === 0) return 0;
     const trimmedUpTo = keys[keys.length - 1];
-    await this.#root.transaction(() => {
+    await this.#root.childTransaction(() => {
       for (const key of keys) this.#events.remove(key);
       this.#meta.put(META_TRIMMED, trimmedUpTo);
     });
     this.#trimmedUpTo = Math.max(this.#trimmedUpTo, trimmedUpTo);
+    // Readers served from memory must not see what readers served from disk no longer can.
+    this.hotLog.dropThrough(trimmedUpTo);
     return keys.length;
   }
 

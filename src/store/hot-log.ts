@@ -45,11 +45,24 @@ export class HotLog {
       this.#bytes -= evicted.json.byteLength;
       this.#floor = evicted.timeUs;
     }
-    // Reclaim the evicted prefix in one move once it dominates the array.
+    this.#compact();
+  }
+
+  /** Reclaims the evicted prefix in one move once it dominates the array. */
+  #compact(): void {
     if (this.#start > 1024 && this.#start * 2 > this.#entries.length) {
       this.#entries = this.#entries.slice(this.#start);
       this.#start = 0;
     }
+  }
+
+  /** Forgets entries with time_us <= timeUs (retention removed them from the store). */
+  dropThrough(timeUs: number): void {
+    while (this.#start < this.#entries.length && this.#entries[this.#start].timeUs <= timeUs) {
+      this.#bytes -= this.#entries[this.#start++].json.byteLength;
+    }
+    if (timeUs > this.#floor) this.#floor = timeUs;
+    this.#compact();
   }
 
   /**

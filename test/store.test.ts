@@ -1,0 +1,445 @@
+/**
+ * The replay buffer on a real LMDB in a temp dir: ordering, inclusive cursors, batches and
+ * filters, hot log vs disk, reopen, retention by age and size, span(), commit atomicity.
+ *
+ * readAfter(position) returns events with time_us > position; a client's inclusive cursor
+ * (`time_us >= cursor`) is therefore read as position = cursor - 1.
+ */
+import assert from 'node:assert/strict';
+import { describe, test, type TestContext } from 'node:test';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+import type { Entry, EventKind } from '../src/events/entry.ts';
+import { EventStore, type EventStoreOptions } from '../src/store/event-store.ts';
+import { createStoreMetrics } from '../src/store/metrics.ts';
+import { Retention } from '../src/store/retention.ts';
+import { tempDir } from './support/gateway.ts';
+
+const DIDS = ['did:plc:alice000000000000000000a', 'did:plc:bob00000000000000000000b', 'did:web:carol.example.com'];
+const COLLECTIONS = ['app.bsky.feed.like', 'app.bsky.feed.post', 'app.bsky.graph.follow', 'app.bsky.feed.repost'];
+
+/** A realistic event: its JSON carries its own time_us, as the real ones do. */
+function makeEntry(timeUs: number, i: number, padding = 0): Entry {
+  const did = DIDS[i % DIDS.length];
+  let kind: EventKind = 'commit';
+  if (i % 11 === 5) kind = 'identity';
+  else if (i % 13 === 7) kind = 'account';
+  const collection = kind === 'commit' ? COLLECTIONS[i % COLLECTIONS.length] : null;
+  const body =
+    kind === 'commit'
+      ? `"commit":{"rev":"3l${i}","operation":"create","collection":"${collection}","rkey":"r${i}","record":{"text":"${'x'.repeat((i * 37) % 200 + padding)}"},"cid":"bafy${i}"}`
+      : kind === 'identity'
+        ? `"identity":{"did":"${did}","handle":"h${i}.test","seq":${i}}`
+        : `"account":{"active":true,"did":"${did}","seq":${i}}`;
+  return { timeUs, did, kind, collection, json: Buffer.from(`{"did":"${did}","time_us":${timeUs},"kind":"${kind}",${body}}`) };
+}
+
+/** Events spaced 3 µs apart starting at `first`, so every gap has values that are no event's time_us. */
+function makeEntries(count: number, first = 1_000_000, startIndex = 0, padding = 0): Entry[] {
+  return Array.from({ length: count }, (_, i) => makeEntry(first + 3 * i, startIndex + i, padding));
+}
+
+/** What a reader compares: everything but the lazily made zstd frame. */
+function view(entries: readonly Entry[]) {
+  return entries.map((e) => ({ timeUs: e.timeUs, did: e.did, kind: e.kind, collection: e.collection, json: e.json.toString() }));
+}
+
+function open(t: TestContext, options: Partial<EventStoreOptions> & { dataDir?: string } = {}): EventStore {
+  let dataDir = options.dataDir;
+  if (!dataDir) {
+    const dir = tempDir('contrail-store-');
+    t.after(() => dir.remove());
+    dataDir = dir.path;
+  }
+  const store = new EventStore({ hotLogBytes: 1 << 20, ...options, dataDir });
+  let closed = false;
+  const close = store.close.bind(store);
+  store.close = async () => {
+    if (closed) return;
+    closed = true;
+    await close();
+  };
+  t.after(() => store.close());
+  return store;
+}
+
+async function commitInBatches(store: EventStore, entries: Entry[], batchSize: number, url = 'wss://relay.test'): Promise<void> {
+  for (let i = 0; i < entries.length; i += batchSize) {
+    const part = entries.slice(i, i + batchSize);
+    await store.commit({ entries: part, cursor: { url, seq: i + part.length }, revs: new Map() });
+  }
+}
+
+/** Reads everything after `position` in batches of `maxEntries` until the reader catches up. */
+function readAll(store: EventStore, position: number, options: { maxEntries: number; maxScanned?: number; filter?: (e: Entry) => boolean }) {
+  const out: Entry[] = [];
+  const positions: number[] = [];
+  for (let reads = 0; reads < 100_000; reads++) {
+    const result = store.readAfter(position, options);
+    assert.ok(result.entries.length <= options.maxEntries, 'a read returns at most maxEntries');
+    if (result.entries.length === 0 && result.position === position) return { entries: out, positions };
+    assert.ok(result.position > position, 'the position only moves forward');
+    position = result.position;
+    positions.push(position);
+    out.push(...result.entries);
+  }
+  throw new Error('reader never caught up');
+}
+
+const silent = pino({ level: 'silent' });
+
+/** A hot log that holds only the newest ~12 events of makeEntries, so the rest is only on disk. */
+const TINY_HOT_LOG = 12 * 200;
+const LAYOUTS = [
+  { name: 'hot log holds everything', hotLogBytes: 1 << 20 },
+  { name: 'no hot log (disk only)', hotLogBytes: 0 },
+  { name: 'tiny hot log (disk, then memory)', hotLogBytes: TINY_HOT_LOG },
+] as const;
+
+describe('reads: ordering, inclusive cursors, batches, filters', () => {
+  const all = makeEntries(60);
+  const oldest = all[0].timeUs;
+  const newest = all[all.length - 1].timeUs;
+
+  for (const layout of LAYOUTS) {
+    test(`every cursor returns exactly the events at or after it, in order — ${layout.name}`, async (t) => {
+      const store = open(t, { hotLogBytes: layout.hotLogBytes });
+      await commitInBatches(store, all, 7);
+      for (let cursor = oldest - 4; cursor <= newest + 4; cursor++) {
+        const { entries } = store.readAfter(cursor - 1, { maxEntries: 1_000 });
+        assert.deepEqual(view(entries), view(all.filter((e) => e.timeUs >= cursor)), `cursor ${cursor}`);
+      }
+    });
+
+    test(`batches by maxEntries and maxScanned report where to continue — ${layout.name}`, async (t) => {
+      const store = open(t, { hotLogBytes: layout.hotLogBytes });
+      await commitInBatches(store, all, 9);
+
+      const first = store.readAfter(oldest - 1, { maxEntries: 7 });
+      assert.deepEqual(view(first.entries), view(all.slice(0, 7)));
+      assert.equal(first.position, all[6].timeUs, 'a full batch ends at its last event');
+
+      const walked = readAll(store, oldest - 1, { maxEntries: 7 });
+      assert.deepEqual(view(walked.entries), view(all));
+      assert.equal(walked.positions.at(-1), newest);
+
+      // A 1-in-5 filter with at most 3 events examined per read: many reads return nothing but move on.
+      const filter = (e: Entry) => e.timeUs % 5 === 0;
+      const scanLimited = store.readAfter(oldest - 1, { maxEntries: 100, maxScanned: 3, filter });
+      assert.equal(scanLimited.position, all[2].timeUs, 'stops after examining maxScanned events');
+      assert.deepEqual(view(scanLimited.entries), view(all.slice(0, 3).filter(filter)));
+      const filtered = readAll(store, oldest - 1, { maxEntries: 2, maxScanned: 3, filter });
+      assert.deepEqual(view(filtered.entries), view(all.filter(filter)));
+      assert.ok(filtered.positions.length >= all.length / 3, 'maxScanned bounded every read');
+
+      // Nothing matches at all: the position still reaches the newest event.
+      const none = readAll(store, oldest - 1, { maxEntries: 10, filter: () => false });
+      assert.deepEqual(none.entries, []);
+      assert.equal(none.positions.at(-1), newest);
+    });
+
+    test(`the filter sees each event's metadata without JSON — ${layout.name}`, async (t) => {
+      const store = open(t, { hotLogBytes: layout.hotLogBytes });
+      await commitInBatches(store, all, 13);
+      const predicates: Array<[string, (e: Entry) => boolean]> = [
+        ['collection', (e) => e.collection === 'app.bsky.feed.post'],
+        ['kind', (e) => e.kind === 'identity' || e.kind === 'account'],
+        ['did', (e) => e.did === DIDS[2]],
+        ['no collection', (e) => e.collection === null],
+      ];
+      for (const [name, filter] of predicates) {
+        const expected = all.filter(filter);
+        assert.ok(expected.length > 0 && expected.length < all.length, `${name}: the predicate is selective`);
+        const { entries } = store.readAfter(oldest - 1, { maxEntries: 1_000, filter });
+        assert.deepEqual(view(entries), view(expected), name);
+      }
+    });
+
+    test(`future cursor: nothing yet, then what arrives after it — ${layout.name}`, async (t) => {
+      const store = open(t, { hotLogBytes: layout.hotLogBytes });
+      await commitInBatches(store, all, 10);
+      const atTip = store.readAfter(newest, { maxEntries: 100 });
+      assert.deepEqual(atTip, { entries: [], position: newest });
+      const future = newest + 1_000;
+      const ahead = store.readAfter(future - 1, { maxEntries: 100 });
+      assert.deepEqual(ahead, { entries: [], position: future - 1 });
+
+      const later = makeEntries(20, newest + 100, 60); // spans the future cursor
+      await store.commit({ entries: later, revs: new Map() });
+      assert.deepEqual(view(store.readAfter(future - 1, { maxEntries: 100 }).entries), view(later.filter((e) => e.timeUs >= future)));
+      assert.deepEqual(view(store.readAfter(newest, { maxEntries: 100 }).entries), view(later));
+    });
+
+    test(`too-old cursor starts at the oldest event — ${layout.name}`, async (t) => {
+      const store = open(t, { hotLogBytes: layout.hotLogBytes });
+      await commitInBatches(store, all, 10);
+      assert.deepEqual(view(store.readAfter(0, { maxEntries: 5 }).entries), view(all.slice(0, 5)));
+      assert.deepEqual(view(store.readAfter(oldest - 1_000_000, { maxEntries: 5 }).entries), view(all.slice(0, 5)));
+
+      // After retention trimmed the oldest 20, an old cursor starts at the oldest remaining.
+      assert.equal(await store.trimBefore(all[20].timeUs, 1_000), 20);
+      assert.equal(store.trimmedUpTo, all[19].timeUs);
+      assert.deepEqual(view(store.readAfter(0, { maxEntries: 5 }).entries), view(all.slice(20, 25)));
+      assert.deepEqual(view(readAll(store, 0, { maxEntries: 8 }).entries), view(all.slice(20)));
+    });
+  }
+
+  test('the tiny hot log really splits the range: disk below its floor, memory above', async (t) => {
+    const store = open(t, { hotLogBytes: TINY_HOT_LOG });
+    await commitInBatches(store, all, 7);
+    const floor = store.hotLog.floor;
+    assert.ok(floor > oldest && floor < newest, `hot log floor ${floor} is inside the stored range`);
+    assert.ok(store.hotLog.covers(floor) && !store.hotLog.covers(floor - 1));
+    // One read that starts on disk and finishes in the hot log.
+    const crossing = store.readAfter(oldest - 1, { maxEntries: 1_000 });
+    assert.deepEqual(view(crossing.entries), view(all));
+    // A batch that ends exactly at the floor, then the next read continues in memory.
+    const belowFloor = all.filter((e) => e.timeUs <= floor).length;
+    const toFloor = store.readAfter(oldest - 1, { maxEntries: belowFloor });
+    assert.equal(toFloor.position, floor);
+    assert.deepEqual(view(store.readAfter(toFloor.position, { maxEntries: 1_000 }).entries), view(all.slice(belowFloor)));
+    // A batch that starts below the floor and stops just above it.
+    const across = store.readAfter(floor - 4, { maxEntries: 3 });
+    assert.deepEqual(view(across.entries), view(all.filter((e) => e.timeUs > floor - 4).slice(0, 3)));
+  });
+
+  test('a reader inside the hot log keeps its place while newer commits evict what it was reading', async (t) => {
+    const disk = open(t, { hotLogBytes: TINY_HOT_LOG });
+    const reference = open(t, { hotLogBytes: 1 << 24 });
+    const stream = makeEntries(300);
+    await disk.commit({ entries: stream.slice(0, 30), revs: new Map() });
+    await reference.commit({ entries: stream.slice(0, 30), revs: new Map() });
+    let position = stream[0].timeUs - 1;
+    const got: Entry[] = [];
+    for (let next = 30; next < stream.length; next += 15) {
+      const read = disk.readAfter(position, { maxEntries: 4 });
+      assert.deepEqual(view(read.entries), view(reference.readAfter(position, { maxEntries: 4 }).entries), `at ${position}`);
+      got.push(...read.entries);
+      position = read.position;
+      await disk.commit({ entries: stream.slice(next, next + 15), revs: new Map() });
+      await reference.commit({ entries: stream.slice(next, next + 15), revs: new Map() });
+    }
+    assert.ok(!disk.hotLog.covers(position), 'the reader fell below the hot log and reads from disk now');
+    got.push(...readAll(disk, position, { maxEntries: 4 }).entries);
+    assert.deepEqual(view(got), view(stream));
+  });
+});
+
+describe('durability', () => {
+  test('reopening keeps the events, the upstream cursor, the last time_us and the revs', async (t) => {
+    const dir = tempDir('contrail-store-');
+    t.after(() => dir.remove());
+    const first = open(t, { dataDir: dir.path });
+    const events = makeEntries(40);
+    await first.commit({
+      entries: events.slice(0, 25),
+      cursor: { url: 'wss://relay.test', seq: 120 },
+      revs: new Map([
+        [DIDS[0], '3laaaaaaaaaa2'],
+        [DIDS[1], '3lbbbbbbbbbb2'],
+      ]),
+    });
+    await first.commit({ entries: events.slice(25), cursor: { url: 'wss://relay.test', seq: 130 }, revs: new Map([[DIDS[0], '3laaaaaaaaaa7']]) });
+    // A batch of frames that made no events (all skipped) still moves the cursor.
+    await first.commit({ entries: [], cursor: { url: 'wss://relay.test', seq: 131 }, revs: new Map() });
+    assert.equal(first.lastTimeUs, events.at(-1)!.timeUs);
+    await first.close();
+
+    const second = open(t, { dataDir: dir.path, hotLogBytes: 1 << 20 });
+    assert.deepEqual(second.upstreamCursor, { url: 'wss://relay.test', seq: 131 });
+    assert.equal(second.lastTimeUs, events.at(-1)!.timeUs);
+    assert.equal(second.getRev(DIDS[0]), '3laaaaaaaaaa7');
+    assert.equal(second.getRev(DIDS[1]), '3lbbbbbbbbbb2');
+    assert.equal(second.getRev(DIDS[2]), undefined);
+    assert.equal(second.hotLog.bytes, 0, 'the hot log starts empty');
+    assert.equal(second.hotLog.floor, events.at(-1)!.timeUs, 'and covers only what comes next');
+    assert.deepEqual(view(second.readAfter(0, { maxEntries: 1_000 }).entries), view(events));
+
+    // New events land after the old ones; a read crosses from disk into the new hot log.
+    const more = makeEntries(10, events.at(-1)!.timeUs + 10, 40);
+    await second.commit({ entries: more, cursor: { url: 'wss://relay.test', seq: 140 }, revs: new Map() });
+    assert.deepEqual(view(second.readAfter(events[30].timeUs, { maxEntries: 1_000 }).entries), view([...events.slice(31), ...more]));
+  });
+
+  test('the last issued time_us survives even when retention removed every event', async (t) => {
+    const dir = tempDir('contrail-store-');
+    t.after(() => dir.remove());
+    const first = open(t, { dataDir: dir.path });
+    const events = makeEntries(10);
+    await first.commit({ entries: events, cursor: { url: 'wss://relay.test', seq: 10 }, revs: new Map() });
+    assert.equal(await first.trimOldest(100), 10);
+    await first.close();
+    const second = open(t, { dataDir: dir.path });
+    assert.equal(second.span().eventCount, 0);
+    assert.equal(second.lastTimeUs, events.at(-1)!.timeUs, 'the clock must not reissue a time_us a client may hold');
+    assert.equal(second.trimmedUpTo, events.at(-1)!.timeUs);
+  });
+
+  test('a commit that fails inside its transaction leaves nothing behind: no events, cursor, revs or time_us', async (t) => {
+    const dir = tempDir('contrail-store-');
+    t.after(() => dir.remove());
+    const store = open(t, { dataDir: dir.path });
+    const events = makeEntries(20);
+    await store.commit({ entries: events.slice(0, 10), cursor: { url: 'wss://relay.test', seq: 10 }, revs: new Map([[DIDS[0], 'rev-1']]) });
+    const seen: Entry[] = [];
+    store.onCommitted((entries) => seen.push(...entries));
+
+    // LMDB rejects the second rev write (a number where the revs database holds strings), after
+    // the batch's events and the first rev were already written in the same transaction.
+    const poisoned = new Map<string, string>([
+      [DIDS[0], 'rev-2'],
+      [DIDS[1], 42 as unknown as string],
+    ]);
+    await assert.rejects(store.commit({ entries: events.slice(10), cursor: { url: 'wss://relay.test', seq: 20 }, revs: poisoned }));
+
+    const check = (s: EventStore) => {
+      assert.deepEqual(view(s.readAfter(0, { maxEntries: 1_000 }).entries), view(events.slice(0, 10)));
+      assert.deepEqual(s.upstreamCursor, { url: 'wss://relay.test', seq: 10 });
+      assert.equal(s.lastTimeUs, events[9].timeUs);
+      assert.equal(s.getRev(DIDS[0]), 'rev-1');
+      assert.equal(s.span().eventCount, 10);
+    };
+    check(store);
+    assert.deepEqual(seen, [], 'listeners never hear of a failed batch');
+    await store.close();
+    check(open(t, { dataDir: dir.path }));
+  });
+
+  test('a DID of the longest valid length (2048 characters) commits and keeps its rev', async (t) => {
+    // LMDB keys are at most 1978 bytes; DIDs may be 2048 characters long.
+    const dir = tempDir('contrail-store-');
+    t.after(() => dir.remove());
+    const store = open(t, { dataDir: dir.path });
+    const longDid = `did:web:${'a'.repeat(2048 - 'did:web:'.length)}`;
+    const entry: Entry = { ...makeEntry(5_000_000, 0), did: longDid };
+    await store.commit({ entries: [entry], cursor: { url: 'wss://relay.test', seq: 1 }, revs: new Map([[longDid, '3lzzzzzzzzzz2']]) });
+    assert.equal(store.getRev(longDid), '3lzzzzzzzzzz2');
+    assert.equal(store.getRev(`${longDid.slice(0, -1)}b`), undefined, 'a different long DID does not share the rev');
+    await store.close();
+    const reopened = open(t, { dataDir: dir.path });
+    assert.equal(reopened.getRev(longDid), '3lzzzzzzzzzz2');
+    assert.equal(reopened.readAfter(0, { maxEntries: 10 }).entries[0].did, longDid);
+  });
+});
+
+describe('span()', () => {
+  test('reports the oldest and newest time_us, the count, and page bytes that grow and shrink', async (t) => {
+    const store = open(t);
+    assert.deepEqual(store.span(), { oldestTimeUs: undefined, newestTimeUs: undefined, eventCount: 0, bytes: 0 });
+    const events = makeEntries(2_000, 7_000_000, 0, 300);
+    await commitInBatches(store, events, 250);
+    const full = store.span();
+    assert.equal(full.oldestTimeUs, events[0].timeUs);
+    assert.equal(full.newestTimeUs, events.at(-1)!.timeUs);
+    assert.equal(full.eventCount, 2_000);
+    const payload = events.reduce((sum, e) => sum + e.json.byteLength, 0);
+    assert.ok(full.bytes >= payload, `page bytes ${full.bytes} hold at least the ${payload} bytes of JSON`);
+    assert.ok(full.bytes < payload * 3, `page bytes ${full.bytes} are not wildly more than the payload ${payload}`);
+    assert.equal(full.bytes % 4096, 0, 'whole pages');
+
+    await store.trimBefore(events[1_500].timeUs, 10_000);
+    const trimmed = store.span();
+    assert.equal(trimmed.oldestTimeUs, events[1_500].timeUs);
+    assert.equal(trimmed.newestTimeUs, full.newestTimeUs);
+    assert.equal(trimmed.eventCount, 500);
+    assert.ok(trimmed.bytes < full.bytes / 2, `trimming 3/4 of the events frees pages (${trimmed.bytes} of ${full.bytes})`);
+  });
+});
+
+describe('retention', () => {
+  /** An EventStore that records the size of every trim transaction (the real trims still run). */
+  class CountingStore extends EventStore {
+    readonly trims: number[] = [];
+    override async trimBefore(before: number, maxEvents: number): Promise<number> {
+      const n = await super.trimBefore(before, maxEvents);
+      if (n > 0) this.trims.push(n);
+      return n;
+    }
+  }
+
+  const MINUTE_US = 60_000_000;
+  const T0_US = Date.UTC(2026, 0, 1) * 1000;
+
+  test('by age, with an injected clock: trims in chunks, advances and persists trimmedUpTo', async (t) => {
+    const dir = tempDir('contrail-store-');
+    t.after(() => dir.remove());
+    const store = new CountingStore({ dataDir: dir.path, hotLogBytes: 1 << 20 });
+    t.after(() => store.close().catch(() => {}));
+    // One event a minute for 100 minutes.
+    const events = Array.from({ length: 100 }, (_, i) => makeEntry(T0_US + i * MINUTE_US, i));
+    await commitInBatches(store, events, 25);
+
+    const registry = new Registry();
+    const metrics = createStoreMetrics(registry);
+    let nowMs = T0_US / 1000 + 100 * 60_000;
+    const retention = new Retention({ store, maxAgeMs: 30 * 60_000, maxBytes: 1e12, logger: silent, metrics, chunkSize: 8, now: () => nowMs });
+    await retention.runOnce();
+    // Cutoff = minute 70: events of minutes 0..69 are older than 30 minutes.
+    assert.equal(store.span().eventCount, 30);
+    assert.equal(store.span().oldestTimeUs, events[70].timeUs);
+    assert.equal(store.trimmedUpTo, events[69].timeUs);
+    assert.ok(store.trims.length >= 9 && store.trims.every((n) => n <= 8), `chunks of at most 8: ${store.trims}`);
+    assert.equal((await metrics.eventsTrimmed.get()).values.find((v) => v.labels.bound === 'age')?.value, 70);
+    assert.deepEqual(view(store.readAfter(0, { maxEntries: 1_000 }).entries), view(events.slice(70)), 'the hot log forgot them too');
+
+    // Nothing more to do at the same time; ten minutes later, ten more go.
+    await retention.runOnce();
+    assert.equal(store.span().eventCount, 30);
+    nowMs += 10 * 60_000;
+    await retention.runOnce();
+    assert.equal(store.span().oldestTimeUs, events[80].timeUs);
+    assert.equal(store.trimmedUpTo, events[79].timeUs);
+    await retention.stop();
+    await store.close();
+
+    const reopened = open(t, { dataDir: dir.path });
+    assert.equal(reopened.trimmedUpTo, events[79].timeUs);
+    assert.deepEqual(view(reopened.readAfter(0, { maxEntries: 1_000 }).entries), view(events.slice(80)));
+  });
+
+  test('by size: trims the oldest until the pages fit, keeping the newest events', async (t) => {
+    const dir = tempDir('contrail-store-');
+    t.after(() => dir.remove());
+    const store = new CountingStore({ dataDir: dir.path, hotLogBytes: 1 << 24 });
+    t.after(() => store.close().catch(() => {}));
+    const events = makeEntries(3_000, T0_US, 0, 400);
+    await commitInBatches(store, events, 500);
+    const before = store.span();
+    const maxBytes = 256 * 1024;
+    assert.ok(before.bytes > 4 * maxBytes, `the buffer (${before.bytes} bytes) is well over the bound`);
+
+    const registry = new Registry();
+    const metrics = createStoreMetrics(registry);
+    // Age does not bite: the clock says the newest event is a second old.
+    const now = () => events.at(-1)!.timeUs / 1000 + 1_000;
+    const retention = new Retention({ store, maxAgeMs: 3_600_000, maxBytes, logger: silent, metrics, chunkSize: 100, now });
+    await retention.runOnce();
+    const after = store.span();
+    assert.ok(after.bytes <= maxBytes, `${after.bytes} <= ${maxBytes}`);
+    assert.ok(after.eventCount > 0 && after.eventCount < 3_000);
+    const kept = events.slice(3_000 - after.eventCount);
+    assert.equal(after.oldestTimeUs, kept[0].timeUs);
+    assert.equal(after.newestTimeUs, events.at(-1)!.timeUs);
+    assert.equal(store.trimmedUpTo, events[3_000 - after.eventCount - 1].timeUs);
+    assert.ok(store.trims.length >= 2 && store.trims.every((n) => n <= 100), `chunked: ${store.trims.length} trims`);
+    const trimmedBySize = (await metrics.eventsTrimmed.get()).values.find((v) => v.labels.bound === 'size')?.value;
+    assert.equal(trimmedBySize, 3_000 - after.eventCount);
+    assert.deepEqual(view(readAll(store, 0, { maxEntries: 500 }).entries), view(kept), 'disk and hot log agree on what is left');
+    await retention.stop();
+  });
+
+  test('ingest commits interleave with a running retention pass', async (t) => {
+    const store = open(t);
+    const events = makeEntries(2_000, T0_US);
+    await commitInBatches(store, events.slice(0, 1_500), 500);
+    const metrics = createStoreMetrics(new Registry());
+    const retention = new Retention({ store, maxAgeMs: 1, maxBytes: 1e12, logger: silent, metrics, chunkSize: 50, now: () => events[1_000].timeUs / 1000 });
+    const pass = retention.runOnce();
+    await commitInBatches(store, events.slice(1_500), 100);
+    await pass;
+    // Cutoff = events[1000] - 1 ms: only older events go, the newly committed ones all stay.
+    const left = readAll(store, 0, { maxEntries: 300 }).entries;
+    assert.equal(left[0].timeUs, events.find((e) => e.timeUs >= events[1_000].timeUs - 1_000)!.timeUs);
+    assert.deepEqual(view(left), view(events.filter((e) => e.timeUs >= left[0].timeUs)));
+  });
+});
