@@ -51,6 +51,8 @@ export interface CommitSpec {
   extraBlocks?: Block[];
   /** Leave record blocks out of the CAR. */
   omitRecords?: boolean;
+  /** MST nodes proving the ops (a real commit carries several); they ride along unread. */
+  proofBlocks?: Block[];
 }
 
 export function commitFrame(spec: CommitSpec): Uint8Array {
@@ -63,7 +65,12 @@ export function commitFrame(spec: CommitSpec): Uint8Array {
     prev: null,
     sig: new Uint8Array(64),
   });
-  const blocks = [commit, ...(spec.omitRecords ? [] : (records.filter(Boolean) as Block[])), ...(spec.extraBlocks ?? [])];
+  const blocks = [
+    ...(spec.proofBlocks ?? []),
+    ...(spec.omitRecords ? [] : (records.filter(Boolean) as Block[])),
+    commit,
+    ...(spec.extraBlocks ?? []),
+  ];
   return encodeFrame(
     { op: 1, t: '#commit' },
     {

@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { CID } from 'multiformats/cid';
 import { create as createDigest } from 'multiformats/hashes/digest';
-import { accountFrame, commitFrame, identityFrame, tidFor, type OpSpec } from './frames.ts';
+import { accountFrame, cborBlock, commitFrame, identityFrame, tidFor, type Block, type OpSpec } from './frames.ts';
 
 export function mulberry32(seed: number): () => number {
   let a = seed >>> 0;
@@ -68,7 +68,8 @@ export class SyntheticFirehose {
     const ops = this.#ops(did, roll);
     const rev = (this.#revs.get(did) ?? 0) + 1;
     this.#revs.set(did, rev);
-    return { seq, bytes: commitFrame({ seq, repo: did, rev: tidFor(rev * 1000 + seq % 1000), ops, since: tidFor(rev * 1000 - 1) }), events: ops.length };
+    const frame = commitFrame({ seq, repo: did, rev: tidFor(rev * 1000 + (seq % 1000)), ops, since: tidFor(rev * 1000 - 1), proofBlocks: this.#mstPath(ops) });
+    return { seq, bytes: frame, events: ops.length };
   }
 
   frames(count: number): SyntheticFrame[] {
@@ -103,6 +104,23 @@ export class SyntheticFirehose {
       return [this.#create('app.bsky.graph.listitem', { $type: 'app.bsky.graph.listitem', createdAt: at, list: `at://${did}/app.bsky.graph.list/${this.#rkey()}`, subject: this.#pick(this.#dids) })];
     }
     return [this.#create('fyi.unravel.frontpage.vote', { $type: 'fyi.unravel.frontpage.vote', createdAt: at, subject: this.#subject() })];
+  }
+
+  /** MST nodes from the root down to the ops' leaves, sized like the live network's (4–7 nodes, 50–900 bytes). */
+  #mstPath(ops: OpSpec[]): Block[] {
+    const depth = 4 + Math.floor(this.#rnd() * 4);
+    return Array.from({ length: depth }, (_, level) => {
+      const entries = 1 + Math.floor(this.#rnd() * (level === depth - 1 ? 4 : 10));
+      return cborBlock({
+        e: Array.from({ length: entries }, (_, i) => ({
+          k: new TextEncoder().encode(i === 0 ? (ops[0]?.path ?? 'app.bsky.feed.like/x') : this.#rkey().slice(0, 2 + Math.floor(this.#rnd() * 11))),
+          p: i === 0 ? 0 : Math.floor(this.#rnd() * 20),
+          t: this.#rnd() < 0.5 ? null : CID.parse(this.#cid()),
+          v: CID.parse(this.#cid()),
+        })),
+        l: this.#rnd() < 0.7 ? CID.parse(this.#cid()) : null,
+      });
+    });
   }
 
   #create(collection: string, record: Record<string, unknown>): OpSpec {

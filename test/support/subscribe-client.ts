@@ -1,0 +1,316 @@
+/**
+ * Client-side helpers for the /subscribe tests: a recording WebSocket subscriber, a raw HTTP
+ * upgrade request (to read a refusal's status and body), a scripted upstream that numbers its
+ * frames, and an independent brute-force implementation of Jetstream's filter rules to compute
+ * what a subscriber should have received.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { request } from 'node:http';
+import { CID } from 'multiformats/cid';
+import { create as createDigest } from 'multiformats/hashes/digest';
+import { WebSocket } from 'ws';
+import type { FakeRelay } from './fake-relay.ts';
+import { accountFrame, commitFrame, identityFrame, tidFor, type OpSpec } from './frames.ts';
+import { SyntheticFirehose } from './synthetic.ts';
+
+/** Polls until `condition` holds; fails with `what` after timeoutMs. */
+export async function waitUntil(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+export interface Received {
+  data: Buffer;
+  binary: boolean;
+}
+
+export interface CloseInfo {
+  code: number;
+  reason: string;
+}
+
+export interface ConnectOptions {
+  headers?: Record<string, string>;
+  /** false: do not answer the server's pings (a dead peer). */
+  autoPong?: boolean;
+}
+
+/** One subscriber that records every message it receives. */
+export class Subscription {
+  readonly messages: Received[] = [];
+  readonly closed: Promise<CloseInfo>;
+  closeInfo: CloseInfo | undefined;
+  pingsReceived = 0;
+
+  private constructor(readonly ws: WebSocket) {
+    ws.on('message', (data: Buffer, binary: boolean) => this.messages.push({ data, binary }));
+    ws.on('ping', () => this.pingsReceived++);
+    ws.on('error', () => {}); // the close event carries what the tests look at
+    this.closed = new Promise((resolve) =>
+      ws.on('close', (code, reason) => {
+        this.closeInfo = { code, reason: reason.toString() };
+        resolve(this.closeInfo);
+      }),
+    );
+  }
+
+  static async open(port: number, query = '', options: ConnectOptions = {}): Promise<Subscription> {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/subscribe${query ? `?${query}` : ''}`, {
+      headers: options.headers,
+      autoPong: options.autoPong ?? true,
+      perMessageDeflate: false,
+    });
+    const subscription = new Subscription(ws);
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('unexpected-response', (_req, res) => reject(new Error(`upgrade refused: HTTP ${res.statusCode}`)));
+      ws.once('error', reject);
+    });
+    return subscription;
+  }
+
+  /** Text messages parsed as JSON. */
+  get events(): Array<Record<string, any>> {
+    return this.messages.filter((m) => !m.binary).map((m) => JSON.parse(m.data.toString('utf8')));
+  }
+
+  get texts(): string[] {
+    return this.messages.filter((m) => !m.binary).map((m) => m.data.toString('utf8'));
+  }
+
+  get isOpen(): boolean {
+    return this.ws.readyState === WebSocket.OPEN;
+  }
+
+  /** Waits until the newest text event has time_us >= timeUs. */
+  async waitForTime(timeUs: number, what = `an event at time_us ${timeUs}`, timeoutMs?: number): Promise<void> {
+    await waitUntil(() => this.newestTimeUs() >= timeUs, what, timeoutMs);
+  }
+
+  async waitForCount(count: number, what = `${count} messages`, timeoutMs?: number): Promise<void> {
+    await waitUntil(() => this.messages.length >= count, `${what} (have ${this.messages.length})`, timeoutMs);
+  }
+
+  newestTimeUs(): number {
+    for (let i = this.messages.length - 1; i >= 0; i--) {
+      if (!this.messages[i].binary) return JSON.parse(this.messages[i].data.toString('utf8')).time_us ?? 0;
+    }
+    return 0;
+  }
+
+  /**
+   * A ping/pong round trip. TCP keeps order both ways, so when the pong arrives the server has
+   * handled everything this client sent before, and everything it sent before the pong is here.
+   */
+  async roundTrip(timeoutMs = 10_000): Promise<void> {
+    const pong = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('no pong')), timeoutMs);
+      this.ws.once('pong', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    this.ws.ping();
+    await pong;
+  }
+
+  send(data: string | Buffer, binary = false): void {
+    this.ws.send(data, { binary });
+  }
+
+  async close(): Promise<void> {
+    if (this.ws.readyState === WebSocket.CLOSED) return;
+    this.ws.close();
+    await this.closed;
+  }
+}
+
+export interface HttpResult {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Buffer;
+}
+
+/** A WebSocket upgrade request by hand: resolves with the HTTP answer, or status 101 if it upgraded. */
+export function upgradeRequest(port: number, pathAndQuery: string, headers: Record<string, string> = {}): Promise<HttpResult> {
+  return new Promise((resolve, reject) => {
+    const req = request({
+      host: '127.0.0.1',
+      port,
+      path: pathAndQuery,
+      headers: {
+        connection: 'Upgrade',
+        upgrade: 'websocket',
+        'sec-websocket-key': randomBytes(16).toString('base64'),
+        'sec-websocket-version': '13',
+        ...headers,
+      },
+    });
+    req.on('upgrade', (res, socket) => {
+      socket.destroy();
+      resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.alloc(0) });
+    });
+    req.on('response', (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+export async function httpGet(port: number, path: string): Promise<HttpResult> {
+  const res = await fetch(`http://127.0.0.1:${port}${path}`);
+  return { status: res.status, headers: Object.fromEntries(res.headers), body: Buffer.from(await res.arrayBuffer()) };
+}
+
+export interface Stats {
+  oldestTimeUs?: number;
+  newestTimeUs?: number;
+  eventCount: number;
+  subscribers: number;
+  trimmedUpTo: number;
+  upstreamCursor: { seq: number } | null;
+}
+
+export async function stats(port: number): Promise<Stats> {
+  return JSON.parse((await httpGet(port, '/stats')).body.toString());
+}
+
+export const POST = 'app.bsky.feed.post';
+export const LIKE = 'app.bsky.feed.like';
+export const REPOST = 'app.bsky.feed.repost';
+export const FOLLOW = 'app.bsky.graph.follow';
+
+/** A real CIDv1 (dag-cbor, sha2-256) string, for record references. */
+export function fakeCid(n: number): string {
+  return CID.createV1(0x71, createDigest(0x12, createHash('sha256').update(`record ${n}`).digest())).toString();
+}
+
+/** A realistic record for a collection. */
+export function recordFor(collection: string, n: number, did: string): Record<string, unknown> {
+  const createdAt = new Date(Date.UTC(2026, 10, 25, 12, 0, n % 60, n % 1000)).toISOString();
+  switch (collection) {
+    case POST:
+      return { $type: POST, createdAt, langs: ['en'], text: `post number ${n}` };
+    case LIKE:
+    case REPOST:
+      return { $type: collection, createdAt, subject: { cid: fakeCid(n), uri: `at://${did}/app.bsky.feed.post/${tidFor(n)}` } };
+    case FOLLOW:
+      return { $type: FOLLOW, createdAt, subject: did };
+    default:
+      return { $type: collection, createdAt };
+  }
+}
+
+/**
+ * Pushes numbered frames to a FakeRelay and waits until the gateway has stored them (its saved
+ * upstream cursor is committed in the same transaction as the events).
+ */
+export class Upstream {
+  seq = 0;
+  #rkey = 0;
+
+  constructor(
+    readonly relay: FakeRelay,
+    readonly gatewayPort: () => number,
+  ) {}
+
+  commit(did: string, ops: Array<{ collection: string; action?: OpSpec['action']; record?: Record<string, unknown> }>): number {
+    const seq = ++this.seq;
+    const specs: OpSpec[] = ops.map(({ collection, action = 'create', record }) => {
+      const rkey = tidFor(++this.#rkey);
+      return { action, path: `${collection}/${rkey}`, record: action === 'delete' ? undefined : (record ?? recordFor(collection, this.#rkey, did)) };
+    });
+    this.relay.push({ seq, bytes: commitFrame({ seq, repo: did, rev: tidFor(seq * 10), ops: specs }) });
+    return seq;
+  }
+
+  create(did: string, collection: string, record?: Record<string, unknown>): number {
+    return this.commit(did, [{ collection, record }]);
+  }
+
+  identity(did: string, handle?: string): number {
+    const seq = ++this.seq;
+    this.relay.push({ seq, bytes: identityFrame({ seq, did, handle }) });
+    return seq;
+  }
+
+  account(did: string, active: boolean, status?: string): number {
+    const seq = ++this.seq;
+    this.relay.push({ seq, bytes: accountFrame({ seq, did, active, status }) });
+    return seq;
+  }
+
+  /** Pushes `count` frames of the realistic synthetic stream; returns its accounts' DIDs seen. */
+  synthetic(count: number, seed: number, accounts = 200): void {
+    const firehose = new SyntheticFirehose({ seed, accounts, firstSeq: this.seq + 1 });
+    for (const frame of firehose.frames(count)) this.relay.push({ seq: frame.seq, bytes: frame.bytes });
+    this.seq += count;
+  }
+
+  /** Resolves once everything pushed so far is stored. */
+  async settle(timeoutMs?: number): Promise<Stats> {
+    let last: Stats | undefined;
+    await waitUntil(
+      async () => {
+        last = await stats(this.gatewayPort());
+        return (last.upstreamCursor?.seq ?? 0) >= this.seq;
+      },
+      `the gateway to store upstream seq ${this.seq}`,
+      timeoutMs,
+    );
+    return last!;
+  }
+}
+
+/** Jetstream's filter rules, written independently of src/server/filter.ts. */
+export interface FilterSpec {
+  wantedCollections?: string[];
+  wantedDids?: string[];
+  maxMessageSizeBytes?: number;
+}
+
+export interface StoredEvent {
+  raw: string;
+  timeUs: number;
+  did: string;
+  kind: string;
+  collection?: string;
+}
+
+export function storedEvent(raw: string): StoredEvent {
+  const event = JSON.parse(raw);
+  return { raw, timeUs: event.time_us, did: event.did, kind: event.kind, collection: event.commit?.collection };
+}
+
+export function wants(filter: FilterSpec, event: StoredEvent): boolean {
+  const { wantedCollections = [], wantedDids = [], maxMessageSizeBytes = 0 } = filter;
+  if (maxMessageSizeBytes > 0 && Buffer.byteLength(event.raw) > maxMessageSizeBytes) return false;
+  if (wantedDids.length > 0 && !wantedDids.includes(event.did)) return false;
+  if (event.kind !== 'commit' || wantedCollections.length === 0) return true;
+  return wantedCollections.some((wanted) => (wanted.endsWith('.*') ? event.collection!.startsWith(wanted.slice(0, -1)) : event.collection === wanted));
+}
+
+export function queryFor(filter: FilterSpec, extra: Record<string, string | number | undefined> = {}): string {
+  const query = new URLSearchParams();
+  for (const collection of filter.wantedCollections ?? []) query.append('wantedCollections', collection);
+  for (const did of filter.wantedDids ?? []) query.append('wantedDids', did);
+  if (filter.maxMessageSizeBytes !== undefined) query.append('maxMessageSizeBytes', String(filter.maxMessageSizeBytes));
+  for (const [key, value] of Object.entries(extra)) if (value !== undefined) query.append(key, String(value));
+  return query.toString();
+}
+
+/** Every stored event, read by an unfiltered replay from the oldest. */
+export async function readWholeStream(port: number): Promise<StoredEvent[]> {
+  const { newestTimeUs } = await stats(port);
+  const reader = await Subscription.open(port, 'cursor=0');
+  if (newestTimeUs !== undefined) await reader.waitForTime(newestTimeUs, 'the whole stream');
+  await reader.close();
+  return reader.texts.map(storedEvent);
+}
