@@ -33,6 +33,8 @@ export class Ingester {
   #watermark: number | undefined;
   #pending: Entry[] = [];
   #pendingRevs = new Map<string, string>();
+  /** The revs of the batch being committed (or retried): not in the store yet, no longer pending. */
+  #committingRevs = new Map<string, string>();
   #pendingSeq: number | undefined;
   #pendingBytes = 0;
   #committing: Promise<void> | undefined;
@@ -98,7 +100,7 @@ export class Ingester {
 
   #isNewRev(did: string, rev: string): boolean {
     // TIDs sort lexically; revs not newer than the stored one are replays.
-    const last = this.#pendingRevs.get(did) ?? this.#options.store.getRev(did);
+    const last = this.#pendingRevs.get(did) ?? this.#committingRevs.get(did) ?? this.#options.store.getRev(did);
     return last === undefined || rev > last;
   }
 
@@ -140,7 +142,9 @@ export class Ingester {
       this.#pendingSeq = undefined;
       const bytes = this.#pendingBytes;
       this.#pendingBytes = 0;
+      this.#committingRevs = batch.revs;
       await this.#commitWithRetry(batch, bytes);
+      this.#committingRevs = new Map();
       metrics.eventsStored.inc(batch.entries.length);
       metrics.upstreamSeq.set(batch.cursor.seq);
       if (upstreamTime) metrics.upstreamLag.set(Math.max(0, (Date.now() - Date.parse(upstreamTime)) / 1000));
