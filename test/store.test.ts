@@ -6,6 +6,8 @@
  * (`time_us >= cursor`) is therefore read as position = cursor - 1.
  */
 import assert from 'node:assert/strict';
+import { mkdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
@@ -319,6 +321,22 @@ describe('durability', () => {
     const reopened = open(t, { dataDir: dir.path });
     assert.equal(reopened.getRev(longDid), '3lzzzzzzzzzz2');
     assert.equal(reopened.readAfter(0, { maxEntries: 10 }).entries[0].did, longDid);
+  });
+});
+
+describe('data dir', () => {
+  test('a data dir whose name has a dot (an existing folder, or a new one) holds data.mdb inside it', async (t) => {
+    const parent = tempDir('contrail-store-');
+    t.after(() => parent.remove());
+    for (const name of ['existing.d', 'new.buffer']) {
+      const dataDir = join(parent.path, name);
+      if (name === 'existing.d') mkdirSync(dataDir);
+      const store = open(t, { dataDir });
+      await store.commit({ entries: makeEntries(3), cursor: { url: 'wss://relay.test', seq: 3 }, revs: new Map() });
+      await store.close();
+      assert.ok(statSync(join(dataDir, 'data.mdb')).isFile(), `${name}/data.mdb`);
+      assert.equal(open(t, { dataDir }).span().eventCount, 3);
+    }
   });
 });
 

@@ -96,7 +96,8 @@ export class EventStore {
   #cursor: UpstreamCursor | undefined;
 
   constructor(options: EventStoreOptions) {
-    this.#root = open({ path: options.dataDir, maxDbs: 4, readOnly: options.readOnly });
+    // noSubdir: false — lmdb-js otherwise treats a path with an extension ("contrail.d") as a file.
+    this.#root = open({ path: options.dataDir, maxDbs: 4, readOnly: options.readOnly, noSubdir: false });
     this.#events = this.#root.openDB<Buffer, number>({ name: 'events', encoding: 'binary' });
     this.#revs = this.#root.openDB<string, string>({ name: 'revs', encoding: 'string' });
     this.#meta = this.#root.openDB<unknown, string>({ name: 'meta' });
