@@ -43,8 +43,9 @@ export function buildEvents(message: EventMessage, clock: CursorClock): BuiltEve
     }
     case 'account': {
       const timeUs = clock.next();
-      const status = message.status === undefined ? '' : `,"status":${JSON.stringify(message.status)}`;
-      const json = `{"did":"${message.did}","time_us":${timeUs},"kind":"account","account":{"active":${message.active},"did":"${message.did}","seq":${message.seq},"time":${JSON.stringify(message.time)}${status}}}`;
+      // Status before time: Jetstream marshals indigo's struct, whose fields are in lexicon (alphabetical) order.
+      const status = message.status === undefined ? '' : `"status":${JSON.stringify(message.status)},`;
+      const json = `{"did":"${message.did}","time_us":${timeUs},"kind":"account","account":{"active":${message.active},"did":"${message.did}","seq":${message.seq},${status}"time":${JSON.stringify(message.time)}}}`;
       return { entries: [entry(timeUs, message.did, 'account', null, json)], drops: [] };
     }
   }
