@@ -35,10 +35,11 @@ function decodeCbor<T>(run: () => T): T {
     return run();
   } catch (err) {
     const message = (err as Error).message;
-    // cborg says "not enough data" / "unexpected end" when the input stops early,
-    // and "too many terminals" when bytes remain after a complete item.
-    if (/not enough data|unexpected end/i.test(message)) throw new DropError('truncated', message);
-    if (/too many terminals|remaining|trailing/i.test(message)) throw new DropError('trailing_bytes', message);
+    // cborg's words when the input stops early: mid-item ("not enough data"), between a map's
+    // or array's entries ("not enough entries"), after a tag ("tag content missing"), or before
+    // anything at all ("did not find any content"); and "too many terminals" when bytes remain.
+    if (/not enough (data|entries)|content missing|did not find any content/.test(message)) throw new DropError('truncated', message);
+    if (/too many terminals/.test(message)) throw new DropError('trailing_bytes', message);
     throw new DropError('malformed_cbor', message);
   }
 }

@@ -48,6 +48,11 @@ export class FakeRelay {
     for (const client of this.#clients) client.send(frame.bytes);
   }
 
+  /** Sends a text message to every connected client (a relay never should; kept out of the backlog). */
+  pushText(text: string): void {
+    for (const client of this.#clients) client.send(text);
+  }
+
   /** Resolves once `count` connections have been made in total. */
   async waitForConnections(count: number, timeoutMs = 10_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;

@@ -1,0 +1,78 @@
+/**
+ * A FirehoseClient wired to a FakeRelay the way the gateway wires it, with its own metrics
+ * registry and a logger whose lines the test can read. The consumer is a callback the test
+ * chooses (a message list, or a real Ingester).
+ */
+import { pino, type Logger } from 'pino';
+import { Registry } from 'prom-client';
+import { FirehoseClient, type FirehoseClientOptions } from '../../src/upstream/firehose.ts';
+import type { UpstreamMessage } from '../../src/upstream/messages.ts';
+import { createUpstreamMetrics, type UpstreamMetrics } from '../../src/upstream/metrics.ts';
+
+export interface LogLine {
+  level: number;
+  msg: string;
+  [field: string]: unknown;
+}
+
+export interface ClientHarness {
+  client: FirehoseClient;
+  registry: Registry;
+  metrics: UpstreamMetrics;
+  logger: Logger;
+  logs: LogLine[];
+  /** Every message the client handed on, in order (also when a custom onMessage is given). */
+  messages: UpstreamMessage[];
+}
+
+export function capturingLogger(logs: LogLine[]): Logger {
+  return pino({ level: 'debug' }, { write: (line: string) => void logs.push(JSON.parse(line) as LogLine) });
+}
+
+export function startClient(
+  url: string,
+  options: Partial<Omit<FirehoseClientOptions, 'url' | 'logger' | 'metrics'>> & { registry?: Registry } = {},
+): ClientHarness {
+  const registry = options.registry ?? new Registry();
+  const metrics = createUpstreamMetrics(registry);
+  const logs: LogLine[] = [];
+  const logger = capturingLogger(logs);
+  const messages: UpstreamMessage[] = [];
+  const { onMessage, registry: _registry, ...rest } = options;
+  const client = new FirehoseClient({
+    url,
+    logger,
+    metrics,
+    resumeCursor: () => undefined,
+    ...rest,
+    onMessage: (message) => {
+      messages.push(message);
+      onMessage?.(message);
+    },
+  });
+  client.start();
+  return { client, registry, metrics, logger, logs, messages };
+}
+
+/** The value of one counter or gauge sample (0 when that label set was never touched). */
+export async function metricValue(registry: Registry, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const metric = registry.getSingleMetric(name);
+  if (!metric) throw new Error(`no metric ${name}`);
+  const { values } = await metric.get();
+  const sample = values.find((v) => Object.entries(labels).every(([key, value]) => v.labels[key] === value));
+  return sample?.value ?? 0;
+}
+
+/** Polls until the condition holds; fails after timeoutMs naming what it waited for. */
+export async function waitFor(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+/** The seqs of the messages that carry one, in arrival order. */
+export function seqsOf(messages: UpstreamMessage[]): number[] {
+  return messages.flatMap((m) => ('seq' in m ? [m.seq] : []));
+}
