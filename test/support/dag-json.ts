@@ -29,3 +29,13 @@ function bytesOf(base64: string): Uint8Array {
   if (bytes.toString('base64').replace(/=+$/, '') !== base64) throw new Error(`${JSON.stringify(base64.slice(0, 20))}… is not unpadded base64`);
   return new Uint8Array(bytes);
 }
+
+/** The reverse, for checking contrail's output independently: CID → {$link}, bytes → {$bytes}. */
+export function toDagJson(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(toDagJson);
+  if (value instanceof Uint8Array) return { $bytes: Buffer.from(value).toString('base64').replace(/=+$/, '') };
+  const cid = CID.asCID(value);
+  if (cid) return { $link: cid.toString() };
+  if (typeof value !== 'object' || value === null) return value;
+  return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, toDagJson(item)]));
+}

@@ -1,10 +1,14 @@
 /**
  * A FirehoseClient wired to a FakeRelay the way the gateway wires it, with its own metrics
- * registry and a logger whose lines the test can read. The consumer is a callback the test
- * chooses (a message list, or a real Ingester).
+ * registry and a logger whose lines the test can read; and the real consumer, an Ingester over
+ * an EventStore in a temp dir, for tests that check what ends up stored.
  */
 import { pino, type Logger } from 'pino';
 import { Registry } from 'prom-client';
+import { CursorClock } from '../../src/events/clock.ts';
+import { EventStore } from '../../src/store/event-store.ts';
+import { Ingester } from '../../src/store/ingest.ts';
+import { createStoreMetrics } from '../../src/store/metrics.ts';
 import { FirehoseClient, type FirehoseClientOptions } from '../../src/upstream/firehose.ts';
 import type { UpstreamMessage } from '../../src/upstream/messages.ts';
 import { createUpstreamMetrics, type UpstreamMetrics } from '../../src/upstream/metrics.ts';
@@ -75,4 +79,57 @@ export async function waitFor(condition: () => boolean | Promise<boolean>, what:
 /** The seqs of the messages that carry one, in arrival order. */
 export function seqsOf(messages: UpstreamMessage[]): number[] {
   return messages.flatMap((m) => ('seq' in m ? [m.seq] : []));
+}
+
+export interface IngestHarness {
+  store: EventStore;
+  ingester: Ingester;
+  registry: Registry;
+  upstreamMetrics: UpstreamMetrics;
+  close(): Promise<void>;
+}
+
+/**
+ * A real Ingester over a real EventStore (LMDB in `dataDir`), as the gateway builds them. Pass
+ * the client's registry and metrics to share them. close() flushes, then closes the store.
+ */
+export function openIngester(
+  dataDir: string,
+  upstreamUrl: string,
+  shared: { registry?: Registry; upstreamMetrics?: UpstreamMetrics; logger?: Logger } = {},
+): IngestHarness {
+  const registry = shared.registry ?? new Registry();
+  const upstreamMetrics = shared.upstreamMetrics ?? createUpstreamMetrics(registry);
+  const store = new EventStore({ dataDir, hotLogBytes: 8 * 1024 * 1024 });
+  const ingester = new Ingester({
+    store,
+    clock: new CursorClock(store.lastTimeUs),
+    upstreamUrl,
+    logger: shared.logger ?? pino({ level: 'silent' }),
+    metrics: createStoreMetrics(registry),
+    upstreamMetrics,
+    onBackpressure: () => {},
+  });
+  return {
+    store,
+    ingester,
+    registry,
+    upstreamMetrics,
+    close: async () => {
+      await ingester.flush();
+      await store.close();
+    },
+  };
+}
+
+/** Every stored event, oldest first, parsed. */
+export function storedEvents(store: EventStore): Array<Record<string, any>> {
+  const out: Array<Record<string, any>> = [];
+  let position = 0;
+  for (;;) {
+    const { entries, position: next } = store.readAfter(position, { maxEntries: 1_000 });
+    if (next === position) return out;
+    position = next;
+    for (const entry of entries) out.push(JSON.parse(entry.json.toString()));
+  }
 }
