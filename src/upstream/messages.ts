@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
-import { CarBufferReader } from '@ipld/car/buffer-reader';
-import { CID } from 'multiformats/cid';
+import { CarSlice } from './car.ts';
 import { DropError, type DropReason } from './drop.ts';
 import type { Frame } from './frame.ts';
+import { Link } from './link.ts';
 import { isDid, isNsid, isRecordKey } from './syntax.ts';
 
 export type OpAction = 'create' | 'update' | 'delete';
@@ -31,9 +31,6 @@ export type UpstreamMessage =
   | { type: 'sync'; seq: number; did: string; rev: string; time: string }
   | { type: 'info'; name: string; message?: string }
   | { type: 'error'; error: string; message?: string };
-
-const SHA2_256 = 0x12;
-const DAG_CBOR = 0x71;
 
 /** Turns a decoded frame into a typed message; throws DropError when the frame is unusable. */
 export function parseMessage(frame: Frame): UpstreamMessage {
@@ -80,12 +77,7 @@ function parseCommit(body: Record<string, unknown>): UpstreamMessage {
   const time = stringField(body, 'time');
   if (!Array.isArray(body.ops)) throw new DropError('bad_field', 'commit.ops is not an array');
   if (!(body.blocks instanceof Uint8Array)) throw new DropError('bad_field', 'commit.blocks is not bytes');
-  let car: CarBufferReader;
-  try {
-    car = CarBufferReader.fromBytes(body.blocks);
-  } catch (err) {
-    throw new DropError('bad_car', `commit.blocks is not a CAR: ${(err as Error).message}`);
-  }
+  const car = new CarSlice(body.blocks);
   const ops: RecordOp[] = [];
   const drops: OpDrop[] = [];
   for (const raw of body.ops as unknown[]) {
@@ -100,7 +92,7 @@ function parseCommit(body: Record<string, unknown>): UpstreamMessage {
   return { type: 'commit', seq, repo, rev, time, ops, drops };
 }
 
-function parseOp(raw: unknown, car: CarBufferReader): RecordOp {
+function parseOp(raw: unknown, car: CarSlice): RecordOp {
   const op = raw as { action?: unknown; path?: unknown; cid?: unknown };
   if (typeof op?.path !== 'string') throw new DropError('bad_path', 'op.path is not a string');
   const slash = op.path.indexOf('/');
@@ -113,18 +105,14 @@ function parseOp(raw: unknown, car: CarBufferReader): RecordOp {
   if (op.action !== 'create' && op.action !== 'update') {
     throw new DropError('bad_action', `op.action ${JSON.stringify(op.action)} is not create, update or delete`);
   }
-  const cid = CID.asCID(op.cid);
-  if (!cid) throw new DropError('bad_field', `${op.action} op without a CID`);
-  if (cid.multihash.code !== SHA2_256 || cid.code !== DAG_CBOR) {
-    throw new DropError('unsupported_cid', `record CID ${cid} is not dag-cbor with sha2-256`);
-  }
-  const block = car.get(cid);
-  if (!block) throw new DropError('record_missing', `record block ${cid} is not in the CAR`);
-  const digest = createHash('sha256').update(block.bytes).digest();
-  if (!digest.equals(cid.multihash.digest)) {
-    throw new DropError('cid_mismatch', `record block does not hash to ${cid}`);
-  }
-  return { action: op.action, collection, rkey, cid: cid.toString(), record: block.bytes };
+  const cid = op.cid;
+  if (!(cid instanceof Link)) throw new DropError('bad_field', `${op.action} op without a CID`);
+  if (!cid.isDagCborSha256) throw new DropError('unsupported_cid', `record CID ${cid} is not CIDv1 dag-cbor with sha2-256`);
+  const record = car.find(cid.bytes);
+  if (!record) throw new DropError('record_missing', `record block ${cid} is not in the CAR`);
+  const digest = createHash('sha256').update(record).digest();
+  if (!digest.equals(cid.digest)) throw new DropError('cid_mismatch', `record block does not hash to ${cid}`);
+  return { action: op.action, collection, rkey, cid: cid.toString(), record };
 }
 
 function seqOf(body: Record<string, unknown>): number {

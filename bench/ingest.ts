@@ -1,0 +1,123 @@
+/**
+ * bench/ingest: upstream frames → JSON events per second, one core, over a realistic mix
+ * (test/support/synthetic.ts), beside two peers decoding the same frames in the same run:
+ *   - @atproto/sync 0.1.40: Frame.fromBytes (the decoder its Firehose uses) + parseCommitUnauthenticated
+ *     / parseAccount → event objects (no JSON);
+ *   - @atcute/cbor + @atcute/car: a bare decode of header, body, CAR and record blocks (no JSON,
+ *     no CID verification) — the fastest JS decoders known, a floor for any decoder.
+ * contrail's figure includes CID verification and the final JSON bytes.
+ */
+import { parseAccount, parseCommitUnauthenticated } from '@atproto/sync';
+import { Frame } from '@atproto/xrpc-server';
+import { decode as atcuteDecode, decodeFirst as atcuteDecodeFirst, fromBytes } from '@atcute/cbor';
+import { fromUint8Array } from '@atcute/car';
+import { CursorClock } from '../src/events/clock.ts';
+import { buildEvents } from '../src/events/entry.ts';
+import { decodeFrame } from '../src/upstream/frame.ts';
+import { parseMessage } from '../src/upstream/messages.ts';
+import { SyntheticFirehose } from '../test/support/synthetic.ts';
+import { median, printTable, type Row } from './table.ts';
+
+const FRAMES = 20_000;
+const RUNS = 5;
+
+type Decoder = (frames: Uint8Array[]) => Promise<number> | number;
+
+const contrail: Decoder = (frames) => {
+  const clock = new CursorClock();
+  let events = 0;
+  for (const bytes of frames) {
+    const message = parseMessage(decodeFrame(bytes, 5_000_000));
+    if (message.type === 'commit' || message.type === 'identity' || message.type === 'account') {
+      events += buildEvents(message, clock).entries.length;
+    }
+  }
+  return events;
+};
+
+const atprotoSync: Decoder = async (frames) => {
+  let events = 0;
+  for (const bytes of frames) {
+    const frame = Frame.fromBytes(bytes) as { header: { t?: string }; body: any };
+    switch (frame.header.t) {
+      case '#commit':
+        events += (await parseCommitUnauthenticated(frame.body)).length;
+        break;
+      case '#account':
+        // parseAccount returns nothing for statuses it does not know (desynchronized, throttled); count the decode.
+        parseAccount(frame.body);
+        events++;
+        break;
+      case '#identity':
+        // parseIdentity resolves the DID over the network; count the decoded frame instead.
+        events += frame.body.did ? 1 : 0;
+        break;
+    }
+  }
+  return events;
+};
+
+const atcute: Decoder = (frames) => {
+  let events = 0;
+  for (const bytes of frames) {
+    const [header, rest] = atcuteDecodeFirst(bytes) as [{ t?: string }, Uint8Array];
+    const body = atcuteDecode(rest) as any;
+    if (header.t !== '#commit') {
+      events++;
+      continue;
+    }
+    const blocks = [...fromUint8Array(fromBytes(body.blocks))];
+    for (const op of body.ops) {
+      if (!op.cid) {
+        events++;
+        continue;
+      }
+      const block = blocks.find((b) => equalBytes(b.cid.bytes, op.cid.bytes));
+      if (block) {
+        atcuteDecode(block.bytes);
+        events++;
+      }
+    }
+  }
+  return events;
+};
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+export async function run(): Promise<Row[]> {
+  const frames = new SyntheticFirehose({ seed: 1 }).frames(FRAMES).map((f) => f.bytes);
+  const decoders: Array<[string, Decoder]> = [
+    ['contrail (decode + verify + JSON)', contrail],
+    ['@atproto/sync parseCommitUnauthenticated', atprotoSync],
+    ['@atcute/cbor + @atcute/car (bare decode)', atcute],
+  ];
+  const rates = new Map<string, number[]>();
+  let expectedEvents = -1;
+  for (let run = 0; run < RUNS + 1; run++) {
+    for (const [name, decode] of decoders) {
+      const started = performance.now();
+      const events = await decode(frames);
+      const seconds = (performance.now() - started) / 1000;
+      if (run === 0) {
+        // Warm-up pass; also checks every decoder saw the same events.
+        if (expectedEvents < 0) expectedEvents = events;
+        else if (events !== expectedEvents) throw new Error(`${name} produced ${events} events, contrail ${expectedEvents}`);
+        continue;
+      }
+      rates.set(name, [...(rates.get(name) ?? []), events / seconds]);
+    }
+  }
+  const ours = median(rates.get(decoders[0][0])!);
+  return decoders.map(([name]) => {
+    const rate = median(rates.get(name)!);
+    return { bench: 'ingest', case: name, 'events/s': Math.round(rate), 'µs/event': (1e6 / rate).toFixed(2), 'contrail ×': (ours / rate).toFixed(2) };
+  });
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  printTable(`ingest: ${FRAMES} synthetic frames, median of ${RUNS} runs, one core`, await run());
+}

@@ -1,0 +1,22 @@
+/** Shared by the benchmarks: medians and a plain-text table. */
+export type Row = Record<string, string | number>;
+
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+export function printTable(title: string, rows: Row[]): void {
+  const columns = [...new Set(rows.flatMap((row) => Object.keys(row)))];
+  const cell = (row: Row, column: string) => {
+    const value = row[column];
+    return typeof value === 'number' ? value.toLocaleString('en-US') : (value ?? '');
+  };
+  const widths = columns.map((column) => Math.max(column.length, ...rows.map((row) => String(cell(row, column)).length)));
+  const line = (values: string[]) => '| ' + values.map((v, i) => v.padEnd(widths[i])).join(' | ') + ' |';
+  process.stdout.write(`\n${title}\n`);
+  process.stdout.write(line(columns) + '\n');
+  process.stdout.write('|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|\n');
+  for (const row of rows) process.stdout.write(line(columns.map((column) => String(cell(row, column)))) + '\n');
+}
