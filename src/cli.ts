@@ -20,6 +20,7 @@ export function buildCli(argv: string[]): Argv {
       const { inspect } = await import('./inspect.ts');
       await inspect(args['data-dir'] as string);
     })
+    .epilogue('Every flag can also be set in the environment as CONTRAIL_<FLAG>, e.g. CONTRAIL_METRICS_PORT=9100.')
     .strict()
     .help()
     .alias('help', 'h')

@@ -92,7 +92,12 @@ export const SERVE_OPTIONS = {
   'hot-cache-bytes': { type: 'string', default: '64MiB', describe: 'Recent events kept in memory for subscribers near the tip' , coerce: parseByteSize },
   'max-frame-bytes': { type: 'string', default: '5MB', describe: 'Upstream frames larger than this are dropped (counted)' , coerce: parseByteSize },
   transport: { type: 'string', default: 'auto', choices: TRANSPORTS, describe: 'WebSocket server: uws, ws, or auto (uws when it loads)' },
-  'zstd-dictionary': { type: 'string', default: DEFAULT_DICTIONARY, describe: 'zstd dictionary for compressed subscribers' },
+  'zstd-dictionary': {
+    type: 'string',
+    default: DEFAULT_DICTIONARY,
+    defaultDescription: 'the bundled dictionaries/contrail-v1.zstd-dict',
+    describe: "zstd dictionary for compressed subscribers (Jetstream v1's, for existing compressed clients)",
+  },
   'max-subscribers': { type: 'number', default: 10_000, describe: 'Subscribers served at once; more get HTTP 503', coerce: parseCount },
   'max-connections-per-ip': {
     type: 'number',

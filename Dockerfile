@@ -1,0 +1,18 @@
+# contrail: a Jetstream-compatible JSON firehose gateway.
+#   docker build -t contrail . && docker run -p 6008:6008 -p 6009:6009 -v contrail-data:/data contrail
+# Node 20: the last line uWebSockets.js (the fast transport) has a native build for.
+FROM node:20-bookworm-slim
+# zstd-napi compiles its native addon at install time.
+RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev && npm cache clean --force
+COPY tsconfig.json ./
+COPY src ./src
+COPY dictionaries ./dictionaries
+ENV CONTRAIL_DATA_DIR=/data CONTRAIL_HOST=0.0.0.0 NODE_ENV=production
+VOLUME /data
+EXPOSE 6008 6009
+USER node
+ENTRYPOINT ["node", "src/bin.js"]
+CMD ["serve"]
