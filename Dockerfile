@@ -11,6 +11,7 @@ COPY tsconfig.json ./
 COPY src ./src
 COPY dictionaries ./dictionaries
 ENV CONTRAIL_DATA_DIR=/data CONTRAIL_HOST=0.0.0.0 NODE_ENV=production
+RUN mkdir -p /data && chown node:node /data
 VOLUME /data
 EXPOSE 6008 6009
 USER node

@@ -40,6 +40,8 @@ export interface ConnectOptions {
 
 /** One subscriber that records every message it receives. */
 export class Subscription {
+  /** Every subscription not yet closed, so a failed test's leftovers can be closed after it. */
+  static readonly #open = new Set<Subscription>();
   readonly messages: Received[] = [];
   readonly closed: Promise<CloseInfo>;
   closeInfo: CloseInfo | undefined;
@@ -49,12 +51,18 @@ export class Subscription {
     ws.on('message', (data: Buffer, binary: boolean) => this.messages.push({ data, binary }));
     ws.on('ping', () => this.pingsReceived++);
     ws.on('error', () => {}); // the close event carries what the tests look at
+    Subscription.#open.add(this);
     this.closed = new Promise((resolve) =>
       ws.on('close', (code, reason) => {
+        Subscription.#open.delete(this);
         this.closeInfo = { code, reason: reason.toString() };
         resolve(this.closeInfo);
       }),
     );
+  }
+
+  static async closeAll(): Promise<void> {
+    await Promise.all([...Subscription.#open].map((s) => s.close()));
   }
 
   static async open(port: number, query = '', options: ConnectOptions = {}): Promise<Subscription> {
@@ -123,7 +131,8 @@ export class Subscription {
 
   async close(): Promise<void> {
     if (this.ws.readyState === WebSocket.CLOSED) return;
-    this.ws.close();
+    if (this.ws.readyState === WebSocket.CONNECTING) this.ws.terminate();
+    else this.ws.close();
     await this.closed;
   }
 }

@@ -35,14 +35,14 @@ export function capturingLogger(logs: LogLine[]): Logger {
 
 export function startClient(
   url: string,
-  options: Partial<Omit<FirehoseClientOptions, 'url' | 'logger' | 'metrics'>> & { registry?: Registry } = {},
+  options: Partial<Omit<FirehoseClientOptions, 'url' | 'logger'>> & { registry?: Registry } = {},
 ): ClientHarness {
   const registry = options.registry ?? new Registry();
-  const metrics = createUpstreamMetrics(registry);
+  const metrics = options.metrics ?? createUpstreamMetrics(registry);
   const logs: LogLine[] = [];
   const logger = capturingLogger(logs);
   const messages: UpstreamMessage[] = [];
-  const { onMessage, registry: _registry, ...rest } = options;
+  const { onMessage, registry: _registry, metrics: _metrics, ...rest } = options;
   const client = new FirehoseClient({
     url,
     logger,
@@ -96,7 +96,7 @@ export interface IngestHarness {
 export function openIngester(
   dataDir: string,
   upstreamUrl: string,
-  shared: { registry?: Registry; upstreamMetrics?: UpstreamMetrics; logger?: Logger } = {},
+  shared: { registry?: Registry; upstreamMetrics?: UpstreamMetrics; logger?: Logger; onBackpressure?: (paused: boolean) => void } = {},
 ): IngestHarness {
   const registry = shared.registry ?? new Registry();
   const upstreamMetrics = shared.upstreamMetrics ?? createUpstreamMetrics(registry);
@@ -108,7 +108,7 @@ export function openIngester(
     logger: shared.logger ?? pino({ level: 'silent' }),
     metrics: createStoreMetrics(registry),
     upstreamMetrics,
-    onBackpressure: () => {},
+    onBackpressure: shared.onBackpressure ?? (() => {}),
   });
   return {
     store,
