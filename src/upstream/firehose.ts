@@ -56,12 +56,14 @@ export class FirehoseClient {
   #heardSincePing = true;
 
   constructor(options: FirehoseClientOptions) {
+    // `??`, not a spread of defaults: an option passed as undefined must not erase its default
+    // (an undefined ping interval would ping every millisecond; an undefined size limit, none).
     this.#options = {
-      maxFrameBytes: DEFAULT_MAX_FRAME_BYTES,
-      pingIntervalMs: 30_000,
-      backoffBaseMs: 1_000,
-      backoffMaxMs: 30_000,
       ...options,
+      maxFrameBytes: options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
+      pingIntervalMs: options.pingIntervalMs ?? 30_000,
+      backoffBaseMs: options.backoffBaseMs ?? 1_000,
+      backoffMaxMs: options.backoffMaxMs ?? 30_000,
     };
     this.#dropLog = new DropLog((fields, message) => this.#options.logger.warn(fields, message));
   }

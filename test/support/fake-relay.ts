@@ -20,6 +20,7 @@ export class FakeRelay {
   readonly #server: WebSocketServer;
   readonly #clients = new Set<WebSocket>();
   #port = 0;
+  #pings = 0;
 
   private constructor(server: WebSocketServer) {
     this.#server = server;
@@ -40,6 +41,11 @@ export class FakeRelay {
 
   get connections(): number {
     return this.#clients.size;
+  }
+
+  /** WebSocket pings received from clients (each answered with a pong, as ws does). */
+  get pings(): number {
+    return this.#pings;
   }
 
   /** Appends a frame and sends it to every connected client. */
@@ -84,6 +90,7 @@ export class FakeRelay {
     }
     this.#clients.add(socket);
     socket.on('close', () => this.#clients.delete(socket));
+    socket.on('ping', () => this.#pings++);
     socket.on('error', () => socket.terminate());
     if (cursor === undefined) return;
     // Backlog: everything after the cursor, including seq-less frames in between.

@@ -1,0 +1,305 @@
+/**
+ * FirehoseClient end to end against a FakeRelay on 127.0.0.1, with the real consumer (an
+ * Ingester over an EventStore in a temp dir) deciding the resume cursor and discarding what it
+ * already has: scripted streams, sockets dropped mid-stream, FutureCursor, quiet and dead
+ * upstreams, backoff; and normalizeUpstreamUrl.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer } from 'node:net';
+import { Registry } from 'prom-client';
+import { WebSocketServer } from 'ws';
+import { EventStore } from '../src/store/event-store.ts';
+import { normalizeUpstreamUrl } from '../src/upstream/url.ts';
+import { FakeRelay } from './support/fake-relay.ts';
+import { commitFrame, tidFor } from './support/frames.ts';
+import { tempDir } from './support/gateway.ts';
+import { SyntheticFirehose, type SyntheticFrame } from './support/synthetic.ts';
+import { metricValue, openIngester, seqsOf, startClient, storedEvents, waitFor, type ClientHarness, type IngestHarness } from './support/upstream-harness.ts';
+
+interface Rig {
+  relay: FakeRelay;
+  ingest: IngestHarness;
+  harness: ClientHarness;
+  registry: Registry;
+}
+
+/**
+ * Relay, store, Ingester and client wired as the gateway wires them. The relay and data dir
+ * can be given to reuse them; everything is torn down after the test.
+ */
+async function rig(
+  t: { after: (fn: () => Promise<void>) => void },
+  options: { relay?: FakeRelay; dataDir?: string; pingIntervalMs?: number } = {},
+): Promise<Rig> {
+  const relay = options.relay ?? (await FakeRelay.start());
+  const dir = options.dataDir ? undefined : tempDir();
+  const registry = new Registry();
+  const ingest = openIngester(options.dataDir ?? dir!.path, relay.url, { registry });
+  const harness = startClient(relay.url, {
+    registry,
+    metrics: ingest.upstreamMetrics,
+    resumeCursor: () => ingest.ingester.resumeCursor(),
+    onMessage: (message) => ingest.ingester.handle(message),
+    backoffBaseMs: 10,
+    backoffMaxMs: 50,
+    pingIntervalMs: options.pingIntervalMs,
+  });
+  t.after(async () => {
+    await harness.client.stop();
+    await ingest.close();
+    if (!options.relay) await relay.stop();
+    dir?.remove();
+  });
+  return { relay, ingest, harness, registry };
+}
+
+function push(relay: FakeRelay, frames: SyntheticFrame[]): void {
+  for (const frame of frames) relay.push({ seq: frame.seq, bytes: frame.bytes });
+}
+
+const storedSeq = (rig: Rig) => rig.ingest.store.upstreamCursor?.seq;
+
+/** Which stored events came from which frames: every frame's events once, in seq order. */
+function assertStoredExactly(rig: Rig, frames: SyntheticFrame[]): void {
+  const events = storedEvents(rig.ingest.store);
+  assert.equal(events.length, frames.reduce((sum, f) => sum + f.events, 0), 'stored event count');
+  const times = events.map((e) => e.time_us);
+  assert.equal(new Set(times).size, times.length, 'time_us unique');
+  assert.deepEqual(times, [...times].sort((a, b) => a - b), 'time_us increasing');
+}
+
+test('consumes a scripted stream end to end into the store', async (t) => {
+  const r = await rig(t);
+  await r.relay.waitForConnections(1);
+  await waitFor(() => r.harness.client.connected, 'the client to connect');
+  const frames = new SyntheticFirehose({ seed: 11, accounts: 200 }).frames(300);
+  push(r.relay, frames);
+  await waitFor(() => storedSeq(r) === 300, 'seq 300 to be stored');
+  assert.deepEqual(seqsOf(r.harness.messages), frames.map((f) => f.seq));
+  assertStoredExactly(r, frames);
+  assert.equal(await metricValue(r.registry, 'contrail_ingest_drops_total'), 0);
+  assert.deepEqual(r.relay.cursors, [undefined]);
+});
+
+test('the relay dropping the socket: the client reconnects with ?cursor=<last seq> and the store has no gap and no duplicate', async (t) => {
+  const r = await rig(t);
+  const synthetic = new SyntheticFirehose({ seed: 12, accounts: 200 });
+  const first = synthetic.frames(100);
+  const second = synthetic.frames(100);
+  await r.relay.waitForConnections(1);
+  await waitFor(() => r.harness.client.connected, 'the client to connect');
+  push(r.relay, first);
+  await waitFor(() => seqsOf(r.harness.messages).at(-1) === 100, 'seq 100 to arrive');
+
+  // The relay cuts the TCP connection; while the client is away, the stream moves on.
+  r.relay.dropClients();
+  push(r.relay, second);
+  await r.relay.waitForConnections(2);
+  await waitFor(() => storedSeq(r) === 200, 'seq 200 to be stored');
+  assert.deepEqual(r.relay.cursors, [undefined, 100]);
+  assert.deepEqual(seqsOf(r.harness.messages), [...first, ...second].map((f) => f.seq));
+  assertStoredExactly(r, [...first, ...second]);
+  assert.equal(await metricValue(r.registry, 'contrail_upstream_connects_total'), 2);
+  assert.equal(await metricValue(r.registry, 'contrail_upstream_disconnects_total', { reason: 'closed' }), 1);
+});
+
+test('a cut while frames are in flight, and a relay replaying what was already stored: still no gap, no duplicate', async (t) => {
+  const r = await rig(t);
+  const synthetic = new SyntheticFirehose({ seed: 13, accounts: 200 });
+  const frames = synthetic.frames(400);
+  await r.relay.waitForConnections(1);
+  await waitFor(() => r.harness.client.connected, 'the client to connect');
+  push(r.relay, frames.slice(0, 300));
+  await waitFor(() => r.harness.messages.length > 0, 'the first frames');
+  r.relay.dropClients(); // wherever the stream happens to be
+  await r.relay.waitForConnections(2);
+  await waitFor(() => storedSeq(r) === 300, 'seq 300 to be stored');
+  // A relay that re-sends an overlap (as after its own restart): seqs 250..300 again, then new ones.
+  push(r.relay, frames.slice(249, 300));
+  push(r.relay, frames.slice(300));
+  await waitFor(() => storedSeq(r) === 400, 'seq 400 to be stored');
+  const resumedFrom = r.relay.cursors[1]!;
+  assert.ok(resumedFrom >= 1 && resumedFrom <= 300, `resumed from ${resumedFrom}`);
+  assertStoredExactly(r, frames);
+  const skipped = await metricValue(r.registry, 'contrail_ingest_skipped_total', { reason: 'duplicate_seq' });
+  assert.ok(skipped >= 51, `${skipped} duplicates skipped`);
+});
+
+test('FutureCursor: the client reconnects without a cursor, the Ingester forgets its watermark, and says so loudly', async (t) => {
+  const relay = await FakeRelay.start();
+  const dir = tempDir();
+  t.after(async () => {
+    await relay.stop();
+    dir.remove();
+  });
+  // A store that last saw seq 500 from this relay; the relay (reset since) only got to 10.
+  const seeded = new EventStore({ dataDir: dir.path, hotLogBytes: 1 << 20 });
+  await seeded.commit({ entries: [], revs: new Map(), cursor: { url: relay.url, seq: 500 } });
+  await seeded.close();
+  const synthetic = new SyntheticFirehose({ seed: 14, accounts: 50 });
+  push(relay, synthetic.frames(10));
+
+  const r = await rig(t, { relay, dataDir: dir.path });
+  await relay.waitForConnections(2);
+  assert.deepEqual(relay.cursors, [500, undefined]);
+  assert.equal(await metricValue(r.registry, 'contrail_upstream_error_frames_total', { error: 'FutureCursor' }), 1);
+  assert.ok(
+    r.harness.logs.some((line) => line.level >= 50 && /FUTURE/.test(line.msg)),
+    'an error-level log line saying the cursor is in the future',
+  );
+  await waitFor(() => r.harness.client.connected, 'the client to reconnect');
+  const live = synthetic.frames(5);
+  push(relay, live);
+  await waitFor(() => storedSeq(r) === 15, 'the live frames to be stored');
+  assert.deepEqual(seqsOf(r.harness.messages), [11, 12, 13, 14, 15]);
+  assertStoredExactly(r, live);
+});
+
+test('a quiet upstream is normal: no exit, no reconnect, pings answered, and the next frame still arrives', async (t) => {
+  const r = await rig(t, { pingIntervalMs: 100 });
+  await r.relay.waitForConnections(1);
+  await waitFor(() => r.harness.client.connected, 'the client to connect');
+  // Silence but for pings, each answered (as ws answers them), over many ping intervals.
+  await waitFor(() => r.relay.pings >= 6, 'six pings');
+  assert.ok(r.harness.client.connected);
+  assert.deepEqual(r.relay.cursors, [undefined]);
+  assert.equal(await metricValue(r.registry, 'contrail_upstream_connects_total'), 1);
+  assert.equal(await metricValue(r.registry, 'contrail_upstream_disconnects_total', { reason: 'closed' }), 0);
+  const [frame] = new SyntheticFirehose({ seed: 16 }).frames(1);
+  push(r.relay, [frame]);
+  await waitFor(() => storedSeq(r) === 1, 'the frame after the silence');
+});
+
+test('an upstream that stops answering pings is dropped and redialled', async (t) => {
+  // A server that accepts the WebSocket and then never says anything, pongs included.
+  const server = new WebSocketServer({ host: '127.0.0.1', port: 0, autoPong: false });
+  await once(server, 'listening');
+  const connections: string[] = [];
+  server.on('connection', (_socket, request) => connections.push(request.url ?? ''));
+  t.after(async () => {
+    for (const client of server.clients) client.terminate();
+    await new Promise((resolve) => server.close(resolve));
+  });
+  const url = `ws://127.0.0.1:${(server.address() as { port: number }).port}/xrpc/com.atproto.sync.subscribeRepos`;
+  const harness = startClient(url, { pingIntervalMs: 20, backoffBaseMs: 10, backoffMaxMs: 50 });
+  t.after(() => harness.client.stop());
+  await waitFor(() => connections.length >= 2, 'a second connection after the unanswered ping');
+  assert.ok(harness.logs.some((line) => /did not answer a ping/.test(line.msg)));
+});
+
+test('backoff: while nothing connects, the delay ceiling doubles per failure and is capped', async (t) => {
+  // A port with nothing listening: every dial fails at once.
+  const probe = createServer();
+  probe.listen(0, '127.0.0.1');
+  await once(probe, 'listening');
+  const port = (probe.address() as { port: number }).port;
+  await new Promise((resolve) => probe.close(resolve));
+
+  const base = 2;
+  const max = 32;
+  const harness = startClient(`ws://127.0.0.1:${port}/xrpc/com.atproto.sync.subscribeRepos`, { backoffBaseMs: base, backoffMaxMs: max });
+  t.after(() => harness.client.stop());
+  const retries = () =>
+    harness.logs.filter((line) => line.msg === 'upstream disconnected; reconnecting').map((line) => ({ failures: line.failures as number, retryInMs: line.retryInMs as number }));
+  await waitFor(() => retries().length >= 16, '16 failed dials');
+  const seen = retries().slice(0, 16);
+  assert.deepEqual(seen.map((r) => r.failures), Array.from({ length: 16 }, (_, i) => i + 1), 'failures count up while nothing connects');
+  for (const { failures, retryInMs } of seen) {
+    const ceiling = Math.min(max, base * 2 ** failures);
+    assert.ok(retryInMs >= 0 && retryInMs <= ceiling, `retry in ${retryInMs} ms after ${failures} failures (ceiling ${ceiling})`);
+  }
+  // Jitter is uniform below the ceiling: over the capped attempts some delay exceeds the first ceilings.
+  const capped = seen.filter((r) => base * 2 ** r.failures >= max).map((r) => r.retryInMs);
+  assert.ok(capped.length >= 10);
+  assert.ok(Math.max(...capped) > base * 2, `capped delays ${capped} never grew past ${base * 2}`);
+  assert.equal(await metricValue(harness.registry, 'contrail_upstream_connects_total'), 0);
+  assert.ok((await metricValue(harness.registry, 'contrail_upstream_disconnects_total', { reason: 'error' })) >= 16);
+});
+
+test('tuning options passed as undefined keep their defaults', async (t) => {
+  const relay = await FakeRelay.start();
+  t.after(() => relay.stop());
+  const harness = startClient(relay.url, { maxFrameBytes: undefined, pingIntervalMs: undefined, backoffBaseMs: undefined, backoffMaxMs: undefined });
+  t.after(() => harness.client.stop());
+  await waitFor(() => harness.client.connected, 'the client to connect');
+  const frames = new SyntheticFirehose({ seed: 19 }).frames(50);
+  push(relay, frames);
+  const oversized = commitFrame({ seq: 51, repo: 'did:plc:abc', rev: tidFor(51), ops: [{ action: 'create', path: 'app.bsky.feed.post/3lbv2xh5u3s22', record: { $type: 'app.bsky.feed.post', text: 'x'.repeat(5 * 1024 * 1024) } }] });
+  relay.push({ seq: 51, bytes: oversized });
+  push(relay, new SyntheticFirehose({ seed: 20, firstSeq: 52 }).frames(1));
+  await waitFor(() => seqsOf(harness.messages).at(-1) === 52, 'seq 52');
+  // The 5 MiB default limit held, and the 30 s default ping interval sent no ping in this time.
+  assert.equal(await metricValue(harness.registry, 'contrail_ingest_drops_total', { reason: 'oversized' }), 1);
+  assert.equal(relay.pings, 0);
+  assert.deepEqual(relay.cursors, [undefined]);
+});
+
+test('after a connection that delivered frames, the next retry starts from the base delay again', async (t) => {
+  const r = await rig(t);
+  await r.relay.waitForConnections(1);
+  await waitFor(() => r.harness.client.connected, 'the client to connect');
+  push(r.relay, new SyntheticFirehose({ seed: 17 }).frames(3));
+  await waitFor(() => storedSeq(r) === 3, 'seq 3 to be stored');
+  r.relay.dropClients();
+  await r.relay.waitForConnections(2);
+  const retry = r.harness.logs.find((line) => line.msg === 'upstream disconnected; reconnecting') as { failures: number; retryInMs: number } | undefined;
+  assert.ok(retry);
+  assert.equal(retry.failures, 0);
+  assert.ok(retry.retryInMs <= 10);
+  assert.deepEqual(r.relay.cursors, [undefined, 3]);
+});
+
+test('pause() holds frames back (TCP backpressure) and resume() delivers them in order', async (t) => {
+  const r = await rig(t);
+  await r.relay.waitForConnections(1);
+  await waitFor(() => r.harness.client.connected, 'the client to connect');
+  r.harness.client.pause();
+  const frames = new SyntheticFirehose({ seed: 18 }).frames(20);
+  push(r.relay, frames);
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  assert.equal(r.harness.messages.length, 0, 'nothing read while paused');
+  r.harness.client.resume();
+  await waitFor(() => storedSeq(r) === 20, 'seq 20 to be stored');
+  assert.deepEqual(seqsOf(r.harness.messages), frames.map((f) => f.seq));
+});
+
+test('stop() closes the connection and nothing redials', async (t) => {
+  const relay = await FakeRelay.start();
+  t.after(() => relay.stop());
+  const harness = startClient(relay.url, { backoffBaseMs: 1, backoffMaxMs: 2 });
+  await waitFor(() => harness.client.connected, 'the client to connect');
+  await harness.client.stop();
+  assert.equal(harness.client.connected, false);
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.deepEqual(relay.cursors, [undefined]);
+  assert.equal(await metricValue(harness.registry, 'contrail_upstream_disconnects_total', { reason: 'stopped' }), 1);
+  // A commit pushed now reaches nobody.
+  relay.push({ seq: 1, bytes: commitFrame({ seq: 1, repo: 'did:plc:abc', rev: tidFor(1), ops: [] }) });
+  assert.equal(harness.messages.length, 0);
+});
+
+test('normalizeUpstreamUrl accepts what people type and returns the subscribeRepos WebSocket URL', () => {
+  const path = '/xrpc/com.atproto.sync.subscribeRepos';
+  const cases: Array<[string, string]> = [
+    ['wss://bsky.network', `wss://bsky.network${path}`],
+    ['wss://bsky.network/', `wss://bsky.network${path}`],
+    [`wss://bsky.network${path}`, `wss://bsky.network${path}`],
+    ['https://bsky.network', `wss://bsky.network${path}`],
+    ['http://localhost:2470', `ws://localhost:2470${path}`],
+    ['ws://127.0.0.1:2470', `ws://127.0.0.1:2470${path}`],
+    [`http://127.0.0.1:2470${path}`, `ws://127.0.0.1:2470${path}`],
+    ['bsky.network', `wss://bsky.network${path}`],
+    ['relay.example.com:8443', `wss://relay.example.com:8443${path}`],
+    ['HTTPS://Relay.Example.COM', `wss://relay.example.com${path}`],
+    [`wss://bsky.network${path}?cursor=123`, `wss://bsky.network${path}`],
+    [`wss://bsky.network${path}?cursor=123&x=1#frag`, `wss://bsky.network${path}?x=1`],
+    ['wss://host.example/prefix', `wss://host.example/prefix${path}`],
+    ['wss://host.example/prefix/', `wss://host.example/prefix${path}`],
+  ];
+  for (const [input, expected] of cases) assert.equal(normalizeUpstreamUrl(input), expected, input);
+  for (const bad of ['ftp://bsky.network', 'file:///etc/passwd', 'mailto://x@y', 'wss://', 'http://exa mple.com']) {
+    assert.throws(() => normalizeUpstreamUrl(bad), Error, bad);
+  }
+});
