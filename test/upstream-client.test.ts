@@ -158,11 +158,13 @@ test('FutureCursor: the client reconnects without a cursor, the Ingester forgets
 });
 
 test('a quiet upstream is normal: no exit, no reconnect, pings answered, and the next frame still arrives', async (t) => {
-  const r = await rig(t, { pingIntervalMs: 100 });
+  // Not shorter: a ping unanswered within one interval ends the connection, and a loaded
+  // machine can stall the event loop past a very short one.
+  const r = await rig(t, { pingIntervalMs: 250 });
   await r.relay.waitForConnections(1);
   await waitFor(() => r.harness.client.connected, 'the client to connect');
-  // Silence but for pings, each answered (as ws answers them), over many ping intervals.
-  await waitFor(() => r.relay.pings >= 6, 'six pings');
+  // Silence but for pings, each answered (as ws answers them), over several ping intervals.
+  await waitFor(() => r.relay.pings >= 4, 'four pings');
   assert.ok(r.harness.client.connected);
   assert.deepEqual(r.relay.cursors, [undefined]);
   assert.equal(await metricValue(r.registry, 'contrail_upstream_connects_total'), 1);
