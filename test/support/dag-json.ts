@@ -30,12 +30,16 @@ function bytesOf(base64: string): Uint8Array {
   return new Uint8Array(bytes);
 }
 
-/** The reverse, for checking contrail's output independently: CID → {$link}, bytes → {$bytes}. */
-export function toDagJson(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(toDagJson);
+/**
+ * The reverse, for checking contrail's output independently: CID → {$link}, bytes → {$bytes}.
+ * `bigint` says what to make of integers past 2^53 (kept as bigint unless told).
+ */
+export function toDagJson(value: unknown, bigint: (n: bigint) => unknown = (n) => n): unknown {
+  if (typeof value === 'bigint') return bigint(value);
+  if (Array.isArray(value)) return value.map((item) => toDagJson(item, bigint));
   if (value instanceof Uint8Array) return { $bytes: Buffer.from(value).toString('base64').replace(/=+$/, '') };
   const cid = CID.asCID(value);
   if (cid) return { $link: cid.toString() };
   if (typeof value !== 'object' || value === null) return value;
-  return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, toDagJson(item)]));
+  return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, toDagJson(item, bigint)]));
 }
