@@ -61,14 +61,17 @@ test('bytes after the body are dropped as trailing_bytes', () => {
 });
 
 test('a body that is not a map is dropped as body_not_map', () => {
-  for (const body of [[1, 2], 'text', new Uint8Array([1, 2]), 7, null, true]) {
-    assert.equal(frameDrop(encodeFrame({ op: 1, t: '#commit' }, body)), 'body_not_map', JSON.stringify(body));
+  const link = cborBlock({ a: 1 }).cid;
+  for (const body of [[1, 2], 'text', new Uint8Array([1, 2]), 7, null, true, link]) {
+    assert.equal(frameDrop(encodeFrame({ op: 1, t: '#commit' }, body)), 'body_not_map', String(body));
   }
   assert.equal(frameDrop(encodeFrame({ op: -1 }, ['FutureCursor'])), 'body_not_map');
+  assert.equal(frameDrop(encodeFrame({ op: -1 }, link)), 'body_not_map');
 });
 
 test('a header that is not {op: 1, t} or {op: -1} is dropped as bad_header', () => {
   assert.equal(frameDrop(encodeFrame([1, '#commit'], { seq: 1 })), 'bad_header');
+  assert.equal(frameDrop(encodeFrame(cborBlock({ op: 1 }).cid, { seq: 1 })), 'bad_header');
   assert.equal(frameDrop(encodeFrame({ op: 2, t: '#commit' }, { seq: 1 })), 'bad_header');
   assert.equal(frameDrop(encodeFrame({ op: 1 }, { seq: 1 })), 'bad_header');
   assert.equal(frameDrop(encodeFrame({ op: 1, t: 5 }, { seq: 1 })), 'bad_header');

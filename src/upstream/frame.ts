@@ -48,6 +48,7 @@ function decodeCbor<T>(run: () => T): T {
   }
 }
 
+/** A decoded CBOR map: cborg makes those plain objects, while links and bytes are class instances. */
 export function isMap(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Uint8Array);
+  return typeof value === 'object' && value !== null && Object.getPrototypeOf(value) === Object.prototype;
 }
