@@ -13,7 +13,7 @@ import { WebSocketServer } from 'ws';
 import { EventStore } from '../src/store/event-store.ts';
 import { normalizeUpstreamUrl } from '../src/upstream/url.ts';
 import { FakeRelay } from './support/fake-relay.ts';
-import { commitFrame, tidFor } from './support/frames.ts';
+import { commitFrame, errorFrame, tidFor } from './support/frames.ts';
 import { tempDir } from './support/gateway.ts';
 import { SyntheticFirehose, type SyntheticFrame } from './support/synthetic.ts';
 import { metricValue, openIngester, seqsOf, startClient, storedEvents, waitFor, type ClientHarness, type IngestHarness } from './support/upstream-harness.ts';
@@ -236,6 +236,29 @@ test('tuning options passed as undefined keep their defaults', async (t) => {
   assert.equal(await metricValue(harness.registry, 'contrail_ingest_drops_total', { reason: 'oversized' }), 1);
   assert.equal(relay.pings, 0);
   assert.deepEqual(relay.cursors, [undefined]);
+});
+
+test('an upstream that answers every connect with an error frame and a close meets a growing backoff', async (t) => {
+  const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  await once(server, 'listening');
+  server.on('connection', (socket) => {
+    socket.send(errorFrame('ConsumerTooSlow', 'go away'));
+    socket.close();
+  });
+  t.after(() => new Promise((resolve) => server.close(resolve)));
+  const url = `ws://127.0.0.1:${(server.address() as { port: number }).port}/xrpc/com.atproto.sync.subscribeRepos`;
+  const harness = startClient(url, { backoffBaseMs: 1, backoffMaxMs: 8 });
+  t.after(() => harness.client.stop());
+  const retries = () => harness.logs.filter((line) => line.msg === 'upstream disconnected; reconnecting');
+  await waitFor(() => retries().length >= 5, 'five refused connections');
+  assert.deepEqual(retries().slice(0, 5).map((line) => [line.cause, line.failures]), [
+    ['error_frame', 1],
+    ['error_frame', 2],
+    ['error_frame', 3],
+    ['error_frame', 4],
+    ['error_frame', 5],
+  ]);
+  assert.ok((await metricValue(harness.registry, 'contrail_upstream_error_frames_total', { error: 'ConsumerTooSlow' })) >= 5);
 });
 
 test('after a connection that delivered frames, the next retry starts from the base delay again', async (t) => {

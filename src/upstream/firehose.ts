@@ -41,7 +41,7 @@ export interface FirehoseClientOptions {
 const DEFAULT_MAX_FRAME_BYTES = 5 * 1024 * 1024;
 /** Larger frames are read (then dropped) rather than killing the connection, which would loop. */
 const SOCKET_MAX_PAYLOAD = 64 * 1024 * 1024;
-/** A connection that lived this long (or delivered a frame) resets the backoff. */
+/** A connection that lived this long (or delivered a message that is not an error) resets the backoff. */
 const HEALTHY_AFTER_MS = 10_000;
 
 export class FirehoseClient {
@@ -123,7 +123,6 @@ export class FirehoseClient {
     });
     socket.on('message', (data: Buffer, isBinary: boolean) => {
       this.#heardSincePing = true;
-      delivered = true;
       metrics.bytes.inc(data.byteLength);
       if (!isBinary) {
         this.#drop('not_binary', 'upstream sent a text frame');
@@ -134,6 +133,10 @@ export class FirehoseClient {
       if (message.type === 'error') {
         closeReason = 'error_frame';
         this.#onErrorFrame(message);
+      } else {
+        // An error frame is a refusal, not progress: an upstream that answers every connect
+        // with one (then closes) must meet a growing backoff, not a redial every second.
+        delivered = true;
       }
       this.#options.onMessage(message);
     });
