@@ -16,11 +16,24 @@ import { FakeRelay } from './support/fake-relay.ts';
 import { commitFrame, errorFrame, tidFor } from './support/frames.ts';
 import { tempDir } from './support/gateway.ts';
 import { SyntheticFirehose, type SyntheticFrame } from './support/synthetic.ts';
-import { metricValue, openIngester, seqsOf, startClient, storedEvents, waitFor, type ClientHarness, type IngestHarness } from './support/upstream-harness.ts';
+import {
+  capturingLogger,
+  metricValue,
+  openIngester,
+  seqsOf,
+  startClient,
+  storedEvents,
+  waitFor,
+  type ClientHarness,
+  type IngestHarness,
+  type LogLine,
+} from './support/upstream-harness.ts';
 
 interface Rig {
   relay: FakeRelay;
   ingest: IngestHarness;
+  /** What the Ingester logged. */
+  ingestLogs: LogLine[];
   harness: ClientHarness;
   registry: Registry;
 }
@@ -36,7 +49,8 @@ async function rig(
   const relay = options.relay ?? (await FakeRelay.start());
   const dir = options.dataDir ? undefined : tempDir();
   const registry = new Registry();
-  const ingest = openIngester(options.dataDir ?? dir!.path, relay.url, { registry });
+  const ingestLogs: LogLine[] = [];
+  const ingest = openIngester(options.dataDir ?? dir!.path, relay.url, { registry, logger: capturingLogger(ingestLogs) });
   const harness = startClient(relay.url, {
     registry,
     metrics: ingest.upstreamMetrics,
@@ -52,7 +66,7 @@ async function rig(
     if (!options.relay) await relay.stop();
     dir?.remove();
   });
-  return { relay, ingest, harness, registry };
+  return { relay, ingest, ingestLogs, harness, registry };
 }
 
 function push(relay: FakeRelay, frames: SyntheticFrame[]): void {
@@ -125,6 +139,29 @@ test('a cut while frames are in flight, and a relay replaying what was already s
   assertStoredExactly(r, frames);
   const skipped = await metricValue(r.registry, 'contrail_ingest_skipped_total', { reason: 'duplicate_seq' });
   assert.ok(skipped >= 51, `${skipped} duplicates skipped`);
+});
+
+test('a record that breaks the data model is dropped, counted and logged; the rest of its commit is stored', async (t) => {
+  const r = await rig(t);
+  await r.relay.waitForConnections(1);
+  await waitFor(() => r.harness.client.connected, 'the client to connect');
+  const did = 'did:plc:ewvi7nxzyoun6zhxrhs64oiz';
+  r.relay.push({
+    seq: 1,
+    bytes: commitFrame({
+      seq: 1,
+      repo: did,
+      rev: tidFor(1),
+      ops: [
+        { action: 'create', path: 'app.bsky.feed.post/3lbv2xh5u3s22', record: { $type: 'app.bsky.feed.post', text: 'fine' } },
+        { action: 'create', path: 'app.bsky.feed.post/3lbv2xh5u3s23', record: { $type: 'app.bsky.feed.post', score: 0.5 } },
+      ],
+    }),
+  });
+  await waitFor(() => storedSeq(r) === 1, 'seq 1 to be stored');
+  assert.deepEqual(storedEvents(r.ingest.store).map((e) => e.commit.rkey), ['3lbv2xh5u3s22']);
+  assert.equal(await metricValue(r.registry, 'contrail_ingest_drops_total', { reason: 'bad_record' }), 1);
+  assert.ok(r.ingestLogs.some((line) => line.level === 40 && line.path === 'app.bsky.feed.post/3lbv2xh5u3s23'), 'a warning naming the op');
 });
 
 test('FutureCursor: the client reconnects without a cursor, the Ingester forgets its watermark, and says so loudly', async (t) => {
