@@ -226,6 +226,8 @@ test('an upstream that stops answering pings is dropped and redialled', async (t
   t.after(() => harness.client.stop());
   await waitFor(() => connections.length >= 2, 'a second connection after the unanswered ping');
   assert.ok(harness.logs.some((line) => /did not answer a ping/.test(line.msg)));
+  assert.ok(harness.logs.some((line) => line.msg === 'upstream disconnected; reconnecting' && line.cause === 'ping_timeout'));
+  assert.ok((await metricValue(harness.registry, 'contrail_upstream_disconnects_total', { reason: 'ping_timeout' })) >= 1);
 });
 
 test('backoff: while nothing connects, the delay ceiling doubles per failure and is capped', async (t) => {

@@ -119,7 +119,7 @@ export class FirehoseClient {
       metrics.connected.set(1);
       logger.info({ url: url.toString(), cursor }, 'upstream connected');
       if (this.#paused) socket.pause();
-      this.#startPings(socket);
+      this.#startPings(socket, () => (closeReason = 'ping_timeout'));
     });
     socket.on('message', (data: Buffer, isBinary: boolean) => {
       this.#heardSincePing = true;
@@ -202,13 +202,14 @@ export class FirehoseClient {
     }
   }
 
-  #startPings(socket: WebSocket): void {
+  #startPings(socket: WebSocket, onTimeout: () => void): void {
     this.#heardSincePing = true;
     this.#pingTimer = setInterval(() => {
       // A paused socket reads nothing, pongs included: silence then is ours, not the upstream's.
       if (this.#paused) return;
       if (!this.#heardSincePing) {
         this.#options.logger.warn('upstream did not answer a ping; reconnecting');
+        onTimeout();
         socket.terminate();
         return;
       }
