@@ -7,13 +7,15 @@
 // installed here on first use, and again when the lock changes.
 //
 // The suite runs in its own process group with a deadline, so a hung run cannot outlive it:
-// on timeout or Ctrl-C the whole group (test runner, PDS, contrail children) is killed.
+// on timeout or Ctrl-C the whole group (test runner, PDS, contrail children) is killed, and the
+// run's temp folder (PDS and contrail data) is removed.
 //
 //   npm run test:e2e                              both files
 //   npm run test:e2e -- test/e2e/clients.test.mjs one file (any node --test flags pass through)
 //   CONTRAIL_E2E_TIMEOUT_S=300 npm run test:e2e   a longer deadline (default 240 s)
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -29,7 +31,7 @@ function needsInstall() {
 
 const reason = needsInstall();
 if (reason) {
-  console.log(`test:e2e: ${reason}; running npm ci --prefix test/e2e (about 1-4 minutes: it compiles better-sqlite3)`);
+  console.log(`test:e2e: ${reason}; running npm ci --prefix test/e2e (a few minutes: it compiles better-sqlite3)`);
   const started = Date.now();
   const install = spawnSync('npm', ['ci', '--prefix', e2e, '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' });
   if (install.status !== 0) {
@@ -48,6 +50,7 @@ const files = args.some((arg) => !arg.startsWith('-'))
       .sort()
       .map((name) => relative(root, join(e2e, name)));
 const timeoutS = Number(process.env.CONTRAIL_E2E_TIMEOUT_S ?? 240);
+const runTmp = mkdtempSync(join(tmpdir(), 'contrail-e2e-run-'));
 
 // One file at a time: each starts its own PDS and contrail, and a 2-core machine runs them
 // more predictably in turn.
@@ -55,6 +58,7 @@ const child = spawn(process.execPath, ['--test', '--test-concurrency=1', ...args
   cwd: root,
   stdio: 'inherit',
   detached: true, // its own process group, so killGroup reaches every descendant
+  env: { ...process.env, CONTRAIL_E2E_TMPDIR: runTmp },
 });
 
 const killGroup = (signal) => {
@@ -74,5 +78,6 @@ for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => killGroup(s
 child.on('exit', (code, signal) => {
   clearTimeout(deadline);
   killGroup('SIGKILL'); // anything the run left behind (it should have left nothing)
+  rmSync(runTmp, { recursive: true, force: true });
   process.exit(code ?? (signal ? 1 : 0));
 });

@@ -89,7 +89,9 @@ describe('real Jetstream clients against contrail and a real PDS', { timeout: 15
   test('@atcute/jetstream updateOptions on a live connection sends options_update and the filter changes', async () => {
     const filter = { wantedCollections: ['app.bsky.feed.like', SENTINEL_COLLECTION] };
     live.atcute.subscription.updateOptions(filter);
-    // The options_update travels on the same socket ahead of these writes' events.
+    // No ack exists for options_update, but it cannot lose the race: it is on contrail's socket
+    // before the PDS has even received the first write, whose event then still has to cross
+    // the firehose and an asynchronous LMDB commit before contrail publishes it.
     const before = act.expected.length;
     const post = await act.post(users.alice, { text: 'not wanted after the update' });
     await act.like(users.bob, post);

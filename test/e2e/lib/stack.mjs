@@ -9,7 +9,8 @@ import { startNetwork } from './network.mjs';
 
 export async function startStack({ contrailArgs = [] } = {}) {
   const stack = {
-    tmp: await fs.mkdtemp(path.join(os.tmpdir(), 'contrail-e2e-')),
+    // scripts/test-e2e.mjs gives each run a folder it removes even if this process is killed.
+    tmp: await fs.mkdtemp(path.join(process.env.CONTRAIL_E2E_TMPDIR ?? os.tmpdir(), 'contrail-e2e-')),
     network: undefined,
     contrail: undefined,
     act: undefined,
