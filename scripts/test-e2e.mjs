@@ -12,7 +12,9 @@
 //
 //   npm run test:e2e                              both files
 //   npm run test:e2e -- test/e2e/clients.test.mjs one file (any node --test flags pass through)
-//   CONTRAIL_E2E_TIMEOUT_S=300 npm run test:e2e   a longer deadline (default 240 s)
+//   E2E_TIMEOUT_S=300 npm run test:e2e            a longer deadline (default 240 s)
+//
+// (No CONTRAIL_ prefix on these variables: contrail reads every CONTRAIL_* variable as a flag.)
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -49,7 +51,7 @@ const files = args.some((arg) => !arg.startsWith('-'))
       .filter((name) => name.endsWith('.test.mjs'))
       .sort()
       .map((name) => relative(root, join(e2e, name)));
-const timeoutS = Number(process.env.CONTRAIL_E2E_TIMEOUT_S ?? 240);
+const timeoutS = Number(process.env.E2E_TIMEOUT_S ?? 240);
 const runTmp = mkdtempSync(join(tmpdir(), 'contrail-e2e-run-'));
 
 // One file at a time: each starts its own PDS and contrail, and a 2-core machine runs them
@@ -58,7 +60,7 @@ const child = spawn(process.execPath, ['--test', '--test-concurrency=1', ...args
   cwd: root,
   stdio: 'inherit',
   detached: true, // its own process group, so killGroup reaches every descendant
-  env: { ...process.env, CONTRAIL_E2E_TMPDIR: runTmp },
+  env: { ...process.env, E2E_TMPDIR: runTmp },
 });
 
 const killGroup = (signal) => {

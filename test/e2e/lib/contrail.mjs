@@ -16,7 +16,10 @@ const running = new Set();
 export async function startContrail({ upstream, dataDir, extraArgs = [], startTimeoutMs = 30_000 }) {
   const args = ['--import', 'tsx', 'src/cli.ts', 'serve', '--upstream', upstream, '--data-dir', dataDir];
   args.push('--port', '0', '--metrics-port', '0', '--host', HOST, '--log-level', 'info', ...extraArgs);
-  const child = spawn(process.execPath, args, { cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  // contrail takes every CONTRAIL_* environment variable as a flag: the caller's environment
+  // must not reconfigure (or, with an unknown name, stop) the contrail under test.
+  const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('CONTRAIL_')));
+  const child = spawn(process.execPath, args, { cwd: PROJECT_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   running.add(child);
   const exited = new Promise((resolve) => {
     child.once('exit', (code, signal) => {

@@ -10,7 +10,7 @@ import { startNetwork } from './network.mjs';
 export async function startStack({ contrailArgs = [] } = {}) {
   const stack = {
     // scripts/test-e2e.mjs gives each run a folder it removes even if this process is killed.
-    tmp: await fs.mkdtemp(path.join(process.env.CONTRAIL_E2E_TMPDIR ?? os.tmpdir(), 'contrail-e2e-')),
+    tmp: await fs.mkdtemp(path.join(process.env.E2E_TMPDIR ?? os.tmpdir(), 'contrail-e2e-')),
     network: undefined,
     contrail: undefined,
     act: undefined,
