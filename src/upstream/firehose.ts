@@ -98,6 +98,8 @@ export class FirehoseClient {
 
   resume(): void {
     this.#paused = false;
+    // A pong that arrived while paused is still unread: do not let the next tick call it missing.
+    this.#heardSincePing = true;
     this.#socket?.resume();
   }
 

@@ -1,0 +1,63 @@
+/**
+ * The client side of bench/fanout, run as a child process so its CPU is not the server's:
+ * opens N WebSocket connections, counts frames, and samples latency from each event's
+ * time_us (or a `sent` field the baseline server adds) to its arrival.
+ *
+ *   IPC in:  {type:'connect', url, count}, {type:'reset', expected}, {type:'stop'}
+ *   IPC out: {type:'connected'}, {type:'done', frames, seconds}, {type:'latency', samples}
+ */
+import WebSocket from 'ws';
+
+const sockets: WebSocket[] = [];
+let expected = Infinity;
+let received = 0;
+let started = 0;
+let latencyMode = false;
+const latencies: number[] = [];
+const nowMicros = () => (performance.timeOrigin + performance.now()) * 1000;
+
+process.on('message', async (message: any) => {
+  switch (message.type) {
+    case 'connect': {
+      latencyMode = message.latency ?? false;
+      const urls: string[] = message.urls;
+      await Promise.all(
+        urls.map(
+          (url) =>
+            new Promise<void>((resolve, reject) => {
+              const socket = new WebSocket(url, { perMessageDeflate: false });
+              socket.on('open', () => resolve());
+              socket.on('error', reject);
+              socket.on('message', (data: Buffer, isBinary: boolean) => onFrame(data, isBinary));
+              sockets.push(socket);
+            }),
+        ),
+      );
+      process.send!({ type: 'connected' });
+      break;
+    }
+    case 'reset':
+      expected = message.expected;
+      received = 0;
+      started = performance.now();
+      latencies.length = 0;
+      break;
+    case 'latency':
+      process.send!({ type: 'latency', samples: latencies });
+      break;
+    case 'stop':
+      for (const socket of sockets) socket.terminate();
+      process.exit(0);
+  }
+});
+
+function onFrame(data: Buffer, isBinary: boolean): void {
+  received++;
+  if (latencyMode && !isBinary) {
+    // time_us sits near the start of every event: {"did":"…","time_us":N,…}
+    const text = data.toString('latin1', 0, 120);
+    const at = text.indexOf('"time_us":');
+    if (at >= 0) latencies.push(nowMicros() - Number(text.slice(at + 10, text.indexOf(',', at))));
+  }
+  if (received === expected) process.send!({ type: 'done', frames: received, seconds: (performance.now() - started) / 1000 });
+}

@@ -1,0 +1,288 @@
+/**
+ * bench/fanout: how fast contrail's server delivers to many local clients, beside a plain
+ * `ws` broadcast server doing the same job in the same run, plus the zstd dictionary's ratio
+ * on held-out events.
+ *
+ *  - throughput: a burst of events committed to the store (contrail) or broadcast (ws) and
+ *    delivered to 1,000 connected clients; frames/s measured by the clients (a child process).
+ *  - latency: a steady 2,000 events/s through the whole gateway (fake relay → decode → LMDB
+ *    commit → live index → socket) to 1,000 clients, 20 of them unfiltered and the rest
+ *    wanting a few DIDs each, as real consumers mostly do; latency = arrival − time_us. The ws
+ *    baseline checks every client's filter for every event and stamps time_us when it sends,
+ *    so its figure leaves out decoding and the LMDB commit that contrail's includes.
+ *  - ratio: total JSON bytes / total zstd bytes over held-out real events, one frame per event.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { Compressor } from 'zstd-napi';
+import { DEFAULT_DICTIONARY } from '../src/config.ts';
+import { CursorClock } from '../src/events/clock.ts';
+import { buildEvents, type Entry } from '../src/events/entry.ts';
+import { EventCompressor } from '../src/server/compression.ts';
+import { startServer } from '../src/server/server.ts';
+import { EventStore } from '../src/store/event-store.ts';
+import { decodeFrame } from '../src/upstream/frame.ts';
+import { parseMessage } from '../src/upstream/messages.ts';
+import { FakeRelay } from '../test/support/fake-relay.ts';
+import { fixturePath } from '../test/support/fixtures.ts';
+import { startTestGateway, tempDir } from '../test/support/gateway.ts';
+import { SyntheticFirehose } from '../test/support/synthetic.ts';
+import { heldOutAvailable, heldOutEvents } from './heldout.ts';
+import { median, printTable, type Row } from './table.ts';
+
+const CLIENTS = 1_000;
+const BURST = 300;
+const RUNS = 3;
+const LATENCY_RATE = 2_000;
+const LATENCY_SECONDS = 5;
+const V1_DICTIONARY = 'zstd/jetstream-v1-zstd_dictionary';
+
+function syntheticEntries(count: number, seed = 3): Entry[] {
+  const firehose = new SyntheticFirehose({ seed });
+  const clock = new CursorClock(Date.now() * 1000);
+  const entries: Entry[] = [];
+  while (entries.length < count) {
+    const message = parseMessage(decodeFrame(firehose.next().bytes, Infinity));
+    if (message.type === 'commit' || message.type === 'identity' || message.type === 'account') entries.push(...buildEvents(message, clock).entries);
+  }
+  return entries.slice(0, count);
+}
+
+class Clients {
+  readonly #child: ChildProcess;
+  private constructor(child: ChildProcess) {
+    this.#child = child;
+  }
+
+  static async open(urls: string[], latency = false): Promise<Clients> {
+    const child = fork(new URL('./fanout-clients.ts', import.meta.url).pathname, [], { execArgv: ['--import', 'tsx'] });
+    const clients = new Clients(child);
+    child.send({ type: 'connect', urls, latency });
+    await clients.#next('connected');
+    return clients;
+  }
+
+  async measure(expected: number, publish: () => Promise<void> | void): Promise<number> {
+    this.#child.send({ type: 'reset', expected });
+    const done = this.#next('done');
+    await publish();
+    const { frames, seconds } = await done;
+    return frames / seconds;
+  }
+
+  /** Publishes without waiting for a count (latency runs), then collects the samples. */
+  async latencyOf(publish: () => Promise<void>): Promise<number[]> {
+    this.#child.send({ type: 'reset', expected: Infinity });
+    await publish();
+    // Let the last frames arrive.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    return this.#latencies();
+  }
+
+  async #latencies(): Promise<number[]> {
+    this.#child.send({ type: 'latency' });
+    return (await this.#next('latency')).samples;
+  }
+
+  async close(): Promise<void> {
+    this.#child.send({ type: 'stop' });
+    await once(this.#child, 'exit');
+  }
+
+  async #next(type: string): Promise<any> {
+    for (;;) {
+      const [message] = await once(this.#child, 'message');
+      if ((message as { type: string }).type === type) return message;
+    }
+  }
+}
+
+/** contrail's server over a real store: events enter by EventStore.commit, as ingest does. */
+async function contrailThroughput(entries: Entry[], compress: boolean): Promise<number> {
+  const dir = tempDir();
+  const store = new EventStore({ dataDir: dir.path, hotLogBytes: 64 * 1024 * 1024 });
+  const server = await startServer({
+    store,
+    logger: pino({ level: 'silent' }),
+    registry: new Registry(),
+    host: '127.0.0.1',
+    port: 0,
+    transport: 'uws',
+    zstdDictionaryPath: DEFAULT_DICTIONARY,
+    readiness: () => ({ ready: true, problems: [] }),
+    maxSubscribers: CLIENTS + 10,
+    maxConnectionsPerIp: CLIENTS + 10,
+  });
+  const url = `ws://127.0.0.1:${server.port}/subscribe${compress ? '?compress=true' : ''}`;
+  const clients = await Clients.open(Array(CLIENTS).fill(url));
+  const clock = new CursorClock(Date.now() * 1000);
+  const rates: number[] = [];
+  for (let run = 0; run < RUNS; run++) {
+    // Fresh entries each run (new time_us, no memoized zstd), committed in ingest-sized batches.
+    const batch = entries.map((entry) => ({ ...entry, timeUs: clock.next(), zstd: undefined }));
+    rates.push(
+      await clients.measure(batch.length * CLIENTS, async () => {
+        for (let i = 0; i < batch.length; i += 50) await store.commit({ entries: batch.slice(i, i + 50), revs: new Map() });
+      }),
+    );
+  }
+  await clients.close();
+  server.close();
+  await store.close();
+  dir.remove();
+  return median(rates);
+}
+
+/** The peer: `ws`'s WebSocketServer sending the same bytes (zstd made once per event) to every client. */
+async function wsThroughput(entries: Entry[], compress: boolean): Promise<number> {
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false });
+  await once(wss, 'listening');
+  const url = `ws://127.0.0.1:${(wss.address() as { port: number }).port}/subscribe`;
+  const clients = await Clients.open(Array(CLIENTS).fill(url));
+  const compressor = new EventCompressor(readFileSync(DEFAULT_DICTIONARY));
+  const rates: number[] = [];
+  for (let run = 0; run < RUNS; run++) {
+    const batch = entries.map((entry) => ({ ...entry, zstd: undefined }));
+    rates.push(
+      await clients.measure(batch.length * CLIENTS, () => {
+        for (const entry of batch) {
+          const bytes = compress ? compressor.compressed(entry) : entry.json;
+          for (const client of wss.clients) client.send(bytes, { binary: compress });
+        }
+      }),
+    );
+  }
+  await clients.close();
+  await new Promise((resolve) => wss.close(resolve));
+  return median(rates);
+}
+
+function latencyUrls(base: string, dids: string[]): string[] {
+  return Array.from({ length: CLIENTS }, (_, i) =>
+    i < 20 ? base : `${base}?${dids.slice((i * 3) % dids.length, ((i * 3) % dids.length) + 3).map((d) => `wantedDids=${d}`).join('&')}`,
+  );
+}
+
+async function contrailLatency(): Promise<number[]> {
+  const relay = await FakeRelay.start();
+  const dir = tempDir();
+  const gateway = await startTestGateway(relay.url, dir.path, { transport: 'uws', maxConnectionsPerIp: CLIENTS + 10 });
+  await relay.waitForConnections(1);
+  const firehose = new SyntheticFirehose({ seed: 5, accounts: 20_000 });
+  const frames = firehose.frames(LATENCY_RATE * LATENCY_SECONDS);
+  const dids = Array.from({ length: 3_000 }, (_, i) => `did:plc:${'bench'.padEnd(19, 'x')}${String(i).padStart(5, '0')}`);
+  const clients = await Clients.open(latencyUrls(`ws://127.0.0.1:${gateway.port}/subscribe`, dids), true);
+  const samples = await clients.latencyOf(() => paced(frames.length, LATENCY_RATE, (i) => relay.push({ seq: frames[i].seq, bytes: frames[i].bytes })));
+  await clients.close();
+  await gateway.stop();
+  await relay.stop();
+  dir.remove();
+  return samples;
+}
+
+async function wsLatency(entries: Entry[]): Promise<number[]> {
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false });
+  await once(wss, 'listening');
+  const filters = new Map<WebSocket, Set<string> | null>();
+  wss.on('connection', (socket, request) => {
+    const dids = new URL(request.url ?? '/', 'http://x').searchParams.getAll('wantedDids');
+    filters.set(socket, dids.length ? new Set(dids) : null);
+  });
+  const dids = Array.from({ length: 3_000 }, (_, i) => `did:plc:${'bench'.padEnd(19, 'x')}${String(i).padStart(5, '0')}`);
+  const clients = await Clients.open(latencyUrls(`ws://127.0.0.1:${(wss.address() as { port: number }).port}/subscribe`, dids), true);
+  const clock = new CursorClock();
+  const samples = await clients.latencyOf(() =>
+    paced(LATENCY_RATE * LATENCY_SECONDS, LATENCY_RATE, (i) => {
+      const entry = entries[i % entries.length];
+      const json = Buffer.from(entry.json.toString().replace(/"time_us":\d+/, `"time_us":${clock.next()}`));
+      for (const [socket, wanted] of filters) if (!wanted || wanted.has(entry.did)) socket.send(json, { binary: false });
+    }),
+  );
+  await clients.close();
+  await new Promise((resolve) => wss.close(resolve));
+  return samples;
+}
+
+/** Calls send(i) for i < count at `rate` per second, in 5 ms ticks. */
+async function paced(count: number, rate: number, send: (i: number) => void): Promise<void> {
+  const started = performance.now();
+  let sent = 0;
+  while (sent < count) {
+    const due = Math.min(count, Math.floor(((performance.now() - started) / 1000) * rate));
+    for (; sent < due; sent++) send(sent);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+function progress(text: string): void {
+  if (process.stderr.isTTY) process.stderr.write(`fanout: ${text}…\n`);
+}
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+function ratioRows(): Row[] {
+  const missing = heldOutAvailable();
+  if (missing) return [{ bench: 'ratio', case: `skipped: ${missing}` }];
+  const events = heldOutEvents();
+  const raw = events.reduce((sum, e) => sum + e.json.byteLength, 0);
+  const ours = new EventCompressor(readFileSync(DEFAULT_DICTIONARY));
+  const v1 = new EventCompressor(readFileSync(fixturePath(V1_DICTIONARY)));
+  const plain = new Compressor();
+  plain.setParameters({ compressionLevel: 3 });
+  const candidates: Array<[string, (json: Buffer) => Uint8Array]> = [
+    ['contrail dictionary (dictionaries/contrail-v1.zstd-dict)', (json) => ours.compressed({ json } as Entry)],
+    ["Jetstream v1's dictionary", (json) => v1.compressed({ json } as Entry)],
+    ['no dictionary', (json) => plain.compress(json)],
+  ];
+  return candidates.map(([name, compress]) => {
+    const compressed = events.reduce((sum, e) => sum + compress(e.json).byteLength, 0);
+    return {
+      bench: 'ratio',
+      case: `${name}, ${events.length} held-out events`,
+      ratio: `${(raw / compressed).toFixed(2)}×`,
+      'bytes/event': Math.round(compressed / events.length),
+    };
+  });
+}
+
+export async function run(): Promise<Row[]> {
+  const entries = syntheticEntries(BURST);
+  const rows: Row[] = [];
+  for (const compress of [false, true]) {
+    const label = compress ? 'zstd' : 'json';
+    progress(`throughput, ${label}: contrail`);
+    const ours = await contrailThroughput(entries, compress);
+    progress(`throughput, ${label}: ws`);
+    const peer = await wsThroughput(entries, compress);
+    rows.push({ bench: 'fanout', case: `contrail (uWS), ${CLIENTS} clients, ${label}`, 'frames/s': Math.round(ours), 'vs ws': `${(ours / peer).toFixed(2)}×` });
+    rows.push({ bench: 'fanout', case: `ws broadcast, ${CLIENTS} clients, ${label}`, 'frames/s': Math.round(peer), 'vs ws': '1.00×' });
+  }
+  progress('latency: contrail');
+  const contrailSamples = await contrailLatency();
+  progress('latency: ws');
+  const wsSamples = await wsLatency(syntheticEntries(2_000, 9));
+  for (const [name, samples] of [
+    ['contrail latency, ingest→client', contrailSamples],
+    ['ws broadcast latency, send→client', wsSamples],
+  ] as const) {
+    rows.push({
+      bench: 'latency',
+      case: `${name}, ${LATENCY_RATE} ev/s, ${CLIENTS} clients`,
+      frames: samples.length,
+      'p50 ms': (percentile(samples, 50) / 1000).toFixed(2),
+      'p99 ms': (percentile(samples, 99) / 1000).toFixed(2),
+    });
+  }
+  return [...rows, ...ratioRows()];
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  printTable(`fanout: median of ${RUNS} bursts of ${BURST} events; latency over ${LATENCY_SECONDS}s; ratio on held-out events`, await run());
+}
