@@ -17,6 +17,8 @@ export interface GatewayConfig {
   zstdDictionary: string;
   maxSubscribers: number;
   maxConnectionsPerIp: number;
+  slowConsumerWindowMs: number;
+  trustProxy: boolean;
 }
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -104,6 +106,17 @@ export const SERVE_OPTIONS = {
     default: 100,
     describe: 'Subscribers per client IP; more get HTTP 429',
     coerce: parseCount,
+  },
+  'slow-consumer-window': {
+    type: 'string',
+    default: '60s',
+    describe: "Drop (with ConsumerTooSlow) a subscriber that reads under half the stream's rate for this long",
+    coerce: parseDuration,
+  },
+  'trust-proxy': {
+    type: 'boolean',
+    default: false,
+    describe: 'Count connections per client by X-Forwarded-For (only behind your own proxy)',
   },
 } as const satisfies Record<string, Options>;
 

@@ -68,7 +68,8 @@ export async function startGateway(config: GatewayConfig, tuning: GatewayTuning 
     zstdDictionaryPath: config.zstdDictionary,
     maxSubscribers: config.maxSubscribers,
     maxConnectionsPerIp: config.maxConnectionsPerIp,
-    hub: tuning.hub,
+    trustProxy: config.trustProxy,
+    hub: { slowWindowMs: config.slowConsumerWindowMs, ...tuning.hub },
     readiness: () => {
       const problems = [];
       if (!firehose?.connected) problems.push('upstream not connected');

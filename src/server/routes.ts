@@ -19,6 +19,7 @@ export interface RouteOptions {
   readiness: () => Readiness;
   maxSubscribers: number;
   maxConnectionsPerIp: number;
+  trustProxy: boolean;
 }
 
 const CORS = { 'access-control-allow-origin': '*' };
@@ -77,11 +78,12 @@ export function createSocketHandler(options: RouteOptions): SocketHandler<Subscr
       if (hub.size >= options.maxSubscribers) {
         return refuse(503, 'too_many_subscribers', `this server is at its limit of ${options.maxSubscribers} subscribers; try again later`);
       }
-      if (hub.connectionsFrom(request.remoteAddress) >= options.maxConnectionsPerIp) {
+      const remoteAddress = clientAddress(request, options.trustProxy);
+      if (hub.connectionsFrom(remoteAddress) >= options.maxConnectionsPerIp) {
         return refuse(429, 'too_many_from_ip', `at most ${options.maxConnectionsPerIp} connections per client address`);
       }
       metrics.connections.inc({ result: 'accepted' });
-      return { accept: hub.create(parsed.filter, { ...parsed, remoteAddress: request.remoteAddress }) };
+      return { accept: hub.create(parsed.filter, { ...parsed, remoteAddress }) };
     },
 
     open: (socket, subscriber) => hub.open(subscriber, socket),
@@ -107,6 +109,12 @@ export function parseSubscribeQuery(request: HttpRequestInfo) {
   const cursor = cursorText === '' ? undefined : Number(cursorText);
   const compress = booleanParam(query, 'compress') || (request.header('socket-encoding') ?? '').includes('zstd');
   return { filter, cursor, compress, requireHello: booleanParam(query, 'requireHello') };
+}
+
+/** The client's address: the socket's, or behind a trusted proxy the first X-Forwarded-For hop. */
+function clientAddress(request: HttpRequestInfo, trustProxy: boolean): string {
+  const forwarded = trustProxy ? request.header('x-forwarded-for')?.split(',')[0].trim() : undefined;
+  return forwarded || request.remoteAddress;
 }
 
 function booleanParam(query: URLSearchParams, name: string): boolean {

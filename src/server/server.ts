@@ -40,6 +40,8 @@ export interface ServerOptions {
   readiness: () => Readiness;
   maxSubscribers: number;
   maxConnectionsPerIp: number;
+  /** Take the client address from X-Forwarded-For (behind the operator's own proxy). */
+  trustProxy?: boolean;
   /** Tuning for tests and benchmarks; defaults suit production. */
   hub?: Partial<Pick<SubscriberHubOptions, 'highWaterBytes' | 'slowWindowMs' | 'pingIntervalMs'>>;
 }
@@ -66,6 +68,7 @@ export async function startServer(options: ServerOptions): Promise<SubscribeServ
     readiness: options.readiness,
     maxSubscribers: options.maxSubscribers,
     maxConnectionsPerIp: options.maxConnectionsPerIp,
+    trustProxy: options.trustProxy ?? false,
   });
   const transport = await chooseTransport(options.transport, handler, logger);
   const port = await transport.listen(options.host, options.port);

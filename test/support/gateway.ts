@@ -27,6 +27,8 @@ export function testConfig(upstream: string, dataDir: string, overrides: Partial
     zstdDictionary: DEFAULT_DICTIONARY,
     maxSubscribers: 10_000,
     maxConnectionsPerIp: 10_000,
+    slowConsumerWindowMs: 60_000,
+    trustProxy: false,
     ...overrides,
   };
 }

@@ -1,0 +1,64 @@
+/**
+ * The README's flag table is the operators' reference: it must list exactly the flags the CLI
+ * takes, with the right environment variable and default, and the help must list them too.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { test } from 'node:test';
+import { SERVE_OPTIONS } from '../src/config.ts';
+
+const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+
+function flagTable(): Map<string, { env: string; defaultText: string }> {
+  const start = readme.indexOf('<!-- flags:');
+  assert.ok(start >= 0, 'README has the flags table marker');
+  const rows = readme.slice(start).split('\n').slice(1);
+  const table = new Map<string, { env: string; defaultText: string }>();
+  for (const row of rows.slice(2)) {
+    if (!row.startsWith('|')) break;
+    const [flag, env, defaultText] = row.split('|').slice(1, 4).map((cell) => cell.trim());
+    table.set(flag.replace(/`/g, '').replace(/^--/, ''), { env: env.replace(/`/g, ''), defaultText });
+  }
+  return table;
+}
+
+test('the README lists exactly the flags of contrail serve, each with its environment variable', () => {
+  const table = flagTable();
+  assert.deepEqual([...table.keys()].sort(), Object.keys(SERVE_OPTIONS).sort());
+  for (const [flag, { env }] of table) assert.equal(env, `CONTRAIL_${flag.toUpperCase().replace(/-/g, '_')}`, flag);
+});
+
+test("the README's defaults are the CLI's defaults", () => {
+  for (const [flag, { defaultText }] of flagTable()) {
+    const option = SERVE_OPTIONS[flag as keyof typeof SERVE_OPTIONS] as { default: unknown; defaultDescription?: string };
+    if (option.defaultDescription) {
+      assert.ok(option.defaultDescription.includes(defaultText.replace(/`/g, '').replace(/^bundled /, '')), `${flag}: ${defaultText}`);
+    } else {
+      assert.equal(defaultText, `\`${String(option.default)}\``, flag);
+    }
+  }
+});
+
+test('contrail --help lists every flag', () => {
+  const help = execFileSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', '--help'], {
+    cwd: new URL('..', import.meta.url),
+    encoding: 'utf8',
+  });
+  for (const flag of Object.keys(SERVE_OPTIONS)) assert.match(help, new RegExp(`--${flag}\\b`), flag);
+  assert.match(help, /CONTRAIL_/);
+});
+
+test('a bad flag value exits 2 with one line naming what is wrong', () => {
+  for (const args of [['--retention', 'soon'], ['--port', '70000'], ['--no-such-flag'], ['--transport', 'carrier-pigeon']]) {
+    let status = 0;
+    let stderr = '';
+    try {
+      execFileSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { cwd: new URL('..', import.meta.url), encoding: 'utf8', stdio: 'pipe' });
+    } catch (err) {
+      ({ status, stderr } = err as { status: number; stderr: string });
+    }
+    assert.equal(status, 2, args.join(' '));
+    assert.match(stderr.split('\n')[0], /^contrail: .+/, args.join(' '));
+  }
+});
