@@ -19,10 +19,10 @@
  * remembers where, so a reader whose position falls below it knows it has lost events.
  */
 import { createHash } from 'node:crypto';
-import { open, type Database, type RootDatabase } from 'lmdb';
+import { asBinary, open, type Database, type RootDatabase } from 'lmdb';
 import { Gauge, type Registry } from 'prom-client';
 import type { Entry } from '../events/entry.ts';
-import { decodeEntry, encodeEntry } from './codec.ts';
+import { encodeEntry, storedEntryEncoder } from './codec.ts';
 import { HotLog } from './hot-log.ts';
 
 export interface UpstreamCursor {
@@ -87,7 +87,7 @@ function revKey(did: string): string {
 export class EventStore {
   readonly hotLog: HotLog;
   readonly #root: RootDatabase;
-  readonly #events: Database<Buffer, number>;
+  readonly #events: Database<Entry, number>;
   readonly #revs: Database<string, string>;
   readonly #meta: Database<unknown, string>;
   readonly #listeners: Array<(entries: readonly Entry[]) => void> = [];
@@ -98,7 +98,8 @@ export class EventStore {
   constructor(options: EventStoreOptions) {
     // noSubdir: false — lmdb-js otherwise treats a path with an extension ("contrail.d") as a file.
     this.#root = open({ path: options.dataDir, maxDbs: 4, readOnly: options.readOnly, noSubdir: false });
-    this.#events = this.#root.openDB<Buffer, number>({ name: 'events', encoding: 'binary' });
+    const eventsOptions = { name: 'events', encoder: storedEntryEncoder }; // `encoder` is missing from lmdb's DatabaseOptions type
+    this.#events = this.#root.openDB<Entry, number>(eventsOptions);
     this.#revs = this.#root.openDB<string, string>({ name: 'revs', encoding: 'string' });
     this.#meta = this.#root.openDB<unknown, string>({ name: 'meta' });
     const newest = this.#newestKey();
@@ -139,7 +140,7 @@ export class EventStore {
     // A child transaction, so an error thrown while writing aborts every write of the batch:
     // lmdb-js's plain transaction() would commit the writes made before the throw.
     await this.#root.childTransaction(() => {
-      for (let i = 0; i < entries.length; i++) this.#events.put(entries[i].timeUs, encoded[i]);
+      for (let i = 0; i < entries.length; i++) this.#events.put(entries[i].timeUs, asBinary(encoded[i]) as unknown as Entry);
       for (const [did, rev] of revs) this.#revs.put(revKey(did), rev);
       if (cursor) this.#meta.put(META_CURSOR, cursor);
       this.#meta.put(META_LAST_TIME, lastTimeUs);
@@ -168,7 +169,8 @@ export class EventStore {
       // Disk up to the hot log's floor, then (if the read is not full yet) the hot log.
       let more = true;
       for (const { key, value } of this.#events.getRange({ start: position + 1, end: this.hotLog.floor, inclusiveEnd: true })) {
-        more = visit(decodeEntry(key, value));
+        value.timeUs = key;
+        more = visit(value);
         if (!more) break;
       }
       if (!more) return { entries, position };
