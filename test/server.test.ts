@@ -385,7 +385,7 @@ for (const { transport, skip } of await transportsUnderTest()) {
       for (const [message, code, reason, query] of cases) {
         const s = await Subscription.open(gateway.port, query);
         s.send(message, Buffer.isBuffer(message));
-        const closed = await s.closed;
+        const closed = await s.waitClosed();
         const label = String(message).slice(0, 60);
         assert.equal(closed.code, code, `${label} → close ${code} (got ${closed.code} ${closed.reason})`);
         assert.match(closed.reason, reason, label);
@@ -428,7 +428,7 @@ for (const { transport, skip } of await transportsUnderTest()) {
         [[ALICE, POST]],
       );
       s.send(JSON.stringify({ type: 'options_update', payload: { wantedDids: [...dids, did('one-too-many')] } }));
-      const closed = await s.closed;
+      const closed = await s.waitClosed();
       assert.equal(closed.code, 1008);
       assert.match(closed.reason, /wantedDids: 10001 given, at most 10000/);
     });

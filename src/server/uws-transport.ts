@@ -47,10 +47,14 @@ interface SocketData<Session> {
 
 const SEND_BUFFER_LIMIT = 64 * 1024 * 1024;
 
+const SHUTTING_DOWN: HttpReply = { status: 503, headers: { 'content-type': 'text/plain; charset=utf-8' }, body: 'shutting down\n' };
+
 export class UwsTransport<Session> implements Transport {
   readonly name = 'uws';
   readonly #app: TemplatedApp;
   #listenSocket: us_listen_socket | undefined;
+  /** uWS keeps serving kept-alive HTTP connections after its listen socket closes; we refuse them. */
+  #stopped = false;
 
   constructor(
     private readonly uws: Uws,
@@ -65,6 +69,10 @@ export class UwsTransport<Session> implements Transport {
       idleTimeout: 0,
       sendPingsAutomatically: false,
       upgrade: (res, req, context) => {
+        if (this.#stopped) {
+          writeReply(res, SHUTTING_DOWN, true);
+          return;
+        }
         const info = requestInfo(res, req.getMethod().toUpperCase(), req.getUrl(), req.getQuery() ?? '', headersOf(req));
         const key = req.getHeader('sec-websocket-key');
         const protocol = req.getHeader('sec-websocket-protocol');
@@ -91,6 +99,10 @@ export class UwsTransport<Session> implements Transport {
       },
     });
     this.#app.any('/*', (res, req) => {
+      if (this.#stopped) {
+        writeReply(res, SHUTTING_DOWN, true);
+        return;
+      }
       const info = requestInfo(res, req.getMethod().toUpperCase(), req.getUrl(), req.getQuery() ?? '', headersOf(req));
       writeReply(res, handler.http(info) ?? { status: 404, headers: { 'content-type': 'text/plain; charset=utf-8' }, body: 'not found\n' });
     });
@@ -110,6 +122,7 @@ export class UwsTransport<Session> implements Transport {
   }
 
   stopListening(): void {
+    this.#stopped = true;
     if (this.#listenSocket) this.uws.us_listen_socket_close(this.#listenSocket);
     this.#listenSocket = undefined;
   }
@@ -149,10 +162,10 @@ function requestInfo(res: HttpResponse, method: string, path: string, query: str
   };
 }
 
-function writeReply(res: HttpResponse, reply: HttpReply): void {
+function writeReply(res: HttpResponse, reply: HttpReply, closeConnection = false): void {
   res.cork(() => {
     res.writeStatus(`${reply.status} ${STATUS_TEXT[reply.status] ?? ''}`.trimEnd());
     for (const [key, value] of Object.entries(reply.headers ?? {})) res.writeHeader(key, value);
-    res.end(reply.body);
+    res.end(reply.body, closeConnection);
   });
 }

@@ -70,6 +70,7 @@ export class Subscription {
       headers: options.headers,
       autoPong: options.autoPong ?? true,
       perMessageDeflate: false,
+      handshakeTimeout: 10_000,
     });
     const subscription = new Subscription(ws);
     await new Promise<void>((resolve, reject) => {
@@ -78,6 +79,19 @@ export class Subscription {
       ws.once('error', reject);
     });
     return subscription;
+  }
+
+  /** The close, waited for at most timeoutMs. */
+  async waitClosed(timeoutMs = 20_000): Promise<CloseInfo> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`the connection was not closed within ${timeoutMs} ms`)), timeoutMs);
+    });
+    try {
+      return await Promise.race([this.closed, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** Text messages parsed as JSON. */
@@ -133,7 +147,7 @@ export class Subscription {
     if (this.ws.readyState === WebSocket.CLOSED) return;
     if (this.ws.readyState === WebSocket.CONNECTING) this.ws.terminate();
     else this.ws.close();
-    await this.closed;
+    await this.waitClosed();
   }
 }
 

@@ -1,0 +1,236 @@
+/**
+ * Connection lifecycle on /subscribe, once per transport: the slow-consumer rule
+ * (ConsumerTooSlow, then a close frame, while fast subscribers lose nothing), subscriber and
+ * per-address limits (503, 429), pings and dropping a peer that stops answering them,
+ * shutdown (1001 to everyone), and a cursor older than what retention kept.
+ */
+import assert from 'node:assert/strict';
+import { Agent, request } from 'node:http';
+import type { Socket } from 'node:net';
+import { afterEach, describe, test } from 'node:test';
+import { Decompressor } from 'zstd-napi';
+import type { GatewayConfig } from '../src/config.ts';
+import type { Gateway, GatewayTuning } from '../src/gateway.ts';
+import { FakeRelay } from './support/fake-relay.ts';
+import { startTestGateway, tempDir } from './support/gateway.ts';
+import {
+  LIKE,
+  POST,
+  Subscription,
+  Upstream,
+  httpGet,
+  readWholeStream,
+  recordFor,
+  stats,
+  upgradeRequest,
+  waitUntil,
+} from './support/subscribe-client.ts';
+import { transportsUnderTest } from './support/transports.ts';
+
+const ALICE = `did:plc:${'alice'.padEnd(24, 'a')}`;
+const BOB = `did:plc:${'bob'.padEnd(24, 'a')}`;
+
+interface Harness {
+  relay: FakeRelay;
+  gateway: Gateway;
+  up: Upstream;
+  dir: ReturnType<typeof tempDir>;
+  stop(): Promise<void>;
+}
+
+async function harness(transport: 'uws' | 'ws', overrides: Partial<GatewayConfig> = {}, tuning: GatewayTuning = {}): Promise<Harness> {
+  const relay = await FakeRelay.start();
+  const dir = tempDir();
+  const gateway = await startTestGateway(relay.url, dir.path, { transport, ...overrides }, tuning);
+  await relay.waitForConnections(1);
+  let stopped = false;
+  const h: Harness = {
+    relay,
+    gateway,
+    dir,
+    up: new Upstream(relay, () => h.gateway.port),
+    async stop() {
+      if (!stopped) await h.gateway.stop();
+      stopped = true;
+      await relay.stop();
+    },
+  };
+  return h;
+}
+
+/** A GET on a given agent, so a test controls connection reuse. */
+function getWith(agent: Agent, port: number, path: string): Promise<{ status: number }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, agent }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode ?? 0 }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** The raw TCP socket under a `ws` client: pausing it makes a peer that stops reading. */
+function tcpSocket(subscription: Subscription): Socket {
+  return (subscription.ws as unknown as { _socket: Socket })._socket;
+}
+
+for (const { transport, skip } of await transportsUnderTest()) {
+  describe(`/subscribe lifecycle over ${transport}`, { skip }, () => {
+    const running: Harness[] = [];
+    const start = async (...args: Parameters<typeof harness> extends [unknown, ...infer Rest] ? Rest : never) => {
+      const h = await harness(transport, ...args);
+      running.push(h);
+      return h;
+    };
+
+    afterEach(async () => {
+      await Subscription.closeAll();
+      for (const h of running.splice(0)) {
+        await h.stop();
+        h.dir.remove();
+      }
+    });
+
+    test('a subscriber that stops reading gets ConsumerTooSlow and a close frame; fast subscribers lose nothing', async () => {
+      const { gateway, up } = await start({}, { hub: { highWaterBytes: 64 * 1024, slowWindowMs: 1500 } });
+      const slow = await Subscription.open(gateway.port, '');
+      tcpSocket(slow).pause();
+      const fast = [
+        await Subscription.open(gateway.port, ''),
+        await Subscription.open(gateway.port, 'compress=true'),
+        await Subscription.open(gateway.port, `wantedCollections=${POST}`),
+      ];
+      // Far more than the paused socket's kernel buffers and our high-water mark hold...
+      for (let round = 0; round < 10; round++) {
+        for (let i = 0; i < 20; i++) up.create(BOB, POST, { ...recordFor(POST, i, BOB), text: `${round} ${i} ${'x'.repeat(50_000)}` });
+        await up.settle();
+      }
+      // ...then a trickle: the stream moves on while the slow subscriber does not.
+      await waitUntil(
+        async () => {
+          up.create(ALICE, LIKE);
+          await new Promise((resolve) => setTimeout(resolve, 50));
+          return (await stats(gateway.port)).subscribers === fast.length;
+        },
+        'the slow subscriber to be dropped',
+      );
+      tcpSocket(slow).resume();
+      const closed = await slow.waitClosed();
+      assert.equal(closed.code, 1008, `closed with a reason, not a silent 1006: ${JSON.stringify(closed)}`);
+      assert.match(closed.reason, /^ConsumerTooSlow: /);
+      const last = JSON.parse(slow.texts.at(-1)!);
+      assert.equal(last.type, 'error');
+      assert.equal(last.error, 'ConsumerTooSlow');
+      assert.equal(typeof last.message, 'string');
+
+      up.create(ALICE, POST);
+      const { newestTimeUs } = await up.settle();
+      const stream = await readWholeStream(gateway.port);
+      const sentToSlow = slow.texts.slice(0, -1);
+      assert.deepEqual(sentToSlow, stream.slice(0, sentToSlow.length).map((e) => e.raw), 'what the slow subscriber got has no gap');
+      assert.ok(sentToSlow.length < stream.length);
+
+      await fast[0].waitForTime(newestTimeUs!);
+      assert.deepEqual(fast[0].texts, stream.map((e) => e.raw));
+      await fast[2].waitForTime(newestTimeUs!);
+      assert.deepEqual(fast[2].texts, stream.filter((e) => e.collection !== LIKE).map((e) => e.raw));
+      await fast[1].waitForCount(stream.length);
+      const decompressor = new Decompressor();
+      decompressor.loadDictionary((await httpGet(gateway.port, '/dictionary')).body);
+      assert.deepEqual(fast[1].messages.map((m) => decompressor.decompress(m.data).toString()), fast[0].texts);
+      for (const s of fast) assert.ok(s.isOpen, 'fast subscribers stay connected');
+    });
+
+    test('past max subscribers the upgrade gets 503 with a reason; a freed slot can be taken again', async () => {
+      const { gateway } = await start({ maxSubscribers: 3 });
+      const open = [await Subscription.open(gateway.port, ''), await Subscription.open(gateway.port, 'compress=true'), await Subscription.open(gateway.port, 'requireHello=true')];
+      const refused = await upgradeRequest(gateway.port, '/subscribe');
+      assert.equal(refused.status, 503);
+      assert.match(refused.body.toString(), /limit of 3 subscribers/);
+      assert.equal((await upgradeRequest(gateway.port, '/subscribe?cursor=x')).status, 400, 'a bad query is still a 400');
+      await open[0].close();
+      await waitUntil(async () => (await stats(gateway.port)).subscribers === 2, 'the closed subscriber to free its slot');
+      const again = await Subscription.open(gateway.port, '');
+      assert.ok(again.isOpen);
+    });
+
+    test('past max connections per address the upgrade gets 429 with a reason', async () => {
+      const { gateway } = await start({ maxConnectionsPerIp: 2 });
+      const first = await Subscription.open(gateway.port, '');
+      await Subscription.open(gateway.port, '');
+      const refused = await upgradeRequest(gateway.port, '/subscribe');
+      assert.equal(refused.status, 429);
+      assert.match(refused.body.toString(), /at most 2 connections per client address/);
+      await first.close();
+      await waitUntil(async () => (await upgradeRequest(gateway.port, '/subscribe')).status === 101, 'a slot for this address again');
+    });
+
+    test('pings every interval; a peer that does not answer is dropped, one that does stays', async () => {
+      const { gateway } = await start({}, { hub: { pingIntervalMs: 100 } });
+      const answering = await Subscription.open(gateway.port, '');
+      const silent = await Subscription.open(gateway.port, '', { autoPong: false });
+      const closed = await silent.waitClosed();
+      assert.ok(silent.pingsReceived >= 1, 'the silent peer was pinged');
+      assert.equal(closed.code, 1006, 'a dead peer is cut off without a close handshake');
+      await waitUntil(() => answering.pingsReceived >= 4, 'more pings to the answering peer');
+      await answering.roundTrip();
+      assert.ok(answering.isOpen, 'the answering peer stays connected');
+      assert.equal((await stats(gateway.port)).subscribers, 1);
+    });
+
+    test('shutdown sends 1001 Going Away to every subscriber, whatever its state', async () => {
+      const h = await start();
+      const { gateway, up } = h;
+      for (let i = 0; i < 50; i++) up.create(ALICE, POST);
+      await up.settle();
+      const subscribers = [
+        await Subscription.open(gateway.port, ''),
+        await Subscription.open(gateway.port, 'cursor=0&compress=true'),
+        await Subscription.open(gateway.port, 'requireHello=true'),
+        await Subscription.open(gateway.port, `wantedDids=${BOB}`),
+      ];
+      await Promise.all(subscribers.map((s) => s.roundTrip()));
+      const keepAlive = new Agent({ keepAlive: true, maxSockets: 1 });
+      assert.equal((await getWith(keepAlive, gateway.port, '/stats')).status, 200);
+      await h.stop();
+      for (const s of subscribers) {
+        const closed = await s.waitClosed();
+        assert.equal(closed.code, 1001);
+        assert.equal(closed.reason, 'server shutting down');
+      }
+      // Nothing is served once stopped, not even on a kept-alive HTTP connection (the store is closed).
+      for (const path of ['/stats', '/health', '/subscribe']) {
+        const status = await getWith(keepAlive, gateway.port, path).then((r) => r.status, () => 'refused');
+        assert.ok(status === 'refused' || status === 503, `${path} after stop: ${status}`);
+      }
+      keepAlive.destroy();
+    });
+
+    test('a cursor older than what retention kept starts at the oldest kept event, not ConsumerTooSlow', async () => {
+      const h = await start();
+      for (let i = 0; i < 30; i++) h.up.create(ALICE, POST, { ...recordFor(POST, i, ALICE), text: 'x'.repeat(10_000) });
+      await h.up.settle();
+      const trimmed = await readWholeStream(h.gateway.port);
+      await h.gateway.stop();
+      // Restarted with a size bound the old events exceed: retention trims them at start.
+      h.gateway = await startTestGateway(h.relay.url, h.dir.path, { transport, maxBufferBytes: 64 * 1024 });
+      await h.relay.waitForConnections(2);
+      let after = await stats(h.gateway.port);
+      assert.equal(after.eventCount, 0);
+      assert.equal(after.trimmedUpTo, trimmed.at(-1)!.timeUs);
+      h.up.create(BOB, POST);
+      h.up.create(BOB, LIKE);
+      after = await h.up.settle();
+      assert.equal(after.eventCount, 2);
+      const kept = await readWholeStream(h.gateway.port);
+      for (const cursor of [1, trimmed[0].timeUs, trimmed[10].timeUs]) {
+        const s = await Subscription.open(h.gateway.port, `cursor=${cursor}`);
+        await s.waitForTime(kept[1].timeUs);
+        assert.deepEqual(s.texts, kept.map((e) => e.raw), `cursor=${cursor}`);
+        await s.roundTrip();
+        assert.ok(s.isOpen);
+      }
+    });
+  });
+}
