@@ -162,8 +162,24 @@ for (const { transport, skip } of await transportsUnderTest()) {
       const refused = await upgradeRequest(gateway.port, '/subscribe');
       assert.equal(refused.status, 429);
       assert.match(refused.body.toString(), /at most 2 connections per client address/);
+      // X-Forwarded-For is not trusted by default: anyone could claim any address.
+      assert.equal((await upgradeRequest(gateway.port, '/subscribe', { 'x-forwarded-for': '203.0.113.9' })).status, 429);
       await first.close();
       await waitUntil(async () => (await upgradeRequest(gateway.port, '/subscribe')).status === 101, 'a slot for this address again');
+    });
+
+    test('behind a trusted proxy (trustProxy), connections are counted per X-Forwarded-For client', async () => {
+      const { gateway } = await start({ maxConnectionsPerIp: 1, trustProxy: true });
+      const viaProxy = (client: string) => ({ headers: { 'x-forwarded-for': client } });
+      const first = await Subscription.open(gateway.port, '', viaProxy('203.0.113.1'));
+      await Subscription.open(gateway.port, '', viaProxy('203.0.113.2, 10.0.0.1'));
+      const refused = await upgradeRequest(gateway.port, '/subscribe', { 'x-forwarded-for': '203.0.113.1, 10.0.0.2' });
+      assert.equal(refused.status, 429, 'the first hop is the client');
+      await first.close();
+      await waitUntil(
+        async () => (await upgradeRequest(gateway.port, '/subscribe', { 'x-forwarded-for': '203.0.113.1' })).status === 101,
+        'the client behind the proxy to get its slot back',
+      );
     });
 
     test('pings every interval; a peer that does not answer is dropped, one that does stays', async () => {
