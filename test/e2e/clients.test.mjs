@@ -9,6 +9,7 @@ import { SENTINEL_COLLECTION, createAccounts, phaseOne } from './lib/activity.mj
 import { atcuteClient, skywareClient } from './lib/clients.mjs';
 import { assertEventsMatch, assertStreamInvariants, wants } from './lib/expect.mjs';
 import { startStack } from './lib/stack.mjs';
+import { RawSubscriber, fetchDictionary, subscribeUrl } from './lib/subscribe.mjs';
 
 const isSentinel = (phase) => (event) =>
   event.kind === 'commit' && event.commit.collection === SENTINEL_COLLECTION && event.commit.rkey === `sentinel-${phase}`;
@@ -29,8 +30,11 @@ describe('real Jetstream clients against contrail and a real PDS', { timeout: 15
     // Live clients, connected before anything is written. atcute's default cursor is "now".
     live.atcute = atcuteClient(base);
     live.skyware = skywareClient(`${base}/subscribe`);
-    closers.push(() => live.atcute.close(), () => live.skyware.close());
-    await Promise.all([live.atcute.open, live.skyware.open]);
+    // And a compressed raw subscriber, so the ws transport's zstd path meets real traffic too.
+    const dictionary = await fetchDictionary(stack.contrail.httpUrl);
+    live.zstd = new RawSubscriber(subscribeUrl(base, { compress: true }), { dictionary: dictionary.bytes });
+    closers.push(() => live.atcute.close(), () => live.skyware.close(), () => live.zstd.close());
+    await Promise.all([live.atcute.open, live.skyware.open, live.zstd.opened]);
     users = await createAccounts(act);
     await phaseOne(act);
   });
@@ -54,6 +58,12 @@ describe('real Jetstream clients against contrail and a real PDS', { timeout: 15
     assert.deepEqual(live.skyware.errors, []);
     assertEventsMatch(events, act.expected, 'skyware live');
     assert.equal(live.skyware.jetstream.cursor, events.at(-1).time_us, "skyware's cursor follows time_us");
+  });
+
+  test('compress=true on the ws transport: the same events, as zstd frames', async () => {
+    const frames = await live.zstd.waitFor(isSentinel(1), 'sentinel 1');
+    assert.ok(frames.every((f) => f.binary));
+    assertEventsMatch(frames.map((f) => f.event), act.expected, 'zstd on ws');
   });
 
   test('@atcute/jetstream from a cursor, with wantedCollections (prefixes and NSIDs), wantedDids, and both', async () => {
