@@ -42,11 +42,12 @@ export function decodeEntry(timeUs: number, stored: Buffer): Entry {
 
 /**
  * The events database's lmdb-js encoder. Reads: with `needsStableBuffer: false` lmdb-js hands the
- * decoder its shared read buffer (valid until the next read) instead of copying every value into
- * a fresh ArrayBuffer; the decoder copies only the JSON, into pooled memory — one small copy per
- * event instead of lmdb's copy plus our view (replay spent a third of its time allocating those).
- * The returned entry's timeUs is 0: the key is the caller's to set. Writes take the bytes made by
- * encodeEntry, wrapped with lmdb's asBinary so they are stored as they are.
+ * decoder its shared read buffer instead of copying every value into a fresh ArrayBuffer (replay
+ * spent a third of its time allocating those). The decoded entry's `json` is a VIEW of that
+ * buffer, valid only until the next read: the reader filters on the metadata first and calls
+ * detachJson on the entries it keeps, so a selective filter copies almost nothing. The entry's
+ * timeUs is 0: the key is the caller's to set. Writes take the bytes made by encodeEntry, wrapped
+ * with lmdb's asBinary so they are stored as they are.
  */
 export const storedEntryEncoder = {
   needsStableBuffer: false,
@@ -61,16 +62,21 @@ export const storedEntryEncoder = {
     const collectionAt = 3 + didLength;
     const collectionLength = (bytes[collectionAt] << 8) | bytes[collectionAt + 1];
     const jsonAt = collectionAt + 2 + collectionLength;
-    const json = copyOut(bytes, jsonAt, end);
     return {
       timeUs: 0,
       did: bytes.toString('latin1', 3, collectionAt),
       kind: KINDS[bytes[0]],
       collection: collectionLength === 0 ? null : bytes.toString('latin1', collectionAt + 2, jsonAt),
-      json,
+      json: bytes.subarray(jsonAt, end),
     };
   },
 };
+
+/** Gives an entry decoded by storedEntryEncoder its own copy of the JSON; returns the entry. */
+export function detachJson(entry: Entry): Entry {
+  entry.json = copyOut(entry.json);
+  return entry;
+}
 
 /**
  * Copies of stored JSON are carved out of 256 KiB slabs (Node's own pool is 8 KiB, so a replay
@@ -80,18 +86,18 @@ const SLAB_BYTES = 256 * 1024;
 let slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
 let slabUsed = 0;
 
-function copyOut(bytes: Buffer, start: number, end: number): Buffer {
-  const length = end - start;
+function copyOut(bytes: Buffer): Buffer {
+  const length = bytes.byteLength;
   if (length > SLAB_BYTES / 16) {
     const out = Buffer.allocUnsafeSlow(length);
-    bytes.copy(out, 0, start, end);
+    bytes.copy(out);
     return out;
   }
   if (slabUsed + length > SLAB_BYTES) {
     slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
     slabUsed = 0;
   }
-  bytes.copy(slab, slabUsed, start, end);
+  bytes.copy(slab, slabUsed);
   const out = slab.subarray(slabUsed, slabUsed + length);
   slabUsed += length;
   return out;

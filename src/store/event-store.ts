@@ -22,7 +22,7 @@ import { createHash } from 'node:crypto';
 import { asBinary, open, type Database, type RootDatabase } from 'lmdb';
 import { Gauge, type Registry } from 'prom-client';
 import type { Entry } from '../events/entry.ts';
-import { encodeEntry, storedEntryEncoder } from './codec.ts';
+import { detachJson, encodeEntry, storedEntryEncoder } from './codec.ts';
 import { HotLog } from './hot-log.ts';
 
 export interface UpstreamCursor {
@@ -38,6 +38,10 @@ export interface Batch {
   revs: Map<string, string>;
 }
 
+/**
+ * A predicate on an event's metadata (did, kind, collection; json.byteLength). For events read
+ * from disk, `json` is only valid during the call: a filter must not keep the entry it is given.
+ */
 export interface EventFilter {
   (entry: Entry): boolean;
 }
@@ -166,11 +170,13 @@ export class EventStore {
       return entries.length < maxEntries && ++scanned < maxScanned;
     };
     if (!this.hotLog.covers(position)) {
-      // Disk up to the hot log's floor, then (if the read is not full yet) the hot log.
+      // Disk up to the hot log's floor, then (if the read is not full yet) the hot log. A disk
+      // entry's JSON is a view of lmdb's read buffer until the next step: kept entries get a copy.
       let more = true;
-      for (const { key, value } of this.#events.getRange({ start: position + 1, end: this.hotLog.floor, inclusiveEnd: true })) {
-        value.timeUs = key;
-        more = visit(value);
+      for (const { key, value: entry } of this.#events.getRange({ start: position + 1, end: this.hotLog.floor, inclusiveEnd: true })) {
+        entry.timeUs = position = key;
+        if (!filter || filter(entry)) entries.push(detachJson(entry));
+        more = entries.length < maxEntries && ++scanned < maxScanned;
         if (!more) break;
       }
       if (!more) return { entries, position };
