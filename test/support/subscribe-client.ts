@@ -187,9 +187,18 @@ export function upgradeRequest(port: number, pathAndQuery: string, headers: Reco
   });
 }
 
-export async function httpGet(port: number, path: string): Promise<HttpResult> {
-  const res = await fetch(`http://127.0.0.1:${port}${path}`);
-  return { status: res.status, headers: Object.fromEntries(res.headers), body: Buffer.from(await res.arrayBuffer()) };
+/** A GET on a fresh connection (no keep-alive pool: a test may restart a gateway on the same port). */
+export function httpGet(port: number, path: string): Promise<HttpResult> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
 }
 
 export interface Stats {
