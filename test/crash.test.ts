@@ -17,7 +17,7 @@ import { decodeFrame } from '../src/upstream/frame.ts';
 import { parseMessage } from '../src/upstream/messages.ts';
 import { FakeRelay } from './support/fake-relay.ts';
 import { tempDir } from './support/gateway.ts';
-import { mulberry32, SyntheticFirehose } from './support/synthetic.ts';
+import { mulberry32, SyntheticFirehose, type SyntheticFrame } from './support/synthetic.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SEED = Number(process.env.CONTRAIL_CRASH_SEED ?? 20261125);
@@ -157,12 +157,6 @@ test(`SIGKILL at ${KILLS} random points during ingest loses and duplicates nothi
   t.after(() => dir.remove());
   const relay = await FakeRelay.start();
   t.after(() => relay.stop());
-  const frames = new SyntheticFirehose({ seed: SEED, accounts: 400 }).frames(FRAMES);
-  const random = mulberry32(SEED);
-  let pushed = 0;
-  const push = (count: number) => {
-    for (const end = Math.min(FRAMES, pushed + count); pushed < end; pushed++) relay.push({ seq: frames[pushed].seq, bytes: frames[pushed].bytes });
-  };
   let gateway: Gateway | undefined;
   t.after(() => {
     gateway?.child.kill('SIGKILL');
@@ -170,6 +164,13 @@ test(`SIGKILL at ${KILLS} random points during ingest loses and duplicates nothi
 
   // First start: nothing saved, so the gateway starts live; the stream begins once it listens.
   gateway = startGateway(relay.url, dir.path);
+  // The whole stream, made while the first gateway boots (about a millisecond a frame).
+  const frames: SyntheticFrame[] = new SyntheticFirehose({ seed: SEED, accounts: 400 }).frames(FRAMES);
+  const random = mulberry32(SEED);
+  let pushed = 0;
+  const push = (count: number) => {
+    for (const end = Math.min(FRAMES, pushed + count); pushed < end; pushed++) relay.push({ seq: frames[pushed].seq, bytes: frames[pushed].bytes });
+  };
   const firstPort = await gateway.port;
   await relay.waitForConnections(1, 30_000);
   assert.equal(relay.cursors[0], undefined, 'an empty buffer starts live');
