@@ -410,6 +410,21 @@ for (const { transport, skip } of await transportsUnderTest()) {
       await s.close();
     });
 
+    test('client messages up to 10 MB are read; a larger one closes the connection', async () => {
+      const s = await Subscription.open(gateway.port, 'requireHello=true');
+      // Unknown payload keys are ignored: padding makes a 9 MB options_update.
+      s.send(JSON.stringify({ type: 'options_update', payload: { wantedDids: [CAROL], padding: 'x'.repeat(9 * 1024 * 1024) } }));
+      up.create(ALICE, POST);
+      up.create(CAROL, LIKE);
+      const { newestTimeUs } = await up.settle();
+      await s.waitForTime(newestTimeUs!);
+      assert.deepEqual(s.events.map((e) => e.did), [CAROL], 'the 9 MB hello was applied');
+      s.send(JSON.stringify({ type: 'options_update', payload: { padding: 'x'.repeat(10 * 1024 * 1024) } }));
+      const closed = await s.waitClosed();
+      // `ws` answers 1009 Message Too Big; uWS drops the TCP connection without a close frame.
+      assert.equal(closed.code, transport === 'ws' ? 1009 : 1006, `too big: ${JSON.stringify(closed)}`);
+    });
+
     test('limits: 10,000 DIDs and 100 collections after de-duplication, by options_update', async () => {
       const many = Array.from({ length: 9_999 }, (_, i) => did(`x${String(i).padStart(5, '0')}`));
       const dids = [...many, ALICE, ...many.slice(0, 500)]; // 10,000 distinct
@@ -465,6 +480,36 @@ for (const { transport, skip } of await transportsUnderTest()) {
         'some post is over the limit as JSON but under it compressed',
       );
       for (const s of [plain, byQuery, byHeader, limited]) await s.close();
+    });
+
+    test('Prometheus metrics: subscribers by compression and mode, events sent, skips, connections and disconnects', async () => {
+      await waitUntil(async () => (await stats(gateway.port)).subscribers === 0, 'earlier tests’ subscribers to be gone');
+      const plain = await Subscription.open(gateway.port, '');
+      const zstd = await Subscription.open(gateway.port, 'compress=true&maxMessageSizeBytes=400');
+      const waiting = await Subscription.open(gateway.port, 'requireHello=true');
+      await upgradeRequest(gateway.port, '/subscribe?cursor=bad');
+      up.create(ALICE, POST, { ...recordFor(POST, 3, ALICE), text: 'long '.repeat(100) }); // over 400 bytes
+      up.identity(BOB, 'bob.bsky.social');
+      const { newestTimeUs } = await up.settle();
+      await plain.waitForTime(newestTimeUs!);
+      await zstd.waitForCount(1);
+      waiting.send('not json');
+      await waiting.waitClosed();
+      const metrics = (await httpGet(gateway.metricsPort, '/metrics')).body.toString();
+      const value = (line: string) => {
+        const found = metrics.split('\n').find((l) => l.startsWith(`${line} `));
+        assert.ok(found, `${line} in /metrics`);
+        return Number(found.slice(line.length + 1));
+      };
+      assert.equal(value('contrail_subscribers{compression="none",mode="live"}'), 1);
+      assert.equal(value('contrail_subscribers{compression="zstd",mode="live"}'), 1);
+      assert.ok(value('contrail_events_sent_total{compression="zstd"}') >= 1);
+      assert.ok(value('contrail_events_sent_total{compression="none"}') >= 2);
+      assert.ok(value('contrail_bytes_sent_total{compression="none"}') > 0);
+      assert.ok(value('contrail_events_skipped_total{reason="max_message_size"}') >= 1);
+      assert.ok(value('contrail_subscriber_connections_total{result="bad_request"}') >= 1);
+      assert.ok(value('contrail_subscriber_connections_total{result="accepted"}') >= 3);
+      assert.ok(value('contrail_subscriber_disconnects_total{reason="bad_message"}') >= 1);
     });
   });
 
