@@ -5,18 +5,17 @@
  */
 import yargs, { type Argv, type Options } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { INSPECT_OPTIONS, SERVE_OPTIONS, type GatewayConfig } from './config.ts';
+import { INSPECT_OPTIONS, SERVE_OPTIONS, flagsFromEnvironment, type GatewayConfig } from './config.ts';
 
 export function buildCli(argv: string[]): Argv {
   return yargs(argv)
     .scriptName('contrail')
     .usage('$0 [command] [flags]\n\nA Jetstream-compatible JSON firehose gateway for the AT Protocol.')
-    .env('CONTRAIL')
-    .command(['serve', '$0'], 'Run the gateway (the default command)', (y) => y.options(SERVE_OPTIONS), async (args) => {
+    .command(['serve', '$0'], 'Run the gateway (the default command)', (y) => y.options(SERVE_OPTIONS).config(flagsFromEnvironment(SERVE_OPTIONS)), async (args) => {
       const { runGateway } = await import('./gateway.ts');
       await runGateway(toConfig(args));
     })
-    .command('inspect', "Print the buffer's span, size and saved upstream cursor", (y) => y.options(INSPECT_OPTIONS), async (args) => {
+    .command('inspect', "Print the buffer's span, size and saved upstream cursor", (y) => y.options(INSPECT_OPTIONS).config(flagsFromEnvironment(INSPECT_OPTIONS)), async (args) => {
       const { inspect } = await import('./inspect.ts');
       await inspect(args['data-dir'] as string);
     })

@@ -60,16 +60,30 @@ export function parseByteSize(text: string): number {
   return bytes;
 }
 
-export function parsePort(value: unknown): number {
-  const port = Number(value);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`${JSON.stringify(value)} is not a port (0-65535)`);
+export function parsePort(value: string): number {
+  const port = /^\d+$/.test(value) ? Number(value) : NaN;
+  if (!(port <= 65535)) throw new Error(`${JSON.stringify(value)} is not a port (0-65535)`);
   return port;
 }
 
-export function parseCount(value: unknown): number {
-  const count = Number(value);
-  if (!Number.isInteger(count) || count < 0) throw new Error(`${JSON.stringify(value)} is not a whole number >= 0`);
-  return count;
+export function parseCount(value: string): number {
+  if (!/^\d+$/.test(value)) throw new Error(`${JSON.stringify(value)} is not a whole number >= 0`);
+  return Number(value);
+}
+
+/**
+ * The values a command's flags take from CONTRAIL_<FLAG> variables. Only the command's own flags
+ * are read, so unrelated CONTRAIL_* variables (Kubernetes sets CONTRAIL_PORT=tcp://… for a
+ * Service named contrail) never make a strict parser reject the command line.
+ */
+export function flagsFromEnvironment(options: Record<string, Options>, env: NodeJS.ProcessEnv = process.env): Record<string, unknown> {
+  const values: Record<string, unknown> = {};
+  for (const [flag, option] of Object.entries(options)) {
+    const value = env[`CONTRAIL_${flag.toUpperCase().replace(/-/g, '_')}`];
+    if (value === undefined) continue;
+    values[flag] = option.type === 'boolean' ? /^(1|true|yes|on)$/i.test(value) : value;
+  }
+  return values;
 }
 
 export function parseUpstream(value: string): string {
@@ -85,8 +99,8 @@ export const SERVE_OPTIONS = {
     coerce: parseUpstream,
   },
   host: { type: 'string', default: '0.0.0.0', describe: 'Address to serve /subscribe and the HTTP routes on' },
-  port: { type: 'number', default: 6008, describe: 'Port for /subscribe and the HTTP routes', coerce: parsePort },
-  'metrics-port': { type: 'number', default: 6009, describe: 'Port for Prometheus /metrics', coerce: parsePort },
+  port: { type: 'string', default: '6008', describe: 'Port for /subscribe and the HTTP routes', coerce: parsePort },
+  'metrics-port': { type: 'string', default: '6009', describe: 'Port for Prometheus /metrics', coerce: parsePort },
   'data-dir': { type: 'string', default: './data', describe: 'Folder of the LMDB event buffer' },
   'log-level': { type: 'string', default: 'info', choices: LOG_LEVELS, describe: 'Least severe log level written' },
   retention: { type: 'string', default: '24h', describe: 'Keep events this long (e.g. 90m, 36h, 7d)', coerce: parseDuration },
@@ -100,10 +114,10 @@ export const SERVE_OPTIONS = {
     defaultDescription: 'the bundled dictionaries/contrail-v1.zstd-dict',
     describe: "zstd dictionary for compressed subscribers (Jetstream v1's, for existing compressed clients)",
   },
-  'max-subscribers': { type: 'number', default: 10_000, describe: 'Subscribers served at once; more get HTTP 503', coerce: parseCount },
+  'max-subscribers': { type: 'string', default: '10000', describe: 'Subscribers served at once; more get HTTP 503', coerce: parseCount },
   'max-connections-per-ip': {
-    type: 'number',
-    default: 100,
+    type: 'string',
+    default: '100',
     describe: 'Subscribers per client IP; more get HTTP 429',
     coerce: parseCount,
   },

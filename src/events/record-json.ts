@@ -78,33 +78,36 @@ function writeValue(token: Token, tokens: Tokenizer, isRecord = false): string {
 
 /** A map's entries, keys sorted (and checked unique); blobs keep their fixed order. */
 function writeMap(size: number, tokens: Tokenizer, isRecord: boolean): string {
-  const keys: string[] = new Array(size);
-  const values = new Map<string, string>();
+  const entries: Array<[key: string, json: string]> = new Array(size);
+  let type: string | undefined;
   for (let i = 0; i < size; i++) {
     const keyToken = tokens.next();
     if (keyToken.type !== Type.string) throw new Error('map keys must be strings');
     const key: string = keyToken.value;
-    if (key === '$link' || key === '$bytes') throw new Error(`${key} is reserved in the atproto data model`);
-    if (values.has(key)) throw new Error(`duplicate map key ${JSON.stringify(key)}`);
-    keys[i] = key;
-    values.set(key, writeValue(tokens.next(), tokens));
+    if (key.charCodeAt(0) === DOLLAR) {
+      if (key === '$link' || key === '$bytes') throw new Error(`${key} is reserved in the atproto data model`);
+    }
+    const json = writeValue(tokens.next(), tokens);
+    if (key === '$type') type = json;
+    entries[i] = [key, json];
   }
-  const type = values.get('$type');
   if ((isRecord || type !== undefined) && (type === undefined || type.length <= 2 || type[0] !== '"')) {
     throw new Error('$type is not a non-empty string');
   }
-  if (type === '"blob"') return writeBlob(values);
-  sortLikeGo(keys);
+  sortLikeGo(entries);
+  for (let i = 1; i < size; i++) if (entries[i][0] === entries[i - 1][0]) throw new Error(`duplicate map key ${JSON.stringify(entries[i][0])}`);
+  if (type === '"blob"') return writeBlob(entries);
   let out = '{';
-  for (let i = 0; i < size; i++) out += (i === 0 ? '"' : ',"') + escapeKey(keys[i]) + '":' + values.get(keys[i]);
+  for (let i = 0; i < size; i++) out += (i === 0 ? '"' : ',"') + escapeKey(entries[i][0]) + '":' + entries[i][1];
   return out + '}';
 }
 
-function writeBlob(values: Map<string, string>): string {
-  const ref = values.get('ref');
-  const mimeType = values.get('mimeType');
-  const size = values.get('size');
-  if (values.size !== 4 || !ref?.startsWith('{"$link":') || mimeType?.[0] !== '"' || !/^\d+$/.test(size ?? '')) {
+const DOLLAR = 0x24;
+
+/** `entries` are sorted: $type, mimeType, ref, size. */
+function writeBlob(entries: Array<[string, string]>): string {
+  const [, [mimeTypeKey, mimeType] = ['', ''], [refKey, ref] = ['', ''], [sizeKey, size] = ['', '']] = entries;
+  if (entries.length !== 4 || mimeTypeKey !== 'mimeType' || refKey !== 'ref' || sizeKey !== 'size' || !ref.startsWith('{"$link":') || mimeType[0] !== '"' || !/^\d+$/.test(size)) {
     throw new Error('blob is not {$type, ref: link, mimeType: string, size: integer}');
   }
   return `{"$type":"blob","ref":${ref},"mimeType":${mimeType},"size":${size}}`;
@@ -120,9 +123,13 @@ function linkText(token: Token): string {
 }
 
 /** Go sorts map keys by their UTF-8 bytes; UTF-16 order differs only past U+D7FF. */
-function sortLikeGo(keys: string[]): void {
-  keys.sort();
-  if (keys.some((key) => BEYOND_BMP_START.test(key))) keys.sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+function sortLikeGo(entries: Array<[string, string]>): void {
+  entries.sort(byKey);
+  if (entries.some(([key]) => BEYOND_BMP_START.test(key))) entries.sort((a, b) => Buffer.compare(Buffer.from(a[0]), Buffer.from(b[0])));
+}
+
+function byKey(a: [string, string], b: [string, string]): number {
+  return a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0;
 }
 
 const BEYOND_BMP_START = /[\ud800-\uffff]/;
@@ -130,6 +137,7 @@ const BEYOND_BMP_START = /[\ud800-\uffff]/;
 /** JSON.stringify, then Go's differences: HTML-sensitive characters, and \b \f as \u sequences. */
 function writeString(value: string): string {
   let json = JSON.stringify(value);
+  if (!GO_ESCAPES_DIFFER.test(value)) return json;
   if (HTML_SENSITIVE.test(json)) json = json.replace(/[<>&\u2028\u2029]/g, (c) => HTML_ESCAPES[c]);
   if (SHORT_ESCAPED_BY_JS.test(value)) {
     // An escape is a backslash preceded by an even number of backslashes.
@@ -141,8 +149,10 @@ function writeString(value: string): string {
 }
 
 const SHORT_ESCAPED_BY_JS = /[\b\f]/;
+const GO_ESCAPES_DIFFER = /[<>&\u2028\u2029\b\f]/;
+/** Keys that JSON writes as they are (nearly all lexicon field names). */
+const PLAIN_KEY = /^[\w$#.:-]*$/;
 
 function escapeKey(key: string): string {
-  const json = writeString(key);
-  return json.slice(1, -1);
+  return PLAIN_KEY.test(key) ? key : writeString(key).slice(1, -1);
 }

@@ -1,5 +1,5 @@
 /**
- * The README's flag table is the operators' reference: it must list exactly the flags the CLI
+ * The command line as operators meet it. The README's flag table must list exactly the flags the CLI
  * takes, with the right environment variable and default, and the help must list them too.
  */
 import assert from 'node:assert/strict';
@@ -61,4 +61,41 @@ test('a bad flag value exits 2 with one line naming what is wrong', () => {
     assert.equal(status, 2, args.join(' '));
     assert.match(stderr.split('\n')[0], /^contrail: .+/, args.join(' '));
   }
+});
+
+test('flags come from CONTRAIL_<FLAG> variables; unrelated CONTRAIL_* variables are ignored', () => {
+  const run = (env: Record<string, string>) => {
+    try {
+      execFileSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve'], {
+        cwd: new URL('..', import.meta.url),
+        encoding: 'utf8',
+        stdio: 'pipe',
+        env: { ...process.env, ...env },
+      });
+      return { status: 0, stderr: '' };
+    } catch (err) {
+      return err as { status: number; stderr: string };
+    }
+  };
+  // A bad value from the environment is reported like a bad flag: proof the variable was read.
+  const bad = run({ CONTRAIL_SERVICE_HOST: '10.0.0.7', CONTRAIL_SERVICE_PORT: 'tcp://10.0.0.7:6008', CONTRAIL_RETENTION: 'forever' });
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /"forever" is not a duration/);
+  assert.doesNotMatch(bad.stderr, /Unknown argument/);
+});
+
+test('inspect reads CONTRAIL_DATA_DIR and ignores the serve-only variables', () => {
+  let result: { status: number; stderr: string } = { status: 0, stderr: '' };
+  try {
+    execFileSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'inspect'], {
+      cwd: new URL('..', import.meta.url),
+      encoding: 'utf8',
+      stdio: 'pipe',
+      env: { ...process.env, CONTRAIL_DATA_DIR: '/nonexistent/contrail-buffer', CONTRAIL_PORT: 'tcp://10.0.0.7:6008' },
+    });
+  } catch (err) {
+    result = err as { status: number; stderr: string };
+  }
+  assert.equal(result.status, 2);
+  assert.match(result.stderr, /no event buffer in \/nonexistent\/contrail-buffer/);
 });
