@@ -142,6 +142,15 @@ for (const { transport, skip } of await transportsUnderTest()) {
       for (const s of fast) assert.ok(s.isOpen, 'fast subscribers stay connected');
     });
 
+    test('a reading subscriber is never left waiting for a drain, even with a send high-water mark of a few KiB', async () => {
+      const { gateway, up } = await start({}, { hub: { highWaterBytes: 4096 } });
+      const s = await Subscription.open(gateway.port, '');
+      for (let i = 0; i < 20; i++) up.create(ALICE, POST, { ...recordFor(POST, i, ALICE), text: `${i} ${'y'.repeat(3000)}` });
+      const { newestTimeUs } = await up.settle();
+      await s.waitForTime(newestTimeUs!, 'all 20 events');
+      assert.equal(s.messages.length, 20);
+    });
+
     test('past max subscribers the upgrade gets 503 with a reason; a freed slot can be taken again', async () => {
       const { gateway } = await start({ maxSubscribers: 3 });
       const open = [await Subscription.open(gateway.port, ''), await Subscription.open(gateway.port, 'compress=true'), await Subscription.open(gateway.port, 'requireHello=true')];

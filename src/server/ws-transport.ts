@@ -67,7 +67,10 @@ export class WsTransport<Session> implements Transport {
 function wrapSocket(ws: WebSocket, socket: Duplex): ClientSocket {
   return {
     send: (data, binary) => ws.send(data, { binary }),
-    bufferedAmount: () => ws.bufferedAmount,
+    // A net.Socket emits 'drain' only after a write found it over its own high-water mark
+    // (16 KiB). Below that, report nothing buffered: the hub must never wait for a drain
+    // that will not come.
+    bufferedAmount: () => (socket.writableNeedDrain ? ws.bufferedAmount : 0),
     cork: (fn) => {
       socket.cork();
       try {
