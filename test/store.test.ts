@@ -12,6 +12,7 @@ import { describe, test, type TestContext } from 'node:test';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import type { Entry, EventKind } from '../src/events/entry.ts';
+import { encodeBatch, encodeEntry } from '../src/store/codec.ts';
 import { EventStore, type EventStoreOptions } from '../src/store/event-store.ts';
 import { createStoreMetrics } from '../src/store/metrics.ts';
 import { Retention } from '../src/store/retention.ts';
@@ -246,6 +247,13 @@ describe('event sizes', () => {
     assert.deepEqual(view(held), view(events));
     for (const entry of held) JSON.parse(entry.json.toString());
   });
+});
+
+test('a batch is stored in exactly the format of single events', () => {
+  const entries = [...makeEntries(30), { ...makeEntry(9, 3), did: `did:web:${'é'.length}x.example` }];
+  const batch = encodeBatch(entries);
+  assert.equal(batch.length, entries.length);
+  for (let i = 0; i < entries.length; i++) assert.ok(batch[i].equals(encodeEntry(entries[i])), `entry ${i}`);
 });
 
 describe('durability', () => {

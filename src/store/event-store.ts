@@ -22,7 +22,7 @@ import { createHash } from 'node:crypto';
 import { asBinary, open, type Database, type RootDatabase } from 'lmdb';
 import { Gauge, type Registry } from 'prom-client';
 import type { Entry } from '../events/entry.ts';
-import { detachJson, encodeEntry, storedEntryEncoder } from './codec.ts';
+import { detachJson, encodeBatch, storedEntryEncoder } from './codec.ts';
 import { HotLog } from './hot-log.ts';
 
 export interface UpstreamCursor {
@@ -140,7 +140,7 @@ export class EventStore {
   async commit(batch: Batch): Promise<void> {
     const { entries, cursor, revs } = batch;
     const lastTimeUs = entries.length > 0 ? entries[entries.length - 1].timeUs : this.#lastTimeUs;
-    const encoded = entries.map(encodeEntry);
+    const encoded = encodeBatch(entries);
     // A child transaction, so an error thrown while writing aborts every write of the batch:
     // lmdb-js's plain transaction() would commit the writes made before the throw.
     await this.#root.childTransaction(() => {
