@@ -472,6 +472,7 @@ for (const { transport, skip } of await transportsUnderTest()) {
         );
       }
       assert.throws(() => new Decompressor().decompress(byQuery.messages[0].data), 'a frame needs the dictionary to decode');
+      assert.ok(byQuery.messages.every((m, i) => m.data.equals(byHeader.messages[i].data)), 'every compressed subscriber gets the same bytes');
 
       const expected = all.filter((e) => wants({ wantedCollections: [POST], maxMessageSizeBytes: limit }, e)).map((e) => e.raw);
       assert.deepEqual(decompressAll(limited.messages, served.body), expected);
@@ -484,6 +485,15 @@ for (const { transport, skip } of await transportsUnderTest()) {
 
     test('Prometheus metrics: subscribers by compression and mode, events sent, skips, connections and disconnects', async () => {
       await waitUntil(async () => (await stats(gateway.port)).subscribers === 0, 'earlier tests’ subscribers to be gone');
+      const scrape = async () => {
+        const samples = new Map<string, number>();
+        for (const line of (await httpGet(gateway.metricsPort, '/metrics')).body.toString().split('\n')) {
+          const at = line.lastIndexOf(' ');
+          if (line.startsWith('contrail_')) samples.set(line.slice(0, at), Number(line.slice(at + 1)));
+        }
+        return samples;
+      };
+      const before = await scrape();
       const plain = await Subscription.open(gateway.port, '');
       const zstd = await Subscription.open(gateway.port, 'compress=true&maxMessageSizeBytes=400');
       const waiting = await Subscription.open(gateway.port, 'requireHello=true');
@@ -493,23 +503,25 @@ for (const { transport, skip } of await transportsUnderTest()) {
       const { newestTimeUs } = await up.settle();
       await plain.waitForTime(newestTimeUs!);
       await zstd.waitForCount(1);
+      const during = await scrape();
       waiting.send('not json');
       await waiting.waitClosed();
-      const metrics = (await httpGet(gateway.metricsPort, '/metrics')).body.toString();
-      const value = (line: string) => {
-        const found = metrics.split('\n').find((l) => l.startsWith(`${line} `));
-        assert.ok(found, `${line} in /metrics`);
-        return Number(found.slice(line.length + 1));
-      };
-      assert.equal(value('contrail_subscribers{compression="none",mode="live"}'), 1);
-      assert.equal(value('contrail_subscribers{compression="zstd",mode="live"}'), 1);
-      assert.ok(value('contrail_events_sent_total{compression="zstd"}') >= 1);
-      assert.ok(value('contrail_events_sent_total{compression="none"}') >= 2);
-      assert.ok(value('contrail_bytes_sent_total{compression="none"}') > 0);
-      assert.ok(value('contrail_events_skipped_total{reason="max_message_size"}') >= 1);
-      assert.ok(value('contrail_subscriber_connections_total{result="bad_request"}') >= 1);
-      assert.ok(value('contrail_subscriber_connections_total{result="accepted"}') >= 3);
-      assert.ok(value('contrail_subscriber_disconnects_total{reason="bad_message"}') >= 1);
+      await waitUntil(async () => (await stats(gateway.port)).subscribers === 2, 'the closed subscriber to be gone');
+      const after = await scrape();
+      const delta = (name: string) => (after.get(name) ?? 0) - (before.get(name) ?? 0);
+      const bytes = (s: Subscription) => s.messages.reduce((n, m) => n + m.data.byteLength, 0);
+
+      assert.equal(during.get('contrail_subscribers{compression="none",mode="live"}'), 1);
+      assert.equal(during.get('contrail_subscribers{compression="zstd",mode="live"}'), 1);
+      assert.equal(during.get('contrail_subscribers{compression="none",mode="hello"}'), 1);
+      assert.equal(delta('contrail_events_sent_total{compression="none"}'), 2);
+      assert.equal(delta('contrail_bytes_sent_total{compression="none"}'), bytes(plain));
+      assert.equal(delta('contrail_events_sent_total{compression="zstd"}'), 1);
+      assert.equal(delta('contrail_bytes_sent_total{compression="zstd"}'), bytes(zstd));
+      assert.equal(delta('contrail_events_skipped_total{reason="max_message_size"}'), 1);
+      assert.equal(delta('contrail_subscriber_connections_total{result="accepted"}'), 3);
+      assert.equal(delta('contrail_subscriber_connections_total{result="bad_request"}'), 1);
+      assert.equal(delta('contrail_subscriber_disconnects_total{reason="bad_message"}'), 1);
     });
   });
 

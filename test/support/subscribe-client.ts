@@ -279,7 +279,7 @@ export class Upstream {
     return seq;
   }
 
-  /** Pushes `count` frames of the realistic synthetic stream; returns its accounts' DIDs seen. */
+  /** Pushes `count` frames of the realistic synthetic stream (seeded; `accounts` distinct DIDs). */
   synthetic(count: number, seed: number, accounts = 200): void {
     const firehose = new SyntheticFirehose({ seed, accounts, firstSeq: this.seq + 1 });
     for (const frame of firehose.frames(count)) this.relay.push({ seq: frame.seq, bytes: frame.bytes });
