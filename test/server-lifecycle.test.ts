@@ -106,10 +106,11 @@ for (const { transport, skip } of await transportsUnderTest()) {
         for (let i = 0; i < 20; i++) up.create(BOB, POST, { ...recordFor(POST, i, BOB), text: `${round} ${i} ${'x'.repeat(50_000)}` });
         await up.settle();
       }
-      // ...then a trickle: the stream moves on while the slow subscriber does not.
+      // ...then a steady trickle: the stream moves on (filling buffers of any size) while the slow
+      // subscriber does not.
       await waitUntil(
         async () => {
-          up.create(ALICE, LIKE);
+          up.create(ALICE, LIKE, { ...recordFor(LIKE, 0, ALICE), padding: 'z'.repeat(50_000) });
           await new Promise((resolve) => setTimeout(resolve, 50));
           return (await stats(gateway.port)).subscribers === fast.length;
         },
