@@ -193,13 +193,15 @@ for (const { transport, skip } of await transportsUnderTest()) {
     });
 
     test('pings every interval; a peer that does not answer is dropped, one that does stays', async () => {
-      const { gateway } = await start({}, { hub: { pingIntervalMs: 100 } });
+      // A peer is dropped when a ping is still unanswered at the next one: the interval leaves
+      // room for a busy event loop (client and server share this process).
+      const { gateway } = await start({}, { hub: { pingIntervalMs: 300 } });
       const answering = await Subscription.open(gateway.port, '');
       const silent = await Subscription.open(gateway.port, '', { autoPong: false });
       const closed = await silent.waitClosed();
       assert.ok(silent.pingsReceived >= 1, 'the silent peer was pinged');
       assert.equal(closed.code, 1006, 'a dead peer is cut off without a close handshake');
-      await waitUntil(() => answering.pingsReceived >= 4, 'more pings to the answering peer');
+      await waitUntil(() => answering.pingsReceived >= 3, 'more pings to the answering peer');
       await answering.roundTrip();
       assert.ok(answering.isOpen, 'the answering peer stays connected');
       assert.equal((await stats(gateway.port)).subscribers, 1);
