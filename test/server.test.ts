@@ -523,6 +523,32 @@ for (const { transport, skip } of await transportsUnderTest()) {
       assert.equal(delta('contrail_subscriber_connections_total{result="bad_request"}'), 1);
       assert.equal(delta('contrail_subscriber_disconnects_total{reason="bad_message"}'), 1);
     });
+
+    test('events skipped for maxMessageSizeBytes are counted only when the filter wants them, in replay as live', async () => {
+      const skipped = async () => {
+        const text = (await httpGet(gateway.metricsPort, '/metrics')).body.toString();
+        const line = text.split('\n').find((l) => l.startsWith('contrail_events_skipped_total{reason="max_message_size"} '));
+        return Number(line?.split(' ')[1] ?? 0);
+      };
+      const filter: FilterSpec = { wantedCollections: [VOTE], maxMessageSizeBytes: 300 };
+      const tooLarge = (e: StoredEvent) => Buffer.byteLength(e.raw) > filter.maxMessageSizeBytes!;
+      const wantedButTooLarge = (events: StoredEvent[]) => events.filter((e) => wants({ wantedCollections: [VOTE] }, e) && tooLarge(e)).length;
+      const all = await readWholeStream(gateway.port);
+      assert.ok(wantedButTooLarge(all) > 0 && wantedButTooLarge(all) < all.filter(tooLarge).length, 'the stream tells the two counts apart');
+
+      const before = await skipped();
+      const s = await Subscription.open(gateway.port, queryFor(filter, { cursor: 0 }));
+      await settleSubscribers(gateway, [s]);
+      assert.equal((await skipped()) - before, wantedButTooLarge(all), 'replay');
+
+      const big = { ...recordFor(VOTE, 1, ALICE), padding: 'p'.repeat(400) };
+      up.create(ALICE, VOTE, big);
+      up.create(ALICE, POST, { ...recordFor(POST, 1, ALICE), text: 'p'.repeat(400) });
+      up.identity(BOB, 'bob.bsky.social');
+      const { newestTimeUs } = await up.settle();
+      await s.waitForTime(newestTimeUs!);
+      assert.equal((await skipped()) - before, wantedButTooLarge(all) + 1, 'live: the large vote, not the large post');
+    });
   });
 
   describe(`/subscribe over ${transport} with Jetstream v1's zstd dictionary`, { skip: skip ?? (!existsSync(V1_DICTIONARY) && `${V1_DICTIONARY} is absent (read-only shared fixtures)`) }, () => {

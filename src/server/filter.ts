@@ -74,10 +74,14 @@ export function hasCollectionFilter(filter: SubscriberFilter): boolean {
   return filter.collections.size > 0 || filter.prefixes.length > 0;
 }
 
-export function matchesFilter(filter: SubscriberFilter, entry: Entry): boolean {
-  if (filter.maxMessageBytes > 0 && entry.json.byteLength > filter.maxMessageBytes) return false;
+/** Whether the filter wants the event by its DID and collection (its size is checked apart). */
+export function wantsEvent(filter: SubscriberFilter, entry: Entry): boolean {
   if (filter.dids.size > 0 && !filter.dids.has(entry.did)) return false;
   return wantsCollection(filter, entry.collection);
+}
+
+export function isTooLarge(filter: SubscriberFilter, entry: Entry): boolean {
+  return filter.maxMessageBytes > 0 && entry.json.byteLength > filter.maxMessageBytes;
 }
 
 /** Identity and account events (collection null) pass every collection filter. */

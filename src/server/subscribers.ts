@@ -3,7 +3,7 @@ import type { Entry } from '../events/entry.ts';
 import { wallClockMicros } from '../events/clock.ts';
 import type { EventStore } from '../store/event-store.ts';
 import type { EventCompressor } from './compression.ts';
-import { OptionError, matchesFilter, parseFilter, type SubscriberFilter } from './filter.ts';
+import { OptionError, isTooLarge, parseFilter, wantsEvent, type SubscriberFilter } from './filter.ts';
 import { LiveIndex } from './live-index.ts';
 import type { ServerMetrics } from './metrics.ts';
 import type { ClientSocket } from './transport.ts';
@@ -205,10 +205,10 @@ export class SubscriberHub {
     const { store, pumpSliceMs, metrics } = this.#options;
     const started = performance.now();
     const filter = (entry: Entry) => {
-      if (matchesFilter(subscriber.filter, entry)) return true;
-      if (subscriber.filter.maxMessageBytes > 0 && entry.json.byteLength > subscriber.filter.maxMessageBytes) {
-        metrics.skipped.inc({ reason: 'max_message_size' });
-      }
+      if (!wantsEvent(subscriber.filter, entry)) return false;
+      // Counted only for wanted events, as the live index does.
+      if (!isTooLarge(subscriber.filter, entry)) return true;
+      metrics.skipped.inc({ reason: 'max_message_size' });
       return false;
     };
     for (;;) {
