@@ -207,6 +207,15 @@ for (const { transport, skip } of await transportsUnderTest()) {
       assert.equal((await stats(gateway.port)).subscribers, 1);
     });
 
+    test('/ready answers 503 with the reason while the upstream is down, /health stays 200', async () => {
+      const { gateway, relay } = await start();
+      await waitUntil(async () => (await httpGet(gateway.port, '/ready')).status === 200, '/ready');
+      await relay.stop();
+      await waitUntil(async () => (await httpGet(gateway.port, '/ready')).status === 503, '/ready to notice the upstream is gone');
+      assert.match((await httpGet(gateway.port, '/ready')).body.toString(), /upstream not connected/);
+      assert.equal((await httpGet(gateway.port, '/health')).status, 200);
+    });
+
     test('shutdown sends 1001 Going Away to every subscriber, whatever its state', async () => {
       const h = await start();
       const { gateway, up } = h;
