@@ -1,7 +1,8 @@
-import { Tokenizer, Type, type Token } from 'cborg';
+import { Type, type Token } from 'cborg';
 import { decodeOptions } from '@ipld/dag-cbor';
 import { CID } from 'multiformats/cid';
 import { base32 } from 'multiformats/bases/base32';
+import { ViewTokenizer } from '../upstream/cbor.ts';
 
 /**
  * DAG-CBOR record block → atproto JSON text, byte-for-byte as Jetstream v1 writes it (Go's
@@ -35,7 +36,7 @@ const HTML_ESCAPES: Record<string, string> = {
 };
 
 function transcode(block: Uint8Array, isRecord: boolean): string {
-  const tokens = new Tokenizer(block, decodeOptions);
+  const tokens = new ViewTokenizer(block, decodeOptions);
   const first = tokens.next();
   if (isRecord && first.type !== Type.map) throw new Error('record is not a map');
   const json = writeValue(first, tokens, isRecord);
@@ -43,7 +44,7 @@ function transcode(block: Uint8Array, isRecord: boolean): string {
   return json;
 }
 
-function writeValue(token: Token, tokens: Tokenizer, isRecord = false): string {
+function writeValue(token: Token, tokens: ViewTokenizer, isRecord = false): string {
   switch (token.type) {
     case Type.string:
       return writeString(token.value);
@@ -77,7 +78,7 @@ function writeValue(token: Token, tokens: Tokenizer, isRecord = false): string {
 }
 
 /** A map's entries, keys sorted (and checked unique); blobs keep their fixed order. */
-function writeMap(size: number, tokens: Tokenizer, isRecord: boolean): string {
+function writeMap(size: number, tokens: ViewTokenizer, isRecord: boolean): string {
   const entries: Array<[key: string, json: string]> = new Array(size);
   let type: string | undefined;
   for (let i = 0; i < size; i++) {

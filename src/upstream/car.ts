@@ -1,4 +1,3 @@
-import { varint } from 'multiformats';
 import { DropError } from './drop.ts';
 
 /**
@@ -65,11 +64,14 @@ function cidLength(bytes: Uint8Array, offset: number): number {
   return at + lengthLength + digestLength - offset;
 }
 
+/** An unsigned LEB128 varint (multiformats' encoding) at offset: [value, bytes read]. */
 function readVarint(bytes: Uint8Array, offset: number): [number, number] {
-  if (offset >= bytes.length) throw new DropError('bad_car', 'CAR slice ends inside a length prefix');
-  try {
-    return varint.decode(bytes, offset);
-  } catch (err) {
-    throw new DropError('bad_car', `CAR slice has a bad varint: ${(err as Error).message}`);
+  let value = 0;
+  for (let i = 0; i < 8; i++) {
+    if (offset + i >= bytes.length) throw new DropError('bad_car', 'CAR slice ends inside a varint');
+    const byte = bytes[offset + i];
+    value += (byte & 0x7f) * 2 ** (7 * i);
+    if (byte < 0x80) return [value, i + 1];
   }
+  throw new DropError('bad_car', 'CAR slice has a varint longer than 8 bytes');
 }

@@ -1,5 +1,5 @@
-import { decode, decodeFirst } from 'cborg';
 import { decodeOptions } from '@ipld/dag-cbor';
+import { decodeFirstWithViews, decodeWithViews } from './cbor.ts';
 import { DropError } from './drop.ts';
 import { decodeLinkTag } from './link.ts';
 
@@ -18,12 +18,12 @@ export function decodeFrame(bytes: Uint8Array, maxBytes: number): Frame {
   if (bytes.byteLength > maxBytes) {
     throw new DropError('oversized', `frame of ${bytes.byteLength} bytes exceeds the ${maxBytes}-byte limit`);
   }
-  const [header, rest] = decodeCbor(() => decodeFirst(bytes, frameDecodeOptions));
+  const [header, rest] = decodeCbor(() => decodeFirstWithViews(bytes, frameDecodeOptions));
   if (!isMap(header) || (header.op !== 1 && header.op !== -1)) {
     throw new DropError('bad_header', 'header is not a map with op 1 or -1');
   }
   if (rest.byteLength === 0) throw new DropError('truncated', 'frame has a header but no body');
-  const body = decodeCbor(() => decode(rest, frameDecodeOptions));
+  const body = decodeCbor(() => decodeWithViews(rest, frameDecodeOptions));
   if (!isMap(body)) throw new DropError('body_not_map', 'body is not a map');
   if (header.op === -1) {
     const error = typeof body.error === 'string' ? body.error : 'Unknown';

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { CarSlice } from './car.ts';
 import { DropError, type DropReason } from './drop.ts';
 import type { Frame } from './frame.ts';
@@ -110,7 +110,7 @@ function parseOp(raw: unknown, car: CarSlice): RecordOp {
   if (!cid.isDagCborSha256) throw new DropError('unsupported_cid', `record CID ${cid} is not CIDv1 dag-cbor with sha2-256`);
   const record = car.find(cid.bytes);
   if (!record) throw new DropError('record_missing', `record block ${cid} is not in the CAR`);
-  const digest = createHash('sha256').update(record).digest();
+  const digest = hash('sha256', record, 'buffer') as unknown as Buffer;
   if (!digest.equals(cid.digest)) throw new DropError('cid_mismatch', `record block does not hash to ${cid}`);
   return { action: op.action, collection, rkey, cid: cid.toString(), record };
 }
