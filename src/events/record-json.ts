@@ -35,8 +35,11 @@ const HTML_ESCAPES: Record<string, string> = {
   '\u2029': '\\u2029',
 };
 
+/** Reused for every record: transcoding is synchronous and never re-entered. */
+const recordTokens = new ViewTokenizer(new Uint8Array(0), decodeOptions);
+
 function transcode(block: Uint8Array, isRecord: boolean): string {
-  const tokens = new ViewTokenizer(block, decodeOptions);
+  const tokens = recordTokens.reset(block);
   const first = tokens.next();
   if (isRecord && first.type !== Type.map) throw new Error('record is not a map');
   const json = writeValue(first, tokens, isRecord);

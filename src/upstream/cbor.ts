@@ -9,8 +9,14 @@ import { Token, Tokenizer, Type, decodeFirst, type DecodeOptions } from 'cborg';
  */
 export class ViewTokenizer extends Tokenizer {
   constructor(data: Uint8Array, options: DecodeOptions) {
-    // A plain Uint8Array: Buffer's subarray is slower to make.
-    super(data instanceof Buffer ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : data, options);
+    super(plain(data), options);
+  }
+
+  /** Points the tokenizer at new input, so one instance (and its options) serves every decode. */
+  reset(data: Uint8Array): this {
+    this.data = plain(data);
+    this._pos = 0;
+    return this;
   }
 
   override next(): Token {
@@ -40,16 +46,33 @@ export class ViewTokenizer extends Tokenizer {
   }
 }
 
-/** cborg's decodeFirst with byte strings as views (see ViewTokenizer). */
-export function decodeFirstWithViews(data: Uint8Array, options: DecodeOptions): [unknown, Uint8Array] {
-  const tokenizer = new ViewTokenizer(data, options);
-  const [value] = decodeFirst(data, { ...options, tokenizer });
-  return [value, data.subarray(tokenizer.pos())];
+/** A plain Uint8Array view: Buffer's subarray is slower to make. */
+function plain(data: Uint8Array): Uint8Array {
+  return data instanceof Buffer ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : data;
 }
 
-/** cborg's decode (the input must hold exactly one item) with byte strings as views. */
-export function decodeWithViews(data: Uint8Array, options: DecodeOptions): unknown {
-  const [value, rest] = decodeFirstWithViews(data, options);
-  if (rest.length > 0) throw new Error('CBOR decode error: too many terminals, data makes no sense');
-  return value;
+/**
+ * cborg's decodeFirst and decode with byte strings as views, for one set of decode options.
+ * Decoding is synchronous and never re-entered, so a single tokenizer is reused.
+ */
+export class ViewDecoder {
+  readonly #tokenizer: ViewTokenizer;
+  readonly #options: DecodeOptions;
+
+  constructor(options: DecodeOptions) {
+    this.#tokenizer = new ViewTokenizer(new Uint8Array(0), options);
+    this.#options = { ...options, tokenizer: this.#tokenizer };
+  }
+
+  decodeFirst(data: Uint8Array): [unknown, Uint8Array] {
+    const [value] = decodeFirst(this.#tokenizer.reset(data).data, this.#options);
+    return [value, data.subarray(this.#tokenizer.pos())];
+  }
+
+  /** The input must hold exactly one item. */
+  decode(data: Uint8Array): unknown {
+    const [value, rest] = this.decodeFirst(data);
+    if (rest.length > 0) throw new Error('CBOR decode error: too many terminals, data makes no sense');
+    return value;
+  }
 }

@@ -1,10 +1,10 @@
 import { decodeOptions } from '@ipld/dag-cbor';
-import { decodeFirstWithViews, decodeWithViews } from './cbor.ts';
+import { ViewDecoder } from './cbor.ts';
 import { DropError } from './drop.ts';
 import { decodeLinkTag } from './link.ts';
 
-/** DAG-CBOR's strict rules, with links kept as bytes (see link.ts). */
-const frameDecodeOptions = { ...decodeOptions, tags: { ...decodeOptions.tags, 42: decodeLinkTag } };
+/** DAG-CBOR's strict rules, with links kept as bytes (see link.ts) and byte strings as views. */
+const frameDecoder = new ViewDecoder({ ...decodeOptions, tags: { ...decodeOptions.tags, 42: decodeLinkTag } });
 
 /**
  * One subscribeRepos WebSocket message: a DAG-CBOR header `{op, t}` followed by a DAG-CBOR body.
@@ -18,12 +18,12 @@ export function decodeFrame(bytes: Uint8Array, maxBytes: number): Frame {
   if (bytes.byteLength > maxBytes) {
     throw new DropError('oversized', `frame of ${bytes.byteLength} bytes exceeds the ${maxBytes}-byte limit`);
   }
-  const [header, rest] = decodeCbor(() => decodeFirstWithViews(bytes, frameDecodeOptions));
+  const [header, rest] = decodeCbor(() => frameDecoder.decodeFirst(bytes));
   if (!isMap(header) || (header.op !== 1 && header.op !== -1)) {
     throw new DropError('bad_header', 'header is not a map with op 1 or -1');
   }
   if (rest.byteLength === 0) throw new DropError('truncated', 'frame has a header but no body');
-  const body = decodeCbor(() => decodeWithViews(rest, frameDecodeOptions));
+  const body = decodeCbor(() => frameDecoder.decode(rest));
   if (!isMap(body)) throw new DropError('body_not_map', 'body is not a map');
   if (header.op === -1) {
     const error = typeof body.error === 'string' ? body.error : 'Unknown';
