@@ -1,7 +1,8 @@
 /**
  * The `contrail` command line. Every flag has an environment variable CONTRAIL_<FLAG_NAME>
  * (e.g. --metrics-port → CONTRAIL_METRICS_PORT); a flag on the command line wins.
- * Unknown flags and bad values print one line saying what is wrong and exit with code 2.
+ * Unknown flags and bad values print one line saying what is wrong and exit with code 2; a
+ * command that fails while running (e.g. a data dir that is not an LMDB buffer) exits with 1.
  */
 import yargs, { type Argv, type Options } from 'yargs';
 import { hideBin } from 'yargs/helpers';
@@ -11,14 +12,18 @@ export function buildCli(argv: string[]): Argv {
   return yargs(argv)
     .scriptName('contrail')
     .usage('$0 [command] [flags]\n\nA Jetstream-compatible JSON firehose gateway for the AT Protocol.')
-    .command(['serve', '$0'], 'Run the gateway (the default command)', (y) => y.options(SERVE_OPTIONS).config(flagsFromEnvironment(SERVE_OPTIONS)), async (args) => {
-      const { runGateway } = await import('./gateway.ts');
-      await runGateway(toConfig(args));
-    })
-    .command('inspect', "Print the buffer's span, size and saved upstream cursor", (y) => y.options(INSPECT_OPTIONS).config(flagsFromEnvironment(INSPECT_OPTIONS)), async (args) => {
-      const { inspect } = await import('./inspect.ts');
-      await inspect(args['data-dir'] as string);
-    })
+    .command(['serve', '$0'], 'Run the gateway (the default command)', (y) => y.options(SERVE_OPTIONS).config(flagsFromEnvironment(SERVE_OPTIONS)), (args) =>
+      failingWith1(async () => {
+        const { runGateway } = await import('./gateway.ts');
+        await runGateway(toConfig(args));
+      }),
+    )
+    .command('inspect', "Print the buffer's span, size and saved upstream cursor", (y) => y.options(INSPECT_OPTIONS).config(flagsFromEnvironment(INSPECT_OPTIONS)), (args) =>
+      failingWith1(async () => {
+        const { inspect } = await import('./inspect.ts');
+        await inspect(args['data-dir'] as string);
+      }),
+    )
     .epilogue('Every flag can also be set in the environment as CONTRAIL_<FLAG>, e.g. CONTRAIL_METRICS_PORT=9100.')
     .strict()
     .help()
@@ -29,6 +34,16 @@ export function buildCli(argv: string[]): Argv {
       process.stderr.write(`contrail: ${message ?? err?.message}\nRun "contrail --help" for the flags and their allowed values.\n`);
       process.exit(2);
     });
+}
+
+/** Runs a command; an error it throws is one line on stderr and exit code 1, not a usage error. */
+async function failingWith1(run: () => Promise<void>): Promise<void> {
+  try {
+    await run();
+  } catch (err) {
+    process.stderr.write(`contrail: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
 }
 
 function toConfig(args: Record<string, unknown>): GatewayConfig {

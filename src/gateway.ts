@@ -15,8 +15,12 @@ export interface Gateway {
   readonly port: number;
   readonly metricsPort: number;
   readonly server: SubscribeServer;
-  /** Graceful stop: close clients with 1001, stop reading upstream, commit what was read, close the store. */
-  stop(): Promise<void>;
+  /**
+   * Graceful stop: close clients with 1001, stop reading upstream, commit what was read (giving
+   * up after flushTimeoutMs if commits keep failing — nothing is lost, the upstream cursor is
+   * still behind it), close the store. Resolves whether everything read was committed.
+   */
+  stop(flushTimeoutMs?: number): Promise<{ flushed: boolean }>;
 }
 
 export interface GatewayTuning {
@@ -80,29 +84,46 @@ export async function startGateway(config: GatewayConfig, tuning: GatewayTuning 
   const metricsEndpoint = await startMetricsEndpoint(registry, config.host, config.metricsPort);
   logger.info({ port: metricsEndpoint.port }, 'serving Prometheus metrics at /metrics');
   firehose.start();
-  await retention.runOnce();
   retention.start();
 
   return {
     port: server.port,
     metricsPort: metricsEndpoint.port,
     server,
-    async stop() {
+    async stop(flushTimeoutMs = 10_000) {
       server.close();
       await firehose.stop();
-      await ingester.flush();
+      const flushed = await ingester.flush(flushTimeoutMs);
+      if (!flushed) {
+        logger.error('could not commit the last events before stopping; the saved upstream cursor is behind them, so the next start reads them again');
+      }
       await retention.stop();
       metricsEndpoint.server.close();
       await store.close();
-      logger.info('stopped');
+      logger.info({ flushed }, 'stopped');
+      return { flushed };
     },
   };
 }
 
-/** `contrail serve`: runs until SIGINT/SIGTERM, then stops gracefully and exits 0. */
+/**
+ * `contrail serve`: runs until SIGINT/SIGTERM, then stops gracefully and exits 0 (1 if the last
+ * events could not be committed). A signal during start-up stops as soon as start-up is done.
+ */
 export async function runGateway(config: GatewayConfig): Promise<void> {
   const logger = pino({ level: config.logLevel });
-  let gateway: Gateway;
+  let gateway: Gateway | undefined;
+  let signalled: string | undefined;
+  const shutdown = async (signal: string) => {
+    if (signalled) return;
+    signalled = signal;
+    if (!gateway) return; // still starting: stopped below once it is up
+    logger.info({ signal }, 'shutting down');
+    const { flushed } = await gateway.stop();
+    process.exit(flushed ? 0 : 1);
+  };
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
   try {
     gateway = await startGateway(config, { logger });
   } catch (err) {
@@ -110,14 +131,9 @@ export async function runGateway(config: GatewayConfig): Promise<void> {
     process.stderr.write(`contrail: ${(err as Error).message}\n`);
     process.exit(1);
   }
-  let stopping = false;
-  const shutdown = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, 'shutting down');
-    await gateway.stop();
-    process.exit(0);
-  };
-  process.on('SIGINT', () => void shutdown('SIGINT'));
-  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  if (signalled) {
+    const signal = signalled;
+    signalled = undefined;
+    await shutdown(signal);
+  }
 }

@@ -4,7 +4,9 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { SERVE_OPTIONS } from '../src/config.ts';
 
@@ -98,4 +100,22 @@ test('inspect reads CONTRAIL_DATA_DIR and ignores the serve-only variables', () 
   }
   assert.equal(result.status, 2);
   assert.match(result.stderr, /no event buffer in \/nonexistent\/contrail-buffer/);
+});
+
+test('inspect on a file that is not an LMDB buffer says so and exits 1, instead of crashing', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'contrail-corrupt-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'data.mdb'), Buffer.alloc(8192, 0x5a));
+  let result: { status: number; stderr: string } = { status: 0, stderr: '' };
+  try {
+    execFileSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'inspect', '--data-dir', dir], {
+      cwd: new URL('..', import.meta.url),
+      encoding: 'utf8',
+      stdio: 'pipe',
+    });
+  } catch (err) {
+    result = err as { status: number; stderr: string };
+  }
+  assert.equal(result.status, 1);
+  assert.match(result.stderr, /is not an LMDB database/);
 });

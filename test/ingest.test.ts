@@ -353,4 +353,22 @@ describe('commit failures', () => {
     assert.deepEqual(labels(reopened), Array.from({ length: 30 }, (_, i) => label(i + 1)));
     assert.deepEqual(reopened.upstreamCursor, { url: RELAY, seq: 30 });
   });
+
+  test('flush with a deadline gives up on commits that keep failing, with the cursor still behind them', async (t) => {
+    const dataDir = storeDir(t);
+    const store = new FailingStore({ dataDir, hotLogBytes: 1 << 20 });
+    t.after(() => store.close().catch(() => {}));
+    const h = harness(store, { retryDelayMs: 5 });
+    for (let seq = 1; seq <= 5; seq++) h.ingester.handle(post(seq, did(seq), seq));
+    await h.ingester.flush();
+    store.failures = Infinity;
+    for (let seq = 6; seq <= 9; seq++) h.ingester.handle(post(seq, did(seq), seq));
+    assert.equal(await h.ingester.flush(200), false, 'shutdown does not wait forever on a failing disk');
+    const errorsAtGiveUp = (await h.metrics.commitErrors.get()).values[0].value;
+    assert.ok(errorsAtGiveUp >= 1);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.equal((await h.metrics.commitErrors.get()).values[0].value, errorsAtGiveUp, 'no retries after giving up');
+    assert.deepEqual(store.upstreamCursor, { url: RELAY, seq: 5 }, 'a restart reads the uncommitted frames again');
+    assert.equal(labels(store).length, 5);
+  });
 });

@@ -70,7 +70,14 @@ export class SubscriberHub {
   #nextId = 1;
 
   constructor(options: SubscriberHubOptions) {
-    this.#options = { highWaterBytes: 1024 * 1024, slowWindowMs: 60_000, pingIntervalMs: 30_000, pumpSliceMs: 5, ...options };
+    // `??` rather than spreading defaults: a knob passed as undefined keeps its default.
+    this.#options = {
+      ...options,
+      highWaterBytes: options.highWaterBytes ?? 1024 * 1024,
+      slowWindowMs: options.slowWindowMs ?? 60_000,
+      pingIntervalMs: options.pingIntervalMs ?? 30_000,
+      pumpSliceMs: options.pumpSliceMs ?? 5,
+    };
     options.store.onCommitted((entries) => this.#publish(entries));
     const { slowWindowMs, pingIntervalMs } = this.#options;
     this.#timers.push(setInterval(() => this.#checkSlowConsumers(), Math.max(50, slowWindowMs / 6)));

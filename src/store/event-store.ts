@@ -19,6 +19,8 @@
  * remembers where, so a reader whose position falls below it knows it has lost events.
  */
 import { createHash } from 'node:crypto';
+import { closeSync, openSync, readSync } from 'node:fs';
+import { join } from 'node:path';
 import { asBinary, open, type Database, type RootDatabase } from 'lmdb';
 import { Gauge, type Registry } from 'prom-client';
 import type { Entry } from '../events/entry.ts';
@@ -100,6 +102,7 @@ export class EventStore {
   #cursor: UpstreamCursor | undefined;
 
   constructor(options: EventStoreOptions) {
+    assertLmdbFile(join(options.dataDir, 'data.mdb'));
     // noSubdir: false — lmdb-js otherwise treats a path with an extension ("contrail.d") as a file.
     this.#root = open({ path: options.dataDir, maxDbs: 4, readOnly: options.readOnly, noSubdir: false });
     const eventsOptions = { name: 'events', encoder: storedEntryEncoder }; // `encoder` is missing from lmdb's DatabaseOptions type
@@ -285,5 +288,27 @@ export class EventStore {
         this.set(store.hotLog.bytes);
       },
     });
+  }
+}
+
+/** LMDB's meta page starts with this magic; opening anything else can crash the process natively. */
+const LMDB_MAGIC = 0xbeefc0de;
+
+function assertLmdbFile(path: string): void {
+  let header: Buffer;
+  try {
+    header = Buffer.alloc(28);
+    const fd = openSync(path, 'r');
+    try {
+      if (readSync(fd, header, 0, 28, 0) < 28) return; // new or empty: LMDB initializes it
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return; // no file yet
+  }
+  // After the page header: 16 bytes in LMDB 0.9's layout, 24 in LMDB 1.0's (lmdb-js's).
+  if (header.readUInt32LE(16) !== LMDB_MAGIC && header.readUInt32LE(24) !== LMDB_MAGIC) {
+    throw new Error(`${path} is not an LMDB database (no LMDB magic number); refusing to open it`);
   }
 }

@@ -39,6 +39,7 @@ export class Ingester {
   #pendingBytes = 0;
   #committing: Promise<void> | undefined;
   #paused = false;
+  #abandoned = false;
   #lastUpstreamTime: string | undefined;
 
   constructor(options: IngesterOptions) {
@@ -90,12 +91,26 @@ export class Ingester {
     this.#scheduleCommit();
   }
 
-  /** Resolves once everything handed in so far is committed. */
-  async flush(): Promise<void> {
-    while (this.#committing || this.#pendingSeq !== undefined) {
-      this.#scheduleCommit();
-      await this.#committing;
-    }
+  /**
+   * Resolves true once everything handed in so far is committed — or false if commits are
+   * still failing after timeoutMs, in which case the Ingester gives up retrying (shutdown):
+   * the saved cursor is still behind the uncommitted events, so a restart reads them again.
+   */
+  async flush(timeoutMs = Infinity): Promise<boolean> {
+    const drained = (async () => {
+      while (!this.#abandoned && (this.#committing || this.#pendingSeq !== undefined)) {
+        this.#scheduleCommit();
+        await this.#committing;
+      }
+      return !this.#abandoned;
+    })();
+    if (timeoutMs === Infinity) return drained;
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
+    const flushed = await Promise.race([drained, timedOut]);
+    clearTimeout(timer);
+    if (!flushed) this.#abandoned = true;
+    return flushed;
   }
 
   #isNewRev(did: string, rev: string): boolean {
@@ -143,7 +158,7 @@ export class Ingester {
       const bytes = this.#pendingBytes;
       this.#pendingBytes = 0;
       this.#committingRevs = batch.revs;
-      await this.#commitWithRetry(batch, bytes);
+      if (!(await this.#commitWithRetry(batch, bytes))) return;
       this.#committingRevs = new Map();
       metrics.eventsStored.inc(batch.entries.length);
       metrics.upstreamSeq.set(batch.cursor.seq);
@@ -153,9 +168,10 @@ export class Ingester {
     }
   }
 
-  async #commitWithRetry(batch: Parameters<EventStore['commit']>[0], bytes: number): Promise<void> {
+  /** Commits the batch, retrying until it works; false only if flush() gave up on it. */
+  async #commitWithRetry(batch: Parameters<EventStore['commit']>[0], bytes: number): Promise<boolean> {
     const { store, metrics, logger } = this.#options;
-    for (let attempt = 1; ; attempt++) {
+    for (let attempt = 1; !this.#abandoned; attempt++) {
       const stopTimer = metrics.commits.startTimer();
       try {
         await store.commit(batch);
@@ -164,7 +180,7 @@ export class Ingester {
           logger.warn({ attempt }, 'store commit succeeded after retrying; ingest resumes');
           this.#options.onStoreHealth(true);
         }
-        return;
+        return true;
       } catch (err) {
         metrics.commitErrors.inc();
         this.#options.onStoreHealth(false);
@@ -178,6 +194,7 @@ export class Ingester {
         await new Promise((resolve) => setTimeout(resolve, delayMs));
       }
     }
+    return false;
   }
 
   #setPaused(paused: boolean): void {

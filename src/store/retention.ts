@@ -30,7 +30,9 @@ export class Retention {
     this.#options = { intervalMs: 5_000, chunkSize: 5_000, now: Date.now, ...options };
   }
 
+  /** Trims now (in the background) and then every interval. */
   start(): void {
+    void this.runOnce();
     this.#timer = setInterval(() => void this.runOnce(), this.#options.intervalMs);
     this.#timer.unref();
   }
