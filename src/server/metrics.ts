@@ -8,7 +8,8 @@ export class ServerMetrics {
   readonly sent = { zstd: { events: 0, bytes: 0 }, none: { events: 0, bytes: 0 } };
   readonly connections: Counter<'result'>;
   readonly disconnects: Counter<'reason'>;
-  readonly skipped: Counter<'reason'>;
+  /** Events a subscriber wanted but were larger than its maxMessageSizeBytes. */
+  tooLarge = 0;
 
   constructor(registry: Registry, subscriberCounts: () => Array<{ compression: string; mode: string; count: number }>) {
     const registers = [registry];
@@ -61,11 +62,17 @@ export class ServerMetrics {
       labelNames: ['reason'],
       registers,
     });
-    this.skipped = new Counter({
+    let reportedTooLarge = 0;
+    const metrics = this;
+    new Counter({
       name: 'contrail_events_skipped_total',
       help: 'Events a subscriber wanted but was not sent, by reason',
       labelNames: ['reason'],
       registers,
+      collect() {
+        this.inc({ reason: 'max_message_size' }, metrics.tooLarge - reportedTooLarge);
+        reportedTooLarge = metrics.tooLarge;
+      },
     });
   }
 }

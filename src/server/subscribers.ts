@@ -215,7 +215,7 @@ export class SubscriberHub {
       if (!wantsEvent(subscriber.filter, entry)) return false;
       // Counted only for wanted events, as the live index does.
       if (!isTooLarge(subscriber.filter, entry)) return true;
-      metrics.skipped.inc({ reason: 'max_message_size' });
+      metrics.tooLarge++;
       return false;
     };
     for (;;) {
@@ -275,7 +275,7 @@ export class SubscriberHub {
           if (batch) batch.push(entry);
           else batches.set(subscriber, [entry]);
         },
-        () => metrics.skipped.inc({ reason: 'max_message_size' }),
+        () => metrics.tooLarge++,
       );
     }
     const before = entries[0].timeUs - 1;
