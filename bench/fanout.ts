@@ -21,12 +21,11 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { Compressor } from 'zstd-napi';
 import { DEFAULT_DICTIONARY } from '../src/config.ts';
 import { CursorClock } from '../src/events/clock.ts';
-import { buildEvents, type Entry } from '../src/events/entry.ts';
+import type { Entry } from '../src/events/entry.ts';
 import { EventCompressor } from '../src/server/compression.ts';
 import { startServer } from '../src/server/server.ts';
 import { EventStore } from '../src/store/event-store.ts';
-import { decodeFrame } from '../src/upstream/frame.ts';
-import { parseMessage } from '../src/upstream/messages.ts';
+import { eventsOf } from '../test/support/events.ts';
 import { FakeRelay } from '../test/support/fake-relay.ts';
 import { fixturePath } from '../test/support/fixtures.ts';
 import { startTestGateway, tempDir } from '../test/support/gateway.ts';
@@ -45,10 +44,7 @@ function syntheticEntries(count: number, seed = 3): Entry[] {
   const firehose = new SyntheticFirehose({ seed });
   const clock = new CursorClock(Date.now() * 1000);
   const entries: Entry[] = [];
-  while (entries.length < count) {
-    const message = parseMessage(decodeFrame(firehose.next().bytes, Infinity));
-    if (message.type === 'commit' || message.type === 'identity' || message.type === 'account') entries.push(...buildEvents(message, clock).entries);
-  }
+  while (entries.length < count) entries.push(...eventsOf(firehose.next().bytes, clock));
   return entries.slice(0, count);
 }
 

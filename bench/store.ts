@@ -19,16 +19,13 @@
  * buildEvents with a CursorClock; the same messages are built again (new time_us) to reach the
  * event count without generating more frames. `npx tsx bench/store.ts` prints the table.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { open } from 'lmdb';
 import { CursorClock } from '../src/events/clock.ts';
 import { buildEvents, type Entry } from '../src/events/entry.ts';
 import { decodeEntry, encodeEntry } from '../src/store/codec.ts';
 import { EventStore } from '../src/store/event-store.ts';
-import { decodeFrame } from '../src/upstream/frame.ts';
-import { parseMessage, type UpstreamMessage } from '../src/upstream/messages.ts';
+import { eventMessageOf, type EventMessage } from '../test/support/events.ts';
+import { tempDir } from '../test/support/gateway.ts';
 import { SyntheticFirehose } from '../test/support/synthetic.ts';
 import { median, printTable, type Row } from './table.ts';
 
@@ -42,13 +39,11 @@ const RUNS = 5;
 /** ~1% of the synthetic mix (a non-Bluesky collection). */
 const RARE_COLLECTION = 'fyi.unravel.frontpage.vote';
 
-type EventMessage = Extract<UpstreamMessage, { type: 'commit' | 'identity' | 'account' }>;
-
 function realisticEvents(): { entries: Entry[]; revsPerBatch: Array<Map<string, string>> } {
   const messages: EventMessage[] = [];
   for (const frame of new SyntheticFirehose({ seed: 1 }).frames(FRAMES)) {
-    const message = parseMessage(decodeFrame(frame.bytes, 5_000_000));
-    if (message.type === 'commit' || message.type === 'identity' || message.type === 'account') messages.push(message);
+    const message = eventMessageOf(frame.bytes);
+    if (message) messages.push(message);
   }
   const clock = new CursorClock();
   const entries: Entry[] = [];
@@ -68,11 +63,6 @@ function realisticEvents(): { entries: Entry[]; revsPerBatch: Array<Map<string, 
   }
   if (revs.size) revsPerBatch.push(revs);
   return { entries, revsPerBatch };
-}
-
-function tempDir(): { path: string; remove(): void } {
-  const path = mkdtempSync(join(tmpdir(), 'contrail-bench-store-'));
-  return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
 }
 
 interface Sample {

@@ -5,7 +5,7 @@
  * what a subscriber should have received.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { request } from 'node:http';
+import { request, type IncomingMessage } from 'node:http';
 import { CID } from 'multiformats/cid';
 import { create as createDigest } from 'multiformats/hashes/digest';
 import { WebSocket } from 'ws';
@@ -176,12 +176,7 @@ export function upgradeRequest(port: number, pathAndQuery: string, headers: Reco
       socket.destroy();
       resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.alloc(0) });
     });
-    req.on('response', (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-      res.on('error', reject);
-    });
+    req.on('response', (res) => collectResponse(res, resolve, reject));
     req.on('error', reject);
     req.end();
   });
@@ -190,12 +185,7 @@ export function upgradeRequest(port: number, pathAndQuery: string, headers: Reco
 /** A GET on a fresh connection (no keep-alive pool: a test may restart a gateway on the same port). */
 export function httpGet(port: number, path: string): Promise<HttpResult> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-      res.on('error', reject);
-    });
+    const req = request({ host: '127.0.0.1', port, path, agent: false }, (res) => collectResponse(res, resolve, reject));
     req.on('error', reject);
     req.end();
   });
@@ -345,4 +335,11 @@ export async function readWholeStream(port: number): Promise<StoredEvent[]> {
   if (newestTimeUs !== undefined) await reader.waitForTime(newestTimeUs, 'the whole stream');
   await reader.close();
   return reader.texts.map(storedEvent);
+}
+
+function collectResponse(res: IncomingMessage, resolve: (result: HttpResult) => void, reject: (err: Error) => void): void {
+  const chunks: Buffer[] = [];
+  res.on('data', (chunk: Buffer) => chunks.push(chunk));
+  res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+  res.on('error', reject);
 }

@@ -59,16 +59,18 @@ export class SyntheticFirehose {
     const seq = ++this.#seq;
     const roll = this.#rnd();
     const did = this.#pick(this.#dids);
-    if (roll < 0.006) return { seq, bytes: identityFrame({ seq, did, handle: `${this.#word()}${this.#chars(4)}.bsky.social` }), events: 1 };
+    // Times come from the seed too, so a seed always yields the same bytes.
+    const time = new Date(Date.UTC(2026, 10, 25) + seq * 3).toISOString();
+    if (roll < 0.006) return { seq, bytes: identityFrame({ seq, did, time, handle: `${this.#word()}${this.#chars(4)}.bsky.social` }), events: 1 };
     if (roll < 0.01) {
       const active = this.#rnd() < 0.7;
       const status = active ? undefined : this.#pick(['deactivated', 'takendown', 'suspended', 'deleted', 'desynchronized', 'throttled']);
-      return { seq, bytes: accountFrame({ seq, did, active, status }), events: 1 };
+      return { seq, bytes: accountFrame({ seq, did, active, status, time }), events: 1 };
     }
     const ops = this.#ops(did, roll);
     const rev = (this.#revs.get(did) ?? 0) + 1;
     this.#revs.set(did, rev);
-    const frame = commitFrame({ seq, repo: did, rev: tidFor(rev * 1000 + (seq % 1000)), ops, since: tidFor(rev * 1000 - 1), proofBlocks: this.#mstPath(ops) });
+    const frame = commitFrame({ seq, repo: did, rev: tidFor(rev * 1000 + (seq % 1000)), ops, since: tidFor(rev * 1000 - 1), time, proofBlocks: this.#mstPath(ops) });
     return { seq, bytes: frame, events: ops.length };
   }
 
