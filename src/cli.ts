@@ -64,6 +64,7 @@ function toConfig(args: Record<string, unknown>): GatewayConfig {
     maxConnectionsPerIp: args['max-connections-per-ip'] as number,
     slowConsumerWindowMs: args['slow-consumer-window'] as number,
     trustProxy: args['trust-proxy'] as boolean,
+    fsync: args.fsync as boolean,
   };
 }
 

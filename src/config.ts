@@ -19,6 +19,7 @@ export interface GatewayConfig {
   maxConnectionsPerIp: number;
   slowConsumerWindowMs: number;
   trustProxy: boolean;
+  fsync: boolean;
 }
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -126,6 +127,11 @@ export const SERVE_OPTIONS = {
     default: '60s',
     describe: "Drop (with ConsumerTooSlow) a subscriber that reads under half the stream's rate for this long",
     coerce: parseDuration,
+  },
+  fsync: {
+    type: 'boolean',
+    default: false,
+    describe: 'fsync every commit: the buffer survives power loss, at a few ms of latency per event (see README, Design)',
   },
   'trust-proxy': {
     type: 'boolean',

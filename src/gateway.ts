@@ -34,7 +34,15 @@ export async function startGateway(config: GatewayConfig, tuning: GatewayTuning 
   const logger = tuning.logger ?? pino({ level: config.logLevel });
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
-  const store = new EventStore({ dataDir: config.dataDir, hotLogBytes: config.hotCacheBytes, registry });
+  const store = new EventStore({ dataDir: config.dataDir, hotLogBytes: config.hotCacheBytes, registry, fsync: config.fsync });
+  if (store.previousRun.setAside) {
+    logger.error(
+      { setAside: store.previousRun.setAside },
+      'THE LAST RUN ENDED IN A MACHINE CRASH WITHOUT --fsync: its buffer may be torn, so it was set aside and a new one started (clients cannot replay what it held)',
+    );
+  } else if (store.previousRun.unclean) {
+    logger.warn('the last run did not stop cleanly (killed?); its buffer is intact and ingest resumes from the saved cursor');
+  }
   const span = store.span();
   logger.info({ dataDir: config.dataDir, ...span, upstreamCursor: store.upstreamCursor, lastTimeUs: store.lastTimeUs }, 'opened the event buffer');
 

@@ -234,16 +234,26 @@ describe('per-DID rev check', () => {
     assert.equal(second.getRev(A), tidFor(7));
   });
 
-  test('a rev repeated while the batch holding it is being committed is skipped', async (t) => {
-    const store = openStore(t, storeDir(t));
-    const h = harness(store);
+  test('a rev repeated while the batch holding it waits for its commit is skipped', async (t) => {
+    // Commits are synchronous, so a batch waits only while its commit is retried: fail the first try.
+    class OnceFailingStore extends EventStore {
+      failures = 0;
+      override async commit(batch: Batch): Promise<void> {
+        if (this.failures-- > 0) throw new Error('EIO: transient write error');
+        return super.commit(batch);
+      }
+    }
+    const dataDir = storeDir(t);
+    const store = new OnceFailingStore({ dataDir, hotLogBytes: 1 << 20 });
+    t.after(() => store.close().catch(() => {}));
+    const h = harness(store, { retryDelayMs: 20 });
     h.ingester.handle(post(1, A, 1));
     await h.ingester.flush();
 
+    store.failures = 1;
     h.ingester.handle(post(2, C, 4));
-    // Let the commit loop take the batch and start the LMDB transaction.
-    await new Promise(setImmediate);
-    assert.deepEqual(store.upstreamCursor, { url: RELAY, seq: 1 }, 'precondition: the commit of seq 2 is still in flight');
+    while ((await h.metrics.commitErrors.get()).values[0].value === 0) await new Promise((resolve) => setTimeout(resolve, 1));
+    assert.deepEqual(store.upstreamCursor, { url: RELAY, seq: 1 }, 'precondition: the commit of seq 2 is waiting for its retry');
     h.ingester.handle(post(3, C, 4));
     await h.ingester.flush();
     assert.equal(await h.skipped('stale_rev'), 1);

@@ -6,7 +6,7 @@
  * (`time_us >= cursor`) is therefore read as position = cursor - 1.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import { pino } from 'pino';
@@ -488,5 +488,69 @@ describe('retention', () => {
     const left = readAll(store, 0, { maxEntries: 300 }).entries;
     assert.equal(left[0].timeUs, events.find((e) => e.timeUs >= events[1_000].timeUs - 1_000)!.timeUs);
     assert.deepEqual(view(left), view(events.filter((e) => e.timeUs >= left[0].timeUs)));
+  });
+});
+
+describe('runs without fsync and machine crashes', () => {
+  const MARKER = 'contrail-run.json';
+  const bootId = () => {
+    try {
+      return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    } catch {
+      return null;
+    }
+  };
+
+  /** A buffer left as a killed run leaves it: committed events, and the run's marker still there. */
+  async function killedRun(t: TestContext, fsync: boolean): Promise<{ dir: string; events: Entry[] }> {
+    const dir = tempDir('contrail-store-');
+    t.after(() => dir.remove());
+    const store = new EventStore({ dataDir: dir.path, hotLogBytes: 1 << 20, fsync });
+    const events = makeEntries(20);
+    await store.commit({ entries: events, cursor: { url: 'wss://relay.test', seq: 20 }, revs: new Map() });
+    assert.ok(existsSync(join(dir.path, MARKER)), 'a running store leaves a marker');
+    const marker = readFileSync(join(dir.path, MARKER), 'utf8');
+    await store.close();
+    assert.ok(!existsSync(join(dir.path, MARKER)), 'a clean close removes it');
+    writeFileSync(join(dir.path, MARKER), marker); // as if the process had been killed instead
+    return { dir: dir.path, events };
+  }
+
+  test('after a killed process (same boot) the buffer is kept and the unclean stop reported', async (t) => {
+    const { dir, events } = await killedRun(t, false);
+    const store = open(t, { dataDir: dir });
+    assert.deepEqual(store.previousRun, { unclean: true });
+    assert.deepEqual(view(store.readAfter(0, { maxEntries: 100 }).entries), view(events));
+    assert.deepEqual(store.upstreamCursor, { url: 'wss://relay.test', seq: 20 });
+  });
+
+  test('after a machine crash of a run without fsync the possibly torn buffer is set aside, kept, and a new one starts', { skip: bootId() === null && 'no boot id on this OS' }, async (t) => {
+    const { dir } = await killedRun(t, false);
+    const marker = JSON.parse(readFileSync(join(dir, MARKER), 'utf8'));
+    writeFileSync(join(dir, MARKER), JSON.stringify({ ...marker, bootId: 'an-earlier-boot' }));
+    const store = open(t, { dataDir: dir });
+    assert.equal(store.previousRun.unclean, true);
+    assert.match(store.previousRun.setAside ?? '', /data\.mdb\.unsynced-/);
+    assert.ok(statSync(store.previousRun.setAside!).size > 0, 'the old buffer is kept for the operator');
+    assert.equal(store.span().eventCount, 0, 'the new buffer starts empty');
+    assert.equal(store.upstreamCursor, undefined);
+  });
+
+  test('after a machine crash of a run with fsync the buffer is kept: LMDB reopens at its last flushed commit', async (t) => {
+    const { dir, events } = await killedRun(t, true);
+    const marker = JSON.parse(readFileSync(join(dir, MARKER), 'utf8'));
+    writeFileSync(join(dir, MARKER), JSON.stringify({ ...marker, bootId: 'an-earlier-boot' }));
+    const store = open(t, { dataDir: dir });
+    assert.deepEqual(store.previousRun, { unclean: true });
+    assert.equal(store.span().eventCount, events.length);
+  });
+
+  test('a read-only open (contrail inspect) neither reads nor writes the marker', async (t) => {
+    const { dir } = await killedRun(t, false);
+    const before = readFileSync(join(dir, MARKER), 'utf8');
+    const reader = open(t, { dataDir: dir, readOnly: true });
+    assert.equal(reader.span().eventCount, 20);
+    await reader.close();
+    assert.equal(readFileSync(join(dir, MARKER), 'utf8'), before);
   });
 });

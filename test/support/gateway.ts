@@ -29,6 +29,7 @@ export function testConfig(upstream: string, dataDir: string, overrides: Partial
     maxConnectionsPerIp: 10_000,
     slowConsumerWindowMs: 60_000,
     trustProxy: false,
+    fsync: false,
     ...overrides,
   };
 }
