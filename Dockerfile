@@ -15,5 +15,5 @@ RUN mkdir -p /data && chown node:node /data
 VOLUME /data
 EXPOSE 6008 6009
 USER node
-ENTRYPOINT ["node", "src/bin.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=64", "src/bin.js"]
 CMD ["serve"]

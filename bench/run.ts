@@ -1,19 +1,20 @@
 /**
- * `npm run bench`: every benchmark, each printing its table beside its peers from the same run.
- * Run one alone with `npx tsx bench/<name>.ts`. Numbers are medians of several runs; the
- * machine should be otherwise idle.
+ * `npm run bench`: every benchmark, each in a fresh process (so one's heap does not slow the
+ * next), each printing its table beside its peers from the same run. Run one alone with
+ * `npm run bench -- <name>` or `npx tsx bench/<name>.ts`. Numbers are medians of several
+ * runs; the machine should be otherwise idle.
  */
-import { printTable, type Row } from './table.ts';
+import { spawnSync } from 'node:child_process';
 
-const benches: Array<[string, string]> = [
-  ['ingest: upstream frames → JSON events, one core', './ingest.ts'],
-  ['store: LMDB buffer writes and replay reads, one core', './store.ts'],
-  ['fanout: delivery to 1,000 clients, latency, dictionary ratio', './fanout.ts'],
-];
-
+const benches = ['ingest', 'store', 'fanout'];
 const only = process.argv[2];
-for (const [title, path] of benches) {
-  if (only && !path.includes(only)) continue;
-  const { run } = (await import(path)) as { run: () => Promise<Row[]> };
-  printTable(title, await run());
+let failed = false;
+for (const name of benches) {
+  if (only && name !== only) continue;
+  // The same V8 flags as `npm start`, so the numbers are the gateway's.
+  const result = spawnSync(process.execPath, ['--max-semi-space-size=64', '--import', 'tsx', new URL(`./${name}.ts`, import.meta.url).pathname], {
+    stdio: 'inherit',
+  });
+  failed ||= result.status !== 0;
 }
+process.exit(failed ? 1 : 0);
