@@ -12,9 +12,7 @@ import { Frame } from '@atproto/xrpc-server';
 import { decode as atcuteDecode, decodeFirst as atcuteDecodeFirst, fromBytes } from '@atcute/cbor';
 import { fromUint8Array } from '@atcute/car';
 import { CursorClock } from '../src/events/clock.ts';
-import { buildEvents } from '../src/events/entry.ts';
-import { decodeFrame } from '../src/upstream/frame.ts';
-import { parseMessage } from '../src/upstream/messages.ts';
+import { eventsOf } from '../test/support/events.ts';
 import { SyntheticFirehose } from '../test/support/synthetic.ts';
 import { median, printTable, type Row } from './table.ts';
 
@@ -26,12 +24,7 @@ type Decoder = (frames: Uint8Array[]) => Promise<number> | number;
 const contrail: Decoder = (frames) => {
   const clock = new CursorClock();
   let events = 0;
-  for (const bytes of frames) {
-    const message = parseMessage(decodeFrame(bytes, 5_000_000));
-    if (message.type === 'commit' || message.type === 'identity' || message.type === 'account') {
-      events += buildEvents(message, clock).entries.length;
-    }
-  }
+  for (const bytes of frames) events += eventsOf(bytes, clock).length;
   return events;
 };
 

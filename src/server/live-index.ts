@@ -1,5 +1,5 @@
 import type { Entry } from '../events/entry.ts';
-import { hasCollectionFilter, wantsCollection, type SubscriberFilter } from './filter.ts';
+import { hasCollectionFilter, isTooLarge, wantsCollection, type SubscriberFilter } from './filter.ts';
 
 /**
  * Subscribers at the live tip, bucketed so that an event reaches only the subscribers that
@@ -21,29 +21,29 @@ export class LiveIndex<S extends { readonly filter: SubscriberFilter }> {
   }
 
   add(subscriber: S): void {
-    const { filter } = subscriber;
     this.#size++;
-    if (filter.dids.size > 0) {
-      for (const did of filter.dids) addTo(this.#byDid, did, subscriber);
-    } else if (hasCollectionFilter(filter)) {
-      this.#collectionOnly.add(subscriber);
-      for (const collection of filter.collections) addTo(this.#byCollection, collection, subscriber);
-      for (const prefix of filter.prefixes) addTo(this.#byPrefix, prefix, subscriber);
-    } else {
-      this.#unfiltered.add(subscriber);
-    }
+    this.#file(subscriber, true);
   }
 
   /** Must be called with the same filter the subscriber was added with. */
   remove(subscriber: S): void {
-    const { filter } = subscriber;
     this.#size--;
+    this.#file(subscriber, false);
+  }
+
+  /** Puts the subscriber into, or takes it out of, every bucket its filter names. */
+  #file(subscriber: S, add: boolean): void {
+    const { filter } = subscriber;
+    const update = (map: Map<string, Set<S>>, key: string) => (add ? addTo(map, key, subscriber) : removeFrom(map, key, subscriber));
     if (filter.dids.size > 0) {
-      for (const did of filter.dids) removeFrom(this.#byDid, did, subscriber);
+      for (const did of filter.dids) update(this.#byDid, did);
     } else if (hasCollectionFilter(filter)) {
-      this.#collectionOnly.delete(subscriber);
-      for (const collection of filter.collections) removeFrom(this.#byCollection, collection, subscriber);
-      for (const prefix of filter.prefixes) removeFrom(this.#byPrefix, prefix, subscriber);
+      if (add) this.#collectionOnly.add(subscriber);
+      else this.#collectionOnly.delete(subscriber);
+      for (const collection of filter.collections) update(this.#byCollection, collection);
+      for (const prefix of filter.prefixes) update(this.#byPrefix, prefix);
+    } else if (add) {
+      this.#unfiltered.add(subscriber);
     } else {
       this.#unfiltered.delete(subscriber);
     }
@@ -54,12 +54,7 @@ export class LiveIndex<S extends { readonly filter: SubscriberFilter }> {
    * tooLarge(subscriber) for those that want it but set a smaller maxMessageSizeBytes.
    */
   forEachMatch(entry: Entry, visit: (subscriber: S) => void, tooLarge: (subscriber: S) => void): void {
-    const size = entry.json.byteLength;
-    const offer = (subscriber: S) => {
-      const limit = subscriber.filter.maxMessageBytes;
-      if (limit === 0 || size <= limit) visit(subscriber);
-      else tooLarge(subscriber);
-    };
+    const offer = (subscriber: S) => (isTooLarge(subscriber.filter, entry) ? tooLarge(subscriber) : visit(subscriber));
     for (const subscriber of this.#unfiltered) offer(subscriber);
     const byDid = this.#byDid.get(entry.did);
     if (byDid) for (const subscriber of byDid) if (wantsCollection(subscriber.filter, entry.collection)) offer(subscriber);

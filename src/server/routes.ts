@@ -59,7 +59,7 @@ export function createSocketHandler(options: RouteOptions): SocketHandler<Subscr
         case SUBSCRIBE_PATH:
           return text(426, 'GET /subscribe needs a WebSocket upgrade (ws:// or wss://)');
         default:
-          return undefined;
+          return text(404, 'not found');
       }
     },
 

@@ -50,6 +50,7 @@ const READ_BATCH = 512;
 const READ_SCAN_LIMIT = 50_000;
 const MIN_DRAIN_RATIO = 0.5;
 const CLOSE_POLICY = 1008;
+const FELL_BEHIND = 'fell behind the buffer: the events after your position were trimmed by retention';
 
 /**
  * Every subscriber has one position and one way to move it (DESIGN.md invariant 4): the pump
@@ -220,7 +221,7 @@ export class SubscriberHub {
     };
     for (;;) {
       if (subscriber.position < store.trimmedUpTo) {
-        this.#tooSlow(subscriber, 'fell behind the buffer: the events after your position were trimmed by retention');
+        this.#tooSlow(subscriber, FELL_BEHIND);
         return;
       }
       const { entries, position } = store.readAfter(subscriber.position, { maxEntries: READ_BATCH, maxScanned: READ_SCAN_LIMIT, filter });
@@ -295,7 +296,7 @@ export class SubscriberHub {
     for (const subscriber of this.#subscribers) {
       if (subscriber.mode !== 'replay' && subscriber.mode !== 'blocked') continue;
       if (subscriber.position < store.trimmedUpTo) {
-        this.#tooSlow(subscriber, 'fell behind the buffer: the events after your position were trimmed by retention');
+        this.#tooSlow(subscriber, FELL_BEHIND);
         continue;
       }
       const { window } = subscriber;

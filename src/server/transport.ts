@@ -38,8 +38,8 @@ export interface ClientSocket {
 
 /** What the server does with connections; the transport calls these. */
 export interface SocketHandler<Session> {
-  /** GET routes other than the WebSocket path; undefined = 404. */
-  http(request: HttpRequestInfo): HttpReply | undefined;
+  /** Every plain HTTP request (and upgrades anywhere but the WebSocket path). */
+  http(request: HttpRequestInfo): HttpReply;
   /** Before the upgrade: refuse with an HTTP reply, or accept with the new session's state. */
   upgrade(request: HttpRequestInfo): { refuse: HttpReply } | { accept: Session };
   open(socket: ClientSocket, session: Session): void;

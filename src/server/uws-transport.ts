@@ -104,7 +104,7 @@ export class UwsTransport<Session> implements Transport {
         return;
       }
       const info = requestInfo(res, req.getMethod().toUpperCase(), req.getUrl(), req.getQuery() ?? '', headersOf(req));
-      writeReply(res, handler.http(info) ?? { status: 404, headers: { 'content-type': 'text/plain; charset=utf-8' }, body: 'not found\n' });
+      writeReply(res, handler.http(info));
     });
   }
 

@@ -20,14 +20,14 @@ export class WsTransport<Session> implements Transport {
 
   constructor(handler: SocketHandler<Session>) {
     this.#server = createServer((req, res) => {
-      const reply = handler.http(requestInfo(req)) ?? { status: 404, headers: { 'content-type': 'text/plain; charset=utf-8' }, body: 'not found\n' };
+      const reply = handler.http(requestInfo(req));
       res.writeHead(reply.status, reply.headers);
       res.end(req.method === 'HEAD' ? undefined : reply.body);
     });
     this.#server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       const info = requestInfo(req);
       if (info.path !== SUBSCRIBE_PATH) {
-        writeRawReply(socket, { status: 404, body: 'not found\n' });
+        writeRawReply(socket, handler.http(info));
         return;
       }
       const decision = handler.upgrade(info);

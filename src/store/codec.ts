@@ -12,16 +12,8 @@ const KINDS: readonly EventKind[] = ['commit', 'identity', 'account'];
 const KIND_CODES: Record<EventKind, number> = { commit: 0, identity: 1, account: 2 };
 
 export function encodeEntry(entry: Entry): Buffer {
-  const collection = entry.collection ?? '';
-  const headerLength = 5 + entry.did.length + collection.length;
-  const out = Buffer.allocUnsafe(headerLength + entry.json.byteLength);
-  out[0] = KIND_CODES[entry.kind];
-  out.writeUInt16BE(entry.did.length, 1);
-  out.write(entry.did, 3, 'latin1');
-  const collectionAt = 3 + entry.did.length;
-  out.writeUInt16BE(collection.length, collectionAt);
-  out.write(collection, collectionAt + 2, 'latin1');
-  entry.json.copy(out, headerLength);
+  const out = Buffer.allocUnsafe(storedSize(entry));
+  writeEntry(out, 0, entry);
   return out;
 }
 
@@ -31,37 +23,49 @@ export function encodeEntry(entry: Entry): Buffer {
  */
 export function encodeBatch(entries: readonly Entry[]): Buffer[] {
   let total = 0;
-  for (const entry of entries) total += 5 + entry.did.length + (entry.collection?.length ?? 0) + entry.json.byteLength;
+  for (const entry of entries) total += storedSize(entry);
   const out = Buffer.allocUnsafeSlow(total);
   const encoded: Buffer[] = new Array(entries.length);
   let at = 0;
   for (let i = 0; i < entries.length; i++) {
-    const entry = entries[i];
     const start = at;
-    const collection = entry.collection ?? '';
-    out[at] = KIND_CODES[entry.kind];
-    out.writeUInt16BE(entry.did.length, at + 1);
-    at += 3 + out.write(entry.did, at + 3, 'latin1');
-    out.writeUInt16BE(collection.length, at);
-    at += 2 + out.write(collection, at + 2, 'latin1');
-    at += entry.json.copy(out, at);
+    at = writeEntry(out, at, entries[i]);
     encoded[i] = out.subarray(start, at);
   }
   return encoded;
 }
 
 export function decodeEntry(timeUs: number, stored: Buffer): Entry {
-  const didLength = stored.readUInt16BE(1);
-  const did = stored.toString('latin1', 3, 3 + didLength);
+  return readEntry(stored, stored.length, timeUs);
+}
+
+function storedSize(entry: Entry): number {
+  return 5 + entry.did.length + (entry.collection?.length ?? 0) + entry.json.byteLength;
+}
+
+/** Writes the stored form of entry at `at`; returns where it ends. */
+function writeEntry(out: Buffer, at: number, entry: Entry): number {
+  const collection = entry.collection ?? '';
+  out[at] = KIND_CODES[entry.kind];
+  out.writeUInt16BE(entry.did.length, at + 1);
+  at += 3 + out.write(entry.did, at + 3, 'latin1');
+  out.writeUInt16BE(collection.length, at);
+  at += 2 + out.write(collection, at + 2, 'latin1');
+  return at + entry.json.copy(out, at);
+}
+
+/** The entry stored in bytes[0, end); its json is a view of bytes. */
+function readEntry(bytes: Buffer, end: number, timeUs: number): Entry {
+  const didLength = (bytes[1] << 8) | bytes[2];
   const collectionAt = 3 + didLength;
-  const collectionLength = stored.readUInt16BE(collectionAt);
+  const collectionLength = (bytes[collectionAt] << 8) | bytes[collectionAt + 1];
   const jsonAt = collectionAt + 2 + collectionLength;
   return {
     timeUs,
-    did,
-    kind: KINDS[stored[0]],
-    collection: collectionLength === 0 ? null : stored.toString('latin1', collectionAt + 2, jsonAt),
-    json: stored.subarray(jsonAt),
+    did: bytes.toString('latin1', 3, collectionAt),
+    kind: KINDS[bytes[0]],
+    collection: collectionLength === 0 ? null : bytes.toString('latin1', collectionAt + 2, jsonAt),
+    json: bytes.subarray(jsonAt, end),
   };
 }
 
@@ -82,18 +86,7 @@ export const storedEntryEncoder = {
   decode(stored: Uint8Array): Entry {
     // Usually a Buffer whose own `length` lmdb-js set to the value's size; a plain view otherwise.
     const bytes = Buffer.isBuffer(stored) ? stored : Buffer.from(stored.buffer, stored.byteOffset, stored.byteLength);
-    const end = stored.length;
-    const didLength = (bytes[1] << 8) | bytes[2];
-    const collectionAt = 3 + didLength;
-    const collectionLength = (bytes[collectionAt] << 8) | bytes[collectionAt + 1];
-    const jsonAt = collectionAt + 2 + collectionLength;
-    return {
-      timeUs: 0,
-      did: bytes.toString('latin1', 3, collectionAt),
-      kind: KINDS[bytes[0]],
-      collection: collectionLength === 0 ? null : bytes.toString('latin1', collectionAt + 2, jsonAt),
-      json: bytes.subarray(jsonAt, end),
-    };
+    return readEntry(bytes, stored.length, 0);
   },
 };
 

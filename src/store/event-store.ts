@@ -197,25 +197,21 @@ export class EventStore {
     const { maxEntries, maxScanned = Infinity, filter } = options;
     const entries: Entry[] = [];
     let scanned = 0;
-    const visit = (entry: Entry): boolean => {
+    /** A disk entry's JSON is a view of lmdb's read buffer until the next step: kept ones get a copy. */
+    const visit = (entry: Entry, fromDisk = false): boolean => {
       position = entry.timeUs;
-      if (!filter || filter(entry)) entries.push(entry);
+      if (!filter || filter(entry)) entries.push(fromDisk ? detachJson(entry) : entry);
       return entries.length < maxEntries && ++scanned < maxScanned;
     };
     if (!this.hotLog.covers(position)) {
-      // Disk up to the hot log's floor, then (if the read is not full yet) the hot log. A disk
-      // entry's JSON is a view of lmdb's read buffer until the next step: kept entries get a copy.
-      let more = true;
+      // Disk up to the hot log's floor, then (if the read is not full yet) the hot log.
       for (const { key, value: entry } of this.#events.getRange({ start: position + 1, end: this.hotLog.floor, inclusiveEnd: true })) {
-        entry.timeUs = position = key;
-        if (!filter || filter(entry)) entries.push(detachJson(entry));
-        more = entries.length < maxEntries && ++scanned < maxScanned;
-        if (!more) break;
+        entry.timeUs = key;
+        if (!visit(entry, true)) return { entries, position };
       }
-      if (!more) return { entries, position };
       position = Math.max(position, this.hotLog.floor);
     }
-    this.hotLog.scan(position, visit);
+    this.hotLog.scan(position, (entry) => visit(entry));
     return { entries, position };
   }
 

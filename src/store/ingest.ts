@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { CursorClock } from '../events/clock.ts';
 import { buildEvents, type Entry } from '../events/entry.ts';
+import { DropLog } from '../upstream/drop.ts';
 import type { UpstreamMessage } from '../upstream/messages.ts';
 import type { UpstreamMetrics } from '../upstream/metrics.ts';
 import type { EventStore } from './event-store.ts';
@@ -41,9 +42,11 @@ export class Ingester {
   #paused = false;
   #abandoned = false;
   #lastUpstreamTime: string | undefined;
+  readonly #dropLog: DropLog;
 
   constructor(options: IngesterOptions) {
     this.#options = { maxPendingBytes: 64 * 1024 * 1024, retryDelayMs: 1_000, onStoreHealth: () => {}, ...options };
+    this.#dropLog = new DropLog((fields, text) => options.logger.warn(fields, text));
     const saved = options.store.upstreamCursor;
     if (saved && saved.url === options.upstreamUrl) {
       this.#watermark = saved.seq;
@@ -123,7 +126,7 @@ export class Ingester {
     const { entries, drops } = buildEvents(message, this.#options.clock);
     for (const drop of drops.filter((d) => d.reason === 'bad_record')) {
       this.#options.upstreamMetrics.drops.inc({ reason: drop.reason });
-      this.#options.logger.warn({ seq: message.seq, path: drop.path, detail: drop.detail }, 'dropped a record that is not valid DAG-CBOR');
+      this.#dropLog.record(drop.reason, drop.detail, { seq: message.seq, path: drop.path });
     }
     if (message.type === 'commit') this.#pendingRevs.set(message.repo, message.rev);
     for (const entry of entries) {
