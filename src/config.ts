@@ -1,5 +1,5 @@
 import type { Options } from 'yargs';
-import { normalizeUpstreamUrl } from './upstream/url.ts';
+import { normalizeUpstreamUrl } from './upstream/index.ts';
 
 /** Everything `contrail serve` needs, parsed and checked (see cli.ts for the flags). */
 export interface GatewayConfig {

@@ -1,15 +1,10 @@
 import { pino, type Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import type { GatewayConfig } from './config.ts';
-import { CursorClock } from './events/clock.ts';
-import { startServer, type ServerOptions, type SubscribeServer } from './server/server.ts';
-import { startMetricsEndpoint } from './server/metrics-endpoint.ts';
-import { EventStore } from './store/event-store.ts';
-import { Ingester } from './store/ingest.ts';
-import { createStoreMetrics } from './store/metrics.ts';
-import { Retention } from './store/retention.ts';
-import { FirehoseClient } from './upstream/firehose.ts';
-import { createUpstreamMetrics } from './upstream/metrics.ts';
+import { CursorClock } from './events/index.ts';
+import { startMetricsEndpoint, startServer, type ServerOptions, type SubscribeServer } from './server/index.ts';
+import { createStoreMetrics, EventStore, Ingester, Retention } from './store/index.ts';
+import { createUpstreamMetrics, FirehoseClient } from './upstream/index.ts';
 
 export interface Gateway {
   readonly port: number;

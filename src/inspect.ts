@@ -1,6 +1,6 @@
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
-import { EventStore } from './store/event-store.ts';
+import { EventStore } from './store/index.ts';
 
 /** `contrail inspect`: what an operator wants to see of a buffer before and after a restart. */
 export async function inspect(dataDir: string): Promise<void> {

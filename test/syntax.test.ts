@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { isDid, isNsid, isRecordKey, isTid } from '../src/upstream/syntax.ts';
+import { isDid, isNsid, isRecordKey, isTid } from '../src/atproto/syntax.ts';
 import { missingFixture, readFixture } from './support/fixtures.ts';
 
 const DIR = 'atproto-interop-tests/syntax/';

@@ -1,20 +1,4 @@
-/**
- * Package events turns upstream messages into Jetstream v1 events: the JSON model and the
- * cursor clock.
- *
- * How it works: buildEvents takes a verified message from upstream/ and writes each event's
- * JSON once, as a string assembled in Jetstream's key order (the envelope here, the record by
- * record-json.ts's CBOR-to-JSON transcoder), then into one Buffer. Each event takes the next
- * time_us from the CursorClock (clock.ts): max(now_µs, last + 1), so cursors are unique and
- * strictly increasing across the ops of a commit, across messages and — because the store
- * hands the clock its last issued value at start — across restarts and wall-clock steps.
- *
- * Why bytes, once: everything downstream (the LMDB value, the hot log, every subscriber's
- * socket, the one zstd compression) shares this Buffer; nothing re-serializes an event.
- * A record that breaks the atproto data model is dropped here (bad_record) before it takes a
- * time_us, and the rest of its commit carries on.
- */
-import type { OpDrop, RecordOp, UpstreamMessage } from '../upstream/messages.ts';
+import type { OpDrop, RecordOp, UpstreamMessage } from '../upstream/index.ts';
 import type { CursorClock } from './clock.ts';
 import { recordToJson } from './record-json.ts';
 
@@ -31,8 +15,6 @@ export interface Entry {
   /** The record's collection for commit events; null for identity and account events. */
   collection: string | null;
   json: Buffer;
-  /** The zstd frame of `json`, made on first use by the compressing server and then shared. */
-  zstd?: Uint8Array;
 }
 
 type EventMessage = Extract<UpstreamMessage, { type: 'commit' | 'identity' | 'account' }>;

@@ -2,7 +2,7 @@ import { Type, type Token } from 'cborg';
 import { decodeOptions } from '@ipld/dag-cbor';
 import { CID } from 'multiformats/cid';
 import { base32 } from 'multiformats/bases/base32';
-import { ViewTokenizer } from '../upstream/cbor.ts';
+import { ViewTokenizer } from '../atproto/index.ts';
 
 /**
  * DAG-CBOR record block → atproto JSON text, byte-for-byte as Jetstream v1 writes it (Go's

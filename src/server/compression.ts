@@ -1,17 +1,19 @@
 import { readFileSync } from 'node:fs';
 import { Compressor } from 'zstd-napi';
 import binding from 'zstd-napi/binding.js';
-import type { Entry } from '../events/entry.ts';
+import type { Entry } from '../events/index.ts';
 
 /**
  * zstd for `compress=true` subscribers: each event becomes one standalone zstd frame made with
  * the active dictionary, whose ID is written in the frame header so a client holding several
  * dictionaries (Jetstream's Go client does) can pick the right one. An event is compressed at
- * most once — the result is memoized on its Entry and shared by every compressed subscriber.
+ * most once — the result is remembered per Entry (until the Entry is collected) and shared by
+ * every compressed subscriber.
  */
 export class EventCompressor {
   readonly dictionaryId: number;
   readonly #compressor = new Compressor();
+  readonly #frames = new WeakMap<Entry, Uint8Array>();
 
   constructor(
     readonly dictionary: Buffer,
@@ -38,7 +40,12 @@ export class EventCompressor {
   }
 
   compressed(entry: Entry): Uint8Array {
-    return (entry.zstd ??= this.#compressor.compress(entry.json));
+    let frame = this.#frames.get(entry);
+    if (frame === undefined) {
+      frame = this.#compressor.compress(entry.json);
+      this.#frames.set(entry, frame);
+    }
+    return frame;
   }
 }
 

@@ -1,5 +1,5 @@
-import type { Entry } from '../events/entry.ts';
-import { isDid, isNsid } from '../upstream/syntax.ts';
+import { isDid, isNsid } from '../atproto/index.ts';
+import type { Entry } from '../events/index.ts';
 
 export const MAX_WANTED_COLLECTIONS = 100;
 export const MAX_WANTED_DIDS = 10_000;

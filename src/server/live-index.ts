@@ -1,4 +1,4 @@
-import type { Entry } from '../events/entry.ts';
+import type { Entry } from '../events/index.ts';
 import { hasCollectionFilter, isTooLarge, wantsCollection, type SubscriberFilter } from './filter.ts';
 
 /**

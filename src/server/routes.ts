@@ -1,4 +1,4 @@
-import type { EventStore } from '../store/event-store.ts';
+import type { EventStore } from '../store/index.ts';
 import type { EventCompressor } from './compression.ts';
 import { OptionError, parseFilter } from './filter.ts';
 import type { ServerMetrics } from './metrics.ts';

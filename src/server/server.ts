@@ -1,24 +1,6 @@
-/**
- * Package server serves the buffer to WebSocket clients at /subscribe with Jetstream v1's
- * wire, plus a few plain HTTP routes.
- *
- * How it works: a Transport (uWebSockets.js when its native build loads, `ws` otherwise) owns
- * the sockets and calls a SocketHandler (routes.ts). The upgrade is decided before any
- * WebSocket exists — bad query parameters get HTTP 400 with the reason, limits get 503/429 —
- * and an accepted connection becomes a Subscriber in the SubscriberHub (subscribers.ts).
- * The hub moves each subscriber's position forward through the store until it reaches the
- * tip, then pushes committed batches to it through the LiveIndex (live-index.ts), which looks
- * subscribers up by DID and collection so a narrow filter costs nothing for other events.
- *
- * Why this shape: one position per subscriber and one way to move it means replay, live, and
- * "fell behind then caught up" are the same code, so there is no replay→live seam to lose or
- * reorder events at. Memory per subscriber is the socket's send buffer, capped by a high-water
- * mark; beyond it the subscriber reads from the store again on drain. Events are sent as the
- * exact JSON bytes the store holds, or as one zstd frame per event compressed once and shared.
- */
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import type { EventStore } from '../store/event-store.ts';
+import type { EventStore } from '../store/index.ts';
 import { EventCompressor } from './compression.ts';
 import { ServerMetrics } from './metrics.ts';
 import { createSocketHandler, type Readiness } from './routes.ts';

@@ -1,7 +1,6 @@
 import type { Logger } from 'pino';
-import type { Entry } from '../events/entry.ts';
-import { wallClockMicros } from '../events/clock.ts';
-import type { EventStore } from '../store/event-store.ts';
+import { wallClockMicros, type Entry } from '../events/index.ts';
+import type { EventStore } from '../store/index.ts';
 import type { EventCompressor } from './compression.ts';
 import { OptionError, isTooLarge, parseFilter, wantsEvent, type SubscriberFilter } from './filter.ts';
 import { LiveIndex } from './live-index.ts';

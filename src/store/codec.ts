@@ -1,4 +1,4 @@
-import type { Entry, EventKind } from '../events/entry.ts';
+import type { Entry, EventKind } from '../events/index.ts';
 
 /**
  * A stored event: a small header with the fields filters read — kind, DID, collection —

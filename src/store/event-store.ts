@@ -1,29 +1,9 @@
-/**
- * Package store is the replay buffer: every event, durable in LMDB, keyed by its time_us.
- *
- * How it works: one LMDB environment in the data dir holds three databases — `events`
- * (ordered time_us key → header + JSON, see codec.ts), `revs` (DID → last stored commit rev)
- * and `meta` (upstream cursor, last issued time_us, retention floor). The Ingester is the only
- * writer: it groups whatever frames arrived while the previous commit was in flight into one
- * transaction that also carries the upstream seq and the last time_us. So the saved cursor
- * never runs ahead of the events it covers, and after a crash the reader resumes from it and
- * the clock from above the newest stored event.
- *
- * Visible only after durable: committed batches are appended to the HotLog and announced to
- * listeners only once LMDB has committed them (LMDB commits survive a killed process; with
- * lmdb-js's default overlapping sync they reach the disk right after). Readers ask for
- * "events after my position": from the hot log when it covers the position, otherwise from
- * LMDB, with an optional metadata filter so replay never parses JSON.
- *
- * Retention (retention.ts) trims the oldest events in small transactions; `trimmedUpTo`
- * remembers where, so a reader whose position falls below it knows it has lost events.
- */
 import { createHash } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { TransactionFlags, asBinary, open, type Database, type RootDatabase } from 'lmdb';
 import { Gauge, type Registry } from 'prom-client';
-import type { Entry } from '../events/entry.ts';
+import type { Entry } from '../events/index.ts';
 import { detachJson, encodeBatch, storedEntryEncoder } from './codec.ts';
 import { HotLog } from './hot-log.ts';
 import { checkPreviousRun, markRunning, markStopped, type PreviousRun } from './run-marker.ts';

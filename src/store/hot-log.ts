@@ -1,4 +1,4 @@
-import type { Entry } from '../events/entry.ts';
+import type { Entry } from '../events/index.ts';
 
 /**
  * The most recent committed events, in memory, bounded by bytes. It always holds a contiguous

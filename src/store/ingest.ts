@@ -1,9 +1,6 @@
 import type { Logger } from 'pino';
-import type { CursorClock } from '../events/clock.ts';
-import { buildEvents, type Entry } from '../events/entry.ts';
-import { DropLog } from '../upstream/drop.ts';
-import type { UpstreamMessage } from '../upstream/messages.ts';
-import type { UpstreamMetrics } from '../upstream/metrics.ts';
+import { buildEvents, type CursorClock, type Entry } from '../events/index.ts';
+import { DropLog, type UpstreamMessage, type UpstreamMetrics } from '../upstream/index.ts';
 import type { EventStore } from './event-store.ts';
 import type { StoreMetrics } from './metrics.ts';
 

@@ -1,9 +1,8 @@
 import { decodeOptions } from '@ipld/dag-cbor';
-import { ViewDecoder } from './cbor.ts';
+import { ViewDecoder, decodeLinkTag } from '../atproto/index.ts';
 import { DropError } from './drop.ts';
-import { decodeLinkTag } from './link.ts';
 
-/** DAG-CBOR's strict rules, with links kept as bytes (see link.ts) and byte strings as views. */
+/** DAG-CBOR's strict rules, with links kept as bytes (see atproto/link.ts) and byte strings as views. */
 const frameDecoder = new ViewDecoder({ ...decodeOptions, tags: { ...decodeOptions.tags, 42: decodeLinkTag } });
 
 /**

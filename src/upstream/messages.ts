@@ -1,9 +1,8 @@
 import { hash } from 'node:crypto';
+import { Link, isDid, isNsid, isRecordKey } from '../atproto/index.ts';
 import { CarSlice } from './car.ts';
 import { DropError, type DropReason } from './drop.ts';
 import type { Frame } from './frame.ts';
-import { Link } from './link.ts';
-import { isDid, isNsid, isRecordKey } from './syntax.ts';
 
 export type OpAction = 'create' | 'update' | 'delete';
 

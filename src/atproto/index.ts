@@ -1,0 +1,15 @@
+/**
+ * Package atproto holds the AT Protocol primitives every stage may use: identifier syntax, CID
+ * links kept as bytes, and the DAG-CBOR tokenizer that reads byte strings as views. It is not a
+ * stage of the data path — it imports none of them — so upstream can verify frames with it,
+ * events can transcode records with it and server can check filters with it, each through
+ * this one entry point.
+ *
+ * Files:
+ *   syntax.ts  DID, NSID, record key and TID syntax (checked against the interop vectors)
+ *   link.ts    Link: a CID as its binary bytes; the tag-42 decoder that makes one
+ *   cbor.ts    ViewTokenizer / ViewDecoder: cborg's tokenizer with byte strings as views
+ */
+export { isDid, isNsid, isRecordKey, isTid } from './syntax.ts';
+export { Link, decodeLinkTag } from './link.ts';
+export { ViewDecoder, ViewTokenizer } from './cbor.ts';

@@ -1,0 +1,42 @@
+/**
+ * Package store is the replay buffer: every event, durable in LMDB, keyed by its time_us.
+ *
+ * How it works: one LMDB environment in the data dir holds three databases — `events`
+ * (ordered time_us key → header + JSON, see codec.ts), `revs` (DID → last stored commit rev)
+ * and `meta` (upstream cursor, last issued time_us, retention floor). The Ingester is the only
+ * writer: it groups whatever frames arrived while the previous commit was in flight into one
+ * transaction that also carries the upstream seq and the last time_us. So the saved cursor
+ * never runs ahead of the events it covers, and after a crash the reader resumes from it and
+ * the clock from above the newest stored event.
+ *
+ * Visible only after durable: committed batches are appended to the HotLog and announced to
+ * listeners only once LMDB has committed them (LMDB commits survive a killed process; with
+ * lmdb-js's default overlapping sync they reach the disk right after). Readers ask for
+ * "events after my position": from the hot log when it covers the position, otherwise from
+ * LMDB, with an optional metadata filter so replay never parses JSON.
+ *
+ * Retention (retention.ts) trims the oldest events in small transactions; `trimmedUpTo`
+ * remembers where, so a reader whose position falls below it knows it has lost events.
+ *
+ * Files:
+ *   event-store.ts  EventStore: the LMDB environment, commits, readAfter, span, trimming
+ *   codec.ts        the stored-entry layout: header for filters, then the event's JSON
+ *   hot-log.ts      HotLog: the newest committed events in memory, bounded by bytes
+ *   ingest.ts       Ingester: the single writer (dedup by seq and rev, group commit, backpressure)
+ *   retention.ts    Retention: trims by age and size in the background
+ *   run-marker.ts   the marker that tells a killed process from a machine crash
+ *   metrics.ts      the store and ingest Prometheus metrics
+ */
+export {
+  EventStore,
+  type Batch,
+  type EventFilter,
+  type EventStoreOptions,
+  type ReadOptions,
+  type ReadResult,
+  type StoreSpan,
+  type UpstreamCursor,
+} from './event-store.ts';
+export { Ingester, type IngesterOptions } from './ingest.ts';
+export { Retention, type RetentionOptions } from './retention.ts';
+export { createStoreMetrics, type StoreMetrics } from './metrics.ts';

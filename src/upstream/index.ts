@@ -1,0 +1,33 @@
+/**
+ * Package upstream reads a relay's (or PDS's) com.atproto.sync.subscribeRepos firehose and
+ * hands each frame on as a typed, verified message.
+ *
+ * How it works: one `ws` connection at a time. Each binary message is two DAG-CBOR values
+ * (frame.ts); the body becomes an UpstreamMessage (messages.ts). For a #commit the `blocks`
+ * CAR slice is indexed and every create/update op's record block is hashed and compared with
+ * the CID the op names, so nothing downstream ever sees a record the relay did not vouch for.
+ * Anything malformed is dropped at the smallest unit that is wrong (one op, else one frame),
+ * counted by reason and logged without flooding; the socket carries on.
+ *
+ * Why it reconnects forever: a quiet upstream is normal (a small PDS may be silent for hours),
+ * so silence is never a reason to exit. Liveness comes from WebSocket pings; a lost connection
+ * is retried with capped exponential backoff and full jitter, resuming at the cursor the
+ * consumer reports (the last seq it accepted), so nothing is skipped and duplicates are the
+ * consumer's to discard by seq. Backpressure: the consumer can pause() the socket while its
+ * write queue is full; TCP then pushes back on the relay.
+ *
+ * Files:
+ *   firehose.ts  FirehoseClient: the connection, pings, reconnects with backoff, drop accounting
+ *   frame.ts     decodeFrame: one WebSocket message → header and body (DAG-CBOR, strict)
+ *   messages.ts  parseMessage: a frame body → a typed UpstreamMessage, each record op verified
+ *   car.ts       CarSlice: a commit's CAR blocks located in place, without decoding
+ *   drop.ts      DropReason, DropError and DropLog (rate-limited drop logging)
+ *   metrics.ts   the upstream Prometheus metrics
+ *   url.ts       normalizeUpstreamUrl: a relay address as people write it → the URL to dial
+ */
+export { FirehoseClient, type FirehoseClientOptions } from './firehose.ts';
+export { decodeFrame, type Frame } from './frame.ts';
+export { parseMessage, type OpAction, type OpDrop, type RecordOp, type UpstreamMessage } from './messages.ts';
+export { DropError, DropLog, type DropReason } from './drop.ts';
+export { createUpstreamMetrics, type UpstreamMetrics } from './metrics.ts';
+export { normalizeUpstreamUrl } from './url.ts';
