@@ -1,0 +1,32 @@
+/**
+ * Stage identity resolves DIDs to what atproto needs from them: the repo signing key and the
+ * PDS endpoint. Verification (src/verify) checks commit signatures with the key; backfill
+ * fetches repos from the endpoint.
+ *
+ * How it works: `IdentityResolver.cached(did)` answers synchronously from the cache (LMDB,
+ * bounded by entry count, oldest fetch evicted first; see cache.ts), so the ingest path never
+ * waits when a DID is known. `resolve(did)` falls back to fetching the DID document — from the
+ * PLC directory (`--plc-url`) for did:plc, from the host's /.well-known/did.json for did:web —
+ * with one fetch per DID however many callers ask, a bound on fetches at once and on fetches
+ * waiting, a timeout per fetch and a size limit per document. Failures are remembered briefly
+ * so an unresolvable DID cannot make every one of its commits hit the directory. `refresh(did)`
+ * fetches again: on an #identity event and when a signature fails with the cached key, so a
+ * rotated key is followed. A stale entry (older than a day) is used while it is refreshed.
+ *
+ * Why a guard (endpoint-guard.ts, guarded-fetch.ts): DID documents are written by anyone,
+ * did:web ones especially, so a URL taken from one could point a fetch at the operator's own
+ * network. Such fetches refuse loopback, private and link-local addresses — checked on every
+ * address the host name resolves to, at connection time, so DNS rebinding cannot slip past —
+ * unless `--allow-private-endpoints` is set; redirects are not followed and every fetch has a
+ * deadline covering its body. Backfill fetches PDS endpoints through the same guard.
+ *
+ * Files: did-document.ts (reading a DID document), resolver.ts (fetching, concurrency,
+ * did:web URLs), cache.ts (LMDB cache), endpoint-guard.ts + guarded-fetch.ts (the SSRF guard
+ * and the guarded GET), metrics.ts.
+ */
+export { type AtprotoIdentity, identityFromDocument } from './did-document.ts';
+export { IdentityCache, type IdentityCacheOptions } from './cache.ts';
+export { IdentityError, IdentityResolver, type IdentityFailure, type IdentityResolverOptions } from './resolver.ts';
+export { RefusedEndpointError, checkEndpointUrl, isNonPublicAddress } from './endpoint-guard.ts';
+export { BodyTooLargeError, FetchTimeoutError, getGuarded, readBodyLimited, type GuardedRequestOptions } from './guarded-fetch.ts';
+export { createIdentityMetrics, type IdentityMetrics } from './metrics.ts';

@@ -1,0 +1,219 @@
+import { BadDocumentError, identityFromDocument, type AtprotoIdentity } from './did-document.ts';
+import { RefusedEndpointError } from './endpoint-guard.ts';
+import { BodyTooLargeError, FetchTimeoutError, getGuarded, readBodyLimited } from './guarded-fetch.ts';
+import type { IdentityCache } from './cache.ts';
+import type { IdentityMetrics } from './metrics.ts';
+
+/** Why a DID could not be resolved. Used as a metric label. */
+export type IdentityFailure =
+  | 'not_found'
+  | 'timeout'
+  | 'unreachable'
+  | 'bad_document'
+  | 'refused_endpoint'
+  | 'overloaded'
+  | 'unsupported_did';
+
+export class IdentityError extends Error {
+  constructor(
+    readonly reason: IdentityFailure,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface IdentityResolverOptions {
+  /** The did:plc directory, e.g. https://plc.directory (the operator's choice: not endpoint-guarded). */
+  plcUrl: string;
+  cache: IdentityCache;
+  /** Let did:web hosts (and, for callers, PDS endpoints) be loopback, private or link-local. */
+  allowPrivateEndpoints: boolean;
+  metrics?: IdentityMetrics;
+  /** Per fetch, headers and body together. */
+  timeoutMs?: number;
+  /** Fetches at once; the rest wait for a slot. */
+  maxConcurrent?: number;
+  /** Fetches waiting for a slot; past it resolve() fails at once with `overloaded`. */
+  maxQueued?: number;
+  maxDocumentBytes?: number;
+  /** A cached identity older than this is still used, and refreshed in the background. */
+  staleAfterMs?: number;
+  /** A DID that failed to resolve is not tried again for this long (failures are remembered in memory). */
+  failureTtlMs?: number;
+}
+
+const MAX_REMEMBERED_FAILURES = 10_000;
+
+/**
+ * Resolves DIDs to their atproto identity (signing key, PDS endpoint): from the LMDB cache when
+ * it has them, else from the PLC directory (did:plc) or the DID's own host (did:web), with
+ * bounded concurrency, a queue bound and a timeout, and one fetch per DID however many ask.
+ */
+export class IdentityResolver {
+  readonly #options: Required<Omit<IdentityResolverOptions, 'metrics'>> & { metrics?: IdentityMetrics };
+  readonly #inFlight = new Map<string, Promise<AtprotoIdentity>>();
+  readonly #failures = new Map<string, { error: IdentityError; until: number }>();
+  readonly #waiting: (() => void)[] = [];
+  #running = 0;
+
+  constructor(options: IdentityResolverOptions) {
+    this.#options = {
+      ...options,
+      plcUrl: options.plcUrl.replace(/\/+$/, ''),
+      timeoutMs: options.timeoutMs ?? 5_000,
+      maxConcurrent: options.maxConcurrent ?? 16,
+      maxQueued: options.maxQueued ?? 10_000,
+      maxDocumentBytes: options.maxDocumentBytes ?? 64 * 1024,
+      staleAfterMs: options.staleAfterMs ?? 24 * 3_600_000,
+      failureTtlMs: options.failureTtlMs ?? 30_000,
+    };
+    options.metrics?.cacheEntries.set(options.cache.size);
+  }
+
+  get allowPrivateEndpoints(): boolean {
+    return this.#options.allowPrivateEndpoints;
+  }
+
+  /** The cached identity, without waiting (a stale one is refreshed in the background). */
+  cached(did: string): AtprotoIdentity | undefined {
+    const identity = this.#options.cache.get(did);
+    if (identity && Date.now() - identity.fetchedAt > this.#options.staleAfterMs && !this.#inFlight.has(did)) {
+      this.refresh(did).catch(() => {}); // the stale entry stays in use until a fetch succeeds
+    }
+    return identity;
+  }
+
+  /** The identity from the cache, else fetched. Rejects with an IdentityError. */
+  async resolve(did: string): Promise<AtprotoIdentity> {
+    return this.cached(did) ?? this.refresh(did);
+  }
+
+  /**
+   * Fetches the DID document again (joining a fetch already running) and caches the result.
+   * For #identity events and signatures that fail with the cached key: a rotated key is
+   * picked up before a valid commit is judged.
+   */
+  refresh(did: string): Promise<AtprotoIdentity> {
+    const running = this.#inFlight.get(did);
+    if (running) return running;
+    const failed = this.#failures.get(did);
+    if (failed && failed.until > Date.now()) return Promise.reject(failed.error);
+    this.#failures.delete(did);
+    const fetching = this.#fetch(did).finally(() => this.#inFlight.delete(did));
+    this.#inFlight.set(did, fetching);
+    return fetching;
+  }
+
+  /** Forgets a cached failure, so the next refresh() fetches (e.g. after an #identity event). */
+  forgetFailure(did: string): void {
+    this.#failures.delete(did);
+  }
+
+  async #fetch(did: string): Promise<AtprotoIdentity> {
+    const { metrics, cache } = this.#options;
+    metrics?.inFlight.inc();
+    try {
+      await this.#slot();
+    } catch (err) {
+      metrics?.inFlight.dec();
+      metrics?.resolutions.inc({ result: 'overloaded' });
+      throw err;
+    }
+    const stopTimer = metrics?.resolveSeconds.startTimer();
+    try {
+      const identity = identityFromDocument(did, await this.#fetchDocument(did), Date.now());
+      cache.put(identity);
+      metrics?.cacheEntries.set(cache.size);
+      metrics?.resolutions.inc({ result: 'ok' });
+      return identity;
+    } catch (err) {
+      const error = toIdentityError(did, err);
+      metrics?.resolutions.inc({ result: error.reason });
+      this.#rememberFailure(did, error);
+      throw error;
+    } finally {
+      stopTimer?.();
+      metrics?.inFlight.dec();
+      this.#release();
+    }
+  }
+
+  async #fetchDocument(did: string): Promise<unknown> {
+    const { allowPrivateEndpoints, timeoutMs, maxDocumentBytes } = this.#options;
+    let url: string;
+    let guarded: boolean;
+    if (did.startsWith('did:plc:')) {
+      url = `${this.#options.plcUrl}/${did}`;
+      guarded = false;
+    } else if (did.startsWith('did:web:')) {
+      url = didWebUrl(did, allowPrivateEndpoints);
+      guarded = true;
+    } else {
+      throw new IdentityError('unsupported_did', `${did}: atproto uses did:plc and did:web only`);
+    }
+    // The PLC URL is the operator's; a did:web host is anyone's and goes through the guard.
+    const response = await getGuarded(url, { allowPrivateEndpoints: guarded ? allowPrivateEndpoints : true, timeoutMs });
+    if (response.statusCode === 404 || response.statusCode === 410) {
+      response.resume();
+      throw new IdentityError('not_found', `${did}: the DID document is not there (HTTP ${response.statusCode})`);
+    }
+    if (response.statusCode !== 200) {
+      response.resume();
+      throw new IdentityError('unreachable', `${did}: HTTP ${response.statusCode} from ${new URL(url).host}`);
+    }
+    const body = await readBodyLimited(response, maxDocumentBytes);
+    try {
+      return JSON.parse(body.toString('utf8'));
+    } catch {
+      throw new IdentityError('bad_document', `${did}: the DID document is not JSON`);
+    }
+  }
+
+  #slot(): Promise<void> {
+    if (this.#running < this.#options.maxConcurrent) {
+      this.#running++;
+      return Promise.resolve();
+    }
+    if (this.#waiting.length >= this.#options.maxQueued) {
+      return Promise.reject(new IdentityError('overloaded', `${this.#options.maxQueued} DID resolutions are already waiting`));
+    }
+    return new Promise((resolve) => this.#waiting.push(resolve));
+  }
+
+  #release(): void {
+    const next = this.#waiting.shift();
+    if (next) next();
+    else this.#running--;
+  }
+
+  #rememberFailure(did: string, error: IdentityError): void {
+    this.#failures.delete(did);
+    this.#failures.set(did, { error, until: Date.now() + this.#options.failureTtlMs });
+    if (this.#failures.size > MAX_REMEMBERED_FAILURES) this.#failures.delete(this.#failures.keys().next().value!);
+  }
+}
+
+/**
+ * did:web:example.com → https://example.com/.well-known/did.json. atproto allows no path, and
+ * a port only for local testing (`did:web:localhost%3A8080`), which is also the one case served
+ * over plain http — and only with private endpoints allowed.
+ */
+export function didWebUrl(did: string, allowPrivateEndpoints: boolean): string {
+  const host = decodeURIComponent(did.slice('did:web:'.length));
+  if (host.includes(':') && !/^localhost:\d+$/.test(host)) {
+    throw new IdentityError('unsupported_did', `${did}: atproto's did:web has no path and a port only on localhost`);
+  }
+  if (!/^[a-z0-9.-]+(:\d+)?$/i.test(host)) throw new IdentityError('unsupported_did', `${did}: ${JSON.stringify(host)} is not a host name`);
+  const scheme = host.startsWith('localhost') && allowPrivateEndpoints ? 'http' : 'https';
+  return `${scheme}://${host}/.well-known/did.json`;
+}
+
+function toIdentityError(did: string, err: unknown): IdentityError {
+  if (err instanceof IdentityError) return err;
+  const message = `${did}: ${(err as Error).message}`;
+  if (err instanceof FetchTimeoutError || (err as Error).name === 'AbortError' || (err as Error).name === 'TimeoutError') return new IdentityError('timeout', message);
+  if (err instanceof RefusedEndpointError) return new IdentityError('refused_endpoint', message);
+  if (err instanceof BadDocumentError || err instanceof BodyTooLargeError) return new IdentityError('bad_document', message);
+  return new IdentityError('unreachable', message);
+}
