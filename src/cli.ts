@@ -65,6 +65,9 @@ function toConfig(args: Record<string, unknown>): GatewayConfig {
     slowConsumerWindowMs: args['slow-consumer-window'] as number,
     trustProxy: args['trust-proxy'] as boolean,
     fsync: args.fsync as boolean,
+    plcUrl: args['plc-url'] as string,
+    allowPrivateEndpoints: args['allow-private-endpoints'] as boolean,
+    identityCacheEntries: args['identity-cache-entries'] as number,
   };
 }
 

@@ -20,6 +20,9 @@ export interface GatewayConfig {
   slowConsumerWindowMs: number;
   trustProxy: boolean;
   fsync: boolean;
+  plcUrl: string;
+  allowPrivateEndpoints: boolean;
+  identityCacheEntries: number;
 }
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -87,6 +90,17 @@ export function flagsFromEnvironment(options: Record<string, Options>, env: Node
   return values;
 }
 
+export function parseHttpUrl(value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new Error(`${JSON.stringify(value)} is not a URL`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`${JSON.stringify(value)} is not an http(s) URL`);
+  return value.replace(/\/+$/, '');
+}
+
 export function parseUpstream(value: string): string {
   return normalizeUpstreamUrl(value);
 }
@@ -137,6 +151,18 @@ export const SERVE_OPTIONS = {
     type: 'boolean',
     default: false,
     describe: 'Count connections per client by X-Forwarded-For (only behind your own proxy)',
+  },
+  'plc-url': { type: 'string', default: 'https://plc.directory', describe: 'did:plc directory that DID documents are read from', coerce: parseHttpUrl },
+  'allow-private-endpoints': {
+    type: 'boolean',
+    default: false,
+    describe: 'Let DID documents point fetches (did:web hosts, PDS endpoints) at loopback, private or link-local addresses',
+  },
+  'identity-cache-entries': {
+    type: 'string',
+    default: '500000',
+    describe: 'Resolved DIDs kept in the identity cache (LMDB, under the data dir); the least recently fetched are evicted',
+    coerce: parseCount,
   },
 } as const satisfies Record<string, Options>;
 

@@ -1,7 +1,9 @@
+import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import type { GatewayConfig } from './config.ts';
 import { CursorClock } from './events/index.ts';
+import { createIdentityMetrics, IdentityCache, IdentityResolver } from './identity/index.ts';
 import { startMetricsEndpoint, startServer, type ServerOptions, type SubscribeServer } from './server/index.ts';
 import { createStoreMetrics, EventStore, Ingester, Retention } from './store/index.ts';
 import { createUpstreamMetrics, FirehoseClient } from './upstream/index.ts';
@@ -10,6 +12,8 @@ export interface Gateway {
   readonly port: number;
   readonly metricsPort: number;
   readonly server: SubscribeServer;
+  /** DID → signing key and PDS endpoint, cached under the data dir (verification and backfill use it). */
+  readonly identity: IdentityResolver;
   /**
    * Graceful stop: close clients with 1001, stop reading upstream, commit what was read (giving
    * up after flushTimeoutMs if commits keep failing — nothing is lost, the upstream cursor is
@@ -38,6 +42,13 @@ export async function startGateway(config: GatewayConfig, tuning: GatewayTuning 
   } else if (store.previousRun.unclean) {
     logger.warn('the last run did not stop cleanly (killed?); its buffer is intact and ingest resumes from the saved cursor');
   }
+  const identityCache = new IdentityCache({ path: join(config.dataDir, 'identity'), maxEntries: config.identityCacheEntries });
+  const identity = new IdentityResolver({
+    plcUrl: config.plcUrl,
+    cache: identityCache,
+    allowPrivateEndpoints: config.allowPrivateEndpoints,
+    metrics: createIdentityMetrics(registry),
+  });
   const span = store.span();
   logger.info({ dataDir: config.dataDir, ...span, upstreamCursor: store.upstreamCursor, lastTimeUs: store.lastTimeUs }, 'opened the event buffer');
 
@@ -93,6 +104,7 @@ export async function startGateway(config: GatewayConfig, tuning: GatewayTuning 
     port: server.port,
     metricsPort: metricsEndpoint.port,
     server,
+    identity,
     async stop(flushTimeoutMs = 10_000) {
       server.close();
       await firehose.stop();
@@ -103,6 +115,7 @@ export async function startGateway(config: GatewayConfig, tuning: GatewayTuning 
       await retention.stop();
       metricsEndpoint.server.close();
       await store.close();
+      await identityCache.close();
       logger.info({ flushed }, 'stopped');
       return { flushed };
     },

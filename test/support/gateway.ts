@@ -30,6 +30,9 @@ export function testConfig(upstream: string, dataDir: string, overrides: Partial
     slowConsumerWindowMs: 60_000,
     trustProxy: false,
     fsync: false,
+    plcUrl: 'http://127.0.0.1:1',
+    allowPrivateEndpoints: true,
+    identityCacheEntries: 1000,
     ...overrides,
   };
 }
