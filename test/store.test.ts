@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
+import { open as openLmdb } from 'lmdb';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import type { Entry, EventKind } from '../src/events/entry.ts';
@@ -251,6 +252,7 @@ describe('event sizes', () => {
 
 test('a batch is stored in exactly the format of single events', () => {
   const entries = [...makeEntries(30), { ...makeEntry(9, 3), did: `did:web:${'é'.length}x.example` }];
+  entries.forEach((entry, i) => (entry.seq = 2 ** 40 + i));
   const batch = encodeBatch(entries);
   assert.equal(batch.length, entries.length);
   for (let i = 0; i < entries.length; i++) assert.ok(batch[i].equals(encodeEntry(entries[i])), `entry ${i}`);
@@ -350,6 +352,97 @@ describe('durability', () => {
     const reopened = open(t, { dataDir: dir.path });
     assert.equal(reopened.getRev(longDid), '3lzzzzzzzzzz2');
     assert.equal(reopened.readAfter(0, { maxEntries: 10 }).entries[0].did, longDid);
+  });
+});
+
+describe('seq: unique, strictly increasing, never reused, resolvable to a time_us', () => {
+  test('commit numbers events 1, 2, 3…; they are read back with the events, from disk and memory, and continue after a reopen', async (t) => {
+    const dir = tempDir('contrail-store-');
+    t.after(() => dir.remove());
+    const first = open(t, { dataDir: dir.path, hotLogBytes: TINY_HOT_LOG });
+    const events = makeEntries(50);
+    await commitInBatches(first, events, 7);
+    assert.deepEqual(events.map((e) => e.seq), events.map((_, i) => i + 1));
+    assert.deepEqual(first.readAfter(0, { maxEntries: 100 }).entries.map((e) => e.seq), events.map((_, i) => i + 1));
+    assert.equal(first.lastSeq, 50);
+    await first.close();
+    const second = open(t, { dataDir: dir.path });
+    assert.equal(second.lastSeq, 50);
+    const more = makeEntries(5, events.at(-1)!.timeUs + 10, 50);
+    await second.commit({ entries: more, revs: new Map() });
+    assert.deepEqual(second.readAfter(events[47].timeUs, { maxEntries: 100 }).entries.map((e) => e.seq), [49, 50, 51, 52, 53, 54, 55]);
+  });
+
+  test('seqs are never reused, even after retention removed every event and the store reopened', async (t) => {
+    const dir = tempDir('contrail-store-');
+    t.after(() => dir.remove());
+    const first = open(t, { dataDir: dir.path });
+    const events = makeEntries(10);
+    await first.commit({ entries: events, revs: new Map() });
+    assert.equal(await first.trimOldest(100), 10);
+    await first.close();
+    const second = open(t, { dataDir: dir.path });
+    assert.equal(second.lastSeq, 10);
+    const more = makeEntries(2, events.at(-1)!.timeUs + 10, 10);
+    await second.commit({ entries: more, revs: new Map() });
+    assert.deepEqual(more.map((e) => e.seq), [11, 12]);
+  });
+
+  test('timeUsAtSeq: each seq resolves to its event; a trimmed seq to the oldest kept; a future seq to undefined', async (t) => {
+    const store = open(t, { hotLogBytes: 0 });
+    const events = makeEntries(300);
+    await commitInBatches(store, events, 40);
+    for (const event of events) assert.equal(store.timeUsAtSeq(event.seq!), event.timeUs, `seq ${event.seq}`);
+    assert.equal(store.timeUsAtSeq(0), events[0].timeUs);
+    assert.equal(store.timeUsAtSeq(301), undefined, 'no event has it yet: the cursor is live');
+    await store.trimBefore(events[100].timeUs, 1_000);
+    assert.equal(store.timeUsAtSeq(1), events[100].timeUs, 'the oldest kept event');
+    assert.equal(store.timeUsAtSeq(150), events[149].timeUs);
+  });
+
+  test('commitAssigned writes time_us and seq as given (a leader may skip seqs) and refuses a batch that does not increase', async (t) => {
+    const store = open(t);
+    const seen: Entry[] = [];
+    store.onCommitted((entries) => seen.push(...entries));
+    const events = makeEntries(6);
+    events.forEach((e, i) => (e.seq = 100 + 2 * i));
+    await store.commitAssigned({ entries: events.slice(0, 4), revs: new Map() });
+    assert.deepEqual(store.readAfter(0, { maxEntries: 10 }).entries.map((e) => e.seq), [100, 102, 104, 106]);
+    assert.equal(store.timeUsAtSeq(101), events[1].timeUs);
+
+    const stale = [{ ...events[4] }, { ...events[5], seq: 106 }];
+    await assert.rejects(store.commitAssigned({ entries: stale, revs: new Map() }), /seq 106.*must increase strictly/);
+    const backwards = [{ ...events[4], timeUs: events[3].timeUs }];
+    await assert.rejects(store.commitAssigned({ entries: backwards, revs: new Map() }), /time_us/);
+    await assert.rejects(store.commitAssigned({ entries: [{ ...events[4], seq: undefined }], revs: new Map() }), /seq undefined/);
+    assert.equal(store.lastSeq, 106, 'a refused batch writes nothing');
+    assert.equal(seen.length, 4);
+
+    await store.commit({ entries: events.slice(4), revs: new Map() });
+    assert.deepEqual(events.slice(4).map((e) => e.seq), [107, 108], 'commit continues after the assigned seqs');
+  });
+
+  test('a buffer written by an older contrail (no format, events without seq) is refused with the reason, and left as it was', async (t) => {
+    const dir = tempDir('contrail-store-');
+    t.after(() => dir.remove());
+    // Format 1, as contrail wrote it before seq: u8 kind | u16 didLength | did | u16 collectionLength | collection | json.
+    const legacy = openLmdb({ path: dir.path, maxDbs: 4 });
+    const events = legacy.openDB<Buffer, number>({ name: 'events', encoding: 'binary' });
+    const did = DIDS[0];
+    const json = Buffer.from(`{"did":"${did}","time_us":1000,"kind":"identity","identity":{"did":"${did}","seq":1}}`);
+    const header = Buffer.alloc(5 + did.length);
+    header[0] = 1;
+    header.writeUInt16BE(did.length, 1);
+    header.write(did, 3, 'latin1');
+    await events.put(1000, Buffer.concat([header, json]));
+    await legacy.openDB({ name: 'meta' }).put('upstreamCursor', { url: 'wss://relay.test', seq: 1 });
+    await legacy.close();
+    const before = readFileSync(join(dir.path, 'data.mdb'));
+
+    assert.throws(() => new EventStore({ dataDir: dir.path, hotLogBytes: 0 }), /written by an older contrail \(store format 1.*Move that folder aside/);
+    assert.throws(() => new EventStore({ dataDir: dir.path, hotLogBytes: 0, readOnly: true }), /older contrail/);
+    assert.ok(readFileSync(join(dir.path, 'data.mdb')).equals(before), 'the old buffer is untouched');
+    assert.equal(existsSync(join(dir.path, 'contrail-run.json')), false, 'a refused start leaves no run marker behind');
   });
 });
 

@@ -10,6 +10,12 @@ export type EventKind = 'commit' | 'identity' | 'account';
  */
 export interface Entry {
   timeUs: number;
+  /**
+   * The store's sequence number: unique, strictly increasing, never reused (see the store's
+   * design note). Set by the store when it commits the event (or given by a replication leader);
+   * every entry read from the store, its hot log or its onCommitted listeners has it.
+   */
+  seq?: number;
   did: string;
   kind: EventKind;
   /** The record's collection for commit events; null for identity and account events. */

@@ -1,10 +1,10 @@
 import type { Entry, EventKind } from '../events/index.ts';
 
 /**
- * A stored event: a small header with the fields filters read — kind, DID, collection —
- * then the event's JSON bytes, so replay can filter without parsing JSON.
+ * A stored event: a small header with the store's seq and the fields filters read — kind, DID,
+ * collection — then the event's JSON bytes, so replay can filter without parsing JSON.
  *
- *   u8 kind | u16 didLength | did | u16 collectionLength | collection | json…
+ *   u8 kind | u48 seq | u16 didLength | did | u16 collectionLength | collection | json…
  *
  * DIDs and NSIDs are ASCII (checked upstream), so latin1 is an exact, fast decoding.
  */
@@ -39,16 +39,20 @@ export function decodeEntry(timeUs: number, stored: Buffer): Entry {
   return readEntry(stored, stored.length, timeUs);
 }
 
+const SEQ_BYTES = 6;
+const DID_AT = 1 + SEQ_BYTES + 2;
+
 function storedSize(entry: Entry): number {
-  return 5 + entry.did.length + (entry.collection?.length ?? 0) + entry.json.byteLength;
+  return DID_AT + 2 + entry.did.length + (entry.collection?.length ?? 0) + entry.json.byteLength;
 }
 
 /** Writes the stored form of entry at `at`; returns where it ends. */
 function writeEntry(out: Buffer, at: number, entry: Entry): number {
   const collection = entry.collection ?? '';
   out[at] = KIND_CODES[entry.kind];
-  out.writeUInt16BE(entry.did.length, at + 1);
-  at += 3 + out.write(entry.did, at + 3, 'latin1');
+  out.writeUIntBE(entry.seq!, at + 1, SEQ_BYTES);
+  out.writeUInt16BE(entry.did.length, at + 1 + SEQ_BYTES);
+  at += DID_AT + out.write(entry.did, at + DID_AT, 'latin1');
   out.writeUInt16BE(collection.length, at);
   at += 2 + out.write(collection, at + 2, 'latin1');
   return at + entry.json.copy(out, at);
@@ -56,13 +60,14 @@ function writeEntry(out: Buffer, at: number, entry: Entry): number {
 
 /** The entry stored in bytes[0, end); its json is a view of bytes. */
 function readEntry(bytes: Buffer, end: number, timeUs: number): Entry {
-  const didLength = (bytes[1] << 8) | bytes[2];
-  const collectionAt = 3 + didLength;
+  const didLength = (bytes[DID_AT - 2] << 8) | bytes[DID_AT - 1];
+  const collectionAt = DID_AT + didLength;
   const collectionLength = (bytes[collectionAt] << 8) | bytes[collectionAt + 1];
   const jsonAt = collectionAt + 2 + collectionLength;
   return {
     timeUs,
-    did: bytes.toString('latin1', 3, collectionAt),
+    seq: bytes.readUIntBE(1, SEQ_BYTES),
+    did: bytes.toString('latin1', DID_AT, collectionAt),
     kind: KINDS[bytes[0]],
     collection: collectionLength === 0 ? null : bytes.toString('latin1', collectionAt + 2, jsonAt),
     json: bytes.subarray(jsonAt, end),

@@ -69,6 +69,10 @@ const SYNC_INTERVAL_MS = 1_000;
 const META_CURSOR = 'upstreamCursor';
 const META_LAST_TIME = 'lastTimeUs';
 const META_TRIMMED = 'trimmedUpTo';
+const META_LAST_SEQ = 'lastSeq';
+const META_FORMAT = 'format';
+/** The stored layout's version: 2 added seq. A buffer without it was written by an older contrail. */
+const FORMAT = 2;
 
 /**
  * LMDB keys are at most 1978 bytes but a DID may be 2048 characters, so long DIDs are keyed by
@@ -84,10 +88,12 @@ export class EventStore {
   readonly hotLog: HotLog;
   readonly #root: RootDatabase;
   readonly #events: Database<Entry, number>;
+  readonly #seqs: Database<number, number>;
   readonly #revs: Database<string, string>;
   readonly #meta: Database<unknown, string>;
   readonly #listeners: Array<(entries: readonly Entry[]) => void> = [];
   #lastTimeUs: number;
+  #lastSeq: number;
   #trimmedUpTo: number;
   #cursor: UpstreamCursor | undefined;
   readonly #dataDir: string;
@@ -106,7 +112,18 @@ export class EventStore {
     }
     assertLmdbFile(join(options.dataDir, 'data.mdb'));
     // noSubdir: false — lmdb-js otherwise treats a path with an extension ("contrail.d") as a file.
-    this.#root = open({ path: options.dataDir, maxDbs: 4, readOnly: options.readOnly, noSubdir: false, noSync: !fsync });
+    this.#root = open({ path: options.dataDir, maxDbs: 8, readOnly: options.readOnly, noSubdir: false, noSync: !fsync });
+    const eventsOptions = { name: 'events', encoder: storedEntryEncoder }; // `encoder` is missing from lmdb's DatabaseOptions type
+    this.#events = this.#root.openDB<Entry, number>(eventsOptions);
+    this.#meta = this.#root.openDB<unknown, string>({ name: 'meta' });
+    try {
+      this.#checkFormat(options.dataDir);
+    } catch (err) {
+      void this.#root.close();
+      throw err;
+    }
+    this.#seqs = this.#root.openDB<number, number>({ name: 'seqs' });
+    this.#revs = this.#root.openDB<string, string>({ name: 'revs', encoding: 'string' });
     if (this.#writable) {
       markRunning(options.dataDir, fsync);
       if (!fsync) {
@@ -114,11 +131,8 @@ export class EventStore {
         this.#syncTimer.unref();
       }
     }
-    const eventsOptions = { name: 'events', encoder: storedEntryEncoder }; // `encoder` is missing from lmdb's DatabaseOptions type
-    this.#events = this.#root.openDB<Entry, number>(eventsOptions);
-    this.#revs = this.#root.openDB<string, string>({ name: 'revs', encoding: 'string' });
-    this.#meta = this.#root.openDB<unknown, string>({ name: 'meta' });
     const newest = this.#newestKey();
+    this.#lastSeq = (this.#meta.get(META_LAST_SEQ) as number | undefined) ?? 0;
     this.#lastTimeUs = Math.max((this.#meta.get(META_LAST_TIME) as number | undefined) ?? 0, newest ?? 0);
     this.#trimmedUpTo = (this.#meta.get(META_TRIMMED) as number | undefined) ?? 0;
     this.#cursor = this.#meta.get(META_CURSOR) as UpstreamCursor | undefined;
@@ -129,6 +143,11 @@ export class EventStore {
   /** The newest time_us ever issued to a stored event: the clock continues above it. */
   get lastTimeUs(): number {
     return this.#lastTimeUs;
+  }
+
+  /** The newest seq ever given to a stored event (0 before the first). */
+  get lastSeq(): number {
+    return this.#lastSeq;
   }
 
   get upstreamCursor(): UpstreamCursor | undefined {
@@ -148,25 +167,68 @@ export class EventStore {
     this.#listeners.push(listener);
   }
 
-  /** Commits the batch atomically; resolves once durable, after readers can see it. */
+  /**
+   * Commits the batch atomically, giving its events the next seqs; resolves once durable, after
+   * readers can see it.
+   */
   async commit(batch: Batch): Promise<void> {
+    let seq = this.#lastSeq;
+    for (const entry of batch.entries) entry.seq = ++seq;
+    this.#write(batch);
+  }
+
+  /**
+   * Commits events whose time_us and seq were assigned elsewhere (a replication leader), as
+   * given. Both must increase strictly, from the store's last ones and within the batch; a batch
+   * that breaks this is refused whole (nothing is written) with an error saying where.
+   */
+  async commitAssigned(batch: Batch): Promise<void> {
+    let { lastTimeUs, lastSeq } = this;
+    for (const entry of batch.entries) {
+      if (entry.seq === undefined || !(entry.seq > lastSeq) || !(entry.timeUs > lastTimeUs)) {
+        throw new Error(
+          `commitAssigned: event (time_us ${entry.timeUs}, seq ${entry.seq}) does not follow (time_us ${lastTimeUs}, seq ${lastSeq}); both must increase strictly`,
+        );
+      }
+      lastTimeUs = entry.timeUs;
+      lastSeq = entry.seq;
+    }
+    this.#write(batch);
+  }
+
+  #write(batch: Batch): void {
     const { entries, cursor, revs } = batch;
     const lastTimeUs = entries.length > 0 ? entries[entries.length - 1].timeUs : this.#lastTimeUs;
+    const lastSeq = entries.length > 0 ? entries[entries.length - 1].seq! : this.#lastSeq;
     const encoded = encodeBatch(entries);
     // Committed here, on this thread: an event waits for no worker-thread round trip before
     // subscribers see it (that hop dominated ingest-to-client latency). Abortable, so an error
     // thrown while writing leaves nothing of the batch; the flush to disk overlaps what follows.
     this.#root.transactionSync(() => {
-      for (let i = 0; i < entries.length; i++) this.#events.put(entries[i].timeUs, asBinary(encoded[i]) as unknown as Entry);
+      for (let i = 0; i < entries.length; i++) {
+        this.#events.put(entries[i].timeUs, asBinary(encoded[i]) as unknown as Entry);
+        this.#seqs.put(entries[i].seq!, entries[i].timeUs);
+      }
       for (const [did, rev] of revs) this.#revs.put(revKey(did), rev);
       if (cursor) this.#meta.put(META_CURSOR, cursor);
       this.#meta.put(META_LAST_TIME, lastTimeUs);
+      this.#meta.put(META_LAST_SEQ, lastSeq);
     }, COMMIT_WITHOUT_WAITING_FOR_FLUSH);
     if (cursor) this.#cursor = cursor;
     this.#lastTimeUs = lastTimeUs;
+    this.#lastSeq = lastSeq;
     if (entries.length === 0) return;
     this.hotLog.append(entries);
     for (const listener of this.#listeners) listener(entries);
+  }
+
+  /**
+   * The time_us of the oldest stored event whose seq is at or above `seq` — where an inclusive
+   * seq cursor starts — or undefined when no stored event has one yet (the cursor is live).
+   */
+  timeUsAtSeq(seq: number): number | undefined {
+    for (const { value } of this.#seqs.getRange({ start: Math.max(seq, 0), limit: 1 })) return value;
+    return undefined;
   }
 
   /**
@@ -216,8 +278,10 @@ export class EventStore {
     const keys = [...this.#events.getKeys({ end: before, limit: maxEvents })];
     if (keys.length === 0) return 0;
     const trimmedUpTo = keys[keys.length - 1];
+    const lastTrimmedSeq = this.#events.get(trimmedUpTo)!.seq!;
     await this.#root.childTransaction(() => {
       for (const key of keys) this.#events.remove(key);
+      for (const seq of this.#seqs.getKeys({ end: lastTrimmedSeq, inclusiveEnd: true })) this.#seqs.remove(seq);
       this.#meta.put(META_TRIMMED, trimmedUpTo);
     });
     this.#trimmedUpTo = Math.max(this.#trimmedUpTo, trimmedUpTo);
@@ -243,6 +307,25 @@ export class EventStore {
     if (this.#writable) await new Promise<void>((resolve) => syncToDisk(this.#root, () => resolve()));
     await this.#root.close();
     if (this.#writable) markStopped(this.#dataDir);
+  }
+
+  /**
+   * Refuses a buffer in another layout (never misreads it): a buffer with events but no format
+   * was written by an older contrail. An empty one is stamped with the current format.
+   */
+  #checkFormat(dataDir: string): void {
+    const format = this.#meta.get(META_FORMAT) as number | undefined;
+    if (format === FORMAT) return;
+    const hasEvents = this.#oldestKey() !== undefined || this.#meta.get(META_CURSOR) !== undefined;
+    if (format === undefined && !hasEvents) {
+      if (this.#writable) this.#meta.putSync(META_FORMAT, FORMAT);
+      return;
+    }
+    const writer = format === undefined ? 'an older contrail (store format 1, events without seq)' : `a contrail with store format ${format}`;
+    throw new Error(
+      `the event buffer in ${dataDir} was written by ${writer}; this contrail reads format ${FORMAT} and will not misread it. ` +
+        'Move that folder aside (or pass another --data-dir) to start a new buffer; the old one stays readable by the contrail that wrote it',
+    );
   }
 
   #oldestKey(): number | undefined {

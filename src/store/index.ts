@@ -1,13 +1,20 @@
 /**
  * Package store is the replay buffer: every event, durable in LMDB, keyed by its time_us.
  *
- * How it works: one LMDB environment in the data dir holds three databases — `events`
- * (ordered time_us key → header + JSON, see codec.ts), `revs` (DID → last stored commit rev)
- * and `meta` (upstream cursor, last issued time_us, retention floor). The Ingester is the only
- * writer: it groups whatever frames arrived while the previous commit was in flight into one
- * transaction that also carries the upstream seq and the last time_us. So the saved cursor
- * never runs ahead of the events it covers, and after a crash the reader resumes from it and
- * the clock from above the newest stored event.
+ * How it works: one LMDB environment in the data dir holds four databases — `events`
+ * (ordered time_us key → header + JSON, see codec.ts), `seqs` (seq → time_us), `revs` (DID →
+ * last stored commit rev) and `meta` (format version, upstream cursor, last issued time_us and
+ * seq, retention floor). The Ingester is the only writer: it groups whatever frames arrived
+ * while the previous commit was in flight into one transaction that also carries the upstream
+ * seq and the last time_us. So the saved cursor never runs ahead of the events it covers, and
+ * after a crash the reader resumes from it and the clock from above the newest stored event.
+ *
+ * The seq contract (what other stages may rely on): every stored event has a `seq` — unique,
+ * strictly increasing in time_us order, never reused, also across restarts and after retention
+ * removed everything (the last one is saved with each commit) — stored with the event and
+ * resolvable to its time_us in O(log n) (`timeUsAtSeq`, for seq cursors). `commit` assigns the
+ * next seqs; `commitAssigned` writes events whose time_us and seq were assigned elsewhere (a
+ * replication leader), as given, after checking that both still increase.
  *
  * Visible only after durable: committed batches are appended to the HotLog and announced to
  * listeners only once LMDB has committed them (LMDB commits survive a killed process; with
