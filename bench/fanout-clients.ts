@@ -16,7 +16,9 @@ let latencyMode = false;
 const latencies: number[] = [];
 const nowMicros = () => (performance.timeOrigin + performance.now()) * 1000;
 
-process.on('message', async (message: any) => {
+process.on('message', (message: any) => void handle(message));
+
+async function handle(message: any): Promise<void> {
   switch (message.type) {
     case 'connect': {
       latencyMode = message.latency ?? false;
@@ -49,7 +51,7 @@ process.on('message', async (message: any) => {
       for (const socket of sockets) socket.terminate();
       process.exit(0);
   }
-});
+}
 
 function onFrame(data: Buffer, isBinary: boolean): void {
   received++;

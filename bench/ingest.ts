@@ -45,6 +45,7 @@ const atprotoSync: Decoder = async (frames) => {
         // parseIdentity resolves the DID over the network; count the decoded frame instead.
         events += frame.body.did ? 1 : 0;
         break;
+      default: // #sync and unknown types carry no events
     }
   }
   return events;

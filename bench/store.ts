@@ -123,11 +123,11 @@ export async function run(): Promise<Row[]> {
       const end = Math.min(entries.length, i + batch);
       const revs = sameWrites ? revsFor(i, batch) : undefined;
       await root.transaction(() => {
-        for (let j = i; j < end; j++) db.put(entries[j].timeUs, encoded[j]);
+        for (let j = i; j < end; j++) db.putSync(entries[j].timeUs, encoded[j]);
         if (revs) {
-          for (const [did, rev] of revs) revsDb.put(did, rev);
-          meta.put('upstreamCursor', { url: 'wss://bench.test', seq: end });
-          meta.put('lastTimeUs', entries[end - 1].timeUs);
+          for (const [did, rev] of revs) revsDb.putSync(did, rev);
+          meta.putSync('upstreamCursor', { url: 'wss://bench.test', seq: end });
+          meta.putSync('lastTimeUs', entries[end - 1].timeUs);
         }
       });
     }

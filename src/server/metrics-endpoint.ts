@@ -3,12 +3,16 @@ import type { Registry } from 'prom-client';
 
 /** Prometheus scrapes GET /metrics here, on its own port so it can stay private. */
 export async function startMetricsEndpoint(registry: Registry, host: string, port: number): Promise<{ port: number; server: Server }> {
-  const server = createServer(async (req, res) => {
+  const server = createServer((req, res) => {
     if (req.url !== '/metrics') {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('metrics are at /metrics\n');
       return;
     }
-    res.writeHead(200, { 'content-type': registry.contentType }).end(await registry.metrics());
+    registry.metrics().then(
+      (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
+      // A collector that throws must cost one scrape, not the process.
+      (err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`collecting metrics failed: ${err.message}\n`),
+    );
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -206,13 +206,13 @@ export class EventStore {
     // thrown while writing leaves nothing of the batch; the flush to disk overlaps what follows.
     this.#root.transactionSync(() => {
       for (let i = 0; i < entries.length; i++) {
-        this.#events.put(entries[i].timeUs, asBinary(encoded[i]) as unknown as Entry);
-        this.#seqs.put(entries[i].seq!, entries[i].timeUs);
+        this.#events.putSync(entries[i].timeUs, asBinary(encoded[i]) as unknown as Entry);
+        this.#seqs.putSync(entries[i].seq!, entries[i].timeUs);
       }
-      for (const [did, rev] of revs) this.#revs.put(revKey(did), rev);
-      if (cursor) this.#meta.put(META_CURSOR, cursor);
-      this.#meta.put(META_LAST_TIME, lastTimeUs);
-      this.#meta.put(META_LAST_SEQ, lastSeq);
+      for (const [did, rev] of revs) this.#revs.putSync(revKey(did), rev);
+      if (cursor) this.#meta.putSync(META_CURSOR, cursor);
+      this.#meta.putSync(META_LAST_TIME, lastTimeUs);
+      this.#meta.putSync(META_LAST_SEQ, lastSeq);
     }, COMMIT_WITHOUT_WAITING_FOR_FLUSH);
     if (cursor) this.#cursor = cursor;
     this.#lastTimeUs = lastTimeUs;
@@ -280,9 +280,9 @@ export class EventStore {
     const trimmedUpTo = keys[keys.length - 1];
     const lastTrimmedSeq = this.#events.get(trimmedUpTo)!.seq!;
     await this.#root.childTransaction(() => {
-      for (const key of keys) this.#events.remove(key);
-      for (const seq of this.#seqs.getKeys({ end: lastTrimmedSeq, inclusiveEnd: true })) this.#seqs.remove(seq);
-      this.#meta.put(META_TRIMMED, trimmedUpTo);
+      for (const key of keys) this.#events.removeSync(key);
+      for (const seq of this.#seqs.getKeys({ end: lastTrimmedSeq, inclusiveEnd: true })) this.#seqs.removeSync(seq);
+      this.#meta.putSync(META_TRIMMED, trimmedUpTo);
     });
     this.#trimmedUpTo = Math.max(this.#trimmedUpTo, trimmedUpTo);
     // Readers served from memory must not see what readers served from disk no longer can.

@@ -73,6 +73,7 @@ export class Ingester {
           logger.info({ name: message.name, message: message.message }, 'upstream info');
         }
         return;
+      default: // events and #sync: stored below
     }
     if (this.#watermark !== undefined && message.seq <= this.#watermark) {
       metrics.skipped.inc({ reason: 'duplicate_seq' });

@@ -1,0 +1,70 @@
+/**
+ * The layering of src/, checked by dependency-cruiser in `npm test` and CI.
+ *
+ * STAGES is the one place the stage order is defined: the data path, first to last. A stage may
+ * import only stages listed before it, and another stage only through its entry point
+ * (`<stage>/index.ts`). `atproto` comes first: it is the neutral folder of protocol primitives
+ * that every stage may use and that imports none of them. The files directly in src/ (gateway,
+ * cli, config, inspect) sit on top and may import any stage, also only through entry points.
+ * A new stage folder must be added here, where the data flows through it; until it is, the
+ * `unknown-stage` rule fails and says so. Tests and benchmarks are not checked: they may reach
+ * any module they exercise.
+ */
+const STAGES = ['atproto', 'upstream', 'events', 'store', 'server'];
+
+const anyStage = STAGES.join('|');
+
+/** One rule per stage: nothing it imports may come from a later stage or from the top level. */
+const upwardRules = STAGES.map((stage, rank) => ({
+  name: `upward-from-${stage}`,
+  comment: `src/${stage} may import only ${rank === 0 ? 'no stage' : STAGES.slice(0, rank).join(', ')} (the stages before it): see STAGES in scripts/dependency-rules.cjs`,
+  severity: 'error',
+  from: { path: `^src/${stage}/` },
+  to: { path: `^src/(${[...STAGES.slice(rank + 1), '[^/]+\\.[jt]s$'].join('|')})` },
+}));
+
+module.exports = {
+  forbidden: [
+    ...upwardRules,
+    {
+      name: 'past-entry-point',
+      comment: "another stage's files are reached only through its index.ts, which says what it offers",
+      severity: 'error',
+      from: { path: '^src/([^/]+)/' },
+      to: { path: '^src/[^/]+/', pathNot: ['^src/$1/', '^src/[^/]+/index\\.ts$'] },
+    },
+    {
+      name: 'top-level-past-entry-point',
+      comment: 'gateway, cli, config and inspect reach a stage only through its index.ts',
+      severity: 'error',
+      from: { path: '^src/[^/]+\\.[jt]s$' },
+      to: { path: '^src/[^/]+/', pathNot: '^src/[^/]+/index\\.ts$' },
+    },
+    {
+      name: 'unknown-stage',
+      comment: 'every folder in src/ is a stage with a place in the data path: add it to STAGES in scripts/dependency-rules.cjs',
+      severity: 'error',
+      from: { path: '^src/' },
+      to: { path: `^src/(?!(${anyStage})/)[^/]+/` },
+    },
+    {
+      name: 'unknown-stage-importer',
+      comment: 'every folder in src/ is a stage with a place in the data path: add it to STAGES in scripts/dependency-rules.cjs',
+      severity: 'error',
+      from: { path: `^src/(?!(${anyStage})/)[^/]+/` },
+      to: {},
+    },
+    {
+      name: 'no-circular',
+      comment: 'modules form no cycle, inside a stage or across stages',
+      severity: 'error',
+      from: { path: '^src/' },
+      to: { circular: true },
+    },
+  ],
+  options: {
+    doNotFollow: { path: 'node_modules' },
+    includeOnly: '^src/',
+    tsPreCompilationDeps: true,
+  },
+};
