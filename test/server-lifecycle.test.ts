@@ -10,8 +10,13 @@ import type { Socket } from 'node:net';
 import { afterEach, describe, test } from 'node:test';
 import { Decompressor } from 'zstd-napi';
 import type { GatewayConfig } from '../src/config.ts';
+import { CursorClock, wallClockMicros } from '../src/events/clock.ts';
+import type { Entry } from '../src/events/entry.ts';
+import { EventStore } from '../src/store/event-store.ts';
 import type { Gateway, GatewayTuning } from '../src/gateway.ts';
+import { eventsOf } from './support/events.ts';
 import { FakeRelay } from './support/fake-relay.ts';
+import { identityFrame } from './support/frames.ts';
 import { startTestGateway, tempDir } from './support/gateway.ts';
 import {
   LIKE,
@@ -38,9 +43,16 @@ interface Harness {
   stop(): Promise<void>;
 }
 
-async function harness(transport: 'uws' | 'ws', overrides: Partial<GatewayConfig> = {}, tuning: GatewayTuning = {}): Promise<Harness> {
+/** `prepare` may fill the data dir before the gateway opens it. */
+async function harness(
+  transport: 'uws' | 'ws',
+  overrides: Partial<GatewayConfig> = {},
+  tuning: GatewayTuning = {},
+  prepare?: (dataDir: string) => Promise<void>,
+): Promise<Harness> {
   const relay = await FakeRelay.start();
   const dir = tempDir();
+  await prepare?.(dir.path);
   const gateway = await startTestGateway(relay.url, dir.path, { transport, ...overrides }, tuning);
   await relay.waitForConnections(1);
   let stopped = false;
@@ -242,6 +254,24 @@ for (const { transport, skip } of await transportsUnderTest()) {
         assert.ok(status === 'refused' || status === 503, `${path} after stop: ${status}`);
       }
       keepAlive.destroy();
+    });
+
+    test('after the wall clock stepped back, a cursor above "now" but issued before still replays (future = after the last time_us issued)', async () => {
+      let entries: Entry[] = [];
+      const { gateway } = await start({}, {}, async (dataDir) => {
+        // Events stamped by a clock an hour ahead, as if the wall clock was later set back.
+        const store = new EventStore({ dataDir, hotLogBytes: 1 << 20 });
+        const clock = new CursorClock(0, () => wallClockMicros() + 3_600_000_000);
+        entries = [1, 2, 3].flatMap((seq) => eventsOf(identityFrame({ seq, did: ALICE }), clock));
+        await store.commit({ entries, revs: new Map() });
+        await store.close();
+      });
+      const resumed = await Subscription.open(gateway.port, `cursor=${entries[1].timeUs}`);
+      await resumed.waitForTime(entries[2].timeUs);
+      assert.deepEqual(resumed.events.map((e) => e.time_us), [entries[1].timeUs, entries[2].timeUs]);
+      const live = await Subscription.open(gateway.port, `cursor=${entries[2].timeUs + 1}`);
+      await live.roundTrip();
+      assert.equal(live.messages.length, 0, 'a cursor after the last issued time_us is live');
     });
 
     test('a cursor older than what retention kept starts at the oldest kept event, not ConsumerTooSlow', async () => {

@@ -117,12 +117,9 @@ function clientAddress(request: HttpRequestInfo, trustProxy: boolean): string {
   return forwarded || request.remoteAddress;
 }
 
+/** As in Jetstream v1: exactly `true` is true, anything else false, so a client written against v1 gets the same frames. */
 function booleanParam(query: URLSearchParams, name: string): boolean {
-  const value = query.get(name);
-  if (value === null || value === '') return false;
-  const lower = value.toLowerCase();
-  if (lower === 'true' || lower === 'false') return lower === 'true';
-  throw new OptionError(`${name}: ${JSON.stringify(value)} must be true or false`);
+  return query.get(name) === 'true';
 }
 
 function text(status: number, body: string): HttpReply {

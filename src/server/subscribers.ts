@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { wallClockMicros, type Entry } from '../events/index.ts';
+import type { Entry } from '../events/index.ts';
 import type { EventStore } from '../store/index.ts';
 import type { EventCompressor } from './compression.ts';
 import { OptionError, isTooLarge, parseFilter, wantsEvent, type SubscriberFilter } from './filter.ts';
@@ -108,12 +108,14 @@ export class SubscriberHub {
   /**
    * A new subscriber, positioned by its cursor: absent or in the future = the tip; otherwise
    * just before the cursor (it is inclusive), but never below what retention has trimmed.
+   * "The future" is after the last time_us issued, not after the wall clock: after the clock
+   * steps back, a client resuming from a time_us it holds is still ahead of "now".
    */
   create(filter: SubscriberFilter, options: { compress: boolean; cursor?: number; requireHello: boolean; remoteAddress: string }): Subscriber {
     const { store } = this.#options;
     const tip = store.hotLog.newest;
     const { cursor } = options;
-    const position = cursor === undefined || cursor > wallClockMicros() ? tip : Math.max(cursor - 1, store.trimmedUpTo);
+    const position = cursor === undefined || cursor > store.lastTimeUs ? tip : Math.max(cursor - 1, store.trimmedUpTo);
     return new Subscriber(this.#nextId++, filter, options.compress, options.remoteAddress, position, options.requireHello);
   }
 
@@ -127,11 +129,8 @@ export class SubscriberHub {
 
   /** A text or binary message from the client. */
   message(subscriber: Subscriber, data: Uint8Array, binary: boolean): void {
-    if (subscriber.mode === 'closed') return;
-    if (binary) {
-      this.#close(subscriber, CLOSE_POLICY, 'binary messages are not accepted: send options_update as a text frame', 'bad_message');
-      return;
-    }
+    // Binary messages are ignored, as in Jetstream v1.
+    if (subscriber.mode === 'closed' || binary) return;
     let message: { type?: unknown; payload?: unknown };
     try {
       message = JSON.parse(Buffer.from(data).toString('utf8'));
@@ -155,7 +154,9 @@ export class SubscriberHub {
       for (const key of ['wantedCollections', 'wantedDids'] as const) {
         if (fields[key] != null && !Array.isArray(fields[key])) throw new OptionError(`${key} must be an array`);
       }
-      filter = parseFilter(fields as Parameters<typeof parseFilter>[0]);
+      // Without the key the size limit stays (Jetstream v1 never changes it on an update).
+      const maxMessageSizeBytes = fields.maxMessageSizeBytes ?? subscriber.filter.maxMessageBytes;
+      filter = parseFilter({ ...(fields as Parameters<typeof parseFilter>[0]), maxMessageSizeBytes });
     } catch (err) {
       if (!(err instanceof OptionError)) throw err;
       this.#close(subscriber, CLOSE_POLICY, `invalid options_update: ${err.message}`, 'bad_options');
