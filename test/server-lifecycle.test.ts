@@ -16,6 +16,7 @@ import { EventStore } from '../src/store/event-store.ts';
 import type { Gateway, GatewayTuning } from '../src/gateway.ts';
 import { eventsOf } from './support/events.ts';
 import { FakeRelay } from './support/fake-relay.ts';
+import { ThrottledProxy } from './support/throttled-proxy.ts';
 import { identityFrame } from './support/frames.ts';
 import { startTestGateway, tempDir } from './support/gateway.ts';
 import {
@@ -104,8 +105,8 @@ for (const { transport, skip } of await transportsUnderTest()) {
       }
     });
 
-    test('a subscriber that stops reading gets ConsumerTooSlow and a close frame; fast subscribers lose nothing', async () => {
-      const { gateway, up } = await start({}, { hub: { highWaterBytes: 64 * 1024, slowWindowMs: 1500 } });
+    test('a subscriber that stops reading gets ConsumerTooSlow and a close frame, even when it reads again seconds later; fast subscribers lose nothing', async () => {
+      const { gateway, up } = await start({}, { hub: { slowWindowMs: 1500 } });
       const slow = await Subscription.open(gateway.port, '');
       tcpSocket(slow).pause();
       const fast = [
@@ -128,6 +129,8 @@ for (const { transport, skip } of await transportsUnderTest()) {
         },
         'the slow subscriber to be dropped',
       );
+      // Resuming seconds after the drop: the close must wait for the reader, not for a timer.
+      await new Promise((resolve) => setTimeout(resolve, 3000));
       tcpSocket(slow).resume();
       const closed = await slow.waitClosed();
       assert.equal(closed.code, 1008, `closed with a reason, not a silent 1006: ${JSON.stringify(closed)}`);
@@ -153,6 +156,36 @@ for (const { transport, skip } of await transportsUnderTest()) {
       decompressor.loadDictionary((await httpGet(gateway.port, '/dictionary')).body);
       assert.deepEqual(fast[1].messages.map((m) => decompressor.decompress(m.data).toString()), fast[0].texts);
       for (const s of fast) assert.ok(s.isOpen, 'fast subscribers stay connected');
+    });
+
+    test('a subscriber reading at 30% of the stream\'s rate is dropped with ConsumerTooSlow and a 1008 close, and reads both', async () => {
+      const highWaterBytes = 1024 * 1024;
+      const { gateway, up } = await start({}, { hub: { highWaterBytes, slowWindowMs: 1500 } });
+      // A steady stream of ~1 MB/s: one 20 kB post every 20 ms.
+      const streamBytesPerSecond = 1_000_000;
+      const proxy = await ThrottledProxy.start(gateway.port, streamBytesPerSecond * 0.3);
+      try {
+        const slow = await Subscription.open(proxy.port, '');
+        let streaming = true;
+        const streamer = (async () => {
+          for (let i = 0; streaming; i++) {
+            up.create(BOB, POST, { ...recordFor(POST, i, BOB), text: `${i} ${'s'.repeat(20_000)}` });
+            await new Promise((resolve) => setTimeout(resolve, 20));
+          }
+        })();
+        await waitUntil(async () => (await stats(gateway.port)).subscribers === 0, 'the slow subscriber to be dropped', 120_000);
+        streaming = false;
+        await streamer;
+        const closed = await slow.waitClosed(120_000);
+        assert.equal(closed.code, 1008, `closed with a reason, not a silent 1006: ${JSON.stringify(closed)}`);
+        assert.match(closed.reason, /^ConsumerTooSlow: read less than half as fast as the stream/);
+        assert.equal(JSON.parse(slow.texts.at(-1)!).error, 'ConsumerTooSlow');
+        const stream = await readWholeStream(gateway.port);
+        const sent = slow.texts.slice(0, -1);
+        assert.deepEqual(sent, stream.slice(0, sent.length).map((e) => e.raw), 'what it got has no gap');
+      } finally {
+        await proxy.close();
+      }
     });
 
     test('a reading subscriber is never left waiting for a drain, even with a send high-water mark of a few KiB', async () => {

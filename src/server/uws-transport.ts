@@ -38,7 +38,11 @@ export async function loadUws(): Promise<{ uws: Uws } | { unavailable: string }>
   return { uws };
 }
 
-type UwsClient = ClientSocket & { closed: boolean };
+type UwsClient = ClientSocket & {
+  closed: boolean;
+  /** A close waiting for the send buffer to drain (uWS's end() would discard what is queued). */
+  closing?: { code: number; reason: string; timer: NodeJS.Timeout };
+};
 
 interface SocketData<Session> {
   session: Session;
@@ -46,6 +50,8 @@ interface SocketData<Session> {
 }
 
 const SEND_BUFFER_LIMIT = 64 * 1024 * 1024;
+/** How long a closing peer gets to read what is queued before its close frame, as `ws` gives. */
+const CLOSE_TIMEOUT_MS = 30_000;
 
 const SHUTTING_DOWN: HttpReply = { status: 503, headers: { 'content-type': 'text/plain; charset=utf-8' }, body: 'shutting down\n' };
 
@@ -90,11 +96,18 @@ export class UwsTransport<Session> implements Transport {
         handler.open(data.client, data.session);
       },
       message: (ws, message, isBinary) => handler.message(ws.getUserData().session, new Uint8Array(message), isBinary),
-      drain: (ws) => handler.drain(ws.getUserData().session),
+      drain: (ws) => {
+        const { client, session } = ws.getUserData();
+        if (client?.closing) finishClosing(ws, client);
+        else handler.drain(session);
+      },
       pong: (ws) => handler.pong(ws.getUserData().session),
       close: (ws) => {
         const data = ws.getUserData();
-        if (data.client) data.client.closed = true;
+        if (data.client) {
+          data.client.closed = true;
+          clearTimeout(data.client.closing?.timer);
+        }
         handler.close(data.session);
       },
     });
@@ -135,15 +148,28 @@ function wrapSocket<Session>(ws: UwsSocket<SocketData<Session>>): UwsClient {
     bufferedAmount: () => ws.getBufferedAmount(),
     cork: (fn: () => void) => void ws.cork(fn),
     ping: () => void ws.ping(),
-    // uWS calls the close handler synchronously; after it the socket must not be touched.
+    // uWS's end() drops whatever is still queued and cuts the connection, so a slow reader
+    // would lose its last messages and the close frame: end() waits until the queue is empty.
     close: (code: number, reason: string) => {
-      if (!client.closed) ws.end(code, reason);
+      if (client.closed || client.closing) return;
+      const timer = setTimeout(() => client.terminate(), CLOSE_TIMEOUT_MS);
+      timer.unref();
+      client.closing = { code, reason, timer };
+      finishClosing(ws, client);
     },
     terminate: () => {
       if (!client.closed) ws.close();
     },
   };
   return client;
+}
+
+/** Sends the pending close frame once nothing else is queued. */
+function finishClosing<Session>(ws: UwsSocket<SocketData<Session>>, client: UwsClient): void {
+  if (client.closed || !client.closing || ws.getBufferedAmount() > 0) return;
+  clearTimeout(client.closing.timer);
+  // uWS calls the close handler synchronously; after it the socket must not be touched.
+  ws.end(client.closing.code, client.closing.reason);
 }
 
 function headersOf(req: { forEach(cb: (key: string, value: string) => void): void }): Map<string, string> {
