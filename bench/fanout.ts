@@ -27,10 +27,10 @@ import { startServer } from '../src/server/server.ts';
 import { EventStore } from '../src/store/event-store.ts';
 import { eventsOf } from '../test/support/events.ts';
 import { FakeRelay } from '../test/support/fake-relay.ts';
-import { fixturePath } from '../test/support/fixtures.ts';
+import { V1_DICTIONARY, v1DictionarySkipReason } from '../test/support/fixtures.ts';
 import { startTestGateway, tempDir } from '../test/support/gateway.ts';
 import { SyntheticFirehose } from '../test/support/synthetic.ts';
-import { heldOutAvailable, heldOutEvents } from './heldout.ts';
+import { heldOutEvents } from './heldout.ts';
 import { median, printTable, type Row } from './table.ts';
 
 const CLIENTS = 1_000;
@@ -38,7 +38,6 @@ const BURST = 300;
 const RUNS = 3;
 const LATENCY_RATE = 2_000;
 const LATENCY_SECONDS = 5;
-const V1_DICTIONARY = 'zstd/jetstream-v1-zstd_dictionary';
 
 function syntheticEntries(count: number, seed = 3): Entry[] {
   const firehose = new SyntheticFirehose({ seed });
@@ -224,12 +223,12 @@ function percentile(values: number[], p: number): number {
 }
 
 function ratioRows(): Row[] {
-  const missing = heldOutAvailable();
-  if (missing) return [{ bench: 'ratio', case: `skipped: ${missing}` }];
+  const missing = v1DictionarySkipReason();
+  if (missing) return [{ bench: 'ratio', case: missing }];
   const events = heldOutEvents();
   const raw = events.reduce((sum, e) => sum + e.json.byteLength, 0);
   const ours = new EventCompressor(readFileSync(DEFAULT_DICTIONARY));
-  const v1 = new EventCompressor(readFileSync(fixturePath(V1_DICTIONARY)));
+  const v1 = new EventCompressor(readFileSync(V1_DICTIONARY));
   const plain = new Compressor();
   plain.setParameters({ compressionLevel: 3 });
   const candidates: Array<[string, (json: Buffer) => Uint8Array]> = [

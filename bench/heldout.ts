@@ -1,6 +1,6 @@
 /**
  * Held-out events for compression measurements: the real network records in
- * ../shared/fixtures/samples (rsky's binary frames and indigo's DAG-JSON frames) turned into
+ * test/fixtures/samples (rsky's binary frames and indigo's DAG-JSON frames) turned into
  * contrail events. They were never part of the dictionary's training corpus (synthetic).
  */
 import { readdirSync } from 'node:fs';
@@ -9,16 +9,12 @@ import { buildEvents, type Entry } from '../src/events/entry.ts';
 import { decodeFrame } from '../src/upstream/frame.ts';
 import { parseMessage } from '../src/upstream/messages.ts';
 import { fromDagJson } from '../test/support/dag-json.ts';
-import { fixturePath, missingFixture, readFixture, readJsonFixture } from '../test/support/fixtures.ts';
+import { fixturePath, readFixture, readJsonFixture } from '../test/support/fixtures.ts';
 import { encodeFrame } from '../test/support/frames.ts';
 
 const RSKY = 'samples/rsky/rsky-relay/tests/interop/frames-bin/';
 const INDIGO_BODIES = 'samples/indigo/atproto/repo/testdata/';
 const INDIGO_SCENARIOS = 'samples/indigo/cmd/relay/testing/testdata/';
-
-export function heldOutAvailable(): string | undefined {
-  return missingFixture('samples');
-}
 
 export function heldOutEvents(): Entry[] {
   const frames: Uint8Array[] = [];

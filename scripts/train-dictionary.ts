@@ -5,7 +5,7 @@
  *
  * The corpus is contrail's own JSON events for a realistic synthetic firehose (see
  * test/support/synthetic.ts), one file per event, exactly as subscribers receive them. The
- * real records in ../shared/fixtures/samples are never used here: bench/fanout measures the
+ * real records in test/fixtures/samples are never used here: bench/fanout measures the
  * ratio on them as held-out data. Progress goes to a TTY only.
  */
 import { execFileSync } from 'node:child_process';

@@ -25,7 +25,7 @@ import {
 import { guardedLookup } from '../src/identity/endpoint-guard.ts';
 import { tempDir } from './support/gateway.ts';
 
-const signatureFixtures = JSON.parse(readFileSync(new URL('./fixtures/atproto-interop-tests/signature-fixtures.json', import.meta.url), 'utf8')) as {
+const signatureFixtures = JSON.parse(readFileSync(new URL('./fixtures/atproto-interop-tests/crypto/signature-fixtures.json', import.meta.url), 'utf8')) as {
   didDocSuite: string;
   publicKeyDid: string;
   publicKeyMultibase: string;

@@ -5,14 +5,14 @@
  * Expected results come from an independent brute-force filter over the stored stream.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { after, afterEach, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { Decompressor } from 'zstd-napi';
 import binding from 'zstd-napi/binding.js';
 import { DEFAULT_DICTIONARY } from '../src/config.ts';
 import type { Gateway } from '../src/gateway.ts';
 import { FakeRelay } from './support/fake-relay.ts';
+import { V1_DICTIONARY, v1DictionarySkipReason } from './support/fixtures.ts';
 import { startTestGateway, tempDir } from './support/gateway.ts';
 import {
   FOLLOW,
@@ -43,7 +43,6 @@ const WEB = 'did:web:example.com';
 const BLOCK = 'app.bsky.graph.block';
 const VOTE = 'fyi.unravel.frontpage.vote';
 
-const V1_DICTIONARY = fileURLToPath(new URL('../../shared/fixtures/zstd/jetstream-v1-zstd_dictionary', import.meta.url));
 const V1_DICTIONARY_ID = 1612007021;
 
 /** Every kind of event from four accounts, a multi-op commit, a large post, then synthetic volume. */
@@ -584,7 +583,7 @@ for (const { transport, skip } of await transportsUnderTest()) {
     });
   });
 
-  describe(`/subscribe over ${transport} with Jetstream v1's zstd dictionary`, { skip: skip ?? (!existsSync(V1_DICTIONARY) && `${V1_DICTIONARY} is absent (read-only shared fixtures)`) }, () => {
+  describe(`/subscribe over ${transport} with Jetstream v1's zstd dictionary`, { skip: skip ?? v1DictionarySkipReason() }, () => {
     let relay: FakeRelay;
     let dir: ReturnType<typeof tempDir>;
     let gateway: Gateway;

@@ -17,7 +17,7 @@ import { buildEvents } from '../src/events/entry.ts';
 import { decodeFrame } from '../src/upstream/frame.ts';
 import { parseMessage, type UpstreamMessage } from '../src/upstream/messages.ts';
 import { fromDagJson, toDagJson } from './support/dag-json.ts';
-import { fixturePath, missingFixture, readFixture, readJsonFixture } from './support/fixtures.ts';
+import { fixturePath, readFixture, readJsonFixture } from './support/fixtures.ts';
 import { encodeFrame } from './support/frames.ts';
 import { tempDir } from './support/gateway.ts';
 import { objectKeyLists } from './support/json-keys.ts';
@@ -88,7 +88,7 @@ function assertCommitEvents(bytes: Uint8Array, events: Array<Record<string, any>
 
 const rskyFrame = (name: string) => new Uint8Array(readFixture(RSKY + name));
 
-test('rsky 01: a like create, field by field', { skip: missingFixture(RSKY) }, () => {
+test('rsky 01: a like create, field by field', () => {
   const bytes = rskyFrame('01-create-33871058338.bin');
   const message = decode(bytes);
   assert.equal(message.type, 'commit');
@@ -105,7 +105,7 @@ test('rsky 01: a like create, field by field', { skip: missingFixture(RSKY) }, (
   );
 });
 
-test('rsky 02: a post update from a bridged repo (since null, +00:00 time), HTML escaped as Go does', { skip: missingFixture(RSKY) }, () => {
+test('rsky 02: a post update from a bridged repo (since null, +00:00 time), HTML escaped as Go does', () => {
   const bytes = rskyFrame('02-update-33871058369.bin');
   const message = decode(bytes);
   assert.equal(message.type, 'commit');
@@ -127,7 +127,7 @@ test('rsky 02: a post update from a bridged repo (since null, +00:00 time), HTML
   assert.ok(!/[<>&]/.test(json));
 });
 
-test('rsky 03: a like delete (ops[].prev set, cid null) carries no record and no cid', { skip: missingFixture(RSKY) }, () => {
+test('rsky 03: a like delete (ops[].prev set, cid null) carries no record and no cid', () => {
   const bytes = rskyFrame('03-delete-33871058342.bin');
   const message = decode(bytes);
   assert.equal(message.type, 'commit');
@@ -139,7 +139,7 @@ test('rsky 03: a like delete (ops[].prev set, cid null) carries no record and no
   );
 });
 
-test('rsky 04: #sync decodes but is not an event', { skip: missingFixture(RSKY) }, () => {
+test('rsky 04: #sync decodes but is not an event', () => {
   assert.deepEqual(decode(rskyFrame('04-sync-33871059687.bin')), {
     type: 'sync',
     seq: 33871059687,
@@ -149,7 +149,7 @@ test('rsky 04: #sync decodes but is not an event', { skip: missingFixture(RSKY) 
   });
 });
 
-test('rsky 05 and 06: identity without a handle, account active=true without status', { skip: missingFixture(RSKY) }, () => {
+test('rsky 05 and 06: identity without a handle, account active=true without status', () => {
   const identity = decode(rskyFrame('05-identity-33871059684.bin'));
   assert.equal(identity.type, 'identity');
   assert.equal(
@@ -164,7 +164,7 @@ test('rsky 05 and 06: identity without a handle, account active=true without sta
   );
 });
 
-test('rsky: all six through the Ingester into a real store: five events, #sync none, cursor at the newest seq', { skip: missingFixture(RSKY) }, async (t) => {
+test('rsky: all six through the Ingester into a real store: five events, #sync none, cursor at the newest seq', async (t) => {
   const dir = tempDir();
   const harness = openIngester(dir.path, RELAY);
   t.after(async () => {
@@ -193,7 +193,7 @@ function seqOf(message: UpstreamMessage): number {
   return message.seq;
 }
 
-test('indigo commit bodies: every op becomes the expected event', { skip: missingFixture(INDIGO_COMMITS) }, () => {
+test('indigo commit bodies: every op becomes the expected event', () => {
   const files = readdirSync(fixturePath(INDIGO_COMMITS)).filter((name) => name.endsWith('.json'));
   assert.equal(files.length, 4);
   let total = 0;
@@ -239,7 +239,7 @@ function scenarioFrames(file: string): Array<{ bytes: Uint8Array; drop: boolean;
   }));
 }
 
-test('indigo relay scenarios: every frame decodes to the expected message and events', { skip: missingFixture(INDIGO_SCENARIOS) }, () => {
+test('indigo relay scenarios: every frame decodes to the expected message and events', () => {
   const files = readdirSync(fixturePath(INDIGO_SCENARIOS)).filter((name) => name.endsWith('.json'));
   assert.equal(files.length, 7);
   const kinds = new Map<string, number>();
@@ -291,20 +291,20 @@ async function ingestScenario(file: string, t: { after: (fn: () => Promise<void>
 
 const label = ({ body, t }: { body: Record<string, any>; t?: string }) => (t === '#commit' ? `commit:${body.rev}` : `${t!.slice(1)}:${body.seq}`);
 
-test('indigo rev_ordering through the Ingester: a commit whose rev is not newer is skipped, exactly where a relay drops it', { skip: missingFixture(INDIGO_SCENARIOS) }, async (t) => {
+test('indigo rev_ordering through the Ingester: a commit whose rev is not newer is skipped, exactly where a relay drops it', async (t) => {
   const { stored, frames } = await ingestScenario('rev_ordering.json', t);
   assert.deepEqual(frames.map((f) => f.drop), [false, true, true, false]);
   assert.deepEqual(stored, frames.filter((f) => !f.drop).map(label));
   assert.deepEqual(stored, ['commit:3lmxjza3nva27', 'commit:3lmxjzbfkb522']);
 });
 
-test('indigo seq_ordering through the Ingester: a repeated or older seq is skipped, exactly where a relay drops it', { skip: missingFixture(INDIGO_SCENARIOS) }, async (t) => {
+test('indigo seq_ordering through the Ingester: a repeated or older seq is skipped, exactly where a relay drops it', async (t) => {
   const { stored, frames } = await ingestScenario('seq_ordering.json', t);
   assert.deepEqual(frames.map((f) => f.drop), [false, true, true, false]);
   assert.deepEqual(stored, frames.filter((f) => !f.drop).map(label));
 });
 
-test('indigo scenarios through the Ingester: everything a relay passes is stored (contrail checks no signatures or hosting status)', { skip: missingFixture(INDIGO_SCENARIOS) }, async (t) => {
+test('indigo scenarios through the Ingester: everything a relay passes is stored (contrail checks no signatures or hosting status)', async (t) => {
   for (const file of ['account_lifecycle.json', 'deactivation.json', 'legacy.json', 'post_lifecycle.json', 'post_lifecycle_legacy.json']) {
     const { stored, frames } = await ingestScenario(file, t);
     // One event per op of a commit, one per identity or account frame; #sync makes none.
