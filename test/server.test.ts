@@ -583,12 +583,15 @@ for (const { transport, skip } of await transportsUnderTest()) {
     });
   });
 
-  describe(`/subscribe over ${transport} with Jetstream v1's zstd dictionary`, { skip: skip ?? v1DictionarySkipReason() }, () => {
+  // Skipped test by test (not as a whole group) so the run's summary counts them as skipped.
+  const v1Missing = v1DictionarySkipReason();
+  describe(`/subscribe over ${transport} with Jetstream v1's zstd dictionary`, { skip }, () => {
     let relay: FakeRelay;
     let dir: ReturnType<typeof tempDir>;
     let gateway: Gateway;
 
     before(async () => {
+      if (v1Missing) return;
       relay = await FakeRelay.start();
       dir = tempDir();
       gateway = await startTestGateway(relay.url, dir.path, { transport, zstdDictionary: V1_DICTIONARY });
@@ -601,7 +604,7 @@ for (const { transport, skip } of await transportsUnderTest()) {
       dir?.remove();
     });
 
-    test('frames decode in a client that embeds the v1 dictionary, and carry its ID 1612007021', async () => {
+    test('frames decode in a client that embeds the v1 dictionary, and carry its ID 1612007021', { skip: v1Missing }, async () => {
       const v1 = readFileSync(V1_DICTIONARY);
       assert.equal(binding.getDictIDFromDict(v1), V1_DICTIONARY_ID);
       const served = await httpGet(gateway.port, '/dictionary');
