@@ -3,15 +3,19 @@
  * opens N WebSocket connections, counts frames, and samples latency from each event's
  * time_us (or a `sent` field the baseline server adds) to its arrival.
  *
- *   IPC in:  {type:'connect', url, count}, {type:'reset', expected}, {type:'stop'}
- *   IPC out: {type:'connected'}, {type:'done', frames, seconds}, {type:'latency', samples}
+ *   IPC in:  {type:'connect', urls, latency, deflate}, {type:'reset', expected}, {type:'stop'}
+ *   IPC out: {type:'connected'}, {type:'done', frames, seconds, wireBytes}, {type:'latency', samples}
+ *
+ * wireBytes counts what the TCP sockets read (frames as sent, compressed or not).
  */
+import type { Socket } from 'node:net';
 import WebSocket from 'ws';
 
 const sockets: WebSocket[] = [];
 let expected = Infinity;
 let received = 0;
 let started = 0;
+let bytesAtReset = 0;
 let latencyMode = false;
 const latencies: number[] = [];
 const nowMicros = () => (performance.timeOrigin + performance.now()) * 1000;
@@ -27,7 +31,7 @@ async function handle(message: any): Promise<void> {
         urls.map(
           (url) =>
             new Promise<void>((resolve, reject) => {
-              const socket = new WebSocket(url, { perMessageDeflate: false });
+              const socket = new WebSocket(url, { perMessageDeflate: message.deflate ?? false });
               socket.on('open', () => resolve());
               socket.on('error', reject);
               socket.on('message', (data: Buffer, isBinary: boolean) => onFrame(data, isBinary));
@@ -42,6 +46,7 @@ async function handle(message: any): Promise<void> {
       expected = message.expected;
       received = 0;
       started = performance.now();
+      bytesAtReset = bytesRead();
       latencies.length = 0;
       break;
     case 'latency':
@@ -61,5 +66,13 @@ function onFrame(data: Buffer, isBinary: boolean): void {
     const at = text.indexOf('"time_us":');
     if (at >= 0) latencies.push(nowMicros() - Number(text.slice(at + 10, text.indexOf(',', at))));
   }
-  if (received === expected) process.send!({ type: 'done', frames: received, seconds: (performance.now() - started) / 1000 });
+  if (received === expected) {
+    process.send!({ type: 'done', frames: received, seconds: (performance.now() - started) / 1000, wireBytes: bytesRead() - bytesAtReset });
+  }
+}
+
+function bytesRead(): number {
+  let total = 0;
+  for (const socket of sockets) total += (socket as unknown as { _socket: Socket })._socket.bytesRead;
+  return total;
 }

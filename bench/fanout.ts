@@ -4,7 +4,10 @@
  * on held-out events.
  *
  *  - throughput: a burst of events committed to the store (contrail) or broadcast (ws) and
- *    delivered to 1,000 connected clients; frames/s measured by the clients (a child process).
+ *    delivered to 1,000 connected clients; frames/s measured by the clients (a child process),
+ *    as plain JSON, zstd, and permessage-deflate (clients offer it; contrail grants it to all).
+ *    Beside it, the server process's CPU per frame (all its threads: zlib runs off the main
+ *    thread in ws) as % of a core at 1,000 frames/s, and bytes per event on the wire.
  *  - latency: a steady 2,000 events/s through the whole gateway (fake relay → decode → LMDB
  *    commit → live index → socket) to 1,000 clients, 20 of them unfiltered and the rest
  *    wanting a few DIDs each, as real consumers mostly do; latency = arrival − time_us. The ws
@@ -39,6 +42,25 @@ const RUNS = 3;
 const LATENCY_RATE = 2_000;
 const LATENCY_SECONDS = 5;
 
+type Compression = 'json' | 'zstd' | 'deflate';
+
+interface Burst {
+  rate: number;
+  cpuMicrosPerFrame: number;
+  bytesPerFrame: number;
+}
+
+/** The median run by rate, with its CPU and bytes. */
+function medianBurst(bursts: Burst[]): Burst {
+  const rate = median(bursts.map((b) => b.rate));
+  return bursts.find((b) => b.rate === rate) ?? bursts[0];
+}
+
+/** Fresh entries for a run: new objects and new JSON buffers, so nothing compressed earlier is reused. */
+function freshCopies(entries: Entry[], clock?: CursorClock): Entry[] {
+  return entries.map((entry) => ({ ...entry, json: Buffer.from(entry.json), ...(clock ? { timeUs: clock.next() } : {}) }));
+}
+
 function syntheticEntries(count: number, seed = 3): Entry[] {
   const firehose = new SyntheticFirehose({ seed });
   const clock = new CursorClock(Date.now() * 1000);
@@ -53,20 +75,23 @@ class Clients {
     this.#child = child;
   }
 
-  static async open(urls: string[], latency = false): Promise<Clients> {
+  static async open(urls: string[], options: { latency?: boolean; deflate?: boolean } = {}): Promise<Clients> {
     const child = fork(new URL('./fanout-clients.ts', import.meta.url).pathname, [], { execArgv: ['--import', 'tsx'] });
     const clients = new Clients(child);
-    child.send({ type: 'connect', urls, latency });
+    child.send({ type: 'connect', urls, ...options });
     await clients.#next('connected');
     return clients;
   }
 
-  async measure(expected: number, publish: () => Promise<void> | void): Promise<number> {
+  /** Frames/s the clients saw, this process's CPU µs per frame, and wire bytes per frame. */
+  async measure(expected: number, publish: () => Promise<void> | void): Promise<Burst> {
     this.#child.send({ type: 'reset', expected });
     const done = this.#next('done');
+    const cpu = process.cpuUsage();
     await publish();
-    const { frames, seconds } = await done;
-    return frames / seconds;
+    const { frames, seconds, wireBytes } = await done;
+    const used = process.cpuUsage(cpu);
+    return { rate: frames / seconds, cpuMicrosPerFrame: (used.user + used.system) / frames, bytesPerFrame: wireBytes / frames };
   }
 
   /** Publishes without waiting for a count (latency runs), then collects the samples. */
@@ -97,7 +122,7 @@ class Clients {
 }
 
 /** contrail's server over a real store: events enter by EventStore.commit, as ingest does. */
-async function contrailThroughput(entries: Entry[], compress: boolean): Promise<number> {
+async function contrailThroughput(entries: Entry[], compression: Compression, transport: 'uws' | 'ws'): Promise<Burst> {
   const dir = tempDir();
   const store = new EventStore({ dataDir: dir.path, hotLogBytes: 64 * 1024 * 1024 });
   const server = await startServer({
@@ -106,20 +131,21 @@ async function contrailThroughput(entries: Entry[], compress: boolean): Promise<
     registry: new Registry(),
     host: '127.0.0.1',
     port: 0,
-    transport: 'uws',
+    transport,
     zstdDictionaryPath: DEFAULT_DICTIONARY,
     readiness: () => ({ ready: true, problems: [] }),
     maxSubscribers: CLIENTS + 10,
     maxConnectionsPerIp: CLIENTS + 10,
+    maxDeflateSubscribers: CLIENTS + 10,
   });
-  const url = `ws://127.0.0.1:${server.port}/subscribe${compress ? '?compress=true' : ''}`;
-  const clients = await Clients.open(Array(CLIENTS).fill(url));
+  const url = `ws://127.0.0.1:${server.port}/subscribe${compression === 'zstd' ? '?compress=true' : ''}`;
+  const clients = await Clients.open(Array(CLIENTS).fill(url), { deflate: compression === 'deflate' });
   const clock = new CursorClock(Date.now() * 1000);
-  const rates: number[] = [];
+  const bursts: Burst[] = [];
   for (let run = 0; run < RUNS; run++) {
-    // Fresh entries each run (new time_us, no memoized zstd), committed in ingest-sized batches.
-    const batch = entries.map((entry) => ({ ...entry, timeUs: clock.next(), zstd: undefined }));
-    rates.push(
+    // Fresh entries each run (new time_us, nothing compressed yet), committed in ingest-sized batches.
+    const batch = freshCopies(entries, clock);
+    bursts.push(
       await clients.measure(batch.length * CLIENTS, async () => {
         for (let i = 0; i < batch.length; i += 50) await store.commit({ entries: batch.slice(i, i + 50), revs: new Map() });
       }),
@@ -129,31 +155,36 @@ async function contrailThroughput(entries: Entry[], compress: boolean): Promise<
   server.close();
   await store.close();
   dir.remove();
-  return median(rates);
+  return medianBurst(bursts);
 }
 
-/** The peer: `ws`'s WebSocketServer sending the same bytes (zstd made once per event) to every client. */
-async function wsThroughput(entries: Entry[], compress: boolean): Promise<number> {
-  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false });
+/**
+ * The peer: `ws`'s WebSocketServer sending the same bytes (zstd made once per event) to every
+ * client; for deflate, its own permessage-deflate (no context takeover, as contrail's), which
+ * compresses per socket on libuv's thread pool.
+ */
+async function wsThroughput(entries: Entry[], compression: Compression): Promise<Burst> {
+  const perMessageDeflate = compression === 'deflate' && { serverNoContextTakeover: true, clientNoContextTakeover: true, threshold: 0 };
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate });
   await once(wss, 'listening');
   const url = `ws://127.0.0.1:${(wss.address() as { port: number }).port}/subscribe`;
-  const clients = await Clients.open(Array(CLIENTS).fill(url));
+  const clients = await Clients.open(Array(CLIENTS).fill(url), { deflate: compression === 'deflate' });
   const compressor = new EventCompressor(readFileSync(DEFAULT_DICTIONARY));
-  const rates: number[] = [];
+  const bursts: Burst[] = [];
   for (let run = 0; run < RUNS; run++) {
-    const batch = entries.map((entry) => ({ ...entry, zstd: undefined }));
-    rates.push(
+    const batch = freshCopies(entries);
+    bursts.push(
       await clients.measure(batch.length * CLIENTS, () => {
         for (const entry of batch) {
-          const bytes = compress ? compressor.compressed(entry) : entry.json;
-          for (const client of wss.clients) client.send(bytes, { binary: compress });
+          const bytes = compression === 'zstd' ? compressor.compressed(entry) : entry.json;
+          for (const client of wss.clients) client.send(bytes, { binary: compression === 'zstd' });
         }
       }),
     );
   }
   await clients.close();
   await new Promise((resolve) => wss.close(resolve));
-  return median(rates);
+  return medianBurst(bursts);
 }
 
 function latencyUrls(base: string, dids: string[]): string[] {
@@ -170,7 +201,7 @@ async function contrailLatency(): Promise<number[]> {
   const firehose = new SyntheticFirehose({ seed: 5, accounts: 20_000 });
   const frames = firehose.frames(LATENCY_RATE * LATENCY_SECONDS);
   const dids = Array.from({ length: 3_000 }, (_, i) => `did:plc:${'bench'.padEnd(19, 'x')}${String(i).padStart(5, '0')}`);
-  const clients = await Clients.open(latencyUrls(`ws://127.0.0.1:${gateway.port}/subscribe`, dids), true);
+  const clients = await Clients.open(latencyUrls(`ws://127.0.0.1:${gateway.port}/subscribe`, dids), { latency: true });
   const samples = await clients.latencyOf(() => paced(frames.length, LATENCY_RATE, (i) => relay.push({ seq: frames[i].seq, bytes: frames[i].bytes })));
   await clients.close();
   await gateway.stop();
@@ -188,7 +219,7 @@ async function wsLatency(entries: Entry[]): Promise<number[]> {
     filters.set(socket, dids.length ? new Set(dids) : null);
   });
   const dids = Array.from({ length: 3_000 }, (_, i) => `did:plc:${'bench'.padEnd(19, 'x')}${String(i).padStart(5, '0')}`);
-  const clients = await Clients.open(latencyUrls(`ws://127.0.0.1:${(wss.address() as { port: number }).port}/subscribe`, dids), true);
+  const clients = await Clients.open(latencyUrls(`ws://127.0.0.1:${(wss.address() as { port: number }).port}/subscribe`, dids), { latency: true });
   const clock = new CursorClock();
   const samples = await clients.latencyOf(() =>
     paced(LATENCY_RATE * LATENCY_SECONDS, LATENCY_RATE, (i) => {
@@ -250,14 +281,24 @@ function ratioRows(): Row[] {
 export async function run(): Promise<Row[]> {
   const entries = syntheticEntries(BURST);
   const rows: Row[] = [];
-  for (const compress of [false, true]) {
-    const label = compress ? 'zstd' : 'json';
-    progress(`throughput, ${label}: contrail`);
-    const ours = await contrailThroughput(entries, compress);
-    progress(`throughput, ${label}: ws`);
-    const peer = await wsThroughput(entries, compress);
-    rows.push({ bench: 'fanout', case: `contrail (uWS), ${CLIENTS} clients, ${label}`, 'frames/s': Math.round(ours), 'vs ws': `${(ours / peer).toFixed(2)}×` });
-    rows.push({ bench: 'fanout', case: `ws broadcast, ${CLIENTS} clients, ${label}`, 'frames/s': Math.round(peer), 'vs ws': '1.00×' });
+  const burstRow = (name: string, burst: Burst, peer: Burst): Row => ({
+    bench: 'fanout',
+    case: `${name}, ${CLIENTS} clients`,
+    'frames/s': Math.round(burst.rate),
+    'vs ws': `${(burst.rate / peer.rate).toFixed(2)}×`,
+    // CPU µs per frame × 1,000 frames/s = µs per second; / 10⁴ = % of one core.
+    'CPU %core per 1k frames/s': ((burst.cpuMicrosPerFrame * 1000) / 1e4).toFixed(2),
+    'bytes/event': Math.round(burst.bytesPerFrame),
+  });
+  for (const compression of ['json', 'zstd', 'deflate'] as const) {
+    progress(`throughput, ${compression}: contrail`);
+    const ours = await contrailThroughput(entries, compression, 'uws');
+    const oursWs = compression === 'deflate' ? await contrailThroughput(entries, compression, 'ws') : undefined;
+    progress(`throughput, ${compression}: ws`);
+    const peer = await wsThroughput(entries, compression);
+    rows.push(burstRow(`contrail (uWS), ${compression}`, ours, peer));
+    if (oursWs) rows.push(burstRow(`contrail (ws transport: deflated once, shared), ${compression}`, oursWs, peer));
+    rows.push(burstRow(`ws broadcast, ${compression}`, peer, peer));
   }
   progress('latency: contrail');
   const contrailSamples = await contrailLatency();

@@ -62,6 +62,7 @@ function toConfig(args: Record<string, unknown>): GatewayConfig {
     zstdDictionary: args['zstd-dictionary'] as string,
     maxSubscribers: args['max-subscribers'] as number,
     maxConnectionsPerIp: args['max-connections-per-ip'] as number,
+    maxDeflateSubscribers: args['max-deflate-subscribers'] as number,
     slowConsumerWindowMs: args['slow-consumer-window'] as number,
     trustProxy: args['trust-proxy'] as boolean,
     fsync: args.fsync as boolean,

@@ -17,6 +17,7 @@ export interface GatewayConfig {
   zstdDictionary: string;
   maxSubscribers: number;
   maxConnectionsPerIp: number;
+  maxDeflateSubscribers: number;
   slowConsumerWindowMs: number;
   trustProxy: boolean;
   fsync: boolean;
@@ -134,6 +135,12 @@ export const SERVE_OPTIONS = {
     type: 'string',
     default: '100',
     describe: 'Subscribers per client IP; more get HTTP 429',
+    coerce: parseCount,
+  },
+  'max-deflate-subscribers': {
+    type: 'string',
+    default: '200',
+    describe: 'Subscribers given permessage-deflate at once (it costs CPU per subscriber on uws); more get plain frames; 0 = never',
     coerce: parseCount,
   },
   'slow-consumer-window': {

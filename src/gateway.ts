@@ -86,6 +86,7 @@ export async function startGateway(config: GatewayConfig, tuning: GatewayTuning 
     zstdDictionaryPath: config.zstdDictionary,
     maxSubscribers: config.maxSubscribers,
     maxConnectionsPerIp: config.maxConnectionsPerIp,
+    maxDeflateSubscribers: config.maxDeflateSubscribers,
     trustProxy: config.trustProxy,
     hub: { slowWindowMs: config.slowConsumerWindowMs, ...tuning.hub },
     readiness: () => {

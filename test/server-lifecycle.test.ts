@@ -6,7 +6,6 @@
  */
 import assert from 'node:assert/strict';
 import { Agent, request } from 'node:http';
-import type { Socket } from 'node:net';
 import { afterEach, describe, test } from 'node:test';
 import { Decompressor } from 'zstd-napi';
 import type { GatewayConfig } from '../src/config.ts';
@@ -28,6 +27,7 @@ import {
   readWholeStream,
   recordFor,
   stats,
+  tcpSocket,
   upgradeRequest,
   waitUntil,
 } from './support/subscribe-client.ts';
@@ -81,11 +81,6 @@ function getWith(agent: Agent, port: number, path: string): Promise<{ status: nu
     req.on('error', reject);
     req.end();
   });
-}
-
-/** The raw TCP socket under a `ws` client: pausing it makes a peer that stops reading. */
-function tcpSocket(subscription: Subscription): Socket {
-  return (subscription.ws as unknown as { _socket: Socket })._socket;
 }
 
 for (const { transport, skip } of await transportsUnderTest()) {

@@ -25,6 +25,7 @@ import {
   queryFor,
   readWholeStream,
   recordFor,
+  settleSubscribers,
   stats,
   storedEvent,
   upgradeRequest,
@@ -59,12 +60,6 @@ function pushKnownStream(up: Upstream, seed: number): void {
   up.commit(ALICE, [{ collection: POST }, { collection: POST }, { collection: FOLLOW }]);
   up.create(BOB, POST, { ...recordFor(POST, 1, BOB), text: 'long '.repeat(600) });
   up.synthetic(300, seed);
-}
-
-/** Waits until every subscriber has examined the whole store, then until all it sent has arrived. */
-async function settleSubscribers(gateway: Gateway, subscriptions: Subscription[]): Promise<void> {
-  await waitUntil(() => !gateway.server.hub.counts().some((c) => c.mode === 'replay'), 'every subscriber to reach the live tip');
-  await Promise.all(subscriptions.map((s) => s.roundTrip()));
 }
 
 function decompressAll(messages: Subscription['messages'], dictionary: Buffer): string[] {
@@ -515,7 +510,7 @@ for (const { transport, skip } of await transportsUnderTest()) {
       for (const s of [plain, byQuery, byHeader, limited]) await s.close();
     });
 
-    test('Prometheus metrics: subscribers by compression and mode, events sent, skips, connections and disconnects', async () => {
+    test('Prometheus metrics: subscribers by wire, compression and mode, events sent, skips, connections and disconnects', async () => {
       await waitUntil(async () => (await stats(gateway.port)).subscribers === 0, 'earlier tests’ subscribers to be gone');
       const scrape = async () => {
         const samples = new Map<string, number>();
@@ -543,16 +538,16 @@ for (const { transport, skip } of await transportsUnderTest()) {
       const delta = (name: string) => (after.get(name) ?? 0) - (before.get(name) ?? 0);
       const bytes = (s: Subscription) => s.messages.reduce((n, m) => n + m.data.byteLength, 0);
 
-      assert.equal(during.get('contrail_subscribers{compression="none",mode="live"}'), 1);
-      assert.equal(during.get('contrail_subscribers{compression="zstd",mode="live"}'), 1);
-      assert.equal(during.get('contrail_subscribers{compression="none",mode="hello"}'), 1);
-      assert.equal(delta('contrail_events_sent_total{compression="none"}'), 2);
-      assert.equal(delta('contrail_bytes_sent_total{compression="none"}'), bytes(plain));
-      assert.equal(delta('contrail_events_sent_total{compression="zstd"}'), 1);
-      assert.equal(delta('contrail_bytes_sent_total{compression="zstd"}'), bytes(zstd));
+      assert.equal(during.get('contrail_subscribers{wire="v1",compression="none",mode="live"}'), 1);
+      assert.equal(during.get('contrail_subscribers{wire="v1",compression="zstd",mode="live"}'), 1);
+      assert.equal(during.get('contrail_subscribers{wire="v1",compression="none",mode="hello"}'), 1);
+      assert.equal(delta('contrail_events_sent_total{wire="v1",compression="none"}'), 2);
+      assert.equal(delta('contrail_bytes_sent_total{wire="v1",compression="none"}'), bytes(plain));
+      assert.equal(delta('contrail_events_sent_total{wire="v1",compression="zstd"}'), 1);
+      assert.equal(delta('contrail_bytes_sent_total{wire="v1",compression="zstd"}'), bytes(zstd));
       assert.equal(delta('contrail_events_skipped_total{reason="max_message_size"}'), 1);
-      assert.equal(delta('contrail_subscriber_connections_total{result="accepted"}'), 3);
-      assert.equal(delta('contrail_subscriber_connections_total{result="bad_request"}'), 1);
+      assert.equal(delta('contrail_subscriber_connections_total{wire="v1",result="accepted"}'), 3);
+      assert.equal(delta('contrail_subscriber_connections_total{wire="v1",result="bad_request"}'), 1);
       assert.equal(delta('contrail_subscriber_disconnects_total{reason="bad_message"}'), 1);
     });
 

@@ -47,6 +47,10 @@ export class EventCompressor {
     }
     return frame;
   }
+
+  compress(bytes: Uint8Array): Uint8Array {
+    return this.#compressor.compress(bytes);
+  }
 }
 
 /** Chosen by bench/fanout's ratio table: see the README's performance section. */

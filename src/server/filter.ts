@@ -1,5 +1,5 @@
 import { isDid, isNsid } from '../atproto/index.ts';
-import type { Entry } from '../events/index.ts';
+import type { Entry, EventKind } from '../events/index.ts';
 
 export const MAX_WANTED_COLLECTIONS = 100;
 export const MAX_WANTED_DIDS = 10_000;
@@ -14,8 +14,12 @@ export interface SubscriberFilter {
   collections: ReadonlySet<string>;
   prefixes: readonly string[];
   dids: ReadonlySet<string>;
-  /** Events whose JSON is larger are skipped; 0 = no limit. */
+  /** Event kinds wanted (v2's `kinds`); empty = every kind. */
+  kinds: ReadonlySet<EventKind>;
+  /** Events whose frame is larger are skipped; 0 = no limit. */
   maxMessageBytes: number;
+  /** The length of an event's frame on the subscriber's wire (v1: its JSON). */
+  frameBytes: (entry: Entry) => number;
 }
 
 export class OptionError extends Error {}
@@ -26,38 +30,48 @@ export interface FilterInput {
   maxMessageSizeBytes?: unknown;
 }
 
-export function parseFilter(input: FilterInput): SubscriberFilter {
+/** What the parameters are called in the client's protocol, for error messages (v1's by default). */
+export interface FilterParamNames {
+  collections: string;
+  dids: string;
+}
+
+const V1_NAMES: FilterParamNames = { collections: 'wantedCollections', dids: 'wantedDids' };
+
+export function parseFilter(input: FilterInput, names: FilterParamNames = V1_NAMES): SubscriberFilter {
   const exact = new Set<string>();
   const prefixSet = new Set<string>();
   for (const value of input.wantedCollections ?? []) {
-    if (typeof value !== 'string') throw new OptionError(`wantedCollections: ${JSON.stringify(value)} is not a string`);
+    if (typeof value !== 'string') throw new OptionError(`${names.collections}: ${JSON.stringify(value)} is not a string`);
     if (value.endsWith('.*')) {
       const prefix = value.slice(0, -1);
       if (!isCollectionPrefix(prefix)) {
-        throw new OptionError(`wantedCollections: ${JSON.stringify(value)} is not a valid NSID prefix (e.g. app.bsky.feed.*)`);
+        throw new OptionError(`${names.collections}: ${JSON.stringify(value)} is not a valid NSID prefix (e.g. app.bsky.feed.*)`);
       }
       prefixSet.add(prefix);
     } else if (isNsid(value)) {
       exact.add(value);
     } else {
-      throw new OptionError(`wantedCollections: ${JSON.stringify(value)} is neither an NSID nor a prefix ending in .*`);
+      throw new OptionError(`${names.collections}: ${JSON.stringify(value)} is neither an NSID nor a prefix ending in .*`);
     }
   }
   if (exact.size + prefixSet.size > MAX_WANTED_COLLECTIONS) {
-    throw new OptionError(`wantedCollections: ${exact.size + prefixSet.size} given, at most ${MAX_WANTED_COLLECTIONS} allowed`);
+    throw new OptionError(`${names.collections}: ${exact.size + prefixSet.size} given, at most ${MAX_WANTED_COLLECTIONS} allowed`);
   }
   const dids = new Set<string>();
   for (const value of input.wantedDids ?? []) {
-    if (!isDid(value)) throw new OptionError(`wantedDids: ${JSON.stringify(value)} is not a valid DID`);
+    if (!isDid(value)) throw new OptionError(`${names.dids}: ${JSON.stringify(value)} is not a valid DID`);
     dids.add(value);
   }
   if (dids.size > MAX_WANTED_DIDS) {
-    throw new OptionError(`wantedDids: ${dids.size} given, at most ${MAX_WANTED_DIDS} allowed`);
+    throw new OptionError(`${names.dids}: ${dids.size} given, at most ${MAX_WANTED_DIDS} allowed`);
   }
   const prefixes = [...prefixSet].filter((p) => ![...prefixSet].some((q) => q !== p && p.startsWith(q)));
   const collections = new Set([...exact].filter((c) => !prefixes.some((p) => c.startsWith(p))));
-  return { collections, prefixes, dids, maxMessageBytes: parseMaxMessageBytes(input.maxMessageSizeBytes) };
+  return { collections, prefixes, dids, kinds: new Set(), maxMessageBytes: parseMaxMessageBytes(input.maxMessageSizeBytes), frameBytes: jsonBytes };
 }
+
+const jsonBytes = (entry: Entry) => entry.json.byteLength;
 
 /** Like Jetstream: zero, negative, junk or absent all mean "no limit". */
 function parseMaxMessageBytes(value: unknown): number {
@@ -74,14 +88,15 @@ export function hasCollectionFilter(filter: SubscriberFilter): boolean {
   return filter.collections.size > 0 || filter.prefixes.length > 0;
 }
 
-/** Whether the filter wants the event by its DID and collection (its size is checked apart). */
+/** Whether the filter wants the event by its DID, kind and collection (its size is checked apart). */
 export function wantsEvent(filter: SubscriberFilter, entry: Entry): boolean {
   if (filter.dids.size > 0 && !filter.dids.has(entry.did)) return false;
+  if (filter.kinds.size > 0 && !filter.kinds.has(entry.kind)) return false;
   return wantsCollection(filter, entry.collection);
 }
 
 export function isTooLarge(filter: SubscriberFilter, entry: Entry): boolean {
-  return filter.maxMessageBytes > 0 && entry.json.byteLength > filter.maxMessageBytes;
+  return filter.maxMessageBytes > 0 && filter.frameBytes(entry) > filter.maxMessageBytes;
 }
 
 /** Identity and account events (collection null) pass every collection filter. */

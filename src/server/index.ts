@@ -1,11 +1,14 @@
 /**
  * Package server serves the buffer to WebSocket clients at /subscribe with Jetstream v1's
- * wire, plus a few plain HTTP routes.
+ * wire and at /xrpc/network.bsky.jetstream.subscribeEvents with v2's, plus a few plain HTTP
+ * routes.
  *
  * How it works: a Transport (uWebSockets.js when its native build loads, `ws` otherwise) owns
  * the sockets and calls a SocketHandler (routes.ts). The upgrade is decided before any
  * WebSocket exists — bad query parameters get HTTP 400 with the reason, limits get 503/429 —
- * and an accepted connection becomes a Subscriber in the SubscriberHub (subscribers.ts).
+ * and an accepted connection becomes a Subscriber in the SubscriberHub (subscribers.ts) with
+ * its Wire (wire.ts): v1 frames, or v2's, each plain or zstd. permessage-deflate belongs to the
+ * transport, granted per upgrade up to an operator's cap (it costs CPU per subscriber on uWS).
  * The hub moves each subscriber's position forward through the store until it reaches the
  * tip, then pushes committed batches to it through the LiveIndex (live-index.ts), which looks
  * subscribers up by DID and collection so a narrow filter costs nothing for other events.
@@ -14,11 +17,17 @@
  * "fell behind then caught up" are the same code, so there is no replay→live seam to lose or
  * reorder events at. Memory per subscriber is the socket's send buffer, capped by a high-water
  * mark; beyond it the subscriber reads from the store again on drain. Events are sent as the
- * exact JSON bytes the store holds, or as one zstd frame per event compressed once and shared.
+ * exact JSON bytes the store holds, or as each wire's frame of the event (v2's, zstd's), made
+ * once and shared. Both wires use the same positions, filters and live index, so a v1 and a v2
+ * subscriber with the same filter and cursor get the same events in the same order.
  *
  * Files:
  *   server.ts            startServer: picks the transport and wires routes, hub and compressor
- *   routes.ts            the HTTP routes and the /subscribe upgrade decision
+ *   routes.ts            the HTTP routes and the upgrade decisions (/subscribe, subscribeEvents)
+ *   subscribe-events.ts  v2's request side: query, seq/timestamp cursors, XRPC errors
+ *   wire.ts              Wire: an event's frame on v1 or v2, plain or zstd
+ *   v2-frames.ts         v2's message, #info and error frames, built from the stored v1 JSON
+ *   deflate.ts           permessage-deflate for the ws transport, deflated once per message
  *   subscribers.ts       SubscriberHub: each subscriber's position, the pump, publishing
  *   live-index.ts        LiveIndex: live subscribers bucketed by DID and collection
  *   filter.ts            parseFilter and the per-event filter checks

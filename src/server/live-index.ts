@@ -5,7 +5,7 @@ import { hasCollectionFilter, isTooLarge, wantsCollection, type SubscriberFilter
  * Subscribers at the live tip, bucketed so that an event reaches only the subscribers that
  * might want it: unfiltered ones, those wanting its DID, and those wanting its collection
  * (exactly or by a prefix at one of its dots). Identity and account events also go to every
- * collection-only subscriber. A subscriber sits in exactly one family of buckets, and its
+ * collection-only subscriber. A kinds filter (v2) is checked as each subscriber is offered an event. A subscriber sits in exactly one family of buckets, and its
  * filter is normalised (see parseFilter) so no event reaches it twice.
  */
 export class LiveIndex<S extends { readonly filter: SubscriberFilter }> {
@@ -54,7 +54,12 @@ export class LiveIndex<S extends { readonly filter: SubscriberFilter }> {
    * tooLarge(subscriber) for those that want it but set a smaller maxMessageSizeBytes.
    */
   forEachMatch(entry: Entry, visit: (subscriber: S) => void, tooLarge: (subscriber: S) => void): void {
-    const offer = (subscriber: S) => (isTooLarge(subscriber.filter, entry) ? tooLarge(subscriber) : visit(subscriber));
+    const offer = (subscriber: S) => {
+      const { kinds } = subscriber.filter;
+      if (kinds.size > 0 && !kinds.has(entry.kind)) return;
+      if (isTooLarge(subscriber.filter, entry)) tooLarge(subscriber);
+      else visit(subscriber);
+    };
     for (const subscriber of this.#unfiltered) offer(subscriber);
     const byDid = this.#byDid.get(entry.did);
     if (byDid) for (const subscriber of byDid) if (wantsCollection(subscriber.filter, entry.collection)) offer(subscriber);

@@ -4,28 +4,35 @@ import { Counter, Gauge, type Registry } from 'prom-client';
  * Server counters. Per-event tallies are plain numbers on the hot path and are handed to
  * prom-client only when Prometheus scrapes, so sending never pays for label lookups.
  */
+export interface SentTally {
+  events: number;
+  bytes: number;
+}
+
 export class ServerMetrics {
-  readonly sent = { zstd: { events: 0, bytes: 0 }, none: { events: 0, bytes: 0 } };
-  readonly connections: Counter<'result'>;
+  /** Per wire and compression ("v1|zstd"): events and bytes sent, counted on the hot path. */
+  readonly #sent = new Map<string, SentTally>();
+  readonly connections: Counter<'wire' | 'result'>;
   readonly disconnects: Counter<'reason'>;
   /** Events a subscriber wanted but were larger than its maxMessageSizeBytes. */
   tooLarge = 0;
 
-  constructor(registry: Registry, subscriberCounts: () => Array<{ compression: string; mode: string; count: number }>) {
+  constructor(registry: Registry, subscriberCounts: () => Array<{ wire: string; compression: string; mode: string; count: number }>) {
     const registers = [registry];
-    const sent = this.sent;
-    const reported = { zstd: { events: 0, bytes: 0 }, none: { events: 0, bytes: 0 } };
-    const flush = (counter: Counter<'compression'>, field: 'events' | 'bytes') => {
-      for (const compression of ['zstd', 'none'] as const) {
-        const delta = sent[compression][field] - reported[compression][field];
-        if (delta > 0) counter.inc({ compression }, delta);
-        reported[compression][field] = sent[compression][field];
+    const sent = this.#sent;
+    const reported = new Map<string, SentTally>();
+    const flush = (counter: Counter<'wire' | 'compression'>, field: keyof SentTally) => {
+      for (const [key, tally] of sent) {
+        const last = reported.get(key) ?? { events: 0, bytes: 0 };
+        const [wire, compression] = key.split('|');
+        if (tally[field] > last[field]) counter.inc({ wire, compression }, tally[field] - last[field]);
+        reported.set(key, { ...last, [field]: tally[field] });
       }
     };
     new Counter({
       name: 'contrail_events_sent_total',
-      help: 'Events sent to subscribers, by compression',
-      labelNames: ['compression'],
+      help: 'Events sent to subscribers, by wire (v1 = /subscribe, v2 = subscribeEvents) and compression',
+      labelNames: ['wire', 'compression'],
       registers,
       collect() {
         flush(this, 'events');
@@ -33,8 +40,8 @@ export class ServerMetrics {
     });
     new Counter({
       name: 'contrail_bytes_sent_total',
-      help: 'Event bytes sent to subscribers (after compression), by compression',
-      labelNames: ['compression'],
+      help: 'Event bytes sent to subscribers, by wire and compression (after zstd; deflate: before the transport deflates)',
+      labelNames: ['wire', 'compression'],
       registers,
       collect() {
         flush(this, 'bytes');
@@ -42,18 +49,18 @@ export class ServerMetrics {
     });
     new Gauge({
       name: 'contrail_subscribers',
-      help: 'Connected subscribers, by compression and mode (hello = waiting for options_update, replay = reading the buffer, live = at the tip)',
-      labelNames: ['compression', 'mode'],
+      help: 'Connected subscribers, by wire, compression and mode (hello = waiting for options_update, replay = reading the buffer, live = at the tip)',
+      labelNames: ['wire', 'compression', 'mode'],
       registers,
       collect() {
         this.reset();
-        for (const { compression, mode, count } of subscriberCounts()) this.set({ compression, mode }, count);
+        for (const { wire, compression, mode, count } of subscriberCounts()) this.set({ wire, compression, mode }, count);
       },
     });
     this.connections = new Counter({
       name: 'contrail_subscriber_connections_total',
-      help: 'Subscribe attempts, by result (accepted, bad_request, too_many_subscribers, too_many_from_ip)',
-      labelNames: ['result'],
+      help: 'Subscribe attempts, by wire and result (accepted, bad_request, too_many_subscribers, too_many_from_ip)',
+      labelNames: ['wire', 'result'],
       registers,
     });
     this.disconnects = new Counter({
@@ -74,5 +81,13 @@ export class ServerMetrics {
         reportedTooLarge = metrics.tooLarge;
       },
     });
+  }
+
+  /** The running tally for one wire and compression, shared by its subscribers. */
+  tally(wire: string, compression: string): SentTally {
+    const key = `${wire}|${compression}`;
+    let tally = this.#sent.get(key);
+    if (!tally) this.#sent.set(key, (tally = { events: 0, bytes: 0 }));
+    return tally;
   }
 }

@@ -2,8 +2,11 @@ import type { EventStore } from '../store/index.ts';
 import type { EventCompressor } from './compression.ts';
 import { OptionError, parseFilter } from './filter.ts';
 import type { ServerMetrics } from './metrics.ts';
+import { XrpcError, parseSubscribeEventsQuery, resolveCursor, xrpcReply } from './subscribe-events.ts';
 import type { Subscriber, SubscriberHub } from './subscribers.ts';
-import { SUBSCRIBE_PATH, type HttpReply, type HttpRequestInfo, type SocketHandler } from './transport.ts';
+import { SUBSCRIBE_EVENTS_PATH, SUBSCRIBE_PATH, type HttpReply, type HttpRequestInfo, type SocketHandler, type UpgradeAccept } from './transport.ts';
+import { SUBSCRIBE_EVENTS_NSID } from './v2-frames.ts';
+import { v1Wire, v2Wire } from './wire.ts';
 
 export interface Readiness {
   ready: boolean;
@@ -19,14 +22,105 @@ export interface RouteOptions {
   readiness: () => Readiness;
   maxSubscribers: number;
   maxConnectionsPerIp: number;
+  /** Subscribers that may have permessage-deflate at once (0 = never negotiated); more get plain frames. */
+  maxDeflateSubscribers: number;
   trustProxy: boolean;
 }
+
+const GET_ZSTD_DICTIONARY_PATH = '/xrpc/network.bsky.jetstream.getZstdDictionary';
+/** The xrpc.v1.json framing token v2 clients offer in Sec-WebSocket-Protocol. */
+const XRPC_JSON_PROTOCOL = 'xrpc.v1.json';
+const BOTH_COMPRESSIONS = 'choose one compression: zstd or permessage-deflate, not both (a client that wants zstd must not offer permessage-deflate)';
 
 const CORS = { 'access-control-allow-origin': '*' };
 
 /** HTTP routes and the /subscribe upgrade decision, shared by both transports. */
 export function createSocketHandler(options: RouteOptions): SocketHandler<Subscriber> {
   const { hub, store, compressor, metrics } = options;
+  const wires = { v1: v1Wire(compressor, false), v1Zstd: v1Wire(compressor, true), v2: v2Wire(compressor, false), v2Zstd: v2Wire(compressor, true) };
+  const dictionaryReply = (): HttpReply => ({
+    status: 200,
+    headers: {
+      ...CORS,
+      'content-type': 'application/octet-stream',
+      'x-zstd-dictionary-id': String(compressor.dictionaryId),
+      'content-disposition': `attachment; filename="contrail-${compressor.dictionaryId}.zstd-dict"`,
+    },
+    body: compressor.dictionary,
+  });
+  /** The checks both wires share once their query is understood: compression, limits. */
+  const admit = (request: HttpRequestInfo, zstd: boolean): { refuse: { status: number; result: string; reason: string } } | { deflate: boolean } => {
+    const offersDeflate = /permessage-deflate/i.test(request.header('sec-websocket-extensions') ?? '');
+    if (zstd && offersDeflate && options.maxDeflateSubscribers > 0) return { refuse: { status: 400, result: 'bad_request', reason: BOTH_COMPRESSIONS } };
+    if (hub.size >= options.maxSubscribers) {
+      return { refuse: { status: 503, result: 'too_many_subscribers', reason: `this server is at its limit of ${options.maxSubscribers} subscribers; try again later` } };
+    }
+    if (hub.connectionsFrom(clientAddress(request, options.trustProxy)) >= options.maxConnectionsPerIp) {
+      return { refuse: { status: 429, result: 'too_many_from_ip', reason: `at most ${options.maxConnectionsPerIp} connections per client address` } };
+    }
+    return { deflate: offersDeflate && !zstd && hub.deflating < options.maxDeflateSubscribers };
+  };
+
+  const upgradeV1 = (request: HttpRequestInfo): { refuse: HttpReply } | UpgradeAccept<Subscriber> => {
+    const refuse = (status: number, result: string, reason: string) => {
+      metrics.connections.inc({ wire: 'v1', result });
+      return { refuse: text(status, reason) };
+    };
+    let parsed: ReturnType<typeof parseSubscribeQuery>;
+    try {
+      parsed = parseSubscribeQuery(request);
+    } catch (err) {
+      if (!(err instanceof OptionError)) throw err;
+      return refuse(400, 'bad_request', err.message);
+    }
+    const admitted = admit(request, parsed.compress);
+    if ('refuse' in admitted) return refuse(admitted.refuse.status, admitted.refuse.result, admitted.refuse.reason);
+    metrics.connections.inc({ wire: 'v1', result: 'accepted' });
+    const subscriber = hub.create(parsed.filter, {
+      wire: parsed.compress ? wires.v1Zstd : wires.v1,
+      deflate: admitted.deflate,
+      position: hub.positionAtTime(parsed.cursor),
+      requireHello: parsed.requireHello,
+      remoteAddress: clientAddress(request, options.trustProxy),
+    });
+    // Whatever the client offered first, as ws answers by default (v1 defines no subprotocol).
+    const protocol = request.header('sec-websocket-protocol')?.split(',')[0].trim();
+    return { accept: subscriber, deflate: admitted.deflate, protocol: protocol || undefined };
+  };
+
+  const upgradeV2 = (request: HttpRequestInfo): { refuse: HttpReply } | UpgradeAccept<Subscriber> => {
+    const refuse = (status: number, result: string, error: string, message: string) => {
+      metrics.connections.inc({ wire: 'v2', result });
+      return { refuse: xrpcReply(status, error, message) };
+    };
+    let parsed: ReturnType<typeof parseSubscribeEventsQuery>;
+    let cursor: ReturnType<typeof resolveCursor>;
+    try {
+      parsed = parseSubscribeEventsQuery(request, compressor.dictionaryId);
+      cursor = resolveCursor(store, parsed.cursor);
+    } catch (err) {
+      if (!(err instanceof XrpcError)) throw err;
+      return refuse(err.status, 'bad_request', err.error, err.message);
+    }
+    const admitted = admit(request, parsed.zstd);
+    if ('refuse' in admitted) {
+      const { status, result, reason } = admitted.refuse;
+      const error = status === 400 ? 'InvalidRequest' : status === 429 ? 'RateLimitExceeded' : 'ServiceUnavailable';
+      return refuse(status, result, error, reason);
+    }
+    metrics.connections.inc({ wire: 'v2', result: 'accepted' });
+    const subscriber = hub.create(parsed.filter, {
+      wire: parsed.zstd ? wires.v2Zstd : wires.v2,
+      deflate: admitted.deflate,
+      position: cursor.position,
+      greeting: cursor.info,
+      requireHello: false,
+      remoteAddress: clientAddress(request, options.trustProxy),
+    });
+    const offered = (request.header('sec-websocket-protocol') ?? '').split(',').map((p) => p.trim());
+    return { accept: subscriber, deflate: admitted.deflate, protocol: offered.includes(XRPC_JSON_PROTOCOL) ? XRPC_JSON_PROTOCOL : undefined };
+  };
+
   return {
     http(request) {
       if (request.method !== 'GET' && request.method !== 'HEAD') return text(405, 'only GET is served here');
@@ -40,16 +134,13 @@ export function createSocketHandler(options: RouteOptions): SocketHandler<Subscr
           return ready ? text(200, 'ready') : text(503, `not ready: ${problems.join('; ')}`);
         }
         case '/dictionary':
-          return {
-            status: 200,
-            headers: {
-              ...CORS,
-              'content-type': 'application/octet-stream',
-              'x-zstd-dictionary-id': String(compressor.dictionaryId),
-              'content-disposition': `attachment; filename="contrail-${compressor.dictionaryId}.zstd-dict"`,
-            },
-            body: compressor.dictionary,
-          };
+          return dictionaryReply();
+        case GET_ZSTD_DICTIONARY_PATH: {
+          const id = new URLSearchParams(request.query).get('id');
+          if (id === null || id === String(compressor.dictionaryId)) return dictionaryReply();
+          if (!/^\d+$/.test(id)) return xrpcReply(400, 'InvalidRequest', `id: ${JSON.stringify(id)} is not a dictionary ID (a positive integer)`);
+          return xrpcReply(400, 'DictionaryNotFound', `no dictionary ${id} here; the current one is ${compressor.dictionaryId} (omit id to get it)`);
+        }
         case '/stats':
           return {
             status: 200,
@@ -58,32 +149,15 @@ export function createSocketHandler(options: RouteOptions): SocketHandler<Subscr
           };
         case SUBSCRIBE_PATH:
           return text(426, 'GET /subscribe needs a WebSocket upgrade (ws:// or wss://)');
+        case SUBSCRIBE_EVENTS_PATH:
+          return xrpcReply(426, 'InvalidRequest', `${SUBSCRIBE_EVENTS_NSID} is a subscription: connect with a WebSocket (ws:// or wss://)`);
         default:
           return text(404, 'not found');
       }
     },
 
     upgrade(request) {
-      const refuse = (status: number, result: string, reason: string) => {
-        metrics.connections.inc({ result });
-        return { refuse: text(status, reason) };
-      };
-      let parsed: ReturnType<typeof parseSubscribeQuery>;
-      try {
-        parsed = parseSubscribeQuery(request);
-      } catch (err) {
-        if (!(err instanceof OptionError)) throw err;
-        return refuse(400, 'bad_request', err.message);
-      }
-      if (hub.size >= options.maxSubscribers) {
-        return refuse(503, 'too_many_subscribers', `this server is at its limit of ${options.maxSubscribers} subscribers; try again later`);
-      }
-      const remoteAddress = clientAddress(request, options.trustProxy);
-      if (hub.connectionsFrom(remoteAddress) >= options.maxConnectionsPerIp) {
-        return refuse(429, 'too_many_from_ip', `at most ${options.maxConnectionsPerIp} connections per client address`);
-      }
-      metrics.connections.inc({ result: 'accepted' });
-      return { accept: hub.create(parsed.filter, { ...parsed, remoteAddress }) };
+      return request.path === SUBSCRIBE_EVENTS_PATH ? upgradeV2(request) : upgradeV1(request);
     },
 
     open: (socket, subscriber) => hub.open(subscriber, socket),
@@ -130,10 +204,14 @@ const HOME_PAGE = `contrail: a Jetstream-compatible JSON firehose gateway for th
 
   WebSocket  /subscribe?wantedCollections=app.bsky.feed.post   record-level JSON events (Jetstream v1 wire)
              parameters: wantedCollections, wantedDids, cursor, compress, requireHello, maxMessageSizeBytes
+  WebSocket  /xrpc/network.bsky.jetstream.subscribeEvents?collections=app.bsky.feed.post   the same events, Jetstream v2 wire
+             parameters: kinds, dids, collections, cursor (seq, or unix µs), maxMessageSizeBytes, zstdDictionary
+             both: permessage-deflate when the client offers it (browsers do)
   GET        /dictionary   the zstd dictionary for compress=true (its ID is in X-Zstd-Dictionary-Id)
+  GET        /xrpc/network.bsky.jetstream.getZstdDictionary   the same, for v2's zstdDictionary
   GET        /stats        the replay buffer's span and size
   GET        /health       the process is up
   GET        /ready        the upstream is connected and the store is writable
 
-Docs: the README of the contrail repository (API reference, operations guide); the wire is Jetstream v1's,
-https://github.com/bluesky-social/jetstream (v1 README).`;
+Docs: the README of the contrail repository (API reference, operations guide); the wires are Jetstream's,
+https://github.com/bluesky-social/jetstream (v1 README; v2 lexicon network.bsky.jetstream.subscribeEvents).`;

@@ -22,6 +22,8 @@ export interface ServerOptions {
   readiness: () => Readiness;
   maxSubscribers: number;
   maxConnectionsPerIp: number;
+  /** Subscribers that may have permessage-deflate at once (0 = never negotiated). */
+  maxDeflateSubscribers: number;
   /** Take the client address from X-Forwarded-For (behind the operator's own proxy). */
   trustProxy?: boolean;
   /** Tuning for tests and benchmarks; defaults suit production. */
@@ -41,7 +43,7 @@ export async function startServer(options: ServerOptions): Promise<SubscribeServ
   const compressor = EventCompressor.fromFile(options.zstdDictionaryPath);
   let hub: SubscriberHub | undefined;
   const metrics = new ServerMetrics(registry, () => hub?.counts() ?? []);
-  hub = new SubscriberHub({ store, compressor, logger, metrics, ...options.hub });
+  hub = new SubscriberHub({ store, logger, metrics, ...options.hub });
   const handler = createSocketHandler({
     hub,
     store,
@@ -50,13 +52,14 @@ export async function startServer(options: ServerOptions): Promise<SubscribeServ
     readiness: options.readiness,
     maxSubscribers: options.maxSubscribers,
     maxConnectionsPerIp: options.maxConnectionsPerIp,
+    maxDeflateSubscribers: options.maxDeflateSubscribers,
     trustProxy: options.trustProxy ?? false,
   });
   const transport = await chooseTransport(options.transport, handler, logger);
   const port = await transport.listen(options.host, options.port);
   logger.info(
     { transport: transport.name, host: options.host, port, zstdDictionaryId: compressor.dictionaryId, dictionary: options.zstdDictionaryPath },
-    `serving /subscribe on ${options.host}:${port}`,
+    `serving /subscribe on ${options.host}:${port} (and v2 at /xrpc/network.bsky.jetstream.subscribeEvents)`,
   );
   const readyHub = hub;
   return {

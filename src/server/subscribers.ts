@@ -1,11 +1,11 @@
 import type { Logger } from 'pino';
 import type { Entry } from '../events/index.ts';
 import type { EventStore } from '../store/index.ts';
-import type { EventCompressor } from './compression.ts';
 import { OptionError, isTooLarge, parseFilter, wantsEvent, type SubscriberFilter } from './filter.ts';
 import { LiveIndex } from './live-index.ts';
-import type { ServerMetrics } from './metrics.ts';
+import type { ServerMetrics, SentTally } from './metrics.ts';
 import type { ClientSocket } from './transport.ts';
+import type { Wire } from './wire.ts';
 
 export type SubscriberMode = 'hello' | 'replay' | 'blocked' | 'live' | 'closed';
 
@@ -17,23 +17,46 @@ export class Subscriber {
   awaitingPong = false;
   /** Where the current slow-consumer window started. */
   window = { atMs: 0, position: 0, tip: 0 };
+  readonly wire: Wire;
+  /** Negotiated permessage-deflate (the transport compresses; the hub only counts). */
+  readonly deflate: boolean;
+  readonly remoteAddress: string;
+  /** Sent before any event (a v2 #info about the cursor). */
+  readonly greeting: Buffer | undefined;
+  readonly tally: SentTally;
 
   constructor(
     readonly id: number,
     public filter: SubscriberFilter,
-    readonly compress: boolean,
-    readonly remoteAddress: string,
-    position: number,
-    requireHello: boolean,
+    options: SubscriberOptions & { tally: SentTally },
   ) {
-    this.position = position;
-    this.mode = requireHello ? 'hello' : 'replay';
+    this.wire = options.wire;
+    this.deflate = options.deflate;
+    this.remoteAddress = options.remoteAddress;
+    this.greeting = options.greeting;
+    this.tally = options.tally;
+    this.position = options.position;
+    this.mode = options.requireHello ? 'hello' : 'replay';
   }
+
+  /** zstd, deflate or none: the metrics label. */
+  get compression(): 'zstd' | 'deflate' | 'none' {
+    return this.wire.zstd ? 'zstd' : this.deflate ? 'deflate' : 'none';
+  }
+}
+
+export interface SubscriberOptions {
+  wire: Wire;
+  deflate: boolean;
+  /** The time_us after which its stream starts (see positionAtTime and subscribe-events.ts). */
+  position: number;
+  requireHello: boolean;
+  remoteAddress: string;
+  greeting?: Buffer;
 }
 
 export interface SubscriberHubOptions {
   store: EventStore;
-  compressor: EventCompressor;
   logger: Logger;
   metrics: ServerMetrics;
   /** Stop pushing to a socket once this many bytes wait in its send buffer. */
@@ -93,30 +116,39 @@ export class SubscriberHub {
     return this.#perAddress.get(address) ?? 0;
   }
 
-  counts(): Array<{ compression: string; mode: string; count: number }> {
+  /** Subscribers with permessage-deflate negotiated (the operator caps how many). */
+  get deflating(): number {
+    let count = 0;
+    for (const s of this.#subscribers) if (s.deflate) count++;
+    return count;
+  }
+
+  counts(): Array<{ wire: string; compression: string; mode: string; count: number }> {
     const tally = new Map<string, number>();
     for (const s of this.#subscribers) {
-      const key = `${s.compress ? 'zstd' : 'none'}|${s.mode === 'blocked' ? 'replay' : s.mode}`;
+      const key = `${s.wire.name}|${s.compression}|${s.mode === 'blocked' ? 'replay' : s.mode}`;
       tally.set(key, (tally.get(key) ?? 0) + 1);
     }
     return [...tally].map(([key, count]) => {
-      const [compression, mode] = key.split('|');
-      return { compression, mode, count };
+      const [wire, compression, mode] = key.split('|');
+      return { wire, compression, mode, count };
     });
   }
 
   /**
-   * A new subscriber, positioned by its cursor: absent or in the future = the tip; otherwise
-   * just before the cursor (it is inclusive), but never below what retention has trimmed.
+   * Where a time_us cursor (v1's) starts: absent or in the future = the tip; otherwise just
+   * before the cursor (it is inclusive), but never below what retention has trimmed.
    * "The future" is after the last time_us issued, not after the wall clock: after the clock
    * steps back, a client resuming from a time_us it holds is still ahead of "now".
    */
-  create(filter: SubscriberFilter, options: { compress: boolean; cursor?: number; requireHello: boolean; remoteAddress: string }): Subscriber {
+  positionAtTime(cursor: number | undefined): number {
     const { store } = this.#options;
-    const tip = store.hotLog.newest;
-    const { cursor } = options;
-    const position = cursor === undefined || cursor > store.lastTimeUs ? tip : Math.max(cursor - 1, store.trimmedUpTo);
-    return new Subscriber(this.#nextId++, filter, options.compress, options.remoteAddress, position, options.requireHello);
+    return cursor === undefined || cursor > store.lastTimeUs ? store.hotLog.newest : Math.max(cursor - 1, store.trimmedUpTo);
+  }
+
+  create(filter: SubscriberFilter, options: SubscriberOptions): Subscriber {
+    const compression = options.wire.zstd ? 'zstd' : options.deflate ? 'deflate' : 'none';
+    return new Subscriber(this.#nextId++, filter, { ...options, tally: this.#options.metrics.tally(options.wire.name, compression) });
   }
 
   open(subscriber: Subscriber, socket: ClientSocket): void {
@@ -124,13 +156,22 @@ export class SubscriberHub {
     this.#subscribers.add(subscriber);
     this.#perAddress.set(subscriber.remoteAddress, this.connectionsFrom(subscriber.remoteAddress) + 1);
     this.#resetWindow(subscriber);
+    if (subscriber.greeting) {
+      const { bytes, binary } = subscriber.wire.control(subscriber.greeting);
+      socket.send(bytes, binary);
+    }
     this.#pump(subscriber);
   }
 
   /** A text or binary message from the client. */
   message(subscriber: Subscriber, data: Uint8Array, binary: boolean): void {
+    if (subscriber.mode === 'closed') return;
+    if (subscriber.wire.name === 'v2') {
+      this.#close(subscriber, CLOSE_POLICY, 'subscribeEvents takes no client messages: set filters with query parameters and reconnect', 'bad_message');
+      return;
+    }
     // Binary messages are ignored, as in Jetstream v1.
-    if (subscriber.mode === 'closed' || binary) return;
+    if (binary) return;
     let message: { type?: unknown; payload?: unknown };
     try {
       message = JSON.parse(Buffer.from(data).toString('utf8'));
@@ -245,13 +286,13 @@ export class SubscriberHub {
   /** Sends entries in order; false (and position at the last one sent) if the buffer filled first. */
   #send(subscriber: Subscriber, entries: readonly Entry[]): boolean {
     const socket = subscriber.socket!;
-    const { compressor, highWaterBytes, metrics } = this.#options;
-    const tally = subscriber.compress ? metrics.sent.zstd : metrics.sent.none;
+    const { highWaterBytes } = this.#options;
+    const { wire, tally } = subscriber;
     let complete = true;
     socket.cork(() => {
       for (const entry of entries) {
-        const bytes = subscriber.compress ? compressor.compressed(entry) : entry.json;
-        socket.send(bytes, subscriber.compress);
+        const bytes = wire.frame(entry);
+        socket.send(bytes, wire.zstd);
         tally.events++;
         tally.bytes += bytes.byteLength;
         subscriber.position = entry.timeUs;
@@ -318,7 +359,8 @@ export class SubscriberHub {
 
   #tooSlow(subscriber: Subscriber, message: string): void {
     this.#options.logger.info({ subscriber: subscriber.id, remoteAddress: subscriber.remoteAddress, message }, 'dropping a slow consumer');
-    subscriber.socket!.send(Buffer.from(JSON.stringify({ type: 'error', error: 'ConsumerTooSlow', message })), false);
+    const { bytes, binary } = subscriber.wire.errorFrame('ConsumerTooSlow', message);
+    subscriber.socket!.send(bytes, binary);
     this.#close(subscriber, CLOSE_POLICY, `ConsumerTooSlow: ${message}`, 'consumer_too_slow');
   }
 

@@ -40,14 +40,26 @@ export interface ClientSocket {
 export interface SocketHandler<Session> {
   /** Every plain HTTP request (and upgrades anywhere but the WebSocket path). */
   http(request: HttpRequestInfo): HttpReply;
-  /** Before the upgrade: refuse with an HTTP reply, or accept with the new session's state. */
-  upgrade(request: HttpRequestInfo): { refuse: HttpReply } | { accept: Session };
+  /**
+   * Before the upgrade, on a WebSocket path: refuse with an HTTP reply, or accept with the new
+   * session's state, whether to negotiate the client's permessage-deflate offer, and the
+   * subprotocol to echo.
+   */
+  upgrade(request: HttpRequestInfo): { refuse: HttpReply } | UpgradeAccept<Session>;
   open(socket: ClientSocket, session: Session): void;
   message(session: Session, data: Uint8Array, binary: boolean): void;
   /** The socket's send buffer has drained below the transport's low-water mark. */
   drain(session: Session): void;
   pong(session: Session): void;
   close(session: Session): void;
+}
+
+export interface UpgradeAccept<Session> {
+  accept: Session;
+  /** Negotiate RFC 7692 permessage-deflate if the client offered it (false: decline the offer). */
+  deflate: boolean;
+  /** The Sec-WebSocket-Protocol to answer with, if any. */
+  protocol?: string;
 }
 
 export interface Transport {
@@ -59,6 +71,9 @@ export interface Transport {
 }
 
 export const SUBSCRIBE_PATH = '/subscribe';
+/** Jetstream v2's stream (network.bsky.jetstream.subscribeEvents). */
+export const SUBSCRIBE_EVENTS_PATH = '/xrpc/network.bsky.jetstream.subscribeEvents';
+export const WEBSOCKET_PATHS: readonly string[] = [SUBSCRIBE_PATH, SUBSCRIBE_EVENTS_PATH];
 /** Largest client message accepted (options_update with a long DID list). */
 export const MAX_CLIENT_MESSAGE_BYTES = 10 * 1024 * 1024;
 

@@ -1,11 +1,11 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import type { HttpResponse, TemplatedApp, WebSocket as UwsSocket, us_listen_socket } from '@trufflesuite/uws-js-unofficial';
+import type { HttpResponse, TemplatedApp, WebSocketBehavior, WebSocket as UwsSocket, us_listen_socket } from '@trufflesuite/uws-js-unofficial';
 import {
   MAX_CLIENT_MESSAGE_BYTES,
   STATUS_TEXT,
-  SUBSCRIBE_PATH,
+  WEBSOCKET_PATHS,
   type ClientSocket,
   type HttpReply,
   type HttpRequestInfo,
@@ -67,7 +67,10 @@ export class UwsTransport<Session> implements Transport {
     handler: SocketHandler<Session>,
   ) {
     this.#app = uws.App();
-    this.#app.ws<SocketData<Session>>(SUBSCRIBE_PATH, {
+    const behavior: WebSocketBehavior<SocketData<Session>> = {
+      // Shared (no context takeover): no window memory per socket; each message is deflated
+      // on its own. Whether a connection gets it is decided per upgrade (see routes.ts).
+      compression: uws.SHARED_COMPRESSOR | uws.SHARED_DECOMPRESSOR,
       maxPayloadLength: MAX_CLIENT_MESSAGE_BYTES,
       // Our own high-water mark decides when to stop sending; this only has to be above it.
       maxBackpressure: SEND_BUFFER_LIMIT,
@@ -81,14 +84,14 @@ export class UwsTransport<Session> implements Transport {
         }
         const info = requestInfo(res, req.getMethod().toUpperCase(), req.getUrl(), req.getQuery() ?? '', headersOf(req));
         const key = req.getHeader('sec-websocket-key');
-        const protocol = req.getHeader('sec-websocket-protocol');
         const extensions = req.getHeader('sec-websocket-extensions');
         const decision = handler.upgrade(info);
         if ('refuse' in decision) {
           writeReply(res, decision.refuse);
           return;
         }
-        res.cork(() => res.upgrade<SocketData<Session>>({ session: decision.accept }, key, protocol, extensions, context));
+        const answer = { extensions: decision.deflate ? extensions : '', protocol: decision.protocol ?? '' };
+        res.cork(() => res.upgrade<SocketData<Session>>({ session: decision.accept }, key, answer.protocol, answer.extensions, context));
       },
       open: (ws) => {
         const data = ws.getUserData();
@@ -110,7 +113,8 @@ export class UwsTransport<Session> implements Transport {
         }
         handler.close(data.session);
       },
-    });
+    };
+    for (const path of WEBSOCKET_PATHS) this.#app.ws<SocketData<Session>>(path, behavior);
     this.#app.any('/*', (res, req) => {
       if (this.#stopped) {
         writeReply(res, SHUTTING_DOWN, true);
@@ -144,7 +148,8 @@ export class UwsTransport<Session> implements Transport {
 function wrapSocket<Session>(ws: UwsSocket<SocketData<Session>>): UwsClient {
   const client: UwsClient = {
     closed: false,
-    send: (data: Uint8Array, binary: boolean) => void ws.send(data, binary),
+    // compress applies only where permessage-deflate was negotiated.
+    send: (data: Uint8Array, binary: boolean) => void ws.send(data, binary, true),
     bufferedAmount: () => ws.getBufferedAmount(),
     cork: (fn: () => void) => void ws.cork(fn),
     ping: () => void ws.ping(),

@@ -4,19 +4,29 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import {
   MAX_CLIENT_MESSAGE_BYTES,
   STATUS_TEXT,
-  SUBSCRIBE_PATH,
+  WEBSOCKET_PATHS,
   type ClientSocket,
   type HttpReply,
   type HttpRequestInfo,
   type SocketHandler,
   type Transport,
 } from './transport.ts';
+import { compressedFrameHeader, deflateMessage } from './deflate.ts';
 
 /** The portable transport: node:http and the `ws` package, for Node versions uWS has no build for. */
 export class WsTransport<Session> implements Transport {
   readonly name = 'ws';
   readonly #server: Server;
-  readonly #wss = new WebSocketServer({ noServer: true, maxPayload: MAX_CLIENT_MESSAGE_BYTES, perMessageDeflate: false });
+  /** The subprotocol each accepted upgrade answers with, read by handleProtocols during handleUpgrade. */
+  readonly #protocols = new WeakMap<IncomingMessage, string>();
+  readonly #wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: MAX_CLIENT_MESSAGE_BYTES,
+    // Negotiated here, sent by deflate.ts: no context takeover, so every message is deflated on
+    // its own, once for all sockets. Whether a connection gets it is decided per upgrade.
+    perMessageDeflate: { serverNoContextTakeover: true, clientNoContextTakeover: true },
+    handleProtocols: (_offered, req) => this.#protocols.get(req) ?? false,
+  });
 
   constructor(handler: SocketHandler<Session>) {
     this.#server = createServer((req, res) => {
@@ -26,7 +36,7 @@ export class WsTransport<Session> implements Transport {
     });
     this.#server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       const info = requestInfo(req);
-      if (info.path !== SUBSCRIBE_PATH) {
+      if (!WEBSOCKET_PATHS.includes(info.path)) {
         writeRawReply(socket, handler.http(info));
         return;
       }
@@ -36,6 +46,11 @@ export class WsTransport<Session> implements Transport {
         return;
       }
       const session = decision.accept;
+      // Declining deflate = not seeing the offer; ws then answers without the extension. Offers
+      // that cap the server's window are declined too: the shared deflate uses the full window.
+      const offer = req.headers['sec-websocket-extensions'] ?? '';
+      if (!decision.deflate || /server_max_window_bits/i.test(offer)) delete req.headers['sec-websocket-extensions'];
+      if (decision.protocol) this.#protocols.set(req, decision.protocol);
       this.#wss.handleUpgrade(req, socket, head, (ws) => {
         const client = wrapSocket(ws, socket);
         ws.on('message', (data: Buffer, isBinary: boolean) => handler.message(session, data, isBinary));
@@ -65,8 +80,17 @@ export class WsTransport<Session> implements Transport {
 }
 
 function wrapSocket(ws: WebSocket, socket: Duplex): ClientSocket {
+  // ws never compresses here (compress: false), so its sender never queues and the frames
+  // written directly to the socket stay in order with its own.
+  const deflate = ws.extensions.includes('permessage-deflate');
   return {
-    send: (data, binary) => ws.send(data, { binary }),
+    send: deflate
+      ? (data, binary) => {
+          const payload = deflateMessage(data);
+          socket.write(compressedFrameHeader(payload.byteLength, binary));
+          socket.write(payload);
+        }
+      : (data, binary) => ws.send(data, { binary, compress: false }),
     // A net.Socket emits 'drain' only after a write found it over its own high-water mark
     // (16 KiB). Below that, report nothing buffered: the hub must never wait for a drain
     // that will not come.

@@ -27,6 +27,7 @@ export function testConfig(upstream: string, dataDir: string, overrides: Partial
     zstdDictionary: DEFAULT_DICTIONARY,
     maxSubscribers: 10_000,
     maxConnectionsPerIp: 10_000,
+    maxDeflateSubscribers: 200,
     slowConsumerWindowMs: 60_000,
     trustProxy: false,
     fsync: false,

@@ -6,9 +6,11 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { request, type IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import { CID } from 'multiformats/cid';
 import { create as createDigest } from 'multiformats/hashes/digest';
 import { WebSocket } from 'ws';
+import type { Gateway } from '../../src/gateway.ts';
 import type { FakeRelay } from './fake-relay.ts';
 import { accountFrame, commitFrame, identityFrame, tidFor, type OpSpec } from './frames.ts';
 import { SyntheticFirehose } from './synthetic.ts';
@@ -36,7 +38,14 @@ export interface ConnectOptions {
   headers?: Record<string, string>;
   /** false: do not answer the server's pings (a dead peer). */
   autoPong?: boolean;
+  /** The WebSocket path (default /subscribe). */
+  path?: string;
+  /** Offer permessage-deflate (default: no). */
+  perMessageDeflate?: boolean;
+  protocols?: string[];
 }
+
+export const SUBSCRIBE_EVENTS = '/xrpc/network.bsky.jetstream.subscribeEvents';
 
 /** One subscriber that records every message it receives. */
 export class Subscription {
@@ -66,10 +75,10 @@ export class Subscription {
   }
 
   static async open(port: number, query = '', options: ConnectOptions = {}): Promise<Subscription> {
-    const ws = new WebSocket(`ws://127.0.0.1:${port}/subscribe${query ? `?${query}` : ''}`, {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}${options.path ?? '/subscribe'}${query ? `?${query}` : ''}`, options.protocols ?? [], {
       headers: options.headers,
       autoPong: options.autoPong ?? true,
-      perMessageDeflate: false,
+      perMessageDeflate: options.perMessageDeflate ?? false,
       handshakeTimeout: 10_000,
     });
     const subscription = new Subscription(ws);
@@ -149,6 +158,17 @@ export class Subscription {
     else this.ws.close();
     await this.waitClosed();
   }
+}
+
+/** The raw TCP socket under a `ws` client: pause it to make a peer that stops reading; bytesRead is what crossed the wire. */
+export function tcpSocket(subscription: Subscription): Socket {
+  return (subscription.ws as unknown as { _socket: Socket })._socket;
+}
+
+/** Waits until every subscriber has examined the whole store, then until all it sent has arrived. */
+export async function settleSubscribers(gateway: Gateway, subscriptions: Subscription[]): Promise<void> {
+  await waitUntil(() => !gateway.server.hub.counts().some((c) => c.mode === 'replay'), 'every subscriber to reach the live tip');
+  await Promise.all(subscriptions.map((s) => s.roundTrip()));
 }
 
 export interface HttpResult {

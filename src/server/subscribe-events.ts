@@ -1,0 +1,137 @@
+import type { EventKind } from '../events/index.ts';
+import type { EventStore } from '../store/index.ts';
+import { OptionError, parseFilter, type SubscriberFilter } from './filter.ts';
+import type { HttpReply, HttpRequestInfo } from './transport.ts';
+import { v2FrameBytes, v2InfoFrame } from './v2-frames.ts';
+
+/**
+ * Jetstream v2's request side: the subscribeEvents query (lexicon
+ * network.bsky.jetstream.subscribeEvents), its cursor (a seq, or a unix-µs timestamp at or
+ * above 10^15) resolved to a position in the same buffer /subscribe reads, and XRPC errors
+ * (`{"error","message"}` JSON) for everything refused before the upgrade.
+ */
+export class XrpcError extends Error {
+  constructor(
+    readonly status: number,
+    readonly error: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export function xrpcReply(status: number, error: string, message: string): HttpReply {
+  return {
+    status,
+    headers: { 'access-control-allow-origin': '*', 'content-type': 'application/json; charset=utf-8' },
+    body: JSON.stringify({ error, message }),
+  };
+}
+
+export const V2_KINDS: readonly string[] = ['commit', 'identity', 'account', 'sync'];
+const MAX_KINDS = 4;
+const MAX_FRAME_LIMIT = 4_294_967_295;
+/** Cursors at or above this are unix microseconds, below it seqs (as Jetstream v2). */
+export const TIMESTAMP_CURSOR_FLOOR = 1e15;
+
+/** v1 names and what replaces them in v2, so a client moving over learns the new name. */
+const V1_PARAMETERS: Record<string, string> = {
+  wantedCollections: 'use collections',
+  wantedDids: 'use dids',
+  compress: 'use zstdDictionary=<id> (see network.bsky.jetstream.getZstdDictionary)',
+  requireHello: 'v2 takes no client messages: filters are fixed by the query at connect',
+};
+
+export interface SubscribeEventsQuery {
+  filter: SubscriberFilter;
+  cursor?: number;
+  zstd: boolean;
+}
+
+const invalid = (message: string) => new XrpcError(400, 'InvalidRequest', message);
+
+export function parseSubscribeEventsQuery(request: HttpRequestInfo, dictionaryId: number): SubscribeEventsQuery {
+  const query = new URLSearchParams(request.query);
+  for (const [name, instead] of Object.entries(V1_PARAMETERS)) {
+    if (query.has(name)) throw invalid(`${name} is a /subscribe (v1) parameter: ${instead}`);
+  }
+  if (request.header('socket-encoding') !== undefined) {
+    throw invalid('the Socket-Encoding header is /subscribe (v1) only: use zstdDictionary=<id> (see network.bsky.jetstream.getZstdDictionary)');
+  }
+  const kindValues = query.getAll('kinds');
+  if (kindValues.length > MAX_KINDS) throw invalid(`kinds: ${kindValues.length} given, at most ${MAX_KINDS} allowed`);
+  for (const kind of kindValues) {
+    if (!V2_KINDS.includes(kind)) throw invalid(`kinds: ${JSON.stringify(kind)} is not one of ${V2_KINDS.join(', ')}`);
+  }
+  const kinds = new Set(kindValues as EventKind[]);
+  const collections = query.getAll('collections');
+  if (collections.length > 0 && kinds.size > 0 && !kinds.has('commit')) {
+    throw invalid('collections constrains commit events only, and kinds excludes commit: add kinds=commit or drop collections');
+  }
+  let filter: SubscriberFilter;
+  try {
+    filter = parseFilter({ wantedCollections: collections, wantedDids: query.getAll('dids') }, { collections: 'collections', dids: 'dids' });
+  } catch (err) {
+    if (err instanceof OptionError) throw invalid(err.message);
+    throw err;
+  }
+  const maxMessageBytes = integerParam(query, 'maxMessageSizeBytes', MAX_FRAME_LIMIT) ?? 0;
+  const cursor = integerParam(query, 'cursor', Number.MAX_SAFE_INTEGER);
+  const dictionary = integerParam(query, 'zstdDictionary', MAX_FRAME_LIMIT);
+  if (dictionary !== undefined && dictionary !== dictionaryId) {
+    throw new XrpcError(
+      400,
+      'UnknownZstdDictionary',
+      `zstdDictionary ${dictionary} is not served here; the current dictionary is ${dictionaryId} (GET /xrpc/network.bsky.jetstream.getZstdDictionary)`,
+    );
+  }
+  return { filter: { ...filter, kinds, maxMessageBytes, frameBytes: v2FrameBytes }, cursor, zstd: dictionary !== undefined };
+}
+
+/** A non-negative integer parameter (absent: undefined); anything else is a 400. */
+function integerParam(query: URLSearchParams, name: string, max: number): number | undefined {
+  const values = query.getAll(name);
+  if (values.length === 0) return undefined;
+  if (values.length > 1) throw invalid(`${name}: given ${values.length} times, once at most`);
+  const value = values[0];
+  const number = /^\d{1,16}$/.test(value) ? Number(value) : NaN;
+  if (!(number <= max)) throw invalid(`${name}: ${JSON.stringify(value)} is not an integer from 0 to ${max}`);
+  return number;
+}
+
+export interface ResolvedCursor {
+  /** The hub's position: the time_us after which the subscriber's stream starts. */
+  position: number;
+  /** The #info frame to send first, if the cursor was adjusted. */
+  info?: Buffer;
+}
+
+/**
+ * Where a v2 cursor starts, inclusive. A seq older than the buffer is refused (CursorTooOld, the
+ * client must re-sync from elsewhere); an old timestamp is clamped with an OutdatedCursor notice;
+ * a seq beyond the next one starts live with a FutureCursor notice; a future timestamp is live.
+ */
+export function resolveCursor(store: EventStore, cursor: number | undefined): ResolvedCursor {
+  const tip = store.hotLog.newest;
+  if (cursor === undefined) return { position: tip };
+  const oldest = store.readAfter(store.trimmedUpTo, { maxEntries: 1 }).entries[0];
+  if (cursor >= TIMESTAMP_CURSOR_FLOOR) {
+    // Future = after the last time_us issued, as for v1 (the wall clock may have stepped back).
+    if (cursor > store.lastTimeUs) return { position: tip };
+    const position = Math.max(cursor - 1, store.trimmedUpTo);
+    if (cursor > store.trimmedUpTo && (oldest === undefined || cursor >= oldest.timeUs)) return { position };
+    const resumed = oldest ? `resuming from seq ${oldest.seq}, the oldest event here` : 'the buffer is empty; resuming at the live tip';
+    return { position, info: v2InfoFrame('OutdatedCursor', `cursor ${cursor} is older than this server's buffer: events may have been missed; ${resumed}`) };
+  }
+  const next = store.lastSeq + 1;
+  if (cursor > next) {
+    return { position: tip, info: v2InfoFrame('FutureCursor', `cursor ${cursor} is beyond the next seq (${next}); starting at the live tip`) };
+  }
+  const firstWanted = Math.max(cursor, 1);
+  const oldestSeq = oldest?.seq ?? next;
+  if (firstWanted < oldestSeq) {
+    throw new XrpcError(400, 'CursorTooOld', `cursor ${cursor} is older than this server's buffer: the oldest seq here is ${oldestSeq}`);
+  }
+  const timeUs = store.timeUsAtSeq(firstWanted);
+  return { position: timeUs === undefined ? tip : timeUs - 1 };
+}
