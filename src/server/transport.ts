@@ -76,6 +76,11 @@ export const SUBSCRIBE_EVENTS_PATH = '/xrpc/network.bsky.jetstream.subscribeEven
 export const WEBSOCKET_PATHS: readonly string[] = [SUBSCRIBE_PATH, SUBSCRIBE_EVENTS_PATH];
 /** Largest client message accepted (options_update with a long DID list). */
 export const MAX_CLIENT_MESSAGE_BYTES = 10 * 1024 * 1024;
+/**
+ * Largest request line plus headers the `ws` transport reads: Jetstream v1's (Go's 1 MB default),
+ * so a URL with 10,000 wantedDids fits. uWS has its own, smaller limit (see the README).
+ */
+export const MAX_REQUEST_HEAD_BYTES = 1024 * 1024;
 
 export const STATUS_TEXT: Record<number, string> = {
   200: 'OK',
@@ -84,5 +89,6 @@ export const STATUS_TEXT: Record<number, string> = {
   405: 'Method Not Allowed',
   426: 'Upgrade Required',
   429: 'Too Many Requests',
+  431: 'Request Header Fields Too Large',
   503: 'Service Unavailable',
 };

@@ -121,7 +121,7 @@ export class UwsTransport<Session> implements Transport {
         return;
       }
       const info = requestInfo(res, req.getMethod().toUpperCase(), req.getUrl(), req.getQuery() ?? '', headersOf(req));
-      writeReply(res, handler.http(info));
+      writeReply(res, handler.http(info), false, info.method === 'HEAD');
     });
   }
 
@@ -193,10 +193,17 @@ function requestInfo(res: HttpResponse, method: string, path: string, query: str
   };
 }
 
-function writeReply(res: HttpResponse, reply: HttpReply, closeConnection = false): void {
+/** A HEAD answer carries the GET's Content-Length but no body (a body would desynchronise keep-alive). */
+function writeReply(res: HttpResponse, reply: HttpReply, closeConnection = false, head = false): void {
   res.cork(() => {
     res.writeStatus(`${reply.status} ${STATUS_TEXT[reply.status] ?? ''}`.trimEnd());
     for (const [key, value] of Object.entries(reply.headers ?? {})) res.writeHeader(key, value);
-    res.end(reply.body, closeConnection);
+    if (head) {
+      // This build's endWithoutBody(length) never ends the response: the length goes in by hand.
+      res.writeHeader('content-length', String(Buffer.byteLength(reply.body)));
+      res.endWithoutBody();
+    } else {
+      res.end(reply.body, closeConnection);
+    }
   });
 }

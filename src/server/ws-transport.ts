@@ -1,8 +1,10 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import {
   MAX_CLIENT_MESSAGE_BYTES,
+  MAX_REQUEST_HEAD_BYTES,
   STATUS_TEXT,
   WEBSOCKET_PATHS,
   type ClientSocket,
@@ -29,12 +31,26 @@ export class WsTransport<Session> implements Transport {
   });
 
   constructor(handler: SocketHandler<Session>) {
-    this.#server = createServer((req, res) => {
-      const reply = handler.http(requestInfo(req));
-      res.writeHead(reply.status, reply.headers);
+    // Node's own answer to a request without Host has no reason; ours says what is missing.
+    this.#server = createServer({ maxHeaderSize: MAX_REQUEST_HEAD_BYTES, requireHostHeader: false }, (req, res) => {
+      const reply = missingHost(req) ?? handler.http(requestInfo(req));
+      // Content-Length always, so that HEAD reports the GET's length.
+      res.writeHead(reply.status, { ...reply.headers, 'content-length': Buffer.byteLength(reply.body) });
       res.end(req.method === 'HEAD' ? undefined : reply.body);
     });
+    this.#server.on('clientError', (err: NodeJS.ErrnoException & { reason?: string }, socket: Socket) => {
+      if (err.code === 'ECONNRESET' || !socket.writable) {
+        socket.destroy();
+        return;
+      }
+      writeRawReply(socket, malformedRequest(err));
+    });
     this.#server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      const refusal = missingHost(req);
+      if (refusal) {
+        writeRawReply(socket, refusal);
+        return;
+      }
       const info = requestInfo(req);
       if (!WEBSOCKET_PATHS.includes(info.path)) {
         writeRawReply(socket, handler.http(info));
@@ -56,7 +72,9 @@ export class WsTransport<Session> implements Transport {
         ws.on('message', (data: Buffer, isBinary: boolean) => handler.message(session, data, isBinary));
         ws.on('pong', () => handler.pong(session));
         ws.on('close', () => handler.close(session));
-        ws.on('error', () => ws.terminate());
+        // After an error `ws` closes the connection itself (with a close frame when the peer broke
+        // a rule); terminating here could cut that frame off.
+        ws.on('error', () => {});
         socket.on('drain', () => handler.drain(session));
         handler.open(client, session);
       });
@@ -79,7 +97,18 @@ export class WsTransport<Session> implements Transport {
   }
 }
 
+/** Reasons for the closes `ws` makes on its own, which it sends without one. */
+const PROTOCOL_CLOSE_REASONS: Record<number, string> = {
+  1002: 'WebSocket protocol error',
+  1007: 'a text message was not valid UTF-8',
+  1009: `a message was larger than ${MAX_CLIENT_MESSAGE_BYTES / 1024 / 1024} MB`,
+};
+
 function wrapSocket(ws: WebSocket, socket: Duplex): ClientSocket {
+  // `ws` closes through this method when a message breaks a rule; an instance override is the
+  // one place where its code can be given a reason.
+  const closeWithReason = ws.close.bind(ws);
+  ws.close = (code?: number, reason?: string | Buffer) => closeWithReason(code, reason ?? (code === undefined ? undefined : PROTOCOL_CLOSE_REASONS[code]));
   // ws never compresses here (compress: false), so its sender never queues and the frames
   // written directly to the socket stay in order with its own.
   const deflate = ws.extensions.includes('permessage-deflate');
@@ -124,7 +153,23 @@ function requestInfo(req: IncomingMessage): HttpRequestInfo {
   };
 }
 
-/** An HTTP answer written on the raw socket of a refused upgrade. */
+function missingHost(req: IncomingMessage): HttpReply | undefined {
+  if (req.httpVersion !== '1.1' || req.headers.host !== undefined) return undefined;
+  return { status: 400, body: 'bad request: HTTP/1.1 requires a Host header\n' };
+}
+
+/** What node:http's parser refused, said in words. */
+function malformedRequest(err: NodeJS.ErrnoException & { reason?: string }): HttpReply {
+  if (err.code === 'HPE_HEADER_OVERFLOW') {
+    return {
+      status: 431,
+      body: `request headers (the URL included) are over ${MAX_REQUEST_HEAD_BYTES / 1024 / 1024} MiB: send long wantedDids lists with options_update\n`,
+    };
+  }
+  return { status: 400, body: `malformed HTTP request: ${err.reason ?? err.message} (${err.code})\n` };
+}
+
+/** An HTTP answer written on the raw socket of a refused upgrade or a malformed request. */
 function writeRawReply(socket: Duplex, reply: HttpReply): void {
   const body = Buffer.from(reply.body);
   const headers = { 'content-type': 'text/plain; charset=utf-8', ...reply.headers, 'content-length': String(body.byteLength), connection: 'close' };

@@ -1,0 +1,188 @@
+/**
+ * The HTTP and WebSocket edges of each transport, on raw sockets: HEAD, malformed requests,
+ * request heads up to Jetstream v1's 1 MB (10,000 wantedDids in the URL), and the close codes
+ * and reasons for client messages that break WebSocket's rules. Where uWebSockets.js cannot
+ * answer (its parser and frame limits are native and not configurable in the build we use),
+ * the test pins what it does today, so a change of library shows up here; the README's
+ * Transports section lists the same differences.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { connect } from 'node:net';
+import { after, afterEach, before, describe, test } from 'node:test';
+import type { Gateway } from '../src/gateway.ts';
+import { FakeRelay } from './support/fake-relay.ts';
+import { startTestGateway, tempDir } from './support/gateway.ts';
+import { POST, Subscription, Upstream, httpGet } from './support/subscribe-client.ts';
+import { transportsUnderTest } from './support/transports.ts';
+
+const did = (n: number) => `did:plc:${String(n).padStart(24, 'x')}`;
+
+interface RawResult {
+  /** Everything the server sent, as latin1 text. */
+  text: string;
+  /** How the connection ended: the server closed it, reset it, or it was still open after the wait. */
+  end: 'closed' | 'reset' | 'open';
+}
+
+/** Writes the request in the given pieces (pausing between them), then collects the answer for waitMs. */
+function rawRequest(port: number, pieces: Array<string | Buffer>, { gapMs = 30, waitMs = 500 } = {}): Promise<RawResult> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    let settled = false;
+    const finish = (end: RawResult['end']) => {
+      if (settled) return;
+      settled = true;
+      socket.destroy();
+      resolve({ text: Buffer.concat(chunks).toString('latin1'), end });
+    };
+    socket.on('data', (chunk) => chunks.push(chunk));
+    socket.on('error', () => finish('reset'));
+    socket.on('close', () => finish('closed'));
+    const writePieces = async () => {
+      for (const piece of pieces) {
+        if (socket.destroyed) return;
+        socket.write(piece);
+        await new Promise((r) => setTimeout(r, gapMs));
+      }
+      setTimeout(() => finish('open'), waitMs);
+    };
+    socket.on('connect', () => void writePieces());
+  });
+}
+
+function upgradeHead(pathAndQuery: string): string {
+  return [
+    `GET ${pathAndQuery} HTTP/1.1`,
+    'Host: 127.0.0.1',
+    'Connection: Upgrade',
+    'Upgrade: websocket',
+    `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}`,
+    'Sec-WebSocket-Version: 13',
+    '',
+    '',
+  ].join('\r\n');
+}
+
+/** Splits a string in two TCP writes, so the server's parser sees it in two reads. */
+function inTwo(text: string): string[] {
+  const half = Math.floor(text.length / 2);
+  return [text.slice(0, half), text.slice(half)];
+}
+
+function statusOf(result: RawResult): number | undefined {
+  const match = /^HTTP\/1\.1 (\d{3})/.exec(result.text);
+  return match ? Number(match[1]) : undefined;
+}
+
+function bodyOf(result: RawResult): string {
+  return result.text.slice(result.text.indexOf('\r\n\r\n') + 4);
+}
+
+for (const { transport, skip } of await transportsUnderTest()) {
+  describe(`HTTP and WebSocket edges over ${transport}`, { skip }, () => {
+    let relay: FakeRelay;
+    let dir: ReturnType<typeof tempDir>;
+    let gateway: Gateway;
+    let up: Upstream;
+
+    before(async () => {
+      relay = await FakeRelay.start();
+      dir = tempDir();
+      gateway = await startTestGateway(relay.url, dir.path, { transport });
+      await relay.waitForConnections(1);
+      up = new Upstream(relay, () => gateway.port);
+    });
+
+    afterEach(() => Subscription.closeAll());
+
+    after(async () => {
+      await gateway?.stop();
+      await relay?.stop();
+      dir?.remove();
+    });
+
+    test('HEAD answers with the GET\'s headers and Content-Length but no body; the kept-alive connection stays in step', async () => {
+      for (const path of ['/dictionary', '/health', '/stats', '/no-such-page']) {
+        const get = await httpGet(gateway.port, path);
+        const result = await rawRequest(gateway.port, [`HEAD ${path} HTTP/1.1\r\nHost: x\r\n\r\n`, 'GET /health HTTP/1.1\r\nHost: x\r\n\r\n']);
+        const [head, next] = result.text.split(/(?=HTTP\/1\.1 )/);
+        assert.equal(statusOf({ text: head, end: 'open' }), get.status, `HEAD ${path}`);
+        assert.ok(head.endsWith('\r\n\r\n'), `HEAD ${path} has no body (${head.length} bytes)`);
+        assert.match(head, new RegExp(`\r\ncontent-length: ${get.body.byteLength}\r\n`, 'i'), `HEAD ${path} reports the GET's length`);
+        assert.ok(next?.startsWith('HTTP/1.1 200') && next.endsWith('ok\n'), `the next request on the connection is answered: ${JSON.stringify(next)}`);
+      }
+    });
+
+    test('malformed requests: a 400 with a reason on ws; uWS gives some no answer at all and serves others (pinned)', async () => {
+      const cases: Array<[name: string, request: string, uws: 'served' | 'dropped']> = [
+        ['conflicting Content-Length', 'POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!', 'served'],
+        ['bare LF line ends', 'GET /health HTTP/1.1\nHost: x\n\n', 'dropped'],
+        ['obs-fold header', 'GET /health HTTP/1.1\r\nHost: x\r\nX-A: a\r\n  b\r\n\r\n', 'dropped'],
+        ['missing Host', 'GET /health HTTP/1.1\r\n\r\n', 'dropped'],
+        ['NUL in a header', 'GET /health HTTP/1.1\r\nHost: x\r\nX-A: a\0b\r\n\r\n', 'dropped'],
+      ];
+      for (const [name, request, uws] of cases) {
+        const result = await rawRequest(gateway.port, [request]);
+        if (transport === 'ws') {
+          assert.equal(statusOf(result), 400, `${name}: ${JSON.stringify(result.text.slice(0, 80))}`);
+          assert.match(bodyOf(result), /^(malformed HTTP request: |bad request: )\S/, `${name}: the reason`);
+        } else if (uws === 'served') {
+          // uWS reads one of the lengths and answers the request (405: only GET is served here).
+          assert.equal(statusOf(result), 405, `${name} on uWS`);
+        } else {
+          assert.equal(result.text, '', `${name} on uWS: no answer at all (${result.end})`);
+        }
+      }
+      // Transfer-Encoding: xchunked: node:http reads no body and answers (405); uWS the same.
+      const xchunked = await rawRequest(gateway.port, ['POST /health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\n\r\n']);
+      assert.equal(statusOf(xchunked), 405);
+    });
+
+    test('10,000 wantedDids in the URL: accepted on ws (1 MiB request heads, as Jetstream v1); on uWS dropped without an answer (pinned)', async () => {
+      const dids = Array.from({ length: 10_000 }, (_, i) => did(i));
+      const query = dids.map((d) => `wantedDids=${encodeURIComponent(d)}`).join('&');
+      assert.ok(query.length > 400_000, `the URL is long (${query.length} bytes)`);
+      if (transport === 'ws') {
+        const s = await Subscription.open(gateway.port, query);
+        up.create(did(9_999), POST);
+        up.create(did(10_000), POST);
+        up.create(did(0), POST);
+        await up.settle();
+        await s.waitForCount(2);
+        await s.roundTrip();
+        assert.deepEqual(s.events.map((e) => e.did), [did(9_999), did(0)]);
+        const tooLong = await rawRequest(gateway.port, [upgradeHead(`/subscribe?${query}&${query}&${query}`)]);
+        assert.equal(statusOf(tooLong), 431);
+        assert.match(bodyOf(tooLong), /over 1 MiB: send long wantedDids lists with options_update/);
+      } else {
+        const result = await rawRequest(gateway.port, inTwo(upgradeHead(`/subscribe?${query}`)));
+        assert.equal(result.text, '', 'uWS gives no HTTP status');
+        assert.notEqual(result.end, 'open');
+      }
+      // What uWS does read: a head of up to 4 KB across TCP reads (a larger one only in one read).
+      const short = await rawRequest(gateway.port, inTwo(upgradeHead(`/subscribe?${dids.slice(0, 60).map((d) => `wantedDids=${d}`).join('&')}`)));
+      assert.equal(statusOf(short), 101, '60 DIDs (2.6 kB) in two reads');
+      const longer = await rawRequest(gateway.port, inTwo(upgradeHead(`/subscribe?${dids.slice(0, 200).map((d) => `wantedDids=${d}`).join('&')}`)));
+      if (transport === 'ws') assert.equal(statusOf(longer), 101, '200 DIDs (8.6 kB) in two reads');
+      else assert.equal(longer.text, '', 'uWS: 200 DIDs (8.6 kB) in two reads get no answer');
+    });
+
+    test('a message over 10 MB, and a text message that is not UTF-8, close with 1009/1007 and a reason on ws; uWS drops the connection (1006, pinned)', async () => {
+      const big = await Subscription.open(gateway.port);
+      big.send(Buffer.alloc(10 * 1024 * 1024 + 1, 0x20));
+      const bigClosed = await big.waitClosed();
+      const badUtf8 = await Subscription.open(gateway.port);
+      badUtf8.send(Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), false);
+      const utf8Closed = await badUtf8.waitClosed();
+      if (transport === 'ws') {
+        assert.deepEqual(bigClosed, { code: 1009, reason: 'a message was larger than 10 MB' });
+        assert.deepEqual(utf8Closed, { code: 1007, reason: 'a text message was not valid UTF-8' });
+      } else {
+        assert.deepEqual(bigClosed, { code: 1006, reason: '' });
+        assert.deepEqual(utf8Closed, { code: 1006, reason: '' });
+      }
+    });
+  });
+}
