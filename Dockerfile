@@ -6,14 +6,14 @@ FROM node:20-bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev && npm cache clean --force
-COPY tsconfig.json ./
 COPY src ./src
+# npm ci builds dist/ (the `prepare` script, with the dev dependencies); only runtime ones stay.
+RUN npm ci && npm prune --omit=dev && npm cache clean --force
 COPY dictionaries ./dictionaries
 ENV CONTRAIL_DATA_DIR=/data CONTRAIL_HOST=0.0.0.0 NODE_ENV=production
 RUN mkdir -p /data && chown node:node /data
 VOLUME /data
 EXPOSE 6008 6009
 USER node
-ENTRYPOINT ["node", "--max-semi-space-size=64", "src/bin.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=64", "dist/cli.js"]
 CMD ["serve"]

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -118,4 +118,23 @@ test('inspect on a file that is not an LMDB buffer says so and exits 1, instead 
   }
   assert.equal(result.status, 1);
   assert.match(result.stderr, /is not an LMDB database/);
+});
+
+test('every file the README names exists, and every test it quotes is in the file it names', () => {
+  const root = new URL('../', import.meta.url);
+  const named = [...readme.matchAll(/(?<![\w./-])((?:src|test|bench|scripts|dictionaries)\/[\w./-]*\w\.[\w-]*\w)/g)].map((m) => m[1]);
+  assert.ok(named.length > 10, 'the README names files');
+  for (const path of new Set(named)) assert.ok(existsSync(new URL(path, root)), `README names ${path}, which does not exist`);
+
+  // `test/x.test.ts` ("a test's title…", "another") — "…" stands for words left out; numbers may be
+  // interpolated in the source (`${KILLS}`).
+  for (const [, path, quoted] of readme.matchAll(/`(test\/[\w./-]+\.test\.ts)`\s*\(([^)]*)\)/g)) {
+    const source = readFileSync(new URL(path, root), 'utf8').replace(/\\'/g, "'");
+    for (const title of [...quoted.matchAll(/"([^"]+)"/g)].map((m) => m[1].replace(/\s+/g, ' '))) {
+      for (const piece of title.split('…').map((p) => p.trim()).filter(Boolean)) {
+        const pattern = new RegExp(piece.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/\d+/g, '(?:\\d+|\\$\\{[^}]+\\})'));
+        assert.match(source, pattern, `README quotes "${title}" from ${path}`);
+      }
+    }
+  }
 });

@@ -75,7 +75,7 @@ const CLOSE_POLICY = 1008;
 const FELL_BEHIND = 'fell behind the buffer: the events after your position were trimmed by retention';
 
 /**
- * Every subscriber has one position and one way to move it (DESIGN.md invariant 4): the pump
+ * Every subscriber has one position and one way to move it (the README's Design, invariant 4): the pump
  * reads "events after my position that match my filter" from the store — the hot log when the
  * position is recent, LMDB otherwise — and sends them, until it reaches the tip. There it joins
  * the live index, and publish() pushes each newly committed batch straight to it: a shortcut

@@ -17,8 +17,10 @@
  * replication leader), as given, after checking that both still increase.
  *
  * Visible only after durable: committed batches are appended to the HotLog and announced to
- * listeners only once LMDB has committed them (LMDB commits survive a killed process; with
- * lmdb-js's default overlapping sync they reach the disk right after). Readers ask for
+ * listeners only once LMDB has committed them. A commit survives a killed process (it is in the
+ * OS page cache); fsync is off by default — the buffer is synced every second in the background,
+ * and run-marker.ts sets aside a buffer a machine crash may have torn — and `--fsync` flushes
+ * every commit as it happens instead (see the README's Design section). Readers ask for
  * "events after my position": from the hot log when it covers the position, otherwise from
  * LMDB, with an optional metadata filter so replay never parses JSON.
  *

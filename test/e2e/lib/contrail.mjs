@@ -1,5 +1,5 @@
-// contrail as an operator runs it: a child process started through the CLI, configured by
-// flags, reporting where it listens through its pino JSON log, stopped with SIGTERM.
+// contrail as an operator runs it: the compiled CLI (dist/cli.js, built by `npm run test:e2e`) in
+// a child process, configured by flags, reporting where it listens through its pino JSON log, stopped with SIGTERM.
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
@@ -14,7 +14,7 @@ const running = new Set();
  * @param {{upstream: string, dataDir: string, extraArgs?: string[], startTimeoutMs?: number}} options
  */
 export async function startContrail({ upstream, dataDir, extraArgs = [], startTimeoutMs = 30_000 }) {
-  const args = ['--import', 'tsx', 'src/cli.ts', 'serve', '--upstream', upstream, '--data-dir', dataDir];
+  const args = ['--max-semi-space-size=64', 'dist/cli.js', 'serve', '--upstream', upstream, '--data-dir', dataDir];
   args.push('--port', '0', '--metrics-port', '0', '--host', HOST, '--log-level', 'info', ...extraArgs);
   // contrail takes every CONTRAIL_* environment variable as a flag: the caller's environment
   // must not reconfigure (or, with an unknown name, stop) the contrail under test.
