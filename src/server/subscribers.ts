@@ -89,6 +89,7 @@ export class SubscriberHub {
   readonly #live = new LiveIndex<Subscriber>();
   readonly #subscribers = new Set<Subscriber>();
   readonly #perAddress = new Map<string, number>();
+  #deflating = 0;
   readonly #timers: NodeJS.Timeout[] = [];
   #nextId = 1;
 
@@ -118,9 +119,7 @@ export class SubscriberHub {
 
   /** Subscribers with permessage-deflate negotiated (the operator caps how many). */
   get deflating(): number {
-    let count = 0;
-    for (const s of this.#subscribers) if (s.deflate) count++;
-    return count;
+    return this.#deflating;
   }
 
   counts(): Array<{ wire: string; compression: string; mode: string; count: number }> {
@@ -154,6 +153,7 @@ export class SubscriberHub {
   open(subscriber: Subscriber, socket: ClientSocket): void {
     subscriber.socket = socket;
     this.#subscribers.add(subscriber);
+    if (subscriber.deflate) this.#deflating++;
     this.#perAddress.set(subscriber.remoteAddress, this.connectionsFrom(subscriber.remoteAddress) + 1);
     this.#resetWindow(subscriber);
     if (subscriber.greeting) {
@@ -233,6 +233,7 @@ export class SubscriberHub {
     if (subscriber.mode === 'live') this.#live.remove(subscriber);
     subscriber.mode = 'closed';
     if (this.#subscribers.delete(subscriber)) {
+      if (subscriber.deflate) this.#deflating--;
       const left = this.connectionsFrom(subscriber.remoteAddress) - 1;
       if (left > 0) this.#perAddress.set(subscriber.remoteAddress, left);
       else this.#perAddress.delete(subscriber.remoteAddress);
