@@ -139,8 +139,8 @@ export const SERVE_OPTIONS = {
   },
   'max-deflate-subscribers': {
     type: 'string',
-    default: '200',
-    describe: 'Subscribers given permessage-deflate at once (it costs CPU per subscriber on uws); more get plain frames; 0 = never',
+    default: '25',
+    describe: 'Subscribers given permessage-deflate at once (on uws it costs CPU per subscriber and frame); more get plain frames; 0 = never',
     coerce: parseCount,
   },
   'slow-consumer-window': {
