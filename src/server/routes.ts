@@ -6,7 +6,8 @@ import { XrpcError, parseSubscribeEventsQuery, resolveCursor, xrpcReply } from '
 import type { Subscriber, SubscriberHub } from './subscribers.ts';
 import { SUBSCRIBE_EVENTS_PATH, SUBSCRIBE_PATH, type HttpReply, type HttpRequestInfo, type SocketHandler, type UpgradeAccept } from './transport.ts';
 import { SUBSCRIBE_EVENTS_NSID } from './v2-frames.ts';
-import { v1Wire, v2Wire } from './wire.ts';
+import { EXPLORER_PAGE } from './explorer-page.ts';
+import { ndjsonWire, sseWire, v1Wire, v2Wire, type Wire } from './wire.ts';
 
 export interface Readiness {
   ready: boolean;
@@ -32,12 +33,26 @@ const GET_ZSTD_DICTIONARY_PATH = '/xrpc/network.bsky.jetstream.getZstdDictionary
 const XRPC_JSON_PROTOCOL = 'xrpc.v1.json';
 const BOTH_COMPRESSIONS = 'choose one compression: zstd or permessage-deflate, not both (a client that wants zstd must not offer permessage-deflate)';
 
-const CORS = { 'access-control-allow-origin': '*' };
+// Page scripts on other origins may read the dictionary's ID (to pick the right dictionary).
+const CORS = { 'access-control-allow-origin': '*', 'access-control-expose-headers': 'X-Zstd-Dictionary-Id' };
+
+export const SSE_PATH = '/stream';
+export const NDJSON_PATH = '/stream.ndjson';
+
+/** The streams' response headers; no-transform and X-Accel-Buffering keep proxies from holding events back. */
+const STREAM_HEADERS = { ...CORS, 'cache-control': 'no-cache, no-transform', 'x-accel-buffering': 'no' };
 
 /** HTTP routes and the /subscribe upgrade decision, shared by both transports. */
 export function createSocketHandler(options: RouteOptions): SocketHandler<Subscriber> {
   const { hub, store, compressor, metrics } = options;
-  const wires = { v1: v1Wire(compressor, false), v1Zstd: v1Wire(compressor, true), v2: v2Wire(compressor, false), v2Zstd: v2Wire(compressor, true) };
+  const wires = {
+    v1: v1Wire(compressor, false),
+    v1Zstd: v1Wire(compressor, true),
+    v2: v2Wire(compressor, false),
+    v2Zstd: v2Wire(compressor, true),
+    sse: sseWire(),
+    ndjson: ndjsonWire(),
+  };
   const dictionaryReply = (): HttpReply => ({
     status: 200,
     headers: {
@@ -82,6 +97,7 @@ export function createSocketHandler(options: RouteOptions): SocketHandler<Subscr
       position: hub.positionAtTime(parsed.cursor),
       requireHello: parsed.requireHello,
       remoteAddress: clientAddress(request, options.trustProxy),
+      heartbeatMs: parsed.heartbeatMs,
     });
     // Whatever the client offered first, as ws answers by default (v1 defines no subprotocol).
     const protocol = request.header('sec-websocket-protocol')?.split(',')[0].trim();
@@ -121,12 +137,53 @@ export function createSocketHandler(options: RouteOptions): SocketHandler<Subscr
     return { accept: subscriber, deflate: admitted.deflate, protocol: offered.includes(XRPC_JSON_PROTOCOL) ? XRPC_JSON_PROTOCOL : undefined };
   };
 
+  /** /stream and /stream.ndjson: /subscribe's checks, answered before any byte of the stream. */
+  const stream = (request: HttpRequestInfo, wire: Wire, contentType: string) => {
+    const refuse = (status: number, result: string, reason: string) => {
+      metrics.connections.inc({ wire: wire.name, result });
+      return text(status, reason);
+    };
+    if (request.header('upgrade')) return refuse(400, 'bad_request', `${request.path} is a plain HTTP stream: request it without an Upgrade header (WebSockets: ${SUBSCRIBE_PATH})`);
+    let parsed: ReturnType<typeof parseStreamQuery>;
+    try {
+      parsed = parseStreamQuery(request);
+    } catch (err) {
+      if (!(err instanceof OptionError)) throw err;
+      return refuse(400, 'bad_request', err.message);
+    }
+    const admitted = admit(request, false);
+    if ('refuse' in admitted) return refuse(admitted.refuse.status, admitted.refuse.result, admitted.refuse.reason);
+    const headers = { ...STREAM_HEADERS, 'content-type': contentType };
+    if (request.method === 'HEAD') return { status: 200, headers, body: '' };
+    metrics.connections.inc({ wire: wire.name, result: 'accepted' });
+    const session = hub.create(parsed.filter, {
+      wire,
+      deflate: false,
+      position: hub.positionAtTime(parsed.cursor),
+      requireHello: false,
+      remoteAddress: clientAddress(request, options.trustProxy),
+      heartbeatMs: parsed.heartbeatMs,
+      limit: parsed.limit,
+    });
+    return { stream: { headers, session } };
+  };
+
   return {
     http(request) {
       if (request.method !== 'GET' && request.method !== 'HEAD') return text(405, 'only GET is served here');
       switch (request.path) {
         case '/':
-          return text(200, HOME_PAGE);
+          // Browsers get the live explorer; curl and scripts get the plain-text summary.
+          if ((request.header('accept') ?? '').includes('text/html')) {
+            return { status: 200, headers: { 'content-type': 'text/html; charset=utf-8' }, body: EXPLORER_PAGE };
+          }
+          return text(200, API_SUMMARY);
+        case '/api':
+          return text(200, API_SUMMARY);
+        case SSE_PATH:
+          return stream(request, wires.sse, 'text/event-stream; charset=utf-8');
+        case NDJSON_PATH:
+          return stream(request, wires.ndjson, 'application/x-ndjson; charset=utf-8');
         case '/health':
           return text(200, 'ok');
         case '/ready': {
@@ -168,21 +225,62 @@ export function createSocketHandler(options: RouteOptions): SocketHandler<Subscr
   };
 }
 
-/** The /subscribe query, Jetstream v1's parameters; every key may repeat; unknown keys are ignored. */
+/**
+ * The /subscribe query: Jetstream v1's parameters, plus contrail's heartbeat. Every key may
+ * repeat; unknown keys are ignored.
+ */
 export function parseSubscribeQuery(request: HttpRequestInfo) {
   const query = new URLSearchParams(request.query);
+  const compress = booleanParam(query, 'compress') || (request.header('socket-encoding') ?? '').includes('zstd');
+  return { ...parseCommonQuery(query), compress, requireHello: booleanParam(query, 'requireHello') };
+}
+
+/**
+ * The query of /stream and /stream.ndjson: /subscribe's filters, cursor and heartbeat, plus
+ * `limit`. A Last-Event-ID header (EventSource sends it when it reconnects) is the cursor and
+ * wins over the URL's, which is where the stream first started. What only a WebSocket can do
+ * (compression, options_update) is refused rather than silently ignored.
+ */
+export function parseStreamQuery(request: HttpRequestInfo) {
+  const query = new URLSearchParams(request.query);
+  for (const name of ['compress', 'requireHello']) {
+    if (booleanParam(query, name)) throw new OptionError(`${name}=true needs a WebSocket: use ${SUBSCRIBE_PATH}`);
+  }
+  const common = parseCommonQuery(query);
+  const lastEventId = request.header('last-event-id');
+  const cursor = lastEventId ? parseCursor('Last-Event-ID', lastEventId) : common.cursor;
+  const limitText = query.get('limit') ?? '';
+  if (limitText !== '' && !/^[1-9]\d{0,15}$/.test(limitText)) {
+    throw new OptionError(`limit: ${JSON.stringify(limitText)} is not a whole number of events >= 1`);
+  }
+  return { ...common, cursor, limit: limitText === '' ? undefined : Number(limitText) };
+}
+
+function parseCommonQuery(query: URLSearchParams) {
   const filter = parseFilter({
     wantedCollections: query.getAll('wantedCollections'),
     wantedDids: query.getAll('wantedDids'),
     maxMessageSizeBytes: query.get('maxMessageSizeBytes') ?? undefined,
   });
   const cursorText = query.get('cursor') ?? '';
-  if (cursorText !== '' && !/^-?\d+$/.test(cursorText)) {
-    throw new OptionError(`cursor: ${JSON.stringify(cursorText)} is not an integer (unix microseconds, e.g. a time_us you received)`);
-  }
-  const cursor = cursorText === '' ? undefined : Number(cursorText);
-  const compress = booleanParam(query, 'compress') || (request.header('socket-encoding') ?? '').includes('zstd');
-  return { filter, cursor, compress, requireHello: booleanParam(query, 'requireHello') };
+  const cursor = cursorText === '' ? undefined : parseCursor('cursor', cursorText);
+  return { filter, cursor, heartbeatMs: parseHeartbeat(query.get('heartbeat') ?? '') };
+}
+
+function parseCursor(name: string, text: string): number {
+  if (!/^-?\d+$/.test(text)) throw new OptionError(`${name}: ${JSON.stringify(text)} is not an integer (unix microseconds, e.g. a time_us you received)`);
+  return Number(text);
+}
+
+const HEARTBEAT_UNITS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000 };
+
+/** `heartbeat=30s` (or 30, in seconds; ms and m units too), from 1s to 60m: 0 = off, the default. */
+function parseHeartbeat(text: string): number {
+  if (text === '') return 0;
+  const match = /^(\d{1,7})(ms|s|m)?$/.exec(text);
+  const ms = match ? Number(match[1]) * HEARTBEAT_UNITS[match[2] ?? 's'] : NaN;
+  if (!(ms >= 1_000 && ms <= 3_600_000)) throw new OptionError(`heartbeat: ${JSON.stringify(text)} must be a duration from 1s to 60m, e.g. 30s`);
+  return ms;
 }
 
 /** The client's address: the socket's, or behind a trusted proxy the first X-Forwarded-For hop. */
@@ -200,15 +298,21 @@ function text(status: number, body: string): HttpReply {
   return { status, headers: { ...CORS, 'content-type': 'text/plain; charset=utf-8' }, body: body + '\n' };
 }
 
-const HOME_PAGE = `contrail: a Jetstream-compatible JSON firehose gateway for the AT Protocol.
+const API_SUMMARY = `contrail: a Jetstream-compatible JSON firehose gateway for the AT Protocol.
 
   WebSocket  /subscribe?wantedCollections=app.bsky.feed.post   record-level JSON events (Jetstream v1 wire)
-             parameters: wantedCollections, wantedDids, cursor, compress, requireHello, maxMessageSizeBytes
+             parameters: wantedCollections, wantedDids, cursor, compress, requireHello, maxMessageSizeBytes,
+             heartbeat (e.g. 30s)
+  GET        /stream?wantedCollections=app.bsky.feed.post      the same events as Server-Sent Events
+             (id: = time_us; EventSource resumes by itself), for browsers
+  GET        /stream.ndjson?wantedCollections=app.bsky.feed.post&limit=10   one JSON event per line, for curl
+             parameters of both: wantedCollections, wantedDids, cursor, maxMessageSizeBytes, heartbeat, limit
   WebSocket  /xrpc/network.bsky.jetstream.subscribeEvents?collections=app.bsky.feed.post   the same events, Jetstream v2 wire
              parameters: kinds, dids, collections, cursor (seq, or unix µs), maxMessageSizeBytes, zstdDictionary
              both: permessage-deflate when the client offers it (browsers do)
   GET        /dictionary   the zstd dictionary for compress=true (its ID is in X-Zstd-Dictionary-Id)
   GET        /xrpc/network.bsky.jetstream.getZstdDictionary   the same, for v2's zstdDictionary
+  GET        /             in a browser: the live explorer
   GET        /stats        the replay buffer's span and size
   GET        /health       the process is up
   GET        /ready        the upstream is connected and the store is writable

@@ -27,7 +27,7 @@ export interface ServerOptions {
   /** Take the client address from X-Forwarded-For (behind the operator's own proxy). */
   trustProxy?: boolean;
   /** Tuning for tests and benchmarks; defaults suit production. */
-  hub?: Partial<Pick<SubscriberHubOptions, 'highWaterBytes' | 'slowWindowMs' | 'pingIntervalMs'>>;
+  hub?: Partial<Pick<SubscriberHubOptions, 'highWaterBytes' | 'slowWindowMs' | 'pingIntervalMs' | 'heartbeatTickMs'>>;
 }
 
 export interface SubscribeServer {

@@ -4,13 +4,13 @@ import type { EventStore } from '../store/index.ts';
 import { OptionError, isTooLarge, parseFilter, wantsEvent, type SubscriberFilter } from './filter.ts';
 import { LiveIndex } from './live-index.ts';
 import type { ServerMetrics, SentTally } from './metrics.ts';
-import type { ClientSocket } from './transport.ts';
+import type { SubscriberSink } from './transport.ts';
 import type { Wire } from './wire.ts';
 
 export type SubscriberMode = 'hello' | 'replay' | 'blocked' | 'live' | 'closed';
 
 export class Subscriber {
-  socket: ClientSocket | undefined;
+  sink: SubscriberSink | undefined;
   mode: SubscriberMode;
   /** Newest time_us examined for this subscriber (sent or filtered out). Stale while live: the tip is. */
   position: number;
@@ -24,6 +24,12 @@ export class Subscriber {
   /** Sent before any event (a v2 #info about the cursor). */
   readonly greeting: Buffer | undefined;
   readonly tally: SentTally;
+  /** Send a heartbeat after this long without a message; 0 = never. */
+  readonly heartbeatMs: number;
+  /** When the last message went out (for the heartbeat). */
+  lastSentMs = 0;
+  /** Events still to send before the stream ends by itself (`limit`); Infinity = no limit. */
+  remaining: number;
 
   constructor(
     readonly id: number,
@@ -37,6 +43,8 @@ export class Subscriber {
     this.tally = options.tally;
     this.position = options.position;
     this.mode = options.requireHello ? 'hello' : 'replay';
+    this.heartbeatMs = options.heartbeatMs ?? 0;
+    this.remaining = options.limit ?? Infinity;
   }
 
   /** zstd, deflate or none: the metrics label. */
@@ -53,17 +61,23 @@ export interface SubscriberOptions {
   requireHello: boolean;
   remoteAddress: string;
   greeting?: Buffer;
+  /** End the stream cleanly after this many events (the HTTP streams' `limit`). */
+  limit?: number;
+  /** Send a heartbeat after this long without a message (needs a wire with heartbeats). */
+  heartbeatMs?: number;
 }
 
 export interface SubscriberHubOptions {
   store: EventStore;
   logger: Logger;
   metrics: ServerMetrics;
-  /** Stop pushing to a socket once this many bytes wait in its send buffer. */
+  /** Stop pushing to a subscriber once this many bytes wait in its sink's send buffer. */
   highWaterBytes?: number;
   /** A subscriber behind the tip for this long, draining at under half the stream's rate, is dropped. */
   slowWindowMs?: number;
   pingIntervalMs?: number;
+  /** How often to look for subscribers due a heartbeat. */
+  heartbeatTickMs?: number;
   /** How long one pump may run before yielding to other work. */
   pumpSliceMs?: number;
 }
@@ -75,7 +89,7 @@ const CLOSE_POLICY = 1008;
 const FELL_BEHIND = 'fell behind the buffer: the events after your position were trimmed by retention';
 
 /**
- * Every subscriber has one position and one way to move it (the README's Design, invariant 4): the pump
+ * Every subscriber has one position and one way to move it (DESIGN.md invariant 4): the pump
  * reads "events after my position that match my filter" from the store — the hot log when the
  * position is recent, LMDB otherwise — and sends them, until it reaches the tip. There it joins
  * the live index, and publish() pushes each newly committed batch straight to it: a shortcut
@@ -88,6 +102,7 @@ export class SubscriberHub {
   readonly #options: Required<SubscriberHubOptions>;
   readonly #live = new LiveIndex<Subscriber>();
   readonly #subscribers = new Set<Subscriber>();
+  readonly #withHeartbeat = new Set<Subscriber>();
   readonly #perAddress = new Map<string, number>();
   #deflating = 0;
   readonly #timers: NodeJS.Timeout[] = [];
@@ -100,12 +115,14 @@ export class SubscriberHub {
       highWaterBytes: options.highWaterBytes ?? 1024 * 1024,
       slowWindowMs: options.slowWindowMs ?? 60_000,
       pingIntervalMs: options.pingIntervalMs ?? 30_000,
+      heartbeatTickMs: options.heartbeatTickMs ?? 250,
       pumpSliceMs: options.pumpSliceMs ?? 5,
     };
     options.store.onCommitted((entries) => this.#publish(entries));
-    const { slowWindowMs, pingIntervalMs } = this.#options;
+    const { slowWindowMs, pingIntervalMs, heartbeatTickMs } = this.#options;
     this.#timers.push(setInterval(() => this.#checkSlowConsumers(), Math.max(50, slowWindowMs / 6)));
     this.#timers.push(setInterval(() => this.#pingAll(), pingIntervalMs));
+    this.#timers.push(setInterval(() => this.#sendHeartbeats(), heartbeatTickMs));
     for (const timer of this.#timers) timer.unref();
   }
 
@@ -150,15 +167,18 @@ export class SubscriberHub {
     return new Subscriber(this.#nextId++, filter, { ...options, tally: this.#options.metrics.tally(options.wire.name, compression) });
   }
 
-  open(subscriber: Subscriber, socket: ClientSocket): void {
-    subscriber.socket = socket;
+  open(subscriber: Subscriber, sink: SubscriberSink): void {
+    subscriber.sink = sink;
     this.#subscribers.add(subscriber);
     if (subscriber.deflate) this.#deflating++;
     this.#perAddress.set(subscriber.remoteAddress, this.connectionsFrom(subscriber.remoteAddress) + 1);
     this.#resetWindow(subscriber);
+    subscriber.lastSentMs = Date.now();
+    if (subscriber.heartbeatMs > 0) this.#withHeartbeat.add(subscriber);
+    if (subscriber.wire.prelude) sink.send(subscriber.wire.prelude, false);
     if (subscriber.greeting) {
       const { bytes, binary } = subscriber.wire.control(subscriber.greeting);
-      socket.send(bytes, binary);
+      sink.send(bytes, binary);
     }
     this.#pump(subscriber);
   }
@@ -218,7 +238,7 @@ export class SubscriberHub {
   }
 
   drain(subscriber: Subscriber): void {
-    if (subscriber.mode !== 'blocked' || subscriber.socket!.bufferedAmount() > this.#options.highWaterBytes / 2) return;
+    if (subscriber.mode !== 'blocked' || subscriber.sink!.bufferedAmount() > this.#options.highWaterBytes / 2) return;
     subscriber.mode = 'replay';
     this.#pump(subscriber);
   }
@@ -227,11 +247,12 @@ export class SubscriberHub {
     subscriber.awaitingPong = false;
   }
 
-  /** The socket is gone (closed by either side). */
+  /** The socket or HTTP stream is gone (closed by either side). */
   closed(subscriber: Subscriber, reason = 'client_closed'): void {
     if (subscriber.mode === 'closed') return;
     if (subscriber.mode === 'live') this.#live.remove(subscriber);
     subscriber.mode = 'closed';
+    this.#withHeartbeat.delete(subscriber);
     if (this.#subscribers.delete(subscriber)) {
       if (subscriber.deflate) this.#deflating--;
       const left = this.connectionsFrom(subscriber.remoteAddress) - 1;
@@ -243,7 +264,7 @@ export class SubscriberHub {
 
   /** Closes every subscriber (shutdown: 1001 Going Away). */
   closeAll(code: number, reason: string): void {
-    for (const subscriber of [...this.#subscribers]) this.#close(subscriber, code, reason, 'shutdown');
+    for (const subscriber of [...this.#subscribers]) this.#close(subscriber, code, reason, 'shutdown', 'ServerShuttingDown');
   }
 
   stop(): void {
@@ -267,7 +288,9 @@ export class SubscriberHub {
         return;
       }
       const { entries, position } = store.readAfter(subscriber.position, { maxEntries: READ_BATCH, maxScanned: READ_SCAN_LIMIT, filter });
-      if (entries.length > 0 && !this.#send(subscriber, entries)) {
+      const sent = entries.length > 0 ? this.#send(subscriber, entries) : 'all';
+      if (sent === 'ended') return;
+      if (sent === 'full') {
         subscriber.mode = 'blocked';
         return;
       }
@@ -284,26 +307,33 @@ export class SubscriberHub {
     }
   }
 
-  /** Sends entries in order; false (and position at the last one sent) if the buffer filled first. */
-  #send(subscriber: Subscriber, entries: readonly Entry[]): boolean {
-    const socket = subscriber.socket!;
+  /**
+   * Sends entries in order: 'full' (and position at the last one sent) if the buffer filled
+   * first; 'ended' if the subscriber's `limit` was reached, and it is closed here, cleanly.
+   */
+  #send(subscriber: Subscriber, entries: readonly Entry[]): 'all' | 'full' | 'ended' {
+    const sink = subscriber.sink!;
     const { highWaterBytes } = this.#options;
     const { wire, tally } = subscriber;
-    let complete = true;
-    socket.cork(() => {
+    let full = false;
+    sink.cork(() => {
       for (const entry of entries) {
         const bytes = wire.frame(entry);
-        socket.send(bytes, wire.zstd);
+        sink.send(bytes, wire.zstd);
         tally.events++;
         tally.bytes += bytes.byteLength;
         subscriber.position = entry.timeUs;
-        if (socket.bufferedAmount() > highWaterBytes) {
-          complete = false;
+        if (--subscriber.remaining === 0) return;
+        if (sink.bufferedAmount() > highWaterBytes) {
+          full = true;
           return;
         }
       }
     });
-    return complete;
+    subscriber.lastSentMs = Date.now();
+    if (subscriber.remaining > 0) return full ? 'full' : 'all';
+    this.#close(subscriber, 1000, 'limit reached', 'limit_reached');
+    return 'ended';
   }
 
   #publish(entries: readonly Entry[]): void {
@@ -324,7 +354,7 @@ export class SubscriberHub {
     const before = entries[0].timeUs - 1;
     for (const [subscriber, batch] of batches) {
       subscriber.position = before;
-      if (this.#send(subscriber, batch)) continue;
+      if (this.#send(subscriber, batch) !== 'full') continue;
       this.#live.remove(subscriber);
       subscriber.mode = 'blocked';
       this.#resetWindow(subscriber);
@@ -361,29 +391,55 @@ export class SubscriberHub {
   #tooSlow(subscriber: Subscriber, message: string): void {
     this.#options.logger.info({ subscriber: subscriber.id, remoteAddress: subscriber.remoteAddress, message }, 'dropping a slow consumer');
     const { bytes, binary } = subscriber.wire.errorFrame('ConsumerTooSlow', message);
-    subscriber.socket!.send(bytes, binary);
+    subscriber.sink!.send(bytes, binary);
     this.#close(subscriber, CLOSE_POLICY, `ConsumerTooSlow: ${message}`, 'consumer_too_slow');
   }
 
-  #close(subscriber: Subscriber, code: number, reason: string, metricReason: string): void {
-    const socket = subscriber.socket;
+  /**
+   * Ends a subscriber's stream. With `error`, a wire without close frames (an HTTP stream)
+   * first gets the reason as an error frame, so no stream ends without saying why.
+   */
+  #close(subscriber: Subscriber, code: number, reason: string, metricReason: string, error?: string): void {
+    const { sink, wire } = subscriber;
     this.closed(subscriber, metricReason);
-    socket?.close(code, truncateReason(reason));
+    if (error && sink && !wire.closeFrame) {
+      const { bytes, binary } = wire.errorFrame(error, reason);
+      sink.send(bytes, binary);
+    }
+    sink?.close(code, truncateReason(reason));
   }
 
   #pingAll(): void {
     for (const subscriber of this.#subscribers) {
+      const sink = subscriber.sink;
       // A blocked socket's ping waits behind its backlog; the slow-consumer rule covers it.
-      if (subscriber.mode === 'blocked') continue;
+      if (!sink?.ping || subscriber.mode === 'blocked') continue;
       if (subscriber.awaitingPong) {
         this.#options.logger.info({ subscriber: subscriber.id }, 'subscriber did not answer a ping; dropping it');
-        const socket = subscriber.socket;
         this.closed(subscriber, 'ping_timeout');
-        socket?.terminate();
+        sink.terminate();
         continue;
       }
       subscriber.awaitingPong = true;
-      subscriber.socket?.ping();
+      sink.ping();
+    }
+  }
+
+  /**
+   * A heartbeat goes to a subscriber that asked for one and was sent nothing for its interval.
+   * Its time_us resumes right after everything this subscriber has examined: nothing missed,
+   * nothing repeated. A blocked subscriber has messages queued, so none is due.
+   */
+  #sendHeartbeats(): void {
+    const now = Date.now();
+    const tip = this.#options.store.hotLog.newest;
+    for (const subscriber of this.#withHeartbeat) {
+      if (subscriber.mode === 'blocked' || now - subscriber.lastSentMs < subscriber.heartbeatMs) continue;
+      // A live subscriber has been sent every wanted event up to the tip (publish is synchronous).
+      const resumeAt = (subscriber.mode === 'live' ? tip : subscriber.position) + 1;
+      const { bytes, binary } = subscriber.wire.heartbeat!(resumeAt);
+      subscriber.sink!.send(bytes, binary);
+      subscriber.lastSentMs = now;
     }
   }
 }

@@ -21,36 +21,53 @@ export interface HttpRequestInfo {
   remoteAddress: string;
 }
 
-/** One accepted WebSocket, as the subscriber logic sees it. */
-export interface ClientSocket {
+/**
+ * Where one subscriber's bytes go, as the subscriber logic sees it: an accepted WebSocket, or
+ * a streaming HTTP response (SSE, NDJSON).
+ */
+export interface SubscriberSink {
   /** Queues one message; never drops it (the caller watches bufferedAmount). */
   send(data: Uint8Array, binary: boolean): void;
-  /** Bytes queued for this socket and not yet written to the network. */
+  /** Bytes queued and not yet written to the network; over the hub's mark, wait for drain. */
   bufferedAmount(): number;
   /** Runs fn with writes batched into as few syscalls as possible. */
   cork(fn: () => void): void;
-  ping(): void;
-  /** Sends a close frame with this code and reason, then closes. */
+  /** A WebSocket ping; absent on HTTP streams, which have none (a dead peer shows as a full buffer or a reset). */
+  ping?(): void;
+  /** Ends the stream: a close frame with this code and reason for WebSockets; the response's end for HTTP. */
   close(code: number, reason: string): void;
-  /** Drops the connection without a close frame (for peers that stopped answering). */
+  /** Drops the connection without a goodbye (for peers that stopped answering). */
   terminate(): void;
+}
+
+/** One accepted WebSocket. */
+export interface ClientSocket extends SubscriberSink {
+  ping(): void;
+}
+
+/** A streaming HTTP answer: status 200 and these headers, then the session's events. */
+export interface HttpStreamStart<Session> {
+  headers: Record<string, string>;
+  session: Session;
 }
 
 /** What the server does with connections; the transport calls these. */
 export interface SocketHandler<Session> {
-  /** Every plain HTTP request (and upgrades anywhere but the WebSocket path). */
-  http(request: HttpRequestInfo): HttpReply;
+  /** Every plain HTTP request (and upgrades anywhere but the WebSocket paths); or a stream's start. */
+  http(request: HttpRequestInfo): HttpReply | { stream: HttpStreamStart<Session> };
   /**
    * Before the upgrade, on a WebSocket path: refuse with an HTTP reply, or accept with the new
    * session's state, whether to negotiate the client's permessage-deflate offer, and the
    * subprotocol to echo.
    */
   upgrade(request: HttpRequestInfo): { refuse: HttpReply } | UpgradeAccept<Session>;
-  open(socket: ClientSocket, session: Session): void;
+  /** A WebSocket was accepted, or a streaming HTTP response started. */
+  open(sink: SubscriberSink, session: Session): void;
   message(session: Session, data: Uint8Array, binary: boolean): void;
-  /** The socket's send buffer has drained below the transport's low-water mark. */
+  /** The send buffer has drained below the transport's low-water mark. */
   drain(session: Session): void;
   pong(session: Session): void;
+  /** The WebSocket or HTTP stream is gone, whichever side ended it. */
   close(session: Session): void;
 }
 

@@ -9,6 +9,7 @@ import {
   type ClientSocket,
   type HttpReply,
   type HttpRequestInfo,
+  type HttpStreamStart,
   type SocketHandler,
   type Transport,
 } from './transport.ts';
@@ -121,7 +122,9 @@ export class UwsTransport<Session> implements Transport {
         return;
       }
       const info = requestInfo(res, req.getMethod().toUpperCase(), req.getUrl(), req.getQuery() ?? '', headersOf(req));
-      writeReply(res, handler.http(info), false, info.method === 'HEAD');
+      const reply = handler.http(info);
+      if ('stream' in reply) startStream(res, reply.stream, handler);
+      else writeReply(res, reply, false, info.method === 'HEAD');
     });
   }
 
@@ -175,6 +178,56 @@ function finishClosing<Session>(ws: UwsSocket<SocketData<Session>>, client: UwsC
   clearTimeout(client.closing.timer);
   // uWS calls the close handler synchronously; after it the socket must not be touched.
   ws.end(client.closing.code, client.closing.reason);
+}
+
+/**
+ * A streaming response (SSE, NDJSON) as a subscriber's sink. uWS does not report how much of
+ * an HTTP response it holds: a write returning false means the kernel's buffer is full and uWS
+ * kept the rest, so the sink reports itself full until uWS says the socket is writable again.
+ * The hub then stops writing, which bounds what uWS holds to about one message.
+ */
+function startStream<Session>(res: HttpResponse, stream: HttpStreamStart<Session>, handler: SocketHandler<Session>): void {
+  let ended = false;
+  let full = false;
+  const end = () => {
+    if (ended) return;
+    ended = true;
+    handler.close(stream.session);
+  };
+  res.onAborted(end);
+  res.onWritable(() => {
+    full = false;
+    // After this handler uWS writes out what it holds; the pump writes behind it, next turn.
+    setImmediate(() => {
+      if (!ended) handler.drain(stream.session);
+    });
+    return true;
+  });
+  res.cork(() => {
+    res.writeStatus('200 OK');
+    for (const [key, value] of Object.entries(stream.headers)) res.writeHeader(key, value);
+  });
+  handler.open(
+    {
+      // Corked here too: heartbeats and goodbyes are sent outside the hub's batches.
+      send: (data) => {
+        if (!ended) res.cork(() => void (full = !res.write(data) || full));
+      },
+      bufferedAmount: () => (full ? Number.MAX_SAFE_INTEGER : 0),
+      cork: (fn) => void res.cork(fn),
+      close: () => {
+        if (ended) return;
+        res.cork(() => res.end());
+        end();
+      },
+      terminate: () => {
+        if (ended) return;
+        res.close();
+        end();
+      },
+    },
+    stream.session,
+  );
 }
 
 function headersOf(req: { forEach(cb: (key: string, value: string) => void): void }): Map<string, string> {

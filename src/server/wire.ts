@@ -4,13 +4,26 @@ import { v2ErrorFrame, v2Frame, v2FrameBytes } from './v2-frames.ts';
 
 /**
  * What a subscriber's frames look like: Jetstream v1's (/subscribe) or v2's (subscribeEvents),
- * each plain or zstd-compressed. The hub moves every subscriber through the same buffer the
- * same way and asks its wire only for bytes; each wire's frame of an event is made once and
- * shared by every subscriber on that wire.
+ * each plain or zstd-compressed, or an HTTP stream's (/stream: Server-Sent Events;
+ * /stream.ndjson: lines). The hub moves every subscriber through the same buffer the same way
+ * and asks its wire only for bytes; each wire's frame of an event is made once and shared by
+ * every subscriber on that wire.
  */
 export interface Wire {
-  readonly name: 'v1' | 'v2';
+  readonly name: 'v1' | 'v2' | 'sse' | 'ndjson';
   readonly zstd: boolean;
+  /**
+   * Whether the transport carries a close reason of its own (a WebSocket close frame). Where it
+   * does not (HTTP streams), the hub sends the reason as a last error frame before the end.
+   */
+  readonly closeFrame: boolean;
+  /** Bytes a stream starts with (SSE: a comment, so the client sees the stream open at once). */
+  readonly prelude?: Uint8Array;
+  /**
+   * The opt-in heartbeat (v1 and the HTTP streams): `time_us` is a cursor that resumes right
+   * after everything the subscriber has examined; SSE also makes it the message id.
+   */
+  heartbeat?(resumeAt: number): { bytes: Uint8Array; binary: boolean };
   /** The event's frame (binary when zstd). */
   frame(entry: Entry): Uint8Array;
   /** The uncompressed frame's length, for maxMessageSizeBytes. */
@@ -25,10 +38,68 @@ export function v1Wire(compressor: EventCompressor, zstd: boolean): Wire {
   return {
     name: 'v1',
     zstd,
+    closeFrame: true,
     frame: zstd ? (entry) => compressor.compressed(entry) : (entry) => entry.json,
     frameBytes: (entry) => entry.json.byteLength,
-    errorFrame: (error, message) => ({ bytes: Buffer.from(JSON.stringify({ type: 'error', error, message })), binary: false }),
+    errorFrame: (error, message) => ({ bytes: Buffer.from(errorJson(error, message)), binary: false }),
     control: (bytes) => ({ bytes, binary: false }),
+    heartbeat: (resumeAt) => ({ bytes: Buffer.from(heartbeatJson(resumeAt)), binary: false }),
+  };
+}
+
+/**
+ * /stream: Server-Sent Events. An event is one message whose id is its time_us, so EventSource
+ * resumes by itself (Last-Event-ID). Heartbeats and the last error are named events, so
+ * `onmessage` sees events only; an error is named "close" (EventSource's "error" is its own).
+ */
+export function sseWire(): Wire {
+  return {
+    name: 'sse',
+    zstd: false,
+    closeFrame: false,
+    prelude: Buffer.from(': contrail event stream\n\n'),
+    // Event JSON never holds a raw newline (JSON escapes it), so one data line carries it.
+    frame: memoized((entry) => Buffer.concat([Buffer.from(`id: ${entry.timeUs}\ndata: `), entry.json, SSE_END])),
+    frameBytes: (entry) => entry.json.byteLength,
+    errorFrame: (error, message) => ({ bytes: Buffer.from(`event: close\ndata: ${errorJson(error, message)}\n\n`), binary: false }),
+    control: (bytes) => ({ bytes, binary: false }),
+    heartbeat: (resumeAt) => ({ bytes: Buffer.from(`event: heartbeat\nid: ${resumeAt}\ndata: ${heartbeatJson(resumeAt)}\n\n`), binary: false }),
+  };
+}
+
+/** /stream.ndjson: one JSON value per line; heartbeats and the last error are lines too, told apart by "type". */
+export function ndjsonWire(): Wire {
+  const line = (json: string) => ({ bytes: Buffer.from(json + '\n'), binary: false });
+  return {
+    name: 'ndjson',
+    zstd: false,
+    closeFrame: false,
+    frame: memoized((entry) => Buffer.concat([entry.json, NEWLINE])),
+    frameBytes: (entry) => entry.json.byteLength,
+    errorFrame: (error, message) => line(errorJson(error, message)),
+    control: (bytes) => ({ bytes, binary: false }),
+    heartbeat: (resumeAt) => line(heartbeatJson(resumeAt)),
+  };
+}
+
+const SSE_END = Buffer.from('\n\n');
+const NEWLINE = Buffer.from('\n');
+
+function errorJson(error: string, message: string): string {
+  return JSON.stringify({ type: 'error', error, message });
+}
+
+function heartbeatJson(resumeAt: number): string {
+  return `{"type":"heartbeat","time_us":${resumeAt}}`;
+}
+
+/** Frames each entry once; live entries are shared objects, so every subscriber reuses the bytes. */
+function memoized(frame: (entry: Entry) => Uint8Array): (entry: Entry) => Uint8Array {
+  const frames = new WeakMap<Entry, Uint8Array>();
+  return (entry) => {
+    let bytes = frames.get(entry);
+    if (!bytes) frames.set(entry, (bytes = frame(entry)));
+    return bytes;
   };
 }
 
@@ -39,6 +110,7 @@ export function v2Wire(compressor: EventCompressor, zstd: boolean): Wire {
   return {
     name: 'v2',
     zstd,
+    closeFrame: true,
     frame: zstd
       ? (entry) => {
           let frame = compressed.get(entry);

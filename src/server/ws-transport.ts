@@ -1,4 +1,4 @@
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -10,6 +10,7 @@ import {
   type ClientSocket,
   type HttpReply,
   type HttpRequestInfo,
+  type HttpStreamStart,
   type SocketHandler,
   type Transport,
 } from './transport.ts';
@@ -34,6 +35,10 @@ export class WsTransport<Session> implements Transport {
     // Node's own answer to a request without Host has no reason; ours says what is missing.
     this.#server = createServer({ maxHeaderSize: MAX_REQUEST_HEAD_BYTES, requireHostHeader: false }, (req, res) => {
       const reply = missingHost(req) ?? handler.http(requestInfo(req));
+      if ('stream' in reply) {
+        startStream(res, reply.stream, handler);
+        return;
+      }
       // Content-Length always, so that HEAD reports the GET's length.
       res.writeHead(reply.status, { ...reply.headers, 'content-length': Buffer.byteLength(reply.body) });
       res.end(req.method === 'HEAD' ? undefined : reply.body);
@@ -53,7 +58,8 @@ export class WsTransport<Session> implements Transport {
       }
       const info = requestInfo(req);
       if (!WEBSOCKET_PATHS.includes(info.path)) {
-        writeRawReply(socket, handler.http(info));
+        const reply = handler.http(info);
+        writeRawReply(socket, 'stream' in reply ? NOT_A_WEBSOCKET : reply);
         return;
       }
       const decision = handler.upgrade(info);
@@ -136,6 +142,36 @@ function wrapSocket(ws: WebSocket, socket: Duplex): ClientSocket {
     close: (code, reason) => ws.close(code, reason),
     terminate: () => ws.terminate(),
   };
+}
+
+const NOT_A_WEBSOCKET: HttpReply = { status: 400, body: 'this is a plain HTTP stream: request it without an Upgrade header\n' };
+
+/** A streaming response (SSE, NDJSON) as a subscriber's sink. */
+function startStream<Session>(res: ServerResponse, stream: HttpStreamStart<Session>, handler: SocketHandler<Session>): void {
+  const { session } = stream;
+  // The head goes out with the first bytes, as on uWS (which cannot send it alone).
+  res.writeHead(200, stream.headers);
+  res.on('drain', () => handler.drain(session));
+  res.on('close', () => handler.close(session));
+  res.on('error', () => res.destroy());
+  handler.open(
+    {
+      send: (data) => void res.write(data),
+      // As for WebSockets: the response emits 'drain' only after a write found it full.
+      bufferedAmount: () => (res.writableNeedDrain ? res.writableLength : 0),
+      cork: (fn) => {
+        res.cork();
+        try {
+          fn();
+        } finally {
+          res.uncork();
+        }
+      },
+      close: () => void res.end(),
+      terminate: () => void res.destroy(),
+    },
+    session,
+  );
 }
 
 function requestInfo(req: IncomingMessage): HttpRequestInfo {

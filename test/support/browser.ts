@@ -1,16 +1,26 @@
 /**
- * A real browser for the tests: Debian's chromium (/usr/bin/chromium, installed by .ci/run),
- * driven by puppeteer-core. Nothing is downloaded; where chromium is missing the suites skip
- * and say why.
+ * A real browser for the tests: Debian's chromium (/usr/bin/chromium) driven by puppeteer-core,
+ * which never downloads a browser. Where chromium is missing and we are root (CI), it is
+ * installed with apt-get, as .ci/run does; otherwise the suites skip and say why. Also: what the
+ * explorer page shows, read as a person reads it.
  */
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import puppeteer, { type Browser } from 'puppeteer-core';
+import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
-/** The reason browser tests cannot run here, or undefined. */
+/** The reason browser tests cannot run here (after installing chromium if we may), or undefined. */
 export function browserUnavailable(): string | undefined {
-  return existsSync(CHROMIUM) ? undefined : `no chromium at ${CHROMIUM} (apt-get install chromium, as .ci/run does)`;
+  if (existsSync(CHROMIUM)) return undefined;
+  if (process.getuid?.() !== 0) return `no chromium at ${CHROMIUM} (apt-get install chromium, as .ci/run does)`;
+  try {
+    execFileSync('apt-get', ['update', '-qq'], { stdio: 'ignore' });
+    execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'chromium'], { stdio: 'ignore', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  } catch (err) {
+    return `no chromium at ${CHROMIUM}, and apt-get could not install it: ${(err as Error).message}`;
+  }
+  return existsSync(CHROMIUM) ? undefined : `apt-get installed chromium but there is none at ${CHROMIUM}`;
 }
 
 export async function launchBrowser(): Promise<Browser> {
@@ -20,4 +30,57 @@ export async function launchBrowser(): Promise<Browser> {
     // Containers and CI run as root without user namespaces; the page only talks to 127.0.0.1.
     args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
   });
+}
+
+/**
+ * A new tab. tsx compiles the functions we hand to page.evaluate with esbuild's keepNames,
+ * which calls a `__name` helper that exists only in Node: the page gets a harmless one.
+ */
+export async function openPage(browser: Browser): Promise<Page> {
+  const page = await browser.newPage();
+  await page.evaluateOnNewDocument('globalThis.__name = (fn) => fn;');
+  return page;
+}
+
+/** The explorer's visible state, as a person reads it. */
+export interface ExplorerView {
+  status: string;
+  rate: string;
+  count: string;
+  rows: string[];
+  detail: string;
+}
+
+export async function readExplorer(page: Page): Promise<ExplorerView> {
+  return page.evaluate(() => {
+    const text = (id: string) => document.getElementById(id)!.innerText;
+    return {
+      status: text('status'),
+      rate: text('rate'),
+      count: text('count'),
+      rows: [...document.querySelectorAll('#events li')].map((row) => (row as HTMLElement).innerText.replace(/\s+/g, ' ')),
+      detail: text('detail'),
+    };
+  });
+}
+
+/** Polls the page until `condition` holds for what it shows. */
+export async function waitForExplorer(page: Page, condition: (view: ExplorerView) => boolean, what: string, timeoutMs = 30_000): Promise<ExplorerView> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const view = await readExplorer(page);
+    if (condition(view)) return view;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for the explorer to show ${what}; it shows ${JSON.stringify(view)}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** Types a filter into the explorer and starts watching it. */
+export async function watch(page: Page, filter: { collections?: string; dids?: string }): Promise<void> {
+  for (const [id, value] of [['collections', filter.collections ?? ''], ['dids', filter.dids ?? '']] as const) {
+    await page.click(`#${id}`, { count: 3 });
+    await page.keyboard.press('Backspace');
+    if (value) await page.type(`#${id}`, value);
+  }
+  await page.click('#apply');
 }
