@@ -66,6 +66,7 @@ function toConfig(args: Record<string, unknown>): GatewayConfig {
     slowConsumerWindowMs: args['slow-consumer-window'] as number,
     trustProxy: args['trust-proxy'] as boolean,
     fsync: args.fsync as boolean,
+    verify: args.verify as GatewayConfig['verify'],
     plcUrl: args['plc-url'] as string,
     allowPrivateEndpoints: args['allow-private-endpoints'] as boolean,
     identityCacheEntries: args['identity-cache-entries'] as number,

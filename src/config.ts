@@ -21,6 +21,7 @@ export interface GatewayConfig {
   slowConsumerWindowMs: number;
   trustProxy: boolean;
   fsync: boolean;
+  verify: VerifyChoice;
   plcUrl: string;
   allowPrivateEndpoints: boolean;
   identityCacheEntries: number;
@@ -29,6 +30,8 @@ export interface GatewayConfig {
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 export const TRANSPORTS = ['auto', 'uws', 'ws'] as const;
+export const VERIFY_CHOICES = ['off', 'signatures', 'full'] as const;
+export type VerifyChoice = (typeof VERIFY_CHOICES)[number];
 export type TransportChoice = (typeof TRANSPORTS)[number];
 
 export const DEFAULT_DICTIONARY = new URL('../dictionaries/contrail-v1.zstd-dict', import.meta.url).pathname;
@@ -158,6 +161,12 @@ export const SERVE_OPTIONS = {
     type: 'boolean',
     default: false,
     describe: 'Count connections per client by X-Forwarded-For (only behind your own proxy)',
+  },
+  verify: {
+    type: 'string',
+    default: 'off',
+    choices: VERIFY_CHOICES,
+    describe: "Check commits before emitting them: signatures (against the repo's signing key) or full (also sync 1.1 MST proofs)",
   },
   'plc-url': { type: 'string', default: 'https://plc.directory', describe: 'did:plc directory that DID documents are read from', coerce: parseHttpUrl },
   'allow-private-endpoints': {

@@ -7,6 +7,7 @@ import { createIdentityMetrics, IdentityCache, IdentityResolver } from './identi
 import { startMetricsEndpoint, startServer, type ServerOptions, type SubscribeServer } from './server/index.ts';
 import { createStoreMetrics, EventStore, Ingester, Retention } from './store/index.ts';
 import { createUpstreamMetrics, FirehoseClient } from './upstream/index.ts';
+import { createVerifyMetrics, Verifier } from './verify/index.ts';
 
 export interface Gateway {
   readonly port: number;
@@ -28,7 +29,7 @@ export interface GatewayTuning {
   hub?: ServerOptions['hub'];
 }
 
-/** Wires the stages: upstream → events → store → server. */
+/** Wires the stages: upstream → (verify, with identity) → events → store → server. */
 export async function startGateway(config: GatewayConfig, tuning: GatewayTuning = {}): Promise<Gateway> {
   const logger = tuning.logger ?? pino({ level: config.logLevel });
   const registry = new Registry();
@@ -56,6 +57,15 @@ export async function startGateway(config: GatewayConfig, tuning: GatewayTuning 
   const upstreamMetrics = createUpstreamMetrics(registry);
   let firehose: FirehoseClient | undefined;
   let storeFailing = false;
+  // Reading pauses while any later stage asks it to.
+  const pausedBy = new Set<string>();
+  const backpressure = (stage: string) => (paused: boolean) => {
+    if (paused) pausedBy.add(stage);
+    else pausedBy.delete(stage);
+    if (pausedBy.size > 0) firehose?.pause();
+    else firehose?.resume();
+  };
+  let verifier: Verifier | undefined;
   const ingester = new Ingester({
     store,
     clock: new CursorClock(store.lastTimeUs),
@@ -63,13 +73,26 @@ export async function startGateway(config: GatewayConfig, tuning: GatewayTuning 
     logger,
     metrics: storeMetrics,
     upstreamMetrics,
-    onBackpressure: (paused) => (paused ? firehose?.pause() : firehose?.resume()),
+    onBackpressure: backpressure('store'),
     onStoreHealth: (healthy) => (storeFailing = !healthy),
+    heldBelow: () => verifier?.heldBelow(),
   });
+  if (config.verify !== 'off') {
+    verifier = new Verifier({
+      mode: config.verify,
+      identity,
+      logger,
+      metrics: createVerifyMetrics(registry),
+      deliver: (message, released) => ingester.handle(message, released),
+      onBackpressure: backpressure('verify'),
+    });
+    logger.info({ verify: config.verify, plcUrl: config.plcUrl }, 'verifying commits before emitting them');
+  }
+  const intake = verifier ?? ingester;
   firehose = new FirehoseClient({
     url: config.upstream,
     resumeCursor: () => ingester.resumeCursor(),
-    onMessage: (message) => ingester.handle(message),
+    onMessage: (message) => intake.handle(message),
     logger,
     metrics: upstreamMetrics,
     maxFrameBytes: config.maxFrameBytes,
@@ -109,6 +132,7 @@ export async function startGateway(config: GatewayConfig, tuning: GatewayTuning 
     async stop(flushTimeoutMs = 10_000) {
       server.close();
       await firehose.stop();
+      await verifier?.idle();
       const flushed = await ingester.flush(flushTimeoutMs);
       if (!flushed) {
         logger.error('could not commit the last events before stopping; the saved upstream cursor is behind them, so the next start reads them again');

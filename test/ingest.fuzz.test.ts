@@ -17,6 +17,7 @@ import { DropError } from '../src/upstream/drop.ts';
 import { decodeFrame } from '../src/upstream/frame.ts';
 import { parseMessage, type UpstreamMessage } from '../src/upstream/messages.ts';
 import { toDagJson } from './support/dag-json.ts';
+import type { EventMessage } from './support/events.ts';
 import { objectKeyLists } from './support/json-keys.ts';
 import { mulberry32, SyntheticFirehose } from './support/synthetic.ts';
 
@@ -59,7 +60,7 @@ const EVENT_KEYS = ['did', 'time_us', 'kind'];
 const COMMIT_KEYS = ['rev', 'operation', 'collection', 'rkey'];
 
 /** One event against Jetstream v1's shape and the message it came from. */
-function assertEvent(entry: Entry, message: Extract<UpstreamMessage, { type: 'commit' | 'identity' | 'account' }>, previousTimeUs: number): void {
+function assertEvent(entry: Entry, message: EventMessage, previousTimeUs: number): void {
   const text = entry.json.toString('utf8');
   assert.ok(Buffer.from(text, 'utf8').equals(entry.json), 'event JSON is valid UTF-8');
   const event = JSON.parse(text);

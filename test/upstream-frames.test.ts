@@ -140,13 +140,15 @@ test('rsky 03: a like delete (ops[].prev set, cid null) carries no record and no
 });
 
 test('rsky 04: #sync decodes but is not an event', () => {
-  assert.deepEqual(decode(rskyFrame('04-sync-33871059687.bin')), {
+  const { blocks, ...rest } = decode(rskyFrame('04-sync-33871059687.bin')) as Extract<UpstreamMessage, { type: 'sync' }>;
+  assert.deepEqual(rest, {
     type: 'sync',
     seq: 33871059687,
     did: 'did:plc:iybszqugl5vnzy55j2nz5tn5',
     rev: '3mw73emtrxr2p',
     time: '2026-09-23T15:42:38.210Z',
   });
+  assert.ok(blocks.byteLength > 0, 'the CAR with the signed commit is kept for verification');
 });
 
 test('rsky 05 and 06: identity without a handle, account active=true without status', () => {
@@ -264,7 +266,7 @@ test('indigo relay scenarios: every frame decodes to the expected message and ev
           break;
         }
         case 'sync':
-          assert.deepEqual(message, { type: 'sync', seq: body.seq, did: body.did, rev: body.rev, time: body.time });
+          assert.deepEqual(message, { type: 'sync', seq: body.seq, did: body.did, rev: body.rev, time: body.time, blocks: body.blocks });
           break;
         default:
           assert.fail(`unexpected ${message.type} in ${file}`);

@@ -23,7 +23,8 @@ export interface Entry {
   json: Buffer;
 }
 
-type EventMessage = Extract<UpstreamMessage, { type: 'commit' | 'identity' | 'account' }>;
+/** The messages that become events; a commit's proof is verification's business, not read here. */
+type EventMessage = Omit<Extract<UpstreamMessage, { type: 'commit' }>, 'proof'> | Extract<UpstreamMessage, { type: 'identity' | 'account' }>;
 
 export interface BuiltEvents {
   entries: Entry[];

@@ -16,6 +16,12 @@ export interface IngesterOptions {
   onBackpressure: (paused: boolean) => void;
   /** Called with false when a commit fails and true once commits succeed again. */
   onStoreHealth?: (healthy: boolean) => void;
+  /**
+   * The lowest seq an earlier stage still holds back (verification waiting for a repo's key;
+   * later seqs go ahead of it): the saved and the resume cursor stay below it, so a crash or a
+   * reconnect reads it again.
+   */
+  heldBelow?: () => number | undefined;
   maxPendingBytes?: number;
   retryDelayMs?: number;
 }
@@ -42,7 +48,7 @@ export class Ingester {
   readonly #dropLog: DropLog;
 
   constructor(options: IngesterOptions) {
-    this.#options = { maxPendingBytes: 64 * 1024 * 1024, retryDelayMs: 1_000, onStoreHealth: () => {}, ...options };
+    this.#options = { maxPendingBytes: 64 * 1024 * 1024, retryDelayMs: 1_000, onStoreHealth: () => {}, heldBelow: () => undefined, ...options };
     this.#dropLog = new DropLog((fields, text) => options.logger.warn(fields, text));
     const saved = options.store.upstreamCursor;
     if (saved && saved.url === options.upstreamUrl) {
@@ -57,10 +63,14 @@ export class Ingester {
 
   /** The seq to resume after: the newest accepted, committed or not (pending events will be). */
   resumeCursor(): number | undefined {
-    return this.#watermark;
+    return this.#belowHeld(this.#watermark);
   }
 
-  handle(message: UpstreamMessage): void {
+  /**
+   * `released`: the message was held by an earlier stage while later seqs went ahead, so it is
+   * new although its seq is at or below the watermark.
+   */
+  handle(message: UpstreamMessage, released = false): void {
     const { logger, metrics } = this.#options;
     switch (message.type) {
       case 'error':
@@ -75,12 +85,15 @@ export class Ingester {
         return;
       default: // events and #sync: stored below
     }
-    if (this.#watermark !== undefined && message.seq <= this.#watermark) {
+    if (released) {
+      this.#pendingSeq ??= this.#watermark ?? message.seq; // a batch is committed with the seq it completes
+    } else if (this.#watermark !== undefined && message.seq <= this.#watermark) {
       metrics.skipped.inc({ reason: 'duplicate_seq' });
       return;
+    } else {
+      this.#watermark = message.seq;
+      this.#pendingSeq = message.seq;
     }
-    this.#watermark = message.seq;
-    this.#pendingSeq = message.seq;
     this.#lastUpstreamTime = message.time;
     if (message.type === 'sync') {
       logger.debug({ did: message.did, rev: message.rev }, 'upstream #sync');
@@ -112,6 +125,12 @@ export class Ingester {
     clearTimeout(timer);
     if (!flushed) this.#abandoned = true;
     return flushed;
+  }
+
+  #belowHeld(seq: number | undefined): number | undefined {
+    const held = this.#options.heldBelow();
+    if (held === undefined) return seq;
+    return seq === undefined ? held - 1 : Math.min(seq, held - 1);
   }
 
   #isNewRev(did: string, rev: string): boolean {
@@ -150,7 +169,7 @@ export class Ingester {
       const batch = {
         entries: this.#pending,
         revs: this.#pendingRevs,
-        cursor: { url: upstreamUrl, seq: this.#pendingSeq },
+        cursor: { url: upstreamUrl, seq: this.#belowHeld(this.#pendingSeq)! },
       };
       const upstreamTime = this.#lastUpstreamTime;
       this.#pending = [];

@@ -27,16 +27,19 @@ export class DropError extends Error {
   }
 }
 
-/** Logs drops without flooding: the first of each reason, then one summary line per interval. */
-export class DropLog {
-  readonly #lastLogged = new Map<DropReason, { at: number; suppressed: number }>();
+/**
+ * Logs drops without flooding: the first of each reason, then one summary line per interval.
+ * Generic in the reason so later stages (verification) log their own drops the same way.
+ */
+export class DropLog<Reason extends string = DropReason> {
+  readonly #lastLogged = new Map<Reason, { at: number; suppressed: number }>();
 
   constructor(
     private readonly log: (fields: object, message: string) => void,
     private readonly intervalMs = 10_000,
   ) {}
 
-  record(reason: DropReason, detail: string, context: object = {}): void {
+  record(reason: Reason, detail: string, context: object = {}): void {
     const now = Date.now();
     const last = this.#lastLogged.get(reason);
     if (last && now - last.at < this.intervalMs) {

@@ -27,7 +27,8 @@
  */
 export { FirehoseClient, type FirehoseClientOptions } from './firehose.ts';
 export { decodeFrame, type Frame } from './frame.ts';
-export { parseMessage, type OpAction, type OpDrop, type RecordOp, type UpstreamMessage } from './messages.ts';
+export { parseMessage, type CommitProof, type OpAction, type OpDrop, type ProofOp, type RecordOp, type UpstreamMessage } from './messages.ts';
+export { CarSlice } from './car.ts';
 export { DropError, DropLog, type DropReason } from './drop.ts';
 export { createUpstreamMetrics, type UpstreamMetrics } from './metrics.ts';
 export { normalizeUpstreamUrl } from './url.ts';

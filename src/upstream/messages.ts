@@ -23,11 +23,35 @@ export interface OpDrop {
   detail: string;
 }
 
+/**
+ * What a commit frame carries to prove itself (sync 1.1), kept as references into the frame so
+ * holding it costs nothing: read only when verification is on (src/verify).
+ */
+export interface CommitProof {
+  /** The `commit` field: CID of the signed commit block. Undefined when the frame lacks it. */
+  commit: Link | undefined;
+  /** The `prevData` field: MST root before this commit. Undefined from pre-sync-1.1 senders. */
+  prevData: Link | undefined;
+  /** The CAR slice: the signed commit, the MST nodes the ops touch, the new records. */
+  car: CarSlice;
+  /** Every op as sent, including those dropped from `ops` (a proof covers them all). */
+  ops: readonly ProofOp[];
+}
+
+/** One op as the frame states it; fields are undefined when absent or of the wrong type. */
+export interface ProofOp {
+  action: unknown;
+  path: unknown;
+  cid: Link | undefined;
+  prev: Link | undefined;
+}
+
 export type UpstreamMessage =
-  | { type: 'commit'; seq: number; repo: string; rev: string; time: string; ops: RecordOp[]; drops: OpDrop[] }
+  | { type: 'commit'; seq: number; repo: string; rev: string; time: string; ops: RecordOp[]; drops: OpDrop[]; proof: CommitProof }
   | { type: 'identity'; seq: number; did: string; time: string; handle?: string }
   | { type: 'account'; seq: number; did: string; time: string; active: boolean; status?: string }
-  | { type: 'sync'; seq: number; did: string; rev: string; time: string }
+  /** `blocks`: the CAR holding the signed commit the repo now stands at. */
+  | { type: 'sync'; seq: number; did: string; rev: string; time: string; blocks: Uint8Array }
   | { type: 'info'; name: string; message?: string }
   | { type: 'error'; error: string; message?: string };
 
@@ -57,7 +81,8 @@ export function parseMessage(frame: Frame): UpstreamMessage {
         ...(typeof body.status === 'string' ? { status: body.status } : {}),
       };
     case '#sync':
-      return { type: 'sync', seq: seqOf(body), did: didOf(body.did), rev: stringField(body, 'rev'), time: stringField(body, 'time') };
+      if (!(body.blocks instanceof Uint8Array)) throw new DropError('bad_field', 'sync.blocks is not bytes');
+      return { type: 'sync', seq: seqOf(body), did: didOf(body.did), rev: stringField(body, 'rev'), time: stringField(body, 'time'), blocks: body.blocks };
     case '#info':
       return {
         type: 'info',
@@ -88,7 +113,20 @@ function parseCommit(body: Record<string, unknown>): UpstreamMessage {
       drops.push({ reason: err.reason, path, detail: err.message });
     }
   }
-  return { type: 'commit', seq, repo, rev, time, ops, drops };
+  const proof: CommitProof = {
+    commit: linkOrUndefined(body.commit),
+    prevData: linkOrUndefined(body.prevData),
+    car,
+    ops: (body.ops as unknown[]).map((raw) => {
+      const op = (raw ?? {}) as { action?: unknown; path?: unknown; cid?: unknown; prev?: unknown };
+      return { action: op.action, path: op.path, cid: linkOrUndefined(op.cid), prev: linkOrUndefined(op.prev) };
+    }),
+  };
+  return { type: 'commit', seq, repo, rev, time, ops, drops, proof };
+}
+
+function linkOrUndefined(value: unknown): Link | undefined {
+  return value instanceof Link ? value : undefined;
 }
 
 function parseOp(raw: unknown, car: CarSlice): RecordOp {

@@ -4,7 +4,7 @@ import { buildEvents, type Entry } from '../../src/events/entry.ts';
 import { decodeFrame } from '../../src/upstream/frame.ts';
 import { parseMessage, type UpstreamMessage } from '../../src/upstream/messages.ts';
 
-export type EventMessage = Extract<UpstreamMessage, { type: 'commit' | 'identity' | 'account' }>;
+export type EventMessage = Omit<Extract<UpstreamMessage, { type: 'commit' }>, 'proof'> | Extract<UpstreamMessage, { type: 'identity' | 'account' }>;
 
 /** The message a frame carries if it is one that becomes events; throws DropError on bad frames. */
 export function eventMessageOf(frame: Uint8Array): EventMessage | undefined {

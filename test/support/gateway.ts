@@ -31,6 +31,7 @@ export function testConfig(upstream: string, dataDir: string, overrides: Partial
     slowConsumerWindowMs: 60_000,
     trustProxy: false,
     fsync: false,
+    verify: 'off',
     plcUrl: 'http://127.0.0.1:1',
     allowPrivateEndpoints: true,
     identityCacheEntries: 1000,

@@ -1,0 +1,16 @@
+import { Secp256k1PrivateKeyExportable, Secp256k1PublicKey, parseDidKey } from '@atcute/crypto';
+import { verify, createPublicKey } from 'node:crypto';
+const k = await Secp256k1PrivateKeyExportable.createKeypair();
+console.log(k.constructor.name);
+const data = new Uint8Array(200).fill(7);
+const sig = await k.sign(data);
+const did = await k.exportPublicKey('did');
+const pub = await Secp256k1PublicKey.importRaw(parseDidKey(did).publicKeyBytes);
+console.log(pub.constructor.name);
+let t = performance.now();
+for (let i = 0; i < 2000; i++) if (!(await pub.verify(sig, data))) throw 1;
+console.log('atcute verify/s', (2000 / (performance.now() - t) * 1000).toFixed(0));
+const ko = (pub as any)._publicKey;
+t = performance.now();
+for (let i = 0; i < 2000; i++) verify('SHA256', data, { key: ko, dsaEncoding: 'ieee-p1363' }, sig);
+console.log('node verify/s', (2000 / (performance.now() - t) * 1000).toFixed(0));

@@ -1,0 +1,79 @@
+import { decodeFirst, isCidLink } from '@atcute/cbor';
+import { CidLinkWrapper } from '@atcute/cid';
+import { Link, isTid } from '../atproto/index.ts';
+import { CarSlice, type UpstreamMessage } from '../upstream/index.ts';
+import { VerifyError } from './failure.ts';
+import { checkInversion } from './inversion.ts';
+import { readSignedCommit, type SignedCommit } from './signed-commit.ts';
+import type { SigningKeys } from './signing-keys.ts';
+
+export type VerifyMode = 'signatures' | 'full';
+export type CommitMessage = Extract<UpstreamMessage, { type: 'commit' }>;
+export type SyncMessage = Extract<UpstreamMessage, { type: 'sync' }>;
+
+/** A rev may run ahead of our clock by this much (clock skew), as relays allow. */
+const FUTURE_REV_TOLERANCE_MS = 5 * 60_000;
+
+/**
+ * Checks one #commit against the repo's signing key: the signed commit (readSignedCommit), its
+ * rev, the signature, and in `full` mode the MST inversion (inversion.ts). Throws VerifyError.
+ */
+export async function checkCommit(message: CommitMessage, signingKey: string, mode: VerifyMode, keys: SigningKeys): Promise<SignedCommit> {
+  const commit = readSignedCommit(message.proof.car, message.proof.commit, message.repo, message.rev);
+  checkRev(commit.rev);
+  if (!(await keys.verify(signingKey, commit.sig, commit.unsigned))) {
+    throw new VerifyError('bad_signature', `the commit's signature does not verify with ${signingKey}`);
+  }
+  if (mode === 'full') await checkInversion(message.proof, commit.data);
+  return commit;
+}
+
+/** Checks a #sync: its CAR's root is a commit of the repo at the frame's rev, signed by its key. */
+export async function checkSync(message: SyncMessage, signingKey: string, keys: SigningKeys): Promise<SignedCommit> {
+  let car: CarSlice;
+  try {
+    car = new CarSlice(message.blocks);
+  } catch (err) {
+    throw new VerifyError('bad_commit', `the #sync CAR is unreadable: ${(err as Error).message}`);
+  }
+  const commit = readSignedCommit(car, carRoot(message.blocks), message.did, message.rev);
+  checkRev(commit.rev);
+  if (!(await keys.verify(signingKey, commit.sig, commit.unsigned))) {
+    throw new VerifyError('bad_signature', `the #sync commit's signature does not verify with ${signingKey}`);
+  }
+  return commit;
+}
+
+function checkRev(rev: string): void {
+  if (!isTid(rev)) throw new VerifyError('bad_commit', `rev ${JSON.stringify(rev)} is not a TID`);
+  const aheadMs = tidMicros(rev) / 1000 - Date.now();
+  if (aheadMs > FUTURE_REV_TOLERANCE_MS) throw new VerifyError('rev_in_future', `rev ${rev} is ${Math.round(aheadMs / 1000)} s in the future`);
+}
+
+const TID_ALPHABET = '234567abcdefghijklmnopqrstuvwxyz';
+
+/** A TID's timestamp: its first 53 bits, microseconds since the epoch. */
+export function tidMicros(tid: string): number {
+  let value = 0n;
+  for (const char of tid) value = (value << 5n) | BigInt(TID_ALPHABET.indexOf(char));
+  return Number(value >> 10n);
+}
+
+/** The first root named in a CAR's header (a #sync's CAR has exactly the commit). */
+function carRoot(bytes: Uint8Array): Link | undefined {
+  try {
+    let length = 0;
+    let offset = 0;
+    for (let shift = 0; ; shift += 7) {
+      if (offset >= bytes.length || shift > 28) return undefined;
+      const byte = bytes[offset++];
+      length += (byte & 0x7f) * 2 ** shift;
+      if (byte < 0x80) break;
+    }
+    const [header] = decodeFirst(bytes.subarray(offset, offset + length));
+    const root = header?.roots?.[0];
+    return isCidLink(root) ? new Link((root as CidLinkWrapper).bytes) : undefined;
+  } catch {
+    return undefined;
+  }
+}

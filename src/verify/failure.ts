@@ -1,0 +1,33 @@
+/** Why a commit or #sync was not let through. Used as a metric label. */
+export type VerifyFailure =
+  /** The DID could not be resolved, or its document names no atproto signing key. */
+  | 'unknown_key'
+  /** The signature does not verify with the DID's current key (after a refresh). */
+  | 'bad_signature'
+  /** The signed commit is missing from the CAR, does not hash to its CID, or is not a v3 commit of this repo. */
+  | 'bad_commit'
+  /** The frame's `rev` is not the signed commit's. */
+  | 'rev_mismatch'
+  /** The rev is not newer than the last verified commit's (a replay). */
+  | 'rev_not_newer'
+  /** The rev's timestamp is too far in the future. */
+  | 'rev_in_future'
+  /** An op's `prev` contradicts its action (a create with one, an update or delete without). */
+  | 'bad_op_prev'
+  /** The ops do not take the MST from `prevData` to the commit's `data` (or the proof is incomplete). */
+  | 'bad_inversion'
+  /** `full` needs `prevData`, which pre-sync-1.1 senders leave out. */
+  | 'missing_prev_data'
+  /** The repo's held commits (waiting for its key) passed the byte bound. */
+  | 'held_overflow'
+  /** The repo is out of sync after an earlier failure: its commits wait for a valid #sync or a resync. */
+  | 'out_of_sync';
+
+export class VerifyError extends Error {
+  constructor(
+    readonly reason: VerifyFailure,
+    message: string,
+  ) {
+    super(message);
+  }
+}

@@ -1,0 +1,39 @@
+/**
+ * Stage verify (opt-in, `--verify signatures|full`) sits between upstream and events: a commit
+ * reaches the events only if it proves it is the repo owner's. It trusts nothing the relay
+ * says — the relay may be buggy, or hostile.
+ *
+ * What is checked (check.ts): the signed commit named by the frame is in its CAR and hashes to
+ * its CID, is a v3 commit of this repo at the frame's rev (signed-commit.ts); the rev is a TID
+ * not over five minutes ahead and newer than the last verified one; the signature verifies
+ * with the repo's current #atproto key (@atcute/crypto: low-S compact ECDSA, P-256 and K-256,
+ * on Node's own OpenSSL). `full` adds the sync 1.1 proof (inversion.ts): `ops[].prev` agrees
+ * with each action, and undoing the ops on the new MST — whose nodes the CAR must carry, each
+ * hashed against its CID (car-block-store.ts) — yields `prevData` (@atcute/mst). A #sync frame
+ * gets the same signature and rev checks and re-establishes its repo.
+ *
+ * How it flows (verifier.ts): one ordered queue. The key comes from the identity stage's cache
+ * without waiting; a repo whose key is unknown has its messages held — per repo, bounded in
+ * bytes (per repo and in total) — while its DID is resolved, and the rest of the stream goes
+ * on. Held messages are released in their order, marked so the store accepts them below its
+ * watermark; meanwhile the saved upstream cursor stays below the oldest held seq, so a crash
+ * reads them again. A signature that fails with a key fetched before the commit arrived
+ * sends the repo back to waiting while the DID document is fetched again: a rotated key
+ * (announced by #identity, which also triggers a refresh) never drops a valid commit.
+ *
+ * A failure is never emitted: counted by reason (contrail_verify_failures_total), logged
+ * rate-limited (DropLog), and the repo goes out of sync — its later commits are withheld as
+ * `out_of_sync` until a valid #sync, or until markResynced() after a resync. The resync itself
+ * (com.atproto.sync.getRepo) is the backfill stage's: `onOutOfSync` is its hook. A replay (rev
+ * not newer) is dropped without that, as it withholds nothing. The per-repo state (last rev,
+ * out of sync) lives in memory, bounded; a restart forgets it, and the store's own per-DID rev
+ * check still keeps replays out.
+ *
+ * Files: verifier.ts (the pipeline), check.ts (one commit or #sync), signed-commit.ts,
+ * inversion.ts, car-block-store.ts, signing-keys.ts (imported keys, cached), failure.ts
+ * (reasons), metrics.ts.
+ */
+export { Verifier, type VerifierOptions } from './verifier.ts';
+export { type VerifyMode } from './check.ts';
+export { type VerifyFailure } from './failure.ts';
+export { createVerifyMetrics, type VerifyMetrics } from './metrics.ts';

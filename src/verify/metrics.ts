@@ -1,0 +1,35 @@
+import { Counter, Gauge, type Registry } from 'prom-client';
+
+export type VerifyMetrics = ReturnType<typeof createVerifyMetrics>;
+
+export function createVerifyMetrics(registry: Registry) {
+  const registers = [registry];
+  return {
+    verified: new Counter({
+      name: 'contrail_verify_passed_total',
+      help: 'Commits and #sync frames that passed verification, by message type',
+      labelNames: ['type'],
+      registers,
+    }),
+    failures: new Counter({
+      name: 'contrail_verify_failures_total',
+      help: 'Commits and #sync frames not let through, by reason (bad_signature, bad_inversion, unknown_key, out_of_sync, ...)',
+      labelNames: ['reason'],
+      registers,
+    }),
+    keyRefreshes: new Counter({
+      name: 'contrail_verify_key_refreshes_total',
+      help: 'DID documents fetched again because a signature failed with the cached key',
+      registers,
+    }),
+    duplicates: new Counter({
+      name: 'contrail_verify_duplicates_total',
+      help: 'Upstream frames seen again after a reconnect and skipped',
+      registers,
+    }),
+    heldBytes: new Gauge({ name: 'contrail_verify_held_bytes', help: 'Bytes of commits held while their repo key is resolved', registers }),
+    heldRepos: new Gauge({ name: 'contrail_verify_held_repos', help: 'Repos whose commits are held while their key is resolved', registers }),
+    outOfSync: new Gauge({ name: 'contrail_verify_out_of_sync_repos', help: 'Repos out of sync after a failed commit, until a valid #sync or a resync', registers }),
+    queued: new Gauge({ name: 'contrail_verify_queued', help: 'Upstream messages waiting for verification', registers }),
+  };
+}

@@ -1,0 +1,344 @@
+import type { Logger } from 'pino';
+import type { AtprotoIdentity, IdentityResolver } from '../identity/index.ts';
+import { DropLog, type UpstreamMessage } from '../upstream/index.ts';
+import { checkCommit, checkSync, type CommitMessage, type SyncMessage, type VerifyMode } from './check.ts';
+import { VerifyError, type VerifyFailure } from './failure.ts';
+import type { VerifyMetrics } from './metrics.ts';
+import { SigningKeys } from './signing-keys.ts';
+
+export interface VerifierOptions {
+  mode: VerifyMode;
+  identity: IdentityResolver;
+  logger: Logger;
+  metrics: VerifyMetrics;
+  /**
+   * Receives every message that passed or needs no check, in upstream order per repo.
+   * `released` marks one that was held while its repo's key was resolved: messages of other
+   * repos with higher seqs went ahead of it.
+   */
+  deliver: (message: UpstreamMessage, released: boolean) => void;
+  /** Called once when a repo goes out of sync: the hook for a resync (com.atproto.sync.getRepo). */
+  onOutOfSync?: (did: string, reason: VerifyFailure) => void;
+  /** Called with true when too many messages wait for verification (pause reading), false once they drain. */
+  onBackpressure?: (paused: boolean) => void;
+  /** Bytes of one repo's messages held while its key is resolved; past it they fail with held_overflow. */
+  maxHeldBytesPerRepo?: number;
+  /** Bytes held for all repos together. */
+  maxHeldBytes?: number;
+  /** Messages waiting for verification before reading pauses. */
+  maxQueued?: number;
+  /** Repos whose last verified rev and sync status are remembered (least recently active forgotten first). */
+  maxRepos?: number;
+}
+
+interface Waiting {
+  message: UpstreamMessage;
+  receivedAt: number;
+}
+
+interface Held {
+  messages: Waiting[];
+  bytes: number;
+  /** Why the identity could not be had, once resolution failed. */
+  error?: string;
+  /** Set once a message did not fit: the held ones go through, then the repo is out of sync. */
+  overflowed?: string;
+}
+
+interface RepoState {
+  /** The rev of the last commit or #sync that passed. */
+  rev?: string;
+  /** Set after a failure, until a valid #sync or markResynced(). */
+  outOfSync?: VerifyFailure;
+  /** Messages waiting for the repo's key to be resolved (or refreshed). */
+  held?: Held;
+}
+
+type Task = ({ kind: 'message' } & Waiting) | { kind: 'release'; did: string };
+
+/** What one held message is assumed to cost beyond its CAR (its fields and the objects around them). */
+const MESSAGE_OVERHEAD_BYTES = 256;
+
+/**
+ * The verification stage's pipeline: upstream messages in, verified messages out, in order.
+ * See index.ts for the design.
+ */
+export class Verifier {
+  readonly #options: Required<Omit<VerifierOptions, 'onOutOfSync' | 'onBackpressure'>> & Pick<VerifierOptions, 'onOutOfSync' | 'onBackpressure'>;
+  readonly #keys = new SigningKeys();
+  readonly #repos = new Map<string, RepoState>();
+  readonly #failureLog: DropLog<VerifyFailure>;
+  #tasks: Task[] = [];
+  #nextTask = 0;
+  #running: Promise<void> | undefined;
+  #highestSeq: number | undefined;
+  #heldBytes = 0;
+  #heldRepos = new Set<string>();
+  #outOfSync = 0;
+  #paused = false;
+
+  constructor(options: VerifierOptions) {
+    this.#options = {
+      maxHeldBytesPerRepo: 4 * 1024 * 1024,
+      maxHeldBytes: 64 * 1024 * 1024,
+      maxQueued: 10_000,
+      maxRepos: 500_000,
+      ...options,
+    };
+    this.#failureLog = new DropLog((fields) => options.logger.warn(fields, 'upstream message failed verification; not emitted'));
+  }
+
+  get mode(): VerifyMode {
+    return this.#options.mode;
+  }
+
+  handle(message: UpstreamMessage): void {
+    this.#tasks.push({ kind: 'message', message, receivedAt: Date.now() });
+    const queued = this.#tasks.length - this.#nextTask;
+    this.#options.metrics.queued.set(queued);
+    if (!this.#paused && queued > this.#options.maxQueued) this.#setPaused(true);
+    this.#run();
+  }
+
+  /** Resolves once every message handed in is delivered, failed or held. */
+  async idle(): Promise<void> {
+    while (this.#running) await this.#running;
+  }
+
+  /** The lowest seq held for a key: the saved upstream cursor must stay below it. */
+  heldBelow(): number | undefined {
+    let lowest: number | undefined;
+    for (const did of this.#heldRepos) {
+      for (const { message } of this.#repos.get(did)!.held!.messages) {
+        if ('seq' in message && (lowest === undefined || message.seq < lowest)) lowest = message.seq;
+      }
+    }
+    return lowest;
+  }
+
+  /** Why the repo is out of sync, if it is. */
+  outOfSync(did: string): VerifyFailure | undefined {
+    return this.#repos.get(did)?.outOfSync;
+  }
+
+  /** A resync (e.g. from com.atproto.sync.getRepo) re-established the repo at `rev`. */
+  markResynced(did: string, rev: string): void {
+    const state = this.#state(did);
+    if (state.outOfSync) this.#outOfSync--;
+    state.outOfSync = undefined;
+    state.rev = rev;
+    this.#options.metrics.outOfSync.set(this.#outOfSync);
+  }
+
+  #run(): void {
+    if (this.#running) return;
+    this.#running = (async () => {
+      while (this.#nextTask < this.#tasks.length) {
+        const task = this.#tasks[this.#nextTask++];
+        if (this.#nextTask > 1024 && this.#nextTask * 2 > this.#tasks.length) {
+          this.#tasks = this.#tasks.slice(this.#nextTask);
+          this.#nextTask = 0;
+        }
+        try {
+          if (task.kind === 'release') await this.#release(task.did);
+          else await this.#process(task.message, task.receivedAt);
+        } catch (err) {
+          this.#options.logger.error({ err }, 'verification failed unexpectedly; the message is dropped');
+        }
+        const queued = this.#tasks.length - this.#nextTask;
+        this.#options.metrics.queued.set(queued);
+        if (this.#paused && queued < this.#options.maxQueued / 2) this.#setPaused(false);
+      }
+    })().finally(() => (this.#running = undefined));
+  }
+
+  async #process(message: UpstreamMessage, receivedAt: number): Promise<void> {
+    if (message.type === 'error' || message.type === 'info') {
+      // After FutureCursor the upstream numbers from its own tip: earlier seqs are new again.
+      if (message.type === 'error' && message.error === 'FutureCursor') this.#highestSeq = undefined;
+      this.#options.deliver(message, false);
+      return;
+    }
+    // A reconnect resumes below messages still held or queued here: those are seen twice.
+    if (this.#highestSeq !== undefined && message.seq <= this.#highestSeq) {
+      this.#options.metrics.duplicates.inc();
+      return;
+    }
+    this.#highestSeq = message.seq;
+    const did = message.type === 'commit' ? message.repo : message.did;
+    const state = this.#repos.get(did);
+    if (state?.held) {
+      this.#hold(did, state, { message, receivedAt });
+      return;
+    }
+    const { identity } = this.#options;
+    if (message.type === 'identity') {
+      // The document may have changed (a rotated key, a new PDS): fetch it before the next commit needs it.
+      identity.forgetFailure(did);
+      if (identity.cached(did)) identity.refresh(did).catch(() => {});
+      this.#options.deliver(message, false);
+      return;
+    }
+    if (message.type === 'account') {
+      this.#options.deliver(message, false);
+      return;
+    }
+    const known = identity.cached(did);
+    if (!known) {
+      this.#startHolding(did, { message, receivedAt }, identity.resolve(did));
+      return;
+    }
+    await this.#verify(did, message, known, receivedAt, false);
+  }
+
+  async #verify(did: string, message: CommitMessage | SyncMessage, known: AtprotoIdentity, receivedAt: number, released: boolean): Promise<void> {
+    const state = this.#state(did);
+    if (message.type === 'commit' && state.outOfSync) {
+      this.#fail(did, message, 'out_of_sync', `out of sync since a ${state.outOfSync} failure`);
+      return;
+    }
+    try {
+      if (!known.signingKey) throw new VerifyError('unknown_key', `the DID document of ${did} names no #atproto signing key`);
+      if (message.type === 'commit') {
+        if (state.rev !== undefined && message.rev <= state.rev) throw new VerifyError('rev_not_newer', `rev ${message.rev} is not newer than ${state.rev}, already verified`);
+        await checkCommit(message, known.signingKey, this.#options.mode, this.#keys);
+      } else {
+        if (state.rev !== undefined && message.rev < state.rev) throw new VerifyError('rev_not_newer', `#sync rev ${message.rev} is older than ${state.rev}, already verified`);
+        await checkSync(message, known.signingKey, this.#keys);
+        if (state.outOfSync) this.#outOfSync--;
+        state.outOfSync = undefined;
+        this.#options.metrics.outOfSync.set(this.#outOfSync);
+      }
+    } catch (err) {
+      const error = err instanceof VerifyError ? err : new VerifyError('bad_commit', (err as Error).message);
+      // Once: a released message was judged with a document fetched after it arrived (or the
+      // fetch failed, and fetching again would only loop).
+      if (error.reason === 'bad_signature' && !released && known.fetchedAt < receivedAt) {
+        // The key may have rotated since the cached document was fetched: fetch it again
+        // and judge this message (and the repo's next ones, held meanwhile) with the new one.
+        this.#options.metrics.keyRefreshes.inc();
+        this.#startHolding(did, { message, receivedAt }, this.#options.identity.refresh(did));
+        return;
+      }
+      this.#fail(did, message, error.reason, error.message);
+      return;
+    }
+    state.rev = message.rev;
+    this.#options.metrics.verified.inc({ type: message.type });
+    this.#options.deliver(message, released);
+  }
+
+  #startHolding(did: string, first: Waiting, resolution: Promise<AtprotoIdentity>): void {
+    const state = this.#state(did);
+    const held: Held = { messages: [], bytes: 0 };
+    state.held = held;
+    this.#heldRepos.add(did);
+    this.#hold(did, state, first);
+    resolution.then(
+      () => {},
+      (err: Error) => (held.error = err.message),
+    ).finally(() => {
+      this.#tasks.push({ kind: 'release', did });
+      this.#run();
+    });
+    this.#updateHeldMetrics();
+  }
+
+  #hold(did: string, state: RepoState, waiting: Waiting): void {
+    const held = state.held!;
+    const bytes = sizeOf(waiting.message);
+    if (held.overflowed || held.bytes + bytes > this.#options.maxHeldBytesPerRepo || this.#heldBytes + bytes > this.#options.maxHeldBytes) {
+      // Dropped, not failed yet: the messages held before it are still judged on release.
+      const reason = held.overflowed ? 'out_of_sync' : 'held_overflow';
+      held.overflowed ??= `${held.bytes} bytes were already held for ${did} while its key was resolved`;
+      this.#options.metrics.failures.inc({ reason });
+      if (reason === 'held_overflow') this.#failureLog.record(reason, held.overflowed, { did, type: waiting.message.type });
+      return;
+    }
+    held.messages.push(waiting);
+    held.bytes += bytes;
+    this.#heldBytes += bytes;
+    this.#updateHeldMetrics();
+  }
+
+  async #release(did: string): Promise<void> {
+    const state = this.#repos.get(did);
+    const held = state?.held;
+    if (!state || !held) return;
+    state.held = undefined;
+    this.#heldRepos.delete(did);
+    this.#heldBytes -= held.bytes;
+    this.#updateHeldMetrics();
+    const known = this.#options.identity.cached(did);
+    for (const waiting of held.messages) {
+      const { message } = waiting;
+      if (state.held) {
+        // A message released just now sent the repo back to waiting (its signature failed with
+        // the cached key): the rest wait behind it, in order.
+        this.#hold(did, state, waiting);
+      } else if (message.type !== 'commit' && message.type !== 'sync') {
+        this.#options.deliver(message, true);
+      } else if (!known) {
+        this.#fail(did, message, 'unknown_key', held.error ?? `${did} could not be resolved`);
+      } else {
+        await this.#verify(did, message, known, waiting.receivedAt, true);
+      }
+    }
+    if (held.overflowed) this.#markOutOfSync(did, 'held_overflow');
+  }
+
+  #fail(did: string, message: CommitMessage | SyncMessage, reason: VerifyFailure, detail: string): void {
+    this.#options.metrics.failures.inc({ reason });
+    if (reason !== 'out_of_sync') this.#failureLog.record(reason, detail, { type: message.type, seq: message.seq, did, rev: message.rev });
+    // A replay changes nothing the subscribers have not seen; every other failure withholds a
+    // change of the repo, so what follows cannot be trusted to apply until it is re-established.
+    if (reason === 'rev_not_newer' || reason === 'out_of_sync') return;
+    this.#markOutOfSync(did, reason);
+  }
+
+  #markOutOfSync(did: string, reason: VerifyFailure): void {
+    const state = this.#state(did);
+    if (state.outOfSync) return;
+    state.outOfSync = reason;
+    this.#outOfSync++;
+    this.#options.metrics.outOfSync.set(this.#outOfSync);
+    this.#options.logger.warn({ did, reason }, 'repo is out of sync: its commits are withheld until a valid #sync or a resync');
+    this.#options.onOutOfSync?.(did, reason);
+  }
+
+  /** The repo's state, marked most recently used; the least recently used are forgotten past maxRepos. */
+  #state(did: string): RepoState {
+    let state = this.#repos.get(did);
+    if (state) {
+      this.#repos.delete(did);
+    } else {
+      state = {};
+    }
+    this.#repos.set(did, state);
+    if (this.#repos.size > this.#options.maxRepos) {
+      for (const [oldest, old] of this.#repos) {
+        if (old.held) continue; // held messages must be released
+        this.#repos.delete(oldest);
+        if (old.outOfSync) this.#outOfSync--;
+        break;
+      }
+    }
+    return state;
+  }
+
+  #updateHeldMetrics(): void {
+    this.#options.metrics.heldBytes.set(this.#heldBytes);
+    this.#options.metrics.heldRepos.set(this.#heldRepos.size);
+  }
+
+  #setPaused(paused: boolean): void {
+    this.#paused = paused;
+    this.#options.onBackpressure?.(paused);
+  }
+}
+
+function sizeOf(message: UpstreamMessage): number {
+  if (message.type === 'commit') return message.proof.car.bytes.byteLength + MESSAGE_OVERHEAD_BYTES;
+  if (message.type === 'sync') return message.blocks.byteLength + MESSAGE_OVERHEAD_BYTES;
+  return MESSAGE_OVERHEAD_BYTES;
+}

@@ -1,0 +1,383 @@
+/**
+ * The verification stage: the sync 1.1 inversion against the interop commit-proof vectors,
+ * signatures against the interop signature vectors, real commits written and signed by
+ * @atproto/repo (the reference implementation the PDS runs) checked in both modes and rejected
+ * when tampered with, and the Verifier pipeline — ordering, holding while a key is resolved,
+ * key rotation, out-of-sync until a valid #sync, byte bounds — against a DID directory served
+ * on 127.0.0.1 and the identity stage's real LMDB cache.
+ */
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { describe, test, type TestContext } from 'node:test';
+import { CidLinkWrapper } from '@atcute/cid';
+import { MemoryBlockStore, NodeStore, NodeWrangler, getKeyHeight } from '@atcute/mst';
+import { Secp256k1Keypair } from '@atproto/crypto';
+import { CID } from 'multiformats/cid';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+import { Link } from '../src/atproto/index.ts';
+import { IdentityCache, IdentityResolver } from '../src/identity/index.ts';
+import { CarSlice, decodeFrame, parseMessage, type UpstreamMessage } from '../src/upstream/index.ts';
+import { createVerifyMetrics, Verifier, type VerifyFailure } from '../src/verify/index.ts';
+import { checkCommit, checkSync, tidMicros, type CommitMessage, type SyncMessage } from '../src/verify/check.ts';
+import { VerifyError } from '../src/verify/failure.ts';
+import { checkInversion } from '../src/verify/inversion.ts';
+import { SigningKeys } from '../src/verify/signing-keys.ts';
+import { FakeRelay } from './support/fake-relay.ts';
+import { readJsonFixture } from './support/fixtures.ts';
+import { carOf } from './support/frames.ts';
+import { startTestGateway, tempDir } from './support/gateway.ts';
+import { httpGet, Subscription } from './support/subscribe-client.ts';
+import { SignedRepo, commitFrameOf, syncFrameOf, type CommitBody, type Write } from './support/signed-repo.ts';
+import { withBadSignature, withMissingProofNode, withWrongPrevData, withWrongRev, withoutPrev } from './support/tamper.mjs';
+
+const fixture = <T>(name: string): T => readJsonFixture<T>(`atproto-interop-tests/${name}`);
+
+const message = <T extends UpstreamMessage['type']>(bytes: Uint8Array) => parseMessage(decodeFrame(bytes, 10_000_000)) as Extract<UpstreamMessage, { type: T }>;
+const commitOf = (body: CommitBody) => message<'commit'>(commitFrameOf(body));
+
+async function failureOf(check: Promise<unknown>): Promise<VerifyFailure | 'passed'> {
+  try {
+    await check;
+    return 'passed';
+  } catch (err) {
+    if (err instanceof VerifyError) return err.reason;
+    throw err;
+  }
+}
+
+const POST = 'app.bsky.feed.post';
+let rkeyCounter = 0;
+const post = (text: string): Write => ({ action: 'create', collection: POST, rkey: `3l${String(rkeyCounter++).padStart(11, 'a')}`, record: { $type: POST, text, createdAt: '2026-12-01T00:00:00.000Z' } });
+
+describe('MST (interop vectors)', () => {
+  test('key heights', async () => {
+    for (const { key, height } of fixture<{ key: string; height: number }[]>('mst/key_heights.json')) {
+      assert.equal(await getKeyHeight(key), height, key);
+    }
+  });
+
+  test('commit proofs: the ops undone on the proof blocks alone lead from rootAfterCommit to rootBeforeCommit', async () => {
+    type ProofFixture = { comment: string; leafValue: string; keys: string[]; adds: string[]; dels: string[]; rootBeforeCommit: string; rootAfterCommit: string; blocksInProof: string[] };
+    for (const vector of fixture<ProofFixture[]>('firehose/commit-proof-fixtures.json')) {
+      const blocks = new MemoryBlockStore();
+      const wrangler = new NodeWrangler(new NodeStore(blocks));
+      const leaf = new CidLinkWrapper(CID.parse(vector.leafValue).bytes);
+      let root: string | null = null;
+      for (const key of vector.keys) root = await wrangler.putRecord(root, key, leaf);
+      assert.equal(root, vector.rootBeforeCommit, `${vector.comment}: the tree before`);
+      for (const key of vector.adds) root = await wrangler.putRecord(root, key, leaf);
+      for (const key of vector.dels) root = await wrangler.deleteRecord(root, key);
+      assert.equal(root, vector.rootAfterCommit, `${vector.comment}: the tree after`);
+
+      const proofBlocks = vector.blocksInProof.map((cid) => ({ cid: CID.parse(cid), bytes: blocks.blocks.get(cid)! }));
+      const link = (cid: string) => new Link(CID.parse(cid).bytes);
+      const proof = (blocksInCar: typeof proofBlocks, prevData = vector.rootBeforeCommit) => ({
+        commit: undefined,
+        prevData: link(prevData),
+        car: new CarSlice(carOf([CID.parse(vector.rootAfterCommit)], blocksInCar)),
+        ops: [
+          ...vector.adds.map((path) => ({ action: 'create', path, cid: link(vector.leafValue), prev: undefined })),
+          ...vector.dels.map((path) => ({ action: 'delete', path, cid: undefined, prev: link(vector.leafValue) })),
+        ],
+      });
+      const after = new CidLinkWrapper(CID.parse(vector.rootAfterCommit).bytes);
+      assert.equal(await failureOf(checkInversion(proof(proofBlocks), after)), 'passed', vector.comment);
+      if (proofBlocks.length > 1) {
+        assert.equal(await failureOf(checkInversion(proof(proofBlocks.slice(0, -1)), after)), 'bad_inversion', `${vector.comment}: one proof block missing`);
+      }
+      assert.equal(await failureOf(checkInversion(proof(proofBlocks, vector.rootAfterCommit), after)), 'bad_inversion', `${vector.comment}: wrong prevData`);
+    }
+  });
+});
+
+describe('signatures (interop vectors)', () => {
+  test('low-S compact signatures verify; high-S and DER-encoded ones do not', async () => {
+    const keys = new SigningKeys();
+    type SignatureFixture = { comment: string; messageBase64: string; publicKeyDid: string; signatureBase64: string; validSignature: boolean };
+    for (const vector of fixture<SignatureFixture[]>('crypto/signature-fixtures.json')) {
+      const valid = await keys.verify(vector.publicKeyDid, Buffer.from(vector.signatureBase64, 'base64'), Buffer.from(vector.messageBase64, 'base64'));
+      assert.equal(valid, vector.validSignature, vector.comment);
+    }
+  });
+});
+
+describe('real commits (@atproto/repo)', () => {
+  test('creates, updates, deletes and multi-op commits pass both modes; #sync passes', async () => {
+    const repo = await SignedRepo.create('did:plc:verifyaaaaaaaaaaaaaaaaaaa');
+    const keys = new SigningKeys();
+    const first = post('one');
+    const bodies = [
+      await repo.commit(1, [first, post('two'), post('three')]),
+      await repo.commit(2, [{ ...first, action: 'update', record: { $type: POST, text: 'one, edited', createdAt: '2026-12-01T00:00:00.000Z' } }]),
+      await repo.commit(3, [{ action: 'delete', collection: POST, rkey: first.rkey }, post('four')]),
+    ];
+    for (const body of bodies) {
+      for (const mode of ['signatures', 'full'] as const) {
+        assert.equal(await failureOf(checkCommit(commitOf(body), repo.signingKey, mode, keys)), 'passed', `${body.ops.map((o) => o.action)} in ${mode}`);
+      }
+    }
+    assert.equal(await failureOf(checkSync(message<'sync'>(syncFrameOf(await repo.sync(4))), repo.signingKey, keys)), 'passed');
+  });
+
+  test('tampered commits are rejected with the reason', async () => {
+    const repo = await SignedRepo.create('did:plc:verifybbbbbbbbbbbbbbbbbbb');
+    const keys = new SigningKeys();
+    const first = post('one');
+    await repo.commit(1, [first, post('two')]);
+    const update = await repo.commit(2, [{ ...first, action: 'update', record: { $type: POST, text: 'edited', createdAt: '2026-12-01T00:00:00.000Z' } }]);
+    const check = async (body: CommitBody, mode: 'signatures' | 'full' = 'full', key = repo.signingKey) => failureOf(checkCommit(commitOf(body), key, mode, keys));
+    assert.equal(await check(update), 'passed');
+    assert.equal(await check(await withBadSignature(update), 'signatures'), 'bad_signature');
+    assert.equal(await check(update, 'signatures', (await Secp256k1Keypair.create()).did()), 'bad_signature', 'another key');
+    assert.equal(await check(withWrongRev(update), 'signatures'), 'rev_mismatch');
+    assert.equal(await check(withWrongPrevData(update)), 'bad_inversion');
+    assert.equal(await check(withWrongPrevData(update), 'signatures'), 'passed', 'signatures mode does not read the proof');
+    assert.equal(await check(withMissingProofNode(update)), 'bad_inversion');
+    assert.equal(await check(withoutPrev(update)), 'bad_op_prev');
+    const otherCid = update.ops[0].prev!;
+    assert.equal(await check({ ...update, ops: [{ ...update.ops[0], cid: otherCid }] }), 'bad_inversion', 'an op whose cid the tree does not hold');
+    assert.equal(await check({ ...update, commit: update.prevData }), 'bad_commit', 'a commit CID whose block is not in the CAR');
+    const { prevData, ...withoutPrevData } = update;
+    assert.equal(await check(withoutPrevData as CommitBody), 'missing_prev_data');
+  });
+
+  test('TID timestamps', () => {
+    assert.equal(tidMicros('3jzfcijpj2z2a'), 1688137381887007);
+  });
+});
+
+/** A DID directory on 127.0.0.1 serving PLC-style documents; `respond` can be delayed to simulate a slow directory. */
+async function plcDirectory(t: TestContext) {
+  const documents = new Map<string, string>();
+  let gate: Promise<void> = Promise.resolve();
+  let requests = 0;
+  const server = createServer(async (req, res: ServerResponse) => {
+    requests++;
+    await gate;
+    const did = decodeURIComponent(req.url!.slice(1));
+    const key = documents.get(did);
+    if (!key) return res.writeHead(404).end();
+    res.end(JSON.stringify({ id: did, verificationMethod: [{ id: '#atproto', type: 'Multikey', controller: did, publicKeyMultibase: key.slice('did:key:'.length) }] }));
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.after(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    publish: (did: string, key: string) => documents.set(did, key),
+    /** Holds every answer until the returned function is called. */
+    stall(): () => void {
+      let open!: () => void;
+      gate = new Promise((resolve) => (open = resolve));
+      return open;
+    },
+    get requests() {
+      return requests;
+    },
+  };
+}
+
+async function pipeline(t: TestContext, plcUrl: string, options: Partial<ConstructorParameters<typeof Verifier>[0]> = {}) {
+  const dir = tempDir('contrail-verify-');
+  const cache = new IdentityCache({ path: dir.path, maxEntries: 1000 });
+  t.after(async () => {
+    await cache.close();
+    dir.remove();
+  });
+  const registry = new Registry();
+  const delivered: { message: UpstreamMessage; released: boolean }[] = [];
+  const outOfSync: string[] = [];
+  const verifier = new Verifier({
+    mode: 'full',
+    identity: new IdentityResolver({ plcUrl, cache, allowPrivateEndpoints: true, failureTtlMs: 0 }),
+    logger: pino({ level: 'silent' }),
+    metrics: createVerifyMetrics(registry),
+    deliver: (message, released) => delivered.push({ message, released }),
+    onOutOfSync: (did) => outOfSync.push(did),
+    ...options,
+  });
+  const metric = async (name: string, labels = '') => {
+    const line = (await registry.metrics()).split('\n').find((l) => l.startsWith(`${name}${labels} `));
+    return line ? Number(line.split(' ')[1]) : 0;
+  };
+  const seqs = () => delivered.map(({ message }) => ('seq' in message ? message.seq : undefined));
+  return { verifier, delivered, outOfSync, metric, seqs };
+}
+
+describe('Verifier', () => {
+  test('known keys: everything passes in order; an unknown key holds only its repo, then releases in order', async (t) => {
+    const plc = await plcDirectory(t);
+    const alice = await SignedRepo.create('did:plc:alice0000000000000000000');
+    const bob = await SignedRepo.create('did:plc:bob000000000000000000000');
+    plc.publish(alice.did, alice.signingKey);
+    plc.publish(bob.did, bob.signingKey);
+    const { verifier, delivered, seqs, metric } = await pipeline(t, plc.url);
+
+    verifier.handle(commitOf(await alice.commit(1, [post('a1')])));
+    await verifier.idle();
+    await waitFor(() => delivered.length === 1);
+    assert.deepEqual(delivered[0].released, true, 'alice was unknown: held, then released');
+
+    const open = plc.stall();
+    verifier.handle(commitOf(await bob.commit(2, [post('b1')]))); // bob unknown: held
+    verifier.handle(commitOf(await alice.commit(3, [post('a2')])));
+    verifier.handle(commitOf(await bob.commit(4, [post('b2')])));
+    verifier.handle(commitOf(await alice.commit(5, [post('a3')])));
+    await verifier.idle();
+    assert.deepEqual(seqs(), [1, 3, 5], "alice's commits go ahead while bob's key is being fetched");
+    assert.equal(verifier.heldBelow(), 2, 'the saved cursor must stay below the held seq');
+    open();
+    await waitFor(() => delivered.length === 5);
+    assert.deepEqual(seqs(), [1, 3, 5, 2, 4]);
+    assert.deepEqual(delivered.slice(3).map((d) => d.released), [true, true]);
+    assert.equal(verifier.heldBelow(), undefined);
+    assert.equal(await metric('contrail_verify_passed_total', '{type="commit"}'), 5);
+  });
+
+  test('a rotated key is followed, announced by #identity or not', async (t) => {
+    const plc = await plcDirectory(t);
+    const alice = await SignedRepo.create('did:plc:alicerotate00000000000000');
+    plc.publish(alice.did, alice.signingKey);
+    const { verifier, delivered, metric, outOfSync } = await pipeline(t, plc.url);
+    verifier.handle(commitOf(await alice.commit(1, [post('before')])));
+    await waitFor(() => delivered.length === 1);
+
+    // Rotation announced: the document changes, then #identity, then a commit signed with the new key.
+    // The commit comes right behind the #identity, while its refresh is still in flight: it
+    // waits for that fetch (counted as a refresh) rather than failing with the old key.
+    alice.rotateKey(await Secp256k1Keypair.create());
+    plc.publish(alice.did, alice.signingKey);
+    const afterRotation = await alice.commit(3, [post('after announced rotation')]);
+    verifier.handle({ type: 'identity', seq: 2, did: alice.did, time: new Date().toISOString() });
+    verifier.handle(commitOf(afterRotation));
+    await waitFor(() => delivered.length === 3);
+
+    // Rotation not announced: the signature fails with the cached key, the document is fetched again.
+    await new Promise((resolve) => setTimeout(resolve, 5)); // the cached document must predate the commit
+    alice.rotateKey(await Secp256k1Keypair.create());
+    plc.publish(alice.did, alice.signingKey);
+    verifier.handle(commitOf(await alice.commit(4, [post('after silent rotation')])));
+    await waitFor(() => delivered.length === 4);
+    assert.equal(await metric('contrail_verify_key_refreshes_total'), 2);
+    assert.equal(await metric('contrail_verify_failures_total', '{reason="bad_signature"}'), 0);
+    assert.deepEqual(outOfSync, []);
+  });
+
+  test('a failure goes out of sync: later commits are withheld until a valid #sync', async (t) => {
+    const plc = await plcDirectory(t);
+    const alice = await SignedRepo.create('did:plc:alicesync000000000000000');
+    plc.publish(alice.did, alice.signingKey);
+    const { verifier, seqs, metric, outOfSync } = await pipeline(t, plc.url);
+    verifier.handle(commitOf(await alice.commit(1, [post('fine')])));
+    verifier.handle(commitOf(withWrongPrevData(await alice.commit(2, [post('tampered')]))));
+    verifier.handle(commitOf(await alice.commit(3, [post('valid, but after a gap')])));
+    const replay = await alice.commit(4, [post('replayed later')]);
+    verifier.handle(message<'sync'>(syncFrameOf(await alice.sync(5))));
+    verifier.handle(commitOf(await alice.commit(6, [post('in sync again')])));
+    verifier.handle(commitOf({ ...replay, seq: 7 })); // an old commit sent again under a new seq
+    verifier.handle(commitOf(await alice.commit(6, [post('a duplicate seq')])));
+    await waitFor(async () => (await metric('contrail_verify_failures_total', '{reason="rev_not_newer"}')) === 1);
+    assert.deepEqual(seqs(), [1, 5, 6]);
+    assert.equal(await metric('contrail_verify_duplicates_total'), 1);
+    assert.equal(await metric('contrail_verify_failures_total', '{reason="bad_inversion"}'), 1);
+    assert.equal(await metric('contrail_verify_failures_total', '{reason="out_of_sync"}'), 1);
+    assert.equal(await metric('contrail_verify_failures_total', '{reason="rev_not_newer"}'), 1);
+    assert.deepEqual(outOfSync, [alice.did], 'the resync hook is told once');
+    assert.equal(verifier.outOfSync(alice.did), undefined);
+  });
+
+  test('held bytes are bounded per repo: what fits is judged, then the repo is out of sync; an unresolvable DID fails as unknown_key', async (t) => {
+    const plc = await plcDirectory(t);
+    const alice = await SignedRepo.create('did:plc:aliceheld0000000000000000');
+    plc.publish(alice.did, alice.signingKey);
+    const bodies = [];
+    for (let seq = 1; seq <= 5; seq++) bodies.push(await alice.commit(seq, [post(String(seq))]));
+    const { verifier, seqs, metric, outOfSync } = await pipeline(t, plc.url, { maxHeldBytesPerRepo: bodies[0].blocks.byteLength * 2 + 600 });
+    const open = plc.stall();
+    for (const body of bodies.slice(0, 4)) verifier.handle(commitOf(body));
+    await verifier.idle();
+    assert.equal(await metric('contrail_verify_failures_total', '{reason="held_overflow"}'), 1);
+    assert.equal(await metric('contrail_verify_failures_total', '{reason="out_of_sync"}'), 1, 'seq 4 came after the overflow');
+    open();
+    await waitFor(() => outOfSync.length === 1);
+    assert.deepEqual(seqs(), [1, 2], 'the commits held before the overflow pass');
+    verifier.handle(commitOf(bodies[4]));
+    await verifier.idle();
+    assert.deepEqual(seqs(), [1, 2]);
+    assert.equal(await metric('contrail_verify_failures_total', '{reason="out_of_sync"}'), 2);
+
+    const stranger = await SignedRepo.create('did:plc:nobodyknowsme000000000000');
+    verifier.handle(commitOf(await stranger.commit(6, [post('?')])));
+    await waitFor(async () => (await metric('contrail_verify_failures_total', '{reason="unknown_key"}')) === 1);
+  });
+});
+
+async function waitFor(condition: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+describe('gateway with --verify full', () => {
+  test('subscribers get only what verifies; a repo held across a restart is read again, not lost', async (t) => {
+    const plc = await plcDirectory(t);
+    const relay = await FakeRelay.start();
+    const dir = tempDir('contrail-verify-gateway-');
+    t.after(async () => {
+      await Subscription.closeAll();
+      await relay.stop();
+      dir.remove();
+    });
+    const alice = await SignedRepo.create('did:plc:alicegateway0000000000000');
+    const bob = await SignedRepo.create('did:plc:bobgateway000000000000000');
+    plc.publish(alice.did, alice.signingKey);
+    plc.publish(bob.did, bob.signingKey);
+    const push = (seq: number, bytes: Uint8Array) => relay.push({ seq, bytes });
+    const bodies = {
+      good: await alice.commit(1, [post('good')]),
+      forged: await withBadSignature(await alice.commit(2, [post('forged')])),
+      gap: await alice.commit(3, [post('after the forgery')]),
+      sync: await alice.sync(4),
+      resumed: await alice.commit(5, [post('resumed')]),
+    };
+    let gateway = await startTestGateway(relay.url, dir.path, { verify: 'full', plcUrl: plc.url });
+    t.after(() => gateway.stop());
+    await relay.waitForConnections(1);
+    push(1, commitFrameOf(bodies.good));
+    push(2, commitFrameOf(bodies.forged));
+    push(3, commitFrameOf(bodies.gap));
+    push(4, syncFrameOf(bodies.sync));
+    push(5, commitFrameOf(bodies.resumed));
+    const texts = async (subscription: Subscription, count: number) => {
+      await subscription.waitForCount(count);
+      return subscription.events.map((e) => e.commit?.record?.text);
+    };
+    let subscription = await Subscription.open(gateway.port, 'cursor=0');
+    assert.deepEqual(await texts(subscription, 2), ['good', 'resumed']);
+    const metrics = (await httpGet(gateway.metricsPort, '/metrics')).body.toString();
+    assert.match(metrics, /contrail_verify_failures_total\{reason="bad_signature"\} 1/);
+    assert.match(metrics, /contrail_verify_failures_total\{reason="out_of_sync"\} 1/);
+
+    // Bob's key cannot be fetched yet: his commit is held while alice's goes ahead, and the
+    // gateway stops meanwhile. The saved cursor stays below bob's commit, so the next run reads it.
+    const open = plc.stall();
+    push(6, commitFrameOf(await bob.commit(6, [post("bob's first")])));
+    push(7, commitFrameOf(await alice.commit(7, [post('alice again')])));
+    assert.deepEqual(await texts(subscription, 3), ['good', 'resumed', 'alice again']);
+    await subscription.close();
+    await gateway.stop();
+    open();
+    gateway = await startTestGateway(relay.url, dir.path, { verify: 'full', plcUrl: plc.url });
+    subscription = await Subscription.open(gateway.port, 'cursor=0');
+    assert.deepEqual(await texts(subscription, 4), ['good', 'resumed', 'alice again', "bob's first"]);
+    assert.equal(relay.cursors.at(-1), 5, 'resumed below the held seq 6');
+  });
+});
