@@ -7,3 +7,4 @@ export function withMissingProofNode(body: CommitBody): CommitBody;
 export function withWrongRev(body: CommitBody): CommitBody;
 export function withoutPrev(body: CommitBody): CommitBody;
 export function encodeCommitFrame(body: CommitBody): Uint8Array;
+export function decodeFrame(bytes: Uint8Array): { header: { op: number; t?: string }; body: any };

@@ -4,6 +4,7 @@
 // end-to-end relay (plain node) use the same code.
 import { CarBufferReader, CarBufferWriter } from '@ipld/car';
 import * as dagCbor from '@ipld/dag-cbor';
+import { decodeFirst } from 'cborg';
 import { CID } from 'multiformats/cid';
 import { sha256 } from 'multiformats/hashes/sha2';
 
@@ -57,6 +58,12 @@ export function withWrongRev(body) {
 /** An update or delete stripped of `prev`. */
 export function withoutPrev(body) {
   return { ...body, ops: body.ops.map(({ prev, ...op }) => op) };
+}
+
+/** A subscribeRepos frame's header and body, as @ipld/dag-cbor decodes them. */
+export function decodeFrame(bytes) {
+  const [header, rest] = decodeFirst(bytes, dagCbor.decodeOptions);
+  return { header, body: dagCbor.decode(rest) };
 }
 
 export function encodeCommitFrame(body) {

@@ -47,7 +47,8 @@ async function listeningOnLoopback(start) {
 
 /**
  * Starts PLC + PDS with their data under `dataDir` (which the caller owns and removes).
- * @returns {Promise<{pdsUrl: string, plcUrl: string, firehoseUrl: string, close(): Promise<void>}>}
+ * `pds` is the running PDS, for tests that reach into it (e.g. rotating a repo's signing key).
+ * @returns {Promise<{pdsUrl: string, plcUrl: string, firehoseUrl: string, pds: PDS, close(): Promise<void>}>}
  */
 export async function startNetwork({ dataDir }) {
   await fs.mkdir(dataDir, { recursive: true });
@@ -93,6 +94,7 @@ export async function startNetwork({ dataDir }) {
     pdsUrl,
     plcUrl,
     firehoseUrl: `ws://${HOST}:${pdsPort}/xrpc/com.atproto.sync.subscribeRepos`,
+    pds,
     close() {
       closing ??= (async () => {
         await pds.destroy().catch(() => {});
