@@ -4,7 +4,7 @@
  * commit; this turns its output into subscribeRepos #commit and #sync frame bodies the way a
  * PDS does (sync 1.1: `prevData`, `ops[].prev`, and the MST nodes that prove the ops in the CAR).
  */
-import { Secp256k1Keypair } from '@atproto/crypto';
+import { Secp256k1Keypair, type Keypair } from '@atproto/crypto';
 import { BlockMap, MemoryBlockstore, Repo, WriteOpAction, blocksToCarFile, cidForRecord, formatDataKey, type RecordWriteOp } from '@atproto/repo';
 import { CID } from 'multiformats/cid';
 import { encodeFrame } from './frames.ts';
@@ -37,15 +37,17 @@ export type CommitBody = {
 export class SignedRepo {
   private constructor(
     readonly did: string,
-    private keypair: Secp256k1Keypair,
+    private keypair: Keypair,
     private readonly storage: MemoryBlockstore,
     private repo: Repo,
   ) {}
 
-  static async create(did: string, keypair?: Secp256k1Keypair): Promise<SignedRepo> {
+  /** A new repo (with `initial` records in its first commit); a K-256 key unless one is given. */
+  static async create(did: string, keypair?: Keypair, initial: Write[] = []): Promise<SignedRepo> {
     const key = keypair ?? (await Secp256k1Keypair.create({ exportable: true }));
     const storage = new MemoryBlockstore();
-    const repo = await Repo.create(storage, did, key);
+    const creates = initial.map((write) => ({ action: WriteOpAction.Create as const, collection: write.collection, rkey: write.rkey, record: write.record! }));
+    const repo = await Repo.create(storage, did, key, creates);
     return new SignedRepo(did, key, storage, repo);
   }
 
@@ -59,7 +61,7 @@ export class SignedRepo {
   }
 
   /** Signs from now on with another key (a rotation; the DID document must follow). */
-  rotateKey(keypair: Secp256k1Keypair): void {
+  rotateKey(keypair: Keypair): void {
     this.keypair = keypair;
   }
 
