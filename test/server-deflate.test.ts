@@ -20,6 +20,7 @@ import {
   tcpSocket,
   upgradeRequest,
   waitUntil,
+  withGateway,
 } from './support/subscribe-client.ts';
 import { transportsUnderTest } from './support/transports.ts';
 
@@ -105,65 +106,49 @@ for (const { transport, skip } of await transportsUnderTest()) {
   });
 
   describe(`permessage-deflate switched off over ${transport}`, { skip }, () => {
-    test('--max-deflate-subscribers 0: offers are declined, and zstd with a deflate offer is served', async () => {
-      const relay = await FakeRelay.start();
-      const dir = tempDir();
-      const gateway = await startTestGateway(relay.url, dir.path, { transport, maxDeflateSubscribers: 0 });
-      try {
+    test('--max-deflate-subscribers 0: offers are declined, and zstd with a deflate offer is served', () =>
+      withGateway({ transport, maxDeflateSubscribers: 0 }, {}, async ({ gateway }) => {
         const s = await Subscription.open(gateway.port, '', { perMessageDeflate: true });
         assert.equal(s.ws.extensions, '');
         assert.equal((await upgradeRequest(gateway.port, '/subscribe?compress=true', DEFLATE_OFFER)).status, 101);
-        await Subscription.closeAll();
-      } finally {
-        await gateway.stop();
-        await relay.stop();
-        dir.remove();
-      }
-    });
+      }));
   });
 
   const noBrowser = skip ?? browserUnavailable();
   describe(`a browser on /subscribe over ${transport}`, { skip: noBrowser }, () => {
-    test('receives a deflated stream through the plain WebSocket API, and can send options_update', async () => {
-      const relay = await FakeRelay.start();
-      const dir = tempDir();
-      const gateway = await startTestGateway(relay.url, dir.path, { transport });
-      const browser = await launchBrowser();
-      try {
-        await relay.waitForConnections(1);
-        const up = new Upstream(relay, () => gateway.port);
-        up.synthetic(40, 8, 10);
-        await up.settle();
-        const all = await readWholeStream(gateway.port);
-        const page = await browser.newPage();
-        // What a hobbyist's page does: new WebSocket(url), read event.data. Nothing about deflate.
-        const received = await page.evaluate(
-          (url, count) =>
-            new Promise<{ extensions: string; messages: string[] }>((resolve, reject) => {
-              const ws = new WebSocket(url);
-              const messages: string[] = [];
-              ws.onopen = () => ws.send(JSON.stringify({ type: 'options_update', payload: { wantedCollections: [] } }));
-              ws.onmessage = (event) => {
-                messages.push(event.data);
-                if (messages.length === count) {
-                  resolve({ extensions: ws.extensions, messages });
-                  ws.close();
-                }
-              };
-              ws.onerror = () => reject(new Error('WebSocket error'));
-              setTimeout(() => reject(new Error(`only ${messages.length} of ${count} messages`)), 20_000);
-            }),
-          `ws://127.0.0.1:${gateway.port}/subscribe?cursor=0&requireHello=true`,
-          all.length,
-        );
-        assert.match(received.extensions, /permessage-deflate/, 'the browser negotiated deflate by itself');
-        assert.deepEqual(received.messages, all.map((e) => e.raw));
-      } finally {
-        await browser.close();
-        await gateway.stop();
-        await relay.stop();
-        dir.remove();
-      }
-    });
+    test('receives a deflated stream through the plain WebSocket API, and can send options_update', () =>
+      withGateway({ transport }, {}, async ({ gateway, up }) => {
+        const browser = await launchBrowser();
+        try {
+          up.synthetic(40, 8, 10);
+          await up.settle();
+          const all = await readWholeStream(gateway.port);
+          const page = await browser.newPage();
+          // What a hobbyist's page does: new WebSocket(url), read event.data. Nothing about deflate.
+          const received = await page.evaluate(
+            (url, count) =>
+              new Promise<{ extensions: string; messages: string[] }>((resolve, reject) => {
+                const ws = new WebSocket(url);
+                const messages: string[] = [];
+                ws.onopen = () => ws.send(JSON.stringify({ type: 'options_update', payload: { wantedCollections: [] } }));
+                ws.onmessage = (event) => {
+                  messages.push(event.data);
+                  if (messages.length === count) {
+                    resolve({ extensions: ws.extensions, messages });
+                    ws.close();
+                  }
+                };
+                ws.onerror = () => reject(new Error('WebSocket error'));
+                setTimeout(() => reject(new Error(`only ${messages.length} of ${count} messages`)), 20_000);
+              }),
+            `ws://127.0.0.1:${gateway.port}/subscribe?cursor=0&requireHello=true`,
+            all.length,
+          );
+          assert.match(received.extensions, /permessage-deflate/, 'the browser negotiated deflate by itself');
+          assert.deepEqual(received.messages, all.map((e) => e.raw));
+        } finally {
+          await browser.close();
+        }
+      }));
   });
 }

@@ -13,6 +13,9 @@ import type { Gateway } from '../src/gateway.ts';
 import { FakeRelay } from './support/fake-relay.ts';
 import { startTestGateway, tempDir } from './support/gateway.ts';
 import {
+  ALICE,
+  BOB,
+  CAROL,
   FOLLOW,
   LIKE,
   POST,
@@ -30,16 +33,13 @@ import {
   upgradeRequest,
   waitUntil,
   wants,
+  withGateway,
   type FilterSpec,
   type StoredEvent,
 } from './support/subscribe-client.ts';
 import { transportsUnderTest } from './support/transports.ts';
 import { v1FromV2, v2Expected } from './support/v2-frames.ts';
 
-const did = (name: string) => `did:plc:${name.padEnd(24, 'a')}`;
-const ALICE = did('alice');
-const BOB = did('bob');
-const CAROL = did('carol');
 const NSID = 'network.bsky.jetstream.subscribeEvents';
 
 function pushKnownStream(up: Upstream, seed: number): void {
@@ -276,13 +276,8 @@ for (const { transport, skip } of await transportsUnderTest()) {
   });
 
   describe(`subscribeEvents slow consumers over ${transport}`, { skip }, () => {
-    test('a v2 subscriber that stops reading gets the ConsumerTooSlow error frame, then a close frame', async () => {
-      const relay = await FakeRelay.start();
-      const dir = tempDir();
-      const gateway = await startTestGateway(relay.url, dir.path, { transport }, { hub: { highWaterBytes: 64 * 1024, slowWindowMs: 1500 } });
-      try {
-        await relay.waitForConnections(1);
-        const up = new Upstream(relay, () => gateway.port);
+    test('a v2 subscriber that stops reading gets the ConsumerTooSlow error frame, then a close frame', () =>
+      withGateway({ transport }, { hub: { highWaterBytes: 64 * 1024, slowWindowMs: 1500 } }, async ({ gateway, up }) => {
         const slow = await openV2(gateway.port, '');
         tcpSocket(slow).pause();
         await waitUntil(
@@ -301,55 +296,38 @@ for (const { transport, skip } of await transportsUnderTest()) {
         assert.deepEqual(Object.keys(error), ['$type', 'error', 'message']);
         assert.deepEqual([error.$type, error.error, typeof error.message], ['error', 'ConsumerTooSlow', 'string']);
         for (const text of slow.texts.slice(0, -1)) assert.equal(JSON.parse(text).$type, 'message');
-      } finally {
-        await Subscription.closeAll();
-        await gateway.stop();
-        await relay.stop();
-        dir.remove();
-      }
-    });
+      }));
   });
 
   describe(`subscribeEvents cursors against retention over ${transport}`, { skip }, () => {
-    test('a seq older than the buffer is CursorTooOld naming the oldest seq; an old timestamp clamps after #info OutdatedCursor', async () => {
-      const relay = await FakeRelay.start();
-      const dir = tempDir();
-      let gateway = await startTestGateway(relay.url, dir.path, { transport });
-      try {
-        await relay.waitForConnections(1);
-        const up = new Upstream(relay, () => gateway.port);
-        for (let i = 0; i < 30; i++) up.create(ALICE, POST, { ...recordFor(POST, i, ALICE), text: 'x'.repeat(10_000) });
-        await up.settle();
-        const before = await readWholeStream(gateway.port);
-        await gateway.stop();
+    test('a seq older than the buffer is CursorTooOld naming the oldest seq; an old timestamp clamps after #info OutdatedCursor', () =>
+      withGateway({ transport }, {}, async (h) => {
+        for (let i = 0; i < 30; i++) h.up.create(ALICE, POST, { ...recordFor(POST, i, ALICE), text: 'x'.repeat(10_000) });
+        await h.up.settle();
+        const before = await readWholeStream(h.gateway.port);
+        await h.gateway.stop();
         // Restarted with a size bound the old events exceed: retention trims them at start.
-        gateway = await startTestGateway(relay.url, dir.path, { transport, maxBufferBytes: 64 * 1024 });
-        await relay.waitForConnections(2);
-        await waitUntil(async () => (await stats(gateway.port)).eventCount === 0, 'retention to trim the buffer');
-        up.create(BOB, POST);
-        up.create(BOB, LIKE);
-        await up.settle();
+        h.gateway = await startTestGateway(h.relay.url, h.dir.path, { transport, maxBufferBytes: 64 * 1024 });
+        await h.relay.waitForConnections(2);
+        await waitUntil(async () => (await stats(h.gateway.port)).eventCount === 0, 'retention to trim the buffer');
+        h.up.create(BOB, POST);
+        h.up.create(BOB, LIKE);
+        await h.up.settle();
 
-        const tooOld = await upgradeRequest(gateway.port, `${SUBSCRIBE_EVENTS}?cursor=5`);
+        const tooOld = await upgradeRequest(h.gateway.port, `${SUBSCRIBE_EVENTS}?cursor=5`);
         assert.equal(tooOld.status, 400);
         const body = JSON.parse(tooOld.body.toString());
         assert.equal(body.error, 'CursorTooOld');
         assert.match(body.message, /the oldest seq here is 31\b/);
 
-        const oldest = await openV2(gateway.port, 'cursor=31');
-        const outdated = await openV2(gateway.port, `cursor=${before[3].timeUs}`);
+        const oldest = await openV2(h.gateway.port, 'cursor=31');
+        const outdated = await openV2(h.gateway.port, `cursor=${before[3].timeUs}`);
         await waitUntil(() => oldest.messages.length === 2 && outdated.messages.length === 3, 'the two kept events');
         const info = JSON.parse(outdated.texts[0]).payload;
         assert.equal(info.name, 'OutdatedCursor');
         assert.match(info.message, /resuming from seq 31/);
         assert.deepEqual(outdated.texts.slice(1), oldest.texts);
         assert.deepEqual(oldest.texts.map((t) => JSON.parse(t).payload.seq), [31, 32]);
-        await Subscription.closeAll();
-      } finally {
-        await gateway.stop();
-        await relay.stop();
-        dir.remove();
-      }
-    });
+      }));
   });
 }

@@ -15,6 +15,9 @@ import { FakeRelay } from './support/fake-relay.ts';
 import { V1_DICTIONARY, v1DictionarySkipReason } from './support/fixtures.ts';
 import { startTestGateway, tempDir } from './support/gateway.ts';
 import {
+  ALICE,
+  BOB,
+  CAROL,
   FOLLOW,
   LIKE,
   POST,
@@ -28,6 +31,7 @@ import {
   settleSubscribers,
   stats,
   storedEvent,
+  testDid,
   upgradeRequest,
   waitUntil,
   wants,
@@ -36,10 +40,6 @@ import {
 } from './support/subscribe-client.ts';
 import { transportsUnderTest } from './support/transports.ts';
 
-const did = (name: string) => `did:plc:${name.padEnd(24, 'a')}`;
-const ALICE = did('alice');
-const BOB = did('bob');
-const CAROL = did('carol');
 const WEB = 'did:web:example.com';
 const BLOCK = 'app.bsky.graph.block';
 const VOTE = 'fyi.unravel.frontpage.vote';
@@ -453,7 +453,7 @@ for (const { transport, skip } of await transportsUnderTest()) {
     });
 
     test('limits: 10,000 DIDs and 100 collections after de-duplication, by options_update', async () => {
-      const many = Array.from({ length: 9_999 }, (_, i) => did(`x${String(i).padStart(5, '0')}`));
+      const many = Array.from({ length: 9_999 }, (_, i) => testDid(`x${String(i).padStart(5, '0')}`));
       const dids = [...many, ALICE, ...many.slice(0, 500)]; // 10,000 distinct
       const collections = [...Array.from({ length: 99 }, (_, i) => `a.b.c${i}`), POST, 'a.b.c0'];
       const s = await Subscription.open(gateway.port, 'requireHello=true');
@@ -469,7 +469,7 @@ for (const { transport, skip } of await transportsUnderTest()) {
         s.events.map((e) => [e.did, e.commit.collection]),
         [[ALICE, POST]],
       );
-      s.send(JSON.stringify({ type: 'options_update', payload: { wantedDids: [...dids, did('one-too-many')] } }));
+      s.send(JSON.stringify({ type: 'options_update', payload: { wantedDids: [...dids, testDid('one-too-many')] } }));
       const closed = await s.waitClosed();
       assert.equal(closed.code, 1008);
       assert.match(closed.reason, /wantedDids: 10001 given, at most 10000/);

@@ -10,8 +10,10 @@ import type { Socket } from 'node:net';
 import { CID } from 'multiformats/cid';
 import { create as createDigest } from 'multiformats/hashes/digest';
 import { WebSocket } from 'ws';
-import type { Gateway } from '../../src/gateway.ts';
-import type { FakeRelay } from './fake-relay.ts';
+import type { GatewayConfig } from '../../src/config.ts';
+import type { Gateway, GatewayTuning } from '../../src/gateway.ts';
+import { FakeRelay } from './fake-relay.ts';
+import { startTestGateway, tempDir } from './gateway.ts';
 import { accountFrame, commitFrame, identityFrame, tidFor, type OpSpec } from './frames.ts';
 import { SyntheticFirehose } from './synthetic.ts';
 
@@ -222,6 +224,37 @@ export interface Stats {
 
 export async function stats(port: number): Promise<Stats> {
   return JSON.parse((await httpGet(port, '/stats')).body.toString());
+}
+
+/** A did:plc for a test account by name (did:plc:alice…). */
+export const testDid = (name: string) => `did:plc:${name.padEnd(24, 'a')}`;
+export const ALICE = testDid('alice');
+export const BOB = testDid('bob');
+export const CAROL = testDid('carol');
+
+/**
+ * A relay, a gateway reading it and an Upstream to push frames, for one test: fn runs with
+ * them, and they are stopped and removed afterwards whatever happens. fn may replace
+ * `h.gateway` (a restart); the one there at the end is stopped.
+ */
+export async function withGateway(
+  overrides: Partial<GatewayConfig>,
+  tuning: GatewayTuning,
+  fn: (h: { relay: FakeRelay; dir: { path: string }; gateway: Gateway; up: Upstream }) => Promise<void>,
+): Promise<void> {
+  const relay = await FakeRelay.start();
+  const dir = tempDir();
+  const h = { relay, dir, gateway: await startTestGateway(relay.url, dir.path, overrides, tuning), up: undefined as unknown as Upstream };
+  h.up = new Upstream(relay, () => h.gateway.port);
+  try {
+    await relay.waitForConnections(1);
+    await fn(h);
+  } finally {
+    await Subscription.closeAll();
+    await h.gateway.stop();
+    await relay.stop();
+    dir.remove();
+  }
 }
 
 export const POST = 'app.bsky.feed.post';
