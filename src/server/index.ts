@@ -29,6 +29,12 @@
  *   v2-frames.ts         v2's message, #info and error frames, built from the stored v1 JSON
  *   deflate.ts           permessage-deflate for the ws transport, deflated once per message
  *   subscribers.ts       SubscriberHub: each subscriber's position, the pump, publishing
+ *   subscriber.ts        Admission (before the sink) and Subscriber (with it); positionAtTime
+ *   client-message.ts    readClientMessage: a client message → ignore, a new filter, or a close
+ *   close-reasons.ts     every way the hub ends a stream: code, reason, metric label
+ *   watchdog.ts          the hub's timers: slow consumers, pings, heartbeats
+ *   slow-consumer.ts     judgeDrain: when a subscriber behind the tip is too slow to keep (pure)
+ *   roster.ts            who is connected: counts per client address and for metrics
  *   live-index.ts        LiveIndex: live subscribers bucketed by DID and collection
  *   filter.ts            parseFilter and the per-event filter checks
  *   compression.ts       EventCompressor: one zstd frame per event, shared

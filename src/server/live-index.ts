@@ -49,6 +49,23 @@ export class LiveIndex<S extends { readonly filter: SubscriberFilter }> {
     }
   }
 
+  /** The entries each subscriber accepts, in order (tooLarge as in forEachMatch). */
+  batches(entries: readonly Entry[], tooLarge: (subscriber: S) => void): Map<S, Entry[]> {
+    const batches = new Map<S, Entry[]>();
+    for (const entry of entries) {
+      this.forEachMatch(
+        entry,
+        (subscriber) => {
+          const batch = batches.get(subscriber);
+          if (batch) batch.push(entry);
+          else batches.set(subscriber, [entry]);
+        },
+        tooLarge,
+      );
+    }
+    return batches;
+  }
+
   /**
    * Calls visit(subscriber) once for every subscriber whose filter accepts the entry, and
    * tooLarge(subscriber) for those that want it but set a smaller maxMessageSizeBytes.

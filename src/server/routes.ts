@@ -3,7 +3,8 @@ import type { EventCompressor } from './compression.ts';
 import { OptionError, parseFilter } from './filter.ts';
 import type { ServerMetrics } from './metrics.ts';
 import { XrpcError, parseSubscribeEventsQuery, resolveCursor, xrpcReply } from './subscribe-events.ts';
-import type { Subscriber, SubscriberHub } from './subscribers.ts';
+import { positionAtTime, type Admission, type Subscriber } from './subscriber.ts';
+import type { SubscriberHub } from './subscribers.ts';
 import { SUBSCRIBE_EVENTS_PATH, SUBSCRIBE_PATH, type HttpReply, type HttpRequestInfo, type SocketHandler, type UpgradeAccept } from './transport.ts';
 import { SUBSCRIBE_EVENTS_NSID } from './v2-frames.ts';
 import { EXPLORER_PAGE } from './explorer-page.ts';
@@ -43,7 +44,13 @@ export const NDJSON_PATH = '/stream.ndjson';
 const STREAM_HEADERS = { ...CORS, 'cache-control': 'no-cache, no-transform', 'x-accel-buffering': 'no' };
 
 /** HTTP routes and the /subscribe upgrade decision, shared by both transports. */
-export function createSocketHandler(options: RouteOptions): SocketHandler<Subscriber> {
+/** A connection as the transport carries it: what was admitted, then its subscriber once open. */
+interface Connection {
+  admission: Admission;
+  subscriber?: Subscriber;
+}
+
+export function createSocketHandler(options: RouteOptions): SocketHandler<Connection> {
   const { hub, store, compressor, metrics } = options;
   const wires = {
     v1: v1Wire(compressor, false),
@@ -76,7 +83,7 @@ export function createSocketHandler(options: RouteOptions): SocketHandler<Subscr
     return { deflate: offersDeflate && !zstd && hub.deflating < options.maxDeflateSubscribers };
   };
 
-  const upgradeV1 = (request: HttpRequestInfo): { refuse: HttpReply } | UpgradeAccept<Subscriber> => {
+  const upgradeV1 = (request: HttpRequestInfo): { refuse: HttpReply } | UpgradeAccept<Connection> => {
     const refuse = (status: number, result: string, reason: string) => {
       metrics.connections.inc({ wire: 'v1', result });
       return { refuse: text(status, reason) };
@@ -91,20 +98,21 @@ export function createSocketHandler(options: RouteOptions): SocketHandler<Subscr
     const admitted = admit(request, parsed.compress);
     if ('refuse' in admitted) return refuse(admitted.refuse.status, admitted.refuse.result, admitted.refuse.reason);
     metrics.connections.inc({ wire: 'v1', result: 'accepted' });
-    const subscriber = hub.create(parsed.filter, {
+    const admission: Admission = {
+      filter: parsed.filter,
       wire: parsed.compress ? wires.v1Zstd : wires.v1,
       deflate: admitted.deflate,
-      position: hub.positionAtTime(parsed.cursor),
+      position: positionAtTime(store, parsed.cursor),
       requireHello: parsed.requireHello,
       remoteAddress: clientAddress(request, options.trustProxy),
       heartbeatMs: parsed.heartbeatMs,
-    });
+    };
     // Whatever the client offered first, as ws answers by default (v1 defines no subprotocol).
     const protocol = request.header('sec-websocket-protocol')?.split(',')[0].trim();
-    return { accept: subscriber, deflate: admitted.deflate, protocol: protocol || undefined };
+    return { accept: { admission }, deflate: admitted.deflate, protocol: protocol || undefined };
   };
 
-  const upgradeV2 = (request: HttpRequestInfo): { refuse: HttpReply } | UpgradeAccept<Subscriber> => {
+  const upgradeV2 = (request: HttpRequestInfo): { refuse: HttpReply } | UpgradeAccept<Connection> => {
     const refuse = (status: number, result: string, error: string, message: string) => {
       metrics.connections.inc({ wire: 'v2', result });
       return { refuse: xrpcReply(status, error, message) };
@@ -125,16 +133,17 @@ export function createSocketHandler(options: RouteOptions): SocketHandler<Subscr
       return refuse(status, result, error, reason);
     }
     metrics.connections.inc({ wire: 'v2', result: 'accepted' });
-    const subscriber = hub.create(parsed.filter, {
+    const admission: Admission = {
+      filter: parsed.filter,
       wire: parsed.zstd ? wires.v2Zstd : wires.v2,
       deflate: admitted.deflate,
       position: cursor.position,
       greeting: cursor.info,
       requireHello: false,
       remoteAddress: clientAddress(request, options.trustProxy),
-    });
+    };
     const offered = (request.header('sec-websocket-protocol') ?? '').split(',').map((p) => p.trim());
-    return { accept: subscriber, deflate: admitted.deflate, protocol: offered.includes(XRPC_JSON_PROTOCOL) ? XRPC_JSON_PROTOCOL : undefined };
+    return { accept: { admission }, deflate: admitted.deflate, protocol: offered.includes(XRPC_JSON_PROTOCOL) ? XRPC_JSON_PROTOCOL : undefined };
   };
 
   /** /stream and /stream.ndjson: /subscribe's checks, answered before any byte of the stream. */
@@ -156,16 +165,17 @@ export function createSocketHandler(options: RouteOptions): SocketHandler<Subscr
     const headers = { ...STREAM_HEADERS, 'content-type': contentType };
     if (request.method === 'HEAD') return { status: 200, headers, body: '' };
     metrics.connections.inc({ wire: wire.name, result: 'accepted' });
-    const session = hub.create(parsed.filter, {
+    const admission: Admission = {
+      filter: parsed.filter,
       wire,
       deflate: false,
-      position: hub.positionAtTime(parsed.cursor),
+      position: positionAtTime(store, parsed.cursor),
       requireHello: false,
       remoteAddress: clientAddress(request, options.trustProxy),
       heartbeatMs: parsed.heartbeatMs,
       limit: parsed.limit,
-    });
-    return { stream: { headers, session } };
+    };
+    return { stream: { headers, session: { admission } } };
   };
 
   return {
@@ -217,11 +227,14 @@ export function createSocketHandler(options: RouteOptions): SocketHandler<Subscr
       return request.path === SUBSCRIBE_EVENTS_PATH ? upgradeV2(request) : upgradeV1(request);
     },
 
-    open: (socket, subscriber) => hub.open(subscriber, socket),
-    message: (subscriber, data, binary) => hub.message(subscriber, data, binary),
-    drain: (subscriber) => hub.drain(subscriber),
-    pong: (subscriber) => hub.pong(subscriber),
-    close: (subscriber) => hub.closed(subscriber),
+    open: (sink, connection) => {
+      connection.subscriber = hub.open(connection.admission, sink);
+    },
+    // The transports call these only after open.
+    message: ({ subscriber }, data, binary) => subscriber && hub.message(subscriber, data, binary),
+    drain: ({ subscriber }) => subscriber && hub.drain(subscriber),
+    pong: ({ subscriber }) => subscriber && hub.pong(subscriber),
+    close: ({ subscriber }) => subscriber && hub.closed(subscriber),
   };
 }
 

@@ -68,7 +68,7 @@ export async function startServer(options: ServerOptions): Promise<SubscribeServ
     hub: readyHub,
     close() {
       transport.stopListening();
-      readyHub.closeAll(1001, 'server shutting down');
+      readyHub.closeAll();
       readyHub.stop();
     },
   };

@@ -1,0 +1,37 @@
+/**
+ * Every way the hub ends a subscriber's stream, in one table: the WebSocket close code, the
+ * reason the client reads in the close frame, and the label counted in
+ * contrail_subscriber_disconnects_total. 1000 is a normal end (a `limit` reached); 1001 "going
+ * away"; 1007 "invalid payload data" (not JSON); 1008 "policy violation" (a message or a pace
+ * the server does not accept).
+ */
+export interface CloseReason {
+  code: number;
+  reason: string;
+  metric: 'bad_message' | 'bad_options' | 'consumer_too_slow' | 'limit_reached' | 'shutdown';
+  /** Sent first as an error frame on wires without close frames (HTTP streams), so none ends without saying why. */
+  error?: string;
+}
+
+const POLICY = 1008;
+
+export const CLOSE = {
+  notJson: (detail: string): CloseReason => ({ code: 1007, reason: `message is not JSON: ${detail}`, metric: 'bad_message' }),
+  notAnObject: { code: POLICY, reason: 'message must be a JSON object with a "type"', metric: 'bad_message' },
+  noClientMessages: {
+    code: POLICY,
+    reason: 'subscribeEvents takes no client messages: set filters with query parameters and reconnect',
+    metric: 'bad_message',
+  },
+  badOptions: (detail: string): CloseReason => ({ code: POLICY, reason: `invalid options_update: ${detail}`, metric: 'bad_options' }),
+  tooSlow: (message: string): CloseReason => ({ code: POLICY, reason: `ConsumerTooSlow: ${message}`, metric: 'consumer_too_slow' }),
+  limitReached: { code: 1000, reason: 'limit reached', metric: 'limit_reached' },
+  shutdown: { code: 1001, reason: 'server shutting down', metric: 'shutdown', error: 'ServerShuttingDown' },
+} satisfies Record<string, CloseReason | ((detail: string) => CloseReason)>;
+
+/** Close reasons are limited to 123 bytes of UTF-8. */
+export function truncateReason(reason: string): string {
+  const bytes = Buffer.from(reason);
+  if (bytes.byteLength <= 123) return reason;
+  return bytes.subarray(0, 120).toString('utf8').replace(/\uFFFD$/, '') + '...';
+}

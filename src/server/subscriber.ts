@@ -1,0 +1,110 @@
+import type { Entry } from '../events/index.ts';
+import type { EventStore } from '../store/index.ts';
+import type { SubscriberFilter } from './filter.ts';
+import type { SentTally } from './metrics.ts';
+import type { DrainWindow } from './slow-consumer.ts';
+import type { SubscriberSink } from './transport.ts';
+import type { Wire } from './wire.ts';
+
+/** What a WebSocket upgrade or an HTTP stream's start decided for a subscriber, before it has a sink. */
+export interface Admission {
+  filter: SubscriberFilter;
+  wire: Wire;
+  /** Negotiated permessage-deflate (the transport compresses; the hub only counts). */
+  deflate: boolean;
+  /** The time_us after which its stream starts (see positionAtTime and subscribe-events.ts). */
+  position: number;
+  requireHello: boolean;
+  remoteAddress: string;
+  /** Sent before any event (a v2 #info about the cursor). */
+  greeting?: Buffer;
+  /** End the stream cleanly after this many events (the HTTP streams' `limit`). */
+  limit?: number;
+  /** Send a heartbeat after this long without a message (needs a wire with heartbeats). */
+  heartbeatMs?: number;
+}
+
+export type SubscriberMode = 'hello' | 'replay' | 'blocked' | 'live' | 'closed';
+
+/** A connected subscriber: an admission with its sink (a WebSocket or an HTTP stream). */
+export class Subscriber {
+  mode: SubscriberMode;
+  filter: SubscriberFilter;
+  /** Newest time_us examined for this subscriber (sent or filtered out). Stale while live: the tip is. */
+  position: number;
+  awaitingPong = false;
+  /** Where the current slow-consumer window started (see slow-consumer.ts). */
+  window: DrainWindow = { atMs: 0, position: 0, tip: 0 };
+  readonly wire: Wire;
+  readonly deflate: boolean;
+  readonly remoteAddress: string;
+  /** Send a heartbeat after this long without a message; 0 = never. */
+  readonly heartbeatMs: number;
+  /** When the last message went out (for the heartbeat). */
+  lastSentMs: number;
+  /** Events still to send before the stream ends by itself (`limit`); Infinity = no limit. */
+  remaining: number;
+
+  constructor(
+    readonly id: number,
+    admission: Admission,
+    readonly sink: SubscriberSink,
+    readonly tally: SentTally,
+    nowMs: number,
+  ) {
+    this.filter = admission.filter;
+    this.wire = admission.wire;
+    this.deflate = admission.deflate;
+    this.remoteAddress = admission.remoteAddress;
+    this.position = admission.position;
+    this.mode = admission.requireHello ? 'hello' : 'replay';
+    this.heartbeatMs = admission.heartbeatMs ?? 0;
+    this.remaining = admission.limit ?? Infinity;
+    this.lastSentMs = nowMs;
+  }
+
+  /** zstd, deflate or none: the metrics label. */
+  get compression(): 'zstd' | 'deflate' | 'none' {
+    return compressionOf(this);
+  }
+
+  /**
+   * Sends entries in order, each advancing the position: 'full' (position at the last one sent)
+   * if the sink's buffer passed highWaterBytes first; 'limit' once `limit` events were sent.
+   */
+  send(entries: readonly Entry[], highWaterBytes: number, nowMs: number): 'all' | 'full' | 'limit' {
+    const { sink, wire, tally } = this;
+    let full = false;
+    sink.cork(() => {
+      for (const entry of entries) {
+        const bytes = wire.frame(entry);
+        sink.send(bytes, wire.zstd);
+        tally.events++;
+        tally.bytes += bytes.byteLength;
+        this.position = entry.timeUs;
+        if (--this.remaining === 0) return;
+        if (sink.bufferedAmount() > highWaterBytes) {
+          full = true;
+          return;
+        }
+      }
+    });
+    this.lastSentMs = nowMs;
+    if (this.remaining === 0) return 'limit';
+    return full ? 'full' : 'all';
+  }
+}
+
+export function compressionOf(subscriber: { wire: Wire; deflate: boolean }): 'zstd' | 'deflate' | 'none' {
+  return subscriber.wire.zstd ? 'zstd' : subscriber.deflate ? 'deflate' : 'none';
+}
+
+/**
+ * Where a time_us cursor (v1's) starts: absent or in the future = the tip; otherwise just
+ * before the cursor (it is inclusive), but never below what retention has trimmed.
+ * "The future" is after the last time_us issued, not after the wall clock: after the clock
+ * steps back, a client resuming from a time_us it holds is still ahead of "now".
+ */
+export function positionAtTime(store: Pick<EventStore, 'lastTimeUs' | 'hotLog' | 'trimmedUpTo'>, cursor: number | undefined): number {
+  return cursor === undefined || cursor > store.lastTimeUs ? store.hotLog.newest : Math.max(cursor - 1, store.trimmedUpTo);
+}

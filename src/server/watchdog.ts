@@ -1,0 +1,113 @@
+import type { Logger } from 'pino';
+import { CLOSE, type CloseReason } from './close-reasons.ts';
+import { judgeDrain } from './slow-consumer.ts';
+import type { Subscriber } from './subscriber.ts';
+
+export interface WatchdogOptions {
+  subscribers: Iterable<Subscriber>;
+  logger: Logger;
+  slowWindowMs: number;
+  pingIntervalMs: number;
+  /** How often to look for subscribers due a heartbeat. */
+  heartbeatTickMs: number;
+  /** The clock slow-consumer windows and heartbeats are measured on (ms). */
+  nowMs: () => number;
+  /** The stream's tip and the retention floor (time_us), read at each check. */
+  tip: () => number;
+  trimmedUpTo: () => number;
+  /** Ends a subscriber's stream: with `close`, or (undefined) by dropping the connection. */
+  end: (subscriber: Subscriber, metricReason: string, close?: CloseReason) => void;
+}
+
+/**
+ * The hub's timers. They end connections nobody is served well by keeping — subscribers behind
+ * the tip that drain too slowly to catch up (judged by slow-consumer.ts, told why with
+ * ConsumerTooSlow before the close) and peers that stopped answering pings — and send the
+ * opt-in heartbeats.
+ */
+export class Watchdog {
+  readonly #options: WatchdogOptions;
+  readonly #timers: NodeJS.Timeout[];
+  readonly #withHeartbeat = new Set<Subscriber>();
+
+  constructor(options: WatchdogOptions) {
+    this.#options = options;
+    this.#timers = [
+      setInterval(() => this.#checkDrains(), Math.max(50, options.slowWindowMs / 6)),
+      setInterval(() => this.#pingAll(), options.pingIntervalMs),
+      setInterval(() => this.#sendHeartbeats(), options.heartbeatTickMs),
+    ];
+    for (const timer of this.#timers) timer.unref();
+  }
+
+  /** A new subscriber: its first slow-consumer window starts, and its heartbeats if it asked. */
+  watch(subscriber: Subscriber): void {
+    this.startWindow(subscriber);
+    if (subscriber.heartbeatMs > 0) this.#withHeartbeat.add(subscriber);
+  }
+
+  forget(subscriber: Subscriber): void {
+    this.#withHeartbeat.delete(subscriber);
+  }
+
+  /** Starts a new slow-consumer window at the subscriber's position and the current tip. */
+  startWindow(subscriber: Subscriber): void {
+    subscriber.window = { atMs: this.#options.nowMs(), position: subscriber.position, tip: this.#options.tip() };
+  }
+
+  tooSlow(subscriber: Subscriber, message: string): void {
+    this.#options.logger.info({ subscriber: subscriber.id, remoteAddress: subscriber.remoteAddress, message }, 'dropping a slow consumer');
+    const { bytes, binary } = subscriber.wire.errorFrame('ConsumerTooSlow', message);
+    subscriber.sink.send(bytes, binary);
+    const close = CLOSE.tooSlow(message);
+    this.#options.end(subscriber, close.metric, close);
+  }
+
+  stop(): void {
+    for (const timer of this.#timers) clearInterval(timer);
+  }
+
+  #checkDrains(): void {
+    const { subscribers, slowWindowMs, nowMs, tip, trimmedUpTo } = this.#options;
+    const now = { nowMs: nowMs(), tip: tip(), trimmedUpTo: trimmedUpTo() };
+    for (const subscriber of subscribers) {
+      if (subscriber.mode !== 'replay' && subscriber.mode !== 'blocked') continue;
+      const verdict = judgeDrain(subscriber.window, { ...now, position: subscriber.position }, slowWindowMs);
+      if (verdict.kind === 'drop') this.tooSlow(subscriber, verdict.message);
+      else if (verdict.kind === 'new_window') this.startWindow(subscriber);
+    }
+  }
+
+  #pingAll(): void {
+    for (const subscriber of this.#options.subscribers) {
+      const { sink } = subscriber;
+      // HTTP streams have no pings; a blocked socket's ping waits behind its backlog (the slow-consumer rule covers it).
+      if (!sink.ping || subscriber.mode === 'blocked') continue;
+      if (subscriber.awaitingPong) {
+        this.#options.logger.info({ subscriber: subscriber.id }, 'subscriber did not answer a ping; dropping it');
+        this.#options.end(subscriber, 'ping_timeout');
+        continue;
+      }
+      subscriber.awaitingPong = true;
+      sink.ping();
+    }
+  }
+
+  /**
+   * A heartbeat goes to a subscriber that asked for one and was sent nothing for its interval.
+   * Its time_us resumes right after everything this subscriber has examined: nothing missed,
+   * nothing repeated. A blocked subscriber has messages queued, so none is due.
+   */
+  #sendHeartbeats(): void {
+    const now = this.#options.nowMs();
+    const tip = this.#options.tip();
+    for (const subscriber of this.#withHeartbeat) {
+      if (!subscriber.wire.heartbeat || subscriber.mode === 'blocked' || now - subscriber.lastSentMs < subscriber.heartbeatMs) continue;
+      // A live subscriber has been sent every wanted event up to the tip (publish is synchronous).
+      const resumeAt = (subscriber.mode === 'live' ? tip : subscriber.position) + 1;
+      const { bytes, binary } = subscriber.wire.heartbeat(resumeAt);
+      subscriber.sink.send(bytes, binary);
+      subscriber.lastSentMs = now;
+    }
+  }
+}
