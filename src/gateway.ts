@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import type { GatewayConfig } from './config.ts';
 import { CursorClock } from './events/index.ts';
@@ -8,6 +8,7 @@ import { startMetricsEndpoint, startServer, type ServerOptions, type SubscribeSe
 import { createStoreMetrics, EventStore, Ingester, Retention } from './store/index.ts';
 import { createUpstreamMetrics, FirehoseClient } from './upstream/index.ts';
 import { createVerifyMetrics, Verifier } from './verify/index.ts';
+import { createLogger, startStatusLog } from './logs.ts';
 
 export interface Gateway {
   readonly port: number;
@@ -27,11 +28,13 @@ export interface GatewayTuning {
   logger?: Logger;
   /** Subscriber-hub knobs (slow-consumer window, high-water mark, ping interval) for tests and benchmarks. */
   hub?: ServerOptions['hub'];
+  /** How often the one-line status is logged (default every minute). */
+  statusIntervalMs?: number;
 }
 
 /** Wires the stages: upstream → (verify, with identity) → events → store → server. */
 export async function startGateway(config: GatewayConfig, tuning: GatewayTuning = {}): Promise<Gateway> {
-  const logger = tuning.logger ?? pino({ level: config.logLevel });
+  const logger = tuning.logger ?? createLogger(config.logLevel);
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const store = new EventStore({ dataDir: config.dataDir, hotLogBytes: config.hotCacheBytes, registry, fsync: config.fsync });
@@ -123,6 +126,15 @@ export async function startGateway(config: GatewayConfig, tuning: GatewayTuning 
   logger.info({ port: metricsEndpoint.port }, 'serving Prometheus metrics at /metrics');
   firehose.start();
   retention.start();
+  const statusLog = startStatusLog(
+    logger,
+    {
+      store,
+      subscribers: () => server.hub.size,
+      upstreamLagSeconds: async () => (await storeMetrics.upstreamLag.get()).values[0]?.value,
+    },
+    tuning.statusIntervalMs,
+  );
 
   return {
     port: server.port,
@@ -130,6 +142,7 @@ export async function startGateway(config: GatewayConfig, tuning: GatewayTuning 
     server,
     identity,
     async stop(flushTimeoutMs = 10_000) {
+      statusLog.stop();
       server.close();
       await firehose.stop();
       await verifier?.idle();
@@ -152,7 +165,7 @@ export async function startGateway(config: GatewayConfig, tuning: GatewayTuning 
  * events could not be committed). A signal during start-up stops as soon as start-up is done.
  */
 export async function runGateway(config: GatewayConfig): Promise<void> {
-  const logger = pino({ level: config.logLevel });
+  const logger = createLogger(config.logLevel);
   let gateway: Gateway | undefined;
   let signalled: string | undefined;
   const shutdown = async (signal: string) => {

@@ -1,0 +1,60 @@
+/**
+ * Logs for machines and for people. JSON lines (pino) are the default, for log collectors; when
+ * stdout is a terminal the same records print as readable, coloured lines (pino-pretty, in this
+ * thread, so a line is out before the process exits). A one-line status every minute says what
+ * the gateway is doing, so a healthy log is never silent for long.
+ */
+import { pino, type Logger } from 'pino';
+import { build as prettyStream } from 'pino-pretty';
+import type { EventStore } from './store/index.ts';
+
+export function createLogger(level: string, stdout: NodeJS.WritableStream & { isTTY?: boolean } = process.stdout): Logger {
+  if (!stdout.isTTY) return pino({ level }, stdout);
+  const pretty = prettyStream({ destination: stdout, sync: true, colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' });
+  return pino({ level }, pretty);
+}
+
+export interface StatusSources {
+  store: EventStore;
+  subscribers: () => number;
+  /** Seconds between the newest durable upstream event and now; undefined before the first. */
+  upstreamLagSeconds: () => Promise<number | undefined>;
+}
+
+/** Logs one status line every intervalMs: events/s in, subscribers, upstream lag, buffer span. */
+export function startStatusLog(logger: Logger, sources: StatusSources, intervalMs = 60_000): { stop(): void } {
+  let eventsIn = 0;
+  sources.store.onCommitted((entries) => (eventsIn += entries.length));
+  let since = performance.now();
+  const logStatus = async () => {
+    const now = performance.now();
+    const eventsPerSecond = Math.round((eventsIn * 1000) / (now - since));
+    eventsIn = 0;
+    since = now;
+    const { oldestTimeUs, newestTimeUs, eventCount } = sources.store.span();
+    const bufferSeconds = oldestTimeUs === undefined || newestTimeUs === undefined ? 0 : Math.round((newestTimeUs - oldestTimeUs) / 1e6);
+    const lag = await sources.upstreamLagSeconds();
+    const lagSeconds = lag !== undefined && Number.isFinite(lag) ? lag : undefined;
+    const subscribers = sources.subscribers();
+    const lagText = lagSeconds === undefined ? 'no upstream event yet' : `upstream lag ${lagSeconds.toFixed(1)}s`;
+    logger.info(
+      { status: true, eventsPerSecond, subscribers, upstreamLagSeconds: lagSeconds, bufferSeconds, bufferEvents: eventCount },
+      `status: ${eventsPerSecond.toLocaleString('en')} events/s in, ${subscribers.toLocaleString('en')} subscribers, ${lagText}, buffer ${duration(bufferSeconds)} (${eventCount.toLocaleString('en')} events)`,
+    );
+  };
+  const timer = setInterval(() => void logStatus(), intervalMs);
+  timer.unref();
+  return { stop: () => clearInterval(timer) };
+}
+
+/** 90061 → "1d 1h 1m", 59 → "59s". */
+export function duration(seconds: number): string {
+  if (seconds < 60) return `${seconds}s`;
+  const parts: string[] = [];
+  for (const [unit, size] of [['d', 86_400], ['h', 3_600], ['m', 60]] as const) {
+    const count = Math.floor(seconds / size);
+    if (count > 0 || parts.length > 0) parts.push(`${count}${unit}`);
+    seconds -= count * size;
+  }
+  return parts.join(' ');
+}
