@@ -6,7 +6,7 @@
  */
 import { spawnSync } from 'node:child_process';
 
-const benches = ['ingest', 'store', 'fanout', 'startup'];
+const benches = ['ingest', 'verify', 'store', 'fanout', 'startup'];
 const only = process.argv[2];
 let failed = false;
 for (const name of benches) {

@@ -54,7 +54,7 @@ function mulberry32(seed: number): () => number {
 async function buildCorpus(): Promise<{ frames: Uint8Array[]; keys: Map<string, string> }> {
   const random = mulberry32(11);
   let rkeys = 0;
-  const rkey = () => `3l${String(rkeys++).padStart(11, '2')}`;
+  const rkey = () => `3l${String(rkeys++).padStart(11, 'a')}`;
   const createdAt = '2026-12-01T00:00:00.000Z';
   const like = (): Write => ({ action: 'create', collection: 'app.bsky.feed.like', rkey: rkey(), record: { $type: 'app.bsky.feed.like', createdAt, subject: { uri: 'at://did:plc:ewvi7nxzyoun6zhxrhs64oiz/app.bsky.feed.post/3l2s5xxv2ze2c', cid: 'bafyreigsurgdk3bfyh6ehghe5qdsc45qct6ic2lpn4gvxsrjvsaoojxtdy' } } });
   const post = (text: string): Write => ({ action: 'create', collection: 'app.bsky.feed.post', rkey: rkey(), record: { $type: 'app.bsky.feed.post', text, langs: ['en'], createdAt } });
