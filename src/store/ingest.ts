@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { buildEvents, type CursorClock, type Entry } from '../events/index.ts';
-import { DropLog, type UpstreamMessage, type UpstreamMetrics } from '../upstream/index.ts';
+import { backoffDelay, DropLog, type UpstreamMessage, type UpstreamMetrics } from '../upstream/index.ts';
 import type { EventStore } from './event-store.ts';
 import type { StoreMetrics } from './metrics.ts';
 
@@ -206,7 +206,7 @@ export class Ingester {
         this.#options.onStoreHealth(false);
         // Hold everything (the cursor stays behind these events) and stop reading until it works.
         this.#setPaused(true);
-        const delayMs = Math.min(30_000, this.#options.retryDelayMs * 2 ** Math.min(attempt - 1, 5));
+        const delayMs = backoffDelay(attempt - 1, { baseMs: this.#options.retryDelayMs, maxMs: 30_000, maxDoublings: 5 });
         logger.error(
           { err: (err as Error).message, attempt, events: batch.entries.length, bytes, retryInMs: delayMs },
           'STORE COMMIT FAILED (disk full? permissions?): ingest is paused and will retry; nothing is lost',

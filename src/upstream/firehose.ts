@@ -1,5 +1,6 @@
 import WebSocket from 'ws';
 import type { Logger } from 'pino';
+import { backoffDelay } from './backoff.ts';
 import { DropError, DropLog, type DropReason } from './drop.ts';
 import { decodeFrame } from './frame.ts';
 import { parseMessage, type UpstreamMessage } from './messages.ts';
@@ -204,7 +205,6 @@ export class FirehoseClient {
 
   #backoffDelay(): number {
     const { backoffBaseMs, backoffMaxMs } = this.#options;
-    const ceiling = Math.min(backoffMaxMs, backoffBaseMs * 2 ** Math.min(this.#failures, 16));
-    return Math.round(Math.random() * ceiling);
+    return backoffDelay(this.#failures, { baseMs: backoffBaseMs, maxMs: backoffMaxMs, random: Math.random });
   }
 }

@@ -24,6 +24,7 @@
  *   drop.ts      DropReason, DropError and DropLog (rate-limited drop logging)
  *   metrics.ts   the upstream Prometheus metrics
  *   url.ts       normalizeUpstreamUrl: a relay address as people write it → the URL to dial
+ *   backoff.ts   backoffDelay: capped exponential backoff with optional jitter (also ingest's retries)
  */
 export { FirehoseClient, type FirehoseClientOptions } from './firehose.ts';
 export { decodeFrame, type Frame } from './frame.ts';
@@ -32,3 +33,4 @@ export { CarSlice } from './car.ts';
 export { DropError, DropLog, type DropReason } from './drop.ts';
 export { createUpstreamMetrics, type UpstreamMetrics } from './metrics.ts';
 export { normalizeUpstreamUrl } from './url.ts';
+export { backoffDelay, type BackoffPolicy } from './backoff.ts';
