@@ -18,6 +18,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -76,7 +77,7 @@ class Clients {
   }
 
   static async open(urls: string[], options: { latency?: boolean; deflate?: boolean } = {}): Promise<Clients> {
-    const child = fork(new URL('./fanout-clients.ts', import.meta.url).pathname, [], { execArgv: ['--import', 'tsx'] });
+    const child = fork(fileURLToPath(new URL('./fanout-clients.ts', import.meta.url)), [], { execArgv: ['--import', 'tsx'] });
     const clients = new Clients(child);
     child.send({ type: 'connect', urls, ...options });
     await clients.#next('connected');
@@ -322,6 +323,6 @@ export async function run(): Promise<Row[]> {
   return [...rows, ...ratioRows()];
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (fileURLToPath(import.meta.url) === process.argv[1]) {
   printTable(`fanout: median of ${RUNS} bursts of ${BURST} events; latency over ${LATENCY_SECONDS}s; ratio on held-out events`, await run());
 }

@@ -7,6 +7,7 @@
  *     no CID verification) — the fastest JS decoders known, a floor for any decoder.
  * contrail's figure includes CID verification and the final JSON bytes.
  */
+import { fileURLToPath } from 'node:url';
 import { parseAccount, parseCommitUnauthenticated } from '@atproto/sync';
 import { Frame } from '@atproto/xrpc-server';
 import { decode as atcuteDecode, decodeFirst as atcuteDecodeFirst, fromBytes } from '@atcute/cbor';
@@ -112,6 +113,6 @@ export async function run(): Promise<Row[]> {
   });
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (fileURLToPath(import.meta.url) === process.argv[1]) {
   printTable(`ingest: ${FRAMES} synthetic frames, median of ${RUNS} runs, one core`, await run());
 }

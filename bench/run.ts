@@ -5,6 +5,7 @@
  * runs; the machine should be otherwise idle.
  */
 import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 
 const benches = ['ingest', 'verify', 'store', 'fanout', 'startup'];
 const only = process.argv[2];
@@ -12,7 +13,7 @@ let failed = false;
 for (const name of benches) {
   if (only && name !== only) continue;
   // The same V8 flags as `npm start`, so the numbers are the gateway's.
-  const result = spawnSync(process.execPath, ['--max-semi-space-size=64', '--import', 'tsx', new URL(`./${name}.ts`, import.meta.url).pathname], {
+  const result = spawnSync(process.execPath, ['--max-semi-space-size=64', '--import', 'tsx', fileURLToPath(new URL(`./${name}.ts`, import.meta.url))], {
     stdio: 'inherit',
   });
   failed ||= result.status !== 0;

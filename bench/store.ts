@@ -19,6 +19,7 @@
  * buildEvents with a CursorClock; the same messages are built again (new time_us) to reach the
  * event count without generating more frames. `npx tsx bench/store.ts` prints the table.
  */
+import { fileURLToPath } from 'node:url';
 import { open } from 'lmdb';
 import { CursorClock } from '../src/events/clock.ts';
 import { buildEvents, type Entry } from '../src/events/entry.ts';
@@ -248,7 +249,7 @@ export async function run(): Promise<Row[]> {
   });
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (fileURLToPath(import.meta.url) === process.argv[1]) {
   const rows = await run();
   printTable(
     `store: ${EVENTS.toLocaleString('en-US')} synthetic events (${FRAMES.toLocaleString('en-US')} frames), median of ${RUNS} runs, one core; ` +

@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import type { Options } from 'yargs';
 import { normalizeUpstreamUrl } from './upstream/index.ts';
 
@@ -34,7 +35,7 @@ export const VERIFY_CHOICES = ['off', 'signatures', 'full'] as const;
 export type VerifyChoice = (typeof VERIFY_CHOICES)[number];
 export type TransportChoice = (typeof TRANSPORTS)[number];
 
-export const DEFAULT_DICTIONARY = new URL('../dictionaries/contrail-v1.zstd-dict', import.meta.url).pathname;
+export const DEFAULT_DICTIONARY = fileURLToPath(new URL('../dictionaries/contrail-v1.zstd-dict', import.meta.url));
 
 const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
