@@ -12,13 +12,13 @@ export function buildCli(argv: string[]): Argv {
   return yargs(argv)
     .scriptName('contrail')
     .usage('$0 [command] [flags]\n\nA Jetstream-compatible JSON firehose gateway for the AT Protocol.')
-    .command(['serve', '$0'], 'Run the gateway (the default command)', (y) => y.options(SERVE_OPTIONS).config(flagsFromEnvironment(SERVE_OPTIONS)), (args) =>
+    .command(['serve', '$0'], 'Run the gateway (the default command)', (y) => y.options(SERVE_OPTIONS).config(environmentFlags(SERVE_OPTIONS, argv)), (args) =>
       failingWith1(async () => {
         const { runGateway } = await import('./gateway.ts');
         await runGateway(toConfig(args));
       }),
     )
-    .command('inspect', "Print the buffer's span, size and saved upstream cursor", (y) => y.options(INSPECT_OPTIONS).config(flagsFromEnvironment(INSPECT_OPTIONS)), (args) =>
+    .command('inspect', "Print the buffer's span, size and saved upstream cursor", (y) => y.options(INSPECT_OPTIONS).config(environmentFlags(INSPECT_OPTIONS, argv)), (args) =>
       failingWith1(async () => {
         const { inspect } = await import('./inspect.ts');
         await inspect(args['data-dir'] as string);
@@ -30,10 +30,21 @@ export function buildCli(argv: string[]): Argv {
     .alias('help', 'h')
     .version()
     .wrap(Math.min(110, process.stdout.columns || 110))
-    .fail((message, err) => {
-      process.stderr.write(`contrail: ${message ?? err?.message}\nRun "contrail --help" for the flags and their allowed values.\n`);
-      process.exit(2);
-    });
+    .fail((message, err) => usageError(message ?? err?.message));
+}
+
+/** A bad flag or variable: one line saying what is wrong, exit code 2. */
+function usageError(message: string): never {
+  process.stderr.write(`contrail: ${message}\nRun "contrail --help" for the flags and their allowed values.\n`);
+  process.exit(2);
+}
+
+function environmentFlags(options: Record<string, Options>, argv: string[]): Record<string, unknown> {
+  try {
+    return flagsFromEnvironment(options, argv);
+  } catch (err) {
+    usageError((err as Error).message);
+  }
 }
 
 /** Runs a command; an error it throws is one line on stderr and exit code 1, not a usage error. */

@@ -81,16 +81,35 @@ export function parseCount(value: string): number {
 }
 
 /**
- * The values a command's flags take from CONTRAIL_<FLAG> variables. Only the command's own flags
- * are read, so unrelated CONTRAIL_* variables (Kubernetes sets CONTRAIL_PORT=tcp://… for a
- * Service named contrail) never make a strict parser reject the command line.
+ * The values a command's flags take from CONTRAIL_<FLAG> variables, checked here so that an error
+ * names the variable (the same check on the command line names the flag). Only the command's own
+ * flags are read, and only those not given on the command line, which wins.
+ *
+ * Kubernetes gives every pod service links such as CONTRAIL_PORT=tcp://10.0.0.1:6008 for a Service
+ * named contrail (CONTRAIL_METRICS_PORT for one named contrail-metrics). A port flag whose variable
+ * has that exact shape was not set by the operator (a pod's own env would replace it), so it is
+ * ignored with a warning instead of crash-looping the pod.
  */
-export function flagsFromEnvironment(options: Record<string, Options>, env: NodeJS.ProcessEnv = process.env): Record<string, unknown> {
+export function flagsFromEnvironment(
+  options: Record<string, Options>,
+  argv: readonly string[] = [],
+  env: NodeJS.ProcessEnv = process.env,
+  warn: (message: string) => void = (message) => process.stderr.write(`contrail: ${message}\n`),
+): Record<string, unknown> {
   const values: Record<string, unknown> = {};
   for (const [flag, option] of Object.entries(options)) {
-    const value = env[`CONTRAIL_${flag.toUpperCase().replace(/-/g, '_')}`];
-    if (value === undefined) continue;
-    values[flag] = option.type === 'boolean' ? /^(1|true|yes|on)$/i.test(value) : value;
+    const name = environmentVariable(flag);
+    const value = env[name];
+    if (value === undefined || givenOnCommandLine(argv, flag)) continue;
+    if (option.coerce === parsePort && KUBERNETES_SERVICE_LINK.test(value)) {
+      warn(`ignoring ${name}=${value}: a Kubernetes service link, not a port (set ${name} in the pod, or enableServiceLinks: false)`);
+      continue;
+    }
+    try {
+      values[flag] = option.type === 'boolean' ? parseBoolean(value) : checkedString(value, option);
+    } catch (err) {
+      throw new Error(`${name}: ${(err as Error).message}`);
+    }
   }
   return values;
 }
@@ -104,6 +123,30 @@ export function parseHttpUrl(value: string): string {
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`${JSON.stringify(value)} is not an http(s) URL`);
   return value.replace(/\/+$/, '');
+}
+
+export function environmentVariable(flag: string): string {
+  return `CONTRAIL_${flag.toUpperCase().replace(/-/g, '_')}`;
+}
+
+const KUBERNETES_SERVICE_LINK = /^(tcp|udp|sctp):\/\/[^/\s]+:\d+$/;
+
+function givenOnCommandLine(argv: readonly string[], flag: string): boolean {
+  return argv.some((arg) => arg === `--${flag}` || arg.startsWith(`--${flag}=`) || arg === `--no-${flag}`);
+}
+
+function parseBoolean(value: string): boolean {
+  if (/^(1|true|yes|on)$/i.test(value)) return true;
+  if (/^(0|false|no|off)?$/i.test(value)) return false;
+  throw new Error(`${JSON.stringify(value)} is not a boolean (use true or false)`);
+}
+
+function checkedString(value: string, option: Options): string {
+  if (option.choices && !(option.choices as readonly unknown[]).includes(value)) {
+    throw new Error(`${JSON.stringify(value)} is not one of ${(option.choices as readonly string[]).join(', ')}`);
+  }
+  option.coerce?.(value);
+  return value;
 }
 
 export function parseUpstream(value: string): string {

@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { SERVE_OPTIONS } from '../src/config.ts';
+import { SERVE_OPTIONS, flagsFromEnvironment } from '../src/config.ts';
 
 const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
 
@@ -84,6 +84,47 @@ test('flags come from CONTRAIL_<FLAG> variables; unrelated CONTRAIL_* variables 
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /"forever" is not a duration/);
   assert.doesNotMatch(bad.stderr, /Unknown argument/);
+});
+
+test('a bad value from the environment exits 2 with a line naming the variable; CONTRAIL_FSYNC=maybe is one', () => {
+  const run = (env: Record<string, string>) => {
+    try {
+      execFileSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve', '--log-level', 'silent'], { cwd: new URL('..', import.meta.url), encoding: 'utf8', stdio: 'pipe', env: { ...process.env, ...env }, timeout: 20_000 });
+      return { status: 0, stderr: '' };
+    } catch (err) {
+      return err as { status: number; stderr: string };
+    }
+  };
+  for (const [name, value, why] of [
+    ['CONTRAIL_FSYNC', 'maybe', /is not a boolean/],
+    ['CONTRAIL_PORT', '60o8', /is not a port/],
+    ['CONTRAIL_TRANSPORT', 'carrier-pigeon', /is not one of auto, uws, ws/],
+  ] as const) {
+    const result = run({ [name]: value });
+    assert.equal(result.status, 2, `${name}=${value}`);
+    assert.match(result.stderr.split('\n')[0], new RegExp(`^contrail: ${name}: "${value}"`));
+    assert.match(result.stderr, why);
+  }
+});
+
+test('booleans from the environment: 1/true/yes/on and 0/false/no/off/empty, any case', () => {
+  const fsync = (value: string) => flagsFromEnvironment(SERVE_OPTIONS, [], { CONTRAIL_FSYNC: value }).fsync;
+  for (const value of ['1', 'true', 'TRUE', 'yes', 'on']) assert.equal(fsync(value), true, value);
+  for (const value of ['0', 'false', 'False', 'no', 'off', '']) assert.equal(fsync(value), false, value);
+});
+
+test('a flag on the command line wins over its variable, which is then not checked', () => {
+  assert.deepEqual(flagsFromEnvironment(SERVE_OPTIONS, ['--fsync'], { CONTRAIL_FSYNC: 'maybe' }), {});
+  assert.deepEqual(flagsFromEnvironment(SERVE_OPTIONS, ['--port=7000'], { CONTRAIL_PORT: 'x' }), {});
+});
+
+test("Kubernetes service links (CONTRAIL_PORT=tcp://ip:port) are ignored with a warning naming the variable; other bad ports are errors", () => {
+  const warnings: string[] = [];
+  const env = { CONTRAIL_PORT: 'tcp://10.0.0.1:6008', CONTRAIL_METRICS_PORT: 'tcp://10.0.0.2:6009', CONTRAIL_RETENTION: '7d' };
+  assert.deepEqual(flagsFromEnvironment(SERVE_OPTIONS, [], env, (message) => warnings.push(message)), { retention: '7d' });
+  assert.equal(warnings.length, 2);
+  assert.match(warnings[0], /^ignoring CONTRAIL_PORT=tcp:\/\/10\.0\.0\.1:6008: a Kubernetes service link/);
+  assert.throws(() => flagsFromEnvironment(SERVE_OPTIONS, [], { CONTRAIL_PORT: 'http://10.0.0.1:6008' }, () => {}), /^Error: CONTRAIL_PORT: "http:\/\/10\.0\.0\.1:6008" is not a port/);
 });
 
 test('inspect reads CONTRAIL_DATA_DIR and ignores the serve-only variables', () => {
