@@ -75,7 +75,7 @@ function toConfig(args: Record<string, unknown>): GatewayConfig {
     maxConnectionsPerIp: args['max-connections-per-ip'] as number,
     maxDeflateSubscribers: args['max-deflate-subscribers'] as number,
     slowConsumerWindowMs: args['slow-consumer-window'] as number,
-    trustProxy: args['trust-proxy'] as boolean,
+    trustProxy: args['trust-proxy'] as number,
     fsync: args.fsync as boolean,
     verify: args.verify as GatewayConfig['verify'],
     plcUrl: args['plc-url'] as string,

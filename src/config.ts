@@ -20,7 +20,8 @@ export interface GatewayConfig {
   maxConnectionsPerIp: number;
   maxDeflateSubscribers: number;
   slowConsumerWindowMs: number;
-  trustProxy: boolean;
+  /** Proxies in front that append to X-Forwarded-For (0: the header is ignored). */
+  trustProxy: number;
   fsync: boolean;
   verify: VerifyChoice;
   plcUrl: string;
@@ -73,6 +74,14 @@ export function parsePort(value: string): number {
   const port = /^\d+$/.test(value) ? Number(value) : NaN;
   if (!(port <= 65535)) throw new Error(`${JSON.stringify(value)} is not a port (0-65535)`);
   return port;
+}
+
+/** --trust-proxy: a hop count; alone (or true/yes/on) it means one proxy, false/no/off none. */
+export function parseTrustProxy(value: string): number {
+  if (/^(|true|yes|on)$/i.test(value)) return 1;
+  if (/^(false|no|off)$/i.test(value)) return 0;
+  if (!/^\d+$/.test(value)) throw new Error(`${JSON.stringify(value)} is not a number of proxies (e.g. 1), true or false`);
+  return Number(value);
 }
 
 export function parseCount(value: string): number {
@@ -202,9 +211,11 @@ export const SERVE_OPTIONS = {
     describe: 'fsync every commit: the buffer survives power loss, at a few ms of latency per event (see README, Design)',
   },
   'trust-proxy': {
-    type: 'boolean',
-    default: false,
-    describe: 'Count connections per client by X-Forwarded-For (only behind your own proxy)',
+    type: 'string',
+    default: '0',
+    describe:
+      'Proxies of yours in front that append to X-Forwarded-For: the client is the address the outermost one appended (--trust-proxy alone means 1)',
+    coerce: parseTrustProxy,
   },
   verify: {
     type: 'string',

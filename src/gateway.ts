@@ -6,7 +6,7 @@ import { CursorClock } from './events/index.ts';
 import { createIdentityMetrics, IdentityCache, IdentityResolver } from './identity/index.ts';
 import { startMetricsEndpoint, startServer, type ServerOptions, type SubscribeServer } from './server/index.ts';
 import { createStoreMetrics, EventStore, Ingester, Retention } from './store/index.ts';
-import { createUpstreamMetrics, FirehoseClient } from './upstream/index.ts';
+import { createUpstreamMetrics, FirehoseClient, redactUrl } from './upstream/index.ts';
 import { createVerifyMetrics, Verifier } from './verify/index.ts';
 import { createLogger, startStatusLog } from './logs.ts';
 
@@ -54,7 +54,7 @@ export async function startGateway(config: GatewayConfig, tuning: GatewayTuning 
     metrics: createIdentityMetrics(registry),
   });
   const span = store.span();
-  logger.info({ dataDir: config.dataDir, ...span, upstreamCursor: store.upstreamCursor, lastTimeUs: store.lastTimeUs }, 'opened the event buffer');
+  logger.info({ dataDir: config.dataDir, ...span, upstreamCursor: store.upstreamCursor && { ...store.upstreamCursor, url: redactUrl(store.upstreamCursor.url) }, lastTimeUs: store.lastTimeUs }, 'opened the event buffer');
 
   const storeMetrics = createStoreMetrics(registry);
   const upstreamMetrics = createUpstreamMetrics(registry);

@@ -1,6 +1,7 @@
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { EventStore } from './store/index.ts';
+import { redactUrl } from './upstream/index.ts';
 
 /** `contrail inspect`: what an operator wants to see of a buffer before and after a restart. */
 export async function inspect(dataDir: string): Promise<void> {
@@ -22,7 +23,7 @@ export async function inspect(dataDir: string): Promise<void> {
     `event pages     ${formatBytes(span.bytes)}`,
     `file on disk    ${formatBytes(statSync(join(dataDir, 'data.mdb')).size)}`,
     `last time_us    ${store.lastTimeUs}`,
-    `upstream cursor ${cursor ? `seq ${cursor.seq} from ${cursor.url}` : '- (none saved: starts live)'}`,
+    `upstream cursor ${cursor ? `seq ${cursor.seq} from ${redactUrl(cursor.url)}` : '- (none saved: starts live)'}`,
     `trimmed up to   ${store.trimmedUpTo > 0 ? show(store.trimmedUpTo) : '- (nothing trimmed yet)'}`,
   ];
   process.stdout.write(lines.join('\n') + '\n');

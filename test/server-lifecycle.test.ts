@@ -218,18 +218,31 @@ for (const { transport, skip } of await transportsUnderTest()) {
       await waitUntil(async () => (await upgradeRequest(gateway.port, '/subscribe')).status === 101, 'a slot for this address again');
     });
 
-    test('behind a trusted proxy (trustProxy), connections are counted per X-Forwarded-For client', async () => {
-      const { gateway } = await start({ maxConnectionsPerIp: 1, trustProxy: true });
-      const viaProxy = (client: string) => ({ headers: { 'x-forwarded-for': client } });
+    test('behind one trusted proxy, connections are counted by the address it appended to X-Forwarded-For, whatever the client wrote', async () => {
+      const { gateway } = await start({ maxConnectionsPerIp: 1, trustProxy: 1 });
+      // An appending proxy (nginx's $proxy_add_x_forwarded_for) puts the address it saw last.
+      const viaProxy = (header: string) => ({ headers: { 'x-forwarded-for': header } });
       const first = await Subscription.open(gateway.port, '', viaProxy('203.0.113.1'));
-      await Subscription.open(gateway.port, '', viaProxy('203.0.113.2, 10.0.0.1'));
-      const refused = await upgradeRequest(gateway.port, '/subscribe', { 'x-forwarded-for': '203.0.113.1, 10.0.0.2' });
-      assert.equal(refused.status, 429, 'the first hop is the client');
+      await Subscription.open(gateway.port, '', viaProxy('203.0.113.1, 203.0.113.2'));
+      for (const forged of ['198.51.100.7, 203.0.113.1', '198.51.100.8,203.0.113.1', 'garbage, 203.0.113.1']) {
+        const refused = await upgradeRequest(gateway.port, '/subscribe', { 'x-forwarded-for': forged });
+        assert.equal(refused.status, 429, `a forged first hop does not buy another slot: ${forged}`);
+      }
       await first.close();
       await waitUntil(
-        async () => (await upgradeRequest(gateway.port, '/subscribe', { 'x-forwarded-for': '203.0.113.1' })).status === 101,
+        async () => (await upgradeRequest(gateway.port, '/subscribe', { 'x-forwarded-for': '198.51.100.9, 203.0.113.1' })).status === 101,
         'the client behind the proxy to get its slot back',
       );
+    });
+
+    test('behind two trusted proxies, the client is the second address from the right; no header means the socket address', async () => {
+      const { gateway } = await start({ maxConnectionsPerIp: 1, trustProxy: 2 });
+      await Subscription.open(gateway.port, '', { headers: { 'x-forwarded-for': '198.51.100.1, 203.0.113.1, 10.0.0.1' } });
+      assert.equal((await upgradeRequest(gateway.port, '/subscribe', { 'x-forwarded-for': '198.51.100.2, 203.0.113.1, 10.0.0.2' })).status, 429);
+      assert.equal((await upgradeRequest(gateway.port, '/subscribe', { 'x-forwarded-for': '203.0.113.1, 10.0.0.2' })).status, 429);
+      await Subscription.open(gateway.port, '', { headers: { 'x-forwarded-for': '203.0.113.3, 10.0.0.1' } });
+      await Subscription.open(gateway.port, '');
+      assert.equal((await upgradeRequest(gateway.port, '/subscribe')).status, 429, '127.0.0.1 itself has its one slot');
     });
 
     test('pings every interval; a peer that does not answer is dropped, one that does stays', async () => {
@@ -311,8 +324,9 @@ for (const { transport, skip } of await transportsUnderTest()) {
       // Restarted with a size bound the old events exceed: retention trims them at start.
       h.gateway = await startTestGateway(h.relay.url, h.dir.path, { transport, maxBufferBytes: 64 * 1024 });
       await h.relay.waitForConnections(2);
+      // Retention's first pass runs in the background after start: wait for it, do not race it.
       let after = await stats(h.gateway.port);
-      assert.equal(after.eventCount, 0);
+      await waitUntil(async () => (after = await stats(h.gateway.port)).eventCount === 0, 'retention to trim the old events');
       assert.equal(after.trimmedUpTo, trimmed.at(-1)!.timeUs);
       h.up.create(BOB, POST);
       h.up.create(BOB, LIKE);

@@ -1,4 +1,5 @@
-import type { EventStore } from '../store/index.ts';
+import type { EventStore, UpstreamCursor } from '../store/index.ts';
+import { redactUrl } from '../upstream/index.ts';
 import type { EventCompressor } from './compression.ts';
 import { OptionError, parseFilter } from './filter.ts';
 import type { ServerMetrics } from './metrics.ts';
@@ -26,7 +27,8 @@ export interface RouteOptions {
   maxConnectionsPerIp: number;
   /** Subscribers that may have permessage-deflate at once (0 = never negotiated); more get plain frames. */
   maxDeflateSubscribers: number;
-  trustProxy: boolean;
+  /** Proxies in front that append to X-Forwarded-For (0: ignore the header). */
+  trustProxy: number;
 }
 
 const GET_ZSTD_DICTIONARY_PATH = '/xrpc/network.bsky.jetstream.getZstdDictionary';
@@ -212,7 +214,7 @@ export function createSocketHandler(options: RouteOptions): SocketHandler<Connec
           return {
             status: 200,
             headers: { ...CORS, 'content-type': 'application/json' },
-            body: JSON.stringify({ ...store.span(), trimmedUpTo: store.trimmedUpTo, subscribers: hub.size, upstreamCursor: store.upstreamCursor ?? null }),
+            body: JSON.stringify({ ...store.span(), trimmedUpTo: store.trimmedUpTo, subscribers: hub.size, upstreamCursor: shownCursor(store.upstreamCursor) }),
           };
         case SUBSCRIBE_PATH:
           return text(426, 'GET /subscribe needs a WebSocket upgrade (ws:// or wss://)');
@@ -296,10 +298,20 @@ function parseHeartbeat(text: string): number {
   return ms;
 }
 
-/** The client's address: the socket's, or behind a trusted proxy the first X-Forwarded-For hop. */
-function clientAddress(request: HttpRequestInfo, trustProxy: boolean): string {
-  const forwarded = trustProxy ? request.header('x-forwarded-for')?.split(',')[0].trim() : undefined;
-  return forwarded || request.remoteAddress;
+function shownCursor(cursor: UpstreamCursor | undefined): UpstreamCursor | null {
+  return cursor ? { url: redactUrl(cursor.url), seq: cursor.seq } : null;
+}
+
+/**
+ * The client's address: the socket's, or behind `trustedProxies` proxies that each append the
+ * address they saw to X-Forwarded-For, the one the outermost of them appended (that many hops from
+ * the right). Anything left of it was written by the client and may be forged.
+ */
+export function clientAddress(request: HttpRequestInfo, trustedProxies: number): string {
+  if (trustedProxies === 0) return request.remoteAddress;
+  const hops = (request.header('x-forwarded-for') ?? '').split(',').map((hop) => hop.trim());
+  const appended = hops.slice(-trustedProxies).filter((hop) => hop !== '');
+  return appended[0] ?? request.remoteAddress;
 }
 
 /** As in Jetstream v1: exactly `true` is true, anything else false, so a client written against v1 gets the same frames. */

@@ -24,8 +24,8 @@ export interface ServerOptions {
   maxConnectionsPerIp: number;
   /** Subscribers that may have permessage-deflate at once (0 = never negotiated). */
   maxDeflateSubscribers: number;
-  /** Take the client address from X-Forwarded-For (behind the operator's own proxy). */
-  trustProxy?: boolean;
+  /** Proxies in front that append to X-Forwarded-For; the client address is the one the outermost appended. */
+  trustProxy?: number;
   /** Tuning for tests and benchmarks; defaults suit production. */
   hub?: Partial<Pick<SubscriberHubOptions, 'highWaterBytes' | 'slowWindowMs' | 'pingIntervalMs' | 'heartbeatTickMs'>>;
 }
@@ -53,7 +53,7 @@ export async function startServer(options: ServerOptions): Promise<SubscribeServ
     maxSubscribers: options.maxSubscribers,
     maxConnectionsPerIp: options.maxConnectionsPerIp,
     maxDeflateSubscribers: options.maxDeflateSubscribers,
-    trustProxy: options.trustProxy ?? false,
+    trustProxy: options.trustProxy ?? 0,
   });
   const transport = await chooseTransport(options.transport, handler, logger);
   const port = await transport.listen(options.host, options.port);

@@ -1,13 +1,16 @@
 import type { Logger } from 'pino';
 import { buildEvents, type CursorClock, type Entry } from '../events/index.ts';
-import { backoffDelay, DropLog, type UpstreamMessage, type UpstreamMetrics } from '../upstream/index.ts';
+import { backoffDelay, DropLog, redactUrl, type UpstreamMessage, type UpstreamMetrics } from '../upstream/index.ts';
 import type { EventStore } from './event-store.ts';
 import type { StoreMetrics } from './metrics.ts';
 
 export interface IngesterOptions {
   store: EventStore;
   clock: CursorClock;
-  /** The configured upstream URL; a stored cursor from another upstream is not reused. */
+  /**
+   * The configured upstream URL; a stored cursor from another upstream is not reused. Saved with
+   * its credentials redacted (they have no business in the data dir), and compared that way.
+   */
   upstreamUrl: string;
   logger: Logger;
   metrics: StoreMetrics;
@@ -51,11 +54,11 @@ export class Ingester {
     this.#options = { maxPendingBytes: 64 * 1024 * 1024, retryDelayMs: 1_000, onStoreHealth: () => {}, heldBelow: () => undefined, ...options };
     this.#dropLog = new DropLog((fields, text) => options.logger.warn(fields, text));
     const saved = options.store.upstreamCursor;
-    if (saved && saved.url === options.upstreamUrl) {
+    if (saved && redactUrl(saved.url) === redactUrl(options.upstreamUrl)) {
       this.#watermark = saved.seq;
     } else if (saved) {
       options.logger.warn(
-        { savedUrl: saved.url, savedSeq: saved.seq, upstream: options.upstreamUrl },
+        { savedUrl: redactUrl(saved.url), savedSeq: saved.seq, upstream: redactUrl(options.upstreamUrl) },
         'the saved upstream cursor belongs to another upstream; starting live from this one',
       );
     }
@@ -162,7 +165,8 @@ export class Ingester {
   }
 
   async #commitLoop(): Promise<void> {
-    const { metrics, upstreamUrl } = this.#options;
+    const { metrics } = this.#options;
+    const upstreamUrl = redactUrl(this.#options.upstreamUrl);
     // Let the rest of this event turn's frames join the batch.
     await new Promise(setImmediate);
     while (this.#pendingSeq !== undefined) {

@@ -5,6 +5,7 @@ import { DropError, DropLog, type DropReason } from './drop.ts';
 import { decodeFrame } from './frame.ts';
 import { parseMessage, type UpstreamMessage } from './messages.ts';
 import type { UpstreamMetrics } from './metrics.ts';
+import { redactUrl } from './url.ts';
 
 export interface FirehoseClientOptions {
   /** The subscribeRepos WebSocket URL (see normalizeUpstreamUrl). */
@@ -91,7 +92,8 @@ export class FirehoseClient {
     const cursor = this.#options.resumeCursor();
     const url = new URL(this.#options.url);
     if (cursor !== undefined) url.searchParams.set('cursor', String(cursor));
-    logger.info({ url: url.toString(), cursor }, 'connecting to upstream');
+    const shownUrl = redactUrl(this.#options.url);
+    logger.info({ url: shownUrl, cursor }, 'connecting to upstream');
     const socket = new WebSocket(url, { maxPayload: SOCKET_MAX_PAYLOAD, perMessageDeflate: false });
     this.#socket = socket;
     let openedAt = 0;
@@ -102,7 +104,7 @@ export class FirehoseClient {
       openedAt = Date.now();
       metrics.connects.inc();
       metrics.connected.set(1);
-      logger.info({ url: url.toString(), cursor }, 'upstream connected');
+      logger.info({ url: shownUrl, cursor }, 'upstream connected');
       if (this.#paused) socket.pause();
       this.#startPings(socket, () => (closeReason = 'ping_timeout'));
     });

@@ -32,5 +32,5 @@ export { parseMessage, type CommitProof, type OpAction, type OpDrop, type ProofO
 export { CarSlice } from './car.ts';
 export { DropError, DropLog, type DropReason } from './drop.ts';
 export { createUpstreamMetrics, type UpstreamMetrics } from './metrics.ts';
-export { normalizeUpstreamUrl } from './url.ts';
+export { normalizeUpstreamUrl, redactUrl } from './url.ts';
 export { backoffDelay, type BackoffPolicy } from './backoff.ts';

@@ -21,3 +21,20 @@ export function normalizeUpstreamUrl(input: string): string {
   url.hash = '';
   return url.toString();
 }
+
+/**
+ * The upstream URL as it may be shown or logged: user, password and every query value (an API
+ * key or token, for all contrail knows) replaced with `***`. /stats is readable from any origin.
+ */
+export function redactUrl(input: string): string {
+  let url: URL;
+  try {
+    url = new URL(input);
+  } catch {
+    return '***';
+  }
+  if (url.username) url.username = '***';
+  if (url.password) url.password = '***';
+  for (const key of new Set(url.searchParams.keys())) url.searchParams.set(key, '***');
+  return url.toString();
+}

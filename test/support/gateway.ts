@@ -29,7 +29,7 @@ export function testConfig(upstream: string, dataDir: string, overrides: Partial
     maxConnectionsPerIp: 10_000,
     maxDeflateSubscribers: 200,
     slowConsumerWindowMs: 60_000,
-    trustProxy: false,
+    trustProxy: 0,
     fsync: false,
     verify: 'off',
     plcUrl: 'http://127.0.0.1:1',
