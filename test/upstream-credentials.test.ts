@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { pino } from 'pino';
-import { normalizeUpstreamUrl, redactUrl } from '../src/upstream/url.ts';
+import { normalizeUpstreamUrl, redactUrl } from '../src/upstream/index.ts';
 import { PROJECT_ROOT } from './support/contrail-process.ts';
 import { FakeRelay } from './support/fake-relay.ts';
 import { startTestGateway, tempDir } from './support/gateway.ts';
