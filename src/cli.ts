@@ -62,6 +62,7 @@ function toConfig(args: Record<string, unknown>): GatewayConfig {
     upstream: args.upstream as string,
     host: args.host as string,
     port: args.port as number,
+    metricsHost: args['metrics-host'] as string,
     metricsPort: args['metrics-port'] as number,
     dataDir: args['data-dir'] as string,
     logLevel: args['log-level'] as GatewayConfig['logLevel'],

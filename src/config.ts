@@ -7,6 +7,7 @@ export interface GatewayConfig {
   upstream: string;
   host: string;
   port: number;
+  metricsHost: string;
   metricsPort: number;
   dataDir: string;
   logLevel: LogLevel;
@@ -170,7 +171,12 @@ export const SERVE_OPTIONS = {
     describe: 'Relay or PDS to read: ws(s):// or http(s)://, with or without /xrpc/com.atproto.sync.subscribeRepos',
     coerce: parseUpstream,
   },
-  host: { type: 'string', default: '0.0.0.0', describe: 'Address to serve /subscribe and the HTTP routes on' },
+  host: { type: 'string', default: '0.0.0.0', describe: 'Address to serve /subscribe and the HTTP routes on (not /metrics: see --metrics-host)' },
+  'metrics-host': {
+    type: 'string',
+    default: '127.0.0.1',
+    describe: 'Address to serve Prometheus /metrics on: loopback unless Prometheus runs elsewhere (in Docker: 0.0.0.0, port kept private)',
+  },
   port: { type: 'string', default: '6008', describe: 'Port for /subscribe and the HTTP routes', coerce: parsePort },
   'metrics-port': { type: 'string', default: '6009', describe: 'Port for Prometheus /metrics', coerce: parsePort },
   'data-dir': { type: 'string', default: './data', describe: 'Folder of the LMDB event buffer' },

@@ -59,7 +59,8 @@ export async function startGateway(config: GatewayConfig, tuning: GatewayTuning 
   const storeMetrics = createStoreMetrics(registry);
   const upstreamMetrics = createUpstreamMetrics(registry);
   let firehose: FirehoseClient | undefined;
-  let storeFailing = false;
+  /** Why the last commit failed, while commits are failing. */
+  let storeFailure: string | undefined;
   // Reading pauses while any later stage asks it to.
   const pausedBy = new Set<string>();
   const backpressure = (stage: string) => (paused: boolean) => {
@@ -77,7 +78,7 @@ export async function startGateway(config: GatewayConfig, tuning: GatewayTuning 
     metrics: storeMetrics,
     upstreamMetrics,
     onBackpressure: backpressure('store'),
-    onStoreHealth: (healthy) => (storeFailing = !healthy),
+    onStoreHealth: (healthy, error) => (storeFailure = healthy ? undefined : error),
     heldBelow: () => verifier?.heldBelow(),
   });
   if (config.verify !== 'off') {
@@ -117,13 +118,13 @@ export async function startGateway(config: GatewayConfig, tuning: GatewayTuning 
     hub: { slowWindowMs: config.slowConsumerWindowMs, ...tuning.hub },
     readiness: () => {
       const problems = [];
-      if (!firehose?.connected) problems.push('upstream not connected');
-      if (storeFailing) problems.push('store commits are failing');
+      if (!firehose?.connected) problems.push(`upstream not connected: ${firehose?.problem ?? 'not started'}`);
+      if (storeFailure !== undefined) problems.push(`store commits are failing: ${storeFailure}`);
       return { ready: problems.length === 0, problems };
     },
   });
-  const metricsEndpoint = await startMetricsEndpoint(registry, config.host, config.metricsPort);
-  logger.info({ port: metricsEndpoint.port }, 'serving Prometheus metrics at /metrics');
+  const metricsEndpoint = await startMetricsEndpoint(registry, config.metricsHost, config.metricsPort);
+  logger.info({ host: config.metricsHost, port: metricsEndpoint.port }, 'serving Prometheus metrics at /metrics');
   firehose.start();
   retention.start();
   const statusLog = startStatusLog(

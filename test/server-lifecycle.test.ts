@@ -264,8 +264,12 @@ for (const { transport, skip } of await transportsUnderTest()) {
       const { gateway, relay } = await start();
       await waitUntil(async () => (await httpGet(gateway.port, '/ready')).status === 200, '/ready');
       await relay.stop();
-      await waitUntil(async () => (await httpGet(gateway.port, '/ready')).status === 503, '/ready to notice the upstream is gone');
-      assert.match((await httpGet(gateway.port, '/ready')).body.toString(), /upstream not connected/);
+      // The reason, not just the verdict: the last dial's error, as the log has it.
+      await waitUntil(
+        async () => /^not ready: upstream not connected: connect ECONNREFUSED 127\.0\.0\.1:\d+$/.test((await httpGet(gateway.port, '/ready')).body.toString().trim()),
+        '/ready to say why the upstream is not connected',
+      );
+      assert.equal((await httpGet(gateway.port, '/ready')).status, 503);
       assert.equal((await httpGet(gateway.port, '/health')).status, 200);
     });
 

@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { createServer } from 'node:net';
+import { createServer, type Socket } from 'node:net';
 import { Registry } from 'prom-client';
 import { WebSocketServer } from 'ws';
 import { EventStore } from '../src/store/event-store.ts';
@@ -228,6 +228,32 @@ test('an upstream that stops answering pings is dropped and redialled', async (t
   assert.ok(harness.logs.some((line) => /did not answer a ping/.test(line.msg)));
   assert.ok(harness.logs.some((line) => line.msg === 'upstream disconnected; reconnecting' && line.cause === 'ping_timeout'));
   assert.ok((await metricValue(harness.registry, 'contrail_upstream_disconnects_total', { reason: 'ping_timeout' })) >= 1);
+});
+
+test('a relay that accepts TCP but never answers the WebSocket handshake is abandoned and redialled with backoff', async (t) => {
+  const held = new Set<Socket>();
+  // Reads (and ignores) the upgrade request, so it also sees the client hang up.
+  const silent = createServer((socket) => held.add(socket.resume().on('close', () => held.delete(socket))));
+  let accepted = 0;
+  silent.on('connection', () => accepted++);
+  silent.listen(0, '127.0.0.1');
+  await once(silent, 'listening');
+  t.after(async () => {
+    for (const socket of held) socket.destroy();
+    await new Promise((resolve) => silent.close(resolve));
+  });
+  const url = `ws://127.0.0.1:${(silent.address() as { port: number }).port}/xrpc/com.atproto.sync.subscribeRepos`;
+  const harness = startClient(url, { handshakeTimeoutMs: 100, backoffBaseMs: 10, backoffMaxMs: 50 });
+  t.after(() => harness.client.stop());
+  await waitFor(() => accepted >= 3, 'three dials of the silent relay');
+  const retries = harness.logs.filter((line) => line.msg === 'upstream disconnected; reconnecting');
+  assert.ok(retries.length >= 2);
+  assert.deepEqual(retries.slice(0, 2).map((line) => [line.cause, line.failures]), [['handshake_timeout', 1], ['handshake_timeout', 2]], 'each timeout is a failure: the backoff grows');
+  assert.ok((await metricValue(harness.registry, 'contrail_upstream_disconnects_total', { reason: 'handshake_timeout' })) >= 2);
+  assert.equal(await metricValue(harness.registry, 'contrail_upstream_connects_total'), 0);
+  assert.equal(harness.client.connected, false);
+  assert.match(harness.client.problem ?? '', /^no WebSocket handshake within 100 ms$/);
+  await waitFor(() => held.size <= 1, 'abandoned dials to be closed, not leaked');
 });
 
 test('backoff: while nothing connects, the delay ceiling doubles per failure and is capped', async (t) => {

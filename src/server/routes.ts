@@ -1,4 +1,4 @@
-import type { EventStore, UpstreamCursor } from '../store/index.ts';
+import type { EventStore, StoreSpan, UpstreamCursor } from '../store/index.ts';
 import { redactUrl } from '../upstream/index.ts';
 import type { EventCompressor } from './compression.ts';
 import { OptionError, parseFilter } from './filter.ts';
@@ -214,7 +214,7 @@ export function createSocketHandler(options: RouteOptions): SocketHandler<Connec
           return {
             status: 200,
             headers: { ...CORS, 'content-type': 'application/json' },
-            body: JSON.stringify({ ...store.span(), trimmedUpTo: store.trimmedUpTo, subscribers: hub.size, upstreamCursor: shownCursor(store.upstreamCursor) }),
+            body: JSON.stringify({ ...spanWithNulls(store.span()), trimmedUpTo: store.trimmedUpTo, subscribers: hub.size, upstreamCursor: shownCursor(store.upstreamCursor) }),
           };
         case SUBSCRIBE_PATH:
           return text(426, 'GET /subscribe needs a WebSocket upgrade (ws:// or wss://)');
@@ -296,6 +296,11 @@ function parseHeartbeat(text: string): number {
   const ms = match ? Number(match[1]) * HEARTBEAT_UNITS[match[2] ?? 's'] : NaN;
   if (!(ms >= 1_000 && ms <= 3_600_000)) throw new OptionError(`heartbeat: ${JSON.stringify(text)} must be a duration from 1s to 60m, e.g. 30s`);
   return ms;
+}
+
+/** An empty buffer has no oldest or newest event: the keys stay, as null (JSON drops undefined). */
+function spanWithNulls(span: StoreSpan) {
+  return { ...span, oldestTimeUs: span.oldestTimeUs ?? null, newestTimeUs: span.newestTimeUs ?? null };
 }
 
 function shownCursor(cursor: UpstreamCursor | undefined): UpstreamCursor | null {

@@ -341,24 +341,28 @@ export class EventStore {
   #registerSpanGauges(registry: Registry): void {
     const store = this;
     const registers = [registry];
+    // Base units (seconds), and NaN while the buffer is empty: there is no such event, and 0 would
+    // read as 1970 (a buffer 56 years deep).
+    const seconds = (timeUs: number | undefined) => (timeUs === undefined ? NaN : timeUs / 1e6);
     new Gauge({
-      name: 'contrail_store_oldest_time_us',
-      help: 'time_us of the oldest buffered event',
+      name: 'contrail_store_oldest_event_timestamp_seconds',
+      help: 'Unix time of the oldest buffered event (its time_us in seconds); NaN while the buffer is empty',
       registers,
       collect() {
-        this.set(store.#oldestKey() ?? 0);
+        this.set(seconds(store.#oldestKey()));
       },
     });
     new Gauge({
-      name: 'contrail_store_newest_time_us',
-      help: 'time_us of the newest buffered event',
+      name: 'contrail_store_newest_event_timestamp_seconds',
+      help: 'Unix time of the newest buffered event (its time_us in seconds); NaN while the buffer is empty',
       registers,
       collect() {
-        this.set(store.#newestKey() ?? 0);
+        this.set(seconds(store.#newestKey()));
       },
     });
     new Gauge({
-      name: 'contrail_store_events',
+      // Not contrail_store_events: OpenMetrics names the counter contrail_store_events_total that.
+      name: 'contrail_store_buffered_events',
       help: 'Events in the buffer',
       registers,
       collect() {

@@ -17,8 +17,8 @@ export interface IngesterOptions {
   upstreamMetrics: UpstreamMetrics;
   /** Called with true when the write queue is full (pause reading) and false once it drains. */
   onBackpressure: (paused: boolean) => void;
-  /** Called with false when a commit fails and true once commits succeed again. */
-  onStoreHealth?: (healthy: boolean) => void;
+  /** Called with false (and the error) when a commit fails and true once commits succeed again. */
+  onStoreHealth?: (healthy: boolean, error?: string) => void;
   /**
    * The lowest seq an earlier stage still holds back (verification waiting for a repo's key;
    * later seqs go ahead of it): the saved and the resume cursor stay below it, so a crash or a
@@ -207,7 +207,7 @@ export class Ingester {
         return true;
       } catch (err) {
         metrics.commitErrors.inc();
-        this.#options.onStoreHealth(false);
+        this.#options.onStoreHealth(false, (err as Error).message);
         // Hold everything (the cursor stays behind these events) and stop reading until it works.
         this.#setPaused(true);
         const delayMs = backoffDelay(attempt - 1, { baseMs: this.#options.retryDelayMs, maxMs: 30_000, maxDoublings: 5 });

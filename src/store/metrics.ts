@@ -2,6 +2,11 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
 export type StoreMetrics = ReturnType<typeof createStoreMetrics>;
 
+function withValue(gauge: Gauge, value: number): Gauge {
+  gauge.set(value);
+  return gauge;
+}
+
 export function createStoreMetrics(registry: Registry) {
   const registers = [registry];
   return {
@@ -27,11 +32,15 @@ export function createStoreMetrics(registry: Registry) {
     }),
     pendingBytes: new Gauge({ name: 'contrail_ingest_pending_bytes', help: 'Event bytes waiting for a commit', registers }),
     upstreamSeq: new Gauge({ name: 'contrail_upstream_seq', help: 'Last upstream seq whose events are durable', registers }),
-    upstreamLag: new Gauge({
-      name: 'contrail_upstream_lag_seconds',
-      help: 'Now minus the upstream time of the last durable commit',
-      registers,
-    }),
+    upstreamLag: withValue(
+      new Gauge({
+        name: 'contrail_upstream_lag_seconds',
+        help: 'Now minus the upstream time of the last durable commit, measured at that commit; NaN until the first one',
+        registers,
+      }),
+      // prom-client shows a label-less gauge from the start; 0 would claim a caught-up upstream.
+      NaN,
+    ),
     ingestPaused: new Gauge({ name: 'contrail_ingest_paused', help: '1 while ingest waits for the store', registers }),
   };
 }

@@ -20,6 +20,8 @@ export interface FirehoseClientOptions {
   pingIntervalMs?: number;
   backoffBaseMs?: number;
   backoffMaxMs?: number;
+  /** A dial that has not completed the WebSocket handshake this long after it began is abandoned (and retried). */
+  handshakeTimeoutMs?: number;
 }
 
 const DEFAULT_MAX_FRAME_BYTES = 5 * 1024 * 1024;
@@ -38,6 +40,7 @@ export class FirehoseClient {
   #reconnectTimer: NodeJS.Timeout | undefined;
   #pingTimer: NodeJS.Timeout | undefined;
   #heardSincePing = true;
+  #problem: string | undefined = 'connecting for the first time';
 
   constructor(options: FirehoseClientOptions) {
     // `??`, not a spread of defaults: an option passed as undefined must not erase its default
@@ -48,12 +51,18 @@ export class FirehoseClient {
       pingIntervalMs: options.pingIntervalMs ?? 30_000,
       backoffBaseMs: options.backoffBaseMs ?? 1_000,
       backoffMaxMs: options.backoffMaxMs ?? 30_000,
+      handshakeTimeoutMs: options.handshakeTimeoutMs ?? 15_000,
     };
     this.#dropLog = new DropLog((fields, message) => this.#options.logger.warn(fields, message));
   }
 
   get connected(): boolean {
     return this.#socket?.readyState === WebSocket.OPEN;
+  }
+
+  /** While not connected, why (the last dial's error, close or refusal), for /ready. */
+  get problem(): string | undefined {
+    return this.connected ? undefined : this.#problem;
   }
 
   start(): void {
@@ -99,8 +108,19 @@ export class FirehoseClient {
     let openedAt = 0;
     let delivered = false;
     let closeReason = 'closed';
+    // Pings only start once open: without this a relay that accepts TCP and never answers the
+    // upgrade would hold this dial forever. Timing out goes through the normal backoff.
+    const { handshakeTimeoutMs } = this.#options;
+    const handshakeTimer = setTimeout(() => {
+      closeReason = 'handshake_timeout';
+      this.#problem = `no WebSocket handshake within ${handshakeTimeoutMs} ms`;
+      logger.warn({ url: shownUrl, handshakeTimeoutMs }, 'upstream did not complete the WebSocket handshake in time');
+      socket.terminate();
+    }, handshakeTimeoutMs);
 
     socket.on('open', () => {
+      clearTimeout(handshakeTimer);
+      this.#problem = undefined;
       openedAt = Date.now();
       metrics.connects.inc();
       metrics.connected.set(1);
@@ -119,6 +139,7 @@ export class FirehoseClient {
       if (!message) return;
       if (message.type === 'error') {
         closeReason = 'error_frame';
+        this.#problem = `upstream sent error ${message.error}${message.message ? `: ${message.message}` : ''}`;
         this.#onErrorFrame(message);
       } else {
         // An error frame is a refusal, not progress: an upstream that answers every connect
@@ -131,11 +152,16 @@ export class FirehoseClient {
       this.#heardSincePing = true;
     });
     socket.on('error', (err) => {
+      if (closeReason === 'handshake_timeout') return; // our own terminate(), already told
       closeReason = 'error';
+      this.#problem = err.message;
       logger.warn({ err: err.message }, 'upstream socket error');
     });
     socket.on('close', (code, reason) => {
+      clearTimeout(handshakeTimer);
       clearInterval(this.#pingTimer);
+      if (closeReason === 'closed') this.#problem = `closed by upstream (${code}${reason.length > 0 ? ` ${reason.toString()}` : ''})`;
+      if (closeReason === 'ping_timeout') this.#problem = 'upstream stopped answering pings';
       if (openedAt > 0) metrics.connected.set(0);
       metrics.disconnects.inc({ reason: this.#stopped ? 'stopped' : closeReason });
       const healthy = delivered || (openedAt > 0 && Date.now() - openedAt >= HEALTHY_AFTER_MS);

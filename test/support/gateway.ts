@@ -16,6 +16,7 @@ export function testConfig(upstream: string, dataDir: string, overrides: Partial
     upstream,
     host: '127.0.0.1',
     port: 0,
+    metricsHost: '127.0.0.1',
     metricsPort: 0,
     dataDir,
     logLevel: 'silent',

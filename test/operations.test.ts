@@ -1,0 +1,112 @@
+/**
+ * What an operator reads: /stats on an empty buffer, the Prometheus metrics (names in base units,
+ * no family clashes under OpenMetrics, no invented values before there is data), and where
+ * /metrics listens.
+ */
+import assert from 'node:assert/strict';
+import { request } from 'node:http';
+import { test } from 'node:test';
+import { startContrail } from './support/contrail-process.ts';
+import { FakeRelay } from './support/fake-relay.ts';
+import { startTestGateway, tempDir } from './support/gateway.ts';
+import { httpGet, POST, Upstream } from './support/subscribe-client.ts';
+
+function get(host: string, port: number, path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host, port, path, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (chunk) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** name → value of every label-less sample in a Prometheus text exposition. */
+function samples(exposition: string): Map<string, number> {
+  const values = new Map<string, number>();
+  for (const line of exposition.split('\n')) {
+    const match = /^([a-z_:][a-z0-9_:]*) (\S+)$/i.exec(line);
+    if (match) values.set(match[1], Number(match[2]));
+  }
+  return values;
+}
+
+test('an empty buffer: /stats has oldestTimeUs and newestTimeUs as null; lag and span metrics are NaN, not a made-up 0', async (t) => {
+  const relay = await FakeRelay.start();
+  const dir = tempDir();
+  const gateway = await startTestGateway(relay.url, dir.path);
+  t.after(async () => {
+    await gateway.stop();
+    await relay.stop();
+    dir.remove();
+  });
+  const stats = JSON.parse((await httpGet(gateway.port, '/stats')).body.toString());
+  assert.deepEqual(
+    { oldestTimeUs: stats.oldestTimeUs, newestTimeUs: stats.newestTimeUs, eventCount: stats.eventCount, upstreamCursor: stats.upstreamCursor },
+    { oldestTimeUs: null, newestTimeUs: null, eventCount: 0, upstreamCursor: null },
+  );
+  let metrics = samples((await get('127.0.0.1', gateway.metricsPort, '/metrics')).body);
+  for (const name of ['contrail_upstream_lag_seconds', 'contrail_store_oldest_event_timestamp_seconds', 'contrail_store_newest_event_timestamp_seconds']) {
+    assert.ok(Number.isNaN(metrics.get(name)), `${name} = ${metrics.get(name)}`);
+  }
+  assert.equal(metrics.get('contrail_store_buffered_events'), 0);
+
+  await relay.waitForConnections(1);
+  const up = new Upstream(relay, () => gateway.port);
+  up.create(`did:plc:${'a'.repeat(24)}`, POST);
+  const { newestTimeUs } = await up.settle();
+  metrics = samples((await get('127.0.0.1', gateway.metricsPort, '/metrics')).body);
+  assert.equal(metrics.get('contrail_store_newest_event_timestamp_seconds'), newestTimeUs! / 1e6);
+  assert.equal(metrics.get('contrail_store_oldest_event_timestamp_seconds'), newestTimeUs! / 1e6);
+  assert.equal(metrics.get('contrail_store_buffered_events'), 1);
+  const lag = metrics.get('contrail_upstream_lag_seconds')!;
+  assert.ok(lag >= 0 && lag < 3600, `lag ${lag}`);
+});
+
+test('metric names: base units, timestamps as _timestamp_seconds, and no gauge named like a counter family (OpenMetrics)', async (t) => {
+  const relay = await FakeRelay.start();
+  const dir = tempDir();
+  const gateway = await startTestGateway(relay.url, dir.path);
+  t.after(async () => {
+    await gateway.stop();
+    await relay.stop();
+    dir.remove();
+  });
+  const exposition = (await get('127.0.0.1', gateway.metricsPort, '/metrics')).body;
+  const families = new Map<string, string>();
+  for (const match of exposition.matchAll(/^# TYPE (\S+) (\S+)$/gm)) families.set(match[1], match[2]);
+  const ours = [...families].filter(([name]) => name.startsWith('contrail_'));
+  assert.ok(ours.length > 20, 'the gateway registers its metrics');
+  for (const [name, type] of ours) {
+    assert.doesNotMatch(name, /_(us|ms|micros|millis|minutes|hours|kb|mb|gb)(_|$)/, `${name}: not a base unit`);
+    if (/time(stamp)?(_|$)/.test(name)) assert.match(name, /_timestamp_seconds$/, `${name}: a point in time is _timestamp_seconds`);
+    if (type === 'counter') {
+      assert.match(name, /_total$/, `${name}: counters end in _total`);
+      const family = name.replace(/_total$/, '');
+      assert.ok(!families.has(family), `${family} (a ${families.get(family)}) clashes with the counter family of ${name}`);
+    }
+  }
+});
+
+test('/metrics listens on --metrics-host (loopback by default), not on --host', async (t) => {
+  // 127.0.0.2 is loopback too, but another address: --host must not decide where metrics listen.
+  const dir = tempDir();
+  t.after(() => dir.remove());
+  const args = ['serve', '--upstream', 'ws://127.0.0.1:9', '--data-dir', dir.path, '--host', '127.0.0.2', '--port', '0', '--metrics-port', '0'];
+  const contrail = startContrail(args);
+  t.after(() => contrail.stop());
+  const port = await contrail.port();
+  const metricsPort = (await contrail.waitForLog((e) => e.msg === 'serving Prometheus metrics at /metrics')).port as number;
+  assert.equal((await get('127.0.0.2', port, '/health')).status, 200);
+  assert.equal((await get('127.0.0.1', metricsPort, '/metrics')).status, 200);
+  await assert.rejects(get('127.0.0.2', metricsPort, '/metrics'), /ECONNREFUSED/);
+  await contrail.stop();
+
+  const moved = startContrail([...args, '--metrics-host', '127.0.0.2']);
+  t.after(() => moved.stop());
+  const movedPort = (await moved.waitForLog((e) => e.msg === 'serving Prometheus metrics at /metrics')).port as number;
+  assert.equal((await get('127.0.0.2', movedPort, '/metrics')).status, 200);
+  await assert.rejects(get('127.0.0.1', movedPort, '/metrics'), /ECONNREFUSED/);
+});
