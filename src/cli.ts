@@ -4,7 +4,7 @@
  * Unknown flags and bad values print one line saying what is wrong and exit with code 2; a
  * command that fails while running (e.g. a data dir that is not an LMDB buffer) exits with 1.
  */
-import yargs, { type Argv } from 'yargs';
+import yargs, { type Argv, type Options } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { INSPECT_OPTIONS, SERVE_OPTIONS, flagsFromEnvironment, type GatewayConfig } from './config.ts';
 
