@@ -46,6 +46,17 @@ export async function startGateway(config: GatewayConfig, tuning: GatewayTuning 
   } else if (store.previousRun.unclean) {
     logger.warn('the last run did not stop cleanly (killed?); its buffer is intact and ingest resumes from the saved cursor');
   }
+  try {
+    return await startStages(config, tuning, logger, registry, store);
+  } catch (err) {
+    // A failed start (a port in use, an unreadable dictionary) leaves no run marker behind: the
+    // next start must not take it for a crash (and after a reboot, set the buffer aside).
+    await store.close();
+    throw err;
+  }
+}
+
+async function startStages(config: GatewayConfig, tuning: GatewayTuning, logger: Logger, registry: Registry, store: EventStore): Promise<Gateway> {
   const identityCache = new IdentityCache({ path: join(config.dataDir, 'identity'), maxEntries: config.identityCacheEntries });
   const identity = new IdentityResolver({
     plcUrl: config.plcUrl,
@@ -103,27 +114,35 @@ export async function startGateway(config: GatewayConfig, tuning: GatewayTuning 
   });
   const retention = new Retention({ store, maxAgeMs: config.retentionMs, maxBytes: config.maxBufferBytes, logger, metrics: storeMetrics });
 
-  const server = await startServer({
-    store,
-    logger,
-    registry,
-    host: config.host,
-    port: config.port,
-    transport: config.transport,
-    zstdDictionaryPath: config.zstdDictionary,
-    maxSubscribers: config.maxSubscribers,
-    maxConnectionsPerIp: config.maxConnectionsPerIp,
-    maxDeflateSubscribers: config.maxDeflateSubscribers,
-    trustProxy: config.trustProxy,
-    hub: { slowWindowMs: config.slowConsumerWindowMs, ...tuning.hub },
-    readiness: () => {
-      const problems = [];
-      if (!firehose?.connected) problems.push(`upstream not connected: ${firehose?.problem ?? 'not started'}`);
-      if (storeFailure !== undefined) problems.push(`store commits are failing: ${storeFailure}`);
-      return { ready: problems.length === 0, problems };
-    },
-  });
-  const metricsEndpoint = await startMetricsEndpoint(registry, config.metricsHost, config.metricsPort);
+  let server: SubscribeServer | undefined;
+  let metricsEndpoint: Awaited<ReturnType<typeof startMetricsEndpoint>>;
+  try {
+    server = await startServer({
+      store,
+      logger,
+      registry,
+      host: config.host,
+      port: config.port,
+      transport: config.transport,
+      zstdDictionaryPath: config.zstdDictionary,
+      maxSubscribers: config.maxSubscribers,
+      maxConnectionsPerIp: config.maxConnectionsPerIp,
+      maxDeflateSubscribers: config.maxDeflateSubscribers,
+      trustProxy: config.trustProxy,
+      hub: { slowWindowMs: config.slowConsumerWindowMs, ...tuning.hub },
+      readiness: () => {
+        const problems = [];
+        if (!firehose?.connected) problems.push(`upstream not connected: ${firehose?.problem ?? 'not started'}`);
+        if (storeFailure !== undefined) problems.push(`store commits are failing: ${storeFailure}`);
+        return { ready: problems.length === 0, problems };
+      },
+    });
+    metricsEndpoint = await startMetricsEndpoint(registry, config.metricsHost, config.metricsPort);
+  } catch (err) {
+    server?.close();
+    await identityCache.close();
+    throw err;
+  }
   logger.info({ host: config.metricsHost, port: metricsEndpoint.port }, 'serving Prometheus metrics at /metrics');
   firehose.start();
   retention.start();

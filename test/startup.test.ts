@@ -3,11 +3,12 @@
  * data dir and port it claims, and what a failed start leaves behind.
  */
 import assert from 'node:assert/strict';
-import { cpSync, mkdirSync, symlinkSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { PROJECT_ROOT, startContrail } from './support/contrail-process.ts';
 import { tempDir } from './support/gateway.ts';
+import { transportsUnderTest } from './support/transports.ts';
 
 /** An upstream nobody listens on: the gateway keeps retrying it, which these tests do not mind. */
 const NO_UPSTREAM = 'ws://127.0.0.1:9';
@@ -16,7 +17,7 @@ function serveArgs(dataDir: string, ...extra: string[]): string[] {
   return ['serve', '--upstream', NO_UPSTREAM, '--data-dir', dataDir, '--host', '127.0.0.1', '--port', '0', '--metrics-port', '0', ...extra];
 }
 
-test('contrail starts from a folder whose path has a space (and loads its bundled dictionary)', async (t) => {
+test('contrail starts from a folder whose path has a space (and loads its bundled dictionary)', { timeout: 120_000 }, async (t) => {
   const dir = tempDir();
   t.after(() => dir.remove());
   const root = join(dir.path, 'my projects', 'contrail');
@@ -29,3 +30,55 @@ test('contrail starts from a folder whose path has a space (and loads its bundle
   assert.equal(serving.dictionary, join(root, 'dictionaries', 'contrail-v1.zstd-dict'));
   assert.deepEqual(await contrail.stop(), { code: 0, signal: null });
 });
+
+const UNCLEAN = (e: { msg?: string }) => /did not stop cleanly|MACHINE CRASH/.test(e.msg ?? '');
+
+test("a second contrail on the same data dir is refused with a message naming the first one's pid; the first runs on", { timeout: 120_000 }, async (t) => {
+  const dir = tempDir();
+  t.after(() => dir.remove());
+  const first = startContrail(serveArgs(dir.path));
+  t.after(() => first.stop());
+  const port = await first.port();
+  const second = startContrail(serveArgs(dir.path));
+  t.after(() => second.stop());
+  assert.equal((await second.exit).code, 1);
+  assert.match(second.stderr.join('\n'), new RegExp(`^contrail: data dir .+ is in use by another contrail \\(pid ${first.child.pid}, running since `));
+  assert.equal((await fetch(`http://127.0.0.1:${port}/health`)).status, 200);
+  assert.deepEqual(await first.stop(), { code: 0, signal: null });
+  assert.ok(!first.logs.some(UNCLEAN));
+
+  // The lock goes with its holder however it ends: after a SIGKILL the next start takes it.
+  const killed = startContrail(serveArgs(dir.path));
+  await killed.port();
+  killed.child.kill('SIGKILL');
+  await killed.exit;
+  const next = startContrail(serveArgs(dir.path));
+  t.after(() => next.stop());
+  await next.port();
+  assert.ok(next.logs.some((e) => /did not stop cleanly/.test(e.msg ?? '')), 'the SIGKILL is reported as what it was');
+});
+
+for (const { transport, skip } of await transportsUnderTest()) {
+  test(`over ${transport}: a second contrail on a port in use is refused, and its failed start leaves no crash marker`, { skip, timeout: 120_000 }, async (t) => {
+    const dirA = tempDir();
+    const dirB = tempDir();
+    t.after(() => {
+      dirA.remove();
+      dirB.remove();
+    });
+    const first = startContrail(serveArgs(dirA.path, '--transport', transport));
+    t.after(() => first.stop());
+    const port = await first.port();
+    const second = startContrail(serveArgs(dirB.path, '--transport', transport).map((arg, i, args) => (args[i - 1] === '--port' ? String(port) : arg)));
+    t.after(() => second.stop());
+    assert.equal((await second.exit).code, 1);
+    assert.match(second.stderr.join('\n'), new RegExp(`^contrail: 127\\.0\\.0\\.1:${port} is already in use .*--port`));
+    assert.equal(existsSync(join(dirB.path, 'contrail-run.json')), false, 'no run marker left behind');
+
+    const third = startContrail(serveArgs(dirB.path, '--transport', transport));
+    t.after(() => third.stop());
+    await third.port();
+    assert.ok(!third.logs.some(UNCLEAN), 'the failed start is not taken for a crash');
+    assert.deepEqual(await third.stop(), { code: 0, signal: null });
+  });
+}

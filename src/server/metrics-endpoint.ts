@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { Registry } from 'prom-client';
+import { listenError } from './listen-error.ts';
 
 /** Prometheus scrapes GET /metrics here, on its own port so it can stay private. */
 export async function startMetricsEndpoint(registry: Registry, host: string, port: number): Promise<{ port: number; server: Server }> {
@@ -15,7 +16,7 @@ export async function startMetricsEndpoint(registry: Registry, host: string, por
     );
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (err: NodeJS.ErrnoException) => reject(listenError('--metrics-port', host, port, err)));
     server.listen(port, host, () => resolve());
   });
   return { port: (server.address() as { port: number }).port, server };

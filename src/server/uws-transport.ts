@@ -13,8 +13,11 @@ import {
   type SocketHandler,
   type Transport,
 } from './transport.ts';
+import { listenError, probeListen } from './listen-error.ts';
 
 type Uws = typeof import('@trufflesuite/uws-js-unofficial');
+/** ListenOptions.LIBUS_LISTEN_EXCLUSIVE_PORT; its typings list it only for listen(port, options, cb), the native code takes it after a host too. */
+const LIBUS_LISTEN_EXCLUSIVE_PORT = 1;
 
 /**
  * Loads uWebSockets.js if a native binary exists for this Node ABI. The npm build silently
@@ -130,9 +133,11 @@ export class UwsTransport<Session> implements Transport {
 
   listen(host: string, port: number): Promise<number> {
     return new Promise((resolve, reject) => {
-      this.#app.listen(host, port, (token) => {
+      // Exclusive: uWS's default is SO_REUSEPORT, which lets a second contrail share the port.
+      const listen = this.#app.listen as unknown as (host: string, port: number, options: number, cb: (token: us_listen_socket | false) => void) => void;
+      listen.call(this.#app, host, port, LIBUS_LISTEN_EXCLUSIVE_PORT, (token) => {
         if (!token) {
-          reject(new Error(`uWebSockets.js could not listen on ${host}:${port}`));
+          void probeListen(host, port).then((cause) => reject(listenError('--port', host, port, cause)));
           return;
         }
         this.#listenSocket = token;

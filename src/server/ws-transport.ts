@@ -15,6 +15,7 @@ import {
   type Transport,
 } from './transport.ts';
 import { compressedFrameHeader, deflateMessage } from './deflate.ts';
+import { listenError } from './listen-error.ts';
 
 /** The portable transport: node:http and the `ws` package, for Node versions uWS has no build for. */
 export class WsTransport<Session> implements Transport {
@@ -89,9 +90,10 @@ export class WsTransport<Session> implements Transport {
 
   listen(host: string, port: number): Promise<number> {
     return new Promise((resolve, reject) => {
-      this.#server.once('error', reject);
+      const fail = (err: NodeJS.ErrnoException) => reject(listenError('--port', host, port, err));
+      this.#server.once('error', fail);
       this.#server.listen(port, host, () => {
-        this.#server.off('error', reject);
+        this.#server.off('error', fail);
         resolve((this.#server.address() as { port: number }).port);
       });
     });

@@ -6,6 +6,7 @@ import { Gauge, type Registry } from 'prom-client';
 import type { Entry } from '../events/index.ts';
 import { detachJson, encodeBatch, storedEntryEncoder } from './codec.ts';
 import { HotLog } from './hot-log.ts';
+import { lockDataDir, type DataDirLock } from './data-dir-lock.ts';
 import { checkPreviousRun, markRunning, markStopped, type PreviousRun } from './run-marker.ts';
 
 export interface UpstreamCursor {
@@ -99,6 +100,7 @@ export class EventStore {
   readonly #dataDir: string;
   readonly #writable: boolean;
   readonly #syncTimer: NodeJS.Timeout | undefined;
+  readonly #lock: DataDirLock | undefined;
   /** What the previous run left behind, for the gateway to report. */
   readonly previousRun: PreviousRun = { unclean: false };
 
@@ -108,11 +110,13 @@ export class EventStore {
     this.#writable = !options.readOnly;
     if (this.#writable) {
       mkdirSync(options.dataDir, { recursive: true });
-      this.previousRun = checkPreviousRun(options.dataDir);
+      // Before anything else: a second gateway must not even read the first one's run marker.
+      this.#lock = lockDataDir(options.dataDir);
+      this.previousRun = this.#releasingLockOnError(() => checkPreviousRun(options.dataDir));
     }
-    assertLmdbFile(join(options.dataDir, 'data.mdb'));
+    this.#releasingLockOnError(() => assertLmdbFile(join(options.dataDir, 'data.mdb')));
     // noSubdir: false — lmdb-js otherwise treats a path with an extension ("contrail.d") as a file.
-    this.#root = open({ path: options.dataDir, maxDbs: 8, readOnly: options.readOnly, noSubdir: false, noSync: !fsync });
+    this.#root = this.#releasingLockOnError(() => open({ path: options.dataDir, maxDbs: 8, readOnly: options.readOnly, noSubdir: false, noSync: !fsync }));
     const eventsOptions = { name: 'events', encoder: storedEntryEncoder }; // `encoder` is missing from lmdb's DatabaseOptions type
     this.#events = this.#root.openDB<Entry, number>(eventsOptions);
     this.#meta = this.#root.openDB<unknown, string>({ name: 'meta' });
@@ -120,6 +124,7 @@ export class EventStore {
       this.#checkFormat(options.dataDir);
     } catch (err) {
       void this.#root.close();
+      this.#lock?.release();
       throw err;
     }
     this.#seqs = this.#root.openDB<number, number>({ name: 'seqs' });
@@ -307,6 +312,16 @@ export class EventStore {
     if (this.#writable) await new Promise<void>((resolve) => syncToDisk(this.#root, () => resolve()));
     await this.#root.close();
     if (this.#writable) markStopped(this.#dataDir);
+    this.#lock?.release();
+  }
+
+  #releasingLockOnError<T>(step: () => T): T {
+    try {
+      return step();
+    } catch (err) {
+      this.#lock?.release();
+      throw err;
+    }
   }
 
   /**
