@@ -3,7 +3,8 @@
  * data dir and port it claims, and what a failed start leaves behind.
  */
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, mkdirSync, symlinkSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { PROJECT_ROOT, startContrail } from './support/contrail-process.ts';
@@ -82,3 +83,34 @@ for (const { transport, skip } of await transportsUnderTest()) {
     assert.deepEqual(await third.stop(), { code: 0, signal: null });
   });
 }
+
+/** A 1 MiB tmpfs (root only: mount needs CAP_SYS_ADMIN, which CI has); undefined where it cannot be made. */
+function smallFileSystem(at: string): { unmount(): void } | undefined {
+  mkdirSync(at, { recursive: true });
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', at], { stdio: 'pipe' });
+  } catch {
+    return undefined;
+  }
+  return { unmount: () => execFileSync('umount', [at]) };
+}
+
+test('a start on a full disk fails with a message saying so, not a SIGBUS', { timeout: 120_000 }, async (t) => {
+  const dir = tempDir();
+  const disk = smallFileSystem(join(dir.path, 'disk'));
+  t.after(() => {
+    disk?.unmount();
+    dir.remove();
+  });
+  if (!disk) {
+    t.skip('cannot mount a tmpfs here (needs root): the full-disk start is not tested');
+    return;
+  }
+  // Leave 4 KiB: enough for LMDB to create its file, not to write its first pages into the map
+  // (before the check: "Bus error", exit 135).
+  writeFileSync(join(dir.path, 'disk', 'filler'), Buffer.alloc(1024 * 1024 - 4096));
+  const contrail = startContrail(serveArgs(join(dir.path, 'disk', 'data')));
+  t.after(() => contrail.stop());
+  assert.deepEqual(await contrail.exit, { code: 1, signal: null });
+  assert.match(contrail.stderr.join('\n'), /^contrail: only \d+ KiB free on the file system of .+; contrail needs at least 64 MiB free to open its buffer/);
+});

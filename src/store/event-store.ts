@@ -7,6 +7,7 @@ import type { Entry } from '../events/index.ts';
 import { detachJson, encodeBatch, storedEntryEncoder } from './codec.ts';
 import { HotLog } from './hot-log.ts';
 import { lockDataDir, type DataDirLock } from './data-dir-lock.ts';
+import { assertFreeSpace } from './free-space.ts';
 import { checkPreviousRun, markRunning, markStopped, type PreviousRun } from './run-marker.ts';
 
 export interface UpstreamCursor {
@@ -109,6 +110,7 @@ export class EventStore {
     this.#dataDir = options.dataDir;
     this.#writable = !options.readOnly;
     if (this.#writable) {
+      assertFreeSpace(options.dataDir);
       mkdirSync(options.dataDir, { recursive: true });
       // Before anything else: a second gateway must not even read the first one's run marker.
       this.#lock = lockDataDir(options.dataDir);
