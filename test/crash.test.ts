@@ -162,10 +162,11 @@ test(`SIGKILL at ${KILLS} random points during ingest loses and duplicates nothi
     gateway?.child.kill('SIGKILL');
   });
 
+  // The whole stream, made before the first gateway starts: making it blocks this process, relay
+  // included, and a relay that cannot answer the handshake gets the dial abandoned and redialled.
+  const frames: SyntheticFrame[] = new SyntheticFirehose({ seed: SEED, accounts: 400 }).frames(FRAMES);
   // First start: nothing saved, so the gateway starts live; the stream begins once it listens.
   gateway = startGateway(relay.url, dir.path);
-  // The whole stream, made while the first gateway boots (about a millisecond a frame).
-  const frames: SyntheticFrame[] = new SyntheticFirehose({ seed: SEED, accounts: 400 }).frames(FRAMES);
   const random = mulberry32(SEED);
   let pushed = 0;
   const push = (count: number) => {

@@ -51,7 +51,7 @@ export class FirehoseClient {
       pingIntervalMs: options.pingIntervalMs ?? 30_000,
       backoffBaseMs: options.backoffBaseMs ?? 1_000,
       backoffMaxMs: options.backoffMaxMs ?? 30_000,
-      handshakeTimeoutMs: options.handshakeTimeoutMs ?? 15_000,
+      handshakeTimeoutMs: options.handshakeTimeoutMs ?? 30_000,
     };
     this.#dropLog = new DropLog((fields, message) => this.#options.logger.warn(fields, message));
   }
