@@ -11,6 +11,8 @@ import { createServer, type Socket } from 'node:net';
 import { Registry } from 'prom-client';
 import { WebSocketServer } from 'ws';
 import { EventStore } from '../src/store/event-store.ts';
+import * as dagCbor from '@ipld/dag-cbor';
+import { SOCKET_MAX_PAYLOAD } from '../src/upstream/firehose.ts';
 import { normalizeUpstreamUrl } from '../src/upstream/url.ts';
 import { FakeRelay } from './support/fake-relay.ts';
 import { commitFrame, errorFrame, tidFor } from './support/frames.ts';
@@ -254,6 +256,28 @@ test('a relay that accepts TCP but never answers the WebSocket handshake is aban
   assert.equal(harness.client.connected, false);
   assert.match(harness.client.problem ?? '', /^no WebSocket handshake within 100 ms$/);
   await waitFor(() => held.size <= 1, 'abandoned dials to be closed, not leaked');
+});
+
+test('a frame too large for the socket (over 64 MiB) is counted, logged, and moved past: the client resumes after its seq', async (t) => {
+  const r = await rig(t);
+  await r.relay.waitForConnections(1);
+  await waitFor(() => r.harness.client.connected, 'the client to connect');
+  const post = (seq: number) => ({ action: 'create' as const, path: `app.bsky.feed.post/${tidFor(seq)}`, record: { $type: 'app.bsky.feed.post', text: `post ${seq}`, createdAt: '2026-11-25T12:00:00.000Z' } });
+  // seq 2 is a real #commit frame whose blocks alone exceed what the socket reads.
+  const huge = Buffer.concat([
+    dagCbor.encode({ op: 1, t: '#commit' }),
+    dagCbor.encode({ ops: [], rev: tidFor(20), seq: 2, repo: `did:plc:${'h'.repeat(24)}`, time: new Date().toISOString(), blobs: [], blocks: new Uint8Array(SOCKET_MAX_PAYLOAD + 1024), since: null, commit: null, rebase: false, tooBig: true }),
+  ]);
+  r.relay.push({ seq: 1, bytes: commitFrame({ seq: 1, repo: 'did:plc:abc', rev: tidFor(1), ops: [post(1)] }) });
+  r.relay.push({ seq: 2, bytes: huge });
+  r.relay.push({ seq: 3, bytes: commitFrame({ seq: 3, repo: 'did:plc:abc', rev: tidFor(3), ops: [post(3)] }) });
+  await waitFor(() => storedSeq(r) === 3, 'seq 3, after the huge frame, to be stored', 60_000);
+  assert.deepEqual(r.relay.cursors, [undefined, 2], 'the reconnect resumes after the huge frame, not before it');
+  assert.deepEqual(seqsOf(r.harness.messages), [1, 3]);
+  assert.deepEqual(storedEvents(r.ingest.store).map((e) => e.commit.record.text), ['post 1', 'post 3']);
+  assert.equal(await metricValue(r.registry, 'contrail_ingest_drops_total', { reason: 'oversized' }), 1);
+  assert.equal(await metricValue(r.registry, 'contrail_upstream_disconnects_total', { reason: 'oversized_frame' }), 1);
+  assert.ok(r.harness.logs.some((line) => line.level === 50 && /^SKIPPED UPSTREAM FRAME seq 2: larger than 67108864 bytes/.test(line.msg)));
 });
 
 test('backoff: while nothing connects, the delay ceiling doubles per failure and is capped', async (t) => {

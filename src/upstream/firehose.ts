@@ -1,3 +1,4 @@
+import type { ConnectionOptions } from 'node:tls';
 import WebSocket from 'ws';
 import type { Logger } from 'pino';
 import { backoffDelay } from './backoff.ts';
@@ -5,6 +6,7 @@ import { DropError, DropLog, type DropReason } from './drop.ts';
 import { decodeFrame } from './frame.ts';
 import { parseMessage, type UpstreamMessage } from './messages.ts';
 import type { UpstreamMetrics } from './metrics.ts';
+import { MessagePrefix, seqFromPrefix } from './message-prefix.ts';
 import { redactUrl } from './url.ts';
 
 export interface FirehoseClientOptions {
@@ -25,8 +27,11 @@ export interface FirehoseClientOptions {
 }
 
 const DEFAULT_MAX_FRAME_BYTES = 5 * 1024 * 1024;
-/** Larger frames are read (then dropped) rather than killing the connection, which would loop. */
-const SOCKET_MAX_PAYLOAD = 64 * 1024 * 1024;
+/**
+ * Frames above --max-frame-bytes but below this are read whole, then dropped. Larger ones close the
+ * socket (ws cannot skip a message unread); the client then resumes after their seq (message-prefix.ts).
+ */
+export const SOCKET_MAX_PAYLOAD = 64 * 1024 * 1024;
 /** A connection that lived this long (or delivered a message that is not an error) resets the backoff. */
 const HEALTHY_AFTER_MS = 10_000;
 
@@ -41,6 +46,8 @@ export class FirehoseClient {
   #pingTimer: NodeJS.Timeout | undefined;
   #heardSincePing = true;
   #problem: string | undefined = 'connecting for the first time';
+  /** The seq of a frame too large to read: reconnects resume after it, whatever the consumer says. */
+  #skipThrough: number | undefined;
 
   constructor(options: FirehoseClientOptions) {
     // `??`, not a spread of defaults: an option passed as undefined must not erase its default
@@ -98,12 +105,18 @@ export class FirehoseClient {
 
   #connect(): void {
     const { logger, metrics } = this.#options;
-    const cursor = this.#options.resumeCursor();
+    const consumerCursor = this.#options.resumeCursor();
+    const cursor = this.#skipThrough !== undefined && (consumerCursor ?? -1) < this.#skipThrough ? this.#skipThrough : consumerCursor;
     const url = new URL(this.#options.url);
     if (cursor !== undefined) url.searchParams.set('cursor', String(cursor));
     const shownUrl = redactUrl(this.#options.url);
     logger.info({ url: shownUrl, cursor }, 'connecting to upstream');
-    const socket = new WebSocket(url, { maxPayload: SOCKET_MAX_PAYLOAD, perMessageDeflate: false });
+    const reading = new MessagePrefix(SOCKET_MAX_PAYLOAD);
+    const socket = new WebSocket(url, {
+      maxPayload: SOCKET_MAX_PAYLOAD,
+      perMessageDeflate: false,
+      createConnection: ((options: ConnectionOptions) => reading.connect(options, url.protocol === 'wss:')) as never,
+    });
     this.#socket = socket;
     let openedAt = 0;
     let delivered = false;
@@ -151,8 +164,12 @@ export class FirehoseClient {
     socket.on('pong', () => {
       this.#heardSincePing = true;
     });
-    socket.on('error', (err) => {
+    socket.on('error', (err: Error & { code?: string }) => {
       if (closeReason === 'handshake_timeout') return; // our own terminate(), already told
+      if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
+        closeReason = 'oversized_frame';
+        return; // told at close, once the frame's first bytes (and its seq) have arrived
+      }
       closeReason = 'error';
       this.#problem = err.message;
       logger.warn({ err: err.message }, 'upstream socket error');
@@ -160,6 +177,7 @@ export class FirehoseClient {
     socket.on('close', (code, reason) => {
       clearTimeout(handshakeTimer);
       clearInterval(this.#pingTimer);
+      if (closeReason === 'oversized_frame') this.#skipOversized(reading.oversized);
       if (closeReason === 'closed') this.#problem = `closed by upstream (${code}${reason.length > 0 ? ` ${reason.toString()}` : ''})`;
       if (closeReason === 'ping_timeout') this.#problem = 'upstream stopped answering pings';
       if (openedAt > 0) metrics.connected.set(0);
@@ -195,6 +213,25 @@ export class FirehoseClient {
       this.#drop(err.reason, err.message, { bytes: data.byteLength });
       return undefined;
     }
+  }
+
+  /** A frame above SOCKET_MAX_PAYLOAD closed the socket: count it, and resume after its seq. */
+  #skipOversized(frame: { prefix: Buffer; announcedBytes: number } | undefined): void {
+    const seq = frame && seqFromPrefix(frame.prefix);
+    const bytes = frame?.announcedBytes;
+    const detail = `frame of ${bytes ?? 'more than ' + SOCKET_MAX_PAYLOAD} bytes, above the ${SOCKET_MAX_PAYLOAD}-byte socket limit`;
+    this.#drop('oversized', detail, { seq, bytes });
+    if (seq === undefined) {
+      this.#problem = `upstream sent a ${detail} whose seq could not be read; retrying`;
+      this.#options.logger.error({ bytes }, 'an upstream frame too large to read closed the socket, and its seq could not be read from its first bytes; retrying');
+      return;
+    }
+    this.#skipThrough = seq;
+    this.#problem = `skipped the oversized frame seq ${seq}; reconnecting after it`;
+    this.#options.logger.error(
+      { seq, limit: SOCKET_MAX_PAYLOAD, bytes },
+      `SKIPPED UPSTREAM FRAME seq ${seq}: larger than ${SOCKET_MAX_PAYLOAD} bytes, it could only be refused by closing the socket; reconnecting with cursor ${seq} (after it). Its events are lost.`,
+    );
   }
 
   #drop(reason: DropReason, detail: string, context: object = {}): void {

@@ -1,0 +1,173 @@
+import { connect as netConnect, isIP, type NetConnectOpts, type Socket } from 'node:net';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
+
+/**
+ * The first bytes of the WebSocket message the upstream is sending now, read beside `ws` from the
+ * same socket. `ws` must buffer a whole message before handing it on, so one above its maxPayload
+ * can only be refused by closing the socket (1009) — and a reconnect at the same cursor would meet
+ * the same frame again, forever. Its first bytes carry its seq (DAG-CBOR puts `seq` among the
+ * first keys of every body), so the client can resume *after* it instead.
+ *
+ * Only server-to-client framing is parsed (RFC 6455 §5.2: 2–14 byte headers, fragments, control
+ * frames between fragments); payload bytes are kept as views of the socket's chunks, at most
+ * PREFIX_BYTES of the current message, and nothing else is copied.
+ */
+const PREFIX_BYTES = 64 * 1024;
+
+interface Message {
+  prefix: Buffer[];
+  prefixBytes: number;
+  /** Payload bytes its frame headers announced so far. */
+  announcedBytes: number;
+}
+
+export class MessagePrefix {
+  #inHttpResponse = true;
+  #httpTail = '';
+  #pending: Buffer = Buffer.alloc(0);
+  /** Payload bytes left in the frame being read, and whether they belong to a data message. */
+  #frameLeft = 0;
+  #frameIsData = false;
+  #message: Message = { prefix: [], prefixBytes: 0, announcedBytes: 0 };
+  #oversized: Message | undefined;
+
+  /** Remembers the first message whose frames announce more than maxBytes (the socket reads on past it). */
+  constructor(private readonly maxBytes: number) {}
+
+  /** A socket for ws's `createConnection` option that feeds this reader too. */
+  connect(options: ConnectionOptions & { socketPath?: string }, secure: boolean): Socket {
+    // What ws's own netConnect/tlsConnect do with the options it builds.
+    const socket = secure
+      ? tlsConnect({ ...options, path: undefined, servername: options.servername ?? (isIP(options.host ?? '') ? '' : options.host) })
+      : netConnect({ ...options, path: options.socketPath } as NetConnectOpts);
+    socket.on('data', (chunk: Buffer) => this.#read(chunk));
+    return socket;
+  }
+
+  /** The first message above maxBytes: its first bytes and its size as announced; undefined if none came. */
+  get oversized(): { prefix: Buffer; announcedBytes: number } | undefined {
+    const message = this.#oversized;
+    return message && { prefix: Buffer.concat(message.prefix), announcedBytes: message.announcedBytes };
+  }
+
+  #read(chunk: Buffer): void {
+    let data = chunk;
+    if (this.#inHttpResponse) {
+      const text = this.#httpTail + data.toString('latin1');
+      const end = text.indexOf('\r\n\r\n');
+      if (end < 0) {
+        this.#httpTail = text.slice(-3);
+        return;
+      }
+      this.#inHttpResponse = false;
+      data = data.subarray(end + 4 - this.#httpTail.length);
+    }
+    while (data.length > 0) {
+      if (this.#frameLeft > 0) {
+        const take = Math.min(this.#frameLeft, data.length);
+        if (this.#frameIsData) this.#keep(data.subarray(0, take));
+        this.#frameLeft -= take;
+        data = data.subarray(take);
+        continue;
+      }
+      const buffered: Buffer = this.#pending.length > 0 ? Buffer.concat([this.#pending, data]) : data;
+      const header = frameHeader(buffered);
+      if (!header) {
+        this.#pending = Buffer.from(buffered); // a header split across chunks: at most 13 bytes
+        return;
+      }
+      this.#pending = Buffer.alloc(0);
+      const { opcode, headerBytes, payloadBytes } = header;
+      this.#frameIsData = opcode < 8;
+      if (opcode === 1 || opcode === 2) this.#message = { prefix: [], prefixBytes: 0, announcedBytes: 0 };
+      if (this.#frameIsData) {
+        this.#message.announcedBytes += payloadBytes;
+        if (this.#message.announcedBytes > this.maxBytes) this.#oversized ??= this.#message;
+      }
+      this.#frameLeft = payloadBytes;
+      data = buffered.subarray(headerBytes);
+    }
+  }
+
+  #keep(payload: Buffer): void {
+    const message = this.#message;
+    if (message.prefixBytes >= PREFIX_BYTES) return;
+    const kept = payload.subarray(0, PREFIX_BYTES - message.prefixBytes);
+    message.prefix.push(kept);
+    message.prefixBytes += kept.length;
+  }
+}
+
+function frameHeader(bytes: Buffer): { opcode: number; headerBytes: number; payloadBytes: number } | undefined {
+  if (bytes.length < 2) return undefined;
+  const opcode = bytes[0] & 0x0f;
+  const masked = (bytes[1] & 0x80) !== 0;
+  let length = bytes[1] & 0x7f;
+  let offset = 2;
+  if (length === 126) {
+    if (bytes.length < 4) return undefined;
+    length = bytes.readUInt16BE(2);
+    offset = 4;
+  } else if (length === 127) {
+    if (bytes.length < 10) return undefined;
+    length = Number(bytes.readBigUInt64BE(2));
+    offset = 10;
+  }
+  if (masked) offset += 4;
+  if (bytes.length < offset) return undefined;
+  return { opcode, headerBytes: offset, payloadBytes: length };
+}
+
+/**
+ * The `seq` of a subscribeRepos frame from its first bytes: walks the header map and the body map's
+ * entries, skipping values, until the key `seq`. undefined when the prefix ends first or the bytes
+ * are not such a frame.
+ */
+export function seqFromPrefix(bytes: Uint8Array): number | undefined {
+  const reader = { offset: 0 };
+  try {
+    skipItem(bytes, reader); // header {op, t}
+    const body = readHead(bytes, reader);
+    if (body.major !== 5) return undefined;
+    for (let i = 0; i < body.argument; i++) {
+      const key = readHead(bytes, reader);
+      if (key.major !== 3) return undefined;
+      const name = new TextDecoder().decode(take(bytes, reader, key.argument));
+      if (name === 'seq') {
+        const value = readHead(bytes, reader);
+        return value.major === 0 ? value.argument : undefined;
+      }
+      skipItem(bytes, reader);
+    }
+  } catch {
+    // ran past the prefix
+  }
+  return undefined;
+}
+
+function readHead(bytes: Uint8Array, reader: { offset: number }): { major: number; argument: number } {
+  const initial = take(bytes, reader, 1)[0];
+  const major = initial >> 5;
+  const info = initial & 0x1f;
+  if (info < 24) return { major, argument: info };
+  const size = { 24: 1, 25: 2, 26: 4, 27: 8 }[info];
+  if (size === undefined) throw new Error('indefinite length: not DAG-CBOR');
+  let argument = 0;
+  for (const byte of take(bytes, reader, size)) argument = argument * 256 + byte;
+  return { major, argument };
+}
+
+function skipItem(bytes: Uint8Array, reader: { offset: number }): void {
+  const { major, argument } = readHead(bytes, reader);
+  if (major === 2 || major === 3) take(bytes, reader, argument);
+  else if (major === 4) for (let i = 0; i < argument; i++) skipItem(bytes, reader);
+  else if (major === 5) for (let i = 0; i < argument * 2; i++) skipItem(bytes, reader);
+  else if (major === 6) skipItem(bytes, reader);
+}
+
+function take(bytes: Uint8Array, reader: { offset: number }, count: number): Uint8Array {
+  if (reader.offset + count > bytes.length) throw new Error('past the prefix');
+  const slice = bytes.subarray(reader.offset, reader.offset + count);
+  reader.offset += count;
+  return slice;
+}
