@@ -33,7 +33,8 @@ function samples(exposition: string): Map<string, number> {
   return values;
 }
 
-test('an empty buffer: /stats has oldestTimeUs and newestTimeUs as null; lag and span metrics are NaN, not a made-up 0', async (t) => {
+/** A gateway on a fresh data dir reading a FakeRelay, both stopped after the test. */
+async function gatewayWithRelay(t: { after: (fn: () => Promise<void>) => void }) {
   const relay = await FakeRelay.start();
   const dir = tempDir();
   const gateway = await startTestGateway(relay.url, dir.path);
@@ -42,6 +43,11 @@ test('an empty buffer: /stats has oldestTimeUs and newestTimeUs as null; lag and
     await relay.stop();
     dir.remove();
   });
+  return { relay, gateway };
+}
+
+test('an empty buffer: /stats has oldestTimeUs and newestTimeUs as null; lag and span metrics are NaN, not a made-up 0', async (t) => {
+  const { relay, gateway } = await gatewayWithRelay(t);
   const stats = JSON.parse((await httpGet(gateway.port, '/stats')).body.toString());
   assert.deepEqual(
     { oldestTimeUs: stats.oldestTimeUs, newestTimeUs: stats.newestTimeUs, eventCount: stats.eventCount, upstreamCursor: stats.upstreamCursor },
@@ -66,14 +72,7 @@ test('an empty buffer: /stats has oldestTimeUs and newestTimeUs as null; lag and
 });
 
 test('metric names: base units, timestamps as _timestamp_seconds, and no gauge named like a counter family (OpenMetrics)', async (t) => {
-  const relay = await FakeRelay.start();
-  const dir = tempDir();
-  const gateway = await startTestGateway(relay.url, dir.path);
-  t.after(async () => {
-    await gateway.stop();
-    await relay.stop();
-    dir.remove();
-  });
+  const { gateway } = await gatewayWithRelay(t);
   const exposition = (await get('127.0.0.1', gateway.metricsPort, '/metrics')).body;
   const families = new Map<string, string>();
   for (const match of exposition.matchAll(/^# TYPE (\S+) (\S+)$/gm)) families.set(match[1], match[2]);

@@ -18,7 +18,7 @@ function serveArgs(dataDir: string, ...extra: string[]): string[] {
   return ['serve', '--upstream', NO_UPSTREAM, '--data-dir', dataDir, '--host', '127.0.0.1', '--port', '0', '--metrics-port', '0', ...extra];
 }
 
-test('contrail starts from a folder whose path has a space (and loads its bundled dictionary)', { timeout: 120_000 }, async (t) => {
+test('contrail starts from a folder whose path has a space (and loads its bundled dictionary)', { timeout: 240_000 }, async (t) => {
   const dir = tempDir();
   t.after(() => dir.remove());
   const root = join(dir.path, 'my projects', 'contrail');
@@ -34,7 +34,7 @@ test('contrail starts from a folder whose path has a space (and loads its bundle
 
 const UNCLEAN = (e: { msg?: string }) => /did not stop cleanly|MACHINE CRASH/.test(e.msg ?? '');
 
-test("a second contrail on the same data dir is refused with a message naming the first one's pid; the first runs on", { timeout: 120_000 }, async (t) => {
+test("a second contrail on the same data dir is refused with a message naming the first one's pid; the first runs on", { timeout: 240_000 }, async (t) => {
   const dir = tempDir();
   t.after(() => dir.remove());
   const first = startContrail(serveArgs(dir.path));
@@ -60,7 +60,7 @@ test("a second contrail on the same data dir is refused with a message naming th
 });
 
 for (const { transport, skip } of await transportsUnderTest()) {
-  test(`over ${transport}: a second contrail on a port in use is refused, and its failed start leaves no crash marker`, { skip, timeout: 120_000 }, async (t) => {
+  test(`over ${transport}: a second contrail on a port in use is refused, and its failed start leaves no crash marker`, { skip, timeout: 240_000 }, async (t) => {
     const dirA = tempDir();
     const dirB = tempDir();
     t.after(() => {
@@ -95,7 +95,7 @@ function smallFileSystem(at: string): { unmount(): void } | undefined {
   return { unmount: () => execFileSync('umount', [at]) };
 }
 
-test('a start on a full disk fails with a message saying so, not a SIGBUS', { timeout: 120_000 }, async (t) => {
+test('a start on a full disk fails with a message saying so, not a SIGBUS', { timeout: 240_000 }, async (t) => {
   const dir = tempDir();
   const disk = smallFileSystem(join(dir.path, 'disk'));
   t.after(() => {

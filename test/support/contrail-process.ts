@@ -60,7 +60,7 @@ export function startContrail(args: string[], options: { root?: string; env?: Re
   let exited = false;
   void exit.then(() => (exited = true));
 
-  const waitForLog = (predicate: (entry: LogEntry) => boolean, timeoutMs = 30_000) =>
+  const waitForLog = (predicate: (entry: LogEntry) => boolean, timeoutMs = 90_000) =>
     new Promise<LogEntry>((resolve, reject) => {
       const timer = setTimeout(() => finish(() => reject(new Error(`no matching log line within ${timeoutMs} ms:\n${describe()}`))), timeoutMs);
       const finish = (settle: () => void) => {
