@@ -60,6 +60,7 @@ async function failingWith1(run: () => Promise<void>): Promise<void> {
 function toConfig(args: Record<string, unknown>): GatewayConfig {
   return {
     upstream: args.upstream as string,
+    ingestCollections: args['ingest-collections'] as string[],
     host: args.host as string,
     port: args.port as number,
     metricsHost: args['metrics-host'] as string,

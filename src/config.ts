@@ -1,10 +1,13 @@
 import { fileURLToPath } from 'node:url';
 import type { Options } from 'yargs';
-import { normalizeUpstreamUrl } from './upstream/index.ts';
+import { collectionKeeper } from './store/index.ts';
+import { DEMO_UPSTREAM, normalizeUpstreamUrl } from './upstream/index.ts';
 
 /** Everything `contrail serve` needs, parsed and checked (see cli.ts for the flags). */
 export interface GatewayConfig {
   upstream: string;
+  /** Collections whose commit ops are stored (NSIDs or prefixes ending in .*); empty = all. */
+  ingestCollections: string[];
   host: string;
   port: number;
   metricsHost: string;
@@ -159,8 +162,16 @@ function checkedString(value: string, option: Options): string {
   return value;
 }
 
+/** "app.bsky.feed.*, app.bsky.graph.follow" → the patterns, each checked. */
+export function parseCollectionList(value: string): string[] {
+  const patterns = value.split(',').map((p) => p.trim()).filter(Boolean);
+  collectionKeeper(patterns);
+  return patterns;
+}
+
+/** A relay address, or `demo` / `demo:<seed>` for the built-in synthetic network. */
 export function parseUpstream(value: string): string {
-  return normalizeUpstreamUrl(value);
+  return DEMO_UPSTREAM.test(value) ? value : normalizeUpstreamUrl(value);
 }
 
 /** The flags of `contrail serve`, kept in one table so the README test can compare against it. */
@@ -168,8 +179,14 @@ export const SERVE_OPTIONS = {
   upstream: {
     type: 'string',
     default: 'wss://bsky.network',
-    describe: 'Relay or PDS to read: ws(s):// or http(s)://, with or without /xrpc/com.atproto.sync.subscribeRepos',
+    describe: 'Relay or PDS to read: ws(s):// or http(s)://, with or without /xrpc/com.atproto.sync.subscribeRepos; or demo (demo:<seed>): a built-in synthetic network, offline',
     coerce: parseUpstream,
+  },
+  'ingest-collections': {
+    type: 'string',
+    default: '',
+    describe: 'Store only commit ops of these collections (comma-separated NSIDs or prefixes like app.bsky.feed.*); identity and account events are always kept',
+    coerce: parseCollectionList,
   },
   host: { type: 'string', default: '0.0.0.0', describe: 'Address to serve /subscribe and the HTTP routes on (not /metrics: see --metrics-host)' },
   'metrics-host': {

@@ -5,8 +5,8 @@ import type { GatewayConfig } from './config.ts';
 import { CursorClock } from './events/index.ts';
 import { createIdentityMetrics, IdentityCache, IdentityResolver } from './identity/index.ts';
 import { startMetricsEndpoint, startServer, type ServerOptions, type SubscribeServer } from './server/index.ts';
-import { createStoreMetrics, EventStore, Ingester, Retention } from './store/index.ts';
-import { createUpstreamMetrics, FirehoseClient, redactUrl } from './upstream/index.ts';
+import { collectionKeeper, createStoreMetrics, EventStore, Ingester, Retention } from './store/index.ts';
+import { createUpstreamMetrics, DEMO_UPSTREAM, DemoUpstream, FirehoseClient, redactUrl, type UpstreamReader } from './upstream/index.ts';
 import { createVerifyMetrics, Verifier } from './verify/index.ts';
 import { createLogger, startStatusLog } from './logs.ts';
 
@@ -69,7 +69,7 @@ async function startStages(config: GatewayConfig, tuning: GatewayTuning, logger:
 
   const storeMetrics = createStoreMetrics(registry);
   const upstreamMetrics = createUpstreamMetrics(registry);
-  let firehose: FirehoseClient | undefined;
+  let firehose: UpstreamReader | undefined;
   /** Why the last commit failed, while commits are failing. */
   let storeFailure: string | undefined;
   // Reading pauses while any later stage asks it to.
@@ -85,6 +85,7 @@ async function startStages(config: GatewayConfig, tuning: GatewayTuning, logger:
     store,
     clock: new CursorClock(store.lastTimeUs),
     upstreamUrl: config.upstream,
+    keepCollection: collectionKeeper(config.ingestCollections),
     logger,
     metrics: storeMetrics,
     upstreamMetrics,
@@ -104,14 +105,23 @@ async function startStages(config: GatewayConfig, tuning: GatewayTuning, logger:
     logger.info({ verify: config.verify, plcUrl: config.plcUrl }, 'verifying commits before emitting them');
   }
   const intake = verifier ?? ingester;
-  firehose = new FirehoseClient({
-    url: config.upstream,
-    resumeCursor: () => ingester.resumeCursor(),
-    onMessage: (message) => intake.handle(message),
-    logger,
-    metrics: upstreamMetrics,
-    maxFrameBytes: config.maxFrameBytes,
-  });
+  const demo = DEMO_UPSTREAM.exec(config.upstream);
+  firehose = demo
+    ? new DemoUpstream({
+        seed: Number(demo[1] ?? 1),
+        resumeCursor: () => ingester.resumeCursor(),
+        onMessage: (message) => intake.handle(message),
+        logger,
+        metrics: upstreamMetrics,
+      })
+    : new FirehoseClient({
+        url: config.upstream,
+        resumeCursor: () => ingester.resumeCursor(),
+        onMessage: (message) => intake.handle(message),
+        logger,
+        metrics: upstreamMetrics,
+        maxFrameBytes: config.maxFrameBytes,
+      });
   const retention = new Retention({ store, maxAgeMs: config.retentionMs, maxBytes: config.maxBufferBytes, logger, metrics: storeMetrics });
 
   let server: SubscribeServer | undefined;

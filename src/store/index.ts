@@ -32,6 +32,7 @@
  *   codec.ts        the stored-entry layout: header for filters, then the event's JSON
  *   hot-log.ts      HotLog: the newest committed events in memory, bounded by bytes
  *   ingest.ts       Ingester: the single writer (dedup by seq and rev, group commit, backpressure)
+ *   ingest-filter.ts  collectionKeeper: --ingest-collections, the commit ops a small instance keeps
  *   retention.ts    Retention: trims by age and size in the background
  *   run-marker.ts   the marker that tells a killed process from a machine crash
  *   metrics.ts      the store and ingest Prometheus metrics
@@ -47,5 +48,6 @@ export {
   type UpstreamCursor,
 } from './event-store.ts';
 export { Ingester, type IngesterOptions } from './ingest.ts';
+export { collectionKeeper } from './ingest-filter.ts';
 export { Retention, type RetentionOptions } from './retention.ts';
 export { createStoreMetrics, type StoreMetrics } from './metrics.ts';

@@ -27,6 +27,8 @@ export interface IngesterOptions {
   heldBelow?: () => number | undefined;
   maxPendingBytes?: number;
   retryDelayMs?: number;
+  /** Commit ops kept in the buffer (`--ingest-collections`); undefined keeps all. */
+  keepCollection?: (collection: string) => boolean;
 }
 
 /**
@@ -51,7 +53,15 @@ export class Ingester {
   readonly #dropLog: DropLog;
 
   constructor(options: IngesterOptions) {
-    this.#options = { maxPendingBytes: 64 * 1024 * 1024, retryDelayMs: 1_000, onStoreHealth: () => {}, heldBelow: () => undefined, ...options };
+    // keepCollection after the spread: the gateway passes undefined for "keep all".
+    this.#options = {
+      maxPendingBytes: 64 * 1024 * 1024,
+      retryDelayMs: 1_000,
+      onStoreHealth: () => {},
+      heldBelow: () => undefined,
+      ...options,
+      keepCollection: options.keepCollection ?? (() => true),
+    };
     this.#dropLog = new DropLog((fields, text) => options.logger.warn(fields, text));
     const saved = options.store.upstreamCursor;
     if (saved && redactUrl(saved.url) === redactUrl(options.upstreamUrl)) {
@@ -143,6 +153,7 @@ export class Ingester {
   }
 
   #accept(message: Extract<UpstreamMessage, { type: 'commit' | 'identity' | 'account' }>): void {
+    if (message.type === 'commit') message = this.#withKeptOps(message);
     const { entries, drops } = buildEvents(message, this.#options.clock);
     for (const drop of drops.filter((d) => d.reason === 'bad_record')) {
       this.#options.upstreamMetrics.drops.inc({ reason: drop.reason });
@@ -155,6 +166,15 @@ export class Ingester {
     }
     this.#options.metrics.pendingBytes.set(this.#pendingBytes);
     if (!this.#paused && this.#pendingBytes > this.#options.maxPendingBytes) this.#setPaused(true);
+  }
+
+  /** The commit with only the ops --ingest-collections keeps; the others are counted, not built. */
+  #withKeptOps(message: Extract<UpstreamMessage, { type: 'commit' }>): Extract<UpstreamMessage, { type: 'commit' }> {
+    const { keepCollection, metrics } = this.#options;
+    const ops = message.ops.filter((op) => keepCollection(op.collection));
+    if (ops.length === message.ops.length) return message;
+    metrics.filteredOps.inc(message.ops.length - ops.length);
+    return { ...message, ops };
   }
 
   #scheduleCommit(): void {

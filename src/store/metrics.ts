@@ -30,6 +30,11 @@ export function createStoreMetrics(registry: Registry) {
       labelNames: ['reason'],
       registers,
     }),
+    filteredOps: new Counter({
+      name: 'contrail_ingest_filtered_ops_total',
+      help: 'Commit ops not stored because --ingest-collections does not keep their collection',
+      registers,
+    }),
     pendingBytes: new Gauge({ name: 'contrail_ingest_pending_bytes', help: 'Event bytes waiting for a commit', registers }),
     upstreamSeq: new Gauge({ name: 'contrail_upstream_seq', help: 'Last upstream seq whose events are durable', registers }),
     upstreamLag: withValue(

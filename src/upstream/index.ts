@@ -25,6 +25,7 @@
  *   metrics.ts   the upstream Prometheus metrics
  *   url.ts       normalizeUpstreamUrl: a relay address as people write it → the URL to dial
  *   backoff.ts   backoffDelay: capped exponential backoff with optional jitter (also ingest's retries)
+ *   demo.ts      DemoUpstream (`--upstream demo`): a seeded synthetic network in place of a relay
  */
 export { FirehoseClient, type FirehoseClientOptions } from './firehose.ts';
 export { decodeFrame, type Frame } from './frame.ts';
@@ -34,3 +35,4 @@ export { DropError, DropLog, type DropReason } from './drop.ts';
 export { createUpstreamMetrics, type UpstreamMetrics } from './metrics.ts';
 export { normalizeUpstreamUrl, redactUrl } from './url.ts';
 export { backoffDelay, type BackoffPolicy } from './backoff.ts';
+export { DEMO_UPSTREAM, DemoNetwork, DemoUpstream, mulberry32, type UpstreamReader } from './demo.ts';

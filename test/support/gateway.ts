@@ -14,6 +14,7 @@ export function tempDir(prefix = 'contrail-test-'): { path: string; remove(): vo
 export function testConfig(upstream: string, dataDir: string, overrides: Partial<GatewayConfig> = {}): GatewayConfig {
   return {
     upstream,
+    ingestCollections: [],
     host: '127.0.0.1',
     port: 0,
     metricsHost: '127.0.0.1',

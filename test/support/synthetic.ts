@@ -2,23 +2,17 @@
  * A realistic, seeded firehose: the mix of the live Bluesky network (mostly likes, then posts
  * with facets, embeds and replies, reposts, follows, deletes, some multi-op commits, profile
  * edits, blocks, a non-Bluesky collection, identity and account events), as subscribeRepos
- * frames. Used by benchmarks, by dictionary training, and by tests that need volume.
+ * frames. Used by benchmarks, by dictionary training, and by tests that need volume. The
+ * gateway's `--upstream demo` (src/upstream/demo.ts) makes messages, not frames, in the same mix.
  */
 import { createHash } from 'node:crypto';
 import { CID } from 'multiformats/cid';
 import { create as createDigest } from 'multiformats/hashes/digest';
+import { mulberry32 } from '../../src/upstream/index.ts';
 import { accountFrame, cborBlock, commitFrame, identityFrame, tidFor, type Block, type OpSpec } from './frames.ts';
 
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The seeded generator is the demo upstream's (src/upstream/demo.ts), shared. */
+export { mulberry32 };
 
 const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567';
 const WORDS = [
