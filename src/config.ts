@@ -185,6 +185,7 @@ export const SERVE_OPTIONS = {
   'ingest-collections': {
     type: 'string',
     default: '',
+    defaultDescription: 'all collections',
     describe: 'Store only commit ops of these collections (comma-separated NSIDs or prefixes like app.bsky.feed.*); identity and account events are always kept',
     coerce: parseCollectionList,
   },
