@@ -21,3 +21,4 @@
  */
 export { buildEvents, type BuiltEvents, type Entry, type EventKind } from './entry.ts';
 export { CursorClock, wallClockMicros } from './clock.ts';
+export { recordToJson } from './record-json.ts';

@@ -34,6 +34,7 @@
  * (reasons), metrics.ts.
  */
 export { Verifier, type VerifierOptions } from './verifier.ts';
+export { SigningKeys } from './signing-keys.ts';
 export { type VerifyMode } from './check.ts';
 export { type VerifyFailure } from './failure.ts';
 export { createVerifyMetrics, type VerifyMetrics } from './metrics.ts';

@@ -1,0 +1,154 @@
+import type { IncomingMessage } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { RefusedEndpointError, checkEndpointUrl, getGuarded } from '../identity/index.ts';
+import { BackfillFailure } from './failure.ts';
+
+export interface FetchLimits {
+  /** Bytes of CAR read at most (the Content-Length is checked first when there is one). */
+  maxBytes: number;
+  /** One attempt, from request to the last byte read and parsed. */
+  timeoutMs: number;
+  /** Attempts in all, for failures worth retrying (network errors, timeouts, 429, 5xx). */
+  attempts: number;
+  /** The first retry waits about this long, doubling after each (with jitter). */
+  backoffMs: number;
+  /** A Retry-After longer than this ends the backfill instead of waiting. */
+  maxRetryAfterMs: number;
+  allowPrivateEndpoints: boolean;
+}
+
+/**
+ * `GET {pds}/xrpc/com.atproto.sync.getRepo?did=…` as a byte stream handed to `read`, which
+ * runs inside the attempt: its time counts against the attempt's deadline and a stream that
+ * breaks or overruns ends it. Failures the PDS states (RepoNotFound, RepoTakendown, …) end
+ * at once with their own reason; network errors, timeouts, 429 and 5xx are retried with
+ * backoff, honouring Retry-After. The request goes through the identity stage's endpoint guard:
+ * the endpoint came from a DID document, which anyone can write.
+ */
+export async function fetchRepo<T>(pdsUrl: string, did: string, limits: FetchLimits, read: (chunks: AsyncIterable<Uint8Array>) => Promise<T>, signal?: AbortSignal): Promise<T> {
+  let url: URL;
+  try {
+    url = new URL('/xrpc/com.atproto.sync.getRepo', checkEndpointUrl(pdsUrl, limits.allowPrivateEndpoints));
+  } catch (err) {
+    throw new BackfillFailure('private_endpoint', `the PDS endpoint ${pdsUrl} is refused: ${(err as Error).message}`);
+  }
+  url.searchParams.set('did', did);
+  for (let attempt = 1; ; attempt++) {
+    let retryAfterMs: number | undefined;
+    try {
+      return await attemptFetch(url, limits, read, signal);
+    } catch (err) {
+      if (!(err instanceof RetryableFailure) || attempt >= limits.attempts || signal?.aborted) throw unwrap(err);
+      retryAfterMs = err.retryAfterMs;
+      if (retryAfterMs !== undefined && retryAfterMs > limits.maxRetryAfterMs) {
+        throw new BackfillFailure('fetch_failed', `${err.failure.message}; it asks to wait ${Math.ceil(retryAfterMs / 1000)} s, more than this gateway waits`);
+      }
+    }
+    const backoff = limits.backoffMs * 2 ** (attempt - 1) * (0.5 + Math.random());
+    await sleep(Math.max(backoff, retryAfterMs ?? 0), undefined, { signal }).catch(() => {});
+  }
+}
+
+/** A failure worth another attempt; `failure` is what is reported if none is left. */
+class RetryableFailure extends Error {
+  constructor(
+    readonly failure: BackfillFailure,
+    readonly retryAfterMs?: number,
+  ) {
+    super(failure.message);
+  }
+}
+
+function unwrap(err: unknown): unknown {
+  return err instanceof RetryableFailure ? err.failure : err;
+}
+
+async function attemptFetch<T>(url: URL, limits: FetchLimits, read: (chunks: AsyncIterable<Uint8Array>) => Promise<T>, signal?: AbortSignal): Promise<T> {
+  const startedMs = Date.now();
+  try {
+    const response = await getGuarded(url, {
+      allowPrivateEndpoints: limits.allowPrivateEndpoints,
+      timeoutMs: limits.timeoutMs,
+      signal,
+      headers: { accept: 'application/vnd.ipld.car', 'user-agent': 'contrail (backfill)' },
+    });
+    await checkStatus(response, url, limits);
+    return await read(limitedBody(response, limits.maxBytes));
+  } catch (err) {
+    // The guard's deadline covers the body too: whatever broke once it passed, it was the deadline.
+    if (Date.now() - startedMs >= limits.timeoutMs) {
+      throw new RetryableFailure(new BackfillFailure('timeout', `${url.host} did not send the repo within ${limits.timeoutMs / 1000} s`));
+    }
+    if (signal?.aborted) throw new BackfillFailure('fetch_failed', 'cancelled: no subscriber waits for it any more');
+    if (err instanceof BackfillFailure || err instanceof RetryableFailure) throw err;
+    if (err instanceof RefusedEndpointError || (err as { cause?: unknown }).cause instanceof RefusedEndpointError) {
+      throw new BackfillFailure('private_endpoint', `the PDS endpoint is refused: ${(err as Error).message}`);
+    }
+    throw new RetryableFailure(new BackfillFailure('fetch_failed', `could not fetch the repo from ${url.host}: ${(err as Error).message}`));
+  }
+}
+
+const XRPC_FAILURES: Record<string, BackfillFailure['reason']> = {
+  RepoNotFound: 'repo_not_found',
+  RepoTakendown: 'repo_takendown',
+  RepoSuspended: 'repo_suspended',
+  RepoDeactivated: 'repo_deactivated',
+};
+
+async function checkStatus(response: IncomingMessage, url: URL, limits: FetchLimits): Promise<void> {
+  const status = response.statusCode ?? 0;
+  if (status === 200) {
+    const length = Number(response.headers['content-length']);
+    if (length > limits.maxBytes) {
+      response.destroy();
+      throw new BackfillFailure('too_large', `the repo is ${length} bytes, over this gateway's limit of ${limits.maxBytes}`);
+    }
+    return;
+  }
+  const { error, message } = await readXrpcError(response);
+  const said = `${url.host} answered ${status}${error ? ` ${error}` : ''}${message ? `: ${message}` : ''}`;
+  const reason = (error && XRPC_FAILURES[error]) || (status === 404 ? 'repo_not_found' : undefined);
+  if (reason) throw new BackfillFailure(reason, said);
+  if (status === 429 || status === 503) throw new RetryableFailure(new BackfillFailure('fetch_failed', said), retryAfter(response.headers['retry-after']));
+  if (status >= 500) throw new RetryableFailure(new BackfillFailure('fetch_failed', said));
+  throw new BackfillFailure('fetch_failed', said);
+}
+
+/** An XRPC error body `{"error","message"}`, read up to 64 KiB; anything else gives nothing. */
+async function readXrpcError(response: IncomingMessage): Promise<{ error?: string; message?: string }> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of response) {
+      size += chunk.length;
+      if (size > 65_536) break;
+      chunks.push(chunk);
+    }
+    const body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    return {
+      error: typeof body.error === 'string' ? body.error.slice(0, 100) : undefined,
+      message: typeof body.message === 'string' ? body.message.slice(0, 300) : undefined,
+    };
+  } catch {
+    return {};
+  } finally {
+    response.destroy();
+  }
+}
+
+/** Retry-After as delay-seconds or an HTTP date, in ms; undefined when absent or unreadable. */
+export function retryAfter(header: string | undefined, now = Date.now()): number | undefined {
+  if (header === undefined) return undefined;
+  if (/^\s*\d+\s*$/.test(header)) return Number(header) * 1000;
+  const date = Date.parse(header);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+}
+
+async function* limitedBody(response: IncomingMessage, maxBytes: number): AsyncIterable<Uint8Array> {
+  let size = 0;
+  for await (const chunk of response as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > maxBytes) throw new BackfillFailure('too_large', `the repo is over this gateway's limit of ${maxBytes} bytes`);
+    yield chunk;
+  }
+}

@@ -1,0 +1,192 @@
+import type { Logger } from 'pino';
+import type { Entry } from '../events/index.ts';
+import type { EventStore } from '../store/index.ts';
+import { BackfillFailure } from './failure.ts';
+import { backfillCompleteJson, backfillFailedJson, backfilledRecord, commitRev, type Outgoing } from './messages.ts';
+import type { BackfillMetrics } from './metrics.ts';
+import type { SnapshotSource, TimedSnapshot } from './snapshots.ts';
+
+/** Repos one subscriber may have backfilled (and followed) at a time. */
+export const MAX_BACKFILL_DIDS = 100;
+
+/** What every subscriber's backfill shares. */
+export interface BackfillContext {
+  snapshots: SnapshotSource;
+  store: EventStore;
+  metrics: BackfillMetrics;
+  logger: Logger;
+}
+
+type RepoState =
+  /** Its live events are withheld; the catch-up re-reads them from the store. */
+  | { phase: 'fetching'; requestedAt: number; abort: AbortController }
+  /** Snapshot sent: commit events at or below its rev are already reflected in it. */
+  | { phase: 'done'; rev: string }
+  /** No snapshot: live events flow as if no backfill had been asked for. */
+  | { phase: 'failed' };
+
+type OutboxItem = { snapshot: TimedSnapshot; next: number; sent: number } | { ready: Outgoing[] };
+
+const CATCH_UP_BATCH = 512;
+const CATCH_UP_SCAN = 50_000;
+
+/**
+ * One subscriber's repo backfills. The hub asks it two things: whether a stored event is
+ * withheld from the normal stream (`withholds`), and what to send before continuing from the
+ * subscriber's position (`peek`/`consume`).
+ *
+ * How no change is lost or repeated: while a repo's snapshot is fetched, its events are
+ * withheld from the subscriber (its position moves on past them). When the snapshot arrives,
+ * the outbox gets its records, the "complete" message, then a catch-up: the repo's stored
+ * events from the store position where the fetch began up to the subscriber's position, keeping
+ * commits newer than the snapshot's rev (and identity/account events after the request). From
+ * then on its commits at or below the snapshot's rev are withheld. The store, not memory, holds
+ * the live events meanwhile, so a long fetch costs nothing per subscriber.
+ */
+export class SubscriberBackfill {
+  readonly #repos = new Map<string, RepoState>();
+  readonly #outbox: OutboxItem[] = [];
+  /** Built for the next send, at one position; consumed front first. */
+  #ready: Outgoing[] = [];
+  #readyAt = -1;
+  #closed = false;
+
+  constructor(
+    readonly context: BackfillContext,
+    /** Whether the subscriber's current filter wants an event (DIDs, collections, size). */
+    readonly wants: (entry: Entry) => boolean,
+    /** Called when the outbox gets something while the subscriber may be idle at the tip. */
+    readonly onOutput: () => void,
+    /** The subscriber's position in the stream: everything up to it was examined. */
+    readonly position: () => number,
+    readonly subscriberId: number,
+  ) {}
+
+  /** Starts a backfill for each DID not already backfilled or being backfilled on this connection. */
+  request(dids: Iterable<string>, position: number): void {
+    for (const did of dids) {
+      if (this.#repos.has(did)) continue;
+      const abort = new AbortController();
+      this.#repos.set(did, { phase: 'fetching', requestedAt: position, abort });
+      this.context.snapshots.get(did, abort.signal).then(
+        (snapshot) => this.#arrived(did, snapshot),
+        (err) => this.#failed(did, err instanceof BackfillFailure ? err : new BackfillFailure('fetch_failed', (err as Error).message)),
+      );
+    }
+  }
+
+  /** Forgets repos no longer wanted (their fetches are left; an empty filter wants every DID). */
+  retain(dids: ReadonlySet<string>): void {
+    for (const [did, state] of this.#repos) {
+      if (dids.size === 0 || dids.has(did)) continue;
+      if (state.phase === 'fetching') state.abort.abort();
+      this.#repos.delete(did);
+    }
+  }
+
+  withholds(entry: Entry): boolean {
+    const state = this.#repos.get(entry.did);
+    if (!state || state.phase === 'failed') return false;
+    if (state.phase === 'fetching') return true;
+    if (entry.kind !== 'commit') return false;
+    const rev = commitRev(entry.json);
+    return rev !== undefined && rev <= state.rev;
+  }
+
+  get hasOutput(): boolean {
+    return this.#ready.length > 0 || this.#outbox.length > 0;
+  }
+
+  /** Up to `max` messages to send next, stamped with `position` as their time_us. */
+  peek(position: number, max: number): readonly Outgoing[] {
+    if (this.#ready.length > 0 && this.#readyAt === position) return this.#ready;
+    // A new position means a restart from the outbox: rebuild what was peeked but not sent.
+    this.#ready = [];
+    this.#readyAt = position;
+    while (this.#ready.length < max && this.#outbox.length > 0) {
+      const item = this.#outbox[0];
+      if ('ready' in item) {
+        this.#ready.push(...item.ready);
+        this.#outbox.shift();
+        continue;
+      }
+      const { snapshot } = item;
+      const records = snapshot.records;
+      while (item.next < records.length && this.#ready.length < max) {
+        const record = records[item.next++];
+        const event = backfilledRecord(snapshot.did, position, snapshot.rev, record);
+        if (!this.wants(event)) continue;
+        this.#ready.push(event);
+        item.sent++;
+      }
+      if (item.next < records.length) break;
+      this.#outbox.shift();
+      this.#ready.push(backfillCompleteJson(snapshot.did, position, snapshot.rev, item.sent));
+      this.context.metrics.recordsSent.inc(item.sent);
+    }
+    return this.#ready;
+  }
+
+  /** The first `count` peeked messages were sent. */
+  consume(count: number): void {
+    this.#ready = this.#ready.slice(count);
+  }
+
+  close(): void {
+    this.#closed = true;
+    for (const state of this.#repos.values()) if (state.phase === 'fetching') state.abort.abort();
+    this.#repos.clear();
+    this.#outbox.length = 0;
+    this.#ready = [];
+  }
+
+  #arrived(did: string, snapshot: TimedSnapshot): void {
+    const state = this.#repos.get(did);
+    if (this.#closed || state?.phase !== 'fetching') return;
+    const { store, metrics } = this.context;
+    if (snapshot.since < store.trimmedUpTo) {
+      this.#failed(did, new BackfillFailure('buffer_trimmed', 'the buffer no longer holds the live events since the snapshot was taken'));
+      return;
+    }
+    const catchUp = this.#catchUp(did, snapshot, state.requestedAt);
+    this.#repos.set(did, { phase: 'done', rev: snapshot.rev });
+    this.#outbox.push({ snapshot, next: 0, sent: 0 }, { ready: catchUp });
+    metrics.repos.inc({ result: 'complete' });
+    this.onOutput();
+  }
+
+  /**
+   * The repo's stored events after the snapshot's start, up to the subscriber's position (the
+   * position does not move while the outbox has something: the hub drains the outbox first).
+   */
+  #catchUp(did: string, snapshot: TimedSnapshot, requestedAt: number): Entry[] {
+    const { store } = this.context;
+    const keep = (entry: Entry) => {
+      if (entry.did !== did || !this.wants(entry)) return false;
+      if (entry.kind !== 'commit') return entry.timeUs > requestedAt;
+      const rev = commitRev(entry.json);
+      return rev === undefined || rev > snapshot.rev;
+    };
+    const until = this.position();
+    const found: Entry[] = [];
+    for (let position = snapshot.since; position < until; ) {
+      const read = store.readAfter(position, { maxEntries: CATCH_UP_BATCH, maxScanned: CATCH_UP_SCAN, filter: keep });
+      for (const entry of read.entries) if (entry.timeUs <= until) found.push(entry);
+      if (read.position === position) break;
+      position = read.position;
+    }
+    return found;
+  }
+
+  #failed(did: string, failure: BackfillFailure): void {
+    const state = this.#repos.get(did);
+    if (this.#closed || state?.phase !== 'fetching') return;
+    this.#repos.set(did, { phase: 'failed' });
+    this.context.metrics.repos.inc({ result: failure.reason });
+    this.context.logger.info({ subscriber: this.subscriberId, did, reason: failure.reason, message: failure.message }, 'backfill of a repo failed');
+    // Its withheld live events come back through the catch-up, from the request on.
+    const catchUp = this.#catchUp(did, { since: state.requestedAt, rev: '' } as TimedSnapshot, state.requestedAt);
+    this.#outbox.push({ ready: [backfillFailedJson(did, this.position(), failure), ...catchUp] });
+    this.onOutput();
+  }
+}
