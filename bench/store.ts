@@ -23,7 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { open } from 'lmdb';
 import { CursorClock } from '../src/events/clock.ts';
 import { buildEvents, type Entry } from '../src/events/entry.ts';
-import { decodeEntry, encodeEntry } from '../src/store/codec.ts';
+import { decodeRecords, encodeRecords } from '../src/store/codec.ts';
 import { EventStore } from '../src/store/event-store.ts';
 import { eventMessageOf, type EventMessage } from '../test/support/events.ts';
 import { tempDir } from '../test/support/gateway.ts';
@@ -54,6 +54,7 @@ function realisticEvents(): { entries: Entry[]; revsPerBatch: Array<Map<string, 
     const message = messages[i % messages.length];
     for (const entry of buildEvents(message, clock).entries) {
       if (entries.length === EVENTS) break;
+      entry.seq = entries.length + 1;
       entries.push(entry);
       if (entries.length % BATCH === 0) {
         revsPerBatch.push(revs);
@@ -88,7 +89,7 @@ type Side = 'contrail' | 'raw lmdb' | 'raw lmdb, same writes';
 export async function run(): Promise<Row[]> {
   const { entries, revsPerBatch } = realisticEvents();
   const jsonBytes = entries.reduce((sum, e) => sum + e.json.byteLength, 0);
-  const encoded = entries.map(encodeEntry);
+  const encoded = entries.map((entry) => encodeRecords([entry]));
   const rare = entries.filter((e) => e.collection === RARE_COLLECTION).length;
   const samples = new Map<string, Sample[]>();
   const record = (name: string, side: Side, sample: Sample) => {
@@ -195,10 +196,10 @@ export async function run(): Promise<Row[]> {
       scanned++;
       if (!filtered) {
         // What a subscriber needs: the key and the JSON bytes.
-        if (decodeEntry(key, value).json.byteLength > 0) matched++;
+        if (key > 0 && decodeRecords(value)[0].json.byteLength > 0) matched++;
       } else {
         // The collection straight out of the stored header, compared without making an Entry.
-        const at = 3 + value.readUInt16BE(1);
+        const at = 17 + value.readUInt16BE(15); // after time_us, seq, kind and the DID (codec.ts)
         const length = value.readUInt16BE(at);
         if (length === RARE_COLLECTION.length && value.toString('latin1', at + 2, at + 2 + length) === RARE_COLLECTION) matched++;
       }

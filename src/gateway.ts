@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
@@ -37,7 +38,14 @@ export async function startGateway(config: GatewayConfig, tuning: GatewayTuning 
   const logger = tuning.logger ?? createLogger(config.logLevel);
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
-  const store = new EventStore({ dataDir: config.dataDir, hotLogBytes: config.hotCacheBytes, registry, fsync: config.fsync });
+  const store = new EventStore({
+    dataDir: config.dataDir,
+    hotLogBytes: config.hotCacheBytes,
+    registry,
+    fsync: config.fsync,
+    dictionary: readDictionary(config.zstdDictionary),
+    logger,
+  });
   if (store.previousRun.setAside) {
     logger.error(
       { setAside: store.previousRun.setAside },
@@ -219,5 +227,14 @@ export async function runGateway(config: GatewayConfig): Promise<void> {
     const signal = signalled;
     signalled = undefined;
     await shutdown(signal);
+  }
+}
+
+/** The zstd dictionary's bytes: the store compresses its blocks with it (and keeps a copy). */
+function readDictionary(path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new Error(`cannot read the zstd dictionary ${path}: ${(err as Error).message}`);
   }
 }

@@ -151,7 +151,7 @@ export class SubscriberHub {
     };
     for (;;) {
       if (subscriber.position < store.trimmedUpTo) return this.#watchdog.tooSlow(subscriber, FELL_BEHIND);
-      const { entries, position } = store.readAfter(subscriber.position, { maxEntries: READ_BATCH, maxScanned: READ_SCAN_LIMIT, filter });
+      const { entries, position } = store.readAfter(subscriber.position, { maxEntries: READ_BATCH, maxScanned: READ_SCAN_LIMIT, filter, select: subscriber.filter });
       const sent = entries.length > 0 ? this.#send(subscriber, entries) : 'all';
       if (sent === 'limit') return;
       if (sent === 'full') {

@@ -1,14 +1,19 @@
 import { createHash } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
-import { TransactionFlags, asBinary, open, type Database, type RootDatabase } from 'lmdb';
+import { TransactionFlags, open, type Database, type RootDatabase } from 'lmdb';
+import type { Logger } from 'pino';
 import { Gauge, type Registry } from 'prom-client';
 import type { Entry } from '../events/index.ts';
-import { detachJson, encodeBatch, storedEntryEncoder } from './codec.ts';
+import { BlockReader, buildBlock, type BlockInfo, type BlockKey } from './blocks.ts';
+import { decodeRecords, encodeRecords, recordSize } from './codec.ts';
+import { Dictionaries } from './dictionaries.ts';
+import { didKey } from './did-keys.ts';
 import { HotLog } from './hot-log.ts';
 import { lockDataDir, type DataDirLock } from './data-dir-lock.ts';
 import { assertFreeSpace } from './free-space.ts';
 import { checkPreviousRun, markRunning, markStopped, type PreviousRun } from './run-marker.ts';
+import { SealedReader, type ReadPlanCounts, type Selection } from './sealed-reads.ts';
 
 export interface UpstreamCursor {
   url: string;
@@ -23,10 +28,7 @@ export interface Batch {
   revs: Map<string, string>;
 }
 
-/**
- * A predicate on an event's metadata (did, kind, collection; json.byteLength). For events read
- * from disk, `json` is only valid during the call: a filter must not keep the entry it is given.
- */
+/** A predicate on an event's metadata (did, kind, collection; json.byteLength). */
 export interface EventFilter {
   (entry: Entry): boolean;
 }
@@ -39,16 +41,19 @@ export interface ReadResult {
 
 export interface ReadOptions {
   maxEntries: number;
-  /** Stop after examining this many events even if fewer matched (bounds one read's time). */
+  /** Stop after examining about this many events even if fewer matched (bounds one read's time). */
   maxScanned?: number;
+  /** The exact test every returned event passes. */
   filter?: EventFilter;
+  /** What `filter` wants by DID and collection, so only matching index ranges are read (see Selection). */
+  select?: Selection;
 }
 
 export interface StoreSpan {
   oldestTimeUs: number | undefined;
   newestTimeUs: number | undefined;
   eventCount: number;
-  /** Bytes of LMDB pages the events occupy. */
+  /** Bytes of LMDB pages the events occupy, all-in: blocks, directory, tail and indexes. */
   bytes: number;
 }
 
@@ -64,6 +69,15 @@ export interface EventStoreOptions {
    * may have torn is set aside at the next start (run-marker.ts).
    */
   fsync?: boolean;
+  /** zstd dictionary new blocks are compressed with (kept in the buffer: see dictionaries.ts). */
+  dictionary?: Buffer;
+  /** Events per block (default 1024). */
+  blockEvents?: number;
+  /** Decompressed block partitions kept in memory for readers (default 64 MiB). */
+  blockCacheBytes?: number;
+  /** LMDB map size (default: lmdb-js's, grown as needed); tests use a small one to fill it. */
+  mapSizeBytes?: number;
+  logger?: Logger;
 }
 
 const COMMIT_WITHOUT_WAITING_FOR_FLUSH = TransactionFlags.ABORTABLE | TransactionFlags.SYNCHRONOUS_COMMIT | TransactionFlags.NO_SYNC_FLUSH;
@@ -73,8 +87,47 @@ const META_LAST_TIME = 'lastTimeUs';
 const META_TRIMMED = 'trimmedUpTo';
 const META_LAST_SEQ = 'lastSeq';
 const META_FORMAT = 'format';
-/** The stored layout's version: 2 added seq. A buffer without it was written by an older contrail. */
-const FORMAT = 2;
+const META_DID_INDEX_BROKEN = 'didIndexBroken';
+/**
+ * The stored layout's version: 2 added seq; 3 stores events in compressed blocks with per-DID
+ * and per-collection indexes. A buffer without one was written by contrail before version 2.
+ */
+const FORMAT = 3;
+/**
+ * Partition 0 holds identity and account events; collections get 1, 2, … as first seen, up to
+ * 65,534; any further collections share the last partition, which every collection filter reads.
+ */
+const NO_COLLECTION = 0;
+const SHARED_PARTITION = 0xffff;
+const PART_BYTES = Array.from({ length: 16 }, (_, part) => partBuffer(part));
+
+function partBuffer(part: number): Buffer {
+  const bytes = Buffer.allocUnsafe(2);
+  bytes.writeUInt16BE(part, 0);
+  return bytes;
+}
+
+function partBytes(part: number): Buffer {
+  return PART_BYTES[part] ?? partBuffer(part);
+}
+
+/** Index of the first entry with time_us > position. */
+function firstAfter(entries: readonly Entry[], position: number): number {
+  let low = 0;
+  let high = entries.length;
+  while (low < high) {
+    const mid = (low + high) >>> 1;
+    if (entries[mid].timeUs <= position) low = mid + 1;
+    else high = mid;
+  }
+  return low;
+}
+
+function sumOf(values: readonly number[]): number {
+  let sum = 0;
+  for (const value of values) sum += value;
+  return sum;
+}
 
 /**
  * LMDB keys are at most 1978 bytes but a DID may be 2048 characters, so long DIDs are keyed by
@@ -89,19 +142,45 @@ function revKey(did: string): string {
 export class EventStore {
   readonly hotLog: HotLog;
   readonly #root: RootDatabase;
-  readonly #events: Database<Entry, number>;
-  readonly #seqs: Database<number, number>;
+  /** Committed events not yet sealed into a block: time_us → record (codec.ts). */
+  readonly #tailDb: Database<Buffer, number>;
+  readonly #blocks: Database<Buffer, BlockKey>;
+  readonly #directory: Database<BlockInfo, number>;
+  /** A block's last seq → its end, so a seq finds its block in one seek. */
+  readonly #blockSeqs: Database<number, number>;
+  /** The per-DID index (did-keys.ts); the per-collection index is the blocks' partitioning. */
+  readonly #byDid: Database<Buffer, Buffer>;
+  readonly #partitions: Database<number, string>;
   readonly #revs: Database<string, string>;
   readonly #meta: Database<unknown, string>;
+  readonly #dictionaries: Dictionaries;
+  readonly #blockReader: BlockReader;
+  readonly #sealed: SealedReader;
   readonly #listeners: Array<(entries: readonly Entry[]) => void> = [];
+  /** The tail's events in memory, oldest first (readers and the next block take them from here). */
+  #tail: Entry[] = [];
+  readonly #partOfCollection = new Map<string, number>();
+  readonly #collectionOfPart: Array<string | null> = [null];
+  readonly #blockEvents: number;
+  #sealedCount = 0;
+  /** time_us of the newest sealed event (0 before the first block). */
+  #sealedUpTo = 0;
+  #sealFailing = false;
+  #didIndexBroken: boolean;
   #lastTimeUs: number;
   #lastSeq: number;
   #trimmedUpTo: number;
   #cursor: UpstreamCursor | undefined;
   readonly #dataDir: string;
   readonly #writable: boolean;
+  readonly #logger: Logger | undefined;
   readonly #syncTimer: NodeJS.Timeout | undefined;
   readonly #lock: DataDirLock | undefined;
+  /** How many reads of sealed blocks went by the DID index, by partition, or through everything. */
+  get readPlans(): Readonly<ReadPlanCounts> {
+    return this.#sealed.plans;
+  }
+
   /** What the previous run left behind, for the gateway to report. */
   readonly previousRun: PreviousRun = { unclean: false };
 
@@ -109,6 +188,8 @@ export class EventStore {
     const fsync = options.fsync ?? true;
     this.#dataDir = options.dataDir;
     this.#writable = !options.readOnly;
+    this.#logger = options.logger;
+    this.#blockEvents = options.blockEvents ?? 1024;
     if (this.#writable) {
       assertFreeSpace(options.dataDir);
       mkdirSync(options.dataDir, { recursive: true });
@@ -118,9 +199,16 @@ export class EventStore {
     }
     this.#releasingLockOnError(() => assertLmdbFile(join(options.dataDir, 'data.mdb')));
     // noSubdir: false — lmdb-js otherwise treats a path with an extension ("contrail.d") as a file.
-    this.#root = this.#releasingLockOnError(() => open({ path: options.dataDir, maxDbs: 8, readOnly: options.readOnly, noSubdir: false, noSync: !fsync }));
-    const eventsOptions = { name: 'events', encoder: storedEntryEncoder }; // `encoder` is missing from lmdb's DatabaseOptions type
-    this.#events = this.#root.openDB<Entry, number>(eventsOptions);
+    this.#root = this.#releasingLockOnError(() =>
+      open({
+        path: options.dataDir,
+        maxDbs: 16,
+        readOnly: options.readOnly,
+        noSubdir: false,
+        noSync: !fsync,
+        ...(options.mapSizeBytes ? { mapSize: options.mapSizeBytes } : {}),
+      }),
+    );
     this.#meta = this.#root.openDB<unknown, string>({ name: 'meta' });
     try {
       this.#checkFormat(options.dataDir);
@@ -129,21 +217,49 @@ export class EventStore {
       this.#lock?.release();
       throw err;
     }
-    this.#seqs = this.#root.openDB<number, number>({ name: 'seqs' });
+    this.#tailDb = this.#root.openDB<Buffer, number>({ name: 'tail', encoding: 'binary' });
+    this.#blocks = this.#root.openDB<Buffer, BlockKey>({ name: 'blocks', encoding: 'binary' });
+    this.#directory = this.#root.openDB<BlockInfo, number>({ name: 'directory' });
+    this.#blockSeqs = this.#root.openDB<number, number>({ name: 'blockSeqs' });
+    this.#byDid = this.#root.openDB<Buffer, Buffer>({ name: 'byDid', keyEncoding: 'binary', encoding: 'binary' });
+    this.#partitions = this.#root.openDB<number, string>({ name: 'partitions' });
     this.#revs = this.#root.openDB<string, string>({ name: 'revs', encoding: 'string' });
+    this.#dictionaries = new Dictionaries(this.#root, options.dictionary, this.#writable);
+    for (const { key, value } of this.#partitions.getRange()) {
+      this.#partOfCollection.set(key, value);
+      this.#collectionOfPart[value] = key;
+    }
+    for (const { value } of this.#tailDb.getRange()) this.#tail.push(...decodeRecords(value));
+    for (const { key, value } of this.#directory.getRange()) {
+      for (const count of value.counts) this.#sealedCount += count;
+      this.#sealedUpTo = key;
+    }
+    const newest = this.#tail.at(-1)?.timeUs ?? (this.#sealedUpTo || undefined);
+    this.#lastSeq = (this.#meta.get(META_LAST_SEQ) as number | undefined) ?? 0;
+    this.#lastTimeUs = Math.max((this.#meta.get(META_LAST_TIME) as number | undefined) ?? 0, newest ?? 0);
+    this.#trimmedUpTo = (this.#meta.get(META_TRIMMED) as number | undefined) ?? 0;
+    this.#cursor = this.#meta.get(META_CURSOR) as UpstreamCursor | undefined;
+    this.#didIndexBroken = this.#meta.get(META_DID_INDEX_BROKEN) === true;
+    this.hotLog = new HotLog(options.hotLogBytes, newest ?? 0);
+    this.#blockReader = new BlockReader(this.#blocks, this.#dictionaries, options.blockCacheBytes ?? 64 * 1024 * 1024);
+    this.#sealed = new SealedReader(
+      this.#directory,
+      this.#byDid,
+      this.#blockReader,
+      (part) => this.#collectionOfPart[part],
+      () => this.#sealedCount,
+      () => !this.#didIndexBroken,
+      (detail) => this.#didIndexInconsistent(detail),
+    );
     if (this.#writable) {
+      if (this.#didIndexBroken) this.#rebuildDidIndex();
       markRunning(options.dataDir, fsync);
       if (!fsync) {
         this.#syncTimer = setInterval(() => syncToDisk(this.#root, () => {}), SYNC_INTERVAL_MS);
         this.#syncTimer.unref();
       }
+      this.#sealFullBlocks();
     }
-    const newest = this.#newestKey();
-    this.#lastSeq = (this.#meta.get(META_LAST_SEQ) as number | undefined) ?? 0;
-    this.#lastTimeUs = Math.max((this.#meta.get(META_LAST_TIME) as number | undefined) ?? 0, newest ?? 0);
-    this.#trimmedUpTo = (this.#meta.get(META_TRIMMED) as number | undefined) ?? 0;
-    this.#cursor = this.#meta.get(META_CURSOR) as UpstreamCursor | undefined;
-    this.hotLog = new HotLog(options.hotLogBytes, newest ?? 0);
     if (options.registry) this.#registerSpanGauges(options.registry);
   }
 
@@ -207,14 +323,17 @@ export class EventStore {
     const { entries, cursor, revs } = batch;
     const lastTimeUs = entries.length > 0 ? entries[entries.length - 1].timeUs : this.#lastTimeUs;
     const lastSeq = entries.length > 0 ? entries[entries.length - 1].seq! : this.#lastSeq;
-    const encoded = encodeBatch(entries);
+    // One allocation for the batch's records (per-event buffers cost more in GC than the copy).
+    const records = encodeRecords(entries);
     // Committed here, on this thread: an event waits for no worker-thread round trip before
     // subscribers see it (that hop dominated ingest-to-client latency). Abortable, so an error
     // thrown while writing leaves nothing of the batch; the flush to disk overlaps what follows.
     this.#root.transactionSync(() => {
-      for (let i = 0; i < entries.length; i++) {
-        this.#events.putSync(entries[i].timeUs, asBinary(encoded[i]) as unknown as Entry);
-        this.#seqs.putSync(entries[i].seq!, entries[i].timeUs);
+      let at = 0;
+      for (const entry of entries) {
+        const size = recordSize(entry);
+        this.#tailDb.putSync(entry.timeUs, records.subarray(at, at + size));
+        at += size;
       }
       for (const [did, rev] of revs) this.#revs.putSync(revKey(did), rev);
       if (cursor) this.#meta.putSync(META_CURSOR, cursor);
@@ -225,81 +344,237 @@ export class EventStore {
     this.#lastTimeUs = lastTimeUs;
     this.#lastSeq = lastSeq;
     if (entries.length === 0) return;
+    for (const entry of entries) this.#tail.push(entry);
     this.hotLog.append(entries);
     for (const listener of this.#listeners) listener(entries);
+    this.#sealFullBlocks();
+  }
+
+  /**
+   * Seals the tail's oldest events into blocks while it holds a full one. A failing seal (disk
+   * full) loses nothing: the events stay in the tail, readable, and the seal is retried after
+   * the next commit.
+   */
+  #sealFullBlocks(): void {
+    try {
+      while (this.#tail.length >= this.#blockEvents) this.#seal(this.#tail.slice(0, this.#blockEvents));
+      if (this.#sealFailing) this.#logger?.warn('sealing blocks works again');
+      this.#sealFailing = false;
+    } catch (err) {
+      if (!this.#sealFailing) {
+        this.#logger?.error({ err: (err as Error).message, tailEvents: this.#tail.length }, 'could not seal a block (disk full?); the events stay in the tail and sealing is retried after each commit');
+      }
+      this.#sealFailing = true;
+    }
+  }
+
+  /** Moves events from the tail into one block and the indexes, in one transaction. */
+  #seal(entries: readonly Entry[]): void {
+    const added: string[] = [];
+    const parts = entries.map((entry) => this.#partitionOf(entry, added));
+    let i = 0;
+    const block = buildBlock(entries, () => parts[i++], this.#dictionaries);
+    try {
+      this.#root.transactionSync(() => {
+        for (const collection of added) this.#partitions.putSync(collection, this.#partOfCollection.get(collection)!);
+        block.info.parts.forEach((part, index) => this.#blocks.putSync([block.end, part], block.frames[index]));
+        this.#directory.putSync(block.end, block.info);
+        this.#blockSeqs.putSync(block.info.lastSeq, block.end);
+        entries.forEach((entry, index) => this.#byDid.putSync(didKey(entry.did, entry.timeUs), partBytes(parts[index])));
+        for (const entry of entries) this.#tailDb.removeSync(entry.timeUs);
+      }, COMMIT_WITHOUT_WAITING_FOR_FLUSH);
+    } catch (err) {
+      // The partitions numbered for this block were not stored: forget them.
+      for (const collection of added) this.#partOfCollection.delete(collection);
+      this.#collectionOfPart.length -= added.length;
+      throw err;
+    }
+    this.#tail.splice(0, entries.length);
+    this.#sealedCount += entries.length;
+    this.#sealedUpTo = block.end;
+  }
+
+  /** The event's partition; a collection seen for the first time gets the next number (listed in `added`). */
+  #partitionOf(entry: Entry, added: string[]): number {
+    if (entry.collection === null) return NO_COLLECTION;
+    let part = this.#partOfCollection.get(entry.collection);
+    if (part === undefined) {
+      part = this.#collectionOfPart.length;
+      if (part >= SHARED_PARTITION) return SHARED_PARTITION;
+      this.#partOfCollection.set(entry.collection, part);
+      this.#collectionOfPart.push(entry.collection);
+      added.push(entry.collection);
+    }
+    return part;
+  }
+
+  /**
+   * Events with time_us > position, oldest first, that pass the filter: at most maxEntries of
+   * them, examining about maxScanned at most. Sealed blocks first (by index or by partition,
+   * see sealed-reads.ts), then the tail, then the hot log. Synchronous, so it never interleaves
+   * with a commit.
+   */
+  readAfter(position: number, options: ReadOptions): ReadResult {
+    const { maxEntries, maxScanned = Infinity, filter, select } = options;
+    const entries: Entry[] = [];
+    let scanned = 0;
+    const visit = (entry: Entry): boolean => {
+      if (!filter || filter(entry)) entries.push(entry);
+      return entries.length < maxEntries && ++scanned < maxScanned;
+    };
+    if (!this.hotLog.covers(position)) {
+      const end = this.hotLog.floor;
+      if (position < this.#sealedUpTo) {
+        const read = this.#sealed.read(position, Math.min(end, this.#sealedUpTo), select, maxScanned, visit);
+        position = read.position;
+        if (read.full) return { entries, position };
+      }
+      const tail = this.#tail;
+      for (let i = firstAfter(tail, position); i < tail.length && tail[i].timeUs <= end; i++) {
+        position = tail[i].timeUs;
+        if (!visit(tail[i])) return { entries, position };
+      }
+      position = Math.max(position, end);
+    }
+    this.hotLog.scan(position, (entry) => {
+      position = entry.timeUs;
+      return visit(entry);
+    });
+    return { entries, position };
   }
 
   /**
    * The time_us of the oldest stored event whose seq is at or above `seq` — where an inclusive
    * seq cursor starts — or undefined when no stored event has one yet (the cursor is live).
+   * One seek finds the block; at most one block is decompressed.
    */
   timeUsAtSeq(seq: number): number | undefined {
-    for (const { value } of this.#seqs.getRange({ start: Math.max(seq, 0), limit: 1 })) return value;
-    return undefined;
-  }
-
-  /**
-   * Events with time_us > position, oldest first, that pass the filter: at most maxEntries of
-   * them, examining at most maxScanned. Synchronous, so it never interleaves with a commit.
-   */
-  readAfter(position: number, options: ReadOptions): ReadResult {
-    const { maxEntries, maxScanned = Infinity, filter } = options;
-    const entries: Entry[] = [];
-    let scanned = 0;
-    /** A disk entry's JSON is a view of lmdb's read buffer until the next step: kept ones get a copy. */
-    const visit = (entry: Entry, fromDisk = false): boolean => {
-      position = entry.timeUs;
-      if (!filter || filter(entry)) entries.push(fromDisk ? detachJson(entry) : entry);
-      return entries.length < maxEntries && ++scanned < maxScanned;
-    };
-    if (!this.hotLog.covers(position)) {
-      // Disk up to the hot log's floor, then (if the read is not full yet) the hot log.
-      for (const { key, value: entry } of this.#events.getRange({ start: position + 1, end: this.hotLog.floor, inclusiveEnd: true })) {
-        entry.timeUs = key;
-        if (!visit(entry, true)) return { entries, position };
-      }
-      position = Math.max(position, this.hotLog.floor);
+    for (const { value: end } of this.#blockSeqs.getRange({ start: Math.max(seq, 0), limit: 1 })) {
+      const info = this.#directory.get(end);
+      if (!info) break;
+      if (seq <= info.firstSeq) return info.first;
+      return this.#blockReader.merged(end, info, info.parts).find((entry) => entry.seq! >= seq)?.timeUs;
     }
-    this.hotLog.scan(position, (entry) => visit(entry));
-    return { entries, position };
+    return this.#tail.find((entry) => entry.seq! >= seq)?.timeUs;
   }
 
   span(): StoreSpan {
-    const stats = this.#events.getStats() as {
-      entryCount: number;
-      pageSize: number;
-      treeBranchPageCount: number;
-      treeLeafPageCount: number;
-      overflowPages: number;
-    };
+    let oldestTimeUs = this.#tail[0]?.timeUs;
+    for (const { value } of this.#directory.getRange({ limit: 1 })) oldestTimeUs = value.first;
+    let bytes = 0;
+    for (const db of [this.#blocks, this.#directory, this.#blockSeqs, this.#tailDb, this.#byDid]) {
+      const stats = db.getStats() as { pageSize: number; treeBranchPageCount: number; treeLeafPageCount: number; overflowPages: number };
+      bytes += (stats.treeBranchPageCount + stats.treeLeafPageCount + stats.overflowPages) * stats.pageSize;
+    }
     return {
-      oldestTimeUs: this.#oldestKey(),
-      newestTimeUs: this.#newestKey(),
-      eventCount: stats.entryCount,
-      bytes: (stats.treeBranchPageCount + stats.treeLeafPageCount + stats.overflowPages) * stats.pageSize,
+      oldestTimeUs,
+      newestTimeUs: this.#tail.at(-1)?.timeUs ?? (this.#sealedCount > 0 ? this.#sealedUpTo : undefined),
+      eventCount: this.#sealedCount + this.#tail.length,
+      bytes,
     };
   }
 
-  /** Removes up to maxEvents of the oldest events with time_us < before; returns how many. */
+  /**
+   * Removes the oldest events with time_us < before — whole blocks whose every event is older,
+   * then, once no block is left, tail events — about maxEvents at most (at least a block);
+   * returns how many. May empty the buffer: every event is older than the bound.
+   */
   async trimBefore(before: number, maxEvents: number): Promise<number> {
-    const keys = [...this.#events.getKeys({ end: before, limit: maxEvents })];
-    if (keys.length === 0) return 0;
-    const trimmedUpTo = keys[keys.length - 1];
-    const lastTrimmedSeq = this.#events.get(trimmedUpTo)!.seq!;
-    await this.#root.childTransaction(() => {
-      for (const key of keys) this.#events.removeSync(key);
-      for (const seq of this.#seqs.getKeys({ end: lastTrimmedSeq, inclusiveEnd: true })) this.#seqs.removeSync(seq);
-      this.#meta.putSync(META_TRIMMED, trimmedUpTo);
-    });
-    this.#trimmedUpTo = Math.max(this.#trimmedUpTo, trimmedUpTo);
-    // Readers served from memory must not see what readers served from disk no longer can.
-    this.hotLog.dropThrough(trimmedUpTo);
-    return keys.length;
+    let removed = 0;
+    while (removed < maxEvents) {
+      const oldest = this.#oldestBlock();
+      if (oldest) {
+        if (oldest.end >= before) break;
+        removed += this.#removeBlock(oldest.end, oldest.info);
+        continue;
+      }
+      const count = Math.min(maxEvents - removed, firstAfter(this.#tail, before - 1));
+      if (count === 0) break;
+      removed += this.#removeTail(count);
+    }
+    return removed;
   }
 
-  /** Removes the oldest maxEvents events, whatever their age; returns how many. */
+  /**
+   * Removes the oldest events for the size bound — the oldest block, or (with no block left)
+   * up to maxEvents of the tail's oldest — but never the newest event; returns how many.
+   */
   async trimOldest(maxEvents: number): Promise<number> {
-    return this.trimBefore(Infinity, maxEvents);
+    const oldest = this.#oldestBlock();
+    if (oldest && (this.#tail.length > 0 || this.#sealedCount > sumOf(oldest.info.counts))) return this.#removeBlock(oldest.end, oldest.info);
+    const count = Math.min(maxEvents, this.#tail.length - 1);
+    return count > 0 ? this.#removeTail(count) : 0;
+  }
+
+  #oldestBlock(): { end: number; info: BlockInfo } | undefined {
+    for (const { key, value } of this.#directory.getRange({ limit: 1 })) return { end: key, info: value };
+    return undefined;
+  }
+
+  /** Removes a block, its partitions and its index entries in one transaction. */
+  #removeBlock(end: number, info: BlockInfo): number {
+    let events: Entry[] | undefined;
+    try {
+      events = this.#blockReader.merged(end, info, info.parts);
+    } catch (err) {
+      // Its index entries cannot be found; they are dropped when the index is rebuilt.
+      this.#didIndexInconsistent(`block ${end} cannot be read (${(err as Error).message}) while retention removes it`);
+    }
+    const trimmedUpTo = Math.max(this.#trimmedUpTo, end);
+    this.#root.transactionSync(() => {
+      for (const part of info.parts) this.#blocks.removeSync([end, part]);
+      this.#directory.removeSync(end);
+      this.#blockSeqs.removeSync(info.lastSeq);
+      for (const entry of events ?? []) this.#byDid.removeSync(didKey(entry.did, entry.timeUs));
+      this.#meta.putSync(META_TRIMMED, trimmedUpTo);
+    }, COMMIT_WITHOUT_WAITING_FOR_FLUSH);
+    this.#blockReader.forget(end, info);
+    const count = sumOf(info.counts);
+    this.#sealedCount -= count;
+    this.#trimmed(trimmedUpTo);
+    return count;
+  }
+
+  /** Removes the tail's oldest `count` events (when no block is left). */
+  #removeTail(count: number): number {
+    const removed = this.#tail.slice(0, count);
+    const trimmedUpTo = Math.max(this.#trimmedUpTo, removed[removed.length - 1].timeUs);
+    this.#root.transactionSync(() => {
+      for (const entry of removed) this.#tailDb.removeSync(entry.timeUs);
+      this.#meta.putSync(META_TRIMMED, trimmedUpTo);
+    }, COMMIT_WITHOUT_WAITING_FOR_FLUSH);
+    this.#tail.splice(0, count);
+    this.#trimmed(trimmedUpTo);
+    return count;
+  }
+
+  #trimmed(upTo: number): void {
+    this.#trimmedUpTo = upTo;
+    // Readers served from memory must not see what readers served from disk no longer can.
+    this.hotLog.dropThrough(upTo);
+  }
+
+  #didIndexInconsistent(detail: string): void {
+    if (this.#didIndexBroken) return;
+    this.#didIndexBroken = true;
+    this.#logger?.error({ detail }, 'the per-DID index is inconsistent: DID-filtered replays scan the blocks instead, and the index is rebuilt at the next start');
+    if (this.#writable) this.#meta.putSync(META_DID_INDEX_BROKEN, true);
+  }
+
+  /** Rebuilds the per-DID index from the blocks, a block per transaction. */
+  #rebuildDidIndex(): void {
+    const started = performance.now();
+    this.#logger?.warn({ events: this.#sealedCount }, 'rebuilding the per-DID index (it was found inconsistent)');
+    this.#byDid.clearSync();
+    for (const { key: end, value: info } of this.#directory.getRange({ snapshot: false })) {
+      const byPart = info.parts.map((part) => [part, this.#blockReader.part(end, info, part)] as const);
+      this.#root.transactionSync(() => {
+        for (const [part, events] of byPart) for (const entry of events) this.#byDid.putSync(didKey(entry.did, entry.timeUs), partBytes(part));
+      }, COMMIT_WITHOUT_WAITING_FOR_FLUSH);
+    }
+    this.#meta.removeSync(META_DID_INDEX_BROKEN);
+    this.#didIndexBroken = false;
+    this.#logger?.warn({ events: this.#sealedCount, seconds: Math.round(performance.now() - started) / 1000 }, 'rebuilt the per-DID index');
   }
 
   /** Size of the LMDB data file on disk (it does not shrink when events are trimmed; pages are reused). */
@@ -328,13 +603,12 @@ export class EventStore {
 
   /**
    * Refuses a buffer in another layout (never misreads it): a buffer with events but no format
-   * was written by an older contrail. An empty one is stamped with the current format.
+   * was written by contrail before version 2. An empty one is stamped with the current format.
    */
   #checkFormat(dataDir: string): void {
     const format = this.#meta.get(META_FORMAT) as number | undefined;
     if (format === FORMAT) return;
-    const hasEvents = this.#oldestKey() !== undefined || this.#meta.get(META_CURSOR) !== undefined;
-    if (format === undefined && !hasEvents) {
+    if (format === undefined && this.#meta.get(META_CURSOR) === undefined && this.#meta.get(META_LAST_TIME) === undefined) {
       if (this.#writable) this.#meta.putSync(META_FORMAT, FORMAT);
       return;
     }
@@ -343,16 +617,6 @@ export class EventStore {
       `the event buffer in ${dataDir} was written by ${writer}; this contrail reads format ${FORMAT} and will not misread it. ` +
         'Move that folder aside (or pass another --data-dir) to start a new buffer; the old one stays readable by the contrail that wrote it',
     );
-  }
-
-  #oldestKey(): number | undefined {
-    for (const key of this.#events.getKeys({ limit: 1 })) return key;
-    return undefined;
-  }
-
-  #newestKey(): number | undefined {
-    for (const key of this.#events.getKeys({ limit: 1, reverse: true })) return key;
-    return undefined;
   }
 
   #registerSpanGauges(registry: Registry): void {
@@ -366,7 +630,7 @@ export class EventStore {
       help: 'Unix time of the oldest buffered event (its time_us in seconds); NaN while the buffer is empty',
       registers,
       collect() {
-        this.set(seconds(store.#oldestKey()));
+        this.set(seconds(store.span().oldestTimeUs));
       },
     });
     new Gauge({
@@ -374,7 +638,7 @@ export class EventStore {
       help: 'Unix time of the newest buffered event (its time_us in seconds); NaN while the buffer is empty',
       registers,
       collect() {
-        this.set(seconds(store.#newestKey()));
+        this.set(seconds(store.span().newestTimeUs));
       },
     });
     new Gauge({

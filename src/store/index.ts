@@ -47,6 +47,7 @@ export {
   type StoreSpan,
   type UpstreamCursor,
 } from './event-store.ts';
+export type { Selection } from './sealed-reads.ts';
 export { Ingester, type IngesterOptions } from './ingest.ts';
 export { collectionKeeper } from './ingest-filter.ts';
 export { Retention, type RetentionOptions } from './retention.ts';

@@ -11,14 +11,17 @@ export interface RetentionOptions {
   logger: Logger;
   metrics: StoreMetrics;
   intervalMs?: number;
-  /** Events removed per transaction: small, so ingest's commits are never held up for long. */
+  /** Events removed per pass of the loop (a whole block at least): small, so ingest is never held up for long. */
   chunkSize?: number;
   now?: () => number;
 }
 
 /**
  * Trims the oldest events in the background whenever either bound bites: age first, then size.
- * Works in small chunks and yields between them so commits and readers interleave.
+ * Works a block (or a chunk of the unsealed tail) per transaction and yields between them, so
+ * commits and readers interleave. The age bound is checked every interval; the size bound also
+ * after every commit, so a catch-up burst cannot outgrow it between two checks. The size bound
+ * never empties the buffer: the newest events stay even if they alone exceed it.
  */
 export class Retention {
   readonly #options: Required<RetentionOptions>;
@@ -27,12 +30,15 @@ export class Retention {
   #stopped = false;
 
   constructor(options: RetentionOptions) {
-    this.#options = { intervalMs: 5_000, chunkSize: 5_000, now: Date.now, ...options };
+    this.#options = { intervalMs: 5_000, chunkSize: 1_024, now: Date.now, ...options };
   }
 
-  /** Trims now (in the background) and then every interval. */
+  /** Trims now (in the background), then every interval, and whenever a commit outgrows the size bound. */
   start(): void {
     void this.runOnce();
+    this.#options.store.onCommitted(() => {
+      if (!this.#running && !this.#stopped && this.#options.store.span().bytes > this.#options.maxBytes) void this.runOnce();
+    });
     this.#timer = setInterval(() => void this.runOnce(), this.#options.intervalMs);
     this.#timer.unref();
   }
@@ -59,13 +65,17 @@ export class Retention {
       for (let n; !this.#stopped && (n = await store.trimBefore(cutoffUs, chunkSize)) > 0; ) {
         byAge += n;
         metrics.eventsTrimmed.inc({ bound: 'age' }, n);
+        await new Promise(setImmediate);
       }
       let bySize = 0;
-      while (!this.#stopped && store.span().bytes > maxBytes) {
-        const n = await store.trimOldest(chunkSize);
+      for (let span = store.span(); !this.#stopped && span.bytes > maxBytes; span = store.span()) {
+        // About as many events as the excess holds (pages free whole, so this repeats until under).
+        const excessEvents = Math.ceil(((span.bytes - maxBytes) / span.bytes) * span.eventCount);
+        const n = await store.trimOldest(Math.max(1, Math.min(chunkSize, excessEvents)));
         if (n === 0) break;
         bySize += n;
         metrics.eventsTrimmed.inc({ bound: 'size' }, n);
+        await new Promise(setImmediate);
       }
       if (byAge + bySize > 0) logger.info({ byAge, bySize, ...store.span() }, 'retention trimmed the buffer');
     } catch (err) {

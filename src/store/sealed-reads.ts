@@ -1,0 +1,207 @@
+import type { Database } from 'lmdb';
+import type { Entry } from '../events/index.ts';
+import type { BlockInfo, BlockReader } from './blocks.ts';
+import { DID_KEY_BYTES, didKey, timeOfDidKey } from './did-keys.ts';
+
+/**
+ * What a reader's filter wants by DID and collection, so the store can read only the matching
+ * index ranges and partitions. It must never exclude an event the reader's exact filter accepts
+ * (the filter still checks every candidate). Empty sets mean "any". Collections filter commit
+ * events only: identity and account events pass every collection filter.
+ */
+export interface Selection {
+  dids: ReadonlySet<string>;
+  collections: ReadonlySet<string>;
+  /** Collection prefixes with their trailing dot (`app.bsky.`). */
+  prefixes: readonly string[];
+}
+
+/** Visits one candidate; false once the read is full. */
+export type Visit = (entry: Entry) => boolean;
+
+export interface SealedRead {
+  /** The newest time_us examined; everything wanted up to it was visited. */
+  position: number;
+  /** The visitor said stop (the read is full). */
+  full: boolean;
+}
+
+/** A block visit costs about this many events' worth of a scan (its directory entry and gets). */
+const BLOCK_VISIT_COST = 64;
+/**
+ * The DID index is used when its candidates are fewer than the events in sealed blocks divided
+ * by this: each candidate may decompress one partition of its block (a few hundred events),
+ * a scan decompresses every event once.
+ */
+const DID_INDEX_SELECTIVITY = 64;
+
+interface Plan {
+  byDid: boolean;
+  /** Some partitions can be skipped (a collection filter). */
+  partial: boolean;
+  /** Whether the selection wants the partition's events at all (decided per partition, then memoized). */
+  wantsPart: (part: number) => boolean;
+}
+
+/**
+ * Reads sealed blocks for one readAfter call: by the per-DID index when the selection names
+ * DIDs and the index is selective enough, otherwise block by block, decompressing only the
+ * partitions the selection can want.
+ */
+/** How many sealed reads took each way (for metrics, and for tests to see the index used). */
+export interface ReadPlanCounts {
+  didIndex: number;
+  partitions: number;
+  everything: number;
+}
+
+export class SealedReader {
+  readonly plans: ReadPlanCounts = { didIndex: 0, partitions: 0, everything: 0 };
+  readonly #plans = new WeakMap<Selection, Plan>();
+  readonly #everything: Plan = { byDid: false, partial: false, wantsPart: () => true };
+
+  constructor(
+    private readonly directory: Database<BlockInfo, number>,
+    private readonly byDid: Database<Buffer, Buffer>,
+    private readonly blocks: BlockReader,
+    /** The partition's collection: null for identity/account, undefined for the one collections share. */
+    private readonly collectionOf: (part: number) => string | null | undefined,
+    /** Events in sealed blocks (for the selectivity estimate). */
+    private readonly sealedCount: () => number,
+    /** Whether the DID index can be trusted (false after an inconsistency, until rebuilt). */
+    private readonly didIndexUsable: () => boolean,
+    private readonly onIndexInconsistent: (detail: string) => void,
+  ) {}
+
+  /** Visits the wanted events with position < time_us ≤ end, in order. */
+  read(position: number, end: number, select: Selection | undefined, maxScanned: number, visit: Visit): SealedRead {
+    const plan = select ? this.#planFor(select) : this.#everything;
+    if (plan.byDid && this.didIndexUsable()) {
+      this.plans.didIndex++;
+      return this.#readByDid(position, end, select!.dids, plan, maxScanned, visit);
+    }
+    if (plan.partial) this.plans.partitions++;
+    else this.plans.everything++;
+    return this.#readBlocks(position, end, plan, maxScanned, visit);
+  }
+
+  #planFor(select: Selection): Plan {
+    let plan = this.#plans.get(select);
+    if (plan) return plan;
+    const anyCollection = select.collections.size === 0 && select.prefixes.length === 0;
+    const decided = new Map<number, boolean>();
+    const wantsPart = anyCollection
+      ? () => true
+      : (part: number) => {
+          let wants = decided.get(part);
+          if (wants === undefined) {
+            const collection = this.collectionOf(part);
+            wants = collection == null || select.collections.has(collection) || select.prefixes.some((p) => collection.startsWith(p));
+            decided.set(part, wants);
+          }
+          return wants;
+        };
+    plan = { byDid: select.dids.size > 0 && this.#didIndexIsSelective(select.dids), partial: !anyCollection, wantsPart };
+    this.#plans.set(select, plan);
+    return plan;
+  }
+
+  /** Counts the DIDs' index entries, stopping as soon as they are too many to beat a scan. */
+  #didIndexIsSelective(dids: ReadonlySet<string>): boolean {
+    const limit = this.sealedCount() / DID_INDEX_SELECTIVITY;
+    let candidates = 0;
+    for (const did of dids) {
+      candidates += this.byDid.getKeysCount({ start: didKey(did, 0), end: didKey(did, Number.MAX_SAFE_INTEGER), limit: Math.ceil(limit - candidates) + 1 });
+      if (candidates > limit) return false;
+    }
+    return true;
+  }
+
+  #readBlocks(position: number, end: number, plan: Plan, maxScanned: number, visit: Visit): SealedRead {
+    let scanned = 0;
+    for (const { key: blockEnd, value: info } of this.directory.getRange({ start: position + 1 })) {
+      if (info.first > end) break;
+      const parts = info.parts.filter(plan.wantsPart);
+      const events = parts.length === 0 ? [] : this.blocks.merged(blockEnd, info, parts);
+      for (const entry of events) {
+        if (entry.timeUs <= position) continue;
+        if (entry.timeUs > end) return { position: end, full: false };
+        scanned++;
+        if (!visit(entry)) return { position: entry.timeUs, full: true };
+      }
+      position = Math.min(blockEnd, end);
+      scanned += BLOCK_VISIT_COST;
+      if (position >= end) break;
+      if (scanned >= maxScanned) return { position, full: true };
+    }
+    return { position: Math.max(position, end), full: false };
+  }
+
+  /**
+   * Merges the DIDs' index ranges in time order. Each range is read up to `batch` keys; where one
+   * stopped early, candidates after its last key are not complete yet, so this read ends there.
+   */
+  #readByDid(position: number, end: number, dids: ReadonlySet<string>, plan: Plan, maxScanned: number, visit: Visit): SealedRead {
+    const batch = 512;
+    const candidates: Array<{ timeUs: number; part: number }> = [];
+    let complete = end;
+    for (const did of dids) {
+      let read = 0;
+      let last = 0;
+      for (const { key, value } of this.byDid.getRange({ start: didKey(did, position + 1), end: didKey(did, end), inclusiveEnd: true, limit: batch })) {
+        if (key.length !== DID_KEY_BYTES || value.length !== 2) {
+          this.onIndexInconsistent(`a DID index entry of ${key.length}+${value.length} bytes`);
+          return this.#readBlocks(position, end, plan, maxScanned, visit);
+        }
+        last = timeOfDidKey(key);
+        read++;
+        const part = value.readUInt16BE(0);
+        if (plan.wantsPart(part)) candidates.push({ timeUs: last, part });
+      }
+      if (read === batch) complete = Math.min(complete, last);
+    }
+    candidates.sort((a, b) => a.timeUs - b.timeUs);
+    let scanned = 0;
+    let block: { end: number; info: BlockInfo } | undefined;
+    let previous = position;
+    for (const { timeUs, part } of candidates) {
+      if (timeUs > complete) break;
+      if (timeUs === previous) continue; // two wanted DIDs that share a hash list the event twice
+      previous = timeUs;
+      if (!block || timeUs > block.end || timeUs < block.info.first) {
+        block = this.#blockHolding(timeUs);
+        if (!block) {
+          this.onIndexInconsistent(`the DID index names time_us ${timeUs}, which no block holds`);
+          return this.#readBlocks(position, end, plan, maxScanned, visit);
+        }
+      }
+      const entry = block.info.parts.includes(part) ? findByTime(this.blocks.part(block.end, block.info, part), timeUs) : undefined;
+      if (!entry) {
+        this.onIndexInconsistent(`the DID index puts time_us ${timeUs} in partition ${part} of block ${block.end}, which lacks it`);
+        return this.#readBlocks(position, end, plan, maxScanned, visit);
+      }
+      position = timeUs;
+      if (!visit(entry)) return { position, full: true };
+      if (++scanned >= maxScanned) return { position, full: true };
+    }
+    return { position: Math.max(position, complete), full: false };
+  }
+
+  #blockHolding(timeUs: number): { end: number; info: BlockInfo } | undefined {
+    for (const { key, value } of this.directory.getRange({ start: timeUs, limit: 1 })) {
+      if (value.first <= timeUs) return { end: key, info: value };
+    }
+    return undefined;
+  }
+}
+
+function findByTime(entries: readonly Entry[], timeUs: number): Entry | undefined {
+  let low = 0;
+  let high = entries.length;
+  while (low < high) {
+    const mid = (low + high) >>> 1;
+    if (entries[mid].timeUs < timeUs) low = mid + 1;
+    else high = mid;
+  }
+  return entries[low]?.timeUs === timeUs ? entries[low] : undefined;
+}
