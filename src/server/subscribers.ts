@@ -23,14 +23,18 @@ export interface SubscriberHubOptions {
   pingIntervalMs?: number;
   /** How often to look for subscribers due a heartbeat. */
   heartbeatTickMs?: number;
-  /** How long one pump may run before yielding to other work. */
+  /**
+   * How long replays together may run in one turn of the event loop before yielding, so live
+   * sends (and ingest) never wait longer than this behind them, however many clients replay.
+   */
   pumpSliceMs?: number;
   /** The clock slow-consumer windows and heartbeats are measured on (ms). */
   nowMs?: () => number;
 }
 
 const READ_BATCH = 512;
-const READ_SCAN_LIMIT = 50_000;
+/** Bounds one read's time (a few ms) when the filter matches little of what is read. */
+const READ_SCAN_LIMIT = 10_000;
 
 /**
  * Every subscriber has one position and one way to move it (the README's Design, invariant 4):
@@ -39,14 +43,19 @@ const READ_SCAN_LIMIT = 50_000;
  * it joins the live index, and publish() pushes each newly committed batch straight to it: a
  * shortcut of the same loop, valid because a live subscriber has examined everything up to the
  * tip. When a sink's send buffer passes the high-water mark the subscriber leaves the index,
- * remembers the last event it was sent, and on drain pumps again from there. Pumps run
- * synchronously between commits, so the switch to live has no seam.
+ * remembers the last event it was sent, and on drain pumps again from there. Each pump step
+ * (one read, one send) runs synchronously between commits, so the switch to live has no seam.
+ * Live sends come first: they run as commits land, while replays share one bounded slice per
+ * event-loop turn, taking turns (see #pump).
  */
 export class SubscriberHub {
   readonly #options: Required<SubscriberHubOptions>;
   readonly #live = new LiveIndex<Subscriber>();
   readonly #roster = new Roster();
   readonly #watchdog: Watchdog;
+  /** Subscribers waiting for their next replay step, in turn order. */
+  readonly #replaying = new Set<Subscriber>();
+  #replayScheduled = false;
   #nextId = 1;
 
   constructor(options: SubscriberHubOptions) {
@@ -57,7 +66,7 @@ export class SubscriberHub {
       slowWindowMs: options.slowWindowMs ?? 60_000,
       pingIntervalMs: options.pingIntervalMs ?? 30_000,
       heartbeatTickMs: options.heartbeatTickMs ?? 250,
-      pumpSliceMs: options.pumpSliceMs ?? 5,
+      pumpSliceMs: options.pumpSliceMs ?? 3,
       nowMs: options.nowMs ?? Date.now,
     };
     const { store } = options;
@@ -138,10 +147,43 @@ export class SubscriberHub {
     this.#pump(subscriber);
   }
 
+  /**
+   * Queues the subscriber for replay. Replays take turns (round robin) within one shared slice
+   * per event-loop turn, so twenty replaying clients cost live clients one slice, not twenty.
+   */
   #pump(subscriber: Subscriber): void {
-    if (subscriber.mode !== 'replay') return;
-    const { store, pumpSliceMs, metrics } = this.#options;
-    const started = performance.now();
+    if (subscriber.mode !== 'replay' || this.#replaying.has(subscriber)) return;
+    this.#replaying.add(subscriber);
+    if (this.#replayScheduled) return;
+    this.#replayScheduled = true;
+    setImmediate(() => this.#runReplays());
+  }
+
+  #runReplays(): void {
+    this.#replayScheduled = false;
+    const deadline = performance.now() + this.#options.pumpSliceMs;
+    while (this.#replaying.size > 0 && performance.now() < deadline) {
+      for (const subscriber of this.#replaying) {
+        this.#replaying.delete(subscriber);
+        // Still replaying after this step: back to the end of the line.
+        if (this.#replayStep(subscriber)) this.#replaying.add(subscriber);
+        if (performance.now() >= deadline) break;
+      }
+    }
+    if (this.#replaying.size > 0) {
+      this.#replayScheduled = true;
+      setImmediate(() => this.#runReplays());
+    }
+  }
+
+  /** One read and send; true while the subscriber is still replaying (not live, blocked or gone). */
+  #replayStep(subscriber: Subscriber): boolean {
+    if (subscriber.mode !== 'replay') return false;
+    const { store, metrics } = this.#options;
+    if (subscriber.position < store.trimmedUpTo) {
+      this.#watchdog.tooSlow(subscriber, FELL_BEHIND);
+      return false;
+    }
     const filter = (entry: Entry) => {
       if (!wantsEvent(subscriber.filter, entry)) return false;
       // Counted only for wanted events, as the live index does.
@@ -149,26 +191,20 @@ export class SubscriberHub {
       metrics.tooLarge++;
       return false;
     };
-    for (;;) {
-      if (subscriber.position < store.trimmedUpTo) return this.#watchdog.tooSlow(subscriber, FELL_BEHIND);
-      const { entries, position } = store.readAfter(subscriber.position, { maxEntries: READ_BATCH, maxScanned: READ_SCAN_LIMIT, filter, select: subscriber.filter });
-      const sent = entries.length > 0 ? this.#send(subscriber, entries) : 'all';
-      if (sent === 'limit') return;
-      if (sent === 'full') {
-        subscriber.mode = 'blocked';
-        return;
-      }
-      subscriber.position = position;
-      if (position >= store.hotLog.newest) {
-        subscriber.mode = 'live';
-        this.#live.add(subscriber);
-        return;
-      }
-      if (performance.now() - started > pumpSliceMs) {
-        setImmediate(() => this.#pump(subscriber));
-        return;
-      }
+    const { entries, position } = store.readAfter(subscriber.position, { maxEntries: READ_BATCH, maxScanned: READ_SCAN_LIMIT, filter, select: subscriber.filter });
+    const sent = entries.length > 0 ? this.#send(subscriber, entries) : 'all';
+    if (sent === 'limit') return false;
+    if (sent === 'full') {
+      subscriber.mode = 'blocked';
+      return false;
     }
+    subscriber.position = position;
+    if (position >= store.hotLog.newest) {
+      subscriber.mode = 'live';
+      this.#live.add(subscriber);
+      return false;
+    }
+    return true;
   }
 
   /** Subscriber.send, ending the stream cleanly once its `limit` is reached. */

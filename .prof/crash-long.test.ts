@@ -1,0 +1,253 @@
+/**
+ * The crash test: the real gateway (`contrail serve` as a child process) ingests a long scripted
+ * stream from a FakeRelay and is killed with SIGKILL at seeded random points, again and again,
+ * restarting each time from its saved cursor. At the end the buffer must hold exactly the
+ * upstream's ops in order — none missing, none duplicated — with time_us strictly increasing
+ * across every restart.
+ *
+ * CONTRAIL_CRASH_SEED=<n> reruns with another seed (the seed is printed on failure).
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { EventStore } from '../src/store/event-store.ts';
+import { decodeFrame } from '../src/upstream/frame.ts';
+import { parseMessage } from '../src/upstream/messages.ts';
+import { FakeRelay } from '../test/support/fake-relay.ts';
+import { tempDir } from '../test/support/gateway.ts';
+import { mulberry32, SyntheticFirehose, type SyntheticFrame } from '../test/support/synthetic.ts';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const SEED = Number(process.env.CONTRAIL_CRASH_SEED ?? 20261125);
+const FRAMES = 3_500;
+const KILLS = 10;
+/** Frames pushed while the gateway is down, so every restart begins with a backlog to ingest. */
+const BACKLOG = 100;
+/** At most this many live frames are streamed to each gateway before it is killed. */
+const MAX_STREAMED_PER_LIFE = 200;
+
+interface Gateway {
+  child: ChildProcess;
+  port: Promise<number>;
+  /** The start-up log line describing the buffer it opened. */
+  opened: Promise<{ eventCount: number; upstreamCursor?: { seq: number }; lastTimeUs: number }>;
+  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  stderr: string[];
+}
+
+function startGateway(upstream: string, dataDir: string): Gateway {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', 'src/cli.ts', 'serve', '--upstream', upstream, '--data-dir', dataDir, '--host', '127.0.0.1', '--port', '0', '--metrics-port', '0', '--log-level', 'info'],
+    { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const stderr: string[] = [];
+  createInterface({ input: child.stderr! }).on('line', (line) => stderr.push(line));
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  let onOpened: (record: never) => void = () => {};
+  const opened = new Promise<never>((resolve) => (onOpened = resolve));
+  const port = new Promise<number>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      let record: { msg?: string; port?: number; level?: number };
+      try {
+        record = JSON.parse(line);
+      } catch {
+        return;
+      }
+      if (record.msg === 'opened the event buffer') onOpened(record as never);
+      if (record.msg?.startsWith('serving /subscribe on ') && typeof record.port === 'number') resolve(record.port);
+      if ((record.level ?? 0) >= 50) stderr.push(line);
+    });
+    void exit.then(({ code, signal }) => reject(new Error(`gateway exited (${code ?? signal}) before serving: ${stderr.join('\n')}`)));
+  });
+  port.catch(() => {});
+  return { child, port, opened, exit, stderr };
+}
+
+function readSaved(dataDir: string) {
+  const store = new EventStore({ dataDir, hotLogBytes: 0, readOnly: true });
+  try {
+    return { cursor: store.upstreamCursor, lastTimeUs: store.lastTimeUs, events: store.span().eventCount };
+  } finally {
+    void store.close();
+  }
+}
+
+async function stats(port: number): Promise<{ eventCount: number; upstreamCursor: { seq: number } | null }> {
+  const response = await fetch(`http://127.0.0.1:${port}/stats`);
+  assert.equal(response.status, 200);
+  return (await response.json()) as { eventCount: number; upstreamCursor: { seq: number } | null };
+}
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000, intervalMs = 25): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
+
+/** Each upstream op as an identity: did, collection/rkey, operation, cid (or the event kind and seq). */
+function upstreamOps(frames: ReadonlyArray<{ seq: number; bytes: Uint8Array }>): Array<{ seq: number; id: string }> {
+  const out: Array<{ seq: number; id: string }> = [];
+  for (const frame of frames) {
+    const message = parseMessage(decodeFrame(frame.bytes, 5_000_000));
+    switch (message.type) {
+      case 'commit':
+        assert.equal(message.drops.length, 0);
+        for (const op of message.ops) out.push({ seq: frame.seq, id: `${message.repo} ${op.collection}/${op.rkey} ${op.action} ${op.cid ?? '-'}` });
+        break;
+      case 'identity':
+      case 'account':
+        out.push({ seq: frame.seq, id: `${message.did} ${message.type} ${message.seq}` });
+        break;
+      default:
+        throw new Error(`unexpected ${message.type} frame in the synthetic stream`);
+    }
+  }
+  return out;
+}
+
+function storedEvents(dataDir: string): Array<{ timeUs: number; id: string }> {
+  const store = new EventStore({ dataDir, hotLogBytes: 0, readOnly: true });
+  const out: Array<{ timeUs: number; id: string }> = [];
+  try {
+    let position = 0;
+    for (;;) {
+      const read = store.readAfter(position, { maxEntries: 1_000 });
+      if (read.position === position) return out;
+      position = read.position;
+      for (const entry of read.entries) {
+        const event = JSON.parse(entry.json.toString());
+        assert.equal(event.time_us, entry.timeUs, 'the JSON carries its key');
+        const id =
+          event.kind === 'commit'
+            ? `${event.did} ${event.commit.collection}/${event.commit.rkey} ${event.commit.operation} ${event.commit.cid ?? '-'}`
+            : `${event.did} ${event.kind} ${event[event.kind].seq}`;
+        out.push({ timeUs: entry.timeUs, id });
+      }
+    }
+  } finally {
+    void store.close();
+  }
+}
+
+/** A short account of where two op lists first differ, instead of a 5,000-line diff. */
+function firstDifference(stored: string[], expected: string[]): string {
+  const seen = new Map<string, number>();
+  const duplicates = stored.filter((id) => seen.set(id, (seen.get(id) ?? 0) + 1).get(id)! > 1);
+  const storedSet = new Set(stored);
+  const missing = expected.filter((id) => !storedSet.has(id));
+  let i = 0;
+  while (i < stored.length && i < expected.length && stored[i] === expected[i]) i++;
+  return [
+    `stored ${stored.length} events, upstream has ${expected.length} ops; ${duplicates.length} duplicated, ${missing.length} missing`,
+    `first difference at #${i}: stored ${JSON.stringify(stored[i])}, expected ${JSON.stringify(expected[i])}`,
+    ...(duplicates.length ? [`e.g. duplicated: ${duplicates.slice(0, 3).join(' | ')}`] : []),
+    ...(missing.length ? [`e.g. missing: ${missing.slice(0, 3).join(' | ')}`] : []),
+  ].join('\n');
+}
+
+test(`SIGKILL at ${KILLS} random points during ingest loses and duplicates nothing (seed ${SEED})`, { timeout: 900_000 }, async (t) => {
+  const dir = tempDir('contrail-crash-');
+  t.after(() => dir.remove());
+  const relay = await FakeRelay.start();
+  t.after(() => relay.stop());
+  let gateway: Gateway | undefined;
+  t.after(() => {
+    gateway?.child.kill('SIGKILL');
+  });
+
+  // First start: nothing saved, so the gateway starts live; the stream begins once it listens.
+  gateway = startGateway(relay.url, dir.path);
+  // The whole stream, made while the first gateway boots (about a millisecond a frame).
+  const frames: SyntheticFrame[] = new SyntheticFirehose({ seed: SEED, accounts: 400 }).frames(FRAMES);
+  const random = mulberry32(SEED);
+  let pushed = 0;
+  const push = (count: number) => {
+    for (const end = Math.min(FRAMES, pushed + count); pushed < end; pushed++) relay.push({ seq: frames[pushed].seq, bytes: frames[pushed].bytes });
+  };
+  const firstPort = await gateway.port;
+  await relay.waitForConnections(1, 30_000);
+  assert.equal(relay.cursors[0], undefined, 'an empty buffer starts live');
+  push(100);
+  await until('the first commit', async () => ((await stats(firstPort)).upstreamCursor ? true : undefined));
+
+  // Each life: the relay holds a backlog for the gateway (frames pushed while it was down), then
+  // streams live frames steadily — a few every few milliseconds — and the gateway is killed after
+  // a random number of them, so it dies with frames arriving, pending, or being committed.
+  const crashes: Array<{ streamed: number; pushed: number; savedSeq: number; lastTimeUs: number }> = [];
+  let lifeStartSeq = (await stats(firstPort)).upstreamCursor!.seq;
+  push(BACKLOG);
+  for (let kills = 0; kills < KILLS; kills++) {
+    // Once this gateway is committing (its first batch is durable), stream and kill.
+    const port = await gateway.port;
+    await until(`gateway ${kills + 1} to commit`, async () => ((await stats(port)).upstreamCursor!.seq > lifeStartSeq ? true : undefined), 30_000, 5);
+    const streamed = 1 + Math.floor(random() * MAX_STREAMED_PER_LIFE);
+    for (let sent = 0; sent < streamed; sent += 4) {
+      push(Math.min(4, streamed - sent));
+      // Between chunks, 2-5 ms; after the last one, half the time none (frames still on the wire).
+      const pauseMs = sent + 4 < streamed ? 2 + Math.floor(random() * 4) : random() < 0.5 ? 0 : 1 + Math.floor(random() * 4);
+      if (pauseMs > 0) await new Promise((resolve) => setTimeout(resolve, pauseMs));
+    }
+    const pushedAtKill = pushed;
+    gateway.child.kill('SIGKILL');
+    const exit: { signal: NodeJS.Signals | null } = await gateway.exit;
+    assert.equal(exit.signal, 'SIGKILL', `gateway ${kills + 1} was running until killed: ${gateway.stderr.join('\n')}`);
+    const saved = readSaved(dir.path);
+    assert.ok(saved.cursor, 'a cursor was saved');
+    assert.equal(saved.cursor.url, relay.url);
+    const previous = crashes.at(-1);
+    if (previous) assert.ok(saved.cursor.seq >= previous.savedSeq, 'the saved cursor never goes back');
+    crashes.push({ streamed, pushed: pushedAtKill, savedSeq: saved.cursor.seq, lastTimeUs: saved.lastTimeUs });
+
+    // While it is down the relay moves on; then it restarts and resumes from the saved cursor.
+    lifeStartSeq = saved.cursor.seq;
+    push(BACKLOG);
+    const connections = relay.cursors.length;
+    gateway = startGateway(relay.url, dir.path);
+    await gateway.port;
+    await relay.waitForConnections(connections + 1, 30_000);
+    assert.equal(relay.cursors[connections], saved.cursor.seq, `restart ${kills + 1} resumed from the saved cursor`);
+    const opened = await gateway.opened;
+    assert.equal(opened.upstreamCursor?.seq, saved.cursor.seq, 'the start-up log reports the saved cursor');
+    assert.equal(opened.eventCount, saved.events, 'and the buffered event count');
+    assert.equal(opened.lastTimeUs, saved.lastTimeUs);
+  }
+
+  // The last gateway catches up with the whole stream, then stops gracefully.
+  push(FRAMES);
+  const port = await gateway.port;
+  const last = frames[FRAMES - 1].seq;
+  await until('ingest of the whole stream', async () => ((await stats(port)).upstreamCursor?.seq === last ? true : undefined), 60_000);
+  const expected = upstreamOps(frames);
+  const finalStats = await stats(port);
+  gateway.child.kill('SIGTERM');
+  const { code } = await gateway.exit;
+  assert.equal(code, 0, `graceful stop exits 0: ${gateway.stderr.join('\n')}`);
+
+  const stored = storedEvents(dir.path);
+  const storedIds = stored.map((e) => e.id);
+  const expectedIds = expected.map((e) => e.id);
+  if (JSON.stringify(storedIds) !== JSON.stringify(expectedIds)) assert.fail(firstDifference(storedIds, expectedIds));
+  assert.equal(finalStats.eventCount, expected.length, '/stats counts the same events');
+  for (let i = 1; i < stored.length; i++) assert.ok(stored[i].timeUs > stored[i - 1].timeUs, `time_us increases at #${i}`);
+
+  // Across each crash: the saved cursor and time_us describe exactly what was stored before it,
+  // and every event stored after the restart has a larger time_us.
+  for (const [i, crash] of crashes.entries()) {
+    const next = expected.findIndex((op) => op.seq > crash.savedSeq);
+    assert.ok(next > 0, `crash ${i + 1}: some events were saved before it`);
+    assert.equal(stored[next - 1].timeUs, crash.lastTimeUs, `crash ${i + 1}: the saved last time_us is the newest event the saved cursor covers`);
+    if (next < stored.length) assert.ok(stored[next].timeUs > crash.lastTimeUs, `crash ${i + 1}: the clock continued above it`);
+  }
+  // The kills landed while the stream was still flowing in, not after it was all stored.
+  const midIngest = crashes.filter((c) => c.savedSeq < c.pushed).length;
+  t.diagnostic(`kills (streamed: saved/pushed): ${crashes.map((c) => `${c.streamed}: ${c.savedSeq}/${c.pushed}`).join(', ')}`);
+  assert.ok(midIngest >= KILLS / 3, `${midIngest} of ${KILLS} kills came before the gateway had stored everything pushed`);
+  assert.ok(crashes.at(-1)!.savedSeq > crashes[0].savedSeq, 'ingest made progress between the crashes');
+});

@@ -1,0 +1,14 @@
+import { readFileSync } from 'node:fs';
+import { EventStore } from '../src/store/index.ts';
+import { tempDir } from '../test/support/gateway.ts';
+import { dayEvents } from '../bench/day-events.ts';
+const dir = tempDir('prof-');
+const store = new EventStore({ dataDir: dir.path, hotLogBytes: 64 << 20, dictionary: readFileSync('dictionaries/contrail-v1.zstd-dict'), fsync: false });
+const source = dayEvents({ repos: 1_000_000, seed: 1, firstTimeUs: Date.UTC(2026, 0, 1) * 1000, eventsPerSecond: 2000 });
+const batches = Array.from({ length: 50 }, () => source.next(2000));
+const cpu = process.cpuUsage();
+const t0 = performance.now();
+for (const entries of batches) await store.commit({ entries, revs: new Map() });
+const used = process.cpuUsage(cpu);
+console.log('wall', (performance.now() - t0).toFixed(0), 'ms; cpu', ((used.user + used.system) / 1000).toFixed(0), 'ms; events/cpu-s', Math.round(100000 / ((used.user + used.system) / 1e6)));
+await store.close(); dir.remove();

@@ -1,0 +1,156 @@
+/**
+ * The buffer under bad input and failure, on a real LMDB: a dictionary file that changed (or
+ * was replaced) between runs, a corrupt per-DID index entry, a disk that fills up in the middle
+ * of a transaction. (A buffer written by an older contrail: store.test.ts.) Each gets a defined
+ * outcome: old blocks stay readable, the index is bypassed and rebuilt, ingest stops without
+ * losing what was committed.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { open as openLmdb } from 'lmdb';
+import { pino } from 'pino';
+import type { Entry } from '../src/events/index.ts';
+import { EventStore } from '../src/store/index.ts';
+import { tempDir } from './support/gateway.ts';
+import { mulberry32 } from './support/synthetic.ts';
+
+const BUNDLED = readFileSync(fileURLToPath(new URL('../dictionaries/contrail-v1.zstd-dict', import.meta.url)));
+const COLLECTIONS = ['app.bsky.feed.like', 'app.bsky.feed.post', 'app.bsky.graph.follow'];
+
+function events(count: number, first: number, dids: readonly string[], seed = 1): Entry[] {
+  const rnd = mulberry32(seed);
+  return Array.from({ length: count }, (_, i) => {
+    const timeUs = first + i * 7;
+    const did = dids[Math.floor(rnd() * dids.length)];
+    const collection = COLLECTIONS[i % COLLECTIONS.length];
+    const json = `{"did":"${did}","time_us":${timeUs},"kind":"commit","commit":{"collection":"${collection}","noise":"${rnd().toString(36)}"}}`;
+    return { timeUs, did, kind: 'commit', collection, json: Buffer.from(json) };
+  });
+}
+
+function readAll(store: EventStore, options: { dids?: string[] } = {}): Entry[] {
+  const select = { dids: new Set(options.dids ?? []), collections: new Set<string>(), prefixes: [] };
+  const filter = (e: Entry) => select.dids.size === 0 || select.dids.has(e.did);
+  const out: Entry[] = [];
+  let position = 0;
+  for (;;) {
+    const read = store.readAfter(position, { maxEntries: 100, filter, select });
+    if (read.entries.length === 0 && read.position === position) return out;
+    out.push(...read.entries);
+    position = read.position;
+  }
+}
+
+const texts = (entries: readonly Entry[]) => entries.map((e) => e.json.toString());
+
+function capturingLogger() {
+  const lines: Array<{ level: number; msg: string }> = [];
+  const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+  return { logger, lines };
+}
+
+test('a changed dictionary (another file, or new contents under the same zstd ID) never makes old blocks unreadable', async (t) => {
+  const dir = tempDir('contrail-dict-');
+  t.after(() => dir.remove());
+  const dids = ['did:plc:aaaaaaaaaaaaaaaaaaaaaaaa', 'did:plc:bbbbbbbbbbbbbbbbbbbbbbbb'];
+  const first = events(300, 1_000_000, dids, 1);
+  const second = events(300, 2_000_000, dids, 2);
+  const third = events(300, 3_000_000, dids, 3);
+  // The bundled dictionary with a byte of its content changed: same header, same zstd ID.
+  const altered = Buffer.from(BUNDLED);
+  altered[altered.length - 100] ^= 0xff;
+
+  let store = new EventStore({ dataDir: dir.path, hotLogBytes: 0, blockEvents: 50, dictionary: BUNDLED });
+  await store.commit({ entries: first, revs: new Map() });
+  await store.close();
+  store = new EventStore({ dataDir: dir.path, hotLogBytes: 0, blockEvents: 50, dictionary: altered });
+  await store.commit({ entries: second, revs: new Map() });
+  await store.close();
+  // A raw-content dictionary (any bytes; zstd ID 0).
+  store = new EventStore({ dataDir: dir.path, hotLogBytes: 0, blockEvents: 50, dictionary: Buffer.from(texts(first.slice(0, 20)).join('')) });
+  await store.commit({ entries: third, revs: new Map() });
+  assert.deepEqual(texts(readAll(store)), texts([...first, ...second, ...third]));
+  await store.close();
+
+  // A reader with no dictionary at all (contrail inspect) still reads every block.
+  const reader = new EventStore({ dataDir: dir.path, hotLogBytes: 0, readOnly: true });
+  t.after(() => reader.close());
+  assert.deepEqual(texts(readAll(reader)), texts([...first, ...second, ...third]));
+  const raw = openLmdb({ path: dir.path, maxDbs: 16, readOnly: true });
+  t.after(() => raw.close());
+  assert.equal([...raw.openDB({ name: 'dictionaries' }).getKeys()].length, 3, 'the buffer holds each dictionary it used, once');
+});
+
+test('a corrupt per-DID index entry: the replay stays exact (it scans instead), says so, and the index is rebuilt at the next start', async (t) => {
+  const dir = tempDir('contrail-index-');
+  t.after(() => dir.remove());
+  // Many quiet repos, so one DID's index range is selective enough to be used.
+  const dids = Array.from({ length: 300 }, (_, i) => `did:plc:${String(i).padStart(24, 'x')}`);
+  const stream = events(3_000, 1_000_000, dids);
+  const target = stream[1_234].did;
+  const expected = texts(stream.filter((e) => e.did === target));
+  let store = new EventStore({ dataDir: dir.path, hotLogBytes: 0, blockEvents: 100 });
+  await store.commit({ entries: stream, revs: new Map() });
+  assert.deepEqual(texts(readAll(store, { dids: [target] })), expected);
+  assert.ok(store.readPlans.didIndex > 0, 'the replay used the index');
+  await store.close();
+
+  // Point one of the target's index entries at a partition its event is not in.
+  const raw = openLmdb({ path: dir.path, maxDbs: 16 });
+  const byDid = raw.openDB<Buffer, Buffer>({ name: 'byDid', keyEncoding: 'binary', encoding: 'binary' });
+  const partitions = raw.openDB<number, string>({ name: 'partitions' });
+  const wrongPart = Buffer.alloc(2);
+  wrongPart.writeUInt16BE(partitions.get('app.bsky.graph.follow')! === 1 ? 2 : 1);
+  const ofTarget = stream.findIndex((e) => e.did === target && e.collection !== 'app.bsky.graph.follow');
+  let corrupted = 0;
+  for (const { key } of byDid.getRange()) {
+    if (key.readUInt32BE(12) === stream[ofTarget].timeUs % 2 ** 32) {
+      byDid.putSync(key, wrongPart);
+      corrupted++;
+    }
+  }
+  assert.equal(corrupted, 1);
+  await raw.close();
+
+  const { logger, lines } = capturingLogger();
+  store = new EventStore({ dataDir: dir.path, hotLogBytes: 0, blockEvents: 100, logger });
+  assert.deepEqual(texts(readAll(store, { dids: [target] })), expected, 'the replay is exact despite the corrupt entry');
+  assert.ok(lines.some((l) => l.level === 50 && /per-DID index is inconsistent/.test(l.msg)), 'and says what happened');
+  await store.close();
+
+  const reopened = capturingLogger();
+  store = new EventStore({ dataDir: dir.path, hotLogBytes: 0, blockEvents: 100, logger: reopened.logger });
+  t.after(() => store.close());
+  assert.ok(reopened.lines.some((l) => /rebuilt the per-DID index/.test(l.msg)), 'the next start rebuilds the index');
+  const before = store.readPlans.didIndex;
+  assert.deepEqual(texts(readAll(store, { dids: [target] })), expected);
+  assert.ok(store.readPlans.didIndex > before, 'and replays use it again');
+  assert.equal(reopened.lines.filter((l) => /per-DID index is inconsistent/.test(l.msg)).length, 0, 'the rebuilt index is consistent');
+});
+
+test('a disk that fills up mid-transaction: the commit fails, nothing committed before it is lost, and the buffer reopens whole', { skip: process.platform !== 'linux' && 'needs ulimit -f' }, async (t) => {
+  const dir = tempDir('contrail-full-');
+  t.after(() => dir.remove());
+  // A child process whose files may not grow past 4 MiB: LMDB's writes fail like on a full disk.
+  const child = fileURLToPath(new URL('./support/fill-store.ts', import.meta.url));
+  const run = spawnSync('bash', ['-c', `ulimit -f 4096; exec "${process.execPath}" --import tsx "${child}" "${dir.path}"`], { encoding: 'utf8', timeout: 120_000 });
+  const report = JSON.parse(run.stdout.trim().split('\n').at(-1)!) as { committed: number; lastSeq: number; error: string };
+  assert.ok(report.committed > 1_000 && report.error, `the disk filled after ${report.committed} events: ${report.error}`);
+
+  const store = new EventStore({ dataDir: dir.path, hotLogBytes: 0 });
+  t.after(() => store.close());
+  const kept = readAll(store);
+  assert.equal(kept.length, report.committed, 'exactly the committed events are there');
+  assert.deepEqual(
+    kept.map((e) => e.seq),
+    kept.map((_, i) => i + 1),
+    'in order, with their seqs',
+  );
+  assert.equal(store.lastSeq, report.lastSeq);
+  // And ingest carries on once there is room.
+  await store.commit({ entries: events(10, kept.at(-1)!.timeUs + 10, ['did:plc:cccccccccccccccccccccccc']), revs: new Map() });
+  assert.equal(store.lastSeq, report.lastSeq + 10);
+});
