@@ -200,7 +200,7 @@ export const SERVE_OPTIONS = {
   'data-dir': { type: 'string', default: './data', describe: 'Folder of the LMDB event buffer' },
   'log-level': { type: 'string', default: 'info', choices: LOG_LEVELS, describe: 'Least severe log level written' },
   retention: { type: 'string', default: '24h', describe: 'Keep events this long (e.g. 90m, 36h, 7d)', coerce: parseDuration },
-  'max-buffer-bytes': { type: 'string', default: '10GB', describe: 'Trim the oldest events when the buffer exceeds this' , coerce: parseByteSize },
+  'max-buffer-bytes': { type: 'string', default: '40GB', describe: 'Trim the oldest events when the buffer exceeds this (40GB holds ~24h of the network)' , coerce: parseByteSize },
   'hot-cache-bytes': { type: 'string', default: '64MiB', describe: 'Recent events kept in memory for subscribers near the tip' , coerce: parseByteSize },
   'max-frame-bytes': { type: 'string', default: '5MB', describe: 'Upstream frames larger than this are dropped (counted)' , coerce: parseByteSize },
   transport: { type: 'string', default: 'auto', choices: TRANSPORTS, describe: 'WebSocket server: uws, ws, or auto (uws when it loads)' },

@@ -619,6 +619,30 @@ describe('retention', () => {
     assert.equal(store.span().newestTimeUs, events.at(-1)!.timeUs);
   });
 
+  test('at start, and again at the measured rate, says how many hours the size bound holds (a warning when under --retention)', async (t) => {
+    const store = open(t);
+    const lines: Array<{ level: number; msg: string; hoursHeld: number; eventsPerSecond: number }> = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+    const metrics = createStoreMetrics(new Registry());
+    // 40 GB at 2,000 events/s and an estimated 200 B/event: 27.8 h, more than 24 h.
+    const roomy = new Retention({ store, maxAgeMs: 24 * 3_600_000, maxBytes: 40e9, logger, metrics, capacityReportMs: 50 });
+    roomy.start();
+    await store.commit({ entries: makeEntries(500, Date.now() * 1000), revs: new Map() });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await roomy.stop();
+    assert.equal(lines[0].level, 30);
+    assert.match(lines[0].msg, /holds about 27\.8 h of events at the live network's ~2,000 events\/s/);
+    const measured = lines.find((l) => /at the measured rate/.test(l.msg));
+    assert.ok(measured && measured.eventsPerSecond > 0, 'then at the rate it measured');
+    // 10 GB: 6.9 h at 2,000 events/s, under 24 h: a warning that the size bound trims first.
+    lines.length = 0;
+    const tight = new Retention({ store, maxAgeMs: 24 * 3_600_000, maxBytes: 10e9, logger, metrics });
+    tight.start();
+    await tight.stop();
+    assert.equal(lines[0].level, 40);
+    assert.match(lines[0].msg, /holds about 6\.9 h .*less than --retention \(24 h\), so the size bound trims first/);
+  });
+
   test('ingest commits interleave with a running retention pass', async (t) => {
     const store = open(t, { blockEvents: 50 });
     const events = makeEntries(2_000, T0_US);

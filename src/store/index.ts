@@ -1,41 +1,72 @@
 /**
- * Package store is the replay buffer: every event, durable in LMDB, keyed by its time_us.
+ * Package store is the replay buffer: every event, durable in LMDB, compressed, indexed by DID
+ * and collection, ordered by its time_us.
  *
- * How it works: one LMDB environment in the data dir holds four databases — `events`
- * (ordered time_us key → header + JSON, see codec.ts), `seqs` (seq → time_us), `revs` (DID →
- * last stored commit rev) and `meta` (format version, upstream cursor, last issued time_us and
- * seq, retention floor). The Ingester is the only writer: it groups whatever frames arrived
- * while the previous commit was in flight into one transaction that also carries the upstream
- * seq and the last time_us. So the saved cursor never runs ahead of the events it covers, and
- * after a crash the reader resumes from it and the clock from above the newest stored event.
+ * How it works: one LMDB environment in the data dir holds `tail` (time_us → the events
+ * committed but not yet sealed, uncompressed, see codec.ts), `blocks` ([block end, partition] →
+ * one zstd frame), `directory` (block end → its first time_us, seqs, dictionary and partitions),
+ * `blockSeqs` (a block's last seq → its end), `byDid` (the per-DID index, did-keys.ts),
+ * `partitions` (collection → partition number), `dictionaries`, `revs` (DID → last stored commit
+ * rev) and `meta` (format version, upstream cursor, last issued time_us and seq, retention floor).
+ * The Ingester is the only writer: it groups whatever frames arrived while the previous commit
+ * was in flight into one transaction (events into the tail, the revs, the upstream seq and the
+ * last time_us and seq). So the saved cursor never runs ahead of the events it covers, and after
+ * a crash the reader resumes from it and the clock from above the newest stored event. Every
+ * 1,024 tail events are sealed, in one transaction, into a block with their index entries.
+ *
+ * Why blocks, split by collection (measured: see dictionaries.ts and the README's Design): zstd
+ * with our dictionary gives ~178 B/event one event at a time and ~136 B/event in blocks of
+ * 1,024; a block keeps one frame per collection (partition 0: identity and account events), so
+ * the partitions are the per-collection index — a collection filter decompresses only its own
+ * frames — and a DID lookup decompresses one small frame. The blocks' frames are not what a
+ * compressed client gets (that is one standalone frame per event), so compressed replays from
+ * disk compress each event again; JSON readers get the stored bytes as they were written.
+ *
+ * The dictionary is recorded with what it compressed: each block names the store-local number
+ * of its dictionary, and the buffer keeps every dictionary it used (dictionaries.ts), so changing
+ * `--zstd-dictionary` never makes old blocks unreadable. A buffer in another layout (no format,
+ * or another format number) is refused with the reason, never misread.
  *
  * The seq contract (what other stages may rely on): every stored event has a `seq` — unique,
  * strictly increasing in time_us order, never reused, also across restarts and after retention
  * removed everything (the last one is saved with each commit) — stored with the event and
- * resolvable to its time_us in O(log n) (`timeUsAtSeq`, for seq cursors). `commit` assigns the
- * next seqs; `commitAssigned` writes events whose time_us and seq were assigned elsewhere (a
- * replication leader), as given, after checking that both still increase.
+ * resolvable to its time_us in O(log n) (`timeUsAtSeq`: one seek in `blockSeqs`, at most one
+ * block decompressed). `commit` assigns the next seqs; `commitAssigned` writes events whose
+ * time_us and seq were assigned elsewhere (a replication leader), as given, after checking that
+ * both still increase.
  *
  * Visible only after durable: committed batches are appended to the HotLog and announced to
  * listeners only once LMDB has committed them. A commit survives a killed process (it is in the
  * OS page cache); fsync is off by default — the buffer is synced every second in the background,
  * and run-marker.ts sets aside a buffer a machine crash may have torn — and `--fsync` flushes
- * every commit as it happens instead (see the README's Design section). Readers ask for
- * "events after my position": from the hot log when it covers the position, otherwise from
- * LMDB, with an optional metadata filter so replay never parses JSON.
+ * every commit as it happens instead (see the README's Design section). Readers ask for "events
+ * after my position that pass my filter", optionally with a Selection (the filter's DIDs,
+ * collections and prefixes):
+ * sealed blocks first — through the per-DID index when the DIDs' entries are few (counted, up
+ * to 1/64 of the events; a scan decompresses each event once, an index hit one partition), else
+ * only the wanted partitions, else everything (sealed-reads.ts) — then the tail, then the hot
+ * log. Decompressed partitions are cached by bytes and shared by all readers (blocks.ts). An
+ * index entry that contradicts its block is logged, the index bypassed, and rebuilt at the next
+ * start; index entries only narrow what is read, the exact filter decides.
  *
- * Retention (retention.ts) trims the oldest events in small transactions; `trimmedUpTo`
- * remembers where, so a reader whose position falls below it knows it has lost events.
+ * Retention (retention.ts) removes whole blocks (and their index entries) in one transaction
+ * each, the age bound every interval and the size bound after every commit too; the size bound
+ * never removes the newest event. `trimmedUpTo` remembers where, so a reader whose position
+ * falls below it knows it has lost events.
  *
  * Files:
- *   event-store.ts  EventStore: the LMDB environment, commits, readAfter, span, trimming
- *   codec.ts        the stored-entry layout: header for filters, then the event's JSON
- *   hot-log.ts      HotLog: the newest committed events in memory, bounded by bytes
- *   ingest.ts       Ingester: the single writer (dedup by seq and rev, group commit, backpressure)
- *   ingest-filter.ts  collectionKeeper: --ingest-collections, the commit ops a small instance keeps
- *   retention.ts    Retention: trims by age and size in the background
- *   run-marker.ts   the marker that tells a killed process from a machine crash
- *   metrics.ts      the store and ingest Prometheus metrics
+ *   event-store.ts   EventStore: the LMDB environment, commits, sealing, readAfter, span, trimming
+ *   blocks.ts        blocks: building them, reading and caching their partitions
+ *   sealed-reads.ts  reads of sealed blocks: by the DID index, by partition, or everything
+ *   did-keys.ts      the per-DID index's keys
+ *   dictionaries.ts  the zstd dictionaries the buffer's blocks were compressed with
+ *   codec.ts         the stored-event layout: key fields, metadata for filters, the event's JSON
+ *   hot-log.ts       HotLog: the newest committed events in memory, bounded by bytes
+ *   ingest.ts        Ingester: the single writer (dedup by seq and rev, group commit, backpressure)
+ *   ingest-filter.ts collectionKeeper: --ingest-collections, the commit ops a small instance keeps
+ *   retention.ts     Retention: trims by age and size; says how many hours the size bound holds
+ *   run-marker.ts    the marker that tells a killed process from a machine crash
+ *   metrics.ts       the store and ingest Prometheus metrics
  */
 export {
   EventStore,

@@ -14,7 +14,15 @@ export interface RetentionOptions {
   /** Events removed per pass of the loop (a whole block at least): small, so ingest is never held up for long. */
   chunkSize?: number;
   now?: () => number;
+  /** After this long, log how many hours the size bound holds at the measured rate (default 10 minutes). */
+  capacityReportMs?: number;
 }
+
+/** The live network's rate, for the start-up estimate before one is measured. */
+const NETWORK_EVENTS_PER_SECOND = 2_000;
+/** bench/day's all-in bytes per event, for a buffer too small to measure its own. */
+const ESTIMATED_BYTES_PER_EVENT = 200;
+const MEASURABLE_EVENTS = 100_000;
 
 /**
  * Trims the oldest events in the background whenever either bound bites: age first, then size.
@@ -26,17 +34,58 @@ export interface RetentionOptions {
 export class Retention {
   readonly #options: Required<RetentionOptions>;
   #timer: NodeJS.Timeout | undefined;
+  readonly #timers: NodeJS.Timeout[] = [];
   #running: Promise<void> | undefined;
   #stopped = false;
+  #committedSinceStart = 0;
 
   constructor(options: RetentionOptions) {
-    this.#options = { intervalMs: 5_000, chunkSize: 1_024, now: Date.now, ...options };
+    this.#options = { intervalMs: 5_000, chunkSize: 1_024, now: Date.now, capacityReportMs: 600_000, ...options };
+  }
+
+  /**
+   * How many hours of events the size bound holds at `eventsPerSecond`: with this buffer's own
+   * bytes per event once it holds enough events to tell, bench/day's figure before.
+   */
+  hoursHeld(eventsPerSecond: number): { hours: number; bytesPerEvent: number; measured: boolean } {
+    const span = this.#options.store.span();
+    const measured = span.eventCount >= MEASURABLE_EVENTS;
+    const bytesPerEvent = measured ? span.bytes / span.eventCount : ESTIMATED_BYTES_PER_EVENT;
+    return { hours: this.#options.maxBytes / bytesPerEvent / eventsPerSecond / 3600, bytesPerEvent, measured };
+  }
+
+  /** Logs how long the bound holds (a warning when it holds less than the age bound). */
+  #reportCapacity(eventsPerSecond: number, rateMeasured: boolean): void {
+    const { maxAgeMs, maxBytes, logger } = this.#options;
+    const { hours, bytesPerEvent, measured } = this.hoursHeld(eventsPerSecond);
+    const retentionHours = maxAgeMs / 3_600_000;
+    const fields = {
+      maxBufferBytes: maxBytes,
+      eventsPerSecond: Math.round(eventsPerSecond),
+      bytesPerEvent: Math.round(bytesPerEvent),
+      hoursHeld: Number(hours.toFixed(1)),
+      retentionHours,
+    };
+    const rate = rateMeasured ? 'the measured rate' : "the live network's ~2,000 events/s";
+    const size = measured ? "this buffer's bytes per event" : 'an estimated 200 bytes per event';
+    const text = `--max-buffer-bytes holds about ${hours.toFixed(1)} h of events at ${rate} (${size})`;
+    if (hours < retentionHours) logger.warn(fields, `${text}: less than --retention (${retentionHours} h), so the size bound trims first`);
+    else logger.info(fields, text);
   }
 
   /** Trims now (in the background), then every interval, and whenever a commit outgrows the size bound. */
   start(): void {
     void this.runOnce();
-    this.#options.store.onCommitted(() => {
+    this.#reportCapacity(NETWORK_EVENTS_PER_SECOND, false);
+    const startedAt = Date.now();
+    const report = setTimeout(() => {
+      const eventsPerSecond = this.#committedSinceStart / ((Date.now() - startedAt) / 1000);
+      if (eventsPerSecond > 0) this.#reportCapacity(eventsPerSecond, true);
+    }, this.#options.capacityReportMs);
+    report.unref();
+    this.#timers.push(report);
+    this.#options.store.onCommitted((entries) => {
+      this.#committedSinceStart += entries.length;
       if (!this.#running && !this.#stopped && this.#options.store.span().bytes > this.#options.maxBytes) void this.runOnce();
     });
     this.#timer = setInterval(() => void this.runOnce(), this.#options.intervalMs);
@@ -46,6 +95,7 @@ export class Retention {
   async stop(): Promise<void> {
     this.#stopped = true;
     clearInterval(this.#timer);
+    for (const timer of this.#timers) clearTimeout(timer);
     await this.#running;
   }
 

@@ -217,6 +217,8 @@ export interface Stats {
   oldestTimeUs?: number;
   newestTimeUs?: number;
   eventCount: number;
+  /** Bytes of LMDB pages the buffer occupies. */
+  bytes: number;
   subscribers: number;
   trimmedUpTo: number;
   upstreamCursor: { seq: number } | null;

@@ -1,0 +1,215 @@
+/**
+ * scripts/soak: contrail against a synthetic upstream for a while, with many clients, and a
+ * one-screen report.
+ *
+ *   npx tsx scripts/soak.ts [--minutes 20] [--rate 2000] [--clients 1000] [--replays 20] [--slow 10]
+ *
+ * The upstream is a local WebSocket relay sending SyntheticFirehose frames (the network's mix)
+ * at --rate events/s. contrail runs as `npm start` would, in its own process, on a temp data dir.
+ * The clients run in another process: 20 unfiltered, a third of the rest wanting one collection,
+ * the others a few DIDs each (live latency is sampled from all of them), --slow clients that read
+ * in bursts at a tenth of the stream's pace, and halfway through, --replays clients at once from
+ * the oldest cursor (a full replay of what was ingested so far, then live). Every 30 s it samples
+ * contrail's /metrics and its data dir; at the end it prints events/s in and out, RSS and disk over
+ * time, live latency p50/p99 per interval, replay throughput, and disconnects and drops by reason.
+ */
+import { fork, spawn } from 'node:child_process';
+import { statSync } from 'node:fs';
+import { once } from 'node:events';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { tempDir } from '../test/support/gateway.ts';
+import { SyntheticFirehose } from '../test/support/synthetic.ts';
+
+const { values } = parseArgs({
+  options: {
+    minutes: { type: 'string', default: '20' },
+    rate: { type: 'string', default: '2000' },
+    clients: { type: 'string', default: '1000' },
+    replays: { type: 'string', default: '20' },
+    slow: { type: 'string', default: '10' },
+  },
+});
+const MINUTES = Number(values.minutes);
+const RATE = Number(values.rate);
+const CLIENTS = Number(values.clients);
+const REPLAYS = Number(values.replays);
+const SLOW = Number(values.slow);
+const SAMPLE_MS = Math.min(30_000, (MINUTES * 60_000) / 10);
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+// The upstream: frames made as they are sent, at the rate, to whoever is connected.
+const relay = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+await once(relay, 'listening');
+const upstreamUrl = `ws://127.0.0.1:${(relay.address() as { port: number }).port}/xrpc/com.atproto.sync.subscribeRepos`;
+const sockets = new Set<WebSocket>();
+relay.on('connection', (socket) => {
+  sockets.add(socket);
+  socket.on('close', () => sockets.delete(socket));
+});
+const firehose = new SyntheticFirehose({ seed: 7, accounts: 50_000 });
+let eventsSent = 0;
+const startedAt = performance.now();
+let behind = 0;
+const pump = setInterval(() => {
+  const due = (RATE * (performance.now() - startedAt)) / 1000;
+  // At most 50 ms of frames per tick: a machine too busy to make frames at the rate falls behind
+  // (reported) instead of blocking this process.
+  const until = performance.now() + 50;
+  while (eventsSent < due && performance.now() < until) {
+    const frame = firehose.next();
+    for (const socket of sockets) socket.send(frame.bytes);
+    eventsSent += frame.events;
+  }
+  behind = Math.max(0, due - eventsSent);
+}, 5);
+
+// contrail, as npm start runs it.
+const dir = tempDir('contrail-soak-');
+const gateway = spawn(
+  process.execPath,
+  ['--max-semi-space-size=64', '--import', 'tsx', 'src/cli.ts', 'serve', '--upstream', upstreamUrl, '--data-dir', dir.path, '--host', '127.0.0.1', '--port', '0', '--metrics-port', '0', '--max-connections-per-ip', String(CLIENTS + REPLAYS + SLOW + 10), '--max-subscribers', String(CLIENTS + REPLAYS + SLOW + 10)],
+  { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
+);
+const ports = await new Promise<{ port: number; metricsPort: number }>((resolve, reject) => {
+  let port = 0;
+  createInterface({ input: gateway.stdout! }).on('line', (line) => {
+    let record: { msg?: string; port?: number };
+    try {
+      record = JSON.parse(line);
+    } catch {
+      return;
+    }
+    if (record.msg?.startsWith('serving /subscribe on ') && record.port) port = record.port;
+    if (record.msg === 'serving Prometheus metrics at /metrics' && record.port) resolve({ port, metricsPort: record.port });
+  });
+  gateway.on('exit', (code) => reject(new Error(`contrail exited (${code}) before serving`)));
+});
+const base = `ws://127.0.0.1:${ports.port}/subscribe`;
+const progress = (text: string) => process.stderr.write(`soak ${Math.round((performance.now() - startedAt) / 1000)}s: ${text}\n`);
+progress(`contrail serving on ${ports.port}, metrics on ${ports.metricsPort}`);
+
+// The clients.
+const clientProcess = fork(fileURLToPath(new URL('./soak-clients.ts', import.meta.url)), { execArgv: ['--import', 'tsx'] });
+const send = (message: unknown) => clientProcess.send(message as never);
+const next = <T>(type: string) => new Promise<T>((resolve) => {
+  const listener = (message: { type: string }) => {
+    if (message.type !== type) return;
+    clientProcess.off('message', listener);
+    resolve(message as T);
+  };
+  clientProcess.on('message', listener);
+});
+const COLLECTIONS = ['app.bsky.feed.post', 'app.bsky.feed.repost', 'app.bsky.graph.block', 'app.bsky.actor.profile', 'app.bsky.graph.*'];
+const dids = Array.from({ length: 200 }, () => `did:plc:${Math.random().toString(36).slice(2).padEnd(24, 'a').slice(0, 24)}`);
+const specs = Array.from({ length: CLIENTS }, (_, i) => {
+  if (i < 20) return { url: base, role: 'live' };
+  if (i % 3 === 0) return { url: `${base}?wantedCollections=${COLLECTIONS[i % COLLECTIONS.length]}`, role: 'live' };
+  return { url: `${base}?${[0, 1, 2].map((k) => `wantedDids=${dids[(i * 3 + k) % dids.length]}`).join('&')}`, role: 'live' };
+});
+for (let i = 0; i < SLOW; i++) specs.push({ url: base, role: 'slow' });
+const opened = next('opened');
+send({ type: 'open', clients: specs });
+await opened;
+progress(`${specs.length} clients connecting`);
+
+interface Report {
+  frames: number;
+  latencies: number[];
+  replays: Array<{ frames: number; seconds: number; caughtUp: boolean; framesAtCatchUp?: number }>;
+  closes: Record<string, number>;
+  open: number;
+}
+const samples: Array<{ at: number; inPerS: number; outPerS: number; rssMB: number; diskMB: number; p50: number; p99: number; events: number }> = [];
+let previous = { events: 0, sent: 0, at: performance.now() };
+let lastReport: Report | undefined;
+let metricsText = '';
+const metric = (name: string) => {
+  let total = 0;
+  for (const line of metricsText.split('\n')) if (line.startsWith(name) && (line[name.length] === ' ' || line[name.length] === '{')) total += Number(line.split(' ').at(-1));
+  return total;
+};
+const byLabel = (name: string, label: string) => {
+  const out: Record<string, number> = {};
+  for (const line of metricsText.split('\n')) {
+    if (!line.startsWith(`${name}{`)) continue;
+    const match = new RegExp(`${label}="([^"]*)"`).exec(line);
+    const value = Number(line.split(' ').at(-1));
+    if (match && value > 0) out[match[1]] = (out[match[1]] ?? 0) + value;
+  }
+  return out;
+};
+let replaysStarted = false;
+const replayAt = performance.now() + (MINUTES * 60_000) / 2;
+const endAt = performance.now() + MINUTES * 60_000;
+const percentile = (values: number[], p: number) => {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
+};
+
+while (performance.now() < endAt) {
+  await new Promise((resolve) => setTimeout(resolve, Math.min(SAMPLE_MS, endAt - performance.now())));
+  if (!replaysStarted && performance.now() >= replayAt) {
+    replaysStarted = true;
+    const replays = Array.from({ length: REPLAYS }, () => ({ url: `${base}?cursor=1`, role: 'replay' }));
+    send({ type: 'open', clients: replays });
+    await next('opened');
+    progress(`${REPLAYS} replays started`);
+  }
+  progress('sampling');
+  metricsText = await (await fetch(`http://127.0.0.1:${ports.metricsPort}/metrics`)).text();
+  const reported = next<Report>('report');
+  send({ type: 'report' });
+  lastReport = await reported;
+  const now = performance.now();
+  const events = metric('contrail_store_events_total');
+  const sent = metric('contrail_events_sent_total');
+  const seconds = (now - previous.at) / 1000;
+  samples.push({
+    at: Math.round((now - startedAt) / 1000),
+    inPerS: Math.round((events - previous.events) / seconds),
+    outPerS: Math.round((sent - previous.sent) / seconds),
+    rssMB: Math.round(metric('process_resident_memory_bytes') / 1e6),
+    diskMB: Math.round(statSync(join(dir.path, 'data.mdb')).size / 1e6),
+    p50: percentile(lastReport.latencies, 0.5),
+    p99: percentile(lastReport.latencies, 0.99),
+    events,
+  });
+  progress(`in ${samples.at(-1)!.inPerS} ev/s, out ${samples.at(-1)!.outPerS} frames/s, live p99 ${samples.at(-1)!.p99.toFixed(1)} ms`);
+  previous = { events, sent, at: now };
+}
+
+// The report: one screen.
+const replays = lastReport?.replays ?? [];
+const caughtUp = replays.filter((r) => r.caughtUp);
+const replayRates = caughtUp.map((r) => (r.framesAtCatchUp ?? r.frames) / r.seconds).sort((a, b) => a - b);
+const out: string[] = [];
+out.push(`soak: ${MINUTES} min, upstream ${RATE} events/s (synthetic mix), ${CLIENTS} live clients + ${SLOW} slow, ${REPLAYS} replays from the oldest cursor at ${Math.round(MINUTES / 2)} min`);
+out.push('');
+out.push('  t (s) | in ev/s | out frames/s |  RSS MB | disk MB | live p50 ms | live p99 ms');
+for (const s of samples) {
+  out.push(`${String(s.at).padStart(7)} | ${String(s.inPerS).padStart(7)} | ${String(s.outPerS).padStart(12)} | ${String(s.rssMB).padStart(7)} | ${String(s.diskMB).padStart(7)} | ${s.p50.toFixed(1).padStart(11)} | ${s.p99.toFixed(1).padStart(11)}`);
+}
+out.push('');
+out.push(`events: ${eventsSent.toLocaleString('en-US')} sent upstream (${Math.round(behind).toLocaleString('en-US')} behind the rate at the end), ${metric('contrail_store_events_total').toLocaleString('en-US')} stored; ${metric('contrail_events_sent_total').toLocaleString('en-US')} sent to clients`);
+out.push(
+  `replays: ${caughtUp.length}/${replays.length} caught up with live; ` +
+    (replayRates.length ? `events/s per replay until caught up: median ${Math.round(replayRates[replayRates.length >> 1]).toLocaleString('en-US')}, min ${Math.round(replayRates[0]).toLocaleString('en-US')}` : 'none caught up') +
+    `; events replayed each: ~${Math.round(caughtUp[0]?.framesAtCatchUp ?? 0).toLocaleString('en-US')}`,
+);
+out.push(`disconnects by reason (contrail): ${JSON.stringify(byLabel('contrail_subscriber_disconnects_total', 'reason'))}; still open (clients): ${lastReport?.open}`);
+out.push(`upstream drops by reason: ${JSON.stringify(byLabel('contrail_ingest_drops_total', 'reason'))}; ingest skips: ${JSON.stringify(byLabel('contrail_ingest_skipped_total', 'reason'))}; events skipped for subscribers: ${JSON.stringify(byLabel('contrail_events_skipped_total', 'reason'))}`);
+out.push(`client-side closes (code reason): ${JSON.stringify(lastReport?.closes ?? {})}`);
+process.stdout.write(out.join('\n') + '\n');
+
+clearInterval(pump);
+send({ type: 'stop' });
+gateway.kill('SIGTERM');
+await once(gateway, 'exit');
+relay.close();
+dir.remove();
+process.exit(0);
