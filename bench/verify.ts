@@ -61,13 +61,17 @@ async function buildCorpus(): Promise<{ frames: Uint8Array[]; keys: Map<string, 
   const keys = new Map<string, string>();
   const frames: Uint8Array[] = [];
   let seq = 0;
+  const repos: { repo: SignedRepo; posts: string[] }[] = [];
   for (let r = 0; r < REPOS; r++) {
     const did = `did:plc:bench${String(r).padStart(19, '0')}`;
     const initial = Array.from({ length: INITIAL_RECORDS }, (_, i) => (i % 3 ? like() : post(`post ${i}`)));
     const repo = await SignedRepo.create(did, await fastKeypair(), initial);
     keys.set(did, repo.signingKey);
-    const posts = initial.filter((w) => w.collection === 'app.bsky.feed.post').map((w) => w.rkey);
-    for (let c = 0; c < COMMITS_PER_REPO; c++) {
+    repos.push({ repo, posts: initial.filter((w) => w.collection === 'app.bsky.feed.post').map((w) => w.rkey) });
+  }
+  // Round by round across the repos, as a firehose interleaves them (each repo's commits in order).
+  for (let c = 0; c < COMMITS_PER_REPO; c++) {
+    for (const { repo, posts } of repos) {
       const roll = random();
       let writes: Write[];
       if (roll < 0.1 && posts.length > 0) {
@@ -84,16 +88,7 @@ async function buildCorpus(): Promise<{ frames: Uint8Array[]; keys: Map<string, 
       frames.push(commitFrameOf(await repo.commit(++seq, writes)));
     }
   }
-  // Interleave the repos as a firehose does.
-  const order = frames.map((frame, i) => ({ frame, key: random(), i }));
-  order.sort((a, b) => a.key - b.key);
-  return { frames: order.map((o, i) => renumber(o.frame, i + 1)), keys };
-}
-
-/** The frame with its seq rewritten (the Verifier skips seqs it has seen, as after a reconnect). */
-function renumber(frame: Uint8Array, seq: number): Uint8Array {
-  const decoded = Frame.fromBytes(frame) as unknown as { header: { t: string }; body: Record<string, unknown> };
-  return commitFrameOf({ ...(decoded.body as Parameters<typeof commitFrameOf>[0]), seq });
+  return { frames, keys };
 }
 
 async function withCache<T>(keys: Map<string, string>, run: (identity: IdentityResolver) => Promise<T>): Promise<T> {
