@@ -70,7 +70,7 @@ function syntheticEntries(count: number, seed = 3): Entry[] {
   return entries.slice(0, count);
 }
 
-class Clients {
+export class Clients {
   readonly #child: ChildProcess;
   private constructor(child: ChildProcess) {
     this.#child = child;
@@ -238,7 +238,7 @@ async function wsLatency(entries: Entry[]): Promise<number[]> {
 }
 
 /** Calls send(i) for i < count at `rate` per second, in 5 ms ticks. */
-async function paced(count: number, rate: number, send: (i: number) => void): Promise<void> {
+export async function paced(count: number, rate: number, send: (i: number) => void): Promise<void> {
   const started = performance.now();
   let sent = 0;
   while (sent < count) {
@@ -252,7 +252,7 @@ function progress(text: string): void {
   if (process.stderr.isTTY) process.stderr.write(`fanout: ${text}…\n`);
 }
 
-function percentile(values: number[], p: number): number {
+export function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }

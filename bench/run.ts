@@ -7,7 +7,7 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-const benches = ['ingest', 'verify', 'store', 'fanout', 'startup'];
+const benches = ['ingest', 'verify', 'store', 'fanout', 'startup', 'cluster'];
 const only = process.argv[2];
 let failed = false;
 for (const name of benches) {

@@ -10,7 +10,7 @@
  * `unknown-stage` rule fails and says so. Tests and benchmarks are not checked: they may reach
  * any module they exercise.
  */
-const STAGES = ['atproto', 'identity', 'upstream', 'verify', 'events', 'store', 'backfill', 'server'];
+const STAGES = ['atproto', 'identity', 'upstream', 'verify', 'events', 'store', 'cluster', 'backfill', 'server'];
 
 const anyStage = STAGES.join('|');
 

@@ -6,6 +6,7 @@
  */
 import yargs, { type Argv, type Options } from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { hostname } from 'node:os';
 import { INSPECT_OPTIONS, SERVE_OPTIONS, flagsFromEnvironment, type GatewayConfig } from './config.ts';
 
 export function buildCli(argv: string[]): Argv {
@@ -83,6 +84,17 @@ function toConfig(args: Record<string, unknown>): GatewayConfig {
     plcUrl: args['plc-url'] as string,
     allowPrivateEndpoints: args['allow-private-endpoints'] as boolean,
     identityCacheEntries: args['identity-cache-entries'] as number,
+    cluster:
+      args.nats === undefined
+        ? undefined
+        : {
+            servers: args.nats as string[],
+            replicas: args['nats-replicas'] as number,
+            retentionMs: args['nats-retention'] as number,
+            leaseMs: args['nats-lease'] as number,
+            name: args['nats-name'] as string,
+            nodeId: (args['node-id'] as string | undefined) ?? `${hostname()}-${process.pid}`,
+          },
   };
 }
 

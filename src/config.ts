@@ -2,6 +2,7 @@ import { fileURLToPath } from 'node:url';
 import type { Options } from 'yargs';
 import { collectionKeeper } from './store/index.ts';
 import { DEMO_UPSTREAM, normalizeUpstreamUrl } from './upstream/index.ts';
+import type { ClusterOptions } from './cluster/index.ts';
 
 /** Everything `contrail serve` needs, parsed and checked (see cli.ts for the flags). */
 export interface GatewayConfig {
@@ -31,6 +32,8 @@ export interface GatewayConfig {
   plcUrl: string;
   allowPrivateEndpoints: boolean;
   identityCacheEntries: number;
+  /** Set when the node joins a cluster on NATS JetStream (--nats); undefined for a single process. */
+  cluster?: ClusterOptions;
 }
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -162,6 +165,21 @@ function checkedString(value: string, option: Options): string {
   return value;
 }
 
+/** "nats://a:4222,nats://b:4222" → the server list; each must be a nats:// (or tls://) URL. */
+export function parseNatsServers(value: string): string[] {
+  const servers = value.split(',').map((server) => server.trim()).filter((server) => server !== '');
+  for (const server of servers) {
+    if (!/^(nats|tls):\/\/[^/\s]+$/.test(server)) throw new Error(`${JSON.stringify(server)} is not a NATS server URL (nats://host:4222)`);
+  }
+  if (servers.length === 0) throw new Error('--nats needs at least one server URL');
+  return servers;
+}
+
+export function parseReplicas(value: string): number {
+  if (!/^[1-5]$/.test(value)) throw new Error(`${JSON.stringify(value)} is not a replica count (1 to 5; 1 or 3 usually)`);
+  return Number(value);
+}
+
 /** "app.bsky.feed.*, app.bsky.graph.follow" → the patterns, each checked. */
 export function parseCollectionList(value: string): string[] {
   const patterns = value.split(',').map((p) => p.trim()).filter(Boolean);
@@ -259,6 +277,22 @@ export const SERVE_OPTIONS = {
     describe: 'Resolved DIDs kept in the identity cache (LMDB, under the data dir); the least recently fetched are evicted',
     coerce: parseCount,
   },
+  nats: {
+    type: 'string',
+    describe: 'Join a cluster on NATS JetStream: comma-separated server URLs (nats://host:4222,…). Without it contrail is a single process',
+    defaultDescription: 'none (a single process)',
+    coerce: parseNatsServers,
+  },
+  'nats-replicas': { type: 'string', default: '3', describe: 'Copies NATS keeps of the cluster stream and lease (1 for a single nats-server)', coerce: parseReplicas },
+  'nats-retention': {
+    type: 'string',
+    default: '6h',
+    describe: 'How long the cluster stream keeps batches: how long a node may be down and still catch up',
+    coerce: parseDuration,
+  },
+  'nats-lease': { type: 'string', default: '5s', describe: 'Ingest leader lease: failover starts at most this long after a leader dies', coerce: parseDuration },
+  'nats-name': { type: 'string', default: 'contrail', describe: 'Names the stream and lease bucket, so several clusters can share one NATS' },
+  'node-id': { type: 'string', describe: "This node's name in the cluster (logs, lease holder)", defaultDescription: 'hostname-pid' },
 } as const satisfies Record<string, Options>;
 
 export const INSPECT_OPTIONS = {

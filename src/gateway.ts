@@ -6,7 +6,8 @@ import type { GatewayConfig } from './config.ts';
 import { CursorClock } from './events/index.ts';
 import { createIdentityMetrics, IdentityCache, IdentityResolver } from './identity/index.ts';
 import { startMetricsEndpoint, startServer, type ServerOptions, type SubscribeServer } from './server/index.ts';
-import { collectionKeeper, createStoreMetrics, EventStore, Ingester, Retention } from './store/index.ts';
+import type { IngestRun } from './cluster/index.ts';
+import { collectionKeeper, createStoreMetrics, EventStore, Ingester, Retention, type Batch } from './store/index.ts';
 import { createUpstreamMetrics, DEMO_UPSTREAM, DemoUpstream, FirehoseClient, redactUrl, type UpstreamReader } from './upstream/index.ts';
 import { createVerifyMetrics, Verifier } from './verify/index.ts';
 import { createLogger, startStatusLog } from './logs.ts';
@@ -33,7 +34,22 @@ export interface GatewayTuning {
   statusIntervalMs?: number;
 }
 
-/** Wires the stages: upstream → (verify, with identity) → events → store → server. */
+/** How this node gets events into its buffer: reading the relay itself, or as a member of a cluster. */
+interface IngestRole {
+  /** Why the node should not take clients now (empty when it can). */
+  problems(): string[];
+  /** Stops ingest and commits what was read; false if that could not be done in time. */
+  stop(flushTimeoutMs: number): Promise<boolean>;
+}
+
+function standalone(run: IngestRun): IngestRole {
+  return {
+    problems: () => (run.connected ? [] : [`upstream not connected: ${run.problem ?? 'not started'}`]),
+    stop: (flushTimeoutMs) => run.stop(flushTimeoutMs),
+  };
+}
+
+/** Wires the stages: upstream → (verify, with identity) → events → store → (cluster) → server. */
 export async function startGateway(config: GatewayConfig, tuning: GatewayTuning = {}): Promise<Gateway> {
   const logger = tuning.logger ?? createLogger(config.logLevel);
   const registry = new Registry();
@@ -77,59 +93,81 @@ async function startStages(config: GatewayConfig, tuning: GatewayTuning, logger:
 
   const storeMetrics = createStoreMetrics(registry);
   const upstreamMetrics = createUpstreamMetrics(registry);
-  let firehose: UpstreamReader | undefined;
+  const verifyMetrics = config.verify !== 'off' ? createVerifyMetrics(registry) : undefined;
   /** Why the last commit failed, while commits are failing. */
   let storeFailure: string | undefined;
-  // Reading pauses while any later stage asks it to.
-  const pausedBy = new Set<string>();
-  const backpressure = (stage: string) => (paused: boolean) => {
-    if (paused) pausedBy.add(stage);
-    else pausedBy.delete(stage);
-    if (pausedBy.size > 0) firehose?.pause();
-    else firehose?.resume();
-  };
-  let verifier: Verifier | undefined;
-  const ingester = new Ingester({
-    store,
-    clock: new CursorClock(store.lastTimeUs),
-    upstreamUrl: config.upstream,
-    keepCollection: collectionKeeper(config.ingestCollections),
-    logger,
-    metrics: storeMetrics,
-    upstreamMetrics,
-    onBackpressure: backpressure('store'),
-    onStoreHealth: (healthy, error) => (storeFailure = healthy ? undefined : error),
-    heldBelow: () => verifier?.heldBelow(),
-  });
-  if (config.verify !== 'off') {
-    verifier = new Verifier({
-      mode: config.verify,
-      identity,
+  /** Reads the relay into `commit` (the local store, or the cluster's event stream) until stopped. */
+  const startIngest = (commit?: (batch: Batch) => Promise<void>): IngestRun => {
+    let firehose: UpstreamReader | undefined;
+    // Reading pauses while any later stage asks it to.
+    const pausedBy = new Set<string>();
+    const backpressure = (stage: string) => (paused: boolean) => {
+      if (paused) pausedBy.add(stage);
+      else pausedBy.delete(stage);
+      if (pausedBy.size > 0) firehose?.pause();
+      else firehose?.resume();
+    };
+    let verifier: Verifier | undefined;
+    const ingester = new Ingester({
+      store,
+      clock: new CursorClock(store.lastTimeUs),
+      upstreamUrl: config.upstream,
+      keepCollection: collectionKeeper(config.ingestCollections),
       logger,
-      metrics: createVerifyMetrics(registry),
-      deliver: (message, released) => ingester.handle(message, released),
-      onBackpressure: backpressure('verify'),
+      metrics: storeMetrics,
+      upstreamMetrics,
+      onBackpressure: backpressure('store'),
+      onStoreHealth: (healthy, error) => (storeFailure = healthy ? undefined : error),
+      heldBelow: () => verifier?.heldBelow(),
+      commit,
     });
-    logger.info({ verify: config.verify, plcUrl: config.plcUrl }, 'verifying commits before emitting them');
-  }
-  const intake = verifier ?? ingester;
-  const demo = DEMO_UPSTREAM.exec(config.upstream);
-  firehose = demo
-    ? new DemoUpstream({
-        seed: Number(demo[1] ?? 1),
-        resumeCursor: () => ingester.resumeCursor(),
-        onMessage: (message) => intake.handle(message),
+    if (verifyMetrics && config.verify !== 'off') {
+      verifier = new Verifier({
+        mode: config.verify,
+        identity,
         logger,
-        metrics: upstreamMetrics,
-      })
-    : new FirehoseClient({
-        url: config.upstream,
-        resumeCursor: () => ingester.resumeCursor(),
-        onMessage: (message) => intake.handle(message),
-        logger,
-        metrics: upstreamMetrics,
-        maxFrameBytes: config.maxFrameBytes,
+        metrics: verifyMetrics,
+        deliver: (message, released) => ingester.handle(message, released),
+        onBackpressure: backpressure('verify'),
       });
+      logger.info({ verify: config.verify, plcUrl: config.plcUrl }, 'verifying commits before emitting them');
+    }
+    const intake = verifier ?? ingester;
+    const demo = DEMO_UPSTREAM.exec(config.upstream);
+    const reader: UpstreamReader = demo
+      ? new DemoUpstream({
+          seed: Number(demo[1] ?? 1),
+          resumeCursor: () => ingester.resumeCursor(),
+          onMessage: (message) => intake.handle(message),
+          logger,
+          metrics: upstreamMetrics,
+        })
+      : new FirehoseClient({
+          url: config.upstream,
+          resumeCursor: () => ingester.resumeCursor(),
+          onMessage: (message) => intake.handle(message),
+          logger,
+          metrics: upstreamMetrics,
+          maxFrameBytes: config.maxFrameBytes,
+        });
+    firehose = reader;
+    reader.start();
+    return {
+      get connected() {
+        return reader.connected;
+      },
+      get problem() {
+        return reader.problem;
+      },
+      async stop(flushTimeoutMs) {
+        await reader.stop();
+        await verifier?.idle();
+        return ingester.flush(flushTimeoutMs);
+      },
+      abandon: () => ingester.abandon(),
+    };
+  };
+  let role: IngestRole | undefined;
   const retention = new Retention({ store, maxAgeMs: config.retentionMs, maxBytes: config.maxBufferBytes, logger, metrics: storeMetrics });
 
   let server: SubscribeServer | undefined;
@@ -149,8 +187,7 @@ async function startStages(config: GatewayConfig, tuning: GatewayTuning, logger:
       trustProxy: config.trustProxy,
       hub: { slowWindowMs: config.slowConsumerWindowMs, ...tuning.hub },
       readiness: () => {
-        const problems = [];
-        if (!firehose?.connected) problems.push(`upstream not connected: ${firehose?.problem ?? 'not started'}`);
+        const problems = role ? role.problems() : ['upstream not connected: not started'];
         if (storeFailure !== undefined) problems.push(`store commits are failing: ${storeFailure}`);
         return { ready: problems.length === 0, problems };
       },
@@ -162,7 +199,18 @@ async function startStages(config: GatewayConfig, tuning: GatewayTuning, logger:
     throw err;
   }
   logger.info({ host: config.metricsHost, port: metricsEndpoint.port }, 'serving Prometheus metrics at /metrics');
-  firehose.start();
+  try {
+    // The NATS client is loaded only by nodes that join a cluster.
+    role = config.cluster
+      ? await (await import('./cluster/index.ts')).joinCluster(config.cluster, store, config.dataDir, logger, registry, startIngest)
+      : standalone(startIngest());
+  } catch (err) {
+    server.close();
+    metricsEndpoint.server.close();
+    await identityCache.close();
+    throw err;
+  }
+  const ingestRole = role;
   retention.start();
   const statusLog = startStatusLog(
     logger,
@@ -182,9 +230,7 @@ async function startStages(config: GatewayConfig, tuning: GatewayTuning, logger:
     async stop(flushTimeoutMs = 10_000) {
       statusLog.stop();
       server.close();
-      await firehose.stop();
-      await verifier?.idle();
-      const flushed = await ingester.flush(flushTimeoutMs);
+      const flushed = await ingestRole.stop(flushTimeoutMs);
       if (!flushed) {
         logger.error('could not commit the last events before stopping; the saved upstream cursor is behind them, so the next start reads them again');
       }

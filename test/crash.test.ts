@@ -13,9 +13,8 @@ import { createInterface } from 'node:readline';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { EventStore } from '../src/store/event-store.ts';
-import { decodeFrame } from '../src/upstream/frame.ts';
-import { parseMessage } from '../src/upstream/messages.ts';
 import { FakeRelay } from './support/fake-relay.ts';
+import { assertSameOps, eventOpId, upstreamOpIds } from './support/op-ids.ts';
 import { tempDir } from './support/gateway.ts';
 import { mulberry32, SyntheticFirehose, type SyntheticFrame } from './support/synthetic.ts';
 
@@ -91,27 +90,6 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, timeo
   }
 }
 
-/** Each upstream op as an identity: did, collection/rkey, operation, cid (or the event kind and seq). */
-function upstreamOps(frames: ReadonlyArray<{ seq: number; bytes: Uint8Array }>): Array<{ seq: number; id: string }> {
-  const out: Array<{ seq: number; id: string }> = [];
-  for (const frame of frames) {
-    const message = parseMessage(decodeFrame(frame.bytes, 5_000_000));
-    switch (message.type) {
-      case 'commit':
-        assert.equal(message.drops.length, 0);
-        for (const op of message.ops) out.push({ seq: frame.seq, id: `${message.repo} ${op.collection}/${op.rkey} ${op.action} ${op.cid ?? '-'}` });
-        break;
-      case 'identity':
-      case 'account':
-        out.push({ seq: frame.seq, id: `${message.did} ${message.type} ${message.seq}` });
-        break;
-      default:
-        throw new Error(`unexpected ${message.type} frame in the synthetic stream`);
-    }
-  }
-  return out;
-}
-
 function storedEvents(dataDir: string): Array<{ timeUs: number; id: string }> {
   const store = new EventStore({ dataDir, hotLogBytes: 0, readOnly: true });
   const out: Array<{ timeUs: number; id: string }> = [];
@@ -124,32 +102,12 @@ function storedEvents(dataDir: string): Array<{ timeUs: number; id: string }> {
       for (const entry of read.entries) {
         const event = JSON.parse(entry.json.toString());
         assert.equal(event.time_us, entry.timeUs, 'the JSON carries its key');
-        const id =
-          event.kind === 'commit'
-            ? `${event.did} ${event.commit.collection}/${event.commit.rkey} ${event.commit.operation} ${event.commit.cid ?? '-'}`
-            : `${event.did} ${event.kind} ${event[event.kind].seq}`;
-        out.push({ timeUs: entry.timeUs, id });
+        out.push({ timeUs: entry.timeUs, id: eventOpId(event) });
       }
     }
   } finally {
     void store.close();
   }
-}
-
-/** A short account of where two op lists first differ, instead of a 5,000-line diff. */
-function firstDifference(stored: string[], expected: string[]): string {
-  const seen = new Map<string, number>();
-  const duplicates = stored.filter((id) => seen.set(id, (seen.get(id) ?? 0) + 1).get(id)! > 1);
-  const storedSet = new Set(stored);
-  const missing = expected.filter((id) => !storedSet.has(id));
-  let i = 0;
-  while (i < stored.length && i < expected.length && stored[i] === expected[i]) i++;
-  return [
-    `stored ${stored.length} events, upstream has ${expected.length} ops; ${duplicates.length} duplicated, ${missing.length} missing`,
-    `first difference at #${i}: stored ${JSON.stringify(stored[i])}, expected ${JSON.stringify(expected[i])}`,
-    ...(duplicates.length ? [`e.g. duplicated: ${duplicates.slice(0, 3).join(' | ')}`] : []),
-    ...(missing.length ? [`e.g. missing: ${missing.slice(0, 3).join(' | ')}`] : []),
-  ].join('\n');
 }
 
 test(`SIGKILL at ${KILLS} random points during ingest loses and duplicates nothing (seed ${SEED})`, { timeout: 150_000 }, async (t) => {
@@ -225,7 +183,7 @@ test(`SIGKILL at ${KILLS} random points during ingest loses and duplicates nothi
   const port = await gateway.port;
   const last = frames[FRAMES - 1].seq;
   await until('ingest of the whole stream', async () => ((await stats(port)).upstreamCursor?.seq === last ? true : undefined), 60_000);
-  const expected = upstreamOps(frames);
+  const expected = upstreamOpIds(frames);
   const finalStats = await stats(port);
   gateway.child.kill('SIGTERM');
   const { code } = await gateway.exit;
@@ -234,7 +192,7 @@ test(`SIGKILL at ${KILLS} random points during ingest loses and duplicates nothi
   const stored = storedEvents(dir.path);
   const storedIds = stored.map((e) => e.id);
   const expectedIds = expected.map((e) => e.id);
-  if (JSON.stringify(storedIds) !== JSON.stringify(expectedIds)) assert.fail(firstDifference(storedIds, expectedIds));
+  assertSameOps(storedIds, expectedIds);
   assert.equal(finalStats.eventCount, expected.length, '/stats counts the same events');
   for (let i = 1; i < stored.length; i++) assert.ok(stored[i].timeUs > stored[i - 1].timeUs, `time_us increases at #${i}`);
 

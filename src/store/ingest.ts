@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { buildEvents, type CursorClock, type Entry } from '../events/index.ts';
 import { backoffDelay, DropLog, redactUrl, type UpstreamMessage, type UpstreamMetrics } from '../upstream/index.ts';
-import type { EventStore } from './event-store.ts';
+import type { Batch, EventStore } from './event-store.ts';
 import type { StoreMetrics } from './metrics.ts';
 
 export interface IngesterOptions {
@@ -29,6 +29,11 @@ export interface IngesterOptions {
   retryDelayMs?: number;
   /** Commit ops kept in the buffer (`--ingest-collections`); undefined keeps all. */
   keepCollection?: (collection: string) => boolean;
+  /**
+   * Where a batch goes: the local store (default), or — in a cluster — the event stream, which
+   * resolves once the batch is back in the local store through the node's follower.
+   */
+  commit?: (batch: Batch) => Promise<void>;
 }
 
 /**
@@ -61,6 +66,8 @@ export class Ingester {
       heldBelow: () => undefined,
       ...options,
       keepCollection: options.keepCollection ?? (() => true),
+      // An option passed as undefined keeps its default.
+      commit: options.commit ?? ((batch) => options.store.commit(batch)),
     };
     this.#dropLog = new DropLog((fields, text) => options.logger.warn(fields, text));
     const saved = options.store.upstreamCursor;
@@ -140,6 +147,11 @@ export class Ingester {
     return flushed;
   }
 
+  /** Gives up on everything not committed yet (a cluster leader that lost its term): nothing more is committed. */
+  abandon(): void {
+    this.#abandoned = true;
+  }
+
   #belowHeld(seq: number | undefined): number | undefined {
     const held = this.#options.heldBelow();
     if (held === undefined) return seq;
@@ -213,12 +225,12 @@ export class Ingester {
   }
 
   /** Commits the batch, retrying until it works; false only if flush() gave up on it. */
-  async #commitWithRetry(batch: Parameters<EventStore['commit']>[0], bytes: number): Promise<boolean> {
-    const { store, metrics, logger } = this.#options;
+  async #commitWithRetry(batch: Batch, bytes: number): Promise<boolean> {
+    const { commit, metrics, logger } = this.#options;
     for (let attempt = 1; !this.#abandoned; attempt++) {
       const stopTimer = metrics.commits.startTimer();
       try {
-        await store.commit(batch);
+        await commit(batch);
         stopTimer();
         if (attempt > 1) {
           logger.warn({ attempt }, 'store commit succeeded after retrying; ingest resumes');
@@ -226,6 +238,7 @@ export class Ingester {
         }
         return true;
       } catch (err) {
+        if (this.#abandoned) return false;
         metrics.commitErrors.inc();
         this.#options.onStoreHealth(false, (err as Error).message);
         // Hold everything (the cursor stays behind these events) and stop reading until it works.

@@ -1,0 +1,192 @@
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DeliverPolicy, type ConsumerMessages } from '@nats-io/jetstream';
+import type { Logger } from 'pino';
+import type { Batch, EventStore } from '../store/index.ts';
+import type { ClusterConnection } from './nats.ts';
+import { decodeStreamRecord } from './stream-record.ts';
+
+const POSITION_FILE = 'cluster-position.json';
+const POSITION_SAVE_INTERVAL_MS = 1_000;
+const STUCK_CHECK_MS = 3_000;
+
+interface SavedPosition {
+  stream: string;
+  seq: number;
+}
+
+/**
+ * Every node's copy of the stream: reads the event stream in order from just after what this
+ * node applied, and commits each batch into the local buffer exactly as the leader built it
+ * (same time_us and seq, same order), so the local server — and every cursor — sees the same events on
+ * every node. The leader's own events reach its buffer the same way.
+ *
+ * Where to resume is saved beside the buffer about once a second, after the commit it names; a
+ * crash can only make the node start a little early, and a batch already in the buffer is
+ * recognised by its seq (or, for a batch without events, its upstream cursor) and skipped.
+ */
+export class StreamFollower {
+  #applied = 0;
+  #messages: ConsumerMessages | undefined;
+  #waiters: Array<{ seq: number; resolve: () => void }> = [];
+  #saveTimer: NodeJS.Timeout | undefined;
+  #pending = Infinity;
+  #running: Promise<void> | undefined;
+  #lastLeader: string | undefined;
+  #stopped = false;
+
+  constructor(
+    private readonly cluster: ClusterConnection,
+    private readonly store: EventStore,
+    private readonly dataDir: string,
+    private readonly logger: Logger,
+    private readonly onApplied: (seq: number) => void = () => {},
+  ) {}
+
+  /** The stream seq of the newest batch in the local buffer. */
+  get appliedSeq(): number {
+    return this.#applied;
+  }
+
+  /** True once the node has read everything the stream held when it last reported. */
+  get caughtUp(): boolean {
+    return this.#pending === 0;
+  }
+
+  async start(): Promise<void> {
+    const { jsm, streamName } = this.cluster;
+    const saved = readPosition(this.dataDir, streamName);
+    const { state } = await jsm.streams.info(streamName);
+    this.#applied = saved;
+    if (saved === 0 && this.store.lastTimeUs > 0) {
+      this.logger.warn({ streamFirstSeq: state.first_seq }, 'this buffer has no cluster position: reading the whole stream and keeping only events newer than the buffer');
+    }
+    if (state.last_seq <= saved) this.#pending = 0;
+    this.#saveTimer = setInterval(() => this.#savePosition(), POSITION_SAVE_INTERVAL_MS);
+    this.#saveTimer.unref();
+    this.#running = this.#follow();
+  }
+
+  /**
+   * Reads the stream from just after what is applied, for as long as the node runs. The ordered
+   * consumer recovers from most faults by itself; when it gives up (its server died with it, the
+   * cluster was electing), a new one starts from the same place.
+   */
+  async #follow(): Promise<void> {
+    const { js, jsm, streamName } = this.cluster;
+    while (!this.#stopped) {
+      try {
+        const { state } = await jsm.streams.info(streamName);
+        // Batches older than the stream's first are gone (retention): #apply reports the gap.
+        const from = Math.max(this.#applied + 1, state.first_seq);
+        const consumer = await js.consumers.get(streamName, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: from });
+        // 5 s requests: a consumer lost with its server is noticed in seconds, not the default 30.
+        const messages = await consumer.consume({ max_messages: 256, expires: 5_000 });
+        this.#messages = messages;
+        if (this.#stopped) await messages.close();
+        void this.#closeWhenStuck(messages);
+        await this.#apply(messages);
+      } catch (err) {
+        if (this.#stopped) break;
+        this.logger.warn({ err: (err as Error).message, appliedSeq: this.#applied }, 'reading the cluster event stream failed; starting again from the applied position');
+      }
+      if (!this.#stopped) await new Promise((resolve) => setTimeout(resolve, 1_000));
+    }
+  }
+
+  /**
+   * A consumer whose server died can sit silent while the client waits for it. Every few seconds
+   * the stream's end is compared with what was applied: behind and not moving twice in a row, the
+   * consumer is closed and #follow starts a fresh one from the applied position.
+   */
+  async #closeWhenStuck(messages: ConsumerMessages): Promise<void> {
+    let lastApplied = this.#applied;
+    let stuckChecks = 0;
+    while (!this.#stopped && this.#messages === messages) {
+      await new Promise((resolve) => setTimeout(resolve, STUCK_CHECK_MS).unref());
+      if (this.#messages !== messages || this.#stopped) return;
+      const end = await this.cluster.jsm.streams.info(this.cluster.streamName).then((info) => info.state.last_seq, () => undefined);
+      stuckChecks = end !== undefined && end > this.#applied && this.#applied === lastApplied ? stuckChecks + 1 : 0;
+      lastApplied = this.#applied;
+      if (stuckChecks >= 2) {
+        this.logger.warn({ appliedSeq: this.#applied, streamLastSeq: end }, 'the cluster stream consumer stopped delivering; starting a new one');
+        await messages.close();
+        return;
+      }
+    }
+  }
+
+  /** Resolves once the local buffer holds the stream through `seq`. */
+  waitApplied(seq: number): Promise<void> {
+    if (seq <= this.#applied) return Promise.resolve();
+    return new Promise((resolve) => this.#waiters.push({ seq, resolve }));
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearInterval(this.#saveTimer);
+    await this.#messages?.close();
+    await this.#running;
+    this.#savePosition();
+  }
+
+  async #apply(messages: ConsumerMessages): Promise<void> {
+    for await (const message of messages) {
+      const record = decodeStreamRecord(message.data);
+      if (record.type === 'batch') {
+        if (!this.#isInBuffer(record.batch)) {
+          this.#reportGap(record.batch);
+          await this.store.commitAssigned(record.batch);
+        }
+      } else if (record.node !== this.#lastLeader) {
+        this.#lastLeader = record.node;
+        this.logger.info({ leader: record.node, seq: message.seq }, 'a new ingest leader took over');
+      }
+      this.#applied = message.seq;
+      this.#pending = message.info.pending;
+      this.onApplied(message.seq);
+      this.#wake();
+    }
+  }
+
+  #isInBuffer(batch: Batch): boolean {
+    const last = batch.entries.at(-1);
+    if (last) return last.seq! <= this.store.lastSeq;
+    const stored = this.store.upstreamCursor;
+    return batch.cursor === undefined || (stored?.url === batch.cursor.url && batch.cursor.seq <= stored.seq);
+  }
+
+  /** Event seqs are consecutive across the stream: a jump means batches expired before this node read them. */
+  #reportGap(batch: Batch): void {
+    const first = batch.entries[0];
+    const last = this.store.lastSeq;
+    if (first?.seq === undefined || last === 0 || first.seq === last + 1) return;
+    this.logger.error(
+      { lastSeqInBuffer: last, nextSeqInStream: first.seq, missedEvents: first.seq - last - 1 },
+      'THIS NODE FELL BEHIND THE STREAM RETENTION: the events it missed are gone from NATS, so its buffer has a gap; it continues from the oldest batch the stream still has (raise --nats-retention to avoid this)',
+    );
+  }
+
+  #wake(): void {
+    if (this.#waiters.length === 0) return;
+    const ready = this.#waiters.filter((waiter) => waiter.seq <= this.#applied);
+    this.#waiters = this.#waiters.filter((waiter) => waiter.seq > this.#applied);
+    for (const waiter of ready) waiter.resolve();
+  }
+
+  #savePosition(): void {
+    const path = join(this.dataDir, POSITION_FILE);
+    const position: SavedPosition = { stream: this.cluster.streamName, seq: this.#applied };
+    writeFileSync(`${path}.tmp`, JSON.stringify(position));
+    renameSync(`${path}.tmp`, path);
+  }
+}
+
+function readPosition(dataDir: string, stream: string): number {
+  try {
+    const position = JSON.parse(readFileSync(join(dataDir, POSITION_FILE), 'utf8')) as SavedPosition;
+    return position.stream === stream && Number.isSafeInteger(position.seq) ? position.seq : 0;
+  } catch {
+    return 0;
+  }
+}

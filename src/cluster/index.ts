@@ -1,0 +1,29 @@
+/**
+ * Package cluster runs contrail on several machines (or several processes of one machine) that
+ * serve the same events with the same cursors, on NATS JetStream.
+ *
+ * How it works: one JetStream stream is the cluster's log of committed batches. One node at a
+ * time — the ingest leader, holder of a lease in a NATS KV bucket (lease.ts) — reads the relay,
+ * assigns time_us and seq, and appends each batch the Ingester would have committed to the stream
+ * (stream-writer.ts). Every node, the leader included, follows the stream in order into its own
+ * LMDB buffer (follower.ts), writing each batch exactly as the leader built it, and serves
+ * /subscribe from that buffer as a single node does. So a time_us (or seq) names the same event on
+ * every node, and a client may resume on any node with the cursor it got from another.
+ *
+ * Why it is safe across failovers: a new leader first appends a marker after the stream's end
+ * (fencing) and waits until its buffer holds everything before it; its clock, upstream cursor
+ * and revs then continue exactly where the stream ends, so time_us keeps increasing and the
+ * relay is resumed from the last appended cursor (leadership.ts). Every append names the
+ * sequence it must follow (expected-last-sequence), so once the marker is in, an older leader —
+ * paused, partitioned, or with a publish in flight — can no longer append anything: the lease
+ * only elects, the stream fences. A deposed leader drops what it read and did not append; the
+ * new leader reads it again from the relay.
+ *
+ * Files: nats.ts (connection, stream and lease bucket), stream-record.ts (message layout),
+ * lease.ts (the ingest lease), stream-writer.ts (fenced appends), follower.ts (stream → local
+ * buffer), leadership.ts (terms: fence, catch up, ingest, step down), metrics.ts (leader, terms,
+ * applied seq), node.ts (a node's wiring).
+ */
+export type { ClusterOptions } from './nats.ts';
+export { joinCluster, type ClusterNode } from './node.ts';
+export type { IngestRun } from './leadership.ts';

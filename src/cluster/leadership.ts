@@ -1,0 +1,136 @@
+import type { Logger } from 'pino';
+import type { Batch, EventStore } from '../store/index.ts';
+import type { LeaderLease } from './lease.ts';
+import type { StreamFollower } from './follower.ts';
+import { DeposedError, type StreamWriter } from './stream-writer.ts';
+
+/** One leader's reading of the relay: what the gateway starts for a term and stops at its end. */
+export interface IngestRun {
+  readonly connected: boolean;
+  /** Why the relay is not connected, when it is not. */
+  readonly problem: string | undefined;
+  /** Stops reading and commits what was read; false if it could not. */
+  stop(flushTimeoutMs: number): Promise<boolean>;
+  /** Drops what was read and not committed: the stream already belongs to another leader. */
+  abandon(): void;
+}
+
+export interface LeadershipOptions {
+  lease: LeaderLease;
+  writer: StreamWriter;
+  follower: StreamFollower;
+  store: EventStore;
+  leaseMs: number;
+  logger: Logger;
+  /** Starts reading the relay, committing each batch through `commit` (which resolves once the batch is in the local buffer). */
+  startIngest(commit: (batch: Batch) => Promise<void>): IngestRun;
+  onLeaderChange?(leading: boolean): void;
+}
+
+/**
+ * Decides whether this node reads the relay. Every lease period / 3 it renews the lease it holds
+ * or tries to take a free one. A term begins by fencing (a marker appended to the stream) and
+ * waiting until the local buffer holds everything before the marker, so the new leader's clock,
+ * upstream cursor and revs continue exactly where the stream ends; then ingest starts, appending
+ * each batch to the stream and waiting for it to come back through this node's own follower.
+ * A term ends when the lease is lost, an append is refused (another leader appended), or the
+ * node stops — and the relay is then read by whoever leads next, from the stream's cursor.
+ */
+export class Leadership {
+  #term: IngestRun | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #ticking: Promise<void> | undefined;
+  #lastRenewal = 0;
+  #stopped = false;
+
+  constructor(private readonly options: LeadershipOptions) {}
+
+  get leading(): boolean {
+    return this.#term !== undefined;
+  }
+
+  /** Why this leader is not reading the relay, or undefined when it is (or does not lead). */
+  get upstreamProblem(): string | undefined {
+    const term = this.#term;
+    return term && !term.connected ? (term.problem ?? 'not connected') : undefined;
+  }
+
+  start(): void {
+    const tick = () => {
+      this.#ticking = this.#tick().finally(() => {
+        if (!this.#stopped) this.#timer = setTimeout(tick, this.options.leaseMs / 3);
+      });
+    };
+    tick();
+  }
+
+  /** Ends any term (committing what it read), and frees the lease for another node. */
+  async stop(flushTimeoutMs: number): Promise<boolean> {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    await this.#ticking;
+    const flushed = this.#term ? await this.#endTerm(flushTimeoutMs) : true;
+    await this.options.lease.release();
+    return flushed;
+  }
+
+  async #tick(): Promise<void> {
+    const { lease, logger, leaseMs } = this.options;
+    try {
+      if (lease.held) {
+        if (await lease.renew()) {
+          this.#lastRenewal = Date.now();
+          if (!this.#term) await this.#beginTerm();
+        } else {
+          logger.warn('lost the ingest lease to another node: stopping ingest');
+          await this.#endTerm(0);
+        }
+      } else if (await lease.tryAcquire()) {
+        this.#lastRenewal = Date.now();
+        await this.#beginTerm();
+      }
+    } catch (err) {
+      logger.warn({ err: (err as Error).message }, 'cluster lease check failed (NATS unreachable?)');
+      // Past the lease time without a renewal the lease may be another node's: stop appending.
+      if (this.#term && Date.now() - this.#lastRenewal > leaseMs) await this.#endTerm(0);
+    }
+  }
+
+  async #beginTerm(): Promise<void> {
+    const { writer, follower, lease, logger } = this.options;
+    const markerSeq = await writer.fence();
+    await follower.waitApplied(markerSeq);
+    if (this.#stopped || !lease.held) return;
+    const { store } = this.options;
+    const term = this.options.startIngest(async (batch) => {
+      // Batches are appended one at a time and each is in the local buffer before the next, so
+      // the buffer's last seq is the stream's: the leader numbers events, followers keep them.
+      let seq = store.lastSeq;
+      for (const entry of batch.entries) entry.seq = ++seq;
+      let streamSeq: number;
+      try {
+        streamSeq = await writer.append(batch);
+      } catch (err) {
+        if (err instanceof DeposedError && this.#term === term) {
+          logger.warn({ err: err.message }, 'another node appended to the event stream: this node stops leading');
+          void this.#endTerm(0);
+        }
+        throw err;
+      }
+      await follower.waitApplied(streamSeq);
+    });
+    this.#term = term;
+    logger.info({ node: lease.nodeId, markerSeq }, 'this node is the ingest leader');
+    this.options.onLeaderChange?.(true);
+  }
+
+  async #endTerm(flushTimeoutMs: number): Promise<boolean> {
+    const term = this.#term;
+    if (!term) return true;
+    this.#term = undefined;
+    if (flushTimeoutMs === 0) term.abandon();
+    const flushed = await term.stop(flushTimeoutMs);
+    this.options.onLeaderChange?.(false);
+    return flushed;
+  }
+}

@@ -1,0 +1,65 @@
+import type { KV } from '@nats-io/kv';
+
+const KEY = 'leader';
+
+/**
+ * The ingest lease: one key in a NATS KV bucket whose entries expire after the lease time.
+ * Taking it is a create (fails while anyone holds it); renewing is an update checked against
+ * the revision we last wrote, so a holder whose lease expired and was taken by another node can
+ * never renew it back — it learns it lost, and steps down. The lease only decides who *tries* to
+ * lead; the stream's expected-last-sequence publishes (stream-writer.ts) are what make a deposed
+ * leader unable to append.
+ */
+export class LeaderLease {
+  #revision: number | undefined;
+
+  constructor(
+    private readonly kv: KV,
+    readonly nodeId: string,
+  ) {}
+
+  get held(): boolean {
+    return this.#revision !== undefined;
+  }
+
+  /** Takes the lease if nobody holds it; true when we now hold it. */
+  async tryAcquire(): Promise<boolean> {
+    try {
+      this.#revision = await this.kv.create(KEY, this.nodeId);
+      return true;
+    } catch (err) {
+      if (isWrongRevision(err)) return false;
+      throw err;
+    }
+  }
+
+  /** Extends the lease; false (and no longer held) when another node holds it or it expired. */
+  async renew(): Promise<boolean> {
+    if (this.#revision === undefined) return false;
+    try {
+      this.#revision = await this.kv.update(KEY, this.nodeId, this.#revision);
+      return true;
+    } catch (err) {
+      if (!isWrongRevision(err)) throw err;
+      this.#revision = undefined;
+      return false;
+    }
+  }
+
+  /** Gives the lease up at a graceful stop, so another node takes over without waiting for expiry. */
+  async release(): Promise<void> {
+    const revision = this.#revision;
+    this.#revision = undefined;
+    if (revision !== undefined) await this.kv.delete(KEY, { previousSeq: revision }).catch(() => {});
+  }
+
+  /** The node that holds the lease now, if any. */
+  async holder(): Promise<string | undefined> {
+    const entry = await this.kv.get(KEY);
+    return entry && entry.operation === 'PUT' ? entry.string() : undefined;
+  }
+}
+
+export function isWrongRevision(err: unknown): boolean {
+  return /wrong last sequence/i.test((err as Error).message ?? '');
+}

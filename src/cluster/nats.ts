@@ -1,0 +1,95 @@
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { nanos } from '@nats-io/nats-core';
+import { Kvm, type KV } from '@nats-io/kv';
+import type { Logger } from 'pino';
+
+export interface ClusterOptions {
+  /** NATS server URLs (any of the cluster's servers; the client fails over between them). */
+  servers: string[];
+  /** Copies NATS keeps of the stream and the lease: 3 for a 3-server cluster, 1 for a single server. */
+  replicas: number;
+  /** How long the stream keeps batches: what a node that was down can still catch up on. */
+  retentionMs: number;
+  /** How long a leader's lease lasts without renewal: the upper bound on failover detection. */
+  leaseMs: number;
+  /** Names the stream, subject and lease bucket, so several contrail clusters can share one NATS. */
+  name: string;
+  nodeId: string;
+}
+
+export interface ClusterConnection {
+  readonly nc: NatsConnection;
+  readonly js: JetStreamClient;
+  readonly jsm: JetStreamManager;
+  readonly lease: KV;
+  readonly streamName: string;
+  readonly subject: string;
+  /** False while the client is between servers (it reconnects by itself). */
+  readonly connected: boolean;
+}
+
+/**
+ * Connects and makes sure the event stream and the lease bucket exist with the configured
+ * retention and replicas. Every node does this at start; creating what exists is a no-op, and a
+ * retention change is applied to the existing stream.
+ */
+export async function openCluster(options: ClusterOptions, logger: Logger): Promise<ClusterConnection> {
+  const nc = await connect({
+    servers: options.servers,
+    name: `contrail ${options.nodeId}`,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 250,
+  });
+  try {
+    const jsm = await jetstreamManager(nc);
+    const js = jetstream(nc);
+    const streamName = `${options.name}-events`;
+    const subject = `${options.name}.events`;
+    const config = {
+      name: streamName,
+      subjects: [subject],
+      max_age: nanos(options.retentionMs),
+      num_replicas: options.replicas,
+      max_msg_size: -1,
+      // NATS refuses a duplicate window longer than the retention; appends are fenced by sequence anyway.
+      duplicate_window: nanos(Math.min(120_000, options.retentionMs)),
+    };
+    await explainReplicaErrors(options.replicas, async () => {
+      const existing = await jsm.streams.info(streamName).catch(() => undefined);
+      if (!existing) await jsm.streams.add(config);
+      else if (existing.config.max_age !== config.max_age) {
+        await jsm.streams.update(streamName, { ...existing.config, max_age: config.max_age, duplicate_window: config.duplicate_window });
+      }
+    });
+    const lease = await explainReplicaErrors(options.replicas, () =>
+      new Kvm(js).create(`${options.name}-leader`, { ttl: options.leaseMs, history: 1, replicas: options.replicas }),
+    );
+    logger.info({ servers: options.servers, stream: streamName, nodeId: options.nodeId }, 'joined the contrail cluster on NATS JetStream');
+    const connection = { nc, js, jsm, lease, streamName, subject, connected: true };
+    void (async () => {
+      for await (const status of nc.status()) {
+        if (status.type === 'disconnect') connection.connected = false;
+        if (status.type === 'reconnect') connection.connected = true;
+        if (status.type === 'disconnect' || status.type === 'reconnect') logger.warn({ server: status.server }, `NATS ${status.type}`);
+      }
+    })();
+    return connection;
+  } catch (err) {
+    await nc.close();
+    throw err;
+  }
+}
+
+async function explainReplicaErrors<T>(replicas: number, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (err) {
+    const message = (err as Error).message;
+    if (/insufficient resources|replicas/i.test(message)) {
+      throw new Error(`NATS could not place ${replicas} replicas (${message}): set --nats-replicas to the number of JetStream servers (1 for a single server)`);
+    }
+    if (/jetstream not enabled|503/i.test(message)) throw new Error(`NATS JetStream is not enabled on the server (${message}): start nats-server with -js`);
+    throw err;
+  }
+}

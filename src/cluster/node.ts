@@ -1,0 +1,68 @@
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import type { Batch, EventStore } from '../store/index.ts';
+import { Leadership, type IngestRun } from './leadership.ts';
+import { LeaderLease } from './lease.ts';
+import { createClusterMetrics } from './metrics.ts';
+import { openCluster, type ClusterOptions } from './nats.ts';
+import { StreamFollower } from './follower.ts';
+import { StreamWriter } from './stream-writer.ts';
+
+export interface ClusterNode {
+  readonly leading: boolean;
+  /** Why this node should not take clients now (empty when it can). */
+  problems(): string[];
+  stop(flushTimeoutMs: number): Promise<boolean>;
+}
+
+/**
+ * Joins the cluster: follows the event stream into the local buffer, and competes for the
+ * ingest lease, reading the relay while it holds it. A node that is still catching up with the
+ * stream serves what it has and says so in /ready.
+ */
+export async function joinCluster(
+  options: ClusterOptions,
+  store: EventStore,
+  dataDir: string,
+  logger: Logger,
+  registry: Registry,
+  startIngest: (commit: (batch: Batch) => Promise<void>) => IngestRun,
+): Promise<ClusterNode> {
+  const connection = await openCluster(options, logger);
+  const metrics = createClusterMetrics(registry);
+  const follower = new StreamFollower(connection, store, dataDir, logger, (seq) => metrics.appliedSeq.set(seq));
+  await follower.start();
+  const leadership = new Leadership({
+    lease: new LeaderLease(connection.lease, options.nodeId),
+    writer: new StreamWriter(connection.js, connection.jsm, connection.streamName, connection.subject, options.nodeId),
+    follower,
+    store,
+    leaseMs: options.leaseMs,
+    logger,
+    startIngest,
+    onLeaderChange(leading) {
+      metrics.leading.set(leading ? 1 : 0);
+      if (leading) metrics.terms.inc();
+    },
+  });
+  leadership.start();
+  return {
+    get leading() {
+      return leadership.leading;
+    },
+    problems() {
+      const problems = [];
+      if (!connection.connected) problems.push('not connected to NATS');
+      if (!follower.caughtUp) problems.push('catching up with the cluster event stream');
+      const upstream = leadership.upstreamProblem;
+      if (upstream !== undefined) problems.push(`upstream not connected: ${upstream}`);
+      return problems;
+    },
+    async stop(flushTimeoutMs) {
+      const flushed = await leadership.stop(flushTimeoutMs);
+      await follower.stop();
+      await connection.nc.close();
+      return flushed;
+    },
+  };
+}

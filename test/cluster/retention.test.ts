@@ -1,0 +1,70 @@
+/**
+ * A node away for longer than the cluster stream keeps batches (--nats-retention): it must say
+ * so, and continue from the oldest batch the stream still has, serving everything after it.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { ServeProcess } from '../support/serve-process.ts';
+import { FakeRelay } from '../support/fake-relay.ts';
+import { tempDir } from '../support/gateway.ts';
+import { NatsCluster, natsServerMissing } from '../support/nats-cluster.ts';
+import { assertSameOps, eventOpId, upstreamOpIds } from '../support/op-ids.ts';
+import { stats, Subscription, waitUntil } from '../support/subscribe-client.ts';
+import { SyntheticFirehose } from '../support/synthetic.ts';
+
+const RETENTION_MS = 10_000;
+
+test('a node away longer than the stream retention says so and serves what the stream still had', { skip: natsServerMissing(), timeout: 180_000 }, async (t) => {
+  const nats = await NatsCluster.start(1);
+  t.after(() => nats.stop());
+  const relay = await FakeRelay.start();
+  t.after(() => relay.stop());
+  const firehose = new SyntheticFirehose({ seed: 11, accounts: 100 });
+  const pushed: Array<{ seq: number; bytes: Uint8Array }> = [];
+  const push = (count: number) => {
+    for (const frame of firehose.frames(count)) {
+      relay.push({ seq: frame.seq, bytes: frame.bytes });
+      pushed.push(frame);
+    }
+  };
+  const dirs = ['a', 'b'].map((id) => tempDir(`contrail-behind-${id}-`));
+  t.after(() => dirs.forEach((dir) => dir.remove()));
+  const launch = (i: number) =>
+    new ServeProcess([
+      '--upstream', relay.url, '--data-dir', dirs[i]!.path, '--nats', nats.urls[0]!, '--nats-replicas', '1',
+      '--nats-retention', `${RETENTION_MS}ms`, '--nats-lease', '1s', '--nats-name', 'behind', '--node-id', `node-${i}`,
+    ]);
+  const leader = launch(0);
+  t.after(() => leader.stop());
+  await leader.waitLog('this node is the ingest leader');
+  let away = launch(1);
+  await away.waitServing();
+  await relay.waitForConnections(1);
+  const settled = async (node: ServeProcess) =>
+    waitUntil(async () => ((await stats(node.port)).upstreamCursor?.seq ?? 0) >= pushed.at(-1)!.seq, `upstream seq ${pushed.at(-1)!.seq}\n${node.tail()}`, 30_000);
+
+  push(100);
+  await settled(away);
+  away.signal('SIGKILL');
+  await away.exited;
+  push(100); // the batches the away node will never see: they expire from the stream before it returns
+  await settled(leader);
+  await new Promise((resolve) => setTimeout(resolve, RETENTION_MS + 1_500));
+  push(100);
+  await settled(leader);
+
+  away = launch(1);
+  t.after(() => away.stop());
+  await away.waitLog('THIS NODE FELL BEHIND THE STREAM RETENTION');
+  await settled(away);
+  const { eventCount } = await stats(away.port);
+  const subscription = await Subscription.open(away.port, 'cursor=1');
+  await subscription.waitForCount(eventCount, `${eventCount} events`);
+  await subscription.close();
+  const kept = [...pushed.slice(0, 100), ...pushed.slice(200)];
+  assertSameOps(
+    subscription.events.map(eventOpId),
+    upstreamOpIds(kept).map((op) => op.id),
+  );
+  assert.ok(subscription.events.length > 0);
+});

@@ -1,0 +1,117 @@
+/**
+ * Real nats-server processes (Debian's nats-server) on 127.0.0.1 for the cluster tests: one
+ * server, or a JetStream cluster of several with routes between them. Each server can be
+ * killed and restarted on its own ports and store dir, as an operator's would be.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { connect } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { tempDir } from './gateway.ts';
+import { waitUntil } from './subscribe-client.ts';
+
+/** Why cluster tests cannot run here, or undefined when nats-server is installed (.ci/run installs it). */
+export function natsServerMissing(): string | undefined {
+  const probe = spawnSync('nats-server', ['--version'], { encoding: 'utf8' });
+  return probe.error ? 'nats-server is not installed (apt-get install nats-server; .ci/run does)' : undefined;
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+interface ServerSlot {
+  name: string;
+  port: number;
+  routePort: number;
+  config: string;
+  process?: ChildProcess;
+  log: string[];
+}
+
+export class NatsCluster {
+  readonly #dir = tempDir('contrail-nats-');
+
+  private constructor(readonly servers: ServerSlot[]) {}
+
+  static async start(size: number): Promise<NatsCluster> {
+    const slots: ServerSlot[] = [];
+    for (let i = 0; i < size; i++) slots.push({ name: `n${i + 1}`, port: await freePort(), routePort: await freePort(), config: '', log: [] });
+    const cluster = new NatsCluster(slots);
+    for (const slot of slots) {
+      const store = join(cluster.#dir.path, slot.name);
+      mkdirSync(store, { recursive: true });
+      const routes = slots.filter((other) => other !== slot).map((other) => `nats-route://127.0.0.1:${other.routePort}`);
+      const clusterBlock = size > 1 ? `cluster { name: contrail-test, listen: 127.0.0.1:${slot.routePort}, routes: [${routes.join(', ')}] }` : '';
+      slot.config = join(cluster.#dir.path, `${slot.name}.conf`);
+      writeFileSync(
+        slot.config,
+        `server_name: ${slot.name}\nlisten: 127.0.0.1:${slot.port}\nmax_payload: 8MB\njetstream { store_dir: "${store}", max_memory_store: 64MB, max_file_store: 2GB }\n${clusterBlock}\n`,
+      );
+    }
+    for (const slot of slots) cluster.#launch(slot);
+    await cluster.waitReady();
+    return cluster;
+  }
+
+  /** Every server's client URL, as a --nats value lists them. */
+  get urls(): string[] {
+    return this.servers.map((slot) => `nats://127.0.0.1:${slot.port}`);
+  }
+
+  /** Resolves once JetStream answers on every running server (a meta leader is elected). */
+  async waitReady(timeoutMs = 30_000): Promise<void> {
+    for (const slot of this.servers.filter((s) => s.process)) {
+      await waitUntil(
+        async () => {
+          try {
+            const nc = await connect({ servers: `127.0.0.1:${slot.port}`, reconnect: false, timeout: 1_000 });
+            try {
+              await (await jetstreamManager(nc, { timeout: 2_000 })).getAccountInfo();
+              return true;
+            } finally {
+              await nc.close();
+            }
+          } catch {
+            return false;
+          }
+        },
+        `JetStream ready on ${slot.name} (log: ${slot.log.slice(-5).join(' | ')})`,
+        timeoutMs,
+      );
+    }
+  }
+
+  kill(index: number): void {
+    this.servers[index]!.process?.kill('SIGKILL');
+    this.servers[index]!.process = undefined;
+  }
+
+  restart(index: number): void {
+    this.#launch(this.servers[index]!);
+  }
+
+  async stop(): Promise<void> {
+    const running = this.servers.map((slot) => slot.process).filter((p): p is ChildProcess => p !== undefined && p.exitCode === null);
+    for (const child of running) child.kill('SIGKILL');
+    await Promise.all(running.map((child) => once(child, 'exit')));
+    this.#dir.remove();
+  }
+
+  #launch(slot: ServerSlot): void {
+    const child = spawn('nats-server', ['-c', slot.config], { stdio: ['ignore', 'ignore', 'pipe'] });
+    child.stderr!.setEncoding('utf8').on('data', (text: string) => {
+      slot.log.push(...text.trim().split('\n'));
+      if (slot.log.length > 200) slot.log.splice(0, slot.log.length - 200);
+    });
+    slot.process = child;
+  }
+}
