@@ -70,8 +70,13 @@ class Setup {
     return node;
   }
 
-  push(count: number): void {
-    for (const frame of this.#firehose.frames(count)) {
+  /** The next `count` frames of the stream, not pushed yet. */
+  take(count: number): SyntheticFrame[] {
+    return this.#firehose.frames(count);
+  }
+
+  push(count: number, frames = this.take(count)): void {
+    for (const frame of frames) {
       this.relay.push({ seq: frame.seq, bytes: frame.bytes });
       this.frames.push(frame);
     }
@@ -142,9 +147,10 @@ async function fanoutRate(topology: Topology, servingNodes: number): Promise<num
     const clients = await Clients.open(urls);
     const rates: number[] = [];
     for (let run = 0; run < RUNS; run++) {
-      const firehose = new SyntheticFirehose({ seed: 100 + run, accounts: 5_000 });
-      const events = firehose.frames(FANOUT_FRAMES).reduce((sum, frame) => sum + frame.events, 0);
-      rates.push((await clients.measure(events * FANOUT_CLIENTS, () => setup.push(FANOUT_FRAMES))).rate);
+      const frames = setup.take(FANOUT_FRAMES);
+      const events = frames.reduce((sum, frame) => sum + frame.events, 0);
+      rates.push((await clients.measure(events * FANOUT_CLIENTS, () => setup.push(FANOUT_FRAMES, frames))).rate);
+      await Promise.all(setup.nodes.map((node) => setup.settled(node)));
       await Promise.all(setup.nodes.map((node) => setup.settled(node)));
     }
     await clients.close();
@@ -213,17 +219,22 @@ export async function run(): Promise<Row[]> {
   const missing = natsServerMissing();
   if (missing) return [{ bench: 'cluster', case: `skipped: ${missing}` }];
   const rows: Row[] = [];
+  // Each row also goes to stderr as soon as it is measured: the whole run takes minutes.
+  const add = (row: Row) => {
+    process.stderr.write(`cluster: ${JSON.stringify(row)}\n`);
+    rows.push(row);
+  };
   for (const topology of TOPOLOGIES) {
     progress(`ingest, ${topology.name}`);
     const rate = await ingestRate(topology);
-    rows.push({ bench: 'ingest', case: `${topology.name}: ${INGEST_FRAMES.toLocaleString('en-US')} frames at once`, 'events/s': Math.round(rate) });
+    add({ bench: 'ingest', case: `${topology.name}: ${INGEST_FRAMES.toLocaleString('en-US')} frames at once`, 'events/s': Math.round(rate) });
   }
   for (const topology of TOPOLOGIES) {
     progress(`latency, ${topology.name}`);
     const samples = await latencies(topology);
     samples.forEach((values, i) => {
       const where = topology.natsServers === 0 ? 'client of the process' : i === 0 ? 'client of node 0' : 'client of node 1';
-      rows.push({
+      add({
         bench: 'latency',
         case: `${topology.name}, ${where}, ${LATENCY_RATE} ev/s`,
         events: values.length,
@@ -235,12 +246,12 @@ export async function run(): Promise<Row[]> {
   for (const serving of [1, 2]) {
     progress(`fan-out, ${serving} serving node(s)`);
     const rate = await fanoutRate({ name: 'R1', natsServers: 1 }, serving);
-    rows.push({ bench: 'fanout', case: `cluster R1, ${FANOUT_CLIENTS} clients on ${serving} node(s)`, 'frames/s': Math.round(rate) });
+    add({ bench: 'fanout', case: `cluster R1, ${FANOUT_CLIENTS} clients on ${serving} node(s)`, 'frames/s': Math.round(rate) });
   }
   for (const leaseMs of [2_000, 5_000]) {
     progress(`failover, lease ${leaseMs} ms`);
     const gaps = await failoverGaps(leaseMs);
-    rows.push({ bench: 'failover', case: `kill -9 of the leader, lease ${leaseMs / 1000} s, R3 (${KILLS} kills)`, 'median ms': Math.round(median(gaps)), 'max ms': Math.round(Math.max(...gaps)) });
+    add({ bench: 'failover', case: `kill -9 of the leader, lease ${leaseMs / 1000} s, R3 (${KILLS} kills)`, 'median ms': Math.round(median(gaps)), 'max ms': Math.round(Math.max(...gaps)) });
   }
   return rows;
 }
