@@ -41,6 +41,8 @@ class Setup {
   readonly frames: SyntheticFrame[] = [];
   readonly #firehose = new SyntheticFirehose({ seed: 21, accounts: 20_000 });
   readonly #dirs: Array<{ remove(): void }> = [];
+  /** Each node's data dir, so a killed node restarts on its own buffer. */
+  readonly dataDirs = new Map<ServeProcess, string>();
 
   private constructor(
     readonly relay: FakeRelay,
@@ -65,7 +67,7 @@ class Setup {
       ? ['--nats', this.nats.urls.join(','), '--nats-replicas', String(this.nats.servers.length), '--nats-lease', `${this.leaseMs}ms`, '--node-id', `node${i}`]
       : [];
     const node = new ServeProcess(['--upstream', this.relay.url, '--data-dir', dir, '--max-connections-per-ip', '5000', ...cluster]);
-    (node as ServeProcess & { dataDir: string }).dataDir = dir;
+    this.dataDirs.set(node, dir);
     this.nodes[i] = node;
     return node;
   }
@@ -184,7 +186,7 @@ async function failoverGaps(leaseMs: number): Promise<number[]> {
       await waitUntil(() => watcher.events.some((event) => event.time_us > killedAtUs), 'an event from the new leader', 60_000);
       gaps.push(performance.timeOrigin + performance.now() - killedAtUs / 1000);
       await watcher.close();
-      const restarted = setup.launch(leaderIndex, (leader as ServeProcess & { dataDir: string }).dataDir);
+      const restarted = setup.launch(leaderIndex, setup.dataDirs.get(leader));
       await restarted.waitServing(60_000);
     }
   } finally {
