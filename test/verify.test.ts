@@ -27,7 +27,7 @@ import { checkInversion } from '../src/verify/inversion.ts';
 import { SigningKeys } from '../src/verify/signing-keys.ts';
 import { FakeRelay } from './support/fake-relay.ts';
 import { readJsonFixture } from './support/fixtures.ts';
-import { carOf } from './support/frames.ts';
+import { accountFrame, carOf, identityFrame } from './support/frames.ts';
 import { startTestGateway, tempDir } from './support/gateway.ts';
 import { httpGet, Subscription } from './support/subscribe-client.ts';
 import { SignedRepo, commitFrameOf, syncFrameOf, type CommitBody, type Write } from './support/signed-repo.ts';
@@ -149,17 +149,19 @@ describe('real commits (@atproto/repo)', () => {
   });
 });
 
-/** A DID directory on 127.0.0.1 serving PLC-style documents; `respond` can be delayed to simulate a slow directory. */
+/** A DID directory on 127.0.0.1 serving PLC-style documents; its answers can be held back to act as a slow directory. */
 async function plcDirectory(t: TestContext) {
   const documents = new Map<string, string>();
   let gate: Promise<void> = Promise.resolve();
+  const gates = new Map<string, Promise<void>>();
   const answer = (did: string, res: ServerResponse) => {
     const key = documents.get(did);
     if (!key) return res.writeHead(404).end();
     res.end(JSON.stringify({ id: did, verificationMethod: [{ id: '#atproto', type: 'Multikey', controller: did, publicKeyMultibase: key.slice('did:key:'.length) }] }));
   };
   const server = createServer((req, res) => {
-    void gate.then(() => answer(decodeURIComponent(req.url!.slice(1)), res));
+    const did = decodeURIComponent(req.url!.slice(1));
+    void Promise.all([gate, gates.get(did)]).then(() => answer(did, res));
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
@@ -170,10 +172,12 @@ async function plcDirectory(t: TestContext) {
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     publish: (did: string, key: string) => documents.set(did, key),
-    /** Holds every answer until the returned function is called. */
-    stall(): () => void {
+    /** Holds every answer (or only those for `did`) until the returned function is called. */
+    stall(did?: string): () => void {
       let open!: () => void;
-      gate = new Promise((resolve) => (open = resolve));
+      const held = new Promise<void>((resolve) => (open = resolve));
+      if (did) gates.set(did, held);
+      else gate = held;
       return open;
     },
   };
@@ -323,6 +327,58 @@ async function waitFor(condition: () => boolean | Promise<boolean>, timeoutMs = 
 }
 
 describe('gateway with --verify full', () => {
+  test('a repo waiting for its key is overtaken by other repos, never reordered within itself; time_us follows emission, so a replay repeats what live clients got', async (t) => {
+    // The real PDS's sequence for three new accounts, then their first writes (the e2e suite's
+    // "phase one"): each account's #sync is the first message that needs its key.
+    const plc = await plcDirectory(t);
+    const relay = await FakeRelay.start();
+    const dir = tempDir('contrail-verify-order-');
+    t.after(async () => {
+      await Subscription.closeAll();
+      await relay.stop();
+      dir.remove();
+    });
+    const [alice, bob, carol] = await Promise.all(['alice', 'bob', 'carol'].map((name) => SignedRepo.create(`did:plc:${name}order`.padEnd(32, '0'))));
+    for (const repo of [alice, bob, carol]) plc.publish(repo.did, repo.signingKey);
+    const openBob = plc.stall(bob.did); // bob's directory entry is slow to come
+    const gateway = await startTestGateway(relay.url, dir.path, { verify: 'full', plcUrl: plc.url });
+    t.after(() => gateway.stop());
+    await relay.waitForConnections(1);
+
+    const upstream: { did: string; label: string; bytes: Uint8Array }[] = [];
+    let seq = 0;
+    for (const repo of [alice, bob, carol]) {
+      upstream.push({ did: repo.did, label: 'identity', bytes: identityFrame({ seq: ++seq, did: repo.did, handle: `${repo.did.slice(8, 13)}.test` }) });
+      upstream.push({ did: repo.did, label: 'account', bytes: accountFrame({ seq: ++seq, did: repo.did, active: true }) });
+      upstream.push({ did: repo.did, label: 'sync', bytes: syncFrameOf(await repo.sync(++seq)) });
+    }
+    for (const [repo, text] of [[alice, 'profile by alice'], [bob, 'profile by bob'], [alice, 'post by alice'], [carol, 'post by carol'], [bob, 'post by bob']] as const) {
+      upstream.push({ did: repo.did, label: text, bytes: commitFrameOf(await repo.commit(++seq, [post(text)])) });
+    }
+    for (const [i, { bytes }] of upstream.entries()) relay.push({ seq: i + 1, bytes });
+    const emitted = upstream.filter(({ label }) => label !== 'sync'); // Jetstream v1 has no #sync event
+    const labelOf = (event: Record<string, any>) => event.commit?.record?.text ?? event.kind;
+
+    const live = await Subscription.open(gateway.port, 'cursor=0');
+    await live.waitForCount(emitted.length - 2, "everything but bob's two commits");
+    assert.ok(!live.events.some((e) => e.did === bob.did && e.kind === 'commit'), "bob's commits wait for his key");
+    openBob();
+    await live.waitForCount(emitted.length);
+    const events = live.events;
+    assert.deepEqual(
+      events.map((e) => `${e.did} ${labelOf(e)}`),
+      [...emitted.filter(({ label }) => !label.endsWith('by bob')), ...emitted.filter(({ label }) => label.endsWith('by bob'))].map(({ did, label }) => `${did} ${label}`),
+      "bob's held commits come out after what overtook them, in their own order",
+    );
+    for (const repo of [alice, bob, carol]) {
+      assert.deepEqual(events.filter((e) => e.did === repo.did).map(labelOf), emitted.filter(({ did }) => did === repo.did).map(({ label }) => label), `${repo.did}: upstream order`);
+    }
+    for (let i = 1; i < events.length; i++) assert.ok(events[i].time_us > events[i - 1].time_us, `time_us of event #${i} increases`);
+    const replay = await Subscription.open(gateway.port, 'cursor=0');
+    await replay.waitForCount(events.length);
+    assert.deepEqual(replay.texts, live.texts, 'a replay from the cursor gives exactly what live clients got');
+  });
+
   test('subscribers get only what verifies; a repo held across a restart is read again, not lost', async (t) => {
     const plc = await plcDirectory(t);
     const relay = await FakeRelay.start();

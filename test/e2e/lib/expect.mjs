@@ -45,6 +45,21 @@ export function assertEventsMatch(events, expected, context) {
   assert.fail(`${context}: ${events.length} events for ${expected.length} expected; ${detail}`);
 }
 
+/**
+ * The ordering contract of `--verify`: a repo whose key is being fetched is held while other
+ * repos go on, so repos may overtake one another, but each repo's events are exactly the expected
+ * ones in their order, and time_us still only grows (it is given in emission order).
+ */
+export function assertEventsMatchPerRepo(events, expected, context) {
+  for (let i = 1; i < events.length; i++) {
+    assert.ok(events[i].time_us > events[i - 1].time_us, `${context}: time_us of event #${i} (${events[i].time_us}) must exceed ${events[i - 1].time_us}`);
+  }
+  const dids = new Set([...expected.map((e) => e.did), ...events.map((e) => e.did)]);
+  for (const did of dids) {
+    assertEventsMatch(events.filter((e) => e.did === did), expected.filter((e) => e.did === did), `${context}, ${did}`);
+  }
+}
+
 /** Jetstream's filter semantics: collections (exact or `prefix.*`) apply to commits only; DIDs to every kind. */
 export function wants(filter, expectation) {
   if (filter.wantedDids?.length && !filter.wantedDids.includes(expectation.did)) return false;
