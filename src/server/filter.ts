@@ -99,6 +99,14 @@ export function isTooLarge(filter: SubscriberFilter, entry: Entry): boolean {
   return filter.maxMessageBytes > 0 && filter.frameBytes(entry) > filter.maxMessageBytes;
 }
 
+/** Whether the event is sent: wanted and within the size limit; tooLarge hears of a wanted event over the limit. */
+export function sendsEvent(filter: SubscriberFilter, entry: Entry, tooLarge: () => void): boolean {
+  if (!wantsEvent(filter, entry)) return false;
+  if (!isTooLarge(filter, entry)) return true;
+  tooLarge();
+  return false;
+}
+
 /** Identity and account events (collection null) pass every collection filter. */
 export function wantsCollection(filter: SubscriberFilter, collection: string | null): boolean {
   if (collection === null || !hasCollectionFilter(filter)) return true;

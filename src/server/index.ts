@@ -29,7 +29,10 @@
  *   v2-frames.ts         v2's message, #info and error frames, built from the stored v1 JSON
  *   deflate.ts           permessage-deflate for the ws transport, deflated once per message
  *   subscribers.ts       SubscriberHub: each subscriber's position, the pump, publishing
- *   subscriber.ts        Admission (before the sink) and Subscriber (with it); positionAtTime
+ *   hub-options.ts       the hub's knobs and their defaults
+ *   replay-turns.ts      ReplayTurns: replays share one bounded slice per event-loop turn
+ *   replay-read.ts       readReplayBatch: one replay step's read from the store
+ *   subscriber.ts        Admission (before the sink) and Subscriber (with it: send, hang up); positionAtTime
  *   client-message.ts    readClientMessage: a client message → ignore, a new filter, or a close
  *   close-reasons.ts     every way the hub ends a stream: code, reason, metric label
  *   watchdog.ts          the hub's timers: slow consumers, pings, heartbeats

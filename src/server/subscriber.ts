@@ -1,7 +1,8 @@
 import type { Entry } from '../events/index.ts';
 import type { EventStore } from '../store/index.ts';
+import { truncateReason, type CloseReason } from './close-reasons.ts';
 import type { SubscriberFilter } from './filter.ts';
-import type { SentTally } from './metrics.ts';
+import type { SentTally, ServerMetrics } from './metrics.ts';
 import type { DrainWindow } from './slow-consumer.ts';
 import type { SubscriberSink } from './transport.ts';
 import type { Wire } from './wire.ts';
@@ -45,13 +46,14 @@ export class Subscriber {
   /** Events still to send before the stream ends by itself (`limit`); Infinity = no limit. */
   remaining: number;
 
-  constructor(
-    readonly id: number,
-    admission: Admission,
-    readonly sink: SubscriberSink,
-    readonly tally: SentTally,
-    nowMs: number,
-  ) {
+  static #lastId = 0;
+  /** Names it in logs. */
+  readonly id = ++Subscriber.#lastId;
+  /** Its events and bytes sent, counted under its wire and compression. */
+  readonly tally: SentTally;
+
+  constructor(admission: Admission, readonly sink: SubscriberSink, metrics: Pick<ServerMetrics, 'tally'>, nowMs: number) {
+    this.tally = metrics.tally(admission.wire.name, compressionOf(admission));
     this.filter = admission.filter;
     this.wire = admission.wire;
     this.deflate = admission.deflate;
@@ -61,6 +63,15 @@ export class Subscriber {
     this.heartbeatMs = admission.heartbeatMs ?? 0;
     this.remaining = admission.limit ?? Infinity;
     this.lastSentMs = nowMs;
+  }
+
+  /** What goes out before any event: the wire's prelude, then the admission's greeting. */
+  greet(greeting: Buffer | undefined): void {
+    const { sink, wire } = this;
+    if (wire.prelude) sink.send(wire.prelude, false);
+    if (!greeting) return;
+    const { bytes, binary } = wire.control(greeting);
+    sink.send(bytes, binary);
   }
 
   /** zstd, deflate or none: the metrics label. */
@@ -92,6 +103,21 @@ export class Subscriber {
     this.lastSentMs = nowMs;
     if (this.remaining === 0) return 'limit';
     return full ? 'full' : 'all';
+  }
+
+  /**
+   * Ends the stream: with `close` (a wire without close frames — an HTTP stream — first gets
+   * close.error as an error frame, so no stream ends without saying why), or without a goodbye
+   * (a peer that stopped answering).
+   */
+  hangUp(close?: CloseReason): void {
+    const { sink, wire } = this;
+    if (!close) return sink.terminate();
+    if (close.error && !wire.closeFrame) {
+      const { bytes, binary } = wire.errorFrame(close.error, close.reason);
+      sink.send(bytes, binary);
+    }
+    sink.close(close.code, truncateReason(close.reason));
   }
 }
 

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { EventStore } from '../store/index.ts';
 import { CLOSE, type CloseReason } from './close-reasons.ts';
 import { judgeDrain } from './slow-consumer.ts';
 import type { Subscriber } from './subscriber.ts';
@@ -12,9 +13,8 @@ export interface WatchdogOptions {
   heartbeatTickMs: number;
   /** The clock slow-consumer windows and heartbeats are measured on (ms). */
   nowMs: () => number;
-  /** The stream's tip and the retention floor (time_us), read at each check. */
-  tip: () => number;
-  trimmedUpTo: () => number;
+  /** Where the stream's tip (hotLog.newest) and the retention floor are, read at each check. */
+  store: Pick<EventStore, 'hotLog' | 'trimmedUpTo'>;
   /** Ends a subscriber's stream: with `close`, or (undefined) by dropping the connection. */
   end: (subscriber: Subscriber, metricReason: string, close?: CloseReason) => void;
 }
@@ -52,7 +52,7 @@ export class Watchdog {
 
   /** Starts a new slow-consumer window at the subscriber's position and the current tip. */
   startWindow(subscriber: Subscriber): void {
-    subscriber.window = { atMs: this.#options.nowMs(), position: subscriber.position, tip: this.#options.tip() };
+    subscriber.window = { atMs: this.#options.nowMs(), position: subscriber.position, tip: this.#options.store.hotLog.newest };
   }
 
   tooSlow(subscriber: Subscriber, message: string): void {
@@ -68,8 +68,8 @@ export class Watchdog {
   }
 
   #checkDrains(): void {
-    const { subscribers, slowWindowMs, nowMs, tip, trimmedUpTo } = this.#options;
-    const now = { nowMs: nowMs(), tip: tip(), trimmedUpTo: trimmedUpTo() };
+    const { subscribers, slowWindowMs, nowMs, store } = this.#options;
+    const now = { nowMs: nowMs(), tip: store.hotLog.newest, trimmedUpTo: store.trimmedUpTo };
     for (const subscriber of subscribers) {
       if (subscriber.mode !== 'replay' && subscriber.mode !== 'blocked') continue;
       const verdict = judgeDrain(subscriber.window, { ...now, position: subscriber.position }, slowWindowMs);
@@ -100,7 +100,7 @@ export class Watchdog {
    */
   #sendHeartbeats(): void {
     const now = this.#options.nowMs();
-    const tip = this.#options.tip();
+    const tip = this.#options.store.hotLog.newest;
     for (const subscriber of this.#withHeartbeat) {
       if (!subscriber.wire.heartbeat || subscriber.mode === 'blocked' || now - subscriber.lastSentMs < subscriber.heartbeatMs) continue;
       // A live subscriber has been sent every wanted event up to the tip (publish is synchronous).

@@ -1,0 +1,36 @@
+import type { Logger } from 'pino';
+import type { EventStore } from '../store/index.ts';
+import type { ServerMetrics } from './metrics.ts';
+
+export interface SubscriberHubOptions {
+  store: EventStore;
+  logger: Logger;
+  metrics: ServerMetrics;
+  /** Stop pushing to a subscriber once this many bytes wait in its sink's send buffer. */
+  highWaterBytes?: number;
+  /** A subscriber behind the tip for this long, draining at under half the stream's rate, is dropped. */
+  slowWindowMs?: number;
+  pingIntervalMs?: number;
+  /** How often to look for subscribers due a heartbeat. */
+  heartbeatTickMs?: number;
+  /**
+   * How long replays together may run in one turn of the event loop before yielding, so live
+   * sends (and ingest) never wait longer than this behind them, however many clients replay.
+   */
+  pumpSliceMs?: number;
+  /** The clock slow-consumer windows and heartbeats are measured on (ms). */
+  nowMs?: () => number;
+}
+
+/** The options with every knob set; `??` rather than spreading defaults, so a knob passed as undefined keeps its default. */
+export function withHubDefaults(options: SubscriberHubOptions): Required<SubscriberHubOptions> {
+  return {
+    ...options,
+    highWaterBytes: options.highWaterBytes ?? 1024 * 1024,
+    slowWindowMs: options.slowWindowMs ?? 60_000,
+    pingIntervalMs: options.pingIntervalMs ?? 30_000,
+    heartbeatTickMs: options.heartbeatTickMs ?? 250,
+    pumpSliceMs: options.pumpSliceMs ?? 3,
+    nowMs: options.nowMs ?? Date.now,
+  };
+}

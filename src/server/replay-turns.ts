@@ -1,0 +1,45 @@
+/**
+ * Replays take turns: one shared slice of time per event-loop turn, round robin, so twenty
+ * replaying clients cost live sends (and ingest) one slice of waiting, not twenty.
+ */
+export class ReplayTurns<T> {
+  /** Waiting for their next step, in turn order. */
+  readonly #waiting = new Set<T>();
+  #scheduled = false;
+
+  /**
+   * @param step one bounded step of a replay; true while it has more to do.
+   * @param sliceMs how long steps together may run in one turn of the event loop.
+   */
+  constructor(
+    private readonly step: (replay: T) => boolean,
+    private readonly sliceMs: number,
+  ) {}
+
+  /** Queues a replay for its next step (once, however often it is queued). */
+  queue(replay: T): void {
+    if (this.#waiting.has(replay)) return;
+    this.#waiting.add(replay);
+    this.#schedule();
+  }
+
+  #schedule(): void {
+    if (this.#scheduled || this.#waiting.size === 0) return;
+    this.#scheduled = true;
+    setImmediate(() => this.#run());
+  }
+
+  #run(): void {
+    this.#scheduled = false;
+    const deadline = performance.now() + this.sliceMs;
+    while (this.#waiting.size > 0 && performance.now() < deadline) {
+      for (const replay of this.#waiting) {
+        this.#waiting.delete(replay);
+        // Still replaying after this step: back to the end of the line.
+        if (this.step(replay)) this.#waiting.add(replay);
+        if (performance.now() >= deadline) break;
+      }
+    }
+    this.#schedule();
+  }
+}
