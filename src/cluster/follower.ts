@@ -19,7 +19,8 @@ interface SavedPosition {
  * Every node's copy of the stream: reads the event stream in order from just after what this
  * node applied, and commits each batch into the local buffer exactly as the leader built it
  * (same time_us and seq, same order), so the local server — and every cursor — sees the same events on
- * every node. The leader's own events reach its buffer the same way.
+ * every node. The leader's own events reach its buffer the same way. A batch split over several
+ * messages is committed once, when its last part arrives.
  *
  * Where to resume is saved beside the buffer about once a second, after the commit it names; a
  * crash can only make the node start a little early, and a batch already in the buffer is
@@ -27,6 +28,10 @@ interface SavedPosition {
  */
 export class StreamFollower {
   #applied = 0;
+  /** The stream seq of the newest message read, applied or not (a part of a split batch waits for the rest). */
+  #read = 0;
+  /** The parts of a split batch read so far: applied together when its last part comes. */
+  #parts: Batch[] = [];
   #messages: ConsumerMessages | undefined;
   #waiters: Array<{ seq: number; resolve: () => void }> = [];
   #saveTimer: NodeJS.Timeout | undefined;
@@ -79,6 +84,8 @@ export class StreamFollower {
         const { state } = await jsm.streams.info(streamName);
         // Batches older than the stream's first are gone (retention): #apply reports the gap.
         const from = Math.max(this.#applied + 1, state.first_seq);
+        this.#parts = [];
+        this.#read = from - 1;
         const consumer = await js.consumers.get(streamName, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: from });
         // 5 s requests: a consumer lost with its server is noticed in seconds, not the default 30.
         const messages = await consumer.consume({ max_messages: 256, expires: 5_000 });
@@ -96,18 +103,18 @@ export class StreamFollower {
 
   /**
    * A consumer whose server died can sit silent while the client waits for it. Every few seconds
-   * the stream's end is compared with what was applied: behind and not moving twice in a row, the
+   * the stream's end is compared with what was read: behind and not moving twice in a row, the
    * consumer is closed and #follow starts a fresh one from the applied position.
    */
   async #closeWhenStuck(messages: ConsumerMessages): Promise<void> {
-    let lastApplied = this.#applied;
+    let lastRead = this.#read;
     let stuckChecks = 0;
     while (!this.#stopped && this.#messages === messages) {
       await new Promise((resolve) => setTimeout(resolve, STUCK_CHECK_MS).unref());
       if (this.#messages !== messages || this.#stopped) return;
       const end = await this.cluster.jsm.streams.info(this.cluster.streamName).then((info) => info.state.last_seq, () => undefined);
-      stuckChecks = end !== undefined && end > this.#applied && this.#applied === lastApplied ? stuckChecks + 1 : 0;
-      lastApplied = this.#applied;
+      stuckChecks = end !== undefined && end > this.#read && this.#read === lastRead ? stuckChecks + 1 : 0;
+      lastRead = this.#read;
       if (stuckChecks >= 2) {
         this.logger.warn({ appliedSeq: this.#applied, streamLastSeq: end }, 'the cluster stream consumer stopped delivering; starting a new one');
         await messages.close();
@@ -133,20 +140,54 @@ export class StreamFollower {
   async #apply(messages: ConsumerMessages): Promise<void> {
     for await (const message of messages) {
       const record = decodeStreamRecord(message.data);
+      this.#read = message.seq;
+      this.#pending = message.info.pending;
+      if (record.type === 'batch' && record.more) {
+        // The applied position stays before the batch's first part until all of it is in.
+        this.#parts.push(record.batch);
+        continue;
+      }
       if (record.type === 'batch') {
-        if (!this.#isInBuffer(record.batch)) {
-          this.#reportGap(record.batch);
-          await this.store.commitAssigned(record.batch);
+        const batch = this.#withEarlierParts(record.batch);
+        if (!this.#isInBuffer(batch)) {
+          this.#reportGap(batch);
+          await this.store.commitAssigned(batch);
         }
-      } else if (record.node !== this.#lastLeader) {
-        this.#lastLeader = record.node;
-        this.logger.info({ leader: record.node, seq: message.seq }, 'a new ingest leader took over');
+      } else {
+        this.#dropCutOffParts(record.node, message.seq);
+        if (record.node !== this.#lastLeader) {
+          this.#lastLeader = record.node;
+          this.logger.info({ leader: record.node, seq: message.seq }, 'a new ingest leader took over');
+        }
       }
       this.#applied = message.seq;
-      this.#pending = message.info.pending;
       this.onApplied(message.seq);
       this.#wake();
     }
+  }
+
+  /** A batch's last part with the parts before it, as the one batch the leader committed. */
+  #withEarlierParts(last: Batch): Batch {
+    if (this.#parts.length === 0) return last;
+    const parts = [...this.#parts, last];
+    this.#parts = [];
+    return {
+      entries: parts.flatMap((part) => part.entries),
+      revs: new Map(parts.flatMap((part) => [...part.revs])),
+      cursor: last.cursor,
+    };
+  }
+
+  /**
+   * Parts followed by a leader marker instead of their last part: their leader was deposed
+   * mid-batch. None of it is applied; the new leader resumes the relay from the cursor before
+   * it, so its events come again, whole, in the new term.
+   */
+  #dropCutOffParts(newLeader: string, markerSeq: number): void {
+    if (this.#parts.length === 0) return;
+    const events = this.#parts.reduce((sum, part) => sum + part.entries.length, 0);
+    this.logger.info({ parts: this.#parts.length, events, newLeader, markerSeq }, 'dropped a batch cut off by a change of leader; the new leader reads its events again from the relay');
+    this.#parts = [];
   }
 
   #isInBuffer(batch: Batch): boolean {

@@ -19,7 +19,13 @@
  * only elects, the stream fences. A deposed leader drops what it read and did not append; the
  * new leader reads it again from the relay.
  *
- * Files: nats.ts (connection, stream and lease bucket), stream-record.ts (message layout),
+ * A batch bigger than the NATS servers' max_payload is appended as consecutive parts, cut at
+ * event boundaries, that are still one commit: followers apply it when its last part arrives
+ * (which alone carries the upstream cursor) and drop its parts if a leader marker comes first.
+ * So a leader that dies between two parts leaves nothing half-applied, and its successor, resuming
+ * from the cursor before that batch, reads all of it again: nothing lost, nothing twice.
+ *
+ * Files: nats.ts (connection, stream and lease bucket), stream-record.ts (message layout, split),
  * lease.ts (the ingest lease), stream-writer.ts (fenced appends), follower.ts (stream → local
  * buffer), leadership.ts (terms: fence, catch up, ingest, step down), metrics.ts (leader, terms,
  * applied seq), node.ts (a node's wiring).

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { Batch, EventStore } from '../store/index.ts';
 import type { LeaderLease } from './lease.ts';
 import type { StreamFollower } from './follower.ts';
-import { DeposedError, type StreamWriter } from './stream-writer.ts';
+import { CutOffBatchError, DeposedError, type StreamWriter } from './stream-writer.ts';
 
 /** One leader's reading of the relay: what the gateway starts for a term and stops at its end. */
 export interface IngestRun {
@@ -25,6 +25,8 @@ export interface LeadershipOptions {
   /** Starts reading the relay, committing each batch through `commit` (which resolves once the batch is in the local buffer). */
   startIngest(commit: (batch: Batch) => Promise<void>): IngestRun;
   onLeaderChange?(leading: boolean): void;
+  /** Counts events dropped because they do not fit a NATS message even alone. */
+  onOversizedEvents?(count: number): void;
 }
 
 /**
@@ -103,6 +105,13 @@ export class Leadership {
     if (this.#stopped || !lease.held) return;
     const { store } = this.options;
     const term = this.options.startIngest(async (batch) => {
+      for (const entry of writer.takeOversizedEvents(batch)) {
+        logger.error(
+          { did: entry.did, kind: entry.kind, collection: entry.collection, bytes: entry.json.byteLength, maxRecordBytes: writer.maxRecordBytes },
+          "DROPPED AN EVENT TOO BIG FOR ONE NATS MESSAGE: raise the NATS servers' max_payload to carry events this big",
+        );
+        this.options.onOversizedEvents?.(1);
+      }
       // Batches are appended one at a time and each is in the local buffer before the next, so
       // the buffer's last seq is the stream's: the leader numbers events, followers keep them.
       let seq = store.lastSeq;
@@ -111,8 +120,8 @@ export class Leadership {
       try {
         streamSeq = await writer.append(batch);
       } catch (err) {
-        if (err instanceof DeposedError && this.#term === term) {
-          logger.warn({ err: err.message }, 'another node appended to the event stream: this node stops leading');
+        if ((err instanceof DeposedError || err instanceof CutOffBatchError) && this.#term === term) {
+          logger.warn({ err: err.message }, err instanceof DeposedError ? 'another node appended to the event stream: this node stops leading' : 'this term ends so that a new leader marker closes the cut-off batch');
           void this.#endTerm(0);
         }
         throw err;

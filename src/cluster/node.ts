@@ -34,7 +34,7 @@ export async function joinCluster(
   await follower.start();
   const leadership = new Leadership({
     lease: new LeaderLease(connection.lease, options.nodeId),
-    writer: new StreamWriter(connection.js, connection.jsm, connection.streamName, connection.subject, options.nodeId),
+    writer: new StreamWriter(connection.nc, connection.js, connection.jsm, connection.streamName, connection.subject, options.nodeId),
     follower,
     store,
     leaseMs: options.leaseMs,
@@ -44,6 +44,7 @@ export async function joinCluster(
       metrics.leading.set(leading ? 1 : 0);
       if (leading) metrics.terms.inc();
     },
+    onOversizedEvents: (count) => metrics.oversizedEvents.inc(count),
   });
   leadership.start();
   return {

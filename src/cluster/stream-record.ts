@@ -4,10 +4,17 @@ import type { Batch } from '../store/index.ts';
 
 /**
  * What one message of the cluster's event stream holds: a batch of events exactly as the leader
- * committed it (time_us already assigned, the upstream cursor it completes, the revs it sets), or
- * the marker a new leader publishes to fence out its predecessor.
+ * committed it (time_us already assigned, the upstream cursor it completes, the revs it sets) or
+ * one part of such a batch, or the marker a new leader publishes to fence out its predecessor.
+ *
+ * A batch too big for one NATS message is split into consecutive parts; `more` is set on every
+ * part but the last. The parts are one commit: a follower applies them together when the last
+ * arrives, and drops them if a leader marker comes first (their leader was deposed mid-batch). So
+ * the upstream cursor travels only in the last part — a failover between two parts resumes the
+ * relay from the previous batch's cursor and reads the whole batch again, never half of it — and
+ * no rev is stored before all of its commit's events are.
  */
-export type StreamRecord = { type: 'batch'; node: string; batch: Batch } | { type: 'leader'; node: string };
+export type StreamRecord = { type: 'batch'; node: string; batch: Batch; more: boolean } | { type: 'leader'; node: string };
 
 const BATCH = 0x42; // 'B'
 const LEADER = 0x4c; // 'L'
@@ -18,6 +25,8 @@ type EntryFields = Omit<Entry, 'json'>;
 interface BatchHeader {
   /** The leader that appended it: for logs and for checking fencing. */
   node: string;
+  /** Set on every part of a split batch but its last. */
+  more?: true;
   cursor?: Batch['cursor'];
   revs: Array<[string, string]>;
   entries: EntryFields[];
@@ -34,6 +43,7 @@ export function encodeStreamRecord(record: StreamRecord): Uint8Array {
   const { entries, cursor, revs } = record.batch;
   const header: BatchHeader = {
     node: record.node,
+    ...(record.more && { more: true }),
     cursor,
     revs: [...revs],
     entries: entries.map(({ json: _json, ...fields }) => fields),
@@ -64,5 +74,86 @@ export function decodeStreamRecord(bytes: Uint8Array): StreamRecord {
     return entry;
   });
   if (offset !== body.byteLength) throw new Error(`batch record has ${body.byteLength - offset} trailing bytes`);
-  return { type: 'batch', node: header.node, batch: { entries, cursor: header.cursor, revs: new Map(header.revs) } };
+  return { type: 'batch', node: header.node, batch: { entries, cursor: header.cursor, revs: new Map(header.revs) }, more: header.more === true };
+}
+
+/** Room for a record's type byte, header and zstd's framing around one event. */
+const ONE_EVENT_OVERHEAD_BYTES = 1_024;
+
+/** Whether an event fits a record of at most maxBytes on its own (cheap unless it is near the limit). */
+export function fitsOneRecord(node: string, entry: Entry, maxBytes: number): boolean {
+  if (entry.json.byteLength * 1.01 + ONE_EVENT_OVERHEAD_BYTES <= maxBytes) return true;
+  return encodeStreamRecord({ type: 'batch', node, batch: { entries: [entry], revs: new Map() }, more: false }).byteLength <= maxBytes;
+}
+
+interface PartContent {
+  entries: Entry[];
+  revs: Array<[string, string]>;
+}
+
+/** About what an event's or a rev's share of a record's header costs before compression. */
+const ENTRY_FIELDS_BYTES = 120;
+const REV_BYTES = 90;
+
+/**
+ * A batch as the stream messages that carry it: one when it fits `maxBytes`, else parts (see
+ * StreamRecord) cut at event boundaries. Parts aim at 3/4 of the limit by the whole batch's
+ * compression ratio; one that still does not fit is halved. Revs are spread over the parts with
+ * the events (a big catch-up batch holds one per repo), and the cursor rides in the last part.
+ */
+export function encodeBatchRecords(node: string, batch: Batch, maxBytes: number): Uint8Array[] {
+  const whole = encodeStreamRecord({ type: 'batch', node, batch, more: false });
+  if (whole.byteLength <= maxBytes) return [whole];
+  const revs = [...batch.revs];
+  const rawBytes = batch.entries.reduce((sum, entry) => sum + entry.json.byteLength + ENTRY_FIELDS_BYTES, 0) + revs.length * REV_BYTES;
+  const budget = (0.75 * maxBytes * rawBytes) / whole.byteLength;
+  const groups: PartContent[] = [];
+  let group: PartContent = { entries: [], revs: [] };
+  let groupBytes = 0;
+  const add = (size: number, put: (into: PartContent) => void) => {
+    if (groupBytes + size > budget && groupBytes > 0) {
+      groups.push(group);
+      group = { entries: [], revs: [] };
+      groupBytes = 0;
+    }
+    put(group);
+    groupBytes += size;
+  };
+  for (const entry of batch.entries) add(entry.json.byteLength + ENTRY_FIELDS_BYTES, (into) => into.entries.push(entry));
+  for (const rev of revs) add(REV_BYTES, (into) => into.revs.push(rev));
+  groups.push(group);
+
+  const parts: Uint8Array[] = [];
+  while (groups.length > 0) {
+    const next = groups.shift()!;
+    const last = groups.length === 0;
+    const part = encodeStreamRecord({
+      type: 'batch',
+      node,
+      batch: { entries: next.entries, revs: new Map(next.revs), ...(last && { cursor: batch.cursor }) },
+      more: !last,
+    });
+    if (part.byteLength <= maxBytes) {
+      parts.push(part);
+      continue;
+    }
+    groups.unshift(...halves(next, part.byteLength, maxBytes));
+  }
+  return parts;
+}
+
+/** A part that did not fit, as two smaller ones (each with some of its content). */
+function halves(part: PartContent, recordBytes: number, maxBytes: number): [PartContent, PartContent] {
+  const { entries, revs } = part;
+  if (entries.length >= 2 || revs.length >= 2) {
+    const entriesHalf = Math.ceil(entries.length / 2);
+    const revsHalf = Math.ceil(revs.length / 2);
+    return [
+      { entries: entries.slice(0, entriesHalf), revs: revs.slice(0, revsHalf) },
+      { entries: entries.slice(entriesHalf), revs: revs.slice(revsHalf) },
+    ];
+  }
+  if (entries.length === 1 && revs.length === 1) return [{ entries, revs: [] }, { entries: [], revs }];
+  // The writer takes out events that cannot fit alone (fitsOneRecord) before it splits.
+  throw new Error(`a stream record of one ${entries.length ? 'event' : 'rev'} is ${recordBytes} bytes, over the ${maxBytes} a NATS message may hold`);
 }

@@ -1,7 +1,14 @@
+import type { NatsConnection } from '@nats-io/transport-node';
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
+import type { Entry } from '../events/index.ts';
 import type { Batch } from '../store/index.ts';
 import { isWrongRevision } from './lease.ts';
-import { encodeStreamRecord } from './stream-record.ts';
+import { encodeBatchRecords, encodeStreamRecord, fitsOneRecord } from './stream-record.ts';
+
+/** Room left in each message for the headers NATS counts against max_payload (expected-last-sequence and the like). */
+const HEADER_ROOM_BYTES = 1_024;
+/** NATS's own default, for the moment between servers when the connection has no server info. */
+const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
 
 /** The stream moved under a leader: another node appended, so this one is no longer the leader. */
 export class DeposedError extends Error {
@@ -11,21 +18,39 @@ export class DeposedError extends Error {
 }
 
 /**
+ * An append of a split batch failed after some of its parts were in the stream. The batch must
+ * not be appended again behind those parts (followers would read its first events twice): the
+ * term ends, and the next term's leader marker closes the cut-off batch.
+ */
+export class CutOffBatchError extends Error {
+  constructor(appended: number, parts: number, cause: unknown) {
+    super(`appending a batch failed after ${appended} of its ${parts} parts (${(cause as Error).message})`);
+  }
+}
+
+/**
  * The leader's append side of the event stream. Every publish names the stream sequence it
  * expects to follow (JetStream's expected-last-sequence), so appends form one chain: once a new
  * leader has published its marker, any append from an older leader — paused, partitioned, or
- * with a publish still in flight — is refused by the server, never stored.
+ * with a publish still in flight — is refused by the server, never stored. A batch bigger than
+ * the server's max_payload goes out as several parts (stream-record.ts), each chained the same way.
  */
 export class StreamWriter {
   #lastSeq = 0;
 
   constructor(
+    private readonly nc: NatsConnection,
     private readonly js: JetStreamClient,
     private readonly jsm: JetStreamManager,
     private readonly streamName: string,
     private readonly subject: string,
     private readonly nodeId: string,
   ) {}
+
+  /** The largest stream record the connected server accepts, headers aside. */
+  get maxRecordBytes(): number {
+    return (this.nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD) - HEADER_ROOM_BYTES;
+  }
 
   /**
    * Starts a term: appends this node's leader marker right after the stream's current end,
@@ -46,15 +71,35 @@ export class StreamWriter {
     }
   }
 
-  /** Appends a batch directly after our previous append; DeposedError if anything else came between. */
+  /**
+   * Takes out of the batch the events that could not fit a NATS message even alone (a record
+   * near the relay's size limit against a small max_payload) and returns them: dropped before
+   * they are numbered, so seqs stay consecutive; the caller reports them.
+   */
+  takeOversizedEvents(batch: Batch): Entry[] {
+    const maxBytes = this.maxRecordBytes;
+    const oversized = batch.entries.filter((entry) => !fitsOneRecord(this.nodeId, entry, maxBytes));
+    if (oversized.length > 0) batch.entries = batch.entries.filter((entry) => !oversized.includes(entry));
+    return oversized;
+  }
+
+  /**
+   * Appends a batch directly after our previous append, in as many messages as it needs, and
+   * returns the seq of its last. DeposedError if anything else came between; CutOffBatchError
+   * if only some of its parts got in.
+   */
   async append(batch: Batch): Promise<number> {
-    try {
-      const ack = await this.js.publish(this.subject, encodeStreamRecord({ type: 'batch', node: this.nodeId, batch }), { expect: { lastSequence: this.#lastSeq } });
-      this.#lastSeq = ack.seq;
-      return ack.seq;
-    } catch (err) {
-      if (isWrongRevision(err)) throw new DeposedError(this.#lastSeq);
-      throw err;
+    const records = encodeBatchRecords(this.nodeId, batch, this.maxRecordBytes);
+    for (const [i, record] of records.entries()) {
+      try {
+        const ack = await this.js.publish(this.subject, record, { expect: { lastSequence: this.#lastSeq } });
+        this.#lastSeq = ack.seq;
+      } catch (err) {
+        if (isWrongRevision(err)) throw new DeposedError(this.#lastSeq);
+        if (i > 0) throw new CutOffBatchError(i, records.length, err);
+        throw err;
+      }
     }
+    return this.#lastSeq;
   }
 }

@@ -42,7 +42,8 @@ export class NatsCluster {
 
   private constructor(readonly servers: ServerSlot[]) {}
 
-  static async start(size: number): Promise<NatsCluster> {
+  /** `size` servers; `maxPayload` sets nats-server's max_payload (e.g. '64KB'), NATS's default (1MB) otherwise. */
+  static async start(size: number, options: { maxPayload?: string } = {}): Promise<NatsCluster> {
     const slots: ServerSlot[] = [];
     for (let i = 0; i < size; i++) slots.push({ name: `n${i + 1}`, port: await freePort(), routePort: await freePort(), config: '', log: [] });
     const cluster = new NatsCluster(slots);
@@ -52,9 +53,10 @@ export class NatsCluster {
       const routes = slots.filter((other) => other !== slot).map((other) => `nats-route://127.0.0.1:${other.routePort}`);
       const clusterBlock = size > 1 ? `cluster { name: contrail-test, listen: 127.0.0.1:${slot.routePort}, routes: [${routes.join(', ')}] }` : '';
       slot.config = join(cluster.#dir.path, `${slot.name}.conf`);
+      const maxPayload = options.maxPayload ? `max_payload: ${options.maxPayload}\n` : '';
       writeFileSync(
         slot.config,
-        `server_name: ${slot.name}\nlisten: 127.0.0.1:${slot.port}\nmax_payload: 8MB\njetstream { store_dir: "${store}", max_memory_store: 64MB, max_file_store: 2GB }\n${clusterBlock}\n`,
+        `server_name: ${slot.name}\nlisten: 127.0.0.1:${slot.port}\n${maxPayload}jetstream { store_dir: "${store}", max_memory_store: 64MB, max_file_store: 2GB }\n${clusterBlock}\n`,
       );
     }
     for (const slot of slots) cluster.#launch(slot);
