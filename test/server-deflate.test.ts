@@ -1,12 +1,16 @@
 /**
  * permessage-deflate (RFC 7692) on /subscribe and subscribeEvents, once per transport: a client
- * that offers it gets the same messages in fewer bytes; zstd with deflate is a 400; the
+ * that offers it gets the same messages in fewer bytes; zstd with a deflate offer is zstd on v1
+ * (the offer declined, as Jetstream v1 never negotiated it) and a 400 on v2; the
  * operator's cap hands the extension to at most that many subscribers (the rest get plain
  * frames, still a valid stream); and a real browser, which offers deflate by itself, receives a
  * deflated stream with no client code for it.
  */
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { after, afterEach, before, describe, test } from 'node:test';
+import { WebSocket as WsClient } from 'ws';
+import { Decompressor } from 'zstd-napi';
 import type { Gateway } from '../src/gateway.ts';
 import { browserUnavailable, launchBrowser } from './support/browser.ts';
 import { FakeRelay } from './support/fake-relay.ts';
@@ -15,6 +19,7 @@ import {
   SUBSCRIBE_EVENTS,
   Subscription,
   Upstream,
+  httpGet,
   readWholeStream,
   settleSubscribers,
   tcpSocket,
@@ -78,13 +83,28 @@ for (const { transport, skip } of await transportsUnderTest()) {
       assert.equal(counts.filter((c) => c.compression === 'deflate').reduce((n, c) => n + c.count, 0), 2);
     });
 
-    test('zstd and deflate together are a 400 on both wires; each alone upgrades', async () => {
-      const v1 = await upgradeRequest(gateway.port, '/subscribe?compress=true', DEFLATE_OFFER);
-      assert.equal(v1.status, 400);
-      assert.match(v1.body.toString(), /not both/);
-      const header = await upgradeRequest(gateway.port, '/subscribe', { ...DEFLATE_OFFER, 'socket-encoding': 'zstd' });
-      assert.equal(header.status, 400);
-      assert.equal((await upgradeRequest(gateway.port, '/subscribe?compress=true')).status, 101);
+    test('v1: compress=true from a ws client with its defaults (deflate offered) gets zstd frames and no extension; v2: zstd with deflate is a 400', async () => {
+      const all = await readWholeStream(gateway.port);
+      const dictionary = await httpGet(gateway.port, '/dictionary');
+      const decompressor = new Decompressor();
+      decompressor.loadDictionary(dictionary.body);
+      // What an existing Jetstream v1 client written with ws does: no options, so ws offers deflate.
+      const url = `ws://127.0.0.1:${gateway.port}/subscribe?cursor=0`;
+      for (const connect of [() => new WsClient(`${url}&compress=true`), () => new WsClient(url, { headers: { 'socket-encoding': 'zstd' } })]) {
+        const client = connect();
+        const messages: Array<{ data: Buffer; binary: boolean }> = [];
+        client.on('message', (data: Buffer, binary: boolean) => messages.push({ data, binary }));
+        await once(client, 'open');
+        assert.equal(client.extensions, '', 'deflate declined: nothing in the 101 answer');
+        await waitUntil(() => messages.length === all.length, `${all.length} zstd frames`);
+        assert.ok(messages.every((m) => m.binary));
+        assert.deepEqual(messages.map((m) => decompressor.decompress(m.data).toString('utf8')), all.map((e) => e.raw));
+        client.close();
+        await once(client, 'close');
+      }
+      const v2 = await upgradeRequest(gateway.port, `${SUBSCRIBE_EVENTS}?zstdDictionary=${dictionary.headers['x-zstd-dictionary-id']}`, DEFLATE_OFFER);
+      assert.equal(v2.status, 400);
+      assert.match(v2.body.toString(), /not both/);
       assert.equal((await upgradeRequest(gateway.port, '/subscribe', DEFLATE_OFFER)).status, 101);
     });
 

@@ -36,6 +36,13 @@ const GET_ZSTD_DICTIONARY_PATH = '/xrpc/network.bsky.jetstream.getZstdDictionary
 const XRPC_JSON_PROTOCOL = 'xrpc.v1.json';
 const BOTH_COMPRESSIONS = 'choose one compression: zstd or permessage-deflate, not both (a client that wants zstd must not offer permessage-deflate)';
 
+/**
+ * zstd asked while the client offers permessage-deflate. v2 documents a 400. On v1 /subscribe,
+ * zstd wins and the offer is declined: Jetstream v1 never negotiated deflate, so v1 clients
+ * built on libraries that offer it by default (Node's ws does) kept working with compress=true.
+ */
+type ZstdWithDeflate = 'refuse' | 'decline';
+
 // Page scripts on other origins may read the dictionary's ID (to pick the right dictionary).
 const CORS = { 'access-control-allow-origin': '*', 'access-control-expose-headers': 'X-Zstd-Dictionary-Id' };
 
@@ -72,10 +79,13 @@ export function createSocketHandler(options: RouteOptions): SocketHandler<Connec
     },
     body: compressor.dictionary,
   });
-  /** The checks both wires share once their query is understood: compression, limits. */
-  const admit = (request: HttpRequestInfo, zstd: boolean): { refuse: { status: number; result: string; reason: string } } | { deflate: boolean } => {
+  /**
+   * The checks both wires share once their query is understood: compression, limits. `zstd` is
+   * false, or what a deflate offer beside it gets.
+   */
+  const admit = (request: HttpRequestInfo, zstd: false | ZstdWithDeflate): { refuse: { status: number; result: string; reason: string } } | { deflate: boolean } => {
     const offersDeflate = /permessage-deflate/i.test(request.header('sec-websocket-extensions') ?? '');
-    if (zstd && offersDeflate && options.maxDeflateSubscribers > 0) return { refuse: { status: 400, result: 'bad_request', reason: BOTH_COMPRESSIONS } };
+    if (zstd === 'refuse' && offersDeflate && options.maxDeflateSubscribers > 0) return { refuse: { status: 400, result: 'bad_request', reason: BOTH_COMPRESSIONS } };
     if (hub.size >= options.maxSubscribers) {
       return { refuse: { status: 503, result: 'too_many_subscribers', reason: `this server is at its limit of ${options.maxSubscribers} subscribers; try again later` } };
     }
@@ -97,7 +107,7 @@ export function createSocketHandler(options: RouteOptions): SocketHandler<Connec
       if (!(err instanceof OptionError)) throw err;
       return refuse(400, 'bad_request', err.message);
     }
-    const admitted = admit(request, parsed.compress);
+    const admitted = admit(request, parsed.compress && 'decline');
     if ('refuse' in admitted) return refuse(admitted.refuse.status, admitted.refuse.result, admitted.refuse.reason);
     metrics.connections.inc({ wire: 'v1', result: 'accepted' });
     const admission: Admission = {
@@ -128,7 +138,7 @@ export function createSocketHandler(options: RouteOptions): SocketHandler<Connec
       if (!(err instanceof XrpcError)) throw err;
       return refuse(err.status, 'bad_request', err.error, err.message);
     }
-    const admitted = admit(request, parsed.zstd);
+    const admitted = admit(request, parsed.zstd && 'refuse');
     if ('refuse' in admitted) {
       const { status, result, reason } = admitted.refuse;
       const error = status === 400 ? 'InvalidRequest' : status === 429 ? 'RateLimitExceeded' : 'ServiceUnavailable';

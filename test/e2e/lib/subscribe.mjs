@@ -38,9 +38,9 @@ export class RawSubscriber {
       this.#decompressor = new Decompressor();
       this.#decompressor.loadDictionary(dictionary);
     }
-    // A zstd subscriber must not also offer permessage-deflate (contrail answers 400 to both, as
-    // Jetstream v2 does), and ws offers it by default.
-    this.socket = new WebSocket(url, { headers, perMessageDeflate: !dictionary });
+    // ws's defaults, as an existing v1 client's: it offers permessage-deflate, which /subscribe
+    // declines when zstd is asked.
+    this.socket = new WebSocket(url, { headers });
     this.opened = new Promise((resolve, reject) => {
       this.socket.once('open', resolve);
       this.socket.once('unexpected-response', (_request, response) => {
