@@ -204,7 +204,7 @@ export const SERVE_OPTIONS = {
     type: 'string',
     default: '',
     defaultDescription: 'all collections',
-    describe: 'Store only commit ops of these collections (comma-separated NSIDs or prefixes like app.bsky.feed.*); identity and account events are always kept',
+    describe: 'Store only commit ops of these collections (comma-separated NSIDs or prefixes like app.bsky.feed.*); identity, account and sync events are always kept',
     coerce: parseCollectionList,
   },
   host: { type: 'string', default: '0.0.0.0', describe: 'Address to serve /subscribe and the HTTP routes on (not /metrics: see --metrics-host)' },

@@ -80,7 +80,7 @@ test(`index replay equals scan replay: ${BUFFERS} random buffers × ${QUERIES_PE
       for (let i = 1 + Math.floor(rnd() * 60); i > 0; i--) {
         timeUs += 1 + Math.floor(rnd() * 3);
         const roll = rnd();
-        const kind: EventKind = roll < 0.04 ? 'identity' : roll < 0.07 ? 'account' : 'commit';
+        const kind: EventKind = roll < 0.04 ? 'identity' : roll < 0.07 ? 'account' : roll < 0.09 ? 'sync' : 'commit';
         const collection = kind === 'commit' ? pick(COLLECTIONS) : null;
         const did = didOf();
         const json = `{"did":"${did}","time_us":${timeUs},"kind":"${kind}","n":${committed.length + batch.length},"pad":"${'z'.repeat(Math.floor(rnd() * 80))}"}`;

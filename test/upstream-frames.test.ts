@@ -28,7 +28,7 @@ const INDIGO_COMMITS = 'samples/indigo/atproto/repo/testdata/';
 const INDIGO_SCENARIOS = 'samples/indigo/cmd/relay/testing/testdata/';
 const RELAY = 'wss://relay.test/xrpc/com.atproto.sync.subscribeRepos';
 
-type EventMessage = Extract<UpstreamMessage, { type: 'commit' | 'identity' | 'account' }>;
+type EventMessage = Extract<UpstreamMessage, { type: 'commit' | 'identity' | 'account' | 'sync' }>;
 
 function decode(bytes: Uint8Array): UpstreamMessage {
   return parseMessage(decodeFrame(bytes, 5 * 1024 * 1024));
@@ -139,16 +139,38 @@ test('rsky 03: a like delete (ops[].prev set, cid null) carries no record and no
   );
 });
 
-test('rsky 04: #sync decodes but is not an event', () => {
-  const { blocks, ...rest } = decode(rskyFrame('04-sync-33871059687.bin')) as Extract<UpstreamMessage, { type: 'sync' }>;
-  assert.deepEqual(rest, {
-    type: 'sync',
-    seq: 33871059687,
+/**
+ * A #sync frame's event: the upstream object (blocks as unpadded-base64 $bytes that decode to
+ * the exact CAR) and `data`, the MST root of the commit the CAR's root names, decoded here with
+ * the reference libraries.
+ */
+function assertSyncEvent(bytes: Uint8Array, message: Extract<UpstreamMessage, { type: 'sync' }>): Record<string, any> {
+  const { body, blocks } = referenceDecode(bytes);
+  const [root] = CarBufferReader.fromBytes(body.blocks).getRoots();
+  const commit = dagCbor.decode(blocks.get(root.toString())!) as { data: CID };
+  const [event] = eventsOf(message);
+  assert.deepEqual(Object.keys(event.sync), ['blocks', 'data', 'did', 'rev', 'seq', 'time']);
+  assert.deepEqual(event.sync, { blocks: event.sync.blocks, data: commit.data.toString(), did: body.did, rev: body.rev, seq: body.seq, time: body.time });
+  assert.match(event.sync.blocks.$bytes, /^[A-Za-z0-9+/]+$/, 'standard base64, unpadded');
+  assert.deepEqual(Buffer.from(event.sync.blocks.$bytes, 'base64'), Buffer.from(body.blocks));
+  return event;
+}
+
+test('rsky 04: #sync becomes a sync event: did, rev, the commit\'s data CID, and the upstream object', () => {
+  const bytes = rskyFrame('04-sync-33871059687.bin');
+  const message = decode(bytes);
+  assert.equal(message.type, 'sync');
+  const event = assertSyncEvent(bytes, message);
+  assert.equal(event.did, 'did:plc:iybszqugl5vnzy55j2nz5tn5');
+  assert.equal(event.kind, 'sync');
+  assert.deepEqual({ ...event.sync, blocks: undefined }, {
+    blocks: undefined,
+    data: 'bafyreie5737gdxlw5i64vzichcalba3z2v5n6icifvx5xytvske7mr3hpm',
     did: 'did:plc:iybszqugl5vnzy55j2nz5tn5',
     rev: '3mw73emtrxr2p',
+    seq: 33871059687,
     time: '2026-09-23T15:42:38.210Z',
   });
-  assert.ok(blocks.byteLength > 0, 'the CAR with the signed commit is kept for verification');
 });
 
 test('rsky 05 and 06: identity without a handle, account active=true without status', () => {
@@ -166,7 +188,7 @@ test('rsky 05 and 06: identity without a handle, account active=true without sta
   );
 });
 
-test('rsky: all six through the Ingester into a real store: five events, #sync none, cursor at the newest seq', async (t) => {
+test('rsky: all six through the Ingester into a real store: six events in seq order, cursor at the newest seq', async (t) => {
   const dir = tempDir();
   const harness = openIngester(dir.path, RELAY);
   t.after(async () => {
@@ -182,7 +204,7 @@ test('rsky: all six through the Ingester into a real store: five events, #sync n
   const stored = storedEvents(harness.store);
   assert.deepEqual(
     stored.map((e) => `${e.kind}:${e.commit?.operation ?? e[e.kind].seq}`),
-    ['commit:create', 'commit:delete', 'commit:update', 'identity:33871059684', 'account:33871059685'],
+    ['commit:create', 'commit:delete', 'commit:update', 'identity:33871059684', 'account:33871059685', 'sync:33871059687'],
   );
   const times = stored.map((e) => e.time_us);
   assert.deepEqual(times, [...times].sort((a, b) => a - b));
@@ -265,12 +287,9 @@ test('indigo relay scenarios: every frame decodes to the expected message and ev
           assert.deepEqual(Object.keys(event.account), ['active', 'did', 'seq', ...(body.status ? ['status'] : []), 'time']);
           break;
         }
-        case 'sync': {
-          const { blocks, ...rest } = message;
-          assert.deepEqual(rest, { type: 'sync', seq: body.seq, did: body.did, rev: body.rev, time: body.time });
-          assert.ok(blocks.byteLength > 0, 'the CAR with the signed commit is kept for verification');
+        case 'sync':
+          assertSyncEvent(bytes, message);
           break;
-        }
         default:
           assert.fail(`unexpected ${message.type} in ${file}`);
       }
@@ -290,7 +309,7 @@ async function ingestScenario(file: string, t: { after: (fn: () => Promise<void>
   const frames = scenarioFrames(file);
   for (const { bytes } of frames) harness.ingester.handle(decode(bytes));
   await harness.ingester.flush();
-  const stored = storedEvents(harness.store).map((event) => `${event.commit ? 'commit' : event.kind}:${(event.commit ?? event[event.kind]).rev ?? event[event.kind].seq}`);
+  const stored = storedEvents(harness.store).map((event) => (event.commit ? `commit:${event.commit.rev}` : `${event.kind}:${event[event.kind].seq}`));
   return { stored, frames };
 }
 
@@ -312,8 +331,8 @@ test('indigo seq_ordering through the Ingester: a repeated or older seq is skipp
 test('indigo scenarios through the Ingester: everything a relay passes is stored (contrail checks no signatures or hosting status)', async (t) => {
   for (const file of ['account_lifecycle.json', 'deactivation.json', 'legacy.json', 'post_lifecycle.json', 'post_lifecycle_legacy.json']) {
     const { stored, frames } = await ingestScenario(file, t);
-    // One event per op of a commit, one per identity or account frame; #sync makes none.
-    const passed = frames.filter((f) => !f.drop && f.t !== '#sync').flatMap((f) => Array<string>(f.body.ops?.length ?? 1).fill(label(f)));
+    // One event per op of a commit, one per identity, account or #sync frame.
+    const passed = frames.filter((f) => !f.drop).flatMap((f) => Array<string>(f.body.ops?.length ?? 1).fill(label(f)));
     assert.deepEqual(stored.filter((l) => passed.includes(l)), passed, file);
   }
 });

@@ -39,6 +39,15 @@ const cases: Array<[name: string, entry: Entry, frame: string]> = [
     entry('account', null, `{"did":"${DID}","time_us":${TIME_US},"kind":"account","account":{"active":false,"did":"${DID}","seq":9002,"status":"deactivated","time":"2025-12-01T16:43:30.100Z"}}`),
     `{"$type":"message","payload":{"$type":"network.bsky.jetstream.subscribeEvents#account","seq":42,"did":"${DID}","time":"2025-12-01T16:43:30.123456Z","account":{"active":false,"did":"${DID}","seq":9002,"status":"deactivated","time":"2025-12-01T16:43:30.100Z"}}}`,
   ],
+  [
+    'sync',
+    entry(
+      'sync',
+      null,
+      `{"did":"${DID}","time_us":${TIME_US},"kind":"sync","sync":{"blocks":{"$bytes":"OqJlcm9vdHOB2CpYJQABcRIgne/+YcXXSHDi7JqSwnvbBLw"},"data":"bafyreie5737gdxlw5i64vzichcalba3z2v5n6icifvx5xytvske7mr3hpm","did":"${DID}","rev":"3mw73emtrxr2p","seq":9003,"time":"2025-12-01T16:43:30.100Z"}}`,
+    ),
+    `{"$type":"message","payload":{"$type":"network.bsky.jetstream.subscribeEvents#sync","seq":42,"did":"${DID}","time":"2025-12-01T16:43:30.123456Z","sync":{"blocks":{"$bytes":"OqJlcm9vdHOB2CpYJQABcRIgne/+YcXXSHDi7JqSwnvbBLw"},"data":"bafyreie5737gdxlw5i64vzichcalba3z2v5n6icifvx5xytvske7mr3hpm","did":"${DID}","rev":"3mw73emtrxr2p","seq":9003,"time":"2025-12-01T16:43:30.100Z"}}}`,
+  ],
 ];
 
 for (const [name, event, frame] of cases) {

@@ -2,7 +2,7 @@ import type { OpDrop, RecordOp, UpstreamMessage } from '../upstream/index.ts';
 import type { CursorClock } from './clock.ts';
 import { recordToJson } from './record-json.ts';
 
-export type EventKind = 'commit' | 'identity' | 'account';
+export type EventKind = 'commit' | 'identity' | 'account' | 'sync';
 
 /**
  * One event as every later stage sees it: the metadata a filter needs, and the event's JSON
@@ -18,13 +18,13 @@ export interface Entry {
   seq?: number;
   did: string;
   kind: EventKind;
-  /** The record's collection for commit events; null for identity and account events. */
+  /** The record's collection for commit events; null for the repo-level kinds (identity, account, sync). */
   collection: string | null;
   json: Buffer;
 }
 
 /** The messages that become events; a commit's proof is verification's business, not read here. */
-type EventMessage = Omit<Extract<UpstreamMessage, { type: 'commit' }>, 'proof'> | Extract<UpstreamMessage, { type: 'identity' | 'account' }>;
+type EventMessage = Omit<Extract<UpstreamMessage, { type: 'commit' }>, 'proof'> | Extract<UpstreamMessage, { type: 'identity' | 'account' | 'sync' }>;
 
 export interface BuiltEvents {
   entries: Entry[];
@@ -52,6 +52,14 @@ export function buildEvents(message: EventMessage, clock: CursorClock): BuiltEve
       const status = message.status === undefined ? '' : `"status":${JSON.stringify(message.status)},`;
       const json = `{"did":"${message.did}","time_us":${timeUs},"kind":"account","account":{"active":${message.active},"did":"${message.did}","seq":${message.seq},${status}"time":${JSON.stringify(message.time)}}}`;
       return { entries: [entry(timeUs, message.did, 'account', null, json)], drops: [] };
+    }
+    case 'sync': {
+      // The upstream object as identity's and account's are (lexicon key order; `blocks` as the
+      // data model's unpadded-base64 $bytes, which v2 sends as it is), plus the commit's MST root.
+      const timeUs = clock.next();
+      const blocks = Buffer.from(message.blocks.buffer, message.blocks.byteOffset, message.blocks.byteLength).toString('base64').replace(/=+$/, '');
+      const json = `{"did":"${message.did}","time_us":${timeUs},"kind":"sync","sync":{"blocks":{"$bytes":"${blocks}"},"data":"${message.data}","did":"${message.did}","rev":${JSON.stringify(message.rev)},"seq":${message.seq},"time":${JSON.stringify(message.time)}}}`;
+      return { entries: [entry(timeUs, message.did, 'sync', null, json)], drops: [] };
     }
   }
 }

@@ -1,6 +1,6 @@
 /**
- * Package events turns upstream messages into Jetstream v1 events: the JSON model and the
- * cursor clock.
+ * Package events turns upstream messages into Jetstream v1 events (and contrail's opt-in `sync`
+ * event, from a #sync): the JSON model and the cursor clock.
  *
  * How it works: buildEvents takes a verified message from upstream/ and writes each event's
  * JSON once, as a string assembled in Jetstream's key order (the envelope here, the record by

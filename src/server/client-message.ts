@@ -27,7 +27,7 @@ export function readClientMessage(data: Uint8Array, binary: boolean, wire: Wire[
   const payload = message.payload;
   if (!isObject(payload)) return { kind: 'close', close: CLOSE.badOptions('payload must be an object') };
   try {
-    for (const key of ['wantedCollections', 'wantedDids'] as const) {
+    for (const key of ['wantedCollections', 'wantedDids', 'wantedKinds'] as const) {
       if (payload[key] != null && !Array.isArray(payload[key])) throw new OptionError(`${key} must be an array`);
     }
     // Without the key the size limit stays (Jetstream v1 never changes it on an update).

@@ -4,6 +4,11 @@ import type { Entry, EventKind } from '../events/index.ts';
 export const MAX_WANTED_COLLECTIONS = 100;
 export const MAX_WANTED_DIDS = 10_000;
 
+/** Every kind of event; v1's streams send the first three unless `wantedKinds` asks otherwise. */
+export const EVENT_KINDS: readonly EventKind[] = ['commit', 'identity', 'account', 'sync'];
+/** What a v1 client gets without `wantedKinds`: Jetstream v1's kinds, so it sees nothing new. */
+const V1_KINDS: ReadonlySet<EventKind> = new Set(['commit', 'identity', 'account']);
+
 /**
  * What one subscriber wants. Collections filter commit events only; DIDs filter every kind.
  * Empty sets mean "no filter". Prefixes are stored with their trailing dot (`app.bsky.`);
@@ -14,7 +19,7 @@ export interface SubscriberFilter {
   collections: ReadonlySet<string>;
   prefixes: readonly string[];
   dids: ReadonlySet<string>;
-  /** Event kinds wanted (v2's `kinds`); empty = every kind. */
+  /** Event kinds wanted (v1's `wantedKinds`, v2's `kinds`); empty = every kind. */
   kinds: ReadonlySet<EventKind>;
   /** Events whose frame is larger are skipped; 0 = no limit. */
   maxMessageBytes: number;
@@ -27,6 +32,8 @@ export class OptionError extends Error {}
 export interface FilterInput {
   wantedCollections?: readonly unknown[];
   wantedDids?: readonly unknown[];
+  /** Absent or empty: v1's kinds (commit, identity, account). */
+  wantedKinds?: readonly unknown[];
   maxMessageSizeBytes?: unknown;
 }
 
@@ -68,7 +75,19 @@ export function parseFilter(input: FilterInput, names: FilterParamNames = V1_NAM
   }
   const prefixes = [...prefixSet].filter((p) => ![...prefixSet].some((q) => q !== p && p.startsWith(q)));
   const collections = new Set([...exact].filter((c) => !prefixes.some((p) => c.startsWith(p))));
-  return { collections, prefixes, dids, kinds: new Set(), maxMessageBytes: parseMaxMessageBytes(input.maxMessageSizeBytes), frameBytes: jsonBytes };
+  const kinds = parseKinds(input.wantedKinds ?? []);
+  if (prefixes.length + collections.size > 0 && !kinds.has('commit')) {
+    throw new OptionError(`${names.collections} constrains commit events only, and wantedKinds excludes commit: add commit to wantedKinds or drop ${names.collections}`);
+  }
+  return { collections, prefixes, dids, kinds, maxMessageBytes: parseMaxMessageBytes(input.maxMessageSizeBytes), frameBytes: jsonBytes };
+}
+
+function parseKinds(values: readonly unknown[]): ReadonlySet<EventKind> {
+  if (values.length === 0) return V1_KINDS;
+  for (const value of values) {
+    if (!EVENT_KINDS.includes(value as EventKind)) throw new OptionError(`wantedKinds: ${JSON.stringify(value)} is not one of ${EVENT_KINDS.join(', ')}`);
+  }
+  return new Set(values as EventKind[]);
 }
 
 const jsonBytes = (entry: Entry) => entry.json.byteLength;
@@ -107,7 +126,7 @@ export function sendsEvent(filter: SubscriberFilter, entry: Entry, tooLarge: () 
   return false;
 }
 
-/** Identity and account events (collection null) pass every collection filter. */
+/** Repo-level events (identity, account, sync: collection null) pass every collection filter. */
 export function wantsCollection(filter: SubscriberFilter, collection: string | null): boolean {
   if (collection === null || !hasCollectionFilter(filter)) return true;
   if (filter.collections.has(collection)) return true;

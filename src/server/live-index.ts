@@ -4,9 +4,10 @@ import { hasCollectionFilter, isTooLarge, wantsCollection, type SubscriberFilter
 /**
  * Subscribers at the live tip, bucketed so that an event reaches only the subscribers that
  * might want it: unfiltered ones, those wanting its DID, and those wanting its collection
- * (exactly or by a prefix at one of its dots). Identity and account events also go to every
- * collection-only subscriber. A kinds filter (v2) is checked as each subscriber is offered an event. A subscriber sits in exactly one family of buckets, and its
- * filter is normalised (see parseFilter) so no event reaches it twice.
+ * (exactly or by a prefix at one of its dots). Repo-level events (identity, account, sync) also
+ * go to every collection-only subscriber. The kinds filter (v1's wantedKinds, v2's kinds) is
+ * checked as each subscriber is offered an event. A subscriber sits in exactly one family of
+ * buckets, and its filter is normalised (see parseFilter) so no event reaches it twice.
  */
 export class LiveIndex<S extends { readonly filter: SubscriberFilter }> {
   readonly #unfiltered = new Set<S>();

@@ -251,8 +251,8 @@ export function createSocketHandler(options: RouteOptions): SocketHandler<Connec
 }
 
 /**
- * The /subscribe query: Jetstream v1's parameters, plus contrail's heartbeat. Every key may
- * repeat; unknown keys are ignored.
+ * The /subscribe query: Jetstream v1's parameters, plus contrail's wantedKinds and heartbeat.
+ * Every key may repeat; unknown keys are ignored.
  */
 export function parseSubscribeQuery(request: HttpRequestInfo) {
   const query = new URLSearchParams(request.query);
@@ -285,6 +285,7 @@ function parseCommonQuery(query: URLSearchParams) {
   const filter = parseFilter({
     wantedCollections: query.getAll('wantedCollections'),
     wantedDids: query.getAll('wantedDids'),
+    wantedKinds: query.getAll('wantedKinds'),
     maxMessageSizeBytes: query.get('maxMessageSizeBytes') ?? undefined,
   });
   const cursorText = query.get('cursor') ?? '';
@@ -341,12 +342,13 @@ function text(status: number, body: string): HttpReply {
 const API_SUMMARY = `contrail: a Jetstream-compatible JSON firehose gateway for the AT Protocol.
 
   WebSocket  /subscribe?wantedCollections=app.bsky.feed.post   record-level JSON events (Jetstream v1 wire)
-             parameters: wantedCollections, wantedDids, cursor, compress, requireHello, maxMessageSizeBytes,
-             heartbeat (e.g. 30s)
+             parameters: wantedCollections, wantedDids, wantedKinds (add sync for #sync events), cursor,
+             compress, requireHello, maxMessageSizeBytes, heartbeat (e.g. 30s)
   GET        /stream?wantedCollections=app.bsky.feed.post      the same events as Server-Sent Events
              (id: = time_us; EventSource resumes by itself), for browsers
   GET        /stream.ndjson?wantedCollections=app.bsky.feed.post&limit=10   one JSON event per line, for curl
-             parameters of both: wantedCollections, wantedDids, cursor, maxMessageSizeBytes, heartbeat, limit
+             parameters of both: wantedCollections, wantedDids, wantedKinds, cursor, maxMessageSizeBytes,
+             heartbeat, limit
   WebSocket  /xrpc/network.bsky.jetstream.subscribeEvents?collections=app.bsky.feed.post   the same events, Jetstream v2 wire
              parameters: kinds, dids, collections, cursor (seq, or unix µs), maxMessageSizeBytes, zstdDictionary
              both: permessage-deflate when the client offers it (browsers do)

@@ -1,6 +1,6 @@
 import type { EventKind } from '../events/index.ts';
 import type { EventStore } from '../store/index.ts';
-import { OptionError, parseFilter, type SubscriberFilter } from './filter.ts';
+import { EVENT_KINDS, OptionError, parseFilter, type SubscriberFilter } from './filter.ts';
 import type { HttpReply, HttpRequestInfo } from './transport.ts';
 import { v2FrameBytes, v2InfoFrame } from './v2-frames.ts';
 
@@ -28,8 +28,7 @@ export function xrpcReply(status: number, error: string, message: string): HttpR
   };
 }
 
-export const V2_KINDS: readonly string[] = ['commit', 'identity', 'account', 'sync'];
-const MAX_KINDS = 4;
+const MAX_KINDS = EVENT_KINDS.length;
 const MAX_FRAME_LIMIT = 4_294_967_295;
 /** Cursors at or above this are unix microseconds, below it seqs (as Jetstream v2). */
 export const TIMESTAMP_CURSOR_FLOOR = 1e15;
@@ -61,7 +60,7 @@ export function parseSubscribeEventsQuery(request: HttpRequestInfo, dictionaryId
   const kindValues = query.getAll('kinds');
   if (kindValues.length > MAX_KINDS) throw invalid(`kinds: ${kindValues.length} given, at most ${MAX_KINDS} allowed`);
   for (const kind of kindValues) {
-    if (!V2_KINDS.includes(kind)) throw invalid(`kinds: ${JSON.stringify(kind)} is not one of ${V2_KINDS.join(', ')}`);
+    if (!EVENT_KINDS.includes(kind as EventKind)) throw invalid(`kinds: ${JSON.stringify(kind)} is not one of ${EVENT_KINDS.join(', ')}`);
   }
   const kinds = new Set(kindValues as EventKind[]);
   const collections = query.getAll('collections');

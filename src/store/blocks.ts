@@ -5,8 +5,8 @@ import type { Dictionaries } from './dictionaries.ts';
 
 /**
  * A block: a run of consecutive events (by time_us), split by partition — one partition per
- * collection, partition 0 for identity and account events — each partition compressed as one
- * zstd frame with the buffer's dictionary. `blocks` maps [block end, partition] → frame;
+ * collection, partition 0 for the repo-level events (identity, account, sync) — each partition
+ * compressed as one zstd frame with the buffer's dictionary. `blocks` maps [block end, partition] → frame;
  * `directory` maps block end (the time_us of its last event) → BlockInfo.
  *
  * Why split by collection: a collection filter then decompresses only its own partitions (and

@@ -9,8 +9,8 @@ import type { Entry, EventKind } from '../events/index.ts';
  *
  * DIDs and NSIDs are ASCII (checked upstream), so latin1 is an exact, fast decoding.
  */
-const KINDS: readonly EventKind[] = ['commit', 'identity', 'account'];
-const KIND_CODES: Record<EventKind, number> = { commit: 0, identity: 1, account: 2 };
+const KINDS: readonly EventKind[] = ['commit', 'identity', 'account', 'sync'];
+const KIND_CODES: Record<EventKind, number> = { commit: 0, identity: 1, account: 2, sync: 3 };
 const SEQ_BYTES = 6;
 const FIXED_BYTES = 8 + SEQ_BYTES + 1 + 2 + 2 + 4;
 const TWO_32 = 2 ** 32;

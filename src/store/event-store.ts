@@ -94,8 +94,9 @@ const META_DID_INDEX_BROKEN = 'didIndexBroken';
  */
 const FORMAT = 3;
 /**
- * Partition 0 holds identity and account events; collections get 1, 2, … as first seen, up to
- * 65,534; any further collections share the last partition, which every collection filter reads.
+ * Partition 0 holds the repo-level events (identity, account, sync); collections get 1, 2, … as
+ * first seen, up to 65,534; any further collections share the last partition, which every
+ * collection filter reads.
  */
 const NO_COLLECTION = 0;
 const SHARED_PARTITION = 0xffff;

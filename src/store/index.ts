@@ -16,9 +16,9 @@
  *
  * Why blocks, split by collection (measured: see dictionaries.ts and the README's Design): zstd
  * with our dictionary gives ~178 B/event one event at a time and ~136 B/event in blocks of
- * 1,024; a block keeps one frame per collection (partition 0: identity and account events), so
- * the partitions are the per-collection index — a collection filter decompresses only its own
- * frames — and a DID lookup decompresses one small frame. The blocks' frames are not what a
+ * 1,024; a block keeps one frame per collection (partition 0: identity, account and sync
+ * events), so the partitions are the per-collection index — a collection filter decompresses
+ * only its own frames — and a DID lookup decompresses one small frame. The blocks' frames are not what a
  * compressed client gets (that is one standalone frame per event), so compressed replays from
  * disk compress each event again; JSON readers get the stored bytes as they were written.
  *

@@ -2,9 +2,9 @@ import { isNsid } from '../atproto/index.ts';
 
 /**
  * `--ingest-collections`: which commit ops a small instance keeps in its buffer. Each pattern
- * is an NSID (`app.bsky.feed.post`) or a prefix ending in `.*` (`app.bsky.feed.*`). Identity
- * and account events carry no collection and are always kept: clients need them whatever they
- * filter. Returns undefined for "keep everything".
+ * is an NSID (`app.bsky.feed.post`) or a prefix ending in `.*` (`app.bsky.feed.*`). Identity,
+ * account and sync events carry no collection and are always kept: clients need them whatever
+ * they filter (a #sync resets every collection of its repo). Returns undefined for "keep everything".
  */
 export function collectionKeeper(patterns: readonly string[]): ((collection: string) => boolean) | undefined {
   if (patterns.length === 0) return undefined;

@@ -103,7 +103,7 @@ export class Ingester {
           logger.info({ name: message.name, message: message.message }, 'upstream info');
         }
         return;
-      default: // events and #sync: stored below
+      default: // events (#sync too): stored below
     }
     if (released) {
       this.#pendingSeq ??= this.#watermark ?? message.seq; // a batch is committed with the seq it completes
@@ -115,9 +115,7 @@ export class Ingester {
       this.#pendingSeq = message.seq;
     }
     this.#lastUpstreamTime = message.time;
-    if (message.type === 'sync') {
-      logger.debug({ did: message.did, rev: message.rev }, 'upstream #sync');
-    } else if (message.type !== 'commit' || this.#isNewRev(message.repo, message.rev)) {
+    if (message.type !== 'commit' || this.#isNewRev(message.repo, message.rev)) {
       this.#accept(message);
     } else {
       metrics.skipped.inc({ reason: 'stale_rev' });
@@ -164,7 +162,7 @@ export class Ingester {
     return last === undefined || rev > last;
   }
 
-  #accept(message: Extract<UpstreamMessage, { type: 'commit' | 'identity' | 'account' }>): void {
+  #accept(message: Extract<UpstreamMessage, { type: 'commit' | 'identity' | 'account' | 'sync' }>): void {
     if (message.type === 'commit') message = this.#withKeptOps(message);
     const { entries, drops } = buildEvents(message, this.#options.clock);
     for (const drop of drops.filter((d) => d.reason === 'bad_record')) {

@@ -7,7 +7,7 @@ import { DID_KEY_BYTES, didKey, timeOfDidKey } from './did-keys.ts';
  * What a reader's filter wants by DID and collection, so the store can read only the matching
  * index ranges and partitions. It must never exclude an event the reader's exact filter accepts
  * (the filter still checks every candidate). Empty sets mean "any". Collections filter commit
- * events only: identity and account events pass every collection filter.
+ * events only: identity, account and sync events pass every collection filter.
  */
 export interface Selection {
   dids: ReadonlySet<string>;

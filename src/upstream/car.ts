@@ -12,11 +12,14 @@ import { DropError } from './drop.ts';
 export class CarSlice {
   /** [cidStart, cidEnd, dataEnd] per block; the data starts at cidEnd. */
   readonly #ranges: number[] = [];
+  /** The header's DAG-CBOR bytes (`{version, roots}`), not decoded here. */
+  readonly header: Uint8Array;
 
   constructor(readonly bytes: Uint8Array) {
     const [headerLength, headerPrefix] = readVarint(bytes, 0);
     let offset = headerPrefix + headerLength;
     if (headerLength === 0 || offset > bytes.length) throw new DropError('bad_car', 'CAR header is empty or truncated');
+    this.header = bytes.subarray(headerPrefix, offset);
     while (offset < bytes.length) {
       const [sectionLength, prefix] = readVarint(bytes, offset);
       const cidStart = offset + prefix;

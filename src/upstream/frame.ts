@@ -33,6 +33,11 @@ export function decodeFrame(bytes: Uint8Array, maxBytes: number): Frame {
   return { op: 1, type: header.t, body };
 }
 
+/** One DAG-CBOR block (a CAR header, a commit) with the frame's rules; a DropError when it is not one. */
+export function decodeDagCbor(bytes: Uint8Array): unknown {
+  return decodeCbor(() => frameDecoder.decode(bytes));
+}
+
 function decodeCbor<T>(run: () => T): T {
   try {
     return run();

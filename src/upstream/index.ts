@@ -5,7 +5,8 @@
  * How it works: one `ws` connection at a time. Each binary message is two DAG-CBOR values
  * (frame.ts); the body becomes an UpstreamMessage (messages.ts). For a #commit the `blocks`
  * CAR slice is indexed and every create/update op's record block is hashed and compared with
- * the CID the op names, so nothing downstream ever sees a record the relay did not vouch for.
+ * the CID the op names, so nothing downstream ever sees a record the relay did not vouch for; a
+ * #sync's commit block (its CAR's root) is hashed the same way and its MST root read from it.
  * Anything malformed is dropped at the smallest unit that is wrong (one op, else one frame),
  * counted by reason and logged without flooding; the socket carries on.
  *

@@ -2,7 +2,7 @@ import { hash } from 'node:crypto';
 import { Link, isDid, isNsid, isRecordKey } from '../atproto/index.ts';
 import { CarSlice } from './car.ts';
 import { DropError, type DropReason } from './drop.ts';
-import type { Frame } from './frame.ts';
+import { decodeDagCbor, isMap, type Frame } from './frame.ts';
 
 export type OpAction = 'create' | 'update' | 'delete';
 
@@ -50,8 +50,11 @@ export type UpstreamMessage =
   | { type: 'commit'; seq: number; repo: string; rev: string; time: string; ops: RecordOp[]; drops: OpDrop[]; proof: CommitProof }
   | { type: 'identity'; seq: number; did: string; time: string; handle?: string }
   | { type: 'account'; seq: number; did: string; time: string; active: boolean; status?: string }
-  /** `blocks`: the CAR holding the signed commit the repo now stands at. */
-  | { type: 'sync'; seq: number; did: string; rev: string; time: string; blocks: Uint8Array }
+  /**
+   * `blocks`: the CAR holding the signed commit the repo now stands at; `data`: that commit's
+   * MST root (CID string), read from it. The signature is verification's business.
+   */
+  | { type: 'sync'; seq: number; did: string; rev: string; time: string; blocks: Uint8Array; data: string }
   | { type: 'info'; name: string; message?: string }
   | { type: 'error'; error: string; message?: string };
 
@@ -80,9 +83,12 @@ export function parseMessage(frame: Frame): UpstreamMessage {
         active: body.active,
         ...(typeof body.status === 'string' ? { status: body.status } : {}),
       };
-    case '#sync':
+    case '#sync': {
       if (!(body.blocks instanceof Uint8Array)) throw new DropError('bad_field', 'sync.blocks is not bytes');
-      return { type: 'sync', seq: seqOf(body), did: didOf(body.did), rev: stringField(body, 'rev'), time: stringField(body, 'time'), blocks: body.blocks };
+      const did = didOf(body.did);
+      const rev = stringField(body, 'rev');
+      return { type: 'sync', seq: seqOf(body), did, rev, time: stringField(body, 'time'), blocks: body.blocks, data: syncedData(body.blocks, did, rev) };
+    }
     case '#info':
       return {
         type: 'info',
@@ -123,6 +129,26 @@ function parseCommit(body: Record<string, unknown>): UpstreamMessage {
     }),
   };
   return { type: 'commit', seq, repo, rev, time, ops, drops, proof };
+}
+
+/**
+ * The MST root of the commit a #sync's CAR holds (its header's root): the block must be there,
+ * hash to its CID, and be a commit of `did` at `rev`, else the frame is dropped — an event that
+ * names a repo state must name the one the frame carries.
+ */
+function syncedData(blocks: Uint8Array, did: string, rev: string): string {
+  const car = new CarSlice(blocks);
+  const header = decodeDagCbor(car.header);
+  const root = isMap(header) && Array.isArray(header.roots) ? header.roots[0] : undefined;
+  if (!(root instanceof Link) || !root.isDagCborSha256) throw new DropError('bad_car', 'the #sync CAR names no dag-cbor sha2-256 root');
+  const block = car.find(root.bytes);
+  if (!block) throw new DropError('record_missing', `the #sync commit block ${root} is not in the CAR`);
+  if (!(hash('sha256', block, 'buffer') as unknown as Buffer).equals(root.digest)) throw new DropError('cid_mismatch', `the #sync commit block does not hash to ${root}`);
+  const commit = decodeDagCbor(block);
+  if (!isMap(commit) || commit.did !== did || commit.rev !== rev || !(commit.data instanceof Link)) {
+    throw new DropError('bad_field', `the #sync commit is not ${did}'s at rev ${rev} with a data root`);
+  }
+  return commit.data.toString();
 }
 
 function linkOrUndefined(value: unknown): Link | undefined {

@@ -14,7 +14,7 @@ import type { GatewayConfig } from '../../src/config.ts';
 import type { Gateway, GatewayTuning } from '../../src/gateway.ts';
 import { FakeRelay } from './fake-relay.ts';
 import { startTestGateway, tempDir } from './gateway.ts';
-import { accountFrame, commitFrame, identityFrame, tidFor, type OpSpec } from './frames.ts';
+import { accountFrame, commitFrame, identityFrame, syncFrame, tidFor, type OpSpec } from './frames.ts';
 import { SyntheticFirehose } from './synthetic.ts';
 
 /** Polls until `condition` holds; fails with `what` after timeoutMs. */
@@ -324,6 +324,20 @@ export class Upstream {
     return seq;
   }
 
+  /** A #sync: the repo now stands at a commit (rev above every earlier frame's). */
+  sync(did: string): number {
+    const seq = ++this.seq;
+    this.relay.push({ seq, bytes: syncFrame({ seq, did, rev: tidFor(seq * 10) }) });
+    return seq;
+  }
+
+  /** Pushes a frame made for the next seq (e.g. a real frame given a new seq). */
+  frame(make: (seq: number) => Uint8Array): number {
+    const seq = ++this.seq;
+    this.relay.push({ seq, bytes: make(seq) });
+    return seq;
+  }
+
   /** Pushes `count` frames of the realistic synthetic stream (seeded; `accounts` distinct DIDs). */
   synthetic(count: number, seed: number, accounts = 200): void {
     const firehose = new SyntheticFirehose({ seed, accounts, firstSeq: this.seq + 1 });
@@ -350,8 +364,14 @@ export class Upstream {
 export interface FilterSpec {
   wantedCollections?: string[];
   wantedDids?: string[];
+  /** Absent or empty: v1's kinds (no sync). */
+  wantedKinds?: string[];
   maxMessageSizeBytes?: number;
 }
+
+export const V1_KINDS = ['commit', 'identity', 'account'];
+/** The query that asks /subscribe and the HTTP streams for every kind, #sync included. */
+export const ALL_KINDS_QUERY = 'wantedKinds=commit&wantedKinds=identity&wantedKinds=account&wantedKinds=sync';
 
 export interface StoredEvent {
   raw: string;
@@ -367,7 +387,8 @@ export function storedEvent(raw: string): StoredEvent {
 }
 
 export function wants(filter: FilterSpec, event: StoredEvent): boolean {
-  const { wantedCollections = [], wantedDids = [], maxMessageSizeBytes = 0 } = filter;
+  const { wantedCollections = [], wantedDids = [], wantedKinds = [], maxMessageSizeBytes = 0 } = filter;
+  if (!(wantedKinds.length > 0 ? wantedKinds : V1_KINDS).includes(event.kind)) return false;
   if (maxMessageSizeBytes > 0 && Buffer.byteLength(event.raw) > maxMessageSizeBytes) return false;
   if (wantedDids.length > 0 && !wantedDids.includes(event.did)) return false;
   if (event.kind !== 'commit' || wantedCollections.length === 0) return true;
@@ -378,15 +399,19 @@ export function queryFor(filter: FilterSpec, extra: Record<string, string | numb
   const query = new URLSearchParams();
   for (const collection of filter.wantedCollections ?? []) query.append('wantedCollections', collection);
   for (const did of filter.wantedDids ?? []) query.append('wantedDids', did);
+  for (const kind of filter.wantedKinds ?? []) query.append('wantedKinds', kind);
   if (filter.maxMessageSizeBytes !== undefined) query.append('maxMessageSizeBytes', String(filter.maxMessageSizeBytes));
   for (const [key, value] of Object.entries(extra)) if (value !== undefined) query.append(key, String(value));
   return query.toString();
 }
 
-/** Every stored event, read by an unfiltered replay from the oldest. */
-export async function readWholeStream(port: number): Promise<StoredEvent[]> {
+/**
+ * Every stored event of v1's kinds, read by an unfiltered replay from the oldest; with
+ * ALL_KINDS_QUERY, #sync events too (the newest stored event must be of a kind asked for).
+ */
+export async function readWholeStream(port: number, kindsQuery = ''): Promise<StoredEvent[]> {
   const { newestTimeUs } = await stats(port);
-  const reader = await Subscription.open(port, 'cursor=0');
+  const reader = await Subscription.open(port, kindsQuery ? `cursor=0&${kindsQuery}` : 'cursor=0');
   if (newestTimeUs !== undefined) await reader.waitForTime(newestTimeUs, 'the whole stream');
   await reader.close();
   return reader.texts.map(storedEvent);
