@@ -65,6 +65,7 @@ for (let written = 0; written < EVENTS; written += BATCH) {
 }
 const buildSeconds = (performance.now() - buildStarted) / 1000;
 const span = store.span();
+const tables = store.bytesByTable();
 const fileBytes = statSync(join(dir.path, 'data.mdb')).size;
 const bytesPerEvent = fileBytes / span.eventCount;
 
@@ -157,6 +158,9 @@ const startup = JSON.parse(opened.stdout.trim().split('\n').at(-1) ?? '{}') as {
 printTable(`bench/day: ${span.eventCount.toLocaleString('en-US')} events (mean JSON ${Math.round(jsonBytes / span.eventCount)} B), built in ${Math.round(buildSeconds)} s`, [
   { measure: 'bytes per event on disk, all-in (data.mdb ÷ events)', value: Number(bytesPerEvent.toFixed(1)) },
   { measure: 'bytes per event in used pages (blocks, tail, directory, DID index)', value: Number((span.bytes / span.eventCount).toFixed(1)) },
+  { measure: '  of which compressed blocks', value: Number((tables.blocks / span.eventCount).toFixed(1)) },
+  { measure: '  of which the per-DID index', value: Number((tables.didIndex / span.eventCount).toFixed(1)) },
+  { measure: '  of which the block directory and seq map', value: Number((tables.directory / span.eventCount).toFixed(1)) },
   { measure: 'JSON bytes per event (what the store held before)', value: Math.round(jsonBytes / span.eventCount) },
   { measure: `GB per day at ${RATE.toLocaleString('en-US')} events/s`, value: Number(((bytesPerEvent * RATE * 86_400) / 1e9).toFixed(1)) },
   { measure: 'write: events per CPU-second through commit (seal, compress, index)', value: Math.round(span.eventCount / writeCpuSeconds) },

@@ -100,15 +100,17 @@ test('a corrupt per-DID index entry: the replay stays exact (it scans instead), 
 
   // Point one of the target's index entries at a partition its event is not in.
   const raw = openLmdb({ path: dir.path, maxDbs: 16 });
-  const byDid = raw.openDB<Buffer, Buffer>({ name: 'byDid', keyEncoding: 'binary', encoding: 'binary' });
+  // The index's layout (did-keys.ts): DID hash → sorted 10-byte values, time_us then partition.
+  const byDid = raw.openDB<Buffer, Buffer>({ name: 'byDid', keyEncoding: 'binary', encoding: 'binary', dupSort: true, dupFixed: true } as never);
   const partitions = raw.openDB<number, string>({ name: 'partitions' });
-  const wrongPart = Buffer.alloc(2);
-  wrongPart.writeUInt16BE(partitions.get('app.bsky.graph.follow')! === 1 ? 2 : 1);
   const ofTarget = stream.findIndex((e) => e.did === target && e.collection !== 'app.bsky.graph.follow');
   let corrupted = 0;
-  for (const { key } of byDid.getRange()) {
-    if (key.readUInt32BE(12) === stream[ofTarget].timeUs % 2 ** 32) {
-      byDid.putSync(key, wrongPart);
+  for (const { key, value } of byDid.getRange()) {
+    if (value.readUInt32BE(4) === stream[ofTarget].timeUs % 2 ** 32) {
+      const wrong = Buffer.from(value);
+      wrong.writeUInt16BE(partitions.get('app.bsky.graph.follow')! === 1 ? 2 : 1, 8);
+      byDid.removeSync(key, value);
+      byDid.putSync(key, wrong);
       corrupted++;
     }
   }

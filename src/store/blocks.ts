@@ -1,6 +1,6 @@
 import type { Database } from 'lmdb';
 import type { Entry } from '../events/index.ts';
-import { decodeRecords, encodeRecords } from './codec.ts';
+import { decodeRecords, encodeRecords, findRecord } from './codec.ts';
 import type { Dictionaries } from './dictionaries.ts';
 
 /**
@@ -52,11 +52,13 @@ export function buildBlock(entries: readonly Entry[], partOf: (entry: Entry) => 
 
 /**
  * Reads blocks' partitions, decompressed once and kept in a byte-bounded LRU cache shared by
- * every reader (concurrent replays from old cursors read the same blocks). Cached entries' JSON
- * are views of their decompressed buffer, which nothing reuses, so readers may keep them.
+ * every reader (concurrent replays from old cursors read the same blocks). A partition is
+ * decoded into entries only when a reader wants all of it; an index lookup decodes just its
+ * event. Cached entries' JSON are views of their decompressed buffer, which nothing reuses, so
+ * readers may keep them.
  */
 export class BlockReader {
-  readonly #cache = new Map<string, { entries: Entry[]; bytes: number }>();
+  readonly #cache = new Map<string, { bytes: Buffer; entries?: Entry[] }>();
   #cachedBytes = 0;
 
   constructor(
@@ -67,25 +69,35 @@ export class BlockReader {
 
   /** One partition's events, oldest first. */
   part(end: number, info: BlockInfo, part: number): Entry[] {
+    const cached = this.#decompressed(end, info, part);
+    return (cached.entries ??= decodeRecords(cached.bytes));
+  }
+
+  /** The partition's event with this time_us, if it holds one. */
+  find(end: number, info: BlockInfo, part: number, timeUs: number): Entry | undefined {
+    const cached = this.#decompressed(end, info, part);
+    return cached.entries ? findByTime(cached.entries, timeUs) : findRecord(cached.bytes, timeUs);
+  }
+
+  #decompressed(end: number, info: BlockInfo, part: number): { bytes: Buffer; entries?: Entry[] } {
     const id = `${end}/${part}`;
     const hit = this.#cache.get(id);
     if (hit) {
       this.#cache.delete(id);
       this.#cache.set(id, hit);
-      return hit.entries;
+      return hit;
     }
     const frame = this.blocks.get([end, part]);
     if (!frame) throw new Error(`block ${end} lacks its partition ${part}`);
-    const bytes = this.dictionaries.decompress(frame, info.dict);
-    const entries = decodeRecords(bytes);
-    this.#cache.set(id, { entries, bytes: bytes.byteLength });
-    this.#cachedBytes += bytes.byteLength;
+    const decompressed = { bytes: this.dictionaries.decompress(frame, info.dict) };
+    this.#cache.set(id, decompressed);
+    this.#cachedBytes += decompressed.bytes.byteLength;
     for (const [key, value] of this.#cache) {
       if (this.#cachedBytes <= this.cacheBytes) break;
       this.#cache.delete(key);
-      this.#cachedBytes -= value.bytes;
+      this.#cachedBytes -= value.bytes.byteLength;
     }
-    return entries;
+    return decompressed;
   }
 
   /** The events of the given partitions of a block, merged in time_us order. */
@@ -104,7 +116,19 @@ export class BlockReader {
       const hit = this.#cache.get(id);
       if (!hit) continue;
       this.#cache.delete(id);
-      this.#cachedBytes -= hit.bytes;
+      this.#cachedBytes -= hit.bytes.byteLength;
     }
   }
+}
+
+/** The entry with this time_us among entries in ascending time_us. */
+function findByTime(entries: readonly Entry[], timeUs: number): Entry | undefined {
+  let low = 0;
+  let high = entries.length;
+  while (low < high) {
+    const mid = (low + high) >>> 1;
+    if (entries[mid].timeUs < timeUs) low = mid + 1;
+    else high = mid;
+  }
+  return entries[low]?.timeUs === timeUs ? entries[low] : undefined;
 }

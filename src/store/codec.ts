@@ -52,29 +52,53 @@ function writeRecord(out: Buffer, at: number, entry: Entry): number {
  */
 export function decodeRecords(bytes: Buffer): Entry[] {
   const entries: Entry[] = [];
-  let at = 0;
-  while (at < bytes.length) {
-    if (at + FIXED_BYTES > bytes.length) throw new Error(`corrupt stored event at byte ${at}: truncated header`);
-    const timeUs = bytes.readUInt32BE(at) * TWO_32 + bytes.readUInt32BE(at + 4);
-    const seq = bytes.readUIntBE(at + 8, SEQ_BYTES);
-    at += 8 + SEQ_BYTES;
-    const kind = KINDS[bytes[at]];
-    const didEnd = at + 3 + bytes.readUInt16BE(at + 1);
-    const did = bytes.toString('latin1', at + 3, didEnd);
-    const collectionEnd = didEnd + 2 + bytes.readUInt16BE(didEnd);
-    const jsonAt = collectionEnd + 4;
-    if (kind === undefined || jsonAt > bytes.length) throw new Error(`corrupt stored event at byte ${at}: bad header`);
-    const jsonEnd = jsonAt + bytes.readUInt32BE(collectionEnd);
-    if (jsonEnd > bytes.length) throw new Error(`corrupt stored event at byte ${at}: JSON runs past the end`);
-    entries.push({
-      timeUs,
-      seq,
-      did,
-      kind,
-      collection: collectionEnd === didEnd + 2 ? null : bytes.toString('latin1', didEnd + 2, collectionEnd),
-      json: bytes.subarray(jsonAt, jsonEnd),
-    });
-    at = jsonEnd;
-  }
+  for (let at = 0; at < bytes.length; at = recordEnd) entries.push(readRecord(bytes, at, true)!);
   return entries;
+}
+
+/**
+ * The record with this time_us among `bytes`' records (ascending time_us), decoding only that
+ * one: an index lookup needs one event of a partition, not the partition's hundreds of objects.
+ */
+export function findRecord(bytes: Buffer, timeUs: number): Entry | undefined {
+  for (let at = 0; at < bytes.length; ) {
+    const recordTimeUs = readTimeUs(bytes, at);
+    if (recordTimeUs > timeUs) return undefined;
+    const entry = readRecord(bytes, at, recordTimeUs === timeUs);
+    if (entry) return entry;
+    at = recordEnd;
+  }
+  return undefined;
+}
+
+function readTimeUs(bytes: Buffer, at: number): number {
+  if (at + FIXED_BYTES > bytes.length) throw new Error(`corrupt stored event at byte ${at}: truncated header`);
+  return bytes.readUInt32BE(at) * TWO_32 + bytes.readUInt32BE(at + 4);
+}
+
+/** Where the record readRecord last read ends (a variable, not a result object: scans read millions). */
+let recordEnd = 0;
+
+/** The record at `start` (decoded only when `decode`); sets recordEnd. */
+function readRecord(bytes: Buffer, start: number, decode: boolean): Entry | undefined {
+  const timeUs = readTimeUs(bytes, start);
+  const at = start + 8 + SEQ_BYTES;
+  const kind = KINDS[bytes[at]];
+  const didEnd = at + 3 + bytes.readUInt16BE(at + 1);
+  if (kind === undefined || didEnd + 6 > bytes.length) throw new Error(`corrupt stored event at byte ${start}: bad header`);
+  const collectionEnd = didEnd + 2 + bytes.readUInt16BE(didEnd);
+  const jsonAt = collectionEnd + 4;
+  if (jsonAt > bytes.length) throw new Error(`corrupt stored event at byte ${start}: bad header`);
+  const jsonEnd = jsonAt + bytes.readUInt32BE(collectionEnd);
+  if (jsonEnd > bytes.length) throw new Error(`corrupt stored event at byte ${start}: JSON runs past the end`);
+  recordEnd = jsonEnd;
+  if (!decode) return undefined;
+  return {
+    timeUs,
+    seq: bytes.readUIntBE(start + 8, SEQ_BYTES),
+    did: bytes.toString('latin1', at + 3, didEnd),
+    kind,
+    collection: collectionEnd === didEnd + 2 ? null : bytes.toString('latin1', didEnd + 2, collectionEnd),
+    json: bytes.subarray(jsonAt, jsonEnd),
+  };
 }

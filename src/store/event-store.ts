@@ -1,14 +1,14 @@
 import { createHash } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
-import { TransactionFlags, open, type Database, type RootDatabase } from 'lmdb';
+import { TransactionFlags, open, type Database, type DatabaseOptions, type RootDatabase } from 'lmdb';
 import type { Logger } from 'pino';
 import { Gauge, type Registry } from 'prom-client';
 import type { Entry } from '../events/index.ts';
 import { BlockReader, buildBlock, type BlockInfo, type BlockKey } from './blocks.ts';
 import { decodeRecords, encodeRecords, recordSize } from './codec.ts';
 import { Dictionaries } from './dictionaries.ts';
-import { didKey } from './did-keys.ts';
+import { POSTING_BYTES, didHash, posting, postingEncoding } from './did-keys.ts';
 import { HotLog } from './hot-log.ts';
 import { lockDataDir, type DataDirLock } from './data-dir-lock.ts';
 import { assertFreeSpace } from './free-space.ts';
@@ -90,9 +90,10 @@ const META_FORMAT = 'format';
 const META_DID_INDEX_BROKEN = 'didIndexBroken';
 /**
  * The stored layout's version: 2 added seq; 3 stores events in compressed blocks with per-DID
- * and per-collection indexes. A buffer without one was written by contrail before version 2.
+ * and per-collection indexes; 4 keeps the per-DID index as dupsort postings (did-keys.ts). A
+ * buffer without one was written by contrail before version 2.
  */
-const FORMAT = 3;
+const FORMAT = 4;
 /**
  * Partition 0 holds the repo-level events (identity, account, sync); collections get 1, 2, … as
  * first seen, up to 65,534; any further collections share the last partition, which every
@@ -100,18 +101,6 @@ const FORMAT = 3;
  */
 const NO_COLLECTION = 0;
 const SHARED_PARTITION = 0xffff;
-const PART_BYTES = Array.from({ length: 16 }, (_, part) => partBuffer(part));
-
-function partBuffer(part: number): Buffer {
-  const bytes = Buffer.allocUnsafe(2);
-  bytes.writeUInt16BE(part, 0);
-  return bytes;
-}
-
-function partBytes(part: number): Buffer {
-  return PART_BYTES[part] ?? partBuffer(part);
-}
-
 /** Index of the first entry with time_us > position. */
 function firstAfter(entries: readonly Entry[], position: number): number {
   let low = 0;
@@ -222,7 +211,8 @@ export class EventStore {
     this.#blocks = this.#root.openDB<Buffer, BlockKey>({ name: 'blocks', encoding: 'binary' });
     this.#directory = this.#root.openDB<BlockInfo, number>({ name: 'directory' });
     this.#blockSeqs = this.#root.openDB<number, number>({ name: 'blockSeqs' });
-    this.#byDid = this.#root.openDB<Buffer, Buffer>({ name: 'byDid', keyEncoding: 'binary', encoding: 'binary' });
+    // dupFixed is lmdb-js's (MDB_DUPFIXED), missing from its typings.
+    this.#byDid = this.#root.openDB<Buffer, Buffer>({ name: 'byDid', keyEncoding: 'binary', encoder: postingEncoding, dupSort: true, dupFixed: true } as DatabaseOptions & { name: string });
     this.#partitions = this.#root.openDB<number, string>({ name: 'partitions' });
     this.#revs = this.#root.openDB<string, string>({ name: 'revs', encoding: 'string' });
     this.#dictionaries = new Dictionaries(this.#root, options.dictionary, this.#writable);
@@ -381,7 +371,7 @@ export class EventStore {
         block.info.parts.forEach((part, index) => this.#blocks.putSync([block.end, part], block.frames[index]));
         this.#directory.putSync(block.end, block.info);
         this.#blockSeqs.putSync(block.info.lastSeq, block.end);
-        entries.forEach((entry, index) => this.#byDid.putSync(didKey(entry.did, entry.timeUs), partBytes(parts[index])));
+        entries.forEach((entry, index) => this.#byDid.putSync(didHash(entry.did), posting(entry.timeUs, parts[index])));
         for (const entry of entries) this.#tailDb.removeSync(entry.timeUs);
       }, COMMIT_WITHOUT_WAITING_FOR_FLUSH);
     } catch (err) {
@@ -462,16 +452,31 @@ export class EventStore {
   span(): StoreSpan {
     let oldestTimeUs = this.#tail[0]?.timeUs;
     for (const { value } of this.#directory.getRange({ limit: 1 })) oldestTimeUs = value.first;
-    let bytes = 0;
-    for (const db of [this.#blocks, this.#directory, this.#blockSeqs, this.#tailDb, this.#byDid]) {
-      const stats = db.getStats() as { pageSize: number; treeBranchPageCount: number; treeLeafPageCount: number; overflowPages: number };
-      bytes += (stats.treeBranchPageCount + stats.treeLeafPageCount + stats.overflowPages) * stats.pageSize;
-    }
+    const tables = this.bytesByTable();
+    const bytes = tables.blocks + tables.directory + tables.tail + tables.didIndex;
     return {
       oldestTimeUs,
       newestTimeUs: this.#tail.at(-1)?.timeUs ?? (this.#sealedCount > 0 ? this.#sealedUpTo : undefined),
       eventCount: this.#sealedCount + this.#tail.length,
       bytes,
+    };
+  }
+
+  /** Bytes of LMDB pages each part of the buffer occupies (what the indexes cost, for sizing). */
+  bytesByTable(): { blocks: number; directory: number; tail: number; didIndex: number } {
+    const pages = (db: { getStats(): object }) => {
+      const stats = db.getStats() as { pageSize: number; treeBranchPageCount: number; treeLeafPageCount: number; overflowPages: number };
+      return (stats.treeBranchPageCount + stats.treeLeafPageCount + stats.overflowPages) * stats.pageSize;
+    };
+    // LMDB's table stats leave out a dupsort table's sub-databases (a busy DID's postings), so
+    // the index counts its tree and every posting: an upper bound (small DIDs' postings are both).
+    const index = this.#byDid.getStats() as { entryCount: number; pageSize: number };
+    const postings = Math.ceil((index.entryCount * POSTING_BYTES) / index.pageSize) * index.pageSize;
+    return {
+      blocks: pages(this.#blocks),
+      directory: pages(this.#directory) + pages(this.#blockSeqs),
+      tail: pages(this.#tailDb),
+      didIndex: pages(this.#byDid) + postings,
     };
   }
 
@@ -514,9 +519,9 @@ export class EventStore {
 
   /** Removes a block, its partitions and its index entries in one transaction. */
   #removeBlock(end: number, info: BlockInfo): number {
-    let events: Entry[] | undefined;
+    let byPart: Array<readonly [number, Entry[]]> = [];
     try {
-      events = this.#blockReader.merged(end, info, info.parts);
+      byPart = info.parts.map((part) => [part, this.#blockReader.part(end, info, part)] as const);
     } catch (err) {
       // Its index entries cannot be found; they are dropped when the index is rebuilt.
       this.#didIndexInconsistent(`block ${end} cannot be read (${(err as Error).message}) while retention removes it`);
@@ -526,7 +531,7 @@ export class EventStore {
       for (const part of info.parts) this.#blocks.removeSync([end, part]);
       this.#directory.removeSync(end);
       this.#blockSeqs.removeSync(info.lastSeq);
-      for (const entry of events ?? []) this.#byDid.removeSync(didKey(entry.did, entry.timeUs));
+      for (const [part, events] of byPart) for (const entry of events) this.#byDid.removeSync(didHash(entry.did), posting(entry.timeUs, part));
       this.#meta.putSync(META_TRIMMED, trimmedUpTo);
     }, COMMIT_WITHOUT_WAITING_FOR_FLUSH);
     this.#blockReader.forget(end, info);
@@ -570,7 +575,7 @@ export class EventStore {
     for (const { key: end, value: info } of this.#directory.getRange({ snapshot: false })) {
       const byPart = info.parts.map((part) => [part, this.#blockReader.part(end, info, part)] as const);
       this.#root.transactionSync(() => {
-        for (const [part, events] of byPart) for (const entry of events) this.#byDid.putSync(didKey(entry.did, entry.timeUs), partBytes(part));
+        for (const [part, events] of byPart) for (const entry of events) this.#byDid.putSync(didHash(entry.did), posting(entry.timeUs, part));
       }, COMMIT_WITHOUT_WAITING_FOR_FLUSH);
     }
     this.#meta.removeSync(META_DID_INDEX_BROKEN);

@@ -1,7 +1,7 @@
 import type { Database } from 'lmdb';
 import type { Entry } from '../events/index.ts';
 import type { BlockInfo, BlockReader } from './blocks.ts';
-import { DID_KEY_BYTES, didKey, timeOfDidKey } from './did-keys.ts';
+import { POSTING_BYTES, didHash, partOfPosting, posting, timeOfPosting } from './did-keys.ts';
 
 /**
  * What a reader's filter wants by DID and collection, so the store can read only the matching
@@ -111,7 +111,7 @@ export class SealedReader {
     const limit = this.sealedCount() / DID_INDEX_SELECTIVITY;
     let candidates = 0;
     for (const did of dids) {
-      candidates += this.byDid.getKeysCount({ start: didKey(did, 0), end: didKey(did, Number.MAX_SAFE_INTEGER), limit: Math.ceil(limit - candidates) + 1 });
+      candidates += this.byDid.getValuesCount(didHash(did));
       if (candidates > limit) return false;
     }
     return true;
@@ -148,14 +148,15 @@ export class SealedReader {
     for (const did of dids) {
       let read = 0;
       let last = 0;
-      for (const { key, value } of this.byDid.getRange({ start: didKey(did, position + 1), end: didKey(did, end), inclusiveEnd: true, limit: batch })) {
-        if (key.length !== DID_KEY_BYTES || value.length !== 2) {
-          this.onIndexInconsistent(`a DID index entry of ${key.length}+${value.length} bytes`);
+      const range = { start: posting(position + 1, 0), end: posting(end, 0xffff), inclusiveEnd: true, limit: batch };
+      for (const value of this.byDid.getValues(didHash(did), range)) {
+        if (value.length !== POSTING_BYTES) {
+          this.onIndexInconsistent(`a DID index entry of ${value.length} bytes`);
           return this.#readBlocks(position, end, plan, maxScanned, visit);
         }
-        last = timeOfDidKey(key);
+        last = timeOfPosting(value);
         read++;
-        const part = value.readUInt16BE(0);
+        const part = partOfPosting(value);
         if (plan.wantsPart(part)) candidates.push({ timeUs: last, part });
       }
       if (read === batch) complete = Math.min(complete, last);
@@ -175,7 +176,7 @@ export class SealedReader {
           return this.#readBlocks(position, end, plan, maxScanned, visit);
         }
       }
-      const entry = block.info.parts.includes(part) ? findByTime(this.blocks.part(block.end, block.info, part), timeUs) : undefined;
+      const entry = block.info.parts.includes(part) ? this.blocks.find(block.end, block.info, part, timeUs) : undefined;
       if (!entry) {
         this.onIndexInconsistent(`the DID index puts time_us ${timeUs} in partition ${part} of block ${block.end}, which lacks it`);
         return this.#readBlocks(position, end, plan, maxScanned, visit);
@@ -193,15 +194,4 @@ export class SealedReader {
     }
     return undefined;
   }
-}
-
-function findByTime(entries: readonly Entry[], timeUs: number): Entry | undefined {
-  let low = 0;
-  let high = entries.length;
-  while (low < high) {
-    const mid = (low + high) >>> 1;
-    if (entries[mid].timeUs < timeUs) low = mid + 1;
-    else high = mid;
-  }
-  return entries[low]?.timeUs === timeUs ? entries[low] : undefined;
 }
