@@ -5,7 +5,8 @@
  * How it works: one LMDB environment in the data dir holds `tail` (time_us → the events
  * committed but not yet sealed, uncompressed, see codec.ts), `blocks` ([block end, partition] →
  * one zstd frame), `directory` (block end → its first time_us, seqs, dictionary and partitions),
- * `blockSeqs` (a block's last seq → its end), `byDid` (the per-DID index, did-keys.ts),
+ * `blockSeqs` (a block's last seq → its end), `byDid` (the per-DID index: DID hash → the
+ * DID's events as sorted fixed-size postings, time_us and partition; did-keys.ts),
  * `partitions` (collection → partition number), `dictionaries`, `revs` (DID → last stored commit
  * rev) and `meta` (format version, upstream cursor, last issued time_us and seq, retention floor).
  * The Ingester is the only writer: it groups whatever frames arrived while the previous commit
@@ -18,7 +19,7 @@
  * with our dictionary gives ~178 B/event one event at a time and ~136 B/event in blocks of
  * 1,024; a block keeps one frame per collection (partition 0: identity, account and sync
  * events), so the partitions are the per-collection index — a collection filter decompresses
- * only its own frames — and a DID lookup decompresses one small frame. The blocks' frames are not what a
+ * only its own frames — and a DID lookup decompresses one frame and decodes only its event. The blocks' frames are not what a
  * compressed client gets (that is one standalone frame per event), so compressed replays from
  * disk compress each event again; JSON readers get the stored bytes as they were written.
  *
