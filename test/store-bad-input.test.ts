@@ -133,6 +133,42 @@ test('a corrupt per-DID index entry: the replay stays exact (it scans instead), 
   assert.equal(reopened.lines.filter((l) => /per-DID index is inconsistent/.test(l.msg)).length, 0, 'the rebuilt index is consistent');
 });
 
+test('retention removes a block\'s index postings a chunk at a time: DID replays in between read what a scan reads, and once the trim resolves the postings are gone', async (t) => {
+  const dir = tempDir('contrail-index-trim-');
+  t.after(() => dir.remove());
+  const dids = Array.from({ length: 300 }, (_, i) => `did:plc:${String(i).padStart(24, 'y')}`);
+  const stream = events(4_000, 1_000_000, dids);
+  const { logger, lines } = capturingLogger();
+  const store = new EventStore({ dataDir: dir.path, hotLogBytes: 0, blockEvents: 1_024, logger });
+  await store.commit({ entries: stream, revs: new Map() });
+  let done = false;
+  const trimming = store.trimBefore(stream[2_500].timeUs, Infinity).finally(() => (done = true));
+  // A block is unreachable at once (trimmedUpTo moves past it); its postings go in later turns.
+  assert.equal(store.trimmedUpTo, stream[1_023].timeUs);
+  const before = store.readPlans.didIndex;
+  let rounds = 0;
+  for (; !done; rounds++) {
+    for (const did of dids.slice(rounds % 280, (rounds % 280) + 20)) {
+      const kept = stream.filter((e) => e.timeUs > store.trimmedUpTo && e.did === did);
+      assert.deepEqual(texts(readAll(store, { dids: [did] })), texts(kept), did);
+    }
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  assert.ok(rounds > 2, `replays ran between the trim's chunks (${rounds} rounds)`);
+  assert.ok(store.readPlans.didIndex > before, 'the replays used the index');
+  assert.equal(await trimming, 2_048);
+  const kept = stream.slice(2_048);
+  assert.equal(lines.filter((l) => /inconsistent/.test(l.msg)).length, 0, 'no posting of a trimmed block was taken for a broken index');
+  await store.close();
+
+  const raw = openLmdb({ path: dir.path, maxDbs: 16, readOnly: true });
+  t.after(() => raw.close());
+  const byDid = raw.openDB<Buffer, Buffer>({ name: 'byDid', keyEncoding: 'binary', encoding: 'binary', dupSort: true, dupFixed: true } as never);
+  const postings = [...byDid.getRange()].map(({ value }) => value.readUInt32BE(4));
+  assert.equal(postings.length, kept.length - (kept.length % 1_024), 'the sealed events kept have their postings, the trimmed none');
+  assert.ok(postings.every((time) => time > stream[2_047].timeUs % 2 ** 32));
+});
+
 test('a disk that fills up mid-transaction: the commit fails, nothing committed before it is lost, and the buffer reopens whole', { skip: process.platform !== 'linux' && 'needs ulimit -f' }, async (t) => {
   const dir = tempDir('contrail-full-');
   t.after(() => dir.remove());

@@ -82,6 +82,8 @@ export interface EventStoreOptions {
 
 const COMMIT_WITHOUT_WAITING_FOR_FLUSH = TransactionFlags.ABORTABLE | TransactionFlags.SYNCHRONOUS_COMMIT | TransactionFlags.NO_SYNC_FLUSH;
 const SYNC_INTERVAL_MS = 1_000;
+/** Per-DID index postings removed per transaction when retention removes a block (~2–3 ms each). */
+const INDEX_TRIM_CHUNK = 128;
 const META_CURSOR = 'upstreamCursor';
 const META_LAST_TIME = 'lastTimeUs';
 const META_TRIMMED = 'trimmedUpTo';
@@ -156,6 +158,8 @@ export class EventStore {
   /** time_us of the newest sealed event (0 before the first block). */
   #sealedUpTo = 0;
   #sealFailing = false;
+  /** close() was called: a block's index postings still being removed are left (never read). */
+  #closed = false;
   #didIndexBroken: boolean;
   #lastTimeUs: number;
   #lastSeq: number;
@@ -240,6 +244,7 @@ export class EventStore {
       (part) => this.#collectionOfPart[part],
       () => this.#sealedCount,
       () => !this.#didIndexBroken,
+      () => this.#trimmedUpTo,
       (detail) => this.#didIndexInconsistent(detail),
     );
     if (this.#writable) {
@@ -491,7 +496,7 @@ export class EventStore {
       const oldest = this.#oldestBlock();
       if (oldest) {
         if (oldest.end >= before) break;
-        removed += this.#removeBlock(oldest.end, oldest.info);
+        removed += await this.#removeBlock(oldest.end, oldest.info);
         continue;
       }
       const count = Math.min(maxEvents - removed, firstAfter(this.#tail, before - 1));
@@ -517,8 +522,15 @@ export class EventStore {
     return undefined;
   }
 
-  /** Removes a block, its partitions and its index entries in one transaction. */
-  #removeBlock(end: number, info: BlockInfo): number {
+  /**
+   * Removes a block: first, in one transaction, its frames, its directory entry and the new
+   * trimmedUpTo (from then on no reader can reach it), then its per-DID index postings, a few
+   * hundred per transaction with a turn of the event loop between them, so removing a block's
+   * postings (~20 ms of B-tree deletes) never holds ingest and live sends for longer than one
+   * chunk. Readers never read postings at or below trimmedUpTo (sealed-reads.ts), so the ones
+   * still waiting are never seen; a crash in between leaves at most one block's (~10 KB) behind.
+   */
+  async #removeBlock(end: number, info: BlockInfo): Promise<number> {
     let byPart: Array<readonly [number, Entry[]]> = [];
     try {
       byPart = info.parts.map((part) => [part, this.#blockReader.part(end, info, part)] as const);
@@ -531,13 +543,21 @@ export class EventStore {
       for (const part of info.parts) this.#blocks.removeSync([end, part]);
       this.#directory.removeSync(end);
       this.#blockSeqs.removeSync(info.lastSeq);
-      for (const [part, events] of byPart) for (const entry of events) this.#byDid.removeSync(didHash(entry.did), posting(entry.timeUs, part));
       this.#meta.putSync(META_TRIMMED, trimmedUpTo);
     }, COMMIT_WITHOUT_WAITING_FOR_FLUSH);
     this.#blockReader.forget(end, info);
     const count = sumOf(info.counts);
     this.#sealedCount -= count;
     this.#trimmed(trimmedUpTo);
+    const postings: Array<readonly [Buffer, Buffer]> = [];
+    for (const [part, events] of byPart) for (const entry of events) postings.push([didHash(entry.did), posting(entry.timeUs, part)]);
+    for (let from = 0; from < postings.length; from += INDEX_TRIM_CHUNK) {
+      if (from > 0) await new Promise((resolve) => setImmediate(resolve));
+      if (this.#closed) break;
+      this.#root.transactionSync(() => {
+        for (const [key, value] of postings.slice(from, from + INDEX_TRIM_CHUNK)) this.#byDid.removeSync(key, value);
+      }, COMMIT_WITHOUT_WAITING_FOR_FLUSH);
+    }
     return count;
   }
 
@@ -591,6 +611,7 @@ export class EventStore {
 
   /** Closes the buffer; a writable one is synced to disk first and marked as stopped cleanly. */
   async close(): Promise<void> {
+    this.#closed = true;
     clearInterval(this.#syncTimer);
     if (this.#writable) await new Promise<void>((resolve) => syncToDisk(this.#root, () => resolve()));
     await this.#root.close();

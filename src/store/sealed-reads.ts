@@ -70,6 +70,8 @@ export class SealedReader {
     private readonly sealedCount: () => number,
     /** Whether the DID index can be trusted (false after an inconsistency, until rebuilt). */
     private readonly didIndexUsable: () => boolean,
+    /** Events at or below this were trimmed: their index postings may not be removed yet, and are not read. */
+    private readonly trimmedUpTo: () => number,
     private readonly onIndexInconsistent: (detail: string) => void,
   ) {}
 
@@ -148,7 +150,7 @@ export class SealedReader {
     for (const did of dids) {
       let read = 0;
       let last = 0;
-      const range = { start: posting(position + 1, 0), end: posting(end, 0xffff), inclusiveEnd: true, limit: batch };
+      const range = { start: posting(Math.max(position, this.trimmedUpTo()) + 1, 0), end: posting(end, 0xffff), inclusiveEnd: true, limit: batch };
       for (const value of this.byDid.getValues(didHash(did), range)) {
         if (value.length !== POSTING_BYTES) {
           this.onIndexInconsistent(`a DID index entry of ${value.length} bytes`);
