@@ -432,6 +432,11 @@ export class EventStore {
       }
       position = Math.max(position, end);
     }
+    if (select && select.dids.size > 0) {
+      // Only the DIDs' own entries: every other one fails the filter.
+      position = this.hotLog.scanDids(position, select.dids, visit) ?? Math.max(position, this.hotLog.newest);
+      return { entries, position };
+    }
     this.hotLog.scan(position, (entry) => {
       position = entry.timeUs;
       return visit(entry);

@@ -1,15 +1,28 @@
 import type { Entry } from '../events/index.ts';
 
+/** A DID's entries in the hot log, oldest first, as ordinals (see HotLog); `head` skips evicted ones. */
+interface DidQueue {
+  ordinals: number[];
+  head: number;
+}
+
 /**
  * The most recent committed events, in memory, bounded by bytes. It always holds a contiguous
  * suffix of the stored stream: everything after `floor` (the newest time_us it does not hold),
  * so a reader whose position is at or above the floor never needs the disk.
+ *
+ * It also keeps, per DID, where that DID's events are: a replay for a few DIDs then visits only
+ * theirs instead of testing every event of the hot log (~130k events in 64 MiB, ~30 ms of a
+ * DID replay that reads ~30 events from disk in a few ms). An entry's ordinal counts every entry
+ * ever appended before it; its place in #entries is its ordinal minus #dropped.
  */
 export class HotLog {
   #entries: Entry[] = [];
   #start = 0;
+  #dropped = 0;
   #bytes = 0;
   #floor: number;
+  readonly #byDid = new Map<string, DidQueue>();
 
   constructor(
     private readonly maxBytes: number,
@@ -37,30 +50,41 @@ export class HotLog {
 
   append(entries: readonly Entry[]): void {
     for (const entry of entries) {
+      const ordinal = this.#dropped + this.#entries.length;
       this.#entries.push(entry);
       this.#bytes += entry.json.byteLength;
+      const queue = this.#byDid.get(entry.did);
+      if (queue) queue.ordinals.push(ordinal);
+      else this.#byDid.set(entry.did, { ordinals: [ordinal], head: 0 });
     }
-    while (this.#bytes > this.maxBytes && this.#start < this.#entries.length) {
-      const evicted = this.#entries[this.#start++];
-      this.#bytes -= evicted.json.byteLength;
-      this.#floor = evicted.timeUs;
-    }
+    while (this.#bytes > this.maxBytes && this.#start < this.#entries.length) this.#floor = this.#evictOldest().timeUs;
     this.#compact();
+  }
+
+  #evictOldest(): Entry {
+    const evicted = this.#entries[this.#start++];
+    this.#bytes -= evicted.json.byteLength;
+    const queue = this.#byDid.get(evicted.did)!;
+    if (++queue.head === queue.ordinals.length) this.#byDid.delete(evicted.did);
+    else if (queue.head > 64 && queue.head * 2 > queue.ordinals.length) {
+      queue.ordinals = queue.ordinals.slice(queue.head);
+      queue.head = 0;
+    }
+    return evicted;
   }
 
   /** Reclaims the evicted prefix in one move once it dominates the array. */
   #compact(): void {
     if (this.#start > 1024 && this.#start * 2 > this.#entries.length) {
       this.#entries = this.#entries.slice(this.#start);
+      this.#dropped += this.#start;
       this.#start = 0;
     }
   }
 
   /** Forgets entries with time_us <= timeUs (retention removed them from the store). */
   dropThrough(timeUs: number): void {
-    while (this.#start < this.#entries.length && this.#entries[this.#start].timeUs <= timeUs) {
-      this.#bytes -= this.#entries[this.#start++].json.byteLength;
-    }
+    while (this.#start < this.#entries.length && this.#entries[this.#start].timeUs <= timeUs) this.#evictOldest();
     if (timeUs > this.#floor) this.#floor = timeUs;
     this.#compact();
   }
@@ -70,6 +94,32 @@ export class HotLog {
    * so no append can interleave. The caller must have checked covers(position).
    */
   scan(position: number, visit: (entry: Entry) => boolean): void {
+    for (let i = this.#firstAfter(position); i < this.#entries.length; i++) if (!visit(this.#entries[i])) return;
+  }
+
+  /**
+   * Visits the entries of these DIDs with time_us > position in order until `visit` returns
+   * false; returns the time_us it stopped at, or undefined once it examined everything (up to
+   * `newest`). The caller must have checked covers(position).
+   */
+  scanDids(position: number, dids: ReadonlySet<string>, visit: (entry: Entry) => boolean): number | undefined {
+    const from = this.#dropped + this.#firstAfter(position);
+    const ordinals: number[] = [];
+    for (const did of dids) {
+      const queue = this.#byDid.get(did);
+      if (!queue) continue;
+      for (let i = queue.head; i < queue.ordinals.length; i++) if (queue.ordinals[i] >= from) ordinals.push(queue.ordinals[i]);
+    }
+    if (dids.size > 1) ordinals.sort((a, b) => a - b);
+    for (const ordinal of ordinals) {
+      const entry = this.#entries[ordinal - this.#dropped];
+      if (!visit(entry)) return entry.timeUs;
+    }
+    return undefined;
+  }
+
+  /** Index (in #entries) of the first entry with time_us > position. */
+  #firstAfter(position: number): number {
     let low = this.#start;
     let high = this.#entries.length;
     while (low < high) {
@@ -77,6 +127,6 @@ export class HotLog {
       if (this.#entries[mid].timeUs <= position) low = mid + 1;
       else high = mid;
     }
-    for (let i = low; i < this.#entries.length; i++) if (!visit(this.#entries[i])) return;
+    return low;
   }
 }
