@@ -244,6 +244,7 @@ for (const { transport, skip } of await transportsUnderTest()) {
             return (await stats(slowGateway.port)).subscribers === 1;
           },
           'the slow reader to be dropped',
+          60_000, // a loaded machine takes longer to fill the socket and see the window pass
         );
         slow.socket.resume();
         await slow.ended;
