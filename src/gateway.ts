@@ -8,7 +8,7 @@ import { createIdentityMetrics, IdentityCache, IdentityResolver } from './identi
 import { startMetricsEndpoint, startServer, type ServerOptions, type SubscribeServer } from './server/index.ts';
 import type { IngestRun } from './cluster/index.ts';
 import { collectionKeeper, createStoreMetrics, EventStore, Ingester, Retention, type Batch } from './store/index.ts';
-import { createUpstreamMetrics, DEMO_UPSTREAM, DemoUpstream, FirehoseClient, redactUrl, type UpstreamReader } from './upstream/index.ts';
+import { createUpstreamMetrics, DEMO_UPSTREAM, DemoUpstream, DropReporter, FirehoseClient, redactUrl, type UpstreamReader } from './upstream/index.ts';
 import { createVerifyMetrics, Verifier } from './verify/index.ts';
 import { createLogger, startStatusLog } from './logs.ts';
 
@@ -93,6 +93,8 @@ async function startStages(config: GatewayConfig, tuning: GatewayTuning, logger:
 
   const storeMetrics = createStoreMetrics(registry);
   const upstreamMetrics = createUpstreamMetrics(registry);
+  // One reporter for every upstream drop, whether the reader or ingest finds it.
+  const drops = new DropReporter(upstreamMetrics.drops, logger);
   const verifyMetrics = config.verify !== 'off' ? createVerifyMetrics(registry) : undefined;
   /** Why the last commit failed, while commits are failing. */
   let storeFailure: string | undefined;
@@ -115,7 +117,7 @@ async function startStages(config: GatewayConfig, tuning: GatewayTuning, logger:
       keepCollection: collectionKeeper(config.ingestCollections),
       logger,
       metrics: storeMetrics,
-      upstreamMetrics,
+      drops,
       onBackpressure: backpressure('store'),
       onStoreHealth: (healthy, error) => (storeFailure = healthy ? undefined : error),
       heldBelow: () => verifier?.heldBelow(),
@@ -148,6 +150,7 @@ async function startStages(config: GatewayConfig, tuning: GatewayTuning, logger:
           onMessage: (message) => intake.handle(message),
           logger,
           metrics: upstreamMetrics,
+          drops,
           maxFrameBytes: config.maxFrameBytes,
         });
     firehose = reader;

@@ -11,6 +11,7 @@ import { CursorClock } from '../src/events/clock.ts';
 import { EventStore, type Batch } from '../src/store/event-store.ts';
 import { Ingester, type IngesterOptions } from '../src/store/ingest.ts';
 import { createStoreMetrics } from '../src/store/metrics.ts';
+import { DropReporter } from '../src/upstream/drop.ts';
 import { decodeFrame } from '../src/upstream/frame.ts';
 import { parseMessage, type UpstreamMessage } from '../src/upstream/messages.ts';
 import { createUpstreamMetrics } from '../src/upstream/metrics.ts';
@@ -87,7 +88,7 @@ function harness(store: EventStore, options: Partial<IngesterOptions> = {}): Har
     upstreamUrl: RELAY,
     logger,
     metrics,
-    upstreamMetrics: createUpstreamMetrics(registry),
+    drops: new DropReporter(createUpstreamMetrics(registry).drops, logger),
     onBackpressure: (paused) => backpressure.push(paused),
     onStoreHealth: (healthy) => health.push(healthy),
     ...options,

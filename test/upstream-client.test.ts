@@ -56,6 +56,7 @@ async function rig(
   const harness = startClient(relay.url, {
     registry,
     metrics: ingest.upstreamMetrics,
+    drops: ingest.drops,
     resumeCursor: () => ingest.ingester.resumeCursor(),
     onMessage: (message) => ingest.ingester.handle(message),
     backoffBaseMs: 10,

@@ -28,6 +28,7 @@ type EventMessage = Omit<Extract<UpstreamMessage, { type: 'commit' }>, 'proof'> 
 
 export interface BuiltEvents {
   entries: Entry[];
+  /** The ops dropped here (bad_record); those dropped while parsing stay on the message, reported by the reader. */
   drops: OpDrop[];
 }
 
@@ -66,7 +67,7 @@ export function buildEvents(message: EventMessage, clock: CursorClock): BuiltEve
 
 function buildCommitEvents(message: Extract<EventMessage, { type: 'commit' }>, clock: CursorClock): BuiltEvents {
   const entries: Entry[] = [];
-  const drops = [...message.drops];
+  const drops: OpDrop[] = [];
   const rev = JSON.stringify(message.rev);
   for (const op of message.ops) {
     let recordPart: string;

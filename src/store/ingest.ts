@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { buildEvents, type CursorClock, type Entry } from '../events/index.ts';
-import { backoffDelay, DropLog, redactUrl, type UpstreamMessage, type UpstreamMetrics } from '../upstream/index.ts';
+import { backoffDelay, redactUrl, type DropReporter, type UpstreamMessage } from '../upstream/index.ts';
 import type { Batch, EventStore } from './event-store.ts';
 import type { StoreMetrics } from './metrics.ts';
 
@@ -14,7 +14,8 @@ export interface IngesterOptions {
   upstreamUrl: string;
   logger: Logger;
   metrics: StoreMetrics;
-  upstreamMetrics: UpstreamMetrics;
+  /** Where records that cannot become events are reported, beside the reader's drops. */
+  drops: DropReporter;
   /** Called with true when the write queue is full (pause reading) and false once it drains. */
   onBackpressure: (paused: boolean) => void;
   /** Called with false (and the error) when a commit fails and true once commits succeed again. */
@@ -55,7 +56,6 @@ export class Ingester {
   #paused = false;
   #abandoned = false;
   #lastUpstreamTime: string | undefined;
-  readonly #dropLog: DropLog;
 
   constructor(options: IngesterOptions) {
     // keepCollection after the spread: the gateway passes undefined for "keep all".
@@ -69,7 +69,6 @@ export class Ingester {
       // An option passed as undefined keeps its default.
       commit: options.commit ?? ((batch) => options.store.commit(batch)),
     };
-    this.#dropLog = new DropLog((fields, text) => options.logger.warn(fields, text));
     const saved = options.store.upstreamCursor;
     if (saved && redactUrl(saved.url) === redactUrl(options.upstreamUrl)) {
       this.#watermark = saved.seq;
@@ -165,10 +164,7 @@ export class Ingester {
   #accept(message: Extract<UpstreamMessage, { type: 'commit' | 'identity' | 'account' | 'sync' }>): void {
     if (message.type === 'commit') message = this.#withKeptOps(message);
     const { entries, drops } = buildEvents(message, this.#options.clock);
-    for (const drop of drops.filter((d) => d.reason === 'bad_record')) {
-      this.#options.upstreamMetrics.drops.inc({ reason: drop.reason });
-      this.#dropLog.record(drop.reason, drop.detail, { seq: message.seq, path: drop.path });
-    }
+    for (const drop of drops) this.#options.drops.report(drop.reason, drop.detail, { seq: message.seq, path: drop.path });
     if (message.type === 'commit') this.#pendingRevs.set(message.repo, message.rev);
     for (const entry of entries) {
       this.#pending.push(entry);

@@ -1,3 +1,6 @@
+import type { Logger } from 'pino';
+import type { Counter } from 'prom-client';
+
 /** Why an upstream frame, or one op of a commit, was not turned into events. Used as a metric label. */
 export type DropReason =
   | 'oversized'
@@ -37,10 +40,11 @@ export class DropLog<Reason extends string = DropReason> {
   constructor(
     private readonly log: (fields: object, message: string) => void,
     private readonly intervalMs = 10_000,
+    private readonly nowMs: () => number = Date.now,
   ) {}
 
   record(reason: Reason, detail: string, context: object = {}): void {
-    const now = Date.now();
+    const now = this.nowMs();
     const last = this.#lastLogged.get(reason);
     if (last && now - last.at < this.intervalMs) {
       last.suppressed++;
@@ -49,5 +53,29 @@ export class DropLog<Reason extends string = DropReason> {
     const suppressed = last?.suppressed ?? 0;
     this.#lastLogged.set(reason, { at: now, suppressed: 0 });
     this.log({ reason, detail, suppressedSinceLastLog: suppressed, ...context }, 'dropped upstream input');
+  }
+}
+
+/**
+ * Every drop of upstream input, wherever it is found — a frame the reader could not decode, a
+ * commit op that failed its checks, a record ingest could not turn into an event — counted in
+ * one counter by reason and logged through one rate-limited log, so a flood of one kind is one
+ * line per interval however many stages meet it.
+ */
+export class DropReporter {
+  readonly #log: DropLog;
+
+  constructor(
+    private readonly counter: Counter<'reason'>,
+    logger: Pick<Logger, 'warn'>,
+    /** How often each reason is logged at most, on which clock (ms). */
+    logEvery: { intervalMs?: number; nowMs?: () => number } = {},
+  ) {
+    this.#log = new DropLog((fields, message) => logger.warn(fields, message), logEvery.intervalMs, logEvery.nowMs);
+  }
+
+  report(reason: DropReason, detail: string, context: object = {}): void {
+    this.counter.inc({ reason });
+    this.#log.record(reason, detail, context);
   }
 }

@@ -2,7 +2,7 @@ import type { ConnectionOptions } from 'node:tls';
 import WebSocket from 'ws';
 import type { Logger } from 'pino';
 import { backoffDelay } from './backoff.ts';
-import { DropError, DropLog, type DropReason } from './drop.ts';
+import { DropError, type DropReporter } from './drop.ts';
 import { decodeFrame } from './frame.ts';
 import { parseMessage, type UpstreamMessage } from './messages.ts';
 import type { UpstreamMetrics } from './metrics.ts';
@@ -18,6 +18,8 @@ export interface FirehoseClientOptions {
   onMessage: (message: UpstreamMessage) => void;
   logger: Logger;
   metrics: UpstreamMetrics;
+  /** Counts and logs what could not be decoded, shared with later stages (see DropReporter). */
+  drops: DropReporter;
   maxFrameBytes?: number;
   pingIntervalMs?: number;
   backoffBaseMs?: number;
@@ -37,7 +39,6 @@ const HEALTHY_AFTER_MS = 10_000;
 
 export class FirehoseClient {
   readonly #options: Required<FirehoseClientOptions>;
-  readonly #dropLog: DropLog;
   #socket: WebSocket | undefined;
   #stopped = true;
   #paused = false;
@@ -60,7 +61,6 @@ export class FirehoseClient {
       backoffMaxMs: options.backoffMaxMs ?? 30_000,
       handshakeTimeoutMs: options.handshakeTimeoutMs ?? 30_000,
     };
-    this.#dropLog = new DropLog((fields, message) => this.#options.logger.warn(fields, message));
   }
 
   get connected(): boolean {
@@ -145,7 +145,7 @@ export class FirehoseClient {
       this.#heardSincePing = true;
       metrics.bytes.inc(data.byteLength);
       if (!isBinary) {
-        this.#drop('not_binary', 'upstream sent a text frame');
+        this.#options.drops.report('not_binary', 'upstream sent a text frame');
         return;
       }
       const message = this.#decode(data);
@@ -204,13 +204,13 @@ export class FirehoseClient {
       metrics.frames.inc({ type: message.type });
       if (message.type === 'commit') {
         for (const drop of message.drops) {
-          this.#drop(drop.reason, drop.detail, { seq: message.seq, repo: message.repo, path: drop.path });
+          this.#options.drops.report(drop.reason, drop.detail, { seq: message.seq, repo: message.repo, path: drop.path });
         }
       }
       return message;
     } catch (err) {
       if (!(err instanceof DropError)) throw err;
-      this.#drop(err.reason, err.message, { bytes: data.byteLength });
+      this.#options.drops.report(err.reason, err.message, { bytes: data.byteLength });
       return undefined;
     }
   }
@@ -220,7 +220,7 @@ export class FirehoseClient {
     const seq = frame && seqFromPrefix(frame.prefix);
     const bytes = frame?.announcedBytes;
     const detail = `frame of ${bytes ?? 'more than ' + SOCKET_MAX_PAYLOAD} bytes, above the ${SOCKET_MAX_PAYLOAD}-byte socket limit`;
-    this.#drop('oversized', detail, { seq, bytes });
+    this.#options.drops.report('oversized', detail, { seq, bytes });
     if (seq === undefined) {
       this.#problem = `upstream sent a ${detail} whose seq could not be read; retrying`;
       this.#options.logger.error({ bytes }, 'an upstream frame too large to read closed the socket, and its seq could not be read from its first bytes; retrying');
@@ -232,11 +232,6 @@ export class FirehoseClient {
       { seq, limit: SOCKET_MAX_PAYLOAD, bytes },
       `SKIPPED UPSTREAM FRAME seq ${seq}: larger than ${SOCKET_MAX_PAYLOAD} bytes, it could only be refused by closing the socket; reconnecting with cursor ${seq} (after it). Its events are lost.`,
     );
-  }
-
-  #drop(reason: DropReason, detail: string, context: object = {}): void {
-    this.#options.metrics.drops.inc({ reason });
-    this.#dropLog.record(reason, detail, context);
   }
 
   #onErrorFrame(message: Extract<UpstreamMessage, { type: 'error' }>): void {

@@ -18,11 +18,11 @@
  * write queue is full; TCP then pushes back on the relay.
  *
  * Files:
- *   firehose.ts  FirehoseClient: the connection, pings, reconnects with backoff, drop accounting
+ *   firehose.ts  FirehoseClient: the connection, pings, reconnects with backoff
  *   frame.ts     decodeFrame: one WebSocket message → header and body (DAG-CBOR, strict)
  *   messages.ts  parseMessage: a frame body → a typed UpstreamMessage, each record op verified
  *   car.ts       CarSlice: a commit's CAR blocks located in place, without decoding
- *   drop.ts      DropReason, DropError and DropLog (rate-limited drop logging)
+ *   drop.ts      DropReason, DropError, DropLog (rate-limited) and DropReporter (every stage's drops: one counter, one log)
  *   metrics.ts   the upstream Prometheus metrics
  *   url.ts       normalizeUpstreamUrl: a relay address as people write it → the URL to dial
  *   backoff.ts   backoffDelay: capped exponential backoff with optional jitter (also ingest's retries)
@@ -32,7 +32,7 @@ export { FirehoseClient, type FirehoseClientOptions } from './firehose.ts';
 export { decodeFrame, type Frame } from './frame.ts';
 export { parseMessage, type CommitProof, type OpAction, type OpDrop, type ProofOp, type RecordOp, type UpstreamMessage } from './messages.ts';
 export { CarSlice } from './car.ts';
-export { DropError, DropLog, type DropReason } from './drop.ts';
+export { DropError, DropLog, DropReporter, type DropReason } from './drop.ts';
 export { createUpstreamMetrics, type UpstreamMetrics } from './metrics.ts';
 export { normalizeUpstreamUrl, redactUrl } from './url.ts';
 export { backoffDelay, type BackoffPolicy } from './backoff.ts';

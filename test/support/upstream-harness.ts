@@ -9,6 +9,7 @@ import { CursorClock } from '../../src/events/clock.ts';
 import { EventStore } from '../../src/store/event-store.ts';
 import { Ingester } from '../../src/store/ingest.ts';
 import { createStoreMetrics } from '../../src/store/metrics.ts';
+import { DropReporter } from '../../src/upstream/drop.ts';
 import { FirehoseClient, type FirehoseClientOptions } from '../../src/upstream/firehose.ts';
 import type { UpstreamMessage } from '../../src/upstream/messages.ts';
 import { createUpstreamMetrics, type UpstreamMetrics } from '../../src/upstream/metrics.ts';
@@ -42,11 +43,12 @@ export function startClient(
   const logs: LogLine[] = [];
   const logger = capturingLogger(logs);
   const messages: UpstreamMessage[] = [];
-  const { onMessage, registry: _registry, metrics: _metrics, ...rest } = options;
+  const { onMessage, registry: _registry, metrics: _metrics, drops, ...rest } = options;
   const client = new FirehoseClient({
     url,
     logger,
     metrics,
+    drops: drops ?? new DropReporter(metrics.drops, logger),
     resumeCursor: () => undefined,
     ...rest,
     onMessage: (message) => {
@@ -86,6 +88,8 @@ export interface IngestHarness {
   ingester: Ingester;
   registry: Registry;
   upstreamMetrics: UpstreamMetrics;
+  /** The drop reporter a client feeding this ingester shares, as the gateway's reader does. */
+  drops: DropReporter;
   close(): Promise<void>;
 }
 
@@ -100,14 +104,16 @@ export function openIngester(
 ): IngestHarness {
   const registry = shared.registry ?? new Registry();
   const upstreamMetrics = shared.upstreamMetrics ?? createUpstreamMetrics(registry);
+  const logger = shared.logger ?? pino({ level: 'silent' });
+  const drops = new DropReporter(upstreamMetrics.drops, logger);
   const store = new EventStore({ dataDir, hotLogBytes: 8 * 1024 * 1024 });
   const ingester = new Ingester({
     store,
     clock: new CursorClock(store.lastTimeUs),
     upstreamUrl,
-    logger: shared.logger ?? pino({ level: 'silent' }),
+    logger,
     metrics: createStoreMetrics(registry),
-    upstreamMetrics,
+    drops,
     onBackpressure: shared.onBackpressure ?? (() => {}),
   });
   return {
@@ -115,6 +121,7 @@ export function openIngester(
     ingester,
     registry,
     upstreamMetrics,
+    drops,
     close: async () => {
       await ingester.flush();
       await store.close();
