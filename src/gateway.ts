@@ -7,7 +7,7 @@ import { CursorClock } from './events/index.ts';
 import { createIdentityMetrics, IdentityCache, IdentityResolver } from './identity/index.ts';
 import { startMetricsEndpoint, startServer, type ServerOptions, type SubscribeServer } from './server/index.ts';
 import type { IngestRun } from './cluster/index.ts';
-import { collectionKeeper, createStoreMetrics, EventStore, Ingester, Retention, type Batch } from './store/index.ts';
+import { collectionKeeper, createStoreMetrics, EventStore, Ingester, registerBufferGauges, Retention, type Batch } from './store/index.ts';
 import { createUpstreamMetrics, DEMO_UPSTREAM, DemoUpstream, DropReporter, FirehoseClient, redactUrl, type UpstreamReader } from './upstream/index.ts';
 import { createVerifyMetrics, Verifier } from './verify/index.ts';
 import { createLogger, startStatusLog } from './logs.ts';
@@ -57,11 +57,11 @@ export async function startGateway(config: GatewayConfig, tuning: GatewayTuning 
   const store = new EventStore({
     dataDir: config.dataDir,
     hotLogBytes: config.hotCacheBytes,
-    registry,
     fsync: config.fsync,
     dictionary: readDictionary(config.zstdDictionary),
     logger,
   });
+  registerBufferGauges(registry, store);
   if (store.previousRun.setAside) {
     logger.error(
       { setAside: store.previousRun.setAside },

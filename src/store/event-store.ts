@@ -1,9 +1,8 @@
 import { createHash } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, readSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { TransactionFlags, open, type Database, type DatabaseOptions, type RootDatabase } from 'lmdb';
 import type { Logger } from 'pino';
-import { Gauge, type Registry } from 'prom-client';
 import type { Entry } from '../events/index.ts';
 import { BlockReader, buildBlock, type BlockInfo, type BlockKey } from './blocks.ts';
 import { decodeRecords, encodeRecords, recordSize } from './codec.ts';
@@ -12,7 +11,8 @@ import { POSTING_BYTES, didHash, posting, postingEncoding } from './did-keys.ts'
 import { HotLog } from './hot-log.ts';
 import { lockDataDir, type DataDirLock } from './data-dir-lock.ts';
 import { assertFreeSpace } from './free-space.ts';
-import { checkPreviousRun, markRunning, markStopped, type PreviousRun } from './run-marker.ts';
+import { assertLmdbFile } from './lmdb-file.ts';
+import { checkPreviousRun, Run, type PreviousRun } from './run-marker.ts';
 import { SealedReader, type ReadPlanCounts, type Selection } from './sealed-reads.ts';
 
 export interface UpstreamCursor {
@@ -60,11 +60,11 @@ export interface StoreSpan {
 export interface EventStoreOptions {
   dataDir: string;
   hotLogBytes: number;
-  registry?: Registry;
   readOnly?: boolean;
   /**
-   * Flush every commit to disk as it happens (default; LMDB's overlapping sync, so a power loss
-   * never tears the buffer), at a few ms per commit. Without it a commit survives a killed
+   * Flush every commit to disk as it happens (this class's default; the gateway's --fsync is off
+   * unless asked: see the README's Design) with LMDB's overlapping sync, so a power loss never
+   * tears the buffer, at a few ms per commit. Without it a commit survives a killed
    * process, the buffer is synced every second in the background, and a buffer a machine crash
    * may have torn is set aside at the next start (run-marker.ts).
    */
@@ -81,7 +81,6 @@ export interface EventStoreOptions {
 }
 
 const COMMIT_WITHOUT_WAITING_FOR_FLUSH = TransactionFlags.ABORTABLE | TransactionFlags.SYNCHRONOUS_COMMIT | TransactionFlags.NO_SYNC_FLUSH;
-const SYNC_INTERVAL_MS = 1_000;
 /** Per-DID index postings removed per transaction when retention removes a block (~2–3 ms each). */
 const INDEX_TRIM_CHUNK = 128;
 const META_CURSOR = 'upstreamCursor';
@@ -165,10 +164,10 @@ export class EventStore {
   #lastSeq: number;
   #trimmedUpTo: number;
   #cursor: UpstreamCursor | undefined;
-  readonly #dataDir: string;
   readonly #writable: boolean;
   readonly #logger: Logger | undefined;
-  readonly #syncTimer: NodeJS.Timeout | undefined;
+  /** A writable buffer's run marker and, without fsync, its background sync. */
+  #run: Run | undefined;
   readonly #lock: DataDirLock | undefined;
   /** How many reads of sealed blocks went by the DID index, by partition, or through everything. */
   get readPlans(): Readonly<ReadPlanCounts> {
@@ -180,7 +179,6 @@ export class EventStore {
 
   constructor(options: EventStoreOptions) {
     const fsync = options.fsync ?? true;
-    this.#dataDir = options.dataDir;
     this.#writable = !options.readOnly;
     this.#logger = options.logger;
     this.#blockEvents = options.blockEvents ?? 1024;
@@ -249,14 +247,9 @@ export class EventStore {
     );
     if (this.#writable) {
       if (this.#didIndexBroken) this.#rebuildDidIndex();
-      markRunning(options.dataDir, fsync);
-      if (!fsync) {
-        this.#syncTimer = setInterval(() => syncToDisk(this.#root, () => {}), SYNC_INTERVAL_MS);
-        this.#syncTimer.unref();
-      }
+      this.#run = new Run(options.dataDir, fsync, this.#root);
       this.#sealFullBlocks();
     }
-    if (options.registry) this.#registerSpanGauges(options.registry);
   }
 
   /** The newest time_us ever issued to a stored event: the clock continues above it. */
@@ -617,10 +610,8 @@ export class EventStore {
   /** Closes the buffer; a writable one is synced to disk first and marked as stopped cleanly. */
   async close(): Promise<void> {
     this.#closed = true;
-    clearInterval(this.#syncTimer);
-    if (this.#writable) await new Promise<void>((resolve) => syncToDisk(this.#root, () => resolve()));
-    await this.#root.close();
-    if (this.#writable) markStopped(this.#dataDir);
+    if (this.#run) await this.#run.end(() => this.#root.close());
+    else await this.#root.close();
     this.#lock?.release();
   }
 
@@ -650,80 +641,4 @@ export class EventStore {
         'Move that folder aside (or pass another --data-dir) to start a new buffer; the old one stays readable by the contrail that wrote it',
     );
   }
-
-  #registerSpanGauges(registry: Registry): void {
-    const store = this;
-    const registers = [registry];
-    // Base units (seconds), and NaN while the buffer is empty: there is no such event, and 0 would
-    // read as 1970 (a buffer 56 years deep).
-    const seconds = (timeUs: number | undefined) => (timeUs === undefined ? NaN : timeUs / 1e6);
-    new Gauge({
-      name: 'contrail_store_oldest_event_timestamp_seconds',
-      help: 'Unix time of the oldest buffered event (its time_us in seconds); NaN while the buffer is empty',
-      registers,
-      collect() {
-        this.set(seconds(store.span().oldestTimeUs));
-      },
-    });
-    new Gauge({
-      name: 'contrail_store_newest_event_timestamp_seconds',
-      help: 'Unix time of the newest buffered event (its time_us in seconds); NaN while the buffer is empty',
-      registers,
-      collect() {
-        this.set(seconds(store.span().newestTimeUs));
-      },
-    });
-    new Gauge({
-      // Not contrail_store_events: OpenMetrics names the counter contrail_store_events_total that.
-      name: 'contrail_store_buffered_events',
-      help: 'Events in the buffer',
-      registers,
-      collect() {
-        this.set(store.span().eventCount);
-      },
-    });
-    new Gauge({
-      name: 'contrail_store_bytes',
-      help: 'Bytes of LMDB pages the buffered events occupy',
-      registers,
-      collect() {
-        this.set(store.span().bytes);
-      },
-    });
-    new Gauge({
-      name: 'contrail_hot_log_bytes',
-      help: 'Bytes of event JSON held in the in-memory hot log',
-      registers,
-      collect() {
-        this.set(store.hotLog.bytes);
-      },
-    });
-  }
-}
-
-/** LMDB's meta page starts with this magic; opening anything else can crash the process natively. */
-const LMDB_MAGIC = 0xbeefc0de;
-
-function assertLmdbFile(path: string): void {
-  let header: Buffer;
-  try {
-    header = Buffer.alloc(28);
-    const fd = openSync(path, 'r');
-    try {
-      if (readSync(fd, header, 0, 28, 0) < 28) return; // new or empty: LMDB initializes it
-    } finally {
-      closeSync(fd);
-    }
-  } catch {
-    return; // no file yet
-  }
-  // After the page header: 16 bytes in LMDB 0.9's layout, 24 in LMDB 1.0's (lmdb-js's).
-  if (header.readUInt32LE(16) !== LMDB_MAGIC && header.readUInt32LE(24) !== LMDB_MAGIC) {
-    throw new Error(`${path} is not an LMDB database (no LMDB magic number); refusing to open it`);
-  }
-}
-
-/** mdb_env_sync, which lmdb-js has but does not declare in its typings. */
-function syncToDisk(root: RootDatabase, done: (error?: Error) => void): void {
-  (root as unknown as { sync(callback: (error?: Error) => void): void }).sync(done);
 }

@@ -66,8 +66,11 @@
  *   ingest.ts        Ingester: the single writer (dedup by seq and rev, group commit, backpressure)
  *   ingest-filter.ts collectionKeeper: --ingest-collections, the commit ops a small instance keeps
  *   retention.ts     Retention: trims by age and size; says how many hours the size bound holds
- *   run-marker.ts    the marker that tells a killed process from a machine crash
- *   metrics.ts       the store and ingest Prometheus metrics
+ *   run-marker.ts    Run: the marker that tells a killed process from a machine crash; the background sync without fsync
+ *   lmdb-file.ts     assertLmdbFile: refuses a data file that is not LMDB's before LMDB opens it
+ *   data-dir-lock.ts lockDataDir: one gateway per data dir
+ *   free-space.ts    assertFreeSpace: refuses to start on a full disk
+ *   metrics.ts       the store and ingest Prometheus metrics, and the buffer's gauges
  */
 export {
   EventStore,
@@ -83,4 +86,4 @@ export type { Selection } from './sealed-reads.ts';
 export { Ingester, type IngesterOptions } from './ingest.ts';
 export { collectionKeeper } from './ingest-filter.ts';
 export { Retention, type RetentionOptions } from './retention.ts';
-export { createStoreMetrics, type StoreMetrics } from './metrics.ts';
+export { createStoreMetrics, registerBufferGauges, type StoreMetrics } from './metrics.ts';

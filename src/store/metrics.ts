@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { EventStore } from './event-store.ts';
 
 export type StoreMetrics = ReturnType<typeof createStoreMetrics>;
 
@@ -48,4 +49,56 @@ export function createStoreMetrics(registry: Registry) {
     ),
     ingestPaused: new Gauge({ name: 'contrail_ingest_paused', help: '1 while ingest waits for the store', registers }),
   };
+}
+
+/**
+ * The buffer's extent as gauges, read from the store at each scrape: its oldest and newest
+ * event, how many events and bytes it holds, and the hot log's size.
+ */
+export function registerBufferGauges(registry: Registry, store: Pick<EventStore, 'span' | 'hotLog'>): void {
+  const registers = [registry];
+  // Base units (seconds), and NaN while the buffer is empty: there is no such event, and 0 would
+  // read as 1970 (a buffer 56 years deep).
+  const seconds = (timeUs: number | undefined) => (timeUs === undefined ? NaN : timeUs / 1e6);
+  new Gauge({
+    name: 'contrail_store_oldest_event_timestamp_seconds',
+    help: 'Unix time of the oldest buffered event (its time_us in seconds); NaN while the buffer is empty',
+    registers,
+    collect() {
+      this.set(seconds(store.span().oldestTimeUs));
+    },
+  });
+  new Gauge({
+    name: 'contrail_store_newest_event_timestamp_seconds',
+    help: 'Unix time of the newest buffered event (its time_us in seconds); NaN while the buffer is empty',
+    registers,
+    collect() {
+      this.set(seconds(store.span().newestTimeUs));
+    },
+  });
+  new Gauge({
+    // Not contrail_store_events: OpenMetrics names the counter contrail_store_events_total that.
+    name: 'contrail_store_buffered_events',
+    help: 'Events in the buffer',
+    registers,
+    collect() {
+      this.set(store.span().eventCount);
+    },
+  });
+  new Gauge({
+    name: 'contrail_store_bytes',
+    help: 'Bytes of LMDB pages the buffered events occupy',
+    registers,
+    collect() {
+      this.set(store.span().bytes);
+    },
+  });
+  new Gauge({
+    name: 'contrail_hot_log_bytes',
+    help: 'Bytes of event JSON held in the in-memory hot log',
+    registers,
+    collect() {
+      this.set(store.hotLog.bytes);
+    },
+  });
 }

@@ -1,5 +1,6 @@
 import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { RootDatabase } from 'lmdb';
 
 /**
  * Without fsync, an LMDB commit survives a killed process (it is in the OS page cache) but not
@@ -10,6 +11,8 @@ import { join } from 'node:path';
  */
 const MARKER = 'contrail-run.json';
 const BOOT_ID = '/proc/sys/kernel/random/boot_id';
+/** Without fsync, how often the buffer is synced to disk in the background. */
+const SYNC_INTERVAL_MS = 1_000;
 
 interface RunMarker {
   bootId: string | null;
@@ -43,12 +46,39 @@ export function checkPreviousRun(dataDir: string): PreviousRun {
   return { unclean: true, setAside };
 }
 
-export function markRunning(dataDir: string, fsync: boolean): void {
+/**
+ * A writable buffer's run, from open to a clean stop: the marker says it is running, and
+ * without fsync the buffer is synced to disk every second in the background.
+ */
+export class Run {
+  readonly #syncTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly dataDir: string,
+    fsync: boolean,
+    private readonly root: RootDatabase,
+  ) {
+    markRunning(dataDir, fsync);
+    if (fsync) return;
+    this.#syncTimer = setInterval(() => syncToDisk(root, () => {}), SYNC_INTERVAL_MS);
+    this.#syncTimer.unref();
+  }
+
+  /** Syncs the buffer to disk, closes it with `close`, then marks the run stopped cleanly. */
+  async end(close: () => Promise<void>): Promise<void> {
+    clearInterval(this.#syncTimer);
+    await new Promise<void>((resolve) => syncToDisk(this.root, () => resolve()));
+    await close();
+    markStopped(this.dataDir);
+  }
+}
+
+function markRunning(dataDir: string, fsync: boolean): void {
   const marker: RunMarker = { bootId: currentBootId(), fsync, pid: process.pid, startedAt: new Date().toISOString() };
   writeFileSync(join(dataDir, MARKER), JSON.stringify(marker) + '\n');
 }
 
-export function markStopped(dataDir: string): void {
+function markStopped(dataDir: string): void {
   rmSync(join(dataDir, MARKER), { force: true });
 }
 
@@ -58,4 +88,9 @@ function currentBootId(): string | null {
   } catch {
     return null; // not Linux: a reboot cannot be told from a process crash
   }
+}
+
+/** mdb_env_sync, which lmdb-js has but does not declare in its typings. */
+function syncToDisk(root: RootDatabase, done: (error?: Error) => void): void {
+  (root as unknown as { sync(callback: (error?: Error) => void): void }).sync(done);
 }
