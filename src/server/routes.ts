@@ -49,16 +49,36 @@ const CORS = { 'access-control-allow-origin': '*', 'access-control-expose-header
 export const SSE_PATH = '/stream';
 export const NDJSON_PATH = '/stream.ndjson';
 
+/** Every path the server answers over plain HTTP (GET and HEAD); anything else is a 404. */
+export const HTTP_PATHS = [
+  '/',
+  '/api',
+  SSE_PATH,
+  NDJSON_PATH,
+  '/health',
+  '/ready',
+  '/dictionary',
+  GET_ZSTD_DICTIONARY_PATH,
+  '/stats',
+  SUBSCRIBE_PATH,
+  SUBSCRIBE_EVENTS_PATH,
+] as const;
+type HttpPath = (typeof HTTP_PATHS)[number];
+
+function isHttpPath(path: string): path is HttpPath {
+  return (HTTP_PATHS as readonly string[]).includes(path);
+}
+
 /** The streams' response headers; no-transform and X-Accel-Buffering keep proxies from holding events back. */
 const STREAM_HEADERS = { ...CORS, 'cache-control': 'no-cache, no-transform', 'x-accel-buffering': 'no' };
 
-/** HTTP routes and the /subscribe upgrade decision, shared by both transports. */
 /** A connection as the transport carries it: what was admitted, then its subscriber once open. */
 interface Connection {
   admission: Admission;
   subscriber?: Subscriber;
 }
 
+/** HTTP routes and the WebSocket upgrade decisions, shared by both transports. */
 export function createSocketHandler(options: RouteOptions): SocketHandler<Connection> {
   const { hub, store, compressor, metrics } = options;
   const wires = {
@@ -190,49 +210,38 @@ export function createSocketHandler(options: RouteOptions): SocketHandler<Connec
     return { stream: { headers, session: { admission } } };
   };
 
+  const routes: Record<HttpPath, (request: HttpRequestInfo) => ReturnType<SocketHandler<Connection>['http']>> = {
+    // Browsers get the live explorer; curl and scripts get the plain-text summary.
+    '/': (request) =>
+      (request.header('accept') ?? '').includes('text/html') ? { status: 200, headers: { 'content-type': 'text/html; charset=utf-8' }, body: EXPLORER_PAGE } : text(200, API_SUMMARY),
+    '/api': () => text(200, API_SUMMARY),
+    [SSE_PATH]: (request) => stream(request, wires.sse, 'text/event-stream; charset=utf-8'),
+    [NDJSON_PATH]: (request) => stream(request, wires.ndjson, 'application/x-ndjson; charset=utf-8'),
+    '/health': () => text(200, 'ok'),
+    '/ready': () => {
+      const { ready, problems } = options.readiness();
+      return ready ? text(200, 'ready') : text(503, `not ready: ${problems.join('; ')}`);
+    },
+    '/dictionary': dictionaryReply,
+    [GET_ZSTD_DICTIONARY_PATH]: (request) => {
+      const id = new URLSearchParams(request.query).get('id');
+      if (id === null || id === String(compressor.dictionaryId)) return dictionaryReply();
+      if (!/^\d+$/.test(id)) return xrpcReply(400, 'InvalidRequest', `id: ${JSON.stringify(id)} is not a dictionary ID (a positive integer)`);
+      return xrpcReply(400, 'DictionaryNotFound', `no dictionary ${id} here; the current one is ${compressor.dictionaryId} (omit id to get it)`);
+    },
+    '/stats': () => ({
+      status: 200,
+      headers: { ...CORS, 'content-type': 'application/json' },
+      body: JSON.stringify({ ...spanWithNulls(store.span()), trimmedUpTo: store.trimmedUpTo, subscribers: hub.size, upstreamCursor: shownCursor(store.upstreamCursor) }),
+    }),
+    [SUBSCRIBE_PATH]: () => text(426, 'GET /subscribe needs a WebSocket upgrade (ws:// or wss://)'),
+    [SUBSCRIBE_EVENTS_PATH]: () => xrpcReply(426, 'InvalidRequest', `${SUBSCRIBE_EVENTS_NSID} is a subscription: connect with a WebSocket (ws:// or wss://)`),
+  };
+
   return {
     http(request) {
       if (request.method !== 'GET' && request.method !== 'HEAD') return text(405, 'only GET is served here');
-      switch (request.path) {
-        case '/':
-          // Browsers get the live explorer; curl and scripts get the plain-text summary.
-          if ((request.header('accept') ?? '').includes('text/html')) {
-            return { status: 200, headers: { 'content-type': 'text/html; charset=utf-8' }, body: EXPLORER_PAGE };
-          }
-          return text(200, API_SUMMARY);
-        case '/api':
-          return text(200, API_SUMMARY);
-        case SSE_PATH:
-          return stream(request, wires.sse, 'text/event-stream; charset=utf-8');
-        case NDJSON_PATH:
-          return stream(request, wires.ndjson, 'application/x-ndjson; charset=utf-8');
-        case '/health':
-          return text(200, 'ok');
-        case '/ready': {
-          const { ready, problems } = options.readiness();
-          return ready ? text(200, 'ready') : text(503, `not ready: ${problems.join('; ')}`);
-        }
-        case '/dictionary':
-          return dictionaryReply();
-        case GET_ZSTD_DICTIONARY_PATH: {
-          const id = new URLSearchParams(request.query).get('id');
-          if (id === null || id === String(compressor.dictionaryId)) return dictionaryReply();
-          if (!/^\d+$/.test(id)) return xrpcReply(400, 'InvalidRequest', `id: ${JSON.stringify(id)} is not a dictionary ID (a positive integer)`);
-          return xrpcReply(400, 'DictionaryNotFound', `no dictionary ${id} here; the current one is ${compressor.dictionaryId} (omit id to get it)`);
-        }
-        case '/stats':
-          return {
-            status: 200,
-            headers: { ...CORS, 'content-type': 'application/json' },
-            body: JSON.stringify({ ...spanWithNulls(store.span()), trimmedUpTo: store.trimmedUpTo, subscribers: hub.size, upstreamCursor: shownCursor(store.upstreamCursor) }),
-          };
-        case SUBSCRIBE_PATH:
-          return text(426, 'GET /subscribe needs a WebSocket upgrade (ws:// or wss://)');
-        case SUBSCRIBE_EVENTS_PATH:
-          return xrpcReply(426, 'InvalidRequest', `${SUBSCRIBE_EVENTS_NSID} is a subscription: connect with a WebSocket (ws:// or wss://)`);
-        default:
-          return text(404, 'not found');
-      }
+      return isHttpPath(request.path) ? routes[request.path](request) : text(404, 'not found');
     },
 
     upgrade(request) {
