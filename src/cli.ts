@@ -84,6 +84,13 @@ function toConfig(args: Record<string, unknown>): GatewayConfig {
     plcUrl: args['plc-url'] as string,
     allowPrivateEndpoints: args['allow-private-endpoints'] as boolean,
     identityCacheEntries: args['identity-cache-entries'] as number,
+    backfill: args.backfill as boolean,
+    backfillMaxRepoBytes: args['backfill-max-repo-bytes'] as number,
+    backfillTimeoutMs: args['backfill-timeout'] as number,
+    backfillPerHost: args['backfill-per-host'] as number,
+    backfillConcurrency: args['backfill-concurrency'] as number,
+    backfillCacheBytes: args['backfill-cache-bytes'] as number,
+    backfillCacheTtlMs: args['backfill-cache-ttl'] as number,
     cluster:
       args.nats === undefined
         ? undefined

@@ -32,6 +32,14 @@ export interface GatewayConfig {
   plcUrl: string;
   allowPrivateEndpoints: boolean;
   identityCacheEntries: number;
+  /** Serve backfill=true (fetching wanted repos from their PDS); off, it is refused with a reason. */
+  backfill: boolean;
+  backfillMaxRepoBytes: number;
+  backfillTimeoutMs: number;
+  backfillPerHost: number;
+  backfillConcurrency: number;
+  backfillCacheBytes: number;
+  backfillCacheTtlMs: number;
   /** Set when the node joins a cluster on NATS JetStream (--nats); undefined for a single process. */
   cluster?: ClusterOptions;
 }
@@ -89,6 +97,12 @@ export function parseTrustProxy(value: string): number {
   if (/^(false|no|off)$/i.test(value)) return 0;
   if (!/^\d+$/.test(value)) throw new Error(`${JSON.stringify(value)} is not a number of proxies (e.g. 1), true or false`);
   return Number(value);
+}
+
+export function parsePositiveCount(value: string): number {
+  const count = parseCount(value);
+  if (count === 0) throw new Error('0 is not allowed here (at least 1)');
+  return count;
 }
 
 export function parseCount(value: string): number {
@@ -277,6 +291,17 @@ export const SERVE_OPTIONS = {
     describe: 'Resolved DIDs kept in the identity cache (LMDB, under the data dir); the least recently fetched are evicted',
     coerce: parseCount,
   },
+  backfill: {
+    type: 'boolean',
+    default: true,
+    describe: 'Serve backfill=true: fetch the wanted repos from their PDS for subscribers that ask (--no-backfill refuses it with HTTP 400)',
+  },
+  'backfill-max-repo-bytes': { type: 'string', default: '256MiB', describe: 'Backfill: a repo export (getRepo CAR) larger than this is refused', coerce: parseByteSize },
+  'backfill-timeout': { type: 'string', default: '120s', describe: 'Backfill: time for one attempt at fetching and reading a repo', coerce: parseDuration },
+  'backfill-per-host': { type: 'string', default: '4', describe: 'Backfill: repo fetches at once from one PDS host', coerce: parsePositiveCount },
+  'backfill-concurrency': { type: 'string', default: '8', describe: 'Backfill: repo fetches at once in all (each holds up to a repo in memory)', coerce: parsePositiveCount },
+  'backfill-cache-bytes': { type: 'string', default: '64MiB', describe: 'Backfill: recent repo snapshots kept for other subscribers of the same repos', coerce: parseByteSize },
+  'backfill-cache-ttl': { type: 'string', default: '60s', describe: 'Backfill: how long a repo snapshot is reused', coerce: parseDuration },
   nats: {
     type: 'string',
     describe: 'Join a cluster on NATS JetStream: comma-separated server URLs (nats://host:4222,…). Without it contrail is a single process',

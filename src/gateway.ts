@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
+import { commitSignatureCheck, createBackfillMetrics, SnapshotSource } from './backfill/index.ts';
 import type { GatewayConfig } from './config.ts';
 import { CursorClock } from './events/index.ts';
 import { createIdentityMetrics, IdentityCache, IdentityResolver } from './identity/index.ts';
@@ -9,7 +10,7 @@ import { startMetricsEndpoint, startServer, type ServerOptions, type SubscribeSe
 import type { IngestRun } from './cluster/index.ts';
 import { collectionKeeper, createStoreMetrics, EventStore, Ingester, registerBufferGauges, Retention, type Batch } from './store/index.ts';
 import { createUpstreamMetrics, DEMO_UPSTREAM, DemoUpstream, DropReporter, FirehoseClient, redactUrl, type UpstreamReader } from './upstream/index.ts';
-import { createVerifyMetrics, Verifier } from './verify/index.ts';
+import { createVerifyMetrics, SigningKeys, Verifier } from './verify/index.ts';
 import { createLogger, startStatusLog } from './logs.ts';
 
 export interface Gateway {
@@ -49,7 +50,12 @@ function standalone(run: IngestRun): IngestRole {
   };
 }
 
-/** Wires the stages: upstream → (verify, with identity) → events → store → (cluster) → server. */
+/** Backfill fetches: tries per repo, the first retry's delay (doubling), the longest Retry-After honoured. */
+const BACKFILL_ATTEMPTS = 3;
+const BACKFILL_BACKOFF_MS = 1_000;
+const BACKFILL_MAX_RETRY_AFTER_MS = 60_000;
+
+/** Wires the stages: upstream → (verify, with identity) → events → store → (cluster) → (backfill) → server. */
 export async function startGateway(config: GatewayConfig, tuning: GatewayTuning = {}): Promise<Gateway> {
   const logger = tuning.logger ?? createLogger(config.logLevel);
   const registry = new Registry();
@@ -88,6 +94,7 @@ async function startStages(config: GatewayConfig, tuning: GatewayTuning, logger:
     allowPrivateEndpoints: config.allowPrivateEndpoints,
     metrics: createIdentityMetrics(registry),
   });
+  const backfill = config.backfill ? startBackfill(config, identity, store, logger, registry) : undefined;
   const span = store.span();
   logger.info({ dataDir: config.dataDir, ...span, upstreamCursor: store.upstreamCursor && { ...store.upstreamCursor, url: redactUrl(store.upstreamCursor.url) }, lastTimeUs: store.lastTimeUs }, 'opened the event buffer');
 
@@ -188,6 +195,7 @@ async function startStages(config: GatewayConfig, tuning: GatewayTuning, logger:
       maxConnectionsPerIp: config.maxConnectionsPerIp,
       maxDeflateSubscribers: config.maxDeflateSubscribers,
       trustProxy: config.trustProxy,
+      backfill,
       hub: { slowWindowMs: config.slowConsumerWindowMs, ...tuning.hub },
       readiness: () => {
         const problems = role ? role.problems() : ['upstream not connected: not started'];
@@ -245,6 +253,34 @@ async function startStages(config: GatewayConfig, tuning: GatewayTuning, logger:
       return { flushed };
     },
   };
+}
+
+/** Repo snapshots for backfill=true subscribers: PDS from the DID document, commit signature checked under --verify. */
+function startBackfill(config: GatewayConfig, identity: IdentityResolver, store: EventStore, logger: Logger, registry: Registry): SnapshotSource {
+  const keys = config.verify === 'off' ? undefined : new SigningKeys();
+  return new SnapshotSource({
+    resolve: async (did) => {
+      const { pdsEndpoint, signingKey } = await identity.resolve(did);
+      if (!pdsEndpoint) throw new Error('its DID document names no PDS (#atproto_pds service)');
+      const refreshKey = async () => (await identity.refresh(did)).signingKey;
+      return { pdsUrl: pdsEndpoint, checkCommit: keys && commitSignatureCheck(keys, signingKey, refreshKey) };
+    },
+    limits: {
+      maxBytes: config.backfillMaxRepoBytes,
+      timeoutMs: config.backfillTimeoutMs,
+      attempts: BACKFILL_ATTEMPTS,
+      backoffMs: BACKFILL_BACKOFF_MS,
+      maxRetryAfterMs: BACKFILL_MAX_RETRY_AFTER_MS,
+      allowPrivateEndpoints: config.allowPrivateEndpoints,
+    },
+    perHost: config.backfillPerHost,
+    concurrency: config.backfillConcurrency,
+    cacheBytes: config.backfillCacheBytes,
+    cacheTtlMs: config.backfillCacheTtlMs,
+    tip: () => store.hotLog.newest,
+    logger,
+    metrics: createBackfillMetrics(registry),
+  });
 }
 
 /**

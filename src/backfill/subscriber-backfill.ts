@@ -25,7 +25,7 @@ type RepoState =
   /** No snapshot: live events flow as if no backfill had been asked for. */
   | { phase: 'failed' };
 
-type OutboxItem = { snapshot: TimedSnapshot; next: number; sent: number } | { ready: Outgoing[] };
+type OutboxItem = { did: string } & ({ snapshot: TimedSnapshot; next: number; sent: number } | { ready: Outgoing[] });
 
 const CATCH_UP_BATCH = 512;
 const CATCH_UP_SCAN = 50_000;
@@ -46,9 +46,9 @@ const CATCH_UP_SCAN = 50_000;
 export class SubscriberBackfill {
   readonly #repos = new Map<string, RepoState>();
   readonly #outbox: OutboxItem[] = [];
-  /** Built for the next send, at one position; consumed front first. */
+  /** Built for the next send; consumed front first. `#readyDids[i]` is the repo of `#ready[i]`. */
   #ready: Outgoing[] = [];
-  #readyAt = -1;
+  #readyDids: string[] = [];
   #closed = false;
 
   constructor(
@@ -75,13 +75,22 @@ export class SubscriberBackfill {
     }
   }
 
-  /** Forgets repos no longer wanted (their fetches are left; an empty filter wants every DID). */
+  /**
+   * Forgets repos no longer wanted: their fetches are left and what they have not sent yet is
+   * dropped (an empty filter wants every DID).
+   */
   retain(dids: ReadonlySet<string>): void {
+    if (dids.size === 0) return;
     for (const [did, state] of this.#repos) {
-      if (dids.size === 0 || dids.has(did)) continue;
+      if (dids.has(did)) continue;
       if (state.phase === 'fetching') state.abort.abort();
       this.#repos.delete(did);
     }
+    const kept = this.#outbox.filter((item) => dids.has(item.did));
+    this.#outbox.splice(0, this.#outbox.length, ...kept);
+    const keep = this.#readyDids.map((did) => dids.has(did));
+    this.#ready = this.#ready.filter((_, i) => keep[i]);
+    this.#readyDids = this.#readyDids.filter((_, i) => keep[i]);
   }
 
   withholds(entry: Entry): boolean {
@@ -97,16 +106,17 @@ export class SubscriberBackfill {
     return this.#ready.length > 0 || this.#outbox.length > 0;
   }
 
-  /** Up to `max` messages to send next, stamped with `position` as their time_us. */
+  /**
+   * Up to `max` messages to send next (what was peeked and not sent first); records and
+   * messages made now are stamped with `position` as their time_us.
+   */
   peek(position: number, max: number): readonly Outgoing[] {
-    if (this.#ready.length > 0 && this.#readyAt === position) return this.#ready;
-    // A new position means a restart from the outbox: rebuild what was peeked but not sent.
-    this.#ready = [];
-    this.#readyAt = position;
+    if (this.#ready.length > 0) return this.#ready;
     while (this.#ready.length < max && this.#outbox.length > 0) {
       const item = this.#outbox[0];
       if ('ready' in item) {
         this.#ready.push(...item.ready);
+        for (let i = 0; i < item.ready.length; i++) this.#readyDids.push(item.did);
         this.#outbox.shift();
         continue;
       }
@@ -117,11 +127,13 @@ export class SubscriberBackfill {
         const event = backfilledRecord(snapshot.did, position, snapshot.rev, record);
         if (!this.wants(event)) continue;
         this.#ready.push(event);
+        this.#readyDids.push(item.did);
         item.sent++;
       }
       if (item.next < records.length) break;
       this.#outbox.shift();
       this.#ready.push(backfillCompleteJson(snapshot.did, position, snapshot.rev, item.sent));
+      this.#readyDids.push(item.did);
       this.context.metrics.recordsSent.inc(item.sent);
     }
     return this.#ready;
@@ -130,6 +142,7 @@ export class SubscriberBackfill {
   /** The first `count` peeked messages were sent. */
   consume(count: number): void {
     this.#ready = this.#ready.slice(count);
+    this.#readyDids = this.#readyDids.slice(count);
   }
 
   close(): void {
@@ -138,6 +151,7 @@ export class SubscriberBackfill {
     this.#repos.clear();
     this.#outbox.length = 0;
     this.#ready = [];
+    this.#readyDids = [];
   }
 
   #arrived(did: string, snapshot: TimedSnapshot): void {
@@ -150,14 +164,16 @@ export class SubscriberBackfill {
     }
     const catchUp = this.#catchUp(did, snapshot, state.requestedAt);
     this.#repos.set(did, { phase: 'done', rev: snapshot.rev });
-    this.#outbox.push({ snapshot, next: 0, sent: 0 }, { ready: catchUp });
+    this.#outbox.push({ did, snapshot, next: 0, sent: 0 }, { did, ready: catchUp });
     metrics.repos.inc({ result: 'complete' });
     this.onOutput();
   }
 
   /**
-   * The repo's stored events after the snapshot's start, up to the subscriber's position (the
-   * position does not move while the outbox has something: the hub drains the outbox first).
+   * The repo's stored events after the snapshot's start (or the request, if earlier: events
+   * withheld since then that the snapshot may not reflect), up to the subscriber's position
+   * (which does not move while the outbox has something: the hub sends the outbox first).
+   * Read through the buffer's DID index.
    */
   #catchUp(did: string, snapshot: TimedSnapshot, requestedAt: number): Entry[] {
     const { store } = this.context;
@@ -168,9 +184,10 @@ export class SubscriberBackfill {
       return rev === undefined || rev > snapshot.rev;
     };
     const until = this.position();
+    const select = { dids: new Set([did]), collections: new Set<string>(), prefixes: [] };
     const found: Entry[] = [];
-    for (let position = snapshot.since; position < until; ) {
-      const read = store.readAfter(position, { maxEntries: CATCH_UP_BATCH, maxScanned: CATCH_UP_SCAN, filter: keep });
+    for (let position = Math.min(snapshot.since, requestedAt); position < until; ) {
+      const read = store.readAfter(position, { maxEntries: CATCH_UP_BATCH, maxScanned: CATCH_UP_SCAN, filter: keep, select });
       for (const entry of read.entries) if (entry.timeUs <= until) found.push(entry);
       if (read.position === position) break;
       position = read.position;
@@ -186,7 +203,7 @@ export class SubscriberBackfill {
     this.context.logger.info({ subscriber: this.subscriberId, did, reason: failure.reason, message: failure.message }, 'backfill of a repo failed');
     // Its withheld live events come back through the catch-up, from the request on.
     const catchUp = this.#catchUp(did, { since: state.requestedAt, rev: '' } as TimedSnapshot, state.requestedAt);
-    this.#outbox.push({ ready: [backfillFailedJson(did, this.position(), failure), ...catchUp] });
+    this.#outbox.push({ did, ready: [backfillFailedJson(did, this.position(), failure), ...catchUp] });
     this.onOutput();
   }
 }

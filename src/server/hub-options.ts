@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { BackfillContext } from '../backfill/index.ts';
 import type { EventStore } from '../store/index.ts';
 import type { ServerMetrics } from './metrics.ts';
 
@@ -20,10 +21,15 @@ export interface SubscriberHubOptions {
   pumpSliceMs?: number;
   /** The clock slow-consumer windows and heartbeats are measured on (ms). */
   nowMs?: () => number;
+  /** Repo snapshots for backfill=true subscribers; absent = backfill is refused. */
+  backfill?: BackfillContext;
 }
 
 /** The options with every knob set; `??` rather than spreading defaults, so a knob passed as undefined keeps its default. */
-export function withHubDefaults(options: SubscriberHubOptions): Required<SubscriberHubOptions> {
+/** Every knob set; backfill stays optional (absent = refused). */
+export type HubSettings = Required<Omit<SubscriberHubOptions, 'backfill'>> & Pick<SubscriberHubOptions, 'backfill'>;
+
+export function withHubDefaults(options: SubscriberHubOptions): HubSettings {
   return {
     ...options,
     highWaterBytes: options.highWaterBytes ?? 1024 * 1024,

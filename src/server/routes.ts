@@ -1,5 +1,6 @@
 import type { EventStore, StoreSpan, UpstreamCursor } from '../store/index.ts';
 import { redactUrl } from '../upstream/index.ts';
+import { parseBackfill } from './backfill-feed.ts';
 import type { EventCompressor } from './compression.ts';
 import { OptionError, parseFilter } from './filter.ts';
 import type { ServerMetrics } from './metrics.ts';
@@ -122,7 +123,7 @@ export function createSocketHandler(options: RouteOptions): SocketHandler<Connec
     };
     let parsed: ReturnType<typeof parseSubscribeQuery>;
     try {
-      parsed = parseSubscribeQuery(request);
+      parsed = parseSubscribeQuery(request, hub.backfillAvailable);
     } catch (err) {
       if (!(err instanceof OptionError)) throw err;
       return refuse(400, 'bad_request', err.message);
@@ -138,6 +139,7 @@ export function createSocketHandler(options: RouteOptions): SocketHandler<Connec
       requireHello: parsed.requireHello,
       remoteAddress: clientAddress(request, options.trustProxy),
       heartbeatMs: parsed.heartbeatMs,
+      backfill: parsed.backfill,
     };
     // Whatever the client offered first, as ws answers by default (v1 defines no subprotocol).
     const protocol = request.header('sec-websocket-protocol')?.split(',')[0].trim();
@@ -260,13 +262,17 @@ export function createSocketHandler(options: RouteOptions): SocketHandler<Connec
 }
 
 /**
- * The /subscribe query: Jetstream v1's parameters, plus contrail's wantedKinds and heartbeat.
- * Every key may repeat; unknown keys are ignored.
+ * The /subscribe query: Jetstream v1's parameters, plus contrail's wantedKinds, heartbeat and
+ * backfill. Every key may repeat; unknown keys are ignored.
  */
-export function parseSubscribeQuery(request: HttpRequestInfo) {
+export function parseSubscribeQuery(request: HttpRequestInfo, backfillAvailable = false) {
   const query = new URLSearchParams(request.query);
   const compress = booleanParam(query, 'compress') || (request.header('socket-encoding') ?? '').includes('zstd');
-  return { ...parseCommonQuery(query), compress, requireHello: booleanParam(query, 'requireHello') };
+  const common = parseCommonQuery(query);
+  // Not a v1 parameter, so a value that is neither true nor false is an error, not "false".
+  const backfillText = query.get('backfill') || undefined;
+  const backfill = parseBackfill(backfillText === 'true' || (backfillText !== 'false' && backfillText), common.filter, backfillAvailable);
+  return { ...common, compress, requireHello: booleanParam(query, 'requireHello'), backfill };
 }
 
 /**
@@ -277,7 +283,7 @@ export function parseSubscribeQuery(request: HttpRequestInfo) {
  */
 export function parseStreamQuery(request: HttpRequestInfo) {
   const query = new URLSearchParams(request.query);
-  for (const name of ['compress', 'requireHello']) {
+  for (const name of ['compress', 'requireHello', 'backfill']) {
     if (booleanParam(query, name)) throw new OptionError(`${name}=true needs a WebSocket: use ${SUBSCRIBE_PATH}`);
   }
   const common = parseCommonQuery(query);
@@ -352,7 +358,8 @@ const API_SUMMARY = `contrail: a Jetstream-compatible JSON firehose gateway for 
 
   WebSocket  /subscribe?wantedCollections=app.bsky.feed.post   record-level JSON events (Jetstream v1 wire)
              parameters: wantedCollections, wantedDids, wantedKinds (add sync for #sync events), cursor,
-             compress, requireHello, maxMessageSizeBytes, heartbeat (e.g. 30s)
+             compress, requireHello, maxMessageSizeBytes, heartbeat (e.g. 30s),
+             backfill=true (with wantedDids: each repo's records first, then its live events)
   GET        /stream?wantedCollections=app.bsky.feed.post      the same events as Server-Sent Events
              (id: = time_us; EventSource resumes by itself), for browsers
   GET        /stream.ndjson?wantedCollections=app.bsky.feed.post&limit=10   one JSON event per line, for curl

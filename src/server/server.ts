@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import type { SnapshotSource } from '../backfill/index.ts';
 import type { EventStore } from '../store/index.ts';
 import { EventCompressor } from './compression.ts';
 import { ServerMetrics } from './metrics.ts';
@@ -27,6 +28,8 @@ export interface ServerOptions {
   maxDeflateSubscribers: number;
   /** Proxies in front that append to X-Forwarded-For; the client address is the one the outermost appended. */
   trustProxy?: number;
+  /** Repo snapshots for backfill=true subscribers; without it backfill is refused. */
+  backfill?: SnapshotSource;
   /** Tuning for tests and benchmarks; defaults suit production. */
   hub?: Partial<Pick<SubscriberHubOptions, 'highWaterBytes' | 'slowWindowMs' | 'pingIntervalMs' | 'heartbeatTickMs'>>;
 }
@@ -44,7 +47,8 @@ export async function startServer(options: ServerOptions): Promise<SubscribeServ
   const compressor = EventCompressor.fromFile(options.zstdDictionaryPath);
   let hub: SubscriberHub | undefined;
   const metrics = new ServerMetrics(registry, () => hub?.counts() ?? []);
-  hub = new SubscriberHub({ store, logger, metrics, ...options.hub });
+  const backfill = options.backfill && { snapshots: options.backfill, store, logger, metrics: options.backfill.options.metrics };
+  hub = new SubscriberHub({ store, logger, metrics, backfill, ...options.hub });
   const handler = createSocketHandler({
     hub,
     store,

@@ -39,6 +39,7 @@ const V1_PARAMETERS: Record<string, string> = {
   wantedDids: 'use dids',
   compress: 'use zstdDictionary=<id> (see network.bsky.jetstream.getZstdDictionary)',
   requireHello: 'v2 takes no client messages: filters are fixed by the query at connect',
+  backfill: 'v2 frames carry a seq to resume from, and backfilled records have none: backfill on /subscribe',
 };
 
 export interface SubscribeEventsQuery {

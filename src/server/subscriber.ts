@@ -1,3 +1,4 @@
+import type { SubscriberBackfill } from '../backfill/index.ts';
 import type { Entry } from '../events/index.ts';
 import type { EventStore } from '../store/index.ts';
 import { truncateReason, type CloseReason } from './close-reasons.ts';
@@ -23,6 +24,8 @@ export interface Admission {
   limit?: number;
   /** Send a heartbeat after this long without a message (needs a wire with heartbeats). */
   heartbeatMs?: number;
+  /** Backfill the wanted repos first (`backfill=true`). */
+  backfill?: boolean;
 }
 
 export type SubscriberMode = 'hello' | 'replay' | 'blocked' | 'live' | 'closed';
@@ -45,6 +48,8 @@ export class Subscriber {
   lastSentMs: number;
   /** Events still to send before the stream ends by itself (`limit`); Infinity = no limit. */
   remaining: number;
+  /** Its repo backfills, once it asked for one (see backfill-feed.ts). */
+  backfill: SubscriberBackfill | undefined;
 
   static #lastId = 0;
   /** Names it in logs. */

@@ -1,8 +1,9 @@
 import type { Entry } from '../events/index.ts';
+import { BackfillFeed, sendBackfillOutput, withheld } from './backfill-feed.ts';
 import { readClientMessage } from './client-message.ts';
 import { CLOSE, type CloseReason } from './close-reasons.ts';
 import type { SubscriberFilter } from './filter.ts';
-import { withHubDefaults, type SubscriberHubOptions } from './hub-options.ts';
+import { withHubDefaults, type HubSettings, type SubscriberHubOptions } from './hub-options.ts';
 import { LiveIndex } from './live-index.ts';
 import { readReplayBatch } from './replay-read.ts';
 import { ReplayTurns } from './replay-turns.ts';
@@ -22,7 +23,8 @@ import { Watchdog } from './watchdog.ts';
  * to live has no seam. Live sends run as commits land; replays take turns (replay-turns.ts).
  */
 export class SubscriberHub {
-  readonly #options: Required<SubscriberHubOptions>;
+  readonly #options: HubSettings;
+  readonly #backfill: BackfillFeed | undefined;
   readonly #live = new LiveIndex<Subscriber>();
   readonly #roster = new Roster();
   readonly #watchdog: Watchdog;
@@ -31,6 +33,7 @@ export class SubscriberHub {
 
   constructor(options: SubscriberHubOptions) {
     this.#options = withHubDefaults(options);
+    this.#backfill = options.backfill && new BackfillFeed(options.backfill, () => options.store.hotLog.newest);
     options.store.onCommitted((entries) => this.#publish(entries));
     this.#replays = new ReplayTurns((subscriber) => this.#replayStep(subscriber), this.#options.pumpSliceMs);
     this.#watchdog = new Watchdog({
@@ -45,12 +48,14 @@ export class SubscriberHub {
   get deflating(): number { return this.#roster.deflating; }
   connectionsFrom(address: string): number { return this.#roster.connectionsFrom(address); }
   counts(): ReturnType<Roster['counts']> { return this.#roster.counts(); }
+  get backfillAvailable(): boolean { return this.#backfill !== undefined; }
 
   open(admission: Admission, sink: SubscriberSink): Subscriber {
     const subscriber = new Subscriber(admission, sink, this.#options.metrics, this.#options.nowMs());
     this.#roster.add(subscriber);
     this.#watchdog.watch(subscriber);
     subscriber.greet(admission.greeting);
+    if (admission.backfill) this.#startBackfill(subscriber);
     this.#pump(subscriber);
     return subscriber;
   }
@@ -58,9 +63,9 @@ export class SubscriberHub {
   /** A text or binary message from the client. */
   message(subscriber: Subscriber, data: Uint8Array, binary: boolean): void {
     if (subscriber.mode === 'closed') return;
-    const request = readClientMessage(data, binary, subscriber.wire.name, subscriber.filter);
+    const request = readClientMessage(data, binary, subscriber.wire.name, subscriber.filter, this.backfillAvailable);
     if (request.kind === 'close') this.#end(subscriber, request.close.metric, request.close);
-    else if (request.kind === 'filter') this.#refilter(subscriber, request.filter);
+    else if (request.kind === 'filter') this.#refilter(subscriber, request.filter, request.backfill);
   }
 
   drain(subscriber: Subscriber): void {
@@ -76,6 +81,7 @@ export class SubscriberHub {
     if (subscriber.mode === 'closed') return;
     if (subscriber.mode === 'live') this.#live.remove(subscriber);
     subscriber.mode = 'closed';
+    subscriber.backfill?.close();
     this.#watchdog.forget(subscriber);
     if (this.#roster.delete(subscriber)) this.#options.metrics.disconnects.inc({ reason });
   }
@@ -87,11 +93,31 @@ export class SubscriberHub {
 
   stop(): void { this.#watchdog.stop(); }
 
-  #refilter(subscriber: Subscriber, filter: SubscriberFilter): void {
+  #refilter(subscriber: Subscriber, filter: SubscriberFilter, backfill: boolean): void {
     if (subscriber.mode === 'live') this.#live.remove(subscriber);
     subscriber.filter = filter;
     if (subscriber.mode === 'live') this.#live.add(subscriber);
+    subscriber.backfill?.retain(filter.dids);
+    if (backfill) this.#startBackfill(subscriber);
     if (subscriber.mode !== 'hello') return;
+    subscriber.mode = 'replay';
+    this.#watchdog.startWindow(subscriber);
+    this.#pump(subscriber);
+  }
+
+  #startBackfill(subscriber: Subscriber): void {
+    this.#backfill?.start(subscriber, () => this.#backfillReady(subscriber));
+  }
+
+  /**
+   * A backfill has output for the subscriber. Replay steps send it first; a live subscriber
+   * leaves the live index to replay from the tip (what it has examined), so it is sent now.
+   * A blocked one gets it on drain, one waiting for its hello after the hello.
+   */
+  #backfillReady(subscriber: Subscriber): void {
+    if (subscriber.mode !== 'live') return;
+    this.#live.remove(subscriber);
+    subscriber.position = this.#options.store.hotLog.newest;
     subscriber.mode = 'replay';
     this.#watchdog.startWindow(subscriber);
     this.#pump(subscriber);
@@ -109,7 +135,16 @@ export class SubscriberHub {
       this.#watchdog.tooSlow(subscriber, FELL_BEHIND);
       return false;
     }
-    const { entries, position } = readReplayBatch(store, subscriber.position, subscriber.filter, this.#countTooLarge);
+    if (subscriber.backfill?.hasOutput) {
+      if (sendBackfillOutput(subscriber, this.#options.highWaterBytes, this.#options.nowMs()) === 'full') {
+        subscriber.mode = 'blocked';
+        return false;
+      }
+      // Backfill output does not move the position: its progress starts a new slow-consumer window.
+      this.#watchdog.startWindow(subscriber);
+      return true;
+    }
+    const { entries, position } = readReplayBatch(store, subscriber.position, subscriber.filter, this.#countTooLarge, subscriber.backfill && ((entry) => withheld(subscriber, entry)));
     const sent = entries.length > 0 ? this.#send(subscriber, entries) : 'all';
     if (sent === 'limit') return false;
     if (sent === 'full') {
@@ -134,7 +169,9 @@ export class SubscriberHub {
     const first = entries[0];
     if (this.#live.size === 0 || first === undefined) return;
     const before = first.timeUs - 1;
-    for (const [subscriber, batch] of this.#live.batches(entries, this.#countTooLarge)) {
+    for (const [subscriber, wanted] of this.#live.batches(entries, this.#countTooLarge)) {
+      const batch = subscriber.backfill ? wanted.filter((entry) => !withheld(subscriber, entry)) : wanted;
+      if (batch.length === 0) continue;
       subscriber.position = before;
       if (this.#send(subscriber, batch) !== 'full') continue;
       this.#live.remove(subscriber);

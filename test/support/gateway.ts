@@ -37,6 +37,13 @@ export function testConfig(upstream: string, dataDir: string, overrides: Partial
     plcUrl: 'http://127.0.0.1:1',
     allowPrivateEndpoints: true,
     identityCacheEntries: 1000,
+    backfill: true,
+    backfillMaxRepoBytes: 64 * 1024 * 1024,
+    backfillTimeoutMs: 10_000,
+    backfillPerHost: 4,
+    backfillConcurrency: 8,
+    backfillCacheBytes: 16 * 1024 * 1024,
+    backfillCacheTtlMs: 60_000,
     ...overrides,
   };
 }
