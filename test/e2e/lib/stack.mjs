@@ -7,6 +7,7 @@ import { Activity } from './activity.mjs';
 import { killAll, startContrail, waitReady } from './contrail.mjs';
 import { startNetwork } from './network.mjs';
 
+/** contrailArgs: extra flags, or a function of the network ({pdsUrl, plcUrl, …}) that returns (a promise of) them. */
 export async function startStack({ contrailArgs = [] } = {}) {
   const stack = {
     // scripts/test-e2e.mjs gives each run a folder it removes even if this process is killed.
@@ -16,7 +17,8 @@ export async function startStack({ contrailArgs = [] } = {}) {
     act: undefined,
     /** Starts contrail (again) on the same data dir and waits until it reads the upstream. */
     async startContrail() {
-      stack.contrail = await startContrail({ upstream: stack.network.firehoseUrl, dataDir: path.join(stack.tmp, 'contrail'), extraArgs: contrailArgs });
+      const extraArgs = typeof contrailArgs === 'function' ? await contrailArgs(stack.network) : contrailArgs;
+      stack.contrail = await startContrail({ upstream: stack.network.firehoseUrl, dataDir: path.join(stack.tmp, 'contrail'), extraArgs });
       // Ready = upstream connected. The PDS firehose starts live, so writes must come after this.
       await waitReady(stack.contrail.httpUrl);
       return stack.contrail;
