@@ -24,7 +24,7 @@ import { Registry } from 'prom-client';
 import { buildEvents, CursorClock } from '../src/events/index.ts';
 import { IdentityCache, IdentityResolver } from '../src/identity/index.ts';
 import { decodeFrame, parseMessage, type UpstreamMessage } from '../src/upstream/index.ts';
-import { createVerifyMetrics, Verifier, type VerifyMode } from '../src/verify/index.ts';
+import { CheckPool, createVerifyMetrics, Verifier, type VerifyMode } from '../src/verify/index.ts';
 import { tempDir } from '../test/support/gateway.ts';
 import { SignedRepo, commitFrameOf, type Write } from '../test/support/signed-repo.ts';
 import { median, printTable, type Row } from './table.ts';
@@ -34,6 +34,9 @@ const COMMITS_PER_REPO = 75;
 const INITIAL_RECORDS = 300;
 const RUNS = 5;
 const LATENCY_SAMPLES = 500;
+/** Worker-thread counts measured beside verification on the main thread. */
+const WORKERS = [1, 2];
+const threads = (pool: CheckPool) => `(--verify-workers ${pool.size})`;
 
 /** An @atproto/crypto Keypair whose signing is @atcute/crypto's (OpenSSL) K-256 key. */
 async function fastKeypair(): Promise<Keypair> {
@@ -104,36 +107,47 @@ async function withCache<T>(keys: Map<string, string>, run: (identity: IdentityR
   }
 }
 
-/** Frames through decode → (Verifier) → events, as the gateway runs them; returns events built. */
-async function ingest(frames: Uint8Array[], mode: VerifyMode | 'off', identity: IdentityResolver): Promise<number> {
+interface Measured {
+  events: number;
+  seconds: number;
+}
+
+/**
+ * Frames through decode → (Verifier) → events, as the gateway runs them: events built, and the
+ * time taken (worker threads already started).
+ */
+async function ingest(frames: Uint8Array[], mode: VerifyMode | 'off', identity: IdentityResolver, checkPool?: CheckPool): Promise<Measured> {
   const clock = new CursorClock();
   let events = 0;
   const toEvents = (message: UpstreamMessage) => {
     if (message.type === 'commit') events += buildEvents(message, clock).entries.length;
   };
   if (mode === 'off') {
+    const started = performance.now();
     for (const bytes of frames) toEvents(parseMessage(decodeFrame(bytes, 10_000_000)));
-    return events;
+    return { events, seconds: (performance.now() - started) / 1000 };
   }
-  const verifier = new Verifier({ mode, identity, logger: pino({ level: 'silent' }), metrics: createVerifyMetrics(new Registry()), deliver: toEvents, maxQueued: Infinity });
+  const verifier = new Verifier({ mode, identity, logger: pino({ level: 'silent' }), metrics: createVerifyMetrics(new Registry()), deliver: toEvents, maxQueued: Infinity, checkPool });
+  const started = performance.now();
   for (const bytes of frames) verifier.handle(parseMessage(decodeFrame(bytes, 10_000_000)));
   await verifier.idle();
-  return events;
+  return { events, seconds: (performance.now() - started) / 1000 };
 }
 
-async function reference(frames: Uint8Array[], keys: Map<string, string>): Promise<number> {
+async function reference(frames: Uint8Array[], keys: Map<string, string>): Promise<Measured> {
   const idResolver = { did: { resolveAtprotoKey: async (did: string) => keys.get(did)! } } as unknown as Parameters<typeof parseCommitAuthenticated>[0];
   let events = 0;
+  const started = performance.now();
   for (const bytes of frames) {
     const frame = Frame.fromBytes(bytes) as unknown as { body: Parameters<typeof parseCommitAuthenticated>[1] };
     events += (await parseCommitAuthenticated(idResolver, frame.body)).length;
   }
-  return events;
+  return { events, seconds: (performance.now() - started) / 1000 };
 }
 
-async function quietLatency(frames: Uint8Array[], mode: VerifyMode, identity: IdentityResolver): Promise<{ p50: number; p99: number }> {
+async function quietLatency(frames: Uint8Array[], mode: VerifyMode, identity: IdentityResolver, checkPool?: CheckPool): Promise<{ p50: number; p99: number }> {
   let delivered: () => void = () => {};
-  const verifier = new Verifier({ mode, identity, logger: pino({ level: 'silent' }), metrics: createVerifyMetrics(new Registry()), deliver: () => delivered() });
+  const verifier = new Verifier({ mode, identity, logger: pino({ level: 'silent' }), metrics: createVerifyMetrics(new Registry()), deliver: () => delivered(), checkPool });
   const samples: number[] = [];
   for (const bytes of frames.slice(0, LATENCY_SAMPLES)) {
     const message = parseMessage(decodeFrame(bytes, 10_000_000));
@@ -151,19 +165,24 @@ export async function run(): Promise<Row[]> {
   const started = performance.now();
   const { frames, keys } = await buildCorpus();
   process.stderr.write(`bench/verify: ${frames.length} commits of ${REPOS} repos built in ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
+  // Long-lived, as in the gateway: each pool's workers warm up in the unmeasured first round.
+  const pools = WORKERS.map((workers) => new CheckPool(workers, pino({ level: 'silent' })));
+  await Promise.all(pools.map((pool) => pool.ready()));
   return withCache(keys, async (identity) => {
-    const cases: Array<[string, () => Promise<number>]> = [
+    const cases: Array<[string, () => Promise<Measured>]> = [
       ['--verify off (decode + events)', () => ingest(frames, 'off', identity)],
       ['--verify signatures', () => ingest(frames, 'signatures', identity)],
       ['--verify full', () => ingest(frames, 'full', identity)],
+      ...pools.flatMap((pool): Array<[string, () => Promise<Measured>]> => [
+        [`--verify signatures ${threads(pool)}`, () => ingest(frames, 'signatures', identity, pool)],
+        [`--verify full ${threads(pool)}`, () => ingest(frames, 'full', identity, pool)],
+      ]),
       ['@atproto/sync parseCommitAuthenticated (peer)', () => reference(frames, keys)],
     ];
     const rates = new Map<string, number[]>();
     for (let round = 0; round <= RUNS; round++) {
       for (const [name, measure] of cases) {
-        const t0 = performance.now();
-        const events = await measure();
-        const seconds = (performance.now() - t0) / 1000;
+        const { events, seconds } = await measure();
         if (events === 0) throw new Error(`${name} built no events`);
         if (round > 0) rates.set(name, [...(rates.get(name) ?? []), frames.length / seconds]);
       }
@@ -173,10 +192,13 @@ export async function run(): Promise<Row[]> {
       const rate = median(rates.get(name)!);
       return { bench: 'verify', case: name, 'commits/s': Math.round(rate), 'µs/commit': (1e6 / rate).toFixed(1), 'share of off': `${((off / rate) * 100).toFixed(0)}%`.replace(/^/, ''), 'vs off': `${(rate / off).toFixed(2)}×` };
     });
-    for (const mode of ['signatures', 'full'] as const) {
-      const { p50, p99 } = await quietLatency(frames, mode, identity);
-      rows.push({ bench: 'verify', case: `added latency, quiet stream, --verify ${mode}`, 'p50 ms': p50.toFixed(3), 'p99 ms': p99.toFixed(3) });
+    for (const pool of [undefined, ...pools]) {
+      for (const mode of ['signatures', 'full'] as const) {
+        const { p50, p99 } = await quietLatency(frames, mode, identity, pool);
+        rows.push({ bench: 'verify', case: `added latency, quiet stream, --verify ${mode}${pool ? ` ${threads(pool)}` : ''}`, 'p50 ms': p50.toFixed(3), 'p99 ms': p99.toFixed(3) });
+      }
     }
+    await Promise.all(pools.map((pool) => pool.close()));
     return rows;
   });
 }

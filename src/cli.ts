@@ -81,6 +81,7 @@ function toConfig(args: Record<string, unknown>): GatewayConfig {
     trustProxy: args['trust-proxy'] as number,
     fsync: args.fsync as boolean,
     verify: args.verify as GatewayConfig['verify'],
+    verifyWorkers: args['verify-workers'] as number,
     plcUrl: args['plc-url'] as string,
     allowPrivateEndpoints: args['allow-private-endpoints'] as boolean,
     identityCacheEntries: args['identity-cache-entries'] as number,

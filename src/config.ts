@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { Options } from 'yargs';
 import { collectionKeeper } from './store/index.ts';
@@ -29,6 +30,8 @@ export interface GatewayConfig {
   trustProxy: number;
   fsync: boolean;
   verify: VerifyChoice;
+  /** Worker threads that run the signature and MST checks (0: the main thread does). */
+  verifyWorkers: number;
   plcUrl: string;
   allowPrivateEndpoints: boolean;
   identityCacheEntries: number;
@@ -278,6 +281,13 @@ export const SERVE_OPTIONS = {
     default: 'off',
     choices: VERIFY_CHOICES,
     describe: "Check commits before emitting them: signatures (against the repo's signing key) or full (also sync 1.1 MST proofs)",
+  },
+  'verify-workers': {
+    type: 'string',
+    default: String(Math.max(1, availableParallelism() - 1)),
+    defaultDescription: 'CPU cores − 1, at least 1',
+    describe: 'With --verify: worker threads that check signatures and MST proofs, each repo always on the same one (0: on the main thread)',
+    coerce: parseCount,
   },
   'plc-url': { type: 'string', default: 'https://plc.directory', describe: 'did:plc directory that DID documents are read from', coerce: parseHttpUrl },
   'allow-private-endpoints': {

@@ -10,7 +10,7 @@ import { startMetricsEndpoint, startServer, type ServerOptions, type SubscribeSe
 import type { IngestRun } from './cluster/index.ts';
 import { collectionKeeper, createStoreMetrics, EventStore, Ingester, registerBufferGauges, Retention, type Batch } from './store/index.ts';
 import { createUpstreamMetrics, DEMO_UPSTREAM, DemoUpstream, DropReporter, FirehoseClient, redactUrl, type UpstreamReader } from './upstream/index.ts';
-import { createVerifyMetrics, SigningKeys, Verifier } from './verify/index.ts';
+import { CheckPool, createVerifyMetrics, SigningKeys, Verifier } from './verify/index.ts';
 import { createLogger, startStatusLog } from './logs.ts';
 
 export interface Gateway {
@@ -103,6 +103,8 @@ async function startStages(config: GatewayConfig, tuning: GatewayTuning, logger:
   // One reporter for every upstream drop, whether the reader or ingest finds it.
   const drops = new DropReporter(upstreamMetrics.drops, logger);
   const verifyMetrics = config.verify !== 'off' ? createVerifyMetrics(registry) : undefined;
+  // Shared by every ingest run (a cluster node may lead more than once); threads start on first use.
+  const checkPool = config.verify !== 'off' && config.verifyWorkers > 0 ? new CheckPool(config.verifyWorkers, logger) : undefined;
   /** Why the last commit failed, while commits are failing. */
   let storeFailure: string | undefined;
   /** Reads the relay into `commit` (the local store, or the cluster's event stream) until stopped. */
@@ -138,8 +140,9 @@ async function startStages(config: GatewayConfig, tuning: GatewayTuning, logger:
         metrics: verifyMetrics,
         deliver: (message, released) => ingester.handle(message, released),
         onBackpressure: backpressure('verify'),
+        checkPool,
       });
-      logger.info({ verify: config.verify, plcUrl: config.plcUrl }, 'verifying commits before emitting them');
+      logger.info({ verify: config.verify, plcUrl: config.plcUrl, workers: config.verifyWorkers }, 'verifying commits before emitting them');
     }
     const intake = verifier ?? ingester;
     const demo = DEMO_UPSTREAM.exec(config.upstream);
@@ -247,6 +250,7 @@ async function startStages(config: GatewayConfig, tuning: GatewayTuning, logger:
       }
       await retention.stop();
       metricsEndpoint.server.close();
+      await checkPool?.close();
       await store.close();
       await identityCache.close();
       logger.info({ flushed }, 'stopped');

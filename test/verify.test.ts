@@ -20,7 +20,7 @@ import { Registry } from 'prom-client';
 import { Link } from '../src/atproto/index.ts';
 import { IdentityCache, IdentityResolver } from '../src/identity/index.ts';
 import { CarSlice, decodeFrame, parseMessage, type UpstreamMessage } from '../src/upstream/index.ts';
-import { createVerifyMetrics, Verifier, type VerifyFailure } from '../src/verify/index.ts';
+import { CheckPool, createVerifyMetrics, Verifier, type VerifyFailure } from '../src/verify/index.ts';
 import { checkCommit, checkSync, tidMicros } from '../src/verify/check.ts';
 import { VerifyError } from '../src/verify/failure.ts';
 import { checkInversion } from '../src/verify/inversion.ts';
@@ -144,6 +144,44 @@ describe('real commits (@atproto/repo)', () => {
     assert.equal(await check(withoutPrevData as CommitBody), 'missing_prev_data');
   });
 
+  test('worker threads give the main thread\'s verdicts; a closed pool refuses, and the Verifier then checks on its own thread', async (t) => {
+    const repo = await SignedRepo.create('did:plc:verifyworkers0000000000000');
+    const first = post('one');
+    const create = await repo.commit(1, [first, post('two')]);
+    const update = await repo.commit(2, [{ ...first, action: 'update', record: { $type: POST, text: 'edited', createdAt: '2026-12-01T00:00:00.000Z' } }]);
+    const sync = message<'sync'>(syncFrameOf(await repo.sync(3)));
+    const cases: [string, CommitBody | typeof sync, 'signatures' | 'full'][] = [
+      ['create', create, 'full'],
+      ['update', update, 'full'],
+      ['forged', await withBadSignature(update), 'signatures'],
+      ['rev', withWrongRev(update), 'signatures'],
+      ['prevData', withWrongPrevData(update), 'full'],
+      ['proof node', withMissingProofNode(update), 'full'],
+      ['prev', withoutPrev(update), 'full'],
+      ['#sync', sync, 'full'],
+    ];
+    const pool = new CheckPool(2, pino({ level: 'silent' }));
+    t.after(() => pool.close());
+    const keys = new SigningKeys();
+    for (const [name, body, mode] of cases) {
+      const parsed = 'type' in body ? body : commitOf(body);
+      const here = await failureOf(parsed.type === 'sync' ? checkSync(parsed, repo.signingKey, keys) : checkCommit(parsed, repo.signingKey, mode, keys));
+      const there = await pool.check(parsed, repo.signingKey, mode);
+      assert.equal(there?.reason ?? 'passed', here, name);
+    }
+    await pool.close();
+    await assert.rejects(pool.check(commitOf(create), repo.signingKey, 'full'), /closed/);
+    const plc = await plcDirectory(t);
+    plc.publish(repo.did, repo.signingKey);
+    const { verifier, seqs } = await pipeline(t, plc.url, { checkPool: pool });
+    verifier.handle(commitOf(create)); // held while its key is fetched, then judged
+    await waitFor(() => seqs().length === 1);
+    verifier.handle(commitOf(update)); // its check is started ahead, with the cached key
+    verifier.handle(commitOf(withWrongPrevData(await repo.commit(4, [post('three')]))));
+    await verifier.idle();
+    assert.deepEqual(seqs(), [1, 2]);
+  });
+
   test('TID timestamps', () => {
     assert.equal(tidMicros('3jzfcijpj2z2a'), 1688137381887007);
   });
@@ -210,113 +248,123 @@ async function pipeline(t: TestContext, plcUrl: string, options: Partial<Constru
   return { verifier, delivered, outOfSync, metric, seqs };
 }
 
-describe('Verifier', () => {
-  test('known keys: everything passes in order; an unknown key holds only its repo, then releases in order', async (t) => {
-    const plc = await plcDirectory(t);
-    const alice = await SignedRepo.create('did:plc:alice0000000000000000000');
-    const bob = await SignedRepo.create('did:plc:bob000000000000000000000');
-    plc.publish(alice.did, alice.signingKey);
-    plc.publish(bob.did, bob.signingKey);
-    const { verifier, delivered, seqs, metric } = await pipeline(t, plc.url);
+// The same behaviour with the checks on this thread and on worker threads.
+for (const threads of [0, 2]) {
+  describe(threads ? `Verifier, checks on ${threads} worker threads` : 'Verifier, checks on the main thread', () => {
+    const verifierOf = (t: TestContext, plcUrl: string, options: Partial<ConstructorParameters<typeof Verifier>[0]> = {}) => {
+      if (!threads) return pipeline(t, plcUrl, options);
+      const checkPool = new CheckPool(threads, pino({ level: 'silent' }));
+      t.after(() => checkPool.close());
+      return pipeline(t, plcUrl, { ...options, checkPool });
+    };
 
-    verifier.handle(commitOf(await alice.commit(1, [post('a1')])));
-    await verifier.idle();
-    await waitFor(() => delivered.length === 1);
-    assert.deepEqual(delivered[0].released, true, 'alice was unknown: held, then released');
+    test('known keys: everything passes in order; an unknown key holds only its repo, then releases in order', async (t) => {
+      const plc = await plcDirectory(t);
+      const alice = await SignedRepo.create('did:plc:alice0000000000000000000');
+      const bob = await SignedRepo.create('did:plc:bob000000000000000000000');
+      plc.publish(alice.did, alice.signingKey);
+      plc.publish(bob.did, bob.signingKey);
+      const { verifier, delivered, seqs, metric } = await verifierOf(t, plc.url);
 
-    const open = plc.stall();
-    verifier.handle(commitOf(await bob.commit(2, [post('b1')]))); // bob unknown: held
-    verifier.handle(commitOf(await alice.commit(3, [post('a2')])));
-    verifier.handle(commitOf(await bob.commit(4, [post('b2')])));
-    verifier.handle(commitOf(await alice.commit(5, [post('a3')])));
-    await verifier.idle();
-    assert.deepEqual(seqs(), [1, 3, 5], "alice's commits go ahead while bob's key is being fetched");
-    assert.equal(verifier.heldBelow(), 2, 'the saved cursor must stay below the held seq');
-    open();
-    await waitFor(() => delivered.length === 5);
-    assert.deepEqual(seqs(), [1, 3, 5, 2, 4]);
-    assert.deepEqual(delivered.slice(3).map((d) => d.released), [true, true]);
-    assert.equal(verifier.heldBelow(), undefined);
-    assert.equal(await metric('contrail_verify_passed_total', '{type="commit"}'), 5);
+      verifier.handle(commitOf(await alice.commit(1, [post('a1')])));
+      await verifier.idle();
+      await waitFor(() => delivered.length === 1);
+      assert.deepEqual(delivered[0].released, true, 'alice was unknown: held, then released');
+
+      const open = plc.stall();
+      verifier.handle(commitOf(await bob.commit(2, [post('b1')]))); // bob unknown: held
+      verifier.handle(commitOf(await alice.commit(3, [post('a2')])));
+      verifier.handle(commitOf(await bob.commit(4, [post('b2')])));
+      verifier.handle(commitOf(await alice.commit(5, [post('a3')])));
+      await verifier.idle();
+      assert.deepEqual(seqs(), [1, 3, 5], "alice's commits go ahead while bob's key is being fetched");
+      assert.equal(verifier.heldBelow(), 2, 'the saved cursor must stay below the held seq');
+      open();
+      await waitFor(() => delivered.length === 5);
+      assert.deepEqual(seqs(), [1, 3, 5, 2, 4]);
+      assert.deepEqual(delivered.slice(3).map((d) => d.released), [true, true]);
+      assert.equal(verifier.heldBelow(), undefined);
+      assert.equal(await metric('contrail_verify_passed_total', '{type="commit"}'), 5);
+    });
+
+    test('a rotated key is followed, announced by #identity or not', async (t) => {
+      const plc = await plcDirectory(t);
+      const alice = await SignedRepo.create('did:plc:alicerotate00000000000000');
+      plc.publish(alice.did, alice.signingKey);
+      const { verifier, delivered, metric, outOfSync } = await verifierOf(t, plc.url);
+      verifier.handle(commitOf(await alice.commit(1, [post('before')])));
+      await waitFor(() => delivered.length === 1);
+
+      // Rotation announced: the document changes, then #identity, then a commit signed with the new key.
+      // The commit comes right behind the #identity, while its refresh is still in flight: it
+      // waits for that fetch (counted as a refresh) rather than failing with the old key.
+      alice.rotateKey(await Secp256k1Keypair.create());
+      plc.publish(alice.did, alice.signingKey);
+      const afterRotation = await alice.commit(3, [post('after announced rotation')]);
+      verifier.handle({ type: 'identity', seq: 2, did: alice.did, time: new Date().toISOString() });
+      verifier.handle(commitOf(afterRotation));
+      await waitFor(() => delivered.length === 3);
+
+      // Rotation not announced: the signature fails with the cached key, the document is fetched again.
+      await new Promise((resolve) => setTimeout(resolve, 5)); // the cached document must predate the commit
+      alice.rotateKey(await Secp256k1Keypair.create());
+      plc.publish(alice.did, alice.signingKey);
+      verifier.handle(commitOf(await alice.commit(4, [post('after silent rotation')])));
+      await waitFor(() => delivered.length === 4);
+      assert.equal(await metric('contrail_verify_key_refreshes_total'), 2);
+      assert.equal(await metric('contrail_verify_failures_total', '{reason="bad_signature"}'), 0);
+      assert.deepEqual(outOfSync, []);
+    });
+
+    test('a failure goes out of sync: later commits are withheld until a valid #sync', async (t) => {
+      const plc = await plcDirectory(t);
+      const alice = await SignedRepo.create('did:plc:alicesync000000000000000');
+      plc.publish(alice.did, alice.signingKey);
+      const { verifier, seqs, metric, outOfSync } = await verifierOf(t, plc.url);
+      verifier.handle(commitOf(await alice.commit(1, [post('fine')])));
+      verifier.handle(commitOf(withWrongPrevData(await alice.commit(2, [post('tampered')]))));
+      verifier.handle(commitOf(await alice.commit(3, [post('valid, but after a gap')])));
+      const replay = await alice.commit(4, [post('replayed later')]);
+      verifier.handle(message<'sync'>(syncFrameOf(await alice.sync(5))));
+      verifier.handle(commitOf(await alice.commit(6, [post('in sync again')])));
+      verifier.handle(commitOf({ ...replay, seq: 7 })); // an old commit sent again under a new seq
+      verifier.handle(commitOf(await alice.commit(6, [post('a duplicate seq')])));
+      await waitFor(async () => (await metric('contrail_verify_failures_total', '{reason="rev_not_newer"}')) === 1);
+      assert.deepEqual(seqs(), [1, 5, 6]);
+      assert.equal(await metric('contrail_verify_duplicates_total'), 1);
+      assert.equal(await metric('contrail_verify_failures_total', '{reason="bad_inversion"}'), 1);
+      assert.equal(await metric('contrail_verify_failures_total', '{reason="out_of_sync"}'), 1);
+      assert.equal(await metric('contrail_verify_failures_total', '{reason="rev_not_newer"}'), 1);
+      assert.deepEqual(outOfSync, [alice.did], 'the resync hook is told once');
+      assert.equal(verifier.outOfSync(alice.did), undefined);
+    });
+
+    test('held bytes are bounded per repo: what fits is judged, then the repo is out of sync; an unresolvable DID fails as unknown_key', async (t) => {
+      const plc = await plcDirectory(t);
+      const alice = await SignedRepo.create('did:plc:aliceheld0000000000000000');
+      plc.publish(alice.did, alice.signingKey);
+      const bodies = [];
+      for (let seq = 1; seq <= 5; seq++) bodies.push(await alice.commit(seq, [post(String(seq))]));
+      const { verifier, seqs, metric, outOfSync } = await verifierOf(t, plc.url, { maxHeldBytesPerRepo: bodies[0].blocks.byteLength * 2 + 600 });
+      const open = plc.stall();
+      for (const body of bodies.slice(0, 4)) verifier.handle(commitOf(body));
+      await verifier.idle();
+      assert.equal(await metric('contrail_verify_failures_total', '{reason="held_overflow"}'), 1);
+      assert.equal(await metric('contrail_verify_failures_total', '{reason="out_of_sync"}'), 1, 'seq 4 came after the overflow');
+      open();
+      await waitFor(() => outOfSync.length === 1);
+      assert.deepEqual(seqs(), [1, 2], 'the commits held before the overflow pass');
+      verifier.handle(commitOf(bodies[4]));
+      await verifier.idle();
+      assert.deepEqual(seqs(), [1, 2]);
+      assert.equal(await metric('contrail_verify_failures_total', '{reason="out_of_sync"}'), 2);
+
+      const stranger = await SignedRepo.create('did:plc:nobodyknowsme000000000000');
+      verifier.handle(commitOf(await stranger.commit(6, [post('?')])));
+      await waitFor(async () => (await metric('contrail_verify_failures_total', '{reason="unknown_key"}')) === 1);
+    });
   });
-
-  test('a rotated key is followed, announced by #identity or not', async (t) => {
-    const plc = await plcDirectory(t);
-    const alice = await SignedRepo.create('did:plc:alicerotate00000000000000');
-    plc.publish(alice.did, alice.signingKey);
-    const { verifier, delivered, metric, outOfSync } = await pipeline(t, plc.url);
-    verifier.handle(commitOf(await alice.commit(1, [post('before')])));
-    await waitFor(() => delivered.length === 1);
-
-    // Rotation announced: the document changes, then #identity, then a commit signed with the new key.
-    // The commit comes right behind the #identity, while its refresh is still in flight: it
-    // waits for that fetch (counted as a refresh) rather than failing with the old key.
-    alice.rotateKey(await Secp256k1Keypair.create());
-    plc.publish(alice.did, alice.signingKey);
-    const afterRotation = await alice.commit(3, [post('after announced rotation')]);
-    verifier.handle({ type: 'identity', seq: 2, did: alice.did, time: new Date().toISOString() });
-    verifier.handle(commitOf(afterRotation));
-    await waitFor(() => delivered.length === 3);
-
-    // Rotation not announced: the signature fails with the cached key, the document is fetched again.
-    await new Promise((resolve) => setTimeout(resolve, 5)); // the cached document must predate the commit
-    alice.rotateKey(await Secp256k1Keypair.create());
-    plc.publish(alice.did, alice.signingKey);
-    verifier.handle(commitOf(await alice.commit(4, [post('after silent rotation')])));
-    await waitFor(() => delivered.length === 4);
-    assert.equal(await metric('contrail_verify_key_refreshes_total'), 2);
-    assert.equal(await metric('contrail_verify_failures_total', '{reason="bad_signature"}'), 0);
-    assert.deepEqual(outOfSync, []);
-  });
-
-  test('a failure goes out of sync: later commits are withheld until a valid #sync', async (t) => {
-    const plc = await plcDirectory(t);
-    const alice = await SignedRepo.create('did:plc:alicesync000000000000000');
-    plc.publish(alice.did, alice.signingKey);
-    const { verifier, seqs, metric, outOfSync } = await pipeline(t, plc.url);
-    verifier.handle(commitOf(await alice.commit(1, [post('fine')])));
-    verifier.handle(commitOf(withWrongPrevData(await alice.commit(2, [post('tampered')]))));
-    verifier.handle(commitOf(await alice.commit(3, [post('valid, but after a gap')])));
-    const replay = await alice.commit(4, [post('replayed later')]);
-    verifier.handle(message<'sync'>(syncFrameOf(await alice.sync(5))));
-    verifier.handle(commitOf(await alice.commit(6, [post('in sync again')])));
-    verifier.handle(commitOf({ ...replay, seq: 7 })); // an old commit sent again under a new seq
-    verifier.handle(commitOf(await alice.commit(6, [post('a duplicate seq')])));
-    await waitFor(async () => (await metric('contrail_verify_failures_total', '{reason="rev_not_newer"}')) === 1);
-    assert.deepEqual(seqs(), [1, 5, 6]);
-    assert.equal(await metric('contrail_verify_duplicates_total'), 1);
-    assert.equal(await metric('contrail_verify_failures_total', '{reason="bad_inversion"}'), 1);
-    assert.equal(await metric('contrail_verify_failures_total', '{reason="out_of_sync"}'), 1);
-    assert.equal(await metric('contrail_verify_failures_total', '{reason="rev_not_newer"}'), 1);
-    assert.deepEqual(outOfSync, [alice.did], 'the resync hook is told once');
-    assert.equal(verifier.outOfSync(alice.did), undefined);
-  });
-
-  test('held bytes are bounded per repo: what fits is judged, then the repo is out of sync; an unresolvable DID fails as unknown_key', async (t) => {
-    const plc = await plcDirectory(t);
-    const alice = await SignedRepo.create('did:plc:aliceheld0000000000000000');
-    plc.publish(alice.did, alice.signingKey);
-    const bodies = [];
-    for (let seq = 1; seq <= 5; seq++) bodies.push(await alice.commit(seq, [post(String(seq))]));
-    const { verifier, seqs, metric, outOfSync } = await pipeline(t, plc.url, { maxHeldBytesPerRepo: bodies[0].blocks.byteLength * 2 + 600 });
-    const open = plc.stall();
-    for (const body of bodies.slice(0, 4)) verifier.handle(commitOf(body));
-    await verifier.idle();
-    assert.equal(await metric('contrail_verify_failures_total', '{reason="held_overflow"}'), 1);
-    assert.equal(await metric('contrail_verify_failures_total', '{reason="out_of_sync"}'), 1, 'seq 4 came after the overflow');
-    open();
-    await waitFor(() => outOfSync.length === 1);
-    assert.deepEqual(seqs(), [1, 2], 'the commits held before the overflow pass');
-    verifier.handle(commitOf(bodies[4]));
-    await verifier.idle();
-    assert.deepEqual(seqs(), [1, 2]);
-    assert.equal(await metric('contrail_verify_failures_total', '{reason="out_of_sync"}'), 2);
-
-    const stranger = await SignedRepo.create('did:plc:nobodyknowsme000000000000');
-    verifier.handle(commitOf(await stranger.commit(6, [post('?')])));
-    await waitFor(async () => (await metric('contrail_verify_failures_total', '{reason="unknown_key"}')) === 1);
-  });
-});
+}
 
 async function waitFor(condition: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

@@ -10,6 +10,10 @@ import type { SigningKeys } from './signing-keys.ts';
 export type VerifyMode = 'signatures' | 'full';
 export type CommitMessage = Extract<UpstreamMessage, { type: 'commit' }>;
 export type SyncMessage = Extract<UpstreamMessage, { type: 'sync' }>;
+/** What checkCommit reads of a #commit. */
+export type CommitToCheck = Pick<CommitMessage, 'repo' | 'rev' | 'proof'>;
+/** What checkSync reads of a #sync. */
+export type SyncToCheck = Pick<SyncMessage, 'did' | 'rev' | 'blocks'>;
 
 /** A rev may run ahead of our clock by this much (clock skew), as relays allow. */
 const FUTURE_REV_TOLERANCE_MS = 5 * 60_000;
@@ -18,7 +22,7 @@ const FUTURE_REV_TOLERANCE_MS = 5 * 60_000;
  * Checks one #commit against the repo's signing key: the signed commit (readSignedCommit), its
  * rev, the signature, and in `full` mode the MST inversion (inversion.ts). Throws VerifyError.
  */
-export async function checkCommit(message: CommitMessage, signingKey: string, mode: VerifyMode, keys: SigningKeys): Promise<SignedCommit> {
+export async function checkCommit(message: CommitToCheck, signingKey: string, mode: VerifyMode, keys: SigningKeys): Promise<SignedCommit> {
   const commit = readSignedCommit(message.proof.car, message.proof.commit, message.repo, message.rev);
   checkRev(commit.rev);
   if (!(await keys.verify(signingKey, commit.sig, commit.unsigned))) {
@@ -29,7 +33,7 @@ export async function checkCommit(message: CommitMessage, signingKey: string, mo
 }
 
 /** Checks a #sync: its CAR's root is a commit of the repo at the frame's rev, signed by its key. */
-export async function checkSync(message: SyncMessage, signingKey: string, keys: SigningKeys): Promise<SignedCommit> {
+export async function checkSync(message: SyncToCheck, signingKey: string, keys: SigningKeys): Promise<SignedCommit> {
   let car: CarSlice;
   try {
     car = new CarSlice(message.blocks);

@@ -31,3 +31,8 @@ export class VerifyError extends Error {
     super(message);
   }
 }
+
+/** A check's error as a VerifyError: one that is not (a malformed block, say) makes the commit a bad_commit. */
+export function asVerifyError(err: unknown): VerifyError {
+  return err instanceof VerifyError ? err : new VerifyError('bad_commit', (err as Error).message);
+}

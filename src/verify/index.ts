@@ -35,6 +35,7 @@
  * (reasons), metrics.ts.
  */
 export { Verifier, type VerifierOptions } from './verifier.ts';
+export { CheckPool } from './check-pool.ts';
 export { SigningKeys } from './signing-keys.ts';
 export { type VerifyMode } from './check.ts';
 export { type VerifyFailure } from './failure.ts';

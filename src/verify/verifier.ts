@@ -2,7 +2,8 @@ import type { Logger } from 'pino';
 import type { AtprotoIdentity, IdentityResolver } from '../identity/index.ts';
 import { DropLog, type UpstreamMessage } from '../upstream/index.ts';
 import { checkCommit, checkSync, type CommitMessage, type SyncMessage, type VerifyMode } from './check.ts';
-import { VerifyError, type VerifyFailure } from './failure.ts';
+import { CheckPool } from './check-pool.ts';
+import { asVerifyError, VerifyError, type VerifyFailure } from './failure.ts';
 import type { VerifyMetrics } from './metrics.ts';
 import { SigningKeys } from './signing-keys.ts';
 
@@ -29,11 +30,19 @@ export interface VerifierOptions {
   maxQueued?: number;
   /** Repos whose last verified rev and sync status are remembered (least recently active forgotten first). */
   maxRepos?: number;
+  /** Worker threads for the signature and MST checks; without, they run on this thread. */
+  checkPool?: CheckPool;
 }
 
 interface Waiting {
   message: UpstreamMessage;
   receivedAt: number;
+}
+
+/** A check started ahead of its turn (on a worker) with the key cached then. */
+interface Prefetched {
+  signingKey: string;
+  result: Promise<VerifyError | undefined>;
 }
 
 interface Held {
@@ -54,18 +63,24 @@ interface RepoState {
   held?: Held;
 }
 
-type Task = ({ kind: 'message' } & Waiting) | { kind: 'release'; did: string };
+type Task = ({ kind: 'message'; prefetched?: Prefetched } & Waiting) | { kind: 'release'; did: string };
 
 /** What one held message is assumed to cost beyond its CAR (its fields and the objects around them). */
 const MESSAGE_OVERHEAD_BYTES = 256;
+
+/** Checks started on the workers ahead of the message being judged, per worker. */
+const PREFETCH_PER_WORKER = 32;
 
 /**
  * The verification stage's pipeline: upstream messages in, verified messages out, in order.
  * See index.ts for the design.
  */
 export class Verifier {
-  readonly #options: Required<Omit<VerifierOptions, 'onOutOfSync' | 'onBackpressure'>> & Pick<VerifierOptions, 'onOutOfSync' | 'onBackpressure'>;
+  readonly #options: Required<Omit<VerifierOptions, 'onOutOfSync' | 'onBackpressure' | 'checkPool'>> & Pick<VerifierOptions, 'onOutOfSync' | 'onBackpressure'>;
   readonly #keys = new SigningKeys();
+  readonly #pool: CheckPool | undefined;
+  /** Tasks before this index have had their check started, if they could. */
+  #prefetchedTo = 0;
   readonly #repos = new Map<string, RepoState>();
   readonly #failureLog: DropLog<VerifyFailure>;
   #tasks: Task[] = [];
@@ -85,6 +100,7 @@ export class Verifier {
       maxRepos: 500_000,
       ...options,
     };
+    this.#pool = options.checkPool;
     this.#failureLog = new DropLog((fields) => options.logger.warn(fields, 'upstream message failed verification; not emitted'));
   }
 
@@ -104,6 +120,7 @@ export class Verifier {
   async idle(): Promise<void> {
     while (this.#running) await this.#running;
   }
+
 
   /** The lowest seq held for a key: the saved upstream cursor must stay below it. */
   heldBelow(): number | undefined {
@@ -134,14 +151,16 @@ export class Verifier {
     if (this.#running) return;
     this.#running = (async () => {
       while (this.#nextTask < this.#tasks.length) {
+        if (this.#pool) this.#prefetch();
         const task = this.#tasks[this.#nextTask++];
         if (this.#nextTask > 1024 && this.#nextTask * 2 > this.#tasks.length) {
           this.#tasks = this.#tasks.slice(this.#nextTask);
+          this.#prefetchedTo -= this.#nextTask;
           this.#nextTask = 0;
         }
         try {
           if (task.kind === 'release') await this.#release(task.did);
-          else await this.#process(task.message, task.receivedAt);
+          else await this.#process(task.message, task.receivedAt, task.prefetched);
         } catch (err) {
           this.#options.logger.error({ err }, 'verification failed unexpectedly; the message is dropped');
         }
@@ -152,7 +171,45 @@ export class Verifier {
     })().finally(() => (this.#running = undefined));
   }
 
-  async #process(message: UpstreamMessage, receivedAt: number): Promise<void> {
+  /**
+   * Starts the checks of the next queued messages on the workers, with the keys cached now, so
+   * the workers run while this thread judges messages in order. Each result is used only if the
+   * key is still the one the message is judged with when its turn comes.
+   */
+  #prefetch(): void {
+    const end = Math.min(this.#tasks.length, this.#nextTask + PREFETCH_PER_WORKER * this.#pool!.size);
+    for (let i = Math.max(this.#prefetchedTo, this.#nextTask); i < end; i++) {
+      const task = this.#tasks[i];
+      if (task.kind !== 'message' || (task.message.type !== 'commit' && task.message.type !== 'sync')) continue;
+      const did = task.message.type === 'commit' ? task.message.repo : task.message.did;
+      const state = this.#repos.get(did);
+      if (state?.held || state?.outOfSync) continue;
+      const signingKey = this.#options.identity.cached(did)?.signingKey;
+      if (signingKey) task.prefetched = { signingKey, result: this.#check(task.message, signingKey) };
+    }
+    this.#prefetchedTo = Math.max(this.#prefetchedTo, end);
+  }
+
+  /** The signature (and in full, the MST) check: undefined when it passed. Never rejects. */
+  async #check(message: CommitMessage | SyncMessage, signingKey: string): Promise<VerifyError | undefined> {
+    const { mode } = this.#options;
+    const here = async () => {
+      try {
+        await (message.type === 'commit' ? checkCommit(message, signingKey, mode, this.#keys) : checkSync(message, signingKey, this.#keys));
+        return undefined;
+      } catch (err) {
+        return asVerifyError(err);
+      }
+    };
+    if (!this.#pool) return here();
+    try {
+      return await this.#pool.check(message, signingKey, mode);
+    } catch {
+      return here(); // the worker died (it was logged); the check is not lost
+    }
+  }
+
+  async #process(message: UpstreamMessage, receivedAt: number, prefetched?: Prefetched): Promise<void> {
     if (message.type === 'error' || message.type === 'info') {
       // After FutureCursor the upstream numbers from its own tip: earlier seqs are new again.
       if (message.type === 'error' && message.error === 'FutureCursor') this.#highestSeq = undefined;
@@ -188,10 +245,10 @@ export class Verifier {
       this.#startHolding(did, { message, receivedAt }, identity.resolve(did));
       return;
     }
-    await this.#verify(did, message, known, receivedAt, false);
+    await this.#verify(did, message, known, receivedAt, false, prefetched);
   }
 
-  async #verify(did: string, message: CommitMessage | SyncMessage, known: AtprotoIdentity, receivedAt: number, released: boolean): Promise<void> {
+  async #verify(did: string, message: CommitMessage | SyncMessage, known: AtprotoIdentity, receivedAt: number, released: boolean, prefetched?: Prefetched): Promise<void> {
     const state = this.#state(did);
     if (message.type === 'commit' && state.outOfSync) {
       this.#fail(did, message, 'out_of_sync', `out of sync since a ${state.outOfSync} failure`);
@@ -199,18 +256,21 @@ export class Verifier {
     }
     try {
       if (!known.signingKey) throw new VerifyError('unknown_key', `the DID document of ${did} names no #atproto signing key`);
-      if (message.type === 'commit') {
-        if (state.rev !== undefined && message.rev <= state.rev) throw new VerifyError('rev_not_newer', `rev ${message.rev} is not newer than ${state.rev}, already verified`);
-        await checkCommit(message, known.signingKey, this.#options.mode, this.#keys);
-      } else {
-        if (state.rev !== undefined && message.rev < state.rev) throw new VerifyError('rev_not_newer', `#sync rev ${message.rev} is older than ${state.rev}, already verified`);
-        await checkSync(message, known.signingKey, this.#keys);
+      if (message.type === 'commit' && state.rev !== undefined && message.rev <= state.rev) {
+        throw new VerifyError('rev_not_newer', `rev ${message.rev} is not newer than ${state.rev}, already verified`);
+      }
+      if (message.type === 'sync' && state.rev !== undefined && message.rev < state.rev) {
+        throw new VerifyError('rev_not_newer', `#sync rev ${message.rev} is older than ${state.rev}, already verified`);
+      }
+      const failure = await (prefetched?.signingKey === known.signingKey ? prefetched.result : this.#check(message, known.signingKey));
+      if (failure) throw failure;
+      if (message.type === 'sync') {
         if (state.outOfSync) this.#outOfSync--;
         state.outOfSync = undefined;
         this.#options.metrics.outOfSync.set(this.#outOfSync);
       }
     } catch (err) {
-      const error = err instanceof VerifyError ? err : new VerifyError('bad_commit', (err as Error).message);
+      const error = asVerifyError(err);
       // Once: a released message was judged with a document fetched after it arrived (or the
       // fetch failed, and fetching again would only loop).
       if (error.reason === 'bad_signature' && !released && known.fetchedAt < receivedAt) {

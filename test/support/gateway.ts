@@ -44,6 +44,7 @@ export function testConfig(upstream: string, dataDir: string, overrides: Partial
     backfillConcurrency: 8,
     backfillCacheBytes: 16 * 1024 * 1024,
     backfillCacheTtlMs: 60_000,
+    verifyWorkers: 1,
     ...overrides,
   };
 }

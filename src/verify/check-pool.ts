@@ -1,0 +1,147 @@
+import { Worker } from 'node:worker_threads';
+import type { Logger } from 'pino';
+import type { CommitMessage, SyncMessage, VerifyMode } from './check.ts';
+import { VerifyError, type VerifyFailure } from './failure.ts';
+
+/** One check for a worker: the message's bytes (copied into their own buffers) and the key. */
+export type CheckRequest = { id: number; signingKey: string; mode: VerifyMode } & (
+  | {
+      kind: 'commit';
+      repo: string;
+      rev: string;
+      commit: Uint8Array | undefined;
+      prevData: Uint8Array | undefined;
+      car: Uint8Array;
+      ops: { action: unknown; path: unknown; cid: Uint8Array | undefined; prev: Uint8Array | undefined }[];
+    }
+  | { kind: 'sync'; did: string; rev: string; blocks: Uint8Array }
+);
+
+export interface CheckReply {
+  id: number;
+  failure?: { reason: VerifyFailure; message: string };
+}
+
+interface Slot {
+  worker: Worker | undefined;
+  pending: Map<number, { resolve: (failure: VerifyError | undefined) => void; reject: (err: Error) => void }>;
+}
+
+/**
+ * The build bundles the worker as dist/check-worker.js beside dist/cli.js. Run from source (tsx:
+ * tests, benchmarks), the worker is the .ts beside this file, and a worker thread does not
+ * inherit tsx's loader, so it registers it first.
+ */
+function startWorker(): Worker {
+  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./check-worker.js', import.meta.url));
+  const source = new URL('./check-worker.ts', import.meta.url).href;
+  const tsx = import.meta.resolve('tsx/esm/api');
+  return new Worker(`import(${JSON.stringify(tsx)}).then(({ register }) => { register(); return import(${JSON.stringify(source)}); })`, { eval: true });
+}
+
+/**
+ * Worker threads that run the stateless part of verification (signature, MST inversion) for
+ * the Verifier, a repo always on the same worker (its key stays imported there). The Verifier
+ * applies the answers in upstream order, so how the workers interleave never shows.
+ *
+ * A worker holds the process open only while it has checks pending. One that dies rejects its
+ * pending checks (the Verifier runs those itself) and is started again for the next.
+ */
+export class CheckPool {
+  readonly #slots: Slot[];
+  #nextId = 0;
+  #closed = false;
+
+  constructor(
+    readonly size: number,
+    private readonly logger: Logger,
+  ) {
+    this.#slots = Array.from({ length: size }, () => ({ worker: undefined, pending: new Map() }));
+  }
+
+  /** Resolves with the failure, or undefined when the message passed; rejects if the worker died. */
+  check(message: CommitMessage | SyncMessage, signingKey: string, mode: VerifyMode): Promise<VerifyError | undefined> {
+    if (this.#closed) return Promise.reject(new Error('the verification workers are closed'));
+    const id = this.#nextId++;
+    const did = message.type === 'commit' ? message.repo : message.did;
+    const slot = this.#slots[shardOf(did, this.#slots.length)];
+    const worker = (slot.worker ??= this.#start(slot));
+    // Copies: a message's bytes are views into the whole frame, which would be cloned with them.
+    const request: CheckRequest =
+      message.type === 'commit'
+        ? {
+            id,
+            signingKey,
+            mode,
+            kind: 'commit',
+            repo: message.repo,
+            rev: message.rev,
+            commit: message.proof.commit?.bytes.slice(),
+            prevData: message.proof.prevData?.bytes.slice(),
+            car: message.proof.car.bytes.slice(),
+            ops: message.proof.ops.map((op) => ({ action: op.action, path: op.path, cid: op.cid?.bytes.slice(), prev: op.prev?.bytes.slice() })),
+          }
+        : { id, signingKey, mode, kind: 'sync', did: message.did, rev: message.rev, blocks: message.blocks.slice() };
+    return new Promise((resolve, reject) => {
+      if (slot.pending.size === 0) worker.ref();
+      slot.pending.set(id, { resolve, reject });
+      worker.postMessage(request, [request.kind === 'commit' ? request.car.buffer : request.blocks.buffer] as ArrayBuffer[]);
+    });
+  }
+
+  /** Resolves once every worker is running (so a benchmark does not time their start). */
+  async ready(): Promise<void> {
+    await Promise.all(
+      this.#slots.map(async (slot) => {
+        const worker = (slot.worker ??= this.#start(slot));
+        await new Promise<void>((resolve, reject) => {
+          worker.ref();
+          worker.postMessage({ id: -1, kind: 'ping' });
+          const onMessage = (reply: CheckReply) => {
+            if (reply.id !== -1) return;
+            worker.off('message', onMessage);
+            if (slot.pending.size === 0) worker.unref();
+            resolve();
+          };
+          worker.on('message', onMessage);
+          worker.once('error', reject);
+        });
+      }),
+    );
+  }
+
+  /** Stops the workers; checks still pending are rejected. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await Promise.all(this.#slots.map((slot) => slot.worker?.terminate()));
+  }
+
+  #start(slot: Slot): Worker {
+    const worker = startWorker();
+    worker.unref();
+    worker.on('message', (reply: CheckReply) => {
+      const waiting = slot.pending.get(reply.id);
+      if (!waiting) return;
+      slot.pending.delete(reply.id);
+      if (slot.pending.size === 0) worker.unref();
+      waiting.resolve(reply.failure && new VerifyError(reply.failure.reason, reply.failure.message));
+    });
+    const died = (err: Error) => {
+      if (slot.worker !== worker) return;
+      slot.worker = undefined;
+      if (!this.#closed) this.logger.error({ err }, 'a verification worker stopped; its checks run on the main thread, and it is started again');
+      for (const waiting of slot.pending.values()) waiting.reject(err);
+      slot.pending.clear();
+    };
+    worker.on('error', died);
+    worker.on('exit', (code) => died(new Error(`the verification worker exited with code ${code}`)));
+    return worker;
+  }
+}
+
+/** A DID's worker: FNV-1a over its characters. */
+function shardOf(did: string, count: number): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < did.length; i++) hash = Math.imul(hash ^ did.charCodeAt(i), 0x01000193);
+  return (hash >>> 0) % count;
+}
