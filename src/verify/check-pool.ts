@@ -45,12 +45,15 @@ function startWorker(): Worker {
  * applies the answers in upstream order, so how the workers interleave never shows.
  *
  * A worker holds the process open only while it has checks pending. One that dies rejects its
- * pending checks (the Verifier runs those itself) and is started again for the next.
+ * pending checks (the Verifier runs those itself) and is started again for the next — unless it
+ * died before answering anything: then it cannot start, and all checks stay on the main thread.
  */
 export class CheckPool {
   readonly #slots: Slot[];
   #nextId = 0;
   #closed = false;
+  /** Set when a worker died before it ever answered: it cannot start, so none is started again. */
+  #unstartable: Error | undefined;
 
   constructor(
     readonly size: number,
@@ -62,6 +65,7 @@ export class CheckPool {
   /** Resolves with the failure, or undefined when the message passed; rejects if the worker died. */
   check(message: CommitMessage | SyncMessage, signingKey: string, mode: VerifyMode): Promise<VerifyError | undefined> {
     if (this.#closed) return Promise.reject(new Error('the verification workers are closed'));
+    if (this.#unstartable) return Promise.reject(this.#unstartable);
     const id = this.#nextId++;
     const did = message.type === 'commit' ? message.repo : message.did;
     const slot = this.#slots[shardOf(did, this.#slots.length)];
@@ -105,6 +109,7 @@ export class CheckPool {
           };
           worker.on('message', onMessage);
           worker.once('error', reject);
+          worker.once('exit', (code) => reject(new Error(`the verification worker exited with code ${code}`)));
         });
       }),
     );
@@ -118,8 +123,10 @@ export class CheckPool {
 
   #start(slot: Slot): Worker {
     const worker = startWorker();
+    let answered = false;
     worker.unref();
     worker.on('message', (reply: CheckReply) => {
+      answered = true;
       const waiting = slot.pending.get(reply.id);
       if (!waiting) return;
       slot.pending.delete(reply.id);
@@ -129,7 +136,12 @@ export class CheckPool {
     const died = (err: Error) => {
       if (slot.worker !== worker) return;
       slot.worker = undefined;
-      if (!this.#closed) this.logger.error({ err }, 'a verification worker stopped; its checks run on the main thread, and it is started again');
+      if (!this.#closed && !answered) {
+        this.#unstartable ??= err;
+        this.logger.error({ err }, 'a verification worker could not start: every check runs on the main thread');
+      } else if (!this.#closed) {
+        this.logger.error({ err }, 'a verification worker stopped; its checks run on the main thread, and it is started again');
+      }
       for (const waiting of slot.pending.values()) waiting.reject(err);
       slot.pending.clear();
     };

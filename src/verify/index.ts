@@ -6,11 +6,17 @@
  * What is checked (check.ts): the signed commit named by the frame is in its CAR and hashes to
  * its CID, is a v3 commit of this repo at the frame's rev (signed-commit.ts); the rev is a TID
  * not over five minutes ahead and newer than the last verified one; the signature verifies
- * with the repo's current #atproto key (@atcute/crypto: low-S compact ECDSA, P-256 and K-256,
- * on Node's own OpenSSL). `full` adds the sync 1.1 proof (inversion.ts): `ops[].prev` agrees
+ * with the repo's current #atproto key (low-S compact ECDSA: K-256 with libsecp256k1 as
+ * WebAssembly, tiny-secp256k1; P-256 with @atcute/crypto on Node's OpenSSL). `full` adds the sync 1.1 proof (inversion.ts): `ops[].prev` agrees
  * with each action, and undoing the ops on the new MST — whose nodes the CAR must carry, each
  * hashed against its CID (car-block-store.ts) — yields `prevData` (@atcute/mst). A #sync frame
  * gets the same signature and rev checks and re-establishes its repo.
+ *
+ * Where checks run (check-pool.ts, check-worker.ts): with --verify-workers > 0, the Verifier
+ * starts the stateless checks (signature, MST) of the next queued messages on worker threads,
+ * a repo always on the same one, with the key cached at that moment; when a message's turn comes
+ * it uses that result if the key is still the same (else it checks again), so workers change no
+ * order and hold no state. A worker that dies rejects its checks, which then run on this thread.
  *
  * How it flows (verifier.ts): one ordered queue. The key comes from the identity stage's cache
  * without waiting; a repo whose key is unknown has its messages held — per repo, bounded in
@@ -30,9 +36,10 @@
  * out of sync) lives in memory, bounded; a restart forgets it, and the store's own per-DID rev
  * check still keeps replays out.
  *
- * Files: verifier.ts (the pipeline), check.ts (one commit or #sync), signed-commit.ts,
- * inversion.ts, car-block-store.ts, signing-keys.ts (imported keys, cached), failure.ts
- * (reasons), metrics.ts.
+ * Files: verifier.ts (the pipeline), check.ts (one commit or #sync), check-pool.ts and
+ * check-worker.ts (worker threads), signed-commit.ts, inversion.ts, car-block-store.ts,
+ * signing-keys.ts (imported keys, cached; K-256 via tiny-secp256k1), failure.ts (reasons),
+ * metrics.ts.
  */
 export { Verifier, type VerifierOptions } from './verifier.ts';
 export { CheckPool } from './check-pool.ts';
