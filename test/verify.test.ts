@@ -251,10 +251,12 @@ async function pipeline(t: TestContext, plcUrl: string, options: Partial<Constru
 // The same behaviour with the checks on this thread and on worker threads.
 for (const threads of [0, 2]) {
   describe(threads ? `Verifier, checks on ${threads} worker threads` : 'Verifier, checks on the main thread', () => {
-    const verifierOf = (t: TestContext, plcUrl: string, options: Partial<ConstructorParameters<typeof Verifier>[0]> = {}) => {
+    const verifierOf = async (t: TestContext, plcUrl: string, options: Partial<ConstructorParameters<typeof Verifier>[0]> = {}) => {
       if (!threads) return pipeline(t, plcUrl, options);
       const checkPool = new CheckPool(threads, pino({ level: 'silent' }));
       t.after(() => checkPool.close());
+      // Started before the test's waits begin (from source, a worker compiles its modules first).
+      await checkPool.ready();
       return pipeline(t, plcUrl, { ...options, checkPool });
     };
 
@@ -345,7 +347,8 @@ for (const threads of [0, 2]) {
       plc.publish(alice.did, alice.signingKey);
       const bodies = [];
       for (let seq = 1; seq <= 5; seq++) bodies.push(await alice.commit(seq, [post(String(seq))]));
-      const { verifier, seqs, metric, outOfSync } = await verifierOf(t, plc.url, { maxHeldBytesPerRepo: bodies[0].blocks.byteLength * 2 + 600 });
+      // Room for exactly the first two (each counted as its CAR and 256 bytes for the rest).
+      const { verifier, seqs, metric, outOfSync } = await verifierOf(t, plc.url, { maxHeldBytesPerRepo: bodies[0].blocks.byteLength + bodies[1].blocks.byteLength + 2 * 256 });
       const open = plc.stall();
       for (const body of bodies.slice(0, 4)) verifier.handle(commitOf(body));
       await verifier.idle();
