@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
-import { commitSignatureCheck, createBackfillMetrics, SnapshotSource } from './backfill/index.ts';
+import { commitSignatureCheck, createBackfillMetrics, fetchRepo, readRepoCar, SnapshotSource, type FetchLimits } from './backfill/index.ts';
 import type { GatewayConfig } from './config.ts';
 import { CursorClock } from './events/index.ts';
 import { createIdentityMetrics, IdentityCache, IdentityResolver } from './identity/index.ts';
@@ -103,8 +103,11 @@ async function startStages(config: GatewayConfig, tuning: GatewayTuning, logger:
   // One reporter for every upstream drop, whether the reader or ingest finds it.
   const drops = new DropReporter(upstreamMetrics.drops, logger);
   const verifyMetrics = config.verify !== 'off' ? createVerifyMetrics(registry) : undefined;
-  // Shared by every ingest run (a cluster node may lead more than once); threads start on first use.
+  // Shared by every ingest run (a cluster node may lead more than once).
   const checkPool = config.verify !== 'off' && config.verifyWorkers > 0 ? new CheckPool(config.verifyWorkers, logger) : undefined;
+  // Started now, so the first commits do not wait for the threads (one that cannot start is logged by the pool).
+  checkPool?.ready().catch(() => {});
+  const resyncKeys = new SigningKeys();
   /** Why the last commit failed, while commits are failing. */
   let storeFailure: string | undefined;
   /** Reads the relay into `commit` (the local store, or the cluster's event stream) until stopped. */
@@ -141,6 +144,7 @@ async function startStages(config: GatewayConfig, tuning: GatewayTuning, logger:
         deliver: (message, released) => ingester.handle(message, released),
         onBackpressure: backpressure('verify'),
         checkPool,
+        resync: (did) => resyncRepo(did, identity, resyncKeys, config.allowPrivateEndpoints),
       });
       logger.info({ verify: config.verify, plcUrl: config.plcUrl, workers: config.verifyWorkers }, 'verifying commits before emitting them');
     }
@@ -285,6 +289,21 @@ function startBackfill(config: GatewayConfig, identity: IdentityResolver, store:
     logger,
     metrics: createBackfillMetrics(registry),
   });
+}
+
+/** A resync's getRepo fetch: one repo, its whole CAR, within these bounds. */
+const RESYNC_LIMITS: Omit<FetchLimits, 'allowPrivateEndpoints'> = { maxBytes: 512 * 1024 * 1024, timeoutMs: 120_000, attempts: 3, backoffMs: 1_000, maxRetryAfterMs: 60_000 };
+/**
+ * Re-establishes a repo that went out of sync under --verify: its whole CAR from its PDS
+ * (com.atproto.sync.getRepo, through the backfill stage's guarded, CID-checked reader), its
+ * commit signed with the DID's key; resolves with the commit's rev.
+ */
+async function resyncRepo(did: string, identity: IdentityResolver, keys: SigningKeys, allowPrivateEndpoints: boolean): Promise<string> {
+  const { pdsEndpoint, signingKey } = await identity.resolve(did);
+  if (!pdsEndpoint) throw new Error('its DID document names no PDS (#atproto_pds service)');
+  const checkCommit = commitSignatureCheck(keys, signingKey, async () => (await identity.refresh(did)).signingKey);
+  const snapshot = await fetchRepo(pdsEndpoint, did, { ...RESYNC_LIMITS, allowPrivateEndpoints }, (chunks) => readRepoCar(chunks, did, checkCommit));
+  return snapshot.rev;
 }
 
 /**

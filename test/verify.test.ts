@@ -18,6 +18,7 @@ import { CID } from 'multiformats/cid';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { Link } from '../src/atproto/index.ts';
+import { commitSignatureCheck, createBackfillMetrics, SnapshotSource } from '../src/backfill/index.ts';
 import { IdentityCache, IdentityResolver } from '../src/identity/index.ts';
 import { CarSlice, decodeFrame, parseMessage, type UpstreamMessage } from '../src/upstream/index.ts';
 import { CheckPool, createVerifyMetrics, Verifier, type VerifyFailure } from '../src/verify/index.ts';
@@ -90,6 +91,23 @@ describe('MST (interop vectors)', () => {
       }
       assert.equal(await failureOf(checkInversion(proof(proofBlocks, vector.rootAfterCommit), after)), 'bad_inversion', `${vector.comment}: wrong prevData`);
     }
+  });
+});
+
+describe('MST: a repo\'s first commit', () => {
+  test('without prevData, undoing its ops must leave the empty tree; any other commit without prevData fails as missing_prev_data', async () => {
+    const blocks = new MemoryBlockStore();
+    const wrangler = new NodeWrangler(new NodeStore(blocks));
+    const leaf = new CidLinkWrapper(CID.parse('bafyreie5737gdxlw5i64vzichcalba3z2v5n6icifvx5xytvske7mr3hpm').bytes);
+    const keys = ['app.bsky.actor.profile/self', 'app.bsky.feed.post/3l2aaaaaaaaaa', 'app.bsky.feed.post/3l2aaaaaaaaab'];
+    let root: string | null = null;
+    for (const key of keys) root = await wrangler.putRecord(root, key, leaf);
+    const car = new CarSlice(carOf([CID.parse(root!)], [...blocks.blocks].map(([cid, bytes]) => ({ cid: CID.parse(cid), bytes }))));
+    const create = (path: string) => ({ action: 'create', path, cid: new Link(leaf.bytes), prev: undefined });
+    const data = new CidLinkWrapper(CID.parse(root!).bytes);
+    const proof = (paths: string[]) => ({ commit: undefined, prevData: undefined, car, ops: paths.map(create) });
+    assert.equal(await failureOf(checkInversion(proof(keys), data)), 'passed', 'the first commit creates every record');
+    assert.equal(await failureOf(checkInversion(proof(keys.slice(1)), data)), 'missing_prev_data', 'a record was there before: not the first commit');
   });
 });
 
@@ -237,7 +255,11 @@ async function pipeline(t: TestContext, plcUrl: string, options: Partial<Constru
     logger: pino({ level: 'silent' }),
     metrics: createVerifyMetrics(registry),
     deliver: (message, released) => delivered.push({ message, released }),
-    onOutOfSync: (did) => outOfSync.push(did),
+    // Nothing to resync from here (the resync test brings a PDS): the repo waits for a #sync.
+    resync: async (did) => {
+      outOfSync.push(did);
+      throw new Error('no PDS in this test');
+    },
     ...options,
   });
   const metric = async (name: string, labels = '') => {
@@ -358,9 +380,8 @@ for (const threads of [0, 2]) {
       await waitFor(() => outOfSync.length === 1);
       assert.deepEqual(seqs(), [1, 2], 'the commits held before the overflow pass');
       verifier.handle(commitOf(bodies[4]));
-      await verifier.idle();
+      await waitFor(async () => (await metric('contrail_verify_failures_total', '{reason="out_of_sync"}')) === 2);
       assert.deepEqual(seqs(), [1, 2]);
-      assert.equal(await metric('contrail_verify_failures_total', '{reason="out_of_sync"}'), 2);
 
       const stranger = await SignedRepo.create('did:plc:nobodyknowsme000000000000');
       verifier.handle(commitOf(await stranger.commit(6, [post('?')])));
@@ -368,6 +389,124 @@ for (const threads of [0, 2]) {
     });
   });
 }
+
+/** A PDS on 127.0.0.1 serving com.atproto.sync.getRepo from SignedRepos (the PDS's own CAR writer); answers can be held back. */
+async function repoHost(t: TestContext) {
+  const repos = new Map<string, SignedRepo>();
+  let gate: Promise<void> = Promise.resolve();
+  const server = createServer((req, res) => {
+    const did = new URL(req.url!, 'http://pds').searchParams.get('did') ?? '';
+    void gate.then(async () => {
+      const repo = repos.get(did);
+      if (!repo) return res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'RepoNotFound', message: `Could not find repo for DID: ${did}` }));
+      res.writeHead(200, { 'content-type': 'application/vnd.ipld.car' });
+      for await (const chunk of repo.car()) res.write(chunk);
+      res.end();
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.after(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    host: (repo: SignedRepo) => repos.set(repo.did, repo),
+    /** Holds every answer until the returned function is called. */
+    stall(): () => void {
+      let open!: () => void;
+      gate = new Promise((resolve) => (open = resolve));
+      return open;
+    },
+  };
+}
+
+describe('resync from the PDS (com.atproto.sync.getRepo, through the backfill stage)', () => {
+  /** The gateway's wiring in small: the backfill stage's snapshots, the commit's signature checked with the DID's key. */
+  async function resyncing(t: TestContext) {
+    const plc = await plcDirectory(t);
+    const pds = await repoHost(t);
+    const dir = tempDir('contrail-verify-resync-');
+    const cache = new IdentityCache({ path: dir.path, maxEntries: 1000 });
+    t.after(async () => {
+      await cache.close();
+      dir.remove();
+    });
+    const identity = new IdentityResolver({ plcUrl: plc.url, cache, allowPrivateEndpoints: true, failureTtlMs: 0 });
+    const registry = new Registry();
+    const keys = new SigningKeys();
+    const snapshots = new SnapshotSource({
+      resolve: async (did) => {
+        const { signingKey } = await identity.resolve(did);
+        return { pdsUrl: pds.url, checkCommit: commitSignatureCheck(keys, signingKey, async () => (await identity.refresh(did)).signingKey) };
+      },
+      limits: { maxBytes: 10_000_000, timeoutMs: 10_000, attempts: 1, backoffMs: 100, maxRetryAfterMs: 1_000, allowPrivateEndpoints: true },
+      perHost: 2,
+      concurrency: 2,
+      cacheBytes: 0,
+      cacheTtlMs: 0,
+      tip: () => 0,
+      logger: pino({ level: 'silent' }),
+      metrics: createBackfillMetrics(registry),
+    });
+    const delivered: UpstreamMessage[] = [];
+    const verifier = new Verifier({
+      mode: 'full',
+      identity,
+      logger: pino({ level: 'silent' }),
+      metrics: createVerifyMetrics(registry),
+      deliver: (message) => delivered.push(message),
+      resync: async (did) => (await snapshots.get(did, new AbortController().signal)).rev,
+    });
+    const metric = async (series: string) => {
+      const line = (await registry.metrics()).split('\n').find((l) => l.startsWith(`${series} `));
+      return line ? Number(line.split(' ')[1]) : 0;
+    };
+    const seqs = () => delivered.map((m) => ('seq' in m ? m.seq : undefined));
+    return { plc, pds, verifier, metric, seqs };
+  }
+
+  test('a repo out of sync is fetched again: commits held meanwhile that the snapshot holds are dropped, later ones pass', async (t) => {
+    const { plc, pds, verifier, metric, seqs } = await resyncing(t);
+    const alice = await SignedRepo.create('did:plc:aliceresync00000000000000');
+    plc.publish(alice.did, alice.signingKey);
+    pds.host(alice);
+    verifier.handle(commitOf(await alice.commit(1, [post('before')])));
+    await waitFor(() => seqs().length === 1);
+
+    const open = pds.stall();
+    verifier.handle(commitOf(withWrongPrevData(await alice.commit(2, [post('tampered')]))));
+    verifier.handle(commitOf(await alice.commit(3, [post('in the snapshot')])));
+    await verifier.idle();
+    assert.equal(verifier.outOfSync(alice.did), 'bad_inversion');
+    assert.equal(verifier.heldBelow(), 3, 'held while the resync runs; the saved cursor stays below it');
+    open(); // the PDS answers with the repo as it is now: at commit 3
+    await waitFor(async () => (await metric('contrail_verify_resyncs_total{result="resynced"}')) === 1);
+    verifier.handle(commitOf(await alice.commit(4, [post('after the snapshot')])));
+    await waitFor(() => seqs().length === 2);
+    assert.deepEqual(seqs(), [1, 4]);
+    assert.equal(verifier.outOfSync(alice.did), undefined);
+    assert.equal(await metric('contrail_verify_failures_total{reason="rev_not_newer"}'), 1, 'commit 3 is in the snapshot');
+    assert.equal(await metric('contrail_verify_failures_total{reason="out_of_sync"}'), 0);
+    assert.equal(await metric('contrail_verify_out_of_sync_repos'), 0);
+  });
+
+  test('a resync that fails leaves the repo out of sync until a valid #sync; the commits held meanwhile are withheld', async (t) => {
+    const { plc, verifier, metric, seqs } = await resyncing(t);
+    const bob = await SignedRepo.create('did:plc:bobresync0000000000000000');
+    plc.publish(bob.did, bob.signingKey); // but his PDS does not have the repo
+    verifier.handle(commitOf(await bob.commit(1, [post('before')])));
+    verifier.handle(commitOf(await withBadSignature(await bob.commit(2, [post('forged')]))));
+    verifier.handle(commitOf(await bob.commit(3, [post('withheld')])));
+    await waitFor(async () => (await metric('contrail_verify_resyncs_total{result="failed"}')) === 1);
+    await waitFor(async () => (await metric('contrail_verify_failures_total{reason="out_of_sync"}')) === 1);
+    verifier.handle(message<'sync'>(syncFrameOf(await bob.sync(4))));
+    verifier.handle(commitOf(await bob.commit(5, [post('in sync again')])));
+    await waitFor(() => seqs().length === 3);
+    assert.deepEqual(seqs(), [1, 4, 5], 'commit 3 came while the repo was out of sync');
+  });
+});
 
 async function waitFor(condition: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

@@ -28,7 +28,7 @@ export { BackfillFailure, type BackfillFailureReason } from './failure.ts';
 export { commitSignatureCheck } from './commit-signature.ts';
 export { createBackfillMetrics, type BackfillMetrics } from './metrics.ts';
 export type { Outgoing } from './messages.ts';
-export type { FetchLimits } from './repo-fetch.ts';
+export { fetchRepo, type FetchLimits } from './repo-fetch.ts';
 export { readRepoCar, type CommitCheck, type RepoRecord, type RepoSnapshot, type SignedCommit } from './repo-car.ts';
 export { SnapshotSource, type RepoHost, type ResolveRepoHost, type SnapshotSourceOptions } from './snapshots.ts';
 export { MAX_BACKFILL_DIDS, SubscriberBackfill, type BackfillContext } from './subscriber-backfill.ts';

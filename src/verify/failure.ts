@@ -16,7 +16,7 @@ export type VerifyFailure =
   | 'bad_op_prev'
   /** The ops do not take the MST from `prevData` to the commit's `data` (or the proof is incomplete). */
   | 'bad_inversion'
-  /** `full` needs `prevData`, which pre-sync-1.1 senders leave out. */
+  /** `full` needs `prevData` (but on a repo's first commit), which pre-sync-1.1 senders leave out. */
   | 'missing_prev_data'
   /** The repo's held commits (waiting for its key) passed the byte bound. */
   | 'held_overflow'

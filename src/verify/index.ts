@@ -29,10 +29,12 @@
  * (announced by #identity, which also triggers a refresh) never drops a valid commit.
  *
  * A failure is never emitted: counted by reason (contrail_verify_failures_total), logged
- * rate-limited (DropLog), and the repo goes out of sync — its later commits are withheld as
- * `out_of_sync` until a valid #sync, or until markResynced() after a resync. The resync itself
- * (com.atproto.sync.getRepo) is the backfill stage's: `onOutOfSync` is its hook. A replay (rev
- * not newer) is dropped without that, as it withholds nothing. The per-repo state (last rev,
+ * rate-limited (DropLog), and the repo goes out of sync. With the `resync` option (the gateway
+ * passes a com.atproto.sync.getRepo fetch through the backfill stage) its messages are held, at
+ * most maxResyncs repos fetched at once, and a successful resync puts the repo back in sync at
+ * the snapshot's rev (held commits not newer are dropped); otherwise, or if the resync fails,
+ * its commits are withheld as `out_of_sync` until a valid #sync. A replay (rev not newer) is
+ * dropped without that, as it withholds nothing. The per-repo state (last rev,
  * out of sync) lives in memory, bounded; a restart forgets it, and the store's own per-DID rev
  * check still keeps replays out.
  *

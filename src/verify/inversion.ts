@@ -4,6 +4,9 @@ import type { CommitProof } from '../upstream/index.ts';
 import { CarBlockStore } from './car-block-store.ts';
 import { VerifyError } from './failure.ts';
 
+/** The CID of an MST with no entries (one empty node), where a repo's first commit starts. */
+const EMPTY_TREE = 'bafyreie5737gdxlw5i64vzichcalba3z2v5n6icifvx5xytvske7mr3hpm';
+
 interface CheckedOp {
   action: 'create' | 'update' | 'delete';
   path: string;
@@ -15,11 +18,10 @@ interface CheckedOp {
  * The sync 1.1 proof (https://atproto.com/specs/sync): starting from the commit's new MST root
  * `data`, undo the ops last to first — a create is deleted, an update or a delete puts `prev`
  * back — checking before each that the tree holds what the op says it wrote; the root reached
- * must be `prevData`. The CAR must carry every MST node this touches, each verified against its
+ * must be `prevData` (or, for a repo's first commit, which has none, the empty tree). The CAR must carry every MST node this touches, each verified against its
  * CID (CarBlockStore). @atcute/mst does the tree work.
  */
 export async function checkInversion(proof: CommitProof, data: CidLink): Promise<void> {
-  if (!proof.prevData) throw new VerifyError('missing_prev_data', 'the commit has no prevData (a pre-sync-1.1 sender)');
   const ops = checkOps(proof);
   const store = new NodeStore(new OverlayBlockStore(new MemoryBlockStore(), new CarBlockStore(proof.car)));
   const wrangler = new NodeWrangler(store);
@@ -37,6 +39,11 @@ export async function checkInversion(proof: CommitProof, data: CidLink): Promise
     if (err instanceof VerifyError) throw err;
     if (err instanceof MissingBlockError) throw new VerifyError('bad_inversion', `the proof is incomplete: MST node ${err.cid} is not in the CAR (or does not match its CID)`);
     throw new VerifyError('bad_inversion', `the MST is malformed: ${(err as Error).message}`);
+  }
+  if (!proof.prevData) {
+    // Only a repo's first commit has nothing before it: undoing its ops must empty the tree.
+    if (root !== EMPTY_TREE) throw new VerifyError('missing_prev_data', 'the commit has no prevData, and is not the repo\'s first (a pre-sync-1.1 sender)');
+    return;
   }
   const expected = proof.prevData.toString();
   if (root !== expected) throw new VerifyError('bad_inversion', `undoing the ops gives MST root ${root}, not prevData ${expected}`);

@@ -22,6 +22,12 @@ export function createVerifyMetrics(registry: Registry) {
       help: 'DID documents fetched again because a signature failed with the cached key',
       registers,
     }),
+    resyncs: new Counter({
+      name: 'contrail_verify_resyncs_total',
+      help: 'Out-of-sync repos fetched again from their PDS (com.atproto.sync.getRepo), by result (resynced, failed)',
+      labelNames: ['result'],
+      registers,
+    }),
     duplicates: new Counter({
       name: 'contrail_verify_duplicates_total',
       help: 'Upstream frames seen again after a reconnect and skipped',

@@ -18,8 +18,14 @@ export interface VerifierOptions {
    * repos with higher seqs went ahead of it.
    */
   deliver: (message: UpstreamMessage, released: boolean) => void;
-  /** Called once when a repo goes out of sync: the hook for a resync (com.atproto.sync.getRepo). */
-  onOutOfSync?: (did: string, reason: VerifyFailure) => void;
+  /**
+   * Re-establishes a repo that went out of sync from its PDS (com.atproto.sync.getRepo): resolves
+   * with the rev of the repo's checked, signed commit, or rejects. Its commits are held meanwhile.
+   * Without it, only a valid #sync re-establishes a repo.
+   */
+  resync?: (did: string) => Promise<string>;
+  /** Resyncs run at once; more wait their turn (their repos' commits held). */
+  maxResyncs?: number;
   /** Called with true when too many messages wait for verification (pause reading), false once they drain. */
   onBackpressure?: (paused: boolean) => void;
   /** Bytes of one repo's messages held while its key is resolved; past it they fail with held_overflow. */
@@ -57,13 +63,18 @@ interface Held {
 interface RepoState {
   /** The rev of the last commit or #sync that passed. */
   rev?: string;
-  /** Set after a failure, until a valid #sync or markResynced(). */
+  /** Set after a failure, until a valid #sync or a resync. */
   outOfSync?: VerifyFailure;
+  /** Set while a resync is queued or running: the repo's messages are held until it ends. */
+  resyncing?: boolean;
   /** Messages waiting for the repo's key to be resolved (or refreshed). */
   held?: Held;
 }
 
-type Task = ({ kind: 'message'; prefetched?: Prefetched } & Waiting) | { kind: 'release'; did: string };
+/** How a resync ended: the rev it re-established the repo at, or why it could not. */
+type Resynced = { rev: string } | { error: string };
+
+type Task = ({ kind: 'message'; prefetched?: Prefetched } & Waiting) | { kind: 'release'; did: string; resynced?: Resynced };
 
 /** What one held message is assumed to cost beyond its CAR (its fields and the objects around them). */
 const MESSAGE_OVERHEAD_BYTES = 256;
@@ -76,7 +87,7 @@ const PREFETCH_PER_WORKER = 32;
  * See index.ts for the design.
  */
 export class Verifier {
-  readonly #options: Required<Omit<VerifierOptions, 'onOutOfSync' | 'onBackpressure' | 'checkPool'>> & Pick<VerifierOptions, 'onOutOfSync' | 'onBackpressure'>;
+  readonly #options: Required<Omit<VerifierOptions, 'resync' | 'onBackpressure' | 'checkPool'>> & Pick<VerifierOptions, 'resync' | 'onBackpressure'>;
   readonly #keys = new SigningKeys();
   readonly #pool: CheckPool | undefined;
   /** Tasks before this index have had their check started, if they could. */
@@ -91,6 +102,9 @@ export class Verifier {
   #heldRepos = new Set<string>();
   #outOfSync = 0;
   #paused = false;
+  /** Repos waiting for a resync slot, in the order they went out of sync. */
+  readonly #resyncQueue: string[] = [];
+  #resyncsRunning = 0;
 
   constructor(options: VerifierOptions) {
     this.#options = {
@@ -98,6 +112,7 @@ export class Verifier {
       maxHeldBytes: 64 * 1024 * 1024,
       maxQueued: 10_000,
       maxRepos: 500_000,
+      maxResyncs: 4,
       ...options,
     };
     this.#pool = options.checkPool;
@@ -138,37 +153,34 @@ export class Verifier {
     return this.#repos.get(did)?.outOfSync;
   }
 
-  /** A resync (e.g. from com.atproto.sync.getRepo) re-established the repo at `rev`. */
-  markResynced(did: string, rev: string): void {
-    const state = this.#state(did);
-    if (state.outOfSync) this.#outOfSync--;
-    state.outOfSync = undefined;
-    state.rev = rev;
-    this.#options.metrics.outOfSync.set(this.#outOfSync);
-  }
-
   #run(): void {
     if (this.#running) return;
-    this.#running = (async () => {
-      while (this.#nextTask < this.#tasks.length) {
-        if (this.#pool) this.#prefetch();
-        const task = this.#tasks[this.#nextTask++];
-        if (this.#nextTask > 1024 && this.#nextTask * 2 > this.#tasks.length) {
-          this.#tasks = this.#tasks.slice(this.#nextTask);
-          this.#prefetchedTo -= this.#nextTask;
-          this.#nextTask = 0;
-        }
-        try {
-          if (task.kind === 'release') await this.#release(task.did);
-          else await this.#process(task.message, task.receivedAt, task.prefetched);
-        } catch (err) {
-          this.#options.logger.error({ err }, 'verification failed unexpectedly; the message is dropped');
-        }
-        const queued = this.#tasks.length - this.#nextTask;
-        this.#options.metrics.queued.set(queued);
-        if (this.#paused && queued < this.#options.maxQueued / 2) this.#setPaused(false);
+    this.#running = this.#drain();
+  }
+
+  async #drain(): Promise<void> {
+    await undefined; // #running is assigned first
+    while (this.#nextTask < this.#tasks.length) {
+      if (this.#pool) this.#prefetch();
+      const task = this.#tasks[this.#nextTask++];
+      if (this.#nextTask > 1024 && this.#nextTask * 2 > this.#tasks.length) {
+        this.#tasks = this.#tasks.slice(this.#nextTask);
+        this.#prefetchedTo -= this.#nextTask;
+        this.#nextTask = 0;
       }
-    })().finally(() => (this.#running = undefined));
+      try {
+        if (task.kind === 'release') await this.#release(task.did, task.resynced);
+        else await this.#process(task.message, task.receivedAt, task.prefetched);
+      } catch (err) {
+        this.#options.logger.error({ err }, 'verification failed unexpectedly; the message is dropped');
+      }
+      const queued = this.#tasks.length - this.#nextTask;
+      this.#options.metrics.queued.set(queued);
+      if (this.#paused && queued < this.#options.maxQueued / 2) this.#setPaused(false);
+    }
+    // Cleared in the same turn the queue was found empty: a task pushed from now on starts a
+    // new loop (cleared a turn later, a task pushed in between would wait for the next one).
+    this.#running = undefined;
   }
 
   /**
@@ -321,10 +333,16 @@ export class Verifier {
     this.#updateHeldMetrics();
   }
 
-  async #release(did: string): Promise<void> {
+  async #release(did: string, resynced?: Resynced): Promise<void> {
     const state = this.#repos.get(did);
-    const held = state?.held;
-    if (!state || !held) return;
+    if (!state) return;
+    if (resynced) {
+      this.#resynced(did, state, resynced);
+    } else if (state.resyncing) {
+      return; // the key is here, but the repo waits for its resync, which releases it
+    }
+    const held = state.held;
+    if (!held) return;
     state.held = undefined;
     this.#heldRepos.delete(did);
     this.#heldBytes -= held.bytes;
@@ -362,8 +380,56 @@ export class Verifier {
     state.outOfSync = reason;
     this.#outOfSync++;
     this.#options.metrics.outOfSync.set(this.#outOfSync);
-    this.#options.logger.warn({ did, reason }, 'repo is out of sync: its commits are withheld until a valid #sync or a resync');
-    this.#options.onOutOfSync?.(did, reason);
+    if (!this.#options.resync) {
+      this.#options.logger.warn({ did, reason }, 'repo is out of sync: its commits are withheld until a valid #sync');
+      return;
+    }
+    this.#options.logger.warn({ did, reason }, 'repo is out of sync: its commits are held while it is resynced from its PDS');
+    // Held from now on (joining messages already held for its key): released when the resync ends.
+    state.resyncing = true;
+    if (!state.held) {
+      state.held = { messages: [], bytes: 0 };
+      this.#heldRepos.add(did);
+      this.#updateHeldMetrics();
+    }
+    this.#resyncQueue.push(did);
+    this.#startResyncs();
+  }
+
+  #startResyncs(): void {
+    const resync = this.#options.resync!;
+    while (this.#resyncsRunning < this.#options.maxResyncs && this.#resyncQueue.length > 0) {
+      const did = this.#resyncQueue.shift()!;
+      this.#resyncsRunning++;
+      void resync(did)
+        .then(
+          (rev): Resynced => ({ rev }),
+          (err: Error): Resynced => ({ error: err.message }),
+        )
+        .then((resynced) => {
+          this.#resyncsRunning--;
+          this.#tasks.push({ kind: 'release', did, resynced });
+          this.#run();
+          this.#startResyncs();
+        });
+    }
+  }
+
+  /** Applies a resync's outcome, before the messages held meanwhile are judged. */
+  #resynced(did: string, state: RepoState, resynced: Resynced): void {
+    state.resyncing = false;
+    if ('error' in resynced) {
+      this.#options.metrics.resyncs.inc({ result: 'failed' });
+      this.#options.logger.warn({ did, error: resynced.error }, 'could not resync the repo from its PDS: its commits are withheld until a valid #sync');
+      return;
+    }
+    this.#options.metrics.resyncs.inc({ result: 'resynced' });
+    this.#options.logger.info({ did, rev: resynced.rev }, 'repo resynced from its PDS');
+    if (state.outOfSync) this.#outOfSync--;
+    state.outOfSync = undefined;
+    // Held commits the snapshot already contains (rev not newer) are dropped as replays.
+    if (state.rev === undefined || resynced.rev > state.rev) state.rev = resynced.rev;
+    this.#options.metrics.outOfSync.set(this.#outOfSync);
   }
 
   /** The repo's state, marked most recently used; the least recently used are forgotten past maxRepos. */

@@ -5,7 +5,7 @@
  * PDS does (sync 1.1: `prevData`, `ops[].prev`, and the MST nodes that prove the ops in the CAR).
  */
 import { Secp256k1Keypair, type Keypair } from '@atproto/crypto';
-import { BlockMap, MemoryBlockstore, Repo, WriteOpAction, blocksToCarFile, cidForRecord, formatDataKey, type RecordWriteOp } from '@atproto/repo';
+import { BlockMap, MemoryBlockstore, Repo, WriteOpAction, blocksToCarFile, cidForRecord, formatDataKey, getFullRepo, type RecordWriteOp } from '@atproto/repo';
 import { CID } from 'multiformats/cid';
 import { encodeFrame } from './frames.ts';
 
@@ -101,6 +101,11 @@ export class SignedRepo {
       blobs: [],
       time: new Date().toISOString(),
     };
+  }
+
+  /** The whole repo at its current commit as a CAR, as com.atproto.sync.getRepo streams it (the PDS's own code). */
+  car(): AsyncIterable<Uint8Array> {
+    return getFullRepo(this.storage, this.repo.cid);
   }
 
   /** A #sync body: the repo stands at its current signed commit. */
