@@ -8,13 +8,17 @@
  *  - ingest: a catch-up. The nodes read one frame, stop, and the relay is filled with a backlog;
  *    restarted, the (leader) node resumes from its cursor and the relay sends the backlog as fast
  *    as the socket takes it. Events/s from the relay's connection until every node holds the
- *    backlog: in a cluster that is relay → leader → stream → every node's buffer.
+ *    backlog: in a cluster that is relay → leader → stream → every node's buffer. Beside it, from
+ *    /proc, events per CPU second of the busiest process (the leader: what one free core would
+ *    sustain, whatever else the machine runs) and the CPU of every process per 1,000 events.
  *  - latency: a steady 2,000 frames/s; a client of the leader and one of the follower measure
  *    arrival − time_us (time_us is taken when the leader reads the frame), beside a client of the
  *    single process.
  *  - fan-out: 1,000 clients on one serving node, then 500 on each of two, during a burst.
  *  - failover: kill -9 of the leader; how long a client of another node waits for the first
  *    event read by the new leader.
+ *
+ * `npx tsx bench/cluster.ts [ingest] [latency] [fanout] [failover]` runs only the named sections.
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -173,8 +177,27 @@ class Setup {
   }
 }
 
-/** Events/s of a catch-up on `backlog` (see the header): from the relay's connection until every node holds it. */
-async function catchUpRate(topology: Topology, frames: SyntheticFrame[]): Promise<number> {
+/** Linux's USER_HZ: /proc counts CPU time in these ticks. */
+const CLOCK_TICKS_PER_SECOND = 100;
+
+/** CPU seconds (user + system, all threads) a process has used so far. */
+function cpuSeconds(pid: number): number {
+  // After "pid (comm) " the state is field 3; utime and stime are fields 14 and 15.
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
+}
+
+interface CatchUp {
+  /** Events per wall-clock second. */
+  rate: number;
+  /** Events per CPU second of the busiest contrail process (the leader): what one core sustains, whatever else runs. */
+  perBusiestCpuSecond: number;
+  /** CPU ms per 1,000 events, every contrail and NATS process together. */
+  cpuMsPerThousand: number;
+}
+
+/** A catch-up on the backlog (see the header): from the relay's connection until every node holds it. */
+async function catchUp(topology: Topology, frames: SyntheticFrame[]): Promise<CatchUp> {
   const setup = await Setup.start(topology, 2);
   try {
     setup.push(frames.slice(0, 1));
@@ -187,10 +210,18 @@ async function catchUpRate(topology: Topology, frames: SyntheticFrame[]): Promis
     stopped.forEach((node, i) => setup.launch(i, setup.dataDirs.get(node)));
     while (setup.relay.cursors.length === connections) await new Promise((resolve) => setTimeout(resolve, 2));
     const started = performance.now();
+    const natsPids = (setup.nats?.servers ?? []).map((server) => server.process!.pid!);
+    const cpuAtStart = [...setup.nodes.map((node) => cpuSeconds(node.pid)), ...natsPids.map(cpuSeconds)];
     await Promise.all(setup.nodes.map((node) => node.waitServing(60_000)));
     await setup.allSettled();
     const seconds = (performance.now() - started) / 1000;
-    return ((await stats(setup.nodes[0]!.port)).eventCount - before) / seconds;
+    const cpu = [...setup.nodes.map((node) => cpuSeconds(node.pid)), ...natsPids.map(cpuSeconds)].map((used, i) => used - cpuAtStart[i]!);
+    const events = (await stats(setup.nodes[0]!.port)).eventCount - before;
+    return {
+      rate: events / seconds,
+      perBusiestCpuSecond: events / Math.max(...cpu.slice(0, setup.nodes.length)),
+      cpuMsPerThousand: (cpu.reduce((sum, used) => sum + used, 0) * 1000 * 1000) / events,
+    };
   } finally {
     await setup.stop();
   }
@@ -280,7 +311,10 @@ function progress(text: string): void {
 
 const ms = (micros: number) => (micros / 1000).toFixed(2);
 
-export async function run(): Promise<Row[]> {
+const SECTIONS = ['ingest', 'latency', 'fanout', 'failover'];
+
+/** Runs the named sections (all by default: the whole run takes many minutes). */
+export async function run(sections = new Set(SECTIONS)): Promise<Row[]> {
   const missing = natsServerMissing();
   if (missing) return [{ bench: 'cluster', case: `skipped: ${missing}` }];
   const frames = preparedFrames(INGEST_FRAMES);
@@ -292,24 +326,31 @@ export async function run(): Promise<Row[]> {
     rows.push(row);
   };
 
-  const ingest = new Map<string, number>();
-  for (const topology of TOPOLOGIES) {
-    const rates: number[] = [];
+  const ingest = new Map<string, CatchUp>();
+  for (const topology of sections.has('ingest') ? TOPOLOGIES : []) {
+    const runs: CatchUp[] = [];
     for (let i = 0; i < RUNS; i++) {
       progress(`ingest, ${topology.name}, run ${i + 1}`);
-      rates.push(await catchUpRate(topology, frames));
+      runs.push(await catchUp(topology, frames));
     }
-    ingest.set(topology.name, median(rates));
+    const result = {
+      rate: median(runs.map((run) => run.rate)),
+      perBusiestCpuSecond: median(runs.map((run) => run.perBusiestCpuSecond)),
+      cpuMsPerThousand: median(runs.map((run) => run.cpuMsPerThousand)),
+    };
+    ingest.set(topology.name, result);
+    const single = ingest.get(TOPOLOGIES[0]!.name)!;
     add({
       bench: 'ingest',
       case: `${topology.name}: catch-up on ${events.toLocaleString('en-US')} events, until every node holds them`,
-      'events/s': Math.round(median(rates)),
-      'vs single': `${(median(rates) / ingest.get(TOPOLOGIES[0]!.name)!).toFixed(2)}×`,
-      runs: rates.map(Math.round).join(' / '),
+      'events/s': Math.round(result.rate),
+      'events per CPU-s of the leader': Math.round(result.perBusiestCpuSecond),
+      'vs single': `${(result.perBusiestCpuSecond / single.perBusiestCpuSecond).toFixed(2)}×`,
+      'CPU ms per 1k events, all processes': Math.round(result.cpuMsPerThousand),
     });
   }
 
-  for (const topology of TOPOLOGIES) {
+  for (const topology of sections.has('latency') ? TOPOLOGIES : []) {
     const p50: { leader: number[]; follower: number[] } = { leader: [], follower: [] };
     const p99: { leader: number[]; follower: number[] } = { leader: [], follower: [] };
     for (let i = 0; i < RUNS; i++) {
@@ -330,7 +371,7 @@ export async function run(): Promise<Row[]> {
   }
 
   const fanout: number[] = [];
-  for (const serving of [1, 2]) {
+  for (const serving of sections.has('fanout') ? [1, 2] : []) {
     progress(`fan-out, ${serving} serving node(s)`);
     fanout.push(await fanoutRate(serving, frames));
     add({
@@ -341,7 +382,7 @@ export async function run(): Promise<Row[]> {
     });
   }
 
-  for (const leaseMs of [2_000, 5_000]) {
+  for (const leaseMs of sections.has('failover') ? [2_000, 5_000] : []) {
     progress(`failover, lease ${leaseMs} ms`);
     const gaps = await failoverGaps(leaseMs, frames);
     add({ bench: 'failover', case: `kill -9 of the leader, lease ${leaseMs / 1000} s, R3 (${KILLS} kills)`, 'median ms': Math.round(median(gaps)), 'max ms': Math.round(Math.max(...gaps)) });
@@ -350,5 +391,8 @@ export async function run(): Promise<Row[]> {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  printTable('cluster: contrail processes on NATS JetStream beside the single process, same run', await run());
+  const named = process.argv.slice(2);
+  const unknown = named.filter((section) => !SECTIONS.includes(section));
+  if (unknown.length > 0) throw new Error(`unknown section ${unknown.join(', ')}: choose from ${SECTIONS.join(', ')}`);
+  printTable('cluster: contrail processes on NATS JetStream beside the single process, same run', await run(named.length > 0 ? new Set(named) : undefined));
 }
