@@ -29,6 +29,7 @@ import { FakeRelay } from './support/fake-relay.ts';
 import { readJsonFixture } from './support/fixtures.ts';
 import { accountFrame, carOf, identityFrame } from './support/frames.ts';
 import { startTestGateway, tempDir } from './support/gateway.ts';
+import { waitUntil } from './support/poll.ts';
 import { httpGet, Subscription } from './support/subscribe-client.ts';
 import { SignedRepo, commitFrameOf, syncFrameOf, type CommitBody, type Write } from './support/signed-repo.ts';
 import { withBadSignature, withMissingProofNode, withWrongPrevData, withWrongRev, withoutPrev } from './support/tamper.mjs';
@@ -221,7 +222,7 @@ describe('Verifier', () => {
 
     verifier.handle(commitOf(await alice.commit(1, [post('a1')])));
     await verifier.idle();
-    await waitFor(() => delivered.length === 1);
+    await waitUntil(() => delivered.length === 1, '1 message delivered');
     assert.deepEqual(delivered[0].released, true, 'alice was unknown: held, then released');
 
     const open = plc.stall();
@@ -233,7 +234,7 @@ describe('Verifier', () => {
     assert.deepEqual(seqs(), [1, 3, 5], "alice's commits go ahead while bob's key is being fetched");
     assert.equal(verifier.heldBelow(), 2, 'the saved cursor must stay below the held seq');
     open();
-    await waitFor(() => delivered.length === 5);
+    await waitUntil(() => delivered.length === 5, '5 messages delivered');
     assert.deepEqual(seqs(), [1, 3, 5, 2, 4]);
     assert.deepEqual(delivered.slice(3).map((d) => d.released), [true, true]);
     assert.equal(verifier.heldBelow(), undefined);
@@ -246,7 +247,7 @@ describe('Verifier', () => {
     plc.publish(alice.did, alice.signingKey);
     const { verifier, delivered, metric, outOfSync } = await pipeline(t, plc.url);
     verifier.handle(commitOf(await alice.commit(1, [post('before')])));
-    await waitFor(() => delivered.length === 1);
+    await waitUntil(() => delivered.length === 1, '1 message delivered');
 
     // Rotation announced: the document changes, then #identity, then a commit signed with the new key.
     // The commit comes right behind the #identity, while its refresh is still in flight: it
@@ -256,14 +257,14 @@ describe('Verifier', () => {
     const afterRotation = await alice.commit(3, [post('after announced rotation')]);
     verifier.handle({ type: 'identity', seq: 2, did: alice.did, time: new Date().toISOString() });
     verifier.handle(commitOf(afterRotation));
-    await waitFor(() => delivered.length === 3);
+    await waitUntil(() => delivered.length === 3, '3 messages delivered');
 
     // Rotation not announced: the signature fails with the cached key, the document is fetched again.
     await new Promise((resolve) => setTimeout(resolve, 5)); // the cached document must predate the commit
     alice.rotateKey(await Secp256k1Keypair.create());
     plc.publish(alice.did, alice.signingKey);
     verifier.handle(commitOf(await alice.commit(4, [post('after silent rotation')])));
-    await waitFor(() => delivered.length === 4);
+    await waitUntil(() => delivered.length === 4, '4 messages delivered');
     assert.equal(await metric('contrail_verify_key_refreshes_total'), 2);
     assert.equal(await metric('contrail_verify_failures_total', '{reason="bad_signature"}'), 0);
     assert.deepEqual(outOfSync, []);
@@ -282,7 +283,7 @@ describe('Verifier', () => {
     verifier.handle(commitOf(await alice.commit(6, [post('in sync again')])));
     verifier.handle(commitOf({ ...replay, seq: 7 })); // an old commit sent again under a new seq
     verifier.handle(commitOf(await alice.commit(6, [post('a duplicate seq')])));
-    await waitFor(async () => (await metric('contrail_verify_failures_total', '{reason="rev_not_newer"}')) === 1);
+    await waitUntil(async () => (await metric('contrail_verify_failures_total', '{reason="rev_not_newer"}')) === 1, 'one rev_not_newer failure to be counted');
     assert.deepEqual(seqs(), [1, 5, 6]);
     assert.equal(await metric('contrail_verify_duplicates_total'), 1);
     assert.equal(await metric('contrail_verify_failures_total', '{reason="bad_inversion"}'), 1);
@@ -305,7 +306,7 @@ describe('Verifier', () => {
     assert.equal(await metric('contrail_verify_failures_total', '{reason="held_overflow"}'), 1);
     assert.equal(await metric('contrail_verify_failures_total', '{reason="out_of_sync"}'), 1, 'seq 4 came after the overflow');
     open();
-    await waitFor(() => outOfSync.length === 1);
+    await waitUntil(() => outOfSync.length === 1, 'the repo to go out of sync');
     assert.deepEqual(seqs(), [1, 2], 'the commits held before the overflow pass');
     verifier.handle(commitOf(bodies[4]));
     await verifier.idle();
@@ -314,17 +315,9 @@ describe('Verifier', () => {
 
     const stranger = await SignedRepo.create('did:plc:nobodyknowsme000000000000');
     verifier.handle(commitOf(await stranger.commit(6, [post('?')])));
-    await waitFor(async () => (await metric('contrail_verify_failures_total', '{reason="unknown_key"}')) === 1);
+    await waitUntil(async () => (await metric('contrail_verify_failures_total', '{reason="unknown_key"}')) === 1, 'one unknown_key failure to be counted');
   });
 });
-
-async function waitFor(condition: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 describe('gateway with --verify full', () => {
   test('a repo waiting for its key is overtaken by other repos, never reordered within itself; time_us follows emission, so a replay repeats what live clients got', async (t) => {
