@@ -1,16 +1,28 @@
 /**
  * bench/cluster: what the cluster mode costs and gives, beside the single process in the same run.
  * Every contrail here is a real `contrail serve` child process; NATS is Debian's nats-server on
- * 127.0.0.1, one server (R1) or a three-server cluster (R3).
+ * 127.0.0.1, one server (R1) or a three-server cluster (R3). Frames are made before anything is
+ * timed (the synthetic firehose makes a few hundred a second here: making them on the fly capped
+ * every figure at its pace), and the same frames feed every topology.
  *
- *  - ingest: a backlog of synthetic frames pushed at once; events/s until every node holds them.
- *  - latency: a steady 2,000 events/s; a client on the leader and one on a follower measure
+ *  - ingest: a catch-up. The nodes read one frame, stop, and the relay is filled with a backlog;
+ *    restarted, the (leader) node resumes from its cursor and the relay sends the backlog as fast
+ *    as the socket takes it. Events/s from the relay's connection until every node holds the
+ *    backlog: in a cluster that is relay → leader → stream → every node's buffer. Beside it, from
+ *    /proc, events per CPU second of the busiest process (the leader: what one free core would
+ *    sustain, whatever else the machine runs) and the CPU of every process per 1,000 events.
+ *  - latency: a steady 2,000 frames/s; a client of the leader and one of the follower measure
  *    arrival − time_us (time_us is taken when the leader reads the frame), beside a client of the
  *    single process.
  *  - fan-out: 1,000 clients on one serving node, then 500 on each of two, during a burst.
  *  - failover: kill -9 of the leader; how long a client of another node waits for the first
  *    event read by the new leader.
+ *
+ * `npx tsx bench/cluster.ts [ingest] [latency] [fanout] [failover]` runs only the named sections.
  */
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ServeProcess } from '../test/support/serve-process.ts';
 import { FakeRelay } from '../test/support/fake-relay.ts';
 import { tempDir } from '../test/support/gateway.ts';
@@ -20,15 +32,21 @@ import { SyntheticFirehose, type SyntheticFrame } from '../test/support/syntheti
 import { Clients, paced, percentile } from './fanout.ts';
 import { median, printTable, type Row } from './table.ts';
 
-const INGEST_FRAMES = 20_000;
+const SEED = 21;
+const INGEST_FRAMES = 40_000;
 const LATENCY_RATE = 2_000;
 const LATENCY_SECONDS = 5;
 const FANOUT_CLIENTS = 1_000;
 const FANOUT_FRAMES = 300;
+const FANOUT_BURSTS = 3;
 const RUNS = 3;
 const KILLS = 3;
 
-type Topology = { name: string; natsServers: number } | { name: string; natsServers: 0 };
+interface Topology {
+  name: string;
+  /** 0: the single process, without --nats. */
+  natsServers: number;
+}
 
 const TOPOLOGIES: Topology[] = [
   { name: 'single process', natsServers: 0 },
@@ -36,12 +54,43 @@ const TOPOLOGIES: Topology[] = [
   { name: 'cluster, NATS R3', natsServers: 3 },
 ];
 
+/**
+ * The first `count` frames of the seeded stream. Making them costs minutes on a busy 2-core
+ * machine, so they are kept in the OS temp dir between runs (the seed and count name the file).
+ */
+function preparedFrames(count: number): SyntheticFrame[] {
+  const path = join(tmpdir(), `contrail-bench-cluster-frames-${SEED}-${count}.bin`);
+  if (existsSync(path)) {
+    const data = readFileSync(path);
+    const frames: SyntheticFrame[] = [];
+    for (let at = 0; at < data.byteLength; ) {
+      const seq = data.readUInt32LE(at);
+      const events = data.readUInt32LE(at + 4);
+      const length = data.readUInt32LE(at + 8);
+      frames.push({ seq, events, bytes: data.subarray(at + 12, at + 12 + length) });
+      at += 12 + length;
+    }
+    if (frames.length === count) return frames;
+  }
+  progress(`making ${count.toLocaleString('en-US')} frames (kept in ${path} for the next run)`);
+  const frames = new SyntheticFirehose({ seed: SEED, accounts: 20_000 }).frames(count);
+  const parts = frames.flatMap((frame) => {
+    const prefix = Buffer.alloc(12);
+    prefix.writeUInt32LE(frame.seq);
+    prefix.writeUInt32LE(frame.events, 4);
+    prefix.writeUInt32LE(frame.bytes.byteLength, 8);
+    return [prefix, frame.bytes];
+  });
+  writeFileSync(path, Buffer.concat(parts));
+  return frames;
+}
+
 /** A relay, NATS (or none) and `nodes` contrail processes against them. */
 class Setup {
-  readonly frames: SyntheticFrame[] = [];
-  readonly #firehose = new SyntheticFirehose({ seed: 21, accounts: 20_000 });
+  /** Every frame pushed to the relay so far. */
+  readonly pushed: SyntheticFrame[] = [];
   readonly #dirs: Array<{ remove(): void }> = [];
-  /** Each node's data dir, so a killed node restarts on its own buffer. */
+  /** Each node's data dir, so a stopped node restarts on its own buffer. */
   readonly dataDirs = new Map<ServeProcess, string>();
 
   private constructor(
@@ -72,24 +121,46 @@ class Setup {
     return node;
   }
 
-  /** The next `count` frames of the stream, not pushed yet. */
-  take(count: number): SyntheticFrame[] {
-    return this.#firehose.frames(count);
-  }
-
-  push(count: number, frames = this.take(count)): void {
+  push(frames: SyntheticFrame[]): void {
     for (const frame of frames) {
       this.relay.push({ seq: frame.seq, bytes: frame.bytes });
-      this.frames.push(frame);
+      this.pushed.push(frame);
     }
   }
 
   get lastSeq(): number {
-    return this.frames.at(-1)?.seq ?? 0;
+    return this.pushed.at(-1)?.seq ?? 0;
   }
 
+  /** Resolves once `node` holds every frame pushed (polled every 50 ms, not to load what is measured). */
   async settled(node: ServeProcess, timeoutMs = 300_000): Promise<void> {
-    await waitUntil(async () => ((await stats(node.port)).upstreamCursor?.seq ?? 0) >= this.lastSeq, `upstream seq ${this.lastSeq}`, timeoutMs);
+    const deadline = Date.now() + timeoutMs;
+    while (((await stats(node.port)).upstreamCursor?.seq ?? 0) < this.lastSeq) {
+      if (Date.now() > deadline) throw new Error(`node did not reach upstream seq ${this.lastSeq}\n${node.tail()}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
+  async allSettled(): Promise<void> {
+    await Promise.all(this.nodes.map((node) => this.settled(node)));
+  }
+
+  /** The index of the node that leads now (the single process leads itself). */
+  async leader(): Promise<number> {
+    if (!this.nats) return 0;
+    let index = -1;
+    await waitUntil(
+      () => {
+        index = this.nodes.findIndex((node) => {
+          const terms = node.logs.filter((record) => /this node is the ingest leader|lost the ingest lease|stops leading/.test(record.msg));
+          return terms.at(-1)?.msg === 'this node is the ingest leader';
+        });
+        return index >= 0;
+      },
+      'a leader',
+      60_000,
+    );
+    return index;
   }
 
   async stop(): Promise<void> {
@@ -106,23 +177,61 @@ class Setup {
   }
 }
 
-async function ingestRate(topology: Topology): Promise<number> {
+/** Linux's USER_HZ: /proc counts CPU time in these ticks. */
+const CLOCK_TICKS_PER_SECOND = 100;
+
+/** CPU seconds (user + system, all threads) a process has used so far. */
+function cpuSeconds(pid: number): number {
+  // After "pid (comm) " the state is field 3; utime and stime are fields 14 and 15.
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
+}
+
+interface CatchUp {
+  /** Events per wall-clock second. */
+  rate: number;
+  /** Events per CPU second of the busiest contrail process (the leader): what one core sustains, whatever else runs. */
+  perBusiestCpuSecond: number;
+  /** CPU ms per 1,000 events, every contrail and NATS process together. */
+  cpuMsPerThousand: number;
+}
+
+/** A catch-up on the backlog (see the header): from the relay's connection until every node holds it. */
+async function catchUp(topology: Topology, frames: SyntheticFrame[]): Promise<CatchUp> {
   const setup = await Setup.start(topology, 2);
   try {
+    setup.push(frames.slice(0, 1));
+    await setup.allSettled();
+    const before = (await stats(setup.nodes[0]!.port)).eventCount;
+    await Promise.all(setup.nodes.map((node) => node.stop()));
+    setup.push(frames.slice(1));
+    const connections = setup.relay.cursors.length;
+    const stopped = [...setup.nodes];
+    stopped.forEach((node, i) => setup.launch(i, setup.dataDirs.get(node)));
+    while (setup.relay.cursors.length === connections) await new Promise((resolve) => setTimeout(resolve, 2));
     const started = performance.now();
-    setup.push(INGEST_FRAMES);
-    await Promise.all(setup.nodes.map((node) => setup.settled(node)));
+    const natsPids = (setup.nats?.servers ?? []).map((server) => server.process!.pid!);
+    const cpuAtStart = [...setup.nodes.map((node) => cpuSeconds(node.pid)), ...natsPids.map(cpuSeconds)];
+    await Promise.all(setup.nodes.map((node) => node.waitServing(60_000)));
+    await setup.allSettled();
     const seconds = (performance.now() - started) / 1000;
-    return (await stats(setup.nodes[0]!.port)).eventCount / seconds;
+    const cpu = [...setup.nodes.map((node) => cpuSeconds(node.pid)), ...natsPids.map(cpuSeconds)].map((used, i) => used - cpuAtStart[i]!);
+    const events = (await stats(setup.nodes[0]!.port)).eventCount - before;
+    return {
+      rate: events / seconds,
+      perBusiestCpuSecond: events / Math.max(...cpu.slice(0, setup.nodes.length)),
+      cpuMsPerThousand: (cpu.reduce((sum, used) => sum + used, 0) * 1000 * 1000) / events,
+    };
   } finally {
     await setup.stop();
   }
 }
 
-/** arrival − time_us in µs for every event a client of each node receives at a steady rate. */
-async function latencies(topology: Topology): Promise<number[][]> {
+/** arrival − time_us in µs for every event a client of the leader and of the follower (or of the single process) receives at a steady rate. */
+async function latencies(topology: Topology, frames: SyntheticFrame[]): Promise<{ leader: number[]; follower?: number[] }> {
   const setup = await Setup.start(topology, 2);
   try {
+    const leaderIndex = await setup.leader();
     const subscriptions = await Promise.all(setup.nodes.map((node) => Subscription.open(node.port)));
     const arrivals = subscriptions.map(() => [] as number[]);
     subscriptions.forEach((subscription, i) =>
@@ -131,29 +240,29 @@ async function latencies(topology: Topology): Promise<number[][]> {
         arrivals[i]!.push((performance.timeOrigin + performance.now()) * 1000 - timeUs);
       }),
     );
-    const frames = LATENCY_RATE * LATENCY_SECONDS;
-    await paced(frames, LATENCY_RATE, () => setup.push(1));
-    await Promise.all(setup.nodes.map((node) => setup.settled(node)));
+    const count = LATENCY_RATE * LATENCY_SECONDS;
+    await paced(count, LATENCY_RATE, (i) => setup.push([frames[i]!]));
+    await setup.allSettled();
     await new Promise((resolve) => setTimeout(resolve, 500));
     for (const subscription of subscriptions) await subscription.close();
-    return arrivals;
+    return { leader: arrivals[leaderIndex]!, follower: arrivals.find((_, i) => i !== leaderIndex) };
   } finally {
     await setup.stop();
   }
 }
 
-async function fanoutRate(topology: Topology, servingNodes: number): Promise<number> {
-  const setup = await Setup.start(topology, servingNodes);
+/** Frames/s delivered to FANOUT_CLIENTS clients spread over `servingNodes` nodes, median of the bursts. */
+async function fanoutRate(servingNodes: number, frames: SyntheticFrame[]): Promise<number> {
+  const setup = await Setup.start({ name: 'R1', natsServers: 1 }, servingNodes);
   try {
     const urls = Array.from({ length: FANOUT_CLIENTS }, (_, i) => `ws://127.0.0.1:${setup.nodes[i % servingNodes]!.port}/subscribe`);
     const clients = await Clients.open(urls);
     const rates: number[] = [];
-    for (let run = 0; run < RUNS; run++) {
-      const frames = setup.take(FANOUT_FRAMES);
-      const events = frames.reduce((sum, frame) => sum + frame.events, 0);
-      rates.push((await clients.measure(events * FANOUT_CLIENTS, () => setup.push(FANOUT_FRAMES, frames))).rate);
-      await Promise.all(setup.nodes.map((node) => setup.settled(node)));
-      await Promise.all(setup.nodes.map((node) => setup.settled(node)));
+    for (let burst = 0; burst < FANOUT_BURSTS; burst++) {
+      const slice = frames.slice(burst * FANOUT_FRAMES, (burst + 1) * FANOUT_FRAMES);
+      const events = slice.reduce((sum, frame) => sum + frame.events, 0);
+      rates.push((await clients.measure(events * FANOUT_CLIENTS, () => setup.push(slice))).rate);
+      await setup.allSettled();
     }
     await clients.close();
     return median(rates);
@@ -163,21 +272,21 @@ async function fanoutRate(topology: Topology, servingNodes: number): Promise<num
 }
 
 /** ms from kill -9 of the leader until a client of another node receives an event the new leader read. */
-async function failoverGaps(leaseMs: number): Promise<number[]> {
+async function failoverGaps(leaseMs: number, frames: SyntheticFrame[]): Promise<number[]> {
   const setup = await Setup.start({ name: 'R3', natsServers: 3 }, 3, leaseMs);
   const gaps: number[] = [];
   let flowing = true;
   const flow = (async () => {
-    while (flowing) {
-      setup.push(4);
+    // About 400 frames/s: the prepared frames last well past the kills.
+    for (let next = 0; flowing && next < frames.length; next++) {
+      setup.push([frames[next]!]);
       await new Promise((resolve) => setTimeout(resolve, 2));
     }
   })();
   try {
     for (let kill = 0; kill < KILLS; kill++) {
-      const leaderIndex = await currentLeader(setup);
-      const watcherIndex = (leaderIndex + 1) % setup.nodes.length;
-      const watcher = await Subscription.open(setup.nodes[watcherIndex]!.port);
+      const leaderIndex = await setup.leader();
+      const watcher = await Subscription.open(setup.nodes[(leaderIndex + 1) % setup.nodes.length]!.port);
       await watcher.waitForCount(10, 'live events before the kill');
       const killedAtUs = (performance.timeOrigin + performance.now()) * 1000;
       const leader = setup.nodes[leaderIndex]!;
@@ -186,8 +295,7 @@ async function failoverGaps(leaseMs: number): Promise<number[]> {
       await waitUntil(() => watcher.events.some((event) => event.time_us > killedAtUs), 'an event from the new leader', 60_000);
       gaps.push(performance.timeOrigin + performance.now() - killedAtUs / 1000);
       await watcher.close();
-      const restarted = setup.launch(leaderIndex, setup.dataDirs.get(leader));
-      await restarted.waitServing(60_000);
+      await setup.launch(leaderIndex, setup.dataDirs.get(leader)).waitServing(60_000);
     }
   } finally {
     flowing = false;
@@ -197,67 +305,94 @@ async function failoverGaps(leaseMs: number): Promise<number[]> {
   return gaps;
 }
 
-async function currentLeader(setup: Setup): Promise<number> {
-  let index = -1;
-  await waitUntil(
-    () => {
-      index = setup.nodes.findIndex((node) => {
-        const terms = node.logs.filter((record) => /this node is the ingest leader|lost the ingest lease|stops leading/.test(record.msg));
-        return terms.at(-1)?.msg === 'this node is the ingest leader';
-      });
-      return index >= 0;
-    },
-    'a leader',
-    60_000,
-  );
-  return index;
-}
-
 function progress(text: string): void {
   process.stderr.write(`cluster: ${text}…\n`);
 }
 
-export async function run(): Promise<Row[]> {
+const ms = (micros: number) => (micros / 1000).toFixed(2);
+
+const SECTIONS = ['ingest', 'latency', 'fanout', 'failover'];
+
+/** Runs the named sections (all by default: the whole run takes many minutes). */
+export async function run(sections = new Set(SECTIONS)): Promise<Row[]> {
   const missing = natsServerMissing();
   if (missing) return [{ bench: 'cluster', case: `skipped: ${missing}` }];
+  const frames = preparedFrames(INGEST_FRAMES);
+  const events = frames.reduce((sum, frame) => sum + frame.events, 0);
   const rows: Row[] = [];
-  // Each row also goes to stderr as soon as it is measured: the whole run takes minutes.
+  // Each row also goes to stderr as soon as it is measured: the whole run takes many minutes.
   const add = (row: Row) => {
     process.stderr.write(`cluster: ${JSON.stringify(row)}\n`);
     rows.push(row);
   };
-  for (const topology of TOPOLOGIES) {
-    progress(`ingest, ${topology.name}`);
-    const rate = await ingestRate(topology);
-    add({ bench: 'ingest', case: `${topology.name}: ${INGEST_FRAMES.toLocaleString('en-US')} frames at once`, 'events/s': Math.round(rate) });
-  }
-  for (const topology of TOPOLOGIES) {
-    progress(`latency, ${topology.name}`);
-    const samples = await latencies(topology);
-    samples.forEach((values, i) => {
-      const where = topology.natsServers === 0 ? 'client of the process' : i === 0 ? 'client of node 0' : 'client of node 1';
-      add({
-        bench: 'latency',
-        case: `${topology.name}, ${where}, ${LATENCY_RATE} ev/s`,
-        events: values.length,
-        'p50 ms': (percentile(values, 50) / 1000).toFixed(2),
-        'p99 ms': (percentile(values, 99) / 1000).toFixed(2),
-      });
+
+  const ingest = new Map<string, CatchUp>();
+  for (const topology of sections.has('ingest') ? TOPOLOGIES : []) {
+    const runs: CatchUp[] = [];
+    for (let i = 0; i < RUNS; i++) {
+      progress(`ingest, ${topology.name}, run ${i + 1}`);
+      runs.push(await catchUp(topology, frames));
+    }
+    const result = {
+      rate: median(runs.map((run) => run.rate)),
+      perBusiestCpuSecond: median(runs.map((run) => run.perBusiestCpuSecond)),
+      cpuMsPerThousand: median(runs.map((run) => run.cpuMsPerThousand)),
+    };
+    ingest.set(topology.name, result);
+    const single = ingest.get(TOPOLOGIES[0]!.name)!;
+    add({
+      bench: 'ingest',
+      case: `${topology.name}: catch-up on ${events.toLocaleString('en-US')} events, until every node holds them`,
+      'events/s': Math.round(result.rate),
+      'events per CPU-s of the leader': Math.round(result.perBusiestCpuSecond),
+      'vs single': `${(result.perBusiestCpuSecond / single.perBusiestCpuSecond).toFixed(2)}×`,
+      'CPU ms per 1k events, all processes': Math.round(result.cpuMsPerThousand),
     });
   }
-  for (const serving of [1, 2]) {
-    progress(`fan-out, ${serving} serving node(s)`);
-    const rate = await fanoutRate({ name: 'R1', natsServers: 1 }, serving);
-    add({ bench: 'fanout', case: `cluster R1, ${FANOUT_CLIENTS} clients on ${serving} node(s)`, 'frames/s': Math.round(rate) });
+
+  for (const topology of sections.has('latency') ? TOPOLOGIES : []) {
+    const p50: { leader: number[]; follower: number[] } = { leader: [], follower: [] };
+    const p99: { leader: number[]; follower: number[] } = { leader: [], follower: [] };
+    for (let i = 0; i < RUNS; i++) {
+      progress(`latency, ${topology.name}, run ${i + 1}`);
+      const samples = await latencies(topology, frames);
+      for (const role of ['leader', 'follower'] as const) {
+        const values = samples[role];
+        if (!values) continue;
+        p50[role].push(percentile(values, 50));
+        p99[role].push(percentile(values, 99));
+      }
+    }
+    for (const role of ['leader', 'follower'] as const) {
+      if (p50[role].length === 0) continue;
+      const where = topology.natsServers === 0 ? 'client of the process' : `client of the ${role}`;
+      add({ bench: 'latency', case: `${topology.name}, ${where}, ${LATENCY_RATE.toLocaleString('en-US')} frames/s`, 'p50 ms': ms(median(p50[role])), 'p99 ms': ms(median(p99[role])) });
+    }
   }
-  for (const leaseMs of [2_000, 5_000]) {
+
+  const fanout: number[] = [];
+  for (const serving of sections.has('fanout') ? [1, 2] : []) {
+    progress(`fan-out, ${serving} serving node(s)`);
+    fanout.push(await fanoutRate(serving, frames));
+    add({
+      bench: 'fanout',
+      case: `cluster R1, ${FANOUT_CLIENTS.toLocaleString('en-US')} clients on ${serving} node(s)`,
+      'frames/s': Math.round(fanout.at(-1)!),
+      'vs 1 node': `${(fanout.at(-1)! / fanout[0]!).toFixed(2)}×`,
+    });
+  }
+
+  for (const leaseMs of sections.has('failover') ? [2_000, 5_000] : []) {
     progress(`failover, lease ${leaseMs} ms`);
-    const gaps = await failoverGaps(leaseMs);
+    const gaps = await failoverGaps(leaseMs, frames);
     add({ bench: 'failover', case: `kill -9 of the leader, lease ${leaseMs / 1000} s, R3 (${KILLS} kills)`, 'median ms': Math.round(median(gaps)), 'max ms': Math.round(Math.max(...gaps)) });
   }
   return rows;
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  printTable('cluster: contrail processes on NATS JetStream beside the single process, same run', await run());
+  const named = process.argv.slice(2);
+  const unknown = named.filter((section) => !SECTIONS.includes(section));
+  if (unknown.length > 0) throw new Error(`unknown section ${unknown.join(', ')}: choose from ${SECTIONS.join(', ')}`);
+  printTable('cluster: contrail processes on NATS JetStream beside the single process, same run', await run(named.length > 0 ? new Set(named) : undefined));
 }

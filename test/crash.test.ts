@@ -16,6 +16,7 @@ import { EventStore } from '../src/store/event-store.ts';
 import { FakeRelay } from './support/fake-relay.ts';
 import { assertSameOps, eventOpId, upstreamOpIds } from './support/op-ids.ts';
 import { tempDir } from './support/gateway.ts';
+import { waitUntil } from './support/poll.ts';
 import { mulberry32, SyntheticFirehose, type SyntheticFrame } from './support/synthetic.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -80,16 +81,6 @@ async function stats(port: number): Promise<{ eventCount: number; upstreamCursor
   return (await response.json()) as { eventCount: number; upstreamCursor: { seq: number } | null };
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000, intervalMs = 25): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
-  }
-}
-
 function storedEvents(dataDir: string): Array<{ timeUs: number; id: string }> {
   const store = new EventStore({ dataDir, hotLogBytes: 0, readOnly: true });
   const out: Array<{ timeUs: number; id: string }> = [];
@@ -134,7 +125,7 @@ test(`SIGKILL at ${KILLS} random points during ingest loses and duplicates nothi
   await relay.waitForConnections(1, 30_000);
   assert.equal(relay.cursors[0], undefined, 'an empty buffer starts live');
   push(100);
-  await until('the first commit', async () => ((await stats(firstPort)).upstreamCursor ? true : undefined));
+  await waitUntil(async () => (await stats(firstPort)).upstreamCursor !== null, 'the first commit', 30_000);
 
   // Each life: the relay holds a backlog for the gateway (frames pushed while it was down), then
   // streams live frames steadily — a few every few milliseconds — and the gateway is killed after
@@ -145,7 +136,7 @@ test(`SIGKILL at ${KILLS} random points during ingest loses and duplicates nothi
   for (let kills = 0; kills < KILLS; kills++) {
     // Once this gateway is committing (its first batch is durable), stream and kill.
     const port = await gateway.port;
-    await until(`gateway ${kills + 1} to commit`, async () => ((await stats(port)).upstreamCursor!.seq > lifeStartSeq ? true : undefined), 30_000, 5);
+    await waitUntil(async () => (await stats(port)).upstreamCursor!.seq > lifeStartSeq, `gateway ${kills + 1} to commit`, 30_000);
     const streamed = 1 + Math.floor(random() * MAX_STREAMED_PER_LIFE);
     for (let sent = 0; sent < streamed; sent += 4) {
       push(Math.min(4, streamed - sent));
@@ -182,7 +173,7 @@ test(`SIGKILL at ${KILLS} random points during ingest loses and duplicates nothi
   push(FRAMES);
   const port = await gateway.port;
   const last = frames[FRAMES - 1].seq;
-  await until('ingest of the whole stream', async () => ((await stats(port)).upstreamCursor?.seq === last ? true : undefined), 60_000);
+  await waitUntil(async () => (await stats(port)).upstreamCursor?.seq === last, 'ingest of the whole stream', 60_000);
   const expected = upstreamOpIds(frames);
   const finalStats = await stats(port);
   gateway.child.kill('SIGTERM');

@@ -369,7 +369,8 @@ describe('commit failures', () => {
     const dataDir = storeDir(t);
     const store = new FailingStore({ dataDir, hotLogBytes: 1 << 20 });
     t.after(() => store.close().catch(() => {}));
-    const h = harness(store, { retryDelayMs: 5 });
+    const retryDelayMs = 5;
+    const h = harness(store, { retryDelayMs });
     for (let seq = 1; seq <= 5; seq++) h.ingester.handle(post(seq, did(seq), seq));
     await h.ingester.flush();
     store.failures = Infinity;
@@ -377,7 +378,8 @@ describe('commit failures', () => {
     assert.equal(await h.ingester.flush(200), false, 'shutdown does not wait forever on a failing disk');
     const errorsAtGiveUp = (await h.metrics.commitErrors.get()).values[0].value;
     assert.ok(errorsAtGiveUp >= 1);
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    // Retries come every retryDelayMs: twenty of those without one is no retrying.
+    await new Promise((resolve) => setTimeout(resolve, 20 * retryDelayMs));
     assert.equal((await h.metrics.commitErrors.get()).values[0].value, errorsAtGiveUp, 'no retries after giving up');
     assert.deepEqual(store.upstreamCursor, { url: RELAY, seq: 5 }, 'a restart reads the uncommitted frames again');
     assert.equal(labels(store).length, 5);

@@ -17,6 +17,7 @@ import { EventStore, type EventStoreOptions } from '../src/store/event-store.ts'
 import { createStoreMetrics } from '../src/store/metrics.ts';
 import { Retention } from '../src/store/retention.ts';
 import { tempDir } from './support/gateway.ts';
+import { waitUntil } from './support/poll.ts';
 import { mulberry32 } from './support/synthetic.ts';
 
 const DIDS = ['did:plc:alice000000000000000000a', 'did:plc:bob00000000000000000000b', 'did:web:carol.example.com'];
@@ -628,7 +629,7 @@ describe('retention', () => {
     const roomy = new Retention({ store, maxAgeMs: 24 * 3_600_000, maxBytes: 40e9, logger, metrics, capacityReportMs: 50 });
     roomy.start();
     await store.commit({ entries: makeEntries(500, Date.now() * 1000), revs: new Map() });
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await waitUntil(() => lines.some((l) => /at the measured rate/.test(l.msg)), 'a capacity report at the measured rate');
     await roomy.stop();
     assert.equal(lines[0].level, 30);
     assert.match(lines[0].msg, /holds about 27\.8 h of events at the live network's ~2,000 events\/s/);

@@ -8,7 +8,8 @@ import { decodeFrame } from '../src/upstream/frame.ts';
 import { parseMessage, type UpstreamMessage } from '../src/upstream/messages.ts';
 import { FakeRelay } from './support/fake-relay.ts';
 import { accountFrame, carOf, cborBlock, commitFrame, encodeFrame, errorFrame, identityFrame, tidFor, type OpSpec } from './support/frames.ts';
-import { metricValue, seqsOf, startClient, waitFor } from './support/upstream-harness.ts';
+import { metricValue, seqsOf, startClient } from './support/upstream-harness.ts';
+import { waitUntil } from './support/poll.ts';
 
 const MAX = 5 * 1024 * 1024;
 const DID = 'did:plc:ewvi7nxzyoun6zhxrhs64oiz';
@@ -207,7 +208,7 @@ test('end to end: each bad frame is counted by reason and logged, and the client
     await relay.stop();
   });
   await relay.waitForConnections(1);
-  await waitFor(() => harness.client.connected, 'the client to connect');
+  await waitUntil(() => harness.client.connected, 'the client to connect');
 
   const forged = commitFrame({ seq: 6, repo: DID, rev: tidFor(6), ops: [like('3lbv2xh5u3s22')], omitRecords: true, extraBlocks: [{ cid: cborBlock(LIKE).cid, bytes: dagCbor.encode({ $type: 'forged' }) }] });
   const noSlash = commitFrame({ seq: 8, repo: DID, rev: tidFor(8), ops: [{ action: 'delete', path: 'app.bsky.feed.like' }] });
@@ -237,7 +238,7 @@ test('end to end: each bad frame is counted by reason and logged, and the client
     if (typeof item === 'string') relay.pushText(item);
     else relay.push({ bytes: item });
   }
-  await waitFor(() => seqsOf(harness.messages).includes(13), 'the last good frame');
+  await waitUntil(() => seqsOf(harness.messages).includes(13), 'the last good frame');
 
   assert.deepEqual(seqsOf(harness.messages), [1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13]);
   const bySeq = new Map(harness.messages.flatMap((m) => (m.type === 'commit' ? [[m.seq, m] as const] : [])));

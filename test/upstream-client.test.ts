@@ -17,6 +17,7 @@ import { normalizeUpstreamUrl } from '../src/upstream/url.ts';
 import { FakeRelay } from './support/fake-relay.ts';
 import { commitFrame, errorFrame, tidFor } from './support/frames.ts';
 import { tempDir } from './support/gateway.ts';
+import { waitUntil } from './support/poll.ts';
 import { SyntheticFirehose, type SyntheticFrame } from './support/synthetic.ts';
 import {
   capturingLogger,
@@ -25,7 +26,6 @@ import {
   seqsOf,
   startClient,
   storedEvents,
-  waitFor,
   type ClientHarness,
   type IngestHarness,
   type LogLine,
@@ -90,10 +90,10 @@ function assertStoredExactly(rig: Rig, frames: SyntheticFrame[]): void {
 test('consumes a scripted stream end to end into the store', async (t) => {
   const r = await rig(t);
   await r.relay.waitForConnections(1);
-  await waitFor(() => r.harness.client.connected, 'the client to connect');
+  await waitUntil(() => r.harness.client.connected, 'the client to connect');
   const frames = new SyntheticFirehose({ seed: 11, accounts: 200 }).frames(300);
   push(r.relay, frames);
-  await waitFor(() => storedSeq(r) === 300, 'seq 300 to be stored');
+  await waitUntil(() => storedSeq(r) === 300, 'seq 300 to be stored');
   assert.deepEqual(seqsOf(r.harness.messages), frames.map((f) => f.seq));
   assertStoredExactly(r, frames);
   assert.equal(await metricValue(r.registry, 'contrail_ingest_drops_total'), 0);
@@ -106,15 +106,15 @@ test('the relay dropping the socket: the client reconnects with ?cursor=<last se
   const first = synthetic.frames(100);
   const second = synthetic.frames(100);
   await r.relay.waitForConnections(1);
-  await waitFor(() => r.harness.client.connected, 'the client to connect');
+  await waitUntil(() => r.harness.client.connected, 'the client to connect');
   push(r.relay, first);
-  await waitFor(() => seqsOf(r.harness.messages).at(-1) === 100, 'seq 100 to arrive');
+  await waitUntil(() => seqsOf(r.harness.messages).at(-1) === 100, 'seq 100 to arrive');
 
   // The relay cuts the TCP connection; while the client is away, the stream moves on.
   r.relay.dropClients();
   push(r.relay, second);
   await r.relay.waitForConnections(2);
-  await waitFor(() => storedSeq(r) === 200, 'seq 200 to be stored');
+  await waitUntil(() => storedSeq(r) === 200, 'seq 200 to be stored');
   assert.deepEqual(r.relay.cursors, [undefined, 100]);
   assert.deepEqual(seqsOf(r.harness.messages), [...first, ...second].map((f) => f.seq));
   assertStoredExactly(r, [...first, ...second]);
@@ -127,16 +127,16 @@ test('a cut while frames are in flight, and a relay replaying what was already s
   const synthetic = new SyntheticFirehose({ seed: 13, accounts: 200 });
   const frames = synthetic.frames(400);
   await r.relay.waitForConnections(1);
-  await waitFor(() => r.harness.client.connected, 'the client to connect');
+  await waitUntil(() => r.harness.client.connected, 'the client to connect');
   push(r.relay, frames.slice(0, 300));
-  await waitFor(() => r.harness.messages.length > 0, 'the first frames');
+  await waitUntil(() => r.harness.messages.length > 0, 'the first frames');
   r.relay.dropClients(); // wherever the stream happens to be
   await r.relay.waitForConnections(2);
-  await waitFor(() => storedSeq(r) === 300, 'seq 300 to be stored');
+  await waitUntil(() => storedSeq(r) === 300, 'seq 300 to be stored');
   // A relay that re-sends an overlap (as after its own restart): seqs 250..300 again, then new ones.
   push(r.relay, frames.slice(249, 300));
   push(r.relay, frames.slice(300));
-  await waitFor(() => storedSeq(r) === 400, 'seq 400 to be stored');
+  await waitUntil(() => storedSeq(r) === 400, 'seq 400 to be stored');
   const resumedFrom = r.relay.cursors[1]!;
   assert.ok(resumedFrom >= 1 && resumedFrom <= 300, `resumed from ${resumedFrom}`);
   assertStoredExactly(r, frames);
@@ -147,7 +147,7 @@ test('a cut while frames are in flight, and a relay replaying what was already s
 test('a record that breaks the data model is dropped, counted and logged; the rest of its commit is stored', async (t) => {
   const r = await rig(t);
   await r.relay.waitForConnections(1);
-  await waitFor(() => r.harness.client.connected, 'the client to connect');
+  await waitUntil(() => r.harness.client.connected, 'the client to connect');
   const did = 'did:plc:ewvi7nxzyoun6zhxrhs64oiz';
   r.relay.push({
     seq: 1,
@@ -161,7 +161,7 @@ test('a record that breaks the data model is dropped, counted and logged; the re
       ],
     }),
   });
-  await waitFor(() => storedSeq(r) === 1, 'seq 1 to be stored');
+  await waitUntil(() => storedSeq(r) === 1, 'seq 1 to be stored');
   assert.deepEqual(storedEvents(r.ingest.store).map((e) => e.commit.rkey), ['3lbv2xh5u3s22']);
   assert.equal(await metricValue(r.registry, 'contrail_ingest_drops_total', { reason: 'bad_record' }), 1);
   assert.ok(r.ingestLogs.some((line) => line.level === 40 && line.path === 'app.bsky.feed.post/3lbv2xh5u3s23'), 'a warning naming the op');
@@ -189,10 +189,10 @@ test('FutureCursor: the client reconnects without a cursor, the Ingester forgets
     r.harness.logs.some((line) => line.level >= 50 && /FUTURE/.test(line.msg)),
     'an error-level log line saying the cursor is in the future',
   );
-  await waitFor(() => r.harness.client.connected, 'the client to reconnect');
+  await waitUntil(() => r.harness.client.connected, 'the client to reconnect');
   const live = synthetic.frames(5);
   push(relay, live);
-  await waitFor(() => storedSeq(r) === 15, 'the live frames to be stored');
+  await waitUntil(() => storedSeq(r) === 15, 'the live frames to be stored');
   assert.deepEqual(seqsOf(r.harness.messages), [11, 12, 13, 14, 15]);
   assertStoredExactly(r, live);
 });
@@ -202,16 +202,16 @@ test('a quiet upstream is normal: no exit, no reconnect, pings answered, and the
   // machine can stall the event loop past a very short one.
   const r = await rig(t, { pingIntervalMs: 250 });
   await r.relay.waitForConnections(1);
-  await waitFor(() => r.harness.client.connected, 'the client to connect');
+  await waitUntil(() => r.harness.client.connected, 'the client to connect');
   // Silence but for pings, each answered (as ws answers them), over several ping intervals.
-  await waitFor(() => r.relay.pings >= 4, 'four pings');
+  await waitUntil(() => r.relay.pings >= 4, 'four pings');
   assert.ok(r.harness.client.connected);
   assert.deepEqual(r.relay.cursors, [undefined]);
   assert.equal(await metricValue(r.registry, 'contrail_upstream_connects_total'), 1);
   assert.equal(await metricValue(r.registry, 'contrail_upstream_disconnects_total', { reason: 'closed' }), 0);
   const [frame] = new SyntheticFirehose({ seed: 16 }).frames(1);
   push(r.relay, [frame]);
-  await waitFor(() => storedSeq(r) === 1, 'the frame after the silence');
+  await waitUntil(() => storedSeq(r) === 1, 'the frame after the silence');
 });
 
 test('an upstream that stops answering pings is dropped and redialled', async (t) => {
@@ -227,7 +227,7 @@ test('an upstream that stops answering pings is dropped and redialled', async (t
   const url = `ws://127.0.0.1:${(server.address() as { port: number }).port}/xrpc/com.atproto.sync.subscribeRepos`;
   const harness = startClient(url, { pingIntervalMs: 20, backoffBaseMs: 10, backoffMaxMs: 50 });
   t.after(() => harness.client.stop());
-  await waitFor(() => connections.length >= 2, 'a second connection after the unanswered ping');
+  await waitUntil(() => connections.length >= 2, 'a second connection after the unanswered ping');
   assert.ok(harness.logs.some((line) => /did not answer a ping/.test(line.msg)));
   assert.ok(harness.logs.some((line) => line.msg === 'upstream disconnected; reconnecting' && line.cause === 'ping_timeout'));
   assert.ok((await metricValue(harness.registry, 'contrail_upstream_disconnects_total', { reason: 'ping_timeout' })) >= 1);
@@ -248,7 +248,7 @@ test('a relay that accepts TCP but never answers the WebSocket handshake is aban
   const url = `ws://127.0.0.1:${(silent.address() as { port: number }).port}/xrpc/com.atproto.sync.subscribeRepos`;
   const harness = startClient(url, { handshakeTimeoutMs: 100, backoffBaseMs: 10, backoffMaxMs: 50 });
   t.after(() => harness.client.stop());
-  await waitFor(() => accepted >= 3, 'three dials of the silent relay');
+  await waitUntil(() => accepted >= 3, 'three dials of the silent relay');
   const retries = harness.logs.filter((line) => line.msg === 'upstream disconnected; reconnecting');
   assert.ok(retries.length >= 2);
   assert.deepEqual(retries.slice(0, 2).map((line) => [line.cause, line.failures]), [['handshake_timeout', 1], ['handshake_timeout', 2]], 'each timeout is a failure: the backoff grows');
@@ -256,13 +256,13 @@ test('a relay that accepts TCP but never answers the WebSocket handshake is aban
   assert.equal(await metricValue(harness.registry, 'contrail_upstream_connects_total'), 0);
   assert.equal(harness.client.connected, false);
   assert.match(harness.client.problem ?? '', /^no WebSocket handshake within 100 ms$/);
-  await waitFor(() => held.size <= 1, 'abandoned dials to be closed, not leaked');
+  await waitUntil(() => held.size <= 1, 'abandoned dials to be closed, not leaked');
 });
 
 test('a frame too large for the socket (over 64 MiB) is counted, logged, and moved past: the client resumes after its seq', async (t) => {
   const r = await rig(t);
   await r.relay.waitForConnections(1);
-  await waitFor(() => r.harness.client.connected, 'the client to connect');
+  await waitUntil(() => r.harness.client.connected, 'the client to connect');
   const post = (seq: number) => ({ action: 'create' as const, path: `app.bsky.feed.post/${tidFor(seq)}`, record: { $type: 'app.bsky.feed.post', text: `post ${seq}`, createdAt: '2026-11-25T12:00:00.000Z' } });
   // seq 2 is a real #commit frame whose blocks alone exceed what the socket reads.
   const huge = Buffer.concat([
@@ -272,7 +272,7 @@ test('a frame too large for the socket (over 64 MiB) is counted, logged, and mov
   r.relay.push({ seq: 1, bytes: commitFrame({ seq: 1, repo: 'did:plc:abc', rev: tidFor(1), ops: [post(1)] }) });
   r.relay.push({ seq: 2, bytes: huge });
   r.relay.push({ seq: 3, bytes: commitFrame({ seq: 3, repo: 'did:plc:abc', rev: tidFor(3), ops: [post(3)] }) });
-  await waitFor(() => storedSeq(r) === 3, 'seq 3, after the huge frame, to be stored', 60_000);
+  await waitUntil(() => storedSeq(r) === 3, 'seq 3, after the huge frame, to be stored', 60_000);
   assert.deepEqual(r.relay.cursors, [undefined, 2], 'the reconnect resumes after the huge frame, not before it');
   assert.deepEqual(seqsOf(r.harness.messages), [1, 3]);
   assert.deepEqual(storedEvents(r.ingest.store).map((e) => e.commit.record.text), ['post 1', 'post 3']);
@@ -295,7 +295,7 @@ test('backoff: while nothing connects, the delay ceiling doubles per failure and
   t.after(() => harness.client.stop());
   const retries = () =>
     harness.logs.filter((line) => line.msg === 'upstream disconnected; reconnecting').map((line) => ({ failures: line.failures as number, retryInMs: line.retryInMs as number }));
-  await waitFor(() => retries().length >= 16, '16 failed dials');
+  await waitUntil(() => retries().length >= 16, '16 failed dials');
   const seen = retries().slice(0, 16);
   assert.deepEqual(seen.map((r) => r.failures), Array.from({ length: 16 }, (_, i) => i + 1), 'failures count up while nothing connects');
   for (const { failures, retryInMs } of seen) {
@@ -315,13 +315,13 @@ test('tuning options passed as undefined keep their defaults', async (t) => {
   t.after(() => relay.stop());
   const harness = startClient(relay.url, { maxFrameBytes: undefined, pingIntervalMs: undefined, backoffBaseMs: undefined, backoffMaxMs: undefined });
   t.after(() => harness.client.stop());
-  await waitFor(() => harness.client.connected, 'the client to connect');
+  await waitUntil(() => harness.client.connected, 'the client to connect');
   const frames = new SyntheticFirehose({ seed: 19 }).frames(50);
   push(relay, frames);
   const oversized = commitFrame({ seq: 51, repo: 'did:plc:abc', rev: tidFor(51), ops: [{ action: 'create', path: 'app.bsky.feed.post/3lbv2xh5u3s22', record: { $type: 'app.bsky.feed.post', text: 'x'.repeat(5 * 1024 * 1024) } }] });
   relay.push({ seq: 51, bytes: oversized });
   push(relay, new SyntheticFirehose({ seed: 20, firstSeq: 52 }).frames(1));
-  await waitFor(() => seqsOf(harness.messages).at(-1) === 52, 'seq 52');
+  await waitUntil(() => seqsOf(harness.messages).at(-1) === 52, 'seq 52');
   // The 5 MiB default limit held, and the 30 s default ping interval sent no ping in this time.
   assert.equal(await metricValue(harness.registry, 'contrail_ingest_drops_total', { reason: 'oversized' }), 1);
   assert.equal(relay.pings, 0);
@@ -340,7 +340,7 @@ test('an upstream that answers every connect with an error frame and a close mee
   const harness = startClient(url, { backoffBaseMs: 1, backoffMaxMs: 8 });
   t.after(() => harness.client.stop());
   const retries = () => harness.logs.filter((line) => line.msg === 'upstream disconnected; reconnecting');
-  await waitFor(() => retries().length >= 5, 'five refused connections');
+  await waitUntil(() => retries().length >= 5, 'five refused connections');
   assert.deepEqual(retries().slice(0, 5).map((line) => [line.cause, line.failures]), [
     ['error_frame', 1],
     ['error_frame', 2],
@@ -354,9 +354,9 @@ test('an upstream that answers every connect with an error frame and a close mee
 test('after a connection that delivered frames, the next retry starts from the base delay again', async (t) => {
   const r = await rig(t);
   await r.relay.waitForConnections(1);
-  await waitFor(() => r.harness.client.connected, 'the client to connect');
+  await waitUntil(() => r.harness.client.connected, 'the client to connect');
   push(r.relay, new SyntheticFirehose({ seed: 17 }).frames(3));
-  await waitFor(() => storedSeq(r) === 3, 'seq 3 to be stored');
+  await waitUntil(() => storedSeq(r) === 3, 'seq 3 to be stored');
   r.relay.dropClients();
   await r.relay.waitForConnections(2);
   const retry = r.harness.logs.find((line) => line.msg === 'upstream disconnected; reconnecting') as { failures: number; retryInMs: number } | undefined;
@@ -369,14 +369,20 @@ test('after a connection that delivered frames, the next retry starts from the b
 test('pause() holds frames back (TCP backpressure) and resume() delivers them in order', async (t) => {
   const r = await rig(t);
   await r.relay.waitForConnections(1);
-  await waitFor(() => r.harness.client.connected, 'the client to connect');
+  await waitUntil(() => r.harness.client.connected, 'the client to connect');
   r.harness.client.pause();
+  // A second, unpaused client of the same relay: once it has every frame, the relay has sent them
+  // to both, and the paused one would have read them by then.
+  const control = startClient(r.relay.url);
+  t.after(() => control.client.stop());
+  await r.relay.waitForConnections(2);
+  await waitUntil(() => control.client.connected, 'the control client to connect');
   const frames = new SyntheticFirehose({ seed: 18 }).frames(20);
   push(r.relay, frames);
-  await new Promise((resolve) => setTimeout(resolve, 100));
+  await waitUntil(() => control.messages.length === frames.length, 'the control client to read every frame');
   assert.equal(r.harness.messages.length, 0, 'nothing read while paused');
   r.harness.client.resume();
-  await waitFor(() => storedSeq(r) === 20, 'seq 20 to be stored');
+  await waitUntil(() => storedSeq(r) === 20, 'seq 20 to be stored');
   assert.deepEqual(seqsOf(r.harness.messages), frames.map((f) => f.seq));
 });
 
@@ -384,7 +390,7 @@ test('stop() closes the connection and nothing redials', async (t) => {
   const relay = await FakeRelay.start();
   t.after(() => relay.stop());
   const harness = startClient(relay.url, { backoffBaseMs: 1, backoffMaxMs: 2 });
-  await waitFor(() => harness.client.connected, 'the client to connect');
+  await waitUntil(() => harness.client.connected, 'the client to connect');
   await harness.client.stop();
   assert.equal(harness.client.connected, false);
   await new Promise((resolve) => setTimeout(resolve, 50));

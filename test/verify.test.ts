@@ -30,6 +30,7 @@ import { FakeRelay } from './support/fake-relay.ts';
 import { readJsonFixture } from './support/fixtures.ts';
 import { accountFrame, carOf, identityFrame } from './support/frames.ts';
 import { startTestGateway, tempDir } from './support/gateway.ts';
+import { waitUntil } from './support/poll.ts';
 import { httpGet, Subscription } from './support/subscribe-client.ts';
 import { SignedRepo, commitFrameOf, syncFrameOf, type CommitBody, type Write } from './support/signed-repo.ts';
 import { withBadSignature, withMissingProofNode, withWrongPrevData, withWrongRev, withoutPrev } from './support/tamper.mjs';
@@ -193,7 +194,7 @@ describe('real commits (@atproto/repo)', () => {
     plc.publish(repo.did, repo.signingKey);
     const { verifier, seqs } = await pipeline(t, plc.url, { checkPool: pool });
     verifier.handle(commitOf(create)); // held while its key is fetched, then judged
-    await waitFor(() => seqs().length === 1);
+    await waitUntil(() => seqs().length === 1, '() => seqs().length === 1');
     verifier.handle(commitOf(update)); // its check is started ahead, with the cached key
     verifier.handle(commitOf(withWrongPrevData(await repo.commit(4, [post('three')]))));
     await verifier.idle();
@@ -292,7 +293,7 @@ for (const threads of [0, 2]) {
 
       verifier.handle(commitOf(await alice.commit(1, [post('a1')])));
       await verifier.idle();
-      await waitFor(() => delivered.length === 1);
+      await waitUntil(() => delivered.length === 1, '() => delivered.length === 1');
       assert.deepEqual(delivered[0].released, true, 'alice was unknown: held, then released');
 
       const open = plc.stall();
@@ -304,7 +305,7 @@ for (const threads of [0, 2]) {
       assert.deepEqual(seqs(), [1, 3, 5], "alice's commits go ahead while bob's key is being fetched");
       assert.equal(verifier.heldBelow(), 2, 'the saved cursor must stay below the held seq');
       open();
-      await waitFor(() => delivered.length === 5);
+      await waitUntil(() => delivered.length === 5, '() => delivered.length === 5');
       assert.deepEqual(seqs(), [1, 3, 5, 2, 4]);
       assert.deepEqual(delivered.slice(3).map((d) => d.released), [true, true]);
       assert.equal(verifier.heldBelow(), undefined);
@@ -317,7 +318,7 @@ for (const threads of [0, 2]) {
       plc.publish(alice.did, alice.signingKey);
       const { verifier, delivered, metric, outOfSync } = await verifierOf(t, plc.url);
       verifier.handle(commitOf(await alice.commit(1, [post('before')])));
-      await waitFor(() => delivered.length === 1);
+      await waitUntil(() => delivered.length === 1, '() => delivered.length === 1');
 
       // Rotation announced: the document changes, then #identity, then a commit signed with the new key.
       // The commit comes right behind the #identity, while its refresh is still in flight: it
@@ -327,14 +328,14 @@ for (const threads of [0, 2]) {
       const afterRotation = await alice.commit(3, [post('after announced rotation')]);
       verifier.handle({ type: 'identity', seq: 2, did: alice.did, time: new Date().toISOString() });
       verifier.handle(commitOf(afterRotation));
-      await waitFor(() => delivered.length === 3);
+      await waitUntil(() => delivered.length === 3, '() => delivered.length === 3');
 
       // Rotation not announced: the signature fails with the cached key, the document is fetched again.
       await new Promise((resolve) => setTimeout(resolve, 5)); // the cached document must predate the commit
       alice.rotateKey(await Secp256k1Keypair.create());
       plc.publish(alice.did, alice.signingKey);
       verifier.handle(commitOf(await alice.commit(4, [post('after silent rotation')])));
-      await waitFor(() => delivered.length === 4);
+      await waitUntil(() => delivered.length === 4, '() => delivered.length === 4');
       assert.equal(await metric('contrail_verify_key_refreshes_total'), 2);
       assert.equal(await metric('contrail_verify_failures_total', '{reason="bad_signature"}'), 0);
       assert.deepEqual(outOfSync, []);
@@ -353,7 +354,7 @@ for (const threads of [0, 2]) {
       verifier.handle(commitOf(await alice.commit(6, [post('in sync again')])));
       verifier.handle(commitOf({ ...replay, seq: 7 })); // an old commit sent again under a new seq
       verifier.handle(commitOf(await alice.commit(6, [post('a duplicate seq')])));
-      await waitFor(async () => (await metric('contrail_verify_failures_total', '{reason="rev_not_newer"}')) === 1);
+      await waitUntil(async () => (await metric('contrail_verify_failures_total', '{reason="rev_not_newer"}')) === 1, 'async () => (await metric(\'contrail_verify_failures_total\', \'{reason="rev_not_newer"}\')) === 1');
       assert.deepEqual(seqs(), [1, 5, 6]);
       assert.equal(await metric('contrail_verify_duplicates_total'), 1);
       assert.equal(await metric('contrail_verify_failures_total', '{reason="bad_inversion"}'), 1);
@@ -377,15 +378,15 @@ for (const threads of [0, 2]) {
       assert.equal(await metric('contrail_verify_failures_total', '{reason="held_overflow"}'), 1);
       assert.equal(await metric('contrail_verify_failures_total', '{reason="out_of_sync"}'), 1, 'seq 4 came after the overflow');
       open();
-      await waitFor(() => outOfSync.length === 1);
+      await waitUntil(() => outOfSync.length === 1, '() => outOfSync.length === 1');
       assert.deepEqual(seqs(), [1, 2], 'the commits held before the overflow pass');
       verifier.handle(commitOf(bodies[4]));
-      await waitFor(async () => (await metric('contrail_verify_failures_total', '{reason="out_of_sync"}')) === 2);
+      await waitUntil(async () => (await metric('contrail_verify_failures_total', '{reason="out_of_sync"}')) === 2, 'async () => (await metric(\'contrail_verify_failures_total\', \'{reason="out_of_sync"}\')) === 2');
       assert.deepEqual(seqs(), [1, 2]);
 
       const stranger = await SignedRepo.create('did:plc:nobodyknowsme000000000000');
       verifier.handle(commitOf(await stranger.commit(6, [post('?')])));
-      await waitFor(async () => (await metric('contrail_verify_failures_total', '{reason="unknown_key"}')) === 1);
+      await waitUntil(async () => (await metric('contrail_verify_failures_total', '{reason="unknown_key"}')) === 1, 'async () => (await metric(\'contrail_verify_failures_total\', \'{reason="unknown_key"}\')) === 1');
     });
   });
 }
@@ -473,7 +474,7 @@ describe('resync from the PDS (com.atproto.sync.getRepo, through the backfill st
     plc.publish(alice.did, alice.signingKey);
     pds.host(alice);
     verifier.handle(commitOf(await alice.commit(1, [post('before')])));
-    await waitFor(() => seqs().length === 1);
+    await waitUntil(() => seqs().length === 1, '() => seqs().length === 1');
 
     const open = pds.stall();
     verifier.handle(commitOf(withWrongPrevData(await alice.commit(2, [post('tampered')]))));
@@ -482,9 +483,9 @@ describe('resync from the PDS (com.atproto.sync.getRepo, through the backfill st
     assert.equal(verifier.outOfSync(alice.did), 'bad_inversion');
     assert.equal(verifier.heldBelow(), 3, 'held while the resync runs; the saved cursor stays below it');
     open(); // the PDS answers with the repo as it is now: at commit 3
-    await waitFor(async () => (await metric('contrail_verify_resyncs_total{result="resynced"}')) === 1);
+    await waitUntil(async () => (await metric('contrail_verify_resyncs_total{result="resynced"}')) === 1, 'async () => (await metric(\'contrail_verify_resyncs_total{result="resynced"}\')) === 1');
     verifier.handle(commitOf(await alice.commit(4, [post('after the snapshot')])));
-    await waitFor(() => seqs().length === 2);
+    await waitUntil(() => seqs().length === 2, '() => seqs().length === 2');
     assert.deepEqual(seqs(), [1, 4]);
     assert.equal(verifier.outOfSync(alice.did), undefined);
     assert.equal(await metric('contrail_verify_failures_total{reason="rev_not_newer"}'), 1, 'commit 3 is in the snapshot');
@@ -499,22 +500,14 @@ describe('resync from the PDS (com.atproto.sync.getRepo, through the backfill st
     verifier.handle(commitOf(await bob.commit(1, [post('before')])));
     verifier.handle(commitOf(await withBadSignature(await bob.commit(2, [post('forged')]))));
     verifier.handle(commitOf(await bob.commit(3, [post('withheld')])));
-    await waitFor(async () => (await metric('contrail_verify_resyncs_total{result="failed"}')) === 1);
-    await waitFor(async () => (await metric('contrail_verify_failures_total{reason="out_of_sync"}')) === 1);
+    await waitUntil(async () => (await metric('contrail_verify_resyncs_total{result="failed"}')) === 1, 'async () => (await metric(\'contrail_verify_resyncs_total{result="failed"}\')) === 1');
+    await waitUntil(async () => (await metric('contrail_verify_failures_total{reason="out_of_sync"}')) === 1, 'async () => (await metric(\'contrail_verify_failures_total{reason="out_of_sync"}\')) === 1');
     verifier.handle(message<'sync'>(syncFrameOf(await bob.sync(4))));
     verifier.handle(commitOf(await bob.commit(5, [post('in sync again')])));
-    await waitFor(() => seqs().length === 3);
+    await waitUntil(() => seqs().length === 3, '() => seqs().length === 3');
     assert.deepEqual(seqs(), [1, 4, 5], 'commit 3 came while the repo was out of sync');
   });
 });
-
-async function waitFor(condition: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 describe('gateway with --verify full', () => {
   test('a repo waiting for its key is overtaken by other repos, never reordered within itself; time_us follows emission, so a replay repeats what live clients got', async (t) => {

@@ -17,14 +17,9 @@ import { startTestGateway, tempDir } from './gateway.ts';
 import { accountFrame, commitFrame, identityFrame, syncFrame, tidFor, type OpSpec } from './frames.ts';
 import { SyntheticFirehose } from './synthetic.ts';
 
-/** Polls until `condition` holds; fails with `what` after timeoutMs. */
-export async function waitUntil(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
+import { waitUntil } from './poll.ts';
+
+export { waitUntil };
 
 export interface Received {
   data: Buffer;

@@ -69,15 +69,6 @@ export async function metricValue(registry: Registry, name: string, labels: Reco
   return sample?.value ?? 0;
 }
 
-/** Polls until the condition holds; fails after timeoutMs naming what it waited for. */
-export async function waitFor(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
-
 /** The seqs of the messages that carry one, in arrival order. */
 export function seqsOf(messages: UpstreamMessage[]): number[] {
   return messages.flatMap((m) => ('seq' in m ? [m.seq] : []));
