@@ -2,21 +2,24 @@
  * backfill=true through a real gateway on 127.0.0.1, once per transport: FakeRelay → ingest →
  * LMDB → server, with a PLC directory and a PDS as real HTTP servers (the PDS serves real repo
  * exports from test/fixtures/cars, and can hold its answers back so live events arrive during
- * the backfill, cut a CAR short, or never answer). Checks the messages and their order, the
- * withholding of live events and the catch-up, shared fetches, failures with their reasons,
- * the operator's switches, and the option's bad values on every route.
+ * the backfill, cut a CAR short, or never answer; and a big repo written and signed by
+ * @atproto/repo). Checks the messages and their order, the withholding of live events and the
+ * catch-up, backfill output held at a client's high-water mark, shared fetches, failures with
+ * their reasons, the operator's switches, and the option's bad values on every route.
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { buffer } from 'node:stream/consumers';
 import { after, afterEach, before, describe, test } from 'node:test';
 import type { Gateway } from '../src/gateway.ts';
 import { FakeRelay } from './support/fake-relay.ts';
 import { commitFrame, identityFrame, tidFor } from './support/frames.ts';
 import { startTestGateway, tempDir } from './support/gateway.ts';
-import { LIKE, POST, SUBSCRIBE_EVENTS, Subscription, Upstream, httpGet, recordFor, upgradeRequest, waitUntil, withGateway } from './support/subscribe-client.ts';
+import { SignedRepo } from './support/signed-repo.ts';
+import { LIKE, POST, SUBSCRIBE_EVENTS, Subscription, Upstream, httpGet, recordFor, tcpSocket, upgradeRequest, waitUntil, withGateway } from './support/subscribe-client.ts';
 import { transportsUnderTest } from './support/transports.ts';
 
 const fixture = (name: string) => readFileSync(new URL(`./fixtures/cars/${name}`, import.meta.url));
@@ -37,6 +40,26 @@ const NEWER_REV = '3migo7fijwi2l';
 /** Revs newer than both snapshots, each newer than the last (ingest drops a rev not newer than the repo's last). */
 let laterRevs = 0;
 const laterRev = () => tidFor(200_000_000_000_000 + ++laterRevs);
+/**
+ * A repo far bigger than a paused client's socket buffers and the gateway's high-water mark:
+ * 2,000 records of ~4 KB (about 8 MB of events), written and signed by @atproto/repo.
+ */
+const BIG = 'did:plc:bigbigbigbigbigbigbigbigbi';
+const big = await SignedRepo.create(
+  BIG,
+  undefined,
+  Array.from({ length: 2000 }, (_, i) => ({
+    action: 'create' as const,
+    collection: i % 4 ? POST : LIKE,
+    rkey: `3lbig${String(i).padStart(8, '0')}`,
+    record: { $type: i % 4 ? POST : LIKE, text: `${i} ${'b'.repeat(4000)}`, createdAt: '2026-12-01T00:00:00.000Z' },
+  })),
+);
+const BIG_LISTING = await big.listing();
+CARS.set(BIG, await buffer(big.car()));
+/** Revs newer than BIG's snapshot (its rev is a TID of when it was built), each newer than the last. */
+let bigRevs = 0;
+const bigLaterRev = () => tidFor(Date.now() * 1000 - 1_700_000_000_000_000 + ++bigRevs);
 const TAKENDOWN = 'did:plc:takendowntakendowntakend';
 const OTHER = 'did:plc:otherotherotherotherothe';
 
@@ -217,6 +240,47 @@ for (const { transport, skip } of await transportsUnderTest()) {
       await sub.roundTrip();
       assert.equal(sub.events.filter((e) => e.did === REPO).length, 27);
       assert.equal(sub.events.at(-1)!.commit.rev, rev);
+    });
+
+    test('backfill output stops at a client\'s high-water mark and resumes when it reads: every record once, the complete message, then the live events', async () => {
+      await withGateway({ transport, plcUrl: network.plcUrl }, { hub: { highWaterBytes: 64 * 1024 } }, async ({ gateway: held, relay: heldRelay, up: heldUp }) => {
+        const commit = async (rev: string) => {
+          const seq = ++heldUp.seq;
+          heldRelay.push({ seq, bytes: commitFrame({ seq, repo: BIG, rev, ops: [{ action: 'create', path: `${LIKE}/${rev}`, record: recordFor(LIKE, seq, BIG) }] }) });
+          await heldUp.settle();
+        };
+        network.hold();
+        const requestsBefore = network.pdsRequests.length;
+        const sub = await Subscription.open(held.port, backfillQuery([BIG]));
+        tcpSocket(sub).pause();
+        await waitUntil(() => network.pdsRequests.length > requestsBefore, 'the PDS to be asked');
+        const liveRevs = [bigLaterRev()];
+        await commit(liveRevs[0]!); // during the fetch: withheld, then caught up
+        network.release();
+        await waitUntil(() => held.server.hub.counts().some((c) => c.mode === 'blocked'), 'the backfill output to pass the high-water mark', 60_000);
+        for (let i = 0; i < 3; i++) {
+          liveRevs.push(bigLaterRev());
+          await commit(liveRevs.at(-1)!); // while the client does not read
+        }
+        tcpSocket(sub).resume();
+        const expected = BIG_LISTING.length + 1 + liveRevs.length;
+        await waitUntil(() => sub.messages.length >= expected, `${expected} messages (have ${sub.messages.length})`, 60_000);
+        liveRevs.push(bigLaterRev());
+        await commit(liveRevs.at(-1)!); // after the backfill
+        await waitUntil(() => sub.messages.length >= expected + 1, 'the last live event');
+        await sub.roundTrip();
+        const events = sub.events;
+        assert.equal(events.length, expected + 1, 'nothing repeated, nothing else');
+        assert.deepEqual(listingOf(events.slice(0, BIG_LISTING.length)), BIG_LISTING, 'every record once, in the MST\'s order');
+        assert.ok(events.slice(0, BIG_LISTING.length).every((e) => e.backfilled === true && e.commit.rev === big.rev));
+        assert.deepEqual(events[BIG_LISTING.length]!.backfill, { status: 'complete', rev: big.rev, records: BIG_LISTING.length });
+        assert.deepEqual(
+          events.slice(BIG_LISTING.length + 1).map((e) => [e.commit.rev, e.backfilled]),
+          liveRevs.map((rev) => [rev, undefined]),
+          'then the live events, in order',
+        );
+        assert.equal(sub.closeInfo, undefined, 'the client was not dropped');
+      });
     });
 
     test('a repo the PDS reports taken down: a failed message with the reason, and its live events flow', async () => {

@@ -230,7 +230,7 @@ for (const { transport, skip } of await transportsUnderTest()) {
         async () => {
           for (let i = 0; i < 20; i++) up.create(bob, POST, { ...recordFor(POST, i, bob), text: 'x'.repeat(50_000) });
           await up.settle();
-          return gateway.server.hub.counts().some((c) => c.mode === 'replay');
+          return gateway.server.hub.counts().some((c) => c.mode === 'blocked');
         },
         'the paused subscriber to be taken off the live index',
         60_000,

@@ -39,11 +39,11 @@ export class Roster implements Iterable<Subscriber> {
     return this.#deflating;
   }
 
-  /** Subscribers by wire, compression and mode (a blocked one counts as replaying), for the gauge. */
+  /** Subscribers by wire, compression and mode, for the gauge. */
   counts(): Array<{ wire: string; compression: string; mode: string; count: number }> {
     const tally = new Map<string, number>();
     for (const s of this.#all) {
-      const key = `${s.wire.name}|${s.compression}|${s.mode === 'blocked' ? 'replay' : s.mode}`;
+      const key = `${s.wire.name}|${s.compression}|${s.mode}`;
       tally.set(key, (tally.get(key) ?? 0) + 1);
     }
     return [...tally].map(([key, count]) => {

@@ -103,6 +103,11 @@ export class SignedRepo {
     };
   }
 
+  /** Every record as `collection/rkey<TAB>cid`, in the MST's key order (@atproto/repo's own walk). */
+  async listing(): Promise<string[]> {
+    return (await this.repo.data.list()).map((leaf) => `${leaf.key}\t${leaf.value.toString()}`);
+  }
+
   /** The whole repo at its current commit as a CAR, as com.atproto.sync.getRepo streams it (the PDS's own code). */
   car(): AsyncIterable<Uint8Array> {
     return getFullRepo(this.storage, this.repo.cid);

@@ -164,7 +164,7 @@ export function tcpSocket(subscription: Subscription): Socket {
 
 /** Waits until every subscriber has examined the whole store, then until all it sent has arrived. */
 export async function settleSubscribers(gateway: Gateway, subscriptions: Subscription[]): Promise<void> {
-  await waitUntil(() => !gateway.server.hub.counts().some((c) => c.mode === 'replay'), 'every subscriber to reach the live tip');
+  await waitUntil(() => gateway.server.hub.counts().every((c) => c.mode !== 'replay' && c.mode !== 'blocked'), 'every subscriber to reach the live tip');
   await Promise.all(subscriptions.map((s) => s.roundTrip()));
 }
 
