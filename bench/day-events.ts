@@ -74,9 +74,9 @@ export function dayEvents(options: { repos: number; seed: number; firstTimeUs: n
     for (let i = 0; i < count; i++) {
       timeUs += step;
       const t = Math.round(timeUs); // strictly increasing: the step is at least 1 µs
-      const r = rank();
-      perDid[r]++;
-      const did = dids[r];
+      const r = rank(); // below options.repos, the length of both arrays
+      perDid[r]!++;
+      const did = dids[r]!;
       const roll = rnd() * 100;
       if (roll < 0.6) {
         const identity = roll < 0.35;

@@ -42,7 +42,8 @@ const DICTIONARY = fileURLToPath(new URL('../dictionaries/contrail-v1.zstd-dict'
 if (process.argv[2] === '--open') {
   // Child: how long a fresh process takes to open the buffer, and its RSS once open.
   const started = performance.now();
-  const store = new EventStore({ dataDir: process.argv[3], hotLogBytes: 64 * 1024 * 1024, dictionary: readFileSync(DICTIONARY), fsync: false });
+  const [, , , dataDir = ''] = process.argv;
+  const store = new EventStore({ dataDir, hotLogBytes: 64 * 1024 * 1024, dictionary: readFileSync(DICTIONARY), fsync: false });
   const span = store.span();
   const seconds = (performance.now() - started) / 1000;
   process.stdout.write(JSON.stringify({ seconds, rssBytes: process.memoryUsage().rss, events: span.eventCount }) + '\n');
@@ -74,9 +75,14 @@ const bytesPerEvent = fileBytes / span.eventCount;
 // The filters: one DID with about 30 events, 100 random active DIDs, two collections, none.
 const { dids, perDid } = source;
 let oneDid = 0;
-for (let r = 0; r < perDid.length; r++) if (Math.abs(perDid[r] - 30) < Math.abs(perDid[oneDid] - 30)) oneDid = r;
+perDid.forEach((count, r) => {
+  if (Math.abs(count - 30) < Math.abs(perDid[oneDid]! - 30)) oneDid = r;
+});
 const someDids: string[] = [];
-for (let r = 7; someDids.length < 100; r = (r * 7919 + 13) % perDid.length) if (perDid[r] > 0 && !someDids.includes(dids[r])) someDids.push(dids[r]);
+for (let r = 7; someDids.length < 100; r = (r * 7919 + 13) % perDid.length) {
+  const did = dids[r]!; // r is below perDid.length, which is dids.length
+  if (perDid[r]! > 0 && !someDids.includes(did)) someDids.push(did);
+}
 const select = (wantedDids: string[], collections: string[]): Selection & { wants(e: Entry): boolean } => {
   const didSet = new Set(wantedDids);
   const collectionSet = new Set(collections);
@@ -88,7 +94,7 @@ const select = (wantedDids: string[], collections: string[]): Selection & { want
   };
 };
 const cases = [
-  { name: `one DID (${perDid[oneDid]} events)`, filter: select([dids[oneDid]], []) },
+  { name: `one DID (${perDid[oneDid]} events)`, filter: select([dids[oneDid]!], []) },
   { name: '100 DIDs', filter: select(someDids, []) },
   { name: 'app.bsky.graph.block', filter: select([], ['app.bsky.graph.block']) },
   { name: 'app.bsky.feed.post', filter: select([], ['app.bsky.feed.post']) },
@@ -130,13 +136,14 @@ for (const { name, filter } of cases) {
     }
   }
   const ms = median(ours) * 1000;
+  const firstRun = ours[0] ?? NaN;
   const scanMs = scans.length ? median(scans) * 1000 : ms;
   rows.push({
     replay: name,
     events: matched,
     'contrail CPU ms': Number(ms.toFixed(ms < 100 ? 2 : 0)),
     // The first run finds few of its blocks in the block cache (a client's first replay); later ones most.
-    'first run CPU ms': Number((ours[0] * 1000).toFixed(ours[0] < 0.1 ? 2 : 0)),
+    'first run CPU ms': Number((firstRun * 1000).toFixed(firstRun < 0.1 ? 2 : 0)),
     'events/CPU-s': Math.round(matched / median(ours)),
     'plain scan CPU ms': filter ? Math.round(scanMs) : '(is the scan)',
     'scan ÷ contrail': filter ? Number((scanMs / ms).toFixed(1)) : 1,

@@ -54,7 +54,9 @@ interface Burst {
 /** The median run by rate, with its CPU and bytes. */
 function medianBurst(bursts: Burst[]): Burst {
   const rate = median(bursts.map((b) => b.rate));
-  return bursts.find((b) => b.rate === rate) ?? bursts[0];
+  const found = bursts.find((b) => b.rate === rate);
+  if (!found) throw new Error('no bursts measured');
+  return found;
 }
 
 /** Fresh entries for a run: new objects and new JSON buffers, so nothing compressed earlier is reused. */
@@ -206,7 +208,7 @@ async function contrailLatency(): Promise<number[]> {
   const frames = firehose.frames(LATENCY_RATE * LATENCY_SECONDS);
   const dids = Array.from({ length: 3_000 }, (_, i) => `did:plc:${'bench'.padEnd(19, 'x')}${String(i).padStart(5, '0')}`);
   const clients = await Clients.open(latencyUrls(`ws://127.0.0.1:${gateway.port}/subscribe`, dids), { latency: true });
-  const samples = await clients.latencyOf(() => paced(frames.length, LATENCY_RATE, (i) => relay.push({ seq: frames[i].seq, bytes: frames[i].bytes })));
+  const samples = await clients.latencyOf(() => paced(frames.length, LATENCY_RATE, (i) => relay.push({ seq: frames[i]!.seq, bytes: frames[i]!.bytes })));
   await clients.close();
   await gateway.stop();
   await relay.stop();
@@ -227,7 +229,7 @@ async function wsLatency(entries: Entry[]): Promise<number[]> {
   const clock = new CursorClock();
   const samples = await clients.latencyOf(() =>
     paced(LATENCY_RATE * LATENCY_SECONDS, LATENCY_RATE, (i) => {
-      const entry = entries[i % entries.length];
+      const entry = entries[i % entries.length]!; // entries is not empty: it was read from the frames
       const json = Buffer.from(entry.json.toString().replace(/"time_us":\d+/, `"time_us":${clock.next()}`));
       for (const [socket, wanted] of filters) if (!wanted || wanted.has(entry.did)) socket.send(json, { binary: false });
     }),
@@ -254,7 +256,7 @@ function progress(text: string): void {
 
 export function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 }
 
 function ratioRows(): Row[] {

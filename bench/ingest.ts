@@ -106,7 +106,7 @@ export async function run(): Promise<Row[]> {
       rates.set(name, [...(rates.get(name) ?? []), events / seconds]);
     }
   }
-  const ours = median(rates.get(decoders[0][0])!);
+  const ours = median(rates.get(decoders[0]![0])!);
   return decoders.map(([name]) => {
     const rate = median(rates.get(name)!);
     return { bench: 'ingest', case: name, 'events/s': Math.round(rate), 'µs/event': (1e6 / rate).toFixed(2), 'contrail ×': (ours / rate).toFixed(2) };

@@ -19,7 +19,7 @@ import { median, printTable, type Row } from './table.ts';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const RUNS = 7;
 const IDLE_MS = 3_000;
-const CASES: Array<[string, string[]]> = [
+const CASES: [[string, string[]], ...Array<[string, string[]]>] = [
   ['compiled: node dist/cli.js', ['--max-semi-space-size=64', 'dist/cli.js']],
   ['source: node --import tsx src/cli.ts', ['--max-semi-space-size=64', '--import', 'tsx', 'src/cli.ts']],
 ];

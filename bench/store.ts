@@ -52,6 +52,7 @@ function realisticEvents(): { entries: Entry[]; revsPerBatch: Array<Map<string, 
   let revs = new Map<string, string>();
   for (let i = 0; entries.length < EVENTS; i++) {
     const message = messages[i % messages.length];
+    if (message === undefined) throw new Error('no frames to build events from');
     for (const entry of buildEvents(message, clock).entries) {
       if (entries.length === EVENTS) break;
       entry.seq = entries.length + 1;
@@ -100,7 +101,7 @@ export async function run(): Promise<Row[]> {
   /** The revs of the commits among entries [i, i + batch). */
   const revsFor = (i: number, batch: number) => {
     const revs = new Map<string, string>();
-    for (let b = i / BATCH; b < (i + batch) / BATCH && b < revsPerBatch.length; b++) for (const [did, rev] of revsPerBatch[b]) revs.set(did, rev);
+    for (let b = i / BATCH; b < (i + batch) / BATCH && b < revsPerBatch.length; b++) for (const [did, rev] of revsPerBatch[b] ?? []) revs.set(did, rev);
     return revs;
   };
 
@@ -125,11 +126,11 @@ export async function run(): Promise<Row[]> {
       const end = Math.min(entries.length, i + batch);
       const revs = sameWrites ? revsFor(i, batch) : undefined;
       await root.transaction(() => {
-        for (let j = i; j < end; j++) db.putSync(entries[j].timeUs, encoded[j]);
+        for (let j = i; j < end; j++) db.putSync(entries[j]!.timeUs, encoded[j]!); // encoded is parallel to entries
         if (revs) {
           for (const [did, rev] of revs) revsDb.putSync(did, rev);
           meta.putSync('upstreamCursor', { url: 'wss://bench.test', seq: end });
-          meta.putSync('lastTimeUs', entries[end - 1].timeUs);
+          meta.putSync('lastTimeUs', entries[end - 1]!.timeUs);
         }
       });
     }
@@ -143,7 +144,7 @@ export async function run(): Promise<Row[]> {
   for (let runIndex = 0; runIndex <= RUNS; runIndex++) {
     for (const batch of [BATCH, BIG_BATCH]) {
       const name = `write, batches of ${batch}`;
-      const order = sides.map((_, i) => sides[(i + runIndex) % sides.length]);
+      const order = [...sides.slice(runIndex % sides.length), ...sides.slice(0, runIndex % sides.length)];
       for (const side of order) {
         let sample: Sample;
         if (side === 'contrail') {
@@ -196,7 +197,7 @@ export async function run(): Promise<Row[]> {
       scanned++;
       if (!filtered) {
         // What a subscriber needs: the key and the JSON bytes.
-        if (key > 0 && decodeRecords(value)[0].json.byteLength > 0) matched++;
+        if (key > 0 && decodeRecords(value)[0]!.json.byteLength > 0) matched++;
       } else {
         // The collection straight out of the stored header, compared without making an Entry.
         const at = 17 + value.readUInt16BE(15); // after time_us, seq, kind and the DID (codec.ts)
@@ -226,7 +227,7 @@ export async function run(): Promise<Row[]> {
   await raw!.root.close();
   for (const dir of dirs) dir.remove();
 
-  const names = [...new Set([...samples.keys()].map((key) => key.split('\u0000')[0]))];
+  const names = [...new Set([...samples.keys()].map((key) => key.slice(0, key.indexOf('\u0000'))))];
   const rate = (name: string, side: Side, field: keyof Sample) => {
     const list = samples.get(`${name}\u0000${side}`);
     return list ? median(list.map((s) => s[field])) : undefined;

@@ -4,7 +4,8 @@ export type Row = Record<string, string | number>;
 export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+  const upper = sorted[mid] ?? NaN; // NaN: the median of nothing
+  return sorted.length % 2 ? upper : ((sorted[mid - 1] ?? NaN) + upper) / 2;
 }
 
 export function printTable(title: string, rows: Row[]): void {
@@ -14,7 +15,7 @@ export function printTable(title: string, rows: Row[]): void {
     return typeof value === 'number' ? value.toLocaleString('en-US') : (value ?? '');
   };
   const widths = columns.map((column) => Math.max(column.length, ...rows.map((row) => String(cell(row, column)).length)));
-  const line = (values: string[]) => '| ' + values.map((v, i) => v.padEnd(widths[i])).join(' | ') + ' |';
+  const line = (values: string[]) => '| ' + values.map((v, i) => v.padEnd(widths[i] ?? 0)).join(' | ') + ' |';
   process.stdout.write(`\n${title}\n`);
   process.stdout.write(line(columns) + '\n');
   process.stdout.write('|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|\n');

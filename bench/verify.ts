@@ -78,9 +78,9 @@ async function buildCorpus(): Promise<{ frames: Uint8Array[]; keys: Map<string, 
       const roll = random();
       let writes: Write[];
       if (roll < 0.1 && posts.length > 0) {
-        writes = [{ action: 'update', collection: 'app.bsky.feed.post', rkey: posts[Math.floor(random() * posts.length)], record: { $type: 'app.bsky.feed.post', text: `edited ${c}`, createdAt } }];
+        writes = [{ action: 'update', collection: 'app.bsky.feed.post', rkey: posts[Math.floor(random() * posts.length)]!, record: { $type: 'app.bsky.feed.post', text: `edited ${c}`, createdAt } }];
       } else if (roll < 0.2 && posts.length > 0) {
-        writes = [{ action: 'delete', collection: 'app.bsky.feed.post', rkey: posts.splice(Math.floor(random() * posts.length), 1)[0] }];
+        writes = [{ action: 'delete', collection: 'app.bsky.feed.post', rkey: posts.splice(Math.floor(random() * posts.length), 1)[0]! }];
       } else if (roll < 0.25) {
         writes = [post(`thread ${c}/1`), post(`thread ${c}/2`), like()];
       } else {
@@ -158,7 +158,7 @@ async function quietLatency(frames: Uint8Array[], mode: VerifyMode, identity: Id
     samples.push(performance.now() - started);
   }
   samples.sort((a, b) => a - b);
-  return { p50: samples[Math.floor(samples.length * 0.5)], p99: samples[Math.floor(samples.length * 0.99)] };
+  return { p50: samples[Math.floor(samples.length * 0.5)] ?? NaN, p99: samples[Math.floor(samples.length * 0.99)] ?? NaN };
 }
 
 export async function run(): Promise<Row[]> {
@@ -169,7 +169,7 @@ export async function run(): Promise<Row[]> {
   const pools = WORKERS.map((workers) => new CheckPool(workers, pino({ level: 'silent' })));
   await Promise.all(pools.map((pool) => pool.ready()));
   return withCache(keys, async (identity) => {
-    const cases: Array<[string, () => Promise<Measured>]> = [
+    const cases: [[string, () => Promise<Measured>], ...Array<[string, () => Promise<Measured>]>] = [
       ['--verify off (decode + events)', () => ingest(frames, 'off', identity)],
       ['--verify signatures', () => ingest(frames, 'signatures', identity)],
       ['--verify full', () => ingest(frames, 'full', identity)],

@@ -66,7 +66,7 @@ const pool = firehose.frames(POOL_FRAMES).map((frame) => {
 });
 let framesSent = 0;
 const nextFrame = () => {
-  const pooled = pool[framesSent % POOL_FRAMES];
+  const pooled = pool[framesSent % POOL_FRAMES]!; // the pool holds POOL_FRAMES frames
   const seq = ++framesSent;
   const body: Record<string, unknown> = { ...pooled.body, seq };
   if (typeof body.rev === 'string') body.rev = tidFor(seq);
@@ -161,9 +161,9 @@ const byLabel = (name: string, label: string) => {
   const out: Record<string, number> = {};
   for (const line of metricsText.split('\n')) {
     if (!line.startsWith(`${name}{`)) continue;
-    const match = new RegExp(`${label}="([^"]*)"`).exec(line);
+    const key = new RegExp(`${label}="([^"]*)"`).exec(line)?.[1];
     const value = Number(line.split(' ').at(-1));
-    if (match && value > 0) out[match[1]] = (out[match[1]] ?? 0) + value;
+    if (key !== undefined && value > 0) out[key] = (out[key] ?? 0) + value;
   }
   return out;
 };
@@ -171,9 +171,8 @@ let replaysStarted = false;
 const replayAt = performance.now() + (MINUTES * 60_000) / 2;
 const endAt = performance.now() + MINUTES * 60_000;
 const percentile = (values: number[], p: number) => {
-  if (values.length === 0) return NaN;
   const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? NaN; // NaN: no values
 };
 
 while (performance.now() < endAt) {
@@ -212,6 +211,7 @@ while (performance.now() < endAt) {
 const replays = lastReport?.replays ?? [];
 const caughtUp = replays.filter((r) => r.caughtUp);
 const replayRates = caughtUp.map((r) => (r.framesAtCatchUp ?? r.frames) / r.seconds).sort((a, b) => a - b);
+const [slowestReplay] = replayRates;
 const out: string[] = [];
 out.push(`soak: ${MINUTES} min, upstream ${RATE} events/s (synthetic mix), ${CLIENTS} live clients + ${SLOW} slow, ${REPLAYS} replays from the oldest cursor at ${Math.round(MINUTES / 2)} min`);
 out.push('');
@@ -223,7 +223,7 @@ out.push('');
 out.push(`events: ${eventsSent.toLocaleString('en-US')} sent upstream (${Math.round(behind).toLocaleString('en-US')} behind the rate at the end), ${metric('contrail_store_events_total').toLocaleString('en-US')} stored; ${metric('contrail_events_sent_total').toLocaleString('en-US')} sent to clients`);
 out.push(
   `replays: ${caughtUp.length}/${replays.length} caught up with live; ` +
-    (replayRates.length ? `events/s per replay until caught up: median ${Math.round(replayRates[replayRates.length >> 1]).toLocaleString('en-US')}, min ${Math.round(replayRates[0]).toLocaleString('en-US')}` : 'none caught up') +
+    (slowestReplay !== undefined ? `events/s per replay until caught up: median ${Math.round(percentile(replayRates, 0.5)).toLocaleString('en-US')}, min ${Math.round(slowestReplay).toLocaleString('en-US')}` : 'none caught up') +
     `; events replayed each: ~${Math.round(caughtUp[0]?.framesAtCatchUp ?? 0).toLocaleString('en-US')}`,
 );
 out.push(`disconnects by reason (contrail): ${JSON.stringify(byLabel('contrail_subscriber_disconnects_total', 'reason'))}; still open (clients): ${lastReport?.open}`);

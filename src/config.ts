@@ -60,9 +60,10 @@ const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 
 
 /** "90m", "36h", "7d", "30s", "500ms" → milliseconds. */
 export function parseDuration(text: string): number {
-  const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$/i.exec(text);
-  if (!match) throw new Error(`${JSON.stringify(text)} is not a duration (use e.g. 90m, 36h, 7d)`);
-  const ms = Number(match[1]) * DURATION_UNITS[match[2].toLowerCase()];
+  const [, amount, unit] = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$/i.exec(text) ?? [];
+  const unitMs = DURATION_UNITS[unit?.toLowerCase() ?? ''];
+  if (unitMs === undefined) throw new Error(`${JSON.stringify(text)} is not a duration (use e.g. 90m, 36h, 7d)`);
+  const ms = Number(amount) * unitMs;
   if (ms <= 0) throw new Error(`duration ${JSON.stringify(text)} must be positive`);
   return ms;
 }
@@ -82,8 +83,9 @@ const SIZE_UNITS: Record<string, number> = {
 /** "10GB" (10^9), "64MiB" (2^20), "5000" (bytes) → bytes. */
 export function parseByteSize(text: string): number {
   const match = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b|b)?\s*$/i.exec(text);
-  if (!match) throw new Error(`${JSON.stringify(text)} is not a size (use e.g. 512MB, 10GB, 64MiB)`);
-  const bytes = Math.floor(Number(match[1]) * SIZE_UNITS[(match[2] ?? 'b').toLowerCase()]);
+  const unitBytes = SIZE_UNITS[(match?.[2] ?? 'b').toLowerCase()];
+  if (!match || unitBytes === undefined) throw new Error(`${JSON.stringify(text)} is not a size (use e.g. 512MB, 10GB, 64MiB)`);
+  const bytes = Math.floor(Number(match[1]) * unitBytes);
   if (bytes <= 0) throw new Error(`size ${JSON.stringify(text)} must be positive`);
   return bytes;
 }

@@ -21,7 +21,7 @@ const CARS = new URL('./fixtures/cars/', import.meta.url);
 const REPOS = [
   { file: 'repo-jetstream', did: 'did:plc:53iucmf5ldftgqyf2ac7hmhd', rev: '3migo7fijwi2k', records: 23 },
   { file: 'repo-tiny', did: 'did:plc:7hptvnhdyeu53xp6rz7e42iy', rev: '3lscuqc52or2x', records: 8 },
-];
+] as const;
 
 function expectedListing(file: string): string[] {
   return readFileSync(new URL(`${file}.expected-records.tsv`, CARS), 'utf8').trim().split('\n');
@@ -49,6 +49,7 @@ async function failureOf(promise: Promise<unknown>): Promise<BackfillFailure> {
 async function blocksOf(file: string): Promise<{ root: CID; blocks: Block[] }> {
   const reader = await CarReader.fromBytes(readFileSync(new URL(`${file}.car`, CARS)));
   const [root] = await reader.getRoots();
+  assert.ok(root, `${file}.car names a root`);
   const blocks: Block[] = [];
   for await (const block of reader.blocks()) blocks.push(block);
   return { root, blocks };
@@ -89,8 +90,9 @@ describe('real repo exports', () => {
 });
 
 describe('the commit signature (with --verify)', () => {
-  const keys = readJsonFixture<Array<{ privateKeyBytesHex: string; publicDidKey: string }>>('atproto-interop-tests/crypto/w3c_didkey_K256.json');
-  const [owner, stranger] = keys;
+  type FixtureKey = { privateKeyBytesHex: string; publicDidKey: string };
+  // The fixture holds five keys.
+  const [owner, stranger] = readJsonFixture<[FixtureKey, FixtureKey, ...FixtureKey[]]>('atproto-interop-tests/crypto/w3c_didkey_K256.json');
 
   /** repo-jetstream.car with its commit signed again by `owner` (so the CAR's root changes). */
   async function signedCar(): Promise<Uint8Array> {
@@ -182,7 +184,7 @@ describe('broken CARs end with a reason', () => {
 
   test('a record block missing: missing_block naming the record', async () => {
     const { root, blocks } = await blocksOf('repo-jetstream');
-    const [path, cid] = expectedListing('repo-jetstream')[5].split('\t');
+    const [path = '', cid] = expectedListing('repo-jetstream')[5]!.split('\t');
     const failure = await failureOf(readRepoCar(chunksOf(carOf([root], blocks.filter((b) => b.cid.toString() !== cid))), did));
     assert.equal(failure.reason, 'missing_block');
     assert.match(failure.message, new RegExp(path));
@@ -206,7 +208,7 @@ describe('broken CARs end with a reason', () => {
     const tampered = blocks.map((block, i) => (i === 7 ? { cid: block.cid, bytes: Uint8Array.from(block.bytes, (b, j) => (j === 10 ? b ^ 1 : b)) } : block));
     const failure = await failureOf(readRepoCar(chunksOf(carOf([root], tampered)), did));
     assert.equal(failure.reason, 'cid_mismatch');
-    assert.match(failure.message, new RegExp(blocks[7].cid.toString()));
+    assert.match(failure.message, new RegExp(blocks[7]!.cid.toString()));
   });
 
   test('a cycle cannot hash correctly (cid_mismatch), and the walk alone stops on one (bad_mst)', async () => {

@@ -20,6 +20,7 @@ import { carOf } from './support/frames.ts';
 const CAR = readFileSync(new URL('./fixtures/cars/repo-jetstream.car', import.meta.url));
 const DID = 'did:plc:53iucmf5ldftgqyf2ac7hmhd';
 const [ROOT] = await (await CarReader.fromBytes(CAR)).getRoots();
+assert.ok(ROOT, 'the fixture CAR names a root');
 
 const LIMITS: FetchLimits = { maxBytes: 1024 * 1024, timeoutMs: 2_000, attempts: 3, backoffMs: 20, maxRetryAfterMs: 5_000, allowPrivateEndpoints: true };
 
@@ -217,6 +218,7 @@ describe('shared snapshots', () => {
     while (server.requests.length === 0) await new Promise((resolve) => setTimeout(resolve, 5));
     release();
     const [a, b, c] = await Promise.all(asks);
+    assert.ok(a);
     assert.equal(a, b);
     assert.equal(b, c);
     assert.equal((await snapshots.get(DID, new AbortController().signal)).commitCid, a.commitCid);

@@ -220,7 +220,7 @@ for (const { transport, skip } of await transportsUnderTest()) {
       await sub.roundTrip();
       const ofRepo = sub.events.filter((e) => e.did === REPO);
       assert.deepEqual(listingOf(ofRepo.slice(0, 23)), LISTING);
-      assert.equal(ofRepo[23].kind, 'backfill');
+      assert.equal(ofRepo[23]!.kind, 'backfill');
       assert.deepEqual(
         ofRepo.slice(24).map((e) => (e.kind === 'commit' ? e.commit.rev : e.kind)),
         [NEWER_REV, 'identity'],
@@ -288,14 +288,14 @@ for (const { transport, skip } of await transportsUnderTest()) {
       await waitUntil(() => sub.events.length > 0, 'the failure');
       assert.deepEqual(sub.events[0], {
         did: TAKENDOWN,
-        time_us: sub.events[0].time_us,
+        time_us: sub.events[0]!.time_us,
         kind: 'backfill',
         backfill: { status: 'failed', reason: 'repo_takendown', message: `${new URL(network.pdsUrl).host} answered 400 RepoTakendown: Repo has been takendown` },
       });
       up.create(TAKENDOWN, POST);
       await up.settle();
       await waitUntil(() => sub.events.length === 2, 'the live event');
-      assert.equal(sub.events[1].kind, 'commit');
+      assert.equal(sub.events[1]!.kind, 'commit');
     });
 
     test('a truncated CAR: failed with bad_car, nothing of it sent, and the live events withheld meanwhile follow', async () => {
@@ -309,6 +309,7 @@ for (const { transport, skip } of await transportsUnderTest()) {
       network.release();
       await waitUntil(() => sub.events.length === 2, 'the failure and the withheld event');
       const [failed, live] = sub.events;
+      assert.ok(failed && live);
       assert.equal(failed.kind, 'backfill');
       assert.equal(failed.backfill.status, 'failed');
       assert.ok(['bad_car', 'missing_block'].includes(failed.backfill.reason), failed.backfill.reason);
@@ -350,8 +351,8 @@ for (const { transport, skip } of await transportsUnderTest()) {
         quickUp.create(REPO, POST);
         await quickUp.settle();
         await waitUntil(() => sub.events.length === 2, 'the failure and the withheld event', 30_000);
-        assert.equal(sub.events[0].backfill.reason, 'timeout');
-        assert.equal(sub.events[1].kind, 'commit');
+        assert.equal(sub.events[0]!.backfill.reason, 'timeout');
+        assert.equal(sub.events[1]!.kind, 'commit');
       });
     });
 
@@ -360,8 +361,8 @@ for (const { transport, skip } of await transportsUnderTest()) {
         const requests = network.pdsRequests.length;
         const sub = await Subscription.open(guarded.port, backfillQuery([REPO]));
         await waitUntil(() => sub.events.length === 1, 'the failure');
-        assert.equal(sub.events[0].backfill.reason, 'private_endpoint');
-        assert.match(sub.events[0].backfill.message, /127\.0\.0\.1/);
+        assert.equal(sub.events[0]!.backfill.reason, 'private_endpoint');
+        assert.match(sub.events[0]!.backfill.message, /127\.0\.0\.1/);
         assert.equal(network.pdsRequests.length, requests, 'the PDS was not asked');
       });
       await withGateway({ transport, plcUrl: network.plcUrl, backfill: false }, {}, async ({ gateway: plain }) => {

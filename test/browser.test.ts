@@ -117,8 +117,8 @@ for (const { transport, skip } of await transportsUnderTest()) {
       post(BOB);
       await up.settle();
       let view = await waitForExplorer(page, (v) => v.rows.length === 2, 'two posts (not the like)');
-      assert.match(view.rows[0], /create app\.bsky\.feed\.post did:plc:bob.* hello from the test, post \d+/, 'the newest first');
-      assert.match(view.rows[1], /did:plc:alice/);
+      assert.match(view.rows[0]!, /create app\.bsky\.feed\.post did:plc:bob.* hello from the test, post \d+/, 'the newest first');
+      assert.match(view.rows[1]!, /did:plc:alice/);
       assert.equal(view.count, '2 events');
       // The rate is over the last five seconds: two events make 0.4 a second.
       await waitForExplorer(page, (v) => v.rate === '0.4 events/s', 'the rate of what arrived');
@@ -140,7 +140,7 @@ for (const { transport, skip } of await transportsUnderTest()) {
       assert.equal((await readExplorer(page)).rows.length, 2, 'nothing new while paused');
       await page.click('#pause');
       view = await waitForExplorer(page, (v) => v.rows.length === 3, 'the post made while paused');
-      assert.match(view.rows[0], /did:plc:alice/);
+      assert.match(view.rows[0]!, /did:plc:alice/);
 
       await page.click('#clear');
       view = await readExplorer(page);
@@ -157,8 +157,8 @@ for (const { transport, skip } of await transportsUnderTest()) {
       await page.goto(`${origin()}/`);
       view = await waitForExplorer(page, (v) => v.rows.length === 2, 'the two posts made while away');
       assert.equal(await page.$eval('#collections', (input) => (input as HTMLInputElement).value), POST, 'the filter is remembered');
-      assert.match(view.rows[0], /did:plc:bob/);
-      assert.match(view.rows[1], /did:plc:alice/);
+      assert.match(view.rows[0]!, /did:plc:bob/);
+      assert.match(view.rows[1]!, /did:plc:alice/);
     });
 
     test('the explorer screenshot helper writes a PNG of what the page shows', async () => {

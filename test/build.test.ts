@@ -27,7 +27,7 @@ after(async () => {
 test('dist/cli.js is the bin: it starts with the bin shebang and answers --help as the source does', () => {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { bin: Record<string, string> };
   assert.equal(pkg.bin.contrail, './dist/cli.js');
-  assert.match(readFileSync(BUILT_CLI, 'utf8').split('\n', 1)[0], /^#!\/usr\/bin\/env -S node --max-semi-space-size=64$/);
+  assert.match(readFileSync(BUILT_CLI, 'utf8').split('\n', 1)[0]!, /^#!\/usr\/bin\/env -S node --max-semi-space-size=64$/);
   const compiled = execFileSync(process.execPath, [BUILT_CLI, '--help'], { cwd: ROOT, env: PLAIN_ENV, encoding: 'utf8' });
   const source = execFileSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', '--help'], { cwd: ROOT, env: PLAIN_ENV, encoding: 'utf8' });
   assert.equal(compiled, source);
@@ -58,7 +58,7 @@ test('the compiled gateway ingests from a relay, serves a subscriber, and stops 
   upstream.create('did:plc:compiledbuild000000000000', POST, { $type: POST, text: 'compiled', createdAt: '2026-01-01T00:00:00.000Z' });
   await upstream.settle();
   await subscriber.waitForCount(1);
-  const event = JSON.parse(subscriber.texts[0]) as { did: string; commit: { record: { text: string } } };
+  const event = JSON.parse(subscriber.texts[0]!) as { did: string; commit: { record: { text: string } } };
   assert.equal(event.did, 'did:plc:compiledbuild000000000000');
   assert.equal(event.commit.record.text, 'compiled');
 

@@ -19,7 +19,7 @@ function flagTable(): Map<string, { env: string; defaultText: string }> {
   const table = new Map<string, { env: string; defaultText: string }>();
   for (const row of rows.slice(2)) {
     if (!row.startsWith('|')) break;
-    const [flag, env, defaultText] = row.split('|').slice(1, 4).map((cell) => cell.trim());
+    const [flag = '', env = '', defaultText = ''] = row.split('|').slice(1, 4).map((cell) => cell.trim());
     table.set(flag.replace(/`/g, '').replace(/^--/, ''), { env: env.replace(/`/g, ''), defaultText });
   }
   return table;
@@ -61,7 +61,7 @@ test('a bad flag value exits 2 with one line naming what is wrong', () => {
       ({ status, stderr } = err as { status: number; stderr: string });
     }
     assert.equal(status, 2, args.join(' '));
-    assert.match(stderr.split('\n')[0], /^contrail: .+/, args.join(' '));
+    assert.match(stderr.split('\n')[0]!, /^contrail: .+/, args.join(' '));
   }
 });
 
@@ -102,7 +102,7 @@ test('a bad value from the environment exits 2 with a line naming the variable; 
   ] as const) {
     const result = run({ [name]: value });
     assert.equal(result.status, 2, `${name}=${value}`);
-    assert.match(result.stderr.split('\n')[0], new RegExp(`^contrail: ${name}: "${value}"`));
+    assert.match(result.stderr.split('\n')[0]!, new RegExp(`^contrail: ${name}: "${value}"`));
     assert.match(result.stderr, why);
   }
 });
@@ -123,7 +123,7 @@ test("Kubernetes service links (CONTRAIL_PORT=tcp://ip:port) are ignored with a 
   const env = { CONTRAIL_PORT: 'tcp://10.0.0.1:6008', CONTRAIL_METRICS_PORT: 'tcp://10.0.0.2:6009', CONTRAIL_RETENTION: '7d' };
   assert.deepEqual(flagsFromEnvironment(SERVE_OPTIONS, [], env, (message) => warnings.push(message)), { retention: '7d' });
   assert.equal(warnings.length, 2);
-  assert.match(warnings[0], /^ignoring CONTRAIL_PORT=tcp:\/\/10\.0\.0\.1:6008: a Kubernetes service link/);
+  assert.match(warnings[0]!, /^ignoring CONTRAIL_PORT=tcp:\/\/10\.0\.0\.1:6008: a Kubernetes service link/);
   assert.throws(() => flagsFromEnvironment(SERVE_OPTIONS, [], { CONTRAIL_PORT: 'http://10.0.0.1:6008' }, () => {}), /^Error: CONTRAIL_PORT: "http:\/\/10\.0\.0\.1:6008" is not a port/);
 });
 
@@ -163,15 +163,15 @@ test('inspect on a file that is not an LMDB buffer says so and exits 1, instead 
 
 test('every file the README names exists, and every test it quotes is in the file it names', () => {
   const root = new URL('../', import.meta.url);
-  const named = [...readme.matchAll(/(?<![\w./-])((?:src|test|bench|scripts|dictionaries)\/[\w./-]*\w\.[\w-]*\w)/g)].map((m) => m[1]);
+  const named = [...readme.matchAll(/(?<![\w./-])((?:src|test|bench|scripts|dictionaries)\/[\w./-]*\w\.[\w-]*\w)/g)].map((m) => m[1] ?? '');
   assert.ok(named.length > 10, 'the README names files');
   for (const path of new Set(named)) assert.ok(existsSync(new URL(path, root)), `README names ${path}, which does not exist`);
 
   // `test/x.test.ts` ("a test's title…", "another") — "…" stands for words left out; numbers may be
   // interpolated in the source (`${KILLS}`).
-  for (const [, path, quoted] of readme.matchAll(/`(test\/[\w./-]+\.test\.ts)`\s*\(([^)]*)\)/g)) {
+  for (const [, path = '', quoted = ''] of readme.matchAll(/`(test\/[\w./-]+\.test\.ts)`\s*\(([^)]*)\)/g)) {
     const source = readFileSync(new URL(path, root), 'utf8').replace(/\\'/g, "'");
-    for (const title of [...quoted.matchAll(/"([^"]+)"/g)].map((m) => m[1].replace(/\s+/g, ' '))) {
+    for (const title of [...quoted.matchAll(/"([^"]+)"/g)].map((m) => (m[1] ?? '').replace(/\s+/g, ' '))) {
       for (const piece of title.split('…').map((p) => p.trim()).filter(Boolean)) {
         const pattern = new RegExp(piece.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/\d+/g, '(?:\\d+|\\$\\{[^}]+\\})'));
         assert.match(source, pattern, `README quotes "${title}" from ${path}`);

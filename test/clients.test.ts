@@ -71,7 +71,7 @@ for (const { transport, skip } of await transportsUnderTest()) {
         up.create(did, POST);
         up.create(did, LIKE);
         up.commit(did, [{ collection: FOLLOW }, { collection: POST, action: 'delete' }]);
-        up.identity(did, `${did.split(':')[2].slice(0, 5)}.bsky.social`);
+        up.identity(did, `${did.split(':')[2]!.slice(0, 5)}.bsky.social`);
         up.identity(did); // no handle: Jetstream omits the key
         up.account(did, false, 'deactivated');
       }
@@ -96,7 +96,7 @@ for (const { transport, skip } of await transportsUnderTest()) {
       const errors: unknown[] = [];
       const subscription = new JetstreamSubscription({
         url: `ws://127.0.0.1:${gateway.port}`,
-        cursor: stream[0].timeUs,
+        cursor: stream[0]!.timeUs,
         ws: { WebSocket, ...FAST_RECONNECT },
         onError: (err) => errors.push(err),
       });
@@ -117,7 +117,7 @@ for (const { transport, skip } of await transportsUnderTest()) {
       const filter: FilterSpec = { wantedCollections: [POST, FOLLOW], wantedDids: [ALICE, BOB] };
       const subscription = new JetstreamSubscription({
         url: `ws://127.0.0.1:${gateway.port}`,
-        cursor: stream[0].timeUs,
+        cursor: stream[0]!.timeUs,
         wantedCollections: filter.wantedCollections,
         wantedDids: [ALICE, BOB],
         ws: { WebSocket, ...FAST_RECONNECT },
@@ -180,7 +180,7 @@ for (const { transport, skip } of await transportsUnderTest()) {
         endpoint: `ws://127.0.0.1:${gateway.port}/subscribe`,
         wantedCollections: filter.wantedCollections,
         wantedDids: filter.wantedDids as Did[],
-        cursor: stream[0].timeUs,
+        cursor: stream[0]!.timeUs,
         ws: WebSocket,
       });
       const events: Array<Record<string, any>> = [];

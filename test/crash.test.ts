@@ -119,7 +119,7 @@ test(`SIGKILL at ${KILLS} random points during ingest loses and duplicates nothi
   const random = mulberry32(SEED);
   let pushed = 0;
   const push = (count: number) => {
-    for (const end = Math.min(FRAMES, pushed + count); pushed < end; pushed++) relay.push({ seq: frames[pushed].seq, bytes: frames[pushed].bytes });
+    for (const end = Math.min(FRAMES, pushed + count); pushed < end; pushed++) relay.push({ seq: frames[pushed]!.seq, bytes: frames[pushed]!.bytes });
   };
   const firstPort = await gateway.port;
   await relay.waitForConnections(1, 30_000);
@@ -172,7 +172,7 @@ test(`SIGKILL at ${KILLS} random points during ingest loses and duplicates nothi
   // The last gateway catches up with the whole stream, then stops gracefully.
   push(FRAMES);
   const port = await gateway.port;
-  const last = frames[FRAMES - 1].seq;
+  const last = frames[FRAMES - 1]!.seq;
   await waitUntil(async () => (await stats(port)).upstreamCursor?.seq === last, 'ingest of the whole stream', 60_000);
   const expected = upstreamOpIds(frames);
   const finalStats = await stats(port);
@@ -185,19 +185,19 @@ test(`SIGKILL at ${KILLS} random points during ingest loses and duplicates nothi
   const expectedIds = expected.map((e) => e.id);
   assertSameOps(storedIds, expectedIds);
   assert.equal(finalStats.eventCount, expected.length, '/stats counts the same events');
-  for (let i = 1; i < stored.length; i++) assert.ok(stored[i].timeUs > stored[i - 1].timeUs, `time_us increases at #${i}`);
+  for (let i = 1; i < stored.length; i++) assert.ok(stored[i]!.timeUs > stored[i - 1]!.timeUs, `time_us increases at #${i}`);
 
   // Across each crash: the saved cursor and time_us describe exactly what was stored before it,
   // and every event stored after the restart has a larger time_us.
   for (const [i, crash] of crashes.entries()) {
     const next = expected.findIndex((op) => op.seq > crash.savedSeq);
     assert.ok(next > 0, `crash ${i + 1}: some events were saved before it`);
-    assert.equal(stored[next - 1].timeUs, crash.lastTimeUs, `crash ${i + 1}: the saved last time_us is the newest event the saved cursor covers`);
-    if (next < stored.length) assert.ok(stored[next].timeUs > crash.lastTimeUs, `crash ${i + 1}: the clock continued above it`);
+    assert.equal(stored[next - 1]!.timeUs, crash.lastTimeUs, `crash ${i + 1}: the saved last time_us is the newest event the saved cursor covers`);
+    if (next < stored.length) assert.ok(stored[next]!.timeUs > crash.lastTimeUs, `crash ${i + 1}: the clock continued above it`);
   }
   // The kills landed while the stream was still flowing in, not after it was all stored.
   const midIngest = crashes.filter((c) => c.savedSeq < c.pushed).length;
   t.diagnostic(`kills (streamed: saved/pushed): ${crashes.map((c) => `${c.streamed}: ${c.savedSeq}/${c.pushed}`).join(', ')}`);
   assert.ok(midIngest >= KILLS / 3, `${midIngest} of ${KILLS} kills came before the gateway had stored everything pushed`);
-  assert.ok(crashes.at(-1)!.savedSeq > crashes[0].savedSeq, 'ingest made progress between the crashes');
+  assert.ok(crashes.at(-1)!.savedSeq > crashes[0]!.savedSeq, 'ingest made progress between the crashes');
 });

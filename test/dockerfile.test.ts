@@ -23,7 +23,7 @@ const instructions = dockerfile
   .split('\n')
   .filter((line) => line.trim() && !line.startsWith('#'))
   .map((line) => {
-    const [keyword, ...rest] = line.trim().split(/\s+/);
+    const [keyword = '', ...rest] = line.trim().split(/\s+/);
     return { keyword: keyword.toUpperCase(), args: rest.join(' ') };
   });
 const stages = instructions.reduce<Array<typeof instructions>>((all, instruction) => {
@@ -39,7 +39,8 @@ test('the Dockerfile passes dockerfile-utils\' validator', () => {
 test('multi-stage: compilers only in the build stage; the image runs as a non-root user with a /data volume and a health check', () => {
   assert.equal(stages.length, 2, 'a build stage and a run stage');
   const [build, run] = stages;
-  assert.match(build[0].args, / AS build$/i);
+  assert.ok(build && run);
+  assert.match(build[0]!.args, / AS build$/i);
   assert.ok(build.some((i) => i.keyword === 'RUN' && /g\+\+/.test(i.args)), 'the build stage installs the compilers');
   assert.ok(!run.some((i) => i.keyword === 'RUN' && /apt-get|npm/.test(i.args)), 'the run stage installs nothing');
   assert.ok(run.some((i) => i.keyword === 'COPY' && i.args.startsWith('--from=build')), 'the run stage copies the build');
@@ -77,13 +78,13 @@ after(async () => {
 
 test('the HEALTHCHECK command exits 0 against a running gateway on CONTRAIL_PORT, 1 when nothing answers', async () => {
   const healthcheck = instructions.find((i) => i.keyword === 'HEALTHCHECK')!.args;
-  const command = JSON.parse(healthcheck.slice(healthcheck.indexOf('CMD ') + 4)) as string[];
+  const [program, ...args] = JSON.parse(healthcheck.slice(healthcheck.indexOf('CMD ') + 4)) as [string, ...string[]];
   const run = promisify(execFile);
-  const healthy = await run(command[0] === 'node' ? process.execPath : command[0], command.slice(1), {
+  const healthy = await run(program === 'node' ? process.execPath : program, args, {
     env: { ...process.env, CONTRAIL_PORT: String(gateway.port) },
   });
   assert.equal(healthy.stderr, '');
-  const unhealthy = await run(process.execPath, command.slice(1), { env: { ...process.env, CONTRAIL_PORT: '1' } }).then(
+  const unhealthy = await run(process.execPath, args, { env: { ...process.env, CONTRAIL_PORT: '1' } }).then(
     () => 0,
     (err: { code: number }) => err.code,
   );

@@ -25,8 +25,10 @@ function frozenClock(now = 1_764_072_000_000_000, last = 0): CursorClock {
 }
 
 function only(entries: Entry[]): Entry {
+  const [entry] = entries;
   assert.equal(entries.length, 1);
-  return entries[0];
+  assert.ok(entry);
+  return entry;
 }
 
 test('commit create: Jetstream v1 keys in order, record JSON and its CID', () => {
@@ -65,16 +67,16 @@ test('commit update carries record and cid; delete carries neither', () => {
   const { entries } = buildEvents(message, frozenClock());
   assert.equal(entries.length, 2);
   const [update, remove] = entries.map((e) => JSON.parse(e.json.toString()));
-  assert.deepEqual(objectKeyLists(entries[0].json.toString())[1], ['rev', 'operation', 'collection', 'rkey', 'record', 'cid']);
+  assert.deepEqual(objectKeyLists(entries[0]!.json.toString())[1], ['rev', 'operation', 'collection', 'rkey', 'record', 'cid']);
   assert.equal(update.commit.operation, 'update');
   assert.deepEqual(update.commit.record, profile);
   assert.equal(update.commit.cid, cborBlock(profile).cid.toString());
-  assert.deepEqual(objectKeyLists(entries[1].json.toString()), [
+  assert.deepEqual(objectKeyLists(entries[1]!.json.toString()), [
     ['did', 'time_us', 'kind', 'commit'],
     ['rev', 'operation', 'collection', 'rkey'],
   ]);
   assert.deepEqual(remove.commit, { rev: tidFor(8), operation: 'delete', collection: 'app.bsky.feed.like', rkey: '3lbv2xh5u3s2e' });
-  assert.equal(entries[1].collection, 'app.bsky.feed.like');
+  assert.equal(entries[1]!.collection, 'app.bsky.feed.like');
 });
 
 test('identity with and without a handle', () => {

@@ -31,7 +31,7 @@ const int = (rnd: () => number, below: number) => Math.floor(rnd() * below);
 const MUTATIONS: Record<string, Mutation> = {
   bitflips: (bytes, rnd) => {
     const out = Buffer.from(bytes);
-    for (let n = 1 + int(rnd, 8); n > 0; n--) out[int(rnd, out.length)] ^= 1 << int(rnd, 8);
+    for (let n = 1 + int(rnd, 8); n > 0; n--) out[int(rnd, out.length)]! ^= 1 << int(rnd, 8);
     return out;
   },
   truncate: (bytes, rnd) => bytes.subarray(0, int(rnd, bytes.length)),
@@ -51,7 +51,7 @@ const MUTATIONS: Record<string, Mutation> = {
   nudge: (bytes, rnd) => {
     const out = Buffer.from(bytes);
     const at = int(rnd, out.length);
-    out[at] = (out[at] + (rnd() < 0.5 ? 1 : 255)) & 0xff;
+    out[at] = (out[at]! + (rnd() < 0.5 ? 1 : 255)) & 0xff;
     return out;
   },
 };
@@ -114,8 +114,8 @@ test(`fuzz: ${ITERATIONS} mutated frames never throw anything but DropError, and
   let events = 0;
   let lastTimeUs = 0;
   for (let i = 0; i < ITERATIONS; i++) {
-    const name = names[i % names.length];
-    const input = MUTATIONS[name](frames[int(rnd, frames.length)], rnd, frames[int(rnd, frames.length)]);
+    const name = names[i % names.length]!;
+    const input = MUTATIONS[name]!(frames[int(rnd, frames.length)]!, rnd, frames[int(rnd, frames.length)]!);
     let message: UpstreamMessage;
     try {
       message = parseMessage(decodeFrame(input, 5 * 1024 * 1024));
@@ -159,8 +159,8 @@ test(`fuzz: ${ITERATIONS} mutated record blocks (re-hashed, so they pass the CID
   let events = 0;
   let dropped = 0;
   for (let i = 0; i < ITERATIONS; i++) {
-    const { collection, block } = records[int(rnd, records.length)];
-    const mutated = MUTATIONS[names[i % names.length]](Buffer.from(block), rnd, records[int(rnd, records.length)].block);
+    const { collection, block } = records[int(rnd, records.length)]!;
+    const mutated = MUTATIONS[names[i % names.length]!]!(Buffer.from(block), rnd, records[int(rnd, records.length)]!.block);
     const cid = CID.createV1(dagCbor.code, createDigest(0x12, createHash('sha256').update(mutated).digest())).toString();
     const message = {
       type: 'commit' as const,

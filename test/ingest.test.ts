@@ -253,7 +253,7 @@ describe('per-DID rev check', () => {
 
     store.failures = 1;
     h.ingester.handle(post(2, C, 4));
-    while ((await h.metrics.commitErrors.get()).values[0].value === 0) await new Promise((resolve) => setTimeout(resolve, 1));
+    while ((await h.metrics.commitErrors.get()).values[0]!.value === 0) await new Promise((resolve) => setTimeout(resolve, 1));
     assert.deepEqual(store.upstreamCursor, { url: RELAY, seq: 1 }, 'precondition: the commit of seq 2 is waiting for its retry');
     h.ingester.handle(post(3, C, 4));
     await h.ingester.flush();
@@ -291,12 +291,12 @@ describe('group commit and backpressure', () => {
 
     for (let seq = 6; seq <= 60; seq++) h.ingester.handle(post(seq, did(seq), 1));
     assert.deepEqual(h.backpressure, [true], 'paused as soon as the bound is crossed, before any commit');
-    assert.equal((await h.metrics.ingestPaused.get()).values[0].value, 1);
-    assert.ok((await h.metrics.pendingBytes.get()).values[0].value > 4_000);
+    assert.equal((await h.metrics.ingestPaused.get()).values[0]!.value, 1);
+    assert.ok((await h.metrics.pendingBytes.get()).values[0]!.value > 4_000);
     await h.ingester.flush();
     assert.deepEqual(h.backpressure, [true, false]);
-    assert.equal((await h.metrics.ingestPaused.get()).values[0].value, 0);
-    assert.equal((await h.metrics.pendingBytes.get()).values[0].value, 0);
+    assert.equal((await h.metrics.ingestPaused.get()).values[0]!.value, 0);
+    assert.equal((await h.metrics.pendingBytes.get()).values[0]!.value, 0);
     assert.equal(labels(store).length, 60);
   });
 });
@@ -341,7 +341,7 @@ describe('commit failures', () => {
 
     store.failures = 3;
     for (let seq = 11; seq <= 20; seq++) h.ingester.handle(frame(seq));
-    while ((await h.metrics.commitErrors.get()).values[0].value === 0) await new Promise((resolve) => setTimeout(resolve, 1));
+    while ((await h.metrics.commitErrors.get()).values[0]!.value === 0) await new Promise((resolve) => setTimeout(resolve, 1));
     assert.deepEqual(h.backpressure.slice(0, 1), [true], 'a failed commit pauses reading');
     assert.deepEqual(h.health.slice(0, 1), [false]);
     assert.deepEqual(store.upstreamCursor, { url: RELAY, seq: 10 }, 'the cursor stays behind the unstored events');
@@ -350,7 +350,7 @@ describe('commit failures', () => {
     assert.equal(h.ingester.resumeCursor(), 30);
     await h.ingester.flush();
 
-    assert.equal((await h.metrics.commitErrors.get()).values[0].value, 3);
+    assert.equal((await h.metrics.commitErrors.get()).values[0]!.value, 3);
     assert.equal(h.health.at(-1), true, 'healthy again after the retry');
     assert.equal(h.backpressure.at(-1), false, 'reading resumes');
     assert.ok(h.logs.some((l) => l.level === 50 && /STORE COMMIT FAILED/.test(l.msg) && l.attempt === 1), 'the failure is logged as an error');
@@ -376,11 +376,11 @@ describe('commit failures', () => {
     store.failures = Infinity;
     for (let seq = 6; seq <= 9; seq++) h.ingester.handle(post(seq, did(seq), seq));
     assert.equal(await h.ingester.flush(200), false, 'shutdown does not wait forever on a failing disk');
-    const errorsAtGiveUp = (await h.metrics.commitErrors.get()).values[0].value;
+    const errorsAtGiveUp = (await h.metrics.commitErrors.get()).values[0]!.value;
     assert.ok(errorsAtGiveUp >= 1);
     // Retries come every retryDelayMs: twenty of those without one is no retrying.
     await new Promise((resolve) => setTimeout(resolve, 20 * retryDelayMs));
-    assert.equal((await h.metrics.commitErrors.get()).values[0].value, errorsAtGiveUp, 'no retries after giving up');
+    assert.equal((await h.metrics.commitErrors.get()).values[0]!.value, errorsAtGiveUp, 'no retries after giving up');
     assert.deepEqual(store.upstreamCursor, { url: RELAY, seq: 5 }, 'a restart reads the uncommitted frames again');
     assert.equal(labels(store).length, 5);
   });

@@ -47,13 +47,13 @@ test('prints the span, count, sizes, saved cursor and retention floor of a buffe
     const batch = events.slice(i, i + 200);
     await store.commit({ entries: batch, cursor: { url: RELAY, seq: 987_654_000 + i + batch.length }, revs: new Map() });
   }
-  await store.trimBefore(events[100].timeUs, 1_000); // retention removed the oldest 100
+  await store.trimBefore(events[100]!.timeUs, 1_000); // retention removed the oldest 100
   const span = store.span();
   await store.close();
 
   const { code, stdout, stderr } = await inspect(dir.path);
   assert.equal(code, 0, stderr);
-  const oldest = events[100].timeUs;
+  const oldest = events[100]!.timeUs;
   const newest = events.at(-1)!.timeUs;
   assert.equal(field(stdout, 'data dir'), dir.path);
   assert.equal(field(stdout, 'oldest event'), `${new Date(oldest / 1000).toISOString()}  (time_us ${oldest})`);
@@ -66,7 +66,7 @@ test('prints the span, count, sizes, saved cursor and retention floor of a buffe
   assert.match(field(stdout, 'file on disk'), new RegExp(`^[\\d.]+ (KiB|MiB) \\(${fileBytes} bytes\\)$`));
   assert.equal(field(stdout, 'last time_us'), String(newest));
   assert.equal(field(stdout, 'upstream cursor'), `seq ${987_654_000 + events.length} from ${RELAY}`);
-  assert.equal(field(stdout, 'trimmed up to'), `${new Date(events[99].timeUs / 1000).toISOString()}  (time_us ${events[99].timeUs})`);
+  assert.equal(field(stdout, 'trimmed up to'), `${new Date(events[99]!.timeUs / 1000).toISOString()}  (time_us ${events[99]!.timeUs})`);
 });
 
 test('reads a buffer while a gateway has it open for writing', async (t) => {

@@ -28,7 +28,7 @@ test('JSON lines when stdout is not a terminal; readable lines (level name, time
   const pipe = captured(false);
   createLogger('info', pipe).info({ port: 6008 }, 'serving /subscribe');
   await new Promise((resolve) => setImmediate(resolve));
-  const record = JSON.parse(pipe.lines[0]);
+  const record = JSON.parse(pipe.lines[0]!);
   assert.equal(record.level, 30);
   assert.equal(record.msg, 'serving /subscribe');
   assert.equal(record.port, 6008);

@@ -27,8 +27,8 @@ function get(host: string, port: number, path: string): Promise<{ status: number
 function samples(exposition: string): Map<string, number> {
   const values = new Map<string, number>();
   for (const line of exposition.split('\n')) {
-    const match = /^([a-z_:][a-z0-9_:]*) (\S+)$/i.exec(line);
-    if (match) values.set(match[1], Number(match[2]));
+    const [, name, value] = /^([a-z_:][a-z0-9_:]*) (\S+)$/i.exec(line) ?? [];
+    if (name !== undefined) values.set(name, Number(value));
   }
   return values;
 }
@@ -75,7 +75,7 @@ test('metric names: base units, timestamps as _timestamp_seconds, and no gauge n
   const { gateway } = await gatewayWithRelay(t);
   const exposition = (await get('127.0.0.1', gateway.metricsPort, '/metrics')).body;
   const families = new Map<string, string>();
-  for (const match of exposition.matchAll(/^# TYPE (\S+) (\S+)$/gm)) families.set(match[1], match[2]);
+  for (const [, name = '', type = ''] of exposition.matchAll(/^# TYPE (\S+) (\S+)$/gm)) families.set(name, type);
   const ours = [...families].filter(([name]) => name.startsWith('contrail_'));
   assert.ok(ours.length > 20, 'the gateway registers its metrics');
   for (const [name, type] of ours) {

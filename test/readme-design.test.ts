@@ -21,9 +21,9 @@ function designSection(): string {
 /** Each `path` the section names, with the quoted names in the parentheses right after it. */
 function namedTests(section: string): Array<{ path: string; names: string[] }> {
   const references = /`((?:test|src)\/[^`\s]+\.test\.(?:ts|mjs))`(?: \(((?:[^()]|\([^()]*\))*)\))?/g;
-  return [...section.matchAll(references)].map(([, path, inParentheses = '']) => ({
+  return [...section.matchAll(references)].map(([, path = '', inParentheses = '']) => ({
     path,
-    names: [...inParentheses.matchAll(/"([^"]+)"/g)].map(([, name]) => name),
+    names: [...inParentheses.matchAll(/"([^"]+)"/g)].map(([, name = '']) => name),
   }));
 }
 

@@ -21,7 +21,7 @@ const AUTHOR = `did:plc:${'snippet'.padEnd(24, 'a')}`;
 
 /** The ```js block that starts with `// <file>`. */
 function snippet(file: string): string {
-  const block = [...readme.matchAll(/```js\n([\s\S]*?)```/g)].map((m) => m[1]).find((code) => code.startsWith(`// ${file}`));
+  const block = [...readme.matchAll(/```js\n([\s\S]*?)```/g)].map((m) => m[1] ?? '').find((code) => code.startsWith(`// ${file}`));
   assert.ok(block, `the README has a js block starting with "// ${file}"`);
   return block;
 }

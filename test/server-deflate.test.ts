@@ -75,7 +75,7 @@ for (const { transport, skip } of await transportsUnderTest()) {
       assert.deepEqual(deflated.texts, plain.texts);
       assert.equal(plainV2.texts.length, all.length);
       assert.deepEqual(deflatedV2.texts, plainV2.texts);
-      for (const [compressed, uncompressed] of [[deflated, plain], [deflatedV2, plainV2]]) {
+      for (const [compressed, uncompressed] of [[deflated, plain], [deflatedV2, plainV2]] as const) {
         const ratio = wireBytes(compressed) / wireBytes(uncompressed);
         assert.ok(ratio < 0.8, `deflate shrinks what crosses the wire (${wireBytes(compressed)} vs ${wireBytes(uncompressed)} bytes)`);
       }
@@ -117,8 +117,8 @@ for (const { transport, skip } of await transportsUnderTest()) {
       await up.settle();
       await settleSubscribers(gateway, [...first, over]);
       assert.equal(over.texts.length, 5);
-      assert.deepEqual(first[0].texts, over.texts);
-      await first[0].close();
+      assert.deepEqual(first[0]!.texts, over.texts);
+      await first[0]!.close();
       await waitUntil(() => gateway.server.hub.size === 3, 'the subscriber to leave');
       const next = await Subscription.open(gateway.port, '', { perMessageDeflate: true });
       assert.match(next.ws.extensions, /permessage-deflate/);

@@ -46,7 +46,7 @@ interface Client {
 }
 
 function randomFilter(rnd: () => number, dids: string[]): FilterSpec {
-  const pick = <T>(items: readonly T[], n: number) => Array.from({ length: n }, () => items[Math.floor(rnd() * items.length)]);
+  const pick = <T>(items: readonly T[], n: number) => Array.from({ length: n }, () => items[Math.floor(rnd() * items.length)]!);
   const roll = rnd();
   const filter: FilterSpec =
     roll < 0.15 ? {}
@@ -73,7 +73,7 @@ function newestReceived(client: Client, decompressor: Decompressor): number {
 /** What a client must have received, given the final stored stream. */
 function checkClient(client: Client, received: string[], stream: StoredEvent[], label: string): void {
   const times = received.map((raw) => JSON.parse(raw).time_us as number);
-  for (let i = 1; i < times.length; i++) assert.ok(times[i] > times[i - 1], `${label}: time_us strictly increases`);
+  for (let i = 1; i < times.length; i++) assert.ok(times[i]! > times[i - 1]!, `${label}: time_us strictly increases`);
   const { start } = client;
   if ('cursor' in start) {
     const expected = stream.filter((e) => e.timeUs >= start.cursor && wants(client.filter, e)).map((e) => e.raw);
@@ -86,7 +86,7 @@ function checkClient(client: Client, received: string[], stream: StoredEvent[], 
   const missed = candidates.length - received.length;
   assert.ok(missed >= 0, `${label}: no more events than were stored after connecting`);
   assert.deepEqual(received, candidates.slice(missed).map((e) => e.raw), label);
-  if (missed > 0) assert.ok(candidates[missed - 1].timeUs <= start.atMost, `${label}: nothing missed after the connection was open`);
+  if (missed > 0) assert.ok(candidates[missed - 1]!.timeUs <= start.atMost, `${label}: nothing missed after the connection was open`);
 }
 
 for (const { transport, skip } of await transportsUnderTest()) {
@@ -151,10 +151,10 @@ for (const { transport, skip } of await transportsUnderTest()) {
           cursor = roll < 0.15 ? undefined : (Date.now() + 600_000) * 1000;
           start = { live: cursor === undefined ? 'absent' : 'future', after, atMost: Infinity };
         } else if (roll < 0.4) {
-          cursor = rnd() < 0.5 ? 0 : early[0].timeUs - 5_000_000; // older than the buffer
+          cursor = rnd() < 0.5 ? 0 : early[0]!.timeUs - 5_000_000; // older than the buffer
           start = { cursor };
         } else if (roll < 0.75) {
-          cursor = early[Math.floor(rnd() * early.length)].timeUs; // exactly an event's time_us: inclusive
+          cursor = early[Math.floor(rnd() * early.length)]!.timeUs; // exactly an event's time_us: inclusive
           start = { cursor };
         } else {
           // Just behind the tip while it moves: replay hands over to live mid-ingest.
@@ -201,12 +201,12 @@ for (const { transport, skip } of await transportsUnderTest()) {
       let n = 0;
       const pusher = (async () => {
         while (pushing) {
-          for (let i = 0; i < 5; i++, n++) up.create(alice, [POST, LIKE, REPOST, FOLLOW][n % 4]);
+          for (let i = 0; i < 5; i++, n++) up.create(alice, [POST, LIKE, REPOST, FOLLOW][n % 4]!);
           await new Promise((resolve) => setTimeout(resolve, 3));
         }
       })();
       await live.waitForCount(200, '200 live events');
-      const cursors = [live.events[0].time_us, live.events[100].time_us, live.events[199].time_us];
+      const cursors = [live.events[0]!.time_us, live.events[100]!.time_us, live.events[199]!.time_us];
       const late = await Promise.all(cursors.map((cursor) => Subscription.open(gateway.port, `cursor=${cursor}`)));
       await Promise.all(late.map((s) => s.waitForCount(150, 'replay and then live events')));
       pushing = false;

@@ -107,7 +107,7 @@ for (const { transport, skip } of await transportsUnderTest()) {
       for (const path of ['/dictionary', '/health', '/stats', '/no-such-page']) {
         const get = await httpGet(gateway.port, path);
         const result = await rawRequest(gateway.port, [`HEAD ${path} HTTP/1.1\r\nHost: x\r\n\r\n`, 'GET /health HTTP/1.1\r\nHost: x\r\n\r\n']);
-        const [head, next] = result.text.split(/(?=HTTP\/1\.1 )/);
+        const [head = '', next] = result.text.split(/(?=HTTP\/1\.1 )/);
         assert.equal(statusOf({ text: head, end: 'open' }), get.status, `HEAD ${path}`);
         assert.ok(head.endsWith('\r\n\r\n'), `HEAD ${path} has no body (${head.length} bytes)`);
         assert.match(head, new RegExp(`\r\ncontent-length: ${get.body.byteLength}\r\n`, 'i'), `HEAD ${path} reports the GET's length`);

@@ -142,14 +142,14 @@ for (const { transport, skip } of await transportsUnderTest()) {
       assert.deepEqual(sentToSlow, stream.slice(0, sentToSlow.length).map((e) => e.raw), 'what the slow subscriber got has no gap');
       assert.ok(sentToSlow.length < stream.length);
 
-      await fast[0].waitForTime(newestTimeUs!);
-      assert.deepEqual(fast[0].texts, stream.map((e) => e.raw));
-      await fast[2].waitForTime(newestTimeUs!);
-      assert.deepEqual(fast[2].texts, stream.filter((e) => e.collection !== LIKE).map((e) => e.raw));
-      await fast[1].waitForCount(stream.length);
+      await fast[0]!.waitForTime(newestTimeUs!);
+      assert.deepEqual(fast[0]!.texts, stream.map((e) => e.raw));
+      await fast[2]!.waitForTime(newestTimeUs!);
+      assert.deepEqual(fast[2]!.texts, stream.filter((e) => e.collection !== LIKE).map((e) => e.raw));
+      await fast[1]!.waitForCount(stream.length);
       const decompressor = new Decompressor();
       decompressor.loadDictionary((await httpGet(gateway.port, '/dictionary')).body);
-      assert.deepEqual(fast[1].messages.map((m) => decompressor.decompress(m.data).toString()), fast[0].texts);
+      assert.deepEqual(fast[1]!.messages.map((m) => decompressor.decompress(m.data).toString()), fast[0]!.texts);
       for (const s of fast) assert.ok(s.isOpen, 'fast subscribers stay connected');
     });
 
@@ -199,7 +199,7 @@ for (const { transport, skip } of await transportsUnderTest()) {
       assert.equal(refused.status, 503);
       assert.match(refused.body.toString(), /limit of 3 subscribers/);
       assert.equal((await upgradeRequest(gateway.port, '/subscribe?cursor=x')).status, 400, 'a bad query is still a 400');
-      await open[0].close();
+      await open[0]!.close();
       await waitUntil(async () => (await stats(gateway.port)).subscribers === 2, 'the closed subscriber to free its slot');
       const again = await Subscription.open(gateway.port, '');
       assert.ok(again.isOpen);
@@ -311,10 +311,10 @@ for (const { transport, skip } of await transportsUnderTest()) {
         await store.commit({ entries, revs: new Map() });
         await store.close();
       });
-      const resumed = await Subscription.open(gateway.port, `cursor=${entries[1].timeUs}`);
-      await resumed.waitForTime(entries[2].timeUs);
-      assert.deepEqual(resumed.events.map((e) => e.time_us), [entries[1].timeUs, entries[2].timeUs]);
-      const live = await Subscription.open(gateway.port, `cursor=${entries[2].timeUs + 1}`);
+      const resumed = await Subscription.open(gateway.port, `cursor=${entries[1]!.timeUs}`);
+      await resumed.waitForTime(entries[2]!.timeUs);
+      assert.deepEqual(resumed.events.map((e) => e.time_us), [entries[1]!.timeUs, entries[2]!.timeUs]);
+      const live = await Subscription.open(gateway.port, `cursor=${entries[2]!.timeUs + 1}`);
       await live.roundTrip();
       assert.equal(live.messages.length, 0, 'a cursor after the last issued time_us is live');
     });
@@ -334,15 +334,15 @@ for (const { transport, skip } of await transportsUnderTest()) {
       await waitUntil(async () => (after = await stats(h.gateway.port)).bytes <= 64 * 1024, 'retention to trim the buffer to the bound');
       const left = after.eventCount;
       assert.ok(left >= 1 && left < 30, `${left} events left`);
-      assert.equal(after.trimmedUpTo, trimmed[30 - left - 1].timeUs);
+      assert.equal(after.trimmedUpTo, trimmed[30 - left - 1]!.timeUs);
       h.up.create(BOB, POST);
       h.up.create(BOB, LIKE);
       after = await h.up.settle();
       assert.equal(after.eventCount, left + 2);
       const kept = await readWholeStream(h.gateway.port);
-      for (const cursor of [1, trimmed[0].timeUs, trimmed[10].timeUs]) {
+      for (const cursor of [1, trimmed[0]!.timeUs, trimmed[10]!.timeUs]) {
         const s = await Subscription.open(h.gateway.port, `cursor=${cursor}`);
-        await s.waitForTime(kept[1].timeUs);
+        await s.waitForTime(kept[1]!.timeUs);
         assert.deepEqual(s.texts, kept.map((e) => e.raw), `cursor=${cursor}`);
         await s.roundTrip();
         assert.ok(s.isOpen);

@@ -59,7 +59,7 @@ function exchange(port: number, request: string, head: boolean): Promise<Answer>
 function parseAnswer(bytes: Buffer, head: boolean): Answer | undefined {
   const headEnd = bytes.indexOf('\r\n\r\n');
   if (headEnd < 0) return undefined;
-  const [statusLine, ...lines] = bytes.subarray(0, headEnd).toString('latin1').split('\r\n');
+  const [statusLine = '', ...lines] = bytes.subarray(0, headEnd).toString('latin1').split('\r\n');
   const status = Number(/^HTTP\/1\.1 (\d{3}) /.exec(statusLine)?.[1]);
   const all = lines.map((line): [string, string] => {
     const colon = line.indexOf(':');

@@ -102,8 +102,8 @@ for (const { transport, skip } of await transportsUnderTest()) {
         const seq = JSON.parse(frame).payload.seq;
         assert.ok(Number.isSafeInteger(seq) && seq > previousSeq, `seq increases strictly (${previousSeq} → ${seq})`);
         previousSeq = seq;
-        assert.equal(frame, v2Expected(stream[i].raw, seq), 'the frame, byte for byte');
-        assert.deepEqual(v1FromV2(frame), JSON.parse(stream[i].raw));
+        assert.equal(frame, v2Expected(stream[i]!.raw, seq), 'the frame, byte for byte');
+        assert.deepEqual(v1FromV2(frame), JSON.parse(stream[i]!.raw));
       }
       const kinds = new Set(frames.map((f) => JSON.parse(f).payload.$type));
       assert.deepEqual([...kinds].sort(), [`${NSID}#account`, `${NSID}#commit`, `${NSID}#identity`]);
@@ -163,19 +163,19 @@ for (const { transport, skip } of await transportsUnderTest()) {
       const accounts = await openV2(gateway.port, 'cursor=0&kinds=identity&kinds=account');
       const commits = await openV2(gateway.port, `cursor=0&kinds=commit&collections=${POST}&dids=${ALICE}`);
       const sizes = frames.map((f) => Buffer.byteLength(f));
-      const limit = sizes[randomInt(sizes.length)];
+      const limit = sizes[randomInt(sizes.length)]!;
       const limited = await openV2(gateway.port, `cursor=0&maxMessageSizeBytes=${limit}`);
       await settleSubscribers(gateway, [accounts, commits, limited]);
-      assert.deepEqual(accounts.texts, frames.filter((_, i) => stream[i].kind !== 'commit'));
-      assert.deepEqual(commits.texts, frames.filter((_, i) => stream[i].collection === POST && stream[i].did === ALICE));
+      assert.deepEqual(accounts.texts, frames.filter((_, i) => stream[i]!.kind !== 'commit'));
+      assert.deepEqual(commits.texts, frames.filter((_, i) => stream[i]!.collection === POST && stream[i]!.did === ALICE));
       assert.deepEqual(limited.texts, frames.filter((f) => Buffer.byteLength(f) <= limit));
     });
 
     test('cursors: a seq and a unix-µs timestamp are inclusive; a future seq starts live after #info FutureCursor', async () => {
       const at = randomInt(1, stream.length - 1);
-      const seq = JSON.parse(frames[at]).payload.seq;
+      const seq = JSON.parse(frames[at]!).payload.seq;
       const bySeq = await openV2(gateway.port, `cursor=${seq}`);
-      const byTime = await openV2(gateway.port, `cursor=${stream[at].timeUs}`);
+      const byTime = await openV2(gateway.port, `cursor=${stream[at]!.timeUs}`);
       const lastSeq = JSON.parse(frames.at(-1)!).payload.seq;
       const future = await openV2(gateway.port, `cursor=${lastSeq + 1000}`);
       const next = await openV2(gateway.port, `cursor=${lastSeq + 1}`);
@@ -183,7 +183,7 @@ for (const { transport, skip } of await transportsUnderTest()) {
       await settleSubscribers(gateway, [bySeq, byTime, future, next, futureTime]);
       assert.deepEqual(bySeq.texts, frames.slice(at));
       assert.deepEqual(byTime.texts, frames.slice(at));
-      const info = JSON.parse(future.texts[0]);
+      const info = JSON.parse(future.texts[0]!);
       assert.deepEqual(Object.keys(info), ['$type', 'payload']);
       assert.deepEqual(Object.keys(info.payload), ['$type', 'name', 'message']);
       assert.equal(info.payload.$type, `${NSID}#info`);
@@ -224,7 +224,7 @@ for (const { transport, skip } of await transportsUnderTest()) {
           return decompressor.decompress(m.data).toString();
         });
       assert.deepEqual(texts(compressed), frames);
-      assert.equal(JSON.parse(texts(future)[0]).payload.name, 'FutureCursor', '#info is compressed like events');
+      assert.equal(JSON.parse(texts(future)[0]!).payload.name, 'FutureCursor', '#info is compressed like events');
     });
 
     test('a client message of any kind ends the stream with a close reason', async () => {
@@ -251,8 +251,8 @@ for (const { transport, skip } of await transportsUnderTest()) {
       }));
       const pairs = await Promise.all(
         cases.map(async ({ filter, at, bySeq }) => {
-          const v1Cursor = at === undefined ? undefined : stream[at].timeUs;
-          const v2Cursor = at === undefined ? undefined : bySeq ? JSON.parse(frames[at]).payload.seq : stream[at].timeUs;
+          const v1Cursor = at === undefined ? undefined : stream[at]!.timeUs;
+          const v2Cursor = at === undefined ? undefined : bySeq ? JSON.parse(frames[at]!).payload.seq : stream[at]!.timeUs;
           const v2Query = new URLSearchParams();
           for (const c of filter.wantedCollections!) v2Query.append('collections', c);
           for (const d of filter.wantedDids!) v2Query.append('dids', d);
@@ -260,14 +260,14 @@ for (const { transport, skip } of await transportsUnderTest()) {
           return [await Subscription.open(gateway.port, queryFor(filter, { cursor: v1Cursor })), await openV2(gateway.port, v2Query.toString())] as const;
         }),
       );
-      for (let i = 0; i < 3; i++) up.create(dids[i], [POST, LIKE, FOLLOW][i]);
-      up.identity(dids[3]);
+      for (const [i, collection] of [POST, LIKE, FOLLOW].entries()) up.create(dids[i]!, collection);
+      up.identity(dids[3]!);
       up.synthetic(30, 99, 20);
       await up.settle();
       const all = await readWholeStream(gateway.port);
       await settleSubscribers(gateway, pairs.flat());
       for (const [i, [v1, v2]] of pairs.entries()) {
-        const { filter, at } = cases[i];
+        const { filter, at } = cases[i]!;
         const expected = all.filter((e, n) => n >= (at ?? stream.length) && wants(filter, e)).map((e) => JSON.parse(e.raw));
         assert.deepEqual(v1.events, expected, `v1 with ${JSON.stringify(cases[i])}`);
         assert.deepEqual(v2Events(v2).map((f) => v1FromV2(JSON.stringify(f))), expected, `v2 with ${JSON.stringify(cases[i])}`);
@@ -329,9 +329,9 @@ for (const { transport, skip } of await transportsUnderTest()) {
         assert.match(body.message, new RegExp(`the oldest seq here is ${oldestSeq}\\b`));
 
         const oldest = await openV2(h.gateway.port, `cursor=${oldestSeq}`);
-        const outdated = await openV2(h.gateway.port, `cursor=${before[3].timeUs}`);
+        const outdated = await openV2(h.gateway.port, `cursor=${before[3]!.timeUs}`);
         await waitUntil(() => oldest.messages.length === left + 2 && outdated.messages.length === left + 3, 'the kept events');
-        const info = JSON.parse(outdated.texts[0]).payload;
+        const info = JSON.parse(outdated.texts[0]!).payload;
         assert.equal(info.name, 'OutdatedCursor');
         assert.match(info.message, new RegExp(`resuming from seq ${oldestSeq}\\b`));
         assert.deepEqual(outdated.texts.slice(1), oldest.texts);

@@ -110,7 +110,7 @@ for (const { transport, skip } of await transportsUnderTest()) {
       await waitUntil(async () => (await httpGet(gateway.port, '/ready')).status === 200, '/ready once the upstream is connected');
       const s = await stats(gateway.port);
       assert.equal(s.eventCount, stream.length);
-      assert.equal(s.oldestTimeUs, stream[0].timeUs);
+      assert.equal(s.oldestTimeUs, stream[0]!.timeUs);
       assert.equal(s.newestTimeUs, stream.at(-1)!.timeUs);
 
       const dictionary = await httpGet(gateway.port, '/dictionary');
@@ -213,8 +213,8 @@ for (const { transport, skip } of await transportsUnderTest()) {
         const expected = all.filter((e) => wants(filter, e)).map((e) => e.raw);
         assert.ok(expected.length > 0, `the stream has events for ${JSON.stringify(filter)}`);
         assert.ok(expected.length < all.length || i === 0, `${JSON.stringify(filter)} filters something out`);
-        assert.deepEqual(subscriptions[i].texts, expected, `filter ${JSON.stringify(filter)}`);
-        await subscriptions[i].close();
+        assert.deepEqual(subscriptions[i]!.texts, expected, `filter ${JSON.stringify(filter)}`);
+        await subscriptions[i]!.close();
       }
       // The size limit is measured on the JSON bytes and skips the large post.
       assert.ok(all.some((e) => e.collection === POST && Buffer.byteLength(e.raw) > 400));
@@ -222,21 +222,21 @@ for (const { transport, skip } of await transportsUnderTest()) {
 
     test('cursor: inclusive; between events; 0, negative and too old = from the oldest', async () => {
       // An event followed by a gap, so that cursor+1 falls between two events.
-      const k = stream.findIndex((e, i) => i >= 100 && stream[i + 1].timeUs > e.timeUs + 1);
-      const at = stream[k].timeUs;
+      const k = stream.findIndex((e, i) => i >= 100 && stream[i + 1]!.timeUs > e.timeUs + 1);
+      const at = stream[k]!.timeUs;
       const cases: Array<[cursor: number, from: number]> = [
         [at, k], // inclusive: the event at the cursor is sent again
         [at + 1, k + 1],
         [0, 0],
         [-1, 0],
         [1, 0],
-        [stream[0].timeUs - 1_000_000, 0],
+        [stream[0]!.timeUs - 1_000_000, 0],
       ];
       const subscriptions = await Promise.all(cases.map(([cursor]) => Subscription.open(gateway.port, `cursor=${cursor}`)));
       await settleSubscribers(gateway, subscriptions);
       for (const [i, [cursor, from]] of cases.entries()) {
-        assert.deepEqual(subscriptions[i].texts, stream.slice(from).map((e) => e.raw), `cursor=${cursor}`);
-        await subscriptions[i].close();
+        assert.deepEqual(subscriptions[i]!.texts, stream.slice(from).map((e) => e.raw), `cursor=${cursor}`);
+        await subscriptions[i]!.close();
       }
     });
 
@@ -344,16 +344,16 @@ for (const { transport, skip } of await transportsUnderTest()) {
       await Promise.all(subscriptions.map((s) => s.roundTrip()));
       up.create(CAROL, POST);
       const { newestTimeUs } = await up.settle();
-      await subscriptions[0].waitForTime(newestTimeUs!);
-      await subscriptions[1].waitForTime(newestTimeUs!);
-      await subscriptions[2].waitForCount(1);
+      await subscriptions[0]!.waitForTime(newestTimeUs!);
+      await subscriptions[1]!.waitForTime(newestTimeUs!);
+      await subscriptions[2]!.waitForCount(1);
       for (const s of subscriptions.slice(0, 2)) assert.deepEqual(s.events.map((e) => e.time_us), [newestTimeUs], 'JSON text frames, no hello needed');
-      assert.equal(subscriptions[2].messages[0].binary, true, 'compress=true compresses');
+      assert.equal(subscriptions[2]!.messages[0]!.binary, true, 'compress=true compresses');
     });
 
     test('requireHello: nothing is sent before the first valid options_update; events since connect time then arrive', async () => {
       const hello = await Subscription.open(gateway.port, `requireHello=true&wantedCollections=${LIKE}`);
-      const helloWithCursor = await Subscription.open(gateway.port, `requireHello=true&cursor=${stream[50].timeUs}`);
+      const helloWithCursor = await Subscription.open(gateway.port, `requireHello=true&cursor=${stream[50]!.timeUs}`);
       const control = await Subscription.open(gateway.port, '');
       up.create(ALICE, POST);
       up.create(BOB, LIKE);
@@ -376,7 +376,7 @@ for (const { transport, skip } of await transportsUnderTest()) {
       assert.equal(hello.texts.length, 3, 'two posts and the identity event');
       await helloWithCursor.waitForTime(newestTimeUs!);
       const all = await readWholeStream(gateway.port);
-      assert.deepEqual(helloWithCursor.texts, all.filter((e) => e.timeUs >= stream[50].timeUs).map((e) => e.raw));
+      assert.deepEqual(helloWithCursor.texts, all.filter((e) => e.timeUs >= stream[50]!.timeUs).map((e) => e.raw));
 
       // And then it is an ordinary live subscriber.
       up.create(CAROL, POST);
@@ -433,7 +433,7 @@ for (const { transport, skip } of await transportsUnderTest()) {
       const { newestTimeUs } = await up.settle();
       await s.waitForTime(newestTimeUs!);
       assert.equal(s.events.length, 1, 'still filtered by the query');
-      assert.equal(s.events[0].did, CAROL);
+      assert.equal(s.events[0]!.did, CAROL);
       await s.close();
     });
 
@@ -498,13 +498,13 @@ for (const { transport, skip } of await transportsUnderTest()) {
           'compression at least halves the bytes',
         );
       }
-      assert.throws(() => new Decompressor().decompress(byQuery.messages[0].data), 'a frame needs the dictionary to decode');
-      assert.ok(byQuery.messages.every((m, i) => m.data.equals(byHeader.messages[i].data)), 'every compressed subscriber gets the same bytes');
+      assert.throws(() => new Decompressor().decompress(byQuery.messages[0]!.data), 'a frame needs the dictionary to decode');
+      assert.ok(byQuery.messages.every((m, i) => m.data.equals(byHeader.messages[i]!.data)), 'every compressed subscriber gets the same bytes');
 
       const expected = all.filter((e) => wants({ wantedCollections: [POST], maxMessageSizeBytes: limit }, e)).map((e) => e.raw);
       assert.deepEqual(decompressAll(limited.messages, served.body), expected);
       assert.ok(
-        all.some((e) => e.collection === POST && Buffer.byteLength(e.raw) > limit && byQuery.messages[all.indexOf(e)].data.byteLength <= limit),
+        all.some((e) => e.collection === POST && Buffer.byteLength(e.raw) > limit && byQuery.messages[all.indexOf(e)]!.data.byteLength <= limit),
         'some post is over the limit as JSON but under it compressed',
       );
       for (const s of [plain, byQuery, byHeader, limited]) await s.close();

@@ -24,8 +24,8 @@ function events(count: number, first: number, dids: readonly string[], seed = 1)
   const rnd = mulberry32(seed);
   return Array.from({ length: count }, (_, i) => {
     const timeUs = first + i * 7;
-    const did = dids[Math.floor(rnd() * dids.length)];
-    const collection = COLLECTIONS[i % COLLECTIONS.length];
+    const did = dids[Math.floor(rnd() * dids.length)]!;
+    const collection = COLLECTIONS[i % COLLECTIONS.length]!;
     const json = `{"did":"${did}","time_us":${timeUs},"kind":"commit","commit":{"collection":"${collection}","noise":"${rnd().toString(36)}"}}`;
     return { timeUs, did, kind: 'commit', collection, json: Buffer.from(json) };
   });
@@ -61,7 +61,7 @@ test('a changed dictionary (another file, or new contents under the same zstd ID
   const third = events(300, 3_000_000, dids, 3);
   // The bundled dictionary with a byte of its content changed: same header, same zstd ID.
   const altered = Buffer.from(BUNDLED);
-  altered[altered.length - 100] ^= 0xff;
+  altered[altered.length - 100]! ^= 0xff;
 
   let store = new EventStore({ dataDir: dir.path, hotLogBytes: 0, blockEvents: 50, dictionary: BUNDLED });
   await store.commit({ entries: first, revs: new Map() });
@@ -90,7 +90,7 @@ test('a corrupt per-DID index entry: the replay stays exact (it scans instead), 
   // Many quiet repos, so one DID's index range is selective enough to be used.
   const dids = Array.from({ length: 300 }, (_, i) => `did:plc:${String(i).padStart(24, 'x')}`);
   const stream = events(3_000, 1_000_000, dids);
-  const target = stream[1_234].did;
+  const target = stream[1_234]!.did;
   const expected = texts(stream.filter((e) => e.did === target));
   let store = new EventStore({ dataDir: dir.path, hotLogBytes: 0, blockEvents: 100 });
   await store.commit({ entries: stream, revs: new Map() });
@@ -106,7 +106,7 @@ test('a corrupt per-DID index entry: the replay stays exact (it scans instead), 
   const ofTarget = stream.findIndex((e) => e.did === target && e.collection !== 'app.bsky.graph.follow');
   let corrupted = 0;
   for (const { key, value } of byDid.getRange()) {
-    if (value.readUInt32BE(4) === stream[ofTarget].timeUs % 2 ** 32) {
+    if (value.readUInt32BE(4) === stream[ofTarget]!.timeUs % 2 ** 32) {
       const wrong = Buffer.from(value);
       wrong.writeUInt16BE(partitions.get('app.bsky.graph.follow')! === 1 ? 2 : 1, 8);
       byDid.removeSync(key, value);
@@ -142,9 +142,9 @@ test('retention removes a block\'s index postings a chunk at a time: DID replays
   const store = new EventStore({ dataDir: dir.path, hotLogBytes: 0, blockEvents: 1_024, logger });
   await store.commit({ entries: stream, revs: new Map() });
   let done = false;
-  const trimming = store.trimBefore(stream[2_500].timeUs, Infinity).finally(() => (done = true));
+  const trimming = store.trimBefore(stream[2_500]!.timeUs, Infinity).finally(() => (done = true));
   // A block is unreachable at once (trimmedUpTo moves past it); its postings go in later turns.
-  assert.equal(store.trimmedUpTo, stream[1_023].timeUs);
+  assert.equal(store.trimmedUpTo, stream[1_023]!.timeUs);
   const before = store.readPlans.didIndex;
   let rounds = 0;
   for (; !done; rounds++) {
@@ -166,7 +166,7 @@ test('retention removes a block\'s index postings a chunk at a time: DID replays
   const byDid = raw.openDB<Buffer, Buffer>({ name: 'byDid', keyEncoding: 'binary', encoding: 'binary', dupSort: true, dupFixed: true } as never);
   const postings = [...byDid.getRange()].map(({ value }) => value.readUInt32BE(4));
   assert.equal(postings.length, kept.length - (kept.length % 1_024), 'the sealed events kept have their postings, the trimmed none');
-  assert.ok(postings.every((time) => time > stream[2_047].timeUs % 2 ** 32));
+  assert.ok(postings.every((time) => time > stream[2_047]!.timeUs % 2 ** 32));
 });
 
 test('a disk that fills up mid-transaction: the commit fails, nothing committed before it is lost, and the buffer reopens whole', { skip: process.platform !== 'linux' && 'needs ulimit -f' }, async (t) => {

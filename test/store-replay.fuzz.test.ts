@@ -62,7 +62,11 @@ const view = (entries: readonly Entry[]) => entries.map((e) => `${e.timeUs} ${e.
 
 test(`index replay equals scan replay: ${BUFFERS} random buffers × ${QUERIES_PER_BUFFER} random filters and cursors (seed ${SEED})`, async (t) => {
   const rnd = mulberry32(SEED);
-  const pick = <T>(items: readonly T[]): T => items[Math.floor(rnd() * items.length)];
+  const pick = <T>(items: readonly T[]): T => {
+    const item = items[Math.floor(rnd() * items.length)];
+    assert.ok(item !== undefined, 'picked from an empty list');
+    return item;
+  };
   const plansSeen = { didIndex: 0, partitions: 0 };
   for (let b = 0; b < BUFFERS; b++) {
     const dir = tempDir('contrail-fuzz-');
@@ -71,7 +75,7 @@ test(`index replay equals scan replay: ${BUFFERS} random buffers × ${QUERIES_PE
     const store = new EventStore({ dataDir: dir.path, hotLogBytes: pick([0, 3_000, 1 << 22]), blockEvents, fsync: false });
     // A few busy repos and a long tail of quiet ones, as on the network.
     const dids = Array.from({ length: 400 }, (_, i) => `did:plc:${i.toString(36).padStart(24, 'q')}`);
-    const didOf = () => dids[Math.floor(dids.length * rnd() ** 3)];
+    const didOf = () => dids[Math.floor(dids.length * rnd() ** 3)]!;
     const count = 50 + Math.floor(rnd() * 2_500);
     const committed: Entry[] = [];
     let timeUs = 1_700_000_000_000_000 + Math.floor(rnd() * 1e6);
@@ -101,8 +105,8 @@ test(`index replay equals scan replay: ${BUFFERS} random buffers × ${QUERIES_PE
       const collections = rnd() < 0.5 ? Array.from({ length: 1 + Math.floor(rnd() * 2) }, () => pick(COLLECTIONS)) : [];
       const prefixes = rnd() < 0.3 ? [pick(PREFIXES)] : [];
       const filter = makeFilter(wantedDids, collections, prefixes);
-      const first = committed[0].timeUs;
-      const last = committed[committed.length - 1].timeUs;
+      const first = committed[0]!.timeUs;
+      const last = committed[committed.length - 1]!.timeUs;
       const cursor = rnd() < 0.1 ? 0 : first - 5 + Math.floor(rnd() * (last - first + 10));
       const maxEntries = 1 + Math.floor(rnd() * 40);
       const maxScanned = rnd() < 0.5 ? undefined : 1 + Math.floor(rnd() * 300);

@@ -20,16 +20,16 @@ import { tempDir } from './support/gateway.ts';
 import { waitUntil } from './support/poll.ts';
 import { mulberry32 } from './support/synthetic.ts';
 
-const DIDS = ['did:plc:alice000000000000000000a', 'did:plc:bob00000000000000000000b', 'did:web:carol.example.com'];
+const DIDS = ['did:plc:alice000000000000000000a', 'did:plc:bob00000000000000000000b', 'did:web:carol.example.com'] as const;
 const COLLECTIONS = ['app.bsky.feed.like', 'app.bsky.feed.post', 'app.bsky.graph.follow', 'app.bsky.feed.repost'];
 
 /** A realistic event: its JSON carries its own time_us, as the real ones do. */
 function makeEntry(timeUs: number, i: number, padding = 0): Entry {
-  const did = DIDS[i % DIDS.length];
+  const did = DIDS[i % DIDS.length]!;
   let kind: EventKind = 'commit';
   if (i % 11 === 5) kind = 'identity';
   else if (i % 13 === 7) kind = 'account';
-  const collection = kind === 'commit' ? COLLECTIONS[i % COLLECTIONS.length] : null;
+  const collection = kind === 'commit' ? COLLECTIONS[i % COLLECTIONS.length]! : null;
   const body =
     kind === 'commit'
       ? `"commit":{"rev":"3l${i}","operation":"create","collection":"${collection}","rkey":"r${i}","record":{"text":"${'x'.repeat((i * 37) % 200 + padding)}"},"cid":"bafy${i}"}`
@@ -105,8 +105,8 @@ const LAYOUTS = [
 
 describe('reads: ordering, inclusive cursors, batches, filters', () => {
   const all = makeEntries(60);
-  const oldest = all[0].timeUs;
-  const newest = all[all.length - 1].timeUs;
+  const oldest = all[0]!.timeUs;
+  const newest = all[all.length - 1]!.timeUs;
 
   for (const layout of LAYOUTS) {
     test(`every cursor returns exactly the events at or after it, in order — ${layout.name}`, async (t) => {
@@ -124,7 +124,7 @@ describe('reads: ordering, inclusive cursors, batches, filters', () => {
 
       const first = store.readAfter(oldest - 1, { maxEntries: 7 });
       assert.deepEqual(view(first.entries), view(all.slice(0, 7)));
-      assert.equal(first.position, all[6].timeUs, 'a full batch ends at its last event');
+      assert.equal(first.position, all[6]!.timeUs, 'a full batch ends at its last event');
 
       const walked = readAll(store, oldest - 1, { maxEntries: 7 });
       assert.deepEqual(view(walked.entries), view(all));
@@ -133,7 +133,7 @@ describe('reads: ordering, inclusive cursors, batches, filters', () => {
       // A 1-in-5 filter with at most 3 events examined per read: many reads return nothing but move on.
       const filter = (e: Entry) => e.timeUs % 5 === 0;
       const scanLimited = store.readAfter(oldest - 1, { maxEntries: 100, maxScanned: 3, filter });
-      assert.equal(scanLimited.position, all[2].timeUs, 'stops after examining maxScanned events');
+      assert.equal(scanLimited.position, all[2]!.timeUs, 'stops after examining maxScanned events');
       assert.deepEqual(view(scanLimited.entries), view(all.slice(0, 3).filter(filter)));
       const filtered = readAll(store, oldest - 1, { maxEntries: 2, maxScanned: 3, filter });
       assert.deepEqual(view(filtered.entries), view(all.filter(filter)));
@@ -185,9 +185,9 @@ describe('reads: ordering, inclusive cursors, batches, filters', () => {
 
       // After retention trimmed the oldest (whole blocks of events older than all[20]), an old
       // cursor starts at the oldest remaining.
-      const trimmed = await store.trimBefore(all[20].timeUs, 1_000);
+      const trimmed = await store.trimBefore(all[20]!.timeUs, 1_000);
       assert.ok(trimmed <= 20 && trimmed > 20 - layout.blockEvents, `${trimmed} trimmed`);
-      assert.equal(store.trimmedUpTo, all[trimmed - 1].timeUs);
+      assert.equal(store.trimmedUpTo, all[trimmed - 1]!.timeUs);
       assert.deepEqual(view(store.readAfter(0, { maxEntries: 5 }).entries), view(all.slice(trimmed, trimmed + 5)));
       assert.deepEqual(view(readAll(store, 0, { maxEntries: 8 }).entries), view(all.slice(trimmed)));
     });
@@ -218,7 +218,7 @@ describe('reads: ordering, inclusive cursors, batches, filters', () => {
     const stream = makeEntries(300);
     await disk.commit({ entries: stream.slice(0, 30), revs: new Map() });
     await reference.commit({ entries: stream.slice(0, 30), revs: new Map() });
-    let position = stream[0].timeUs - 1;
+    let position = stream[0]!.timeUs - 1;
     const got: Entry[] = [];
     for (let next = 30; next < stream.length; next += 15) {
       const read = disk.readAfter(position, { maxEntries: 4 });
@@ -289,7 +289,7 @@ describe('durability', () => {
     // New events land after the old ones; a read crosses from disk into the new hot log.
     const more = makeEntries(10, events.at(-1)!.timeUs + 10, 40);
     await second.commit({ entries: more, cursor: { url: 'wss://relay.test', seq: 140 }, revs: new Map() });
-    assert.deepEqual(view(second.readAfter(events[30].timeUs, { maxEntries: 1_000 }).entries), view([...events.slice(31), ...more]));
+    assert.deepEqual(view(second.readAfter(events[30]!.timeUs, { maxEntries: 1_000 }).entries), view([...events.slice(31), ...more]));
   });
 
   test('the last issued time_us survives even when retention removed every event', async (t) => {
@@ -326,7 +326,7 @@ describe('durability', () => {
     const check = (s: EventStore) => {
       assert.deepEqual(view(s.readAfter(0, { maxEntries: 1_000 }).entries), view(events.slice(0, 10)));
       assert.deepEqual(s.upstreamCursor, { url: 'wss://relay.test', seq: 10 });
-      assert.equal(s.lastTimeUs, events[9].timeUs);
+      assert.equal(s.lastTimeUs, events[9]!.timeUs);
       assert.equal(s.getRev(DIDS[0]), 'rev-1');
       assert.equal(s.span().eventCount, 10);
     };
@@ -349,7 +349,7 @@ describe('durability', () => {
     await store.close();
     const reopened = open(t, { dataDir: dir.path });
     assert.equal(reopened.getRev(longDid), '3lzzzzzzzzzz2');
-    assert.equal(reopened.readAfter(0, { maxEntries: 10 }).entries[0].did, longDid);
+    assert.equal(reopened.readAfter(0, { maxEntries: 10 }).entries[0]!.did, longDid);
   });
 });
 
@@ -368,7 +368,7 @@ describe('seq: unique, strictly increasing, never reused, resolvable to a time_u
     assert.equal(second.lastSeq, 50);
     const more = makeEntries(5, events.at(-1)!.timeUs + 10, 50);
     await second.commit({ entries: more, revs: new Map() });
-    assert.deepEqual(second.readAfter(events[47].timeUs, { maxEntries: 100 }).entries.map((e) => e.seq), [49, 50, 51, 52, 53, 54, 55]);
+    assert.deepEqual(second.readAfter(events[47]!.timeUs, { maxEntries: 100 }).entries.map((e) => e.seq), [49, 50, 51, 52, 53, 54, 55]);
   });
 
   test('seqs are never reused, even after retention removed every event and the store reopened', async (t) => {
@@ -391,18 +391,18 @@ describe('seq: unique, strictly increasing, never reused, resolvable to a time_u
     const events = makeEntries(300);
     await commitInBatches(store, events, 40);
     for (const event of events) assert.equal(store.timeUsAtSeq(event.seq!), event.timeUs, `seq ${event.seq}`);
-    assert.equal(store.timeUsAtSeq(0), events[0].timeUs);
+    assert.equal(store.timeUsAtSeq(0), events[0]!.timeUs);
     assert.equal(store.timeUsAtSeq(301), undefined, 'no event has it yet: the cursor is live');
-    await store.trimBefore(events[100].timeUs, 1_000);
-    assert.equal(store.timeUsAtSeq(1), events[100].timeUs, 'the oldest kept event');
-    assert.equal(store.timeUsAtSeq(150), events[149].timeUs);
+    await store.trimBefore(events[100]!.timeUs, 1_000);
+    assert.equal(store.timeUsAtSeq(1), events[100]!.timeUs, 'the oldest kept event');
+    assert.equal(store.timeUsAtSeq(150), events[149]!.timeUs);
   });
 
   test('commitAssigned writes time_us and seq as given (a leader may skip seqs) and refuses a batch that does not increase', async (t) => {
     const store = open(t);
     const seen: Entry[] = [];
     store.onCommitted((entries) => seen.push(...entries));
-    const events = makeEntries(6);
+    const events = makeEntries(6) as [Entry, Entry, Entry, Entry, Entry, Entry];
     events.forEach((e, i) => (e.seq = 100 + 2 * i));
     await store.commitAssigned({ entries: events.slice(0, 4), revs: new Map() });
     assert.deepEqual(store.readAfter(0, { maxEntries: 10 }).entries.map((e) => e.seq), [100, 102, 104, 106]);
@@ -467,7 +467,7 @@ describe('span()', () => {
     const events = makeEntries(2_000, 7_000_000, 0, 300);
     await commitInBatches(store, events, 250);
     const full = store.span();
-    assert.equal(full.oldestTimeUs, events[0].timeUs);
+    assert.equal(full.oldestTimeUs, events[0]!.timeUs);
     assert.equal(full.newestTimeUs, events.at(-1)!.timeUs);
     assert.equal(full.eventCount, 2_000);
     const payload = events.reduce((sum, e) => sum + e.json.byteLength, 0);
@@ -475,9 +475,9 @@ describe('span()', () => {
     assert.ok(full.bytes < payload * 3, `page bytes ${full.bytes} are not wildly more than the payload ${payload}`);
     assert.equal(full.bytes % 4096, 0, 'whole pages');
 
-    await store.trimBefore(events[1_500].timeUs, 10_000);
+    await store.trimBefore(events[1_500]!.timeUs, 10_000);
     const trimmed = store.span();
-    assert.equal(trimmed.oldestTimeUs, events[1_500].timeUs);
+    assert.equal(trimmed.oldestTimeUs, events[1_500]!.timeUs);
     assert.equal(trimmed.newestTimeUs, full.newestTimeUs);
     assert.equal(trimmed.eventCount, 500);
     assert.ok(trimmed.bytes < full.bytes / 2, `trimming 3/4 of the events frees pages (${trimmed.bytes} of ${full.bytes})`);
@@ -527,8 +527,8 @@ describe('retention', () => {
     await retention.runOnce();
     // Cutoff = minute 70: blocks 0..7 (minutes 0..63) are wholly older; block 8 (64..71) holds the cutoff and stays.
     assert.equal(store.span().eventCount, 36);
-    assert.equal(store.span().oldestTimeUs, events[64].timeUs);
-    assert.equal(store.trimmedUpTo, events[63].timeUs);
+    assert.equal(store.span().oldestTimeUs, events[64]!.timeUs);
+    assert.equal(store.trimmedUpTo, events[63]!.timeUs);
     assert.deepEqual(store.trims, [8, 8, 8, 8, 8, 8, 8, 8], 'a block per step');
     assert.equal((await metrics.eventsTrimmed.get()).values.find((v) => v.labels.bound === 'age')?.value, 64);
     assert.deepEqual(view(store.readAfter(0, { maxEntries: 1_000 }).entries), view(events.slice(64)), 'the hot log forgot them too');
@@ -538,18 +538,18 @@ describe('retention', () => {
     assert.equal(store.span().eventCount, 36);
     nowMs += 10 * 60_000;
     await retention.runOnce();
-    assert.equal(store.span().oldestTimeUs, events[80].timeUs);
-    assert.equal(store.trimmedUpTo, events[79].timeUs);
+    assert.equal(store.span().oldestTimeUs, events[80]!.timeUs);
+    assert.equal(store.trimmedUpTo, events[79]!.timeUs);
     // An hour later everything is past the age bound, the tail included: age may empty the buffer.
     nowMs += 60 * 60_000;
     await retention.runOnce();
     assert.equal(store.span().eventCount, 0);
-    assert.equal(store.trimmedUpTo, events[99].timeUs);
+    assert.equal(store.trimmedUpTo, events[99]!.timeUs);
     await retention.stop();
     await store.close();
 
     const reopened = open(t, { dataDir: dir.path });
-    assert.equal(reopened.trimmedUpTo, events[99].timeUs);
+    assert.equal(reopened.trimmedUpTo, events[99]!.timeUs);
     assert.deepEqual(reopened.readAfter(0, { maxEntries: 1_000 }).entries, []);
   });
 
@@ -576,9 +576,9 @@ describe('retention', () => {
       assert.ok(after.bytes > maxBytes / 2, `${after.bytes}: not trimmed far below the bound`);
       assert.ok(after.eventCount > 0 && after.eventCount < 3_000);
       const kept = events.slice(3_000 - after.eventCount);
-      assert.equal(after.oldestTimeUs, kept[0].timeUs);
+      assert.equal(after.oldestTimeUs, kept[0]!.timeUs);
       assert.equal(after.newestTimeUs, events.at(-1)!.timeUs);
-      assert.equal(store.trimmedUpTo, events[3_000 - after.eventCount - 1].timeUs);
+      assert.equal(store.trimmedUpTo, events[3_000 - after.eventCount - 1]!.timeUs);
       assert.ok(store.trims.length >= 2 && store.trims.every((n) => n <= 100), `in steps: ${store.trims}`);
       const trimmedBySize = (await metrics.eventsTrimmed.get()).values.find((v) => v.labels.bound === 'size')?.value;
       assert.equal(trimmedBySize, 3_000 - after.eventCount);
@@ -631,8 +631,8 @@ describe('retention', () => {
     await store.commit({ entries: makeEntries(500, Date.now() * 1000), revs: new Map() });
     await waitUntil(() => lines.some((l) => /at the measured rate/.test(l.msg)), 'a capacity report at the measured rate');
     await roomy.stop();
-    assert.equal(lines[0].level, 30);
-    assert.match(lines[0].msg, /holds about 27\.8 h of events at the live network's ~2,000 events\/s/);
+    assert.equal(lines[0]!.level, 30);
+    assert.match(lines[0]!.msg, /holds about 27\.8 h of events at the live network's ~2,000 events\/s/);
     const measured = lines.find((l) => /at the measured rate/.test(l.msg));
     assert.ok(measured && measured.eventsPerSecond > 0, 'then at the rate it measured');
     // 10 GB: 6.9 h at 2,000 events/s, under 24 h: a warning that the size bound trims first.
@@ -640,8 +640,8 @@ describe('retention', () => {
     const tight = new Retention({ store, maxAgeMs: 24 * 3_600_000, maxBytes: 10e9, logger, metrics });
     tight.start();
     await tight.stop();
-    assert.equal(lines[0].level, 40);
-    assert.match(lines[0].msg, /holds about 6\.9 h .*less than --retention \(24 h\), so the size bound trims first/);
+    assert.equal(lines[0]!.level, 40);
+    assert.match(lines[0]!.msg, /holds about 6\.9 h .*less than --retention \(24 h\), so the size bound trims first/);
   });
 
   test('ingest commits interleave with a running retention pass', async (t) => {
@@ -649,8 +649,8 @@ describe('retention', () => {
     const events = makeEntries(2_000, T0_US);
     await commitInBatches(store, events.slice(0, 1_500), 500);
     const metrics = createStoreMetrics(new Registry());
-    const cutoff = events[1_000].timeUs - 1_000;
-    const retention = new Retention({ store, maxAgeMs: 1, maxBytes: 1e12, logger: silent, metrics, chunkSize: 50, now: () => events[1_000].timeUs / 1000 });
+    const cutoff = events[1_000]!.timeUs - 1_000;
+    const retention = new Retention({ store, maxAgeMs: 1, maxBytes: 1e12, logger: silent, metrics, chunkSize: 50, now: () => events[1_000]!.timeUs / 1000 });
     const pass = retention.runOnce();
     await commitInBatches(store, events.slice(1_500), 100);
     await pass;

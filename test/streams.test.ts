@@ -99,7 +99,7 @@ for (const { transport, skip } of await transportsUnderTest()) {
       for (const filter of filters) {
         const matching = stream.filter((e) => wants(filter, e));
         // From the oldest, and from the filter's second event (the cursor is inclusive).
-        for (const cursor of [0, matching[1].timeUs]) {
+        for (const cursor of [0, matching[1]!.timeUs]) {
           const expected = matching.filter((e) => e.timeUs >= cursor).map((e) => e.raw);
           const label = `${JSON.stringify(filter)} from cursor ${cursor}`;
           assert.ok(expected.length > 0, label);
@@ -139,10 +139,10 @@ for (const { transport, skip } of await transportsUnderTest()) {
       await ndjson.waitForEvents(2);
       assert.deepEqual(sse.events, ndjson.events);
       assert.deepEqual(sse.events.map((e) => JSON.parse(e).commit.collection), [POST, POST]);
-      assert.equal(JSON.parse(sse.events[1]).time_us, newestTimeUs);
+      assert.equal(JSON.parse(sse.events[1]!).time_us, newestTimeUs);
 
       // EventSource reconnects to the same URL (with its old cursor) and a Last-Event-ID header.
-      const resumeAt = sse.messages[0].id!;
+      const resumeAt = sse.messages[0]!.id!;
       const resumed = await HttpStream.open(gateway.port, '/stream', `${query}&cursor=0&limit=2`, { 'last-event-id': resumeAt });
       await resumed.ended;
       assert.deepEqual(resumed.events, sse.events, 'resumed at the Last-Event-ID, inclusive');
@@ -202,7 +202,7 @@ for (const { transport, skip } of await transportsUnderTest()) {
       const ndjson = await HttpStream.open(gateway.port, '/stream.ndjson', quiet);
       const { newestTimeUs } = await stats(gateway.port);
       await ws.waitForCount(1, 'a heartbeat on /subscribe');
-      const fromWs = JSON.parse(ws.texts[0]);
+      const fromWs = JSON.parse(ws.texts[0]!);
       assert.deepEqual(fromWs, { type: 'heartbeat', time_us: newestTimeUs! + 1 });
       const fromSse = await sse.waitFor((m) => m.event === 'heartbeat', 'a heartbeat on /stream');
       assert.deepEqual(JSON.parse(fromSse.data), fromWs);
@@ -215,7 +215,7 @@ for (const { transport, skip } of await transportsUnderTest()) {
       const next = await up.settle();
       const resumed = await HttpStream.open(gateway.port, '/stream.ndjson', `cursor=${fromWs.time_us}&limit=1`);
       await resumed.ended;
-      assert.equal(JSON.parse(resumed.events[0]).time_us, next.newestTimeUs, 'the first event after the heartbeat, nothing older');
+      assert.equal(JSON.parse(resumed.events[0]!).time_us, next.newestTimeUs, 'the first event after the heartbeat, nothing older');
 
       const noHeartbeat = await HttpStream.open(gateway.port, '/stream', `wantedDids=${NOBODY}`);
       await ws.waitForCount(3, 'more heartbeats');

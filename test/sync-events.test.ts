@@ -64,7 +64,9 @@ function assertSyncShape(raw: string): void {
   assert.deepEqual(Object.keys(event), ['did', 'time_us', 'kind', 'sync']);
   assert.deepEqual(Object.keys(event.sync), ['blocks', 'data', 'did', 'rev', 'seq', 'time']);
   const car = CarBufferReader.fromBytes(Buffer.from(event.sync.blocks.$bytes, 'base64'));
-  const commit = dagCbor.decode(car.get(car.getRoots()[0])!.bytes) as { did: string; rev: string; data: CID };
+  const [root] = car.getRoots();
+  assert.ok(root, 'the CAR names its commit');
+  const commit = dagCbor.decode(car.get(root)!.bytes) as { did: string; rev: string; data: CID };
   assert.deepEqual([commit.did, commit.rev, commit.data.toString()], [event.did, event.sync.rev, event.sync.data]);
 }
 
@@ -154,7 +156,7 @@ for (const { transport, skip } of await transportsUnderTest()) {
       filters.forEach((filter, i) => {
         const expected = whole.filter((e) => wants(filter, e)).map((e) => e.raw);
         assert.ok(expected.length > 0, JSON.stringify(filter));
-        assert.deepEqual(subscriptions[i].texts, expected, JSON.stringify(filter));
+        assert.deepEqual(subscriptions[i]!.texts, expected, JSON.stringify(filter));
       });
     });
 
@@ -180,7 +182,7 @@ for (const { transport, skip } of await transportsUnderTest()) {
         ['sync:' + BOB, 'commit:' + BOB],
         'the first #sync (options not yet updated) and alice’s are not sent; after the update back to v1’s kinds only the commit',
       );
-      assert.equal(events[0].sync.seq, wanted);
+      assert.equal(events[0]!.sync.seq, wanted);
     });
 
     test('v2: kinds=sync delivers #sync frames (the v1 event’s shape, with seq and RFC 3339 time); an unfiltered v2 stream has them too', async () => {
@@ -195,7 +197,7 @@ for (const { transport, skip } of await transportsUnderTest()) {
       assert.deepEqual(unfiltered.texts.map((frame) => v1FromV2(frame)), whole.map((e) => JSON.parse(e.raw)));
       assert.deepEqual(onlySync.texts.map((frame) => v1FromV2(frame)), syncs(whole).map((e) => JSON.parse(e.raw)));
       for (const [i, frame] of onlySync.texts.entries()) {
-        assert.equal(frame, v2Expected(syncs(whole)[i].raw, JSON.parse(frame).payload.seq), 'byte for byte');
+        assert.equal(frame, v2Expected(syncs(whole)[i]!.raw, JSON.parse(frame).payload.seq), 'byte for byte');
       }
       const last = JSON.parse(onlySync.texts.at(-1)!).payload;
       assert.equal(last.$type, 'network.bsky.jetstream.subscribeEvents#sync');

@@ -151,7 +151,7 @@ test('an op path that is not <nsid>/<record-key> drops that op as bad_path', () 
 test('an unknown action, a missing or non-record CID drop the op (bad_action, bad_field, unsupported_cid)', () => {
   const frame = goodCommit(1);
   const ops = withBodyValue(frame, 'ops') as Array<Record<string, unknown>>;
-  const rawCid = CID.createV1(0x55, (ops[0].cid as CID).multihash);
+  const rawCid = CID.createV1(0x55, (ops[0]!.cid as CID).multihash);
   const edited = withBody(frame, (body) => ({
     ...body,
     ops: [

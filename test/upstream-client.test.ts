@@ -209,8 +209,7 @@ test('a quiet upstream is normal: no exit, no reconnect, pings answered, and the
   assert.deepEqual(r.relay.cursors, [undefined]);
   assert.equal(await metricValue(r.registry, 'contrail_upstream_connects_total'), 1);
   assert.equal(await metricValue(r.registry, 'contrail_upstream_disconnects_total', { reason: 'closed' }), 0);
-  const [frame] = new SyntheticFirehose({ seed: 16 }).frames(1);
-  push(r.relay, [frame]);
+  push(r.relay, new SyntheticFirehose({ seed: 16 }).frames(1));
   await waitUntil(() => storedSeq(r) === 1, 'the frame after the silence');
 });
 

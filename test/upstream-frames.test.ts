@@ -65,6 +65,7 @@ function assertCommitEvents(bytes: Uint8Array, events: Array<Record<string, any>
   assert.equal(events.length, body.ops.length);
   for (const [i, op] of (body.ops as Array<{ action: string; path: string; cid: CID | null }>).entries()) {
     const event = events[i];
+    assert.ok(event, `an event for op #${i}`);
     const [collection, rkey] = op.path.split('/');
     assert.equal(event.did, body.repo);
     assert.equal(event.kind, 'commit');
@@ -111,7 +112,7 @@ test('rsky 02: a post update from a bridged repo (since null, +00:00 time), HTML
   assert.equal(message.type, 'commit');
   assert.equal(message.time, '2026-09-23T15:42:28.815396+00:00');
   const { entries } = buildEvents(message, new CursorClock(0, () => 1));
-  const json = entries[0].json.toString();
+  const json = entries[0]!.json.toString();
   const events = [JSON.parse(json)];
   assertCommitEvents(bytes, events);
   const { commit } = events[0];
@@ -147,8 +148,10 @@ test('rsky 03: a like delete (ops[].prev set, cid null) carries no record and no
 function assertSyncEvent(bytes: Uint8Array, message: Extract<UpstreamMessage, { type: 'sync' }>): Record<string, any> {
   const { body, blocks } = referenceDecode(bytes);
   const [root] = CarBufferReader.fromBytes(body.blocks).getRoots();
+  assert.ok(root, "the #sync's CAR names its commit");
   const commit = dagCbor.decode(blocks.get(root.toString())!) as { data: CID };
   const [event] = eventsOf(message);
+  assert.ok(event);
   assert.deepEqual(Object.keys(event.sync), ['blocks', 'data', 'did', 'rev', 'seq', 'time']);
   assert.deepEqual(event.sync, { blocks: event.sync.blocks, data: commit.data.toString(), did: body.did, rev: body.rev, seq: body.seq, time: body.time });
   assert.match(event.sync.blocks.$bytes, /^[A-Za-z0-9+/]+$/, 'standard base64, unpadded');
@@ -235,6 +238,7 @@ test('indigo commit bodies: every op becomes the expected event', () => {
   // Pinned by hand: the profile create with an avatar blob.
   const body = readJsonFixture<Record<string, any>>(INDIGO_COMMITS + 'firehose_commit_4623075231.json');
   const [profile] = eventsOf(decode(encodeFrame({ op: 1, t: '#commit' }, fromDagJson(body))) as EventMessage);
+  assert.ok(profile);
   assert.deepEqual(profile.commit, {
     rev: '3lhhxizu5wr2d',
     operation: 'create',
@@ -278,11 +282,13 @@ test('indigo relay scenarios: every frame decodes to the expected message and ev
           break;
         case 'identity': {
           const [event] = eventsOf(message);
+          assert.ok(event);
           assert.deepEqual(event.identity, { did: body.did, ...(body.handle ? { handle: body.handle } : {}), seq: body.seq, time: body.time });
           break;
         }
         case 'account': {
           const [event] = eventsOf(message);
+          assert.ok(event);
           assert.deepEqual(event.account, { active: body.active, did: body.did, seq: body.seq, ...(body.status ? { status: body.status } : {}), time: body.time });
           assert.deepEqual(Object.keys(event.account), ['active', 'did', 'seq', ...(body.status ? ['status'] : []), 'time']);
           break;

@@ -156,8 +156,9 @@ describe('real commits (@atproto/repo)', () => {
     assert.equal(await check(withWrongPrevData(update), 'signatures'), 'passed', 'signatures mode does not read the proof');
     assert.equal(await check(withMissingProofNode(update)), 'bad_inversion');
     assert.equal(await check(withoutPrev(update)), 'bad_op_prev');
-    const otherCid = update.ops[0].prev!;
-    assert.equal(await check({ ...update, ops: [{ ...update.ops[0], cid: otherCid }] }), 'bad_inversion', 'an op whose cid the tree does not hold');
+    const [op] = update.ops;
+    assert.ok(op?.prev);
+    assert.equal(await check({ ...update, ops: [{ ...op, cid: op.prev }] }), 'bad_inversion', 'an op whose cid the tree does not hold');
     assert.equal(await check({ ...update, commit: update.prevData }), 'bad_commit', 'a commit CID whose block is not in the CAR');
     const { prevData, ...withoutPrevData } = update;
     assert.equal(await check(withoutPrevData as CommitBody), 'missing_prev_data');
@@ -294,7 +295,7 @@ for (const threads of [0, 2]) {
       verifier.handle(commitOf(await alice.commit(1, [post('a1')])));
       await verifier.idle();
       await waitUntil(() => delivered.length === 1, '() => delivered.length === 1');
-      assert.deepEqual(delivered[0].released, true, 'alice was unknown: held, then released');
+      assert.deepEqual(delivered[0]!.released, true, 'alice was unknown: held, then released');
 
       const open = plc.stall();
       verifier.handle(commitOf(await bob.commit(2, [post('b1')]))); // bob unknown: held
@@ -371,7 +372,7 @@ for (const threads of [0, 2]) {
       const bodies = [];
       for (let seq = 1; seq <= 5; seq++) bodies.push(await alice.commit(seq, [post(String(seq))]));
       // Room for exactly the first two (each counted as its CAR and 256 bytes for the rest).
-      const { verifier, seqs, metric, outOfSync } = await verifierOf(t, plc.url, { maxHeldBytesPerRepo: bodies[0].blocks.byteLength + bodies[1].blocks.byteLength + 2 * 256 });
+      const { verifier, seqs, metric, outOfSync } = await verifierOf(t, plc.url, { maxHeldBytesPerRepo: bodies[0]!.blocks.byteLength + bodies[1]!.blocks.byteLength + 2 * 256 });
       const open = plc.stall();
       for (const body of bodies.slice(0, 4)) verifier.handle(commitOf(body));
       await verifier.idle();
@@ -380,7 +381,7 @@ for (const threads of [0, 2]) {
       open();
       await waitUntil(() => outOfSync.length === 1, '() => outOfSync.length === 1');
       assert.deepEqual(seqs(), [1, 2], 'the commits held before the overflow pass');
-      verifier.handle(commitOf(bodies[4]));
+      verifier.handle(commitOf(bodies[4]!));
       await waitUntil(async () => (await metric('contrail_verify_failures_total', '{reason="out_of_sync"}')) === 2, 'async () => (await metric(\'contrail_verify_failures_total\', \'{reason="out_of_sync"}\')) === 2');
       assert.deepEqual(seqs(), [1, 2]);
 
@@ -521,7 +522,8 @@ describe('gateway with --verify full', () => {
       await relay.stop();
       dir.remove();
     });
-    const [alice, bob, carol] = await Promise.all(['alice', 'bob', 'carol'].map((name) => SignedRepo.create(`did:plc:${name}order`.padEnd(32, '0'))));
+    const repoNamed = (name: string) => SignedRepo.create(`did:plc:${name}order`.padEnd(32, '0'));
+    const [alice, bob, carol] = await Promise.all([repoNamed('alice'), repoNamed('bob'), repoNamed('carol')]);
     for (const repo of [alice, bob, carol]) plc.publish(repo.did, repo.signingKey);
     const openBob = plc.stall(bob.did); // bob's directory entry is slow to come
     const gateway = await startTestGateway(relay.url, dir.path, { verify: 'full', plcUrl: plc.url });
@@ -556,7 +558,7 @@ describe('gateway with --verify full', () => {
     for (const repo of [alice, bob, carol]) {
       assert.deepEqual(events.filter((e) => e.did === repo.did).map(labelOf), emitted.filter(({ did }) => did === repo.did).map(({ label }) => label), `${repo.did}: upstream order`);
     }
-    for (let i = 1; i < events.length; i++) assert.ok(events[i].time_us > events[i - 1].time_us, `time_us of event #${i} increases`);
+    for (let i = 1; i < events.length; i++) assert.ok(events[i]!.time_us > events[i - 1]!.time_us, `time_us of event #${i} increases`);
     const replay = await Subscription.open(gateway.port, 'cursor=0');
     await replay.waitForCount(events.length);
     assert.deepEqual(replay.texts, live.texts, 'a replay from the cursor gives exactly what live clients got');

@@ -23,6 +23,7 @@ export class ViewTokenizer extends Tokenizer {
     const data = this.data;
     const pos = this._pos;
     const initial = data[pos];
+    if (initial === undefined) return super.next(); // cborg reports the end of input
     const minor = initial & 31;
     if (initial >> 5 !== 2 || minor > 26) return super.next();
     let length: number;
@@ -32,9 +33,12 @@ export class ViewTokenizer extends Tokenizer {
       header = 1;
     } else {
       header = 1 + 2 ** (minor - 24);
-      if (pos + header > data.length) throw new Error('CBOR decode error: not enough data for type');
       length = 0;
-      for (let i = 1; i < header; i++) length = length * 256 + data[pos + i];
+      for (let i = 1; i < header; i++) {
+        const byte = data[pos + i];
+        if (byte === undefined) throw new Error('CBOR decode error: not enough data for type');
+        length = length * 256 + byte;
+      }
       if (this.options.strict && length < (minor === 24 ? 24 : 2 ** (8 * 2 ** (minor - 25)))) {
         throw new Error('CBOR decode error: integer encoded in more bytes than necessary (strict decode)');
       }

@@ -31,8 +31,10 @@ export class HostLimiter {
   }
 
   #startWaiting(): void {
-    for (let i = 0; i < this.#waiting.length && this.#total < this.total; ) {
-      const { host, start } = this.#waiting[i];
+    for (let i = 0; this.#total < this.total; ) {
+      const waiter = this.#waiting[i];
+      if (waiter === undefined) break;
+      const { host, start } = waiter;
       const active = this.#active.get(host) ?? 0;
       if (active >= this.perHost) {
         i++;

@@ -67,11 +67,12 @@ export async function readRepoCar(chunks: AsyncIterable<Uint8Array>, did: string
 
 async function readVerifiedBlocks(chunks: AsyncIterable<Uint8Array>): Promise<{ root: CID; blocks: BlockMap }> {
   const blocks: BlockMap = new Map();
-  let roots: CID[];
+  let root: CID | undefined;
   try {
     const car = await CarBlockIterator.fromIterable(chunks);
-    roots = await car.getRoots();
-    if (roots.length !== 1) throw new BackfillFailure('bad_car', `the CAR names ${roots.length} roots; a repo export names one, its commit`);
+    const roots = await car.getRoots();
+    root = roots[0];
+    if (roots.length !== 1 || root === undefined) throw new BackfillFailure('bad_car', `the CAR names ${roots.length} roots; a repo export names one, its commit`);
     for await (const { cid, bytes } of car) {
       if (cid.version !== 1 || cid.code !== DAG_CBOR || cid.multihash.code !== SHA2_256) {
         throw new BackfillFailure('bad_car', `block ${cid} is not a CIDv1 dag-cbor sha2-256 block, the only kind a repo holds`);
@@ -84,7 +85,7 @@ async function readVerifiedBlocks(chunks: AsyncIterable<Uint8Array>): Promise<{ 
     if (err instanceof BackfillFailure) throw err;
     throw new BackfillFailure('bad_car', `the CAR is malformed or truncated: ${(err as Error).message}`);
   }
-  return { root: roots[0], blocks };
+  return { root, blocks };
 }
 
 function parseCommit(block: Uint8Array | undefined, cid: string, did: string): SignedCommit {

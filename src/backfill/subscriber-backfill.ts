@@ -112,8 +112,9 @@ export class SubscriberBackfill {
    */
   peek(position: number, max: number): readonly Outgoing[] {
     if (this.#ready.length > 0) return this.#ready;
-    while (this.#ready.length < max && this.#outbox.length > 0) {
+    while (this.#ready.length < max) {
       const item = this.#outbox[0];
+      if (item === undefined) break;
       if ('ready' in item) {
         this.#ready.push(...item.ready);
         for (let i = 0; i < item.ready.length; i++) this.#readyDids.push(item.did);
@@ -122,8 +123,10 @@ export class SubscriberBackfill {
       }
       const { snapshot } = item;
       const records = snapshot.records;
-      while (item.next < records.length && this.#ready.length < max) {
-        const record = records[item.next++];
+      while (this.#ready.length < max) {
+        const record = records[item.next];
+        if (record === undefined) break;
+        item.next++;
         const event = backfilledRecord(snapshot.did, position, snapshot.rev, record);
         if (!this.wants(event)) continue;
         this.#ready.push(event);

@@ -99,10 +99,18 @@ function writeMap(size: number, tokens: ViewTokenizer, isRecord: boolean): strin
     throw new Error('$type is not a non-empty string');
   }
   sortLikeGo(entries);
-  for (let i = 1; i < size; i++) if (entries[i][0] === entries[i - 1][0]) throw new Error(`duplicate map key ${JSON.stringify(entries[i][0])}`);
+  let previousKey: string | undefined;
+  for (const entry of entries) {
+    if (entry[0] === previousKey) throw new Error(`duplicate map key ${JSON.stringify(previousKey)}`);
+    previousKey = entry[0];
+  }
   if (type === '"blob"') return writeBlob(entries);
   let out = '{';
-  for (let i = 0; i < size; i++) out += (i === 0 ? '"' : ',"') + escapeKey(entries[i][0]) + '":' + entries[i][1];
+  let separator = '"';
+  for (const entry of entries) {
+    out += separator + escapeKey(entry[0]) + '":' + entry[1];
+    separator = ',"';
+  }
   return out + '}';
 }
 
@@ -142,7 +150,7 @@ const BEYOND_BMP_START = /[\ud800-\uffff]/;
 function writeString(value: string): string {
   let json = JSON.stringify(value);
   if (!GO_ESCAPES_DIFFER.test(value)) return json;
-  if (HTML_SENSITIVE.test(json)) json = json.replace(/[<>&\u2028\u2029]/g, (c) => HTML_ESCAPES[c]);
+  if (HTML_SENSITIVE.test(json)) json = json.replace(/[<>&\u2028\u2029]/g, (c) => HTML_ESCAPES[c] ?? c);
   if (SHORT_ESCAPED_BY_JS.test(value)) {
     // An escape is a backslash preceded by an even number of backslashes.
     json = json.replace(/(\\*)\\([bf])/g, (match, slashes: string, c: string) =>

@@ -69,8 +69,9 @@ function didKeyOf(type: string, publicKeyMultibase: string): string {
   if (type === 'Multikey') return `did:key:${publicKeyMultibase}`;
   // Legacy key types carry the bare point, possibly uncompressed; did:key wants it compressed.
   let point = found.publicKeyBytes;
-  if (point.length === 65 && point[0] === 0x04) {
-    point = Uint8Array.from([0x02 | (point[64] & 1), ...point.subarray(1, 33)]);
+  const lastByte = point[64];
+  if (point.length === 65 && point[0] === 0x04 && lastByte !== undefined) {
+    point = Uint8Array.from([0x02 | (lastByte & 1), ...point.subarray(1, 33)]);
   } else if (point.length !== 33 || (point[0] !== 0x02 && point[0] !== 0x03)) {
     throw new BadDocumentError(`the #atproto key is not an elliptic-curve point (${point.length} bytes)`);
   }

@@ -57,7 +57,9 @@ export function guardedLookup(hostname: string, options: LookupOptions, callback
       return callback(new RefusedEndpointError(`${hostname} resolves to the non-public address ${refused.address}`), []);
     }
     if (options.all) return callback(null, addresses);
-    callback(null, addresses[0].address, addresses[0].family);
+    const [first] = addresses;
+    if (first === undefined) return callback(new Error(`${hostname} resolves to no address`), []);
+    callback(null, first.address, first.family);
   });
 }
 

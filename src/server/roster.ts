@@ -41,14 +41,13 @@ export class Roster implements Iterable<Subscriber> {
 
   /** Subscribers by wire, compression and mode, for the gauge. */
   counts(): Array<{ wire: string; compression: string; mode: string; count: number }> {
-    const tally = new Map<string, number>();
+    const tally = new Map<string, { wire: string; compression: string; mode: string; count: number }>();
     for (const s of this.#all) {
       const key = `${s.wire.name}|${s.compression}|${s.mode}`;
-      tally.set(key, (tally.get(key) ?? 0) + 1);
+      const row = tally.get(key);
+      if (row) row.count++;
+      else tally.set(key, { wire: s.wire.name, compression: s.compression, mode: s.mode, count: 1 });
     }
-    return [...tally].map(([key, count]) => {
-      const [wire, compression, mode] = key.split('|');
-      return { wire, compression, mode, count };
-    });
+    return [...tally.values()];
   }
 }

@@ -142,7 +142,7 @@ export function createSocketHandler(options: RouteOptions): SocketHandler<Connec
       backfill: parsed.backfill,
     };
     // Whatever the client offered first, as ws answers by default (v1 defines no subprotocol).
-    const protocol = request.header('sec-websocket-protocol')?.split(',')[0].trim();
+    const protocol = request.header('sec-websocket-protocol')?.split(',')[0]?.trim();
     return { accept: { admission }, deflate: admitted.deflate, protocol: protocol || undefined };
   };
 
@@ -319,7 +319,8 @@ const HEARTBEAT_UNITS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000 };
 function parseHeartbeat(text: string): number {
   if (text === '') return 0;
   const match = /^(\d{1,7})(ms|s|m)?$/.exec(text);
-  const ms = match ? Number(match[1]) * HEARTBEAT_UNITS[match[2] ?? 's'] : NaN;
+  const unitMs = HEARTBEAT_UNITS[match?.[2] ?? 's'];
+  const ms = match && unitMs !== undefined ? Number(match[1]) * unitMs : NaN;
   if (!(ms >= 1_000 && ms <= 3_600_000)) throw new OptionError(`heartbeat: ${JSON.stringify(text)} must be a duration from 1s to 60m, e.g. 30s`);
   return ms;
 }

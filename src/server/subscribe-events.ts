@@ -91,9 +91,9 @@ export function parseSubscribeEventsQuery(request: HttpRequestInfo, dictionaryId
 /** A non-negative integer parameter (absent: undefined); anything else is a 400. */
 function integerParam(query: URLSearchParams, name: string, max: number): number | undefined {
   const values = query.getAll(name);
-  if (values.length === 0) return undefined;
+  const [value] = values;
+  if (value === undefined) return undefined;
   if (values.length > 1) throw invalid(`${name}: given ${values.length} times, once at most`);
-  const value = values[0];
   const number = /^\d{1,16}$/.test(value) ? Number(value) : NaN;
   if (!(number <= max)) throw invalid(`${name}: ${JSON.stringify(value)} is not an integer from 0 to ${max}`);
   return number;

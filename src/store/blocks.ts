@@ -39,15 +39,18 @@ export function buildBlock(entries: readonly Entry[], partOf: (entry: Entry) => 
   }
   const parts = [...byPart.keys()].sort((a, b) => a - b);
   const frames = parts.map((part) => dictionaries.compress(encodeRecords(byPart.get(part)!)));
+  const first = entries[0];
+  const last = entries.at(-1);
+  if (first === undefined || last === undefined) throw new Error('a block holds at least one event');
   const info: BlockInfo = {
-    first: entries[0].timeUs,
-    firstSeq: entries[0].seq!,
-    lastSeq: entries[entries.length - 1].seq!,
+    first: first.timeUs,
+    firstSeq: first.seq!,
+    lastSeq: last.seq!,
     dict: dictionaries.current,
     parts,
     counts: parts.map((part) => byPart.get(part)!.length),
   };
-  return { end: entries[entries.length - 1].timeUs, info, frames };
+  return { end: last.timeUs, info, frames };
 }
 
 /**
@@ -102,7 +105,8 @@ export class BlockReader {
 
   /** The events of the given partitions of a block, merged in time_us order. */
   merged(end: number, info: BlockInfo, parts: readonly number[]): Entry[] {
-    if (parts.length === 1) return this.part(end, info, parts[0]);
+    const onlyPart = parts.length === 1 ? parts[0] : undefined;
+    if (onlyPart !== undefined) return this.part(end, info, onlyPart);
     const lists = parts.map((part) => this.part(end, info, part));
     const merged: Entry[] = [];
     for (const list of lists) for (const entry of list) merged.push(entry);
@@ -127,7 +131,7 @@ function findByTime(entries: readonly Entry[], timeUs: number): Entry | undefine
   let high = entries.length;
   while (low < high) {
     const mid = (low + high) >>> 1;
-    if (entries[mid].timeUs < timeUs) low = mid + 1;
+    if (entries[mid]!.timeUs < timeUs) low = mid + 1; // mid < high <= entries.length
     else high = mid;
   }
   return entries[low]?.timeUs === timeUs ? entries[low] : undefined;

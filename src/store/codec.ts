@@ -83,7 +83,7 @@ let recordEnd = 0;
 function readRecord(bytes: Buffer, start: number, decode: boolean): Entry | undefined {
   const timeUs = readTimeUs(bytes, start);
   const at = start + 8 + SEQ_BYTES;
-  const kind = KINDS[bytes[at]];
+  const kind = KINDS[bytes.readUInt8(at)];
   const didEnd = at + 3 + bytes.readUInt16BE(at + 1);
   if (kind === undefined || didEnd + 6 > bytes.length) throw new Error(`corrupt stored event at byte ${start}: bad header`);
   const collectionEnd = didEnd + 2 + bytes.readUInt16BE(didEnd);

@@ -108,7 +108,7 @@ function firstAfter(entries: readonly Entry[], position: number): number {
   let high = entries.length;
   while (low < high) {
     const mid = (low + high) >>> 1;
-    if (entries[mid].timeUs <= position) low = mid + 1;
+    if (entries[mid]!.timeUs <= position) low = mid + 1; // mid < high <= entries.length
     else high = mid;
   }
   return low;
@@ -310,8 +310,9 @@ export class EventStore {
 
   #write(batch: Batch): void {
     const { entries, cursor, revs } = batch;
-    const lastTimeUs = entries.length > 0 ? entries[entries.length - 1].timeUs : this.#lastTimeUs;
-    const lastSeq = entries.length > 0 ? entries[entries.length - 1].seq! : this.#lastSeq;
+    const newest = entries.at(-1);
+    const lastTimeUs = newest ? newest.timeUs : this.#lastTimeUs;
+    const lastSeq = newest ? newest.seq! : this.#lastSeq;
     // One allocation for the batch's records (per-event buffers cost more in GC than the copy).
     const records = encodeRecords(entries);
     // Committed here, on this thread: an event waits for no worker-thread round trip before
@@ -361,15 +362,16 @@ export class EventStore {
   #seal(entries: readonly Entry[]): void {
     const added: string[] = [];
     const parts = entries.map((entry) => this.#partitionOf(entry, added));
+    // parts is parallel to entries, and block.frames to block.info.parts: the indexes below are in range.
     let i = 0;
-    const block = buildBlock(entries, () => parts[i++], this.#dictionaries);
+    const block = buildBlock(entries, () => parts[i++]!, this.#dictionaries);
     try {
       this.#root.transactionSync(() => {
         for (const collection of added) this.#partitions.putSync(collection, this.#partOfCollection.get(collection)!);
-        block.info.parts.forEach((part, index) => this.#blocks.putSync([block.end, part], block.frames[index]));
+        block.info.parts.forEach((part, index) => this.#blocks.putSync([block.end, part], block.frames[index]!));
         this.#directory.putSync(block.end, block.info);
         this.#blockSeqs.putSync(block.info.lastSeq, block.end);
-        entries.forEach((entry, index) => this.#byDid.putSync(didHash(entry.did), posting(entry.timeUs, parts[index])));
+        entries.forEach((entry, index) => this.#byDid.putSync(didHash(entry.did), posting(entry.timeUs, parts[index]!)));
         for (const entry of entries) this.#tailDb.removeSync(entry.timeUs);
       }, COMMIT_WITHOUT_WAITING_FOR_FLUSH);
     } catch (err) {
@@ -419,9 +421,11 @@ export class EventStore {
         if (read.full) return { entries, position };
       }
       const tail = this.#tail;
-      for (let i = firstAfter(tail, position); i < tail.length && tail[i].timeUs <= end; i++) {
-        position = tail[i].timeUs;
-        if (!visit(tail[i])) return { entries, position };
+      for (let i = firstAfter(tail, position); ; i++) {
+        const entry = tail[i];
+        if (entry === undefined || entry.timeUs > end) break;
+        position = entry.timeUs;
+        if (!visit(entry)) return { entries, position };
       }
       position = Math.max(position, end);
     }
@@ -562,7 +566,9 @@ export class EventStore {
   /** Removes the tail's oldest `count` events (when no block is left). */
   #removeTail(count: number): number {
     const removed = this.#tail.slice(0, count);
-    const trimmedUpTo = Math.max(this.#trimmedUpTo, removed[removed.length - 1].timeUs);
+    const newest = removed.at(-1);
+    if (newest === undefined) return 0;
+    const trimmedUpTo = Math.max(this.#trimmedUpTo, newest.timeUs);
     this.#root.transactionSync(() => {
       for (const entry of removed) this.#tailDb.removeSync(entry.timeUs);
       this.#meta.putSync(META_TRIMMED, trimmedUpTo);

@@ -97,7 +97,7 @@ test('property: after any appends and trims it holds exactly the newest events t
       // The model: the longest suffix within the budget, minus what retention removed.
       let fit = 0;
       let bytes = 0;
-      while (fit < all.length && bytes + all[all.length - 1 - fit].json.byteLength <= maxBytes) bytes += all[all.length - 1 - fit++].json.byteLength;
+      while (fit < all.length && bytes + all[all.length - 1 - fit]!.json.byteLength <= maxBytes) bytes += all[all.length - 1 - fit++]!.json.byteLength;
       const held = all.slice(all.length - fit).filter((e) => e.timeUs > trimmed);
       assert.deepEqual(scanned(log, log.floor), held.map((e) => e.timeUs));
       assert.equal(log.bytes, held.reduce((sum, e) => sum + e.json.byteLength, 0));

@@ -41,7 +41,8 @@ export class HotLog {
   }
 
   get newest(): number {
-    return this.#entries.length > this.#start ? this.#entries[this.#entries.length - 1].timeUs : this.#floor;
+    const last = this.#entries.at(-1);
+    return last !== undefined && this.#entries.length > this.#start ? last.timeUs : this.#floor;
   }
 
   covers(position: number): boolean {
@@ -57,12 +58,19 @@ export class HotLog {
       if (queue) queue.ordinals.push(ordinal);
       else this.#byDid.set(entry.did, { ordinals: [ordinal], head: 0 });
     }
-    while (this.#bytes > this.maxBytes && this.#start < this.#entries.length) this.#floor = this.#evictOldest().timeUs;
+    while (this.#bytes > this.maxBytes) {
+      const evicted = this.#evictOldest();
+      if (evicted === undefined) break;
+      this.#floor = evicted.timeUs;
+    }
     this.#compact();
   }
 
-  #evictOldest(): Entry {
-    const evicted = this.#entries[this.#start++];
+  /** The oldest entry, now forgotten; undefined when there is none. */
+  #evictOldest(): Entry | undefined {
+    const evicted = this.#entries[this.#start];
+    if (evicted === undefined) return undefined;
+    this.#start++;
     this.#bytes -= evicted.json.byteLength;
     const queue = this.#byDid.get(evicted.did)!;
     if (++queue.head === queue.ordinals.length) this.#byDid.delete(evicted.did);
@@ -84,7 +92,7 @@ export class HotLog {
 
   /** Forgets entries with time_us <= timeUs (retention removed them from the store). */
   dropThrough(timeUs: number): void {
-    while (this.#start < this.#entries.length && this.#entries[this.#start].timeUs <= timeUs) this.#evictOldest();
+    while ((this.#entries[this.#start]?.timeUs ?? Infinity) <= timeUs) this.#evictOldest();
     if (timeUs > this.#floor) this.#floor = timeUs;
     this.#compact();
   }
@@ -94,7 +102,10 @@ export class HotLog {
    * so no append can interleave. The caller must have checked covers(position).
    */
   scan(position: number, visit: (entry: Entry) => boolean): void {
-    for (let i = this.#firstAfter(position); i < this.#entries.length; i++) if (!visit(this.#entries[i])) return;
+    for (let i = this.#firstAfter(position); ; i++) {
+      const entry = this.#entries[i];
+      if (entry === undefined || !visit(entry)) return;
+    }
   }
 
   /**
@@ -108,12 +119,15 @@ export class HotLog {
     for (const did of dids) {
       const queue = this.#byDid.get(did);
       if (!queue) continue;
-      for (let i = queue.head; i < queue.ordinals.length; i++) if (queue.ordinals[i] >= from) ordinals.push(queue.ordinals[i]);
+      for (let i = queue.head; i < queue.ordinals.length; i++) {
+        const ordinal = queue.ordinals[i];
+        if (ordinal !== undefined && ordinal >= from) ordinals.push(ordinal);
+      }
     }
     if (dids.size > 1) ordinals.sort((a, b) => a - b);
     for (const ordinal of ordinals) {
       const entry = this.#entries[ordinal - this.#dropped];
-      if (!visit(entry)) return entry.timeUs;
+      if (entry !== undefined && !visit(entry)) return entry.timeUs;
     }
     return undefined;
   }
@@ -124,7 +138,7 @@ export class HotLog {
     let high = this.#entries.length;
     while (low < high) {
       const mid = (low + high) >>> 1;
-      if (this.#entries[mid].timeUs <= position) low = mid + 1;
+      if (this.#entries[mid]!.timeUs <= position) low = mid + 1; // mid < high <= length
       else high = mid;
     }
     return low;

@@ -35,19 +35,21 @@ for (const name of ['repo-jetstream.car', 'repo-tiny.car']) {
 }
 
 test('a CID the slice does not hold is not found, even one differing only in its last byte', () => {
-  const blocks = [cborBlock({ a: 1 }), cborBlock({ b: 2 })];
-  const slice = new CarSlice(carOf([blocks[0].cid], blocks));
-  const other = Uint8Array.from(blocks[1].cid.bytes);
-  other[other.length - 1] ^= 1;
+  const [a, b] = [cborBlock({ a: 1 }), cborBlock({ b: 2 })];
+  const blocks = [a, b];
+  const slice = new CarSlice(carOf([a.cid], blocks));
+  const other = Uint8Array.from(b.cid.bytes);
+  other[other.length - 1]! ^= 1;
   assert.equal(slice.find(other), undefined);
   assert.equal(slice.find(cborBlock({ c: 3 }).cid.bytes), undefined);
-  assert.equal(slice.find(blocks[1].cid.bytes.subarray(0, 10)), undefined, 'a prefix of a CID is not that CID');
-  assert.deepEqual(slice.find(blocks[1].cid.bytes), blocks[1].bytes);
+  assert.equal(slice.find(b.cid.bytes.subarray(0, 10)), undefined, 'a prefix of a CID is not that CID');
+  assert.deepEqual(slice.find(b.cid.bytes), b.bytes);
 });
 
 test('cut anywhere, a slice is read whole up to a block boundary and refused with bad_car elsewhere', () => {
-  const blocks = [cborBlock({ a: 1 }), cborBlock({ text: 'x'.repeat(200) }), cborBlock([1, 2, 3])];
-  const roots = [blocks[0].cid];
+  const first = cborBlock({ a: 1 });
+  const blocks = [first, cborBlock({ text: 'x'.repeat(200) }), cborBlock([1, 2, 3])];
+  const roots = [first.cid];
   const car = carOf(roots, blocks);
   const boundaries = new Map<number, number>();
   let end = headerLength({ roots });

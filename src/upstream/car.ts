@@ -40,9 +40,11 @@ export class CarSlice {
   find(cid: Uint8Array): Uint8Array | undefined {
     const { bytes } = this;
     const ranges = this.#ranges;
+    // #ranges holds whole triples, so i, i + 1 and i + 2 are always in range.
     for (let i = 0; i < ranges.length; i += 3) {
-      const start = ranges[i];
-      if (ranges[i + 1] - start !== cid.length) continue;
+      const start = ranges[i]!;
+      const cidEnd = ranges[i + 1]!;
+      if (cidEnd - start !== cid.length) continue;
       let same = true;
       for (let j = cid.length - 1; j >= 0; j--) {
         if (bytes[start + j] !== cid[j]) {
@@ -50,7 +52,7 @@ export class CarSlice {
           break;
         }
       }
-      if (same) return bytes.subarray(ranges[i + 1], ranges[i + 2]);
+      if (same) return bytes.subarray(cidEnd, ranges[i + 2]);
     }
     return undefined;
   }
@@ -71,8 +73,8 @@ function cidLength(bytes: Uint8Array, offset: number): number {
 function readVarint(bytes: Uint8Array, offset: number): [number, number] {
   let value = 0;
   for (let i = 0; i < 8; i++) {
-    if (offset + i >= bytes.length) throw new DropError('bad_car', 'CAR slice ends inside a varint');
     const byte = bytes[offset + i];
+    if (byte === undefined) throw new DropError('bad_car', 'CAR slice ends inside a varint');
     value += (byte & 0x7f) * 2 ** (7 * i);
     if (byte < 0x80) return [value, i + 1];
   }

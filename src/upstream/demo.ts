@@ -154,7 +154,9 @@ export class DemoNetwork {
   }
 
   #pick<T>(items: readonly T[]): T {
-    return items[Math.floor(this.#rnd() * items.length)];
+    const item = items[Math.floor(this.#rnd() * items.length)];
+    if (item === undefined) throw new Error('cannot pick from an empty list');
+    return item;
   }
 }
 

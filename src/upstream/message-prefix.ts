@@ -99,10 +99,12 @@ export class MessagePrefix {
 }
 
 function frameHeader(bytes: Buffer): { opcode: number; headerBytes: number; payloadBytes: number } | undefined {
-  if (bytes.length < 2) return undefined;
-  const opcode = bytes[0] & 0x0f;
-  const masked = (bytes[1] & 0x80) !== 0;
-  let length = bytes[1] & 0x7f;
+  const first = bytes[0];
+  const second = bytes[1];
+  if (first === undefined || second === undefined) return undefined;
+  const opcode = first & 0x0f;
+  const masked = (second & 0x80) !== 0;
+  let length = second & 0x7f;
   let offset = 2;
   if (length === 126) {
     if (bytes.length < 4) return undefined;
@@ -146,7 +148,7 @@ export function seqFromPrefix(bytes: Uint8Array): number | undefined {
 }
 
 function readHead(bytes: Uint8Array, reader: { offset: number }): { major: number; argument: number } {
-  const initial = take(bytes, reader, 1)[0];
+  const initial = takeByte(bytes, reader);
   const major = initial >> 5;
   const info = initial & 0x1f;
   if (info < 24) return { major, argument: info };
@@ -163,6 +165,13 @@ function skipItem(bytes: Uint8Array, reader: { offset: number }): void {
   else if (major === 4) for (let i = 0; i < argument; i++) skipItem(bytes, reader);
   else if (major === 5) for (let i = 0; i < argument * 2; i++) skipItem(bytes, reader);
   else if (major === 6) skipItem(bytes, reader);
+}
+
+function takeByte(bytes: Uint8Array, reader: { offset: number }): number {
+  const byte = bytes[reader.offset];
+  if (byte === undefined) throw new Error('past the prefix');
+  reader.offset++;
+  return byte;
 }
 
 function take(bytes: Uint8Array, reader: { offset: number }, count: number): Uint8Array {

@@ -68,7 +68,7 @@ export class CheckPool {
     if (this.#unstartable) return Promise.reject(this.#unstartable);
     const id = this.#nextId++;
     const did = message.type === 'commit' ? message.repo : message.did;
-    const slot = this.#slots[shardOf(did, this.#slots.length)];
+    const slot = this.#slots[shardOf(did, this.#slots.length)]!; // shardOf is below the slot count
     const worker = (slot.worker ??= this.#start(slot));
     // Copies: a message's bytes are views into the whole frame, which would be cloned with them.
     const request: CheckRequest =

@@ -69,8 +69,8 @@ function carRoot(bytes: Uint8Array): Link | undefined {
     let length = 0;
     let offset = 0;
     for (let shift = 0; ; shift += 7) {
-      if (offset >= bytes.length || shift > 28) return undefined;
       const byte = bytes[offset++];
+      if (byte === undefined || shift > 28) return undefined;
       length += (byte & 0x7f) * 2 ** shift;
       if (byte < 0x80) break;
     }

@@ -27,8 +27,7 @@ export async function checkInversion(proof: CommitProof, data: CidLink): Promise
   const wrangler = new NodeWrangler(store);
   let root = data.$link;
   try {
-    for (let i = ops.length - 1; i >= 0; i--) {
-      const op = ops[i];
+    for (const op of [...ops].reverse()) {
       const found = await (await NodeWalker.create(store, root)).findRpath(op.path);
       if ((found?.$link ?? null) !== (op.cid?.$link ?? null)) {
         throw new VerifyError('bad_inversion', `${op.action} ${op.path}: the new tree holds ${found?.$link ?? 'nothing'} there, the op says ${op.cid?.$link ?? 'nothing'}`);

@@ -160,9 +160,11 @@ export class Verifier {
 
   async #drain(): Promise<void> {
     await undefined; // #running is assigned first
-    while (this.#nextTask < this.#tasks.length) {
+    for (;;) {
+      const task = this.#tasks[this.#nextTask];
+      if (task === undefined) break;
       if (this.#pool) this.#prefetch();
-      const task = this.#tasks[this.#nextTask++];
+      this.#nextTask++;
       if (this.#nextTask > 1024 && this.#nextTask * 2 > this.#tasks.length) {
         this.#tasks = this.#tasks.slice(this.#nextTask);
         this.#prefetchedTo -= this.#nextTask;
@@ -192,7 +194,7 @@ export class Verifier {
     const end = Math.min(this.#tasks.length, this.#nextTask + PREFETCH_PER_WORKER * this.#pool!.size);
     for (let i = Math.max(this.#prefetchedTo, this.#nextTask); i < end; i++) {
       const task = this.#tasks[i];
-      if (task.kind !== 'message' || (task.message.type !== 'commit' && task.message.type !== 'sync')) continue;
+      if (task?.kind !== 'message' || (task.message.type !== 'commit' && task.message.type !== 'sync')) continue;
       const did = task.message.type === 'commit' ? task.message.repo : task.message.did;
       const state = this.#repos.get(did);
       if (state?.held || state?.outOfSync) continue;

@@ -7,7 +7,7 @@ import { EventStore } from '../../src/store/index.ts';
 import { mulberry32 } from './synthetic.ts';
 
 process.on('SIGXFSZ', () => {}); // the write fails with EFBIG instead of killing the process
-const store = new EventStore({ dataDir: process.argv[2], hotLogBytes: 0, blockEvents: 200, fsync: false });
+const store = new EventStore({ dataDir: process.argv[2] ?? '', hotLogBytes: 0, blockEvents: 200, fsync: false });
 const rnd = mulberry32(3);
 let committed = 0;
 let error = '';

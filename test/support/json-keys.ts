@@ -47,7 +47,7 @@ export function objectKeyLists(text: string): string[][] {
     } else if (c === '"') {
       readString();
     } else {
-      while (i < text.length && !/[,\]}\s]/.test(text[i])) i++;
+      while (i < text.length && !/[,\]}\s]/.test(text.charAt(i))) i++;
     }
   };
   readValue();

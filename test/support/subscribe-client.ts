@@ -124,7 +124,7 @@ export class Subscription {
 
   newestTimeUs(): number {
     for (let i = this.messages.length - 1; i >= 0; i--) {
-      if (!this.messages[i].binary) return JSON.parse(this.messages[i].data.toString('utf8')).time_us ?? 0;
+      if (!this.messages[i]!.binary) return JSON.parse(this.messages[i]!.data.toString('utf8')).time_us ?? 0;
     }
     return 0;
   }
