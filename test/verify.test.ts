@@ -25,6 +25,7 @@ import { CheckPool, createVerifyMetrics, Verifier, type VerifyFailure } from '..
 import { checkCommit, checkSync, tidMicros } from '../src/verify/check.ts';
 import { VerifyError } from '../src/verify/failure.ts';
 import { checkInversion } from '../src/verify/inversion.ts';
+import { KeyHeights } from '../src/verify/mst-node.ts';
 import { SigningKeys } from '../src/verify/signing-keys.ts';
 import { FakeRelay } from './support/fake-relay.ts';
 import { readJsonFixture } from './support/fixtures.ts';
@@ -56,8 +57,10 @@ const post = (text: string): Write => ({ action: 'create', collection: POST, rke
 
 describe('MST (interop vectors)', () => {
   test('key heights', async () => {
+    const heights = new KeyHeights();
     for (const { key, height } of fixture<{ key: string; height: number }[]>('mst/key_heights.json')) {
       assert.equal(await getKeyHeight(key), height, key);
+      assert.equal(heights.of(key), height, `${key} (proof tree)`);
     }
   });
 

@@ -1,51 +1,59 @@
-import { CidLinkWrapper, type CidLink } from '@atcute/cid';
-import { MemoryBlockStore, MissingBlockError, NodeStore, NodeWalker, NodeWrangler, OverlayBlockStore } from '@atcute/mst';
+import { CidLinkWrapper, fromCidLink, type CidLink } from '@atcute/cid';
 import type { CommitProof } from '../upstream/index.ts';
-import { CarBlockStore } from './car-block-store.ts';
 import { VerifyError } from './failure.ts';
+import { KeyHeights } from './mst-node.ts';
+import { MissingNodeError, ProofTree } from './proof-tree.ts';
 
 /** The CID of an MST with no entries (one empty node), where a repo's first commit starts. */
 const EMPTY_TREE = 'bafyreie5737gdxlw5i64vzichcalba3z2v5n6icifvx5xytvske7mr3hpm';
 
+/** This thread's key heights, shared by every commit it checks (a repo's keys recur). */
+const heights = new KeyHeights();
+
 interface CheckedOp {
   action: 'create' | 'update' | 'delete';
   path: string;
-  cid: CidLink | null;
-  prev: CidLink | null;
+  cid: CidLinkWrapper | null;
+  prev: CidLinkWrapper | null;
 }
 
 /**
  * The sync 1.1 proof (https://atproto.com/specs/sync): starting from the commit's new MST root
  * `data`, undo the ops last to first — a create is deleted, an update or a delete puts `prev`
  * back — checking before each that the tree holds what the op says it wrote; the root reached
- * must be `prevData` (or, for a repo's first commit, which has none, the empty tree). The CAR must carry every MST node this touches, each verified against its
- * CID (CarBlockStore). @atcute/mst does the tree work.
+ * must be `prevData` (or, for a repo's first commit, which has none, the empty tree). The CAR
+ * must carry every MST node this touches, each hashed against its CID (proof-tree.ts).
  */
 export async function checkInversion(proof: CommitProof, data: CidLink): Promise<void> {
   const ops = checkOps(proof);
-  const store = new NodeStore(new OverlayBlockStore(new MemoryBlockStore(), new CarBlockStore(proof.car)));
-  const wrangler = new NodeWrangler(store);
-  let root = data.$link;
+  const tree = new ProofTree(proof.car, heights);
+  let root = data instanceof CidLinkWrapper ? data : new CidLinkWrapper(fromCidLink(data).bytes);
   try {
     for (const op of [...ops].reverse()) {
-      const found = await (await NodeWalker.create(store, root)).findRpath(op.path);
-      if ((found?.$link ?? null) !== (op.cid?.$link ?? null)) {
+      const found = tree.find(root, op.path);
+      if (!sameLink(found, op.cid)) {
         throw new VerifyError('bad_inversion', `${op.action} ${op.path}: the new tree holds ${found?.$link ?? 'nothing'} there, the op says ${op.cid?.$link ?? 'nothing'}`);
       }
-      root = op.action === 'create' ? await wrangler.deleteRecord(root, op.path) : await wrangler.putRecord(root, op.path, op.prev!);
+      root = op.action === 'create' ? tree.delete(root, op.path) : tree.put(root, op.path, op.prev!);
     }
   } catch (err) {
     if (err instanceof VerifyError) throw err;
-    if (err instanceof MissingBlockError) throw new VerifyError('bad_inversion', `the proof is incomplete: MST node ${err.cid} is not in the CAR (or does not match its CID)`);
+    if (err instanceof MissingNodeError) throw new VerifyError('bad_inversion', `the proof is incomplete: ${err.message}`);
     throw new VerifyError('bad_inversion', `the MST is malformed: ${(err as Error).message}`);
   }
   if (!proof.prevData) {
     // Only a repo's first commit has nothing before it: undoing its ops must empty the tree.
-    if (root !== EMPTY_TREE) throw new VerifyError('missing_prev_data', 'the commit has no prevData, and is not the repo\'s first (a pre-sync-1.1 sender)');
+    if (root.$link !== EMPTY_TREE) throw new VerifyError('missing_prev_data', 'the commit has no prevData, and is not the repo\'s first (a pre-sync-1.1 sender)');
     return;
   }
-  const expected = proof.prevData.toString();
-  if (root !== expected) throw new VerifyError('bad_inversion', `undoing the ops gives MST root ${root}, not prevData ${expected}`);
+  if (!Buffer.from(root.bytes).equals(proof.prevData.bytes)) {
+    throw new VerifyError('bad_inversion', `undoing the ops gives MST root ${root.$link}, not prevData ${proof.prevData.toString()}`);
+  }
+}
+
+function sameLink(a: CidLinkWrapper | null, b: CidLinkWrapper | null): boolean {
+  if (a === null || b === null) return a === b;
+  return Buffer.from(a.bytes).equals(b.bytes);
 }
 
 /** Each op's shape, and its `prev` against its action (what sync 1.1 requires of a sender). */

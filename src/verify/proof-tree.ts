@@ -1,0 +1,197 @@
+import { hash } from 'node:crypto';
+import type { CidLinkWrapper } from '@atcute/cbor';
+import type { CarSlice } from '../upstream/index.ts';
+import { decodeNode, isEmptyNode, MalformedNodeError, makeNode, nodeCid, type KeyHeights, type MstNode } from './mst-node.ts';
+
+/** A node the walk or a rewrite needs is not in the commit's CAR, or its bytes do not hash to its CID. */
+export class MissingNodeError extends Error {
+  constructor(readonly cid: CidLinkWrapper) {
+    super(`MST node ${cid.$link} is not in the CAR (or does not match its CID)`);
+  }
+}
+
+const EMPTY_NODE: MstNode = { keys: [], values: [], subtrees: [null] };
+
+/**
+ * The part of a repo's MST that a commit's CAR carries, for the sync 1.1 inversion: find a key,
+ * put or delete one, each returning the new root's CID. The same operations as @atcute/mst's
+ * NodeWalker.findRpath and NodeWrangler.putRecord/deleteRecord, step for step — so they need
+ * exactly the nodes the library would, and reach the same roots (test/verify.test.ts checks it
+ * against the library on random trees) — but synchronous, and with key heights cached
+ * (mst-node.ts): through the library, hashing every key of every node it decodes or builds was
+ * half of a `full` check. A node is read from the CAR once, its bytes hashed against its CID;
+ * nodes built here are kept by CID too, as the library's NodeStore keeps them.
+ */
+export class ProofTree {
+  readonly #nodes = new Map<string, MstNode>();
+
+  constructor(
+    private readonly car: CarSlice,
+    private readonly heights: KeyHeights,
+  ) {}
+
+  /** The value the tree rooted at `root` holds at `key`, or null. */
+  find(root: CidLinkWrapper, key: string): CidLinkWrapper | null {
+    const keyHeight = this.heights.of(key);
+    let node = this.#load(root);
+    let height = this.heights.ofNode(node);
+    if (height === null) throw new MalformedNodeError('indeterminate node height');
+    for (;;) {
+      if (keyHeight > height) return null;
+      const i = lowerBound(node.keys, key);
+      if (node.keys[i] === key) return node.values[i]!;
+      const subtree = node.subtrees[i];
+      if (!subtree) return null;
+      node = this.#load(subtree);
+      const subtreeHeight = this.heights.ofNode(node);
+      if (subtreeHeight !== null && subtreeHeight !== height - 1) throw new MalformedNodeError(`inconsistent subtree height; got=${subtreeHeight} expected=${height - 1}`);
+      height--;
+    }
+  }
+
+  /** Puts `value` at `key`: the new root. */
+  put(root: CidLinkWrapper, key: string, value: CidLinkWrapper): CidLinkWrapper {
+    const node = this.#load(root);
+    if (isEmptyNode(node)) return this.#cid(this.#putHere(node, key, value));
+    return this.#cid(this.#putBelow(node, key, value, this.heights.of(key), this.#requireHeight(node)));
+  }
+
+  /** Deletes `key`: the new root (the empty node's CID if nothing is left). */
+  delete(root: CidLinkWrapper, key: string): CidLinkWrapper {
+    const node = this.#load(root);
+    const remaining = this.#deleteBelow(node, key, this.heights.of(key), this.#requireHeight(node));
+    return this.#cid(this.#load(this.#squashTop(remaining)));
+  }
+
+  #putBelow(node: MstNode, key: string, value: CidLinkWrapper, keyHeight: number, height: number): MstNode {
+    if (keyHeight > height) return this.#putBelow(this.#make([], [], [this.#cid(node)]), key, value, keyHeight, height + 1);
+    if (keyHeight < height) {
+      const i = lowerBound(node.keys, key);
+      const below = this.#putBelow(this.#load(node.subtrees[i] ?? null), key, value, keyHeight, height - 1);
+      return this.#make(node.keys, node.values, replaceAt(node.subtrees, i, this.#cid(below)));
+    }
+    return this.#putHere(node, key, value);
+  }
+
+  #putHere(node: MstNode, key: string, value: CidLinkWrapper): MstNode {
+    const i = lowerBound(node.keys, key);
+    if (node.keys[i] === key) {
+      if (sameCid(node.values[i]!, value)) return node;
+      return this.#make(node.keys, replaceAt(node.values, i, value), node.subtrees);
+    }
+    const [left, right] = this.#split(node.subtrees[i] ?? null, key);
+    return this.#make(splice(node.keys, i, 0, key), splice(node.values, i, 0, value), splice(node.subtrees, i, 1, left, right));
+  }
+
+  /** A subtree split around `key` into the parts before and after it. */
+  #split(cid: CidLinkWrapper | null, key: string): [CidLinkWrapper | null, CidLinkWrapper | null] {
+    if (cid === null) return [null, null];
+    const node = this.#load(cid);
+    const i = lowerBound(node.keys, key);
+    const [left, right] = this.#split(node.subtrees[i] ?? null, key);
+    const before = this.#make(node.keys.slice(0, i), node.values.slice(0, i), [...node.subtrees.slice(0, i), left]);
+    const after = this.#make(node.keys.slice(i), node.values.slice(i), [right, ...node.subtrees.slice(i + 1)]);
+    return [this.#nullable(before), this.#nullable(after)];
+  }
+
+  /** The subtree's CID with `key` deleted, null if it is left empty. */
+  #deleteBelow(node: MstNode, key: string, keyHeight: number, height: number): CidLinkWrapper | null {
+    if (keyHeight > height) return this.#nullable(node);
+    const i = lowerBound(node.keys, key);
+    if (keyHeight < height) {
+      const subtree = node.subtrees[i];
+      if (!subtree) return this.#nullable(node);
+      const below = this.#deleteBelow(this.#load(subtree), key, keyHeight, height - 1);
+      return this.#nullable(this.#make(node.keys, node.values, replaceAt(node.subtrees, i, below)));
+    }
+    if (node.keys[i] !== key) return this.#nullable(node);
+    const merged = this.#merge(node.subtrees[i] ?? null, node.subtrees[i + 1] ?? null);
+    return this.#nullable(this.#make(splice(node.keys, i, 1), splice(node.values, i, 1), splice(node.subtrees, i, 2, merged)));
+  }
+
+  /** Two adjacent subtrees as one, merged along their boundary. */
+  #merge(left: CidLinkWrapper | null, right: CidLinkWrapper | null): CidLinkWrapper | null {
+    if (left === null) return right;
+    if (right === null) return left;
+    const l = this.#load(left);
+    const r = this.#load(right);
+    const boundary = this.#merge(l.subtrees.at(-1) ?? null, r.subtrees[0] ?? null);
+    return this.#nullable(this.#make([...l.keys, ...r.keys], [...l.values, ...r.values], [...l.subtrees.slice(0, -1), boundary, ...r.subtrees.slice(1)]));
+  }
+
+  /** Strips nodes with no keys and one subtree off the top. */
+  #squashTop(cid: CidLinkWrapper | null): CidLinkWrapper | null {
+    const node = this.#load(cid);
+    const [only] = node.subtrees;
+    if (node.keys.length > 0 || !only) return cid;
+    return this.#squashTop(only);
+  }
+
+  #requireHeight(node: MstNode): number {
+    const height = this.heights.ofNode(node);
+    if (height === null) throw new MalformedNodeError('indeterminate node height');
+    return height;
+  }
+
+  #make(keys: readonly string[], values: readonly CidLinkWrapper[], subtrees: readonly (CidLinkWrapper | null)[]): MstNode {
+    return makeNode(keys, values, subtrees, this.heights);
+  }
+
+  #nullable(node: MstNode): CidLinkWrapper | null {
+    return isEmptyNode(node) ? null : this.#cid(node);
+  }
+
+  /** The node's CID; the node is kept under it, as a later step may load it. */
+  #cid(node: MstNode): CidLinkWrapper {
+    const cid = nodeCid(node);
+    this.#nodes.set(cidKey(cid), node);
+    return cid;
+  }
+
+  /** A node built here or read from the CAR (hashed against its CID); null is the empty node. */
+  #load(cid: CidLinkWrapper | null): MstNode {
+    if (cid === null) return EMPTY_NODE;
+    const key = cidKey(cid);
+    let node = this.#nodes.get(key);
+    if (node) return node;
+    const bytes = this.car.find(cid.bytes);
+    if (!bytes || !digestMatches(cid.bytes, bytes)) throw new MissingNodeError(cid);
+    node = decodeNode(bytes, this.heights);
+    node.cid = cid;
+    this.#nodes.set(key, node);
+    return node;
+  }
+}
+
+/** A copy with `items` in place of `count` elements at `start` (Node 20 has toSpliced, its TypeScript lib not yet). */
+function splice<T>(array: readonly T[], start: number, count: number, ...items: T[]): T[] {
+  const copy = array.slice();
+  copy.splice(start, count, ...items);
+  return copy;
+}
+
+function replaceAt<T>(array: readonly T[], index: number, item: T): T[] {
+  return splice(array, index, 1, item);
+}
+
+/** The first index whose key is not below `key` (keys are sorted; nodes hold few). */
+function lowerBound(keys: readonly string[], key: string): number {
+  let i = 0;
+  while (i < keys.length && keys[i]! < key) i++;
+  return i;
+}
+
+function cidKey(cid: CidLinkWrapper): string {
+  return Buffer.from(cid.bytes.buffer, cid.bytes.byteOffset, cid.bytes.byteLength).toString('latin1');
+}
+
+function sameCid(a: CidLinkWrapper, b: CidLinkWrapper): boolean {
+  return Buffer.from(a.bytes.buffer, a.bytes.byteOffset, a.bytes.byteLength).equals(b.bytes);
+}
+
+/** Whether a sha2-256 CID's digest is the block's hash (a CID of another hash function never matches). */
+function digestMatches(cid: Uint8Array, block: Uint8Array): boolean {
+  if (cid.length !== 36 || cid[2] !== 0x12 || cid[3] !== 0x20) return false;
+  const digest = hash('sha256', block, 'buffer') as unknown as Buffer;
+  return digest.equals(cid.subarray(4));
+}
