@@ -1,40 +1,61 @@
 /**
  * A verification worker thread: runs checkCommit/checkSync for the main thread's CheckPool.
- * It holds no repo state (revs, out of sync, held messages stay on the main thread): it gets a
- * message's bytes and the key to check them with, and answers pass or the failure.
+ * It holds no repo state (revs, out of sync, held messages stay on the main thread): it gets
+ * messages' bytes and the keys to check them with, and answers pass or the failure.
+ *
+ * Checks come in batches and run one after another; answers go back a few at a time, so the
+ * main thread can judge the first ones while the rest run, and pays one message per few.
  */
 import { parentPort } from 'node:worker_threads';
 import { Link } from '../atproto/index.ts';
 import { CarSlice } from '../upstream/index.ts';
 import { checkCommit, checkSync } from './check.ts';
-import type { CheckReply, CheckRequest } from './check-pool.ts';
+import type { CheckReply, CheckRequest, WorkerReply, WorkerRequest } from './check-pool.ts';
 import { asVerifyError } from './failure.ts';
 import { SigningKeys } from './signing-keys.ts';
+
+/** Answers sent together, at most (fewer when a batch ends). */
+const ANSWERS_PER_MESSAGE = 8;
 
 const keys = new SigningKeys();
 const link = (bytes: Uint8Array | undefined) => (bytes ? new Link(bytes) : undefined);
 
-async function run(request: CheckRequest): Promise<void> {
-  if (request.kind === 'sync') {
-    await checkSync(request, request.signingKey, keys);
-    return;
+async function run(request: CheckRequest): Promise<CheckReply> {
+  try {
+    if (request.kind === 'sync') {
+      await checkSync(request, request.signingKey, keys);
+    } else {
+      const proof = {
+        commit: link(request.commit),
+        prevData: link(request.prevData),
+        car: new CarSlice(request.car),
+        ops: request.ops.map((op) => ({ action: op.action, path: op.path, cid: link(op.cid), prev: link(op.prev) })),
+      };
+      await checkCommit({ repo: request.repo, rev: request.rev, proof }, request.signingKey, request.mode, keys);
+    }
+    return { id: request.id };
+  } catch (err) {
+    const { reason, message } = asVerifyError(err);
+    return { id: request.id, failure: { reason, message } };
   }
-  const proof = {
-    commit: link(request.commit),
-    prevData: link(request.prevData),
-    car: new CarSlice(request.car),
-    ops: request.ops.map((op) => ({ action: op.action, path: op.path, cid: link(op.cid), prev: link(op.prev) })),
-  };
-  await checkCommit({ repo: request.repo, rev: request.rev, proof }, request.signingKey, request.mode, keys);
 }
 
-parentPort!.on('message', (request: CheckRequest | { id: -1; kind: 'ping' }) => {
-  if (request.kind === 'ping') return parentPort!.postMessage({ id: request.id } satisfies CheckReply);
-  run(request).then(
-    () => parentPort!.postMessage({ id: request.id } satisfies CheckReply),
-    (err: unknown) => {
-      const { reason, message } = asVerifyError(err);
-      parentPort!.postMessage({ id: request.id, failure: { reason, message } } satisfies CheckReply);
-    },
-  );
+const reply = (message: WorkerReply) => parentPort!.postMessage(message);
+
+/** Runs a batch in order, answering every ANSWERS_PER_MESSAGE checks and at its end. Never rejects (run catches). */
+async function runBatch(checks: CheckRequest[]): Promise<void> {
+  let answers: CheckReply[] = [];
+  for (const check of checks) {
+    answers.push(await run(check));
+    if (answers.length === ANSWERS_PER_MESSAGE) {
+      reply({ kind: 'answers', answers });
+      answers = [];
+    }
+  }
+  if (answers.length > 0) reply({ kind: 'answers', answers });
+}
+
+parentPort!.on('message', (request: WorkerRequest) => {
+  if (request.kind === 'ping') reply({ kind: 'pong' });
+  else void runBatch(request.checks);
 });

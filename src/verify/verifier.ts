@@ -188,10 +188,13 @@ export class Verifier {
   /**
    * Starts the checks of the next queued messages on the workers, with the keys cached now, so
    * the workers run while this thread judges messages in order. Each result is used only if the
-   * key is still the one the message is judged with when its turn comes.
+   * key is still the one the message is judged with when its turn comes. Refilled once half the
+   * checks started are judged, so they go out in batches (one worker message each).
    */
   #prefetch(): void {
-    const end = Math.min(this.#tasks.length, this.#nextTask + PREFETCH_PER_WORKER * this.#pool!.size);
+    const window = PREFETCH_PER_WORKER * this.#pool!.size;
+    if (this.#prefetchedTo - this.#nextTask > window / 2) return;
+    const end = Math.min(this.#tasks.length, this.#nextTask + window);
     for (let i = Math.max(this.#prefetchedTo, this.#nextTask); i < end; i++) {
       const task = this.#tasks[i];
       if (task?.kind !== 'message' || (task.message.type !== 'commit' && task.message.type !== 'sync')) continue;
