@@ -7,16 +7,21 @@
  * each framed as a PDS frames it, with its sync 1.1 proof (prevData, ops[].prev, the MST nodes).
  * K-256 signing goes through @atcute/crypto's OpenSSL-backed key so building the corpus is quick.
  *
- * Each mode runs the gateway's own path on one core: decode and parse the frame, then (with
- * --verify) the Verifier with every key already in the identity cache (the steady state), then
- * event building. Peer: @atproto/sync's parseCommitAuthenticated, the reference TypeScript
- * verifier (signature and MST proof), over the same frames. Also the latency one commit gets
- * added when the stream is quiet (handle → delivered, p50/p99).
+ * Each mode runs the gateway's own path: decode and parse the frame, then (with --verify) the
+ * Verifier with every key already in the identity cache (the steady state), its checks on this
+ * thread or on worker threads, then event building. Peer: @atproto/sync's
+ * parseCommitAuthenticated, the reference TypeScript verifier (signature and MST proof), over
+ * the first PEER_FRAMES frames. Each row also gives the CPU time per commit over all threads
+ * (process.cpuUsage), which a busy machine inflates far less than wall time. Then the latency a
+ * commit gets from the frame to its events when frames arrive at a moderate, steady rate
+ * (p50/p99; "added" is the p50 beside --verify off's in the same run). The load average is
+ * printed with the table: read the numbers with it.
  *
  *   flock /work/bench.lock npx tsx bench/verify.ts     (or: npm run bench -- verify)
  */
 import { Secp256k1PrivateKeyExportable } from '@atcute/crypto';
 import type { Keypair } from '@atproto/crypto';
+import { loadavg } from 'node:os';
 import { parseCommitAuthenticated } from '@atproto/sync';
 import { Frame } from '@atproto/xrpc-server';
 import { pino } from 'pino';
@@ -33,8 +38,15 @@ const REPOS = 40;
 const COMMITS_PER_REPO = 75;
 const INITIAL_RECORDS = 300;
 const RUNS = 5;
-const LATENCY_SAMPLES = 500;
-/** Worker-thread counts measured beside verification on the main thread. */
+/** The peer takes ~7 ms a commit: a fifth of the corpus gives its rate. */
+const PEER_FRAMES = 600;
+/** Steady arrival rates for the latency rows (commits/s), and the frames sent at each. */
+const LATENCY_RATES = [
+  { rate: 500, frames: 1_500 },
+  { rate: 2_000, frames: 3_000 },
+];
+const LATENCY_RUNS = 3;
+/** Worker-thread counts measured beside verification on the main thread (the default here, one per core but one, is 1). */
 const WORKERS = [1, 2];
 const threads = (pool: CheckPool) => `(--verify-workers ${pool.size})`;
 
@@ -110,56 +122,93 @@ async function withCache<T>(keys: Map<string, string>, run: (identity: IdentityR
 interface Measured {
   events: number;
   seconds: number;
+  /** Commits measured. */
+  commits: number;
+  /** CPU time of every thread of the process, in µs. */
+  cpuMicros: number;
+}
+
+/** Runs `work` over `commits` commits, timing it on the wall clock and in CPU time. */
+async function measured(commits: number, work: () => Promise<number>): Promise<Measured> {
+  const cpu = process.cpuUsage();
+  const started = performance.now();
+  const events = await work();
+  const seconds = (performance.now() - started) / 1000;
+  const used = process.cpuUsage(cpu);
+  return { events, seconds, commits, cpuMicros: used.user + used.system };
 }
 
 /**
  * Frames through decode → (Verifier) → events, as the gateway runs them: events built, and the
  * time taken (worker threads already started).
  */
+function verifierFor(mode: VerifyMode, identity: IdentityResolver, deliver: (message: UpstreamMessage) => void, checkPool?: CheckPool): Verifier {
+  return new Verifier({ mode, identity, logger: pino({ level: 'silent' }), metrics: createVerifyMetrics(new Registry()), deliver, maxQueued: Infinity, checkPool });
+}
+
 async function ingest(frames: Uint8Array[], mode: VerifyMode | 'off', identity: IdentityResolver, checkPool?: CheckPool): Promise<Measured> {
-  const clock = new CursorClock();
-  let events = 0;
-  const toEvents = (message: UpstreamMessage) => {
-    if (message.type === 'commit') events += buildEvents(message, clock).entries.length;
-  };
-  if (mode === 'off') {
-    const started = performance.now();
-    for (const bytes of frames) toEvents(parseMessage(decodeFrame(bytes, 10_000_000)));
-    return { events, seconds: (performance.now() - started) / 1000 };
-  }
-  const verifier = new Verifier({ mode, identity, logger: pino({ level: 'silent' }), metrics: createVerifyMetrics(new Registry()), deliver: toEvents, maxQueued: Infinity, checkPool });
-  const started = performance.now();
-  for (const bytes of frames) verifier.handle(parseMessage(decodeFrame(bytes, 10_000_000)));
-  await verifier.idle();
-  return { events, seconds: (performance.now() - started) / 1000 };
+  return measured(frames.length, async () => {
+    const clock = new CursorClock();
+    let events = 0;
+    const toEvents = (message: UpstreamMessage) => {
+      if (message.type === 'commit') events += buildEvents(message, clock).entries.length;
+    };
+    const verifier = mode === 'off' ? undefined : verifierFor(mode, identity, toEvents, checkPool);
+    for (const bytes of frames) {
+      const message = parseMessage(decodeFrame(bytes, 10_000_000));
+      if (verifier) verifier.handle(message);
+      else toEvents(message);
+    }
+    await verifier?.idle();
+    return events;
+  });
 }
 
 async function reference(frames: Uint8Array[], keys: Map<string, string>): Promise<Measured> {
   const idResolver = { did: { resolveAtprotoKey: async (did: string) => keys.get(did)! } } as unknown as Parameters<typeof parseCommitAuthenticated>[0];
-  let events = 0;
-  const started = performance.now();
-  for (const bytes of frames) {
-    const frame = Frame.fromBytes(bytes) as unknown as { body: Parameters<typeof parseCommitAuthenticated>[1] };
-    events += (await parseCommitAuthenticated(idResolver, frame.body)).length;
-  }
-  return { events, seconds: (performance.now() - started) / 1000 };
+  const subset = frames.slice(0, PEER_FRAMES);
+  return measured(subset.length, async () => {
+    let events = 0;
+    for (const bytes of subset) {
+      const frame = Frame.fromBytes(bytes) as unknown as { body: Parameters<typeof parseCommitAuthenticated>[1] };
+      events += (await parseCommitAuthenticated(idResolver, frame.body)).length;
+    }
+    return events;
+  });
 }
 
-async function quietLatency(frames: Uint8Array[], mode: VerifyMode, identity: IdentityResolver, checkPool?: CheckPool): Promise<{ p50: number; p99: number }> {
-  let delivered: () => void = () => {};
-  const verifier = new Verifier({ mode, identity, logger: pino({ level: 'silent' }), metrics: createVerifyMetrics(new Registry()), deliver: () => delivered(), checkPool });
+/**
+ * Frames handed in at a steady `rate`, as a relay's arrive: for each commit, the ms from taking
+ * up its frame to its events being built (through the Verifier unless `off`).
+ */
+async function pacedLatency(frames: Uint8Array[], rate: number, mode: VerifyMode | 'off', identity: IdentityResolver, checkPool?: CheckPool): Promise<number[]> {
+  const clock = new CursorClock();
+  const takenUp = new Map<number, number>();
   const samples: number[] = [];
-  for (const bytes of frames.slice(0, LATENCY_SAMPLES)) {
-    const message = parseMessage(decodeFrame(bytes, 10_000_000));
-    const done = new Promise<void>((resolve) => (delivered = resolve));
-    const started = performance.now();
-    verifier.handle(message);
-    await done;
-    samples.push(performance.now() - started);
+  const toEvents = (message: UpstreamMessage) => {
+    if (message.type !== 'commit') return;
+    buildEvents(message, clock);
+    samples.push(performance.now() - takenUp.get(message.seq)!);
+  };
+  const verifier = mode === 'off' ? undefined : verifierFor(mode, identity, toEvents, checkPool);
+  const started = performance.now();
+  let sent = 0;
+  while (sent < frames.length) {
+    const due = Math.min(frames.length, Math.floor(((performance.now() - started) * rate) / 1000));
+    for (; sent < due; sent++) {
+      const at = performance.now();
+      const message = parseMessage(decodeFrame(frames[sent]!, 10_000_000));
+      if (message.type === 'commit') takenUp.set(message.seq, at);
+      if (verifier) verifier.handle(message);
+      else toEvents(message);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1));
   }
-  samples.sort((a, b) => a - b);
-  return { p50: samples[Math.floor(samples.length * 0.5)] ?? NaN, p99: samples[Math.floor(samples.length * 0.99)] ?? NaN };
+  await verifier?.idle();
+  return samples;
 }
+
+const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!;
 
 export async function run(): Promise<Row[]> {
   const started = performance.now();
@@ -179,23 +228,41 @@ export async function run(): Promise<Row[]> {
       ]),
       ['@atproto/sync parseCommitAuthenticated (peer)', () => reference(frames, keys)],
     ];
-    const rates = new Map<string, number[]>();
+    const runs = new Map<string, Measured[]>();
     for (let round = 0; round <= RUNS; round++) {
       for (const [name, measure] of cases) {
-        const { events, seconds } = await measure();
-        if (events === 0) throw new Error(`${name} built no events`);
-        if (round > 0) rates.set(name, [...(rates.get(name) ?? []), frames.length / seconds]);
+        const result = await measure();
+        if (result.events === 0) throw new Error(`${name} built no events`);
+        if (round > 0) runs.set(name, [...(runs.get(name) ?? []), result]);
       }
     }
-    const off = median(rates.get(cases[0][0])!);
+    const rateOf = (name: string) => median(runs.get(name)!.map((m) => m.commits / m.seconds));
+    const off = rateOf(cases[0]![0]);
+    const peer = rateOf(cases.at(-1)![0]);
     const rows: Row[] = cases.map(([name]) => {
-      const rate = median(rates.get(name)!);
-      return { bench: 'verify', case: name, 'commits/s': Math.round(rate), 'µs/commit': (1e6 / rate).toFixed(1), 'share of off': `${((off / rate) * 100).toFixed(0)}%`.replace(/^/, ''), 'vs off': `${(rate / off).toFixed(2)}×` };
+      const rate = rateOf(name);
+      const cpu = median(runs.get(name)!.map((m) => m.cpuMicros / m.commits));
+      return { bench: 'verify', case: name, 'commits/s': Math.round(rate), 'CPU µs/commit': Math.round(cpu), 'vs off': `${(rate / off).toFixed(2)}×`, 'vs peer': `${(rate / peer).toFixed(1)}×` };
     });
-    for (const pool of [undefined, ...pools]) {
-      for (const mode of ['signatures', 'full'] as const) {
-        const { p50, p99 } = await quietLatency(frames, mode, identity, pool);
-        rows.push({ bench: 'verify', case: `added latency, quiet stream, --verify ${mode}${pool ? ` ${threads(pool)}` : ''}`, 'p50 ms': p50.toFixed(3), 'p99 ms': p99.toFixed(3) });
+    const latencyCases: Array<[string, VerifyMode | 'off', CheckPool | undefined]> = [
+      ['--verify off', 'off', undefined],
+      ['--verify full', 'full', undefined],
+      ...pools.map((pool): [string, VerifyMode, CheckPool] => [`--verify full ${threads(pool)}`, 'full', pool]),
+    ];
+    for (const { rate, frames: count } of LATENCY_RATES) {
+      const p50s = new Map<string, number[]>();
+      const p99s = new Map<string, number[]>();
+      for (let round = 0; round < LATENCY_RUNS; round++) {
+        for (const [name, mode, pool] of latencyCases) {
+          const sorted = (await pacedLatency(frames.slice(0, count), rate, mode, identity, pool)).sort((a, b) => a - b);
+          p50s.set(name, [...(p50s.get(name) ?? []), percentile(sorted, 0.5)]);
+          p99s.set(name, [...(p99s.get(name) ?? []), percentile(sorted, 0.99)]);
+        }
+      }
+      const offP50 = median(p50s.get('--verify off')!);
+      for (const [name] of latencyCases) {
+        const p50 = median(p50s.get(name)!);
+        rows.push({ bench: 'verify', case: `latency at ${rate} commits/s, ${name}`, 'p50 ms': p50.toFixed(3), 'p99 ms': median(p99s.get(name)!).toFixed(3), 'added p50 ms': name === '--verify off' ? '' : (p50 - offP50).toFixed(3) });
       }
     }
     await Promise.all(pools.map((pool) => pool.close()));
@@ -204,5 +271,7 @@ export async function run(): Promise<Row[]> {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  printTable(`verify: ${REPOS * COMMITS_PER_REPO} real signed commits with sync 1.1 proofs, median of ${RUNS} runs, one core`, await run());
+  const before = loadavg()[0]!.toFixed(1);
+  const rows = await run();
+  printTable(`verify: ${REPOS * COMMITS_PER_REPO} real signed commits with sync 1.1 proofs, median of ${RUNS} runs (latency: of ${LATENCY_RUNS}); 1-minute load average ${before} at the start, ${loadavg()[0]!.toFixed(1)} at the end`, rows);
 }
