@@ -32,6 +32,14 @@ export interface GatewayConfig {
   verify: VerifyChoice;
   /** Worker threads that run the signature and MST checks (0: the main thread does). */
   verifyWorkers: number;
+  /** Out-of-sync repos fetched again from their PDS at once (0: none; they wait for a valid #sync). */
+  verifyResyncs: number;
+  /** A resync's repo export (getRepo CAR) larger than this fails the resync. */
+  verifyResyncMaxBytes: number;
+  /** Time for one attempt at a resync's fetch. */
+  verifyResyncTimeoutMs: number;
+  /** Attempts at a resync's fetch. */
+  verifyResyncAttempts: number;
   plcUrl: string;
   allowPrivateEndpoints: boolean;
   identityCacheEntries: number;
@@ -291,6 +299,15 @@ export const SERVE_OPTIONS = {
     describe: 'With --verify: worker threads that check signatures and MST proofs, each repo always on the same one (0: on the main thread)',
     coerce: parseCount,
   },
+  'verify-resyncs': {
+    type: 'string',
+    default: '4',
+    describe: 'With --verify: out-of-sync repos fetched again from their PDS (com.atproto.sync.getRepo) at once; 0: none, their commits wait for a valid #sync',
+    coerce: parseCount,
+  },
+  'verify-resync-max-bytes': { type: 'string', default: '512MiB', describe: 'With --verify: a resync whose repo export (getRepo CAR) is larger than this fails', coerce: parseByteSize },
+  'verify-resync-timeout': { type: 'string', default: '120s', describe: 'With --verify: time for one attempt at a resync\'s fetch', coerce: parseDuration },
+  'verify-resync-attempts': { type: 'string', default: '3', describe: 'With --verify: attempts at a resync\'s fetch (backing off from 1 s; a Retry-After up to 60 s is honoured)', coerce: parsePositiveCount },
   'plc-url': { type: 'string', default: 'https://plc.directory', describe: 'did:plc directory that DID documents are read from', coerce: parseHttpUrl },
   'allow-private-endpoints': {
     type: 'boolean',

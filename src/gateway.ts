@@ -108,6 +108,14 @@ async function startStages(config: GatewayConfig, tuning: GatewayTuning, logger:
   // Started now, so the first commits do not wait for the threads (one that cannot start is logged by the pool).
   checkPool?.ready().catch(() => {});
   const resyncKeys = new SigningKeys();
+  const resyncLimits: FetchLimits = {
+    maxBytes: config.verifyResyncMaxBytes,
+    timeoutMs: config.verifyResyncTimeoutMs,
+    attempts: config.verifyResyncAttempts,
+    backoffMs: RESYNC_BACKOFF_MS,
+    maxRetryAfterMs: RESYNC_MAX_RETRY_AFTER_MS,
+    allowPrivateEndpoints: config.allowPrivateEndpoints,
+  };
   /** Why the last commit failed, while commits are failing. */
   let storeFailure: string | undefined;
   /** Reads the relay into `commit` (the local store, or the cluster's event stream) until stopped. */
@@ -144,7 +152,8 @@ async function startStages(config: GatewayConfig, tuning: GatewayTuning, logger:
         deliver: (message, released) => ingester.handle(message, released),
         onBackpressure: backpressure('verify'),
         checkPool,
-        resync: (did) => resyncRepo(did, identity, resyncKeys, config.allowPrivateEndpoints),
+        resync: config.verifyResyncs > 0 ? (did) => resyncRepo(did, identity, resyncKeys, resyncLimits) : undefined,
+        maxResyncs: config.verifyResyncs,
       });
       logger.info({ verify: config.verify, plcUrl: config.plcUrl, workers: config.verifyWorkers }, 'verifying commits before emitting them');
     }
@@ -291,18 +300,19 @@ function startBackfill(config: GatewayConfig, identity: IdentityResolver, store:
   });
 }
 
-/** A resync's getRepo fetch: one repo, its whole CAR, within these bounds. */
-const RESYNC_LIMITS: Omit<FetchLimits, 'allowPrivateEndpoints'> = { maxBytes: 512 * 1024 * 1024, timeoutMs: 120_000, attempts: 3, backoffMs: 1_000, maxRetryAfterMs: 60_000 };
+/** A resync fetch's retries: the first one's delay (doubling), the longest Retry-After honoured. */
+const RESYNC_BACKOFF_MS = 1_000;
+const RESYNC_MAX_RETRY_AFTER_MS = 60_000;
 /**
  * Re-establishes a repo that went out of sync under --verify: its whole CAR from its PDS
  * (com.atproto.sync.getRepo, through the backfill stage's guarded, CID-checked reader), its
  * commit signed with the DID's key; resolves with the commit's rev.
  */
-async function resyncRepo(did: string, identity: IdentityResolver, keys: SigningKeys, allowPrivateEndpoints: boolean): Promise<string> {
+async function resyncRepo(did: string, identity: IdentityResolver, keys: SigningKeys, limits: FetchLimits): Promise<string> {
   const { pdsEndpoint, signingKey } = await identity.resolve(did);
   if (!pdsEndpoint) throw new Error('its DID document names no PDS (#atproto_pds service)');
   const checkCommit = commitSignatureCheck(keys, signingKey, async () => (await identity.refresh(did)).signingKey);
-  const snapshot = await fetchRepo(pdsEndpoint, did, { ...RESYNC_LIMITS, allowPrivateEndpoints }, (chunks) => readRepoCar(chunks, did, checkCommit));
+  const snapshot = await fetchRepo(pdsEndpoint, did, limits, (chunks) => readRepoCar(chunks, did, checkCommit));
   return snapshot.rev;
 }
 

@@ -215,10 +215,13 @@ async function plcDirectory(t: TestContext) {
   const documents = new Map<string, string>();
   let gate: Promise<void> = Promise.resolve();
   const gates = new Map<string, Promise<void>>();
+  const pdsUrls = new Map<string, string>();
   const answer = (did: string, res: ServerResponse) => {
     const key = documents.get(did);
     if (!key) return res.writeHead(404).end();
-    res.end(JSON.stringify({ id: did, verificationMethod: [{ id: '#atproto', type: 'Multikey', controller: did, publicKeyMultibase: key.slice('did:key:'.length) }] }));
+    const pdsUrl = pdsUrls.get(did);
+    const service = pdsUrl ? [{ id: '#atproto_pds', type: 'AtprotoPersonalDataServer', serviceEndpoint: pdsUrl }] : [];
+    res.end(JSON.stringify({ id: did, verificationMethod: [{ id: '#atproto', type: 'Multikey', controller: did, publicKeyMultibase: key.slice('did:key:'.length) }], service }));
   };
   const server = createServer((req, res) => {
     const did = decodeURIComponent(req.url!.slice(1));
@@ -232,7 +235,11 @@ async function plcDirectory(t: TestContext) {
   });
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    publish: (did: string, key: string) => documents.set(did, key),
+    /** Serves the DID's document: its signing key, and its PDS if given. */
+    publish: (did: string, key: string, pdsUrl?: string) => {
+      documents.set(did, key);
+      if (pdsUrl) pdsUrls.set(did, pdsUrl);
+    },
     /** Holds every answer (or only those for `did`) until the returned function is called. */
     stall(did?: string): () => void {
       let open!: () => void;
@@ -398,9 +405,11 @@ for (const threads of [0, 2]) {
 /** A PDS on 127.0.0.1 serving com.atproto.sync.getRepo from SignedRepos (the PDS's own CAR writer); answers can be held back. */
 async function repoHost(t: TestContext) {
   const repos = new Map<string, SignedRepo>();
+  const requested: string[] = [];
   let gate: Promise<void> = Promise.resolve();
   const server = createServer((req, res) => {
     const did = new URL(req.url!, 'http://pds').searchParams.get('did') ?? '';
+    requested.push(did);
     void gate.then(async () => {
       const repo = repos.get(did);
       if (!repo) return res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'RepoNotFound', message: `Could not find repo for DID: ${did}` }));
@@ -418,6 +427,8 @@ async function repoHost(t: TestContext) {
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     host: (repo: SignedRepo) => repos.set(repo.did, repo),
+    /** The DIDs asked for, in order. */
+    requested,
     /** Holds every answer until the returned function is called. */
     stall(): () => void {
       let open!: () => void;
@@ -565,6 +576,47 @@ describe('gateway with --verify full', () => {
     const replay = await Subscription.open(gateway.port, 'cursor=0');
     await replay.waitForCount(events.length);
     assert.deepEqual(replay.texts, live.texts, 'a replay from the cursor gives exactly what live clients got');
+  });
+
+  test('an out-of-sync repo is resynced from its PDS within the operator\'s limits: over --verify-resync-max-bytes it fails; --verify-resyncs 0 asks nothing', async (t) => {
+    const plc = await plcDirectory(t);
+    const pds = await repoHost(t);
+    const cases = [
+      // The commit after the tampered one is held while the resync runs: then dropped as already in the snapshot, or withheld.
+      { name: 'defaults', flags: {}, resyncs: { resynced: 1, failed: 0 }, asked: 1, next: 'rev_not_newer' },
+      { name: 'max bytes', flags: { verifyResyncMaxBytes: 100, verifyResyncAttempts: 1 }, resyncs: { resynced: 0, failed: 1 }, asked: 1, next: 'out_of_sync' },
+      { name: 'no resyncs', flags: { verifyResyncs: 0 }, resyncs: { resynced: 0, failed: 0 }, asked: 0, next: 'out_of_sync' },
+    ];
+    for (const [i, { name, flags, resyncs, asked, next }] of cases.entries()) {
+      const relay = await FakeRelay.start();
+      const dir = tempDir('contrail-verify-resync-gateway-');
+      const gateway = await startTestGateway(relay.url, dir.path, { verify: 'full', plcUrl: plc.url, ...flags });
+      try {
+        await relay.waitForConnections(1);
+        const repo = await SignedRepo.create(`did:plc:resyncgateway${i}00000000000`);
+        plc.publish(repo.did, repo.signingKey, pds.url);
+        pds.host(repo);
+        relay.push({ seq: 1, bytes: commitFrameOf(await repo.commit(1, [post('before')])) });
+        relay.push({ seq: 2, bytes: commitFrameOf(withWrongPrevData(await repo.commit(2, [post('tampered')]))) });
+        relay.push({ seq: 3, bytes: commitFrameOf(await repo.commit(3, [post('next')])) });
+        const metric = async (series: string) => {
+          const line = (await httpGet(gateway.metricsPort, '/metrics')).body.toString().split('\n').find((l) => l.startsWith(`${series} `));
+          return line ? Number(line.split(' ')[1]) : 0;
+        };
+        const ended = async () => (await metric('contrail_verify_resyncs_total{result="resynced"}')) + (await metric('contrail_verify_resyncs_total{result="failed"}'));
+        const judged = async () => (await metric('contrail_verify_failures_total{reason="rev_not_newer"}')) + (await metric('contrail_verify_failures_total{reason="out_of_sync"}'));
+        await waitUntil(async () => (await judged()) === 1 && (await ended()) === asked, `${name}: the commit after the tampered one judged`);
+        assert.equal(await metric('contrail_verify_failures_total{reason="bad_inversion"}'), 1, `${name}: the tampered commit`);
+        assert.equal(await metric(`contrail_verify_failures_total{reason="${next}"}`), 1, `${name}: the next commit`);
+        assert.equal(await metric('contrail_verify_resyncs_total{result="resynced"}'), resyncs.resynced, `${name}: resynced`);
+        assert.equal(await metric('contrail_verify_resyncs_total{result="failed"}'), resyncs.failed, `${name}: failed`);
+        assert.equal(pds.requested.filter((did) => did === repo.did).length, asked, `${name}: fetches from the PDS`);
+      } finally {
+        await gateway.stop();
+        await relay.stop();
+        dir.remove();
+      }
+    }
   });
 
   test('subscribers get only what verifies; a repo held across a restart is read again, not lost', async (t) => {

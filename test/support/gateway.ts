@@ -47,6 +47,10 @@ export function testConfig(upstream: string, dataDir: string, overrides: Partial
     // Checks on the main thread: from source a worker compiles its modules before its first answer,
     // which on a loaded machine outlasts a test's waits (test/verify.test.ts starts pools first).
     verifyWorkers: 0,
+    verifyResyncs: 4,
+    verifyResyncMaxBytes: 64 * 1024 * 1024,
+    verifyResyncTimeoutMs: 10_000,
+    verifyResyncAttempts: 3,
     ...overrides,
   };
 }
