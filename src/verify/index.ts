@@ -26,7 +26,9 @@
  * starts the stateless checks (signature, MST) of the next queued messages on worker threads,
  * a repo always on the same one, with the key cached at that moment; when a message's turn comes
  * it uses that result if the key is still the same (else it checks again), so workers change no
- * order and hold no state. A worker that dies rejects its checks, which then run on this thread.
+ * order and hold no state. Checks started in one turn go to a worker as one message, and answers
+ * come back eight at a time: per message, the wake-ups and clones cost both threads more than
+ * a signature check. A worker that dies rejects its checks, which then run on this thread.
  *
  * How it flows (verifier.ts): one ordered queue. The key comes from the identity stage's cache
  * without waiting; a repo whose key is unknown has its messages held — per repo, bounded in
