@@ -27,7 +27,7 @@
  * a repo always on the same one, with the key cached at that moment; when a message's turn comes
  * it uses that result if the key is still the same (else it checks again), so workers change no
  * order and hold no state. Checks started in one turn go to a worker as one message, and answers
- * come back eight at a time: per message, the wake-ups and clones cost both threads more than
+ * come back eight at a time: per message, the wake-ups and clones cost a worker about as much as
  * a signature check. A worker that dies rejects its checks, which then run on this thread.
  *
  * How it flows (verifier.ts): one ordered queue. The key comes from the identity stage's cache
