@@ -21,7 +21,7 @@
  * `npx tsx bench/cluster.ts [ingest] [latency] [fanout] [failover]` runs only the named sections.
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ServeProcess } from '../test/support/serve-process.ts';
 import { FakeRelay } from '../test/support/fake-relay.ts';
@@ -321,9 +321,11 @@ export async function run(sections = new Set(SECTIONS)): Promise<Row[]> {
   const events = frames.reduce((sum, frame) => sum + frame.events, 0);
   const rows: Row[] = [];
   // Each row also goes to stderr as soon as it is measured: the whole run takes many minutes.
+  // The machine's 1-minute load average when a row is done (its runs took a minute or more) says how contended it was.
   const add = (row: Row) => {
-    process.stderr.write(`cluster: ${JSON.stringify(row)}\n`);
-    rows.push(row);
+    const measured = { ...row, 'load avg': loadavg()[0]!.toFixed(1) };
+    process.stderr.write(`cluster: ${JSON.stringify(measured)}\n`);
+    rows.push(measured);
   };
 
   const ingest = new Map<string, CatchUp>();

@@ -4,7 +4,7 @@ import { DeliverPolicy, type ConsumerMessages } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
 import type { Batch, EventStore } from '../store/index.ts';
 import type { ClusterConnection } from './nats.ts';
-import { decodeStreamRecord } from './stream-record.ts';
+import { decodeStreamRecord, type BatchRecord } from './stream-record.ts';
 
 const POSITION_FILE = 'cluster-position.json';
 const POSITION_SAVE_INTERVAL_MS = 1_000;
@@ -32,6 +32,12 @@ export class StreamFollower {
   #read = 0;
   /** The parts of a split batch read so far: applied together when its last part comes. */
   #parts: Batch[] = [];
+  /**
+   * The records this node appended as leader, by stream seq, until the consumer reaches them:
+   * applied as they were built instead of decoded from the message (which still comes, and
+   * still decides the order).
+   */
+  #ownRecords = new Map<number, BatchRecord>();
   #messages: ConsumerMessages | undefined;
   #waiters: Array<{ seq: number; resolve: () => void }> = [];
   #saveTimer: NodeJS.Timeout | undefined;
@@ -123,6 +129,11 @@ export class StreamFollower {
     }
   }
 
+  /** The stream acknowledged `record`, appended by this node, at `seq`: the consumer applies it from memory when it gets there. */
+  ownAppend(seq: number, record: BatchRecord): void {
+    if (seq > this.#read) this.#ownRecords.set(seq, record);
+  }
+
   /** Resolves once the local buffer holds the stream through `seq`. */
   waitApplied(seq: number): Promise<void> {
     if (seq <= this.#applied) return Promise.resolve();
@@ -139,7 +150,7 @@ export class StreamFollower {
 
   async #apply(messages: ConsumerMessages): Promise<void> {
     for await (const message of messages) {
-      const record = decodeStreamRecord(message.data);
+      const record = this.#takeOwnRecord(message.seq) ?? decodeStreamRecord(message.data);
       this.#read = message.seq;
       this.#pending = message.info.pending;
       if (record.type === 'batch' && record.more) {
@@ -164,6 +175,17 @@ export class StreamFollower {
       this.onApplied(message.seq);
       this.#wake();
     }
+  }
+
+  /** This node's own record at `seq`, if it has it, forgetting it and any before it (a consumer restarted past them). */
+  #takeOwnRecord(seq: number): BatchRecord | undefined {
+    for (const kept of this.#ownRecords.keys()) {
+      if (kept >= seq) break;
+      this.#ownRecords.delete(kept);
+    }
+    const record = this.#ownRecords.get(seq);
+    this.#ownRecords.delete(seq);
+    return record;
   }
 
   /** A batch's last part with the parts before it, as the one batch the leader committed. */

@@ -74,7 +74,7 @@ export function decodeStreamRecord(bytes: Uint8Array): StreamRecord {
     return entry;
   });
   if (offset !== body.byteLength) throw new Error(`batch record has ${body.byteLength - offset} trailing bytes`);
-  return { type: 'batch', node: header.node, batch: { entries, cursor: header.cursor, revs: new Map(header.revs) }, more: header.more === true };
+  return { type: 'batch', node: header.node, batch: { entries, revs: new Map(header.revs), ...(header.cursor && { cursor: header.cursor }) }, more: header.more === true };
 }
 
 /** Room for a record's type byte, header and zstd's framing around one event. */
@@ -95,15 +95,24 @@ interface PartContent {
 const ENTRY_FIELDS_BYTES = 120;
 const REV_BYTES = 90;
 
+export type BatchRecord = Extract<StreamRecord, { type: 'batch' }>;
+
+/** A stream message as the leader appends it: its bytes, and what they decode to (kept so the leader need not decode its own). */
+export interface EncodedRecord {
+  record: BatchRecord;
+  bytes: Uint8Array;
+}
+
 /**
  * A batch as the stream messages that carry it: one when it fits `maxBytes`, else parts (see
  * StreamRecord) cut at event boundaries. Parts aim at 3/4 of the limit by the whole batch's
  * compression ratio; one that still does not fit is halved. Revs are spread over the parts with
  * the events (a big catch-up batch holds one per repo), and the cursor rides in the last part.
  */
-export function encodeBatchRecords(node: string, batch: Batch, maxBytes: number): Uint8Array[] {
-  const whole = encodeStreamRecord({ type: 'batch', node, batch, more: false });
-  if (whole.byteLength <= maxBytes) return [whole];
+export function encodeBatchRecords(node: string, batch: Batch, maxBytes: number): EncodedRecord[] {
+  const wholeRecord: BatchRecord = { type: 'batch', node, batch, more: false };
+  const whole = encodeStreamRecord(wholeRecord);
+  if (whole.byteLength <= maxBytes) return [{ record: wholeRecord, bytes: whole }];
   const revs = [...batch.revs];
   const rawBytes = batch.entries.reduce((sum, entry) => sum + entry.json.byteLength + ENTRY_FIELDS_BYTES, 0) + revs.length * REV_BYTES;
   const budget = (0.75 * maxBytes * rawBytes) / whole.byteLength;
@@ -123,21 +132,22 @@ export function encodeBatchRecords(node: string, batch: Batch, maxBytes: number)
   for (const rev of revs) add(REV_BYTES, (into) => into.revs.push(rev));
   groups.push(group);
 
-  const parts: Uint8Array[] = [];
+  const parts: EncodedRecord[] = [];
   while (groups.length > 0) {
     const next = groups.shift()!;
     const last = groups.length === 0;
-    const part = encodeStreamRecord({
+    const record: BatchRecord = {
       type: 'batch',
       node,
       batch: { entries: next.entries, revs: new Map(next.revs), ...(last && { cursor: batch.cursor }) },
       more: !last,
-    });
-    if (part.byteLength <= maxBytes) {
-      parts.push(part);
+    };
+    const bytes = encodeStreamRecord(record);
+    if (bytes.byteLength <= maxBytes) {
+      parts.push({ record, bytes });
       continue;
     }
-    groups.unshift(...halves(next, part.byteLength, maxBytes));
+    groups.unshift(...halves(next, bytes.byteLength, maxBytes));
   }
   return parts;
 }

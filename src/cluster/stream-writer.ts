@@ -3,7 +3,7 @@ import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import type { Entry } from '../events/index.ts';
 import type { Batch } from '../store/index.ts';
 import { isWrongRevision } from './lease.ts';
-import { encodeBatchRecords, encodeStreamRecord, fitsOneRecord } from './stream-record.ts';
+import { encodeBatchRecords, encodeStreamRecord, fitsOneRecord, type BatchRecord } from './stream-record.ts';
 
 /** Room left in each message for the headers NATS counts against max_payload (expected-last-sequence and the like). */
 const HEADER_ROOM_BYTES = 1_024;
@@ -45,6 +45,8 @@ export class StreamWriter {
     private readonly streamName: string,
     private readonly subject: string,
     private readonly nodeId: string,
+    /** Told of each batch record the stream acknowledged, with its seq (the follower applies it without decoding). */
+    private readonly onAppended: (seq: number, record: BatchRecord) => void,
   ) {}
 
   /** The largest stream record the connected server accepts, headers aside. */
@@ -85,20 +87,29 @@ export class StreamWriter {
 
   /**
    * Appends a batch directly after our previous append, in as many messages as it needs, and
-   * returns the seq of its last. DeposedError if anything else came between; CutOffBatchError
-   * if only some of its parts got in.
+   * returns the seq of its last; `onAppended` hears of each message as the stream acknowledges
+   * it. DeposedError if anything else came between; CutOffBatchError if only some of its parts
+   * got in.
+   *
+   * The parts of a split batch are published at once, each naming the seq its predecessor will
+   * get, instead of one round trip each: they stay in order on this connection, and once one is
+   * refused every later one is too (its expected predecessor never arrived), so what got in is
+   * always a prefix of the batch — as when they went one by one.
    */
   async append(batch: Batch): Promise<number> {
-    const records = encodeBatchRecords(this.nodeId, batch, this.maxRecordBytes);
-    for (const [i, record] of records.entries()) {
-      try {
-        const ack = await this.js.publish(this.subject, record, { expect: { lastSequence: this.#lastSeq } });
-        this.#lastSeq = ack.seq;
-      } catch (err) {
-        if (isWrongRevision(err)) throw new DeposedError(this.#lastSeq);
-        if (i > 0) throw new CutOffBatchError(i, records.length, err);
+    const parts = encodeBatchRecords(this.nodeId, batch, this.maxRecordBytes);
+    const after = this.#lastSeq;
+    const acks = parts.map(({ bytes }, i) => this.js.publish(this.subject, bytes, { expect: { lastSequence: after + i } }));
+    const results = await Promise.allSettled(acks);
+    for (const [i, result] of results.entries()) {
+      if (result.status === 'rejected') {
+        const err: unknown = result.reason;
+        if (isWrongRevision(err) && i === 0) throw new DeposedError(this.#lastSeq);
+        if (i > 0) throw new CutOffBatchError(i, parts.length, err);
         throw err;
       }
+      this.#lastSeq = result.value.seq;
+      this.onAppended(result.value.seq, parts[i]!.record);
     }
     return this.#lastSeq;
   }
