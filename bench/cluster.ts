@@ -14,7 +14,8 @@
  *  - latency: a steady 2,000 frames/s; a client of the leader and one of the follower measure
  *    arrival − time_us (time_us is taken when the leader reads the frame), beside a client of the
  *    single process.
- *  - fan-out: 1,000 clients on one serving node, then 500 on each of two, during a burst.
+ *  - fan-out: 1,000 clients on one serving node, then 500 on each of two, during bursts (the two
+ *    setups take turns, RUNS times each).
  *  - failover: kill -9 of the leader; how long a client of another node waits for the first
  *    event read by the new leader.
  *
@@ -305,6 +306,18 @@ async function failoverGaps(leaseMs: number, frames: SyntheticFrame[]): Promise<
   return gaps;
 }
 
+/** RUNS measurements of every topology, the topologies taking turns so that a change in the machine's load touches all alike. */
+async function takingTurns<T>(section: string, measure: (topology: Topology) => Promise<T>): Promise<Map<Topology, T[]>> {
+  const runs = new Map(TOPOLOGIES.map((topology) => [topology, [] as T[]]));
+  for (let i = 0; i < RUNS; i++) {
+    for (const [topology, results] of runs) {
+      progress(`${section}, ${topology.name}, run ${i + 1}`);
+      results.push(await measure(topology));
+    }
+  }
+  return runs;
+}
+
 function progress(text: string): void {
   process.stderr.write(`cluster: ${text}…\n`);
 }
@@ -328,59 +341,55 @@ export async function run(sections = new Set(SECTIONS)): Promise<Row[]> {
     rows.push(measured);
   };
 
-  const ingest = new Map<string, CatchUp>();
-  for (const topology of sections.has('ingest') ? TOPOLOGIES : []) {
-    const runs: CatchUp[] = [];
-    for (let i = 0; i < RUNS; i++) {
-      progress(`ingest, ${topology.name}, run ${i + 1}`);
-      runs.push(await catchUp(topology, frames));
+  if (sections.has('ingest')) {
+    const runs = await takingTurns('ingest', (topology) => catchUp(topology, frames));
+    const perLeaderCpuSecond = (topology: Topology) => median(runs.get(topology)!.map((run) => run.perBusiestCpuSecond));
+    for (const [topology, results] of runs) {
+      add({
+        bench: 'ingest',
+        case: `${topology.name}: catch-up on ${events.toLocaleString('en-US')} events, until every node holds them`,
+        'events/s': Math.round(median(results.map((run) => run.rate))),
+        'events per CPU-s of the leader': Math.round(perLeaderCpuSecond(topology)),
+        'vs single': `${(perLeaderCpuSecond(topology) / perLeaderCpuSecond(TOPOLOGIES[0]!)).toFixed(2)}×`,
+        'CPU ms per 1k events, all processes': Math.round(median(results.map((run) => run.cpuMsPerThousand))),
+      });
     }
-    const result = {
-      rate: median(runs.map((run) => run.rate)),
-      perBusiestCpuSecond: median(runs.map((run) => run.perBusiestCpuSecond)),
-      cpuMsPerThousand: median(runs.map((run) => run.cpuMsPerThousand)),
-    };
-    ingest.set(topology.name, result);
-    const single = ingest.get(TOPOLOGIES[0]!.name)!;
-    add({
-      bench: 'ingest',
-      case: `${topology.name}: catch-up on ${events.toLocaleString('en-US')} events, until every node holds them`,
-      'events/s': Math.round(result.rate),
-      'events per CPU-s of the leader': Math.round(result.perBusiestCpuSecond),
-      'vs single': `${(result.perBusiestCpuSecond / single.perBusiestCpuSecond).toFixed(2)}×`,
-      'CPU ms per 1k events, all processes': Math.round(result.cpuMsPerThousand),
-    });
   }
 
-  for (const topology of sections.has('latency') ? TOPOLOGIES : []) {
-    const p50: { leader: number[]; follower: number[] } = { leader: [], follower: [] };
-    const p99: { leader: number[]; follower: number[] } = { leader: [], follower: [] };
-    for (let i = 0; i < RUNS; i++) {
-      progress(`latency, ${topology.name}, run ${i + 1}`);
-      const samples = await latencies(topology, frames);
+  if (sections.has('latency')) {
+    const runs = await takingTurns('latency', (topology) => latencies(topology, frames));
+    for (const [topology, results] of runs) {
       for (const role of ['leader', 'follower'] as const) {
-        const values = samples[role];
-        if (!values) continue;
-        p50[role].push(percentile(values, 50));
-        p99[role].push(percentile(values, 99));
+        const perRun = results.map((result) => result[role]).filter((samples) => samples !== undefined);
+        if (perRun.length === 0) continue;
+        const where = topology.natsServers === 0 ? 'client of the process' : `client of the ${role}`;
+        add({
+          bench: 'latency',
+          case: `${topology.name}, ${where}, ${LATENCY_RATE.toLocaleString('en-US')} frames/s`,
+          'p50 ms': ms(median(perRun.map((samples) => percentile(samples, 50)))),
+          'p99 ms': ms(median(perRun.map((samples) => percentile(samples, 99)))),
+        });
       }
     }
-    for (const role of ['leader', 'follower'] as const) {
-      if (p50[role].length === 0) continue;
-      const where = topology.natsServers === 0 ? 'client of the process' : `client of the ${role}`;
-      add({ bench: 'latency', case: `${topology.name}, ${where}, ${LATENCY_RATE.toLocaleString('en-US')} frames/s`, 'p50 ms': ms(median(p50[role])), 'p99 ms': ms(median(p99[role])) });
-    }
   }
 
-  const fanout: number[] = [];
-  for (const serving of sections.has('fanout') ? [1, 2] : []) {
-    progress(`fan-out, ${serving} serving node(s)`);
-    fanout.push(await fanoutRate(serving, frames));
+  // One and two serving nodes take turns, so a change in the machine's load touches both alike.
+  const fanout = new Map<number, number[]>([
+    [1, []],
+    [2, []],
+  ]);
+  for (let i = 0; i < (sections.has('fanout') ? RUNS : 0); i++) {
+    for (const [serving, rates] of fanout) {
+      progress(`fan-out, ${serving} serving node(s), run ${i + 1}`);
+      rates.push(await fanoutRate(serving, frames));
+    }
+  }
+  for (const [serving, rates] of sections.has('fanout') ? fanout : []) {
     add({
       bench: 'fanout',
       case: `cluster R1, ${FANOUT_CLIENTS.toLocaleString('en-US')} clients on ${serving} node(s)`,
-      'frames/s': Math.round(fanout.at(-1)!),
-      'vs 1 node': `${(fanout.at(-1)! / fanout[0]!).toFixed(2)}×`,
+      'frames/s': Math.round(median(rates)),
+      'vs 1 node': `${(median(rates) / median(fanout.get(1)!)).toFixed(2)}×`,
     });
   }
 
