@@ -162,6 +162,9 @@ describe('real commits (@atproto/repo)', () => {
     const [op] = update.ops;
     assert.ok(op?.prev);
     assert.equal(await check({ ...update, ops: [{ ...op, cid: op.prev }] }), 'bad_inversion', 'an op whose cid the tree does not hold');
+    const notAKey = { ...update, ops: [{ action: 'delete', path: 'app.bsky.feed.post/not a key', cid: null, prev: op.prev }] };
+    await assert.rejects(checkCommit(commitOf(notAKey), repo.signingKey, 'full', keys), /invalid MST key/, 'a path that is no MST key is refused as the library refuses it');
+    assert.equal(await check(notAKey), 'bad_inversion');
     assert.equal(await check({ ...update, commit: update.prevData }), 'bad_commit', 'a commit CID whose block is not in the CAR');
     const { prevData, ...withoutPrevData } = update;
     assert.equal(await check(withoutPrevData as CommitBody), 'missing_prev_data');

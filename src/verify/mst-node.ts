@@ -61,6 +61,11 @@ function leadingZeroPairs(digest: Uint8Array): number {
   return zeros;
 }
 
+/** A repo path (`collection/rkey`) as the MST allows it, or MalformedNodeError (as @atcute/mst's assertMstKey). */
+export function assertMstKey(key: string): void {
+  if (key.length < 3 || key.length > 1024 || !MST_KEY.test(key)) throw new MalformedNodeError(`invalid MST key: ${JSON.stringify(key)}`);
+}
+
 export function isEmptyNode(node: MstNode): boolean {
   return node.subtrees.length === 1 && node.subtrees[0] === null;
 }
@@ -92,7 +97,7 @@ export function decodeNode(bytes: Uint8Array, heights: KeyHeights): MstNode {
     if (previous[prefix] === suffix[0]) throw new MalformedNodeError('malformed MST node; suboptimal key prefix length');
     const key = previous.slice(0, prefix) + suffix;
     if (key <= previous) throw new MalformedNodeError('malformed MST node; invalid key sort order');
-    if (key.length < 3 || key.length > 1024 || !MST_KEY.test(key)) throw new MalformedNodeError(`invalid MST key: ${JSON.stringify(key)}`);
+    assertMstKey(key);
     keys.push(key);
     values.push(entry.v);
     subtrees.push(entry.t);

@@ -1,7 +1,7 @@
 import { hash } from 'node:crypto';
 import type { CidLinkWrapper } from '@atcute/cbor';
 import type { CarSlice } from '../upstream/index.ts';
-import { decodeNode, isEmptyNode, MalformedNodeError, makeNode, nodeCid, type KeyHeights, type MstNode } from './mst-node.ts';
+import { assertMstKey, decodeNode, isEmptyNode, MalformedNodeError, makeNode, nodeCid, type KeyHeights, type MstNode } from './mst-node.ts';
 
 /** A node the walk or a rewrite needs is not in the commit's CAR, or its bytes do not hash to its CID. */
 export class MissingNodeError extends Error {
@@ -51,6 +51,7 @@ export class ProofTree {
 
   /** Puts `value` at `key`: the new root. */
   put(root: CidLinkWrapper, key: string, value: CidLinkWrapper): CidLinkWrapper {
+    assertMstKey(key);
     const node = this.#load(root);
     if (isEmptyNode(node)) return this.#cid(this.#putHere(node, key, value));
     return this.#cid(this.#putBelow(node, key, value, this.heights.of(key), this.#requireHeight(node)));
@@ -58,6 +59,7 @@ export class ProofTree {
 
   /** Deletes `key`: the new root (the empty node's CID if nothing is left). */
   delete(root: CidLinkWrapper, key: string): CidLinkWrapper {
+    assertMstKey(key);
     const node = this.#load(root);
     const remaining = this.#deleteBelow(node, key, this.heights.of(key), this.#requireHeight(node));
     return this.#cid(this.#load(this.#squashTop(remaining)));
