@@ -1,7 +1,10 @@
 import type { Logger } from 'pino';
 import type { BackfillContext } from '../backfill/index.ts';
 import type { EventStore } from '../store/index.ts';
+import type { CloseReason } from './close-reasons.ts';
+import type { LiveIndex } from './live-index.ts';
 import type { ServerMetrics } from './metrics.ts';
+import type { Subscriber } from './subscriber.ts';
 
 export interface SubscriberHubOptions {
   store: EventStore;
@@ -25,10 +28,10 @@ export interface SubscriberHubOptions {
   backfill?: BackfillContext;
 }
 
-/** The options with every knob set; `??` rather than spreading defaults, so a knob passed as undefined keeps its default. */
 /** Every knob set; backfill stays optional (absent = refused). */
 export type HubSettings = Required<Omit<SubscriberHubOptions, 'backfill'>> & Pick<SubscriberHubOptions, 'backfill'>;
 
+/** The options with every knob set; `??` rather than spreading defaults, so a knob passed as undefined keeps its default. */
 export function withHubDefaults(options: SubscriberHubOptions): HubSettings {
   return {
     ...options,
@@ -39,4 +42,18 @@ export function withHubDefaults(options: SubscriberHubOptions): HubSettings {
     pumpSliceMs: options.pumpSliceMs ?? 3,
     nowMs: options.nowMs ?? Date.now,
   };
+}
+
+/** What the hub's helpers (watchdog.ts, backfill-feed.ts, options-update.ts) may read of it and ask of it. */
+export interface HubHooks extends HubSettings {
+  /** Everyone connected. */
+  readonly subscribers: Iterable<Subscriber>;
+  /** The subscribers at the live tip. */
+  readonly live: LiveIndex<Subscriber>;
+  /** Ends a subscriber's stream: with `close`, or (undefined) by dropping the connection. */
+  end(subscriber: Subscriber, metricReason: string, close?: CloseReason): void;
+  /** Replays from `position` in a new slow-consumer window (a live subscriber leaves the live index). */
+  replayFrom(subscriber: Subscriber, position: number): void;
+  /** Restarts the subscriber's slow-consumer window: it made progress. */
+  startWindow(subscriber: Subscriber): void;
 }

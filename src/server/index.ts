@@ -29,7 +29,9 @@
  *   v2-frames.ts         v2's message, #info and error frames, built from the stored v1 JSON
  *   deflate.ts           permessage-deflate for the ws transport, deflated once per message
  *   subscribers.ts       SubscriberHub: each subscriber's position, the pump, publishing
- *   hub-options.ts       the hub's knobs and their defaults
+ *   hub-options.ts       the hub's knobs and their defaults, and the hooks its helpers call back through
+ *   options-update.ts    applyClientMessage: a client's options_update applied wherever the subscriber is
+ *   backfill-feed.ts     BackfillFeed: starts a subscriber's repo backfills, sends their output in its replay steps
  *   replay-turns.ts      ReplayTurns: replays share one bounded slice per event-loop turn
  *   replay-read.ts       readReplayBatch: one replay step's read from the store
  *   subscriber.ts        Admission (before the sink) and Subscriber (with it: send, hang up); positionAtTime

@@ -1,10 +1,9 @@
 import type { Entry } from '../events/index.ts';
-import { BackfillFeed, sendBackfillOutput, withheld } from './backfill-feed.ts';
-import { readClientMessage } from './client-message.ts';
+import { BackfillFeed, withheld } from './backfill-feed.ts';
 import { CLOSE, type CloseReason } from './close-reasons.ts';
-import type { SubscriberFilter } from './filter.ts';
-import { withHubDefaults, type HubSettings, type SubscriberHubOptions } from './hub-options.ts';
+import { withHubDefaults, type HubHooks, type HubSettings, type SubscriberHubOptions } from './hub-options.ts';
 import { LiveIndex } from './live-index.ts';
+import { applyClientMessage } from './options-update.ts';
 import { readReplayBatch } from './replay-read.ts';
 import { ReplayTurns } from './replay-turns.ts';
 import { Roster } from './roster.ts';
@@ -15,12 +14,10 @@ import { Watchdog } from './watchdog.ts';
 
 /**
  * Every subscriber has one position and one way to move it (the README's Design, invariant 4):
- * the pump reads the events after it that its filter wants — from the hot log or LMDB — and
- * sends them until it reaches the tip; there it joins the live index, and publishing pushes each
- * committed batch straight to it (a shortcut of the same loop: a live subscriber has examined
- * everything up to the tip). Past the sink's high-water mark it leaves the index and pumps again
- * on drain from the last event sent. Each step runs synchronously between commits, so the switch
- * to live has no seam. Live sends run as commits land; replays take turns (replay-turns.ts).
+ * the pump reads the events after it that its filter wants until it reaches the tip; there it
+ * joins the live index, and publishing pushes each committed batch straight to it. Past the
+ * sink's high-water mark it leaves the index and pumps again on drain. Each step runs between
+ * commits, so the switch to live has no seam. Replays take turns (replay-turns.ts).
  */
 export class SubscriberHub {
   readonly #options: HubSettings;
@@ -30,17 +27,22 @@ export class SubscriberHub {
   readonly #watchdog: Watchdog;
   readonly #replays: ReplayTurns<Subscriber>;
   readonly #countTooLarge = () => this.#options.metrics.tooLarge++;
+  readonly #hooks: HubHooks;
 
   constructor(options: SubscriberHubOptions) {
     this.#options = withHubDefaults(options);
-    this.#backfill = options.backfill && new BackfillFeed(options.backfill, () => options.store.hotLog.newest);
-    options.store.onCommitted((entries) => this.#publish(entries));
-    this.#replays = new ReplayTurns((subscriber) => this.#replayStep(subscriber), this.#options.pumpSliceMs);
-    this.#watchdog = new Watchdog({
+    this.#hooks = {
       ...this.#options,
       subscribers: this.#roster,
+      live: this.#live,
       end: (subscriber, metricReason, close) => this.#end(subscriber, metricReason, close),
-    });
+      replayFrom: (subscriber, position) => this.#replayFrom(subscriber, position),
+      startWindow: (subscriber) => this.#watchdog.startWindow(subscriber),
+    };
+    this.#watchdog = new Watchdog(this.#hooks);
+    this.#backfill = options.backfill && new BackfillFeed(options.backfill, this.#hooks);
+    this.#replays = new ReplayTurns((subscriber) => this.#replayStep(subscriber), this.#options.pumpSliceMs);
+    options.store.onCommitted((entries) => this.#publish(entries));
   }
 
   // Who is connected: see roster.ts.
@@ -55,17 +57,14 @@ export class SubscriberHub {
     this.#roster.add(subscriber);
     this.#watchdog.watch(subscriber);
     subscriber.greet(admission.greeting);
-    if (admission.backfill) this.#startBackfill(subscriber);
+    if (admission.backfill) this.#backfill?.start(subscriber);
     this.#pump(subscriber);
     return subscriber;
   }
 
-  /** A text or binary message from the client. */
+  /** A text or binary message from the client: see options-update.ts. */
   message(subscriber: Subscriber, data: Uint8Array, binary: boolean): void {
-    if (subscriber.mode === 'closed') return;
-    const request = readClientMessage(data, binary, subscriber.wire.name, subscriber.filter, this.backfillAvailable);
-    if (request.kind === 'close') this.#end(subscriber, request.close.metric, request.close);
-    else if (request.kind === 'filter') this.#refilter(subscriber, request.filter, request.backfill);
+    applyClientMessage(this.#hooks, this.#backfill, subscriber, data, binary);
   }
 
   drain(subscriber: Subscriber): void {
@@ -93,31 +92,10 @@ export class SubscriberHub {
 
   stop(): void { this.#watchdog.stop(); }
 
-  #refilter(subscriber: Subscriber, filter: SubscriberFilter, backfill: boolean): void {
+  /** Replays from `position` in a new slow-consumer window (a live subscriber leaves the live index). */
+  #replayFrom(subscriber: Subscriber, position: number): void {
     if (subscriber.mode === 'live') this.#live.remove(subscriber);
-    subscriber.filter = filter;
-    if (subscriber.mode === 'live') this.#live.add(subscriber);
-    subscriber.backfill?.retain(filter.dids);
-    if (backfill) this.#startBackfill(subscriber);
-    if (subscriber.mode !== 'hello') return;
-    subscriber.mode = 'replay';
-    this.#watchdog.startWindow(subscriber);
-    this.#pump(subscriber);
-  }
-
-  #startBackfill(subscriber: Subscriber): void {
-    this.#backfill?.start(subscriber, () => this.#backfillReady(subscriber));
-  }
-
-  /**
-   * A backfill has output for the subscriber. Replay steps send it first; a live subscriber
-   * leaves the live index to replay from the tip (what it has examined), so it is sent now.
-   * A blocked one gets it on drain, one waiting for its hello after the hello.
-   */
-  #backfillReady(subscriber: Subscriber): void {
-    if (subscriber.mode !== 'live') return;
-    this.#live.remove(subscriber);
-    subscriber.position = this.#options.store.hotLog.newest;
+    subscriber.position = position;
     subscriber.mode = 'replay';
     this.#watchdog.startWindow(subscriber);
     this.#pump(subscriber);
@@ -135,20 +113,12 @@ export class SubscriberHub {
       this.#watchdog.tooSlow(subscriber, FELL_BEHIND);
       return false;
     }
-    if (subscriber.backfill?.hasOutput) {
-      if (sendBackfillOutput(subscriber, this.#options.highWaterBytes, this.#options.nowMs()) === 'full') {
-        subscriber.mode = 'blocked';
-        return false;
-      }
-      // Backfill output does not move the position: its progress starts a new slow-consumer window.
-      this.#watchdog.startWindow(subscriber);
-      return true;
-    }
+    const backfilling = this.#backfill?.replayStep(subscriber);
+    if (backfilling !== undefined) return backfilling;
     const { entries, position } = readReplayBatch(store, subscriber.position, subscriber.filter, this.#countTooLarge, subscriber.backfill && ((entry) => withheld(subscriber, entry)));
     const sent = entries.length > 0 ? this.#send(subscriber, entries) : 'all';
-    if (sent === 'limit') return false;
-    if (sent === 'full') {
-      subscriber.mode = 'blocked';
+    if (sent !== 'all') {
+      if (sent === 'full') subscriber.mode = 'blocked';
       return false;
     }
     subscriber.position = position;
