@@ -131,12 +131,15 @@ for (const { transport, skip } of await transportsUnderTest()) {
       assert.equal(shown.commit.collection, POST);
       assert.equal(shown.kind, 'commit');
 
-      // Paused, the page shows nothing new; resumed, it shows what came meanwhile.
+      // Paused, the page shows nothing new; resumed, it shows what came meanwhile. Nothing can
+      // reach it once its stream is gone from the gateway, and once the gateway has stored the
+      // post it has published it to every stream it has.
       await page.click('#pause');
-      await waitForExplorer(page, (v) => v.status === 'paused', 'paused');
+      const { received } = await waitForExplorer(page, (v) => v.status === 'paused', 'paused');
+      await waitUntil(() => gateway.server.hub.size === 0, "the paused page's stream to close");
       post(ALICE);
       await up.settle();
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      assert.equal((await readExplorer(page)).received, received, 'no message reached the paused page');
       assert.equal((await readExplorer(page)).rows.length, 2, 'nothing new while paused');
       await page.click('#pause');
       view = await waitForExplorer(page, (v) => v.rows.length === 3, 'the post made while paused');

@@ -378,8 +378,12 @@ describe('commit failures', () => {
     assert.equal(await h.ingester.flush(200), false, 'shutdown does not wait forever on a failing disk');
     const errorsAtGiveUp = (await h.metrics.commitErrors.get()).values[0]!.value;
     assert.ok(errorsAtGiveUp >= 1);
-    // Retries come every retryDelayMs: twenty of those without one is no retrying.
-    await new Promise((resolve) => setTimeout(resolve, 20 * retryDelayMs));
+    // Each failure logs when the next retry comes (retryInMs, backing off): twice the last one
+    // announced, and no retry, is no retrying.
+    const announced = h.logs.map((line) => line.retryInMs).filter((ms) => typeof ms === 'number');
+    const lastAnnounced = announced.at(-1) ?? 0;
+    assert.ok(lastAnnounced >= retryDelayMs, `the failures announced their retries: ${announced}`);
+    await new Promise((resolve) => setTimeout(resolve, 2 * lastAnnounced));
     assert.equal((await h.metrics.commitErrors.get()).values[0]!.value, errorsAtGiveUp, 'no retries after giving up');
     assert.deepEqual(store.upstreamCursor, { url: RELAY, seq: 5 }, 'a restart reads the uncommitted frames again');
     assert.equal(labels(store).length, 5);

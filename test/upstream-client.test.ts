@@ -388,11 +388,13 @@ test('pause() holds frames back (TCP backpressure) and resume() delivers them in
 test('stop() closes the connection and nothing redials', async (t) => {
   const relay = await FakeRelay.start();
   t.after(() => relay.stop());
-  const harness = startClient(relay.url, { backoffBaseMs: 1, backoffMaxMs: 2 });
+  const backoffMaxMs = 2;
+  const harness = startClient(relay.url, { backoffBaseMs: 1, backoffMaxMs });
   await waitUntil(() => harness.client.connected, 'the client to connect');
   await harness.client.stop();
   assert.equal(harness.client.connected, false);
-  await new Promise((resolve) => setTimeout(resolve, 50));
+  // A redial would come at most backoffMaxMs after the close: twenty-five of those without one is none.
+  await new Promise((resolve) => setTimeout(resolve, 25 * backoffMaxMs));
   assert.deepEqual(relay.cursors, [undefined]);
   assert.equal(await metricValue(harness.registry, 'contrail_upstream_disconnects_total', { reason: 'stopped' }), 1);
   // A commit pushed now reaches nobody.

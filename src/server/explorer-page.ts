@@ -4,6 +4,8 @@
  * last event seen are kept in localStorage, so a reload resumes where the page left off (the
  * cursor is inclusive: the event it resumes at is recognised and not shown twice). Pausing
  * closes the stream and resuming reopens it at the last event, so a paused page holds nothing.
+ * The page counts the stream messages it has received in <body data-received>, shown or not,
+ * so a test can tell that nothing reached it (while paused) rather than that nothing showed yet.
  * Written without template literals so it can live in this TypeScript string.
  */
 export const EXPLORER_PAGE = `<!doctype html>
@@ -98,6 +100,7 @@ export const EXPLORER_PAGE = `<!doctype html>
     source = new EventSource(streamUrl());
     source.onopen = function () { setStatus('live', 'live'); };
     source.onmessage = function (message) {
+      document.body.dataset.received = String(Number(document.body.dataset.received || 0) + 1);
       var event = JSON.parse(message.data);
       // The cursor is inclusive: the event we resumed at was shown before.
       if (event.time_us <= state.lastTimeUs) return;

@@ -7,6 +7,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
+import { waitUntil } from './poll.ts';
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
@@ -42,13 +43,14 @@ export async function openPage(browser: Browser): Promise<Page> {
   return page;
 }
 
-/** The explorer's visible state, as a person reads it. */
+/** The explorer's visible state, as a person reads it, and how many stream messages reached the page. */
 export interface ExplorerView {
   status: string;
   rate: string;
   count: string;
   rows: string[];
   detail: string;
+  received: number;
 }
 
 export async function readExplorer(page: Page): Promise<ExplorerView> {
@@ -60,19 +62,18 @@ export async function readExplorer(page: Page): Promise<ExplorerView> {
       count: text('count'),
       rows: [...document.querySelectorAll('#events li')].map((row) => (row as HTMLElement).innerText.replace(/\s+/g, ' ')),
       detail: text('detail'),
+      received: Number(document.body.dataset.received ?? 0),
     };
   });
 }
 
 /** Polls the page until `condition` holds for what it shows. */
 export async function waitForExplorer(page: Page, condition: (view: ExplorerView) => boolean, what: string, timeoutMs = 30_000): Promise<ExplorerView> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const view = await readExplorer(page);
-    if (condition(view)) return view;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for the explorer to show ${what}; it shows ${JSON.stringify(view)}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  let view = await readExplorer(page);
+  await waitUntil(async () => condition((view = await readExplorer(page))), `the explorer to show ${what}`, timeoutMs).catch((err: Error) => {
+    throw new Error(`${err.message}; it shows ${JSON.stringify(view)}`);
+  });
+  return view;
 }
 
 /** Types a filter into the explorer and starts watching it. */

@@ -7,6 +7,7 @@
 import { once } from 'node:events';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { errorFrame } from './frames.ts';
+import { waitUntil } from './poll.ts';
 
 export interface RelayFrame {
   /** The frame's seq, or undefined for frames that carry none (#info, errors, junk). */
@@ -61,11 +62,7 @@ export class FakeRelay {
 
   /** Resolves once `count` connections have been made in total. */
   async waitForConnections(count: number, timeoutMs = 10_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.cursors.length < count) {
-      if (Date.now() > deadline) throw new Error(`relay saw ${this.cursors.length} connections, wanted ${count}`);
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
+    await waitUntil(() => this.cursors.length >= count, `${count} connections to the relay (it saw ${this.cursors.length})`, timeoutMs);
   }
 
   /** Drops every client's TCP connection without a close frame. */
