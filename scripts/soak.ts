@@ -92,11 +92,11 @@ const pump = setInterval(() => {
   behind = Math.max(0, due - eventsSent);
 }, 5);
 
-// contrail, as npm start runs it.
+// contrail, as npm start runs it: the compiled build (npm run build first; `npm run soak` does).
 const dir = tempDir('contrail-soak-');
 const gateway = spawn(
   process.execPath,
-  ['--max-semi-space-size=64', '--import', 'tsx', 'src/cli.ts', 'serve', '--upstream', upstreamUrl, '--data-dir', dir.path, '--host', '127.0.0.1', '--port', '0', '--metrics-port', '0', '--max-connections-per-ip', String(CLIENTS + REPLAYS + SLOW + 10), '--max-subscribers', String(CLIENTS + REPLAYS + SLOW + 10)],
+  ['--max-semi-space-size=64', 'dist/cli.js', 'serve', '--upstream', upstreamUrl, '--data-dir', dir.path, '--host', '127.0.0.1', '--port', '0', '--metrics-port', '0', '--max-connections-per-ip', String(CLIENTS + REPLAYS + SLOW + 10), '--max-subscribers', String(CLIENTS + REPLAYS + SLOW + 10)],
   { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
 );
 const ports = await new Promise<{ port: number; metricsPort: number }>((resolve, reject) => {
