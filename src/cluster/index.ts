@@ -7,8 +7,10 @@
  * assigns time_us and seq, and appends each batch the Ingester would have committed to the stream
  * (stream-writer.ts). Every node, the leader included, follows the stream in order into its own
  * LMDB buffer (follower.ts), writing each batch exactly as the leader built it, and serves
- * /subscribe from that buffer as a single node does. So a time_us (or seq) names the same event on
- * every node, and a client may resume on any node with the cursor it got from another.
+ * /subscribe from that buffer as a single node does. So a time_us (or seq) names the same event
+ * on every node, and a client may resume on any node with the cursor it got from another. The
+ * leader applies its own batches from the records it built instead of decoding them again, but
+ * only when its consumer reaches them: its buffer, too, takes the stream's order.
  *
  * Why it is safe across failovers: a new leader first appends a marker after the stream's end
  * (fencing) and waits until its buffer holds everything before it; its clock, upstream cursor
@@ -20,8 +22,9 @@
  * new leader reads it again from the relay.
  *
  * A batch bigger than the NATS servers' max_payload is appended as consecutive parts, cut at
- * event boundaries, that are still one commit: followers apply it when its last part arrives
- * (which alone carries the upstream cursor) and drop its parts if a leader marker comes first.
+ * event boundaries and published together (each naming the seq of the one before it), that are
+ * still one commit: followers apply it when its last part arrives (which alone carries the
+ * upstream cursor) and drop its parts if a leader marker comes first.
  * So a leader that dies between two parts leaves nothing half-applied, and its successor, resuming
  * from the cursor before that batch, reads all of it again: nothing lost, nothing twice.
  *
