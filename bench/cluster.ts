@@ -136,7 +136,14 @@ class Setup {
   /** Resolves once `node` holds every frame pushed (polled every 50 ms, not to load what is measured). */
   async settled(node: ServeProcess, timeoutMs = 300_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    while (((await stats(node.port)).upstreamCursor?.seq ?? 0) < this.lastSeq) {
+    const upstreamSeq = async () => {
+      try {
+        return (await stats(node.port)).upstreamCursor?.seq ?? 0;
+      } catch (err) {
+        throw new Error(`node stopped answering (${(err as Error).message})\n${node.tail(40)}`);
+      }
+    };
+    while ((await upstreamSeq()) < this.lastSeq) {
       if (Date.now() > deadline) throw new Error(`node did not reach upstream seq ${this.lastSeq}\n${node.tail()}`);
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
