@@ -11,10 +11,11 @@ type Verify = (sig: Uint8Array, data: Uint8Array) => boolean | Promise<boolean>;
  * for every one of its commits.
  *
  * K-256 (the key nearly every PDS signs with) goes through libsecp256k1, bitcoin-core's C library,
- * as a native addon (the `secp256k1` package, prebuilt for Linux glibc and musl), given the point
- * uncompressed once: a check takes about a quarter of the CPU time of the same library compiled
- * to WebAssembly (tiny-secp256k1) and an eighth of OpenSSL's generic-curve code, which
- * @atcute/crypto uses on Node. P-256 stays with @atcute/crypto, where OpenSSL's own P-256 code is fast.
+ * as a native addon (the `secp256k1` package, prebuilt for x64 Linux; elsewhere it falls back to
+ * pure JavaScript, which also refuses high-S signatures), given the point uncompressed once: in
+ * bench/verify a check takes under a quarter of the CPU time of the same library compiled to
+ * WebAssembly (tiny-secp256k1), which took half that of OpenSSL's generic-curve code (what
+ * @atcute/crypto uses on Node). P-256 stays with @atcute/crypto, where OpenSSL's own P-256 code is fast.
  */
 export class SigningKeys {
   readonly #keys = new Map<string, Promise<Verify>>();
