@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { CarSlice } from './car.ts';
 import type { RecordOp, UpstreamMessage } from './messages.ts';
 import type { UpstreamMetrics } from './metrics.ts';
+import { SeededRandom, tidFor } from './seeded.ts';
 
 /** What the gateway needs of an upstream: FirehoseClient (a relay) or DemoUpstream. */
 export interface UpstreamReader {
@@ -21,23 +22,9 @@ export interface UpstreamReader {
 /** `--upstream demo` (seed 1) or `demo:<seed>`. */
 export const DEMO_UPSTREAM = /^demo(?::(\d{1,9}))?$/;
 
-/** A seeded pseudo-random generator (mulberry32): the same seed, the same sequence. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567';
 const SHA2_256 = 0x12;
 const CAR_HEADER = dagCbor.encode({ roots: [], version: 1 });
 const EMPTY_CAR = new CarSlice(Uint8Array.from([CAR_HEADER.length, ...CAR_HEADER]));
-const TID_ALPHABET = '234567abcdefghijklmnopqrstuvwxyz';
 const WORDS = [
   'the', 'a', 'and', 'to', 'of', 'is', 'in', 'that', 'it', 'for', 'this', 'you', 'my', 'on', 'with', 'just', 'so', 'but',
   'like', 'today', 'people', 'really', 'think', 'love', 'new', 'time', 'good', 'art', 'game', 'music', 'news', 'photo',
@@ -53,7 +40,7 @@ const LANGS = [['en'], ['en'], ['en'], ['ja'], ['pt'], ['de'], ['es'], ['fr']];
  * messages. The same seed and starting seq always give the same messages (times aside).
  */
 export class DemoNetwork {
-  readonly #rnd: () => number;
+  readonly #random: SeededRandom;
   readonly #dids: string[];
   readonly #revs = new Map<string, number>();
   readonly #recentPosts: string[] = [];
@@ -68,27 +55,27 @@ export class DemoNetwork {
     accounts = 2_000,
   ) {
     // Seeded by the start too, so a resumed demo goes on with new messages, not the first ones again.
-    this.#rnd = mulberry32(seed * 1_000_003 + firstSeq);
+    this.#random = new SeededRandom(seed * 1_000_003 + firstSeq);
     this.#seq = firstSeq - 1;
-    this.#dids = Array.from({ length: accounts }, () => `did:plc:${this.#chars(24)}`);
+    this.#dids = Array.from({ length: accounts }, () => `did:plc:${this.#random.chars(24)}`);
   }
 
   next(): UpstreamMessage {
     const seq = ++this.#seq;
-    const did = this.#pick(this.#dids);
+    const did = this.#random.pick(this.#dids);
     const time = this.now().toISOString();
-    const roll = this.#rnd();
-    if (roll < 0.006) return { type: 'identity', seq, did, time, handle: `${this.#word()}${this.#chars(4)}.bsky.social` };
+    const roll = this.#random.next();
+    if (roll < 0.006) return { type: 'identity', seq, did, time, handle: `${this.#word()}${this.#random.chars(4)}.bsky.social` };
     if (roll < 0.01) {
-      const active = this.#rnd() < 0.7;
-      return active ? { type: 'account', seq, did, time, active } : { type: 'account', seq, did, time, active, status: this.#pick(['deactivated', 'takendown', 'deleted']) };
+      const active = this.#random.next() < 0.7;
+      return active ? { type: 'account', seq, did, time, active } : { type: 'account', seq, did, time, active, status: this.#random.pick(['deactivated', 'takendown', 'deleted']) };
     }
     const rev = (this.#revs.get(did) ?? 0) + 1;
     this.#revs.set(did, rev);
     const ops = this.#ops(did, roll);
     // No signed commit or MST in the demo: its commits carry an empty proof (--verify rejects them).
     const proof = { commit: undefined, prevData: undefined, car: EMPTY_CAR, ops: ops.map((op) => ({ action: op.action, path: `${op.collection}/${op.rkey}`, cid: undefined, prev: undefined })) };
-    return { type: 'commit', seq, repo: did, rev: tid(rev * 1_000_000 + seq), time, ops, drops: [], proof };
+    return { type: 'commit', seq, repo: did, rev: tidFor(rev * 1_000_000 + seq), time, ops, drops: [], proof };
   }
 
   #ops(did: string, roll: number): RecordOp[] {
@@ -96,28 +83,28 @@ export class DemoNetwork {
     if (roll < 0.45) return [this.#create('app.bsky.feed.like', { $type: 'app.bsky.feed.like', createdAt, subject: this.#subject() })];
     if (roll < 0.64) return [this.#post(did, createdAt)];
     if (roll < 0.73) return [this.#create('app.bsky.feed.repost', { $type: 'app.bsky.feed.repost', createdAt, subject: this.#subject() })];
-    if (roll < 0.82) return [this.#create('app.bsky.graph.follow', { $type: 'app.bsky.graph.follow', createdAt, subject: this.#pick(this.#dids) })];
+    if (roll < 0.82) return [this.#create('app.bsky.graph.follow', { $type: 'app.bsky.graph.follow', createdAt, subject: this.#random.pick(this.#dids) })];
     if (roll < 0.91) {
-      const collection = this.#pick(['app.bsky.feed.like', 'app.bsky.feed.like', 'app.bsky.feed.post', 'app.bsky.graph.follow']);
+      const collection = this.#random.pick(['app.bsky.feed.like', 'app.bsky.feed.like', 'app.bsky.feed.post', 'app.bsky.graph.follow']);
       return [{ action: 'delete', collection, rkey: this.#rkey(), cid: null, record: null }];
     }
-    if (roll < 0.94) return Array.from({ length: 2 + Math.floor(this.#rnd() * 4) }, () => this.#post(did, createdAt)); // a thread
+    if (roll < 0.94) return Array.from({ length: 2 + Math.floor(this.#random.next() * 4) }, () => this.#post(did, createdAt)); // a thread
     if (roll < 0.96) {
       const profile = { $type: 'app.bsky.actor.profile', createdAt, description: this.#words(12), displayName: `${this.#word()} ${this.#word()}` };
       return [{ ...this.#create('app.bsky.actor.profile', profile), action: 'update', rkey: 'self' }];
     }
-    if (roll < 0.98) return [this.#create('app.bsky.graph.block', { $type: 'app.bsky.graph.block', createdAt, subject: this.#pick(this.#dids) })];
+    if (roll < 0.98) return [this.#create('app.bsky.graph.block', { $type: 'app.bsky.graph.block', createdAt, subject: this.#random.pick(this.#dids) })];
     return [this.#create('fyi.unravel.frontpage.vote', { $type: 'fyi.unravel.frontpage.vote', createdAt, subject: this.#subject() })];
   }
 
   #post(did: string, createdAt: string): RecordOp {
-    const text = this.#words(3 + Math.floor(this.#rnd() * 30));
-    const post: Record<string, unknown> = { $type: 'app.bsky.feed.post', createdAt, langs: this.#pick(LANGS), text };
-    if (this.#recentPosts.length > 0 && this.#rnd() < 0.35) {
+    const text = this.#words(3 + Math.floor(this.#random.next() * 30));
+    const post: Record<string, unknown> = { $type: 'app.bsky.feed.post', createdAt, langs: this.#random.pick(LANGS), text };
+    if (this.#recentPosts.length > 0 && this.#random.next() < 0.35) {
       const parent = this.#subject();
       post.reply = { parent, root: parent };
-    } else if (this.#rnd() < 0.15) {
-      post.embed = { $type: 'app.bsky.embed.external', external: { description: this.#words(8), title: this.#words(4), uri: `https://example.com/${this.#chars(8)}` } };
+    } else if (this.#random.next() < 0.15) {
+      post.embed = { $type: 'app.bsky.embed.external', external: { description: this.#words(8), title: this.#words(4), uri: `https://example.com/${this.#random.chars(8)}` } };
     }
     const op = this.#create('app.bsky.feed.post', post);
     this.#recentPosts.push(`at://${did}/app.bsky.feed.post/${op.rkey}`);
@@ -131,12 +118,12 @@ export class DemoNetwork {
   }
 
   #subject(): { cid: string; uri: string } {
-    const uri = this.#recentPosts.length > 0 && this.#rnd() < 0.6 ? this.#pick(this.#recentPosts) : `at://${this.#pick(this.#dids)}/app.bsky.feed.post/${this.#rkey()}`;
+    const uri = this.#recentPosts.length > 0 && this.#random.next() < 0.6 ? this.#random.pick(this.#recentPosts) : `at://${this.#random.pick(this.#dids)}/app.bsky.feed.post/${this.#rkey()}`;
     return { cid: recordCid(Buffer.from(uri)), uri };
   }
 
   #rkey(): string {
-    return tid(++this.#tid * 7919 + Math.floor(this.#rnd() * 1000));
+    return tidFor(++this.#tid * 7919 + Math.floor(this.#random.next() * 1000));
   }
 
   #words(n: number): string {
@@ -144,32 +131,12 @@ export class DemoNetwork {
   }
 
   #word(): string {
-    return this.#pick(WORDS);
+    return this.#random.pick(WORDS);
   }
 
-  #chars(n: number): string {
-    let out = '';
-    for (let i = 0; i < n; i++) out += BASE32[Math.floor(this.#rnd() * 32)];
-    return out;
-  }
 
-  #pick<T>(items: readonly T[]): T {
-    const item = items[Math.floor(this.#rnd() * items.length)];
-    if (item === undefined) throw new Error('cannot pick from an empty list');
-    return item;
-  }
 }
 
-/** A TID-shaped string for a number, increasing with it. */
-function tid(n: number): string {
-  let value = BigInt(1_700_000_000_000_000 + n) << 10n;
-  let out = '';
-  for (let i = 0; i < 13; i++) {
-    out = TID_ALPHABET[Number(value & 31n)] + out;
-    value >>= 5n;
-  }
-  return out;
-}
 
 /** The CIDv1 (dag-cbor, sha2-256) of a block, as its string. */
 function recordCid(bytes: Uint8Array): string {

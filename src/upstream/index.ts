@@ -27,6 +27,7 @@
  *   url.ts       normalizeUpstreamUrl: a relay address as people write it → the URL to dial
  *   backoff.ts   backoffDelay: capped exponential backoff with optional jitter (also ingest's retries)
  *   demo.ts      DemoUpstream (`--upstream demo`): a seeded synthetic network in place of a relay
+ *   seeded.ts    mulberry32, SeededRandom, tidFor: seeded made-up values (the demo's, and the tests' synthetic firehose)
  */
 export { FirehoseClient, type FirehoseClientOptions } from './firehose.ts';
 export { decodeFrame, type Frame } from './frame.ts';
@@ -36,4 +37,5 @@ export { DropError, DropLog, DropReporter, type DropReason } from './drop.ts';
 export { createUpstreamMetrics, type UpstreamMetrics } from './metrics.ts';
 export { normalizeUpstreamUrl, redactUrl } from './url.ts';
 export { backoffDelay, type BackoffPolicy } from './backoff.ts';
-export { DEMO_UPSTREAM, DemoNetwork, DemoUpstream, mulberry32, type UpstreamReader } from './demo.ts';
+export { DEMO_UPSTREAM, DemoNetwork, DemoUpstream, type UpstreamReader } from './demo.ts';
+export { mulberry32, SeededRandom, tidFor } from './seeded.ts';

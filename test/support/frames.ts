@@ -9,6 +9,9 @@ import { createWriter, blockLength, headerLength } from '@ipld/car/buffer-writer
 import { CID } from 'multiformats/cid';
 import { create as createDigest } from 'multiformats/hashes/digest';
 
+/** Made-up revs and record keys: the demo upstream's, shared (src/upstream/seeded.ts). */
+export { tidFor } from '../../src/upstream/index.ts';
+
 const SHA2_256 = 0x12;
 
 export interface Block {
@@ -114,16 +117,4 @@ export function infoFrame(name: string, message?: string): Uint8Array {
 
 export function errorFrame(error: string, message?: string): Uint8Array {
   return encodeFrame({ op: -1 }, message === undefined ? { error } : { error, message });
-}
-
-/** A TID-shaped rev for a number, increasing with it. */
-export function tidFor(n: number): string {
-  const alphabet = '234567abcdefghijklmnopqrstuvwxyz';
-  let value = BigInt(1_700_000_000_000_000 + n) << 10n;
-  let out = '';
-  for (let i = 0; i < 13; i++) {
-    out = alphabet[Number(value & 31n)] + out;
-    value >>= 5n;
-  }
-  return out;
 }

@@ -8,13 +8,12 @@
 import { createHash } from 'node:crypto';
 import { CID } from 'multiformats/cid';
 import { create as createDigest } from 'multiformats/hashes/digest';
-import { mulberry32 } from '../../src/upstream/index.ts';
+import { mulberry32, SeededRandom } from '../../src/upstream/index.ts';
 import { accountFrame, cborBlock, commitFrame, identityFrame, tidFor, type Block, type OpSpec } from './frames.ts';
 
 /** The seeded generator is the demo upstream's (src/upstream/demo.ts), shared. */
 export { mulberry32 };
 
-const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567';
 const WORDS = [
   'the', 'a', 'and', 'to', 'of', 'is', 'in', 'that', 'it', 'for', 'this', 'you', 'my', 'on', 'with', 'just', 'so', 'but',
   'be', 'like', 'have', 'not', 'are', 'was', 'what', 'all', 'today', 'people', 'really', 'think', 'love', 'new', 'time',
@@ -35,7 +34,7 @@ export interface SyntheticFrame {
 }
 
 export class SyntheticFirehose {
-  readonly #rnd: () => number;
+  readonly #random: SeededRandom;
   readonly #dids: string[];
   readonly #revs = new Map<string, number>();
   readonly #recent: Array<{ uri: string; cid: string }> = [];
@@ -43,22 +42,22 @@ export class SyntheticFirehose {
   #tid = 0;
 
   constructor(options: { seed?: number; accounts?: number; firstSeq?: number } = {}) {
-    this.#rnd = mulberry32(options.seed ?? 1);
+    this.#random = new SeededRandom(options.seed ?? 1);
     this.#seq = (options.firstSeq ?? 1) - 1;
-    this.#dids = Array.from({ length: options.accounts ?? 5_000 }, () => `did:plc:${this.#chars(24)}`);
+    this.#dids = Array.from({ length: options.accounts ?? 5_000 }, () => `did:plc:${this.#random.chars(24)}`);
   }
 
   /** The next frame of the stream. */
   next(): SyntheticFrame {
     const seq = ++this.#seq;
-    const roll = this.#rnd();
-    const did = this.#pick(this.#dids);
+    const roll = this.#random.next();
+    const did = this.#random.pick(this.#dids);
     // Times come from the seed too, so a seed always yields the same bytes.
     const time = new Date(Date.UTC(2026, 10, 25) + seq * 3).toISOString();
-    if (roll < 0.006) return { seq, bytes: identityFrame({ seq, did, time, handle: `${this.#word()}${this.#chars(4)}.bsky.social` }), events: 1 };
+    if (roll < 0.006) return { seq, bytes: identityFrame({ seq, did, time, handle: `${this.#word()}${this.#random.chars(4)}.bsky.social` }), events: 1 };
     if (roll < 0.01) {
-      const active = this.#rnd() < 0.7;
-      const status = active ? undefined : this.#pick(['deactivated', 'takendown', 'suspended', 'deleted', 'desynchronized', 'throttled']);
+      const active = this.#random.next() < 0.7;
+      const status = active ? undefined : this.#random.pick(['deactivated', 'takendown', 'suspended', 'deleted', 'desynchronized', 'throttled']);
       return { seq, bytes: accountFrame({ seq, did, active, status, time }), events: 1 };
     }
     const ops = this.#ops(did, roll);
@@ -73,48 +72,48 @@ export class SyntheticFirehose {
   }
 
   #ops(did: string, roll: number): OpSpec[] {
-    const at = new Date(Date.UTC(2026, 10, 25) + Math.floor(this.#rnd() * 86_400_000)).toISOString();
+    const at = new Date(Date.UTC(2026, 10, 25) + Math.floor(this.#random.next() * 86_400_000)).toISOString();
     if (roll < 0.45) return [this.#create('app.bsky.feed.like', { $type: 'app.bsky.feed.like', createdAt: at, subject: this.#subject() })];
     if (roll < 0.64) return [this.#create('app.bsky.feed.post', this.#post(did, at))];
     if (roll < 0.73) return [this.#create('app.bsky.feed.repost', { $type: 'app.bsky.feed.repost', createdAt: at, subject: this.#subject() })];
-    if (roll < 0.82) return [this.#create('app.bsky.graph.follow', { $type: 'app.bsky.graph.follow', createdAt: at, subject: this.#pick(this.#dids) })];
+    if (roll < 0.82) return [this.#create('app.bsky.graph.follow', { $type: 'app.bsky.graph.follow', createdAt: at, subject: this.#random.pick(this.#dids) })];
     if (roll < 0.91) {
-      const collection = this.#pick(['app.bsky.feed.like', 'app.bsky.feed.like', 'app.bsky.feed.post', 'app.bsky.feed.repost', 'app.bsky.graph.follow']);
+      const collection = this.#random.pick(['app.bsky.feed.like', 'app.bsky.feed.like', 'app.bsky.feed.post', 'app.bsky.feed.repost', 'app.bsky.graph.follow']);
       return [{ action: 'delete', path: `${collection}/${this.#rkey()}` }];
     }
     if (roll < 0.94) {
       // A multi-op commit: a thread or a batch of follows (starter packs).
-      const n = 2 + Math.floor(this.#rnd() * 6);
-      const collection = this.#rnd() < 0.5 ? 'app.bsky.feed.post' : 'app.bsky.graph.follow';
+      const n = 2 + Math.floor(this.#random.next() * 6);
+      const collection = this.#random.next() < 0.5 ? 'app.bsky.feed.post' : 'app.bsky.graph.follow';
       return Array.from({ length: n }, () =>
         collection === 'app.bsky.feed.post'
           ? this.#create(collection, this.#post(did, at))
-          : this.#create(collection, { $type: collection, createdAt: at, subject: this.#pick(this.#dids) }),
+          : this.#create(collection, { $type: collection, createdAt: at, subject: this.#random.pick(this.#dids) }),
       );
     }
     if (roll < 0.96) {
       return [{ action: 'update', path: 'app.bsky.actor.profile/self', record: this.#profile(at) }];
     }
-    if (roll < 0.975) return [this.#create('app.bsky.graph.block', { $type: 'app.bsky.graph.block', createdAt: at, subject: this.#pick(this.#dids) })];
+    if (roll < 0.975) return [this.#create('app.bsky.graph.block', { $type: 'app.bsky.graph.block', createdAt: at, subject: this.#random.pick(this.#dids) })];
     if (roll < 0.99) {
-      return [this.#create('app.bsky.graph.listitem', { $type: 'app.bsky.graph.listitem', createdAt: at, list: `at://${did}/app.bsky.graph.list/${this.#rkey()}`, subject: this.#pick(this.#dids) })];
+      return [this.#create('app.bsky.graph.listitem', { $type: 'app.bsky.graph.listitem', createdAt: at, list: `at://${did}/app.bsky.graph.list/${this.#rkey()}`, subject: this.#random.pick(this.#dids) })];
     }
     return [this.#create('fyi.unravel.frontpage.vote', { $type: 'fyi.unravel.frontpage.vote', createdAt: at, subject: this.#subject() })];
   }
 
   /** MST nodes from the root down to the ops' leaves, sized like the live network's (4–7 nodes, 50–900 bytes). */
   #mstPath(ops: OpSpec[]): Block[] {
-    const depth = 4 + Math.floor(this.#rnd() * 4);
+    const depth = 4 + Math.floor(this.#random.next() * 4);
     return Array.from({ length: depth }, (_, level) => {
-      const entries = 1 + Math.floor(this.#rnd() * (level === depth - 1 ? 4 : 10));
+      const entries = 1 + Math.floor(this.#random.next() * (level === depth - 1 ? 4 : 10));
       return cborBlock({
         e: Array.from({ length: entries }, (_, i) => ({
-          k: new TextEncoder().encode(i === 0 ? (ops[0]?.path ?? 'app.bsky.feed.like/x') : this.#rkey().slice(0, 2 + Math.floor(this.#rnd() * 11))),
-          p: i === 0 ? 0 : Math.floor(this.#rnd() * 20),
-          t: this.#rnd() < 0.5 ? null : CID.parse(this.#cid()),
+          k: new TextEncoder().encode(i === 0 ? (ops[0]?.path ?? 'app.bsky.feed.like/x') : this.#rkey().slice(0, 2 + Math.floor(this.#random.next() * 11))),
+          p: i === 0 ? 0 : Math.floor(this.#random.next() * 20),
+          t: this.#random.next() < 0.5 ? null : CID.parse(this.#cid()),
           v: CID.parse(this.#cid()),
         })),
-        l: this.#rnd() < 0.7 ? CID.parse(this.#cid()) : null,
+        l: this.#random.next() < 0.7 ? CID.parse(this.#cid()) : null,
       });
     });
   }
@@ -124,42 +123,42 @@ export class SyntheticFirehose {
   }
 
   #post(did: string, createdAt: string): Record<string, unknown> {
-    const words = Array.from({ length: 3 + Math.floor(this.#rnd() * 35) }, () => this.#word());
-    const post: Record<string, unknown> = { $type: 'app.bsky.feed.post', createdAt, langs: this.#pick(LANGS), text: '' };
+    const words = Array.from({ length: 3 + Math.floor(this.#random.next() * 35) }, () => this.#word());
+    const post: Record<string, unknown> = { $type: 'app.bsky.feed.post', createdAt, langs: this.#random.pick(LANGS), text: '' };
     const facets: unknown[] = [];
-    if (this.#rnd() < 0.25) {
+    if (this.#random.next() < 0.25) {
       const handle = `${this.#word()}.bsky.social`;
-      facets.push(this.#facet(words, `@${handle}`, { $type: 'app.bsky.richtext.facet#mention', did: this.#pick(this.#dids) }));
+      facets.push(this.#facet(words, `@${handle}`, { $type: 'app.bsky.richtext.facet#mention', did: this.#random.pick(this.#dids) }));
     }
-    if (this.#rnd() < 0.15) {
-      const url = `https://${this.#pick(DOMAINS)}/${this.#chars(8)}`;
+    if (this.#random.next() < 0.15) {
+      const url = `https://${this.#random.pick(DOMAINS)}/${this.#random.chars(8)}`;
       facets.push(this.#facet(words, url.replace('https://', ''), { $type: 'app.bsky.richtext.facet#link', uri: url }));
     }
-    if (this.#rnd() < 0.1) {
+    if (this.#random.next() < 0.1) {
       const tag = this.#word();
       facets.push(this.#facet(words, `#${tag}`, { $type: 'app.bsky.richtext.facet#tag', tag }));
     }
     post.text = words.join(' ');
     if (facets.length) post.facets = facets;
-    if (this.#rnd() < 0.35 && this.#recent.length) {
-      const root = this.#pick(this.#recent);
-      const parent = this.#rnd() < 0.5 ? root : this.#pick(this.#recent);
+    if (this.#random.next() < 0.35 && this.#recent.length) {
+      const root = this.#random.pick(this.#recent);
+      const parent = this.#random.next() < 0.5 ? root : this.#random.pick(this.#recent);
       post.reply = { parent: { cid: parent.cid, uri: parent.uri }, root: { cid: root.cid, uri: root.uri } };
     }
-    const embed = this.#rnd();
+    const embed = this.#random.next();
     if (embed < 0.15) {
       post.embed = {
         $type: 'app.bsky.embed.images',
-        images: Array.from({ length: 1 + Math.floor(this.#rnd() * 4) }, () => ({
-          alt: this.#rnd() < 0.4 ? words.slice(0, 6).join(' ') : '',
-          aspectRatio: { height: 600 + Math.floor(this.#rnd() * 1400), width: 800 + Math.floor(this.#rnd() * 1200) },
+        images: Array.from({ length: 1 + Math.floor(this.#random.next() * 4) }, () => ({
+          alt: this.#random.next() < 0.4 ? words.slice(0, 6).join(' ') : '',
+          aspectRatio: { height: 600 + Math.floor(this.#random.next() * 1400), width: 800 + Math.floor(this.#random.next() * 1200) },
           image: this.#blob(),
         })),
       };
     } else if (embed < 0.25) {
       post.embed = {
         $type: 'app.bsky.embed.external',
-        external: { description: words.slice(0, 12).join(' '), title: words.slice(0, 5).join(' '), uri: `https://${this.#pick(DOMAINS)}/${this.#chars(10)}` },
+        external: { description: words.slice(0, 12).join(' '), title: words.slice(0, 5).join(' '), uri: `https://${this.#random.pick(DOMAINS)}/${this.#random.chars(10)}` },
       };
     } else if (embed < 0.3) {
       post.embed = { $type: 'app.bsky.embed.record', record: this.#subject() };
@@ -186,12 +185,12 @@ export class SyntheticFirehose {
   }
 
   #blob(): Record<string, unknown> {
-    return { $type: 'blob', ref: CID.parse(this.#cid('raw')), mimeType: this.#pick(MIME), size: 20_000 + Math.floor(this.#rnd() * 900_000) };
+    return { $type: 'blob', ref: CID.parse(this.#cid('raw')), mimeType: this.#random.pick(MIME), size: 20_000 + Math.floor(this.#random.next() * 900_000) };
   }
 
   #subject(): { cid: string; uri: string } {
-    if (this.#recent.length && this.#rnd() < 0.6) return this.#pick(this.#recent);
-    return { cid: this.#cid(), uri: `at://${this.#pick(this.#dids)}/app.bsky.feed.post/${this.#rkey()}` };
+    if (this.#recent.length && this.#random.next() < 0.6) return this.#random.pick(this.#recent);
+    return { cid: this.#cid(), uri: `at://${this.#random.pick(this.#dids)}/app.bsky.feed.post/${this.#rkey()}` };
   }
 
   #remember(ref: { uri: string; cid: string }): void {
@@ -200,27 +199,17 @@ export class SyntheticFirehose {
   }
 
   #cid(codec: 'dag-cbor' | 'raw' = 'dag-cbor'): string {
-    const digest = createDigest(0x12, createHash('sha256').update(this.#chars(16)).digest());
+    const digest = createDigest(0x12, createHash('sha256').update(this.#random.chars(16)).digest());
     return CID.createV1(codec === 'raw' ? 0x55 : 0x71, digest).toString();
   }
 
   #rkey(): string {
-    return tidFor(++this.#tid * 7919 + Math.floor(this.#rnd() * 1000));
+    return tidFor(++this.#tid * 7919 + Math.floor(this.#random.next() * 1000));
   }
 
   #word(): string {
-    return this.#pick(WORDS);
+    return this.#random.pick(WORDS);
   }
 
-  #chars(n: number): string {
-    let out = '';
-    for (let i = 0; i < n; i++) out += BASE32[Math.floor(this.#rnd() * 32)];
-    return out;
-  }
 
-  #pick<T>(items: readonly T[]): T {
-    const item = items[Math.floor(this.#rnd() * items.length)];
-    if (item === undefined) throw new Error('cannot pick from an empty list');
-    return item;
-  }
 }
