@@ -4,7 +4,7 @@
  * Unknown flags and bad values print one line saying what is wrong and exit with code 2; a
  * command that fails while running (e.g. a data dir that is not an LMDB buffer) exits with 1.
  */
-import yargs, { type Argv, type Options } from 'yargs';
+import yargs, { type Argv, type InferredOptionTypes, type Options } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { hostname } from 'node:os';
 import { INSPECT_OPTIONS, SERVE_OPTIONS, flagsFromEnvironment, type GatewayConfig } from './config.ts';
@@ -22,7 +22,7 @@ export function buildCli(argv: string[]): Argv {
     .command('inspect', "Print the buffer's span, size and saved upstream cursor", (y) => y.options(INSPECT_OPTIONS).config(environmentFlags(INSPECT_OPTIONS, argv)), (args) =>
       failingWith1(async () => {
         const { inspect } = await import('./inspect.ts');
-        await inspect(args['data-dir'] as string);
+        await inspect(args['data-dir']);
       }),
     )
     .epilogue('Every flag can also be set in the environment as CONTRAIL_<FLAG>, e.g. CONTRAIL_METRICS_PORT=9100.')
@@ -44,7 +44,7 @@ function environmentFlags(options: Record<string, Options>, argv: string[]): Rec
   try {
     return flagsFromEnvironment(options, argv);
   } catch (err) {
-    usageError((err as Error).message);
+    usageError(messageOf(err));
   }
 }
 
@@ -53,59 +53,64 @@ async function failingWith1(run: () => Promise<void>): Promise<void> {
   try {
     await run();
   } catch (err) {
-    process.stderr.write(`contrail: ${(err as Error).message}\n`);
+    process.stderr.write(`contrail: ${messageOf(err)}\n`);
     process.exit(1);
   }
 }
 
-function toConfig(args: Record<string, unknown>): GatewayConfig {
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** The parsed `serve` flags (each coerced by its parser in config.ts) as the gateway's config. */
+function toConfig(flags: InferredOptionTypes<typeof SERVE_OPTIONS>): GatewayConfig {
   return {
-    upstream: args.upstream as string,
-    ingestCollections: args['ingest-collections'] as string[],
-    host: args.host as string,
-    port: args.port as number,
-    metricsHost: args['metrics-host'] as string,
-    metricsPort: args['metrics-port'] as number,
-    dataDir: args['data-dir'] as string,
-    logLevel: args['log-level'] as GatewayConfig['logLevel'],
-    retentionMs: args.retention as number,
-    maxBufferBytes: args['max-buffer-bytes'] as number,
-    hotCacheBytes: args['hot-cache-bytes'] as number,
-    maxFrameBytes: args['max-frame-bytes'] as number,
-    transport: args.transport as GatewayConfig['transport'],
-    zstdDictionary: args['zstd-dictionary'] as string,
-    maxSubscribers: args['max-subscribers'] as number,
-    maxConnectionsPerIp: args['max-connections-per-ip'] as number,
-    maxDeflateSubscribers: args['max-deflate-subscribers'] as number,
-    slowConsumerWindowMs: args['slow-consumer-window'] as number,
-    trustProxy: args['trust-proxy'] as number,
-    fsync: args.fsync as boolean,
-    verify: args.verify as GatewayConfig['verify'],
-    verifyWorkers: args['verify-workers'] as number,
-    verifyResyncs: args['verify-resyncs'] as number,
-    verifyResyncMaxBytes: args['verify-resync-max-bytes'] as number,
-    verifyResyncTimeoutMs: args['verify-resync-timeout'] as number,
-    verifyResyncAttempts: args['verify-resync-attempts'] as number,
-    plcUrl: args['plc-url'] as string,
-    allowPrivateEndpoints: args['allow-private-endpoints'] as boolean,
-    identityCacheEntries: args['identity-cache-entries'] as number,
-    backfill: args.backfill as boolean,
-    backfillMaxRepoBytes: args['backfill-max-repo-bytes'] as number,
-    backfillTimeoutMs: args['backfill-timeout'] as number,
-    backfillPerHost: args['backfill-per-host'] as number,
-    backfillConcurrency: args['backfill-concurrency'] as number,
-    backfillCacheBytes: args['backfill-cache-bytes'] as number,
-    backfillCacheTtlMs: args['backfill-cache-ttl'] as number,
+    upstream: flags.upstream,
+    ingestCollections: flags['ingest-collections'],
+    host: flags.host,
+    port: flags.port,
+    metricsHost: flags['metrics-host'],
+    metricsPort: flags['metrics-port'],
+    dataDir: flags['data-dir'],
+    logLevel: flags['log-level'],
+    retentionMs: flags.retention,
+    maxBufferBytes: flags['max-buffer-bytes'],
+    hotCacheBytes: flags['hot-cache-bytes'],
+    maxFrameBytes: flags['max-frame-bytes'],
+    transport: flags.transport,
+    zstdDictionary: flags['zstd-dictionary'],
+    maxSubscribers: flags['max-subscribers'],
+    maxConnectionsPerIp: flags['max-connections-per-ip'],
+    maxDeflateSubscribers: flags['max-deflate-subscribers'],
+    slowConsumerWindowMs: flags['slow-consumer-window'],
+    trustProxy: flags['trust-proxy'],
+    fsync: flags.fsync,
+    verify: flags.verify,
+    verifyWorkers: flags['verify-workers'],
+    verifyResyncs: flags['verify-resyncs'],
+    verifyResyncMaxBytes: flags['verify-resync-max-bytes'],
+    verifyResyncTimeoutMs: flags['verify-resync-timeout'],
+    verifyResyncAttempts: flags['verify-resync-attempts'],
+    plcUrl: flags['plc-url'],
+    allowPrivateEndpoints: flags['allow-private-endpoints'],
+    identityCacheEntries: flags['identity-cache-entries'],
+    backfill: flags.backfill,
+    backfillMaxRepoBytes: flags['backfill-max-repo-bytes'],
+    backfillTimeoutMs: flags['backfill-timeout'],
+    backfillPerHost: flags['backfill-per-host'],
+    backfillConcurrency: flags['backfill-concurrency'],
+    backfillCacheBytes: flags['backfill-cache-bytes'],
+    backfillCacheTtlMs: flags['backfill-cache-ttl'],
     cluster:
-      args.nats === undefined
+      flags.nats === undefined
         ? undefined
         : {
-            servers: args.nats as string[],
-            replicas: args['nats-replicas'] as number,
-            retentionMs: args['nats-retention'] as number,
-            leaseMs: args['nats-lease'] as number,
-            name: args['nats-name'] as string,
-            nodeId: (args['node-id'] as string | undefined) ?? `${hostname()}-${process.pid}`,
+            servers: flags.nats,
+            replicas: flags['nats-replicas'],
+            retentionMs: flags['nats-retention'],
+            leaseMs: flags['nats-lease'],
+            name: flags['nats-name'],
+            nodeId: flags['node-id'] ?? `${hostname()}-${process.pid}`,
           },
   };
 }
