@@ -15,6 +15,7 @@ import { BackfillFailure, commitSignatureCheck, readRepoCar } from '../src/backf
 import { SigningKeys } from '../src/verify/index.ts';
 import { mstEntries } from '../src/backfill/repo-car.ts';
 import { fixturePath, readJsonFixture } from './support/fixtures.ts';
+import { backfillFailureOf } from './support/backfill-failure.ts';
 import { carOf, cborBlock, type Block } from './support/frames.ts';
 
 const CARS = new URL('./fixtures/cars/', import.meta.url);
@@ -34,16 +35,6 @@ function streamOf(file: string) {
 
 async function* chunksOf(bytes: Uint8Array, size = 101): AsyncIterable<Uint8Array> {
   for (let at = 0; at < bytes.length; at += size) yield bytes.subarray(at, at + size);
-}
-
-async function failureOf(promise: Promise<unknown>): Promise<BackfillFailure> {
-  try {
-    await promise;
-  } catch (err) {
-    assert.ok(err instanceof BackfillFailure, `expected a BackfillFailure, got ${err}`);
-    return err;
-  }
-  assert.fail('expected the read to fail');
 }
 
 async function blocksOf(file: string): Promise<{ root: CID; blocks: Block[] }> {
@@ -69,7 +60,7 @@ describe('real repo exports', () => {
   }
 
   test('a CAR for another DID than the one asked for is refused', async () => {
-    const failure = await failureOf(readRepoCar(streamOf('repo-tiny'), 'did:plc:53iucmf5ldftgqyf2ac7hmhd'));
+    const failure = await backfillFailureOf(readRepoCar(streamOf('repo-tiny'), 'did:plc:53iucmf5ldftgqyf2ac7hmhd'));
     assert.equal(failure.reason, 'bad_commit');
     assert.match(failure.message, /did:plc:7hptvnhdyeu53xp6rz7e42iy/);
   });
@@ -80,7 +71,7 @@ describe('real repo exports', () => {
       checked = `${commit.did} ${commit.rev} ${commit.sig.length}`;
     });
     assert.equal(checked, `${REPOS[1].did} ${snapshot.rev} 64`);
-    const failure = await failureOf(
+    const failure = await backfillFailureOf(
       readRepoCar(streamOf('repo-tiny'), REPOS[1].did, async () => {
         throw new BackfillFailure('bad_signature', 'the commit signature does not match the signing key');
       }),
@@ -112,7 +103,7 @@ describe('the commit signature (with --verify)', () => {
     };
     assert.equal((await readRepoCar(chunksOf(car), did, commitSignatureCheck(signingKeys, owner.publicDidKey, noRefresh))).records.length, 23);
     const refusedBy = async (cached: string | undefined, fresh: string | undefined) =>
-      failureOf(readRepoCar(chunksOf(car), did, commitSignatureCheck(signingKeys, cached, async () => fresh)));
+      backfillFailureOf(readRepoCar(chunksOf(car), did, commitSignatureCheck(signingKeys, cached, async () => fresh)));
     assert.equal((await refusedBy(stranger.publicDidKey, stranger.publicDidKey)).reason, 'bad_signature');
     assert.equal((await refusedBy(undefined, undefined)).reason, 'bad_signature');
     // The cached key is stale (the repo rotated to `owner`): the fresh DID document's key passes.
@@ -177,7 +168,7 @@ describe('broken CARs end with a reason', () => {
   test('truncated anywhere: bad_car (or a missing block when the cut falls between blocks)', async () => {
     const bytes = readFileSync(new URL('repo-jetstream.car', CARS));
     for (let length = 0; length < bytes.length; length += 37) {
-      const failure = await failureOf(readRepoCar(chunksOf(bytes.subarray(0, length)), did));
+      const failure = await backfillFailureOf(readRepoCar(chunksOf(bytes.subarray(0, length)), did));
       assert.ok(['bad_car', 'missing_block'].includes(failure.reason), `cut at ${length}: ${failure.reason} ${failure.message}`);
     }
   });
@@ -185,7 +176,7 @@ describe('broken CARs end with a reason', () => {
   test('a record block missing: missing_block naming the record', async () => {
     const { root, blocks } = await blocksOf('repo-jetstream');
     const [path = '', cid] = expectedListing('repo-jetstream')[5]!.split('\t');
-    const failure = await failureOf(readRepoCar(chunksOf(carOf([root], blocks.filter((b) => b.cid.toString() !== cid))), did));
+    const failure = await backfillFailureOf(readRepoCar(chunksOf(carOf([root], blocks.filter((b) => b.cid.toString() !== cid))), did));
     assert.equal(failure.reason, 'missing_block');
     assert.match(failure.message, new RegExp(path));
   });
@@ -193,20 +184,20 @@ describe('broken CARs end with a reason', () => {
   test('an MST node missing: missing_block', async () => {
     const { root, blocks } = await blocksOf('repo-jetstream');
     const commit = dagCbor.decode(blocks.find((b) => b.cid.equals(root))!.bytes) as { data: CID };
-    const failure = await failureOf(readRepoCar(chunksOf(carOf([root], blocks.filter((b) => !b.cid.equals(commit.data)))), did));
+    const failure = await backfillFailureOf(readRepoCar(chunksOf(carOf([root], blocks.filter((b) => !b.cid.equals(commit.data)))), did));
     assert.equal(failure.reason, 'missing_block');
   });
 
   test('the commit missing: missing_block', async () => {
     const { root, blocks } = await blocksOf('repo-jetstream');
-    const failure = await failureOf(readRepoCar(chunksOf(carOf([root], blocks.filter((b) => !b.cid.equals(root)))), did));
+    const failure = await backfillFailureOf(readRepoCar(chunksOf(carOf([root], blocks.filter((b) => !b.cid.equals(root)))), did));
     assert.equal(failure.reason, 'missing_block');
   });
 
   test('a block whose bytes do not hash to its CID: cid_mismatch', async () => {
     const { root, blocks } = await blocksOf('repo-jetstream');
     const tampered = blocks.map((block, i) => (i === 7 ? { cid: block.cid, bytes: Uint8Array.from(block.bytes, (b, j) => (j === 10 ? b ^ 1 : b)) } : block));
-    const failure = await failureOf(readRepoCar(chunksOf(carOf([root], tampered)), did));
+    const failure = await backfillFailureOf(readRepoCar(chunksOf(carOf([root], tampered)), did));
     assert.equal(failure.reason, 'cid_mismatch');
     assert.match(failure.message, new RegExp(blocks[7]!.cid.toString()));
   });
@@ -218,7 +209,7 @@ describe('broken CARs end with a reason', () => {
     const commit = dagCbor.decode(blocks.find((b) => b.cid.equals(root))!.bytes) as Record<string, unknown> & { data: CID };
     const loop = { cid: commit.data, bytes: dagCbor.encode({ e: [], l: commit.data }) };
     const cyclic = blocks.map((block) => (block.cid.equals(commit.data) ? loop : block));
-    const failure = await failureOf(readRepoCar(chunksOf(carOf([root], cyclic)), did));
+    const failure = await backfillFailureOf(readRepoCar(chunksOf(carOf([root], cyclic)), did));
     assert.equal(failure.reason, 'cid_mismatch');
 
     // Past the hash check (as if it had been skipped), the walk itself ends the loop.
@@ -226,12 +217,12 @@ describe('broken CARs end with a reason', () => {
     const walk = (async () => {
       for await (const entry of mstEntries(map, commit.data.toString())) void entry;
     })();
-    assert.equal((await failureOf(walk)).reason, 'bad_mst');
+    assert.equal((await backfillFailureOf(walk)).reason, 'bad_mst');
   });
 
   test('not a CAR at all, and a CAR with two roots: bad_car', async () => {
-    assert.equal((await failureOf(readRepoCar(chunksOf(Buffer.from('<html>502 Bad Gateway</html>')), did))).reason, 'bad_car');
+    assert.equal((await backfillFailureOf(readRepoCar(chunksOf(Buffer.from('<html>502 Bad Gateway</html>')), did))).reason, 'bad_car');
     const { root, blocks } = await blocksOf('repo-jetstream');
-    assert.equal((await failureOf(readRepoCar(chunksOf(carOf([root, root], blocks)), did))).reason, 'bad_car');
+    assert.equal((await backfillFailureOf(readRepoCar(chunksOf(carOf([root, root], blocks)), did))).reason, 'bad_car');
   });
 });

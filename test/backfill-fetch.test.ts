@@ -13,8 +13,9 @@ import { CarReader } from '@ipld/car';
 import { varint } from 'multiformats';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
-import { BackfillFailure, SnapshotSource, createBackfillMetrics, readRepoCar, type FetchLimits } from '../src/backfill/index.ts';
+import { SnapshotSource, createBackfillMetrics, readRepoCar, type FetchLimits } from '../src/backfill/index.ts';
 import { fetchRepo, retryAfter } from '../src/backfill/repo-fetch.ts';
+import { backfillFailureOf } from './support/backfill-failure.ts';
 import { carOf } from './support/frames.ts';
 
 const CAR = readFileSync(new URL('./fixtures/cars/repo-jetstream.car', import.meta.url));
@@ -59,16 +60,6 @@ function fetchSnapshot(url: string, limits: Partial<FetchLimits> = {}) {
   return fetchRepo(url, DID, { ...LIMITS, ...limits }, (chunks) => readRepoCar(chunks, DID));
 }
 
-async function failureOf(promise: Promise<unknown>): Promise<BackfillFailure> {
-  try {
-    await promise;
-  } catch (err) {
-    assert.ok(err instanceof BackfillFailure, `expected a BackfillFailure, got ${err}`);
-    return err;
-  }
-  assert.fail('expected the fetch to fail');
-}
-
 describe('fetching a repo', () => {
   test('a PDS that serves the CAR: the snapshot, asked for with the DID', async () => {
     const server = await pds(serveCar);
@@ -86,7 +77,7 @@ describe('fetching a repo', () => {
   ] as const) {
     test(`${status} ${error}: ${reason} at once, with the PDS's message, not retried`, async () => {
       const server = await pds((_req, res) => xrpcError(res, status, error, `Repo is ${error}`));
-      const failure = await failureOf(fetchSnapshot(server.url));
+      const failure = await backfillFailureOf(fetchSnapshot(server.url));
       assert.equal(failure.reason, reason);
       assert.match(failure.message, new RegExp(`${status} ${error}: Repo is ${error}`));
       assert.equal(server.requests.length, 1);
@@ -102,7 +93,7 @@ describe('fetching a repo', () => {
 
   test('a Retry-After longer than the gateway waits: fetch_failed saying so, at once', async () => {
     const server = await pds((_req, res) => xrpcError(res, 429, 'RateLimitExceeded', 'slow down', { 'retry-after': '3600' }));
-    const failure = await failureOf(fetchSnapshot(server.url));
+    const failure = await backfillFailureOf(fetchSnapshot(server.url));
     assert.equal(failure.reason, 'fetch_failed');
     assert.match(failure.message, /429 RateLimitExceeded.*wait 3600 s/);
     assert.equal(server.requests.length, 1);
@@ -116,14 +107,14 @@ describe('fetching a repo', () => {
 
   test('5xx every time: fetch_failed after the last attempt', async () => {
     const server = await pds((_req, res) => xrpcError(res, 500, 'InternalServerError', 'broken'));
-    const failure = await failureOf(fetchSnapshot(server.url));
+    const failure = await backfillFailureOf(fetchSnapshot(server.url));
     assert.equal(failure.reason, 'fetch_failed');
     assert.equal(server.requests.length, LIMITS.attempts);
   });
 
   test('a PDS that never answers: timeout after each attempt, then the reason', async () => {
     const server = await pds(() => {}); // accepts, reads the request, never responds
-    const failure = await failureOf(fetchSnapshot(server.url, { timeoutMs: 200, attempts: 2 }));
+    const failure = await backfillFailureOf(fetchSnapshot(server.url, { timeoutMs: 200, attempts: 2 }));
     assert.equal(failure.reason, 'timeout');
     assert.equal(server.requests.length, 2);
   });
@@ -133,7 +124,7 @@ describe('fetching a repo', () => {
       res.writeHead(200, { 'content-length': CAR.length });
       res.write(CAR.subarray(0, 3000)); // and nothing more
     });
-    const failure = await failureOf(fetchSnapshot(server.url, { timeoutMs: 300, attempts: 1 }));
+    const failure = await backfillFailureOf(fetchSnapshot(server.url, { timeoutMs: 300, attempts: 1 }));
     assert.equal(failure.reason, 'timeout');
   });
 
@@ -142,7 +133,7 @@ describe('fetching a repo', () => {
       res.writeHead(200);
       res.write(CAR.subarray(0, 3000), () => res.destroy());
     });
-    const failure = await failureOf(fetchSnapshot(server.url, { attempts: 1 }));
+    const failure = await backfillFailureOf(fetchSnapshot(server.url, { attempts: 1 }));
     assert.ok(['bad_car', 'fetch_failed'].includes(failure.reason), failure.reason);
   });
 
@@ -161,7 +152,7 @@ describe('fetching a repo', () => {
       res.on('close', () => res.removeAllListeners('drain'));
       pump();
     });
-    const failure = await failureOf(fetchSnapshot(server.url, { maxBytes: 4 * 1024 * 1024 }));
+    const failure = await backfillFailureOf(fetchSnapshot(server.url, { maxBytes: 4 * 1024 * 1024 }));
     assert.equal(failure.reason, 'too_large', failure.message);
     assert.ok(written < 1e8, `the server wrote ${written} bytes: the fetch must stop near its limit`);
   });
@@ -171,7 +162,7 @@ describe('fetching a repo', () => {
       res.writeHead(200, { 'content-length': 1e9 });
       res.write(CAR.subarray(0, 100));
     });
-    const failure = await failureOf(fetchSnapshot(server.url, { maxBytes: 4096 }));
+    const failure = await backfillFailureOf(fetchSnapshot(server.url, { maxBytes: 4096 }));
     assert.equal(failure.reason, 'too_large');
     assert.match(failure.message, /1000000000 bytes/);
   });
@@ -179,7 +170,7 @@ describe('fetching a repo', () => {
   test('loopback endpoints are refused unless private endpoints are allowed: by IP and by name', async () => {
     const server = await pds(serveCar);
     for (const url of [server.url, server.url.replace('127.0.0.1', 'localhost')]) {
-      const failure = await failureOf(fetchSnapshot(url, { allowPrivateEndpoints: false }));
+      const failure = await backfillFailureOf(fetchSnapshot(url, { allowPrivateEndpoints: false }));
       assert.equal(failure.reason, 'private_endpoint', url);
     }
     assert.equal(server.requests.length, 0);
@@ -241,7 +232,7 @@ describe('shared snapshots', () => {
     const snapshots = source(server.url);
     const first = new AbortController();
     const second = new AbortController();
-    const asks = [snapshots.get(DID, first.signal), snapshots.get(DID, second.signal)].map((p) => failureOf(p));
+    const asks = [snapshots.get(DID, first.signal), snapshots.get(DID, second.signal)].map((p) => backfillFailureOf(p));
     while (server.requests.length === 0) await new Promise((resolve) => setTimeout(resolve, 5));
     first.abort();
     second.abort();
@@ -255,7 +246,7 @@ describe('shared snapshots', () => {
         throw new Error('the PLC directory has no such DID');
       },
     });
-    const failure = await failureOf(snapshots.get(DID, new AbortController().signal));
+    const failure = await backfillFailureOf(snapshots.get(DID, new AbortController().signal));
     assert.equal(failure.reason, 'identity_unavailable');
     assert.match(failure.message, /no such DID/);
   });
