@@ -7,9 +7,7 @@
  * on 127.0.0.1 and the identity stage's real LMDB cache.
  */
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import { createServer, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { ServerResponse } from 'node:http';
 import { describe, test, type TestContext } from 'node:test';
 import { CidLinkWrapper } from '@atcute/cid';
 import { MemoryBlockStore, NodeStore, NodeWrangler, getKeyHeight } from '@atcute/mst';
@@ -29,6 +27,7 @@ import { KeyHeights } from '../src/verify/mst-node.ts';
 import { SigningKeys } from '../src/verify/signing-keys.ts';
 import { FakeRelay } from './support/fake-relay.ts';
 import { readJsonFixture } from './support/fixtures.ts';
+import { Gate, localHttpServer } from './support/local-http.ts';
 import { accountFrame, carOf, identityFrame } from './support/frames.ts';
 import { startTestGateway, tempDir } from './support/gateway.ts';
 import { waitUntil } from './support/poll.ts';
@@ -216,8 +215,8 @@ describe('real commits (@atproto/repo)', () => {
 /** A DID directory on 127.0.0.1 serving PLC-style documents; its answers can be held back to act as a slow directory. */
 async function plcDirectory(t: TestContext) {
   const documents = new Map<string, string>();
-  let gate: Promise<void> = Promise.resolve();
-  const gates = new Map<string, Promise<void>>();
+  const gate = new Gate();
+  const gates = new Map<string, Gate>();
   const pdsUrls = new Map<string, string>();
   const answer = (did: string, res: ServerResponse) => {
     const key = documents.get(did);
@@ -226,18 +225,12 @@ async function plcDirectory(t: TestContext) {
     const service = pdsUrl ? [{ id: '#atproto_pds', type: 'AtprotoPersonalDataServer', serviceEndpoint: pdsUrl }] : [];
     res.end(JSON.stringify({ id: did, verificationMethod: [{ id: '#atproto', type: 'Multikey', controller: did, publicKeyMultibase: key.slice('did:key:'.length) }], service }));
   };
-  const server = createServer((req, res) => {
+  const { url } = await localHttpServer(t, (req, res) => {
     const did = decodeURIComponent(req.url!.slice(1));
-    void Promise.all([gate, gates.get(did)]).then(() => answer(did, res));
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  t.after(() => {
-    server.closeAllConnections();
-    server.close();
+    void Promise.all([gate.passed, gates.get(did)?.passed]).then(() => answer(did, res));
   });
   return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    url,
     /** Serves the DID's document: its signing key, and its PDS if given. */
     publish: (did: string, key: string, pdsUrl?: string) => {
       documents.set(did, key);
@@ -245,11 +238,10 @@ async function plcDirectory(t: TestContext) {
     },
     /** Holds every answer (or only those for `did`) until the returned function is called. */
     stall(did?: string): () => void {
-      let open!: () => void;
-      const held = new Promise<void>((resolve) => (open = resolve));
-      if (did) gates.set(did, held);
-      else gate = held;
-      return open;
+      if (!did) return gate.stall();
+      const held = new Gate();
+      gates.set(did, held);
+      return held.stall();
     },
   };
 }
@@ -409,11 +401,11 @@ for (const threads of [0, 2]) {
 async function repoHost(t: TestContext) {
   const repos = new Map<string, SignedRepo>();
   const requested: string[] = [];
-  let gate: Promise<void> = Promise.resolve();
-  const server = createServer((req, res) => {
+  const gate = new Gate();
+  const { url } = await localHttpServer(t, (req, res) => {
     const did = new URL(req.url!, 'http://pds').searchParams.get('did') ?? '';
     requested.push(did);
-    void gate.then(async () => {
+    void gate.passed.then(async () => {
       const repo = repos.get(did);
       if (!repo) return res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'RepoNotFound', message: `Could not find repo for DID: ${did}` }));
       res.writeHead(200, { 'content-type': 'application/vnd.ipld.car' });
@@ -421,23 +413,13 @@ async function repoHost(t: TestContext) {
       res.end();
     });
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  t.after(() => {
-    server.closeAllConnections();
-    server.close();
-  });
   return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    url,
     host: (repo: SignedRepo) => repos.set(repo.did, repo),
     /** The DIDs asked for, in order. */
     requested,
     /** Holds every answer until the returned function is called. */
-    stall(): () => void {
-      let open!: () => void;
-      gate = new Promise((resolve) => (open = resolve));
-      return open;
-    },
+    stall: () => gate.stall(),
   };
 }
 
