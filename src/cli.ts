@@ -76,6 +76,7 @@ function toConfig(flags: InferredOptionTypes<typeof SERVE_OPTIONS>): GatewayConf
     retentionMs: flags.retention,
     maxBufferBytes: flags['max-buffer-bytes'],
     hotCacheBytes: flags['hot-cache-bytes'],
+    replayWorkers: flags['replay-workers'],
     maxFrameBytes: flags['max-frame-bytes'],
     transport: flags.transport,
     zstdDictionary: flags['zstd-dictionary'],

@@ -19,6 +19,8 @@ export interface GatewayConfig {
   retentionMs: number;
   maxBufferBytes: number;
   hotCacheBytes: number;
+  /** Worker threads that read replays from the buffer (0: the main thread does). */
+  replayWorkers: number;
   maxFrameBytes: number;
   transport: TransportChoice;
   zstdDictionary: string;
@@ -247,6 +249,13 @@ export const SERVE_OPTIONS = {
   retention: { type: 'string', default: '24h', describe: 'Keep events this long (e.g. 90m, 36h, 7d)', coerce: parseDuration },
   'max-buffer-bytes': { type: 'string', default: '40GB', describe: 'Trim the oldest events when the buffer exceeds this (40GB holds ~24h of the network)' , coerce: parseByteSize },
   'hot-cache-bytes': { type: 'string', default: '64MiB', describe: 'Recent events kept in memory for subscribers near the tip' , coerce: parseByteSize },
+  'replay-workers': {
+    type: 'string',
+    default: String(Math.max(1, availableParallelism() - 1)),
+    defaultDescription: 'CPU cores − 1, at least 1',
+    describe: 'Worker threads that read replays from the buffer (LMDB, decompression, filters, zstd frames), so replays never hold up live events (0: on the main thread)',
+    coerce: parseCount,
+  },
   'max-frame-bytes': { type: 'string', default: '5MB', describe: 'Upstream frames larger than this are dropped (counted)' , coerce: parseByteSize },
   transport: { type: 'string', default: 'auto', choices: TRANSPORTS, describe: 'WebSocket server: uws, ws, or auto (uws when it loads)' },
   'zstd-dictionary': {

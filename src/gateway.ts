@@ -212,6 +212,7 @@ async function startStages(config: GatewayConfig, tuning: GatewayTuning, logger:
       maxDeflateSubscribers: config.maxDeflateSubscribers,
       trustProxy: config.trustProxy,
       backfill,
+      replayWorkers: config.replayWorkers,
       hub: { slowWindowMs: config.slowConsumerWindowMs, ...tuning.hub },
       readiness: () => {
         const problems = role ? role.problems() : ['upstream not connected: not started'];
@@ -221,7 +222,7 @@ async function startStages(config: GatewayConfig, tuning: GatewayTuning, logger:
     });
     metricsEndpoint = await startMetricsEndpoint(registry, config.metricsHost, config.metricsPort);
   } catch (err) {
-    server?.close();
+    await server?.close();
     await identityCache.close();
     throw err;
   }
@@ -232,7 +233,7 @@ async function startStages(config: GatewayConfig, tuning: GatewayTuning, logger:
       ? await (await import('./cluster/index.ts')).joinCluster(config.cluster, store, config.dataDir, logger, registry, startIngest)
       : standalone(startIngest());
   } catch (err) {
-    server.close();
+    await server.close();
     metricsEndpoint.server.close();
     await identityCache.close();
     throw err;
@@ -256,7 +257,8 @@ async function startStages(config: GatewayConfig, tuning: GatewayTuning, logger:
     identity,
     async stop(flushTimeoutMs = 10_000) {
       statusLog.stop();
-      server.close();
+      // Before the store closes: the replay workers have its environment open.
+      await server.close();
       const flushed = await ingestRole.stop(flushTimeoutMs);
       if (!flushed) {
         logger.error('could not commit the last events before stopping; the saved upstream cursor is behind them, so the next start reads them again');

@@ -17,7 +17,7 @@ export class EventCompressor {
 
   constructor(
     readonly dictionary: Buffer,
-    level = DEFAULT_LEVEL,
+    readonly level = DEFAULT_LEVEL,
   ) {
     this.dictionaryId = binding.getDictIDFromDict(dictionary);
     if (this.dictionaryId === 0) throw new Error('not a zstd dictionary (no dictionary ID)');

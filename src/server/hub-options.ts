@@ -4,6 +4,7 @@ import type { EventStore } from '../store/index.ts';
 import type { CloseReason } from './close-reasons.ts';
 import type { LiveIndex } from './live-index.ts';
 import type { ServerMetrics } from './metrics.ts';
+import type { ReplayPool } from './replay-pool.ts';
 import type { Subscriber } from './subscriber.ts';
 
 export interface SubscriberHubOptions {
@@ -26,10 +27,12 @@ export interface SubscriberHubOptions {
   nowMs?: () => number;
   /** Repo snapshots for backfill=true subscribers; absent = backfill is refused. */
   backfill?: BackfillContext;
+  /** Worker threads that read replays from LMDB; absent = replays read on the main thread. */
+  replayPool?: ReplayPool;
 }
 
-/** Every knob set; backfill stays optional (absent = refused). */
-export type HubSettings = Required<Omit<SubscriberHubOptions, 'backfill'>> & Pick<SubscriberHubOptions, 'backfill'>;
+/** Every knob set; backfill and the replay workers stay optional. */
+export type HubSettings = Required<Omit<SubscriberHubOptions, 'backfill' | 'replayPool'>> & Pick<SubscriberHubOptions, 'backfill' | 'replayPool'>;
 
 /** The options with every knob set; `??` rather than spreading defaults, so a knob passed as undefined keeps its default. */
 export function withHubDefaults(options: SubscriberHubOptions): HubSettings {

@@ -3,6 +3,7 @@ import type { Registry } from 'prom-client';
 import type { SnapshotSource } from '../backfill/index.ts';
 import type { EventStore } from '../store/index.ts';
 import { EventCompressor } from './compression.ts';
+import { ReplayPool } from './replay-pool.ts';
 import { ServerMetrics } from './metrics.ts';
 import { createSocketHandler, type Readiness } from './routes.ts';
 import type { SubscriberHubOptions } from './hub-options.ts';
@@ -30,6 +31,8 @@ export interface ServerOptions {
   trustProxy?: number;
   /** Repo snapshots for backfill=true subscribers; without it backfill is refused. */
   backfill?: SnapshotSource;
+  /** Worker threads that read replays from LMDB (0 or absent: the main thread reads them). */
+  replayWorkers?: number;
   /** Tuning for tests and benchmarks; defaults suit production. */
   hub?: Partial<Pick<SubscriberHubOptions, 'highWaterBytes' | 'slowWindowMs' | 'pingIntervalMs' | 'heartbeatTickMs'>>;
 }
@@ -38,8 +41,10 @@ export interface SubscribeServer {
   readonly transport: 'uws' | 'ws';
   readonly port: number;
   readonly hub: SubscriberHub;
-  /** Stops listening and sends every subscriber a close frame (1001 Going Away). */
-  close(): void;
+  /** The replay worker threads, if any. */
+  readonly replayPool: ReplayPool | undefined;
+  /** Stops listening, sends every subscriber a close frame (1001 Going Away) and stops the replay workers. */
+  close(): Promise<void>;
 }
 
 export async function startServer(options: ServerOptions): Promise<SubscribeServer> {
@@ -48,7 +53,12 @@ export async function startServer(options: ServerOptions): Promise<SubscribeServ
   let hub: SubscriberHub | undefined;
   const metrics = new ServerMetrics(registry, () => hub?.counts() ?? []);
   const backfill = options.backfill && { snapshots: options.backfill, store, logger, metrics: options.backfill.options.metrics };
-  hub = new SubscriberHub({ store, logger, metrics, backfill, ...options.hub });
+  const replayPool = options.replayWorkers
+    ? new ReplayPool(options.replayWorkers, { location: store.location, blockCacheBytes: store.blockCacheBytes, dictionary: compressor.dictionary, level: compressor.level }, logger)
+    : undefined;
+  // Started now, so the first replays do not wait for the threads (one that cannot start is logged by the pool).
+  replayPool?.ready().catch(() => {});
+  hub = new SubscriberHub({ store, logger, metrics, backfill, replayPool, ...options.hub });
   const handler = createSocketHandler({
     hub,
     store,
@@ -60,8 +70,15 @@ export async function startServer(options: ServerOptions): Promise<SubscribeServ
     maxDeflateSubscribers: options.maxDeflateSubscribers,
     trustProxy: options.trustProxy ?? 0,
   });
-  const transport = await chooseTransport(options.transport, handler, logger);
-  const port = await transport.listen(options.host, options.port);
+  let transport: Transport;
+  let port: number;
+  try {
+    transport = await chooseTransport(options.transport, handler, logger);
+    port = await transport.listen(options.host, options.port);
+  } catch (err) {
+    await replayPool?.close();
+    throw err;
+  }
   logger.info(
     { transport: transport.name, host: options.host, port, zstdDictionaryId: compressor.dictionaryId, dictionary: options.zstdDictionaryPath },
     `serving /subscribe on ${options.host}:${port} (and v2 at /xrpc/network.bsky.jetstream.subscribeEvents)`,
@@ -71,10 +88,12 @@ export async function startServer(options: ServerOptions): Promise<SubscribeServ
     transport: transport.name,
     port,
     hub: readyHub,
-    close() {
+    replayPool,
+    async close() {
       transport.stopListening();
       readyHub.closeAll();
       readyHub.stop();
+      await replayPool?.close();
     },
   };
 }

@@ -87,13 +87,15 @@ export class Subscriber {
   /**
    * Sends entries in order, each advancing the position: 'full' (position at the last one sent)
    * if the sink's buffer passed highWaterBytes first; 'limit' once `limit` events were sent.
+   * `frames`, when given, are the entries' frames on this wire, made elsewhere (a replay worker).
    */
-  send(entries: readonly Entry[], highWaterBytes: number, nowMs: number): 'all' | 'full' | 'limit' {
+  send(entries: readonly Entry[], highWaterBytes: number, nowMs: number, frames?: readonly Uint8Array[]): 'all' | 'full' | 'limit' {
     const { sink, wire, tally } = this;
     let full = false;
     sink.cork(() => {
-      for (const entry of entries) {
-        const bytes = wire.frame(entry);
+      for (let i = 0; i < entries.length; i++) {
+        const entry = entries[i]!;
+        const bytes = frames?.[i] ?? wire.frame(entry);
         sink.send(bytes, wire.zstd);
         tally.events++;
         tally.bytes += bytes.byteLength;

@@ -4,7 +4,7 @@ import { CLOSE, type CloseReason } from './close-reasons.ts';
 import { withHubDefaults, type HubHooks, type HubSettings, type SubscriberHubOptions } from './hub-options.ts';
 import { LiveIndex } from './live-index.ts';
 import { applyClientMessage } from './options-update.ts';
-import { readReplayBatch } from './replay-read.ts';
+import { ReplayReads, type ReplayBatch } from './replay-reads.ts';
 import { ReplayTurns } from './replay-turns.ts';
 import { Roster } from './roster.ts';
 import { FELL_BEHIND } from './slow-consumer.ts';
@@ -26,6 +26,7 @@ export class SubscriberHub {
   readonly #roster = new Roster();
   readonly #watchdog: Watchdog;
   readonly #replays: ReplayTurns<Subscriber>;
+  readonly #reads: ReplayReads;
   readonly #countTooLarge = () => this.#options.metrics.tooLarge++;
   readonly #hooks: HubHooks;
 
@@ -42,6 +43,7 @@ export class SubscriberHub {
     this.#watchdog = new Watchdog(this.#hooks);
     this.#backfill = options.backfill && new BackfillFeed(options.backfill, this.#hooks);
     this.#replays = new ReplayTurns((subscriber) => this.#replayStep(subscriber), this.#options.pumpSliceMs);
+    this.#reads = new ReplayReads(options.store, options.replayPool, (subscriber) => this.#pump(subscriber), (count) => (this.#options.metrics.tooLarge += count));
     options.store.onCommitted((entries) => this.#publish(entries));
   }
 
@@ -80,6 +82,7 @@ export class SubscriberHub {
     if (subscriber.mode === 'closed') return;
     if (subscriber.mode === 'live') this.#live.remove(subscriber);
     subscriber.mode = 'closed';
+    this.#reads.reset(subscriber);
     subscriber.backfill?.close();
     this.#watchdog.forget(subscriber);
     if (this.#roster.delete(subscriber)) this.#options.metrics.disconnects.inc({ reason });
@@ -95,6 +98,7 @@ export class SubscriberHub {
   /** Replays from `position` in a new slow-consumer window (a live subscriber leaves the live index). */
   #replayFrom(subscriber: Subscriber, position: number): void {
     if (subscriber.mode === 'live') this.#live.remove(subscriber);
+    this.#reads.reset(subscriber);
     subscriber.position = position;
     subscriber.mode = 'replay';
     this.#watchdog.startWindow(subscriber);
@@ -115,22 +119,35 @@ export class SubscriberHub {
     }
     const backfilling = this.#backfill?.replayStep(subscriber);
     if (backfilling !== undefined) return backfilling;
-    const { entries, position } = readReplayBatch(store, subscriber.position, subscriber.filter, this.#countTooLarge, subscriber.backfill && ((entry) => withheld(subscriber, entry)));
-    const sent = entries.length > 0 ? this.#send(subscriber, entries) : 'all';
+    const batch = this.#reads.next(subscriber);
+    if (batch === 'reading') return false;
+    if (batch === 'trimmed') {
+      this.#watchdog.tooSlow(subscriber, FELL_BEHIND);
+      return false;
+    }
+    const sent = this.#sendBatch(subscriber, batch);
     if (sent !== 'all') {
       if (sent === 'full') subscriber.mode = 'blocked';
       return false;
     }
-    subscriber.position = position;
-    if (position < store.hotLog.newest) return true;
+    this.#reads.finished(subscriber);
+    subscriber.position = batch.position;
+    if (subscriber.position < store.hotLog.newest) return true;
     subscriber.mode = 'live';
     this.#live.add(subscriber);
     return false;
   }
 
+  /** What remains of a replay batch, while the subscriber's sink is under its high-water mark. */
+  #sendBatch(subscriber: Subscriber, batch: ReplayBatch): 'all' | 'full' | 'limit' {
+    if (subscriber.sink.bufferedAmount() > this.#options.highWaterBytes) return 'full';
+    const { entries, frames } = this.#reads.unsent(subscriber, batch);
+    return entries.length > 0 ? this.#send(subscriber, entries, frames) : 'all';
+  }
+
   /** Subscriber.send, ending the stream cleanly once its `limit` is reached. */
-  #send(subscriber: Subscriber, entries: readonly Entry[]): 'all' | 'full' | 'limit' {
-    const sent = subscriber.send(entries, this.#options.highWaterBytes, this.#options.nowMs());
+  #send(subscriber: Subscriber, entries: readonly Entry[], frames?: readonly Uint8Array[]): 'all' | 'full' | 'limit' {
+    const sent = subscriber.send(entries, this.#options.highWaterBytes, this.#options.nowMs(), frames);
     if (sent === 'limit') this.#end(subscriber, CLOSE.limitReached.metric, CLOSE.limitReached);
     return sent;
   }

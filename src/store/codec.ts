@@ -19,11 +19,15 @@ export function recordSize(entry: Entry): number {
   return FIXED_BYTES + entry.did.length + (entry.collection?.length ?? 0) + entry.json.byteLength;
 }
 
-/** The records of `entries`, one after another, in one buffer. */
-export function encodeRecords(entries: readonly Entry[]): Buffer {
+/**
+ * The records of `entries`, one after another, in one buffer. `allocate` may be
+ * Buffer.allocUnsafeSlow for a buffer that owns its memory (to transfer it to another thread:
+ * small buffers otherwise share Node's pool).
+ */
+export function encodeRecords(entries: readonly Entry[], allocate: (size: number) => Buffer = Buffer.allocUnsafe): Buffer {
   let total = 0;
   for (const entry of entries) total += recordSize(entry);
-  const out = Buffer.allocUnsafe(total);
+  const out = allocate(total);
   let at = 0;
   for (const entry of entries) at = writeRecord(out, at, entry);
   return out;

@@ -1,13 +1,15 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { TransactionFlags, open, type Database, type DatabaseOptions, type RootDatabase } from 'lmdb';
+import { TransactionFlags, type Database, type RootDatabase } from 'lmdb';
 import type { Logger } from 'pino';
 import type { Entry } from '../events/index.ts';
 import { BlockReader, buildBlock, type BlockInfo, type BlockKey } from './blocks.ts';
 import { decodeRecords, encodeRecords, recordSize } from './codec.ts';
+import { collect, readStored, type ReadOptions, type ReadResult } from './disk-reads.ts';
 import { Dictionaries } from './dictionaries.ts';
-import { POSTING_BYTES, didHash, posting, postingEncoding } from './did-keys.ts';
+import { POSTING_BYTES, didHash, posting } from './did-keys.ts';
+import { META, openEnvironment, openMeta, openTables, type BufferLocation } from './environment.ts';
 import { HotLog } from './hot-log.ts';
 import { lockDataDir, type DataDirLock } from './data-dir-lock.ts';
 import { assertFreeSpace } from './free-space.ts';
@@ -26,27 +28,6 @@ export interface Batch {
   cursor?: UpstreamCursor;
   /** Last commit rev per DID among the batch's commits. */
   revs: Map<string, string>;
-}
-
-/** A predicate on an event's metadata (did, kind, collection; json.byteLength). */
-export interface EventFilter {
-  (entry: Entry): boolean;
-}
-
-export interface ReadResult {
-  entries: Entry[];
-  /** The newest time_us examined (matching or not); the next read continues after it. */
-  position: number;
-}
-
-export interface ReadOptions {
-  maxEntries: number;
-  /** Stop after examining about this many events even if fewer matched (bounds one read's time). */
-  maxScanned?: number;
-  /** The exact test every returned event passes. */
-  filter?: EventFilter;
-  /** What `filter` wants by DID and collection, so only matching index ranges are read (see Selection). */
-  select?: Selection;
 }
 
 export interface StoreSpan {
@@ -83,12 +64,6 @@ export interface EventStoreOptions {
 const COMMIT_WITHOUT_WAITING_FOR_FLUSH = TransactionFlags.ABORTABLE | TransactionFlags.SYNCHRONOUS_COMMIT | TransactionFlags.NO_SYNC_FLUSH;
 /** Per-DID index postings removed per transaction when retention removes a block (~2–3 ms each). */
 const INDEX_TRIM_CHUNK = 128;
-const META_CURSOR = 'upstreamCursor';
-const META_LAST_TIME = 'lastTimeUs';
-const META_TRIMMED = 'trimmedUpTo';
-const META_LAST_SEQ = 'lastSeq';
-const META_FORMAT = 'format';
-const META_DID_INDEX_BROKEN = 'didIndexBroken';
 /**
  * The stored layout's version: 2 added seq; 3 stores events in compressed blocks with per-DID
  * and per-collection indexes; 4 keeps the per-DID index as dupsort postings (did-keys.ts). A
@@ -132,6 +107,10 @@ function revKey(did: string): string {
 
 export class EventStore {
   readonly hotLog: HotLog;
+  /** Where the buffer is and how its environment was opened (a replay worker thread opens it the same way). */
+  readonly location: BufferLocation;
+  /** Bytes of decompressed block partitions kept for readers (each replay worker thread keeps as many). */
+  readonly blockCacheBytes: number;
   readonly #root: RootDatabase;
   /** Committed events not yet sealed into a block: time_us → record (codec.ts). */
   readonly #tailDb: Database<Buffer, number>;
@@ -190,18 +169,9 @@ export class EventStore {
       this.previousRun = this.#releasingLockOnError(() => checkPreviousRun(options.dataDir));
     }
     this.#releasingLockOnError(() => assertLmdbFile(join(options.dataDir, 'data.mdb')));
-    // noSubdir: false — lmdb-js otherwise treats a path with an extension ("contrail.d") as a file.
-    this.#root = this.#releasingLockOnError(() =>
-      open({
-        path: options.dataDir,
-        maxDbs: 16,
-        readOnly: options.readOnly,
-        noSubdir: false,
-        noSync: !fsync,
-        ...(options.mapSizeBytes ? { mapSize: options.mapSizeBytes } : {}),
-      }),
-    );
-    this.#meta = this.#root.openDB<unknown, string>({ name: 'meta' });
+    this.location = { dataDir: options.dataDir, readOnly: !this.#writable, fsync, ...(options.mapSizeBytes ? { mapSizeBytes: options.mapSizeBytes } : {}) };
+    this.#root = this.#releasingLockOnError(() => openEnvironment(this.location));
+    this.#meta = openMeta(this.#root);
     try {
       this.#checkFormat(options.dataDir);
     } catch (err) {
@@ -209,14 +179,14 @@ export class EventStore {
       this.#lock?.release();
       throw err;
     }
-    this.#tailDb = this.#root.openDB<Buffer, number>({ name: 'tail', encoding: 'binary' });
-    this.#blocks = this.#root.openDB<Buffer, BlockKey>({ name: 'blocks', encoding: 'binary' });
-    this.#directory = this.#root.openDB<BlockInfo, number>({ name: 'directory' });
-    this.#blockSeqs = this.#root.openDB<number, number>({ name: 'blockSeqs' });
-    // dupFixed is lmdb-js's (MDB_DUPFIXED), missing from its typings.
-    this.#byDid = this.#root.openDB<Buffer, Buffer>({ name: 'byDid', keyEncoding: 'binary', encoder: postingEncoding, dupSort: true, dupFixed: true } as DatabaseOptions & { name: string });
-    this.#partitions = this.#root.openDB<number, string>({ name: 'partitions' });
-    this.#revs = this.#root.openDB<string, string>({ name: 'revs', encoding: 'string' });
+    const tables = openTables(this.#root);
+    this.#tailDb = tables.tail;
+    this.#blocks = tables.blocks;
+    this.#directory = tables.directory;
+    this.#blockSeqs = tables.blockSeqs;
+    this.#byDid = tables.byDid;
+    this.#partitions = tables.partitions;
+    this.#revs = tables.revs;
     this.#dictionaries = new Dictionaries(this.#root, options.dictionary, this.#writable);
     for (const { key, value } of this.#partitions.getRange()) {
       this.#partOfCollection.set(key, value);
@@ -228,13 +198,14 @@ export class EventStore {
       this.#sealedUpTo = key;
     }
     const newest = this.#tail.at(-1)?.timeUs ?? (this.#sealedUpTo || undefined);
-    this.#lastSeq = (this.#meta.get(META_LAST_SEQ) as number | undefined) ?? 0;
-    this.#lastTimeUs = Math.max((this.#meta.get(META_LAST_TIME) as number | undefined) ?? 0, newest ?? 0);
-    this.#trimmedUpTo = (this.#meta.get(META_TRIMMED) as number | undefined) ?? 0;
-    this.#cursor = this.#meta.get(META_CURSOR) as UpstreamCursor | undefined;
-    this.#didIndexBroken = this.#meta.get(META_DID_INDEX_BROKEN) === true;
+    this.#lastSeq = (this.#meta.get(META.lastSeq) as number | undefined) ?? 0;
+    this.#lastTimeUs = Math.max((this.#meta.get(META.lastTimeUs) as number | undefined) ?? 0, newest ?? 0);
+    this.#trimmedUpTo = (this.#meta.get(META.trimmedUpTo) as number | undefined) ?? 0;
+    this.#cursor = this.#meta.get(META.cursor) as UpstreamCursor | undefined;
+    this.#didIndexBroken = this.#meta.get(META.didIndexBroken) === true;
     this.hotLog = new HotLog(options.hotLogBytes, newest ?? 0);
-    this.#blockReader = new BlockReader(this.#blocks, this.#dictionaries, options.blockCacheBytes ?? 64 * 1024 * 1024);
+    this.blockCacheBytes = options.blockCacheBytes ?? 64 * 1024 * 1024;
+    this.#blockReader = new BlockReader(this.#blocks, this.#dictionaries, this.blockCacheBytes);
     this.#sealed = new SealedReader(
       this.#directory,
       this.#byDid,
@@ -269,6 +240,16 @@ export class EventStore {
   /** Events at or below this time_us were removed by retention. */
   get trimmedUpTo(): number {
     return this.#trimmedUpTo;
+  }
+
+  /** What a reader in another thread needs to read the way this store would (see snapshot-reader.ts). */
+  get indexState(): { sealedEvents: number; didIndexUsable: boolean } {
+    return { sealedEvents: this.#sealedCount, didIndexUsable: !this.#didIndexBroken };
+  }
+
+  /** A reader in another thread found the per-DID index inconsistent: as if this store had. */
+  reportDidIndexInconsistent(detail: string): void {
+    this.#didIndexInconsistent(detail);
   }
 
   getRev(did: string): string | undefined {
@@ -326,9 +307,9 @@ export class EventStore {
         at += size;
       }
       for (const [did, rev] of revs) this.#revs.putSync(revKey(did), rev);
-      if (cursor) this.#meta.putSync(META_CURSOR, cursor);
-      this.#meta.putSync(META_LAST_TIME, lastTimeUs);
-      this.#meta.putSync(META_LAST_SEQ, lastSeq);
+      if (cursor) this.#meta.putSync(META.cursor, cursor);
+      this.#meta.putSync(META.lastTimeUs, lastTimeUs);
+      this.#meta.putSync(META.lastSeq, lastSeq);
     }, COMMIT_WITHOUT_WAITING_FOR_FLUSH);
     if (cursor) this.#cursor = cursor;
     this.#lastTimeUs = lastTimeUs;
@@ -406,28 +387,16 @@ export class EventStore {
    * with a commit.
    */
   readAfter(position: number, options: ReadOptions): ReadResult {
-    const { maxEntries, maxScanned = Infinity, filter, select } = options;
-    const entries: Entry[] = [];
-    let scanned = 0;
-    const visit = (entry: Entry): boolean => {
-      if (!filter || filter(entry)) entries.push(entry);
-      return entries.length < maxEntries && ++scanned < maxScanned;
-    };
+    const { maxScanned = Infinity, select } = options;
+    const { entries, visit } = collect(options);
     if (!this.hotLog.covers(position)) {
-      const end = this.hotLog.floor;
-      if (position < this.#sealedUpTo) {
-        const read = this.#sealed.read(position, Math.min(end, this.#sealedUpTo), select, maxScanned, visit);
-        position = read.position;
-        if (read.full) return { entries, position };
-      }
       const tail = this.#tail;
-      for (let i = firstAfter(tail, position); ; i++) {
-        const entry = tail[i];
-        if (entry === undefined || entry.timeUs > end) break;
-        position = entry.timeUs;
-        if (!visit(entry)) return { entries, position };
-      }
-      position = Math.max(position, end);
+      const tailAfter = function* (after: number) {
+        for (let i = firstAfter(tail, after); i < tail.length; i++) yield tail[i]!;
+      };
+      const read = readStored(position, this.hotLog.floor, { sealed: this.#sealed, sealedUpTo: this.#sealedUpTo, tailAfter }, select, maxScanned, visit);
+      position = read.position;
+      if (read.full) return { entries, position };
     }
     if (select && select.dids.size > 0) {
       // Only the DIDs' own entries: every other one fails the filter.
@@ -545,7 +514,7 @@ export class EventStore {
       for (const part of info.parts) this.#blocks.removeSync([end, part]);
       this.#directory.removeSync(end);
       this.#blockSeqs.removeSync(info.lastSeq);
-      this.#meta.putSync(META_TRIMMED, trimmedUpTo);
+      this.#meta.putSync(META.trimmedUpTo, trimmedUpTo);
     }, COMMIT_WITHOUT_WAITING_FOR_FLUSH);
     this.#blockReader.forget(end, info);
     const count = sumOf(info.counts);
@@ -571,7 +540,7 @@ export class EventStore {
     const trimmedUpTo = Math.max(this.#trimmedUpTo, newest.timeUs);
     this.#root.transactionSync(() => {
       for (const entry of removed) this.#tailDb.removeSync(entry.timeUs);
-      this.#meta.putSync(META_TRIMMED, trimmedUpTo);
+      this.#meta.putSync(META.trimmedUpTo, trimmedUpTo);
     }, COMMIT_WITHOUT_WAITING_FOR_FLUSH);
     this.#tail.splice(0, count);
     this.#trimmed(trimmedUpTo);
@@ -588,7 +557,7 @@ export class EventStore {
     if (this.#didIndexBroken) return;
     this.#didIndexBroken = true;
     this.#logger?.error({ detail }, 'the per-DID index is inconsistent: DID-filtered replays scan the blocks instead, and the index is rebuilt at the next start');
-    if (this.#writable) this.#meta.putSync(META_DID_INDEX_BROKEN, true);
+    if (this.#writable) this.#meta.putSync(META.didIndexBroken, true);
   }
 
   /** Rebuilds the per-DID index from the blocks, a block per transaction. */
@@ -602,7 +571,7 @@ export class EventStore {
         for (const [part, events] of byPart) for (const entry of events) this.#byDid.putSync(didHash(entry.did), posting(entry.timeUs, part));
       }, COMMIT_WITHOUT_WAITING_FOR_FLUSH);
     }
-    this.#meta.removeSync(META_DID_INDEX_BROKEN);
+    this.#meta.removeSync(META.didIndexBroken);
     this.#didIndexBroken = false;
     this.#logger?.warn({ events: this.#sealedCount, seconds: Math.round(performance.now() - started) / 1000 }, 'rebuilt the per-DID index');
   }
@@ -635,10 +604,10 @@ export class EventStore {
    * was written by contrail before version 2. An empty one is stamped with the current format.
    */
   #checkFormat(dataDir: string): void {
-    const format = this.#meta.get(META_FORMAT) as number | undefined;
+    const format = this.#meta.get(META.format) as number | undefined;
     if (format === FORMAT) return;
-    if (format === undefined && this.#meta.get(META_CURSOR) === undefined && this.#meta.get(META_LAST_TIME) === undefined) {
-      if (this.#writable) this.#meta.putSync(META_FORMAT, FORMAT);
+    if (format === undefined && this.#meta.get(META.cursor) === undefined && this.#meta.get(META.lastTimeUs) === undefined) {
+      if (this.#writable) this.#meta.putSync(META.format, FORMAT);
       return;
     }
     const writer = format === undefined ? 'an older contrail (store format 1, events without seq)' : `a contrail with store format ${format}`;

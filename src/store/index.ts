@@ -72,17 +72,12 @@
  *   free-space.ts    assertFreeSpace: refuses to start on a full disk
  *   metrics.ts       the store and ingest Prometheus metrics, and the buffer's gauges
  */
-export {
-  EventStore,
-  type Batch,
-  type EventFilter,
-  type EventStoreOptions,
-  type ReadOptions,
-  type ReadResult,
-  type StoreSpan,
-  type UpstreamCursor,
-} from './event-store.ts';
+export { EventStore, type Batch, type EventStoreOptions, type StoreSpan, type UpstreamCursor } from './event-store.ts';
+export type { EventFilter, ReadOptions, ReadResult } from './disk-reads.ts';
 export type { Selection } from './sealed-reads.ts';
+export type { BufferLocation } from './environment.ts';
+export { SnapshotReader, type SnapshotRead, type SnapshotReadOptions } from './snapshot-reader.ts';
+export { decodeRecords, encodeRecords } from './codec.ts';
 export { Ingester, type IngesterOptions } from './ingest.ts';
 export { collectionKeeper } from './ingest-filter.ts';
 export { Retention, type RetentionOptions } from './retention.ts';

@@ -24,6 +24,7 @@ export function testConfig(upstream: string, dataDir: string, overrides: Partial
     retentionMs: 24 * 3_600_000,
     maxBufferBytes: 1e9,
     hotCacheBytes: 16 * 1024 * 1024,
+    replayWorkers: 1,
     maxFrameBytes: 5_000_000,
     transport: 'auto',
     zstdDictionary: DEFAULT_DICTIONARY,

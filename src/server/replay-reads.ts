@@ -1,0 +1,185 @@
+import type { Entry } from '../events/index.ts';
+import { decodeRecords, type EventStore } from '../store/index.ts';
+import { withheld } from './backfill-feed.ts';
+import { sendsEvent, type SubscriberFilter } from './filter.ts';
+import type { FilterSpec, ReplayPool } from './replay-pool.ts';
+import type { Subscriber } from './subscriber.ts';
+
+/** One read's bounds: a few ms of work, and no more than a sink's high-water mark of bytes. */
+const READ_LIMITS = { maxEntries: 512, maxScanned: 10_000, maxBytes: 1024 * 1024 };
+
+/**
+ * A replay read's result: the events after the subscriber's position its filter sends (wanted
+ * and within maxMessageSizeBytes), and the position examined up to. `frames` are the events'
+ * zstd frames when a worker made them.
+ */
+export interface ReplayBatch {
+  entries: Entry[];
+  frames?: Uint8Array[];
+  position: number;
+}
+
+interface ReadState {
+  /** Bumped when the subscriber leaves or replays from elsewhere: a read asked for before is stale. */
+  generation: number;
+  /** The filter the batch was read, or the read asked, with: after an options_update, stale too. */
+  filter?: SubscriberFilter;
+  /** A worker is reading for it (at most one read at a time). */
+  reading: boolean;
+  /** Read, not sent whole yet (the sink filled up): sent first on the next step. */
+  batch?: ReplayBatch;
+  /** A worker said retention removed events after the position. */
+  trimmed?: boolean;
+  /** The last worker read failed (the worker died): read the next batch here. */
+  onMainThread?: boolean;
+}
+
+/**
+ * Where a replaying subscriber's next batch comes from: from the hot log, synchronously, as
+ * before — so the last step before the subscriber joins the live index runs between commits
+ * and the handover has no seam — and from LMDB on a replay worker thread (replay-pool.ts), or
+ * on this thread when there are none (--replay-workers 0) or the worker died. A subscriber has
+ * at most one worker read in flight; its answer waits here until the hub's turn comes
+ * (replay-turns.ts), so handling answers shares the replays' bounded slice of each turn and
+ * never delays a commit's publish. A read asked for before the subscriber's filter changed or it
+ * left is dropped when it comes back.
+ */
+export class ReplayReads {
+  readonly #states = new WeakMap<Subscriber, ReadState>();
+  readonly #specs = new WeakMap<SubscriberFilter, string>();
+
+  constructor(
+    private readonly store: EventStore,
+    private readonly pool: ReplayPool | undefined,
+    /** A worker's answer came for a subscriber (or its read failed): give it a step. */
+    private readonly wake: (subscriber: Subscriber) => void,
+    private readonly countTooLarge: (count: number) => void,
+  ) {}
+
+  /** The subscriber's next batch; 'reading' while a worker reads it (wake follows); 'trimmed' if retention removed events it had not read. */
+  next(subscriber: Subscriber): ReplayBatch | 'reading' | 'trimmed' {
+    const state = this.#stateOf(subscriber);
+    if (state.filter !== subscriber.filter) {
+      state.batch = undefined;
+      state.trimmed = false;
+    }
+    if (state.trimmed) return 'trimmed';
+    if (state.batch) return state.batch;
+    if (state.reading) return 'reading';
+    if (this.pool && !state.onMainThread && !this.store.hotLog.covers(subscriber.position)) {
+      this.#readInWorker(subscriber, state, this.pool);
+      return 'reading';
+    }
+    state.onMainThread = false;
+    const { filter } = subscriber;
+    state.filter = filter;
+    const tooLarge = () => this.countTooLarge(1);
+    const read = this.store.readAfter(subscriber.position, { ...READ_LIMITS, filter: (entry) => sendsEvent(filter, entry, tooLarge), select: filter });
+    return (state.batch = read);
+  }
+
+  /** What of the batch is still to send: the events after the subscriber's position, without those its backfills hold back now. */
+  unsent(subscriber: Subscriber, batch: ReplayBatch): { entries: Entry[]; frames?: Uint8Array[] } {
+    const from = firstAfter(batch.entries, subscriber.position);
+    let entries = from === 0 ? batch.entries : batch.entries.slice(from);
+    let frames = batch.frames && (from === 0 ? batch.frames : batch.frames.slice(from));
+    if (subscriber.backfill) {
+      const kept = entries.map((entry) => !withheld(subscriber, entry));
+      entries = entries.filter((_, i) => kept[i]);
+      frames = frames?.filter((_, i) => kept[i]);
+    }
+    return { entries, ...(frames ? { frames } : {}) };
+  }
+
+  /** The batch was sent whole. */
+  finished(subscriber: Subscriber): void {
+    this.#stateOf(subscriber).batch = undefined;
+  }
+
+  /** Forgets what was read for the subscriber (it left, or replays from another position). */
+  reset(subscriber: Subscriber): void {
+    const state = this.#states.get(subscriber);
+    if (!state) return;
+    state.generation++;
+    state.batch = undefined;
+    state.trimmed = false;
+  }
+
+  #stateOf(subscriber: Subscriber): ReadState {
+    let state = this.#states.get(subscriber);
+    if (!state) this.#states.set(subscriber, (state = { generation: 0, reading: false }));
+    return state;
+  }
+
+  #readInWorker(subscriber: Subscriber, state: ReadState, pool: ReplayPool): void {
+    state.reading = true;
+    const { generation } = state;
+    const { filter } = subscriber;
+    state.filter = filter;
+    const { sealedEvents, didIndexUsable } = this.store.indexState;
+    const request = {
+      position: subscriber.position,
+      // What the hot log does not hold: everything up to its floor is committed, so the worker's snapshot has it.
+      end: this.store.hotLog.floor,
+      filter: this.#specOf(filter),
+      wire: { name: subscriber.wire.name, zstd: subscriber.wire.zstd },
+      limits: READ_LIMITS,
+      sealedEvents,
+      didIndexUsable,
+    };
+    pool.read(request).then(
+      (answer) => {
+        state.reading = false;
+        if (state.generation !== generation || subscriber.filter !== filter || subscriber.mode === 'closed') return this.wake(subscriber);
+        if (answer.trimmed) {
+          state.trimmed = true;
+        } else {
+          if (answer.inconsistency) this.store.reportDidIndexInconsistent(answer.inconsistency);
+          if (answer.tooLarge > 0) this.countTooLarge(answer.tooLarge);
+          const entries = decodeRecords(Buffer.from(answer.records));
+          const frames = answer.frames && framesOf(answer.frames);
+          state.batch = { entries, position: answer.position, ...(frames ? { frames } : {}) };
+        }
+        this.wake(subscriber);
+      },
+      () => {
+        // The worker died (the pool logs it) or the read failed there: this batch is read here.
+        state.reading = false;
+        state.onMainThread = true;
+        this.wake(subscriber);
+      },
+    );
+  }
+
+  /** The filter as a worker rebuilds it, made once per filter. */
+  #specOf(filter: SubscriberFilter): string {
+    let spec = this.#specs.get(filter);
+    if (spec === undefined) {
+      const fields: FilterSpec = { dids: [...filter.dids], collections: [...filter.collections], prefixes: filter.prefixes, kinds: [...filter.kinds], maxMessageBytes: filter.maxMessageBytes };
+      this.#specs.set(filter, (spec = JSON.stringify(fields)));
+    }
+    return spec;
+  }
+}
+
+function framesOf({ bytes, ends }: { bytes: ArrayBuffer; ends: Uint32Array }): Uint8Array[] {
+  const frames: Uint8Array[] = [];
+  let start = 0;
+  for (const end of ends) {
+    frames.push(new Uint8Array(bytes, start, end - start));
+    start = end;
+  }
+  return frames;
+}
+
+/** Index of the first entry with time_us > position. */
+function firstAfter(entries: readonly Entry[], position: number): number {
+  let low = 0;
+  let high = entries.length;
+  while (low < high) {
+    const mid = (low + high) >>> 1;
+    if (entries[mid]!.timeUs <= position) low = mid + 1;
+    else high = mid;
+  }
+  return low;
+}

@@ -1,0 +1,99 @@
+/**
+ * A replay worker thread: reads the buffer for the main thread's ReplayPool. It opens the same
+ * LMDB environment (never writing), and for each request reads the events after a position that
+ * the subscriber's filter sends, in a fresh snapshot, then answers with them as stored records
+ * and — for a zstd subscriber — their frames, both in buffers it transfers. It holds no
+ * subscriber state: a request carries the filter (kept here by its JSON), the wire and the
+ * EventStore's index state.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import type { Entry } from '../events/index.ts';
+import { encodeRecords, SnapshotReader } from '../store/index.ts';
+import { EventCompressor } from './compression.ts';
+import { sendsEvent, type SubscriberFilter } from './filter.ts';
+import type { FilterSpec, ReplayReply, ReplayRequest, ReplayWorkerData } from './replay-pool.ts';
+import { ndjsonWire, sseWire, v1Wire, v2Wire, type Wire } from './wire.ts';
+
+/** Filters rebuilt from their JSON, most recently used last. */
+const FILTERS_KEPT = 256;
+
+const data = workerData as ReplayWorkerData;
+const reader = new SnapshotReader(data.location, data.blockCacheBytes);
+const compressor = new EventCompressor(Buffer.from(data.dictionary), data.level);
+const wires: Record<string, Wire> = {
+  v1: v1Wire(compressor, false),
+  'v1+zstd': v1Wire(compressor, true),
+  v2: v2Wire(compressor, false),
+  'v2+zstd': v2Wire(compressor, true),
+  sse: sseWire(),
+  ndjson: ndjsonWire(),
+};
+const filters = new Map<string, SubscriberFilter>();
+
+function filterFor(json: string, wire: Wire): SubscriberFilter {
+  const key = `${wire.name}\n${json}`;
+  let filter = filters.get(key);
+  if (filter) {
+    filters.delete(key);
+  } else {
+    const spec = JSON.parse(json) as FilterSpec;
+    filter = {
+      dids: new Set(spec.dids),
+      collections: new Set(spec.collections),
+      prefixes: spec.prefixes,
+      kinds: new Set(spec.kinds),
+      maxMessageBytes: spec.maxMessageBytes,
+      frameBytes: wire.frameBytes,
+    };
+    if (filters.size >= FILTERS_KEPT) filters.delete(filters.keys().next().value!);
+  }
+  filters.set(key, filter);
+  return filter;
+}
+
+function framesOf(entries: readonly Entry[], wire: Wire): { bytes: ArrayBuffer; ends: Uint32Array } {
+  const frames = entries.map((entry) => wire.frame(entry));
+  const ends = new Uint32Array(frames.length);
+  let total = 0;
+  frames.forEach((frame, i) => (ends[i] = total += frame.byteLength));
+  const bytes = new Uint8Array(total);
+  frames.forEach((frame, i) => bytes.set(frame, i === 0 ? 0 : ends[i - 1]));
+  return { bytes: bytes.buffer, ends };
+}
+
+function answer(request: ReplayRequest): ReplayReply {
+  const wire = wires[request.wire.zstd ? `${request.wire.name}+zstd` : request.wire.name];
+  if (!wire) throw new Error(`no wire ${request.wire.name}`);
+  const filter = filterFor(request.filter, wire);
+  let tooLarge = 0;
+  const read = reader.read(request.position, request.end, {
+    ...request.limits,
+    filter: (entry) => sendsEvent(filter, entry, () => tooLarge++),
+    select: filter,
+    sealedEvents: request.sealedEvents,
+    didIndexUsable: request.didIndexUsable,
+  });
+  if (read.trimmed) return { id: request.id, trimmed: true };
+  const records = encodeRecords(read.entries, Buffer.allocUnsafeSlow);
+  return {
+    id: request.id,
+    position: read.position,
+    records: records.buffer as ArrayBuffer,
+    ...(wire.zstd ? { frames: framesOf(read.entries, wire) } : {}),
+    tooLarge,
+    ...(read.inconsistency ? { inconsistency: read.inconsistency } : {}),
+  };
+}
+
+const port = parentPort!;
+port.on('message', (request: ReplayRequest) => {
+  let reply: ReplayReply | { id: number; error: string };
+  try {
+    reply = answer(request);
+  } catch (err) {
+    reply = { id: request.id, error: (err as Error).message };
+  }
+  const transfer = 'records' in reply ? [reply.records, ...(reply.frames ? [reply.frames.bytes, reply.frames.ends.buffer as ArrayBuffer] : [])] : [];
+  port.postMessage(reply, transfer);
+});
+port.postMessage({ id: -1, ready: true });

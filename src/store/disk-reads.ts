@@ -1,0 +1,67 @@
+import type { Entry } from '../events/index.ts';
+import type { SealedRead, SealedReader, Selection, Visit } from './sealed-reads.ts';
+
+/** A predicate on an event's metadata (did, kind, collection; json.byteLength). */
+export interface EventFilter {
+  (entry: Entry): boolean;
+}
+
+export interface ReadResult {
+  entries: Entry[];
+  /** The newest time_us examined (matching or not); the next read continues after it. */
+  position: number;
+}
+
+export interface ReadOptions {
+  maxEntries: number;
+  /** Stop after examining about this many events even if fewer matched (bounds one read's time). */
+  maxScanned?: number;
+  /** Stop once the returned events' JSON holds about this many bytes (bounds what a read hands over). */
+  maxBytes?: number;
+  /** The exact test every returned event passes. */
+  filter?: EventFilter;
+  /** What `filter` wants by DID and collection, so only matching index ranges are read (see Selection). */
+  select?: Selection;
+}
+
+/** What a read returns, and the visitor that fills it: false once a bound is reached. */
+export function collect(options: ReadOptions): { entries: Entry[]; visit: Visit } {
+  const { maxEntries, maxScanned = Infinity, maxBytes = Infinity, filter } = options;
+  const entries: Entry[] = [];
+  let scanned = 0;
+  let bytes = 0;
+  const visit = (entry: Entry): boolean => {
+    if (!filter || filter(entry)) {
+      entries.push(entry);
+      bytes += entry.json.byteLength;
+    }
+    return entries.length < maxEntries && bytes < maxBytes && ++scanned < maxScanned;
+  };
+  return { entries, visit };
+}
+
+/**
+ * Visits the stored events with position < time_us ≤ end that the selection can want, in
+ * order: sealed blocks (up to sealedUpTo), then the tail. The EventStore keeps its tail in
+ * memory; a replay worker thread reads it from its LMDB snapshot (snapshot-reader.ts).
+ */
+export function readStored(
+  position: number,
+  end: number,
+  from: { sealed: SealedReader; sealedUpTo: number; tailAfter: (position: number) => Iterable<Entry> },
+  select: Selection | undefined,
+  maxScanned: number,
+  visit: Visit,
+): SealedRead {
+  if (position < from.sealedUpTo) {
+    const read = from.sealed.read(position, Math.min(end, from.sealedUpTo), select, maxScanned, visit);
+    position = read.position;
+    if (read.full) return read;
+  }
+  for (const entry of from.tailAfter(position)) {
+    if (entry.timeUs > end) break;
+    position = entry.timeUs;
+    if (!visit(entry)) return { position, full: true };
+  }
+  return { position: Math.max(position, end), full: false };
+}

@@ -1,0 +1,104 @@
+import type { Database, RootDatabase } from 'lmdb';
+import type { Entry } from '../events/index.ts';
+import { BlockReader } from './blocks.ts';
+import { decodeRecords } from './codec.ts';
+import { Dictionaries } from './dictionaries.ts';
+import { collect, readStored, type ReadOptions, type ReadResult } from './disk-reads.ts';
+import { META, openEnvironment, openMeta, openTables, type BufferLocation } from './environment.ts';
+import { SealedReader } from './sealed-reads.ts';
+
+/** What the EventStore knows that a snapshot's reader needs (sent with each read). */
+export interface SnapshotReadOptions extends ReadOptions {
+  /** Events in sealed blocks (for the DID index's selectivity estimate). */
+  sealedEvents: number;
+  /** False once the per-DID index was found inconsistent (until it is rebuilt at the next start). */
+  didIndexUsable: boolean;
+}
+
+export type SnapshotRead =
+  | (ReadResult & { trimmed?: undefined; /** Why the per-DID index was bypassed (the EventStore records it). */ inconsistency?: string })
+  | { trimmed: true };
+
+/**
+ * Reads the stored events (sealed blocks and the tail) in another thread than the EventStore's:
+ * a replay worker thread opens the same LMDB environment (lmdb-js shares it within the process)
+ * and reads it without writing. Each read starts a fresh read transaction, so its snapshot holds
+ * every event committed before the read was asked for, and is consistent: a block being sealed
+ * is either still in the tail or already in its block; a block being removed by retention is
+ * either there or trimmedUpTo says it is gone — then the read answers `trimmed` rather than
+ * skip events silently, as the main thread's check of trimmedUpTo would.
+ */
+export class SnapshotReader {
+  readonly #root: RootDatabase;
+  readonly #meta: Database<unknown, string>;
+  readonly #tables: ReturnType<typeof openTables>;
+  readonly #sealed: SealedReader;
+  readonly #collectionOfPart: Array<string | null> = [];
+  /** The read in progress: what the SealedReader's callbacks answer from. */
+  #current = { sealedEvents: 0, trimmedUpTo: 0, partitionsReloaded: false };
+  /** Set when an index entry contradicted its block: this thread reads by scans from then on. */
+  #inconsistency: string | undefined;
+  #didIndexUsable = true;
+
+  constructor(location: BufferLocation, blockCacheBytes: number) {
+    this.#root = openEnvironment(location);
+    this.#meta = openMeta(this.#root);
+    this.#tables = openTables(this.#root);
+    const blocks = new BlockReader(this.#tables.blocks, new Dictionaries(this.#root, undefined, false), blockCacheBytes);
+    this.#loadPartitions();
+    this.#sealed = new SealedReader(
+      this.#tables.directory,
+      this.#tables.byDid,
+      blocks,
+      (part) => this.#collectionOf(part),
+      () => this.#current.sealedEvents,
+      () => this.#inconsistency === undefined && this.#didIndexUsable,
+      () => this.#current.trimmedUpTo,
+      (detail) => (this.#inconsistency ??= detail),
+    );
+  }
+
+  /** The events with position < time_us ≤ end that pass the filter, within the read's bounds. */
+  read(position: number, end: number, options: SnapshotReadOptions): SnapshotRead {
+    // lmdb-js renews its shared read transaction only on a later event-loop turn: reset it, so
+    // this read sees every commit made before the request was sent.
+    this.#root.resetReadTxn();
+    const trimmedUpTo = (this.#meta.get(META.trimmedUpTo) as number | undefined) ?? 0;
+    if (position < trimmedUpTo) return { trimmed: true };
+    const lastTimeUs = (this.#meta.get(META.lastTimeUs) as number | undefined) ?? 0;
+    if (lastTimeUs < end) throw new Error(`the read snapshot ends at time_us ${lastTimeUs}, before ${end}: it is older than the request`);
+    this.#current = { sealedEvents: options.sealedEvents, trimmedUpTo, partitionsReloaded: false };
+    this.#didIndexUsable = options.didIndexUsable;
+    const inconsistentBefore = this.#inconsistency;
+    const { entries, visit } = collect(options);
+    let sealedUpTo = 0;
+    for (const key of this.#tables.directory.getKeys({ reverse: true, limit: 1 })) sealedUpTo = key;
+    const tailAfter = (after: number) => this.#tailAfter(after);
+    const read = readStored(position, end, { sealed: this.#sealed, sealedUpTo, tailAfter }, options.select, options.maxScanned ?? Infinity, visit);
+    const inconsistency = this.#inconsistency !== inconsistentBefore ? this.#inconsistency : undefined;
+    return { entries, position: read.position, ...(inconsistency ? { inconsistency } : {}) };
+  }
+
+  close(): Promise<void> {
+    return this.#root.close();
+  }
+
+  *#tailAfter(after: number): Iterable<Entry> {
+    for (const { value } of this.#tables.tail.getRange({ start: after + 1 })) yield* decodeRecords(value);
+  }
+
+  /** A partition's collection; a partition numbered after this thread last looked is read from the snapshot. */
+  #collectionOf(part: number): string | null | undefined {
+    if (part >= this.#collectionOfPart.length && !this.#current.partitionsReloaded) {
+      this.#current.partitionsReloaded = true;
+      this.#loadPartitions();
+    }
+    return this.#collectionOfPart[part];
+  }
+
+  #loadPartitions(): void {
+    this.#collectionOfPart.length = 0;
+    this.#collectionOfPart.push(null);
+    for (const { key, value } of this.#tables.partitions.getRange()) this.#collectionOfPart[value] = key;
+  }
+}
