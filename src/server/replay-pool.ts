@@ -1,8 +1,9 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
-import type { EventKind } from '../events/index.ts';
-import type { BufferLocation } from '../store/index.ts';
+import type { Entry, EventKind } from '../events/index.ts';
+import { decodeRecords, type BufferLocation } from '../store/index.ts';
+import type { SubscriberFilter } from './filter.ts';
 import type { Wire } from './wire.ts';
 
 /** What a replay worker thread is started with. */
@@ -53,14 +54,33 @@ export type ReplayReply = { id: number } & (
     }
 );
 
-type Answer = Exclude<ReplayReply, { error: string }>;
+/** A FilterSpec's JSON: what a request carries of a filter. */
+export function filterSpecJson(filter: SubscriberFilter): string {
+  const spec: FilterSpec = { dids: [...filter.dids], collections: [...filter.collections], prefixes: filter.prefixes, kinds: [...filter.kinds], maxMessageBytes: filter.maxMessageBytes };
+  return JSON.stringify(spec);
+}
+
+/** An answer's events (their JSON are views of the transferred buffer) and frames. */
+export function decodeAnswer(answer: Extract<ReplayReply, { records: ArrayBuffer }>): { entries: Entry[]; frames?: Uint8Array[]; position: number } {
+  const entries = decodeRecords(Buffer.from(answer.records));
+  if (!answer.frames) return { entries, position: answer.position };
+  const { bytes, ends } = answer.frames;
+  const frames: Uint8Array[] = [];
+  let start = 0;
+  for (const end of ends) {
+    frames.push(new Uint8Array(bytes, start, end - start));
+    start = end;
+  }
+  return { entries, frames, position: answer.position };
+}
+
 type WorkerMessage = ReplayReply | { id: number; error: string } | { id: -1; ready: true };
 
 interface Slot {
   worker: Worker | undefined;
   /** Settles when its worker has opened the buffer, or died first. */
   started: Promise<void>;
-  pending: Map<number, { resolve: (reply: Answer) => void; reject: (err: Error) => void }>;
+  pending: Map<number, { resolve: (reply: ReplayReply) => void; reject: (err: Error) => void }>;
 }
 
 /** Replay workers when --replay-workers is not given: a core is the main thread's. */
@@ -106,7 +126,7 @@ export class ReplayPool {
   }
 
   /** Resolves with the read's answer; rejects if its worker died or the read failed there. */
-  read(request: Omit<ReplayRequest, 'id'>): Promise<Answer> {
+  read(request: Omit<ReplayRequest, 'id'>): Promise<ReplayReply> {
     if (this.#closed) return Promise.reject(new Error('the replay workers are closed'));
     if (this.#unstartable) return Promise.reject(this.#unstartable);
     let slot = this.#slots[0]!;
@@ -118,6 +138,13 @@ export class ReplayPool {
       slot.pending.set(id, { resolve, reject });
       worker.postMessage({ ...request, id } satisfies ReplayRequest);
     });
+  }
+
+  /** Reads asked for and not answered yet. */
+  get pendingReads(): number {
+    let pending = 0;
+    for (const slot of this.#slots) pending += slot.pending.size;
+    return pending;
   }
 
   /** The running worker threads (tests terminate one to see its reads survive). */

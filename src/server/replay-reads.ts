@@ -1,8 +1,8 @@
 import type { Entry } from '../events/index.ts';
-import { decodeRecords, type EventStore } from '../store/index.ts';
+import type { EventStore } from '../store/index.ts';
 import { withheld } from './backfill-feed.ts';
 import { sendsEvent, type SubscriberFilter } from './filter.ts';
-import type { FilterSpec, ReplayPool } from './replay-pool.ts';
+import { decodeAnswer, filterSpecJson, type ReplayPool } from './replay-pool.ts';
 import type { Subscriber } from './subscriber.ts';
 
 /** One read's bounds: a few ms of work, and no more than a sink's high-water mark of bytes. */
@@ -136,9 +136,7 @@ export class ReplayReads {
         } else {
           if (answer.inconsistency) this.store.reportDidIndexInconsistent(answer.inconsistency);
           if (answer.tooLarge > 0) this.countTooLarge(answer.tooLarge);
-          const entries = decodeRecords(Buffer.from(answer.records));
-          const frames = answer.frames && framesOf(answer.frames);
-          state.batch = { entries, position: answer.position, ...(frames ? { frames } : {}) };
+          state.batch = decodeAnswer(answer);
         }
         this.wake(subscriber);
       },
@@ -151,25 +149,12 @@ export class ReplayReads {
     );
   }
 
-  /** The filter as a worker rebuilds it, made once per filter. */
+  /** The filter as a request carries it, made once per filter. */
   #specOf(filter: SubscriberFilter): string {
     let spec = this.#specs.get(filter);
-    if (spec === undefined) {
-      const fields: FilterSpec = { dids: [...filter.dids], collections: [...filter.collections], prefixes: filter.prefixes, kinds: [...filter.kinds], maxMessageBytes: filter.maxMessageBytes };
-      this.#specs.set(filter, (spec = JSON.stringify(fields)));
-    }
+    if (spec === undefined) this.#specs.set(filter, (spec = filterSpecJson(filter)));
     return spec;
   }
-}
-
-function framesOf({ bytes, ends }: { bytes: ArrayBuffer; ends: Uint32Array }): Uint8Array[] {
-  const frames: Uint8Array[] = [];
-  let start = 0;
-  for (const end of ends) {
-    frames.push(new Uint8Array(bytes, start, end - start));
-    start = end;
-  }
-  return frames;
 }
 
 /** Index of the first entry with time_us > position. */

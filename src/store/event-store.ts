@@ -15,7 +15,7 @@ import { lockDataDir, type DataDirLock } from './data-dir-lock.ts';
 import { assertFreeSpace } from './free-space.ts';
 import { assertLmdbFile } from './lmdb-file.ts';
 import { checkPreviousRun, Run, type PreviousRun } from './run-marker.ts';
-import { SealedReader, type ReadPlanCounts, type Selection } from './sealed-reads.ts';
+import { SealedReader, type ReadPlanCounts } from './sealed-reads.ts';
 
 export interface UpstreamCursor {
   url: string;
