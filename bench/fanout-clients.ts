@@ -3,8 +3,8 @@
  * opens N WebSocket connections, counts frames, and samples latency from each event's
  * time_us (or a `sent` field the baseline server adds) to its arrival.
  *
- *   IPC in:  {type:'connect', urls, latency, deflate}, {type:'reset', expected}, {type:'stop'}
- *   IPC out: {type:'connected'}, {type:'done', frames, seconds, wireBytes}, {type:'latency', samples}
+ *   IPC in:  {type:'connect', urls, latency, deflate}, {type:'reset', expected}, {type:'count'}, {type:'stop'}
+ *   IPC out: {type:'connected'}, {type:'done', frames, seconds, wireBytes}, {type:'latency', samples}, {type:'count', frames}
  *
  * wireBytes counts what the TCP sockets read (frames as sent, compressed or not).
  */
@@ -51,6 +51,9 @@ async function handle(message: any): Promise<void> {
       break;
     case 'latency':
       process.send!({ type: 'latency', samples: latencies });
+      break;
+    case 'count':
+      process.send!({ type: 'count', frames: received });
       break;
     case 'stop':
       for (const socket of sockets) socket.terminate();

@@ -106,6 +106,22 @@ export class Clients {
     return this.#latencies();
   }
 
+  /** Frames received since the last reset. */
+  async received(): Promise<number> {
+    this.#child.send({ type: 'count' });
+    return (await this.#next('count')).frames;
+  }
+
+  /** Starts counting (and sampling latency) afresh, expecting no particular count. */
+  reset(): void {
+    this.#child.send({ type: 'reset', expected: Infinity });
+  }
+
+  /** The latency samples since the last reset, in µs. */
+  latencies(): Promise<number[]> {
+    return this.#latencies();
+  }
+
   async #latencies(): Promise<number[]> {
     this.#child.send({ type: 'latency' });
     return (await this.#next('latency')).samples;

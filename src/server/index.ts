@@ -13,6 +13,16 @@
  * tip, then pushes committed batches to it through the LiveIndex (live-index.ts), which looks
  * subscribers up by DID and collection so a narrow filter costs nothing for other events.
  *
+ * Replays never stall the live stream: what a replay reads from LMDB — blocks decompressed,
+ * decoded, filtered, and compressed subscribers' zstd frames made — is read on replay worker
+ * threads (replay-pool.ts, replay-worker.ts), which open the same LMDB environment and read it
+ * in a fresh snapshot per read; the hot log (recent events) is still read on the main thread,
+ * synchronously, so the step that joins the live index runs between commits as before. A
+ * worker's answer waits (replay-reads.ts) for the subscriber's replay turn (replay-turns.ts):
+ * handling answers shares the replays' bounded slice of each turn, and a replay batch is sent
+ * only while the subscriber's socket is under its high-water mark, so commits and live sends
+ * never wait behind replays for more than one slice.
+ *
  * Why this shape: one position per subscriber and one way to move it means replay, live, and
  * "fell behind then caught up" are the same code, so there is no replay→live seam to lose or
  * reorder events at. Memory per subscriber is the socket's send buffer, capped by a high-water
@@ -33,7 +43,9 @@
  *   options-update.ts    applyClientMessage: a client's options_update applied wherever the subscriber is
  *   backfill-feed.ts     BackfillFeed: starts a subscriber's repo backfills, sends their output in its replay steps
  *   replay-turns.ts      ReplayTurns: replays share one bounded slice per event-loop turn
- *   replay-read.ts       readReplayBatch: one replay step's read from the store
+ *   replay-reads.ts      ReplayReads: a replaying subscriber's next batch (hot log here, LMDB on a worker), stale reads dropped
+ *   replay-pool.ts       ReplayPool: the replay worker threads, their requests and answers, dead workers
+ *   replay-worker.ts     a replay worker thread: reads, filters and frames in a snapshot of the buffer
  *   subscriber.ts        Admission (before the sink) and Subscriber (with it: send, hang up); positionAtTime
  *   client-message.ts    readClientMessage: a client message → ignore, a new filter, or a close
  *   close-reasons.ts     every way the hub ends a stream: code, reason, metric label

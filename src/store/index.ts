@@ -50,6 +50,15 @@
  * index entry that contradicts its block is logged, the index bypassed, and rebuilt at the next
  * start; index entries only narrow what is read, the exact filter decides.
  *
+ * Reads off the main thread: a replay worker thread (the server's) opens the same environment
+ * from the store's `location` (lmdb-js shares one environment per path within a process and
+ * refuses a second opening with other flags) and reads sealed blocks and the tail with a
+ * SnapshotReader (snapshot-reader.ts): the same SealedReader and BlockReader (with its own
+ * cache), in a read transaction reset before each read — lmdb-js would otherwise renew it only
+ * on a later turn of the event loop, and a read could miss the newest commits. The snapshot's
+ * trimmedUpTo says when retention passed the reader's position; the EventStore's sealed count and
+ * index state come with each read, and an index inconsistency found there is reported back.
+ *
  * Retention (retention.ts) removes whole blocks (and their index entries) in one transaction
  * each, the age bound every interval and the size bound after every commit too; the size bound
  * never removes the newest event. `trimmedUpTo` remembers where, so a reader whose position
@@ -59,6 +68,9 @@
  *   event-store.ts   EventStore: the LMDB environment, commits, sealing, readAfter, span, trimming
  *   blocks.ts        blocks: building them, reading and caching their partitions
  *   sealed-reads.ts  reads of sealed blocks: by the DID index, by partition, or everything
+ *   disk-reads.ts    readStored: sealed blocks then the tail, for a read's bounds (collect)
+ *   snapshot-reader.ts SnapshotReader: the same reads from another thread, in a fresh snapshot
+ *   environment.ts   the LMDB environment's options and tables, opened alike by every thread
  *   did-keys.ts      the per-DID index's keys
  *   dictionaries.ts  the zstd dictionaries the buffer's blocks were compressed with
  *   codec.ts         the stored-event layout: key fields, metadata for filters, the event's JSON

@@ -1,0 +1,148 @@
+/**
+ * bench/replay-live: live clients' latency while many clients replay a large buffer, with replays
+ * read on worker threads (--replay-workers 1) beside the same replays read on the main thread
+ * (--replay-workers 0) and beside no replays at all, in the same run.
+ *
+ *   npx tsx bench/replay-live.ts [--events 1000000] [--seconds 10] [--runs 3] [--replays 20]
+ *
+ * A buffer of --events events with the network's mix (bench/day-events.ts) is written once
+ * through the EventStore; each case starts a gateway (uWS) on a fresh copy of it, fed by a local
+ * relay at 2,000 frames/s of synthetic firehose commits (decoded, committed to LMDB, published:
+ * the whole ingest path). 20 unfiltered live clients (one child process) sample latency as
+ * arrival − time_us; --replays clients (another child process) replay from cursor=0, the oldest
+ * event, for the whole window. The cases alternate run by run; the table shows medians of the
+ * runs' p50/p99 and the replay clients' events/s.
+ *
+ * time_us is given when a frame is decoded, so the latency covers decode → commit → publish →
+ * socket → client: a replay step that runs on the main thread between a frame's decode and its
+ * commit (both wait for the same turn of the event loop) shows in it, as does CPU the replays
+ * take from the main thread on a small machine.
+ */
+import { cpSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { DEFAULT_DICTIONARY } from '../src/config.ts';
+import { EventStore } from '../src/store/index.ts';
+import { FakeRelay } from '../test/support/fake-relay.ts';
+import { startTestGateway, tempDir } from '../test/support/gateway.ts';
+import { SyntheticFirehose } from '../test/support/synthetic.ts';
+import { dayEvents } from './day-events.ts';
+import { Clients, paced, percentile } from './fanout.ts';
+import { median, printTable, type Row } from './table.ts';
+
+const { values } = parseArgs({
+  options: {
+    events: { type: 'string', default: '1000000' },
+    seconds: { type: 'string', default: '10' },
+    runs: { type: 'string', default: '3' },
+    replays: { type: 'string', default: '20' },
+  },
+});
+const EVENTS = Number(values.events);
+const SECONDS = Number(values.seconds);
+const RUNS = Number(values.runs);
+const REPLAYS = Number(values.replays);
+const RATE = 2_000;
+const LIVE_CLIENTS = 20;
+const MB = 1024 * 1024;
+
+interface Case {
+  name: string;
+  replays: number;
+  replayWorkers: number;
+}
+
+const CASES: Case[] = [
+  { name: 'live only, no replays', replays: 0, replayWorkers: 1 },
+  { name: `${REPLAYS} full replays, read on the main thread (--replay-workers 0)`, replays: REPLAYS, replayWorkers: 0 },
+  { name: `${REPLAYS} full replays, read on a worker thread (--replay-workers 1)`, replays: REPLAYS, replayWorkers: 1 },
+];
+
+interface Sample {
+  p50: number;
+  p99: number;
+  max: number;
+  replayEventsPerSecond: number;
+}
+
+function progress(text: string): void {
+  process.stderr.write(`replay-live: ${text}\n`);
+}
+
+/** The buffer every case starts from: EVENTS events of the network's mix, written through the store. */
+async function buildBuffer(path: string): Promise<void> {
+  const store = new EventStore({ dataDir: path, hotLogBytes: 0, fsync: false, dictionary: readFileSync(DEFAULT_DICTIONARY) });
+  // In the past, so that the live stream's time_us (the wall clock) continues above it.
+  const events = dayEvents({ repos: 200_000, seed: 11, firstTimeUs: (Date.now() - (EVENTS / RATE) * 1000 - 60_000) * 1000, eventsPerSecond: RATE });
+  for (let written = 0; written < EVENTS; written += 1_000) await store.commit({ entries: events.next(Math.min(1_000, EVENTS - written)), revs: new Map() });
+  await store.close();
+}
+
+async function runCase(which: Case, buffer: string, frames: Array<{ seq: number; bytes: Uint8Array }>): Promise<Sample> {
+  const dir = tempDir('contrail-replay-live-');
+  const dataDir = join(dir.path, 'data');
+  cpSync(buffer, dataDir, { recursive: true });
+  const relay = await FakeRelay.start();
+  const gateway = await startTestGateway(
+    relay.url,
+    dataDir,
+    { transport: 'uws', replayWorkers: which.replayWorkers, hotCacheBytes: 64 * MB, maxSubscribers: 1_000, maxConnectionsPerIp: 1_000 },
+    // Replaying clients fall far behind the tip by design: never dropped, never pinged out.
+    { hub: { slowWindowMs: 3_600_000, pingIntervalMs: 3_600_000 } },
+  );
+  await relay.waitForConnections(1);
+  await gateway.server.replayPool?.ready();
+  const url = `ws://127.0.0.1:${gateway.port}/subscribe`;
+  const live = await Clients.open(Array(LIVE_CLIENTS).fill(url), { latency: true });
+  const replaying = which.replays > 0 ? await Clients.open(Array(which.replays).fill(`${url}?cursor=0`)) : undefined;
+  // The replays get a second's start: the window measures them under way.
+  await new Promise((resolve) => setTimeout(resolve, 1_000));
+  const replayedBefore = (await replaying?.received()) ?? 0;
+  live.reset();
+  const started = performance.now();
+  await paced(frames.length, RATE, (i) => relay.push(frames[i]!));
+  const seconds = (performance.now() - started) / 1000;
+  const replayed = ((await replaying?.received()) ?? 0) - replayedBefore;
+  // Let the last live frames arrive.
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  const samples = await live.latencies();
+  await live.close();
+  await replaying?.close();
+  await gateway.stop();
+  await relay.stop();
+  dir.remove();
+  if (samples.length < frames.length * LIVE_CLIENTS * 0.9) throw new Error(`${which.name}: only ${samples.length} latency samples`);
+  return { p50: percentile(samples, 50) / 1000, p99: percentile(samples, 99) / 1000, max: percentile(samples, 100) / 1000, replayEventsPerSecond: replayed / seconds };
+}
+
+const bufferDir = tempDir('contrail-replay-live-buffer-');
+progress(`writing a buffer of ${EVENTS.toLocaleString('en-US')} events`);
+await buildBuffer(bufferDir.path);
+progress(`making ${(RATE * SECONDS).toLocaleString('en-US')} upstream frames`);
+const frames = new SyntheticFirehose({ seed: 5, accounts: 20_000 }).frames(RATE * SECONDS);
+const results = new Map<string, Sample[]>(CASES.map((c) => [c.name, []]));
+for (let run = 0; run < RUNS; run++) {
+  // Alternating order, so no case always runs on the warmest (or most loaded) machine.
+  for (const which of run % 2 === 0 ? CASES : [...CASES].reverse()) {
+    progress(`run ${run + 1}/${RUNS}: ${which.name}`);
+    results.get(which.name)!.push(await runCase(which, bufferDir.path, frames));
+  }
+}
+bufferDir.remove();
+
+const rows: Row[] = CASES.map((which) => {
+  const samples = results.get(which.name)!;
+  const of = (pick: (s: Sample) => number) => median(samples.map(pick));
+  return {
+    case: which.name,
+    'live p50 ms': of((s) => s.p50).toFixed(1),
+    'live p99 ms': of((s) => s.p99).toFixed(1),
+    'live max ms': of((s) => s.max).toFixed(1),
+    'replayed events/s (all replays)': which.replays > 0 ? Math.round(of((s) => s.replayEventsPerSecond)) : '',
+    'p99 per run': samples.map((s) => s.p99.toFixed(1)).join(' / '),
+  };
+});
+printTable(
+  `live latency at ${RATE.toLocaleString('en-US')} frames/s to ${LIVE_CLIENTS} live clients while ${REPLAYS} clients replay a ${EVENTS.toLocaleString('en-US')}-event buffer from its oldest event; medians of ${RUNS} runs of ${SECONDS} s`,
+  rows,
+);
