@@ -174,7 +174,7 @@ async function contrailThroughput(entries: Entry[], compression: Compression, tr
     );
   }
   await clients.close();
-  server.close();
+  await server.close();
   await store.close();
   dir.remove();
   return medianBurst(bursts);

@@ -58,7 +58,8 @@ for (const { transport, skip } of await transportsUnderTest()) {
     });
 
     test('options_update while a worker reads: from the moment it is handled, only the new filter’s events, and no gap in either', async () => {
-      const [from, to]: FilterSpec[] = [{ wantedCollections: [LIKE] }, { wantedCollections: [POST, FOLLOW] }];
+      const from: FilterSpec = { wantedCollections: [LIKE] };
+      const to: FilterSpec = { wantedCollections: [POST, FOLLOW] };
       for (let attempt = 0; attempt < 5; attempt++) {
         const s = await open(queryFor(from, { cursor: 0 }));
         // The subscriber replays alone: a read in flight is its own.
