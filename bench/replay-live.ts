@@ -9,8 +9,8 @@
  * through the EventStore; each case starts a gateway (uWS) on a fresh copy of it, fed by a local
  * relay at 2,000 frames/s of synthetic firehose commits (decoded, committed to LMDB, published:
  * the whole ingest path). 20 unfiltered live clients (one child process) sample latency as
- * arrival − time_us; --replays clients (another child process) replay from cursor=0, the oldest
- * event, for the whole window. The cases alternate run by run; the table shows medians of the
+ * arrival − time_us; --replays clients (another child process, a quarter of them compressed)
+ * replay from cursor=0, the oldest event, for the whole window. The cases alternate run by run; the table shows medians of the
  * runs' p50/p99 and the replay clients' events/s.
  *
  * time_us is given when a frame is decoded, so the latency covers decode → commit → publish →
@@ -94,7 +94,9 @@ async function runCase(which: Case, buffer: string, frames: Array<{ seq: number;
   await gateway.server.replayPool?.ready();
   const url = `ws://127.0.0.1:${gateway.port}/subscribe`;
   const live = await Clients.open(Array(LIVE_CLIENTS).fill(url), { latency: true });
-  const replaying = which.replays > 0 ? await Clients.open(Array(which.replays).fill(`${url}?cursor=0`)) : undefined;
+  // A quarter of them compressed: their zstd frames are made per event as they replay.
+  const replayUrls = Array.from({ length: which.replays }, (_, i) => `${url}?cursor=0${i % 4 === 0 ? '&compress=true' : ''}`);
+  const replaying = which.replays > 0 ? await Clients.open(replayUrls) : undefined;
   // The replays get a second's start: the window measures them under way.
   await new Promise((resolve) => setTimeout(resolve, 1_000));
   const replayedBefore = (await replaying?.received()) ?? 0;

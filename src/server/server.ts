@@ -56,6 +56,8 @@ export async function startServer(options: ServerOptions): Promise<SubscribeServ
   const replayPool = options.replayWorkers
     ? new ReplayPool(options.replayWorkers, { location: store.location, blockCacheBytes: store.blockCacheBytes, dictionary: compressor.dictionary, level: compressor.level }, logger)
     : undefined;
+  // Started now, so the first replays do not wait for the threads (one that cannot start is logged by the pool).
+  replayPool?.ready().catch(() => {});
   hub = new SubscriberHub({ store, logger, metrics, backfill, replayPool, ...options.hub });
   const handler = createSocketHandler({
     hub,
