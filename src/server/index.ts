@@ -13,7 +13,7 @@
  * tip, then pushes committed batches to it through the LiveIndex (live-index.ts), which looks
  * subscribers up by DID and collection so a narrow filter costs nothing for other events.
  *
- * Replays never stall the live stream: what a replay reads from LMDB — blocks decompressed,
+ * Replays read off the main thread: what a replay reads from LMDB — blocks decompressed,
  * decoded, filtered, and compressed subscribers' zstd frames made — is read on replay worker
  * threads (replay-pool.ts, replay-worker.ts), which open the same LMDB environment and read it
  * in a fresh snapshot per read; the hot log (recent events) is still read on the main thread,
@@ -21,7 +21,8 @@
  * worker's answer waits (replay-reads.ts) for the subscriber's replay turn (replay-turns.ts):
  * handling answers shares the replays' bounded slice of each turn, and a replay batch is sent
  * only while the subscriber's socket is under its high-water mark, so commits and live sends
- * never wait behind replays for more than one slice.
+ * wait behind replays for one slice at most. (On two busy cores the worker competes with this
+ * thread for CPU: see the README's replay-live benchmark.)
  *
  * Why this shape: one position per subscriber and one way to move it means replay, live, and
  * "fell behind then caught up" are the same code, so there is no replay→live seam to lose or
