@@ -14,7 +14,7 @@ import { Decompressor } from 'zstd-napi';
 import type { Gateway } from '../src/gateway.ts';
 import { browserUnavailable, launchBrowser } from './support/browser.ts';
 import { FakeRelay } from './support/fake-relay.ts';
-import { startTestGateway, tempDir } from './support/gateway.ts';
+import type { tempDir } from './support/gateway.ts';
 import {
   SUBSCRIBE_EVENTS,
   Subscription,
@@ -26,6 +26,8 @@ import {
   upgradeRequest,
   waitUntil,
   withGateway,
+  startRelayGateway,
+  stopRelayGateway,
 } from './support/subscribe-client.ts';
 import { transportsUnderTest } from './support/transports.ts';
 
@@ -42,22 +44,14 @@ for (const { transport, skip } of await transportsUnderTest()) {
     let up: Upstream;
 
     before(async () => {
-      relay = await FakeRelay.start();
-      dir = tempDir();
-      gateway = await startTestGateway(relay.url, dir.path, { transport, maxDeflateSubscribers: 3 });
-      await relay.waitForConnections(1);
-      up = new Upstream(relay, () => gateway.port);
+      ({ relay, dir, gateway, up } = await startRelayGateway({ transport, maxDeflateSubscribers: 3 }));
       up.synthetic(300, 5, 30);
       await up.settle();
     });
 
     afterEach(() => Subscription.closeAll());
 
-    after(async () => {
-      await gateway?.stop();
-      await relay?.stop();
-      dir?.remove();
-    });
+    after(() => stopRelayGateway({ relay, dir, gateway }));
 
     test('a client that offers deflate gets the same messages, deflated, on both wires; replay then live', async () => {
       const plain = await Subscription.open(gateway.port, 'cursor=0');

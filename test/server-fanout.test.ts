@@ -10,7 +10,7 @@ import { after, afterEach, before, describe, test } from 'node:test';
 import { Decompressor } from 'zstd-napi';
 import type { Gateway } from '../src/gateway.ts';
 import { FakeRelay } from './support/fake-relay.ts';
-import { startTestGateway, tempDir } from './support/gateway.ts';
+import type { tempDir } from './support/gateway.ts';
 import {
   FOLLOW,
   LIKE,
@@ -27,6 +27,8 @@ import {
   wants,
   type FilterSpec,
   type StoredEvent,
+  startRelayGateway,
+  stopRelayGateway,
 } from './support/subscribe-client.ts';
 import { SyntheticFirehose, mulberry32 } from './support/synthetic.ts';
 import { transportsUnderTest } from './support/transports.ts';
@@ -97,22 +99,14 @@ for (const { transport, skip } of await transportsUnderTest()) {
     let up: Upstream;
 
     before(async () => {
-      relay = await FakeRelay.start();
-      dir = tempDir();
       // A small hot log so that old cursors replay from LMDB, and a small send buffer so that
       // busy subscribers often leave the live index and pull from the store again.
-      gateway = await startTestGateway(relay.url, dir.path, { transport, hotCacheBytes: 128 * 1024 }, { hub: { highWaterBytes: 64 * 1024, slowWindowMs: 120_000 } });
-      await relay.waitForConnections(1);
-      up = new Upstream(relay, () => gateway.port);
+      ({ relay, dir, gateway, up } = await startRelayGateway({ transport, hotCacheBytes: 128 * 1024 }, { hub: { highWaterBytes: 64 * 1024, slowWindowMs: 120_000 } }));
     });
 
     afterEach(() => Subscription.closeAll());
 
-    after(async () => {
-      await gateway?.stop();
-      await relay?.stop();
-      dir?.remove();
-    });
+    after(() => stopRelayGateway({ relay, dir, gateway }));
 
     test(`${CLIENTS} subscribers with random filters and cursors, connecting during ingest, each get exactly their slice`, async () => {
       const rnd = mulberry32(4242);

@@ -12,8 +12,8 @@ import { connect } from 'node:net';
 import { after, afterEach, before, describe, test } from 'node:test';
 import type { Gateway } from '../src/gateway.ts';
 import { FakeRelay } from './support/fake-relay.ts';
-import { startTestGateway, tempDir } from './support/gateway.ts';
-import { POST, Subscription, Upstream, httpGet } from './support/subscribe-client.ts';
+import type { tempDir } from './support/gateway.ts';
+import { POST, Subscription, Upstream, httpGet, startRelayGateway, stopRelayGateway } from './support/subscribe-client.ts';
 import { transportsUnderTest } from './support/transports.ts';
 
 const did = (n: number) => `did:plc:${String(n).padStart(24, 'x')}`;
@@ -100,20 +100,12 @@ for (const { transport, skip } of await transportsUnderTest()) {
     let up: Upstream;
 
     before(async () => {
-      relay = await FakeRelay.start();
-      dir = tempDir();
-      gateway = await startTestGateway(relay.url, dir.path, { transport });
-      await relay.waitForConnections(1);
-      up = new Upstream(relay, () => gateway.port);
+      ({ relay, dir, gateway, up } = await startRelayGateway({ transport }));
     });
 
     afterEach(() => Subscription.closeAll());
 
-    after(async () => {
-      await gateway?.stop();
-      await relay?.stop();
-      dir?.remove();
-    });
+    after(() => stopRelayGateway({ relay, dir, gateway }));
 
     test('HEAD answers with the GET\'s headers and Content-Length but no body; the kept-alive connection stays in step', async () => {
       for (const path of ['/dictionary', '/health', '/stats', '/no-such-page']) {

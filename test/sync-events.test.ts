@@ -43,6 +43,8 @@ import {
   withGateway,
   type FilterSpec,
   type StoredEvent,
+  startRelayGateway,
+  stopRelayGateway,
 } from './support/subscribe-client.ts';
 import { withBadSignature } from './support/tamper.mjs';
 import { transportsUnderTest } from './support/transports.ts';
@@ -78,11 +80,7 @@ for (const { transport, skip } of await transportsUnderTest()) {
     let up: Upstream;
 
     before(async () => {
-      relay = await FakeRelay.start();
-      dir = tempDir();
-      gateway = await startTestGateway(relay.url, dir.path, { transport });
-      await relay.waitForConnections(1);
-      up = new Upstream(relay, () => gateway.port);
+      ({ relay, dir, gateway, up } = await startRelayGateway({ transport }));
       up.synthetic(60, 21, 10);
       up.create(ALICE, POST);
       up.sync(ALICE);
@@ -98,11 +96,7 @@ for (const { transport, skip } of await transportsUnderTest()) {
       HttpStream.closeAll();
     });
 
-    after(async () => {
-      await gateway?.stop();
-      await relay?.stop();
-      dir?.remove();
-    });
+    after(() => stopRelayGateway({ relay, dir, gateway }));
 
     test('replay: v1 clients see nothing new; wantedKinds=sync adds the sync events in place, on /subscribe, /stream and /stream.ndjson', async () => {
       const all = await readWholeStream(gateway.port, ALL_KINDS_QUERY);

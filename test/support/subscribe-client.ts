@@ -229,28 +229,47 @@ export const ALICE = testDid('alice');
 export const BOB = testDid('bob');
 export const CAROL = testDid('carol');
 
+/** A FakeRelay, a gateway in a temp dir reading it (connected), and an Upstream to push frames through the relay. */
+export interface RelayGateway {
+  relay: FakeRelay;
+  dir: { path: string; remove(): void };
+  /** A test may replace it (a restart): the Upstream and stopRelayGateway follow. */
+  gateway: Gateway;
+  up: Upstream;
+}
+
+export async function startRelayGateway(overrides: Partial<GatewayConfig>, tuning: GatewayTuning = {}): Promise<RelayGateway> {
+  const relay = await FakeRelay.start();
+  const dir = tempDir();
+  const h: RelayGateway = { relay, dir, gateway: await startTestGateway(relay.url, dir.path, overrides, tuning), up: new Upstream(relay, () => h.gateway.port) };
+  try {
+    await relay.waitForConnections(1);
+  } catch (err) {
+    await stopRelayGateway(h);
+    throw err;
+  }
+  return h;
+}
+
+/** Closes the test's subscriptions and stops and removes what startRelayGateway started (what of it there is). */
+export async function stopRelayGateway(h: Partial<RelayGateway>): Promise<void> {
+  await Subscription.closeAll();
+  await h.gateway?.stop();
+  await h.relay?.stop();
+  h.dir?.remove();
+}
+
 /**
  * A relay, a gateway reading it and an Upstream to push frames, for one test: fn runs with
  * them, and they are stopped and removed afterwards whatever happens. fn may replace
  * `h.gateway` (a restart); the one there at the end is stopped.
  */
-export async function withGateway(
-  overrides: Partial<GatewayConfig>,
-  tuning: GatewayTuning,
-  fn: (h: { relay: FakeRelay; dir: { path: string }; gateway: Gateway; up: Upstream }) => Promise<void>,
-): Promise<void> {
-  const relay = await FakeRelay.start();
-  const dir = tempDir();
-  const h = { relay, dir, gateway: await startTestGateway(relay.url, dir.path, overrides, tuning), up: undefined as unknown as Upstream };
-  h.up = new Upstream(relay, () => h.gateway.port);
+export async function withGateway(overrides: Partial<GatewayConfig>, tuning: GatewayTuning, fn: (h: RelayGateway) => Promise<void>): Promise<void> {
+  const h = await startRelayGateway(overrides, tuning);
   try {
-    await relay.waitForConnections(1);
     await fn(h);
   } finally {
-    await Subscription.closeAll();
-    await h.gateway.stop();
-    await relay.stop();
-    dir.remove();
+    await stopRelayGateway(h);
   }
 }
 
