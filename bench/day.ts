@@ -16,7 +16,8 @@
  * Times are CPU time of this process (reads and writes run on its one thread; LMDB's writes are
  * synchronous here), so they say what a core spends whatever else the machine runs; wall-clock
  * times on a shared machine mostly measure the others. Run it under the shared lock:
- * `flock /work/bench.lock npx tsx bench/day.ts`.
+ * `flock /work/bench.lock npx tsx bench/day.ts`. A day-sized run takes most of an hour, so each
+ * measurement is also written to stderr as soon as it is taken: an interrupted run keeps them.
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
@@ -67,6 +68,8 @@ for (let written = 0; written < EVENTS; written += BATCH) {
   if (written % 1_000_000 === 0 && written > 0) process.stderr.write(`  ${written / 1e6} M events, ${Math.round((performance.now() - buildStarted) / 1000)} s\n`);
 }
 const buildSeconds = (performance.now() - buildStarted) / 1000;
+const progress = (measure: string, value: unknown) => process.stderr.write(`  ${measure}: ${JSON.stringify(value)}\n`);
+progress('write: events per CPU-second', Math.round(EVENTS / writeCpuSeconds));
 const span = store.span();
 const tables = store.bytesByTable();
 const fileBytes = statSync(join(dir.path, 'data.mdb')).size;
@@ -148,6 +151,7 @@ for (const { name, filter } of cases) {
     'plain scan CPU ms': filter ? Math.round(scanMs) : '(is the scan)',
     'scan ÷ contrail': filter ? Number((scanMs / ms).toFixed(1)) : 1,
   });
+  progress(`replay ${name}`, rows.at(-1));
 }
 
 // Retention: the oldest tenth, a block per transaction as Retention does.
@@ -161,6 +165,7 @@ while (trimmed < trimTarget) {
 }
 const trimUsed = process.cpuUsage(trimStarted);
 const trimRate = trimmed / ((trimUsed.user + trimUsed.system) / 1e6);
+progress('retention trim: events per CPU-second', Math.round(trimRate));
 await store.close();
 
 const opened = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--open', dir.path], { encoding: 'utf8' });
