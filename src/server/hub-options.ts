@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { BackfillContext } from '../backfill/index.ts';
 import type { EventStore } from '../store/index.ts';
+import type { Entry } from '../events/index.ts';
 import type { CloseReason } from './close-reasons.ts';
 import type { LiveIndex } from './live-index.ts';
 import type { ServerMetrics } from './metrics.ts';
@@ -47,7 +48,7 @@ export function withHubDefaults(options: SubscriberHubOptions): HubSettings {
   };
 }
 
-/** What the hub's helpers (watchdog.ts, backfill-feed.ts, options-update.ts) may read of it and ask of it. */
+/** What the hub's helpers (watchdog.ts, backfill-feed.ts, options-update.ts, replay-step.ts) may read of it and ask of it. */
 export interface HubHooks extends HubSettings {
   /** Everyone connected. */
   readonly subscribers: Iterable<Subscriber>;
@@ -59,4 +60,6 @@ export interface HubHooks extends HubSettings {
   replayFrom(subscriber: Subscriber, position: number): void;
   /** Restarts the subscriber's slow-consumer window: it made progress. */
   startWindow(subscriber: Subscriber): void;
+  /** Subscriber.send, ending the stream cleanly once its `limit` is reached. */
+  send(subscriber: Subscriber, entries: readonly Entry[], frames?: readonly Uint8Array[]): 'all' | 'full' | 'limit';
 }

@@ -4,10 +4,9 @@ import { CLOSE, type CloseReason } from './close-reasons.ts';
 import { withHubDefaults, type HubHooks, type HubSettings, type SubscriberHubOptions } from './hub-options.ts';
 import { LiveIndex } from './live-index.ts';
 import { applyClientMessage } from './options-update.ts';
-import { ReplayReads, type ReplayBatch } from './replay-reads.ts';
+import { Replayer } from './replay-step.ts';
 import { ReplayTurns } from './replay-turns.ts';
 import { Roster } from './roster.ts';
-import { FELL_BEHIND } from './slow-consumer.ts';
 import { Subscriber, type Admission } from './subscriber.ts';
 import type { SubscriberSink } from './transport.ts';
 import { Watchdog } from './watchdog.ts';
@@ -17,7 +16,8 @@ import { Watchdog } from './watchdog.ts';
  * the pump reads the events after it that its filter wants until it reaches the tip; there it
  * joins the live index, and publishing pushes each committed batch straight to it. Past the
  * sink's high-water mark it leaves the index and pumps again on drain. Each step runs between
- * commits, so the switch to live has no seam. Replays take turns (replay-turns.ts).
+ * commits, so the switch to live has no seam. Replays take turns (replay-turns.ts); each turn
+ * runs a replay step (replay-step.ts).
  */
 export class SubscriberHub {
   readonly #options: HubSettings;
@@ -26,7 +26,7 @@ export class SubscriberHub {
   readonly #roster = new Roster();
   readonly #watchdog: Watchdog;
   readonly #replays: ReplayTurns<Subscriber>;
-  readonly #reads: ReplayReads;
+  readonly #replayer: Replayer;
   readonly #countTooLarge = () => this.#options.metrics.tooLarge++;
   readonly #hooks: HubHooks;
 
@@ -39,11 +39,12 @@ export class SubscriberHub {
       end: (subscriber, metricReason, close) => this.#end(subscriber, metricReason, close),
       replayFrom: (subscriber, position) => this.#replayFrom(subscriber, position),
       startWindow: (subscriber) => this.#watchdog.startWindow(subscriber),
+      send: (subscriber, entries, frames) => this.#send(subscriber, entries, frames),
     };
     this.#watchdog = new Watchdog(this.#hooks);
     this.#backfill = options.backfill && new BackfillFeed(options.backfill, this.#hooks);
-    this.#replays = new ReplayTurns((subscriber) => this.#replayStep(subscriber), this.#options.pumpSliceMs);
-    this.#reads = new ReplayReads(options.store, options.replayPool, (subscriber) => this.#pump(subscriber), (count) => (this.#options.metrics.tooLarge += count));
+    this.#replayer = new Replayer(this.#hooks, this.#watchdog, this.#backfill, (subscriber) => this.#pump(subscriber));
+    this.#replays = new ReplayTurns((subscriber) => this.#replayer.step(subscriber), this.#options.pumpSliceMs);
     options.store.onCommitted((entries) => this.#publish(entries));
   }
 
@@ -82,7 +83,7 @@ export class SubscriberHub {
     if (subscriber.mode === 'closed') return;
     if (subscriber.mode === 'live') this.#live.remove(subscriber);
     subscriber.mode = 'closed';
-    this.#reads.reset(subscriber);
+    this.#replayer.forget(subscriber);
     subscriber.backfill?.close();
     this.#watchdog.forget(subscriber);
     if (this.#roster.delete(subscriber)) this.#options.metrics.disconnects.inc({ reason });
@@ -98,7 +99,7 @@ export class SubscriberHub {
   /** Replays from `position` in a new slow-consumer window (a live subscriber leaves the live index). */
   #replayFrom(subscriber: Subscriber, position: number): void {
     if (subscriber.mode === 'live') this.#live.remove(subscriber);
-    this.#reads.reset(subscriber);
+    this.#replayer.forget(subscriber);
     subscriber.position = position;
     subscriber.mode = 'replay';
     this.#watchdog.startWindow(subscriber);
@@ -107,42 +108,6 @@ export class SubscriberHub {
 
   #pump(subscriber: Subscriber): void {
     if (subscriber.mode === 'replay') this.#replays.queue(subscriber);
-  }
-
-  /** One read and send; true while the subscriber is still replaying (not live, blocked or gone). */
-  #replayStep(subscriber: Subscriber): boolean {
-    if (subscriber.mode !== 'replay') return false;
-    const { store } = this.#options;
-    if (subscriber.position < store.trimmedUpTo) {
-      this.#watchdog.tooSlow(subscriber, FELL_BEHIND);
-      return false;
-    }
-    const backfilling = this.#backfill?.replayStep(subscriber);
-    if (backfilling !== undefined) return backfilling;
-    const batch = this.#reads.next(subscriber);
-    if (batch === 'reading') return false;
-    if (batch === 'trimmed') {
-      this.#watchdog.tooSlow(subscriber, FELL_BEHIND);
-      return false;
-    }
-    const sent = this.#sendBatch(subscriber, batch);
-    if (sent !== 'all') {
-      if (sent === 'full') subscriber.mode = 'blocked';
-      return false;
-    }
-    this.#reads.finished(subscriber);
-    subscriber.position = batch.position;
-    if (subscriber.position < store.hotLog.newest) return true;
-    subscriber.mode = 'live';
-    this.#live.add(subscriber);
-    return false;
-  }
-
-  /** What remains of a replay batch, while the subscriber's sink is under its high-water mark. */
-  #sendBatch(subscriber: Subscriber, batch: ReplayBatch): 'all' | 'full' | 'limit' {
-    if (subscriber.sink.bufferedAmount() > this.#options.highWaterBytes) return 'full';
-    const { entries, frames } = this.#reads.unsent(subscriber, batch);
-    return entries.length > 0 ? this.#send(subscriber, entries, frames) : 'all';
   }
 
   /** Subscriber.send, ending the stream cleanly once its `limit` is reached. */
