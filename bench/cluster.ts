@@ -24,7 +24,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ServeProcess } from '../test/support/serve-process.ts';
+import { ContrailProcess } from '../test/support/contrail-process.ts';
 import { FakeRelay } from '../test/support/fake-relay.ts';
 import { tempDir } from '../test/support/gateway.ts';
 import { NatsCluster, natsServerMissing } from '../test/support/nats-cluster.ts';
@@ -92,12 +92,12 @@ class Setup {
   readonly pushed: SyntheticFrame[] = [];
   readonly #dirs: Array<{ remove(): void }> = [];
   /** Each node's data dir, so a stopped node restarts on its own buffer. */
-  readonly dataDirs = new Map<ServeProcess, string>();
+  readonly dataDirs = new Map<ContrailProcess, string>();
 
   private constructor(
     readonly relay: FakeRelay,
     readonly nats: NatsCluster | undefined,
-    readonly nodes: ServeProcess[],
+    readonly nodes: ContrailProcess[],
     readonly leaseMs: number,
   ) {}
 
@@ -111,12 +111,12 @@ class Setup {
     return setup;
   }
 
-  launch(i: number, dataDir?: string): ServeProcess {
+  launch(i: number, dataDir?: string): ContrailProcess {
     const dir = dataDir ?? this.#newDir();
     const cluster = this.nats
       ? ['--nats', this.nats.urls.join(','), '--nats-replicas', String(this.nats.servers.length), '--nats-lease', `${this.leaseMs}ms`, '--node-id', `node${i}`]
       : [];
-    const node = new ServeProcess(['--upstream', this.relay.url, '--data-dir', dir, '--max-connections-per-ip', '5000', ...cluster]);
+    const node = ContrailProcess.serve(['--upstream', this.relay.url, '--data-dir', dir, '--max-connections-per-ip', '5000', ...cluster]);
     this.dataDirs.set(node, dir);
     this.nodes[i] = node;
     return node;
@@ -134,7 +134,7 @@ class Setup {
   }
 
   /** Resolves once `node` holds every frame pushed (polled every 50 ms, not to load what is measured). */
-  async settled(node: ServeProcess, timeoutMs = 300_000): Promise<void> {
+  async settled(node: ContrailProcess, timeoutMs = 300_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     const upstreamSeq = async () => {
       try {
@@ -219,11 +219,11 @@ async function catchUp(topology: Topology, frames: SyntheticFrame[]): Promise<Ca
     while (setup.relay.cursors.length === connections) await new Promise((resolve) => setTimeout(resolve, 2));
     const started = performance.now();
     const natsPids = (setup.nats?.servers ?? []).map((server) => server.process!.pid!);
-    const cpuAtStart = [...setup.nodes.map((node) => cpuSeconds(node.pid)), ...natsPids.map(cpuSeconds)];
+    const cpuAtStart = [...setup.nodes.map((node) => cpuSeconds(node.child.pid!)), ...natsPids.map(cpuSeconds)];
     await Promise.all(setup.nodes.map((node) => node.waitServing(60_000)));
     await setup.allSettled();
     const seconds = (performance.now() - started) / 1000;
-    const cpu = [...setup.nodes.map((node) => cpuSeconds(node.pid)), ...natsPids.map(cpuSeconds)].map((used, i) => used - cpuAtStart[i]!);
+    const cpu = [...setup.nodes.map((node) => cpuSeconds(node.child.pid!)), ...natsPids.map(cpuSeconds)].map((used, i) => used - cpuAtStart[i]!);
     const events = (await stats(setup.nodes[0]!.port)).eventCount - before;
     return {
       rate: events / seconds,
@@ -298,8 +298,8 @@ async function failoverGaps(leaseMs: number, frames: SyntheticFrame[]): Promise<
       await watcher.waitForCount(10, 'live events before the kill');
       const killedAtUs = (performance.timeOrigin + performance.now()) * 1000;
       const leader = setup.nodes[leaderIndex]!;
-      leader.signal('SIGKILL');
-      await leader.exited;
+      leader.child.kill('SIGKILL');
+      await leader.exit;
       await waitUntil(() => watcher.events.some((event) => event.time_us > killedAtUs), 'an event from the new leader', 60_000);
       gaps.push(performance.timeOrigin + performance.now() - killedAtUs / 1000);
       await watcher.close();

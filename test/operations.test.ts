@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { test } from 'node:test';
-import { startContrail } from './support/contrail-process.ts';
+import { ContrailProcess } from './support/contrail-process.ts';
 import { FakeRelay } from './support/fake-relay.ts';
 import { startTestGateway, tempDir } from './support/gateway.ts';
 import { httpGet, POST, Upstream } from './support/subscribe-client.ts';
@@ -94,16 +94,16 @@ test('/metrics listens on --metrics-host (loopback by default), not on --host', 
   const dir = tempDir();
   t.after(() => dir.remove());
   const args = ['serve', '--upstream', 'ws://127.0.0.1:9', '--data-dir', dir.path, '--host', '127.0.0.2', '--port', '0', '--metrics-port', '0'];
-  const contrail = startContrail(args);
+  const contrail = new ContrailProcess(args);
   t.after(() => contrail.stop());
-  const port = await contrail.port();
+  const port = await contrail.waitServing();
   const metricsPort = (await contrail.waitForLog((e) => e.msg === 'serving Prometheus metrics at /metrics')).port as number;
   assert.equal((await get('127.0.0.2', port, '/health')).status, 200);
   assert.equal((await get('127.0.0.1', metricsPort, '/metrics')).status, 200);
   await assert.rejects(get('127.0.0.2', metricsPort, '/metrics'), /ECONNREFUSED/);
   await contrail.stop();
 
-  const moved = startContrail([...args, '--metrics-host', '127.0.0.2']);
+  const moved = new ContrailProcess([...args, '--metrics-host', '127.0.0.2']);
   t.after(() => moved.stop());
   const movedPort = (await moved.waitForLog((e) => e.msg === 'serving Prometheus metrics at /metrics')).port as number;
   assert.equal((await get('127.0.0.2', movedPort, '/metrics')).status, 200);

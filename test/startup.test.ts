@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { PROJECT_ROOT, startContrail } from './support/contrail-process.ts';
+import { ContrailProcess, PROJECT_ROOT } from './support/contrail-process.ts';
 import { tempDir } from './support/gateway.ts';
 import { transportsUnderTest } from './support/transports.ts';
 
@@ -23,9 +23,9 @@ test('contrail starts from a folder whose path has a space (and loads its bundle
   t.after(() => dir.remove());
   const root = join(dir.path, 'my projects', 'contrail');
   mkdirSync(root, { recursive: true });
-  for (const part of ['src', 'dictionaries', 'package.json', 'tsconfig.json']) cpSync(join(PROJECT_ROOT, part), join(root, part), { recursive: true });
+  for (const part of ['dist', 'dictionaries', 'package.json']) cpSync(join(PROJECT_ROOT, part), join(root, part), { recursive: true });
   symlinkSync(join(PROJECT_ROOT, 'node_modules'), join(root, 'node_modules'));
-  const contrail = startContrail(serveArgs(join(dir.path, 'data')), { root });
+  const contrail = new ContrailProcess(serveArgs(join(dir.path, 'data')), { root });
   t.after(() => contrail.stop());
   const serving = await contrail.waitForLog((e) => typeof e.msg === 'string' && e.msg.startsWith('serving /subscribe on '));
   assert.equal(serving.dictionary, join(root, 'dictionaries', 'contrail-v1.zstd-dict'));
@@ -37,10 +37,10 @@ const UNCLEAN = (e: { msg?: string }) => /did not stop cleanly|MACHINE CRASH/.te
 test("a second contrail on the same data dir is refused with a message naming the first one's pid; the first runs on", { timeout: 240_000 }, async (t) => {
   const dir = tempDir();
   t.after(() => dir.remove());
-  const first = startContrail(serveArgs(dir.path));
+  const first = new ContrailProcess(serveArgs(dir.path));
   t.after(() => first.stop());
-  const port = await first.port();
-  const second = startContrail(serveArgs(dir.path));
+  const port = await first.waitServing();
+  const second = new ContrailProcess(serveArgs(dir.path));
   t.after(() => second.stop());
   assert.equal((await second.exit).code, 1);
   assert.match(second.stderr.join('\n'), new RegExp(`^contrail: data dir .+ is in use by another contrail \\(pid ${first.child.pid}, running since `));
@@ -49,13 +49,13 @@ test("a second contrail on the same data dir is refused with a message naming th
   assert.ok(!first.logs.some(UNCLEAN));
 
   // The lock goes with its holder however it ends: after a SIGKILL the next start takes it.
-  const killed = startContrail(serveArgs(dir.path));
-  await killed.port();
+  const killed = new ContrailProcess(serveArgs(dir.path));
+  await killed.waitServing();
   killed.child.kill('SIGKILL');
   await killed.exit;
-  const next = startContrail(serveArgs(dir.path));
+  const next = new ContrailProcess(serveArgs(dir.path));
   t.after(() => next.stop());
-  await next.port();
+  await next.waitServing();
   assert.ok(next.logs.some((e) => /did not stop cleanly/.test(e.msg ?? '')), 'the SIGKILL is reported as what it was');
 });
 
@@ -67,18 +67,18 @@ for (const { transport, skip } of await transportsUnderTest()) {
       dirA.remove();
       dirB.remove();
     });
-    const first = startContrail(serveArgs(dirA.path, '--transport', transport));
+    const first = new ContrailProcess(serveArgs(dirA.path, '--transport', transport));
     t.after(() => first.stop());
-    const port = await first.port();
-    const second = startContrail(serveArgs(dirB.path, '--transport', transport).map((arg, i, args) => (args[i - 1] === '--port' ? String(port) : arg)));
+    const port = await first.waitServing();
+    const second = new ContrailProcess(serveArgs(dirB.path, '--transport', transport).map((arg, i, args) => (args[i - 1] === '--port' ? String(port) : arg)));
     t.after(() => second.stop());
     assert.equal((await second.exit).code, 1);
     assert.match(second.stderr.join('\n'), new RegExp(`^contrail: 127\\.0\\.0\\.1:${port} is already in use .*--port`));
     assert.equal(existsSync(join(dirB.path, 'contrail-run.json')), false, 'no run marker left behind');
 
-    const third = startContrail(serveArgs(dirB.path, '--transport', transport));
+    const third = new ContrailProcess(serveArgs(dirB.path, '--transport', transport));
     t.after(() => third.stop());
-    await third.port();
+    await third.waitServing();
     assert.ok(!third.logs.some(UNCLEAN), 'the failed start is not taken for a crash');
     assert.deepEqual(await third.stop(), { code: 0, signal: null });
   });
@@ -109,7 +109,7 @@ test('a start on a full disk fails with a message saying so, not a SIGBUS', { ti
   // Leave 4 KiB: enough for LMDB to create its file, not to write its first pages into the map
   // (before the check: "Bus error", exit 135).
   writeFileSync(join(dir.path, 'disk', 'filler'), Buffer.alloc(1024 * 1024 - 4096));
-  const contrail = startContrail(serveArgs(join(dir.path, 'disk', 'data')));
+  const contrail = new ContrailProcess(serveArgs(join(dir.path, 'disk', 'data')));
   t.after(() => contrail.stop());
   assert.deepEqual(await contrail.exit, { code: 1, signal: null });
   assert.match(contrail.stderr.join('\n'), /^contrail: only \d+ KiB free on the file system of .+; contrail needs at least 64 MiB free to open its buffer/);

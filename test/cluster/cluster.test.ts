@@ -56,8 +56,8 @@ describe('cluster on NATS JetStream', { skip: natsServerMissing(), timeout: 600_
         const old = await cluster.leader();
         await new Promise((resolve) => setTimeout(resolve, 300 + 100 * (kill % 4)));
         const killedAt = Date.now();
-        old.process.signal('SIGKILL');
-        await old.process.exited;
+        old.process.child.kill('SIGKILL');
+        await old.process.exit;
         await cluster.newLeaderSince(old, killedAt);
         takeovers.push(Date.now() - killedAt);
         await cluster.restart(old);
@@ -75,13 +75,13 @@ describe('cluster on NATS JetStream', { skip: natsServerMissing(), timeout: 600_
     cluster.feed.flow(2);
     try {
       const pausedAt = Date.now();
-      paused.process.signal('SIGSTOP');
+      paused.process.child.kill('SIGSTOP');
       await cluster.newLeaderSince(paused, pausedAt);
       // Frames keep reaching the paused leader's socket too: it wakes up with plenty to append.
       await new Promise((resolve) => setTimeout(resolve, 1_000));
       const resumedFrom = paused.process.logs.length;
-      paused.process.signal('SIGCONT');
-      await paused.process.waitLog('', 10_000, resumedFrom);
+      paused.process.child.kill('SIGCONT');
+      await paused.process.waitForLog('', 10_000, resumedFrom);
       await waitUntil(
         () => paused.process.logs.slice(resumedFrom).some((record) => /lost the ingest lease|another node appended/.test(record.msg)),
         `the woken leader to step down\n${paused.process.tail()}`,
@@ -113,8 +113,8 @@ describe('cluster on NATS JetStream', { skip: natsServerMissing(), timeout: 600_
   test('a node away while the stream moves on catches up when it returns', async () => {
     const leaderNow = await cluster.leader();
     const target = cluster.members.find((member) => member.id !== leaderNow.id)!;
-    target.process.signal('SIGKILL');
-    await target.process.exited;
+    target.process.child.kill('SIGKILL');
+    await target.process.exit;
     cluster.feed.push(2_000);
     await cluster.settled(leaderNow);
     await cluster.restart(target);

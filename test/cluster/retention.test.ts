@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ServeProcess } from '../support/serve-process.ts';
+import { ContrailProcess } from '../support/contrail-process.ts';
 import { FakeRelay } from '../support/fake-relay.ts';
 import { tempDir } from '../support/gateway.ts';
 import { NatsCluster, natsServerMissing } from '../support/nats-cluster.ts';
@@ -30,23 +30,23 @@ test('a node away longer than the stream retention says so and serves what the s
   const dirs = ['a', 'b'].map((id) => tempDir(`contrail-behind-${id}-`));
   t.after(() => dirs.forEach((dir) => dir.remove()));
   const launch = (i: number) =>
-    new ServeProcess([
+    ContrailProcess.serve([
       '--upstream', relay.url, '--data-dir', dirs[i]!.path, '--nats', nats.urls[0]!, '--nats-replicas', '1',
       '--nats-retention', `${RETENTION_MS}ms`, '--nats-lease', '1s', '--nats-name', 'behind', '--node-id', `node-${i}`,
     ]);
   const leader = launch(0);
   t.after(() => leader.stop());
-  await leader.waitLog('this node is the ingest leader');
+  await leader.waitForLog('this node is the ingest leader');
   let away = launch(1);
   await away.waitServing();
   await relay.waitForConnections(1);
-  const settled = async (node: ServeProcess) =>
+  const settled = async (node: ContrailProcess) =>
     waitUntil(async () => ((await stats(node.port)).upstreamCursor?.seq ?? 0) >= pushed.at(-1)!.seq, `upstream seq ${pushed.at(-1)!.seq}\n${node.tail()}`, 30_000);
 
   push(100);
   await settled(away);
-  away.signal('SIGKILL');
-  await away.exited;
+  away.child.kill('SIGKILL');
+  await away.exit;
   push(100); // the batches the away node will never see: they expire from the stream before it returns
   await settled(leader);
   await new Promise((resolve) => setTimeout(resolve, RETENTION_MS + 1_500));
@@ -55,7 +55,7 @@ test('a node away longer than the stream retention says so and serves what the s
 
   away = launch(1);
   t.after(() => away.stop());
-  await away.waitLog('THIS NODE FELL BEHIND THE STREAM RETENTION');
+  await away.waitForLog('THIS NODE FELL BEHIND THE STREAM RETENTION');
   await settled(away);
   const { eventCount } = await stats(away.port);
   const subscription = await Subscription.open(away.port, 'cursor=1');

@@ -29,8 +29,8 @@ test('batches over max_payload are split, applied whole, and a leader killed mid
     await jsm.streams.update(STREAM, { ...config, max_msgs: max ?? -1, discard: max === undefined ? DiscardPolicy.Old : DiscardPolicy.New });
   };
   const kill = async (member: ClusterMember) => {
-    member.process.signal('SIGKILL');
-    await member.process.exited;
+    member.process.child.kill('SIGKILL');
+    await member.process.exit;
   };
 
   cluster.feed.push(300);
@@ -52,7 +52,7 @@ test('batches over max_payload are split, applied whole, and a leader killed mid
   await limitMessages(state.messages + 2);
 
   const stalled = await cluster.restart(cutOff);
-  await stalled.process.waitLog('this term ends so that a new leader marker closes the cut-off batch', 60_000);
+  await stalled.process.waitForLog('this term ends so that a new leader marker closes the cut-off batch', 60_000);
   const cutRecords = await cluster.streamRecords();
   assert.deepEqual(
     cutRecords.slice(-2).map(describe),
@@ -63,7 +63,7 @@ test('batches over max_payload are split, applied whole, and a leader killed mid
   await limitMessages(undefined);
 
   const taker = await cluster.restart(next);
-  await taker.process.waitLog('dropped a batch cut off by a change of leader', 60_000);
+  await taker.process.waitForLog('dropped a batch cut off by a change of leader', 60_000);
   await cluster.restart(stalled);
   await cluster.assertConsistent();
 

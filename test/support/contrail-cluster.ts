@@ -13,14 +13,14 @@ import { FakeRelay } from './fake-relay.ts';
 import { tempDir } from './gateway.ts';
 import { NatsCluster } from './nats-cluster.ts';
 import { assertSameOps, eventOpId, upstreamOpIds } from './op-ids.ts';
-import { ServeProcess } from './serve-process.ts';
+import { ContrailProcess } from './contrail-process.ts';
 import { stats, Subscription, waitUntil } from './subscribe-client.ts';
 import { SyntheticFirehose } from './synthetic.ts';
 
 export interface ClusterMember {
   id: string;
   dataDir: string;
-  process: ServeProcess;
+  process: ContrailProcess;
 }
 
 /** A relay fed from one synthetic stream, so revs keep increasing across every push. */
@@ -86,7 +86,7 @@ export class ContrailCluster {
   }
 
   #launch(id: string, dataDir: string): ClusterMember {
-    const process = new ServeProcess([
+    const process = ContrailProcess.serve([
       '--upstream', this.relay.url, '--data-dir', dataDir, '--nats', this.nats.urls.join(','),
       '--nats-replicas', String(this.options.natsServers), '--nats-lease', `${this.options.leaseMs}ms`, '--node-id', id,
     ]);

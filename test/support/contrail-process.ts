@@ -1,7 +1,9 @@
 /**
- * `contrail` as an operator runs it: a child process started through the CLI, reporting through
- * its JSON log on stdout and one line on stderr when it refuses to start. For the start-up tests
- * (locks, ports, disk space, environment) that only a real process can show.
+ * `contrail` as an operator runs it: a child process of the compiled dist/cli.js (what `npm start`
+ * and the bin run; `npm run build` makes it, and the test scripts build first), for tests that
+ * only a real process can show — start-up (locks, ports, disk space), kills, pauses, restarts.
+ * It reports through its JSON log on stdout, parsed as it comes so a test can wait for a line
+ * and read the port, and through stderr when it refuses to start.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -9,88 +11,122 @@ import { fileURLToPath } from 'node:url';
 
 export const PROJECT_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
-export interface LogEntry {
-  level?: number;
-  msg?: string;
+export interface LogRecord {
+  level: number;
+  msg: string;
+  time: number;
   [field: string]: unknown;
 }
 
-export interface ContrailProcess {
-  readonly child: ChildProcess;
-  readonly logs: LogEntry[];
-  readonly stderr: string[];
-  /** Resolves with the first log entry (seen or future) that matches; rejects if the process exits first. */
-  waitForLog(predicate: (entry: LogEntry) => boolean, timeoutMs?: number): Promise<LogEntry>;
-  /** The /subscribe port, once it is logged. */
-  port(): Promise<number>;
-  readonly exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  /** SIGTERM, then the exit. */
-  stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+export interface ExitStatus {
+  code: number | null;
+  signal: NodeJS.Signals | null;
 }
 
-/** Runs `node --import tsx src/cli.ts …args` from `root`, with only the given CONTRAIL_* variables. */
-export function startContrail(args: string[], options: { root?: string; env?: Record<string, string> } = {}): ContrailProcess {
-  const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('CONTRAIL_')));
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], {
-    cwd: options.root ?? PROJECT_ROOT,
-    env: { ...inherited, ...options.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const logs: LogEntry[] = [];
-  const stderr: string[] = [];
-  const waiters = new Set<() => void>();
-  createInterface({ input: child.stdout! }).on('line', (line) => {
-    try {
-      logs.push(JSON.parse(line) as LogEntry);
-    } catch {
-      logs.push({ msg: line });
-    }
-    for (const wake of waiters) wake();
-  });
-  createInterface({ input: child.stderr! }).on('line', (line) => stderr.push(line));
-  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => {
-      // Let the last piped lines arrive before anyone reads logs/stderr after the exit.
-      setImmediate(() => {
-        resolve({ code, signal });
-        for (const wake of waiters) wake();
-      });
-    }),
-  );
-  let exited = false;
-  void exit.then(() => (exited = true));
+export interface ContrailProcessOptions {
+  /** The folder it runs from (dist/, dictionaries/ and node_modules/ in it); the project by default. */
+  root?: string;
+  /** CONTRAIL_* variables to set: the tests' own never leak in (contrail reads each as a flag). */
+  env?: Record<string, string>;
+}
 
-  const waitForLog = (predicate: (entry: LogEntry) => boolean, timeoutMs = 90_000) =>
-    new Promise<LogEntry>((resolve, reject) => {
-      const timer = setTimeout(() => finish(() => reject(new Error(`no matching log line within ${timeoutMs} ms:\n${describe()}`))), timeoutMs);
+export class ContrailProcess {
+  readonly child: ChildProcess;
+  /** Its JSON log lines (a line that is not JSON is kept as an info record's msg). */
+  readonly logs: LogRecord[] = [];
+  readonly stderr: string[] = [];
+  /** Resolves once it exited and its last piped lines are read. */
+  readonly exit: Promise<ExitStatus>;
+  readonly #waiters = new Set<() => void>();
+  #exited = false;
+  #port: number | undefined;
+
+  /** `contrail serve` on 127.0.0.1, on ports the OS picks, logging at info, then `args`. */
+  static serve(args: string[], options?: ContrailProcessOptions): ContrailProcess {
+    return new ContrailProcess(['serve', '--host', '127.0.0.1', '--port', '0', '--metrics-port', '0', '--log-level', 'info', ...args], options);
+  }
+
+  /** Runs `dist/cli.js …args`. */
+  constructor(args: string[], options: ContrailProcessOptions = {}) {
+    const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('CONTRAIL_')));
+    // With the V8 flag of dist/cli.js's shebang and `npm start`: tests and benchmarks run it as production does.
+    this.child = spawn(process.execPath, ['--max-semi-space-size=64', 'dist/cli.js', ...args], {
+      cwd: options.root ?? PROJECT_ROOT,
+      env: { ...inherited, ...options.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    createInterface({ input: this.child.stdout! }).on('line', (line) => {
+      let record: LogRecord;
+      try {
+        record = JSON.parse(line) as LogRecord;
+      } catch {
+        record = { level: 30, msg: line, time: Date.now() };
+      }
+      this.logs.push(record);
+      if (typeof record.msg === 'string' && record.msg.startsWith('serving /subscribe on ') && typeof record.port === 'number') this.#port = record.port;
+      this.#wake();
+    });
+    createInterface({ input: this.child.stderr! }).on('line', (line) => this.stderr.push(line));
+    this.exit = new Promise((resolve) =>
+      this.child.once('exit', (code, signal) => {
+        // Let the last piped lines arrive before anyone reads logs/stderr after the exit.
+        setImmediate(() => {
+          this.#exited = true;
+          resolve({ code, signal });
+          this.#wake();
+        });
+      }),
+    );
+  }
+
+  /** The /subscribe port (see waitServing). */
+  get port(): number {
+    if (this.#port === undefined) throw new Error('contrail is not serving yet');
+    return this.#port;
+  }
+
+  /** The /subscribe port, once it is logged; rejects if the process exits first. */
+  async waitServing(timeoutMs?: number): Promise<number> {
+    await this.waitForLog('serving /subscribe on ', timeoutMs);
+    return this.port;
+  }
+
+  /**
+   * Resolves with the first log record (seen or future, from index `from` on) that matches — a
+   * predicate, or the start of its msg; rejects if the process exits first.
+   */
+  waitForLog(match: string | ((record: LogRecord) => boolean), timeoutMs = 90_000, from = 0): Promise<LogRecord> {
+    const matches = typeof match === 'string' ? (record: LogRecord) => typeof record.msg === 'string' && record.msg.startsWith(match) : match;
+    const what = typeof match === 'string' ? `a log line starting "${match}"` : 'a matching log line';
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => finish(() => reject(new Error(`no ${what} within ${timeoutMs} ms:\n${this.tail()}`))), timeoutMs);
       const finish = (settle: () => void) => {
         clearTimeout(timer);
-        waiters.delete(check);
+        this.#waiters.delete(check);
         settle();
       };
       const check = () => {
-        const found = logs.find(predicate);
+        const found = this.logs.slice(from).find(matches);
         if (found) finish(() => resolve(found));
-        else if (exited) finish(() => reject(new Error(`contrail exited before the expected log line:\n${describe()}`)));
+        else if (this.#exited) finish(() => reject(new Error(`contrail exited before ${what}:\n${this.tail()}`)));
       };
-      waiters.add(check);
+      this.#waiters.add(check);
       check();
     });
-  const describe = () => [...logs.slice(-20).map((entry) => JSON.stringify(entry)), ...stderr].join('\n');
+  }
 
-  return {
-    child,
-    logs,
-    stderr,
-    waitForLog,
-    async port() {
-      const entry = await waitForLog((e) => typeof e.msg === 'string' && e.msg.startsWith('serving /subscribe on '));
-      return entry.port as number;
-    },
-    exit,
-    async stop() {
-      if (!exited) child.kill('SIGTERM');
-      return exit;
-    },
-  };
+  /** SIGTERM (unless it is gone already), then the exit. */
+  async stop(): Promise<ExitStatus> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGTERM');
+    return this.exit;
+  }
+
+  /** The last log records and stderr lines, for failure messages. */
+  tail(lines = 20): string {
+    return [...this.logs.slice(-lines).map((record) => JSON.stringify(record)), ...this.stderr.slice(-lines)].join('\n');
+  }
+
+  #wake(): void {
+    for (const wake of this.#waiters) wake();
+  }
 }
