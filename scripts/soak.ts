@@ -15,7 +15,7 @@
  */
 import * as dagCbor from '@ipld/dag-cbor';
 import { fork, spawn } from 'node:child_process';
-import { statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -148,7 +148,17 @@ interface Report {
   closes: Record<string, number>;
   open: number;
 }
-const samples: Array<{ at: number; inPerS: number; outPerS: number; rssMB: number; diskMB: number; p50: number; p99: number; events: number }> = [];
+const samples: Array<{ at: number; inPerS: number; outPerS: number; rssMB: number; anonMB: number; fileMB: number; heapMB: number; externalMB: number; diskMB: number; p50: number; p99: number; events: number }> = [];
+/** The gateway's resident set split (Linux): anonymous memory (heap, native buffers) and mapped files (LMDB's map). */
+const residentSplitMB = () => {
+  try {
+    const status = readFileSync(`/proc/${gateway.pid}/status`, 'utf8');
+    const kB = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
+    return { anonMB: Math.round(kB('RssAnon') / 1000), fileMB: Math.round((kB('RssFile') + kB('RssShmem')) / 1000) };
+  } catch {
+    return { anonMB: NaN, fileMB: NaN };
+  }
+};
 let previous = { events: 0, sent: 0, at: performance.now() };
 let lastReport: Report | undefined;
 let metricsText = '';
@@ -198,12 +208,15 @@ while (performance.now() < endAt) {
     inPerS: Math.round((events - previous.events) / seconds),
     outPerS: Math.round((sent - previous.sent) / seconds),
     rssMB: Math.round(metric('process_resident_memory_bytes') / 1e6),
+    ...residentSplitMB(),
+    heapMB: Math.round(metric('nodejs_heap_size_used_bytes') / 1e6),
+    externalMB: Math.round(metric('nodejs_external_memory_bytes') / 1e6),
     diskMB: Math.round(statSync(join(dir.path, 'data.mdb')).size / 1e6),
     p50: percentile(lastReport.latencies, 0.5),
     p99: percentile(lastReport.latencies, 0.99),
     events,
   });
-  progress(`in ${samples.at(-1)!.inPerS} ev/s, out ${samples.at(-1)!.outPerS} frames/s, live p99 ${samples.at(-1)!.p99.toFixed(1)} ms`);
+  progress(`in ${samples.at(-1)!.inPerS} ev/s, out ${samples.at(-1)!.outPerS} frames/s, live p99 ${samples.at(-1)!.p99.toFixed(1)} ms, RSS ${samples.at(-1)!.rssMB} MB (anon ${samples.at(-1)!.anonMB}, heap ${samples.at(-1)!.heapMB}, ext ${samples.at(-1)!.externalMB})`);
   previous = { events, sent, at: now };
 }
 
@@ -215,10 +228,12 @@ const [slowestReplay] = replayRates;
 const out: string[] = [];
 out.push(`soak: ${MINUTES} min, upstream ${RATE} events/s (synthetic mix), ${CLIENTS} live clients + ${SLOW} slow, ${REPLAYS} replays from the oldest cursor at ${Math.round(MINUTES / 2)} min`);
 out.push('');
-out.push('  t (s) | in ev/s | out frames/s |  RSS MB | disk MB | live p50 ms | live p99 ms');
+out.push('  t (s) | in ev/s | out frames/s |  RSS MB | anon MB | file MB | heap MB | ext MB | disk MB | live p50 ms | live p99 ms');
 for (const s of samples) {
-  out.push(`${String(s.at).padStart(7)} | ${String(s.inPerS).padStart(7)} | ${String(s.outPerS).padStart(12)} | ${String(s.rssMB).padStart(7)} | ${String(s.diskMB).padStart(7)} | ${s.p50.toFixed(1).padStart(11)} | ${s.p99.toFixed(1).padStart(11)}`);
+  const mb = [s.rssMB, s.anonMB, s.fileMB, s.heapMB].map((v) => String(v).padStart(7)).join(' | ');
+  out.push(`${String(s.at).padStart(7)} | ${String(s.inPerS).padStart(7)} | ${String(s.outPerS).padStart(12)} | ${mb} | ${String(s.externalMB).padStart(6)} | ${String(s.diskMB).padStart(7)} | ${s.p50.toFixed(1).padStart(11)} | ${s.p99.toFixed(1).padStart(11)}`);
 }
+out.push('(anon: heap and native buffers; file: LMDB\'s map and code; heap: JS heap used; ext: V8 external, i.e. Buffers)');
 out.push('');
 out.push(`events: ${eventsSent.toLocaleString('en-US')} sent upstream (${Math.round(behind).toLocaleString('en-US')} behind the rate at the end), ${metric('contrail_store_events_total').toLocaleString('en-US')} stored; ${metric('contrail_events_sent_total').toLocaleString('en-US')} sent to clients`);
 out.push(
