@@ -234,6 +234,26 @@ describe('reads: ordering, inclusive cursors, batches, filters', () => {
   });
 });
 
+describe('memory', () => {
+  test("what the store keeps of a committed event's JSON is its batch's own bytes, not a slab of Node's shared buffer pool", async (t) => {
+    const store = open(t);
+    const batch = makeEntries(3);
+    const json = batch.map((entry) => entry.json.toString());
+    // Buffer.from puts small buffers in shared pool slabs: a kept view would pin the whole slab.
+    assert.ok(batch.every((entry) => entry.json.buffer.byteLength === Buffer.poolSize), 'the events are built in pool slabs, as ingest builds them');
+    const published: Entry[] = [];
+    store.onCommitted((entries) => published.push(...entries));
+    await store.commit({ entries: batch, revs: new Map() });
+    const kept = store.readAfter(0, { maxEntries: 10 }).entries;
+    assert.deepEqual(kept.map((entry) => entry.json.toString()), json);
+    const batchBytes = json.reduce((sum, text) => sum + text.length, 0);
+    for (const entry of [...kept, ...published]) {
+      assert.equal(entry.json.buffer, kept[0]!.json.buffer, 'one buffer per committed batch');
+      assert.ok(entry.json.buffer.byteLength < 2 * batchBytes, `the buffer behind a kept event is its batch's (${entry.json.buffer.byteLength} B for ${batchBytes} B of JSON)`);
+    }
+  });
+});
+
 describe('event sizes', () => {
   test('events from a few bytes to 1 MB read back intact from disk, also when held across later reads', async (t) => {
     const sizes = [0, 1, 100, 4_000, 16_383, 16_385, 70_000, 300_000, 1_000_000, 10, 50_000, 5];

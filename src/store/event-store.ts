@@ -294,8 +294,9 @@ export class EventStore {
     const newest = entries.at(-1);
     const lastTimeUs = newest ? newest.timeUs : this.#lastTimeUs;
     const lastSeq = newest ? newest.seq! : this.#lastSeq;
-    // One allocation for the batch's records (per-event buffers cost more in GC than the copy).
-    const records = encodeRecords(entries);
+    // One allocation for the batch's records (per-event buffers cost more in GC than the copy),
+    // its own (not a slice of Node's shared pool): the entries kept in memory point into it below.
+    const records = encodeRecords(entries, Buffer.allocUnsafeSlow);
     // Committed here, on this thread: an event waits for no worker-thread round trip before
     // subscribers see it (that hop dominated ingest-to-client latency). Abortable, so an error
     // thrown while writing leaves nothing of the batch; the flush to disk overlaps what follows.
@@ -315,7 +316,16 @@ export class EventStore {
     this.#lastTimeUs = lastTimeUs;
     this.#lastSeq = lastSeq;
     if (entries.length === 0) return;
-    for (const entry of entries) this.#tail.push(entry);
+    // What the tail and the hot log keep of each event's JSON is its bytes in this batch's records.
+    // Events are built with Buffer.from, which puts small buffers in Node's shared 8 KB pool
+    // slabs, so a kept event would pin a whole slab that other, short-lived buffers filled (in
+    // the soak, a 64 MiB hot log pinned 190 MB of slabs); a batch's buffer holds nothing else.
+    let recordsEnd = 0;
+    for (const entry of entries) {
+      recordsEnd += recordSize(entry);
+      entry.json = records.subarray(recordsEnd - entry.json.byteLength, recordsEnd);
+      this.#tail.push(entry);
+    }
     this.hotLog.append(entries);
     for (const listener of this.#listeners) listener(entries);
     this.#sealFullBlocks();
