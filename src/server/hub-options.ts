@@ -12,7 +12,11 @@ export interface SubscriberHubOptions {
   store: EventStore;
   logger: Logger;
   metrics: ServerMetrics;
-  /** Stop pushing to a subscriber once this many bytes wait in its sink's send buffer. */
+  /**
+   * Stop pushing to a subscriber once this many bytes wait in its sink's send buffer (beyond what
+   * the kernel's socket buffer took). uWS never gives a socket's send-buffer memory back while
+   * the socket lives, so this is what each subscriber may keep for good, not a passing peak.
+   */
   highWaterBytes?: number;
   /** A subscriber behind the tip for this long, draining at under half the stream's rate, is dropped. */
   slowWindowMs?: number;
@@ -39,7 +43,7 @@ export type HubSettings = Required<Omit<SubscriberHubOptions, 'backfill' | 'repl
 export function withHubDefaults(options: SubscriberHubOptions): HubSettings {
   return {
     ...options,
-    highWaterBytes: options.highWaterBytes ?? 1024 * 1024,
+    highWaterBytes: options.highWaterBytes ?? 256 * 1024,
     slowWindowMs: options.slowWindowMs ?? 60_000,
     pingIntervalMs: options.pingIntervalMs ?? 30_000,
     heartbeatTickMs: options.heartbeatTickMs ?? 250,

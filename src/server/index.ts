@@ -27,7 +27,10 @@
  * Why this shape: one position per subscriber and one way to move it means replay, live, and
  * "fell behind then caught up" are the same code, so there is no replay→live seam to lose or
  * reorder events at. Memory per subscriber is the socket's send buffer, capped by a high-water
- * mark; beyond it the subscriber reads from the store again on drain. Events are sent as the
+ * mark; beyond it the subscriber reads from the store again on drain. uWS keeps a socket's
+ * send-buffer memory at its peak for the socket's lifetime (measured: 100 sockets that once
+ * held 4.5 MB each kept 455 MB resident after draining), so the mark is small (256 KiB) and a
+ * blocked subscriber resumes only once the buffer has emptied — uWS compacts it only then. Events are sent as the
  * exact JSON bytes the store holds, or as each wire's frame of the event (v2's, zstd's), made
  * once and shared. Both wires use the same positions, filters and live index, so a v1 and a v2
  * subscriber with the same filter and cursor get the same events in the same order.

@@ -6,7 +6,7 @@ import { decodeAnswer, filterSpecJson, type ReplayPool } from './replay-pool.ts'
 import type { Subscriber } from './subscriber.ts';
 
 /** One read's bounds: a few ms of work, and no more than a sink's high-water mark of bytes. */
-const READ_LIMITS = { maxEntries: 512, maxScanned: 10_000, maxBytes: 1024 * 1024 };
+const READ_LIMITS = { maxEntries: 512, maxScanned: 10_000, maxBytes: 256 * 1024 };
 
 /**
  * A replay read's result: the events after the subscriber's position its filter sends (wanted

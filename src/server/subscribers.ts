@@ -70,8 +70,14 @@ export class SubscriberHub {
     applyClientMessage(this.#hooks, this.#backfill, subscriber, data, binary);
   }
 
+  /**
+   * A blocked subscriber resumes once its sink has written out all it held, not before: uWS
+   * compacts a socket's send buffer only when it empties (or after 1 MiB left it) and keeps the
+   * buffer's memory at its peak for the socket's lifetime, so topping up a half-drained buffer
+   * would let each subscriber keep up to 1 MiB beyond the high-water mark.
+   */
   drain(subscriber: Subscriber): void {
-    if (subscriber.mode !== 'blocked' || subscriber.sink.bufferedAmount() > this.#options.highWaterBytes / 2) return;
+    if (subscriber.mode !== 'blocked' || subscriber.sink.bufferedAmount() > 0) return;
     subscriber.mode = 'replay';
     this.#pump(subscriber);
   }
