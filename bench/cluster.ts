@@ -24,6 +24,11 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pino from 'pino';
+import { Registry } from 'prom-client';
+import { CursorClock } from '../src/events/index.ts';
+import { createStoreMetrics, EventStore, Ingester } from '../src/store/index.ts';
+import { createUpstreamMetrics, decodeFrame, DropReporter, parseMessage } from '../src/upstream/index.ts';
 import { ContrailProcess } from '../test/support/contrail-process.ts';
 import { FakeRelay } from '../test/support/fake-relay.ts';
 import { tempDir } from '../test/support/gateway.ts';
@@ -235,6 +240,44 @@ async function catchUp(topology: Topology, frames: SyntheticFrame[]): Promise<Ca
   }
 }
 
+/** Frames a socket read hands over at once (64 KiB of ~1 KB frames): the in-process run gets them the same way. */
+const FRAMES_PER_READ = 64;
+
+/**
+ * The ceiling for every process above: the same frames through the gateway's own ingest path —
+ * decodeFrame, parseMessage, the Ingester (events, revs, group commit) into an EventStore
+ * without fsync, as `contrail serve` runs it — in this process, with no socket, no server and
+ * no stream. Events per CPU second of this process, measured beside the others in the same run.
+ */
+async function inProcessIngest(frames: SyntheticFrame[]): Promise<number> {
+  const dir = tempDir('contrail-bench-cluster-store-');
+  const store = new EventStore({ dataDir: dir.path, hotLogBytes: 256 * 1024 * 1024, fsync: false });
+  try {
+    const registry = new Registry();
+    const logger = pino({ level: 'silent' });
+    const ingester = new Ingester({
+      store,
+      clock: new CursorClock(store.lastTimeUs),
+      upstreamUrl: 'ws://relay.invalid',
+      logger,
+      metrics: createStoreMetrics(registry),
+      drops: new DropReporter(createUpstreamMetrics(registry).drops, logger),
+      onBackpressure: () => {},
+    });
+    const cpuBefore = process.cpuUsage();
+    for (let at = 0; at < frames.length; at += FRAMES_PER_READ) {
+      for (const frame of frames.slice(at, at + FRAMES_PER_READ)) ingester.handle(parseMessage(decodeFrame(frame.bytes, Infinity)));
+      await new Promise(setImmediate);
+    }
+    await ingester.flush();
+    const cpu = process.cpuUsage(cpuBefore);
+    return store.span().eventCount / ((cpu.user + cpu.system) / 1e6);
+  } finally {
+    await store.close();
+    dir.remove();
+  }
+}
+
 /** arrival − time_us in µs for every event a client of the leader and of the follower (or of the single process) receives at a steady rate. */
 async function latencies(topology: Topology, frames: SyntheticFrame[]): Promise<{ leader: number[]; follower?: number[] }> {
   const setup = await Setup.start(topology, 2);
@@ -349,7 +392,11 @@ export async function run(sections = new Set(SECTIONS)): Promise<Row[]> {
   };
 
   if (sections.has('ingest')) {
-    const runs = await takingTurns('ingest', (topology) => catchUp(topology, frames));
+    const inProcess: number[] = [];
+    const runs = await takingTurns('ingest', async (topology) => {
+      if (topology === TOPOLOGIES[0]) inProcess.push(await inProcessIngest(frames));
+      return catchUp(topology, frames);
+    });
     const perLeaderCpuSecond = (topology: Topology) => median(runs.get(topology)!.map((run) => run.perBusiestCpuSecond));
     for (const [topology, results] of runs) {
       add({
@@ -361,6 +408,12 @@ export async function run(sections = new Set(SECTIONS)): Promise<Row[]> {
         'CPU ms per 1k events, all processes': Math.round(median(results.map((run) => run.cpuMsPerThousand))),
       });
     }
+    add({
+      bench: 'ingest',
+      case: `in-process ingest path (decode, events, Ingester, EventStore; no socket, server or stream) on the same ${events.toLocaleString('en-US')} events`,
+      'events per CPU-s of the leader': Math.round(median(inProcess)),
+      'vs single': `${(median(inProcess) / perLeaderCpuSecond(TOPOLOGIES[0]!)).toFixed(2)}×`,
+    });
   }
 
   if (sections.has('latency')) {
