@@ -51,8 +51,9 @@
  * check still keeps replays out.
  *
  * Files: verifier.ts (the pipeline), check.ts (one commit or #sync), check-pool.ts and
- * check-worker.ts (worker threads), signed-commit.ts, inversion.ts, proof-tree.ts and
- * mst-node.ts (the partial MST a commit's CAR carries), signing-keys.ts (imported keys, cached),
+ * check-worker.ts (worker threads), signed-commit.ts, inversion.ts, proof-tree.ts, mst-node.ts
+ * and node-cbor.ts (the partial MST a commit's CAR carries, its nodes' bytes read and written
+ * directly), signing-keys.ts (imported keys, cached),
  * failure.ts (reasons), metrics.ts.
  */
 export { Verifier, type VerifierOptions } from './verifier.ts';

@@ -1,5 +1,6 @@
 import { hash } from 'node:crypto';
-import { CidLinkWrapper, decode, encode, fromBytes, isBytes, toBytes } from '@atcute/cbor';
+import { CidLinkWrapper, decode, fromBytes, isBytes } from '@atcute/cbor';
+import { readStoredNode, writeStoredNode, type StoredNode } from './node-cbor.ts';
 
 /**
  * An MST node (https://atproto.com/specs/repository#mst-structure) with its keys expanded: the
@@ -20,7 +21,6 @@ export interface MstNode {
 export class MalformedNodeError extends Error {}
 
 const MST_KEY = /^[a-zA-Z0-9_~.:-]+\/[a-zA-Z0-9_~.:-]+$/;
-const DAG_CBOR_SHA256 = Uint8Array.of(0x01, 0x71, 0x12, 0x20);
 
 /**
  * Keys' MST heights (leading zero bit pairs of their SHA-256), remembered: a repo's keys come
@@ -34,7 +34,7 @@ export class KeyHeights {
   of(key: string): number {
     let height = this.#heights.get(key);
     if (height === undefined) {
-      height = leadingZeroPairs(hash('sha256', key, 'buffer') as unknown as Uint8Array);
+      height = leadingZeroPairs(hash('sha256', key, 'binary'));
       if (this.#heights.size >= this.maxKeys) this.#heights.clear();
       this.#heights.set(key, height);
     }
@@ -49,9 +49,11 @@ export class KeyHeights {
   }
 }
 
-function leadingZeroPairs(digest: Uint8Array): number {
+/** Of a digest as a 'binary' (latin1) string: one character a byte. */
+function leadingZeroPairs(digest: string): number {
   let zeros = 0;
-  for (const byte of digest) {
+  for (let i = 0; i < digest.length; i++) {
+    const byte = digest.charCodeAt(i);
     if (byte < 64) zeros++;
     if (byte < 16) zeros++;
     if (byte < 4) zeros++;
@@ -84,8 +86,7 @@ export function makeNode(keys: readonly string[], values: readonly CidLinkWrappe
 
 /** Decodes a node's DAG-CBOR (`{l, e: [{p, k, v, t}]}`, keys prefix-compressed) and checks it. */
 export function decodeNode(bytes: Uint8Array, heights: KeyHeights): MstNode {
-  const data: unknown = decode(bytes);
-  if (!isNodeData(data)) throw new MalformedNodeError('malformed MST node; invalid structure');
+  const data = readStoredNode(bytes) ?? decodeGeneric(bytes);
   const keys: string[] = [];
   const values: CidLinkWrapper[] = [];
   const subtrees: (CidLinkWrapper | null)[] = [data.l];
@@ -93,7 +94,7 @@ export function decodeNode(bytes: Uint8Array, heights: KeyHeights): MstNode {
   for (const entry of data.e) {
     const prefix = entry.p;
     if (!Number.isInteger(prefix) || prefix < 0 || prefix > previous.length) throw new MalformedNodeError('malformed MST node; unexpected key prefix length');
-    const suffix = Buffer.from(fromBytes(entry.k)).toString('utf8');
+    const suffix = Buffer.from(entry.k.buffer, entry.k.byteOffset, entry.k.byteLength).toString('utf8');
     if (previous[prefix] === suffix[0]) throw new MalformedNodeError('malformed MST node; suboptimal key prefix length');
     const key = previous.slice(0, prefix) + suffix;
     if (key <= previous) throw new MalformedNodeError('malformed MST node; invalid key sort order');
@@ -106,29 +107,16 @@ export function decodeNode(bytes: Uint8Array, heights: KeyHeights): MstNode {
   return makeNode(keys, values, subtrees, heights);
 }
 
-/** The node's DAG-CBOR, keys prefix-compressed against the previous one. */
-export function encodeNode(node: MstNode): Uint8Array {
-  const e = [];
-  let previous = '';
-  for (let i = 0; i < node.keys.length; i++) {
-    const key = node.keys[i]!;
-    let prefix = 0;
-    while (prefix < previous.length && prefix < key.length && previous[prefix] === key[prefix]) prefix++;
-    e.push({ k: toBytes(Buffer.from(key.slice(prefix), 'utf8')), p: prefix, t: node.subtrees[i + 1] ?? null, v: node.values[i]! });
-    previous = key;
-  }
-  return encode({ l: node.subtrees[0] ?? null, e });
+/** A node through the generic DAG-CBOR decoder: what node-cbor.ts does not read (legal or not). */
+function decodeGeneric(bytes: Uint8Array): StoredNode {
+  const data: unknown = decode(bytes);
+  if (!isNodeData(data)) throw new MalformedNodeError('malformed MST node; invalid structure');
+  return { l: data.l, e: data.e.map(({ p, k, v, t }) => ({ p, k: fromBytes(k), v, t })) };
 }
 
-/** The node's CID (CIDv1, dag-cbor, sha2-256), computed once. */
-export function nodeCid(node: MstNode): CidLinkWrapper {
-  if (!node.cid) {
-    const bytes = new Uint8Array(36);
-    bytes.set(DAG_CBOR_SHA256);
-    bytes.set(hash('sha256', encodeNode(node), 'buffer') as unknown as Uint8Array, 4);
-    node.cid = new CidLinkWrapper(bytes);
-  }
-  return node.cid;
+/** The node's DAG-CBOR, keys prefix-compressed against the previous one. */
+export function encodeNode(node: MstNode): Uint8Array {
+  return writeStoredNode(node.keys, node.values, node.subtrees);
 }
 
 interface NodeData {

@@ -1,7 +1,7 @@
 import { hash } from 'node:crypto';
-import type { CidLinkWrapper } from '@atcute/cbor';
+import { CidLinkWrapper } from '@atcute/cbor';
 import type { CarSlice } from '../upstream/index.ts';
-import { assertMstKey, decodeNode, isEmptyNode, MalformedNodeError, makeNode, nodeCid, type KeyHeights, type MstNode } from './mst-node.ts';
+import { assertMstKey, decodeNode, encodeNode, isEmptyNode, MalformedNodeError, makeNode, type KeyHeights, type MstNode } from './mst-node.ts';
 
 /** A node the walk or a rewrite needs is not in the commit's CAR, or its bytes do not hash to its CID. */
 export class MissingNodeError extends Error {
@@ -23,7 +23,10 @@ const EMPTY_NODE: MstNode = { keys: [], values: [], subtrees: [null] };
  * nodes built here are kept by CID too, as the library's NodeStore keeps them.
  */
 export class ProofTree {
+  /** Nodes by their CID's bytes (as a latin1 string). */
   readonly #nodes = new Map<string, MstNode>();
+  /** The same nodes by the CID objects that named them: a walk meets the same ones again. */
+  readonly #byLink = new Map<CidLinkWrapper, MstNode>();
 
   constructor(
     private readonly car: CarSlice,
@@ -145,22 +148,33 @@ export class ProofTree {
 
   /** The node's CID; the node is kept under it, as a later step may load it. */
   #cid(node: MstNode): CidLinkWrapper {
-    const cid = nodeCid(node);
-    this.#nodes.set(cidKey(cid), node);
+    if (node.cid) return node.cid; // kept when it was loaded or built
+    const digest = hash('sha256', encodeNode(node), 'binary');
+    const bytes = new Uint8Array(36);
+    bytes.set(DAG_CBOR_SHA256);
+    for (let i = 0; i < 32; i++) bytes[4 + i] = digest.charCodeAt(i);
+    const cid = new CidLinkWrapper(bytes);
+    node.cid = cid;
+    this.#nodes.set(DAG_CBOR_SHA256_KEY + digest, node);
+    this.#byLink.set(cid, node);
     return cid;
   }
 
   /** A node built here or read from the CAR (hashed against its CID); null is the empty node. */
   #load(cid: CidLinkWrapper | null): MstNode {
     if (cid === null) return EMPTY_NODE;
-    const key = cidKey(cid);
-    let node = this.#nodes.get(key);
+    let node = this.#byLink.get(cid);
     if (node) return node;
-    const bytes = this.car.find(cid.bytes);
-    if (!bytes || !digestMatches(cid.bytes, bytes)) throw new MissingNodeError(cid);
-    node = decodeNode(bytes, this.heights);
-    node.cid = cid;
-    this.#nodes.set(key, node);
+    const key = cidKey(cid);
+    node = this.#nodes.get(key);
+    if (!node) {
+      const bytes = this.car.find(cid.bytes);
+      if (!bytes || !digestMatches(key, bytes)) throw new MissingNodeError(cid);
+      node = decodeNode(bytes, this.heights);
+      node.cid = cid;
+      this.#nodes.set(key, node);
+    }
+    this.#byLink.set(cid, node);
     return node;
   }
 }
@@ -187,13 +201,16 @@ function cidKey(cid: CidLinkWrapper): string {
   return Buffer.from(cid.bytes.buffer, cid.bytes.byteOffset, cid.bytes.byteLength).toString('latin1');
 }
 
+/** The bytes a dag-cbor, sha2-256 CID starts with, and as a cidKey prefix. */
+const DAG_CBOR_SHA256 = Uint8Array.of(0x01, 0x71, 0x12, 0x20);
+const DAG_CBOR_SHA256_KEY = String.fromCharCode(...DAG_CBOR_SHA256);
+
 function sameCid(a: CidLinkWrapper, b: CidLinkWrapper): boolean {
   return Buffer.from(a.bytes.buffer, a.bytes.byteOffset, a.bytes.byteLength).equals(b.bytes);
 }
 
-/** Whether a sha2-256 CID's digest is the block's hash (a CID of another hash function never matches). */
-function digestMatches(cid: Uint8Array, block: Uint8Array): boolean {
-  if (cid.length !== 36 || cid[2] !== 0x12 || cid[3] !== 0x20) return false;
-  const digest = hash('sha256', block, 'buffer') as unknown as Buffer;
-  return digest.equals(cid.subarray(4));
+/** Whether a sha2-256 CID (its cidKey) has the block's hash as its digest (a CID of another hash function never matches). */
+function digestMatches(cidKey: string, block: Uint8Array): boolean {
+  if (cidKey.length !== 36 || cidKey.charCodeAt(2) !== 0x12 || cidKey.charCodeAt(3) !== 0x20) return false;
+  return hash('sha256', block, 'binary') === cidKey.slice(4);
 }
