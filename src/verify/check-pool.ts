@@ -3,18 +3,24 @@ import type { Logger } from 'pino';
 import type { CommitMessage, SyncMessage, VerifyMode } from './check.ts';
 import { VerifyError, type VerifyFailure } from './failure.ts';
 
-/** One check for a worker: the message's bytes (copied into their own buffers) and the key. */
+/**
+ * Where a byte string is in a batch's buffer: the offset of its 4-byte length, then the bytes;
+ * -1 for one that is absent.
+ */
+export type BytesAt = number;
+
+/** One check for a worker: the message's fields, its bytes as places in the batch's buffer, and the key. */
 export type CheckRequest = { id: number; signingKey: string; mode: VerifyMode } & (
   | {
       kind: 'commit';
       repo: string;
       rev: string;
-      commit: Uint8Array | undefined;
-      prevData: Uint8Array | undefined;
-      car: Uint8Array;
-      ops: { action: unknown; path: unknown; cid: Uint8Array | undefined; prev: Uint8Array | undefined }[];
+      commit: BytesAt;
+      prevData: BytesAt;
+      car: BytesAt;
+      ops: { action: unknown; path: unknown; cid: BytesAt; prev: BytesAt }[];
     }
-  | { kind: 'sync'; did: string; rev: string; blocks: Uint8Array }
+  | { kind: 'sync'; did: string; rev: string; blocks: BytesAt }
 );
 
 export interface CheckReply {
@@ -23,19 +29,28 @@ export interface CheckReply {
 }
 
 /**
- * What goes to a worker: the checks queued for it since the last message, in one. Each message
- * costs both threads (a wake-up, a clone), which per check was a sixth of a worker's time.
+ * What goes to a worker: the checks queued for it since the last message, in one, with every
+ * byte string they name copied into one buffer that is handed over (not cloned). Per message
+ * both threads pay a wake-up and a clone, and per object cloned more: a typed array per CID
+ * cost the main thread more than the check's own work there.
  */
-export type WorkerRequest = { kind: 'checks'; checks: CheckRequest[] } | { kind: 'ping' };
+export type WorkerRequest = { kind: 'checks'; checks: CheckRequest[]; bytes: ArrayBuffer } | { kind: 'ping' };
 /** What comes back: answers, several at a time (see check-worker.ts), or the pong. */
 export type WorkerReply = { kind: 'answers'; answers: CheckReply[] } | { kind: 'pong' };
+
+/** A check asked for and not yet posted. */
+interface Queued {
+  id: number;
+  message: CommitMessage | SyncMessage;
+  signingKey: string;
+  mode: VerifyMode;
+}
 
 interface Slot {
   worker: Worker | undefined;
   pending: Map<number, { resolve: (failure: VerifyError | undefined) => void; reject: (err: Error) => void }>;
-  /** Checks not posted yet, with the buffers they hand over: posted together in a microtask. */
-  queued: CheckRequest[];
-  transfer: ArrayBuffer[];
+  /** Checks not posted yet: posted together in a microtask. */
+  queued: Queued[];
 }
 
 /**
@@ -70,7 +85,7 @@ export class CheckPool {
     readonly size: number,
     private readonly logger: Logger,
   ) {
-    this.#slots = Array.from({ length: size }, () => ({ worker: undefined, pending: new Map(), queued: [], transfer: [] }));
+    this.#slots = Array.from({ length: size }, () => ({ worker: undefined, pending: new Map(), queued: [] }));
   }
 
   /**
@@ -83,43 +98,25 @@ export class CheckPool {
     const id = this.#nextId++;
     const did = message.type === 'commit' ? message.repo : message.did;
     const slot = this.#slots[shardOf(did, this.#slots.length)]!; // shardOf is below the slot count
-    // Copies: a message's bytes are views into the whole frame, which would be cloned with them.
-    const request: CheckRequest =
-      message.type === 'commit'
-        ? {
-            id,
-            signingKey,
-            mode,
-            kind: 'commit',
-            repo: message.repo,
-            rev: message.rev,
-            commit: message.proof.commit?.bytes.slice(),
-            prevData: message.proof.prevData?.bytes.slice(),
-            car: message.proof.car.bytes.slice(),
-            ops: message.proof.ops.map((op) => ({ action: op.action, path: op.path, cid: op.cid?.bytes.slice(), prev: op.prev?.bytes.slice() })),
-          }
-        : { id, signingKey, mode, kind: 'sync', did: message.did, rev: message.rev, blocks: message.blocks.slice() };
     return new Promise((resolve, reject) => {
       slot.pending.set(id, { resolve, reject });
       if (slot.queued.length === 0) queueMicrotask(() => this.#post(slot));
-      slot.queued.push(request);
-      slot.transfer.push((request.kind === 'commit' ? request.car.buffer : request.blocks.buffer) as ArrayBuffer);
+      slot.queued.push({ id, message, signingKey, mode });
     });
   }
 
   #post(slot: Slot): void {
-    const checks = slot.queued;
-    const transfer = slot.transfer;
+    const queued = slot.queued;
     slot.queued = [];
-    slot.transfer = [];
-    if (checks.length === 0) return; // rejected when the worker died
+    if (queued.length === 0) return; // rejected when the worker died
     if (this.#closed) {
-      for (const { id } of checks) slot.pending.get(id)?.reject(new Error('the verification workers are closed'));
+      for (const { id } of queued) slot.pending.get(id)?.reject(new Error('the verification workers are closed'));
       return;
     }
+    const { checks, bytes } = packChecks(queued);
     const worker = (slot.worker ??= this.#start(slot));
     worker.ref();
-    worker.postMessage({ kind: 'checks', checks } satisfies WorkerRequest, transfer);
+    worker.postMessage({ kind: 'checks', checks, bytes } satisfies WorkerRequest, [bytes]);
   }
 
   /** Resolves once every worker is running (so a benchmark does not time their start). */
@@ -177,7 +174,6 @@ export class CheckPool {
       for (const waiting of slot.pending.values()) waiting.reject(err);
       slot.pending.clear();
       slot.queued = [];
-      slot.transfer = [];
     };
     worker.on('error', died);
     worker.on('exit', (code) => died(new Error(`the verification worker exited with code ${code}`)));
@@ -190,4 +186,64 @@ function shardOf(did: string, count: number): number {
   let hash = 0x811c9dc5;
   for (let i = 0; i < did.length; i++) hash = Math.imul(hash ^ did.charCodeAt(i), 0x01000193);
   return (hash >>> 0) % count;
+}
+
+/**
+ * The checks as a worker gets them: their byte strings — a message's are views into its whole
+ * frame, which must stay here — copied into one new buffer, each after its length.
+ */
+function packChecks(queued: Queued[]): { checks: CheckRequest[]; bytes: ArrayBuffer } {
+  let size = 0;
+  const measure = (bytes: Uint8Array | undefined) => {
+    if (bytes) size += 4 + bytes.length;
+  };
+  for (const { message } of queued) {
+    if (message.type === 'sync') {
+      measure(message.blocks);
+      continue;
+    }
+    const { proof } = message;
+    measure(proof.car.bytes);
+    measure(proof.commit?.bytes);
+    measure(proof.prevData?.bytes);
+    for (const op of proof.ops) {
+      measure(op.cid?.bytes);
+      measure(op.prev?.bytes);
+    }
+  }
+  const buffer = new ArrayBuffer(size);
+  const view = new DataView(buffer);
+  const target = new Uint8Array(buffer);
+  let at = 0;
+  const put = (bytes: Uint8Array | undefined): BytesAt => {
+    if (!bytes) return -1;
+    const offset = at;
+    view.setUint32(at, bytes.length);
+    target.set(bytes, at + 4);
+    at += 4 + bytes.length;
+    return offset;
+  };
+  const checks = queued.map(({ id, message, signingKey, mode }): CheckRequest => {
+    if (message.type === 'sync') return { id, signingKey, mode, kind: 'sync', did: message.did, rev: message.rev, blocks: put(message.blocks) };
+    const { proof } = message;
+    return {
+      id,
+      signingKey,
+      mode,
+      kind: 'commit',
+      repo: message.repo,
+      rev: message.rev,
+      car: put(proof.car.bytes),
+      commit: put(proof.commit?.bytes),
+      prevData: put(proof.prevData?.bytes),
+      ops: proof.ops.map((op) => ({ action: op.action, path: op.path, cid: put(op.cid?.bytes), prev: put(op.prev?.bytes) })),
+    };
+  });
+  return { checks, bytes: buffer };
+}
+
+/** A byte string of a batch's buffer (packChecks), as a view; undefined for -1. */
+export function bytesAt(buffer: ArrayBuffer, at: BytesAt): Uint8Array | undefined {
+  if (at < 0) return undefined;
+  return new Uint8Array(buffer, at + 4, new DataView(buffer).getUint32(at));
 }

@@ -10,7 +10,7 @@ import { parentPort } from 'node:worker_threads';
 import { Link } from '../atproto/index.ts';
 import { CarSlice } from '../upstream/index.ts';
 import { checkCommit, checkSync } from './check.ts';
-import type { CheckReply, CheckRequest, WorkerReply, WorkerRequest } from './check-pool.ts';
+import { bytesAt, type CheckReply, type CheckRequest, type WorkerReply, type WorkerRequest } from './check-pool.ts';
 import { asVerifyError } from './failure.ts';
 import { SigningKeys } from './signing-keys.ts';
 
@@ -18,17 +18,20 @@ import { SigningKeys } from './signing-keys.ts';
 const ANSWERS_PER_MESSAGE = 8;
 
 const keys = new SigningKeys();
-const link = (bytes: Uint8Array | undefined) => (bytes ? new Link(bytes) : undefined);
 
-async function run(request: CheckRequest): Promise<CheckReply> {
+async function run(request: CheckRequest, buffer: ArrayBuffer): Promise<CheckReply> {
+  const link = (at: number) => {
+    const bytes = bytesAt(buffer, at);
+    return bytes && new Link(bytes);
+  };
   try {
     if (request.kind === 'sync') {
-      await checkSync(request, request.signingKey, keys);
+      await checkSync({ did: request.did, rev: request.rev, blocks: bytesAt(buffer, request.blocks)! }, request.signingKey, keys);
     } else {
       const proof = {
         commit: link(request.commit),
         prevData: link(request.prevData),
-        car: new CarSlice(request.car),
+        car: new CarSlice(bytesAt(buffer, request.car)!),
         ops: request.ops.map((op) => ({ action: op.action, path: op.path, cid: link(op.cid), prev: link(op.prev) })),
       };
       await checkCommit({ repo: request.repo, rev: request.rev, proof }, request.signingKey, request.mode, keys);
@@ -43,10 +46,10 @@ async function run(request: CheckRequest): Promise<CheckReply> {
 const reply = (message: WorkerReply) => parentPort!.postMessage(message);
 
 /** Runs a batch in order, answering every ANSWERS_PER_MESSAGE checks and at its end. Never rejects (run catches). */
-async function runBatch(checks: CheckRequest[]): Promise<void> {
+async function runBatch(checks: CheckRequest[], buffer: ArrayBuffer): Promise<void> {
   let answers: CheckReply[] = [];
   for (const check of checks) {
-    answers.push(await run(check));
+    answers.push(await run(check, buffer));
     if (answers.length === ANSWERS_PER_MESSAGE) {
       reply({ kind: 'answers', answers });
       answers = [];
@@ -57,5 +60,5 @@ async function runBatch(checks: CheckRequest[]): Promise<void> {
 
 parentPort!.on('message', (request: WorkerRequest) => {
   if (request.kind === 'ping') reply({ kind: 'pong' });
-  else void runBatch(request.checks);
+  else void runBatch(request.checks, request.bytes);
 });

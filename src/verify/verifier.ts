@@ -128,6 +128,8 @@ export class Verifier {
     const queued = this.#tasks.length - this.#nextTask;
     this.#options.metrics.queued.set(queued);
     if (!this.#paused && queued > this.#options.maxQueued) this.#setPaused(true);
+    // At once, not when the queue reaches it: the loop may be waiting for a worker's answer.
+    if (this.#pool) this.#prefetch();
     this.#run();
   }
 
@@ -188,8 +190,9 @@ export class Verifier {
   /**
    * Starts the checks of the next queued messages on the workers, with the keys cached now, so
    * the workers run while this thread judges messages in order. Each result is used only if the
-   * key is still the one the message is judged with when its turn comes. Refilled once half the
-   * checks started are judged, so they go out in batches (one worker message each).
+   * key is still the one the message is judged with when its turn comes. Called as each message
+   * arrives and as each is judged; refilled once half the checks started are judged, so under a
+   * backlog they go out in batches (one worker message each), and at a steady rate one by one.
    */
   #prefetch(): void {
     const window = PREFETCH_PER_WORKER * this.#pool!.size;
