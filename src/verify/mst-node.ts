@@ -13,6 +13,8 @@ export interface MstNode {
   readonly values: readonly CidLinkWrapper[];
   /** keys.length + 1 subtrees: left of the first key, then right of each. */
   readonly subtrees: readonly (CidLinkWrapper | null)[];
+  /** The height of its keys (which agree), undefined if it has none. */
+  readonly keyHeight: number | undefined;
   /** Its CID, once computed (or as loaded). */
   cid?: CidLinkWrapper;
 }
@@ -40,13 +42,12 @@ export class KeyHeights {
     }
     return height;
   }
+}
 
-  /** The node's height: its keys' (which must agree), 0 for the empty node, null if indeterminate (no keys, a subtree). */
-  ofNode(node: Pick<MstNode, 'keys' | 'subtrees'>): number | null {
-    const [first] = node.keys;
-    if (first !== undefined) return this.of(first);
-    return node.subtrees[0] === null ? 0 : null;
-  }
+/** The node's height: its keys', 0 for the empty node, null if indeterminate (no keys, a subtree). */
+export function nodeHeight(node: MstNode): number | null {
+  if (node.keyHeight !== undefined) return node.keyHeight;
+  return node.subtrees[0] === null ? 0 : null;
 }
 
 /** Of a digest as a 'binary' (latin1) string: one character a byte. */
@@ -74,14 +75,24 @@ export function isEmptyNode(node: MstNode): boolean {
 
 /** A node from its parts, checked as @atcute/mst's MSTNode.create checks them. */
 export function makeNode(keys: readonly string[], values: readonly CidLinkWrapper[], subtrees: readonly (CidLinkWrapper | null)[], heights: KeyHeights): MstNode {
+  return joinNode(keys, values, subtrees, ...keys.map((key) => heights.of(key)));
+}
+
+/**
+ * A node from its parts, its keys being runs taken from checked nodes (or single keys), in
+ * order, each run's height given (undefined for a run of none): the same check as makeNode's
+ * — all keys of one height — without hashing or looking up each key again.
+ */
+export function joinNode(keys: readonly string[], values: readonly CidLinkWrapper[], subtrees: readonly (CidLinkWrapper | null)[], ...runHeights: (number | undefined)[]): MstNode {
   if (subtrees.length !== keys.length + 1) throw new MalformedNodeError('malformed MST node; invalid subtree count');
   if (keys.length !== values.length) throw new MalformedNodeError('malformed MST node; mismatched keys/values lengths');
-  const [first] = keys;
-  if (first !== undefined) {
-    const height = heights.of(first);
-    for (const key of keys) if (heights.of(key) !== height) throw new MalformedNodeError('malformed MST node; inconsistent key heights');
+  let keyHeight: number | undefined;
+  for (const height of runHeights) {
+    if (height === undefined) continue;
+    if (keyHeight !== undefined && height !== keyHeight) throw new MalformedNodeError('malformed MST node; inconsistent key heights');
+    keyHeight = height;
   }
-  return { keys, values, subtrees };
+  return { keys, values, subtrees, keyHeight: keys.length > 0 ? keyHeight : undefined };
 }
 
 /** Decodes a node's DAG-CBOR (`{l, e: [{p, k, v, t}]}`, keys prefix-compressed) and checks it. */
@@ -94,9 +105,9 @@ export function decodeNode(bytes: Uint8Array, heights: KeyHeights): MstNode {
   for (const entry of data.e) {
     const prefix = entry.p;
     if (!Number.isInteger(prefix) || prefix < 0 || prefix > previous.length) throw new MalformedNodeError('malformed MST node; unexpected key prefix length');
-    const suffix = Buffer.from(entry.k.buffer, entry.k.byteOffset, entry.k.byteLength).toString('utf8');
-    if (previous[prefix] === suffix[0]) throw new MalformedNodeError('malformed MST node; suboptimal key prefix length');
-    const key = previous.slice(0, prefix) + suffix;
+    const suffix = entry.k;
+    if ((prefix < previous.length ? previous.charCodeAt(prefix) : undefined) === suffix[0]) throw new MalformedNodeError('malformed MST node; suboptimal key prefix length');
+    const key = joinKey(previous, prefix, suffix);
     if (key <= previous) throw new MalformedNodeError('malformed MST node; invalid key sort order');
     assertMstKey(key);
     keys.push(key);
@@ -105,6 +116,27 @@ export function decodeNode(bytes: Uint8Array, heights: KeyHeights): MstNode {
     previous = key;
   }
   return makeNode(keys, values, subtrees, heights);
+}
+
+/** The previous key's bytes, then the one being read: a node's keys are read one after another. */
+let keyBytes = Buffer.allocUnsafe(1024);
+
+/**
+ * `previous`'s first `prefix` characters then `suffix`, as one flat string: keys are compared
+ * and written character by character, which a joined string does slowly. Keys are ASCII
+ * (assertMstKey), so each byte is a character; a suffix that is not is read as UTF-8, as
+ * @atcute/mst reads it, and the key is then refused.
+ */
+function joinKey(previous: string, prefix: number, suffix: Uint8Array): string {
+  for (const byte of suffix) if (byte > 0x7f) return previous.slice(0, prefix) + Buffer.from(suffix.buffer, suffix.byteOffset, suffix.byteLength).toString('utf8');
+  const length = prefix + suffix.length;
+  if (keyBytes.length < length) {
+    const longer = Buffer.allocUnsafe(length);
+    longer.set(keyBytes.subarray(0, prefix));
+    keyBytes = longer;
+  }
+  keyBytes.set(suffix, prefix);
+  return keyBytes.toString('latin1', 0, length);
 }
 
 /** A node through the generic DAG-CBOR decoder: what node-cbor.ts does not read (legal or not). */

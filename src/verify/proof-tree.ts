@@ -1,7 +1,7 @@
 import { hash } from 'node:crypto';
 import { CidLinkWrapper } from '@atcute/cbor';
 import type { CarSlice } from '../upstream/index.ts';
-import { assertMstKey, decodeNode, encodeNode, isEmptyNode, MalformedNodeError, makeNode, type KeyHeights, type MstNode } from './mst-node.ts';
+import { assertMstKey, decodeNode, encodeNode, isEmptyNode, joinNode, MalformedNodeError, nodeHeight, type KeyHeights, type MstNode } from './mst-node.ts';
 
 /** A node the walk or a rewrite needs is not in the commit's CAR, or its bytes do not hash to its CID. */
 export class MissingNodeError extends Error {
@@ -10,7 +10,7 @@ export class MissingNodeError extends Error {
   }
 }
 
-const EMPTY_NODE: MstNode = { keys: [], values: [], subtrees: [null] };
+const EMPTY_NODE: MstNode = { keys: [], values: [], subtrees: [null], keyHeight: undefined };
 
 /**
  * The part of a repo's MST that a commit's CAR carries, for the sync 1.1 inversion: find a key,
@@ -37,7 +37,7 @@ export class ProofTree {
   find(root: CidLinkWrapper, key: string): CidLinkWrapper | null {
     const keyHeight = this.heights.of(key);
     let node = this.#load(root);
-    let height = this.heights.ofNode(node);
+    let height = nodeHeight(node);
     if (height === null) throw new MalformedNodeError('indeterminate node height');
     for (;;) {
       if (keyHeight > height) return null;
@@ -46,7 +46,7 @@ export class ProofTree {
       const subtree = node.subtrees[i];
       if (!subtree) return null;
       node = this.#load(subtree);
-      const subtreeHeight = this.heights.ofNode(node);
+      const subtreeHeight = nodeHeight(node);
       if (subtreeHeight !== null && subtreeHeight !== height - 1) throw new MalformedNodeError(`inconsistent subtree height; got=${subtreeHeight} expected=${height - 1}`);
       height--;
     }
@@ -56,7 +56,7 @@ export class ProofTree {
   put(root: CidLinkWrapper, key: string, value: CidLinkWrapper): CidLinkWrapper {
     assertMstKey(key);
     const node = this.#load(root);
-    if (isEmptyNode(node)) return this.#cid(this.#putHere(node, key, value));
+    if (isEmptyNode(node)) return this.#cid(this.#putHere(node, key, value, this.heights.of(key)));
     return this.#cid(this.#putBelow(node, key, value, this.heights.of(key), this.#requireHeight(node)));
   }
 
@@ -69,23 +69,23 @@ export class ProofTree {
   }
 
   #putBelow(node: MstNode, key: string, value: CidLinkWrapper, keyHeight: number, height: number): MstNode {
-    if (keyHeight > height) return this.#putBelow(this.#make([], [], [this.#cid(node)]), key, value, keyHeight, height + 1);
+    if (keyHeight > height) return this.#putBelow(joinNode([], [], [this.#cid(node)]), key, value, keyHeight, height + 1);
     if (keyHeight < height) {
       const i = lowerBound(node.keys, key);
       const below = this.#putBelow(this.#load(node.subtrees[i] ?? null), key, value, keyHeight, height - 1);
-      return this.#make(node.keys, node.values, replaceAt(node.subtrees, i, this.#cid(below)));
+      return joinNode(node.keys, node.values, replaceAt(node.subtrees, i, this.#cid(below)), node.keyHeight);
     }
-    return this.#putHere(node, key, value);
+    return this.#putHere(node, key, value, keyHeight);
   }
 
-  #putHere(node: MstNode, key: string, value: CidLinkWrapper): MstNode {
+  #putHere(node: MstNode, key: string, value: CidLinkWrapper, keyHeight: number): MstNode {
     const i = lowerBound(node.keys, key);
     if (node.keys[i] === key) {
       if (sameCid(node.values[i]!, value)) return node;
-      return this.#make(node.keys, replaceAt(node.values, i, value), node.subtrees);
+      return joinNode(node.keys, replaceAt(node.values, i, value), node.subtrees, node.keyHeight);
     }
     const [left, right] = this.#split(node.subtrees[i] ?? null, key);
-    return this.#make(splice(node.keys, i, 0, key), splice(node.values, i, 0, value), splice(node.subtrees, i, 1, left, right));
+    return joinNode(splice(node.keys, i, 0, key), splice(node.values, i, 0, value), splice(node.subtrees, i, 1, left, right), node.keyHeight, keyHeight);
   }
 
   /** A subtree split around `key` into the parts before and after it. */
@@ -94,8 +94,8 @@ export class ProofTree {
     const node = this.#load(cid);
     const i = lowerBound(node.keys, key);
     const [left, right] = this.#split(node.subtrees[i] ?? null, key);
-    const before = this.#make(node.keys.slice(0, i), node.values.slice(0, i), [...node.subtrees.slice(0, i), left]);
-    const after = this.#make(node.keys.slice(i), node.values.slice(i), [right, ...node.subtrees.slice(i + 1)]);
+    const before = joinNode(node.keys.slice(0, i), node.values.slice(0, i), [...node.subtrees.slice(0, i), left], node.keyHeight);
+    const after = joinNode(node.keys.slice(i), node.values.slice(i), [right, ...node.subtrees.slice(i + 1)], node.keyHeight);
     return [this.#nullable(before), this.#nullable(after)];
   }
 
@@ -107,11 +107,11 @@ export class ProofTree {
       const subtree = node.subtrees[i];
       if (!subtree) return this.#nullable(node);
       const below = this.#deleteBelow(this.#load(subtree), key, keyHeight, height - 1);
-      return this.#nullable(this.#make(node.keys, node.values, replaceAt(node.subtrees, i, below)));
+      return this.#nullable(joinNode(node.keys, node.values, replaceAt(node.subtrees, i, below), node.keyHeight));
     }
     if (node.keys[i] !== key) return this.#nullable(node);
     const merged = this.#merge(node.subtrees[i] ?? null, node.subtrees[i + 1] ?? null);
-    return this.#nullable(this.#make(splice(node.keys, i, 1), splice(node.values, i, 1), splice(node.subtrees, i, 2, merged)));
+    return this.#nullable(joinNode(splice(node.keys, i, 1), splice(node.values, i, 1), splice(node.subtrees, i, 2, merged), node.keyHeight));
   }
 
   /** Two adjacent subtrees as one, merged along their boundary. */
@@ -121,7 +121,7 @@ export class ProofTree {
     const l = this.#load(left);
     const r = this.#load(right);
     const boundary = this.#merge(l.subtrees.at(-1) ?? null, r.subtrees[0] ?? null);
-    return this.#nullable(this.#make([...l.keys, ...r.keys], [...l.values, ...r.values], [...l.subtrees.slice(0, -1), boundary, ...r.subtrees.slice(1)]));
+    return this.#nullable(joinNode([...l.keys, ...r.keys], [...l.values, ...r.values], [...l.subtrees.slice(0, -1), boundary, ...r.subtrees.slice(1)], l.keyHeight, r.keyHeight));
   }
 
   /** Strips nodes with no keys and one subtree off the top. */
@@ -133,13 +133,9 @@ export class ProofTree {
   }
 
   #requireHeight(node: MstNode): number {
-    const height = this.heights.ofNode(node);
+    const height = nodeHeight(node);
     if (height === null) throw new MalformedNodeError('indeterminate node height');
     return height;
-  }
-
-  #make(keys: readonly string[], values: readonly CidLinkWrapper[], subtrees: readonly (CidLinkWrapper | null)[]): MstNode {
-    return makeNode(keys, values, subtrees, this.heights);
   }
 
   #nullable(node: MstNode): CidLinkWrapper | null {
