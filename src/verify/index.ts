@@ -17,18 +17,22 @@
  * library is asynchronous per key and hashes every key of every node it decodes or builds to
  * check its height — 57 SHA-256 per commit, half of a `full` check. proof-tree.ts repeats the
  * library's NodeWalker.findRpath and NodeWrangler.putRecord/deleteRecord step for step, with
- * the same node checks, but synchronously and with key heights cached per thread (13 SHA-256
- * per commit: the nodes' bytes and CIDs). The library stays the reference:
+ * the same node checks, but synchronously and with key heights cached per thread and carried
+ * by each node (13 SHA-256 per commit: the nodes' bytes and CIDs), and with the nodes' DAG-CBOR
+ * read and written directly (node-cbor.ts; anything but a node's plain canonical form goes to
+ * the generic codec, so nodes read as before). The library stays the reference:
  * test/proof-tree.fuzz.test.ts holds the two to the same roots and the same blocks read on
- * random trees, and the backfill walk still uses it.
+ * random trees, test/mst-node.fuzz.test.ts the node codec to @atcute/cbor and @atcute/mst, and
+ * the backfill walk still uses the library.
  *
  * Where checks run (check-pool.ts, check-worker.ts): with --verify-workers > 0, the Verifier
- * starts the stateless checks (signature, MST) of the next queued messages on worker threads,
- * a repo always on the same one, with the key cached at that moment; when a message's turn comes
- * it uses that result if the key is still the same (else it checks again), so workers change no
- * order and hold no state. Checks started in one turn go to a worker as one message, and answers
- * come back eight at a time: per message, the wake-ups and clones cost a worker about as much as
- * a signature check. A worker that dies rejects its checks, which then run on this thread.
+ * starts the stateless checks (signature, MST) of messages as they arrive (up to a window ahead
+ * of the one being judged) on worker threads, a repo always on the same one, with the key cached
+ * at that moment; when a message's turn comes it uses that result if the key is still the same
+ * (else it checks again), so workers change no order and hold no state. Checks started in one
+ * turn go to a worker as one message, their bytes copied into one buffer that is handed over
+ * rather than cloned, and answers come back up to eight at a time: per message and per object
+ * cloned, both threads pay. A worker that dies rejects its checks, which then run on this thread.
  *
  * How it flows (verifier.ts): one ordered queue. The key comes from the identity stage's cache
  * without waiting; a repo whose key is unknown has its messages held — per repo, bounded in
