@@ -3,8 +3,10 @@
  * It holds no repo state (revs, out of sync, held messages stay on the main thread): it gets
  * messages' bytes and the keys to check them with, and answers pass or the failure.
  *
- * Checks come in batches and run one after another; answers go back a few at a time, so the
- * main thread can judge the first ones while the rest run, and pays one message per few.
+ * Checks come in batches and run one after another. The first answer of a batch goes back at
+ * once — the main thread, judging in order, is likely waiting for it (at a steady rate a batch
+ * is a message or two that just arrived) — then the rest a few at a time, so under a backlog the
+ * main thread judges the first ones while the rest run, and pays one message per few.
  */
 import { parentPort } from 'node:worker_threads';
 import { Link } from '../atproto/index.ts';
@@ -45,12 +47,12 @@ async function run(request: CheckRequest, buffer: ArrayBuffer): Promise<CheckRep
 
 const reply = (message: WorkerReply) => parentPort!.postMessage(message);
 
-/** Runs a batch in order, answering every ANSWERS_PER_MESSAGE checks and at its end. Never rejects (run catches). */
+/** Runs a batch in order, answering after its first check, then every ANSWERS_PER_MESSAGE and at its end. Never rejects (run catches). */
 async function runBatch(checks: CheckRequest[], buffer: ArrayBuffer): Promise<void> {
   let answers: CheckReply[] = [];
   for (const check of checks) {
     answers.push(await run(check, buffer));
-    if (answers.length === ANSWERS_PER_MESSAGE) {
+    if (answers.length === ANSWERS_PER_MESSAGE || check === checks[0]) {
       reply({ kind: 'answers', answers });
       answers = [];
     }
