@@ -10,7 +10,8 @@
  *    as the socket takes it. Events/s from the relay's connection until every node holds the
  *    backlog: in a cluster that is relay → leader → stream → every node's buffer. Beside it, from
  *    /proc, events per CPU second of the busiest process (the leader: what one free core would
- *    sustain, whatever else the machine runs) and the CPU of every process per 1,000 events.
+ *    sustain, whatever else the machine runs) and the CPU of every process per 1,000 events;
+ *    and, as the ceiling, the same frames through the ingest path inside this process.
  *  - latency: a steady 2,000 frames/s; a client of the leader and one of the follower measure
  *    arrival − time_us (time_us is taken when the leader reads the frame), beside a client of the
  *    single process.
