@@ -2,7 +2,7 @@ import type { Entry } from '../events/index.ts';
 import type { EventStore } from '../store/index.ts';
 import { withheld } from './backfill-feed.ts';
 import { sendsEvent, type SubscriberFilter } from './filter.ts';
-import { decodeAnswer, filterSpecJson, type ReplayPool } from './replay-pool.ts';
+import { decodeAnswer, filterSpecJson, type ReplayPool, type ReplayReply } from './replay-pool.ts';
 import type { Subscriber } from './subscriber.ts';
 
 /** One read's bounds: a few ms of work, and no more than a sink's high-water mark of bytes. */
@@ -26,8 +26,10 @@ interface ReadState {
   filter?: SubscriberFilter;
   /** A worker is reading for it (at most one read at a time). */
   reading: boolean;
-  /** Read, not sent whole yet (the sink filled up): sent first on the next step. */
+  /** Read, not sent whole yet (the sink filled up, or the step's share was sent): sent first on the next step. */
   batch?: ReplayBatch;
+  /** A worker's answer, decoded in the subscriber's turn (so decoding shares the replays' slice, not a live commit's turn). */
+  answer?: Extract<ReplayReply, { records: ArrayBuffer }>;
   /** A worker said retention removed events after the position. */
   trimmed?: boolean;
   /** The last worker read failed (the worker died): read the next batch here. */
@@ -61,9 +63,14 @@ export class ReplayReads {
     const state = this.#stateOf(subscriber);
     if (state.filter !== subscriber.filter) {
       state.batch = undefined;
+      state.answer = undefined;
       state.trimmed = false;
     }
     if (state.trimmed) return 'trimmed';
+    if (state.answer) {
+      state.batch = decodeAnswer(state.answer);
+      state.answer = undefined;
+    }
     if (state.batch) return state.batch;
     if (state.reading) return 'reading';
     if (this.pool && !state.onMainThread && !this.store.hotLog.covers(subscriber.position)) {
@@ -102,6 +109,7 @@ export class ReplayReads {
     if (!state) return;
     state.generation++;
     state.batch = undefined;
+    state.answer = undefined;
     state.trimmed = false;
   }
 
@@ -136,7 +144,7 @@ export class ReplayReads {
         } else {
           if (answer.inconsistency) this.store.reportDidIndexInconsistent(answer.inconsistency);
           if (answer.tooLarge > 0) this.countTooLarge(answer.tooLarge);
-          state.batch = decodeAnswer(answer);
+          state.answer = answer;
         }
         this.wake(subscriber);
       },

@@ -6,6 +6,13 @@ import type { Subscriber } from './subscriber.ts';
 import type { Watchdog } from './watchdog.ts';
 
 /**
+ * Events one step sends at most. A turn checks its time slice between steps (replay-turns.ts),
+ * so a live commit waits behind the slice and one short step, never behind a whole batch (up
+ * to 512 events, a few ms of socket writes on a busy machine).
+ */
+const EVENTS_PER_STEP = 64;
+
+/**
  * One step of a subscriber's replay, run in its replay turn (replay-turns.ts): its backfills'
  * output first (backfill-feed.ts), otherwise its next batch (replay-reads.ts), sent while its
  * sink is under the high-water mark. The step that reaches the tip joins the live index; it
@@ -25,7 +32,7 @@ export class Replayer {
     this.#reads = new ReplayReads(hub.store, hub.replayPool, wake, (count) => (hub.metrics.tooLarge += count));
   }
 
-  /** One read and send; true while the subscriber is still replaying (not live, blocked or gone). */
+  /** One read, or the next part of a batch read before, sent; true while the subscriber is still replaying (not live, blocked or gone). */
   step(subscriber: Subscriber): boolean {
     if (subscriber.mode !== 'replay') return false;
     const { store } = this.hub;
@@ -42,6 +49,7 @@ export class Replayer {
       return false;
     }
     const sent = this.#sendBatch(subscriber, batch);
+    if (sent === 'more') return true;
     if (sent !== 'all') {
       if (sent === 'full') subscriber.mode = 'blocked';
       return false;
@@ -59,10 +67,12 @@ export class Replayer {
     this.#reads.reset(subscriber);
   }
 
-  /** What remains of a replay batch, while the subscriber's sink is under its high-water mark. */
-  #sendBatch(subscriber: Subscriber, batch: ReplayBatch): 'all' | 'full' | 'limit' {
+  /** The next EVENTS_PER_STEP of what remains of a replay batch ('more' if some remain), while the subscriber's sink is under its high-water mark. */
+  #sendBatch(subscriber: Subscriber, batch: ReplayBatch): 'all' | 'more' | 'full' | 'limit' {
     if (subscriber.sink.bufferedAmount() > this.hub.highWaterBytes) return 'full';
     const { entries, frames } = this.#reads.unsent(subscriber, batch);
-    return entries.length > 0 ? this.hub.send(subscriber, entries, frames) : 'all';
+    if (entries.length <= EVENTS_PER_STEP) return entries.length > 0 ? this.hub.send(subscriber, entries, frames) : 'all';
+    const sent = this.hub.send(subscriber, entries.slice(0, EVENTS_PER_STEP), frames?.slice(0, EVENTS_PER_STEP));
+    return sent === 'all' ? 'more' : sent;
   }
 }
