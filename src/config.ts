@@ -4,6 +4,7 @@ import type { Options } from 'yargs';
 import { collectionKeeper } from './store/index.ts';
 import { DEMO_UPSTREAM, normalizeUpstreamUrl } from './upstream/index.ts';
 import type { ClusterOptions } from './cluster/index.ts';
+import { defaultReplayWorkers } from './server/index.ts';
 
 /** Everything `contrail serve` needs, parsed and checked (see cli.ts for the flags). */
 export interface GatewayConfig {
@@ -251,8 +252,8 @@ export const SERVE_OPTIONS = {
   'hot-cache-bytes': { type: 'string', default: '64MiB', describe: 'Recent events kept in memory for subscribers near the tip' , coerce: parseByteSize },
   'replay-workers': {
     type: 'string',
-    default: String(Math.max(1, availableParallelism() - 1)),
-    defaultDescription: 'CPU cores − 1, at least 1',
+    default: String(defaultReplayWorkers()),
+    defaultDescription: 'CPU cores − 1; 0 on two cores or fewer',
     describe: 'Worker threads that read replays from the buffer (LMDB, decompression, filters, zstd frames), so replays never hold up live events (0: on the main thread)',
     coerce: parseCount,
   },

@@ -20,9 +20,11 @@
  * synchronously, so the step that joins the live index runs between commits as before. A
  * worker's answer waits (replay-reads.ts) for the subscriber's replay turn (replay-turns.ts):
  * handling answers shares the replays' bounded slice of each turn, and a replay batch is sent
- * only while the subscriber's socket is under its high-water mark, so commits and live sends
- * wait behind replays for one slice at most. (On two busy cores the worker competes with this
- * thread for CPU: see the README's replay-live benchmark.)
+ * 64 events per step, only while the subscriber's socket is under its high-water mark, so
+ * commits and live sends wait behind replays for one slice and one short step at most. On two
+ * cores or fewer there are no workers by default (`--replay-workers 0`): there a worker takes CPU
+ * from this thread instead of using a spare core, and measured worse for live latency and
+ * replay speed alike (the README's replay-live benchmark).
  *
  * Why this shape: one position per subscriber and one way to move it means replay, live, and
  * "fell behind then caught up" are the same code, so there is no replay→live seam to lose or
@@ -70,3 +72,4 @@ export { startServer, type Readiness, type ServerOptions, type SubscribeServer }
 export { startMetricsEndpoint } from './metrics-endpoint.ts';
 export { EventCompressor, DEFAULT_LEVEL } from './compression.ts';
 export { loadUws } from './uws-transport.ts';
+export { defaultReplayWorkers } from './replay-pool.ts';

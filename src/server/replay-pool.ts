@@ -83,9 +83,14 @@ interface Slot {
   pending: Map<number, { resolve: (reply: ReplayReply) => void; reject: (err: Error) => void }>;
 }
 
-/** Replay workers when --replay-workers is not given: a core is the main thread's. */
-export function defaultReplayWorkers(): number {
-  return Math.max(1, availableParallelism() - 1);
+/**
+ * Replay workers when --replay-workers is not given: a core is the main thread's, the others
+ * read replays — except on two cores or fewer, where none: there a worker takes CPU from the
+ * main thread (ingest and every send) rather than using spare CPU, and bench/replay-live
+ * measured live latency and replay throughput worse with one than with none (README, Performance).
+ */
+export function defaultReplayWorkers(cores = availableParallelism()): number {
+  return cores <= 2 ? 0 : cores - 1;
 }
 
 /**

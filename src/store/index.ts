@@ -50,7 +50,8 @@
  * index entry that contradicts its block is logged, the index bypassed, and rebuilt at the next
  * start; index entries only narrow what is read, the exact filter decides.
  *
- * Reads off the main thread: a replay worker thread (the server's) opens the same environment
+ * Reads off the main thread: a replay worker thread (the server's, where it has any: none by
+ * default on two cores or fewer, see the server's design note) opens the same environment
  * from the store's `location` (lmdb-js shares one environment per path within a process and
  * refuses a second opening with other flags) and reads sealed blocks and the tail with a
  * SnapshotReader (snapshot-reader.ts): the same SealedReader and BlockReader (with its own
