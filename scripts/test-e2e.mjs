@@ -55,8 +55,9 @@ const timeoutS = Number(process.env.E2E_TIMEOUT_S ?? 240);
 const runTmp = mkdtempSync(join(tmpdir(), 'contrail-e2e-run-'));
 
 // One file at a time: each starts its own PDS and contrail, and a 2-core machine runs them
-// more predictably in turn.
-const child = spawn(process.execPath, ['--test', '--test-concurrency=1', ...args, ...files], {
+// more predictably in turn. tsx: the suite runs contrail through the tests' TypeScript helper
+// (test/support/contrail-process.ts).
+const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', ...args, ...files], {
   cwd: root,
   stdio: 'inherit',
   detached: true, // its own process group, so killGroup reaches every descendant

@@ -1,15 +1,23 @@
 /**
  * `contrail` as an operator runs it: a child process of the compiled dist/cli.js (what `npm start`
  * and the bin run; `npm run build` makes it, and the test scripts build first), for tests that
- * only a real process can show — start-up (locks, ports, disk space), kills, pauses, restarts.
- * It reports through its JSON log on stdout, parsed as it comes so a test can wait for a line
- * and read the port, and through stderr when it refuses to start.
+ * only a real process can show — start-up (locks, ports, disk space), kills, pauses, restarts,
+ * the cluster, the e2e suite (through test/e2e/lib/contrail.mjs). It reports through its JSON
+ * log on stdout, parsed as it comes so a test can wait for a line and read the port, and
+ * through stderr when it refuses to start.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
 export const PROJECT_ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+/** Every contrail started here and not exited yet, so a failing test can still end what it started. */
+const running = new Set<ChildProcess>();
+// A test runner that dies without running after() hooks must not leave contrail behind.
+process.once('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
 
 export interface LogRecord {
   level: number;
@@ -55,6 +63,7 @@ export class ContrailProcess {
       env: { ...inherited, ...options.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    running.add(this.child);
     createInterface({ input: this.child.stdout! }).on('line', (line) => {
       let record: LogRecord;
       try {
@@ -69,6 +78,7 @@ export class ContrailProcess {
     createInterface({ input: this.child.stderr! }).on('line', (line) => this.stderr.push(line));
     this.exit = new Promise((resolve) =>
       this.child.once('exit', (code, signal) => {
+        running.delete(this.child);
         // Let the last piped lines arrive before anyone reads logs/stderr after the exit.
         setImmediate(() => {
           this.#exited = true;
@@ -115,10 +125,26 @@ export class ContrailProcess {
     });
   }
 
-  /** SIGTERM (unless it is gone already), then the exit. */
-  async stop(): Promise<ExitStatus> {
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGTERM');
-    return this.exit;
+  /** Kills every contrail started here that is still running (for after() hooks on the failure path). */
+  static async killAll(): Promise<void> {
+    await Promise.all([...running].map((child) => new Promise((resolve) => child.once('exit', resolve).kill('SIGKILL'))));
+  }
+
+  /**
+   * A graceful stop, as a supervisor does it: SIGTERM (unless it is gone already), then the exit;
+   * one that does not exit within `timeoutMs` is killed and the stop fails, saying so.
+   */
+  async stop(timeoutMs = 30_000): Promise<ExitStatus> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return this.exit;
+    this.child.kill('SIGTERM');
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), timeoutMs)));
+    const status = await Promise.race([this.exit, timedOut]);
+    clearTimeout(timer);
+    if (status) return status;
+    this.child.kill('SIGKILL');
+    await this.exit;
+    throw new Error(`contrail did not exit within ${timeoutMs} ms of SIGTERM:\n${this.tail()}`);
   }
 
   /** The last log records and stderr lines, for failure messages. */
