@@ -22,9 +22,8 @@
  *
  * `npx tsx bench/cluster.ts [ingest] [latency] [fanout] [failover]` runs only the named sections.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import { CursorClock } from '../src/events/index.ts';
@@ -35,8 +34,9 @@ import { FakeRelay } from '../test/support/fake-relay.ts';
 import { tempDir } from '../test/support/gateway.ts';
 import { NatsCluster, natsServerMissing } from '../test/support/nats-cluster.ts';
 import { stats, Subscription, waitUntil } from '../test/support/subscribe-client.ts';
-import { SyntheticFirehose, type SyntheticFrame } from '../test/support/synthetic.ts';
+import type { SyntheticFrame } from '../test/support/synthetic.ts';
 import { Clients, paced, percentile } from './fanout.ts';
+import { preparedFrames } from './frames.ts';
 import { median, printTable, type Row } from './table.ts';
 
 const SEED = 21;
@@ -60,37 +60,6 @@ const TOPOLOGIES: Topology[] = [
   { name: 'cluster, NATS R1', natsServers: 1 },
   { name: 'cluster, NATS R3', natsServers: 3 },
 ];
-
-/**
- * The first `count` frames of the seeded stream. Making them costs minutes on a busy 2-core
- * machine, so they are kept in the OS temp dir between runs (the seed and count name the file).
- */
-function preparedFrames(count: number): SyntheticFrame[] {
-  const path = join(tmpdir(), `contrail-bench-cluster-frames-${SEED}-${count}.bin`);
-  if (existsSync(path)) {
-    const data = readFileSync(path);
-    const frames: SyntheticFrame[] = [];
-    for (let at = 0; at < data.byteLength; ) {
-      const seq = data.readUInt32LE(at);
-      const events = data.readUInt32LE(at + 4);
-      const length = data.readUInt32LE(at + 8);
-      frames.push({ seq, events, bytes: data.subarray(at + 12, at + 12 + length) });
-      at += 12 + length;
-    }
-    if (frames.length === count) return frames;
-  }
-  progress(`making ${count.toLocaleString('en-US')} frames (kept in ${path} for the next run)`);
-  const frames = new SyntheticFirehose({ seed: SEED, accounts: 20_000 }).frames(count);
-  const parts = frames.flatMap((frame) => {
-    const prefix = Buffer.alloc(12);
-    prefix.writeUInt32LE(frame.seq);
-    prefix.writeUInt32LE(frame.events, 4);
-    prefix.writeUInt32LE(frame.bytes.byteLength, 8);
-    return [prefix, frame.bytes];
-  });
-  writeFileSync(path, Buffer.concat(parts));
-  return frames;
-}
 
 /** A relay, NATS (or none) and `nodes` contrail processes against them. */
 class Setup {
@@ -381,7 +350,7 @@ const SECTIONS = ['ingest', 'latency', 'fanout', 'failover'];
 export async function run(sections = new Set(SECTIONS)): Promise<Row[]> {
   const missing = natsServerMissing();
   if (missing) return [{ bench: 'cluster', case: `skipped: ${missing}` }];
-  const frames = preparedFrames(INGEST_FRAMES);
+  const frames = preparedFrames(INGEST_FRAMES, { seed: SEED, accounts: 20_000 });
   const events = frames.reduce((sum, frame) => sum + frame.events, 0);
   const rows: Row[] = [];
   // Each row also goes to stderr as soon as it is measured: the whole run takes many minutes.

@@ -15,7 +15,7 @@
  * of the process, all threads: on a shared machine the second is the steadier one-core figure.
  * Writes wait for LMDB's commit (fsync with overlappingSync), so they follow the disk's sync latency.
  *
- * Events are real ones: SyntheticFirehose frames through decodeFrame → parseMessage →
+ * Events are real ones: SyntheticFirehose frames (bench/frames.ts) through decodeFrame → parseMessage →
  * buildEvents with a CursorClock; the same messages are built again (new time_us) to reach the
  * event count without generating more frames. `npx tsx bench/store.ts` prints the table.
  */
@@ -27,7 +27,7 @@ import { decodeRecords, encodeRecords } from '../src/store/codec.ts';
 import { EventStore } from '../src/store/event-store.ts';
 import { eventMessageOf, type EventMessage } from '../test/support/events.ts';
 import { tempDir } from '../test/support/gateway.ts';
-import { SyntheticFirehose } from '../test/support/synthetic.ts';
+import { preparedFrames } from './frames.ts';
 import { median, printTable, type Row } from './table.ts';
 
 const FRAMES = 10_000;
@@ -42,7 +42,7 @@ const RARE_COLLECTION = 'fyi.unravel.frontpage.vote';
 
 function realisticEvents(): { entries: Entry[]; revsPerBatch: Array<Map<string, string>> } {
   const messages: EventMessage[] = [];
-  for (const frame of new SyntheticFirehose({ seed: 1 }).frames(FRAMES)) {
+  for (const frame of preparedFrames(FRAMES, { seed: 1, accounts: 5_000 })) {
     const message = eventMessageOf(frame.bytes);
     if (message) messages.push(message);
   }
