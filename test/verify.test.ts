@@ -188,12 +188,17 @@ describe('real commits (@atproto/repo)', () => {
     const pool = new CheckPool(2, pino({ level: 'silent' }));
     t.after(() => pool.close());
     const keys = new SigningKeys();
+    const verdicts: string[] = [];
     for (const [name, body, mode] of cases) {
       const parsed = 'type' in body ? body : commitOf(body);
       const here = await failureOf(parsed.type === 'sync' ? checkSync(parsed, repo.signingKey, keys) : checkCommit(parsed, repo.signingKey, mode, keys));
       const there = await pool.check(parsed, repo.signingKey, mode);
       assert.equal(there?.reason ?? 'passed', here, name);
+      verdicts.push(here);
     }
+    // Asked for in one turn, they reach the worker as one batch, their bytes in one buffer.
+    const together = await Promise.all(cases.map(([, body, mode]) => pool.check('type' in body ? body : commitOf(body), repo.signingKey, mode)));
+    assert.deepEqual(together.map((failure) => failure?.reason ?? 'passed'), verdicts, 'checked in one batch');
     await pool.close();
     await assert.rejects(pool.check(commitOf(create), repo.signingKey, 'full'), /closed/);
     const plc = await plcDirectory(t);
