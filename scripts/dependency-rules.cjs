@@ -3,14 +3,14 @@
  *
  * STAGES is the one place the stage order is defined: the data path, first to last. A stage may
  * import only stages listed before it, and another stage only through its entry point
- * (`<stage>/index.ts`). `atproto` comes first: it is the neutral folder of protocol primitives
- * that every stage may use and that imports none of them. The files directly in src/ (gateway,
+ * (`<stage>/index.ts`). `threads` and `atproto` come first: they are the neutral folders (worker
+ * thread pools; protocol primitives) that every stage may use and that import no stage. The files directly in src/ (gateway,
  * cli, config, inspect) sit on top and may import any stage, also only through entry points.
  * A new stage folder must be added here, where the data flows through it; until it is, the
  * `unknown-stage` rule fails and says so. Tests and benchmarks are not checked: they may reach
  * any module they exercise.
  */
-const STAGES = ['atproto', 'identity', 'upstream', 'verify', 'events', 'store', 'cluster', 'backfill', 'server'];
+const STAGES = ['threads', 'atproto', 'identity', 'upstream', 'verify', 'events', 'store', 'cluster', 'backfill', 'server'];
 
 const anyStage = STAGES.join('|');
 

@@ -1,8 +1,9 @@
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import type { Entry, EventKind } from '../events/index.ts';
 import { decodeRecords, type BufferLocation } from '../store/index.ts';
+import { startWorkerModule, WorkerPool } from '../threads/index.ts';
 import type { SubscriberFilter } from './filter.ts';
 import type { Wire } from './wire.ts';
 
@@ -76,13 +77,6 @@ export function decodeAnswer(answer: Extract<ReplayReply, { records: ArrayBuffer
 
 type WorkerMessage = ReplayReply | { id: number; error: string } | { id: -1; ready: true };
 
-interface Slot {
-  worker: Worker | undefined;
-  /** Settles when its worker has opened the buffer, or died first. */
-  started: Promise<void>;
-  pending: Map<number, { resolve: (reply: ReplayReply) => void; reject: (err: Error) => void }>;
-}
-
 /**
  * Replay workers when --replay-workers is not given: a core is the main thread's, the others
  * read replays — except on two cores or fewer, where none: there a worker takes CPU from the
@@ -94,49 +88,49 @@ export function defaultReplayWorkers(cores = availableParallelism()): number {
 }
 
 /**
- * The build bundles the worker as dist/replay-worker.js beside dist/cli.js. Run from source (tsx:
- * tests, benchmarks), the worker is the .ts beside this file, and a worker thread does not
- * inherit tsx's loader, so it registers it first.
- */
-function startWorker(workerData: ReplayWorkerData): Worker {
-  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./replay-worker.js', import.meta.url), { workerData });
-  const source = new URL('./replay-worker.ts', import.meta.url).href;
-  const tsx = import.meta.resolve('tsx/esm/api');
-  return new Worker(`import(${JSON.stringify(tsx)}).then(({ register }) => { register(); return import(${JSON.stringify(source)}); })`, { eval: true, workerData });
-}
-
-/**
  * Worker threads that read replays from the buffer (LMDB reads, block decompression, decoding,
  * filtering, and the zstd frames of compressed subscribers), so none of it runs on the thread
  * that ingests and sends live events. A read goes to the thread with the fewest reads pending;
  * its answer's buffers are transferred, not copied.
  *
- * A worker holds the process open only while it has reads pending. One that dies rejects its
- * pending reads (the hub reads those on the main thread) and is started again for the next —
- * unless it died before it was ever ready: then it cannot start, and every read stays on the
- * main thread (logged once).
+ * The threads live as a WorkerPool's (src/threads): one that dies rejects its pending reads
+ * (the hub reads those on the main thread) and is started again for the next — unless it died
+ * before it was ever ready: then it cannot start, and every read stays on the main thread.
  */
 export class ReplayPool {
-  readonly #slots: Slot[];
+  readonly #pool: WorkerPool<ReplayReply, WorkerMessage>;
   #nextId = 0;
-  #closed = false;
-  #unstartable: Error | undefined;
 
   constructor(
     readonly size: number,
-    private readonly workerData: ReplayWorkerData,
-    private readonly logger: Logger,
+    workerData: ReplayWorkerData,
+    logger: Logger,
   ) {
-    this.#slots = Array.from({ length: size }, () => ({ worker: undefined, started: Promise.resolve(), pending: new Map() }));
+    this.#pool = new WorkerPool({
+      size,
+      name: 'replay worker',
+      fallback: { all: 'every replay reads on the main thread', pending: 'its reads run on the main thread' },
+      logger,
+      start: () => startWorkerModule(import.meta.url, 'replay-worker', workerData),
+      slotExtra: () => ({}),
+      onMessage: (slot, message) => {
+        if ('ready' in message) return;
+        const waiting = this.#pool.answered(slot, message.id);
+        if (!waiting) return;
+        if ('error' in message) waiting.reject(new Error(message.error));
+        else waiting.resolve(message);
+      },
+    });
   }
 
   /** Resolves with the read's answer; rejects if its worker died or the read failed there. */
   read(request: Omit<ReplayRequest, 'id'>): Promise<ReplayReply> {
-    if (this.#closed) return Promise.reject(new Error('the replay workers are closed'));
-    if (this.#unstartable) return Promise.reject(this.#unstartable);
-    let slot = this.#slots[0]!;
-    for (const other of this.#slots) if (other.pending.size < slot.pending.size) slot = other;
-    const worker = (slot.worker ??= this.#start(slot));
+    const refused = this.#pool.refusal();
+    if (refused) return Promise.reject(refused);
+    const { slots } = this.#pool;
+    let slot = slots[0]!;
+    for (const other of slots) if (other.pending.size < slot.pending.size) slot = other;
+    const worker = this.#pool.workerOf(slot);
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
       if (slot.pending.size === 0) worker.ref();
@@ -147,73 +141,21 @@ export class ReplayPool {
 
   /** Reads asked for and not answered yet. */
   get pendingReads(): number {
-    let pending = 0;
-    for (const slot of this.#slots) pending += slot.pending.size;
-    return pending;
+    return this.#pool.pending;
   }
 
   /** The running worker threads (tests terminate one to see its reads survive). */
   threads(): Worker[] {
-    return this.#slots.flatMap((slot) => (slot.worker ? [slot.worker] : []));
+    return this.#pool.threads();
   }
 
   /** Resolves once every worker has opened the buffer (so the first replays do not wait for it). */
-  async ready(): Promise<void> {
-    await Promise.all(
-      this.#slots.map(async (slot) => {
-        const worker = (slot.worker ??= this.#start(slot));
-        worker.ref();
-        try {
-          await slot.started;
-        } finally {
-          if (slot.pending.size === 0) worker.unref();
-        }
-      }),
-    );
+  ready(): Promise<void> {
+    return this.#pool.ready();
   }
 
   /** Stops the workers; reads still pending are rejected. */
-  async close(): Promise<void> {
-    this.#closed = true;
-    await Promise.all(this.#slots.map((slot) => slot.worker?.terminate()));
-  }
-
-  #start(slot: Slot): Worker {
-    const worker = startWorker(this.workerData);
-    let started = false;
-    let settle: (err?: Error) => void = () => {};
-    slot.started = new Promise<void>((resolve, reject) => (settle = (err) => (err ? reject(err) : resolve())));
-    // A caller that never awaits it (read() alone) must not see an unhandled rejection.
-    slot.started.catch(() => {});
-    worker.unref();
-    worker.on('message', (message: WorkerMessage) => {
-      if ('ready' in message) {
-        started = true;
-        settle();
-        return;
-      }
-      const waiting = slot.pending.get(message.id);
-      if (!waiting) return;
-      slot.pending.delete(message.id);
-      if (slot.pending.size === 0) worker.unref();
-      if ('error' in message) waiting.reject(new Error(message.error));
-      else waiting.resolve(message);
-    });
-    const died = (err: Error) => {
-      if (slot.worker !== worker) return;
-      slot.worker = undefined;
-      settle(err);
-      if (!this.#closed && !started) {
-        this.#unstartable ??= err;
-        this.logger.error({ err }, 'a replay worker could not start: every replay reads on the main thread');
-      } else if (!this.#closed) {
-        this.logger.error({ err }, 'a replay worker stopped; its reads run on the main thread, and it is started again');
-      }
-      for (const waiting of slot.pending.values()) waiting.reject(err);
-      slot.pending.clear();
-    };
-    worker.on('error', died);
-    worker.on('exit', (code) => died(new Error(`the replay worker exited with code ${code}`)));
-    return worker;
+  close(): Promise<void> {
+    return this.#pool.close();
   }
 }

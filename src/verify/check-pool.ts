@@ -1,5 +1,5 @@
-import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
+import { startWorkerModule, WorkerPool, type WorkerSlot } from '../threads/index.ts';
 import type { CommitMessage, SyncMessage, VerifyMode } from './check.ts';
 import { VerifyError, type VerifyFailure } from './failure.ts';
 
@@ -34,9 +34,12 @@ export interface CheckReply {
  * both threads pay a wake-up and a clone, and per object cloned more: a typed array per CID
  * cost the main thread more than the check's own work there.
  */
-export type WorkerRequest = { kind: 'checks'; checks: CheckRequest[]; bytes: ArrayBuffer } | { kind: 'ping' };
-/** What comes back: answers, several at a time (see check-worker.ts), or the pong. */
-export type WorkerReply = { kind: 'answers'; answers: CheckReply[] } | { kind: 'pong' };
+export interface WorkerRequest {
+  checks: CheckRequest[];
+  bytes: ArrayBuffer;
+}
+/** What comes back: answers, several at a time (see check-worker.ts), or that it runs. */
+export type WorkerReply = { kind: 'answers'; answers: CheckReply[] } | { kind: 'ready' };
 
 /** A check asked for and not yet posted. */
 interface Queued {
@@ -46,46 +49,45 @@ interface Queued {
   mode: VerifyMode;
 }
 
-interface Slot {
-  worker: Worker | undefined;
-  pending: Map<number, { resolve: (failure: VerifyError | undefined) => void; reject: (err: Error) => void }>;
-  /** Checks not posted yet: posted together in a microtask. */
+/** A slot's checks not posted yet: posted together in a microtask. */
+interface Queue {
   queued: Queued[];
 }
 
-/**
- * The build bundles the worker as dist/check-worker.js beside dist/cli.js. Run from source (tsx:
- * tests, benchmarks), the worker is the .ts beside this file, and a worker thread does not
- * inherit tsx's loader, so it registers it first.
- */
-function startWorker(): Worker {
-  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./check-worker.js', import.meta.url));
-  const source = new URL('./check-worker.ts', import.meta.url).href;
-  const tsx = import.meta.resolve('tsx/esm/api');
-  return new Worker(`import(${JSON.stringify(tsx)}).then(({ register }) => { register(); return import(${JSON.stringify(source)}); })`, { eval: true });
-}
+type Slot = WorkerSlot<VerifyError | undefined> & Queue;
 
 /**
  * Worker threads that run the stateless part of verification (signature, MST inversion) for
  * the Verifier, a repo always on the same worker (its key stays imported there). The Verifier
  * applies the answers in upstream order, so how the workers interleave never shows.
  *
- * A worker holds the process open only while it has checks pending. One that dies rejects its
- * pending checks (the Verifier runs those itself) and is started again for the next — unless it
- * died before answering anything: then it cannot start, and all checks stay on the main thread.
+ * The threads live as a WorkerPool's (src/threads): one that dies rejects its pending checks
+ * (the Verifier runs those itself) and is started again for the next — unless it died before it
+ * was ever ready: then it cannot start, and all checks stay on the main thread.
  */
 export class CheckPool {
-  readonly #slots: Slot[];
+  readonly #pool: WorkerPool<VerifyError | undefined, WorkerReply, Queue>;
   #nextId = 0;
-  #closed = false;
-  /** Set when a worker died before it ever answered: it cannot start, so none is started again. */
-  #unstartable: Error | undefined;
 
   constructor(
     readonly size: number,
-    private readonly logger: Logger,
+    logger: Logger,
   ) {
-    this.#slots = Array.from({ length: size }, () => ({ worker: undefined, pending: new Map(), queued: [] }));
+    this.#pool = new WorkerPool({
+      size,
+      name: 'verification worker',
+      fallback: { all: 'every check runs on the main thread', pending: 'its checks run on the main thread' },
+      logger,
+      start: () => startWorkerModule(import.meta.url, 'check-worker'),
+      slotExtra: () => ({ queued: [] }),
+      onMessage: (slot, reply) => {
+        if (reply.kind !== 'answers') return;
+        for (const { id, failure } of reply.answers) this.#pool.answered(slot, id)?.resolve(failure && new VerifyError(failure.reason, failure.message));
+      },
+      onDied: (slot) => {
+        slot.queued = [];
+      },
+    });
   }
 
   /**
@@ -93,11 +95,11 @@ export class CheckPool {
    * Checks asked for in one go (one turn of the caller) reach the worker as one message.
    */
   check(message: CommitMessage | SyncMessage, signingKey: string, mode: VerifyMode): Promise<VerifyError | undefined> {
-    if (this.#closed) return Promise.reject(new Error('the verification workers are closed'));
-    if (this.#unstartable) return Promise.reject(this.#unstartable);
+    const refused = this.#pool.refusal();
+    if (refused) return Promise.reject(refused);
     const id = this.#nextId++;
     const did = message.type === 'commit' ? message.repo : message.did;
-    const slot = this.#slots[shardOf(did, this.#slots.length)]!; // shardOf is below the slot count
+    const slot = this.#pool.slots[shardOf(did, this.size)]!; // shardOf is below the slot count
     return new Promise((resolve, reject) => {
       slot.pending.set(id, { resolve, reject });
       if (slot.queued.length === 0) queueMicrotask(() => this.#post(slot));
@@ -109,75 +111,25 @@ export class CheckPool {
     const queued = slot.queued;
     slot.queued = [];
     if (queued.length === 0) return; // rejected when the worker died
-    if (this.#closed) {
-      for (const { id } of queued) slot.pending.get(id)?.reject(new Error('the verification workers are closed'));
+    const refused = this.#pool.refusal();
+    if (refused) {
+      for (const { id } of queued) this.#pool.answered(slot, id)?.reject(refused);
       return;
     }
     const { checks, bytes } = packChecks(queued);
-    const worker = (slot.worker ??= this.#start(slot));
+    const worker = this.#pool.workerOf(slot);
     worker.ref();
-    worker.postMessage({ kind: 'checks', checks, bytes } satisfies WorkerRequest, [bytes]);
+    worker.postMessage({ checks, bytes } satisfies WorkerRequest, [bytes]);
   }
 
-  /** Resolves once every worker is running (so a benchmark does not time their start). */
-  async ready(): Promise<void> {
-    await Promise.all(
-      this.#slots.map(async (slot) => {
-        const worker = (slot.worker ??= this.#start(slot));
-        await new Promise<void>((resolve, reject) => {
-          worker.ref();
-          worker.postMessage({ kind: 'ping' } satisfies WorkerRequest);
-          const onMessage = (reply: WorkerReply) => {
-            if (reply.kind !== 'pong') return;
-            worker.off('message', onMessage);
-            if (slot.pending.size === 0) worker.unref();
-            resolve();
-          };
-          worker.on('message', onMessage);
-          worker.once('error', reject);
-          worker.once('exit', (code) => reject(new Error(`the verification worker exited with code ${code}`)));
-        });
-      }),
-    );
+  /** Resolves once every worker runs (so a benchmark does not time their start). */
+  ready(): Promise<void> {
+    return this.#pool.ready();
   }
 
   /** Stops the workers; checks still pending are rejected. */
-  async close(): Promise<void> {
-    this.#closed = true;
-    await Promise.all(this.#slots.map((slot) => slot.worker?.terminate()));
-  }
-
-  #start(slot: Slot): Worker {
-    const worker = startWorker();
-    let answered = false;
-    worker.unref();
-    worker.on('message', (reply: WorkerReply) => {
-      answered = true;
-      if (reply.kind !== 'answers') return;
-      for (const { id, failure } of reply.answers) {
-        const waiting = slot.pending.get(id);
-        if (!waiting) continue;
-        slot.pending.delete(id);
-        waiting.resolve(failure && new VerifyError(failure.reason, failure.message));
-      }
-      if (slot.pending.size === 0) worker.unref();
-    });
-    const died = (err: Error) => {
-      if (slot.worker !== worker) return;
-      slot.worker = undefined;
-      if (!this.#closed && !answered) {
-        this.#unstartable ??= err;
-        this.logger.error({ err }, 'a verification worker could not start: every check runs on the main thread');
-      } else if (!this.#closed) {
-        this.logger.error({ err }, 'a verification worker stopped; its checks run on the main thread, and it is started again');
-      }
-      for (const waiting of slot.pending.values()) waiting.reject(err);
-      slot.pending.clear();
-      slot.queued = [];
-    };
-    worker.on('error', died);
-    worker.on('exit', (code) => died(new Error(`the verification worker exited with code ${code}`)));
-    return worker;
+  close(): Promise<void> {
+    return this.#pool.close();
   }
 }
 

@@ -60,7 +60,6 @@ async function runBatch(checks: CheckRequest[], buffer: ArrayBuffer): Promise<vo
   if (answers.length > 0) reply({ kind: 'answers', answers });
 }
 
-parentPort!.on('message', (request: WorkerRequest) => {
-  if (request.kind === 'ping') reply({ kind: 'pong' });
-  else void runBatch(request.checks, request.bytes);
-});
+parentPort!.on('message', (request: WorkerRequest) => void runBatch(request.checks, request.bytes));
+// Loaded: the pool counts it as started from here on (see WorkerPool).
+reply({ kind: 'ready' });

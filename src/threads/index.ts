@@ -1,0 +1,17 @@
+/**
+ * Package threads holds what the stages that move work onto worker threads share: starting a
+ * worker module from the build or from source, and a pool's thread lifecycle. Like atproto it is
+ * not a stage of the data path — it imports none of them — so verify (signature and MST checks)
+ * and server (replay reads) each keep only their own requests and answers.
+ *
+ * How a pool's threads live (worker-pool.ts): each slot's worker starts when first needed and
+ * counts as started once it sends its first message. It holds the process open only while it has
+ * requests pending. One that dies rejects its pending requests — the caller runs them on the main
+ * thread — and is started again for the next; one that died before it ever started cannot start,
+ * so the pool refuses every request from then on (all the work stays on the main thread), logged
+ * once. Why: a missing or broken worker build must cost speed, never events.
+ *
+ * Files:
+ *   worker-pool.ts  WorkerPool: slots, start and restart, pending requests, ready and close; startWorkerModule
+ */
+export { startWorkerModule, WorkerPool, type Waiting, type WorkerSlot } from './worker-pool.ts';
