@@ -51,7 +51,7 @@
  *   replay-turns.ts      ReplayTurns: replays share one bounded slice per event-loop turn
  *   replay-step.ts       Replayer: one replay step — backfill output or the next batch sent, the trimmed check, joining live
  *   replay-reads.ts      ReplayReads: a replaying subscriber's next batch (hot log here, LMDB on a worker), stale reads dropped
- *   replay-pool.ts       ReplayPool: the replay worker threads, their requests and answers, dead workers
+ *   replay-pool.ts       ReplayPool: the replay worker threads (a threads WorkerPool), their requests and answers
  *   replay-worker.ts     a replay worker thread: reads, filters and frames in a snapshot of the buffer
  *   subscriber.ts        Admission (before the sink) and Subscriber (with it: send, hang up); positionAtTime
  *   client-message.ts    readClientMessage: a client message → ignore, a new filter, or a close

@@ -32,7 +32,8 @@
  * (else it checks again), so workers change no order and hold no state. Checks started in one
  * turn go to a worker as one message, their bytes copied into one buffer that is handed over
  * rather than cloned, and answers come back up to eight at a time: per message and per object
- * cloned, both threads pay. A worker that dies rejects its checks, which then run on this thread.
+ * cloned, both threads pay. A worker that dies rejects its checks, which then run on this thread,
+ * and is started again (the threads stage's WorkerPool).
  *
  * How it flows (verifier.ts): one ordered queue. The key comes from the identity stage's cache
  * without waiting; a repo whose key is unknown has its messages held — per repo, bounded in
