@@ -1,0 +1,92 @@
+/**
+ * WorkerPool with real worker threads (small eval'd workers): requests answered, a worker that
+ * dies rejects its pending requests and is started again, one that never started makes the pool
+ * refuse every request, and close rejects what is pending.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { Worker } from 'node:worker_threads';
+import pino from 'pino';
+import { WorkerPool } from './worker-pool.ts';
+
+/** Says it is ready, then answers each { id, value } with { id, doubled }; { id, exit } ends the thread first. */
+const DOUBLER = `
+const { parentPort } = require('node:worker_threads');
+parentPort.on('message', ({ id, value, exit }) => (exit ? process.exit(3) : parentPort.postMessage({ id, doubled: value * 2 })));
+parentPort.postMessage({ ready: true });
+`;
+
+type Message = { ready: true } | { id: number; doubled: number };
+
+function doublerPool(code = DOUBLER) {
+  const logs: string[] = [];
+  const logger = pino({ level: 'info' }, { write: (line: string) => logs.push((JSON.parse(line) as { msg: string }).msg) });
+  let starts = 0;
+  const pool: WorkerPool<number, Message> = new WorkerPool<number, Message>({
+    size: 1,
+    name: 'test worker',
+    fallback: { all: 'everything runs here', pending: 'its work runs here' },
+    logger,
+    start: () => {
+      starts++;
+      return new Worker(code, { eval: true });
+    },
+    slotExtra: () => ({}),
+    onMessage: (slot, message) => {
+      if ('ready' in message) return;
+      pool.answered(slot, message.id)?.resolve(message.doubled);
+    },
+  });
+  let nextId = 0;
+  const ask = (request: { value?: number; exit?: true }) => {
+    const slot = pool.slots[0]!;
+    const worker = pool.workerOf(slot);
+    const id = nextId++;
+    return new Promise<number>((resolve, reject) => {
+      if (slot.pending.size === 0) worker.ref();
+      slot.pending.set(id, { resolve, reject });
+      worker.postMessage({ id, ...request });
+    });
+  };
+  return { pool, logs, ask, starts: () => starts };
+}
+
+test('requests are answered; the worker starts once, and holds the process open only while it has requests pending', async () => {
+  const { pool, ask, starts } = doublerPool();
+  await pool.ready();
+  assert.deepEqual(await Promise.all([ask({ value: 1 }), ask({ value: 21 })]), [2, 42]);
+  assert.equal(starts(), 1);
+  assert.equal(pool.pending, 0);
+  assert.equal(pool.refusal(), undefined);
+  await pool.close();
+});
+
+test('a worker that dies rejects its pending requests, is logged, and is started again for the next', async () => {
+  const { pool, logs, ask, starts } = doublerPool();
+  await pool.ready();
+  await assert.rejects(ask({ exit: true }), /the test worker exited with code 3/);
+  assert.equal(pool.pending, 0);
+  assert.deepEqual(logs, ['a test worker stopped; its work runs here, and it is started again']);
+  assert.equal(await ask({ value: 5 }), 10);
+  assert.equal(starts(), 2);
+  await pool.close();
+});
+
+test('a worker that dies before it ever sent a message cannot start: every request is refused from then on, logged once', async () => {
+  const { pool, logs, starts } = doublerPool('throw new Error("no such build")');
+  await assert.rejects(pool.ready(), /no such build/);
+  assert.match(String(pool.refusal()), /no such build/);
+  assert.deepEqual(logs, ['a test worker could not start: everything runs here']);
+  assert.equal(starts(), 1);
+  assert.deepEqual(pool.threads(), []);
+  await pool.close();
+});
+
+test('close rejects what is pending and refuses what comes after', async () => {
+  const { pool, ask } = doublerPool(`require('node:worker_threads').parentPort.postMessage({ ready: true }); setInterval(() => {}, 1000);`);
+  await pool.ready();
+  const pending = ask({ value: 1 });
+  await pool.close();
+  await assert.rejects(pending, /exited/);
+  assert.match(String(pool.refusal()), /the test workers are closed/);
+});
