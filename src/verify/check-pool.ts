@@ -5,9 +5,11 @@ import { VerifyError, type VerifyFailure } from './failure.ts';
 
 /**
  * Where a byte string is in a batch's buffer: the offset of its 4-byte length, then the bytes;
- * -1 for one that is absent.
+ * ABSENT for one that is absent.
  */
 export type BytesAt = number;
+/** The place of a byte string the message does not have (an optional CID). */
+export const ABSENT: BytesAt = -1;
 
 /** One check for a worker: the message's fields, its bytes as places in the batch's buffer, and the key. */
 export type CheckRequest = { id: number; signingKey: string; mode: VerifyMode } & (
@@ -168,7 +170,7 @@ function packChecks(queued: Queued[]): { checks: CheckRequest[]; bytes: ArrayBuf
   const target = new Uint8Array(buffer);
   let at = 0;
   const put = (bytes: Uint8Array | undefined): BytesAt => {
-    if (!bytes) return -1;
+    if (!bytes) return ABSENT;
     const offset = at;
     view.setUint32(at, bytes.length);
     target.set(bytes, at + 4);
@@ -194,8 +196,7 @@ function packChecks(queued: Queued[]): { checks: CheckRequest[]; bytes: ArrayBuf
   return { checks, bytes: buffer };
 }
 
-/** A byte string of a batch's buffer (packChecks), as a view; undefined for -1. */
-export function bytesAt(buffer: ArrayBuffer, at: BytesAt): Uint8Array | undefined {
-  if (at < 0) return undefined;
+/** A byte string of a batch's buffer (packChecks), as a view; `at` is a place put gave (not ABSENT). */
+export function bytesAt(buffer: ArrayBuffer, at: BytesAt): Uint8Array {
   return new Uint8Array(buffer, at + 4, new DataView(buffer).getUint32(at));
 }

@@ -12,7 +12,7 @@ import { parentPort } from 'node:worker_threads';
 import { Link } from '../atproto/index.ts';
 import { CarSlice } from '../upstream/index.ts';
 import { checkCommit, checkSync } from './check.ts';
-import { bytesAt, type CheckReply, type CheckRequest, type WorkerReply, type WorkerRequest } from './check-pool.ts';
+import { ABSENT, bytesAt, type BytesAt, type CheckReply, type CheckRequest, type WorkerReply, type WorkerRequest } from './check-pool.ts';
 import { asVerifyError } from './failure.ts';
 import { SigningKeys } from './signing-keys.ts';
 
@@ -22,18 +22,15 @@ const ANSWERS_PER_MESSAGE = 8;
 const keys = new SigningKeys();
 
 async function run(request: CheckRequest, buffer: ArrayBuffer): Promise<CheckReply> {
-  const link = (at: number) => {
-    const bytes = bytesAt(buffer, at);
-    return bytes && new Link(bytes);
-  };
+  const link = (at: BytesAt) => (at === ABSENT ? undefined : new Link(bytesAt(buffer, at)));
   try {
     if (request.kind === 'sync') {
-      await checkSync({ did: request.did, rev: request.rev, blocks: bytesAt(buffer, request.blocks)! }, request.signingKey, keys);
+      await checkSync({ did: request.did, rev: request.rev, blocks: bytesAt(buffer, request.blocks) }, request.signingKey, keys);
     } else {
       const proof = {
         commit: link(request.commit),
         prevData: link(request.prevData),
-        car: new CarSlice(bytesAt(buffer, request.car)!),
+        car: new CarSlice(bytesAt(buffer, request.car)),
         ops: request.ops.map((op) => ({ action: op.action, path: op.path, cid: link(op.cid), prev: link(op.prev) })),
       };
       await checkCommit({ repo: request.repo, rev: request.rev, proof }, request.signingKey, request.mode, keys);
