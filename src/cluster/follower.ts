@@ -4,7 +4,7 @@ import { DeliverPolicy, type ConsumerMessages } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
 import type { Batch, EventStore } from '../store/index.ts';
 import type { ClusterConnection } from './nats.ts';
-import { decodeStreamRecord, type BatchRecord } from './stream-record.ts';
+import { decodeStreamRecord } from './stream-record.ts';
 
 const POSITION_FILE = 'cluster-position.json';
 const POSITION_SAVE_INTERVAL_MS = 1_000;
@@ -32,12 +32,6 @@ export class StreamFollower {
   #read = 0;
   /** The parts of a split batch read so far: applied together when its last part comes. */
   #parts: Batch[] = [];
-  /**
-   * The records this node appended as leader, by stream seq, until the consumer reaches them:
-   * applied as they were built instead of decoded from the message (which still comes, and
-   * still decides the order).
-   */
-  #ownRecords = new Map<number, BatchRecord>();
   #messages: ConsumerMessages | undefined;
   #waiters: Array<{ seq: number; resolve: () => void }> = [];
   #saveTimer: NodeJS.Timeout | undefined;
@@ -129,9 +123,19 @@ export class StreamFollower {
     }
   }
 
-  /** The stream acknowledged `record`, appended by this node, at `seq`: the consumer applies it from memory when it gets there. */
-  ownAppend(seq: number, record: BatchRecord): void {
-    if (seq > this.#read) this.#ownRecords.set(seq, record);
+  /**
+   * The stream acknowledged a batch this node appended as leader, at `firstSeq`…`lastSeq` (its
+   * parts). Every append names the seq it follows, so when the buffer holds the stream through
+   * `firstSeq` − 1 these messages are exactly this batch: it is committed now, as built, without
+   * waiting for the consumer to bring it back (the consumer then skips it). Otherwise — the
+   * consumer already applied it, or is somewhere else — the consumer applies it when it gets there.
+   */
+  ownAppend(firstSeq: number, lastSeq: number, batch: Batch): void {
+    if (this.#applied !== firstSeq - 1 || this.#isInBuffer(batch)) return;
+    this.store.commitAssigned(batch).then(
+      () => this.#advance(lastSeq),
+      (err: Error) => this.logger.warn({ err: err.message, firstSeq, lastSeq }, 'committing an appended batch failed; it is applied when the stream delivers it'),
+    );
   }
 
   /** Resolves once the local buffer holds the stream through `seq`. */
@@ -150,9 +154,15 @@ export class StreamFollower {
 
   async #apply(messages: ConsumerMessages): Promise<void> {
     for await (const message of messages) {
-      const record = this.#takeOwnRecord(message.seq) ?? decodeStreamRecord(message.data);
       this.#read = message.seq;
       this.#pending = message.info.pending;
+      if (message.seq <= this.#applied) {
+        // This node's own batch, committed when the stream acknowledged it (ownAppend); parts
+        // read before that belong to it.
+        this.#parts = [];
+        continue;
+      }
+      const record = decodeStreamRecord(message.data);
       if (record.type === 'batch' && record.more) {
         // The applied position stays before the batch's first part until all of it is in.
         this.#parts.push(record.batch);
@@ -171,21 +181,15 @@ export class StreamFollower {
           this.logger.info({ leader: record.node, seq: message.seq }, 'a new ingest leader took over');
         }
       }
-      this.#applied = message.seq;
-      this.onApplied(message.seq);
-      this.#wake();
+      this.#advance(message.seq);
     }
   }
 
-  /** This node's own record at `seq`, if it has it, forgetting it and any before it (a consumer restarted past them). */
-  #takeOwnRecord(seq: number): BatchRecord | undefined {
-    for (const kept of this.#ownRecords.keys()) {
-      if (kept >= seq) break;
-      this.#ownRecords.delete(kept);
-    }
-    const record = this.#ownRecords.get(seq);
-    this.#ownRecords.delete(seq);
-    return record;
+  #advance(seq: number): void {
+    if (seq <= this.#applied) return;
+    this.#applied = seq;
+    this.onApplied(seq);
+    this.#wake();
   }
 
   /** A batch's last part with the parts before it, as the one batch the leader committed. */

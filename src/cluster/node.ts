@@ -34,7 +34,7 @@ export async function joinCluster(
   await follower.start();
   const leadership = new Leadership({
     lease: new LeaderLease(connection.lease, options.nodeId),
-    writer: new StreamWriter(connection.nc, connection.js, connection.jsm, connection.streamName, connection.subject, options.nodeId, (seq, record) => follower.ownAppend(seq, record)),
+    writer: new StreamWriter(connection.nc, connection.js, connection.jsm, connection.streamName, connection.subject, options.nodeId, (firstSeq, lastSeq, batch) => follower.ownAppend(firstSeq, lastSeq, batch)),
     follower,
     store,
     leaseMs: options.leaseMs,

@@ -95,13 +95,7 @@ interface PartContent {
 const ENTRY_FIELDS_BYTES = 120;
 const REV_BYTES = 90;
 
-export type BatchRecord = Extract<StreamRecord, { type: 'batch' }>;
-
-/** A stream message as the leader appends it: its bytes, and what they decode to (kept so the leader need not decode its own). */
-export interface EncodedRecord {
-  record: BatchRecord;
-  bytes: Uint8Array;
-}
+type BatchRecord = Extract<StreamRecord, { type: 'batch' }>;
 
 /**
  * A batch as the stream messages that carry it: one when it fits `maxBytes`, else parts (see
@@ -109,10 +103,10 @@ export interface EncodedRecord {
  * compression ratio; one that still does not fit is halved. Revs are spread over the parts with
  * the events (a big catch-up batch holds one per repo), and the cursor rides in the last part.
  */
-export function encodeBatchRecords(node: string, batch: Batch, maxBytes: number): EncodedRecord[] {
+export function encodeBatchRecords(node: string, batch: Batch, maxBytes: number): Uint8Array[] {
   const wholeRecord: BatchRecord = { type: 'batch', node, batch, more: false };
   const whole = encodeStreamRecord(wholeRecord);
-  if (whole.byteLength <= maxBytes) return [{ record: wholeRecord, bytes: whole }];
+  if (whole.byteLength <= maxBytes) return [whole];
   const revs = [...batch.revs];
   const rawBytes = batch.entries.reduce((sum, entry) => sum + entry.json.byteLength + ENTRY_FIELDS_BYTES, 0) + revs.length * REV_BYTES;
   const budget = (0.75 * maxBytes * rawBytes) / whole.byteLength;
@@ -132,7 +126,7 @@ export function encodeBatchRecords(node: string, batch: Batch, maxBytes: number)
   for (const rev of revs) add(REV_BYTES, (into) => into.revs.push(rev));
   groups.push(group);
 
-  const parts: EncodedRecord[] = [];
+  const parts: Uint8Array[] = [];
   while (groups.length > 0) {
     const next = groups.shift()!;
     const last = groups.length === 0;
@@ -144,7 +138,7 @@ export function encodeBatchRecords(node: string, batch: Batch, maxBytes: number)
     };
     const bytes = encodeStreamRecord(record);
     if (bytes.byteLength <= maxBytes) {
-      parts.push({ record, bytes });
+      parts.push(bytes);
       continue;
     }
     groups.unshift(...halves(next, bytes.byteLength, maxBytes));

@@ -1,14 +1,19 @@
+import { randomUUID } from 'node:crypto';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import type { Entry } from '../events/index.ts';
 import type { Batch } from '../store/index.ts';
-import { isWrongRevision } from './lease.ts';
-import { encodeBatchRecords, encodeStreamRecord, fitsOneRecord, type BatchRecord } from './stream-record.ts';
+import { encodeBatchRecords, encodeStreamRecord, fitsOneRecord } from './stream-record.ts';
 
 /** Room left in each message for the headers NATS counts against max_payload (expected-last-sequence and the like). */
 const HEADER_ROOM_BYTES = 1_024;
 /** NATS's own default, for the moment between servers when the connection has no server info. */
 const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
+
+/** The server refused an append: the stream's last message is not the one it named (another node appended). */
+function isRefusedAppend(err: unknown): boolean {
+  return /wrong last (sequence|msg id)/i.test((err as Error).message ?? '');
+}
 
 /** The stream moved under a leader: another node appended, so this one is no longer the leader. */
 export class DeposedError extends Error {
@@ -30,13 +35,21 @@ export class CutOffBatchError extends Error {
 
 /**
  * The leader's append side of the event stream. Every publish names the stream sequence it
- * expects to follow (JetStream's expected-last-sequence), so appends form one chain: once a new
+ * expects to follow (JetStream's expected-last-sequence) and the message id of its predecessor,
+ * this term's previous message (expected-last-msg-id), so appends form one chain: once a new
  * leader has published its marker, any append from an older leader — paused, partitioned, or
- * with a publish still in flight — is refused by the server, never stored. A batch bigger than
- * the server's max_payload goes out as several parts (stream-record.ts), each chained the same way.
+ * with a publish still in flight — is refused by the server, never stored. The id matters when
+ * several messages are in flight: if the first is refused because a marker took its place, the
+ * second names the marker's seq as its predecessor's and only its id check refuses it. A batch
+ * bigger than the server's max_payload goes out as several parts (stream-record.ts), chained so.
  */
 export class StreamWriter {
   #lastSeq = 0;
+  /** The id of the last message this term appended (the marker at first). */
+  #lastMsgId = '';
+  /** Unique to the term: ids are never reused, so the server's duplicate detection never drops one of ours. */
+  #termId = '';
+  #published = 0;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -45,8 +58,8 @@ export class StreamWriter {
     private readonly streamName: string,
     private readonly subject: string,
     private readonly nodeId: string,
-    /** Told of each batch record the stream acknowledged, with its seq (the follower applies it without decoding). */
-    private readonly onAppended: (seq: number, record: BatchRecord) => void,
+    /** Told of each batch the stream acknowledged, with the seqs of its first and last part (the follower applies it without decoding). */
+    private readonly onAppended: (firstSeq: number, lastSeq: number, batch: Batch) => void,
   ) {}
 
   /** The largest stream record the connected server accepts, headers aside. */
@@ -61,16 +74,23 @@ export class StreamWriter {
    */
   async fence(): Promise<number> {
     const marker = encodeStreamRecord({ type: 'leader', node: this.nodeId });
+    this.#termId = `${this.nodeId}.${randomUUID()}`;
     for (;;) {
       const { state } = await this.jsm.streams.info(this.streamName);
+      const msgID = this.#nextMsgId();
       try {
-        const ack = await this.js.publish(this.subject, marker, { expect: { lastSequence: state.last_seq } });
+        const ack = await this.js.publish(this.subject, marker, { msgID, expect: { lastSequence: state.last_seq } });
         this.#lastSeq = ack.seq;
+        this.#lastMsgId = msgID;
         return ack.seq;
       } catch (err) {
-        if (!isWrongRevision(err)) throw err;
+        if (!isRefusedAppend(err)) throw err;
       }
     }
+  }
+
+  #nextMsgId(): string {
+    return `${this.#termId}.${++this.#published}`;
   }
 
   /**
@@ -87,30 +107,36 @@ export class StreamWriter {
 
   /**
    * Appends a batch directly after our previous append, in as many messages as it needs, and
-   * returns the seq of its last; `onAppended` hears of each message as the stream acknowledges
-   * it. DeposedError if anything else came between; CutOffBatchError if only some of its parts
-   * got in.
+   * returns the seq of its last; `onAppended` hears of it once the stream acknowledged all of it.
+   * DeposedError if anything else came between; CutOffBatchError if only some of its parts got in.
    *
-   * The parts of a split batch are published at once, each naming the seq its predecessor will
-   * get, instead of one round trip each: they stay in order on this connection, and once one is
-   * refused every later one is too (its expected predecessor never arrived), so what got in is
-   * always a prefix of the batch — as when they went one by one.
+   * The parts of a split batch are published at once, each naming the seq and id its predecessor
+   * will have, instead of one round trip each: they stay in order on this connection, and once
+   * one is refused every later one is too (its expected predecessor never arrived), so what got
+   * in is always a prefix of the batch — as when they went one by one.
    */
   async append(batch: Batch): Promise<number> {
     const parts = encodeBatchRecords(this.nodeId, batch, this.maxRecordBytes);
     const after = this.#lastSeq;
-    const acks = parts.map(({ bytes }, i) => this.js.publish(this.subject, bytes, { expect: { lastSequence: after + i } }));
+    let predecessor = this.#lastMsgId;
+    const ids = parts.map(() => this.#nextMsgId());
+    const acks = parts.map((bytes, i) => {
+      const expect = { lastSequence: after + i, lastMsgID: predecessor };
+      predecessor = ids[i]!;
+      return this.js.publish(this.subject, bytes, { msgID: ids[i]!, expect });
+    });
     const results = await Promise.allSettled(acks);
     for (const [i, result] of results.entries()) {
       if (result.status === 'rejected') {
         const err: unknown = result.reason;
-        if (isWrongRevision(err) && i === 0) throw new DeposedError(this.#lastSeq);
+        if (isRefusedAppend(err) && i === 0) throw new DeposedError(this.#lastSeq);
         if (i > 0) throw new CutOffBatchError(i, parts.length, err);
         throw err;
       }
       this.#lastSeq = result.value.seq;
-      this.onAppended(result.value.seq, parts[i]!.record);
+      this.#lastMsgId = ids[i]!;
     }
+    this.onAppended(after + 1, this.#lastSeq, batch);
     return this.#lastSeq;
   }
 }
