@@ -8,7 +8,7 @@ import { CursorClock } from './events/index.ts';
 import { createIdentityMetrics, IdentityCache, IdentityResolver } from './identity/index.ts';
 import { startMetricsEndpoint, startServer, type ServerOptions, type SubscribeServer } from './server/index.ts';
 import type { IngestRun } from './cluster/index.ts';
-import { collectionKeeper, createStoreMetrics, EventStore, Ingester, registerBufferGauges, Retention, type Batch } from './store/index.ts';
+import { collectionKeeper, createStoreMetrics, EventStore, Ingester, mapSizeFor, registerBufferGauges, Retention, type Batch } from './store/index.ts';
 import { createUpstreamMetrics, DEMO_UPSTREAM, DemoUpstream, DropReporter, FirehoseClient, redactUrl, type UpstreamReader } from './upstream/index.ts';
 import { CheckPool, createVerifyMetrics, SigningKeys, Verifier } from './verify/index.ts';
 import { createLogger, startStatusLog } from './logs.ts';
@@ -65,6 +65,7 @@ export async function startGateway(config: GatewayConfig, tuning: GatewayTuning 
     hotLogBytes: config.hotCacheBytes,
     fsync: config.fsync,
     dictionary: readDictionary(config.zstdDictionary),
+    mapSizeBytes: mapSizeFor(config.maxBufferBytes),
     logger,
   });
   registerBufferGauges(registry, store);

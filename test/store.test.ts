@@ -13,6 +13,7 @@ import { open as openLmdb } from 'lmdb';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import type { Entry, EventKind } from '../src/events/entry.ts';
+import { mapSizeFor } from '../src/store/environment.ts';
 import { EventStore, type EventStoreOptions } from '../src/store/event-store.ts';
 import { createStoreMetrics } from '../src/store/metrics.ts';
 import { Retention } from '../src/store/retention.ts';
@@ -251,6 +252,30 @@ describe('memory', () => {
       assert.equal(entry.json.buffer, kept[0]!.json.buffer, 'one buffer per committed batch');
       assert.ok(entry.json.buffer.byteLength < 2 * batchBytes, `the buffer behind a kept event is its batch's (${entry.json.buffer.byteLength} B for ${batchBytes} B of JSON)`);
     }
+  });
+});
+
+describe('the LMDB map', () => {
+  /** How many times this process maps `dataDir`'s data.mdb (Linux: /proc/self/maps). */
+  const mappingsOf = (dataDir: string) => readFileSync('/proc/self/maps', 'utf8').split('\n').filter((line) => line.endsWith(join(dataDir, 'data.mdb'))).length;
+  /** ~8 MB of incompressible events, so the file grows through many of lmdb-js's map doublings. */
+  async function growTo8MB(store: EventStore): Promise<void> {
+    const rnd = mulberry32(11);
+    for (let batch = 0; batch < 20; batch++) {
+      const entries = makeEntries(1_000, 1_000_000 + batch * 3_000, batch * 1_000).map((entry) => ({ ...entry, json: Buffer.from(`{"time_us":${entry.timeUs},"noise":"${Array.from({ length: 20 }, () => rnd().toString(36).slice(2)).join('')}"}`) }));
+      await store.commit({ entries, revs: new Map() });
+    }
+  }
+
+  test('a buffer whose map is reserved (mapSizeFor, as the gateway opens it) maps its data file once as it grows; left to grow, lmdb-js maps it once per doubling', async (t) => {
+    const reserved = open(t, { mapSizeBytes: mapSizeFor(64 << 20), fsync: false });
+    const grown = open(t, { fsync: false });
+    await growTo8MB(reserved);
+    await growTo8MB(grown);
+    assert.ok(statSync(join(reserved.location.dataDir, 'data.mdb')).size > 4 << 20, 'the data file grew past 4 MB');
+    assert.equal(mappingsOf(reserved.location.dataDir), 1, 'one map of the reserved buffer');
+    assert.ok(mappingsOf(grown.location.dataDir) > 4, `lmdb-js keeps every map it outgrew (${mappingsOf(grown.location.dataDir)})`);
+    assert.equal(readAll(reserved, 0, { maxEntries: 4_096 }).entries.length, 20_000, 'every event reads back through the one map');
   });
 });
 

@@ -56,7 +56,7 @@ export interface EventStoreOptions {
   blockEvents?: number;
   /** Decompressed block partitions kept in memory for readers (default 64 MiB). */
   blockCacheBytes?: number;
-  /** LMDB map size (default: lmdb-js's, grown as needed); tests use a small one to fill it. */
+  /** LMDB map size (default: lmdb-js's, grown as needed, each growth a new map: see mapSizeFor). */
   mapSizeBytes?: number;
   logger?: Logger;
 }

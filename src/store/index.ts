@@ -9,6 +9,10 @@
  * DID's events as sorted fixed-size postings, time_us and partition; did-keys.ts),
  * `partitions` (collection → partition number), `dictionaries`, `revs` (DID → last stored commit
  * rev) and `meta` (format version, upstream cursor, last issued time_us and seq, retention floor).
+ * The environment's map is reserved up front at twice `--max-buffer-bytes` (address space, not
+ * memory or disk): lmdb-js grows a full map by mapping the file again and keeps every old map, so
+ * a buffer left to grow from lmdb-js's 128 KiB default was mapped once per doubling, each map
+ * keeping resident what it had touched (environment.ts, mapSizeFor).
  * The Ingester is the only writer: it groups whatever frames arrived while the previous commit
  * was in flight into one transaction (events into the tail, the revs, the upstream seq and the
  * last time_us and seq). So the saved cursor never runs ahead of the events it covers, and after
@@ -88,7 +92,7 @@
 export { EventStore, type Batch, type EventStoreOptions, type StoreSpan, type UpstreamCursor } from './event-store.ts';
 export type { EventFilter, ReadOptions, ReadResult } from './disk-reads.ts';
 export type { Selection } from './sealed-reads.ts';
-export type { BufferLocation } from './environment.ts';
+export { mapSizeFor, type BufferLocation } from './environment.ts';
 export { SnapshotReader, type SnapshotRead, type SnapshotReadOptions } from './snapshot-reader.ts';
 export { decodeRecords, encodeRecords } from './codec.ts';
 export { Ingester, type IngesterOptions } from './ingest.ts';
