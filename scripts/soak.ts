@@ -2,7 +2,7 @@
  * scripts/soak: contrail against a synthetic upstream for a while, with many clients, and a
  * one-screen report.
  *
- *   npx tsx scripts/soak.ts [--minutes 20] [--rate 2000] [--clients 1000] [--replays 20] [--slow 10]
+ *   npx tsx scripts/soak.ts [--minutes 20] [--rate 2000] [--clients 1000] [--replays 20] [--slow 10] [--replay-workers N]
  *
  * The upstream is a local WebSocket relay sending SyntheticFirehose frames (the network's mix)
  * at --rate events/s, from a pool made at the start (see POOL_FRAMES). contrail runs as `npm start` would, in its own process, on a temp data dir.
@@ -10,8 +10,9 @@
  * the others a few DIDs each (live latency is sampled from all of them), --slow clients that read
  * in bursts at a tenth of the stream's pace, and halfway through, --replays clients at once from
  * the oldest cursor (a full replay of what was ingested so far, then live). Every 30 s it samples
- * contrail's /metrics and its data dir; at the end it prints events/s in and out, RSS and disk over
- * time, live latency p50/p99 per interval, replay throughput, and disconnects and drops by reason.
+ * contrail's /metrics, its /proc/<pid>/smaps and its data dir; at the end it prints events/s in and
+ * out, RSS split by what holds it (see residentSplit) and disk over time, live latency p50/p99 per
+ * interval, replay throughput, and disconnects and drops by reason.
  */
 import * as dagCbor from '@ipld/dag-cbor';
 import { fork, spawn } from 'node:child_process';
@@ -33,6 +34,7 @@ const { values } = parseArgs({
     clients: { type: 'string', default: '1000' },
     replays: { type: 'string', default: '20' },
     slow: { type: 'string', default: '10' },
+    'replay-workers': { type: 'string' },
   },
 });
 const MINUTES = Number(values.minutes);
@@ -40,6 +42,8 @@ const RATE = Number(values.rate);
 const CLIENTS = Number(values.clients);
 const REPLAYS = Number(values.replays);
 const SLOW = Number(values.slow);
+/** contrail's --replay-workers, if given (else its default: none on two cores or fewer). */
+const REPLAY_WORKERS = values['replay-workers'];
 const SAMPLE_MS = Math.min(30_000, (MINUTES * 60_000) / 10);
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -94,9 +98,10 @@ const pump = setInterval(() => {
 
 // contrail, as npm start runs it: the compiled build (npm run build first; `npm run soak` does).
 const dir = tempDir('contrail-soak-');
+const dataFile = join(dir.path, 'data.mdb');
 const gateway = spawn(
   process.execPath,
-  ['--max-semi-space-size=64', 'dist/cli.js', 'serve', '--upstream', upstreamUrl, '--data-dir', dir.path, '--host', '127.0.0.1', '--port', '0', '--metrics-port', '0', '--max-connections-per-ip', String(CLIENTS + REPLAYS + SLOW + 10), '--max-subscribers', String(CLIENTS + REPLAYS + SLOW + 10)],
+  ['--max-semi-space-size=64', 'dist/cli.js', 'serve', '--upstream', upstreamUrl, '--data-dir', dir.path, '--host', '127.0.0.1', '--port', '0', '--metrics-port', '0', '--max-connections-per-ip', String(CLIENTS + REPLAYS + SLOW + 10), '--max-subscribers', String(CLIENTS + REPLAYS + SLOW + 10), ...(REPLAY_WORKERS === undefined ? [] : ['--replay-workers', REPLAY_WORKERS])],
   { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
 );
 const ports = await new Promise<{ port: number; metricsPort: number }>((resolve, reject) => {
@@ -148,16 +153,36 @@ interface Report {
   closes: Record<string, number>;
   open: number;
 }
-const samples: Array<{ at: number; inPerS: number; outPerS: number; rssMB: number; anonMB: number; fileMB: number; heapMB: number; externalMB: number; diskMB: number; p50: number; p99: number; events: number }> = [];
-/** The gateway's resident set split (Linux): anonymous memory (heap, native buffers) and mapped files (LMDB's map). */
-const residentSplitMB = () => {
+const samples: Array<{ at: number; inPerS: number; outPerS: number; rssMB: number; anonMB: number; heapMB: number; externalMB: number; nativeMB: number; lmdbMB: number; lmdbMaps: number; codeMB: number; diskMB: number; p50: number; p99: number; events: number }> = [];
+/**
+ * The gateway's resident set by what holds it (Linux: /proc/<pid>/smaps): anonymous memory (the
+ * JS heap, Buffers, native allocations) apart from file-backed pages — data.mdb's map (the OS's
+ * page cache of the buffer file, clean but for the last second's writes, which the kernel
+ * reclaims under memory pressure: not memory contrail holds) and the rest (code).
+ */
+const residentSplit = () => {
+  const kB = { anon: 0, lmdb: 0, otherFile: 0 };
+  let lmdbMaps = 0;
+  let mapping = '';
   try {
-    const status = readFileSync(`/proc/${gateway.pid}/status`, 'utf8');
-    const kB = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
-    return { anonMB: Math.round(kB('RssAnon') / 1000), fileMB: Math.round((kB('RssFile') + kB('RssShmem')) / 1000) };
+    for (const line of readFileSync(`/proc/${gateway.pid}/smaps`, 'utf8').split('\n')) {
+      const header = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+      if (header) {
+        mapping = header[1]!;
+        if (mapping === dataFile) lmdbMaps++;
+        continue;
+      }
+      const rss = /^Rss:\s+(\d+) kB/.exec(line)?.[1];
+      const anonymous = /^Anonymous:\s+(\d+) kB/.exec(line)?.[1];
+      if (anonymous !== undefined) kB.anon += Number(anonymous);
+      if (rss === undefined || !mapping.startsWith('/')) continue;
+      if (mapping === dataFile) kB.lmdb += Number(rss);
+      else kB.otherFile += Number(rss);
+    }
   } catch {
-    return { anonMB: NaN, fileMB: NaN };
+    return { anonMB: NaN, lmdbMB: NaN, lmdbMaps: NaN, codeMB: NaN };
   }
+  return { anonMB: Math.round(kB.anon / 1000), lmdbMB: Math.round(kB.lmdb / 1000), lmdbMaps, codeMB: Math.round(kB.otherFile / 1000) };
 };
 let previous = { events: 0, sent: 0, at: performance.now() };
 let lastReport: Report | undefined;
@@ -203,20 +228,23 @@ while (performance.now() < endAt) {
   const events = metric('contrail_store_events_total');
   const sent = metric('contrail_events_sent_total');
   const seconds = (now - previous.at) / 1000;
+  const split = residentSplit();
   samples.push({
     at: Math.round((now - startedAt) / 1000),
     inPerS: Math.round((events - previous.events) / seconds),
     outPerS: Math.round((sent - previous.sent) / seconds),
     rssMB: Math.round(metric('process_resident_memory_bytes') / 1e6),
-    ...residentSplitMB(),
-    heapMB: Math.round(metric('nodejs_heap_size_used_bytes') / 1e6),
+    ...split,
+    heapMB: Math.round(metric('nodejs_heap_size_total_bytes') / 1e6),
     externalMB: Math.round(metric('nodejs_external_memory_bytes') / 1e6),
-    diskMB: Math.round(statSync(join(dir.path, 'data.mdb')).size / 1e6),
+    nativeMB: Math.round(split.anonMB - metric('nodejs_heap_size_total_bytes') / 1e6 - metric('nodejs_external_memory_bytes') / 1e6),
+    diskMB: Math.round(statSync(dataFile).size / 1e6),
     p50: percentile(lastReport.latencies, 0.5),
     p99: percentile(lastReport.latencies, 0.99),
     events,
   });
-  progress(`in ${samples.at(-1)!.inPerS} ev/s, out ${samples.at(-1)!.outPerS} frames/s, live p99 ${samples.at(-1)!.p99.toFixed(1)} ms, RSS ${samples.at(-1)!.rssMB} MB (anon ${samples.at(-1)!.anonMB}, heap ${samples.at(-1)!.heapMB}, ext ${samples.at(-1)!.externalMB})`);
+  const last = samples.at(-1)!;
+  progress(`in ${last.inPerS} ev/s, out ${last.outPerS} frames/s, live p99 ${last.p99.toFixed(1)} ms, RSS ${last.rssMB} MB (anon ${last.anonMB}: JS heap ${last.heapMB}, Buffers ${last.externalMB}, native ${last.nativeMB}; LMDB map ${last.lmdbMB} in ${last.lmdbMaps} map(s), code ${last.codeMB})`);
   previous = { events, sent, at: now };
 }
 
@@ -226,14 +254,15 @@ const caughtUp = replays.filter((r) => r.caughtUp);
 const replayRates = caughtUp.map((r) => (r.framesAtCatchUp ?? r.frames) / r.seconds).sort((a, b) => a - b);
 const [slowestReplay] = replayRates;
 const out: string[] = [];
-out.push(`soak: ${MINUTES} min, upstream ${RATE} events/s (synthetic mix), ${CLIENTS} live clients + ${SLOW} slow, ${REPLAYS} replays from the oldest cursor at ${Math.round(MINUTES / 2)} min`);
+out.push(`soak: ${MINUTES} min, upstream ${RATE} events/s (synthetic mix), ${CLIENTS} live clients + ${SLOW} slow, ${REPLAYS} replays from the oldest cursor at ${Math.round(MINUTES / 2)} min${REPLAY_WORKERS === undefined ? '' : `, --replay-workers ${REPLAY_WORKERS}`}`);
 out.push('');
-out.push('  t (s) | in ev/s | out frames/s |  RSS MB | anon MB | file MB | heap MB | ext MB | disk MB | live p50 ms | live p99 ms');
+out.push('  t (s) | in ev/s | out frames/s | RSS MB | anon | JS heap | Buffers | native | LMDB map | code | disk MB | live p50 ms | live p99 ms');
 for (const s of samples) {
-  const mb = [s.rssMB, s.anonMB, s.fileMB, s.heapMB].map((v) => String(v).padStart(7)).join(' | ');
-  out.push(`${String(s.at).padStart(7)} | ${String(s.inPerS).padStart(7)} | ${String(s.outPerS).padStart(12)} | ${mb} | ${String(s.externalMB).padStart(6)} | ${String(s.diskMB).padStart(7)} | ${s.p50.toFixed(1).padStart(11)} | ${s.p99.toFixed(1).padStart(11)}`);
+  const mb = [s.rssMB, s.anonMB, s.heapMB, s.externalMB, s.nativeMB, s.lmdbMB, s.codeMB].map((v, i) => String(v).padStart([6, 4, 7, 7, 6, 8, 4][i]!)).join(' | ');
+  out.push(`${String(s.at).padStart(7)} | ${String(s.inPerS).padStart(7)} | ${String(s.outPerS).padStart(12)} | ${mb} | ${String(s.diskMB).padStart(7)} | ${s.p50.toFixed(1).padStart(11)} | ${s.p99.toFixed(1).padStart(11)}`);
 }
-out.push('(anon: heap and native buffers; file: LMDB\'s map and code; heap: JS heap used; ext: V8 external, i.e. Buffers)');
+out.push('(MB. anon = JS heap (committed) + Buffers + native (the rest: uWS send buffers, LMDB, zstd, malloc);');
+out.push(` LMDB map = data.mdb's pages in the page cache, mapped ${samples.at(-1)?.lmdbMaps ?? 0} time(s) at the end: clean but for the last second's writes, reclaimable; code = other files)`);
 out.push('');
 out.push(`events: ${eventsSent.toLocaleString('en-US')} sent upstream (${Math.round(behind).toLocaleString('en-US')} behind the rate at the end), ${metric('contrail_store_events_total').toLocaleString('en-US')} stored; ${metric('contrail_events_sent_total').toLocaleString('en-US')} sent to clients`);
 out.push(
