@@ -6,9 +6,10 @@
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import { Registry } from 'prom-client';
 import {
@@ -193,6 +194,18 @@ describe('IdentityCache', () => {
     assert.equal(cache.size, 2);
     assert.equal(cache.get('did:plc:n3'), undefined);
     await cache.close();
+  });
+
+  test('its data file is mapped once however far it grows to its bound (lmdb-js would map it again at each doubling and keep the old maps)', async (t) => {
+    const dir = tempDir('contrail-identity-cache-');
+    t.after(() => dir.remove());
+    const cache = new IdentityCache({ path: dir.path, maxEntries: 20_000 });
+    t.after(() => cache.close());
+    for (let n = 0; n < 20_000; n++) cache.put({ did: `did:plc:${String(n).padStart(24, 'a')}`, signingKey: KEY, pdsEndpoint: `https://pds${n}.example.com`, handle: `h${n}.example.com`, fetchedAt: n });
+    const file = join(dir.path, 'data.mdb');
+    assert.ok(statSync(file).size > 2 << 20, `the file grew past 2 MB (${statSync(file).size} B)`);
+    assert.equal(readFileSync('/proc/self/maps', 'utf8').split('\n').filter((line) => line.endsWith(file)).length, 1);
+    assert.equal(cache.get('did:plc:' + '0'.padStart(24, 'a'))?.handle, 'h0.example.com');
   });
 });
 

@@ -18,6 +18,13 @@ export interface IdentityCacheOptions {
 }
 
 /**
+ * Address space reserved per entry for the map (an entry takes ~0.3 KB in the two databases): the
+ * map never has to grow. lmdb-js grows a full map by mapping the file again and keeps every old
+ * map, each holding resident what it touched (as the store's buffer did: see its environment.ts).
+ */
+const MAP_BYTES_PER_ENTRY = 4096;
+
+/**
  * Resolved identities in LMDB, bounded by entry count: a second database orders DIDs by fetch
  * time and the oldest are evicted first (a refresh moves a DID to the young end). Writes are
  * not synced to disk: a crash loses at most the latest entries, which are fetched again. A
@@ -33,7 +40,7 @@ export class IdentityCache {
   #count: number;
 
   constructor(options: IdentityCacheOptions) {
-    this.#root = open({ path: options.path, maxDbs: 2, noSync: true });
+    this.#root = open({ path: options.path, maxDbs: 2, noSync: true, mapSize: options.maxEntries * MAP_BYTES_PER_ENTRY });
     this.#identities = this.#root.openDB<StoredIdentity, string>({ name: 'identities' });
     this.#byAge = this.#root.openDB<string, [number, string]>({ name: 'by-age', encoding: 'string' });
     this.#maxEntries = options.maxEntries;
