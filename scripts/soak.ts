@@ -157,7 +157,7 @@ const samples: Array<{ at: number; inPerS: number; outPerS: number; rssMB: numbe
 /**
  * The gateway's resident set by what holds it (Linux: /proc/<pid>/smaps): anonymous memory (the
  * JS heap, Buffers, native allocations) apart from file-backed pages — data.mdb's map (the OS's
- * page cache of the buffer file, clean but for the last second's writes, which the kernel
+ * page cache of the buffer file, clean once the background sync has written it, which the kernel
  * reclaims under memory pressure: not memory contrail holds) and the rest (code).
  */
 const residentSplit = () => {
@@ -262,7 +262,7 @@ for (const s of samples) {
   out.push(`${String(s.at).padStart(7)} | ${String(s.inPerS).padStart(7)} | ${String(s.outPerS).padStart(12)} | ${mb} | ${String(s.diskMB).padStart(7)} | ${s.p50.toFixed(1).padStart(11)} | ${s.p99.toFixed(1).padStart(11)}`);
 }
 out.push('(MB. anon = JS heap (committed) + Buffers + native (the rest: uWS send buffers, LMDB, zstd, malloc);');
-out.push(` LMDB map = data.mdb's pages in the page cache, mapped ${samples.at(-1)?.lmdbMaps ?? 0} time(s) at the end: clean but for the last second's writes, reclaimable; code = other files)`);
+out.push(` LMDB map = data.mdb's pages in the page cache, mapped ${samples.at(-1)?.lmdbMaps ?? 0} time(s) at the end: reclaimable once synced; code = other files)`);
 out.push('');
 out.push(`events: ${eventsSent.toLocaleString('en-US')} sent upstream (${Math.round(behind).toLocaleString('en-US')} behind the rate at the end), ${metric('contrail_store_events_total').toLocaleString('en-US')} stored; ${metric('contrail_events_sent_total').toLocaleString('en-US')} sent to clients`);
 out.push(
