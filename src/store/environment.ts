@@ -59,7 +59,7 @@ export function openMeta(root: RootDatabase): Database<unknown, string> {
 /** The buffer's tables other than `meta` and `dictionaries` (see the store's design note). */
 export function openTables(root: RootDatabase) {
   return {
-    /** Committed events not yet sealed into a block: time_us → record (codec.ts). */
+    /** Committed events not yet sealed into a block: a commit's newest time_us → its events' records (codec.ts). */
     tail: root.openDB<Buffer, number>({ name: 'tail', encoding: 'binary' }),
     blocks: root.openDB<Buffer, BlockKey>({ name: 'blocks', encoding: 'binary' }),
     directory: root.openDB<BlockInfo, number>({ name: 'directory' }),

@@ -112,8 +112,16 @@ export class EventStore {
   /** Bytes of decompressed block partitions kept for readers (each replay worker thread keeps as many). */
   readonly blockCacheBytes: number;
   readonly #root: RootDatabase;
-  /** Committed events not yet sealed into a block: time_us → record (codec.ts). */
+  /**
+   * Committed events not yet sealed into a block, a commit's at a time: the time_us of its newest
+   * event → its events' records (codec.ts). A block seals a run of events that need not end
+   * where a commit did, so a commit whose newest event is sealed is removed and one that is
+   * partly sealed stays until it is sealed whole: readers skip its events at or below the newest
+   * block. (Retention writes a partly trimmed one again with the events it keeps.)
+   */
   readonly #tailDb: Database<Buffer, number>;
+  /** The keys of #tailDb (each a commit's newest time_us), ascending. */
+  readonly #tailCommits: number[] = [];
   readonly #blocks: Database<Buffer, BlockKey>;
   readonly #directory: Database<BlockInfo, number>;
   /** A block's last seq → its end, so a seq finds its block in one seek. */
@@ -192,15 +200,18 @@ export class EventStore {
       this.#partOfCollection.set(key, value);
       this.#collectionOfPart[value] = key;
     }
-    for (const { value } of this.#tailDb.getRange()) this.#tail.push(...decodeRecords(value));
     for (const { key, value } of this.#directory.getRange()) {
       for (const count of value.counts) this.#sealedCount += count;
       this.#sealedUpTo = key;
     }
+    this.#trimmedUpTo = (this.#meta.get(META.trimmedUpTo) as number | undefined) ?? 0;
+    for (const { key, value } of this.#tailDb.getRange()) {
+      this.#tailCommits.push(key);
+      for (const entry of decodeRecords(value)) if (entry.timeUs > this.#sealedUpTo) this.#tail.push(entry);
+    }
     const newest = this.#tail.at(-1)?.timeUs ?? (this.#sealedUpTo || undefined);
     this.#lastSeq = (this.#meta.get(META.lastSeq) as number | undefined) ?? 0;
     this.#lastTimeUs = Math.max((this.#meta.get(META.lastTimeUs) as number | undefined) ?? 0, newest ?? 0);
-    this.#trimmedUpTo = (this.#meta.get(META.trimmedUpTo) as number | undefined) ?? 0;
     this.#cursor = this.#meta.get(META.cursor) as UpstreamCursor | undefined;
     this.#didIndexBroken = this.#meta.get(META.didIndexBroken) === true;
     this.hotLog = new HotLog(options.hotLogBytes, newest ?? 0);
@@ -301,12 +312,7 @@ export class EventStore {
     // subscribers see it (that hop dominated ingest-to-client latency). Abortable, so an error
     // thrown while writing leaves nothing of the batch; the flush to disk overlaps what follows.
     this.#root.transactionSync(() => {
-      let at = 0;
-      for (const entry of entries) {
-        const size = recordSize(entry);
-        this.#tailDb.putSync(entry.timeUs, records.subarray(at, at + size));
-        at += size;
-      }
+      if (newest) this.#tailDb.putSync(newest.timeUs, records);
       for (const [did, rev] of revs) this.#revs.putSync(revKey(did), rev);
       if (cursor) this.#meta.putSync(META.cursor, cursor);
       this.#meta.putSync(META.lastTimeUs, lastTimeUs);
@@ -316,6 +322,7 @@ export class EventStore {
     this.#lastTimeUs = lastTimeUs;
     this.#lastSeq = lastSeq;
     if (entries.length === 0) return;
+    this.#tailCommits.push(lastTimeUs);
     // What the tail and the hot log keep of each event's JSON is its bytes in this batch's records.
     // Events are built with Buffer.from, which puts small buffers in Node's shared 8 KB pool
     // slabs, so a kept event would pin a whole slab that other, short-lived buffers filled (in
@@ -356,6 +363,7 @@ export class EventStore {
     // parts is parallel to entries, and block.frames to block.info.parts: the indexes below are in range.
     let i = 0;
     const block = buildBlock(entries, () => parts[i++]!, this.#dictionaries);
+    const sealedCommits = this.#tailCommitsThrough(block.end);
     try {
       this.#root.transactionSync(() => {
         for (const collection of added) this.#partitions.putSync(collection, this.#partOfCollection.get(collection)!);
@@ -363,7 +371,7 @@ export class EventStore {
         this.#directory.putSync(block.end, block.info);
         this.#blockSeqs.putSync(block.info.lastSeq, block.end);
         entries.forEach((entry, index) => this.#byDid.putSync(didHash(entry.did), posting(entry.timeUs, parts[index]!)));
-        for (const entry of entries) this.#tailDb.removeSync(entry.timeUs);
+        for (let i = 0; i < sealedCommits; i++) this.#tailDb.removeSync(this.#tailCommits[i]!);
       }, COMMIT_WITHOUT_WAITING_FOR_FLUSH);
     } catch (err) {
       // The partitions numbered for this block were not stored: forget them.
@@ -372,8 +380,16 @@ export class EventStore {
       throw err;
     }
     this.#tail.splice(0, entries.length);
+    this.#tailCommits.splice(0, sealedCommits);
     this.#sealedCount += entries.length;
     this.#sealedUpTo = block.end;
+  }
+
+  /** How many of the tail's commits hold no event after `timeUs` (their keys are the first ones). */
+  #tailCommitsThrough(timeUs: number): number {
+    let count = 0;
+    while (count < this.#tailCommits.length && this.#tailCommits[count]! <= timeUs) count++;
+    return count;
   }
 
   /** The event's partition; a collection seen for the first time gets the next number (listed in `added`). */
@@ -548,11 +564,16 @@ export class EventStore {
     const newest = removed.at(-1);
     if (newest === undefined) return 0;
     const trimmedUpTo = Math.max(this.#trimmedUpTo, newest.timeUs);
+    const removedCommits = this.#tailCommitsThrough(newest.timeUs);
+    // A commit that keeps some of its events is written again with only those (the size bound counts its bytes).
+    const partial = newest.timeUs === this.#tailCommits[removedCommits - 1] ? undefined : this.#tailCommits[removedCommits];
     this.#root.transactionSync(() => {
-      for (const entry of removed) this.#tailDb.removeSync(entry.timeUs);
+      for (let i = 0; i < removedCommits; i++) this.#tailDb.removeSync(this.#tailCommits[i]!);
+      if (partial !== undefined) this.#tailDb.putSync(partial, encodeRecords(this.#tail.slice(count, firstAfter(this.#tail, partial))));
       this.#meta.putSync(META.trimmedUpTo, trimmedUpTo);
     }, COMMIT_WITHOUT_WAITING_FOR_FLUSH);
     this.#tail.splice(0, count);
+    this.#tailCommits.splice(0, removedCommits);
     this.#trimmed(trimmedUpTo);
     return count;
   }

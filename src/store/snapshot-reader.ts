@@ -83,8 +83,11 @@ export class SnapshotReader {
     return this.#root.close();
   }
 
+  /** The tail's events after `after`: a commit is keyed by its newest event, and may hold older ones. */
   *#tailAfter(after: number): Iterable<Entry> {
-    for (const { value } of this.#tables.tail.getRange({ start: after + 1 })) yield* decodeRecords(value);
+    for (const { value } of this.#tables.tail.getRange({ start: after + 1 })) {
+      for (const entry of decodeRecords(value)) if (entry.timeUs > after) yield entry;
+    }
   }
 
   /** A partition's collection; a partition numbered after this thread last looked is read from the snapshot. */
