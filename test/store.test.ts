@@ -17,6 +17,7 @@ import { mapSizeFor } from '../src/store/environment.ts';
 import { EventStore, type EventStoreOptions } from '../src/store/event-store.ts';
 import { createStoreMetrics } from '../src/store/metrics.ts';
 import { Retention } from '../src/store/retention.ts';
+import { SnapshotReader } from '../src/store/snapshot-reader.ts';
 import { tempDir } from './support/gateway.ts';
 import { waitUntil } from './support/poll.ts';
 import { mulberry32 } from './support/synthetic.ts';
@@ -337,6 +338,44 @@ describe('durability', () => {
     assert.deepEqual(view(second.readAfter(events[30]!.timeUs, { maxEntries: 1_000 }).entries), view([...events.slice(31), ...more]));
   });
 
+  test('a commit (one tail run) partly sealed into a block is read once: from memory, after reopening, and by a snapshot reader; sealed whole, it leaves the tail', async (t) => {
+    const dir = tempDir('contrail-store-');
+    t.after(() => dir.remove());
+    const events = makeEntries(40);
+    const readsEachOnce = (store: EventStore, upTo: number) => {
+      const stored = events.slice(0, upTo);
+      for (const from of [0, 20, 24, 25, 26, 27, 28]) {
+        const position = events[from]!.timeUs - 1;
+        const expected = view(stored.slice(from));
+        assert.deepEqual(view(readAll(store, position, { maxEntries: 3 }).entries), expected, `the store, from event ${from}`);
+        const reader = new SnapshotReader(store.location, 1 << 20);
+        const snapshot = reader.read(position, stored.at(-1)!.timeUs, { maxEntries: 1_000, ...store.indexState });
+        void reader.close();
+        assert.ok(!snapshot.trimmed);
+        assert.deepEqual(view(snapshot.entries), expected, `a snapshot reader, from event ${from}`);
+      }
+    };
+    // Blocks of 7 seal events 0–27; the commit of events 25–29 is sealed up to 27.
+    const first = open(t, { dataDir: dir.path, hotLogBytes: 0, blockEvents: 7 });
+    await commitInBatches(first, events.slice(0, 30), 5);
+    readsEachOnce(first, 30);
+    await first.close();
+    const second = open(t, { dataDir: dir.path, hotLogBytes: 0, blockEvents: 7 });
+    assert.equal(second.span().eventCount, 30);
+    readsEachOnce(second, 30);
+    // The next block (events 28–34) seals the rest of that commit: it leaves the tail table.
+    await second.commit({ entries: events.slice(30), revs: new Map() });
+    readsEachOnce(second, 40);
+    await second.close();
+    const raw = openLmdb({ path: dir.path, maxDbs: 16 });
+    const tailKeys = [...raw.openDB<Buffer, number>({ name: 'tail', encoding: 'binary' }).getKeys()];
+    await raw.close();
+    assert.deepEqual(tailKeys, [events[39]!.timeUs], 'only the commit of events 30–39 (35–39 unsealed) is left in the tail');
+    const third = open(t, { dataDir: dir.path, hotLogBytes: 0, blockEvents: 7 });
+    assert.equal(third.span().eventCount, 40);
+    readsEachOnce(third, 40);
+  });
+
   test('the last issued time_us survives even when retention removed every event', async (t) => {
     const dir = tempDir('contrail-store-');
     t.after(() => dir.remove());
@@ -629,6 +668,10 @@ describe('retention', () => {
       assert.equal(trimmedBySize, 3_000 - after.eventCount);
       assert.deepEqual(view(readAll(store, 0, { maxEntries: 500 }).entries), view(kept), 'disk and hot log agree on what is left');
       await retention.stop();
+      // A tail run retention cut into was stored again with what it kept.
+      await store.close();
+      const reopened = open(t, { dataDir: dir.path, blockEvents });
+      assert.deepEqual(view(readAll(reopened, 0, { maxEntries: 500 }).entries), view(kept), 'the reopened buffer holds the same');
     });
   }
 

@@ -35,18 +35,27 @@ export function encodeRecords(entries: readonly Entry[], allocate: (size: number
 
 /** Writes the record of entry at `at`; returns where it ends. */
 function writeRecord(out: Buffer, at: number, entry: Entry): number {
-  const collection = entry.collection ?? '';
+  const { did, collection, json } = entry;
+  const seq = entry.seq!;
   out.writeUInt32BE(Math.floor(entry.timeUs / TWO_32), at);
   out.writeUInt32BE(entry.timeUs % TWO_32, at + 4);
-  out.writeUIntBE(entry.seq!, at + 8, SEQ_BYTES);
+  out.writeUInt16BE(Math.floor(seq / TWO_32), at + 8);
+  out.writeUInt32BE(seq % TWO_32, at + 10);
   at += 8 + SEQ_BYTES;
   out[at] = KIND_CODES[entry.kind];
-  out.writeUInt16BE(entry.did.length, at + 1);
-  at += 3 + out.write(entry.did, at + 3, 'latin1');
-  out.writeUInt16BE(collection.length, at);
-  at += 2 + out.write(collection, at + 2, 'latin1');
-  out.writeUInt32BE(entry.json.byteLength, at);
-  return at + 4 + entry.json.copy(out, at + 4);
+  out.writeUInt16BE(did.length, at + 1);
+  at = writeLatin1(out, at + 3, did);
+  out.writeUInt16BE(collection?.length ?? 0, at);
+  at = collection === null ? at + 2 : writeLatin1(out, at + 2, collection);
+  out.writeUInt32BE(json.byteLength, at);
+  out.set(json, at + 4);
+  return at + 4 + json.byteLength;
+}
+
+/** Writes `text` as latin1 at `at`; returns where it ends. For strings as short as DIDs and NSIDs a loop beats Buffer#write's call. */
+function writeLatin1(out: Buffer, at: number, text: string): number {
+  for (let i = 0; i < text.length; i++) out[at + i] = text.charCodeAt(i);
+  return at + text.length;
 }
 
 /**

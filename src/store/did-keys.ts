@@ -25,7 +25,10 @@ export const postingEncoding = {
 };
 
 export function posting(timeUs: number, part: number): Buffer {
-  const value = Buffer.allocUnsafe(POSTING_BYTES);
+  return writePosting(Buffer.allocUnsafe(POSTING_BYTES), timeUs, part);
+}
+
+function writePosting(value: Buffer, timeUs: number, part: number): Buffer {
   value.writeUInt32BE(Math.floor(timeUs / TWO_32), 0);
   value.writeUInt32BE(timeUs % TWO_32, 4);
   value.writeUInt16BE(part, 8);
@@ -40,8 +43,12 @@ export function partOfPosting(value: Buffer): number {
   return value.readUInt16BE(8);
 }
 
+/** The two halves of the DID hash hashDid computed last (module state: the index writes thousands per block). */
+let hashHigh = 0;
+let hashLow = 0;
+
 /** Two independent 32-bit multiplicative hashes (cyrb53's mixing) over the DID's characters. */
-export function didHash(did: string): Buffer {
+function hashDid(did: string): void {
   let h1 = 0xdeadbeef;
   let h2 = 0x41c6ce57;
   for (let i = 0; i < did.length; i++) {
@@ -51,8 +58,70 @@ export function didHash(did: string): Buffer {
   }
   h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909);
   h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909);
+  hashHigh = h1 >>> 0;
+  hashLow = h2 >>> 0;
+}
+
+export function didHash(did: string): Buffer {
+  hashDid(did);
   const key = Buffer.allocUnsafe(DID_HASH_BYTES);
-  key.writeUInt32BE(h1 >>> 0, 0);
-  key.writeUInt32BE(h2 >>> 0, 4);
+  key.writeUInt32BE(hashHigh, 0);
+  key.writeUInt32BE(hashLow, 4);
   return key;
+}
+
+/**
+ * A block's postings, visited in key order: each insert or delete then lands next to the one
+ * before it in the B-tree (warm pages and cursor paths) instead of anywhere, and no posting
+ * allocates its own key and value.
+ */
+export class Postings {
+  readonly #high: Uint32Array;
+  readonly #low: Uint32Array;
+  readonly #times: Float64Array;
+  readonly #parts: Uint16Array;
+  #count = 0;
+  #order: number[] | undefined;
+
+  constructor(capacity: number) {
+    this.#high = new Uint32Array(capacity);
+    this.#low = new Uint32Array(capacity);
+    this.#times = new Float64Array(capacity);
+    this.#parts = new Uint16Array(capacity);
+  }
+
+  get count(): number {
+    return this.#count;
+  }
+
+  add(did: string, timeUs: number, part: number): void {
+    hashDid(did);
+    const i = this.#count++;
+    this.#high[i] = hashHigh;
+    this.#low[i] = hashLow;
+    this.#times[i] = timeUs;
+    this.#parts[i] = part;
+    this.#order = undefined;
+  }
+
+  /**
+   * Calls `visit` with the key and value of the postings from..to (in key order, a DID's in the
+   * order added). The two buffers are reused from call to call: `visit` must be done with them
+   * when it returns, as LMDB's synchronous puts and removes are.
+   */
+  forEachInKeyOrder(visit: (key: Buffer, value: Buffer) => void, from = 0, to = this.#count): void {
+    const high = this.#high;
+    const low = this.#low;
+    // Array.prototype.sort is stable: one DID's postings keep their time order.
+    this.#order ??= Array.from({ length: this.#count }, (_, i) => i).sort((a, b) => high[a]! - high[b]! || low[a]! - low[b]!);
+    const key = Buffer.allocUnsafe(DID_HASH_BYTES);
+    const value = Buffer.allocUnsafe(POSTING_BYTES);
+    for (let at = from; at < to; at++) {
+      const i = this.#order[at]!;
+      key.writeUInt32BE(high[i]!, 0);
+      key.writeUInt32BE(low[i]!, 4);
+      writePosting(value, this.#times[i]!, this.#parts[i]!);
+      visit(key, value);
+    }
+  }
 }

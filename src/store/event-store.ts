@@ -8,7 +8,7 @@ import { BlockReader, buildBlock, type BlockInfo, type BlockKey } from './blocks
 import { decodeRecords, encodeRecords, recordSize } from './codec.ts';
 import { collect, readStored, type ReadOptions, type ReadResult } from './disk-reads.ts';
 import { Dictionaries } from './dictionaries.ts';
-import { POSTING_BYTES, didHash, posting } from './did-keys.ts';
+import { POSTING_BYTES, Postings } from './did-keys.ts';
 import { META, openEnvironment, openMeta, openTables, type BufferLocation } from './environment.ts';
 import { HotLog } from './hot-log.ts';
 import { lockDataDir, type DataDirLock } from './data-dir-lock.ts';
@@ -61,6 +61,8 @@ export interface EventStoreOptions {
   logger?: Logger;
 }
 
+/** A tail run's records are at most this long, plus one event (see #tailDb). */
+const TAIL_RUN_BYTES = 32 * 1024;
 const COMMIT_WITHOUT_WAITING_FOR_FLUSH = TransactionFlags.ABORTABLE | TransactionFlags.SYNCHRONOUS_COMMIT | TransactionFlags.NO_SYNC_FLUSH;
 /** Per-DID index postings removed per transaction when retention removes a block (~2–3 ms each). */
 const INDEX_TRIM_CHUNK = 128;
@@ -113,15 +115,17 @@ export class EventStore {
   readonly blockCacheBytes: number;
   readonly #root: RootDatabase;
   /**
-   * Committed events not yet sealed into a block, a commit's at a time: the time_us of its newest
-   * event → its events' records (codec.ts). A block seals a run of events that need not end
-   * where a commit did, so a commit whose newest event is sealed is removed and one that is
-   * partly sealed stays until it is sealed whole: readers skip its events at or below the newest
-   * block. (Retention writes a partly trimmed one again with the events it keeps.)
+   * Committed events not yet sealed into a block, in runs of consecutive events: the time_us of
+   * a run's newest event → its events' records (codec.ts). A commit writes its events as one run,
+   * or a few of at most TAIL_RUN_BYTES (one put per run, not per event; LMDB finds free room for
+   * small values more easily than for a large commit's megabyte). A block seals a run of events
+   * that need not end where a tail run does: a run whose newest event is sealed is removed, one
+   * that is partly sealed stays until it is sealed whole, and readers skip its events at or
+   * below the newest block. (Retention writes a partly trimmed run again with what it keeps.)
    */
   readonly #tailDb: Database<Buffer, number>;
-  /** The keys of #tailDb (each a commit's newest time_us), ascending. */
-  readonly #tailCommits: number[] = [];
+  /** The keys of #tailDb (each a run's newest time_us), ascending. */
+  readonly #tailRuns: number[] = [];
   readonly #blocks: Database<Buffer, BlockKey>;
   readonly #directory: Database<BlockInfo, number>;
   /** A block's last seq → its end, so a seq finds its block in one seek. */
@@ -206,7 +210,7 @@ export class EventStore {
     }
     this.#trimmedUpTo = (this.#meta.get(META.trimmedUpTo) as number | undefined) ?? 0;
     for (const { key, value } of this.#tailDb.getRange()) {
-      this.#tailCommits.push(key);
+      this.#tailRuns.push(key);
       for (const entry of decodeRecords(value)) if (entry.timeUs > this.#sealedUpTo) this.#tail.push(entry);
     }
     const newest = this.#tail.at(-1)?.timeUs ?? (this.#sealedUpTo || undefined);
@@ -308,11 +312,22 @@ export class EventStore {
     // One allocation for the batch's records (per-event buffers cost more in GC than the copy),
     // its own (not a slice of Node's shared pool): the entries kept in memory point into it below.
     const records = encodeRecords(entries, Buffer.allocUnsafeSlow);
+    // The tail runs: each ends at the first event that takes it to TAIL_RUN_BYTES, or at the last.
+    const runKeys: number[] = [];
+    const runEnds: number[] = [];
+    let recordsEnd = 0;
+    for (const entry of entries) {
+      recordsEnd += recordSize(entry);
+      if (recordsEnd - (runEnds.at(-1) ?? 0) >= TAIL_RUN_BYTES || entry === newest) {
+        runKeys.push(entry.timeUs);
+        runEnds.push(recordsEnd);
+      }
+    }
     // Committed here, on this thread: an event waits for no worker-thread round trip before
     // subscribers see it (that hop dominated ingest-to-client latency). Abortable, so an error
     // thrown while writing leaves nothing of the batch; the flush to disk overlaps what follows.
     this.#root.transactionSync(() => {
-      if (newest) this.#tailDb.putSync(newest.timeUs, records);
+      runKeys.forEach((key, i) => this.#tailDb.putSync(key, records.subarray(runEnds[i - 1] ?? 0, runEnds[i])));
       for (const [did, rev] of revs) this.#revs.putSync(revKey(did), rev);
       if (cursor) this.#meta.putSync(META.cursor, cursor);
       this.#meta.putSync(META.lastTimeUs, lastTimeUs);
@@ -322,12 +337,12 @@ export class EventStore {
     this.#lastTimeUs = lastTimeUs;
     this.#lastSeq = lastSeq;
     if (entries.length === 0) return;
-    this.#tailCommits.push(lastTimeUs);
+    for (const key of runKeys) this.#tailRuns.push(key);
     // What the tail and the hot log keep of each event's JSON is its bytes in this batch's records.
     // Events are built with Buffer.from, which puts small buffers in Node's shared 8 KB pool
     // slabs, so a kept event would pin a whole slab that other, short-lived buffers filled (in
     // the soak, a 64 MiB hot log pinned 190 MB of slabs); a batch's buffer holds nothing else.
-    let recordsEnd = 0;
+    recordsEnd = 0;
     for (const entry of entries) {
       recordsEnd += recordSize(entry);
       entry.json = records.subarray(recordsEnd - entry.json.byteLength, recordsEnd);
@@ -363,15 +378,17 @@ export class EventStore {
     // parts is parallel to entries, and block.frames to block.info.parts: the indexes below are in range.
     let i = 0;
     const block = buildBlock(entries, () => parts[i++]!, this.#dictionaries);
-    const sealedCommits = this.#tailCommitsThrough(block.end);
+    const sealedRuns = this.#tailRunsThrough(block.end);
+    const postings = new Postings(entries.length);
+    entries.forEach((entry, index) => postings.add(entry.did, entry.timeUs, parts[index]!));
     try {
       this.#root.transactionSync(() => {
         for (const collection of added) this.#partitions.putSync(collection, this.#partOfCollection.get(collection)!);
         block.info.parts.forEach((part, index) => this.#blocks.putSync([block.end, part], block.frames[index]!));
         this.#directory.putSync(block.end, block.info);
         this.#blockSeqs.putSync(block.info.lastSeq, block.end);
-        entries.forEach((entry, index) => this.#byDid.putSync(didHash(entry.did), posting(entry.timeUs, parts[index]!)));
-        for (let i = 0; i < sealedCommits; i++) this.#tailDb.removeSync(this.#tailCommits[i]!);
+        postings.forEachInKeyOrder((key, value) => this.#byDid.putSync(key, value));
+        for (let i = 0; i < sealedRuns; i++) this.#tailDb.removeSync(this.#tailRuns[i]!);
       }, COMMIT_WITHOUT_WAITING_FOR_FLUSH);
     } catch (err) {
       // The partitions numbered for this block were not stored: forget them.
@@ -380,15 +397,15 @@ export class EventStore {
       throw err;
     }
     this.#tail.splice(0, entries.length);
-    this.#tailCommits.splice(0, sealedCommits);
+    this.#tailRuns.splice(0, sealedRuns);
     this.#sealedCount += entries.length;
     this.#sealedUpTo = block.end;
   }
 
-  /** How many of the tail's commits hold no event after `timeUs` (their keys are the first ones). */
-  #tailCommitsThrough(timeUs: number): number {
+  /** How many of the tail's runs hold no event after `timeUs` (their keys are the first ones). */
+  #tailRunsThrough(timeUs: number): number {
     let count = 0;
-    while (count < this.#tailCommits.length && this.#tailCommits[count]! <= timeUs) count++;
+    while (count < this.#tailRuns.length && this.#tailRuns[count]! <= timeUs) count++;
     return count;
   }
 
@@ -546,16 +563,24 @@ export class EventStore {
     const count = sumOf(info.counts);
     this.#sealedCount -= count;
     this.#trimmed(trimmedUpTo);
-    const postings: Array<readonly [Buffer, Buffer]> = [];
-    for (const [part, events] of byPart) for (const entry of events) postings.push([didHash(entry.did), posting(entry.timeUs, part)]);
-    for (let from = 0; from < postings.length; from += INDEX_TRIM_CHUNK) {
+    const postings = this.#postingsOf(byPart);
+    for (let from = 0; from < postings.count; from += INDEX_TRIM_CHUNK) {
       if (from > 0) await new Promise((resolve) => setImmediate(resolve));
       if (this.#closed) break;
       this.#root.transactionSync(() => {
-        for (const [key, value] of postings.slice(from, from + INDEX_TRIM_CHUNK)) this.#byDid.removeSync(key, value);
+        postings.forEachInKeyOrder((key, value) => this.#byDid.removeSync(key, value), from, Math.min(from + INDEX_TRIM_CHUNK, postings.count));
       }, COMMIT_WITHOUT_WAITING_FOR_FLUSH);
     }
     return count;
+  }
+
+  /** The per-DID index postings of a block's partitions' events. */
+  #postingsOf(byPart: ReadonlyArray<readonly [number, readonly Entry[]]>): Postings {
+    let count = 0;
+    for (const [, events] of byPart) count += events.length;
+    const postings = new Postings(count);
+    for (const [part, events] of byPart) for (const entry of events) postings.add(entry.did, entry.timeUs, part);
+    return postings;
   }
 
   /** Removes the tail's oldest `count` events (when no block is left). */
@@ -564,16 +589,16 @@ export class EventStore {
     const newest = removed.at(-1);
     if (newest === undefined) return 0;
     const trimmedUpTo = Math.max(this.#trimmedUpTo, newest.timeUs);
-    const removedCommits = this.#tailCommitsThrough(newest.timeUs);
-    // A commit that keeps some of its events is written again with only those (the size bound counts its bytes).
-    const partial = newest.timeUs === this.#tailCommits[removedCommits - 1] ? undefined : this.#tailCommits[removedCommits];
+    const removedRuns = this.#tailRunsThrough(newest.timeUs);
+    // A run that keeps some of its events is written again with only those (the size bound counts its bytes).
+    const partial = newest.timeUs === this.#tailRuns[removedRuns - 1] ? undefined : this.#tailRuns[removedRuns];
     this.#root.transactionSync(() => {
-      for (let i = 0; i < removedCommits; i++) this.#tailDb.removeSync(this.#tailCommits[i]!);
+      for (let i = 0; i < removedRuns; i++) this.#tailDb.removeSync(this.#tailRuns[i]!);
       if (partial !== undefined) this.#tailDb.putSync(partial, encodeRecords(this.#tail.slice(count, firstAfter(this.#tail, partial))));
       this.#meta.putSync(META.trimmedUpTo, trimmedUpTo);
     }, COMMIT_WITHOUT_WAITING_FOR_FLUSH);
     this.#tail.splice(0, count);
-    this.#tailCommits.splice(0, removedCommits);
+    this.#tailRuns.splice(0, removedRuns);
     this.#trimmed(trimmedUpTo);
     return count;
   }
@@ -598,9 +623,8 @@ export class EventStore {
     this.#byDid.clearSync();
     for (const { key: end, value: info } of this.#directory.getRange({ snapshot: false })) {
       const byPart = info.parts.map((part) => [part, this.#blockReader.part(end, info, part)] as const);
-      this.#root.transactionSync(() => {
-        for (const [part, events] of byPart) for (const entry of events) this.#byDid.putSync(didHash(entry.did), posting(entry.timeUs, part));
-      }, COMMIT_WITHOUT_WAITING_FOR_FLUSH);
+      const postings = this.#postingsOf(byPart);
+      this.#root.transactionSync(() => postings.forEachInKeyOrder((key, value) => this.#byDid.putSync(key, value)), COMMIT_WITHOUT_WAITING_FOR_FLUSH);
     }
     this.#meta.removeSync(META.didIndexBroken);
     this.#didIndexBroken = false;
