@@ -2,8 +2,9 @@
  * Package store is the replay buffer: every event, durable in LMDB, compressed, indexed by DID
  * and collection, ordered by its time_us.
  *
- * How it works: one LMDB environment in the data dir holds `tail` (time_us → the events
- * committed but not yet sealed, uncompressed, see codec.ts), `blocks` ([block end, partition] →
+ * How it works: one LMDB environment in the data dir holds `tail` (the events committed but not
+ * yet sealed, uncompressed (codec.ts), in runs of up to 32 KiB keyed by each run's newest
+ * time_us: a commit is one put or a few, not one per event), `blocks` ([block end, partition] →
  * one zstd frame), `directory` (block end → its first time_us, seqs, dictionary and partitions),
  * `blockSeqs` (a block's last seq → its end), `byDid` (the per-DID index: DID hash → the
  * DID's events as sorted fixed-size postings, time_us and partition; did-keys.ts),
@@ -17,7 +18,9 @@
  * was in flight into one transaction (events into the tail, the revs, the upstream seq and the
  * last time_us and seq). So the saved cursor never runs ahead of the events it covers, and after
  * a crash the reader resumes from it and the clock from above the newest stored event. Every
- * 1,024 tail events are sealed, in one transaction, into a block with their index entries.
+ * 1,024 tail events are sealed, in one transaction, into a block with their index entries (the
+ * postings inserted in key order) and the tail runs the block covers whole removed; a run it
+ * covers in part stays until the next block, its sealed events skipped by readers.
  *
  * Why blocks, split by collection (measured: see dictionaries.ts and the README's Design): zstd
  * with our dictionary gives ~178 B/event one event at a time and ~136 B/event in blocks of
