@@ -147,7 +147,7 @@ export async function run(): Promise<Row[]> {
     ['contrail (decode + verify + JSON)', (f) => timed(() => contrail(f))],
     ['@atproto/sync parseCommitUnauthenticated', (f) => timed(() => atprotoSync(f))],
     ['@atcute/cbor + @atcute/car (bare decode)', (f) => timed(() => atcute(f))],
-    ['contrail whole ingest path (decode + verify + JSON + Ingester + EventStore: zstd blocks, indexes)', wholePath],
+    ['contrail whole ingest path (+ Ingester, EventStore: tail, zstd blocks, indexes, hot log)', wholePath],
   ];
   const rates = new Map<string, Array<{ rate: number; cpuRate: number }>>();
   let expectedEvents = -1;

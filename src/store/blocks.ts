@@ -1,6 +1,6 @@
 import type { Database } from 'lmdb';
 import type { Entry } from '../events/index.ts';
-import { decodeRecords, encodeRecords, findRecord } from './codec.ts';
+import { copyRecords, decodeRecords, findRecord } from './codec.ts';
 import type { Dictionaries } from './dictionaries.ts';
 
 /**
@@ -28,7 +28,7 @@ export interface BlockInfo {
 
 export type BlockKey = [end: number, part: number];
 
-/** Compresses the events (oldest first, at least one) into one block's partition frames. */
+/** Compresses the stored events (oldest first, at least one; see copyRecords) into one block's partition frames. */
 export function buildBlock(entries: readonly Entry[], partOf: (entry: Entry) => number, dictionaries: Dictionaries) {
   const byPart = new Map<number, Entry[]>();
   for (const entry of entries) {
@@ -38,7 +38,7 @@ export function buildBlock(entries: readonly Entry[], partOf: (entry: Entry) => 
     else byPart.set(part, [entry]);
   }
   const parts = [...byPart.keys()].sort((a, b) => a - b);
-  const frames = parts.map((part) => dictionaries.compress(encodeRecords(byPart.get(part)!)));
+  const frames = parts.map((part) => dictionaries.compress(copyRecords(byPart.get(part)!)));
   const first = entries[0];
   const last = entries.at(-1);
   if (first === undefined || last === undefined) throw new Error('a block holds at least one event');

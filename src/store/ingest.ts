@@ -37,6 +37,9 @@ export interface IngesterOptions {
   commit?: (batch: Batch) => Promise<void>;
 }
 
+/** DIDs per generation of the Ingester's remembered revs (two generations: ~7 MB at most). */
+const REMEMBERED_REVS = 32_768;
+
 /**
  * The single writer. Accepts upstream messages in order, discards what is already stored
  * (seq at or below the watermark, a commit rev not newer than the DID's stored rev), builds
@@ -50,6 +53,14 @@ export class Ingester {
   #pendingRevs = new Map<string, string>();
   /** The revs of the batch being committed (or retried): not in the store yet, no longer pending. */
   #committingRevs = new Map<string, string>();
+  /**
+   * Revs this Ingester committed or read from the store ('' for none), the newer of two
+   * generations of REMEMBERED_REVS DIDs: busy DIDs commit again and again, and reading the store
+   * costs more than the rest of a commit's check. This Ingester is the store's only writer of revs
+   * while it runs (a cluster starts a new one with each term), so they stay true.
+   */
+  #rememberedRevs = new Map<string, string>();
+  #olderRevs = new Map<string, string>();
   #pendingSeq: number | undefined;
   #pendingBytes = 0;
   #committing: Promise<void> | undefined;
@@ -157,8 +168,19 @@ export class Ingester {
 
   #isNewRev(did: string, rev: string): boolean {
     // TIDs sort lexically; revs not newer than the stored one are replays.
-    const last = this.#pendingRevs.get(did) ?? this.#committingRevs.get(did) ?? this.#options.store.getRev(did);
-    return last === undefined || rev > last;
+    let last = this.#pendingRevs.get(did) ?? this.#committingRevs.get(did) ?? this.#rememberedRevs.get(did) ?? this.#olderRevs.get(did);
+    if (last === undefined) {
+      last = this.#options.store.getRev(did) ?? '';
+      this.#rememberRev(did, last);
+    }
+    return last === '' || rev > last;
+  }
+
+  #rememberRev(did: string, rev: string): void {
+    this.#rememberedRevs.set(did, rev);
+    if (this.#rememberedRevs.size < REMEMBERED_REVS) return;
+    this.#olderRevs = this.#rememberedRevs;
+    this.#rememberedRevs = new Map();
   }
 
   #accept(message: Extract<UpstreamMessage, { type: 'commit' | 'identity' | 'account' | 'sync' }>): void {
@@ -209,6 +231,7 @@ export class Ingester {
       this.#pendingBytes = 0;
       this.#committingRevs = batch.revs;
       if (!(await this.#commitWithRetry(batch, bytes))) return;
+      for (const [did, rev] of batch.revs) this.#rememberRev(did, rev);
       this.#committingRevs = new Map();
       metrics.eventsStored.inc(batch.entries.length);
       metrics.upstreamSeq.set(batch.cursor.seq);
