@@ -526,6 +526,20 @@ describe('seq: unique, strictly increasing, never reused, resolvable to a time_u
     assert.ok(readFileSync(join(dir.path, 'data.mdb')).equals(before), 'the old buffer is untouched');
     assert.equal(existsSync(join(dir.path, 'contrail-run.json')), false, 'a refused start leaves no run marker behind');
   });
+  test('a buffer of the previous format (4: one tail value per event) is refused with the reason, and left as it was', async (t) => {
+    const dir = tempDir('contrail-store-');
+    t.after(() => dir.remove());
+    const store = open(t, { dataDir: dir.path });
+    await store.commit({ entries: makeEntries(3), cursor: { url: 'wss://relay.test', seq: 3 }, revs: new Map() });
+    await store.close();
+    const stamped = openLmdb({ path: dir.path, maxDbs: 16 });
+    await stamped.openDB({ name: 'meta' }).put('format', 4);
+    await stamped.close();
+    const before = readFileSync(join(dir.path, 'data.mdb'));
+
+    assert.throws(() => new EventStore({ dataDir: dir.path, hotLogBytes: 0 }), /written by a contrail with store format 4; this contrail reads format 5/);
+    assert.ok(readFileSync(join(dir.path, 'data.mdb')).equals(before), 'the buffer is untouched');
+  });
 });
 
 describe('data dir', () => {
