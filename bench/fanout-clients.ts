@@ -3,12 +3,17 @@
  * opens N WebSocket connections, counts frames, and samples latency from each event's
  * time_us (or a `sent` field the baseline server adds) to its arrival.
  *
- *   IPC in:  {type:'connect', urls, latency, deflate}, {type:'reset', expected}, {type:'count'}, {type:'stop'}
- *   IPC out: {type:'connected'}, {type:'done', frames, seconds, wireBytes}, {type:'latency', samples}, {type:'count', frames}
+ *   IPC in:  {type:'connect', urls, latency, deflate}, {type:'reset', expected}, {type:'count'}, {type:'stats'}, {type:'stop'}
+ *   IPC out: {type:'connected'}, {type:'done', frames, seconds, wireBytes}, {type:'latency', samples, timeUs},
+ *            {type:'count', frames}, {type:'stats', cpuMicros, loopDelayP99Ms, loopDelayMaxMs}
  *
- * wireBytes counts what the TCP sockets read (frames as sent, compressed or not).
+ * wireBytes counts what the TCP sockets read (frames as sent, compressed or not). `timeUs` pairs
+ * each latency sample with its event, so a benchmark can split it at the server's send. `stats`
+ * says whether this process itself got the CPU it needed since the last reset: its CPU time and
+ * its own event loop's delay (a client that waits for the CPU measures that wait as latency).
  */
 import type { Socket } from 'node:net';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import WebSocket from 'ws';
 
 const sockets: WebSocket[] = [];
@@ -18,6 +23,10 @@ let started = 0;
 let bytesAtReset = 0;
 let latencyMode = false;
 const latencies: number[] = [];
+const latencyTimeUs: number[] = [];
+const loopDelay = monitorEventLoopDelay({ resolution: 1 });
+loopDelay.enable();
+let cpuAtReset = process.cpuUsage();
 const nowMicros = () => (performance.timeOrigin + performance.now()) * 1000;
 
 process.on('message', (message: any) => void handle(message));
@@ -48,10 +57,19 @@ async function handle(message: any): Promise<void> {
       started = performance.now();
       bytesAtReset = bytesRead();
       latencies.length = 0;
+      latencyTimeUs.length = 0;
+      loopDelay.reset();
+      cpuAtReset = process.cpuUsage();
       break;
     case 'latency':
-      process.send!({ type: 'latency', samples: latencies });
+      process.send!({ type: 'latency', samples: latencies, timeUs: latencyTimeUs });
       break;
+    case 'stats': {
+      const cpu = process.cpuUsage(cpuAtReset);
+      const ms = (ns: number) => ns / 1e6;
+      process.send!({ type: 'stats', cpuMicros: cpu.user + cpu.system, loopDelayP99Ms: ms(loopDelay.percentile(99)), loopDelayMaxMs: ms(loopDelay.max) });
+      break;
+    }
     case 'count':
       process.send!({ type: 'count', frames: received });
       break;
@@ -67,7 +85,11 @@ function onFrame(data: Buffer, isBinary: boolean): void {
     // time_us sits near the start of every event: {"did":"…","time_us":N,…}
     const text = data.toString('latin1', 0, 120);
     const at = text.indexOf('"time_us":');
-    if (at >= 0) latencies.push(nowMicros() - Number(text.slice(at + 10, text.indexOf(',', at))));
+    if (at >= 0) {
+      const timeUs = Number(text.slice(at + 10, text.indexOf(',', at)));
+      latencies.push(nowMicros() - timeUs);
+      latencyTimeUs.push(timeUs);
+    }
   }
   if (received === expected) {
     process.send!({ type: 'done', frames: received, seconds: (performance.now() - started) / 1000, wireBytes: bytesRead() - bytesAtReset });

@@ -122,6 +122,20 @@ export class Clients {
     return this.#latencies();
   }
 
+  /** The latency samples since the last reset (µs), each with its event's time_us. */
+  async latencySamples(): Promise<{ samples: number[]; timeUs: number[] }> {
+    this.#child.send({ type: 'latency' });
+    const { samples, timeUs } = await this.#next('latency');
+    return { samples, timeUs };
+  }
+
+  /** The client process's CPU time and event-loop delay since the last reset. */
+  async stats(): Promise<{ cpuMicros: number; loopDelayP99Ms: number; loopDelayMaxMs: number }> {
+    this.#child.send({ type: 'stats' });
+    const { cpuMicros, loopDelayP99Ms, loopDelayMaxMs } = await this.#next('stats');
+    return { cpuMicros, loopDelayP99Ms, loopDelayMaxMs };
+  }
+
   async #latencies(): Promise<number[]> {
     this.#child.send({ type: 'latency' });
     return (await this.#next('latency')).samples;

@@ -3,7 +3,7 @@
  * read on worker threads (--replay-workers 1) beside the same replays read on the main thread
  * (--replay-workers 0) and beside no replays at all, in the same run.
  *
- *   npx tsx bench/replay-live.ts [--events 1000000] [--seconds 10] [--runs 3] [--replays 20]
+ *   npx tsx bench/replay-live.ts [--events 1000000] [--seconds 10] [--runs 3] [--replays 20] [--cases live,main,worker]
  *
  * A buffer of --events events with the network's mix (bench/day-events.ts) is written once
  * through the EventStore; each case starts a gateway (uWS) on a fresh copy of it, fed by a local
@@ -18,10 +18,12 @@
  * commit (both wait for the same turn of the event loop) shows in it, as does CPU the replays
  * take from the main thread on a small machine.
  */
-import { cpSync, readFileSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DEFAULT_DICTIONARY } from '../src/config.ts';
+import { wallClockMicros } from '../src/events/clock.ts';
 import { EventStore } from '../src/store/index.ts';
 import { FakeRelay } from '../test/support/fake-relay.ts';
 import { startTestGateway, tempDir } from '../test/support/gateway.ts';
@@ -36,6 +38,10 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '10' },
     runs: { type: 'string', default: '3' },
     replays: { type: 'string', default: '20' },
+    // Which cases to run: live (no replays), main (replays on the main thread), worker (a replay worker).
+    cases: { type: 'string', default: 'live,main,worker' },
+    // Keep the written buffer here and reuse it on later runs with the same --events (saves its writing time).
+    buffer: { type: 'string' },
   },
 });
 const EVENTS = Number(values.events);
@@ -47,22 +53,41 @@ const LIVE_CLIENTS = 20;
 const MB = 1024 * 1024;
 
 interface Case {
+  key: string;
   name: string;
   replays: number;
   replayWorkers: number;
 }
 
 const CASES: Case[] = [
-  { name: 'live only, no replays', replays: 0, replayWorkers: 1 },
-  { name: `${REPLAYS} full replays, read on the main thread (--replay-workers 0)`, replays: REPLAYS, replayWorkers: 0 },
-  { name: `${REPLAYS} full replays, read on a worker thread (--replay-workers 1)`, replays: REPLAYS, replayWorkers: 1 },
-];
+  { key: 'live', name: 'live only, no replays', replays: 0, replayWorkers: 1 },
+  { key: 'main', name: `${REPLAYS} full replays, read on the main thread (--replay-workers 0)`, replays: REPLAYS, replayWorkers: 0 },
+  { key: 'worker', name: `${REPLAYS} full replays, read on a worker thread (--replay-workers 1)`, replays: REPLAYS, replayWorkers: 1 },
+].filter((which) => values.cases.split(',').includes(which.key));
 
 interface Sample {
   p50: number;
   p99: number;
   max: number;
   replayEventsPerSecond: number;
+  /** time_us → the commit's publish done (every live socket written): the server's part, ms. */
+  serverP50: number;
+  serverP99: number;
+  /** publish done → the client's arrival: socket, kernel, the client process's own turn, ms. */
+  transitP50: number;
+  transitP99: number;
+  /** The gateway's event loop (this process's main thread): delay p99 and max, ms. */
+  loopP99: number;
+  loopMax: number;
+  /** Garbage collection on the gateway's main thread during the window: total and longest pause, ms. */
+  gcTotal: number;
+  gcMax: number;
+  /** CPU used in the window, % of one core: this process (gateway, relay), the live clients' and the replay clients' processes. */
+  cpuServer: number;
+  cpuLive: number;
+  cpuReplay: number;
+  /** The live clients' own event-loop delay p99, ms (their wait for the CPU shows in their latency). */
+  liveLoopP99: number;
 }
 
 function progress(text: string): void {
@@ -99,27 +124,85 @@ async function runCase(which: Case, buffer: string, frames: Array<{ seq: number;
   const replaying = which.replays > 0 ? await Clients.open(replayUrls) : undefined;
   // The replays get a second's start: the window measures them under way.
   await new Promise((resolve) => setTimeout(resolve, 1_000));
-  const replayedBefore = (await replaying?.received()) ?? 0;
+  // The server's part of each live event's latency: its publish to every live socket is done when
+  // this listener runs (the hub's, registered first, has sent it).
+  const publishedAt = new Map<number, number>();
+  let watching = false;
+  gateway.store.onCommitted((entries) => {
+    if (!watching) return;
+    const now = wallClockMicros();
+    for (const entry of entries) publishedAt.set(entry.timeUs, now);
+  });
+  const loopDelay = monitorEventLoopDelay({ resolution: 1 });
+  const gcPauses: number[] = [];
+  const gc = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      gcPauses.push(entry.duration);
+      if (process.env.GC_LOG) process.stderr.write(`gc kind ${(entry as unknown as { detail: { kind: number } }).detail.kind} ${entry.duration.toFixed(1)} ms\n`);
+    }
+  });
+  replaying?.reset();
   live.reset();
+  watching = true;
+  loopDelay.enable();
+  gc.observe({ entryTypes: ['gc'] });
+  const cpuBefore = process.cpuUsage();
   const started = performance.now();
   await paced(frames.length, RATE, (i) => relay.push(frames[i]!));
-  const seconds = (performance.now() - started) / 1000;
-  const replayed = ((await replaying?.received()) ?? 0) - replayedBefore;
+  const elapsedMs = performance.now() - started;
+  const cpu = process.cpuUsage(cpuBefore);
+  loopDelay.disable();
+  gc.disconnect();
+  const replayed = (await replaying?.received()) ?? 0;
+  const liveStats = await live.stats();
+  const replayStats = await replaying?.stats();
   // Let the last live frames arrive.
   await new Promise((resolve) => setTimeout(resolve, 500));
-  const samples = await live.latencies();
+  watching = false;
+  const { samples, timeUs } = await live.latencySamples();
+  const server: number[] = [];
+  const transit: number[] = [];
+  samples.forEach((latency, i) => {
+    const published = publishedAt.get(timeUs[i]!);
+    if (published === undefined) return;
+    server.push(published - timeUs[i]!);
+    transit.push(latency - (published - timeUs[i]!));
+  });
   await live.close();
   await replaying?.close();
   await gateway.stop();
   await relay.stop();
   dir.remove();
   if (samples.length < frames.length * LIVE_CLIENTS * 0.9) throw new Error(`${which.name}: only ${samples.length} latency samples`);
-  return { p50: percentile(samples, 50) / 1000, p99: percentile(samples, 99) / 1000, max: percentile(samples, 100) / 1000, replayEventsPerSecond: replayed / seconds };
+  const cpuPercent = (micros: number) => (micros / (elapsedMs * 1000)) * 100;
+  return {
+    p50: percentile(samples, 50) / 1000,
+    p99: percentile(samples, 99) / 1000,
+    max: percentile(samples, 100) / 1000,
+    replayEventsPerSecond: replayed / (elapsedMs / 1000),
+    serverP50: percentile(server, 50) / 1000,
+    serverP99: percentile(server, 99) / 1000,
+    transitP50: percentile(transit, 50) / 1000,
+    transitP99: percentile(transit, 99) / 1000,
+    loopP99: loopDelay.percentile(99) / 1e6,
+    loopMax: loopDelay.max / 1e6,
+    gcTotal: gcPauses.reduce((sum, ms) => sum + ms, 0),
+    gcMax: Math.max(0, ...gcPauses),
+    cpuServer: cpuPercent(cpu.user + cpu.system),
+    cpuLive: cpuPercent(liveStats.cpuMicros),
+    cpuReplay: replayStats ? cpuPercent(replayStats.cpuMicros) : 0,
+    liveLoopP99: liveStats.loopDelayP99Ms,
+  };
 }
 
-const bufferDir = tempDir('contrail-replay-live-buffer-');
-progress(`writing a buffer of ${EVENTS.toLocaleString('en-US')} events`);
-await buildBuffer(bufferDir.path);
+const bufferDir = values.buffer ? { path: join(values.buffer, String(EVENTS)), remove: () => {} } : tempDir('contrail-replay-live-buffer-');
+if (values.buffer && existsSync(`${bufferDir.path}.complete`)) {
+  progress(`reusing the buffer in ${bufferDir.path}`);
+} else {
+  progress(`writing a buffer of ${EVENTS.toLocaleString('en-US')} events`);
+  await buildBuffer(bufferDir.path);
+  if (values.buffer) writeFileSync(`${bufferDir.path}.complete`, '');
+}
 progress(`making ${(RATE * SECONDS).toLocaleString('en-US')} upstream frames`);
 const frames = new SyntheticFirehose({ seed: 5, accounts: 20_000 }).frames(RATE * SECONDS);
 const results = new Map<string, Sample[]>(CASES.map((c) => [c.name, []]));
@@ -144,7 +227,24 @@ const rows: Row[] = CASES.map((which) => {
     'p99 per run': samples.map((s) => s.p99.toFixed(1)).join(' / '),
   };
 });
+const parts: Row[] = CASES.map((which) => {
+  const samples = results.get(which.name)!;
+  const of = (pick: (s: Sample) => number, digits = 1) => median(samples.map(pick)).toFixed(digits);
+  return {
+    case: which.name,
+    'server p50/p99 ms': `${of((s) => s.serverP50)} / ${of((s) => s.serverP99)}`,
+    'transit p50/p99 ms': `${of((s) => s.transitP50)} / ${of((s) => s.transitP99)}`,
+    'loop delay p99/max ms': `${of((s) => s.loopP99)} / ${of((s) => s.loopMax)}`,
+    'GC total/max ms': `${of((s) => s.gcTotal, 0)} / ${of((s) => s.gcMax)}`,
+    'CPU % gateway / live / replay clients': `${of((s) => s.cpuServer, 0)} / ${of((s) => s.cpuLive, 0)} / ${of((s) => s.cpuReplay, 0)}`,
+    'live clients loop p99 ms': of((s) => s.liveLoopP99),
+  };
+});
 printTable(
   `live latency at ${RATE.toLocaleString('en-US')} frames/s to ${LIVE_CLIENTS} live clients while ${REPLAYS} clients replay a ${EVENTS.toLocaleString('en-US')}-event buffer from its oldest event; medians of ${RUNS} runs of ${SECONDS} s`,
   rows,
+);
+printTable(
+  'where it goes (medians): server = time_us → published to every live socket; transit = published → arrival at the client; the gateway process\'s event loop and GC; CPU as % of one core',
+  parts,
 );

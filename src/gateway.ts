@@ -17,6 +17,8 @@ export interface Gateway {
   readonly port: number;
   readonly metricsPort: number;
   readonly server: SubscribeServer;
+  /** The event buffer (benchmarks watch its commits to time the server's part of live latency). */
+  readonly store: EventStore;
   /** DID → signing key and PDS endpoint, cached under the data dir (verification and backfill use it). */
   readonly identity: IdentityResolver;
   /**
@@ -255,6 +257,7 @@ async function startStages(config: GatewayConfig, tuning: GatewayTuning, logger:
     port: server.port,
     metricsPort: metricsEndpoint.port,
     server,
+    store,
     identity,
     async stop(flushTimeoutMs = 10_000) {
       statusLog.stop();
