@@ -3,10 +3,12 @@
  * opens N WebSocket connections, counts frames, and samples latency from each event's
  * time_us (or a `sent` field the baseline server adds) to its arrival.
  *
- *   IPC in:  {type:'connect', urls, latency, deflate}, {type:'reset', expected}, {type:'count'}, {type:'stats'}, {type:'stop'}
+ *   IPC in:  {type:'connect', urls, latency, deflate, countOnly}, {type:'reset', expected}, {type:'count'}, {type:'stats'}, {type:'stop'}
  *   IPC out: {type:'connected'}, {type:'done', frames, seconds, wireBytes}, {type:'latency', samples, timeUs},
  *            {type:'count', frames}, {type:'stats', cpuMicros, loopDelayP99Ms, loopDelayMaxMs}
  *
+ * countOnly clients (bench/frame-counter.ts) count messages without parsing them (no latency, no
+ * deflate): replaying clients, whose parsing would otherwise take the CPU the server is measured on.
  * wireBytes counts what the TCP sockets read (frames as sent, compressed or not). `timeUs` pairs
  * each latency sample with its event, so a benchmark can split it at the server's send. `stats`
  * says whether this process itself got the CPU it needed since the last reset: its CPU time and
@@ -15,8 +17,12 @@
 import type { Socket } from 'node:net';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import WebSocket from 'ws';
+import { countingSocket } from './frame-counter.ts';
+
+const EMPTY = Buffer.alloc(0);
 
 const sockets: WebSocket[] = [];
+const countingSockets: Socket[] = [];
 let expected = Infinity;
 let received = 0;
 let started = 0;
@@ -36,6 +42,11 @@ async function handle(message: any): Promise<void> {
     case 'connect': {
       latencyMode = message.latency ?? false;
       const urls: string[] = message.urls;
+      if (message.countOnly) {
+        for (const url of urls) countingSockets.push(await countingSocket(url, () => onFrame(EMPTY, true)));
+        process.send!({ type: 'connected' });
+        break;
+      }
       await Promise.all(
         urls.map(
           (url) =>
@@ -75,6 +86,7 @@ async function handle(message: any): Promise<void> {
       break;
     case 'stop':
       for (const socket of sockets) socket.terminate();
+      for (const socket of countingSockets) socket.destroy();
       process.exit(0);
   }
 }
@@ -99,5 +111,6 @@ function onFrame(data: Buffer, isBinary: boolean): void {
 function bytesRead(): number {
   let total = 0;
   for (const socket of sockets) total += (socket as unknown as { _socket: Socket })._socket.bytesRead;
+  for (const socket of countingSockets) total += socket.bytesRead;
   return total;
 }

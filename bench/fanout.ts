@@ -78,7 +78,7 @@ export class Clients {
     this.#child = child;
   }
 
-  static async open(urls: string[], options: { latency?: boolean; deflate?: boolean } = {}): Promise<Clients> {
+  static async open(urls: string[], options: { latency?: boolean; deflate?: boolean; countOnly?: boolean } = {}): Promise<Clients> {
     const child = fork(fileURLToPath(new URL('./fanout-clients.ts', import.meta.url)), [], { execArgv: ['--import', 'tsx'] });
     const clients = new Clients(child);
     child.send({ type: 'connect', urls, ...options });

@@ -18,18 +18,16 @@
  * commit (both wait for the same turn of the event loop) shows in it, as does CPU the replays
  * take from the main thread on a small machine.
  */
-import { cpSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync } from 'node:fs';
 import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { DEFAULT_DICTIONARY } from '../src/config.ts';
 import { wallClockMicros } from '../src/events/clock.ts';
-import { EventStore } from '../src/store/index.ts';
 import { FakeRelay } from '../test/support/fake-relay.ts';
 import { startTestGateway, tempDir } from '../test/support/gateway.ts';
 import { SyntheticFirehose } from '../test/support/synthetic.ts';
-import { dayEvents } from './day-events.ts';
 import { Clients, paced, percentile } from './fanout.ts';
+import { replayBuffer } from './replay-buffer.ts';
 import { median, printTable, type Row } from './table.ts';
 
 const { values } = parseArgs({
@@ -94,15 +92,6 @@ function progress(text: string): void {
   process.stderr.write(`replay-live: ${text}\n`);
 }
 
-/** The buffer every case starts from: EVENTS events of the network's mix, written through the store. */
-async function buildBuffer(path: string): Promise<void> {
-  const store = new EventStore({ dataDir: path, hotLogBytes: 0, fsync: false, dictionary: readFileSync(DEFAULT_DICTIONARY) });
-  // In the past, so that the live stream's time_us (the wall clock) continues above it.
-  const events = dayEvents({ repos: 200_000, seed: 11, firstTimeUs: (Date.now() - (EVENTS / RATE) * 1000 - 60_000) * 1000, eventsPerSecond: RATE });
-  for (let written = 0; written < EVENTS; written += 1_000) await store.commit({ entries: events.next(Math.min(1_000, EVENTS - written)), revs: new Map() });
-  await store.close();
-}
-
 async function runCase(which: Case, buffer: string, frames: Array<{ seq: number; bytes: Uint8Array }>): Promise<Sample> {
   const dir = tempDir('contrail-replay-live-');
   const dataDir = join(dir.path, 'data');
@@ -121,7 +110,7 @@ async function runCase(which: Case, buffer: string, frames: Array<{ seq: number;
   const live = await Clients.open(Array(LIVE_CLIENTS).fill(url), { latency: true });
   // A quarter of them compressed: their zstd frames are made per event as they replay.
   const replayUrls = Array.from({ length: which.replays }, (_, i) => `${url}?cursor=0${i % 4 === 0 ? '&compress=true' : ''}`);
-  const replaying = which.replays > 0 ? await Clients.open(replayUrls) : undefined;
+  const replaying = which.replays > 0 ? await Clients.open(replayUrls, { countOnly: true }) : undefined;
   // The replays get a second's start: the window measures them under way.
   await new Promise((resolve) => setTimeout(resolve, 1_000));
   // The server's part of each live event's latency: its publish to every live socket is done when
@@ -195,14 +184,7 @@ async function runCase(which: Case, buffer: string, frames: Array<{ seq: number;
   };
 }
 
-const bufferDir = values.buffer ? { path: join(values.buffer, String(EVENTS)), remove: () => {} } : tempDir('contrail-replay-live-buffer-');
-if (values.buffer && existsSync(`${bufferDir.path}.complete`)) {
-  progress(`reusing the buffer in ${bufferDir.path}`);
-} else {
-  progress(`writing a buffer of ${EVENTS.toLocaleString('en-US')} events`);
-  await buildBuffer(bufferDir.path);
-  if (values.buffer) writeFileSync(`${bufferDir.path}.complete`, '');
-}
+const bufferDir = await replayBuffer(EVENTS, RATE, values.buffer, progress);
 progress(`making ${(RATE * SECONDS).toLocaleString('en-US')} upstream frames`);
 const frames = new SyntheticFirehose({ seed: 5, accounts: 20_000 }).frames(RATE * SECONDS);
 const results = new Map<string, Sample[]>(CASES.map((c) => [c.name, []]));

@@ -1,0 +1,111 @@
+/**
+ * bench/replay-full: how fast one client replays a whole buffer from disk (cursor=0 to the tip),
+ * as JSON and compressed, beside the store's own scan of the same buffer in the same run.
+ *
+ *   npx tsx bench/replay-full.ts [--events 1000000] [--runs 3] [--buffer DIR] [--cases scan,json,zstd]
+ *
+ * The buffer (bench/replay-buffer.ts: the network's mix, written through the EventStore) is
+ * served by a gateway (uWS, replays on the main thread, nothing arriving live) on a fresh copy
+ * per run, so every replay starts with a cold block cache. The client is a child process that
+ * counts messages without parsing them (bench/frame-counter.ts), so what is measured is the
+ * server's work; each row gives events/s (wall) and events per CPU-second of the gateway's
+ * process (every thread), which other load on the machine distorts less. The peer is the scan
+ * a replay is built on: EventStore.readAfter over the whole buffer in batches of 512, no filter,
+ * in the same process (decompressing and decoding every block; nothing sent).
+ */
+import { cpSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { FakeRelay } from '../test/support/fake-relay.ts';
+import { startTestGateway, tempDir } from '../test/support/gateway.ts';
+import { Clients } from './fanout.ts';
+import { replayBuffer } from './replay-buffer.ts';
+import { median, printTable, type Row } from './table.ts';
+
+const { values } = parseArgs({
+  options: {
+    events: { type: 'string', default: '1000000' },
+    runs: { type: 'string', default: '3' },
+    // Keep the written buffer here and reuse it on later runs with the same --events.
+    buffer: { type: 'string' },
+    cases: { type: 'string', default: 'scan,json,zstd' },
+  },
+});
+const EVENTS = Number(values.events);
+const RUNS = Number(values.runs);
+const MB = 1024 * 1024;
+
+type Case = 'scan' | 'json' | 'zstd';
+const CASES: Array<{ key: Case; name: string }> = [
+  { key: 'scan', name: 'peer: EventStore.readAfter scan, batches of 512, nothing sent' },
+  { key: 'json', name: 'one JSON client, cursor=0 → tip' },
+  { key: 'zstd', name: 'one compressed client (compress=true), cursor=0 → tip' },
+].filter((which) => values.cases.split(',').includes(which.key)) as Array<{ key: Case; name: string }>;
+
+interface Sample {
+  eventsPerSecond: number;
+  eventsPerCpuSecond: number;
+}
+
+function progress(text: string): void {
+  process.stderr.write(`replay-full: ${text}\n`);
+}
+
+async function runCase(which: Case, buffer: string): Promise<Sample> {
+  const dir = tempDir('contrail-replay-full-');
+  const dataDir = join(dir.path, 'data');
+  cpSync(buffer, dataDir, { recursive: true });
+  const relay = await FakeRelay.start();
+  const gateway = await startTestGateway(relay.url, dataDir, { transport: 'uws', replayWorkers: 0, hotCacheBytes: 64 * MB }, { hub: { slowWindowMs: 3_600_000, pingIntervalMs: 3_600_000 } });
+  try {
+    const cpu = process.cpuUsage();
+    const started = performance.now();
+    let events = 0;
+    if (which === 'scan') {
+      let position = 0;
+      for (;;) {
+        const read = gateway.store.readAfter(position, { maxEntries: 512, maxScanned: 10_000, maxBytes: 256 * 1024 });
+        events += read.entries.length;
+        if (read.position === position) break;
+        position = read.position;
+      }
+    } else {
+      const url = `ws://127.0.0.1:${gateway.port}/subscribe?cursor=0${which === 'zstd' ? '&compress=true' : ''}`;
+      const client = await Clients.open([url], { countOnly: true });
+      while ((events = await client.received()) < EVENTS && performance.now() - started < 600_000) await new Promise((resolve) => setTimeout(resolve, 20));
+      await client.close();
+    }
+    const seconds = (performance.now() - started) / 1000;
+    const used = process.cpuUsage(cpu);
+    if (events < EVENTS) throw new Error(`${which}: only ${events} of ${EVENTS} events`);
+    return { eventsPerSecond: events / seconds, eventsPerCpuSecond: events / ((used.user + used.system) / 1e6) };
+  } finally {
+    await gateway.stop();
+    await relay.stop();
+    dir.remove();
+  }
+}
+
+const buffer = await replayBuffer(EVENTS, 2_000, values.buffer, progress);
+const results = new Map<Case, Sample[]>(CASES.map((c) => [c.key, []]));
+for (let run = 0; run < RUNS; run++) {
+  for (const which of run % 2 === 0 ? CASES : [...CASES].reverse()) {
+    progress(`run ${run + 1}/${RUNS}: ${which.name}`);
+    results.get(which.key)!.push(await runCase(which.key, buffer.path));
+  }
+}
+buffer.remove();
+
+const scanPerCpu = median((results.get('scan') ?? []).map((s) => s.eventsPerCpuSecond));
+const rows: Row[] = CASES.map((which) => {
+  const samples = results.get(which.key)!;
+  const perCpu = median(samples.map((s) => s.eventsPerCpuSecond));
+  return {
+    case: which.name,
+    'events/s': Math.round(median(samples.map((s) => s.eventsPerSecond))),
+    'events per CPU-second': Math.round(perCpu),
+    'vs scan (CPU)': `${(perCpu / scanPerCpu).toFixed(2)}×`,
+    'events/s per run': samples.map((s) => Math.round(s.eventsPerSecond).toLocaleString('en-US')).join(' / '),
+  };
+});
+printTable(`one client replaying a ${EVENTS.toLocaleString('en-US')}-event buffer from disk; medians of ${RUNS} runs`, rows);
