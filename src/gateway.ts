@@ -121,6 +121,8 @@ async function startStages(config: GatewayConfig, tuning: GatewayTuning, logger:
   };
   /** Why the last commit failed, while commits are failing. */
   let storeFailure: string | undefined;
+  /** Whether the running ingest has read events it has yet to commit (replays let that commit go first). */
+  let commitDue = () => false;
   /** Reads the relay into `commit` (the local store, or the cluster's event stream) until stopped. */
   const startIngest = (commit?: (batch: Batch) => Promise<void>): IngestRun => {
     let firehose: UpstreamReader | undefined;
@@ -160,6 +162,7 @@ async function startStages(config: GatewayConfig, tuning: GatewayTuning, logger:
       });
       logger.info({ verify: config.verify, plcUrl: config.plcUrl, workers: config.verifyWorkers }, 'verifying commits before emitting them');
     }
+    commitDue = () => ingester.commitDue;
     const intake = verifier ?? ingester;
     const demo = DEMO_UPSTREAM.exec(config.upstream);
     const reader: UpstreamReader = demo
@@ -216,7 +219,7 @@ async function startStages(config: GatewayConfig, tuning: GatewayTuning, logger:
       trustProxy: config.trustProxy,
       backfill,
       replayWorkers: config.replayWorkers,
-      hub: { slowWindowMs: config.slowConsumerWindowMs, ...tuning.hub },
+      hub: { slowWindowMs: config.slowConsumerWindowMs, commitDue: () => commitDue(), ...tuning.hub },
       readiness: () => {
         const problems = role ? role.problems() : ['upstream not connected: not started'];
         if (storeFailure !== undefined) problems.push(`store commits are failing: ${storeFailure}`);

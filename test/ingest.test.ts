@@ -266,8 +266,11 @@ describe('group commit and backpressure', () => {
   test('messages handed in one tick share a transaction; one per tick each get their own', async (t) => {
     const store = openStore(t, storeDir(t));
     const h = harness(store);
+    assert.equal(h.ingester.commitDue, false);
     for (let seq = 1; seq <= 300; seq++) h.ingester.handle(post(seq, did(seq), 1));
+    assert.equal(h.ingester.commitDue, true, 'read, not committed: replays let this commit go first');
     await h.ingester.flush();
+    assert.equal(h.ingester.commitDue, false);
     const grouped = await h.commits();
     assert.ok(grouped >= 1 && grouped <= 2, `300 messages in one tick took ${grouped} transactions`);
     assert.equal(labels(store).length, 300);

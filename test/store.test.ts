@@ -482,6 +482,30 @@ describe('seq: unique, strictly increasing, never reused, resolvable to a time_u
     assert.equal(store.timeUsAtSeq(150), events[149]!.timeUs);
   });
 
+  test("a sealed block's partitions are read back merged in time_us order: consecutive seqs or a leader's with gaps, the whole block or some collections, read once or again", async (t) => {
+    const selection = (collections: string[]) => ({ dids: new Set<string>(), collections: new Set(collections), prefixes: [] });
+    const check = (store: EventStore, events: Entry[]) => {
+      // Twice: the second read of a whole block comes from the merged blocks kept.
+      for (let pass = 0; pass < 2; pass++) {
+        assert.deepEqual(view(store.readAfter(0, { maxEntries: 1_000 }).entries), view(events), `everything, pass ${pass}`);
+        const wanted = ['app.bsky.feed.like', 'app.bsky.graph.follow'];
+        const kept = events.filter((e) => e.collection === null || wanted.includes(e.collection));
+        const filter = (e: Entry) => e.collection === null || wanted.includes(e.collection);
+        assert.deepEqual(view(store.readAfter(0, { maxEntries: 1_000, filter, select: selection(wanted) }).entries), view(kept), `two collections, pass ${pass}`);
+      }
+    };
+    const local = open(t, { hotLogBytes: 0, blockEvents: 64 });
+    const events = makeEntries(200);
+    await commitInBatches(local, events, 30);
+    check(local, events);
+
+    const replicated = open(t, { hotLogBytes: 0, blockEvents: 64 });
+    const assigned = makeEntries(200);
+    assigned.forEach((e, i) => (e.seq = 10 + i + Math.floor(i / 7)));
+    for (let i = 0; i < assigned.length; i += 30) await replicated.commitAssigned({ entries: assigned.slice(i, i + 30), revs: new Map() });
+    check(replicated, assigned);
+  });
+
   test('commitAssigned writes time_us and seq as given (a leader may skip seqs) and refuses a batch that does not increase', async (t) => {
     const store = open(t);
     const seen: Entry[] = [];

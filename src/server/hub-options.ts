@@ -34,10 +34,12 @@ export interface SubscriberHubOptions {
   backfill?: BackfillContext;
   /** Worker threads that read replays from LMDB; absent = replays read on the main thread. */
   replayPool?: ReplayPool;
+  /** Whether a live commit is due in this turn of the event loop: replay sends then wait a turn (replay-turns.ts). */
+  commitDue?: () => boolean;
 }
 
 /** Every knob set; backfill and the replay workers stay optional. */
-export type HubSettings = Required<Omit<SubscriberHubOptions, 'backfill' | 'replayPool'>> & Pick<SubscriberHubOptions, 'backfill' | 'replayPool'>;
+export type HubSettings = Required<Omit<SubscriberHubOptions, 'backfill' | 'replayPool' | 'commitDue'>> & Pick<SubscriberHubOptions, 'backfill' | 'replayPool' | 'commitDue'>;
 
 /** The options with every knob set; `??` rather than spreading defaults, so a knob passed as undefined keeps its default. */
 export function withHubDefaults(options: SubscriberHubOptions): HubSettings {

@@ -1,19 +1,29 @@
 /**
  * Replays take turns: one shared slice of time per event-loop turn, round robin, so twenty
  * replaying clients cost live sends (and ingest) one slice of waiting, not twenty.
+ *
+ * Live work goes first: the slice runs in setImmediate, queued at the end of the slice before,
+ * so it would run ahead of a commit that frames read in the same turn queued (the ingester also
+ * commits in setImmediate) — making every live event wait a whole slice more. When `liveFirst`
+ * says such a commit is due, the slice steps aside for that turn (once: a commit that keeps
+ * failing must not stop replays) and runs in the next one.
  */
 export class ReplayTurns<T> {
   /** Waiting for their next step, in turn order. */
   readonly #waiting = new Set<T>();
   #scheduled = false;
+  /** The last turn's slice stepped aside for live work. */
+  #steppedAside = false;
 
   /**
    * @param step one bounded step of a replay; true while it has more to do.
    * @param sliceMs how long steps together may run in one turn of the event loop.
+   * @param liveFirst whether live work (a commit and its publish) waits to run in this turn.
    */
   constructor(
     private readonly step: (replay: T) => boolean,
     private readonly sliceMs: number,
+    private readonly liveFirst: () => boolean = () => false,
   ) {}
 
   /** Queues a replay for its next step (once, however often it is queued). */
@@ -31,6 +41,12 @@ export class ReplayTurns<T> {
 
   #run(): void {
     this.#scheduled = false;
+    if (!this.#steppedAside && this.liveFirst()) {
+      this.#steppedAside = true;
+      this.#schedule();
+      return;
+    }
+    this.#steppedAside = false;
     const deadline = performance.now() + this.sliceMs;
     while (this.#waiting.size > 0 && performance.now() < deadline) {
       for (const replay of this.#waiting) {

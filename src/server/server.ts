@@ -34,7 +34,7 @@ export interface ServerOptions {
   /** Worker threads that read replays from LMDB (0 or absent: the main thread reads them). */
   replayWorkers?: number;
   /** Tuning for tests and benchmarks; defaults suit production. */
-  hub?: Partial<Pick<SubscriberHubOptions, 'highWaterBytes' | 'slowWindowMs' | 'pingIntervalMs' | 'heartbeatTickMs'>>;
+  hub?: Partial<Pick<SubscriberHubOptions, 'highWaterBytes' | 'slowWindowMs' | 'pingIntervalMs' | 'heartbeatTickMs' | 'commitDue'>>;
 }
 
 export interface SubscribeServer {

@@ -44,7 +44,7 @@ export class SubscriberHub {
     this.#watchdog = new Watchdog(this.#hooks);
     this.#backfill = options.backfill && new BackfillFeed(options.backfill, this.#hooks);
     this.#replayer = new Replayer(this.#hooks, this.#watchdog, this.#backfill, (subscriber) => this.#pump(subscriber));
-    this.#replays = new ReplayTurns((subscriber) => this.#replayer.step(subscriber), this.#options.pumpSliceMs);
+    this.#replays = new ReplayTurns((subscriber) => this.#replayer.step(subscriber), this.#options.pumpSliceMs, this.#options.commitDue);
     options.store.onCommitted((entries) => this.#publish(entries));
   }
 

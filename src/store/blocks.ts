@@ -62,6 +62,8 @@ export function buildBlock(entries: readonly Entry[], partOf: (entry: Entry) => 
  */
 export class BlockReader {
   readonly #cache = new Map<string, { bytes: Buffer; entries?: Entry[] }>();
+  /** Whole blocks' merged events, by block end, oldest first (their entries are the cached partitions' own). */
+  readonly #wholeBlocks = new Map<number, Entry[]>();
   #cachedBytes = 0;
 
   constructor(
@@ -103,18 +105,33 @@ export class BlockReader {
     return decompressed;
   }
 
-  /** The events of the given partitions of a block, merged in time_us order. */
+  /**
+   * The events of the given partitions of a block, merged in time_us order. A whole block's
+   * merge is kept for the few most recently merged blocks: a replay reads a block in several
+   * batches, and concurrent replays from old cursors read the same blocks.
+   */
   merged(end: number, info: BlockInfo, parts: readonly number[]): Entry[] {
     const onlyPart = parts.length === 1 ? parts[0] : undefined;
     if (onlyPart !== undefined) return this.part(end, info, onlyPart);
-    const lists = parts.map((part) => this.part(end, info, part));
-    const merged: Entry[] = [];
-    for (const list of lists) for (const entry of list) merged.push(entry);
-    return merged.sort((a, b) => a.timeUs - b.timeUs);
+    const whole = parts.length === info.parts.length;
+    if (whole) {
+      const hit = this.#wholeBlocks.get(end);
+      if (hit) return hit;
+    }
+    const merged = mergeParts(info, parts.map((part) => this.part(end, info, part)));
+    if (whole) {
+      this.#wholeBlocks.set(end, merged);
+      for (const key of this.#wholeBlocks.keys()) {
+        if (this.#wholeBlocks.size <= WHOLE_BLOCKS_KEPT) break;
+        this.#wholeBlocks.delete(key);
+      }
+    }
+    return merged;
   }
 
   /** Forgets a block's cached partitions (retention removed it). */
   forget(end: number, info: BlockInfo): void {
+    this.#wholeBlocks.delete(end);
     for (const part of info.parts) {
       const id = `${end}/${part}`;
       const hit = this.#cache.get(id);
@@ -123,6 +140,36 @@ export class BlockReader {
       this.#cachedBytes -= hit.bytes.byteLength;
     }
   }
+}
+
+/**
+ * Whole blocks whose merged event lists are kept: an array of references per block (the events
+ * themselves belong to the partition cache), enough for the blocks concurrent replays are in.
+ */
+const WHOLE_BLOCKS_KEPT = 32;
+
+/**
+ * The partitions' events in time_us order. Where the block's seqs are consecutive (every block
+ * this store sealed from its own commits: seqs and time_us increase together), each event's
+ * place is its seq's offset, so the merge is one pass; otherwise (a replicated block with gaps)
+ * it sorts.
+ */
+function mergeParts(info: BlockInfo, lists: ReadonlyArray<readonly Entry[]>): Entry[] {
+  let total = 0;
+  for (const list of lists) total += list.length;
+  let inBlock = 0;
+  for (const count of info.counts) inBlock += count;
+  if (info.lastSeq - info.firstSeq + 1 !== inBlock) {
+    const merged: Entry[] = [];
+    for (const list of lists) for (const entry of list) merged.push(entry);
+    return merged.sort((a, b) => a.timeUs - b.timeUs);
+  }
+  const slots = new Array<Entry | undefined>(inBlock).fill(undefined);
+  for (const list of lists) for (const entry of list) slots[entry.seq! - info.firstSeq] = entry;
+  if (total === inBlock) return slots as Entry[];
+  const merged: Entry[] = [];
+  for (const entry of slots) if (entry !== undefined) merged.push(entry);
+  return merged;
 }
 
 /** The entry with this time_us among entries in ascending time_us. */

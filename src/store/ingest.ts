@@ -155,6 +155,14 @@ export class Ingester {
     return flushed;
   }
 
+  /**
+   * Events were read that are not yet handed to the store: a commit is due in this turn of the
+   * event loop (the subscriber hub lets it run before the turn's replay sends).
+   */
+  get commitDue(): boolean {
+    return this.#pending.length > 0;
+  }
+
   /** Gives up on everything not committed yet (a cluster leader that lost its term): nothing more is committed. */
   abandon(): void {
     this.#abandoned = true;
