@@ -125,10 +125,7 @@ async function runCase(which: Case, buffer: string, frames: Array<{ seq: number;
   const loopDelay = monitorEventLoopDelay({ resolution: 1 });
   const gcPauses: number[] = [];
   const gc = new PerformanceObserver((list) => {
-    for (const entry of list.getEntries()) {
-      gcPauses.push(entry.duration);
-      if (process.env.GC_LOG) process.stderr.write(`gc kind ${(entry as unknown as { detail: { kind: number } }).detail.kind} ${entry.duration.toFixed(1)} ms\n`);
-    }
+    for (const entry of list.getEntries()) gcPauses.push(entry.duration);
   });
   replaying?.reset();
   live.reset();
