@@ -21,7 +21,9 @@
  * worker's answer waits (replay-reads.ts) for the subscriber's replay turn (replay-turns.ts):
  * handling answers shares the replays' bounded slice of each turn, and a replay batch is sent
  * 64 events per step, only while the subscriber's socket is under its high-water mark, so
- * commits and live sends wait behind replays for one slice and one short step at most. On two
+ * commits and live sends wait behind replays for one slice and one short step at most; a commit
+ * due in a turn (the ingester read events it has not committed: `commitDue`) runs before that
+ * turn's slice, which steps aside once. On two
  * cores or fewer there are no workers by default (`--replay-workers 0`): there a worker takes CPU
  * from this thread instead of using a spare core, and measured worse for live latency and
  * replay speed alike (the README's replay-live benchmark).
