@@ -24,11 +24,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import pino from 'pino';
-import { Registry } from 'prom-client';
-import { CursorClock } from '../src/events/index.ts';
-import { createStoreMetrics, EventStore, Ingester } from '../src/store/index.ts';
-import { createUpstreamMetrics, decodeFrame, DropReporter, parseMessage } from '../src/upstream/index.ts';
+import { EventStore } from '../src/store/index.ts';
 import { ContrailProcess } from '../test/support/contrail-process.ts';
 import { FakeRelay } from '../test/support/fake-relay.ts';
 import { tempDir } from '../test/support/gateway.ts';
@@ -37,6 +33,7 @@ import { stats, Subscription, waitUntil } from '../test/support/subscribe-client
 import type { SyntheticFrame } from '../test/support/synthetic.ts';
 import { Clients, paced, percentile } from './fanout.ts';
 import { preparedFrames } from './frames.ts';
+import { ingestInProcess } from './ingest-path.ts';
 import { median, printTable, type Row } from './table.ts';
 
 const SEED = 21;
@@ -210,36 +207,19 @@ async function catchUp(topology: Topology, frames: SyntheticFrame[]): Promise<Ca
   }
 }
 
-/** Frames a socket read hands over at once (64 KiB of ~1 KB frames): the in-process run gets them the same way. */
-const FRAMES_PER_READ = 64;
-
 /**
- * The ceiling for every process above: the same frames through the gateway's own ingest path —
- * decodeFrame, parseMessage, the Ingester (events, revs, group commit) into an EventStore
- * without fsync, as `contrail serve` runs it — in this process, with no socket, no server and
- * no stream. Events per CPU second of this process, measured beside the others in the same run.
+ * The ceiling for every process above: the same frames through the gateway's own ingest path
+ * (ingest-path.ts) into an EventStore without fsync, as `contrail serve` runs it — in this
+ * process, with no socket, no server and no stream. Events per CPU second of this process,
+ * measured beside the others in the same run.
  */
 async function inProcessIngest(frames: SyntheticFrame[]): Promise<number> {
   const dir = tempDir('contrail-bench-cluster-store-');
   const store = new EventStore({ dataDir: dir.path, hotLogBytes: 256 * 1024 * 1024, fsync: false });
   try {
-    const registry = new Registry();
-    const logger = pino({ level: 'silent' });
-    const ingester = new Ingester({
-      store,
-      clock: new CursorClock(store.lastTimeUs),
-      upstreamUrl: 'ws://relay.invalid',
-      logger,
-      metrics: createStoreMetrics(registry),
-      drops: new DropReporter(createUpstreamMetrics(registry).drops, logger),
-      onBackpressure: () => {},
-    });
+    const bytes = frames.map((frame) => frame.bytes);
     const cpuBefore = process.cpuUsage();
-    for (let at = 0; at < frames.length; at += FRAMES_PER_READ) {
-      for (const frame of frames.slice(at, at + FRAMES_PER_READ)) ingester.handle(parseMessage(decodeFrame(frame.bytes, Infinity)));
-      await new Promise(setImmediate);
-    }
-    await ingester.flush();
+    await ingestInProcess(store, bytes);
     const cpu = process.cpuUsage(cpuBefore);
     return store.span().eventCount / ((cpu.user + cpu.system) / 1e6);
   } finally {

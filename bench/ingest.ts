@@ -18,20 +18,16 @@ import { parseAccount, parseCommitUnauthenticated } from '@atproto/sync';
 import { Frame } from '@atproto/xrpc-server';
 import { decode as atcuteDecode, decodeFirst as atcuteDecodeFirst, fromBytes } from '@atcute/cbor';
 import { fromUint8Array } from '@atcute/car';
-import { pino } from 'pino';
-import { Registry } from 'prom-client';
 import { CursorClock } from '../src/events/clock.ts';
-import { createStoreMetrics, EventStore, Ingester } from '../src/store/index.ts';
-import { createUpstreamMetrics, decodeFrame, DropReporter, parseMessage } from '../src/upstream/index.ts';
+import { EventStore } from '../src/store/index.ts';
 import { eventsOf } from '../test/support/events.ts';
 import { tempDir } from '../test/support/gateway.ts';
 import { preparedFrames } from './frames.ts';
+import { ingestInProcess } from './ingest-path.ts';
 import { median, printTable, type Row } from './table.ts';
 
 const FRAMES = 20_000;
 const RUNS = 5;
-/** Frames a socket read hands over at once (64 KiB of ~1 KB frames). */
-const FRAMES_PER_READ = 64;
 const DICTIONARY = fileURLToPath(new URL('../dictionaries/contrail-v1.zstd-dict', import.meta.url));
 
 type Decoder = (frames: Uint8Array[]) => Promise<number> | number;
@@ -55,23 +51,8 @@ async function wholePath(frames: Uint8Array[]): Promise<Measured> {
   const dir = tempDir('contrail-bench-ingest-');
   const store = new EventStore({ dataDir: dir.path, hotLogBytes: 64 * 1024 * 1024, dictionary: readFileSync(DICTIONARY), fsync: false });
   try {
-    const registry = new Registry();
-    const logger = pino({ level: 'silent' });
-    const ingester = new Ingester({
-      store,
-      clock: new CursorClock(store.lastTimeUs),
-      upstreamUrl: 'ws://relay.invalid',
-      logger,
-      metrics: createStoreMetrics(registry),
-      drops: new DropReporter(createUpstreamMetrics(registry).drops, logger),
-      onBackpressure: () => {},
-    });
     return await timed(async () => {
-      for (let at = 0; at < frames.length; at += FRAMES_PER_READ) {
-        for (let i = at; i < Math.min(at + FRAMES_PER_READ, frames.length); i++) ingester.handle(parseMessage(decodeFrame(frames[i]!, Infinity)));
-        await new Promise(setImmediate);
-      }
-      await ingester.flush();
+      await ingestInProcess(store, frames);
       return store.span().eventCount;
     });
   } finally {

@@ -1,0 +1,33 @@
+/**
+ * The gateway's ingest path in this process, for benchmarks: decodeFrame, parseMessage and the
+ * Ingester (events, revs, group commit) into `store`, as `contrail serve` runs it, with no socket,
+ * no server and no stream; 64 frames per turn of the event loop, as a socket read hands them over.
+ */
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+import { CursorClock } from '../src/events/index.ts';
+import { createStoreMetrics, Ingester, type EventStore } from '../src/store/index.ts';
+import { createUpstreamMetrics, decodeFrame, DropReporter, parseMessage } from '../src/upstream/index.ts';
+
+/** Frames a socket read hands over at once (64 KiB of ~1 KB frames). */
+const FRAMES_PER_READ = 64;
+
+/** Resolves once every frame's events are committed to the store. */
+export async function ingestInProcess(store: EventStore, frames: readonly Uint8Array[]): Promise<void> {
+  const registry = new Registry();
+  const logger = pino({ level: 'silent' });
+  const ingester = new Ingester({
+    store,
+    clock: new CursorClock(store.lastTimeUs),
+    upstreamUrl: 'ws://relay.invalid',
+    logger,
+    metrics: createStoreMetrics(registry),
+    drops: new DropReporter(createUpstreamMetrics(registry).drops, logger),
+    onBackpressure: () => {},
+  });
+  for (let at = 0; at < frames.length; at += FRAMES_PER_READ) {
+    for (let i = at; i < Math.min(at + FRAMES_PER_READ, frames.length); i++) ingester.handle(parseMessage(decodeFrame(frames[i]!, Infinity)));
+    await new Promise(setImmediate);
+  }
+  await ingester.flush();
+}
