@@ -24,7 +24,6 @@
  */
 import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { EventStore } from '../src/store/index.ts';
 import { ContrailProcess } from '../test/support/contrail-process.ts';
 import { FakeRelay } from '../test/support/fake-relay.ts';
 import { tempDir } from '../test/support/gateway.ts';
@@ -33,7 +32,7 @@ import { stats, Subscription, waitUntil } from '../test/support/subscribe-client
 import type { SyntheticFrame } from '../test/support/synthetic.ts';
 import { Clients, paced, percentile } from './fanout.ts';
 import { preparedFrames } from './frames.ts';
-import { ingestInProcess } from './ingest-path.ts';
+import { ingestIntoFreshBuffer } from './ingest-path.ts';
 import { median, printTable, type Row } from './table.ts';
 
 const SEED = 21;
@@ -214,18 +213,8 @@ async function catchUp(topology: Topology, frames: SyntheticFrame[]): Promise<Ca
  * measured beside the others in the same run.
  */
 async function inProcessIngest(frames: SyntheticFrame[]): Promise<number> {
-  const dir = tempDir('contrail-bench-cluster-store-');
-  const store = new EventStore({ dataDir: dir.path, hotLogBytes: 256 * 1024 * 1024, fsync: false });
-  try {
-    const bytes = frames.map((frame) => frame.bytes);
-    const cpuBefore = process.cpuUsage();
-    await ingestInProcess(store, bytes);
-    const cpu = process.cpuUsage(cpuBefore);
-    return store.span().eventCount / ((cpu.user + cpu.system) / 1e6);
-  } finally {
-    await store.close();
-    dir.remove();
-  }
+  const run = await ingestIntoFreshBuffer(frames.map((frame) => frame.bytes), { hotLogBytes: 256 * 1024 * 1024 });
+  return run.events / run.cpuSeconds;
 }
 
 /** arrival − time_us in µs for every event a client of the leader and of the follower (or of the single process) receives at a steady rate. */

@@ -19,11 +19,9 @@ import { Frame } from '@atproto/xrpc-server';
 import { decode as atcuteDecode, decodeFirst as atcuteDecodeFirst, fromBytes } from '@atcute/cbor';
 import { fromUint8Array } from '@atcute/car';
 import { CursorClock } from '../src/events/clock.ts';
-import { EventStore } from '../src/store/index.ts';
 import { eventsOf } from '../test/support/events.ts';
-import { tempDir } from '../test/support/gateway.ts';
 import { preparedFrames } from './frames.ts';
-import { ingestInProcess } from './ingest-path.ts';
+import { ingestIntoFreshBuffer, type IngestRun } from './ingest-path.ts';
 import { median, printTable, type Row } from './table.ts';
 
 const FRAMES = 20_000;
@@ -31,34 +29,15 @@ const RUNS = 5;
 const DICTIONARY = fileURLToPath(new URL('../dictionaries/contrail-v1.zstd-dict', import.meta.url));
 
 type Decoder = (frames: Uint8Array[]) => Promise<number> | number;
-interface Measured {
-  events: number;
-  seconds: number;
-  cpuSeconds: number;
-}
 
-async function timed(work: () => Promise<number> | number): Promise<Measured> {
+/** A decoder's run, timed as the whole path's is. */
+async function timed(work: () => Promise<number> | number): Promise<IngestRun> {
   const cpuBefore = process.cpuUsage();
   const started = performance.now();
   const events = await work();
   const seconds = (performance.now() - started) / 1000;
   const cpu = process.cpuUsage(cpuBefore);
   return { events, seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6 };
-}
-
-/** The whole ingest path into a fresh buffer; only feeding the frames and the last commit are timed. */
-async function wholePath(frames: Uint8Array[]): Promise<Measured> {
-  const dir = tempDir('contrail-bench-ingest-');
-  const store = new EventStore({ dataDir: dir.path, hotLogBytes: 64 * 1024 * 1024, dictionary: readFileSync(DICTIONARY), fsync: false });
-  try {
-    return await timed(async () => {
-      await ingestInProcess(store, frames);
-      return store.span().eventCount;
-    });
-  } finally {
-    await store.close();
-    dir.remove();
-  }
 }
 
 const contrail: Decoder = (frames) => {
@@ -124,11 +103,12 @@ function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
 
 export async function run(): Promise<Row[]> {
   const frames = preparedFrames(FRAMES, { seed: 1, accounts: 5_000 }).map((f) => f.bytes);
-  const cases: Array<[string, (frames: Uint8Array[]) => Promise<Measured>]> = [
+  const dictionary = readFileSync(DICTIONARY);
+  const cases: Array<[string, (frames: Uint8Array[]) => Promise<IngestRun>]> = [
     ['contrail (decode + verify + JSON)', (f) => timed(() => contrail(f))],
     ['@atproto/sync parseCommitUnauthenticated', (f) => timed(() => atprotoSync(f))],
     ['@atcute/cbor + @atcute/car (bare decode)', (f) => timed(() => atcute(f))],
-    ['contrail whole ingest path (+ Ingester, EventStore: tail, zstd blocks, indexes, hot log)', wholePath],
+    ['contrail whole ingest path (+ Ingester, EventStore: tail, zstd blocks, indexes, hot log)', (f) => ingestIntoFreshBuffer(f, { hotLogBytes: 64 * 1024 * 1024, dictionary })],
   ];
   const rates = new Map<string, Array<{ rate: number; cpuRate: number }>>();
   let expectedEvents = -1;
