@@ -13,6 +13,7 @@ import { open as openLmdb } from 'lmdb';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import type { Entry, EventKind } from '../src/events/entry.ts';
+import { decodeRecords, encodeRecords } from '../src/store/codec.ts';
 import { mapSizeFor } from '../src/store/environment.ts';
 import { EventStore, type EventStoreOptions } from '../src/store/event-store.ts';
 import { createStoreMetrics } from '../src/store/metrics.ts';
@@ -376,6 +377,41 @@ describe('durability', () => {
     readsEachOnce(third, 40);
   });
 
+  test('a buffer written before the tail was kept in runs (one tail value per event) reads each event once, seals on, and reopens whole', async (t) => {
+    const dir = tempDir('contrail-store-');
+    t.after(() => dir.remove());
+    const events = makeEntries(40);
+    const first = open(t, { dataDir: dir.path, hotLogBytes: 0, blockEvents: 7 });
+    await commitInBatches(first, events.slice(0, 30), 5);
+    await first.close();
+    // Rewrite the tail the way contrail wrote it before runs: each unsealed event (blocks of 7 sealed
+    // events 0–27) its own value, keyed by its time_us.
+    const sealedUpTo = events[27]!.timeUs;
+    const raw = openLmdb({ path: dir.path, maxDbs: 16 });
+    const tail = raw.openDB<Buffer, number>({ name: 'tail', encoding: 'binary' });
+    const runs = [...tail.getRange()].map(({ key, value }) => ({ key, value: Buffer.from(value) }));
+    await raw.transaction(() => {
+      for (const run of runs) {
+        tail.removeSync(run.key);
+        for (const entry of decodeRecords(run.value)) if (entry.timeUs > sealedUpTo) tail.putSync(entry.timeUs, encodeRecords([entry]));
+      }
+    });
+    const perEvent = [...tail.getKeys()];
+    await raw.close();
+    assert.deepEqual(perEvent, events.slice(28, 30).map((e) => e.timeUs), 'the unsealed events 28–29, one value each');
+
+    const second = open(t, { dataDir: dir.path, hotLogBytes: 0, blockEvents: 7 });
+    assert.equal(second.span().eventCount, 30);
+    for (const from of [0, 27, 28, 29]) {
+      assert.deepEqual(view(readAll(second, events[from]!.timeUs - 1, { maxEntries: 3 }).entries), view(events.slice(from, 30)), `from event ${from}`);
+    }
+    await second.commit({ entries: events.slice(30), revs: new Map() });
+    await second.close();
+    const third = open(t, { dataDir: dir.path, hotLogBytes: 0, blockEvents: 7 });
+    assert.equal(third.span().eventCount, 40);
+    assert.deepEqual(view(readAll(third, 0, { maxEntries: 3 }).entries), view(events));
+  });
+
   test('the last issued time_us survives even when retention removed every event', async (t) => {
     const dir = tempDir('contrail-store-');
     t.after(() => dir.remove());
@@ -549,20 +585,6 @@ describe('seq: unique, strictly increasing, never reused, resolvable to a time_u
     assert.throws(() => new EventStore({ dataDir: dir.path, hotLogBytes: 0, readOnly: true }), /older contrail/);
     assert.ok(readFileSync(join(dir.path, 'data.mdb')).equals(before), 'the old buffer is untouched');
     assert.equal(existsSync(join(dir.path, 'contrail-run.json')), false, 'a refused start leaves no run marker behind');
-  });
-  test('a buffer of the previous format (4: one tail value per event) is refused with the reason, and left as it was', async (t) => {
-    const dir = tempDir('contrail-store-');
-    t.after(() => dir.remove());
-    const store = open(t, { dataDir: dir.path });
-    await store.commit({ entries: makeEntries(3), cursor: { url: 'wss://relay.test', seq: 3 }, revs: new Map() });
-    await store.close();
-    const stamped = openLmdb({ path: dir.path, maxDbs: 16 });
-    await stamped.openDB({ name: 'meta' }).put('format', 4);
-    await stamped.close();
-    const before = readFileSync(join(dir.path, 'data.mdb'));
-
-    assert.throws(() => new EventStore({ dataDir: dir.path, hotLogBytes: 0 }), /written by a contrail with store format 4; this contrail reads format 5/);
-    assert.ok(readFileSync(join(dir.path, 'data.mdb')).equals(before), 'the buffer is untouched');
   });
 });
 

@@ -68,11 +68,12 @@ const COMMIT_WITHOUT_WAITING_FOR_FLUSH = TransactionFlags.ABORTABLE | Transactio
 const INDEX_TRIM_CHUNK = 128;
 /**
  * The stored layout's version: 2 added seq; 3 stores events in compressed blocks with per-DID
- * and per-collection indexes; 4 keeps the per-DID index as dupsort postings (did-keys.ts); 5
- * keeps the tail in runs, one value per commit's events (#tailDb). A buffer without one was
- * written by contrail before version 2.
+ * and per-collection indexes; 4 keeps the per-DID index as dupsort postings (did-keys.ts). A
+ * buffer without one was written by contrail before version 2. The tail in runs (#tailDb) kept
+ * the number: a tail of one value per event, as earlier format-4 buffers hold it, is a tail of
+ * runs of one event each.
  */
-const FORMAT = 5;
+const FORMAT = 4;
 /**
  * Partition 0 holds the repo-level events (identity, account, sync); collections get 1, 2, … as
  * first seen, up to 65,534; any further collections share the last partition, which every
