@@ -132,10 +132,9 @@ export class StreamFollower {
    */
   ownAppend(firstSeq: number, lastSeq: number, batch: Batch): void {
     if (this.#applied !== firstSeq - 1 || this.#isInBuffer(batch)) return;
-    this.store.commitAssigned(batch).then(
-      () => this.#advance(lastSeq),
-      (err: Error) => this.logger.warn({ err: err.message, firstSeq, lastSeq }, 'committing an appended batch failed; it is applied when the stream delivers it'),
-    );
+    // The store commits synchronously: the batch is in the buffer (or failed) when this returns.
+    this.store.commitAssigned(batch).catch((err: Error) => this.logger.warn({ err: err.message, firstSeq, lastSeq }, 'committing an appended batch failed; it is applied when the stream delivers it'));
+    if (this.#isInBuffer(batch)) this.#advance(lastSeq);
   }
 
   /** Resolves once the local buffer holds the stream through `seq`. */

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { Batch, EventStore } from '../store/index.ts';
 import type { LeaderLease } from './lease.ts';
 import type { StreamFollower } from './follower.ts';
-import { CutOffBatchError, DeposedError, type StreamWriter } from './stream-writer.ts';
+import { DeposedError, type StreamWriter } from './stream-writer.ts';
 
 /** One leader's reading of the relay: what the gateway starts for a term and stops at its end. */
 export interface IngestRun {
@@ -22,7 +22,12 @@ export interface LeadershipOptions {
   store: EventStore;
   leaseMs: number;
   logger: Logger;
-  /** Starts reading the relay, committing each batch through `commit` (which resolves once the batch is in the local buffer). */
+  /**
+   * Starts reading the relay, handing each batch to `commit`, which resolves once the batch
+   * before it is in the local buffer: this one may still be in flight (one append is always
+   * travelling while the next batch is built). The Ingester remembers the revs of every batch
+   * whose commit resolved, so its stale-rev check sees a batch still in flight.
+   */
   startIngest(commit: (batch: Batch) => Promise<void>): IngestRun;
   onLeaderChange?(leading: boolean): void;
   /** Counts events dropped because they do not fit a NATS message even alone. */
@@ -34,12 +39,15 @@ export interface LeadershipOptions {
  * or tries to take a free one. A term begins by fencing (a marker appended to the stream) and
  * waiting until the local buffer holds everything before the marker, so the new leader's clock,
  * upstream cursor and revs continue exactly where the stream ends; then ingest starts, appending
- * each batch to the stream and waiting for it to come back through this node's own follower.
- * A term ends when the lease is lost, an append is refused (another leader appended), or the
- * node stops — and the relay is then read by whoever leads next, from the stream's cursor.
+ * each batch to the stream while the one before it is still in flight; each is in the local
+ * buffer as soon as the stream acknowledges it. A term ends when the lease is lost, an append
+ * fails (another leader appended, or NATS did not take it), or the node stops — and the relay is
+ * then read by whoever leads next (perhaps this node, in a new term), from the stream's cursor.
  */
 export class Leadership {
   #term: IngestRun | undefined;
+  /** The term's newest append: a commit returns while it is still in flight, so a term's end waits for it. */
+  #lastAppend: Promise<void> = Promise.resolve();
   #timer: NodeJS.Timeout | undefined;
   #ticking: Promise<void> | undefined;
   #lastRenewal = 0;
@@ -103,7 +111,22 @@ export class Leadership {
     const markerSeq = await writer.fence();
     await follower.waitApplied(markerSeq);
     if (this.#stopped || !lease.held) return;
-    const { store } = this.options;
+    // The leader numbers events (followers keep its numbers) from the stream's last, which the
+    // buffer holds now; later batches are numbered before the ones ahead of them are back.
+    let numbered = this.options.store.lastSeq;
+    this.#lastAppend = Promise.resolve();
+    const append = async (batch: Batch): Promise<void> => {
+      try {
+        await follower.waitApplied(await writer.append(batch));
+      } catch (err) {
+        if (this.#term === term) {
+          const reason = err instanceof DeposedError ? 'another node appended to the event stream: this node stops leading' : 'appending to the event stream failed: this term ends, and the next resumes from the stream';
+          logger.warn({ err: (err as Error).message }, reason);
+          void this.#endTerm(0);
+        }
+        throw err;
+      }
+    };
     const term = this.options.startIngest(async (batch) => {
       for (const entry of writer.takeOversizedEvents(batch)) {
         logger.error(
@@ -112,21 +135,14 @@ export class Leadership {
         );
         this.options.onOversizedEvents?.(1);
       }
-      // Batches are appended one at a time and each is in the local buffer before the next, so
-      // the buffer's last seq is the stream's: the leader numbers events, followers keep them.
-      let seq = store.lastSeq;
-      for (const entry of batch.entries) entry.seq = ++seq;
-      let streamSeq: number;
-      try {
-        streamSeq = await writer.append(batch);
-      } catch (err) {
-        if ((err instanceof DeposedError || err instanceof CutOffBatchError) && this.#term === term) {
-          logger.warn({ err: err.message }, err instanceof DeposedError ? 'another node appended to the event stream: this node stops leading' : 'this term ends so that a new leader marker closes the cut-off batch');
-          void this.#endTerm(0);
-        }
-        throw err;
-      }
-      await follower.waitApplied(streamSeq);
+      for (const entry of batch.entries) entry.seq = ++numbered;
+      // Two appends in flight: this batch goes out now, and the reader builds the next while
+      // it travels; the commit is done when the one before it is in the buffer.
+      const previous = this.#lastAppend;
+      const appended = append(batch);
+      appended.catch(() => {}); // awaited by the next commit, or at the end of the term
+      this.#lastAppend = appended;
+      await previous;
     });
     this.#term = term;
     logger.info({ node: lease.nodeId, markerSeq }, 'this node is the ingest leader');
@@ -138,7 +154,7 @@ export class Leadership {
     if (!term) return true;
     this.#term = undefined;
     if (flushTimeoutMs === 0) term.abandon();
-    const flushed = await term.stop(flushTimeoutMs);
+    const flushed = (await term.stop(flushTimeoutMs)) && (flushTimeoutMs === 0 || (await this.#lastAppend.then(() => true, () => false)));
     this.options.onLeaderChange?.(false);
     return flushed;
   }

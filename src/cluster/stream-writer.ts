@@ -44,9 +44,9 @@ export class CutOffBatchError extends Error {
  * bigger than the server's max_payload goes out as several parts (stream-record.ts), chained so.
  */
 export class StreamWriter {
-  #lastSeq = 0;
-  /** The id of the last message this term appended (the marker at first). */
-  #lastMsgId = '';
+  /** The seq and id the stream's last message has once everything this term published is in (the marker's at first). */
+  #tailSeq = 0;
+  #tailMsgId = '';
   /** Unique to the term: ids are never reused, so the server's duplicate detection never drops one of ours. */
   #termId = '';
   #published = 0;
@@ -80,8 +80,8 @@ export class StreamWriter {
       const msgID = this.#nextMsgId();
       try {
         const ack = await this.js.publish(this.subject, marker, { msgID, expect: { lastSequence: state.last_seq } });
-        this.#lastSeq = ack.seq;
-        this.#lastMsgId = msgID;
+        this.#tailSeq = ack.seq;
+        this.#tailMsgId = msgID;
         return ack.seq;
       } catch (err) {
         if (!isRefusedAppend(err)) throw err;
@@ -106,20 +106,24 @@ export class StreamWriter {
   }
 
   /**
-   * Appends a batch directly after our previous append, in as many messages as it needs, and
-   * returns the seq of its last; `onAppended` hears of it once the stream acknowledged all of it.
-   * DeposedError if anything else came between; CutOffBatchError if only some of its parts got in.
+   * Appends a batch directly after what this term published before it, in as many messages as
+   * it needs, and returns the seq of its last; `onAppended` hears of it once the stream
+   * acknowledged all of it. DeposedError if anything else came between (or an earlier append
+   * failed); CutOffBatchError if only some of its parts got in.
    *
-   * The parts of a split batch are published at once, each naming the seq and id its predecessor
-   * will have, instead of one round trip each: they stay in order on this connection, and once
-   * one is refused every later one is too (its expected predecessor never arrived), so what got
-   * in is always a prefix of the batch — as when they went one by one.
+   * The messages go out at once, without waiting for the acks of earlier ones — the parts of a
+   * split batch, and a batch published while the one before is in flight — each naming the seq
+   * and id its predecessor will have: they stay in order on this connection, and once one is
+   * refused every later one is too (its expected predecessor never arrived), so what got in is
+   * always a prefix of what was published — as when they went one by one.
    */
   async append(batch: Batch): Promise<number> {
     const parts = encodeBatchRecords(this.nodeId, batch, this.maxRecordBytes);
-    const after = this.#lastSeq;
-    let predecessor = this.#lastMsgId;
+    const after = this.#tailSeq;
+    let predecessor = this.#tailMsgId;
     const ids = parts.map(() => this.#nextMsgId());
+    this.#tailSeq = after + parts.length;
+    this.#tailMsgId = ids.at(-1)!;
     const acks = parts.map((bytes, i) => {
       const expect = { lastSequence: after + i, lastMsgID: predecessor };
       predecessor = ids[i]!;
@@ -129,14 +133,12 @@ export class StreamWriter {
     for (const [i, result] of results.entries()) {
       if (result.status === 'rejected') {
         const err: unknown = result.reason;
-        if (isRefusedAppend(err) && i === 0) throw new DeposedError(this.#lastSeq);
+        if (isRefusedAppend(err) && i === 0) throw new DeposedError(after);
         if (i > 0) throw new CutOffBatchError(i, parts.length, err);
         throw err;
       }
-      this.#lastSeq = result.value.seq;
-      this.#lastMsgId = ids[i]!;
     }
-    this.onAppended(after + 1, this.#lastSeq, batch);
-    return this.#lastSeq;
+    this.onAppended(after + 1, after + parts.length, batch);
+    return after + parts.length;
   }
 }
