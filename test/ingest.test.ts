@@ -260,6 +260,28 @@ describe('per-DID rev check', () => {
     assert.equal(await h.skipped('stale_rev'), 1);
     assert.deepEqual(labels(store), [postLabel(1, A), postLabel(2, C)]);
   });
+
+  test('a rev in a batch the commit accepted but has not stored yet (inFlightRev) is not newer: skipped', async (t) => {
+    const store = openStore(t, storeDir(t));
+    // As a cluster leader's: the commit returns while the batch travels, and is stored later.
+    const inFlight: Batch[] = [];
+    const h = harness(store, {
+      commit: async (batch) => void inFlight.push(batch),
+      inFlightRev: (did) => [...inFlight].reverse().find((batch) => batch.revs.has(did))?.revs.get(did),
+    });
+    h.ingester.handle(post(1, C, 4));
+    await h.ingester.flush();
+    assert.equal(inFlight.length, 1, 'precondition: the batch of seq 1 is in flight, not in the store');
+    assert.equal(store.getRev(C), undefined);
+    h.ingester.handle(post(2, C, 4));
+    h.ingester.handle(post(3, C, 5));
+    await h.ingester.flush();
+    assert.equal(await h.skipped('stale_rev'), 1);
+    assert.deepEqual(
+      inFlight.flatMap((batch) => batch.entries.map((entry) => JSON.parse(entry.json.toString()).commit.rkey)),
+      [tidFor(1), tidFor(3)],
+    );
+  });
 });
 
 describe('group commit and backpressure', () => {
