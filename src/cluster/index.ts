@@ -9,17 +9,22 @@
  * LMDB buffer (follower.ts), writing each batch exactly as the leader built it, and serves
  * /subscribe from that buffer as a single node does. So a time_us (or seq) names the same event
  * on every node, and a client may resume on any node with the cursor it got from another. The
- * leader applies its own batches from the records it built instead of decoding them again, but
- * only when its consumer reaches them: its buffer, too, takes the stream's order.
+ * leader commits its own batch as built the moment the stream acknowledges it (or when its
+ * consumer delivers it, if that comes first): the acknowledgement of an append that named its
+ * predecessor says the batch directly follows what the buffer holds, so its buffer, too, takes
+ * the stream's order, one NATS hop sooner. It publishes the next batch while the one before is
+ * in flight (two appends at most), so events do not queue behind a whole round trip.
  *
  * Why it is safe across failovers: a new leader first appends a marker after the stream's end
  * (fencing) and waits until its buffer holds everything before it; its clock, upstream cursor
  * and revs then continue exactly where the stream ends, so time_us keeps increasing and the
  * relay is resumed from the last appended cursor (leadership.ts). Every append names the
- * sequence it must follow (expected-last-sequence), so once the marker is in, an older leader —
- * paused, partitioned, or with a publish in flight — can no longer append anything: the lease
- * only elects, the stream fences. A deposed leader drops what it read and did not append; the
- * new leader reads it again from the relay.
+ * sequence it must follow and the id of the message it must follow (expected-last-sequence and
+ * expected-last-msg-id: with appends in flight, the id is what refuses a message whose
+ * predecessor was refused while a marker took that seq), so once the marker is in, an older
+ * leader — paused, partitioned, or with publishes in flight — can no longer append anything: the
+ * lease only elects, the stream fences. A deposed leader drops what it read and did not append;
+ * the new leader reads it again from the relay. Any failed append ends the term the same way.
  *
  * A batch bigger than the NATS servers' max_payload is appended as consecutive parts, cut at
  * event boundaries and published together (each naming the seq of the one before it), that are
