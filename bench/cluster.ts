@@ -14,7 +14,8 @@
  *    and, as the ceiling, the same frames through the ingest path inside this process.
  *  - latency: a steady 2,000 frames/s; a client of the leader and one of the follower measure
  *    arrival − time_us (time_us is taken when the leader reads the frame), beside a client of the
- *    single process.
+ *    single process. The first seconds warm every process up (JIT, first block seals) and are
+ *    not counted: the figures are the steady state.
  *  - fan-out: 1,000 clients on one serving node, then 500 on each of two, during bursts (the two
  *    setups take turns, RUNS times each).
  *  - failover: kill -9 of the leader; how long a client of another node waits for the first
@@ -39,6 +40,7 @@ const SEED = 21;
 const INGEST_FRAMES = 40_000;
 const LATENCY_RATE = 2_000;
 const LATENCY_SECONDS = 5;
+const LATENCY_WARMUP_SECONDS = 2;
 const FANOUT_CLIENTS = 1_000;
 const FANOUT_FRAMES = 300;
 const FANOUT_BURSTS = 3;
@@ -224,14 +226,18 @@ async function latencies(topology: Topology, frames: SyntheticFrame[]): Promise<
     const leaderIndex = await setup.leader();
     const subscriptions = await Promise.all(setup.nodes.map((node) => Subscription.open(node.port)));
     const arrivals = subscriptions.map(() => [] as number[]);
+    /** Events with an earlier time_us were read during the warm-up. */
+    let measuredFromUs = Infinity;
     subscriptions.forEach((subscription, i) =>
       subscription.ws.on('message', (data: Buffer) => {
         const timeUs = Number(/"time_us":(\d+)/.exec(data.toString('latin1', 0, 120))?.[1]);
-        arrivals[i]!.push((performance.timeOrigin + performance.now()) * 1000 - timeUs);
+        if (timeUs >= measuredFromUs) arrivals[i]!.push((performance.timeOrigin + performance.now()) * 1000 - timeUs);
       }),
     );
-    const count = LATENCY_RATE * LATENCY_SECONDS;
-    await paced(count, LATENCY_RATE, (i) => setup.push([frames[i]!]));
+    const warmup = LATENCY_RATE * LATENCY_WARMUP_SECONDS;
+    await paced(warmup, LATENCY_RATE, (i) => setup.push([frames[i]!]));
+    measuredFromUs = (performance.timeOrigin + performance.now()) * 1000;
+    await paced(LATENCY_RATE * LATENCY_SECONDS, LATENCY_RATE, (i) => setup.push([frames[warmup + i]!]));
     await setup.allSettled();
     await new Promise((resolve) => setTimeout(resolve, 500));
     for (const subscription of subscriptions) await subscription.close();
