@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { Batch, EventStore } from '../store/index.ts';
 import type { LeaderLease } from './lease.ts';
 import type { StreamFollower } from './follower.ts';
-import { DeposedError, type StreamWriter } from './stream-writer.ts';
+import { CutOffBatchError, DeposedError, type StreamWriter } from './stream-writer.ts';
 
 /** One leader's reading of the relay: what the gateway starts for a term and stops at its end. */
 export interface IngestRun {
@@ -120,8 +120,7 @@ export class Leadership {
         await follower.waitApplied(await writer.append(batch));
       } catch (err) {
         if (this.#term === term) {
-          const reason = err instanceof DeposedError ? 'another node appended to the event stream: this node stops leading' : 'appending to the event stream failed: this term ends, and the next resumes from the stream';
-          logger.warn({ err: (err as Error).message }, reason);
+          logger.warn({ err: (err as Error).message }, appendFailure(err));
           void this.#endTerm(0);
         }
         throw err;
@@ -158,4 +157,10 @@ export class Leadership {
     this.options.onLeaderChange?.(false);
     return flushed;
   }
+}
+
+function appendFailure(err: unknown): string {
+  if (err instanceof DeposedError) return 'another node appended to the event stream: this node stops leading';
+  if (err instanceof CutOffBatchError) return 'this term ends so that a new leader marker closes the cut-off batch';
+  return 'appending to the event stream failed: this term ends, and the next resumes from the stream';
 }
