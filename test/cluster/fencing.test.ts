@@ -10,14 +10,13 @@
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
 import { randomBytes } from 'node:crypto';
-import { jetstream } from '@nats-io/jetstream';
 import pino from 'pino';
 import { openCluster, type ClusterConnection } from '../../src/cluster/nats.ts';
-import { decodeStreamRecord, type StreamRecord } from '../../src/cluster/stream-record.ts';
+import type { StreamRecord } from '../../src/cluster/stream-record.ts';
 import { CutOffBatchError, DeposedError, StreamWriter } from '../../src/cluster/stream-writer.ts';
 import type { Entry } from '../../src/events/index.ts';
 import type { Batch } from '../../src/store/index.ts';
-import { NatsCluster, natsServerMissing } from '../support/nats-cluster.ts';
+import { NatsCluster, natsServerMissing, readStreamRecords } from '../support/nats-cluster.ts';
 
 /** Incompressible events: 120 make several 64 KB messages. */
 function batchOf(count: number): Batch {
@@ -32,16 +31,8 @@ function batchOf(count: number): Batch {
   return { entries, revs: new Map(), cursor: { url: 'ws://relay.invalid', seq: 7 } };
 }
 
-async function streamRecords(connection: ClusterConnection): Promise<StreamRecord[]> {
-  const { state } = await connection.jsm.streams.info(connection.streamName);
-  const messages = await (await jetstream(connection.nc).consumers.get(connection.streamName)).consume();
-  const records: StreamRecord[] = [];
-  for await (const message of messages) {
-    records.push(decodeStreamRecord(message.data));
-    if (message.seq >= state.last_seq) break;
-  }
-  await messages.close();
-  return records;
+function streamRecords(connection: ClusterConnection): Promise<StreamRecord[]> {
+  return readStreamRecords(connection.nc, connection.streamName);
 }
 
 async function writers(t: TestContext) {

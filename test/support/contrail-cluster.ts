@@ -6,12 +6,12 @@
  */
 import assert from 'node:assert/strict';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { jetstream } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
-import { decodeStreamRecord, type StreamRecord } from '../../src/cluster/stream-record.ts';
+import type { StreamRecord } from '../../src/cluster/stream-record.ts';
 import { FakeRelay } from './fake-relay.ts';
 import { tempDir } from './gateway.ts';
-import { NatsCluster } from './nats-cluster.ts';
+import { NatsCluster, readStreamRecords } from './nats-cluster.ts';
 import { assertSameOps, eventOpId, upstreamOpIds } from './op-ids.ts';
 import { ContrailProcess } from './contrail-process.ts';
 import { stats, Subscription, waitUntil } from './subscribe-client.ts';
@@ -163,16 +163,8 @@ export class ContrailCluster {
   }
 
   /** Every record in the cluster's event stream, oldest first. */
-  async streamRecords(): Promise<StreamRecord[]> {
-    const { state } = await (await jetstreamManager(this.observer)).streams.info('contrail-events');
-    const messages = await (await jetstream(this.observer).consumers.get('contrail-events')).consume();
-    const records: StreamRecord[] = [];
-    for await (const message of messages) {
-      records.push(decodeStreamRecord(message.data));
-      if (message.seq >= state.last_seq) break;
-    }
-    await messages.close();
-    return records;
+  streamRecords(): Promise<StreamRecord[]> {
+    return readStreamRecords(this.observer, 'contrail-events');
   }
 
   async stop(): Promise<void> {

@@ -8,8 +8,9 @@ import { once } from 'node:events';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { connect } from '@nats-io/transport-node';
-import { jetstreamManager } from '@nats-io/jetstream';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { decodeStreamRecord, type StreamRecord } from '../../src/cluster/stream-record.ts';
 import { tempDir } from './gateway.ts';
 import { waitUntil } from './subscribe-client.ts';
 
@@ -116,4 +117,17 @@ export class NatsCluster {
     });
     slot.process = child;
   }
+}
+
+/** Every record in a cluster's event stream, oldest first, read through `nc`. */
+export async function readStreamRecords(nc: NatsConnection, streamName: string): Promise<StreamRecord[]> {
+  const { state } = await (await jetstreamManager(nc)).streams.info(streamName);
+  const messages = await (await jetstream(nc).consumers.get(streamName)).consume();
+  const records: StreamRecord[] = [];
+  for await (const message of messages) {
+    records.push(decodeStreamRecord(message.data));
+    if (message.seq >= state.last_seq) break;
+  }
+  await messages.close();
+  return records;
 }
