@@ -62,7 +62,7 @@ export function buildBlock(entries: readonly Entry[], partOf: (entry: Entry) => 
  */
 export class BlockReader {
   readonly #cache = new Map<string, { bytes: Buffer; entries?: Entry[] }>();
-  /** Whole blocks' merged events, by block end, oldest first (their entries are the cached partitions' own). */
+  /** Whole blocks' merged events, by block end, oldest first (the partitions' own entries, see WHOLE_BLOCKS_KEPT). */
   readonly #wholeBlocks = new Map<number, Entry[]>();
   #cachedBytes = 0;
 
@@ -143,8 +143,9 @@ export class BlockReader {
 }
 
 /**
- * Whole blocks whose merged event lists are kept: an array of references per block (the events
- * themselves belong to the partition cache), enough for the blocks concurrent replays are in.
+ * Whole blocks whose merged event lists are kept, enough for the blocks concurrent replays are
+ * in. A list holds its events (and so their decompressed partitions) even after the byte-bounded
+ * partition cache let them go: at most this many blocks' worth on top of blockCacheBytes.
  */
 const WHOLE_BLOCKS_KEPT = 32;
 
