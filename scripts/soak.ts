@@ -251,8 +251,9 @@ while (performance.now() < endAt) {
 // The report: one screen.
 const replays = lastReport?.replays ?? [];
 const caughtUp = replays.filter((r) => r.caughtUp);
-const replayRates = caughtUp.map((r) => (r.framesAtCatchUp ?? r.frames) / r.seconds).sort((a, b) => a - b);
-const [slowestReplay] = replayRates;
+/** Each replay's events/s until it caught up, or until the end for one still behind (the figure either way). */
+const replayRates = replays.map((r) => (r.framesAtCatchUp ?? r.frames) / r.seconds).sort((a, b) => a - b);
+const replayedEach = replays.map((r) => r.framesAtCatchUp ?? r.frames).sort((a, b) => a - b);
 const out: string[] = [];
 out.push(`soak: ${MINUTES} min, upstream ${RATE} events/s (synthetic mix), ${CLIENTS} live clients + ${SLOW} slow, ${REPLAYS} replays from the oldest cursor at ${Math.round(MINUTES / 2)} min${REPLAY_WORKERS === undefined ? '' : `, --replay-workers ${REPLAY_WORKERS}`}`);
 out.push('');
@@ -267,8 +268,10 @@ out.push('');
 out.push(`events: ${eventsSent.toLocaleString('en-US')} sent upstream (${Math.round(behind).toLocaleString('en-US')} behind the rate at the end), ${metric('contrail_store_events_total').toLocaleString('en-US')} stored; ${metric('contrail_events_sent_total').toLocaleString('en-US')} sent to clients`);
 out.push(
   `replays: ${caughtUp.length}/${replays.length} caught up with live; ` +
-    (slowestReplay !== undefined ? `events/s per replay until caught up: median ${Math.round(percentile(replayRates, 0.5)).toLocaleString('en-US')}, min ${Math.round(slowestReplay).toLocaleString('en-US')}` : 'none caught up') +
-    `; events replayed each: ~${Math.round(caughtUp[0]?.framesAtCatchUp ?? 0).toLocaleString('en-US')}`,
+    (replayRates.length > 0
+      ? `events/s per replay (until caught up, or to the end): median ${Math.round(percentile(replayRates, 0.5)).toLocaleString('en-US')}, min ${Math.round(replayRates[0]!).toLocaleString('en-US')}; ` +
+        `events replayed each: median ${Math.round(percentile(replayedEach, 0.5)).toLocaleString('en-US')}`
+      : 'none started'),
 );
 out.push(`disconnects by reason (contrail): ${JSON.stringify(byLabel('contrail_subscriber_disconnects_total', 'reason'))}; still open (clients): ${lastReport?.open}`);
 out.push(`upstream drops by reason: ${JSON.stringify(byLabel('contrail_ingest_drops_total', 'reason'))}; ingest skips: ${JSON.stringify(byLabel('contrail_ingest_skipped_total', 'reason'))}; events skipped for subscribers: ${JSON.stringify(byLabel('contrail_events_skipped_total', 'reason'))}`);
