@@ -9,31 +9,23 @@ import { CursorClock } from '../src/events/index.ts';
 import { createStoreMetrics, EventStore, Ingester } from '../src/store/index.ts';
 import { createUpstreamMetrics, decodeFrame, DropReporter, parseMessage } from '../src/upstream/index.ts';
 import { tempDir } from '../test/support/gateway.ts';
+import { timeEvents, type TimedRun } from './table.ts';
 
 /** Frames a socket read hands over at once (64 KiB of ~1 KB frames). */
 const FRAMES_PER_READ = 64;
-
-export interface IngestRun {
-  events: number;
-  seconds: number;
-  /** CPU time of the process, all threads. */
-  cpuSeconds: number;
-}
 
 /**
  * The frames' events through the ingest path into a fresh buffer (no fsync) in a temp dir,
  * removed afterwards; only feeding the frames and the last commit are timed.
  */
-export async function ingestIntoFreshBuffer(frames: readonly Uint8Array[], options: { hotLogBytes: number; dictionary?: Buffer }): Promise<IngestRun> {
+export async function ingestIntoFreshBuffer(frames: readonly Uint8Array[], options: { hotLogBytes: number; dictionary?: Buffer }): Promise<TimedRun> {
   const dir = tempDir('contrail-bench-ingest-');
   const store = new EventStore({ dataDir: dir.path, ...options, fsync: false });
   try {
-    const cpuBefore = process.cpuUsage();
-    const started = performance.now();
-    await ingestInProcess(store, frames);
-    const seconds = (performance.now() - started) / 1000;
-    const cpu = process.cpuUsage(cpuBefore);
-    return { events: store.span().eventCount, seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6 };
+    return await timeEvents(async () => {
+      await ingestInProcess(store, frames);
+      return store.span().eventCount;
+    });
   } finally {
     await store.close();
     dir.remove();

@@ -21,24 +21,14 @@ import { fromUint8Array } from '@atcute/car';
 import { CursorClock } from '../src/events/clock.ts';
 import { eventsOf } from '../test/support/events.ts';
 import { preparedFrames } from './frames.ts';
-import { ingestIntoFreshBuffer, type IngestRun } from './ingest-path.ts';
-import { median, printTable, type Row } from './table.ts';
+import { ingestIntoFreshBuffer } from './ingest-path.ts';
+import { median, printTable, timeEvents, type Row, type TimedRun } from './table.ts';
 
 const FRAMES = 20_000;
 const RUNS = 5;
 const DICTIONARY = fileURLToPath(new URL('../dictionaries/contrail-v1.zstd-dict', import.meta.url));
 
 type Decoder = (frames: Uint8Array[]) => Promise<number> | number;
-
-/** A decoder's run, timed as the whole path's is. */
-async function timed(work: () => Promise<number> | number): Promise<IngestRun> {
-  const cpuBefore = process.cpuUsage();
-  const started = performance.now();
-  const events = await work();
-  const seconds = (performance.now() - started) / 1000;
-  const cpu = process.cpuUsage(cpuBefore);
-  return { events, seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6 };
-}
 
 const contrail: Decoder = (frames) => {
   const clock = new CursorClock();
@@ -104,10 +94,10 @@ function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
 export async function run(): Promise<Row[]> {
   const frames = preparedFrames(FRAMES, { seed: 1, accounts: 5_000 }).map((f) => f.bytes);
   const dictionary = readFileSync(DICTIONARY);
-  const cases: Array<[string, (frames: Uint8Array[]) => Promise<IngestRun>]> = [
-    ['contrail (decode + verify + JSON)', (f) => timed(() => contrail(f))],
-    ['@atproto/sync parseCommitUnauthenticated', (f) => timed(() => atprotoSync(f))],
-    ['@atcute/cbor + @atcute/car (bare decode)', (f) => timed(() => atcute(f))],
+  const cases: Array<[string, (frames: Uint8Array[]) => Promise<TimedRun>]> = [
+    ['contrail (decode + verify + JSON)', (f) => timeEvents(() => contrail(f))],
+    ['@atproto/sync parseCommitUnauthenticated', (f) => timeEvents(() => atprotoSync(f))],
+    ['@atcute/cbor + @atcute/car (bare decode)', (f) => timeEvents(() => atcute(f))],
     ['contrail whole ingest path (+ Ingester, EventStore: tail, zstd blocks, indexes, hot log)', (f) => ingestIntoFreshBuffer(f, { hotLogBytes: 64 * 1024 * 1024, dictionary })],
   ];
   const rates = new Map<string, Array<{ rate: number; cpuRate: number }>>();

@@ -28,7 +28,7 @@ import { EventStore } from '../src/store/event-store.ts';
 import { eventMessageOf, type EventMessage } from '../test/support/events.ts';
 import { tempDir } from '../test/support/gateway.ts';
 import { preparedFrames } from './frames.ts';
-import { median, printTable, type Row } from './table.ts';
+import { median, printTable, timeEvents, type Row } from './table.ts';
 
 const FRAMES = 10_000;
 const EVENTS = 60_000;
@@ -76,12 +76,8 @@ interface Sample {
 }
 
 async function timed(work: () => Promise<number> | number): Promise<Sample> {
-  const cpu = process.cpuUsage();
-  const started = performance.now();
-  const count = await work();
-  const seconds = (performance.now() - started) / 1000;
-  const used = process.cpuUsage(cpu);
-  return { rate: count / seconds, cpuRate: count / ((used.user + used.system) / 1e6) };
+  const run = await timeEvents(work);
+  return { rate: run.events / run.seconds, cpuRate: run.events / run.cpuSeconds };
 }
 
 /** raw lmdb: the events only; same writes: also the batch's revs and the cursor, as contrail does. */

@@ -1,6 +1,22 @@
 /** Shared by the benchmarks: medians and a plain-text table. */
 export type Row = Record<string, string | number>;
 
+/** A timed piece of work: the events it reports, wall seconds, and the process's CPU seconds (all threads). */
+export interface TimedRun {
+  events: number;
+  seconds: number;
+  cpuSeconds: number;
+}
+
+export async function timeEvents(work: () => Promise<number> | number): Promise<TimedRun> {
+  const cpuBefore = process.cpuUsage();
+  const started = performance.now();
+  const events = await work();
+  const seconds = (performance.now() - started) / 1000;
+  const cpu = process.cpuUsage(cpuBefore);
+  return { events, seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6 };
+}
+
 export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
