@@ -111,7 +111,8 @@ export function hasCollectionFilter(filter: SubscriberFilter): boolean {
 export function wantsEvent(filter: SubscriberFilter, entry: Entry): boolean {
   if (filter.dids.size > 0 && !filter.dids.has(entry.did)) return false;
   if (filter.kinds.size > 0 && !filter.kinds.has(entry.kind)) return false;
-  return wantsCollection(filter, entry.collection);
+  // A stored entry makes its collection string only when read: no collection filter, no string.
+  return !hasCollectionFilter(filter) || wantsCollection(filter, entry.collection);
 }
 
 export function isTooLarge(filter: SubscriberFilter, entry: Entry): boolean {
