@@ -53,7 +53,9 @@
  * sealed blocks first — through the per-DID index when the DIDs' entries are few (counted, up
  * to 1/64 of the events; a scan decompresses each event once, an index hit one partition), else
  * only the wanted partitions, else everything (sealed-reads.ts) — then the tail, then the hot
- * log. Decompressed partitions are cached by bytes and shared by all readers (blocks.ts). An
+ * log. Decompressed partitions are cached by bytes and shared by all readers (blocks.ts); a
+ * partition decodes into entries whose JSON are views of its bytes and whose DID and collection
+ * become strings only when a filter reads them (codec.ts), so an unfiltered replay makes none. An
  * index entry that contradicts its block is logged, the index bypassed, and rebuilt at the next
  * start; index entries only narrow what is read, the exact filter decides.
  *
