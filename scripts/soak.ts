@@ -153,7 +153,7 @@ interface Report {
   closes: Record<string, number>;
   open: number;
 }
-const samples: Array<{ at: number; inPerS: number; outPerS: number; rssMB: number; anonMB: number; heapMB: number; externalMB: number; nativeMB: number; lmdbMB: number; lmdbMaps: number; codeMB: number; diskMB: number; p50: number; p99: number; events: number }> = [];
+const samples: Array<{ at: number; inPerS: number; outPerS: number; rssMB: number; anonMB: number; heapMB: number; externalMB: number; nativeMB: number; lmdbMB: number; lmdbMaps: number; codeMB: number; diskMB: number; p50: number; p99: number; events: number; gatewayCpu: number; clientsCpu: number; upstreamCpu: number }> = [];
 /**
  * The gateway's resident set by what holds it (Linux: /proc/<pid>/smaps): anonymous memory (the
  * JS heap, Buffers, native allocations) apart from file-backed pages — data.mdb's map (the OS's
@@ -184,7 +184,24 @@ const residentSplit = () => {
   }
   return { anonMB: Math.round(kB.anon / 1000), lmdbMB: Math.round(kB.lmdb / 1000), lmdbMaps, codeMB: Math.round(kB.otherFile / 1000) };
 };
-let previous = { events: 0, sent: 0, at: performance.now() };
+/**
+ * CPU-seconds a process has used (Linux: /proc/<pid>/stat's utime + stime, in USER_HZ = 100
+ * ticks): the gateway's, the clients' and this process's (the upstream) share of two cores
+ * show which of them a slow replay waits for.
+ */
+const cpuSeconds = (pid: number | undefined) => {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return NaN;
+  }
+};
+const cpuNow = () => {
+  const own = process.cpuUsage();
+  return { gateway: cpuSeconds(gateway.pid), clients: cpuSeconds(clientProcess.pid), upstream: (own.user + own.system) / 1e6 };
+};
+let previous = { events: 0, sent: 0, at: performance.now(), cpu: cpuNow() };
 let lastReport: Report | undefined;
 let metricsText = '';
 const metric = (name: string) => {
@@ -229,6 +246,8 @@ while (performance.now() < endAt) {
   const sent = metric('contrail_events_sent_total');
   const seconds = (now - previous.at) / 1000;
   const split = residentSplit();
+  const cpu = cpuNow();
+  const cpuPercent = (which: keyof typeof cpu) => Math.round(((cpu[which] - previous.cpu[which]) / seconds) * 100);
   samples.push({
     at: Math.round((now - startedAt) / 1000),
     inPerS: Math.round((events - previous.events) / seconds),
@@ -242,10 +261,13 @@ while (performance.now() < endAt) {
     p50: percentile(lastReport.latencies, 0.5),
     p99: percentile(lastReport.latencies, 0.99),
     events,
+    gatewayCpu: cpuPercent('gateway'),
+    clientsCpu: cpuPercent('clients'),
+    upstreamCpu: cpuPercent('upstream'),
   });
   const last = samples.at(-1)!;
-  progress(`in ${last.inPerS} ev/s, out ${last.outPerS} frames/s, live p99 ${last.p99.toFixed(1)} ms, RSS ${last.rssMB} MB (anon ${last.anonMB}: JS heap ${last.heapMB}, Buffers ${last.externalMB}, native ${last.nativeMB}; LMDB map ${last.lmdbMB} in ${last.lmdbMaps} map(s), code ${last.codeMB})`);
-  previous = { events, sent, at: now };
+  progress(`in ${last.inPerS} ev/s, out ${last.outPerS} frames/s, CPU % contrail ${last.gatewayCpu} / clients ${last.clientsCpu} / upstream ${last.upstreamCpu}, live p99 ${last.p99.toFixed(1)} ms, RSS ${last.rssMB} MB (anon ${last.anonMB}: JS heap ${last.heapMB}, Buffers ${last.externalMB}, native ${last.nativeMB}; LMDB map ${last.lmdbMB} in ${last.lmdbMaps} map(s), code ${last.codeMB})`);
+  previous = { events, sent, at: now, cpu };
 }
 
 // The report: one screen.
@@ -257,12 +279,13 @@ const replayedEach = replays.map((r) => r.framesAtCatchUp ?? r.frames).sort((a, 
 const out: string[] = [];
 out.push(`soak: ${MINUTES} min, upstream ${RATE} events/s (synthetic mix), ${CLIENTS} live clients + ${SLOW} slow, ${REPLAYS} replays from the oldest cursor at ${Math.round(MINUTES / 2)} min${REPLAY_WORKERS === undefined ? '' : `, --replay-workers ${REPLAY_WORKERS}`}`);
 out.push('');
-out.push('  t (s) | in ev/s | out frames/s | RSS MB | anon | JS heap | Buffers | native | LMDB map | code | disk MB | live p50 ms | live p99 ms');
+out.push('  t (s) | in ev/s | out frames/s | CPU % contrail / clients / upstream | RSS MB | anon | JS heap | Buffers | native | LMDB map | code | disk MB | live p50 ms | live p99 ms');
 for (const s of samples) {
   const mb = [s.rssMB, s.anonMB, s.heapMB, s.externalMB, s.nativeMB, s.lmdbMB, s.codeMB].map((v, i) => String(v).padStart([6, 4, 7, 7, 6, 8, 4][i]!)).join(' | ');
-  out.push(`${String(s.at).padStart(7)} | ${String(s.inPerS).padStart(7)} | ${String(s.outPerS).padStart(12)} | ${mb} | ${String(s.diskMB).padStart(7)} | ${s.p50.toFixed(1).padStart(11)} | ${s.p99.toFixed(1).padStart(11)}`);
+  const cpu = `${s.gatewayCpu} / ${s.clientsCpu} / ${s.upstreamCpu}`.padStart(35);
+  out.push(`${String(s.at).padStart(7)} | ${String(s.inPerS).padStart(7)} | ${String(s.outPerS).padStart(12)} | ${cpu} | ${mb} | ${String(s.diskMB).padStart(7)} | ${s.p50.toFixed(1).padStart(11)} | ${s.p99.toFixed(1).padStart(11)}`);
 }
-out.push('(MB. anon = JS heap (committed) + Buffers + native (the rest: uWS send buffers, LMDB, zstd, malloc);');
+out.push('(CPU: % of one core in the interval, each process with every thread; MB. anon = JS heap (committed) + Buffers + native (the rest: uWS send buffers, LMDB, zstd, malloc);');
 out.push(` LMDB map = data.mdb's pages in the page cache, mapped ${samples.at(-1)?.lmdbMaps ?? 0} time(s) at the end: reclaimable once synced; code = other files)`);
 out.push('');
 out.push(`events: ${eventsSent.toLocaleString('en-US')} sent upstream (${Math.round(behind).toLocaleString('en-US')} behind the rate at the end), ${metric('contrail_store_events_total').toLocaleString('en-US')} stored; ${metric('contrail_events_sent_total').toLocaleString('en-US')} sent to clients`);
