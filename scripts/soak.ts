@@ -153,7 +153,7 @@ interface Report {
   closes: Record<string, number>;
   open: number;
 }
-const samples: Array<{ at: number; inPerS: number; outPerS: number; rssMB: number; anonMB: number; heapMB: number; externalMB: number; nativeMB: number; lmdbMB: number; lmdbMaps: number; codeMB: number; diskMB: number; p50: number; p99: number; events: number; gatewayCpu: number; clientsCpu: number; upstreamCpu: number }> = [];
+const samples: Array<{ at: number; inPerS: number; outPerS: number; rssMB: number; anonMB: number; heapMB: number; externalMB: number; nativeMB: number; lmdbMB: number; lmdbMaps: number; codeMB: number; diskMB: number; p50: number; p99: number; events: number; gatewayCpu: number; gatewayMainCpu: number; clientsCpu: number; upstreamCpu: number }> = [];
 /**
  * The gateway's resident set by what holds it (Linux: /proc/<pid>/smaps): anonymous memory (the
  * JS heap, Buffers, native allocations) apart from file-backed pages — data.mdb's map (the OS's
@@ -185,13 +185,13 @@ const residentSplit = () => {
   return { anonMB: Math.round(kB.anon / 1000), lmdbMB: Math.round(kB.lmdb / 1000), lmdbMaps, codeMB: Math.round(kB.otherFile / 1000) };
 };
 /**
- * CPU-seconds a process has used (Linux: /proc/<pid>/stat's utime + stime, in USER_HZ = 100
- * ticks): the gateway's, the clients' and this process's (the upstream) share of two cores
- * show which of them a slow replay waits for.
+ * CPU-seconds a process (or thread) has used (Linux: /proc/<pid>/stat's utime + stime, in
+ * USER_HZ = 100 ticks): the gateway's (and its main thread's), the clients' and this process's
+ * (the upstream) share of the cores show which of them a slow replay waits for.
  */
-const cpuSeconds = (pid: number | undefined) => {
+const cpuSeconds = (stat: string) => {
   try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    const fields = readFileSync(stat, 'utf8').split(') ')[1]!.split(' ');
     return (Number(fields[11]) + Number(fields[12])) / 100;
   } catch {
     return NaN;
@@ -199,7 +199,13 @@ const cpuSeconds = (pid: number | undefined) => {
 };
 const cpuNow = () => {
   const own = process.cpuUsage();
-  return { gateway: cpuSeconds(gateway.pid), clients: cpuSeconds(clientProcess.pid), upstream: (own.user + own.system) / 1e6 };
+  return {
+    gateway: cpuSeconds(`/proc/${gateway.pid}/stat`),
+    // Its main thread apart: ingest, live sends and (without replay workers) replays share it.
+    gatewayMain: cpuSeconds(`/proc/${gateway.pid}/task/${gateway.pid}/stat`),
+    clients: cpuSeconds(`/proc/${clientProcess.pid}/stat`),
+    upstream: (own.user + own.system) / 1e6,
+  };
 };
 let previous = { events: 0, sent: 0, at: performance.now(), cpu: cpuNow() };
 let lastReport: Report | undefined;
@@ -262,11 +268,12 @@ while (performance.now() < endAt) {
     p99: percentile(lastReport.latencies, 0.99),
     events,
     gatewayCpu: cpuPercent('gateway'),
+    gatewayMainCpu: cpuPercent('gatewayMain'),
     clientsCpu: cpuPercent('clients'),
     upstreamCpu: cpuPercent('upstream'),
   });
   const last = samples.at(-1)!;
-  progress(`in ${last.inPerS} ev/s, out ${last.outPerS} frames/s, CPU % contrail ${last.gatewayCpu} / clients ${last.clientsCpu} / upstream ${last.upstreamCpu}, live p99 ${last.p99.toFixed(1)} ms, RSS ${last.rssMB} MB (anon ${last.anonMB}: JS heap ${last.heapMB}, Buffers ${last.externalMB}, native ${last.nativeMB}; LMDB map ${last.lmdbMB} in ${last.lmdbMaps} map(s), code ${last.codeMB})`);
+  progress(`in ${last.inPerS} ev/s, out ${last.outPerS} frames/s, CPU % contrail ${last.gatewayCpu} (main thread ${last.gatewayMainCpu}) / clients ${last.clientsCpu} / upstream ${last.upstreamCpu}, live p99 ${last.p99.toFixed(1)} ms, RSS ${last.rssMB} MB (anon ${last.anonMB}: JS heap ${last.heapMB}, Buffers ${last.externalMB}, native ${last.nativeMB}; LMDB map ${last.lmdbMB} in ${last.lmdbMaps} map(s), code ${last.codeMB})`);
   previous = { events, sent, at: now, cpu };
 }
 
@@ -279,10 +286,10 @@ const replayedEach = replays.map((r) => r.framesAtCatchUp ?? r.frames).sort((a, 
 const out: string[] = [];
 out.push(`soak: ${MINUTES} min, upstream ${RATE} events/s (synthetic mix), ${CLIENTS} live clients + ${SLOW} slow, ${REPLAYS} replays from the oldest cursor at ${Math.round(MINUTES / 2)} min${REPLAY_WORKERS === undefined ? '' : `, --replay-workers ${REPLAY_WORKERS}`}`);
 out.push('');
-out.push('  t (s) | in ev/s | out frames/s | CPU % contrail / clients / upstream | RSS MB | anon | JS heap | Buffers | native | LMDB map | code | disk MB | live p50 ms | live p99 ms');
+out.push('  t (s) | in ev/s | out frames/s | CPU % contrail (main) / clients / upstream | RSS MB | anon | JS heap | Buffers | native | LMDB map | code | disk MB | live p50 ms | live p99 ms');
 for (const s of samples) {
   const mb = [s.rssMB, s.anonMB, s.heapMB, s.externalMB, s.nativeMB, s.lmdbMB, s.codeMB].map((v, i) => String(v).padStart([6, 4, 7, 7, 6, 8, 4][i]!)).join(' | ');
-  const cpu = `${s.gatewayCpu} / ${s.clientsCpu} / ${s.upstreamCpu}`.padStart(35);
+  const cpu = `${s.gatewayCpu} (${s.gatewayMainCpu}) / ${s.clientsCpu} / ${s.upstreamCpu}`.padStart(42);
   out.push(`${String(s.at).padStart(7)} | ${String(s.inPerS).padStart(7)} | ${String(s.outPerS).padStart(12)} | ${cpu} | ${mb} | ${String(s.diskMB).padStart(7)} | ${s.p50.toFixed(1).padStart(11)} | ${s.p99.toFixed(1).padStart(11)}`);
 }
 out.push('(CPU: % of one core in the interval, each process with every thread; MB. anon = JS heap (committed) + Buffers + native (the rest: uWS send buffers, LMDB, zstd, malloc);');
