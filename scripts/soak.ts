@@ -153,7 +153,7 @@ interface Report {
   closes: Record<string, number>;
   open: number;
 }
-const samples: Array<{ at: number; inPerS: number; outPerS: number; rssMB: number; anonMB: number; heapMB: number; externalMB: number; nativeMB: number; lmdbMB: number; lmdbMaps: number; codeMB: number; diskMB: number; p50: number; p99: number; events: number; gatewayCpu: number; gatewayMainCpu: number; clientsCpu: number; upstreamCpu: number }> = [];
+const samples: Array<{ at: number; inPerS: number; outPerS: number; rssMB: number; anonMB: number; heapMB: number; externalMB: number; nativeMB: number; lmdbMB: number; lmdbMaps: number; codeMB: number; diskMB: number; p50: number; p99: number; events: number; gatewayCpu: number; gatewayMainCpu: number; clientsCpu: number; upstreamCpu: number; cpuPressure: number }> = [];
 /**
  * The gateway's resident set by what holds it (Linux: /proc/<pid>/smaps): anonymous memory (the
  * JS heap, Buffers, native allocations) apart from file-backed pages — data.mdb's map (the OS's
@@ -197,9 +197,22 @@ const cpuSeconds = (stat: string) => {
     return NaN;
   }
 };
+/**
+ * Microseconds in which some runnable task waited for a CPU (Linux pressure stall information,
+ * /proc/pressure/cpu's "some" total): on a machine shared with other work, a sample whose
+ * pressure is high measured the machine's contention as much as contrail.
+ */
+const cpuStalledMicros = () => {
+  try {
+    return Number(/^some .*total=(\d+)/m.exec(readFileSync('/proc/pressure/cpu', 'utf8'))?.[1] ?? NaN);
+  } catch {
+    return NaN;
+  }
+};
 const cpuNow = () => {
   const own = process.cpuUsage();
   return {
+    stalled: cpuStalledMicros() / 1e6,
     gateway: cpuSeconds(`/proc/${gateway.pid}/stat`),
     // Its main thread apart: ingest, live sends and (without replay workers) replays share it.
     gatewayMain: cpuSeconds(`/proc/${gateway.pid}/task/${gateway.pid}/stat`),
@@ -271,9 +284,10 @@ while (performance.now() < endAt) {
     gatewayMainCpu: cpuPercent('gatewayMain'),
     clientsCpu: cpuPercent('clients'),
     upstreamCpu: cpuPercent('upstream'),
+    cpuPressure: cpuPercent('stalled'),
   });
   const last = samples.at(-1)!;
-  progress(`in ${last.inPerS} ev/s, out ${last.outPerS} frames/s, CPU % contrail ${last.gatewayCpu} (main thread ${last.gatewayMainCpu}) / clients ${last.clientsCpu} / upstream ${last.upstreamCpu}, live p99 ${last.p99.toFixed(1)} ms, RSS ${last.rssMB} MB (anon ${last.anonMB}: JS heap ${last.heapMB}, Buffers ${last.externalMB}, native ${last.nativeMB}; LMDB map ${last.lmdbMB} in ${last.lmdbMaps} map(s), code ${last.codeMB})`);
+  progress(`in ${last.inPerS} ev/s, out ${last.outPerS} frames/s, CPU % contrail ${last.gatewayCpu} (main thread ${last.gatewayMainCpu}) / clients ${last.clientsCpu} / upstream ${last.upstreamCpu}, CPU pressure ${last.cpuPressure} %, live p99 ${last.p99.toFixed(1)} ms, RSS ${last.rssMB} MB (anon ${last.anonMB}: JS heap ${last.heapMB}, Buffers ${last.externalMB}, native ${last.nativeMB}; LMDB map ${last.lmdbMB} in ${last.lmdbMaps} map(s), code ${last.codeMB})`);
   previous = { events, sent, at: now, cpu };
 }
 
@@ -286,13 +300,13 @@ const replayedEach = replays.map((r) => r.framesAtCatchUp ?? r.frames).sort((a, 
 const out: string[] = [];
 out.push(`soak: ${MINUTES} min, upstream ${RATE} events/s (synthetic mix), ${CLIENTS} live clients + ${SLOW} slow, ${REPLAYS} replays from the oldest cursor at ${Math.round(MINUTES / 2)} min${REPLAY_WORKERS === undefined ? '' : `, --replay-workers ${REPLAY_WORKERS}`}`);
 out.push('');
-out.push('  t (s) | in ev/s | out frames/s | CPU % contrail (main) / clients / upstream | RSS MB | anon | JS heap | Buffers | native | LMDB map | code | disk MB | live p50 ms | live p99 ms');
+out.push('  t (s) | in ev/s | out frames/s | CPU % contrail (main) / clients / upstream | CPU pressure % | RSS MB | anon | JS heap | Buffers | native | LMDB map | code | disk MB | live p50 ms | live p99 ms');
 for (const s of samples) {
   const mb = [s.rssMB, s.anonMB, s.heapMB, s.externalMB, s.nativeMB, s.lmdbMB, s.codeMB].map((v, i) => String(v).padStart([6, 4, 7, 7, 6, 8, 4][i]!)).join(' | ');
   const cpu = `${s.gatewayCpu} (${s.gatewayMainCpu}) / ${s.clientsCpu} / ${s.upstreamCpu}`.padStart(42);
-  out.push(`${String(s.at).padStart(7)} | ${String(s.inPerS).padStart(7)} | ${String(s.outPerS).padStart(12)} | ${cpu} | ${mb} | ${String(s.diskMB).padStart(7)} | ${s.p50.toFixed(1).padStart(11)} | ${s.p99.toFixed(1).padStart(11)}`);
+  out.push(`${String(s.at).padStart(7)} | ${String(s.inPerS).padStart(7)} | ${String(s.outPerS).padStart(12)} | ${cpu} | ${String(s.cpuPressure).padStart(14)} | ${mb} | ${String(s.diskMB).padStart(7)} | ${s.p50.toFixed(1).padStart(11)} | ${s.p99.toFixed(1).padStart(11)}`);
 }
-out.push('(CPU: % of one core in the interval, each process with every thread; MB. anon = JS heap (committed) + Buffers + native (the rest: uWS send buffers, LMDB, zstd, malloc);');
+out.push('(CPU: % of one core in the interval, each process with every thread; CPU pressure: % of the interval in which some task waited for a CPU; MB. anon = JS heap (committed) + Buffers + native (the rest: uWS send buffers, LMDB, zstd, malloc);');
 out.push(` LMDB map = data.mdb's pages in the page cache, mapped ${samples.at(-1)?.lmdbMaps ?? 0} time(s) at the end: reclaimable once synced; code = other files)`);
 out.push('');
 out.push(`events: ${eventsSent.toLocaleString('en-US')} sent upstream (${Math.round(behind).toLocaleString('en-US')} behind the rate at the end), ${metric('contrail_store_events_total').toLocaleString('en-US')} stored; ${metric('contrail_events_sent_total').toLocaleString('en-US')} sent to clients`);
