@@ -2,7 +2,7 @@
  * bench/replay-full: how fast one client replays a whole buffer from disk (cursor=0 to the tip),
  * as JSON and compressed, beside the store's own scan of the same buffer in the same run.
  *
- *   npx tsx bench/replay-full.ts [--events 1000000] [--runs 3] [--buffer DIR] [--cases scan,json,zstd]
+ *   npx tsx bench/replay-full.ts [--events 1000000] [--runs 3] [--buffer DIR] [--cases scan,json,zstd] [--clients 1]
  *
  * The buffer (bench/replay-buffer.ts: the network's mix, written through the EventStore) is
  * served by a gateway (uWS, replays on the main thread, nothing arriving live) on a fresh copy
@@ -11,7 +11,9 @@
  * server's work; each row gives events/s (wall) and events per CPU-second of the gateway's
  * process (every thread), which other load on the machine distorts less. The peer is the scan
  * a replay is built on: EventStore.readAfter over the whole buffer in batches of 512, no filter,
- * in the same process (decompressing and decoding every block; nothing sent).
+ * in the same process (decompressing and decoding every block; nothing sent). With --clients N,
+ * N clients replay at once (as in the soak), sharing the blocks read; the rates count every
+ * client's events.
  */
 import { cpSync } from 'node:fs';
 import { join } from 'node:path';
@@ -29,18 +31,24 @@ const { values } = parseArgs({
     // Keep the written buffer here and reuse it on later runs with the same --events.
     buffer: { type: 'string' },
     cases: { type: 'string', default: 'scan,json,zstd' },
+    clients: { type: 'string', default: '1' },
   },
 });
 const EVENTS = Number(values.events);
 const RUNS = Number(values.runs);
+const CLIENTS = Number(values.clients);
 const MB = 1024 * 1024;
 
 type Case = 'scan' | 'json' | 'zstd';
 const CASES: Array<{ key: Case; name: string }> = [
   { key: 'scan', name: 'peer: EventStore.readAfter scan, batches of 512, nothing sent' },
-  { key: 'json', name: 'one JSON client, cursor=0 → tip' },
-  { key: 'zstd', name: 'one compressed client (compress=true), cursor=0 → tip' },
+  { key: 'json', name: `${clientsText('JSON client')}, cursor=0 → tip` },
+  { key: 'zstd', name: `${clientsText('compressed client')} (compress=true), cursor=0 → tip` },
 ].filter((which) => values.cases.split(',').includes(which.key)) as Array<{ key: Case; name: string }>;
+
+function clientsText(kind: string): string {
+  return CLIENTS === 1 ? `one ${kind}` : `${CLIENTS} ${kind}s at once`;
+}
 
 interface Sample {
   eventsPerSecond: number;
@@ -71,13 +79,14 @@ async function runCase(which: Case, buffer: string): Promise<Sample> {
       }
     } else {
       const url = `ws://127.0.0.1:${gateway.port}/subscribe?cursor=0${which === 'zstd' ? '&compress=true' : ''}`;
-      const client = await Clients.open([url], { countOnly: true });
-      while ((events = await client.received()) < EVENTS && performance.now() - started < 600_000) await new Promise((resolve) => setTimeout(resolve, 20));
+      const client = await Clients.open(Array<string>(CLIENTS).fill(url), { countOnly: true });
+      while ((events = await client.received()) < EVENTS * CLIENTS && performance.now() - started < 600_000) await new Promise((resolve) => setTimeout(resolve, 20));
       await client.close();
     }
     const seconds = (performance.now() - started) / 1000;
     const used = process.cpuUsage(cpu);
-    if (events < EVENTS) throw new Error(`${which}: only ${events} of ${EVENTS} events`);
+    const expected = which === 'scan' ? EVENTS : EVENTS * CLIENTS;
+    if (events < expected) throw new Error(`${which}: only ${events} of ${expected} events`);
     return { eventsPerSecond: events / seconds, eventsPerCpuSecond: events / ((used.user + used.system) / 1e6) };
   } finally {
     await gateway.stop();
@@ -108,4 +117,4 @@ const rows: Row[] = CASES.map((which) => {
     'events/s per run': samples.map((s) => Math.round(s.eventsPerSecond).toLocaleString('en-US')).join(' / '),
   };
 });
-printTable(`one client replaying a ${EVENTS.toLocaleString('en-US')}-event buffer from disk; medians of ${RUNS} runs`, rows);
+printTable(`${clientsText('client')} replaying a ${EVENTS.toLocaleString('en-US')}-event buffer from disk; medians of ${RUNS} runs`, rows);
