@@ -1,6 +1,7 @@
-import type { OpDrop, RecordOp, UpstreamMessage } from '../upstream/index.ts';
+import type { OpDrop, UpstreamMessage } from '../upstream/index.ts';
 import type { CursorClock } from './clock.ts';
-import { recordToJson } from './record-json.ts';
+import { ByteWriter } from './byte-writer.ts';
+import { writeRecordJson } from './record-bytes.ts';
 
 export type EventKind = 'commit' | 'identity' | 'account' | 'sync';
 
@@ -65,28 +66,36 @@ export function buildEvents(message: EventMessage, clock: CursorClock): BuiltEve
   }
 }
 
+/** Where commit events are assembled (reused: building events is synchronous and never re-entered). */
+const eventBytes = new ByteWriter();
+
 function buildCommitEvents(message: Extract<EventMessage, { type: 'commit' }>, clock: CursorClock): BuiltEvents {
   const entries: Entry[] = [];
   const drops: OpDrop[] = [];
   const rev = JSON.stringify(message.rev);
   for (const op of message.ops) {
-    let recordPart: string;
-    try {
-      recordPart = recordFields(op);
-    } catch (err) {
-      drops.push({ reason: 'bad_record', path: `${op.collection}/${op.rkey}`, detail: (err as Error).message });
-      continue;
+    // The record first (a record that is not one drops its op before it takes a time_us), then
+    // the envelope's head and end after it; the event is copied out in its order.
+    eventBytes.length = 0;
+    if (op.record !== null) {
+      try {
+        writeRecordJson(eventBytes, op.record);
+      } catch (err) {
+        drops.push({ reason: 'bad_record', path: `${op.collection}/${op.rkey}`, detail: (err as Error).message });
+        continue;
+      }
     }
+    const recordEnd = eventBytes.length;
     const timeUs = clock.next();
-    const json = `{"did":"${message.repo}","time_us":${timeUs},"kind":"commit","commit":{"rev":${rev},"operation":"${op.action}","collection":"${op.collection}","rkey":"${op.rkey}"${recordPart}}}`;
-    entries.push(entry(timeUs, message.repo, 'commit', op.collection, json));
+    eventBytes.ascii(`{"did":"${message.repo}","time_us":${timeUs},"kind":"commit","commit":{"rev":`);
+    eventBytes.utf8(rev);
+    eventBytes.ascii(`,"operation":"${op.action}","collection":"${op.collection}","rkey":"${op.rkey}"`);
+    if (op.record !== null) eventBytes.ascii(',"record":');
+    const headEnd = eventBytes.length;
+    eventBytes.ascii(op.record === null ? '}}' : `,"cid":"${op.cid}"}}`);
+    entries.push({ timeUs, did: message.repo, kind: 'commit', collection: op.collection, json: eventBytes.take([recordEnd, headEnd], [0, recordEnd], [headEnd, eventBytes.length]) });
   }
   return { entries, drops };
-}
-
-function recordFields(op: RecordOp): string {
-  if (op.record === null) return '';
-  return `,"record":${recordToJson(op.record)},"cid":"${op.cid}"`;
 }
 
 function entry(timeUs: number, did: string, kind: EventKind, collection: string | null, json: string): Entry {

@@ -3,8 +3,10 @@
  * event, from a #sync): the JSON model and the cursor clock.
  *
  * How it works: buildEvents takes a verified message from upstream/ and writes each event's
- * JSON once, as a string assembled in Jetstream's key order (the envelope here, the record by
- * record-json.ts's CBOR-to-JSON transcoder), then into one Buffer. Each event takes the next
+ * JSON once, in Jetstream's key order. A commit op's event is written as bytes into a reused
+ * ByteWriter: the record first, read byte by byte from its DAG-CBOR (record-bytes.ts), then the
+ * envelope around it; the event is copied out at its size. The repo-level events (identity,
+ * account, sync: a few per second) are strings, then one Buffer. Each event takes the next
  * time_us from the CursorClock (clock.ts): max(now_µs, last + 1), so cursors are unique and
  * strictly increasing across the ops of a commit, across messages and — because the store
  * hands the clock its last issued value at start — across restarts and wall-clock steps.
@@ -16,7 +18,9 @@
  *
  * Files:
  *   entry.ts        Entry (an event as later stages see it) and buildEvents: message → events
- *   record-json.ts  recordToJson: a DAG-CBOR record block → Jetstream's JSON text
+ *   record-bytes.ts writeRecordJson: a DAG-CBOR record block → Jetstream's JSON bytes, read in place
+ *   record-json.ts  recordToJson: the same as text, token by token (the reference; rare shapes, refusals, backfill)
+ *   byte-writer.ts  ByteWriter: the growable buffer events are assembled in
  *   clock.ts        CursorClock: unique, strictly increasing time_us cursors
  */
 export { buildEvents, type BuiltEvents, type Entry, type EventKind } from './entry.ts';

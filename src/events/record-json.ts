@@ -14,7 +14,9 @@ import { ViewTokenizer } from '../atproto/index.ts';
  *
  * Why a transcoder: it walks cborg's tokens (with DAG-CBOR's strict decode options) and writes
  * JSON as it goes, never building the record as JS objects — half the cost of decode-then-
- * serialize, and far less garbage on the ingest path.
+ * serialize. Ingest runs record-bytes.ts, which reads the bytes directly (faster again) and
+ * hands this one every shape it does not read itself and every record it would refuse, so this
+ * is where the rules are decided; backfill calls this one.
  */
 export function recordToJson(block: Uint8Array): string {
   return transcode(block, true);
@@ -147,7 +149,7 @@ function byKey(a: [string, string], b: [string, string]): number {
 const BEYOND_BMP_START = /[\ud800-\uffff]/;
 
 /** JSON.stringify, then Go's differences: HTML-sensitive characters, and \b \f as \u sequences. */
-function writeString(value: string): string {
+export function writeString(value: string): string {
   let json = JSON.stringify(value);
   if (!GO_ESCAPES_DIFFER.test(value)) return json;
   if (HTML_SENSITIVE.test(json)) json = json.replace(/[<>&\u2028\u2029]/g, (c) => HTML_ESCAPES[c] ?? c);

@@ -341,7 +341,7 @@ export class EventStore {
     if (entries.length === 0) return;
     for (const key of runKeys) this.#tailRuns.push(key);
     // What the tail and the hot log keep of each event's JSON is its bytes in this batch's records.
-    // Events are built with Buffer.from, which puts small buffers in Node's shared 8 KB pool
+    // Events are built in small buffers (Buffer.from, Buffer.allocUnsafe), which Node puts in its shared 8 KB pool
     // slabs, so a kept event would pin a whole slab that other, short-lived buffers filled (in
     // the soak, a 64 MiB hot log pinned 190 MB of slabs); a batch's buffer holds nothing else.
     recordsEnd = 0;

@@ -1,0 +1,63 @@
+/**
+ * A growable byte buffer that events are written into, reused from event to event: an event's
+ * JSON is assembled here as bytes and copied out once, at its exact size (take), instead of
+ * being built as strings and encoded again; its parts may be written out of order and taken in order.
+ */
+export class ByteWriter {
+  buffer: Buffer = Buffer.allocUnsafe(64 * 1024);
+  length = 0;
+
+  /** Room for `bytes` more bytes at `length`. */
+  reserve(bytes: number): void {
+    if (this.length + bytes <= this.buffer.length) return;
+    const grown = Buffer.allocUnsafe(Math.max(this.buffer.length * 2, this.length + bytes));
+    this.buffer.copy(grown, 0, 0, this.length);
+    this.buffer = grown;
+  }
+
+  byte(value: number): void {
+    this.reserve(1);
+    this.buffer[this.length++] = value;
+  }
+
+  /** Text known to be ASCII (syntax-checked identifiers, digits, fixed JSON): one byte per character. */
+  ascii(text: string): void {
+    this.reserve(text.length);
+    const { buffer } = this;
+    let at = this.length;
+    for (let i = 0; i < text.length; i++) buffer[at++] = text.charCodeAt(i);
+    this.length = at;
+  }
+
+  /** Any text, as UTF-8. */
+  utf8(text: string): void {
+    this.reserve(text.length * 3);
+    this.length += this.buffer.write(text, this.length, 'utf8');
+  }
+
+  bytes(source: Uint8Array, start = 0, end = source.length): void {
+    this.reserve(end - start);
+    if (end - start < 64) {
+      // Keys and short strings: a loop costs less than the view set() needs.
+      const { buffer } = this;
+      let at = this.length;
+      for (let i = start; i < end; i++) buffer[at++] = source[i]!;
+    } else {
+      this.buffer.set(source.subarray(start, end), this.length);
+    }
+    this.length += end - start;
+  }
+
+  /** A copy of these ranges of what was written, one after another, in a buffer of its own size. */
+  take(...ranges: Array<[start: number, end: number]>): Buffer {
+    let size = 0;
+    for (const [start, end] of ranges) size += end - start;
+    const out = Buffer.allocUnsafe(size);
+    let at = 0;
+    for (const [start, end] of ranges) {
+      out.set(this.buffer.subarray(start, end), at);
+      at += end - start;
+    }
+    return out;
+  }
+}
