@@ -8,8 +8,12 @@
  * Files:
  *   syntax.ts  DID, NSID, record key and TID syntax (checked against the interop vectors)
  *   link.ts    Link: a CID as its binary bytes; the tag-42 decoder that makes one
+ *   base32.ts  writeBase32 / base32Multibase: CIDv1 text (multibase `b`), written as bytes
  *   cbor.ts    ViewTokenizer / ViewDecoder: cborg's tokenizer with byte strings as views
+ *   dag-cbor-reader.ts  readDagCbor: the shapes frames are made of, read without cborg (the ViewDecoder decides the rest)
  */
 export { isDid, isNsid, isRecordKey, isTid } from './syntax.ts';
 export { Link, decodeLinkTag } from './link.ts';
 export { ViewDecoder, ViewTokenizer } from './cbor.ts';
+export { readDagCbor } from './dag-cbor-reader.ts';
+export { base32Length, base32Multibase, writeBase32 } from './base32.ts';

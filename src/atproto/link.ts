@@ -1,4 +1,4 @@
-import { base32 } from 'multiformats/bases/base32';
+import { base32Multibase } from './base32.ts';
 
 /**
  * A CID link from a frame body, kept as its binary bytes: the ingest path only compares them
@@ -18,7 +18,7 @@ export class Link {
   }
 
   toString(): string {
-    return base32.encode(this.bytes);
+    return base32Multibase(this.bytes);
   }
 }
 

@@ -1,7 +1,8 @@
 /**
  * A growable byte buffer that events are written into, reused from event to event: an event's
  * JSON is assembled here as bytes and copied out once, at its exact size (take), instead of
- * being built as strings and encoded again; its parts may be written out of order and taken in order.
+ * being built as strings and encoded again. Its parts may be written out of order: `length` may be
+ * set back or ahead, to write before what is written or after it.
  */
 export class ByteWriter {
   buffer: Buffer = Buffer.allocUnsafe(64 * 1024);
@@ -48,16 +49,10 @@ export class ByteWriter {
     this.length += end - start;
   }
 
-  /** A copy of these ranges of what was written, one after another, in a buffer of its own size. */
-  take(...ranges: Array<[start: number, end: number]>): Buffer {
-    let size = 0;
-    for (const [start, end] of ranges) size += end - start;
-    const out = Buffer.allocUnsafe(size);
-    let at = 0;
-    for (const [start, end] of ranges) {
-      out.set(this.buffer.subarray(start, end), at);
-      at += end - start;
-    }
+  /** A copy of bytes start..length, in a buffer of its own size. */
+  take(start: number): Buffer {
+    const out = Buffer.allocUnsafe(this.length - start);
+    out.set(this.buffer.subarray(start, this.length));
     return out;
   }
 }

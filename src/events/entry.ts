@@ -68,15 +68,20 @@ export function buildEvents(message: EventMessage, clock: CursorClock): BuiltEve
 
 /** Where commit events are assembled (reused: building events is synchronous and never re-entered). */
 const eventBytes = new ByteWriter();
+/** Digits of the largest time_us the head leaves room for (2^53). */
+const TIME_US_DIGITS = 16;
 
 function buildCommitEvents(message: Extract<EventMessage, { type: 'commit' }>, clock: CursorClock): BuiltEvents {
   const entries: Entry[] = [];
   const drops: OpDrop[] = [];
   const rev = JSON.stringify(message.rev);
+  const revIsAscii = Buffer.byteLength(rev) === rev.length;
   for (const op of message.ops) {
-    // The record first (a record that is not one drops its op before it takes a time_us), then
-    // the envelope's head and end after it; the event is copied out in its order.
-    eventBytes.length = 0;
+    // The record is written first (one that is not a record drops its op before the op takes a
+    // time_us), after room for the longest head; the head then goes right before it, and the
+    // event is copied out whole.
+    const recordStart = 128 + message.repo.length + 3 * rev.length + op.collection.length + op.rkey.length + TIME_US_DIGITS;
+    eventBytes.length = recordStart;
     if (op.record !== null) {
       try {
         writeRecordJson(eventBytes, op.record);
@@ -87,13 +92,14 @@ function buildCommitEvents(message: Extract<EventMessage, { type: 'commit' }>, c
     }
     const recordEnd = eventBytes.length;
     const timeUs = clock.next();
-    eventBytes.ascii(`{"did":"${message.repo}","time_us":${timeUs},"kind":"commit","commit":{"rev":`);
-    eventBytes.utf8(rev);
-    eventBytes.ascii(`,"operation":"${op.action}","collection":"${op.collection}","rkey":"${op.rkey}"`);
-    if (op.record !== null) eventBytes.ascii(',"record":');
-    const headEnd = eventBytes.length;
+    const head = `{"did":"${message.repo}","time_us":${timeUs},"kind":"commit","commit":{"rev":${rev},"operation":"${op.action}","collection":"${op.collection}","rkey":"${op.rkey}"${op.record === null ? '' : ',"record":'}`;
+    const headStart = recordStart - (revIsAscii ? head.length : Buffer.byteLength(head));
+    eventBytes.length = headStart;
+    if (revIsAscii) eventBytes.ascii(head);
+    else eventBytes.utf8(head);
+    eventBytes.length = recordEnd;
     eventBytes.ascii(op.record === null ? '}}' : `,"cid":"${op.cid}"}}`);
-    entries.push({ timeUs, did: message.repo, kind: 'commit', collection: op.collection, json: eventBytes.take([recordEnd, headEnd], [0, recordEnd], [headEnd, eventBytes.length]) });
+    entries.push({ timeUs, did: message.repo, kind: 'commit', collection: op.collection, json: eventBytes.take(headStart) });
   }
   return { entries, drops };
 }

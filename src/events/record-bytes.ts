@@ -1,3 +1,4 @@
+import { base32Length, writeBase32 } from '../atproto/index.ts';
 import type { ByteWriter } from './byte-writer.ts';
 import { recordToJson, writeString } from './record-json.ts';
 
@@ -344,7 +345,6 @@ function writeBlob(base: number, count: number): boolean {
   return true;
 }
 
-const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567';
 const LINK_START = Buffer.from('{"$link":"b');
 const LINK_END = Buffer.from('"}');
 
@@ -359,22 +359,8 @@ function writeLink(): boolean {
   const cidStart = pos + 5;
   const cidEnd = pos + 41;
   out.bytes(LINK_START);
-  out.reserve(58);
-  const buffer = out.buffer;
-  let at = out.length;
-  let bits = 0;
-  let value = 0;
-  for (let i = cidStart; i < cidEnd; i++) {
-    value = (value << 8) | data[i]!;
-    bits += 8;
-    while (bits >= 5) {
-      bits -= 5;
-      buffer[at++] = BASE32.charCodeAt((value >>> bits) & 31);
-    }
-    value &= (1 << bits) - 1;
-  }
-  if (bits > 0) buffer[at++] = BASE32.charCodeAt((value << (5 - bits)) & 31);
-  out.length = at;
+  out.reserve(base32Length(36));
+  out.length = writeBase32(data, cidStart, cidEnd, out.buffer, out.length);
   out.bytes(LINK_END);
   pos = cidEnd;
   return true;

@@ -16,13 +16,14 @@ export class CarSlice {
   readonly header: Uint8Array;
 
   constructor(readonly bytes: Uint8Array) {
-    const [headerLength, headerPrefix] = readVarint(bytes, 0);
+    const headerLength = readVarint(bytes, 0);
+    const headerPrefix = varintBytes;
     let offset = headerPrefix + headerLength;
     if (headerLength === 0 || offset > bytes.length) throw new DropError('bad_car', 'CAR header is empty or truncated');
     this.header = bytes.subarray(headerPrefix, offset);
     while (offset < bytes.length) {
-      const [sectionLength, prefix] = readVarint(bytes, offset);
-      const cidStart = offset + prefix;
+      const sectionLength = readVarint(bytes, offset);
+      const cidStart = offset + varintBytes;
       const sectionEnd = cidStart + sectionLength;
       if (sectionEnd > bytes.length) throw new DropError('bad_car', 'CAR block runs past the end of the slice');
       const cidEnd = cidStart + cidLength(bytes, cidStart);
@@ -60,23 +61,31 @@ export class CarSlice {
 
 /** Length of the binary CIDv1 at `offset`: version, codec, then a multihash (code, length, digest). */
 function cidLength(bytes: Uint8Array, offset: number): number {
-  const [version, versionLength] = readVarint(bytes, offset);
+  const version = readVarint(bytes, offset);
   if (version !== 1) throw new DropError('bad_car', `CAR block CID version ${version} (atproto uses CIDv1)`);
-  let at = offset + versionLength;
-  at += readVarint(bytes, at)[1]; // codec
-  at += readVarint(bytes, at)[1]; // multihash code
-  const [digestLength, lengthLength] = readVarint(bytes, at);
-  return at + lengthLength + digestLength - offset;
+  let at = offset + varintBytes;
+  readVarint(bytes, at); // codec
+  at += varintBytes;
+  readVarint(bytes, at); // multihash code
+  at += varintBytes;
+  const digestLength = readVarint(bytes, at);
+  return at + varintBytes + digestLength - offset;
 }
 
-/** An unsigned LEB128 varint (multiformats' encoding) at offset: [value, bytes read]. */
-function readVarint(bytes: Uint8Array, offset: number): [number, number] {
+/** How many bytes the varint readVarint read last took (a variable, not a tuple: a commit's CAR has dozens). */
+let varintBytes = 0;
+
+/** An unsigned LEB128 varint (multiformats' encoding) at offset; sets varintBytes. */
+function readVarint(bytes: Uint8Array, offset: number): number {
   let value = 0;
   for (let i = 0; i < 8; i++) {
     const byte = bytes[offset + i];
     if (byte === undefined) throw new DropError('bad_car', 'CAR slice ends inside a varint');
     value += (byte & 0x7f) * 2 ** (7 * i);
-    if (byte < 0x80) return [value, i + 1];
+    if (byte < 0x80) {
+      varintBytes = i + 1;
+      return value;
+    }
   }
   throw new DropError('bad_car', 'CAR slice has a varint longer than 8 bytes');
 }

@@ -1,8 +1,11 @@
 import { decodeOptions } from '@ipld/dag-cbor';
-import { ViewDecoder, decodeLinkTag } from '../atproto/index.ts';
+import { ViewDecoder, decodeLinkTag, readDagCbor } from '../atproto/index.ts';
 import { DropError } from './drop.ts';
 
-/** DAG-CBOR's strict rules, with links kept as bytes (see atproto/link.ts) and byte strings as views. */
+/**
+ * DAG-CBOR's strict rules, with links kept as bytes (see atproto/link.ts) and byte strings as
+ * views: what readDagCbor gives for the items it reads, and what decides every other.
+ */
 const frameDecoder = new ViewDecoder({ ...decodeOptions, tags: { ...decodeOptions.tags, 42: decodeLinkTag } });
 
 /**
@@ -17,12 +20,12 @@ export function decodeFrame(bytes: Uint8Array, maxBytes: number): Frame {
   if (bytes.byteLength > maxBytes) {
     throw new DropError('oversized', `frame of ${bytes.byteLength} bytes exceeds the ${maxBytes}-byte limit`);
   }
-  const [header, rest] = decodeCbor(() => frameDecoder.decodeFirst(bytes));
+  const [header, rest] = decodeFirst(bytes);
   if (!isMap(header) || (header.op !== 1 && header.op !== -1)) {
     throw new DropError('bad_header', 'header is not a map with op 1 or -1');
   }
   if (rest.byteLength === 0) throw new DropError('truncated', 'frame has a header but no body');
-  const body = decodeCbor(() => frameDecoder.decode(rest));
+  const body = decodeOne(rest);
   if (!isMap(body)) throw new DropError('body_not_map', 'body is not a map');
   if (header.op === -1) {
     const error = typeof body.error === 'string' ? body.error : 'Unknown';
@@ -35,7 +38,19 @@ export function decodeFrame(bytes: Uint8Array, maxBytes: number): Frame {
 
 /** One DAG-CBOR block (a CAR header, a commit) with the frame's rules; a DropError when it is not one. */
 export function decodeDagCbor(bytes: Uint8Array): unknown {
-  return decodeCbor(() => frameDecoder.decode(bytes));
+  return decodeOne(bytes);
+}
+
+/** The first item and the bytes after it: read by readDagCbor when it can, else by the strict decoder. */
+function decodeFirst(bytes: Uint8Array): [unknown, Uint8Array] {
+  const read = readDagCbor(bytes, 0);
+  return read ? [read.value, bytes.subarray(read.end)] : decodeCbor(() => frameDecoder.decodeFirst(bytes));
+}
+
+/** The one item `bytes` hold (nothing may follow it). */
+function decodeOne(bytes: Uint8Array): unknown {
+  const read = readDagCbor(bytes, 0);
+  return read && read.end === bytes.length ? read.value : decodeCbor(() => frameDecoder.decode(bytes));
 }
 
 function decodeCbor<T>(run: () => T): T {

@@ -1,0 +1,168 @@
+import { Link } from './link.ts';
+
+/**
+ * The DAG-CBOR item at `start` as the values a ViewDecoder with DAG-CBOR's strict options and
+ * tag 42 as Link makes — plain objects, arrays, strings, numbers, booleans, null, byte strings
+ * as views of `bytes`, Links — and where it ends; undefined when the item is not one of the
+ * shapes read here. The caller then decodes it with that ViewDecoder, which decides what is
+ * refused and with which error.
+ *
+ * Why: a frame body is a dozen keys, a few ops and one large byte string, and cborg's generic
+ * decode (a Token object per item, options consulted at every step) was a fifth of ingest's CPU.
+ * Read here: canonical integers below 2^53, definite lengths, string keys (not `__proto__`, not
+ * repeated), tag 42 holding a 0x00-prefixed byte string, true/false/null. Everything else —
+ * floats, undefined, big integers, other tags, every malformed input — is the ViewDecoder's.
+ */
+export function readDagCbor(bytes: Uint8Array, start: number): { value: unknown; end: number } | undefined {
+  // Views of a plain Uint8Array, as the ViewDecoder makes (and cheaper than Buffer's subarray).
+  data = bytes instanceof Buffer ? new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) : bytes;
+  pos = start;
+  const value = readValue();
+  const end = pos;
+  data = EMPTY;
+  return value === NOT_READ ? undefined : { value, end };
+}
+
+const EMPTY = new Uint8Array(0);
+/** The input and the read position: module state, since readDagCbor is synchronous and never re-entered. */
+let data: Uint8Array = EMPTY;
+let pos = 0;
+/** What readValue returns for an item it does not read. */
+const NOT_READ = Symbol('not read');
+
+const MAJOR_UINT = 0;
+const MAJOR_NEGINT = 1;
+const MAJOR_BYTES = 2;
+const MAJOR_STRING = 3;
+const MAJOR_ARRAY = 4;
+const MAJOR_MAP = 5;
+const MAJOR_TAG = 6;
+const TWO_32 = 2 ** 32;
+
+/** The argument of the item head at `pos`, advancing past it; -1 when it is not canonical or not below 2^53. */
+function readArgument(): number {
+  const info = data[pos]! & 31;
+  if (info < 24) {
+    pos += 1;
+    return info;
+  }
+  let value: number;
+  let minimum: number;
+  switch (info) {
+    case 24:
+      if (pos + 2 > data.length) return -1;
+      value = data[pos + 1]!;
+      minimum = 24;
+      pos += 2;
+      break;
+    case 25:
+      if (pos + 3 > data.length) return -1;
+      value = (data[pos + 1]! << 8) | data[pos + 2]!;
+      minimum = 0x100;
+      pos += 3;
+      break;
+    case 26:
+      if (pos + 5 > data.length) return -1;
+      value = uint32At(pos + 1);
+      minimum = 0x10000;
+      pos += 5;
+      break;
+    case 27:
+      if (pos + 9 > data.length) return -1;
+      value = uint32At(pos + 1) * TWO_32 + uint32At(pos + 5);
+      minimum = TWO_32;
+      if (value > Number.MAX_SAFE_INTEGER) return -1; // a BigInt in cborg's hands
+      pos += 9;
+      break;
+    default:
+      return -1; // indefinite lengths and reserved values
+  }
+  return value >= minimum ? value : -1;
+}
+
+function uint32At(at: number): number {
+  return data[at]! * 0x1000000 + ((data[at + 1]! << 16) | (data[at + 2]! << 8) | data[at + 3]!);
+}
+
+const utf8 = new TextDecoder(); // cborg's own: a leading BOM dropped, bad sequences replaced
+
+function readValue(): unknown {
+  const initial = data[pos];
+  if (initial === undefined) return NOT_READ;
+  switch (initial >> 5) {
+    case MAJOR_UINT: {
+      const value = readArgument();
+      return value < 0 ? NOT_READ : value;
+    }
+    case MAJOR_NEGINT: {
+      const value = readArgument();
+      return value < 0 || value >= Number.MAX_SAFE_INTEGER ? NOT_READ : -1 - value;
+    }
+    case MAJOR_BYTES: {
+      const length = readArgument();
+      if (length < 0 || pos + length > data.length) return NOT_READ;
+      pos += length;
+      return data.subarray(pos - length, pos);
+    }
+    case MAJOR_STRING:
+      return readString();
+    case MAJOR_ARRAY: {
+      const count = readArgument();
+      // Each item takes a byte at least: a count beyond the input is malformed (the ViewDecoder's).
+      if (count < 0 || count > data.length - pos) return NOT_READ;
+      const array: unknown[] = new Array(count);
+      for (let i = 0; i < count; i++) {
+        const item = readValue();
+        if (item === NOT_READ) return NOT_READ;
+        array[i] = item;
+      }
+      return array;
+    }
+    case MAJOR_MAP: {
+      const count = readArgument();
+      if (count < 0) return NOT_READ;
+      const map: Record<string, unknown> = {};
+      for (let i = 0; i < count; i++) {
+        if (data[pos] === undefined || data[pos]! >> 5 !== MAJOR_STRING) return NOT_READ;
+        const key = readString();
+        if (key === NOT_READ || key === '__proto__' || Object.hasOwn(map, key)) return NOT_READ;
+        const value = readValue();
+        if (value === NOT_READ) return NOT_READ;
+        map[key] = value;
+      }
+      return map;
+    }
+    case MAJOR_TAG: {
+      // d8 2a: tag 42, then a byte string that starts with DAG-CBOR's 0x00 prefix.
+      if (initial !== 0xd8 || data[pos + 1] !== 42) return NOT_READ;
+      pos += 2;
+      if (data[pos] === undefined || data[pos]! >> 5 !== MAJOR_BYTES) return NOT_READ;
+      const bytes = readValue() as Uint8Array | typeof NOT_READ;
+      if (bytes === NOT_READ || bytes[0] !== 0) return NOT_READ;
+      return new Link(bytes.subarray(1));
+    }
+    default:
+      pos += 1;
+      if (initial === 0xf4) return false;
+      if (initial === 0xf5) return true;
+      if (initial === 0xf6) return null;
+      return NOT_READ; // floats, undefined, other simple values
+  }
+}
+
+/** cborg's decoding exactly: short ASCII strings by a loop, anything else by its TextDecoder. */
+function readString(): string | typeof NOT_READ {
+  const length = readArgument();
+  const end = pos + length;
+  if (length < 0 || end > data.length) return NOT_READ;
+  const start = pos;
+  pos = end;
+  if (length >= 32) return utf8.decode(data.subarray(start, end));
+  let text = '';
+  for (let i = start; i < end; i++) {
+    const byte = data[i]!;
+    if (byte >= 0x80) return utf8.decode(data.subarray(start, end));
+    text += String.fromCharCode(byte);
+  }
+  return text;
+}
