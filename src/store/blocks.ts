@@ -28,17 +28,21 @@ export interface BlockInfo {
 
 export type BlockKey = [end: number, part: number];
 
-/** Compresses the stored events (oldest first, at least one; see copyRecords) into one block's partition frames. */
-export function buildBlock(entries: readonly Entry[], partOf: (entry: Entry) => number, dictionaries: Dictionaries) {
-  const byPart = new Map<number, Entry[]>();
-  for (const entry of entries) {
-    const part = partOf(entry);
-    const list = byPart.get(part);
+/**
+ * A block's events (oldest first, at least one) split by partition (`parts`: each event's) —
+ * `byPart` is parallel to `info.parts`. The sealer compresses one partition per step (compressPartition), so a block is
+ * never one long task.
+ */
+export function partitionBlock(entries: readonly Entry[], parts: readonly number[], dict: number) {
+  const lists = new Map<number, Entry[]>();
+  for (const [index, entry] of entries.entries()) {
+    const part = parts[index]!; // parts is parallel to entries
+    const list = lists.get(part);
     if (list) list.push(entry);
-    else byPart.set(part, [entry]);
+    else lists.set(part, [entry]);
   }
-  const parts = [...byPart.keys()].sort((a, b) => a - b);
-  const frames = parts.map((part) => dictionaries.compress(copyRecords(byPart.get(part)!)));
+  const present = [...lists.keys()].sort((a, b) => a - b);
+  const byPart = present.map((part) => lists.get(part)!);
   const first = entries[0];
   const last = entries.at(-1);
   if (first === undefined || last === undefined) throw new Error('a block holds at least one event');
@@ -46,11 +50,16 @@ export function buildBlock(entries: readonly Entry[], partOf: (entry: Entry) => 
     first: first.timeUs,
     firstSeq: first.seq!,
     lastSeq: last.seq!,
-    dict: dictionaries.current,
-    parts,
-    counts: parts.map((part) => byPart.get(part)!.length),
+    dict,
+    parts: present,
+    counts: byPart.map((list) => list.length),
   };
-  return { end: last.timeUs, info, frames };
+  return { end: last.timeUs, info, byPart };
+}
+
+/** One partition's stored events (see copyRecords) as its zstd frame. */
+export function compressPartition(events: readonly Entry[], dictionaries: Dictionaries): Buffer {
+  return dictionaries.compress(copyRecords(events));
 }
 
 /**

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { TransactionFlags, type Database, type RootDatabase } from 'lmdb';
 import type { Logger } from 'pino';
 import type { Entry } from '../events/index.ts';
-import { BlockReader, buildBlock, type BlockInfo, type BlockKey } from './blocks.ts';
+import { BlockReader, compressPartition, partitionBlock, type BlockInfo, type BlockKey } from './blocks.ts';
 import { decodeRecords, encodeRecords, recordSize } from './codec.ts';
 import { collect, readStored, type ReadOptions, type ReadResult } from './disk-reads.ts';
 import { Dictionaries } from './dictionaries.ts';
@@ -66,6 +66,10 @@ const TAIL_RUN_BYTES = 32 * 1024;
 const COMMIT_WITHOUT_WAITING_FOR_FLUSH = TransactionFlags.ABORTABLE | TransactionFlags.SYNCHRONOUS_COMMIT | TransactionFlags.NO_SYNC_FLUSH;
 /** Per-DID index postings removed per transaction when retention removes a block (~2–3 ms each). */
 const INDEX_TRIM_CHUNK = 128;
+/** Per-DID index postings a seal writes per step (about a millisecond: ~5 µs each in a 1 M-DID index). */
+const INDEX_WRITE_CHUNK = 256;
+/** A tail this many blocks long is sealed at once rather than in steps (see EventStore#sealFullBlocks). */
+const SEAL_AT_ONCE_BLOCKS = 3;
 /**
  * The stored layout's version: 2 added seq; 3 stores events in compressed blocks with per-DID
  * and per-collection indexes; 4 keeps the per-DID index as dupsort postings (did-keys.ts). A
@@ -109,6 +113,17 @@ function revKey(did: string): string {
   return did.length <= MAX_PLAIN_REV_KEY ? did : `sha256:${createHash('sha256').update(did).digest('hex')}`;
 }
 
+/** A block being sealed in steps (see EventStore#sealStep): what is done of it so far. */
+interface SealInProgress extends ReturnType<typeof partitionBlock> {
+  entries: readonly Entry[];
+  /** Collections first numbered for this block and not stored yet. */
+  added: string[];
+  /** The compressed partitions so far, parallel to info.parts. */
+  frames: Buffer[];
+  postings: Postings;
+  postingsWritten: number;
+}
+
 export class EventStore {
   readonly hotLog: HotLog;
   /** Where the buffer is and how its environment was opened (a replay worker thread opens it the same way). */
@@ -150,6 +165,8 @@ export class EventStore {
   /** time_us of the newest sealed event (0 before the first block). */
   #sealedUpTo = 0;
   #sealFailing = false;
+  /** The block being sealed, if one is (one at a time, from the tail's oldest events). */
+  #sealing: SealInProgress | undefined;
   /** close() was called: a block's index postings still being removed are left (never read). */
   #closed = false;
   #didIndexBroken: boolean;
@@ -236,7 +253,7 @@ export class EventStore {
     if (this.#writable) {
       if (this.#didIndexBroken) this.#rebuildDidIndex();
       this.#run = new Run(options.dataDir, fsync, this.#root);
-      this.#sealFullBlocks();
+      this.#finishSeals();
     }
   }
 
@@ -356,52 +373,118 @@ export class EventStore {
   }
 
   /**
-   * Seals the tail's oldest events into blocks while it holds a full one. A failing seal (disk
-   * full) loses nothing: the events stay in the tail, readable, and the seal is retried after
-   * the next commit.
+   * Starts sealing the tail's oldest events into a block once it holds a full one; the seal runs
+   * in steps on later turns of the event loop (#sealStep), so commits and live sends go between
+   * them. A tail of SEAL_AT_ONCE_BLOCKS blocks or more (a catch-up burst's large commits, or
+   * commits faster than the turns between them let the steps run) is sealed at once instead, so
+   * the unsealed tail stays bounded. A failing seal (disk full) loses nothing: the events stay
+   * in the tail, readable, and the seal is retried after the next commit.
    */
   #sealFullBlocks(): void {
+    if (this.#closed) return;
+    if (this.#tail.length >= SEAL_AT_ONCE_BLOCKS * this.#blockEvents) return this.#finishSeals();
+    if (this.#sealing || this.#tail.length < this.#blockEvents) return;
+    if (!this.#trySealing(() => (this.#sealing = this.#startSeal(this.#tail.slice(0, this.#blockEvents))))) return;
+    setImmediate(() => this.#continueSeal());
+  }
+
+  #continueSeal(): void {
+    const seal = this.#sealing;
+    if (!seal || this.#closed) return;
+    const done = this.#trySealing(() => this.#sealStep(seal));
+    if (!done) setImmediate(() => this.#continueSeal());
+    else this.#sealFullBlocks();
+  }
+
+  /** Seals, now, the block in progress and every full block the tail holds (a reopened buffer, close, retention of the tail). */
+  #finishSeals(): void {
+    this.#trySealing(() => {
+      for (;;) {
+        if (!this.#sealing) {
+          if (this.#tail.length < this.#blockEvents) return true;
+          this.#sealing = this.#startSeal(this.#tail.slice(0, this.#blockEvents));
+        }
+        while (!this.#sealStep(this.#sealing!)) {}
+      }
+    });
+  }
+
+  /** Runs a piece of sealing; an error drops the block in progress (its events stay in the tail) and is logged once. */
+  #trySealing(piece: () => unknown): boolean {
     try {
-      while (this.#tail.length >= this.#blockEvents) this.#seal(this.#tail.slice(0, this.#blockEvents));
-      if (this.#sealFailing) this.#logger?.warn('sealing blocks works again');
-      this.#sealFailing = false;
+      const result = piece();
+      if (this.#sealFailing && !this.#sealing) this.#logger?.warn('sealing blocks works again');
+      if (!this.#sealing) this.#sealFailing = false;
+      return result !== false;
     } catch (err) {
+      if (this.#sealing) this.#forgetNewPartitions(this.#sealing);
+      this.#sealing = undefined;
       if (!this.#sealFailing) {
         this.#logger?.error({ err: (err as Error).message, tailEvents: this.#tail.length }, 'could not seal a block (disk full?); the events stay in the tail and sealing is retried after each commit');
       }
       this.#sealFailing = true;
+      return true;
     }
   }
 
-  /** Moves events from the tail into one block and the indexes, in one transaction. */
-  #seal(entries: readonly Entry[]): void {
+  #startSeal(entries: readonly Entry[]): SealInProgress {
     const added: string[] = [];
     const parts = entries.map((entry) => this.#partitionOf(entry, added));
-    // parts is parallel to entries, and block.frames to block.info.parts: the indexes below are in range.
-    let i = 0;
-    const block = buildBlock(entries, () => parts[i++]!, this.#dictionaries);
-    const sealedRuns = this.#tailRunsThrough(block.end);
+    const block = partitionBlock(entries, parts, this.#dictionaries.current);
     const postings = new Postings(entries.length);
-    entries.forEach((entry, index) => postings.add(entry.did, entry.timeUs, parts[index]!));
-    try {
-      this.#root.transactionSync(() => {
-        for (const collection of added) this.#partitions.putSync(collection, this.#partOfCollection.get(collection)!);
-        block.info.parts.forEach((part, index) => this.#blocks.putSync([block.end, part], block.frames[index]!));
-        this.#directory.putSync(block.end, block.info);
-        this.#blockSeqs.putSync(block.info.lastSeq, block.end);
-        postings.forEachInKeyOrder((key, value) => this.#byDid.putSync(key, value));
-        for (let i = 0; i < sealedRuns; i++) this.#tailDb.removeSync(this.#tailRuns[i]!);
-      }, COMMIT_WITHOUT_WAITING_FOR_FLUSH);
-    } catch (err) {
-      // The partitions numbered for this block were not stored: forget them.
-      for (const collection of added) this.#partOfCollection.delete(collection);
-      this.#collectionOfPart.length -= added.length;
-      throw err;
+    block.info.parts.forEach((part, index) => {
+      for (const entry of block.byPart[index]!) postings.add(entry.did, entry.timeUs, part);
+    });
+    return { ...block, entries, added, frames: [], postings, postingsWritten: 0 };
+  }
+
+  /**
+   * One step of a block's seal, each at most a millisecond or two: compress a partition; write
+   * up to INDEX_WRITE_CHUNK of its per-DID postings (in key order, so each chunk is one slice
+   * of the B-tree); last, in one transaction, its frames, directory entries and the tail runs it
+   * covers whole. Readers see the block only from that last step on: until then its events are
+   * read from the tail, and its postings, above every reader's newest block, are never read. A
+   * crash in between leaves postings for events still in the tail: sealing them again writes
+   * the same postings (a dupsort put of a value the key holds already changes nothing). The
+   * collections first numbered for the block are stored with its first postings, so the
+   * postings' partitions stay theirs after a crash. Returns whether the block is sealed.
+   */
+  #sealStep(seal: SealInProgress): boolean {
+    const { info, byPart, frames, postings } = seal;
+    if (frames.length < byPart.length) {
+      frames.push(compressPartition(byPart[frames.length]!, this.#dictionaries));
+      return false;
     }
-    this.#tail.splice(0, entries.length);
+    if (seal.postingsWritten < postings.count) {
+      const from = seal.postingsWritten;
+      const to = Math.min(from + INDEX_WRITE_CHUNK, postings.count);
+      this.#root.transactionSync(() => {
+        for (const collection of seal.added) this.#partitions.putSync(collection, this.#partOfCollection.get(collection)!);
+        postings.forEachInKeyOrder((key, value) => this.#byDid.putSync(key, value), from, to);
+      }, COMMIT_WITHOUT_WAITING_FOR_FLUSH);
+      seal.added = [];
+      seal.postingsWritten = to;
+      return false;
+    }
+    const sealedRuns = this.#tailRunsThrough(seal.end);
+    this.#root.transactionSync(() => {
+      info.parts.forEach((part, index) => this.#blocks.putSync([seal.end, part], frames[index]!));
+      this.#directory.putSync(seal.end, info);
+      this.#blockSeqs.putSync(info.lastSeq, seal.end);
+      for (let i = 0; i < sealedRuns; i++) this.#tailDb.removeSync(this.#tailRuns[i]!);
+    }, COMMIT_WITHOUT_WAITING_FOR_FLUSH);
+    this.#sealing = undefined;
+    this.#tail.splice(0, seal.entries.length);
     this.#tailRuns.splice(0, sealedRuns);
-    this.#sealedCount += entries.length;
-    this.#sealedUpTo = block.end;
+    this.#sealedCount += seal.entries.length;
+    this.#sealedUpTo = seal.end;
+    return true;
+  }
+
+  /** The collections numbered for a block that was not sealed, unless already stored: forget them. */
+  #forgetNewPartitions(seal: SealInProgress): void {
+    for (const collection of seal.added) this.#partOfCollection.delete(collection);
+    this.#collectionOfPart.length -= seal.added.length;
   }
 
   /** How many of the tail's runs hold no event after `timeUs` (their keys are the first ones). */
@@ -515,6 +598,11 @@ export class EventStore {
         removed += await this.#removeBlock(oldest.end, oldest.info);
         continue;
       }
+      if (this.#sealing) {
+        // The tail's oldest events are being sealed: seal them, then remove the block instead.
+        this.#finishSeals();
+        continue;
+      }
       const count = Math.min(maxEvents - removed, firstAfter(this.#tail, before - 1));
       if (count === 0) break;
       removed += this.#removeTail(count);
@@ -527,6 +615,8 @@ export class EventStore {
    * up to maxEvents of the tail's oldest — but never the newest event; returns how many.
    */
   async trimOldest(maxEvents: number): Promise<number> {
+    // The tail's oldest events may be being sealed: seal them first, so only a block holds them.
+    if (this.#sealing && !this.#oldestBlock()) this.#finishSeals();
     const oldest = this.#oldestBlock();
     if (oldest && (this.#tail.length > 0 || this.#sealedCount > sumOf(oldest.info.counts))) return this.#removeBlock(oldest.end, oldest.info);
     const count = Math.min(maxEvents, this.#tail.length - 1);
@@ -639,8 +729,12 @@ export class EventStore {
     return (stats.lastPageNumber + 1) * stats.pageSize;
   }
 
-  /** Closes the buffer; a writable one is synced to disk first and marked as stopped cleanly. */
+  /**
+   * Closes the buffer; a writable one seals the block in progress (so a clean stop leaves no
+   * more than a block's events in the tail), is synced to disk and marked as stopped cleanly.
+   */
   async close(): Promise<void> {
+    if (this.#sealing && !this.#closed) this.#finishSeals();
     this.#closed = true;
     if (this.#run) await this.#run.end(() => this.#root.close());
     else await this.#root.close();

@@ -1,0 +1,98 @@
+/**
+ * Sealing a block runs in steps on later turns of the event loop (the store's design note):
+ * its partitions compressed one per step, its per-DID postings written a chunk per transaction,
+ * then the block itself. These tests hold readers to exactly-once between every two steps, and
+ * a process killed between a block's postings and the block itself to a buffer that reopens
+ * whole, with an exact index.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { test } from 'node:test';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { open as openLmdb } from 'lmdb';
+import type { Entry } from '../src/events/index.ts';
+import { didHash } from '../src/store/did-keys.ts';
+import { EventStore } from '../src/store/event-store.ts';
+import { SnapshotReader } from '../src/store/snapshot-reader.ts';
+import { tempDir } from './support/gateway.ts';
+import { SEAL_CRASH_BLOCK, SEAL_DIDS, sealCrashEvents } from './support/seal-crash-events.ts';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+function texts(entries: readonly Entry[]): string[] {
+  return entries.map((entry) => entry.json.toString());
+}
+
+/** Every event after position 0 the store gives, by DID (through the index when it is selective) or all. */
+function readAll(store: EventStore, dids: string[] = []): Entry[] {
+  const select = { dids: new Set(dids), collections: new Set<string>(), prefixes: [] };
+  const filter = (e: Entry) => select.dids.size === 0 || select.dids.has(e.did);
+  const out: Entry[] = [];
+  let position = 0;
+  for (;;) {
+    const read = store.readAfter(position, { maxEntries: 50, filter, select });
+    if (read.entries.length === 0 && read.position === position) return out;
+    out.push(...read.entries);
+    position = read.position;
+  }
+}
+
+test('while a block is sealed step by step, every event is read once at every step: all of them, by DID, and by a snapshot reader', async (t) => {
+  const dir = tempDir('contrail-seal-');
+  t.after(() => dir.remove());
+  const events = sealCrashEvents();
+  const did = SEAL_DIDS[3]!;
+  const expected = texts(events);
+  const expectedOfDid = texts(events.filter((e) => e.did === did));
+  const store = new EventStore({ dataDir: dir.path, hotLogBytes: 0, blockEvents: SEAL_CRASH_BLOCK, fsync: false });
+  t.after(() => store.close());
+  await store.commit({ entries: events, revs: new Map() });
+  const reader = new SnapshotReader(store.location, 1 << 20);
+  t.after(() => reader.close());
+  let turns = 0;
+  for (; store.indexState.sealedEvents === 0; turns++) {
+    assert.ok(turns < 1_000, 'the block is sealed');
+    assert.deepEqual(texts(readAll(store)), expected, `every event once, turn ${turns}`);
+    assert.deepEqual(texts(readAll(store, [did])), expectedOfDid, `the DID's events once, turn ${turns}`);
+    const snapshot = reader.read(0, events.at(-1)!.timeUs, { maxEntries: 10_000, ...store.indexState });
+    assert.ok(!snapshot.trimmed);
+    assert.deepEqual(texts(snapshot.entries), expected, `a snapshot reader: every event once, turn ${turns}`);
+    await nextTurn();
+  }
+  assert.ok(turns > 2, `the seal took ${turns} turns of the event loop`);
+  assert.equal(store.indexState.sealedEvents, SEAL_CRASH_BLOCK);
+  assert.deepEqual(texts(readAll(store)), expected);
+  const byIndex = store.readPlans.didIndex;
+  assert.deepEqual(texts(readAll(store, [did])), expectedOfDid);
+  assert.ok(store.readPlans.didIndex > byIndex, 'the DID read used the index');
+});
+
+test('a process killed between a block\'s postings and the block reopens whole: each event once, the index exact and not doubled', async (t) => {
+  const dir = tempDir('contrail-seal-crash-');
+  t.after(() => dir.remove());
+  const child = spawnSync(process.execPath, ['--import', 'tsx', 'test/support/seal-crash.ts', dir.path], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+  assert.equal(child.signal, 'SIGKILL', `the child killed itself mid-seal (${child.stdout}${child.stderr})`);
+  const countPostings = (byDid: { getValuesCount(key: Buffer): number }) => SEAL_DIDS.reduce((sum, did) => sum + byDid.getValuesCount(didHash(did)), 0);
+  const raw = openLmdb({ path: dir.path, maxDbs: 16 });
+  const rawByDid = raw.openDB<Buffer, Buffer>({ name: 'byDid', keyEncoding: 'binary', encoding: 'binary', dupSort: true, dupFixed: true } as never);
+  const postingsAhead = countPostings(rawByDid);
+  assert.equal(raw.openDB({ name: 'directory' }).getCount(), 0, 'no block was sealed');
+  await raw.close();
+  assert.ok(postingsAhead > 0, 'postings of the block were written before it');
+
+  const events = sealCrashEvents();
+  const store = new EventStore({ dataDir: dir.path, hotLogBytes: 0, blockEvents: SEAL_CRASH_BLOCK, fsync: false });
+  assert.equal(store.indexState.sealedEvents, SEAL_CRASH_BLOCK, 'reopening sealed the block');
+  assert.deepEqual(texts(readAll(store)), texts(events));
+  for (const did of SEAL_DIDS.slice(0, 5)) {
+    const byIndex = store.readPlans.didIndex;
+    assert.deepEqual(texts(readAll(store, [did])), texts(events.filter((e) => e.did === did)), did);
+    assert.ok(store.readPlans.didIndex > byIndex, `the read of ${did} used the index`);
+  }
+  await store.close();
+  const reopened = openLmdb({ path: dir.path, maxDbs: 16 });
+  const byDid = reopened.openDB<Buffer, Buffer>({ name: 'byDid', keyEncoding: 'binary', encoding: 'binary', dupSort: true, dupFixed: true } as never);
+  assert.equal(countPostings(byDid), SEAL_CRASH_BLOCK, 'one posting per sealed event');
+  await reopened.close();
+});

@@ -1,0 +1,17 @@
+import type { Entry } from '../../src/events/index.ts';
+
+/** Events per block in the stepped-seal tests: a block's postings take several steps (INDEX_WRITE_CHUNK is 256). */
+export const SEAL_CRASH_BLOCK = 600;
+export const SEAL_DIDS = Array.from({ length: 200 }, (_, i) => `did:plc:${String(i).padStart(24, 'q')}`);
+const COLLECTIONS = ['app.bsky.feed.like', 'app.bsky.feed.post', 'app.bsky.graph.follow', null];
+
+/** One block and a part of the next: the events of the stepped-seal tests (seq given by the store). */
+export function sealCrashEvents(count = SEAL_CRASH_BLOCK + 100): Entry[] {
+  return Array.from({ length: count }, (_, i) => {
+    const timeUs = 2_000_000 + i * 3;
+    const did = SEAL_DIDS[(i * 7) % SEAL_DIDS.length]!;
+    const collection = COLLECTIONS[i % COLLECTIONS.length]!;
+    const kind = collection === null ? ('identity' as const) : ('commit' as const);
+    return { timeUs, did, kind, collection, json: Buffer.from(`{"did":"${did}","time_us":${timeUs},"kind":"${kind}","i":${i}}`) };
+  });
+}
