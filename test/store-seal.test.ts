@@ -16,7 +16,7 @@ import { didHash } from '../src/store/did-keys.ts';
 import { EventStore } from '../src/store/event-store.ts';
 import { SnapshotReader } from '../src/store/snapshot-reader.ts';
 import { tempDir } from './support/gateway.ts';
-import { SEAL_CRASH_BLOCK, SEAL_DIDS, sealCrashEvents } from './support/seal-crash-events.ts';
+import { SEAL_CRASH_BLOCK, SEAL_DIDS, SEAL_GROUP, sealCrashEvents } from './support/seal-crash-events.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -61,7 +61,7 @@ test('while a block is sealed step by step, every event is read once at every st
     await nextTurn();
   }
   assert.ok(turns > 2, `the seal took ${turns} turns of the event loop`);
-  assert.equal(store.indexState.sealedEvents, SEAL_CRASH_BLOCK);
+  assert.equal(store.indexState.sealedEvents, SEAL_GROUP * SEAL_CRASH_BLOCK);
   assert.deepEqual(texts(readAll(store)), expected);
   const byIndex = store.readPlans.didIndex;
   assert.deepEqual(texts(readAll(store, [did])), expectedOfDid);
@@ -83,7 +83,7 @@ test('a process killed between a block\'s postings and the block reopens whole: 
 
   const events = sealCrashEvents();
   const store = new EventStore({ dataDir: dir.path, hotLogBytes: 0, blockEvents: SEAL_CRASH_BLOCK, fsync: false });
-  assert.equal(store.indexState.sealedEvents, SEAL_CRASH_BLOCK, 'reopening sealed the block');
+  assert.equal(store.indexState.sealedEvents, SEAL_GROUP * SEAL_CRASH_BLOCK, 'reopening sealed the blocks');
   assert.deepEqual(texts(readAll(store)), texts(events));
   for (const did of SEAL_DIDS.slice(0, 5)) {
     const byIndex = store.readPlans.didIndex;
@@ -93,6 +93,6 @@ test('a process killed between a block\'s postings and the block reopens whole: 
   await store.close();
   const reopened = openLmdb({ path: dir.path, maxDbs: 16 });
   const byDid = reopened.openDB<Buffer, Buffer>({ name: 'byDid', keyEncoding: 'binary', encoding: 'binary', dupSort: true, dupFixed: true } as never);
-  assert.equal(countPostings(byDid), SEAL_CRASH_BLOCK, 'one posting per sealed event');
+  assert.equal(countPostings(byDid), SEAL_GROUP * SEAL_CRASH_BLOCK, 'one posting per sealed event');
   await reopened.close();
 });
