@@ -13,6 +13,8 @@
  *   - retention's trim rate (removing the oldest tenth, indexes included);
  *   - start-up time and RSS of a fresh process opening that buffer.
  *
+ * WRITE_ONLY=1 stops after the write: the size and write rows only (a quicker before/after).
+ *
  * Times are CPU time of this process (reads and writes run on its one thread; LMDB's writes are
  * synchronous here), so they say what a core spends whatever else the machine runs; wall-clock
  * times on a shared machine mostly measure the others. Run it under the shared lock:
@@ -38,6 +40,7 @@ const RUNS = Number(process.env.RUNS ?? 3);
 /** The plain scans of a 20 M buffer take ~15 s each: SCAN_RUNS=1 keeps a day-sized run within minutes. */
 const SCAN_RUNS = Number(process.env.SCAN_RUNS ?? RUNS);
 const RATE = 2_000;
+const WRITE_ONLY = process.env.WRITE_ONLY === '1';
 const DICTIONARY = fileURLToPath(new URL('../dictionaries/contrail-v1.zstd-dict', import.meta.url));
 
 if (process.argv[2] === '--open') {
@@ -74,6 +77,23 @@ const span = store.span();
 const tables = store.bytesByTable();
 const fileBytes = statSync(join(dir.path, 'data.mdb')).size;
 const bytesPerEvent = fileBytes / span.eventCount;
+const sizeRows: Row[] = [
+  { measure: 'bytes per event on disk, all-in (data.mdb ÷ events)', value: Number(bytesPerEvent.toFixed(1)) },
+  { measure: 'bytes per event in used pages (blocks, tail, directory, DID index)', value: Number((span.bytes / span.eventCount).toFixed(1)) },
+  { measure: '  of which compressed blocks', value: Number((tables.blocks / span.eventCount).toFixed(1)) },
+  { measure: '  of which the per-DID index', value: Number((tables.didIndex / span.eventCount).toFixed(1)) },
+  { measure: '  of which the block directory and seq map', value: Number((tables.directory / span.eventCount).toFixed(1)) },
+  { measure: 'JSON bytes per event (what the store held before)', value: Math.round(jsonBytes / span.eventCount) },
+  { measure: `GB per day at ${RATE.toLocaleString('en-US')} events/s`, value: Number(((bytesPerEvent * RATE * 86_400) / 1e9).toFixed(1)) },
+  { measure: 'write: events per CPU-second through commit (seal, compress, index)', value: Math.round(span.eventCount / writeCpuSeconds) },
+];
+const title = `bench/day: ${span.eventCount.toLocaleString('en-US')} events (mean JSON ${Math.round(jsonBytes / span.eventCount)} B), built in ${Math.round(buildSeconds)} s`;
+if (WRITE_ONLY) {
+  printTable(title, sizeRows);
+  await store.close();
+  dir.remove();
+  process.exit(0);
+}
 
 // The filters: one DID with about 30 events, 100 random active DIDs, two collections, none.
 const { dids, perDid } = source;
@@ -171,15 +191,8 @@ await store.close();
 const opened = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--open', dir.path], { encoding: 'utf8' });
 const startup = JSON.parse(opened.stdout.trim().split('\n').at(-1) ?? '{}') as { seconds: number; rssBytes: number; events: number };
 
-printTable(`bench/day: ${span.eventCount.toLocaleString('en-US')} events (mean JSON ${Math.round(jsonBytes / span.eventCount)} B), built in ${Math.round(buildSeconds)} s`, [
-  { measure: 'bytes per event on disk, all-in (data.mdb ÷ events)', value: Number(bytesPerEvent.toFixed(1)) },
-  { measure: 'bytes per event in used pages (blocks, tail, directory, DID index)', value: Number((span.bytes / span.eventCount).toFixed(1)) },
-  { measure: '  of which compressed blocks', value: Number((tables.blocks / span.eventCount).toFixed(1)) },
-  { measure: '  of which the per-DID index', value: Number((tables.didIndex / span.eventCount).toFixed(1)) },
-  { measure: '  of which the block directory and seq map', value: Number((tables.directory / span.eventCount).toFixed(1)) },
-  { measure: 'JSON bytes per event (what the store held before)', value: Math.round(jsonBytes / span.eventCount) },
-  { measure: `GB per day at ${RATE.toLocaleString('en-US')} events/s`, value: Number(((bytesPerEvent * RATE * 86_400) / 1e9).toFixed(1)) },
-  { measure: 'write: events per CPU-second through commit (seal, compress, index)', value: Math.round(span.eventCount / writeCpuSeconds) },
+printTable(title, [
+  ...sizeRows,
   { measure: 'retention trim: events per CPU-second (blocks and their index entries)', value: Math.round(trimRate) },
   { measure: `start-up: seconds to open the buffer (${startup.events?.toLocaleString('en-US')} events)`, value: Number(startup.seconds?.toFixed(2)) },
   { measure: 'start-up: RSS once open (MB)', value: Math.round((startup.rssBytes ?? 0) / 1e6) },
