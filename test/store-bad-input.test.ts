@@ -15,6 +15,7 @@ import { pino } from 'pino';
 import type { Entry } from '../src/events/index.ts';
 import { EventStore } from '../src/store/index.ts';
 import { tempDir } from './support/gateway.ts';
+import { readAll, texts } from './support/store-reads.ts';
 import { mulberry32 } from './support/synthetic.ts';
 
 const BUNDLED = readFileSync(fileURLToPath(new URL('../dictionaries/contrail-v1.zstd-dict', import.meta.url)));
@@ -30,21 +31,6 @@ function events(count: number, first: number, dids: readonly string[], seed = 1)
     return { timeUs, did, kind: 'commit', collection, json: Buffer.from(json) };
   });
 }
-
-function readAll(store: EventStore, options: { dids?: string[] } = {}): Entry[] {
-  const select = { dids: new Set(options.dids ?? []), collections: new Set<string>(), prefixes: [] };
-  const filter = (e: Entry) => select.dids.size === 0 || select.dids.has(e.did);
-  const out: Entry[] = [];
-  let position = 0;
-  for (;;) {
-    const read = store.readAfter(position, { maxEntries: 100, filter, select });
-    if (read.entries.length === 0 && read.position === position) return out;
-    out.push(...read.entries);
-    position = read.position;
-  }
-}
-
-const texts = (entries: readonly Entry[]) => entries.map((e) => e.json.toString());
 
 function capturingLogger() {
   const lines: Array<{ level: number; msg: string }> = [];

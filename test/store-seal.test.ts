@@ -11,32 +11,14 @@ import { test } from 'node:test';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { open as openLmdb } from 'lmdb';
-import type { Entry } from '../src/events/index.ts';
 import { didHash } from '../src/store/did-keys.ts';
 import { EventStore } from '../src/store/event-store.ts';
 import { SnapshotReader } from '../src/store/snapshot-reader.ts';
 import { tempDir } from './support/gateway.ts';
+import { readAll, texts } from './support/store-reads.ts';
 import { SEAL_CRASH_BLOCK, SEAL_DIDS, SEAL_GROUP, sealCrashEvents } from './support/seal-crash-events.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-
-function texts(entries: readonly Entry[]): string[] {
-  return entries.map((entry) => entry.json.toString());
-}
-
-/** Every event after position 0 the store gives, by DID (through the index when it is selective) or all. */
-function readAll(store: EventStore, dids: string[] = []): Entry[] {
-  const select = { dids: new Set(dids), collections: new Set<string>(), prefixes: [] };
-  const filter = (e: Entry) => select.dids.size === 0 || select.dids.has(e.did);
-  const out: Entry[] = [];
-  let position = 0;
-  for (;;) {
-    const read = store.readAfter(position, { maxEntries: 50, filter, select });
-    if (read.entries.length === 0 && read.position === position) return out;
-    out.push(...read.entries);
-    position = read.position;
-  }
-}
 
 test('while a block is sealed step by step, every event is read once at every step: all of them, by DID, and by a snapshot reader', async (t) => {
   const dir = tempDir('contrail-seal-');
@@ -54,7 +36,7 @@ test('while a block is sealed step by step, every event is read once at every st
   for (; store.indexState.sealedEvents === 0; turns++) {
     assert.ok(turns < 1_000, 'the block is sealed');
     assert.deepEqual(texts(readAll(store)), expected, `every event once, turn ${turns}`);
-    assert.deepEqual(texts(readAll(store, [did])), expectedOfDid, `the DID's events once, turn ${turns}`);
+    assert.deepEqual(texts(readAll(store, { dids: [did] })), expectedOfDid, `the DID's events once, turn ${turns}`);
     const snapshot = reader.read(0, events.at(-1)!.timeUs, { maxEntries: 10_000, ...store.indexState });
     assert.ok(!snapshot.trimmed);
     assert.deepEqual(texts(snapshot.entries), expected, `a snapshot reader: every event once, turn ${turns}`);
@@ -64,7 +46,7 @@ test('while a block is sealed step by step, every event is read once at every st
   assert.equal(store.indexState.sealedEvents, SEAL_GROUP * SEAL_CRASH_BLOCK);
   assert.deepEqual(texts(readAll(store)), expected);
   const byIndex = store.readPlans.didIndex;
-  assert.deepEqual(texts(readAll(store, [did])), expectedOfDid);
+  assert.deepEqual(texts(readAll(store, { dids: [did] })), expectedOfDid);
   assert.ok(store.readPlans.didIndex > byIndex, 'the DID read used the index');
 });
 
@@ -87,7 +69,7 @@ test('a process killed between a block\'s postings and the block reopens whole: 
   assert.deepEqual(texts(readAll(store)), texts(events));
   for (const did of SEAL_DIDS.slice(0, 5)) {
     const byIndex = store.readPlans.didIndex;
-    assert.deepEqual(texts(readAll(store, [did])), texts(events.filter((e) => e.did === did)), did);
+    assert.deepEqual(texts(readAll(store, { dids: [did] })), texts(events.filter((e) => e.did === did)), did);
     assert.ok(store.readPlans.didIndex > byIndex, `the read of ${did} used the index`);
   }
   await store.close();
