@@ -124,7 +124,7 @@ function readValue(): unknown {
       const map: Record<string, unknown> = {};
       for (let i = 0; i < count; i++) {
         if (data[pos] === undefined || data[pos]! >> 5 !== MAJOR_STRING) return NOT_READ;
-        const key = readString();
+        const key = readKey();
         if (key === NOT_READ || key === '__proto__' || Object.hasOwn(map, key)) return NOT_READ;
         const value = readValue();
         if (value === NOT_READ) return NOT_READ;
@@ -148,6 +148,48 @@ function readValue(): unknown {
       if (initial === 0xf6) return null;
       return NOT_READ; // floats, undefined, other simple values
   }
+}
+
+/**
+ * Map keys recently read, by a hash of their bytes: a frame's keys are the same dozen or so
+ * every time, and a string already made (and interned by the first property it named) costs
+ * nothing to use again, where a new one must be built and then looked up as a property name.
+ */
+const recentKeys: Array<string | undefined> = new Array(256);
+
+function readKey(): string | typeof NOT_READ {
+  const head = pos;
+  const length = readArgument();
+  const end = pos + length;
+  if (length < 0 || end > data.length) return NOT_READ;
+  if (length >= 32) {
+    pos = head;
+    return readString();
+  }
+  let hash = length;
+  for (let i = pos; i < end; i++) {
+    const byte = data[i]!;
+    if (byte >= 0x80) {
+      pos = head;
+      return readString();
+    }
+    hash = (hash * 31 + byte) | 0;
+  }
+  const slot = hash & 255;
+  const recent = recentKeys[slot];
+  if (recent !== undefined && recent.length === length && isAsciiAt(recent, pos)) {
+    pos = end;
+    return recent;
+  }
+  pos = head;
+  const key = readString() as string;
+  recentKeys[slot] = key;
+  return key;
+}
+
+function isAsciiAt(text: string, at: number): boolean {
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) !== data[at + i]) return false;
+  return true;
 }
 
 /** cborg's decoding exactly: short ASCII strings by a loop, anything else by its TextDecoder. */

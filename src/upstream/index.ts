@@ -3,7 +3,9 @@
  * hands each frame on as a typed, verified message.
  *
  * How it works: one `ws` connection at a time. Each binary message is two DAG-CBOR values
- * (frame.ts); the body becomes an UpstreamMessage (messages.ts). For a #commit the `blocks`
+ * (frame.ts: read by atproto's readDagCbor, which covers the shapes frames are made of, and by
+ * cborg's strict decoder for anything else, which decides every refusal); the body becomes an
+ * UpstreamMessage (messages.ts). For a #commit the `blocks`
  * CAR slice is indexed and every create/update op's record block is hashed and compared with
  * the CID the op names, so nothing downstream ever sees a record the relay did not vouch for; a
  * #sync's commit block (its CAR's root) is hashed the same way and its MST root read from it.
