@@ -1,3 +1,4 @@
+import { headLength, MAJOR_ARRAY, MAJOR_BYTES, MAJOR_MAP, MAJOR_NEGINT, MAJOR_STRING, MAJOR_TAG, MAJOR_UINT, readArgument } from './cbor-head.ts';
 import { Link } from './link.ts';
 
 /**
@@ -30,58 +31,12 @@ let pos = 0;
 /** What readValue returns for an item it does not read. */
 const NOT_READ = Symbol('not read');
 
-const MAJOR_UINT = 0;
-const MAJOR_NEGINT = 1;
-const MAJOR_BYTES = 2;
-const MAJOR_STRING = 3;
-const MAJOR_ARRAY = 4;
-const MAJOR_MAP = 5;
-const MAJOR_TAG = 6;
-const TWO_32 = 2 ** 32;
 
-/** The argument of the item head at `pos`, advancing past it; -1 when it is not canonical or not below 2^53. */
-function readArgument(): number {
-  const info = data[pos]! & 31;
-  if (info < 24) {
-    pos += 1;
-    return info;
-  }
-  let value: number;
-  let minimum: number;
-  switch (info) {
-    case 24:
-      if (pos + 2 > data.length) return -1;
-      value = data[pos + 1]!;
-      minimum = 24;
-      pos += 2;
-      break;
-    case 25:
-      if (pos + 3 > data.length) return -1;
-      value = (data[pos + 1]! << 8) | data[pos + 2]!;
-      minimum = 0x100;
-      pos += 3;
-      break;
-    case 26:
-      if (pos + 5 > data.length) return -1;
-      value = uint32At(pos + 1);
-      minimum = 0x10000;
-      pos += 5;
-      break;
-    case 27:
-      if (pos + 9 > data.length) return -1;
-      value = uint32At(pos + 1) * TWO_32 + uint32At(pos + 5);
-      minimum = TWO_32;
-      if (value > Number.MAX_SAFE_INTEGER) return -1; // a BigInt in cborg's hands
-      pos += 9;
-      break;
-    default:
-      return -1; // indefinite lengths and reserved values
-  }
-  return value >= minimum ? value : -1;
-}
-
-function uint32At(at: number): number {
-  return data[at]! * 0x1000000 + ((data[at + 1]! << 16) | (data[at + 2]! << 8) | data[at + 3]!);
+/** The argument of the item head at `pos`, advancing past it; -1 (left to the ViewDecoder) when readArgument refuses it. */
+function readHead(): number {
+  const value = readArgument(data, pos);
+  if (value >= 0) pos += headLength(data[pos]!);
+  return value;
 }
 
 const utf8 = new TextDecoder(); // cborg's own: a leading BOM dropped, bad sequences replaced
@@ -91,15 +46,15 @@ function readValue(): unknown {
   if (initial === undefined) return NOT_READ;
   switch (initial >> 5) {
     case MAJOR_UINT: {
-      const value = readArgument();
+      const value = readHead();
       return value < 0 ? NOT_READ : value;
     }
     case MAJOR_NEGINT: {
-      const value = readArgument();
+      const value = readHead();
       return value < 0 || value >= Number.MAX_SAFE_INTEGER ? NOT_READ : -1 - value;
     }
     case MAJOR_BYTES: {
-      const length = readArgument();
+      const length = readHead();
       if (length < 0 || pos + length > data.length) return NOT_READ;
       pos += length;
       return data.subarray(pos - length, pos);
@@ -107,7 +62,7 @@ function readValue(): unknown {
     case MAJOR_STRING:
       return readString();
     case MAJOR_ARRAY: {
-      const count = readArgument();
+      const count = readHead();
       // Each item takes a byte at least: a count beyond the input is malformed (the ViewDecoder's).
       if (count < 0 || count > data.length - pos) return NOT_READ;
       const array: unknown[] = new Array(count);
@@ -119,7 +74,7 @@ function readValue(): unknown {
       return array;
     }
     case MAJOR_MAP: {
-      const count = readArgument();
+      const count = readHead();
       if (count < 0) return NOT_READ;
       const map: Record<string, unknown> = {};
       for (let i = 0; i < count; i++) {
@@ -159,7 +114,7 @@ const recentKeys: Array<string | undefined> = new Array(256);
 
 function readKey(): string | typeof NOT_READ {
   const head = pos;
-  const length = readArgument();
+  const length = readHead();
   const end = pos + length;
   if (length < 0 || end > data.length) return NOT_READ;
   if (length >= 32) {
@@ -194,7 +149,7 @@ function isAsciiAt(text: string, at: number): boolean {
 
 /** cborg's decoding exactly: short ASCII strings by a loop, anything else by its TextDecoder. */
 function readString(): string | typeof NOT_READ {
-  const length = readArgument();
+  const length = readHead();
   const end = pos + length;
   if (length < 0 || end > data.length) return NOT_READ;
   const start = pos;

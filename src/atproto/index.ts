@@ -10,10 +10,12 @@
  *   link.ts    Link: a CID as its binary bytes; the tag-42 decoder that makes one
  *   base32.ts  writeBase32 / base32Multibase: CIDv1 text (multibase `b`), written as bytes
  *   cbor.ts    ViewTokenizer / ViewDecoder: cborg's tokenizer with byte strings as views
+ *   cbor-head.ts  readArgument, headLength, MAJOR_*: a CBOR item's head in DAG-CBOR's shortest form
  *   dag-cbor-reader.ts  readDagCbor: the shapes frames are made of, read without cborg (the ViewDecoder decides the rest)
  */
 export { isDid, isNsid, isRecordKey, isTid } from './syntax.ts';
 export { Link, decodeLinkTag } from './link.ts';
 export { ViewDecoder, ViewTokenizer } from './cbor.ts';
 export { readDagCbor } from './dag-cbor-reader.ts';
+export { headLength, MAJOR_ARRAY, MAJOR_BYTES, MAJOR_MAP, MAJOR_NEGINT, MAJOR_STRING, MAJOR_TAG, MAJOR_UINT, readArgument } from './cbor-head.ts';
 export { base32Length, base32Multibase, writeBase32 } from './base32.ts';

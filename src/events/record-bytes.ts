@@ -1,4 +1,4 @@
-import { base32Length, writeBase32 } from '../atproto/index.ts';
+import { base32Length, headLength, MAJOR_ARRAY, MAJOR_BYTES, MAJOR_MAP, MAJOR_NEGINT, MAJOR_STRING, MAJOR_TAG, MAJOR_UINT, readArgument, writeBase32 } from '../atproto/index.ts';
 import type { ByteWriter } from './byte-writer.ts';
 import { recordToJson, writeString } from './record-json.ts';
 
@@ -8,7 +8,7 @@ import { recordToJson, writeString } from './record-json.ts';
  * from the block's bytes. A string that needs no escaping — nearly all of them — is copied as it
  * is, never decoded to a JS string and encoded again; a link is base32-encoded from its bytes.
  *
- * Only the shapes records are made of are read here: canonical integers below 2^32, plain ASCII
+ * Only the shapes records are made of are read here: canonical integers below 2^53, plain ASCII
  * keys, well-formed UTF-8, CIDv1 sha2-256 links, true/false/null. Anything else — every input
  * recordToJson refuses among it — makes this give the block to recordToJson instead, so what
  * is accepted, and the error for what is not, is decided in one place.
@@ -31,45 +31,17 @@ let data: Uint8Array = EMPTY;
 let pos = 0;
 let out: ByteWriter;
 
-const MAJOR_UINT = 0;
-const MAJOR_NEGINT = 1;
-const MAJOR_BYTES = 2;
-const MAJOR_STRING = 3;
-const MAJOR_ARRAY = 4;
-const MAJOR_MAP = 5;
-const MAJOR_TAG = 6;
 const FALSE = 0xf4;
 const TRUE = 0xf5;
 const NULL = 0xf6;
 const QUOTE = 0x22;
 const DOLLAR = 0x24;
 
-/** The argument of the item head at `pos` (a length, a count or an integer), advancing past it; -1 when it is not canonical or not below 2^32. */
-function readArgument(): number {
-  const info = data[pos]! & 31;
-  if (info < 24) {
-    pos += 1;
-    return info;
-  }
-  let value: number;
-  if (info === 24) {
-    value = data[pos + 1] ?? -1;
-    pos += 2;
-    return value >= 24 ? value : -1;
-  }
-  if (info === 25) {
-    if (pos + 3 > data.length) return -1;
-    value = (data[pos + 1]! << 8) | data[pos + 2]!;
-    pos += 3;
-    return value >= 0x100 ? value : -1;
-  }
-  if (info === 26) {
-    if (pos + 5 > data.length) return -1;
-    value = data[pos + 1]! * 0x1000000 + ((data[pos + 2]! << 16) | (data[pos + 3]! << 8) | data[pos + 4]!);
-    pos += 5;
-    return value >= 0x10000 ? value : -1;
-  }
-  return -1; // 64-bit arguments and indefinite lengths: recordToJson's
+/** The argument of the item head at `pos`, advancing past it; -1 (not read here) when readArgument refuses it. */
+function readHead(): number {
+  const value = readArgument(data, pos);
+  if (value >= 0) pos += headLength(data[pos]!);
+  return value;
 }
 
 /** Writes the item at `pos` as JSON; false when it is not one of the shapes read here. */
@@ -78,19 +50,19 @@ function writeValue(isRecord = false): boolean {
   if (initial === undefined) return false;
   switch (initial >> 5) {
     case MAJOR_UINT: {
-      const value = readArgument();
+      const value = readHead();
       if (value < 0) return false;
       out.ascii(String(value));
       return true;
     }
     case MAJOR_NEGINT: {
-      const value = readArgument();
-      if (value < 0) return false;
+      const value = readHead();
+      if (value < 0 || value >= Number.MAX_SAFE_INTEGER) return false; // -1 - value must be a safe integer, as cborg's is
       out.ascii(String(-1 - value));
       return true;
     }
     case MAJOR_BYTES: {
-      const length = readArgument();
+      const length = readHead();
       if (length < 0 || pos + length > data.length) return false;
       const base64 = Buffer.from(data.buffer, data.byteOffset + pos, length).toString('base64');
       pos += length;
@@ -102,7 +74,7 @@ function writeValue(isRecord = false): boolean {
     case MAJOR_STRING:
       return writeString8();
     case MAJOR_ARRAY: {
-      const count = readArgument();
+      const count = readHead();
       if (count < 0) return false;
       out.byte(0x5b); // [
       for (let i = 0; i < count; i++) {
@@ -131,7 +103,7 @@ const PLAIN_ASCII = new Uint8Array(128).map((_, byte) => (byte >= 0x20 && byte !
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 function writeString8(): boolean {
-  const length = readArgument();
+  const length = readHead();
   const end = pos + length;
   if (length < 0 || end > data.length) return false;
   if (isPlainUtf8(pos, end)) {
@@ -202,7 +174,7 @@ const entries: number[] = [];
 let entriesTop = 0;
 
 function writeMap(isRecord: boolean): boolean {
-  const count = readArgument();
+  const count = readHead();
   if (count < 0) return false;
   const base = entriesTop;
   entriesTop += count * 4;
@@ -212,7 +184,7 @@ function writeMap(isRecord: boolean): boolean {
     for (let i = 0; i < count; i++) {
       const keyHead = data[pos];
       if (keyHead === undefined || keyHead >> 5 !== MAJOR_STRING) return false;
-      const keyLength = readArgument();
+      const keyLength = readHead();
       const keyStart = pos;
       const keyEnd = pos + keyLength;
       if (keyLength < 0 || keyEnd > data.length) return false;
