@@ -75,8 +75,14 @@ const INDEX_WRITE_CHUNK = 256;
  * The price: up to this many blocks' events more in the tail (~4 MB), read from there.
  */
 const SEAL_GROUP_BLOCKS = 8;
-/** A tail this many blocks beyond a group is sealed at once rather than in steps (see EventStore#sealFullBlocks). */
-const SEAL_AT_ONCE_BEHIND = 2;
+/**
+ * A tail this many blocks beyond a group is sealed at once rather than in steps (see
+ * EventStore#sealFullBlocks): ~4 s of events behind at 2,000 events/s, which the steps only fall
+ * when commits come faster than turns (a loop that never yields one).
+ */
+const SEAL_AT_ONCE_BEHIND = 8;
+/** Milliseconds of seal steps per turn of the event loop (see EventStore#continueSeal). */
+const SEAL_TURN_MS = 1;
 /**
  * The stored layout's version: 2 added seq; 3 stores events in compressed blocks with per-DID
  * and per-collection indexes; 4 keeps the per-DID index as dupsort postings (did-keys.ts). A
@@ -130,6 +136,11 @@ interface SealInProgress {
   /** Every block's postings, written in one pass in key order. */
   postings: Postings;
   postingsWritten: number;
+}
+
+/** Every partition is compressed and every posting written: the blocks' own transaction is next. */
+function onlyBlocksLeft(seal: SealInProgress): boolean {
+  return seal.postingsWritten === seal.postings.count && seal.blocks.every((block) => block.frames.length === block.byPart.length);
 }
 
 export class EventStore {
@@ -381,11 +392,11 @@ export class EventStore {
   }
 
   /**
-   * Starts sealing the tail's oldest events into a block once it holds a full one; the seal runs
-   * in steps on later turns of the event loop (#sealStep), so commits and live sends go between
-   * them. A tail of SEAL_AT_ONCE_BLOCKS blocks or more (a catch-up burst's large commits, or
-   * commits faster than the turns between them let the steps run) is sealed at once instead, so
-   * the unsealed tail stays bounded. A failing seal (disk full) loses nothing: the events stay
+   * Starts sealing the tail's oldest events once it holds SEAL_GROUP_BLOCKS full blocks; the seal
+   * runs in steps on later turns of the event loop (#sealStep), so commits and live sends go
+   * between them. A tail SEAL_AT_ONCE_BEHIND blocks beyond a group (a catch-up burst's large
+   * commits, or commits faster than the turns between them let the steps run) is sealed at once
+   * instead, so the unsealed tail stays bounded. A failing seal (disk full) loses nothing: the events stay
    * in the tail, readable, and the seal is retried after the next commit.
    */
   #sealFullBlocks(): void {
@@ -396,10 +407,21 @@ export class EventStore {
     setImmediate(() => this.#continueSeal());
   }
 
+  /**
+   * Runs the seal's steps for about SEAL_TURN_MS of this turn (at least one: most partitions
+   * compress in microseconds, and a turn per step would let replay slices stretch the seal until
+   * the tail must be sealed at once); the last step, the largest, starts a turn of its own.
+   */
   #continueSeal(): void {
     const seal = this.#sealing;
     if (!seal || this.#closed) return;
-    const done = this.#trySealing(() => this.#sealStep(seal));
+    const started = performance.now();
+    const done = this.#trySealing(() => {
+      for (;;) {
+        if (this.#sealStep(seal)) return true;
+        if (onlyBlocksLeft(seal) || performance.now() - started >= SEAL_TURN_MS) return false;
+      }
+    });
     if (!done) setImmediate(() => this.#continueSeal());
     else this.#sealFullBlocks();
   }
