@@ -69,18 +69,20 @@ const INDEX_TRIM_CHUNK = 128;
 /** Per-DID index postings a seal writes per step (about a millisecond: ~5 µs each in a 1 M-DID index). */
 const INDEX_WRITE_CHUNK = 256;
 /**
- * Blocks sealed together. Their postings go into the per-DID index in one pass in key order, so
- * postings of different blocks that land on the same B-tree page share its copy: at 1 M events
- * the store wrote ~1.4× the events per CPU-second with 8 as with 1 (16 gained nothing more).
- * The price: up to this many blocks' events more in the tail (~4 MB), read from there.
+ * A tail of this many full blocks is sealed at once, eight blocks per transaction group
+ * (SEAL_GROUP_BLOCKS), instead of a block at a time in steps: a catch-up burst, or commits
+ * faster than turns (a loop that never yields one). ~5 s behind at 2,000 events/s, which the
+ * steps never fall at the live rate.
+ */
+const SEAL_AT_ONCE_BLOCKS = 10;
+/**
+ * Blocks sealed together when sealing at once. Their postings go into the per-DID index in one
+ * pass in key order, so postings of different blocks that land on the same B-tree page share its
+ * copy: at 1 M events the store wrote ~1.4× the events per CPU-second with 8 as with 1 (16 gained
+ * nothing more). Live, a block is sealed alone, in steps: eight blocks' start, sort and final
+ * transaction made single steps of 5–20 ms.
  */
 const SEAL_GROUP_BLOCKS = 8;
-/**
- * A tail this many blocks beyond a group is sealed at once rather than in steps (see
- * EventStore#sealFullBlocks): ~4 s of events behind at 2,000 events/s, which the steps only fall
- * when commits come faster than turns (a loop that never yields one).
- */
-const SEAL_AT_ONCE_BEHIND = 8;
 /** Milliseconds of seal steps per turn of the event loop (see EventStore#continueSeal). */
 const SEAL_TURN_MS = 1;
 /**
@@ -392,18 +394,18 @@ export class EventStore {
   }
 
   /**
-   * Starts sealing the tail's oldest events once it holds SEAL_GROUP_BLOCKS full blocks; the seal
-   * runs in steps on later turns of the event loop (#sealStep), so commits and live sends go
-   * between them. A tail SEAL_AT_ONCE_BEHIND blocks beyond a group (a catch-up burst's large
-   * commits, or commits faster than the turns between them let the steps run) is sealed at once
-   * instead, so the unsealed tail stays bounded. A failing seal (disk full) loses nothing: the events stay
+   * Starts sealing the tail's oldest block once it holds a full one; the seal runs in steps on
+   * later turns of the event loop (#sealStep), so commits and live sends go between them. A tail
+   * of SEAL_AT_ONCE_BLOCKS blocks (a catch-up burst's large commits, or commits faster than the
+   * turns between them let the steps run) is sealed at once instead, eight blocks together, so
+   * the unsealed tail stays bounded and a burst is sealed at the lowest cost per event. A failing seal (disk full) loses nothing: the events stay
    * in the tail, readable, and the seal is retried after the next commit.
    */
   #sealFullBlocks(): void {
     if (this.#closed) return;
-    if (this.#tail.length >= (SEAL_GROUP_BLOCKS + SEAL_AT_ONCE_BEHIND) * this.#blockEvents) return this.#finishSeals();
-    if (this.#sealing || this.#tail.length < SEAL_GROUP_BLOCKS * this.#blockEvents) return;
-    if (!this.#trySealing(() => (this.#sealing = this.#startSeal(SEAL_GROUP_BLOCKS)))) return;
+    if (this.#tail.length >= SEAL_AT_ONCE_BLOCKS * this.#blockEvents) return this.#finishSeals();
+    if (this.#sealing || this.#tail.length < this.#blockEvents) return;
+    if (!this.#trySealing(() => (this.#sealing = this.#startSeal(1)))) return;
     setImmediate(() => this.#continueSeal());
   }
 

@@ -18,20 +18,20 @@
  * was in flight into one transaction (events into the tail, the revs, the upstream seq and the
  * last time_us and seq). So the saved cursor never runs ahead of the events it covers, and after
  * a crash the reader resumes from it and the clock from above the newest stored event. Every
- * 1,024 tail events make a block; once eight blocks' worth wait, they are sealed together, in
- * steps on the turns of the event loop after the commit, so no seal is one long task for the
- * thread that commits and sends live events (it was the main thread's longest, 15–30 ms of CPU
- * at a few hundred thousand events): a partition compressed per step, the eight blocks'
- * per-DID postings in one pass in key order, 256 per transaction (postings of different blocks
- * that land on the same B-tree page share its copy: ~1.4× the events per CPU-second of sealing
- * one block at a time), and last, in one transaction, their frames and directory entries with
- * the tail runs they cover whole removed (a run covered in part stays until the next seal, its
- * sealed events skipped by readers). Until that last step readers read the events from the
- * tail; the postings, above every reader's newest block, are never read, and after a crash in
- * between sealing the events again writes the same postings. Steps run ~1 ms per turn (most
- * partitions compress in microseconds), the blocks' own transaction in a turn of its own. A tail
- * eight blocks beyond a group (a loop of commits that never yields a turn) is sealed at once; so
- * are full blocks when retention would trim the tail, at close() and on reopening.
+ * 1,024 tail events are sealed into a block, in steps on the turns of the event loop after the
+ * commit, so no seal is one long task for the thread that commits and sends live events (it was
+ * the main thread's longest, 15–30 ms of CPU at a few hundred thousand events): ~1 ms of steps
+ * per turn (a partition compressed per step — most take microseconds — the block's per-DID
+ * postings in key order, 256 per transaction), and last, in a turn of its own, one transaction
+ * with its frames and directory entries and the tail runs it covers whole removed (a run covered
+ * in part stays until the next seal, its sealed events skipped by readers). Until that last step
+ * readers read the events from the tail; the postings, above every reader's newest block, are
+ * never read, and after a crash in between sealing the events again writes the same postings.
+ * A tail of ten full blocks (a catch-up burst, or a loop of commits that never yields a turn) is
+ * sealed at once, eight blocks together: their postings in one key-ordered pass, so postings of
+ * different blocks on the same B-tree page share its copy (~1.4× the events per CPU-second of a
+ * block at a time). Full blocks are sealed at once too when retention would trim the tail, at
+ * close() and on reopening.
  *
  * Why blocks, split by collection (measured: see dictionaries.ts and the README's Design): zstd
  * with our dictionary gives ~178 B/event one event at a time and ~136 B/event in blocks of
