@@ -90,7 +90,8 @@ export class StreamFollower {
         // 5 s requests: a consumer lost with its server is noticed in seconds, not the default 30.
         const messages = await consumer.consume({ max_messages: 256, expires: 5_000 });
         this.#messages = messages;
-        if (this.#stopped) await messages.close();
+        // Not awaited: a close completes only when the iteration in #apply reaches it, so awaiting it here hung a node stopped during set-up.
+        if (this.#stopped) void messages.close();
         void this.#closeWhenStuck(messages);
         await this.#apply(messages);
       } catch (err) {
