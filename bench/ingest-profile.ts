@@ -28,7 +28,7 @@ const STAGES: Array<[stage: string, functions: string[]]> = [
   ['record JSON', ['writeRecordJson', 'recordToJson']],
   ['event envelope (buildEvents)', ['buildEvents']],
   ['rev check (Ingester, store reads)', ['#isNewRev']],
-  ['sealing blocks (#seal: zstd, postings, puts)', ['#seal']],
+  ['sealing blocks (zstd, postings, puts)', ['#startSeal', '#sealStep', '#continueSeal', '#finishSeals']],
   ['commit (#write: tail, revs, cursor; hot log)', ['commit']],
   ['idle', ['(idle)']],
 ];

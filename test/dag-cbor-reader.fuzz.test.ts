@@ -8,8 +8,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
+import * as dagCbor from '@ipld/dag-cbor';
 import { decodeOptions } from '@ipld/dag-cbor';
 import { decodeLinkTag, readDagCbor, ViewDecoder } from '../src/atproto/index.ts';
+import { DropError } from '../src/upstream/drop.ts';
+import { decodeFrame } from '../src/upstream/frame.ts';
 import { mutated, randomBlocks, realBlocks } from './support/dag-cbor-fuzz.ts';
 import { fixturePath, readFixture } from './support/fixtures.ts';
 import { mulberry32, SyntheticFirehose } from './support/synthetic.ts';
@@ -67,4 +70,14 @@ test('seeded mutations of frames and blocks: never read differently, never read 
   for (const [what, bytes] of [...frames(), ...realBlocks(), ...randomBlocks(mulberry32(SEED + 2), 500)]) {
     for (let i = 0; i < MUTANTS_PER_INPUT; i++) assertAgrees(mutated(bytes, rnd), `${what}, mutant ${i}`);
   }
+});
+
+test('nesting: 100 levels read as the strict decoder reads them; a frame nested deeper than the stack allows is a malformed-CBOR drop, not a crash', () => {
+  const header = dagCbor.encode({ op: 1, t: '#commit' });
+  const nested = (levels: number) => Buffer.concat([header, Buffer.alloc(levels, 0x81), Buffer.from([0x01])]);
+  assertAgrees(nested(100), '100 nested arrays');
+  assert.throws(
+    () => decodeFrame(nested(200_000), 5_000_000),
+    (err: unknown) => err instanceof DropError && err.reason === 'malformed_cbor',
+  );
 });

@@ -95,3 +95,10 @@ test('a link, bytes and a blob, written as Jetstream writes them', () => {
       '"zz":{"$type":"blob","ref":{"$link":"bafkreiccldh766hwcnuxnf2wh6jgzepf2nlu2lvcllt63eww5p6chi4ity"},"mimeType":"image/jpeg","size":10000}}',
   );
 });
+
+test('a map or array claiming more entries than its bytes hold: the same refusal, and the records after it are still transcoded', () => {
+  // A map of 2^28 entries holding one entry whose value is a map: before the bound, its count moved the shared entries stack to 2^30.
+  assertSame(Buffer.from('ba100000006161a1616201', 'hex'), 'map count beyond its bytes');
+  assertSame(Buffer.from('a26524747970656178616161' + '9affffffff01', 'hex'), 'array count beyond its bytes');
+  for (const [what, block] of syntheticRecordBlocks(SEED).slice(0, 50)) assertSame(block, `after them: ${what}`);
+});

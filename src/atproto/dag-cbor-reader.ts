@@ -18,7 +18,13 @@ export function readDagCbor(bytes: Uint8Array, start: number): { value: unknown;
   // Views of a plain Uint8Array, as the ViewDecoder makes (and cheaper than Buffer's subarray).
   data = bytes instanceof Buffer ? new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) : bytes;
   pos = start;
-  const value = readValue();
+  depth = 0;
+  let value: unknown = NOT_READ;
+  try {
+    value = readValue();
+  } catch {
+    // Whatever this reader trips on is the ViewDecoder's to judge, as for any shape not read here.
+  }
   const end = pos;
   data = EMPTY;
   return value === NOT_READ ? undefined : { value, end };
@@ -28,6 +34,9 @@ const EMPTY = new Uint8Array(0);
 /** The input and the read position: module state, since readDagCbor is synchronous and never re-entered. */
 let data: Uint8Array = EMPTY;
 let pos = 0;
+/** Arrays and maps open around the item being read. Nesting deeper than frames have is left to the ViewDecoder (which refuses input too deep for the stack as malformed), so this reader never recurses far. */
+let depth = 0;
+const MAX_DEPTH = 64;
 /** What readValue returns for an item it does not read. */
 const NOT_READ = Symbol('not read');
 
@@ -64,18 +73,19 @@ function readValue(): unknown {
     case MAJOR_ARRAY: {
       const count = readHead();
       // Each item takes a byte at least: a count beyond the input is malformed (the ViewDecoder's).
-      if (count < 0 || count > data.length - pos) return NOT_READ;
+      if (count < 0 || count > data.length - pos || ++depth > MAX_DEPTH) return NOT_READ;
       const array: unknown[] = new Array(count);
       for (let i = 0; i < count; i++) {
         const item = readValue();
         if (item === NOT_READ) return NOT_READ;
         array[i] = item;
       }
+      depth--;
       return array;
     }
     case MAJOR_MAP: {
       const count = readHead();
-      if (count < 0) return NOT_READ;
+      if (count < 0 || ++depth > MAX_DEPTH) return NOT_READ;
       const map: Record<string, unknown> = {};
       for (let i = 0; i < count; i++) {
         if (data[pos] === undefined || data[pos]! >> 5 !== MAJOR_STRING) return NOT_READ;
@@ -85,6 +95,7 @@ function readValue(): unknown {
         if (value === NOT_READ) return NOT_READ;
         map[key] = value;
       }
+      depth--;
       return map;
     }
     case MAJOR_TAG: {

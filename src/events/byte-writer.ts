@@ -8,11 +8,11 @@ export class ByteWriter {
   buffer: Buffer = Buffer.allocUnsafe(64 * 1024);
   length = 0;
 
-  /** Room for `bytes` more bytes at `length`. */
+  /** Room for `bytes` more bytes at `length`. Growing keeps the whole buffer: parts written past `length` (set back to write before them) stay. */
   reserve(bytes: number): void {
     if (this.length + bytes <= this.buffer.length) return;
     const grown = Buffer.allocUnsafe(Math.max(this.buffer.length * 2, this.length + bytes));
-    this.buffer.copy(grown, 0, 0, this.length);
+    this.buffer.copy(grown);
     this.buffer = grown;
   }
 

@@ -75,7 +75,8 @@ function writeValue(isRecord = false): boolean {
       return writeString8();
     case MAJOR_ARRAY: {
       const count = readHead();
-      if (count < 0) return false;
+      // Each item takes a byte at least: a larger count is malformed (recordToJson's to refuse).
+      if (count < 0 || count > data.length - pos) return false;
       out.byte(0x5b); // [
       for (let i = 0; i < count; i++) {
         if (i > 0) out.byte(0x2c); // ,
@@ -175,7 +176,9 @@ let entriesTop = 0;
 
 function writeMap(isRecord: boolean): boolean {
   const count = readHead();
-  if (count < 0) return false;
+  // Each entry takes two bytes at least: a larger count is malformed (recordToJson's to refuse),
+  // and must not move the entries stack far past what it holds.
+  if (count < 0 || count > (data.length - pos) >> 1) return false;
   const base = entriesTop;
   entriesTop += count * 4;
   try {

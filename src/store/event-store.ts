@@ -186,8 +186,10 @@ export class EventStore {
   /** time_us of the newest sealed event (0 before the first block). */
   #sealedUpTo = 0;
   #sealFailing = false;
-  /** The block being sealed, if one is (one at a time, from the tail's oldest events). */
+  /** The block(s) being sealed, if any (from the tail's oldest events; live one block, at once up to SEAL_GROUP_BLOCKS). */
   #sealing: SealInProgress | undefined;
+  /** A turn to run the seal's next steps is queued (one at a time: two would share the steps' budget per turn twice). */
+  #sealStepQueued = false;
   /** close() was called: a block's index postings still being removed are left (never read). */
   #closed = false;
   #didIndexBroken: boolean;
@@ -405,7 +407,13 @@ export class EventStore {
     if (this.#closed) return;
     if (this.#tail.length >= SEAL_AT_ONCE_BLOCKS * this.#blockEvents) return this.#finishSeals();
     if (this.#sealing || this.#tail.length < this.#blockEvents) return;
-    if (!this.#trySealing(() => (this.#sealing = this.#startSeal(1)))) return;
+    this.#trySealing(() => (this.#sealing = this.#startSeal(1)));
+    this.#queueSealStep();
+  }
+
+  #queueSealStep(): void {
+    if (this.#sealStepQueued || !this.#sealing) return;
+    this.#sealStepQueued = true;
     setImmediate(() => this.#continueSeal());
   }
 
@@ -415,6 +423,7 @@ export class EventStore {
    * the tail must be sealed at once); the last step, the largest, starts a turn of its own.
    */
   #continueSeal(): void {
+    this.#sealStepQueued = false;
     const seal = this.#sealing;
     if (!seal || this.#closed) return;
     const started = performance.now();
@@ -424,8 +433,9 @@ export class EventStore {
         if (onlyBlocksLeft(seal) || performance.now() - started >= SEAL_TURN_MS) return false;
       }
     });
-    if (!done) setImmediate(() => this.#continueSeal());
-    else this.#sealFullBlocks();
+    if (!done) this.#queueSealStep();
+    // A failed seal is retried after the next commit, not on every turn while the disk is full.
+    else if (!this.#sealFailing) this.#sealFullBlocks();
   }
 
   /** Seals, now, the block in progress and every full block the tail holds (a reopened buffer, close, retention of the tail). */
@@ -720,6 +730,13 @@ export class EventStore {
 
   /** Removes the tail's oldest `count` events (when no block is left). */
   #removeTail(count: number): number {
+    // A seal in progress holds the tail's oldest events: give it up (as a failed one is), else its
+    // last step would remove events this removal has already taken. Its postings written so far
+    // are at or below the new trimmedUpTo, or are written again by the next seal of their events.
+    if (this.#sealing) {
+      this.#forgetNewPartitions(this.#sealing);
+      this.#sealing = undefined;
+    }
     const removed = this.#tail.slice(0, count);
     const newest = removed.at(-1);
     if (newest === undefined) return 0;
