@@ -3,11 +3,11 @@
  * data dir and port it claims, and what a failed start leaves behind.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { ContrailProcess, PROJECT_ROOT } from './support/contrail-process.ts';
+import { smallFileSystem } from './support/small-file-system.ts';
 import { tempDir } from './support/gateway.ts';
 import { transportsUnderTest } from './support/transports.ts';
 
@@ -84,20 +84,9 @@ for (const { transport, skip } of await transportsUnderTest()) {
   });
 }
 
-/** A 1 MiB tmpfs (root only: mount needs CAP_SYS_ADMIN, which CI has); undefined where it cannot be made. */
-function smallFileSystem(at: string): { unmount(): void } | undefined {
-  mkdirSync(at, { recursive: true });
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', at], { stdio: 'pipe' });
-  } catch {
-    return undefined;
-  }
-  return { unmount: () => execFileSync('umount', [at]) };
-}
-
 test('a start on a full disk fails with a message saying so, not a SIGBUS', { timeout: 240_000 }, async (t) => {
   const dir = tempDir();
-  const disk = smallFileSystem(join(dir.path, 'disk'));
+  const disk = smallFileSystem(join(dir.path, 'disk'), '1m');
   t.after(() => {
     disk?.unmount();
     dir.remove();

@@ -7,15 +7,19 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { rmSync, statfsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { open as openLmdb } from 'lmdb';
+import { pino } from 'pino';
 import { didHash } from '../src/store/did-keys.ts';
 import { EventStore } from '../src/store/event-store.ts';
 import { SnapshotReader } from '../src/store/snapshot-reader.ts';
 import { tempDir } from './support/gateway.ts';
 import { readAll, texts } from './support/store-reads.ts';
+import { smallFileSystem } from './support/small-file-system.ts';
 import { SEAL_CRASH_BLOCK, SEAL_DIDS, SEAL_GROUP, sealCrashEvents } from './support/seal-crash-events.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -77,4 +81,58 @@ test('a process killed between a block\'s postings and the block reopens whole: 
   const byDid = reopened.openDB<Buffer, Buffer>({ name: 'byDid', keyEncoding: 'binary', encoding: 'binary', dupSort: true, dupFixed: true } as never);
   assert.equal(countPostings(byDid), SEAL_GROUP * SEAL_CRASH_BLOCK, 'one posting per sealed event');
   await reopened.close();
+});
+
+test('a seal that fails on a full disk loses nothing: the events stay readable from the tail, the failure is logged once, and sealing resumes after the next commit once there is room', async (t) => {
+  const dir = tempDir('contrail-seal-full-');
+  const at = join(dir.path, 'disk');
+  const disk = smallFileSystem(at, '80m');
+  const open: EventStore[] = [];
+  t.after(async () => {
+    for (const store of open) await store.close();
+    disk?.unmount();
+    dir.remove();
+  });
+  if (!disk) {
+    t.skip('cannot mount a tmpfs here (needs root): a seal on a full disk is not tested');
+    return;
+  }
+  const logs: { level: string; msg: string }[] = [];
+  const logger = pino({ level: 'warn' }, { write: (line: string) => logs.push(JSON.parse(line) as never) });
+  const events = sealCrashEvents();
+  const first = events.slice(0, SEAL_GROUP * SEAL_CRASH_BLOCK);
+  const store = new EventStore({ dataDir: join(at, 'data'), hotLogBytes: 0, blockEvents: SEAL_CRASH_BLOCK, fsync: false, mapSizeBytes: 64 << 20, logger });
+  open.push(store);
+  await store.commit({ entries: first, revs: new Map() });
+  // The commit queued its first block's seal for a later turn; the disk fills before it runs.
+  const filler = join(at, 'filler');
+  writeFileSync(filler, Buffer.alloc(statfsSync(at).bavail * statfsSync(at).bsize));
+  for (let turn = 0; turn < 200; turn++) await nextTurn();
+  const failures = logs.filter((line) => /could not seal a block/.test(line.msg));
+  assert.equal(failures.length, 1, `the failed seal is logged once: ${JSON.stringify(logs)}`);
+  assert.deepEqual(store.sealState, { unsealedEvents: first.length, failedSeals: 1 }, 'tried once, not again on every turn while no commit came');
+  assert.equal(store.indexState.sealedEvents, 0, 'nothing was sealed while the disk was full');
+  assert.deepEqual(texts(readAll(store)), texts(first), 'every event once, from the tail');
+  const did = SEAL_DIDS[3]!;
+  assert.deepEqual(texts(readAll(store, { dids: [did] })), texts(first.filter((e) => e.did === did)));
+
+  rmSync(filler);
+  await store.commit({ entries: events.slice(first.length), revs: new Map() });
+  for (let turns = 0; store.indexState.sealedEvents < first.length; turns++) {
+    assert.ok(turns < 1_000, 'the blocks are sealed once there is room');
+    await nextTurn();
+  }
+  assert.ok(logs.some((line) => /sealing blocks works again/.test(line.msg)), 'the recovery is logged');
+  assert.deepEqual(store.sealState, { unsealedEvents: events.length - first.length, failedSeals: 1 });
+  assert.deepEqual(texts(readAll(store)), texts(events));
+  assert.deepEqual(texts(readAll(store, { dids: [did] })), texts(events.filter((e) => e.did === did)));
+  await open.pop()!.close();
+
+  const reopened = new EventStore({ dataDir: join(at, 'data'), hotLogBytes: 0, blockEvents: SEAL_CRASH_BLOCK, fsync: false, mapSizeBytes: 64 << 20 });
+  open.push(reopened);
+  assert.equal(reopened.indexState.sealedEvents, first.length);
+  assert.deepEqual(texts(readAll(reopened)), texts(events), 'every event once after reopening');
+  const byIndex = reopened.readPlans.didIndex;
+  assert.deepEqual(texts(readAll(reopened, { dids: [did] })), texts(events.filter((e) => e.did === did)));
+  assert.ok(reopened.readPlans.didIndex > byIndex, 'the DID read used the index');
 });

@@ -186,6 +186,8 @@ export class EventStore {
   /** time_us of the newest sealed event (0 before the first block). */
   #sealedUpTo = 0;
   #sealFailing = false;
+  /** Seals that failed since the store opened (each retried after the next commit). */
+  #failedSeals = 0;
   /** The block(s) being sealed, if any (from the tail's oldest events; live one block, at once up to SEAL_GROUP_BLOCKS). */
   #sealing: SealInProgress | undefined;
   /** A turn to run the seal's next steps is queued (one at a time: two would share the steps' budget per turn twice). */
@@ -302,6 +304,11 @@ export class EventStore {
   /** What a reader in another thread needs to read the way this store would (see snapshot-reader.ts). */
   get indexState(): { sealedEvents: number; didIndexUsable: boolean } {
     return { sealedEvents: this.#sealedCount, didIndexUsable: !this.#didIndexBroken };
+  }
+
+  /** Committed events waiting in the tail for their block's seal, and seals that failed since the store opened (metrics). */
+  get sealState(): { unsealedEvents: number; failedSeals: number } {
+    return { unsealedEvents: this.#tail.length, failedSeals: this.#failedSeals };
   }
 
   /** A reader in another thread found the per-DID index inconsistent: as if this store had. */
@@ -461,6 +468,7 @@ export class EventStore {
     } catch (err) {
       if (this.#sealing) this.#forgetNewPartitions(this.#sealing);
       this.#sealing = undefined;
+      this.#failedSeals++;
       if (!this.#sealFailing) {
         this.#logger?.error({ err: (err as Error).message, tailEvents: this.#tail.length }, 'could not seal a block (disk full?); the events stay in the tail and sealing is retried after each commit');
       }

@@ -55,7 +55,7 @@ export function createStoreMetrics(registry: Registry) {
  * The buffer's extent as gauges, read from the store at each scrape: its oldest and newest
  * event, how many events and bytes it holds, and the hot log's size.
  */
-export function registerBufferGauges(registry: Registry, store: Pick<EventStore, 'span' | 'hotLog'>): void {
+export function registerBufferGauges(registry: Registry, store: Pick<EventStore, 'span' | 'hotLog' | 'sealState'>): void {
   const registers = [registry];
   // Base units (seconds), and NaN while the buffer is empty: there is no such event, and 0 would
   // read as 1970 (a buffer 56 years deep).
@@ -99,6 +99,23 @@ export function registerBufferGauges(registry: Registry, store: Pick<EventStore,
     registers,
     collect() {
       this.set(store.hotLog.bytes);
+    },
+  });
+  new Gauge({
+    name: 'contrail_store_unsealed_events',
+    help: 'Committed events waiting in the tail to be sealed into a compressed block (grows while sealing fails)',
+    registers,
+    collect() {
+      this.set(store.sealState.unsealedEvents);
+    },
+  });
+  new Counter({
+    name: 'contrail_store_seal_failures_total',
+    help: 'Failed attempts to seal a block (disk full); each is retried after the next commit',
+    registers,
+    collect() {
+      this.reset();
+      this.inc(store.sealState.failedSeals);
     },
   });
 }
