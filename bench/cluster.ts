@@ -17,14 +17,16 @@
  *    single process. The first seconds warm every process up (JIT, first block seals) and are
  *    not counted: the figures are the steady state.
  *  - fan-out: 1,000 clients on one serving node, then 500 on each of two, during bursts (the two
- *    setups take turns, RUNS times each).
+ *    setups take turns, --runs times each).
  *  - failover: kill -9 of the leader; how long a client of another node waits for the first
  *    event read by the new leader.
  *
- * `npx tsx bench/cluster.ts [ingest] [latency] [fanout] [failover]` runs only the named sections.
+ * `npx tsx bench/cluster.ts [ingest] [latency] [fanout] [failover] [--runs N]` runs only the named
+ * sections, each N times (3 by default; fewer while exploring).
  */
 import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
+import { parseArgs } from 'node:util';
 import { ContrailProcess } from '../test/support/contrail-process.ts';
 import { FakeRelay } from '../test/support/fake-relay.ts';
 import { tempDir } from '../test/support/gateway.ts';
@@ -301,10 +303,10 @@ async function failoverGaps(leaseMs: number, frames: SyntheticFrame[]): Promise<
   return gaps;
 }
 
-/** RUNS measurements of every topology, the topologies taking turns so that a change in the machine's load touches all alike. */
-async function takingTurns<T>(section: string, measure: (topology: Topology) => Promise<T>): Promise<Map<Topology, T[]>> {
+/** `count` measurements of every topology, the topologies taking turns so that a change in the machine's load touches all alike. */
+async function takingTurns<T>(section: string, count: number, measure: (topology: Topology) => Promise<T>): Promise<Map<Topology, T[]>> {
   const runs = new Map(TOPOLOGIES.map((topology) => [topology, [] as T[]]));
-  for (let i = 0; i < RUNS; i++) {
+  for (let i = 0; i < count; i++) {
     for (const [topology, results] of runs) {
       progress(`${section}, ${topology.name}, run ${i + 1}`);
       results.push(await measure(topology));
@@ -322,7 +324,7 @@ const ms = (micros: number) => (micros / 1000).toFixed(2);
 const SECTIONS = ['ingest', 'latency', 'fanout', 'failover'];
 
 /** Runs the named sections (all by default: the whole run takes many minutes). */
-export async function run(sections = new Set(SECTIONS)): Promise<Row[]> {
+export async function run(sections = new Set(SECTIONS), runCount = RUNS): Promise<Row[]> {
   const missing = natsServerMissing();
   if (missing) return [{ bench: 'cluster', case: `skipped: ${missing}` }];
   const frames = preparedFrames(INGEST_FRAMES, { seed: SEED, accounts: 20_000 });
@@ -338,7 +340,7 @@ export async function run(sections = new Set(SECTIONS)): Promise<Row[]> {
 
   if (sections.has('ingest')) {
     const inProcess: number[] = [];
-    const runs = await takingTurns('ingest', async (topology) => {
+    const runs = await takingTurns('ingest', runCount, async (topology) => {
       if (topology === TOPOLOGIES[0]) inProcess.push(await inProcessIngest(frames));
       return catchUp(topology, frames);
     });
@@ -362,7 +364,7 @@ export async function run(sections = new Set(SECTIONS)): Promise<Row[]> {
   }
 
   if (sections.has('latency')) {
-    const runs = await takingTurns('latency', (topology) => latencies(topology, frames));
+    const runs = await takingTurns('latency', runCount, (topology) => latencies(topology, frames));
     for (const [topology, results] of runs) {
       for (const role of ['leader', 'follower'] as const) {
         const perRun = results.map((result) => result[role]).filter((samples) => samples !== undefined);
@@ -383,7 +385,7 @@ export async function run(sections = new Set(SECTIONS)): Promise<Row[]> {
     [1, []],
     [2, []],
   ]);
-  for (let i = 0; i < (sections.has('fanout') ? RUNS : 0); i++) {
+  for (let i = 0; i < (sections.has('fanout') ? runCount : 0); i++) {
     for (const [serving, rates] of fanout) {
       progress(`fan-out, ${serving} serving node(s), run ${i + 1}`);
       rates.push(await fanoutRate(serving, frames));
@@ -407,8 +409,10 @@ export async function run(sections = new Set(SECTIONS)): Promise<Row[]> {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const named = process.argv.slice(2);
+  const { values, positionals: named } = parseArgs({ allowPositionals: true, options: { runs: { type: 'string', default: String(RUNS) } } });
+  const runs = Number(values.runs);
+  if (!Number.isInteger(runs) || runs < 1) throw new Error(`--runs ${values.runs}: give a whole number of runs, 1 or more`);
   const unknown = named.filter((section) => !SECTIONS.includes(section));
   if (unknown.length > 0) throw new Error(`unknown section ${unknown.join(', ')}: choose from ${SECTIONS.join(', ')}`);
-  printTable('cluster: contrail processes on NATS JetStream beside the single process, same run', await run(named.length > 0 ? new Set(named) : undefined));
+  printTable('cluster: contrail processes on NATS JetStream beside the single process, same run', await run(named.length > 0 ? new Set(named) : undefined, runs));
 }
