@@ -7,13 +7,18 @@ import type { Entry } from '../events/index.ts';
  * zstd for `compress=true` subscribers: each event becomes one standalone zstd frame made with
  * the active dictionary, whose ID is written in the frame header so a client holding several
  * dictionaries (Jetstream's Go client does) can pick the right one. An event is compressed at
- * most once — the result is remembered per Entry (until the Entry is collected) and shared by
- * every compressed subscriber.
+ * most once — the result is kept on the Entry itself (so it goes when the Entry does) and
+ * shared by every compressed subscriber.
  */
 export class EventCompressor {
   readonly dictionaryId: number;
   readonly #compressor = new Compressor();
-  readonly #frames = new WeakMap<Entry, Uint8Array>();
+  /**
+   * The property an entry keeps this compressor's frame under. Not a WeakMap: a WeakMap entry
+   * per event cost a compressed replay from disk about a tenth of its CPU (the map's inserts and
+   * its ephemeron table in every garbage collection), for a million events kept a few seconds.
+   */
+  readonly #frame = Symbol('zstd frame');
 
   constructor(
     readonly dictionary: Buffer,
@@ -40,12 +45,8 @@ export class EventCompressor {
   }
 
   compressed(entry: Entry): Uint8Array {
-    let frame = this.#frames.get(entry);
-    if (frame === undefined) {
-      frame = this.#compressor.compress(entry.json);
-      this.#frames.set(entry, frame);
-    }
-    return frame;
+    const framed = entry as Entry & { [key: symbol]: Uint8Array | undefined };
+    return (framed[this.#frame] ??= this.#compressor.compress(entry.json));
   }
 
   compress(bytes: Uint8Array): Uint8Array {

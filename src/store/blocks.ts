@@ -65,9 +65,10 @@ export function compressPartition(events: readonly Entry[], dictionaries: Dictio
 /**
  * Reads blocks' partitions, decompressed once and kept in a byte-bounded LRU cache shared by
  * every reader (concurrent replays from old cursors read the same blocks). A partition is
- * decoded into entries only when a reader wants all of it; an index lookup decodes just its
- * event. Cached entries' JSON are views of their decompressed buffer, which nothing reuses, so
- * readers may keep them.
+ * decoded into entries only when a reader wants all of it, and its entries kept beside its
+ * bytes only when read alone (a collection filter's); a whole block's entries are kept in its
+ * merge; an index lookup decodes just its event. Entries' JSON are views of their decompressed
+ * buffer, which nothing reuses, so readers may keep them.
  */
 export class BlockReader {
   readonly #cache = new Map<string, { bytes: Buffer; entries?: Entry[] }>();
@@ -87,6 +88,12 @@ export class BlockReader {
     return (cached.entries ??= decodeRecords(cached.bytes));
   }
 
+  /** One partition's events, decoded from the cached bytes without keeping them there (unless some reader already decoded them). */
+  #decodedOnce(end: number, info: BlockInfo, part: number): Entry[] {
+    const cached = this.#decompressed(end, info, part);
+    return cached.entries ?? decodeRecords(cached.bytes);
+  }
+
   /** The partition's event with this time_us, if it holds one. */
   find(end: number, info: BlockInfo, part: number, timeUs: number): Entry | undefined {
     const cached = this.#decompressed(end, info, part);
@@ -101,9 +108,14 @@ export class BlockReader {
       this.#cache.set(id, hit);
       return hit;
     }
-    const frame = this.blocks.get([end, part]);
-    if (!frame) throw new Error(`block ${end} lacks its partition ${part}`);
-    const decompressed = { bytes: this.dictionaries.decompress(frame, info.dict) };
+    // LMDB's reused buffer, not a copy: the frame is decompressed before any other read.
+    const read = () => {
+      const frame = this.blocks.getBinaryFast([end, part]);
+      if (!frame) throw new Error(`block ${end} lacks its partition ${part}`);
+      // The reused buffer's `length` is the value's, its byteLength the buffer's: native code reads the latter.
+      return new Uint8Array(frame.buffer, frame.byteOffset, frame.length);
+    };
+    const decompressed = { bytes: this.dictionaries.decompress(read, info.dict) };
     this.#cache.set(id, decompressed);
     this.#cachedBytes += decompressed.bytes.byteLength;
     for (const [key, value] of this.#cache) {
@@ -127,7 +139,10 @@ export class BlockReader {
       const hit = this.#wholeBlocks.get(end);
       if (hit) return hit;
     }
-    const merged = mergeParts(info, parts.map((part) => this.part(end, info, part)));
+    // A whole block's partitions are decoded for the merge alone, not kept with their bytes:
+    // the merge holds their events (kept below), and events cached for as long as 64 MiB of
+    // bytes outlive the young generation, so every full replay's event went through the old one.
+    const merged = mergeParts(info, parts.map((part) => (whole ? this.#decodedOnce(end, info, part) : this.part(end, info, part))));
     if (whole) {
       this.#wholeBlocks.set(end, merged);
       for (const key of this.#wholeBlocks.keys()) {

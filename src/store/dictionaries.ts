@@ -43,8 +43,16 @@ export class Dictionaries {
     return this.#compressor.compress(bytes);
   }
 
-  /** Decompresses a block frame made with dictionary `number`; a frame that fails its checksum throws. */
-  decompress(frame: Uint8Array, number: number): Buffer {
+  /**
+   * Decompresses a block frame made with dictionary `number`; a frame that fails its checksum
+   * throws. `frame` is read only after `read` returns it, once the dictionary is loaded: read may
+   * hand out LMDB's reused buffer (getBinaryFast), which loading a dictionary would overwrite.
+   */
+  decompress(read: () => Uint8Array, number: number): Buffer {
+    return this.#decompressor(number).decompress(read());
+  }
+
+  #decompressor(number: number): Decompressor {
     let decompressor = this.#decompressors.get(number);
     if (!decompressor) {
       decompressor = new Decompressor();
@@ -55,7 +63,7 @@ export class Dictionaries {
       }
       this.#decompressors.set(number, decompressor);
     }
-    return decompressor.decompress(frame);
+    return decompressor;
   }
 
   /** The store-local number of this dictionary, adding it if the buffer does not hold it yet. */
