@@ -3,7 +3,7 @@
  * read on worker threads (--replay-workers 1) beside the same replays read on the main thread
  * (--replay-workers 0) and beside no replays at all, in the same run.
  *
- *   npx tsx bench/replay-live.ts [--events 1000000] [--seconds 10] [--runs 3] [--replays 20] [--cases live,main,worker]
+ *   npx tsx bench/replay-live.ts [--events 1000000] [--seconds 10] [--runs 3] [--replays 20] [--cases live,main,worker] [--profile DIR]
  *
  * A buffer of --events events with the network's mix (bench/day-events.ts) is written once
  * through the EventStore; each case starts a gateway (uWS) on a fresh copy of it, fed by a local
@@ -18,7 +18,8 @@
  * commit (both wait for the same turn of the event loop) shows in it, as does CPU the replays
  * take from the main thread on a small machine.
  */
-import { cpSync } from 'node:fs';
+import { cpSync, mkdirSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -40,6 +41,8 @@ const { values } = parseArgs({
     cases: { type: 'string', default: 'live,main,worker' },
     // Keep the written buffer here and reuse it on later runs with the same --events (saves its writing time).
     buffer: { type: 'string' },
+    // Write a CPU profile of the gateway process's main thread during each case's window here (<case>-<run>.cpuprofile).
+    profile: { type: 'string' },
   },
 });
 const EVENTS = Number(values.events);
@@ -61,6 +64,7 @@ const CASES: Case[] = [
   { key: 'live', name: 'live only, no replays', replays: 0, replayWorkers: 1 },
   { key: 'main', name: `${REPLAYS} full replays, read on the main thread (--replay-workers 0)`, replays: REPLAYS, replayWorkers: 0 },
   { key: 'worker', name: `${REPLAYS} full replays, read on a worker thread (--replay-workers 1)`, replays: REPLAYS, replayWorkers: 1 },
+  { key: 'worker0', name: `${REPLAYS} full replays, read on a worker thread at nice 0`, replays: REPLAYS, replayWorkers: 1 },
 ].filter((which) => values.cases.split(',').includes(which.key));
 
 interface Sample {
@@ -88,15 +92,33 @@ interface Sample {
   liveLoopP99: number;
 }
 
+async function startProfiler(): Promise<Session> {
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.setSamplingInterval', { interval: 500 });
+  await session.post('Profiler.start');
+  return session;
+}
+
+async function saveProfile(session: Session, file: string): Promise<void> {
+  const { profile } = await session.post('Profiler.stop');
+  session.disconnect();
+  mkdirSync(values.profile!, { recursive: true });
+  writeFileSync(file, JSON.stringify(profile));
+}
+
 function progress(text: string): void {
   process.stderr.write(`replay-live: ${text}\n`);
 }
 
-async function runCase(which: Case, buffer: string, frames: Array<{ seq: number; bytes: Uint8Array }>): Promise<Sample> {
+async function runCase(which: Case, buffer: string, frames: Array<{ seq: number; bytes: Uint8Array }>, run: number): Promise<Sample> {
   const dir = tempDir('contrail-replay-live-');
   const dataDir = join(dir.path, 'data');
   cpSync(buffer, dataDir, { recursive: true });
   const relay = await FakeRelay.start();
+  if (which.key === 'worker0') process.env.EXPERIMENT_NICE = '0';
+  else delete process.env.EXPERIMENT_NICE;
   const gateway = await startTestGateway(
     relay.url,
     dataDir,
@@ -132,11 +154,13 @@ async function runCase(which: Case, buffer: string, frames: Array<{ seq: number;
   watching = true;
   loopDelay.enable();
   gc.observe({ entryTypes: ['gc'] });
+  const profiler = values.profile ? await startProfiler() : undefined;
   const cpuBefore = process.cpuUsage();
   const started = performance.now();
   await paced(frames.length, RATE, (i) => relay.push(frames[i]!));
   const elapsedMs = performance.now() - started;
   const cpu = process.cpuUsage(cpuBefore);
+  if (profiler) await saveProfile(profiler, join(values.profile!, `${which.key}-${run + 1}.cpuprofile`));
   loopDelay.disable();
   gc.disconnect();
   const replayed = (await replaying?.received()) ?? 0;
@@ -189,7 +213,7 @@ for (let run = 0; run < RUNS; run++) {
   // Alternating order, so no case always runs on the warmest (or most loaded) machine.
   for (const which of run % 2 === 0 ? CASES : [...CASES].reverse()) {
     progress(`run ${run + 1}/${RUNS}: ${which.name}`);
-    results.get(which.name)!.push(await runCase(which, bufferDir.path, frames));
+    results.get(which.name)!.push(await runCase(which, bufferDir.path, frames, run));
   }
 }
 bufferDir.remove();

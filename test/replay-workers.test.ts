@@ -3,13 +3,17 @@
  * whole gateway: a subscriber that changes its filter or leaves while a worker reads for it
  * never gets that read's events; a worker killed while reads are in flight loses and duplicates
  * nothing (its reads are read on the main thread, and a new worker takes the next ones); and the
- * same replays served with --replay-workers 0 (the main thread) are byte for byte the same.
+ * same replays served with --replay-workers 0 (the main thread) are byte for byte the same; and the
+ * worker threads, a restarted one too, run at nice 19 while the main thread keeps its priority.
  * (test/replay-workers.fuzz.test.ts checks worker reads against main-thread reads read by read.)
  */
 import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { getPriority } from 'node:os';
 import { after, before, describe, test } from 'node:test';
 import { Decompressor } from 'zstd-napi';
 import type { Gateway } from '../src/gateway.ts';
+import { BACKGROUND_NICENESS } from '../src/threads/index.ts';
 import { FakeRelay } from './support/fake-relay.ts';
 import { startTestGateway, tempDir } from './support/gateway.ts';
 import { FOLLOW, LIKE, POST, Subscription, Upstream, httpGet, queryFor, readWholeStream, storedEvent, waitUntil, wants, type FilterSpec } from './support/subscribe-client.ts';
@@ -18,6 +22,20 @@ import { transportsUnderTest } from './support/transports.ts';
 /** Events in the buffer: many worker reads' worth, with a hot log that holds only the newest. */
 const FRAMES = 2_500;
 const HOT_LOG_BYTES = 32 * 1024;
+
+const linuxThreads = existsSync('/proc/thread-self');
+
+/** Each thread of this process and its niceness: field 19 of /proc/self/task/<tid>/stat. */
+function threadNiceness(): Map<number, number> {
+  const niceness = new Map<number, number>();
+  for (const tid of readdirSync('/proc/self/task')) {
+    const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+    // Fields after the command name, which is in parentheses and may hold spaces: the state is field 3.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    niceness.set(Number(tid), Number(fields[19 - 3]));
+  }
+  return niceness;
+}
 
 for (const { transport, skip } of await transportsUnderTest()) {
   describe(`replays on worker threads over ${transport}`, { skip }, () => {
@@ -123,6 +141,15 @@ for (const { transport, skip } of await transportsUnderTest()) {
       const fresh = await readWholeStream(gateway.port);
       assert.deepEqual(fresh.map((e) => e.raw), recorder.texts, 'a replay afterwards is the whole stream');
       assert.ok(pool().threads().length === 1 && pool().threads()[0] !== killed, 'a new worker was started for the reads that followed');
+    });
+
+    test('replay workers run at the lowest OS priority (nice 19), a restarted one too; the main thread keeps the process’s', { skip: linuxThreads ? false : 'no /proc/thread-self: not Linux' }, () => {
+      // After the test before it, the one worker running is the one started after a worker was killed.
+      const niceness = threadNiceness();
+      const atBackground = [...niceness].filter(([, nice]) => nice === BACKGROUND_NICENESS);
+      assert.equal(niceness.get(process.pid), getPriority(), 'the main thread (its thread id is the pid) keeps the process’s niceness');
+      assert.notEqual(getPriority(), BACKGROUND_NICENESS, 'this process itself runs above the background niceness');
+      assert.equal(atBackground.length, pool().threads().length, `exactly the replay worker threads run at nice ${BACKGROUND_NICENESS} (${JSON.stringify([...niceness])})`);
     });
 
     test('the same replays read on the main thread (--replay-workers 0) are byte for byte the same', async () => {

@@ -81,7 +81,8 @@ type WorkerMessage = ReplayReply | { id: number; error: string } | { id: -1; rea
  * Replay workers when --replay-workers is not given: a core is the main thread's, the others
  * read replays — except on two cores or fewer, where none: there a worker takes CPU from the
  * main thread (ingest and every send) rather than using spare CPU, and bench/replay-live
- * measured live latency and replay throughput worse with one than with none (README, Performance).
+ * measured live latency and replay throughput worse with one than with none, even at nice 19
+ * (README, Performance).
  */
 export function defaultReplayWorkers(cores = availableParallelism()): number {
   return cores <= 2 ? 0 : cores - 1;
@@ -90,8 +91,9 @@ export function defaultReplayWorkers(cores = availableParallelism()): number {
 /**
  * Worker threads that read replays from the buffer (LMDB reads, block decompression, decoding,
  * filtering, and the zstd frames of compressed subscribers), so none of it runs on the thread
- * that ingests and sends live events. A read goes to the thread with the fewest reads pending;
- * its answer's buffers are transferred, not copied.
+ * that ingests and sends live events. Each thread lowers its own OS priority to nice 19 as it
+ * starts (replay-worker.ts), so it never takes a core the main thread wants. A read goes to the
+ * thread with the fewest reads pending; its answer's buffers are transferred, not copied.
  *
  * The threads live as a WorkerPool's (src/threads): one that dies rejects its pending reads
  * (the hub reads those on the main thread) and is started again for the next — unless it died

@@ -4,11 +4,12 @@
  * the subscriber's filter sends, in a fresh snapshot, then answers with them as stored records
  * and — for a zstd subscriber — their frames, both in buffers it transfers. It holds no
  * subscriber state: a request carries the filter (kept here by its JSON), the wire and the
- * EventStore's index state.
+ * EventStore's index state. It runs at nice 19: it reads on CPU the main thread leaves.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Entry } from '../events/index.ts';
 import { encodeRecords, SnapshotReader } from '../store/index.ts';
+import { lowerThreadPriority } from '../threads/index.ts';
 import { EventCompressor } from './compression.ts';
 import { sendsEvent, type SubscriberFilter } from './filter.ts';
 import type { FilterSpec, ReplayReply, ReplayRequest, ReplayWorkerData } from './replay-pool.ts';
@@ -16,6 +17,9 @@ import { ndjsonWire, sseWire, v1Wire, v2Wire, type Wire } from './wire.ts';
 
 /** Filters rebuilt from their JSON, most recently used last. */
 const FILTERS_KEPT = 256;
+
+// Where this thread and the main thread (ingest, live sends) want the same core, the scheduler runs the main thread.
+lowerThreadPriority();
 
 const data = workerData as ReplayWorkerData;
 const reader = new SnapshotReader(data.location, data.blockCacheBytes);

@@ -11,7 +11,13 @@
  * so the pool refuses every request from then on (all the work stays on the main thread), logged
  * once. Why: a missing or broken worker build must cost speed, never events.
  *
+ * A worker thread may lower its own scheduling priority (thread-priority.ts): Linux schedules
+ * each thread on its own, so one thread at nice 19 yields every contended core to the process's
+ * other threads (and other processes) without touching their priority. Replay workers do.
+ *
  * Files:
- *   worker-pool.ts  WorkerPool: slots, start and restart, pending requests, ready and close; startWorkerModule
+ *   worker-pool.ts      WorkerPool: slots, start and restart, pending requests, ready and close; startWorkerModule
+ *   thread-priority.ts  lowerThreadPriority: a worker thread's own OS niceness (replay workers run at 19)
  */
+export { BACKGROUND_NICENESS, lowerThreadPriority } from './thread-priority.ts';
 export { startWorkerModule, WorkerPool, type Waiting, type WorkerSlot } from './worker-pool.ts';
