@@ -14,13 +14,14 @@ import { Session } from 'node:inspector/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { preparedFrames } from './frames.ts';
+import { splitByStage, type Profile, type Stages } from './profile-split.ts';
 import { ingestIntoFreshBuffer } from './ingest-path.ts';
 
 const FRAMES = 8_000;
 const DICTIONARY = fileURLToPath(new URL('../dictionaries/contrail-v1.zstd-dict', import.meta.url));
 
 /** Stages by the functions that run them; a sample goes to the innermost one on its stack. */
-const STAGES: Array<[stage: string, functions: string[]]> = [
+const STAGES: Stages = [
   ['GC', ['(garbage collector)']],
   ['SHA-256 of records', ['hash']],
   ['frame decode (decodeFrame)', ['decodeFrame']],
@@ -32,31 +33,6 @@ const STAGES: Array<[stage: string, functions: string[]]> = [
   ['commit (#write: tail, revs, cursor; hot log)', ['commit']],
   ['idle', ['(idle)']],
 ];
-
-interface Profile {
-  nodes: Array<{ id: number; callFrame: { functionName: string }; children?: number[] }>;
-  samples: number[];
-  timeDeltas: number[];
-}
-
-function split(profile: Profile): Map<string, number> {
-  const parent = new Map<number, number>();
-  const functionOf = new Map<number, string>();
-  for (const node of profile.nodes) {
-    functionOf.set(node.id, node.callFrame.functionName);
-    for (const child of node.children ?? []) parent.set(child, node.id);
-  }
-  const micros = new Map<string, number>();
-  profile.samples.forEach((sample, i) => {
-    let stage = 'other';
-    for (let id: number | undefined = sample; id !== undefined && stage === 'other'; id = parent.get(id)) {
-      const name = functionOf.get(id)!;
-      stage = STAGES.find(([, functions]) => functions.includes(name))?.[0] ?? 'other';
-    }
-    micros.set(stage, (micros.get(stage) ?? 0) + (profile.timeDeltas[i] ?? 0));
-  });
-  return micros;
-}
 
 const { values } = parseArgs({ options: { profile: { type: 'string' }, passes: { type: 'string', default: '6' }, warm: { type: 'string', default: '2' } } });
 const PASSES = Number(values.passes);
@@ -81,7 +57,7 @@ for (let pass = 0; pass < PASSES; pass++) {
 if (profiledEvents === 0) process.exit(0);
 const { profile } = await session.post('Profiler.stop');
 if (values.profile) writeFileSync(values.profile, JSON.stringify(profile));
-const micros = split(profile as Profile);
+const micros = splitByStage(profile as Profile, STAGES);
 const busy = [...micros].reduce((sum, [stage, us]) => (stage === 'idle' ? sum : sum + us), 0);
 process.stdout.write(`\nprofiled passes: CPU µs per event by stage\n`);
 for (const stage of [...STAGES.map(([name]) => name), 'other']) {

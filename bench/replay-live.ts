@@ -5,6 +5,11 @@
  *
  *   npx tsx bench/replay-live.ts [--events 1000000] [--seconds 10] [--runs 3] [--replays 20] [--cases live,main,worker] [--profile DIR]
  *
+ * With --profile, the gateway process's main thread is CPU-profiled (node:inspector, 500 µs) in
+ * each window, and a third table splits its wall time by stage (a sample goes to the innermost
+ * stage on its stack), summed over the runs; the profiles are written to DIR. The profiler costs
+ * CPU too: compare splits with splits, latencies with unprofiled runs.
+ *
  * A buffer of --events events with the network's mix (bench/day-events.ts) is written once
  * through the EventStore; each case starts a gateway (uWS) on a fresh copy of it, fed by a local
  * relay at 2,000 frames/s of synthetic firehose commits (decoded, committed to LMDB, published:
@@ -28,6 +33,7 @@ import { FakeRelay } from '../test/support/fake-relay.ts';
 import { startTestGateway, tempDir } from '../test/support/gateway.ts';
 import { SyntheticFirehose } from '../test/support/synthetic.ts';
 import { Clients, paced, percentile } from './fanout.ts';
+import { splitByStage, type Profile, type Stages } from './profile-split.ts';
 import { replayBuffer } from './replay-buffer.ts';
 import { median, printTable, type Row } from './table.ts';
 
@@ -41,7 +47,7 @@ const { values } = parseArgs({
     cases: { type: 'string', default: 'live,main,worker' },
     // Keep the written buffer here and reuse it on later runs with the same --events (saves its writing time).
     buffer: { type: 'string' },
-    // Write a CPU profile of the gateway process's main thread during each case's window here (<case>-<run>.cpuprofile).
+    // CPU-profile the gateway process's main thread in each case's window: print where its time went, and write the profiles here (<case>-<run>.cpuprofile).
     profile: { type: 'string' },
   },
 });
@@ -64,10 +70,25 @@ const CASES: Case[] = [
   { key: 'live', name: 'live only, no replays', replays: 0, replayWorkers: 1 },
   { key: 'main', name: `${REPLAYS} full replays, read on the main thread (--replay-workers 0)`, replays: REPLAYS, replayWorkers: 0 },
   { key: 'worker', name: `${REPLAYS} full replays, read on a worker thread (--replay-workers 1)`, replays: REPLAYS, replayWorkers: 1 },
-  { key: 'worker0', name: `${REPLAYS} full replays, read on a worker thread at nice 0`, replays: REPLAYS, replayWorkers: 1 },
 ].filter((which) => values.cases.split(',').includes(which.key));
 
+/** The main thread's stages in a profiled window, by the functions that run them. */
+const STAGES: Stages = [
+  ['GC', ['(garbage collector)']],
+  ['idle', ['(idle)']],
+  ['replay reads on this thread (readAfter)', ['readAfter']],
+  ["workers' answers decoded (decodeAnswer)", ['decodeAnswer']],
+  ['replay sends (#sendBatch)', ['#sendBatch']],
+  ['replay turns, rest', ['step', '#run']],
+  ['live publish (#publish)', ['#publish']],
+  ['commit (store, sealing)', ['commit', '#continueSeal']],
+  ['frames decoded to events', ['decodeFrame', 'parseMessage', 'buildEvents']],
+  ["the bench's relay (paced)", ['paced']],
+];
+
 interface Sample {
+  /** µs of the main thread per stage in the window (with --profile). */
+  stages?: Map<string, number>;
   p50: number;
   p99: number;
   max: number;
@@ -101,11 +122,13 @@ async function startProfiler(): Promise<Session> {
   return session;
 }
 
-async function saveProfile(session: Session, file: string): Promise<void> {
+/** Stops the profiler, writes its profile to `file`, and returns its split by stage. */
+async function saveProfile(session: Session, file: string): Promise<Map<string, number>> {
   const { profile } = await session.post('Profiler.stop');
   session.disconnect();
   mkdirSync(values.profile!, { recursive: true });
   writeFileSync(file, JSON.stringify(profile));
+  return splitByStage(profile as Profile, STAGES);
 }
 
 function progress(text: string): void {
@@ -117,8 +140,6 @@ async function runCase(which: Case, buffer: string, frames: Array<{ seq: number;
   const dataDir = join(dir.path, 'data');
   cpSync(buffer, dataDir, { recursive: true });
   const relay = await FakeRelay.start();
-  if (which.key === 'worker0') process.env.EXPERIMENT_NICE = '0';
-  else delete process.env.EXPERIMENT_NICE;
   const gateway = await startTestGateway(
     relay.url,
     dataDir,
@@ -160,7 +181,7 @@ async function runCase(which: Case, buffer: string, frames: Array<{ seq: number;
   await paced(frames.length, RATE, (i) => relay.push(frames[i]!));
   const elapsedMs = performance.now() - started;
   const cpu = process.cpuUsage(cpuBefore);
-  if (profiler) await saveProfile(profiler, join(values.profile!, `${which.key}-${run + 1}.cpuprofile`));
+  const stages = profiler ? await saveProfile(profiler, join(values.profile!, `${which.key}-${run + 1}.cpuprofile`)) : undefined;
   loopDelay.disable();
   gc.disconnect();
   const replayed = (await replaying?.received()) ?? 0;
@@ -186,6 +207,7 @@ async function runCase(which: Case, buffer: string, frames: Array<{ seq: number;
   if (samples.length < frames.length * LIVE_CLIENTS * 0.9) throw new Error(`${which.name}: only ${samples.length} latency samples`);
   const cpuPercent = (micros: number) => (micros / (elapsedMs * 1000)) * 100;
   return {
+    ...(stages ? { stages } : {}),
     p50: percentile(samples, 50) / 1000,
     p99: percentile(samples, 99) / 1000,
     max: percentile(samples, 100) / 1000,
@@ -251,3 +273,16 @@ printTable(
   'where it goes (medians): server = time_us → published to every live socket; transit = published → arrival at the client; the gateway process\'s event loop and GC; CPU as % of one core',
   parts,
 );
+if (values.profile) {
+  const split: Row[] = [...STAGES.map(([stage]) => stage), 'other'].map((stage) => {
+    const row: Row = { 'main thread: stage': stage };
+    for (const which of CASES) {
+      const samples = results.get(which.name)!;
+      const all = (s: Sample) => [...s.stages!.values()].reduce((sum, us) => sum + us, 0);
+      const total = samples.reduce((sum, s) => sum + all(s), 0);
+      row[which.key] = `${((100 * samples.reduce((sum, s) => sum + (s.stages!.get(stage) ?? 0), 0)) / total).toFixed(1)} %`;
+    }
+    return row;
+  });
+  printTable(`the gateway's main thread in the profiled windows: % of its wall time by stage, all ${RUNS} runs (profiles in ${values.profile})`, split);
+}

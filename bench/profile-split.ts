@@ -1,0 +1,31 @@
+/** A CPU profile's samples charged to stages: the profiling benchmarks' split of where a thread's time went. */
+
+/** What the split reads of a node:inspector CPU profile. */
+export interface Profile {
+  nodes: Array<{ id: number; callFrame: { functionName: string }; children?: number[] }>;
+  samples: number[];
+  timeDeltas: number[];
+}
+
+/** Stages by the functions that run them, innermost first wins. */
+export type Stages = Array<[stage: string, functions: string[]]>;
+
+/** µs per stage: every sample goes to the innermost function on its stack that a stage names, or to 'other'. */
+export function splitByStage(profile: Profile, stages: Stages): Map<string, number> {
+  const parent = new Map<number, number>();
+  const functionOf = new Map<number, string>();
+  for (const node of profile.nodes) {
+    functionOf.set(node.id, node.callFrame.functionName);
+    for (const child of node.children ?? []) parent.set(child, node.id);
+  }
+  const micros = new Map<string, number>();
+  profile.samples.forEach((sample, i) => {
+    let stage = 'other';
+    for (let id: number | undefined = sample; id !== undefined && stage === 'other'; id = parent.get(id)) {
+      const name = functionOf.get(id)!;
+      stage = stages.find(([, functions]) => functions.includes(name))?.[0] ?? 'other';
+    }
+    micros.set(stage, (micros.get(stage) ?? 0) + (profile.timeDeltas[i] ?? 0));
+  });
+  return micros;
+}
