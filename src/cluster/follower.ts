@@ -19,7 +19,8 @@ interface SavedPosition {
  * Every node's copy of the stream: reads the event stream in order from just after what this
  * node applied, and commits each batch into the local buffer exactly as the leader built it
  * (same time_us and seq, same order), so the local server — and every cursor — sees the same events on
- * every node. The leader's own events reach its buffer the same way. A batch split over several
+ * every node. The leader's own batches reach its buffer when the stream acknowledges them
+ * (ownAppend): during its term its consumer is closed (pause/resume). A batch split over several
  * messages is committed once, when its last part arrives.
  *
  * Where to resume is saved beside the buffer about once a second, after the commit it names; a
@@ -39,6 +40,9 @@ export class StreamFollower {
   #running: Promise<void> | undefined;
   #lastLeader: string | undefined;
   #stopped = false;
+  /** While this node leads, its own appends reach the buffer on acknowledgement: no consumer reads them back. */
+  #paused = false;
+  #resumed: (() => void) | undefined;
 
   constructor(
     private readonly cluster: ClusterConnection,
@@ -91,14 +95,15 @@ export class StreamFollower {
         const messages = await consumer.consume({ max_messages: 256, expires: 5_000 });
         this.#messages = messages;
         // Not awaited: a close completes only when the iteration in #apply reaches it, so awaiting it here hung a node stopped during set-up.
-        if (this.#stopped) void messages.close();
+        if (this.#stopped || this.#paused) void messages.close();
         void this.#closeWhenStuck(messages);
         await this.#apply(messages);
       } catch (err) {
         if (this.#stopped) break;
         this.logger.warn({ err: (err as Error).message, appliedSeq: this.#applied }, 'reading the cluster event stream failed; starting again from the applied position');
       }
-      if (!this.#stopped) await new Promise((resolve) => setTimeout(resolve, 1_000));
+      if (this.#paused) await new Promise<void>((resolve) => (this.#resumed = resolve));
+      else if (!this.#stopped) await new Promise((resolve) => setTimeout(resolve, 1_000));
     }
   }
 
@@ -127,15 +132,17 @@ export class StreamFollower {
   /**
    * The stream acknowledged a batch this node appended as leader, at `firstSeq`…`lastSeq` (its
    * parts). Every append names the seq it follows, so when the buffer holds the stream through
-   * `firstSeq` − 1 these messages are exactly this batch: it is committed now, as built, without
-   * waiting for the consumer to bring it back (the consumer then skips it). Otherwise — the
-   * consumer already applied it, or is somewhere else — the consumer applies it when it gets there.
+   * `firstSeq` − 1 these messages are exactly this batch: it is committed now, as built (the
+   * leader's consumer is closed during its term). Otherwise — a consumer applied it before the
+   * term began, or an earlier commit failed — the consumer applies it when it gets there.
    */
   ownAppend(firstSeq: number, lastSeq: number, batch: Batch): void {
     if (this.#applied !== firstSeq - 1 || this.#isInBuffer(batch)) return;
     // The store commits synchronously: the batch is in the buffer (or failed) when this returns.
     this.store.commitAssigned(batch).catch((err: Error) => this.logger.warn({ err: err.message, firstSeq, lastSeq }, 'committing an appended batch failed; it is applied when the stream delivers it'));
+    // Without a consumer during the term (pause), a batch the buffer did not take is read from the stream.
     if (this.#isInBuffer(batch)) this.#advance(lastSeq);
+    else this.resume();
   }
 
   /** Resolves once the local buffer holds the stream through `seq`. */
@@ -144,8 +151,24 @@ export class StreamFollower {
     return new Promise((resolve) => this.#waiters.push({ seq, resolve }));
   }
 
+  /** The leader's term began: its appends are committed on acknowledgement (ownAppend), so its consumer closes until resume(). */
+  pause(): void {
+    this.#paused = true;
+    const messages = this.#messages;
+    this.#messages = undefined;
+    void messages?.close();
+  }
+
+  /** Reads the stream again from just after what is applied (the term ended, or an own commit failed). */
+  resume(): void {
+    this.#paused = false;
+    this.#resumed?.();
+    this.#resumed = undefined;
+  }
+
   async stop(): Promise<void> {
     this.#stopped = true;
+    this.resume();
     clearInterval(this.#saveTimer);
     await this.#messages?.close();
     await this.#running;

@@ -9,8 +9,9 @@
  * LMDB buffer (follower.ts), writing each batch exactly as the leader built it, and serves
  * /subscribe from that buffer as a single node does. So a time_us (or seq) names the same event
  * on every node, and a client may resume on any node with the cursor it got from another. The
- * leader commits its own batch as built the moment the stream acknowledges it (or when its
- * consumer delivers it, if that comes first): the acknowledgement of an append that named its
+ * leader commits its own batch as built the moment the stream acknowledges it, and closes its own
+ * consumer for its term (nats-server then delivers each batch to the other nodes only, and the
+ * leader decodes nothing it built): the acknowledgement of an append that named its
  * predecessor says the batch directly follows what the buffer holds, so its buffer, too, takes
  * the stream's order, one NATS hop sooner. It publishes the next batch while the one before is
  * in flight (two appends at most), so events do not queue behind a whole round trip.

@@ -111,6 +111,7 @@ export class Leadership {
     const markerSeq = await writer.fence();
     await follower.waitApplied(markerSeq);
     if (this.#stopped || !lease.held) return;
+    follower.pause();
     // The leader numbers events (followers keep its numbers) from the stream's last, which the
     // buffer holds now; later batches are numbered before the ones ahead of them are back.
     let numbered = this.options.store.lastSeq;
@@ -154,6 +155,7 @@ export class Leadership {
     this.#term = undefined;
     if (flushTimeoutMs === 0) term.abandon();
     const flushed = (await term.stop(flushTimeoutMs)) && (flushTimeoutMs === 0 || (await this.#lastAppend.then(() => true, () => false)));
+    this.options.follower.resume();
     this.options.onLeaderChange?.(false);
     return flushed;
   }
