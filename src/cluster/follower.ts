@@ -133,11 +133,14 @@ export class StreamFollower {
    * The stream acknowledged a batch this node appended as leader, at `firstSeq`…`lastSeq` (its
    * parts). Every append names the seq it follows, so when the buffer holds the stream through
    * `firstSeq` − 1 these messages are exactly this batch: it is committed now, as built (the
-   * leader's consumer is closed during its term). Otherwise — a consumer applied it before the
-   * term began, or an earlier commit failed — the consumer applies it when it gets there.
+   * leader's consumer is closed during its term). A batch already in the buffer (a consumer
+   * applied it before the term began) is left alone. Any other — an earlier batch is not in the
+   * buffer yet (its commit failed, or acknowledgements came out of order) — is read from the
+   * stream, in order, by the consumer, restarted if the term had closed it.
    */
   ownAppend(firstSeq: number, lastSeq: number, batch: Batch): void {
-    if (this.#applied !== firstSeq - 1 || this.#isInBuffer(batch)) return;
+    if (this.#isInBuffer(batch)) return;
+    if (this.#applied !== firstSeq - 1) return this.resume();
     // The store commits synchronously: the batch is in the buffer (or failed) when this returns.
     this.store.commitAssigned(batch).catch((err: Error) => this.logger.warn({ err: err.message, firstSeq, lastSeq }, 'committing an appended batch failed; it is applied when the stream delivers it'));
     // Without a consumer during the term (pause), a batch the buffer did not take is read from the stream.
