@@ -280,7 +280,8 @@ if (values.profile) {
       const samples = results.get(which.name)!;
       const all = (s: Sample) => [...s.stages!.values()].reduce((sum, us) => sum + us, 0);
       const total = samples.reduce((sum, s) => sum + all(s), 0);
-      row[which.key] = `${((100 * samples.reduce((sum, s) => sum + (s.stages!.get(stage) ?? 0), 0)) / total).toFixed(1)} %`;
+      // A case whose profile took no samples has no split to show.
+      row[which.key] = total === 0 ? '–' : `${((100 * samples.reduce((sum, s) => sum + (s.stages!.get(stage) ?? 0), 0)) / total).toFixed(1)} %`;
     }
     return row;
   });

@@ -254,7 +254,7 @@ export const SERVE_OPTIONS = {
     type: 'string',
     default: String(defaultReplayWorkers()),
     defaultDescription: 'CPU cores − 1; 0 on two cores or fewer',
-    describe: 'Worker threads (at nice 19) that read replays from the buffer (LMDB, decompression, filters, zstd frames), so replays never hold up live events (0: on the main thread)',
+    describe: 'Worker threads (at nice 19 on Linux) that read replays from the buffer (LMDB, decompression, filters, zstd frames), so replays never hold up live events (0: on the main thread)',
     coerce: parseCount,
   },
   'max-frame-bytes': { type: 'string', default: '5MB', describe: 'Upstream frames larger than this are dropped (counted)' , coerce: parseByteSize },

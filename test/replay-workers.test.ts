@@ -23,13 +23,21 @@ import { transportsUnderTest } from './support/transports.ts';
 const FRAMES = 2_500;
 const HOT_LOG_BYTES = 32 * 1024;
 
-const linuxThreads = existsSync('/proc/thread-self');
+const linuxThreads = existsSync('/proc/self/task');
+
+/** The main thread's niceness before any worker started (the file loads first). */
+const MAIN_THREAD_NICENESS = getPriority();
 
 /** Each thread of this process and its niceness: field 19 of /proc/self/task/<tid>/stat. */
 function threadNiceness(): Map<number, number> {
   const niceness = new Map<number, number>();
   for (const tid of readdirSync('/proc/self/task')) {
-    const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+    } catch {
+      continue; // the thread ended after the listing
+    }
     // Fields after the command name, which is in parentheses and may hold spaces: the state is field 3.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     niceness.set(Number(tid), Number(fields[19 - 3]));
@@ -143,12 +151,13 @@ for (const { transport, skip } of await transportsUnderTest()) {
       assert.ok(pool().threads().length === 1 && pool().threads()[0] !== killed, 'a new worker was started for the reads that followed');
     });
 
-    test('replay workers run at the lowest OS priority (nice 19), a restarted one too; the main thread keeps the process’s', { skip: linuxThreads ? false : 'no /proc/thread-self: not Linux' }, () => {
+    test('replay workers run at the lowest OS priority (nice 19), a restarted one too; the main thread keeps the process’s', { skip: linuxThreads ? false : 'no /proc/self/task: not Linux' }, (t) => {
       // After the test before it, the one worker running is the one started after a worker was killed.
+      if (MAIN_THREAD_NICENESS === BACKGROUND_NICENESS) return t.skip(`the tests run at nice ${BACKGROUND_NICENESS} already: a worker's lowering cannot be seen`);
       const niceness = threadNiceness();
       const atBackground = [...niceness].filter(([, nice]) => nice === BACKGROUND_NICENESS);
-      assert.equal(niceness.get(process.pid), getPriority(), 'the main thread (its thread id is the pid) keeps the process’s niceness');
-      assert.notEqual(getPriority(), BACKGROUND_NICENESS, 'this process itself runs above the background niceness');
+      assert.equal(niceness.get(process.pid), MAIN_THREAD_NICENESS, 'the main thread (its thread id is the pid) keeps the niceness it had before any worker started');
+      assert.ok(pool().threads().length >= 1, 'a replay worker runs');
       assert.equal(atBackground.length, pool().threads().length, `exactly the replay worker threads run at nice ${BACKGROUND_NICENESS} (${JSON.stringify([...niceness])})`);
     });
 

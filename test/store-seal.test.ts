@@ -89,9 +89,12 @@ test('a seal that fails on a full disk loses nothing: the events stay readable f
   const disk = smallFileSystem(at, '80m');
   const open: EventStore[] = [];
   t.after(async () => {
-    for (const store of open) await store.close();
-    disk?.unmount();
-    dir.remove();
+    try {
+      for (const store of open) await store.close();
+      disk?.unmount();
+    } finally {
+      dir.remove();
+    }
   });
   if (!disk) {
     t.skip('cannot mount a tmpfs here (needs root): a seal on a full disk is not tested');

@@ -133,18 +133,23 @@ export class StreamFollower {
    * The stream acknowledged a batch this node appended as leader, at `firstSeq`…`lastSeq` (its
    * parts). Every append names the seq it follows, so when the buffer holds the stream through
    * `firstSeq` − 1 these messages are exactly this batch: it is committed now, as built (the
-   * leader's consumer is closed during its term). A batch already in the buffer (a consumer
-   * applied it before the term began) is left alone. Any other — an earlier batch is not in the
-   * buffer yet (its commit failed, or acknowledgements came out of order) — is read from the
-   * stream, in order, by the consumer, restarted if the term had closed it.
+   * leader's consumer is closed during its term), or only passed over if the buffer holds it
+   * already (a batch without events whose upstream cursor did not move). A batch the buffer is
+   * not right behind — an earlier one is not in it yet (its commit failed, or acknowledgements
+   * came out of order) — is read from the stream, in order, by the consumer, restarted if the
+   * term had closed it; one the buffer is past (a consumer applied it before the term) is done.
    */
   ownAppend(firstSeq: number, lastSeq: number, batch: Batch): void {
-    if (this.#isInBuffer(batch)) return;
-    if (this.#applied !== firstSeq - 1) return this.resume();
-    // The store commits synchronously: the batch is in the buffer (or failed) when this returns.
-    this.store.commitAssigned(batch).catch((err: Error) => this.logger.warn({ err: err.message, firstSeq, lastSeq }, 'committing an appended batch failed; it is applied when the stream delivers it'));
-    // Without a consumer during the term (pause), a batch the buffer did not take is read from the stream.
+    if (this.#applied !== firstSeq - 1) {
+      if (this.#applied < firstSeq - 1) this.resume();
+      return;
+    }
+    if (!this.#isInBuffer(batch)) {
+      // The store commits synchronously: the batch is in the buffer (or failed) when this returns.
+      this.store.commitAssigned(batch).catch((err: Error) => this.logger.warn({ err: err.message, firstSeq, lastSeq }, 'committing an appended batch failed; it is applied when the stream delivers it'));
+    }
     if (this.#isInBuffer(batch)) this.#advance(lastSeq);
+    // Without a consumer during the term (pause), a batch the buffer did not take is read from the stream.
     else this.resume();
   }
 

@@ -111,7 +111,6 @@ export class Leadership {
     const markerSeq = await writer.fence();
     await follower.waitApplied(markerSeq);
     if (this.#stopped || !lease.held) return;
-    follower.pause();
     // The leader numbers events (followers keep its numbers) from the stream's last, which the
     // buffer holds now; later batches are numbered before the ones ahead of them are back.
     let numbered = this.options.store.lastSeq;
@@ -145,6 +144,8 @@ export class Leadership {
       await previous;
     });
     this.#term = term;
+    // Its own batches reach its buffer on acknowledgement (ownAppend): no consumer reads them back.
+    follower.pause();
     logger.info({ node: lease.nodeId, markerSeq }, 'this node is the ingest leader');
     this.options.onLeaderChange?.(true);
   }
@@ -154,10 +155,13 @@ export class Leadership {
     if (!term) return true;
     this.#term = undefined;
     if (flushTimeoutMs === 0) term.abandon();
-    const flushed = (await term.stop(flushTimeoutMs)) && (flushTimeoutMs === 0 || (await this.#lastAppend.then(() => true, () => false)));
-    this.options.follower.resume();
-    this.options.onLeaderChange?.(false);
-    return flushed;
+    try {
+      return (await term.stop(flushTimeoutMs)) && (flushTimeoutMs === 0 || (await this.#lastAppend.then(() => true, () => false)));
+    } finally {
+      // Not leading, the node follows the stream again, whatever stopping the term did.
+      this.options.follower.resume();
+      this.options.onLeaderChange?.(false);
+    }
   }
 }
 

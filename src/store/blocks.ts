@@ -108,7 +108,7 @@ export class BlockReader {
       this.#cache.set(id, hit);
       return hit;
     }
-    // LMDB's reused buffer, not a copy: the frame is decompressed before any other read.
+    // Read into LMDB's reused read buffer (no allocation, no second copy): the frame is decompressed before any other read.
     const read = () => {
       const frame = this.blocks.getBinaryFast([end, part]);
       if (!frame) throw new Error(`block ${end} lacks its partition ${part}`);

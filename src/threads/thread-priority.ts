@@ -1,24 +1,23 @@
-import { readlinkSync } from 'node:fs';
 import { setPriority } from 'node:os';
 
 /** The niceness replay workers run at: the lowest priority, so any other runnable thread goes first. */
 export const BACKGROUND_NICENESS = 19;
 
 /**
- * Lowers the calling thread's scheduling priority to `niceness`, and only that thread's: Linux
- * schedules threads one by one, and setpriority(PRIO_PROCESS, tid) given a thread id changes that
- * thread alone (the main thread keeps its own). Lowering needs no privilege. Returns the thread's
- * id, or undefined where it cannot (no /proc/thread-self: not Linux; or a sandbox that refuses
- * setpriority): there the thread keeps the process's priority — slower live sends under load at
- * worst, so it never stops the thread from starting.
+ * Lowers the calling thread's scheduling priority to `niceness`, and only that thread's: on Linux
+ * the nice value is per thread, and setpriority for "the caller" (no pid) changes the calling
+ * thread alone, the main thread keeping its own — no thread id needed, so it works in a PID
+ * namespace too. Lowering needs no privilege. Elsewhere the call would renice the whole process,
+ * so it is not made. Returns whether the thread now runs at `niceness`; where it does not (not
+ * Linux, or a sandbox that refuses setpriority) the thread keeps the process's priority — slower
+ * live sends under load at worst, never a thread that does not start.
  */
-export function lowerThreadPriority(niceness = BACKGROUND_NICENESS): number | undefined {
+export function lowerThreadPriority(niceness = BACKGROUND_NICENESS): boolean {
+  if (process.platform !== 'linux') return false;
   try {
-    const link = readlinkSync('/proc/thread-self');
-    const tid = Number(link.slice(link.lastIndexOf('/') + 1));
-    setPriority(tid, niceness);
-    return tid;
+    setPriority(niceness);
+    return true;
   } catch {
-    return undefined;
+    return false;
   }
 }
