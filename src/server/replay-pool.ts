@@ -91,8 +91,8 @@ export function defaultReplayWorkers(cores = availableParallelism()): number {
 /**
  * Worker threads that read replays from the buffer (LMDB reads, block decompression, decoding,
  * filtering, and the zstd frames of compressed subscribers), so none of it runs on the thread
- * that ingests and sends live events. Each thread lowers its own OS priority to nice 19 as it
- * starts (replay-worker.ts), so it never takes a core the main thread wants. A read goes to the
+ * that ingests and sends live events. On Linux each thread lowers its own OS priority to nice 19
+ * as it starts (replay-worker.ts), so it never takes a core the main thread wants. A read goes to the
  * thread with the fewest reads pending; its answer's buffers are transferred, not copied.
  *
  * The threads live as a WorkerPool's (src/threads): one that dies rejects its pending reads

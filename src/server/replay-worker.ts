@@ -4,7 +4,7 @@
  * the subscriber's filter sends, in a fresh snapshot, then answers with them as stored records
  * and — for a zstd subscriber — their frames, both in buffers it transfers. It holds no
  * subscriber state: a request carries the filter (kept here by its JSON), the wire and the
- * EventStore's index state. It runs at nice 19: it reads on CPU the main thread leaves.
+ * EventStore's index state. On Linux it runs at nice 19: it reads on CPU the main thread leaves.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Entry } from '../events/index.ts';
