@@ -1,24 +1,19 @@
 import { readFileSync } from 'node:fs';
 import { Compressor } from 'zstd-napi';
 import binding from 'zstd-napi/binding.js';
-import type { Entry } from '../events/index.ts';
+import { framedOnce } from './entry-frames.ts';
 
 /**
  * zstd for `compress=true` subscribers: each event becomes one standalone zstd frame made with
  * the active dictionary, whose ID is written in the frame header so a client holding several
  * dictionaries (Jetstream's Go client does) can pick the right one. An event is compressed at
- * most once — the result is kept on the Entry itself (so it goes when the Entry does) and
- * shared by every compressed subscriber.
+ * most once (entry-frames.ts) and shared by every compressed subscriber.
  */
 export class EventCompressor {
   readonly dictionaryId: number;
   readonly #compressor = new Compressor();
-  /**
-   * The property an entry keeps this compressor's frame under. Not a WeakMap: a WeakMap entry
-   * per event cost a compressed replay from disk about a tenth of its CPU (the map's inserts and
-   * its ephemeron table in every garbage collection), for a million events kept a few seconds.
-   */
-  readonly #frame = Symbol('zstd frame');
+  /** This compressor's frame of an entry, made once (entry-frames.ts). */
+  readonly compressed = framedOnce('zstd frame', (entry) => this.#compressor.compress(entry.json));
 
   constructor(
     readonly dictionary: Buffer,
@@ -42,11 +37,6 @@ export class EventCompressor {
     } catch (err) {
       throw new Error(`${path}: ${(err as Error).message}`);
     }
-  }
-
-  compressed(entry: Entry): Uint8Array {
-    const framed = entry as Entry & { [key: symbol]: Uint8Array | undefined };
-    return (framed[this.#frame] ??= this.#compressor.compress(entry.json));
   }
 
   compress(bytes: Uint8Array): Uint8Array {

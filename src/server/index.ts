@@ -47,6 +47,7 @@
  *   subscribe-events.ts  v2's request side: query, seq/timestamp cursors, XRPC errors
  *   wire.ts              Wire: an event's frame on v1 or v2, plain or zstd
  *   v2-frames.ts         v2's message, #info and error frames, built from the stored v1 JSON
+ *   entry-frames.ts      framedOnce: a frame of an event made once, kept on the Entry (every wire's, zstd's)
  *   deflate.ts           permessage-deflate for the ws transport, deflated once per message
  *   subscribers.ts       SubscriberHub: each subscriber's position, the pump, publishing
  *   hub-options.ts       the hub's knobs and their defaults, and the hooks its helpers call back through

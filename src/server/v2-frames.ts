@@ -1,4 +1,5 @@
 import type { Entry } from '../events/index.ts';
+import { framedOnce } from './entry-frames.ts';
 
 /**
  * Jetstream v2's frames (lexicon network.bsky.jetstream.subscribeEvents, xrpc.v1.json framing):
@@ -24,25 +25,19 @@ function frameParts(entry: Entry): { head: string; bodyStart: number; tail: stri
   return entry.kind === 'commit' ? { head, bodyStart: keyAt + key.length, tail: '' } : { head, bodyStart: keyAt, tail: '}' };
 }
 
-/** Each event's frame, remembered until the Entry is collected. */
-const frames = new WeakMap<Entry, Buffer>();
-
-/** The event's v2 message frame, made once and shared. */
-export function v2Frame(entry: Entry): Buffer {
-  let frame = frames.get(entry);
-  if (frame) return frame;
+/** The event's v2 message frame, made once and shared (entry-frames.ts). */
+export const v2Frame = framedOnce('v2 frame', (entry): Buffer => {
   const { head, bodyStart, tail } = frameParts(entry);
-  frame = Buffer.allocUnsafe(head.length + entry.json.byteLength - bodyStart + tail.length);
+  const frame = Buffer.allocUnsafe(head.length + entry.json.byteLength - bodyStart + tail.length);
   let at = frame.write(head, 0, 'latin1');
   at += entry.json.copy(frame, at, bodyStart);
   frame.write(tail, at, 'latin1');
-  frames.set(entry, frame);
   return frame;
-}
+});
 
 /** The frame's length without building it (maxMessageSizeBytes counts the whole v2 frame). */
 export function v2FrameBytes(entry: Entry): number {
-  const frame = frames.get(entry);
+  const frame = v2Frame.made(entry);
   if (frame) return frame.byteLength;
   const { head, bodyStart, tail } = frameParts(entry);
   return head.length + entry.json.byteLength - bodyStart + tail.length;

@@ -1,5 +1,6 @@
 import type { Entry } from '../events/index.ts';
 import type { EventCompressor } from './compression.ts';
+import { framedOnce } from './entry-frames.ts';
 import { v2ErrorFrame, v2Frame, v2FrameBytes } from './v2-frames.ts';
 
 /**
@@ -39,7 +40,7 @@ export function v1Wire(compressor: EventCompressor, zstd: boolean): Wire {
     name: 'v1',
     zstd,
     closeFrame: true,
-    frame: zstd ? (entry) => compressor.compressed(entry) : (entry) => entry.json,
+    frame: zstd ? compressor.compressed : (entry) => entry.json,
     frameBytes: (entry) => entry.json.byteLength,
     errorFrame: (error, message) => ({ bytes: Buffer.from(errorJson(error, message)), binary: false }),
     control: (bytes) => ({ bytes, binary: false }),
@@ -59,7 +60,7 @@ export function sseWire(): Wire {
     closeFrame: false,
     prelude: Buffer.from(': contrail event stream\n\n'),
     // Event JSON never holds a raw newline (JSON escapes it), so one data line carries it.
-    frame: memoized((entry) => Buffer.concat([Buffer.from(`id: ${entry.timeUs}\ndata: `), entry.json, SSE_END])),
+    frame: framedOnce('SSE frame', (entry) => Buffer.concat([Buffer.from(`id: ${entry.timeUs}\ndata: `), entry.json, SSE_END])),
     frameBytes: (entry) => entry.json.byteLength,
     errorFrame: (error, message) => ({ bytes: Buffer.from(`event: close\ndata: ${errorJson(error, message)}\n\n`), binary: false }),
     control: (bytes) => ({ bytes, binary: false }),
@@ -74,7 +75,7 @@ export function ndjsonWire(): Wire {
     name: 'ndjson',
     zstd: false,
     closeFrame: false,
-    frame: memoized((entry) => Buffer.concat([entry.json, NEWLINE])),
+    frame: framedOnce('NDJSON line', (entry) => Buffer.concat([entry.json, NEWLINE])),
     frameBytes: (entry) => entry.json.byteLength,
     errorFrame: (error, message) => line(errorJson(error, message)),
     control: (bytes) => ({ bytes, binary: false }),
@@ -93,31 +94,14 @@ function heartbeatJson(resumeAt: number): string {
   return `{"type":"heartbeat","time_us":${resumeAt}}`;
 }
 
-/** Frames each entry once; live entries are shared objects, so every subscriber reuses the bytes. */
-function memoized(frame: (entry: Entry) => Uint8Array): (entry: Entry) => Uint8Array {
-  const frames = new WeakMap<Entry, Uint8Array>();
-  return (entry) => {
-    let bytes = frames.get(entry);
-    if (!bytes) frames.set(entry, (bytes = frame(entry)));
-    return bytes;
-  };
-}
-
 /** v2 with zstdDictionary: every frame, errors and #info included, is one zstd frame of the text frame. */
 export function v2Wire(compressor: EventCompressor, zstd: boolean): Wire {
-  const compressed = new WeakMap<Entry, Uint8Array>();
   const control = zstd ? (bytes: Buffer) => ({ bytes: compressor.compress(bytes), binary: true }) : (bytes: Buffer) => ({ bytes, binary: false });
   return {
     name: 'v2',
     zstd,
     closeFrame: true,
-    frame: zstd
-      ? (entry) => {
-          let frame = compressed.get(entry);
-          if (!frame) compressed.set(entry, (frame = compressor.compress(v2Frame(entry))));
-          return frame;
-        }
-      : v2Frame,
+    frame: zstd ? framedOnce('v2 zstd frame', (entry) => compressor.compress(v2Frame(entry))) : v2Frame,
     frameBytes: v2FrameBytes,
     errorFrame: (error, message) => control(v2ErrorFrame(error, message)),
     control,

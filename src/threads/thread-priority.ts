@@ -8,16 +8,15 @@ export const BACKGROUND_NICENESS = 19;
  * the nice value is per thread, and setpriority for "the caller" (no pid) changes the calling
  * thread alone, the main thread keeping its own — no thread id needed, so it works in a PID
  * namespace too. Lowering needs no privilege. Elsewhere the call would renice the whole process,
- * so it is not made. Returns whether the thread now runs at `niceness`; where it does not (not
- * Linux, or a sandbox that refuses setpriority) the thread keeps the process's priority — slower
- * live sends under load at worst, never a thread that does not start.
+ * so it is not made. Where it cannot be (not Linux, or a sandbox that refuses setpriority) the
+ * thread keeps the process's priority — slower live sends under load at worst, never a thread
+ * that does not start.
  */
-export function lowerThreadPriority(niceness = BACKGROUND_NICENESS): boolean {
-  if (process.platform !== 'linux') return false;
+export function lowerThreadPriority(niceness = BACKGROUND_NICENESS): void {
+  if (process.platform !== 'linux') return;
   try {
     setPriority(niceness);
-    return true;
   } catch {
-    return false;
+    // Left at the process's priority (above).
   }
 }
