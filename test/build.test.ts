@@ -53,6 +53,9 @@ test('the compiled gateway ingests from a relay, serves a subscriber, and stops 
     void exited.then(([code]) => reject(new Error(`dist/cli.js exited with ${code} before serving`)));
   });
 
+  // The gateway serves before its relay connection is up, and a relay sends a client that gave no
+  // cursor only what it pushes after the connection: a frame pushed earlier would never arrive.
+  await relay.waitForConnections(1);
   const subscriber = await Subscription.open(port, `wantedCollections=${POST}`);
   const upstream = new Upstream(relay, () => port);
   upstream.create('did:plc:compiledbuild000000000000', POST, { $type: POST, text: 'compiled', createdAt: '2026-01-01T00:00:00.000Z' });
