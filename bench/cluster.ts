@@ -8,10 +8,13 @@
  *  - ingest: a catch-up. The nodes read one frame, stop, and the relay is filled with a backlog;
  *    restarted, the (leader) node resumes from its cursor and the relay sends the backlog as fast
  *    as the socket takes it. Events/s from the relay's connection until every node holds the
- *    backlog: in a cluster that is relay → leader → stream → every node's buffer. Beside it, from
- *    /proc, events per CPU second of the busiest process (the leader: what one free core would
- *    sustain, whatever else the machine runs) and the CPU of every process per 1,000 events;
- *    and, as the ceiling, the same frames through the ingest path inside this process.
+ *    backlog: in a cluster that is relay → leader → stream → every node's buffer; and, apart, until
+ *    the leader holds it (its publish rate: a follower that lags shows as the difference). Beside
+ *    it, from /proc, events per CPU second of the busiest process (the leader: what one free core
+ *    would sustain, whatever else the machine runs) and the CPU per 1,000 events of every process,
+ *    together and one by one (leader, follower, nats-servers, and this process, which is the
+ *    relay); what the stream stored per event and how many events a message carried; and, as the
+ *    ceiling, the same frames through the ingest path inside this process.
  *  - latency: a steady 2,000 frames/s; a client of the leader and one of the follower measure
  *    arrival − time_us (time_us is taken when the leader reads the frame), beside a client of the
  *    single process. The first seconds warm every process up (JIT, first block seals) and are
@@ -25,6 +28,8 @@
  * sections, each N times (3 by default; fewer while exploring).
  */
 import { readFileSync } from 'node:fs';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { ContrailProcess } from '../test/support/contrail-process.ts';
@@ -171,12 +176,19 @@ function cpuSeconds(pid: number): number {
 }
 
 interface CatchUp {
-  /** Events per wall-clock second. */
+  /** Events per wall-clock second until every node holds the backlog. */
   rate: number;
+  /** Events per wall-clock second until the leader holds it (it commits its own batches when the stream acknowledges them). */
+  leaderRate: number;
   /** Events per CPU second of the busiest contrail process (the leader): what one core sustains, whatever else runs. */
   perBusiestCpuSecond: number;
-  /** CPU ms per 1,000 events, every contrail and NATS process together. */
+  /** CPU ms per 1,000 events, every contrail and NATS process together (not the relay). */
   cpuMsPerThousand: number;
+  /** The same, process by process: the leader, the other node(s), the NATS server(s), and this process (the relay, polling /stats). */
+  cpuMsPerThousandBy: { leader: number; followers: number; nats: number; relay: number };
+  /** What the stream took per event: bytes stored and messages (a batch is one message unless split). */
+  streamBytesPerEvent?: number;
+  eventsPerMessage?: number;
 }
 
 /** A catch-up on the backlog (see the header): from the relay's connection until every node holds it. */
@@ -186,6 +198,7 @@ async function catchUp(topology: Topology, frames: SyntheticFrame[]): Promise<Ca
     setup.push(frames.slice(0, 1));
     await setup.allSettled();
     const before = (await stats(setup.nodes[0]!.port)).eventCount;
+    const streamBefore = await streamState(setup);
     await Promise.all(setup.nodes.map((node) => node.stop()));
     setup.push(frames.slice(1));
     const connections = setup.relay.cursors.length;
@@ -193,20 +206,50 @@ async function catchUp(topology: Topology, frames: SyntheticFrame[]): Promise<Ca
     stopped.forEach((node, i) => setup.launch(i, setup.dataDirs.get(node)));
     while (setup.relay.cursors.length === connections) await new Promise((resolve) => setTimeout(resolve, 2));
     const started = performance.now();
+    const relayCpuAtStart = process.cpuUsage();
     const natsPids = (setup.nats?.servers ?? []).map((server) => server.process!.pid!);
     const cpuAtStart = [...setup.nodes.map((node) => cpuSeconds(node.child.pid!)), ...natsPids.map(cpuSeconds)];
     await Promise.all(setup.nodes.map((node) => node.waitServing(60_000)));
-    await setup.allSettled();
+    const leaderIndex = await setup.leader();
+    const settledAt = await Promise.all(setup.nodes.map((node) => setup.settled(node).then(() => performance.now())));
     const seconds = (performance.now() - started) / 1000;
     const cpu = [...setup.nodes.map((node) => cpuSeconds(node.child.pid!)), ...natsPids.map(cpuSeconds)].map((used, i) => used - cpuAtStart[i]!);
+    const relayCpu = process.cpuUsage(relayCpuAtStart);
     const events = (await stats(setup.nodes[0]!.port)).eventCount - before;
+    const perThousand = (cpuSeconds: number) => (cpuSeconds * 1000 * 1000) / events;
+    const nodeCpu = cpu.slice(0, setup.nodes.length);
+    const streamAfter = await streamState(setup);
     return {
       rate: events / seconds,
-      perBusiestCpuSecond: events / Math.max(...cpu.slice(0, setup.nodes.length)),
-      cpuMsPerThousand: (cpu.reduce((sum, used) => sum + used, 0) * 1000 * 1000) / events,
+      leaderRate: events / ((settledAt[leaderIndex]! - started) / 1000),
+      perBusiestCpuSecond: events / Math.max(...nodeCpu),
+      cpuMsPerThousand: perThousand(cpu.reduce((sum, used) => sum + used, 0)),
+      cpuMsPerThousandBy: {
+        leader: perThousand(nodeCpu[leaderIndex]!),
+        followers: perThousand(nodeCpu.reduce((sum, used) => sum + used, 0) - nodeCpu[leaderIndex]!),
+        nats: perThousand(cpu.slice(setup.nodes.length).reduce((sum, used) => sum + used, 0)),
+        relay: perThousand((relayCpu.user + relayCpu.system) / 1e6),
+      },
+      ...(streamBefore &&
+        streamAfter && {
+          streamBytesPerEvent: (streamAfter.bytes - streamBefore.bytes) / events,
+          eventsPerMessage: events / (streamAfter.messages - streamBefore.messages),
+        }),
     };
   } finally {
     await setup.stop();
+  }
+}
+
+/** The event stream's stored bytes and messages (undefined for the single process). */
+async function streamState(setup: Setup): Promise<{ bytes: number; messages: number } | undefined> {
+  if (!setup.nats) return undefined;
+  const nc = await connect({ servers: setup.nats.urls });
+  try {
+    const { state } = await (await jetstreamManager(nc)).streams.info('contrail-events');
+    return { bytes: state.bytes, messages: state.messages };
+  } finally {
+    await nc.close();
   }
 }
 
@@ -346,13 +389,24 @@ export async function run(sections = new Set(SECTIONS), runCount = RUNS): Promis
     });
     const perLeaderCpuSecond = (topology: Topology) => median(runs.get(topology)!.map((run) => run.perBusiestCpuSecond));
     for (const [topology, results] of runs) {
+      const medianOf = (value: (run: CatchUp) => number | undefined) => median(results.map(value).filter((v): v is number => v !== undefined));
+      const clustered = topology.natsServers > 0;
       add({
         bench: 'ingest',
         case: `${topology.name}: catch-up on ${events.toLocaleString('en-US')} events, until every node holds them`,
-        'events/s': Math.round(median(results.map((run) => run.rate))),
+        'events/s': Math.round(medianOf((run) => run.rate)),
+        'events/s, leader': clustered ? Math.round(medianOf((run) => run.leaderRate)) : '',
         'events per CPU-s of the leader': Math.round(perLeaderCpuSecond(topology)),
         'vs single': `${(perLeaderCpuSecond(topology) / perLeaderCpuSecond(TOPOLOGIES[0]!)).toFixed(2)}×`,
-        'CPU ms per 1k events, all processes': Math.round(median(results.map((run) => run.cpuMsPerThousand))),
+        'CPU ms per 1k events, all processes': Math.round(medianOf((run) => run.cpuMsPerThousand)),
+        'of it leader / follower / NATS': clustered
+          ? [(run: CatchUp) => run.cpuMsPerThousandBy.leader, (run: CatchUp) => run.cpuMsPerThousandBy.followers, (run: CatchUp) => run.cpuMsPerThousandBy.nats]
+              .map((part) => Math.round(medianOf(part)))
+              .join(' / ')
+          : '',
+        'relay CPU ms per 1k': Math.round(medianOf((run) => run.cpuMsPerThousandBy.relay)),
+        'stream bytes per event': clustered ? Math.round(medianOf((run) => run.streamBytesPerEvent)) : '',
+        'events per message': clustered ? Math.round(medianOf((run) => run.eventsPerMessage)) : '',
       });
     }
     add({

@@ -35,6 +35,8 @@ interface ServerSlot {
   routePort: number;
   config: string;
   process?: ChildProcess;
+  /** Set once the running process exited and its whole log is read. */
+  exited?: boolean;
   log: string[];
 }
 
@@ -43,8 +45,26 @@ export class NatsCluster {
 
   private constructor(readonly servers: ServerSlot[]) {}
 
-  /** `size` servers; `maxPayload` sets nats-server's max_payload (e.g. '64KB'), NATS's default (1MB) otherwise. */
+  /**
+   * `size` servers; `maxPayload` sets nats-server's max_payload (e.g. '64KB'), NATS's default (1MB)
+   * otherwise. A port found free can be taken before its server binds it (by a connection's
+   * local end, on a busy machine): such a start is retried on new ports.
+   */
   static async start(size: number, options: { maxPayload?: string } = {}): Promise<NatsCluster> {
+    for (let attempt = 1; ; attempt++) {
+      const cluster = await NatsCluster.#configure(size, options);
+      try {
+        await cluster.waitReady();
+        return cluster;
+      } catch (err) {
+        const lostPort = cluster.servers.some((slot) => slot.log.some((line) => /address already in use/.test(line)));
+        await cluster.stop();
+        if (!lostPort || attempt === 3) throw err;
+      }
+    }
+  }
+
+  static async #configure(size: number, options: { maxPayload?: string }): Promise<NatsCluster> {
     const slots: ServerSlot[] = [];
     for (let i = 0; i < size; i++) slots.push({ name: `n${i + 1}`, port: await freePort(), routePort: await freePort(), config: '', log: [] });
     const cluster = new NatsCluster(slots);
@@ -61,7 +81,6 @@ export class NatsCluster {
       );
     }
     for (const slot of slots) cluster.#launch(slot);
-    await cluster.waitReady();
     return cluster;
   }
 
@@ -75,6 +94,7 @@ export class NatsCluster {
     for (const slot of this.servers.filter((s) => s.process)) {
       await waitUntil(
         async () => {
+          if (slot.exited) throw new Error(`nats-server ${slot.name} exited (log: ${slot.log.slice(-3).join(' | ')})`);
           try {
             const nc = await connect({ servers: `127.0.0.1:${slot.port}`, reconnect: false, timeout: 1_000 });
             try {
@@ -116,6 +136,10 @@ export class NatsCluster {
       if (slot.log.length > 200) slot.log.splice(0, slot.log.length - 200);
     });
     slot.process = child;
+    slot.exited = false;
+    child.on('close', () => {
+      if (slot.process === child) slot.exited = true;
+    });
   }
 }
 
