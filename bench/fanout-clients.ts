@@ -3,9 +3,9 @@
  * opens N WebSocket connections, counts frames, and samples latency from each event's
  * time_us (or a `sent` field the baseline server adds) to its arrival.
  *
- *   IPC in:  {type:'connect', urls, latency, deflate, countOnly}, {type:'reset', expected}, {type:'count'}, {type:'stats'}, {type:'stop'}
+ *   IPC in:  {type:'connect', urls, latency, deflate, countOnly}, {type:'reset', expected, gaps}, {type:'count'}, {type:'stats'}, {type:'gaps'}, {type:'stop'}
  *   IPC out: {type:'connected'}, {type:'done', frames, seconds, wireBytes}, {type:'latency', samples, timeUs},
- *            {type:'count', frames}, {type:'stats', cpuMicros, loopDelayP99Ms, loopDelayMaxMs}
+ *            {type:'count', frames}, {type:'stats', cpuMicros, loopDelayP99Ms, loopDelayMaxMs}, {type:'gaps', gaps}
  *
  * countOnly clients (bench/frame-counter.ts) count messages without parsing them (no latency, no
  * deflate): replaying clients, whose parsing would otherwise take the CPU the server is measured on.
@@ -13,11 +13,14 @@
  * each latency sample with its event, so a benchmark can split it at the server's send. `stats`
  * says whether this process itself got the CPU it needed since the last reset: its CPU time and
  * its own event loop's delay (a client that waits for the CPU measures that wait as latency).
+ * A reset with `gaps` also records this process's main thread from then on (bench/loop-gaps.ts),
+ * so a late arrival can be split into this process's GC, its running, and its wait for a core.
  */
 import type { Socket } from 'node:net';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import WebSocket from 'ws';
 import { countingSocket } from './frame-counter.ts';
+import { GapRecorder } from './loop-gaps.ts';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -33,6 +36,7 @@ const latencyTimeUs: number[] = [];
 const loopDelay = monitorEventLoopDelay({ resolution: 1 });
 loopDelay.enable();
 let cpuAtReset = process.cpuUsage();
+let gapRecorder: GapRecorder | undefined;
 const nowMicros = () => (performance.timeOrigin + performance.now()) * 1000;
 
 process.on('message', (message: any) => void handle(message));
@@ -71,6 +75,12 @@ async function handle(message: any): Promise<void> {
       latencyTimeUs.length = 0;
       loopDelay.reset();
       cpuAtReset = process.cpuUsage();
+      gapRecorder?.stop();
+      gapRecorder = message.gaps ? new GapRecorder() : undefined;
+      break;
+    case 'gaps':
+      process.send!({ type: 'gaps', gaps: gapRecorder?.stop() });
+      gapRecorder = undefined;
       break;
     case 'latency':
       process.send!({ type: 'latency', samples: latencies, timeUs: latencyTimeUs });

@@ -35,6 +35,7 @@ import { V1_DICTIONARY, v1DictionarySkipReason } from '../test/support/fixtures.
 import { startTestGateway, tempDir } from '../test/support/gateway.ts';
 import { SyntheticFirehose } from '../test/support/synthetic.ts';
 import { heldOutEvents } from './heldout.ts';
+import type { Gaps } from './loop-gaps.ts';
 import { median, printTable, type Row } from './table.ts';
 
 const CLIENTS = 1_000;
@@ -112,9 +113,15 @@ export class Clients {
     return (await this.#next('count')).frames;
   }
 
-  /** Starts counting (and sampling latency) afresh, expecting no particular count. */
-  reset(): void {
-    this.#child.send({ type: 'reset', expected: Infinity });
+  /** Starts counting (and sampling latency) afresh, expecting no particular count; with `gaps`, also records the client process's main thread (bench/loop-gaps.ts). */
+  reset(options: { gaps?: boolean } = {}): void {
+    this.#child.send({ type: 'reset', expected: Infinity, gaps: options.gaps ?? false });
+  }
+
+  /** What the client process's main thread did since a reset with `gaps`. */
+  async gaps(): Promise<Gaps> {
+    this.#child.send({ type: 'gaps' });
+    return (await this.#next('gaps')).gaps;
   }
 
   /** The latency samples since the last reset, in µs. */

@@ -2,6 +2,8 @@
 
 /** What the split reads of a node:inspector CPU profile. */
 export interface Profile {
+  /** µs of the monotonic clock (as process.hrtime) at the first sample's delta. */
+  startTime: number;
   nodes: Array<{ id: number; callFrame: { functionName: string }; children?: number[] }>;
   samples: number[];
   timeDeltas: number[];
@@ -10,8 +12,11 @@ export interface Profile {
 /** Stages by the functions that run them, innermost first wins. */
 export type Stages = Array<[stage: string, functions: string[]]>;
 
-/** µs per stage: every sample goes to the innermost function on its stack that a stage names, or to 'other'. */
-export function splitByStage(profile: Profile, stages: Stages): Map<string, number> {
+/**
+ * µs per stage: every sample goes to the innermost function on its stack that a stage names, or to
+ * 'other'. With `keep`, only the samples taken at the times it keeps (µs of the profile's clock).
+ */
+export function splitByStage(profile: Profile, stages: Stages, keep: (atMicros: number) => boolean = () => true): Map<string, number> {
   const parent = new Map<number, number>();
   const functionOf = new Map<number, string>();
   for (const node of profile.nodes) {
@@ -19,7 +24,10 @@ export function splitByStage(profile: Profile, stages: Stages): Map<string, numb
     for (const child of node.children ?? []) parent.set(child, node.id);
   }
   const micros = new Map<string, number>();
+  let at = profile.startTime;
   profile.samples.forEach((sample, i) => {
+    at += profile.timeDeltas[i] ?? 0;
+    if (!keep(at)) return;
     let stage = 'other';
     for (let id: number | undefined = sample; id !== undefined && stage === 'other'; id = parent.get(id)) {
       const name = functionOf.get(id)!;

@@ -3,7 +3,14 @@
  * read on worker threads (--replay-workers 1) beside the same replays read on the main thread
  * (--replay-workers 0) and beside no replays at all, in the same run.
  *
- *   npx tsx bench/replay-live.ts [--events 1000000] [--seconds 10] [--runs 3] [--replays 20] [--cases live,main,worker] [--profile DIR]
+ *   npx tsx bench/replay-live.ts [--events 1000000] [--seconds 10] [--warmup 3] [--runs 3] [--replays 20] [--cases live,main,worker] [--hot-log-mib 64] [--profile DIR] [--tail]
+ *
+ * With --tail, the gateway's and the live clients' main threads are recorded in the window
+ * (bench/loop-gaps.ts: a 1 ms timer, the thread's CPU and run-queue time, GC pauses by kind), and a
+ * table per run splits the live tail: for the samples at or above the p99, their server spans
+ * (time_us → published) merged into one timeline and split into the gateway's scavenges,
+ * mark-compacts, its own running, its wait for a core and its sleep; their transit spans
+ * (published → arrival) likewise in the live clients' process.
  *
  * With --profile, the gateway process's main thread is CPU-profiled (node:inspector, 500 µs) in
  * each window, and a third table splits its wall time by stage (a sample goes to the innermost
@@ -15,8 +22,9 @@
  * relay at 2,000 frames/s of synthetic firehose commits (decoded, committed to LMDB, published:
  * the whole ingest path). 20 unfiltered live clients (one child process) sample latency as
  * arrival − time_us; --replays clients (another child process, a quarter of them compressed)
- * replay from cursor=0, the oldest event, for the whole window. The cases alternate run by run; the table shows medians of the
- * runs' p50/p99 and the replay clients' events/s.
+ * replay from cursor=0, the oldest event, for the whole window. The window follows --warmup
+ * seconds of the same live feed (the replays already running), so it measures a warm gateway. The
+ * cases alternate run by run; the table shows medians of the runs' p50/p99 and the replay clients' events/s.
  *
  * time_us is given when a frame is decoded, so the latency covers decode → commit → publish →
  * socket → client: a replay step that runs on the main thread between a frame's decode and its
@@ -33,6 +41,7 @@ import { FakeRelay } from '../test/support/fake-relay.ts';
 import { startTestGateway, tempDir } from '../test/support/gateway.ts';
 import { SyntheticFirehose } from '../test/support/synthetic.ts';
 import { Clients, paced, percentile } from './fanout.ts';
+import { GapRecorder, spentIn, type Gaps, type Spent } from './loop-gaps.ts';
 import { splitByStage, type Profile, type Stages } from './profile-split.ts';
 import { replayBuffer } from './replay-buffer.ts';
 import { median, printTable, type Row } from './table.ts';
@@ -41,6 +50,9 @@ const { values } = parseArgs({
   options: {
     events: { type: 'string', default: '1000000' },
     seconds: { type: 'string', default: '10' },
+    // Seconds of live frames before the window: the gateway's first seconds (JIT compiling the
+    // path, the young generation growing) are not the steady state a long-running gateway is in.
+    warmup: { type: 'string', default: '3' },
     runs: { type: 'string', default: '3' },
     replays: { type: 'string', default: '20' },
     // Which cases to run: live (no replays), main (replays on the main thread), worker (a replay worker).
@@ -49,10 +61,15 @@ const { values } = parseArgs({
     buffer: { type: 'string' },
     // CPU-profile the gateway process's main thread in each case's window: print where its time went, and write the profiles here (<case>-<run>.cpuprofile).
     profile: { type: 'string' },
+    // The gateway's hot log (--hot-cache-bytes), MiB: what its entries cost the GC shows against a small one.
+    'hot-log-mib': { type: 'string', default: '64' },
+    // Split the live tail's time into GC, running, waiting for a core, asleep (gateway and live clients' processes).
+    tail: { type: 'boolean', default: false },
   },
 });
 const EVENTS = Number(values.events);
 const SECONDS = Number(values.seconds);
+const WARMUP_SECONDS = Number(values.warmup);
 const RUNS = Number(values.runs);
 const REPLAYS = Number(values.replays);
 const RATE = 2_000;
@@ -111,6 +128,73 @@ interface Sample {
   cpuReplay: number;
   /** The live clients' own event-loop delay p99, ms (their wait for the CPU shows in their latency). */
   liveLoopP99: number;
+  /** With --tail: where the samples at or above the p99 spent their time. */
+  tail?: TailSplit;
+  /** With --tail and --profile: the gateway's CPU in its loop gaps of STALL_MS or more, µs by stage. */
+  stalls?: Map<string, number>;
+}
+
+interface TailSplit {
+  /** The whole window, ms: the gateway's main thread on a CPU and waiting for one, its other threads likewise, the machine's busy CPU (all processes) and the wall time. */
+  window: { mainRun: number; mainWait: number; otherRun: number; otherWait: number; machineBusy: number; wall: number };
+  /** Of the tail samples' latency, the share before the publish was done (the server's part), %. */
+  serverShare: number;
+  /** The tail's server spans, merged, split by what the gateway's main thread did, ms. */
+  server: Spent & { span: number };
+  /** The tail's transit spans, merged, split by what the live clients' main thread did, ms. */
+  transit: Spent & { span: number };
+}
+
+/** Merges [from, to] spans into disjoint ones and adds up what the recorded thread did in them. */
+function splitSpans(spans: Array<[number, number]>, gaps: Gaps): Spent & { span: number } {
+  spans.sort((a, b) => a[0] - b[0]);
+  const merged: Array<[number, number]> = [];
+  for (const [from, to] of spans) {
+    const last = merged.at(-1);
+    if (last && from <= last[1]) last[1] = Math.max(last[1], to);
+    else merged.push([from, to]);
+  }
+  const total = { span: 0, scavenge: 0, markCompact: 0, otherGc: 0, run: 0, waitCore: 0, asleep: 0, longestGap: 0 };
+  for (const [from, to] of merged) {
+    const spent = spentIn(gaps, from, to);
+    total.span += (to - from) / 1000;
+    total.scavenge += spent.scavenge;
+    total.markCompact += spent.markCompact;
+    total.otherGc += spent.otherGc;
+    total.run += spent.run;
+    total.waitCore += spent.waitCore;
+    total.asleep += spent.asleep;
+    total.longestGap = Math.max(total.longestGap, spent.longestGap);
+  }
+  return total;
+}
+
+/** The samples at or above the p99: their server and transit spans, split by the two processes' recorded threads. */
+function splitTail(samples: number[], timeUs: number[], publishedAt: Map<number, number>, gatewayGaps: Gaps, clientGaps: Gaps): TailSplit {
+  const p99 = percentile(samples, 99);
+  const serverSpans: Array<[number, number]> = [];
+  const transitSpans: Array<[number, number]> = [];
+  let serverPart = 0;
+  let all = 0;
+  samples.forEach((latency, i) => {
+    const published = publishedAt.get(timeUs[i]!);
+    // A sample whose arrival reads before its publish (the two processes' clocks differ by a little) has no transit span.
+    if (latency < p99 || published === undefined) return;
+    serverSpans.push([timeUs[i]!, published]);
+    if (timeUs[i]! + latency > published) transitSpans.push([published, timeUs[i]! + latency]);
+    serverPart += published - timeUs[i]!;
+    all += latency;
+  });
+  const ms = (ns: number) => ns / 1e6;
+  const window = {
+    mainRun: ms(gatewayGaps.runNs.at(-1)! - gatewayGaps.runNs[0]!),
+    mainWait: ms(gatewayGaps.waitNs.at(-1)! - gatewayGaps.waitNs[0]!),
+    otherRun: gatewayGaps.otherThreadsRunMs,
+    otherWait: gatewayGaps.otherThreadsWaitMs,
+    machineBusy: gatewayGaps.machineBusyMs,
+    wall: (gatewayGaps.wallUs.at(-1)! - gatewayGaps.wallUs[0]!) / 1000,
+  };
+  return { window, serverShare: (100 * serverPart) / all, server: splitSpans(serverSpans, gatewayGaps), transit: splitSpans(transitSpans, clientGaps) };
 }
 
 async function startProfiler(): Promise<Session> {
@@ -122,13 +206,27 @@ async function startProfiler(): Promise<Session> {
   return session;
 }
 
-/** Stops the profiler, writes its profile to `file`, and returns its split by stage. */
-async function saveProfile(session: Session, file: string): Promise<Map<string, number>> {
+/** Stops the profiler, writes its profile to `file`, and returns it. */
+async function saveProfile(session: Session, file: string): Promise<Profile> {
   const { profile } = await session.post('Profiler.stop');
   session.disconnect();
   mkdirSync(values.profile!, { recursive: true });
   writeFileSync(file, JSON.stringify(profile));
-  return splitByStage(profile as Profile, STAGES);
+  return profile as Profile;
+}
+
+/** The gateway's loop gaps this long or longer are the stalls whose CPU the profile splits by stage. */
+const STALL_MS = 20;
+
+/** The profile's samples inside the gateway's loop gaps of STALL_MS or more, µs by stage. */
+function stallsByStage(profile: Profile, gaps: Gaps): Map<string, number> {
+  // The profile's clock is the monotonic one process.hrtime reads; the gaps are wall-clock µs.
+  const wallMinusMonotonic = (performance.timeOrigin + performance.now()) * 1000 - Number(process.hrtime.bigint() / 1000n);
+  const stalls: Array<[number, number]> = [];
+  for (let i = 1; i < gaps.wallUs.length; i++) {
+    if (gaps.wallUs[i]! - gaps.wallUs[i - 1]! >= STALL_MS * 1000) stalls.push([gaps.wallUs[i - 1]!, gaps.wallUs[i]!]);
+  }
+  return splitByStage(profile, STAGES, (at) => stalls.some(([from, to]) => at + wallMinusMonotonic > from && at + wallMinusMonotonic <= to));
 }
 
 function progress(text: string): void {
@@ -143,7 +241,7 @@ async function runCase(which: Case, buffer: string, frames: Array<{ seq: number;
   const gateway = await startTestGateway(
     relay.url,
     dataDir,
-    { transport: 'uws', replayWorkers: which.replayWorkers, hotCacheBytes: 64 * MB, maxSubscribers: 1_000, maxConnectionsPerIp: 1_000 },
+    { transport: 'uws', replayWorkers: which.replayWorkers, hotCacheBytes: Number(values['hot-log-mib']) * MB, maxSubscribers: 1_000, maxConnectionsPerIp: 1_000 },
     // Replaying clients fall far behind the tip by design: never dropped, never pinged out.
     { hub: { slowWindowMs: 3_600_000, pingIntervalMs: 3_600_000 } },
   );
@@ -154,8 +252,10 @@ async function runCase(which: Case, buffer: string, frames: Array<{ seq: number;
   // A quarter of them compressed: their zstd frames are made per event as they replay.
   const replayUrls = Array.from({ length: which.replays }, (_, i) => `${url}?cursor=0${i % 4 === 0 ? '&compress=true' : ''}`);
   const replaying = which.replays > 0 ? await Clients.open(replayUrls, { countOnly: true }) : undefined;
-  // The replays get a second's start: the window measures them under way.
-  await new Promise((resolve) => setTimeout(resolve, 1_000));
+  // The warm-up's frames, live as the window's; the replays, opened before it, are under way when the window starts.
+  const warmupFrames = RATE * WARMUP_SECONDS;
+  await paced(warmupFrames, RATE, (i) => relay.push(frames[i]!));
+  await new Promise((resolve) => setTimeout(resolve, 100));
   // The server's part of each live event's latency: its publish to every live socket is done when
   // this listener runs (the hub's, registered first, has sent it).
   const publishedAt = new Map<number, number>();
@@ -171,17 +271,19 @@ async function runCase(which: Case, buffer: string, frames: Array<{ seq: number;
     for (const entry of list.getEntries()) gcPauses.push(entry.duration);
   });
   replaying?.reset();
-  live.reset();
+  live.reset({ gaps: values.tail });
+  const gatewayGaps = values.tail ? new GapRecorder() : undefined;
   watching = true;
   loopDelay.enable();
   gc.observe({ entryTypes: ['gc'] });
   const profiler = values.profile ? await startProfiler() : undefined;
   const cpuBefore = process.cpuUsage();
   const started = performance.now();
-  await paced(frames.length, RATE, (i) => relay.push(frames[i]!));
+  await paced(frames.length - warmupFrames, RATE, (i) => relay.push(frames[warmupFrames + i]!));
   const elapsedMs = performance.now() - started;
   const cpu = process.cpuUsage(cpuBefore);
-  const stages = profiler ? await saveProfile(profiler, join(values.profile!, `${which.key}-${run + 1}.cpuprofile`)) : undefined;
+  const profile = profiler ? await saveProfile(profiler, join(values.profile!, `${which.key}-${run + 1}.cpuprofile`)) : undefined;
+  const stages = profile ? splitByStage(profile, STAGES) : undefined;
   loopDelay.disable();
   gc.disconnect();
   const replayed = (await replaying?.received()) ?? 0;
@@ -191,6 +293,9 @@ async function runCase(which: Case, buffer: string, frames: Array<{ seq: number;
   await new Promise((resolve) => setTimeout(resolve, 500));
   watching = false;
   const { samples, timeUs } = await live.latencySamples();
+  const gatewayTimeline = gatewayGaps?.stop();
+  const tail = gatewayTimeline ? splitTail(samples, timeUs, publishedAt, gatewayTimeline, await live.gaps()) : undefined;
+  const stalls = gatewayTimeline && profile ? stallsByStage(profile, gatewayTimeline) : undefined;
   const server: number[] = [];
   const transit: number[] = [];
   samples.forEach((latency, i) => {
@@ -204,10 +309,12 @@ async function runCase(which: Case, buffer: string, frames: Array<{ seq: number;
   await gateway.stop();
   await relay.stop();
   dir.remove();
-  if (samples.length < frames.length * LIVE_CLIENTS * 0.9) throw new Error(`${which.name}: only ${samples.length} latency samples`);
+  if (samples.length < (frames.length - warmupFrames) * LIVE_CLIENTS * 0.9) throw new Error(`${which.name}: only ${samples.length} latency samples`);
   const cpuPercent = (micros: number) => (micros / (elapsedMs * 1000)) * 100;
   return {
     ...(stages ? { stages } : {}),
+    ...(tail ? { tail } : {}),
+    ...(stalls ? { stalls } : {}),
     p50: percentile(samples, 50) / 1000,
     p99: percentile(samples, 99) / 1000,
     max: percentile(samples, 100) / 1000,
@@ -228,8 +335,8 @@ async function runCase(which: Case, buffer: string, frames: Array<{ seq: number;
 }
 
 const bufferDir = await replayBuffer(EVENTS, RATE, values.buffer, progress);
-progress(`making ${(RATE * SECONDS).toLocaleString('en-US')} upstream frames`);
-const frames = new SyntheticFirehose({ seed: 5, accounts: 20_000 }).frames(RATE * SECONDS);
+progress(`making ${(RATE * (WARMUP_SECONDS + SECONDS)).toLocaleString('en-US')} upstream frames`);
+const frames = new SyntheticFirehose({ seed: 5, accounts: 20_000 }).frames(RATE * (WARMUP_SECONDS + SECONDS));
 const results = new Map<string, Sample[]>(CASES.map((c) => [c.name, []]));
 for (let run = 0; run < RUNS; run++) {
   // Alternating order, so no case always runs on the warmest (or most loaded) machine.
@@ -273,6 +380,38 @@ printTable(
   'where it goes (medians): server = time_us → published to every live socket; transit = published → arrival at the client; the gateway process\'s event loop and GC; CPU as % of one core',
   parts,
 );
+/** The stages that took the most, as 'stage ms, …'. */
+function topStages(micros: Map<string, number>): string {
+  return [...micros.entries()]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 4)
+    .map(([stage, us]) => `${stage} ${(us / 1000).toFixed(0)}`)
+    .join(', ');
+}
+
+if (values.tail) {
+  const ms = (value: number) => value.toFixed(0);
+  const split = (spent: Spent & { span: number }) =>
+    `${ms(spent.span)}: ${ms(spent.scavenge)} / ${ms(spent.markCompact + spent.otherGc)} / ${ms(spent.run)} / ${ms(spent.waitCore)} / ${ms(spent.asleep)}`;
+  const tailRows: Row[] = CASES.flatMap((which) =>
+    results.get(which.name)!.map((sample, run) => ({
+      case: `${which.key} ${run + 1}`,
+      'live p99 ms': sample.p99.toFixed(1),
+      'window ms: wall; gateway main thread running / waiting; its other threads running / waiting; machine busy (all processes)': ((w) =>
+        `${ms(w.wall)}; ${ms(w.mainRun)} / ${ms(w.mainWait)}; ${ms(w.otherRun)} / ${ms(w.otherWait)}; ${ms(w.machineBusy)}`)(sample.tail!.window),
+      'server share of tail %': sample.tail!.serverShare.toFixed(0),
+      'gateway, server spans ms: all: scavenge / mark-compact / running / waiting for a core / asleep': split(sample.tail!.server),
+      'longest gap ms': sample.tail!.server.longestGap.toFixed(0),
+      'live clients, transit spans ms: all: scavenge / mark-compact / running / waiting for a core / asleep': split(sample.tail!.transit),
+      'client longest gap ms': sample.tail!.transit.longestGap.toFixed(0),
+      ...(sample.stalls ? { [`gateway CPU in its loop gaps ≥ ${STALL_MS} ms, ms by stage`]: topStages(sample.stalls) } : {}),
+    })),
+  );
+  printTable(
+    "the live tail (samples ≥ p99) per run: their spans merged into one timeline and split by what the gateway's main thread (server spans) and the live clients' main thread (transit spans) did, from /proc/thread-self/schedstat at 1 ms ticks and GC entries",
+    tailRows,
+  );
+}
 if (values.profile) {
   const split: Row[] = [...STAGES.map(([stage]) => stage), 'other'].map((stage) => {
     const row: Row = { 'main thread: stage': stage };
