@@ -400,9 +400,9 @@ if (values.tail) {
       'window ms: wall; gateway main thread running / waiting; its other threads running / waiting; machine busy (all processes)': ((w) =>
         `${ms(w.wall)}; ${ms(w.mainRun)} / ${ms(w.mainWait)}; ${ms(w.otherRun)} / ${ms(w.otherWait)}; ${ms(w.machineBusy)}`)(sample.tail!.window),
       'server share of tail %': sample.tail!.serverShare.toFixed(0),
-      'gateway, server spans ms: all: scavenge / mark-compact / running / waiting for a core / asleep': split(sample.tail!.server),
+      'gateway, server spans ms: all: scavenge / mark-compact and incremental marking / running / waiting for a core / asleep': split(sample.tail!.server),
       'longest gap ms': sample.tail!.server.longestGap.toFixed(0),
-      'live clients, transit spans ms: all: scavenge / mark-compact / running / waiting for a core / asleep': split(sample.tail!.transit),
+      'live clients, transit spans ms: all: scavenge / mark-compact and incremental marking / running / waiting for a core / asleep': split(sample.tail!.transit),
       'client longest gap ms': sample.tail!.transit.longestGap.toFixed(0),
       ...(sample.stalls ? { [`gateway CPU in its loop gaps ≥ ${STALL_MS} ms, ms by stage`]: topStages(sample.stalls) } : {}),
     })),
