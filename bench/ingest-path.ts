@@ -3,9 +3,10 @@
  * Ingester (events, revs, group commit) into `store`, as `contrail serve` runs it, with no socket,
  * no server and no stream; 64 frames per turn of the event loop, as a socket read hands them over.
  */
+import { createHash } from 'node:crypto';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
-import { CursorClock } from '../src/events/index.ts';
+import { CursorClock, type Entry } from '../src/events/index.ts';
 import { createStoreMetrics, EventStore, Ingester } from '../src/store/index.ts';
 import { createUpstreamMetrics, decodeFrame, DropReporter, parseMessage } from '../src/upstream/index.ts';
 import { tempDir } from '../test/support/gateway.ts';
@@ -13,21 +14,45 @@ import { timeEvents, type TimedRun } from './table.ts';
 
 /** Frames a socket read hands over at once (64 KiB of ~1 KB frames). */
 const FRAMES_PER_READ = 64;
+/**
+ * The clock's reading for every event (2025-11-26 in µs, as many digits as the network's): each
+ * event takes the one before's time_us + 1, so every run writes the same bytes and the digest
+ * compares code versions.
+ */
+const FIXED_NOW_US = 1_764_115_200_000_000;
+
+/** A timed run of the whole path, with the SHA-256 of every event's JSON in commit order (hex). */
+export interface IngestRun extends TimedRun {
+  sha256: string;
+}
 
 /**
  * The frames' events through the ingest path into a fresh buffer (no fsync) in a temp dir,
- * removed afterwards; only feeding the frames and the last commit are timed.
+ * removed afterwards. Timed: feeding the frames, the commits and closing the store, which seals
+ * the blocks still in progress (sealing runs in steps after commits: work left for close is work
+ * the path does). The digest is taken after the timing.
  */
-export async function ingestIntoFreshBuffer(frames: readonly Uint8Array[], options: { hotLogBytes: number; dictionary?: Buffer }): Promise<TimedRun> {
+export async function ingestIntoFreshBuffer(frames: readonly Uint8Array[], options: { hotLogBytes: number; dictionary?: Buffer }): Promise<IngestRun> {
   const dir = tempDir('contrail-bench-ingest-');
   const store = new EventStore({ dataDir: dir.path, ...options, fsync: false });
+  const committed: Entry[] = [];
+  store.onCommitted((entries) => {
+    for (const entry of entries) committed.push(entry);
+  });
+  let closed = false;
   try {
-    return await timeEvents(async () => {
+    const run = await timeEvents(async () => {
       await ingestInProcess(store, frames);
-      return store.span().eventCount;
+      const events = store.span().eventCount;
+      closed = true;
+      await store.close();
+      return events;
     });
+    const digest = createHash('sha256');
+    for (const entry of committed) digest.update(entry.json);
+    return { ...run, sha256: digest.digest('hex') };
   } finally {
-    await store.close();
+    if (!closed) await store.close();
     dir.remove();
   }
 }
@@ -38,7 +63,7 @@ async function ingestInProcess(store: EventStore, frames: readonly Uint8Array[])
   const logger = pino({ level: 'silent' });
   const ingester = new Ingester({
     store,
-    clock: new CursorClock(store.lastTimeUs),
+    clock: new CursorClock(store.lastTimeUs, () => FIXED_NOW_US),
     upstreamUrl: 'ws://relay.invalid',
     logger,
     metrics: createStoreMetrics(registry),

@@ -50,9 +50,9 @@ for (let pass = 0; pass < PASSES; pass++) {
     await session.post('Profiler.setSamplingInterval', { interval: 200 });
     await session.post('Profiler.start');
   }
-  const { events, cpuSeconds } = await ingestIntoFreshBuffer(frames, { hotLogBytes: 64 * 1024 * 1024, dictionary });
+  const { events, cpuSeconds, sha256 } = await ingestIntoFreshBuffer(frames, { hotLogBytes: 64 * 1024 * 1024, dictionary });
   if (pass >= WARM_PASSES) profiledEvents += events;
-  process.stdout.write(`pass ${pass + 1}${pass >= WARM_PASSES ? ' (profiled)' : ''}: ${events} events, ${((1e6 * cpuSeconds) / events).toFixed(1)} CPU µs/event\n`);
+  process.stdout.write(`pass ${pass + 1}${pass >= WARM_PASSES ? ' (profiled)' : ''}: ${events} events, ${((1e6 * cpuSeconds) / events).toFixed(1)} CPU µs/event, SHA-256 ${sha256.slice(0, 16)}\n`);
 }
 if (profiledEvents === 0) process.exit(0);
 const { profile } = await session.post('Profiler.stop');

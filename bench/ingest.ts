@@ -85,6 +85,16 @@ const atcute: Decoder = (frames) => {
   return events;
 };
 
+/** The whole path's digest of every event (the same in every run: a change that alters an event's bytes shows here). */
+let wholePathSha256: string | undefined;
+
+async function wholePath(frames: Uint8Array[], dictionary: Buffer): Promise<TimedRun> {
+  const run = await ingestIntoFreshBuffer(frames, { hotLogBytes: 64 * 1024 * 1024, dictionary });
+  if (wholePathSha256 !== undefined && run.sha256 !== wholePathSha256) throw new Error(`the whole path's events differ between runs: SHA-256 ${run.sha256}, before ${wholePathSha256}`);
+  wholePathSha256 = run.sha256;
+  return run;
+}
+
 function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
@@ -98,7 +108,7 @@ export async function run(): Promise<Row[]> {
     ['contrail (decode + verify + JSON)', (f) => timeEvents(() => contrail(f))],
     ['@atproto/sync parseCommitUnauthenticated', (f) => timeEvents(() => atprotoSync(f))],
     ['@atcute/cbor + @atcute/car (bare decode)', (f) => timeEvents(() => atcute(f))],
-    ['contrail whole ingest path (+ Ingester, EventStore: tail, zstd blocks, indexes, hot log)', (f) => ingestIntoFreshBuffer(f, { hotLogBytes: 64 * 1024 * 1024, dictionary })],
+    ['contrail whole ingest path (+ Ingester, EventStore: tail, zstd blocks, indexes, hot log)', (f) => wholePath(f, dictionary)],
   ];
   const rates = new Map<string, Array<{ rate: number; cpuRate: number }>>();
   let expectedEvents = -1;
@@ -132,4 +142,5 @@ export async function run(): Promise<Row[]> {
 
 if (fileURLToPath(import.meta.url) === process.argv[1]) {
   printTable(`ingest: ${FRAMES} synthetic frames, median of ${RUNS} runs, one core`, await run());
+  process.stdout.write(`whole path: SHA-256 of every event's JSON, in order: ${wholePathSha256}\n`);
 }
