@@ -74,6 +74,7 @@ async function runCase(which: Case, buffer: string): Promise<Sample> {
       for (;;) {
         const read = gateway.store.readAfter(position, { maxEntries: 512, maxScanned: 10_000, maxBytes: 256 * 1024 });
         events += read.entries.length;
+        gateway.store.release(read);
         if (read.position === position) break;
         position = read.position;
       }

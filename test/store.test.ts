@@ -18,6 +18,7 @@ import { mapSizeFor } from '../src/store/environment.ts';
 import { EventStore, type EventStoreOptions } from '../src/store/event-store.ts';
 import { createStoreMetrics } from '../src/store/metrics.ts';
 import { Retention } from '../src/store/retention.ts';
+import { SLAB_BYTES } from '../src/store/slabs.ts';
 import { SnapshotReader } from '../src/store/snapshot-reader.ts';
 import { tempDir } from './support/gateway.ts';
 import { waitUntil } from './support/poll.ts';
@@ -540,6 +541,34 @@ describe('seq: unique, strictly increasing, never reused, resolvable to a time_u
     assigned.forEach((e, i) => (e.seq = 10 + i + Math.floor(i / 7)));
     for (let i = 0; i < assigned.length; i += 30) await replicated.commitAssigned({ entries: assigned.slice(i, i + 30), revs: new Map() });
     check(replicated, assigned);
+  });
+
+  test("a read's events stay intact until it is released, while the slabs of released reads are filled again with the right events", async (t) => {
+    // ~13 MB of decompressed partitions: several times the slabs a scan has in use at once.
+    const store = open(t, { hotLogBytes: 0, blockEvents: 256 });
+    const events = makeEntries(12_000, 1_000_000, 0, 1_000);
+    await commitInBatches(store, events, 500);
+    const held = store.readAfter(0, { maxEntries: 300 });
+    const heldBefore = view(held.entries);
+    // Views copied as read: a released read's bytes are reused.
+    const read = [...heldBefore];
+    const buffers = new Set<ArrayBufferLike>();
+    let position = held.position;
+    for (;;) {
+      const next = store.readAfter(position, { maxEntries: 512 });
+      if (next.entries.length === 0) break;
+      // Slabs only (the unsealed tail's events are the committed buffers).
+      for (const entry of next.entries) if (entry.json.buffer.byteLength === SLAB_BYTES) buffers.add(entry.json.buffer);
+      read.push(...view(next.entries));
+      position = next.position;
+      store.release(next);
+    }
+    assert.deepEqual(read, view(events), 'every event read once, in order, with its own bytes');
+    assert.deepEqual(view(held.entries), heldBefore, 'the unreleased read kept its bytes while ~13 MB went through');
+    assert.deepEqual(heldBefore, view(events.slice(0, 300)));
+    const decompressedBytes = events.reduce((sum, e) => sum + e.json.byteLength, 0);
+    assert.ok(buffers.size > 0 && buffers.size * SLAB_BYTES < decompressedBytes / 2, `${buffers.size} slabs held ${decompressedBytes} bytes over time: released slabs were reused`);
+    store.release(held);
   });
 
   test('commitAssigned writes time_us and seq as given (a leader may skip seqs) and refuses a batch that does not increase', async (t) => {

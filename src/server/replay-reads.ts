@@ -62,7 +62,7 @@ export class ReplayReads {
   next(subscriber: Subscriber): ReplayBatch | 'reading' | 'trimmed' {
     const state = this.#stateOf(subscriber);
     if (state.filter !== subscriber.filter) {
-      state.batch = undefined;
+      this.#dropBatch(subscriber, state);
       state.answer = undefined;
       state.trimmed = false;
     }
@@ -100,7 +100,7 @@ export class ReplayReads {
 
   /** The batch was sent whole. */
   finished(subscriber: Subscriber): void {
-    this.#stateOf(subscriber).batch = undefined;
+    this.#dropBatch(subscriber, this.#stateOf(subscriber));
   }
 
   /** Forgets what was read for the subscriber (it left, or replays from another position). */
@@ -108,9 +108,19 @@ export class ReplayReads {
     const state = this.#states.get(subscriber);
     if (!state) return;
     state.generation++;
-    state.batch = undefined;
+    this.#dropBatch(subscriber, state);
     state.answer = undefined;
     state.trimmed = false;
+  }
+
+  /**
+   * Forgets the subscriber's batch, and releases its read where the sink kept no reference to what
+   * it was given (uWS copies what it cannot write at once; `ws` and Node's HTTP responses queue the
+   * buffers themselves, so their reads are left to the garbage collector).
+   */
+  #dropBatch(subscriber: Subscriber, state: ReadState): void {
+    if (state.batch && subscriber.sink.copiesOnSend) this.store.release(state.batch);
+    state.batch = undefined;
   }
 
   #stateOf(subscriber: Subscriber): ReadState {

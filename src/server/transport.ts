@@ -28,6 +28,8 @@ export interface HttpRequestInfo {
 export interface SubscriberSink {
   /** Queues one message; never drops it (the caller watches bufferedAmount). */
   send(data: Uint8Array, binary: boolean): void;
+  /** send copies (or writes out) the bytes before it returns, keeping no reference to `data`: the caller may then reuse that memory. */
+  readonly copiesOnSend?: boolean;
   /** Bytes queued and not yet written to the network; over the hub's mark, wait for drain. */
   bufferedAmount(): number;
   /** Runs fn with writes batched into as few syscalls as possible. */

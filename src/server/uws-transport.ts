@@ -158,6 +158,8 @@ function wrapSocket<Session>(ws: UwsSocket<SocketData<Session>>): UwsClient {
     closed: false,
     // compress applies only where permessage-deflate was negotiated.
     send: (data: Uint8Array, binary: boolean) => void ws.send(data, binary, true),
+    // uWS writes what it can and copies the rest into its own buffer (deflating first, when negotiated).
+    copiesOnSend: true,
     bufferedAmount: () => ws.getBufferedAmount(),
     cork: (fn: () => void) => void ws.cork(fn),
     ping: () => void ws.ping(),
@@ -218,6 +220,8 @@ function startStream<Session>(res: HttpResponse, stream: HttpStreamStart<Session
       send: (data) => {
         if (!ended) res.cork(() => void (full = !res.write(data) || full));
       },
+      // Like a WebSocket's send, write() keeps a copy of what the socket did not take.
+      copiesOnSend: true,
       bufferedAmount: () => (full ? Number.MAX_SAFE_INTEGER : 0),
       cork: (fn) => void res.cork(fn),
       close: () => {

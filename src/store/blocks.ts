@@ -2,6 +2,7 @@ import type { Database } from 'lmdb';
 import type { Entry } from '../events/index.ts';
 import { copyRecords, decodeRecords, findRecord } from './codec.ts';
 import type { Dictionaries } from './dictionaries.ts';
+import { Lease, SlabPool, type Slab } from './slabs.ts';
 
 /**
  * A block: a run of consecutive events (by time_us), split by partition — one partition per
@@ -62,18 +63,36 @@ export function compressPartition(events: readonly Entry[], dictionaries: Dictio
   return dictionaries.compress(copyRecords(events));
 }
 
+/** A decompressed partition in the cache: its bytes (in `slab`, unless it was too large for one), and its entries if kept. */
+interface Decompressed {
+  bytes: Buffer;
+  slab?: Slab;
+  entries?: Entry[];
+}
+
+/** A whole block's merged events, and the slabs their JSON are views of (pinned while kept). */
+interface Merge {
+  entries: Entry[];
+  slabs: Slab[];
+}
+
 /**
- * Reads blocks' partitions, decompressed once and kept in a byte-bounded LRU cache shared by
- * every reader (concurrent replays from old cursors read the same blocks). A partition is
- * decoded into entries only when a reader wants all of it, and its entries kept beside its
- * bytes only when read alone (a collection filter's); a whole block's entries are kept in its
- * merge; an index lookup decodes just its event. Entries' JSON are views of their decompressed
- * buffer, which nothing reuses, so readers may keep them.
+ * Reads blocks' partitions, decompressed into reused slabs (slabs.ts). Partitions read alone (a
+ * collection filter's, an index lookup's) are kept in a byte-bounded LRU cache shared by every
+ * reader, their entries beside their bytes once decoded; an index lookup decodes just its event.
+ * A whole block's partitions are decompressed for its merge alone, and the last few merges kept
+ * (WHOLE_BLOCKS_KEPT): a full replay through the 64 MiB cache kept ~70 slabs pinned and spent
+ * about two thirds of its time collecting garbage (bench/replay-full's scan: 0.3 M against 0.8–0.9 M
+ * events per CPU-second without), for hits only concurrent replays in the same few blocks have.
+ *
+ * Entries' JSON are views of a slab, so every method takes the Lease of the read it serves and
+ * pins there the slabs of what it returns: the entries stay valid until the lease is released.
  */
 export class BlockReader {
-  readonly #cache = new Map<string, { bytes: Buffer; entries?: Entry[] }>();
-  /** Whole blocks' merged events, by block end, oldest first (the partitions' own entries, see WHOLE_BLOCKS_KEPT). */
-  readonly #wholeBlocks = new Map<number, Entry[]>();
+  readonly #cache = new Map<string, Decompressed>();
+  /** Whole blocks' merged events, by block end, oldest first (see WHOLE_BLOCKS_KEPT). */
+  readonly #wholeBlocks = new Map<number, Merge>();
+  readonly #slabs = new SlabPool();
   #cachedBytes = 0;
 
   constructor(
@@ -82,30 +101,36 @@ export class BlockReader {
     private readonly cacheBytes: number,
   ) {}
 
+  /** A lease for one read's entries (see Lease). */
+  lease(): Lease {
+    return new Lease(this.#slabs);
+  }
+
   /** One partition's events, oldest first. */
-  part(end: number, info: BlockInfo, part: number): Entry[] {
-    const cached = this.#decompressed(end, info, part);
+  part(end: number, info: BlockInfo, part: number, lease: Lease): Entry[] {
+    const cached = this.#decompressed(end, info, part, lease);
     return (cached.entries ??= decodeRecords(cached.bytes));
   }
 
-  /** One partition's events, decoded from the cached bytes without keeping them there (unless some reader already decoded them). */
-  #decodedOnce(end: number, info: BlockInfo, part: number): Entry[] {
-    const cached = this.#decompressed(end, info, part);
-    return cached.entries ?? decodeRecords(cached.bytes);
+  /** One partition's events for a whole block's merge: decoded from the cached bytes if cached, otherwise decompressed for the merge alone (not cached). */
+  #decodedOnce(end: number, info: BlockInfo, part: number, lease: Lease): Decompressed & { entries: Entry[] } {
+    const cached = this.#decompressed(end, info, part, lease, false);
+    return { ...cached, entries: cached.entries ?? decodeRecords(cached.bytes) };
   }
 
   /** The partition's event with this time_us, if it holds one. */
-  find(end: number, info: BlockInfo, part: number, timeUs: number): Entry | undefined {
-    const cached = this.#decompressed(end, info, part);
+  find(end: number, info: BlockInfo, part: number, timeUs: number, lease: Lease): Entry | undefined {
+    const cached = this.#decompressed(end, info, part, lease);
     return cached.entries ? findByTime(cached.entries, timeUs) : findRecord(cached.bytes, timeUs);
   }
 
-  #decompressed(end: number, info: BlockInfo, part: number): { bytes: Buffer; entries?: Entry[] } {
+  #decompressed(end: number, info: BlockInfo, part: number, lease: Lease, keep = true): Decompressed {
     const id = `${end}/${part}`;
     const hit = this.#cache.get(id);
     if (hit) {
       this.#cache.delete(id);
       this.#cache.set(id, hit);
+      lease.hold(hit.slab);
       return hit;
     }
     // Read into LMDB's reused read buffer (no allocation, no second copy): the frame is decompressed before any other read.
@@ -115,15 +140,26 @@ export class BlockReader {
       // The reused buffer's `length` is the value's, its byteLength the buffer's: native code reads the latter.
       return new Uint8Array(frame.buffer, frame.byteOffset, frame.length);
     };
-    const decompressed = { bytes: this.dictionaries.decompress(read, info.dict) };
+    // take() pins the slab once, for the cache (dropped at once when the partition is not kept).
+    const decompressed: Decompressed = this.dictionaries.decompress(read, info.dict, (size) => this.#slabs.take(size));
+    lease.hold(decompressed.slab);
+    if (!keep) {
+      if (decompressed.slab) this.#slabs.unpin(decompressed.slab);
+      return decompressed;
+    }
     this.#cache.set(id, decompressed);
     this.#cachedBytes += decompressed.bytes.byteLength;
     for (const [key, value] of this.#cache) {
       if (this.#cachedBytes <= this.cacheBytes) break;
-      this.#cache.delete(key);
-      this.#cachedBytes -= value.bytes.byteLength;
+      this.#evict(key, value);
     }
     return decompressed;
+  }
+
+  #evict(id: string, cached: Decompressed): void {
+    this.#cache.delete(id);
+    this.#cachedBytes -= cached.bytes.byteLength;
+    if (cached.slab) this.#slabs.unpin(cached.slab);
   }
 
   /**
@@ -131,47 +167,60 @@ export class BlockReader {
    * merge is kept for the few most recently merged blocks: a replay reads a block in several
    * batches, and concurrent replays from old cursors read the same blocks.
    */
-  merged(end: number, info: BlockInfo, parts: readonly number[]): Entry[] {
+  merged(end: number, info: BlockInfo, parts: readonly number[], lease: Lease): Entry[] {
     const onlyPart = parts.length === 1 ? parts[0] : undefined;
-    if (onlyPart !== undefined) return this.part(end, info, onlyPart);
+    if (onlyPart !== undefined) return this.part(end, info, onlyPart, lease);
     const whole = parts.length === info.parts.length;
     if (whole) {
       const hit = this.#wholeBlocks.get(end);
-      if (hit) return hit;
-    }
-    // A whole block's partitions are decoded for the merge alone, not kept with their bytes:
-    // the merge holds their events (kept below), and events cached for as long as 64 MiB of
-    // bytes outlive the young generation, so every full replay's event went through the old one.
-    const merged = mergeParts(info, parts.map((part) => (whole ? this.#decodedOnce(end, info, part) : this.part(end, info, part))));
-    if (whole) {
-      this.#wholeBlocks.set(end, merged);
-      for (const key of this.#wholeBlocks.keys()) {
-        if (this.#wholeBlocks.size <= WHOLE_BLOCKS_KEPT) break;
-        this.#wholeBlocks.delete(key);
+      if (hit) {
+        for (const slab of hit.slabs) lease.hold(slab);
+        return hit.entries;
       }
     }
-    return merged;
+    if (!whole) return mergeParts(info, parts.map((part) => this.part(end, info, part, lease)));
+    // A whole block's partitions are decompressed and decoded for the merge alone (see the class
+    // note); the merge pins their slabs while it is kept.
+    const decoded = parts.map((part) => this.#decodedOnce(end, info, part, lease));
+    const merge: Merge = { entries: mergeParts(info, decoded.map((part) => part.entries)), slabs: [] };
+    for (const { slab } of decoded) {
+      if (!slab || merge.slabs.includes(slab)) continue;
+      merge.slabs.push(slab);
+      slab.pins++;
+    }
+    this.#wholeBlocks.set(end, merge);
+    for (const [key, kept] of this.#wholeBlocks) {
+      if (this.#wholeBlocks.size <= WHOLE_BLOCKS_KEPT) break;
+      this.#dropMerge(key, kept);
+    }
+    return merge.entries;
+  }
+
+  #dropMerge(end: number, merge: Merge): void {
+    this.#wholeBlocks.delete(end);
+    for (const slab of merge.slabs) this.#slabs.unpin(slab);
   }
 
   /** Forgets a block's cached partitions (retention removed it). */
   forget(end: number, info: BlockInfo): void {
-    this.#wholeBlocks.delete(end);
+    const merge = this.#wholeBlocks.get(end);
+    if (merge) this.#dropMerge(end, merge);
     for (const part of info.parts) {
       const id = `${end}/${part}`;
       const hit = this.#cache.get(id);
-      if (!hit) continue;
-      this.#cache.delete(id);
-      this.#cachedBytes -= hit.bytes.byteLength;
+      if (hit) this.#evict(id, hit);
     }
   }
 }
 
 /**
- * Whole blocks whose merged event lists are kept, enough for the blocks concurrent replays are
- * in. A list holds its events (and so their decompressed partitions) even after the byte-bounded
- * partition cache let them go: at most this many blocks' worth on top of blockCacheBytes.
+ * Whole blocks whose merged event lists are kept: a replay reads a block in two batches or so,
+ * and replays reading near each other share the merge. Few, because each kept event is one
+ * more object every young collection copies: 32 kept blocks made a full scan spend about half
+ * its time collecting (bench/replay-full, README "Full replay to one client"). A list holds its
+ * events (and so their slabs) even after the byte-bounded partition cache let them go.
  */
-const WHOLE_BLOCKS_KEPT = 32;
+const WHOLE_BLOCKS_KEPT = 4;
 
 /**
  * The partitions' events in time_us order. Where the block's seqs are consecutive (every block

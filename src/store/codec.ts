@@ -81,9 +81,9 @@ function writeLatin1(out: Buffer, at: number, text: string): number {
 }
 
 /**
- * The entries stored in `bytes`, in order. Their JSON are views of `bytes` (a buffer nobody
- * reuses: a fresh decompression or a copy made for them). A record that runs past the end is
- * reported as corrupt rather than misread.
+ * The entries stored in `bytes`, in order. Their JSON are views of `bytes` (a copy made for them,
+ * or a decompressed partition's slab, reused only once every read holding it is released:
+ * slabs.ts). A record that runs past the end is reported as corrupt rather than misread.
  */
 export function decodeRecords(bytes: Buffer): Entry[] {
   const entries: Entry[] = [];

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Database, RootDatabase } from 'lmdb';
-import { Compressor, Decompressor } from 'zstd-napi';
+import { Compressor } from 'zstd-napi';
 import binding from 'zstd-napi/binding.js';
 
 /**
@@ -27,7 +27,7 @@ const BLOCK_LEVEL = 1;
 
 export class Dictionaries {
   readonly #db: Database<StoredDictionary, number>;
-  readonly #decompressors = new Map<number, Decompressor>();
+  readonly #decompressors = new Map<number, InstanceType<typeof binding.DCtx>>();
   readonly #compressor = new Compressor();
   /** The number new blocks are compressed with. */
   readonly current: number;
@@ -44,18 +44,27 @@ export class Dictionaries {
   }
 
   /**
-   * Decompresses a block frame made with dictionary `number`; a frame that fails its checksum
-   * throws. `frame` is read only after `read` returns it, once the dictionary is loaded: read may
-   * hand out LMDB's reused buffer (getBinaryFast), which loading a dictionary would overwrite.
+   * Decompresses a block frame made with dictionary `number` into bytes `allocate` gives (by the
+   * size the frame's header states); a frame that fails its checksum throws. `frame` is read
+   * only after `read` returns it, once the dictionary is loaded: read may hand out LMDB's
+   * reused buffer (getBinaryFast), which loading a dictionary would overwrite.
    */
-  decompress(read: () => Uint8Array, number: number): Buffer {
-    return this.#decompressor(number).decompress(read());
+  decompress<Out extends { bytes: Buffer }>(read: () => Uint8Array, number: number, allocate: (size: number) => Out): Out {
+    const context = this.#decompressor(number);
+    const frame = read();
+    const size = binding.getFrameContentSize(frame);
+    // Every block frame states its size (contentSizeFlag); anything else is not one of ours.
+    if (size === null) throw new Error('a block frame without its content size');
+    const out = allocate(size);
+    const written = context.decompress(out.bytes, frame);
+    if (written !== size) throw new Error(`a block frame decompressed to ${written} bytes, not the ${size} its header states`);
+    return out;
   }
 
-  #decompressor(number: number): Decompressor {
+  #decompressor(number: number): InstanceType<typeof binding.DCtx> {
     let decompressor = this.#decompressors.get(number);
     if (!decompressor) {
-      decompressor = new Decompressor();
+      decompressor = new binding.DCtx();
       if (number !== 0) {
         const stored = this.#db.get(number);
         if (!stored) throw new Error(`a block names zstd dictionary #${number}, which this buffer does not hold`);

@@ -1,5 +1,6 @@
 import type { Entry } from '../events/index.ts';
 import type { SealedRead, SealedReader, Selection, Visit } from './sealed-reads.ts';
+import type { Lease } from './slabs.ts';
 
 /** A predicate on an event's metadata (did, kind, collection; json.byteLength). */
 export interface EventFilter {
@@ -10,6 +11,27 @@ export interface ReadResult {
   entries: Entry[];
   /** The newest time_us examined (matching or not); the next read continues after it. */
   position: number;
+}
+
+/**
+ * The leases of reads that pinned slabs (slabs.ts), until their callers release them: a reader's
+ * release(read) lets the memory the entries' JSON are views of be reused, once nothing holds
+ * them, or any view of their bytes, any more. A read never released only keeps that memory from
+ * being reused (the garbage collector frees it as usual).
+ */
+export class ReadLeases {
+  readonly #leases = new WeakMap<ReadResult, Lease>();
+
+  /** `read`, remembered with its lease if the lease pinned anything. */
+  track<R extends ReadResult>(read: R, lease: Lease): R {
+    if (lease.holds) this.#leases.set(read, lease);
+    return read;
+  }
+
+  release(read: ReadResult): void {
+    this.#leases.get(read)?.release();
+    this.#leases.delete(read);
+  }
 }
 
 export interface ReadOptions {
@@ -52,9 +74,10 @@ export function readStored(
   select: Selection | undefined,
   maxScanned: number,
   visit: Visit,
+  lease: Lease,
 ): SealedRead {
   if (position < from.sealedUpTo) {
-    const read = from.sealed.read(position, Math.min(end, from.sealedUpTo), select, maxScanned, visit);
+    const read = from.sealed.read(position, Math.min(end, from.sealedUpTo), select, maxScanned, visit, lease);
     position = read.position;
     if (read.full) return read;
   }

@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import type { Entry } from '../events/index.ts';
 import { BlockReader, compressPartition, partitionBlock, type BlockInfo, type BlockKey } from './blocks.ts';
 import { decodeRecords, encodeRecords, recordSize } from './codec.ts';
-import { collect, readStored, type ReadOptions, type ReadResult } from './disk-reads.ts';
+import { collect, ReadLeases, readStored, type ReadOptions, type ReadResult } from './disk-reads.ts';
 import { Dictionaries } from './dictionaries.ts';
 import { POSTING_BYTES, Postings } from './did-keys.ts';
 import { META, openEnvironment, openMeta, openTables, type BufferLocation } from './environment.ts';
@@ -175,6 +175,7 @@ export class EventStore {
   readonly #meta: Database<unknown, string>;
   readonly #dictionaries: Dictionaries;
   readonly #blockReader: BlockReader;
+  readonly #leases = new ReadLeases();
   readonly #sealed: SealedReader;
   readonly #listeners: Array<(entries: readonly Entry[]) => void> = [];
   /** The tail's events in memory, oldest first (readers and the next block take them from here). */
@@ -578,25 +579,32 @@ export class EventStore {
   readAfter(position: number, options: ReadOptions): ReadResult {
     const { maxScanned = Infinity, select } = options;
     const { entries, visit } = collect(options);
+    // Pins the slabs the sealed events' JSON are views of, until the caller releases the read.
+    const lease = this.#blockReader.lease();
     if (!this.hotLog.covers(position)) {
       const tail = this.#tail;
       const tailAfter = function* (after: number) {
         for (let i = firstAfter(tail, after); i < tail.length; i++) yield tail[i]!;
       };
-      const read = readStored(position, this.hotLog.floor, { sealed: this.#sealed, sealedUpTo: this.#sealedUpTo, tailAfter }, select, maxScanned, visit);
+      const read = readStored(position, this.hotLog.floor, { sealed: this.#sealed, sealedUpTo: this.#sealedUpTo, tailAfter }, select, maxScanned, visit, lease);
       position = read.position;
-      if (read.full) return { entries, position };
+      if (read.full) return this.#leases.track({ entries, position }, lease);
     }
     if (select && select.dids.size > 0) {
       // Only the DIDs' own entries: every other one fails the filter.
       position = this.hotLog.scanDids(position, select.dids, visit) ?? Math.max(position, this.hotLog.newest);
-      return { entries, position };
+      return this.#leases.track({ entries, position }, lease);
     }
     this.hotLog.scan(position, (entry) => {
       position = entry.timeUs;
       return visit(entry);
     });
-    return { entries, position };
+    return this.#leases.track({ entries, position }, lease);
+  }
+
+  /** Lets the memory a read's entries are views of be reused (see ReadLeases): once nothing holds them any more. */
+  release(read: ReadResult): void {
+    this.#leases.release(read);
   }
 
   /**
@@ -609,7 +617,10 @@ export class EventStore {
       const info = this.#directory.get(end);
       if (!info) break;
       if (seq <= info.firstSeq) return info.first;
-      return this.#blockReader.merged(end, info, info.parts).find((entry) => entry.seq! >= seq)?.timeUs;
+      const lease = this.#blockReader.lease();
+      const timeUs = this.#blockReader.merged(end, info, info.parts, lease).find((entry) => entry.seq! >= seq)?.timeUs;
+      lease.release();
+      return timeUs;
     }
     return this.#tail.find((entry) => entry.seq! >= seq)?.timeUs;
   }
@@ -699,8 +710,9 @@ export class EventStore {
    */
   async #removeBlock(end: number, info: BlockInfo): Promise<number> {
     let byPart: Array<readonly [number, Entry[]]> = [];
+    const lease = this.#blockReader.lease();
     try {
-      byPart = info.parts.map((part) => [part, this.#blockReader.part(end, info, part)] as const);
+      byPart = info.parts.map((part) => [part, this.#blockReader.part(end, info, part, lease)] as const);
     } catch (err) {
       // Its index entries cannot be found; they are dropped when the index is rebuilt.
       this.#didIndexInconsistent(`block ${end} cannot be read (${(err as Error).message}) while retention removes it`);
@@ -717,6 +729,7 @@ export class EventStore {
     this.#sealedCount -= count;
     this.#trimmed(trimmedUpTo);
     const postings = this.#postingsOf(byPart);
+    lease.release();
     for (let from = 0; from < postings.count; from += INDEX_TRIM_CHUNK) {
       if (from > 0) await new Promise((resolve) => setImmediate(resolve));
       if (this.#closed) break;
@@ -782,8 +795,10 @@ export class EventStore {
     this.#logger?.warn({ events: this.#sealedCount }, 'rebuilding the per-DID index (it was found inconsistent)');
     this.#byDid.clearSync();
     for (const { key: end, value: info } of this.#directory.getRange({ snapshot: false })) {
-      const byPart = info.parts.map((part) => [part, this.#blockReader.part(end, info, part)] as const);
+      const lease = this.#blockReader.lease();
+      const byPart = info.parts.map((part) => [part, this.#blockReader.part(end, info, part, lease)] as const);
       const postings = this.#postingsOf(byPart);
+      lease.release();
       this.#root.transactionSync(() => postings.forEachInKeyOrder((key, value) => this.#byDid.putSync(key, value)), COMMIT_WITHOUT_WAITING_FOR_FLUSH);
     }
     this.#meta.removeSync(META.didIndexBroken);

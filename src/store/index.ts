@@ -64,9 +64,12 @@
  * sealed blocks first — through the per-DID index when the DIDs' entries are few (counted, up
  * to 1/64 of the events; a scan decompresses each event once, an index hit one partition), else
  * only the wanted partitions, else everything (sealed-reads.ts) — then the tail, then the hot
- * log. Decompressed partitions are cached by bytes and shared by all readers (blocks.ts); a
- * partition decodes into entries whose JSON are views of its bytes and whose DID and collection
- * become strings only when a filter reads them (codec.ts), so an unfiltered replay makes none. An
+ * log. Partitions are decompressed into reused 1 MiB slabs (slabs.ts): a read pins the slabs its
+ * entries' JSON are views of until its caller releases it (EventStore.release; a read never
+ * released is left to the garbage collector), since a fresh buffer per partition made a full
+ * replay mostly garbage collection. Partitions read alone are cached by bytes and shared by all
+ * readers, whole blocks as the last few merges (blocks.ts); a partition decodes into entries
+ * whose DID and collection become strings only when a filter reads them (codec.ts). An
  * index entry that contradicts its block is logged, the index bypassed, and rebuilt at the next
  * start; index entries only narrow what is read, the exact filter decides.
  *
@@ -88,8 +91,9 @@
  * Files:
  *   event-store.ts   EventStore: the LMDB environment, commits, sealing, readAfter, span, trimming
  *   blocks.ts        blocks: building them, reading and caching their partitions
+ *   slabs.ts         SlabPool, Lease: reused memory for decompressed partitions, pinned while read
  *   sealed-reads.ts  reads of sealed blocks: by the DID index, by partition, or everything
- *   disk-reads.ts    readStored: sealed blocks then the tail, for a read's bounds (collect)
+ *   disk-reads.ts    readStored: sealed blocks then the tail, for a read's bounds (collect); ReadLeases
  *   snapshot-reader.ts SnapshotReader: the same reads from another thread, in a fresh snapshot
  *   environment.ts   the LMDB environment's options and tables, opened alike by every thread
  *   did-keys.ts      the per-DID index's keys

@@ -1,6 +1,7 @@
 import type { Database } from 'lmdb';
 import type { Entry } from '../events/index.ts';
 import type { BlockInfo, BlockReader } from './blocks.ts';
+import type { Lease } from './slabs.ts';
 import { POSTING_BYTES, didHash, partOfPosting, posting, timeOfPosting } from './did-keys.ts';
 
 /**
@@ -75,16 +76,16 @@ export class SealedReader {
     private readonly onIndexInconsistent: (detail: string) => void,
   ) {}
 
-  /** Visits the wanted events with position < time_us ≤ end, in order. */
-  read(position: number, end: number, select: Selection | undefined, maxScanned: number, visit: Visit): SealedRead {
+  /** Visits the wanted events with position < time_us ≤ end, in order; their slabs are pinned in `lease` (see BlockReader). */
+  read(position: number, end: number, select: Selection | undefined, maxScanned: number, visit: Visit, lease: Lease): SealedRead {
     const plan = select ? this.#planFor(select) : this.#everything;
     if (plan.byDid && this.didIndexUsable()) {
       this.plans.didIndex++;
-      return this.#readByDid(position, end, select!.dids, plan, maxScanned, visit);
+      return this.#readByDid(position, end, select!.dids, plan, maxScanned, visit, lease);
     }
     if (plan.partial) this.plans.partitions++;
     else this.plans.everything++;
-    return this.#readBlocks(position, end, plan, maxScanned, visit);
+    return this.#readBlocks(position, end, plan, maxScanned, visit, lease);
   }
 
   #planFor(select: Selection): Plan {
@@ -119,12 +120,12 @@ export class SealedReader {
     return true;
   }
 
-  #readBlocks(position: number, end: number, plan: Plan, maxScanned: number, visit: Visit): SealedRead {
+  #readBlocks(position: number, end: number, plan: Plan, maxScanned: number, visit: Visit, lease: Lease): SealedRead {
     let scanned = 0;
     for (const { key: blockEnd, value: info } of this.directory.getRange({ start: position + 1 })) {
       if (info.first > end) break;
       const parts = info.parts.filter(plan.wantsPart);
-      const events = parts.length === 0 ? [] : this.blocks.merged(blockEnd, info, parts);
+      const events = parts.length === 0 ? [] : this.blocks.merged(blockEnd, info, parts, lease);
       for (const entry of events) {
         if (entry.timeUs <= position) continue;
         if (entry.timeUs > end) return { position: end, full: false };
@@ -143,7 +144,7 @@ export class SealedReader {
    * Merges the DIDs' index ranges in time order. Each range is read up to `batch` keys; where one
    * stopped early, candidates after its last key are not complete yet, so this read ends there.
    */
-  #readByDid(position: number, end: number, dids: ReadonlySet<string>, plan: Plan, maxScanned: number, visit: Visit): SealedRead {
+  #readByDid(position: number, end: number, dids: ReadonlySet<string>, plan: Plan, maxScanned: number, visit: Visit, lease: Lease): SealedRead {
     const batch = 512;
     const candidates: Array<{ timeUs: number; part: number }> = [];
     let complete = end;
@@ -154,7 +155,7 @@ export class SealedReader {
       for (const value of this.byDid.getValues(didHash(did), range)) {
         if (value.length !== POSTING_BYTES) {
           this.onIndexInconsistent(`a DID index entry of ${value.length} bytes`);
-          return this.#readBlocks(position, end, plan, maxScanned, visit);
+          return this.#readBlocks(position, end, plan, maxScanned, visit, lease);
         }
         last = timeOfPosting(value);
         read++;
@@ -175,13 +176,13 @@ export class SealedReader {
         block = this.#blockHolding(timeUs);
         if (!block) {
           this.onIndexInconsistent(`the DID index names time_us ${timeUs}, which no block holds`);
-          return this.#readBlocks(position, end, plan, maxScanned, visit);
+          return this.#readBlocks(position, end, plan, maxScanned, visit, lease);
         }
       }
-      const entry = block.info.parts.includes(part) ? this.blocks.find(block.end, block.info, part, timeUs) : undefined;
+      const entry = block.info.parts.includes(part) ? this.blocks.find(block.end, block.info, part, timeUs, lease) : undefined;
       if (!entry) {
         this.onIndexInconsistent(`the DID index puts time_us ${timeUs} in partition ${part} of block ${block.end}, which lacks it`);
-        return this.#readBlocks(position, end, plan, maxScanned, visit);
+        return this.#readBlocks(position, end, plan, maxScanned, visit, lease);
       }
       position = timeUs;
       if (!visit(entry)) return { position, full: true };

@@ -3,7 +3,7 @@ import type { Entry } from '../events/index.ts';
 import { BlockReader } from './blocks.ts';
 import { decodeRecords } from './codec.ts';
 import { Dictionaries } from './dictionaries.ts';
-import { collect, readStored, type ReadOptions, type ReadResult } from './disk-reads.ts';
+import { collect, ReadLeases, readStored, type ReadOptions, type ReadResult } from './disk-reads.ts';
 import { META, openEnvironment, openMeta, openTables, type BufferLocation } from './environment.ts';
 import { SealedReader } from './sealed-reads.ts';
 
@@ -33,6 +33,8 @@ export class SnapshotReader {
   readonly #meta: Database<unknown, string>;
   readonly #tables: ReturnType<typeof openTables>;
   readonly #sealed: SealedReader;
+  readonly #blocks: BlockReader;
+  readonly #leases = new ReadLeases();
   readonly #collectionOfPart: Array<string | null> = [];
   /** The read in progress: what the SealedReader's callbacks answer from. */
   #current = { sealedEvents: 0, trimmedUpTo: 0, partitionsReloaded: false };
@@ -44,12 +46,12 @@ export class SnapshotReader {
     this.#root = openEnvironment(location);
     this.#meta = openMeta(this.#root);
     this.#tables = openTables(this.#root);
-    const blocks = new BlockReader(this.#tables.blocks, new Dictionaries(this.#root, undefined, false), blockCacheBytes);
+    this.#blocks = new BlockReader(this.#tables.blocks, new Dictionaries(this.#root, undefined, false), blockCacheBytes);
     this.#loadPartitions();
     this.#sealed = new SealedReader(
       this.#tables.directory,
       this.#tables.byDid,
-      blocks,
+      this.#blocks,
       (part) => this.#collectionOf(part),
       () => this.#current.sealedEvents,
       () => this.#inconsistency === undefined && this.#didIndexUsable,
@@ -74,9 +76,15 @@ export class SnapshotReader {
     let sealedUpTo = 0;
     for (const key of this.#tables.directory.getKeys({ reverse: true, limit: 1 })) sealedUpTo = key;
     const tailAfter = (after: number) => this.#tailAfter(after);
-    const read = readStored(position, end, { sealed: this.#sealed, sealedUpTo, tailAfter }, options.select, options.maxScanned ?? Infinity, visit);
+    const lease = this.#blocks.lease();
+    const read = readStored(position, end, { sealed: this.#sealed, sealedUpTo, tailAfter }, options.select, options.maxScanned ?? Infinity, visit, lease);
     const inconsistency = this.#inconsistency !== inconsistentBefore ? this.#inconsistency : undefined;
-    return { entries, position: read.position, ...(inconsistency ? { inconsistency } : {}) };
+    return this.#leases.track({ entries, position: read.position, ...(inconsistency ? { inconsistency } : {}) }, lease);
+  }
+
+  /** Lets the memory a read's entries are views of be reused (see ReadLeases): once nothing holds them any more. */
+  release(read: SnapshotRead): void {
+    if (!read.trimmed) this.#leases.release(read);
   }
 
   close(): Promise<void> {
