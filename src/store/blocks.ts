@@ -80,10 +80,10 @@ interface Merge {
  * Reads blocks' partitions, decompressed into reused slabs (slabs.ts). Partitions read alone (a
  * collection filter's, an index lookup's) are kept in a byte-bounded LRU cache shared by every
  * reader, their entries beside their bytes once decoded; an index lookup decodes just its event.
- * A whole block's partitions are decompressed for its merge alone, and the last few merges kept
+ * A whole block's partitions are decompressed for its merge alone, and the last merges kept
  * (WHOLE_BLOCKS_KEPT): a full replay through the 64 MiB cache kept ~70 slabs pinned and spent
  * about two thirds of its time collecting garbage (bench/replay-full's scan: 0.3 M against 0.8–0.9 M
- * events per CPU-second without), for hits only concurrent replays in the same few blocks have.
+ * events per CPU-second without), for hits only concurrent replays in the same blocks have.
  *
  * Entries' JSON are views of a slab, so every method takes the Lease of the read it serves and
  * pins there the slabs of what it returns: the entries stay valid until the lease is released.
@@ -215,12 +215,14 @@ export class BlockReader {
 
 /**
  * Whole blocks whose merged event lists are kept: a replay reads a block in two batches or so,
- * and replays reading near each other share the merge. Few, because each kept event is one
- * more object every young collection copies: 32 kept blocks made a full scan spend about half
- * its time collecting (bench/replay-full, README "Full replay to one client"). A list holds its
- * events (and so their slabs) even after the byte-bounded partition cache let them go.
+ * and concurrent replays from old cursors, which drift apart by tens of blocks, share the merge.
+ * Each kept event is one more object every young collection copies: keeping 4 instead made one
+ * replay's scan 2.6× cheaper but twenty replays at once 2.9× dearer (each decompressing its own
+ * blocks), one compressed client ~1.2× cheaper and one JSON client not measurably (bench/replay-full,
+ * README "Full replay to one client"). A list holds its events (and so their slabs) even after the byte-bounded partition
+ * cache let them go.
  */
-const WHOLE_BLOCKS_KEPT = 4;
+const WHOLE_BLOCKS_KEPT = 32;
 
 /**
  * The partitions' events in time_us order. Where the block's seqs are consecutive (every block
