@@ -79,11 +79,14 @@ function answer(request: ReplayRequest): ReplayReply {
   });
   if (read.trimmed) return { id: request.id, trimmed: true };
   const records = encodeRecords(read.entries, Buffer.allocUnsafeSlow);
+  const frames = wire.zstd ? framesOf(read.entries, wire) : undefined;
+  // Both are copies: the memory the read's entries are views of may be reused from here on.
+  reader.release(read);
   return {
     id: request.id,
     position: read.position,
     records: records.buffer as ArrayBuffer,
-    ...(wire.zstd ? { frames: framesOf(read.entries, wire) } : {}),
+    ...(frames ? { frames } : {}),
     tooLarge,
     ...(read.inconsistency ? { inconsistency: read.inconsistency } : {}),
   };
