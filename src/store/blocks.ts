@@ -63,7 +63,7 @@ export function compressPartition(events: readonly Entry[], dictionaries: Dictio
   return dictionaries.compress(copyRecords(events));
 }
 
-/** A decompressed partition in the cache: its bytes (in `slab`, unless it was too large for one), and its entries if kept. */
+/** A decompressed partition: its bytes (in `slab` when decompressed for a merge alone and small enough for one), and its entries if kept. */
 interface Decompressed {
   bytes: Buffer;
   slab?: Slab;
@@ -77,16 +77,17 @@ interface Merge {
 }
 
 /**
- * Reads blocks' partitions, decompressed into reused slabs (slabs.ts). Partitions read alone (a
- * collection filter's, an index lookup's) are kept in a byte-bounded LRU cache shared by every
- * reader, their entries beside their bytes once decoded; an index lookup decodes just its event.
- * A whole block's partitions are decompressed for its merge alone, and the last merges kept
- * (WHOLE_BLOCKS_KEPT): a full replay through the 64 MiB cache kept ~70 slabs pinned and spent
- * about two thirds of its time collecting garbage (bench/replay-full's scan: 0.3 M against 0.8–0.9 M
- * events per CPU-second without), for hits only concurrent replays in the same blocks have.
+ * Reads blocks' partitions. Partitions read alone (a collection filter's, an index lookup's) are
+ * kept in a byte-bounded LRU cache shared by every reader, each in a buffer of its own (in a
+ * shared slab one would keep the whole slab alive), their entries beside their bytes once
+ * decoded; an index lookup decodes just its event. A whole block's partitions are decompressed
+ * into reused slabs (slabs.ts) for its merge alone, and the last merges kept (WHOLE_BLOCKS_KEPT):
+ * a full replay through the 64 MiB cache kept ~70 slabs pinned and spent about two thirds of its
+ * time collecting garbage (bench/replay-full's scan: 0.3 M against 0.8–0.9 M events per
+ * CPU-second without), for hits only concurrent replays in the same blocks have.
  *
- * Entries' JSON are views of a slab, so every method takes the Lease of the read it serves and
- * pins there the slabs of what it returns: the entries stay valid until the lease is released.
+ * A merge's entries' JSON are views of slabs, so merged() takes the Lease of the read it serves
+ * and pins there the slabs of what it returns: the entries stay valid until the lease is released.
  */
 export class BlockReader {
   readonly #cache = new Map<string, Decompressed>();
@@ -106,48 +107,36 @@ export class BlockReader {
     return new Lease(this.#slabs);
   }
 
-  /** One partition's events, oldest first. */
-  part(end: number, info: BlockInfo, part: number, lease: Lease): Entry[] {
-    const cached = this.#decompressed(end, info, part, lease);
+  /** One partition's events, oldest first (kept in the cache: their bytes are the partition's own, valid for as long as anyone holds them). */
+  part(end: number, info: BlockInfo, part: number): Entry[] {
+    const cached = this.#cached(end, info, part);
     return (cached.entries ??= decodeRecords(cached.bytes));
   }
 
-  /** One partition's events for a whole block's merge: decoded from the cached bytes if cached, otherwise decompressed for the merge alone (not cached). */
-  #decodedOnce(end: number, info: BlockInfo, part: number, lease: Lease): Decompressed & { entries: Entry[] } {
-    const cached = this.#decompressed(end, info, part, lease, false);
-    return { ...cached, entries: cached.entries ?? decodeRecords(cached.bytes) };
-  }
-
   /** The partition's event with this time_us, if it holds one. */
-  find(end: number, info: BlockInfo, part: number, timeUs: number, lease: Lease): Entry | undefined {
-    const cached = this.#decompressed(end, info, part, lease);
+  find(end: number, info: BlockInfo, part: number, timeUs: number): Entry | undefined {
+    const cached = this.#cached(end, info, part);
     return cached.entries ? findByTime(cached.entries, timeUs) : findRecord(cached.bytes, timeUs);
   }
 
-  #decompressed(end: number, info: BlockInfo, part: number, lease: Lease, keep = true): Decompressed {
-    const id = `${end}/${part}`;
-    const hit = this.#cache.get(id);
-    if (hit) {
-      this.#cache.delete(id);
-      this.#cache.set(id, hit);
-      lease.hold(hit.slab);
-      return hit;
-    }
-    // Read into LMDB's reused read buffer (no allocation, no second copy): the frame is decompressed before any other read.
-    const read = () => {
-      const frame = this.blocks.getBinaryFast([end, part]);
-      if (!frame) throw new Error(`block ${end} lacks its partition ${part}`);
-      // The reused buffer's `length` is the value's, its byteLength the buffer's: native code reads the latter.
-      return new Uint8Array(frame.buffer, frame.byteOffset, frame.length);
-    };
-    // take() pins the slab once, for the cache (dropped at once when the partition is not kept).
-    const decompressed: Decompressed = this.dictionaries.decompress(read, info.dict, (size) => this.#slabs.take(size));
+  /** One partition's events for a whole block's merge: from the cache if a reader put it there, otherwise decompressed into a slab the lease pins, for the merge alone. */
+  #decodedOnce(end: number, info: BlockInfo, part: number, lease: Lease): Decompressed & { entries: Entry[] } {
+    const hit = this.#hit(end, part);
+    if (hit) return { ...hit, entries: hit.entries ?? decodeRecords(hit.bytes) };
+    const decompressed = this.dictionaries.decompress(this.#frame(end, part), info.dict, (size) => this.#slabs.take(size));
+    // take() pinned the slab once; from here the lease (and a kept merge) hold it.
     lease.hold(decompressed.slab);
-    if (!keep) {
-      if (decompressed.slab) this.#slabs.unpin(decompressed.slab);
-      return decompressed;
-    }
-    this.#cache.set(id, decompressed);
+    if (decompressed.slab) this.#slabs.unpin(decompressed.slab);
+    return { ...decompressed, entries: decodeRecords(decompressed.bytes) };
+  }
+
+  #cached(end: number, info: BlockInfo, part: number): Decompressed {
+    const hit = this.#hit(end, part);
+    if (hit) return hit;
+    // A partition kept in the cache gets a buffer of its own: in a shared slab it would keep the
+    // whole slab alive, and the cache's byte bound would no longer bound its memory.
+    const decompressed: Decompressed = this.dictionaries.decompress(this.#frame(end, part), info.dict, (size) => ({ bytes: Buffer.allocUnsafeSlow(size) }));
+    this.#cache.set(`${end}/${part}`, decompressed);
     this.#cachedBytes += decompressed.bytes.byteLength;
     for (const [key, value] of this.#cache) {
       if (this.#cachedBytes <= this.cacheBytes) break;
@@ -156,10 +145,29 @@ export class BlockReader {
     return decompressed;
   }
 
+  #hit(end: number, part: number): Decompressed | undefined {
+    const id = `${end}/${part}`;
+    const hit = this.#cache.get(id);
+    if (hit) {
+      this.#cache.delete(id);
+      this.#cache.set(id, hit);
+    }
+    return hit;
+  }
+
+  /** Reads a partition's frame into LMDB's reused read buffer (no allocation, no second copy): it must be decompressed before any other read. */
+  #frame(end: number, part: number): () => Uint8Array {
+    return () => {
+      const frame = this.blocks.getBinaryFast([end, part]);
+      if (!frame) throw new Error(`block ${end} lacks its partition ${part}`);
+      // The reused buffer's `length` is the value's, its byteLength the buffer's: native code reads the latter.
+      return new Uint8Array(frame.buffer, frame.byteOffset, frame.length);
+    };
+  }
+
   #evict(id: string, cached: Decompressed): void {
     this.#cache.delete(id);
     this.#cachedBytes -= cached.bytes.byteLength;
-    if (cached.slab) this.#slabs.unpin(cached.slab);
   }
 
   /**
@@ -169,7 +177,7 @@ export class BlockReader {
    */
   merged(end: number, info: BlockInfo, parts: readonly number[], lease: Lease): Entry[] {
     const onlyPart = parts.length === 1 ? parts[0] : undefined;
-    if (onlyPart !== undefined) return this.part(end, info, onlyPart, lease);
+    if (onlyPart !== undefined) return this.part(end, info, onlyPart);
     const whole = parts.length === info.parts.length;
     if (whole) {
       const hit = this.#wholeBlocks.get(end);
@@ -178,7 +186,7 @@ export class BlockReader {
         return hit.entries;
       }
     }
-    if (!whole) return mergeParts(info, parts.map((part) => this.part(end, info, part, lease)));
+    if (!whole) return mergeParts(info, parts.map((part) => this.part(end, info, part)));
     // A whole block's partitions are decompressed and decoded for the merge alone (see the class
     // note); the merge pins their slabs while it is kept.
     const decoded = parts.map((part) => this.#decodedOnce(end, info, part, lease));
@@ -219,8 +227,8 @@ export class BlockReader {
  * Each kept event is one more object every young collection copies: keeping 4 instead made one
  * replay's scan 2.6× cheaper but twenty replays at once 2.9× dearer (each decompressing its own
  * blocks), one compressed client ~1.2× cheaper and one JSON client not measurably (bench/replay-full,
- * README "Full replay to one client"). A list holds its events (and so their slabs) even after the byte-bounded partition
- * cache let them go.
+ * README "Full replay to one client"). A kept list pins the slabs its events are views of: up to
+ * this many blocks' worth of slabs besides the partition cache's bytes.
  */
 const WHOLE_BLOCKS_KEPT = 32;
 

@@ -710,9 +710,8 @@ export class EventStore {
    */
   async #removeBlock(end: number, info: BlockInfo): Promise<number> {
     let byPart: Array<readonly [number, Entry[]]> = [];
-    const lease = this.#blockReader.lease();
     try {
-      byPart = info.parts.map((part) => [part, this.#blockReader.part(end, info, part, lease)] as const);
+      byPart = info.parts.map((part) => [part, this.#blockReader.part(end, info, part)] as const);
     } catch (err) {
       // Its index entries cannot be found; they are dropped when the index is rebuilt.
       this.#didIndexInconsistent(`block ${end} cannot be read (${(err as Error).message}) while retention removes it`);
@@ -729,7 +728,6 @@ export class EventStore {
     this.#sealedCount -= count;
     this.#trimmed(trimmedUpTo);
     const postings = this.#postingsOf(byPart);
-    lease.release();
     for (let from = 0; from < postings.count; from += INDEX_TRIM_CHUNK) {
       if (from > 0) await new Promise((resolve) => setImmediate(resolve));
       if (this.#closed) break;
@@ -795,10 +793,8 @@ export class EventStore {
     this.#logger?.warn({ events: this.#sealedCount }, 'rebuilding the per-DID index (it was found inconsistent)');
     this.#byDid.clearSync();
     for (const { key: end, value: info } of this.#directory.getRange({ snapshot: false })) {
-      const lease = this.#blockReader.lease();
-      const byPart = info.parts.map((part) => [part, this.#blockReader.part(end, info, part, lease)] as const);
+      const byPart = info.parts.map((part) => [part, this.#blockReader.part(end, info, part)] as const);
       const postings = this.#postingsOf(byPart);
-      lease.release();
       this.#root.transactionSync(() => postings.forEachInKeyOrder((key, value) => this.#byDid.putSync(key, value)), COMMIT_WITHOUT_WAITING_FOR_FLUSH);
     }
     this.#meta.removeSync(META.didIndexBroken);

@@ -64,11 +64,11 @@
  * sealed blocks first — through the per-DID index when the DIDs' entries are few (counted, up
  * to 1/64 of the events; a scan decompresses each event once, an index hit one partition), else
  * only the wanted partitions, else everything (sealed-reads.ts) — then the tail, then the hot
- * log. Partitions are decompressed into reused 1 MiB slabs (slabs.ts): a read pins the slabs its
- * entries' JSON are views of until its caller releases it (EventStore.release; a read never
- * released is left to the garbage collector), since a fresh buffer per partition made a full
- * replay mostly garbage collection. Partitions read alone are cached by bytes and shared by all
- * readers, whole blocks as the last few merges (blocks.ts); a partition decodes into entries
+ * log. A whole block's partitions are decompressed into reused 1 MiB slabs (slabs.ts): a read
+ * pins the slabs its entries' JSON are views of until its caller releases it (EventStore.release;
+ * a read never released is left to the garbage collector), since a fresh buffer per partition made
+ * a full replay mostly garbage collection. Partitions read alone are cached by bytes, each in its
+ * own buffer, and shared by all readers; whole blocks as the last 32 merges (blocks.ts); a partition decodes into entries
  * whose DID and collection become strings only when a filter reads them (codec.ts). An
  * index entry that contradicts its block is logged, the index bypassed, and rebuilt at the next
  * start; index entries only narrow what is read, the exact filter decides.

@@ -179,7 +179,7 @@ export class SealedReader {
           return this.#readBlocks(position, end, plan, maxScanned, visit, lease);
         }
       }
-      const entry = block.info.parts.includes(part) ? this.blocks.find(block.end, block.info, part, timeUs, lease) : undefined;
+      const entry = block.info.parts.includes(part) ? this.blocks.find(block.end, block.info, part, timeUs) : undefined;
       if (!entry) {
         this.onIndexInconsistent(`the DID index puts time_us ${timeUs} in partition ${part} of block ${block.end}, which lacks it`);
         return this.#readBlocks(position, end, plan, maxScanned, visit, lease);
