@@ -1,19 +1,19 @@
 /**
- * Reused memory for decompressed block partitions. A replay from disk decompresses every event
- * once (~550 MB for a million events); each partition in a fresh buffer made the garbage
- * collector run for the external memory alone (two young collections and a full one every
- * 64 MB of buffers, each promoting whatever events were still held) and the kernel fault in
- * every fresh page. Partitions are instead laid one after another in slabs of SLAB_BYTES, and
- * a slab nothing needs any more is filled again.
+ * Reused memory for the partitions of whole blocks decompressed for their merge. A replay from
+ * disk decompresses every event once (~550 MB for a million events); each partition in a fresh
+ * buffer made the garbage collector run for the external memory alone (two young collections
+ * and a full one every 64 MB of buffers, each promoting whatever events were still held) and the
+ * kernel fault in every fresh page. Partitions are instead laid one after another in slabs of
+ * SLAB_BYTES, and a slab nothing needs any more is filled again.
  *
- * A decoded event's JSON is a view of its slab, so a slab is refilled only when every holder
- * of such views has said it is done: each holder pins the slabs it holds — the partition cache
- * one pin per partition, a cached merge one per slab it spans, a read's Lease one per slab it
- * touched — and unpins them when it lets go. A slab whose pins are gone (and that is no longer
- * being filled) goes back to the pool. A holder that never unpins (a read whose caller does not
- * release it: the caller may keep the events for as long as it likes) only keeps that slab out
- * of the pool: the pool holds no reference to slabs in use, so the collector frees it like any
- * buffer once its views are gone. Reuse is never unsafe, only sometimes missed.
+ * A decoded event's JSON is a view of its slab, so a slab is refilled only when every holder of
+ * such views has said it is done: each holder pins the slabs it holds — a cached merge one pin
+ * per slab it spans, a read's Lease one per slab it touched — and unpins them when it lets go
+ * (the partition cache holds buffers of its own, see blocks.ts). A slab whose pins are gone (and
+ * that is no longer being filled) goes back to the pool. A holder that never unpins (a read whose
+ * caller does not release it: the caller may keep the events for as long as it likes) only keeps
+ * that slab out of the pool: the pool holds no reference to slabs in use, so the collector frees
+ * it like any buffer once its views are gone. Reuse is never unsafe, only sometimes missed.
  */
 export const SLAB_BYTES = 1024 * 1024;
 
