@@ -22,15 +22,19 @@ import { transportsUnderTest } from './support/transports.ts';
 const EVENTS = 30_000;
 const BLOCK_EVENTS = 64;
 
-/** Events whose JSON differs in every byte position from its neighbours', so bytes from another event show. */
+/** Partitions are per collection: a block of several is merged, and only merges use slabs. */
+const COLLECTIONS = ['app.bsky.feed.post', 'app.bsky.feed.like', 'app.bsky.graph.follow', 'app.bsky.feed.repost'];
+
+/** Events whose JSON differs from its neighbours' all along, so bytes from another event show. */
 function makeEvents(first: number): Entry[] {
   const random = mulberry32(11);
   return Array.from({ length: EVENTS }, (_, i) => {
     const timeUs = first + 3 * i;
     const did = `did:plc:${(i % 997).toString(36).padStart(24, 'a')}`;
+    const collection = COLLECTIONS[i % COLLECTIONS.length]!;
     const text = Array.from({ length: 40 }, () => random().toString(36).slice(2, 12)).join(' ');
-    const json = `{"did":"${did}","time_us":${timeUs},"kind":"commit","commit":{"rev":"3l${i}","operation":"create","collection":"app.bsky.feed.post","rkey":"r${i}","record":{"text":"${text}"},"cid":"bafy${i}"}}`;
-    return { timeUs, did, kind: 'commit', collection: 'app.bsky.feed.post', json: Buffer.from(json) };
+    const json = `{"did":"${did}","time_us":${timeUs},"kind":"commit","commit":{"rev":"3l${i}","operation":"create","collection":"${collection}","rkey":"r${i}","record":{"text":"${text}"},"cid":"bafy${i}"}}`;
+    return { timeUs, did, kind: 'commit', collection, json: Buffer.from(json) };
   });
 }
 
@@ -54,9 +58,9 @@ for (const { transport, skip } of await transportsUnderTest()) {
       for (let i = 0; i < events.length; i += 1_000) await store.commit({ entries: events.slice(i, i + 1_000), revs: new Map() });
       await store.close();
       relay = await FakeRelay.start();
-      // Replays on the main thread (where the store's slabs go out on the sockets), and a stalled
-      // client is never dropped as too slow within the test.
-      gateway = await startTestGateway(relay.url, dir.path, { transport, replayWorkers: 0 }, { hub: { slowWindowMs: 300_000 } });
+      // Replays from the blocks (a hot log too small to hold them) on the main thread, where the
+      // store's slabs go out on the sockets; a stalled client is never dropped as too slow here.
+      gateway = await startTestGateway(relay.url, dir.path, { transport, replayWorkers: 0, hotCacheBytes: 64 * 1024 }, { hub: { slowWindowMs: 300_000 } });
     });
 
     after(async () => {
