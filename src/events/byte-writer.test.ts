@@ -14,3 +14,14 @@ test('growing keeps what was written past length: an event written head last (le
   assert.ok(writer.buffer.length > recordAt + 100, 'the buffer grew');
   assert.equal(writer.buffer.toString('latin1', recordAt, recordAt + 8), '"record"');
 });
+
+test('digits writes an integer as String does, for every digit count a time_us may have', () => {
+  const values = [0, 7, 10, 99_999_999, 100_000_000, 100_000_001, 1_200_000_001, 1_764_115_200_000_000, 2 ** 53 - 1];
+  for (let n = 1; n < 1e16; n *= 10) values.push(n - 1, n, n + 1, 3 * n + 7);
+  for (const value of values) {
+    const writer = new ByteWriter();
+    writer.ascii('x');
+    writer.digits(value);
+    assert.equal(writer.buffer.toString('latin1', 0, writer.length), `x${value}`, String(value));
+  }
+});

@@ -30,6 +30,24 @@ export class ByteWriter {
     this.length = at;
   }
 
+  /** A non-negative integer below 10^16 (a time_us), in decimal. */
+  digits(value: number): void {
+    const count = decimalDigits(value);
+    this.reserve(count);
+    const { buffer } = this;
+    const start = this.length;
+    this.length += count;
+    // Two halves of at most 8 digits each keep the arithmetic in 32-bit integers.
+    let high = Math.floor(value / 1e8);
+    let low = value - high * 1e8;
+    let at = start + count;
+    for (let i = 0; i < 8 && at > start; i++) {
+      buffer[--at] = 0x30 + (low % 10);
+      low = (low / 10) | 0;
+    }
+    for (; at > start; high = (high / 10) | 0) buffer[--at] = 0x30 + (high % 10);
+  }
+
   /** Any text, as UTF-8. */
   utf8(text: string): void {
     this.reserve(text.length * 3);
@@ -55,4 +73,11 @@ export class ByteWriter {
     out.set(this.buffer.subarray(start, this.length));
     return out;
   }
+}
+
+/** How many decimal digits `value` (a non-negative integer) is written with. */
+export function decimalDigits(value: number): number {
+  let count = 1;
+  for (let bound = 10; value >= bound; bound *= 10) count++;
+  return count;
 }

@@ -1,6 +1,6 @@
 import type { OpDrop, UpstreamMessage } from '../upstream/index.ts';
 import type { CursorClock } from './clock.ts';
-import { ByteWriter } from './byte-writer.ts';
+import { ByteWriter, decimalDigits } from './byte-writer.ts';
 import { writeRecordJson } from './record-bytes.ts';
 
 export type EventKind = 'commit' | 'identity' | 'account' | 'sync';
@@ -70,17 +70,23 @@ export function buildEvents(message: EventMessage, clock: CursorClock): BuiltEve
 const eventBytes = new ByteWriter();
 /** Digits of the largest time_us the head leaves room for (2^53). */
 const TIME_US_DIGITS = 16;
+/** A commit event's head around its variable parts: `{"did":"…","time_us":…,"kind":"commit","commit":{"rev":…,"operation":"…","collection":"…","rkey":"…"`. */
+const HEAD_PARTS = ['{"did":"', '","time_us":', ',"kind":"commit","commit":{"rev":', ',"operation":"', '","collection":"', '","rkey":"', '"'] as const;
+const HEAD_FIXED_BYTES = HEAD_PARTS.reduce((sum, part) => sum + part.length, 0);
+const RECORD_KEY = ',"record":';
 
 function buildCommitEvents(message: Extract<EventMessage, { type: 'commit' }>, clock: CursorClock): BuiltEvents {
   const entries: Entry[] = [];
   const drops: OpDrop[] = [];
   const rev = JSON.stringify(message.rev);
-  const revIsAscii = Buffer.byteLength(rev) === rev.length;
+  const revBytes = Buffer.byteLength(rev);
+  const { repo } = message;
   for (const op of message.ops) {
     // The record is written first (one that is not a record drops its op before the op takes a
-    // time_us), after room for the longest head; the head then goes right before it, and the
-    // event is copied out whole.
-    const recordStart = 128 + message.repo.length + 3 * rev.length + op.collection.length + op.rkey.length + TIME_US_DIGITS;
+    // time_us), after room for the longest head; the head then goes right before it, written
+    // piece by piece (a template string cost a concatenation and its flattening per event), and
+    // the event is copied out whole.
+    const recordStart = 128 + repo.length + 3 * rev.length + op.collection.length + op.rkey.length + TIME_US_DIGITS;
     eventBytes.length = recordStart;
     if (op.record !== null) {
       try {
@@ -92,14 +98,34 @@ function buildCommitEvents(message: Extract<EventMessage, { type: 'commit' }>, c
     }
     const recordEnd = eventBytes.length;
     const timeUs = clock.next();
-    const head = `{"did":"${message.repo}","time_us":${timeUs},"kind":"commit","commit":{"rev":${rev},"operation":"${op.action}","collection":"${op.collection}","rkey":"${op.rkey}"${op.record === null ? '' : ',"record":'}`;
-    const headStart = recordStart - (revIsAscii ? head.length : Buffer.byteLength(head));
+    const headBytes =
+      HEAD_FIXED_BYTES + repo.length + decimalDigits(timeUs) + revBytes + op.action.length + op.collection.length + op.rkey.length + (op.record === null ? 0 : RECORD_KEY.length);
+    const headStart = recordStart - headBytes;
     eventBytes.length = headStart;
-    if (revIsAscii) eventBytes.ascii(head);
-    else eventBytes.utf8(head);
-    eventBytes.length = recordEnd;
-    eventBytes.ascii(op.record === null ? '}}' : `,"cid":"${op.cid}"}}`);
-    entries.push({ timeUs, did: message.repo, kind: 'commit', collection: op.collection, json: eventBytes.take(headStart) });
+    eventBytes.ascii(HEAD_PARTS[0]);
+    eventBytes.ascii(repo);
+    eventBytes.ascii(HEAD_PARTS[1]);
+    eventBytes.digits(timeUs);
+    eventBytes.ascii(HEAD_PARTS[2]);
+    if (revBytes === rev.length) eventBytes.ascii(rev);
+    else eventBytes.utf8(rev);
+    eventBytes.ascii(HEAD_PARTS[3]);
+    eventBytes.ascii(op.action);
+    eventBytes.ascii(HEAD_PARTS[4]);
+    eventBytes.ascii(op.collection);
+    eventBytes.ascii(HEAD_PARTS[5]);
+    eventBytes.ascii(op.rkey);
+    eventBytes.ascii(HEAD_PARTS[6]);
+    if (op.record === null) {
+      eventBytes.ascii('}}');
+    } else {
+      eventBytes.ascii(RECORD_KEY);
+      eventBytes.length = recordEnd;
+      eventBytes.ascii(',"cid":"');
+      eventBytes.ascii(op.cid!);
+      eventBytes.ascii('"}}');
+    }
+    entries.push({ timeUs, did: repo, kind: 'commit', collection: op.collection, json: eventBytes.take(headStart) });
   }
   return { entries, drops };
 }
