@@ -3,7 +3,7 @@
  * read on worker threads (--replay-workers 1) beside the same replays read on the main thread
  * (--replay-workers 0) and beside no replays at all, in the same run.
  *
- *   npx tsx bench/replay-live.ts [--events 1000000] [--seconds 10] [--warmup 3] [--runs 3] [--replays 20] [--cases live,main,worker] [--hot-log-mib 64] [--profile DIR] [--tail]
+ *   npx tsx bench/replay-live.ts [--events 1000000] [--seconds 10] [--warmup 3] [--runs 3] [--replays 20] [--cases live,main,worker] [--hot-log-mib 64] [--profile DIR] [--survivors DIR] [--tail]
  *
  * With --tail, the gateway's and the live clients' main threads are recorded in the window
  * (bench/loop-gaps.ts: a 1 ms timer, the thread's CPU and run-queue time, GC pauses by kind), and a
@@ -16,6 +16,11 @@
  * each window, and a third table splits its wall time by stage (a sample goes to the innermost
  * stage on its stack), summed over the runs; the profiles are written to DIR. The profiler costs
  * CPU too: compare splits with splits, latencies with unprofiled runs.
+ *
+ * With --survivors, V8's sampling heap profiler records the gateway process's allocations in each
+ * window and forgets those a young-generation collection freed: what is left at the window's end
+ * is what survived a scavenge (each one copied, the scavenge's cost) or is still young and live.
+ * The sites that allocated the most of it are printed per run; the profiles are written to DIR.
  *
  * A buffer of --events events with the network's mix (bench/day-events.ts) is written once
  * through the EventStore; each case starts a gateway (uWS) on a fresh copy of it, fed by a local
@@ -63,6 +68,8 @@ const { values } = parseArgs({
     profile: { type: 'string' },
     // The gateway's hot log (--hot-cache-bytes), MiB: what its entries cost the GC shows against a small one.
     'hot-log-mib': { type: 'string', default: '64' },
+    // Record what survives the gateway's scavenges in each window (sampling heap profiler): print its allocation sites, write the profiles here.
+    survivors: { type: 'string' },
     // Split the live tail's time into GC, running, waiting for a core, asleep (gateway and live clients' processes).
     tail: { type: 'boolean', default: false },
   },
@@ -132,6 +139,8 @@ interface Sample {
   tail?: TailSplit;
   /** With --tail and --profile: the gateway's CPU in its loop gaps of STALL_MS or more, µs by stage. */
   stalls?: Map<string, number>;
+  /** With --survivors: the window's allocations left after its scavenges, bytes by allocation site (its innermost frames). */
+  survivors?: Map<string, number>;
 }
 
 interface TailSplit {
@@ -215,6 +224,38 @@ async function saveProfile(session: Session, file: string): Promise<Profile> {
   return profile as Profile;
 }
 
+interface HeapNode {
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  selfSize: number;
+  children: HeapNode[];
+}
+
+/** Samples every 32 KiB allocated; forgets those a scavenge freed, keeps those a mark-compact did (they survived scavenges first). */
+async function startSurvivorSampling(): Promise<Session> {
+  const session = new Session();
+  session.connect();
+  await session.post('HeapProfiler.enable');
+  await session.post('HeapProfiler.startSampling', { samplingInterval: 32 * 1024, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: false });
+  return session;
+}
+
+/** Stops the sampling, writes its profile to `file`, and returns the sampled bytes by site: the innermost three frames with their file and line. */
+async function saveSurvivors(session: Session, file: string): Promise<Map<string, number>> {
+  const { profile } = (await session.post('HeapProfiler.stopSampling')) as unknown as { profile: { head: HeapNode } };
+  session.disconnect();
+  mkdirSync(values.survivors!, { recursive: true });
+  writeFileSync(file, JSON.stringify(profile));
+  const bySite = new Map<string, number>();
+  const frame = (node: HeapNode) => `${node.callFrame.functionName || '(anonymous)'} ${node.callFrame.url.split('/').at(-1)}:${node.callFrame.lineNumber + 1}`;
+  const walk = (node: HeapNode, stack: string[]) => {
+    const here = [frame(node), ...stack].slice(0, 3);
+    if (node.selfSize > 0) bySite.set(here.join(' < '), (bySite.get(here.join(' < ')) ?? 0) + node.selfSize);
+    for (const child of node.children) walk(child, here);
+  };
+  walk(profile.head, []);
+  return bySite;
+}
+
 /** The gateway's loop gaps this long or longer are the stalls whose CPU the profile splits by stage. */
 const STALL_MS = 20;
 
@@ -277,6 +318,7 @@ async function runCase(which: Case, buffer: string, frames: Array<{ seq: number;
   loopDelay.enable();
   gc.observe({ entryTypes: ['gc'] });
   const profiler = values.profile ? await startProfiler() : undefined;
+  const survivorSampler = values.survivors ? await startSurvivorSampling() : undefined;
   const cpuBefore = process.cpuUsage();
   const started = performance.now();
   await paced(frames.length - warmupFrames, RATE, (i) => relay.push(frames[warmupFrames + i]!));
@@ -284,6 +326,7 @@ async function runCase(which: Case, buffer: string, frames: Array<{ seq: number;
   const cpu = process.cpuUsage(cpuBefore);
   const profile = profiler ? await saveProfile(profiler, join(values.profile!, `${which.key}-${run + 1}.cpuprofile`)) : undefined;
   const stages = profile ? splitByStage(profile, STAGES) : undefined;
+  const survivors = survivorSampler ? await saveSurvivors(survivorSampler, join(values.survivors!, `${which.key}-${run + 1}.heapprofile`)) : undefined;
   loopDelay.disable();
   gc.disconnect();
   const replayed = (await replaying?.received()) ?? 0;
@@ -315,6 +358,7 @@ async function runCase(which: Case, buffer: string, frames: Array<{ seq: number;
     ...(stages ? { stages } : {}),
     ...(tail ? { tail } : {}),
     ...(stalls ? { stalls } : {}),
+    ...(survivors ? { survivors } : {}),
     p50: percentile(samples, 50) / 1000,
     p99: percentile(samples, 99) / 1000,
     max: percentile(samples, 100) / 1000,
@@ -411,6 +455,18 @@ if (values.tail) {
     "the live tail (samples ≥ p99) per run: their spans merged into one timeline and split by what the gateway's main thread (server spans) and the live clients' main thread (transit spans) did, from /proc/thread-self/schedstat at 1 ms ticks and GC entries",
     tailRows,
   );
+}
+if (values.survivors) {
+  for (const which of CASES) {
+    results.get(which.name)!.forEach((sample, run) => {
+      const total = [...sample.survivors!.values()].reduce((sum, bytes) => sum + bytes, 0);
+      const rows: Row[] = [...sample.survivors!.entries()]
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, 12)
+        .map(([site, bytes]) => ({ 'allocation site (innermost frames)': site, MB: (bytes / MB).toFixed(1), '%': ((100 * bytes) / total).toFixed(1) }));
+      printTable(`${which.key} ${run + 1}: what survived the gateway's scavenges in the window (${(total / MB).toFixed(1)} MB sampled), by allocation site`, rows);
+    });
+  }
 }
 if (values.profile) {
   const split: Row[] = [...STAGES.map(([stage]) => stage), 'other'].map((stage) => {
