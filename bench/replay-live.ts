@@ -19,7 +19,9 @@
  *
  * With --survivors, V8's sampling heap profiler records the gateway process's allocations in each
  * window and forgets those a young-generation collection freed: what is left at the window's end
- * is what survived a scavenge (each one copied, the scavenge's cost) or is still young and live.
+ * is what survived a scavenge (each one copied, the scavenge's cost), and (without --expose-gc,
+ * which lets it run a last scavenge first) what was allocated since the last one. With
+ * --allocations it keeps every allocation instead (what fills the young generation).
  * The sites that allocated the most of it are printed per run; the profiles are written to DIR.
  *
  * A buffer of --events events with the network's mix (bench/day-events.ts) is written once
@@ -70,6 +72,8 @@ const { values } = parseArgs({
     'hot-log-mib': { type: 'string', default: '64' },
     // Record what survives the gateway's scavenges in each window (sampling heap profiler): print its allocation sites, write the profiles here.
     survivors: { type: 'string' },
+    // With --survivors: keep every allocation, not only the survivors (where the young generation fills from).
+    allocations: { type: 'boolean', default: false },
     // Split the live tail's time into GC, running, waiting for a core, asleep (gateway and live clients' processes).
     tail: { type: 'boolean', default: false },
   },
@@ -235,12 +239,14 @@ async function startSurvivorSampling(): Promise<Session> {
   const session = new Session();
   session.connect();
   await session.post('HeapProfiler.enable');
-  await session.post('HeapProfiler.startSampling', { samplingInterval: 32 * 1024, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: false });
+  await session.post('HeapProfiler.startSampling', { samplingInterval: 32 * 1024, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: values.allocations });
   return session;
 }
 
 /** Stops the sampling, writes its profile to `file`, and returns the sampled bytes by site: the innermost three frames with their file and line. */
 async function saveSurvivors(session: Session, file: string): Promise<Map<string, number>> {
+  // Under --expose-gc, a last scavenge first: otherwise what was allocated since the window's last one counts as surviving.
+  (globalThis as { gc?: (options: { type: 'minor' }) => void }).gc?.({ type: 'minor' });
   const { profile } = (await session.post('HeapProfiler.stopSampling')) as unknown as { profile: { head: HeapNode } };
   session.disconnect();
   mkdirSync(values.survivors!, { recursive: true });
