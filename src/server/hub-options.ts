@@ -66,6 +66,6 @@ export interface HubHooks extends HubSettings {
   replayFrom(subscriber: Subscriber, position: number): void;
   /** Restarts the subscriber's slow-consumer window: it made progress. */
   startWindow(subscriber: Subscriber): void;
-  /** Subscriber.send, ending the stream cleanly once its `limit` is reached. */
-  send(subscriber: Subscriber, entries: readonly Entry[], frames?: readonly Uint8Array[]): 'all' | 'full' | 'limit';
+  /** Subscriber.send (entries[from..to)), ending the stream cleanly once its `limit` is reached. */
+  send(subscriber: Subscriber, entries: readonly Entry[], frames?: readonly Uint8Array[], from?: number, to?: number): 'all' | 'full' | 'limit';
 }

@@ -85,17 +85,18 @@ export class ReplayReads {
     return (state.batch = read);
   }
 
-  /** What of the batch is still to send: the events after the subscriber's position, without those its backfills hold back now. */
-  unsent(subscriber: Subscriber, batch: ReplayBatch): { entries: Entry[]; frames?: Uint8Array[] } {
+  /**
+   * What of the batch is still to send: entries[from..) are those after the subscriber's position;
+   * while its backfills hold some back, only the others are left in `entries` (a copy, rare).
+   */
+  unsent(subscriber: Subscriber, batch: ReplayBatch): { entries: readonly Entry[]; frames?: readonly Uint8Array[]; from: number } {
     const from = firstAfter(batch.entries, subscriber.position);
-    let entries = from === 0 ? batch.entries : batch.entries.slice(from);
-    let frames = batch.frames && (from === 0 ? batch.frames : batch.frames.slice(from));
-    if (subscriber.backfill) {
-      const kept = entries.map((entry) => !withheld(subscriber, entry));
-      entries = entries.filter((_, i) => kept[i]);
-      frames = frames?.filter((_, i) => kept[i]);
-    }
-    return { entries, ...(frames ? { frames } : {}) };
+    if (!subscriber.backfill) return { entries: batch.entries, ...(batch.frames ? { frames: batch.frames } : {}), from };
+    const kept: number[] = [];
+    for (let i = from; i < batch.entries.length; i++) if (!withheld(subscriber, batch.entries[i]!)) kept.push(i);
+    const entries = kept.map((i) => batch.entries[i]!);
+    const frames = batch.frames && kept.map((i) => batch.frames![i]!);
+    return { entries, ...(frames ? { frames } : {}), from: 0 };
   }
 
   /** The batch was sent whole. */

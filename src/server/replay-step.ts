@@ -70,9 +70,10 @@ export class Replayer {
   /** The next EVENTS_PER_STEP of what remains of a replay batch ('more' if some remain), while the subscriber's sink is under its high-water mark. */
   #sendBatch(subscriber: Subscriber, batch: ReplayBatch): 'all' | 'more' | 'full' | 'limit' {
     if (subscriber.sink.bufferedAmount() > this.hub.highWaterBytes) return 'full';
-    const { entries, frames } = this.#reads.unsent(subscriber, batch);
-    if (entries.length <= EVENTS_PER_STEP) return entries.length > 0 ? this.hub.send(subscriber, entries, frames) : 'all';
-    const sent = this.hub.send(subscriber, entries.slice(0, EVENTS_PER_STEP), frames?.slice(0, EVENTS_PER_STEP));
-    return sent === 'all' ? 'more' : sent;
+    const { entries, frames, from } = this.#reads.unsent(subscriber, batch);
+    if (from === entries.length) return 'all';
+    const to = Math.min(from + EVENTS_PER_STEP, entries.length);
+    const sent = this.hub.send(subscriber, entries, frames, from, to);
+    return sent === 'all' && to < entries.length ? 'more' : sent;
   }
 }

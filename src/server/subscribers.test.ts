@@ -16,6 +16,7 @@ import { EventStore } from '../store/index.ts';
 import { EventCompressor } from './compression.ts';
 import { parseFilter } from './filter.ts';
 import { ServerMetrics } from './metrics.ts';
+import { Subscriber } from './subscriber.ts';
 import { SubscriberHub } from './subscribers.ts';
 import type { SubscriberSink } from './transport.ts';
 import { v1Wire } from './wire.ts';
@@ -90,4 +91,34 @@ test('a blocked subscriber resumes only once its sink has written out everything
     await waitUntil(() => mode() === 'blocked' || mode() === 'live', 'the next replay step');
   }
   assert.deepEqual(sink.sent, expected);
+});
+
+test('a subscriber sends a range of a batch: entries[from..to) in order, stopping at its limit or its high-water mark, its position and counts following what went out', () => {
+  const compressor = EventCompressor.fromFile(new URL('../../dictionaries/contrail-v1.zstd-dict', import.meta.url).pathname);
+  const metrics = new ServerMetrics(new Registry(), () => []);
+  const entries = Array.from({ length: 10 }, (_, i) => entryAt(2_000_000 + i));
+  const open = (limit?: number) => {
+    const sink = new HeldSink();
+    const admission = { filter: parseFilter({}), wire: v1Wire(compressor, false), deflate: false, position: 0, requireHello: false, remoteAddress: '127.0.0.1', ...(limit ? { limit } : {}) };
+    return { sink, subscriber: new Subscriber(admission, sink, metrics, 0) };
+  };
+  const json = (from: number, to: number) => entries.slice(from, to).map((entry) => entry.json.toString());
+
+  const { sink, subscriber } = open();
+  const before = { ...subscriber.tally };
+  assert.equal(subscriber.send(entries, Infinity, 0, undefined, 3, 7), 'all');
+  assert.deepEqual(sink.sent, json(3, 7));
+  assert.equal(subscriber.position, entries[6]!.timeUs);
+  assert.equal(subscriber.tally.events - before.events, 4);
+  assert.equal(subscriber.tally.bytes - before.bytes, sink.held);
+
+  const limited = open(2);
+  assert.equal(limited.subscriber.send(entries, Infinity, 0, undefined, 4), 'limit');
+  assert.deepEqual(limited.sink.sent, json(4, 6));
+  assert.equal(limited.subscriber.position, entries[5]!.timeUs);
+
+  const small = open();
+  assert.equal(small.subscriber.send(entries, entries[0]!.json.byteLength, 0, undefined, 1), 'full');
+  assert.deepEqual(small.sink.sent, json(1, 3), 'the send that passes the mark is the last');
+  assert.equal(small.subscriber.position, entries[2]!.timeUs);
 });

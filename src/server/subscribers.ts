@@ -39,7 +39,7 @@ export class SubscriberHub {
       end: (subscriber, metricReason, close) => this.#end(subscriber, metricReason, close),
       replayFrom: (subscriber, position) => this.#replayFrom(subscriber, position),
       startWindow: (subscriber) => this.#watchdog.startWindow(subscriber),
-      send: (subscriber, entries, frames) => this.#send(subscriber, entries, frames),
+      send: (subscriber, entries, frames, from, to) => this.#send(subscriber, entries, frames, from, to),
     };
     this.#watchdog = new Watchdog(this.#hooks);
     this.#backfill = options.backfill && new BackfillFeed(options.backfill, this.#hooks);
@@ -117,8 +117,8 @@ export class SubscriberHub {
   }
 
   /** Subscriber.send, ending the stream cleanly once its `limit` is reached. */
-  #send(subscriber: Subscriber, entries: readonly Entry[], frames?: readonly Uint8Array[]): 'all' | 'full' | 'limit' {
-    const sent = subscriber.send(entries, this.#options.highWaterBytes, this.#options.nowMs(), frames);
+  #send(subscriber: Subscriber, entries: readonly Entry[], frames?: readonly Uint8Array[], from?: number, to?: number): 'all' | 'full' | 'limit' {
+    const sent = subscriber.send(entries, this.#options.highWaterBytes, this.#options.nowMs(), frames, from, to);
     if (sent === 'limit') this.#end(subscriber, CLOSE.limitReached.metric, CLOSE.limitReached);
     return sent;
   }
