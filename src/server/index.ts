@@ -47,7 +47,7 @@
  *   subscribe-events.ts  v2's request side: query, seq/timestamp cursors, XRPC errors
  *   wire.ts              Wire: an event's frame on v1 or v2, plain or zstd
  *   v2-frames.ts         v2's message, #info and error frames, built from the stored v1 JSON
- *   entry-frames.ts      framedOnce: a frame of an event made once, kept on the Entry (every wire's, zstd's)
+ *   entry-frames.ts      framedOnce: a frame of an event made once, kept on the Entry (v2's, SSE's, NDJSON's)
  *   deflate.ts           permessage-deflate for the ws transport, deflated once per message
  *   subscribers.ts       SubscriberHub: each subscriber's position, the pump, publishing
  *   hub-options.ts       the hub's knobs and their defaults, and the hooks its helpers call back through
@@ -66,7 +66,7 @@
  *   roster.ts            who is connected: counts per client address and for metrics
  *   live-index.ts        LiveIndex: live subscribers bucketed by DID and collection
  *   filter.ts            parseFilter and the per-event filter checks
- *   compression.ts       EventCompressor: one zstd frame per event, shared
+ *   compression.ts       EventCompressor: one zstd frame per event, shared, kept by sequence number in chunks
  *   transport.ts         the Transport interface both socket layers implement
  *   uws-transport.ts     uWebSockets.js (the fast path)
  *   ws-transport.ts      node:http + `ws` (portable)

@@ -1,0 +1,58 @@
+/**
+ * Compressed subscribers' frames (compression.ts): kept by sequence number in shared chunks, each
+ * frame the same bytes as a frame of its own, and intact for whoever holds it after its chunk
+ * grows or is dropped.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { Decompressor } from 'zstd-napi';
+import type { Entry } from '../events/index.ts';
+import { EventCompressor } from './compression.ts';
+
+const dictionary = new URL('../../dictionaries/contrail-v1.zstd-dict', import.meta.url).pathname;
+
+function entry(seq: number): Entry {
+  const did = `did:plc:${String(seq).padStart(24, 'a')}`;
+  const json = Buffer.from(`{"did":"${did}","time_us":${1_700_000_000_000_000 + seq},"kind":"identity","identity":{"did":"${did}","handle":"h${seq}.test","seq":${seq}}}`);
+  return { timeUs: 1_700_000_000_000_000 + seq, seq, did, kind: 'identity', collection: null, json };
+}
+
+test('an event is compressed once, its frame shared and the same bytes as a frame of its own; the Entry is left as it was', () => {
+  const compressor = EventCompressor.fromFile(dictionary);
+  const decompressor = new Decompressor();
+  decompressor.loadDictionary(compressor.dictionary);
+  const event = entry(1_000);
+  const frame = compressor.compressed(event);
+  assert.deepEqual(Buffer.from(frame), compressor.compress(event.json));
+  assert.deepEqual(decompressor.decompress(frame), event.json);
+  const again = compressor.compressed(event);
+  assert.equal(again.buffer, frame.buffer, 'the second subscriber gets the kept frame');
+  assert.equal(again.byteOffset, frame.byteOffset);
+  assert.deepEqual(Object.getOwnPropertySymbols(event), [], 'no frame is hung on the Entry');
+  // Another store's event with the same sequence number (a test's second buffer) is its own.
+  const other = { ...entry(2_000), seq: event.seq };
+  assert.deepEqual(decompressor.decompress(compressor.compressed(other)), other.json);
+  assert.deepEqual(decompressor.decompress(compressor.compressed(event)), event.json);
+  // An entry that never went through a store has no sequence number: compressed each time, correctly.
+  const { seq: _, ...unstored } = event;
+  assert.deepEqual(Buffer.from(compressor.compressed(unstored)), Buffer.from(frame));
+});
+
+test('frames handed out stay intact while their chunk grows and after it is dropped', () => {
+  const compressor = EventCompressor.fromFile(dictionary);
+  const decompressor = new Decompressor();
+  decompressor.loadDictionary(compressor.dictionary);
+  const held: Array<[Entry, Uint8Array]> = [];
+  // Well past the chunks kept (128 of 256 sequence numbers), every 97th frame held.
+  for (let seq = 1; seq <= 64 * 1024; seq++) {
+    const event = entry(seq);
+    const frame = compressor.compressed(event);
+    if (seq % 97 === 0) held.push([event, frame]);
+  }
+  for (const [event, frame] of held) assert.deepEqual(decompressor.decompress(frame), event.json, `seq ${event.seq}`);
+  // A dropped chunk's event is compressed again, to the same bytes.
+  const [oldest, oldFrame] = held[0]!;
+  const remade = compressor.compressed(oldest);
+  assert.notEqual(remade.buffer, oldFrame.buffer);
+  assert.deepEqual(Buffer.from(remade), Buffer.from(oldFrame));
+});
