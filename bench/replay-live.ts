@@ -40,7 +40,7 @@
  */
 import { cpSync, mkdirSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
-import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
+import { constants, monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { wallClockMicros } from '../src/events/clock.ts';
@@ -133,6 +133,9 @@ interface Sample {
   /** Garbage collection on the gateway's main thread during the window: total and longest pause, ms. */
   gcTotal: number;
   gcMax: number;
+  /** Of those, the scavenges (young-generation collections): how many, and their median pause, ms. */
+  scavenges: number;
+  scavengeMedian: number;
   /** CPU used in the window, % of one core: this process (gateway, relay), the live clients' and the replay clients' processes. */
   cpuServer: number;
   cpuLive: number;
@@ -314,8 +317,12 @@ async function runCase(which: Case, buffer: string, frames: Array<{ seq: number;
   });
   const loopDelay = monitorEventLoopDelay({ resolution: 1 });
   const gcPauses: number[] = [];
+  const scavenges: number[] = [];
   const gc = new PerformanceObserver((list) => {
-    for (const entry of list.getEntries()) gcPauses.push(entry.duration);
+    for (const entry of list.getEntries()) {
+      gcPauses.push(entry.duration);
+      if ((entry as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MINOR) scavenges.push(entry.duration);
+    }
   });
   replaying?.reset();
   live.reset({ gaps: values.tail });
@@ -377,6 +384,8 @@ async function runCase(which: Case, buffer: string, frames: Array<{ seq: number;
     loopMax: loopDelay.max / 1e6,
     gcTotal: gcPauses.reduce((sum, ms) => sum + ms, 0),
     gcMax: Math.max(0, ...gcPauses),
+    scavenges: scavenges.length,
+    scavengeMedian: scavenges.length > 0 ? median(scavenges) : 0,
     cpuServer: cpuPercent(cpu.user + cpu.system),
     cpuLive: cpuPercent(liveStats.cpuMicros),
     cpuReplay: replayStats ? cpuPercent(replayStats.cpuMicros) : 0,
@@ -418,6 +427,7 @@ const parts: Row[] = CASES.map((which) => {
     'transit p50/p99 ms': `${of((s) => s.transitP50)} / ${of((s) => s.transitP99)}`,
     'loop delay p99/max ms': `${of((s) => s.loopP99)} / ${of((s) => s.loopMax)}`,
     'GC total/max ms': `${of((s) => s.gcTotal, 0)} / ${of((s) => s.gcMax)}`,
+    'scavenges: count / median ms': `${of((s) => s.scavenges, 0)} / ${of((s) => s.scavengeMedian)}`,
     'CPU % gateway / live / replay clients': `${of((s) => s.cpuServer, 0)} / ${of((s) => s.cpuLive, 0)} / ${of((s) => s.cpuReplay, 0)}`,
     'live clients loop p99 ms': of((s) => s.liveLoopP99),
   };
