@@ -545,7 +545,7 @@ describe('seq: unique, strictly increasing, never reused, resolvable to a time_u
 
   test("a read's events stay intact until it is released, while the slabs of released reads are filled again with the right events", async (t) => {
     // ~13 MB of decompressed partitions: several times the slabs a scan has in use at once (the
-    // merges of the last 32 blocks kept pin theirs: small blocks keep that to ~2 MB).
+    // merges kept pin theirs: at most 32, small blocks keep that to ~2 MB).
     const store = open(t, { hotLogBytes: 0, blockEvents: 64 });
     const events = makeEntries(12_000, 1_000_000, 0, 1_000);
     await commitInBatches(store, events, 500);
@@ -570,6 +570,39 @@ describe('seq: unique, strictly increasing, never reused, resolvable to a time_u
     const decompressedBytes = events.reduce((sum, e) => sum + e.json.byteLength, 0);
     assert.ok(buffers.size > 0 && buffers.size * SLAB_BYTES < decompressedBytes / 2, `${buffers.size} slabs held ${decompressedBytes} bytes over time: released slabs were reused`);
     store.release(held);
+  });
+
+  test("a whole block's merge is kept while a replay behind it will read it, not after: a trailing replay gets the leader's events, one that starts after a lone replay passed gets the block merged again", async (t) => {
+    const store = open(t, { hotLogBytes: 0, blockEvents: 64 });
+    const events = makeEntries(64 * 25);
+    await commitInBatches(store, events, 320);
+    await waitUntil(() => store.sealState.unsealedEvents < 64, 'the events sealed into blocks');
+    /** Reads on as `reader` from `position` to the end; the events it got, by time_us. */
+    const replay = (reader: number, position: number) => {
+      const got = new Map<number, Entry>();
+      for (;;) {
+        const read = store.readAfter(position, { maxEntries: 40, reader });
+        if (read.entries.length === 0) return got;
+        for (const entry of read.entries) got.set(entry.timeUs, entry);
+        position = read.position;
+      }
+    };
+    // 24 blocks sealed, fewer than are kept at most: the trailing replay is one event behind the leader's start.
+    const trailingStart = store.readAfter(0, { maxEntries: 1, reader: 1 });
+    const leader = replay(2, 0);
+    const trailing = replay(1, trailingStart.position);
+    assert.equal(trailing.size, events.length - 1);
+    const sealed = [...trailing].filter(([timeUs]) => timeUs <= events[64 * 24 - 1]!.timeUs);
+    assert.ok(sealed.length > 64 * 23, 'the trailing replay read the sealed blocks');
+    for (const [timeUs, entry] of sealed) assert.equal(entry, leader.get(timeUs), `event ${timeUs}: the trailing replay got the leader's merge`);
+    // A lone replay through every block keeps none it has read past: a replay starting later merges its blocks again.
+    const lone = replay(3, 0);
+    for (const block of [0, 12]) {
+      const first = events[64 * block]!.timeUs;
+      const later = store.readAfter(first - 1, { maxEntries: 1, reader: 4 });
+      assert.equal(later.entries[0]!.timeUs, first);
+      assert.notEqual(later.entries[0], lone.get(first), `block ${block} was merged again, not kept after the lone replay passed it`);
+    }
   });
 
   test("a collection filter's cached partitions hold only their own bytes, however full replays interleave with it", async (t) => {

@@ -36,6 +36,8 @@ export interface ReplayRequest {
   /** The subscriber's wire: its frames' lengths decide maxMessageSizeBytes, and zstd ones are made by the worker. */
   wire: { name: Wire['name']; zstd: boolean };
   limits: { maxEntries: number; maxScanned: number; maxBytes: number };
+  /** The subscriber's id, if a replay reads on after this read: the worker keeps the blocks merged ahead of it (ReadOptions.reader). */
+  reader?: number;
   sealedEvents: number;
   didIndexUsable: boolean;
 }

@@ -81,7 +81,7 @@ export class ReplayReads {
     const { filter } = subscriber;
     state.filter = filter;
     const tooLarge = () => this.countTooLarge(1);
-    const read = this.store.readAfter(subscriber.position, { ...READ_LIMITS, filter: (entry) => sendsEvent(filter, entry, tooLarge), select: filter });
+    const read = this.store.readAfter(subscriber.position, { ...READ_LIMITS, filter: (entry) => sendsEvent(filter, entry, tooLarge), select: filter, reader: subscriber.id });
     return (state.batch = read);
   }
 
@@ -143,6 +143,7 @@ export class ReplayReads {
       filter: this.#specOf(filter),
       wire: { name: subscriber.wire.name, zstd: subscriber.wire.zstd },
       limits: READ_LIMITS,
+      reader: subscriber.id,
       sealedEvents,
       didIndexUsable,
     };

@@ -74,6 +74,7 @@ function answer(request: ReplayRequest): ReplayReply {
     ...request.limits,
     filter: (entry) => sendsEvent(filter, entry, () => tooLarge++),
     select: filter,
+    reader: request.reader,
     sealedEvents: request.sealedEvents,
     didIndexUsable: request.didIndexUsable,
   });

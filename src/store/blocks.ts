@@ -93,6 +93,10 @@ export class BlockReader {
   readonly #cache = new Map<string, Decompressed>();
   /** Whole blocks' merged events, by block end, oldest first (see WHOLE_BLOCKS_KEPT). */
   readonly #wholeBlocks = new Map<number, Merge>();
+  /** The end of the block merged last: kept whoever reads, since its reader most likely reads on in it. */
+  #newestMerge: number | undefined;
+  /** Replays reading block after block: where each one's last read ended, and when (see readerAt). */
+  readonly #readers = new Map<number, { position: number; atMs: number }>();
   readonly #slabs = new SlabPool();
   #cachedBytes = 0;
 
@@ -197,11 +201,39 @@ export class BlockReader {
       slab.pins++;
     }
     this.#wholeBlocks.set(end, merge);
+    this.#newestMerge = end;
     for (const [key, kept] of this.#wholeBlocks) {
       if (this.#wholeBlocks.size <= WHOLE_BLOCKS_KEPT) break;
       this.#dropMerge(key, kept);
     }
+    this.#dropMergesReadPast();
     return merge.entries;
+  }
+
+  /**
+   * Replay `reader` (any number naming it, a subscriber's id) read whole blocks up to `position`
+   * and reads on from there: the merges of blocks after it are kept for it. A reader not heard
+   * from for READER_TTL_MS is forgotten (it left, or reads something else now).
+   */
+  readerAt(reader: number, position: number): void {
+    this.#readers.set(reader, { position, atMs: performance.now() });
+    this.#dropMergesReadPast();
+  }
+
+  /** Replay `reader` reads no more whole blocks (it reached the tail, or reads by filter). */
+  readerDone(reader: number): void {
+    if (this.#readers.delete(reader)) this.#dropMergesReadPast();
+  }
+
+  /** Drops the merges every reader has read past, but the newest (see WHOLE_BLOCKS_KEPT). */
+  #dropMergesReadPast(): void {
+    const now = performance.now();
+    let trailing = Infinity;
+    for (const [reader, { position, atMs }] of this.#readers) {
+      if (now - atMs > READER_TTL_MS) this.#readers.delete(reader);
+      else if (position < trailing) trailing = position;
+    }
+    for (const [end, merge] of this.#wholeBlocks) if (end <= trailing && end !== this.#newestMerge) this.#dropMerge(end, merge);
   }
 
   #dropMerge(end: number, merge: Merge): void {
@@ -222,15 +254,19 @@ export class BlockReader {
 }
 
 /**
- * Whole blocks whose merged event lists are kept: a replay reads a block in two batches or so,
- * and concurrent replays from old cursors, which drift apart by tens of blocks, share the merge.
- * Each kept event is one more object every young collection copies: keeping 4 instead made one
- * replay's scan 2.6× cheaper but twenty replays at once 2.9× dearer (each decompressing its own
- * blocks), one compressed client ~1.2× cheaper and one JSON client not measurably (bench/replay-full,
- * README "Full replay to one client"). A kept list pins the slabs its events are views of: up to
- * this many blocks' worth of slabs besides the partition cache's bytes.
+ * Whole blocks whose merged event lists are kept at most. A merge is kept only while a replay
+ * that said who it is (readerAt) has yet to read past its block, and the newest one whoever made
+ * it (a replay reads a block in two batches or so): concurrent replays from old cursors, which
+ * drift apart by tens of blocks, share the merges between the trailing one and the leader, while
+ * a lone replay keeps one or two. Each kept event is one more object every young collection
+ * copies: keeping the last 4 merges instead of 32, whoever would read them, made one replay's
+ * scan 2.6× cheaper but twenty replays at once 2.9× dearer (each decompressing its own blocks;
+ * bench/replay-full, README "Full replay to one client"). A kept list pins the slabs its events
+ * are views of: up to this many blocks' worth of slabs besides the partition cache's bytes.
  */
 const WHOLE_BLOCKS_KEPT = 32;
+/** A replay that has not read for this long no longer holds merges back (a slow one only merges again). */
+const READER_TTL_MS = 10_000;
 
 /**
  * The partitions' events in time_us order. Where the block's seqs are consecutive (every block

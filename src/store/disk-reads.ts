@@ -44,6 +44,11 @@ export interface ReadOptions {
   filter?: EventFilter;
   /** What `filter` wants by DID and collection, so only matching index ranges are read (see Selection). */
   select?: Selection;
+  /**
+   * Names a replay that reads on from where this read ends (a subscriber's id), so the blocks
+   * merged ahead of it are kept for it (BlockReader.readerAt); concurrent replays share them.
+   */
+  reader?: number;
 }
 
 /** What a read returns, and the visitor that fills it: false once a bound is reached. */
@@ -75,9 +80,10 @@ export function readStored(
   maxScanned: number,
   visit: Visit,
   lease: Lease,
+  reader?: number,
 ): SealedRead {
   if (position < from.sealedUpTo) {
-    const read = from.sealed.read(position, Math.min(end, from.sealedUpTo), select, maxScanned, visit, lease);
+    const read = from.sealed.read(position, Math.min(end, from.sealedUpTo), select, maxScanned, visit, lease, reader);
     position = read.position;
     if (read.full) return read;
   }

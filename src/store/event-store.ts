@@ -577,7 +577,7 @@ export class EventStore {
    * with a commit.
    */
   readAfter(position: number, options: ReadOptions): ReadResult {
-    const { maxScanned = Infinity, select } = options;
+    const { maxScanned = Infinity, select, reader } = options;
     const { entries, visit } = collect(options);
     // Pins the slabs the sealed events' JSON are views of, until the caller releases the read.
     const lease = this.#blockReader.lease();
@@ -586,7 +586,7 @@ export class EventStore {
       const tailAfter = function* (after: number) {
         for (let i = firstAfter(tail, after); i < tail.length; i++) yield tail[i]!;
       };
-      const read = readStored(position, this.hotLog.floor, { sealed: this.#sealed, sealedUpTo: this.#sealedUpTo, tailAfter }, select, maxScanned, visit, lease);
+      const read = readStored(position, this.hotLog.floor, { sealed: this.#sealed, sealedUpTo: this.#sealedUpTo, tailAfter }, select, maxScanned, visit, lease, reader);
       position = read.position;
       if (read.full) return this.#leases.track({ entries, position }, lease);
     }

@@ -76,16 +76,25 @@ export class SealedReader {
     private readonly onIndexInconsistent: (detail: string) => void,
   ) {}
 
-  /** Visits the wanted events with position < time_us ≤ end, in order; their slabs are pinned in `lease` (see BlockReader). */
-  read(position: number, end: number, select: Selection | undefined, maxScanned: number, visit: Visit, lease: Lease): SealedRead {
+  /**
+   * Visits the wanted events with position < time_us ≤ end, in order; their slabs are pinned in
+   * `lease` (see BlockReader). A `reader` reading whole blocks has the merges ahead of it kept
+   * (BlockReader.readerAt) until it reads past them or reaches `end`.
+   */
+  read(position: number, end: number, select: Selection | undefined, maxScanned: number, visit: Visit, lease: Lease, reader?: number): SealedRead {
     const plan = select ? this.#planFor(select) : this.#everything;
     if (plan.byDid && this.didIndexUsable()) {
       this.plans.didIndex++;
+      if (reader !== undefined) this.blocks.readerDone(reader);
       return this.#readByDid(position, end, select!.dids, plan, maxScanned, visit, lease);
     }
     if (plan.partial) this.plans.partitions++;
     else this.plans.everything++;
-    return this.#readBlocks(position, end, plan, maxScanned, visit, lease);
+    const read = this.#readBlocks(position, end, plan, maxScanned, visit, lease);
+    if (reader === undefined) return read;
+    if (read.full && !plan.partial) this.blocks.readerAt(reader, read.position);
+    else this.blocks.readerDone(reader);
+    return read;
   }
 
   #planFor(select: Selection): Plan {

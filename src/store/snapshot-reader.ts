@@ -77,7 +77,7 @@ export class SnapshotReader {
     for (const key of this.#tables.directory.getKeys({ reverse: true, limit: 1 })) sealedUpTo = key;
     const tailAfter = (after: number) => this.#tailAfter(after);
     const lease = this.#blocks.lease();
-    const read = readStored(position, end, { sealed: this.#sealed, sealedUpTo, tailAfter }, options.select, options.maxScanned ?? Infinity, visit, lease);
+    const read = readStored(position, end, { sealed: this.#sealed, sealedUpTo, tailAfter }, options.select, options.maxScanned ?? Infinity, visit, lease, options.reader);
     const inconsistency = this.#inconsistency !== inconsistentBefore ? this.#inconsistency : undefined;
     return this.#leases.track({ entries, position: read.position, ...(inconsistency ? { inconsistency } : {}) }, lease);
   }
