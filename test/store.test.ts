@@ -745,6 +745,26 @@ describe('retention', () => {
     });
   }
 
+  test("removing a block does not push a filtered replay's partitions out of the block cache", async (t) => {
+    const wanted = 'app.bsky.feed.repost';
+    const select = { dids: new Set<string>(), collections: new Set([wanted]), prefixes: [] };
+    const filter = (e: Entry) => e.collection === null || e.collection === wanted;
+    const events = makeEntries(64 * 8, 1_000_000, 0, 1_000);
+    // Room for block 5's two wanted partitions and less than any of block 0's commit partitions (~18 KB each) beside them.
+    const block5 = events.slice(64 * 5, 64 * 6);
+    const cacheBytes = Math.round(1.2 * (encodeRecords(block5.filter((e) => e.collection === null)).length + encodeRecords(block5.filter((e) => e.collection === wanted)).length));
+    const store = open(t, { hotLogBytes: 0, blockEvents: 64, blockCacheBytes: cacheBytes });
+    await commitInBatches(store, events, 128);
+    await waitUntil(() => store.sealState.unsealedEvents < 64, 'the events sealed into blocks');
+    const readBlock5 = () => store.readAfter(block5[0]!.timeUs - 1, { maxEntries: 8, filter, select }).entries;
+    const before = readBlock5();
+    assert.equal(before[0]!.timeUs, block5.find(filter)!.timeUs);
+    assert.equal(await store.trimOldest(1_000), 64);
+    const after = readBlock5();
+    assert.deepEqual(view(after), view(before));
+    assert.equal(after[0], before[0], 'the same decoded events: block 5\'s partitions stayed cached while block 0 was removed');
+  });
+
   test('by age, with an injected clock: trims whole blocks of expired events, advances and persists trimmedUpTo', async (t) => {
     const dir = tempDir('contrail-store-');
     t.after(() => dir.remove());

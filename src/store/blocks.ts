@@ -117,6 +117,17 @@ export class BlockReader {
     return (cached.entries ??= decodeRecords(cached.bytes));
   }
 
+  /**
+   * One partition's events for a caller that reads the block once (retention removing it, the
+   * index rebuild): from the cache if there, otherwise decompressed for the caller alone. In the
+   * cache they would push out the partitions filtered replays keep coming back to.
+   */
+  partOnce(end: number, info: BlockInfo, part: number): Entry[] {
+    const cached = this.#cache.get(`${end}/${part}`);
+    if (cached) return (cached.entries ??= decodeRecords(cached.bytes));
+    return decodeRecords(this.dictionaries.decompress(this.#frame(end, part), info.dict, (size) => ({ bytes: Buffer.allocUnsafeSlow(size) })).bytes);
+  }
+
   /** The partition's event with this time_us, if it holds one. */
   find(end: number, info: BlockInfo, part: number, timeUs: number): Entry | undefined {
     const cached = this.#cached(end, info, part);

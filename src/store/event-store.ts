@@ -711,7 +711,7 @@ export class EventStore {
   async #removeBlock(end: number, info: BlockInfo): Promise<number> {
     let byPart: Array<readonly [number, Entry[]]> = [];
     try {
-      byPart = info.parts.map((part) => [part, this.#blockReader.part(end, info, part)] as const);
+      byPart = info.parts.map((part) => [part, this.#blockReader.partOnce(end, info, part)] as const);
     } catch (err) {
       // Its index entries cannot be found; they are dropped when the index is rebuilt.
       this.#didIndexInconsistent(`block ${end} cannot be read (${(err as Error).message}) while retention removes it`);
@@ -793,7 +793,7 @@ export class EventStore {
     this.#logger?.warn({ events: this.#sealedCount }, 'rebuilding the per-DID index (it was found inconsistent)');
     this.#byDid.clearSync();
     for (const { key: end, value: info } of this.#directory.getRange({ snapshot: false })) {
-      const byPart = info.parts.map((part) => [part, this.#blockReader.part(end, info, part)] as const);
+      const byPart = info.parts.map((part) => [part, this.#blockReader.partOnce(end, info, part)] as const);
       const postings = this.#postingsOf(byPart);
       this.#root.transactionSync(() => postings.forEachInKeyOrder((key, value) => this.#byDid.putSync(key, value)), COMMIT_WITHOUT_WAITING_FOR_FLUSH);
     }
