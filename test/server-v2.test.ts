@@ -10,6 +10,8 @@ import { randomInt } from 'node:crypto';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { Decompressor } from 'zstd-napi';
 import type { Gateway } from '../src/gateway.ts';
+import { resolveCursor } from '../src/server/subscribe-events.ts';
+import { EventStore } from '../src/store/index.ts';
 import { FakeRelay } from './support/fake-relay.ts';
 import { startTestGateway, tempDir } from './support/gateway.ts';
 import {
@@ -61,6 +63,27 @@ const dictionaryId = async (gateway: Gateway) => Number((await httpGet(gateway.p
 
 /** A v2 subscription's event frames (no #info), as parsed JSON. */
 const v2Events = (s: Subscription) => s.texts.map((t) => JSON.parse(t)).filter((f) => f.payload?.$type !== `${NSID}#info`);
+
+test('resolving a cursor reads no block: the block directory names the oldest event', async (t) => {
+  const dir = tempDir('contrail-store-');
+  const store = new EventStore({ dataDir: dir.path, hotLogBytes: 0, blockEvents: 8 });
+  t.after(async () => {
+    await store.close();
+    dir.remove();
+  });
+  const did = 'did:plc:alice000000000000000000a';
+  const entries = Array.from({ length: 40 }, (_, i) => {
+    const timeUs = 1_700_000_000_000_000 + i;
+    return { timeUs, did, kind: 'identity' as const, collection: null, json: Buffer.from(`{"did":"${did}","time_us":${timeUs},"kind":"identity","identity":{"did":"${did}","seq":${i},"time":"2026-01-01T00:00:00.000Z"}}`) };
+  });
+  await store.commit({ entries, revs: new Map() });
+  await waitUntil(() => store.sealState.unsealedEvents === 0, 'the events sealed into blocks');
+  const plans = { ...store.readPlans };
+  assert.deepEqual(resolveCursor(store, 1), { position: entries[0]!.timeUs - 1 });
+  const outdated = resolveCursor(store, entries[0]!.timeUs - 10);
+  assert.match(outdated.info!.toString(), /resuming from seq 1, the oldest event here/);
+  assert.deepEqual(store.readPlans, plans);
+});
 
 for (const { transport, skip } of await transportsUnderTest()) {
   describe(`subscribeEvents (Jetstream v2) over ${transport}`, { skip }, () => {

@@ -519,6 +519,22 @@ describe('seq: unique, strictly increasing, never reused, resolvable to a time_u
     assert.equal(store.timeUsAtSeq(150), events[149]!.timeUs);
   });
 
+  test('oldest() names the oldest stored event (time_us and seq) without reading a block: in a block, in the tail alone, after trims, none when empty', async (t) => {
+    const store = open(t, { hotLogBytes: 0, blockEvents: 8 });
+    assert.equal(store.oldest(), undefined);
+    const events = makeEntries(5);
+    await commitInBatches(store, events, 5);
+    assert.deepEqual(store.oldest(), { timeUs: events[0]!.timeUs, seq: 1 }, 'the tail alone');
+    const more = makeEntries(40, events[4]!.timeUs + 3, 5);
+    await commitInBatches(store, more, 20);
+    await waitUntil(() => store.sealState.unsealedEvents < 8, 'the events sealed into blocks');
+    const plans = { ...store.readPlans };
+    assert.deepEqual(store.oldest(), { timeUs: events[0]!.timeUs, seq: 1 }, 'in the first block');
+    assert.equal(await store.trimOldest(100), 8);
+    assert.deepEqual(store.oldest(), { timeUs: more[3]!.timeUs, seq: 9 }, 'after a block was removed');
+    assert.deepEqual(store.readPlans, plans, 'no block was read');
+  });
+
   test("a sealed block's partitions are read back merged in time_us order: consecutive seqs or a leader's with gaps, the whole block or some collections, read once or again", async (t) => {
     const selection = (collections: string[]) => ({ dids: new Set<string>(), collections: new Set(collections), prefixes: [] });
     const check = (store: EventStore, events: Entry[]) => {

@@ -114,10 +114,7 @@ export interface ResolvedCursor {
 export function resolveCursor(store: EventStore, cursor: number | undefined): ResolvedCursor {
   const tip = store.hotLog.newest;
   if (cursor === undefined) return { position: tip };
-  const oldestRead = store.readAfter(store.trimmedUpTo, { maxEntries: 1 });
-  const oldest = oldestRead.entries[0] && { timeUs: oldestRead.entries[0].timeUs, seq: oldestRead.entries[0].seq };
-  // Only its two numbers are kept: the memory the event is a view of may be reused.
-  store.release(oldestRead);
+  const oldest = store.oldest();
   if (cursor >= TIMESTAMP_CURSOR_FLOOR) {
     // Future = after the last time_us issued, as for v1 (the wall clock may have stepped back).
     if (cursor > store.lastTimeUs) return { position: tip };

@@ -607,6 +607,13 @@ export class EventStore {
     this.#leases.release(read);
   }
 
+  /** The oldest stored event's time_us and seq, or undefined when none is stored: from the block directory or the tail, no block read. */
+  oldest(): { timeUs: number; seq: number } | undefined {
+    for (const { value } of this.#directory.getRange({ limit: 1 })) return { timeUs: value.first, seq: value.firstSeq };
+    const first = this.#tail[0];
+    return first && { timeUs: first.timeUs, seq: first.seq! };
+  }
+
   /**
    * The time_us of the oldest stored event whose seq is at or above `seq` — where an inclusive
    * seq cursor starts — or undefined when no stored event has one yet (the cursor is live).
@@ -626,8 +633,7 @@ export class EventStore {
   }
 
   span(): StoreSpan {
-    let oldestTimeUs = this.#tail[0]?.timeUs;
-    for (const { value } of this.#directory.getRange({ limit: 1 })) oldestTimeUs = value.first;
+    const oldestTimeUs = this.oldest()?.timeUs;
     const tables = this.bytesByTable();
     const bytes = tables.blocks + tables.directory + tables.tail + tables.didIndex;
     return {
