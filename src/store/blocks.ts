@@ -72,6 +72,8 @@ interface Decompressed {
 
 /** A whole block's merged events, and the slabs their JSON are views of (pinned while kept). */
 interface Merge {
+  /** The block's end. */
+  end: number;
   entries: Entry[];
   slabs: Slab[];
 }
@@ -91,10 +93,15 @@ interface Merge {
  */
 export class BlockReader {
   readonly #cache = new Map<string, Decompressed>();
-  /** Whole blocks' merged events, by block end, oldest first (see WHOLE_BLOCKS_KEPT). */
-  readonly #wholeBlocks = new Map<number, Merge>();
-  /** The end of the block merged last: kept whoever reads, since its reader most likely reads on in it. */
-  #newestMerge: number | undefined;
+  /**
+   * Whole blocks' merges kept, in the order they were made (see WHOLE_BLOCKS_KEPT); the last one
+   * is kept whoever reads, since its reader most likely reads on in it. An array, not a Map: V8
+   * moves a long-lived Map's table to the old generation, and each table a Map outgrows or
+   * compacts keeps pointing at the values it held, so every merge a Map had held stayed alive
+   * through young collections until a full one (bench/replay-full's JSON client: ~22 % of what
+   * it allocated survived each young collection, nearly all of it decoded events).
+   */
+  readonly #wholeBlocks: Merge[] = [];
   /** Replays reading block after block: where each one's last read ended, and when (see readerAt). */
   readonly #readers = new Map<number, { position: number; atMs: number }>();
   readonly #slabs = new SlabPool();
@@ -195,7 +202,7 @@ export class BlockReader {
     if (onlyPart !== undefined) return this.part(end, info, onlyPart);
     const whole = parts.length === info.parts.length;
     if (whole) {
-      const hit = this.#wholeBlocks.get(end);
+      const hit = this.#wholeBlocks.find((merge) => merge.end === end);
       if (hit) {
         for (const slab of hit.slabs) lease.hold(slab);
         return hit.entries;
@@ -205,18 +212,14 @@ export class BlockReader {
     // A whole block's partitions are decompressed and decoded for the merge alone (see the class
     // note); the merge pins their slabs while it is kept.
     const decoded = parts.map((part) => this.#decodedOnce(end, info, part, lease));
-    const merge: Merge = { entries: mergeParts(info, decoded.map((part) => part.entries)), slabs: [] };
+    const merge: Merge = { end, entries: mergeParts(info, decoded.map((part) => part.entries)), slabs: [] };
     for (const { slab } of decoded) {
       if (!slab || merge.slabs.includes(slab)) continue;
       merge.slabs.push(slab);
       slab.pins++;
     }
-    this.#wholeBlocks.set(end, merge);
-    this.#newestMerge = end;
-    for (const [key, kept] of this.#wholeBlocks) {
-      if (this.#wholeBlocks.size <= WHOLE_BLOCKS_KEPT) break;
-      this.#dropMerge(key, kept);
-    }
+    this.#wholeBlocks.push(merge);
+    if (this.#wholeBlocks.length > WHOLE_BLOCKS_KEPT) this.#unpin(this.#wholeBlocks.shift()!);
     this.#dropMergesReadPast();
     return merge.entries;
   }
@@ -244,18 +247,24 @@ export class BlockReader {
       if (now - atMs > READER_TTL_MS) this.#readers.delete(reader);
       else if (position < trailing) trailing = position;
     }
-    for (const [end, merge] of this.#wholeBlocks) if (end <= trailing && end !== this.#newestMerge) this.#dropMerge(end, merge);
+    const merges = this.#wholeBlocks;
+    let kept = 0;
+    for (let i = 0; i < merges.length; i++) {
+      const merge = merges[i]!;
+      if (merge.end > trailing || i === merges.length - 1) merges[kept++] = merge;
+      else this.#unpin(merge);
+    }
+    merges.length = kept;
   }
 
-  #dropMerge(end: number, merge: Merge): void {
-    this.#wholeBlocks.delete(end);
+  #unpin(merge: Merge): void {
     for (const slab of merge.slabs) this.#slabs.unpin(slab);
   }
 
   /** Forgets a block's cached partitions (retention removed it). */
   forget(end: number, info: BlockInfo): void {
-    const merge = this.#wholeBlocks.get(end);
-    if (merge) this.#dropMerge(end, merge);
+    const at = this.#wholeBlocks.findIndex((merge) => merge.end === end);
+    if (at >= 0) this.#unpin(this.#wholeBlocks.splice(at, 1)[0]!);
     for (const part of info.parts) {
       const id = `${end}/${part}`;
       const hit = this.#cache.get(id);
