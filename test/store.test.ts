@@ -621,6 +621,40 @@ describe('seq: unique, strictly increasing, never reused, resolvable to a time_u
     }
   });
 
+  test("a replay further behind the leader than merges are kept gets the leader's merges nearest it; one that says it is done holds none back", async (t) => {
+    const store = open(t, { hotLogBytes: 0, blockEvents: 64 });
+    const events = makeEntries(64 * 81);
+    await commitInBatches(store, events, 640);
+    await waitUntil(() => store.sealState.unsealedEvents < 64, 'the events sealed into blocks');
+    const replay = (reader: number, position: number) => {
+      const got = new Map<number, Entry>();
+      for (;;) {
+        const read = store.readAfter(position, { maxEntries: 40, reader });
+        if (read.entries.length === 0) return got;
+        for (const entry of read.entries) got.set(entry.timeUs, entry);
+        position = read.position;
+      }
+    };
+    // 80 blocks sealed: the leader merges far more blocks than are kept while the trailing replay waits in the first.
+    const trailingStart = store.readAfter(0, { maxEntries: 1, reader: 1 });
+    const leader = replay(2, 0);
+    const trailing = replay(1, trailingStart.position);
+    assert.equal(trailing.size, events.length - 1);
+    for (let block = 0; block < 16; block++) {
+      const first = events[64 * block + 1]!.timeUs;
+      assert.equal(trailing.get(first), leader.get(first), `block ${block}: the trailing replay got the leader's merge`);
+    }
+
+    // A replay that stops (its subscriber left) and says so keeps nothing back for itself.
+    const waiting = store.readAfter(0, { maxEntries: 1, reader: 3 });
+    const passing = replay(4, 0);
+    store.readerDone(3);
+    const first = events[64 * 5]!.timeUs;
+    const again = store.readAfter(first - 1, { maxEntries: 1, reader: 5 });
+    assert.equal(waiting.entries.length, 1);
+    assert.notEqual(again.entries[0], passing.get(first), 'block 5 was merged again: nothing kept it for the replay that left');
+  });
+
   test("a collection filter's cached partitions hold only their own bytes, however full replays interleave with it", async (t) => {
     const store = open(t, { hotLogBytes: 0, blockEvents: 64 });
     const events = makeEntries(12_000, 1_000_000, 0, 1_000);

@@ -77,6 +77,9 @@ export function decodeAnswer(answer: Extract<ReplayReply, { records: ArrayBuffer
   return { entries, frames, position: answer.position };
 }
 
+/** Reads a replay's own thread may have pending beyond the least busy one's and still get its next read. */
+const STICKY_EXTRA_PENDING = 2;
+
 type WorkerMessage = ReplayReply | { id: number; error: string } | { id: -1; ready: true };
 
 /**
@@ -94,8 +97,9 @@ export function defaultReplayWorkers(cores = availableParallelism()): number {
  * Worker threads that read replays from the buffer (LMDB reads, block decompression, decoding,
  * filtering, and the zstd frames of compressed subscribers), so none of it runs on the thread
  * that ingests and sends live events. On Linux each thread lowers its own OS priority to nice 19
- * as it starts (replay-worker.ts), so it never takes a core the main thread wants. A read goes to the
- * thread with the fewest reads pending; its answer's buffers are transferred, not copied.
+ * as it starts (replay-worker.ts), so it never takes a core the main thread wants. A replay's reads
+ * go to a thread of its own (by its id) unless that one is busier than the least busy by more than
+ * STICKY_EXTRA_PENDING reads; an answer's buffers are transferred, not copied.
  *
  * The threads live as a WorkerPool's (src/threads): one that dies rejects its pending reads
  * (the hub reads those on the main thread) and is started again for the next — unless it died
@@ -134,6 +138,10 @@ export class ReplayPool {
     const { slots } = this.#pool;
     let slot = slots[0]!;
     for (const other of slots) if (other.pending.size < slot.pending.size) slot = other;
+    // A replay's reads stay on one thread while it is not much busier than the least busy: that
+    // thread keeps the blocks merged ahead of the replay (ReadOptions.reader), the others would not.
+    const own = request.reader === undefined ? undefined : slots[request.reader % slots.length]!;
+    if (own && own.pending.size <= slot.pending.size + STICKY_EXTRA_PENDING) slot = own;
     const worker = this.#pool.workerOf(slot);
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {

@@ -108,6 +108,7 @@ export class ReplayReads {
   reset(subscriber: Subscriber): void {
     const state = this.#states.get(subscriber);
     if (!state) return;
+    this.store.readerDone(subscriber.id);
     state.generation++;
     this.#dropBatch(subscriber, state);
     state.answer = undefined;

@@ -83,7 +83,8 @@ interface Merge {
  * kept in a byte-bounded LRU cache shared by every reader, each in a buffer of its own (in a
  * shared slab one would keep the whole slab alive), their entries beside their bytes once
  * decoded; an index lookup decodes just its event. A whole block's partitions are decompressed
- * into reused slabs (slabs.ts) for its merge alone, and the last merges kept (WHOLE_BLOCKS_KEPT):
+ * into reused slabs (slabs.ts) for its merge alone, and merges are kept only while a named replay
+ * has yet to read them, plus the newest (WHOLE_BLOCKS_KEPT), not through the cache:
  * a full replay through the 64 MiB cache kept ~70 slabs pinned and spent about two thirds of its
  * time collecting garbage (bench/replay-full's scan: 0.3 M against 0.8–0.9 M events per
  * CPU-second without), for hits only concurrent replays in the same blocks have.
@@ -104,6 +105,8 @@ export class BlockReader {
   readonly #wholeBlocks: Merge[] = [];
   /** Replays reading block after block: where each one's last read ended, and when (see readerAt). */
   readonly #readers = new Map<number, { position: number; atMs: number }>();
+  /** When #readers was last looked through for readers gone quiet (READER_TTL_MS). */
+  #readersCheckedMs = 0;
   readonly #slabs = new SlabPool();
   #cachedBytes = 0;
 
@@ -194,8 +197,9 @@ export class BlockReader {
 
   /**
    * The events of the given partitions of a block, merged in time_us order. A whole block's
-   * merge is kept for the few most recently merged blocks: a replay reads a block in several
-   * batches, and concurrent replays from old cursors read the same blocks.
+   * merge is kept while a named replay has yet to read past it, and the newest whoever reads
+   * (WHOLE_BLOCKS_KEPT): a replay reads a block in several batches, and concurrent replays from
+   * old cursors read the same blocks.
    */
   merged(end: number, info: BlockInfo, parts: readonly number[], lease: Lease): Entry[] {
     const onlyPart = parts.length === 1 ? parts[0] : undefined;
@@ -204,6 +208,8 @@ export class BlockReader {
     if (whole) {
       const hit = this.#wholeBlocks.find((merge) => merge.end === end);
       if (hit) {
+        // Readers gone quiet are forgotten on hits too, not only when a block is merged.
+        if (performance.now() - this.#readersCheckedMs > READER_CHECK_MS) this.#dropMergesReadPast();
         for (const slab of hit.slabs) lease.hold(slab);
         return hit.entries;
       }
@@ -219,9 +225,22 @@ export class BlockReader {
       slab.pins++;
     }
     this.#wholeBlocks.push(merge);
-    if (this.#wholeBlocks.length > WHOLE_BLOCKS_KEPT) this.#unpin(this.#wholeBlocks.shift()!);
     this.#dropMergesReadPast();
+    if (this.#wholeBlocks.length > WHOLE_BLOCKS_KEPT) this.#dropFarthestAhead();
     return merge.entries;
+  }
+
+  /**
+   * Over the bound, the merge farthest ahead goes (but the newest): the trailing replay reaches
+   * the nearest ones first. Dropping the oldest made instead dropped exactly those whenever a
+   * replay was more than WHOLE_BLOCKS_KEPT blocks behind the leader, so it shared none and the
+   * leader's last merges stayed pinned for nobody.
+   */
+  #dropFarthestAhead(): void {
+    const merges = this.#wholeBlocks;
+    let farthest = 0;
+    for (let i = 1; i < merges.length - 1; i++) if (merges[i]!.end > merges[farthest]!.end) farthest = i;
+    this.#unpin(merges.splice(farthest, 1)[0]!);
   }
 
   /**
@@ -242,6 +261,7 @@ export class BlockReader {
   /** Drops the merges every reader has read past, but the newest (see WHOLE_BLOCKS_KEPT). */
   #dropMergesReadPast(): void {
     const now = performance.now();
+    this.#readersCheckedMs = now;
     let trailing = Infinity;
     for (const [reader, { position, atMs }] of this.#readers) {
       if (now - atMs > READER_TTL_MS) this.#readers.delete(reader);
@@ -278,15 +298,18 @@ export class BlockReader {
  * that said who it is (readerAt) has yet to read past its block, and the newest one whoever made
  * it (a replay reads a block in two batches or so): concurrent replays from old cursors, which
  * drift apart by tens of blocks, share the merges between the trailing one and the leader, while
- * a lone replay keeps one or two. Each kept event is one more object every young collection
- * copies: keeping the last 4 merges instead of 32, whoever would read them, made one replay's
- * scan 2.6× cheaper but twenty replays at once 2.9× dearer (each decompressing its own blocks;
- * bench/replay-full, README "Full replay to one client"). A kept list pins the slabs its events
+ * a lone replay keeps one or two; past this bound the merges nearest the trailing replay stay.
+ * Each kept event is one more object every young collection copies: keeping the last 4 merges
+ * instead of 32, whoever would read them, made one replay's scan 2.6× cheaper but twenty replays
+ * at once 2.9× dearer (each decompressing its own blocks; bench/replay-full, README "Full replay
+ * to one client"). A kept list pins the slabs its events
  * are views of: up to this many blocks' worth of slabs besides the partition cache's bytes.
  */
 const WHOLE_BLOCKS_KEPT = 32;
 /** A replay that has not read for this long no longer holds merges back (a slow one only merges again). */
 const READER_TTL_MS = 10_000;
+/** Hits look for quiet readers at most this often (a hit is otherwise a few comparisons). */
+const READER_CHECK_MS = 1_000;
 
 /**
  * The partitions' events in time_us order. Where the block's seqs are consecutive (every block

@@ -607,6 +607,11 @@ export class EventStore {
     this.#leases.release(read);
   }
 
+  /** Replay `reader` (ReadOptions.reader) reads no more: the whole blocks merged ahead of it are no longer kept for it. */
+  readerDone(reader: number): void {
+    this.#blockReader.readerDone(reader);
+  }
+
   /** The oldest stored event's time_us and seq, or undefined when none is stored: from the block directory or the tail, no block read. */
   oldest(): { timeUs: number; seq: number } | undefined {
     for (const { value } of this.#directory.getRange({ limit: 1 })) return { timeUs: value.first, seq: value.firstSeq };
