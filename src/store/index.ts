@@ -69,7 +69,8 @@
  * a read never released is left to the garbage collector), since a fresh buffer per partition made
  * a full replay mostly garbage collection. Partitions read alone are cached by bytes, each in its
  * own buffer, and shared by all readers; a whole block's merge is kept while a replay that named
- * itself (ReadOptions.reader) has yet to read past it, at most 32 (blocks.ts); a partition decodes into entries
+ * itself (ReadOptions.reader) has yet to read past it, at most 32, past that the ones nearest
+ * the trailing replay (blocks.ts); a partition decodes into entries
  * whose DID and collection become strings only when a filter reads them (codec.ts). An
  * index entry that contradicts its block is logged, the index bypassed, and rebuilt at the next
  * start; index entries only narrow what is read, the exact filter decides.
