@@ -78,11 +78,11 @@ test('resolving a cursor reads no block: the block directory names the oldest ev
   });
   await store.commit({ entries, revs: new Map() });
   await waitUntil(() => store.sealState.unsealedEvents === 0, 'the events sealed into blocks');
-  const plans = { ...store.readPlans };
+  const read = store.partitionsRead;
   assert.deepEqual(resolveCursor(store, 1), { position: entries[0]!.timeUs - 1 });
   const outdated = resolveCursor(store, entries[0]!.timeUs - 10);
   assert.match(outdated.info!.toString(), /resuming from seq 1, the oldest event here/);
-  assert.deepEqual(store.readPlans, plans);
+  assert.equal(store.partitionsRead, read, 'no block partition was read');
 });
 
 for (const { transport, skip } of await transportsUnderTest()) {

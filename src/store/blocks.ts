@@ -109,12 +109,18 @@ export class BlockReader {
   #readersCheckedMs = 0;
   readonly #slabs = new SlabPool();
   #cachedBytes = 0;
+  #partitionsRead = 0;
 
   constructor(
     private readonly blocks: Database<Buffer, BlockKey>,
     private readonly dictionaries: Dictionaries,
     private readonly cacheBytes: number,
   ) {}
+
+  /** Partitions read from LMDB and decompressed so far, for any purpose (cache hits and kept merges read none). */
+  get partitionsRead(): number {
+    return this.#partitionsRead;
+  }
 
   /** A lease for one read's entries (see Lease). */
   lease(): Lease {
@@ -183,6 +189,7 @@ export class BlockReader {
   /** Reads a partition's frame into LMDB's reused read buffer (no allocation, no second copy): it must be decompressed before any other read. */
   #frame(end: number, part: number): () => Uint8Array {
     return () => {
+      this.#partitionsRead++;
       const frame = this.blocks.getBinaryFast([end, part]);
       if (!frame) throw new Error(`block ${end} lacks its partition ${part}`);
       // The reused buffer's `length` is the value's, its byteLength the buffer's: native code reads the latter.

@@ -205,6 +205,11 @@ export class EventStore {
   /** A writable buffer's run marker and, without fsync, its background sync. */
   #run: Run | undefined;
   readonly #lock: DataDirLock | undefined;
+  /** Block partitions this store's reads have decompressed so far (replay workers' reads apart). */
+  get partitionsRead(): number {
+    return this.#blockReader.partitionsRead;
+  }
+
   /** How many reads of sealed blocks went by the DID index, by partition, or through everything. */
   get readPlans(): Readonly<ReadPlanCounts> {
     return this.#sealed.plans;
