@@ -24,10 +24,14 @@
  *  - failover: kill -9 of the leader; how long a client of another node waits for the first
  *    event read by the new leader.
  *
- * `npx tsx bench/cluster.ts [ingest] [latency] [fanout] [failover] [--runs N]` runs only the named
- * sections, each N times (3 by default; fewer while exploring).
+ * `npx tsx bench/cluster.ts [ingest] [latency] [fanout] [failover] [--runs N] [--hops]` runs only the
+ * named sections, each N times (3 by default; fewer while exploring). `--hops` has every node of the
+ * latency runs time each batch's hops (src/cluster/hop-timing.ts) and adds, per topology and node,
+ * where the measured window's events spent their time until they were in that node's buffer
+ * (medians over the runs of each hop's p50 and p99 over events), and the node's collections.
  */
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { loadavg } from 'node:os';
@@ -41,6 +45,7 @@ import type { SyntheticFrame } from '../test/support/synthetic.ts';
 import { Clients, paced, percentile } from './fanout.ts';
 import { preparedFrames } from './frames.ts';
 import { ingestIntoFreshBuffer } from './ingest-path.ts';
+import type { HopFile, HopRecord } from '../src/cluster/hop-timing.ts';
 import { median, printTable, type Row } from './table.ts';
 
 const SEED = 21;
@@ -79,12 +84,16 @@ class Setup {
     readonly nats: NatsCluster | undefined,
     readonly nodes: ContrailProcess[],
     readonly leaseMs: number,
+    /** Where each node writes its hop timings (hop-timing.ts), if it should. */
+    readonly hopsDir?: string,
   ) {}
 
-  static async start(topology: Topology, nodeCount: number, leaseMs = 5_000): Promise<Setup> {
+  static async start(topology: Topology, nodeCount: number, leaseMs = 5_000, timeHops = false): Promise<Setup> {
     const relay = await FakeRelay.start();
     const nats = topology.natsServers > 0 ? await NatsCluster.start(topology.natsServers) : undefined;
-    const setup = new Setup(relay, nats, [], leaseMs);
+    const hopsDir = timeHops ? tempDir('contrail-bench-hops-') : undefined;
+    const setup = new Setup(relay, nats, [], leaseMs, hopsDir?.path);
+    if (hopsDir) setup.#dirs.push(hopsDir);
     for (let i = 0; i < (nats ? nodeCount : 1); i++) setup.launch(i);
     for (const node of setup.nodes) await node.waitServing(60_000);
     await relay.waitForConnections(1, 60_000);
@@ -96,10 +105,15 @@ class Setup {
     const cluster = this.nats
       ? ['--nats', this.nats.urls.join(','), '--nats-replicas', String(this.nats.servers.length), '--nats-lease', `${this.leaseMs}ms`, '--node-id', `node${i}`]
       : [];
-    const node = ContrailProcess.serve(['--upstream', this.relay.url, '--data-dir', dir, '--max-connections-per-ip', '5000', ...cluster]);
+    const env = this.hopsDir ? { CONTRAIL_CLUSTER_HOPS: this.hopsFile(i) } : undefined;
+    const node = ContrailProcess.serve(['--upstream', this.relay.url, '--data-dir', dir, '--max-connections-per-ip', '5000', ...cluster], { env });
     this.dataDirs.set(node, dir);
     this.nodes[i] = node;
     return node;
+  }
+
+  hopsFile(i: number): string {
+    return join(this.hopsDir!, `node${i}.json`);
   }
 
   push(frames: SyntheticFrame[]): void {
@@ -264,9 +278,16 @@ async function inProcessIngest(frames: SyntheticFrame[]): Promise<number> {
   return run.events / run.cpuSeconds;
 }
 
+interface Latencies {
+  leader: number[];
+  follower?: number[];
+  /** With --hops (a cluster): each node's hop timings of the measured window's batches. */
+  hops?: { leader: HopSummary; follower: HopSummary };
+}
+
 /** arrival − time_us in µs for every event a client of the leader and of the follower (or of the single process) receives at a steady rate. */
-async function latencies(topology: Topology, frames: SyntheticFrame[]): Promise<{ leader: number[]; follower?: number[] }> {
-  const setup = await Setup.start(topology, 2);
+async function latencies(topology: Topology, frames: SyntheticFrame[], timeHops: boolean): Promise<Latencies> {
+  const setup = await Setup.start(topology, 2, undefined, timeHops && topology.natsServers > 0);
   try {
     const leaderIndex = await setup.leader();
     const subscriptions = await Promise.all(setup.nodes.map((node) => Subscription.open(node.port)));
@@ -286,10 +307,66 @@ async function latencies(topology: Topology, frames: SyntheticFrame[]): Promise<
     await setup.allSettled();
     await new Promise((resolve) => setTimeout(resolve, 500));
     for (const subscription of subscriptions) await subscription.close();
-    return { leader: arrivals[leaderIndex]!, follower: arrivals.find((_, i) => i !== leaderIndex) };
+    const result: Latencies = { leader: arrivals[leaderIndex]!, follower: arrivals.find((_, i) => i !== leaderIndex) };
+    if (setup.hopsDir) {
+      // Each node writes its timings as it exits.
+      await Promise.all(setup.nodes.map((node) => node.stop()));
+      const summary = (i: number) => summariseHops(JSON.parse(readFileSync(setup.hopsFile(i), 'utf8')) as HopFile, measuredFromUs);
+      result.hops = { leader: summary(leaderIndex), follower: summary(leaderIndex === 0 ? 1 : 0) };
+    }
+    return result;
   } finally {
     await setup.stop();
   }
+}
+
+/** The hops of a node's batches, in order: each from the one before it (the first from the batch's first time_us), µs. */
+const HOPS: Record<HopRecord['role'], Array<[string, (record: any) => number | undefined]>> = {
+  leader: [
+    ['read → cut', (r) => r.cutUs - r.firstUs],
+    ['encode', (r) => r.encodedUs - r.cutUs],
+    ['publish → ack', (r) => r.ackedUs - r.encodedUs],
+    ['ack → committed', (r) => r.committedUs - r.ackedUs],
+    ['read → committed', (r) => r.committedUs - r.firstUs],
+  ],
+  follower: [
+    ['read → stored in NATS', (r) => r.storedUs - r.firstUs],
+    ['stored → arrived', (r) => r.arrivedUs - r.storedUs],
+    ['decode', (r) => r.decodedUs - r.arrivedUs],
+    ['decoded → committed', (r) => r.committedUs - r.decodedUs],
+    ['read → committed', (r) => r.committedUs - r.firstUs],
+  ],
+};
+
+interface HopSummary {
+  role: HopRecord['role'];
+  /** Per hop: p50 and p99 over events (each batch counted once per event: an event waits for its batch), and the hop's mean over the slowest 1% of events by read → committed. */
+  hops: Array<{ hop: string; p50: number; p99: number; slowest: number }>;
+  /** Collections during the window: how many, their total and longest pause, µs. */
+  gc: { count: number; totalUs: number; maxUs: number };
+  loopDelayP99Us: number;
+}
+
+function summariseHops(file: HopFile, fromUs: number): HopSummary {
+  const batches = file.batches.filter((record) => record.firstUs >= fromUs && record.committedUs !== undefined);
+  const role = batches[0]?.role ?? 'follower';
+  const hops = HOPS[role];
+  // One row per event: the first event of a batch waited longest, so every event of it is charged its first's wait.
+  const rows = batches.flatMap((record) => Array<number[]>(record.events).fill(hops.map(([, hop]) => hop(record) ?? NaN)));
+  const total = hops.length - 1;
+  const slowest = [...rows].sort((a, b) => b[total]! - a[total]!).slice(0, Math.max(1, Math.ceil(rows.length / 100)));
+  const gc = file.gc.filter((entry) => entry.startUs >= fromUs);
+  return {
+    role,
+    hops: hops.map(([hop], i) => ({
+      hop,
+      p50: percentile(rows.map((row) => row[i]!), 50),
+      p99: percentile(rows.map((row) => row[i]!), 99),
+      slowest: slowest.reduce((sum, row) => sum + row[i]!, 0) / slowest.length,
+    })),
+    gc: { count: gc.length, totalUs: gc.reduce((sum, entry) => sum + entry.durationUs, 0), maxUs: Math.max(0, ...gc.map((entry) => entry.durationUs)) },
+    loopDelayP99Us: file.loopDelayUs.p99,
+  };
 }
 
 /** Frames/s delivered to FANOUT_CLIENTS clients spread over `servingNodes` nodes, median of the bursts. */
@@ -367,7 +444,7 @@ const ms = (micros: number) => (micros / 1000).toFixed(2);
 const SECTIONS = ['ingest', 'latency', 'fanout', 'failover'];
 
 /** Runs the named sections (all by default: the whole run takes many minutes). */
-export async function run(sections = new Set(SECTIONS), runCount = RUNS): Promise<Row[]> {
+export async function run(sections = new Set(SECTIONS), runCount = RUNS, timeHops = false): Promise<Row[]> {
   const missing = natsServerMissing();
   if (missing) return [{ bench: 'cluster', case: `skipped: ${missing}` }];
   const frames = preparedFrames(INGEST_FRAMES, { seed: SEED, accounts: 20_000 });
@@ -418,7 +495,11 @@ export async function run(sections = new Set(SECTIONS), runCount = RUNS): Promis
   }
 
   if (sections.has('latency')) {
-    const runs = await takingTurns('latency', runCount, (topology) => latencies(topology, frames));
+    const runs = await takingTurns('latency', runCount, async (topology) => {
+      const result = await latencies(topology, frames, timeHops);
+      if (result.hops) process.stderr.write(`cluster: hops ${topology.name} ${JSON.stringify(result.hops)}\n`);
+      return result;
+    });
     for (const [topology, results] of runs) {
       for (const role of ['leader', 'follower'] as const) {
         const perRun = results.map((result) => result[role]).filter((samples) => samples !== undefined);
@@ -429,6 +510,30 @@ export async function run(sections = new Set(SECTIONS), runCount = RUNS): Promis
           case: `${topology.name}, ${where}, ${LATENCY_RATE.toLocaleString('en-US')} frames/s`,
           'p50 ms': ms(median(perRun.map((samples) => percentile(samples, 50)))),
           'p99 ms': ms(median(perRun.map((samples) => percentile(samples, 99)))),
+        });
+      }
+    }
+    for (const [topology, results] of timeHops ? runs : []) {
+      for (const role of ['leader', 'follower'] as const) {
+        const summaries = results.map((result) => result.hops?.[role]).filter((summary) => summary !== undefined);
+        if (summaries.length === 0) continue;
+        for (const [i, { hop }] of summaries[0]!.hops.entries()) {
+          const medianOf = (value: (summary: HopSummary) => number) => ms(median(summaries.map(value)));
+          add({
+            bench: 'hops',
+            case: `${topology.name}, ${role}: ${hop}`,
+            'p50 ms': medianOf((summary) => summary.hops[i]!.p50),
+            'p99 ms': medianOf((summary) => summary.hops[i]!.p99),
+            'slowest 1%, mean ms': medianOf((summary) => summary.hops[i]!.slowest),
+          });
+        }
+        add({
+          bench: 'hops',
+          case: `${topology.name}, ${role}: collections in the window, event loop delay`,
+          'GCs': median(summaries.map((summary) => summary.gc.count)),
+          'GC total ms': ms(median(summaries.map((summary) => summary.gc.totalUs))),
+          'GC max ms': ms(median(summaries.map((summary) => summary.gc.maxUs))),
+          'loop delay p99 ms': ms(median(summaries.map((summary) => summary.loopDelayP99Us))),
         });
       }
     }
@@ -463,10 +568,10 @@ export async function run(sections = new Set(SECTIONS), runCount = RUNS): Promis
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const { values, positionals: named } = parseArgs({ allowPositionals: true, options: { runs: { type: 'string', default: String(RUNS) } } });
+  const { values, positionals: named } = parseArgs({ allowPositionals: true, options: { runs: { type: 'string', default: String(RUNS) }, hops: { type: 'boolean', default: false } } });
   const runs = Number(values.runs);
   if (!Number.isInteger(runs) || runs < 1) throw new Error(`--runs ${values.runs}: give a whole number of runs, 1 or more`);
   const unknown = named.filter((section) => !SECTIONS.includes(section));
   if (unknown.length > 0) throw new Error(`unknown section ${unknown.join(', ')}: choose from ${SECTIONS.join(', ')}`);
-  printTable('cluster: contrail processes on NATS JetStream beside the single process, same run', await run(named.length > 0 ? new Set(named) : undefined, runs));
+  printTable('cluster: contrail processes on NATS JetStream beside the single process, same run', await run(named.length > 0 ? new Set(named) : undefined, runs, values.hops));
 }

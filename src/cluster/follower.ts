@@ -4,6 +4,7 @@ import { DeliverPolicy, type ConsumerMessages } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
 import type { Batch, EventStore } from '../store/index.ts';
 import type { ClusterConnection } from './nats.ts';
+import { hops, nowUs } from './hop-timing.ts';
 import { decodeStreamRecord } from './stream-record.ts';
 
 const POSITION_FILE = 'cluster-position.json';
@@ -147,6 +148,7 @@ export class StreamFollower {
     if (!this.#isInBuffer(batch)) {
       // The store commits synchronously: the batch is in the buffer (or failed) when this returns.
       this.store.commitAssigned(batch).catch((err: Error) => this.logger.warn({ err: err.message, firstSeq, lastSeq }, 'committing an appended batch failed; it is applied when the stream delivers it'));
+      hops?.mark(batch, 'committedUs');
     }
     if (this.#isInBuffer(batch)) this.#advance(lastSeq);
     // Without a consumer during the term (pause), a batch the buffer did not take is read from the stream.
@@ -193,6 +195,7 @@ export class StreamFollower {
         this.#parts = [];
         continue;
       }
+      const arrivedUs = hops && nowUs();
       const record = decodeStreamRecord(message.data);
       if (record.type === 'batch' && record.more) {
         // The applied position stays before the batch's first part until all of it is in.
@@ -203,7 +206,9 @@ export class StreamFollower {
         const batch = this.#withEarlierParts(record.batch);
         if (!this.#isInBuffer(batch)) {
           this.#reportGap(batch);
+          if (hops) hops.arrived(batch, message.info.timestampNanos, arrivedUs!);
           await this.store.commitAssigned(batch);
+          hops?.mark(batch, 'committedUs');
         }
       } else {
         this.#dropCutOffParts(record.node, message.seq);

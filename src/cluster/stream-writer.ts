@@ -3,6 +3,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import type { Entry } from '../events/index.ts';
 import type { Batch } from '../store/index.ts';
+import { hops } from './hop-timing.ts';
 import { encodeBatchRecords, encodeStreamRecord, fitsOneRecord } from './stream-record.ts';
 
 /** Room left in each message for the headers NATS counts against max_payload (expected-last-sequence and the like). */
@@ -119,6 +120,7 @@ export class StreamWriter {
    */
   async append(batch: Batch): Promise<number> {
     const parts = encodeBatchRecords(this.nodeId, batch, this.maxRecordBytes);
+    hops?.mark(batch, 'encodedUs');
     const after = this.#tailSeq;
     let predecessor = this.#tailMsgId;
     const ids = parts.map(() => this.#nextMsgId());
@@ -138,6 +140,7 @@ export class StreamWriter {
         throw err;
       }
     }
+    hops?.mark(batch, 'ackedUs');
     this.onAppended(after + 1, after + parts.length, batch);
     return after + parts.length;
   }
