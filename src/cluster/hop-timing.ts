@@ -32,7 +32,7 @@ class HopLog {
   readonly #batches: HopRecord[] = [];
   readonly #byBatch = new WeakMap<Batch, HopRecord>();
   readonly #gc: HopFile['gc'] = [];
-  readonly #loop = monitorEventLoopDelay({ resolution: 1 });
+  readonly #loop = monitorEventLoopDelay();
 
   constructor(private readonly file: string) {
     new PerformanceObserver((list) => {
