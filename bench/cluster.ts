@@ -311,8 +311,11 @@ async function latencies(topology: Topology, frames: SyntheticFrame[], timeHops:
     if (setup.hopsDir) {
       // Each node writes its timings as it exits.
       await Promise.all(setup.nodes.map((node) => node.stop()));
-      const summary = (i: number) => summariseHops(JSON.parse(readFileSync(setup.hopsFile(i), 'utf8')) as HopFile, measuredFromUs);
-      result.hops = { leader: summary(leaderIndex), follower: summary(leaderIndex === 0 ? 1 : 0) };
+      const [leader, follower] = [leaderIndex, leaderIndex === 0 ? 1 : 0].map((i) => JSON.parse(readFileSync(setup.hopsFile(i), 'utf8')) as HopFile);
+      const storedUs = new Map(follower!.batches.map((record) => [record.firstUs, record.role === 'follower' ? record.storedUs : NaN]));
+      // The leader's batches the follower read too (all but the term's first), with when NATS stored them.
+      leader!.batches = leader!.batches.flatMap((record) => (storedUs.has(record.firstUs) ? [{ ...record, storedUs: storedUs.get(record.firstUs) } as HopRecord] : []));
+      result.hops = { leader: summariseHops(leader!, measuredFromUs), follower: summariseHops(follower!, measuredFromUs) };
     }
     return result;
   } finally {
@@ -325,7 +328,9 @@ const HOPS: Record<HopRecord['role'], Array<[string, (record: any) => number | u
   leader: [
     ['read → cut', (r) => r.cutUs - r.firstUs],
     ['encode', (r) => r.encodedUs - r.cutUs],
-    ['publish → ack', (r) => r.ackedUs - r.encodedUs],
+    // When nats-server stored it: the follower's copy of the batch carries the message's timestamp.
+    ['publish → stored in NATS', (r) => r.storedUs - r.encodedUs],
+    ['stored → ack', (r) => r.ackedUs - r.storedUs],
     ['ack → committed', (r) => r.committedUs - r.ackedUs],
     ['read → committed', (r) => r.committedUs - r.firstUs],
   ],
