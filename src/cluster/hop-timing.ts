@@ -6,8 +6,8 @@ import type { Batch } from '../store/index.ts';
  * Opt-in timing of a batch's hops through the cluster, for bench/cluster's `--hops`: with
  * CONTRAIL_CLUSTER_HOPS set to a file, a node writes there at exit (not while it runs: the write
  * would be one of the pauses measured) when each batch passed each hop, its garbage collections
- * and its event loop's delay, all in µs on the clock time_us is read from. Unset — as in production — `hops` is undefined and each hop costs
- * one optional call that does nothing.
+ * and its event loop's delay, all in µs on the clock time_us is read from. Unset — as in
+ * production — `hops` is undefined and each hop costs one optional call that does nothing.
  *
  * On the leader a batch is cut (handed to the stream), encoded, acknowledged by the stream and
  * committed to the local buffer; on a follower it was stored by nats-server (the message's

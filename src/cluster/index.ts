@@ -37,7 +37,8 @@
  * Files: nats.ts (connection, stream and lease bucket), stream-record.ts (message layout, split),
  * lease.ts (the ingest lease), stream-writer.ts (fenced appends), follower.ts (stream → local
  * buffer), leadership.ts (terms: fence, catch up, ingest, step down), metrics.ts (leader, terms,
- * applied seq), node.ts (a node's wiring).
+ * applied seq), node.ts (a node's wiring), hop-timing.ts (per-batch hop times for bench/cluster
+ * --hops, off unless CONTRAIL_CLUSTER_HOPS names a file).
  */
 export type { ClusterOptions } from './nats.ts';
 export { joinCluster, type ClusterNode } from './node.ts';
