@@ -93,11 +93,14 @@ export class Subscriber {
    */
   send(entries: readonly Entry[], highWaterBytes: number, nowMs: number, frames?: readonly Uint8Array[], from = 0, to = entries.length): 'all' | 'full' | 'limit' {
     const { sink, wire } = this;
-    // Counted in locals and stored once: a field written per event would box a new number each time (time_us and byte counts are not small integers).
+    // Counted in locals, small integers only, and stored once: a field written per event, or a
+    // count that is not a small integer (`remaining` is Infinity without a limit), boxes a new
+    // number at each write (with 20 replays, one per event was a tenth of what they allocated).
     let next = from;
     let bytes = 0;
-    let remaining = this.remaining;
     let full = false;
+    /** Where `limit` is reached (Infinity without one). */
+    const limitAt = from + this.remaining;
     sink.cork(() => {
       while (next < to) {
         const entry = entries[next]!;
@@ -105,13 +108,14 @@ export class Subscriber {
         sink.send(frame, wire.zstd);
         bytes += frame.byteLength;
         next++;
-        if (--remaining === 0) return;
+        if (next === limitAt) return;
         if (sink.bufferedAmount() > highWaterBytes) {
           full = true;
           return;
         }
       }
     });
+    const remaining = limitAt - next;
     if (next > from) {
       this.position = entries[next - 1]!.timeUs;
       this.tally.events += next - from;

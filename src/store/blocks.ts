@@ -256,7 +256,14 @@ export class BlockReader {
    * from for READER_TTL_MS is forgotten (it left, or reads something else now).
    */
   readerAt(reader: number, position: number): void {
-    this.#readers.set(reader, { position, atMs: performance.now() });
+    // Updated in place: a new object per read would be one more young object the Map's old table points at.
+    const known = this.#readers.get(reader);
+    if (known) {
+      known.position = position;
+      known.atMs = performance.now();
+    } else {
+      this.#readers.set(reader, { position, atMs: performance.now() });
+    }
     this.#dropMergesReadPast();
   }
 

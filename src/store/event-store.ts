@@ -583,7 +583,7 @@ export class EventStore {
    */
   readAfter(position: number, options: ReadOptions): ReadResult {
     const { maxScanned = Infinity, select, reader } = options;
-    const { entries, visit } = collect(options);
+    const { visit, taken } = collect(options);
     // Pins the slabs the sealed events' JSON are views of, until the caller releases the read.
     const lease = this.#blockReader.lease();
     if (!this.hotLog.covers(position)) {
@@ -593,18 +593,18 @@ export class EventStore {
       };
       const read = readStored(position, this.hotLog.floor, { sealed: this.#sealed, sealedUpTo: this.#sealedUpTo, tailAfter }, select, maxScanned, visit, lease, reader);
       position = read.position;
-      if (read.full) return this.#leases.track({ entries, position }, lease);
+      if (read.full) return this.#leases.track({ entries: taken(), position }, lease);
     }
     if (select && select.dids.size > 0) {
       // Only the DIDs' own entries: every other one fails the filter.
       position = this.hotLog.scanDids(position, select.dids, visit) ?? Math.max(position, this.hotLog.newest);
-      return this.#leases.track({ entries, position }, lease);
+      return this.#leases.track({ entries: taken(), position }, lease);
     }
     this.hotLog.scan(position, (entry) => {
       position = entry.timeUs;
       return visit(entry);
     });
-    return this.#leases.track({ entries, position }, lease);
+    return this.#leases.track({ entries: taken(), position }, lease);
   }
 
   /** Lets the memory a read's entries are views of be reused (see ReadLeases): once nothing holds them any more. */
