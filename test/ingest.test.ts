@@ -303,6 +303,30 @@ describe('group commit and backpressure', () => {
     assert.deepEqual(store.upstreamCursor, { url: RELAY, seq: 320 });
   });
 
+  test('catching up, reads of later turns join the commit (one transaction for four); a live turn commits in the turn it was read', async (t) => {
+    const store = openStore(t, storeDir(t));
+    const h = harness(store);
+    let seq = 0;
+    for (let turn = 0; turn < 4; turn++) {
+      for (let i = 0; i < 64; i++, seq++) h.ingester.handle(post(seq + 1, did(seq + 1), 1));
+      await new Promise(setImmediate);
+    }
+    await h.ingester.flush();
+    assert.equal(await h.commits(), 1, 'four turns of 64 frames each: one transaction');
+    assert.equal(labels(store).length, 256);
+    assert.deepEqual(store.upstreamCursor, { url: RELAY, seq: 256 });
+
+    // Live (2,000 events/s): a few frames a turn, each turn's committed before the next turn's read.
+    for (let turn = 0; turn < 5; turn++) {
+      for (let i = 0; i < 3; i++, seq++) h.ingester.handle(post(seq + 1, did(seq + 1), 1));
+      assert.equal(h.ingester.commitDue, true);
+      await new Promise(setImmediate);
+      assert.equal(labels(store).length, seq, 'committed in the turn its frames were read');
+      assert.equal(h.ingester.commitDue, false);
+    }
+    assert.equal(await h.commits(), 6);
+  });
+
   test('backpressure turns on when pending bytes exceed the bound and off after the commit', async (t) => {
     const store = openStore(t, storeDir(t));
     const h = harness(store, { maxPendingBytes: 4_000 });

@@ -37,6 +37,12 @@ export interface IngesterOptions {
   commit?: (batch: Batch) => Promise<void>;
 }
 
+/** Events one turn's reads must bring for the commit to wait for the next turn's (see #whileBacklogged). */
+const BACKLOG_TURN_EVENTS = 32;
+/** Turns, and events, one backlogged commit gathers at most. */
+const BACKLOG_TURNS = 4;
+const BACKLOG_EVENTS = 1_024;
+
 /** DIDs per generation of the Ingester's remembered revs (two generations: ~7 MB at most). */
 const REMEMBERED_REVS = 32_768;
 
@@ -44,7 +50,8 @@ const REMEMBERED_REVS = 32_768;
  * The single writer. Accepts upstream messages in order, discards what is already stored
  * (seq at or below the watermark, a commit rev not newer than the DID's stored rev), builds
  * events, and group-commits: everything that arrives while a commit is in flight goes into
- * the next transaction, together with the seq it completes.
+ * the next transaction, together with the seq it completes (catching up, with later turns'
+ * reads: #whileBacklogged).
  */
 export class Ingester {
   readonly #options: Required<IngesterOptions>;
@@ -65,6 +72,8 @@ export class Ingester {
   #pendingBytes = 0;
   #committing: Promise<void> | undefined;
   #paused = false;
+  /** A backlogged commit is waiting for later turns' reads (#whileBacklogged): none is due this turn. */
+  #gathering = false;
   #abandoned = false;
   #lastUpstreamTime: string | undefined;
 
@@ -160,7 +169,7 @@ export class Ingester {
    * event loop (the subscriber hub lets it run before the turn's replay sends).
    */
   get commitDue(): boolean {
-    return this.#pending.length > 0;
+    return this.#pending.length > 0 && !this.#gathering;
   }
 
   /** Gives up on everything not committed yet (a cluster leader that lost its term): nothing more is committed. */
@@ -225,6 +234,7 @@ export class Ingester {
     const upstreamUrl = redactUrl(this.#options.upstreamUrl);
     // Let the rest of this event turn's frames join the batch.
     await new Promise(setImmediate);
+    await this.#whileBacklogged();
     while (this.#pendingSeq !== undefined) {
       const batch = {
         entries: this.#pending,
@@ -247,6 +257,22 @@ export class Ingester {
       metrics.pendingBytes.set(this.#pendingBytes);
       if (this.#paused && this.#pendingBytes < this.#options.maxPendingBytes / 2) this.#setPaused(false);
     }
+  }
+
+  /**
+   * Catching up (a turn's read brought BACKLOG_TURN_EVENTS or more: the socket is handing over
+   * what queued up, not what just happened), the batch waits for the next turns' reads while
+   * each brings as many, up to BACKLOG_TURNS turns or BACKLOG_EVENTS events: one transaction
+   * for several reads. A live turn (at 2,000 events/s, a few events) commits at once.
+   */
+  async #whileBacklogged(): Promise<void> {
+    let before = 0;
+    this.#gathering = true;
+    for (let turn = 1; turn < BACKLOG_TURNS && this.#pending.length < BACKLOG_EVENTS && this.#pending.length - before >= BACKLOG_TURN_EVENTS && !this.#abandoned; turn++) {
+      before = this.#pending.length;
+      await new Promise(setImmediate);
+    }
+    this.#gathering = false;
   }
 
   /** Commits the batch, retrying until it works; false only if flush() gave up on it. */
