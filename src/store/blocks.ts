@@ -317,8 +317,8 @@ export class BlockReader {
  * Each kept event is one more object every young collection copies: keeping the last 4 merges
  * instead of 32, whoever would read them, made one replay's scan 2.6× cheaper but twenty replays
  * at once 2.9× dearer (each decompressing its own blocks; bench/replay-full, README "Full replay
- * to one client"). A kept list pins the slabs its events
- * are views of: up to this many blocks' worth of slabs besides the partition cache's bytes.
+ * to one client"). A kept list pins the slabs its events are views of: up to this many blocks'
+ * worth of slabs besides the partition cache's bytes.
  */
 const WHOLE_BLOCKS_KEPT = 32;
 /** A replay that has not read for this long no longer holds merges back (a slow one only merges again). */

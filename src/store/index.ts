@@ -17,10 +17,11 @@
  * The Ingester is the only writer: it groups whatever frames arrived while the previous commit
  * was in flight into one transaction (events into the tail, the revs, the upstream seq and the
  * last time_us and seq); catching up (a turn's reads bring 32 events or more), the reads of up to
- * three more such turns join it, while a live turn's few events commit in the turn they were read. So the saved cursor never runs ahead of the events it covers, and after
- * a crash the reader resumes from it and the clock from above the newest stored event. Every
- * 1,024 tail events are sealed into a block, in steps on the turns of the event loop after the
- * commit, so no seal is one long task for the thread that commits and sends live events (it was
+ * three more such turns join it, while a live turn's few events commit in the turn they were
+ * read. So the saved cursor never runs ahead of the events it covers, and after a crash the
+ * reader resumes from it and the clock from above the newest stored event. Every 1,024 tail
+ * events are sealed into a block, in steps on the turns of the event loop after the commit, so
+ * no seal is one long task for the thread that commits and sends live events (it was
  * the main thread's longest, 15–30 ms of CPU at a few hundred thousand events): ~1 ms of steps
  * per turn (a partition compressed per step — most take microseconds — the block's per-DID
  * postings in key order, 256 per transaction), and last, in a turn of its own, one transaction
