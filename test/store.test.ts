@@ -79,6 +79,26 @@ async function commitInBatches(store: EventStore, entries: Entry[], batchSize: n
   }
 }
 
+/** A store of `blocks` sealed 64-event blocks (and a few events in the tail), with those events. */
+async function sealedBlocks(t: TestContext, blocks: number): Promise<{ store: EventStore; events: Entry[] }> {
+  const store = open(t, { hotLogBytes: 0, blockEvents: 64 });
+  const events = makeEntries(64 * (blocks + 1));
+  await commitInBatches(store, events, 320);
+  await waitUntil(() => store.sealState.unsealedEvents < 64, 'the events sealed into blocks');
+  return { store, events };
+}
+
+/** Replays as `reader` from `position` to the end, 40 events a read; the events it got, by time_us. */
+function replayAs(store: EventStore, reader: number, position: number): Map<number, Entry> {
+  const got = new Map<number, Entry>();
+  for (;;) {
+    const read = store.readAfter(position, { maxEntries: 40, reader });
+    if (read.entries.length === 0) return got;
+    for (const entry of read.entries) got.set(entry.timeUs, entry);
+    position = read.position;
+  }
+}
+
 /** Reads everything after `position` in batches of `maxEntries` until the reader catches up. */
 function readAll(store: EventStore, position: number, options: { maxEntries: number; maxScanned?: number; filter?: (e: Entry) => boolean }) {
   const out: Entry[] = [];
@@ -593,20 +613,8 @@ describe('seq: unique, strictly increasing, never reused, resolvable to a time_u
   });
 
   test("a whole block's merge is kept while a replay behind it will read it, not after: a trailing replay gets the leader's events, one that starts after a lone replay passed gets the block merged again", async (t) => {
-    const store = open(t, { hotLogBytes: 0, blockEvents: 64 });
-    const events = makeEntries(64 * 25);
-    await commitInBatches(store, events, 320);
-    await waitUntil(() => store.sealState.unsealedEvents < 64, 'the events sealed into blocks');
-    /** Reads on as `reader` from `position` to the end; the events it got, by time_us. */
-    const replay = (reader: number, position: number) => {
-      const got = new Map<number, Entry>();
-      for (;;) {
-        const read = store.readAfter(position, { maxEntries: 40, reader });
-        if (read.entries.length === 0) return got;
-        for (const entry of read.entries) got.set(entry.timeUs, entry);
-        position = read.position;
-      }
-    };
+    const { store, events } = await sealedBlocks(t, 24);
+    const replay = (reader: number, position: number) => replayAs(store, reader, position);
     // 24 blocks sealed, fewer than are kept at most: the trailing replay is one event behind the leader's start.
     const trailingStart = store.readAfter(0, { maxEntries: 1, reader: 1 });
     const leader = replay(2, 0);
@@ -626,19 +634,8 @@ describe('seq: unique, strictly increasing, never reused, resolvable to a time_u
   });
 
   test("a replay further behind the leader than merges are kept gets the leader's merges nearest it; one that says it is done holds none back", async (t) => {
-    const store = open(t, { hotLogBytes: 0, blockEvents: 64 });
-    const events = makeEntries(64 * 81);
-    await commitInBatches(store, events, 640);
-    await waitUntil(() => store.sealState.unsealedEvents < 64, 'the events sealed into blocks');
-    const replay = (reader: number, position: number) => {
-      const got = new Map<number, Entry>();
-      for (;;) {
-        const read = store.readAfter(position, { maxEntries: 40, reader });
-        if (read.entries.length === 0) return got;
-        for (const entry of read.entries) got.set(entry.timeUs, entry);
-        position = read.position;
-      }
-    };
+    const { store, events } = await sealedBlocks(t, 80);
+    const replay = (reader: number, position: number) => replayAs(store, reader, position);
     // 80 blocks sealed: the leader merges far more blocks than are kept while the trailing replay waits in the first.
     const trailingStart = store.readAfter(0, { maxEntries: 1, reader: 1 });
     const leader = replay(2, 0);
