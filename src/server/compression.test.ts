@@ -43,13 +43,21 @@ test('frames handed out stay intact while their chunk grows and after it is drop
   const decompressor = new Decompressor();
   decompressor.loadDictionary(compressor.dictionary);
   const held: Array<[Entry, Uint8Array]> = [];
+  let lastOfOldestKept: [Entry, Uint8Array] | undefined;
   // Well past the chunks kept (128 of 256 sequence numbers), every 97th frame held.
   for (let seq = 1; seq <= 64 * 1024; seq++) {
     const event = entry(seq);
     const frame = compressor.compressed(event);
     if (seq % 97 === 0) held.push([event, frame]);
+    if (seq === 130 * 256 - 1) lastOfOldestKept = [event, frame];
   }
   for (const [event, frame] of held) assert.deepEqual(decompressor.decompress(frame), event.json, `seq ${event.seq}`);
+  assert.equal(compressor.keptChunks, 128, 'the last 128 chunks are kept, no more');
+  // The oldest chunk kept (sequence numbers 129 × 256 and on) still serves the frame it handed out last, not a new one.
+  const [kept, keptFrame] = lastOfOldestKept!;
+  const again = compressor.compressed(kept);
+  assert.equal(again.buffer, keptFrame.buffer);
+  assert.equal(again.byteOffset, keptFrame.byteOffset);
   // A dropped chunk's event is compressed again, to the same bytes.
   const [oldest, oldFrame] = held[0]!;
   const remade = compressor.compressed(oldest);

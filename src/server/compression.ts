@@ -4,7 +4,7 @@ import type { Entry } from '../events/index.ts';
 
 /** Frames kept per chunk: the events whose sequence numbers share seq / CHUNK_EVENTS. */
 const CHUNK_EVENTS = 256;
-/** Chunks kept, the least recently made dropped first: the frames of the last ~32k sequence numbers compressed subscribers were sent (~6 MB here). */
+/** Chunks kept, the least recently made dropped first: the frames of the last ~32k sequence numbers compressed subscribers were sent (~6 MB here: chunks of up to 64 KiB for frames of the network's sizes). */
 const CHUNKS_KEPT = 128;
 /** A chunk's first buffer; it doubles while it is too small (256 frames of ~190 B fill 64 KiB). */
 const CHUNK_START_BYTES = 16 * 1024;
@@ -60,6 +60,11 @@ export class EventCompressor {
     this.#context.setParameter(CParameter.contentSizeFlag, 1);
     this.#context.setParameter(CParameter.checksumFlag, 0);
     this.#context.loadDictionary(dictionary);
+  }
+
+  /** Chunks of frames held now: at most CHUNKS_KEPT. */
+  get keptChunks(): number {
+    return this.#chunks.size;
   }
 
   static fromFile(path: string, level?: number): EventCompressor {
