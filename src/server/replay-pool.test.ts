@@ -9,7 +9,8 @@ import pino from 'pino';
 import { tempDir } from '../../test/support/gateway.ts';
 import { EventStore } from '../store/index.ts';
 import { EventCompressor } from './compression.ts';
-import { defaultReplayWorkers, ReplayPool, type ReplayRequest } from './replay-pool.ts';
+import { parseFilter } from './filter.ts';
+import { defaultReplayWorkers, filterSpecJson, ReplayPool, type ReplayRequest } from './replay-pool.ts';
 
 test('--replay-workers defaults to 0 on one or two cores, and to cores − 1 on more', () => {
   assert.deepEqual([1, 2, 3, 4, 16].map((cores) => defaultReplayWorkers(cores)), [0, 0, 2, 3, 15]);
@@ -37,8 +38,9 @@ test("a replay's reads go to its own worker thread, not to whichever is least bu
     return readers;
   });
   const { sealedEvents, didIndexUsable } = store.indexState;
+  const filter = filterSpecJson(parseFilter({}));
   const read = (reader?: number) =>
-    pool.read({ position: 0, end: 0, filter: '{"dids":[],"collections":[],"prefixes":[],"kinds":[],"maxMessageBytes":0}', wire: { name: 'v1', zstd: false }, limits: { maxEntries: 8, maxScanned: 8, maxBytes: 4_096 }, reader, sealedEvents, didIndexUsable });
+    pool.read({ position: 0, end: 0, filter, wire: { name: 'v1', zstd: false }, limits: { maxEntries: 8, maxScanned: 8, maxBytes: 4_096 }, reader, sealedEvents, didIndexUsable });
   // One at a time, so both threads are always equally idle.
   for (const reader of [7, 8, 7, 8, 7, undefined]) await read(reader);
   assert.deepEqual(readersOf, [[8, 8, undefined], [7, 7, 7]]);

@@ -104,7 +104,7 @@ export class BlockReader {
    */
   readonly #wholeBlocks: Merge[] = [];
   /** Replays reading block after block: where each one's last read ended, and when (see readerAt). */
-  readonly #readers = new Map<number, { reader: number; position: number; atMs: number }>();
+  readonly #readers = new Map<number, { position: number; atMs: number }>();
   /** When #readers was last looked through for readers gone quiet (READER_TTL_MS). */
   #readersCheckedMs = 0;
   readonly #slabs = new SlabPool();
@@ -262,7 +262,7 @@ export class BlockReader {
       known.position = position;
       known.atMs = performance.now();
     } else {
-      this.#readers.set(reader, { reader, position, atMs: performance.now() });
+      this.#readers.set(reader, { position, atMs: performance.now() });
     }
     this.#dropMergesReadPast();
   }
@@ -277,11 +277,11 @@ export class BlockReader {
     const now = performance.now();
     this.#readersCheckedMs = now;
     let trailing = Infinity;
-    // By values (each naming its reader): iterating entries made a [key, value] array per reader per read.
-    for (const known of this.#readers.values()) {
-      if (now - known.atMs > READER_TTL_MS) this.#readers.delete(known.reader);
+    // forEach, not for…of over entries: that made a [key, value] array per reader per read.
+    this.#readers.forEach((known, reader) => {
+      if (now - known.atMs > READER_TTL_MS) this.#readers.delete(reader);
       else if (known.position < trailing) trailing = known.position;
-    }
+    });
     const merges = this.#wholeBlocks;
     let kept = 0;
     for (let i = 0; i < merges.length; i++) {
