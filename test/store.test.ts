@@ -656,6 +656,52 @@ describe('seq: unique, strictly increasing, never reused, resolvable to a time_u
     assert.notEqual(again.entries[0], passing.get(first), 'block 5 was merged again: nothing kept it for the replay that left');
   });
 
+  test("a replay quiet for longer than READER_TTL_MS holds no merges back, and the read that forgets it gets intact events", async (t) => {
+    let nowMs = 0;
+    const store = open(t, { hotLogBytes: 0, blockEvents: 64, nowMs: () => nowMs });
+    // ~2 KB events: a 1 MiB slab holds about 7 blocks, so the 40 blocks span several slabs.
+    const events = makeEntries(64 * 41, 1_000_000, 0, 2_000);
+    await commitInBatches(store, events, 320);
+    await waitUntil(() => store.sealState.unsealedEvents < 64, 'the events sealed into blocks');
+    const replayReleasing = (reader: number, position: number) => {
+      const got = new Map<number, Entry>();
+      for (;;) {
+        const read = store.readAfter(position, { maxEntries: 40, reader });
+        if (read.entries.length === 0) return got;
+        for (const entry of read.entries) got.set(entry.timeUs, entry);
+        position = read.position;
+        store.release(read);
+      }
+    };
+    const blockStart = (block: number) => events[64 * block]!.timeUs - 1;
+
+    // Replay 1 reads one event and goes quiet; replay 2 passes it, and its merges are kept for replay 1.
+    const quiet = store.readAfter(0, { maxEntries: 1, reader: 1 });
+    store.release(quiet);
+    const passing = replayReleasing(2, 0);
+    store.readerDone(2);
+    nowMs += 9_000;
+    const withinTtl = store.readAfter(blockStart(10), { maxEntries: 1, reader: 3 });
+    assert.equal(withinTtl.entries[0], passing.get(events[64 * 10]!.timeUs), 'within the TTL, block 10 was kept for the quiet replay');
+    store.release(withinTtl);
+    store.readerDone(3);
+
+    // Past the TTL the quiet replay is forgotten as it reads again: its own block is merged anew, not
+    // handed out from a merge dropped in the same read (whose slabs would go back to the pool) …
+    nowMs += 2_000;
+    const resumed = store.readAfter(quiet.position, { maxEntries: 40, reader: 1 });
+    const resumedJson = resumed.entries.map((e) => e.json);
+    // … and other blocks are merged anew too, into slabs taken from the pool, which must not be the resumed read's.
+    const again = store.readAfter(blockStart(10), { maxEntries: 1, reader: 4 });
+    assert.notEqual(again.entries[0], passing.get(events[64 * 10]!.timeUs), 'past the TTL, nothing kept block 10');
+    replayReleasing(5, 0);
+    assert.deepEqual(
+      resumedJson.map((json) => json.toString()),
+      events.slice(1, 41).map((e) => e.json.toString()),
+      "the resumed read's events still hold their bytes after other reads refilled the pool's slabs",
+    );
+  });
+
   test("a collection filter's cached partitions hold only their own bytes, however full replays interleave with it", async (t) => {
     const store = open(t, { hotLogBytes: 0, blockEvents: 64 });
     const events = makeEntries(12_000, 1_000_000, 0, 1_000);

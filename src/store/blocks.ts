@@ -115,6 +115,8 @@ export class BlockReader {
     private readonly blocks: Database<Buffer, BlockKey>,
     private readonly dictionaries: Dictionaries,
     private readonly cacheBytes: number,
+    /** Milliseconds on a monotonic clock, for forgetting quiet readers (READER_TTL_MS). */
+    private readonly nowMs: () => number = () => performance.now(),
   ) {}
 
   /** Partitions read from LMDB and decompressed so far, for any purpose (cache hits and kept merges read none). */
@@ -213,10 +215,12 @@ export class BlockReader {
     if (onlyPart !== undefined) return this.part(end, info, onlyPart);
     const whole = parts.length === info.parts.length;
     if (whole) {
+      // Readers gone quiet are forgotten on hits too, not only when a block is merged; before the
+      // look-up, so a merge found is still pinned when the lease holds its slabs (dropped after,
+      // its slabs could go back to the pool and be refilled under the entries returned).
+      if (this.nowMs() - this.#readersCheckedMs > READER_CHECK_MS) this.#dropMergesReadPast();
       const hit = this.#wholeBlocks.find((merge) => merge.end === end);
       if (hit) {
-        // Readers gone quiet are forgotten on hits too, not only when a block is merged.
-        if (performance.now() - this.#readersCheckedMs > READER_CHECK_MS) this.#dropMergesReadPast();
         for (const slab of hit.slabs) lease.hold(slab);
         return hit.entries;
       }
@@ -260,9 +264,9 @@ export class BlockReader {
     const known = this.#readers.get(reader);
     if (known) {
       known.position = position;
-      known.atMs = performance.now();
+      known.atMs = this.nowMs();
     } else {
-      this.#readers.set(reader, { position, atMs: performance.now() });
+      this.#readers.set(reader, { position, atMs: this.nowMs() });
     }
     this.#dropMergesReadPast();
   }
@@ -274,7 +278,7 @@ export class BlockReader {
 
   /** Drops the merges every reader has read past, but the newest (see WHOLE_BLOCKS_KEPT). */
   #dropMergesReadPast(): void {
-    const now = performance.now();
+    const now = this.nowMs();
     this.#readersCheckedMs = now;
     let trailing = Infinity;
     // forEach, not for…of over entries: that made a [key, value] array per reader per read.

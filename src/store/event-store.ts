@@ -59,6 +59,8 @@ export interface EventStoreOptions {
   /** LMDB map size (default: lmdb-js's, grown as needed, each growth a new map: see mapSizeFor). */
   mapSizeBytes?: number;
   logger?: Logger;
+  /** Milliseconds on a monotonic clock, by which quiet replay readers are forgotten (default performance.now; tests move it). */
+  nowMs?: () => number;
 }
 
 /** A tail run's records are at most this long, plus one event (see #tailDb). */
@@ -270,7 +272,7 @@ export class EventStore {
     this.#didIndexBroken = this.#meta.get(META.didIndexBroken) === true;
     this.hotLog = new HotLog(options.hotLogBytes, newest ?? 0);
     this.blockCacheBytes = options.blockCacheBytes ?? 64 * 1024 * 1024;
-    this.#blockReader = new BlockReader(this.#blocks, this.#dictionaries, this.blockCacheBytes);
+    this.#blockReader = new BlockReader(this.#blocks, this.#dictionaries, this.blockCacheBytes, options.nowMs);
     this.#sealed = new SealedReader(
       this.#directory,
       this.#byDid,
