@@ -125,3 +125,79 @@ test(`index replay equals scan replay: ${BUFFERS} random buffers × ${QUERIES_PE
   assert.ok(plansSeen.didIndex > 0, 'some replays went through the per-DID index');
   assert.ok(plansSeen.partitions > 0, 'some replays read only the wanted partitions');
 });
+
+/**
+ * Property: named replays reading concurrently (so whole blocks' merges are kept for the ones
+ * behind, and their slabs reused once released), with reads held for a while before release,
+ * replays going quiet past the reader TTL or saying they are done, retention removing blocks and
+ * new commits sealing under them, each get exactly the stored events after their position, in
+ * order — and every held read's bytes stay intact until it is released.
+ */
+test(`concurrent named replays with held reads, quiet readers, trims and seals get the stored events, intact until released (seed ${SEED})`, async (t) => {
+  const rnd = mulberry32(SEED + 1);
+  const pick = <T>(items: readonly T[]): T => items[Math.floor(rnd() * items.length)]!;
+  let reads = 0;
+  for (let b = 0; b < 8; b++) {
+    const dir = tempDir('contrail-fuzz-readers-');
+    t.after(() => dir.remove());
+    let nowMs = 0;
+    const blockEvents = pick([16, 64]);
+    const store = new EventStore({ dataDir: dir.path, hotLogBytes: pick([0, 3_000]), blockEvents, blockCacheBytes: pick([0, 64 * 1024, 1 << 20]), fsync: false, nowMs: () => nowMs });
+    let kept: Entry[] = [];
+    let timeUs = 1_700_000_000_000_000;
+    const commitSome = async (count: number) => {
+      const batch: Entry[] = [];
+      for (let i = 0; i < count; i++) {
+        timeUs += 1 + Math.floor(rnd() * 3);
+        const did = `did:plc:${Math.floor(rnd() * 50).toString(36).padStart(24, 'q')}`;
+        // Up to ~3 KB: a 1 MiB slab holds a few blocks, so reads span and reuse several.
+        const json = `{"did":"${did}","time_us":${timeUs},"kind":"commit","pad":"${String.fromCharCode(97 + (timeUs % 26)).repeat(Math.floor(rnd() * 3_000))}"}`;
+        batch.push({ timeUs, did, kind: 'commit', collection: pick(COLLECTIONS), json: Buffer.from(json) });
+      }
+      await store.commit({ entries: batch, revs: new Map() });
+      kept = kept.concat(batch);
+    };
+    await commitSome(blockEvents * (20 + Math.floor(rnd() * 30)));
+    await new Promise((resolve) => setTimeout(resolve, 20)); // sealing runs in steps after commits
+
+    let nextReader = 1;
+    const replays = Array.from({ length: 2 + Math.floor(rnd() * 5) }, () => ({ id: nextReader++, position: rnd() < 0.5 ? 0 : pick(kept).timeUs, maxEntries: 1 + Math.floor(rnd() * 300) }));
+    const held: { read: ReturnType<EventStore['readAfter']>; expected: string[] }[] = [];
+    const releaseOne = (at: number) => {
+      const [{ read, expected }] = held.splice(at, 1) as [(typeof held)[number]];
+      assert.deepEqual(read.entries.map((e) => e.json.toString()), expected, `buffer ${b}: a held read's bytes changed before its release`);
+      store.release(read);
+    };
+    for (let op = 0; op < 800; op++) {
+      const roll = rnd();
+      if (roll < 0.6) {
+        const replay = pick(replays);
+        const read = store.readAfter(replay.position, { maxEntries: replay.maxEntries, reader: replay.id });
+        reads++;
+        const from = kept.findIndex((e) => e.timeUs > replay.position);
+        const expected = from < 0 ? [] : kept.slice(from, from + read.entries.length);
+        assert.deepEqual(read.entries.map((e) => `${e.timeUs} ${e.json}`), expected.map((e) => `${e.timeUs} ${e.json}`), `buffer ${b}, op ${op}: replay ${replay.id} after ${replay.position}`);
+        if (from >= 0) assert.ok(read.entries.length > 0, `buffer ${b}, op ${op}: events are stored after ${replay.position} but the read returned none`);
+        if (read.entries.length > 0) replay.position = read.position;
+        held.push({ read, expected: expected.map((e) => e.json.toString()) });
+      } else if (roll < 0.8 && held.length > 0) {
+        releaseOne(Math.floor(rnd() * held.length));
+      } else if (roll < 0.88) {
+        nowMs += pick([100, 1_500, 6_000, 11_000]);
+      } else if (roll < 0.93) {
+        const replay = pick(replays);
+        store.readerDone(replay.id);
+        replay.id = nextReader++;
+      } else if (roll < 0.96 && kept.length > blockEvents) {
+        const removed = await store.trimBefore(kept[Math.floor(rnd() * kept.length * 0.3)]!.timeUs, Infinity);
+        kept = kept.slice(removed);
+      } else {
+        await commitSome(1 + Math.floor(rnd() * blockEvents * 3));
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    }
+    while (held.length > 0) releaseOne(held.length - 1);
+    await store.close();
+  }
+  assert.ok(reads > 2_000, `${reads} reads`);
+});
