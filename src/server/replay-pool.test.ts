@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import pino from 'pino';
 import { tempDir } from '../../test/support/gateway.ts';
+import { waitUntil } from '../../test/support/poll.ts';
 import { EventStore } from '../store/index.ts';
 import { EventCompressor } from './compression.ts';
 import { parseFilter } from './filter.ts';
@@ -44,4 +45,42 @@ test("a replay's reads go to its own worker thread, not to whichever is least bu
   // One at a time, so both threads are always equally idle.
   for (const reader of [7, 8, 7, 8, 7, undefined]) await read(reader);
   assert.deepEqual(readersOf, [[8, 8, undefined], [7, 7, 7]]);
+});
+
+test('a worker thread told that a replay is done keeps no merged blocks for it', async (t) => {
+  const dir = tempDir('contrail-replay-pool-');
+  t.after(() => dir.remove());
+  const store = new EventStore({ dataDir: dir.path, hotLogBytes: 0, blockEvents: 64, fsync: false });
+  const compressor = EventCompressor.fromFile(new URL('../../dictionaries/contrail-v1.zstd-dict', import.meta.url).pathname);
+  const pool = new ReplayPool(1, { location: store.location, blockCacheBytes: store.blockCacheBytes, dictionary: compressor.dictionary, level: compressor.level }, pino({ level: 'silent' }));
+  t.after(async () => {
+    await pool.close();
+    await store.close();
+  });
+  const did = 'did:plc:replaypooltest0000000000';
+  const timeUs = Array.from({ length: 64 * 12 }, (_, i) => 1_000_000 + 2 * i);
+  for (let i = 0; i < timeUs.length; i += 64) {
+    // Two collections, so a block has two partitions and a whole block's read is a merge.
+    const entries = timeUs.slice(i, i + 64).map((t) => ({ timeUs: t, did, kind: 'commit' as const, collection: t % 4 ? 'app.bsky.feed.like' : 'app.bsky.feed.post', json: Buffer.from(`{"did":"${did}","time_us":${t},"kind":"commit"}`) }));
+    await store.commit({ entries, revs: new Map() });
+  }
+  await waitUntil(() => store.sealState.unsealedEvents < 64, 'the events sealed into blocks');
+  await pool.ready();
+  const filter = filterSpecJson(parseFilter({}));
+  const end = timeUs.at(-1)!;
+  const read = async (position: number, maxEntries: number, reader?: number) => {
+    const { sealedEvents, didIndexUsable } = store.indexState;
+    const reply = await pool.read({ position, end, filter, wire: { name: 'v1', zstd: false }, limits: { maxEntries, maxScanned: 10_000, maxBytes: 1 << 20 }, reader, sealedEvents, didIndexUsable });
+    assert.ok('records' in reply);
+    return reply;
+  };
+  await read(0, 1, 3); // replay 3 waits in the first block …
+  for (let position = 0; position < end; ) position = (await read(position, 40, 4)).position; // … while replay 4 reads past it
+  const blockFive = timeUs[64 * 5]! - 1;
+  const kept = await read(blockFive, 1);
+  assert.equal((await read(blockFive, 1)).partitionsRead, kept.partitionsRead, "block 5's merge is kept for replay 3");
+
+  pool.readerDone(3);
+  pool.readerDone(4);
+  assert.ok((await read(blockFive, 1)).partitionsRead > kept.partitionsRead, 'block 5 was decompressed again: nothing kept it once both replays were done');
 });

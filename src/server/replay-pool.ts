@@ -42,6 +42,11 @@ export interface ReplayRequest {
   didIndexUsable: boolean;
 }
 
+/** Tells every worker that a replay reads no more (its subscriber left or moved), so none keeps merges for it. */
+export interface ReaderDoneMessage {
+  readerDone: number;
+}
+
 /** A read's answer: the events as stored records (codec.ts) and, for a zstd wire, their frames. */
 export type ReplayReply = { id: number } & (
   | { trimmed: true }
@@ -54,6 +59,8 @@ export type ReplayReply = { id: number } & (
       /** Wanted events skipped for maxMessageSizeBytes. */
       tooLarge: number;
       inconsistency?: string;
+      /** Block partitions the thread has decompressed so far (its BlockReader's partitionsRead). */
+      partitionsRead: number;
     }
 );
 
@@ -149,6 +156,14 @@ export class ReplayPool {
       slot.pending.set(id, { resolve, reject });
       worker.postMessage({ ...request, id } satisfies ReplayRequest);
     });
+  }
+
+  /**
+   * Replay `reader` reads no more (ReplayReads.reset): every running thread forgets it, as the main
+   * thread's store does, instead of keeping merges for it until READER_TTL_MS has passed.
+   */
+  readerDone(reader: number): void {
+    for (const thread of this.#pool.threads()) thread.postMessage({ readerDone: reader } satisfies ReaderDoneMessage);
   }
 
   /** Reads asked for and not answered yet. */

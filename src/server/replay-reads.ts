@@ -109,6 +109,7 @@ export class ReplayReads {
     const state = this.#states.get(subscriber);
     if (!state) return;
     this.store.readerDone(subscriber.id);
+    this.pool?.readerDone(subscriber.id);
     state.generation++;
     this.#dropBatch(subscriber, state);
     state.answer = undefined;

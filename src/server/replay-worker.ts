@@ -12,7 +12,7 @@ import { encodeRecords, SnapshotReader } from '../store/index.ts';
 import { lowerThreadPriority } from '../threads/index.ts';
 import { EventCompressor } from './compression.ts';
 import { sendsEvent, type SubscriberFilter } from './filter.ts';
-import type { FilterSpec, ReplayReply, ReplayRequest, ReplayWorkerData } from './replay-pool.ts';
+import type { FilterSpec, ReaderDoneMessage, ReplayReply, ReplayRequest, ReplayWorkerData } from './replay-pool.ts';
 import { ndjsonWire, sseWire, v1Wire, v2Wire, type Wire } from './wire.ts';
 
 /** Filters rebuilt from their JSON, most recently used last. */
@@ -90,11 +90,16 @@ function answer(request: ReplayRequest): ReplayReply {
     ...(frames ? { frames } : {}),
     tooLarge,
     ...(read.inconsistency ? { inconsistency: read.inconsistency } : {}),
+    partitionsRead: reader.partitionsRead,
   };
 }
 
 const port = parentPort!;
-port.on('message', (request: ReplayRequest) => {
+port.on('message', (request: ReplayRequest | ReaderDoneMessage) => {
+  if ('readerDone' in request) {
+    reader.readerDone(request.readerDone);
+    return;
+  }
   let reply: ReplayReply | { id: number; error: string };
   try {
     reply = answer(request);

@@ -87,6 +87,16 @@ export class SnapshotReader {
     if (!read.trimmed) this.#leases.release(read);
   }
 
+  /** Replay `reader` (SnapshotReadOptions.reader) reads no more: the whole blocks merged ahead of it are no longer kept for it. */
+  readerDone(reader: number): void {
+    this.#blocks.readerDone(reader);
+  }
+
+  /** Block partitions read and decompressed so far (see BlockReader.partitionsRead). */
+  get partitionsRead(): number {
+    return this.#blocks.partitionsRead;
+  }
+
   close(): Promise<void> {
     return this.#root.close();
   }
