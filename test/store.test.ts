@@ -80,22 +80,23 @@ async function commitInBatches(store: EventStore, entries: Entry[], batchSize: n
 }
 
 /** A store of `blocks` sealed 64-event blocks (and a few events in the tail), with those events. */
-async function sealedBlocks(t: TestContext, blocks: number): Promise<{ store: EventStore; events: Entry[] }> {
-  const store = open(t, { hotLogBytes: 0, blockEvents: 64 });
-  const events = makeEntries(64 * (blocks + 1));
+async function sealedBlocks(t: TestContext, blocks: number, options: { padding?: number; nowMs?: () => number } = {}): Promise<{ store: EventStore; events: Entry[] }> {
+  const store = open(t, { hotLogBytes: 0, blockEvents: 64, ...(options.nowMs ? { nowMs: options.nowMs } : {}) });
+  const events = makeEntries(64 * (blocks + 1), 1_000_000, 0, options.padding ?? 0);
   await commitInBatches(store, events, 320);
   await waitUntil(() => store.sealState.unsealedEvents < 64, 'the events sealed into blocks');
   return { store, events };
 }
 
-/** Replays as `reader` from `position` to the end, 40 events a read; the events it got, by time_us. */
-function replayAs(store: EventStore, reader: number, position: number): Map<number, Entry> {
+/** Replays as `reader` from `position` to the end, 40 events a read; the events it got, by time_us (each read released after it when `release`). */
+function replayAs(store: EventStore, reader: number, position: number, release = false): Map<number, Entry> {
   const got = new Map<number, Entry>();
   for (;;) {
     const read = store.readAfter(position, { maxEntries: 40, reader });
     if (read.entries.length === 0) return got;
     for (const entry of read.entries) got.set(entry.timeUs, entry);
     position = read.position;
+    if (release) store.release(read);
   }
 }
 
@@ -658,21 +659,9 @@ describe('seq: unique, strictly increasing, never reused, resolvable to a time_u
 
   test("a replay quiet for longer than READER_TTL_MS holds no merges back, and the read that forgets it gets intact events", async (t) => {
     let nowMs = 0;
-    const store = open(t, { hotLogBytes: 0, blockEvents: 64, nowMs: () => nowMs });
     // ~2 KB events: a 1 MiB slab holds about 7 blocks, so the 40 blocks span several slabs.
-    const events = makeEntries(64 * 41, 1_000_000, 0, 2_000);
-    await commitInBatches(store, events, 320);
-    await waitUntil(() => store.sealState.unsealedEvents < 64, 'the events sealed into blocks');
-    const replayReleasing = (reader: number, position: number) => {
-      const got = new Map<number, Entry>();
-      for (;;) {
-        const read = store.readAfter(position, { maxEntries: 40, reader });
-        if (read.entries.length === 0) return got;
-        for (const entry of read.entries) got.set(entry.timeUs, entry);
-        position = read.position;
-        store.release(read);
-      }
-    };
+    const { store, events } = await sealedBlocks(t, 40, { padding: 2_000, nowMs: () => nowMs });
+    const replayReleasing = (reader: number, position: number) => replayAs(store, reader, position, true);
     const blockStart = (block: number) => events[64 * block]!.timeUs - 1;
 
     // Replay 1 reads one event and goes quiet; replay 2 passes it, and its merges are kept for replay 1.
