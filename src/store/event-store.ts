@@ -261,9 +261,12 @@ export class EventStore {
       this.#sealedUpTo = key;
     }
     this.#trimmedUpTo = (this.#meta.get(META.trimmedUpTo) as number | undefined) ?? 0;
+    // A run outlives the block that sealed its first events, and that block may since have been
+    // removed by retention: what it holds at or below trimmedUpTo is gone, not unsealed.
+    const tailFloor = Math.max(this.#sealedUpTo, this.#trimmedUpTo);
     for (const { key, value } of this.#tailDb.getRange()) {
       this.#tailRuns.push(key);
-      for (const entry of decodeRecords(value)) if (entry.timeUs > this.#sealedUpTo) this.#tail.push(entry);
+      for (const entry of decodeRecords(value)) if (entry.timeUs > tailFloor) this.#tail.push(entry);
     }
     const newest = this.#tail.at(-1)?.timeUs ?? (this.#sealedUpTo || undefined);
     this.#lastSeq = (this.#meta.get(META.lastSeq) as number | undefined) ?? 0;

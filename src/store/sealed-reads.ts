@@ -151,7 +151,9 @@ export class SealedReader {
 
   /**
    * Merges the DIDs' index ranges in time order. Each range is read up to `batch` keys; where one
-   * stopped early, candidates after its last key are not complete yet, so this read ends there.
+   * stopped early, candidates after its last key are not complete yet, so this read ends there —
+   * as a full read (the caller reads on from its position next time), not as one that reached
+   * `end`, after which the caller would go on to the tail past the sealed events not yet read.
    */
   #readByDid(position: number, end: number, dids: ReadonlySet<string>, plan: Plan, maxScanned: number, visit: Visit, lease: Lease): SealedRead {
     const batch = 512;
@@ -197,7 +199,8 @@ export class SealedReader {
       if (!visit(entry)) return { position, full: true };
       if (++scanned >= maxScanned) return { position, full: true };
     }
-    return { position: Math.max(position, complete), full: false };
+    if (complete < end) return { position: Math.max(position, complete), full: true };
+    return { position: Math.max(position, end), full: false };
   }
 
   #blockHolding(timeUs: number): { end: number; info: BlockInfo } | undefined {
