@@ -61,6 +61,8 @@ export interface EventStoreOptions {
   logger?: Logger;
   /** Milliseconds on a monotonic clock, by which quiet replay readers are forgotten (default performance.now; tests move it). */
   nowMs?: () => number;
+  /** Postings a read takes of each wanted DID's index range (default DID_POSTINGS_PER_READ; tests make it small). */
+  didPostingsPerRead?: number;
 }
 
 /** A tail run's records are at most this long, plus one event (see #tailDb). */
@@ -285,6 +287,7 @@ export class EventStore {
       () => !this.#didIndexBroken,
       () => this.#trimmedUpTo,
       (detail) => this.#didIndexInconsistent(detail),
+      options.didPostingsPerRead,
     );
     if (this.#writable) {
       if (this.#didIndexBroken) this.#rebuildDidIndex();

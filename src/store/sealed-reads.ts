@@ -44,11 +44,6 @@ interface Plan {
   wantsPart: (part: number) => boolean;
 }
 
-/**
- * Reads sealed blocks for one readAfter call: by the per-DID index when the selection names
- * DIDs and the index is selective enough, otherwise block by block, decompressing only the
- * partitions the selection can want.
- */
 /** How many sealed reads took each way (for metrics, and for tests to see the index used). */
 export interface ReadPlanCounts {
   didIndex: number;
@@ -56,6 +51,14 @@ export interface ReadPlanCounts {
   everything: number;
 }
 
+/** Postings one read takes of each wanted DID's index range at most (a read of a busier DID ends there; the next goes on). */
+export const DID_POSTINGS_PER_READ = 512;
+
+/**
+ * Reads sealed blocks for one readAfter call: by the per-DID index when the selection names
+ * DIDs and the index is selective enough, otherwise block by block, decompressing only the
+ * partitions the selection can want.
+ */
 export class SealedReader {
   readonly plans: ReadPlanCounts = { didIndex: 0, partitions: 0, everything: 0 };
   readonly #plans = new WeakMap<Selection, Plan>();
@@ -74,6 +77,8 @@ export class SealedReader {
     /** Events at or below this were trimmed: their index postings may not be removed yet, and are not read. */
     private readonly trimmedUpTo: () => number,
     private readonly onIndexInconsistent: (detail: string) => void,
+    /** DID_POSTINGS_PER_READ; tests make it small, so that small buffers hold DIDs busier than one read. */
+    private readonly didPostingsPerRead = DID_POSTINGS_PER_READ,
   ) {}
 
   /**
@@ -156,7 +161,7 @@ export class SealedReader {
    * `end`, after which the caller would go on to the tail past the sealed events not yet read.
    */
   #readByDid(position: number, end: number, dids: ReadonlySet<string>, plan: Plan, maxScanned: number, visit: Visit, lease: Lease): SealedRead {
-    const batch = 512;
+    const batch = this.didPostingsPerRead;
     const candidates: Array<{ timeUs: number; part: number }> = [];
     let complete = end;
     for (const did of dids) {
