@@ -4,28 +4,38 @@ import type { Entry } from '../events/index.ts';
 
 /** Frames kept per chunk: the events whose sequence numbers share seq / CHUNK_EVENTS. */
 const CHUNK_EVENTS = 256;
-/** Chunks kept, the least recently made dropped first: the frames of the last ~32k sequence numbers compressed subscribers were sent (~6 MB here: chunks of up to 64 KiB for frames of the network's sizes). */
+/** Chunks kept, the least recently made dropped first: the frames of the last ~32k sequence numbers compressed subscribers were sent (~6 MB here: 256 frames of the network's sizes fill ~48 KiB). */
 const CHUNKS_KEPT = 128;
-/** A chunk's first buffer; it doubles while it is too small (256 frames of ~190 B fill 64 KiB). */
-const CHUNK_START_BYTES = 16 * 1024;
+/** A chunk's frames are written side by side into buffers of this size, a new one when the next frame might not fit. */
+const BUFFER_BYTES = 16 * 1024;
 
-/** The frames of up to CHUNK_EVENTS consecutive sequence numbers, side by side in one buffer. */
+const EMPTY = Buffer.alloc(0);
+
+/** The frames of up to CHUNK_EVENTS consecutive sequence numbers. */
 class FrameChunk {
-  bytes = Buffer.allocUnsafeSlow(CHUNK_START_BYTES);
+  /** Its sequence numbers are id * CHUNK_EVENTS and on (-1: none yet). */
+  id = -1;
+  /** The buffer its next frame is written into, at `used`; the frames before keep theirs. */
+  bytes = EMPTY;
   used = 0;
-  /** Frame i is bytes[bounds[2i], bounds[2i + 1]); an empty range: not made yet (a zstd frame is never empty). */
-  readonly bounds = new Int32Array(2 * CHUNK_EVENTS);
   /** Frame i's event's time_us: a sequence number names an event only within one store. */
   readonly timeUs = new Float64Array(CHUNK_EVENTS);
+  /** Frame i: a view of the buffer it was written into, handed to every subscriber it is sent to; undefined: not made yet. */
+  readonly frames: Array<Uint8Array | undefined> = new Array<Uint8Array | undefined>(CHUNK_EVENTS).fill(undefined);
 
-  /** Makes room for `bytes` more: a larger buffer (frames handed out before keep the old one). */
+  /** Empties it for the chunk `id` (the frames handed out keep their buffers). */
+  reuse(id: number): void {
+    this.id = id;
+    this.bytes = EMPTY;
+    this.used = 0;
+    this.frames.fill(undefined);
+  }
+
+  /** Makes room for `bytes` more: a new buffer when they might not fit. */
   reserve(bytes: number): void {
     if (this.bytes.length - this.used >= bytes) return;
-    let size = this.bytes.length * 2;
-    while (size - this.used < bytes) size *= 2;
-    const grown = Buffer.allocUnsafeSlow(size);
-    this.bytes.copy(grown, 0, 0, this.used);
-    this.bytes = grown;
+    this.bytes = Buffer.allocUnsafeSlow(Math.max(BUFFER_BYTES, bytes));
+    this.used = 0;
   }
 }
 
@@ -35,17 +45,27 @@ class FrameChunk {
  * dictionaries (Jetstream's Go client does) can pick the right one. An event is compressed at
  * most once while its frame is kept, and shared by every compressed subscriber.
  *
- * Frames are kept by the event's sequence number, a chunk of consecutive ones to a buffer, not
- * one Buffer each on the Entry: twenty replays keep their events alive for a second or so, and a
+ * Frames are kept by the event's sequence number, a chunk of consecutive ones written side by
+ * side into shared buffers, not one Buffer each on the Entry: twenty replays keep their events alive for a second or so, and a
  * frame object per event (with the property holding it) was a fifth of what survived the
  * gateway's young-generation collections, each survivor copied by every one of them
  * (bench/replay-live --survivors). The frames handed out are views of a chunk, never written
- * again: a transport that queues them (`ws`) keeps them intact.
+ * again: a transport that queues them (`ws`) keeps them intact. Each frame has one view, kept
+ * beside it and handed to every subscriber it goes to: a view per send was the largest thing
+ * twenty replays allocated, and a live event went to each compressed subscriber as a view of its
+ * own where it had been one shared Buffer. The chunks sit in an array, reused in the order they
+ * were made, not in a Map: V8 moves a long-lived Map's outgrown tables to the old
+ * generation still pointing at what they held, which kept the store's merged blocks alive through
+ * young collections.
  */
 export class EventCompressor {
   readonly dictionaryId: number;
   readonly #context = new binding.CCtx();
-  readonly #chunks = new Map<number, FrameChunk>();
+  /** Up to CHUNKS_KEPT, made as needed, then reused in turn from #next (the least recently made first). */
+  readonly #chunks: FrameChunk[] = [];
+  #next = 0;
+  /** The chunk the last frame came from: consecutive frames mostly share one. */
+  #last = new FrameChunk();
   #scratch = Buffer.alloc(0);
 
   constructor(
@@ -64,7 +84,7 @@ export class EventCompressor {
 
   /** Chunks of frames held now: at most CHUNKS_KEPT. */
   get keptChunks(): number {
-    return this.#chunks.size;
+    return this.#chunks.length;
   }
 
   static fromFile(path: string, level?: number): EventCompressor {
@@ -91,22 +111,31 @@ export class EventCompressor {
     if (seq === undefined) return this.compress(entry.json);
     const id = Math.floor(seq / CHUNK_EVENTS);
     const slot = seq - id * CHUNK_EVENTS;
-    const at = 2 * slot;
-    let chunk = this.#chunks.get(id);
+    let chunk = this.#last.id === id ? this.#last : this.#find(id);
     if (chunk === undefined) {
-      this.#chunks.set(id, (chunk = new FrameChunk()));
-      if (this.#chunks.size > CHUNKS_KEPT) this.#chunks.delete(this.#chunks.keys().next().value!);
-    } else if (chunk.bounds[at + 1] !== 0 && chunk.timeUs[slot] === entry.timeUs) {
-      return chunk.bytes.subarray(chunk.bounds[at], chunk.bounds[at + 1]);
+      if (this.#chunks.length < CHUNKS_KEPT) this.#chunks.push((chunk = new FrameChunk()));
+      else chunk = this.#chunks[this.#next]!;
+      chunk.reuse(id);
+      this.#next = (this.#next + 1) % CHUNKS_KEPT;
+    } else {
+      const frame = chunk.frames[slot];
+      if (frame !== undefined && chunk.timeUs[slot] === entry.timeUs) {
+        this.#last = chunk;
+        return frame;
+      }
     }
+    this.#last = chunk;
     chunk.reserve(binding.compressBound(entry.json.length));
     const start = chunk.used;
     chunk.used += this.#context.compress2(chunk.bytes.subarray(start), entry.json);
-    chunk.bounds[at] = start;
-    chunk.bounds[at + 1] = chunk.used;
     chunk.timeUs[slot] = entry.timeUs;
-    return chunk.bytes.subarray(start, chunk.used);
+    return (chunk.frames[slot] = chunk.bytes.subarray(start, chunk.used));
   };
+
+  #find(id: number): FrameChunk | undefined {
+    for (const chunk of this.#chunks) if (chunk.id === id) return chunk;
+    return undefined;
+  }
 
   /** `bytes` as one zstd frame of its own (compressed into a reused buffer, then copied out at its size). */
   compress(bytes: Uint8Array): Buffer {
