@@ -14,11 +14,14 @@
  *    baseline checks every client's filter for every event and stamps time_us when it sends,
  *    so its figure leaves out decoding and the LMDB commit that contrail's includes.
  *  - ratio: total JSON bytes / total zstd bytes over held-out real events, one frame per event.
+ *
+ *   npx tsx bench/fanout.ts [--cases json,zstd,deflate,latency,ratio]   (all by default)
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -331,7 +334,10 @@ function ratioRows(): Row[] {
   });
 }
 
-export async function run(): Promise<Row[]> {
+const CASES = ['json', 'zstd', 'deflate', 'latency', 'ratio'] as const;
+type Case = (typeof CASES)[number];
+
+export async function run(cases: readonly Case[] = CASES): Promise<Row[]> {
   const entries = syntheticEntries(BURST);
   const rows: Row[] = [];
   const burstRow = (name: string, burst: Burst, peer: Burst): Row => ({
@@ -340,10 +346,10 @@ export async function run(): Promise<Row[]> {
     'frames/s': Math.round(burst.rate),
     'vs ws': `${(burst.rate / peer.rate).toFixed(2)}×`,
     // CPU µs per frame × 1,000 frames/s = µs per second; / 10⁴ = % of one core.
-    'CPU %core per 1k frames/s': ((burst.cpuMicrosPerFrame * 1000) / 1e4).toFixed(2),
+    'CPU %core per 1k frames/s': ((burst.cpuMicrosPerFrame * 1000) / 1e4).toFixed(3),
     'bytes/event': Math.round(burst.bytesPerFrame),
   });
-  for (const compression of ['json', 'zstd', 'deflate'] as const) {
+  for (const compression of (['json', 'zstd', 'deflate'] as const).filter((which) => cases.includes(which))) {
     progress(`throughput, ${compression}: contrail`);
     const ours = await contrailThroughput(entries, compression, 'uws');
     const oursWs = compression === 'deflate' ? await contrailThroughput(entries, compression, 'ws') : undefined;
@@ -353,25 +359,33 @@ export async function run(): Promise<Row[]> {
     if (oursWs) rows.push(burstRow(`contrail (ws transport: deflated once, shared), ${compression}`, oursWs, peer));
     rows.push(burstRow(`ws broadcast, ${compression}`, peer, peer));
   }
+  if (cases.includes('latency')) rows.push(...(await latencyRows()));
+  return cases.includes('ratio') ? [...rows, ...ratioRows()] : rows;
+}
+
+async function latencyRows(): Promise<Row[]> {
   progress('latency: contrail');
   const contrailSamples = await contrailLatency();
   progress('latency: ws');
   const wsSamples = await wsLatency(syntheticEntries(2_000, 9));
-  for (const [name, samples] of [
-    ['contrail latency, ingest→client', contrailSamples],
-    ['ws broadcast latency, send→client', wsSamples],
-  ] as const) {
-    rows.push({
-      bench: 'latency',
-      case: `${name}, ${LATENCY_RATE} ev/s, ${CLIENTS} clients`,
-      frames: samples.length,
-      'p50 ms': (percentile(samples, 50) / 1000).toFixed(2),
-      'p99 ms': (percentile(samples, 99) / 1000).toFixed(2),
-    });
-  }
-  return [...rows, ...ratioRows()];
+  return (
+    [
+      ['contrail latency, ingest→client', contrailSamples],
+      ['ws broadcast latency, send→client', wsSamples],
+    ] as const
+  ).map(([name, samples]) => ({
+    bench: 'latency',
+    case: `${name}, ${LATENCY_RATE} ev/s, ${CLIENTS} clients`,
+    frames: samples.length,
+    'p50 ms': (percentile(samples, 50) / 1000).toFixed(2),
+    'p99 ms': (percentile(samples, 99) / 1000).toFixed(2),
+  }));
 }
 
 if (fileURLToPath(import.meta.url) === process.argv[1]) {
-  printTable(`fanout: median of ${RUNS} bursts of ${BURST} events; latency over ${LATENCY_SECONDS}s; ratio on held-out events`, await run());
+  const { values } = parseArgs({ options: { cases: { type: 'string', default: CASES.join(',') } } });
+  const cases = values.cases.split(',');
+  const unknown = cases.filter((which) => !(CASES as readonly string[]).includes(which));
+  if (unknown.length > 0) throw new Error(`--cases: unknown ${unknown.join(', ')} (known: ${CASES.join(', ')})`);
+  printTable(`fanout: median of ${RUNS} bursts of ${BURST} events; latency over ${LATENCY_SECONDS}s; ratio on held-out events`, await run(cases as Case[]));
 }

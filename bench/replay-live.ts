@@ -3,7 +3,8 @@
  * read on worker threads (--replay-workers 1) beside the same replays read on the main thread
  * (--replay-workers 0) and beside no replays at all, in the same run.
  *
- *   npx tsx bench/replay-live.ts [--events 1000000] [--seconds 10] [--warmup 3] [--runs 3] [--replays 20] [--cases live,main,worker] [--hot-log-mib 64] [--profile DIR] [--survivors DIR] [--tail]
+ *   npx tsx bench/replay-live.ts [--events 1000000] [--seconds 10] [--warmup 3] [--runs 3] [--replays 20] [--cases live,main,worker]
+ *     [--buffer DIR] [--hot-log-mib 64] [--relay child|in-process] [--profile DIR] [--survivors DIR [--allocations]] [--tail]
  *
  * With --tail, the gateway's and the live clients' main threads are recorded in the window
  * (bench/loop-gaps.ts: a 1 ms timer, the thread's CPU and run-queue time, GC pauses by kind), and a
@@ -25,9 +26,12 @@
  * The sites that allocated the most of it are printed per run; the profiles are written to DIR.
  *
  * A buffer of --events events with the network's mix (bench/day-events.ts) is written once
- * through the EventStore; each case starts a gateway (uWS) on a fresh copy of it, fed by a local
- * relay at 2,000 frames/s of synthetic firehose commits (decoded, committed to LMDB, published:
- * the whole ingest path). 20 unfiltered live clients (one child process) sample latency as
+ * through the EventStore (and kept in --buffer DIR for later runs); each case starts a gateway
+ * (uWS) on a fresh copy of it, fed by a local relay at 2,000 frames/s of synthetic firehose
+ * commits (decoded, committed to LMDB, published: the whole ingest path). The relay runs in a
+ * child process of its own (bench/replay-live-relay.ts), as a deployed gateway's relay is not in
+ * its process; `--relay in-process` runs it on the gateway's main thread, as before session 11
+ * (its sends and pacing were 5–7 % of that thread). 20 unfiltered live clients (one child process) sample latency as
  * arrival − time_us; --replays clients (another child process, a quarter of them compressed)
  * replay from cursor=0, the oldest event, for the whole window. The window follows --warmup
  * seconds of the same live feed (the replays already running), so it measures a warm gateway. The
@@ -44,13 +48,16 @@ import { constants, monitorEventLoopDelay, PerformanceObserver } from 'node:perf
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { wallClockMicros } from '../src/events/clock.ts';
+import { fork, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
 import { FakeRelay } from '../test/support/fake-relay.ts';
 import { startTestGateway, tempDir } from '../test/support/gateway.ts';
-import { SyntheticFirehose } from '../test/support/synthetic.ts';
 import { Clients, paced, percentile } from './fanout.ts';
 import { GapRecorder, spentIn, type Gaps, type Spent } from './loop-gaps.ts';
 import { splitByStage, type Profile, type Stages } from './profile-split.ts';
 import { replayBuffer } from './replay-buffer.ts';
+import { relayFrames } from './replay-live-relay.ts';
 import { median, printTable, type Row } from './table.ts';
 
 const { values } = parseArgs({
@@ -74,10 +81,14 @@ const { values } = parseArgs({
     survivors: { type: 'string' },
     // With --survivors: keep every allocation, not only the survivors (where the young generation fills from).
     allocations: { type: 'boolean', default: false },
+    // Where the relay runs: a child process of its own (child), or the gateway's process (in-process, as before session 11).
+    relay: { type: 'string', default: 'child' },
     // Split the live tail's time into GC, running, waiting for a core, asleep (gateway and live clients' processes).
     tail: { type: 'boolean', default: false },
   },
 });
+if (values.allocations && !values.survivors) throw new Error('--allocations needs --survivors DIR (the heap profiler it changes runs only with it)');
+if (values.relay !== 'child' && values.relay !== 'in-process') throw new Error(`--relay: child or in-process, not ${values.relay}`);
 const EVENTS = Number(values.events);
 const SECONDS = Number(values.seconds);
 const WARMUP_SECONDS = Number(values.warmup);
@@ -136,7 +147,7 @@ interface Sample {
   /** Of those, the scavenges (young-generation collections): how many, and their median pause, ms. */
   scavenges: number;
   scavengeMedian: number;
-  /** CPU used in the window, % of one core: this process (gateway, relay), the live clients' and the replay clients' processes. */
+  /** CPU used in the window, % of one core: this process (the gateway, and with --relay in-process the relay), the live clients' and the replay clients' processes. */
   cpuServer: number;
   cpuLive: number;
   cpuReplay: number;
@@ -279,23 +290,71 @@ function stallsByStage(profile: Profile, gaps: Gaps): Map<string, number> {
   return splitByStage(profile, STAGES, (at) => stalls.some(([from, to]) => at + wallMinusMonotonic > from && at + wallMinusMonotonic <= to));
 }
 
+/** The gateway's relay: started per case, fed frames[from, from + count) at `rate`. */
+interface Upstream {
+  start(): Promise<string>;
+  connected(): Promise<void>;
+  push(from: number, count: number, rate: number): Promise<void>;
+  stop(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A FakeRelay in this (the gateway's) process. */
+function relayInProcess(frames: Array<{ seq: number; bytes: Uint8Array }>): Upstream {
+  let relay: FakeRelay | undefined;
+  return {
+    start: async () => (relay = await FakeRelay.start()).url,
+    connected: () => relay!.waitForConnections(1),
+    push: (from, count, rate) => paced(count, rate, (i) => relay!.push(frames[from + i]!)),
+    stop: async () => relay?.stop(),
+    close: async () => {},
+  };
+}
+
+/** A FakeRelay in a child process (bench/replay-live-relay.ts), making the same frames. */
+async function relayInChild(count: number): Promise<Upstream> {
+  const child: ChildProcess = fork(fileURLToPath(new URL('./replay-live-relay.ts', import.meta.url)), [String(count)], { execArgv: ['--import', 'tsx'] });
+  const next = async (type: string): Promise<any> => {
+    for (;;) {
+      const [message] = await once(child, 'message');
+      if ((message as { type: string }).type === type) return message;
+    }
+  };
+  const ask = (message: object, answer: string) => {
+    const answered = next(answer);
+    child.send(message);
+    return answered;
+  };
+  await next('ready');
+  return {
+    start: async () => (await ask({ type: 'start' }, 'started')).url,
+    connected: () => ask({ type: 'connected' }, 'connected'),
+    push: (from, count, rate) => ask({ type: 'push', from, count, rate }, 'pushed'),
+    stop: () => ask({ type: 'stop' }, 'stopped'),
+    close: async () => {
+      child.disconnect();
+      await once(child, 'exit');
+    },
+  };
+}
+
 function progress(text: string): void {
   process.stderr.write(`replay-live: ${text}\n`);
 }
 
-async function runCase(which: Case, buffer: string, frames: Array<{ seq: number; bytes: Uint8Array }>, run: number): Promise<Sample> {
+async function runCase(which: Case, buffer: string, relay: Upstream, frameCount: number, run: number): Promise<Sample> {
   const dir = tempDir('contrail-replay-live-');
   const dataDir = join(dir.path, 'data');
   cpSync(buffer, dataDir, { recursive: true });
-  const relay = await FakeRelay.start();
+  const relayUrl = await relay.start();
   const gateway = await startTestGateway(
-    relay.url,
+    relayUrl,
     dataDir,
     { transport: 'uws', replayWorkers: which.replayWorkers, hotCacheBytes: Number(values['hot-log-mib']) * MB, maxSubscribers: 1_000, maxConnectionsPerIp: 1_000 },
     // Replaying clients fall far behind the tip by design: never dropped, never pinged out.
     { hub: { slowWindowMs: 3_600_000, pingIntervalMs: 3_600_000 } },
   );
-  await relay.waitForConnections(1);
+  await relay.connected();
   await gateway.server.replayPool?.ready();
   const url = `ws://127.0.0.1:${gateway.port}/subscribe`;
   const live = await Clients.open(Array(LIVE_CLIENTS).fill(url), { latency: true });
@@ -304,7 +363,7 @@ async function runCase(which: Case, buffer: string, frames: Array<{ seq: number;
   const replaying = which.replays > 0 ? await Clients.open(replayUrls, { countOnly: true }) : undefined;
   // The warm-up's frames, live as the window's; the replays, opened before it, are under way when the window starts.
   const warmupFrames = RATE * WARMUP_SECONDS;
-  await paced(warmupFrames, RATE, (i) => relay.push(frames[i]!));
+  await relay.push(0, warmupFrames, RATE);
   await new Promise((resolve) => setTimeout(resolve, 100));
   // The server's part of each live event's latency: its publish to every live socket is done when
   // this listener runs (the hub's, registered first, has sent it).
@@ -334,7 +393,7 @@ async function runCase(which: Case, buffer: string, frames: Array<{ seq: number;
   const survivorSampler = values.survivors ? await startSurvivorSampling() : undefined;
   const cpuBefore = process.cpuUsage();
   const started = performance.now();
-  await paced(frames.length - warmupFrames, RATE, (i) => relay.push(frames[warmupFrames + i]!));
+  await relay.push(warmupFrames, frameCount - warmupFrames, RATE);
   const elapsedMs = performance.now() - started;
   const cpu = process.cpuUsage(cpuBefore);
   const profile = profiler ? await saveProfile(profiler, join(values.profile!, `${which.key}-${run + 1}.cpuprofile`)) : undefined;
@@ -365,7 +424,7 @@ async function runCase(which: Case, buffer: string, frames: Array<{ seq: number;
   await gateway.stop();
   await relay.stop();
   dir.remove();
-  if (samples.length < (frames.length - warmupFrames) * LIVE_CLIENTS * 0.9) throw new Error(`${which.name}: only ${samples.length} latency samples`);
+  if (samples.length < (frameCount - warmupFrames) * LIVE_CLIENTS * 0.9) throw new Error(`${which.name}: only ${samples.length} latency samples`);
   const cpuPercent = (micros: number) => (micros / (elapsedMs * 1000)) * 100;
   return {
     ...(stages ? { stages } : {}),
@@ -394,16 +453,18 @@ async function runCase(which: Case, buffer: string, frames: Array<{ seq: number;
 }
 
 const bufferDir = await replayBuffer(EVENTS, RATE, values.buffer, progress);
-progress(`making ${(RATE * (WARMUP_SECONDS + SECONDS)).toLocaleString('en-US')} upstream frames`);
-const frames = new SyntheticFirehose({ seed: 5, accounts: 20_000 }).frames(RATE * (WARMUP_SECONDS + SECONDS));
+const frameCount = RATE * (WARMUP_SECONDS + SECONDS);
+progress(`making ${frameCount.toLocaleString('en-US')} upstream frames (the relay: ${values.relay})`);
+const relay = values.relay === 'child' ? await relayInChild(frameCount) : relayInProcess(relayFrames(frameCount));
 const results = new Map<string, Sample[]>(CASES.map((c) => [c.name, []]));
 for (let run = 0; run < RUNS; run++) {
   // Alternating order, so no case always runs on the warmest (or most loaded) machine.
   for (const which of run % 2 === 0 ? CASES : [...CASES].reverse()) {
     progress(`run ${run + 1}/${RUNS}: ${which.name}`);
-    results.get(which.name)!.push(await runCase(which, bufferDir.path, frames, run));
+    results.get(which.name)!.push(await runCase(which, bufferDir.path, relay, frameCount, run));
   }
 }
+await relay.close();
 bufferDir.remove();
 
 const rows: Row[] = CASES.map((which) => {
