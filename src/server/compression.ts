@@ -46,17 +46,17 @@ class FrameChunk {
  * most once while its frame is kept, and shared by every compressed subscriber.
  *
  * Frames are kept by the event's sequence number, a chunk of consecutive ones written side by
- * side into shared buffers, not one Buffer each on the Entry: twenty replays keep their events alive for a second or so, and a
- * frame object per event (with the property holding it) was a fifth of what survived the
- * gateway's young-generation collections, each survivor copied by every one of them
- * (bench/replay-live --survivors). The frames handed out are views of a chunk, never written
- * again: a transport that queues them (`ws`) keeps them intact. Each frame has one view, kept
- * beside it and handed to every subscriber it goes to: a view per send was the largest thing
- * twenty replays allocated, and a live event went to each compressed subscriber as a view of its
- * own where it had been one shared Buffer. The chunks sit in an array, reused in the order they
- * were made, not in a Map: V8 moves a long-lived Map's outgrown tables to the old
- * generation still pointing at what they held, which kept the store's merged blocks alive through
- * young collections.
+ * side into shared buffers, not one Buffer each on the Entry: twenty replays keep their events
+ * alive for a second or so, and a frame object per event (with the property holding it) was a
+ * fifth of what survived the gateway's young-generation collections, each survivor copied by
+ * every one of them (bench/replay-live --survivors). The frames handed out are views of a
+ * chunk's buffers, never written again: a transport that queues them (`ws`) keeps them intact.
+ * Each frame has one view, kept beside it and handed to every subscriber it goes to: a view per
+ * send was the largest thing twenty replays allocated, and a live event went to each compressed
+ * subscriber as a view of its own where it had been one shared Buffer. The chunks sit in an
+ * array, reused in the order they were made, not in a Map: V8 moves a long-lived Map's outgrown
+ * tables to the old generation still pointing at what they held, which kept the store's merged
+ * blocks alive through young collections.
  */
 export class EventCompressor {
   readonly dictionaryId: number;
