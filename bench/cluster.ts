@@ -105,8 +105,8 @@ class Setup {
     const cluster = this.nats
       ? ['--nats', this.nats.urls.join(','), '--nats-replicas', String(this.nats.servers.length), '--nats-lease', `${this.leaseMs}ms`, '--node-id', `node${i}`]
       : [];
-    const env = this.hopsDir ? { CONTRAIL_CLUSTER_HOPS: this.hopsFile(i) } : undefined;
-    const node = ContrailProcess.serve(['--upstream', this.relay.url, '--data-dir', dir, '--max-connections-per-ip', '5000', ...cluster], { env });
+    const hops = this.hopsDir ? ['--nats-hop-timing', this.hopsFile(i)] : [];
+    const node = ContrailProcess.serve(['--upstream', this.relay.url, '--data-dir', dir, '--max-connections-per-ip', '5000', ...cluster, ...hops]);
     this.dataDirs.set(node, dir);
     this.nodes[i] = node;
     return node;

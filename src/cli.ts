@@ -112,6 +112,7 @@ function toConfig(flags: InferredOptionTypes<typeof SERVE_OPTIONS>): GatewayConf
             leaseMs: flags['nats-lease'],
             name: flags['nats-name'],
             nodeId: flags['node-id'] ?? `${hostname()}-${process.pid}`,
+            hopTimingFile: flags['nats-hop-timing'],
           },
   };
 }

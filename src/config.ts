@@ -357,6 +357,11 @@ export const SERVE_OPTIONS = {
   'nats-lease': { type: 'string', default: '5s', describe: 'Ingest leader lease: failover starts at most this long after a leader dies', coerce: parseDuration },
   'nats-name': { type: 'string', default: 'contrail', describe: 'Names the stream and lease bucket, so several clusters can share one NATS' },
   'node-id': { type: 'string', describe: "This node's name in the cluster (logs, lease holder)", defaultDescription: 'hostname-pid' },
+  'nats-hop-timing': {
+    type: 'string',
+    describe: "For bench/cluster.ts --hops: at exit, write to this file when each batch passed each of the cluster's hops, and the collections",
+    defaultDescription: 'none',
+  },
 } as const satisfies Record<string, Options>;
 
 export const INSPECT_OPTIONS = {

@@ -4,7 +4,7 @@ import { DeliverPolicy, type ConsumerMessages } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
 import type { Batch, EventStore } from '../store/index.ts';
 import type { ClusterConnection } from './nats.ts';
-import { hops, nowUs } from './hop-timing.ts';
+import { nowUs, type HopLog } from './hop-timing.ts';
 import { decodeStreamRecord } from './stream-record.ts';
 
 const POSITION_FILE = 'cluster-position.json';
@@ -51,6 +51,8 @@ export class StreamFollower {
     private readonly dataDir: string,
     private readonly logger: Logger,
     private readonly onApplied: (seq: number) => void = () => {},
+    /** Times each batch's hops (bench/cluster --hops). */
+    private readonly hops?: HopLog,
   ) {}
 
   /** The stream seq of the newest batch in the local buffer. */
@@ -148,7 +150,7 @@ export class StreamFollower {
     if (!this.#isInBuffer(batch)) {
       // The store commits synchronously: the batch is in the buffer (or failed) when this returns.
       this.store.commitAssigned(batch).catch((err: Error) => this.logger.warn({ err: err.message, firstSeq, lastSeq }, 'committing an appended batch failed; it is applied when the stream delivers it'));
-      hops?.mark(batch, 'committedUs');
+      this.hops?.mark(batch, 'committedUs');
     }
     if (this.#isInBuffer(batch)) this.#advance(lastSeq);
     // Without a consumer during the term (pause), a batch the buffer did not take is read from the stream.
@@ -186,6 +188,7 @@ export class StreamFollower {
   }
 
   async #apply(messages: ConsumerMessages): Promise<void> {
+    const { hops } = this;
     for await (const message of messages) {
       this.#read = message.seq;
       this.#pending = message.info.pending;

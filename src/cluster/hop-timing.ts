@@ -3,11 +3,12 @@ import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import type { Batch } from '../store/index.ts';
 
 /**
- * Opt-in timing of a batch's hops through the cluster, for bench/cluster's `--hops`: with
- * CONTRAIL_CLUSTER_HOPS set to a file, a node writes there at exit (not while it runs: the write
- * would be one of the pauses measured) when each batch passed each hop, its garbage collections
- * and its event loop's delay, all in µs on the clock time_us is read from. Unset — as in
- * production — `hops` is undefined and each hop costs one optional call that does nothing.
+ * Opt-in timing of a batch's hops through the cluster, for bench/cluster's `--hops`: started with
+ * `--nats-hop-timing <file>` (a flag, like every other setting), a node writes there at exit
+ * (not while it runs: the write would be one of the pauses measured) when each batch passed each
+ * hop, its garbage collections and its event loop's delay, all in µs on the clock time_us is read
+ * from. Without the flag — as in production — the cluster's parts hold no HopLog and each hop
+ * costs one optional call that does nothing.
  *
  * On the leader a batch is cut (handed to the stream), encoded, acknowledged by the stream and
  * committed to the local buffer; on a follower it was stored by nats-server (the message's
@@ -28,7 +29,7 @@ export interface HopFile {
 
 export const nowUs = (): number => (performance.timeOrigin + performance.now()) * 1000;
 
-class HopLog {
+export class HopLog {
   readonly #batches: HopRecord[] = [];
   readonly #byBatch = new WeakMap<Batch, HopRecord>();
   readonly #gc: HopFile['gc'] = [];
@@ -73,5 +74,3 @@ class HopLog {
     writeFileSync(this.file, JSON.stringify(file));
   }
 }
-
-export const hops: HopLog | undefined = process.env.CONTRAIL_CLUSTER_HOPS ? new HopLog(process.env.CONTRAIL_CLUSTER_HOPS) : undefined;

@@ -38,7 +38,7 @@
  * lease.ts (the ingest lease), stream-writer.ts (fenced appends), follower.ts (stream → local
  * buffer), leadership.ts (terms: fence, catch up, ingest, step down), metrics.ts (leader, terms,
  * applied seq), node.ts (a node's wiring), hop-timing.ts (per-batch hop times for bench/cluster
- * --hops, off unless CONTRAIL_CLUSTER_HOPS names a file).
+ * --hops, off unless --nats-hop-timing names a file).
  */
 export type { ClusterOptions } from './nats.ts';
 export { joinCluster, type ClusterNode } from './node.ts';

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { Batch, EventStore } from '../store/index.ts';
-import { hops } from './hop-timing.ts';
+import type { HopLog } from './hop-timing.ts';
 import type { LeaderLease } from './lease.ts';
 import type { StreamFollower } from './follower.ts';
 import { CutOffBatchError, DeposedError, type StreamWriter } from './stream-writer.ts';
@@ -33,6 +33,8 @@ export interface LeadershipOptions {
   onLeaderChange?(leading: boolean): void;
   /** Counts events dropped because they do not fit a NATS message even alone. */
   onOversizedEvents?(count: number): void;
+  /** Times each batch's hops (bench/cluster --hops). */
+  hops?: HopLog;
 }
 
 /**
@@ -136,7 +138,7 @@ export class Leadership {
         this.options.onOversizedEvents?.(1);
       }
       for (const entry of batch.entries) entry.seq = ++numbered;
-      hops?.cut(batch);
+      this.options.hops?.cut(batch);
       // Two appends in flight: this batch goes out now, and the reader builds the next while
       // it travels; the commit is done when the one before it is in the buffer.
       const previous = this.#lastAppend;

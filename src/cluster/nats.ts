@@ -16,6 +16,8 @@ export interface ClusterOptions {
   /** Names the stream, subject and lease bucket, so several contrail clusters can share one NATS. */
   name: string;
   nodeId: string;
+  /** Where to write the batches' hop timings at exit (hop-timing.ts), for bench/cluster's `--hops`; none in production. */
+  hopTimingFile?: string;
 }
 
 export interface ClusterConnection {

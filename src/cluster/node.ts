@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Batch, EventStore } from '../store/index.ts';
+import { HopLog } from './hop-timing.ts';
 import { Leadership, type IngestRun } from './leadership.ts';
 import { LeaderLease } from './lease.ts';
 import { createClusterMetrics } from './metrics.ts';
@@ -30,15 +31,17 @@ export async function joinCluster(
 ): Promise<ClusterNode> {
   const connection = await openCluster(options, logger);
   const metrics = createClusterMetrics(registry);
-  const follower = new StreamFollower(connection, store, dataDir, logger, (seq) => metrics.appliedSeq.set(seq));
+  const hops = options.hopTimingFile === undefined ? undefined : new HopLog(options.hopTimingFile);
+  const follower = new StreamFollower(connection, store, dataDir, logger, (seq) => metrics.appliedSeq.set(seq), hops);
   await follower.start();
   const leadership = new Leadership({
     lease: new LeaderLease(connection.lease, options.nodeId),
-    writer: new StreamWriter(connection.nc, connection.js, connection.jsm, connection.streamName, connection.subject, options.nodeId, (firstSeq, lastSeq, batch) => follower.ownAppend(firstSeq, lastSeq, batch)),
+    writer: new StreamWriter(connection.nc, connection.js, connection.jsm, connection.streamName, connection.subject, options.nodeId, (firstSeq, lastSeq, batch) => follower.ownAppend(firstSeq, lastSeq, batch), hops),
     follower,
     store,
     leaseMs: options.leaseMs,
     logger,
+    hops,
     startIngest,
     onLeaderChange(leading) {
       metrics.leading.set(leading ? 1 : 0);

@@ -3,7 +3,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import type { Entry } from '../events/index.ts';
 import type { Batch } from '../store/index.ts';
-import { hops } from './hop-timing.ts';
+import type { HopLog } from './hop-timing.ts';
 import { encodeBatchRecords, encodeStreamRecord, fitsOneRecord } from './stream-record.ts';
 
 /** Room left in each message for the headers NATS counts against max_payload (expected-last-sequence and the like). */
@@ -61,6 +61,8 @@ export class StreamWriter {
     private readonly nodeId: string,
     /** Told of each batch the stream acknowledged, with the seqs of its first and last part (the follower applies it without decoding). */
     private readonly onAppended: (firstSeq: number, lastSeq: number, batch: Batch) => void,
+    /** Times each batch's hops (bench/cluster --hops). */
+    private readonly hops?: HopLog,
   ) {}
 
   /** The largest stream record the connected server accepts, headers aside. */
@@ -120,7 +122,7 @@ export class StreamWriter {
    */
   async append(batch: Batch): Promise<number> {
     const parts = encodeBatchRecords(this.nodeId, batch, this.maxRecordBytes);
-    hops?.mark(batch, 'encodedUs');
+    this.hops?.mark(batch, 'encodedUs');
     const after = this.#tailSeq;
     let predecessor = this.#tailMsgId;
     const ids = parts.map(() => this.#nextMsgId());
@@ -140,7 +142,7 @@ export class StreamWriter {
         throw err;
       }
     }
-    hops?.mark(batch, 'ackedUs');
+    this.hops?.mark(batch, 'ackedUs');
     this.onAppended(after + 1, after + parts.length, batch);
     return after + parts.length;
   }
