@@ -49,7 +49,10 @@ import type { HopFile, HopRecord } from '../src/cluster/hop-timing.ts';
 import { median, printTable, type Row } from './table.ts';
 
 const SEED = 21;
-const INGEST_FRAMES = 40_000;
+/** The frames every section uses; the ingest section's warm-up is their events. */
+const FRAMES = 40_000;
+/** The ingest section's backlog: long enough that the warm-up is a small part of it. */
+const BACKLOG_FRAMES = 200_000;
 const LATENCY_RATE = 2_000;
 const LATENCY_SECONDS = 5;
 const LATENCY_WARMUP_SECONDS = 2;
@@ -190,13 +193,17 @@ function cpuSeconds(pid: number): number {
 }
 
 interface CatchUp {
-  /** Events per wall-clock second until every node holds the backlog. */
+  /** Events per wall-clock second until every node holds the backlog: the whole catch-up, from a cold start. */
   rate: number;
   /** Events per wall-clock second until the leader holds it (it commits its own batches when the stream acknowledges them). */
   leaderRate: number;
-  /** Events per CPU second of the busiest contrail process (the leader): what one core sustains, whatever else runs. */
-  perBusiestCpuSecond: number;
-  /** CPU ms per 1,000 events, every contrail and NATS process together (not the relay). */
+  /** Events per CPU second of the leader (the busiest contrail process) over the whole catch-up: what one free core would sustain. */
+  perLeaderCpuSecond: number;
+  /** The same three over the sustained window: from when every node holds the warm-up's events until the end. */
+  sustained: { rate: number; leaderRate: number; perLeaderCpuSecond: number };
+  /** Events/s until every node holds the first warm-up's worth of events, then each next such span (the last may be shorter): how the rate moves along the backlog. */
+  spans: number[];
+  /** CPU ms per 1,000 events in the sustained window, every contrail and NATS process together (not the relay). */
   cpuMsPerThousand: number;
   /** The same, process by process: the leader, the other node(s), the NATS server(s), and this process (the relay, polling /stats). */
   cpuMsPerThousandBy: { leader: number; followers: number; nats: number; relay: number };
@@ -205,8 +212,21 @@ interface CatchUp {
   eventsPerMessage?: number;
 }
 
-/** A catch-up on the backlog (see the header): from the relay's connection until every node holds it. */
-async function catchUp(topology: Topology, frames: SyntheticFrame[]): Promise<CatchUp> {
+/** A look at every node during a catch-up: when, each node's events since the start, every process's CPU seconds so far. */
+interface Sample {
+  at: number;
+  events: number[];
+  done: boolean[];
+  cpu: number[];
+  relayCpu: number;
+}
+
+/**
+ * A catch-up on the backlog (see the header): from the relay's connection until every node holds
+ * it, whole and over the sustained window, which starts at the first look (every 50 ms) at which
+ * every node holds at least `warmupEvents` of it.
+ */
+async function catchUp(topology: Topology, frames: SyntheticFrame[], warmupEvents: number): Promise<CatchUp> {
   const setup = await Setup.start(topology, 2);
   try {
     setup.push(frames.slice(0, 1));
@@ -219,30 +239,70 @@ async function catchUp(topology: Topology, frames: SyntheticFrame[]): Promise<Ca
     const stopped = [...setup.nodes];
     stopped.forEach((node, i) => setup.launch(i, setup.dataDirs.get(node)));
     while (setup.relay.cursors.length === connections) await new Promise((resolve) => setTimeout(resolve, 2));
-    const started = performance.now();
-    const relayCpuAtStart = process.cpuUsage();
     const natsPids = (setup.nats?.servers ?? []).map((server) => server.process!.pid!);
-    const cpuAtStart = [...setup.nodes.map((node) => cpuSeconds(node.child.pid!)), ...natsPids.map(cpuSeconds)];
+    const pids = [...setup.nodes.map((node) => node.child.pid!), ...natsPids];
+    const relayCpu = () => {
+      const used = process.cpuUsage();
+      return (used.user + used.system) / 1e6;
+    };
+    const first: Sample = { at: performance.now(), events: setup.nodes.map(() => 0), done: setup.nodes.map(() => false), cpu: pids.map(cpuSeconds), relayCpu: relayCpu() };
     await Promise.all(setup.nodes.map((node) => node.waitServing(60_000)));
     const leaderIndex = await setup.leader();
-    const settledAt = await Promise.all(setup.nodes.map((node) => setup.settled(node).then(() => performance.now())));
-    const seconds = (performance.now() - started) / 1000;
-    const cpu = [...setup.nodes.map((node) => cpuSeconds(node.child.pid!)), ...natsPids.map(cpuSeconds)].map((used, i) => used - cpuAtStart[i]!);
-    const relayCpu = process.cpuUsage(relayCpuAtStart);
-    const events = (await stats(setup.nodes[0]!.port)).eventCount - before;
-    const perThousand = (cpuSeconds: number) => (cpuSeconds * 1000 * 1000) / events;
-    const nodeCpu = cpu.slice(0, setup.nodes.length);
+    const samples = [first];
+    const deadline = Date.now() + 600_000;
+    while (!samples.at(-1)!.done.every(Boolean)) {
+      if (Date.now() > deadline) throw new Error(`the nodes did not reach upstream seq ${setup.lastSeq}\n${setup.nodes.map((node) => node.tail(20)).join('\n')}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const nodeStats = await Promise.all(
+        setup.nodes.map((node) =>
+          stats(node.port).catch((err: Error) => {
+            throw new Error(`node stopped answering (${err.message})\n${node.tail(40)}`);
+          }),
+        ),
+      );
+      samples.push({
+        at: performance.now(),
+        events: nodeStats.map((nodeStat) => nodeStat.eventCount - before),
+        done: nodeStats.map((nodeStat) => (nodeStat.upstreamCursor?.seq ?? 0) >= setup.lastSeq),
+        cpu: pids.map(cpuSeconds),
+        relayCpu: relayCpu(),
+      });
+    }
+    const last = samples.at(-1)!;
+    const events = last.events[leaderIndex]!;
+    const leaderDone = samples.find((sample) => sample.done[leaderIndex])!;
+    const warm = samples.find((sample) => Math.min(...sample.events) >= warmupEvents);
+    if (!warm || warm === last) throw new Error(`the backlog (${events} events) ends before the sustained window: give more frames than the warm-up`);
+    const nodeCount = setup.nodes.length;
+    const leaderCpu = (from: Sample, to: Sample) => to.cpu[leaderIndex]! - from.cpu[leaderIndex]!;
+    const windowEvents = events - Math.min(...warm.events);
+    const perThousand = (cpuSeconds: number) => (cpuSeconds * 1000 * 1000) / windowEvents;
+    const cpuBetween = (from: number, to: number) => last.cpu.slice(from, to).reduce((sum, used, i) => sum + used - warm.cpu[from + i]!, 0);
+    const nodesCpu = cpuBetween(0, nodeCount);
     const streamAfter = await streamState(setup);
+    const spans: number[] = [];
+    for (let from = first; from !== last; ) {
+      const spanEnd = Math.min(...from.events) + warmupEvents;
+      const to = samples.find((sample) => Math.min(...sample.events) >= spanEnd) ?? last;
+      spans.push((Math.min(...to.events) - Math.min(...from.events)) / ((to.at - from.at) / 1000));
+      from = to;
+    }
     return {
-      rate: events / seconds,
-      leaderRate: events / ((settledAt[leaderIndex]! - started) / 1000),
-      perBusiestCpuSecond: events / Math.max(...nodeCpu),
-      cpuMsPerThousand: perThousand(cpu.reduce((sum, used) => sum + used, 0)),
+      spans,
+      rate: events / ((last.at - first.at) / 1000),
+      leaderRate: events / ((leaderDone.at - first.at) / 1000),
+      perLeaderCpuSecond: events / leaderCpu(first, last),
+      sustained: {
+        rate: windowEvents / ((last.at - warm.at) / 1000),
+        leaderRate: (events - warm.events[leaderIndex]!) / ((leaderDone.at - warm.at) / 1000),
+        perLeaderCpuSecond: (events - warm.events[leaderIndex]!) / leaderCpu(warm, last),
+      },
+      cpuMsPerThousand: perThousand(nodesCpu + cpuBetween(nodeCount, pids.length)),
       cpuMsPerThousandBy: {
-        leader: perThousand(nodeCpu[leaderIndex]!),
-        followers: perThousand(nodeCpu.reduce((sum, used) => sum + used, 0) - nodeCpu[leaderIndex]!),
-        nats: perThousand(cpu.slice(setup.nodes.length).reduce((sum, used) => sum + used, 0)),
-        relay: perThousand((relayCpu.user + relayCpu.system) / 1e6),
+        leader: perThousand(leaderCpu(warm, last)),
+        followers: perThousand(nodesCpu - leaderCpu(warm, last)),
+        nats: perThousand(cpuBetween(nodeCount, pids.length)),
+        relay: perThousand(last.relayCpu - warm.relayCpu),
       },
       ...(streamBefore &&
         streamAfter && {
@@ -449,10 +509,10 @@ const ms = (micros: number) => (micros / 1000).toFixed(2);
 const SECTIONS = ['ingest', 'latency', 'fanout', 'failover'];
 
 /** Runs the named sections (all by default: the whole run takes many minutes). */
-export async function run(sections = new Set(SECTIONS), runCount = RUNS, timeHops = false): Promise<Row[]> {
+export async function run(sections = new Set(SECTIONS), runCount = RUNS, timeHops = false, backlogFrames = BACKLOG_FRAMES): Promise<Row[]> {
   const missing = natsServerMissing();
   if (missing) return [{ bench: 'cluster', case: `skipped: ${missing}` }];
-  const frames = preparedFrames(INGEST_FRAMES, { seed: SEED, accounts: 20_000 });
+  const frames = preparedFrames(FRAMES, { seed: SEED, accounts: 20_000 });
   const events = frames.reduce((sum, frame) => sum + frame.events, 0);
   const rows: Row[] = [];
   // Each row also goes to stderr as soon as it is measured: the whole run takes many minutes.
@@ -464,23 +524,32 @@ export async function run(sections = new Set(SECTIONS), runCount = RUNS, timeHop
   };
 
   if (sections.has('ingest')) {
+    const backlog = preparedFrames(backlogFrames, { seed: SEED, accounts: 20_000 });
+    const backlogEvents = backlog.reduce((sum, frame) => sum + frame.events, 0);
     const inProcess: number[] = [];
     const runs = await takingTurns('ingest', runCount, async (topology) => {
-      if (topology === TOPOLOGIES[0]) inProcess.push(await inProcessIngest(frames));
-      return catchUp(topology, frames);
+      if (topology === TOPOLOGIES[0]) inProcess.push(await inProcessIngest(backlog));
+      const run = await catchUp(topology, backlog, events);
+      progress(`events/s in spans of ${events.toLocaleString('en-US')} events: ${run.spans.map((rate) => Math.round(rate).toLocaleString('en-US')).join(', ')}`);
+      return run;
     });
-    const perLeaderCpuSecond = (topology: Topology) => median(runs.get(topology)!.map((run) => run.perBusiestCpuSecond));
+    const medianFor = (topology: Topology, value: (run: CatchUp) => number) => median(runs.get(topology)!.map(value));
+    const vsSingle = (topology: Topology, value: (run: CatchUp) => number) => `${(medianFor(topology, value) / medianFor(TOPOLOGIES[0]!, value)).toFixed(2)}×`;
     for (const [topology, results] of runs) {
       const medianOf = (value: (run: CatchUp) => number | undefined) => median(results.map(value).filter((v): v is number => v !== undefined));
       const clustered = topology.natsServers > 0;
+      const whole = (run: CatchUp) => run.perLeaderCpuSecond;
+      const sustained = (run: CatchUp) => run.sustained.perLeaderCpuSecond;
       add({
         bench: 'ingest',
-        case: `${topology.name}: catch-up on ${events.toLocaleString('en-US')} events, until every node holds them`,
-        'events/s': Math.round(medianOf((run) => run.rate)),
-        'events/s, leader': clustered ? Math.round(medianOf((run) => run.leaderRate)) : '',
-        'events per CPU-s of the leader': Math.round(perLeaderCpuSecond(topology)),
-        'vs single': `${(perLeaderCpuSecond(topology) / perLeaderCpuSecond(TOPOLOGIES[0]!)).toFixed(2)}×`,
-        'CPU ms per 1k events, all processes': Math.round(medianOf((run) => run.cpuMsPerThousand)),
+        case: `${topology.name}: catch-up on ${backlogEvents.toLocaleString('en-US')} events until every node holds them; sustained: after the first ${events.toLocaleString('en-US')}`,
+        'events/s sustained (whole)': `${Math.round(medianOf((run) => run.sustained.rate)).toLocaleString('en-US')} (${Math.round(medianOf((run) => run.rate)).toLocaleString('en-US')})`,
+        'events/s until the leader holds them, sustained (whole)': clustered
+          ? `${Math.round(medianOf((run) => run.sustained.leaderRate)).toLocaleString('en-US')} (${Math.round(medianOf((run) => run.leaderRate)).toLocaleString('en-US')})`
+          : '',
+        'events per CPU-s of the leader, sustained (whole)': `${Math.round(medianFor(topology, sustained)).toLocaleString('en-US')} (${Math.round(medianFor(topology, whole)).toLocaleString('en-US')})`,
+        'vs single, sustained (whole)': `${vsSingle(topology, sustained)} (${vsSingle(topology, whole)})`,
+        'CPU ms per 1k events, all processes, sustained': Math.round(medianOf((run) => run.cpuMsPerThousand)),
         'of it leader / follower / NATS': clustered
           ? [(run: CatchUp) => run.cpuMsPerThousandBy.leader, (run: CatchUp) => run.cpuMsPerThousandBy.followers, (run: CatchUp) => run.cpuMsPerThousandBy.nats]
               .map((part) => Math.round(medianOf(part)))
@@ -493,9 +562,9 @@ export async function run(sections = new Set(SECTIONS), runCount = RUNS, timeHop
     }
     add({
       bench: 'ingest',
-      case: `in-process ingest path (decode, events, Ingester, EventStore; no socket, server or stream) on the same ${events.toLocaleString('en-US')} events`,
-      'events per CPU-s of the leader': Math.round(median(inProcess)),
-      'vs single': `${(median(inProcess) / perLeaderCpuSecond(TOPOLOGIES[0]!)).toFixed(2)}×`,
+      case: `in-process ingest path (decode, events, Ingester, EventStore; no socket, server or stream) on the same ${backlogEvents.toLocaleString('en-US')} events, whole`,
+      'events per CPU-s of the leader, sustained (whole)': `(${Math.round(median(inProcess)).toLocaleString('en-US')})`,
+      'vs single, sustained (whole)': `(${(median(inProcess) / medianFor(TOPOLOGIES[0]!, (run) => run.perLeaderCpuSecond)).toFixed(2)}×)`,
     });
   }
 
@@ -573,10 +642,15 @@ export async function run(sections = new Set(SECTIONS), runCount = RUNS, timeHop
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const { values, positionals: named } = parseArgs({ allowPositionals: true, options: { runs: { type: 'string', default: String(RUNS) }, hops: { type: 'boolean', default: false } } });
+  const { values, positionals: named } = parseArgs({
+    allowPositionals: true,
+    options: { runs: { type: 'string', default: String(RUNS) }, hops: { type: 'boolean', default: false }, backlog: { type: 'string', default: String(BACKLOG_FRAMES) } },
+  });
   const runs = Number(values.runs);
   if (!Number.isInteger(runs) || runs < 1) throw new Error(`--runs ${values.runs}: give a whole number of runs, 1 or more`);
+  const backlog = Number(values.backlog);
+  if (!Number.isInteger(backlog) || backlog <= FRAMES) throw new Error(`--backlog ${values.backlog}: give a whole number of frames above the warm-up's ${FRAMES}`);
   const unknown = named.filter((section) => !SECTIONS.includes(section));
   if (unknown.length > 0) throw new Error(`unknown section ${unknown.join(', ')}: choose from ${SECTIONS.join(', ')}`);
-  printTable('cluster: contrail processes on NATS JetStream beside the single process, same run', await run(named.length > 0 ? new Set(named) : undefined, runs, values.hops));
+  printTable('cluster: contrail processes on NATS JetStream beside the single process, same run', await run(named.length > 0 ? new Set(named) : undefined, runs, values.hops, backlog));
 }

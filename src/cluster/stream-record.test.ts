@@ -38,6 +38,15 @@ test('a batch that fits is one record, without the part flag', () => {
   assert.deepEqual(record!.batch.entries, batch.entries);
 });
 
+test("a decoded batch's entries own their fields: the DID and collection are strings, not read later from the message (which would keep it alive as long as the store keeps the entry)", () => {
+  const [record] = decoded(encodeBatchRecords('a', batchOf(3), MAX_BYTES));
+  for (const entry of record!.batch.entries) {
+    for (const field of ['did', 'collection', 'kind', 'timeUs', 'seq'] as const) {
+      assert.notEqual(Object.getOwnPropertyDescriptor(entry, field)?.value, undefined, `${field} is a value of the entry itself`);
+    }
+  }
+});
+
 test('a batch over the limit is split at event boundaries into parts that each fit and add up to it', () => {
   const batch = batchOf(3_000);
   const records = encodeBatchRecords('a', batch, MAX_BYTES);
