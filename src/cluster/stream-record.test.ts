@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
+import { compress } from 'zstd-napi';
 import type { Entry } from '../events/index.ts';
 import type { Batch } from '../store/index.ts';
 import { decodeStreamRecord, encodeBatchRecords, fitsOneRecord } from './stream-record.ts';
@@ -45,6 +46,24 @@ test("a decoded batch's entries own their fields: the DID and collection are str
       assert.notEqual(Object.getOwnPropertyDescriptor(entry, field)?.value, undefined, `${field} is a value of the entry itself`);
     }
   }
+});
+
+test('a batch in the layout older leaders appended (the events\' fields in the JSON header) is still read', () => {
+  const batch = batchOf(5);
+  const header = Buffer.from(
+    JSON.stringify({
+      node: 'old',
+      cursor: batch.cursor,
+      revs: [...batch.revs],
+      entries: batch.entries.map(({ json: _json, ...fields }) => fields),
+      lengths: batch.entries.map((entry) => entry.json.byteLength),
+    }),
+  );
+  const length = Buffer.alloc(4);
+  length.writeUInt32LE(header.byteLength);
+  const [record] = decoded([Buffer.concat([Buffer.from('B'), compress(Buffer.concat([length, header, ...batch.entries.map((entry) => entry.json)]))])]);
+  assert.equal(record!.node, 'old');
+  assert.deepEqual(record!.batch, batch);
 });
 
 test('a batch over the limit is split at event boundaries into parts that each fit and add up to it', () => {

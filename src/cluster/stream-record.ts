@@ -1,6 +1,6 @@
 import { compress, decompress } from 'zstd-napi';
 import type { Entry } from '../events/index.ts';
-import type { Batch } from '../store/index.ts';
+import { decodeRecords, encodeRecords, type Batch } from '../store/index.ts';
 
 /**
  * What one message of the cluster's event stream holds: a batch of events exactly as the leader
@@ -16,11 +16,10 @@ import type { Batch } from '../store/index.ts';
  */
 export type StreamRecord = { type: 'batch'; node: string; batch: Batch; more: boolean } | { type: 'leader'; node: string };
 
-const BATCH = 0x42; // 'B'
+const BATCH = 0x52; // 'R': the events as stored records
+/** The layout before (events' fields in the JSON header): read, never written, so that a stream an older leader filled is still followed. */
+const JSON_FIELDS_BATCH = 0x42; // 'B'
 const LEADER = 0x4c; // 'L'
-
-/** An entry's fields other than its bytes, whatever the events stage puts there (time_us, seq, …). */
-type EntryFields = Omit<Entry, 'json'>;
 
 interface BatchHeader {
   /** The leader that appended it: for logs and for checking fencing. */
@@ -29,31 +28,36 @@ interface BatchHeader {
   more?: true;
   cursor?: Batch['cursor'];
   revs: Array<[string, string]>;
-  entries: EntryFields[];
+}
+
+/** The older layout's header: every event's fields other than its JSON, and the JSON's lengths. */
+interface JsonFieldsHeader extends BatchHeader {
+  entries: Array<Omit<Entry, 'json'>>;
   lengths: number[];
 }
 
 /**
- * Batch layout: 'B', then one zstd frame of [u32 header length][header JSON][each event's JSON].
- * One frame per batch compresses repeated keys and DIDs across events (about 5× on real traffic),
- * which is what the stream's disk holds for its whole retention.
+ * Batch layout: 'R', then one zstd frame of [u32 header length][header JSON][the events as the
+ * store records them (codec.ts: time_us, seq, kind, DID, collection, JSON)]. The events' fields
+ * travel in the store's binary record, which the store's codec writes in one pass into one buffer
+ * and reads back without a JSON parse (a JSON list of every event's fields, before, cost the
+ * leader and every follower several µs an event). One frame per batch compresses repeated keys
+ * and DIDs across events (about 5× on real traffic), which is what the stream's disk holds for
+ * its whole retention.
  */
 export function encodeStreamRecord(record: StreamRecord): Uint8Array {
   if (record.type === 'leader') return Buffer.concat([Buffer.of(LEADER), Buffer.from(JSON.stringify({ node: record.node }))]);
   const { entries, cursor, revs } = record.batch;
-  const header: BatchHeader = {
-    node: record.node,
-    ...(record.more && { more: true }),
-    cursor,
-    revs: [...revs],
-    entries: entries.map(({ json: _json, ...fields }) => fields),
-    lengths: entries.map((entry) => entry.json.byteLength),
-  };
-  const headerBytes = Buffer.from(JSON.stringify(header));
-  const prefix = Buffer.alloc(4);
-  prefix.writeUInt32LE(headerBytes.byteLength);
-  const body = compress(Buffer.concat([prefix, headerBytes, ...entries.map((entry) => entry.json)]), { compressionLevel: 1 });
-  return Buffer.concat([Buffer.of(BATCH), body]);
+  const header: BatchHeader = { node: record.node, ...(record.more && { more: true }), cursor, revs: [...revs] };
+  const headerText = JSON.stringify(header);
+  const headerBytes = Buffer.byteLength(headerText);
+  const records = encodeRecords(entries, (size) => Buffer.allocUnsafe(4 + headerBytes + size).subarray(4 + headerBytes));
+  // The records were written after room for the header: the whole is one buffer, copied by nothing.
+  const body = Buffer.from(records.buffer, records.byteOffset - 4 - headerBytes, 4 + headerBytes + records.byteLength);
+  body.writeUInt32LE(headerBytes, 0);
+  body.write(headerText, 4);
+  const compressed = compress(body, { compressionLevel: 1 });
+  return Buffer.concat([Buffer.of(BATCH), compressed]);
 }
 
 export function decodeStreamRecord(bytes: Uint8Array): StreamRecord {
@@ -62,16 +66,25 @@ export function decodeStreamRecord(bytes: Uint8Array): StreamRecord {
     const { node } = JSON.parse(data.subarray(1).toString()) as { node: string };
     return { type: 'leader', node };
   }
-  if (data[0] !== BATCH) throw new Error(`unknown stream record type 0x${(data[0] ?? 0).toString(16)}`);
+  if (data[0] !== BATCH && data[0] !== JSON_FIELDS_BATCH) throw new Error(`unknown stream record type 0x${(data[0] ?? 0).toString(16)}`);
   const body = decompress(data.subarray(1));
   const headerLength = body.readUInt32LE(0);
-  const header = JSON.parse(body.subarray(4, 4 + headerLength).toString()) as BatchHeader;
-  let offset = 4 + headerLength;
-  const entries = header.entries.map((fields, i) => {
-    const length = header.lengths[i]!;
-    const entry = { ...fields, json: body.subarray(offset, offset + length) } as Entry;
-    offset += length;
-    return entry;
+  const header = JSON.parse(body.toString('utf8', 4, 4 + headerLength)) as BatchHeader;
+  if (data[0] === JSON_FIELDS_BATCH) return decodeJsonFieldsBatch(header as JsonFieldsHeader, body, 4 + headerLength);
+  // Plain entries (the codec's read the DID and the collection lazily from the body, holding on to
+  // it): their JSON are views of the body until the store copies them into its own records.
+  const entries = decodeRecords(body.subarray(4 + headerLength)).map(
+    (read): Entry => ({ timeUs: read.timeUs, seq: read.seq, did: read.did, kind: read.kind, collection: read.collection, json: read.json }),
+  );
+  return { type: 'batch', node: header.node, batch: { entries, revs: new Map(header.revs), ...(header.cursor && { cursor: header.cursor }) }, more: header.more === true };
+}
+
+function decodeJsonFieldsBatch(header: JsonFieldsHeader, body: Buffer, eventsAt: number): StreamRecord {
+  let offset = eventsAt;
+  const entries = header.entries.map((fields, i): Entry => {
+    const json = body.subarray(offset, offset + header.lengths[i]!);
+    offset += json.byteLength;
+    return { ...fields, json };
   });
   if (offset !== body.byteLength) throw new Error(`batch record has ${body.byteLength - offset} trailing bytes`);
   return { type: 'batch', node: header.node, batch: { entries, revs: new Map(header.revs), ...(header.cursor && { cursor: header.cursor }) }, more: header.more === true };
@@ -91,7 +104,13 @@ interface PartContent {
   revs: Array<[string, string]>;
 }
 
-/** About what an event's or a rev's share of a record's header costs before compression. */
+/** The older layout's header: every event's fields other than its JSON, and the JSON's lengths. */
+interface JsonFieldsHeader extends BatchHeader {
+  entries: Array<Omit<Entry, 'json'>>;
+  lengths: number[];
+}
+
+/** About what an event's fields in its stored record (time_us to collection: ~75 bytes) and a rev in the header cost before compression, with room to spare. */
 const ENTRY_FIELDS_BYTES = 120;
 const REV_BYTES = 90;
 
