@@ -2,16 +2,19 @@
  * bench/cluster: what the cluster mode costs and gives, beside the single process in the same run.
  * Every contrail here is a real `contrail serve` child process; NATS is Debian's nats-server on
  * 127.0.0.1, one server (R1) or a three-server cluster (R3). Frames are made before anything is
- * timed (the synthetic firehose makes a few hundred a second here: making them on the fly capped
- * every figure at its pace), and the same frames feed every topology.
+ * timed and kept between runs (bench/frames.ts: about 1 ms a frame, so making them on the fly
+ * capped every figure at its pace), and the same frames feed every topology.
  *
- *  - ingest: a catch-up. The nodes read one frame, stop, and the relay is filled with a backlog;
- *    restarted, the (leader) node resumes from its cursor and the relay sends the backlog as fast
- *    as the socket takes it. Events/s from the relay's connection until every node holds the
- *    backlog: in a cluster that is relay → leader → stream → every node's buffer; and, apart, until
- *    the leader holds it (its publish rate: a follower that lags shows as the difference). Beside
- *    it, from /proc, events per CPU second of the busiest process (the leader: what one free core
- *    would sustain, whatever else the machine runs) and the CPU per 1,000 events of every process,
+ *  - ingest: a catch-up. The nodes read one frame, stop, and the relay is filled with a backlog
+ *    (--backlog frames, 200,000 by default); restarted, the (leader) node resumes from its cursor
+ *    and the relay sends the backlog as fast as the socket takes it. Events/s until every node
+ *    holds the backlog: in a cluster that is relay → leader → stream → every node's buffer; and,
+ *    apart, until the leader holds it (its publish rate: a follower that lags shows as the
+ *    difference). Each is given sustained — over the window after every node holds the first
+ *    40,000 frames' events (the warm-up: JIT, the young generation's growth, first seals, the
+ *    consumer's start) — and, in brackets, for the whole catch-up from the relay's connection.
+ *    Beside it, from /proc, events per CPU second of the leader (what one free core would
+ *    sustain, whatever else the machine runs) and the CPU per 1,000 events of every process in the window,
  *    together and one by one (leader, follower, nats-servers, and this process, which is the
  *    relay); what the stream stored per event and how many events a message carried; and, as the
  *    ceiling, the same frames through the ingest path inside this process.
@@ -24,8 +27,8 @@
  *  - failover: kill -9 of the leader; how long a client of another node waits for the first
  *    event read by the new leader.
  *
- * `npx tsx bench/cluster.ts [ingest] [latency] [fanout] [failover] [--runs N] [--hops]` runs only the
- * named sections, each N times (3 by default; fewer while exploring). `--hops` has every node of the
+ * `npx tsx bench/cluster.ts [ingest] [latency] [fanout] [failover] [--runs N] [--backlog N] [--hops]`
+ * runs only the named sections, each N times (3 by default; fewer while exploring). `--hops` has every node of the
  * latency runs time each batch's hops (src/cluster/hop-timing.ts) and adds, per topology and node,
  * where the measured window's events spent their time until they were in that node's buffer
  * (medians over the runs of each hop's p50 and p99 over events), and the node's collections.
