@@ -7,7 +7,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { pino } from 'pino';
-import { SubscriberBackfill, type BackfillContext } from '../src/backfill/index.ts';
+import { Registry } from 'prom-client';
+import { createBackfillMetrics, SubscriberBackfill, type BackfillContext } from '../src/backfill/index.ts';
 import type { Entry } from '../src/events/index.ts';
 import { EventStore } from '../src/store/index.ts';
 import { tempDir } from './support/gateway.ts';
@@ -49,7 +50,7 @@ test('a busy repo\'s catch-up keeps every stored commit newer than its snapshot,
   const context = {
     snapshots: { get: async () => ({ did: BUSY, rev: snapshotRev, commitCid: 'bafysnapshot', records: [], skipped: 0, bytes: 0, since: requestedAt }) },
     store,
-    metrics: { recordsSent: { inc: () => {} }, repos: { inc: () => {} } },
+    metrics: createBackfillMetrics(new Registry()),
     logger: pino({ level: 'silent' }),
   } as unknown as BackfillContext;
   // The subscriber has examined (withheld) everything stored while the snapshot was fetched.

@@ -11,7 +11,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { pino } from 'pino';
-import { BackfillFailure, SubscriberBackfill, type BackfillContext } from '../src/backfill/index.ts';
+import { Registry } from 'prom-client';
+import { BackfillFailure, createBackfillMetrics, SubscriberBackfill, type BackfillContext } from '../src/backfill/index.ts';
 import type { Entry, EventKind } from '../src/events/index.ts';
 import { EventStore } from '../src/store/index.ts';
 import { tempDir } from './support/gateway.ts';
@@ -53,12 +54,15 @@ async function backfillAcrossATrim(t: test.TestContext, settle: 'snapshot' | 'fa
   const context = {
     snapshots: { get: () => new Promise((resolve, reject) => (settleFetch = { resolve, reject })) },
     store,
-    metrics: { recordsSent: { inc: () => {} }, repos: { inc: () => {} } },
+    metrics: createBackfillMetrics(new Registry()),
     logger: pino({ level: 'silent' }),
   } as unknown as BackfillContext;
-  // The subscriber replays on meanwhile (withholding the repo's events): it is at the tip.
+  // The subscriber replays on meanwhile, past the repo's events (withheld, as the hub asks for each
+  // event it would send): it is at the tip.
   const backfill = new SubscriberBackfill(context, () => true, () => output(), () => store.hotLog.newest, 1);
   backfill.request([REPO], requestedAt);
+  const passed = store.readAfter(requestedAt, { maxEntries: 1_000 });
+  assert.deepEqual(passed.entries.filter((entry) => backfill.withholds(entry)), owed, "the repo's events are withheld");
   // The fetch started at the tip (SnapshotSource.#fetch: since = tip()), far ahead of requestedAt.
   const since = store.hotLog.newest;
 

@@ -18,8 +18,8 @@ export interface BackfillContext {
 }
 
 type RepoState =
-  /** Its live events are withheld; the catch-up re-reads them from the store. */
-  | { phase: 'fetching'; requestedAt: number; abort: AbortController }
+  /** Its live events are withheld (the first at firstWithheld); the catch-up re-reads them from the store. */
+  | { phase: 'fetching'; requestedAt: number; abort: AbortController; firstWithheld?: number }
   /** Snapshot sent: commit events at or below its rev are already reflected in it. */
   | { phase: 'done'; rev: string }
   /** No snapshot: live events flow as if no backfill had been asked for. */
@@ -96,7 +96,10 @@ export class SubscriberBackfill {
   withholds(entry: Entry): boolean {
     const state = this.#repos.get(entry.did);
     if (!state || state.phase === 'failed') return false;
-    if (state.phase === 'fetching') return true;
+    if (state.phase === 'fetching') {
+      state.firstWithheld = Math.min(state.firstWithheld ?? Infinity, entry.timeUs);
+      return true;
+    }
     if (entry.kind !== 'commit') return false;
     const rev = commitRev(entry.json);
     return rev !== undefined && rev <= state.rev;
@@ -116,8 +119,12 @@ export class SubscriberBackfill {
       const item = this.#outbox[0];
       if (item === undefined) break;
       if ('ready' in item) {
-        this.#ready.push(...item.ready);
-        for (let i = 0; i < item.ready.length; i++) this.#readyDids.push(item.did);
+        // The filter is asked again as they are sent: an options_update may have come since the catch-up was read.
+        for (const out of item.ready) {
+          if (!Buffer.isBuffer(out) && !this.wants(out)) continue;
+          this.#ready.push(out);
+          this.#readyDids.push(item.did);
+        }
         this.#outbox.shift();
         continue;
       }
@@ -161,7 +168,7 @@ export class SubscriberBackfill {
     const state = this.#repos.get(did);
     if (this.#closed || state?.phase !== 'fetching') return;
     const { store, metrics } = this.context;
-    if (snapshot.since < store.trimmedUpTo) {
+    if (snapshot.since < store.trimmedUpTo || this.#withheldTrimmed(state)) {
       this.#failed(did, new BackfillFailure('buffer_trimmed', 'the buffer no longer holds the live events since the snapshot was taken'));
       return;
     }
@@ -198,9 +205,17 @@ export class SubscriberBackfill {
     return found;
   }
 
+  /** Retention removed events withheld from the subscriber during the fetch: the catch-up can no longer send them. */
+  #withheldTrimmed(state: Extract<RepoState, { phase: 'fetching' }>): boolean {
+    return state.firstWithheld !== undefined && state.firstWithheld <= this.context.store.trimmedUpTo;
+  }
+
   #failed(did: string, failure: BackfillFailure): void {
     const state = this.#repos.get(did);
     if (this.#closed || state?.phase !== 'fetching') return;
+    if (failure.reason !== 'buffer_trimmed' && this.#withheldTrimmed(state)) {
+      failure = new BackfillFailure('buffer_trimmed', `${failure.message}; and the buffer no longer holds the live events withheld meanwhile`);
+    }
     this.#repos.set(did, { phase: 'failed' });
     this.context.metrics.repos.inc({ result: failure.reason });
     this.context.logger.info({ subscriber: this.subscriberId, did, reason: failure.reason, message: failure.message }, 'backfill of a repo failed');

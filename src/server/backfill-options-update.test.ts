@@ -11,7 +11,7 @@ import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { tempDir } from '../../test/support/gateway.ts';
 import { waitUntil } from '../../test/support/poll.ts';
-import type { BackfillContext, SnapshotSource } from '../backfill/index.ts';
+import { createBackfillMetrics, type BackfillContext, type SnapshotSource } from '../backfill/index.ts';
 import type { Entry } from '../events/index.ts';
 import { EventStore } from '../store/index.ts';
 import { EventCompressor } from './compression.ts';
@@ -61,7 +61,7 @@ test('after an options_update that drops a collection, a backfill\'s catch-up se
   const context = {
     snapshots,
     store,
-    metrics: { recordsSent: { inc: () => {} }, repos: { inc: () => {} } },
+    metrics: createBackfillMetrics(new Registry()),
     logger: pino({ level: 'silent' }),
   } as unknown as BackfillContext;
   const hub = new SubscriberHub({ store, logger: pino({ level: 'silent' }), metrics: new ServerMetrics(new Registry(), () => []), backfill: context });
