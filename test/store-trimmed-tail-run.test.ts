@@ -43,6 +43,6 @@ test('a block retention removed stays removed after a restart, though the tail r
   assert.deepEqual(reopened.oldest(), { timeUs: all[BLOCK]!.timeUs, seq: BLOCK + 1 }, 'the oldest event is the oldest one retention kept');
   assert.equal(reopened.span().eventCount, 2, 'only the two events retention kept');
   // A v2 seq cursor inside the removed block must be too old (CursorTooOld), not resolve to a time_us retention passed.
-  const resolved = reopened.timeUsAtSeq(2);
+  const resolved = reopened.atSeq(2)?.timeUs;
   assert.ok(resolved === undefined || resolved > reopened.trimmedUpTo, `seq 2 resolves to time_us ${resolved}, at or below trimmedUpTo ${reopened.trimmedUpTo}`);
 });

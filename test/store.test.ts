@@ -528,16 +528,16 @@ describe('seq: unique, strictly increasing, never reused, resolvable to a time_u
     assert.deepEqual(more.map((e) => e.seq), [11, 12]);
   });
 
-  test('timeUsAtSeq: each seq resolves to its event; a trimmed seq to the oldest kept; a future seq to undefined', async (t) => {
+  test('atSeq: each seq resolves to its event; a trimmed seq to the oldest kept; a future seq to undefined', async (t) => {
     const store = open(t, { hotLogBytes: 0 });
     const events = makeEntries(300);
     await commitInBatches(store, events, 40);
-    for (const event of events) assert.equal(store.timeUsAtSeq(event.seq!), event.timeUs, `seq ${event.seq}`);
-    assert.equal(store.timeUsAtSeq(0), events[0]!.timeUs);
-    assert.equal(store.timeUsAtSeq(301), undefined, 'no event has it yet: the cursor is live');
+    for (const event of events) assert.equal(store.atSeq(event.seq!)?.timeUs, event.timeUs, `seq ${event.seq}`);
+    assert.equal(store.atSeq(0)?.timeUs, events[0]!.timeUs);
+    assert.equal(store.atSeq(301)?.timeUs, undefined, 'no event has it yet: the cursor is live');
     await store.trimBefore(events[100]!.timeUs, 1_000);
-    assert.equal(store.timeUsAtSeq(1), events[100]!.timeUs, 'the oldest kept event');
-    assert.equal(store.timeUsAtSeq(150), events[149]!.timeUs);
+    assert.equal(store.atSeq(1)?.timeUs, events[100]!.timeUs, 'the oldest kept event');
+    assert.equal(store.atSeq(150)?.timeUs, events[149]!.timeUs);
   });
 
   test('oldest() names the oldest stored event (time_us and seq) without reading a block: in a block, in the tail alone, after trims, none when empty', async (t) => {
@@ -556,8 +556,8 @@ describe('seq: unique, strictly increasing, never reused, resolvable to a time_u
     assert.deepEqual(store.oldest(), { timeUs: more[3]!.timeUs, seq: 9 }, 'after a block was removed');
     assert.equal(store.partitionsRead, read, 'no block was read');
     const mergedBefore = store.partitionsRead;
-    assert.equal(store.timeUsAtSeq(12), more[6]!.timeUs);
-    assert.ok(store.partitionsRead > mergedBefore, 'timeUsAtSeq reads a block: the count sees it');
+    assert.equal(store.atSeq(12)?.timeUs, more[6]!.timeUs);
+    assert.ok(store.partitionsRead > mergedBefore, 'atSeq reads a block: the count sees it');
   });
 
   test("a sealed block's partitions are read back merged in time_us order: consecutive seqs or a leader's with gaps, the whole block or some collections, read once or again", async (t) => {
@@ -726,7 +726,7 @@ describe('seq: unique, strictly increasing, never reused, resolvable to a time_u
     events.forEach((e, i) => (e.seq = 100 + 2 * i));
     await store.commitAssigned({ entries: events.slice(0, 4), revs: new Map() });
     assert.deepEqual(store.readAfter(0, { maxEntries: 10 }).entries.map((e) => e.seq), [100, 102, 104, 106]);
-    assert.equal(store.timeUsAtSeq(101), events[1].timeUs);
+    assert.equal(store.atSeq(101)?.timeUs, events[1].timeUs);
 
     const stale = [{ ...events[4] }, { ...events[5], seq: 106 }];
     await assert.rejects(store.commitAssigned({ entries: stale, revs: new Map() }), /seq 106.*must increase strictly/);

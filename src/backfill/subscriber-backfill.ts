@@ -76,19 +76,22 @@ export class SubscriberBackfill {
   }
 
   /**
-   * Forgets repos no longer wanted: their fetches are left and what they have not sent yet is
-   * dropped (an empty filter wants every DID).
+   * After an options_update (the subscriber's filter already changed): forgets repos no longer
+   * wanted — their fetches are left and what they have not sent yet is dropped (an empty filter
+   * wants every DID) — and drops events made ready to send that the new filter does not want.
    */
   retain(dids: ReadonlySet<string>): void {
-    if (dids.size === 0) return;
-    for (const [did, state] of this.#repos) {
-      if (dids.has(did)) continue;
-      if (state.phase === 'fetching') state.abort.abort();
-      this.#repos.delete(did);
+    const everyDid = dids.size === 0;
+    if (!everyDid) {
+      for (const [did, state] of this.#repos) {
+        if (dids.has(did)) continue;
+        if (state.phase === 'fetching') state.abort.abort();
+        this.#repos.delete(did);
+      }
+      const kept = this.#outbox.filter((item) => dids.has(item.did));
+      this.#outbox.splice(0, this.#outbox.length, ...kept);
     }
-    const kept = this.#outbox.filter((item) => dids.has(item.did));
-    this.#outbox.splice(0, this.#outbox.length, ...kept);
-    const keep = this.#readyDids.map((did) => dids.has(did));
+    const keep = this.#ready.map((out, i) => (everyDid || dids.has(this.#readyDids[i]!)) && (Buffer.isBuffer(out) || this.wants(out)));
     this.#ready = this.#ready.filter((_, i) => keep[i]);
     this.#readyDids = this.#readyDids.filter((_, i) => keep[i]);
   }

@@ -108,8 +108,9 @@ export interface ResolvedCursor {
 
 /**
  * Where a v2 cursor starts, inclusive. A seq older than the buffer is refused (CursorTooOld, the
- * client must re-sync from elsewhere); an old timestamp is clamped with an OutdatedCursor notice;
- * a seq beyond the next one starts live with a FutureCursor notice; a future timestamp is live.
+ * client must re-sync from elsewhere); an old timestamp is clamped with an OutdatedCursor notice,
+ * and so is a seq this buffer never held (a gap: it starts at the next seq held); a seq beyond the
+ * next one starts live with a FutureCursor notice; a future timestamp is live.
  */
 export function resolveCursor(store: EventStore, cursor: number | undefined): ResolvedCursor {
   const tip = store.hotLog.newest;
@@ -132,6 +133,12 @@ export function resolveCursor(store: EventStore, cursor: number | undefined): Re
   if (firstWanted < oldestSeq) {
     throw new XrpcError(400, 'CursorTooOld', `cursor ${cursor} is older than this server's buffer: the oldest seq here is ${oldestSeq}`);
   }
-  const timeUs = store.timeUsAtSeq(firstWanted);
-  return { position: timeUs === undefined ? tip : timeUs - 1 };
+  const at = store.atSeq(firstWanted);
+  if (at === undefined) return { position: tip };
+  if (at.seq > firstWanted) {
+    // Seqs are consecutive: these are missing here (a cluster node that fell behind its stream's retention).
+    const missing = at.seq === firstWanted + 1 ? `seq ${firstWanted} is` : `seqs ${firstWanted}–${at.seq - 1} are`;
+    return { position: at.timeUs - 1, info: v2InfoFrame('OutdatedCursor', `${missing} not in this server's buffer: events may have been missed; resuming from seq ${at.seq}`) };
+  }
+  return { position: at.timeUs - 1 };
 }

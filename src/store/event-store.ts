@@ -633,21 +633,23 @@ export class EventStore {
   }
 
   /**
-   * The time_us of the oldest stored event whose seq is at or above `seq` — where an inclusive
-   * seq cursor starts — or undefined when no stored event has one yet (the cursor is live).
-   * One seek finds the block; at most one block is decompressed.
+   * The time_us and seq of the oldest stored event whose seq is at or above `seq` — where an
+   * inclusive seq cursor starts (a greater seq: the ones between are not here) — or undefined
+   * when no stored event has one yet (the cursor is live). One seek finds the block; at most one
+   * block is decompressed.
    */
-  timeUsAtSeq(seq: number): number | undefined {
+  atSeq(seq: number): { timeUs: number; seq: number } | undefined {
     for (const { value: end } of this.#blockSeqs.getRange({ start: Math.max(seq, 0), limit: 1 })) {
       const info = this.#directory.get(end);
       if (!info) break;
-      if (seq <= info.firstSeq) return info.first;
+      if (seq <= info.firstSeq) return { timeUs: info.first, seq: info.firstSeq };
       const lease = this.#blockReader.lease();
-      const timeUs = this.#blockReader.merged(end, info, info.parts, lease).find((entry) => entry.seq! >= seq)?.timeUs;
+      const found = this.#blockReader.merged(end, info, info.parts, lease).find((entry) => entry.seq! >= seq);
       lease.release();
-      return timeUs;
+      return found && { timeUs: found.timeUs, seq: found.seq! };
     }
-    return this.#tail.find((entry) => entry.seq! >= seq)?.timeUs;
+    const found = this.#tail.find((entry) => entry.seq! >= seq);
+    return found && { timeUs: found.timeUs, seq: found.seq! };
   }
 
   span(): StoreSpan {

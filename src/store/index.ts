@@ -51,7 +51,7 @@
  * The seq contract (what other stages may rely on): every stored event has a `seq` — unique,
  * strictly increasing in time_us order, never reused, also across restarts and after retention
  * removed everything (the last one is saved with each commit) — stored with the event and
- * resolvable to its time_us in O(log n) (`timeUsAtSeq`: one seek in `blockSeqs`, at most one
+ * resolvable to its time_us in O(log n) (`atSeq`: one seek in `blockSeqs`, at most one
  * block decompressed). `commit` assigns the next seqs; `commitAssigned` writes events whose
  * time_us and seq were assigned elsewhere (a replication leader), as given, after checking that
  * both still increase.
