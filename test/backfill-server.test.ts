@@ -356,6 +356,21 @@ for (const { transport, skip } of await transportsUnderTest()) {
       });
     });
 
+    test('no heartbeat resumes past an event withheld while its repo is fetched', async () => {
+      await withGateway({ transport, plcUrl: network.plcUrl, backfillTimeoutMs: 1_000 }, {}, async ({ gateway: slow, up: slowUp }) => {
+        network.behaviour.set(REPO, 'stall');
+        const sub = await Subscription.open(slow.port, `${backfillQuery([REPO])}&heartbeat=1s`);
+        slowUp.create(REPO, POST);
+        const { newestTimeUs } = await slowUp.settle();
+        await waitUntil(() => sub.events.some((event) => event.kind === 'commit'), 'the withheld event, after the failure', 30_000);
+        const heartbeats = sub.events.filter((event) => event.type === 'heartbeat');
+        const passing = heartbeats.filter((heartbeat, i) => i < sub.events.findIndex((event) => event.kind === 'commit') && heartbeat.time_us > newestTimeUs!);
+        assert.deepEqual(passing, [], 'a heartbeat sent while the repo was fetched would resume after its withheld event');
+        await waitUntil(() => sub.events.at(-1)?.type === 'heartbeat', 'heartbeats again once nothing is owed', 10_000);
+        assert.equal(sub.events.at(-1)!.time_us, newestTimeUs! + 1);
+      });
+    });
+
     test('the operator decides: PDS endpoints on private addresses are refused without --allow-private-endpoints; --no-backfill refuses the option', async () => {
       await withGateway({ transport, plcUrl: network.plcUrl, allowPrivateEndpoints: false }, {}, async ({ gateway: guarded }) => {
         const requests = network.pdsRequests.length;

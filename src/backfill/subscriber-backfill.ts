@@ -112,6 +112,13 @@ export class SubscriberBackfill {
     return this.#ready.length > 0 || this.#outbox.length > 0;
   }
 
+  /** Events the subscriber's position passed are still owed to it: a repo is fetched (its events withheld), or output waits. */
+  get owesEvents(): boolean {
+    if (this.hasOutput) return true;
+    for (const state of this.#repos.values()) if (state.phase === 'fetching') return true;
+    return false;
+  }
+
   /**
    * Up to `max` messages to send next (what was peeked and not sent first); records and
    * messages made now are stamped with `position` as their time_us.
