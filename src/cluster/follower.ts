@@ -13,6 +13,8 @@ const STUCK_CHECK_MS = 3_000;
 
 interface SavedPosition {
   stream: string;
+  /** When the stream was made (StreamInfo.created): a stream made again under the same name numbers its messages from 1 again. */
+  created?: string;
   seq: number;
 }
 
@@ -30,6 +32,8 @@ interface SavedPosition {
  */
 export class StreamFollower {
   #applied = 0;
+  /** The stream's creation time, saved with the position (see SavedPosition). */
+  #created: string | undefined;
   /** The stream seq of the newest message read, applied or not (a part of a split batch waits for the rest). */
   #read = 0;
   /** The parts of a split batch read so far: applied together when its last part comes. */
@@ -67,13 +71,21 @@ export class StreamFollower {
 
   async start(): Promise<void> {
     const { jsm, streamName } = this.cluster;
-    const saved = readPosition(this.dataDir, streamName);
-    const { state } = await jsm.streams.info(streamName);
-    this.#applied = saved;
-    if (saved === 0 && this.store.lastTimeUs > 0) {
+    const { state, created } = await jsm.streams.info(streamName);
+    this.#created = created;
+    let saved = readPosition(this.dataDir, streamName);
+    if (saved.seq > 0 && ((saved.created !== undefined && saved.created !== created) || saved.seq > state.last_seq)) {
+      this.logger.error(
+        { savedSeq: saved.seq, savedStreamCreated: saved.created, streamCreated: created, streamLastSeq: state.last_seq },
+        'THE CLUSTER STREAM WAS MADE AGAIN (its storage lost, or removed): the position this node saved names the stream before; reading the new one from its start, keeping only events newer than the buffer',
+      );
+      saved = { seq: 0 };
+    }
+    this.#applied = saved.seq;
+    if (saved.seq === 0 && this.store.lastTimeUs > 0) {
       this.logger.warn({ streamFirstSeq: state.first_seq }, 'this buffer has no cluster position: reading the whole stream and keeping only events newer than the buffer');
     }
-    if (state.last_seq <= saved) this.#pending = 0;
+    if (state.last_seq <= saved.seq) this.#pending = 0;
     this.#saveTimer = setInterval(() => this.#savePosition(), POSITION_SAVE_INTERVAL_MS);
     this.#saveTimer.unref();
     this.#running = this.#follow();
@@ -282,17 +294,17 @@ export class StreamFollower {
 
   #savePosition(): void {
     const path = join(this.dataDir, POSITION_FILE);
-    const position: SavedPosition = { stream: this.cluster.streamName, seq: this.#applied };
+    const position: SavedPosition = { stream: this.cluster.streamName, created: this.#created, seq: this.#applied };
     writeFileSync(`${path}.tmp`, JSON.stringify(position));
     renameSync(`${path}.tmp`, path);
   }
 }
 
-function readPosition(dataDir: string, stream: string): number {
+function readPosition(dataDir: string, stream: string): { seq: number; created?: string } {
   try {
     const position = JSON.parse(readFileSync(join(dataDir, POSITION_FILE), 'utf8')) as SavedPosition;
-    return position.stream === stream && Number.isSafeInteger(position.seq) ? position.seq : 0;
+    return position.stream === stream && Number.isSafeInteger(position.seq) ? { seq: position.seq, created: position.created } : { seq: 0 };
   } catch {
-    return 0;
+    return { seq: 0 };
   }
 }
