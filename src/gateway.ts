@@ -7,7 +7,7 @@ import type { GatewayConfig } from './config.ts';
 import { CursorClock } from './events/index.ts';
 import { createIdentityMetrics, IdentityCache, IdentityResolver } from './identity/index.ts';
 import { startMetricsEndpoint, startServer, type ServerOptions, type SubscribeServer } from './server/index.ts';
-import type { IngestRun } from './cluster/index.ts';
+import type { ClusterNode, IngestRun } from './cluster/index.ts';
 import { collectionKeeper, createStoreMetrics, EventStore, Ingester, mapSizeFor, registerBufferGauges, Retention, type Batch } from './store/index.ts';
 import { createUpstreamMetrics, DEMO_UPSTREAM, DemoUpstream, DropReporter, FirehoseClient, redactUrl, type UpstreamReader } from './upstream/index.ts';
 import { CheckPool, createVerifyMetrics, SigningKeys, Verifier } from './verify/index.ts';
@@ -200,6 +200,8 @@ async function startStages(config: GatewayConfig, tuning: GatewayTuning, logger:
     };
   };
   let role: IngestRole | undefined;
+  let joinedCluster: (node: ClusterNode) => void = () => {};
+  const clusterJoined = new Promise<ClusterNode>((resolve) => (joinedCluster = resolve));
   const retention = new Retention({ store, maxAgeMs: config.retentionMs, maxBytes: config.maxBufferBytes, logger, metrics: storeMetrics });
 
   let server: SubscribeServer | undefined;
@@ -219,7 +221,13 @@ async function startStages(config: GatewayConfig, tuning: GatewayTuning, logger:
       trustProxy: config.trustProxy,
       backfill,
       replayWorkers: config.replayWorkers,
-      hub: { slowWindowMs: config.slowConsumerWindowMs, commitDue: () => commitDue(), ...tuning.hub },
+      hub: {
+        slowWindowMs: config.slowConsumerWindowMs,
+        commitDue: () => commitDue(),
+        // Clients can connect before the node has joined: their cursors wait for it too.
+        awaitClusterStreamEnd: config.cluster && (() => clusterJoined.then((node) => node.streamEndApplied())),
+        ...tuning.hub,
+      },
       readiness: () => {
         const problems = role ? role.problems() : ['upstream not connected: not started'];
         if (storeFailure !== undefined) problems.push(`store commits are failing: ${storeFailure}`);
@@ -235,9 +243,11 @@ async function startStages(config: GatewayConfig, tuning: GatewayTuning, logger:
   logger.info({ host: config.metricsHost, port: metricsEndpoint.port }, 'serving Prometheus metrics at /metrics');
   try {
     // The NATS client is loaded only by nodes that join a cluster.
-    role = config.cluster
-      ? await (await import('./cluster/index.ts')).joinCluster(config.cluster, store, config.dataDir, logger, registry, startIngest)
-      : standalone(startIngest());
+    if (config.cluster) {
+      const node = await (await import('./cluster/index.ts')).joinCluster(config.cluster, store, config.dataDir, logger, registry, startIngest);
+      joinedCluster(node);
+      role = node;
+    } else role = standalone(startIngest());
   } catch (err) {
     await server.close();
     metricsEndpoint.server.close();

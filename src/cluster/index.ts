@@ -8,7 +8,9 @@
  * (stream-writer.ts). Every node, the leader included, follows the stream in order into its own
  * LMDB buffer (follower.ts), writing each batch exactly as the leader built it, and serves
  * /subscribe from that buffer as a single node does. So a time_us (or seq) names the same event
- * on every node, and a client may resume on any node with the cursor it got from another. The
+ * on every node, and a client may resume on any node with the cursor it got from another — also
+ * on a node still behind the one it left: a cursor past a node's buffer waits until the node holds
+ * the stream's end as of the connect (stream-end.ts) before it is taken for a future one. The
  * leader commits its own batch as built the moment the stream acknowledges it, and closes its own
  * consumer for its term (nats-server then delivers each batch to the other nodes only, and the
  * leader decodes nothing it built): the acknowledgement of an append that named its
@@ -37,7 +39,8 @@
  * Files: nats.ts (connection, stream and lease bucket), stream-record.ts (message layout, split),
  * lease.ts (the ingest lease), stream-writer.ts (fenced appends), follower.ts (stream → local
  * buffer), leadership.ts (terms: fence, catch up, ingest, step down), metrics.ts (leader, terms,
- * applied seq), node.ts (a node's wiring), hop-timing.ts (per-batch hop times for bench/cluster
+ * applied seq), stream-end.ts (waiting until the buffer holds the stream's end: a client's cursor
+ * ahead of this node's buffer), node.ts (a node's wiring), hop-timing.ts (per-batch hop times for bench/cluster
  * --hops, off unless --nats-hop-timing names a file).
  */
 export type { ClusterOptions } from './nats.ts';

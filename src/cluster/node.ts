@@ -7,12 +7,15 @@ import { LeaderLease } from './lease.ts';
 import { createClusterMetrics } from './metrics.ts';
 import { openCluster, type ClusterOptions } from './nats.ts';
 import { StreamFollower } from './follower.ts';
+import { StreamEnd } from './stream-end.ts';
 import { StreamWriter } from './stream-writer.ts';
 
 export interface ClusterNode {
   readonly leading: boolean;
   /** Why this node should not take clients now (empty when it can). */
   problems(): string[];
+  /** Resolves once the local buffer holds everything the stream held when this was called (see stream-end.ts). */
+  streamEndApplied(): Promise<void>;
   stop(flushTimeoutMs: number): Promise<boolean>;
 }
 
@@ -50,6 +53,7 @@ export async function joinCluster(
     onOversizedEvents: (count) => metrics.oversizedEvents.inc(count),
   });
   leadership.start();
+  const streamEnd = new StreamEnd(connection, follower, logger);
   return {
     get leading() {
       return leadership.leading;
@@ -62,6 +66,7 @@ export async function joinCluster(
       if (upstream !== undefined) problems.push(`upstream not connected: ${upstream}`);
       return problems;
     },
+    streamEndApplied: () => streamEnd.applied(),
     async stop(flushTimeoutMs) {
       const flushed = await leadership.stop(flushTimeoutMs);
       await follower.stop();

@@ -8,7 +8,7 @@
 export interface CloseReason {
   code: number;
   reason: string;
-  metric: 'bad_message' | 'bad_options' | 'consumer_too_slow' | 'limit_reached' | 'shutdown';
+  metric: 'bad_message' | 'bad_options' | 'cursor_too_old' | 'consumer_too_slow' | 'limit_reached' | 'shutdown';
   /** Sent first as an error frame on wires without close frames (HTTP streams), so none ends without saying why. */
   error?: string;
 }
@@ -24,6 +24,8 @@ export const CLOSE = {
     metric: 'bad_message',
   },
   badOptions: (detail: string): CloseReason => ({ code: POLICY, reason: `invalid options_update: ${detail}`, metric: 'bad_options' }),
+  /** A cursor resolved once a cluster node caught up (subscribers.ts, settle) that retention passed meanwhile. */
+  cursorTooOld: (message: string): CloseReason => ({ code: POLICY, reason: `CursorTooOld: ${message}`, metric: 'cursor_too_old', error: 'CursorTooOld' }),
   tooSlow: (message: string): CloseReason => ({ code: POLICY, reason: `ConsumerTooSlow: ${message}`, metric: 'consumer_too_slow' }),
   limitReached: { code: 1000, reason: 'limit reached', metric: 'limit_reached' },
   shutdown: { code: 1001, reason: 'server shutting down', metric: 'shutdown', error: 'ServerShuttingDown' },

@@ -36,10 +36,16 @@ export interface SubscriberHubOptions {
   replayPool?: ReplayPool;
   /** Whether a live commit is due in this turn of the event loop: replay sends then wait a turn (replay-turns.ts). */
   commitDue?: () => boolean;
+  /**
+   * On a cluster node: resolves once the local buffer holds everything the cluster's stream held
+   * when it was called. Present = a cursor ahead of the buffer waits for it (Admission.resolveAhead).
+   */
+  awaitClusterStreamEnd?: () => Promise<void>;
 }
 
-/** Every knob set; backfill and the replay workers stay optional. */
-export type HubSettings = Required<Omit<SubscriberHubOptions, 'backfill' | 'replayPool' | 'commitDue'>> & Pick<SubscriberHubOptions, 'backfill' | 'replayPool' | 'commitDue'>;
+/** Every knob set; backfill, the replay workers and the cluster stay optional. */
+type Optional = 'backfill' | 'replayPool' | 'commitDue' | 'awaitClusterStreamEnd';
+export type HubSettings = Required<Omit<SubscriberHubOptions, Optional>> & Pick<SubscriberHubOptions, Optional>;
 
 /** The options with every knob set; `??` rather than spreading defaults, so a knob passed as undefined keeps its default. */
 export function withHubDefaults(options: SubscriberHubOptions): HubSettings {

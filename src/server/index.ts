@@ -39,7 +39,10 @@
  * blocked subscriber resumes only once the buffer has emptied — uWS compacts it only then. Events are sent as the
  * exact JSON bytes the store holds, or as each wire's frame of the event (v2's, zstd's), made
  * once and shared. Both wires use the same positions, filters and live index, so a v1 and a v2
- * subscriber with the same filter and cursor get the same events in the same order.
+ * subscriber with the same filter and cursor get the same events in the same order. On a
+ * cluster node a cursor past the buffer's newest event waits (mode 'settling') until the node
+ * holds what the cluster's stream held at connect, then is resolved again: it may name events
+ * another node served and this one has yet to apply (subscribers.ts, settle).
  *
  * Files:
  *   server.ts            startServer: picks the transport and wires routes, hub and compressor

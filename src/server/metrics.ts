@@ -49,7 +49,7 @@ export class ServerMetrics {
     });
     new Gauge({
       name: 'contrail_subscribers',
-      help: 'Connected subscribers, by wire, compression and mode (hello = waiting for options_update, replay = reading the buffer, blocked = waiting for the client to read past the send high-water mark, live = at the tip)',
+      help: 'Connected subscribers, by wire, compression and mode (settling = a cluster node catching up to a cursor ahead of its buffer, hello = waiting for options_update, replay = reading the buffer, blocked = waiting for the client to read past the send high-water mark, live = at the tip)',
       labelNames: ['wire', 'compression', 'mode'],
       registers,
       collect() {

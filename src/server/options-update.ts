@@ -8,7 +8,7 @@ import type { Subscriber } from './subscriber.ts';
  * options_update's filter applies wherever the subscriber is — a live one is filed again in the
  * live index under it, a replaying or blocked one reads on with it from its position, one
  * waiting for its hello starts replaying — and its repo backfills keep only the wanted DIDs,
- * starting any newly asked for.
+ * starting any newly asked for (one still settling its cursor starts them once settled).
  */
 export function applyClientMessage(hub: HubHooks, backfill: BackfillFeed | undefined, subscriber: Subscriber, data: Uint8Array, binary: boolean): void {
   if (subscriber.mode === 'closed') return;
@@ -18,6 +18,11 @@ export function applyClientMessage(hub: HubHooks, backfill: BackfillFeed | undef
   if (subscriber.mode === 'live') hub.live.remove(subscriber);
   subscriber.filter = request.filter;
   if (subscriber.mode === 'live') hub.live.add(subscriber);
+  subscriber.helloDue = false;
+  if (subscriber.mode === 'settling') {
+    subscriber.backfillDue ||= request.backfill;
+    return;
+  }
   subscriber.backfill?.retain(request.filter.dids);
   if (request.backfill) backfill?.start(subscriber);
   if (subscriber.mode === 'hello') hub.replayFrom(subscriber, subscriber.position);

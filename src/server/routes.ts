@@ -4,7 +4,7 @@ import { parseBackfill } from './backfill-feed.ts';
 import type { EventCompressor } from './compression.ts';
 import { OptionError, parseFilter } from './filter.ts';
 import type { ServerMetrics } from './metrics.ts';
-import { XrpcError, parseSubscribeEventsQuery, resolveCursor, xrpcReply } from './subscribe-events.ts';
+import { XrpcError, cursorAhead, parseSubscribeEventsQuery, resolveCursor, xrpcReply } from './subscribe-events.ts';
 import { positionAtTime, type Admission, type Subscriber } from './subscriber.ts';
 import type { SubscriberHub } from './subscribers.ts';
 import { SUBSCRIBE_EVENTS_PATH, SUBSCRIBE_PATH, type HttpReply, type HttpRequestInfo, type SocketHandler, type UpgradeAccept } from './transport.ts';
@@ -116,6 +116,15 @@ export function createSocketHandler(options: RouteOptions): SocketHandler<Connec
     return { deflate: offersDeflate && !zstd && hub.deflating < options.maxDeflateSubscribers };
   };
 
+  /** A time_us cursor past this cluster node's buffer, resolved again once the node caught up (Admission.resolveAhead). */
+  const resolveAheadAtTime = (cursor: number | undefined): Admission['resolveAhead'] =>
+    hub.settlesAheadCursors && cursor !== undefined && cursor > store.lastTimeUs ? () => ({ position: positionAtTime(store, cursor) }) : undefined;
+
+  const resolveAheadV2 = (cursor: number | undefined): ReturnType<NonNullable<Admission['resolveAhead']>> => {
+    const { position, info } = resolveCursor(store, cursor);
+    return { position, greeting: info };
+  };
+
   const upgradeV1 = (request: HttpRequestInfo): { refuse: HttpReply } | UpgradeAccept<Connection> => {
     const refuse = (status: number, result: string, reason: string) => {
       metrics.connections.inc({ wire: 'v1', result });
@@ -136,6 +145,7 @@ export function createSocketHandler(options: RouteOptions): SocketHandler<Connec
       wire: parsed.compress ? wires.v1Zstd : wires.v1,
       deflate: admitted.deflate,
       position: positionAtTime(store, parsed.cursor),
+      resolveAhead: resolveAheadAtTime(parsed.cursor),
       requireHello: parsed.requireHello,
       remoteAddress: clientAddress(request, options.trustProxy),
       heartbeatMs: parsed.heartbeatMs,
@@ -173,6 +183,7 @@ export function createSocketHandler(options: RouteOptions): SocketHandler<Connec
       deflate: admitted.deflate,
       position: cursor.position,
       greeting: cursor.info,
+      resolveAhead: hub.settlesAheadCursors && cursorAhead(store, parsed.cursor) ? () => resolveAheadV2(parsed.cursor) : undefined,
       requireHello: false,
       remoteAddress: clientAddress(request, options.trustProxy),
     };
@@ -204,6 +215,7 @@ export function createSocketHandler(options: RouteOptions): SocketHandler<Connec
       wire,
       deflate: false,
       position: positionAtTime(store, parsed.cursor),
+      resolveAhead: resolveAheadAtTime(parsed.cursor),
       requireHello: false,
       remoteAddress: clientAddress(request, options.trustProxy),
       heartbeatMs: parsed.heartbeatMs,

@@ -33,8 +33,8 @@ export interface ServerOptions {
   backfill?: SnapshotSource;
   /** Worker threads that read replays from LMDB (0 or absent: the main thread reads them). */
   replayWorkers?: number;
-  /** Tuning for tests and benchmarks; defaults suit production. */
-  hub?: Partial<Pick<SubscriberHubOptions, 'highWaterBytes' | 'slowWindowMs' | 'pingIntervalMs' | 'heartbeatTickMs' | 'commitDue'>>;
+  /** The hub's tuning for tests and benchmarks (defaults suit production), and the gateway's hooks into ingest. */
+  hub?: Partial<Pick<SubscriberHubOptions, 'highWaterBytes' | 'slowWindowMs' | 'pingIntervalMs' | 'heartbeatTickMs' | 'commitDue' | 'awaitClusterStreamEnd'>>;
 }
 
 export interface SubscribeServer {

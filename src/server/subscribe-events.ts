@@ -106,6 +106,12 @@ export interface ResolvedCursor {
   info?: Buffer;
 }
 
+/** Whether resolveCursor would take the cursor for a future one (a seq beyond the next, a timestamp after the newest). */
+export function cursorAhead(store: Pick<EventStore, 'lastTimeUs' | 'lastSeq'>, cursor: number | undefined): boolean {
+  if (cursor === undefined) return false;
+  return cursor >= TIMESTAMP_CURSOR_FLOOR ? cursor > store.lastTimeUs : cursor > store.lastSeq + 1;
+}
+
 /**
  * Where a v2 cursor starts, inclusive. A seq older than the buffer is refused (CursorTooOld, the
  * client must re-sync from elsewhere); an old timestamp is clamped with an OutdatedCursor notice,

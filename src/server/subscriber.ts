@@ -26,9 +26,17 @@ export interface Admission {
   heartbeatMs?: number;
   /** Backfill the wanted repos first (`backfill=true`). */
   backfill?: boolean;
+  /**
+   * Set on a cluster node for a cursor past its buffer's newest event: the cursor may name an
+   * event another node holds and this one has not applied yet. The hub waits until this node
+   * holds everything the cluster's stream held at connect, then resolves the cursor again with
+   * this, instead of taking it for a future cursor now (see subscribers.ts, settle).
+   */
+  resolveAhead?: () => { position: number; greeting?: Buffer };
 }
 
-export type SubscriberMode = 'hello' | 'replay' | 'blocked' | 'live' | 'closed';
+/** 'settling': a cluster node catching up to a cursor ahead of its buffer (Admission.resolveAhead). */
+export type SubscriberMode = 'settling' | 'hello' | 'replay' | 'blocked' | 'live' | 'closed';
 
 /** A connected subscriber: an admission with its sink (a WebSocket or an HTTP stream). */
 export class Subscriber {
@@ -50,6 +58,10 @@ export class Subscriber {
   remaining: number;
   /** Its repo backfills, once it asked for one (see backfill-feed.ts). */
   backfill: SubscriberBackfill | undefined;
+  /** Still owes its hello (`requireHello`): it waits in 'hello' once settled. */
+  helloDue: boolean;
+  /** Asked for a backfill while settling: started once settled. */
+  backfillDue: boolean;
 
   static #lastId = 0;
   /** Names it in logs. */
@@ -64,19 +76,24 @@ export class Subscriber {
     this.deflate = admission.deflate;
     this.remoteAddress = admission.remoteAddress;
     this.position = admission.position;
-    this.mode = admission.requireHello ? 'hello' : 'replay';
+    this.helloDue = admission.requireHello;
+    this.backfillDue = admission.backfill === true;
+    this.mode = admission.resolveAhead ? 'settling' : admission.requireHello ? 'hello' : 'replay';
     this.heartbeatMs = admission.heartbeatMs ?? 0;
     this.remaining = admission.limit ?? Infinity;
     this.lastSentMs = nowMs;
   }
 
-  /** What goes out before any event: the wire's prelude, then the admission's greeting. */
+  /** What goes out before any event: the wire's prelude, then the admission's greeting (which a settling subscriber sends once settled). */
   greet(greeting: Buffer | undefined): void {
     const { sink, wire } = this;
     if (wire.prelude) sink.send(wire.prelude, false);
-    if (!greeting) return;
-    const { bytes, binary } = wire.control(greeting);
-    sink.send(bytes, binary);
+    if (greeting) this.sendControl(greeting);
+  }
+
+  sendControl(message: Buffer): void {
+    const { bytes, binary } = this.wire.control(message);
+    this.sink.send(bytes, binary);
   }
 
   /** zstd, deflate or none: the metrics label. */

@@ -54,14 +54,20 @@ export class SubscriberHub {
   connectionsFrom(address: string): number { return this.#roster.connectionsFrom(address); }
   counts(): ReturnType<Roster['counts']> { return this.#roster.counts(); }
   get backfillAvailable(): boolean { return this.#backfill !== undefined; }
+  /** Whether a cursor ahead of the buffer may name events this node has yet to apply (a cluster node): see #settle. */
+  get settlesAheadCursors(): boolean { return this.#options.awaitClusterStreamEnd !== undefined; }
 
   open(admission: Admission, sink: SubscriberSink): Subscriber {
     const subscriber = new Subscriber(admission, sink, this.#options.metrics, this.#options.nowMs());
     this.#roster.add(subscriber);
     this.#watchdog.watch(subscriber);
+    if (subscriber.mode === 'settling') {
+      subscriber.greet(undefined);
+      void this.#settle(subscriber, admission.resolveAhead!);
+      return subscriber;
+    }
     subscriber.greet(admission.greeting);
-    if (admission.backfill) this.#backfill?.start(subscriber);
-    this.#pump(subscriber);
+    this.#begin(subscriber);
     return subscriber;
   }
 
@@ -101,6 +107,36 @@ export class SubscriberHub {
   }
 
   stop(): void { this.#watchdog.stop(); }
+
+  #begin(subscriber: Subscriber): void {
+    if (subscriber.backfillDue) this.#backfill?.start(subscriber);
+    subscriber.backfillDue = false;
+    this.#pump(subscriber);
+  }
+
+  /**
+   * A cursor past this cluster node's newest event is either one another node gave out for events
+   * this node has not applied yet (it lags by a batch or more), or a future one. Taken for a
+   * future cursor at once, as a single process does, the first would start at this node's tip and
+   * send the lagging events before the cursor again. So the subscriber waits until this node
+   * holds everything the stream held at connect — which includes every event any node had served
+   * by then — and the cursor is resolved again: now it is in the buffer, or it is truly ahead.
+   */
+  async #settle(subscriber: Subscriber, resolveAhead: NonNullable<Admission['resolveAhead']>): Promise<void> {
+    await this.#options.awaitClusterStreamEnd!();
+    if (subscriber.mode !== 'settling') return;
+    let resolved: ReturnType<typeof resolveAhead>;
+    try {
+      resolved = resolveAhead();
+    } catch (err) {
+      const close = CLOSE.cursorTooOld((err as Error).message);
+      return this.#end(subscriber, close.metric, close);
+    }
+    subscriber.position = resolved.position;
+    subscriber.mode = subscriber.helloDue ? 'hello' : 'replay';
+    if (resolved.greeting) subscriber.sendControl(resolved.greeting);
+    this.#begin(subscriber);
+  }
 
   /** Replays from `position` in a new slow-consumer window (a live subscriber leaves the live index). */
   #replayFrom(subscriber: Subscriber, position: number): void {

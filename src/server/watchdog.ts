@@ -97,13 +97,14 @@ export class Watchdog {
    * A heartbeat goes to a subscriber that asked for one and was sent nothing for its interval.
    * Its time_us resumes right after everything this subscriber has examined: nothing missed,
    * nothing repeated. A blocked subscriber has messages queued, so none is due; nor is one to a
-   * subscriber whose backfill still owes it events its position passed (withheld during a fetch).
+   * subscriber whose backfill still owes it events its position passed (withheld during a fetch),
+   * or to one settling its cursor (its position is not known yet).
    */
   #sendHeartbeats(): void {
     const now = this.#options.nowMs();
     const tip = this.#options.store.hotLog.newest;
     for (const subscriber of this.#withHeartbeat) {
-      if (!subscriber.wire.heartbeat || subscriber.mode === 'blocked' || now - subscriber.lastSentMs < subscriber.heartbeatMs) continue;
+      if (!subscriber.wire.heartbeat || subscriber.mode === 'blocked' || subscriber.mode === 'settling' || now - subscriber.lastSentMs < subscriber.heartbeatMs) continue;
       if (subscriber.backfill?.owesEvents) continue;
       // A live subscriber has been sent every wanted event up to the tip (publish is synchronous).
       const resumeAt = (subscriber.mode === 'live' ? tip : subscriber.position) + 1;

@@ -1,0 +1,89 @@
+/**
+ * On a cluster node, a cursor past the buffer's newest event may name events another node has
+ * served and this one has yet to apply, so the hub holds such a subscriber ('settling') until the
+ * node holds everything the cluster's stream held at connect, then resolves its cursor again
+ * (subscribers.ts, settle). The cluster's part — the wait itself, and a lagging node serving the
+ * resumed client exactly once — runs against real NATS in test/cluster/lagging-node-cursor.test.ts;
+ * here the stream's end is a gate the test opens, to pin the server's side on both transports:
+ * nothing is sent while settling, a hello sent meanwhile counts, a cursor still ahead once settled
+ * is a future one (the live tip; v2's FutureCursor notice comes then), and one now in the buffer
+ * replays from it.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { LIKE, POST, SUBSCRIBE_EVENTS, Subscription, waitUntil, withGateway, ALICE, BOB } from './support/subscribe-client.ts';
+import { transportsUnderTest } from './support/transports.ts';
+
+const NSID = 'network.bsky.jetstream.subscribeEvents';
+
+/** Stands for the cluster stream's end: every wait resolves when the test opens it. */
+function streamEndGate() {
+  const waiting: Array<() => void> = [];
+  return {
+    waitFor: () => new Promise<void>((resolve) => waiting.push(resolve)),
+    get waiting() {
+      return waiting.length;
+    },
+    open: () => waiting.splice(0).forEach((resolve) => resolve()),
+  };
+}
+
+for (const { transport, skip } of await transportsUnderTest()) {
+  describe(`a cursor ahead of a cluster node's buffer (${transport})`, { skip }, () => {
+    test('waits for the stream\'s end, then replays from the cursor, or starts live if it is still ahead', async () => {
+      const gate = streamEndGate();
+      await withGateway({ transport }, { hub: { awaitClusterStreamEnd: gate.waitFor } }, async ({ gateway, up }) => {
+        up.create(ALICE, POST);
+        const before = await up.settle();
+        const justAhead = before.newestTimeUs! + 1;
+        const resumed = await Subscription.open(gateway.port, `cursor=${justAhead}`);
+        const hello = await Subscription.open(gateway.port, `cursor=${justAhead}&requireHello=true`);
+        const future = await Subscription.open(gateway.port, `cursor=${justAhead + 3_600_000_000_000}`);
+        const futureSeq = await Subscription.open(gateway.port, `cursor=${before.eventCount + 1_000}`, { path: SUBSCRIBE_EVENTS });
+        const inBuffer = await Subscription.open(gateway.port, `cursor=${before.newestTimeUs}`);
+        await waitUntil(() => gate.waiting === 4, 'four cursors ahead of the buffer to wait for the stream\'s end (one in it does not)');
+
+        // What the node applies while they wait (the events the client had not got from the node it left).
+        up.create(BOB, LIKE);
+        up.create(ALICE, POST);
+        const applied = await up.settle();
+        hello.send(JSON.stringify({ type: 'options_update', payload: { wantedCollections: [POST] } }));
+        await Promise.all([resumed, hello, future, futureSeq].map((s) => s.roundTrip()));
+        assert.deepEqual([resumed, hello, future, futureSeq].map((s) => s.messages.length), [0, 0, 0, 0], 'nothing is sent while settling');
+        await inBuffer.waitForTime(applied.newestTimeUs!);
+
+        gate.open();
+        await resumed.waitForTime(applied.newestTimeUs!);
+        await hello.waitForTime(applied.newestTimeUs!);
+        const sinceCursor = inBuffer.events.filter((e) => e.time_us >= justAhead);
+        assert.equal(sinceCursor.length, 2);
+        assert.deepEqual(resumed.texts, inBuffer.texts.slice(1), 'from the cursor on, replayed once settled');
+        assert.deepEqual(hello.events.map((e) => e.commit.collection), [POST], 'the hello sent while settling applies; no second one is needed');
+        await futureSeq.waitForCount(1, 'the FutureCursor notice, once settled');
+        assert.equal(JSON.parse(futureSeq.texts[0]!).payload.name, 'FutureCursor');
+
+        up.create(BOB, POST);
+        const live = await up.settle();
+        await Promise.all([future, futureSeq, resumed].map((s) => s.waitForCount(s === futureSeq ? 2 : s === resumed ? 3 : 1)));
+        assert.deepEqual(future.events.map((e) => e.time_us), [live.newestTimeUs], 'a cursor still ahead once settled is the live tip');
+        assert.equal(JSON.parse(futureSeq.texts[1]!).payload.$type, `${NSID}#commit`);
+      });
+    });
+
+    test('a client that leaves while settling is forgotten', async () => {
+      const gate = streamEndGate();
+      await withGateway({ transport }, { hub: { awaitClusterStreamEnd: gate.waitFor } }, async ({ gateway, up }) => {
+        up.create(ALICE, POST);
+        const { newestTimeUs } = await up.settle();
+        const leaving = await Subscription.open(gateway.port, `cursor=${newestTimeUs! + 1}`);
+        await waitUntil(() => gate.waiting === 1, 'the cursor to wait');
+        await leaving.close();
+        await waitUntil(() => gateway.server.hub.size === 0, 'the hub to forget it');
+        gate.open();
+        up.create(BOB, POST);
+        await up.settle();
+        assert.equal(gateway.server.hub.size, 0);
+      });
+    });
+  });
+}
