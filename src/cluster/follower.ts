@@ -73,7 +73,15 @@ export class StreamFollower {
     const { jsm, streamName } = this.cluster;
     const { state, created } = await jsm.streams.info(streamName);
     this.#created = created;
-    let saved = readPosition(this.dataDir, streamName);
+    const file = readPosition(this.dataDir);
+    const position = file === 'unreadable' ? { stream: streamName, seq: 0 } : file;
+    if ((position === undefined || position.stream !== streamName) && this.store.lastSeq > 0) {
+      throw new Error(
+        `${this.dataDir} holds events that were not read from this cluster's stream "${streamName}" (${position === undefined ? `no ${POSITION_FILE}: a single process's buffer` : `a buffer of the stream "${position.stream}"`}): ` +
+          'their time_us and seqs are not this cluster\'s, so a node cannot serve them beside its events. Start the node on an empty --data-dir',
+      );
+    }
+    let saved: { seq: number; created?: string } = position ?? { seq: 0 };
     if (saved.seq > 0 && ((saved.created !== undefined && saved.created !== created) || saved.seq > state.last_seq)) {
       this.logger.error(
         { savedSeq: saved.seq, savedStreamCreated: saved.created, streamCreated: created, streamLastSeq: state.last_seq },
@@ -83,9 +91,14 @@ export class StreamFollower {
     }
     this.#applied = saved.seq;
     if (saved.seq === 0 && this.store.lastTimeUs > 0) {
-      this.logger.warn({ streamFirstSeq: state.first_seq }, 'this buffer has no cluster position: reading the whole stream and keeping only events newer than the buffer');
+      this.logger.warn(
+        { streamFirstSeq: state.first_seq, positionFile: file === 'unreadable' ? 'unreadable' : 'names no batch' },
+        'this buffer holds events but its saved cluster position names none: reading the whole stream and keeping only events newer than the buffer',
+      );
     }
     if (state.last_seq <= saved.seq) this.#pending = 0;
+    // Saved before anything is applied, so that from now on the buffer says it is this stream's.
+    this.#savePosition();
     this.#saveTimer = setInterval(() => this.#savePosition(), POSITION_SAVE_INTERVAL_MS);
     this.#saveTimer.unref();
     this.#running = this.#follow();
@@ -300,11 +313,18 @@ export class StreamFollower {
   }
 }
 
-function readPosition(dataDir: string, stream: string): { seq: number; created?: string } {
+/** The saved position; undefined if there is none; 'unreadable' if it is not JSON (saves are atomic: edited by hand). */
+function readPosition(dataDir: string): SavedPosition | 'unreadable' | undefined {
+  let text: string;
   try {
-    const position = JSON.parse(readFileSync(join(dataDir, POSITION_FILE), 'utf8')) as SavedPosition;
-    return position.stream === stream && Number.isSafeInteger(position.seq) ? { seq: position.seq, created: position.created } : { seq: 0 };
+    text = readFileSync(join(dataDir, POSITION_FILE), 'utf8');
   } catch {
-    return { seq: 0 };
+    return undefined;
+  }
+  try {
+    const position = JSON.parse(text) as SavedPosition;
+    return { stream: String(position.stream), created: position.created, seq: Number.isSafeInteger(position.seq) ? position.seq : 0 };
+  } catch {
+    return 'unreadable';
   }
 }
