@@ -35,6 +35,7 @@ export interface GatewayTuning {
   hub?: ServerOptions['hub'];
   /** How often the one-line status is logged (default every minute). */
   statusIntervalMs?: number;
+  closeTimeoutMs?: ServerOptions['closeTimeoutMs'];
 }
 
 /** How this node gets events into its buffer: reading the relay itself, or as a member of a cluster. */
@@ -221,6 +222,7 @@ async function startStages(config: GatewayConfig, tuning: GatewayTuning, logger:
       trustProxy: config.trustProxy,
       backfill,
       replayWorkers: config.replayWorkers,
+      closeTimeoutMs: tuning.closeTimeoutMs,
       hub: {
         slowWindowMs: config.slowConsumerWindowMs,
         commitDue: () => commitDue(),

@@ -34,6 +34,8 @@ export interface ServerOptions {
   /** Worker threads that read replays from LMDB (0 or absent: the main thread reads them). */
   replayWorkers?: number;
   /** The hub's tuning for tests and benchmarks (defaults suit production), and the gateway's hooks into ingest. */
+  /** How long an ended HTTP stream's peer gets to read what is queued, on the ws transport (tests shorten it; uWS cuts such a stream itself). */
+  closeTimeoutMs?: number;
   hub?: Partial<Pick<SubscriberHubOptions, 'highWaterBytes' | 'slowWindowMs' | 'pingIntervalMs' | 'heartbeatTickMs' | 'commitDue' | 'awaitClusterStreamEnd'>>;
 }
 
@@ -73,7 +75,7 @@ export async function startServer(options: ServerOptions): Promise<SubscribeServ
   let transport: Transport;
   let port: number;
   try {
-    transport = await chooseTransport(options.transport, handler, logger);
+    transport = await chooseTransport(options.transport, handler, logger, options.closeTimeoutMs);
     port = await transport.listen(options.host, options.port);
   } catch (err) {
     await replayPool?.close();
@@ -98,10 +100,10 @@ export async function startServer(options: ServerOptions): Promise<SubscribeServ
   };
 }
 
-async function chooseTransport<S>(choice: ServerOptions['transport'], handler: SocketHandler<S>, logger: Logger): Promise<Transport> {
+async function chooseTransport<S>(choice: ServerOptions['transport'], handler: SocketHandler<S>, logger: Logger, closeTimeoutMs?: number): Promise<Transport> {
   if (choice === 'ws') {
     logger.info('transport: ws (chosen with --transport ws)');
-    return new WsTransport(handler);
+    return new WsTransport(handler, closeTimeoutMs);
   }
   const loaded = await loadUws();
   if ('uws' in loaded) {
@@ -110,5 +112,5 @@ async function chooseTransport<S>(choice: ServerOptions['transport'], handler: S
   }
   if (choice === 'uws') throw new Error(`--transport uws: uWebSockets.js is not available: ${loaded.unavailable}`);
   logger.warn(`transport: ws (uWebSockets.js not available for Node ${process.version}: ${loaded.unavailable})`);
-  return new WsTransport(handler);
+  return new WsTransport(handler, closeTimeoutMs);
 }

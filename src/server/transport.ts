@@ -4,6 +4,12 @@
  * to any Node version) carries the bytes.
  */
 
+/**
+ * How long a peer whose stream is being ended (a close frame, or an HTTP stream's end) gets to read
+ * what is queued for it before the connection is cut, as `ws` gives a closing WebSocket.
+ */
+export const CLOSE_TIMEOUT_MS = 30_000;
+
 /** A plain HTTP answer. */
 export interface HttpReply {
   status: number;

@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { HttpResponse, TemplatedApp, WebSocketBehavior, WebSocket as UwsSocket, us_listen_socket } from '@trufflesuite/uws-js-unofficial';
 import {
+  CLOSE_TIMEOUT_MS,
   MAX_CLIENT_MESSAGE_BYTES,
   STATUS_TEXT,
   WEBSOCKET_PATHS,
@@ -54,8 +55,6 @@ interface SocketData<Session> {
 }
 
 const SEND_BUFFER_LIMIT = 64 * 1024 * 1024;
-/** How long a closing peer gets to read what is queued before its close frame, as `ws` gives. */
-const CLOSE_TIMEOUT_MS = 30_000;
 
 const SHUTTING_DOWN: HttpReply = { status: 503, headers: { 'content-type': 'text/plain; charset=utf-8' }, body: 'shutting down\n' };
 

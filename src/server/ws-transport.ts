@@ -3,6 +3,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import {
+  CLOSE_TIMEOUT_MS,
   MAX_CLIENT_MESSAGE_BYTES,
   MAX_REQUEST_HEAD_BYTES,
   STATUS_TEXT,
@@ -32,12 +33,13 @@ export class WsTransport<Session> implements Transport {
     handleProtocols: (_offered, req) => this.#protocols.get(req) ?? false,
   });
 
-  constructor(handler: SocketHandler<Session>) {
+  /** @param closeTimeoutMs how long an ended HTTP stream's peer gets to read what is queued (tests shorten it). */
+  constructor(handler: SocketHandler<Session>, closeTimeoutMs = CLOSE_TIMEOUT_MS) {
     // Node's own answer to a request without Host has no reason; ours says what is missing.
     this.#server = createServer({ maxHeaderSize: MAX_REQUEST_HEAD_BYTES, requireHostHeader: false }, (req, res) => {
       const reply = missingHost(req) ?? handler.http(requestInfo(req));
       if ('stream' in reply) {
-        startStream(res, reply.stream, handler);
+        startStream(res, reply.stream, handler, closeTimeoutMs);
         return;
       }
       // Content-Length always, so that HEAD reports the GET's length.
@@ -149,12 +151,18 @@ function wrapSocket(ws: WebSocket, socket: Duplex): ClientSocket {
 const NOT_A_WEBSOCKET: HttpReply = { status: 400, body: 'this is a plain HTTP stream: request it without an Upgrade header\n' };
 
 /** A streaming response (SSE, NDJSON) as a subscriber's sink. */
-function startStream<Session>(res: ServerResponse, stream: HttpStreamStart<Session>, handler: SocketHandler<Session>): void {
+function startStream<Session>(res: ServerResponse, stream: HttpStreamStart<Session>, handler: SocketHandler<Session>, closeTimeoutMs: number): void {
   const { session } = stream;
-  // The head goes out with the first bytes, as on uWS (which cannot send it alone).
+  // Sent now, as uWS sends it: a client waiting for the response to start (fetch, curl) must
+  // not wait for the first event a narrow filter matches.
   res.writeHead(200, stream.headers);
+  res.flushHeaders();
+  let closeTimer: NodeJS.Timeout | undefined;
   res.on('drain', () => handler.drain(session));
-  res.on('close', () => handler.close(session));
+  res.on('close', () => {
+    clearTimeout(closeTimer);
+    handler.close(session);
+  });
   res.on('error', () => res.destroy());
   handler.open(
     {
@@ -169,7 +177,11 @@ function startStream<Session>(res: ServerResponse, stream: HttpStreamStart<Sessi
           res.uncork();
         }
       },
-      close: () => void res.end(),
+      // end() waits for the peer to read what is queued: one that never does is cut after a while, as a WebSocket is.
+      close: () => {
+        res.end();
+        closeTimer ??= setTimeout(() => res.destroy(), closeTimeoutMs).unref();
+      },
       terminate: () => void res.destroy(),
     },
     session,
