@@ -9,6 +9,14 @@ export type ClientRequest = { kind: 'ignore' } | { kind: 'filter'; filter: Subsc
 const IGNORE: ClientRequest = { kind: 'ignore' };
 
 /**
+ * How deep a client message may nest arrays and objects (an options_update needs 3 levels). V8's
+ * JSON.parse spends about a microsecond per level, on the thread that ingests and sends: one
+ * message of a few MiB of brackets held it for seconds. So the depth is counted first, in one
+ * pass over the bytes, and a message past it is refused unparsed.
+ */
+export const MAX_CLIENT_MESSAGE_DEPTH = 32;
+
+/**
  * Reads one client message as Jetstream v1 does: an `options_update` replaces the filter;
  * binary messages and unknown types are ignored; anything that is not a JSON object, or an
  * options_update that does not parse, closes the connection with the reason. contrail adds
@@ -17,6 +25,7 @@ const IGNORE: ClientRequest = { kind: 'ignore' };
 export function readClientMessage(data: Uint8Array, binary: boolean, wire: Wire['name'], current: SubscriberFilter, backfillAvailable = false): ClientRequest {
   if (wire === 'v2') return { kind: 'close', close: CLOSE.noClientMessages };
   if (binary) return IGNORE;
+  if (nestsDeeperThan(data, MAX_CLIENT_MESSAGE_DEPTH)) return { kind: 'close', close: CLOSE.tooDeep(`more than ${MAX_CLIENT_MESSAGE_DEPTH} deep`) };
   let message: unknown;
   try {
     message = JSON.parse(Buffer.from(data).toString('utf8'));
@@ -39,6 +48,30 @@ export function readClientMessage(data: Uint8Array, binary: boolean, wire: Wire[
     if (!(err instanceof OptionError)) throw err;
     return { kind: 'close', close: CLOSE.badOptions(err.message) };
   }
+}
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const OPEN_ARRAY = 0x5b;
+const OPEN_OBJECT = 0x7b;
+const CLOSE_ARRAY = 0x5d;
+const CLOSE_OBJECT = 0x7d;
+
+/** Whether JSON text (UTF-8: every structural character is one byte) opens more than `max` arrays and objects inside one another, strings aside. */
+function nestsDeeperThan(bytes: Uint8Array, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < bytes.length; i++) {
+    const byte = bytes[i];
+    if (inString) {
+      if (byte === BACKSLASH) i++;
+      else if (byte === QUOTE) inString = false;
+    } else if (byte === QUOTE) inString = true;
+    else if (byte === OPEN_ARRAY || byte === OPEN_OBJECT) {
+      if (++depth > max) return true;
+    } else if (byte === CLOSE_ARRAY || byte === CLOSE_OBJECT) depth--;
+  }
+  return false;
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

@@ -17,6 +17,7 @@ const POLICY = 1008;
 
 export const CLOSE = {
   notJson: (detail: string): CloseReason => ({ code: 1007, reason: `message is not JSON: ${detail}`, metric: 'bad_message' }),
+  tooDeep: (detail: string): CloseReason => ({ code: POLICY, reason: `message nests arrays and objects ${detail}`, metric: 'bad_message' }),
   notAnObject: { code: POLICY, reason: 'message must be a JSON object with a "type"', metric: 'bad_message' },
   noClientMessages: {
     code: POLICY,
