@@ -37,6 +37,8 @@ export const TIMESTAMP_CURSOR_FLOOR = 1e15;
 const V1_PARAMETERS: Record<string, string> = {
   wantedCollections: 'use collections',
   wantedDids: 'use dids',
+  wantedKinds: 'use kinds',
+  heartbeat: 'v2 has no heartbeat messages: WebSocket pings keep the connection alive',
   compress: 'use zstdDictionary=<id> (see network.bsky.jetstream.getZstdDictionary)',
   requireHello: 'v2 takes no client messages: filters are fixed by the query at connect',
   backfill: 'v2 frames carry a seq to resume from, and backfilled records have none: backfill on /subscribe',
