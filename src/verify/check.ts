@@ -3,7 +3,7 @@ import { CidLinkWrapper } from '@atcute/cid';
 import { Link, isTid } from '../atproto/index.ts';
 import { CarSlice, type UpstreamMessage } from '../upstream/index.ts';
 import { VerifyError } from './failure.ts';
-import { checkInversion } from './inversion.ts';
+import { checkInversion, checkOpsInTree } from './inversion.ts';
 import { readSignedCommit, type SignedCommit } from './signed-commit.ts';
 import type { SigningKeys } from './signing-keys.ts';
 
@@ -20,7 +20,8 @@ const FUTURE_REV_TOLERANCE_MS = 5 * 60_000;
 
 /**
  * Checks one #commit against the repo's signing key: the signed commit (readSignedCommit), its
- * rev, the signature, and in `full` mode the MST inversion (inversion.ts). Throws VerifyError.
+ * rev, the signature, and that its MST holds what the ops say (inversion.ts: in `full` mode by
+ * undoing them back to `prevData`; in `signatures` mode by looking each up). Throws VerifyError.
  */
 export async function checkCommit(message: CommitToCheck, signingKey: string, mode: VerifyMode, keys: SigningKeys): Promise<SignedCommit> {
   const commit = readSignedCommit(message.proof.car, message.proof.commit, message.repo, message.rev);
@@ -29,6 +30,7 @@ export async function checkCommit(message: CommitToCheck, signingKey: string, mo
     throw new VerifyError('bad_signature', `the commit's signature does not verify with ${signingKey}`);
   }
   if (mode === 'full') await checkInversion(message.proof, commit.data);
+  else checkOpsInTree(message.proof, commit.data);
   return commit;
 }
 

@@ -16,6 +16,8 @@ export type VerifyFailure =
   | 'bad_op_prev'
   /** The ops do not take the MST from `prevData` to the commit's `data` (or the proof is incomplete). */
   | 'bad_inversion'
+  /** `signatures`: the commit's MST (`data`) does not hold what an op says it wrote, or the CAR lacks the nodes to tell. */
+  | 'op_not_in_tree'
   /** `full` needs `prevData` (but on a repo's first commit), which pre-sync-1.1 senders leave out. */
   | 'missing_prev_data'
   /** The repo's held commits (waiting for its key) passed the byte bound. */

@@ -51,6 +51,33 @@ export async function checkInversion(proof: CommitProof, data: CidLink): Promise
   }
 }
 
+/**
+ * What ties the ops to the signed commit in `signatures` mode: its new MST root `data` holds what
+ * each op says it wrote — a create's or update's cid at its path, nothing at a delete's — read
+ * from the MST nodes the CAR carries, each hashed against its CID. Without it a relay could keep a
+ * repo's real signed commit and swap in records of its own. Unlike the undo (checkInversion), it
+ * needs neither `prevData` nor ops' `prev`, which pre-sync-1.1 senders leave out.
+ */
+export function checkOpsInTree(proof: CommitProof, data: CidLink): void {
+  const tree = new ProofTree(proof.car, heights);
+  const root = data instanceof CidLinkWrapper ? data : new CidLinkWrapper(fromCidLink(data).bytes);
+  for (const op of proof.ops) {
+    if (typeof op.path !== 'string') throw new VerifyError('op_not_in_tree', 'an op has no path');
+    const wrote = op.action === 'delete' ? null : op.cid ? new CidLinkWrapper(op.cid.bytes) : undefined;
+    if (wrote === undefined) throw new VerifyError('op_not_in_tree', `${String(op.action)} ${op.path} has no cid`);
+    let found: CidLinkWrapper | null;
+    try {
+      found = tree.find(root, op.path);
+    } catch (err) {
+      if (err instanceof MissingNodeError) throw new VerifyError('op_not_in_tree', `the CAR lacks the MST nodes to find ${op.path}: ${err.message}`);
+      throw new VerifyError('op_not_in_tree', `the MST is malformed: ${(err as Error).message}`);
+    }
+    if (!sameLink(found, wrote)) {
+      throw new VerifyError('op_not_in_tree', `${String(op.action)} ${op.path}: the signed tree holds ${found?.$link ?? 'nothing'} there, the op says ${wrote?.$link ?? 'nothing'}`);
+    }
+  }
+}
+
 function sameLink(a: CidLinkWrapper | null, b: CidLinkWrapper | null): boolean {
   if (a === null || b === null) return a === b;
   return Buffer.from(a.bytes).equals(b.bytes);

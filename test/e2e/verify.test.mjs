@@ -73,7 +73,7 @@ describe('--verify full against a real PDS and PLC', { timeout: 150_000 }, () =>
       .waitFor((event) => subscriber.events.indexOf(event) === act.expected.length - 1, `${act.expected.length} events`, 30_000)
       .catch(() => subscriber.frames);
     assertEventsMatchPerRepo(events.map((f) => f.event), act.expected, 'verified stream');
-    for (const reason of ['bad_signature', 'bad_inversion', 'bad_commit', 'rev_mismatch', 'bad_op_prev', 'missing_prev_data', 'unknown_key', 'out_of_sync']) {
+    for (const reason of ['bad_signature', 'bad_inversion', 'bad_commit', 'rev_mismatch', 'bad_op_prev', 'op_not_in_tree', 'missing_prev_data', 'unknown_key', 'out_of_sync']) {
       assert.equal(await failures(reason), 0, `${reason} failures\n${tail(contrail.logs)}`);
     }
     // Every commit event's rev names a commit that passed (a multi-op commit makes several events).
