@@ -1,7 +1,7 @@
 /**
  * Issue #13: "a serving node killed and restarted 1 hour of stream later (simulated): it catches
  * up and serves", and the README: "/ready answers 503 `catching up with the cluster event stream`
- * until it has" (which a client held in `settling` now relies on). cluster.test.ts's "node away"
+ * until it has". cluster.test.ts's "node away"
  * restarts a node 2,000 frames later (about a second of the network) and waits for it to settle,
  * so the catch-up itself is never seen. Here the returning node reads NATS through a proxy that
  * hands it the server's bytes at a fixed rate, so catching up a backlog takes seconds: /ready
