@@ -402,7 +402,7 @@ for (const { transport, skip } of await transportsUnderTest()) {
       for (const path of ['/stream', '/stream.ndjson']) {
         const result = await httpGet(gateway.port, `${path}?${backfillQuery([REPO])}`);
         assert.equal(result.status, 400, path);
-        assert.match(result.body.toString(), /backfill=true needs a WebSocket/);
+        assert.match(result.body.toString(), /backfill=true: backfill needs a WebSocket/);
       }
       const sub = await Subscription.open(gateway.port, '');
       sub.send(JSON.stringify({ type: 'options_update', payload: { backfill: true } }));

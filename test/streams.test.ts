@@ -159,6 +159,7 @@ for (const { transport, skip } of await transportsUnderTest()) {
         ['heartbeat=soon', /^heartbeat: /],
         ['compress=true', /^compress=true needs a WebSocket: use \/subscribe/],
         ['requireHello=true', /^requireHello=true needs a WebSocket/],
+        ['backfill=yes', /^backfill=yes: backfill needs a WebSocket/],
         ['', /^Last-Event-ID: "abc" is not an integer/, { 'last-event-id': 'abc' }],
       ];
       for (const path of ['/stream', '/stream.ndjson'] as const) {

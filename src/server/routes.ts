@@ -295,9 +295,12 @@ export function parseSubscribeQuery(request: HttpRequestInfo, backfillAvailable 
  */
 export function parseStreamQuery(request: HttpRequestInfo) {
   const query = new URLSearchParams(request.query);
-  for (const name of ['compress', 'requireHello', 'backfill']) {
+  for (const name of ['compress', 'requireHello']) {
     if (booleanParam(query, name)) throw new OptionError(`${name}=true needs a WebSocket: use ${SUBSCRIBE_PATH}`);
   }
+  // contrail's own parameter, read strictly as on /subscribe: anything but false asks for a backfill.
+  const backfill = query.get('backfill');
+  if (backfill !== null && backfill !== 'false') throw new OptionError(`backfill=${backfill}: backfill needs a WebSocket: use ${SUBSCRIBE_PATH}`);
   const common = parseCommonQuery(query);
   const lastEventId = request.header('last-event-id');
   const cursor = lastEventId ? parseCursor('Last-Event-ID', lastEventId) : common.cursor;
