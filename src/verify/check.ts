@@ -1,5 +1,5 @@
 import { decodeFirst, isCidLink } from '@atcute/cbor';
-import { CidLinkWrapper } from '@atcute/cid';
+import { CidLinkWrapper, fromCidLink } from '@atcute/cid';
 import { Link, isTid } from '../atproto/index.ts';
 import { CarSlice, type UpstreamMessage } from '../upstream/index.ts';
 import { VerifyError } from './failure.ts';
@@ -63,6 +63,22 @@ export function tidMicros(tid: string): number {
   let value = 0n;
   for (const char of tid) value = (value << 5n) | BigInt(TID_ALPHABET.indexOf(char));
   return Number(value >> 10n);
+}
+
+/**
+ * The MST root (`data`) of a message's signed commit, which its check has already read and
+ * verified: the next commit's `prevData` must name it (`full`'s chain, verifier.ts).
+ */
+export function signedDataRoot(message: CommitMessage | SyncMessage): Uint8Array | undefined {
+  try {
+    const car = message.type === 'commit' ? message.proof.car : new CarSlice(message.blocks);
+    const cid = message.type === 'commit' ? message.proof.commit : carRoot(message.blocks);
+    const block = cid && car.find(cid.bytes);
+    const data = block && (decodeFirst(block)[0] as { data?: unknown }).data;
+    return isCidLink(data) ? fromCidLink(data).bytes : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The first root named in a CAR's header (a #sync's CAR has exactly the commit). */

@@ -18,6 +18,8 @@ export type VerifyFailure =
   | 'bad_inversion'
   /** `signatures`: the commit's MST (`data`) does not hold what an op says it wrote, or the CAR lacks the nodes to tell. */
   | 'op_not_in_tree'
+  /** `full`: the commit's `prevData` is not the MST root of the repo's last verified commit (a commit left out, or ops hidden). */
+  | 'broken_chain'
   /** `full` needs `prevData` (but on a repo's first commit), which pre-sync-1.1 senders leave out. */
   | 'missing_prev_data'
   /** The repo's held commits (waiting for its key) passed the byte bound. */

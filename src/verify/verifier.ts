@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { AtprotoIdentity, IdentityResolver } from '../identity/index.ts';
 import { DropLog, type UpstreamMessage } from '../upstream/index.ts';
-import { checkCommit, checkSync, type CommitMessage, type SyncMessage, type VerifyMode } from './check.ts';
+import { checkCommit, checkSync, signedDataRoot, type CommitMessage, type SyncMessage, type VerifyMode } from './check.ts';
 import { CheckPool } from './check-pool.ts';
 import { asVerifyError, VerifyError, type VerifyFailure } from './failure.ts';
 import type { VerifyMetrics } from './metrics.ts';
@@ -63,6 +63,8 @@ interface Held {
 interface RepoState {
   /** The rev of the last commit or #sync that passed. */
   rev?: string;
+  /** `full`: the MST root of that commit (unknown after a resync, until the next passes). */
+  data?: Uint8Array;
   /** Set after a failure, until a valid #sync or a resync. */
   outOfSync?: VerifyFailure;
   /** Set while a resync is queued or running: the repo's messages are held until it ends. */
@@ -284,6 +286,10 @@ export class Verifier {
       }
       const failure = await (prefetched?.signingKey === known.signingKey ? prefetched.result : this.#check(message, known.signingKey));
       if (failure) throw failure;
+      // The proof holds within the commit (its ops take prevData to data); the chain ties it to the one before.
+      if (message.type === 'commit' && state.data && !sameBytes(message.proof.prevData?.bytes, state.data)) {
+        throw new VerifyError('broken_chain', `prevData ${message.proof.prevData?.toString() ?? '(none)'} is not the MST root of the last verified commit (rev ${state.rev})`);
+      }
       if (message.type === 'sync') {
         if (state.outOfSync) this.#outOfSync--;
         state.outOfSync = undefined;
@@ -304,6 +310,7 @@ export class Verifier {
       return;
     }
     state.rev = message.rev;
+    if (this.#options.mode === 'full') state.data = signedDataRoot(message);
     this.#options.metrics.verified.inc({ type: message.type });
     this.#options.deliver(message, released);
   }
@@ -437,6 +444,7 @@ export class Verifier {
     state.outOfSync = undefined;
     // Held commits the snapshot already contains (rev not newer) are dropped as replays.
     if (state.rev === undefined || resynced.rev > state.rev) state.rev = resynced.rev;
+    state.data = undefined;
     this.#options.metrics.outOfSync.set(this.#outOfSync);
   }
 
@@ -475,4 +483,8 @@ function sizeOf(message: UpstreamMessage): number {
   if (message.type === 'commit') return message.proof.car.bytes.byteLength + MESSAGE_OVERHEAD_BYTES;
   if (message.type === 'sync') return message.blocks.byteLength + MESSAGE_OVERHEAD_BYTES;
   return MESSAGE_OVERHEAD_BYTES;
+}
+
+function sameBytes(a: Uint8Array | undefined, b: Uint8Array): boolean {
+  return a !== undefined && Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b);
 }

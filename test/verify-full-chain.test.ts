@@ -1,10 +1,10 @@
 /**
- * Review test (fails on main): under `--verify full` the sync 1.1 proof is checked within one
- * commit — undoing its ops from the signed `data` must land on its `prevData` — but `prevData` is
- * never compared with the `data` of the repo's previous verified commit, which the Verifier has
- * seen. A relay can therefore keep a real signed commit and present a different diff: no ops at
- * all and `prevData` = `data` (the commit's writes vanish: subscribers never get them), or the
- * real ops plus an old record re-announced as a create. Every check passes; the chain is broken.
+ * Under `--verify full` the sync 1.1 proof holds within a commit — undoing its ops from the signed
+ * `data` lands on its `prevData` — and the chain ties it to the one before: `prevData` must be the
+ * `data` of the repo's last verified commit. Without the chain a relay could keep a real signed
+ * commit and present a different diff: no ops at all and `prevData` = `data`, so the commit's
+ * writes never reached subscribers (or an old record re-announced as a create). Such a commit now
+ * fails as broken_chain.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -38,7 +38,7 @@ test('--verify full: a real signed commit whose ops the relay hid (prevData = da
     const did = decodeURIComponent(req.url!.slice(1));
     res.end(JSON.stringify({ id: did, verificationMethod: [{ id: '#atproto', type: 'Multikey', controller: did, publicKeyMultibase: alice.signingKey.slice('did:key:'.length) }], service: [] }));
   });
-  const dir = tempDir('contrail-review-hidden-');
+  const dir = tempDir('contrail-verify-chain-');
   const cache = new IdentityCache({ path: dir.path, maxEntries: 100 });
   t.after(async () => {
     await cache.close();
