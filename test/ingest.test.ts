@@ -327,6 +327,30 @@ describe('group commit and backpressure', () => {
     assert.equal(await h.commits(), 6);
   });
 
+  test("a seal's next step gives way to a commit of events read before its turn: the commit and its publish run first, and sealing still completes while every turn commits", async (t) => {
+    const store = new EventStore({ dataDir: storeDir(t), hotLogBytes: 1 << 20, blockEvents: 4, fsync: false });
+    t.after(() => store.close().catch(() => {}));
+    const h = harness(store);
+    /** Whether any of the seal's postings were written when each commit's listeners ran (its publish). */
+    const indexAtPublish: boolean[] = [];
+    store.onCommitted(() => indexAtPublish.push(store.bytesByTable().didIndex > 0));
+    for (let seq = 1; seq <= 4; seq++) h.ingester.handle(post(seq, did(seq), 1));
+    await h.ingester.flush();
+    assert.equal(store.sealState.unsealedEvents, 4, 'a full block: its seal began, its steps are queued for the next turn');
+    // Read in this turn, as a socket read hands frames over: the commit is queued behind the seal's step.
+    h.ingester.handle(post(5, did(5), 1));
+    await h.ingester.flush();
+    assert.deepEqual(indexAtPublish, [false, false], 'the commit ran before the seal wrote any postings');
+
+    let seq = 5;
+    for (let turn = 0; store.indexState.sealedEvents < 4; turn++) {
+      assert.ok(turn < 100, 'the block is sealed although a commit is due in every turn');
+      h.ingester.handle(post(++seq, did(seq), 1));
+      await h.ingester.flush();
+    }
+    assert.equal(labels(store).length, seq);
+  });
+
   test('backpressure turns on when pending bytes exceed the bound and off after the commit', async (t) => {
     const store = openStore(t, storeDir(t));
     const h = harness(store, { maxPendingBytes: 4_000 });

@@ -20,11 +20,12 @@
  * three more such turns join it, while a live turn's few events commit in the turn they were
  * read. So the saved cursor never runs ahead of the events it covers, and after a crash the
  * reader resumes from it and the clock from above the newest stored event. Every 1,024 tail
- * events are sealed into a block, in steps on the turns of the event loop after the commit, so
+ * events are sealed into a block, in steps on the turns of the event loop after the commit (a
+ * turn whose reads brought events commits them first, and the step waits for the next turn), so
  * no seal is one long task for the thread that commits and sends live events (it was
  * the main thread's longest, 15–30 ms of CPU at a few hundred thousand events): ~1 ms of steps
  * per turn (a partition compressed per step — most take microseconds — the block's per-DID
- * postings in key order, 256 per transaction), and last, in a turn of its own, one transaction
+ * postings in key order, 64 per transaction), and last, in a turn of its own, one transaction
  * with its frames and directory entries and the tail runs it covers whole removed (a run covered
  * in part stays until the next seal, its sealed events skipped by readers). Until that last step
  * readers read the events from the tail; the postings, above every reader's newest block, are

@@ -89,6 +89,8 @@ export class Ingester {
       // An option passed as undefined keeps its default.
       commit: options.commit ?? ((batch) => options.store.commit(batch)),
     };
+    // Committing to the store itself (not through a cluster's stream): its seal steps let a turn's commit go first.
+    if (!options.commit) options.store.giveWayTo(() => this.commitDue);
     const saved = options.store.upstreamCursor;
     if (saved && redactUrl(saved.url) === redactUrl(options.upstreamUrl)) {
       this.#watermark = saved.seq;
