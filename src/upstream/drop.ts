@@ -18,7 +18,6 @@ export type DropReason =
   | 'cid_mismatch'
   | 'unsupported_cid'
   | 'bad_record'
-  | 'stale_seq'
   | 'not_binary';
 
 export class DropError extends Error {
