@@ -47,7 +47,11 @@ export class FirehoseClient {
   #pingTimer: NodeJS.Timeout | undefined;
   #heardSincePing = true;
   #problem: string | undefined = 'connecting for the first time';
-  /** The seq of a frame too large to read: reconnects resume after it, whatever the consumer says. */
+  /**
+   * The seq of a frame too large to read: reconnects resume after it while the consumer's cursor is
+   * below it. Forgotten once the consumer's cursor reaches it, or when the upstream answers
+   * FutureCursor (its seqs restarted: the skipped seq no longer names a frame it holds).
+   */
   #skipThrough: number | undefined;
 
   constructor(options: FirehoseClientOptions) {
@@ -106,7 +110,8 @@ export class FirehoseClient {
   #connect(): void {
     const { logger, metrics } = this.#options;
     const consumerCursor = this.#options.resumeCursor();
-    const cursor = this.#skipThrough !== undefined && (consumerCursor ?? -1) < this.#skipThrough ? this.#skipThrough : consumerCursor;
+    if (consumerCursor !== undefined && this.#skipThrough !== undefined && consumerCursor >= this.#skipThrough) this.#skipThrough = undefined;
+    const cursor = this.#skipThrough ?? consumerCursor;
     const url = new URL(this.#options.url);
     if (cursor !== undefined) url.searchParams.set('cursor', String(cursor));
     const shownUrl = redactUrl(this.#options.url);
@@ -238,6 +243,9 @@ export class FirehoseClient {
     const { logger, metrics } = this.#options;
     metrics.errorFrames.inc({ error: message.error });
     if (message.error === 'FutureCursor') {
+      // The consumer starts live now; a skipped seq from before the reset must not hold the next dial
+      // at a cursor the upstream has never reached (it would answer FutureCursor again, forever).
+      this.#skipThrough = undefined;
       logger.error(
         { error: message.error, message: message.message },
         'UPSTREAM SAYS OUR CURSOR IS IN ITS FUTURE: it was reset or replaced; resuming from its live tip. Events between our cursor and its tip, if any, are not recoverable from it.',
