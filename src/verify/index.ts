@@ -50,7 +50,9 @@
  * passes a com.atproto.sync.getRepo fetch through the backfill stage) its messages are held, at
  * most maxResyncs repos fetched at once, and a successful resync puts the repo back in sync at
  * the snapshot's rev (held commits not newer are dropped); otherwise, or if the resync fails,
- * its commits are withheld as `out_of_sync` until a valid #sync. A replay (rev not newer) is
+ * its commits are withheld as `out_of_sync` until a valid #sync or, after a failed resync, until
+ * its first commit past a retry delay (resyncRetryMs, doubling per failure in a row) starts
+ * another. A replay (rev not newer) is
  * dropped without that, as it withholds nothing. The per-repo state (last rev,
  * out of sync) lives in memory, bounded; a restart forgets it, and the store's own per-DID rev
  * check still keeps replays out.

@@ -26,6 +26,12 @@ export interface VerifierOptions {
   resync?: (did: string) => Promise<string>;
   /** Resyncs run at once; more wait their turn (their repos' commits held). */
   maxResyncs?: number;
+  /**
+   * After a resync failed, the repo's first commit this long later starts another (the time
+   * doubles with each failure in a row, up to RESYNC_RETRY_MAX_MS). Until then its commits are
+   * withheld as out_of_sync. Default 30 s, the identity stage's memory of a failed resolution.
+   */
+  resyncRetryMs?: number;
   /** Called with true when too many messages wait for verification (pause reading), false once they drain. */
   onBackpressure?: (paused: boolean) => void;
   /** Bytes of one repo's messages held while its key is resolved; past it they fail with held_overflow. */
@@ -69,6 +75,8 @@ interface RepoState {
   outOfSync?: VerifyFailure;
   /** Set while a resync is queued or running: the repo's messages are held until it ends. */
   resyncing?: boolean;
+  /** After a failed resync: from when a commit of the repo starts another, and the failures in a row. */
+  resyncRetry?: { at: number; failures: number };
   /** Messages waiting for the repo's key to be resolved (or refreshed). */
   held?: Held;
 }
@@ -80,6 +88,9 @@ type Task = ({ kind: 'message'; prefetched?: Prefetched } & Waiting) | { kind: '
 
 /** What one held message is assumed to cost beyond its CAR (its fields and the objects around them). */
 const MESSAGE_OVERHEAD_BYTES = 256;
+
+/** The longest wait, after resyncs failed in a row, before a commit starts another. */
+const RESYNC_RETRY_MAX_MS = 3_600_000;
 
 /** Checks started on the workers ahead of the message being judged, per worker. */
 const PREFETCH_PER_WORKER = 32;
@@ -115,6 +126,7 @@ export class Verifier {
       maxQueued: 10_000,
       maxRepos: 500_000,
       maxResyncs: 4,
+      resyncRetryMs: 30_000,
       ...options,
     };
     this.#pool = options.checkPool;
@@ -273,6 +285,14 @@ export class Verifier {
   async #verify(did: string, message: CommitMessage | SyncMessage, known: AtprotoIdentity, receivedAt: number, released: boolean, prefetched?: Prefetched): Promise<void> {
     const state = this.#state(did);
     if (message.type === 'commit' && state.outOfSync) {
+      if (state.resyncRetry && Date.now() >= state.resyncRetry.at) {
+        // The last resync failed, maybe on a passing PDS or directory failure: try again, and
+        // judge this commit (and the repo's next ones, held meanwhile) once it ends.
+        this.#options.logger.info({ did, failures: state.resyncRetry.failures }, 'retrying the resync of an out-of-sync repo');
+        this.#queueResync(did, state);
+        this.#hold(did, state, { message, receivedAt });
+        return;
+      }
       this.#fail(did, message, 'out_of_sync', `out of sync since a ${state.outOfSync} failure`);
       return;
     }
@@ -293,6 +313,7 @@ export class Verifier {
       if (message.type === 'sync') {
         if (state.outOfSync) this.#outOfSync--;
         state.outOfSync = undefined;
+        state.resyncRetry = undefined;
         this.#options.metrics.outOfSync.set(this.#outOfSync);
       }
     } catch (err) {
@@ -400,6 +421,10 @@ export class Verifier {
       return;
     }
     this.#options.logger.warn({ did, reason }, 'repo is out of sync: its commits are held while it is resynced from its PDS');
+    this.#queueResync(did, state);
+  }
+
+  #queueResync(did: string, state: RepoState): void {
     // Held from now on (joining messages already held for its key): released when the resync ends.
     state.resyncing = true;
     if (!state.held) {
@@ -434,10 +459,17 @@ export class Verifier {
   #resynced(did: string, state: RepoState, resynced: Resynced): void {
     state.resyncing = false;
     if ('error' in resynced) {
+      const failures = (state.resyncRetry?.failures ?? 0) + 1;
+      const retryInMs = Math.min(this.#options.resyncRetryMs * 2 ** (failures - 1), RESYNC_RETRY_MAX_MS);
+      state.resyncRetry = { at: Date.now() + retryInMs, failures };
       this.#options.metrics.resyncs.inc({ result: 'failed' });
-      this.#options.logger.warn({ did, error: resynced.error }, 'could not resync the repo from its PDS: its commits are withheld until a valid #sync');
+      this.#options.logger.warn(
+        { did, error: resynced.error, failures, retryInMs },
+        'could not resync the repo from its PDS: its commits are withheld until a valid #sync, or until one arriving after retryInMs starts another resync',
+      );
       return;
     }
+    state.resyncRetry = undefined;
     this.#options.metrics.resyncs.inc({ result: 'resynced' });
     this.#options.logger.info({ did, rev: resynced.rev }, 'repo resynced from its PDS');
     if (state.outOfSync) this.#outOfSync--;

@@ -1,14 +1,13 @@
 /**
- * Review test (fails on main): one transient failure to resolve a DID (the PLC directory answers
- * 503 or 429 once, or times out) silences the repo until a #sync, which an ordinary repo never
- * sends. The held commit fails unknown_key, which marks the repo out of sync and starts a resync
- * at once; the resync resolves the DID through the same IdentityResolver, which still remembers
- * the failure (failureTtlMs, 30 s in the gateway), so it fails immediately and is never tried
- * again: every later commit of the repo, valid and signed, is withheld as out_of_sync — long
- * after the directory answers again.
+ * A repo whose resync failed is not silenced for good. One transient failure to resolve its DID
+ * (the PLC directory answers 503 once) fails its held commit (unknown_key), sending the repo out of
+ * sync; the resync started at once meets the same remembered failure and fails too. The repo's
+ * first commit after the retry delay starts another resync, which succeeds now that the directory
+ * answers: the repo is back in sync and that commit is not withheld. A resync that fails again
+ * doubles the wait before the next try.
  */
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { commitSignatureCheck, createBackfillMetrics, SnapshotSource } from '../src/backfill/index.ts';
@@ -24,13 +23,22 @@ const POST = 'app.bsky.feed.post';
 let rkeyCounter = 0;
 const post = (text: string): Write => ({ action: 'create', collection: POST, rkey: `3l${String(rkeyCounter++).padStart(11, 'a')}`, record: { $type: POST, text, createdAt: '2026-12-01T00:00:00.000Z' } });
 
-test('a DID whose first resolution failed once (PLC 503) is not silenced: once the directory answers, its valid commits are delivered', async (t) => {
+/**
+ * alice's repo, a PLC directory that answers 503 to its first request, a PDS that answers 500 to
+ * its first `pdsFailures` getRepo requests, and a Verifier resyncing through them (the gateway's
+ * resyncRepo in small: resolve, fetch the repo, check its commit).
+ */
+async function setup(t: TestContext, { pdsFailures, resyncRetryMs }: { pdsFailures: number; resyncRetryMs: number }) {
   const alice = await SignedRepo.create('did:plc:alicetransient00000000000');
   let plcRequests = 0;
-  const { url: pdsUrl } = await localHttpServer(t, async (_req, res) => {
-    res.writeHead(200, { 'content-type': 'application/vnd.ipld.car' });
-    for await (const chunk of alice.car()) res.write(chunk);
-    res.end();
+  let pdsRequests = 0;
+  const { url: pdsUrl } = await localHttpServer(t, (_req, res) => {
+    if (++pdsRequests <= pdsFailures) return res.writeHead(500).end();
+    void (async () => {
+      res.writeHead(200, { 'content-type': 'application/vnd.ipld.car' });
+      for await (const chunk of alice.car()) res.write(chunk);
+      res.end();
+    })();
   });
   const { url: plcUrl } = await localHttpServer(t, (req, res) => {
     const did = decodeURIComponent(req.url!.slice(1));
@@ -44,7 +52,7 @@ test('a DID whose first resolution failed once (PLC 503) is not silenced: once t
     );
   });
 
-  const dir = tempDir('contrail-review-verify-');
+  const dir = tempDir('contrail-verify-retry-');
   const cache = new IdentityCache({ path: dir.path, maxEntries: 1000 });
   t.after(async () => {
     await cache.close();
@@ -54,7 +62,6 @@ test('a DID whose first resolution failed once (PLC 503) is not silenced: once t
   const identity = new IdentityResolver({ plcUrl, cache, allowPrivateEndpoints: true, failureTtlMs: 300 });
   const registry = new Registry();
   const keys = new SigningKeys();
-  // The gateway's resync in small (gateway.ts resyncRepo): resolve, fetch the repo, check its commit.
   const snapshots = new SnapshotSource({
     resolve: async (did) => {
       const { pdsEndpoint, signingKey } = await identity.resolve(did);
@@ -77,19 +84,28 @@ test('a DID whose first resolution failed once (PLC 503) is not silenced: once t
     metrics: createVerifyMetrics(registry),
     deliver: (message) => delivered.push(message),
     resync: async (did) => (await snapshots.get(did, new AbortController().signal)).rev,
+    resyncRetryMs, // the gateway's is 30 s, as the resolver's failure memory
   });
   const commitOf = (body: Parameters<typeof commitFrameOf>[0]) => parseMessage(decodeFrame(commitFrameOf(body), 10_000_000));
   const metrics = () => registry.metrics();
+  const metric = async (name: string) => Number((await metrics()).split('\n').find((l) => l.startsWith(name + ' '))?.split(' ')[1] ?? 0);
+  return { alice, verifier, delivered, commitOf, metrics, metric };
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+test('a DID whose first resolution failed once (PLC 503) is not silenced: once the directory answers, its valid commits are delivered', async (t) => {
+  const { alice, verifier, delivered, commitOf, metrics } = await setup(t, { pdsFailures: 0, resyncRetryMs: 300 });
 
   verifier.handle(commitOf(await alice.commit(1, [post('first, while the directory hiccups')])));
   await waitUntil(async () => (await metrics()).includes('contrail_verify_resyncs_total{result='), 'the first commit judged and a resync tried', 5_000);
   await verifier.idle();
 
   // Well after the directory answers again (and the remembered failure expired), alice posts again.
-  await new Promise((resolve) => setTimeout(resolve, 600));
+  await sleep(600);
   verifier.handle(commitOf(await alice.commit(2, [post('second, a minute later')])));
   await verifier.idle();
-  await new Promise((resolve) => setTimeout(resolve, 200));
+  await sleep(200);
   await verifier.idle();
   const text = await metrics();
   assert.equal(
@@ -98,6 +114,30 @@ test('a DID whose first resolution failed once (PLC 503) is not silenced: once t
     `the repo is still out of sync: ${text.split('\n').filter((l) => /^contrail_verify_(resyncs|failures)_total\{/.test(l)).join('; ')}`,
   );
   assert.ok(!text.includes('contrail_verify_failures_total{reason="out_of_sync"}'), 'the valid commit after the hiccup is not withheld as out_of_sync');
+  assert.ok(text.includes('contrail_verify_resyncs_total{result="resynced"} 1'), 'the second resync succeeded');
   // Delivered, or (if a resync's snapshot already holds it) dropped as rev_not_newer: either way not withheld.
   assert.ok(delivered.length === 1 || text.includes('contrail_verify_failures_total{reason="rev_not_newer"} 1'));
+});
+
+test('each resync that fails in a row doubles the wait before a commit starts the next', async (t) => {
+  const { alice, verifier, commitOf, metric } = await setup(t, { pdsFailures: 1, resyncRetryMs: 1_000 });
+  verifier.handle(commitOf(await alice.commit(1, [post('while the directory hiccups')])));
+  await waitUntil(async () => (await metric('contrail_verify_resyncs_total{result="failed"}')) === 1, 'the first resync to fail (the remembered identity failure)', 5_000);
+  await sleep(1_200);
+  verifier.handle(commitOf(await alice.commit(2, [post('after the first wait: retries, and the PDS fails')])));
+  await waitUntil(async () => (await metric('contrail_verify_resyncs_total{result="failed"}')) === 2, 'the second resync to fail (PDS 500)', 5_000);
+  // Commit 2 was judged after that resync failed: withheld. Past the first wait, within the
+  // doubled one, commit 3 is withheld too, and starts no resync.
+  await verifier.idle();
+  assert.equal(await metric('contrail_verify_failures_total{reason="out_of_sync"}'), 1);
+  await sleep(1_400);
+  verifier.handle(commitOf(await alice.commit(3, [post('within the doubled wait')])));
+  await verifier.idle();
+  assert.equal(await metric('contrail_verify_failures_total{reason="out_of_sync"}'), 2, 'the commit within the doubled wait is withheld');
+  assert.equal(await metric('contrail_verify_resyncs_total{result="failed"}'), 2, 'and starts no resync');
+  await sleep(1_000);
+  verifier.handle(commitOf(await alice.commit(4, [post('past the doubled wait')])));
+  await waitUntil(async () => (await metric('contrail_verify_resyncs_total{result="resynced"}')) === 1, 'the third resync to succeed', 5_000);
+  await verifier.idle();
+  assert.equal(verifier.outOfSync(alice.did), undefined);
 });
