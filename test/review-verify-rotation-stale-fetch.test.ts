@@ -1,0 +1,95 @@
+/**
+ * Review test (fails on main): a key rotation announced by #identity while a fetch of the DID
+ * document that began before the rotation is still in flight. IdentityResolver.refresh() joins
+ * the running fetch whatever its age, so the #identity's refresh and then the bad-signature
+ * refresh of the next commit (signed with the new key) both get the pre-rotation document; the
+ * commit, judged once more as "released", fails bad_signature and the repo goes out of sync —
+ * against verify/index.ts: "a rotated key (announced by #identity, which also triggers a
+ * refresh) never drops a valid commit".
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { Secp256k1Keypair } from '@atproto/crypto';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+import { IdentityCache, IdentityResolver } from '../src/identity/index.ts';
+import { decodeFrame, parseMessage, type UpstreamMessage } from '../src/upstream/index.ts';
+import { createVerifyMetrics, Verifier } from '../src/verify/index.ts';
+import { tempDir } from './support/gateway.ts';
+import { localHttpServer } from './support/local-http.ts';
+import { waitUntil } from './support/poll.ts';
+import { SignedRepo, commitFrameOf, type Write } from './support/signed-repo.ts';
+
+const POST = 'app.bsky.feed.post';
+let rkeyCounter = 0;
+const post = (text: string): Write => ({ action: 'create', collection: POST, rkey: `3l${String(rkeyCounter++).padStart(11, 'a')}`, record: { $type: POST, text, createdAt: '2026-12-01T00:00:00.000Z' } });
+
+test('a rotation announced by #identity while an older fetch of the document is in flight: the next commit, signed with the new key, is not dropped', async (t) => {
+  const alice = await SignedRepo.create('did:plc:aliceinflight000000000000');
+  /** The key the directory holds now; each request is answered with the key held when it arrived. */
+  let currentKey = alice.signingKey;
+  let holdNext = false;
+  const held: (() => void)[] = [];
+  const { url: plcUrl } = await localHttpServer(t, (req, res) => {
+    const did = decodeURIComponent(req.url!.slice(1));
+    const key = currentKey; // the document as of this request
+    const answer = () =>
+      res.end(JSON.stringify({ id: did, verificationMethod: [{ id: '#atproto', type: 'Multikey', controller: did, publicKeyMultibase: key.slice('did:key:'.length) }], service: [] }));
+    if (holdNext) {
+      holdNext = false;
+      held.push(answer);
+    } else {
+      answer();
+    }
+  });
+
+  const dir = tempDir('contrail-review-verify-');
+  const cache = new IdentityCache({ path: dir.path, maxEntries: 1000 });
+  t.after(async () => {
+    await cache.close();
+    dir.remove();
+  });
+  const registry = new Registry();
+  const delivered: UpstreamMessage[] = [];
+  const outOfSync: string[] = [];
+  const verifier = new Verifier({
+    mode: 'full',
+    identity: new IdentityResolver({ plcUrl, cache, allowPrivateEndpoints: true, failureTtlMs: 0 }),
+    logger: pino({ level: 'silent' }),
+    metrics: createVerifyMetrics(registry),
+    deliver: (message) => delivered.push(message),
+    resync: async (did) => {
+      outOfSync.push(did);
+      throw new Error('no PDS in this test');
+    },
+  });
+  const commitOf = (body: Parameters<typeof commitFrameOf>[0]) => parseMessage(decodeFrame(commitFrameOf(body), 10_000_000));
+  const identityEvent = (seq: number): UpstreamMessage => ({ type: 'identity', seq, did: alice.did, time: new Date().toISOString() });
+
+  verifier.handle(commitOf(await alice.commit(1, [post('before')])));
+  await waitUntil(() => delivered.length === 1, 'the first commit');
+
+  // An #identity (a handle change, say) starts a refresh; the directory is slow to answer it.
+  holdNext = true;
+  verifier.handle(identityEvent(2));
+  await waitUntil(() => held.length === 1, 'the refresh to reach the directory');
+
+  // Then the key rotates: the directory has the new key, the relay sends #identity and a commit signed with it.
+  await new Promise((resolve) => setTimeout(resolve, 5)); // the cached document predates the commit
+  alice.rotateKey(await Secp256k1Keypair.create());
+  currentKey = alice.signingKey;
+  verifier.handle(identityEvent(3));
+  verifier.handle(commitOf(await alice.commit(4, [post('after rotation')])));
+  await verifier.idle();
+
+  // The slow answer (the document from before the rotation) arrives.
+  for (const answer of held) answer();
+  await waitUntil(async () => delivered.length === 4 || outOfSync.length > 0 || (await registry.metrics()).includes('contrail_verify_failures_total{reason="bad_signature"} 1'), 'the commit to be judged', 5_000);
+  await verifier.idle();
+  assert.deepEqual(outOfSync, [], 'the repo went out of sync');
+  assert.deepEqual(
+    delivered.map((m) => ('seq' in m ? m.seq : undefined)),
+    [1, 2, 3, 4],
+    'the commit signed with the rotated key is delivered',
+  );
+});
