@@ -11,7 +11,9 @@
  * waiting, a timeout per fetch and a size limit per document. Failures are remembered briefly
  * so an unresolvable DID cannot make every one of its commits hit the directory. `refresh(did)`
  * fetches again: on an #identity event and when a signature fails with the cached key, so a
- * rotated key is followed. A stale entry (older than a day) is used while it is refreshed.
+ * rotated key is followed; it joins a running fetch only if that was asked for no earlier than
+ * the refresh needs (the event's or commit's arrival), documents carry when their fetch began,
+ * and an older one arriving last does not replace a newer one in the cache. A stale entry (older than a day) is used while it is refreshed.
  *
  * Why a guard (endpoint-guard.ts, guarded-fetch.ts): DID documents are written by anyone,
  * did:web ones especially, so a URL taken from one could point a fetch at the operator's own

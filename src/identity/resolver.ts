@@ -52,7 +52,8 @@ const MAX_REMEMBERED_FAILURES = 10_000;
  */
 export class IdentityResolver {
   readonly #options: Required<Omit<IdentityResolverOptions, 'metrics'>> & { metrics?: IdentityMetrics };
-  readonly #inFlight = new Map<string, Promise<AtprotoIdentity>>();
+  /** The newest fetch per DID, and when it was asked for (the document it gets is no older). */
+  readonly #inFlight = new Map<string, { requestedAt: number; fetching: Promise<AtprotoIdentity> }>();
   readonly #failures = new Map<string, { error: IdentityError; until: number }>();
   readonly #waiting: (() => void)[] = [];
   #running = 0;
@@ -79,30 +80,35 @@ export class IdentityResolver {
   cached(did: string): AtprotoIdentity | undefined {
     const identity = this.#options.cache.get(did);
     if (identity && Date.now() - identity.fetchedAt > this.#options.staleAfterMs && !this.#inFlight.has(did)) {
-      this.refresh(did).catch(() => {}); // the stale entry stays in use until a fetch succeeds
+      this.refresh(did, 0).catch(() => {}); // the stale entry stays in use until a fetch succeeds
     }
     return identity;
   }
 
   /** The identity from the cache, else fetched. Rejects with an IdentityError. */
   async resolve(did: string): Promise<AtprotoIdentity> {
-    return this.cached(did) ?? this.refresh(did);
+    return this.cached(did) ?? this.refresh(did, 0);
   }
 
   /**
-   * Fetches the DID document again (joining a fetch already running) and caches the result.
-   * For #identity events and signatures that fail with the cached key: a rotated key is
-   * picked up before a valid commit is judged.
+   * Fetches the DID document again and caches the result: a document asked for no earlier than
+   * `notBefore` (default: now), joining a fetch already running only if it was asked for since
+   * then. For #identity events and signatures that fail with the cached key: a rotated key is
+   * picked up before a valid commit is judged, even while a fetch begun before the rotation is
+   * still running (its older document then does not replace the newer one in the cache).
    */
-  refresh(did: string): Promise<AtprotoIdentity> {
+  refresh(did: string, notBefore = Date.now()): Promise<AtprotoIdentity> {
     const running = this.#inFlight.get(did);
-    if (running) return running;
+    if (running && running.requestedAt >= notBefore) return running.fetching;
     const failed = this.#failures.get(did);
     if (failed && failed.until > Date.now()) return Promise.reject(failed.error);
     this.#failures.delete(did);
-    const fetching = this.#fetch(did).finally(() => this.#inFlight.delete(did));
-    this.#inFlight.set(did, fetching);
-    return fetching;
+    const flight = { requestedAt: Date.now(), fetching: undefined as unknown as Promise<AtprotoIdentity> };
+    flight.fetching = this.#fetch(did, flight.requestedAt).finally(() => {
+      if (this.#inFlight.get(did) === flight) this.#inFlight.delete(did);
+    });
+    this.#inFlight.set(did, flight);
+    return flight.fetching;
   }
 
   /** Forgets a cached failure, so the next refresh() fetches (e.g. after an #identity event). */
@@ -110,7 +116,7 @@ export class IdentityResolver {
     this.#failures.delete(did);
   }
 
-  async #fetch(did: string): Promise<AtprotoIdentity> {
+  async #fetch(did: string, requestedAt: number): Promise<AtprotoIdentity> {
     const { metrics, cache } = this.#options;
     metrics?.inFlight.inc();
     try {
@@ -121,16 +127,22 @@ export class IdentityResolver {
       throw err;
     }
     const stopTimer = metrics?.resolveSeconds.startTimer();
+    // The document is no older than this moment, which is its fetchedAt: a fetch that began
+    // before some event (a key rotation) is never taken for one made after it.
+    const startedAt = Date.now();
     try {
-      const identity = identityFromDocument(did, await this.#fetchDocument(did), Date.now());
-      cache.put(identity);
+      const identity = identityFromDocument(did, await this.#fetchDocument(did), startedAt);
+      // A fetch begun earlier may end later: its older document must not replace a newer one.
+      const newer = cache.get(did);
+      if (!newer || newer.fetchedAt <= identity.fetchedAt) cache.put(identity);
       metrics?.cacheEntries.set(cache.size);
       metrics?.resolutions.inc({ result: 'ok' });
       return identity;
     } catch (err) {
       const error = toIdentityError(did, err);
       metrics?.resolutions.inc({ result: error.reason });
-      this.#rememberFailure(did, error);
+      // Not remembered if a fetch asked for later already succeeded.
+      if (!((cache.get(did)?.fetchedAt ?? -1) > requestedAt)) this.#rememberFailure(did, error);
       throw error;
     } finally {
       stopTimer?.();

@@ -264,9 +264,10 @@ export class Verifier {
     }
     const { identity } = this.#options;
     if (message.type === 'identity') {
-      // The document may have changed (a rotated key, a new PDS): fetch it before the next commit needs it.
+      // The document may have changed (a rotated key, a new PDS): fetch it before the next commit
+      // needs it (a fetch begun before this event arrived may predate the change: not joined).
       identity.forgetFailure(did);
-      if (identity.cached(did)) identity.refresh(did).catch(() => {});
+      if (identity.cached(did)) identity.refresh(did, receivedAt).catch(() => {});
       this.#options.deliver(message, false);
       return;
     }
@@ -324,7 +325,7 @@ export class Verifier {
         // The key may have rotated since the cached document was fetched: fetch it again
         // and judge this message (and the repo's next ones, held meanwhile) with the new one.
         this.#options.metrics.keyRefreshes.inc();
-        this.#startHolding(did, { message, receivedAt }, this.#options.identity.refresh(did));
+        this.#startHolding(did, { message, receivedAt }, this.#options.identity.refresh(did, receivedAt));
         return;
       }
       this.#fail(did, message, error.reason, error.message);

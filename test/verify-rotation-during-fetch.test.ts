@@ -1,18 +1,16 @@
 /**
- * Review test (fails on main): a key rotation announced by #identity while a fetch of the DID
- * document that began before the rotation is still in flight. IdentityResolver.refresh() joins
- * the running fetch whatever its age, so the #identity's refresh and then the bad-signature
- * refresh of the next commit (signed with the new key) both get the pre-rotation document; the
- * commit, judged once more as "released", fails bad_signature and the repo goes out of sync —
- * against verify/index.ts: "a rotated key (announced by #identity, which also triggers a
- * refresh) never drops a valid commit".
+ * A key rotation announced by #identity while a fetch of the DID document begun before the
+ * rotation is still in flight: the #identity's refresh (and a bad-signature refresh) does not join
+ * that older fetch but fetches again, so the next commit, signed with the new key, is delivered and
+ * the repo stays in sync; when the older fetch's answer (the pre-rotation document) finally
+ * arrives, it does not replace the newer document in the cache.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Secp256k1Keypair } from '@atproto/crypto';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
-import { IdentityCache, IdentityResolver } from '../src/identity/index.ts';
+import { createIdentityMetrics, IdentityCache, IdentityResolver } from '../src/identity/index.ts';
 import { decodeFrame, parseMessage, type UpstreamMessage } from '../src/upstream/index.ts';
 import { createVerifyMetrics, Verifier } from '../src/verify/index.ts';
 import { tempDir } from './support/gateway.ts';
@@ -43,7 +41,7 @@ test('a rotation announced by #identity while an older fetch of the document is 
     }
   });
 
-  const dir = tempDir('contrail-review-verify-');
+  const dir = tempDir('contrail-verify-rotation-');
   const cache = new IdentityCache({ path: dir.path, maxEntries: 1000 });
   t.after(async () => {
     await cache.close();
@@ -92,4 +90,41 @@ test('a rotation announced by #identity while an older fetch of the document is 
     [1, 2, 3, 4],
     'the commit signed with the rotated key is delivered',
   );
+});
+
+test('a refresh asked for after a fetch began does not join it, and the older document that arrives last does not replace the newer one', async (t) => {
+  const did = 'did:plc:aliceinflight000000000000';
+  const [oldKey, newKey] = [(await Secp256k1Keypair.create()).did(), (await Secp256k1Keypair.create()).did()];
+  let currentKey = oldKey;
+  const held: (() => void)[] = [];
+  let holdNext = false;
+  const { url: plcUrl } = await localHttpServer(t, (_req, res) => {
+    const key = currentKey;
+    const answer = () => res.end(JSON.stringify({ id: did, verificationMethod: [{ id: '#atproto', type: 'Multikey', controller: did, publicKeyMultibase: key.slice('did:key:'.length) }], service: [] }));
+    if (holdNext) {
+      holdNext = false;
+      held.push(answer);
+    } else {
+      answer();
+    }
+  });
+  const dir = tempDir('contrail-identity-refresh-');
+  const cache = new IdentityCache({ path: dir.path, maxEntries: 1000 });
+  t.after(async () => {
+    await cache.close();
+    dir.remove();
+  });
+  const registry = new Registry();
+  const identity = new IdentityResolver({ plcUrl, cache, allowPrivateEndpoints: true, metrics: createIdentityMetrics(registry) });
+
+  holdNext = true;
+  const older = identity.refresh(did);
+  await waitUntil(() => held.length === 1, 'the first fetch to reach the directory');
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  currentKey = newKey;
+  assert.equal((await identity.refresh(did)).signingKey, newKey, 'a refresh asked for now fetches again');
+  held[0]!();
+  assert.equal((await older).signingKey, oldKey, 'the older fetch answers its own callers');
+  await waitUntil(async () => (await registry.metrics()).includes('contrail_identity_in_flight 0'), 'the older fetch to end');
+  assert.equal(identity.cached(did)?.signingKey, newKey, 'the cache keeps the newer document');
 });
