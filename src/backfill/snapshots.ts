@@ -78,7 +78,11 @@ export class SnapshotSource {
         (snapshot) => this.#remember(snapshot),
         () => {},
       );
-      started.promise.finally(() => this.#flights.delete(did)).catch(() => {});
+      started.promise
+        .finally(() => {
+          if (this.#flights.get(did) === started) this.#flights.delete(did);
+        })
+        .catch(() => {});
     }
     const joined = flight;
     joined.waiters++;
@@ -89,10 +93,15 @@ export class SnapshotSource {
         signal.removeEventListener('abort', leave);
         return --joined.waiters;
       };
-      function leave() {
-        if (waiting && stopWaiting() === 0) joined.abort.abort();
+      const leave = () => {
+        if (waiting && stopWaiting() === 0) {
+          // Cancelled, though it may take a while to settle (resolving the DID, waiting for a
+          // host slot): whoever asks for the repo from now on starts a fetch of its own.
+          joined.abort.abort();
+          if (this.#flights.get(did) === joined) this.#flights.delete(did);
+        }
         reject(new BackfillFailure('fetch_failed', 'cancelled: the subscriber no longer wants this repo'));
-      }
+      };
       if (signal.aborted) return leave();
       signal.addEventListener('abort', leave, { once: true });
       joined.promise.then(

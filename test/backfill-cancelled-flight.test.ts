@@ -1,10 +1,9 @@
 /**
- * Review test (fails on main): SnapshotSource.get joins any flight still in #flights, including
- * one whose every waiter left (its AbortController aborted). Such a flight stays in the map until
- * its promise settles — while the DID is being resolved, or while it waits for a HostLimiter slot
- * — and then fails with "cancelled: no subscriber waits for it any more". A subscriber that asks
- * for the repo in that window gets a `failed` backfill (fetch_failed, "cancelled") it never
- * cancelled, and its repo is not backfilled.
+ * A snapshot fetch cancelled because its last waiter left is no longer joined, though it may
+ * take a while to settle (the DID still being resolved, a host slot still awaited): a subscriber
+ * asking for the repo in that window starts a fetch of its own and gets the snapshot, not
+ * "cancelled". When the cancelled fetch settles it does not unlist the new one, which later
+ * subscribers still share.
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
@@ -15,6 +14,7 @@ import { after, test } from 'node:test';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { SnapshotSource, createBackfillMetrics, type FetchLimits } from '../src/backfill/index.ts';
+import { waitUntil } from './support/poll.ts';
 
 const CAR = readFileSync(new URL('./fixtures/cars/repo-jetstream.car', import.meta.url));
 const DID = 'did:plc:53iucmf5ldftgqyf2ac7hmhd';
@@ -33,13 +33,18 @@ after(() => {
 const pdsUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
 test('a subscriber asking for a repo whose previous fetch was just cancelled (by the last subscriber leaving) gets the snapshot, not "cancelled"', async () => {
-  // The first resolution is slow (a PLC directory taking its time); later ones answer at once.
+  // The first two resolutions are slow (a PLC directory taking its time).
   let releaseFirst!: () => void;
+  let releaseSecond!: () => void;
   const firstResolution = new Promise<void>((resolve) => (releaseFirst = resolve));
+  const secondResolution = new Promise<void>((resolve) => (releaseSecond = resolve));
   let resolutions = 0;
+  const registry = new Registry();
   const snapshots = new SnapshotSource({
     resolve: async () => {
-      if (++resolutions === 1) await firstResolution;
+      const n = ++resolutions;
+      if (n === 1) await firstResolution;
+      if (n === 2) await secondResolution;
       return { pdsUrl };
     },
     limits: LIMITS,
@@ -49,7 +54,7 @@ test('a subscriber asking for a repo whose previous fetch was just cancelled (by
     cacheTtlMs: 60_000,
     tip: () => 0,
     logger: pino({ level: 'silent' }),
-    metrics: createBackfillMetrics(new Registry()),
+    metrics: createBackfillMetrics(registry),
   });
 
   // Subscriber A asks, then leaves while the DID is still being resolved: its fetch is cancelled.
@@ -63,8 +68,15 @@ test('a subscriber asking for a repo whose previous fetch was just cancelled (by
     (snapshot) => snapshot,
     (err: Error) => err,
   );
+  // A's cancelled fetch settles while B's is still resolving; then C asks, and shares B's fetch.
   releaseFirst();
+  await waitUntil(async () => (await registry.metrics()).includes('contrail_backfill_snapshots_total{result="fetch_failed"} 1'), 'the cancelled fetch to settle');
+  await new Promise((resolve) => setImmediate(resolve));
+  const askedByC = snapshots.get(DID, new AbortController().signal);
+  releaseSecond();
   const got = await askedByB;
   assert.ok(!(got instanceof Error), `B's backfill failed: ${(got as Error).message}`);
   assert.equal(got.did, DID);
+  assert.equal(await askedByC, got, 'C shares B’s fetch');
+  assert.equal(resolutions, 2);
 });
