@@ -5,7 +5,8 @@ import { BlockList, isIP } from 'node:net';
  * Addresses a URL taken from a DID document must not reach: loopback, private (RFC 1918, ULA),
  * link-local (cloud metadata services live there), carrier-grade NAT, multicast, reserved and
  * unspecified ranges. BlockList matches IPv4-mapped IPv6 (::ffff:127.0.0.1) against the IPv4
- * rules itself, so those cannot smuggle a private address past the list.
+ * rules itself, so those cannot smuggle a private address past the list; the other IPv6 forms
+ * that carry an IPv4 address are unwrapped by embeddedIpv4 below.
  */
 const nonPublic = new BlockList();
 for (const [prefix, bits] of [
@@ -29,6 +30,9 @@ for (const [prefix, bits] of [
   ['fc00::', 7],
   ['fe80::', 10],
   ['ff00::', 8],
+  // NAT64 for local use (RFC 8215): the operator picks the prefix length, so where the IPv4
+  // address sits is not known here, and nothing behind it is public anyway.
+  ['64:ff9b:1::', 48],
 ] as const) {
   nonPublic.addSubnet(prefix, bits, 'ipv6');
 }
@@ -37,7 +41,41 @@ for (const [prefix, bits] of [
 export function isNonPublicAddress(address: string): boolean {
   const family = isIP(address);
   if (family === 0) throw new Error(`${JSON.stringify(address)} is not an IP address`);
-  return nonPublic.check(address, family === 4 ? 'ipv4' : 'ipv6');
+  if (family === 4) return nonPublic.check(address, 'ipv4');
+  if (nonPublic.check(address, 'ipv6')) return true;
+  const ipv4 = embeddedIpv4(address);
+  return ipv4 !== undefined && nonPublic.check(ipv4, 'ipv4');
+}
+
+/**
+ * The IPv4 address an IPv6 address reaches through a translator or tunnel: NAT64's well-known
+ * prefix 64:ff9b::/96 (RFC 6052: on an IPv6-only host with DNS64, 64:ff9b::a9fe:a9fe is
+ * 169.254.169.254) and 6to4's 2002::/16 (RFC 3056: the 32 bits after the prefix).
+ */
+function embeddedIpv4(address: string): string | undefined {
+  const words = ipv6Words(address);
+  if (words[0] === 0x64 && words[1] === 0xff9b && words.slice(2, 6).every((word) => word === 0)) return ipv4Of(words[6]!, words[7]!);
+  if (words[0] === 0x2002) return ipv4Of(words[1]!, words[2]!);
+  return undefined;
+}
+
+/** The eight 16-bit words of an IPv6 address (one isIP accepts: `::` shorthand, a dotted IPv4 tail, a zone). */
+function ipv6Words(address: string): number[] {
+  let text = address.replace(/%.*$/, '');
+  const dotted = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  if (dotted) {
+    const [a, b, c, d] = dotted.slice(1).map(Number) as [number, number, number, number];
+    text = `${text.slice(0, dotted.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const [head = '', tail] = text.split('::');
+  const parse = (part: string) => (part === '' ? [] : part.split(':').map((word) => parseInt(word, 16)));
+  const first = parse(head);
+  const last = tail === undefined ? [] : parse(tail);
+  return [...first, ...new Array<number>(8 - first.length - last.length).fill(0), ...last];
+}
+
+function ipv4Of(high: number, low: number): string {
+  return `${high >> 8}.${high & 0xff}.${low >> 8}.${low & 0xff}`;
 }
 
 export class RefusedEndpointError extends Error {}
