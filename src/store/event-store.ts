@@ -19,7 +19,16 @@ import { SealedReader, type ReadPlanCounts } from './sealed-reads.ts';
 
 export interface UpstreamCursor {
   url: string;
+  /** Resume after this seq: every frame at or below it is done (stored, skipped or judged). */
   seq: number;
+  /**
+   * Set while an earlier stage held messages back (verification waiting for a repo's key) and
+   * later frames went ahead: the frames above `seq` up to `through` are done too, except the held
+   * repos' messages ([did, its lowest held seq]), so that a restart, which reads again from `seq`,
+   * stores only those (Ingester).
+   */
+  through?: number;
+  held?: [did: string, seq: number][];
 }
 
 export interface Batch {

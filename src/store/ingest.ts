@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { buildEvents, type CursorClock, type Entry } from '../events/index.ts';
 import { backoffDelay, redactUrl, type DropReporter, type UpstreamMessage } from '../upstream/index.ts';
-import type { Batch, EventStore } from './event-store.ts';
+import type { Batch, EventStore, UpstreamCursor } from './event-store.ts';
 import type { StoreMetrics } from './metrics.ts';
 
 export interface IngesterOptions {
@@ -26,6 +26,12 @@ export interface IngesterOptions {
    * reconnect reads it again.
    */
   heldBelow?: () => number | undefined;
+  /**
+   * The repos an earlier stage holds messages of, each with its lowest held seq: saved with the
+   * cursor, so that a restart, which reads again from below them, stores their messages and
+   * nothing else it had already handled (see UpstreamCursor.through).
+   */
+  heldRepos?: () => [string, number][];
   maxPendingBytes?: number;
   retryDelayMs?: number;
   /** Commit ops kept in the buffer (`--ingest-collections`); undefined keeps all. */
@@ -42,6 +48,12 @@ const BACKLOG_TURN_EVENTS = 32;
 /** Turns, and events, one backlogged commit gathers at most. */
 const BACKLOG_TURNS = 4;
 const BACKLOG_EVENTS = 1_024;
+
+/**
+ * Held repos saved with the cursor at most; with more, only the resume seq is saved (a restart then
+ * stores again what it reads above it that has no rev to tell it was stored: nothing is lost).
+ */
+const MAX_SAVED_HELD_REPOS = 10_000;
 
 /** DIDs per generation of the Ingester's remembered revs (two generations: ~7 MB at most). */
 const REMEMBERED_REVS = 32_768;
@@ -76,6 +88,11 @@ export class Ingester {
   #gathering = false;
   #abandoned = false;
   #lastUpstreamTime: string | undefined;
+  /**
+   * After a restart that resumed below held messages: frames up to `through` were handled before
+   * it, except those of the repos held then, from their lowest held seq on.
+   */
+  #reread: { through: number; held: Map<string, number> } | undefined;
 
   constructor(options: IngesterOptions) {
     // keepCollection after the spread: the gateway passes undefined for "keep all".
@@ -84,6 +101,7 @@ export class Ingester {
       retryDelayMs: 1_000,
       onStoreHealth: () => {},
       heldBelow: () => undefined,
+      heldRepos: () => [],
       ...options,
       keepCollection: options.keepCollection ?? (() => true),
       // An option passed as undefined keeps its default.
@@ -94,6 +112,7 @@ export class Ingester {
     const saved = options.store.upstreamCursor;
     if (saved && redactUrl(saved.url) === redactUrl(options.upstreamUrl)) {
       this.#watermark = saved.seq;
+      if (saved.through !== undefined && saved.through > saved.seq) this.#reread = { through: saved.through, held: new Map(saved.held) };
     } else if (saved) {
       options.logger.warn(
         { savedUrl: redactUrl(saved.url), savedSeq: saved.seq, upstream: redactUrl(options.upstreamUrl) },
@@ -115,7 +134,10 @@ export class Ingester {
     const { logger, metrics } = this.#options;
     switch (message.type) {
       case 'error':
-        if (message.error === 'FutureCursor') this.#watermark = undefined;
+        if (message.error === 'FutureCursor') {
+          this.#watermark = undefined;
+          this.#reread = undefined;
+        }
         return;
       case 'info':
         if (message.name === 'OutdatedCursor') {
@@ -134,6 +156,11 @@ export class Ingester {
     } else {
       this.#watermark = message.seq;
       this.#pendingSeq = message.seq;
+    }
+    if (this.#reread && !this.#newOnReread(message)) {
+      metrics.skipped.inc({ reason: 'duplicate_seq' });
+      this.#scheduleCommit();
+      return;
     }
     this.#lastUpstreamTime = message.time;
     if (message.type !== 'commit' || this.#isNewRev(message.repo, message.rev)) {
@@ -177,6 +204,39 @@ export class Ingester {
   /** Gives up on everything not committed yet (a cluster leader that lost its term): nothing more is committed. */
   abandon(): void {
     this.#abandoned = true;
+  }
+
+  /**
+   * Read again after a restart below held messages: new only if its repo was held then (from its
+   * lowest held seq on), or it is above what was handled. Each repo's messages come in order, so
+   * once one is taken, that repo's earlier ones are done.
+   */
+  #newOnReread(message: Extract<UpstreamMessage, { seq: number }>): boolean {
+    const reread = this.#reread!;
+    if (message.seq > reread.through) {
+      // Read past all of it, and nothing of it is held again: done with it.
+      if (this.#belowHeld(this.#watermark)! >= reread.through) this.#reread = undefined;
+      return true;
+    }
+    const did = message.type === 'commit' ? message.repo : message.did;
+    const heldFrom = reread.held.get(did);
+    if (heldFrom === undefined || message.seq < heldFrom) return false;
+    reread.held.set(did, message.seq + 1);
+    return true;
+  }
+
+  /**
+   * The cursor a batch completing `seq` saves: below what is held, and, when that is below
+   * `seq`, with what was handled above it (see UpstreamCursor.through).
+   */
+  #cursorFor(url: string, seq: number): UpstreamCursor {
+    const resume = this.#belowHeld(seq)!;
+    const through = Math.max(seq, this.#reread?.through ?? seq);
+    if (resume >= through) return { url, seq: resume };
+    const held = new Map(this.#reread?.held);
+    for (const [did, heldSeq] of this.#options.heldRepos()) held.set(did, Math.min(heldSeq, held.get(did) ?? heldSeq));
+    if (held.size > MAX_SAVED_HELD_REPOS) return { url, seq: resume };
+    return { url, seq: resume, through, held: [...held] };
   }
 
   #belowHeld(seq: number | undefined): number | undefined {
@@ -241,7 +301,7 @@ export class Ingester {
       const batch = {
         entries: this.#pending,
         revs: this.#pendingRevs,
-        cursor: { url: upstreamUrl, seq: this.#belowHeld(this.#pendingSeq)! },
+        cursor: this.#cursorFor(upstreamUrl, this.#pendingSeq),
       };
       const upstreamTime = this.#lastUpstreamTime;
       this.#pending = [];
