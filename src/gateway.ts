@@ -147,6 +147,7 @@ async function startStages(config: GatewayConfig, tuning: GatewayTuning, logger:
       onBackpressure: backpressure('store'),
       onStoreHealth: (healthy, error) => (storeFailure = healthy ? undefined : error),
       heldBelow: () => verifier?.heldBelow(),
+      heldRepos: () => verifier?.heldRepos() ?? [],
       commit,
     });
     if (verifyMetrics && config.verify !== 'off') {

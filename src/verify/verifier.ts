@@ -164,6 +164,19 @@ export class Verifier {
     return lowest;
   }
 
+  /** The repos whose messages are held, each with its lowest held seq. */
+  heldRepos(): [string, number][] {
+    const repos: [string, number][] = [];
+    for (const did of this.#heldRepos) {
+      let lowest: number | undefined;
+      for (const { message } of this.#repos.get(did)!.held!.messages) {
+        if ('seq' in message && (lowest === undefined || message.seq < lowest)) lowest = message.seq;
+      }
+      if (lowest !== undefined) repos.push([did, lowest]);
+    }
+    return repos;
+  }
+
   /** Why the repo is out of sync, if it is. */
   outOfSync(did: string): VerifyFailure | undefined {
     return this.#repos.get(did)?.outOfSync;

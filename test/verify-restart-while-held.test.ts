@@ -1,10 +1,9 @@
 /**
- * Review test (fails on main): with --verify, while a repo is held (its key being resolved) the
- * saved upstream cursor stays below its oldest held seq, so a restart reads the relay again from
- * there (README invariant 9). The other repos' commits read twice are dropped by the per-DID rev
- * check, but #identity and #account events have no rev: the Ingester's watermark is the saved
- * cursor, the new Verifier has no memory of seqs, and each one is stored — and sent to
- * subscribers — a second time, under a new time_us.
+ * With --verify, a restart while a repo is held (its key being resolved) reads the relay again from
+ * below its held seq (README invariant 9): the held commit is stored after the restart, and the
+ * other repos' events read again are not stored, nor sent to subscribers, a second time — the
+ * commits (dropped by the per-DID rev check) and the #identity and #account events, which have no
+ * rev (the saved cursor says which repos were held).
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -33,7 +32,7 @@ test('a restart while a repo is held re-reads the relay below it, but stores no 
     void gate.passed.then(() => answer(did, res));
   });
   const relay = await FakeRelay.start();
-  const dir = tempDir('contrail-review-verify-restart-');
+  const dir = tempDir('contrail-verify-restart-');
   t.after(async () => {
     await Subscription.closeAll();
     await relay.stop();
