@@ -232,6 +232,8 @@ test('end to end: each bad frame is counted by reason and logged, and the client
     'a text frame',
     goodCommit(12),
     errorFrame('ConsumerTooSlow', 'slow down'),
+    // An error name of the relay's own choosing: counted under 'other', not as a label of its own.
+    errorFrame('Relay-chosen-name-1'),
     goodCommit(13),
   ];
   for (const item of script) {
@@ -258,6 +260,7 @@ test('end to end: each bad frame is counted by reason and logged, and the client
   const { values } = await harness.registry.getSingleMetric('contrail_ingest_drops_total')!.get();
   assert.equal(values.reduce((sum, v) => sum + v.value, 0), expected.length, 'no other drops');
   assert.equal(await metricValue(harness.registry, 'contrail_upstream_error_frames_total', { error: 'ConsumerTooSlow' }), 1);
+  assert.equal(await metricValue(harness.registry, 'contrail_upstream_error_frames_total', { error: 'other' }), 1, 'an unknown error name is not a label of its own');
   assert.equal(await metricValue(harness.registry, 'contrail_upstream_frames_total', { type: 'commit' }), 12);
 
   // One connection throughout: nothing above made the client reconnect.

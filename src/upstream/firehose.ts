@@ -9,6 +9,9 @@ import type { UpstreamMetrics } from './metrics.ts';
 import { MessagePrefix, seqFromPrefix } from './message-prefix.ts';
 import { redactUrl } from './url.ts';
 
+/** subscribeRepos's error names (its lexicon); any other counts as 'other'. */
+const KNOWN_ERRORS = new Set(['FutureCursor', 'ConsumerTooSlow']);
+
 export interface FirehoseClientOptions {
   /** The subscribeRepos WebSocket URL (see normalizeUpstreamUrl). */
   url: string;
@@ -241,7 +244,8 @@ export class FirehoseClient {
 
   #onErrorFrame(message: Extract<UpstreamMessage, { type: 'error' }>): void {
     const { logger, metrics } = this.#options;
-    metrics.errorFrames.inc({ error: message.error });
+    // The relay names the error: a label of its choosing would let it grow the metric without bound.
+    metrics.errorFrames.inc({ error: KNOWN_ERRORS.has(message.error) ? message.error : 'other' });
     if (message.error === 'FutureCursor') {
       // The consumer starts live now; a skipped seq from before the reset must not hold the next dial
       // at a cursor the upstream has never reached (it would answer FutureCursor again, forever).
