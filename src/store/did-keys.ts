@@ -70,6 +70,12 @@ export function didHash(did: string): Buffer {
   return key;
 }
 
+/** Whether `did`'s hash is `key`, the key of an index range: the range lists only such DIDs' events. */
+export function hashesTo(did: string, key: Buffer): boolean {
+  hashDid(did);
+  return key.readUInt32BE(0) === hashHigh && key.readUInt32BE(4) === hashLow;
+}
+
 /**
  * A block's postings, visited in key order: each insert or delete then lands next to the one
  * before it in the B-tree (warm pages and cursor paths) instead of anywhere, and no posting

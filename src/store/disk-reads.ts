@@ -1,5 +1,5 @@
 import type { Entry } from '../events/index.ts';
-import type { SealedRead, SealedReader, Selection, Visit } from './sealed-reads.ts';
+import type { Collector, SealedRead, SealedReader, Selection } from './sealed-reads.ts';
 import type { Lease } from './slabs.ts';
 
 /** A predicate on an event's metadata (did, kind, collection; json.byteLength). */
@@ -58,9 +58,9 @@ const ENTRIES_RESERVED = 512;
  * The visitor that fills a read (false once a bound is reached), and `taken()`, the events it
  * kept. The array starts with room for maxEntries (up to ENTRIES_RESERVED) and is cut to length
  * at the end: grown push by push, it was copied seven times on the way to 512, an eighth of what
- * twenty replays allocated.
+ * twenty replays allocated. `restart()` forgets what was visited, for a read that starts over.
  */
-export function collect(options: ReadOptions): { visit: Visit; taken: () => Entry[] } {
+export function collect(options: ReadOptions): Collector & { taken: () => Entry[] } {
   const { maxEntries, maxScanned = Infinity, maxBytes = Infinity, filter } = options;
   const entries = new Array<Entry>(Math.min(maxEntries, ENTRIES_RESERVED));
   let count = 0;
@@ -77,7 +77,10 @@ export function collect(options: ReadOptions): { visit: Visit; taken: () => Entr
     entries.length = count;
     return entries;
   };
-  return { visit, taken };
+  const restart = (): void => {
+    count = scanned = bytes = 0;
+  };
+  return { visit, restart, taken };
 }
 
 /**
@@ -91,19 +94,19 @@ export function readStored(
   from: { sealed: SealedReader; sealedUpTo: number; tailAfter: (position: number) => Iterable<Entry> },
   select: Selection | undefined,
   maxScanned: number,
-  visit: Visit,
+  collector: Collector,
   lease: Lease,
   reader?: number,
 ): SealedRead {
   if (position < from.sealedUpTo) {
-    const read = from.sealed.read(position, Math.min(end, from.sealedUpTo), select, maxScanned, visit, lease, reader);
+    const read = from.sealed.read(position, Math.min(end, from.sealedUpTo), select, maxScanned, collector, lease, reader);
     position = read.position;
     if (read.full) return read;
   }
   for (const entry of from.tailAfter(position)) {
     if (entry.timeUs > end) break;
     position = entry.timeUs;
-    if (!visit(entry)) return { position, full: true };
+    if (!collector.visit(entry)) return { position, full: true };
   }
   return { position: Math.max(position, end), full: false };
 }

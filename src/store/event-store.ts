@@ -624,7 +624,8 @@ export class EventStore {
    */
   readAfter(position: number, options: ReadOptions): ReadResult {
     const { maxScanned = Infinity, select, reader } = options;
-    const { visit, taken } = collect(options);
+    const collector = collect(options);
+    const { visit, taken } = collector;
     // Pins the slabs the sealed events' JSON are views of, until the caller releases the read.
     const lease = this.#blockReader.lease();
     if (!this.hotLog.covers(position)) {
@@ -632,7 +633,7 @@ export class EventStore {
       const tailAfter = function* (after: number) {
         for (let i = firstAfter(tail, after); i < tail.length; i++) yield tail[i]!;
       };
-      const read = readStored(position, this.hotLog.floor, { sealed: this.#sealed, sealedUpTo: this.#sealedUpTo, tailAfter }, select, maxScanned, visit, lease, reader);
+      const read = readStored(position, this.hotLog.floor, { sealed: this.#sealed, sealedUpTo: this.#sealedUpTo, tailAfter }, select, maxScanned, collector, lease, reader);
       position = read.position;
       if (read.full) return this.#leases.track({ entries: taken(), position }, lease);
     }

@@ -75,8 +75,16 @@
  * itself (ReadOptions.reader) has yet to read past it, at most 32, past that the ones nearest
  * the trailing replay (blocks.ts); a partition decodes into entries
  * whose DID and collection become strings only when a filter reads them (codec.ts). An
- * index entry that contradicts its block is logged, the index bypassed, and rebuilt at the next
- * start; index entries only narrow what is read, the exact filter decides.
+ * index entry that contradicts its block — it names no event of the partition it gives, or an
+ * event whose DID does not have the entry's hash (each event read through the index is checked:
+ * a flipped bit in a time_us can name another repo's event) — is logged once as an error, the
+ * read that met it starts over by scanning (the event the entry should have named may come
+ * before others it had read), the index is bypassed from then on (scans: slower DID replays, never
+ * short ones) and rebuilt at the next start. Why not rebuild at once: it reads every block, one
+ * transaction each, too long a task beside live sends; a start is where that wait belongs. What
+ * no read can make good: a wrong entry found only after a replay's earlier reads had passed the
+ * event it hid (the client already has later events); the error line dates it. Index entries
+ * only narrow what is read, the exact filter decides.
  *
  * Reads off the main thread: a replay worker thread (the server's, where it has any: none by
  * default on two cores or fewer, see the server's design note) opens the same environment

@@ -2,7 +2,7 @@ import type { Database } from 'lmdb';
 import type { Entry } from '../events/index.ts';
 import type { BlockInfo, BlockReader } from './blocks.ts';
 import type { Lease } from './slabs.ts';
-import { POSTING_BYTES, didHash, partOfPosting, posting, timeOfPosting } from './did-keys.ts';
+import { POSTING_BYTES, didHash, hashesTo, partOfPosting, posting, timeOfPosting } from './did-keys.ts';
 
 /**
  * What a reader's filter wants by DID and collection, so the store can read only the matching
@@ -19,6 +19,13 @@ export interface Selection {
 
 /** Visits one candidate; false once the read is full. */
 export type Visit = (entry: Entry) => boolean;
+
+/** What a read visits its candidates with. */
+export interface Collector {
+  visit: Visit;
+  /** Forgets every candidate visited so far: the read starts over from its first position. */
+  restart: () => void;
+}
 
 export interface SealedRead {
   /** The newest time_us examined; everything wanted up to it was visited. */
@@ -86,12 +93,18 @@ export class SealedReader {
    * `lease` (see BlockReader). A `reader` reading whole blocks has the merges ahead of it kept
    * (BlockReader.readerAt) until it reads past them or reaches `end`.
    */
-  read(position: number, end: number, select: Selection | undefined, maxScanned: number, visit: Visit, lease: Lease, reader?: number): SealedRead {
+  read(position: number, end: number, select: Selection | undefined, maxScanned: number, collector: Collector, lease: Lease, reader?: number): SealedRead {
+    const { visit } = collector;
     const plan = select ? this.#planFor(select) : this.#everything;
     if (plan.byDid && this.didIndexUsable()) {
       this.plans.didIndex++;
       if (reader !== undefined) this.blocks.readerDone(reader);
-      return this.#readByDid(position, end, select!.dids, plan, maxScanned, visit, lease);
+      const read = this.#readByDid(position, end, select!.dids, plan, maxScanned, visit);
+      if (typeof read !== 'string') return read;
+      // The wrong entry may have hidden one of the DID's events behind those visited: start over, scanning.
+      this.onIndexInconsistent(read);
+      collector.restart();
+      return this.#readBlocks(position, end, plan, maxScanned, visit, lease);
     }
     if (plan.partial) this.plans.partitions++;
     else this.plans.everything++;
@@ -159,24 +172,24 @@ export class SealedReader {
    * stopped early, candidates after its last key are not complete yet, so this read ends there —
    * as a full read (the caller reads on from its position next time), not as one that reached
    * `end`, after which the caller would go on to the tail past the sealed events not yet read.
+   * An index entry that contradicts the blocks ends the read with what is wrong (a string): one
+   * that names no event of the partition it gives, or an event of a DID without the entry's hash.
    */
-  #readByDid(position: number, end: number, dids: ReadonlySet<string>, plan: Plan, maxScanned: number, visit: Visit, lease: Lease): SealedRead {
+  #readByDid(position: number, end: number, dids: ReadonlySet<string>, plan: Plan, maxScanned: number, visit: Visit): SealedRead | string {
     const batch = this.didPostingsPerRead;
-    const candidates: Array<{ timeUs: number; part: number }> = [];
+    const candidates: Array<{ timeUs: number; part: number; key: Buffer }> = [];
     let complete = end;
     for (const did of dids) {
       let read = 0;
       let last = 0;
+      const key = didHash(did);
       const range = { start: posting(Math.max(position, this.trimmedUpTo()) + 1, 0), end: posting(end, 0xffff), inclusiveEnd: true, limit: batch };
-      for (const value of this.byDid.getValues(didHash(did), range)) {
-        if (value.length !== POSTING_BYTES) {
-          this.onIndexInconsistent(`a DID index entry of ${value.length} bytes`);
-          return this.#readBlocks(position, end, plan, maxScanned, visit, lease);
-        }
+      for (const value of this.byDid.getValues(key, range)) {
+        if (value.length !== POSTING_BYTES) return `a DID index entry of ${value.length} bytes`;
         last = timeOfPosting(value);
         read++;
         const part = partOfPosting(value);
-        if (plan.wantsPart(part)) candidates.push({ timeUs: last, part });
+        if (plan.wantsPart(part)) candidates.push({ timeUs: last, part, key });
       }
       if (read === batch) complete = Math.min(complete, last);
     }
@@ -184,22 +197,25 @@ export class SealedReader {
     let scanned = 0;
     let block: { end: number; info: BlockInfo } | undefined;
     let previous = position;
-    for (const { timeUs, part } of candidates) {
+    let previousKey: Buffer | undefined;
+    for (const { timeUs, part, key } of candidates) {
       if (timeUs > complete) break;
-      if (timeUs === previous) continue; // two wanted DIDs that share a hash list the event twice
+      if (timeUs === previous) {
+        // Two wanted DIDs that share a hash list the event twice, under the one key; under two keys, one of them is wrong.
+        if (previousKey && !key.equals(previousKey)) return `the DID index lists time_us ${timeUs} under two DID hashes`;
+        continue;
+      }
       previous = timeUs;
+      previousKey = key;
       if (!block || timeUs > block.end || timeUs < block.info.first) {
         block = this.#blockHolding(timeUs);
-        if (!block) {
-          this.onIndexInconsistent(`the DID index names time_us ${timeUs}, which no block holds`);
-          return this.#readBlocks(position, end, plan, maxScanned, visit, lease);
-        }
+        if (!block) return `the DID index names time_us ${timeUs}, which no block holds`;
       }
       const entry = block.info.parts.includes(part) ? this.blocks.find(block.end, block.info, part, timeUs) : undefined;
-      if (!entry) {
-        this.onIndexInconsistent(`the DID index puts time_us ${timeUs} in partition ${part} of block ${block.end}, which lacks it`);
-        return this.#readBlocks(position, end, plan, maxScanned, visit, lease);
-      }
+      if (!entry) return `the DID index puts time_us ${timeUs} in partition ${part} of block ${block.end}, which lacks it`;
+      // A posting names its DID's event: one of another repo means the posting is wrong (a flipped
+      // bit in its time_us can name an event that exists), and the DID's own event would be missed.
+      if (!hashesTo(entry.did, key)) return `the DID index lists time_us ${timeUs}, an event of another DID, under ${key.toString('hex')}`;
       position = timeUs;
       if (!visit(entry)) return { position, full: true };
       if (++scanned >= maxScanned) return { position, full: true };

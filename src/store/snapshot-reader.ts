@@ -72,14 +72,14 @@ export class SnapshotReader {
     this.#current = { sealedEvents: options.sealedEvents, trimmedUpTo, partitionsReloaded: false };
     this.#didIndexUsable = options.didIndexUsable;
     const inconsistentBefore = this.#inconsistency;
-    const { visit, taken } = collect(options);
+    const collector = collect(options);
     let sealedUpTo = 0;
     for (const key of this.#tables.directory.getKeys({ reverse: true, limit: 1 })) sealedUpTo = key;
     const tailAfter = (after: number) => this.#tailAfter(after);
     const lease = this.#blocks.lease();
-    const read = readStored(position, end, { sealed: this.#sealed, sealedUpTo, tailAfter }, options.select, options.maxScanned ?? Infinity, visit, lease, options.reader);
+    const read = readStored(position, end, { sealed: this.#sealed, sealedUpTo, tailAfter }, options.select, options.maxScanned ?? Infinity, collector, lease, options.reader);
     const inconsistency = this.#inconsistency !== inconsistentBefore ? this.#inconsistency : undefined;
-    return this.#leases.track({ entries: taken(), position: read.position, ...(inconsistency ? { inconsistency } : {}) }, lease);
+    return this.#leases.track({ entries: collector.taken(), position: read.position, ...(inconsistency ? { inconsistency } : {}) }, lease);
   }
 
   /** Lets the memory a read's entries are views of be reused (see ReadLeases): once nothing holds them any more. */
