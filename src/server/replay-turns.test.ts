@@ -39,3 +39,41 @@ test('a commit that stays due (one failing and retried) slows replays by a turn 
   await turnsLater(60);
   assert.equal(steps, 20);
 });
+
+test('the slice is shared: endless replays step for about one slice per turn in all, not one each, round robin, and other work runs every turn', async () => {
+  const STEP_MS = 1;
+  const SLICE_MS = 3;
+  const replays = Array.from({ length: 20 }, (_, i) => i);
+  const stepsOf = new Map<number, number>();
+  const turnsLog: number[] = [];
+  let stepsThisTurn = 0;
+  let stopped = false;
+  const turns = new ReplayTurns(
+    (replay: number) => {
+      const until = performance.now() + STEP_MS;
+      while (performance.now() < until); // a step that costs a millisecond of the main thread
+      stepsOf.set(replay, (stepsOf.get(replay) ?? 0) + 1);
+      stepsThisTurn++;
+      return !stopped; // never done, until the test ends
+    },
+    SLICE_MS,
+    () => false,
+  );
+  for (const replay of replays) turns.queue(replay);
+  // Other work (a live send) in each of 40 turns: each finds at most one slice run before it.
+  for (let turn = 0; turn < 40; turn++) {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    turnsLog.push(stepsThisTurn);
+    stepsThisTurn = 0;
+  }
+  const most = Math.max(...turnsLog);
+  // Each step takes at least STEP_MS, and the slice stops stepping once SLICE_MS passed: at most SLICE_MS / STEP_MS + 1 steps.
+  assert.ok(most <= SLICE_MS / STEP_MS + 1, `at most one slice of steps between two turns of other work, not one per replay: ${turnsLog}`);
+  assert.ok(turnsLog.filter((steps) => steps > 0).length >= 30, `the replays ran in most turns: ${turnsLog}`);
+  // Round robin: every replay stepped, and none more than a turn's worth ahead of another.
+  assert.equal(stepsOf.size, replays.length, 'every replay got steps');
+  const counts = [...stepsOf.values()];
+  assert.ok(Math.max(...counts) - Math.min(...counts) <= 1, `turns are taken in order: ${counts}`);
+  stopped = true;
+  await turnsLater(3);
+});
