@@ -39,6 +39,12 @@ export class Dictionaries {
     if (this.current !== 0) this.#compressor.loadDictionary(dictionary!);
   }
 
+  /** Dictionary `number` for a log line: its zstd ID and the start of its SHA-256 (none: number 0). */
+  describe(number: number): { zstdId: number; sha256: string } | 'none' {
+    const stored = number === 0 ? undefined : this.#db.get(number);
+    return stored ? { zstdId: stored.zstdId, sha256: stored.sha256.slice(0, 16) } : 'none';
+  }
+
   compress(bytes: Buffer): Buffer {
     return this.#compressor.compress(bytes);
   }

@@ -275,9 +275,18 @@ export class EventStore {
       this.#partOfCollection.set(key, value);
       this.#collectionOfPart[value] = key;
     }
+    let newestBlock: BlockInfo | undefined;
     for (const { key, value } of this.#directory.getRange()) {
       for (const count of value.counts) this.#sealedCount += count;
       this.#sealedUpTo = key;
+      newestBlock = value;
+    }
+    if (this.#writable && newestBlock && newestBlock.dict !== this.#dictionaries.current) {
+      this.#logger?.warn(
+        { dictionary: this.#dictionaries.describe(this.#dictionaries.current), before: this.#dictionaries.describe(newestBlock.dict) },
+        'the zstd dictionary (--zstd-dictionary) is not the one the buffer\'s newest blocks were compressed with: new blocks use it; ' +
+          'the blocks already stored stay readable, since the buffer keeps every dictionary it used',
+      );
     }
     this.#trimmedUpTo = (this.#meta.get(META.trimmedUpTo) as number | undefined) ?? 0;
     // A run outlives the block that sealed its first events, and that block may since have been

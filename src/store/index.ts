@@ -46,7 +46,8 @@
  *
  * The dictionary is recorded with what it compressed: each block names the store-local number
  * of its dictionary, and the buffer keeps every dictionary it used (dictionaries.ts), so changing
- * `--zstd-dictionary` never makes old blocks unreadable. A buffer in another layout (no format,
+ * `--zstd-dictionary` never makes old blocks unreadable; a start with another dictionary than the
+ * newest blocks' logs a warning naming both. A buffer in another layout (no format,
  * or another format number) is refused with the reason, never misread.
  *
  * The seq contract (what other stages may rely on): every stored event has a `seq` — unique,
