@@ -11,15 +11,20 @@ export const MIN_FREE_BYTES = 64 * 2 ** 20;
 
 /** Refuses, with the numbers, to open a buffer on a file system with less than MIN_FREE_BYTES free. */
 export function assertFreeSpace(dataDir: string, minFreeBytes = MIN_FREE_BYTES): void {
-  let existing = dataDir;
-  while (!existsSync(existing) && dirname(existing) !== existing) existing = dirname(existing);
-  const { bavail, bsize } = statfsSync(existing);
-  const free = bavail * bsize;
+  const free = freeBytes(dataDir);
   if (free < minFreeBytes) {
     throw new Error(
       `only ${size(free)} free on the file system of ${dataDir}; contrail needs at least ${size(minFreeBytes)} free to open its buffer (free some space, or give --data-dir another disk)`,
     );
   }
+}
+
+/** Bytes an unprivileged process may still write on the file system of `dir` (or of its nearest existing parent). */
+export function freeBytes(dir: string): number {
+  let existing = dir;
+  while (!existsSync(existing) && dirname(existing) !== existing) existing = dirname(existing);
+  const { bavail, bsize } = statfsSync(existing);
+  return bavail * bsize;
 }
 
 function size(bytes: number): string {

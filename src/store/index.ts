@@ -116,7 +116,7 @@
  *   hot-log.ts       HotLog: the newest committed events in memory, bounded by bytes
  *   ingest.ts        Ingester: the single writer (dedup by seq and rev, group commit, backpressure)
  *   ingest-filter.ts collectionKeeper: --ingest-collections, the commit ops a small instance keeps
- *   retention.ts     Retention: trims by age and size; says how many hours the size bound holds
+ *   retention.ts     Retention: trims by age and size; says how many hours the size bound holds, and if the disk has less room
  *   run-marker.ts    Run: the marker that tells a killed process from a machine crash; the background sync without fsync
  *   lmdb-file.ts     assertLmdbFile: refuses a data file that is not LMDB's before LMDB opens it
  *   data-dir-lock.ts lockDataDir: one gateway per data dir

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { EventStore } from './event-store.ts';
+import { freeBytes } from './free-space.ts';
 import type { StoreMetrics } from './metrics.ts';
 
 export interface RetentionOptions {
@@ -23,6 +24,11 @@ const NETWORK_EVENTS_PER_SECOND = 2_000;
 /** bench/day's all-in bytes per event, for a buffer too small to measure its own. */
 const ESTIMATED_BYTES_PER_EVENT = 200;
 const MEASURABLE_EVENTS = 100_000;
+
+/** `bytes` in the units --max-buffer-bytes is usually given in (40GB, 512MB). */
+function decimalSize(bytes: number): string {
+  return bytes >= 1e9 ? `${(bytes / 1e9).toFixed(1)} GB` : `${(bytes / 1e6).toFixed(1)} MB`;
+}
 
 /**
  * Trims the oldest events in the background whenever either bound bites: age first, then size.
@@ -73,9 +79,29 @@ export class Retention {
     else logger.info(fields, text);
   }
 
+  /**
+   * Warns when the data dir's disk cannot hold what the size bound allows (its free space plus
+   * the buffer's file, whose freed pages LMDB reuses): that disk fills before the size bound trims
+   * anything, and from then on commits fail (ingest paused, retrying) until the age bound frees pages.
+   */
+  #reportDiskRoom(): void {
+    const { store, maxBytes, logger } = this.#options;
+    const free = freeBytes(store.location.dataDir);
+    const file = store.fileBytes();
+    const room = free + file;
+    if (maxBytes <= room) return;
+    logger.warn(
+      { maxBufferBytes: maxBytes, freeBytes: free, fileBytes: file },
+      `--max-buffer-bytes (${decimalSize(maxBytes)}) is more than the data dir's disk has room for (${decimalSize(free)} free, plus ${decimalSize(file)} in the buffer's file): ` +
+        'the disk fills before the size bound trims anything, and then ingest pauses, retrying, until --retention frees pages; ' +
+        `set --max-buffer-bytes below ${decimalSize(room)}, or give --data-dir a larger disk`,
+    );
+  }
+
   /** Trims now (in the background), then every interval, and whenever a commit outgrows the size bound. */
   start(): void {
     void this.runOnce();
+    this.#reportDiskRoom();
     this.#reportCapacity(NETWORK_EVENTS_PER_SECOND, false);
     const startedAt = Date.now();
     const report = setTimeout(() => {
