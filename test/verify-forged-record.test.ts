@@ -11,15 +11,11 @@ import { CarBufferReader, CarBufferWriter } from '@ipld/car';
 import * as dagCbor from '@ipld/dag-cbor';
 import { CID } from 'multiformats/cid';
 import { sha256 } from 'multiformats/hashes/sha2';
-import { pino } from 'pino';
-import { Registry } from 'prom-client';
-import { IdentityCache, IdentityResolver } from '../src/identity/index.ts';
-import { decodeFrame, parseMessage, type UpstreamMessage } from '../src/upstream/index.ts';
-import { createVerifyMetrics, Verifier, type VerifyMode } from '../src/verify/index.ts';
-import { tempDir } from './support/gateway.ts';
+import type { VerifyMode } from '../src/verify/index.ts';
 import { localHttpServer } from './support/local-http.ts';
 import { waitUntil } from './support/poll.ts';
-import { SignedRepo, commitFrameOf, type CommitBody } from './support/signed-repo.ts';
+import { SignedRepo, type CommitBody } from './support/signed-repo.ts';
+import { commitOf, didDocument, verifierUnderTest } from './support/verifier-harness.ts';
 
 const POST = 'app.bsky.feed.post';
 
@@ -40,28 +36,11 @@ async function withForgedRecord(body: CommitBody, record: Record<string, unknown
 for (const mode of ['signatures', 'full'] as VerifyMode[]) {
   test(`--verify ${mode}: a real signed commit carrying a record the relay swapped in is not emitted`, async (t) => {
     const alice = await SignedRepo.create('did:plc:aliceforged00000000000000');
-    const { url: plcUrl } = await localHttpServer(t, (req, res) => {
-      const did = decodeURIComponent(req.url!.slice(1));
-      res.end(JSON.stringify({ id: did, verificationMethod: [{ id: '#atproto', type: 'Multikey', controller: did, publicKeyMultibase: alice.signingKey.slice('did:key:'.length) }], service: [] }));
-    });
-    const dir = tempDir('contrail-verify-forged-');
-    const cache = new IdentityCache({ path: dir.path, maxEntries: 100 });
-    t.after(async () => {
-      await cache.close();
-      dir.remove();
-    });
-    const registry = new Registry();
-    const delivered: UpstreamMessage[] = [];
-    const verifier = new Verifier({
-      mode,
-      identity: new IdentityResolver({ plcUrl, cache, allowPrivateEndpoints: true, failureTtlMs: 0 }),
-      logger: pino({ level: 'silent' }),
-      metrics: createVerifyMetrics(registry),
-      deliver: (message) => delivered.push(message),
-    });
+    const { url: plcUrl } = await localHttpServer(t, (req, res) => res.end(didDocument(decodeURIComponent(req.url!.slice(1)), alice.signingKey)));
+    const { verifier, delivered, registry } = verifierUnderTest(t, plcUrl, { mode });
     const real = await alice.commit(1, [{ action: 'create', collection: POST, rkey: '3lforgedaaaaa', record: { $type: POST, text: 'what alice wrote', createdAt: '2026-12-01T00:00:00.000Z' } }]);
     const forged = await withForgedRecord(real, { $type: POST, text: 'words put in alice’s mouth', createdAt: '2026-12-01T00:00:00.000Z' });
-    const message = parseMessage(decodeFrame(commitFrameOf(forged), 10_000_000));
+    const message = commitOf(forged);
     assert.equal(message.type === 'commit' && message.ops.length, 1, 'the forged op passes the upstream CID check');
     verifier.handle(message);
     await waitUntil(async () => delivered.length > 0 || (await registry.metrics()).includes('contrail_verify_failures_total{'), 'the commit to be judged');

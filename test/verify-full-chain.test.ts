@@ -8,17 +8,12 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { pino } from 'pino';
-import { Registry } from 'prom-client';
 import { CarBufferReader } from '@ipld/car';
 import * as dagCbor from '@ipld/dag-cbor';
-import { IdentityCache, IdentityResolver } from '../src/identity/index.ts';
-import { decodeFrame, parseMessage, type UpstreamMessage } from '../src/upstream/index.ts';
-import { createVerifyMetrics, Verifier } from '../src/verify/index.ts';
-import { tempDir } from './support/gateway.ts';
 import { localHttpServer } from './support/local-http.ts';
 import { waitUntil } from './support/poll.ts';
-import { SignedRepo, commitFrameOf, type CommitBody, type Write } from './support/signed-repo.ts';
+import { SignedRepo, type CommitBody, type Write } from './support/signed-repo.ts';
+import { commitOf, didDocument, verifierUnderTest } from './support/verifier-harness.ts';
 
 const POST = 'app.bsky.feed.post';
 let rkeyCounter = 0;
@@ -34,26 +29,8 @@ function withHiddenOps(body: CommitBody): CommitBody {
 
 test('--verify full: a real signed commit whose ops the relay hid (prevData = data, no ops) does not pass as the next commit of the chain', async (t) => {
   const alice = await SignedRepo.create('did:plc:alicehiddenops000000000000');
-  const { url: plcUrl } = await localHttpServer(t, (req, res) => {
-    const did = decodeURIComponent(req.url!.slice(1));
-    res.end(JSON.stringify({ id: did, verificationMethod: [{ id: '#atproto', type: 'Multikey', controller: did, publicKeyMultibase: alice.signingKey.slice('did:key:'.length) }], service: [] }));
-  });
-  const dir = tempDir('contrail-verify-chain-');
-  const cache = new IdentityCache({ path: dir.path, maxEntries: 100 });
-  t.after(async () => {
-    await cache.close();
-    dir.remove();
-  });
-  const registry = new Registry();
-  const delivered: UpstreamMessage[] = [];
-  const verifier = new Verifier({
-    mode: 'full',
-    identity: new IdentityResolver({ plcUrl, cache, allowPrivateEndpoints: true, failureTtlMs: 0 }),
-    logger: pino({ level: 'silent' }),
-    metrics: createVerifyMetrics(registry),
-    deliver: (message) => delivered.push(message),
-  });
-  const commitOf = (body: CommitBody) => parseMessage(decodeFrame(commitFrameOf(body), 10_000_000));
+  const { url: plcUrl } = await localHttpServer(t, (req, res) => res.end(didDocument(decodeURIComponent(req.url!.slice(1)), alice.signingKey)));
+  const { verifier, delivered, registry } = verifierUnderTest(t, plcUrl);
 
   verifier.handle(commitOf(await alice.commit(1, [post('first')])));
   await waitUntil(() => delivered.length === 1, 'the first commit');

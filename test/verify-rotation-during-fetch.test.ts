@@ -8,15 +8,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Secp256k1Keypair } from '@atproto/crypto';
-import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { createIdentityMetrics, IdentityCache, IdentityResolver } from '../src/identity/index.ts';
-import { decodeFrame, parseMessage, type UpstreamMessage } from '../src/upstream/index.ts';
-import { createVerifyMetrics, Verifier } from '../src/verify/index.ts';
+import type { UpstreamMessage } from '../src/upstream/index.ts';
 import { tempDir } from './support/gateway.ts';
 import { localHttpServer } from './support/local-http.ts';
 import { waitUntil } from './support/poll.ts';
-import { SignedRepo, commitFrameOf, type Write } from './support/signed-repo.ts';
+import { SignedRepo, type Write } from './support/signed-repo.ts';
+import { commitOf, didDocument, verifierUnderTest } from './support/verifier-harness.ts';
 
 const POST = 'app.bsky.feed.post';
 let rkeyCounter = 0;
@@ -31,8 +30,7 @@ test('a rotation announced by #identity while an older fetch of the document is 
   const { url: plcUrl } = await localHttpServer(t, (req, res) => {
     const did = decodeURIComponent(req.url!.slice(1));
     const key = currentKey; // the document as of this request
-    const answer = () =>
-      res.end(JSON.stringify({ id: did, verificationMethod: [{ id: '#atproto', type: 'Multikey', controller: did, publicKeyMultibase: key.slice('did:key:'.length) }], service: [] }));
+    const answer = () => res.end(didDocument(did, key));
     if (holdNext) {
       holdNext = false;
       held.push(answer);
@@ -41,27 +39,13 @@ test('a rotation announced by #identity while an older fetch of the document is 
     }
   });
 
-  const dir = tempDir('contrail-verify-rotation-');
-  const cache = new IdentityCache({ path: dir.path, maxEntries: 1000 });
-  t.after(async () => {
-    await cache.close();
-    dir.remove();
-  });
-  const registry = new Registry();
-  const delivered: UpstreamMessage[] = [];
   const outOfSync: string[] = [];
-  const verifier = new Verifier({
-    mode: 'full',
-    identity: new IdentityResolver({ plcUrl, cache, allowPrivateEndpoints: true, failureTtlMs: 0 }),
-    logger: pino({ level: 'silent' }),
-    metrics: createVerifyMetrics(registry),
-    deliver: (message) => delivered.push(message),
+  const { verifier, delivered, registry } = verifierUnderTest(t, plcUrl, {
     resync: async (did) => {
       outOfSync.push(did);
       throw new Error('no PDS in this test');
     },
   });
-  const commitOf = (body: Parameters<typeof commitFrameOf>[0]) => parseMessage(decodeFrame(commitFrameOf(body), 10_000_000));
   const identityEvent = (seq: number): UpstreamMessage => ({ type: 'identity', seq, did: alice.did, time: new Date().toISOString() });
 
   verifier.handle(commitOf(await alice.commit(1, [post('before')])));
@@ -100,7 +84,7 @@ test('a refresh asked for after a fetch began does not join it, and the older do
   let holdNext = false;
   const { url: plcUrl } = await localHttpServer(t, (_req, res) => {
     const key = currentKey;
-    const answer = () => res.end(JSON.stringify({ id: did, verificationMethod: [{ id: '#atproto', type: 'Multikey', controller: did, publicKeyMultibase: key.slice('did:key:'.length) }], service: [] }));
+    const answer = () => res.end(didDocument(did, key));
     if (holdNext) {
       holdNext = false;
       held.push(answer);

@@ -33,6 +33,7 @@ import { startTestGateway, tempDir } from './support/gateway.ts';
 import { waitUntil } from './support/poll.ts';
 import { httpGet, Subscription } from './support/subscribe-client.ts';
 import { SignedRepo, commitFrameOf, syncFrameOf, type CommitBody, type Write } from './support/signed-repo.ts';
+import { didDocument } from './support/verifier-harness.ts';
 import { withBadSignature, withMissingProofNode, withWrongPrevData, withWrongRev, withoutPrev } from './support/tamper.mjs';
 
 const fixture = <T>(name: string): T => readJsonFixture<T>(`atproto-interop-tests/${name}`);
@@ -226,9 +227,7 @@ async function plcDirectory(t: TestContext) {
   const answer = (did: string, res: ServerResponse) => {
     const key = documents.get(did);
     if (!key) return res.writeHead(404).end();
-    const pdsUrl = pdsUrls.get(did);
-    const service = pdsUrl ? [{ id: '#atproto_pds', type: 'AtprotoPersonalDataServer', serviceEndpoint: pdsUrl }] : [];
-    res.end(JSON.stringify({ id: did, verificationMethod: [{ id: '#atproto', type: 'Multikey', controller: did, publicKeyMultibase: key.slice('did:key:'.length) }], service }));
+    res.end(didDocument(did, key, pdsUrls.get(did)));
   };
   const { url } = await localHttpServer(t, (req, res) => {
     const did = decodeURIComponent(req.url!.slice(1));
