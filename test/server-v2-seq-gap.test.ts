@@ -35,7 +35,7 @@ test('a v2 seq cursor inside the buffer\'s seq gap (a cluster node that fell beh
   assert.deepEqual(resolveCursor(store, 5), { position: eventAt(5).timeUs - 1 }, 'a seq the buffer holds resumes there');
   const inGap = resolveCursor(store, 12);
   assert.ok(
-    inGap.info !== undefined,
+    inGap.greeting !== undefined,
     `cursor 12 (seqs 9-19 are not here) starts at time_us ${inGap.position} (seq ${[1, 2, 3, 4, 5, 6, 7, 8, 20].find((s) => eventAt(s).timeUs > inGap.position)}) with no notice that 8 events were missed`,
   );
 });

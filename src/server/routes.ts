@@ -120,11 +120,6 @@ export function createSocketHandler(options: RouteOptions): SocketHandler<Connec
   const resolveAheadAtTime = (cursor: number | undefined): Admission['resolveAhead'] =>
     hub.settlesAheadCursors && cursor !== undefined && cursor > store.lastTimeUs ? () => ({ position: positionAtTime(store, cursor) }) : undefined;
 
-  const resolveAheadV2 = (cursor: number | undefined): ReturnType<NonNullable<Admission['resolveAhead']>> => {
-    const { position, info } = resolveCursor(store, cursor);
-    return { position, greeting: info };
-  };
-
   const upgradeV1 = (request: HttpRequestInfo): { refuse: HttpReply } | UpgradeAccept<Connection> => {
     const refuse = (status: number, result: string, reason: string) => {
       metrics.connections.inc({ wire: 'v1', result });
@@ -182,8 +177,8 @@ export function createSocketHandler(options: RouteOptions): SocketHandler<Connec
       wire: parsed.zstd ? wires.v2Zstd : wires.v2,
       deflate: admitted.deflate,
       position: cursor.position,
-      greeting: cursor.info,
-      resolveAhead: hub.settlesAheadCursors && cursorAhead(store, parsed.cursor) ? () => resolveAheadV2(parsed.cursor) : undefined,
+      greeting: cursor.greeting,
+      resolveAhead: hub.settlesAheadCursors && cursorAhead(store, parsed.cursor) ? () => resolveCursor(store, parsed.cursor) : undefined,
       requireHello: false,
       remoteAddress: clientAddress(request, options.trustProxy),
     };

@@ -104,8 +104,8 @@ function integerParam(query: URLSearchParams, name: string, max: number): number
 export interface ResolvedCursor {
   /** The hub's position: the time_us after which the subscriber's stream starts. */
   position: number;
-  /** The #info frame to send first, if the cursor was adjusted. */
-  info?: Buffer;
+  /** The #info frame to send first, if the cursor was adjusted (the Admission's greeting). */
+  greeting?: Buffer;
 }
 
 /** Whether resolveCursor would take the cursor for a future one (a seq beyond the next, a timestamp after the newest). */
@@ -130,11 +130,11 @@ export function resolveCursor(store: EventStore, cursor: number | undefined): Re
     const position = Math.max(cursor - 1, store.trimmedUpTo);
     if (cursor > store.trimmedUpTo && (oldest === undefined || cursor >= oldest.timeUs)) return { position };
     const resumed = oldest ? `resuming from seq ${oldest.seq}, the oldest event here` : 'the buffer is empty; resuming at the live tip';
-    return { position, info: v2InfoFrame('OutdatedCursor', `cursor ${cursor} is older than this server's buffer: events may have been missed; ${resumed}`) };
+    return { position, greeting: v2InfoFrame('OutdatedCursor', `cursor ${cursor} is older than this server's buffer: events may have been missed; ${resumed}`) };
   }
   const next = store.lastSeq + 1;
   if (cursor > next) {
-    return { position: tip, info: v2InfoFrame('FutureCursor', `cursor ${cursor} is beyond the next seq (${next}); starting at the live tip`) };
+    return { position: tip, greeting: v2InfoFrame('FutureCursor', `cursor ${cursor} is beyond the next seq (${next}); starting at the live tip`) };
   }
   const firstWanted = Math.max(cursor, 1);
   const oldestSeq = oldest?.seq ?? next;
@@ -146,7 +146,7 @@ export function resolveCursor(store: EventStore, cursor: number | undefined): Re
   if (at.seq > firstWanted) {
     // Seqs are consecutive: these are missing here (a cluster node that fell behind its stream's retention).
     const missing = at.seq === firstWanted + 1 ? `seq ${firstWanted} is` : `seqs ${firstWanted}–${at.seq - 1} are`;
-    return { position: at.timeUs - 1, info: v2InfoFrame('OutdatedCursor', `${missing} not in this server's buffer: events may have been missed; resuming from seq ${at.seq}`) };
+    return { position: at.timeUs - 1, greeting: v2InfoFrame('OutdatedCursor', `${missing} not in this server's buffer: events may have been missed; resuming from seq ${at.seq}`) };
   }
   return { position: at.timeUs - 1 };
 }

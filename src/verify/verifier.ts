@@ -157,9 +157,8 @@ export class Verifier {
   heldBelow(): number | undefined {
     let lowest: number | undefined;
     for (const did of this.#heldRepos) {
-      for (const { message } of this.#repos.get(did)!.held!.messages) {
-        if ('seq' in message && (lowest === undefined || message.seq < lowest)) lowest = message.seq;
-      }
+      const seq = this.#lowestHeldSeq(did);
+      if (seq !== undefined && (lowest === undefined || seq < lowest)) lowest = seq;
     }
     return lowest;
   }
@@ -168,13 +167,18 @@ export class Verifier {
   heldRepos(): [string, number][] {
     const repos: [string, number][] = [];
     for (const did of this.#heldRepos) {
-      let lowest: number | undefined;
-      for (const { message } of this.#repos.get(did)!.held!.messages) {
-        if ('seq' in message && (lowest === undefined || message.seq < lowest)) lowest = message.seq;
-      }
-      if (lowest !== undefined) repos.push([did, lowest]);
+      const seq = this.#lowestHeldSeq(did);
+      if (seq !== undefined) repos.push([did, seq]);
     }
     return repos;
+  }
+
+  #lowestHeldSeq(did: string): number | undefined {
+    let lowest: number | undefined;
+    for (const { message } of this.#repos.get(did)!.held!.messages) {
+      if ('seq' in message && (lowest === undefined || message.seq < lowest)) lowest = message.seq;
+    }
+    return lowest;
   }
 
   /** Why the repo is out of sync, if it is. */
