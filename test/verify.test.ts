@@ -20,7 +20,7 @@ import { commitSignatureCheck, createBackfillMetrics, SnapshotSource } from '../
 import { IdentityCache, IdentityResolver } from '../src/identity/index.ts';
 import { CarSlice, decodeFrame, parseMessage, type UpstreamMessage } from '../src/upstream/index.ts';
 import { CheckPool, createVerifyMetrics, Verifier, type VerifyFailure } from '../src/verify/index.ts';
-import { checkCommit, checkSync, tidMicros } from '../src/verify/check.ts';
+import { checkCommit, checkSync, passed, tidMicros } from '../src/verify/check.ts';
 import { VerifyError } from '../src/verify/failure.ts';
 import { checkInversion } from '../src/verify/inversion.ts';
 import { KeyHeights } from '../src/verify/mst-node.ts';
@@ -190,16 +190,26 @@ describe('real commits (@atproto/repo)', () => {
     t.after(() => pool.close());
     const keys = new SigningKeys();
     const verdicts: string[] = [];
+    const hex = (bytes: Uint8Array | undefined) => bytes && Buffer.from(bytes).toString('hex');
+    const roots: (string | undefined)[] = [];
     for (const [name, body, mode] of cases) {
       const parsed = 'type' in body ? body : commitOf(body);
-      const here = await failureOf(parsed.type === 'sync' ? checkSync(parsed, repo.signingKey, keys) : checkCommit(parsed, repo.signingKey, mode, keys));
+      const checking = parsed.type === 'sync' ? checkSync(parsed, repo.signingKey, keys) : checkCommit(parsed, repo.signingKey, mode, keys);
+      const here = await failureOf(checking);
       const there = await pool.check(parsed, repo.signingKey, mode);
-      assert.equal(there?.reason ?? 'passed', here, name);
+      assert.equal(there.failure?.reason ?? 'passed', here, name);
       verdicts.push(here);
+      // Passed in `full`, the answer carries the signed commit's MST root (the chain's), as read here.
+      const root = here === 'passed' ? hex(passed(await checking, mode).data) : undefined;
+      assert.equal(hex(there.data), root, `${name}: the MST root in the answer`);
+      assert.equal(root === undefined, here !== 'passed' || mode !== 'full', `${name}: a root only when passed in full`);
+      roots.push(root);
     }
-    // Asked for in one turn, they reach the worker as one batch, their bytes in one buffer.
+    assert.equal(roots[0], hex(update.prevData.bytes), 'the first commit\'s root is what the next names as prevData');
+    // Asked for in one turn, they reach the worker as one batch, their bytes in one buffer (and their roots in one back).
     const together = await Promise.all(cases.map(([, body, mode]) => pool.check('type' in body ? body : commitOf(body), repo.signingKey, mode)));
-    assert.deepEqual(together.map((failure) => failure?.reason ?? 'passed'), verdicts, 'checked in one batch');
+    assert.deepEqual(together.map(({ failure }) => failure?.reason ?? 'passed'), verdicts, 'checked in one batch');
+    assert.deepEqual(together.map(({ data }) => hex(data)), roots, 'the roots of one batch');
     await pool.close();
     await assert.rejects(pool.check(commitOf(create), repo.signingKey, 'full'), /closed/);
     const plc = await plcDirectory(t);

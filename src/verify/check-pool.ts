@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { startWorkerModule, WorkerPool, type WorkerSlot } from '../threads/index.ts';
-import type { CommitMessage, SyncMessage, VerifyMode } from './check.ts';
+import type { Checked, CommitMessage, SyncMessage, VerifyMode } from './check.ts';
 import { VerifyError, type VerifyFailure } from './failure.ts';
 
 /**
@@ -28,6 +28,8 @@ export type CheckRequest = { id: number; signingKey: string; mode: VerifyMode } 
 export interface CheckReply {
   id: number;
   failure?: { reason: VerifyFailure; message: string };
+  /** Passed in `full` mode: the signed commit's MST root (Checked), a view of one buffer per reply. */
+  data?: Uint8Array;
 }
 
 /**
@@ -56,7 +58,7 @@ interface Queue {
   queued: Queued[];
 }
 
-type Slot = WorkerSlot<VerifyError | undefined> & Queue;
+type Slot = WorkerSlot<Checked> & Queue;
 
 /**
  * Worker threads that run the stateless part of verification (signature, MST inversion) for
@@ -68,7 +70,7 @@ type Slot = WorkerSlot<VerifyError | undefined> & Queue;
  * was ever ready: then it cannot start, and all checks stay on the main thread.
  */
 export class CheckPool {
-  readonly #pool: WorkerPool<VerifyError | undefined, WorkerReply, Queue>;
+  readonly #pool: WorkerPool<Checked, WorkerReply, Queue>;
   #nextId = 0;
 
   constructor(
@@ -84,7 +86,7 @@ export class CheckPool {
       slotExtra: () => ({ queued: [] }),
       onMessage: (slot, reply) => {
         if (reply.kind !== 'answers') return;
-        for (const { id, failure } of reply.answers) this.#pool.answered(slot, id)?.resolve(failure && new VerifyError(failure.reason, failure.message));
+        for (const { id, failure, data } of reply.answers) this.#pool.answered(slot, id)?.resolve(failure ? { failure: new VerifyError(failure.reason, failure.message) } : { data });
       },
       onDied: (slot) => {
         slot.queued = [];
@@ -93,10 +95,11 @@ export class CheckPool {
   }
 
   /**
-   * Resolves with the failure, or undefined when the message passed; rejects if the worker died.
-   * Checks asked for in one go (one turn of the caller) reach the worker as one message.
+   * Resolves with the outcome (Checked: the failure, or in `full` mode the commit's MST root);
+   * rejects if the worker died. Checks asked for in one go (one turn of the caller) reach the
+   * worker as one message.
    */
-  check(message: CommitMessage | SyncMessage, signingKey: string, mode: VerifyMode): Promise<VerifyError | undefined> {
+  check(message: CommitMessage | SyncMessage, signingKey: string, mode: VerifyMode): Promise<Checked> {
     const refused = this.#pool.refusal();
     if (refused) return Promise.reject(refused);
     const id = this.#nextId++;

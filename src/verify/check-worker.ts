@@ -1,7 +1,8 @@
 /**
  * A verification worker thread: runs checkCommit/checkSync for the main thread's CheckPool.
  * It holds no repo state (revs, out of sync, held messages stay on the main thread): it gets
- * messages' bytes and the keys to check them with, and answers pass or the failure.
+ * messages' bytes and the keys to check them with, and answers the failure, or that it passed
+ * with (in `full` mode) the signed commit's MST root, so the main thread never decodes it again.
  *
  * Checks come in batches and run one after another. The first answer of a batch goes back at
  * once — the main thread, judging in order, is likely waiting for it (at a steady rate a batch
@@ -11,7 +12,8 @@
 import { parentPort } from 'node:worker_threads';
 import { Link } from '../atproto/index.ts';
 import { CarSlice } from '../upstream/index.ts';
-import { checkCommit, checkSync } from './check.ts';
+import { checkCommit, checkSync, passed } from './check.ts';
+import type { SignedCommit } from './signed-commit.ts';
 import { ABSENT, bytesAt, type BytesAt, type CheckReply, type CheckRequest, type WorkerReply, type WorkerRequest } from './check-pool.ts';
 import { asVerifyError } from './failure.ts';
 import { SigningKeys } from './signing-keys.ts';
@@ -24,8 +26,9 @@ const keys = new SigningKeys();
 async function run(request: CheckRequest, buffer: ArrayBuffer): Promise<CheckReply> {
   const link = (at: BytesAt) => (at === ABSENT ? undefined : new Link(bytesAt(buffer, at)));
   try {
+    let commit: SignedCommit;
     if (request.kind === 'sync') {
-      await checkSync({ did: request.did, rev: request.rev, blocks: bytesAt(buffer, request.blocks) }, request.signingKey, keys);
+      commit = await checkSync({ did: request.did, rev: request.rev, blocks: bytesAt(buffer, request.blocks) }, request.signingKey, keys);
     } else {
       const proof = {
         commit: link(request.commit),
@@ -33,16 +36,35 @@ async function run(request: CheckRequest, buffer: ArrayBuffer): Promise<CheckRep
         car: new CarSlice(bytesAt(buffer, request.car)),
         ops: request.ops.map((op) => ({ action: op.action, path: op.path, cid: link(op.cid), prev: link(op.prev) })),
       };
-      await checkCommit({ repo: request.repo, rev: request.rev, proof }, request.signingKey, request.mode, keys);
+      commit = await checkCommit({ repo: request.repo, rev: request.rev, proof }, request.signingKey, request.mode, keys);
     }
-    return { id: request.id };
+    return { id: request.id, data: passed(commit, request.mode).data };
   } catch (err) {
     const { reason, message } = asVerifyError(err);
     return { id: request.id, failure: { reason, message } };
   }
 }
 
-const reply = (message: WorkerReply) => parentPort!.postMessage(message);
+/**
+ * Sends answers. Their MST roots (`full`) go as views of one buffer that is handed over: cloned,
+ * each would be a buffer of its own to allocate on both threads (see WorkerRequest).
+ */
+function reply(message: WorkerReply): void {
+  let size = 0;
+  if (message.kind === 'answers') for (const { data } of message.answers) size += data?.length ?? 0;
+  if (message.kind !== 'answers' || size === 0) {
+    parentPort!.postMessage(message);
+    return;
+  }
+  const roots = new Uint8Array(size);
+  let at = 0;
+  for (const answer of message.answers) {
+    if (!answer.data) continue;
+    roots.set(answer.data, at);
+    answer.data = roots.subarray(at, (at += answer.data.length));
+  }
+  parentPort!.postMessage(message, [roots.buffer]);
+}
 
 /** Runs a batch in order, answering after its first check, then every ANSWERS_PER_MESSAGE and at its end. Never rejects (run catches). */
 async function runBatch(checks: CheckRequest[], buffer: ArrayBuffer): Promise<void> {

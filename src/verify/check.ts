@@ -66,18 +66,19 @@ export function tidMicros(tid: string): number {
 }
 
 /**
- * The MST root (`data`) of a message's signed commit, which its check has already read and
- * verified: the next commit's `prevData` must name it (`full`'s chain, verifier.ts).
+ * A check's outcome: the failure, or that it passed, with (in `full` mode) the MST root (`data`)
+ * of the signed commit it read and verified, which the next commit's `prevData` must name (the
+ * chain, verifier.ts). The check's one decode of the commit gives it: nothing reads it again.
  */
-export function signedDataRoot(message: CommitMessage | SyncMessage): Uint8Array | undefined {
+export type Checked = { failure: VerifyError; data?: undefined } | { failure?: undefined; data?: Uint8Array };
+
+/** A passed check's outcome; `full` keeps the commit's MST root. */
+export function passed(commit: SignedCommit, mode: VerifyMode): Checked {
+  if (mode !== 'full') return {};
   try {
-    const car = message.type === 'commit' ? message.proof.car : new CarSlice(message.blocks);
-    const cid = message.type === 'commit' ? message.proof.commit : carRoot(message.blocks);
-    const block = cid && car.find(cid.bytes);
-    const data = block && (decodeFirst(block)[0] as { data?: unknown }).data;
-    return isCidLink(data) ? fromCidLink(data).bytes : undefined;
+    return { data: fromCidLink(commit.data).bytes };
   } catch {
-    return undefined;
+    return {}; // not a CID (a #sync's root is not inverted): nothing to chain the next commit to
   }
 }
 

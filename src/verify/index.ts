@@ -31,8 +31,10 @@
  * at that moment; when a message's turn comes it uses that result if the key is still the same
  * (else it checks again), so workers change no order and hold no state. Checks started in one
  * turn go to a worker as one message, their bytes copied into one buffer that is handed over
- * rather than cloned, and answers come back up to eight at a time: per message and per object
- * cloned, both threads pay. A worker that dies rejects its checks, which then run on this thread,
+ * rather than cloned, and answers come back up to eight at a time (in `full`, each passed one
+ * with its commit's MST root, which the chain needs, as a view of one handed-over buffer: this
+ * thread never decodes a commit the worker checked): per message and per object cloned, both
+ * threads pay. A worker that dies rejects its checks, which then run on this thread,
  * and is started again (the threads stage's WorkerPool).
  *
  * How it flows (verifier.ts): one ordered queue. The key comes from the identity stage's cache

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { AtprotoIdentity, IdentityResolver } from '../identity/index.ts';
 import { DropLog, type UpstreamMessage } from '../upstream/index.ts';
-import { checkCommit, checkSync, signedDataRoot, type CommitMessage, type SyncMessage, type VerifyMode } from './check.ts';
+import { checkCommit, checkSync, passed, type Checked, type CommitMessage, type SyncMessage, type VerifyMode } from './check.ts';
 import { CheckPool } from './check-pool.ts';
 import { asVerifyError, VerifyError, type VerifyFailure } from './failure.ts';
 import type { VerifyMetrics } from './metrics.ts';
@@ -54,7 +54,7 @@ interface Waiting {
 /** A check started ahead of its turn (on a worker) with the key cached then. */
 interface Prefetched {
   signingKey: string;
-  result: Promise<VerifyError | undefined>;
+  result: Promise<Checked>;
 }
 
 interface Held {
@@ -241,15 +241,14 @@ export class Verifier {
     this.#prefetchedTo = Math.max(this.#prefetchedTo, end);
   }
 
-  /** The signature (and in full, the MST) check: undefined when it passed. Never rejects. */
-  async #check(message: CommitMessage | SyncMessage, signingKey: string): Promise<VerifyError | undefined> {
+  /** The signature (and in full, the MST) check, and in full the commit's MST root. Never rejects. */
+  async #check(message: CommitMessage | SyncMessage, signingKey: string): Promise<Checked> {
     const { mode } = this.#options;
-    const here = async () => {
+    const here = async (): Promise<Checked> => {
       try {
-        await (message.type === 'commit' ? checkCommit(message, signingKey, mode, this.#keys) : checkSync(message, signingKey, this.#keys));
-        return undefined;
+        return passed(await (message.type === 'commit' ? checkCommit(message, signingKey, mode, this.#keys) : checkSync(message, signingKey, this.#keys)), mode);
       } catch (err) {
-        return asVerifyError(err);
+        return { failure: asVerifyError(err) };
       }
     };
     if (!this.#pool) return here();
@@ -314,6 +313,7 @@ export class Verifier {
       this.#fail(did, message, 'out_of_sync', `out of sync since a ${state.outOfSync} failure`);
       return;
     }
+    let checked: Checked;
     try {
       if (!known.signingKey) throw new VerifyError('unknown_key', `the DID document of ${did} names no #atproto signing key`);
       if (message.type === 'commit' && state.rev !== undefined && message.rev <= state.rev) {
@@ -322,8 +322,8 @@ export class Verifier {
       if (message.type === 'sync' && state.rev !== undefined && message.rev < state.rev) {
         throw new VerifyError('rev_not_newer', `#sync rev ${message.rev} is older than ${state.rev}, already verified`);
       }
-      const failure = await (prefetched?.signingKey === known.signingKey ? prefetched.result : this.#check(message, known.signingKey));
-      if (failure) throw failure;
+      checked = await (prefetched?.signingKey === known.signingKey ? prefetched.result : this.#check(message, known.signingKey));
+      if (checked.failure) throw checked.failure;
       // The proof holds within the commit (its ops take prevData to data); the chain ties it to the one before.
       if (message.type === 'commit' && state.data && !sameBytes(message.proof.prevData?.bytes, state.data)) {
         throw new VerifyError('broken_chain', `prevData ${message.proof.prevData?.toString() ?? '(none)'} is not the MST root of the last verified commit (rev ${state.rev})`);
@@ -349,7 +349,7 @@ export class Verifier {
       return;
     }
     state.rev = message.rev;
-    if (this.#options.mode === 'full') state.data = signedDataRoot(message);
+    state.data = checked.data;
     this.#options.metrics.verified.inc({ type: message.type });
     this.#options.deliver(message, released);
   }
