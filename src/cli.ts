@@ -92,6 +92,7 @@ function toConfig(flags: InferredOptionTypes<typeof SERVE_OPTIONS>): GatewayConf
     verifyResyncMaxBytes: flags['verify-resync-max-bytes'],
     verifyResyncTimeoutMs: flags['verify-resync-timeout'],
     verifyResyncAttempts: flags['verify-resync-attempts'],
+    verifyResyncRetryMs: flags['verify-resync-retry'],
     plcUrl: flags['plc-url'],
     allowPrivateEndpoints: flags['allow-private-endpoints'],
     identityCacheEntries: flags['identity-cache-entries'],

@@ -43,6 +43,8 @@ export interface GatewayConfig {
   verifyResyncTimeoutMs: number;
   /** Attempts at a resync's fetch. */
   verifyResyncAttempts: number;
+  /** After a failed resync, the repo's first commit this long later starts another (doubling per failure in a row, up to 1 h). */
+  verifyResyncRetryMs: number;
   plcUrl: string;
   allowPrivateEndpoints: boolean;
   identityCacheEntries: number;
@@ -318,6 +320,12 @@ export const SERVE_OPTIONS = {
   'verify-resync-max-bytes': { type: 'string', default: '512MiB', describe: 'With --verify: a resync whose repo export (getRepo CAR) is larger than this fails', coerce: parseByteSize },
   'verify-resync-timeout': { type: 'string', default: '120s', describe: 'With --verify: time for one attempt at a resync\'s fetch', coerce: parseDuration },
   'verify-resync-attempts': { type: 'string', default: '3', describe: 'With --verify: attempts at a resync\'s fetch (backing off from 1 s; a Retry-After up to 60 s is honoured)', coerce: parsePositiveCount },
+  'verify-resync-retry': {
+    type: 'string',
+    default: '30s',
+    describe: "With --verify: after a failed resync, the repo's first commit this long later starts another (the wait doubles with each failure in a row, up to 1 h); until then its commits are withheld",
+    coerce: parseDuration,
+  },
   'plc-url': { type: 'string', default: 'https://plc.directory', describe: 'did:plc directory that DID documents are read from', coerce: parseHttpUrl },
   'allow-private-endpoints': {
     type: 'boolean',

@@ -161,6 +161,7 @@ async function startStages(config: GatewayConfig, tuning: GatewayTuning, logger:
         checkPool,
         resync: config.verifyResyncs > 0 ? (did) => resyncRepo(did, identity, resyncKeys, resyncLimits) : undefined,
         maxResyncs: config.verifyResyncs,
+        resyncRetryMs: config.verifyResyncRetryMs,
       });
       logger.info({ verify: config.verify, plcUrl: config.plcUrl, workers: config.verifyWorkers }, 'verifying commits before emitting them');
     }

@@ -99,6 +99,7 @@ test('a bad value from the environment exits 2 with a line naming the variable; 
     ['CONTRAIL_FSYNC', 'maybe', /is not a boolean/],
     ['CONTRAIL_PORT', '60o8', /is not a port/],
     ['CONTRAIL_TRANSPORT', 'carrier-pigeon', /is not one of auto, uws, ws/],
+    ['CONTRAIL_VERIFY_RESYNC_RETRY', 'soon', /is not a duration/],
   ] as const) {
     const result = run({ [name]: value });
     assert.equal(result.status, 2, `${name}=${value}`);

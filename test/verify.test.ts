@@ -618,6 +618,37 @@ describe('gateway with --verify full', () => {
     }
   });
 
+  test('--verify-resync-retry: after a failed resync, the repo\'s first commit that long later starts another', async (t) => {
+    const plc = await plcDirectory(t);
+    const pds = await repoHost(t); // never hosts the repo: each resync fails
+    const relay = await FakeRelay.start();
+    const dir = tempDir('contrail-verify-resync-retry-');
+    const retryMs = 200;
+    const gateway = await startTestGateway(relay.url, dir.path, { verify: 'full', plcUrl: plc.url, verifyResyncAttempts: 1, verifyResyncRetryMs: retryMs });
+    t.after(async () => {
+      await gateway.stop();
+      await relay.stop();
+      dir.remove();
+    });
+    await relay.waitForConnections(1);
+    const repo = await SignedRepo.create('did:plc:resyncretryflag00000000000');
+    plc.publish(repo.did, repo.signingKey, pds.url);
+    const metric = async (series: string) => {
+      const line = (await httpGet(gateway.metricsPort, '/metrics')).body.toString().split('\n').find((l) => l.startsWith(`${series} `));
+      return line ? Number(line.split(' ')[1]) : 0;
+    };
+    relay.push({ seq: 1, bytes: commitFrameOf(await repo.commit(1, [post('before')])) });
+    relay.push({ seq: 2, bytes: commitFrameOf(withWrongPrevData(await repo.commit(2, [post('tampered')]))) });
+    await waitUntil(async () => (await metric('contrail_verify_resyncs_total{result="failed"}')) === 1, 'the first resync to fail');
+    // The retry is due at most retryMs after the failure was counted (the default would be 30 s away).
+    await new Promise((resolve) => setTimeout(resolve, retryMs));
+    relay.push({ seq: 3, bytes: commitFrameOf(await repo.commit(3, [post('next')])) });
+    // Withheld either way: at once (no resync due), or once the resync it started failed as well.
+    await waitUntil(async () => (await metric('contrail_verify_failures_total{reason="out_of_sync"}')) === 1, 'the next commit to be judged');
+    assert.equal(await metric('contrail_verify_resyncs_total{result="failed"}'), 2, 'the commit started a second resync');
+    assert.deepEqual(pds.requested, [repo.did, repo.did], 'the PDS was asked again');
+  });
+
   test('subscribers get only what verifies; a repo held across a restart is read again, not lost', async (t) => {
     const plc = await plcDirectory(t);
     const relay = await FakeRelay.start();

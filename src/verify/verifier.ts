@@ -29,7 +29,8 @@ export interface VerifierOptions {
   /**
    * After a resync failed, the repo's first commit this long later starts another (the time
    * doubles with each failure in a row, up to RESYNC_RETRY_MAX_MS). Until then its commits are
-   * withheld as out_of_sync. Default 30 s, the identity stage's memory of a failed resolution.
+   * withheld as out_of_sync. Default 30 s (--verify-resync-retry), the identity stage's memory of a
+   * failed resolution.
    */
   resyncRetryMs?: number;
   /** Called with true when too many messages wait for verification (pause reading), false once they drain. */

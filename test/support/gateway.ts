@@ -52,6 +52,7 @@ export function testConfig(upstream: string, dataDir: string, overrides: Partial
     verifyResyncMaxBytes: 64 * 1024 * 1024,
     verifyResyncTimeoutMs: 10_000,
     verifyResyncAttempts: 3,
+    verifyResyncRetryMs: 30_000,
     ...overrides,
   };
 }
