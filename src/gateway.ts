@@ -10,7 +10,7 @@ import { startMetricsEndpoint, startServer, type ServerOptions, type SubscribeSe
 import type { ClusterNode, IngestRun } from './cluster/index.ts';
 import { collectionKeeper, createStoreMetrics, EventStore, Ingester, mapSizeFor, registerBufferGauges, Retention, type Batch } from './store/index.ts';
 import { createUpstreamMetrics, DEMO_UPSTREAM, DemoUpstream, DropReporter, FirehoseClient, redactUrl, type UpstreamReader } from './upstream/index.ts';
-import { CheckPool, createVerifyMetrics, SigningKeys, Verifier } from './verify/index.ts';
+import { CheckPool, createVerifyMetrics, SigningKeys, Verifier, type ResyncedRepo } from './verify/index.ts';
 import { createLogger, startStatusLog } from './logs.ts';
 
 export interface Gateway {
@@ -329,14 +329,21 @@ const RESYNC_MAX_RETRY_AFTER_MS = 60_000;
 /**
  * Re-establishes a repo that went out of sync under --verify: its whole CAR from its PDS
  * (com.atproto.sync.getRepo, through the backfill stage's guarded, CID-checked reader), its
- * commit signed with the DID's key; resolves with the commit's rev.
+ * commit signed with the DID's key; resolves with that commit's rev and MST root (the repo's
+ * next commit must chain from it).
  */
-async function resyncRepo(did: string, identity: IdentityResolver, keys: SigningKeys, limits: FetchLimits): Promise<string> {
+async function resyncRepo(did: string, identity: IdentityResolver, keys: SigningKeys, limits: FetchLimits): Promise<ResyncedRepo> {
   const { pdsEndpoint, signingKey } = await identity.resolve(did);
   if (!pdsEndpoint) throw new Error('its DID document names no PDS (#atproto_pds service)');
-  const checkCommit = commitSignatureCheck(keys, signingKey, async () => (await identity.refresh(did)).signingKey);
-  const snapshot = await fetchRepo(pdsEndpoint, did, limits, (chunks) => readRepoCar(chunks, did, checkCommit));
-  return snapshot.rev;
+  const checkSignature = commitSignatureCheck(keys, signingKey, async () => (await identity.refresh(did)).signingKey);
+  let data: Uint8Array | undefined;
+  const snapshot = await fetchRepo(pdsEndpoint, did, limits, (chunks) =>
+    readRepoCar(chunks, did, async (commit) => {
+      await checkSignature(commit);
+      data = commit.data.bytes;
+    }),
+  );
+  return { rev: snapshot.rev, data: data! };
 }
 
 /**

@@ -62,10 +62,19 @@ async function setup(t: TestContext, { pdsFailures, resyncRetryMs }: { pdsFailur
   const identity = new IdentityResolver({ plcUrl, cache, allowPrivateEndpoints: true, failureTtlMs: 300 });
   const registry = new Registry();
   const keys = new SigningKeys();
+  /** The MST root of each repo's last snapshot commit checked (a resync chains the next commit from it). */
+  const roots = new Map<string, Uint8Array>();
   const snapshots = new SnapshotSource({
     resolve: async (did) => {
       const { pdsEndpoint, signingKey } = await identity.resolve(did);
-      return { pdsUrl: pdsEndpoint!, checkCommit: commitSignatureCheck(keys, signingKey, async () => (await identity.refresh(did)).signingKey) };
+      const checkSignature = commitSignatureCheck(keys, signingKey, async () => (await identity.refresh(did)).signingKey);
+      return {
+        pdsUrl: pdsEndpoint!,
+        checkCommit: async (commit) => {
+          await checkSignature(commit);
+          roots.set(did, commit.data.bytes);
+        },
+      };
     },
     limits: { maxBytes: 10_000_000, timeoutMs: 10_000, attempts: 1, backoffMs: 100, maxRetryAfterMs: 1_000, allowPrivateEndpoints: true },
     perHost: 2,
@@ -83,7 +92,7 @@ async function setup(t: TestContext, { pdsFailures, resyncRetryMs }: { pdsFailur
     logger: pino({ level: 'silent' }),
     metrics: createVerifyMetrics(registry),
     deliver: (message) => delivered.push(message),
-    resync: async (did) => (await snapshots.get(did, new AbortController().signal)).rev,
+    resync: async (did) => ({ rev: (await snapshots.get(did, new AbortController().signal)).rev, data: roots.get(did)! }),
     resyncRetryMs, // the gateway's is 30 s, as the resolver's failure memory
   });
   const commitOf = (body: Parameters<typeof commitFrameOf>[0]) => parseMessage(decodeFrame(commitFrameOf(body), 10_000_000));

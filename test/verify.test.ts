@@ -451,10 +451,19 @@ describe('resync from the PDS (com.atproto.sync.getRepo, through the backfill st
     const identity = new IdentityResolver({ plcUrl: plc.url, cache, allowPrivateEndpoints: true, failureTtlMs: 0 });
     const registry = new Registry();
     const keys = new SigningKeys();
+    /** The MST root of each repo's last snapshot commit checked (a resync chains the next commit from it). */
+    const roots = new Map<string, Uint8Array>();
     const snapshots = new SnapshotSource({
       resolve: async (did) => {
         const { signingKey } = await identity.resolve(did);
-        return { pdsUrl: pds.url, checkCommit: commitSignatureCheck(keys, signingKey, async () => (await identity.refresh(did)).signingKey) };
+        const checkSignature = commitSignatureCheck(keys, signingKey, async () => (await identity.refresh(did)).signingKey);
+        return {
+          pdsUrl: pds.url,
+          checkCommit: async (commit) => {
+            await checkSignature(commit);
+            roots.set(did, commit.data.bytes);
+          },
+        };
       },
       limits: { maxBytes: 10_000_000, timeoutMs: 10_000, attempts: 1, backoffMs: 100, maxRetryAfterMs: 1_000, allowPrivateEndpoints: true },
       perHost: 2,
@@ -472,7 +481,7 @@ describe('resync from the PDS (com.atproto.sync.getRepo, through the backfill st
       logger: pino({ level: 'silent' }),
       metrics: createVerifyMetrics(registry),
       deliver: (message) => delivered.push(message),
-      resync: async (did) => (await snapshots.get(did, new AbortController().signal)).rev,
+      resync: async (did) => ({ rev: (await snapshots.get(did, new AbortController().signal)).rev, data: roots.get(did)! }),
     });
     const metric = async (series: string) => {
       const line = (await registry.metrics()).split('\n').find((l) => l.startsWith(`${series} `));

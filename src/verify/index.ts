@@ -51,7 +51,8 @@
  * rate-limited (DropLog), and the repo goes out of sync. With the `resync` option (the gateway
  * passes a com.atproto.sync.getRepo fetch through the backfill stage) its messages are held, at
  * most maxResyncs repos fetched at once, and a successful resync puts the repo back in sync at
- * the snapshot's rev (held commits not newer are dropped); otherwise, or if the resync fails,
+ * the snapshot's rev (held commits not newer are dropped), its next commit chained in `full`
+ * from the snapshot's signed MST root (so a relay that forces a resync gains nothing); otherwise, or if the resync fails,
  * its commits are withheld as `out_of_sync` until a valid #sync or, after a failed resync, until
  * its first commit past a retry delay (resyncRetryMs, doubling per failure in a row) starts
  * another. A replay (rev not newer) is
@@ -65,7 +66,7 @@
  * directly), signing-keys.ts (imported keys, cached),
  * failure.ts (reasons), metrics.ts.
  */
-export { Verifier, type VerifierOptions } from './verifier.ts';
+export { Verifier, type ResyncedRepo, type VerifierOptions } from './verifier.ts';
 export { CheckPool } from './check-pool.ts';
 export { SigningKeys } from './signing-keys.ts';
 export { type VerifyMode } from './check.ts';

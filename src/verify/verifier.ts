@@ -20,10 +20,10 @@ export interface VerifierOptions {
   deliver: (message: UpstreamMessage, released: boolean) => void;
   /**
    * Re-establishes a repo that went out of sync from its PDS (com.atproto.sync.getRepo): resolves
-   * with the rev of the repo's checked, signed commit, or rejects. Its commits are held meanwhile.
-   * Without it, only a valid #sync re-establishes a repo.
+   * with the rev and the MST root (`data`, a CID's bytes) of the repo's checked, signed commit,
+   * or rejects. Its commits are held meanwhile. Without it, only a valid #sync re-establishes a repo.
    */
-  resync?: (did: string) => Promise<string>;
+  resync?: (did: string) => Promise<ResyncedRepo>;
   /** Resyncs run at once; more wait their turn (their repos' commits held). */
   maxResyncs?: number;
   /**
@@ -45,6 +45,12 @@ export interface VerifierOptions {
   maxRepos?: number;
   /** Worker threads for the signature and MST checks; without, they run on this thread. */
   checkPool?: CheckPool;
+}
+
+/** Where a resync re-established a repo: its signed commit's rev and MST root (a CID's bytes). */
+export interface ResyncedRepo {
+  rev: string;
+  data: Uint8Array;
 }
 
 interface Waiting {
@@ -70,7 +76,7 @@ interface Held {
 interface RepoState {
   /** The rev of the last commit or #sync that passed. */
   rev?: string;
-  /** `full`: the MST root of that commit (unknown after a resync, until the next passes). */
+  /** `full`: the MST root of that commit (or of the snapshot a resync re-established it at), which the next commit's prevData must name. */
   data?: Uint8Array;
   /** Set after a failure, until a valid #sync or a resync. */
   outOfSync?: VerifyFailure;
@@ -82,8 +88,8 @@ interface RepoState {
   held?: Held;
 }
 
-/** How a resync ended: the rev it re-established the repo at, or why it could not. */
-type Resynced = { rev: string } | { error: string };
+/** How a resync ended: where it re-established the repo, or why it could not. */
+type Resynced = ResyncedRepo | { error: string };
 
 type Task = ({ kind: 'message'; prefetched?: Prefetched } & Waiting) | { kind: 'release'; did: string; resynced?: Resynced };
 
@@ -462,7 +468,7 @@ export class Verifier {
       this.#resyncsRunning++;
       void resync(did)
         .then(
-          (rev): Resynced => ({ rev }),
+          (repo): Resynced => repo,
           (err: Error): Resynced => ({ error: err.message }),
         )
         .then((resynced) => {
@@ -493,9 +499,13 @@ export class Verifier {
     this.#options.logger.info({ did, rev: resynced.rev }, 'repo resynced from its PDS');
     if (state.outOfSync) this.#outOfSync--;
     state.outOfSync = undefined;
-    // Held commits the snapshot already contains (rev not newer) are dropped as replays.
-    if (state.rev === undefined || resynced.rev > state.rev) state.rev = resynced.rev;
-    state.data = undefined;
+    // Held commits the snapshot already contains (rev not newer) are dropped as replays; the next
+    // commit must chain from the snapshot (a snapshot older than the last verified commit leaves
+    // the chain at that commit).
+    if (state.rev === undefined || resynced.rev >= state.rev) {
+      state.rev = resynced.rev;
+      if (this.#options.mode === 'full') state.data = resynced.data;
+    }
     this.#options.metrics.outOfSync.set(this.#outOfSync);
   }
 

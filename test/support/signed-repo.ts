@@ -60,6 +60,11 @@ export class SignedRepo {
     return this.repo.commit.rev;
   }
 
+  /** The rev and MST root (a CID's bytes) of its latest commit: what a resync from its PDS resolves with now. */
+  get head(): { rev: string; data: Uint8Array } {
+    return { rev: this.repo.commit.rev, data: this.repo.commit.data.bytes };
+  }
+
   /** Signs from now on with another key (a rotation; the DID document must follow). */
   rotateKey(keypair: Keypair): void {
     this.keypair = keypair;
