@@ -120,6 +120,11 @@ export class Verifier {
   #highestSeq: number | undefined;
   #heldBytes = 0;
   #heldRepos = new Set<string>();
+  /**
+   * Messages of repos being released (their key resolved, or their resync ended) not judged yet:
+   * they still count as held, so the saved cursor stays below them until each is delivered.
+   */
+  readonly #releasing = new Map<string, { messages: Waiting[]; next: number }>();
   #outOfSync = 0;
   #paused = false;
   /** Repos waiting for a resync slot, in the order they went out of sync. */
@@ -160,32 +165,22 @@ export class Verifier {
   }
 
 
-  /** The lowest seq held for a key: the saved upstream cursor must stay below it. */
+  /** The lowest seq held (for a key or a resync, or being released): the saved upstream cursor must stay below it. */
   heldBelow(): number | undefined {
     let lowest: number | undefined;
-    for (const did of this.#heldRepos) {
-      const seq = this.#lowestHeldSeq(did);
-      if (seq !== undefined && (lowest === undefined || seq < lowest)) lowest = seq;
-    }
+    for (const [, seq] of this.heldRepos()) if (lowest === undefined || seq < lowest) lowest = seq;
     return lowest;
   }
 
-  /** The repos whose messages are held, each with its lowest held seq. */
+  /** The repos whose messages are held or being released, each with its lowest seq not yet delivered. */
   heldRepos(): [string, number][] {
     const repos: [string, number][] = [];
-    for (const did of this.#heldRepos) {
-      const seq = this.#lowestHeldSeq(did);
-      if (seq !== undefined) repos.push([did, seq]);
+    for (const did of new Set([...this.#heldRepos, ...this.#releasing.keys()])) {
+      const releasing = this.#releasing.get(did);
+      const lowest = Math.min(lowestSeq(this.#repos.get(did)?.held?.messages ?? [], 0), releasing ? lowestSeq(releasing.messages, releasing.next) : Infinity);
+      if (lowest !== Infinity) repos.push([did, lowest]);
     }
     return repos;
-  }
-
-  #lowestHeldSeq(did: string): number | undefined {
-    let lowest: number | undefined;
-    for (const { message } of this.#repos.get(did)!.held!.messages) {
-      if ('seq' in message && (lowest === undefined || message.seq < lowest)) lowest = message.seq;
-    }
-    return lowest;
   }
 
   /** Why the repo is out of sync, if it is. */
@@ -409,19 +404,27 @@ export class Verifier {
     this.#heldBytes -= held.bytes;
     this.#updateHeldMetrics();
     const known = this.#options.identity.cached(did);
-    for (const waiting of held.messages) {
-      const { message } = waiting;
-      if (state.held) {
-        // A message released just now sent the repo back to waiting (its signature failed with
-        // the cached key): the rest wait behind it, in order.
-        this.#hold(did, state, waiting);
-      } else if (message.type !== 'commit' && message.type !== 'sync') {
-        this.#options.deliver(message, true);
-      } else if (!known) {
-        this.#fail(did, message, 'unknown_key', held.error ?? `${did} could not be resolved`);
-      } else {
-        await this.#verify(did, message, known, waiting.receivedAt, true);
+    // Each counts as held (heldBelow, heldRepos) until it is judged.
+    const releasing = { messages: held.messages, next: 0 };
+    this.#releasing.set(did, releasing);
+    try {
+      for (const waiting of held.messages) {
+        const { message } = waiting;
+        if (state.held) {
+          // A message released just now sent the repo back to waiting (its signature failed with
+          // the cached key): the rest wait behind it, in order.
+          this.#hold(did, state, waiting);
+        } else if (message.type !== 'commit' && message.type !== 'sync') {
+          this.#options.deliver(message, true);
+        } else if (!known) {
+          this.#fail(did, message, 'unknown_key', held.error ?? `${did} could not be resolved`);
+        } else {
+          await this.#verify(did, message, known, waiting.receivedAt, true);
+        }
+        releasing.next++;
       }
+    } finally {
+      this.#releasing.delete(did);
     }
     if (held.overflowed) this.#markOutOfSync(did, 'held_overflow');
   }
@@ -544,6 +547,16 @@ function sizeOf(message: UpstreamMessage): number {
   if (message.type === 'commit') return message.proof.car.bytes.byteLength + MESSAGE_OVERHEAD_BYTES;
   if (message.type === 'sync') return message.blocks.byteLength + MESSAGE_OVERHEAD_BYTES;
   return MESSAGE_OVERHEAD_BYTES;
+}
+
+/** The lowest seq among the messages from index `from` (Infinity if none has one). */
+function lowestSeq(waiting: Waiting[], from: number): number {
+  let lowest = Infinity;
+  for (let i = from; i < waiting.length; i++) {
+    const { message } = waiting[i]!;
+    if ('seq' in message && message.seq < lowest) lowest = message.seq;
+  }
+  return lowest;
 }
 
 function sameBytes(a: Uint8Array | undefined, b: Uint8Array): boolean {
