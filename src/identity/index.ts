@@ -11,9 +11,12 @@
  * waiting, a timeout per fetch and a size limit per document. Failures are remembered briefly
  * so an unresolvable DID cannot make every one of its commits hit the directory. `refresh(did)`
  * fetches again: on an #identity event and when a signature fails with the cached key, so a
- * rotated key is followed; it joins a running fetch only if that was asked for no earlier than
- * the refresh needs (the event's or commit's arrival), documents carry when their fetch began,
- * and an older one arriving last does not replace a newer one in the cache. A stale entry (older than a day) is used while it is refreshed.
+ * rotated key is followed; it joins a fetch only if that began (or has yet to begin) no earlier
+ * than the refresh needs (the event's or commit's arrival), documents carry when their fetch
+ * began, and an older one arriving last does not replace a newer one in the cache. A DID has at
+ * most two fetches running (a rotation may need one begun after the other) and one waiting for
+ * the newer to end, which every later refresh joins: a burst of #identity events for one DID is
+ * one fetch per round trip, not one per event. A stale entry (older than a day) is used while it is refreshed.
  *
  * Why a guard (endpoint-guard.ts, guarded-fetch.ts): DID documents are written by anyone,
  * did:web ones especially, so a URL taken from one could point a fetch at the operator's own

@@ -45,6 +45,13 @@ export interface IdentityResolverOptions {
 
 const MAX_REMEMBERED_FAILURES = 10_000;
 
+/** One fetch of a DID's document. */
+interface Flight {
+  /** When its request began (its document is no older); unset until then, so any refresh may join it. */
+  startedAt?: number;
+  fetching: Promise<AtprotoIdentity>;
+}
+
 /**
  * Resolves DIDs to their atproto identity (signing key, PDS endpoint): from the LMDB cache when
  * it has them, else from the PLC directory (did:plc) or the DID's own host (did:web), with
@@ -52,8 +59,11 @@ const MAX_REMEMBERED_FAILURES = 10_000;
  */
 export class IdentityResolver {
   readonly #options: Required<Omit<IdentityResolverOptions, 'metrics'>> & { metrics?: IdentityMetrics };
-  /** The newest fetch per DID, and when it was asked for (the document it gets is no older). */
-  readonly #inFlight = new Map<string, { requestedAt: number; fetching: Promise<AtprotoIdentity> }>();
+  /**
+   * The fetches per DID, oldest first: at most two running (a refresh may need one begun after
+   * the other), and one more waiting for the newer to end, which every later refresh joins.
+   */
+  readonly #flights = new Map<string, Flight[]>();
   readonly #failures = new Map<string, { error: IdentityError; until: number }>();
   readonly #waiting: (() => void)[] = [];
   #running = 0;
@@ -79,7 +89,7 @@ export class IdentityResolver {
   /** The cached identity, without waiting (a stale one is refreshed in the background). */
   cached(did: string): AtprotoIdentity | undefined {
     const identity = this.#options.cache.get(did);
-    if (identity && Date.now() - identity.fetchedAt > this.#options.staleAfterMs && !this.#inFlight.has(did)) {
+    if (identity && Date.now() - identity.fetchedAt > this.#options.staleAfterMs && !this.#flights.has(did)) {
       this.refresh(did, 0).catch(() => {}); // the stale entry stays in use until a fetch succeeds
     }
     return identity;
@@ -91,23 +101,31 @@ export class IdentityResolver {
   }
 
   /**
-   * Fetches the DID document again and caches the result: a document asked for no earlier than
-   * `notBefore` (default: now), joining a fetch already running only if it was asked for since
-   * then. For #identity events and signatures that fail with the cached key: a rotated key is
-   * picked up before a valid commit is judged, even while a fetch begun before the rotation is
-   * still running (its older document then does not replace the newer one in the cache).
+   * Fetches the DID document again and caches the result: a document fetched no earlier than
+   * `notBefore` (default: now), joining the newest fetch of the DID if its request began since
+   * then or has yet to begin. For #identity events and signatures that fail with the cached key:
+   * a rotated key is picked up before a valid commit is judged, even while a fetch begun before
+   * the rotation is still running (its older document then does not replace the newer one in the
+   * cache). However many ask, a DID has at most two fetches running: a third waits for the newer
+   * to end, and every refresh until it begins joins it (a burst of #identity events for one DID is
+   * one fetch per round trip, not one per event).
    */
   refresh(did: string, notBefore = Date.now()): Promise<AtprotoIdentity> {
-    const running = this.#inFlight.get(did);
-    if (running && running.requestedAt >= notBefore) return running.fetching;
+    const flights = this.#flights.get(did) ?? [];
+    const newest = flights.at(-1);
+    if (newest && (newest.startedAt === undefined || newest.startedAt >= notBefore)) return newest.fetching;
     const failed = this.#failures.get(did);
     if (failed && failed.until > Date.now()) return Promise.reject(failed.error);
     this.#failures.delete(did);
-    const flight = { requestedAt: Date.now(), fetching: undefined as unknown as Promise<AtprotoIdentity> };
-    flight.fetching = this.#fetch(did, flight.requestedAt).finally(() => {
-      if (this.#inFlight.get(did) === flight) this.#inFlight.delete(did);
+    const flight: Flight = { fetching: undefined as unknown as Promise<AtprotoIdentity> };
+    const after = flights.length >= 2 ? newest!.fetching.then(() => {}, () => {}) : undefined;
+    flight.fetching = this.#fetch(did, flight, Date.now(), after).finally(() => {
+      const left = this.#flights.get(did)?.filter((other) => other !== flight) ?? [];
+      if (left.length > 0) this.#flights.set(did, left);
+      else this.#flights.delete(did);
     });
-    this.#inFlight.set(did, flight);
+    flights.push(flight);
+    this.#flights.set(did, flights);
     return flight.fetching;
   }
 
@@ -116,8 +134,10 @@ export class IdentityResolver {
     this.#failures.delete(did);
   }
 
-  async #fetch(did: string, requestedAt: number): Promise<AtprotoIdentity> {
+  /** One fetch, asked for at `requestedAt`, begun once `after` (the fetch before it) has ended. */
+  async #fetch(did: string, flight: Flight, requestedAt: number, after?: Promise<void>): Promise<AtprotoIdentity> {
     const { metrics, cache } = this.#options;
+    await after;
     metrics?.inFlight.inc();
     try {
       await this.#slot();
@@ -130,6 +150,7 @@ export class IdentityResolver {
     // The document is no older than this moment, which is its fetchedAt: a fetch that began
     // before some event (a key rotation) is never taken for one made after it.
     const startedAt = Date.now();
+    flight.startedAt = startedAt;
     try {
       const identity = identityFromDocument(did, await this.#fetchDocument(did), startedAt);
       // A fetch begun earlier may end later: its older document must not replace a newer one.
