@@ -6,7 +6,8 @@ import { BlockList, isIP } from 'node:net';
  * link-local (cloud metadata services live there), carrier-grade NAT, multicast, reserved and
  * unspecified ranges. BlockList matches IPv4-mapped IPv6 (::ffff:127.0.0.1) against the IPv4
  * rules itself, so those cannot smuggle a private address past the list; the other IPv6 forms
- * that carry an IPv4 address are unwrapped by embeddedIpv4 below.
+ * that carry an IPv4 address (NAT64, 6to4, IPv4-compatible, IPv4-translated) are unwrapped by
+ * embeddedIpv4 below.
  */
 const nonPublic = new BlockList();
 for (const [prefix, bits] of [
@@ -48,14 +49,18 @@ export function isNonPublicAddress(address: string): boolean {
 }
 
 /**
- * The IPv4 address an IPv6 address reaches through a translator or tunnel: NAT64's well-known
- * prefix 64:ff9b::/96 (RFC 6052: on an IPv6-only host with DNS64, 64:ff9b::a9fe:a9fe is
- * 169.254.169.254) and 6to4's 2002::/16 (RFC 3056: the 32 bits after the prefix).
+ * The IPv4 address an IPv6 address carries or reaches through a translator or tunnel: NAT64's
+ * well-known prefix 64:ff9b::/96 (RFC 6052: on an IPv6-only host with DNS64, 64:ff9b::a9fe:a9fe
+ * is 169.254.169.254), 6to4's 2002::/16 (RFC 3056: the 32 bits after the prefix), and the last
+ * 32 bits of IPv4-compatible ::/96 (RFC 4291, deprecated; a stack may still route ::127.0.0.1 to
+ * 127.0.0.1) and IPv4-translated ::ffff:0:0/96 (RFC 2765, SIIT).
  */
 function embeddedIpv4(address: string): string | undefined {
   const words = ipv6Words(address);
-  if (words[0] === 0x64 && words[1] === 0xff9b && words.slice(2, 6).every((word) => word === 0)) return ipv4Of(words[6]!, words[7]!);
+  const zero = (from: number, to: number) => words.slice(from, to).every((word) => word === 0);
+  if (words[0] === 0x64 && words[1] === 0xff9b && zero(2, 6)) return ipv4Of(words[6]!, words[7]!);
   if (words[0] === 0x2002) return ipv4Of(words[1]!, words[2]!);
+  if (zero(0, 6) || (zero(0, 4) && words[4] === 0xffff && words[5] === 0)) return ipv4Of(words[6]!, words[7]!);
   return undefined;
 }
 

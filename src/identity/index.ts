@@ -22,7 +22,7 @@
  * did:web ones especially, so a URL taken from one could point a fetch at the operator's own
  * network. Such fetches refuse loopback, private and link-local addresses — checked on every
  * address the host name resolves to, at connection time, so DNS rebinding cannot slip past; an
- * IPv6 address carrying an IPv4 one (mapped, NAT64, 6to4) is judged by the IPv4 address —
+ * IPv6 address carrying an IPv4 one (mapped, NAT64, 6to4, IPv4-compatible, IPv4-translated) is judged by the IPv4 address —
  * unless `--allow-private-endpoints` is set; redirects are not followed and every fetch has a
  * deadline covering its body. Backfill fetches PDS endpoints through the same guard.
  *
