@@ -100,7 +100,10 @@ async function startStages(config: GatewayConfig, tuning: GatewayTuning, logger:
   });
   const backfill = config.backfill ? startBackfill(config, identity, store, logger, registry) : undefined;
   const span = store.span();
-  logger.info({ dataDir: config.dataDir, ...span, upstreamCursor: store.upstreamCursor && { ...store.upstreamCursor, url: redactUrl(store.upstreamCursor.url) }, lastTimeUs: store.lastTimeUs }, 'opened the event buffer');
+  const cursor = store.upstreamCursor;
+  // The held window's repos are counted, not listed (up to 256 DIDs).
+  const upstreamCursor = cursor && { url: redactUrl(cursor.url), seq: cursor.seq, ...(cursor.through !== undefined && { through: cursor.through, heldRepos: cursor.held?.length ?? 0 }) };
+  logger.info({ dataDir: config.dataDir, ...span, upstreamCursor, lastTimeUs: store.lastTimeUs }, 'opened the event buffer');
 
   const storeMetrics = createStoreMetrics(registry);
   const upstreamMetrics = createUpstreamMetrics(registry);

@@ -19,7 +19,15 @@
  * last time_us and seq); catching up (a turn's reads bring 32 events or more), the reads of up to
  * three more such turns join it, while a live turn's few events commit in the turn they were
  * read. So the saved cursor never runs ahead of the events it covers, and after a crash the
- * reader resumes from it and the clock from above the newest stored event. Every 1,024 tail
+ * reader resumes from it and the clock from above the newest stored event. While --verify holds
+ * repos back, the cursor stays below them and carries the held window (how far ingest read, and
+ * each held repo's lowest seq), so a restart stores only what it had not. The window rides every
+ * commit (and each cluster batch's last stream message), so it is capped at 256 repos: past that
+ * only the resume seq is saved, and a restart stores again the #identity/#account events it reads
+ * twice (commits are kept out by their revs) — a rare duplicate, where 10,000 repos cost ~420 KB
+ * and ~6 ms of CPU per commit (bench/held-cursor.ts). Keeping the window apart, written when the
+ * held set changes, would not help: while many repos are held (a cold identity cache) it changes
+ * with nearly every commit, and a cluster's next leader needs it with the cursor. Every 1,024 tail
  * events are sealed into a block, in steps on the turns of the event loop after the commit (a
  * turn whose reads brought events commits them first, and the step waits for the next turn), so
  * no seal is one long task for the thread that commits and sends live events (it was

@@ -167,20 +167,33 @@ export class Verifier {
 
   /** The lowest seq held (for a key or a resync, or being released): the saved upstream cursor must stay below it. */
   heldBelow(): number | undefined {
-    let lowest: number | undefined;
-    for (const [, seq] of this.heldRepos()) if (lowest === undefined || seq < lowest) lowest = seq;
-    return lowest;
+    let lowest = Infinity;
+    this.#eachHeld((_did, seq) => (lowest = Math.min(lowest, seq)));
+    return lowest === Infinity ? undefined : lowest;
   }
 
   /** The repos whose messages are held or being released, each with its lowest seq not yet delivered. */
   heldRepos(): [string, number][] {
     const repos: [string, number][] = [];
-    for (const did of new Set([...this.#heldRepos, ...this.#releasing.keys()])) {
-      const releasing = this.#releasing.get(did);
-      const lowest = Math.min(lowestSeq(this.#repos.get(did)?.held?.messages ?? [], 0), releasing ? lowestSeq(releasing.messages, releasing.next) : Infinity);
-      if (lowest !== Infinity) repos.push([did, lowest]);
-    }
+    this.#eachHeld((did, seq) => repos.push([did, seq]));
     return repos;
+  }
+
+  /** Each repo with messages held or being released, with its lowest seq among them. */
+  #eachHeld(visit: (did: string, seq: number) => void): void {
+    const releasingFrom = (did: string) => {
+      const releasing = this.#releasing.get(did);
+      return releasing ? lowestSeq(releasing.messages, releasing.next) : Infinity;
+    };
+    for (const did of this.#heldRepos) {
+      const lowest = Math.min(lowestSeq(this.#repos.get(did)!.held!.messages, 0), releasingFrom(did));
+      if (lowest !== Infinity) visit(did, lowest);
+    }
+    for (const did of this.#releasing.keys()) {
+      if (this.#heldRepos.has(did)) continue;
+      const lowest = releasingFrom(did);
+      if (lowest !== Infinity) visit(did, lowest);
+    }
   }
 
   /** Why the repo is out of sync, if it is. */
