@@ -3,7 +3,9 @@
  * them, so it reads again frames that were handled before: the saved cursor says which (up to
  * `through`, except the held repos' messages from their lowest held seq), and only the held
  * repos' messages are stored, #identity and #account events (which have no rev to tell) included.
- * A second restart in the middle of that re-read still stores each event once.
+ * A second restart in the middle of that re-read still stores each event once. With more held
+ * repos than the window saves (256), only the resume seq is saved: nothing is lost, commits are
+ * still stored once, and #identity/#account events read again are stored again.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -102,3 +104,32 @@ for (const secondRestart of [false, true]) {
     ]);
   });
 }
+
+test('with more repos held than the saved window takes (256), the cursor saves only the resume seq, and a restart still stores every held message, each commit once', async (t) => {
+  const dir = tempDir('contrail-reread-many-');
+  t.after(() => dir.remove());
+  // Bob and 300 other repos (whose messages came before seq 1) are held.
+  const many: [string, number][] = [[BOB, 2], ...Array.from({ length: 300 }, (_, i): [string, number] => [`did:plc:held${i}`, 2])];
+  const first = open(dir.path, () => many);
+  first.read(7, [2, 6], 1);
+  await first.stop();
+  assert.deepEqual(first.store.upstreamCursor, { url: URL, seq: 1 }, 'only the resume seq, below the held seq 2');
+
+  const again = open(dir.path, () => []);
+  again.read(7);
+  await again.stop();
+  const events = await stored(dir.path);
+  // Nothing lost; commits are kept out by their revs; #identity/#account read again are stored again.
+  assert.deepEqual(events, [
+    `commit ${ALICE} ${tidFor(1)}`,
+    `identity ${CAROL} 3`,
+    `account ${CAROL} 4`,
+    `commit ${ALICE} ${tidFor(5)}`,
+    `account ${CAROL} 7`,
+    `commit ${BOB} ${tidFor(2)}`,
+    `identity ${CAROL} 3`,
+    `account ${CAROL} 4`,
+    `identity ${BOB} 6`,
+    `account ${CAROL} 7`,
+  ]);
+});
