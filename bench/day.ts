@@ -11,9 +11,12 @@
  *     the plain scan of the same span in the same run (the same filter, but no selection for the
  *     store to plan with: every block decompressed and every event tested) — medians of RUNS;
  *   - retention's trim rate (removing the oldest tenth, indexes included);
+ *   - the per-DID index rebuilt as after an inconsistency (the flag set, the buffer reopened): how
+ *     long the start waited, and the time and rate until DID replays use the index again;
  *   - start-up time and RSS of a fresh process opening that buffer.
  *
- * WRITE_ONLY=1 stops after the write: the size and write rows only (a quicker before/after).
+ * WRITE_ONLY=1 skips the replays and the trim: the size, write and rebuild rows only (a quicker
+ * before/after).
  *
  * Times are CPU time of this process (reads and writes run on its one thread; LMDB's writes are
  * synchronous here), so they say what a core spends whatever else the machine runs; wall-clock
@@ -56,7 +59,8 @@ if (process.argv[2] === '--open') {
 }
 
 const dir = tempDir('contrail-day-');
-const store = new EventStore({ dataDir: dir.path, hotLogBytes: 64 * 1024 * 1024, dictionary: readFileSync(DICTIONARY), fsync: false });
+const openStore = () => new EventStore({ dataDir: dir.path, hotLogBytes: 64 * 1024 * 1024, dictionary: readFileSync(DICTIONARY), fsync: false });
+let store = openStore();
 const source = dayEvents({ repos: REPOS, seed: 1, firstTimeUs: Date.UTC(2026, 0, 1) * 1000, eventsPerSecond: RATE });
 let jsonBytes = 0;
 let writeCpuSeconds = 0;
@@ -88,8 +92,44 @@ const sizeRows: Row[] = [
   { measure: 'write: events per CPU-second through commit (seal, compress, index)', value: Math.round(span.eventCount / writeCpuSeconds) },
 ];
 const title = `bench/day: ${span.eventCount.toLocaleString('en-US')} events (mean JSON ${Math.round(jsonBytes / span.eventCount)} B), built in ${Math.round(buildSeconds)} s`;
+
+/**
+ * The per-DID index rebuilt as after an inconsistency: the flag set, the buffer reopened, then the
+ * wall time until DID replays use the index again (turns of the event loop given to nothing else),
+ * the CPU time of this process meanwhile, how much of it the start (the constructor) held, and
+ * the longest turn of the event loop after it.
+ */
+async function measureRebuild(): Promise<Row[]> {
+  const events = store.span().eventCount;
+  store.reportDidIndexInconsistent('bench/day: the rebuild measured');
+  await store.close();
+  const cpuBefore = process.cpuUsage();
+  const started = performance.now();
+  store = openStore();
+  const startSeconds = (performance.now() - started) / 1000;
+  // The longest the event loop went without a turn meanwhile (what a live send could wait).
+  let longestMs = 0;
+  for (let last = performance.now(); !store.indexState.didIndexUsable; ) {
+    await new Promise((resolve) => setImmediate(resolve));
+    const now = performance.now();
+    longestMs = Math.max(longestMs, now - last);
+    last = now;
+  }
+  const seconds = (performance.now() - started) / 1000;
+  const cpu = process.cpuUsage(cpuBefore);
+  const cpuSeconds = (cpu.user + cpu.system) / 1e6;
+  const rows: Row[] = [
+    { measure: `per-DID index rebuild (${events.toLocaleString('en-US')} events): seconds the start waited`, value: Number(startSeconds.toFixed(2)) },
+    { measure: '  seconds until DID replays use the index again (wall)', value: Number(seconds.toFixed(1)) },
+    { measure: '  events per second (wall) / per CPU-second', value: `${Math.round(events / seconds)} / ${Math.round(events / cpuSeconds)}` },
+    { measure: '  longest turn of the event loop after the start (ms)', value: Number(longestMs.toFixed(1)) },
+  ];
+  for (const { measure, value } of rows) progress(String(measure).trim(), value);
+  return rows;
+}
+
 if (WRITE_ONLY) {
-  printTable(title, sizeRows);
+  printTable(title, [...sizeRows, ...(await measureRebuild())]);
   await store.close();
   dir.remove();
   process.exit(0);
@@ -186,6 +226,7 @@ while (trimmed < trimTarget) {
 const trimUsed = process.cpuUsage(trimStarted);
 const trimRate = trimmed / ((trimUsed.user + trimUsed.system) / 1e6);
 progress('retention trim: events per CPU-second', Math.round(trimRate));
+const rebuildRows = await measureRebuild();
 await store.close();
 
 const opened = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--open', dir.path], { encoding: 'utf8' });
@@ -194,6 +235,7 @@ const startup = JSON.parse(opened.stdout.trim().split('\n').at(-1) ?? '{}') as {
 printTable(title, [
   ...sizeRows,
   { measure: 'retention trim: events per CPU-second (blocks and their index entries)', value: Math.round(trimRate) },
+  ...rebuildRows,
   { measure: `start-up: seconds to open the buffer (${startup.events?.toLocaleString('en-US')} events)`, value: Number(startup.seconds?.toFixed(2)) },
   { measure: 'start-up: RSS once open (MB)', value: Math.round((startup.rssBytes ?? 0) / 1e6) },
 ]);

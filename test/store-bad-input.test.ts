@@ -2,7 +2,7 @@
  * The buffer under bad input and failure, on a real LMDB: a dictionary file that changed (or
  * was replaced) between runs, a corrupt per-DID index entry, a disk that fills up in the middle
  * of a transaction. (A buffer written by an older contrail: store.test.ts.) Each gets a defined
- * outcome: old blocks stay readable, the index is bypassed and rebuilt, ingest stops without
+ * outcome: old blocks stay readable, the index is bypassed and rebuilt in the background, ingest stops without
  * losing what was committed.
  */
 import assert from 'node:assert/strict';
@@ -13,9 +13,10 @@ import { fileURLToPath } from 'node:url';
 import { open as openLmdb } from 'lmdb';
 import { pino } from 'pino';
 import type { Entry } from '../src/events/index.ts';
-import { EventStore } from '../src/store/index.ts';
+import { EventStore, SnapshotReader } from '../src/store/index.ts';
 import { tempDir } from './support/gateway.ts';
 import { readAll, texts } from './support/store-reads.ts';
+import { waitUntil } from './support/poll.ts';
 import { mulberry32 } from './support/synthetic.ts';
 
 const BUNDLED = readFileSync(fileURLToPath(new URL('../dictionaries/contrail-v1.zstd-dict', import.meta.url)));
@@ -70,7 +71,7 @@ test('a changed dictionary (another file, or new contents under the same zstd ID
   assert.equal([...raw.openDB({ name: 'dictionaries' }).getKeys()].length, 3, 'the buffer holds each dictionary it used, once');
 });
 
-test('a corrupt per-DID index entry: the replay stays exact (it scans instead), says so, and the index is rebuilt at the next start', async (t) => {
+test('a corrupt per-DID index entry: the replay stays exact (it scans instead), says so, and the index is rebuilt in the background, begun again by a start before it was done', async (t) => {
   const dir = tempDir('contrail-index-');
   t.after(() => dir.remove());
   // Many quiet repos, so one DID's index range is selective enough to be used.
@@ -107,16 +108,48 @@ test('a corrupt per-DID index entry: the replay stays exact (it scans instead), 
   store = new EventStore({ dataDir: dir.path, hotLogBytes: 0, blockEvents: 100, logger });
   assert.deepEqual(texts(readAll(store, { dids: [target] })), expected, 'the replay is exact despite the corrupt entry');
   assert.ok(lines.some((l) => l.level === 50 && /per-DID index is inconsistent/.test(l.msg)), 'and says what happened');
+  assert.deepEqual(store.didIndex, { state: 'rebuilding', inconsistencies: 1 }, 'the index is rebuilt at once, in the background');
+  // Stopped before the rebuild's first step: the buffer stays marked, and the next start begins it again.
   await store.close();
 
   const reopened = capturingLogger();
   store = new EventStore({ dataDir: dir.path, hotLogBytes: 0, blockEvents: 100, logger: reopened.logger });
   t.after(() => store.close());
-  assert.ok(reopened.lines.some((l) => /rebuilt the per-DID index/.test(l.msg)), 'the next start rebuilds the index');
-  const before = store.readPlans.didIndex;
+  assert.deepEqual(store.didIndex, { state: 'rebuilding', inconsistencies: 0 }, 'the start does not wait for the rebuild');
+  let before = store.readPlans.didIndex;
+  assert.deepEqual(texts(readAll(store, { dids: [target] })), expected, 'DID replays meanwhile are exact');
+  assert.equal(store.readPlans.didIndex, before, 'and scan');
+  await waitUntil(() => store.didIndex.state === 'ok', 'the index rebuilt');
+  assert.ok(reopened.lines.some((l) => /rebuilt the per-DID index/.test(l.msg)), 'the rebuild says it is done');
+  before = store.readPlans.didIndex;
   assert.deepEqual(texts(readAll(store, { dids: [target] })), expected);
   assert.ok(store.readPlans.didIndex > before, 'and replays use it again');
   assert.equal(reopened.lines.filter((l) => /per-DID index is inconsistent/.test(l.msg)).length, 0, 'the rebuilt index is consistent');
+});
+
+test('a replay worker\'s read asked for before the index was found inconsistent, answered while it is rebuilt, scans: it is exact', async (t) => {
+  const dir = tempDir('contrail-index-worker-');
+  t.after(() => dir.remove());
+  const dids = Array.from({ length: 300 }, (_, i) => `did:plc:${String(i).padStart(24, 'w')}`);
+  const stream = events(6_000, 1_000_000, dids);
+  const store = new EventStore({ dataDir: dir.path, hotLogBytes: 0, blockEvents: 100, fsync: false });
+  t.after(() => store.close());
+  await store.commit({ entries: stream, revs: new Map() });
+  const reader = new SnapshotReader(store.location, 1 << 20);
+  t.after(() => reader.close());
+  // What a request sent before the inconsistency was found carries: the index usable.
+  const asked = store.indexState;
+  store.reportDidIndexInconsistent('test: an inconsistency');
+  // The rebuild's first turn: the index cleared in part, or whole and a few of its 60 blocks' postings written again.
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(store.didIndex.state, 'rebuilding');
+  for (const did of dids.slice(0, 30)) {
+    const select = { dids: new Set([did]), collections: new Set<string>(), prefixes: [] };
+    const read = reader.read(0, store.lastTimeUs, { maxEntries: 10_000, select, filter: (e) => e.did === did, ...asked });
+    assert.ok(!read.trimmed);
+    assert.deepEqual(texts(read.entries), texts(stream.filter((e) => e.did === did)), `${did}: a half-built index was taken for a whole one`);
+    reader.release(read);
+  }
 });
 
 test('retention removes a block\'s index postings a chunk at a time: DID replays in between read what a scan reads, and once the trim resolves the postings are gone', async (t) => {

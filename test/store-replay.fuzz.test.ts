@@ -17,6 +17,8 @@
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
 import type { Entry, EventKind } from '../src/events/index.ts';
+import { didHash, posting } from '../src/store/did-keys.ts';
+import { META, openEnvironment, openMeta, openTables } from '../src/store/environment.ts';
 import { EventStore, type Selection } from '../src/store/index.ts';
 import { tempDir } from './support/gateway.ts';
 import { mulberry32 } from './support/synthetic.ts';
@@ -239,4 +241,119 @@ test(`concurrent named replays with held reads, quiet readers, trims and seals g
     await store.close();
   }
   assert.ok(reads > 2_000, `${reads} reads`);
+});
+
+/**
+ * Property: a per-DID index rebuilt in the background — from an index that lost postings and
+ * gained wrong ones — while commits seal blocks (alone, in steps, and eight at once), retention
+ * removes blocks and the buffer is closed and reopened in the middle of it, ends up exactly the
+ * index built from scratch: one posting for each sealed event kept, none other. Meanwhile
+ * DID-filtered replays (scans, while it is rebuilt) return what the model says; afterwards they go
+ * through the index again, and still do.
+ */
+test(`a per-DID index rebuilt in the background, with commits, seals, trims and reopens during it, equals one built from scratch: 9 random buffers (seed ${SEED + 3})`, async (t) => {
+  const rnd = mulberry32(SEED + 3);
+  const pick = <T>(items: readonly T[]): T => items[Math.floor(rnd() * items.length)]!;
+  const turn = () => new Promise((resolve) => setImmediate(resolve));
+  let opsDuring = 0;
+  let reopensDuring = 0;
+  let trimsDuring = 0;
+  for (let b = 0; b < 9; b++) {
+    const dir = tempDir('contrail-fuzz-rebuild-');
+    t.after(() => dir.remove());
+    // 200: a block's postings take a live seal several steps (INDEX_WRITE_CHUNK), which may fall in several turns.
+    const blockEvents = pick([16, 200]);
+    const options = { dataDir: dir.path, hotLogBytes: pick([0, 3_000]), blockEvents, fsync: false, didPostingsPerRead: pick([7, 512]) };
+    let store = new EventStore(options);
+    const dids = Array.from({ length: 200 }, (_, i) => `did:plc:${i.toString(36).padStart(24, 'r')}`);
+    let kept: Entry[] = [];
+    let timeUs = 1_700_000_000_000_000;
+    const commitSome = async (count: number) => {
+      const batch: Entry[] = [];
+      for (let i = 0; i < count; i++) {
+        timeUs += 1 + Math.floor(rnd() * 3);
+        const kind: EventKind = rnd() < 0.05 ? 'identity' : 'commit';
+        const collection = kind === 'commit' ? pick(COLLECTIONS) : null;
+        const did = dids[Math.floor(dids.length * rnd() ** 2)]!;
+        batch.push({ timeUs, did, kind, collection, json: Buffer.from(`{"did":"${did}","time_us":${timeUs},"kind":"${kind}"}`) });
+      }
+      await store.commit({ entries: batch, revs: new Map() });
+      kept = kept.concat(batch);
+    };
+    const replayOf = (did: string) => {
+      const filter = makeFilter([did], [], []);
+      return view(readAll(store, 0, { maxEntries: 32, filter, select: filter }));
+    };
+    for (let i = 0; i < 40; i++) {
+      await commitSome(1 + Math.floor(rnd() * 200));
+      if (rnd() < 0.3) await turn();
+    }
+    await store.close();
+
+    // The index damaged: a tenth of its postings lost, and postings added that name other repos' events or none.
+    const raw = openEnvironment({ dataDir: dir.path, readOnly: false, fsync: false });
+    const { byDid } = openTables(raw);
+    for (const { key, value } of [...byDid.getRange()]) if (rnd() < 0.1) byDid.removeSync(key, value);
+    for (let i = 0; i < 20; i++) byDid.putSync(didHash(pick(dids)), posting(pick(kept).timeUs + (rnd() < 0.5 ? 0 : 1), Math.floor(rnd() * 4)));
+    await raw.close();
+
+    // What is under way when the inconsistency is found, by buffer: a live seal whose postings are
+    // written and whose block is not (its last step is a turn of its own); or, before the rebuild's
+    // first step, ten blocks sealed at once within a commit; or neither, and reopens during the rebuild.
+    const shape = (['seal in steps', 'seal at once', 'reopens'] as const)[b % 3]!;
+    store = new EventStore(options);
+    if (shape === 'seal in steps') {
+      await commitSome(blockEvents);
+      await turn();
+      assert.ok(store.sealState.unsealedEvents >= blockEvents, 'the seal is not done');
+    }
+    store.reportDidIndexInconsistent('test: a damaged index');
+    assert.equal(store.didIndex.state, 'rebuilding', 'a writable store rebuilds the index at once');
+    if (shape === 'seal at once') await commitSome(blockEvents * 12);
+    let reopens = 0;
+    while (store.didIndex.state === 'rebuilding') {
+      opsDuring++;
+      const roll = rnd();
+      if (roll < 0.35) {
+        await commitSome(1 + Math.floor(rnd() * blockEvents * 2));
+      } else if (roll < 0.45) {
+        // Ten full blocks in the tail: sealed at once, eight blocks together, within the commit.
+        await commitSome(blockEvents * 12);
+      } else if (roll < 0.6 && kept.length > blockEvents * 4) {
+        trimsDuring++;
+        kept = kept.slice(await store.trimBefore(kept[Math.floor(rnd() * kept.length * 0.2)]!.timeUs, Infinity));
+      } else if (roll < 0.7 && shape === 'reopens' && reopens < 3) {
+        reopens++;
+        reopensDuring++;
+        await store.close();
+        store = new EventStore(options);
+        assert.equal(store.didIndex.state, 'rebuilding', 'a start before the rebuild was done begins it again');
+      } else {
+        const did = dids[Math.floor(rnd() * 20)]!;
+        assert.deepEqual(replayOf(did), view(kept.filter((e) => e.did === did)), `buffer ${b}, op ${opsDuring}: ${did} while the index is rebuilt`);
+      }
+      await turn();
+    }
+    assert.equal(store.didIndex.state, 'ok');
+    const before = store.readPlans.didIndex;
+    for (const did of dids) assert.deepEqual(replayOf(did), view(kept.filter((e) => e.did === did)), `buffer ${b}: ${did} after the rebuild`);
+    assert.ok(store.readPlans.didIndex > before, 'replays go through the rebuilt index');
+    await store.close();
+
+    const done = openEnvironment({ dataDir: dir.path, readOnly: true, fsync: false });
+    const tables = openTables(done);
+    const partOf = new Map([...tables.partitions.getRange()].map(({ key, value }) => [key, value]));
+    let sealedUpTo = 0;
+    for (const key of tables.directory.getKeys({ reverse: true, limit: 1 })) sealedUpTo = key;
+    const postings = (entries: Array<{ key: Buffer; value: Buffer }>) => entries.map(({ key, value }) => `${key.toString('hex')} ${value.toString('hex')}`).sort();
+    const expected = kept
+      .filter((e) => e.timeUs <= sealedUpTo)
+      .map((e) => ({ key: didHash(e.did), value: posting(e.timeUs, e.collection === null ? 0 : partOf.get(e.collection)!) }));
+    assert.ok(expected.length > 0);
+    assert.deepEqual(postings([...tables.byDid.getRange()]), postings(expected), `buffer ${b}: the rebuilt index is the one built from scratch`);
+    assert.equal(openMeta(done).get(META.didIndexBroken), undefined, 'and no longer marked inconsistent');
+    await done.close();
+  }
+  t.diagnostic(`${opsDuring} ops, ${trimsDuring} trims, ${reopensDuring} reopens`);
+  assert.ok(opsDuring > 100 && trimsDuring > 5 && reopensDuring >= 3, `commits, trims, reads and reopens ran during the rebuilds (${opsDuring} ops, ${trimsDuring} trims, ${reopensDuring} reopens)`);
 });

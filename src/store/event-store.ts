@@ -8,7 +8,7 @@ import { BlockReader, compressPartition, partitionBlock, type BlockInfo, type Bl
 import { decodeRecords, encodeRecords, recordSize } from './codec.ts';
 import { collect, ReadLeases, readStored, type ReadOptions, type ReadResult } from './disk-reads.ts';
 import { Dictionaries } from './dictionaries.ts';
-import { POSTING_BYTES, Postings } from './did-keys.ts';
+import { POSTING_BYTES, Postings, timeOfPosting } from './did-keys.ts';
 import { META, openEnvironment, openMeta, openTables, type BufferLocation } from './environment.ts';
 import { HotLog } from './hot-log.ts';
 import { lockDataDir, type DataDirLock } from './data-dir-lock.ts';
@@ -100,8 +100,21 @@ const SEAL_AT_ONCE_BLOCKS = 10;
  * transaction made single steps of 5–20 ms.
  */
 const SEAL_GROUP_BLOCKS = 8;
-/** Milliseconds of seal steps per turn of the event loop (see EventStore#continueSeal). */
+/** Milliseconds of seal and index-rebuild steps per turn of the event loop (see EventStore#continueSteps). */
 const SEAL_TURN_MS = 1;
+/**
+ * Blocks whose postings an index rebuild writes in one key-ordered pass (read one block per step),
+ * so postings of different blocks that land on the same B-tree page share its copy, as sealing
+ * at once does (SEAL_GROUP_BLOCKS).
+ */
+const REBUILD_GROUP_BLOCKS = 8;
+/** Postings a rebuild step writes between looks at the clock (its transaction ends once SEAL_TURN_MS is spent). */
+const REBUILD_WRITE_CHUNK = 32;
+/**
+ * DIDs whose postings a rebuild step removes when it clears the index, in a transaction (clearing
+ * it in one took 854 ms at 5 M events: one turn of the event loop, live sends waiting on it).
+ */
+const REBUILD_CLEAR_CHUNK = 128;
 /**
  * The stored layout's version: 2 added seq; 3 stores events in compressed blocks with per-DID
  * and per-collection indexes; 4 keeps the per-DID index as dupsort postings (did-keys.ts). A
@@ -157,6 +170,32 @@ interface SealInProgress {
   postingsWritten: number;
 }
 
+/**
+ * The per-DID index: `ok`; `bypassed` (found inconsistent: DID-filtered reads scan the blocks,
+ * and the next writable start rebuilds it); `rebuilding` (rebuilt in the background, in steps,
+ * while DID-filtered reads scan).
+ */
+export type DidIndexState = 'ok' | 'bypassed' | 'rebuilding';
+
+/** A per-DID index rebuild in progress (see EventStore#rebuildStep). */
+interface IndexRebuild {
+  /** Where clearing the index goes on (the DID hash it reached), until it is cleared; then undefined. */
+  clearFrom: Buffer | undefined;
+  /**
+   * The rebuild writes the postings of the blocks ending at or below this, those the directory
+   * held once the index was cleared; blocks sealed later write their own. 0 until then.
+   */
+  through: number;
+  /** The newest block whose postings are written (or that was trimmed before the rebuild read it). */
+  done: number;
+  /** The group of blocks being read, and their postings so far. */
+  group: Array<{ end: number; info: BlockInfo }>;
+  read: number;
+  postings: Postings | undefined;
+  written: number;
+  started: number;
+}
+
 /** Every partition is compressed and every posting written: the blocks' own transaction is next. */
 function onlyBlocksLeft(seal: SealInProgress): boolean {
   return seal.postingsWritten === seal.postings.count && seal.blocks.every((block) => block.frames.length === block.byPart.length);
@@ -208,15 +247,19 @@ export class EventStore {
   #failedSeals = 0;
   /** The block(s) being sealed, if any (from the tail's oldest events; live one block, at once up to SEAL_GROUP_BLOCKS). */
   #sealing: SealInProgress | undefined;
-  /** A turn to run the seal's next steps is queued (one at a time: two would share the steps' budget per turn twice). */
-  #sealStepQueued = false;
+  /** A turn to run the seal's or the rebuild's next steps is queued (one at a time: two would share the steps' budget per turn twice). */
+  #stepQueued = false;
   /** Whether a commit is due in this turn of the event loop (see giveWayTo). */
   #commitDue: () => boolean = () => false;
-  /** The last turn's seal steps gave way to a commit. */
+  /** The last turn's seal or rebuild steps gave way to a commit. */
   #sealGaveWay = false;
   /** close() was called: a block's index postings still being removed are left (never read). */
   #closed = false;
-  #didIndexBroken: boolean;
+  #didIndex: DidIndexState;
+  /** The per-DID index rebuild in progress, if any (a writable store whose index was found inconsistent). */
+  #rebuild: IndexRebuild | undefined;
+  /** Times this store found the per-DID index inconsistent (each bypasses it and, writable, starts a rebuild). */
+  #didIndexInconsistencies = 0;
   #lastTimeUs: number;
   #lastSeq: number;
   #trimmedUpTo: number;
@@ -300,7 +343,7 @@ export class EventStore {
     this.#lastSeq = (this.#meta.get(META.lastSeq) as number | undefined) ?? 0;
     this.#lastTimeUs = Math.max((this.#meta.get(META.lastTimeUs) as number | undefined) ?? 0, newest ?? 0);
     this.#cursor = this.#meta.get(META.cursor) as UpstreamCursor | undefined;
-    this.#didIndexBroken = this.#meta.get(META.didIndexBroken) === true;
+    this.#didIndex = this.#meta.get(META.didIndexBroken) === true ? 'bypassed' : 'ok';
     this.hotLog = new HotLog(options.hotLogBytes, newest ?? 0);
     this.blockCacheBytes = options.blockCacheBytes ?? 64 * 1024 * 1024;
     this.#blockReader = new BlockReader(this.#blocks, this.#dictionaries, this.blockCacheBytes, options.nowMs);
@@ -310,15 +353,15 @@ export class EventStore {
       this.#blockReader,
       (part) => this.#collectionOfPart[part],
       () => this.#sealedCount,
-      () => !this.#didIndexBroken,
+      () => this.#didIndex === 'ok',
       () => this.#trimmedUpTo,
       (detail) => this.#didIndexInconsistent(detail),
       options.didPostingsPerRead,
     );
     if (this.#writable) {
-      if (this.#didIndexBroken) this.#rebuildDidIndex();
       this.#run = new Run(options.dataDir, fsync, this.#root);
       this.#finishSeals();
+      if (this.#didIndex === 'bypassed') this.#startRebuild();
     }
   }
 
@@ -343,7 +386,12 @@ export class EventStore {
 
   /** What a reader in another thread needs to read the way this store would (see snapshot-reader.ts). */
   get indexState(): { sealedEvents: number; didIndexUsable: boolean } {
-    return { sealedEvents: this.#sealedCount, didIndexUsable: !this.#didIndexBroken };
+    return { sealedEvents: this.#sealedCount, didIndexUsable: this.#didIndex === 'ok' };
+  }
+
+  /** The per-DID index's state, and how many times this store found it inconsistent (metrics). */
+  get didIndex(): { state: DidIndexState; inconsistencies: number } {
+    return { state: this.#didIndex, inconsistencies: this.#didIndexInconsistencies };
   }
 
   /** Committed events waiting in the tail for their block's seal, and seals that failed since the store opened (metrics). */
@@ -466,39 +514,42 @@ export class EventStore {
     if (this.#tail.length >= SEAL_AT_ONCE_BLOCKS * this.#blockEvents) return this.#finishSeals();
     if (this.#sealing || this.#tail.length < this.#blockEvents) return;
     this.#trySealing(() => (this.#sealing = this.#startSeal(1)));
-    this.#queueSealStep();
+    this.#queueSteps();
   }
 
-  #queueSealStep(): void {
-    if (this.#sealStepQueued || !this.#sealing) return;
-    this.#sealStepQueued = true;
-    setImmediate(() => this.#continueSeal());
+  #queueSteps(): void {
+    if (this.#stepQueued || (!this.#sealing && !this.#rebuild)) return;
+    this.#stepQueued = true;
+    setImmediate(() => this.#continueSteps());
   }
 
   /**
    * Runs the seal's steps for about SEAL_TURN_MS of this turn (at least one: most partitions
    * compress in microseconds, and a turn per step would let replay slices stretch the seal until
-   * the tail must be sealed at once); the last step, the largest, starts a turn of its own.
+   * the tail must be sealed at once); the last step, the largest, starts a turn of its own. With
+   * no seal in progress, the turn's steps are an index rebuild's (#rebuildStep), if one runs.
    */
-  #continueSeal(): void {
-    this.#sealStepQueued = false;
+  #continueSteps(): void {
+    this.#stepQueued = false;
     const seal = this.#sealing;
-    if (!seal || this.#closed) return;
+    if ((!seal && !this.#rebuild) || this.#closed) return;
     if (!this.#sealGaveWay && this.#commitDue()) {
       this.#sealGaveWay = true;
-      return this.#queueSealStep();
+      return this.#queueSteps();
     }
     this.#sealGaveWay = false;
     const started = performance.now();
+    if (!seal) return this.#continueRebuild(started);
     const done = this.#trySealing(() => {
       for (;;) {
         if (this.#sealStep(seal)) return true;
         if (onlyBlocksLeft(seal) || performance.now() - started >= SEAL_TURN_MS) return false;
       }
     });
-    if (!done) this.#queueSealStep();
     // A failed seal is retried after the next commit, not on every turn while the disk is full.
-    else if (!this.#sealFailing) this.#sealFullBlocks();
+    if (done && !this.#sealFailing) this.#sealFullBlocks();
+    // The seal's next steps, or the rebuild's, in the next turn.
+    this.#queueSteps();
   }
 
   /** Seals, now, the block in progress and every full block the tail holds (a reopened buffer, close, retention of the tail). */
@@ -849,26 +900,124 @@ export class EventStore {
     this.hotLog.dropThrough(upTo);
   }
 
+  /**
+   * The per-DID index contradicts a block: DID-filtered reads scan from now on; a writable store
+   * records it (so that a start before the rebuild is done begins it again) and rebuilds the index
+   * in the background.
+   */
   #didIndexInconsistent(detail: string): void {
-    if (this.#didIndexBroken) return;
-    this.#didIndexBroken = true;
-    this.#logger?.error({ detail }, 'the per-DID index is inconsistent: DID-filtered replays scan the blocks instead, and the index is rebuilt at the next start');
-    if (this.#writable) this.#meta.putSync(META.didIndexBroken, true);
+    if (this.#didIndex !== 'ok' || this.#closed) return;
+    this.#didIndex = 'bypassed';
+    this.#didIndexInconsistencies++;
+    this.#logger?.error(
+      { detail },
+      this.#writable
+        ? 'the per-DID index is inconsistent: DID-filtered replays scan the blocks instead while it is rebuilt in the background'
+        : 'the per-DID index is inconsistent: DID-filtered reads scan the blocks instead',
+    );
+    if (!this.#writable) return;
+    this.#meta.putSync(META.didIndexBroken, true);
+    this.#startRebuild();
   }
 
-  /** Rebuilds the per-DID index from the blocks, a block per transaction. */
-  #rebuildDidIndex(): void {
-    const started = performance.now();
-    this.#logger?.warn({ events: this.#sealedCount }, 'rebuilding the per-DID index (it was found inconsistent)');
-    this.#byDid.clearSync();
-    for (const { key: end, value: info } of this.#directory.getRange({ snapshot: false })) {
-      const byPart = info.parts.map((part) => [part, this.#blockReader.partOnce(end, info, part)] as const);
-      const postings = this.#postingsOf(byPart);
-      this.#root.transactionSync(() => postings.forEachInKeyOrder((key, value) => this.#byDid.putSync(key, value)), COMMIT_WITHOUT_WAITING_FOR_FLUSH);
+  #startRebuild(): void {
+    this.#didIndex = 'rebuilding';
+    this.#rebuild = { clearFrom: Buffer.alloc(0), through: 0, done: 0, group: [], read: 0, postings: undefined, written: 0, started: performance.now() };
+    this.#logger?.warn({ events: this.#sealedCount }, 'rebuilding the per-DID index from the blocks, in the background: DID-filtered replays scan until it is done');
+    this.#queueSteps();
+  }
+
+  /** Runs the rebuild's steps for about SEAL_TURN_MS; a failed step leaves the index bypassed until the next start. */
+  #continueRebuild(started: number): void {
+    const rebuild = this.#rebuild!;
+    try {
+      while (!this.#rebuildStep(rebuild, started)) {
+        if (performance.now() - started >= SEAL_TURN_MS) return this.#queueSteps();
+      }
+    } catch (err) {
+      this.#rebuild = undefined;
+      this.#didIndex = 'bypassed';
+      this.#logger?.error({ err: (err as Error).message }, 'rebuilding the per-DID index failed: DID-filtered replays scan the blocks until the next start rebuilds it');
+      return;
     }
-    this.#meta.removeSync(META.didIndexBroken);
-    this.#didIndexBroken = false;
-    this.#logger?.warn({ events: this.#sealedCount, seconds: Math.round(performance.now() - started) / 1000 }, 'rebuilt the per-DID index');
+    this.#rebuild = undefined;
+    this.#didIndex = 'ok';
+    this.#logger?.warn({ events: this.#sealedCount, seconds: Math.round(performance.now() - rebuild.started) / 1000 }, 'rebuilt the per-DID index');
+  }
+
+  /**
+   * One step of rebuilding the per-DID index from the blocks, each about a millisecond: first the
+   * index is cleared, REBUILD_CLEAR_CHUNK DIDs a step, and the blocks there are then are the
+   * rebuild's; blocks sealed later write their own, as ever (a seal's postings are all written
+   * after the clear: no seal is in progress in a turn of rebuild steps, see #continueSteps). Then, a
+   * group of REBUILD_GROUP_BLOCKS blocks at a time, oldest first: a block's partitions read per
+   * step, then the group's postings in key order, in one transaction per step until SEAL_TURN_MS
+   * is spent. Retention may remove blocks meanwhile: one removed before its turn is skipped, and
+   * no posting at or below trimmedUpTo is written (retention removes a block's postings after it
+   * moves trimmedUpTo past it, so one written before is removed with them). Last, the mark that
+   * the index is inconsistent is removed: a crash before leaves it, and the next start begins
+   * again. Returns whether the rebuild is done.
+   */
+  #rebuildStep(rebuild: IndexRebuild, started: number): boolean {
+    if (rebuild.clearFrom) {
+      const keys: Buffer[] = [];
+      const from = rebuild.clearFrom.length > 0 ? { start: rebuild.clearFrom } : {};
+      for (const key of this.#byDid.getKeys({ ...from, limit: REBUILD_CLEAR_CHUNK })) keys.push(Buffer.from(key));
+      if (keys.length > 0) {
+        this.#root.transactionSync(() => {
+          for (const key of keys) this.#byDid.removeSync(key);
+        }, COMMIT_WITHOUT_WAITING_FOR_FLUSH);
+        rebuild.clearFrom = keys.at(-1);
+        return false;
+      }
+      // Blocks sealed while it was cleared are the rebuild's too: their postings may have been
+      // cleared. No seal is in progress (rebuild steps run in turns without one), so none has
+      // postings written that the clear took and that it would not write again.
+      rebuild.clearFrom = undefined;
+      rebuild.through = this.#sealedUpTo;
+      rebuild.done = this.#trimmedUpTo;
+      return false;
+    }
+    const { postings } = rebuild;
+    if (postings && rebuild.read === rebuild.group.length) {
+      if (rebuild.written < postings.count) {
+        const trimmedUpTo = this.#trimmedUpTo;
+        this.#root.transactionSync(() => {
+          do {
+            const to = Math.min(rebuild.written + REBUILD_WRITE_CHUNK, postings.count);
+            postings.forEachInKeyOrder((key, value) => {
+              if (timeOfPosting(value) > trimmedUpTo) this.#byDid.putSync(key, value);
+            }, rebuild.written, to);
+            rebuild.written = to;
+          } while (rebuild.written < postings.count && performance.now() - started < SEAL_TURN_MS);
+        }, COMMIT_WITHOUT_WAITING_FOR_FLUSH);
+        return false;
+      }
+      rebuild.done = rebuild.group.at(-1)!.end;
+      rebuild.group = [];
+      rebuild.postings = undefined;
+    }
+    if (!rebuild.postings) {
+      for (const { key: end, value: info } of this.#directory.getRange({ start: rebuild.done + 1, limit: REBUILD_GROUP_BLOCKS })) {
+        if (end > rebuild.through) break;
+        rebuild.group.push({ end, info });
+      }
+      if (rebuild.group.length === 0) {
+        this.#meta.removeSync(META.didIndexBroken);
+        return true;
+      }
+      let count = 0;
+      for (const { info } of rebuild.group) count += sumOf(info.counts);
+      rebuild.postings = new Postings(count);
+      rebuild.read = 0;
+      rebuild.written = 0;
+      return false;
+    }
+    const { end, info } = rebuild.group[rebuild.read++]!;
+    // Removed by retention since the group was listed: its postings must not come back.
+    if (end <= this.#trimmedUpTo) return false;
+    for (const part of info.parts) for (const entry of this.#blockReader.partOnce(end, info, part)) rebuild.postings.add(entry.did, entry.timeUs, part);
+    return false;
   }
 
   /** Size of the LMDB data file on disk (it does not shrink when events are trimmed; pages are reused). */

@@ -88,12 +88,20 @@
  * event whose DID does not have the entry's hash (each event read through the index is checked:
  * a flipped bit in a time_us can name another repo's event) — is logged once as an error, the
  * read that met it starts over by scanning (the event the entry should have named may come
- * before others it had read), the index is bypassed from then on (scans: slower DID replays, never
- * short ones) and rebuilt at the next start. Why not rebuild at once: it reads every block, one
- * transaction each, too long a task beside live sends; a start is where that wait belongs. What
- * no read can make good: a wrong entry found only after a replay's earlier reads had passed the
- * event it hid (the client already has later events); the error line dates it. Index entries
- * only narrow what is read, the exact filter decides.
+ * before others it had read), and the index is bypassed (scans: slower DID replays, never short
+ * ones) while a writable store rebuilds it in the background (a read-only one leaves it to the
+ * next writable start). The rebuild (EventStore#rebuildStep) runs in the seal's steps, in turns
+ * no seal step needs, giving way to a commit due in the same turn, ~1 ms a turn: it clears the
+ * index (128 DIDs a step), and the blocks there are then get their postings again, oldest first, eight blocks'
+ * worth in key order; blocks sealed later write their own (its steps run in turns with no seal
+ * in progress, so no seal has postings the clear takes), a block retention removed is skipped
+ * and no posting at or below trimmedUpTo is written. The buffer stays marked inconsistent until the last step, so a
+ * start before it begins again; a replay worker's snapshot sees the mark too, so a read asked
+ * for before the inconsistency was found never takes a half-built index for a whole one. Why not
+ * at the start, as before: that held the gateway's start for the whole rebuild, 45 s for 2 M
+ * events and 293 s for 5 M (the README's Performance section), some 20 minutes for a day's 20 M. What no read can make good: a wrong entry found only after a replay's earlier
+ * reads had passed the event it hid (the client already has later events); the error line dates
+ * it. Index entries only narrow what is read, the exact filter decides.
  *
  * Reads off the main thread: a replay worker thread (the server's, where it has any: none by
  * default on two cores or fewer, see the server's design note) opens the same environment

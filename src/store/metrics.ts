@@ -1,7 +1,9 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { EventStore } from './event-store.ts';
+import type { DidIndexState, EventStore } from './event-store.ts';
 
 export type StoreMetrics = ReturnType<typeof createStoreMetrics>;
+
+const DID_INDEX_STATES: Record<DidIndexState, number> = { ok: 0, bypassed: 1, rebuilding: 2 };
 
 function withValue(gauge: Gauge, value: number): Gauge {
   gauge.set(value);
@@ -55,7 +57,7 @@ export function createStoreMetrics(registry: Registry) {
  * The buffer's extent as gauges, read from the store at each scrape: its oldest and newest
  * event, how many events and bytes it holds, and the hot log's size.
  */
-export function registerBufferGauges(registry: Registry, store: Pick<EventStore, 'span' | 'hotLog' | 'sealState'>): void {
+export function registerBufferGauges(registry: Registry, store: Pick<EventStore, 'span' | 'hotLog' | 'sealState' | 'didIndex'>): void {
   const registers = [registry];
   // Base units (seconds), and NaN while the buffer is empty: there is no such event, and 0 would
   // read as 1970 (a buffer 56 years deep).
@@ -116,6 +118,23 @@ export function registerBufferGauges(registry: Registry, store: Pick<EventStore,
     collect() {
       this.reset();
       this.inc(store.sealState.failedSeals);
+    },
+  });
+  new Gauge({
+    name: 'contrail_store_did_index_state',
+    help: 'The per-DID index: 0 in use, 1 bypassed (found inconsistent: DID-filtered replays scan the blocks), 2 being rebuilt (they scan until it is done)',
+    registers,
+    collect() {
+      this.set(DID_INDEX_STATES[store.didIndex.state]);
+    },
+  });
+  new Counter({
+    name: 'contrail_store_did_index_inconsistencies_total',
+    help: 'Times a read found the per-DID index contradicting its blocks (each bypasses the index and starts its rebuild)',
+    registers,
+    collect() {
+      this.reset();
+      this.inc(store.didIndex.inconsistencies);
     },
   });
 }

@@ -11,7 +11,7 @@ import { SealedReader } from './sealed-reads.ts';
 export interface SnapshotReadOptions extends ReadOptions {
   /** Events in sealed blocks (for the DID index's selectivity estimate). */
   sealedEvents: number;
-  /** False once the per-DID index was found inconsistent (until it is rebuilt at the next start). */
+  /** False once the per-DID index was found inconsistent, until it is rebuilt. */
   didIndexUsable: boolean;
 }
 
@@ -38,7 +38,10 @@ export class SnapshotReader {
   readonly #collectionOfPart: Array<string | null> = [];
   /** The read in progress: what the SealedReader's callbacks answer from. */
   #current = { sealedEvents: 0, trimmedUpTo: 0, partitionsReloaded: false };
-  /** Set when an index entry contradicted its block: this thread reads by scans from then on. */
+  /**
+   * Set when an index entry contradicted its block: this thread reads by scans until its
+   * snapshot says the EventStore knows (the mark it sets, see read()).
+   */
   #inconsistency: string | undefined;
   #didIndexUsable = true;
 
@@ -70,7 +73,12 @@ export class SnapshotReader {
     const lastTimeUs = (this.#meta.get(META.lastTimeUs) as number | undefined) ?? 0;
     if (lastTimeUs < end) throw new Error(`the read snapshot ends at time_us ${lastTimeUs}, before ${end}: it is older than the request`);
     this.#current = { sealedEvents: options.sealedEvents, trimmedUpTo, partitionsReloaded: false };
-    this.#didIndexUsable = options.didIndexUsable;
+    // The mark the EventStore sets when the index is found inconsistent and removes once it is
+    // rebuilt: a read asked for before the index was found out, read after the rebuild cleared
+    // it, would otherwise take a half-built index for a whole one.
+    const marked = this.#meta.get(META.didIndexBroken) === true;
+    if (marked) this.#inconsistency = undefined;
+    this.#didIndexUsable = options.didIndexUsable && !marked;
     const inconsistentBefore = this.#inconsistency;
     const collector = collect(options);
     let sealedUpTo = 0;
