@@ -54,6 +54,10 @@ export class WsTransport<Session> implements Transport {
       writeRawReply(socket, malformedRequest(err));
     });
     this.#server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      // node:http hands an upgrade's socket over with none of its listeners, 'error' included: a
+      // reset while a refusal below is still being written would be an uncaught exception. Once
+      // accepted, `ws` adds its own handler, which destroys the socket as this one does.
+      socket.on('error', () => socket.destroy());
       const refusal = missingHost(req);
       if (refusal) {
         writeRawReply(socket, refusal);
