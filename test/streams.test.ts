@@ -113,7 +113,7 @@ for (const { transport, skip } of await transportsUnderTest()) {
           assert.deepEqual(ws.texts, expected, `/subscribe: ${label}`);
           assert.deepEqual(sse.events, expected, `/stream: ${label}`);
           assert.deepEqual(ndjson.events, expected, `/stream.ndjson: ${label}`);
-          assert.deepEqual(ndjson.messages.map((m) => m.data), expected, 'NDJSON holds the events and nothing else');
+          assert.deepEqual(ndjson.messages.map((m) => m.data), ['{"type":"open"}', ...expected], 'NDJSON holds its opening line, then the events and nothing else');
           assert.deepEqual(
             sse.messages.map((m) => m.id),
             expected.map((raw) => String(JSON.parse(raw).time_us)),
@@ -180,7 +180,7 @@ for (const { transport, skip } of await transportsUnderTest()) {
       const expected = stream.filter((e) => wants(filter, e)).slice(0, 5).map((e) => e.raw);
       const url = `http://127.0.0.1:${gateway.port}/stream.ndjson?${queryFor(filter, { cursor: 0, limit: 5 })}`;
       const { stdout } = await promisify(execFile)('curl', ['-sSN', '--fail', '--max-time', '30', url]);
-      assert.deepEqual(stdout.split('\n'), [...expected, ''], 'five lines, each one event, each ending in a newline');
+      assert.deepEqual(stdout.split('\n'), ['{"type":"open"}', ...expected, ''], 'the opening line, then five lines, each one event, each ending in a newline');
     });
 
     test('curl -N on a live stream: it prints events as they come; when it is interrupted the server lets the subscriber go', { skip: CURL }, async () => {
@@ -208,7 +208,7 @@ for (const { transport, skip } of await transportsUnderTest()) {
       const fromSse = await sse.waitFor((m) => m.event === 'heartbeat', 'a heartbeat on /stream');
       assert.deepEqual(JSON.parse(fromSse.data), fromWs);
       assert.equal(fromSse.id, String(fromWs.time_us), 'an EventSource resumes from the heartbeat too');
-      const fromNdjson = await ndjson.waitFor(() => true, 'a heartbeat on /stream.ndjson');
+      const fromNdjson = await ndjson.waitFor((m) => m.data.startsWith('{"type":"heartbeat"'), 'a heartbeat on /stream.ndjson');
       assert.deepEqual(JSON.parse(fromNdjson.data), fromWs);
       assert.deepEqual(sse.events, [], 'heartbeats are not events');
 

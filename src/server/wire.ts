@@ -18,7 +18,11 @@ export interface Wire {
    * does not (HTTP streams), the hub sends the reason as a last error frame before the end.
    */
   readonly closeFrame: boolean;
-  /** Bytes a stream starts with (SSE: a comment, so the client sees the stream open at once). */
+  /**
+   * Bytes an HTTP stream starts with (SSE: a comment; NDJSON: a line with a "type", which clients
+   * skip as they skip heartbeats). uWS finishes a response's head only with its first body byte,
+   * so without them a quiet stream's client (node:http, fetch, curl) would see no response.
+   */
   readonly prelude?: Uint8Array;
   /**
    * The opt-in heartbeat (v1 and the HTTP streams): `time_us` is a cursor that resumes right
@@ -68,13 +72,14 @@ export function sseWire(): Wire {
   };
 }
 
-/** /stream.ndjson: one JSON value per line; heartbeats and the last error are lines too, told apart by "type". */
+/** /stream.ndjson: one JSON value per line; the opening line, heartbeats and the last error are lines too, told apart by "type". */
 export function ndjsonWire(): Wire {
   const line = (json: string) => ({ bytes: Buffer.from(json + '\n'), binary: false });
   return {
     name: 'ndjson',
     zstd: false,
     closeFrame: false,
+    prelude: Buffer.from('{"type":"open"}\n'),
     frame: framedOnce('NDJSON line', (entry) => Buffer.concat([entry.json, NEWLINE])),
     frameBytes: (entry) => entry.json.byteLength,
     errorFrame: (error, message) => line(errorJson(error, message)),
