@@ -62,8 +62,11 @@ export function parseFilter(input: FilterInput, names: FilterParamNames = V1_NAM
       throw new OptionError(`${names.collections}: ${JSON.stringify(value)} is neither an NSID nor a prefix ending in .*`);
     }
   }
-  if (exact.size + prefixSet.size > MAX_WANTED_COLLECTIONS) {
-    throw new OptionError(`${names.collections}: ${exact.size + prefixSet.size} given, at most ${MAX_WANTED_COLLECTIONS} allowed`);
+  // The limit counts what is left once covered entries are dropped (the README's "after de-duplication").
+  const prefixes = outermostPrefixes(prefixSet);
+  const collections = new Set([...exact].filter((c) => !coveredByPrefix(prefixSet, c)));
+  if (prefixes.length + collections.size > MAX_WANTED_COLLECTIONS) {
+    throw new OptionError(`${names.collections}: ${prefixes.length + collections.size} given, at most ${MAX_WANTED_COLLECTIONS} allowed`);
   }
   const dids = new Set<string>();
   for (const value of input.wantedDids ?? []) {
@@ -73,8 +76,6 @@ export function parseFilter(input: FilterInput, names: FilterParamNames = V1_NAM
   if (dids.size > MAX_WANTED_DIDS) {
     throw new OptionError(`${names.dids}: ${dids.size} given, at most ${MAX_WANTED_DIDS} allowed`);
   }
-  const prefixes = [...prefixSet].filter((p) => ![...prefixSet].some((q) => q !== p && p.startsWith(q)));
-  const collections = new Set([...exact].filter((c) => !prefixes.some((p) => c.startsWith(p))));
   const kinds = parseKinds(input.wantedKinds ?? []);
   if (prefixes.length + collections.size > 0 && !kinds.has('commit')) {
     throw new OptionError(`${names.collections} constrains commit events only, and wantedKinds excludes commit: add commit to wantedKinds or drop ${names.collections}`);
@@ -96,6 +97,29 @@ const jsonBytes = (entry: Entry) => entry.json.byteLength;
 function parseMaxMessageBytes(value: unknown): number {
   const number = typeof value === 'string' ? Number(value.trim() || NaN) : value;
   return typeof number === 'number' && Number.isSafeInteger(number) && number > 0 ? number : 0;
+}
+
+/**
+ * The prefixes no other one covers (`app.` covers `app.bsky.`), in the order given. Sorted, the
+ * prefixes a prefix covers follow it at once, so one pass finds them: linear after the sort, as
+ * the limit is checked only after this, on input of any length.
+ */
+function outermostPrefixes(prefixes: ReadonlySet<string>): string[] {
+  const covered = new Set<string>();
+  let outer: string | undefined;
+  for (const prefix of [...prefixes].sort()) {
+    if (outer !== undefined && prefix.startsWith(outer)) covered.add(prefix);
+    else outer = prefix;
+  }
+  return [...prefixes].filter((prefix) => !covered.has(prefix));
+}
+
+/** Whether one of the prefixes covers the collection: each of its heads up to a dot is looked up. */
+function coveredByPrefix(prefixes: ReadonlySet<string>, collection: string): boolean {
+  for (let dot = collection.indexOf('.'); dot >= 0; dot = collection.indexOf('.', dot + 1)) {
+    if (prefixes.has(collection.slice(0, dot + 1))) return true;
+  }
+  return false;
 }
 
 /** `app.bsky.` — one or more NSID domain segments, each followed by a dot. */
