@@ -89,6 +89,18 @@ test('metric names: base units, timestamps as _timestamp_seconds, and no gauge n
   }
 });
 
+test('/metrics answers with a query string (a Prometheus job with params) and 404s any other path', async (t) => {
+  const { gateway } = await gatewayWithRelay(t);
+  const plain = await get('127.0.0.1', gateway.metricsPort, '/metrics');
+  const withQuery = await get('127.0.0.1', gateway.metricsPort, '/metrics?module=contrail&x=1');
+  assert.equal(withQuery.status, 200, withQuery.body);
+  assert.match(withQuery.body, /^# TYPE contrail_/m);
+  assert.equal(plain.status, 200);
+  for (const path of ['/', '/metricsx', '/metrics/', '/other?metrics']) {
+    assert.equal((await get('127.0.0.1', gateway.metricsPort, path)).status, 404, path);
+  }
+});
+
 test('/metrics listens on --metrics-host (loopback by default), not on --host', async (t) => {
   // 127.0.0.2 is loopback too, but another address: --host must not decide where metrics listen.
   const dir = tempDir();

@@ -5,7 +5,8 @@ import { listenError } from './listen-error.ts';
 /** Prometheus scrapes GET /metrics here, on its own port so it can stay private. */
 export async function startMetricsEndpoint(registry: Registry, host: string, port: number): Promise<{ port: number; server: Server }> {
   const server = createServer((req, res) => {
-    if (req.url !== '/metrics') {
+    // The path only: Prometheus may add a query (a scrape job's params).
+    if ((req.url ?? '').split('?', 1)[0] !== '/metrics') {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('metrics are at /metrics\n');
       return;
     }
