@@ -350,6 +350,32 @@ test('an upstream that answers every connect with an error frame and a close mee
   assert.ok((await metricValue(harness.registry, 'contrail_upstream_error_frames_total', { error: 'ConsumerTooSlow' })) >= 5);
 });
 
+test('an error frame on a connection that then goes on delivering does not name the later close', async (t) => {
+  const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  await once(server, 'listening');
+  const DID = 'did:plc:ewvi7nxzyoun6zhxrhs64oiz';
+  let connections = 0;
+  server.on('connection', (socket) => {
+    if (++connections > 1) return; // the redial: held open until the test ends
+    socket.send(errorFrame('ConsumerTooSlow', 'slow down'));
+    socket.send(commitFrame({ seq: 1, repo: DID, rev: tidFor(1), ops: [{ action: 'create', path: `app.bsky.feed.post/${tidFor(1)}`, record: { $type: 'app.bsky.feed.post', text: 'after the error', createdAt: '2026-11-25T12:00:00.000Z' } }] }));
+    setTimeout(() => socket.close(1000), 200);
+  });
+  const url = `ws://127.0.0.1:${(server.address() as { port: number }).port}/xrpc/com.atproto.sync.subscribeRepos`;
+  const harness = startClient(url, { backoffBaseMs: 1, backoffMaxMs: 8 });
+  t.after(async () => {
+    await harness.client.stop();
+    for (const socket of server.clients) socket.terminate();
+    await new Promise((resolve) => server.close(resolve));
+  });
+  await waitUntil(() => harness.logs.some((line) => line.msg === 'upstream disconnected; reconnecting'), 'the close');
+  assert.ok(seqsOf(harness.messages).includes(1), 'the commit after the error frame arrived');
+  const line = harness.logs.find((l) => l.msg === 'upstream disconnected; reconnecting')!;
+  assert.equal(line.cause, 'closed', 'a plain close after the relay went on delivering is not the error frame');
+  assert.equal(await metricValue(harness.registry, 'contrail_upstream_disconnects_total', { reason: 'closed' }), 1);
+  assert.equal(await metricValue(harness.registry, 'contrail_upstream_disconnects_total', { reason: 'error_frame' }), 0);
+});
+
 test('after a connection that delivered frames, the next retry starts from the base delay again', async (t) => {
   const r = await rig(t);
   await r.relay.waitForConnections(1);

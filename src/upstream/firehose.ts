@@ -166,6 +166,8 @@ export class FirehoseClient {
         // An error frame is a refusal, not progress: an upstream that answers every connect
         // with one (then closes) must meet a growing backoff, not a redial every second.
         delivered = true;
+        // One that goes on delivering after it kept the connection: a later close is not the error's.
+        if (closeReason === 'error_frame') closeReason = 'closed';
       }
       this.#options.onMessage(message);
     });
