@@ -36,7 +36,7 @@ export interface ServerOptions {
   /** How long an ended HTTP stream's peer gets to read what is queued, on the ws transport (tests shorten it; uWS cuts such a stream itself). */
   closeTimeoutMs?: number;
   /** The hub's tuning for tests and benchmarks (defaults suit production), and the gateway's hooks into ingest. */
-  hub?: Partial<Pick<SubscriberHubOptions, 'highWaterBytes' | 'slowWindowMs' | 'pingIntervalMs' | 'heartbeatTickMs' | 'commitDue' | 'awaitClusterStreamEnd'>>;
+  hub?: Partial<Pick<SubscriberHubOptions, 'highWaterBytes' | 'slowWindowMs' | 'pingIntervalMs' | 'heartbeatTickMs' | 'nowMs' | 'commitDue' | 'awaitClusterStreamEnd'>>;
 }
 
 export interface SubscribeServer {

@@ -134,6 +134,8 @@ export class SubscriberHub {
     }
     subscriber.position = resolved.position;
     subscriber.mode = subscriber.helloDue ? 'hello' : 'replay';
+    // Its reading starts now: the window begun at connect spans the settle, in which it was sent nothing.
+    this.#watchdog.startWindow(subscriber);
     if (resolved.greeting) subscriber.sendControl(resolved.greeting);
     this.#begin(subscriber);
   }
