@@ -7,11 +7,12 @@
  * here the stream's end is a gate the test opens, to pin the server's side on both transports:
  * nothing is sent while settling, a hello sent meanwhile counts, a cursor still ahead once settled
  * is a future one (the live tip; v2's FutureCursor notice comes then), one now in the buffer
- * replays from it, and a client that left meanwhile is sent nothing.
+ * replays from it, a v2 seq cursor retention passed meanwhile is told CursorTooOld, and a client
+ * that left meanwhile is sent nothing.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { LIKE, POST, SUBSCRIBE_EVENTS, Subscription, httpGet, waitUntil, withGateway, ALICE, BOB } from './support/subscribe-client.ts';
+import { LIKE, POST, SUBSCRIBE_EVENTS, Subscription, httpGet, recordFor, waitUntil, withGateway, ALICE, BOB } from './support/subscribe-client.ts';
 import { transportsUnderTest } from './support/transports.ts';
 
 const NSID = 'network.bsky.jetstream.subscribeEvents';
@@ -76,6 +77,29 @@ for (const { transport, skip } of await transportsUnderTest()) {
         await Promise.all([future, futureSeq, resumed].map((s) => s.waitForCount(s === futureSeq ? 2 : s === resumed ? 3 : 1)));
         assert.deepEqual(future.events.map((e) => e.time_us), [live.newestTimeUs], 'a cursor still ahead once settled is the live tip');
         assert.equal(JSON.parse(futureSeq.texts[1]!).payload.$type, `${NSID}#commit`);
+      });
+    });
+
+    test('a v2 seq cursor that retention passes while it settles gets a CursorTooOld error frame, then close 1008', async () => {
+      const gate = streamEndGate();
+      await withGateway({ transport, maxBufferBytes: 64 * 1024 }, { hub: { awaitClusterStreamEnd: gate.waitFor } }, async ({ gateway, up }) => {
+        up.create(ALICE, POST);
+        const before = await up.settle();
+        const cursor = before.eventCount + 2; // beyond the next seq: ahead of the buffer
+        const tooOld = await Subscription.open(gateway.port, `cursor=${cursor}`, { path: SUBSCRIBE_EVENTS });
+        await waitUntil(() => gate.waiting === 1, 'the cursor to wait');
+        // While it waits, the node applies more than --max-buffer-bytes holds: the cursor's seq is trimmed.
+        for (let i = 0; i < 30; i++) up.create(ALICE, POST, { ...recordFor(POST, i, ALICE), text: 'x'.repeat(10_000) });
+        await up.settle();
+        await waitUntil(() => (gateway.store.oldest()?.seq ?? 0) > cursor, 'retention to pass the cursor');
+        gate.open();
+        const { code, reason } = await tooOld.waitClosed();
+        assert.equal(code, 1008);
+        assert.match(reason, new RegExp(`^CursorTooOld: cursor ${cursor} is older than this server's buffer`));
+        assert.equal(tooOld.messages.length, 1, 'one message: the error frame');
+        const error = JSON.parse(tooOld.texts[0]!);
+        assert.deepEqual([error.$type, error.error], ['error', 'CursorTooOld']);
+        assert.match(error.message, new RegExp(`^cursor ${cursor} is older than this server's buffer: the oldest seq here is ${gateway.store.oldest()!.seq}$`));
       });
     });
 

@@ -25,8 +25,8 @@ export const CLOSE = {
     metric: 'bad_message',
   },
   badOptions: (detail: string): CloseReason => ({ code: POLICY, reason: `invalid options_update: ${detail}`, metric: 'bad_options' }),
-  /** A cursor resolved once a cluster node caught up (subscribers.ts, settle) that retention passed meanwhile. */
-  cursorTooOld: (message: string): CloseReason => ({ code: POLICY, reason: `CursorTooOld: ${message}`, metric: 'cursor_too_old', error: 'CursorTooOld' }),
+  /** A cursor resolved once a cluster node caught up (subscribers.ts, settle) that retention passed meanwhile; its error frame goes first on every wire (as the watchdog's ConsumerTooSlow). */
+  cursorTooOld: (message: string): CloseReason => ({ code: POLICY, reason: `CursorTooOld: ${message}`, metric: 'cursor_too_old' }),
   tooSlow: (message: string): CloseReason => ({ code: POLICY, reason: `ConsumerTooSlow: ${message}`, metric: 'consumer_too_slow' }),
   limitReached: { code: 1000, reason: 'limit reached', metric: 'limit_reached' },
   shutdown: { code: 1001, reason: 'server shutting down', metric: 'shutdown', error: 'ServerShuttingDown' },

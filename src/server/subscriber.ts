@@ -96,6 +96,12 @@ export class Subscriber {
     this.sink.send(bytes, binary);
   }
 
+  /** The wire's error frame: why the stream ends, sent ahead of its close. */
+  sendError(error: string, message: string): void {
+    const { bytes, binary } = this.wire.errorFrame(error, message);
+    this.sink.send(bytes, binary);
+  }
+
   /** zstd, deflate or none: the metrics label. */
   get compression(): 'zstd' | 'deflate' | 'none' {
     return compressionOf(this);
@@ -152,10 +158,7 @@ export class Subscriber {
   hangUp(close?: CloseReason): void {
     const { sink, wire } = this;
     if (!close) return sink.terminate();
-    if (close.error && !wire.closeFrame) {
-      const { bytes, binary } = wire.errorFrame(close.error, close.reason);
-      sink.send(bytes, binary);
-    }
+    if (close.error && !wire.closeFrame) this.sendError(close.error, close.reason);
     sink.close(close.code, truncateReason(close.reason));
   }
 }

@@ -129,7 +129,11 @@ export class SubscriberHub {
     try {
       resolved = resolveAhead();
     } catch (err) {
-      const close = CLOSE.cursorTooOld((err as Error).message);
+      // Retention passed a v2 seq cursor while the node caught up: said in an error frame before
+      // the close, as ConsumerTooSlow is (a client reads why from its stream, not only the close).
+      const { message } = err as Error;
+      subscriber.sendError('CursorTooOld', message);
+      const close = CLOSE.cursorTooOld(message);
       return this.#end(subscriber, close.metric, close);
     }
     subscriber.position = resolved.position;

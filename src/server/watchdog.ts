@@ -57,8 +57,7 @@ export class Watchdog {
 
   tooSlow(subscriber: Subscriber, message: string): void {
     this.#options.logger.info({ subscriber: subscriber.id, remoteAddress: subscriber.remoteAddress, message }, 'dropping a slow consumer');
-    const { bytes, binary } = subscriber.wire.errorFrame('ConsumerTooSlow', message);
-    subscriber.sink.send(bytes, binary);
+    subscriber.sendError('ConsumerTooSlow', message);
     const close = CLOSE.tooSlow(message);
     this.#options.end(subscriber, close.metric, close);
   }
