@@ -21,6 +21,8 @@ export interface Gateway {
   readonly store: EventStore;
   /** DID → signing key and PDS endpoint, cached under the data dir (verification and backfill use it). */
   readonly identity: IdentityResolver;
+  /** Resolves if the node cannot go on (a cluster node whose buffer holds events its stream does not): `contrail serve` then stops and exits 1. */
+  readonly failed: Promise<Error>;
   /**
    * Graceful stop: close clients with 1001, stop reading upstream, commit what was read (giving
    * up after flushTimeoutMs if commits keep failing — nothing is lost, the upstream cursor is
@@ -42,6 +44,8 @@ export interface GatewayTuning {
 interface IngestRole {
   /** Why the node should not take clients now (empty when it can). */
   problems(): string[];
+  /** See Gateway.failed. */
+  readonly failed: Promise<Error>;
   /** Stops ingest and commits what was read; false if that could not be done in time. */
   stop(flushTimeoutMs: number): Promise<boolean>;
 }
@@ -49,6 +53,7 @@ interface IngestRole {
 function standalone(run: IngestRun): IngestRole {
   return {
     problems: () => (run.connected ? [] : [`upstream not connected: ${run.problem ?? 'not started'}`]),
+    failed: new Promise(() => {}),
     stop: (flushTimeoutMs) => run.stop(flushTimeoutMs),
   };
 }
@@ -279,6 +284,7 @@ async function startStages(config: GatewayConfig, tuning: GatewayTuning, logger:
     server,
     store,
     identity,
+    failed: ingestRole.failed,
     async stop(flushTimeoutMs = 10_000) {
       statusLog.stop();
       // Before the store closes: the replay workers have its environment open.
@@ -352,18 +358,19 @@ async function resyncRepo(did: string, identity: IdentityResolver, keys: Signing
 /**
  * `contrail serve`: runs until SIGINT/SIGTERM, then stops gracefully and exits 0 (1 if the last
  * events could not be committed). A signal during start-up stops as soon as start-up is done.
+ * A node that cannot go on (Gateway.failed) stops the same way, saying why, and exits 1.
  */
 export async function runGateway(config: GatewayConfig): Promise<void> {
   const logger = createLogger(config.logLevel);
   let gateway: Gateway | undefined;
   let signalled: string | undefined;
-  const shutdown = async (signal: string) => {
+  const shutdown = async (signal: string, failed = false) => {
     if (signalled) return;
     signalled = signal;
     if (!gateway) return; // still starting: stopped below once it is up
     logger.info({ signal }, 'shutting down');
     const { flushed } = await gateway.stop();
-    process.exit(flushed ? 0 : 1);
+    process.exit(flushed && !failed ? 0 : 1);
   };
   process.on('SIGINT', () => void shutdown('SIGINT'));
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
@@ -374,6 +381,11 @@ export async function runGateway(config: GatewayConfig): Promise<void> {
     process.stderr.write(`contrail: ${(err as Error).message}\n`);
     process.exit(1);
   }
+  void gateway.failed.then((err) => {
+    logger.fatal({ err: err.message }, 'contrail cannot go on');
+    process.stderr.write(`contrail: ${err.message}\n`);
+    return shutdown('failure', true);
+  });
   if (signalled) {
     const signal = signalled;
     signalled = undefined;

@@ -18,6 +18,16 @@ interface SavedPosition {
   seq: number;
 }
 
+/** The node's buffer holds events this cluster's stream does not: it cannot serve them beside the stream's. */
+export class ForeignBufferError extends Error {}
+
+function foreignBuffer(dataDir: string, streamName: string, why: string): ForeignBufferError {
+  return new ForeignBufferError(
+    `${dataDir} holds events that were not read from this cluster's stream "${streamName}" (${why}): ` +
+      'their time_us and seqs are not this cluster\'s, so a node cannot serve them beside its events. Start the node on an empty --data-dir',
+  );
+}
+
 /**
  * Every node's copy of the stream: reads the event stream in order from just after what this
  * node applied, and commits each batch into the local buffer exactly as the leader built it
@@ -28,7 +38,10 @@ interface SavedPosition {
  *
  * Where to resume is saved beside the buffer about once a second, after the commit it names; a
  * crash can only make the node start a little early, and a batch already in the buffer is
- * recognised by its seq (or, for a batch without events, its upstream cursor) and skipped.
+ * recognised by its seq (or, for a batch without events, its upstream cursor) and skipped — once
+ * the buffer's event at that seq has the batch's time_us. One that has another is not this
+ * stream's (another cluster's data dir under the same stream name, or a node ahead of the leader
+ * of a stream made again): the follower stops for good (`failed`), and the node with it.
  */
 export class StreamFollower {
   #applied = 0;
@@ -39,7 +52,12 @@ export class StreamFollower {
   /** The parts of a split batch read so far: applied together when its last part comes. */
   #parts: Batch[] = [];
   #messages: ConsumerMessages | undefined;
-  #waiters: Array<{ seq: number; resolve: () => void }> = [];
+  #waiters: Array<{ seq: number; resolve: () => void; reject: (err: Error) => void }> = [];
+  /** Why it stopped for good: see `failed`. */
+  #failure: ForeignBufferError | undefined;
+  #onFailure: (err: ForeignBufferError) => void = () => {};
+  /** Resolves if the follower stops for good: the buffer holds events the stream does not (#checkHeld). */
+  readonly failed = new Promise<ForeignBufferError>((resolve) => (this.#onFailure = resolve));
   #saveTimer: NodeJS.Timeout | undefined;
   #pending = Infinity;
   #running: Promise<void> | undefined;
@@ -76,16 +94,13 @@ export class StreamFollower {
     const file = readPosition(this.dataDir);
     const position = file === 'unreadable' ? { stream: streamName, seq: 0 } : file;
     if ((position === undefined || position.stream !== streamName) && this.store.lastSeq > 0) {
-      throw new Error(
-        `${this.dataDir} holds events that were not read from this cluster's stream "${streamName}" (${position === undefined ? `no ${POSITION_FILE}: a single process's buffer` : `a buffer of the stream "${position.stream}"`}): ` +
-          'their time_us and seqs are not this cluster\'s, so a node cannot serve them beside its events. Start the node on an empty --data-dir',
-      );
+      throw foreignBuffer(this.dataDir, streamName, position === undefined ? `no ${POSITION_FILE}: a single process's buffer` : `a buffer of the stream "${position.stream}"`);
     }
     let saved: { seq: number; created?: string } = position ?? { seq: 0 };
     if (saved.seq > 0 && ((saved.created !== undefined && saved.created !== created) || saved.seq > state.last_seq)) {
       this.logger.error(
         { savedSeq: saved.seq, savedStreamCreated: saved.created, streamCreated: created, streamLastSeq: state.last_seq },
-        'THE CLUSTER STREAM WAS MADE AGAIN (its storage lost, or removed): the position this node saved names the stream before; reading the new one from its start, keeping only events newer than the buffer',
+        'THE CLUSTER STREAM WAS MADE AGAIN (its storage lost, or removed): the position this node saved names the stream before; reading the new one from its start, keeping only events newer than the buffer (one it holds under the same seq must be the same event, or the node stops: another cluster\'s buffer)',
       );
       saved = { seq: 0 };
     }
@@ -127,6 +142,10 @@ export class StreamFollower {
         void this.#closeWhenStuck(messages);
         await this.#apply(messages);
       } catch (err) {
+        if (err instanceof ForeignBufferError) {
+          this.#fail(err);
+          break;
+        }
         if (this.#stopped) break;
         this.logger.warn({ err: (err as Error).message, appliedSeq: this.#applied }, 'reading the cluster event stream failed; starting again from the applied position');
       }
@@ -185,7 +204,8 @@ export class StreamFollower {
   /** Resolves once the local buffer holds the stream through `seq`. */
   waitApplied(seq: number): Promise<void> {
     if (seq <= this.#applied) return Promise.resolve();
-    return new Promise((resolve) => this.#waiters.push({ seq, resolve }));
+    if (this.#failure) return Promise.reject(this.#failure);
+    return new Promise((resolve, reject) => this.#waiters.push({ seq, resolve, reject }));
   }
 
   /** The leader's term began: its appends are committed on acknowledgement (ownAppend), so its consumer closes until resume(). */
@@ -232,7 +252,8 @@ export class StreamFollower {
       }
       if (record.type === 'batch') {
         const batch = this.#withEarlierParts(record.batch);
-        if (!this.#isInBuffer(batch)) {
+        if (this.#isInBuffer(batch)) this.#checkHeld(batch);
+        else {
           this.#reportGap(batch);
           if (hops) hops.arrived(batch, message.info.timestampNanos, arrivedUs!);
           await this.store.commitAssigned(batch);
@@ -285,6 +306,36 @@ export class StreamFollower {
     if (last) return last.seq! <= this.store.lastSeq;
     const stored = this.store.upstreamCursor;
     return batch.cursor === undefined || (stored?.url === batch.cursor.url && batch.cursor.seq <= stored.seq);
+  }
+
+  /**
+   * A batch passed over as in the buffer must be there: the buffer's event at its last seq has its
+   * time_us. Another event there was never read from this stream — the data dir is another
+   * cluster's whose stream has this one's name (taken for this stream made again), or this node
+   * was ahead of the leader of a stream made again — and every seq and time_us it would serve
+   * from here names another event on the other nodes.
+   */
+  #checkHeld(batch: Batch): void {
+    const last = batch.entries.at(-1);
+    if (!last) return;
+    const held = this.store.atSeq(last.seq!);
+    const heldTimeUs = held !== undefined && held.seq === last.seq ? held.timeUs : undefined;
+    if (heldTimeUs === last.timeUs) return;
+    const here = heldTimeUs === undefined ? 'no event' : `time_us ${heldTimeUs}`;
+    throw foreignBuffer(this.dataDir, this.cluster.streamName, `the stream's seq ${last.seq} is time_us ${last.timeUs}, the buffer has ${here} under it`);
+  }
+
+  /** Stops following for good, saying why: the node cannot go on with this buffer. */
+  #fail(err: ForeignBufferError): void {
+    this.logger.error({ appliedSeq: this.#applied }, err.message);
+    this.#stopped = true;
+    this.#failure = err;
+    void this.#messages?.close();
+    this.#messages = undefined;
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const waiter of waiters) waiter.reject(err);
+    this.#onFailure(err);
   }
 
   /** Event seqs are consecutive across the stream: a jump means batches expired before this node read them. */

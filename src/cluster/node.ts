@@ -16,6 +16,8 @@ export interface ClusterNode {
   problems(): string[];
   /** Resolves once the local buffer holds everything the stream held when this was called (see stream-end.ts). */
   streamEndApplied(): Promise<void>;
+  /** Resolves if the node cannot go on: its buffer holds events the stream does not (follower.ts). */
+  readonly failed: Promise<Error>;
   stop(flushTimeoutMs: number): Promise<boolean>;
 }
 
@@ -67,6 +69,7 @@ export async function joinCluster(
       return problems;
     },
     streamEndApplied: () => streamEnd.applied(),
+    failed: follower.failed,
     async stop(flushTimeoutMs) {
       const flushed = await leadership.stop(flushTimeoutMs);
       await follower.stop();

@@ -37,7 +37,8 @@ export class StreamEnd {
       const callers = this.#queued;
       this.#queued = [];
       const lastSeq = await this.#lastSeq();
-      void this.follower.waitApplied(lastSeq).then(() => callers.forEach((resolve) => resolve()));
+      // A follower that stopped for good (follower.ts, failed) never applies it: the node is stopping.
+      this.follower.waitApplied(lastSeq).then(() => callers.forEach((resolve) => resolve()), () => {});
     }
     this.#asking = false;
   }

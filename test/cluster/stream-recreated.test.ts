@@ -88,3 +88,51 @@ test('after the cluster stream is made again (seqs from 1), a node with a saved 
     `the batch appended to the new stream (seq 2) reaches the buffer (it holds seq ${store.lastSeq}, ${eventsBefore} before; the follower's applied position is ${follower.appliedSeq})`,
   );
 });
+
+test('a node ahead of the leader of a stream made again stops with the foreign-buffer error, not passing the leader\'s batches over as its own', { skip: natsServerMissing(), timeout: 60_000 }, async (t) => {
+  const nats = await NatsCluster.start(1);
+  const dir = tempDir('contrail-stream-recreated-ahead-');
+  const logger = pino({ level: 'silent' });
+  const store = new EventStore({ dataDir: join(dir.path, 'data'), hotLogBytes: 0, fsync: false, mapSizeBytes: 64 << 20 });
+  const cleanups: Array<() => Promise<unknown> | void> = [];
+  t.after(async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup();
+    await store.close();
+    dir.remove();
+    await nats.stop();
+  });
+
+  // The stream's first life: this node applies seqs 1-5 and stops.
+  const first = await openCluster({ ...OPTIONS, servers: nats.urls }, logger);
+  const follower = new StreamFollower(first, store, dir.path, logger);
+  await follower.start();
+  const writer = new StreamWriter(first.nc, first.js, first.jsm, first.streamName, first.subject, 'a', () => {});
+  await follower.waitApplied(await writer.fence());
+  for (let i = 1; i <= 5; i++) await follower.waitApplied(await writer.append(batchAfter(store, i)));
+  await follower.stop();
+  const held4 = store.atSeq(4)!;
+  assert.equal(held4.seq, 4);
+
+  // The stream is made again, and its new leader is a node that held only seqs 1-3: it numbers its next event 4.
+  await first.jsm.streams.delete(first.streamName);
+  await first.nc.close();
+  const second = await openCluster({ ...OPTIONS, servers: nats.urls }, logger);
+  cleanups.push(() => second.nc.close());
+  const resumed = new StreamFollower(second, store, dir.path, logger);
+  await resumed.start();
+  cleanups.push(() => resumed.stop());
+  const leader = new StreamWriter(second.nc, second.js, second.jsm, second.streamName, second.subject, 'b', () => {});
+  await leader.fence();
+  const leadersFourth = held4.timeUs + 500;
+  await leader.append({
+    entries: [{ timeUs: leadersFourth, seq: 4, did: DID, kind: 'identity', collection: null, json: Buffer.from(`{"did":"${DID}","time_us":${leadersFourth},"kind":"identity"}`) }],
+    revs: new Map(),
+    cursor: { url: RELAY, seq: 6 },
+  });
+
+  const failed = await within(10_000, resumed.failed);
+  assert.notEqual(failed, 'timed out', 'the follower stops: its seq 4 is another event than the stream\'s');
+  assert.match((failed as Error).message, new RegExp(`the stream's seq 4 is time_us ${leadersFourth}, the buffer has time_us ${held4.timeUs} under it\\).*empty --data-dir`));
+  await assert.rejects(resumed.waitApplied(3), /not read from this cluster's stream/, 'nothing waits for a follower that stopped');
+  assert.equal(resumed.appliedSeq, 1, 'the leader\'s batch (stream seq 2) was not passed over as applied');
+});
