@@ -237,7 +237,7 @@ async function startStages(config: GatewayConfig, tuning: GatewayTuning, logger:
         slowWindowMs: config.slowConsumerWindowMs,
         commitDue: () => commitDue(),
         // Clients can connect before the node has joined: their cursors wait for it too.
-        awaitClusterStreamEnd: config.cluster && (() => clusterJoined.then((node) => node.streamEndApplied())),
+        awaitClusterStreamEnd: config.cluster && ((wanted) => clusterJoined.then((node) => node.streamEndApplied(wanted))),
         ...tuning.hub,
       },
       readiness: () => {

@@ -14,8 +14,8 @@ export interface ClusterNode {
   readonly leading: boolean;
   /** Why this node should not take clients now (empty when it can). */
   problems(): string[];
-  /** Resolves once the local buffer holds everything the stream held when this was called (see stream-end.ts). */
-  streamEndApplied(): Promise<void>;
+  /** Resolves once the local buffer holds everything the stream held when this was called, while `wanted` (see stream-end.ts). */
+  streamEndApplied(wanted: () => boolean): Promise<void>;
   /** Resolves if the node cannot go on: its buffer holds events the stream does not (follower.ts). */
   readonly failed: Promise<Error>;
   stop(flushTimeoutMs: number): Promise<boolean>;
@@ -68,9 +68,10 @@ export async function joinCluster(
       if (upstream !== undefined) problems.push(`upstream not connected: ${upstream}`);
       return problems;
     },
-    streamEndApplied: () => streamEnd.applied(),
+    streamEndApplied: (wanted) => streamEnd.applied(wanted),
     failed: follower.failed,
     async stop(flushTimeoutMs) {
+      streamEnd.stop();
       const flushed = await leadership.stop(flushTimeoutMs);
       await follower.stop();
       await connection.nc.close();

@@ -38,9 +38,10 @@ export interface SubscriberHubOptions {
   commitDue?: () => boolean;
   /**
    * On a cluster node: resolves once the local buffer holds everything the cluster's stream held
-   * when it was called. Present = a cursor ahead of the buffer waits for it (Admission.resolveAhead).
+   * when it was called — or never, once `wanted` says the caller left. Present = a cursor ahead of
+   * the buffer waits for it (Admission.resolveAhead).
    */
-  awaitClusterStreamEnd?: () => Promise<void>;
+  awaitClusterStreamEnd?: (wanted: () => boolean) => Promise<void>;
 }
 
 /** Every knob set; backfill, the replay workers and the cluster stay optional. */

@@ -123,7 +123,7 @@ export class SubscriberHub {
    * by then — and the cursor is resolved again: now it is in the buffer, or it is truly ahead.
    */
   async #settle(subscriber: Subscriber, resolveAhead: NonNullable<Admission['resolveAhead']>): Promise<void> {
-    await this.#options.awaitClusterStreamEnd!();
+    await this.#options.awaitClusterStreamEnd!(() => subscriber.mode === 'settling');
     if (subscriber.mode !== 'settling') return;
     let resolved: ReturnType<typeof resolveAhead>;
     try {
