@@ -38,6 +38,8 @@ export interface GatewayTuning {
   /** How often the one-line status is logged (default every minute). */
   statusIntervalMs?: number;
   closeTimeoutMs?: ServerOptions['closeTimeoutMs'];
+  /** How long upstream frames may all come at or below the newest stored seq before /ready fails (default 10 s). */
+  seqsBehindMs?: number;
 }
 
 /** How this node gets events into its buffer: reading the relay itself, or as a member of a cluster. */
@@ -52,7 +54,7 @@ interface IngestRole {
 
 function standalone(run: IngestRun): IngestRole {
   return {
-    problems: () => (run.connected ? [] : [`upstream not connected: ${run.problem ?? 'not started'}`]),
+    problems: () => (run.connected ? (run.seqsBehind ? [run.seqsBehind] : []) : [`upstream not connected: ${run.problem ?? 'not started'}`]),
     failed: new Promise(() => {}),
     stop: (flushTimeoutMs) => run.stop(flushTimeoutMs),
   };
@@ -157,6 +159,7 @@ async function startStages(config: GatewayConfig, tuning: GatewayTuning, logger:
       heldBelow: () => verifier?.heldBelow(),
       heldRepos: () => verifier?.heldRepos() ?? [],
       commit,
+      seqsBehindMs: tuning.seqsBehindMs,
     });
     if (verifyMetrics && config.verify !== 'off') {
       verifier = new Verifier({
@@ -201,6 +204,9 @@ async function startStages(config: GatewayConfig, tuning: GatewayTuning, logger:
       },
       get problem() {
         return reader.problem;
+      },
+      get seqsBehind() {
+        return ingester.seqsBehind;
       },
       async stop(flushTimeoutMs) {
         await reader.stop();
