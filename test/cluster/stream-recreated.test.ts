@@ -9,7 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import pino from 'pino';
 import { StreamFollower } from '../../src/cluster/follower.ts';
 import { openCluster } from '../../src/cluster/nats.ts';
@@ -26,6 +26,25 @@ function within<T>(ms: number, promise: Promise<T>): Promise<T | 'timed out'> {
   return Promise.race([promise, new Promise<'timed out'>((resolve) => setTimeout(() => resolve('timed out'), ms).unref())]);
 }
 
+/**
+ * One NATS server and a node's buffer; `cleanups` (the test's followers and connections) run in
+ * reverse once the test ends, then the store closes and NATS stops.
+ */
+async function nodeOnOneNatsServer(t: TestContext, dirPrefix: string) {
+  const nats = await NatsCluster.start(1);
+  const dir = tempDir(dirPrefix);
+  const logger = pino({ level: 'silent' });
+  const store = new EventStore({ dataDir: join(dir.path, 'data'), hotLogBytes: 0, fsync: false, mapSizeBytes: 64 << 20 });
+  const cleanups: Array<() => Promise<unknown> | void> = [];
+  t.after(async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup();
+    await store.close();
+    dir.remove();
+    await nats.stop();
+  });
+  return { nats, dir, logger, store, cleanups };
+}
+
 function batchAfter(store: EventStore, cursorSeq: number): Batch {
   const timeUs = Math.max(store.lastTimeUs, 1_700_000_000_000_000) + 1;
   const seq = store.lastSeq + 1;
@@ -37,18 +56,7 @@ function batchAfter(store: EventStore, cursorSeq: number): Batch {
 }
 
 test('after the cluster stream is made again (seqs from 1), a node with a saved position applies the new stream\'s batches', { skip: natsServerMissing(), timeout: 60_000 }, async (t) => {
-  const nats = await NatsCluster.start(1);
-  const dir = tempDir('contrail-stream-recreated-');
-  const logger = pino({ level: 'silent' });
-  const store = new EventStore({ dataDir: join(dir.path, 'data'), hotLogBytes: 0, fsync: false, mapSizeBytes: 64 << 20 });
-  /** Cleaned up in this order once the test ends: the follower, its connection, the store, NATS. */
-  const cleanups: Array<() => Promise<unknown> | void> = [];
-  t.after(async () => {
-    for (const cleanup of cleanups.reverse()) await cleanup();
-    await store.close();
-    dir.remove();
-    await nats.stop();
-  });
+  const { nats, dir, logger, store, cleanups } = await nodeOnOneNatsServer(t, 'contrail-stream-recreated-');
 
   // The stream's first life: a marker and five batches, all applied; the node stops (saving seq 6).
   const first = await openCluster({ ...OPTIONS, servers: nats.urls }, logger);
@@ -90,17 +98,7 @@ test('after the cluster stream is made again (seqs from 1), a node with a saved 
 });
 
 test('a node ahead of the leader of a stream made again stops with the foreign-buffer error, not passing the leader\'s batches over as its own', { skip: natsServerMissing(), timeout: 60_000 }, async (t) => {
-  const nats = await NatsCluster.start(1);
-  const dir = tempDir('contrail-stream-recreated-ahead-');
-  const logger = pino({ level: 'silent' });
-  const store = new EventStore({ dataDir: join(dir.path, 'data'), hotLogBytes: 0, fsync: false, mapSizeBytes: 64 << 20 });
-  const cleanups: Array<() => Promise<unknown> | void> = [];
-  t.after(async () => {
-    for (const cleanup of cleanups.reverse()) await cleanup();
-    await store.close();
-    dir.remove();
-    await nats.stop();
-  });
+  const { nats, dir, logger, store, cleanups } = await nodeOnOneNatsServer(t, 'contrail-stream-recreated-ahead-');
 
   // The stream's first life: this node applies seqs 1-5 and stops.
   const first = await openCluster({ ...OPTIONS, servers: nats.urls }, logger);
