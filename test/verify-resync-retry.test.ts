@@ -10,14 +10,14 @@ import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
-import { commitSignatureCheck, createBackfillMetrics, SnapshotSource } from '../src/backfill/index.ts';
 import { IdentityCache, IdentityResolver } from '../src/identity/index.ts';
 import { decodeFrame, parseMessage, type UpstreamMessage } from '../src/upstream/index.ts';
-import { createVerifyMetrics, SigningKeys, Verifier } from '../src/verify/index.ts';
+import { createVerifyMetrics, Verifier } from '../src/verify/index.ts';
 import { tempDir } from './support/gateway.ts';
 import { localHttpServer } from './support/local-http.ts';
 import { waitUntil } from './support/poll.ts';
 import { SignedRepo, commitFrameOf, type Write } from './support/signed-repo.ts';
+import { snapshotResync } from './support/verifier-harness.ts';
 
 const POST = 'app.bsky.feed.post';
 let rkeyCounter = 0;
@@ -61,30 +61,6 @@ async function setup(t: TestContext, { pdsFailures, resyncRetryMs }: { pdsFailur
   // The gateway's resolver remembers a failure for 30 s; a short memory keeps the test short.
   const identity = new IdentityResolver({ plcUrl, cache, allowPrivateEndpoints: true, failureTtlMs: 300 });
   const registry = new Registry();
-  const keys = new SigningKeys();
-  /** The MST root of each repo's last snapshot commit checked (a resync chains the next commit from it). */
-  const roots = new Map<string, Uint8Array>();
-  const snapshots = new SnapshotSource({
-    resolve: async (did) => {
-      const { pdsEndpoint, signingKey } = await identity.resolve(did);
-      const checkSignature = commitSignatureCheck(keys, signingKey, async () => (await identity.refresh(did)).signingKey);
-      return {
-        pdsUrl: pdsEndpoint!,
-        checkCommit: async (commit) => {
-          await checkSignature(commit);
-          roots.set(did, commit.data.bytes);
-        },
-      };
-    },
-    limits: { maxBytes: 10_000_000, timeoutMs: 10_000, attempts: 1, backoffMs: 100, maxRetryAfterMs: 1_000, allowPrivateEndpoints: true },
-    perHost: 2,
-    concurrency: 2,
-    cacheBytes: 0,
-    cacheTtlMs: 0,
-    tip: () => 0,
-    logger: pino({ level: 'silent' }),
-    metrics: createBackfillMetrics(registry),
-  });
   const delivered: UpstreamMessage[] = [];
   const verifier = new Verifier({
     mode: 'full',
@@ -92,7 +68,7 @@ async function setup(t: TestContext, { pdsFailures, resyncRetryMs }: { pdsFailur
     logger: pino({ level: 'silent' }),
     metrics: createVerifyMetrics(registry),
     deliver: (message) => delivered.push(message),
-    resync: async (did) => ({ rev: (await snapshots.get(did, new AbortController().signal)).rev, data: roots.get(did)! }),
+    resync: snapshotResync(identity, registry),
     resyncRetryMs, // the gateway's is 30 s, as the resolver's failure memory
   });
   const commitOf = (body: Parameters<typeof commitFrameOf>[0]) => parseMessage(decodeFrame(commitFrameOf(body), 10_000_000));

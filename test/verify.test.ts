@@ -16,7 +16,6 @@ import { CID } from 'multiformats/cid';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { Link } from '../src/atproto/index.ts';
-import { commitSignatureCheck, createBackfillMetrics, SnapshotSource } from '../src/backfill/index.ts';
 import { IdentityCache, IdentityResolver } from '../src/identity/index.ts';
 import { CarSlice, decodeFrame, parseMessage, type UpstreamMessage } from '../src/upstream/index.ts';
 import { CheckPool, createVerifyMetrics, Verifier, type VerifyFailure } from '../src/verify/index.ts';
@@ -33,7 +32,7 @@ import { startTestGateway, tempDir } from './support/gateway.ts';
 import { waitUntil } from './support/poll.ts';
 import { httpGet, Subscription } from './support/subscribe-client.ts';
 import { SignedRepo, commitFrameOf, syncFrameOf, type CommitBody, type Write } from './support/signed-repo.ts';
-import { didDocument } from './support/verifier-harness.ts';
+import { didDocument, snapshotResync } from './support/verifier-harness.ts';
 import { withBadSignature, withMissingProofNode, withWrongPrevData, withWrongRev, withoutPrev } from './support/tamper.mjs';
 
 const fixture = <T>(name: string): T => readJsonFixture<T>(`atproto-interop-tests/${name}`);
@@ -450,30 +449,6 @@ describe('resync from the PDS (com.atproto.sync.getRepo, through the backfill st
     });
     const identity = new IdentityResolver({ plcUrl: plc.url, cache, allowPrivateEndpoints: true, failureTtlMs: 0 });
     const registry = new Registry();
-    const keys = new SigningKeys();
-    /** The MST root of each repo's last snapshot commit checked (a resync chains the next commit from it). */
-    const roots = new Map<string, Uint8Array>();
-    const snapshots = new SnapshotSource({
-      resolve: async (did) => {
-        const { signingKey } = await identity.resolve(did);
-        const checkSignature = commitSignatureCheck(keys, signingKey, async () => (await identity.refresh(did)).signingKey);
-        return {
-          pdsUrl: pds.url,
-          checkCommit: async (commit) => {
-            await checkSignature(commit);
-            roots.set(did, commit.data.bytes);
-          },
-        };
-      },
-      limits: { maxBytes: 10_000_000, timeoutMs: 10_000, attempts: 1, backoffMs: 100, maxRetryAfterMs: 1_000, allowPrivateEndpoints: true },
-      perHost: 2,
-      concurrency: 2,
-      cacheBytes: 0,
-      cacheTtlMs: 0,
-      tip: () => 0,
-      logger: pino({ level: 'silent' }),
-      metrics: createBackfillMetrics(registry),
-    });
     const delivered: UpstreamMessage[] = [];
     const verifier = new Verifier({
       mode: 'full',
@@ -481,7 +456,7 @@ describe('resync from the PDS (com.atproto.sync.getRepo, through the backfill st
       logger: pino({ level: 'silent' }),
       metrics: createVerifyMetrics(registry),
       deliver: (message) => delivered.push(message),
-      resync: async (did) => ({ rev: (await snapshots.get(did, new AbortController().signal)).rev, data: roots.get(did)! }),
+      resync: snapshotResync(identity, registry, pds.url),
     });
     const metric = async (series: string) => {
       const line = (await registry.metrics()).split('\n').find((l) => l.startsWith(`${series} `));

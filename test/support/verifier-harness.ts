@@ -5,11 +5,44 @@
 import type { TestContext } from 'node:test';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
+import { commitSignatureCheck, createBackfillMetrics, SnapshotSource } from '../../src/backfill/index.ts';
 import { IdentityCache, IdentityResolver } from '../../src/identity/index.ts';
 import { decodeFrame, parseMessage, type UpstreamMessage } from '../../src/upstream/index.ts';
-import { createVerifyMetrics, Verifier } from '../../src/verify/index.ts';
+import { createVerifyMetrics, SigningKeys, Verifier, type ResyncedRepo } from '../../src/verify/index.ts';
 import { tempDir } from './gateway.ts';
 import { commitFrameOf, type CommitBody } from './signed-repo.ts';
+
+/**
+ * The gateway's resync in small: the backfill stage's snapshot of a repo (com.atproto.sync.getRepo
+ * from the DID's PDS, or `pdsUrl`), its commit's signature checked with the DID's key, and the
+ * snapshot's rev and MST root handed back (the next commit chains from it).
+ */
+export function snapshotResync(identity: IdentityResolver, registry: Registry, pdsUrl?: string): (did: string) => Promise<ResyncedRepo> {
+  const keys = new SigningKeys();
+  const roots = new Map<string, Uint8Array>();
+  const snapshots = new SnapshotSource({
+    resolve: async (did) => {
+      const { pdsEndpoint, signingKey } = await identity.resolve(did);
+      const checkSignature = commitSignatureCheck(keys, signingKey, async () => (await identity.refresh(did)).signingKey);
+      return {
+        pdsUrl: pdsUrl ?? pdsEndpoint!,
+        checkCommit: async (commit) => {
+          await checkSignature(commit);
+          roots.set(did, commit.data.bytes);
+        },
+      };
+    },
+    limits: { maxBytes: 10_000_000, timeoutMs: 10_000, attempts: 1, backoffMs: 100, maxRetryAfterMs: 1_000, allowPrivateEndpoints: true },
+    perHost: 2,
+    concurrency: 2,
+    cacheBytes: 0,
+    cacheTtlMs: 0,
+    tip: () => 0,
+    logger: pino({ level: 'silent' }),
+    metrics: createBackfillMetrics(registry),
+  });
+  return async (did) => ({ rev: (await snapshots.get(did, new AbortController().signal)).rev, data: roots.get(did)! });
+}
 
 /** The DID document naming `signingKey` (a did:key) as the #atproto key, and the PDS if given. */
 export function didDocument(did: string, signingKey: string, pdsUrl?: string): string {
