@@ -43,7 +43,11 @@ export interface GatewayConfig {
   verifyResyncTimeoutMs: number;
   /** Attempts at a resync's fetch. */
   verifyResyncAttempts: number;
-  /** After a failed resync, the repo's first commit this long later starts another (doubling per failure in a row, up to 1 h). */
+  /**
+   * After a failed resync, the repo's first commit this long later starts another (doubling per
+   * failure in a row, up to 1 h); a repo failing again soon after a successful resync waits until
+   * this long after it (doubling per resync in a row so followed, up to 1 h).
+   */
   verifyResyncRetryMs: number;
   plcUrl: string;
   allowPrivateEndpoints: boolean;
@@ -323,7 +327,7 @@ export const SERVE_OPTIONS = {
   'verify-resync-retry': {
     type: 'string',
     default: '30s',
-    describe: "With --verify: after a failed resync, the repo's first commit this long later starts another (the wait doubles with each failure in a row, up to 1 h); until then its commits are withheld",
+    describe: "With --verify: after a failed resync, the repo's first commit this long later starts another (the wait doubles with each failure in a row, up to 1 h); a repo failing again soon after a successful resync waits until this long after it (doubling with each resync in a row so followed, up to 1 h); meanwhile its commits are withheld",
     coerce: parseDuration,
   },
   'plc-url': { type: 'string', default: 'https://plc.directory', describe: 'did:plc directory that DID documents are read from', coerce: parseHttpUrl },

@@ -52,12 +52,23 @@
  * passes a com.atproto.sync.getRepo fetch through the backfill stage) its messages are held, at
  * most maxResyncs repos fetched at once, and a successful resync puts the repo back in sync at
  * the snapshot's rev (held commits not newer are dropped), its next commit chained in `full`
- * from the snapshot's signed MST root (so a relay that forces a resync gains nothing); otherwise, or if the resync fails,
- * its commits are withheld as `out_of_sync` until a valid #sync or, after a failed resync, until
- * its first commit past a retry delay (resyncRetryMs, doubling per failure in a row) starts
- * another. A replay (rev not newer) is
- * dropped without that, as it withholds nothing. The per-repo state (last rev,
- * out of sync) lives in memory, bounded; a restart forgets it, and the store's own per-DID rev
+ * from the snapshot's signed MST root (so a relay that forces a resync gains nothing). Otherwise
+ * its commits are withheld as `out_of_sync` (counted, not emitted and not held: the saved cursor
+ * passes them, and the next snapshot holds what they changed) until a valid #sync, or until its
+ * first commit past a wait starts a resync. There is a wait after a failed resync
+ * (resyncRetryMs, doubling per failure in a row), and after a successful one that the repo failed
+ * again soon after (until resyncRetryMs after that resync, doubling per resync in a row so
+ * followed): both up to resyncRetryMaxMs (1 h), and a run of resyncs is forgotten once the repo
+ * has gone that long since the last one without failing. The second wait is there because a
+ * relay can fail any repo at will with one bad frame, and each resync is a getRepo of the whole
+ * repo (up to 512 MiB): without it, a frame a second per repo would fetch each repo 3,600 times
+ * an hour. It shares the first's setting (--verify-resync-retry) because both bound the same
+ * cost, and its default (30 s) lets an honest relay's rare second glitch of a repo resync at
+ * once unless it comes within 30 s of the last resync; a relay breaking a repo on purpose gets at
+ * most 7 fetches of it in any hour and about 5 an hour sustained (pausing an hour to reset the
+ * run is its best), 1 an hour if it never pauses. A replay (rev not newer) is
+ * dropped without that, as it withholds nothing. The per-repo state (last rev, out of sync, last
+ * resync) lives in memory, bounded; a restart forgets it, and the store's own per-DID rev
  * check still keeps replays out.
  *
  * Files: verifier.ts (the pipeline), check.ts (one commit or #sync), check-pool.ts and

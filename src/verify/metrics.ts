@@ -28,6 +28,11 @@ export function createVerifyMetrics(registry: Registry) {
       labelNames: ['result'],
       registers,
     }),
+    resyncsDeferred: new Counter({
+      name: 'contrail_verify_resyncs_deferred_total',
+      help: 'Resyncs put off because the repo failed again soon after its last resync (one per wait; its commits meanwhile count as out_of_sync)',
+      registers,
+    }),
     duplicates: new Counter({
       name: 'contrail_verify_duplicates_total',
       help: 'Upstream frames seen again after a reconnect and skipped',

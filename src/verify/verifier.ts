@@ -27,12 +27,19 @@ export interface VerifierOptions {
   /** Resyncs run at once; more wait their turn (their repos' commits held). */
   maxResyncs?: number;
   /**
-   * After a resync failed, the repo's first commit this long later starts another (the time
-   * doubles with each failure in a row, up to RESYNC_RETRY_MAX_MS). Until then its commits are
-   * withheld as out_of_sync. Default 30 s (--verify-resync-retry), the identity stage's memory of a
-   * failed resolution.
+   * The wait before a repo is resynced again. After a resync failed, the repo's first commit this
+   * long later starts another (the time doubles with each failure in a row). After a resync
+   * succeeded and the repo failed again soon after, the next resync waits until this long after
+   * that one (the time doubles with each resync in a row so followed): a relay cannot make every
+   * bad frame cost a getRepo. Until then its commits are withheld as out_of_sync. Default 30 s
+   * (--verify-resync-retry), the identity stage's memory of a failed resolution.
    */
   resyncRetryMs?: number;
+  /**
+   * The longest of those waits; also how long a resynced repo must go without failing for its
+   * next failure to be resynced at once, its run of resyncs forgotten. Default 1 h.
+   */
+  resyncRetryMaxMs?: number;
   /** Called with true when too many messages wait for verification (pause reading), false once they drain. */
   onBackpressure?: (paused: boolean) => void;
   /** Bytes of one repo's messages held while its key is resolved; past it they fail with held_overflow. */
@@ -82,8 +89,16 @@ interface RepoState {
   outOfSync?: VerifyFailure;
   /** Set while a resync is queued or running: the repo's messages are held until it ends. */
   resyncing?: boolean;
-  /** After a failed resync: from when a commit of the repo starts another, and the failures in a row. */
+  /**
+   * After a failed resync, or a failure too soon after a successful one: from when a commit of the
+   * repo starts another resync, and the failed resyncs in a row (0 for the latter).
+   */
   resyncRetry?: { at: number; failures: number };
+  /**
+   * The last successful resync: when it ended, and the resyncs in a row it ends (each but the
+   * first started by a failure within resyncRetryMaxMs of the one before).
+   */
+  lastResync?: { at: number; inARow: number };
   /** Messages waiting for the repo's key to be resolved (or refreshed). */
   held?: Held;
 }
@@ -95,9 +110,6 @@ type Task = ({ kind: 'message'; prefetched?: Prefetched } & Waiting) | { kind: '
 
 /** What one held message is assumed to cost beyond its CAR (its fields and the objects around them). */
 const MESSAGE_OVERHEAD_BYTES = 256;
-
-/** The longest wait, after resyncs failed in a row, before a commit starts another. */
-const RESYNC_RETRY_MAX_MS = 3_600_000;
 
 /** Checks started on the workers ahead of the message being judged, per worker. */
 const PREFETCH_PER_WORKER = 32;
@@ -139,6 +151,7 @@ export class Verifier {
       maxRepos: 500_000,
       maxResyncs: 4,
       resyncRetryMs: 30_000,
+      resyncRetryMaxMs: 3_600_000,
       ...options,
     };
     this.#pool = options.checkPool;
@@ -318,9 +331,10 @@ export class Verifier {
     const state = this.#state(did);
     if (message.type === 'commit' && state.outOfSync) {
       if (state.resyncRetry && Date.now() >= state.resyncRetry.at) {
-        // The last resync failed, maybe on a passing PDS or directory failure: try again, and
-        // judge this commit (and the repo's next ones, held meanwhile) once it ends.
-        this.#options.logger.info({ did, failures: state.resyncRetry.failures }, 'retrying the resync of an out-of-sync repo');
+        // The wait is over (the last resync failed, maybe on a passing PDS or directory failure,
+        // or came just before): try again, and judge this commit (and the repo's next ones, held
+        // meanwhile) once it ends.
+        this.#options.logger.info({ did, failures: state.resyncRetry.failures }, 'resyncing an out-of-sync repo again, its wait over');
         this.#queueResync(did, state);
         this.#hold(did, state, { message, receivedAt });
         return;
@@ -461,8 +475,28 @@ export class Verifier {
       this.#options.logger.warn({ did, reason }, 'repo is out of sync: its commits are withheld until a valid #sync');
       return;
     }
+    const now = Date.now();
+    // In sync for the longest wait since its last resync: the run of resyncs is over.
+    if (state.lastResync && now - state.lastResync.at >= this.#options.resyncRetryMaxMs) state.lastResync = undefined;
+    const last = state.lastResync;
+    const resyncAt = last ? last.at + this.#resyncWait(last.inARow) : now;
+    if (last && resyncAt > now) {
+      // Failed again soon after a resync: the next one waits, as after a failed resync.
+      state.resyncRetry = { at: resyncAt, failures: 0 };
+      this.#options.metrics.resyncsDeferred.inc();
+      this.#options.logger.warn(
+        { did, reason, resyncsInARow: last.inARow, resyncInMs: resyncAt - now },
+        'repo is out of sync again soon after a resync: its commits are withheld until a valid #sync, or until one arriving after resyncInMs starts another resync',
+      );
+      return;
+    }
     this.#options.logger.warn({ did, reason }, 'repo is out of sync: its commits are held while it is resynced from its PDS');
     this.#queueResync(did, state);
+  }
+
+  /** The wait before the next resync after `times` failed resyncs in a row, or resyncs in a row each failed again soon after. */
+  #resyncWait(times: number): number {
+    return Math.min(this.#options.resyncRetryMs * 2 ** (times - 1), this.#options.resyncRetryMaxMs);
   }
 
   #queueResync(did: string, state: RepoState): void {
@@ -501,7 +535,7 @@ export class Verifier {
     state.resyncing = false;
     if ('error' in resynced) {
       const failures = (state.resyncRetry?.failures ?? 0) + 1;
-      const retryInMs = Math.min(this.#options.resyncRetryMs * 2 ** (failures - 1), RESYNC_RETRY_MAX_MS);
+      const retryInMs = this.#resyncWait(failures);
       state.resyncRetry = { at: Date.now() + retryInMs, failures };
       this.#options.metrics.resyncs.inc({ result: 'failed' });
       this.#options.logger.warn(
@@ -511,6 +545,7 @@ export class Verifier {
       return;
     }
     state.resyncRetry = undefined;
+    state.lastResync = { at: Date.now(), inARow: (state.lastResync?.inARow ?? 0) + 1 };
     this.#options.metrics.resyncs.inc({ result: 'resynced' });
     this.#options.logger.info({ did, rev: resynced.rev }, 'repo resynced from its PDS');
     if (state.outOfSync) this.#outOfSync--;

@@ -52,9 +52,13 @@ export function didDocument(did: string, signingKey: string, pdsUrl?: string): s
 
 type VerifierOptions = ConstructorParameters<typeof Verifier>[0];
 
-/** A Verifier resolving keys from `plcUrl` (failures not remembered unless `failureTtlMs` says), in `full` mode unless told. */
-export function verifierUnderTest(t: TestContext, plcUrl: string, options: Partial<VerifierOptions> & { failureTtlMs?: number } = {}) {
-  const { failureTtlMs = 0, ...rest } = options;
+/**
+ * A Verifier resolving keys from `plcUrl` (failures not remembered unless `failureTtlMs` says), in
+ * `full` mode unless told; with `resyncFrom`, resyncing through snapshotResync from that PDS
+ * (resyncsStarted counts them as the Verifier starts them).
+ */
+export function verifierUnderTest(t: TestContext, plcUrl: string, options: Partial<VerifierOptions> & { failureTtlMs?: number; resyncFrom?: string } = {}) {
+  const { failureTtlMs = 0, resyncFrom, ...rest } = options;
   const dir = tempDir('contrail-verifier-');
   const cache = new IdentityCache({ path: dir.path, maxEntries: 1000 });
   t.after(async () => {
@@ -63,15 +67,19 @@ export function verifierUnderTest(t: TestContext, plcUrl: string, options: Parti
   });
   const registry = new Registry();
   const delivered: UpstreamMessage[] = [];
+  const identity = new IdentityResolver({ plcUrl, cache, allowPrivateEndpoints: true, failureTtlMs });
+  const resync = resyncFrom ? snapshotResync(identity, registry, resyncFrom) : undefined;
+  let resyncsStarted = 0;
   const verifier = new Verifier({
     mode: 'full',
-    identity: new IdentityResolver({ plcUrl, cache, allowPrivateEndpoints: true, failureTtlMs }),
+    identity,
     logger: pino({ level: 'silent' }),
     metrics: createVerifyMetrics(registry),
     deliver: (message) => delivered.push(message),
+    ...(resync ? { resync: (did: string) => (resyncsStarted++, resync(did)) } : {}),
     ...rest,
   });
-  return { verifier, delivered, registry };
+  return { verifier, delivered, registry, resyncsStarted: () => resyncsStarted };
 }
 
 /** A commit body as the relay's frame carries it, parsed as the upstream reader parses it. */
