@@ -73,7 +73,7 @@ test('a client resuming on a node that lags the one it left, with the newest tim
   const holdsEverything = async (node: ContrailProcess) => ((await stats(node.port)).upstreamCursor?.seq ?? 0) >= feed.lastSeq;
   for (const node of [a, b]) await waitUntil(() => holdsEverything(node), 'both nodes to hold the first frames', 60_000);
 
-  proxy.hold();
+  proxy.hold('server');
   feed.push(100);
   await waitUntil(() => holdsEverything(a), 'node a to hold the frames b has not seen', 60_000);
   const onA = await allEvents(a);

@@ -3,17 +3,20 @@
  * --nats …` processes reading one FakeRelay fed by a seeded synthetic firehose, and the checks
  * every cluster test ends with — every node holds exactly the upstream's ops, once each, in
  * order, with the same time_us and seq on every node — and a reader of the cluster's stream.
+ * With `natsProxies`, each node reaches NATS through proxies of its own (holding-proxy.ts), so a
+ * test can cut one node off NATS while it runs on.
  */
 import assert from 'node:assert/strict';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { jetstream } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
-import type { StreamRecord } from '../../src/cluster/stream-record.ts';
+import { decodeStreamRecord, type StreamRecord } from '../../src/cluster/stream-record.ts';
 import { FakeRelay } from './fake-relay.ts';
 import { tempDir } from './gateway.ts';
+import { HoldingProxy } from './holding-proxy.ts';
 import { NatsCluster, readStreamRecords } from './nats-cluster.ts';
 import { assertSameOps, eventOpId, upstreamOpIds } from './op-ids.ts';
-import { ContrailProcess } from './contrail-process.ts';
+import { ContrailProcess, type LogRecord } from './contrail-process.ts';
 import { stats, Subscription, waitUntil } from './subscribe-client.ts';
 import { SyntheticFirehose } from './synthetic.ts';
 
@@ -21,6 +24,8 @@ export interface ClusterMember {
   id: string;
   dataDir: string;
   process: ContrailProcess;
+  /** The proxies it reaches the NATS servers through (one each), with `natsProxies`; none otherwise. */
+  natsProxies: HoldingProxy[];
 }
 
 /** A relay fed from one synthetic stream, so revs keep increasing across every push. */
@@ -54,6 +59,8 @@ export interface ContrailClusterOptions {
   maxPayload?: string;
   nodeIds: string[];
   leaseMs: number;
+  /** Each node connects to each NATS server through a HoldingProxy of its own. */
+  natsProxies?: boolean;
 }
 
 export class ContrailCluster {
@@ -77,7 +84,8 @@ export class ContrailCluster {
     for (const id of options.nodeIds) {
       const dir = tempDir(`contrail-node-${id}-`);
       cluster.#dirs.push(dir);
-      cluster.members.push(cluster.#launch(id, dir.path));
+      const proxies = options.natsProxies ? await Promise.all(nats.servers.map((server) => HoldingProxy.start(server.port))) : [];
+      cluster.members.push(cluster.#launch(id, dir.path, proxies));
     }
     for (const member of cluster.members) await member.process.waitServing();
     // A new buffer starts live: the leader must be reading the relay before frames are pushed.
@@ -85,17 +93,18 @@ export class ContrailCluster {
     return cluster;
   }
 
-  #launch(id: string, dataDir: string): ClusterMember {
+  #launch(id: string, dataDir: string, natsProxies: HoldingProxy[]): ClusterMember {
+    const natsUrls = natsProxies.length > 0 ? natsProxies.map((proxy) => proxy.natsUrl) : this.nats.urls;
     const process = ContrailProcess.serve([
-      '--upstream', this.relay.url, '--data-dir', dataDir, '--nats', this.nats.urls.join(','),
+      '--upstream', this.relay.url, '--data-dir', dataDir, '--nats', natsUrls.join(','),
       '--nats-replicas', String(this.options.natsServers), '--nats-lease', `${this.options.leaseMs}ms`, '--node-id', id,
     ]);
-    return { id, dataDir, process };
+    return { id, dataDir, process, natsProxies };
   }
 
   /** Starts a member again (after a kill) on its own data dir, and resolves once it serves. */
   async restart(member: ClusterMember): Promise<ClusterMember> {
-    const restarted = this.#launch(member.id, member.dataDir);
+    const restarted = this.#launch(member.id, member.dataDir, member.natsProxies);
     this.members[this.members.indexOf(member)] = restarted;
     await restarted.process.waitServing();
     return restarted;
@@ -103,31 +112,37 @@ export class ContrailCluster {
 
   /** The member holding the ingest lease, read from NATS (the authority), once one holds it. */
   async leader(): Promise<ClusterMember> {
-    const kv = await new Kvm(jetstream(this.observer)).open('contrail-leader');
     let holder: ClusterMember | undefined;
-    await waitUntil(
-      async () => {
-        const entry = await kv.get('leader').catch(() => null);
-        const id = entry?.operation === 'PUT' ? entry.string() : undefined;
-        holder = this.members.find((member) => member.id === id);
-        return holder !== undefined;
-      },
-      'a node to hold the ingest lease',
-      30_000,
-    );
+    await waitUntil(async () => (holder = await this.leaseHolder()) !== undefined, 'a node to hold the ingest lease', 30_000);
     return holder!;
   }
 
-  /** Resolves once a member other than `previous` has started a leader term after `since`. */
-  async newLeaderSince(previous: ClusterMember, since: number): Promise<void> {
+  /** The member holding the ingest lease now, read from NATS, if one does. */
+  async leaseHolder(): Promise<ClusterMember | undefined> {
+    const kv = await new Kvm(jetstream(this.observer)).open('contrail-leader');
+    const entry = await kv.get('leader').catch(() => null);
+    const id = entry?.operation === 'PUT' ? entry.string() : undefined;
+    return this.members.find((member) => member.id === id);
+  }
+
+  /**
+   * Resolves once a member other than `previous` has started a leader term after `since`, with
+   * that member and its 'this node is the ingest leader' line (which names its marker's seq).
+   */
+  async newLeaderSince(previous: ClusterMember, since: number): Promise<{ member: ClusterMember; began: LogRecord }> {
+    let found: { member: ClusterMember; began: LogRecord } | undefined;
     await waitUntil(
-      () =>
-        this.members.some(
-          (member) => member.id !== previous.id && member.process.logs.some((record) => record.time >= since && record.msg === 'this node is the ingest leader'),
-        ),
+      () => {
+        for (const member of this.members) {
+          const began = member.id === previous.id ? undefined : member.process.logs.find((record) => record.time >= since && record.msg === 'this node is the ingest leader');
+          if (began && (found === undefined || began.time < found.began.time)) found = { member, began };
+        }
+        return found !== undefined;
+      },
       `another node than ${previous.id} to lead`,
       30_000,
     );
+    return found!;
   }
 
   /** Resolves once `member`'s buffer holds the relay's newest frame. */
@@ -167,10 +182,18 @@ export class ContrailCluster {
     return readStreamRecords(this.observer, 'contrail-events');
   }
 
+  /** The newest record in the cluster's event stream and its seq, or undefined while it is empty. */
+  async lastStreamRecord(): Promise<{ seq: number; record: StreamRecord } | undefined> {
+    const last = await (await jetstreamManager(this.observer)).streams.getMessage('contrail-events', { last_by_subj: 'contrail.events' }).catch(() => null);
+    return last ? { seq: last.seq, record: decodeStreamRecord(last.data) } : undefined;
+  }
+
   async stop(): Promise<void> {
     this.feed.stop();
     await Subscription.closeAll();
+    for (const proxy of this.members.flatMap((member) => member.natsProxies)) proxy.release();
     await Promise.all(this.members.map((member) => member.process.stop()));
+    await Promise.all(this.members.flatMap((member) => member.natsProxies).map((proxy) => proxy.close()));
     await this.observer.close();
     await this.relay.stop();
     await this.nats.stop();
