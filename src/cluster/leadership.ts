@@ -112,7 +112,11 @@ export class Leadership {
     } catch (err) {
       logger.warn({ err: (err as Error).message }, 'cluster lease check failed (NATS unreachable?)');
       // Past the lease time without a renewal the lease may be another node's: stop appending.
-      if (this.#term && Date.now() - this.#lastRenewal > leaseMs) await this.#endTerm(0);
+      const sinceRenewalMs = Date.now() - this.#lastRenewal;
+      if (this.#term && sinceRenewalMs > leaseMs) {
+        logger.warn({ sinceRenewalMs, leaseMs }, 'no lease renewal for longer than the lease: this node stops leading (another may have taken over)');
+        await this.#endTerm(0);
+      }
     }
   }
 
