@@ -33,7 +33,7 @@ export interface ServerOptions {
   backfill?: SnapshotSource;
   /** Worker threads that read replays from LMDB (0 or absent: the main thread reads them). */
   replayWorkers?: number;
-  /** How long an ended HTTP stream's peer gets to read what is queued, on the ws transport (tests shorten it; uWS cuts such a stream itself). */
+  /** How long an ended HTTP stream's or a refused connection's peer gets to read what is queued, on the ws transport (tests shorten it; uWS cuts such a connection itself). */
   closeTimeoutMs?: number;
   /** The hub's tuning for tests and benchmarks (defaults suit production), and the gateway's hooks into ingest. */
   hub?: Partial<Pick<SubscriberHubOptions, 'highWaterBytes' | 'slowWindowMs' | 'pingIntervalMs' | 'heartbeatTickMs' | 'nowMs' | 'commitDue' | 'awaitClusterStreamEnd'>>;

@@ -6,7 +6,8 @@
 
 /**
  * How long a peer whose stream is being ended (a close frame, or an HTTP stream's end) gets to read
- * what is queued for it before the connection is cut, as `ws` gives a closing WebSocket.
+ * what is queued for it before the connection is cut, as `ws` gives a closing WebSocket; on the ws
+ * transport, a connection refused with an HTTP answer gets as long.
  */
 export const CLOSE_TIMEOUT_MS = 30_000;
 

@@ -33,7 +33,7 @@ export class WsTransport<Session> implements Transport {
     handleProtocols: (_offered, req) => this.#protocols.get(req) ?? false,
   });
 
-  /** @param closeTimeoutMs how long an ended HTTP stream's peer gets to read what is queued (tests shorten it). */
+  /** @param closeTimeoutMs how long a peer the server ends (an HTTP stream, a refusal) gets to read what is queued (tests shorten it). */
   constructor(handler: SocketHandler<Session>, closeTimeoutMs = CLOSE_TIMEOUT_MS) {
     // Node's own answer to a request without Host has no reason; ours says what is missing.
     this.#server = createServer({ maxHeaderSize: MAX_REQUEST_HEAD_BYTES, requireHostHeader: false }, (req, res) => {
@@ -51,7 +51,7 @@ export class WsTransport<Session> implements Transport {
         socket.destroy();
         return;
       }
-      writeRawReply(socket, malformedRequest(err));
+      writeRawReply(socket, malformedRequest(err), closeTimeoutMs);
     });
     this.#server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       // node:http hands an upgrade's socket over with none of its listeners, 'error' included: a
@@ -60,18 +60,18 @@ export class WsTransport<Session> implements Transport {
       socket.on('error', () => socket.destroy());
       const refusal = missingHost(req);
       if (refusal) {
-        writeRawReply(socket, refusal);
+        writeRawReply(socket, refusal, closeTimeoutMs);
         return;
       }
       const info = requestInfo(req);
       if (!WEBSOCKET_PATHS.includes(info.path)) {
         const reply = handler.http(info);
-        writeRawReply(socket, 'stream' in reply ? NOT_A_WEBSOCKET : reply);
+        writeRawReply(socket, 'stream' in reply ? NOT_A_WEBSOCKET : reply, closeTimeoutMs);
         return;
       }
       const decision = handler.upgrade(info);
       if ('refuse' in decision) {
-        writeRawReply(socket, decision.refuse);
+        writeRawReply(socket, decision.refuse, closeTimeoutMs);
         return;
       }
       const session = decision.accept;
@@ -223,10 +223,18 @@ function malformedRequest(err: NodeJS.ErrnoException & { reason?: string }): Htt
   return { status: 400, body: `malformed HTTP request: ${err.reason ?? err.message} (${err.code})\n` };
 }
 
-/** An HTTP answer written on the raw socket of a refused upgrade or a malformed request. */
-function writeRawReply(socket: Duplex, reply: HttpReply): void {
+/**
+ * An HTTP answer written on the raw socket of a refused upgrade or a malformed request. end() waits
+ * for the peer, which may neither read the answer nor close its side (node:http sets no timeout on
+ * such a socket): after closeTimeoutMs, the deadline every other ending gets (a slow link reads
+ * a few hundred bytes well within it), the socket is destroyed. The refusal was counted where it
+ * was decided; the cut adds no count or log line, as a stream's or WebSocket's close timeout adds none.
+ */
+function writeRawReply(socket: Duplex, reply: HttpReply, closeTimeoutMs: number): void {
   const body = Buffer.from(reply.body);
   const headers = { 'content-type': 'text/plain; charset=utf-8', ...reply.headers, 'content-length': String(body.byteLength), connection: 'close' };
   const head = [`HTTP/1.1 ${reply.status} ${STATUS_TEXT[reply.status] ?? ''}`, ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`)].join('\r\n');
   socket.end(Buffer.concat([Buffer.from(head + '\r\n\r\n'), body]));
+  const deadline = setTimeout(() => socket.destroy(), closeTimeoutMs).unref();
+  socket.once('close', () => clearTimeout(deadline));
 }
