@@ -101,6 +101,19 @@ export class SubscriberHub {
     if (this.#roster.delete(subscriber)) this.#options.metrics.disconnects.inc({ reason });
   }
 
+  /**
+   * The transport cut a stream whose reader had stopped taking bytes (uWS's HTTP idle timeout, which
+   * comes before the slow-consumer window): a slow consumer, counted and logged as the watchdog's are.
+   */
+  cutStalled(subscriber: Subscriber): void {
+    if (subscriber.mode === 'closed') return;
+    this.#options.logger.info(
+      { subscriber: subscriber.id, remoteAddress: subscriber.remoteAddress },
+      'a slow consumer was cut by the transport: its HTTP stream took nothing for the idle timeout',
+    );
+    this.closed(subscriber, 'consumer_too_slow');
+  }
+
   /** Ends every subscriber's stream (shutdown: 1001 Going Away). */
   closeAll(close: CloseReason = CLOSE.shutdown): void {
     for (const subscriber of [...this.#roster]) this.#end(subscriber, close.metric, close);

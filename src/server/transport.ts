@@ -76,8 +76,11 @@ export interface SocketHandler<Session> {
   /** The send buffer has drained below the transport's low-water mark. */
   drain(session: Session): void;
   pong(session: Session): void;
-  /** The WebSocket or HTTP stream is gone, whichever side ended it. */
-  close(session: Session): void;
+  /**
+   * The WebSocket or HTTP stream is gone, whichever side ended it. `stalled`: the transport cut it
+   * by itself while holding bytes the peer had not taken (uWS's HTTP idle timeout).
+   */
+  close(session: Session, stalled?: boolean): void;
 }
 
 export interface UpgradeAccept<Session> {

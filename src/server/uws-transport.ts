@@ -195,12 +195,14 @@ function finishClosing<Session>(ws: UwsSocket<SocketData<Session>>, client: UwsC
 function startStream<Session>(res: HttpResponse, stream: HttpStreamStart<Session>, handler: SocketHandler<Session>): void {
   let ended = false;
   let full = false;
-  const end = () => {
+  const end = (stalled = false) => {
     if (ended) return;
     ended = true;
-    handler.close(stream.session);
+    handler.close(stream.session, stalled);
   };
-  res.onAborted(end);
+  // The peer left, or uWS's own HTTP idle timeout cut a response that could send nothing for ~10 s:
+  // uWS says which to neither, but bytes still held for the peer mean a reader that stopped reading.
+  res.onAborted(() => end(full));
   res.onWritable(() => {
     full = false;
     // After this handler uWS writes out what it holds; the pump writes behind it, next turn.
