@@ -68,7 +68,7 @@ export interface EventStoreOptions {
   /** LMDB map size (default: lmdb-js's, grown as needed, each growth a new map: see mapSizeFor). */
   mapSizeBytes?: number;
   logger?: Logger;
-  /** Milliseconds on a monotonic clock, by which quiet replay readers are forgotten (default performance.now; tests move it). */
+  /** Milliseconds on a monotonic clock, by which quiet replay readers are forgotten and index rebuilds counted in their window (default performance.now; tests move it). */
   nowMs?: () => number;
   /** Postings a read takes of each wanted DID's index range (default DID_POSTINGS_PER_READ; tests make it small). */
   didPostingsPerRead?: number;
@@ -173,9 +173,20 @@ interface SealInProgress {
 /**
  * The per-DID index: `ok`; `bypassed` (found inconsistent: DID-filtered reads scan the blocks,
  * and the next writable start rebuilds it); `rebuilding` (rebuilt in the background, in steps,
- * while DID-filtered reads scan).
+ * while DID-filtered reads scan); `abandoned` (found inconsistent again after
+ * DID_INDEX_MAX_REBUILDS rebuilds within DID_INDEX_REBUILD_WINDOW_MS: not used nor rebuilt again
+ * until the next writable start).
  */
-export type DidIndexState = 'ok' | 'bypassed' | 'rebuilding';
+export type DidIndexState = 'ok' | 'bypassed' | 'rebuilding' | 'abandoned';
+
+/**
+ * Rebuilds of the per-DID index a store runs within DID_INDEX_REBUILD_WINDOW_MS; found inconsistent
+ * once more, the index is abandoned. A sound disk and code find it inconsistent rarely, if ever; one
+ * that breaks again and again (a bug, a failing disk) would otherwise be rebuilt for ever, each
+ * rebuild rewriting the whole index (minutes at millions of events) while DID replays scan anyway.
+ */
+const DID_INDEX_MAX_REBUILDS = 3;
+const DID_INDEX_REBUILD_WINDOW_MS = 24 * 3_600_000;
 
 /** A per-DID index rebuild in progress (see EventStore#rebuildStep). */
 interface IndexRebuild {
@@ -260,6 +271,9 @@ export class EventStore {
   #rebuild: IndexRebuild | undefined;
   /** Times this store found the per-DID index inconsistent (each bypasses it and, writable, starts a rebuild). */
   #didIndexInconsistencies = 0;
+  /** When the rebuilds of the last DID_INDEX_REBUILD_WINDOW_MS started (nowMs), oldest first. */
+  #rebuildStarts: number[] = [];
+  readonly #nowMs: () => number;
   #lastTimeUs: number;
   #lastSeq: number;
   #trimmedUpTo: number;
@@ -344,6 +358,7 @@ export class EventStore {
     this.#lastTimeUs = Math.max((this.#meta.get(META.lastTimeUs) as number | undefined) ?? 0, newest ?? 0);
     this.#cursor = this.#meta.get(META.cursor) as UpstreamCursor | undefined;
     this.#didIndex = this.#meta.get(META.didIndexBroken) === true ? 'bypassed' : 'ok';
+    this.#nowMs = options.nowMs ?? (() => performance.now());
     this.hotLog = new HotLog(options.hotLogBytes, newest ?? 0);
     this.blockCacheBytes = options.blockCacheBytes ?? 64 * 1024 * 1024;
     this.#blockReader = new BlockReader(this.#blocks, this.#dictionaries, this.blockCacheBytes, options.nowMs);
@@ -903,25 +918,35 @@ export class EventStore {
   /**
    * The per-DID index contradicts a block: DID-filtered reads scan from now on; a writable store
    * records it (so that a start before the rebuild is done begins it again) and rebuilds the index
-   * in the background.
+   * in the background, unless it has rebuilt it DID_INDEX_MAX_REBUILDS times within the window:
+   * then it abandons the index until the next start, saying so once.
    */
   #didIndexInconsistent(detail: string): void {
     if (this.#didIndex !== 'ok' || this.#closed) return;
     this.#didIndex = 'bypassed';
     this.#didIndexInconsistencies++;
-    this.#logger?.error(
-      { detail },
-      this.#writable
-        ? 'the per-DID index is inconsistent: DID-filtered replays scan the blocks instead while it is rebuilt in the background'
-        : 'the per-DID index is inconsistent: DID-filtered reads scan the blocks instead',
-    );
-    if (!this.#writable) return;
+    if (!this.#writable) {
+      this.#logger?.error({ detail }, 'the per-DID index is inconsistent: DID-filtered reads scan the blocks instead');
+      return;
+    }
     this.#meta.putSync(META.didIndexBroken, true);
+    const now = this.#nowMs();
+    this.#rebuildStarts = this.#rebuildStarts.filter((at) => now - at < DID_INDEX_REBUILD_WINDOW_MS);
+    if (this.#rebuildStarts.length >= DID_INDEX_MAX_REBUILDS) {
+      this.#didIndex = 'abandoned';
+      this.#logger?.error(
+        { detail, rebuilds: this.#rebuildStarts.length, windowHours: DID_INDEX_REBUILD_WINDOW_MS / 3_600_000 },
+        'the per-DID index is inconsistent again after its last rebuilds (a bug, or a failing disk?): it is abandoned, DID-filtered replays scan the blocks until the next start rebuilds it',
+      );
+      return;
+    }
+    this.#logger?.error({ detail }, 'the per-DID index is inconsistent: DID-filtered replays scan the blocks instead while it is rebuilt in the background');
     this.#startRebuild();
   }
 
   #startRebuild(): void {
     this.#didIndex = 'rebuilding';
+    this.#rebuildStarts.push(this.#nowMs());
     this.#rebuild = { clearFrom: Buffer.alloc(0), through: 0, done: 0, group: [], read: 0, postings: undefined, written: 0, started: performance.now() };
     this.#logger?.warn({ events: this.#sealedCount }, 'rebuilding the per-DID index from the blocks, in the background: DID-filtered replays scan until it is done');
     this.#queueSteps();

@@ -93,9 +93,12 @@
  * read that met it starts over by scanning (the event the entry should have named may come
  * before others it had read), and the index is bypassed (scans: slower DID replays, never short
  * ones) while a writable store rebuilds it in the background (a read-only one leaves it to the
- * next writable start). The rebuild (EventStore#rebuildStep) runs in the seal's steps, in turns
- * no seal step needs, giving way to a commit due in the same turn, ~1 ms a turn: it clears the
- * index (128 DIDs a step), and the blocks there are then get their postings again, oldest first, eight blocks'
+ * next writable start). Found inconsistent again after 3 rebuilds within 24 h (a bug, a failing
+ * disk), it is abandoned instead: DID replays scan until the next start, which rebuilds it once
+ * more, and one error line says so; rebuilt every time, an index that keeps breaking would be
+ * rewritten whole again and again (minutes at millions of events) while replays scan anyway.
+ * The rebuild (EventStore#rebuildStep) runs in the seal's steps, in turns no seal step needs,
+ * giving way to a commit due in the same turn, ~1 ms a turn: it clears the index (128 DIDs a step), and the blocks there are then get their postings again, oldest first, eight blocks'
  * worth in key order; blocks sealed later write their own (its steps run in turns with no seal
  * in progress, so no seal has postings the clear takes), a block retention removed is skipped
  * and no posting at or below trimmedUpTo is written. The buffer stays marked inconsistent until the last step, so a

@@ -3,7 +3,7 @@ import type { DidIndexState, EventStore } from './event-store.ts';
 
 export type StoreMetrics = ReturnType<typeof createStoreMetrics>;
 
-const DID_INDEX_STATES: Record<DidIndexState, number> = { ok: 0, bypassed: 1, rebuilding: 2 };
+const DID_INDEX_STATES: Record<DidIndexState, number> = { ok: 0, bypassed: 1, rebuilding: 2, abandoned: 3 };
 
 function withValue(gauge: Gauge, value: number): Gauge {
   gauge.set(value);
@@ -122,7 +122,7 @@ export function registerBufferGauges(registry: Registry, store: Pick<EventStore,
   });
   new Gauge({
     name: 'contrail_store_did_index_state',
-    help: 'The per-DID index: 0 in use, 1 bypassed (found inconsistent: DID-filtered replays scan the blocks), 2 being rebuilt (they scan until it is done)',
+    help: 'The per-DID index: 0 in use, 1 bypassed (found inconsistent: DID-filtered replays scan the blocks), 2 being rebuilt (they scan until it is done), 3 abandoned (inconsistent again after 3 rebuilds within 24 h: they scan until the next start)',
     registers,
     collect() {
       this.set(DID_INDEX_STATES[store.didIndex.state]);
