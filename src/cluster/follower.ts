@@ -39,7 +39,7 @@ function foreignBuffer(dataDir: string, streamName: string, why: string): Foreig
  * Where to resume is saved beside the buffer about once a second, after the commit it names; a
  * crash can only make the node start a little early, and a batch already in the buffer is
  * recognised by its seq (or, for a batch without events, its upstream cursor) and skipped — once
- * the buffer's event at that seq has the batch's time_us. One that has another is not this
+ * the buffer's event at that seq has the batch's time_us, or retention removed it. One that has another is not this
  * stream's (another cluster's data dir under the same stream name, or a node ahead of the leader
  * of a stream made again): the follower stops for good (`failed`), and the node with it.
  */
@@ -313,7 +313,9 @@ export class StreamFollower {
    * time_us. Another event there was never read from this stream — the data dir is another
    * cluster's whose stream has this one's name (taken for this stream made again), or this node
    * was ahead of the leader of a stream made again — and every seq and time_us it would serve
-   * from here names another event on the other nodes.
+   * from here names another event on the other nodes. No event there, with the batch's time_us at
+   * or below what retention removed, is this node's own event trimmed (a re-read after a crash by a
+   * node away longer than its --retention): nothing is left to contradict or to serve under it.
    */
   #checkHeld(batch: Batch): void {
     const last = batch.entries.at(-1);
@@ -321,6 +323,7 @@ export class StreamFollower {
     const held = this.store.atSeq(last.seq!);
     const heldTimeUs = held !== undefined && held.seq === last.seq ? held.timeUs : undefined;
     if (heldTimeUs === last.timeUs) return;
+    if (heldTimeUs === undefined && last.timeUs <= this.store.trimmedUpTo) return;
     const here = heldTimeUs === undefined ? 'no event' : `time_us ${heldTimeUs}`;
     throw foreignBuffer(this.dataDir, this.cluster.streamName, `the stream's seq ${last.seq} is time_us ${last.timeUs}, the buffer has ${here} under it`);
   }
