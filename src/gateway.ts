@@ -38,7 +38,7 @@ export interface GatewayTuning {
   /** How often the one-line status is logged (default every minute). */
   statusIntervalMs?: number;
   closeTimeoutMs?: ServerOptions['closeTimeoutMs'];
-  /** How long upstream frames may all come at or below the newest stored seq before /ready fails (default 10 s). */
+  /** How long upstream frames may all come at or below the highest seq read before /ready fails (default 10 s). */
   seqsBehindMs?: number;
 }
 
@@ -159,7 +159,6 @@ async function startStages(config: GatewayConfig, tuning: GatewayTuning, logger:
       heldBelow: () => verifier?.heldBelow(),
       heldRepos: () => verifier?.heldRepos() ?? [],
       commit,
-      seqsBehindMs: tuning.seqsBehindMs,
     });
     if (verifyMetrics && config.verify !== 'off') {
       verifier = new Verifier({
@@ -195,6 +194,7 @@ async function startStages(config: GatewayConfig, tuning: GatewayTuning, logger:
           metrics: upstreamMetrics,
           drops,
           maxFrameBytes: config.maxFrameBytes,
+          seqsBehindMs: tuning.seqsBehindMs,
         });
     firehose = reader;
     reader.start();
@@ -206,7 +206,7 @@ async function startStages(config: GatewayConfig, tuning: GatewayTuning, logger:
         return reader.problem;
       },
       get seqsBehind() {
-        return ingester.seqsBehind;
+        return reader.seqsBehind;
       },
       async stop(flushTimeoutMs) {
         await reader.stop();

@@ -10,7 +10,7 @@ export interface IngestRun {
   readonly connected: boolean;
   /** Why the relay is not connected, when it is not. */
   readonly problem: string | undefined;
-  /** Why what the relay sends is not stored although it is connected (Ingester.seqsBehind). */
+  /** Why what the relay sends is not stored although it is connected (FirehoseClient.seqsBehind). */
   readonly seqsBehind: string | undefined;
   /** Stops reading and commits what was read; false if it could not. */
   stop(flushTimeoutMs: number): Promise<boolean>;

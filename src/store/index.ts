@@ -28,9 +28,8 @@
  * and ~6 ms of CPU per commit (bench/held-cursor.ts). Keeping the window apart, written when the
  * held set changes, would not help: while many repos are held (a cold identity cache) it changes
  * with nearly every commit, and a cluster's next leader needs it with the cursor. A frame at or below
- * the newest seq read is dropped as already stored; when for seqsBehindMs nothing else comes (a
- * relay whose numbering jumped ahead or restarted on a live connection) the Ingester says so once
- * and /ready fails until a frame above it comes: which seqs are right is not for it to guess. Every 1,024 tail
+ * the newest seq read is dropped as already stored (a run of them that lasts is reported by the
+ * upstream stage, SeqsBehind, which sees every frame read): which seqs are right is not for it to guess. Every 1,024 tail
  * events are sealed into a block, in steps on the turns of the event loop after the commit (a
  * turn whose reads brought events commits them first, and the step waits for the next turn), so
  * no seal is one long task for the thread that commits and sends live events (it was

@@ -34,8 +34,6 @@ export interface IngesterOptions {
   heldRepos?: () => [string, number][];
   maxPendingBytes?: number;
   retryDelayMs?: number;
-  /** How long frames may all come at or below the newest stored seq before it is reported (seqsBehind). */
-  seqsBehindMs?: number;
   /** Commit ops kept in the buffer (`--ingest-collections`); undefined keeps all. */
   keepCollection?: (collection: string) => boolean;
   /**
@@ -98,20 +96,12 @@ export class Ingester {
    * it, except those of the repos held then, from their lowest held seq on.
    */
   #reread: { through: number; held: Map<string, number> } | undefined;
-  /**
-   * Frames handed in at or below the watermark since the last one stored: when the first came
-   * and its seq. A relay's seqs only rise on a connection, so a run of them that lasts is a relay
-   * whose numbering jumped ahead or restarted, not a re-read (see seqsBehind).
-   */
-  #behind: { sinceMs: number; seq: number } | undefined;
-  #seqsBehind: string | undefined;
 
   constructor(options: IngesterOptions) {
     // keepCollection after the spread: the gateway passes undefined for "keep all".
     this.#options = {
       maxPendingBytes: 64 * 1024 * 1024,
       retryDelayMs: 1_000,
-      seqsBehindMs: 10_000,
       onStoreHealth: () => {},
       heldBelow: () => undefined,
       heldRepos: () => [],
@@ -150,7 +140,6 @@ export class Ingester {
         if (message.error === 'FutureCursor') {
           this.#watermark = undefined;
           this.#reread = undefined;
-          this.#caughtUpWithWatermark();
         }
         return;
       case 'info':
@@ -166,12 +155,10 @@ export class Ingester {
       this.#pendingSeq ??= this.#watermark ?? message.seq; // a batch is committed with the seq it completes
     } else if (this.#watermark !== undefined && message.seq <= this.#watermark) {
       metrics.skipped.inc({ reason: 'duplicate_seq' });
-      this.#noteBehindWatermark(message.seq);
       return;
     } else {
       this.#watermark = message.seq;
       this.#pendingSeq = message.seq;
-      if (this.#behind) this.#caughtUpWithWatermark();
     }
     if (this.#reread && !this.#newOnReread(message)) {
       metrics.skipped.inc({ reason: 'duplicate_seq' });
@@ -185,32 +172,6 @@ export class Ingester {
       metrics.skipped.inc({ reason: 'stale_rev' });
     }
     this.#scheduleCommit();
-  }
-
-  /**
-   * Why nothing the relay sends is stored although it is connected: every frame for
-   * seqsBehindMs has come at or below the newest seq stored (its numbering jumped ahead or
-   * restarted on a live connection). Undefined otherwise; `/ready` reports it.
-   */
-  get seqsBehind(): string | undefined {
-    return this.#seqsBehind;
-  }
-
-  #noteBehindWatermark(seq: number): void {
-    const nowMs = Date.now();
-    this.#behind ??= { sinceMs: nowMs, seq };
-    if (this.#seqsBehind !== undefined || nowMs - this.#behind.sinceMs < this.#options.seqsBehindMs) return;
-    this.#seqsBehind = `every upstream frame since seq ${this.#behind.seq} is at or below seq ${this.#watermark}, already stored: none is stored`;
-    this.#options.logger.error(
-      { from: this.#behind.seq, now: seq, watermark: this.#watermark, seconds: Math.round((nowMs - this.#behind.sinceMs) / 1000) },
-      'UPSTREAM SEQS WENT BACK: for these seconds every frame came at or below the newest seq stored, so each is dropped as already stored. The relay\'s numbering jumped ahead or restarted; /ready fails until a frame above it comes. A restart dials again from the saved cursor: a relay whose numbering restarted answers FutureCursor, and contrail resumes from its tip.',
-    );
-  }
-
-  #caughtUpWithWatermark(): void {
-    if (this.#seqsBehind !== undefined) this.#options.logger.warn({ watermark: this.#watermark }, 'upstream frames are stored again');
-    this.#behind = undefined;
-    this.#seqsBehind = undefined;
   }
 
   /**

@@ -7,6 +7,7 @@ import { decodeFrame } from './frame.ts';
 import { parseMessage, type UpstreamMessage } from './messages.ts';
 import type { UpstreamMetrics } from './metrics.ts';
 import { MessagePrefix, seqFromPrefix } from './message-prefix.ts';
+import { SeqsBehind } from './seqs-behind.ts';
 import { redactUrl } from './url.ts';
 
 /** subscribeRepos's error names (its lexicon); any other counts as 'other'. */
@@ -29,6 +30,8 @@ export interface FirehoseClientOptions {
   backoffMaxMs?: number;
   /** A dial that has not completed the WebSocket handshake this long after it began is abandoned (and retried). */
   handshakeTimeoutMs?: number;
+  /** How long frames may all come at or below the highest seq read before it is reported (seqsBehind). */
+  seqsBehindMs?: number;
 }
 
 const DEFAULT_MAX_FRAME_BYTES = 5 * 1024 * 1024;
@@ -56,6 +59,7 @@ export class FirehoseClient {
    * FutureCursor (its seqs restarted: the skipped seq no longer names a frame it holds).
    */
   #skipThrough: number | undefined;
+  readonly #seqsBehind: SeqsBehind;
 
   constructor(options: FirehoseClientOptions) {
     // `??`, not a spread of defaults: an option passed as undefined must not erase its default
@@ -67,7 +71,9 @@ export class FirehoseClient {
       backoffBaseMs: options.backoffBaseMs ?? 1_000,
       backoffMaxMs: options.backoffMaxMs ?? 30_000,
       handshakeTimeoutMs: options.handshakeTimeoutMs ?? 30_000,
+      seqsBehindMs: options.seqsBehindMs ?? 10_000,
     };
+    this.#seqsBehind = new SeqsBehind(options.logger, this.#options.seqsBehindMs);
   }
 
   get connected(): boolean {
@@ -77,6 +83,11 @@ export class FirehoseClient {
   /** While not connected, why (the last dial's error, close or refusal), for /ready. */
   get problem(): string | undefined {
     return this.connected ? undefined : this.#problem;
+  }
+
+  /** Why nothing the relay sends is taken although it is connected (see SeqsBehind), for /ready. */
+  get seqsBehind(): string | undefined {
+    return this.#seqsBehind.reason;
   }
 
   start(): void {
@@ -119,6 +130,7 @@ export class FirehoseClient {
     if (cursor !== undefined) url.searchParams.set('cursor', String(cursor));
     const shownUrl = redactUrl(this.#options.url);
     logger.info({ url: shownUrl, cursor }, 'connecting to upstream');
+    this.#seqsBehind.connecting(cursor);
     const reading = new MessagePrefix(SOCKET_MAX_PAYLOAD);
     const socket = new WebSocket(url, {
       maxPayload: SOCKET_MAX_PAYLOAD,
@@ -168,6 +180,7 @@ export class FirehoseClient {
         delivered = true;
         // One that goes on delivering after it kept the connection: a later close is not the error's.
         if (closeReason === 'error_frame') closeReason = 'closed';
+        if (message.type !== 'info') this.#seqsBehind.read(message.seq);
       }
       this.#options.onMessage(message);
     });
@@ -252,6 +265,7 @@ export class FirehoseClient {
       // The consumer starts live now; a skipped seq from before the reset must not hold the next dial
       // at a cursor the upstream has never reached (it would answer FutureCursor again, forever).
       this.#skipThrough = undefined;
+      this.#seqsBehind.restarted();
       logger.error(
         { error: message.error, message: message.message },
         'UPSTREAM SAYS OUR CURSOR IS IN ITS FUTURE: it was reset or replaced; resuming from its live tip. Events between our cursor and its tip, if any, are not recoverable from it.',
