@@ -355,7 +355,8 @@ async function resyncRepo(did: string, identity: IdentityResolver, keys: Signing
   const snapshot = await fetchRepo(pdsEndpoint, did, limits, (chunks) =>
     readRepoCar(chunks, did, async (commit) => {
       await checkSignature(commit);
-      data = commit.data.bytes;
+      // A copy: the chain keeps it until the repo's next commit, and a view would keep the CAR chunk it came in.
+      data = commit.data.bytes.slice();
     }),
   );
   return { rev: snapshot.rev, data: data! };

@@ -72,11 +72,15 @@ export function tidMicros(tid: string): number {
  */
 export type Checked = { failure: VerifyError; data?: undefined } | { failure?: undefined; data?: Uint8Array };
 
-/** A passed check's outcome; `full` keeps the commit's MST root. */
+/**
+ * A passed check's outcome; `full` keeps the commit's MST root, copied: the decode's bytes are a view
+ * into the frame, and the chain keeps the root per repo (up to maxRepos), which would keep each
+ * repo's last frame's whole buffer (a socket read of up to 64 KB) alive.
+ */
 export function passed(commit: SignedCommit, mode: VerifyMode): Checked {
   if (mode !== 'full') return {};
   try {
-    return { data: fromCidLink(commit.data).bytes };
+    return { data: fromCidLink(commit.data).bytes.slice() };
   } catch {
     return {}; // not a CID (a #sync's root is not inverted): nothing to chain the next commit to
   }
