@@ -50,6 +50,7 @@ export const META = {
   lastSeq: 'lastSeq',
   format: 'format',
   didIndexBroken: 'didIndexBroken',
+  didIndexRebuilds: 'didIndexRebuilds',
 } as const;
 
 export function openMeta(root: RootDatabase): Database<unknown, string> {

@@ -1028,7 +1028,11 @@ export class EventStore {
         rebuild.group.push({ end, info });
       }
       if (rebuild.group.length === 0) {
-        this.#meta.removeSync(META.didIndexBroken);
+        // Together: a replay worker that found the index inconsistent reads through it again once its snapshot counts this rebuild (snapshot-reader.ts).
+        this.#root.transactionSync(() => {
+          this.#meta.removeSync(META.didIndexBroken);
+          this.#meta.putSync(META.didIndexRebuilds, ((this.#meta.get(META.didIndexRebuilds) as number | undefined) ?? 0) + 1);
+        });
         return true;
       }
       let count = 0;

@@ -9,7 +9,8 @@
  * `blockSeqs` (a block's last seq → its end), `byDid` (the per-DID index: DID hash → the
  * DID's events as sorted fixed-size postings, time_us and partition; did-keys.ts),
  * `partitions` (collection → partition number), `dictionaries`, `revs` (DID → last stored commit
- * rev) and `meta` (format version, upstream cursor, last issued time_us and seq, retention floor).
+ * rev) and `meta` (format version, upstream cursor, last issued time_us and seq, retention floor,
+ * the per-DID index's inconsistency mark and count of rebuilds).
  * The environment's map is reserved up front at twice `--max-buffer-bytes` (address space, not
  * memory or disk): lmdb-js grows a full map by mapping the file again and keeps every old map, so
  * a buffer left to grow from lmdb-js's 128 KiB default was mapped once per doubling, each map
@@ -102,7 +103,10 @@
  * in progress, so no seal has postings the clear takes), a block retention removed is skipped
  * and no posting at or below trimmedUpTo is written. The buffer stays marked inconsistent until the last step, so a
  * start before it begins again; a replay worker's snapshot sees the mark too, so a read asked
- * for before the inconsistency was found never takes a half-built index for a whole one. Why not
+ * for before the inconsistency was found never takes a half-built index for a whole one. The
+ * last step also counts the rebuild, in the mark's transaction: a worker that found the index
+ * inconsistent scans until its snapshot counts a rebuild after the one it found it in, whether or
+ * not any of its reads fell inside the rebuild. Why not
  * at the start, as before: that held the gateway's start for the whole rebuild, 45 s for 2 M
  * events and 293 s for 5 M (the README's Performance section), some 20 minutes for a day's 20 M. What no read can make good: a wrong entry found only after a replay's earlier
  * reads had passed the event it hid (the client already has later events); the error line dates

@@ -37,12 +37,13 @@ export class SnapshotReader {
   readonly #leases = new ReadLeases();
   readonly #collectionOfPart: Array<string | null> = [];
   /** The read in progress: what the SealedReader's callbacks answer from. */
-  #current = { sealedEvents: 0, trimmedUpTo: 0, partitionsReloaded: false };
+  #current = { sealedEvents: 0, trimmedUpTo: 0, indexRebuilds: 0, partitionsReloaded: false };
   /**
-   * Set when an index entry contradicted its block: this thread reads by scans until its
-   * snapshot says the EventStore knows (the mark it sets, see read()).
+   * Set when an index entry contradicted its block, with the index rebuilds its snapshot counted:
+   * this thread reads by scans until a snapshot counts a later rebuild (see read()).
    */
   #inconsistency: string | undefined;
+  #inconsistentAtRebuilds = 0;
   #didIndexUsable = true;
 
   constructor(location: BufferLocation, blockCacheBytes: number) {
@@ -59,7 +60,7 @@ export class SnapshotReader {
       () => this.#current.sealedEvents,
       () => this.#inconsistency === undefined && this.#didIndexUsable,
       () => this.#current.trimmedUpTo,
-      (detail) => (this.#inconsistency ??= detail),
+      (detail) => this.#foundInconsistent(detail),
     );
   }
 
@@ -72,12 +73,16 @@ export class SnapshotReader {
     if (position < trimmedUpTo) return { trimmed: true };
     const lastTimeUs = (this.#meta.get(META.lastTimeUs) as number | undefined) ?? 0;
     if (lastTimeUs < end) throw new Error(`the read snapshot ends at time_us ${lastTimeUs}, before ${end}: it is older than the request`);
-    this.#current = { sealedEvents: options.sealedEvents, trimmedUpTo, partitionsReloaded: false };
+    const indexRebuilds = (this.#meta.get(META.didIndexRebuilds) as number | undefined) ?? 0;
+    this.#current = { sealedEvents: options.sealedEvents, trimmedUpTo, indexRebuilds, partitionsReloaded: false };
+    // A rebuild finished after the snapshot this thread found the index inconsistent in: whether
+    // or not a read of its own fell inside the rebuild. Not sooner: its report may not have
+    // reached the EventStore yet, or met an index rebuilt since the read was asked for.
+    if (indexRebuilds > this.#inconsistentAtRebuilds) this.#inconsistency = undefined;
     // The mark the EventStore sets when the index is found inconsistent and removes once it is
-    // rebuilt: a read asked for before the index was found out, read after the rebuild cleared
-    // it, would otherwise take a half-built index for a whole one.
+    // rebuilt: a read asked for before the index was found out, read during the rebuild, would
+    // otherwise take a half-built index for a whole one.
     const marked = this.#meta.get(META.didIndexBroken) === true;
-    if (marked) this.#inconsistency = undefined;
     this.#didIndexUsable = options.didIndexUsable && !marked;
     const inconsistentBefore = this.#inconsistency;
     const collector = collect(options);
@@ -88,6 +93,12 @@ export class SnapshotReader {
     const read = readStored(position, end, { sealed: this.#sealed, sealedUpTo, tailAfter }, options.select, options.maxScanned ?? Infinity, collector, lease, options.reader);
     const inconsistency = this.#inconsistency !== inconsistentBefore ? this.#inconsistency : undefined;
     return this.#leases.track({ entries: collector.taken(), position: read.position, ...(inconsistency ? { inconsistency } : {}) }, lease);
+  }
+
+  #foundInconsistent(detail: string): void {
+    if (this.#inconsistency !== undefined) return;
+    this.#inconsistency = detail;
+    this.#inconsistentAtRebuilds = this.#current.indexRebuilds;
   }
 
   /** Lets the memory a read's entries are views of be reused (see ReadLeases): once nothing holds them any more. */
