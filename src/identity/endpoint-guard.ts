@@ -2,8 +2,8 @@ import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'nod
 import { BlockList, isIP } from 'node:net';
 
 /**
- * Addresses a URL taken from a DID document must not reach: loopback, private (RFC 1918, ULA),
- * link-local (cloud metadata services live there), carrier-grade NAT, multicast, reserved and
+ * Addresses a URL taken from a DID document must not reach: loopback, private (RFC 1918, ULA, and
+ * the deprecated site-local fec0::/10, still routed inside sites that use it), link-local (cloud metadata services live there), carrier-grade NAT, multicast, reserved and
  * unspecified ranges. BlockList matches IPv4-mapped IPv6 (::ffff:127.0.0.1) against the IPv4
  * rules itself, so those cannot smuggle a private address past the list; the other IPv6 forms
  * that carry an IPv4 address (NAT64, 6to4, IPv4-compatible, IPv4-translated) are unwrapped by
@@ -30,6 +30,7 @@ for (const [prefix, bits] of [
   ['::1', 128],
   ['fc00::', 7],
   ['fe80::', 10],
+  ['fec0::', 10],
   ['ff00::', 8],
   // NAT64 for local use (RFC 8215): the operator picks the prefix length, so where the IPv4
   // address sits is not known here, and nothing behind it is public anyway.
