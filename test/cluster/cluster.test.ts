@@ -53,8 +53,9 @@ describe('cluster on NATS JetStream', { skip: natsServerMissing(), timeout: 600_
     cluster.feed.flow(4);
     try {
       for (let kill = 0; kill < 10; kill++) {
-        const old = await cluster.leader();
-        await new Promise((resolve) => setTimeout(resolve, 300 + 100 * (kill % 4)));
+        // The node appending, killed mid-ingest at a different point each time: once the stream
+        // holds frames pushed 0–300 ms (at the feed's 200 frames/s) after now.
+        const old = await cluster.appendedPast(cluster.feed.lastSeq + 20 * (kill % 4));
         const killedAt = Date.now();
         old.process.child.kill('SIGKILL');
         await old.process.exit;
@@ -75,10 +76,12 @@ describe('cluster on NATS JetStream', { skip: natsServerMissing(), timeout: 600_
     cluster.feed.flow(2);
     try {
       const pausedAt = Date.now();
+      const pushedBeforePause = cluster.feed.lastSeq;
       paused.process.child.kill('SIGSTOP');
-      await cluster.newLeaderSince(paused, pausedAt);
-      // Frames keep reaching the paused leader's socket too: it wakes up with plenty to append.
-      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      const { member: successor } = await cluster.newLeaderSince(paused, pausedAt);
+      // The new leader appends frames pushed since the pause, which reach the paused leader's
+      // socket too: it wakes with plenty to append, behind a stream that moved on without it.
+      await cluster.appendedPast(pushedBeforePause, successor);
       const resumedFrom = paused.process.logs.length;
       paused.process.child.kill('SIGCONT');
       await paused.process.waitForLog('', 10_000, resumedFrom);

@@ -42,16 +42,17 @@ test('every node holds each event under the same seq, across a change of leader'
   cluster.feed.push(300);
   await cluster.assertConsistent();
 
-  const old = await cluster.leader();
   cluster.feed.flow(3);
   try {
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    // The node appending, killed mid-ingest; the feed flows on until the new leader has appended
+    // frames pushed after the old one is back.
+    const old = await cluster.appendedPast(cluster.feed.lastSeq);
     const killedAt = Date.now();
     old.process.child.kill('SIGKILL');
     await old.process.exit;
     await cluster.newLeaderSince(old, killedAt);
     await cluster.restart(old);
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    await cluster.appendedPast(cluster.feed.lastSeq);
   } finally {
     cluster.feed.stop();
   }

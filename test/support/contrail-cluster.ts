@@ -188,6 +188,27 @@ export class ContrailCluster {
     return last ? { seq: last.seq, record: decodeStreamRecord(last.data) } : undefined;
   }
 
+  /**
+   * Resolves once the stream's newest record is a batch that read the relay past upstream seq
+   * `upstreamSeq` (appended by `by`, when given), with the member that appended it: ingest is
+   * under way beyond a point the test chose. A stream NATS cannot answer for (no quorum) is asked again.
+   */
+  async appendedPast(upstreamSeq: number, by?: ClusterMember): Promise<ClusterMember> {
+    let appender: ClusterMember | undefined;
+    await waitUntil(
+      async () => {
+        const last = await this.lastStreamRecord().catch(() => undefined);
+        if (last?.record.type !== 'batch' || (last.record.batch.cursor?.seq ?? 0) <= upstreamSeq) return false;
+        const node = last.record.node;
+        appender = this.members.find((member) => member.id === node && (by === undefined || member === by));
+        return appender !== undefined;
+      },
+      `a batch ${by ? `from node ${by.id} ` : ''}past upstream seq ${upstreamSeq} at the stream's end`,
+      60_000,
+    );
+    return appender!;
+  }
+
   async stop(): Promise<void> {
     this.feed.stop();
     await Subscription.closeAll();
