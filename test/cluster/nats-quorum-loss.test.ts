@@ -16,13 +16,19 @@ test('two NATS servers of three lost while events flow, then back: ingest resume
 
   cluster.feed.flow(2);
   try {
+    const leader = await cluster.appendedPast(cluster.feed.lastSeq);
+    const fromLog = leader.process.logs.length;
     cluster.nats.kill(0);
     cluster.nats.kill(1);
-    await new Promise((resolve) => setTimeout(resolve, 5_000)); // past the lease: no quorum for the lease or the stream
+    // Down until the leader has stopped ingest (its renewal failed past the lease, or its append
+    // failed) and has failed to renew the lease: no quorum for the stream or the lease.
+    await leader.process.waitForLog((record) => /stops leading|this term ends/.test(record.msg), 60_000, fromLog);
+    await leader.process.waitForLog('cluster lease check failed (NATS unreachable?)', 60_000, fromLog);
     cluster.nats.restart(0);
     cluster.nats.restart(1);
     await cluster.nats.waitReady(60_000);
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    // Ingest is back while the relay still sends: the stream holds frames pushed after the servers returned.
+    await cluster.appendedPast(cluster.feed.lastSeq);
   } finally {
     cluster.feed.stop();
   }
