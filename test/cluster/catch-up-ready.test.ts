@@ -24,7 +24,12 @@ test('a node back after a long absence catches up with /ready saying so, serves 
   t.after(() => nats.stop());
   const relay = await FakeRelay.start();
   t.after(() => relay.stop());
-  const proxy = await ThrottledProxy.start(Number(new URL(nats.urls[0]!).port), 256 * 1024);
+  // The catch-up lasts the backlog's stream bytes over this rate, whatever the load: 6,000 frames
+  // (about 870 KB in the stream) take 7 s, longer than the node takes from its first read of the
+  // stream to its first /ready. More frames cost the test's own CPU instead (about 2 ms each:
+  // 20,000 overran the timeout at load 20); a slower rate must still bring each message (a
+  // batch, about 100 KB here) well within the follower's 6 s stuck-consumer check.
+  const proxy = await ThrottledProxy.start(Number(new URL(nats.urls[0]!).port), 128 * 1024);
   t.after(() => proxy.close());
   const firehose = new SyntheticFirehose({ seed: 15, accounts: 300 });
   const pushed: Array<{ seq: number; bytes: Uint8Array }> = [];
@@ -55,7 +60,7 @@ test('a node back after a long absence catches up with /ready saying so, serves 
   await b.exit;
 
   // The stream moves on a long way while b is away.
-  push(20_000);
+  push(6_000);
   await settled(a);
 
   b = launch(1, `nats://127.0.0.1:${proxy.port}`);
