@@ -15,9 +15,10 @@ import { EventStore } from '../src/store/event-store.ts';
 import type { Gateway, GatewayTuning } from '../src/gateway.ts';
 import { eventsOf } from './support/events.ts';
 import { FakeRelay } from './support/fake-relay.ts';
-import { ThrottledProxy } from './support/throttled-proxy.ts';
 import { identityFrame } from './support/frames.ts';
 import { startTestGateway, tempDir } from './support/gateway.ts';
+import { runPacedStream } from './support/paced-stream.ts';
+import { ThrottledProxy } from './support/throttled-proxy.ts';
 import {
   LIKE,
   POST,
@@ -101,7 +102,8 @@ for (const { transport, skip } of await transportsUnderTest()) {
     });
 
     test('a subscriber that stops reading gets ConsumerTooSlow and a close frame, even when it reads again seconds later; fast subscribers lose nothing', async () => {
-      const { gateway, up } = await start({}, { hub: { slowWindowMs: 1500 } });
+      const highWaterBytes = 256 * 1024;
+      const { gateway, up } = await start({}, { hub: { highWaterBytes, slowWindowMs: 1500 } });
       const slow = await Subscription.open(gateway.port, '');
       tcpSocket(slow).pause();
       const fast = [
@@ -109,22 +111,22 @@ for (const { transport, skip } of await transportsUnderTest()) {
         await Subscription.open(gateway.port, 'compress=true'),
         await Subscription.open(gateway.port, `wantedCollections=${POST}`),
       ];
-      // Far more than the paused socket's kernel buffers and our high-water mark hold...
-      for (let round = 0; round < 10; round++) {
-        for (let i = 0; i < 20; i++) up.create(BOB, POST, { ...recordFor(POST, i, BOB), text: `${round} ${i} ${'x'.repeat(50_000)}` });
-        await up.settle();
-      }
-      // ...then a steady trickle: the stream moves on (filling buffers of any size) while the slow
-      // subscriber does not.
-      await waitUntil(
-        async () => {
-          up.create(ALICE, LIKE, { ...recordFor(LIKE, 0, ALICE), padding: 'z'.repeat(50_000) });
-          await new Promise((resolve) => setTimeout(resolve, 50));
-          return (await stats(gateway.port)).subscribers === fast.length;
+      // Three posts and a like of ~50 kB a burst (~200 kB, under the high-water mark) until the
+      // slow subscriber is dropped: the stream fills the paused socket's kernel buffers and the
+      // mark, then moves on while the slow subscriber does not. The fast ones never fall behind
+      // (paced-stream.ts), however slowly this loaded machine runs them.
+      let posts = 0;
+      let likes = 0;
+      await runPacedStream({
+        burst: () => {
+          for (let i = 0; i < 3; i++, posts++) up.create(BOB, POST, { ...recordFor(POST, posts, BOB), text: `${posts} ${'x'.repeat(50_000)}` });
+          up.create(ALICE, LIKE, { ...recordFor(LIKE, likes++, ALICE), padding: 'z'.repeat(50_000) });
         },
-        'the slow subscriber to be dropped',
-        60_000, // a loaded machine takes longer to fill the socket and see the window pass
-      );
+        received: () => fast[0]!.messages.length >= posts + likes && fast[1]!.messages.length >= posts + likes && fast[2]!.messages.length >= posts,
+        done: async () => (await stats(gateway.port)).subscribers === fast.length,
+        until: 'the slow subscriber to be dropped',
+        timeoutMs: 120_000,
+      });
       // Resuming seconds after the drop: the close must wait for the reader, not for a timer.
       await new Promise((resolve) => setTimeout(resolve, 3000));
       tcpSocket(slow).resume();

@@ -13,6 +13,7 @@ import type { Gateway } from '../src/gateway.ts';
 import { FakeRelay } from './support/fake-relay.ts';
 import { startTestGateway, tempDir } from './support/gateway.ts';
 import { HttpStream, StreamRefused } from './support/http-stream.ts';
+import { runPacedStream } from './support/paced-stream.ts';
 import {
   FOLLOW,
   LIKE,
@@ -226,27 +227,26 @@ for (const { transport, skip } of await transportsUnderTest()) {
     test('a reader that stops reading is ended with an explicit ConsumerTooSlow message; what it got has no gap', async () => {
       const local = tempDir();
       const slowRelay = await FakeRelay.start();
-      const slowGateway = await startTestGateway(slowRelay.url, local.path, { transport }, { hub: { highWaterBytes: 64 * 1024, slowWindowMs: 1500 } });
+      const highWaterBytes = 64 * 1024;
+      const slowGateway = await startTestGateway(slowRelay.url, local.path, { transport }, { hub: { highWaterBytes, slowWindowMs: 1500 } });
       try {
         await slowRelay.waitForConnections(1);
         const slowUp = new Upstream(slowRelay, () => slowGateway.port);
         const slow = await HttpStream.open(slowGateway.port, '/stream', '');
         slow.socket.pause();
-        const opening = HttpStream.open(slowGateway.port, '/stream.ndjson', '');
+        const fast = await HttpStream.open(slowGateway.port, '/stream.ndjson', '');
         await waitUntil(async () => (await stats(slowGateway.port)).subscribers === 2, 'both readers to be subscribed');
-        for (let round = 0; round < 10; round++) {
-          for (let i = 0; i < 20; i++) slowUp.create(BOB, POST, { ...recordFor(POST, i, BOB), text: `${round} ${i} ${'x'.repeat(50_000)}` });
-          await slowUp.settle();
-        }
-        await waitUntil(
-          async () => {
-            slowUp.create(ALICE, LIKE, { ...recordFor(LIKE, 0, ALICE), padding: 'z'.repeat(50_000) });
-            await new Promise((resolve) => setTimeout(resolve, 50));
-            return (await stats(slowGateway.port)).subscribers === 1;
-          },
-          'the slow reader to be dropped',
-          60_000, // a loaded machine takes longer to fill the socket and see the window pass
-        );
+        // One event of ~50 kB a burst (under the high-water mark) until the slow reader is
+        // dropped: the stream fills the paused socket's kernel buffers and the mark, then moves
+        // on while the slow reader does not. The fast one never falls behind (paced-stream.ts).
+        let made = 0;
+        await runPacedStream({
+          burst: () => void slowUp.create(BOB, POST, { ...recordFor(POST, made, BOB), text: `${made++} ${'x'.repeat(50_000)}` }),
+          received: () => fast.events.length >= made,
+          done: async () => (await stats(slowGateway.port)).subscribers === 1,
+          until: 'the slow reader to be dropped',
+          timeoutMs: 120_000,
+        });
         slow.socket.resume();
         await slow.ended;
         const last = slow.messages.at(-1)!;
@@ -257,7 +257,6 @@ for (const { transport, skip } of await transportsUnderTest()) {
         const all = await readWholeStream(slowGateway.port);
         assert.deepEqual(slow.events, all.slice(0, slow.events.length).map((e) => e.raw), 'what the slow reader got has no gap');
         assert.ok(slow.events.length < all.length);
-        const fast = await opening;
         await fast.waitForEvents(all.length);
         assert.deepEqual(fast.events, all.map((e) => e.raw), 'the fast reader lost nothing');
       } finally {
