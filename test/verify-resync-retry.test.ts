@@ -26,9 +26,13 @@ const post = (text: string): Write => ({ action: 'create', collection: POST, rke
 /**
  * alice's repo, a PLC directory that answers 503 to its first request, a PDS that answers 500 to
  * its first `pdsFailures` getRepo requests, and a Verifier resyncing through them (the gateway's
- * resyncRepo in small: resolve, fetch the repo, check its commit).
+ * resyncRepo in small: resolve, fetch the repo, check its commit). `failureTtlMs` is how long
+ * the resolver remembers a failure; `nowMs` the clock the Verifier times its retries on.
  */
-async function setup(t: TestContext, { pdsFailures, resyncRetryMs }: { pdsFailures: number; resyncRetryMs: number }) {
+async function setup(
+  t: TestContext,
+  { pdsFailures, resyncRetryMs, failureTtlMs, nowMs }: { pdsFailures: number; resyncRetryMs: number; failureTtlMs: number; nowMs?: () => number },
+) {
   const alice = await SignedRepo.create('did:plc:alicetransient00000000000');
   let plcRequests = 0;
   let pdsRequests = 0;
@@ -58,8 +62,7 @@ async function setup(t: TestContext, { pdsFailures, resyncRetryMs }: { pdsFailur
     await cache.close();
     dir.remove();
   });
-  // The gateway's resolver remembers a failure for 30 s; a short memory keeps the test short.
-  const identity = new IdentityResolver({ plcUrl, cache, allowPrivateEndpoints: true, failureTtlMs: 300 });
+  const identity = new IdentityResolver({ plcUrl, cache, allowPrivateEndpoints: true, failureTtlMs });
   const registry = new Registry();
   const delivered: UpstreamMessage[] = [];
   const verifier = new Verifier({
@@ -70,6 +73,7 @@ async function setup(t: TestContext, { pdsFailures, resyncRetryMs }: { pdsFailur
     deliver: (message) => delivered.push(message),
     resync: snapshotResync(identity, registry),
     resyncRetryMs, // the gateway's is 30 s, as the resolver's failure memory
+    nowMs,
   });
   const commitOf = (body: Parameters<typeof commitFrameOf>[0]) => parseMessage(decodeFrame(commitFrameOf(body), 10_000_000));
   const metrics = () => registry.metrics();
@@ -80,17 +84,19 @@ async function setup(t: TestContext, { pdsFailures, resyncRetryMs }: { pdsFailur
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 test('a DID whose first resolution failed once (PLC 503) is not silenced: once the directory answers, its valid commits are delivered', async (t) => {
-  const { alice, verifier, delivered, commitOf, metrics } = await setup(t, { pdsFailures: 0, resyncRetryMs: 300 });
+  // The gateway's resolver remembers a failure for 30 s; a short memory keeps the test short.
+  const { alice, verifier, delivered, commitOf, metrics, metric } = await setup(t, { pdsFailures: 0, resyncRetryMs: 300, failureTtlMs: 300 });
 
   verifier.handle(commitOf(await alice.commit(1, [post('first, while the directory hiccups')])));
   await waitUntil(async () => (await metrics()).includes('contrail_verify_resyncs_total{result='), 'the first commit judged and a resync tried', 5_000);
   await verifier.idle();
 
-  // Well after the directory answers again (and the remembered failure expired), alice posts again.
+  // Well after the directory answers again (and the remembered failure expired), alice posts
+  // again. Time itself is what this waits for: both memories (300 ms) are over, however loaded.
   await sleep(600);
   verifier.handle(commitOf(await alice.commit(2, [post('second, a minute later')])));
-  await verifier.idle();
-  await sleep(200);
+  const resyncs = async () => (await metric('contrail_verify_resyncs_total{result="resynced"}')) + (await metric('contrail_verify_resyncs_total{result="failed"}'));
+  await waitUntil(async () => (await resyncs()) === 2, 'the second resync to end', 10_000);
   await verifier.idle();
   const text = await metrics();
   assert.equal(
@@ -105,22 +111,26 @@ test('a DID whose first resolution failed once (PLC 503) is not silenced: once t
 });
 
 test('each resync that fails in a row doubles the wait before a commit starts the next', async (t) => {
-  const { alice, verifier, commitOf, metric } = await setup(t, { pdsFailures: 1, resyncRetryMs: 1_000 });
+  // The Verifier's clock moves only when the test says: "within the doubled wait" holds however
+  // long this loaded machine takes between two lines.
+  let nowMs = 0;
+  // No memory of the directory's failure: each resync resolves anew and reaches the PDS.
+  const { alice, verifier, commitOf, metric } = await setup(t, { pdsFailures: 2, resyncRetryMs: 1_000, failureTtlMs: 0, nowMs: () => nowMs });
   verifier.handle(commitOf(await alice.commit(1, [post('while the directory hiccups')])));
-  await waitUntil(async () => (await metric('contrail_verify_resyncs_total{result="failed"}')) === 1, 'the first resync to fail (the remembered identity failure)', 5_000);
-  await sleep(1_200);
+  await waitUntil(async () => (await metric('contrail_verify_resyncs_total{result="failed"}')) === 1, 'the first resync to fail (PDS 500)', 5_000);
+  nowMs += 1_200;
   verifier.handle(commitOf(await alice.commit(2, [post('after the first wait: retries, and the PDS fails')])));
-  await waitUntil(async () => (await metric('contrail_verify_resyncs_total{result="failed"}')) === 2, 'the second resync to fail (PDS 500)', 5_000);
+  await waitUntil(async () => (await metric('contrail_verify_resyncs_total{result="failed"}')) === 2, 'the second resync to fail (PDS 500 again)', 5_000);
   // Commit 2 was judged after that resync failed: withheld. Past the first wait, within the
   // doubled one, commit 3 is withheld too, and starts no resync.
   await verifier.idle();
   assert.equal(await metric('contrail_verify_failures_total{reason="out_of_sync"}'), 1);
-  await sleep(1_400);
+  nowMs += 1_400;
   verifier.handle(commitOf(await alice.commit(3, [post('within the doubled wait')])));
   await verifier.idle();
   assert.equal(await metric('contrail_verify_failures_total{reason="out_of_sync"}'), 2, 'the commit within the doubled wait is withheld');
   assert.equal(await metric('contrail_verify_resyncs_total{result="failed"}'), 2, 'and starts no resync');
-  await sleep(1_000);
+  nowMs += 1_000;
   verifier.handle(commitOf(await alice.commit(4, [post('past the doubled wait')])));
   await waitUntil(async () => (await metric('contrail_verify_resyncs_total{result="resynced"}')) === 1, 'the third resync to succeed', 5_000);
   await verifier.idle();

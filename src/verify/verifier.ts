@@ -40,6 +40,8 @@ export interface VerifierOptions {
    * next failure to be resynced at once, its run of resyncs forgotten. Default 1 h.
    */
   resyncRetryMaxMs?: number;
+  /** The clock those waits are timed on (ms). */
+  nowMs?: () => number;
   /** Called with true when too many messages wait for verification (pause reading), false once they drain. */
   onBackpressure?: (paused: boolean) => void;
   /** Bytes of one repo's messages held while its key is resolved; past it they fail with held_overflow. */
@@ -153,6 +155,7 @@ export class Verifier {
       resyncRetryMs: 30_000,
       resyncRetryMaxMs: 3_600_000,
       ...options,
+      nowMs: options.nowMs ?? Date.now,
     };
     this.#pool = options.checkPool;
     this.#failureLog = new DropLog((fields) => options.logger.warn(fields, 'upstream message failed verification; not emitted'));
@@ -330,7 +333,7 @@ export class Verifier {
   async #verify(did: string, message: CommitMessage | SyncMessage, known: AtprotoIdentity, receivedAt: number, released: boolean, prefetched?: Prefetched): Promise<void> {
     const state = this.#state(did);
     if (message.type === 'commit' && state.outOfSync) {
-      if (state.resyncRetry && Date.now() >= state.resyncRetry.at) {
+      if (state.resyncRetry && this.#options.nowMs() >= state.resyncRetry.at) {
         // The wait is over (the last resync failed, maybe on a passing PDS or directory failure,
         // or came just before): try again, and judge this commit (and the repo's next ones, held
         // meanwhile) once it ends.
@@ -475,7 +478,7 @@ export class Verifier {
       this.#options.logger.warn({ did, reason }, 'repo is out of sync: its commits are withheld until a valid #sync');
       return;
     }
-    const now = Date.now();
+    const now = this.#options.nowMs();
     // In sync for the longest wait since its last resync: the run of resyncs is over.
     if (state.lastResync && now - state.lastResync.at >= this.#options.resyncRetryMaxMs) state.lastResync = undefined;
     const last = state.lastResync;
@@ -536,7 +539,7 @@ export class Verifier {
     if ('error' in resynced) {
       const failures = (state.resyncRetry?.failures ?? 0) + 1;
       const retryInMs = this.#resyncWait(failures);
-      state.resyncRetry = { at: Date.now() + retryInMs, failures };
+      state.resyncRetry = { at: this.#options.nowMs() + retryInMs, failures };
       this.#options.metrics.resyncs.inc({ result: 'failed' });
       this.#options.logger.warn(
         { did, error: resynced.error, failures, retryInMs },
@@ -545,7 +548,7 @@ export class Verifier {
       return;
     }
     state.resyncRetry = undefined;
-    state.lastResync = { at: Date.now(), inARow: (state.lastResync?.inARow ?? 0) + 1 };
+    state.lastResync = { at: this.#options.nowMs(), inARow: (state.lastResync?.inARow ?? 0) + 1 };
     this.#options.metrics.resyncs.inc({ result: 'resynced' });
     this.#options.logger.info({ did, rev: resynced.rev }, 'repo resynced from its PDS');
     if (state.outOfSync) this.#outOfSync--;
