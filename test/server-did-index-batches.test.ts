@@ -10,7 +10,7 @@ import type { Gateway } from '../src/gateway.ts';
 import { EventStore } from '../src/store/event-store.ts';
 import { FakeRelay } from './support/fake-relay.ts';
 import { startTestGateway, tempDir } from './support/gateway.ts';
-import { Subscription } from './support/subscribe-client.ts';
+import { settleSubscribers, Subscription } from './support/subscribe-client.ts';
 
 const BUSY = 'did:plc:busybusybusybusybusybusy';
 const BUSY_EVENTS = 700;
@@ -62,9 +62,8 @@ for (const replayWorkers of [0, 1]) {
 
     test('wantedDids with wantedCollections gets every wanted event of a DID with more than 512 stored', async () => {
       const client = await Subscription.open(gateway.port, `wantedDids=${BUSY}&wantedCollections=app.bsky.feed.like&cursor=${cursor}`);
-      // Every wanted event is stored, so the replay ends with all of them; give it time to send any it would.
-      await client.waitForCount(expected.length, `the ${expected.length} wanted events`, 10_000).catch(() => {});
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      // Every wanted event is stored, so once the replay has reached the tip everything it sends has been sent.
+      await settleSubscribers(gateway, [client]);
       assert.equal(client.texts.length, expected.length, `got ${client.texts.length} of the ${expected.length} wanted events`);
       assert.deepEqual(client.texts, expected);
     });
