@@ -353,7 +353,7 @@ async function resyncRepo(did: string, identity: IdentityResolver, keys: Signing
   const checkSignature = commitSignatureCheck(keys, signingKey, async () => (await identity.refresh(did)).signingKey);
   let data: Uint8Array | undefined;
   const snapshot = await fetchRepo(pdsEndpoint, did, limits, (chunks) =>
-    readRepoCar(chunks, did, async (commit) => {
+    readRepoCar(chunks, did, limits.maxBytes, async (commit) => {
       await checkSignature(commit);
       // A copy: the chain keeps it until the repo's next commit, and a view would keep the CAR chunk it came in.
       data = commit.data.bytes.slice();

@@ -61,7 +61,7 @@ test('a repo export padded with small blocks: the fetch keeps no more than --bac
       measure(); // also when the reader stops early (a failure)
     }
   }
-  const outcome = await fetchRepo(url, DID, limits, (body) => readRepoCar(measured(body), DID)).then(
+  const outcome = await fetchRepo(url, DID, limits, (body) => readRepoCar(measured(body), DID, limits.maxBytes)).then(
     (snapshot) => `a snapshot of ${snapshot.records.length} records`,
     (err: unknown) => {
       if (err instanceof BackfillFailure && err.reason === 'too_large') return 'too_large';

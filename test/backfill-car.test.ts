@@ -13,12 +13,14 @@ import { CID } from 'multiformats/cid';
 import { Secp256k1PrivateKey } from '@atcute/crypto';
 import { BackfillFailure, commitSignatureCheck, readRepoCar } from '../src/backfill/index.ts';
 import { SigningKeys } from '../src/verify/index.ts';
-import { mstEntries } from '../src/backfill/repo-car.ts';
+import { BLOCK_OVERHEAD_BYTES, mstEntries } from '../src/backfill/repo-car.ts';
 import { fixturePath, readJsonFixture } from './support/fixtures.ts';
 import { backfillFailureOf } from './support/backfill-failure.ts';
 import { carOf, cborBlock, type Block } from './support/frames.ts';
 
 const CARS = new URL('./fixtures/cars/', import.meta.url);
+/** Far above the fixture repos: the limit is not what these tests are about. */
+const MAX_BYTES = 64 * 1024 * 1024;
 const REPOS = [
   { file: 'repo-jetstream', did: 'did:plc:53iucmf5ldftgqyf2ac7hmhd', rev: '3migo7fijwi2k', records: 23 },
   { file: 'repo-tiny', did: 'did:plc:7hptvnhdyeu53xp6rz7e42iy', rev: '3lscuqc52or2x', records: 8 },
@@ -49,7 +51,7 @@ async function blocksOf(file: string): Promise<{ root: CID; blocks: Block[] }> {
 describe('real repo exports', () => {
   for (const repo of REPOS) {
     test(`${repo.file}.car: every record of the expected listing, with its CID, at the commit's rev`, async () => {
-      const snapshot = await readRepoCar(streamOf(repo.file), repo.did);
+      const snapshot = await readRepoCar(streamOf(repo.file), repo.did, MAX_BYTES);
       assert.equal(snapshot.rev, repo.rev);
       assert.equal(snapshot.skipped, 0);
       assert.equal(snapshot.records.length, repo.records);
@@ -60,19 +62,19 @@ describe('real repo exports', () => {
   }
 
   test('a CAR for another DID than the one asked for is refused', async () => {
-    const failure = await backfillFailureOf(readRepoCar(streamOf('repo-tiny'), 'did:plc:53iucmf5ldftgqyf2ac7hmhd'));
+    const failure = await backfillFailureOf(readRepoCar(streamOf('repo-tiny'), 'did:plc:53iucmf5ldftgqyf2ac7hmhd', MAX_BYTES));
     assert.equal(failure.reason, 'bad_commit');
     assert.match(failure.message, /did:plc:7hptvnhdyeu53xp6rz7e42iy/);
   });
 
   test('the commit check (signature, with --verify) runs on the commit and can refuse it', async () => {
     let checked: string | undefined;
-    const snapshot = await readRepoCar(streamOf('repo-tiny'), REPOS[1].did, async (commit) => {
+    const snapshot = await readRepoCar(streamOf('repo-tiny'), REPOS[1].did, MAX_BYTES, async (commit) => {
       checked = `${commit.did} ${commit.rev} ${commit.sig.length}`;
     });
     assert.equal(checked, `${REPOS[1].did} ${snapshot.rev} 64`);
     const failure = await backfillFailureOf(
-      readRepoCar(streamOf('repo-tiny'), REPOS[1].did, async () => {
+      readRepoCar(streamOf('repo-tiny'), REPOS[1].did, MAX_BYTES, async () => {
         throw new BackfillFailure('bad_signature', 'the commit signature does not match the signing key');
       }),
     );
@@ -101,15 +103,15 @@ describe('the commit signature (with --verify)', () => {
     const noRefresh = async () => {
       throw new Error('not fetched again when the cached key verifies');
     };
-    assert.equal((await readRepoCar(chunksOf(car), did, commitSignatureCheck(signingKeys, owner.publicDidKey, noRefresh))).records.length, 23);
+    assert.equal((await readRepoCar(chunksOf(car), did, MAX_BYTES, commitSignatureCheck(signingKeys, owner.publicDidKey, noRefresh))).records.length, 23);
     const refusedBy = async (cached: string | undefined, fresh: string | undefined) =>
-      backfillFailureOf(readRepoCar(chunksOf(car), did, commitSignatureCheck(signingKeys, cached, async () => fresh)));
+      backfillFailureOf(readRepoCar(chunksOf(car), did, MAX_BYTES, commitSignatureCheck(signingKeys, cached, async () => fresh)));
     assert.equal((await refusedBy(stranger.publicDidKey, stranger.publicDidKey)).reason, 'bad_signature');
     assert.equal((await refusedBy(undefined, undefined)).reason, 'bad_signature');
     // The cached key is stale (the repo rotated to `owner`): the fresh DID document's key passes.
     let refreshed = 0;
     const rotated = commitSignatureCheck(signingKeys, stranger.publicDidKey, async () => (refreshed++, owner.publicDidKey));
-    assert.equal((await readRepoCar(chunksOf(car), did, rotated)).records.length, 23);
+    assert.equal((await readRepoCar(chunksOf(car), did, MAX_BYTES, rotated)).records.length, 23);
     assert.equal(refreshed, 1);
   });
 });
@@ -168,7 +170,7 @@ describe('broken CARs end with a reason', () => {
   test('truncated anywhere: bad_car (or a missing block when the cut falls between blocks)', async () => {
     const bytes = readFileSync(new URL('repo-jetstream.car', CARS));
     for (let length = 0; length < bytes.length; length += 37) {
-      const failure = await backfillFailureOf(readRepoCar(chunksOf(bytes.subarray(0, length)), did));
+      const failure = await backfillFailureOf(readRepoCar(chunksOf(bytes.subarray(0, length)), did, MAX_BYTES));
       assert.ok(['bad_car', 'missing_block'].includes(failure.reason), `cut at ${length}: ${failure.reason} ${failure.message}`);
     }
   });
@@ -176,7 +178,7 @@ describe('broken CARs end with a reason', () => {
   test('a record block missing: missing_block naming the record', async () => {
     const { root, blocks } = await blocksOf('repo-jetstream');
     const [path = '', cid] = expectedListing('repo-jetstream')[5]!.split('\t');
-    const failure = await backfillFailureOf(readRepoCar(chunksOf(carOf([root], blocks.filter((b) => b.cid.toString() !== cid))), did));
+    const failure = await backfillFailureOf(readRepoCar(chunksOf(carOf([root], blocks.filter((b) => b.cid.toString() !== cid))), did, MAX_BYTES));
     assert.equal(failure.reason, 'missing_block');
     assert.match(failure.message, new RegExp(path));
   });
@@ -184,20 +186,20 @@ describe('broken CARs end with a reason', () => {
   test('an MST node missing: missing_block', async () => {
     const { root, blocks } = await blocksOf('repo-jetstream');
     const commit = dagCbor.decode(blocks.find((b) => b.cid.equals(root))!.bytes) as { data: CID };
-    const failure = await backfillFailureOf(readRepoCar(chunksOf(carOf([root], blocks.filter((b) => !b.cid.equals(commit.data)))), did));
+    const failure = await backfillFailureOf(readRepoCar(chunksOf(carOf([root], blocks.filter((b) => !b.cid.equals(commit.data)))), did, MAX_BYTES));
     assert.equal(failure.reason, 'missing_block');
   });
 
   test('the commit missing: missing_block', async () => {
     const { root, blocks } = await blocksOf('repo-jetstream');
-    const failure = await backfillFailureOf(readRepoCar(chunksOf(carOf([root], blocks.filter((b) => !b.cid.equals(root)))), did));
+    const failure = await backfillFailureOf(readRepoCar(chunksOf(carOf([root], blocks.filter((b) => !b.cid.equals(root)))), did, MAX_BYTES));
     assert.equal(failure.reason, 'missing_block');
   });
 
   test('a block whose bytes do not hash to its CID: cid_mismatch', async () => {
     const { root, blocks } = await blocksOf('repo-jetstream');
     const tampered = blocks.map((block, i) => (i === 7 ? { cid: block.cid, bytes: Uint8Array.from(block.bytes, (b, j) => (j === 10 ? b ^ 1 : b)) } : block));
-    const failure = await backfillFailureOf(readRepoCar(chunksOf(carOf([root], tampered)), did));
+    const failure = await backfillFailureOf(readRepoCar(chunksOf(carOf([root], tampered)), did, MAX_BYTES));
     assert.equal(failure.reason, 'cid_mismatch');
     assert.match(failure.message, new RegExp(blocks[7]!.cid.toString()));
   });
@@ -209,7 +211,7 @@ describe('broken CARs end with a reason', () => {
     const commit = dagCbor.decode(blocks.find((b) => b.cid.equals(root))!.bytes) as Record<string, unknown> & { data: CID };
     const loop = { cid: commit.data, bytes: dagCbor.encode({ e: [], l: commit.data }) };
     const cyclic = blocks.map((block) => (block.cid.equals(commit.data) ? loop : block));
-    const failure = await backfillFailureOf(readRepoCar(chunksOf(carOf([root], cyclic)), did));
+    const failure = await backfillFailureOf(readRepoCar(chunksOf(carOf([root], cyclic)), did, MAX_BYTES));
     assert.equal(failure.reason, 'cid_mismatch');
 
     // Past the hash check (as if it had been skipped), the walk itself ends the loop.
@@ -221,8 +223,31 @@ describe('broken CARs end with a reason', () => {
   });
 
   test('not a CAR at all, and a CAR with two roots: bad_car', async () => {
-    assert.equal((await backfillFailureOf(readRepoCar(chunksOf(Buffer.from('<html>502 Bad Gateway</html>')), did))).reason, 'bad_car');
+    assert.equal((await backfillFailureOf(readRepoCar(chunksOf(Buffer.from('<html>502 Bad Gateway</html>')), did, MAX_BYTES))).reason, 'bad_car');
     const { root, blocks } = await blocksOf('repo-jetstream');
-    assert.equal((await backfillFailureOf(readRepoCar(chunksOf(carOf([root, root], blocks)), did))).reason, 'bad_car');
+    assert.equal((await backfillFailureOf(readRepoCar(chunksOf(carOf([root, root], blocks)), did, MAX_BYTES))).reason, 'bad_car');
+  });
+});
+
+describe('the byte limit counts what holding each block costs', () => {
+  const { did } = REPOS[0];
+
+  test('a CAR of many tiny blocks under the limit in bytes: too_large, since each block is held at its overhead too', async () => {
+    const { root, blocks } = await blocksOf('repo-jetstream');
+    const padding = Array.from({ length: 2_000 }, (_, i) => cborBlock(i));
+    const car = carOf([root], [...blocks, ...padding]);
+    const limit = car.length * 2; // twice the CAR's bytes, yet under 2,000 × BLOCK_OVERHEAD_BYTES more
+    assert.ok(padding.length * BLOCK_OVERHEAD_BYTES > limit);
+    const failure = await backfillFailureOf(readRepoCar(chunksOf(car, 4096), did, limit));
+    assert.equal(failure.reason, 'too_large');
+    assert.match(failure.message, new RegExp(`limit of ${limit} bytes`));
+  });
+
+  test('the real repo passes at its CIDs, bytes and per-block overhead, and not one byte under', async () => {
+    const { root, blocks } = await blocksOf('repo-jetstream');
+    const counted = blocks.reduce((sum, block) => sum + block.cid.bytes.length + block.bytes.length + BLOCK_OVERHEAD_BYTES, 0);
+    const car = carOf([root], blocks);
+    assert.equal((await readRepoCar(chunksOf(car), did, counted)).records.length, REPOS[0].records);
+    assert.equal((await backfillFailureOf(readRepoCar(chunksOf(car), did, counted - 1))).reason, 'too_large');
   });
 });

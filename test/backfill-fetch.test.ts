@@ -57,7 +57,8 @@ function xrpcError(res: http.ServerResponse, status: number, error: string, mess
 }
 
 function fetchSnapshot(url: string, limits: Partial<FetchLimits> = {}) {
-  return fetchRepo(url, DID, { ...LIMITS, ...limits }, (chunks) => readRepoCar(chunks, DID));
+  const all = { ...LIMITS, ...limits };
+  return fetchRepo(url, DID, all, (chunks) => readRepoCar(chunks, DID, all.maxBytes));
 }
 
 describe('fetching a repo', () => {

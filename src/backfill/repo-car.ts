@@ -53,11 +53,13 @@ const DAG_CBOR = 0x71;
  * only follows CIDs, so nothing a CAR adds beside the tree can reach the snapshot.
  *
  * Why blocks are kept until the end: a getRepo CAR need not be in tree order (the PDS pages
- * its blocks out of SQLite), so a record may arrive before the node that names it. The caller
- * bounds the bytes read (repo-fetch.ts), which bounds what is held here.
+ * its blocks out of SQLite), so a record may arrive before the node that names it. What is held
+ * is bounded by `maxBytes`: each block counts its CID and bytes plus BLOCK_OVERHEAD_BYTES (its
+ * key, map entry and view cost that much beside the CAR's bytes, so a CAR of many tiny blocks
+ * cannot hold many times the limit).
  */
-export async function readRepoCar(chunks: AsyncIterable<Uint8Array>, did: string, checkCommit?: CommitCheck): Promise<RepoSnapshot> {
-  const { root, blocks } = await readVerifiedBlocks(chunks);
+export async function readRepoCar(chunks: AsyncIterable<Uint8Array>, did: string, maxBytes: number, checkCommit?: CommitCheck): Promise<RepoSnapshot> {
+  const { root, blocks } = await readVerifiedBlocks(chunks, maxBytes);
   const commitCid = root.toString();
   const commit = parseCommit(blocks.get(commitCid), commitCid, did);
   await checkCommit?.(commit);
@@ -65,8 +67,15 @@ export async function readRepoCar(chunks: AsyncIterable<Uint8Array>, did: string
   return { did, rev: commit.rev, commitCid, records, skipped, bytes };
 }
 
-async function readVerifiedBlocks(chunks: AsyncIterable<Uint8Array>): Promise<{ root: CID; blocks: BlockMap }> {
+/**
+ * What holding one block costs beside its CID and bytes, counted against the byte limit: its
+ * key string, map entry and Uint8Array view, measured at ~185 bytes on Node 20 and rounded up.
+ */
+export const BLOCK_OVERHEAD_BYTES = 256;
+
+async function readVerifiedBlocks(chunks: AsyncIterable<Uint8Array>, maxBytes: number): Promise<{ root: CID; blocks: BlockMap }> {
   const blocks: BlockMap = new Map();
+  let held = 0;
   let root: CID | undefined;
   try {
     const car = await CarBlockIterator.fromIterable(chunks);
@@ -79,13 +88,25 @@ async function readVerifiedBlocks(chunks: AsyncIterable<Uint8Array>): Promise<{ 
       }
       const digest = createHash('sha256').update(bytes).digest();
       if (!digest.equals(cid.multihash.digest)) throw new BackfillFailure('cid_mismatch', `the bytes of block ${cid} do not hash to its CID`);
-      blocks.set(cid.toString(), bytes as Uint8Array<ArrayBuffer>);
+      held += cid.bytes.length + bytes.length + BLOCK_OVERHEAD_BYTES;
+      if (held > maxBytes) {
+        throw new BackfillFailure('too_large', `the repo is over this gateway's limit of ${maxBytes} bytes, counting each block ${BLOCK_OVERHEAD_BYTES} bytes more than its size (what holding it costs)`);
+      }
+      blocks.set(flatKey(cid), bytes as Uint8Array<ArrayBuffer>);
     }
   } catch (err) {
     if (err instanceof BackfillFailure) throw err;
     throw new BackfillFailure('bad_car', `the CAR is malformed or truncated: ${(err as Error).message}`);
   }
   return { root, blocks };
+}
+
+/**
+ * The CID's string as one flat string. multiformats builds it a character at a time, a V8 rope
+ * of ~1.7 KB per 59-character key; copied through latin1 (the base32 alphabet is ASCII) it is 75 bytes.
+ */
+function flatKey(cid: CID): string {
+  return Buffer.from(cid.toString(), 'latin1').toString('latin1');
 }
 
 function parseCommit(block: Uint8Array | undefined, cid: string, did: string): SignedCommit {

@@ -124,7 +124,7 @@ export class SnapshotSource {
       }
       const hostKey = URL.canParse(host.pdsUrl) ? new URL(host.pdsUrl).host : host.pdsUrl;
       const snapshot = await this.#limiter.run(hostKey, () =>
-        fetchRepo(host.pdsUrl, did, limits, (chunks) => readRepoCar(chunks, did, host.checkCommit), signal),
+        fetchRepo(host.pdsUrl, did, limits, (chunks) => readRepoCar(chunks, did, limits.maxBytes, host.checkCommit), signal),
       );
       metrics.snapshots.inc({ result: 'fetched' });
       metrics.fetchSeconds.observe((performance.now() - startedMs) / 1000);
