@@ -324,11 +324,14 @@ for (const { transport, skip } of await transportsUnderTest()) {
       const ends = Object.fromEntries(sub.events.filter((e) => e.kind === 'backfill').map((e) => [e.did, e.backfill]));
       assert.deepEqual(ends[REPO], { status: 'complete', rev: SNAPSHOT_REV, records: 6 });
       assert.equal(ends[OTHER].reason, 'repo_not_found');
-      // Asking again for repos this connection already had backfilled starts nothing new.
+      // Asking again fetches only the repo whose backfill failed: REPO was backfilled on this connection.
       const requests = network.pdsRequests.length;
       sub.send(JSON.stringify({ type: 'options_update', payload: { wantedDids: [OTHER, REPO], wantedCollections: [POST], backfill: true } }));
-      await sub.roundTrip();
-      assert.equal(network.pdsRequests.length, requests);
+      await waitUntil(() => sub.events.filter((e) => e.kind === 'backfill').length === 3, 'the failed one to be tried again');
+      const again = sub.events.filter((e) => e.kind === 'backfill').at(-1)!;
+      assert.equal(again.did, OTHER);
+      assert.equal(again.backfill.reason, 'repo_not_found');
+      assert.deepEqual(network.pdsRequests.slice(requests).map((url) => new URL(url, 'http://pds').searchParams.get('did')), [OTHER]);
     });
 
     test('requireHello: the backfill waits for the hello, whose filter it follows', async () => {

@@ -62,10 +62,14 @@ export class SubscriberBackfill {
     readonly subscriberId: number,
   ) {}
 
-  /** Starts a backfill for each DID not already backfilled or being backfilled on this connection. */
+  /**
+   * Starts a backfill for each DID not already backfilled or being backfilled on this connection;
+   * one whose backfill failed is tried again (asking again is how a client retries).
+   */
   request(dids: Iterable<string>, position: number): void {
     for (const did of dids) {
-      if (this.#repos.has(did)) continue;
+      const phase = this.#repos.get(did)?.phase;
+      if (phase === 'fetching' || phase === 'done') continue;
       const abort = new AbortController();
       this.#repos.set(did, { phase: 'fetching', requestedAt: position, abort });
       this.context.snapshots.get(did, abort.signal).then(
