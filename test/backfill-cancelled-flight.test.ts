@@ -59,12 +59,12 @@ test('a subscriber asking for a repo whose previous fetch was just cancelled (by
 
   // Subscriber A asks, then leaves while the DID is still being resolved: its fetch is cancelled.
   const a = new AbortController();
-  const askedByA = snapshots.get(DID, a.signal).catch((err: Error) => err);
+  const askedByA = snapshots.get(DID, 1, a.signal).catch((err: Error) => err);
   a.abort();
   assert.match(((await askedByA) as Error).message, /cancelled/);
 
   // Subscriber B asks for the same repo right after; it never leaves.
-  const askedByB = snapshots.get(DID, new AbortController().signal).then(
+  const askedByB = snapshots.get(DID, 2, new AbortController().signal).then(
     (snapshot) => snapshot,
     (err: Error) => err,
   );
@@ -72,7 +72,7 @@ test('a subscriber asking for a repo whose previous fetch was just cancelled (by
   releaseFirst();
   await waitUntil(async () => (await registry.metrics()).includes('contrail_backfill_snapshots_total{result="fetch_failed"} 1'), 'the cancelled fetch to settle');
   await new Promise((resolve) => setImmediate(resolve));
-  const askedByC = snapshots.get(DID, new AbortController().signal);
+  const askedByC = snapshots.get(DID, 3, new AbortController().signal);
   releaseSecond();
   const got = await askedByB;
   assert.ok(!(got instanceof Error), `B's backfill failed: ${(got as Error).message}`);

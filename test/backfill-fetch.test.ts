@@ -206,23 +206,23 @@ describe('shared snapshots', () => {
     const gate = new Promise<void>((resolve) => (release = resolve));
     const server = await pds((req, res, count) => void gate.then(() => serveCar(req, res, count)));
     const snapshots = source(server.url);
-    const asks = [1, 2, 3].map(() => snapshots.get(DID, new AbortController().signal));
+    const asks = [1, 2, 3].map((asker) => snapshots.get(DID, asker, new AbortController().signal));
     while (server.requests.length === 0) await new Promise((resolve) => setTimeout(resolve, 5));
     release();
     const [a, b, c] = await Promise.all(asks);
     assert.ok(a);
     assert.equal(a, b);
     assert.equal(b, c);
-    assert.equal((await snapshots.get(DID, new AbortController().signal)).commitCid, a.commitCid);
+    assert.equal((await snapshots.get(DID, 1, new AbortController().signal)).commitCid, a.commitCid);
     assert.equal(server.requests.length, 1);
   });
 
   test('an expired snapshot is fetched again', async () => {
     const server = await pds(serveCar);
     const snapshots = source(server.url, { cacheTtlMs: 0 });
-    await snapshots.get(DID, new AbortController().signal);
+    await snapshots.get(DID, 1, new AbortController().signal);
     await new Promise((resolve) => setTimeout(resolve, 5));
-    await snapshots.get(DID, new AbortController().signal);
+    await snapshots.get(DID, 1, new AbortController().signal);
     assert.equal(server.requests.length, 2);
   });
 
@@ -233,7 +233,7 @@ describe('shared snapshots', () => {
     const snapshots = source(server.url);
     const first = new AbortController();
     const second = new AbortController();
-    const asks = [snapshots.get(DID, first.signal), snapshots.get(DID, second.signal)].map((p) => backfillFailureOf(p));
+    const asks = [snapshots.get(DID, 1, first.signal), snapshots.get(DID, 2, second.signal)].map((p) => backfillFailureOf(p));
     while (server.requests.length === 0) await new Promise((resolve) => setTimeout(resolve, 5));
     first.abort();
     second.abort();
@@ -247,7 +247,7 @@ describe('shared snapshots', () => {
         throw new Error('the PLC directory has no such DID');
       },
     });
-    const failure = await backfillFailureOf(snapshots.get(DID, new AbortController().signal));
+    const failure = await backfillFailureOf(snapshots.get(DID, 1, new AbortController().signal));
     assert.equal(failure.reason, 'identity_unavailable');
     assert.match(failure.message, /no such DID/);
   });
@@ -267,7 +267,7 @@ describe('shared snapshots', () => {
     // Different DIDs (a resolver mapping them all to this PDS): the CAR names DID, so others fail
     // their commit check after the fetch, which is what this test needs: fetches, not snapshots.
     const dids = Array.from({ length: 6 }, (_, i) => `did:plc:aaaaaaaaaaaaaaaaaaaaaaa${i}`);
-    await Promise.allSettled(dids.map((did) => snapshots.get(did, new AbortController().signal)));
+    await Promise.allSettled(dids.map((did, asker) => snapshots.get(did, asker, new AbortController().signal)));
     assert.equal(server.requests.length, 6);
     assert.equal(most, 2);
   });

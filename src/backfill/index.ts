@@ -4,10 +4,10 @@
  * How it works: `/subscribe?wantedDids=…&backfill=true` (or `"backfill":true` in options_update)
  * gives the subscriber a SubscriberBackfill (subscriber-backfill.ts), which asks the shared
  * SnapshotSource (snapshots.ts) for each wanted repo. The source resolves the DID to its PDS
- * (identity stage), fetches `com.atproto.sync.getRepo` as a stream (repo-fetch.ts: per-host and
- * total concurrency, deadline, byte limit, retries with backoff and Retry-After, the PDS's own
- * RepoTakendown/RepoDeactivated/RepoNotFound reasons, no private addresses unless allowed, by
- * the identity stage's endpoint guard), and reads the CAR with @ipld/car's streaming iterator
+ * (identity stage), fetches `com.atproto.sync.getRepo` as a stream (fetch-slots.ts: per-host,
+ * per-subscriber and total concurrency; repo-fetch.ts: deadline, byte limit, retries with
+ * backoff and Retry-After, the PDS's own RepoTakendown/RepoDeactivated/RepoNotFound reasons, no
+ * private addresses unless allowed, by the identity stage's endpoint guard), and reads the CAR with @ipld/car's streaming iterator
  * (repo-car.ts: every block hashed against its CID, the commit checked — and its signature when
  * --verify is on, commit-signature.ts — the MST walked with @atcute/mst). Concurrent subscribers
  * of one DID share one fetch; finished snapshots are kept briefly, within a byte bound.
@@ -20,7 +20,7 @@
  * events wait in the store, not in memory. A fetch that fails ends with a `failed` message and
  * a reason, and the withheld events follow it.
  *
- * Files: failure.ts (reasons), repo-fetch.ts, host-limit.ts, repo-car.ts, commit-signature.ts
+ * Files: failure.ts (reasons), repo-fetch.ts, fetch-slots.ts, repo-car.ts, commit-signature.ts
  * (the --verify check, with the verify stage's keys), snapshots.ts, subscriber-backfill.ts,
  * messages.ts, metrics.ts.
  */

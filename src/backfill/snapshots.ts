@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { BackfillFailure } from './failure.ts';
-import { HostLimiter } from './host-limit.ts';
+import { FetchSlots } from './fetch-slots.ts';
 import type { BackfillMetrics } from './metrics.ts';
 import { fetchRepo, type FetchLimits } from './repo-fetch.ts';
 import { readRepoCar, type CommitCheck, type RepoSnapshot } from './repo-car.ts';
@@ -34,6 +34,14 @@ export interface SnapshotSourceOptions {
   metrics: BackfillMetrics;
 }
 
+/**
+ * Fetches one subscriber's requests may run at once: half of `--backfill-concurrency` (at least
+ * one), so one subscriber never holds more than half the slots and any other always finds some.
+ */
+export function fetchesPerSubscriber(concurrency: number): number {
+  return Math.max(1, Math.floor(concurrency / 2));
+}
+
 interface Flight {
   promise: Promise<TimedSnapshot>;
   waiters: number;
@@ -52,14 +60,17 @@ export class SnapshotSource {
   /** Insertion order is age order: the oldest is evicted first. */
   readonly #cache = new Map<string, { snapshot: TimedSnapshot; atMs: number }>();
   #cachedBytes = 0;
-  readonly #limiter: HostLimiter;
+  readonly #slots: FetchSlots;
 
   constructor(readonly options: SnapshotSourceOptions) {
-    this.#limiter = new HostLimiter(options.perHost, options.concurrency);
+    this.#slots = new FetchSlots(options.perHost, fetchesPerSubscriber(options.concurrency), options.concurrency);
   }
 
-  /** The DID's snapshot; `signal` says this waiter left (the fetch stops when all have). */
-  async get(did: string, signal: AbortSignal): Promise<TimedSnapshot> {
+  /**
+   * The DID's snapshot for subscriber `asker` (a fetch it starts counts against its share of
+   * the slots, whoever joins it); `signal` says this waiter left (the fetch stops when all have).
+   */
+  async get(did: string, asker: number, signal: AbortSignal): Promise<TimedSnapshot> {
     const cached = this.#cache.get(did);
     if (cached && Date.now() - cached.atMs <= this.options.cacheTtlMs) {
       this.options.metrics.snapshots.inc({ result: 'cached' });
@@ -71,7 +82,7 @@ export class SnapshotSource {
       this.options.metrics.snapshots.inc({ result: 'shared' });
     } else {
       const abort = new AbortController();
-      const started: Flight = { promise: this.#fetch(did, abort.signal), waiters: 0, abort };
+      const started: Flight = { promise: this.#fetch(did, asker, abort.signal), waiters: 0, abort };
       flight = started;
       this.#flights.set(did, started);
       started.promise.then(
@@ -111,7 +122,7 @@ export class SnapshotSource {
     });
   }
 
-  async #fetch(did: string, signal: AbortSignal): Promise<TimedSnapshot> {
+  async #fetch(did: string, asker: number, signal: AbortSignal): Promise<TimedSnapshot> {
     const { resolve, limits, logger, metrics, tip } = this.options;
     const since = tip();
     const startedMs = performance.now();
@@ -123,7 +134,7 @@ export class SnapshotSource {
         throw new BackfillFailure('identity_unavailable', `could not find the PDS of ${did}: ${(err as Error).message}`);
       }
       const hostKey = URL.canParse(host.pdsUrl) ? new URL(host.pdsUrl).host : host.pdsUrl;
-      const snapshot = await this.#limiter.run(hostKey, () =>
+      const snapshot = await this.#slots.run(hostKey, asker, () =>
         fetchRepo(host.pdsUrl, did, limits, (chunks) => readRepoCar(chunks, did, limits.maxBytes, host.checkCommit), signal),
       );
       metrics.snapshots.inc({ result: 'fetched' });

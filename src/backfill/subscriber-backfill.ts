@@ -72,7 +72,7 @@ export class SubscriberBackfill {
       if (phase === 'fetching' || phase === 'done') continue;
       const abort = new AbortController();
       this.#repos.set(did, { phase: 'fetching', requestedAt: position, abort });
-      this.context.snapshots.get(did, abort.signal).then(
+      this.context.snapshots.get(did, this.subscriberId, abort.signal).then(
         (snapshot) => this.#arrived(did, snapshot),
         (err) => this.#failed(did, err instanceof BackfillFailure ? err : new BackfillFailure('fetch_failed', (err as Error).message)),
       );

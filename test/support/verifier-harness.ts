@@ -41,7 +41,8 @@ export function snapshotResync(identity: IdentityResolver, registry: Registry, p
     logger: pino({ level: 'silent' }),
     metrics: createBackfillMetrics(registry),
   });
-  return async (did) => ({ rev: (await snapshots.get(did, new AbortController().signal)).rev, data: roots.get(did)! });
+  let resyncs = 0; // each resync its own asker: only the host and total bounds apply, as in verify's own resyncs
+  return async (did) => ({ rev: (await snapshots.get(did, ++resyncs, new AbortController().signal)).rev, data: roots.get(did)! });
 }
 
 /** The DID document naming `signingKey` (a did:key) as the #atproto key, and the PDS if given. */
