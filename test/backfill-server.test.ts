@@ -382,6 +382,15 @@ for (const { transport, skip } of await transportsUnderTest()) {
         assert.equal(sub.events[0]!.backfill.reason, 'private_endpoint');
         assert.match(sub.events[0]!.backfill.message, /127\.0\.0\.1/);
         assert.equal(network.pdsRequests.length, requests, 'the PDS was not asked');
+        // A did:web's own host is guarded the same way, and refused with the same reason.
+        const webs = ['did:web:127.0.0.1', 'did:web:169.254.169.254'];
+        const webSub = await Subscription.open(guarded.port, backfillQuery(webs));
+        await waitUntil(() => webSub.events.length === 2, 'both failures');
+        for (const did of webs) {
+          const { backfill } = webSub.events.find((e) => e.did === did)!;
+          assert.equal(backfill.reason, 'private_endpoint', backfill.message);
+          assert.match(backfill.message, /non-public address/);
+        }
       });
       await withGateway({ transport, plcUrl: network.plcUrl, backfill: false }, {}, async ({ gateway: plain }) => {
         const refused = await upgradeRequest(plain.port, `/subscribe?${backfillQuery([REPO])}`);

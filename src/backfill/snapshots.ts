@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { IdentityError } from '../identity/index.ts';
 import { BackfillFailure } from './failure.ts';
 import { FetchSlots } from './fetch-slots.ts';
 import type { BackfillMetrics } from './metrics.ts';
@@ -131,7 +132,9 @@ export class SnapshotSource {
       try {
         host = await resolve(did);
       } catch (err) {
-        throw new BackfillFailure('identity_unavailable', `could not find the PDS of ${did}: ${(err as Error).message}`);
+        // A did:web whose own host is a private address is refused by the same guard as such a PDS, and said the same way.
+        const refused = err instanceof IdentityError && err.reason === 'refused_endpoint';
+        throw new BackfillFailure(refused ? 'private_endpoint' : 'identity_unavailable', `could not find the PDS of ${did}: ${(err as Error).message}`);
       }
       const hostKey = URL.canParse(host.pdsUrl) ? new URL(host.pdsUrl).host : host.pdsUrl;
       const snapshot = await this.#slots.run(hostKey, asker, () =>
