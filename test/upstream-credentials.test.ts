@@ -20,12 +20,15 @@ function assertNoSecret(text: string, where: string): void {
   for (const secret of SECRETS) assert.ok(!text.includes(secret), `${where} shows ${secret}: ${text.slice(0, 2000)}`);
 }
 
-test('redactUrl hides user, password and every query value, and keeps the rest', () => {
+test('redactUrl hides user, password and every query value, and keeps the rest; the demo upstream is shown as named', () => {
   assert.equal(
     redactUrl('wss://alice:s3cret@relay.example:8443/xrpc/com.atproto.sync.subscribeRepos?apikey=hunter2&apikey=x&region=eu'),
     'wss://***:***@relay.example:8443/xrpc/com.atproto.sync.subscribeRepos?apikey=***&region=***',
   );
   assert.equal(redactUrl('wss://bsky.network/xrpc/com.atproto.sync.subscribeRepos'), 'wss://bsky.network/xrpc/com.atproto.sync.subscribeRepos');
+  assert.equal(redactUrl('demo'), 'demo', '--upstream demo is shown as it is');
+  assert.equal(redactUrl('demo:7'), 'demo:7');
+  assert.equal(redactUrl('not a url, perhaps a token'), '***');
 });
 
 test('the upstream credentials never show in /stats, the logs, contrail inspect or the saved cursor', async (t) => {

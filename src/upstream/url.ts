@@ -1,3 +1,5 @@
+import { DEMO_UPSTREAM } from './demo.ts';
+
 const SUBSCRIBE_PATH = '/xrpc/com.atproto.sync.subscribeRepos';
 
 /**
@@ -31,7 +33,7 @@ export function redactUrl(input: string): string {
   try {
     url = new URL(input);
   } catch {
-    return '***';
+    return DEMO_UPSTREAM.test(input) ? input : '***'; // `demo` is no URL and holds no secret
   }
   if (url.username) url.username = '***';
   if (url.password) url.password = '***';
