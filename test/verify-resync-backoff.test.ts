@@ -6,6 +6,8 @@
  * (out_of_sync) until one arriving --verify-resync-retry after that resync starts the next, the
  * wait doubling with each resync in a row so followed, and starting over once the repo has stayed
  * in sync for the longest wait. Other repos do not wait with it. The fetches are counted at the PDS.
+ * The Verifier's clock moves only when a test moves it: the waits are asserted on that clock, so a
+ * loaded machine taking long between two lines changes nothing.
  */
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
@@ -30,14 +32,23 @@ interface LogLine {
   resyncInMs?: number;
 }
 
-/** alice and bob, a PLC directory and a PDS serving their repos as they are when asked, and a Verifier resyncing from it. */
+/**
+ * alice and bob, a PLC directory and a PDS serving their repos as they are when asked, and a
+ * Verifier resyncing from it on a clock (from 0) that only `advanceTo` moves.
+ */
 async function setup(t: TestContext, options: { resyncRetryMs: number; resyncRetryMaxMs?: number }) {
   const [alice, bob] = await Promise.all(['alice', 'bob'].map((name) => SignedRepo.create(`did:plc:${name}backoff`.padEnd(32, '0'))));
   const repos = new Map([alice!, bob!].map((repo) => [repo.did, repo]));
+  let clock = 0;
+  const advanceTo = (ms: number) => {
+    assert.ok(ms >= clock, `the clock goes forward only (at ${clock}, asked for ${ms})`);
+    clock = ms;
+  };
+  /** Each getRepo the PDS was asked for, with the Verifier's clock then. */
   const fetches: { did: string; at: number }[] = [];
   const { url: pdsUrl } = await localHttpServer(t, (req, res) => {
     const did = new URL(req.url!, 'http://pds').searchParams.get('did') ?? '';
-    fetches.push({ did, at: Date.now() });
+    fetches.push({ did, at: clock });
     void (async () => {
       res.writeHead(200, { 'content-type': 'application/vnd.ipld.car' });
       for await (const chunk of repos.get(did)!.car()) res.write(chunk);
@@ -50,7 +61,7 @@ async function setup(t: TestContext, options: { resyncRetryMs: number; resyncRet
   });
   const logs: LogLine[] = [];
   const logger = pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line) as LogLine) });
-  const { verifier, delivered, registry, resyncsStarted } = verifierUnderTest(t, plcUrl, { resyncFrom: pdsUrl, logger, ...options });
+  const { verifier, delivered, registry, resyncsStarted } = verifierUnderTest(t, plcUrl, { resyncFrom: pdsUrl, logger, nowMs: () => clock, ...options });
   const metric = async (series: string) => {
     const line = (await registry.metrics()).split('\n').find((l) => l.startsWith(`${series} `));
     return line ? Number(line.split(' ')[1]) : 0;
@@ -66,20 +77,15 @@ async function setup(t: TestContext, options: { resyncRetryMs: number; resyncRet
     await verifier.idle();
     return body.seq;
   };
-  /** alice makes commits that the relay passes on untouched, one each poll, until `done`; their seqs. */
-  const aliceBehavesUntil = async (done: () => boolean, what: string): Promise<number[]> => {
-    const seqs: number[] = [];
-    await waitUntil(async () => done() || (seqs.push(await send(alice!, `alice, behaving ${seqs.length}`)), false), what);
-    return seqs;
-  };
   const seqsOf = (repo: SignedRepo) => delivered.filter((m: UpstreamMessage) => m.type === 'commit' && m.repo === repo.did).map((m) => ('seq' in m ? m.seq : undefined));
   const fetchesOf = (repo: SignedRepo) => fetches.filter((f) => f.did === repo.did);
   const deferrals = (repo: SignedRepo) => logs.filter((l) => l.msg === DEFERRED && l.did === repo.did);
-  return { alice: alice!, bob: bob!, verifier, metric, send, aliceBehavesUntil, seqsOf, fetchesOf, deferrals };
+  return { alice: alice!, bob: bob!, verifier, advanceTo, metric, send, seqsOf, fetchesOf, deferrals };
 }
 
 test('a relay that breaks one repo over and over makes contrail fetch it once per wait, not once per bad commit; other repos are unaffected', async (t) => {
-  const wait = 3_600_000; // longer than the test: every fetch of alice past the first would be one too many
+  // The clock stays at 0 here: every fetch of alice past the first is one too many.
+  const wait = 30_000;
   const { alice, bob, verifier, metric, send, seqsOf, fetchesOf, deferrals } = await setup(t, { resyncRetryMs: wait });
   const aliceFirst = await send(alice, 'alice, before');
   const bobSeqs = [await send(bob, 'bob, before')];
@@ -102,50 +108,66 @@ test('a relay that breaks one repo over and over makes contrail fetch it once pe
   assert.equal(await metric('contrail_verify_resyncs_deferred_total'), 1);
   assert.equal(deferrals(alice).length, 1, 'the wait is logged once, not once per commit');
   assert.equal(deferrals(alice)[0]!.resyncsInARow, 1);
-  assert.ok(deferrals(alice)[0]!.resyncInMs! <= wait);
+  assert.equal(deferrals(alice)[0]!.resyncInMs, wait, 'the whole wait is ahead: the clock has not moved since her resync');
   assert.deepEqual(seqsOf(bob), bobSeqs, "bob's commits all pass, in order, while alice waits");
   assert.equal(verifier.outOfSync(bob.did), undefined);
 });
 
 test('after its wait a repo that behaves again is resynced and its commits come through; each resync in a row followed by a failure doubles the next wait', async (t) => {
   const wait = 200;
-  const { alice, metric, send, aliceBehavesUntil, seqsOf, fetchesOf, deferrals } = await setup(t, { resyncRetryMs: wait });
+  const { alice, advanceTo, metric, send, seqsOf, fetchesOf, deferrals } = await setup(t, { resyncRetryMs: wait });
   const emitted = [await send(alice, 'alice, before')];
-  let withheld = 0;
-  for (let resyncs = 1; resyncs <= 3; resyncs++) {
-    // Tampered: resynced at once the first time; later, soon after the last resync, it waits.
+  // The first failure is resynced at once; the wait after each later one is the last one doubled.
+  await send(alice, 'alice, tampered 1', true);
+  assert.deepEqual(fetchesOf(alice).map((f) => f.at), [0], 'resynced at once');
+  emitted.push(await send(alice, 'alice, after resync 1'));
+  assert.deepEqual(seqsOf(alice), emitted, "after resync 1, alice's commits come through again");
+  for (const [resyncs, expectedWait] of [[2, wait], [3, 2 * wait]] as const) {
+    const lastFetch = fetchesOf(alice).at(-1)!.at;
+    // Soon after the last resync: it waits. Her commits until the wait is over are withheld, up to
+    // its last millisecond; the first one at its end starts the resync, whose snapshot holds it
+    // (rev_not_newer); the one after chains from the snapshot and passes.
     await send(alice, `alice, tampered ${resyncs}`, true);
-    // alice's commits during the wait are withheld; the first one past it starts the resync, whose
-    // snapshot holds it (rev_not_newer); the one after chains from the snapshot and passes.
-    const behaving = await aliceBehavesUntil(() => fetchesOf(alice).length === resyncs, `resync ${resyncs}`);
-    withheld += Math.max(behaving.length - 1, 0);
+    await send(alice, `alice, within wait ${resyncs - 1}`);
+    advanceTo(lastFetch + expectedWait - 1);
+    await send(alice, `alice, at the last millisecond of wait ${resyncs - 1}`);
+    assert.equal(fetchesOf(alice).length, resyncs - 1, `no resync ${resyncs} within the wait of ${expectedWait} ms`);
+    advanceTo(lastFetch + expectedWait);
+    await send(alice, `alice, as wait ${resyncs - 1} ends`);
+    assert.equal(fetchesOf(alice).length, resyncs, `resync ${resyncs} as the wait of ${expectedWait} ms ends`);
     emitted.push(await send(alice, `alice, after resync ${resyncs}`));
-    assert.deepEqual(seqsOf(alice), emitted, `after resync ${resyncs}, alice's commits come through again`);
+    assert.deepEqual(seqsOf(alice), emitted, `after resync ${resyncs}, alice's commits come through again, and none within the wait`);
   }
 
-  const [first, second, third] = fetchesOf(alice).map((f) => f.at);
-  assert.ok(second! - first! >= wait, `the second fetch came ${second! - first!} ms after the first: within the wait of ${wait} ms`);
-  assert.ok(third! - second! >= 2 * wait, `the third fetch came ${third! - second!} ms after the second: within the doubled wait of ${2 * wait} ms`);
-  assert.deepEqual(deferrals(alice).map((l) => l.resyncsInARow), [1, 2], 'each wait logged once, with the resyncs in a row before it');
+  assert.deepEqual(fetchesOf(alice).map((f) => f.at), [0, wait, wait + 2 * wait], 'each resync waited for the last wait doubled, on the Verifier\'s clock');
+  assert.deepEqual(deferrals(alice).map((l) => [l.resyncsInARow, l.resyncInMs]), [[1, wait], [2, 2 * wait]], 'each wait logged once, with the resyncs in a row before it');
   assert.equal(await metric('contrail_verify_resyncs_deferred_total'), 2);
-  assert.equal(await metric('contrail_verify_failures_total{reason="out_of_sync"}'), withheld, 'every commit within a wait was withheld, none emitted');
+  assert.equal(await metric('contrail_verify_failures_total{reason="out_of_sync"}'), 2 * 2, 'two commits within each wait, withheld');
   assert.equal(await metric('contrail_verify_failures_total{reason="rev_not_newer"}'), 2, 'the commits that started the resyncs after a wait, in their snapshots');
 });
 
 test('a repo that stays in sync for the longest wait starts over: its next failure is resynced at once, and the wait after it is the first one again', async (t) => {
   const wait = 100;
   const longest = 400;
-  const { alice, metric, send, aliceBehavesUntil, fetchesOf, deferrals } = await setup(t, { resyncRetryMs: wait, resyncRetryMaxMs: longest });
+  const { alice, advanceTo, metric, send, fetchesOf, deferrals } = await setup(t, { resyncRetryMs: wait, resyncRetryMaxMs: longest });
   await send(alice, 'alice, before');
   await send(alice, 'alice, tampered 1', true);
   await send(alice, 'alice, tampered 2', true);
-  await aliceBehavesUntil(() => fetchesOf(alice).length === 2, 'the second resync, past the first wait');
-  const secondResyncEnded = Date.now();
-  // Two resyncs in a row: a failure now would wait twice as long. alice behaves for the longest wait.
-  await aliceBehavesUntil(() => Date.now() - secondResyncEnded >= longest, 'the longest wait to pass');
+  advanceTo(wait);
+  await send(alice, 'alice, past the first wait: resynced');
+  await send(alice, 'alice, after the second resync');
+  assert.deepEqual(fetchesOf(alice).map((f) => f.at), [0, wait], 'two resyncs in a row');
+  // Two resyncs in a row: a failure soon after would have the third wait for twice as long. alice
+  // stays in sync for the longest wait since the second resync.
+  advanceTo(wait + longest);
+  await send(alice, 'alice, behaving after the longest wait');
   await send(alice, 'alice, tampered 3', true);
   assert.equal(fetchesOf(alice).length, 3, 'resynced at once');
   assert.equal(await metric('contrail_verify_resyncs_deferred_total'), 1, 'only the first run waited');
   await send(alice, 'alice, tampered 4', true);
-  assert.deepEqual(deferrals(alice).map((l) => l.resyncsInARow), [1, 1], 'the run started over: one resync in a row before the second wait, as before the first');
+  assert.deepEqual(
+    deferrals(alice).map((l) => [l.resyncsInARow, l.resyncInMs]),
+    [[1, wait], [1, wait]],
+    'the run started over: one resync in a row before the second wait, and the first wait again, as before the first',
+  );
 });
