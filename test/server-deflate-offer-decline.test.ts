@@ -19,12 +19,13 @@ const OFFERS_TO_DECLINE = [
 
 for (const { transport, skip } of await transportsUnderTest()) {
   describe(`deflate offers declined over ${transport}`, { skip }, () => {
-    test('an offer RFC 7692 says to decline still upgrades, on /subscribe and on v2', () =>
+    test('an offer RFC 7692 says to decline still upgrades, without the extension, on /subscribe and on v2', () =>
       withGateway({ transport }, {}, async ({ gateway }) => {
         for (const path of ['/subscribe', SUBSCRIBE_EVENTS]) {
           for (const offer of OFFERS_TO_DECLINE) {
             const answer = await upgradeRequest(gateway.port, path, { 'sec-websocket-extensions': offer });
             assert.equal(answer.status, 101, `${path} offering ${JSON.stringify(offer)}: HTTP ${answer.status} ${answer.body.toString()}`);
+            assert.equal(answer.headers['sec-websocket-extensions'], undefined, `${path} offering ${JSON.stringify(offer)}: declined, on both transports`);
           }
         }
       }));

@@ -16,6 +16,7 @@ import {
   type Transport,
 } from './transport.ts';
 import { compressedFrameHeader, deflateMessage } from './deflate.ts';
+import { TAKEN_DEFLATE_OFFER, takesDeflateOffer } from './deflate-offer.ts';
 import { listenError } from './listen-error.ts';
 
 /** The portable transport: node:http and the `ws` package, for Node versions uWS has no build for. */
@@ -75,10 +76,10 @@ export class WsTransport<Session> implements Transport {
         return;
       }
       const session = decision.accept;
-      // Declining deflate = not seeing the offer; ws then answers without the extension. Offers
-      // that cap the server's window are declined too: the shared deflate uses the full window.
-      const offer = req.headers['sec-websocket-extensions'] ?? '';
-      if (!decision.deflate || /server_max_window_bits/i.test(offer)) delete req.headers['sec-websocket-extensions'];
+      // ws sees the offer taken, or none (declined: it answers without the extension), never the
+      // client's header, over which it would refuse the upgrade (deflate-offer.ts).
+      if (decision.deflate && takesDeflateOffer(info.header('sec-websocket-extensions'))) req.headers['sec-websocket-extensions'] = TAKEN_DEFLATE_OFFER;
+      else delete req.headers['sec-websocket-extensions'];
       if (decision.protocol) this.#protocols.set(req, decision.protocol);
       this.#wss.handleUpgrade(req, socket, head, (ws) => {
         const client = wrapSocket(ws, socket);
