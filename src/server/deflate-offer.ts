@@ -6,10 +6,12 @@
  * declined too: the deflate here always uses the full window (shared on the ws transport), and
  * accepting the parameter would mean answering with it.
  *
- * A transport does not hand the client's header to its WebSocket library: that library's own
- * reading of it differs (`ws` refuses the upgrade over an invalid offer, uWS takes one). It hands
- * TAKEN_DEFLATE_OFFER, or nothing, so both answer a taken offer with the same extension:
- * no context takeover both ways, as each library is configured.
+ * This is the one reading of the offer: routes.ts decides from it whether a connection gets
+ * deflate (and takes a --max-deflate-subscribers slot; on v2, whether zstd beside it is a 400).
+ * A transport does not hand the client's header to its WebSocket library, whose own reading of it
+ * differs (`ws` refuses the upgrade over an invalid offer, uWS takes one): it hands
+ * TAKEN_DEFLATE_OFFER where routes.ts granted deflate, or nothing, so both answer a taken offer
+ * with the same extension, no context takeover both ways, as each library is configured.
  */
 export const TAKEN_DEFLATE_OFFER = 'permessage-deflate';
 

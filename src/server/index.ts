@@ -7,8 +7,9 @@
  * the sockets and calls a SocketHandler (routes.ts). The upgrade is decided before any
  * WebSocket exists — bad query parameters get HTTP 400 with the reason, limits get 503/429 —
  * and an accepted connection becomes a Subscriber in the SubscriberHub (subscribers.ts) with
- * its Wire (wire.ts): v1 frames, or v2's, each plain or zstd. permessage-deflate belongs to the
- * transport, granted per upgrade up to an operator's cap (it costs CPU per subscriber on uWS).
+ * its Wire (wire.ts): v1 frames, or v2's, each plain or zstd. permessage-deflate is granted per
+ * upgrade, from one reading of the client's offer (deflate-offer.ts), up to an operator's cap (it
+ * costs CPU per subscriber on uWS); the transport negotiates what was granted and compresses.
  * The hub moves each subscriber's position forward through the store until it reaches the
  * tip, then pushes committed batches to it through the LiveIndex (live-index.ts), which looks
  * subscribers up by DID and collection so a narrow filter costs nothing for other events.

@@ -2,6 +2,7 @@ import type { EventStore, StoreSpan, UpstreamCursor } from '../store/index.ts';
 import { redactUrl } from '../upstream/index.ts';
 import { parseBackfill } from './backfill-feed.ts';
 import type { EventCompressor } from './compression.ts';
+import { takesDeflateOffer } from './deflate-offer.ts';
 import { OptionError, parseFilter } from './filter.ts';
 import type { ServerMetrics } from './metrics.ts';
 import { XrpcError, cursorAhead, parseSubscribeEventsQuery, resolveCursor, xrpcReply } from './subscribe-events.ts';
@@ -105,7 +106,8 @@ export function createSocketHandler(options: RouteOptions): SocketHandler<Connec
    * false, or what a deflate offer beside it gets.
    */
   const admit = (request: HttpRequestInfo, zstd: false | ZstdWithDeflate): { refuse: { status: number; result: string; reason: string } } | { deflate: boolean } => {
-    const offersDeflate = /permessage-deflate/i.test(request.header('sec-websocket-extensions') ?? '');
+    // The one reading of the offer: the transports negotiate exactly what this decides.
+    const offersDeflate = takesDeflateOffer(request.header('sec-websocket-extensions'));
     if (zstd === 'refuse' && offersDeflate && options.maxDeflateSubscribers > 0) return { refuse: { status: 400, result: 'bad_request', reason: BOTH_COMPRESSIONS } };
     if (hub.size >= options.maxSubscribers) {
       return { refuse: { status: 503, result: 'too_many_subscribers', reason: `this server is at its limit of ${options.maxSubscribers} subscribers; try again later` } };

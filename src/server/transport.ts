@@ -85,7 +85,10 @@ export interface SocketHandler<Session> {
 
 export interface UpgradeAccept<Session> {
   accept: Session;
-  /** Negotiate RFC 7692 permessage-deflate if the client offered it (false: decline the offer). */
+  /**
+   * Negotiate RFC 7692 permessage-deflate: true only where the client made an offer the server takes
+   * (deflate-offer.ts), so the subscriber counted as deflate is the one that gets it; false declines.
+   */
   deflate: boolean;
   /** The Sec-WebSocket-Protocol to answer with, if any. */
   protocol?: string;

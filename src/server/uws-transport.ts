@@ -15,7 +15,7 @@ import {
   type Transport,
 } from './transport.ts';
 import { listenError, probeListen } from './listen-error.ts';
-import { TAKEN_DEFLATE_OFFER, takesDeflateOffer } from './deflate-offer.ts';
+import { TAKEN_DEFLATE_OFFER } from './deflate-offer.ts';
 
 type Uws = typeof import('@trufflesuite/uws-js-unofficial');
 /** ListenOptions.LIBUS_LISTEN_EXCLUSIVE_PORT; its typings list it only for listen(port, options, cb), the native code takes it after a host too. */
@@ -95,8 +95,7 @@ export class UwsTransport<Session> implements Transport {
         }
         // uWS sees the offer taken, or none, never the client's header, of which it would take
         // offers RFC 7692 says to decline (deflate-offer.ts).
-        const deflate = decision.deflate && takesDeflateOffer(info.header('sec-websocket-extensions'));
-        const answer = { extensions: deflate ? TAKEN_DEFLATE_OFFER : '', protocol: decision.protocol ?? '' };
+        const answer = { extensions: decision.deflate ? TAKEN_DEFLATE_OFFER : '', protocol: decision.protocol ?? '' };
         res.cork(() => res.upgrade<SocketData<Session>>({ session: decision.accept }, key, answer.protocol, answer.extensions, context));
       },
       open: (ws) => {

@@ -16,7 +16,7 @@ import {
   type Transport,
 } from './transport.ts';
 import { compressedFrameHeader, deflateMessage } from './deflate.ts';
-import { TAKEN_DEFLATE_OFFER, takesDeflateOffer } from './deflate-offer.ts';
+import { TAKEN_DEFLATE_OFFER } from './deflate-offer.ts';
 import { listenError } from './listen-error.ts';
 
 /** The portable transport: node:http and the `ws` package, for Node versions uWS has no build for. */
@@ -78,7 +78,7 @@ export class WsTransport<Session> implements Transport {
       const session = decision.accept;
       // ws sees the offer taken, or none (declined: it answers without the extension), never the
       // client's header, over which it would refuse the upgrade (deflate-offer.ts).
-      if (decision.deflate && takesDeflateOffer(info.header('sec-websocket-extensions'))) req.headers['sec-websocket-extensions'] = TAKEN_DEFLATE_OFFER;
+      if (decision.deflate) req.headers['sec-websocket-extensions'] = TAKEN_DEFLATE_OFFER;
       else delete req.headers['sec-websocket-extensions'];
       if (decision.protocol) this.#protocols.set(req, decision.protocol);
       this.#wss.handleUpgrade(req, socket, head, (ws) => {
