@@ -5,7 +5,7 @@ import type { EventCompressor } from './compression.ts';
 import { takesDeflateOffer } from './deflate-offer.ts';
 import { OptionError, parseFilter } from './filter.ts';
 import type { ServerMetrics } from './metrics.ts';
-import { XrpcError, cursorAhead, parseSubscribeEventsQuery, resolveCursor, xrpcReply } from './subscribe-events.ts';
+import { XrpcError, cursorAhead, dictionaryIdParam, parseSubscribeEventsQuery, resolveCursor, xrpcReply } from './subscribe-events.ts';
 import { positionAtTime, type Admission, type Subscriber } from './subscriber.ts';
 import type { SubscriberHub } from './subscribers.ts';
 import { SUBSCRIBE_EVENTS_PATH, SUBSCRIBE_PATH, type HttpReply, type HttpRequestInfo, type SocketHandler, type UpgradeAccept } from './transport.ts';
@@ -235,9 +235,14 @@ export function createSocketHandler(options: RouteOptions): SocketHandler<Connec
     },
     '/dictionary': dictionaryReply,
     [GET_ZSTD_DICTIONARY_PATH]: (request) => {
-      const id = new URLSearchParams(request.query).get('id');
-      if (id === null || id === String(compressor.dictionaryId)) return dictionaryReply();
-      if (!/^\d+$/.test(id)) return xrpcReply(400, 'InvalidRequest', `id: ${JSON.stringify(id)} is not a dictionary ID (a positive integer)`);
+      let id: number | undefined;
+      try {
+        id = dictionaryIdParam(new URLSearchParams(request.query), 'id');
+      } catch (err) {
+        if (!(err instanceof XrpcError)) throw err;
+        return xrpcReply(err.status, err.error, err.message);
+      }
+      if (id === undefined || id === compressor.dictionaryId) return dictionaryReply();
       return xrpcReply(400, 'DictionaryNotFound', `no dictionary ${id} here; the current one is ${compressor.dictionaryId} (omit id to get it)`);
     },
     '/stats': () => ({

@@ -30,6 +30,8 @@ export function xrpcReply(status: number, error: string, message: string): HttpR
 
 const MAX_KINDS = EVENT_KINDS.length;
 const MAX_FRAME_LIMIT = 4_294_967_295;
+/** zstd dictionary IDs are 32-bit. */
+const MAX_DICTIONARY_ID = 4_294_967_295;
 /** Cursors at or above this are unix microseconds, below it seqs (as Jetstream v2). */
 export const TIMESTAMP_CURSOR_FLOOR = 1e15;
 
@@ -79,7 +81,7 @@ export function parseSubscribeEventsQuery(request: HttpRequestInfo, dictionaryId
   }
   const maxMessageBytes = integerParam(query, 'maxMessageSizeBytes', MAX_FRAME_LIMIT) ?? 0;
   const cursor = integerParam(query, 'cursor', Number.MAX_SAFE_INTEGER);
-  const dictionary = integerParam(query, 'zstdDictionary', MAX_FRAME_LIMIT);
+  const dictionary = dictionaryIdParam(query, 'zstdDictionary');
   if (dictionary !== undefined && dictionary !== dictionaryId) {
     throw new XrpcError(
       400,
@@ -88,6 +90,14 @@ export function parseSubscribeEventsQuery(request: HttpRequestInfo, dictionaryId
     );
   }
   return { filter: { ...filter, kinds, maxMessageBytes, frameBytes: v2FrameBytes }, cursor, zstd: dictionary !== undefined };
+}
+
+/**
+ * A dictionary ID: subscribeEvents' zstdDictionary and getZstdDictionary's id, read alike, so one
+ * value names the same dictionary on both (absent: undefined; junk or a repeat: a 400 XrpcError).
+ */
+export function dictionaryIdParam(query: URLSearchParams, name: string): number | undefined {
+  return integerParam(query, name, MAX_DICTIONARY_ID);
 }
 
 /** A non-negative integer parameter (absent: undefined); anything else is a 400. */
