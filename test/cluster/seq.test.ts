@@ -14,6 +14,7 @@ import { test } from 'node:test';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { EventStore } from '../../src/store/index.ts';
+import { cleanup } from '../support/cleanup.ts';
 import { ContrailCluster } from '../support/contrail-cluster.ts';
 import { ContrailProcess } from '../support/contrail-process.ts';
 import { FakeRelay } from '../support/fake-relay.ts';
@@ -71,10 +72,12 @@ test('every node holds each event under the same seq, across a change of leader'
 
 test('a node that fell behind the stream retention keeps the leader\'s seqs after its gap (a v2 cursor means the same event on both)', { skip: natsServerMissing(), timeout: 180_000 }, async (t) => {
   const RETENTION_MS = 8_000;
+  // Nodes stop before the data dirs go and NATS stops (see cleanup.ts).
+  const defer = cleanup(t);
   const nats = await NatsCluster.start(1);
-  t.after(() => nats.stop());
+  defer(() => nats.stop());
   const relay = await FakeRelay.start();
-  t.after(() => relay.stop());
+  defer(() => relay.stop());
   const firehose = new SyntheticFirehose({ seed: 12, accounts: 100 });
   let lastSeq = 0;
   const push = (count: number) => {
@@ -84,14 +87,14 @@ test('a node that fell behind the stream retention keeps the leader\'s seqs afte
     }
   };
   const dirs = ['a', 'b'].map((id) => tempDir(`contrail-seq-${id}-`));
-  t.after(() => dirs.forEach((dir) => dir.remove()));
+  defer(() => dirs.forEach((dir) => dir.remove()));
   const launch = (i: number) =>
     ContrailProcess.serve([
       '--upstream', relay.url, '--data-dir', dirs[i]!.path, '--nats', nats.urls[0]!, '--nats-replicas', '1',
       '--nats-retention', `${RETENTION_MS}ms`, '--nats-lease', '1s', '--nats-name', 'seqgap', '--node-id', `node-${i}`,
     ]);
   const leader = launch(0);
-  t.after(() => leader.stop());
+  defer(() => leader.stop());
   await leader.waitForLog('this node is the ingest leader');
   let away = launch(1);
   await away.waitServing();
@@ -106,7 +109,7 @@ test('a node that fell behind the stream retention keeps the leader\'s seqs afte
   push(100); // the events the away node misses: gone from the stream before it returns
   await settled(leader);
   const observer = await connect({ servers: nats.urls[0]! });
-  t.after(() => observer.close());
+  defer(() => observer.close());
   const jsm = await jetstreamManager(observer);
   const streamState = async () => (await jsm.streams.info('seqgap-events')).state;
   const missedThrough = (await streamState()).last_seq;
@@ -118,7 +121,7 @@ test('a node that fell behind the stream retention keeps the leader\'s seqs afte
   const flow = setInterval(() => push(5), 100);
   try {
     away = launch(1);
-    t.after(() => away.stop());
+    defer(() => away.stop());
     await away.waitForLog('THIS NODE FELL BEHIND THE STREAM RETENTION');
   } finally {
     clearInterval(flow);
