@@ -10,6 +10,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { cleanup } from '../support/cleanup.ts';
 import { ContrailProcess } from '../support/contrail-process.ts';
 import { FakeRelay } from '../support/fake-relay.ts';
 import { tempDir } from '../support/gateway.ts';
@@ -20,17 +21,19 @@ import { SyntheticFirehose } from '../support/synthetic.ts';
 import { ThrottledProxy } from '../support/throttled-proxy.ts';
 
 test('a node back after a long absence catches up with /ready saying so, serves meanwhile, then is ready and whole', { skip: natsServerMissing(), timeout: 300_000 }, async (t) => {
+  // Nodes stop before the data dirs go and NATS stops (see cleanup.ts).
+  const defer = cleanup(t);
   const nats = await NatsCluster.start(1);
-  t.after(() => nats.stop());
+  defer(() => nats.stop());
   const relay = await FakeRelay.start();
-  t.after(() => relay.stop());
+  defer(() => relay.stop());
   // The catch-up lasts the backlog's stream bytes over this rate, whatever the load: 6,000 frames
   // (about 870 KB in the stream) take 7 s, longer than the node takes from its first read of the
   // stream to its first /ready. More frames cost the test's own CPU instead (about 2 ms each:
   // 20,000 overran the timeout at load 20); a slower rate must still bring each message (a
   // batch, about 100 KB here) well within the follower's 6 s stuck-consumer check.
   const proxy = await ThrottledProxy.start(Number(new URL(nats.urls[0]!).port), 128 * 1024);
-  t.after(() => proxy.close());
+  defer(() => proxy.close());
   const firehose = new SyntheticFirehose({ seed: 15, accounts: 300 });
   const pushed: Array<{ seq: number; bytes: Uint8Array }> = [];
   const push = (count: number) => {
@@ -40,14 +43,14 @@ test('a node back after a long absence catches up with /ready saying so, serves 
     }
   };
   const dirs = ['a', 'b'].map((id) => tempDir(`contrail-away-${id}-`));
-  t.after(() => dirs.forEach((dir) => dir.remove()));
+  defer(() => dirs.forEach((dir) => dir.remove()));
   const launch = (i: number, natsUrl: string) =>
     ContrailProcess.serve([
       '--upstream', relay.url, '--data-dir', dirs[i]!.path, '--nats', natsUrl, '--nats-replicas', '1',
       '--nats-lease', '2s', '--nats-name', 'away', '--node-id', ['a', 'b'][i]!,
     ]);
   const a = launch(0, nats.urls[0]!);
-  t.after(() => a.stop());
+  defer(() => a.stop());
   await a.waitForLog('this node is the ingest leader');
   let b = launch(1, nats.urls[0]!);
   await b.waitServing();
@@ -64,7 +67,7 @@ test('a node back after a long absence catches up with /ready saying so, serves 
   await settled(a);
 
   b = launch(1, `nats://127.0.0.1:${proxy.port}`);
-  t.after(() => b.stop());
+  defer(() => b.stop());
   await b.waitServing(120_000);
   const readiness: string[] = [];
   const ready = async () => {

@@ -14,6 +14,7 @@ import { StreamFollower } from '../../src/cluster/follower.ts';
 import { openCluster } from '../../src/cluster/nats.ts';
 import { StreamWriter } from '../../src/cluster/stream-writer.ts';
 import { EventStore, type Batch } from '../../src/store/index.ts';
+import { cleanup } from '../support/cleanup.ts';
 import { tempDir } from '../support/gateway.ts';
 import { NatsCluster, natsServerMissing } from '../support/nats-cluster.ts';
 
@@ -24,16 +25,18 @@ function within<T>(ms: number, promise: Promise<T>): Promise<T | 'timed out'> {
 }
 
 test('with the leader’s consumer closed, each acknowledged own batch counts as applied: one the buffer takes, and one without events it holds already', { skip: natsServerMissing(), timeout: 60_000 }, async (t) => {
+  // The follower stops before its connection closes and NATS stops (see cleanup.ts).
+  const defer = cleanup(t);
   const nats = await NatsCluster.start(1);
-  t.after(() => nats.stop());
+  defer(() => nats.stop());
   const dir = tempDir('contrail-own-appends-');
   const logger = pino({ level: 'silent' });
   const connection = await openCluster({ servers: nats.urls, replicas: 1, retentionMs: 3_600_000, leaseMs: 2_000, name: 'own-appends', nodeId: 'a' }, logger);
-  t.after(() => connection.nc.close());
+  defer(() => connection.nc.close());
   const store = new EventStore({ dataDir: join(dir.path, 'data'), hotLogBytes: 0, fsync: false, mapSizeBytes: 64 << 20 });
   const follower = new StreamFollower(connection, store, dir.path, logger);
   await follower.start();
-  t.after(async () => {
+  defer(async () => {
     await follower.stop();
     await store.close();
     dir.remove();

@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { cleanup } from '../support/cleanup.ts';
 import { ContrailProcess } from '../support/contrail-process.ts';
 import { FakeRelay } from '../support/fake-relay.ts';
 import { tempDir } from '../support/gateway.ts';
@@ -15,10 +16,12 @@ import { SyntheticFirehose } from '../support/synthetic.ts';
 const RETENTION_MS = 10_000;
 
 test('a node away longer than the stream retention says so and serves what the stream still had', { skip: natsServerMissing(), timeout: 180_000 }, async (t) => {
+  // Nodes stop before the data dirs go and NATS stops (see cleanup.ts).
+  const defer = cleanup(t);
   const nats = await NatsCluster.start(1);
-  t.after(() => nats.stop());
+  defer(() => nats.stop());
   const relay = await FakeRelay.start();
-  t.after(() => relay.stop());
+  defer(() => relay.stop());
   const firehose = new SyntheticFirehose({ seed: 11, accounts: 100 });
   const pushed: Array<{ seq: number; bytes: Uint8Array }> = [];
   const push = (count: number) => {
@@ -28,14 +31,14 @@ test('a node away longer than the stream retention says so and serves what the s
     }
   };
   const dirs = ['a', 'b'].map((id) => tempDir(`contrail-behind-${id}-`));
-  t.after(() => dirs.forEach((dir) => dir.remove()));
+  defer(() => dirs.forEach((dir) => dir.remove()));
   const launch = (i: number) =>
     ContrailProcess.serve([
       '--upstream', relay.url, '--data-dir', dirs[i]!.path, '--nats', nats.urls[0]!, '--nats-replicas', '1',
       '--nats-retention', `${RETENTION_MS}ms`, '--nats-lease', '1s', '--nats-name', 'behind', '--node-id', `node-${i}`,
     ]);
   const leader = launch(0);
-  t.after(() => leader.stop());
+  defer(() => leader.stop());
   await leader.waitForLog('this node is the ingest leader');
   let away = launch(1);
   await away.waitServing();
@@ -54,7 +57,7 @@ test('a node away longer than the stream retention says so and serves what the s
   await settled(leader);
 
   away = launch(1);
-  t.after(() => away.stop());
+  defer(() => away.stop());
   await away.waitForLog('THIS NODE FELL BEHIND THE STREAM RETENTION');
   await settled(away);
   const { eventCount } = await stats(away.port);
