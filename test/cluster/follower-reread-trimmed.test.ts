@@ -15,26 +15,18 @@ import pino from 'pino';
 import { StreamFollower } from '../../src/cluster/follower.ts';
 import { openCluster } from '../../src/cluster/nats.ts';
 import { StreamWriter } from '../../src/cluster/stream-writer.ts';
-import { EventStore, type Batch } from '../../src/store/index.ts';
+import { EventStore } from '../../src/store/index.ts';
 import { tempDir } from '../support/gateway.ts';
 import { NatsCluster, natsServerMissing } from '../support/nats-cluster.ts';
+import { batchAfter } from '../support/store-reads.ts';
 
+const RELAY = 'ws://relay.invalid';
 const DID = 'did:plc:trimmedtrimmedtrimmedtrim';
 const OPTIONS = { replicas: 1, retentionMs: 3_600_000, leaseMs: 2_000, name: 'reread-trimmed', nodeId: 'a' };
 const logger = pino({ level: 'silent' });
 
 function within<T>(ms: number, promise: Promise<T>): Promise<T | 'timed out'> {
   return Promise.race([promise, new Promise<'timed out'>((resolve) => setTimeout(() => resolve('timed out'), ms).unref())]);
-}
-
-function batchAfter(store: EventStore, cursorSeq: number): Batch {
-  const timeUs = Math.max(store.lastTimeUs, 1_700_000_000_000_000) + 1;
-  const seq = store.lastSeq + 1;
-  return {
-    entries: [{ timeUs, seq, did: DID, kind: 'identity', collection: null, json: Buffer.from(`{"did":"${DID}","time_us":${timeUs},"kind":"identity"}`) }],
-    revs: new Map(),
-    cursor: { url: 'ws://relay.invalid', seq: cursorSeq },
-  };
 }
 
 test('a node re-reading batches whose events its own retention removed goes on following, not stopping with the foreign-buffer error', { skip: natsServerMissing(), timeout: 60_000 }, async (t) => {
@@ -57,7 +49,7 @@ test('a node re-reading batches whose events its own retention removed goes on f
   await first.start();
   const writer = new StreamWriter(cluster.nc, cluster.js, cluster.jsm, cluster.streamName, cluster.subject, 'a', () => {});
   await first.waitApplied(await writer.fence());
-  for (let i = 1; i <= 5; i++) await first.waitApplied(await writer.append(batchAfter(store, i)));
+  for (let i = 1; i <= 5; i++) await first.waitApplied(await writer.append(batchAfter(store, DID, RELAY, i)));
   await first.stop();
   follower = undefined;
 
@@ -76,7 +68,7 @@ test('a node re-reading batches whose events its own retention removed goes on f
   const outcome = await within(10_000, Promise.race([resumed.waitApplied(6).then(() => 'applied' as const), resumed.failed]));
   assert.equal(outcome, 'applied', `the re-read batches are passed over and the follower goes on (it stopped: ${outcome instanceof Error ? outcome.message : outcome})`);
   // And what the stream appends next reaches the buffer.
-  const next = batchAfter(store, 6);
+  const next = batchAfter(store, DID, RELAY, 6);
   assert.equal(await within(5_000, resumed.waitApplied(await writer.append(next))), undefined);
   assert.equal(store.lastSeq, next.entries[0]!.seq);
 });

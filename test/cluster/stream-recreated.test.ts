@@ -14,9 +14,10 @@ import pino from 'pino';
 import { StreamFollower } from '../../src/cluster/follower.ts';
 import { openCluster } from '../../src/cluster/nats.ts';
 import { StreamWriter } from '../../src/cluster/stream-writer.ts';
-import { EventStore, type Batch } from '../../src/store/index.ts';
+import { EventStore } from '../../src/store/index.ts';
 import { tempDir } from '../support/gateway.ts';
 import { NatsCluster, natsServerMissing } from '../support/nats-cluster.ts';
+import { batchAfter } from '../support/store-reads.ts';
 
 const RELAY = 'ws://relay.invalid';
 const DID = 'did:plc:recreatedrecreatedrecreat';
@@ -45,16 +46,6 @@ async function nodeOnOneNatsServer(t: TestContext, dirPrefix: string) {
   return { nats, dir, logger, store, cleanups };
 }
 
-function batchAfter(store: EventStore, cursorSeq: number): Batch {
-  const timeUs = Math.max(store.lastTimeUs, 1_700_000_000_000_000) + 1;
-  const seq = store.lastSeq + 1;
-  return {
-    entries: [{ timeUs, seq, did: DID, kind: 'identity', collection: null, json: Buffer.from(`{"did":"${DID}","time_us":${timeUs},"kind":"identity"}`) }],
-    revs: new Map(),
-    cursor: { url: RELAY, seq: cursorSeq },
-  };
-}
-
 test('after the cluster stream is made again (seqs from 1), a node with a saved position applies the new stream\'s batches', { skip: natsServerMissing(), timeout: 60_000 }, async (t) => {
   const { nats, dir, logger, store, cleanups } = await nodeOnOneNatsServer(t, 'contrail-stream-recreated-');
 
@@ -66,7 +57,7 @@ test('after the cluster stream is made again (seqs from 1), a node with a saved 
   await follower.waitApplied(await writer.fence());
   for (let i = 1; i <= 5; i++) {
     // Appended one at a time, each numbered after the one before is in the buffer.
-    assert.equal(await within(5_000, follower.waitApplied(await writer.append(batchAfter(store, i)))), undefined);
+    assert.equal(await within(5_000, follower.waitApplied(await writer.append(batchAfter(store, DID, RELAY, i)))), undefined);
   }
   assert.equal(follower.appliedSeq, 6);
   await follower.stop();
@@ -85,7 +76,7 @@ test('after the cluster stream is made again (seqs from 1), a node with a saved 
   const marker = await writer.fence();
   assert.equal(marker, 1, 'the new stream starts at seq 1');
   await follower.waitApplied(marker);
-  const next = batchAfter(store, 6);
+  const next = batchAfter(store, DID, RELAY, 6);
   await writer.append(next);
 
   const deadline = Date.now() + 5_000;
@@ -106,7 +97,7 @@ test('a node ahead of the leader of a stream made again stops with the foreign-b
   await follower.start();
   const writer = new StreamWriter(first.nc, first.js, first.jsm, first.streamName, first.subject, 'a', () => {});
   await follower.waitApplied(await writer.fence());
-  for (let i = 1; i <= 5; i++) await follower.waitApplied(await writer.append(batchAfter(store, i)));
+  for (let i = 1; i <= 5; i++) await follower.waitApplied(await writer.append(batchAfter(store, DID, RELAY, i)));
   await follower.stop();
   const held4 = store.atSeq(4)!;
   assert.equal(held4.seq, 4);
