@@ -8,11 +8,9 @@
  * request that nothing answers.
  */
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
+import { startPdsAndPlc } from './support/pds-and-plc.ts';
 import { Subscription, waitUntil, withGateway } from './support/subscribe-client.ts';
 import { transportsUnderTest } from './support/transports.ts';
 
@@ -23,12 +21,11 @@ const TINY_CAR = readFileSync(new URL('./fixtures/cars/repo-tiny.car', import.me
 class Network {
   hasRepo = false;
   pdsRequests = 0;
-  readonly servers: http.Server[] = [];
   plcUrl = '';
-  pdsUrl = '';
+  stop = () => {};
 
   async start(): Promise<void> {
-    const pds = http.createServer((_req, res) => {
+    ({ plcUrl: this.plcUrl, stop: this.stop } = await startPdsAndPlc((_req, res) => {
       this.pdsRequests++;
       if (this.hasRepo) {
         res.writeHead(200, { 'content-type': 'application/vnd.ipld.car' });
@@ -37,26 +34,7 @@ class Network {
       }
       res.writeHead(400, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ error: 'RepoNotFound', message: `Could not find repo for DID: ${TINY}` }));
-    });
-    const plc = http.createServer((req, res) => {
-      const did = decodeURIComponent((req.url ?? '').slice(1));
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ id: did, alsoKnownAs: [], service: [{ id: '#atproto_pds', type: 'AtprotoPersonalDataServer', serviceEndpoint: this.pdsUrl }] }));
-    });
-    for (const server of [pds, plc]) {
-      server.listen(0, '127.0.0.1');
-      await once(server, 'listening');
-      this.servers.push(server);
-    }
-    this.pdsUrl = `http://127.0.0.1:${(pds.address() as AddressInfo).port}`;
-    this.plcUrl = `http://127.0.0.1:${(plc.address() as AddressInfo).port}`;
-  }
-
-  stop(): void {
-    for (const server of this.servers) {
-      server.closeAllConnections();
-      server.close();
-    }
+    }));
   }
 }
 

@@ -8,16 +8,14 @@
  * their reasons, the operator's switches, and the option's bad values on every route.
  */
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { buffer } from 'node:stream/consumers';
 import { after, afterEach, before, describe, test } from 'node:test';
 import type { Gateway } from '../src/gateway.ts';
 import { FakeRelay } from './support/fake-relay.ts';
 import { commitFrame, identityFrame, tidFor } from './support/frames.ts';
 import { startTestGateway, tempDir } from './support/gateway.ts';
+import { startPdsAndPlc } from './support/pds-and-plc.ts';
 import { SignedRepo } from './support/signed-repo.ts';
 import { LIKE, POST, SUBSCRIBE_EVENTS, Subscription, Upstream, httpGet, recordFor, tcpSocket, upgradeRequest, waitUntil, withGateway } from './support/subscribe-client.ts';
 import { transportsUnderTest } from './support/transports.ts';
@@ -71,12 +69,12 @@ class Network {
   pdsRequests: string[] = [];
   readonly behaviour = new Map<string, Behaviour>();
   #held: Array<() => void> | undefined;
-  readonly servers: http.Server[] = [];
   plcUrl = '';
   pdsUrl = '';
+  #stopServers = () => {};
 
   async start(): Promise<void> {
-    const pds = http.createServer((req, res) => {
+    ({ pdsUrl: this.pdsUrl, plcUrl: this.plcUrl, stop: this.#stopServers } = await startPdsAndPlc((req, res) => {
       this.pdsRequests.push(req.url ?? '');
       const did = new URL(req.url ?? '/', 'http://pds').searchParams.get('did') ?? '';
       const behaviour = this.behaviour.get(did) ?? 'serve';
@@ -93,19 +91,7 @@ class Network {
       };
       if (this.#held) this.#held.push(answer);
       else answer();
-    });
-    const plc = http.createServer((req, res) => {
-      const did = decodeURIComponent((req.url ?? '').slice(1));
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ id: did, alsoKnownAs: [], service: [{ id: '#atproto_pds', type: 'AtprotoPersonalDataServer', serviceEndpoint: this.pdsUrl }] }));
-    });
-    for (const server of [pds, plc]) {
-      server.listen(0, '127.0.0.1');
-      await once(server, 'listening');
-      this.servers.push(server);
-    }
-    this.pdsUrl = `http://127.0.0.1:${(pds.address() as AddressInfo).port}`;
-    this.plcUrl = `http://127.0.0.1:${(plc.address() as AddressInfo).port}`;
+    }));
   }
 
   hold(): void {
@@ -120,10 +106,7 @@ class Network {
 
   stop(): void {
     this.release();
-    for (const server of this.servers) {
-      server.closeAllConnections();
-      server.close();
-    }
+    this.#stopServers();
   }
 }
 

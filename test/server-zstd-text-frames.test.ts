@@ -6,12 +6,10 @@
  * decompressing, and a client that asks for neither (as Jetstream's own do not) sees binary only.
  */
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { Decompressor } from 'zstd-napi';
+import { startPdsAndPlc } from './support/pds-and-plc.ts';
 import { Subscription, httpGet, waitUntil, withGateway } from './support/subscribe-client.ts';
 import { transportsUnderTest } from './support/transports.ts';
 
@@ -19,34 +17,11 @@ const TINY = 'did:plc:7hptvnhdyeu53xp6rz7e42iy';
 const TINY_CAR = readFileSync(new URL('./fixtures/cars/repo-tiny.car', import.meta.url));
 
 /** A PDS serving TINY and a PLC directory pointing at it. */
-async function startNetwork(): Promise<{ plcUrl: string; stop: () => void }> {
-  const servers: http.Server[] = [];
-  const listen = async (handler: http.RequestListener) => {
-    const server = http.createServer(handler);
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    servers.push(server);
-    return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  };
-  const pdsUrl = await listen((_req, res) => {
+const startNetwork = () =>
+  startPdsAndPlc((_req, res) => {
     res.writeHead(200, { 'content-type': 'application/vnd.ipld.car' });
     res.end(TINY_CAR);
   });
-  const plcUrl = await listen((req, res) => {
-    const did = decodeURIComponent((req.url ?? '').slice(1));
-    res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(JSON.stringify({ id: did, alsoKnownAs: [], service: [{ id: '#atproto_pds', type: 'AtprotoPersonalDataServer', serviceEndpoint: pdsUrl }] }));
-  });
-  return {
-    plcUrl,
-    stop: () => {
-      for (const server of servers) {
-        server.closeAllConnections();
-        server.close();
-      }
-    },
-  };
-}
 
 for (const { transport, skip } of await transportsUnderTest()) {
   describe(`compressed subscribers over ${transport}`, { skip }, () => {
