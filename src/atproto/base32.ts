@@ -1,6 +1,6 @@
 /**
  * RFC 4648 base32, lower case, unpadded: multibase `b`, the form atproto writes every CIDv1 in.
- * Written into a byte buffer, since both its users put the text straight into bytes (an
+ * Written into a byte buffer, since its users put the text straight into bytes (an
  * event's JSON) or make one short string of it; multiformats' generic codec costs several times more.
  */
 const ALPHABET = 'abcdefghijklmnopqrstuvwxyz234567';

@@ -18,4 +18,4 @@ export { Link, decodeLinkTag } from './link.ts';
 export { ViewDecoder, ViewTokenizer } from './cbor.ts';
 export { readDagCbor } from './dag-cbor-reader.ts';
 export { headLength, MAJOR_ARRAY, MAJOR_BYTES, MAJOR_MAP, MAJOR_NEGINT, MAJOR_STRING, MAJOR_TAG, MAJOR_UINT, readArgument } from './cbor-head.ts';
-export { base32Length, writeBase32 } from './base32.ts';
+export { base32Length, base32Multibase, writeBase32 } from './base32.ts';
