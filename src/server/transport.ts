@@ -23,7 +23,7 @@ export interface HttpRequestInfo {
   path: string;
   /** The raw query string, without the leading "?". */
   query: string;
-  /** Lower-case header name → value. */
+  /** Lower-case header name → value; a field sent on several lines is its values joined with ", " (RFC 9110 §5.3), on both transports. */
   header(name: string): string | undefined;
   remoteAddress: string;
 }

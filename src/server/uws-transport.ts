@@ -242,9 +242,16 @@ function startStream<Session>(res: HttpResponse, stream: HttpStreamStart<Session
   );
 }
 
+/**
+ * uWS hands each field line on its own; several lines of one field are one comma-joined list
+ * (RFC 9110 §5.3), as node:http gives them to the ws transport, so the route reads every line.
+ */
 function headersOf(req: { forEach(cb: (key: string, value: string) => void): void }): Map<string, string> {
   const headers = new Map<string, string>();
-  req.forEach((key, value) => headers.set(key, value));
+  req.forEach((key, value) => {
+    const earlier = headers.get(key);
+    headers.set(key, earlier === undefined ? value : `${earlier}, ${value}`);
+  });
   return headers;
 }
 
