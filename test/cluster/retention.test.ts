@@ -4,6 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { connect } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { cleanup } from '../support/cleanup.ts';
 import { ContrailProcess } from '../support/contrail-process.ts';
 import { FakeRelay } from '../support/fake-relay.ts';
@@ -52,7 +54,12 @@ test('a node away longer than the stream retention says so and serves what the s
   await away.exit;
   push(100); // the batches the away node will never see: they expire from the stream before it returns
   await settled(leader);
-  await new Promise((resolve) => setTimeout(resolve, RETENTION_MS + 1_500));
+  const observer = await connect({ servers: nats.urls[0]! });
+  defer(() => observer.close());
+  const jsm = await jetstreamManager(observer);
+  const streamState = async () => (await jsm.streams.info('behind-events')).state;
+  const missedThrough = (await streamState()).last_seq;
+  await waitUntil(async () => (await streamState()).first_seq > missedThrough, `the stream's retention to drop its batches through seq ${missedThrough}`, RETENTION_MS + 30_000);
   push(100);
   await settled(leader);
 
