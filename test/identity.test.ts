@@ -25,6 +25,8 @@ import {
 } from '../src/identity/index.ts';
 import { guardedLookup } from '../src/identity/endpoint-guard.ts';
 import { tempDir } from './support/gateway.ts';
+import { Gate } from './support/local-http.ts';
+import { waitUntil } from './support/poll.ts';
 
 const signatureFixtures = JSON.parse(readFileSync(new URL('./fixtures/atproto-interop-tests/crypto/signature-fixtures.json', import.meta.url), 'utf8')) as {
   didDocSuite: string;
@@ -148,6 +150,37 @@ describe('IdentityResolver', () => {
     assert.equal(await reason('did:plc:gone'), 'not_found');
     assert.equal(plc.stats.requests, requests + 1);
   });
+
+  // A fetch queued for a DID (behind a busy slot, or behind the DID's newer fetch) starts after
+  // the one before it may have failed: it must not ask again within the failure's window.
+  for (const { queue, maxConcurrent, running } of [
+    { queue: 'for a fetch slot', maxConcurrent: 1, running: 1 },
+    { queue: "for the DID's newer fetch to end", maxConcurrent: 4, running: 2 },
+  ]) {
+    test(`a DID whose fetch just failed is not fetched again by the fetch queued after it (${queue})`, async (t) => {
+      const gate = new Gate();
+      const answer = gate.stall();
+      const seen: number[] = [];
+      const plc = await directory(t, (_req, res) => {
+        seen.push(Date.now());
+        void gate.passed.then(() => res.writeHead(502).end());
+      });
+      const { resolver } = resolverFor(t, plc.url, { maxConcurrent });
+      const reason = (lookup: Promise<unknown>) => lookup.then(() => 'resolved', (err: IdentityError) => err.reason);
+      const lookups = [reason(resolver.resolve(ALICE))];
+      // Each refresh asks for a document fetched after the running fetches began (a rotated key):
+      // the clock must have moved past the newest's start for it to be a fetch of its own.
+      for (let started = 1; started < running; started++) {
+        await waitUntil(() => seen.length === started && Date.now() > seen.at(-1)!, `fetch ${started} begun, and a millisecond past it`);
+        lookups.push(reason(resolver.refresh(ALICE)));
+      }
+      await waitUntil(() => seen.length === running && Date.now() > seen.at(-1)!, `${running} fetches begun, and a millisecond past them`);
+      for (let i = 0; i < 5; i++) lookups.push(reason(resolver.refresh(ALICE)), reason(resolver.resolve(ALICE)));
+      answer();
+      assert.deepEqual(new Set(await Promise.all(lookups)), new Set(['unreachable']));
+      assert.equal(plc.stats.requests, running, `only the fetches already running when the first failed reached the directory`);
+    });
+  }
 
   test('a directory that never answers times out; fetches at once and waiting are bounded', async (t) => {
     const plc = await directory(t, () => {}); // never answers
