@@ -9,7 +9,8 @@
  * PLC directory (`--plc-url`) for did:plc, from the host's /.well-known/did.json for did:web —
  * with one fetch per DID however many callers ask, a bound on fetches at once and on fetches
  * waiting, a timeout per fetch and a size limit per document. Failures are remembered briefly
- * so an unresolvable DID cannot make every one of its commits hit the directory. `refresh(did)`
+ * so an unresolvable DID cannot make every one of its commits hit the directory; a fetch of the
+ * DID still waiting its turn when one fails ends with that failure, unfetched. `refresh(did)`
  * fetches again: on an #identity event and when a signature fails with the cached key, so a
  * rotated key is followed; it joins a fetch only if that began (or has yet to begin) no earlier
  * than the refresh needs (the event's or commit's arrival), documents carry when their fetch

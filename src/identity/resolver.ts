@@ -114,9 +114,8 @@ export class IdentityResolver {
     const flights = this.#flights.get(did) ?? [];
     const newest = flights.at(-1);
     if (newest && (newest.startedAt === undefined || newest.startedAt >= notBefore)) return newest.fetching;
-    const failed = this.#failures.get(did);
-    if (failed && failed.until > Date.now()) return Promise.reject(failed.error);
-    this.#failures.delete(did);
+    const failed = this.#rememberedFailure(did);
+    if (failed) return Promise.reject(failed);
     const flight: Flight = { fetching: undefined as unknown as Promise<AtprotoIdentity> };
     const after = flights.length >= 2 ? newest!.fetching.then(() => {}, () => {}) : undefined;
     flight.fetching = this.#fetch(did, flight, Date.now(), after).finally(() => {
@@ -138,6 +137,10 @@ export class IdentityResolver {
   async #fetch(did: string, flight: Flight, requestedAt: number, after?: Promise<void>): Promise<AtprotoIdentity> {
     const { metrics, cache } = this.#options;
     await after;
+    // The DID's fetch before this one, or one running beside it, may have failed while this one
+    // waited: within that failure's window the DID is not asked for again (as refresh() refuses).
+    const failedBefore = this.#rememberedFailure(did);
+    if (failedBefore) throw failedBefore;
     metrics?.inFlight.inc();
     try {
       await this.#slot();
@@ -145,6 +148,12 @@ export class IdentityResolver {
       metrics?.inFlight.dec();
       metrics?.resolutions.inc({ result: 'overloaded' });
       throw err;
+    }
+    const failedWhileQueued = this.#rememberedFailure(did);
+    if (failedWhileQueued) {
+      metrics?.inFlight.dec();
+      this.#release();
+      throw failedWhileQueued;
     }
     const stopTimer = metrics?.resolveSeconds.startTimer();
     // The document is no older than this moment, which is its fetchedAt: a fetch that began
@@ -218,6 +227,14 @@ export class IdentityResolver {
     const next = this.#waiting.shift();
     if (next) next();
     else this.#running--;
+  }
+
+  /** The DID's failure while it is remembered; an expired one is forgotten. */
+  #rememberedFailure(did: string): IdentityError | undefined {
+    const failed = this.#failures.get(did);
+    if (failed && failed.until > Date.now()) return failed.error;
+    this.#failures.delete(did);
+    return undefined;
   }
 
   #rememberFailure(did: string, error: IdentityError): void {
