@@ -5,7 +5,9 @@
  * again soon after a resync waits, as after a failed resync: its commits are withheld
  * (out_of_sync) until one arriving --verify-resync-retry after that resync starts the next, the
  * wait doubling with each resync in a row so followed, and starting over once the repo has stayed
- * in sync for the longest wait. Other repos do not wait with it. The fetches are counted at the PDS.
+ * in sync for the longest wait. Other repos do not wait with it. A restart forgets the waits (a
+ * bounded cost, README: Verification): a new Verifier fetches a repo at its first bad frame and its
+ * run starts over. The fetches are counted at the PDS.
  * The Verifier's clock moves only when a test moves it: the waits are asserted on that clock, so a
  * loaded machine taking long between two lines changes nothing.
  */
@@ -61,7 +63,10 @@ async function setup(t: TestContext, options: { resyncRetryMs: number; resyncRet
   });
   const logs: LogLine[] = [];
   const logger = pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line) as LogLine) });
-  const { verifier, delivered, registry, resyncsStarted } = verifierUnderTest(t, plcUrl, { resyncFrom: pdsUrl, logger, nowMs: () => clock, ...options });
+  const start = () => verifierUnderTest(t, plcUrl, { resyncFrom: pdsUrl, logger, nowMs: () => clock, ...options });
+  let { verifier, delivered, registry, resyncsStarted } = start();
+  /** A gateway restarted: a new Verifier on the same relay, directory, PDS, clock and log. */
+  const restart = () => ({ verifier, delivered, registry, resyncsStarted } = start());
   const metric = async (series: string) => {
     const line = (await registry.metrics()).split('\n').find((l) => l.startsWith(`${series} `));
     return line ? Number(line.split(' ')[1]) : 0;
@@ -72,7 +77,9 @@ async function setup(t: TestContext, options: { resyncRetryMs: number; resyncRet
   const send = async (repo: SignedRepo, text: string, tampered = false): Promise<number> => {
     const body = await repo.commit(++seq, [post(text)]);
     verifier.handle(commitOf(tampered ? withWrongPrevData(body) : body));
-    // Judged (after its repo's key is resolved, the first time), and any resync it started ended.
+    // Judged (after its repo's key is resolved, the first time), and any resync it started ended:
+    // taken from the queue first, where it is neither held nor judged.
+    await verifier.idle();
     await waitUntil(async () => verifier.heldRepos().length === 0 && (await resyncsEnded()) === resyncsStarted(), `commit ${body.seq} to be judged`);
     await verifier.idle();
     return body.seq;
@@ -80,7 +87,7 @@ async function setup(t: TestContext, options: { resyncRetryMs: number; resyncRet
   const seqsOf = (repo: SignedRepo) => delivered.filter((m: UpstreamMessage) => m.type === 'commit' && m.repo === repo.did).map((m) => ('seq' in m ? m.seq : undefined));
   const fetchesOf = (repo: SignedRepo) => fetches.filter((f) => f.did === repo.did);
   const deferrals = (repo: SignedRepo) => logs.filter((l) => l.msg === DEFERRED && l.did === repo.did);
-  return { alice: alice!, bob: bob!, verifier, advanceTo, metric, send, seqsOf, fetchesOf, deferrals };
+  return { alice: alice!, bob: bob!, verifier: () => verifier, advanceTo, metric, send, seqsOf, fetchesOf, deferrals, restart };
 }
 
 test('a relay that breaks one repo over and over makes contrail fetch it once per wait, not once per bad commit; other repos are unaffected', async (t) => {
@@ -104,13 +111,13 @@ test('a relay that breaks one repo over and over makes contrail fetch it once pe
   assert.deepEqual(seqsOf(alice), [aliceFirst], 'nothing of alice after the first tampered commit is emitted');
   assert.equal(await metric('contrail_verify_failures_total{reason="bad_inversion"}'), 2 + 1, "alice's first two tampered commits (before and after her resync), and bob's");
   assert.equal(await metric('contrail_verify_failures_total{reason="out_of_sync"}'), rounds - 2, 'the rest came while alice waited: withheld');
-  assert.equal(verifier.outOfSync(alice.did), 'bad_inversion');
+  assert.equal(verifier().outOfSync(alice.did), 'bad_inversion');
   assert.equal(await metric('contrail_verify_resyncs_deferred_total'), 1);
   assert.equal(deferrals(alice).length, 1, 'the wait is logged once, not once per commit');
   assert.equal(deferrals(alice)[0]!.resyncsInARow, 1);
   assert.equal(deferrals(alice)[0]!.resyncInMs, wait, 'the whole wait is ahead: the clock has not moved since her resync');
   assert.deepEqual(seqsOf(bob), bobSeqs, "bob's commits all pass, in order, while alice waits");
-  assert.equal(verifier.outOfSync(bob.did), undefined);
+  assert.equal(verifier().outOfSync(bob.did), undefined);
 });
 
 test('after its wait a repo that behaves again is resynced and its commits come through; each resync in a row followed by a failure doubles the next wait', async (t) => {
@@ -169,5 +176,30 @@ test('a repo that stays in sync for the longest wait starts over: its next failu
     deferrals(alice).map((l) => [l.resyncsInARow, l.resyncInMs]),
     [[1, wait], [1, wait]],
     'the run started over: one resync in a row before the second wait, and the first wait again, as before the first',
+  );
+});
+
+test('a restart forgets the waits: a repo the relay keeps breaking is fetched at its first bad frame after it, then waits from the first wait again', async (t) => {
+  const wait = 100;
+  const { alice, advanceTo, send, fetchesOf, deferrals, restart, seqsOf } = await setup(t, { resyncRetryMs: wait });
+  await send(alice, 'alice, before');
+  await send(alice, 'alice, tampered 1', true);
+  await send(alice, 'alice, tampered 2', true);
+  advanceTo(wait);
+  await send(alice, 'alice, as the first wait ends: resynced');
+  await send(alice, 'alice, tampered 3', true);
+  assert.deepEqual(fetchesOf(alice).map((f) => f.at), [0, wait], 'two resyncs in a row; the next waits until 3 * wait');
+  advanceTo(wait + 1);
+  restart();
+  // The restarted gateway knows nothing of alice: her next commit passes, as any repo's first.
+  const first = await send(alice, 'alice, after the restart');
+  assert.deepEqual(seqsOf(alice), [first]);
+  await send(alice, 'alice, tampered after the restart', true);
+  await send(alice, 'alice, tampered again', true);
+  assert.deepEqual(fetchesOf(alice).map((f) => f.at), [0, wait, wait + 1], 'the restarted gateway fetched the repo at its first bad frame, within the wait the run before had set');
+  assert.deepEqual(
+    deferrals(alice).map((l) => [l.resyncsInARow, l.resyncInMs]),
+    [[1, wait], [2, 2 * wait], [1, wait]],
+    'after the restart the run starts over: the first wait again',
   );
 });

@@ -69,7 +69,9 @@
  * run is its best), 1 an hour if it never pauses. A replay (rev not newer) is
  * dropped without that, as it withholds nothing. The per-repo state (last rev, out of sync, last
  * resync) lives in memory, bounded; a restart forgets it, and the store's own per-DID rev
- * check still keeps replays out.
+ * check still keeps replays out. A restart (or a new leader's term) so starts every repo's run of
+ * resyncs over: one fetch at once per repo the relay keeps breaking, then a fresh run, which the
+ * relay gets anyway by pausing an hour; not worth a write per resync (README: Verification).
  *
  * Files: verifier.ts (the pipeline), check.ts (one commit or #sync), check-pool.ts and
  * check-worker.ts (worker threads), signed-commit.ts, inversion.ts, proof-tree.ts, mst-node.ts
