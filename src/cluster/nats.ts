@@ -67,6 +67,7 @@ export async function openCluster(options: ClusterOptions, logger: Logger): Prom
     const lease = await explainReplicaErrors(options.replicas, () =>
       new Kvm(js).create(`${options.name}-leader`, { ttl: options.leaseMs, history: 1, replicas: options.replicas }),
     );
+    await applyLeaseTime(jsm, `KV_${options.name}-leader`, options.leaseMs, logger);
     logger.info({ servers: options.servers, stream: streamName, nodeId: options.nodeId }, 'joined the contrail cluster on NATS JetStream');
     const connection = { nc, js, jsm, lease, streamName, subject, connected: true };
     void (async () => {
@@ -81,6 +82,18 @@ export async function openCluster(options: ClusterOptions, logger: Logger): Prom
     await nc.close();
     throw err;
   }
+}
+
+/**
+ * Kvm.create keeps an existing bucket as it is, and its entries' lifetime is the lease: a
+ * cluster restarted with another --nats-lease would keep the old one (a shorter one than the
+ * renewals' period loses the lease at every renewal; a longer one slows failover to it).
+ */
+async function applyLeaseTime(jsm: JetStreamManager, bucketStream: string, leaseMs: number, logger: Logger): Promise<void> {
+  const { config } = await jsm.streams.info(bucketStream);
+  if (config.max_age === nanos(leaseMs)) return;
+  await jsm.streams.update(bucketStream, { ...config, max_age: nanos(leaseMs), duplicate_window: nanos(Math.min(120_000, leaseMs)) });
+  logger.warn({ from: Math.round(config.max_age / 1e6), to: leaseMs }, 'the ingest lease now lasts this node\'s --nats-lease (give every node the same one)');
 }
 
 async function explainReplicaErrors<T>(replicas: number, run: () => Promise<T>): Promise<T> {
