@@ -37,6 +37,8 @@ export interface LeadershipOptions {
   onOversizedEvents?(count: number): void;
   /** Times each batch's hops (bench/cluster --hops). */
   hops?: HopLog;
+  /** After a failed lease check: makes the lease bucket again if it is gone; true if it did. */
+  restoreLeaseBucket(): Promise<boolean>;
 }
 
 /**
@@ -110,7 +112,8 @@ export class Leadership {
         await this.#beginTerm();
       }
     } catch (err) {
-      logger.warn({ err: (err as Error).message }, 'cluster lease check failed (NATS unreachable?)');
+      logger.warn({ err: (err as Error).message }, 'cluster lease check failed');
+      await this.options.restoreLeaseBucket().catch(() => false);
       // Past the lease time without a renewal the lease may be another node's: stop appending.
       const sinceRenewalMs = Date.now() - this.#lastRenewal;
       if (this.#term && sinceRenewalMs > leaseMs) {

@@ -29,6 +29,8 @@ export interface ClusterConnection {
   readonly subject: string;
   /** False while the client is between servers (it reconnects by itself). */
   readonly connected: boolean;
+  /** Makes the lease bucket again if it is gone (removed while the cluster runs); true if it did. */
+  restoreLeaseBucket(): Promise<boolean>;
 }
 
 /**
@@ -64,12 +66,23 @@ export async function openCluster(options: ClusterOptions, logger: Logger): Prom
         await jsm.streams.update(streamName, { ...existing.config, max_age: config.max_age, duplicate_window: config.duplicate_window });
       }
     });
-    const lease = await explainReplicaErrors(options.replicas, () =>
-      new Kvm(js).create(`${options.name}-leader`, { ttl: options.leaseMs, history: 1, replicas: options.replicas }),
-    );
-    await applyLeaseTime(jsm, `KV_${options.name}-leader`, options.leaseMs, logger);
+    const bucket = `${options.name}-leader`;
+    const makeLeaseBucket = () => explainReplicaErrors(options.replicas, () => new Kvm(js).create(bucket, { ttl: options.leaseMs, history: 1, replicas: options.replicas }));
+    const lease = await makeLeaseBucket();
+    await applyLeaseTime(jsm, `KV_${bucket}`, options.leaseMs, logger);
     logger.info({ servers: options.servers, stream: streamName, nodeId: options.nodeId }, 'joined the contrail cluster on NATS JetStream');
-    const connection = { nc, js, jsm, lease, streamName, subject, connected: true };
+    const connection = {
+      nc, js, jsm, lease, streamName, subject, connected: true,
+      async restoreLeaseBucket(): Promise<boolean> {
+        const missing = await jsm.streams.info(`KV_${bucket}`).then(() => false, (err: Error) => /stream not found/i.test(err.message));
+        if (!missing) return false;
+        // The lease only elects (appends are fenced by the stream), so a new bucket is safe; the
+        // KV handle addresses the bucket by name and works on the new one.
+        await makeLeaseBucket();
+        logger.error({ bucket }, `THE LEASE BUCKET ${bucket} WAS GONE (removed from NATS?): this node made it again`);
+        return true;
+      },
+    };
     void (async () => {
       for await (const status of nc.status()) {
         if (status.type === 'disconnect') connection.connected = false;

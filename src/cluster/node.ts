@@ -53,6 +53,7 @@ export async function joinCluster(
       if (leading) metrics.terms.inc();
     },
     onOversizedEvents: (count) => metrics.oversizedEvents.inc(count),
+    restoreLeaseBucket: () => connection.restoreLeaseBucket(),
   });
   leadership.start();
   const streamEnd = new StreamEnd(connection, follower, logger);
