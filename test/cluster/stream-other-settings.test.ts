@@ -1,0 +1,51 @@
+/**
+ * The cluster's stream (`<name>-events`) is made by the first node with the settings contrail
+ * needs: its subject, kept for --nats-retention and nothing else limiting it. A stream of that
+ * name that exists with other settings — made by hand, or by another application on a shared
+ * NATS — was taken as it is, and only its max_age was changed: with another subject, every
+ * fence was refused ('jetstream is not enabled', logged as a failed lease check forever, /ready
+ * 200, nothing ingested); with max_msgs, batches were dropped long before the retention, so a
+ * node away a short while lost events. Found by review. A node must refuse such a stream at
+ * start, naming it and what differs.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { connect } from '@nats-io/transport-node';
+import { jetstreamManager, type StreamConfig } from '@nats-io/jetstream';
+import pino from 'pino';
+import { openCluster } from '../../src/cluster/nats.ts';
+import { cleanup } from '../support/cleanup.ts';
+import { NatsCluster, natsServerMissing } from '../support/nats-cluster.ts';
+
+const OPTIONS = { replicas: 1, retentionMs: 3_600_000, leaseMs: 2_000, nodeId: 'a' };
+
+const cases: Array<{ what: string; name: string; config: Partial<StreamConfig>; refusal: RegExp }> = [
+  { what: 'another subject', name: 'othersubject', config: { subjects: ['othersubject.other'] }, refusal: /subjects \["othersubject\.other"\]/ },
+  { what: 'a message limit', name: 'msglimit', config: { subjects: ['msglimit.events'], max_msgs: 20 }, refusal: /max_msgs 20/ },
+  { what: 'work-queue retention', name: 'workqueue', config: { subjects: ['workqueue.events'], retention: 'workqueue' as StreamConfig['retention'] }, refusal: /retention workqueue/ },
+];
+
+test('a node refuses a cluster stream that exists with settings it does not make, naming the stream and what differs', { skip: natsServerMissing(), timeout: 60_000 }, async (t) => {
+  const defer = cleanup(t);
+  const nats = await NatsCluster.start(1);
+  defer(() => nats.stop());
+  const nc = await connect({ servers: nats.urls });
+  defer(() => nc.close());
+  const jsm = await jetstreamManager(nc);
+
+  for (const { what, name, config, refusal } of cases) {
+    await jsm.streams.add({ name: `${name}-events`, num_replicas: 1, ...config });
+    await assert.rejects(
+      openCluster({ ...OPTIONS, servers: nats.urls, name }, pino({ level: 'silent' })),
+      (err: Error) => {
+        assert.match(err.message, new RegExp(`${name}-events`), `${what}: the stream is named`);
+        assert.match(err.message, refusal, `${what}: the setting is named`);
+        assert.match(err.message, /--nats-name/, `${what}: the way out is named`);
+        return true;
+      },
+      `${what}: openCluster refuses the stream`,
+    );
+    const unchanged = await jsm.streams.info(`${name}-events`);
+    assert.equal(unchanged.config.max_age, 0, `${what}: the stream is left as it was`);
+  }
+});
