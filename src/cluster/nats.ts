@@ -1,5 +1,5 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { DiscardPolicy, jetstream, jetstreamManager, RetentionPolicy, type JetStreamClient, type JetStreamManager, type StreamConfig } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/nats-core';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { Logger } from 'pino';
@@ -61,8 +61,12 @@ export async function openCluster(options: ClusterOptions, logger: Logger): Prom
     };
     await explainReplicaErrors(options.replicas, async () => {
       const existing = await jsm.streams.info(streamName).catch(() => undefined);
-      if (!existing) await jsm.streams.add(config);
-      else if (existing.config.max_age !== config.max_age) {
+      if (!existing) {
+        await jsm.streams.add(config);
+        return;
+      }
+      refuseForeignSettings(existing.config, subject);
+      if (existing.config.max_age !== config.max_age) {
         await jsm.streams.update(streamName, { ...existing.config, max_age: config.max_age, duplicate_window: config.duplicate_window });
       }
     });
@@ -95,6 +99,28 @@ export async function openCluster(options: ClusterOptions, logger: Logger): Prom
     await nc.close();
     throw err;
   }
+}
+
+/**
+ * A stream of the cluster's name that contrail did not make (by hand, or another application's
+ * on a shared NATS) may refuse every append (another subject, a message size limit) or drop
+ * batches before the retention without a word (a limit discarding the oldest, a retention that
+ * deletes what is read): contrail neither changes nor uses it. A limit with discard new refuses
+ * appends once reached, which the leader logs (the split test cuts a batch so).
+ */
+function refuseForeignSettings(existing: StreamConfig, subject: string): void {
+  const differing = [];
+  if (!existing.subjects?.includes(subject)) differing.push(`subjects ${JSON.stringify(existing.subjects ?? [])}`);
+  if (existing.retention !== RetentionPolicy.Limits) differing.push(`retention ${existing.retention}`);
+  if ((existing.max_msg_size ?? -1) !== -1) differing.push(`max_msg_size ${existing.max_msg_size}`);
+  for (const limit of existing.discard === DiscardPolicy.New ? [] : (['max_msgs', 'max_bytes', 'max_msgs_per_subject'] as const)) {
+    if ((existing[limit] ?? -1) !== -1) differing.push(`${limit} ${existing[limit]} (discarding the oldest)`);
+  }
+  if (differing.length === 0) return;
+  throw new Error(
+    `the NATS stream ${existing.name} exists with settings contrail does not make (${differing.join(', ')}; contrail needs subjects ["${subject}"], ` +
+      'retention limits, no message size limit, no count or byte limit discarding the oldest): it was made by hand or by another application. Remove it if it is yours, or give this cluster another --nats-name',
+  );
 }
 
 /**
