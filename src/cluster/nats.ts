@@ -44,9 +44,11 @@ export async function openCluster(options: ClusterOptions, logger: Logger): Prom
     name: `contrail ${options.nodeId}`,
     maxReconnectAttempts: -1,
     reconnectTimeWait: 250,
+  }).catch((err: Error) => {
+    throw new Error(`could not connect to NATS at ${options.servers.join(', ')}: ${err.message} (check --nats: nats-server's client URLs)`);
   });
   try {
-    const jsm = await jetstreamManager(nc);
+    const jsm = await explainReplicaErrors(options.replicas, () => jetstreamManager(nc));
     const js = jetstream(nc);
     const streamName = `${options.name}-events`;
     const subject = `${options.name}.events`;
@@ -143,7 +145,7 @@ async function explainReplicaErrors<T>(replicas: number, run: () => Promise<T>):
     if (/insufficient resources|replicas/i.test(message)) {
       throw new Error(`NATS could not place ${replicas} replicas (${message}): set --nats-replicas to the number of JetStream servers (1 for a single server)`);
     }
-    if (/jetstream not enabled|503/i.test(message)) throw new Error(`NATS JetStream is not enabled on the server (${message}): start nats-server with -js`);
+    if (/jetstream (is )?not enabled|503/i.test(message)) throw new Error(`NATS JetStream is not enabled on the server (${message}): start nats-server with -js`);
     throw err;
   }
 }
