@@ -262,7 +262,7 @@ async function startStages(config: GatewayConfig, tuning: GatewayTuning, logger:
   try {
     // The NATS client is loaded only by nodes that join a cluster.
     if (config.cluster) {
-      const node = await (await import('./cluster/index.ts')).joinCluster(config.cluster, store, config.dataDir, logger, registry, startIngest);
+      const node = await (await import('./cluster/index.ts')).joinCluster(config.cluster, store, config.dataDir, logger, registry, startIngest, config.upstream);
       joinedCluster(node);
       role = node;
     } else role = standalone(startIngest());

@@ -1,11 +1,13 @@
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Batch, EventStore } from '../store/index.ts';
+import { redactUrl } from '../upstream/index.ts';
 import { HopLog } from './hop-timing.ts';
 import { Leadership, type IngestRun } from './leadership.ts';
 import { LeaderLease } from './lease.ts';
 import { createClusterMetrics } from './metrics.ts';
-import { openCluster, type ClusterOptions } from './nats.ts';
+import { openCluster, type ClusterConnection, type ClusterOptions } from './nats.ts';
+import { decodeStreamRecord } from './stream-record.ts';
 import { StreamFollower } from './follower.ts';
 import { StreamEnd } from './stream-end.ts';
 import { StreamWriter } from './stream-writer.ts';
@@ -33,8 +35,10 @@ export async function joinCluster(
   logger: Logger,
   registry: Registry,
   startIngest: (commit: (batch: Batch) => Promise<void>) => IngestRun,
+  upstreamUrl: string,
 ): Promise<ClusterNode> {
   const connection = await openCluster(options, logger);
+  await sayIfAnotherUpstream(connection, upstreamUrl, logger);
   const metrics = createClusterMetrics(registry);
   const hops = options.hopTimingFile === undefined ? undefined : new HopLog(options.hopTimingFile);
   const follower = new StreamFollower(connection, store, dataDir, logger, (seq) => metrics.appliedSeq.set(seq), hops);
@@ -81,4 +85,30 @@ export async function joinCluster(
       return flushed;
     },
   };
+}
+
+/** How far back from the stream's end a batch naming its upstream is looked for (markers and parts name none). */
+const UPSTREAM_LOOKBACK = 16;
+
+/**
+ * A node of another cluster left on the same --nats-name joins this cluster's stream, and once it
+ * leads reads its own relay into it: said at start, not first when it leads. An operator moving
+ * the whole cluster to another upstream reads the same line, and carries on.
+ */
+async function sayIfAnotherUpstream(connection: ClusterConnection, upstreamUrl: string, logger: Logger): Promise<void> {
+  const { state } = await connection.jsm.streams.info(connection.streamName);
+  for (let seq = state.last_seq; seq >= Math.max(1, state.first_seq, state.last_seq - UPSTREAM_LOOKBACK); seq--) {
+    const message = await connection.jsm.streams.getMessage(connection.streamName, { seq }).catch(() => null);
+    const record = message && decodeStreamRecord(message.data);
+    const streamUpstream = record?.type === 'batch' ? record.batch.cursor?.url : undefined;
+    if (streamUpstream === undefined) continue;
+    if (redactUrl(streamUpstream) !== redactUrl(upstreamUrl)) {
+      logger.error(
+        { stream: connection.streamName, streamUpstream: redactUrl(streamUpstream), upstream: redactUrl(upstreamUrl) },
+        "THIS NODE'S --upstream IS NOT THE ONE THE CLUSTER STREAM IS READ FROM: leading, it would read its relay into that stream. " +
+          'A node of another cluster on the same NATS? Give each cluster its own --nats-name; if the whole cluster is moving to this upstream, nothing is wrong',
+      );
+    }
+    return;
+  }
 }
