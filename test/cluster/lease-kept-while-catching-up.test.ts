@@ -1,0 +1,71 @@
+/**
+ * A term begins with a marker, then waits until the node's buffer holds everything before it.
+ * That wait is the node's lag: long for a node that takes the lease far behind (the whole cluster
+ * restarted, or it is the only one left). The lease was not renewed meanwhile — the lease loop
+ * waited for the term to begin — so a catch-up longer than the lease let it expire: the node then
+ * lost it at its first renewal, logging `lost the ingest lease to another node` with no other
+ * node running, and began again with a second marker. Found by review (a node on its own that
+ * caught up 10 s of batches under a 5 s lease). The lease must be renewed while the node catches up.
+ *
+ * The node's buffer is the one thing stood in for: it reaches the marker when the test says.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import pino from 'pino';
+import { Leadership, type IngestRun } from '../../src/cluster/leadership.ts';
+import { LeaderLease } from '../../src/cluster/lease.ts';
+import { openCluster } from '../../src/cluster/nats.ts';
+import { StreamWriter } from '../../src/cluster/stream-writer.ts';
+import type { StreamFollower } from '../../src/cluster/follower.ts';
+import type { EventStore } from '../../src/store/index.ts';
+import { cleanup } from '../support/cleanup.ts';
+import { NatsCluster, natsServerMissing } from '../support/nats-cluster.ts';
+import { waitUntil } from '../support/poll.ts';
+
+const LEASE_MS = 1_000;
+
+test('a new leader renews its lease while its buffer catches up to its marker', { skip: natsServerMissing(), timeout: 60_000 }, async (t) => {
+  const defer = cleanup(t);
+  const nats = await NatsCluster.start(1);
+  defer(() => nats.stop());
+  const logger = pino({ level: 'silent' });
+  const connection = await openCluster({ servers: nats.urls, replicas: 1, retentionMs: 3_600_000, leaseMs: LEASE_MS, name: 'catchup', nodeId: 'a' }, logger);
+  defer(() => connection.nc.close());
+
+  let caughtUp!: () => void;
+  const markerApplied = new Promise<void>((resolve) => (caughtUp = resolve));
+  const follower = { waitApplied: () => markerApplied, pause() {}, resume() {} } as unknown as StreamFollower;
+  let ingesting = false;
+  const run: IngestRun = { connected: true, problem: undefined, seqsBehind: undefined, stop: async () => true, abandon() {} };
+  const lease = new LeaderLease(connection.lease, 'a');
+  const leadership = new Leadership({
+    lease,
+    writer: new StreamWriter(connection.nc, connection.js, connection.jsm, connection.streamName, connection.subject, 'a', () => {}),
+    follower,
+    store: { lastSeq: 0 } as EventStore,
+    leaseMs: LEASE_MS,
+    logger,
+    startIngest: () => {
+      ingesting = true;
+      return run;
+    },
+    restoreLeaseBucket: () => connection.restoreLeaseBucket(),
+  });
+  leadership.start();
+  defer(() => {
+    caughtUp(); // a term still waiting for the buffer would hold the stop
+    return leadership.stop(0);
+  });
+
+  const holder = async () => (await connection.lease.get('leader'))?.revision;
+  let taken: number | undefined;
+  await waitUntil(async () => (taken = await holder()) !== undefined, 'the node to take the lease');
+  // Two renewals while the buffer is still behind the marker: the lease outlives the catch-up.
+  await waitUntil(async () => ((await holder()) ?? 0) >= taken! + 2, `the lease (taken at revision ${taken}) renewed twice while the node catches up`, 10 * LEASE_MS);
+  assert.equal(ingesting, false, 'ingest waits for the buffer to reach the marker');
+
+  caughtUp();
+  await waitUntil(() => ingesting, 'the term to begin once the buffer holds the marker');
+  assert.ok(lease.held, 'the node still holds the lease');
+  assert.equal(leadership.leading, true);
+});
