@@ -104,7 +104,7 @@ export class Leadership {
           this.#lastRenewal = Date.now();
           if (!this.#term) await this.#beginTerm();
         } else {
-          logger.warn('lost the ingest lease to another node: stopping ingest');
+          logger.warn('lost the ingest lease (it expired, or another node took it): stopping ingest');
           await this.#endTerm(0);
         }
       } else if (await lease.tryAcquire()) {
@@ -126,7 +126,7 @@ export class Leadership {
   async #beginTerm(): Promise<void> {
     const { writer, follower, lease, logger } = this.options;
     const markerSeq = await writer.fence();
-    await follower.waitApplied(markerSeq);
+    await this.#renewingWhile(follower.waitApplied(markerSeq));
     if (this.#stopped || !lease.held) return;
     // The leader numbers events (followers keep its numbers) from the stream's last, which the
     // buffer holds now; later batches are numbered before the ones ahead of them are back.
@@ -166,6 +166,27 @@ export class Leadership {
     follower.pause();
     logger.info({ node: lease.nodeId, markerSeq }, 'this node is the ingest leader');
     this.options.onLeaderChange?.(true);
+  }
+
+  /**
+   * The loop's next renewal waits for the term to begin, and the buffer reaching the marker takes
+   * the node's lag (a node that takes the lease far behind): renewed meanwhile, the lease does not
+   * expire under a catch-up longer than it. A failed renewal here is the loop's to handle next.
+   */
+  async #renewingWhile(catchingUp: Promise<void>): Promise<void> {
+    const { lease, leaseMs } = this.options;
+    let renewal: Promise<unknown> = Promise.resolve();
+    const timer = setInterval(() => {
+      renewal = renewal.then(async () => {
+        if (lease.held && (await lease.renew().catch(() => false))) this.#lastRenewal = Date.now();
+      });
+    }, leaseMs / 3);
+    try {
+      await catchingUp;
+    } finally {
+      clearInterval(timer);
+      await renewal;
+    }
   }
 
   async #endTerm(flushTimeoutMs: number): Promise<boolean> {
