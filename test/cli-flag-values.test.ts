@@ -1,0 +1,62 @@
+/**
+ * A flag's value as an operator types it on the command line of dist/cli.js. yargs gives a string
+ * flag left without its value its default, and a flag given twice the list of both: so `--verify`
+ * alone ran unverified, `--trust-proxy` alone trusted no proxy (the README says one), and
+ * `--data-dir a --data-dir b` failed to start with a TypeError's text. Each is a usage error now,
+ * except `--trust-proxy`, which alone means one proxy.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { cleanup } from './support/cleanup.ts';
+import { ContrailProcess } from './support/contrail-process.ts';
+import { Subscription, upgradeRequest } from './support/subscribe-client.ts';
+
+test('a flag without its value, or given twice, exits 2 with a line naming it instead of starting with its default or a list', async (t) => {
+  const defer = cleanup(t);
+  const dir = mkdtempSync(join(tmpdir(), 'contrail-flag-values-'));
+  defer(() => rmSync(dir, { recursive: true, force: true }));
+  // A data dir that is a file: a start the parser let through fails there (exit 1), so none runs on.
+  const notADir = join(dir, 'file');
+  writeFileSync(notADir, 'not a data dir');
+  const cases: Array<{ args: string[]; names: RegExp }> = [
+    { args: ['--verify'], names: /verify/ },
+    { args: ['--retention'], names: /retention/ },
+    { args: ['--zstd-dictionary'], names: /zstd-dictionary/ },
+    { args: ['--max-buffer-bytes', '--fsync'], names: /max-buffer-bytes/ },
+    // Read as the short flags -5 and -h (help, exit 0) when the flag did not take it as its value.
+    { args: ['--retention', '-5h'], names: /"-5h" is not a duration/ },
+    { args: ['--verify', 'full', '--verify', 'off'], names: /--verify is given more than once/ },
+    { args: ['--data-dir', notADir], names: /--data-dir is given more than once/ },
+    { args: ['--upstream', 'demo:3'], names: /--upstream is given more than once/ },
+    { args: ['--port', '7000'], names: /--port is given more than once/ },
+  ];
+  const wrong: string[] = [];
+  for (const { args, names } of cases) {
+    // The default command, as `npm start -- <flags>` runs it: yargs reads the flags before it knows them.
+    const contrail = new ContrailProcess(['--host', '127.0.0.1', '--port', '0', '--metrics-port', '0', '--upstream', 'demo', '--data-dir', notADir, ...args]);
+    defer(() => contrail.stop());
+    const { code } = await contrail.exit;
+    const line = contrail.stderr[0] ?? '';
+    if (code !== 2 || !/^contrail: /.test(line) || !names.test(line)) wrong.push(`${args.join(' ')}: exit ${code}, ${JSON.stringify(line)}`);
+  }
+  assert.deepEqual(wrong, []);
+});
+
+test('--trust-proxy alone trusts one proxy, as the README says: connections are counted by the address it appended', async (t) => {
+  const defer = cleanup(t);
+  const dataDir = mkdtempSync(join(tmpdir(), 'contrail-trust-proxy-'));
+  defer(() => rmSync(dataDir, { recursive: true, force: true }));
+  const contrail = ContrailProcess.serve(['--upstream', 'demo', '--data-dir', dataDir, '--max-connections-per-ip', '1', '--trust-proxy']);
+  defer(() => contrail.stop());
+  const port = await contrail.waitServing();
+  const viaProxy = (address: string) => ({ headers: { 'x-forwarded-for': address } });
+  const first = await Subscription.open(port, '', viaProxy('203.0.113.1'));
+  defer(() => first.close());
+  const second = await upgradeRequest(port, '/subscribe', { 'x-forwarded-for': '203.0.113.2' });
+  assert.equal(second.status, 101, `another client behind the proxy has its own slot: ${second.body.toString()}`);
+  const again = await upgradeRequest(port, '/subscribe', { 'x-forwarded-for': '203.0.113.1' });
+  assert.equal(again.status, 429, 'the first client has used its one slot');
+});
