@@ -1,31 +1,34 @@
 /**
  * The `contrail` command line. Every flag has an environment variable CONTRAIL_<FLAG_NAME>
  * (e.g. --metrics-port → CONTRAIL_METRICS_PORT); a flag on the command line wins.
- * Unknown flags and bad values print one line saying what is wrong and exit with code 2; a
- * command that fails while running (e.g. a data dir that is not an LMDB buffer) exits with 1.
+ * Unknown flags, bad values, and a flag given twice or without its value print one line saying
+ * what is wrong and exit with code 2; a command that fails while running (e.g. a data dir that is
+ * not an LMDB buffer) exits with 1.
  */
 import yargs, { type Argv, type InferredOptionTypes, type Options } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { hostname } from 'node:os';
-import { INSPECT_OPTIONS, SERVE_OPTIONS, flagsFromEnvironment, type GatewayConfig } from './config.ts';
+import { INSPECT_OPTIONS, SERVE_OPTIONS, commandLineOptions, flagsFromEnvironment, type GatewayConfig } from './config.ts';
 
 export function buildCli(argv: string[]): Argv {
   return yargs(argv)
     .scriptName('contrail')
     .usage('$0 [command] [flags]\n\nA Jetstream-compatible JSON firehose gateway for the AT Protocol.')
-    .command(['serve', '$0'], 'Run the gateway (the default command)', (y) => y.options(SERVE_OPTIONS).config(environmentFlags(SERVE_OPTIONS, argv)), (args) =>
+    .command(['serve', '$0'], 'Run the gateway (the default command)', (y) => y.options(commandLineOptions(SERVE_OPTIONS)).config(environmentFlags(SERVE_OPTIONS, argv)), (args) =>
       failingWith1(async () => {
         const { runGateway } = await import('./gateway.ts');
         await runGateway(toConfig(args));
       }),
     )
-    .command('inspect', "Print the buffer's span, size and saved upstream cursor", (y) => y.options(INSPECT_OPTIONS).config(environmentFlags(INSPECT_OPTIONS, argv)), (args) =>
+    .command('inspect', "Print the buffer's span, size and saved upstream cursor", (y) => y.options(commandLineOptions(INSPECT_OPTIONS)).config(environmentFlags(INSPECT_OPTIONS, argv)), (args) =>
       failingWith1(async () => {
         const { inspect } = await import('./inspect.ts');
         await inspect(args['data-dir']);
       }),
     )
     .epilogue('Every flag can also be set in the environment as CONTRAIL_<FLAG>, e.g. CONTRAIL_METRICS_PORT=9100.')
+    // `-5h` is a value (`--retention -5h`, refused as a duration), not the short flags -5 and -h (the help).
+    .parserConfiguration({ 'short-option-groups': false })
     .strict()
     .help()
     .alias('help', 'h')
@@ -84,7 +87,7 @@ function toConfig(flags: InferredOptionTypes<typeof SERVE_OPTIONS>): GatewayConf
     maxConnectionsPerIp: flags['max-connections-per-ip'],
     maxDeflateSubscribers: flags['max-deflate-subscribers'],
     slowConsumerWindowMs: flags['slow-consumer-window'],
-    trustProxy: flags['trust-proxy'],
+    trustProxy: flags['trust-proxy'] ?? 0,
     fsync: flags.fsync,
     verify: flags.verify,
     verifyWorkers: flags['verify-workers'],

@@ -113,6 +113,27 @@ export function parsePort(value: string): number {
   return port;
 }
 
+/** Flags that mean something given alone: `--trust-proxy` is one proxy. Every other string flag needs its value. */
+const VALUE_OPTIONAL = new Set(['trust-proxy']);
+
+/**
+ * The options as the command line takes them: a string flag needs its value, and no flag is
+ * given twice. yargs would give a flag left without its value its default (`--verify` alone ran
+ * unverified) and read a negative value as short flags (`--retention -5h`: -5 and -h, the help),
+ * and it makes a repeated flag a list of both values.
+ */
+export function commandLineOptions<T extends Record<string, Options>>(options: T): T {
+  const checked = Object.entries(options).map(([flag, option]) => {
+    const { coerce } = option;
+    const once = (value: unknown): unknown => {
+      if (Array.isArray(value)) throw new Error(`--${flag} is given more than once (${value.join(', ')}): give it once`);
+      return coerce ? coerce(value) : value;
+    };
+    return [flag, { ...option, requiresArg: option.type === 'string' && !VALUE_OPTIONAL.has(flag), coerce: once }];
+  });
+  return Object.fromEntries(checked) as T;
+}
+
 /** --trust-proxy: a hop count; alone (or true/yes/on) it means one proxy, false/no/off none. */
 export function parseTrustProxy(value: string): number {
   if (/^(|true|yes|on)$/i.test(value)) return 1;
@@ -297,7 +318,8 @@ export const SERVE_OPTIONS = {
   },
   'trust-proxy': {
     type: 'string',
-    default: '0',
+    // No default: yargs would give it to --trust-proxy alone, which means 1 (none given: 0, in cli.ts).
+    defaultDescription: '0',
     describe:
       'Proxies of yours in front that append to X-Forwarded-For: the client is the address the outermost one appended (--trust-proxy alone means 1)',
     coerce: parseTrustProxy,
