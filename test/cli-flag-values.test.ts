@@ -10,6 +10,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { environmentVariable } from '../src/config.ts';
 import { cleanup } from './support/cleanup.ts';
 import { ContrailProcess } from './support/contrail-process.ts';
 import { Subscription, upgradeRequest } from './support/subscribe-client.ts';
@@ -59,4 +60,35 @@ test('--trust-proxy alone trusts one proxy, as the README says: connections are 
   assert.equal(second.status, 101, `another client behind the proxy has its own slot: ${second.body.toString()}`);
   const again = await upgradeRequest(port, '/subscribe', { 'x-forwarded-for': '203.0.113.1' });
   assert.equal(again.status, 429, 'the first client has used its one slot');
+});
+
+test('an empty address, path or name, on the command line or from CONTRAIL_*, exits 2 naming it instead of listening on every address', async (t) => {
+  const defer = cleanup(t);
+  const dir = mkdtempSync(join(tmpdir(), 'contrail-flag-empty-'));
+  defer(() => rmSync(dir, { recursive: true, force: true }));
+  // As above: a start the parser let through fails at its data dir, before it listens anywhere.
+  const notADir = join(dir, 'file');
+  writeFileSync(notADir, 'not a data dir');
+  // An empty --metrics-host served /metrics on every address (net's listen takes '' for none);
+  // an empty --host made uWS serve /subscribe on every address, on a port of the OS's choosing.
+  const cases: Array<{ args?: string[]; env?: Record<string, string>; names: RegExp }> = [
+    { args: ['--metrics-host', ''], names: /--metrics-host is empty/ },
+    { args: ['--host', ''], names: /--host is empty/ },
+    { env: { CONTRAIL_METRICS_HOST: '' }, names: /CONTRAIL_METRICS_HOST: .*empty/ },
+    { env: { CONTRAIL_HOST: '' }, names: /CONTRAIL_HOST: .*empty/ },
+    { env: { CONTRAIL_ZSTD_DICTIONARY: '' }, names: /CONTRAIL_ZSTD_DICTIONARY: .*empty/ },
+    { env: { CONTRAIL_TRUST_PROXY: '' }, names: /CONTRAIL_TRUST_PROXY: .*empty/ },
+  ];
+  const wrong: string[] = [];
+  for (const { args = [], env = {}, names } of cases) {
+    const defaults = ['--port', '0', '--metrics-port', '0', '--upstream', 'demo', '--data-dir', notADir];
+    const untested = ['host', 'metrics-host'].filter((flag) => !args.includes(`--${flag}`) && !(environmentVariable(flag) in env));
+    const loopback = untested.flatMap((flag) => [`--${flag}`, '127.0.0.1']);
+    const contrail = new ContrailProcess([...defaults, ...loopback, ...args], { env });
+    defer(() => contrail.stop());
+    const { code } = await contrail.exit;
+    const line = contrail.stderr[0] ?? '';
+    if (code !== 2 || !names.test(line)) wrong.push(`${args.join(' ') || JSON.stringify(env)}: exit ${code}, ${JSON.stringify(line)}`);
+  }
+  assert.deepEqual(wrong, []);
 });
