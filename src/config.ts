@@ -115,6 +115,12 @@ export function parsePort(value: string): number {
 
 /** Flags that mean something given alone: `--trust-proxy` is one proxy. Every other string flag needs its value. */
 const VALUE_OPTIONAL = new Set(['trust-proxy']);
+/**
+ * Flags whose empty value means something: no collections named is all of them. Any other empty
+ * value is refused, as a variable left empty by a template is no choice: an empty --metrics-host
+ * would serve metrics on every address (listen reads '' as none).
+ */
+const EMPTY_ALLOWED = new Set(['ingest-collections']);
 
 /**
  * The options as the command line takes them: a string flag needs its value, and no flag is
@@ -127,6 +133,7 @@ export function commandLineOptions<T extends Record<string, Options>>(options: T
     const { coerce } = option;
     const once = (value: unknown): unknown => {
       if (Array.isArray(value)) throw new Error(`--${flag} is given more than once (${value.join(', ')}): give it once`);
+      if (value === '' && !VALUE_OPTIONAL.has(flag) && !EMPTY_ALLOWED.has(flag)) throw new Error(`--${flag} is empty: give it a value, or leave it out for the default`);
       return coerce ? coerce(value) : value;
     };
     return [flag, { ...option, requiresArg: option.type === 'string' && !VALUE_OPTIONAL.has(flag), coerce: once }];
@@ -179,7 +186,7 @@ export function flagsFromEnvironment(
       continue;
     }
     try {
-      values[flag] = option.type === 'boolean' ? parseBoolean(value) : checkedString(value, option);
+      values[flag] = option.type === 'boolean' ? parseBoolean(value) : checkedString(flag, value, option);
     } catch (err) {
       throw new Error(`${name}: ${(err as Error).message}`);
     }
@@ -214,7 +221,8 @@ function parseBoolean(value: string): boolean {
   throw new Error(`${JSON.stringify(value)} is not a boolean (use true or false)`);
 }
 
-function checkedString(value: string, option: Options): string {
+function checkedString(flag: string, value: string, option: Options): string {
+  if (value === '' && !EMPTY_ALLOWED.has(flag)) throw new Error('empty value: give it one, or unset the variable for the default');
   if (option.choices && !(option.choices as readonly unknown[]).includes(value)) {
     throw new Error(`${JSON.stringify(value)} is not one of ${(option.choices as readonly string[]).join(', ')}`);
   }
