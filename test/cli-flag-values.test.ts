@@ -92,3 +92,26 @@ test('an empty address, path or name, on the command line or from CONTRAIL_*, ex
   }
   assert.deepEqual(wrong, []);
 });
+
+test('--upstream demo with --verify, which the README rules out (its commits are unsigned), exits 2 naming both instead of starting', async (t) => {
+  const defer = cleanup(t);
+  const dir = mkdtempSync(join(tmpdir(), 'contrail-demo-verify-'));
+  defer(() => rmSync(dir, { recursive: true, force: true }));
+  // As above: a start the parser let through fails at its data dir. Started, every demo repo
+  // failed as unknown_key (the directory was asked for the demo's made-up DIDs), went out of
+  // sync and logged two lines of its own, and nothing was emitted.
+  const notADir = join(dir, 'file');
+  writeFileSync(notADir, 'not a data dir');
+  const wrong: string[] = [];
+  for (const [upstream, verify, fromEnv] of [['demo', 'signatures', false], ['demo:7', 'full', false], ['demo', 'full', true]] as const) {
+    const flags = ['--host', '127.0.0.1', '--port', '0', '--metrics-port', '0', '--data-dir', notADir];
+    const contrail = fromEnv
+      ? new ContrailProcess(flags, { env: { CONTRAIL_UPSTREAM: upstream, CONTRAIL_VERIFY: verify } })
+      : new ContrailProcess([...flags, '--upstream', upstream, '--verify', verify]);
+    defer(() => contrail.stop());
+    const { code } = await contrail.exit;
+    const line = contrail.stderr[0] ?? '';
+    if (code !== 2 || !/--upstream demo.*--verify/.test(line)) wrong.push(`${upstream} ${verify}${fromEnv ? ' (environment)' : ''}: exit ${code}, ${JSON.stringify(line)}`);
+  }
+  assert.deepEqual(wrong, []);
+});
