@@ -8,13 +8,13 @@
 import yargs, { type Argv, type InferredOptionTypes, type Options } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { hostname } from 'node:os';
-import { INSPECT_OPTIONS, SERVE_OPTIONS, commandLineOptions, flagsFromEnvironment, type GatewayConfig } from './config.ts';
+import { INSPECT_OPTIONS, SERVE_OPTIONS, commandLineOptions, conflictingFlags, flagsFromEnvironment, type GatewayConfig, type VerifyChoice } from './config.ts';
 
 export function buildCli(argv: string[]): Argv {
   return yargs(argv)
     .scriptName('contrail')
     .usage('$0 [command] [flags]\n\nA Jetstream-compatible JSON firehose gateway for the AT Protocol.')
-    .command(['serve', '$0'], 'Run the gateway (the default command)', (y) => y.options(commandLineOptions(SERVE_OPTIONS)).config(environmentFlags(SERVE_OPTIONS, argv)), (args) =>
+    .command(['serve', '$0'], 'Run the gateway (the default command)', (y) => y.options(commandLineOptions(SERVE_OPTIONS)).config(environmentFlags(SERVE_OPTIONS, argv)).check(refuseConflicts), (args) =>
       failingWith1(async () => {
         const { runGateway } = await import('./gateway.ts');
         await runGateway(toConfig(args));
@@ -49,6 +49,13 @@ function environmentFlags(options: Record<string, Options>, argv: string[]): Rec
   } catch (err) {
     usageError(messageOf(err));
   }
+}
+
+/** Flags that are each fine but not together: a usage error (yargs reports what check throws). */
+function refuseConflicts(flags: { upstream: string; verify: VerifyChoice }): true {
+  const conflict = conflictingFlags(flags);
+  if (conflict) throw new Error(conflict);
+  return true;
 }
 
 /** Runs a command; an error it throws is one line on stderr and exit code 1, not a usage error. */

@@ -257,6 +257,14 @@ export function parseUpstream(value: string): string {
   return DEMO_UPSTREAM.test(value) ? value : normalizeUpstreamUrl(value);
 }
 
+/** Why these `serve` flags cannot go together, or undefined when they can. */
+export function conflictingFlags(flags: { upstream: string; verify: VerifyChoice }): string | undefined {
+  if (DEMO_UPSTREAM.test(flags.upstream) && flags.verify !== 'off') {
+    return `--upstream demo sends unsigned commits, so it cannot be used with --verify ${flags.verify}: use --verify off, or a relay or PDS`;
+  }
+  return undefined;
+}
+
 /** The flags of `contrail serve`, kept in one table so the README test can compare against it. */
 export const SERVE_OPTIONS = {
   upstream: {
