@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { cpSync, existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { cleanup } from './support/cleanup.ts';
 import { ContrailProcess, PROJECT_ROOT } from './support/contrail-process.ts';
 import { smallFileSystem } from './support/small-file-system.ts';
 import { tempDir } from './support/gateway.ts';
@@ -83,6 +84,20 @@ for (const { transport, skip } of await transportsUnderTest()) {
     assert.deepEqual(await third.stop(), { code: 0, signal: null });
   });
 }
+
+test('a data dir that is a file, or is under one, is refused with a message saying so, not an EEXIST from mkdir', { timeout: 240_000 }, async (t) => {
+  const defer = cleanup(t);
+  const dir = tempDir();
+  defer(() => dir.remove());
+  const file = join(dir.path, 'buffer');
+  writeFileSync(file, 'a file where the data dir should be');
+  for (const dataDir of [file, join(file, 'data')]) {
+    const contrail = new ContrailProcess(serveArgs(dataDir));
+    defer(() => contrail.stop());
+    assert.equal((await contrail.exit).code, 1, dataDir);
+    assert.match(contrail.stderr[0] ?? '', new RegExp(`^contrail: data dir ${dataDir} is not a directory \\(${file} is a file\\)`), dataDir);
+  }
+});
 
 test('a start on a full disk fails with a message saying so, not a SIGBUS', { timeout: 240_000 }, async (t) => {
   const dir = tempDir();
