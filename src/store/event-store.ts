@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, statSync } from 'node:fs';
+import { join, resolve, sep } from 'node:path';
 import { TransactionFlags, type Database, type RootDatabase } from 'lmdb';
 import type { Logger } from 'pino';
 import type { Entry } from '../events/index.ts';
@@ -303,7 +303,7 @@ export class EventStore {
     this.#blockEvents = options.blockEvents ?? 1024;
     if (this.#writable) {
       assertFreeSpace(options.dataDir);
-      mkdirSync(options.dataDir, { recursive: true });
+      makeDataDir(options.dataDir);
       // Before anything else: a second gateway must not even read the first one's run marker.
       this.#lock = lockDataDir(options.dataDir);
       this.previousRun = this.#releasingLockOnError(() => checkPreviousRun(options.dataDir));
@@ -1093,4 +1093,29 @@ export class EventStore {
         'Move that folder aside (or pass another --data-dir) to start a new buffer; the old one stays readable by the contrail that wrote it',
     );
   }
+}
+
+/** Creates the data dir (and its parents); a file in its place, or in a parent's, is named rather than left to mkdir's EEXIST. */
+function makeDataDir(dataDir: string): void {
+  try {
+    mkdirSync(dataDir, { recursive: true });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'EEXIST' && code !== 'ENOTDIR') throw err;
+    const file = firstFileOnPath(dataDir);
+    if (file === undefined) throw err;
+    throw new Error(`data dir ${dataDir} is not a directory (${file} is a file): give --data-dir a folder`);
+  }
+}
+
+/** The first path on the way to `path` (itself included) that exists and is not a directory. */
+function firstFileOnPath(path: string): string | undefined {
+  const parts = resolve(path).split(sep);
+  for (let end = 2; end <= parts.length; end++) {
+    const prefix = parts.slice(0, end).join(sep);
+    const stat = statSync(prefix, { throwIfNoEntry: false });
+    if (stat === undefined) return undefined;
+    if (!stat.isDirectory()) return prefix;
+  }
+  return undefined;
 }
