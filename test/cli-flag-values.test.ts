@@ -1,9 +1,10 @@
 /**
- * A flag's value as an operator types it on the command line of dist/cli.js. yargs gives a string
- * flag left without its value its default, and a flag given twice the list of both: so `--verify`
- * alone ran unverified, `--trust-proxy` alone trusted no proxy (the README says one), and
- * `--data-dir a --data-dir b` failed to start with a TypeError's text. Each is a usage error now,
- * except `--trust-proxy`, which alone means one proxy.
+ * Flag values as an operator gives them to dist/cli.js, on the command line or as CONTRAIL_*: a
+ * string flag needs its value, once, and not empty (but `--trust-proxy` alone is one proxy and an
+ * empty `--ingest-collections` all collections), and `--upstream demo` does not go with --verify.
+ * Each case here once started: yargs gave a flag left without its value its default (`--verify`
+ * alone ran unverified, `--trust-proxy` alone trusted no proxy), a flag given twice the list of
+ * both, and an empty host let listen serve every address.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
