@@ -2,7 +2,8 @@
  * Backfill fetch slots (src/backfill/fetch-slots.ts) with tasks that finish when the test says:
  * one subscriber never runs more than its share, and a slot that frees goes to the subscriber
  * running the fewest fetches, so one with many repos queued cannot take every slot back as it
- * frees ahead of one that holds none.
+ * frees ahead of one that holds none. A fetch cancelled while it waits (its subscribers left)
+ * leaves the queue then, not when a slot frees.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -76,4 +77,40 @@ test('one host runs at most perHost fetches whoever asks', async () => {
 
 test('the share per subscriber is half of --backfill-concurrency, at least one', () => {
   assert.deepEqual([1, 2, 3, 8, 9].map(fetchesPerSubscriber), [1, 1, 1, 4, 4]);
+});
+
+test('a fetch cancelled while it waits for a slot leaves the queue at once: it is told so, and its task never runs', async () => {
+  const slots = new FetchSlots(1, 1, 1);
+  const { started, ask, finish, finishAll } = harness(slots);
+  ask('a0', 'pds', 1);
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual(started, ['a0'], 'the one slot is taken');
+
+  // A subscriber that asked for many repos and left (or dropped them) before any slot freed.
+  const outcomes: string[] = [];
+  const abort = new AbortController();
+  const cancelled = Array.from({ length: 100 }, (_, i) =>
+    slots
+      .run(`host-b${i}`, 2, async () => void started.push(`b${i}`), abort.signal)
+      .then(
+        () => outcomes.push('ran'),
+        (err: Error) => outcomes.push(err.message),
+      ),
+  );
+  abort.abort();
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(outcomes.length, 100, 'each cancelled waiter is told at once, not when a slot frees (it was held in the queue until then)');
+  assert.ok(outcomes.every((outcome) => /cancelled/.test(outcome)), `told it was cancelled: ${outcomes[0]}`);
+
+  const gone = new AbortController();
+  gone.abort();
+  let toldAtOnce = false;
+  await slots.run('host-c', 3, async () => void started.push('c-never'), gone.signal).catch(() => (toldAtOnce = true));
+  assert.ok(toldAtOnce, 'a fetch cancelled before it asks is not queued at all');
+
+  ask('d0', 'host-d', 4);
+  await finish('a0');
+  assert.deepEqual(started, ['a0', 'd0'], 'the freed slot goes to the next waiter still wanted; no cancelled task starts');
+  await finishAll();
+  await Promise.all(cancelled);
 });
