@@ -1,3 +1,5 @@
+import { BackfillFailure } from './failure.ts';
+
 /**
  * Slots for repo fetches: at most `perHost` run against one PDS host at a time, at most `perAsker`
  * for one subscriber, and at most `total` overall (each fetch holds up to a repo's bytes in
@@ -7,12 +9,16 @@
  * every slot, since DID documents are written by their owners and a did:web owner can name as
  * many hosts as it likes, each one never answering. And why a free slot goes to the waiter whose
  * subscriber runs the fewest fetches (the earliest among those): a subscriber with many repos
- * queued would otherwise take each slot back as it frees, ahead of one that holds none.
+ * queued would otherwise take each slot back as it frees, ahead of one that holds none. A fetch
+ * cancelled while it waits leaves the queue then: while the slots are busy (PDSes that hang), a
+ * queue that kept each leaving subscriber's requests until a slot freed would grow with every
+ * connection that asked and left.
  */
 export class FetchSlots {
   readonly #perHostActive = new Map<string, number>();
   readonly #perAskerActive = new Map<number, number>();
-  readonly #waiting: Array<{ host: string; asker: number; start: () => void }> = [];
+  /** In arrival order (a Set: a cancelled waiter leaves without a scan of the queue). */
+  readonly #waiting = new Set<Waiter>();
   #total = 0;
 
   constructor(
@@ -21,10 +27,24 @@ export class FetchSlots {
     readonly total: number,
   ) {}
 
-  /** Runs `task` for subscriber `asker` once a slot for `host` is free. */
-  async run<T>(host: string, asker: number, task: () => Promise<T>): Promise<T> {
-    await new Promise<void>((start) => {
-      this.#waiting.push({ host, asker, start });
+  /** Runs `task` for subscriber `asker` once a slot for `host` is free; `signal` cancels it while it waits. */
+  async run<T>(host: string, asker: number, task: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    await new Promise<void>((start, cancelled) => {
+      if (signal?.aborted) return cancelled(notWanted());
+      const leave = () => {
+        this.#waiting.delete(waiter);
+        cancelled(notWanted());
+      };
+      const waiter: Waiter = {
+        host,
+        asker,
+        start: () => {
+          signal?.removeEventListener('abort', leave);
+          start();
+        },
+      };
+      signal?.addEventListener('abort', leave, { once: true });
+      this.#waiting.add(waiter);
       this.#startWaiting();
     });
     try {
@@ -39,23 +59,34 @@ export class FetchSlots {
 
   #startWaiting(): void {
     while (this.#total < this.total) {
-      let chosen = -1;
+      let chosen: Waiter | undefined;
       let fewest = this.perAsker;
-      for (let i = 0; i < this.#waiting.length && fewest > 0; i++) {
-        const { host, asker } = this.#waiting[i]!;
-        const held = this.#perAskerActive.get(asker) ?? 0;
-        if (held >= fewest || (this.#perHostActive.get(host) ?? 0) >= this.perHost) continue;
-        chosen = i;
+      for (const waiter of this.#waiting) {
+        const held = this.#perAskerActive.get(waiter.asker) ?? 0;
+        if (held >= fewest || (this.#perHostActive.get(waiter.host) ?? 0) >= this.perHost) continue;
+        chosen = waiter;
         fewest = held;
+        if (fewest === 0) break;
       }
-      if (chosen < 0) return;
-      const { host, asker, start } = this.#waiting.splice(chosen, 1)[0]!;
+      if (!chosen) return;
+      this.#waiting.delete(chosen);
+      const { host, asker, start } = chosen;
       this.#perHostActive.set(host, (this.#perHostActive.get(host) ?? 0) + 1);
       this.#perAskerActive.set(asker, (this.#perAskerActive.get(asker) ?? 0) + 1);
       this.#total++;
       start();
     }
   }
+}
+
+interface Waiter {
+  host: string;
+  asker: number;
+  start: () => void;
+}
+
+function notWanted(): BackfillFailure {
+  return new BackfillFailure('fetch_failed', 'cancelled: no subscriber waits for it any more');
 }
 
 function release<K>(active: Map<K, number>, key: K): void {

@@ -139,6 +139,7 @@ export class SnapshotSource {
       const hostKey = URL.canParse(host.pdsUrl) ? new URL(host.pdsUrl).host : host.pdsUrl;
       const snapshot = await this.#slots.run(hostKey, asker, () =>
         fetchRepo(host.pdsUrl, did, limits, (chunks) => readRepoCar(chunks, did, limits.maxBytes, host.checkCommit), signal),
+        signal,
       );
       metrics.snapshots.inc({ result: 'fetched' });
       metrics.fetchSeconds.observe((performance.now() - startedMs) / 1000);
