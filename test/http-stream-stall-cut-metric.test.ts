@@ -3,8 +3,9 @@
  * before the 60 s slow-consumer window; the README's Transports table). With bytes still waiting
  * for that reader, it is a slow consumer: contrail_subscriber_disconnects_total counts it
  * consumer_too_slow, as the watchdog's drops are counted, while a reader that closes its own
- * stream is client_closed. Before, every end of a uWS HTTP stream the server did not make itself
- * was counted client_closed.
+ * stream is client_closed — also one that closes it while bytes wait for it (a reader behind,
+ * mid-replay or on a slow link, that goes away is no stalled reader uWS cut). Before, every end of
+ * a uWS HTTP stream the server did not make itself was counted client_closed.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -22,6 +23,21 @@ async function scrape(metricsPort: number): Promise<(name: string) => number> {
 }
 
 const DISCONNECTS = 'contrail_subscriber_disconnects_total';
+
+/** Posts until the paused reader's socket is full and uWS holds the rest: the hub marks it blocked. */
+async function blockPausedReader(up: Upstream, metricsPort: number): Promise<void> {
+  let round = 0;
+  await waitUntil(
+    async () => {
+      for (let i = 0; i < 20; i++) up.create(BOB, POST, { ...recordFor(POST, i, BOB), text: `${round} ${i} ${'x'.repeat(50_000)}` });
+      round++;
+      await up.settle();
+      return (await scrape(metricsPort))('contrail_subscribers{wire="ndjson",compression="none",mode="blocked"}') === 1;
+    },
+    'the paused reader to be blocked',
+    60_000,
+  );
+}
 
 test('over uWS a stalled HTTP stream cut by the idle timeout counts as consumer_too_slow; one its reader closes, client_closed', { skip: uws.skip, timeout: 120_000 }, async () => {
   const local = tempDir();
@@ -41,24 +57,42 @@ test('over uWS a stalled HTTP stream cut by the idle timeout counts as consumer_
     reader.close();
     await waitUntil(async () => (await stats(gateway.port)).subscribers === 1, 'the closed reader to be gone');
 
-    // Posts until the paused reader's socket is full and uWS holds the rest: the hub marks it blocked.
-    let round = 0;
-    await waitUntil(
-      async () => {
-        for (let i = 0; i < 20; i++) up.create(BOB, POST, { ...recordFor(POST, i, BOB), text: `${round} ${i} ${'x'.repeat(50_000)}` });
-        round++;
-        await up.settle();
-        return (await scrape(gateway.metricsPort))('contrail_subscribers{wire="ndjson",compression="none",mode="blocked"}') === 1;
-      },
-      'the paused reader to be blocked',
-      60_000,
-    );
+    await blockPausedReader(up, gateway.metricsPort);
     await waitUntil(async () => (await stats(gateway.port)).subscribers === 0, 'uWS to cut the stalled stream', 60_000);
 
     const after = await scrape(gateway.metricsPort);
     const delta = (reason: string) => after(`${DISCONNECTS}{reason="${reason}"}`) - before(`${DISCONNECTS}{reason="${reason}"}`);
     assert.equal(delta('consumer_too_slow'), 1, 'the stalled stream');
     assert.equal(delta('client_closed'), 1, 'the reader that closed its stream');
+  } finally {
+    HttpStream.closeAll();
+    await gateway.stop();
+    await relay.stop();
+    local.remove();
+  }
+});
+
+test('over uWS a reader that closes its HTTP stream while bytes wait for it counts as client_closed, not consumer_too_slow', { skip: uws.skip, timeout: 120_000 }, async () => {
+  const local = tempDir();
+  const relay = await FakeRelay.start();
+  const gateway = await startTestGateway(relay.url, local.path, { transport: 'uws' }, { hub: { highWaterBytes: 64 * 1024 } });
+  try {
+    await relay.waitForConnections(1);
+    const up = new Upstream(relay, () => gateway.port);
+    const before = await scrape(gateway.metricsPort);
+
+    // Behind, as any reader mid-replay or on a slow link is, then gone: a user's Ctrl-C, a client restarting.
+    const leaving = await HttpStream.open(gateway.port, '/stream.ndjson', `wantedCollections=${POST}`);
+    leaving.socket.pause();
+    await waitUntil(async () => (await stats(gateway.port)).subscribers === 1, 'the stream to be subscribed');
+    await blockPausedReader(up, gateway.metricsPort);
+    leaving.close();
+    await waitUntil(async () => (await stats(gateway.port)).subscribers === 0, 'the closed stream to be gone');
+
+    const after = await scrape(gateway.metricsPort);
+    const delta = (reason: string) => after(`${DISCONNECTS}{reason="${reason}"}`) - before(`${DISCONNECTS}{reason="${reason}"}`);
+    assert.equal(delta('client_closed'), 1, 'the reader closed its own stream');
+    assert.equal(delta('consumer_too_slow'), 0, 'uWS cut nothing: it was not idle for its timeout');
   } finally {
     HttpStream.closeAll();
     await gateway.stop();
