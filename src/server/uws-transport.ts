@@ -189,6 +189,12 @@ function finishClosing<Session>(ws: UwsSocket<SocketData<Session>>, client: UwsC
 }
 
 /**
+ * The soonest uWS's HTTP idle timeout (10 s, armed by a write the socket could not take) cuts a
+ * response: uSockets checks timeouts every 4 s, so 10 s is 3 of its ticks, at least 8 s; a margin under it.
+ */
+const UWS_IDLE_CUT_EARLIEST_MS = 7_000;
+
+/**
  * A streaming response (SSE, NDJSON) as a subscriber's sink. uWS does not report how much of
  * an HTTP response it holds: a write returning false means the kernel's buffer is full and uWS
  * kept the rest, so the sink reports itself full until uWS says the socket is writable again.
@@ -197,14 +203,18 @@ function finishClosing<Session>(ws: UwsSocket<SocketData<Session>>, client: UwsC
 function startStream<Session>(res: HttpResponse, stream: HttpStreamStart<Session>, handler: SocketHandler<Session>): void {
   let ended = false;
   let full = false;
+  /** When a write last found the socket full (performance.now()): uWS starts its idle timeout then. */
+  let fullAtMs = 0;
   const end = (stalled = false) => {
     if (ended) return;
     ended = true;
     handler.close(stream.session, stalled);
   };
   // The peer left, or uWS's own HTTP idle timeout cut a response that could send nothing for ~10 s:
-  // uWS says which to neither, but bytes still held for the peer mean a reader that stopped reading.
-  res.onAborted(() => end(full));
+  // uWS says which to neither. Bytes held for the peer since before the timeout's earliest cut mean
+  // a reader that stopped reading; held for less, a peer that left while behind (mid-replay, a slow
+  // link), as readers do.
+  res.onAborted(() => end(full && performance.now() - fullAtMs >= UWS_IDLE_CUT_EARLIEST_MS));
   res.onWritable(() => {
     full = false;
     // After this handler uWS writes out what it holds; the pump writes behind it, next turn.
@@ -221,7 +231,12 @@ function startStream<Session>(res: HttpResponse, stream: HttpStreamStart<Session
     {
       // Corked here too: heartbeats and goodbyes are sent outside the hub's batches.
       send: (data) => {
-        if (!ended) res.cork(() => void (full = !res.write(data) || full));
+        if (ended) return;
+        res.cork(() => {
+          if (res.write(data)) return;
+          full = true;
+          fullAtMs = performance.now();
+        });
       },
       // Like a WebSocket's send, write() keeps a copy of what the socket did not take.
       copiesOnSend: true,
