@@ -17,9 +17,11 @@ export interface BackfillContext {
   logger: Logger;
 }
 
+/** Its live events are withheld (the first at firstWithheld); the catch-up re-reads them from the store. */
+type Fetching = { phase: 'fetching'; requestedAt: number; abort: AbortController; firstWithheld?: number };
+
 type RepoState =
-  /** Its live events are withheld (the first at firstWithheld); the catch-up re-reads them from the store. */
-  | { phase: 'fetching'; requestedAt: number; abort: AbortController; firstWithheld?: number }
+  | Fetching
   /** Snapshot sent: commit events at or below its rev are already reflected in it. */
   | { phase: 'done'; rev: string }
   /** No snapshot: live events flow as if no backfill had been asked for. */
@@ -49,7 +51,6 @@ export class SubscriberBackfill {
   /** Built for the next send; consumed front first. `#readyDids[i]` is the repo of `#ready[i]`. */
   #ready: Outgoing[] = [];
   #readyDids: string[] = [];
-  #closed = false;
 
   constructor(
     readonly context: BackfillContext,
@@ -70,11 +71,13 @@ export class SubscriberBackfill {
     for (const did of dids) {
       const phase = this.#repos.get(did)?.phase;
       if (phase === 'fetching' || phase === 'done') continue;
-      const abort = new AbortController();
-      this.#repos.set(did, { phase: 'fetching', requestedAt: position, abort });
-      this.context.snapshots.get(did, this.subscriberId, abort.signal).then(
-        (snapshot) => this.#arrived(did, snapshot),
-        (err) => this.#failed(did, err instanceof BackfillFailure ? err : new BackfillFailure('fetch_failed', (err as Error).message)),
+      const fetching: Fetching = { phase: 'fetching', requestedAt: position, abort: new AbortController() };
+      this.#repos.set(did, fetching);
+      // Each outcome is this fetch's only while the repo's state is still this one: a fetch that
+      // was cancelled (the repo dropped) ends a microtask later, maybe after the repo was asked for again.
+      this.context.snapshots.get(did, this.subscriberId, fetching.abort.signal).then(
+        (snapshot) => this.#repos.get(did) === fetching && this.#arrived(did, fetching, snapshot),
+        (err) => this.#repos.get(did) === fetching && this.#failed(did, fetching, err instanceof BackfillFailure ? err : new BackfillFailure('fetch_failed', (err as Error).message)),
       );
     }
   }
@@ -169,8 +172,8 @@ export class SubscriberBackfill {
     this.#readyDids = this.#readyDids.slice(count);
   }
 
+  /** The subscriber is gone: its fetches are left, and their outcomes, finding no state of theirs, are dropped. */
   close(): void {
-    this.#closed = true;
     for (const state of this.#repos.values()) if (state.phase === 'fetching') state.abort.abort();
     this.#repos.clear();
     this.#outbox.length = 0;
@@ -178,12 +181,10 @@ export class SubscriberBackfill {
     this.#readyDids = [];
   }
 
-  #arrived(did: string, snapshot: TimedSnapshot): void {
-    const state = this.#repos.get(did);
-    if (this.#closed || state?.phase !== 'fetching') return;
+  #arrived(did: string, state: Fetching, snapshot: TimedSnapshot): void {
     const { store, metrics } = this.context;
     if (snapshot.since < store.trimmedUpTo || this.#withheldTrimmed(state)) {
-      this.#failed(did, new BackfillFailure('buffer_trimmed', 'the buffer no longer holds the live events since the snapshot was taken'));
+      this.#failed(did, state, new BackfillFailure('buffer_trimmed', 'the buffer no longer holds the live events since the snapshot was taken'));
       return;
     }
     const catchUp = this.#catchUp(did, snapshot, state.requestedAt);
@@ -220,13 +221,11 @@ export class SubscriberBackfill {
   }
 
   /** Retention removed events withheld from the subscriber during the fetch: the catch-up can no longer send them. */
-  #withheldTrimmed(state: Extract<RepoState, { phase: 'fetching' }>): boolean {
+  #withheldTrimmed(state: Fetching): boolean {
     return state.firstWithheld !== undefined && state.firstWithheld <= this.context.store.trimmedUpTo;
   }
 
-  #failed(did: string, failure: BackfillFailure): void {
-    const state = this.#repos.get(did);
-    if (this.#closed || state?.phase !== 'fetching') return;
+  #failed(did: string, state: Fetching, failure: BackfillFailure): void {
     if (failure.reason !== 'buffer_trimmed' && this.#withheldTrimmed(state)) {
       failure = new BackfillFailure('buffer_trimmed', `${failure.message}; and the buffer no longer holds the live events withheld meanwhile`);
     }
