@@ -9,38 +9,12 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { open as openLmdb } from 'lmdb';
 import { pino } from 'pino';
-import type { Entry } from '../src/events/index.ts';
-import { didHash } from '../src/store/did-keys.ts';
 import { EventStore, SnapshotReader } from '../src/store/index.ts';
+import { corruptBuffer, stream, target } from './support/corrupt-did-index.ts';
 import { tempDir } from './support/gateway.ts';
 import { waitUntil } from './support/poll.ts';
 import { texts } from './support/store-reads.ts';
-
-const dids = Array.from({ length: 300 }, (_, i) => `did:plc:${String(i).padStart(24, 'w')}`);
-const stream: Entry[] = Array.from({ length: 3_000 }, (_, i) => {
-  const timeUs = 1_000_000 + i * 7;
-  const did = dids[(i * 7919) % dids.length]!;
-  return { timeUs, did, kind: 'commit', collection: 'app.bsky.feed.like', json: Buffer.from(`{"did":"${did}","time_us":${timeUs},"n":${i}}`) };
-});
-const target = stream[1_234]!.did;
-
-/** A buffer of `stream` (blocks of 100) whose posting for stream[1_234] names stream[1_235], another repo's event. */
-async function corruptBuffer(path: string): Promise<void> {
-  const store = new EventStore({ dataDir: path, hotLogBytes: 0, blockEvents: 100 });
-  await store.commit({ entries: stream, revs: new Map() });
-  await store.close();
-  const raw = openLmdb({ path, maxDbs: 16 });
-  const byDid = raw.openDB<Buffer, Buffer>({ name: 'byDid', keyEncoding: 'binary', encoding: 'binary', dupSort: true, dupFixed: true } as never);
-  const key = didHash(target);
-  const value = [...byDid.getValues(key)].find((v) => v.readUInt32BE(4) === stream[1_234]!.timeUs)!;
-  const wrong = Buffer.from(value);
-  wrong.writeUInt32BE(stream[1_235]!.timeUs, 4);
-  byDid.removeSync(key, value);
-  byDid.putSync(key, wrong);
-  await raw.close();
-}
 
 test('a replay worker that found the per-DID index inconsistent reads through it again once it is rebuilt, whether or not it read while it was rebuilt', async (t) => {
   const dir = tempDir('contrail-index-worker-after-');
