@@ -44,7 +44,7 @@ interface ReadState {
  * at most one worker read in flight; its answer waits here until the hub's turn comes
  * (replay-turns.ts), so handling answers shares the replays' bounded slice of each turn and
  * never delays a commit's publish. A read asked for before the subscriber's filter changed or it
- * left is dropped when it comes back.
+ * left is dropped when it comes back, but an index inconsistency it found is still reported.
  */
 export class ReplayReads {
   readonly #states = new WeakMap<Subscriber, ReadState>();
@@ -152,11 +152,13 @@ export class ReplayReads {
     pool.read(request).then(
       (answer) => {
         state.reading = false;
+        // What the read found about the index is the store's, whoever asked: told even when the
+        // answer is stale (the worker reports a finding once, then scans until a rebuild it counts).
+        if (!answer.trimmed && answer.inconsistency) this.store.reportDidIndexInconsistent(answer.inconsistency);
         if (state.generation !== generation || subscriber.filter !== filter || subscriber.mode === 'closed') return this.wake(subscriber);
         if (answer.trimmed) {
           state.trimmed = true;
         } else {
-          if (answer.inconsistency) this.store.reportDidIndexInconsistent(answer.inconsistency);
           if (answer.tooLarge > 0) this.countTooLarge(answer.tooLarge);
           state.answer = answer;
         }
