@@ -59,6 +59,8 @@ export type ReplayReply = { id: number } & (
       /** Wanted events skipped for maxMessageSizeBytes. */
       tooLarge: number;
       inconsistency?: string;
+      /** With an inconsistency: the index rebuilds the worker's snapshot counted (SnapshotRead). */
+      indexRebuilds?: number;
       /** Block partitions the thread has decompressed so far (its BlockReader's partitionsRead). */
       partitionsRead: number;
     }

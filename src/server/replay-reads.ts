@@ -154,7 +154,7 @@ export class ReplayReads {
         state.reading = false;
         // What the read found about the index is the store's, whoever asked: told even when the
         // answer is stale (the worker reports a finding once, then scans until a rebuild it counts).
-        if (!answer.trimmed && answer.inconsistency) this.store.reportDidIndexInconsistent(answer.inconsistency);
+        if (!answer.trimmed && answer.inconsistency) this.store.reportDidIndexInconsistent(answer.inconsistency, answer.indexRebuilds ?? 0);
         if (state.generation !== generation || subscriber.filter !== filter || subscriber.mode === 'closed') return this.wake(subscriber);
         if (answer.trimmed) {
           state.trimmed = true;

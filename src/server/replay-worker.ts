@@ -89,7 +89,7 @@ function answer(request: ReplayRequest): ReplayReply {
     records: records.buffer as ArrayBuffer,
     ...(frames ? { frames } : {}),
     tooLarge,
-    ...(read.inconsistency ? { inconsistency: read.inconsistency } : {}),
+    ...(read.inconsistency ? { inconsistency: read.inconsistency, indexRebuilds: read.indexRebuilds } : {}),
     partitionsRead: reader.partitionsRead,
   };
 }

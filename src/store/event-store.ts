@@ -414,8 +414,14 @@ export class EventStore {
     return { unsealedEvents: this.#tail.length, failedSeals: this.#failedSeals };
   }
 
-  /** A reader in another thread found the per-DID index inconsistent: as if this store had. */
-  reportDidIndexInconsistent(detail: string): void {
+  /**
+   * A reader in another thread found the per-DID index inconsistent, in a snapshot that counted
+   * `indexRebuilds` (omitted: the index as it is now): as if this store had, unless the index was
+   * rebuilt since (the report is about the index before it; a late one would start another whole
+   * rebuild, towards abandoning it).
+   */
+  reportDidIndexInconsistent(detail: string, indexRebuilds?: number): void {
+    if (indexRebuilds !== undefined && indexRebuilds < ((this.#meta.get(META.didIndexRebuilds) as number | undefined) ?? 0)) return;
     this.#didIndexInconsistent(detail);
   }
 

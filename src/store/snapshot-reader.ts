@@ -16,7 +16,13 @@ export interface SnapshotReadOptions extends ReadOptions {
 }
 
 export type SnapshotRead =
-  | (ReadResult & { trimmed?: undefined; /** Why the per-DID index was bypassed (the EventStore records it). */ inconsistency?: string })
+  | (ReadResult & {
+      trimmed?: undefined;
+      /** Why the per-DID index was bypassed (the EventStore records it). */
+      inconsistency?: string;
+      /** With an inconsistency: the index rebuilds its snapshot counted (one rebuilt since makes the report old news). */
+      indexRebuilds?: number;
+    })
   | { trimmed: true };
 
 /**
@@ -92,7 +98,7 @@ export class SnapshotReader {
     const lease = this.#blocks.lease();
     const read = readStored(position, end, { sealed: this.#sealed, sealedUpTo, tailAfter }, options.select, options.maxScanned ?? Infinity, collector, lease, options.reader);
     const inconsistency = this.#inconsistency !== inconsistentBefore ? this.#inconsistency : undefined;
-    return this.#leases.track({ entries: collector.taken(), position: read.position, ...(inconsistency ? { inconsistency } : {}) }, lease);
+    return this.#leases.track({ entries: collector.taken(), position: read.position, ...(inconsistency ? { inconsistency, indexRebuilds } : {}) }, lease);
   }
 
   #foundInconsistent(detail: string): void {
