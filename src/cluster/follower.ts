@@ -21,6 +21,9 @@ interface SavedPosition {
 /** The node's buffer holds events this cluster's stream does not: it cannot serve them beside the stream's. */
 export class ForeignBufferError extends Error {}
 
+/** The data dir was deleted under the running node: its position (and its buffer) can no longer be kept where the next start finds them. */
+export class DataDirGoneError extends Error {}
+
 function foreignBuffer(dataDir: string, streamName: string, why: string): ForeignBufferError {
   return new ForeignBufferError(
     `${dataDir} holds events that were not read from this cluster's stream "${streamName}" (${why}): ` +
@@ -41,7 +44,10 @@ function foreignBuffer(dataDir: string, streamName: string, why: string): Foreig
  * recognised by its seq (or, for a batch without events, its upstream cursor) and skipped — once
  * the buffer's event at that seq has the batch's time_us, or retention removed it. One that has another is not this
  * stream's (another cluster's data dir under the same stream name, or a node ahead of the leader
- * of a stream made again): the follower stops for good (`failed`), and the node with it.
+ * of a stream made again): the follower stops for good (`failed`), and the node with it. So
+ * does one whose data dir is gone (deleted under it: saving the position meets ENOENT), rather
+ * than serving from a buffer that LMDB now writes into an unlinked file; a save failing
+ * otherwise (a full disk) is logged and tried again, as a crash would only start it earlier.
  */
 export class StreamFollower {
   #applied = 0;
@@ -54,11 +60,13 @@ export class StreamFollower {
   #messages: ConsumerMessages | undefined;
   #waiters: Array<{ seq: number; resolve: () => void; reject: (err: Error) => void }> = [];
   /** Why it stopped for good: see `failed`. */
-  #failure: ForeignBufferError | undefined;
-  #onFailure: (err: ForeignBufferError) => void = () => {};
-  /** Resolves if the follower stops for good: the buffer holds events the stream does not (#checkHeld). */
-  readonly failed = new Promise<ForeignBufferError>((resolve) => (this.#onFailure = resolve));
+  #failure: Error | undefined;
+  #onFailure: (err: Error) => void = () => {};
+  /** Resolves if the follower stops for good: the buffer holds events the stream does not (#checkHeld), or the data dir is gone. */
+  readonly failed = new Promise<Error>((resolve) => (this.#onFailure = resolve));
   #saveTimer: NodeJS.Timeout | undefined;
+  /** While saves fail for a reason other than a missing data dir: logged once, when they start failing. */
+  #saveFailing = false;
   #pending = Infinity;
   #running: Promise<void> | undefined;
   #lastLeader: string | undefined;
@@ -114,7 +122,7 @@ export class StreamFollower {
     if (state.last_seq <= saved.seq) this.#pending = 0;
     // Saved before anything is applied, so that from now on the buffer says it is this stream's.
     this.#savePosition();
-    this.#saveTimer = setInterval(() => this.#savePosition(), POSITION_SAVE_INTERVAL_MS);
+    this.#saveTimer = setInterval(() => this.#savePositionOrFail(), POSITION_SAVE_INTERVAL_MS);
     this.#saveTimer.unref();
     this.#running = this.#follow();
   }
@@ -229,7 +237,8 @@ export class StreamFollower {
     clearInterval(this.#saveTimer);
     await this.#messages?.close();
     await this.#running;
-    this.#savePosition();
+    // A follower that failed saves nothing: its data dir may be gone, and its position names a buffer it will not serve.
+    if (!this.#failure) this.#savePositionOrFail();
   }
 
   async #apply(messages: ConsumerMessages): Promise<void> {
@@ -329,10 +338,12 @@ export class StreamFollower {
   }
 
   /** Stops following for good, saying why: the node cannot go on with this buffer. */
-  #fail(err: ForeignBufferError): void {
+  #fail(err: Error): void {
+    if (this.#failure) return;
     this.logger.error({ appliedSeq: this.#applied }, err.message);
     this.#stopped = true;
     this.#failure = err;
+    clearInterval(this.#saveTimer);
     void this.#messages?.close();
     this.#messages = undefined;
     const waiters = this.#waiters;
@@ -359,11 +370,38 @@ export class StreamFollower {
     for (const waiter of ready) waiter.resolve();
   }
 
+  /** Writes the position atomically; a data dir that is gone throws DataDirGoneError, naming it and the file. */
   #savePosition(): void {
     const path = join(this.dataDir, POSITION_FILE);
     const position: SavedPosition = { stream: this.cluster.streamName, created: this.#created, seq: this.#applied };
-    writeFileSync(`${path}.tmp`, JSON.stringify(position));
-    renameSync(`${path}.tmp`, path);
+    try {
+      writeFileSync(`${path}.tmp`, JSON.stringify(position));
+      renameSync(`${path}.tmp`, path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      throw new DataDirGoneError(
+        `the data dir ${this.dataDir} is gone (deleted while the node ran?): saving ${path} failed (${(err as Error).message}), ` +
+          'and the buffer can no longer be kept where the next start finds it, so the node stops. Start it again on a data dir that stays',
+      );
+    }
+  }
+
+  /** Saves the position while running: a data dir that is gone stops the follower (`failed`); any other failure is retried. */
+  #savePositionOrFail(): void {
+    try {
+      this.#savePosition();
+      if (this.#saveFailing) this.logger.info({ appliedSeq: this.#applied }, `saved ${POSITION_FILE} again`);
+      this.#saveFailing = false;
+    } catch (err) {
+      if (err instanceof DataDirGoneError) return this.#fail(err);
+      if (!this.#saveFailing) {
+        this.logger.warn(
+          { err: (err as Error).message, file: join(this.dataDir, POSITION_FILE), appliedSeq: this.#applied },
+          `saving ${POSITION_FILE} failed; the node goes on and tries again every second (a restart meanwhile re-reads from the last saved position)`,
+        );
+      }
+      this.#saveFailing = true;
+    }
   }
 }
 

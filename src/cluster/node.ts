@@ -18,7 +18,7 @@ export interface ClusterNode {
   problems(): string[];
   /** Resolves once the local buffer holds everything the stream held when this was called, while `wanted` (see stream-end.ts). */
   streamEndApplied(wanted: () => boolean): Promise<void>;
-  /** Resolves if the node cannot go on: its buffer holds events the stream does not (follower.ts). */
+  /** Resolves if the node cannot go on: its buffer holds events the stream does not, or its data dir is gone (follower.ts). */
   readonly failed: Promise<Error>;
   stop(flushTimeoutMs: number): Promise<boolean>;
 }
