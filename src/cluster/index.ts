@@ -28,6 +28,8 @@
  * leader — paused, partitioned, or with publishes in flight — can no longer append anything: the
  * lease only elects, the stream fences. A deposed leader drops what it read and did not append;
  * the new leader reads it again from the relay. Any failed append ends the term the same way.
+ * A node whose follower stopped for good (a buffer this stream did not write, a data dir deleted
+ * under it: `failed`) gives the lease up and never competes again, whoever runs it.
  *
  * A batch bigger than the NATS servers' max_payload is appended as consecutive parts, cut at
  * event boundaries and published together (each naming the seq of the one before it), that are

@@ -50,6 +50,8 @@ export interface LeadershipOptions {
  * buffer as soon as the stream acknowledges it. A term ends when the lease is lost, an append
  * fails (another leader appended, or NATS did not take it), or the node stops — and the relay is
  * then read by whoever leads next (perhaps this node, in a new term), from the stream's cursor.
+ * A node whose follower failed (follower.ts `failed`) gives the lease up for good, whether or not
+ * its program stops it: its batches could no longer reach a buffer it serves from.
  */
 export class Leadership {
   #term: IngestRun | undefined;
@@ -78,6 +80,7 @@ export class Leadership {
   }
 
   start(): void {
+    void this.options.follower.failed.then(() => this.#giveUp());
     const tick = () => {
       this.#ticking = this.#tick().finally(() => {
         if (!this.#stopped) this.#timer = setTimeout(tick, this.options.leaseMs / 3);
@@ -94,6 +97,13 @@ export class Leadership {
     const flushed = this.#term ? await this.#endTerm(flushTimeoutMs) : true;
     await this.options.lease.release();
     return flushed;
+  }
+
+  /** Ends any term without committing what it read (the next leader reads it again), frees the lease, and stops competing. */
+  async #giveUp(): Promise<void> {
+    if (this.#stopped) return;
+    this.options.logger.warn({ node: this.options.lease.nodeId, leading: this.leading }, 'the stream follower failed: this node gives up the ingest lease and no longer competes for it');
+    await this.stop(0);
   }
 
   async #tick(): Promise<void> {
