@@ -8,7 +8,8 @@
  * start the client at its own tip and send the batches it lacked, before the cursor, again.
  */
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
+import { cleanup } from '../support/cleanup.ts';
 import { Feed } from '../support/contrail-cluster.ts';
 import { ContrailProcess } from '../support/contrail-process.ts';
 import { FakeRelay } from '../support/fake-relay.ts';
@@ -17,18 +18,12 @@ import { HoldingProxy } from '../support/holding-proxy.ts';
 import { NatsCluster, natsServerMissing } from '../support/nats-cluster.ts';
 import { stats, Subscription, waitUntil } from '../support/subscribe-client.ts';
 
-const skip = natsServerMissing();
-let nats: NatsCluster;
-let relay: FakeRelay;
-let proxy: HoldingProxy;
-const nodes: ContrailProcess[] = [];
-const dirs: Array<{ remove(): void }> = [];
-
-function serveNode(id: string, natsUrl: string): ContrailProcess {
+/** `contrail serve` as cluster node `id` on a data dir of its own, stopped (then its dir removed) by `defer`. */
+function serveNode(defer: (step: () => unknown) => void, id: string, relayUrl: string, natsUrl: string): ContrailProcess {
   const dir = tempDir(`contrail-lag-${id}-`);
-  dirs.push(dir);
-  const node = ContrailProcess.serve(['--upstream', relay.url, '--data-dir', dir.path, '--nats', natsUrl, '--nats-replicas', '1', '--nats-lease', '2s', '--node-id', id]);
-  nodes.push(node);
+  defer(() => dir.remove());
+  const node = ContrailProcess.serve(['--upstream', relayUrl, '--data-dir', dir.path, '--nats', natsUrl, '--nats-replicas', '1', '--nats-lease', '2s', '--node-id', id]);
+  defer(() => node.stop());
   return node;
 }
 
@@ -43,31 +38,24 @@ async function allEvents(node: ContrailProcess): Promise<string[]> {
 
 const timeUs = (text: string): number => JSON.parse(text).time_us;
 
-before(async () => {
-  if (skip) return;
-  nats = await NatsCluster.start(1);
-  relay = await FakeRelay.start();
-  proxy = await HoldingProxy.start(nats.servers[0]!.port);
-});
-
-after(async () => {
-  if (skip) return;
-  await Subscription.closeAll();
-  proxy.release();
-  await Promise.all(nodes.map((node) => node.stop()));
-  await proxy.close();
-  await relay.stop();
-  await nats.stop();
-  for (const dir of dirs) dir.remove();
-});
-
-test('a client resuming on a node that lags the one it left, with the newest time_us it got there, gets every later event exactly once', { skip, timeout: 180_000 }, async () => {
+test('a client resuming on a node that lags the one it left, with the newest time_us it got there, gets every later event exactly once', { skip: natsServerMissing(), timeout: 180_000 }, async (t) => {
+  // Steps run newest first, every one: the clients, then the nodes (b's proxy releasing its held
+  // bytes before b stops), then the proxy, relay and NATS.
+  const defer = cleanup(t);
+  const nats = await NatsCluster.start(1);
+  defer(() => nats.stop());
+  const relay = await FakeRelay.start();
+  defer(() => relay.stop());
+  const proxy = await HoldingProxy.start(nats.servers[0]!.port);
+  defer(() => proxy.close());
   const feed = new Feed(relay);
   // a leads (the only node when the lease is first taken); b reads the stream through the proxy.
-  const a = serveNode('a', nats.urls[0]!);
+  const a = serveNode(defer, 'a', relay.url, nats.urls[0]!);
   await a.waitServing();
   await relay.waitForConnections(1, 60_000);
-  const b = serveNode('b', `nats://127.0.0.1:${proxy.port}`);
+  const b = serveNode(defer, 'b', relay.url, `nats://127.0.0.1:${proxy.port}`);
+  defer(() => proxy.release());
+  defer(() => Subscription.closeAll());
   await b.waitServing();
   feed.push(100);
   const holdsEverything = async (node: ContrailProcess) => ((await stats(node.port)).upstreamCursor?.seq ?? 0) >= feed.lastSeq;

@@ -11,6 +11,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { decodeStreamRecord, type StreamRecord } from '../../src/cluster/stream-record.ts';
+import { runSteps, settleAll } from './cleanup.ts';
 import { FakeRelay } from './fake-relay.ts';
 import { tempDir } from './gateway.ts';
 import { HoldingProxy } from './holding-proxy.ts';
@@ -209,15 +210,20 @@ export class ContrailCluster {
     return appender!;
   }
 
+  /** Stops everything, nodes first (before NATS and their data dirs go), every step even when one fails (cleanup.ts). */
   async stop(): Promise<void> {
-    this.feed.stop();
-    await Subscription.closeAll();
-    for (const proxy of this.members.flatMap((member) => member.natsProxies)) proxy.release();
-    await Promise.all(this.members.map((member) => member.process.stop()));
-    await Promise.all(this.members.flatMap((member) => member.natsProxies).map((proxy) => proxy.close()));
-    await this.observer.close();
-    await this.relay.stop();
-    await this.nats.stop();
-    for (const dir of this.#dirs) dir.remove();
+    const proxies = this.members.flatMap((member) => member.natsProxies);
+    await runSteps([
+      () => this.feed.stop(),
+      () => Subscription.closeAll(),
+      // Held bytes are let through, so that nodes cut off by a test can stop gracefully.
+      () => proxies.forEach((proxy) => proxy.release()),
+      () => settleAll(this.members.map((member) => member.process.stop())),
+      () => settleAll(proxies.map((proxy) => proxy.close())),
+      () => this.observer.close(),
+      () => this.relay.stop(),
+      () => this.nats.stop(),
+      ...this.#dirs.map((dir) => () => dir.remove()),
+    ]);
   }
 }
