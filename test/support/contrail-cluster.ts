@@ -178,6 +178,33 @@ export class ContrailCluster {
     return first!;
   }
 
+  /**
+   * Resolves once the event stream and the lease bucket each have a leader and every replica
+   * current (none offline or behind), with the replicas that were not, at the first look. A NATS
+   * server restarted after a loss (NatsCluster.waitReady: its JetStream answers) may still be
+   * catching up on both; losing another server then leaves one current copy of three, which is a
+   * quorum loss (nats-quorum-loss.test.ts), not the loss of one server.
+   */
+  async replicasCurrent(): Promise<string[]> {
+    const jsm = await jetstreamManager(this.observer);
+    let behind: string[] | undefined;
+    await waitUntil(
+      async () => {
+        const now: string[] = [];
+        for (const stream of ['contrail-events', 'KV_contrail-leader']) {
+          const cluster = await jsm.streams.info(stream).then((info) => info.cluster, () => undefined);
+          if (cluster?.leader === undefined) now.push(`${stream}: no leader`);
+          for (const peer of cluster?.replicas ?? []) if (!peer.current || peer.offline) now.push(`${stream}: ${peer.name}${peer.offline ? ' offline' : ' behind'}`);
+        }
+        behind ??= now;
+        return now.length === 0;
+      },
+      'every replica of the event stream and the lease bucket to be current',
+      60_000,
+    );
+    return behind!;
+  }
+
   /** Every record in the cluster's event stream, oldest first. */
   streamRecords(): Promise<StreamRecord[]> {
     return readStreamRecords(this.observer, 'contrail-events');
