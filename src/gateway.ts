@@ -8,7 +8,7 @@ import { CursorClock } from './events/index.ts';
 import { createIdentityMetrics, IdentityCache, IdentityResolver } from './identity/index.ts';
 import { startMetricsEndpoint, startServer, type ServerOptions, type SubscribeServer } from './server/index.ts';
 import type { ClusterNode, IngestRun } from './cluster/index.ts';
-import { collectionKeeper, createStoreMetrics, EventStore, Ingester, mapSizeFor, registerBufferGauges, Retention, type Batch } from './store/index.ts';
+import { collectionKeeper, createStoreMetrics, DataDirWatch, EventStore, Ingester, mapSizeFor, registerBufferGauges, Retention, type Batch } from './store/index.ts';
 import { createUpstreamMetrics, DEMO_UPSTREAM, DemoUpstream, DropReporter, FirehoseClient, redactUrl, type UpstreamReader } from './upstream/index.ts';
 import { CheckPool, createVerifyMetrics, SigningKeys, Verifier, type ResyncedRepo } from './verify/index.ts';
 import { createLogger, startStatusLog } from './logs.ts';
@@ -21,7 +21,7 @@ export interface Gateway {
   readonly store: EventStore;
   /** DID → signing key and PDS endpoint, cached under the data dir (verification and backfill use it). */
   readonly identity: IdentityResolver;
-  /** Resolves if the node cannot go on (a cluster node whose buffer holds events its stream does not, or whose data dir is gone): `contrail serve` then stops and exits 1. */
+  /** Resolves if the node cannot go on (its data dir is gone: data-dir-watch.ts; a cluster node whose buffer holds events its stream does not): `contrail serve` then stops and exits 1. */
   readonly failed: Promise<Error>;
   /**
    * Graceful stop: close clients with 1001, stop reading upstream, commit what was read (giving
@@ -52,11 +52,15 @@ interface IngestRole {
   stop(flushTimeoutMs: number): Promise<boolean>;
 }
 
-function standalone(run: IngestRun): IngestRole {
+/** A single process: it fails only if its data dir is gone (a cluster node's follower watches its own). */
+function standalone(run: IngestRun, dataDirWatch: DataDirWatch): IngestRole {
   return {
     problems: () => (run.connected ? (run.seqsBehind ? [run.seqsBehind] : []) : [`upstream not connected: ${run.problem ?? 'not started'}`]),
-    failed: new Promise(() => {}),
-    stop: (flushTimeoutMs) => run.stop(flushTimeoutMs),
+    failed: dataDirWatch.gone,
+    stop: (flushTimeoutMs) => {
+      dataDirWatch.stop();
+      return run.stop(flushTimeoutMs);
+    },
   };
 }
 
@@ -265,7 +269,10 @@ async function startStages(config: GatewayConfig, tuning: GatewayTuning, logger:
       const node = await (await import('./cluster/index.ts')).joinCluster(config.cluster, store, config.dataDir, logger, registry, startIngest, config.upstream);
       joinedCluster(node);
       role = node;
-    } else role = standalone(startIngest());
+    } else {
+      const dataDirWatch = new DataDirWatch(config.dataDir);
+      role = standalone(startIngest(), dataDirWatch);
+    }
   } catch (err) {
     await server.close();
     metricsEndpoint.server.close();

@@ -151,7 +151,7 @@ export class StreamFollower {
         await this.#apply(messages);
       } catch (err) {
         if (err instanceof ForeignBufferError) {
-          this.#fail(err);
+          this.fail(err);
           break;
         }
         if (this.#stopped) break;
@@ -337,8 +337,8 @@ export class StreamFollower {
     throw foreignBuffer(this.dataDir, this.cluster.streamName, `the stream's seq ${last.seq} is time_us ${last.timeUs}, the buffer has ${here} under it`);
   }
 
-  /** Stops following for good, saying why: the node cannot go on with this buffer. */
-  #fail(err: Error): void {
+  /** Stops following for good, saying why: the node cannot go on with this buffer (or without its data dir: node.ts watches it). */
+  fail(err: Error): void {
     if (this.#failure) return;
     this.logger.error({ appliedSeq: this.#applied }, err.message);
     this.#stopped = true;
@@ -393,7 +393,7 @@ export class StreamFollower {
       if (this.#saveFailing) this.logger.info({ appliedSeq: this.#applied }, `saved ${POSITION_FILE} again`);
       this.#saveFailing = false;
     } catch (err) {
-      if (err instanceof DataDirGoneError) return this.#fail(err);
+      if (err instanceof DataDirGoneError) return this.fail(err);
       if (!this.#saveFailing) {
         this.logger.warn(
           { err: (err as Error).message, file: join(this.dataDir, POSITION_FILE), appliedSeq: this.#applied },

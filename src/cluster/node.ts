@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import type { Batch, EventStore } from '../store/index.ts';
+import { DataDirWatch, type Batch, type EventStore } from '../store/index.ts';
 import { redactUrl } from '../upstream/index.ts';
 import { HopLog } from './hop-timing.ts';
 import { Leadership, type IngestRun } from './leadership.ts';
@@ -43,6 +43,9 @@ export async function joinCluster(
   const hops = options.hopTimingFile === undefined ? undefined : new HopLog(options.hopTimingFile);
   const follower = new StreamFollower(connection, store, dataDir, logger, (seq) => metrics.appliedSeq.set(seq), hops);
   await follower.start();
+  // A data dir deleted (or made again) under the node stops its follower, and with it the node and its leading.
+  const dataDirWatch = new DataDirWatch(dataDir);
+  void dataDirWatch.gone.then((err) => follower.fail(err));
   const leadership = new Leadership({
     lease: new LeaderLease(connection.lease, options.nodeId),
     writer: new StreamWriter(connection.nc, connection.js, connection.jsm, connection.streamName, connection.subject, options.nodeId, (firstSeq, lastSeq, batch) => follower.ownAppend(firstSeq, lastSeq, batch), hops),
@@ -78,6 +81,7 @@ export async function joinCluster(
     streamEndApplied: (wanted) => streamEnd.applied(wanted),
     failed: follower.failed,
     async stop(flushTimeoutMs) {
+      dataDirWatch.stop();
       streamEnd.stop();
       const flushed = await leadership.stop(flushTimeoutMs);
       await follower.stop();

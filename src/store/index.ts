@@ -147,6 +147,7 @@
  *   lmdb-file.ts     assertLmdbFile: refuses a data file that is not LMDB's before LMDB opens it
  *   data-dir-lock.ts lockDataDir: one gateway per data dir
  *   free-space.ts    assertFreeSpace: refuses to start on a full disk
+ *   data-dir-watch.ts DataDirWatch: notices the data dir deleted (or made again) under a running gateway
  *   metrics.ts       the store and ingest Prometheus metrics, and the buffer's gauges
  */
 export { EventStore, type Batch, type EventStoreOptions, type StoreSpan, type UpstreamCursor } from './event-store.ts';
@@ -158,4 +159,5 @@ export { decodeRecords, encodeRecords } from './codec.ts';
 export { Ingester, type IngesterOptions } from './ingest.ts';
 export { collectionKeeper } from './ingest-filter.ts';
 export { Retention, type RetentionOptions } from './retention.ts';
+export { DataDirWatch } from './data-dir-watch.ts';
 export { createStoreMetrics, registerBufferGauges, type StoreMetrics } from './metrics.ts';
