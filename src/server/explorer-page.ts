@@ -133,10 +133,17 @@ export const EXPLORER_PAGE = `<!doctype html>
   function summary(event) {
     if (event.kind === 'commit') {
       var c = event.commit, r = c.record || {};
-      return { what: c.collection, op: c.operation, text: r.text || (r.subject && (r.subject.uri || r.subject)) || r.displayName || c.rkey };
+      return { what: c.collection, op: c.operation, text: firstText([r.text, r.subject && r.subject.uri, r.subject, r.displayName, c.rkey]) };
     }
     var body = event[event.kind] || {};
     return { what: event.kind, op: '', text: body.handle || body.status || (body.active === undefined ? '' : body.active ? 'active' : 'inactive') || '' };
+  }
+
+  // A record's fields are whatever its author wrote: only a string is shown (String() of an
+  // object whose toString key is not a function throws).
+  function firstText(candidates) {
+    for (var i = 0; i < candidates.length; i++) if (typeof candidates[i] === 'string' && candidates[i]) return candidates[i];
+    return '';
   }
 
   function cell(text, cls) { var span = document.createElement('span'); span.textContent = text; if (cls) span.className = cls; return span; }
@@ -150,7 +157,7 @@ export const EXPLORER_PAGE = `<!doctype html>
     row.appendChild(cell(when(event.time_us)));
     row.appendChild(cell(s.op || event.kind));
     row.appendChild(cell(s.what));
-    row.appendChild(cell(event.did + '  ' + String(s.text).replace(/\\s+/g, ' '), 'text'));
+    row.appendChild(cell(event.did + '  ' + s.text.replace(/\\s+/g, ' '), 'text'));
     row.dataset.json = json;
     row.title = 'time_us ' + event.time_us;
     var events = $('events');
