@@ -4,6 +4,8 @@
  * last event seen are kept in localStorage, so a reload resumes where the page left off (the
  * cursor is inclusive: the event it resumes at is recognised and not shown twice). Pausing
  * closes the stream and resuming reopens it at the last event, so a paused page holds nothing.
+ * A refused stream shows the server's reason: a bad filter waits for another, anything else (a
+ * limit's 429 or 503) is asked for again every few seconds.
  * The page counts the stream messages it has received in <body data-received>, shown or not,
  * so a test can tell that nothing reached it (while paused) rather than that nothing showed yet.
  * Written without template literals so it can live in this TypeScript string.
@@ -69,12 +71,13 @@ export const EXPLORER_PAGE = `<!doctype html>
 (function () {
   'use strict';
   var MAX_ROWS = 500;
+  var RETRY_MS = 5000;
   var STORAGE = 'contrail-explorer';
   var $ = function (id) { return document.getElementById(id); };
   var saved = {};
   try { saved = JSON.parse(localStorage.getItem(STORAGE) || '{}'); } catch (e) { saved = {}; }
   var state = { collections: saved.collections || '', dids: saved.dids || '', lastTimeUs: saved.lastTimeUs || 0, paused: false };
-  var source = null, total = 0, arrivals = [], selected = null;
+  var source = null, retry = null, total = 0, arrivals = [], selected = null;
 
   $('collections').value = state.collections;
   $('dids').value = state.dids;
@@ -95,6 +98,7 @@ export const EXPLORER_PAGE = `<!doctype html>
   }
 
   function connect() {
+    clearTimeout(retry);
     if (source) source.close();
     setStatus(state.lastTimeUs ? 'resuming from ' + when(state.lastTimeUs) + '…' : 'connecting…');
     source = new EventSource(streamUrl());
@@ -118,13 +122,19 @@ export const EXPLORER_PAGE = `<!doctype html>
         setStatus('disconnected, reconnecting…', 'down');
         return;
       }
-      // Refused (a 400 for a bad filter): EventSource cannot read why, so ask once more with fetch.
-      var url = streamUrl(), abort = new AbortController();
+      // Refused: EventSource cannot read why, so ask once more with fetch. A bad filter (400)
+      // stays refused until it is changed; a limit (429, 503) or anything else may pass later.
+      var refused = source, url = streamUrl(), abort = new AbortController();
       setStatus('the server refused the stream', 'down');
       fetch(url, { signal: abort.signal }).then(function (response) {
-        if (response.ok) { abort.abort(); return; }
-        return response.text().then(function (reason) { setStatus('HTTP ' + response.status + ': ' + reason.trim(), 'down'); });
-      }).catch(function () {});
+        if (response.ok) { abort.abort(); return 'the server refused the stream'; }
+        return response.text().then(function (reason) { return { status: response.status, text: 'HTTP ' + response.status + ': ' + reason.trim() }; });
+      }).catch(function () { return 'the server refused the stream'; }).then(function (answer) {
+        if (source !== refused) return; // paused, or another filter applied, meanwhile
+        if (typeof answer === 'object' && answer.status >= 400 && answer.status < 500 && answer.status !== 429) return setStatus(answer.text, 'down');
+        setStatus((typeof answer === 'object' ? answer.text : answer) + ' (retrying in ' + RETRY_MS / 1000 + ' s)', 'down');
+        retry = setTimeout(connect, RETRY_MS);
+      });
     };
   }
 
@@ -191,6 +201,7 @@ export const EXPLORER_PAGE = `<!doctype html>
     state.paused = !state.paused;
     $('pause').textContent = state.paused ? 'Resume' : 'Pause';
     if (state.paused) {
+      clearTimeout(retry);
       if (source) source.close();
       source = null;
       setStatus('paused', 'paused');
