@@ -102,7 +102,8 @@ export const EXPLORER_PAGE = `<!doctype html>
     if (source) source.close();
     setStatus(state.lastTimeUs ? 'resuming from ' + when(state.lastTimeUs) + '…' : 'connecting…');
     source = new EventSource(streamUrl());
-    source.onopen = function () { setStatus('live', 'live'); };
+    var ended = null; // why the server ended the stream, shown until it is back
+    source.onopen = function () { ended = null; setStatus('live', 'live'); };
     source.onmessage = function (message) {
       document.body.dataset.received = String(Number(document.body.dataset.received || 0) + 1);
       var event = JSON.parse(message.data);
@@ -115,11 +116,12 @@ export const EXPLORER_PAGE = `<!doctype html>
     source.addEventListener('heartbeat', function () { $('position').textContent = 'stream alive at ' + new Date().toLocaleTimeString(); });
     source.addEventListener('close', function (message) {
       var error = JSON.parse(message.data);
-      setStatus(error.error + ': ' + error.message + ' (reconnecting)', 'down');
+      ended = error.error + ': ' + error.message;
+      setStatus(ended + ' (reconnecting…)', 'down');
     });
     source.onerror = function () {
       if (source.readyState !== EventSource.CLOSED) {
-        setStatus('disconnected, reconnecting…', 'down');
+        setStatus((ended || 'disconnected') + ' (reconnecting…)', 'down');
         return;
       }
       // Refused: EventSource cannot read why, so ask once more with fetch. A bad filter (400)
