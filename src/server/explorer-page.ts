@@ -10,6 +10,8 @@
  * so a test can tell that nothing reached it (while paused) rather than that nothing showed yet.
  * Written without template literals so it can live in this TypeScript string.
  */
+import { createHash } from 'node:crypto';
+
 export const EXPLORER_PAGE = `<!doctype html>
 <html lang="en">
 <head>
@@ -22,6 +24,7 @@ export const EXPLORER_PAGE = `<!doctype html>
   body { margin: 0; font: 14px/1.4 system-ui, sans-serif; background: var(--bg); color: var(--text); display: flex; flex-direction: column; height: 100vh; }
   header { display: flex; align-items: center; gap: 16px; padding: 10px 16px; border-bottom: 1px solid var(--line); }
   header h1 { font-size: 17px; margin: 0; }
+  #subtitle { color: var(--dim); }
   header nav { margin-left: auto; display: flex; gap: 14px; }
   a { color: var(--accent); }
   form { display: flex; flex-wrap: wrap; gap: 8px; padding: 10px 16px; border-bottom: 1px solid var(--line); align-items: center; }
@@ -47,7 +50,7 @@ export const EXPLORER_PAGE = `<!doctype html>
 <body>
 <header>
   <h1>contrail explorer</h1>
-  <span id="subtitle" style="color: var(--dim)">live AT Protocol events from this gateway</span>
+  <span id="subtitle">live AT Protocol events from this gateway</span>
   <nav><a href="/health">/health</a><a href="/stats">/stats</a><a href="/api">API</a></nav>
 </header>
 <form id="filters">
@@ -234,3 +237,30 @@ export const EXPLORER_PAGE = `<!doctype html>
 </body>
 </html>
 `;
+
+/** The text between the page's only `open` tag and its `close` tag, as a CSP hash covers it. */
+function hashOfElement(open: string, close: string): string {
+  const start = EXPLORER_PAGE.indexOf(open) + open.length;
+  const text = EXPLORER_PAGE.slice(start, EXPLORER_PAGE.indexOf(close, start));
+  return `'sha256-${createHash('sha256').update(text).digest('base64')}'`;
+}
+
+/**
+ * The page's own script and style run, it reads this gateway's streams, and nothing else: were an
+ * event's markup ever to reach the document (every field is written as text), it could neither
+ * run nor load nor send anything.
+ */
+export const EXPLORER_HEADERS = {
+  'content-type': 'text/html; charset=utf-8',
+  'content-security-policy': [
+    "default-src 'none'",
+    `script-src ${hashOfElement('<script>', '</script>')}`,
+    `style-src ${hashOfElement('<style>', '</style>')}`,
+    "connect-src 'self'",
+    "img-src 'self'",
+    "base-uri 'none'",
+    "form-action 'none'",
+    "frame-ancestors 'none'",
+  ].join('; '),
+  'x-content-type-options': 'nosniff',
+};

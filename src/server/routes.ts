@@ -10,7 +10,7 @@ import { positionAtTime, type Admission, type Subscriber } from './subscriber.ts
 import type { SubscriberHub } from './subscribers.ts';
 import { SUBSCRIBE_EVENTS_PATH, SUBSCRIBE_PATH, type HttpReply, type HttpRequestInfo, type SocketHandler, type UpgradeAccept } from './transport.ts';
 import { SUBSCRIBE_EVENTS_NSID } from './v2-frames.ts';
-import { EXPLORER_PAGE } from './explorer-page.ts';
+import { EXPLORER_HEADERS, EXPLORER_PAGE } from './explorer-page.ts';
 import { ndjsonWire, sseWire, v1Wire, v2Wire, type Wire } from './wire.ts';
 
 export interface Readiness {
@@ -224,7 +224,7 @@ export function createSocketHandler(options: RouteOptions): SocketHandler<Connec
   const routes: Record<HttpPath, (request: HttpRequestInfo) => ReturnType<SocketHandler<Connection>['http']>> = {
     // Browsers get the live explorer; curl and scripts get the plain-text summary.
     '/': (request) =>
-      (request.header('accept') ?? '').includes('text/html') ? { status: 200, headers: { 'content-type': 'text/html; charset=utf-8' }, body: EXPLORER_PAGE } : text(200, API_SUMMARY),
+      (request.header('accept') ?? '').includes('text/html') ? { status: 200, headers: EXPLORER_HEADERS, body: EXPLORER_PAGE } : text(200, API_SUMMARY),
     '/api': () => text(200, API_SUMMARY),
     [SSE_PATH]: (request) => stream(request, wires.sse, 'text/event-stream; charset=utf-8'),
     [NDJSON_PATH]: (request) => stream(request, wires.ndjson, 'application/x-ndjson; charset=utf-8'),
