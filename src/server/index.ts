@@ -59,11 +59,11 @@
  *   options-update.ts    applyClientMessage: a client's options_update applied wherever the subscriber is
  *   backfill-feed.ts     BackfillFeed: starts a subscriber's repo backfills, sends their output in its replay steps
  *   replay-turns.ts      ReplayTurns: replays share one bounded slice per event-loop turn
- *   replay-step.ts       Replayer: one replay step — backfill output or the next batch sent, the trimmed check, joining live
+ *   replay-step.ts       Replayer: one replay step — backfill output or the next batch sent, the trimmed check (or following the oldest event), joining live
  *   replay-reads.ts      ReplayReads: a replaying subscriber's next batch (hot log here, LMDB on a worker), stale reads dropped
  *   replay-pool.ts       ReplayPool: the replay worker threads (a threads WorkerPool), their requests and answers
  *   replay-worker.ts     a replay worker thread: reads, filters and frames in a snapshot of the buffer
- *   subscriber.ts        Admission (before the sink) and Subscriber (with it: send, hang up); positionAtTime
+ *   subscriber.ts        Admission (before the sink) and Subscriber (with it: send, hang up); positionAtTime, startsAtOldest
  *   client-message.ts    readClientMessage: a client message → ignore, a new filter, or a close
  *   close-reasons.ts     every way the hub ends a stream: code, reason, metric label
  *   watchdog.ts          the hub's timers: slow consumers, pings, heartbeats

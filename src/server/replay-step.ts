@@ -17,7 +17,9 @@ const EVENTS_PER_STEP = 64;
  * output first (backfill-feed.ts), otherwise its next batch (replay-reads.ts), sent while its
  * sink is under the high-water mark. The step that reaches the tip joins the live index; it
  * reads the hot log on this thread, between commits, so the handover has no seam. A position
- * retention has trimmed past ends the stream with ConsumerTooSlow: those events are gone.
+ * retention has trimmed past ends the stream with ConsumerTooSlow: those events are gone;
+ * unless the subscriber asked for the oldest event held and was sent nothing yet
+ * (Subscriber.followsOldest): it starts at the new oldest.
  */
 export class Replayer {
   readonly #reads: ReplayReads;
@@ -36,15 +38,19 @@ export class Replayer {
   step(subscriber: Subscriber): boolean {
     if (subscriber.mode !== 'replay') return false;
     const { store } = this.hub;
-    if (subscriber.position < store.trimmedUpTo) {
+    if (subscriber.position < store.trimmedUpTo && !this.#followOldest(subscriber)) {
       this.watchdog.tooSlow(subscriber, FELL_BEHIND);
       return false;
     }
     const backfilling = this.backfill?.replayStep(subscriber);
-    if (backfilling !== undefined) return backfilling;
+    if (backfilling !== undefined) {
+      subscriber.followsOldest = false;
+      return backfilling;
+    }
     const batch = this.#reads.next(subscriber);
     if (batch === 'reading') return false;
     if (batch === 'trimmed') {
+      if (this.#followOldest(subscriber)) return true;
       this.watchdog.tooSlow(subscriber, FELL_BEHIND);
       return false;
     }
@@ -55,11 +61,20 @@ export class Replayer {
       return false;
     }
     this.#reads.finished(subscriber);
+    subscriber.followsOldest = false;
     subscriber.position = batch.position;
     if (subscriber.position < store.hotLog.newest) return true;
     subscriber.mode = 'live';
     this.hub.live.add(subscriber);
     return false;
+  }
+
+  /** Moves a subscriber that follows the oldest event to it, dropping what was read from before it; false for any other. */
+  #followOldest(subscriber: Subscriber): boolean {
+    if (!subscriber.followsOldest) return false;
+    this.#reads.reset(subscriber);
+    subscriber.position = this.hub.store.trimmedUpTo;
+    return true;
   }
 
   /** Forgets what was read for the subscriber (it left, or replays from another position). */
@@ -73,6 +88,7 @@ export class Replayer {
     const { entries, frames, from } = this.#reads.unsent(subscriber, batch);
     if (from === entries.length) return 'all';
     const to = Math.min(from + EVENTS_PER_STEP, entries.length);
+    subscriber.followsOldest = false;
     const sent = this.hub.send(subscriber, entries, frames, from, to);
     return sent === 'all' && to < entries.length ? 'more' : sent;
   }

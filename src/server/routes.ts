@@ -6,7 +6,7 @@ import { takesDeflateOffer } from './deflate-offer.ts';
 import { OptionError, parseFilter } from './filter.ts';
 import type { ServerMetrics } from './metrics.ts';
 import { XrpcError, cursorAhead, dictionaryIdParam, parseSubscribeEventsQuery, resolveCursor, xrpcReply } from './subscribe-events.ts';
-import { positionAtTime, type Admission, type Subscriber } from './subscriber.ts';
+import { positionAtTime, startsAtOldest, type Admission, type Subscriber } from './subscriber.ts';
 import type { SubscriberHub } from './subscribers.ts';
 import { SUBSCRIBE_EVENTS_PATH, SUBSCRIBE_PATH, type HttpReply, type HttpRequestInfo, type SocketHandler, type UpgradeAccept } from './transport.ts';
 import { SUBSCRIBE_EVENTS_NSID } from './v2-frames.ts';
@@ -142,6 +142,7 @@ export function createSocketHandler(options: RouteOptions): SocketHandler<Connec
       wire: parsed.compress ? wires.v1Zstd : wires.v1,
       deflate: admitted.deflate,
       position: positionAtTime(store, parsed.cursor),
+      fromOldest: startsAtOldest(store, parsed.cursor),
       resolveAhead: resolveAheadAtTime(parsed.cursor),
       requireHello: parsed.requireHello,
       remoteAddress: clientAddress(request, options.trustProxy),
@@ -212,6 +213,7 @@ export function createSocketHandler(options: RouteOptions): SocketHandler<Connec
       wire,
       deflate: false,
       position: positionAtTime(store, parsed.cursor),
+      fromOldest: startsAtOldest(store, parsed.cursor),
       resolveAhead: resolveAheadAtTime(parsed.cursor),
       requireHello: false,
       remoteAddress: clientAddress(request, options.trustProxy),

@@ -16,6 +16,8 @@ export interface Admission {
   deflate: boolean;
   /** The time_us after which its stream starts (see positionAtTime and subscribe-events.ts). */
   position: number;
+  /** Its cursor was at or below what retention had removed: it starts at the oldest event held then (see startsAtOldest). */
+  fromOldest?: boolean;
   requireHello: boolean;
   remoteAddress: string;
   /** Sent before any event (a v2 #info about the cursor). */
@@ -44,6 +46,11 @@ export class Subscriber {
   filter: SubscriberFilter;
   /** Newest time_us examined for this subscriber (sent or filtered out). Stale while live: the tip is. */
   position: number;
+  /**
+   * Its cursor asked for the oldest event held and nothing has been sent to it yet: a trim that
+   * passes its position moves it to the new oldest instead of ending it (replay-step.ts).
+   */
+  followsOldest: boolean;
   awaitingPong = false;
   /** Where the current slow-consumer window started (see slow-consumer.ts). */
   window: DrainWindow = { atMs: 0, position: 0, tip: 0 };
@@ -76,6 +83,7 @@ export class Subscriber {
     this.deflate = admission.deflate;
     this.remoteAddress = admission.remoteAddress;
     this.position = admission.position;
+    this.followsOldest = admission.fromOldest === true;
     this.helloDue = admission.requireHello;
     this.backfillDue = admission.backfill === true;
     this.mode = admission.resolveAhead ? 'settling' : admission.requireHello ? 'hello' : 'replay';
@@ -173,6 +181,16 @@ export function compressionOf(subscriber: { wire: Wire; deflate: boolean }): 'zs
  * "The future" is after the last time_us issued, not after the wall clock: after the clock
  * steps back, a client resuming from a time_us it holds is still ahead of "now".
  */
+/**
+ * Whether a time_us cursor starts at the oldest event held: it is at or below what retention had
+ * removed (0 and negative included), so the client has asked for whatever is oldest, and
+ * starting at a later oldest (retention trimmed again before it was sent anything) loses it
+ * nothing it could have had. A cursor still in the buffer names the events it wants.
+ */
+export function startsAtOldest(store: Pick<EventStore, 'trimmedUpTo'>, cursor: number | undefined): boolean {
+  return cursor !== undefined && cursor <= store.trimmedUpTo;
+}
+
 export function positionAtTime(store: Pick<EventStore, 'lastTimeUs' | 'hotLog' | 'trimmedUpTo'>, cursor: number | undefined): number {
   return cursor === undefined || cursor > store.lastTimeUs ? store.hotLog.newest : Math.max(cursor - 1, store.trimmedUpTo);
 }
