@@ -40,6 +40,8 @@ export interface GatewayTuning {
   closeTimeoutMs?: ServerOptions['closeTimeoutMs'];
   /** How long upstream frames may all come at or below the highest seq read before /ready fails (default 10 s). */
   seqsBehindMs?: number;
+  /** How long upstream frames may all fail to decode before /ready fails (default 10 s). */
+  undecodableMs?: number;
 }
 
 /** How this node gets events into its buffer: reading the relay itself, or as a member of a cluster. */
@@ -55,7 +57,7 @@ interface IngestRole {
 /** A single process: it fails only if its data dir is gone (a cluster node's follower watches its own). */
 function standalone(run: IngestRun, dataDirWatch: DataDirWatch): IngestRole {
   return {
-    problems: () => (run.connected ? (run.seqsBehind ? [run.seqsBehind] : []) : [`upstream not connected: ${run.problem ?? 'not started'}`]),
+    problems: () => (run.connected ? (run.notIngesting ? [run.notIngesting] : []) : [`upstream not connected: ${run.problem ?? 'not started'}`]),
     failed: dataDirWatch.gone,
     stop: (flushTimeoutMs) => {
       dataDirWatch.stop();
@@ -199,6 +201,7 @@ async function startStages(config: GatewayConfig, tuning: GatewayTuning, logger:
           drops,
           maxFrameBytes: config.maxFrameBytes,
           seqsBehindMs: tuning.seqsBehindMs,
+          undecodableMs: tuning.undecodableMs,
         });
     firehose = reader;
     reader.start();
@@ -209,8 +212,8 @@ async function startStages(config: GatewayConfig, tuning: GatewayTuning, logger:
       get problem() {
         return reader.problem;
       },
-      get seqsBehind() {
-        return reader.seqsBehind;
+      get notIngesting() {
+        return reader.notIngesting;
       },
       async stop(flushTimeoutMs) {
         await reader.stop();

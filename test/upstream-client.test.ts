@@ -321,9 +321,9 @@ test('tuning options passed as undefined keep their defaults', async (t) => {
   relay.push({ seq: 51, bytes: oversized });
   push(relay, new SyntheticFirehose({ seed: 20, firstSeq: 52 }).frames(1));
   await waitUntil(() => seqsOf(harness.messages).at(-1) === 52, 'seq 52');
-  // The 5 MiB default limit held, and the 30 s default ping interval sent no ping in this time.
+  // The 5 MiB default limit held, and the 30 s default ping interval sent no ping in this time but the one at connect.
   assert.equal(await metricValue(harness.registry, 'contrail_ingest_drops_total', { reason: 'oversized' }), 1);
-  assert.equal(relay.pings, 0);
+  assert.equal(relay.pings, 1);
   assert.deepEqual(relay.cursors, [undefined]);
 });
 

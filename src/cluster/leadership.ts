@@ -10,8 +10,8 @@ export interface IngestRun {
   readonly connected: boolean;
   /** Why the relay is not connected, when it is not. */
   readonly problem: string | undefined;
-  /** Why what the relay sends is not stored although it is connected (FirehoseClient.seqsBehind). */
-  readonly seqsBehind: string | undefined;
+  /** Why the relay is not being ingested although it is connected (FirehoseClient.notIngesting). */
+  readonly notIngesting: string | undefined;
   /** Stops reading and commits what was read; false if it could not. */
   stop(flushTimeoutMs: number): Promise<boolean>;
   /** Drops what was read and not committed: the stream already belongs to another leader. */
@@ -74,9 +74,9 @@ export class Leadership {
     return term && !term.connected ? (term.problem ?? 'not connected') : undefined;
   }
 
-  /** While leading with the relay connected: why its frames are not stored, if they are not. */
-  get upstreamSeqsBehind(): string | undefined {
-    return this.#term?.connected ? this.#term.seqsBehind : undefined;
+  /** While leading with the relay connected: why it is not being ingested, if it is not. */
+  get upstreamNotIngesting(): string | undefined {
+    return this.#term?.connected ? this.#term.notIngesting : undefined;
   }
 
   start(): void {

@@ -74,8 +74,8 @@ export async function joinCluster(
       if (!follower.caughtUp) problems.push('catching up with the cluster event stream');
       const upstream = leadership.upstreamProblem;
       if (upstream !== undefined) problems.push(`upstream not connected: ${upstream}`);
-      const seqsBehind = leadership.upstreamSeqsBehind;
-      if (seqsBehind !== undefined) problems.push(seqsBehind);
+      const notIngesting = leadership.upstreamNotIngesting;
+      if (notIngesting !== undefined) problems.push(notIngesting);
       return problems;
     },
     streamEndApplied: (wanted) => streamEnd.applied(wanted),

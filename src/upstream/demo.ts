@@ -13,8 +13,8 @@ export interface UpstreamReader {
   readonly connected: boolean;
   /** Why it is not connected, if it knows. */
   readonly problem?: string;
-  /** Why nothing it sends is taken although it is connected, if it knows (FirehoseClient: SeqsBehind). */
-  readonly seqsBehind?: string;
+  /** Why it is not being ingested although it is connected, if it knows (FirehoseClient.notIngesting). */
+  readonly notIngesting?: string;
   start(): void;
   stop(): Promise<void>;
   pause(): void;

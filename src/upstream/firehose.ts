@@ -8,6 +8,7 @@ import { parseMessage, type UpstreamMessage } from './messages.ts';
 import type { UpstreamMetrics } from './metrics.ts';
 import { MessagePrefix, seqFromPrefix } from './message-prefix.ts';
 import { SeqsBehind } from './seqs-behind.ts';
+import { UndecodableRun } from './undecodable-run.ts';
 import { redactUrl } from './url.ts';
 
 /** subscribeRepos's error names (its lexicon); any other counts as 'other'. */
@@ -32,6 +33,10 @@ export interface FirehoseClientOptions {
   handshakeTimeoutMs?: number;
   /** How long frames may all come at or below the highest seq read before it is reported (seqsBehind). */
   seqsBehindMs?: number;
+  /** How long frames may all be dropped undecoded before it is reported (notIngesting). */
+  undecodableMs?: number;
+  /** A connection that answered a ping and lived this long resets the backoff (default 10 s). */
+  healthyAfterMs?: number;
 }
 
 const DEFAULT_MAX_FRAME_BYTES = 5 * 1024 * 1024;
@@ -40,8 +45,6 @@ const DEFAULT_MAX_FRAME_BYTES = 5 * 1024 * 1024;
  * socket (ws cannot skip a message unread); the client then resumes after their seq (message-prefix.ts).
  */
 export const SOCKET_MAX_PAYLOAD = 64 * 1024 * 1024;
-/** A connection that lived this long (or delivered a message that is not an error) resets the backoff. */
-const HEALTHY_AFTER_MS = 10_000;
 
 export class FirehoseClient {
   readonly #options: Required<FirehoseClientOptions>;
@@ -60,6 +63,13 @@ export class FirehoseClient {
    */
   #skipThrough: number | undefined;
   readonly #seqsBehind: SeqsBehind;
+  readonly #undecodable: UndecodableRun;
+  /**
+   * Set on a connection made after a failed one until the relay answers a ping or delivers a
+   * message: the failure it follows. A relay that accepts the WebSocket and then says nothing is
+   * connected until its ping times out; it is not ingested, and /ready must not say it is.
+   */
+  #unproven: string | undefined;
 
   constructor(options: FirehoseClientOptions) {
     // `??`, not a spread of defaults: an option passed as undefined must not erase its default
@@ -72,8 +82,11 @@ export class FirehoseClient {
       backoffMaxMs: options.backoffMaxMs ?? 30_000,
       handshakeTimeoutMs: options.handshakeTimeoutMs ?? 30_000,
       seqsBehindMs: options.seqsBehindMs ?? 10_000,
+      undecodableMs: options.undecodableMs ?? 10_000,
+      healthyAfterMs: options.healthyAfterMs ?? 10_000,
     };
     this.#seqsBehind = new SeqsBehind(options.logger, this.#options.seqsBehindMs);
+    this.#undecodable = new UndecodableRun(options.logger, this.#options.undecodableMs);
   }
 
   get connected(): boolean {
@@ -85,9 +98,15 @@ export class FirehoseClient {
     return this.connected ? undefined : this.#problem;
   }
 
-  /** Why nothing the relay sends is taken although it is connected (see SeqsBehind), for /ready. */
-  get seqsBehind(): string | undefined {
-    return this.#seqsBehind.reason;
+  /**
+   * Why the relay is not being ingested although it is connected, for /ready: it has not answered
+   * since a failure, every frame fails to decode (UndecodableRun), or every frame is one already
+   * read (SeqsBehind). A quiet relay that answers pings is ingested: it has nothing to send.
+   */
+  get notIngesting(): string | undefined {
+    if (!this.connected) return undefined;
+    if (this.#unproven !== undefined) return `upstream reconnected after ${this.#failures} failed connection(s) and has not answered a ping or sent a frame since (last: ${this.#unproven})`;
+    return this.#undecodable.reason ?? this.#seqsBehind.reason;
   }
 
   start(): void {
@@ -131,6 +150,7 @@ export class FirehoseClient {
     const shownUrl = redactUrl(this.#options.url);
     logger.info({ url: shownUrl, cursor }, 'connecting to upstream');
     this.#seqsBehind.connecting(cursor);
+    this.#undecodable.connecting();
     const reading = new MessagePrefix(SOCKET_MAX_PAYLOAD);
     const socket = new WebSocket(url, {
       maxPayload: SOCKET_MAX_PAYLOAD,
@@ -140,6 +160,11 @@ export class FirehoseClient {
     this.#socket = socket;
     let openedAt = 0;
     let delivered = false;
+    let answered = false;
+    const heard = () => {
+      answered = true;
+      this.#unproven = undefined;
+    };
     let closeReason = 'closed';
     // Pings only start once open: without this a relay that accepts TCP and never answers the
     // upgrade would hold this dial forever. Timing out goes through the normal backoff.
@@ -153,6 +178,7 @@ export class FirehoseClient {
 
     socket.on('open', () => {
       clearTimeout(handshakeTimer);
+      if (this.#failures > 0) this.#unproven = this.#problem ?? 'the last connection failed';
       this.#problem = undefined;
       openedAt = Date.now();
       metrics.connects.inc();
@@ -160,16 +186,20 @@ export class FirehoseClient {
       logger.info({ url: shownUrl, cursor }, 'upstream connected');
       if (this.#paused) socket.pause();
       this.#startPings(socket, () => (closeReason = 'ping_timeout'));
+      // A ping now, not at the first interval: a live relay answers at once, which proves this connection.
+      socket.ping();
     });
     socket.on('message', (data: Buffer, isBinary: boolean) => {
       this.#heardSincePing = true;
       metrics.bytes.inc(data.byteLength);
       if (!isBinary) {
         this.#options.drops.report('not_binary', 'upstream sent a text frame');
+        this.#undecodable.dropped('not_binary');
         return;
       }
       const message = this.#decode(data);
       if (!message) return;
+      this.#undecodable.decoded();
       if (message.type === 'error') {
         closeReason = 'error_frame';
         this.#problem = `upstream sent error ${message.error}${message.message ? `: ${message.message}` : ''}`;
@@ -178,6 +208,7 @@ export class FirehoseClient {
         // An error frame is a refusal, not progress: an upstream that answers every connect
         // with one (then closes) must meet a growing backoff, not a redial every second.
         delivered = true;
+        heard();
         // One that goes on delivering after it kept the connection: a later close is not the error's.
         if (closeReason === 'error_frame') closeReason = 'closed';
         if (message.type !== 'info') this.#seqsBehind.read(message.seq);
@@ -186,6 +217,7 @@ export class FirehoseClient {
     });
     socket.on('pong', () => {
       this.#heardSincePing = true;
+      heard();
     });
     socket.on('error', (err: Error & { code?: string }) => {
       if (closeReason === 'handshake_timeout') return; // our own terminate(), already told
@@ -205,7 +237,8 @@ export class FirehoseClient {
       if (closeReason === 'ping_timeout') this.#problem = 'upstream stopped answering pings';
       if (openedAt > 0) metrics.connected.set(0);
       metrics.disconnects.inc({ reason: this.#stopped ? 'stopped' : closeReason });
-      const healthy = delivered || (openedAt > 0 && Date.now() - openedAt >= HEALTHY_AFTER_MS);
+      // Living long is not enough: a relay that never answers a ping lives a whole ping timeout.
+      const healthy = delivered || (answered && Date.now() - openedAt >= this.#options.healthyAfterMs);
       this.#failures = healthy ? 0 : this.#failures + 1;
       if (this.#stopped) {
         logger.info({ code }, 'upstream closed');
@@ -234,6 +267,7 @@ export class FirehoseClient {
     } catch (err) {
       if (!(err instanceof DropError)) throw err;
       this.#options.drops.report(err.reason, err.message, { bytes: data.byteLength });
+      this.#undecodable.dropped(err.reason);
       return undefined;
     }
   }

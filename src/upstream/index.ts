@@ -18,12 +18,16 @@
  * consumer reports (the last seq it accepted), so nothing is skipped and duplicates are the
  * consumer's to discard by seq; a run of frames at or below the highest seq read that lasts (a
  * relay whose numbering jumped ahead or restarted) is said once and fails /ready, here where
- * every frame is seen whatever stage drops it (seqs-behind.ts). Backpressure: the consumer can
+ * every frame is seen whatever stage drops it (seqs-behind.ts), and so does a run of frames none of
+ * which decodes (undecodable-run.ts). A connection resets the backoff only once it delivered a
+ * message or answered a ping: one that never answers is a failure however long it lived, and after
+ * a failure the next one is not ready until it answers. Backpressure: the consumer can
  * pause() the socket while its write queue is full; TCP then pushes back on the relay.
  *
  * Files:
  *   firehose.ts  FirehoseClient: the connection, pings, reconnects with backoff
  *   seqs-behind.ts  SeqsBehind: frames that keep coming at or below the highest seq read, said once
+ *   undecodable-run.ts  UndecodableRun: frames that keep failing to decode with none decoding, said once
  *   frame.ts     decodeFrame: one WebSocket message → header and body (DAG-CBOR, strict)
  *   messages.ts  parseMessage: a frame body → a typed UpstreamMessage, each record op verified
  *   car.ts       CarSlice: a commit's CAR blocks located in place, without decoding

@@ -37,7 +37,7 @@ test('a new leader renews its lease while its buffer catches up to its marker', 
   // A follower that never fails (Leadership gives the lease up when one does).
   const follower = { waitApplied: () => markerApplied, pause() {}, resume() {}, failed: new Promise(() => {}) } as unknown as StreamFollower;
   let ingesting = false;
-  const run: IngestRun = { connected: true, problem: undefined, seqsBehind: undefined, stop: async () => true, abandon() {} };
+  const run: IngestRun = { connected: true, problem: undefined, notIngesting: undefined, stop: async () => true, abandon() {} };
   const lease = new LeaderLease(connection.lease, 'a');
   const leadership = new Leadership({
     lease,
