@@ -5,6 +5,7 @@ import { checkCommit, checkSync, passed, type Checked, type CommitMessage, type 
 import { CheckPool } from './check-pool.ts';
 import { asVerifyError, VerifyError, type VerifyFailure } from './failure.ts';
 import type { VerifyMetrics } from './metrics.ts';
+import { RepoLog } from './repo-log.ts';
 import { SigningKeys } from './signing-keys.ts';
 
 export interface VerifierOptions {
@@ -42,6 +43,8 @@ export interface VerifierOptions {
   resyncRetryMaxMs?: number;
   /** The clock those waits are timed on (ms). */
   nowMs?: () => number;
+  /** How often each per-repo line (out of sync, resync failed …) is logged at most (see RepoLog); 0: every one. Default 10 s. */
+  repoLogEveryMs?: number;
   /** Called with true when too many messages wait for verification (pause reading), false once they drain. */
   onBackpressure?: (paused: boolean) => void;
   /** Bytes of one repo's messages held while its key is resolved; past it they fail with held_overflow. */
@@ -128,6 +131,7 @@ export class Verifier {
   #prefetchedTo = 0;
   readonly #repos = new Map<string, RepoState>();
   readonly #failureLog: DropLog<VerifyFailure>;
+  readonly #repoLog: RepoLog;
   #tasks: Task[] = [];
   #nextTask = 0;
   #running: Promise<void> | undefined;
@@ -154,11 +158,13 @@ export class Verifier {
       maxResyncs: 4,
       resyncRetryMs: 30_000,
       resyncRetryMaxMs: 3_600_000,
+      repoLogEveryMs: 10_000,
       ...options,
       nowMs: options.nowMs ?? Date.now,
     };
     this.#pool = options.checkPool;
     this.#failureLog = new DropLog((fields) => options.logger.warn(fields, 'upstream message failed verification; not emitted'));
+    this.#repoLog = new RepoLog(options.logger, this.#options.repoLogEveryMs, this.#options.nowMs);
   }
 
   get mode(): VerifyMode {
@@ -337,7 +343,7 @@ export class Verifier {
         // The wait is over (the last resync failed, maybe on a passing PDS or directory failure,
         // or came just before): try again, and judge this commit (and the repo's next ones, held
         // meanwhile) once it ends.
-        this.#options.logger.info({ did, failures: state.resyncRetry.failures }, 'resyncing an out-of-sync repo again, its wait over');
+        this.#repoLog.info({ did, failures: state.resyncRetry.failures }, 'resyncing an out-of-sync repo again, its wait over');
         this.#queueResync(did, state);
         this.#hold(did, state, { message, receivedAt });
         return;
@@ -475,7 +481,7 @@ export class Verifier {
     this.#outOfSync++;
     this.#options.metrics.outOfSync.set(this.#outOfSync);
     if (!this.#options.resync) {
-      this.#options.logger.warn({ did, reason }, 'repo is out of sync: its commits are withheld until a valid #sync');
+      this.#repoLog.warn({ did, reason }, 'repo is out of sync: its commits are withheld until a valid #sync');
       return;
     }
     const now = this.#options.nowMs();
@@ -487,13 +493,13 @@ export class Verifier {
       // Failed again soon after a resync: the next one waits, as after a failed resync.
       state.resyncRetry = { at: resyncAt, failures: 0 };
       this.#options.metrics.resyncsDeferred.inc();
-      this.#options.logger.warn(
+      this.#repoLog.warn(
         { did, reason, resyncsInARow: last.inARow, resyncInMs: resyncAt - now },
         'repo is out of sync again soon after a resync: its commits are withheld until a valid #sync, or until one arriving after resyncInMs starts another resync',
       );
       return;
     }
-    this.#options.logger.warn({ did, reason }, 'repo is out of sync: its commits are held while it is resynced from its PDS');
+    this.#repoLog.warn({ did, reason }, 'repo is out of sync: its commits are held while it is resynced from its PDS');
     this.#queueResync(did, state);
   }
 
@@ -541,7 +547,7 @@ export class Verifier {
       const retryInMs = this.#resyncWait(failures);
       state.resyncRetry = { at: this.#options.nowMs() + retryInMs, failures };
       this.#options.metrics.resyncs.inc({ result: 'failed' });
-      this.#options.logger.warn(
+      this.#repoLog.warn(
         { did, error: resynced.error, failures, retryInMs },
         'could not resync the repo from its PDS: its commits are withheld until a valid #sync, or until one arriving after retryInMs starts another resync',
       );
@@ -550,7 +556,7 @@ export class Verifier {
     state.resyncRetry = undefined;
     state.lastResync = { at: this.#options.nowMs(), inARow: (state.lastResync?.inARow ?? 0) + 1 };
     this.#options.metrics.resyncs.inc({ result: 'resynced' });
-    this.#options.logger.info({ did, rev: resynced.rev }, 'repo resynced from its PDS');
+    this.#repoLog.info({ did, rev: resynced.rev }, 'repo resynced from its PDS');
     if (state.outOfSync) this.#outOfSync--;
     state.outOfSync = undefined;
     // Held commits the snapshot already contains (rev not newer) are dropped as replays; the next
