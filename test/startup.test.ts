@@ -3,11 +3,12 @@
  * data dir and port it claims, and what a failed start leaves behind.
  */
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { cleanup } from './support/cleanup.ts';
 import { ContrailProcess, PROJECT_ROOT } from './support/contrail-process.ts';
+import { V1_DICTIONARY, v1DictionarySkipReason } from './support/fixtures.ts';
 import { smallFileSystem } from './support/small-file-system.ts';
 import { tempDir } from './support/gateway.ts';
 import { transportsUnderTest } from './support/transports.ts';
@@ -117,4 +118,26 @@ test('a start on a full disk fails with a message saying so, not a SIGBUS', { ti
   t.after(() => contrail.stop());
   assert.deepEqual(await contrail.exit, { code: 1, signal: null });
   assert.match(contrail.stderr.join('\n'), /^contrail: only \d+ KiB free on the file system of .+; contrail needs at least 64 MiB free to open its buffer/);
+});
+
+test('a truncated zstd dictionary is refused at start, not advertised under the ID of the whole one', { timeout: 240_000 }, async (t) => {
+  const defer = cleanup(t);
+  const dir = tempDir();
+  defer(() => dir.remove());
+  const dictionaries = [join(PROJECT_ROOT, 'dictionaries', 'contrail-v1.zstd-dict'), ...(v1DictionarySkipReason() ? [] : [V1_DICTIONARY])];
+  for (const whole of dictionaries) {
+    // Its header (magic and ID) is intact: the ID alone says nothing of the rest.
+    const truncated = join(dir.path, 'truncated.zstd-dict');
+    writeFileSync(truncated, readFileSync(whole).subarray(0, 200));
+    const contrail = new ContrailProcess(serveArgs(join(dir.path, 'data'), '--zstd-dictionary', truncated));
+    defer(() => contrail.stop());
+    // A start that serves is the defect: say so at once rather than wait for an exit that does not come.
+    const served = contrail.waitServing().then(
+      () => 'served with it',
+      () => 'exited',
+    );
+    assert.equal(await Promise.race([served, contrail.exit.then(() => 'exited')]), 'exited', whole);
+    assert.equal((await contrail.exit).code, 1, whole);
+    assert.match(contrail.stderr[0] ?? '', /^contrail: .*truncated\.zstd-dict.* dictionary ID \d+ .*not its content/, whole);
+  }
 });
