@@ -6,7 +6,7 @@ import { commitSignatureCheck, createBackfillMetrics, fetchRepo, readRepoCar, Sn
 import type { GatewayConfig } from './config.ts';
 import { CursorClock } from './events/index.ts';
 import { createIdentityMetrics, IdentityCache, IdentityResolver } from './identity/index.ts';
-import { startMetricsEndpoint, startServer, type ServerOptions, type SubscribeServer } from './server/index.ts';
+import { checkDictionary, startMetricsEndpoint, startServer, type ServerOptions, type SubscribeServer } from './server/index.ts';
 import type { ClusterNode, IngestRun } from './cluster/index.ts';
 import { collectionKeeper, createStoreMetrics, DataDirWatch, EventStore, Ingester, mapSizeFor, registerBufferGauges, Retention, type Batch } from './store/index.ts';
 import { createUpstreamMetrics, DEMO_UPSTREAM, DemoUpstream, DropReporter, FirehoseClient, redactUrl, type UpstreamReader } from './upstream/index.ts';
@@ -411,10 +411,18 @@ export async function runGateway(config: GatewayConfig): Promise<void> {
 }
 
 /** The zstd dictionary's bytes: the store compresses its blocks with it (and keeps a copy). */
+/** The dictionary's bytes, checked whole and usable before the store takes it for its blocks. */
 function readDictionary(path: string): Buffer {
+  let bytes: Buffer;
   try {
-    return readFileSync(path);
+    bytes = readFileSync(path);
   } catch (err) {
     throw new Error(`cannot read the zstd dictionary ${path}: ${(err as Error).message}`);
   }
+  try {
+    checkDictionary(bytes);
+  } catch (err) {
+    throw new Error(`${path}: ${(err as Error).message}`);
+  }
+  return bytes;
 }

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import binding from 'zstd-napi/binding.js';
 import type { Entry } from '../events/index.ts';
+import { knownDictionaryMismatch } from './known-dictionaries.ts';
 
 /** Frames kept per chunk: the events whose sequence numbers share seq / CHUNK_EVENTS. */
 const CHUNK_EVENTS = 256;
@@ -10,6 +11,10 @@ const CHUNKS_KEPT = 128;
 const BUFFER_BYTES = 16 * 1024;
 
 const EMPTY = Buffer.alloc(0);
+/** An event as subscribers get it: compressed and decompressed with a dictionary at start, to prove it usable. */
+const SAMPLE_EVENT = Buffer.from(
+  '{"did":"did:plc:ewvi7nxzyoun6zhxrhs64oiz","time_us":1764806400000000,"kind":"commit","commit":{"rev":"3m7b2zbbhmk2a","operation":"create","collection":"app.bsky.feed.post","rkey":"3m7b2zbbhmk2a","record":{"$type":"app.bsky.feed.post","createdAt":"2026-12-04T00:00:00.000Z","langs":["en"],"text":"hello"},"cid":"bafyreie5737gdxlw5i64vzichcalba3z2v5n6icifvx5xytvske7mr3hpm"}}',
+);
 
 /** The frames of up to CHUNK_EVENTS consecutive sequence numbers. */
 class FrameChunk {
@@ -72,8 +77,7 @@ export class EventCompressor {
     readonly dictionary: Buffer,
     readonly level = DEFAULT_LEVEL,
   ) {
-    this.dictionaryId = binding.getDictIDFromDict(dictionary);
-    if (this.dictionaryId === 0) throw new Error('not a zstd dictionary (no dictionary ID)');
+    this.dictionaryId = checkDictionary(dictionary);
     const { CParameter } = binding;
     this.#context.setParameter(CParameter.compressionLevel, level);
     this.#context.setParameter(CParameter.dictIDFlag, 1);
@@ -143,6 +147,32 @@ export class EventCompressor {
     if (this.#scratch.length < bound) this.#scratch = Buffer.allocUnsafeSlow(bound);
     return Buffer.from(this.#scratch.subarray(0, this.#context.compress2(this.#scratch, bytes)));
   }
+}
+
+/**
+ * The dictionary's zstd ID, once it is known whole and usable: a file with no ID, one carrying the ID
+ * of a dictionary clients hold but not its content (known-dictionaries.ts), or one that cannot
+ * compress an event and decompress it back, throws saying which.
+ */
+export function checkDictionary(dictionary: Buffer): number {
+  const id = binding.getDictIDFromDict(dictionary);
+  if (id === 0) throw new Error('not a zstd dictionary (no dictionary ID)');
+  const mismatch = knownDictionaryMismatch(id, dictionary);
+  if (mismatch) throw new Error(mismatch);
+  try {
+    const compressor = new binding.CCtx();
+    compressor.loadDictionary(dictionary);
+    const frame = Buffer.alloc(binding.compressBound(SAMPLE_EVENT.length));
+    const frameLength = compressor.compress2(frame, SAMPLE_EVENT);
+    const decompressor = new binding.DCtx();
+    decompressor.loadDictionary(dictionary);
+    const back = Buffer.alloc(SAMPLE_EVENT.length);
+    const length = decompressor.decompress(back, frame.subarray(0, frameLength));
+    if (length !== SAMPLE_EVENT.length || !back.equals(SAMPLE_EVENT)) throw new Error('an event did not decompress to itself');
+  } catch (err) {
+    throw new Error(`not a usable zstd dictionary: ${(err as Error).message}`);
+  }
+  return id;
 }
 
 /** Chosen by bench/fanout's ratio table: see the README's performance section. */
