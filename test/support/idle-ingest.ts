@@ -6,5 +6,5 @@
 import type { IngestRun } from '../../src/cluster/index.ts';
 
 export function idleIngest(): IngestRun {
-  return { connected: true, problem: undefined, seqsBehind: undefined, stop: async () => true, abandon() {} };
+  return { connected: true, problem: undefined, notIngesting: undefined, stop: async () => true, abandon() {} };
 }
