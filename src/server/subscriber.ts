@@ -176,12 +176,6 @@ export function compressionOf(subscriber: { wire: Wire; deflate: boolean }): 'zs
 }
 
 /**
- * Where a time_us cursor (v1's) starts: absent or in the future = the tip; otherwise just
- * before the cursor (it is inclusive), but never below what retention has trimmed.
- * "The future" is after the last time_us issued, not after the wall clock: after the clock
- * steps back, a client resuming from a time_us it holds is still ahead of "now".
- */
-/**
  * Whether a time_us cursor starts at the oldest event held: it is at or below what retention had
  * removed (0 and negative included), so the client has asked for whatever is oldest, and
  * starting at a later oldest (retention trimmed again before it was sent anything) loses it
@@ -191,6 +185,12 @@ export function startsAtOldest(store: Pick<EventStore, 'trimmedUpTo'>, cursor: n
   return cursor !== undefined && cursor <= store.trimmedUpTo;
 }
 
+/**
+ * Where a time_us cursor (v1's) starts: absent or in the future = the tip; otherwise just
+ * before the cursor (it is inclusive), but never below what retention has trimmed.
+ * "The future" is after the last time_us issued, not after the wall clock: after the clock
+ * steps back, a client resuming from a time_us it holds is still ahead of "now".
+ */
 export function positionAtTime(store: Pick<EventStore, 'lastTimeUs' | 'hotLog' | 'trimmedUpTo'>, cursor: number | undefined): number {
   return cursor === undefined || cursor > store.lastTimeUs ? store.hotLog.newest : Math.max(cursor - 1, store.trimmedUpTo);
 }
