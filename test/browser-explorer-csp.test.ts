@@ -6,21 +6,11 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { browserUnavailable, launchBrowser, openPage, waitForExplorer } from './support/browser.ts';
-import { cleanup } from './support/cleanup.ts';
-import { FakeRelay } from './support/fake-relay.ts';
-import { startTestGateway, tempDir } from './support/gateway.ts';
+import { browserUnavailable, openPage, waitForExplorer } from './support/browser.ts';
+import { startExplorerRig } from './support/explorer-rig.ts';
 
 test('the explorer runs its own script under a CSP that blocks any other', { skip: browserUnavailable() }, async (t) => {
-  const defer = cleanup(t);
-  const browser = await launchBrowser();
-  defer(() => browser.close());
-  const relay = await FakeRelay.start();
-  defer(() => relay.stop());
-  const dir = tempDir();
-  defer(() => dir.remove());
-  const gateway = await startTestGateway(relay.url, dir.path, { transport: 'ws' });
-  defer(() => gateway.stop());
+  const { browser, gateway } = await startExplorerRig(t);
 
   const page = await openPage(browser);
   const response = await page.goto(`http://127.0.0.1:${gateway.port}/`);

@@ -6,22 +6,12 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { browserUnavailable, launchBrowser, openPage, waitForExplorer } from './support/browser.ts';
-import { cleanup } from './support/cleanup.ts';
-import { FakeRelay } from './support/fake-relay.ts';
-import { startTestGateway, tempDir } from './support/gateway.ts';
+import { browserUnavailable, openPage, waitForExplorer } from './support/browser.ts';
+import { startExplorerRig } from './support/explorer-rig.ts';
 import { waitUntil } from './support/poll.ts';
 
 test('an explorer tab refused at --max-connections-per-ip shows the 429 and goes live by itself once a tab closes', { skip: browserUnavailable() }, async (t) => {
-  const defer = cleanup(t);
-  const browser = await launchBrowser();
-  defer(() => browser.close());
-  const relay = await FakeRelay.start();
-  defer(() => relay.stop());
-  const dir = tempDir();
-  defer(() => dir.remove());
-  const gateway = await startTestGateway(relay.url, dir.path, { transport: 'ws', maxConnectionsPerIp: 1 });
-  defer(() => gateway.stop());
+  const { browser, gateway } = await startExplorerRig(t, { maxConnectionsPerIp: 1 });
   const origin = `http://127.0.0.1:${gateway.port}/`;
 
   const first = await openPage(browser);

@@ -7,22 +7,12 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { browserUnavailable, launchBrowser, openPage, readExplorer, waitForExplorer } from './support/browser.ts';
-import { cleanup } from './support/cleanup.ts';
-import { FakeRelay } from './support/fake-relay.ts';
-import { startTestGateway, tempDir } from './support/gateway.ts';
+import { browserUnavailable, openPage, readExplorer, waitForExplorer } from './support/browser.ts';
+import { startExplorerRig } from './support/explorer-rig.ts';
 import { ALICE, POST, Upstream, recordFor } from './support/subscribe-client.ts';
 
 test('the explorer shows hostile records as text, each one, and runs none of them', { skip: browserUnavailable() }, async (t) => {
-  const defer = cleanup(t);
-  const browser = await launchBrowser();
-  defer(() => browser.close());
-  const relay = await FakeRelay.start();
-  defer(() => relay.stop());
-  const dir = tempDir();
-  defer(() => dir.remove());
-  const gateway = await startTestGateway(relay.url, dir.path, { transport: 'ws' });
-  defer(() => gateway.stop());
+  const { browser, relay, gateway } = await startExplorerRig(t);
   await relay.waitForConnections(1);
   const up = new Upstream(relay, () => gateway.port);
 
