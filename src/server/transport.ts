@@ -18,6 +18,9 @@ export interface HttpReply {
   body: string | Uint8Array;
 }
 
+/** The answer to a request once the transport stopped listening (one on a connection kept alive from before). */
+export const SHUTTING_DOWN: HttpReply = { status: 503, headers: { 'content-type': 'text/plain; charset=utf-8' }, body: 'shutting down\n' };
+
 export interface HttpRequestInfo {
   method: string;
   path: string;

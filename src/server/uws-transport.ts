@@ -5,6 +5,7 @@ import type { HttpResponse, TemplatedApp, WebSocketBehavior, WebSocket as UwsSoc
 import {
   CLOSE_TIMEOUT_MS,
   MAX_CLIENT_MESSAGE_BYTES,
+  SHUTTING_DOWN,
   STATUS_TEXT,
   WEBSOCKET_PATHS,
   type ClientSocket,
@@ -57,7 +58,6 @@ interface SocketData<Session> {
 
 const SEND_BUFFER_LIMIT = 64 * 1024 * 1024;
 
-const SHUTTING_DOWN: HttpReply = { status: 503, headers: { 'content-type': 'text/plain; charset=utf-8' }, body: 'shutting down\n' };
 
 export class UwsTransport<Session> implements Transport {
   readonly name = 'uws';

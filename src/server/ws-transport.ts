@@ -6,6 +6,7 @@ import {
   CLOSE_TIMEOUT_MS,
   MAX_CLIENT_MESSAGE_BYTES,
   MAX_REQUEST_HEAD_BYTES,
+  SHUTTING_DOWN,
   STATUS_TEXT,
   WEBSOCKET_PATHS,
   type ClientSocket,
@@ -25,6 +26,11 @@ export class WsTransport<Session> implements Transport {
   readonly #server: Server;
   /** The subprotocol each accepted upgrade answers with, read by handleProtocols during handleUpgrade. */
   readonly #protocols = new WeakMap<IncomingMessage, string>();
+  /**
+   * Set by stopListening: server.close() keeps a busy kept-alive connection open, and a request
+   * on it (an EventSource reconnecting the moment its stream is ended) is answered 503, not served.
+   */
+  #stopped = false;
   readonly #wss = new WebSocketServer({
     noServer: true,
     maxPayload: MAX_CLIENT_MESSAGE_BYTES,
@@ -38,6 +44,11 @@ export class WsTransport<Session> implements Transport {
   constructor(handler: SocketHandler<Session>, closeTimeoutMs = CLOSE_TIMEOUT_MS) {
     // Node's own answer to a request without Host has no reason; ours says what is missing.
     this.#server = createServer({ maxHeaderSize: MAX_REQUEST_HEAD_BYTES, requireHostHeader: false }, (req, res) => {
+      if (this.#stopped) {
+        res.writeHead(SHUTTING_DOWN.status, { ...SHUTTING_DOWN.headers, connection: 'close' });
+        res.end(SHUTTING_DOWN.body);
+        return;
+      }
       const reply = missingHost(req) ?? handler.http(requestInfo(req));
       if ('stream' in reply) {
         startStream(res, reply.stream, handler, closeTimeoutMs);
@@ -59,7 +70,7 @@ export class WsTransport<Session> implements Transport {
       // reset while a refusal below is still being written would be an uncaught exception. Once
       // accepted, `ws` adds its own handler, which destroys the socket as this one does.
       socket.on('error', () => socket.destroy());
-      const refusal = missingHost(req);
+      const refusal = this.#stopped ? SHUTTING_DOWN : missingHost(req);
       if (refusal) {
         writeRawReply(socket, refusal, closeTimeoutMs);
         return;
@@ -107,6 +118,7 @@ export class WsTransport<Session> implements Transport {
   }
 
   stopListening(): void {
+    this.#stopped = true;
     this.#server.close();
     this.#server.closeIdleConnections();
   }
