@@ -410,8 +410,7 @@ export async function runGateway(config: GatewayConfig): Promise<void> {
   }
 }
 
-/** The zstd dictionary's bytes: the store compresses its blocks with it (and keeps a copy). */
-/** The dictionary's bytes, checked whole and usable before the store takes it for its blocks. */
+/** The zstd dictionary's bytes, checked whole and usable before the store takes it for its blocks (and keeps a copy) and the server for its frames. */
 function readDictionary(path: string): Buffer {
   let bytes: Buffer;
   try {

@@ -77,7 +77,10 @@ export class EventCompressor {
     readonly dictionary: Buffer,
     readonly level = DEFAULT_LEVEL,
   ) {
-    this.dictionaryId = checkDictionary(dictionary);
+    // Whole and usable is checked once, where the gateway reads the file (checkDictionary), not
+    // again by each compressor (the server's and every replay worker's).
+    this.dictionaryId = binding.getDictIDFromDict(dictionary);
+    if (this.dictionaryId === 0) throw new Error('not a zstd dictionary (no dictionary ID)');
     const { CParameter } = binding;
     this.#context.setParameter(CParameter.compressionLevel, level);
     this.#context.setParameter(CParameter.dictIDFlag, 1);
