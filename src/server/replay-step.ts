@@ -44,7 +44,7 @@ export class Replayer {
     }
     const backfilling = this.backfill?.replayStep(subscriber);
     if (backfilling !== undefined) {
-      subscriber.followsOldest = false;
+      subscriber.startFromHere();
       return backfilling;
     }
     const batch = this.#reads.next(subscriber);
@@ -61,7 +61,7 @@ export class Replayer {
       return false;
     }
     this.#reads.finished(subscriber);
-    subscriber.followsOldest = false;
+    subscriber.startFromHere();
     subscriber.position = batch.position;
     if (subscriber.position < store.hotLog.newest) return true;
     subscriber.mode = 'live';
@@ -88,7 +88,7 @@ export class Replayer {
     const { entries, frames, from } = this.#reads.unsent(subscriber, batch);
     if (from === entries.length) return 'all';
     const to = Math.min(from + EVENTS_PER_STEP, entries.length);
-    subscriber.followsOldest = false;
+    subscriber.startFromHere();
     const sent = this.hub.send(subscriber, entries, frames, from, to);
     return sent === 'all' && to < entries.length ? 'more' : sent;
   }

@@ -181,6 +181,7 @@ export function createSocketHandler(options: RouteOptions): SocketHandler<Connec
       deflate: admitted.deflate,
       position: cursor.position,
       greeting: cursor.greeting,
+      fromOldest: cursor.fromOldest,
       resolveAhead: hub.settlesAheadCursors && cursorAhead(store, parsed.cursor) ? () => resolveCursor(store, parsed.cursor) : undefined,
       requireHello: false,
       remoteAddress: clientAddress(request, options.trustProxy),

@@ -1,6 +1,7 @@
 import type { EventKind } from '../events/index.ts';
 import type { EventStore } from '../store/index.ts';
 import { EVENT_KINDS, OptionError, parseFilter, type SubscriberFilter } from './filter.ts';
+import { startsAtOldest } from './subscriber.ts';
 import type { HttpReply, HttpRequestInfo } from './transport.ts';
 import { v2FrameBytes, v2InfoFrame } from './v2-frames.ts';
 
@@ -114,8 +115,10 @@ function integerParam(query: URLSearchParams, name: string, max: number): number
 export interface ResolvedCursor {
   /** The hub's position: the time_us after which the subscriber's stream starts. */
   position: number;
-  /** The #info frame to send first, if the cursor was adjusted (the Admission's greeting). */
-  greeting?: Buffer;
+  /** The #info frame to send first, if the cursor was adjusted (the Admission's greeting), made when it is sent. */
+  greeting?: () => Buffer;
+  /** A timestamp at or below what retention had removed: it follows the oldest event held (startsAtOldest). */
+  fromOldest?: boolean;
 }
 
 /** Whether resolveCursor would take the cursor for a future one (a seq beyond the next, a timestamp after the newest). */
@@ -126,8 +129,8 @@ export function cursorAhead(store: Pick<EventStore, 'lastTimeUs' | 'lastSeq'>, c
 
 /**
  * Where a v2 cursor starts, inclusive. A seq older than the buffer is refused (CursorTooOld, the
- * client must re-sync from elsewhere); an old timestamp is clamped with an OutdatedCursor notice,
- * and so is a seq this buffer never held (a gap: it starts at the next seq held); a seq beyond the
+ * client must re-sync from elsewhere); an old timestamp is clamped with an OutdatedCursor notice
+ * (one at or below what retention removed follows the oldest event, as v1's does), and so is a seq this buffer never held (a gap: it starts at the next seq held); a seq beyond the
  * next one starts live with a FutureCursor notice; a future timestamp is live.
  */
 export function resolveCursor(store: EventStore, cursor: number | undefined): ResolvedCursor {
@@ -139,12 +142,17 @@ export function resolveCursor(store: EventStore, cursor: number | undefined): Re
     if (cursor > store.lastTimeUs) return { position: tip };
     const position = Math.max(cursor - 1, store.trimmedUpTo);
     if (cursor > store.trimmedUpTo && (oldest === undefined || cursor >= oldest.timeUs)) return { position };
-    const resumed = oldest ? `resuming from seq ${oldest.seq}, the oldest event here` : 'the buffer is empty; resuming at the live tip';
-    return { position, greeting: v2InfoFrame('OutdatedCursor', `cursor ${cursor} is older than this server's buffer: events may have been missed; ${resumed}`) };
+    // Made when sent: a subscriber that follows the oldest event gets it as its replay starts, so it names the oldest then.
+    const greeting = () => {
+      const resumedAt = store.oldest();
+      const resumed = resumedAt ? `resuming from seq ${resumedAt.seq}, the oldest event here` : 'the buffer is empty; resuming at the live tip';
+      return v2InfoFrame('OutdatedCursor', `cursor ${cursor} is older than this server's buffer: events may have been missed; ${resumed}`);
+    };
+    return { position, greeting, fromOldest: startsAtOldest(store, cursor) };
   }
   const next = store.lastSeq + 1;
   if (cursor > next) {
-    return { position: tip, greeting: v2InfoFrame('FutureCursor', `cursor ${cursor} is beyond the next seq (${next}); starting at the live tip`) };
+    return { position: tip, greeting: () => v2InfoFrame('FutureCursor', `cursor ${cursor} is beyond the next seq (${next}); starting at the live tip`) };
   }
   const firstWanted = Math.max(cursor, 1);
   const oldestSeq = oldest?.seq ?? next;
@@ -156,7 +164,7 @@ export function resolveCursor(store: EventStore, cursor: number | undefined): Re
   if (at.seq > firstWanted) {
     // Seqs are consecutive: these are missing here (a cluster node that fell behind its stream's retention).
     const missing = at.seq === firstWanted + 1 ? `seq ${firstWanted} is` : `seqs ${firstWanted}–${at.seq - 1} are`;
-    return { position: at.timeUs - 1, greeting: v2InfoFrame('OutdatedCursor', `${missing} not in this server's buffer: events may have been missed; resuming from seq ${at.seq}`) };
+    return { position: at.timeUs - 1, greeting: () => v2InfoFrame('OutdatedCursor', `${missing} not in this server's buffer: events may have been missed; resuming from seq ${at.seq}`) };
   }
   return { position: at.timeUs - 1 };
 }

@@ -20,8 +20,11 @@ export interface Admission {
   fromOldest?: boolean;
   requireHello: boolean;
   remoteAddress: string;
-  /** Sent before any event (a v2 #info about the cursor). */
-  greeting?: Buffer;
+  /**
+   * Sent before any event (a v2 #info about the cursor), made when sent: at connect, or with
+   * fromOldest once the subscriber starts from the oldest event (Subscriber.startFromHere).
+   */
+  greeting?: () => Buffer;
   /** End the stream cleanly after this many events (the HTTP streams' `limit`). */
   limit?: number;
   /** Send a heartbeat after this long without a message (needs a wire with heartbeats). */
@@ -34,7 +37,7 @@ export interface Admission {
    * holds everything the cluster's stream held at connect, then resolves the cursor again with
    * this, instead of taking it for a future cursor now (see subscribers.ts, settle).
    */
-  resolveAhead?: () => { position: number; greeting?: Buffer };
+  resolveAhead?: () => { position: number; greeting?: () => Buffer };
 }
 
 /** 'settling': a cluster node catching up to a cursor ahead of its buffer (Admission.resolveAhead). */
@@ -69,6 +72,8 @@ export class Subscriber {
   helloDue: boolean;
   /** Asked for a backfill while settling: started once settled. */
   backfillDue: boolean;
+  /** Its greeting, held while it follows the oldest event (see startFromHere). */
+  #heldGreeting: (() => Buffer) | undefined;
 
   static #lastId = 0;
   /** Names it in logs. */
@@ -92,11 +97,27 @@ export class Subscriber {
     this.lastSentMs = nowMs;
   }
 
-  /** What goes out before any event: the wire's prelude, then the admission's greeting (which a settling subscriber sends once settled). */
-  greet(greeting: Buffer | undefined): void {
+  /**
+   * What goes out before any event: the wire's prelude, then the admission's greeting (which a
+   * settling subscriber sends once settled, and one that follows the oldest event once it starts).
+   */
+  greet(greeting: (() => Buffer) | undefined): void {
     const { sink, wire } = this;
     if (wire.prelude) sink.send(wire.prelude, false);
-    if (greeting) this.sendControl(greeting);
+    if (this.followsOldest) this.#heldGreeting = greeting;
+    else if (greeting) this.sendControl(greeting());
+  }
+
+  /**
+   * It starts from its position (something is sent, or its replay is done): a trim no longer
+   * moves it. Its held greeting goes out first, so a v2 #info names the seq it resumed from.
+   */
+  startFromHere(): void {
+    this.followsOldest = false;
+    const greeting = this.#heldGreeting;
+    if (!greeting) return;
+    this.#heldGreeting = undefined;
+    this.sendControl(greeting());
   }
 
   sendControl(message: Buffer): void {

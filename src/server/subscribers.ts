@@ -153,7 +153,7 @@ export class SubscriberHub {
     subscriber.mode = subscriber.helloDue ? 'hello' : 'replay';
     // Its reading starts now: the window begun at connect spans the settle, in which it was sent nothing.
     this.#watchdog.startWindow(subscriber);
-    if (resolved.greeting) subscriber.sendControl(resolved.greeting);
+    if (resolved.greeting) subscriber.sendControl(resolved.greeting());
     this.#begin(subscriber);
   }
 
