@@ -44,7 +44,8 @@ export interface LeadershipOptions {
 /**
  * Decides whether this node reads the relay. Every lease period / 3 it renews the lease it holds
  * or tries to take a free one. A term begins by fencing (a marker appended to the stream) and
- * waiting until the local buffer holds everything before the marker, so the new leader's clock,
+ * waiting until the local buffer holds everything before the marker (renewing the lease while
+ * the buffer moves), so the new leader's clock,
  * upstream cursor and revs continue exactly where the stream ends; then ingest starts, appending
  * each batch to the stream while the one before it is still in flight; each is in the local
  * buffer as soon as the stream acknowledges it. A term ends when the lease is lost, an append
@@ -61,6 +62,8 @@ export class Leadership {
   #ticking: Promise<void> | undefined;
   #lastRenewal = 0;
   #stopped = false;
+  /** While a new term waits for the buffer to reach its marker: ends that wait (see #catchUpRenewing). */
+  #interruptCatchUp: AbortController | undefined;
 
   constructor(private readonly options: LeadershipOptions) {}
 
@@ -93,6 +96,7 @@ export class Leadership {
   async stop(flushTimeoutMs: number): Promise<boolean> {
     this.#stopped = true;
     clearTimeout(this.#timer);
+    this.#interruptCatchUp?.abort('stopped');
     await this.#ticking;
     const flushed = this.#term ? await this.#endTerm(flushTimeoutMs) : true;
     await this.options.lease.release();
@@ -136,7 +140,7 @@ export class Leadership {
   async #beginTerm(): Promise<void> {
     const { writer, follower, lease, logger } = this.options;
     const markerSeq = await writer.fence();
-    await this.#renewingWhile(follower.waitApplied(markerSeq));
+    if (!(await this.#catchUpRenewing(markerSeq))) return;
     if (this.#stopped || !lease.held) return;
     // The leader numbers events (followers keep its numbers) from the stream's last, which the
     // buffer holds now; later batches are numbered before the ones ahead of them are back.
@@ -179,22 +183,46 @@ export class Leadership {
   }
 
   /**
-   * The loop's next renewal waits for the term to begin, and the buffer reaching the marker takes
-   * the node's lag (a node that takes the lease far behind): renewed meanwhile, the lease does not
-   * expire under a catch-up longer than it. A failed renewal here is the loop's to handle next.
+   * Waits for the buffer to reach the term's marker; true once it has. That takes the node's lag,
+   * maybe longer than the lease (a node that takes it far behind), and the loop's next renewal
+   * waits for the term to begin, so the lease is renewed meanwhile — but only while the buffer
+   * moves: one that stands still for a lease (its commits fail on a full disk, its consumer is
+   * stuck) would hold every other node out of the lease with nobody ingesting, so it gives the
+   * lease up. A stop ends the wait at once (stop() frees the lease). A failed renewal here is the
+   * loop's to handle next.
    */
-  async #renewingWhile(catchingUp: Promise<void>): Promise<void> {
-    const { lease, leaseMs } = this.options;
+  async #catchUpRenewing(markerSeq: number): Promise<boolean> {
+    const { lease, leaseMs, follower, logger } = this.options;
     let renewal: Promise<unknown> = Promise.resolve();
+    let appliedSeq = follower.appliedSeq;
+    let movedAtMs = Date.now();
+    const interrupted = new AbortController();
+    const ended = new Promise<'stuck' | 'stopped'>((resolve) => interrupted.signal.addEventListener('abort', () => resolve(interrupted.signal.reason as 'stuck' | 'stopped'), { once: true }));
+    this.#interruptCatchUp = interrupted;
+    if (this.#stopped) interrupted.abort('stopped'); // stopped while the marker was being appended
     const timer = setInterval(() => {
+      if (follower.appliedSeq !== appliedSeq) {
+        appliedSeq = follower.appliedSeq;
+        movedAtMs = Date.now();
+      } else if (Date.now() - movedAtMs >= leaseMs) {
+        interrupted.abort('stuck');
+        return;
+      }
       renewal = renewal.then(async () => {
-        if (lease.held && (await lease.renew().catch(() => false))) this.#lastRenewal = Date.now();
+        if (lease.held && !this.#stopped && (await lease.renew().catch(() => false))) this.#lastRenewal = Date.now();
       });
     }, leaseMs / 3);
     try {
-      await catchingUp;
+      const outcome = await Promise.race([follower.waitApplied(markerSeq).then(() => 'caught up' as const), ended]);
+      if (outcome === 'stuck') {
+        logger.warn({ node: lease.nodeId, markerSeq, appliedSeq, leaseMs }, "this node's buffer did not move toward its term's marker for a whole lease: it gives the ingest lease up for a node that can lead");
+        await renewal;
+        await lease.release();
+      }
+      return outcome === 'caught up';
     } finally {
       clearInterval(timer);
+      this.#interruptCatchUp = undefined;
       await renewal;
     }
   }
