@@ -4,7 +4,7 @@
  * empty `--ingest-collections` all collections), and `--upstream demo` does not go with --verify.
  * Each case here once started: yargs gave a flag left without its value its default (`--verify`
  * alone ran unverified, `--trust-proxy` alone trusted no proxy), a flag given twice the list of
- * both, and an empty host let listen serve every address.
+ * both (a boolean its last value), and an empty host let listen serve every address.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -34,6 +34,9 @@ test('a flag without its value, or given twice, exits 2 with a line naming it in
     { args: ['--data-dir', notADir], names: /--data-dir is given more than once/ },
     { args: ['--upstream', 'demo:3'], names: /--upstream is given more than once/ },
     { args: ['--port', '7000'], names: /--port is given more than once/ },
+    // yargs keeps a boolean's last value, however it was given.
+    { args: ['--fsync', '--no-fsync'], names: /--fsync is given more than once/ },
+    { args: ['--backfill', 'false', '--backfill=true'], names: /--backfill is given more than once/ },
   ];
   const wrong: string[] = [];
   for (const { args, names } of cases) {
