@@ -8,13 +8,13 @@
 import yargs, { type Argv, type InferredOptionTypes, type Options } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { hostname } from 'node:os';
-import { INSPECT_OPTIONS, SERVE_OPTIONS, commandLineOptions, conflictingFlags, flagsFromEnvironment, type GatewayConfig, type VerifyChoice } from './config.ts';
+import { INSPECT_OPTIONS, SERVE_OPTIONS, commandLineOptions, conflictingFlags, flagsFromEnvironment, repeatedBoolean, type GatewayConfig, type VerifyChoice } from './config.ts';
 
 export function buildCli(argv: string[]): Argv {
   return yargs(argv)
     .scriptName('contrail')
     .usage('$0 [command] [flags]\n\nA Jetstream-compatible JSON firehose gateway for the AT Protocol.')
-    .command(['serve', '$0'], 'Run the gateway (the default command)', (y) => y.options(commandLineOptions(SERVE_OPTIONS)).config(environmentFlags(SERVE_OPTIONS, argv)).check(refuseConflicts), (args) =>
+    .command(['serve', '$0'], 'Run the gateway (the default command)', (y) => y.options(commandLineOptions(SERVE_OPTIONS)).config(environmentFlags(SERVE_OPTIONS, argv)).check(refuseConflicts).check(() => refuseRepeated(SERVE_OPTIONS, argv)), (args) =>
       failingWith1(async () => {
         const { runGateway } = await import('./gateway.ts');
         await runGateway(toConfig(args));
@@ -55,6 +55,13 @@ function environmentFlags(options: Record<string, Options>, argv: string[]): Rec
 function refuseConflicts(flags: { upstream: string; verify: VerifyChoice }): true {
   const conflict = conflictingFlags(flags);
   if (conflict) throw new Error(conflict);
+  return true;
+}
+
+/** A boolean flag given twice: a usage error, as any other flag given twice is (commandLineOptions). */
+function refuseRepeated(options: Record<string, Options>, argv: string[]): true {
+  const repeated = repeatedBoolean(options, argv);
+  if (repeated) throw new Error(repeated);
   return true;
 }
 

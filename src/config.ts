@@ -212,7 +212,27 @@ export function environmentVariable(flag: string): string {
 const KUBERNETES_SERVICE_LINK = /^(tcp|udp|sctp):\/\/[^/\s]+:\d+$/;
 
 function givenOnCommandLine(argv: readonly string[], flag: string): boolean {
-  return argv.some((arg) => arg === `--${flag}` || arg.startsWith(`--${flag}=`) || arg === `--no-${flag}`);
+  return argv.some((arg) => namesFlag(arg, flag));
+}
+
+function namesFlag(arg: string, flag: string): boolean {
+  return arg === `--${flag}` || arg.startsWith(`--${flag}=`) || arg === `--no-${flag}`;
+}
+
+/**
+ * Why a boolean flag is given more than once on the command line, or undefined. yargs keeps a
+ * boolean's last value (`--fsync --no-fsync` is false) where it makes any other flag a list,
+ * which commandLineOptions refuses: a boolean is counted here, in the arguments before `--`.
+ */
+export function repeatedBoolean(options: Record<string, Options>, argv: readonly string[]): string | undefined {
+  const end = argv.indexOf('--');
+  const flags = end < 0 ? argv : argv.slice(0, end);
+  for (const [flag, option] of Object.entries(options)) {
+    if (option.type !== 'boolean') continue;
+    const given = flags.filter((arg) => namesFlag(arg, flag));
+    if (given.length > 1) return `--${flag} is given more than once (${given.join(', ')}): give it once`;
+  }
+  return undefined;
 }
 
 function parseBoolean(value: string): boolean {
