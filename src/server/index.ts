@@ -48,6 +48,7 @@
  * Files:
  *   server.ts            startServer: picks the transport and wires routes, hub and compressor
  *   routes.ts            the HTTP routes and the upgrade decisions (/subscribe, subscribeEvents)
+ *   explorer-page.ts     the live explorer page served at / to browsers, and its headers (a CSP by the page's own hashes)
  *   subscribe-events.ts  v2's request side: query, seq/timestamp cursors, XRPC errors
  *   wire.ts              Wire: an event's frame on v1 or v2, plain or zstd
  *   v2-frames.ts         v2's message, #info and error frames, built from the stored v1 JSON
@@ -78,6 +79,7 @@
  *   ws-transport.ts      node:http + `ws` (portable)
  *   metrics.ts           the server's counters, handed to prom-client on scrape
  *   metrics-endpoint.ts  GET /metrics on its own port
+ *   listen-error.ts      listenError: why a port could not be taken, asked of the kernel again through node:net
  */
 export { startServer, type Readiness, type ServerOptions, type SubscribeServer } from './server.ts';
 export { startMetricsEndpoint } from './metrics-endpoint.ts';

@@ -26,6 +26,7 @@
  *
  * Files:
  *   firehose.ts  FirehoseClient: the connection, pings, reconnects with backoff
+ *   message-prefix.ts  MessagePrefix: the first bytes (and seq) of a message too large for the socket, read beside ws
  *   seqs-behind.ts  SeqsBehind: frames that keep coming at or below the highest seq read, said once
  *   undecodable-run.ts  UndecodableRun: frames that keep failing to decode with none decoding, said once
  *   frame.ts     decodeFrame: one WebSocket message → header and body (DAG-CBOR, strict)
