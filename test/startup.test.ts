@@ -3,7 +3,9 @@
  * data dir and port it claims, and what a failed start leaves behind.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { cleanup } from './support/cleanup.ts';
@@ -140,4 +142,24 @@ test('a truncated zstd dictionary is refused at start, not advertised under the 
     assert.equal((await contrail.exit).code, 1, whole);
     assert.match(contrail.stderr[0] ?? '', /^contrail: .*truncated\.zstd-dict.* dictionary ID \d+ .*not its content/, whole);
   }
+});
+
+test('a zstd dictionary given as a pipe is read once, and contrail serves with it', { timeout: 240_000 }, async (t) => {
+  const defer = cleanup(t);
+  const dir = tempDir();
+  defer(() => dir.remove());
+  // A named pipe, as `--zstd-dictionary <(curl …)` or /dev/stdin give one: its bytes come once.
+  // The gateway read and checked the dictionary, then the server opened the file again: a named
+  // pipe's second open waits for a writer that never comes (an unnamed one's reads nothing:
+  // 'not a zstd dictionary').
+  const pipe = join(dir.path, 'dictionary.pipe');
+  execFileSync('mkfifo', [pipe]);
+  const contrail = new ContrailProcess(serveArgs(join(dir.path, 'data'), '--zstd-dictionary', pipe));
+  defer(() => contrail.stop());
+  const writer = await open(pipe, 'w'); // once contrail opens it to read
+  await writer.writeFile(readFileSync(join(PROJECT_ROOT, 'dictionaries', 'contrail-v1.zstd-dict')));
+  await writer.close();
+  await contrail.waitServing(60_000);
+  const serving = contrail.logs.find((record) => record.msg.startsWith('serving /subscribe on '));
+  assert.equal(serving?.zstdDictionaryId, 1668247156, "frames are made with the piped dictionary (the bundled one's ID)");
 });
