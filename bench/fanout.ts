@@ -185,6 +185,7 @@ async function contrailThroughput(entries: Entry[], compression: Compression, tr
     host: '127.0.0.1',
     port: 0,
     transport,
+    zstdDictionary: readFileSync(DEFAULT_DICTIONARY),
     zstdDictionaryPath: DEFAULT_DICTIONARY,
     readiness: () => ({ ready: true, problems: [] }),
     maxSubscribers: CLIENTS + 10,

@@ -76,11 +76,13 @@ export async function startGateway(config: GatewayConfig, tuning: GatewayTuning 
   const logger = tuning.logger ?? createLogger(config.logLevel);
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+  // Read once (the file may be a pipe), for the store's blocks and the server's frames alike.
+  const dictionary = readDictionary(config.zstdDictionary);
   const store = new EventStore({
     dataDir: config.dataDir,
     hotLogBytes: config.hotCacheBytes,
     fsync: config.fsync,
-    dictionary: readDictionary(config.zstdDictionary),
+    dictionary,
     mapSizeBytes: mapSizeFor(config.maxBufferBytes),
     logger,
   });
@@ -94,7 +96,7 @@ export async function startGateway(config: GatewayConfig, tuning: GatewayTuning 
     logger.warn('the last run did not stop cleanly (killed?); its buffer is intact and ingest resumes from the saved cursor');
   }
   try {
-    return await startStages(config, tuning, logger, registry, store);
+    return await startStages(config, tuning, logger, registry, store, dictionary);
   } catch (err) {
     // A failed start (a port in use, an unreadable dictionary) leaves no run marker behind: the
     // next start must not take it for a crash (and after a reboot, set the buffer aside).
@@ -103,7 +105,7 @@ export async function startGateway(config: GatewayConfig, tuning: GatewayTuning 
   }
 }
 
-async function startStages(config: GatewayConfig, tuning: GatewayTuning, logger: Logger, registry: Registry, store: EventStore): Promise<Gateway> {
+async function startStages(config: GatewayConfig, tuning: GatewayTuning, logger: Logger, registry: Registry, store: EventStore, dictionary: Buffer): Promise<Gateway> {
   const identityCache = new IdentityCache({ path: join(config.dataDir, 'identity'), maxEntries: config.identityCacheEntries });
   const identity = new IdentityResolver({
     plcUrl: config.plcUrl,
@@ -238,6 +240,7 @@ async function startStages(config: GatewayConfig, tuning: GatewayTuning, logger:
       host: config.host,
       port: config.port,
       transport: config.transport,
+      zstdDictionary: dictionary,
       zstdDictionaryPath: config.zstdDictionary,
       maxSubscribers: config.maxSubscribers,
       maxConnectionsPerIp: config.maxConnectionsPerIp,

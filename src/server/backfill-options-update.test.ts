@@ -5,6 +5,7 @@
  * snapshot — is filtered once, when the snapshot arrives, and then sent as it is, even if an
  * options_update came in between and no longer wants some of those events.
  */
+import { readFileSync } from 'node:fs';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { pino } from 'pino';
@@ -66,7 +67,7 @@ test('after an options_update that drops a collection, a backfill\'s catch-up se
   } as unknown as BackfillContext;
   const hub = new SubscriberHub({ store, logger: pino({ level: 'silent' }), metrics: new ServerMetrics(new Registry(), () => []), backfill: context });
   t.after(() => hub.stop());
-  const compressor = EventCompressor.fromFile(new URL('../../dictionaries/contrail-v1.zstd-dict', import.meta.url).pathname);
+  const compressor = new EventCompressor(readFileSync(new URL('../../dictionaries/contrail-v1.zstd-dict', import.meta.url).pathname));
   const sink = new Sink();
   const subscriber = hub.open(
     {

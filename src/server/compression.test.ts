@@ -3,6 +3,7 @@
  * frame the same bytes as a frame of its own, and intact for whoever holds it after its chunk
  * grows or is dropped.
  */
+import { readFileSync } from 'node:fs';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Decompressor } from 'zstd-napi';
@@ -18,7 +19,7 @@ function entry(seq: number): Entry {
 }
 
 test('an event is compressed once, its frame shared and the same bytes as a frame of its own; the Entry is left as it was', () => {
-  const compressor = EventCompressor.fromFile(dictionary);
+  const compressor = new EventCompressor(readFileSync(dictionary));
   const decompressor = new Decompressor();
   decompressor.loadDictionary(compressor.dictionary);
   const event = entry(1_000);
@@ -37,7 +38,7 @@ test('an event is compressed once, its frame shared and the same bytes as a fram
 });
 
 test('frames handed out stay intact while their chunk fills more buffers and after it is dropped', () => {
-  const compressor = EventCompressor.fromFile(dictionary);
+  const compressor = new EventCompressor(readFileSync(dictionary));
   const decompressor = new Decompressor();
   decompressor.loadDictionary(compressor.dictionary);
   const held: Array<[Entry, Uint8Array]> = [];

@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import binding from 'zstd-napi/binding.js';
 import type { Entry } from '../events/index.ts';
 import { knownDictionaryMismatch } from './known-dictionaries.ts';
@@ -92,20 +91,6 @@ export class EventCompressor {
   /** Chunks of frames held now: at most CHUNKS_KEPT. */
   get keptChunks(): number {
     return this.#chunks.length;
-  }
-
-  static fromFile(path: string, level?: number): EventCompressor {
-    let bytes: Buffer;
-    try {
-      bytes = readFileSync(path);
-    } catch (err) {
-      throw new Error(`cannot read the zstd dictionary ${path}: ${(err as Error).message}`);
-    }
-    try {
-      return new EventCompressor(bytes, level);
-    } catch (err) {
-      throw new Error(`${path}: ${(err as Error).message}`);
-    }
   }
 
   /**

@@ -3,6 +3,7 @@
  * core but the main thread's; and a replay's reads stay on one thread (which keeps the blocks merged
  * ahead of it) unless that thread is much busier.
  */
+import { readFileSync } from 'node:fs';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import pino from 'pino';
@@ -21,7 +22,7 @@ test("a replay's reads go to its own worker thread, not to whichever is least bu
   const dir = tempDir('contrail-replay-pool-');
   t.after(() => dir.remove());
   const store = new EventStore({ dataDir: dir.path, hotLogBytes: 0, fsync: false });
-  const compressor = EventCompressor.fromFile(new URL('../../dictionaries/contrail-v1.zstd-dict', import.meta.url).pathname);
+  const compressor = new EventCompressor(readFileSync(new URL('../../dictionaries/contrail-v1.zstd-dict', import.meta.url).pathname));
   const pool = new ReplayPool(2, { location: store.location, blockCacheBytes: store.blockCacheBytes, dictionary: compressor.dictionary, level: compressor.level }, pino({ level: 'silent' }));
   t.after(async () => {
     await pool.close();
@@ -51,7 +52,7 @@ test('a worker thread told that a replay is done keeps no merged blocks for it',
   const dir = tempDir('contrail-replay-pool-');
   t.after(() => dir.remove());
   const store = new EventStore({ dataDir: dir.path, hotLogBytes: 0, blockEvents: 64, fsync: false });
-  const compressor = EventCompressor.fromFile(new URL('../../dictionaries/contrail-v1.zstd-dict', import.meta.url).pathname);
+  const compressor = new EventCompressor(readFileSync(new URL('../../dictionaries/contrail-v1.zstd-dict', import.meta.url).pathname));
   const pool = new ReplayPool(1, { location: store.location, blockCacheBytes: store.blockCacheBytes, dictionary: compressor.dictionary, level: compressor.level }, pino({ level: 'silent' }));
   t.after(async () => {
     await pool.close();

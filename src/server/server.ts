@@ -21,6 +21,9 @@ export interface ServerOptions {
   host: string;
   port: number;
   transport: 'auto' | 'uws' | 'ws';
+  /** The zstd dictionary subscribers' frames are made with, checked whole and usable (checkDictionary). */
+  zstdDictionary: Buffer;
+  /** Where it was read from, for the log. */
   zstdDictionaryPath: string;
   readiness: () => Readiness;
   maxSubscribers: number;
@@ -51,7 +54,7 @@ export interface SubscribeServer {
 
 export async function startServer(options: ServerOptions): Promise<SubscribeServer> {
   const { logger, registry, store } = options;
-  const compressor = EventCompressor.fromFile(options.zstdDictionaryPath);
+  const compressor = new EventCompressor(options.zstdDictionary);
   let hub: SubscriberHub | undefined;
   const metrics = new ServerMetrics(registry, () => hub?.counts() ?? []);
   const backfill = options.backfill && { snapshots: options.backfill, store, logger, metrics: options.backfill.options.metrics };

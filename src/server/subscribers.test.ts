@@ -5,6 +5,7 @@
  * buffer only when it empties, so topping up a half-drained buffer would let the memory each
  * subscriber keeps grow past the high-water mark (see the server's design note).
  */
+import { readFileSync } from 'node:fs';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { pino } from 'pino';
@@ -64,7 +65,7 @@ test('a blocked subscriber resumes only once its sink has written out everything
   const highWaterBytes = 8 * 1024;
   const hub = new SubscriberHub({ store, logger: pino({ level: 'silent' }), metrics: new ServerMetrics(new Registry(), () => []), highWaterBytes });
   t.after(() => hub.stop());
-  const compressor = EventCompressor.fromFile(new URL('../../dictionaries/contrail-v1.zstd-dict', import.meta.url).pathname);
+  const compressor = new EventCompressor(readFileSync(new URL('../../dictionaries/contrail-v1.zstd-dict', import.meta.url).pathname));
   const sink = new HeldSink();
   const subscriber = hub.open(
     { filter: parseFilter({}), wire: v1Wire(compressor, false), deflate: false, position: 0, requireHello: false, remoteAddress: '127.0.0.1' },
@@ -94,7 +95,7 @@ test('a blocked subscriber resumes only once its sink has written out everything
 });
 
 test('a subscriber sends a range of a batch: entries[from..to) in order, stopping at its limit or its high-water mark, its position and counts following what went out', () => {
-  const compressor = EventCompressor.fromFile(new URL('../../dictionaries/contrail-v1.zstd-dict', import.meta.url).pathname);
+  const compressor = new EventCompressor(readFileSync(new URL('../../dictionaries/contrail-v1.zstd-dict', import.meta.url).pathname));
   const metrics = new ServerMetrics(new Registry(), () => []);
   const entries = Array.from({ length: 10 }, (_, i) => entryAt(2_000_000 + i));
   const open = (limit?: number) => {
