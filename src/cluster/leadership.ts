@@ -201,6 +201,7 @@ export class Leadership {
     this.#interruptCatchUp = interrupted;
     if (this.#stopped) interrupted.abort('stopped'); // stopped while the marker was being appended
     const timer = setInterval(() => {
+      if (interrupted.signal.aborted) return;
       if (follower.appliedSeq !== appliedSeq) {
         appliedSeq = follower.appliedSeq;
         movedAtMs = Date.now();
@@ -209,7 +210,8 @@ export class Leadership {
         return;
       }
       renewal = renewal.then(async () => {
-        if (lease.held && !this.#stopped && (await lease.renew().catch(() => false))) this.#lastRenewal = Date.now();
+        // Not once the wait ended (stuck or stopped): a renewal racing the release would take the lease back.
+        if (lease.held && !interrupted.signal.aborted && (await lease.renew().catch(() => false))) this.#lastRenewal = Date.now();
       });
     }, leaseMs / 3);
     try {
