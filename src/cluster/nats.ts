@@ -36,7 +36,7 @@ export interface ClusterConnection {
 /**
  * Connects and makes sure the event stream and the lease bucket exist with the configured
  * retention and replicas. Every node does this at start; creating what exists is a no-op, and a
- * retention change is applied to the existing stream.
+ * change of retention, lease or replicas is applied to what exists (applySettings).
  */
 export async function openCluster(options: ClusterOptions, logger: Logger): Promise<ClusterConnection> {
   const nc = await connect({
@@ -68,14 +68,19 @@ export async function openCluster(options: ClusterOptions, logger: Logger): Prom
         return;
       }
       refuseForeignSettings(existing.config, subject);
-      if (existing.config.max_age !== config.max_age) {
-        await jsm.streams.update(streamName, { ...existing.config, max_age: config.max_age, duplicate_window: config.duplicate_window });
-      }
+      await applySettings(jsm, existing.config, { ...config, num_replicas: options.replicas }, logger);
     });
     const bucket = `${options.name}-leader`;
     const makeLeaseBucket = () => explainReplicaErrors(options.replicas, () => new Kvm(js).create(bucket, { ttl: options.leaseMs, history: 1, replicas: options.replicas }));
     const lease = await makeLeaseBucket();
-    await applyLeaseTime(jsm, `KV_${bucket}`, options.leaseMs, logger);
+    // Kvm.create keeps an existing bucket as it is, and its entries' lifetime is the lease.
+    await explainReplicaErrors(options.replicas, async () => {
+      const { config: bucketConfig } = await jsm.streams.info(`KV_${bucket}`);
+      await applySettings(jsm, bucketConfig, { max_age: nanos(options.leaseMs), duplicate_window: nanos(Math.min(120_000, options.leaseMs)), num_replicas: options.replicas }, logger);
+      if (bucketConfig.max_age !== nanos(options.leaseMs)) {
+        logger.warn({ from: Math.round(bucketConfig.max_age / 1e6), to: options.leaseMs }, 'the ingest lease now lasts this node\'s --nats-lease (give every node the same one)');
+      }
+    });
     logger.info({ servers: options.servers, stream: streamName, nodeId: options.nodeId }, 'joined the contrail cluster on NATS JetStream');
     const connection = {
       nc, js, jsm, lease, streamName, subject, connected: true,
@@ -126,15 +131,22 @@ function refuseForeignSettings(existing: StreamConfig, subject: string): void {
 }
 
 /**
- * Kvm.create keeps an existing bucket as it is, and its entries' lifetime is the lease: a
- * cluster restarted with another --nats-lease would keep the old one (a shorter one than the
- * renewals' period loses the lease at every renewal; a longer one slows failover to it).
+ * Gives an existing stream (the event stream, or the lease bucket's) this node's flags: a cluster
+ * restarted with another --nats-retention, --nats-lease or --nats-replicas must not keep the old
+ * one. A lease bucket's entries outliving the renewals' period slow failover, and expiring before
+ * it lose the lease at every renewal; a cluster grown from one NATS server to three would keep one
+ * copy, lost with that server (NATS copies a stream to new peers in the background of the update).
+ * A node started with flags other than the others' changes them back, so it says so.
  */
-async function applyLeaseTime(jsm: JetStreamManager, bucketStream: string, leaseMs: number, logger: Logger): Promise<void> {
-  const { config } = await jsm.streams.info(bucketStream);
-  if (config.max_age === nanos(leaseMs)) return;
-  await jsm.streams.update(bucketStream, { ...config, max_age: nanos(leaseMs), duplicate_window: nanos(Math.min(120_000, leaseMs)) });
-  logger.warn({ from: Math.round(config.max_age / 1e6), to: leaseMs }, 'the ingest lease now lasts this node\'s --nats-lease (give every node the same one)');
+async function applySettings(jsm: JetStreamManager, existing: StreamConfig, wanted: Pick<StreamConfig, 'max_age' | 'duplicate_window' | 'num_replicas'>, logger: Logger): Promise<void> {
+  if (existing.max_age === wanted.max_age && existing.num_replicas === wanted.num_replicas) return;
+  await jsm.streams.update(existing.name, { ...existing, ...wanted });
+  if (existing.num_replicas !== wanted.num_replicas) {
+    logger.warn(
+      { stream: existing.name, from: existing.num_replicas, to: wanted.num_replicas },
+      `NATS now keeps ${wanted.num_replicas} copies of ${existing.name}, this node's --nats-replicas (give every node the same one)`,
+    );
+  }
 }
 
 async function explainReplicaErrors<T>(replicas: number, run: () => Promise<T>): Promise<T> {
@@ -142,7 +154,7 @@ async function explainReplicaErrors<T>(replicas: number, run: () => Promise<T>):
     return await run();
   } catch (err) {
     const message = (err as Error).message;
-    if (/insufficient resources|replicas/i.test(message)) {
+    if (/insufficient resources|no suitable peers|replicas/i.test(message)) {
       throw new Error(`NATS could not place ${replicas} replicas (${message}): set --nats-replicas to the number of JetStream servers (1 for a single server)`);
     }
     if (/jetstream (is )?not enabled|503/i.test(message)) throw new Error(`NATS JetStream is not enabled on the server (${message}): start nats-server with -js`);
