@@ -62,6 +62,8 @@ export interface ContrailClusterOptions {
   leaseMs: number;
   /** Each node connects to each NATS server through a HoldingProxy of its own. */
   natsProxies?: boolean;
+  /** The nodes' --log-level (info when unset). */
+  logLevel?: string;
 }
 
 export class ContrailCluster {
@@ -99,7 +101,7 @@ export class ContrailCluster {
     const process = ContrailProcess.serve([
       '--upstream', this.relay.url, '--data-dir', dataDir, '--nats', natsUrls.join(','),
       '--nats-replicas', String(this.options.natsServers), '--nats-lease', `${this.options.leaseMs}ms`, '--node-id', id,
-    ]);
+    ], { logLevel: this.options.logLevel });
     return { id, dataDir, process, natsProxies };
   }
 

@@ -36,6 +36,8 @@ export interface ContrailProcessOptions {
   root?: string;
   /** CONTRAIL_* variables to set: the tests' own never leak in (contrail reads each as a flag). */
   env?: Record<string, string>;
+  /** `--log-level` for `serve` (info by default): debug shows what a test must see that an operator is not shown. */
+  logLevel?: string;
 }
 
 export class ContrailProcess {
@@ -49,9 +51,9 @@ export class ContrailProcess {
   #exited = false;
   #port: number | undefined;
 
-  /** `contrail serve` on 127.0.0.1, on ports the OS picks, logging at info, then `args`. */
+  /** `contrail serve` on 127.0.0.1, on ports the OS picks, logging at info (or `options.logLevel`), then `args`. */
   static serve(args: string[], options?: ContrailProcessOptions): ContrailProcess {
-    return new ContrailProcess(['serve', '--host', '127.0.0.1', '--port', '0', '--metrics-port', '0', '--log-level', 'info', ...args], options);
+    return new ContrailProcess(['serve', '--host', '127.0.0.1', '--port', '0', '--metrics-port', '0', '--log-level', options?.logLevel ?? 'info', ...args], options);
   }
 
   /** Runs `dist/cli.js …args`. */
