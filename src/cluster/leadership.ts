@@ -41,6 +41,9 @@ export interface LeadershipOptions {
   restoreLeaseBucket(): Promise<boolean>;
 }
 
+/** How soon a failed lease check is tried again, while the failures are younger than a check period. */
+const LEASE_RETRY_MS = 250;
+
 /**
  * Decides whether this node reads the relay. Every lease period / 3 it renews the lease it holds
  * or tries to take a free one. A term begins by fencing (a marker appended to the stream) and
@@ -53,6 +56,11 @@ export interface LeadershipOptions {
  * then read by whoever leads next (perhaps this node, in a new term), from the stream's cursor.
  * A node whose follower failed (follower.ts `failed`) gives the lease up for good, whether or not
  * its program stops it: its batches could no longer reach a buffer it serves from.
+ *
+ * A failed check is tried again every LEASE_RETRY_MS, and only checks still failing a check
+ * period after the first are a warning: NATS answers nothing for a moment while it elects a
+ * leader for the lease bucket (just made at start, or after a server's loss), and the retry
+ * passes. Checks that warned say so when they pass again.
  */
 export class Leadership {
   #term: IngestRun | undefined;
@@ -64,6 +72,9 @@ export class Leadership {
   #stopped = false;
   /** While a new term waits for the buffer to reach its marker: ends that wait (see #catchUpRenewing). */
   #interruptCatchUp: AbortController | undefined;
+  /** When the lease checks began failing in a row (undefined while they pass), and whether that was warned of. */
+  #failingSince: number | undefined;
+  #failureWarned = false;
 
   constructor(private readonly options: LeadershipOptions) {}
 
@@ -86,7 +97,8 @@ export class Leadership {
     void this.options.follower.failed.then(() => this.#giveUp());
     const tick = () => {
       this.#ticking = this.#tick().finally(() => {
-        if (!this.#stopped) this.#timer = setTimeout(tick, this.options.leaseMs / 3);
+        const retrying = this.#failingSince !== undefined && !this.#failureWarned;
+        if (!this.#stopped) this.#timer = setTimeout(tick, retrying ? LEASE_RETRY_MS : this.options.leaseMs / 3);
       });
     };
     tick();
@@ -125,8 +137,9 @@ export class Leadership {
         this.#lastRenewal = Date.now();
         await this.#beginTerm();
       }
+      this.#checkPassed();
     } catch (err) {
-      logger.warn({ err: (err as Error).message }, 'cluster lease check failed');
+      this.#checkFailed(err as Error);
       await this.options.restoreLeaseBucket().catch(() => false);
       // Past the lease time without a renewal the lease may be another node's: stop appending.
       const sinceRenewalMs = Date.now() - this.#lastRenewal;
@@ -135,6 +148,27 @@ export class Leadership {
         await this.#endTerm(0);
       }
     }
+  }
+
+  #checkFailed(err: Error): void {
+    const now = Date.now();
+    this.#failingSince ??= now;
+    const failingForMs = now - this.#failingSince;
+    if (this.#failureWarned || failingForMs >= this.options.leaseMs / 3) {
+      this.#failureWarned = true;
+      this.options.logger.warn({ err: err.message, failingForMs }, 'cluster lease check failed');
+    } else {
+      this.options.logger.debug({ err: err.message, failingForMs }, `cluster lease check failed; trying again in ${LEASE_RETRY_MS} ms`);
+    }
+  }
+
+  #checkPassed(): void {
+    if (this.#failingSince === undefined) return;
+    const failedForMs = Date.now() - this.#failingSince;
+    if (this.#failureWarned) this.options.logger.info({ failedForMs }, 'cluster lease checks pass again');
+    else this.options.logger.debug({ failedForMs }, 'a cluster lease check passed on a retry');
+    this.#failingSince = undefined;
+    this.#failureWarned = false;
   }
 
   async #beginTerm(): Promise<void> {
