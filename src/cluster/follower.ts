@@ -272,11 +272,23 @@ export class StreamFollower {
         this.#dropCutOffParts(record.node, message.seq);
         if (record.node !== this.#lastLeader) {
           this.#lastLeader = record.node;
-          this.logger.info({ leader: record.node, seq: message.seq }, 'a new ingest leader took over');
+          this.#sayLeaderChange(record.node, message.seq, message.info.pending, message.info.timestampNanos);
         }
       }
       this.#advance(message.seq);
     }
+  }
+
+  /**
+   * A marker the stream already holds more after (its consumer has messages pending behind it) is
+   * a change of leader made before this node read it — one made while it was away, read as it
+   * catches up, minutes or hours old: said at debug with its time, so the log does not show a
+   * failover that is not happening. A change read at the stream's end is news.
+   */
+  #sayLeaderChange(leader: string, seq: number, pendingAfter: number, timestampNanos: number): void {
+    if (pendingAfter === 0) return this.logger.info({ leader, seq }, 'a new ingest leader took over');
+    const at = new Date(Math.floor(timestampNanos / 1e6)).toISOString();
+    this.logger.debug({ leader, seq, at }, 'read a past change of ingest leader while catching up with the stream');
   }
 
   #advance(seq: number): void {
