@@ -120,7 +120,7 @@ export class ContrailCluster {
     return holder!;
   }
 
-  /** The member holding the ingest lease now, read from NATS, if one does. */
+  /** The member holding the ingest lease now, read from NATS, if one does; none when NATS cannot answer (so leader() polls on through a NATS error). */
   async leaseHolder(): Promise<ClusterMember | undefined> {
     const kv = await new Kvm(jetstream(this.observer)).open('contrail-leader');
     const entry = await kv.get('leader').catch(() => null);
