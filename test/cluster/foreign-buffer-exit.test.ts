@@ -13,6 +13,7 @@ import pino from 'pino';
 import { openCluster } from '../../src/cluster/nats.ts';
 import { StreamWriter } from '../../src/cluster/stream-writer.ts';
 import { EventStore, type Batch } from '../../src/store/index.ts';
+import { cleanup } from '../support/cleanup.ts';
 import { ContrailProcess } from '../support/contrail-process.ts';
 import { tempDir } from '../support/gateway.ts';
 import { NatsCluster, natsServerMissing } from '../support/nats-cluster.ts';
@@ -29,15 +30,13 @@ const batchOf = (seq: number, timeUs: number): Batch => ({
 });
 
 test('contrail serve exits 1, saying why, when its follower stops on a buffer from another cluster', { skip: natsServerMissing(), timeout: 120_000 }, async (t) => {
+  const defer = cleanup(t);
   const nats = await NatsCluster.start(1);
+  defer(() => nats.stop());
   const cluster = await openCluster({ ...OPTIONS, servers: nats.urls }, pino({ level: 'silent' }));
+  defer(() => cluster.nc.close());
   const dir = tempDir('contrail-foreign-exit-');
-  t.after(async () => {
-    await ContrailProcess.killAll();
-    await cluster.nc.close();
-    dir.remove();
-    await nats.stop();
-  });
+  defer(() => dir.remove());
   // This cluster's stream: a leader's marker and three batches, seqs 1-3.
   const writer = new StreamWriter(cluster.nc, cluster.js, cluster.jsm, cluster.streamName, cluster.subject, 'a', () => {});
   await writer.fence();
@@ -52,6 +51,7 @@ test('contrail serve exits 1, saying why, when its follower stops on a buffer fr
     '--upstream', 'ws://127.0.0.1:1', '--data-dir', dir.path, '--nats', nats.urls.join(','),
     '--nats-replicas', '1', '--nats-lease', `${OPTIONS.leaseMs}ms`, '--node-id', 'b',
   ]);
+  defer(() => contrail.stop());
   const status = await contrail.exit;
   assert.equal(status.code, 1, `contrail exits 1:\n${contrail.tail()}`);
   const fatal = contrail.logs.find((record) => record.level === 60);

@@ -17,6 +17,7 @@ import { StreamFollower } from '../../src/cluster/follower.ts';
 import { openCluster } from '../../src/cluster/nats.ts';
 import { StreamWriter } from '../../src/cluster/stream-writer.ts';
 import { EventStore, type Batch } from '../../src/store/index.ts';
+import { cleanup } from '../support/cleanup.ts';
 import { tempDir } from '../support/gateway.ts';
 import { NatsCluster, natsServerMissing } from '../support/nats-cluster.ts';
 
@@ -31,18 +32,17 @@ const batchOf = (seq: number, timeUs: number): Batch => ({
 });
 
 test('a buffer from another cluster whose stream has the same name is refused, not joined as if the stream were made again', { skip: natsServerMissing(), timeout: 60_000 }, async (t) => {
+  const defer = cleanup(t);
   const nats = await NatsCluster.start(1);
+  defer(() => nats.stop());
   const cluster = await openCluster({ ...OPTIONS, servers: nats.urls }, logger);
+  defer(() => cluster.nc.close());
   const dir = tempDir('contrail-same-name-');
+  defer(() => dir.remove());
   const store = new EventStore({ dataDir: join(dir.path, 'data'), hotLogBytes: 0, fsync: false, mapSizeBytes: 64 << 20 });
+  defer(() => store.close());
   const follower = new StreamFollower(cluster, store, dir.path, logger);
-  t.after(async () => {
-    await follower.stop().catch(() => {});
-    await cluster.nc.close();
-    await store.close();
-    dir.remove();
-    await nats.stop();
-  });
+  defer(() => follower.stop());
   // This cluster's stream: a leader's marker and three batches, seqs 1-3.
   const writer = new StreamWriter(cluster.nc, cluster.js, cluster.jsm, cluster.streamName, cluster.subject, 'a', () => {});
   await writer.fence();

@@ -15,6 +15,7 @@ import pino from 'pino';
 import { StreamFollower } from '../../src/cluster/follower.ts';
 import { openCluster, type ClusterConnection } from '../../src/cluster/nats.ts';
 import { EventStore } from '../../src/store/index.ts';
+import { cleanup } from '../support/cleanup.ts';
 import { tempDir } from '../support/gateway.ts';
 import { NatsCluster, natsServerMissing } from '../support/nats-cluster.ts';
 
@@ -23,28 +24,21 @@ const OPTIONS = { replicas: 1, retentionMs: 3_600_000, leaseMs: 2_000, name: 'fo
 const logger = pino({ level: 'silent' });
 
 test('a node refuses a buffer that was not read from its cluster stream, and saves its position before applying anything', { skip: natsServerMissing(), timeout: 60_000 }, async (t) => {
+  const defer = cleanup(t);
   const nats = await NatsCluster.start(1);
+  defer(() => nats.stop());
   const cluster: ClusterConnection = await openCluster({ ...OPTIONS, servers: nats.urls }, logger);
-  const dirs: Array<{ path: string; remove(): void }> = [];
-  const stores: EventStore[] = [];
-  const followers: StreamFollower[] = [];
-  t.after(async () => {
-    for (const follower of followers) await follower.stop().catch(() => {});
-    await cluster.nc.close();
-    for (const store of stores) await store.close();
-    for (const dir of dirs) dir.remove();
-    await nats.stop();
-  });
+  defer(() => cluster.nc.close());
   const node = async (events: number) => {
     const dir = tempDir('contrail-foreign-');
-    dirs.push(dir);
+    defer(() => dir.remove());
     const store = new EventStore({ dataDir: join(dir.path, 'data'), hotLogBytes: 0, fsync: false, mapSizeBytes: 64 << 20 });
-    stores.push(store);
+    defer(() => store.close());
     const timeUs = 1_700_000_000_000_000;
     const entries = Array.from({ length: events }, (_, i) => ({ timeUs: timeUs + i, seq: i + 1, did: DID, kind: 'identity' as const, collection: null, json: Buffer.from(`{"did":"${DID}","time_us":${timeUs + i},"kind":"identity"}`) }));
     if (events > 0) await store.commitAssigned({ entries, revs: new Map() });
     const follower = new StreamFollower(cluster, store, dir.path, logger);
-    followers.push(follower);
+    defer(() => follower.stop());
     return { dir: dir.path, follower };
   };
 
