@@ -10,6 +10,8 @@ import { decodeStreamRecord } from './stream-record.ts';
 const POSITION_FILE = 'cluster-position.json';
 const POSITION_SAVE_INTERVAL_MS = 1_000;
 const STUCK_CHECK_MS = 3_000;
+/** How often the server tells an idle consumer it is alive: two missed start the NATS client's own recovery (see #follow). */
+const IDLE_HEARTBEAT_MS = 1_000;
 
 interface SavedPosition {
   stream: string;
@@ -143,7 +145,12 @@ export class StreamFollower {
         this.#read = from - 1;
         const consumer = await js.consumers.get(streamName, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: from });
         // 5 s requests: a consumer lost with its server is noticed in seconds, not the default 30.
-        const messages = await consumer.consume({ max_messages: 256, expires: 5_000 });
+        // The client makes an ordered consumer again by itself (a gap in its deliveries, missed
+        // heartbeats, the consumer lost), but its first pull then asks only for what it believes
+        // is outstanding, and delivery stalls until two heartbeats are missed: with the default
+        // (half the request's 5 s) that took 7-16 s, long enough for #closeWhenStuck to take a
+        // recovering consumer for a stopped one; a heartbeat a second ends the stall in 2-3 s.
+        const messages = await consumer.consume({ max_messages: 256, expires: 5_000, idle_heartbeat: IDLE_HEARTBEAT_MS });
         this.#messages = messages;
         // Not awaited: a close completes only when the iteration in #apply reaches it, so awaiting it here hung a node stopped during set-up.
         if (this.#stopped || this.#paused) void messages.close();
@@ -165,7 +172,10 @@ export class StreamFollower {
   /**
    * A consumer whose server died can sit silent while the client waits for it. Every few seconds
    * the stream's end is compared with what was read: behind and not moving twice in a row, the
-   * consumer is closed and #follow starts a fresh one from the applied position.
+   * consumer is closed and #follow starts a fresh one from the applied position. What was read
+   * moves whenever the apply loop takes a message, and it takes every message delivered before a
+   * check runs (commits are synchronous), so a node busy writing moves it at every check; only
+   * delivery stopping for two checks (6-9 s) trips it, longer than the client's own recovery.
    */
   async #closeWhenStuck(messages: ConsumerMessages): Promise<void> {
     let lastRead = this.#read;
