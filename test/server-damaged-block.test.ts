@@ -1,0 +1,110 @@
+/**
+ * A block of the buffer whose bytes were damaged on disk (a bad sector, a flipped bit: LMDB keeps
+ * no checksums, zstd's frame checksum is what notices) is met by every replay from before it.
+ * contrail serve must keep serving: each subscriber that reaches the block is told which events
+ * cannot be read and how to resume past them (an error message, then a close with the reason),
+ * the error is logged once, and replays that start after the block are not affected. A v2 seq
+ * cursor inside the block is resolved without reading it, and meets the damage in its replay.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { open as openLmdb } from 'lmdb';
+import type { Entry } from '../src/events/index.ts';
+import { EventStore } from '../src/store/index.ts';
+import { cleanup } from './support/cleanup.ts';
+import { ContrailProcess } from './support/contrail-process.ts';
+import { tempDir } from './support/gateway.ts';
+import { HttpStream } from './support/http-stream.ts';
+import { SUBSCRIBE_EVENTS, Subscription } from './support/subscribe-client.ts';
+import { transportsUnderTest } from './support/transports.ts';
+
+const BUNDLED = readFileSync(fileURLToPath(new URL('../dictionaries/contrail-v1.zstd-dict', import.meta.url)));
+const NO_UPSTREAM = 'ws://127.0.0.1:9';
+const BLOCK = 1_024;
+const EVENTS = 5 * BLOCK;
+/** The damaged block: the buffer's second. */
+const DAMAGED = { from: BLOCK, to: 2 * BLOCK - 1 };
+
+function stream(): Entry[] {
+  // Within the default --retention of now, so the gateway keeps them all.
+  const first = Date.now() * 1000 - 600_000_000;
+  return Array.from({ length: EVENTS }, (_, i) => {
+    const timeUs = first + i * 10;
+    const did = `did:plc:${String(i % 97).padStart(24, 'd')}`;
+    const json = `{"did":"${did}","time_us":${timeUs},"kind":"commit","commit":{"rev":"3l${i}","operation":"create","collection":"app.bsky.feed.post","rkey":"r${i}","record":{"text":"post ${i}"}}}`;
+    return { timeUs, did, kind: 'commit', collection: 'app.bsky.feed.post', json: Buffer.from(json) };
+  });
+}
+
+/** A buffer of `events` in blocks of BLOCK, whose second block's frame has a byte flipped where it lies in data.mdb. */
+async function bufferWithDamagedBlock(dataDir: string, events: Entry[]): Promise<void> {
+  const store = new EventStore({ dataDir, hotLogBytes: 0, fsync: false, dictionary: BUNDLED });
+  await store.commit({ entries: events, revs: new Map() });
+  await store.close();
+  const raw = openLmdb({ path: dataDir, maxDbs: 16 });
+  const frame = Buffer.from(raw.openDB<Buffer, [number, number]>({ name: 'blocks', encoding: 'binary' }).getBinary([events[DAMAGED.to]!.timeUs, 1])!);
+  await raw.close();
+  const file = readFileSync(join(dataDir, 'data.mdb'));
+  const at = file.indexOf(frame);
+  assert.ok(at > 0 && file.indexOf(frame, at + 1) < 0, 'the frame lies once in data.mdb');
+  file[at + (frame.length >> 1)]! ^= 0x5a;
+  writeFileSync(join(dataDir, 'data.mdb'), file);
+}
+
+const timesOf = (messages: Array<Record<string, any>>) => messages.filter((m) => m.kind === 'commit').map((m) => m.time_us as number);
+
+for (const [{ transport, skip }, replayWorkers] of (await transportsUnderTest()).map((t, i) => [t, i === 0 ? '1' : '0'] as const)) {
+  test(`over ${transport}, --replay-workers ${replayWorkers}: a block damaged on disk ends the replays that reach it with the events it holds and where to resume, logged once; the gateway serves on`, { skip, timeout: 120_000 }, async (t) => {
+    const defer = cleanup(t);
+    const dir = tempDir('contrail-damaged-block-');
+    defer(() => dir.remove());
+    const events = stream();
+    const times = events.map((e) => e.timeUs);
+    const dataDir = join(dir.path, 'data');
+    await bufferWithDamagedBlock(dataDir, events);
+    const first = times[DAMAGED.from]!;
+    const end = times[DAMAGED.to]!;
+
+    const contrail = ContrailProcess.serve(['--upstream', NO_UPSTREAM, '--data-dir', dataDir, '--transport', transport, '--replay-workers', replayWorkers]);
+    defer(() => contrail.stop());
+    const port = await contrail.waitServing();
+    defer(() => Subscription.closeAll());
+    defer(() => HttpStream.closeAll());
+
+    // Two replays from the start, one after the other: both get the first block, then the reason.
+    for (const round of [1, 2]) {
+      const client = await Subscription.open(port, 'cursor=0');
+      const close = await client.waitClosed();
+      assert.deepEqual(timesOf(client.events), times.slice(0, DAMAGED.from), `replay ${round}: every event before the damaged block, once, in order`);
+      const error = client.events.at(-1)!;
+      assert.equal(error.type, 'error', `replay ${round} ends with an error message, not ${JSON.stringify(error)} and ${JSON.stringify(close)}:\n${contrail.tail(8)}`);
+      assert.equal(error.error, 'BufferDamaged');
+      assert.match(error.message, new RegExp(`time_us ${first} to ${end}`), 'it names the events that cannot be read');
+      assert.match(error.message, new RegExp(`cursor above ${end}`), 'and where to resume');
+      assert.equal(close.code, 1011, `replay ${round}: closed as a server error: ${JSON.stringify(close)}`);
+      assert.match(close.reason, /^BufferDamaged: /);
+    }
+
+    // A cursor after the block reads on to the end; a v2 seq cursor inside it meets the damage.
+    const after = await Subscription.open(port, `cursor=${end + 1}`);
+    await after.waitForTime(times.at(-1)!);
+    assert.deepEqual(timesOf(after.events), times.slice(DAMAGED.to + 1));
+    const v2 = await Subscription.open(port, `cursor=${DAMAGED.from + 100}`, { path: SUBSCRIBE_EVENTS });
+    assert.equal((await v2.waitClosed()).code, 1011, 'a v2 cursor in the damaged block is closed with the reason');
+
+    // An HTTP stream has no close frame: its last line says why.
+    const ndjson = await HttpStream.open(port, '/stream.ndjson', `cursor=${first}`);
+    await ndjson.ended;
+    const last = JSON.parse(ndjson.messages.at(-1)!.data);
+    assert.equal(last.error, 'BufferDamaged', `the stream's last line: ${JSON.stringify(last)}`);
+
+    assert.equal(contrail.child.exitCode, null, `still running:\n${contrail.tail()}`);
+    const said = contrail.logs.filter((line) => line.level === 50 && /damaged block/.test(String(line.msg)));
+    assert.equal(said.length, 1, `one error line however many replays met the block: ${JSON.stringify(said)}`);
+    assert.equal(said[0]!.first, first);
+    assert.equal(said[0]!.end, end);
+  });
+}
