@@ -18,7 +18,7 @@ import { cleanup } from './support/cleanup.ts';
 import { ContrailProcess } from './support/contrail-process.ts';
 import { tempDir } from './support/gateway.ts';
 import { HttpStream } from './support/http-stream.ts';
-import { SUBSCRIBE_EVENTS, Subscription } from './support/subscribe-client.ts';
+import { httpGet, SUBSCRIBE_EVENTS, Subscription } from './support/subscribe-client.ts';
 import { transportsUnderTest } from './support/transports.ts';
 
 const BUNDLED = readFileSync(fileURLToPath(new URL('../dictionaries/contrail-v1.zstd-dict', import.meta.url)));
@@ -102,6 +102,8 @@ for (const [{ transport, skip }, replayWorkers] of (await transportsUnderTest())
     assert.equal(last.error, 'BufferDamaged', `the stream's last line: ${JSON.stringify(last)}`);
 
     assert.equal(contrail.child.exitCode, null, `still running:\n${contrail.tail()}`);
+    const metricsPort = (await contrail.waitForLog((line) => line.msg === 'serving Prometheus metrics at /metrics')).port as number;
+    assert.match((await httpGet(metricsPort, '/metrics')).body.toString(), /^contrail_subscriber_disconnects_total\{reason="buffer_damaged"\} 4$/m, 'each of the four counted');
     const said = contrail.logs.filter((line) => line.level === 50 && /damaged block/.test(String(line.msg)));
     assert.equal(said.length, 1, `one error line however many replays met the block: ${JSON.stringify(said)}`);
     assert.equal(said[0]!.first, first);

@@ -3,12 +3,12 @@
  * reason the client reads in the close frame, and the label counted in
  * contrail_subscriber_disconnects_total. 1000 is a normal end (a `limit` reached); 1001 "going
  * away"; 1007 "invalid payload data" (not JSON); 1008 "policy violation" (a message or a pace
- * the server does not accept).
+ * the server does not accept); 1011 "internal error" (the buffer could not be read).
  */
 export interface CloseReason {
   code: number;
   reason: string;
-  metric: 'bad_message' | 'bad_options' | 'cursor_too_old' | 'consumer_too_slow' | 'limit_reached' | 'shutdown';
+  metric: 'bad_message' | 'bad_options' | 'cursor_too_old' | 'consumer_too_slow' | 'buffer_damaged' | 'limit_reached' | 'shutdown';
   /** Sent first as an error frame on wires without close frames (HTTP streams), so none ends without saying why. */
   error?: string;
 }
@@ -28,6 +28,8 @@ export const CLOSE = {
   /** A cursor resolved once a cluster node caught up (subscribers.ts, settle) that retention passed meanwhile; its error frame goes first on every wire (as the watchdog's ConsumerTooSlow). */
   cursorTooOld: (message: string): CloseReason => ({ code: POLICY, reason: `CursorTooOld: ${message}`, metric: 'cursor_too_old' }),
   tooSlow: (message: string): CloseReason => ({ code: POLICY, reason: `ConsumerTooSlow: ${message}`, metric: 'consumer_too_slow' }),
+  /** The subscriber's next events are in a block damaged on disk (replay-step.ts); its error frame goes first on every wire. */
+  bufferDamaged: (message: string): CloseReason => ({ code: 1011, reason: `BufferDamaged: ${message}`, metric: 'buffer_damaged' }),
   limitReached: { code: 1000, reason: 'limit reached', metric: 'limit_reached' },
   shutdown: { code: 1001, reason: 'server shutting down', metric: 'shutdown', error: 'ServerShuttingDown' },
 } satisfies Record<string, CloseReason | ((detail: string) => CloseReason)>;

@@ -1,5 +1,5 @@
 import type { Entry } from '../events/index.ts';
-import type { EventStore } from '../store/index.ts';
+import { DamagedBlockError, type EventStore } from '../store/index.ts';
 import { withheld } from './backfill-feed.ts';
 import { sendsEvent, type SubscriberFilter } from './filter.ts';
 import { decodeAnswer, filterSpecJson, type ReplayPool, type ReplayReply } from './replay-pool.ts';
@@ -58,8 +58,12 @@ export class ReplayReads {
     private readonly countTooLarge: (count: number) => void,
   ) {}
 
-  /** The subscriber's next batch; 'reading' while a worker reads it (wake follows); 'trimmed' if retention removed events it had not read. */
-  next(subscriber: Subscriber): ReplayBatch | 'reading' | 'trimmed' {
+  /**
+   * The subscriber's next batch; 'reading' while a worker reads it (wake follows); 'trimmed' if
+   * retention removed events it had not read; a DamagedBlockError if its next events are in a
+   * block that cannot be read (a worker's read that failed is read again here, and fails so).
+   */
+  next(subscriber: Subscriber): ReplayBatch | 'reading' | 'trimmed' | DamagedBlockError {
     const state = this.#stateOf(subscriber);
     if (state.filter !== subscriber.filter) {
       this.#dropBatch(subscriber, state);
@@ -81,8 +85,12 @@ export class ReplayReads {
     const { filter } = subscriber;
     state.filter = filter;
     const tooLarge = () => this.countTooLarge(1);
-    const read = this.store.readAfter(subscriber.position, { ...READ_LIMITS, filter: (entry) => sendsEvent(filter, entry, tooLarge), select: filter, reader: subscriber.id });
-    return (state.batch = read);
+    try {
+      return (state.batch = this.store.readAfter(subscriber.position, { ...READ_LIMITS, filter: (entry) => sendsEvent(filter, entry, tooLarge), select: filter, reader: subscriber.id }));
+    } catch (err) {
+      if (err instanceof DamagedBlockError) return err;
+      throw err;
+    }
   }
 
   /**

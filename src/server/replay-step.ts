@@ -1,4 +1,6 @@
+import { DamagedBlockError } from '../store/index.ts';
 import type { BackfillFeed } from './backfill-feed.ts';
+import { CLOSE } from './close-reasons.ts';
 import type { HubHooks } from './hub-options.ts';
 import { ReplayReads, type ReplayBatch } from './replay-reads.ts';
 import { FELL_BEHIND } from './slow-consumer.ts';
@@ -19,7 +21,9 @@ const EVENTS_PER_STEP = 64;
  * reads the hot log on this thread, between commits, so the handover has no seam. A position
  * retention has trimmed past ends the stream with ConsumerTooSlow: those events are gone;
  * unless the subscriber asked for the oldest event held and was sent nothing yet
- * (Subscriber.followsOldest): it starts at the new oldest.
+ * (Subscriber.followsOldest): it starts at the new oldest. A position whose next events are in a
+ * block that cannot be read (damaged on disk) ends the stream with BufferDamaged, naming them and
+ * where to resume: sent on, the client would miss them unawares.
  */
 export class Replayer {
   readonly #reads: ReplayReads;
@@ -49,6 +53,10 @@ export class Replayer {
     }
     const batch = this.#reads.next(subscriber);
     if (batch === 'reading') return false;
+    if (batch instanceof DamagedBlockError) {
+      this.#damaged(subscriber, batch);
+      return false;
+    }
     if (batch === 'trimmed') {
       if (this.#followOldest(subscriber)) return true;
       this.watchdog.tooSlow(subscriber, FELL_BEHIND);
@@ -67,6 +75,13 @@ export class Replayer {
     subscriber.mode = 'live';
     this.hub.live.add(subscriber);
     return false;
+  }
+
+  #damaged(subscriber: Subscriber, damage: DamagedBlockError): void {
+    const message = `${damage.message}; a cursor above ${damage.end} resumes after them`;
+    subscriber.sendError('BufferDamaged', message);
+    const close = CLOSE.bufferDamaged(message);
+    this.hub.end(subscriber, close.metric, close);
   }
 
   /** Moves a subscriber that follows the oldest event to it, dropping what was read from before it; false for any other. */

@@ -1,5 +1,5 @@
 import type { EventKind } from '../events/index.ts';
-import type { EventStore } from '../store/index.ts';
+import { DamagedBlockError, type EventStore } from '../store/index.ts';
 import { EVENT_KINDS, OptionError, parseFilter, type SubscriberFilter } from './filter.ts';
 import { startsAtOldest } from './subscriber.ts';
 import type { HttpReply, HttpRequestInfo } from './transport.ts';
@@ -159,7 +159,14 @@ export function resolveCursor(store: EventStore, cursor: number | undefined): Re
   if (firstWanted < oldestSeq) {
     throw new XrpcError(400, 'CursorTooOld', `cursor ${cursor} is older than this server's buffer: the oldest seq here is ${oldestSeq}`);
   }
-  const at = store.atSeq(firstWanted);
+  let at: ReturnType<EventStore['atSeq']>;
+  try {
+    at = store.atSeq(firstWanted);
+  } catch (err) {
+    // The seq's block cannot be read: the replay starts at the block and ends there saying which events are lost (replay-step.ts).
+    if (err instanceof DamagedBlockError) return { position: err.first - 1 };
+    throw err;
+  }
   if (at === undefined) return { position: tip };
   if (at.seq > firstWanted) {
     // Seqs are consecutive: these are missing here (a cluster node that fell behind its stream's retention).

@@ -30,6 +30,21 @@ export interface BlockInfo {
 export type BlockKey = [end: number, part: number];
 
 /**
+ * A block partition that cannot be read back: its frame fails zstd's checksum (its bytes were
+ * damaged on disk: LMDB keeps no checksums of its own) or is missing. Its events are lost to
+ * readers; the error names them, so that a reader can say which and resume after them.
+ */
+export class DamagedBlockError extends Error {
+  constructor(
+    readonly first: number,
+    readonly end: number,
+    reason: string,
+  ) {
+    super(`events with time_us ${first} to ${end} are in a damaged block of the buffer and cannot be read (${reason})`);
+  }
+}
+
+/**
  * A block's events (oldest first, at least one) split by partition (`parts`: each event's) —
  * `byPart` is parallel to `info.parts`. The sealer compresses one partition per step (compressPartition), so a block is
  * never one long task.
@@ -143,7 +158,7 @@ export class BlockReader {
   partOnce(end: number, info: BlockInfo, part: number): Entry[] {
     const cached = this.#cache.get(`${end}/${part}`);
     if (cached) return (cached.entries ??= decodeRecords(cached.bytes));
-    return decodeRecords(this.dictionaries.decompress(this.#frame(end, part), info.dict, (size) => ({ bytes: Buffer.allocUnsafeSlow(size) })).bytes);
+    return decodeRecords(this.#decompress(end, info, part, (size) => ({ bytes: Buffer.allocUnsafeSlow(size) })).bytes);
   }
 
   /** The partition's event with this time_us, if it holds one. */
@@ -156,7 +171,7 @@ export class BlockReader {
   #decodedOnce(end: number, info: BlockInfo, part: number, lease: Lease): Decompressed & { entries: Entry[] } {
     const hit = this.#hit(end, part);
     if (hit) return { ...hit, entries: hit.entries ?? decodeRecords(hit.bytes) };
-    const decompressed = this.dictionaries.decompress(this.#frame(end, part), info.dict, (size) => this.#slabs.take(size));
+    const decompressed = this.#decompress(end, info, part, (size) => this.#slabs.take(size));
     // take() pinned the slab once; from here the lease (and a kept merge) hold it.
     lease.hold(decompressed.slab);
     if (decompressed.slab) this.#slabs.unpin(decompressed.slab);
@@ -168,7 +183,7 @@ export class BlockReader {
     if (hit) return hit;
     // A partition kept in the cache gets a buffer of its own: in a shared slab it would keep the
     // whole slab alive, and the cache's byte bound would no longer bound its memory.
-    const decompressed: Decompressed = this.dictionaries.decompress(this.#frame(end, part), info.dict, (size) => ({ bytes: Buffer.allocUnsafeSlow(size) }));
+    const decompressed: Decompressed = this.#decompress(end, info, part, (size) => ({ bytes: Buffer.allocUnsafeSlow(size) }));
     this.#cache.set(`${end}/${part}`, decompressed);
     this.#cachedBytes += decompressed.bytes.byteLength;
     for (const [key, value] of this.#cache) {
@@ -186,6 +201,15 @@ export class BlockReader {
       this.#cache.set(id, hit);
     }
     return hit;
+  }
+
+  /** A partition's frame decompressed into what `allocate` gives; one that cannot be is a DamagedBlockError. */
+  #decompress<Out extends { bytes: Buffer }>(end: number, info: BlockInfo, part: number, allocate: (size: number) => Out): Out {
+    try {
+      return this.dictionaries.decompress(this.#frame(end, part), info.dict, allocate);
+    } catch (err) {
+      throw new DamagedBlockError(info.first, end, (err as Error).message);
+    }
   }
 
   /** Reads a partition's frame into LMDB's reused read buffer (no allocation, no second copy): it must be decompressed before any other read. */

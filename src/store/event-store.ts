@@ -4,7 +4,7 @@ import { join, resolve, sep } from 'node:path';
 import { TransactionFlags, type Database, type RootDatabase } from 'lmdb';
 import type { Logger } from 'pino';
 import type { Entry } from '../events/index.ts';
-import { BlockReader, compressPartition, partitionBlock, type BlockInfo, type BlockKey } from './blocks.ts';
+import { BlockReader, compressPartition, DamagedBlockError, partitionBlock, type BlockInfo, type BlockKey } from './blocks.ts';
 import { decodeRecords, encodeRecords, recordSize } from './codec.ts';
 import { collect, ReadLeases, readStored, type ReadOptions, type ReadResult } from './disk-reads.ts';
 import { Dictionaries } from './dictionaries.ts';
@@ -269,6 +269,8 @@ export class EventStore {
   #didIndex: DidIndexState;
   /** The per-DID index rebuild in progress, if any (a writable store whose index was found inconsistent). */
   #rebuild: IndexRebuild | undefined;
+  /** Ends of the blocks reads found damaged (DamagedBlockError), each logged once. */
+  readonly #damagedBlocks = new Set<number>();
   /** Times this store found the per-DID index inconsistent (each bypasses it and, writable, starts a rebuild). */
   #didIndexInconsistencies = 0;
   /** When the rebuilds of the last DID_INDEX_REBUILD_WINDOW_MS started (nowMs), oldest first. */
@@ -714,7 +716,13 @@ export class EventStore {
       const tailAfter = function* (after: number) {
         for (let i = firstAfter(tail, after); i < tail.length; i++) yield tail[i]!;
       };
-      const read = readStored(position, this.hotLog.floor, { sealed: this.#sealed, sealedUpTo: this.#sealedUpTo, tailAfter }, select, maxScanned, collector, lease, reader);
+      let read: ReturnType<typeof readStored>;
+      try {
+        read = readStored(position, this.hotLog.floor, { sealed: this.#sealed, sealedUpTo: this.#sealedUpTo, tailAfter }, select, maxScanned, collector, lease, reader);
+      } catch (err) {
+        lease.release();
+        throw this.#noticeDamage(err);
+      }
       position = read.position;
       if (read.full) return this.#leases.track({ entries: taken(), position }, lease);
     }
@@ -759,12 +767,29 @@ export class EventStore {
       if (!info) break;
       if (seq <= info.firstSeq) return { timeUs: info.first, seq: info.firstSeq };
       const lease = this.#blockReader.lease();
-      const found = this.#blockReader.merged(end, info, info.parts, lease).find((entry) => entry.seq! >= seq);
-      lease.release();
-      return found && { timeUs: found.timeUs, seq: found.seq! };
+      try {
+        const found = this.#blockReader.merged(end, info, info.parts, lease).find((entry) => entry.seq! >= seq);
+        return found && { timeUs: found.timeUs, seq: found.seq! };
+      } catch (err) {
+        throw this.#noticeDamage(err);
+      } finally {
+        lease.release();
+      }
     }
     const found = this.#tail.find((entry) => entry.seq! >= seq);
     return found && { timeUs: found.timeUs, seq: found.seq! };
+  }
+
+  /** A read met a damaged block (DamagedBlockError): said once per block, at error level. Returns `err`. */
+  #noticeDamage(err: unknown): unknown {
+    if (err instanceof DamagedBlockError && !this.#damagedBlocks.has(err.end)) {
+      this.#damagedBlocks.add(err.end);
+      this.#logger?.error(
+        { first: err.first, end: err.end, err: err.message },
+        'a damaged block of the buffer cannot be read (its bytes on disk changed: check the disk): replays that reach it end with BufferDamaged, naming its events',
+      );
+    }
+    return err;
   }
 
   span(): StoreSpan {

@@ -59,7 +59,9 @@
  * of its dictionary, and the buffer keeps every dictionary it used (dictionaries.ts), so changing
  * `--zstd-dictionary` never makes old blocks unreadable; a start with another dictionary than the
  * newest blocks' logs a warning naming both. A buffer in another layout (no format,
- * or another format number) is refused with the reason, never misread.
+ * or another format number) is refused with the reason, never misread. A block frame that fails
+ * zstd's checksum (its bytes changed on disk; LMDB keeps no checksums) is a DamagedBlockError
+ * naming the block's events, logged once per block; a read never skips it.
  *
  * The seq contract (what other stages may rely on): every stored event has a `seq` — unique,
  * strictly increasing in time_us order, never reused, also across restarts and after retention
@@ -153,6 +155,7 @@
 export { EventStore, type Batch, type EventStoreOptions, type StoreSpan, type UpstreamCursor } from './event-store.ts';
 export type { EventFilter, ReadOptions, ReadResult } from './disk-reads.ts';
 export type { Selection } from './sealed-reads.ts';
+export { DamagedBlockError } from './blocks.ts';
 export { mapSizeFor, type BufferLocation } from './environment.ts';
 export { SnapshotReader, type SnapshotRead, type SnapshotReadOptions } from './snapshot-reader.ts';
 export { decodeRecords, encodeRecords } from './codec.ts';
