@@ -25,8 +25,12 @@ const BUNDLED = readFileSync(fileURLToPath(new URL('../dictionaries/contrail-v1.
 const NO_UPSTREAM = 'ws://127.0.0.1:9';
 const BLOCK = 1_024;
 const EVENTS = 5 * BLOCK;
-/** The damaged block: the buffer's second. */
+/** The damaged block: the buffer's second; its partition of posts (the first collection numbered) is damaged, its likes' are whole. */
 const DAMAGED = { from: BLOCK, to: 2 * BLOCK - 1 };
+const POST = 'app.bsky.feed.post';
+const LIKE = 'app.bsky.feed.like';
+/** A repo with events in every block, few enough for its replays to read through the per-DID index. */
+const REPO = `did:plc:${'5'.padStart(24, 'd')}`;
 
 function stream(): Entry[] {
   // Within the default --retention of now, so the gateway keeps them all.
@@ -34,8 +38,9 @@ function stream(): Entry[] {
   return Array.from({ length: EVENTS }, (_, i) => {
     const timeUs = first + i * 10;
     const did = `did:plc:${String(i % 97).padStart(24, 'd')}`;
-    const json = `{"did":"${did}","time_us":${timeUs},"kind":"commit","commit":{"rev":"3l${i}","operation":"create","collection":"app.bsky.feed.post","rkey":"r${i}","record":{"text":"post ${i}"}}}`;
-    return { timeUs, did, kind: 'commit', collection: 'app.bsky.feed.post', json: Buffer.from(json) };
+    const collection = i % 3 === 2 ? LIKE : POST;
+    const json = `{"did":"${did}","time_us":${timeUs},"kind":"commit","commit":{"rev":"3l${i}","operation":"create","collection":"${collection}","rkey":"r${i}","record":{"text":"${i}"}}}`;
+    return { timeUs, did, kind: 'commit', collection, json: Buffer.from(json) };
   });
 }
 
@@ -88,6 +93,23 @@ for (const [{ transport, skip }, replayWorkers] of (await transportsUnderTest())
       assert.match(close.reason, /^BufferDamaged: /);
     }
 
+    // Filtered replays read several blocks at a time, by partition or through the per-DID index:
+    // each gets its events before the block, then the reason. The likes' partition is whole.
+    const before = events.slice(0, DAMAGED.from);
+    for (const [query, wanted] of [
+      [`wantedDids=${REPO}&cursor=0`, before.filter((e) => e.did === REPO)],
+      [`wantedCollections=${POST}&cursor=0`, before.filter((e) => e.collection === POST)],
+    ] as const) {
+      const client = await Subscription.open(port, query);
+      const close = await client.waitClosed();
+      assert.deepEqual(timesOf(client.events), wanted.map((e) => e.timeUs), `${query}: every event before the damaged block`);
+      assert.equal(client.events.at(-1)!.error, 'BufferDamaged', query);
+      assert.equal(close.code, 1011, query);
+    }
+    const likes = await Subscription.open(port, `wantedCollections=${LIKE}&cursor=0`);
+    await likes.waitForTime(events.filter((e) => e.collection === LIKE).at(-1)!.timeUs);
+    assert.deepEqual(timesOf(likes.events), events.filter((e) => e.collection === LIKE).map((e) => e.timeUs), 'the likes, all of them');
+
     // A cursor after the block reads on to the end; a v2 seq cursor inside it meets the damage.
     const after = await Subscription.open(port, `cursor=${end + 1}`);
     await after.waitForTime(times.at(-1)!);
@@ -103,7 +125,7 @@ for (const [{ transport, skip }, replayWorkers] of (await transportsUnderTest())
 
     assert.equal(contrail.child.exitCode, null, `still running:\n${contrail.tail()}`);
     const metricsPort = (await contrail.waitForLog((line) => line.msg === 'serving Prometheus metrics at /metrics')).port as number;
-    assert.match((await httpGet(metricsPort, '/metrics')).body.toString(), /^contrail_subscriber_disconnects_total\{reason="buffer_damaged"\} 4$/m, 'each of the four counted');
+    assert.match((await httpGet(metricsPort, '/metrics')).body.toString(), /^contrail_subscriber_disconnects_total\{reason="buffer_damaged"\} 6$/m, 'each of the six counted');
     const said = contrail.logs.filter((line) => line.level === 50 && /damaged block/.test(String(line.msg)));
     assert.equal(said.length, 1, `one error line however many replays met the block: ${JSON.stringify(said)}`);
     assert.equal(said[0]!.first, first);
