@@ -61,7 +61,8 @@
  * newest blocks' logs a warning naming both. A buffer in another layout (no format,
  * or another format number) is refused with the reason, never misread. A block frame that fails
  * zstd's checksum (its bytes changed on disk; LMDB keeps no checksums) is a DamagedBlockError
- * naming the block's events, logged once per block; a read never skips it.
+ * naming the block's events, logged once per block; a read never skips it: one that reaches it
+ * having read past its position ends before it with what it took, and the next read throws.
  *
  * The seq contract (what other stages may rely on): every stored event has a `seq` — unique,
  * strictly increasing in time_us order, never reused, also across restarts and after retention

@@ -1,6 +1,6 @@
 import type { Database } from 'lmdb';
 import type { Entry } from '../events/index.ts';
-import type { BlockInfo, BlockReader } from './blocks.ts';
+import { DamagedBlockError, type BlockInfo, type BlockReader } from './blocks.ts';
 import type { Lease } from './slabs.ts';
 import { POSTING_BYTES, didHash, hashesTo, partOfPosting, posting, timeOfPosting } from './did-keys.ts';
 
@@ -148,11 +148,17 @@ export class SealedReader {
   }
 
   #readBlocks(position: number, end: number, plan: Plan, maxScanned: number, visit: Visit, lease: Lease): SealedRead {
+    const from = position;
     let scanned = 0;
     for (const { key: blockEnd, value: info } of this.directory.getRange({ start: position + 1 })) {
       if (info.first > end) break;
       const parts = info.parts.filter(plan.wantsPart);
-      const events = parts.length === 0 ? [] : this.blocks.merged(blockEnd, info, parts, lease);
+      let events: readonly Entry[];
+      try {
+        events = parts.length === 0 ? [] : this.blocks.merged(blockEnd, info, parts, lease);
+      } catch (err) {
+        return endBefore(err, from, position);
+      }
       for (const entry of events) {
         if (entry.timeUs <= position) continue;
         if (entry.timeUs > end) return { position: end, full: false };
@@ -176,6 +182,7 @@ export class SealedReader {
    * that names no event of the partition it gives, or an event of a DID without the entry's hash.
    */
   #readByDid(position: number, end: number, dids: ReadonlySet<string>, plan: Plan, maxScanned: number, visit: Visit): SealedRead | string {
+    const from = position;
     const batch = this.didPostingsPerRead;
     const candidates: Array<{ timeUs: number; part: number; key: Buffer }> = [];
     let complete = end;
@@ -211,7 +218,12 @@ export class SealedReader {
         block = this.#blockHolding(timeUs);
         if (!block) return `the DID index names time_us ${timeUs}, which no block holds`;
       }
-      const entry = block.info.parts.includes(part) ? this.blocks.find(block.end, block.info, part, timeUs) : undefined;
+      let entry: Entry | undefined;
+      try {
+        entry = block.info.parts.includes(part) ? this.blocks.find(block.end, block.info, part, timeUs) : undefined;
+      } catch (err) {
+        return endBefore(err, from, position);
+      }
       if (!entry) return `the DID index puts time_us ${timeUs} in partition ${part} of block ${block.end}, which lacks it`;
       // A posting names its DID's event: one of another repo means the posting is wrong (a flipped
       // bit in its time_us can name an event that exists), and the DID's own event would be missed.
@@ -230,4 +242,14 @@ export class SealedReader {
     }
     return undefined;
   }
+}
+
+/**
+ * A block that cannot be read (DamagedBlockError) ends a read that had got past `from` where it
+ * got to, keeping what it took: the next read begins at the block, and that one throws, so a
+ * reader gets every event before the damage and then hears of it.
+ */
+function endBefore(err: unknown, from: number, position: number): SealedRead {
+  if (err instanceof DamagedBlockError && position > from) return { position, full: true };
+  throw err;
 }
