@@ -964,6 +964,38 @@ describe('retention', () => {
     assert.equal(store.span().newestTimeUs, events.at(-1)!.timeUs);
   });
 
+  test('a buffer at its size bound, trimmed after nearly every commit, is said to be trimmed at most once a minute, with what every pass since removed', async (t) => {
+    const store = open(t, { blockEvents: 50 });
+    const metrics = createStoreMetrics(new Registry());
+    const lines: Array<{ msg: string; byAge: number; bySize: number }> = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+    let nowMs = Date.now();
+    const retention = new Retention({ store, maxAgeMs: 3_600_000_000, maxBytes: 100 * 1024, logger, metrics, intervalMs: 3_600_000, now: () => nowMs });
+    const events = incompressible(4_000, Date.now() * 1000);
+    const trimmedTotal = async () => (await metrics.eventsTrimmed.get()).values.reduce((sum, v) => sum + v.value, 0);
+    const said = () => lines.filter((l) => l.msg === 'retention trimmed the buffer');
+    // The steady state of a buffer at its size bound: a pass after each commit removes a block or so.
+    let passes = 0;
+    for (let i = 0; i < 2_000; i += 100) {
+      await store.commit({ entries: events.slice(i, i + 100), revs: new Map() });
+      const before = await trimmedTotal();
+      await retention.runOnce();
+      if ((await trimmedTotal()) > before) passes++;
+      nowMs += 1_000;
+    }
+    assert.ok(passes >= 10, `most passes trimmed something (${passes})`);
+    assert.equal(said().length, 1, `one line in 20 s, not one per pass: ${said().length} for ${passes} passes`);
+    nowMs += 60_000;
+    for (let i = 2_000; i < 2_400; i += 100) {
+      await store.commit({ entries: events.slice(i, i + 100), revs: new Map() });
+      await retention.runOnce();
+    }
+    assert.equal(said().length, 2, 'a minute on, the next');
+    const told = said().reduce((sum, l) => sum + l.byAge + l.bySize, 0);
+    assert.ok(told > 0 && told <= (await trimmedTotal()), 'each line counts what the passes since the one before removed');
+    assert.ok(said()[1]!.bySize > said()[0]!.bySize, 'the second line sums many passes');
+  });
+
   test('at start, and again at the measured rate, says how many hours the size bound holds (a warning when under --retention)', async (t) => {
     const store = open(t);
     const lines: Array<{ level: number; msg: string; hoursHeld: number; eventsPerSecond: number }> = [];
