@@ -24,6 +24,12 @@ const NETWORK_EVENTS_PER_SECOND = 2_000;
 /** bench/day's all-in bytes per event, for a buffer too small to measure its own. */
 const ESTIMATED_BYTES_PER_EVENT = 200;
 const MEASURABLE_EVENTS = 100_000;
+/**
+ * Passes that trimmed are said at most this often, each line with what the passes since the line
+ * before removed: a buffer at its size bound is trimmed after nearly every commit (about twice a
+ * second on the live network), which was a line each, a hundred times the status line's.
+ */
+const TRIMMED_LOG_MS = 60_000;
 
 /** `bytes` in the units --max-buffer-bytes is usually given in (40GB, 512MB). */
 function decimalSize(bytes: number): string {
@@ -44,6 +50,8 @@ export class Retention {
   #running: Promise<void> | undefined;
   #stopped = false;
   #committedSinceStart = 0;
+  /** What passes trimmed since the last line saying so, and when that line was (see TRIMMED_LOG_MS). */
+  #unsaid = { byAge: 0, bySize: 0, passes: 0, saidAtMs: -Infinity };
 
   constructor(options: RetentionOptions) {
     this.#options = { intervalMs: 5_000, chunkSize: 1_024, now: Date.now, capacityReportMs: 600_000, ...options };
@@ -153,9 +161,20 @@ export class Retention {
         metrics.eventsTrimmed.inc({ bound: 'size' }, n);
         await new Promise(setImmediate);
       }
-      if (byAge + bySize > 0) logger.info({ byAge, bySize, ...store.span() }, 'retention trimmed the buffer');
+      if (byAge + bySize > 0) this.#sayTrimmed(byAge, bySize);
     } catch (err) {
       logger.error({ err: (err as Error).message }, 'retention pass failed; will retry');
     }
+  }
+
+  #sayTrimmed(byAge: number, bySize: number): void {
+    const unsaid = this.#unsaid;
+    unsaid.byAge += byAge;
+    unsaid.bySize += bySize;
+    unsaid.passes++;
+    const nowMs = this.#options.now();
+    if (nowMs - unsaid.saidAtMs < TRIMMED_LOG_MS) return;
+    this.#options.logger.info({ byAge: unsaid.byAge, bySize: unsaid.bySize, passes: unsaid.passes, ...this.#options.store.span() }, 'retention trimmed the buffer');
+    this.#unsaid = { byAge: 0, bySize: 0, passes: 0, saidAtMs: nowMs };
   }
 }
