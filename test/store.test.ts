@@ -1086,6 +1086,22 @@ describe('runs without fsync and machine crashes', () => {
     assert.equal(store.upstreamCursor, undefined);
   });
 
+  test('after a machine crash of a run without fsync the new buffer numbers its events above every seq the lost one gave out: a seq cursor from before is too old, never taken for another event', { skip: bootId() === null && 'no boot id on this OS' }, async (t) => {
+    const { dir, events } = await killedRun(t, false);
+    const marker = JSON.parse(readFileSync(join(dir, MARKER), 'utf8'));
+    writeFileSync(join(dir, MARKER), JSON.stringify({ ...marker, bootId: 'an-earlier-boot' }));
+    const store = open(t, { dataDir: dir });
+    assert.match(store.previousRun.setAside ?? '', /data\.mdb\.unsynced-/);
+    const given = events.at(-1)!.seq!;
+    const next = makeEntries(5, Date.now() * 1000, 100);
+    await store.commit({ entries: next, revs: new Map() });
+    assert.ok(next[0]!.seq! > given, `its first event has seq ${next[0]!.seq}, after the ${given} the lost buffer gave out`);
+    assert.ok(store.oldest()!.seq > given, 'so a client resuming at a seq it was given before is older than the buffer');
+    await store.close();
+    const reopened = open(t, { dataDir: dir, readOnly: true });
+    assert.equal(reopened.lastSeq, next.at(-1)!.seq, "and it is the new buffer's to keep");
+  });
+
   test('after a machine crash of a run with fsync the buffer is kept: LMDB reopens at its last flushed commit', async (t) => {
     const { dir, events } = await killedRun(t, true);
     const marker = JSON.parse(readFileSync(join(dir, MARKER), 'utf8'));
