@@ -48,6 +48,7 @@ export const META = {
   lastTimeUs: 'lastTimeUs',
   trimmedUpTo: 'trimmedUpTo',
   lastSeq: 'lastSeq',
+  seqFloor: 'seqFloor',
   format: 'format',
   didIndexBroken: 'didIndexBroken',
   didIndexRebuilds: 'didIndexRebuilds',

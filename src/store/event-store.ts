@@ -278,6 +278,8 @@ export class EventStore {
   readonly #nowMs: () => number;
   #lastTimeUs: number;
   #lastSeq: number;
+  /** Seqs this buffer gives its events are above this: those a torn buffer set aside in its place gave out (run-marker.ts). */
+  #seqFloor: number;
   #trimmedUpTo: number;
   #cursor: UpstreamCursor | undefined;
   readonly #writable: boolean;
@@ -357,6 +359,10 @@ export class EventStore {
     }
     const newest = this.#tail.at(-1)?.timeUs ?? (this.#sealedUpTo || undefined);
     this.#lastSeq = (this.#meta.get(META.lastSeq) as number | undefined) ?? 0;
+    // Kept apart from lastSeq, which a replication leader's numbering (commitAssigned) follows as it
+    // is: only this buffer's own numbering (commit) starts above the floor.
+    if (this.previousRun.seqCeiling) this.#meta.putSync(META.seqFloor, this.previousRun.seqCeiling);
+    this.#seqFloor = (this.#meta.get(META.seqFloor) as number | undefined) ?? 0;
     this.#lastTimeUs = Math.max((this.#meta.get(META.lastTimeUs) as number | undefined) ?? 0, newest ?? 0);
     this.#cursor = this.#meta.get(META.cursor) as UpstreamCursor | undefined;
     this.#didIndex = this.#meta.get(META.didIndexBroken) === true ? 'bypassed' : 'ok';
@@ -376,7 +382,7 @@ export class EventStore {
       options.didPostingsPerRead,
     );
     if (this.#writable) {
-      this.#run = new Run(options.dataDir, fsync, this.#root);
+      this.#run = new Run(options.dataDir, fsync, this.#root, Math.max(this.#lastSeq, this.#seqFloor));
       this.#finishSeals();
       if (this.#didIndex === 'bypassed') this.#startRebuild();
     }
@@ -451,7 +457,7 @@ export class EventStore {
    * readers can see it.
    */
   async commit(batch: Batch): Promise<void> {
-    let seq = this.#lastSeq;
+    let seq = Math.max(this.#lastSeq, this.#seqFloor);
     for (const entry of batch.entries) entry.seq = ++seq;
     this.#write(batch);
   }
@@ -480,6 +486,7 @@ export class EventStore {
     const newest = entries.at(-1);
     const lastTimeUs = newest ? newest.timeUs : this.#lastTimeUs;
     const lastSeq = newest ? newest.seq! : this.#lastSeq;
+    this.#run?.reserveSeqs(lastSeq);
     // One allocation for the batch's records (per-event buffers cost more in GC than the copy),
     // its own (not a slice of Node's shared pool): the entries kept in memory point into it below.
     const records = encodeRecords(entries, Buffer.allocUnsafeSlow);

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RootDatabase } from 'lmdb';
 
@@ -8,17 +8,26 @@ import type { RootDatabase } from 'lmdb';
  * a clean stop tells the next start what happened: a marker from the same boot means only the
  * process died (the buffer is whole); a marker from an earlier boot of a run without fsync
  * means the buffer may be torn, so it is set aside (kept for the operator) and a new one begins.
+ * Clients may hold seqs of commits the crash lost, so the marker also holds a ceiling no seq given
+ * out is above (SEQ_LEASE), and the new buffer numbers its events above it.
  */
 const MARKER = 'contrail-run.json';
 const BOOT_ID = '/proc/sys/kernel/random/boot_id';
 /** Without fsync, how often the buffer is synced to disk in the background. */
 const SYNC_INTERVAL_MS = 1_000;
+/**
+ * Seqs a run without fsync may give out above the newest one when it raises its marker's ceiling:
+ * a marker write, flushed to disk, per million events (one every ~8 minutes at 2,000 events/s).
+ */
+const SEQ_LEASE = 1_000_000;
 
 interface RunMarker {
   bootId: string | null;
   fsync: boolean;
   pid: number;
   startedAt: string;
+  /** Without fsync: no seq above this was given out (markers of contrails before it lack it). */
+  seqCeiling?: number;
 }
 
 export interface PreviousRun {
@@ -26,6 +35,8 @@ export interface PreviousRun {
   unclean: boolean;
   /** Where a possibly torn buffer was moved, if it was. */
   setAside?: string;
+  /** With setAside: the buffer set aside gave out no seq above this; the new one numbers its events above it. */
+  seqCeiling?: number;
 }
 
 export function checkPreviousRun(dataDir: string): PreviousRun {
@@ -43,25 +54,42 @@ export function checkPreviousRun(dataDir: string): PreviousRun {
   const setAside = join(dataDir, `data.mdb.unsynced-${new Date().toISOString().replace(/[:.]/g, '-')}`);
   renameSync(join(dataDir, 'data.mdb'), setAside);
   rmSync(join(dataDir, 'lock.mdb'), { force: true });
-  return { unclean: true, setAside };
+  return { unclean: true, setAside, ...(marker.seqCeiling !== undefined ? { seqCeiling: marker.seqCeiling } : {}) };
 }
 
 /**
  * A writable buffer's run, from open to a clean stop: the marker says it is running, and
- * without fsync the buffer is synced to disk every second in the background.
+ * without fsync the buffer is synced to disk every second in the background and the marker
+ * holds the seq ceiling (reserveSeqs).
  */
 export class Run {
   readonly #syncTimer: NodeJS.Timeout | undefined;
+  #marker: RunMarker;
 
+  /** @param lastSeq the newest seq given out so far (or the floor the buffer numbers its events above) */
   constructor(
     private readonly dataDir: string,
     fsync: boolean,
     private readonly root: RootDatabase,
+    lastSeq: number,
   ) {
-    markRunning(dataDir, fsync);
+    this.#marker = { bootId: currentBootId(), fsync, pid: process.pid, startedAt: new Date().toISOString(), ...(fsync ? {} : { seqCeiling: lastSeq }) };
+    writeMarker(dataDir, this.#marker);
     if (fsync) return;
     this.#syncTimer = setInterval(() => syncToDisk(root, () => {}), SYNC_INTERVAL_MS);
     this.#syncTimer.unref();
+  }
+
+  /**
+   * Before seqs up to `seq` are given out: without fsync, the marker on disk must hold a ceiling
+   * at or above it (raised by SEQ_LEASE, flushed before this returns), so that after a machine
+   * crash the next buffer numbers its events above any seq a client may hold.
+   */
+  reserveSeqs(seq: number): void {
+    const ceiling = this.#marker.seqCeiling;
+    if (ceiling === undefined || seq <= ceiling) return;
+    this.#marker = { ...this.#marker, seqCeiling: seq + SEQ_LEASE };
+    writeMarker(this.dataDir, this.#marker);
   }
 
   /** Syncs the buffer to disk, closes it with `close`, then marks the run stopped cleanly. */
@@ -73,9 +101,23 @@ export class Run {
   }
 }
 
-function markRunning(dataDir: string, fsync: boolean): void {
-  const marker: RunMarker = { bootId: currentBootId(), fsync, pid: process.pid, startedAt: new Date().toISOString() };
-  writeFileSync(join(dataDir, MARKER), JSON.stringify(marker) + '\n');
+/** Writes the marker whole and flushed to disk (a machine crash leaves the old one or this one), before it counts. */
+function writeMarker(dataDir: string, marker: RunMarker): void {
+  const path = join(dataDir, MARKER);
+  const file = openSync(`${path}.tmp`, 'w');
+  try {
+    writeSync(file, JSON.stringify(marker) + '\n');
+    fsyncSync(file);
+  } finally {
+    closeSync(file);
+  }
+  renameSync(`${path}.tmp`, path);
+  const dir = openSync(dataDir, 'r');
+  try {
+    fsyncSync(dir);
+  } finally {
+    closeSync(dir);
+  }
 }
 
 function markStopped(dataDir: string): void {
