@@ -18,7 +18,8 @@ export type BackfillFailureReason =
   | 'bad_commit'
   | 'bad_signature'
   | 'bad_mst'
-  | 'buffer_trimmed';
+  | 'buffer_trimmed'
+  | 'buffer_damaged';
 
 export class BackfillFailure extends Error {
   constructor(

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { Entry } from '../events/index.ts';
-import type { EventStore } from '../store/index.ts';
+import { DamagedBlockError, type EventStore } from '../store/index.ts';
 import { BackfillFailure } from './failure.ts';
 import { backfillCompleteJson, backfillFailedJson, backfilledRecord, commitRev, type Outgoing } from './messages.ts';
 import type { BackfillMetrics } from './metrics.ts';
@@ -188,8 +188,12 @@ export class SubscriberBackfill {
       return;
     }
     const catchUp = this.#catchUp(did, snapshot, state.requestedAt);
+    if (catchUp.damaged) {
+      this.#failed(did, state, new BackfillFailure('buffer_damaged', `${catchUp.damaged.message}; the repo's events among them cannot be sent`));
+      return;
+    }
     this.#repos.set(did, { phase: 'done', rev: snapshot.rev });
-    this.#outbox.push({ did, snapshot, next: 0, sent: 0 }, { did, ready: catchUp });
+    this.#outbox.push({ did, snapshot, next: 0, sent: 0 }, { did, ready: catchUp.entries });
     metrics.repos.inc({ result: 'complete' });
     this.onOutput();
   }
@@ -198,9 +202,10 @@ export class SubscriberBackfill {
    * The repo's stored events after the snapshot's start (or the request, if earlier: events
    * withheld since then that the snapshot may not reflect), up to the subscriber's position
    * (which does not move while the outbox has something: the hub sends the outbox first).
-   * Read through the buffer's DID index.
+   * Read through the buffer's DID index. A block that cannot be read (damaged on disk) is read
+   * past, and the first such block is returned as `damaged`: the repo's backfill is not whole.
    */
-  #catchUp(did: string, snapshot: TimedSnapshot, requestedAt: number): Entry[] {
+  #catchUp(did: string, snapshot: TimedSnapshot, requestedAt: number): { entries: Entry[]; damaged?: DamagedBlockError } {
     const { store } = this.context;
     const keep = (entry: Entry) => {
       if (entry.did !== did || !this.wants(entry)) return false;
@@ -211,13 +216,23 @@ export class SubscriberBackfill {
     const until = this.position();
     const select = { dids: new Set([did]), collections: new Set<string>(), prefixes: [] };
     const found: Entry[] = [];
+    let damaged: DamagedBlockError | undefined;
     for (let position = Math.min(snapshot.since, requestedAt); position < until; ) {
-      const read = store.readAfter(position, { maxEntries: CATCH_UP_BATCH, maxScanned: CATCH_UP_SCAN, filter: keep, select });
+      let read: ReturnType<EventStore['readAfter']>;
+      try {
+        read = store.readAfter(position, { maxEntries: CATCH_UP_BATCH, maxScanned: CATCH_UP_SCAN, filter: keep, select });
+      } catch (err) {
+        // The read starts inside or before the block (reads end before one they reach later), so its end is ahead.
+        if (!(err instanceof DamagedBlockError) || err.end <= position) throw err;
+        damaged ??= err;
+        position = err.end;
+        continue;
+      }
       for (const entry of read.entries) if (entry.timeUs <= until) found.push(entry);
       if (read.position === position) break;
       position = read.position;
     }
-    return found;
+    return damaged ? { entries: found, damaged } : { entries: found };
   }
 
   /** Retention removed events withheld from the subscriber during the fetch: the catch-up can no longer send them. */
@@ -226,15 +241,17 @@ export class SubscriberBackfill {
   }
 
   #failed(did: string, state: Fetching, failure: BackfillFailure): void {
+    // Its withheld live events come back through the catch-up, from the request on.
+    const catchUp = this.#catchUp(did, { since: state.requestedAt, rev: '' } as TimedSnapshot, state.requestedAt);
     if (failure.reason !== 'buffer_trimmed' && this.#withheldTrimmed(state)) {
       failure = new BackfillFailure('buffer_trimmed', `${failure.message}; and the buffer no longer holds the live events withheld meanwhile`);
+    } else if (failure.reason !== 'buffer_damaged' && catchUp.damaged) {
+      failure = new BackfillFailure('buffer_damaged', `${failure.message}; and ${catchUp.damaged.message}; the repo's events among them cannot be sent`);
     }
     this.#repos.set(did, { phase: 'failed' });
     this.context.metrics.repos.inc({ result: failure.reason });
     this.context.logger.info({ subscriber: this.subscriberId, did, reason: failure.reason, message: failure.message }, 'backfill of a repo failed');
-    // Its withheld live events come back through the catch-up, from the request on.
-    const catchUp = this.#catchUp(did, { since: state.requestedAt, rev: '' } as TimedSnapshot, state.requestedAt);
-    this.#outbox.push({ did, ready: [backfillFailedJson(did, this.position(), failure), ...catchUp] });
+    this.#outbox.push({ did, ready: [backfillFailedJson(did, this.position(), failure), ...catchUp.entries] });
     this.onOutput();
   }
 }
