@@ -4,6 +4,8 @@ import type { Counter } from 'prom-client';
 /** Why an upstream frame, or one op of a commit, was not turned into events. Used as a metric label. */
 export type DropReason =
   | 'oversized'
+  /** Within --max-frame-bytes, but past a bound of subscribeRepos' lexicon (a commit's ops or blocks). */
+  | 'over_limit'
   | 'truncated'
   | 'malformed_cbor'
   | 'trailing_bytes'

@@ -100,6 +100,14 @@ export function parseMessage(frame: Frame): UpstreamMessage {
   }
 }
 
+/**
+ * subscribeRepos' lexicon bounds a #commit (a PDS writes at most 200 records per commit). Past them
+ * a frame is dropped: finding each op's record scans the CAR's blocks, so a relay's 5 MB commit of
+ * 20,000 ops over 40,000 tiny blocks held the main thread for seconds.
+ */
+const MAX_COMMIT_OPS = 200;
+const MAX_COMMIT_BLOCKS_BYTES = 2_000_000;
+
 function parseCommit(body: Record<string, unknown>): UpstreamMessage {
   const seq = seqOf(body);
   const repo = didOf(body.repo);
@@ -107,6 +115,10 @@ function parseCommit(body: Record<string, unknown>): UpstreamMessage {
   const time = stringField(body, 'time');
   if (!Array.isArray(body.ops)) throw new DropError('bad_field', 'commit.ops is not an array');
   if (!(body.blocks instanceof Uint8Array)) throw new DropError('bad_field', 'commit.blocks is not bytes');
+  if (body.ops.length > MAX_COMMIT_OPS) throw new DropError('over_limit', `the commit has ${body.ops.length} ops; subscribeRepos allows ${MAX_COMMIT_OPS}`);
+  if (body.blocks.length > MAX_COMMIT_BLOCKS_BYTES) {
+    throw new DropError('over_limit', `the commit's blocks are ${body.blocks.length} bytes; subscribeRepos allows ${MAX_COMMIT_BLOCKS_BYTES}`);
+  }
   const car = new CarSlice(body.blocks);
   const ops: RecordOp[] = [];
   const drops: OpDrop[] = [];
