@@ -77,7 +77,8 @@
  * check-worker.ts (worker threads), signed-commit.ts, inversion.ts, proof-tree.ts, mst-node.ts
  * and node-cbor.ts (the partial MST a commit's CAR carries, its nodes' bytes read and written
  * directly), signing-keys.ts (imported keys, cached),
- * failure.ts (reasons), metrics.ts, repo-log.ts (the per-repo lines, bounded per interval).
+ * failure.ts (reasons), metrics.ts, repo-log.ts (the per-repo lines, and the one for a message
+ * that failed unexpectedly, bounded per interval).
  */
 export { Verifier, type ResyncedRepo, type VerifierOptions } from './verifier.ts';
 export { CheckPool } from './check-pool.ts';

@@ -1,9 +1,10 @@
 import type { Logger } from 'pino';
 
 /**
- * The Verifier's per-repo lines (out of sync, resync failed or retried) without flooding: a PLC
- * directory or PDS host that fails for every repo would otherwise log a line or two per repo,
- * thousands a minute on the live network. The first line of each message is logged, then at most
+ * The Verifier's per-repo lines (out of sync, resync failed or retried, and a message it failed to
+ * handle unexpectedly) without flooding: a PLC directory or PDS host that fails for every repo — or
+ * a bug that hits every message — would otherwise log a line or two per repo or message, thousands
+ * a minute on the live network. The first line of each message is logged, then at most
  * one per interval, carrying how many lines of that message it stands for since the last
  * (`linesSinceLastLog`, this one included); the metrics count every repo.
  */
@@ -11,10 +12,14 @@ export class RepoLog {
   readonly #last = new Map<string, { at: number; suppressed: number }>();
 
   constructor(
-    private readonly logger: Pick<Logger, 'warn' | 'info'>,
+    private readonly logger: Pick<Logger, 'error' | 'warn' | 'info'>,
     private readonly intervalMs = 10_000,
     private readonly nowMs: () => number = Date.now,
   ) {}
+
+  error(fields: object, message: string): void {
+    this.#tell('error', fields, message);
+  }
 
   warn(fields: object, message: string): void {
     this.#tell('warn', fields, message);
@@ -24,7 +29,7 @@ export class RepoLog {
     this.#tell('info', fields, message);
   }
 
-  #tell(level: 'warn' | 'info', fields: object, message: string): void {
+  #tell(level: 'error' | 'warn' | 'info', fields: object, message: string): void {
     const now = this.nowMs();
     const last = this.#last.get(message);
     if (last && now - last.at < this.intervalMs) {

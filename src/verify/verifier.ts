@@ -244,7 +244,7 @@ export class Verifier {
         if (task.kind === 'release') await this.#release(task.did, task.resynced);
         else await this.#process(task.message, task.receivedAt, task.prefetched);
       } catch (err) {
-        this.#options.logger.error({ err }, 'verification failed unexpectedly; the message is dropped');
+        this.#repoLog.error({ err, ...describeTask(task) }, 'verification failed unexpectedly; the message is dropped');
       }
       const queued = this.#tasks.length - this.#nextTask;
       this.#options.metrics.queued.set(queued);
@@ -604,6 +604,14 @@ function sizeOf(message: UpstreamMessage): number {
   if (message.type === 'commit') return message.proof.car.bytes.byteLength + MESSAGE_OVERHEAD_BYTES;
   if (message.type === 'sync') return message.blocks.byteLength + MESSAGE_OVERHEAD_BYTES;
   return MESSAGE_OVERHEAD_BYTES;
+}
+
+/** What a task is about, for a log line. */
+function describeTask(task: Task): object {
+  if (task.kind === 'release') return { did: task.did, releasing: true };
+  const { message } = task;
+  if (message.type === 'error' || message.type === 'info') return { type: message.type };
+  return { type: message.type, seq: message.seq, did: message.type === 'commit' ? message.repo : message.did };
 }
 
 /** The lowest seq among the messages from index `from` (Infinity if none has one). */
