@@ -368,8 +368,7 @@ async function resyncRepo(did: string, identity: IdentityResolver, keys: Signing
   const snapshot = await fetchRepo(pdsEndpoint, did, limits, (chunks) =>
     readRepoCar(chunks, did, limits.maxBytes, async (commit) => {
       await checkSignature(commit);
-      // A copy: the chain keeps it until the repo's next commit, and a view would keep the CAR chunk it came in.
-      data = commit.data.bytes.slice();
+      data = commit.data.bytes;
     }),
   );
   return { rev: snapshot.rev, data: data! };

@@ -73,14 +73,13 @@ export function tidMicros(tid: string): number {
 export type Checked = { failure: VerifyError; data?: undefined } | { failure?: undefined; data?: Uint8Array };
 
 /**
- * A passed check's outcome; `full` keeps the commit's MST root, copied: the decode's bytes are a view
- * into the frame, and the chain keeps the root per repo (up to maxRepos), which would keep each
- * repo's last frame's whole buffer (a socket read of up to 64 KB) alive.
+ * A passed check's outcome; `full` keeps the commit's MST root: a view into the frame, which the
+ * chain does not keep (it keeps the root as a string of its own, verifier.ts).
  */
 export function passed(commit: SignedCommit, mode: VerifyMode): Checked {
   if (mode !== 'full') return {};
   try {
-    return { data: fromCidLink(commit.data).bytes.slice() };
+    return { data: fromCidLink(commit.data).bytes };
   } catch {
     return {}; // not a CID (a #sync's root is not inverted): nothing to chain the next commit to
   }

@@ -33,8 +33,8 @@
  * turn go to a worker as one message, their bytes copied into one buffer that is handed over
  * rather than cloned, and answers come back up to eight at a time (in `full`, each passed one
  * with its commit's MST root, which the chain needs, as a view of one handed-over buffer: this
- * thread never decodes a commit the worker checked): per message and per object cloned, both
- * threads pay. A worker that dies rejects its checks, which then run on this thread,
+ * thread never decodes a commit the worker checked, and the chain keeps the root as a string of
+ * its own, not the answer's whole buffer): per message and per object cloned, both threads pay. A worker that dies rejects its checks, which then run on this thread,
  * and is started again (the threads stage's WorkerPool).
  *
  * How it flows (verifier.ts): one ordered queue. The key comes from the identity stage's cache
