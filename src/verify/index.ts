@@ -39,7 +39,8 @@
  *
  * How it flows (verifier.ts): one ordered queue. The key comes from the identity stage's cache
  * without waiting; a repo whose key is unknown has its messages held — per repo, bounded in
- * bytes (per repo and in total) — while its DID is resolved, and the rest of the stream goes
+ * bytes (per repo and in total; an #identity or #account event, which no resync brings back,
+ * only in total) — while its DID is resolved, and the rest of the stream goes
  * on. Held messages are released in their order, marked so the store accepts them below its
  * watermark; meanwhile the saved upstream cursor stays below the oldest held seq, so a crash
  * reads them again. So the order guaranteed is per repo: other repos overtake a held one (the

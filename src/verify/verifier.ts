@@ -47,7 +47,7 @@ export interface VerifierOptions {
   repoLogEveryMs?: number;
   /** Called with true when too many messages wait for verification (pause reading), false once they drain. */
   onBackpressure?: (paused: boolean) => void;
-  /** Bytes of one repo's messages held while its key is resolved; past it they fail with held_overflow. */
+  /** Bytes of one repo's messages held while its key is resolved; past it its commits and #syncs fail with held_overflow (its #identity and #account events are still held, within maxHeldBytes). */
   maxHeldBytesPerRepo?: number;
   /** Bytes held for all repos together. */
   maxHeldBytes?: number;
@@ -416,7 +416,12 @@ export class Verifier {
   #hold(did: string, state: RepoState, waiting: Waiting): void {
     const held = state.held!;
     const bytes = sizeOf(waiting.message);
-    if (held.overflowed || held.bytes + bytes > this.#options.maxHeldBytesPerRepo || this.#heldBytes + bytes > this.#options.maxHeldBytes) {
+    // A commit or #sync past the repo's bound is lost to the resync that follows, whose snapshot
+    // holds what it changed. An #identity or #account event is not checked and no resync brings it
+    // back: it is held past that bound, in order, within the bound for all repos.
+    const event = waiting.message.type === 'identity' || waiting.message.type === 'account';
+    const overRepoBound = held.overflowed !== undefined || held.bytes + bytes > this.#options.maxHeldBytesPerRepo;
+    if ((overRepoBound && !event) || this.#heldBytes + bytes > this.#options.maxHeldBytes) {
       // Dropped, not failed yet: the messages held before it are still judged on release.
       const reason = held.overflowed ? 'out_of_sync' : 'held_overflow';
       held.overflowed ??= `${held.bytes} bytes were already held for ${did} while its key was resolved`;
