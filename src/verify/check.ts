@@ -26,7 +26,7 @@ const FUTURE_REV_TOLERANCE_MS = 5 * 60_000;
 export async function checkCommit(message: CommitToCheck, signingKey: string, mode: VerifyMode, keys: SigningKeys): Promise<SignedCommit> {
   const commit = readSignedCommit(message.proof.car, message.proof.commit, message.repo, message.rev);
   checkRev(commit.rev);
-  if (!(await keys.verify(signingKey, commit.sig, commit.unsigned))) {
+  if (!(await signatureVerifies(keys, signingKey, commit))) {
     throw new VerifyError('bad_signature', `the commit's signature does not verify with ${signingKey}`);
   }
   if (mode === 'full') await checkInversion(message.proof, commit.data);
@@ -44,10 +44,22 @@ export async function checkSync(message: SyncToCheck, signingKey: string, keys: 
   }
   const commit = readSignedCommit(car, carRoot(message.blocks), message.did, message.rev);
   checkRev(commit.rev);
-  if (!(await keys.verify(signingKey, commit.sig, commit.unsigned))) {
+  if (!(await signatureVerifies(keys, signingKey, commit))) {
     throw new VerifyError('bad_signature', `the #sync commit's signature does not verify with ${signingKey}`);
   }
   return commit;
+}
+
+/**
+ * Whether the commit's signature verifies with the key. A key that cannot be imported (not a point
+ * on its curve) is the DID document's fault, not the frame's: unknown_key.
+ */
+async function signatureVerifies(keys: SigningKeys, signingKey: string, commit: SignedCommit): Promise<boolean> {
+  try {
+    return await keys.verify(signingKey, commit.sig, commit.unsigned);
+  } catch (err) {
+    throw new VerifyError('unknown_key', `the #atproto key ${signingKey} is unusable: ${(err as Error).message}`);
+  }
 }
 
 function checkRev(rev: string): void {

@@ -1,6 +1,6 @@
 /** Why a commit or #sync was not let through. Used as a metric label. */
 export type VerifyFailure =
-  /** The DID could not be resolved, or its document names no atproto signing key. */
+  /** The DID could not be resolved, or its document names no usable atproto signing key. */
   | 'unknown_key'
   /** The signature does not verify with the DID's current key (after a refresh). */
   | 'bad_signature'
