@@ -66,7 +66,9 @@ function leadingZeroPairs(digest: string): number {
 
 /** A repo path (`collection/rkey`) as the MST allows it, or MalformedNodeError (as @atcute/mst's assertMstKey). */
 export function assertMstKey(key: string): void {
-  if (key.length < 3 || key.length > 1024 || !MST_KEY.test(key)) throw new MalformedNodeError(`invalid MST key: ${JSON.stringify(key)}`);
+  if (key.length < 3 || key.length > 1024 || !MST_KEY.test(key)) {
+    throw new MalformedNodeError(`invalid MST key: ${JSON.stringify(key.length > 100 ? `${key.slice(0, 100)}…` : key)} (${key.length} characters)`);
+  }
 }
 
 export function isEmptyNode(node: MstNode): boolean {

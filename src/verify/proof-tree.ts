@@ -35,6 +35,8 @@ export class ProofTree {
 
   /** The value the tree rooted at `root` holds at `key`, or null. */
   find(root: CidLinkWrapper, key: string): CidLinkWrapper | null {
+    // Before its height is cached: an op's path is the relay's to choose (ops are not signed).
+    assertMstKey(key);
     const keyHeight = this.heights.of(key);
     let node = this.#load(root);
     let height = nodeHeight(node);
