@@ -33,7 +33,7 @@
  */
 export { type AtprotoIdentity, identityFromDocument } from './did-document.ts';
 export { IdentityCache, type IdentityCacheOptions } from './cache.ts';
-export { IdentityError, IdentityResolver, type IdentityFailure, type IdentityResolverOptions } from './resolver.ts';
+export { IdentityError, IdentityResolver, unresolvableDid, type IdentityFailure, type IdentityResolverOptions } from './resolver.ts';
 export { RefusedEndpointError, checkEndpointUrl, isNonPublicAddress } from './endpoint-guard.ts';
 export { BodyTooLargeError, FetchTimeoutError, getGuarded, readBodyLimited, type GuardedRequestOptions } from './guarded-fetch.ts';
 export { createIdentityMetrics, type IdentityMetrics } from './metrics.ts';

@@ -45,6 +45,20 @@ export interface IdentityResolverOptions {
 
 const MAX_REMEMBERED_FAILURES = 10_000;
 
+/** The longest DID atproto can resolve: did:web: with a 253-character host and a port (did:plc's are 32). */
+const MAX_RESOLVABLE_DID_LENGTH = 'did:web:'.length + 253 + '%3A65535'.length;
+
+/**
+ * Why atproto cannot resolve the DID — a method other than did:plc and did:web, or longer than
+ * either can be — or undefined. Such a DID is refused before any fetch (the upstream checks only
+ * DID syntax, which allows 2,048 characters of any method).
+ */
+export function unresolvableDid(did: string): string | undefined {
+  if (!did.startsWith('did:plc:') && !did.startsWith('did:web:')) return `${did}: atproto uses did:plc and did:web only`;
+  if (did.length > MAX_RESOLVABLE_DID_LENGTH) return `${did.slice(0, 40)}…: ${did.length} characters, longer than a did:plc or did:web can be (${MAX_RESOLVABLE_DID_LENGTH})`;
+  return undefined;
+}
+
 /** One fetch of a DID's document. */
 interface Flight {
   /** When its request began (its document is no older); unset until then, so any refresh may join it. */
@@ -183,17 +197,10 @@ export class IdentityResolver {
 
   async #fetchDocument(did: string): Promise<unknown> {
     const { allowPrivateEndpoints, timeoutMs, maxDocumentBytes } = this.#options;
-    let url: string;
-    let guarded: boolean;
-    if (did.startsWith('did:plc:')) {
-      url = `${this.#options.plcUrl}/${did}`;
-      guarded = false;
-    } else if (did.startsWith('did:web:')) {
-      url = didWebUrl(did, allowPrivateEndpoints);
-      guarded = true;
-    } else {
-      throw new IdentityError('unsupported_did', `${did}: atproto uses did:plc and did:web only`);
-    }
+    const unresolvable = unresolvableDid(did);
+    if (unresolvable) throw new IdentityError('unsupported_did', unresolvable);
+    const guarded = did.startsWith('did:web:');
+    const url = guarded ? didWebUrl(did, allowPrivateEndpoints) : `${this.#options.plcUrl}/${did}`;
     // The PLC URL is the operator's; a did:web host is anyone's and goes through the guard.
     const response = await getGuarded(url, { allowPrivateEndpoints: guarded ? allowPrivateEndpoints : true, timeoutMs });
     if (response.statusCode === 404 || response.statusCode === 410) {

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { AtprotoIdentity, IdentityResolver } from '../identity/index.ts';
+import { unresolvableDid, type AtprotoIdentity, type IdentityResolver } from '../identity/index.ts';
 import { DropLog, type UpstreamMessage } from '../upstream/index.ts';
 import { checkCommit, checkSync, passed, type Checked, type CommitMessage, type SyncMessage, type VerifyMode } from './check.ts';
 import { CheckPool } from './check-pool.ts';
@@ -331,6 +331,14 @@ export class Verifier {
     }
     if (message.type === 'account') {
       this.#options.deliver(message, false);
+      return;
+    }
+    const unresolvable = unresolvableDid(did);
+    if (unresolvable) {
+      // Failed with no state kept: the repos remembered are bounded by count, and such a DID can be
+      // 2,048 characters of anything, so a flood of made-up ones would otherwise weigh gigabytes.
+      this.#options.metrics.failures.inc({ reason: 'unknown_key' });
+      this.#failureLog.record('unknown_key', unresolvable, { type: message.type, seq: message.seq });
       return;
     }
     const known = identity.cached(did);
