@@ -1,3 +1,4 @@
+import type { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { startWorkerModule, WorkerPool, type WorkerSlot } from '../threads/index.ts';
 import type { Checked, CommitMessage, SyncMessage, VerifyMode } from './check.ts';
@@ -125,6 +126,11 @@ export class CheckPool {
     const worker = this.#pool.workerOf(slot);
     worker.ref();
     worker.postMessage({ checks, bytes } satisfies WorkerRequest, [bytes]);
+  }
+
+  /** The running worker threads (a test terminates one to see its checks survive). */
+  threads(): Worker[] {
+    return this.#pool.threads();
   }
 
   /** Resolves once every worker runs (so a benchmark does not time their start). */
