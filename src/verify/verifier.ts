@@ -68,6 +68,8 @@ export interface ResyncedRepo {
 interface Waiting {
   message: UpstreamMessage;
   receivedAt: number;
+  /** Held while its repo's DID document was fetched again because its signature failed: judged with that one, it fails. */
+  refreshed?: true;
 }
 
 /** A check started ahead of its turn (on a worker) with the key cached then. */
@@ -346,10 +348,11 @@ export class Verifier {
       this.#startHolding(did, { message, receivedAt }, identity.resolve(did));
       return;
     }
-    await this.#verify(did, message, known, receivedAt, false, prefetched);
+    await this.#verify(did, message, known, { message, receivedAt }, false, prefetched);
   }
 
-  async #verify(did: string, message: CommitMessage | SyncMessage, known: AtprotoIdentity, receivedAt: number, released: boolean, prefetched?: Prefetched): Promise<void> {
+  async #verify(did: string, message: CommitMessage | SyncMessage, known: AtprotoIdentity, waiting: Waiting, released: boolean, prefetched?: Prefetched): Promise<void> {
+    const { receivedAt } = waiting;
     const state = this.#state(did);
     if (message.type === 'commit' && state.outOfSync) {
       if (state.resyncRetry && this.#options.nowMs() >= state.resyncRetry.at) {
@@ -358,7 +361,7 @@ export class Verifier {
         // meanwhile) once it ends.
         this.#repoLog.info({ did, failures: state.resyncRetry.failures }, 'resyncing an out-of-sync repo again, its wait over');
         this.#queueResync(did, state);
-        this.#hold(did, state, { message, receivedAt });
+        this.#hold(did, state, waiting);
         return;
       }
       this.#fail(did, message, 'out_of_sync', `out of sync since a ${state.outOfSync} failure`);
@@ -387,13 +390,14 @@ export class Verifier {
       }
     } catch (err) {
       const error = asVerifyError(err);
-      // Once: a released message was judged with a document fetched after it arrived (or the
-      // fetch failed, and fetching again would only loop).
-      if (error.reason === 'bad_signature' && !released && known.fetchedAt < receivedAt) {
+      // Once per message (a second would fetch the same document, or fail as the first did), and
+      // only with a document from before it arrived — released ones too: a repo's messages held
+      // for its first document, or for a resync, may be signed with a key that rotated since.
+      if (error.reason === 'bad_signature' && !waiting.refreshed && known.fetchedAt < receivedAt) {
         // The key may have rotated since the cached document was fetched: fetch it again
         // and judge this message (and the repo's next ones, held meanwhile) with the new one.
         this.#options.metrics.keyRefreshes.inc();
-        this.#startHolding(did, { message, receivedAt }, this.#options.identity.refresh(did, receivedAt));
+        this.#startHolding(did, { message, receivedAt, refreshed: true }, this.#options.identity.refresh(did, receivedAt));
         return;
       }
       this.#fail(did, message, error.reason, error.message);
@@ -473,7 +477,7 @@ export class Verifier {
         } else if (!known) {
           this.#fail(did, message, 'unknown_key', held.error ?? `${did} could not be resolved`);
         } else {
-          await this.#verify(did, message, known, waiting.receivedAt, true);
+          await this.#verify(did, message, known, waiting, true);
         }
         releasing.next++;
       }
