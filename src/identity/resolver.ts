@@ -257,7 +257,12 @@ export class IdentityResolver {
  * over plain http — and only with private endpoints allowed.
  */
 export function didWebUrl(did: string, allowPrivateEndpoints: boolean): string {
-  const host = decodeURIComponent(did.slice('did:web:'.length));
+  let host: string;
+  try {
+    host = decodeURIComponent(did.slice('did:web:'.length));
+  } catch {
+    throw new IdentityError('unsupported_did', `${did}: its percent-encoding is malformed, so it is not a host name`);
+  }
   if (host.includes(':') && !/^localhost:\d+$/.test(host)) {
     throw new IdentityError('unsupported_did', `${did}: atproto's did:web has no path and a port only on localhost`);
   }
