@@ -604,7 +604,7 @@ export class Verifier {
       for (const [oldest, old] of this.#repos) {
         if (old.held) continue; // held messages must be released
         this.#repos.delete(oldest);
-        if (old.outOfSync) this.#outOfSync--;
+        if (old.outOfSync) this.#options.metrics.outOfSync.set(--this.#outOfSync);
         break;
       }
     }
