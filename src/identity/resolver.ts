@@ -34,7 +34,7 @@ export interface IdentityResolverOptions {
   timeoutMs?: number;
   /** Fetches at once; the rest wait for a slot. */
   maxConcurrent?: number;
-  /** Fetches waiting for a slot; past it resolve() fails at once with `overloaded`. */
+  /** Fetches waiting for a slot; past it resolve() fails at once with `overloaded` (unless asked to wait). */
   maxQueued?: number;
   maxDocumentBytes?: number;
   /** A cached identity older than this is still used, and refreshed in the background. */
@@ -109,9 +109,18 @@ export class IdentityResolver {
     return identity;
   }
 
-  /** The identity from the cache, else fetched. Rejects with an IdentityError. */
-  async resolve(did: string): Promise<AtprotoIdentity> {
-    return this.cached(did) ?? this.refresh(did, 0);
+  /** How many fetches may wait for a slot before more are refused as `overloaded`. */
+  get maxQueued(): number {
+    return this.#options.maxQueued;
+  }
+
+  /**
+   * The identity from the cache, else fetched. Rejects with an IdentityError. With `wait`, a fetch
+   * it starts waits for a slot however many wait already (the caller bounds them, as the Verifier
+   * does by pausing the upstream), instead of failing as `overloaded`.
+   */
+  async resolve(did: string, wait = false): Promise<AtprotoIdentity> {
+    return this.cached(did) ?? this.#refresh(did, 0, wait);
   }
 
   /**
@@ -125,6 +134,10 @@ export class IdentityResolver {
    * one fetch per round trip, not one per event).
    */
   refresh(did: string, notBefore = Date.now()): Promise<AtprotoIdentity> {
+    return this.#refresh(did, notBefore, false);
+  }
+
+  #refresh(did: string, notBefore: number, wait: boolean): Promise<AtprotoIdentity> {
     const flights = this.#flights.get(did) ?? [];
     const newest = flights.at(-1);
     if (newest && (newest.startedAt === undefined || newest.startedAt >= notBefore)) return newest.fetching;
@@ -132,7 +145,7 @@ export class IdentityResolver {
     if (failed) return Promise.reject(failed);
     const flight: Flight = { fetching: undefined as unknown as Promise<AtprotoIdentity> };
     const after = flights.length >= 2 ? newest!.fetching.then(() => {}, () => {}) : undefined;
-    flight.fetching = this.#fetch(did, flight, Date.now(), after).finally(() => {
+    flight.fetching = this.#fetch(did, flight, Date.now(), wait, after).finally(() => {
       const left = this.#flights.get(did)?.filter((other) => other !== flight) ?? [];
       if (left.length > 0) this.#flights.set(did, left);
       else this.#flights.delete(did);
@@ -147,8 +160,8 @@ export class IdentityResolver {
     this.#failures.delete(did);
   }
 
-  /** One fetch, asked for at `requestedAt`, begun once `after` (the fetch before it) has ended. */
-  async #fetch(did: string, flight: Flight, requestedAt: number, after?: Promise<void>): Promise<AtprotoIdentity> {
+  /** One fetch, asked for at `requestedAt`, begun once `after` (the fetch before it) has ended; with `wait`, never refused as overloaded. */
+  async #fetch(did: string, flight: Flight, requestedAt: number, wait: boolean, after?: Promise<void>): Promise<AtprotoIdentity> {
     const { metrics, cache } = this.#options;
     await after;
     // The DID's fetch before this one, or one running beside it, may have failed while this one
@@ -157,7 +170,7 @@ export class IdentityResolver {
     if (failedBefore) throw failedBefore;
     metrics?.inFlight.inc();
     try {
-      await this.#slot();
+      await this.#slot(wait);
     } catch (err) {
       metrics?.inFlight.dec();
       metrics?.resolutions.inc({ result: 'overloaded' });
@@ -219,12 +232,12 @@ export class IdentityResolver {
     }
   }
 
-  #slot(): Promise<void> {
+  #slot(wait: boolean): Promise<void> {
     if (this.#running < this.#options.maxConcurrent) {
       this.#running++;
       return Promise.resolve();
     }
-    if (this.#waiting.length >= this.#options.maxQueued) {
+    if (!wait && this.#waiting.length >= this.#options.maxQueued) {
       return Promise.reject(new IdentityError('overloaded', `${this.#options.maxQueued} DID resolutions are already waiting`));
     }
     return new Promise((resolve) => this.#waiting.push(resolve));

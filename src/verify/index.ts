@@ -38,7 +38,9 @@
  * and is started again (the threads stage's WorkerPool).
  *
  * How it flows (verifier.ts): one ordered queue. The key comes from the identity stage's cache
- * without waiting (a DID no atproto method resolves fails at once, with no state kept); a repo whose key is unknown has its messages held — per repo, bounded in
+ * without waiting (a DID no atproto method resolves fails at once, with no state kept; a repo's
+ * first document waits its turn at the resolver however many wait, and reading pauses while more
+ * wait than the resolver's queue bound); a repo whose key is unknown has its messages held — per repo, bounded in
  * bytes (per repo and in total; an #identity or #account event, which no resync brings back,
  * only in total) — while its DID is resolved, and the rest of the stream goes
  * on. Held messages are released in their order, marked so the store accepts them below its

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { unresolvableDid, type AtprotoIdentity, type IdentityResolver } from '../identity/index.ts';
+import { IdentityError, unresolvableDid, type AtprotoIdentity, type IdentityResolver } from '../identity/index.ts';
 import { DropLog, type UpstreamMessage } from '../upstream/index.ts';
 import { checkCommit, checkSync, passed, type Checked, type CommitMessage, type SyncMessage, type VerifyMode } from './check.ts';
 import { CheckPool } from './check-pool.ts';
@@ -151,6 +151,8 @@ export class Verifier {
    */
   readonly #releasing = new Map<string, { messages: Waiting[]; next: number }>();
   #outOfSync = 0;
+  /** Repos held for their first DID document: past the resolver's queue bound, reading pauses. */
+  #resolving = 0;
   #paused = false;
   /** Repos waiting for a resync slot, in the order they went out of sync. */
   readonly #resyncQueue: string[] = [];
@@ -182,7 +184,7 @@ export class Verifier {
     this.#tasks.push({ kind: 'message', message, receivedAt: Date.now() });
     const queued = this.#tasks.length - this.#nextTask;
     this.#options.metrics.queued.set(queued);
-    if (!this.#paused && queued > this.#options.maxQueued) this.#setPaused(true);
+    this.#updatePaused();
     // At once, not when the queue reaches it: the loop may be waiting for a worker's answer.
     if (this.#pool) this.#prefetch();
     this.#run();
@@ -255,7 +257,7 @@ export class Verifier {
       }
       const queued = this.#tasks.length - this.#nextTask;
       this.#options.metrics.queued.set(queued);
-      if (this.#paused && queued < this.#options.maxQueued / 2) this.#setPaused(false);
+      this.#updatePaused();
     }
     // Cleared in the same turn the queue was found empty: a task pushed from now on starts a
     // new loop (cleared a turn later, a task pushed in between would wait for the next one).
@@ -345,7 +347,7 @@ export class Verifier {
     }
     const known = identity.cached(did);
     if (!known) {
-      this.#startHolding(did, { message, receivedAt }, identity.resolve(did));
+      this.#startHolding(did, { message, receivedAt }, this.#firstResolution(did));
       return;
     }
     await this.#verify(did, message, known, { message, receivedAt }, false, prefetched);
@@ -614,6 +616,42 @@ export class Verifier {
   #updateHeldMetrics(): void {
     this.#options.metrics.heldBytes.set(this.#heldBytes);
     this.#options.metrics.heldRepos.set(this.#heldRepos.size);
+  }
+
+  /**
+   * The DID's document, for a repo seen for the first time. It waits its turn at the resolver
+   * however many wait: refused as `overloaded`, a burst of new repos (a cold cache on the live
+   * network) failed as unknown_key and was resynced, a getRepo each, for the gateway's own backlog.
+   * Instead reading pauses while more wait than the resolver would let (#updatePaused).
+   */
+  async #firstResolution(did: string): Promise<AtprotoIdentity> {
+    this.#resolving++;
+    this.#updatePaused();
+    try {
+      for (;;) {
+        try {
+          return await this.#options.identity.resolve(did, true);
+        } catch (err) {
+          // Only a fetch of the DID begun by another caller, which joined, can be refused so: ask again.
+          if (!(err instanceof IdentityError && err.reason === 'overloaded')) throw err;
+        }
+      }
+    } finally {
+      this.#resolving--;
+      this.#updatePaused();
+    }
+  }
+
+  /**
+   * Reading pauses past a bound and resumes below half of it: messages waiting to be judged
+   * (maxQueued), and repos waiting for their first DID document (the resolver's own queue bound).
+   */
+  #updatePaused(): void {
+    const queued = this.#tasks.length - this.#nextTask;
+    const resolvingBound = this.#options.identity.maxQueued;
+    const over = (count: number, bound: number) => (this.#paused ? count >= bound / 2 : count > bound);
+    const paused = over(queued, this.#options.maxQueued) || over(this.#resolving, resolvingBound);
+    if (paused !== this.#paused) this.#setPaused(paused);
   }
 
   #setPaused(paused: boolean): void {
