@@ -8,7 +8,8 @@
  * waits when a DID is known. `resolve(did)` falls back to fetching the DID document — from the
  * PLC directory (`--plc-url`) for did:plc, from the host's /.well-known/did.json for did:web —
  * with one fetch per DID however many callers ask, a bound on fetches at once and on fetches
- * waiting, a timeout per fetch and a size limit per document. Failures are remembered briefly
+ * waiting (a caller that bounds its own, as the Verifier does by pausing the upstream, may ask to
+ * wait past it), a timeout per fetch and a size limit per document. Failures are remembered briefly
  * so an unresolvable DID cannot make every one of its commits hit the directory; a fetch of the
  * DID still waiting its turn when one fails ends with that failure, unfetched. `refresh(did)`
  * fetches again: on an #identity event and when a signature fails with the cached key, so a
