@@ -45,7 +45,7 @@ export interface VerifierOptions {
   nowMs?: () => number;
   /** How often each per-repo line (out of sync, resync failed …) is logged at most (see RepoLog); 0: every one. Default 10 s. */
   repoLogEveryMs?: number;
-  /** Called with true when too many messages wait for verification (pause reading), false once they drain. */
+  /** Called with true when too many messages wait for verification, or too many new repos for their DID documents (pause reading), false once they drain. */
   onBackpressure?: (paused: boolean) => void;
   /** Bytes of one repo's messages held while its key is resolved; past it its commits and #syncs fail with held_overflow (its #identity and #account events are still held, within maxHeldBytes). */
   maxHeldBytesPerRepo?: number;
@@ -68,7 +68,7 @@ export interface ResyncedRepo {
 interface Waiting {
   message: UpstreamMessage;
   receivedAt: number;
-  /** Held while its repo's DID document was fetched again because its signature failed: judged with that one, it fails. */
+  /** Held while its repo's DID document was fetched again because its signature failed: if it fails with that document too, it is not fetched again. */
   refreshed?: true;
 }
 
