@@ -5,7 +5,9 @@
  * falls behind its stream for as long as a test needs (a replication lag). hold('client',
  * 'server'): nothing crosses — a network partition, as a node sees one whose TCP connections
  * survive it. release() sends on everything held, in order, as TCP's retransmissions do once a
- * partition heals. A test can watch every chunk as it reaches the proxy (watch()), held or not.
+ * partition heals. reset() cuts every connection with an RST, as a peer or a load balancer that
+ * drops connections abruptly does. A test can watch every chunk as it reaches the proxy (watch()),
+ * held or not.
  */
 import { createServer, connect, type Server, type Socket } from 'node:net';
 
@@ -52,6 +54,14 @@ export class HoldingProxy {
     const held = this.#held;
     this.#held = [];
     for (const forward of held) forward();
+  }
+
+  /**
+   * Resets every connection through the proxy (an RST to both ends). A reader that has paused its
+   * socket sees an RST at once; a FIN behind bytes it has not read waits until it reads them.
+   */
+  reset(): void {
+    for (const socket of this.#sockets) socket.resetAndDestroy();
   }
 
   watch(watcher: ProxyWatcher): void {
