@@ -70,6 +70,11 @@ export class FirehoseClient {
    * connected until its ping times out; it is not ingested, and /ready must not say it is.
    */
   #unproven: string | undefined;
+  /**
+   * Whether the open connection's socket has been read at all. One held paused from its open to
+   * its close was never given the chance to show the relay's answers: it is no failure.
+   */
+  #readSinceOpen = false;
 
   constructor(options: FirehoseClientOptions) {
     // `??`, not a spread of defaults: an option passed as undefined must not erase its default
@@ -105,7 +110,8 @@ export class FirehoseClient {
    */
   get notIngesting(): string | undefined {
     if (!this.connected) return undefined;
-    if (this.#unproven !== undefined) return `upstream reconnected after ${this.#failures} failed connection(s) and has not answered a ping or sent a frame since (last: ${this.#unproven})`;
+    // While paused the relay's answer, if any, waits unread: its silence then is ours.
+    if (this.#unproven !== undefined && !this.#paused) return `upstream reconnected after ${this.#failures} failed connection(s) and has not answered a ping or sent a frame since (last: ${this.#unproven})`;
     return this.#undecodable.reason ?? this.#seqsBehind.reason;
   }
 
@@ -135,6 +141,7 @@ export class FirehoseClient {
 
   resume(): void {
     this.#paused = false;
+    this.#readSinceOpen = true;
     // A pong that arrived while paused is still unread: do not let the next tick call it missing.
     this.#heardSincePing = true;
     this.#socket?.resume();
@@ -181,6 +188,7 @@ export class FirehoseClient {
       if (this.#failures > 0) this.#unproven = this.#problem ?? 'the last connection failed';
       this.#problem = undefined;
       openedAt = Date.now();
+      this.#readSinceOpen = !this.#paused;
       metrics.connects.inc();
       metrics.connected.set(1);
       logger.info({ url: shownUrl, cursor }, 'upstream connected');
@@ -239,7 +247,10 @@ export class FirehoseClient {
       metrics.disconnects.inc({ reason: this.#stopped ? 'stopped' : closeReason });
       // Living long is not enough: a relay that never answers a ping lives a whole ping timeout.
       const healthy = delivered || (answered && Date.now() - openedAt >= this.#options.healthyAfterMs);
-      this.#failures = healthy ? 0 : this.#failures + 1;
+      // A connection held paused from open to close (ingest's queue full) says nothing against the relay.
+      const neverRead = openedAt > 0 && !this.#readSinceOpen;
+      if (healthy) this.#failures = 0;
+      else if (!neverRead) this.#failures++;
       if (this.#stopped) {
         logger.info({ code }, 'upstream closed');
         return;

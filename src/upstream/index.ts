@@ -22,7 +22,10 @@
  * which decodes (undecodable-run.ts). A connection resets the backoff only once it delivered a
  * message or answered a ping: one that never answers is a failure however long it lived, and after
  * a failure the next one is not ready until it answers. Backpressure: the consumer can
- * pause() the socket while its write queue is full; TCP then pushes back on the relay.
+ * pause() the socket while its write queue is full; TCP then pushes back on the relay. A paused
+ * socket reads nothing, pongs included, so paused time is never held against the relay: no ping
+ * is judged, an unanswered reconnect is not reported, and a connection paused from open to close
+ * is no failure for the backoff.
  *
  * Files:
  *   firehose.ts  FirehoseClient: the connection, pings, reconnects with backoff
