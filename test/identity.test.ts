@@ -151,36 +151,77 @@ describe('IdentityResolver', () => {
     assert.equal(plc.stats.requests, requests + 1);
   });
 
-  // A fetch queued for a DID (behind a busy slot, or behind the DID's newer fetch) starts after
-  // the one before it may have failed: it must not ask again within the failure's window.
+  // A fetch queued for a DID (behind a busy slot, or behind the DID's newer fetch) was made for a
+  // refresh asked for after the running fetches began (a rotated key): their outcome is older than
+  // it needs, so their failure does not answer it. It fetches once, for everyone who joined it.
   for (const { queue, maxConcurrent, running } of [
     { queue: 'for a fetch slot', maxConcurrent: 1, running: 1 },
     { queue: "for the DID's newer fetch to end", maxConcurrent: 4, running: 2 },
   ]) {
-    test(`a DID whose fetch just failed is not fetched again by the fetch queued after it (${queue})`, async (t) => {
+    test(`a refresh queued behind the DID's fetches is not answered by their failure: one fetch of its own answers every caller that joined it (${queue})`, async (t) => {
       const gate = new Gate();
       const answer = gate.stall();
       const seen: number[] = [];
       const plc = await directory(t, (_req, res) => {
         seen.push(Date.now());
-        void gate.passed.then(() => res.writeHead(502).end());
+        // The fetches running when the refreshes asked fail; the one made for them finds the new document.
+        if (seen.length <= running) void gate.passed.then(() => res.writeHead(502).end());
+        else res.end(JSON.stringify(plcDocument(ALICE, KEY, 'https://pds.example.com', 'rotated.test')));
       });
       const { resolver } = resolverFor(t, plc.url, { maxConcurrent });
-      const reason = (lookup: Promise<unknown>) => lookup.then(() => 'resolved', (err: IdentityError) => err.reason);
-      const lookups = [reason(resolver.resolve(ALICE))];
+      const outcome = (lookup: Promise<{ handle?: string }>) => lookup.then((identity) => identity.handle, (err: IdentityError) => err.reason);
+      const answeredByRunning = [outcome(resolver.resolve(ALICE))];
       // Each refresh asks for a document fetched after the running fetches began (a rotated key):
       // the clock must have moved past the newest's start for it to be a fetch of its own.
       for (let started = 1; started < running; started++) {
         await waitUntil(() => seen.length === started && Date.now() > seen.at(-1)!, `fetch ${started} begun, and a millisecond past it`);
-        lookups.push(reason(resolver.refresh(ALICE)));
+        answeredByRunning.push(outcome(resolver.refresh(ALICE)));
       }
       await waitUntil(() => seen.length === running && Date.now() > seen.at(-1)!, `${running} fetches begun, and a millisecond past them`);
-      for (let i = 0; i < 5; i++) lookups.push(reason(resolver.refresh(ALICE)), reason(resolver.resolve(ALICE)));
+      const queued: Array<Promise<string | undefined>> = [];
+      for (let i = 0; i < 5; i++) queued.push(outcome(resolver.refresh(ALICE)), outcome(resolver.resolve(ALICE)));
       answer();
-      assert.deepEqual(new Set(await Promise.all(lookups)), new Set(['unreachable']));
-      assert.equal(plc.stats.requests, running, `only the fetches already running when the first failed reached the directory`);
+      assert.deepEqual(new Set(await Promise.all(answeredByRunning)), new Set(['unreachable']), 'the running fetches failed');
+      assert.deepEqual(new Set(await Promise.all(queued)), new Set(['rotated.test']), 'the refreshes asked for since, and the lookups that joined them, get the document fetched after they asked');
+      assert.equal(plc.stats.requests, running + 1, 'one fetch for every caller queued behind the running ones');
     });
   }
+
+  test('after a DID fetch failed, lookups get that failure, but a refresh asked for since fetches again: one fetch of the DID at a time while it fails', async (t) => {
+    const gate = new Gate();
+    const answer = gate.stall();
+    const seen: number[] = [];
+    const plc = await directory(t, (req, res) => {
+      if (req.url !== `/${ALICE}`) return void res.writeHead(404).end();
+      seen.push(Date.now());
+      if (seen.length === 1) res.writeHead(502).end();
+      else if (seen.length === 2) void gate.passed.then(() => res.writeHead(502).end()); // still failing, slowly
+      else res.end(JSON.stringify(plcDocument(ALICE, KEY, 'https://pds.example.com', 'rotated.test')));
+    });
+    const { resolver } = resolverFor(t, plc.url);
+    const outcome = (lookup: Promise<{ handle?: string }>) => lookup.then((identity) => identity.handle, (err: IdentityError) => err.reason);
+    assert.equal(await outcome(resolver.resolve(ALICE)), 'unreachable');
+    assert.equal(await outcome(resolver.resolve(ALICE)), 'unreachable');
+    assert.equal(seen.length, 1, "a lookup within the failure's window is answered by it");
+
+    await waitUntil(() => Date.now() > seen[0]!, "a millisecond past the failed fetch's start");
+    let settled = false;
+    const rotation = outcome(resolver.refresh(ALICE)).finally(() => (settled = true));
+    await waitUntil(() => settled || seen.length === 2, 'the refresh to fetch, or to be answered');
+    assert.equal(seen.length, 2, 'a refresh asked for after the failed fetch began (a rotation) fetches again');
+
+    await waitUntil(() => Date.now() > seen[1]!, "a millisecond past the second fetch's start");
+    const next = outcome(resolver.refresh(ALICE));
+    // A lookup of another DID, asked for after it, reaches the directory: a fetch the refresh began at once would have too.
+    const other = outcome(resolver.resolve('did:plc:someoneelse'));
+    await waitUntil(() => plc.stats.requests === 3, 'the other DID\'s fetch at the directory');
+    assert.equal(seen.length, 2, 'the refresh asked for while the failing directory holds a fetch of the DID waits for it');
+    answer();
+    assert.equal(await rotation, 'unreachable');
+    assert.equal(await next, 'rotated.test', 'then it fetches, and gets the newer document');
+    assert.equal(await other, 'not_found');
+    assert.equal(seen.length, 3);
+  });
 
   test('a directory that never answers times out; fetches at once and waiting are bounded', async (t) => {
     const plc = await directory(t, () => {}); // never answers
