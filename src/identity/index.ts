@@ -10,15 +10,17 @@
  * with one fetch per DID however many callers ask, a bound on fetches at once and on fetches
  * waiting (a caller that bounds its own, as the Verifier does by pausing the upstream, may ask to
  * wait past it), a timeout per fetch and a size limit per document. Failures are remembered briefly
- * so an unresolvable DID cannot make every one of its commits hit the directory; a fetch of the
- * DID still waiting its turn when one fails ends with that failure, unfetched. `refresh(did)`
+ * so an unresolvable DID cannot make every one of its commits hit the directory. `refresh(did)`
  * fetches again: on an #identity event and when a signature fails with the cached key, so a
- * rotated key is followed; it joins a fetch only if that began (or has yet to begin) no earlier
- * than the refresh needs (the event's or commit's arrival), documents carry when their fetch
- * began, and an older one arriving last does not replace a newer one in the cache. A DID has at
- * most two fetches running (a rotation may need one begun after the other) and one waiting for
- * the newer to end, which every later refresh joins: a burst of #identity events for one DID is
- * one fetch per round trip, not one per event. A stale entry (older than a day) is used while it is refreshed.
+ * rotated key is followed. A fetch's outcome, document or failure, answers only what needs nothing
+ * newer than when it began: a refresh joins a fetch only if that began (or has yet to begin) no
+ * earlier than the refresh needs (the event's or commit's arrival), is answered by a remembered
+ * failure only on the same terms (lookups are), documents carry when their fetch began, and an
+ * older one arriving last does not replace a newer one in the cache. A DID has at most two fetches
+ * running (a rotation may need one begun after the other), only one while its last fetch failed
+ * (a failing directory is not asked twice at once), and one waiting for the newer to end,
+ * which every later refresh joins: a burst of #identity events for one DID is one fetch per round
+ * trip, not one per event. A stale entry (older than a day) is used while it is refreshed.
  *
  * Why a guard (endpoint-guard.ts, guarded-fetch.ts): DID documents are written by anyone,
  * did:web ones especially, so a URL taken from one could point a fetch at the operator's own

@@ -78,7 +78,8 @@ export class IdentityResolver {
    * the other), and one more waiting for the newer to end, which every later refresh joins.
    */
   readonly #flights = new Map<string, Flight[]>();
-  readonly #failures = new Map<string, { error: IdentityError; until: number }>();
+  /** Each DID's last failure while remembered, with when its fetch began: it answers only what needs nothing newer. */
+  readonly #failures = new Map<string, { error: IdentityError; startedAt: number; until: number }>();
   readonly #waiting: (() => void)[] = [];
   #running = 0;
 
@@ -131,7 +132,10 @@ export class IdentityResolver {
    * the rotation is still running (its older document then does not replace the newer one in the
    * cache). However many ask, a DID has at most two fetches running: a third waits for the newer
    * to end, and every refresh until it begins joins it (a burst of #identity events for one DID is
-   * one fetch per round trip, not one per event).
+   * one fetch per round trip, not one per event). A remembered failure answers the same way: only
+   * a refresh that needs nothing newer than its fetch (a lookup); one asked for since fetches again,
+   * but while the DID's last fetch failed, only after the running one ends (a failing directory is
+   * asked one fetch of the DID at a time).
    */
   refresh(did: string, notBefore = Date.now()): Promise<AtprotoIdentity> {
     return this.#refresh(did, notBefore, false);
@@ -142,9 +146,9 @@ export class IdentityResolver {
     const newest = flights.at(-1);
     if (newest && (newest.startedAt === undefined || newest.startedAt >= notBefore)) return newest.fetching;
     const failed = this.#rememberedFailure(did);
-    if (failed) return Promise.reject(failed);
+    if (failed && failed.startedAt >= notBefore) return Promise.reject(failed.error);
     const flight: Flight = { fetching: undefined as unknown as Promise<AtprotoIdentity> };
-    const after = flights.length >= 2 ? newest!.fetching.then(() => {}, () => {}) : undefined;
+    const after = newest && (flights.length >= 2 || failed) ? newest.fetching.then(() => {}, () => {}) : undefined;
     flight.fetching = this.#fetch(did, flight, Date.now(), wait, after).finally(() => {
       const left = this.#flights.get(did)?.filter((other) => other !== flight) ?? [];
       if (left.length > 0) this.#flights.set(did, left);
@@ -163,11 +167,8 @@ export class IdentityResolver {
   /** One fetch, asked for at `requestedAt`, begun once `after` (the fetch before it) has ended; with `wait`, never refused as overloaded. */
   async #fetch(did: string, flight: Flight, requestedAt: number, wait: boolean, after?: Promise<void>): Promise<AtprotoIdentity> {
     const { metrics, cache } = this.#options;
+    // Whatever the fetch before it brings, it began before what this one's callers need.
     await after;
-    // The DID's fetch before this one, or one running beside it, may have failed while this one
-    // waited: within that failure's window the DID is not asked for again (as refresh() refuses).
-    const failedBefore = this.#rememberedFailure(did);
-    if (failedBefore) throw failedBefore;
     metrics?.inFlight.inc();
     try {
       await this.#slot(wait);
@@ -175,12 +176,6 @@ export class IdentityResolver {
       metrics?.inFlight.dec();
       metrics?.resolutions.inc({ result: 'overloaded' });
       throw err;
-    }
-    const failedWhileQueued = this.#rememberedFailure(did);
-    if (failedWhileQueued) {
-      metrics?.inFlight.dec();
-      this.#release();
-      throw failedWhileQueued;
     }
     const stopTimer = metrics?.resolveSeconds.startTimer();
     // The document is no older than this moment, which is its fetchedAt: a fetch that began
@@ -192,6 +187,8 @@ export class IdentityResolver {
       // A fetch begun earlier may end later: its older document must not replace a newer one.
       const newer = cache.get(did);
       if (!newer || newer.fetchedAt <= identity.fetchedAt) cache.put(identity);
+      // A failure of a fetch that began no later says nothing more.
+      if ((this.#failures.get(did)?.startedAt ?? Infinity) <= startedAt) this.#failures.delete(did);
       metrics?.cacheEntries.set(cache.size);
       metrics?.resolutions.inc({ result: 'ok' });
       return identity;
@@ -199,7 +196,7 @@ export class IdentityResolver {
       const error = toIdentityError(did, err);
       metrics?.resolutions.inc({ result: error.reason });
       // Not remembered if a fetch asked for later already succeeded.
-      if (!((cache.get(did)?.fetchedAt ?? -1) > requestedAt)) this.#rememberFailure(did, error);
+      if (!((cache.get(did)?.fetchedAt ?? -1) > requestedAt)) this.#rememberFailure(did, error, startedAt);
       throw error;
     } finally {
       stopTimer?.();
@@ -250,16 +247,18 @@ export class IdentityResolver {
   }
 
   /** The DID's failure while it is remembered; an expired one is forgotten. */
-  #rememberedFailure(did: string): IdentityError | undefined {
+  #rememberedFailure(did: string): { error: IdentityError; startedAt: number } | undefined {
     const failed = this.#failures.get(did);
-    if (failed && failed.until > Date.now()) return failed.error;
+    if (failed && failed.until > Date.now()) return failed;
     this.#failures.delete(did);
     return undefined;
   }
 
-  #rememberFailure(did: string, error: IdentityError): void {
+  #rememberFailure(did: string, error: IdentityError, startedAt: number): void {
+    // A fetch begun earlier may fail later: the newer fetch's failure answers more.
+    if ((this.#rememberedFailure(did)?.startedAt ?? -Infinity) > startedAt) return;
     this.#failures.delete(did);
-    this.#failures.set(did, { error, until: Date.now() + this.#options.failureTtlMs });
+    this.#failures.set(did, { error, startedAt, until: Date.now() + this.#options.failureTtlMs });
     if (this.#failures.size > MAX_REMEMBERED_FAILURES) this.#failures.delete(this.#failures.keys().next().value!);
   }
 }
