@@ -1,4 +1,5 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Wire } from './wire.ts';
 
 /**
  * Server counters. Per-event tallies are plain numbers on the hot path and are handed to
@@ -8,6 +9,25 @@ export interface SentTally {
   events: number;
   bytes: number;
 }
+
+/** The compressions each wire can have (zstd is v1's and v2's; permessage-deflate is a WebSocket's). */
+const WIRE_COMPRESSIONS: Record<Wire['name'], ReadonlyArray<'none' | 'zstd' | 'deflate'>> = {
+  v1: ['none', 'zstd', 'deflate'],
+  v2: ['none', 'zstd', 'deflate'],
+  sse: ['none'],
+  ndjson: ['none'],
+};
+/** A subscriber's modes while connected (SubscriberMode but 'closed'). */
+const MODES = ['settling', 'hello', 'replay', 'blocked', 'live'] as const;
+
+/**
+ * Every series contrail_subscribers can have, each shown (0 when nobody is in it) from the start:
+ * a series that vanished with its last subscriber would make sum(contrail_subscribers) an empty
+ * result, a gap in a graph and an alert on `== 0` that never fires.
+ */
+const SUBSCRIBER_SERIES = Object.entries(WIRE_COMPRESSIONS).flatMap(([wire, compressions]) =>
+  compressions.flatMap((compression) => MODES.map((mode) => ({ wire, compression, mode }))),
+);
 
 export class ServerMetrics {
   /** Per wire and compression ("v1|zstd"): events and bytes sent, counted on the hot path. */
@@ -53,7 +73,7 @@ export class ServerMetrics {
       labelNames: ['wire', 'compression', 'mode'],
       registers,
       collect() {
-        this.reset();
+        for (const labels of SUBSCRIBER_SERIES) this.set(labels, 0);
         for (const { wire, compression, mode, count } of subscriberCounts()) this.set({ wire, compression, mode }, count);
       },
     });
