@@ -51,7 +51,7 @@ export class LiveIndex<S extends { readonly filter: SubscriberFilter }> {
   }
 
   /** The entries each subscriber accepts, in order (tooLarge as in forEachMatch). */
-  batches(entries: readonly Entry[], tooLarge: (subscriber: S) => void): Map<S, Entry[]> {
+  batches(entries: readonly Entry[], tooLarge: (subscriber: S, entry: Entry) => void): Map<S, Entry[]> {
     const batches = new Map<S, Entry[]>();
     for (const entry of entries) {
       this.forEachMatch(
@@ -69,13 +69,13 @@ export class LiveIndex<S extends { readonly filter: SubscriberFilter }> {
 
   /**
    * Calls visit(subscriber) once for every subscriber whose filter accepts the entry, and
-   * tooLarge(subscriber) for those that want it but set a smaller maxMessageSizeBytes.
+   * tooLarge(subscriber, entry) for those that want it but set a smaller maxMessageSizeBytes.
    */
-  forEachMatch(entry: Entry, visit: (subscriber: S) => void, tooLarge: (subscriber: S) => void): void {
+  forEachMatch(entry: Entry, visit: (subscriber: S) => void, tooLarge: (subscriber: S, entry: Entry) => void): void {
     const offer = (subscriber: S) => {
       const { kinds } = subscriber.filter;
       if (kinds.size > 0 && !kinds.has(entry.kind)) return;
-      if (isTooLarge(subscriber.filter, entry)) tooLarge(subscriber);
+      if (isTooLarge(subscriber.filter, entry)) tooLarge(subscriber, entry);
       else visit(subscriber);
     };
     for (const subscriber of this.#unfiltered) offer(subscriber);

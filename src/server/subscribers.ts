@@ -27,7 +27,6 @@ export class SubscriberHub {
   readonly #watchdog: Watchdog;
   readonly #replays: ReplayTurns<Subscriber>;
   readonly #replayer: Replayer;
-  readonly #countTooLarge = () => this.#options.metrics.tooLarge++;
   readonly #hooks: HubHooks;
 
   constructor(options: SubscriberHubOptions) {
@@ -182,14 +181,40 @@ export class SubscriberHub {
     const first = entries[0];
     if (this.#live.size === 0 || first === undefined) return;
     const before = first.timeUs - 1;
-    for (const [subscriber, wanted] of this.#live.batches(entries, this.#countTooLarge)) {
+    /** Each subscriber's wanted events over its size limit (their time_us), counted once its send is done. */
+    let tooLarge: Map<Subscriber, number[]> | undefined;
+    const batches = this.#live.batches(entries, (subscriber, entry) => {
+      tooLarge ??= new Map();
+      const times = tooLarge.get(subscriber);
+      if (times) times.push(entry.timeUs);
+      else tooLarge.set(subscriber, [entry.timeUs]);
+    });
+    /** Subscribers whose send stopped partway through the batch (full, or at its limit). */
+    const stopped = new Set<Subscriber>();
+    for (const [subscriber, wanted] of batches) {
       const batch = subscriber.backfill ? wanted.filter((entry) => !withheld(subscriber, entry)) : wanted;
       if (batch.length === 0) continue;
       subscriber.position = before;
-      if (this.#send(subscriber, batch) !== 'full') continue;
+      const sent = this.#send(subscriber, batch);
+      if (sent !== 'all') stopped.add(subscriber);
+      if (sent !== 'full') continue;
       this.#live.remove(subscriber);
       subscriber.mode = 'blocked';
       this.#watchdog.startWindow(subscriber);
+    }
+    if (tooLarge) this.#countTooLarge(tooLarge, stopped);
+  }
+
+  /**
+   * Counts the events over a subscriber's size limit in a published batch; for one whose send
+   * stopped partway, only those up to where it stopped: it reads the rest from the buffer again
+   * once it drains, and that read counts them (or its stream ended at its limit, before them).
+   */
+  #countTooLarge(tooLarge: Map<Subscriber, number[]>, stopped: Set<Subscriber>): void {
+    const { metrics } = this.#options;
+    for (const [subscriber, times] of tooLarge) {
+      if (!stopped.has(subscriber)) metrics.tooLarge += times.length;
+      else for (const timeUs of times) if (timeUs <= subscriber.position) metrics.tooLarge++;
     }
   }
 
