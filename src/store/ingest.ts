@@ -318,8 +318,6 @@ export class Ingester {
       if (!(await this.#commitWithRetry(batch, bytes))) return;
       for (const [did, rev] of batch.revs) this.#rememberRev(did, rev);
       this.#committingRevs = new Map();
-      metrics.eventsStored.inc(batch.entries.length);
-      metrics.upstreamSeq.set(batch.cursor.seq);
       if (upstreamTime) metrics.upstreamLag.set(Math.max(0, (Date.now() - Date.parse(upstreamTime)) / 1000));
       metrics.pendingBytes.set(this.#pendingBytes);
       if (this.#paused && this.#pendingBytes < this.#options.maxPendingBytes / 2) this.#setPaused(false);

@@ -20,7 +20,6 @@ export function createStoreMetrics(registry: Registry) {
       registers,
     }),
     commitErrors: new Counter({ name: 'contrail_store_commit_errors_total', help: 'Failed LMDB commits (retried)', registers }),
-    eventsStored: new Counter({ name: 'contrail_store_events_total', help: 'Events committed to the buffer', registers }),
     eventsTrimmed: new Counter({
       name: 'contrail_store_trimmed_events_total',
       help: 'Events removed by retention, by bound',
@@ -39,7 +38,6 @@ export function createStoreMetrics(registry: Registry) {
       registers,
     }),
     pendingBytes: new Gauge({ name: 'contrail_ingest_pending_bytes', help: 'Event bytes waiting for a commit', registers }),
-    upstreamSeq: new Gauge({ name: 'contrail_upstream_seq', help: 'Last upstream seq whose events are durable', registers }),
     upstreamLag: withValue(
       new Gauge({
         name: 'contrail_upstream_lag_seconds',
@@ -55,10 +53,22 @@ export function createStoreMetrics(registry: Registry) {
 
 /**
  * The buffer's extent as gauges, read from the store at each scrape: its oldest and newest
- * event, how many events and bytes it holds, and the hot log's size.
+ * event, how many events and bytes it holds, the upstream seq it holds, and the hot log's size;
+ * and the events committed to it. Read from the store, they hold on every node whoever wrote
+ * the buffer (this node's ingest, or a cluster's leader through its stream) and from the start.
  */
-export function registerBufferGauges(registry: Registry, store: Pick<EventStore, 'span' | 'hotLog' | 'sealState' | 'didIndex'>): void {
+export function registerBufferGauges(registry: Registry, store: Pick<EventStore, 'span' | 'hotLog' | 'sealState' | 'didIndex' | 'upstreamCursor' | 'onCommitted'>): void {
   const registers = [registry];
+  const committed = new Counter({ name: 'contrail_store_events_total', help: 'Events committed to the buffer', registers });
+  store.onCommitted((entries) => committed.inc(entries.length));
+  new Gauge({
+    name: 'contrail_upstream_seq',
+    help: 'Last upstream seq whose events are durable in the buffer (0 before the first)',
+    registers,
+    collect() {
+      this.set(store.upstreamCursor?.seq ?? 0);
+    },
+  });
   // Base units (seconds), and NaN while the buffer is empty: there is no such event, and 0 would
   // read as 1970 (a buffer 56 years deep).
   const seconds = (timeUs: number | undefined) => (timeUs === undefined ? NaN : timeUs / 1e6);
