@@ -79,7 +79,7 @@ export class ServerMetrics {
     });
     this.connections = new Counter({
       name: 'contrail_subscriber_connections_total',
-      help: 'Subscribe attempts, by wire and result (accepted, bad_request, too_many_subscribers, too_many_from_ip)',
+      help: 'Subscribe attempts, by wire and result (accepted = a subscriber was opened, bad_request, too_many_subscribers, too_many_from_ip)',
       labelNames: ['wire', 'result'],
       registers,
     });

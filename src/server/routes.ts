@@ -136,7 +136,6 @@ export function createSocketHandler(options: RouteOptions): SocketHandler<Connec
     }
     const admitted = admit(request, parsed.compress && 'decline');
     if ('refuse' in admitted) return refuse(admitted.refuse.status, admitted.refuse.result, admitted.refuse.reason);
-    metrics.connections.inc({ wire: 'v1', result: 'accepted' });
     const admission: Admission = {
       filter: parsed.filter,
       wire: parsed.compress ? wires.v1Zstd : wires.v1,
@@ -174,7 +173,6 @@ export function createSocketHandler(options: RouteOptions): SocketHandler<Connec
       const error = status === 400 ? 'InvalidRequest' : status === 429 ? 'RateLimitExceeded' : 'ServiceUnavailable';
       return refuse(status, result, error, reason);
     }
-    metrics.connections.inc({ wire: 'v2', result: 'accepted' });
     const admission: Admission = {
       filter: parsed.filter,
       wire: parsed.zstd ? wires.v2Zstd : wires.v2,
@@ -208,7 +206,6 @@ export function createSocketHandler(options: RouteOptions): SocketHandler<Connec
     if ('refuse' in admitted) return refuse(admitted.refuse.status, admitted.refuse.result, admitted.refuse.reason);
     const headers = { ...STREAM_HEADERS, 'content-type': contentType };
     if (request.method === 'HEAD') return { status: 200, headers, body: '' };
-    metrics.connections.inc({ wire: wire.name, result: 'accepted' });
     const admission: Admission = {
       filter: parsed.filter,
       wire,
@@ -267,7 +264,10 @@ export function createSocketHandler(options: RouteOptions): SocketHandler<Connec
       return request.path === SUBSCRIBE_EVENTS_PATH ? upgradeV2(request) : upgradeV1(request);
     },
 
+    // Counted once open, not when admitted: the socket library may still refuse a handshake
+    // (ws answers a malformed Sec-WebSocket-Key 400), and then there is no subscriber to leave.
     open: (sink, connection) => {
+      metrics.connections.inc({ wire: connection.admission.wire.name, result: 'accepted' });
       connection.subscriber = hub.open(connection.admission, sink);
     },
     // The transports call these only after open.
