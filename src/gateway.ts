@@ -220,7 +220,9 @@ async function startStages(config: GatewayConfig, tuning: GatewayTuning, logger:
       async stop(flushTimeoutMs) {
         await reader.stop();
         await verifier?.idle();
-        return ingester.flush(flushTimeoutMs);
+        const flushed = await ingester.flush(flushTimeoutMs);
+        ingester.ended();
+        return flushed;
       },
       abandon: () => ingester.abandon(),
     };

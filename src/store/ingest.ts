@@ -210,6 +210,19 @@ export class Ingester {
   }
 
   /**
+   * The run is over (the gateway stops, or a cluster node's term ended) and nothing more is
+   * committed: its gauges say so, no lag measured, nothing pending, not paused, rather than keep
+   * the run's last values on a node that no longer reads the relay.
+   */
+  ended(): void {
+    this.#abandoned = true;
+    const { metrics } = this.#options;
+    metrics.upstreamLag.set(NaN);
+    metrics.pendingBytes.set(0);
+    metrics.ingestPaused.set(0);
+  }
+
+  /**
    * Read again after a restart below held messages: new only if its repo was held then (from its
    * lowest held seq on), or it is above what was handled. Each repo's messages come in order, so
    * once one is taken, that repo's earlier ones are done.
@@ -318,6 +331,8 @@ export class Ingester {
       if (!(await this.#commitWithRetry(batch, bytes))) return;
       for (const [did, rev] of batch.revs) this.#rememberRev(did, rev);
       this.#committingRevs = new Map();
+      // A commit that outlived its run (flush gave up on it) leaves the ended run's gauges alone.
+      if (this.#abandoned) return;
       if (upstreamTime) metrics.upstreamLag.set(Math.max(0, (Date.now() - Date.parse(upstreamTime)) / 1000));
       metrics.pendingBytes.set(this.#pendingBytes);
       if (this.#paused && this.#pendingBytes < this.#options.maxPendingBytes / 2) this.#setPaused(false);
