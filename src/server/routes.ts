@@ -274,7 +274,7 @@ export function createSocketHandler(options: RouteOptions): SocketHandler<Connec
     message: ({ subscriber }, data, binary) => subscriber && hub.message(subscriber, data, binary),
     drain: ({ subscriber }) => subscriber && hub.drain(subscriber),
     pong: ({ subscriber }) => subscriber && hub.pong(subscriber),
-    close: ({ subscriber }, stalled) => subscriber && (stalled ? hub.cutStalled(subscriber) : hub.closed(subscriber)),
+    close: ({ subscriber }, cause) => subscriber && (cause === 'stalled' ? hub.cutStalled(subscriber) : hub.closed(subscriber, cause)),
   };
 }
 

@@ -80,10 +80,12 @@ export interface SocketHandler<Session> {
   drain(session: Session): void;
   pong(session: Session): void;
   /**
-   * The WebSocket or HTTP stream is gone, whichever side ended it. `stalled`: the transport cut it
-   * by itself while holding bytes the peer had not taken (uWS's HTTP idle timeout).
+   * The WebSocket or HTTP stream is gone, whichever side ended it. `cause`, when the transport
+   * ended it by itself: 'stalled', cut while holding bytes the peer had not taken (uWS's HTTP idle
+   * timeout); 'bad_message', closed because the client broke a WebSocket rule (a message over
+   * MAX_CLIENT_MESSAGE_BYTES, a text message that is not UTF-8).
    */
-  close(session: Session, stalled?: boolean): void;
+  close(session: Session, cause?: 'stalled' | 'bad_message'): void;
 }
 
 export interface UpgradeAccept<Session> {

@@ -110,13 +110,15 @@ export class UwsTransport<Session> implements Transport {
         else handler.drain(session);
       },
       pong: (ws) => handler.pong(ws.getUserData().session),
-      close: (ws) => {
+      // uWS drops a socket whose client broke a rule (a message over maxPayloadLength, text that
+      // is not UTF-8) with 1006 and says why in the message; a peer that went away leaves it empty.
+      close: (ws, code, message) => {
         const data = ws.getUserData();
         if (data.client) {
           data.client.closed = true;
           clearTimeout(data.client.closing?.timer);
         }
-        handler.close(data.session);
+        handler.close(data.session, code === 1006 && message.byteLength > 0 ? 'bad_message' : undefined);
       },
     };
     for (const path of WEBSOCKET_PATHS) this.#app.ws<SocketData<Session>>(path, behavior);
@@ -208,7 +210,7 @@ function startStream<Session>(res: HttpResponse, stream: HttpStreamStart<Session
   const end = (stalled = false) => {
     if (ended) return;
     ended = true;
-    handler.close(stream.session, stalled);
+    handler.close(stream.session, stalled ? 'stalled' : undefined);
   };
   // The peer left, or uWS's own HTTP idle timeout cut a response that could send nothing for ~10 s:
   // uWS says which to neither. Bytes held for the peer since before the timeout's earliest cut mean

@@ -94,12 +94,16 @@ export class WsTransport<Session> implements Transport {
       if (decision.protocol) this.#protocols.set(req, decision.protocol);
       this.#wss.handleUpgrade(req, socket, head, (ws) => {
         const client = wrapSocket(ws, socket);
+        /** The peer broke a WebSocket rule: `ws` reads no further and closes (1009, 1007, 1002). */
+        let brokeRule = false;
         ws.on('message', (data: Buffer, isBinary: boolean) => handler.message(session, data, isBinary));
         ws.on('pong', () => handler.pong(session));
-        ws.on('close', () => handler.close(session));
+        ws.on('close', () => handler.close(session, brokeRule ? 'bad_message' : undefined));
         // After an error `ws` closes the connection itself (with a close frame when the peer broke
         // a rule); terminating here could cut that frame off.
-        ws.on('error', () => {});
+        ws.on('error', (err: Error & { code?: string }) => {
+          if (err.code?.startsWith('WS_ERR_')) brokeRule = true;
+        });
         socket.on('drain', () => handler.drain(session));
         handler.open(client, session);
       });
