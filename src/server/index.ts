@@ -60,8 +60,8 @@
  *   options-update.ts    applyClientMessage: a client's options_update applied wherever the subscriber is
  *   backfill-feed.ts     BackfillFeed: starts a subscriber's repo backfills, sends their output in its replay steps
  *   replay-turns.ts      ReplayTurns: replays share one bounded slice per event-loop turn
- *   replay-step.ts       Replayer: one replay step — backfill output or the next batch sent, the trimmed check (or following the oldest event), joining live
- *   replay-reads.ts      ReplayReads: a replaying subscriber's next batch (hot log here, LMDB on a worker), stale reads dropped
+ *   replay-step.ts       Replayer: one replay step — backfill output or the next batch sent, the trimmed check, joining live
+ *   replay-reads.ts      ReplayReads: a replaying subscriber's next batch (hot log here, LMDB on a worker), stale reads dropped; one following the oldest event reads from the oldest held
  *   replay-pool.ts       ReplayPool: the replay worker threads (a threads WorkerPool), their requests and answers
  *   replay-worker.ts     a replay worker thread: reads, filters and frames in a snapshot of the buffer
  *   subscriber.ts        Admission (before the sink) and Subscriber (with it: send, hang up); positionAtTime, startsAtOldest

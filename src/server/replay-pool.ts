@@ -2,7 +2,7 @@ import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import type { Entry, EventKind } from '../events/index.ts';
-import { decodeRecords, type BufferLocation } from '../store/index.ts';
+import { decodeRecords, type BufferLocation, type OldestHeld } from '../store/index.ts';
 import { startWorkerModule, WorkerPool } from '../threads/index.ts';
 import type { SubscriberFilter } from './filter.ts';
 import type { Wire } from './wire.ts';
@@ -40,6 +40,8 @@ export interface ReplayRequest {
   reader?: number;
   sealedEvents: number;
   didIndexUsable: boolean;
+  /** The subscriber follows the oldest event: a position retention passed starts at the worker's snapshot's oldest (SnapshotReadOptions.fromOldest). */
+  fromOldest?: boolean;
 }
 
 /** Tells every worker that a replay reads no more (its subscriber left or moved), so none keeps merges for it. */
@@ -63,6 +65,8 @@ export type ReplayReply = { id: number } & (
       indexRebuilds?: number;
       /** Block partitions the thread has decompressed so far (its BlockReader's partitionsRead). */
       partitionsRead: number;
+      /** A fromOldest read's start: the oldest event the worker's snapshot held. */
+      fromOldest?: OldestHeld;
     }
 );
 
@@ -73,9 +77,10 @@ export function filterSpecJson(filter: SubscriberFilter): string {
 }
 
 /** An answer's events (their JSON are views of the transferred buffer) and frames. */
-export function decodeAnswer(answer: Extract<ReplayReply, { records: ArrayBuffer }>): { entries: Entry[]; frames?: Uint8Array[]; position: number } {
+export function decodeAnswer(answer: Extract<ReplayReply, { records: ArrayBuffer }>): { entries: Entry[]; frames?: Uint8Array[]; position: number; fromOldest?: OldestHeld } {
   const entries = decodeRecords(Buffer.from(answer.records));
-  if (!answer.frames) return { entries, position: answer.position };
+  const { position, fromOldest } = answer;
+  if (!answer.frames) return { entries, position, ...(fromOldest ? { fromOldest } : {}) };
   const { bytes, ends } = answer.frames;
   const frames: Uint8Array[] = [];
   let start = 0;
@@ -83,7 +88,7 @@ export function decodeAnswer(answer: Extract<ReplayReply, { records: ArrayBuffer
     frames.push(new Uint8Array(bytes, start, end - start));
     start = end;
   }
-  return { entries, frames, position: answer.position };
+  return { entries, frames, position, ...(fromOldest ? { fromOldest } : {}) };
 }
 
 /** Reads a replay's own thread may have pending beyond the least busy one's and still get its next read. */

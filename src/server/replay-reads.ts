@@ -1,5 +1,5 @@
 import type { Entry } from '../events/index.ts';
-import { DamagedBlockError, type EventStore } from '../store/index.ts';
+import { DamagedBlockError, type EventStore, type OldestHeld } from '../store/index.ts';
 import { withheld } from './backfill-feed.ts';
 import { sendsEvent, type SubscriberFilter } from './filter.ts';
 import { decodeAnswer, filterSpecJson, type ReplayPool, type ReplayReply } from './replay-pool.ts';
@@ -17,6 +17,8 @@ export interface ReplayBatch {
   entries: Entry[];
   frames?: Uint8Array[];
   position: number;
+  /** Read for a subscriber following the oldest event: the oldest event held when it was read, where its stream starts. */
+  fromOldest?: OldestHeld;
 }
 
 interface ReadState {
@@ -77,6 +79,10 @@ export class ReplayReads {
     }
     if (state.batch) return state.batch;
     if (state.reading) return 'reading';
+    // One that follows the oldest event reads from the oldest held now. A worker starts at its own
+    // snapshot's oldest if retention trims again before it reads, and its answer is sent as it is,
+    // so a trim at every commit cannot keep moving it on with nothing sent.
+    if (subscriber.followsOldest) subscriber.position = Math.max(subscriber.position, this.store.trimmedUpTo);
     if (this.pool && !state.onMainThread && !this.store.hotLog.covers(subscriber.position)) {
       this.#readInWorker(subscriber, state, this.pool);
       return 'reading';
@@ -86,7 +92,9 @@ export class ReplayReads {
     state.filter = filter;
     const tooLarge = () => this.countTooLarge(1);
     try {
-      return (state.batch = this.store.readAfter(subscriber.position, { ...READ_LIMITS, filter: (entry) => sendsEvent(filter, entry, tooLarge), select: filter, reader: subscriber.id }));
+      const read: ReplayBatch = this.store.readAfter(subscriber.position, { ...READ_LIMITS, filter: (entry) => sendsEvent(filter, entry, tooLarge), select: filter, reader: subscriber.id });
+      if (subscriber.followsOldest) read.fromOldest = { oldest: this.store.oldest() };
+      return (state.batch = read);
     } catch (err) {
       if (err instanceof DamagedBlockError) return err;
       throw err;
@@ -156,6 +164,7 @@ export class ReplayReads {
       reader: subscriber.id,
       sealedEvents,
       didIndexUsable,
+      fromOldest: subscriber.followsOldest,
     };
     pool.read(request).then(
       (answer) => {

@@ -21,9 +21,10 @@ const EVENTS_PER_STEP = 64;
  * reads the hot log on this thread, between commits, so the handover has no seam. A position
  * retention has trimmed past ends the stream with ConsumerTooSlow: those events are gone;
  * unless the subscriber asked for the oldest event held and was sent nothing yet
- * (Subscriber.followsOldest): it starts at the new oldest. A position whose next events are in a
- * block that cannot be read (damaged on disk) ends the stream with BufferDamaged, naming them and
- * where to resume: sent on, the client would miss them unawares.
+ * (Subscriber.followsOldest): its next read starts at the oldest held then (replay-reads.ts). A
+ * position whose next events are in a block that cannot be read (damaged on disk) ends the
+ * stream with BufferDamaged, naming them and where to resume: sent on, the client would miss them
+ * unawares.
  */
 export class Replayer {
   readonly #reads: ReplayReads;
@@ -42,13 +43,18 @@ export class Replayer {
   step(subscriber: Subscriber): boolean {
     if (subscriber.mode !== 'replay') return false;
     const { store } = this.hub;
-    if (subscriber.position < store.trimmedUpTo && !this.#followOldest(subscriber)) {
+    if (subscriber.position < store.trimmedUpTo && !subscriber.followsOldest) {
       this.watchdog.tooSlow(subscriber, FELL_BEHIND);
       return false;
     }
     const backfilling = this.backfill?.replayStep(subscriber);
     if (backfilling !== undefined) {
-      subscriber.startFromHere();
+      if (subscriber.followsOldest) {
+        // It starts here, at the oldest held now: a read begun from an older oldest is dropped.
+        this.#reads.reset(subscriber);
+        subscriber.position = Math.max(subscriber.position, store.trimmedUpTo);
+        subscriber.startFromHere({ oldest: store.oldest() });
+      }
       return backfilling;
     }
     const batch = this.#reads.next(subscriber);
@@ -58,7 +64,6 @@ export class Replayer {
       return false;
     }
     if (batch === 'trimmed') {
-      if (this.#followOldest(subscriber)) return true;
       this.watchdog.tooSlow(subscriber, FELL_BEHIND);
       return false;
     }
@@ -69,7 +74,7 @@ export class Replayer {
       return false;
     }
     this.#reads.finished(subscriber);
-    subscriber.startFromHere();
+    subscriber.startFromHere(batch.fromOldest);
     subscriber.position = batch.position;
     if (subscriber.position < store.hotLog.newest) return true;
     subscriber.mode = 'live';
@@ -84,14 +89,6 @@ export class Replayer {
     this.hub.end(subscriber, close.metric, close);
   }
 
-  /** Moves a subscriber that follows the oldest event to it, dropping what was read from before it; false for any other. */
-  #followOldest(subscriber: Subscriber): boolean {
-    if (!subscriber.followsOldest) return false;
-    this.#reads.reset(subscriber);
-    subscriber.position = this.hub.store.trimmedUpTo;
-    return true;
-  }
-
   /** Forgets what was read for the subscriber (it left, or replays from another position). */
   forget(subscriber: Subscriber): void {
     this.#reads.reset(subscriber);
@@ -103,7 +100,7 @@ export class Replayer {
     const { entries, frames, from } = this.#reads.unsent(subscriber, batch);
     if (from === entries.length) return 'all';
     const to = Math.min(from + EVENTS_PER_STEP, entries.length);
-    subscriber.startFromHere();
+    subscriber.startFromHere(batch.fromOldest);
     const sent = this.hub.send(subscriber, entries, frames, from, to);
     return sent === 'all' && to < entries.length ? 'more' : sent;
   }

@@ -77,6 +77,7 @@ function answer(request: ReplayRequest): ReplayReply {
     reader: request.reader,
     sealedEvents: request.sealedEvents,
     didIndexUsable: request.didIndexUsable,
+    fromOldest: request.fromOldest,
   });
   if (read.trimmed) return { id: request.id, trimmed: true };
   const records = encodeRecords(read.entries, Buffer.allocUnsafeSlow);
@@ -90,6 +91,7 @@ function answer(request: ReplayRequest): ReplayReply {
     ...(frames ? { frames } : {}),
     tooLarge,
     ...(read.inconsistency ? { inconsistency: read.inconsistency, indexRebuilds: read.indexRebuilds } : {}),
+    ...(read.fromOldest ? { fromOldest: read.fromOldest } : {}),
     partitionsRead: reader.partitionsRead,
   };
 }

@@ -1,5 +1,5 @@
 import type { EventKind } from '../events/index.ts';
-import { DamagedBlockError, type EventStore } from '../store/index.ts';
+import { DamagedBlockError, type EventStore, type OldestHeld } from '../store/index.ts';
 import { EVENT_KINDS, OptionError, parseFilter, type SubscriberFilter } from './filter.ts';
 import { startsAtOldest } from './subscriber.ts';
 import type { HttpReply, HttpRequestInfo } from './transport.ts';
@@ -116,7 +116,7 @@ export interface ResolvedCursor {
   /** The hub's position: the time_us after which the subscriber's stream starts. */
   position: number;
   /** The #info frame to send first, if the cursor was adjusted (the Admission's greeting), made when it is sent. */
-  greeting?: () => Buffer;
+  greeting?: (start?: OldestHeld) => Buffer;
   /** A timestamp at or below what retention had removed: it follows the oldest event held (startsAtOldest). */
   fromOldest?: boolean;
 }
@@ -142,9 +142,10 @@ export function resolveCursor(store: EventStore, cursor: number | undefined): Re
     if (cursor > store.lastTimeUs) return { position: tip };
     const position = Math.max(cursor - 1, store.trimmedUpTo);
     if (cursor > store.trimmedUpTo && (oldest === undefined || cursor >= oldest.timeUs)) return { position };
-    // Made when sent: a subscriber that follows the oldest event gets it as its replay starts, so it names the oldest then.
-    const greeting = () => {
-      const resumedAt = store.oldest();
+    // Made when sent: a subscriber that follows the oldest event gets it as its replay starts,
+    // naming the oldest event held when what it is sent was read (`start`).
+    const greeting = (start: OldestHeld = { oldest: store.oldest() }) => {
+      const resumedAt = start.oldest;
       const resumed = resumedAt ? `resuming from seq ${resumedAt.seq}, the oldest event here` : 'the buffer is empty; resuming at the live tip';
       return v2InfoFrame('OutdatedCursor', `cursor ${cursor} is older than this server's buffer: events may have been missed; ${resumed}`);
     };

@@ -1,6 +1,6 @@
 import type { SubscriberBackfill } from '../backfill/index.ts';
 import type { Entry } from '../events/index.ts';
-import type { EventStore } from '../store/index.ts';
+import type { EventStore, OldestHeld } from '../store/index.ts';
 import { truncateReason, type CloseReason } from './close-reasons.ts';
 import type { SubscriberFilter } from './filter.ts';
 import type { SentTally, ServerMetrics } from './metrics.ts';
@@ -22,9 +22,10 @@ export interface Admission {
   remoteAddress: string;
   /**
    * Sent before any event (a v2 #info about the cursor), made when sent: at connect, or with
-   * fromOldest once the subscriber starts from the oldest event (Subscriber.startFromHere).
+   * fromOldest once the subscriber starts from the oldest event (Subscriber.startFromHere), given
+   * that event.
    */
-  greeting?: () => Buffer;
+  greeting?: (start?: OldestHeld) => Buffer;
   /** End the stream cleanly after this many events (the HTTP streams' `limit`). */
   limit?: number;
   /** Send a heartbeat after this long without a message (needs a wire with heartbeats). */
@@ -73,7 +74,7 @@ export class Subscriber {
   /** Asked for a backfill while settling: started once settled. */
   backfillDue: boolean;
   /** Its greeting, held while it follows the oldest event (see startFromHere). */
-  #heldGreeting: (() => Buffer) | undefined;
+  #heldGreeting: Admission['greeting'];
 
   static #lastId = 0;
   /** Names it in logs. */
@@ -101,7 +102,7 @@ export class Subscriber {
    * What goes out before any event: the wire's prelude, then the admission's greeting (which a
    * settling subscriber sends once settled, and one that follows the oldest event once it starts).
    */
-  greet(greeting: (() => Buffer) | undefined): void {
+  greet(greeting: Admission['greeting']): void {
     const { sink, wire } = this;
     if (wire.prelude) sink.send(wire.prelude, false);
     if (this.followsOldest) this.#heldGreeting = greeting;
@@ -110,14 +111,15 @@ export class Subscriber {
 
   /**
    * It starts from its position (something is sent, or its replay is done): a trim no longer
-   * moves it. Its held greeting goes out first, so a v2 #info names the seq it resumed from.
+   * moves it. Its held greeting goes out first, so a v2 #info names the seq it resumed from:
+   * `start`, the oldest event held when what it is sent was read.
    */
-  startFromHere(): void {
+  startFromHere(start: OldestHeld | undefined): void {
     this.followsOldest = false;
     const greeting = this.#heldGreeting;
     if (!greeting) return;
     this.#heldGreeting = undefined;
-    this.sendControl(greeting());
+    this.sendControl(greeting(start));
   }
 
   sendControl(message: Buffer): void {

@@ -70,7 +70,7 @@ export class Watchdog {
     const { subscribers, slowWindowMs, nowMs, store } = this.#options;
     const now = { nowMs: nowMs(), tip: store.hotLog.newest, trimmedUpTo: store.trimmedUpTo };
     for (const subscriber of subscribers) {
-      // One following the oldest event is moved on by its next replay step, not dropped (replay-step.ts).
+      // One following the oldest event is moved on by its next read, not dropped (replay-reads.ts).
       if ((subscriber.mode !== 'replay' && subscriber.mode !== 'blocked') || subscriber.followsOldest) continue;
       const verdict = judgeDrain(subscriber.window, { ...now, position: subscriber.position }, slowWindowMs);
       if (verdict.kind === 'drop') this.tooSlow(subscriber, verdict.message);

@@ -124,7 +124,8 @@
  * SnapshotReader (snapshot-reader.ts): the same SealedReader and BlockReader (with its own
  * cache), in a read transaction reset before each read — lmdb-js would otherwise renew it only
  * on a later turn of the event loop, and a read could miss the newest commits. The snapshot's
- * trimmedUpTo says when retention passed the reader's position; the EventStore's sealed count and
+ * trimmedUpTo says when retention passed the reader's position (a reader that asked for whatever is
+ * oldest, `fromOldest`, starts at the snapshot's oldest event instead); the EventStore's sealed count and
  * index state come with each read, and an index inconsistency found there is reported back.
  *
  * Retention (retention.ts) removes whole blocks (and their index entries) in one transaction
@@ -159,7 +160,7 @@ export type { EventFilter, ReadOptions, ReadResult } from './disk-reads.ts';
 export type { Selection } from './sealed-reads.ts';
 export { DamagedBlockError } from './blocks.ts';
 export { mapSizeFor, type BufferLocation } from './environment.ts';
-export { SnapshotReader, type SnapshotRead, type SnapshotReadOptions } from './snapshot-reader.ts';
+export { SnapshotReader, type OldestHeld, type SnapshotRead, type SnapshotReadOptions } from './snapshot-reader.ts';
 export { decodeRecords, encodeRecords } from './codec.ts';
 export { Ingester, type IngesterOptions } from './ingest.ts';
 export { collectionKeeper } from './ingest-filter.ts';

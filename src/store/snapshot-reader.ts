@@ -13,6 +13,16 @@ export interface SnapshotReadOptions extends ReadOptions {
   sealedEvents: number;
   /** False once the per-DID index was found inconsistent, until it is rebuilt. */
   didIndexUsable: boolean;
+  /**
+   * The reader asked for whatever is oldest: a position retention has passed starts at the oldest
+   * event this snapshot holds, instead of the read answering `trimmed`.
+   */
+  fromOldest?: boolean;
+}
+
+/** What a fromOldest read started at: the oldest event its snapshot held (none: the buffer was empty). */
+export interface OldestHeld {
+  oldest?: { timeUs: number; seq: number };
 }
 
 export type SnapshotRead =
@@ -22,6 +32,8 @@ export type SnapshotRead =
       inconsistency?: string;
       /** With an inconsistency: the index rebuilds its snapshot counted (one rebuilt since makes the report old news). */
       indexRebuilds?: number;
+      /** A fromOldest read's start. */
+      fromOldest?: OldestHeld;
     })
   | { trimmed: true };
 
@@ -76,7 +88,12 @@ export class SnapshotReader {
     // this read sees every commit made before the request was sent.
     this.#root.resetReadTxn();
     const trimmedUpTo = (this.#meta.get(META.trimmedUpTo) as number | undefined) ?? 0;
-    if (position < trimmedUpTo) return { trimmed: true };
+    if (position < trimmedUpTo) {
+      if (!options.fromOldest) return { trimmed: true };
+      // Asked for whatever is oldest: this snapshot's oldest is, though the main thread may have
+      // trimmed again since it asked (reading from there again would meet the next trim).
+      position = trimmedUpTo;
+    }
     const lastTimeUs = (this.#meta.get(META.lastTimeUs) as number | undefined) ?? 0;
     if (lastTimeUs < end) throw new Error(`the read snapshot ends at time_us ${lastTimeUs}, before ${end}: it is older than the request`);
     const indexRebuilds = (this.#meta.get(META.didIndexRebuilds) as number | undefined) ?? 0;
@@ -98,7 +115,22 @@ export class SnapshotReader {
     const lease = this.#blocks.lease();
     const read = readStored(position, end, { sealed: this.#sealed, sealedUpTo, tailAfter }, options.select, options.maxScanned ?? Infinity, collector, lease, options.reader);
     const inconsistency = this.#inconsistency !== inconsistentBefore ? this.#inconsistency : undefined;
-    return this.#leases.track({ entries: collector.taken(), position: read.position, ...(inconsistency ? { inconsistency, indexRebuilds } : {}) }, lease);
+    return this.#leases.track(
+      {
+        entries: collector.taken(),
+        position: read.position,
+        ...(inconsistency ? { inconsistency, indexRebuilds } : {}),
+        ...(options.fromOldest ? { fromOldest: this.#oldestHeld(trimmedUpTo) } : {}),
+      },
+      lease,
+    );
+  }
+
+  /** The snapshot's oldest event, as EventStore.oldest finds it: the first block's first, or the tail's first. */
+  #oldestHeld(trimmedUpTo: number): OldestHeld {
+    for (const { value } of this.#tables.directory.getRange({ limit: 1 })) return { oldest: { timeUs: value.first, seq: value.firstSeq } };
+    for (const entry of this.#tailAfter(trimmedUpTo)) return { oldest: { timeUs: entry.timeUs, seq: entry.seq! } };
+    return {};
   }
 
   #foundInconsistent(detail: string): void {
