@@ -98,15 +98,17 @@ export class Watchdog {
    * Its time_us resumes right after everything this subscriber has examined: nothing missed,
    * nothing repeated. A blocked subscriber has messages queued, so none is due; nor is one to a
    * subscriber whose backfill still owes it events its position passed (withheld during a fetch),
-   * to one settling its cursor (its position is not known yet), or to one waiting for its hello
-   * (requireHello: nothing is sent before the first options_update).
+   * to one settling its cursor (its position is not known yet), to one waiting for its hello
+   * (requireHello: nothing is sent before the first options_update), or to one still following
+   * the oldest event (its position is not known yet either: a trim moves it on until its first
+   * read is done, and a heartbeat would be something sent at a position it then leaves).
    */
   #sendHeartbeats(): void {
     const now = this.#options.nowMs();
     const tip = this.#options.store.hotLog.newest;
     for (const subscriber of this.#withHeartbeat) {
       if (!subscriber.wire.heartbeat || now - subscriber.lastSentMs < subscriber.heartbeatMs) continue;
-      if (subscriber.mode === 'blocked' || subscriber.mode === 'settling' || subscriber.mode === 'hello') continue;
+      if (subscriber.mode === 'blocked' || subscriber.mode === 'settling' || subscriber.mode === 'hello' || subscriber.followsOldest) continue;
       if (subscriber.backfill?.owesEvents) continue;
       // A live subscriber has been sent every wanted event up to the tip (publish is synchronous).
       const resumeAt = (subscriber.mode === 'live' ? tip : subscriber.position) + 1;
