@@ -80,9 +80,14 @@ test('resolving a cursor reads no block: the block directory names the oldest ev
   await waitUntil(() => store.sealState.unsealedEvents === 0, 'the events sealed into blocks');
   const read = store.partitionsRead;
   assert.deepEqual(resolveCursor(store, 1), { position: entries[0]!.timeUs - 1 });
-  const outdated = resolveCursor(store, entries[0]!.timeUs - 10);
-  assert.match(outdated.greeting!().toString(), /resuming from seq 1, the oldest event here/);
+  // Nothing was trimmed: a timestamp before the oldest event misses none, and gets no #info.
+  assert.deepEqual(resolveCursor(store, entries[0]!.timeUs - 10), { position: entries[0]!.timeUs - 11 });
   assert.equal(store.partitionsRead, read, 'no block partition was read');
+  await store.trimOldest(8);
+  const trimmed = store.partitionsRead;
+  const outdated = resolveCursor(store, store.trimmedUpTo);
+  assert.match(outdated.greeting!().toString(), /resuming from seq 9, the oldest event here/);
+  assert.equal(store.partitionsRead, trimmed, 'no block partition was read');
 });
 
 for (const { transport, skip } of await transportsUnderTest()) {

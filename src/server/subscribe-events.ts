@@ -1,7 +1,7 @@
 import type { EventKind } from '../events/index.ts';
 import { DamagedBlockError, type EventStore, type OldestHeld } from '../store/index.ts';
 import { EVENT_KINDS, OptionError, parseFilter, type SubscriberFilter } from './filter.ts';
-import { startsAtOldest } from './subscriber.ts';
+import { positionAtTime, startsAtOldest } from './subscriber.ts';
 import type { HttpReply, HttpRequestInfo } from './transport.ts';
 import { v2FrameBytes, v2InfoFrame } from './v2-frames.ts';
 
@@ -129,19 +129,20 @@ export function cursorAhead(store: Pick<EventStore, 'lastTimeUs' | 'lastSeq'>, c
 
 /**
  * Where a v2 cursor starts, inclusive. A seq older than the buffer is refused (CursorTooOld, the
- * client must re-sync from elsewhere); an old timestamp is clamped with an OutdatedCursor notice
- * (one at or below what retention removed follows the oldest event, as v1's does), and so is a seq this buffer never held (a gap: it starts at the next seq held); a seq beyond the
- * next one starts live with a FutureCursor notice; a future timestamp is live.
+ * client must re-sync from elsewhere); a timestamp starts where v1's does: one at or below what
+ * retention removed follows the oldest event, with an OutdatedCursor notice, one above it starts
+ * there silently, and a future one is live. A seq this buffer never held (a gap) starts at the
+ * next seq held with an OutdatedCursor notice; a seq beyond the next one starts live with a
+ * FutureCursor notice.
  */
 export function resolveCursor(store: EventStore, cursor: number | undefined): ResolvedCursor {
   const tip = store.hotLog.newest;
   if (cursor === undefined) return { position: tip };
-  const oldest = store.oldest();
   if (cursor >= TIMESTAMP_CURSOR_FLOOR) {
-    // Future = after the last time_us issued, as for v1 (the wall clock may have stepped back).
-    if (cursor > store.lastTimeUs) return { position: tip };
-    const position = Math.max(cursor - 1, store.trimmedUpTo);
-    if (cursor > store.trimmedUpTo && (oldest === undefined || cursor >= oldest.timeUs)) return { position };
+    // Where v1's starts: future = after the last time_us issued (the wall clock may have stepped back).
+    const position = positionAtTime(store, cursor);
+    // After what retention removed, no event it names is gone (none was stored between trimmedUpTo and the oldest event).
+    if (!startsAtOldest(store, cursor)) return { position };
     // Made when sent: a subscriber that follows the oldest event gets it as its replay starts,
     // naming the oldest event held when what it is sent was read (`start`).
     const greeting = (start: OldestHeld = { oldest: store.oldest() }) => {
@@ -149,8 +150,9 @@ export function resolveCursor(store: EventStore, cursor: number | undefined): Re
       const resumed = resumedAt ? `resuming from seq ${resumedAt.seq}, the oldest event here` : 'the buffer is empty; resuming at the live tip';
       return v2InfoFrame('OutdatedCursor', `cursor ${cursor} is older than this server's buffer: events may have been missed; ${resumed}`);
     };
-    return { position, greeting, fromOldest: startsAtOldest(store, cursor) };
+    return { position, greeting, fromOldest: true };
   }
+  const oldest = store.oldest();
   const next = store.lastSeq + 1;
   if (cursor > next) {
     return { position: tip, greeting: () => v2InfoFrame('FutureCursor', `cursor ${cursor} is beyond the next seq (${next}); starting at the live tip`) };
