@@ -1,0 +1,75 @@
+/**
+ * Invariant 1 across a machine crash. Without --fsync a machine crash can tear the buffer, so the
+ * next start sets it aside and begins a new one. If the wall clock went back across the reboot,
+ * the new buffer's clock must still start above every time_us the lost buffer gave out: clients
+ * hold those as cursors, and a cursor the new buffer reaches again later would skip its events.
+ * The real gateway (`contrail serve --upstream demo`) starts on the data dir a crashed run left.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import type { Entry } from '../src/events/index.ts';
+import { wallClockMicros } from '../src/events/index.ts';
+import { EventStore } from '../src/store/index.ts';
+import { cleanup } from './support/cleanup.ts';
+import { ContrailProcess } from './support/contrail-process.ts';
+import { tempDir } from './support/gateway.ts';
+import { Subscription } from './support/subscribe-client.ts';
+
+const MARKER = 'contrail-run.json';
+/** How far the wall clock went back across the reboot. */
+const CLOCK_SET_BACK_US = 3_600_000_000;
+
+function bootId(): string | null {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  } catch {
+    return null;
+  }
+}
+
+/** The events a run gave out before the machine crashed, stamped by a clock an hour ahead of the one after the reboot. */
+function lostEvents(): Entry[] {
+  const first = wallClockMicros() + CLOCK_SET_BACK_US;
+  return Array.from({ length: 20 }, (_, i) => {
+    const timeUs = first + i * 1_000;
+    const did = `did:plc:${String(i).padStart(24, 'c')}`;
+    const json = `{"did":"${did}","time_us":${timeUs},"kind":"identity","identity":{"did":"${did}","seq":${i + 1},"time":"2026-12-04T00:00:00Z"}}`;
+    return { timeUs, did, kind: 'identity', collection: null, json: Buffer.from(json) };
+  });
+}
+
+const commitTimes = (client: Subscription) => client.events.filter((e) => e.kind === 'commit').map((e) => e.time_us as number);
+
+test('after a machine crash with the wall clock set back, the new buffer gives out time_us above every one the lost buffer gave', { skip: bootId() === null && 'no boot id on this OS', timeout: 120_000 }, async (t) => {
+  const defer = cleanup(t);
+  const dir = tempDir('contrail-crash-time-us-');
+  defer(() => dir.remove());
+  const dataDir = join(dir.path, 'data');
+
+  // A run without fsync commits, then the machine crashes: its marker stays, from an earlier boot.
+  const lost = lostEvents();
+  const store = new EventStore({ dataDir, hotLogBytes: 0, fsync: false });
+  await store.commit({ entries: lost, revs: new Map() });
+  const marker = JSON.parse(readFileSync(join(dataDir, MARKER), 'utf8'));
+  await store.close();
+  writeFileSync(join(dataDir, MARKER), JSON.stringify({ ...marker, bootId: 'an-earlier-boot' }));
+  const given = lost.at(-1)!.timeUs;
+
+  const contrail = ContrailProcess.serve(['--upstream', 'demo', '--data-dir', dataDir]);
+  defer(() => contrail.stop());
+  await contrail.waitForLog('THE LAST RUN ENDED IN A MACHINE CRASH');
+  const port = await contrail.waitServing();
+  defer(() => Subscription.closeAll());
+
+  const fromStart = await Subscription.open(port, 'cursor=0');
+  await fromStart.waitForCount(5, 'the new buffer’s first events');
+  const first = commitTimes(fromStart)[0]!;
+  assert.ok(first > given, `the new buffer's first time_us, ${first}, must be above ${given}, the newest the lost buffer gave out`);
+
+  // A client resuming with the newest cursor it was given gets the new buffer's events, each after its cursor.
+  const resumed = await Subscription.open(port, `cursor=${given}`);
+  await resumed.waitForCount(5, 'events after the cursor the client held', 20_000);
+  assert.ok(commitTimes(resumed).every((timeUs) => timeUs > given), `events after cursor ${given}, not ${commitTimes(resumed).slice(0, 3).join(', ')}…`);
+});
