@@ -156,7 +156,7 @@ async function startStages(config: GatewayConfig, tuning: GatewayTuning, logger:
     let verifier: Verifier | undefined;
     const ingester = new Ingester({
       store,
-      clock: new CursorClock(store.lastTimeUs),
+      clock: new CursorClock(store.timeUsFloor),
       upstreamUrl: config.upstream,
       keepCollection: collectionKeeper(config.ingestCollections),
       logger,

@@ -49,6 +49,7 @@ export const META = {
   trimmedUpTo: 'trimmedUpTo',
   lastSeq: 'lastSeq',
   seqFloor: 'seqFloor',
+  timeUsFloor: 'timeUsFloor',
   format: 'format',
   didIndexBroken: 'didIndexBroken',
   didIndexRebuilds: 'didIndexRebuilds',

@@ -280,6 +280,8 @@ export class EventStore {
   #lastSeq: number;
   /** Seqs this buffer gives its events are above this: those a torn buffer set aside in its place gave out (run-marker.ts). */
   #seqFloor: number;
+  /** Likewise the time_us its own clock gives: those the torn buffer gave out (run-marker.ts). */
+  #timeUsFloor: number;
   #trimmedUpTo: number;
   #cursor: UpstreamCursor | undefined;
   readonly #writable: boolean;
@@ -363,6 +365,9 @@ export class EventStore {
     // is: only this buffer's own numbering (commit) starts above the floor.
     if (this.previousRun.seqCeiling) this.#meta.putSync(META.seqFloor, this.previousRun.seqCeiling);
     this.#seqFloor = (this.#meta.get(META.seqFloor) as number | undefined) ?? 0;
+    // The same for time_us: a leader's events (commitAssigned) are checked against lastTimeUs alone.
+    if (this.previousRun.timeUsCeiling) this.#meta.putSync(META.timeUsFloor, this.previousRun.timeUsCeiling);
+    this.#timeUsFloor = (this.#meta.get(META.timeUsFloor) as number | undefined) ?? 0;
     this.#lastTimeUs = Math.max((this.#meta.get(META.lastTimeUs) as number | undefined) ?? 0, newest ?? 0);
     this.#cursor = this.#meta.get(META.cursor) as UpstreamCursor | undefined;
     this.#didIndex = this.#meta.get(META.didIndexBroken) === true ? 'bypassed' : 'ok';
@@ -382,15 +387,23 @@ export class EventStore {
       options.didPostingsPerRead,
     );
     if (this.#writable) {
-      this.#run = new Run(options.dataDir, fsync, this.#root, Math.max(this.#lastSeq, this.#seqFloor));
+      this.#run = new Run(options.dataDir, fsync, this.#root, { seq: Math.max(this.#lastSeq, this.#seqFloor), timeUs: this.timeUsFloor });
       this.#finishSeals();
       if (this.#didIndex === 'bypassed') this.#startRebuild();
     }
   }
 
-  /** The newest time_us ever issued to a stored event: the clock continues above it. */
+  /** The newest time_us ever issued to a stored event. */
   get lastTimeUs(): number {
     return this.#lastTimeUs;
+  }
+
+  /**
+   * The clock that stamps this buffer's own events (commit) continues above this: lastTimeUs, or
+   * the newest time_us a torn buffer set aside in its place may have given out (run-marker.ts).
+   */
+  get timeUsFloor(): number {
+    return Math.max(this.#lastTimeUs, this.#timeUsFloor);
   }
 
   /** The newest seq ever given to a stored event (0 before the first). */
@@ -486,7 +499,7 @@ export class EventStore {
     const newest = entries.at(-1);
     const lastTimeUs = newest ? newest.timeUs : this.#lastTimeUs;
     const lastSeq = newest ? newest.seq! : this.#lastSeq;
-    this.#run?.reserveSeqs(lastSeq);
+    this.#run?.reserve(lastSeq, lastTimeUs);
     // One allocation for the batch's records (per-event buffers cost more in GC than the copy),
     // its own (not a slice of Node's shared pool): the entries kept in memory point into it below.
     const records = encodeRecords(entries, Buffer.allocUnsafeSlow);

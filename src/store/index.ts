@@ -10,8 +10,9 @@
  * DID's events as sorted fixed-size postings, time_us and partition; did-keys.ts),
  * `partitions` (collection → partition number), `dictionaries`, `revs` (DID → last stored commit
  * rev) and `meta` (format version, upstream cursor, last issued time_us and seq, retention floor,
- * the per-DID index's inconsistency mark and count of rebuilds, and the seq floor: the ceiling a
- * torn buffer set aside in this one's place had given out seqs up to, see run-marker.ts).
+ * the per-DID index's inconsistency mark and count of rebuilds, and the seq and time_us floors: the
+ * ceilings a torn buffer set aside in this one's place had given out seqs and time_us up to, see
+ * run-marker.ts; the clock that stamps this buffer's events starts above timeUsFloor).
  * The environment's map is reserved up front at twice `--max-buffer-bytes` (address space, not
  * memory or disk): lmdb-js grows a full map by mapping the file again and keeps every old map, so
  * a buffer left to grow from lmdb-js's 128 KiB default was mapped once per doubling, each map
@@ -148,7 +149,7 @@
  *   ingest.ts        Ingester: the single writer (dedup by seq and rev, group commit, backpressure)
  *   ingest-filter.ts collectionKeeper: --ingest-collections, the commit ops a small instance keeps
  *   retention.ts     Retention: trims by age and size; says how many hours the size bound holds, and if the disk has less room
- *   run-marker.ts    Run: the marker that tells a killed process from a machine crash, and holds the seq ceiling; the background sync without fsync
+ *   run-marker.ts    Run: the marker that tells a killed process from a machine crash, and holds the seq and time_us ceilings; the background sync without fsync
  *   lmdb-file.ts     assertLmdbFile: refuses a data file that is not LMDB's before LMDB opens it
  *   data-dir-lock.ts lockDataDir: one gateway per data dir
  *   free-space.ts    assertFreeSpace: refuses to start on a full disk

@@ -8,8 +8,10 @@ import type { RootDatabase } from 'lmdb';
  * a clean stop tells the next start what happened: a marker from the same boot means only the
  * process died (the buffer is whole); a marker from an earlier boot of a run without fsync
  * means the buffer may be torn, so it is set aside (kept for the operator) and a new one begins.
- * Clients may hold seqs of commits the crash lost, so the marker also holds a ceiling no seq given
- * out is above (SEQ_LEASE), and the new buffer numbers its events above it.
+ * Clients may hold seqs and time_us of commits the crash lost, so the marker also holds a ceiling
+ * for each that none given out is above (SEQ_LEASE, TIME_US_LEASE), and the new buffer gives its
+ * events seqs and time_us above them: its clock starts above the time_us ceiling even when the wall
+ * clock went back across the reboot.
  */
 const MARKER = 'contrail-run.json';
 const BOOT_ID = '/proc/sys/kernel/random/boot_id';
@@ -20,6 +22,18 @@ const SYNC_INTERVAL_MS = 1_000;
  * a marker write, flushed to disk, per million events (one every ~8 minutes at 2,000 events/s).
  */
 const SEQ_LEASE = 1_000_000;
+/**
+ * How far above the newest time_us a run without fsync sets its marker's time_us ceiling, raised
+ * again (a flushed marker write) once the newest comes within half of it: one write every ~30 s.
+ * After a machine crash the new buffer's clock starts above the ceiling, so its time_us run ahead
+ * of the wall clock by up to this much (less however long the reboot took; plus however far the
+ * clock went back across it), each event 1 µs after the one before, until the wall clock catches
+ * up: at most a minute. A machine takes about that long to reboot, so with a clock that did not go
+ * back the new buffer's time_us rarely run ahead of it at all. A longer lease would keep time_us
+ * ahead of the wall clock for longer after a crash (a cursor taken from the wall clock, "the last
+ * five minutes", would get less than it asked for); a shorter one costs more flushed writes.
+ */
+const TIME_US_LEASE = 60_000_000;
 
 interface RunMarker {
   bootId: string | null;
@@ -28,6 +42,8 @@ interface RunMarker {
   startedAt: string;
   /** Without fsync: no seq above this was given out (markers of contrails before it lack it). */
   seqCeiling?: number;
+  /** Without fsync: no time_us above this was given out (markers of contrails before it lack it). */
+  timeUsCeiling?: number;
 }
 
 export interface PreviousRun {
@@ -37,6 +53,8 @@ export interface PreviousRun {
   setAside?: string;
   /** With setAside: the buffer set aside gave out no seq above this; the new one numbers its events above it. */
   seqCeiling?: number;
+  /** With setAside: the buffer set aside gave out no time_us above this; the new one's clock starts above it. */
+  timeUsCeiling?: number;
 }
 
 export function checkPreviousRun(dataDir: string): PreviousRun {
@@ -54,26 +72,37 @@ export function checkPreviousRun(dataDir: string): PreviousRun {
   const setAside = join(dataDir, `data.mdb.unsynced-${new Date().toISOString().replace(/[:.]/g, '-')}`);
   renameSync(join(dataDir, 'data.mdb'), setAside);
   rmSync(join(dataDir, 'lock.mdb'), { force: true });
-  return { unclean: true, setAside, ...(marker.seqCeiling !== undefined ? { seqCeiling: marker.seqCeiling } : {}) };
+  return {
+    unclean: true,
+    setAside,
+    ...(marker.seqCeiling !== undefined ? { seqCeiling: marker.seqCeiling } : {}),
+    ...(marker.timeUsCeiling !== undefined ? { timeUsCeiling: marker.timeUsCeiling } : {}),
+  };
 }
 
 /**
  * A writable buffer's run, from open to a clean stop: the marker says it is running, and
  * without fsync the buffer is synced to disk every second in the background and the marker
- * holds the seq ceiling (reserveSeqs).
+ * holds the seq and time_us ceilings (reserve).
  */
 export class Run {
   readonly #syncTimer: NodeJS.Timeout | undefined;
   #marker: RunMarker;
 
-  /** @param lastSeq the newest seq given out so far (or the floor the buffer numbers its events above) */
+  /** @param issued the newest seq and time_us given out so far (or the floors the buffer gives its events above) */
   constructor(
     private readonly dataDir: string,
     fsync: boolean,
     private readonly root: RootDatabase,
-    lastSeq: number,
+    issued: { seq: number; timeUs: number },
   ) {
-    this.#marker = { bootId: currentBootId(), fsync, pid: process.pid, startedAt: new Date().toISOString(), ...(fsync ? {} : { seqCeiling: lastSeq }) };
+    this.#marker = {
+      bootId: currentBootId(),
+      fsync,
+      pid: process.pid,
+      startedAt: new Date().toISOString(),
+      ...(fsync ? {} : { seqCeiling: issued.seq, timeUsCeiling: issued.timeUs }),
+    };
     writeMarker(dataDir, this.#marker);
     if (fsync) return;
     this.#syncTimer = setInterval(() => syncToDisk(root, () => {}), SYNC_INTERVAL_MS);
@@ -81,14 +110,22 @@ export class Run {
   }
 
   /**
-   * Before seqs up to `seq` are given out: without fsync, the marker on disk must hold a ceiling
-   * at or above it (raised by SEQ_LEASE, flushed before this returns), so that after a machine
-   * crash the next buffer numbers its events above any seq a client may hold.
+   * Before seqs up to `seq` and time_us up to `timeUs` are given out: without fsync, the marker on
+   * disk must hold ceilings at or above them (raised by SEQ_LEASE, and by TIME_US_LEASE once within
+   * half of it, flushed before this returns), so that after a machine crash the next buffer gives
+   * its events seqs and time_us above any a client may hold.
    */
-  reserveSeqs(seq: number): void {
-    const ceiling = this.#marker.seqCeiling;
-    if (ceiling === undefined || seq <= ceiling) return;
-    this.#marker = { ...this.#marker, seqCeiling: seq + SEQ_LEASE };
+  reserve(seq: number, timeUs: number): void {
+    const { seqCeiling, timeUsCeiling } = this.#marker;
+    if (seqCeiling === undefined || timeUsCeiling === undefined) return;
+    const raiseSeq = seq > seqCeiling;
+    const raiseTimeUs = timeUs > timeUsCeiling - TIME_US_LEASE / 2;
+    if (!raiseSeq && !raiseTimeUs) return;
+    this.#marker = {
+      ...this.#marker,
+      ...(raiseSeq ? { seqCeiling: seq + SEQ_LEASE } : {}),
+      ...(raiseTimeUs ? { timeUsCeiling: timeUs + TIME_US_LEASE } : {}),
+    };
     writeMarker(this.dataDir, this.#marker);
   }
 

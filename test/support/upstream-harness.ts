@@ -100,7 +100,7 @@ export function openIngester(
   const store = new EventStore({ dataDir, hotLogBytes: 8 * 1024 * 1024 });
   const ingester = new Ingester({
     store,
-    clock: new CursorClock(store.lastTimeUs),
+    clock: new CursorClock(store.timeUsFloor),
     upstreamUrl,
     logger,
     metrics: createStoreMetrics(registry),
