@@ -893,14 +893,24 @@ export class EventStore {
    * postings (~20 ms of B-tree deletes) never holds ingest and live sends for longer than one
    * chunk. Readers never read postings at or below trimmedUpTo (sealed-reads.ts), so the ones
    * still waiting are never seen; a crash in between leaves at most one block's (~10 KB) behind.
+   * For the same reason a damaged partition (DamagedBlockError), whose postings cannot be named,
+   * leaves them behind without making the index wrong: the next rebuild, if any, clears them.
    */
   async #removeBlock(end: number, info: BlockInfo): Promise<number> {
-    let byPart: Array<readonly [number, Entry[]]> = [];
-    try {
-      byPart = info.parts.map((part) => [part, this.#blockReader.partOnce(end, info, part)] as const);
-    } catch (err) {
-      // Its index entries cannot be found; they are dropped when the index is rebuilt.
-      this.#didIndexInconsistent(`block ${end} cannot be read (${(err as Error).message}) while retention removes it`);
+    const byPart: Array<readonly [number, Entry[]]> = [];
+    let damage: Error | undefined;
+    for (const part of info.parts) {
+      try {
+        byPart.push([part, this.#blockReader.partOnce(end, info, part)]);
+      } catch (err) {
+        damage ??= err as Error;
+      }
+    }
+    if (damage) {
+      this.#logger?.error(
+        { first: info.first, end, err: damage.message },
+        'retention removed a damaged block of the buffer (its bytes on disk changed: check the disk); the per-DID index entries it could not read stay, never read',
+      );
     }
     const trimmedUpTo = Math.max(this.#trimmedUpTo, end);
     this.#root.transactionSync(() => {

@@ -131,7 +131,9 @@
  *
  * Retention (retention.ts) removes whole blocks (and their index entries) in one transaction
  * each, the age bound every interval and the size bound after every commit too; the size bound
- * never removes the newest event. `trimmedUpTo` remembers where, so a reader whose position
+ * never removes the newest event. A damaged block is removed like any other, logged once; the
+ * index entries of its partitions that cannot be read stay, at or below trimmedUpTo where no
+ * read looks, so the index is not marked inconsistent (a rebuild would clear them). `trimmedUpTo` remembers where, so a reader whose position
  * falls below it knows it has lost events.
  *
  * Files:
