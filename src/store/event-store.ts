@@ -873,8 +873,9 @@ export class EventStore {
    * up to maxEvents of the tail's oldest — but never the newest event; returns how many.
    */
   async trimOldest(maxEvents: number): Promise<number> {
-    // Full blocks' worth of events wait in the tail (or are being sealed): seal them first, so only blocks hold them.
-    if (this.#tail.length >= this.#blockEvents && !this.#oldestBlock()) this.#finishSeals();
+    // Full blocks' worth of events wait in the tail (or are being sealed): seal them first, so only
+    // blocks hold them; a failing seal is retried after the next commit, as in trimBefore.
+    if (this.#tail.length >= this.#blockEvents && !this.#oldestBlock() && !this.#sealFailing) this.#finishSeals();
     const oldest = this.#oldestBlock();
     if (oldest && (this.#tail.length > 0 || this.#sealedCount > sumOf(oldest.info.counts))) return this.#removeBlock(oldest.end, oldest.info);
     const count = Math.min(maxEvents, this.#tail.length - 1);

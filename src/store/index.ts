@@ -46,7 +46,8 @@
  * A tail of ten full blocks (a catch-up burst, or a loop of commits that never yields a turn) is
  * sealed at once, eight blocks together: their postings in one key-ordered pass, so postings of
  * different blocks on the same B-tree page share its copy (~1.4× the events per CPU-second of a
- * block at a time). Full blocks are sealed at once too when retention would trim the tail, at
+ * block at a time). Full blocks are sealed at once too when retention would trim the tail (unless
+ * sealing is failing, a full disk: then the seal waits for the next commit and the tail is trimmed), at
  * close() and on reopening.
  *
  * Why blocks, split by collection (measured: see dictionaries.ts and the README's Design): zstd
