@@ -29,15 +29,16 @@ function bootId(): string | null {
   }
 }
 
+function identityEvent(timeUs: number, i: number): Entry {
+  const did = `did:plc:${String(i).padStart(24, 'c')}`;
+  const json = `{"did":"${did}","time_us":${timeUs},"kind":"identity","identity":{"did":"${did}","seq":${i + 1},"time":"2026-12-04T00:00:00Z"}}`;
+  return { timeUs, did, kind: 'identity', collection: null, json: Buffer.from(json) };
+}
+
 /** The events a run gave out before the machine crashed, stamped by a clock an hour ahead of the one after the reboot. */
 function lostEvents(): Entry[] {
   const first = wallClockMicros() + CLOCK_SET_BACK_US;
-  return Array.from({ length: 20 }, (_, i) => {
-    const timeUs = first + i * 1_000;
-    const did = `did:plc:${String(i).padStart(24, 'c')}`;
-    const json = `{"did":"${did}","time_us":${timeUs},"kind":"identity","identity":{"did":"${did}","seq":${i + 1},"time":"2026-12-04T00:00:00Z"}}`;
-    return { timeUs, did, kind: 'identity', collection: null, json: Buffer.from(json) };
-  });
+  return Array.from({ length: 20 }, (_, i) => identityEvent(first + i * 1_000, i));
 }
 
 const commitTimes = (client: Subscription) => client.events.filter((e) => e.kind === 'commit').map((e) => e.time_us as number);
@@ -72,4 +73,29 @@ test('after a machine crash with the wall clock set back, the new buffer gives o
   const resumed = await Subscription.open(port, `cursor=${given}`);
   await resumed.waitForCount(5, 'events after the cursor the client held', 20_000);
   assert.ok(commitTimes(resumed).every((timeUs) => timeUs > given), `events after cursor ${given}, not ${commitTimes(resumed).slice(0, 3).join(', ')}…`);
+});
+
+test('without fsync the marker holds a time_us ceiling a minute above the newest, rewritten only once the newest comes within 30 s of it; a new buffer after a crash starts there', { skip: bootId() === null && 'no boot id on this OS' }, async (t) => {
+  const defer = cleanup(t);
+  const dir = tempDir('contrail-time-us-ceiling-');
+  defer(() => dir.remove());
+  const ceiling = () => JSON.parse(readFileSync(join(dir.path, MARKER), 'utf8')).timeUsCeiling as number;
+  const store = new EventStore({ dataDir: dir.path, hotLogBytes: 0, fsync: false });
+  const base = 1_700_000_000_000_000;
+  const second = 1_000_000;
+  await store.commit({ entries: [identityEvent(base, 0)], revs: new Map() });
+  assert.equal(ceiling(), base + 60 * second);
+  await store.commit({ entries: [identityEvent(base + 29 * second, 1)], revs: new Map() });
+  assert.equal(ceiling(), base + 60 * second, 'not rewritten while the newest is more than 30 s below it');
+  await store.commit({ entries: [identityEvent(base + 31 * second, 2)], revs: new Map() });
+  assert.equal(ceiling(), base + 91 * second, 'raised to a minute above the newest');
+  const marker = readFileSync(join(dir.path, MARKER), 'utf8');
+  await store.close();
+  writeFileSync(join(dir.path, MARKER), JSON.stringify({ ...JSON.parse(marker), bootId: 'an-earlier-boot' }));
+
+  const next = new EventStore({ dataDir: dir.path, hotLogBytes: 0, fsync: false });
+  defer(() => next.close());
+  assert.match(next.previousRun.setAside ?? '', /data\.mdb\.unsynced-/);
+  assert.equal(next.timeUsFloor, base + 91 * second, 'its clock continues above the ceiling: at most a minute above the newest time_us lost');
+  assert.equal(next.lastTimeUs, 0, "which a leader's numbering (commitAssigned) is not held to");
 });
