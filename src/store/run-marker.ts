@@ -1,4 +1,5 @@
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RootDatabase } from 'lmdb';
 
@@ -18,13 +19,15 @@ const BOOT_ID = '/proc/sys/kernel/random/boot_id';
 /** Without fsync, how often the buffer is synced to disk in the background. */
 const SYNC_INTERVAL_MS = 1_000;
 /**
- * Seqs a run without fsync may give out above the newest one when it raises its marker's ceiling:
- * a marker write, flushed to disk, per million events (one every ~8 minutes at 2,000 events/s).
+ * Seqs a run without fsync may give out above the newest one when it raises its marker's ceiling
+ * (once the newest comes within half of it): a marker write, flushed to disk, per million events
+ * (one every ~8 minutes at 2,000 events/s).
  */
 const SEQ_LEASE = 1_000_000;
 /**
  * How far above the newest time_us a run without fsync sets its marker's time_us ceiling, raised
- * again (a flushed marker write) once the newest comes within half of it: one write every ~30 s.
+ * again (a flushed marker write, in the background) once the newest comes within half of it: one
+ * write every ~30 s.
  * After a machine crash the new buffer's clock starts above the ceiling, so its time_us run ahead
  * of the wall clock by up to this much (less however long the reboot took; plus however far the
  * clock went back across it), each event 1 µs after the one before, until the wall clock catches
@@ -87,7 +90,13 @@ export function checkPreviousRun(dataDir: string): PreviousRun {
  */
 export class Run {
   readonly #syncTimer: NodeJS.Timeout | undefined;
+  /** What the marker should hold: its ceilings are raised here first. */
   #marker: RunMarker;
+  /** The ceilings on disk, flushed: no seq or time_us above them may be given out. */
+  #durable: { seqCeiling: number; timeUsCeiling: number } | undefined;
+  /** A raise written in the background (one at a time), and the number of the newest write begun. */
+  #raising: Promise<void> | undefined;
+  #writes = 0;
 
   /** @param issued the newest seq and time_us given out so far (or the floors the buffer gives its events above) */
   constructor(
@@ -105,35 +114,87 @@ export class Run {
     };
     writeMarker(dataDir, this.#marker);
     if (fsync) return;
+    this.#durable = { seqCeiling: issued.seq, timeUsCeiling: issued.timeUs };
     this.#syncTimer = setInterval(() => syncToDisk(root, () => {}), SYNC_INTERVAL_MS);
     this.#syncTimer.unref();
   }
 
   /**
    * Before seqs up to `seq` and time_us up to `timeUs` are given out: without fsync, the marker on
-   * disk must hold ceilings at or above them (raised by SEQ_LEASE, and by TIME_US_LEASE once within
-   * half of it, flushed before this returns), so that after a machine crash the next buffer gives
-   * its events seqs and time_us above any a client may hold.
+   * disk must hold ceilings at or above them, so that after a machine crash the next buffer gives
+   * its events seqs and time_us above any a client may hold. A ceiling is raised (seq by SEQ_LEASE,
+   * time_us by TIME_US_LEASE) once the newest comes within half a lease of it, written and flushed
+   * in the background: a flushed write takes 8–20 ms on a VM's disk, which the thread that ingests
+   * and sends live events must not wait for. Only a write still unfinished when the newest reaches
+   * the ceiling on disk (half a lease later) is made at once, before this returns.
    */
   reserve(seq: number, timeUs: number): void {
+    const durable = this.#durable;
     const { seqCeiling, timeUsCeiling } = this.#marker;
-    if (seqCeiling === undefined || timeUsCeiling === undefined) return;
-    const raiseSeq = seq > seqCeiling;
+    if (durable === undefined || seqCeiling === undefined || timeUsCeiling === undefined) return;
+    const raiseSeq = seq > seqCeiling - SEQ_LEASE / 2;
     const raiseTimeUs = timeUs > timeUsCeiling - TIME_US_LEASE / 2;
-    if (!raiseSeq && !raiseTimeUs) return;
-    this.#marker = {
-      ...this.#marker,
-      ...(raiseSeq ? { seqCeiling: seq + SEQ_LEASE } : {}),
-      ...(raiseTimeUs ? { timeUsCeiling: timeUs + TIME_US_LEASE } : {}),
-    };
-    writeMarker(this.dataDir, this.#marker);
+    if (raiseSeq || raiseTimeUs) {
+      this.#marker = {
+        ...this.#marker,
+        ...(raiseSeq ? { seqCeiling: seq + SEQ_LEASE } : {}),
+        ...(raiseTimeUs ? { timeUsCeiling: timeUs + TIME_US_LEASE } : {}),
+      };
+    }
+    if (seq > durable.seqCeiling || timeUs > durable.timeUsCeiling) {
+      this.#writes++;
+      writeMarker(this.dataDir, this.#marker);
+      this.#flushed(this.#marker);
+    } else if ((raiseSeq || raiseTimeUs) && this.#raising === undefined) {
+      this.#raising = this.#raiseInBackground().finally(() => (this.#raising = undefined));
+    }
   }
 
-  /** Syncs the buffer to disk, closes it with `close`, then marks the run stopped cleanly. */
+  /**
+   * Writes the marker to a file of its own, flushes it, and renames it over the marker — unless a
+   * newer marker was written meanwhile (by reserve, at once), which a rename would replace with
+   * lower ceilings. Its ceilings count once the rename is flushed too.
+   */
+  async #raiseInBackground(): Promise<void> {
+    const marker = this.#marker;
+    const write = ++this.#writes;
+    const path = join(this.dataDir, MARKER);
+    const tmp = `${path}.${write}.tmp`;
+    try {
+      const file = await open(tmp, 'w');
+      try {
+        await file.writeFile(JSON.stringify(marker) + '\n');
+        await file.sync();
+      } finally {
+        await file.close();
+      }
+      if (write !== this.#writes) return await rm(tmp, { force: true });
+      renameSync(tmp, path);
+      const dir = await open(this.dataDir, 'r');
+      try {
+        await dir.sync();
+      } finally {
+        await dir.close();
+      }
+      this.#flushed(marker);
+    } catch {
+      // Not raised: reserve writes at once when the newest reaches the ceiling on disk, and says why if it cannot.
+      await rm(tmp, { force: true }).catch(() => {});
+    }
+  }
+
+  #flushed(marker: RunMarker): void {
+    const durable = this.#durable!;
+    durable.seqCeiling = Math.max(durable.seqCeiling, marker.seqCeiling!);
+    durable.timeUsCeiling = Math.max(durable.timeUsCeiling, marker.timeUsCeiling!);
+  }
+
+  /** Syncs the buffer to disk, closes it with `close`, then marks the run stopped cleanly (after any raise still being written). */
   async end(close: () => Promise<void>): Promise<void> {
     clearInterval(this.#syncTimer);
     await new Promise<void>((resolve) => syncToDisk(this.root, () => resolve()));
     await close();
+    await this.#raising;
     markStopped(this.dataDir);
   }
 }
