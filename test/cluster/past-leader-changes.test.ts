@@ -51,7 +51,11 @@ test('a node catching up says the leader changes it reads from the stream are pa
   const saidNew = node.logs.filter((record) => record.msg === NEW_LEADER && (record.seq as number) <= streamEnd);
   assert.deepEqual(saidNew, [], `no change read while catching up is logged as new: ${JSON.stringify(saidNew)}`);
   const saidPast = node.logs.filter((record) => /past change of ingest leader/.test(record.msg)).map((record) => record.leader);
-  assert.deepEqual(saidPast, changesWhileAway, 'each change made while it was away is said to be past, naming its leader');
+  // Its position is saved about once a second, so a node killed soon after its last commit starts
+  // a little early and may read again the marker of the term it was in when it left.
+  const readAgain = saidPast.slice(0, saidPast.length - changesWhileAway.length);
+  assert.ok(readAgain.every((id) => id === leader.id), `before the changes made while it was away, only ${leader.id}'s term, read again: ${JSON.stringify(saidPast)}`);
+  assert.deepEqual(saidPast.slice(readAgain.length), changesWhileAway, 'each change made while it was away is said to be past, naming its leader');
 
   // A change while it follows the stream's end is logged as news.
   const from = node.logs.length;
