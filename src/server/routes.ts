@@ -11,6 +11,7 @@ import type { SubscriberHub } from './subscribers.ts';
 import { SUBSCRIBE_EVENTS_PATH, SUBSCRIBE_PATH, type HttpReply, type HttpRequestInfo, type SocketHandler, type UpgradeAccept } from './transport.ts';
 import { SUBSCRIBE_EVENTS_NSID } from './v2-frames.ts';
 import { EXPLORER_HEADERS, EXPLORER_PAGE } from './explorer-page.ts';
+import { asksForWebSocket, webSocketKeyFault } from './websocket-key.ts';
 import { ndjsonWire, sseWire, v1Wire, v2Wire, type Wire } from './wire.ts';
 
 export interface Readiness {
@@ -122,20 +123,34 @@ export function createSocketHandler(options: RouteOptions): SocketHandler<Connec
   const resolveAheadAtTime = (cursor: number | undefined): Admission['resolveAhead'] =>
     hub.settlesAheadCursors && cursor !== undefined && cursor > store.lastTimeUs ? () => ({ position: positionAtTime(store, cursor) }) : undefined;
 
+  const refuseV1 = (status: number, result: string, reason: string) => {
+    metrics.connections.inc({ wire: 'v1', result });
+    return { refuse: text(status, reason) };
+  };
+  const refuseV2 = (status: number, result: string, error: string, message: string) => {
+    metrics.connections.inc({ wire: 'v2', result });
+    return { refuse: xrpcReply(status, error, message) };
+  };
+  /** An upgrade whose Sec-WebSocket-Key cannot open a WebSocket, refused in its path's format. */
+  const refuseBadKey = (request: HttpRequestInfo): { refuse: HttpReply } | undefined => {
+    const fault = webSocketKeyFault(request.header('sec-websocket-key'));
+    if (fault === undefined) return undefined;
+    return request.path === SUBSCRIBE_EVENTS_PATH ? refuseV2(400, 'bad_request', 'InvalidRequest', fault) : refuseV1(400, 'bad_request', fault);
+  };
+  /** uWS hands an upgrade whose key it cannot use to the HTTP routes: it gets the upgrade's answer, not a 426. */
+  const refuseUnusableUpgrade = (request: HttpRequestInfo): HttpReply | undefined =>
+    asksForWebSocket(request.header('connection'), request.header('upgrade')) ? refuseBadKey(request)?.refuse : undefined;
+
   const upgradeV1 = (request: HttpRequestInfo): { refuse: HttpReply } | UpgradeAccept<Connection> => {
-    const refuse = (status: number, result: string, reason: string) => {
-      metrics.connections.inc({ wire: 'v1', result });
-      return { refuse: text(status, reason) };
-    };
     let parsed: ReturnType<typeof parseSubscribeQuery>;
     try {
       parsed = parseSubscribeQuery(request, hub.backfillAvailable);
     } catch (err) {
       if (!(err instanceof OptionError)) throw err;
-      return refuse(400, 'bad_request', err.message);
+      return refuseV1(400, 'bad_request', err.message);
     }
     const admitted = admit(request, parsed.compress && 'decline');
-    if ('refuse' in admitted) return refuse(admitted.refuse.status, admitted.refuse.result, admitted.refuse.reason);
+    if ('refuse' in admitted) return refuseV1(admitted.refuse.status, admitted.refuse.result, admitted.refuse.reason);
     const admission: Admission = {
       filter: parsed.filter,
       wire: parsed.compress ? wires.v1Zstd : wires.v1,
@@ -154,10 +169,6 @@ export function createSocketHandler(options: RouteOptions): SocketHandler<Connec
   };
 
   const upgradeV2 = (request: HttpRequestInfo): { refuse: HttpReply } | UpgradeAccept<Connection> => {
-    const refuse = (status: number, result: string, error: string, message: string) => {
-      metrics.connections.inc({ wire: 'v2', result });
-      return { refuse: xrpcReply(status, error, message) };
-    };
     let parsed: ReturnType<typeof parseSubscribeEventsQuery>;
     let cursor: ReturnType<typeof resolveCursor>;
     try {
@@ -165,13 +176,13 @@ export function createSocketHandler(options: RouteOptions): SocketHandler<Connec
       cursor = resolveCursor(store, parsed.cursor);
     } catch (err) {
       if (!(err instanceof XrpcError)) throw err;
-      return refuse(err.status, 'bad_request', err.error, err.message);
+      return refuseV2(err.status, 'bad_request', err.error, err.message);
     }
     const admitted = admit(request, parsed.zstd && 'refuse');
     if ('refuse' in admitted) {
       const { status, result, reason } = admitted.refuse;
       const error = status === 400 ? 'InvalidRequest' : status === 429 ? 'RateLimitExceeded' : 'ServiceUnavailable';
-      return refuse(status, result, error, reason);
+      return refuseV2(status, result, error, reason);
     }
     const admission: Admission = {
       filter: parsed.filter,
@@ -250,8 +261,9 @@ export function createSocketHandler(options: RouteOptions): SocketHandler<Connec
       headers: { ...CORS, 'content-type': 'application/json' },
       body: JSON.stringify({ ...spanWithNulls(store.span()), trimmedUpTo: store.trimmedUpTo, subscribers: hub.size, upstreamCursor: shownCursor(store.upstreamCursor) }),
     }),
-    [SUBSCRIBE_PATH]: () => text(426, 'GET /subscribe needs a WebSocket upgrade (ws:// or wss://)'),
-    [SUBSCRIBE_EVENTS_PATH]: () => xrpcReply(426, 'InvalidRequest', `${SUBSCRIBE_EVENTS_NSID} is a subscription: connect with a WebSocket (ws:// or wss://)`),
+    [SUBSCRIBE_PATH]: (request) => refuseUnusableUpgrade(request) ?? text(426, 'GET /subscribe needs a WebSocket upgrade (ws:// or wss://)'),
+    [SUBSCRIBE_EVENTS_PATH]: (request) =>
+      refuseUnusableUpgrade(request) ?? xrpcReply(426, 'InvalidRequest', `${SUBSCRIBE_EVENTS_NSID} is a subscription: connect with a WebSocket (ws:// or wss://)`),
   };
 
   return {
@@ -261,11 +273,11 @@ export function createSocketHandler(options: RouteOptions): SocketHandler<Connec
     },
 
     upgrade(request) {
-      return request.path === SUBSCRIBE_EVENTS_PATH ? upgradeV2(request) : upgradeV1(request);
+      return refuseBadKey(request) ?? (request.path === SUBSCRIBE_EVENTS_PATH ? upgradeV2(request) : upgradeV1(request));
     },
 
     // Counted once open, not when admitted: the socket library may still refuse a handshake
-    // (ws answers a malformed Sec-WebSocket-Key 400), and then there is no subscriber to leave.
+    // (ws answers 400 to a Sec-WebSocket-Version it does not speak), and then there is no subscriber to leave.
     open: (sink, connection) => {
       metrics.connections.inc({ wire: connection.admission.wire.name, result: 'accepted' });
       connection.subscriber = hub.open(connection.admission, sink);
