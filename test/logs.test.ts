@@ -7,7 +7,9 @@ import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { stripVTControlCharacters } from 'node:util';
 import { pino } from 'pino';
-import { createLogger, duration } from '../src/logs.ts';
+import { createLogger, duration, startStatusLog } from '../src/logs.ts';
+import { EventStore } from '../src/store/index.ts';
+import { cleanup } from './support/cleanup.ts';
 import { FakeRelay } from './support/fake-relay.ts';
 import { startTestGateway, tempDir } from './support/gateway.ts';
 import { POST, Subscription, Upstream, waitUntil } from './support/subscribe-client.ts';
@@ -75,4 +77,27 @@ test('a status line on every interval: events/s in, subscribers, upstream lag, b
     await relay.stop();
     dir.remove();
   }
+});
+
+// A cluster follower, or a leader whose term ended, does not read the relay: its lag is NaN for
+// good, and "no upstream event yet" would read as a relay that has not sent anything.
+test('on a node that does not read the relay, the status line says it follows the cluster stream', async (t) => {
+  const defer = cleanup(t);
+  const dir = tempDir();
+  defer(() => dir.remove());
+  const store = new EventStore({ dataDir: dir.path, hotLogBytes: 0, fsync: false });
+  defer(() => store.close());
+  const sink = captured(false);
+  let readsUpstream = false;
+  const statusLog = startStatusLog(pino({ level: 'info' }, sink), { store, subscribers: () => 0, upstreamLagSeconds: async () => NaN, readsUpstream: () => readsUpstream }, 20);
+  defer(() => statusLog.stop());
+  const messages = () => sink.lines.map((line) => JSON.parse(line)).filter((record) => record.status).map((record) => String(record.msg));
+
+  await waitUntil(() => messages().length > 0, 'a status line');
+  assert.match(messages()[0]!, /^status: 0 events\/s in, 0 subscribers, following the cluster stream \(not reading the relay\), buffer 0s \(0 events\)$/);
+
+  readsUpstream = true;
+  const seen = messages().length;
+  await waitUntil(() => messages().length > seen + 1, 'a status line while reading the relay');
+  assert.match(messages().at(-1)!, /, no upstream event yet, /);
 });
