@@ -228,6 +228,7 @@ async function startStages(config: GatewayConfig, tuning: GatewayTuning, logger:
     };
   };
   let role: IngestRole | undefined;
+  let readsUpstream = () => true;
   let joinedCluster: (node: ClusterNode) => void = () => {};
   const clusterJoined = new Promise<ClusterNode>((resolve) => (joinedCluster = resolve));
   const retention = new Retention({ store, maxAgeMs: config.retentionMs, maxBytes: config.maxBufferBytes, logger, metrics: storeMetrics });
@@ -277,6 +278,7 @@ async function startStages(config: GatewayConfig, tuning: GatewayTuning, logger:
       const node = await (await import('./cluster/index.ts')).joinCluster(config.cluster, store, config.dataDir, logger, registry, startIngest, config.upstream);
       joinedCluster(node);
       role = node;
+      readsUpstream = () => node.leading;
     } else {
       const dataDirWatch = new DataDirWatch(config.dataDir);
       role = standalone(startIngest(), dataDirWatch);
@@ -295,6 +297,7 @@ async function startStages(config: GatewayConfig, tuning: GatewayTuning, logger:
       store,
       subscribers: () => server.hub.size,
       upstreamLagSeconds: async () => (await storeMetrics.upstreamLag.get()).values[0]?.value,
+      readsUpstream,
     },
     tuning.statusIntervalMs,
   );

@@ -19,6 +19,8 @@ export interface StatusSources {
   subscribers: () => number;
   /** Seconds between the newest durable upstream event and now; undefined before the first. */
   upstreamLagSeconds: () => Promise<number | undefined>;
+  /** Whether this node reads the relay now: a cluster node only while it leads. */
+  readsUpstream: () => boolean;
 }
 
 /** Logs one status line every intervalMs: events/s in, subscribers, upstream lag, buffer span. */
@@ -36,7 +38,11 @@ export function startStatusLog(logger: Logger, sources: StatusSources, intervalM
     const lag = await sources.upstreamLagSeconds();
     const lagSeconds = lag !== undefined && Number.isFinite(lag) ? lag : undefined;
     const subscribers = sources.subscribers();
-    const lagText = lagSeconds === undefined ? 'no upstream event yet' : `upstream lag ${lagSeconds.toFixed(1)}s`;
+    const lagText = !sources.readsUpstream()
+      ? 'following the cluster stream (not reading the relay)'
+      : lagSeconds === undefined
+        ? 'no upstream event yet'
+        : `upstream lag ${lagSeconds.toFixed(1)}s`;
     logger.info(
       { status: true, eventsPerSecond, subscribers, upstreamLagSeconds: lagSeconds, bufferSeconds, bufferEvents: eventCount },
       `status: ${eventsPerSecond.toLocaleString('en')} events/s in, ${subscribers.toLocaleString('en')} subscribers, ${lagText}, buffer ${duration(bufferSeconds)} (${eventCount.toLocaleString('en')} events)`,
