@@ -365,7 +365,7 @@ const RESYNC_MAX_RETRY_AFTER_MS = 60_000;
  * commit signed with the DID's key; resolves with that commit's rev and MST root (the repo's
  * next commit must chain from it).
  */
-async function resyncRepo(did: string, identity: IdentityResolver, keys: SigningKeys, limits: FetchLimits): Promise<ResyncedRepo> {
+export async function resyncRepo(did: string, identity: IdentityResolver, keys: SigningKeys, limits: FetchLimits): Promise<ResyncedRepo> {
   const { pdsEndpoint, signingKey } = await identity.resolve(did);
   if (!pdsEndpoint) throw new Error('its DID document names no PDS (#atproto_pds service)');
   const checkSignature = commitSignatureCheck(keys, signingKey, async () => (await identity.refresh(did)).signingKey);
