@@ -9,7 +9,9 @@
  * backoff and Retry-After, the PDS's own RepoTakendown/RepoDeactivated/RepoNotFound reasons, no
  * private addresses unless allowed, by the identity stage's endpoint guard), and reads the CAR with @ipld/car's streaming iterator
  * (repo-car.ts: every block hashed against its CID, the commit checked — and its signature when
- * --verify is on, commit-signature.ts — the MST walked with @atcute/mst). Concurrent subscribers
+ * --verify is on, commit-signature.ts — the MST walked with @atcute/mst). A --verify resync
+ * (the gateway's resyncRepo) fetches the same way but reads only the commit (readRepoCommit in
+ * repo-car.ts: blocks hashed as they stream, the commit kept, no walk). Concurrent subscribers
  * of one DID share one fetch; finished snapshots are kept briefly, within a byte bound.
  *
  * Why nothing is lost or repeated: a snapshot remembers the store position its fetch began
@@ -29,6 +31,6 @@ export { commitSignatureCheck } from './commit-signature.ts';
 export { createBackfillMetrics, type BackfillMetrics } from './metrics.ts';
 export type { Outgoing } from './messages.ts';
 export { fetchRepo, type FetchLimits } from './repo-fetch.ts';
-export { readRepoCar, type CommitCheck, type RepoRecord, type RepoSnapshot, type SignedCommit } from './repo-car.ts';
+export { readRepoCar, readRepoCommit, type CommitCheck, type RepoRecord, type RepoSnapshot, type SignedCommit } from './repo-car.ts';
 export { SnapshotSource, type RepoHost, type ResolveRepoHost, type SnapshotSourceOptions } from './snapshots.ts';
 export { MAX_BACKFILL_DIDS, SubscriberBackfill, type BackfillContext } from './subscriber-backfill.ts';
