@@ -37,6 +37,8 @@ test('a flag without its value, or given twice, exits 2 with a line naming it in
     // yargs keeps a boolean's last value, however it was given.
     { args: ['--fsync', '--no-fsync'], names: /--fsync is given more than once/ },
     { args: ['--backfill', 'false', '--backfill=true'], names: /--backfill is given more than once/ },
+    // Waits are capped at 1 h, so a longer one acted as 1 h without a word.
+    { args: ['--verify-resync-retry', '2h'], names: /--verify-resync-retry.*"2h" is longer than the 1 h cap/ },
   ];
   const wrong: string[] = [];
   for (const { args, names } of cases) {
