@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import type { Options } from 'yargs';
 import { collectionKeeper } from './store/index.ts';
 import { DEMO_UPSTREAM, normalizeUpstreamUrl } from './upstream/index.ts';
+import { RESYNC_RETRY_MAX_MS } from './verify/index.ts';
 import type { ClusterOptions } from './cluster/index.ts';
 import { defaultReplayWorkers } from './server/index.ts';
 
@@ -98,6 +99,13 @@ const SIZE_UNITS: Record<string, number> = {
 };
 
 /** "10GB" (10^9), "64MiB" (2^20), "5000" (bytes) → bytes. */
+/** --verify-resync-retry: its waits are capped at 1 h, so a longer one would act as 1 h unsaid. */
+export function parseResyncRetry(text: string): number {
+  const ms = parseDuration(text);
+  if (ms > RESYNC_RETRY_MAX_MS) throw new Error(`--verify-resync-retry ${JSON.stringify(text)} is longer than the 1 h cap on its waits: give at most 1h`);
+  return ms;
+}
+
 export function parseByteSize(text: string): number {
   const match = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b|b)?\s*$/i.exec(text);
   const unitBytes = SIZE_UNITS[(match?.[2] ?? 'b').toLowerCase()];
@@ -385,8 +393,8 @@ export const SERVE_OPTIONS = {
   'verify-resync-retry': {
     type: 'string',
     default: '30s',
-    describe: "With --verify: after a failed resync, the repo's first commit this long later starts another (the wait doubles with each failure in a row, up to 1 h); a repo failing again soon after a successful resync waits until this long after it (doubling with each resync in a row so followed, up to 1 h); meanwhile its commits are withheld",
-    coerce: parseDuration,
+    describe: "With --verify: after a failed resync, the repo's first commit this long later starts another (the wait doubles with each failure in a row, up to 1 h); a repo failing again soon after a successful resync waits until this long after it (doubling with each resync in a row so followed, up to 1 h); meanwhile its commits are withheld; at most 1 h",
+    coerce: parseResyncRetry,
   },
   'plc-url': { type: 'string', default: 'https://plc.directory', describe: 'did:plc directory that DID documents are read from', coerce: parseHttpUrl },
   'allow-private-endpoints': {

@@ -83,7 +83,7 @@
  * failure.ts (reasons), metrics.ts, repo-log.ts (the per-repo lines, and the one for a message
  * that failed unexpectedly, bounded per interval).
  */
-export { Verifier, type ResyncedRepo, type VerifierOptions } from './verifier.ts';
+export { RESYNC_RETRY_MAX_MS, Verifier, type ResyncedRepo, type VerifierOptions } from './verifier.ts';
 export { CheckPool } from './check-pool.ts';
 export { SigningKeys } from './signing-keys.ts';
 export { type VerifyMode } from './check.ts';

@@ -8,6 +8,9 @@ import type { VerifyMetrics } from './metrics.ts';
 import { RepoLog } from './repo-log.ts';
 import { SigningKeys } from './signing-keys.ts';
 
+/** The longest wait before a repo's next resync (resyncRetryMaxMs's default); --verify-resync-retry may not exceed it. */
+export const RESYNC_RETRY_MAX_MS = 3_600_000;
+
 export interface VerifierOptions {
   mode: VerifyMode;
   identity: IdentityResolver;
@@ -166,7 +169,7 @@ export class Verifier {
       maxRepos: 500_000,
       maxResyncs: 4,
       resyncRetryMs: 30_000,
-      resyncRetryMaxMs: 3_600_000,
+      resyncRetryMaxMs: RESYNC_RETRY_MAX_MS,
       repoLogEveryMs: 10_000,
       ...options,
       nowMs: options.nowMs ?? Date.now,
