@@ -151,6 +151,31 @@ describe('IdentityResolver', () => {
     assert.equal(plc.stats.requests, requests + 1);
   });
 
+  // A DID deleted at its directory (a tombstoned did:plc: the PLC answers 410) or at its host must
+  // not go on verifying with the key cached before: its commits would keep passing --verify.
+  test('a document the directory says is gone (404, 410) leaves the cache; a directory that fails otherwise does not', async (t) => {
+    let answer: 'document' | 410 | 404 | 503 = 'document';
+    const plc = await directory(t, (req, res) => {
+      if (answer === 'document') res.end(JSON.stringify(plcDocument(req.url!.slice(1), KEY, 'https://pds.example.com')));
+      else res.writeHead(answer).end();
+    });
+    const { resolver, registry } = resolverFor(t, plc.url);
+    const refreshed = (did: string) => resolver.refresh(did).then(() => 'resolved', (err: IdentityError) => err.reason);
+    for (const gone of [410, 404] as const) {
+      const did = `did:plc:gone${gone}`;
+      answer = 'document';
+      assert.equal((await resolver.resolve(did)).signingKey, KEY);
+      answer = 503;
+      assert.equal(await refreshed(did), 'unreachable');
+      assert.equal(resolver.cached(did)?.signingKey, KEY, 'a directory that is down says nothing of the document: it stays');
+      answer = gone;
+      assert.equal(await refreshed(did), 'not_found');
+      assert.equal(resolver.cached(did), undefined, `after ${gone}, the old key is not used`);
+      await assert.rejects(resolver.resolve(did), (err: IdentityError) => err.reason === 'not_found');
+    }
+    assert.match(await registry.metrics(), /contrail_identity_cache_entries 0/);
+  });
+
   // A fetch queued for a DID (behind a busy slot, or behind the DID's newer fetch) was made for a
   // refresh asked for after the running fetches began (a rotated key): their outcome is older than
   // it needs, so their failure does not answer it. It fetches once, for everyone who joined it.
