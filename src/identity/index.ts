@@ -20,7 +20,9 @@
  * running (a rotation may need one begun after the other), only one while its last fetch failed
  * (a failing directory is not asked twice at once), and one waiting for the newer to end,
  * which every later refresh joins: a burst of #identity events for one DID is one fetch per round
- * trip, not one per event. A stale entry (older than a day) is used while it is refreshed.
+ * trip, not one per event. A stale entry (older than a day) is used while it is refreshed. A
+ * document the directory or host says is gone (404, 410: a tombstoned did:plc) leaves the cache, so
+ * its key verifies nothing more; other failures leave the cached document in use.
  *
  * Why a guard (endpoint-guard.ts, guarded-fetch.ts): DID documents are written by anyone,
  * did:web ones especially, so a URL taken from one could point a fetch at the operator's own

@@ -197,6 +197,12 @@ export class IdentityResolver {
       metrics?.resolutions.inc({ result: error.reason });
       // Not remembered if a fetch asked for later already succeeded.
       if (!((cache.get(did)?.fetchedAt ?? -1) > requestedAt)) this.#rememberFailure(did, error, startedAt);
+      // The directory or host says the document is gone (a tombstoned did:plc is a 410): the key
+      // cached before must not go on verifying the repo's commits. Other failures say nothing of it.
+      if (error.reason === 'not_found' && (cache.get(did)?.fetchedAt ?? Infinity) <= startedAt) {
+        cache.delete(did);
+        metrics?.cacheEntries.set(cache.size);
+      }
       throw error;
     } finally {
       stopTimer?.();
