@@ -12,10 +12,9 @@ import { Registry } from 'prom-client';
 import { createIdentityMetrics, IdentityCache, IdentityResolver } from '../src/identity/index.ts';
 import type { UpstreamMessage } from '../src/upstream/index.ts';
 import { tempDir } from './support/gateway.ts';
-import { localHttpServer } from './support/local-http.ts';
 import { waitUntil } from './support/poll.ts';
 import { SignedRepo, type Write } from './support/signed-repo.ts';
-import { commitOf, didDocument, verifierUnderTest } from './support/verifier-harness.ts';
+import { commitOf, rotatingDirectory, verifierUnderTest } from './support/verifier-harness.ts';
 
 const POST = 'app.bsky.feed.post';
 let rkeyCounter = 0;
@@ -23,21 +22,7 @@ const post = (text: string): Write => ({ action: 'create', collection: POST, rke
 
 test('a rotation announced by #identity while an older fetch of the document is in flight: the next commit, signed with the new key, is not dropped', async (t) => {
   const alice = await SignedRepo.create('did:plc:aliceinflight000000000000');
-  /** The key the directory holds now; each request is answered with the key held when it arrived. */
-  let currentKey = alice.signingKey;
-  let holdNext = false;
-  const held: (() => void)[] = [];
-  const { url: plcUrl } = await localHttpServer(t, (req, res) => {
-    const did = decodeURIComponent(req.url!.slice(1));
-    const key = currentKey; // the document as of this request
-    const answer = () => res.end(didDocument(did, key));
-    if (holdNext) {
-      holdNext = false;
-      held.push(answer);
-    } else {
-      answer();
-    }
-  });
+  const { url: plcUrl, directory } = await rotatingDirectory(t, alice.signingKey);
 
   const outOfSync: string[] = [];
   const { verifier, delivered, registry } = verifierUnderTest(t, plcUrl, {
@@ -52,20 +37,20 @@ test('a rotation announced by #identity while an older fetch of the document is 
   await waitUntil(() => delivered.length === 1, 'the first commit');
 
   // An #identity (a handle change, say) starts a refresh; the directory is slow to answer it.
-  holdNext = true;
+  directory.holdNext = true;
   verifier.handle(identityEvent(2));
-  await waitUntil(() => held.length === 1, 'the refresh to reach the directory');
+  await waitUntil(() => directory.held.length === 1, 'the refresh to reach the directory');
 
   // Then the key rotates: the directory has the new key, the relay sends #identity and a commit signed with it.
   await new Promise((resolve) => setTimeout(resolve, 5)); // the cached document predates the commit
   alice.rotateKey(await Secp256k1Keypair.create());
-  currentKey = alice.signingKey;
+  directory.key = alice.signingKey;
   verifier.handle(identityEvent(3));
   verifier.handle(commitOf(await alice.commit(4, [post('after rotation')])));
   await verifier.idle();
 
   // The slow answer (the document from before the rotation) arrives.
-  for (const answer of held) answer();
+  for (const answer of directory.held) answer();
   await waitUntil(async () => delivered.length === 4 || outOfSync.length > 0 || (await registry.metrics()).includes('contrail_verify_failures_total{reason="bad_signature"} 1'), 'the commit to be judged', 5_000);
   await verifier.idle();
   assert.deepEqual(outOfSync, [], 'the repo went out of sync');
@@ -79,19 +64,7 @@ test('a rotation announced by #identity while an older fetch of the document is 
 test('a refresh asked for after a fetch began does not join it, and the older document that arrives last does not replace the newer one', async (t) => {
   const did = 'did:plc:aliceinflight000000000000';
   const [oldKey, newKey] = [(await Secp256k1Keypair.create()).did(), (await Secp256k1Keypair.create()).did()];
-  let currentKey = oldKey;
-  const held: (() => void)[] = [];
-  let holdNext = false;
-  const { url: plcUrl } = await localHttpServer(t, (_req, res) => {
-    const key = currentKey;
-    const answer = () => res.end(didDocument(did, key));
-    if (holdNext) {
-      holdNext = false;
-      held.push(answer);
-    } else {
-      answer();
-    }
-  });
+  const { url: plcUrl, directory } = await rotatingDirectory(t, oldKey);
   const dir = tempDir('contrail-identity-refresh-');
   const cache = new IdentityCache({ path: dir.path, maxEntries: 1000 });
   t.after(async () => {
@@ -101,13 +74,13 @@ test('a refresh asked for after a fetch began does not join it, and the older do
   const registry = new Registry();
   const identity = new IdentityResolver({ plcUrl, cache, allowPrivateEndpoints: true, metrics: createIdentityMetrics(registry) });
 
-  holdNext = true;
+  directory.holdNext = true;
   const older = identity.refresh(did);
-  await waitUntil(() => held.length === 1, 'the first fetch to reach the directory');
+  await waitUntil(() => directory.held.length === 1, 'the first fetch to reach the directory');
   await new Promise((resolve) => setTimeout(resolve, 5));
-  currentKey = newKey;
+  directory.key = newKey;
   assert.equal((await identity.refresh(did)).signingKey, newKey, 'a refresh asked for now fetches again');
-  held[0]!();
+  directory.held[0]!();
   assert.equal((await older).signingKey, oldKey, 'the older fetch answers its own callers');
   await waitUntil(async () => (await registry.metrics()).includes('contrail_identity_in_flight 0'), 'the older fetch to end');
   assert.equal(identity.cached(did)?.signingKey, newKey, 'the cache keeps the newer document');

@@ -11,10 +11,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Secp256k1Keypair } from '@atproto/crypto';
 import type { UpstreamMessage } from '../src/upstream/index.ts';
-import { localHttpServer } from './support/local-http.ts';
 import { waitUntil } from './support/poll.ts';
 import { SignedRepo, type Write } from './support/signed-repo.ts';
-import { commitOf, didDocument, verifierUnderTest } from './support/verifier-harness.ts';
+import { commitOf, rotatingDirectory, verifierUnderTest } from './support/verifier-harness.ts';
 
 const POST = 'app.bsky.feed.post';
 let rkeyCounter = 0;
@@ -22,23 +21,8 @@ const post = (text: string): Write => ({ action: 'create', collection: POST, rke
 
 test('a key rotated while the repo waits for its first DID document: the commit signed with the new key is delivered once that document (from before the rotation) arrives', async (t) => {
   const alice = await SignedRepo.create('did:plc:alicerotatedwhileheld0000');
-  /** The key the directory holds now; each request is answered with the key held when it arrived. */
-  let currentKey = alice.signingKey;
-  let holdNext = true;
-  const held: (() => void)[] = [];
-  let requests = 0;
-  const { url: plcUrl } = await localHttpServer(t, (req, res) => {
-    requests++;
-    const did = decodeURIComponent(req.url!.slice(1));
-    const key = currentKey; // the document as of this request
-    const answer = () => res.end(didDocument(did, key));
-    if (holdNext) {
-      holdNext = false;
-      held.push(answer);
-    } else {
-      answer();
-    }
-  });
+  const { url: plcUrl, directory } = await rotatingDirectory(t, alice.signingKey);
+  directory.holdNext = true;
   const outOfSync: string[] = [];
   const { verifier, delivered, registry } = verifierUnderTest(t, plcUrl, {
     resync: async (did) => {
@@ -50,18 +34,18 @@ test('a key rotated while the repo waits for its first DID document: the commit 
 
   // Alice's first commit: her document is fetched, and the directory is slow to answer.
   verifier.handle(commitOf(await alice.commit(1, [post('before')])));
-  await waitUntil(() => held.length === 1, 'the fetch to reach the directory');
+  await waitUntil(() => directory.held.length === 1, 'the fetch to reach the directory');
 
   // Her key rotates: the directory has the new key; the relay sends #identity and a commit signed with it.
   await new Promise((resolve) => setTimeout(resolve, 5)); // the document being fetched predates the commit
   alice.rotateKey(await Secp256k1Keypair.create());
-  currentKey = alice.signingKey;
+  directory.key = alice.signingKey;
   verifier.handle(identityEvent(2));
   verifier.handle(commitOf(await alice.commit(3, [post('after rotation')])));
   await verifier.idle();
 
   // The slow answer (the document from before the rotation) arrives.
-  for (const answer of held) answer();
+  for (const answer of directory.held) answer();
   const badSignatures = async () => (await registry.metrics()).includes('contrail_verify_failures_total{reason="bad_signature"}');
   await waitUntil(async () => delivered.length === 3 || outOfSync.length > 0 || (await badSignatures()), 'the commits to be judged', 5_000);
   await verifier.idle();
@@ -71,5 +55,5 @@ test('a key rotated while the repo waits for its first DID document: the commit 
     [1, 2, 3],
     'the commit signed with the rotated key is delivered',
   );
-  assert.equal(requests, 2, 'one fetch, and one refresh for the commit its document predates');
+  assert.equal(directory.requests, 2, 'one fetch, and one refresh for the commit its document predates');
 });

@@ -1,6 +1,7 @@
 /**
- * The pieces the Verifier's tests share: a DID document as the PLC directory serves it, and a
- * Verifier with a fresh identity cache (removed after the test) that records what it lets through.
+ * The pieces the Verifier's tests share: a DID document as the PLC directory serves it, a directory
+ * whose key rotates under its requests, and a Verifier with a fresh identity cache (removed after
+ * the test) that records what it lets through.
  */
 import type { TestContext } from 'node:test';
 import { pino } from 'pino';
@@ -10,6 +11,7 @@ import { IdentityCache, IdentityResolver } from '../../src/identity/index.ts';
 import { decodeFrame, parseMessage, type UpstreamMessage } from '../../src/upstream/index.ts';
 import { createVerifyMetrics, SigningKeys, Verifier, type ResyncedRepo } from '../../src/verify/index.ts';
 import { tempDir } from './gateway.ts';
+import { localHttpServer } from './local-http.ts';
 import { commitFrameOf, type CommitBody } from './signed-repo.ts';
 
 /**
@@ -49,6 +51,27 @@ export function snapshotResync(identity: IdentityResolver, registry: Registry, p
 export function didDocument(did: string, signingKey: string, pdsUrl?: string): string {
   const service = pdsUrl ? [{ id: '#atproto_pds', type: 'AtprotoPersonalDataServer', serviceEndpoint: pdsUrl }] : [];
   return JSON.stringify({ id: did, verificationMethod: [{ id: '#atproto', type: 'Multikey', controller: did, publicKeyMultibase: signingKey.slice('did:key:'.length) }], service });
+}
+
+/**
+ * A PLC-style directory on 127.0.0.1 whose #atproto key the test rotates (`directory.key = …`):
+ * each request is answered with the document as of its arrival, and with `holdNext` set the next
+ * answer waits in `held` until the test calls it (a fetch that began before a rotation).
+ */
+export async function rotatingDirectory(t: TestContext, key: string): Promise<{ url: string; directory: { key: string; holdNext: boolean; held: (() => void)[]; requests: number } }> {
+  const directory = { key, holdNext: false, held: [] as (() => void)[], requests: 0 };
+  const { url } = await localHttpServer(t, (req, res) => {
+    directory.requests++;
+    const document = didDocument(decodeURIComponent(req.url!.slice(1)), directory.key); // as of this request
+    const answer = () => res.end(document);
+    if (directory.holdNext) {
+      directory.holdNext = false;
+      directory.held.push(answer);
+    } else {
+      answer();
+    }
+  });
+  return { url, directory };
 }
 
 type VerifierOptions = ConstructorParameters<typeof Verifier>[0];
