@@ -7,7 +7,7 @@ import { Leadership, type IngestRun } from './leadership.ts';
 import { LeaderLease } from './lease.ts';
 import { createClusterMetrics } from './metrics.ts';
 import { openCluster, type ClusterConnection, type ClusterOptions } from './nats.ts';
-import { decodeStreamRecord } from './stream-record.ts';
+import { decodeStreamRecord, type StreamRecord } from './stream-record.ts';
 import { StreamFollower } from './follower.ts';
 import { StreamEnd } from './stream-end.ts';
 import { StreamWriter } from './stream-writer.ts';
@@ -97,13 +97,15 @@ const UPSTREAM_LOOKBACK = 16;
 /**
  * A node of another cluster left on the same --nats-name joins this cluster's stream, and once it
  * leads reads its own relay into it: said at start, not first when it leads. An operator moving
- * the whole cluster to another upstream reads the same line, and carries on.
+ * the whole cluster to another upstream reads the same line, and carries on. Only advice: a
+ * record it cannot read is passed over, never a reason not to start (the follower says what it
+ * could not read when it gets there).
  */
 async function sayIfAnotherUpstream(connection: ClusterConnection, upstreamUrl: string, logger: Logger): Promise<void> {
   const { state } = await connection.jsm.streams.info(connection.streamName);
   for (let seq = state.last_seq; seq >= Math.max(1, state.first_seq, state.last_seq - UPSTREAM_LOOKBACK); seq--) {
     const message = await connection.jsm.streams.getMessage(connection.streamName, { seq }).catch(() => null);
-    const record = message && decodeStreamRecord(message.data);
+    const record = message && decodedOrUndefined(message.data);
     const streamUpstream = record?.type === 'batch' ? record.batch.cursor?.url : undefined;
     if (streamUpstream === undefined) continue;
     if (redactUrl(streamUpstream) !== redactUrl(upstreamUrl)) {
@@ -114,5 +116,13 @@ async function sayIfAnotherUpstream(connection: ClusterConnection, upstreamUrl: 
       );
     }
     return;
+  }
+}
+
+function decodedOrUndefined(data: Uint8Array): StreamRecord | undefined {
+  try {
+    return decodeStreamRecord(data);
+  } catch {
+    return undefined;
   }
 }
