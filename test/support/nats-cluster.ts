@@ -33,6 +33,8 @@ interface ServerSlot {
   name: string;
   port: number;
   routePort: number;
+  /** nats-server's monitoring endpoint (/connz: the clients connected to it). */
+  monitorPort: number;
   config: string;
   process?: ChildProcess;
   /** Set once the running process exited and its whole log is read. */
@@ -66,7 +68,7 @@ export class NatsCluster {
 
   static async #configure(size: number, options: { maxPayload?: string }): Promise<NatsCluster> {
     const slots: ServerSlot[] = [];
-    for (let i = 0; i < size; i++) slots.push({ name: `n${i + 1}`, port: await freePort(), routePort: await freePort(), config: '', log: [] });
+    for (let i = 0; i < size; i++) slots.push({ name: `n${i + 1}`, port: await freePort(), routePort: await freePort(), monitorPort: await freePort(), config: '', log: [] });
     const cluster = new NatsCluster(slots);
     for (const slot of slots) {
       const store = join(cluster.#dir.path, slot.name);
@@ -77,7 +79,7 @@ export class NatsCluster {
       const maxPayload = options.maxPayload ? `max_payload: ${options.maxPayload}\n` : '';
       writeFileSync(
         slot.config,
-        `server_name: ${slot.name}\nlisten: 127.0.0.1:${slot.port}\n${maxPayload}jetstream { store_dir: "${store}", max_memory_store: 64MB, max_file_store: 2GB }\n${clusterBlock}\n`,
+        `server_name: ${slot.name}\nlisten: 127.0.0.1:${slot.port}\nhttp: 127.0.0.1:${slot.monitorPort}\n${maxPayload}jetstream { store_dir: "${store}", max_memory_store: 64MB, max_file_store: 2GB }\n${clusterBlock}\n`,
       );
     }
     for (const slot of slots) cluster.#launch(slot);
@@ -111,6 +113,13 @@ export class NatsCluster {
         timeoutMs,
       );
     }
+  }
+
+  /** The names of the clients connected to server `index` now, as its monitoring endpoint lists them (a contrail node's is `contrail <node id>`). */
+  async clientNames(index = 0): Promise<string[]> {
+    const response = await fetch(`http://127.0.0.1:${this.servers[index]!.monitorPort}/connz`);
+    const { connections } = (await response.json()) as { connections?: Array<{ name?: string }> };
+    return (connections ?? []).map((connection) => connection.name ?? '');
   }
 
   kill(index: number): void {
