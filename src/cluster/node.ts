@@ -38,14 +38,23 @@ export async function joinCluster(
   upstreamUrl: string,
 ): Promise<ClusterNode> {
   const connection = await openCluster(options, logger);
-  await sayIfAnotherUpstream(connection, upstreamUrl, logger);
   const metrics = createClusterMetrics(registry);
   const hops = options.hopTimingFile === undefined ? undefined : new HopLog(options.hopTimingFile);
   const follower = new StreamFollower(connection, store, dataDir, logger, (seq) => metrics.appliedSeq.set(seq), hops);
-  await follower.start();
+  let dataDirWatch: DataDirWatch | undefined;
+  try {
+    await sayIfAnotherUpstream(connection, upstreamUrl, logger);
+    dataDirWatch = new DataDirWatch(dataDir);
+    await follower.start();
+  } catch (err) {
+    // The client reconnects for good: left open, it would keep the caller's process alive.
+    dataDirWatch?.stop();
+    await connection.nc.close();
+    throw err;
+  }
   // A data dir deleted (or made again) under the node stops its follower, and with it the node and its leading.
-  const dataDirWatch = new DataDirWatch(dataDir);
-  void dataDirWatch.gone.then((err) => follower.fail(err));
+  const watch = dataDirWatch;
+  void watch.gone.then((err) => follower.fail(err));
   const leadership = new Leadership({
     lease: new LeaderLease(connection.lease, options.nodeId),
     writer: new StreamWriter(connection.nc, connection.js, connection.jsm, connection.streamName, connection.subject, options.nodeId, (firstSeq, lastSeq, batch) => follower.ownAppend(firstSeq, lastSeq, batch), hops),
@@ -81,7 +90,7 @@ export async function joinCluster(
     streamEndApplied: (wanted) => streamEnd.applied(wanted),
     failed: follower.failed,
     async stop(flushTimeoutMs) {
-      dataDirWatch.stop();
+      watch.stop();
       streamEnd.stop();
       const flushed = await leadership.stop(flushTimeoutMs);
       await follower.stop();
