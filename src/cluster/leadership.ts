@@ -123,7 +123,7 @@ export class Leadership {
   }
 
   async #tick(): Promise<void> {
-    const { lease, logger, leaseMs } = this.options;
+    const { lease, logger } = this.options;
     try {
       if (lease.held) {
         if (await lease.renew()) {
@@ -140,13 +140,21 @@ export class Leadership {
       this.#checkPassed();
     } catch (err) {
       this.#checkFailed(err as Error);
+      // Checked before and after the restore, which waits on NATS (a request timeout when it is
+      // unreachable): a cut-off leader stops appending without waiting for it.
+      await this.#stopIfLeaseLapsed();
       await this.options.restoreLeaseBucket().catch(() => false);
-      // Past the lease time without a renewal the lease may be another node's: stop appending.
-      const sinceRenewalMs = Date.now() - this.#lastRenewal;
-      if (this.#term && sinceRenewalMs > leaseMs) {
-        logger.warn({ sinceRenewalMs, leaseMs }, 'no lease renewal for longer than the lease: this node stops leading (another may have taken over)');
-        await this.#endTerm(0);
-      }
+      await this.#stopIfLeaseLapsed();
+    }
+  }
+
+  /** Past the lease time without a renewal the lease may be another node's: stop appending. */
+  async #stopIfLeaseLapsed(): Promise<void> {
+    const { leaseMs, logger } = this.options;
+    const sinceRenewalMs = Date.now() - this.#lastRenewal;
+    if (this.#term && sinceRenewalMs > leaseMs) {
+      logger.warn({ sinceRenewalMs, leaseMs }, 'no lease renewal for longer than the lease: this node stops leading (another may have taken over)');
+      await this.#endTerm(0);
     }
   }
 
