@@ -98,7 +98,6 @@ const SIZE_UNITS: Record<string, number> = {
   tib: 2 ** 40,
 };
 
-/** "10GB" (10^9), "64MiB" (2^20), "5000" (bytes) → bytes. */
 /** --verify-resync-retry: its waits are capped at 1 h, so a longer one would act as 1 h unsaid. */
 export function parseResyncRetry(text: string): number {
   const ms = parseDuration(text);
@@ -106,6 +105,7 @@ export function parseResyncRetry(text: string): number {
   return ms;
 }
 
+/** "10GB" (10^9), "64MiB" (2^20), "5000" (bytes) → bytes. */
 export function parseByteSize(text: string): number {
   const match = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b|b)?\s*$/i.exec(text);
   const unitBytes = SIZE_UNITS[(match?.[2] ?? 'b').toLowerCase()];

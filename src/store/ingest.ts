@@ -215,7 +215,7 @@ export class Ingester {
    * the run's last values on a node that no longer reads the relay.
    */
   ended(): void {
-    this.#abandoned = true;
+    this.abandon();
     const { metrics } = this.#options;
     metrics.upstreamLag.set(NaN);
     metrics.pendingBytes.set(0);
