@@ -55,7 +55,7 @@
  *   entry-frames.ts      framedOnce: a frame of an event made once, kept on the Entry (v2's, SSE's, NDJSON's)
  *   deflate.ts           permessage-deflate for the ws transport, deflated once per message
  *   deflate-offer.ts     takesDeflateOffer: which permessage-deflate offers are taken (RFC 7692 §7), the rest declined
- *   websocket-key.ts     webSocketKeyFault: a Sec-WebSocket-Key that cannot open a WebSocket, refused alike on both transports
+ *   websocket-handshake.ts  a Sec-WebSocket-Key or Sec-WebSocket-Version that cannot open a WebSocket, refused alike on both transports
  *   subscribers.ts       SubscriberHub: each subscriber's position, the pump, publishing
  *   hub-options.ts       the hub's knobs and their defaults, and the hooks its helpers call back through
  *   options-update.ts    applyClientMessage: a client's options_update applied wherever the subscriber is

@@ -11,7 +11,7 @@ import type { SubscriberHub } from './subscribers.ts';
 import { SUBSCRIBE_EVENTS_PATH, SUBSCRIBE_PATH, type HttpReply, type HttpRequestInfo, type SocketHandler, type UpgradeAccept } from './transport.ts';
 import { SUBSCRIBE_EVENTS_NSID } from './v2-frames.ts';
 import { EXPLORER_HEADERS, EXPLORER_PAGE } from './explorer-page.ts';
-import { asksForWebSocket, webSocketKeyFault } from './websocket-key.ts';
+import { WEBSOCKET_VERSION, asksForWebSocket, webSocketKeyFault, webSocketVersionFault } from './websocket-handshake.ts';
 import { ndjsonWire, sseWire, v1Wire, v2Wire, type Wire } from './wire.ts';
 
 export interface Readiness {
@@ -131,15 +131,23 @@ export function createSocketHandler(options: RouteOptions): SocketHandler<Connec
     metrics.connections.inc({ wire: 'v2', result });
     return { refuse: xrpcReply(status, error, message) };
   };
-  /** An upgrade whose Sec-WebSocket-Key cannot open a WebSocket, refused in its path's format. */
-  const refuseBadKey = (request: HttpRequestInfo): { refuse: HttpReply } | undefined => {
-    const fault = webSocketKeyFault(request.header('sec-websocket-key'));
+  /**
+   * An upgrade whose handshake headers cannot open a WebSocket, refused in its path's format: a bad
+   * key is a 400; a version other than 13 is a 426 naming the one spoken (RFC 6455 section 4.2.2).
+   */
+  const refuseBadHandshake = (request: HttpRequestInfo): { refuse: HttpReply } | undefined => {
+    const keyFault = webSocketKeyFault(request.header('sec-websocket-key'));
+    const versionFault = keyFault === undefined ? webSocketVersionFault(request.header('sec-websocket-version')) : undefined;
+    const fault = keyFault ?? versionFault;
     if (fault === undefined) return undefined;
-    return request.path === SUBSCRIBE_EVENTS_PATH ? refuseV2(400, 'bad_request', 'InvalidRequest', fault) : refuseV1(400, 'bad_request', fault);
+    const status = keyFault === undefined ? 426 : 400;
+    const refused = request.path === SUBSCRIBE_EVENTS_PATH ? refuseV2(status, 'bad_request', 'InvalidRequest', fault) : refuseV1(status, 'bad_request', fault);
+    if (versionFault !== undefined) refused.refuse.headers = { ...refused.refuse.headers, 'sec-websocket-version': WEBSOCKET_VERSION };
+    return refused;
   };
-  /** uWS hands an upgrade whose key it cannot use to the HTTP routes: it gets the upgrade's answer, not a 426. */
+  /** uWS hands an upgrade whose key it cannot use to the HTTP routes: it gets the upgrade's answer, not the plain-GET 426. */
   const refuseUnusableUpgrade = (request: HttpRequestInfo): HttpReply | undefined =>
-    asksForWebSocket(request.header('connection'), request.header('upgrade')) ? refuseBadKey(request)?.refuse : undefined;
+    asksForWebSocket(request.header('connection'), request.header('upgrade')) ? refuseBadHandshake(request)?.refuse : undefined;
 
   const upgradeV1 = (request: HttpRequestInfo): { refuse: HttpReply } | UpgradeAccept<Connection> => {
     let parsed: ReturnType<typeof parseSubscribeQuery>;
@@ -273,11 +281,11 @@ export function createSocketHandler(options: RouteOptions): SocketHandler<Connec
     },
 
     upgrade(request) {
-      return refuseBadKey(request) ?? (request.path === SUBSCRIBE_EVENTS_PATH ? upgradeV2(request) : upgradeV1(request));
+      return refuseBadHandshake(request) ?? (request.path === SUBSCRIBE_EVENTS_PATH ? upgradeV2(request) : upgradeV1(request));
     },
 
     // Counted once open, not when admitted: the socket library may still refuse a handshake
-    // (ws answers 400 to a Sec-WebSocket-Version it does not speak), and then there is no subscriber to leave.
+    // (ws answers its own 400 to a malformed Sec-WebSocket-Protocol), and then there is no subscriber to leave.
     open: (sink, connection) => {
       metrics.connections.inc({ wire: connection.admission.wire.name, result: 'accepted' });
       connection.subscriber = hub.open(connection.admission, sink);
