@@ -175,6 +175,7 @@ test('commit, identity and account bodies with a wrong field are dropped as bad_
     (body) => ({ ...body, seq: '1' }),
     (body) => ({ ...body, repo: 'alice.example.com' }),
     (body) => ({ ...body, rev: 5 }),
+    (body) => ({ ...body, rev: 'zzzzzzzzzzzzz' }),
     (body) => ({ ...body, time: null }),
     (body) => ({ ...body, ops: {} }),
     (body) => ({ ...body, blocks: 'car' }),
