@@ -1,8 +1,9 @@
 /**
- * Review (session 16): a verification failure is logged with its detail and the frame's rev, and
- * both can be the relay's own strings of any length: the frame's rev is any string (here 1 MB, so
- * rev_mismatch quotes it), as are an op's path and action. Each reason's first line, then one every
- * 10 s, could be megabytes. They are logged cut to a bounded length, saying how long they were.
+ * Review (session 16): a verification failure is logged with its detail, and that can hold the
+ * relay's own strings of any length: an op's path (here 1 MB, so bad_inversion quotes it) or action.
+ * (A frame's rev could be any string too; one that is no TID is now dropped before verification.)
+ * Each reason's first line, then one every 10 s, could be megabytes. They are logged cut to a
+ * bounded length, saying how long they were.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -20,13 +21,13 @@ test('a failure whose frame carries megabyte strings is logged in a line of boun
   const logs: LogLine[] = [];
   const { verifier } = verifierUnderTest(t, plcUrl, { logger: capturingLogger(logs) });
   const body = await alice.commit(1, [{ action: 'create', collection: POST, rkey: '3laaaaaaaaaaa', record: { $type: POST, text: 'x', createdAt: '2026-12-01T00:00:00.000Z' } }]);
-  verifier.handle(commitOf({ ...body, rev: `3l${'z'.repeat(1_000_000)}` }));
+  verifier.handle(commitOf({ ...body, ops: body.ops.map((op) => ({ ...op, path: `${POST}/${'z'.repeat(1_000_000)}` })) }));
   await waitUntil(() => verifier.outOfSync(alice.did) !== undefined, 'the commit judged');
   await verifier.idle();
   const failure = logs.find((line) => line.msg === 'upstream message failed verification; not emitted');
   assert.ok(failure, 'the failure is logged');
-  assert.equal(failure.reason, 'rev_mismatch');
+  assert.equal(failure.reason, 'bad_inversion');
   const longest = Math.max(...logs.map((line) => JSON.stringify(line).length));
   assert.ok(longest < 4_000, `a log line of ${longest} characters`);
-  assert.match(String(failure.rev), /1000002 characters/);
+  assert.match(String(failure.detail), /1000019 characters/);
 });

@@ -1,5 +1,5 @@
 import { hash } from 'node:crypto';
-import { Link, isDid, isNsid, isRecordKey } from '../atproto/index.ts';
+import { Link, isDid, isNsid, isRecordKey, isTid } from '../atproto/index.ts';
 import { CarSlice } from './car.ts';
 import { DropError, type DropReason } from './drop.ts';
 import { decodeDagCbor, isMap, type Frame } from './frame.ts';
@@ -86,7 +86,7 @@ export function parseMessage(frame: Frame): UpstreamMessage {
     case '#sync': {
       if (!(body.blocks instanceof Uint8Array)) throw new DropError('bad_field', 'sync.blocks is not bytes');
       const did = didOf(body.did);
-      const rev = stringField(body, 'rev');
+      const rev = revOf(body);
       return { type: 'sync', seq: seqOf(body), did, rev, time: stringField(body, 'time'), blocks: body.blocks, data: syncedData(body.blocks, did, rev) };
     }
     case '#info':
@@ -111,7 +111,7 @@ const MAX_COMMIT_BLOCKS_BYTES = 2_000_000;
 function parseCommit(body: Record<string, unknown>): UpstreamMessage {
   const seq = seqOf(body);
   const repo = didOf(body.repo);
-  const rev = stringField(body, 'rev');
+  const rev = revOf(body);
   const time = stringField(body, 'time');
   if (!Array.isArray(body.ops)) throw new DropError('bad_field', 'commit.ops is not an array');
   if (!(body.blocks instanceof Uint8Array)) throw new DropError('bad_field', 'commit.blocks is not bytes');
@@ -199,6 +199,17 @@ function seqOf(body: Record<string, unknown>): number {
 function didOf(value: unknown): string {
   if (!isDid(value)) throw new DropError('bad_field', `${JSON.stringify(value)} is not a DID`);
   return value;
+}
+
+/**
+ * A #commit's or #sync's rev: a TID, as the lexicon says. The Ingester keeps each repo's newest rev
+ * for good and skips commits not newer, comparing them as strings (TIDs sort so): a rev of any other
+ * shape could sort above every real one and silence the repo.
+ */
+function revOf(body: Record<string, unknown>): string {
+  const rev = stringField(body, 'rev');
+  if (!isTid(rev)) throw new DropError('bad_field', `rev ${JSON.stringify(rev)} is not a TID`);
+  return rev;
 }
 
 function stringField(body: Record<string, unknown>, key: string): string {
