@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { buildEvents, type CursorClock, type Entry } from '../events/index.ts';
-import { backoffDelay, redactUrl, type DropReporter, type UpstreamMessage } from '../upstream/index.ts';
+import { DropLog, backoffDelay, cutRelayString, redactUrl, type DropReporter, type UpstreamMessage } from '../upstream/index.ts';
 import type { Batch, EventStore, UpstreamCursor } from './event-store.ts';
 import type { StoreMetrics } from './metrics.ts';
 
@@ -91,6 +91,8 @@ export class Ingester {
   #gathering = false;
   #abandoned = false;
   #lastUpstreamTime: string | undefined;
+  /** #info frames, logged the first of each kind, then once per interval: a relay may send them as fast as any frame. */
+  readonly #infoLog: DropLog<'OutdatedCursor' | 'other'>;
   /**
    * After a restart that resumed below held messages: frames up to `through` were handled before
    * it, except those of the repos held then, from their lowest held seq on.
@@ -110,6 +112,10 @@ export class Ingester {
       // An option passed as undefined keeps its default.
       commit: options.commit ?? ((batch) => options.store.commit(batch)),
     };
+    this.#infoLog = new DropLog((fields, kind) => {
+      if (kind === 'OutdatedCursor') options.logger.warn(fields, 'upstream says our cursor is older than its backfill window: events were missed');
+      else options.logger.info(fields, 'upstream info');
+    });
     // Committing to the store itself (not through a cluster's stream): its seal steps let a turn's commit go first.
     if (!options.commit) options.store.giveWayTo(() => this.commitDue);
     const saved = options.store.upstreamCursor;
@@ -134,7 +140,7 @@ export class Ingester {
    * new although its seq is at or below the watermark.
    */
   handle(message: UpstreamMessage, released = false): void {
-    const { logger, metrics } = this.#options;
+    const { metrics } = this.#options;
     switch (message.type) {
       case 'error':
         if (message.error === 'FutureCursor') {
@@ -143,11 +149,8 @@ export class Ingester {
         }
         return;
       case 'info':
-        if (message.name === 'OutdatedCursor') {
-          logger.warn({ message: message.message }, 'upstream says our cursor is older than its backfill window: events were missed');
-        } else {
-          logger.info({ name: message.name, message: message.message }, 'upstream info');
-        }
+        // The name is the relay's: logged (cut), never a reason of its own.
+        this.#infoLog.record(message.name === 'OutdatedCursor' ? 'OutdatedCursor' : 'other', cutRelayString(message.message ?? ''), { name: cutRelayString(message.name) });
         return;
       default: // events (#sync too): stored below
     }

@@ -31,15 +31,25 @@ export class DropError extends Error {
   }
 }
 
+/** Longest a relay's own string (a frame's type, an op's path, an #info or error frame's words) is logged or shown. */
+const MAX_RELAY_STRING = 200;
+
+/** A relay's string as logged or shown: cut past MAX_RELAY_STRING, saying how long it was (a frame may be megabytes). */
+export function cutRelayString(text: string): string {
+  return text.length <= MAX_RELAY_STRING ? text : `${text.slice(0, MAX_RELAY_STRING)}… (${text.length} characters)`;
+}
+
 /**
- * Logs drops without flooding: the first of each reason, then one summary line per interval.
- * Generic in the reason so later stages (verification) log their own drops the same way.
+ * Logs without flooding: the first line of each reason, then one summary line per interval. Generic
+ * in the reason so later stages (verification) log their own drops the same way, and so are the
+ * relay's #info and error frames, which a relay may send as fast as any frame; `log` is given the
+ * reason, to choose the line's level and words. Reasons must be a bounded set (not the relay's words).
  */
 export class DropLog<Reason extends string = DropReason> {
   readonly #lastLogged = new Map<Reason, { at: number; suppressed: number }>();
 
   constructor(
-    private readonly log: (fields: object, message: string) => void,
+    private readonly log: (fields: object, reason: Reason) => void,
     private readonly intervalMs = 10_000,
     private readonly nowMs: () => number = Date.now,
   ) {}
@@ -53,7 +63,7 @@ export class DropLog<Reason extends string = DropReason> {
     }
     const suppressed = last?.suppressed ?? 0;
     this.#lastLogged.set(reason, { at: now, suppressed: 0 });
-    this.log({ reason, detail, suppressedSinceLastLog: suppressed, ...context }, 'dropped upstream input');
+    this.log({ reason, detail, suppressedSinceLastLog: suppressed, ...context }, reason);
   }
 }
 
@@ -72,11 +82,13 @@ export class DropReporter {
     /** How often each reason is logged at most, on which clock (ms). */
     logEvery: { intervalMs?: number; nowMs?: () => number } = {},
   ) {
-    this.#log = new DropLog((fields, message) => logger.warn(fields, message), logEvery.intervalMs, logEvery.nowMs);
+    this.#log = new DropLog((fields) => logger.warn(fields, 'dropped upstream input'), logEvery.intervalMs, logEvery.nowMs);
   }
 
-  report(reason: DropReason, detail: string, context: object = {}): void {
+  /** Counts and logs a drop; the detail and the context's strings may hold the relay's, and are logged cut. */
+  report(reason: DropReason, detail: string, context: Record<string, unknown> = {}): void {
     this.counter.inc({ reason });
-    this.#log.record(reason, detail, context);
+    const cutContext = Object.fromEntries(Object.entries(context).map(([key, value]) => [key, typeof value === 'string' ? cutRelayString(value) : value]));
+    this.#log.record(reason, cutRelayString(detail), cutContext);
   }
 }

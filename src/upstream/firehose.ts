@@ -2,7 +2,7 @@ import type { ConnectionOptions } from 'node:tls';
 import WebSocket from 'ws';
 import type { Logger } from 'pino';
 import { backoffDelay } from './backoff.ts';
-import { DropError, type DropReporter } from './drop.ts';
+import { DropError, DropLog, cutRelayString, type DropReporter } from './drop.ts';
 import { decodeFrame } from './frame.ts';
 import { parseMessage, type UpstreamMessage } from './messages.ts';
 import type { UpstreamMetrics } from './metrics.ts';
@@ -11,8 +11,9 @@ import { SeqsBehind } from './seqs-behind.ts';
 import { UndecodableRun } from './undecodable-run.ts';
 import { redactUrl } from './url.ts';
 
-/** subscribeRepos's error names (its lexicon); any other counts as 'other'. */
-const KNOWN_ERRORS = new Set(['FutureCursor', 'ConsumerTooSlow']);
+/** subscribeRepos's error names (its lexicon); any other counts, and is logged, as 'other'. */
+type ErrorKind = 'FutureCursor' | 'ConsumerTooSlow' | 'other';
+const KNOWN_ERRORS: ReadonlySet<string> = new Set<ErrorKind>(['FutureCursor', 'ConsumerTooSlow']);
 
 export interface FirehoseClientOptions {
   /** The subscribeRepos WebSocket URL (see normalizeUpstreamUrl). */
@@ -64,6 +65,8 @@ export class FirehoseClient {
   #skipThrough: number | undefined;
   readonly #seqsBehind: SeqsBehind;
   readonly #undecodable: UndecodableRun;
+  /** Error frames, logged the first of each kind, then once per interval: a relay may send them as fast as any frame. */
+  readonly #errorFrameLog: DropLog<ErrorKind>;
   /**
    * Set on a connection made after a failed one until the relay answers a ping or delivers a
    * message: the failure it follows. A relay that accepts the WebSocket and then says nothing is
@@ -92,6 +95,16 @@ export class FirehoseClient {
     };
     this.#seqsBehind = new SeqsBehind(options.logger, this.#options.seqsBehindMs);
     this.#undecodable = new UndecodableRun(options.logger, this.#options.undecodableMs);
+    this.#errorFrameLog = new DropLog((fields, kind) => {
+      if (kind === 'FutureCursor') {
+        options.logger.error(
+          fields,
+          'UPSTREAM SAYS OUR CURSOR IS IN ITS FUTURE: it was reset or replaced; resuming from its live tip. Events between our cursor and its tip, if any, are not recoverable from it.',
+        );
+      } else {
+        options.logger.warn(fields, 'upstream sent an error frame');
+      }
+    });
   }
 
   get connected(): boolean {
@@ -210,7 +223,7 @@ export class FirehoseClient {
       this.#undecodable.decoded();
       if (message.type === 'error') {
         closeReason = 'error_frame';
-        this.#problem = `upstream sent error ${message.error}${message.message ? `: ${message.message}` : ''}`;
+        this.#problem = `upstream sent error ${cutRelayString(message.error)}${message.message ? `: ${cutRelayString(message.message)}` : ''}`;
         this.#onErrorFrame(message);
       } else {
         // An error frame is a refusal, not progress: an upstream that answers every connect
@@ -303,21 +316,16 @@ export class FirehoseClient {
   }
 
   #onErrorFrame(message: Extract<UpstreamMessage, { type: 'error' }>): void {
-    const { logger, metrics } = this.#options;
-    // The relay names the error: a label of its choosing would let it grow the metric without bound.
-    metrics.errorFrames.inc({ error: KNOWN_ERRORS.has(message.error) ? message.error : 'other' });
-    if (message.error === 'FutureCursor') {
+    // The relay names the error: a label (or log reason) of its choosing would grow without bound.
+    const kind = KNOWN_ERRORS.has(message.error) ? (message.error as ErrorKind) : 'other';
+    this.#options.metrics.errorFrames.inc({ error: kind });
+    if (kind === 'FutureCursor') {
       // The consumer starts live now; a skipped seq from before the reset must not hold the next dial
       // at a cursor the upstream has never reached (it would answer FutureCursor again, forever).
       this.#skipThrough = undefined;
       this.#seqsBehind.restarted();
-      logger.error(
-        { error: message.error, message: message.message },
-        'UPSTREAM SAYS OUR CURSOR IS IN ITS FUTURE: it was reset or replaced; resuming from its live tip. Events between our cursor and its tip, if any, are not recoverable from it.',
-      );
-    } else {
-      logger.warn({ error: message.error, message: message.message }, 'upstream sent an error frame');
     }
+    this.#errorFrameLog.record(kind, cutRelayString(message.message ?? ''), { error: cutRelayString(message.error) });
   }
 
   #startPings(socket: WebSocket, onTimeout: () => void): void {

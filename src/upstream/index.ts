@@ -10,7 +10,9 @@
  * the CID the op names, so nothing downstream ever sees a record the relay did not vouch for; a
  * #sync's commit block (its CAR's root) is hashed the same way and its MST root read from it.
  * Anything malformed is dropped at the smallest unit that is wrong (one op, else one frame),
- * counted by reason and logged without flooding; the socket carries on.
+ * counted by reason and logged without flooding; the socket carries on. What the relay says in its
+ * own words (a frame's strings, #info and error frames) is logged cut to 200 characters, and #info
+ * and error frames once per kind and interval, as drops are: a relay may send them as fast as any frame.
  *
  * Why it reconnects forever: a quiet upstream is normal (a small PDS may be silent for hours),
  * so silence is never a reason to exit. Liveness comes from WebSocket pings; a lost connection
@@ -35,7 +37,7 @@
  *   frame.ts     decodeFrame: one WebSocket message → header and body (DAG-CBOR, strict)
  *   messages.ts  parseMessage: a frame body → a typed UpstreamMessage, each record op verified
  *   car.ts       CarSlice: a commit's CAR blocks located in place, without decoding
- *   drop.ts      DropReason, DropError, DropLog (rate-limited) and DropReporter (every stage's drops: one counter, one log)
+ *   drop.ts      DropReason, DropError, DropLog (rate-limited: drops, #info and error frames), DropReporter (every stage's drops: one counter, one log), cutRelayString (a relay's string as logged)
  *   metrics.ts   the upstream Prometheus metrics
  *   url.ts       normalizeUpstreamUrl: a relay address as people write it → the URL to dial
  *   backoff.ts   backoffDelay: capped exponential backoff with optional jitter (also ingest's retries)
@@ -46,7 +48,7 @@ export { FirehoseClient, type FirehoseClientOptions } from './firehose.ts';
 export { decodeFrame, type Frame } from './frame.ts';
 export { parseMessage, type CommitProof, type OpAction, type OpDrop, type ProofOp, type RecordOp, type UpstreamMessage } from './messages.ts';
 export { CarSlice } from './car.ts';
-export { DropError, DropLog, DropReporter, type DropReason } from './drop.ts';
+export { DropError, DropLog, DropReporter, cutRelayString, type DropReason } from './drop.ts';
 export { createUpstreamMetrics, type UpstreamMetrics } from './metrics.ts';
 export { normalizeUpstreamUrl, redactUrl } from './url.ts';
 export { backoffDelay, type BackoffPolicy } from './backoff.ts';
