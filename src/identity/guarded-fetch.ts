@@ -27,14 +27,28 @@ export async function getGuarded(target: string | URL, options: GuardedRequestOp
   const deadline = AbortSignal.timeout(options.timeoutMs);
   const signal = options.signal ? AbortSignal.any([deadline, options.signal]) : deadline;
   const client = url.protocol === 'https:' ? https : http;
+  const idleMs = options.idleTimeoutMs ?? options.timeoutMs;
   return new Promise((resolve, reject) => {
     const request = client.get(url, {
       headers: { accept: 'application/json', ...options.headers },
       signal,
       ...(options.allowPrivateEndpoints ? {} : { lookup: guardedLookup }),
     });
-    request.setTimeout(options.idleTimeoutMs ?? options.timeoutMs, () => request.destroy(new FetchTimeoutError(`no data from ${url.host} for ${options.idleTimeoutMs ?? options.timeoutMs} ms`)));
-    request.once('response', resolve);
+    let response: IncomingMessage | undefined;
+    // Both timeouts cover the body too. Destroying the request resets the socket, which fails a body
+    // still being read with "aborted" on the next tick: it fails with the timeout first.
+    const timedOut = (error: FetchTimeoutError) => {
+      if (response && !response.complete) response.destroy(error);
+    };
+    request.setTimeout(idleMs, () => {
+      const error = new FetchTimeoutError(`no data from ${url.host} for ${idleMs} ms`);
+      timedOut(error);
+      request.destroy(error);
+    });
+    const onDeadline = () => timedOut(new FetchTimeoutError(`${url.host} did not send its answer within ${options.timeoutMs} ms`));
+    deadline.addEventListener('abort', onDeadline, { once: true });
+    request.once('close', () => deadline.removeEventListener('abort', onDeadline));
+    request.once('response', (answer) => resolve((response = answer)));
     request.once('error', (err) => reject(deadline.aborted ? new FetchTimeoutError(`${url.host} did not answer within ${options.timeoutMs} ms`) : err));
   });
 }
