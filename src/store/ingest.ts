@@ -90,7 +90,8 @@ export class Ingester {
   /** A backlogged commit is waiting for later turns' reads (#whileBacklogged): none is due this turn. */
   #gathering = false;
   #abandoned = false;
-  #lastUpstreamTime: string | undefined;
+  /** The newest upstream time read that is a date (ms): the lag is measured from it. A frame's time is the relay's string. */
+  #lastUpstreamMs: number | undefined;
   /** #info frames, logged the first of each kind, then once per interval: a relay may send them as fast as any frame. */
   readonly #infoLog: DropLog<'OutdatedCursor' | 'other'>;
   /**
@@ -168,7 +169,8 @@ export class Ingester {
       this.#scheduleCommit();
       return;
     }
-    this.#lastUpstreamTime = message.time;
+    const upstreamMs = Date.parse(message.time);
+    if (Number.isFinite(upstreamMs)) this.#lastUpstreamMs = upstreamMs;
     if (message.type !== 'commit' || this.#isNewRev(message.repo, message.rev)) {
       this.#accept(message);
     } else {
@@ -324,7 +326,7 @@ export class Ingester {
         revs: this.#pendingRevs,
         cursor: this.#cursorFor(upstreamUrl, this.#pendingSeq),
       };
-      const upstreamTime = this.#lastUpstreamTime;
+      const upstreamMs = this.#lastUpstreamMs;
       this.#pending = [];
       this.#pendingRevs = new Map();
       this.#pendingSeq = undefined;
@@ -336,7 +338,7 @@ export class Ingester {
       this.#committingRevs = new Map();
       // A commit that outlived its run (flush gave up on it) leaves the ended run's gauges alone.
       if (this.#abandoned) return;
-      if (upstreamTime) metrics.upstreamLag.set(Math.max(0, (Date.now() - Date.parse(upstreamTime)) / 1000));
+      if (upstreamMs !== undefined) metrics.upstreamLag.set(Math.max(0, (Date.now() - upstreamMs) / 1000));
       metrics.pendingBytes.set(this.#pendingBytes);
       if (this.#paused && this.#pendingBytes < this.#options.maxPendingBytes / 2) this.#setPaused(false);
     }
