@@ -225,14 +225,16 @@ export class FirehoseClient {
         closeReason = 'error_frame';
         this.#problem = `upstream sent error ${cutRelayString(message.error)}${message.message ? `: ${cutRelayString(message.message)}` : ''}`;
         this.#onErrorFrame(message);
+      } else if (message.type === 'info') {
+        heard(); // an answer, but no progress: see below
       } else {
-        // An error frame is a refusal, not progress: an upstream that answers every connect
-        // with one (then closes) must meet a growing backoff, not a redial every second.
+        // An error frame is a refusal and an #info a notice, not progress: an upstream that answers
+        // every connect with one (then closes) must meet a growing backoff, not a redial every second.
         delivered = true;
         heard();
         // One that goes on delivering after it kept the connection: a later close is not the error's.
         if (closeReason === 'error_frame') closeReason = 'closed';
-        if (message.type !== 'info') this.#seqsBehind.read(message.seq);
+        this.#seqsBehind.read(message.seq);
       }
       this.#options.onMessage(message);
     });

@@ -21,10 +21,11 @@
  * consumer's to discard by seq; a run of frames at or below the highest seq read that lasts (a
  * relay whose numbering jumped ahead or restarted) is said once and fails /ready, here where
  * every frame is seen whatever stage drops it (seqs-behind.ts), and so does a run of frames none of
- * which decodes (undecodable-run.ts). A connection resets the backoff only once it delivered a
- * message or answered a ping: one that never answers is a failure however long it lived, and after
- * a failure the next one is not ready until it answers. Backpressure: the consumer can
- * pause() the socket while its write queue is full; TCP then pushes back on the relay. A paused
+ * which decodes (undecodable-run.ts). A connection resets the backoff only once it delivered an
+ * event (an #info or error frame is none) or answered a ping: one that never answers is a failure
+ * however long it lived, and after a failure the next one is not ready until it answers.
+ * Backpressure: the consumer can pause() the socket while its write queue is full; TCP then
+ * pushes back on the relay. A paused
  * socket reads nothing, pongs included, so paused time is never held against the relay: no ping
  * is judged, an unanswered reconnect is not reported, and a connection paused from open to close
  * is no failure for the backoff.
