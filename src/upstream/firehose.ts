@@ -46,6 +46,8 @@ const DEFAULT_MAX_FRAME_BYTES = 5 * 1024 * 1024;
  * socket (ws cannot skip a message unread); the client then resumes after their seq (message-prefix.ts).
  */
 export const SOCKET_MAX_PAYLOAD = 64 * 1024 * 1024;
+/** ws's errors for a message above maxPayload, and for a frame announcing more than 2^53 - 1 bytes (past any maxPayload). */
+const TOO_LARGE_FOR_THE_SOCKET = new Set(['WS_ERR_UNSUPPORTED_MESSAGE_LENGTH', 'WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH']);
 
 export class FirehoseClient {
   readonly #options: Required<FirehoseClientOptions>;
@@ -244,7 +246,7 @@ export class FirehoseClient {
     });
     socket.on('error', (err: Error & { code?: string }) => {
       if (closeReason === 'handshake_timeout') return; // our own terminate(), already told
-      if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
+      if (TOO_LARGE_FOR_THE_SOCKET.has(err.code ?? '')) {
         closeReason = 'oversized_frame';
         return; // told at close, once the frame's first bytes (and its seq) have arrived
       }
