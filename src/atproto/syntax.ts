@@ -26,3 +26,15 @@ export function isRecordKey(value: unknown): value is string {
 export function isTid(value: unknown): value is string {
   return typeof value === 'string' && TID.test(value);
 }
+
+const TID_ALPHABET = '234567abcdefghijklmnopqrstuvwxyz';
+
+/** A TID's timestamp: its first 53 bits, microseconds since the epoch. */
+export function tidMicros(tid: string): number {
+  let value = 0n;
+  for (const char of tid) value = (value << 5n) | BigInt(TID_ALPHABET.indexOf(char));
+  return Number(value >> 10n);
+}
+
+/** How far a repo's rev may run ahead of our clock (clock skew), as relays allow. */
+export const FUTURE_REV_TOLERANCE_MS = 5 * 60_000;

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { FUTURE_REV_TOLERANCE_MS, isTid, tidMicros } from '../atproto/index.ts';
 import { buildEvents, type CursorClock, type Entry } from '../events/index.ts';
 import { DropLog, backoffDelay, cutRelayString, redactUrl, type DropReporter, type UpstreamMessage } from '../upstream/index.ts';
 import type { Batch, EventStore, UpstreamCursor } from './event-store.ts';
@@ -275,7 +276,7 @@ export class Ingester {
       last = this.#options.store.getRev(did) ?? '';
       this.#rememberRev(did, last);
     }
-    return last === '' || rev > last;
+    return last === '' || rev > last || !couldBeWritten(last);
   }
 
   #rememberRev(did: string, rev: string): void {
@@ -395,4 +396,14 @@ export class Ingester {
     this.#options.metrics.ingestPaused.set(paused ? 1 : 0);
     this.#options.onBackpressure(paused);
   }
+}
+
+/**
+ * Whether a kept rev is one its repo can have written by now: a TID at most FUTURE_REV_TOLERANCE_MS
+ * ahead of our clock. One that is not (a PDS clock a year ahead, a relay's forgery, or no TID,
+ * kept before such frames were dropped) would make every commit until then a stale_rev skip: it
+ * skips nothing, and the repo's next commit replaces it.
+ */
+function couldBeWritten(rev: string): boolean {
+  return isTid(rev) && tidMicros(rev) / 1000 <= Date.now() + FUTURE_REV_TOLERANCE_MS;
 }

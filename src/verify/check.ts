@@ -1,6 +1,6 @@
 import { decodeFirst, isCidLink } from '@atcute/cbor';
 import { CidLinkWrapper, fromCidLink } from '@atcute/cid';
-import { Link, isTid } from '../atproto/index.ts';
+import { FUTURE_REV_TOLERANCE_MS, Link, isTid, tidMicros } from '../atproto/index.ts';
 import { CarSlice, type UpstreamMessage } from '../upstream/index.ts';
 import { VerifyError } from './failure.ts';
 import { checkInversion, checkOpsInTree } from './inversion.ts';
@@ -14,9 +14,6 @@ export type SyncMessage = Extract<UpstreamMessage, { type: 'sync' }>;
 export type CommitToCheck = Pick<CommitMessage, 'repo' | 'rev' | 'proof'>;
 /** What checkSync reads of a #sync. */
 export type SyncToCheck = Pick<SyncMessage, 'did' | 'rev' | 'blocks'>;
-
-/** A rev may run ahead of our clock by this much (clock skew), as relays allow. */
-const FUTURE_REV_TOLERANCE_MS = 5 * 60_000;
 
 /**
  * Checks one #commit against the repo's signing key: the signed commit (readSignedCommit), its
@@ -66,15 +63,6 @@ function checkRev(rev: string): void {
   if (!isTid(rev)) throw new VerifyError('bad_commit', `rev ${JSON.stringify(rev)} is not a TID`);
   const aheadMs = tidMicros(rev) / 1000 - Date.now();
   if (aheadMs > FUTURE_REV_TOLERANCE_MS) throw new VerifyError('rev_in_future', `rev ${rev} is ${Math.round(aheadMs / 1000)} s in the future`);
-}
-
-const TID_ALPHABET = '234567abcdefghijklmnopqrstuvwxyz';
-
-/** A TID's timestamp: its first 53 bits, microseconds since the epoch. */
-export function tidMicros(tid: string): number {
-  let value = 0n;
-  for (const char of tid) value = (value << 5n) | BigInt(TID_ALPHABET.indexOf(char));
-  return Number(value >> 10n);
 }
 
 /**
