@@ -114,9 +114,9 @@ export class ContrailCluster {
   }
 
   /** The member holding the ingest lease, read from NATS (the authority), once one holds it. */
-  async leader(): Promise<ClusterMember> {
+  async leader(timeoutMs = 30_000): Promise<ClusterMember> {
     let holder: ClusterMember | undefined;
-    await waitUntil(async () => (holder = await this.leaseHolder()) !== undefined, 'a node to hold the ingest lease', 30_000);
+    await waitUntil(async () => (holder = await this.leaseHolder()) !== undefined, 'a node to hold the ingest lease', timeoutMs);
     return holder!;
   }
 
