@@ -69,6 +69,8 @@ export interface ContrailClusterOptions {
 export class ContrailCluster {
   readonly members: ClusterMember[] = [];
   readonly #dirs: Array<{ remove(): void }> = [];
+  /** What NATS last answered a lease read that failed (leaseHolder); cleared by one that succeeds. */
+  #lastLeaseReadError: string | undefined;
 
   private constructor(
     readonly nats: NatsCluster,
@@ -113,17 +115,36 @@ export class ContrailCluster {
     return restarted;
   }
 
-  /** The member holding the ingest lease, read from NATS (the authority), once one holds it. */
+  /**
+   * The member holding the ingest lease, read from NATS (the authority), once one holds it. A
+   * timeout names the last error NATS gave a lease read, if the reads did not all succeed: a
+   * NATS unreachable or a bucket gone is not the same failure as no node leading.
+   */
   async leader(timeoutMs = 30_000): Promise<ClusterMember> {
     let holder: ClusterMember | undefined;
-    await waitUntil(async () => (holder = await this.leaseHolder()) !== undefined, 'a node to hold the ingest lease', timeoutMs);
+    this.#lastLeaseReadError = undefined;
+    try {
+      await waitUntil(async () => (holder = await this.leaseHolder()) !== undefined, 'a node to hold the ingest lease', timeoutMs);
+    } catch (err) {
+      const nats = this.#lastLeaseReadError;
+      throw nats === undefined ? err : new Error(`${(err as Error).message} (last NATS error: ${nats})`);
+    }
     return holder!;
   }
 
   /** The member holding the ingest lease now, read from NATS, if one does; none when NATS cannot answer (so leader() polls on through a NATS error). */
   async leaseHolder(): Promise<ClusterMember | undefined> {
     const kv = await new Kvm(jetstream(this.observer)).open('contrail-leader');
-    const entry = await kv.get('leader').catch(() => null);
+    const entry = await kv.get('leader').then(
+      (read) => {
+        this.#lastLeaseReadError = undefined;
+        return read;
+      },
+      (err: Error) => {
+        this.#lastLeaseReadError = err.message;
+        return null;
+      },
+    );
     const id = entry?.operation === 'PUT' ? entry.string() : undefined;
     return this.members.find((member) => member.id === id);
   }
