@@ -21,7 +21,7 @@ export interface Gateway {
   readonly store: EventStore;
   /** DID → signing key and PDS endpoint, cached under the data dir (verification and backfill use it). */
   readonly identity: IdentityResolver;
-  /** Resolves if the node cannot go on (its data dir is gone: data-dir-watch.ts; a cluster node whose buffer holds events its stream does not): `contrail serve` then stops and exits 1. */
+  /** Resolves if the node cannot go on (its data dir is gone: data-dir-watch.ts; a cluster node whose buffer holds events its stream does not, or whose stream holds a record it cannot decode): `contrail serve` then stops and exits 1. */
   readonly failed: Promise<Error>;
   /**
    * Graceful stop: close clients with 1001, stop reading upstream, commit what was read (giving

@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import type { Batch, EventStore } from '../store/index.ts';
 import type { ClusterConnection } from './nats.ts';
 import { nowUs, type HopLog } from './hop-timing.ts';
-import { decodeStreamRecord } from './stream-record.ts';
+import { decodeStreamRecord, type StreamRecord } from './stream-record.ts';
 
 const POSITION_FILE = 'cluster-position.json';
 const POSITION_SAVE_INTERVAL_MS = 1_000;
@@ -25,6 +25,20 @@ export class ForeignBufferError extends Error {}
 
 /** The data dir was deleted under the running node: its position (and its buffer) can no longer be kept where the next start finds them. */
 export class DataDirGoneError extends Error {}
+
+/**
+ * A stream record this node cannot decode: it may hold events (a newer leader's layout), which the
+ * node would then lack under seqs the other nodes serve, so it does not read past it.
+ */
+export class UnreadableRecordError extends Error {
+  constructor(streamName: string, subject: string, seq: number, reason: string) {
+    super(
+      `the record at seq ${seq} of the cluster stream ${streamName} cannot be read (${reason}), and it may hold events this node would then lack, so the node stops. ` +
+        `Written by a newer contrail? Upgrade this node (nodes cannot read the layout a newer leader writes: upgrade the leader last). ` +
+        `Published on ${subject} by something else? Remove it (nats stream rmm ${streamName} ${seq}) and start the node again`,
+    );
+  }
+}
 
 function foreignBuffer(dataDir: string, streamName: string, why: string): ForeignBufferError {
   return new ForeignBufferError(
@@ -50,6 +64,13 @@ function foreignBuffer(dataDir: string, streamName: string, why: string): Foreig
  * does one whose data dir is gone (deleted under it: saving the position meets ENOENT), rather
  * than serving from a buffer that LMDB now writes into an unlinked file; a save failing
  * otherwise (a full disk) is logged and tried again, as a crash would only start it earlier.
+ *
+ * A record it cannot decode stops it for good too (UnreadableRecordError), naming its seq. It
+ * may be a batch in a newer leader's layout: passed over, its events would be missing here under
+ * seqs the other nodes serve, and the node would build on a buffer that is not the leader's if
+ * it led. Tried again, it cannot change (that retry went on for good, the buffer standing still).
+ * So the node stops, and its operator upgrades it or removes the record (bytes another
+ * application published on the subject) before it is started again.
  */
 export class StreamFollower {
   #applied = 0;
@@ -64,7 +85,7 @@ export class StreamFollower {
   /** Why it stopped for good: see `failed`. */
   #failure: Error | undefined;
   #onFailure: (err: Error) => void = () => {};
-  /** Resolves if the follower stops for good: the buffer holds events the stream does not (#checkHeld), or the data dir is gone. */
+  /** Resolves if the follower stops for good: the buffer holds events the stream does not (#checkHeld), a record cannot be decoded, or the data dir is gone. */
   readonly failed = new Promise<Error>((resolve) => (this.#onFailure = resolve));
   #saveTimer: NodeJS.Timeout | undefined;
   /** While saves fail for a reason other than a missing data dir: logged once, when they start failing. */
@@ -157,7 +178,7 @@ export class StreamFollower {
         void this.#closeWhenStuck(messages);
         await this.#apply(messages);
       } catch (err) {
-        if (err instanceof ForeignBufferError) {
+        if (err instanceof ForeignBufferError || err instanceof UnreadableRecordError) {
           this.fail(err);
           break;
         }
@@ -263,7 +284,7 @@ export class StreamFollower {
         continue;
       }
       const arrivedUs = hops && nowUs();
-      const record = decodeStreamRecord(message.data);
+      const record = this.#decode(message.data, message.seq);
       if (record.type === 'batch' && record.more) {
         // The applied position stays before the batch's first part until all of it is in.
         this.#parts.push(record.batch);
@@ -286,6 +307,15 @@ export class StreamFollower {
         }
       }
       this.#advance(message.seq);
+    }
+  }
+
+  /** A record that cannot be decoded stops the follower (UnreadableRecordError): retrying cannot change its bytes. */
+  #decode(data: Uint8Array, seq: number): StreamRecord {
+    try {
+      return decodeStreamRecord(data);
+    } catch (err) {
+      throw new UnreadableRecordError(this.cluster.streamName, this.cluster.subject, seq, (err as Error).message);
     }
   }
 
@@ -359,7 +389,7 @@ export class StreamFollower {
     throw foreignBuffer(this.dataDir, this.cluster.streamName, `the stream's seq ${last.seq} is time_us ${last.timeUs}, the buffer has ${here} under it`);
   }
 
-  /** Stops following for good, saying why: the node cannot go on with this buffer (or without its data dir: node.ts watches it). */
+  /** Stops following for good, saying why: the node cannot go on with this buffer, past this record, or without its data dir (node.ts watches it). */
   fail(err: Error): void {
     if (this.#failure) return;
     this.logger.error({ appliedSeq: this.#applied }, err.message);

@@ -28,8 +28,10 @@
  * leader — paused, partitioned, or with publishes in flight — can no longer append anything: the
  * lease only elects, the stream fences. A deposed leader drops what it read and did not append;
  * the new leader reads it again from the relay. Any failed append ends the term the same way.
- * A node whose follower stopped for good (a buffer this stream did not write, a data dir deleted
- * under it: `failed`) gives the lease up and never competes again, whoever runs it.
+ * A node whose follower stopped for good (a buffer this stream did not write, a stream record it
+ * cannot decode, a data dir deleted under it: `failed`) gives the lease up and never competes
+ * again, whoever runs it. A record that cannot be decoded is not passed over: it may hold events
+ * (a newer leader's layout), and a node without them would serve other events under their seqs.
  *
  * A batch bigger than the NATS servers' max_payload is appended as consecutive parts, cut at
  * event boundaries and published together (each naming the seq of the one before it), that are

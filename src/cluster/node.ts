@@ -18,7 +18,7 @@ export interface ClusterNode {
   problems(): string[];
   /** Resolves once the local buffer holds everything the stream held when this was called, while `wanted` (see stream-end.ts). */
   streamEndApplied(wanted: () => boolean): Promise<void>;
-  /** Resolves if the node cannot go on: its buffer holds events the stream does not, or its data dir is gone (follower.ts). */
+  /** Resolves if the node cannot go on: its buffer holds events the stream does not, a stream record cannot be decoded, or its data dir is gone (follower.ts). */
   readonly failed: Promise<Error>;
   stop(flushTimeoutMs: number): Promise<boolean>;
 }
@@ -108,7 +108,7 @@ const UPSTREAM_LOOKBACK = 16;
  * leads reads its own relay into it: said at start, not first when it leads. An operator moving
  * the whole cluster to another upstream reads the same line, and carries on. Only advice: a
  * record it cannot read is passed over, never a reason not to start (the follower says what it
- * could not read when it gets there).
+ * could not read when it gets there, and stops the node).
  */
 async function sayIfAnotherUpstream(connection: ClusterConnection, upstreamUrl: string, logger: Logger): Promise<void> {
   const { state } = await connection.jsm.streams.info(connection.streamName);

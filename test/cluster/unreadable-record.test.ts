@@ -4,8 +4,7 @@
  * the subject — may hold events, and the node cannot know which: applying what follows without
  * them, it would serve a buffer that differs from the leader's under the same seqs. The follower
  * tried it again every second for good, a warning each time, and the node served on, its buffer
- * standing still at the record (and, leading, it waited for good for its buffer to reach its
- * marker behind the record). Found by review (session 16). It must stop for good instead, as on
+ * standing still at the record. Found by review (session 16). It must stop for good instead, as on
  * a foreign buffer: `contrail serve` logs a fatal line naming the record's seq, why it cannot be
  * read and what to do, says it on stderr and exits 1, having applied everything before it.
  */
