@@ -2,7 +2,7 @@ import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DeliverPolicy, type ConsumerMessages } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
-import type { Batch, EventStore } from '../store/index.ts';
+import { DamagedBlockError, type Batch, type EventStore } from '../store/index.ts';
 import type { ClusterConnection } from './nats.ts';
 import { nowUs, type HopLog } from './hop-timing.ts';
 import { decodeStreamRecord, type StreamRecord } from './stream-record.ts';
@@ -377,11 +377,23 @@ export class StreamFollower {
    * from here names another event on the other nodes. No event there, with the batch's time_us at
    * or below what retention removed, is this node's own event trimmed (a re-read after a crash by a
    * node away longer than its --retention): nothing is left to contradict or to serve under it.
+   *
+   * A damaged block of the buffer holding that seq (DamagedBlockError: its bytes changed on disk)
+   * cannot show the event, but still names its events' time_us range: a batch inside it is passed
+   * over as a single node passes over the block (the store logs it once; replays that reach it end
+   * with BufferDamaged), and one outside it is not this buffer's. Reading it again cannot help.
    */
   #checkHeld(batch: Batch): void {
     const last = batch.entries.at(-1);
     if (!last) return;
-    const held = this.store.atSeq(last.seq!);
+    let held: ReturnType<EventStore['atSeq']>;
+    try {
+      held = this.store.atSeq(last.seq!);
+    } catch (err) {
+      if (!(err instanceof DamagedBlockError)) throw err;
+      if (last.timeUs >= err.first && last.timeUs <= err.end) return;
+      throw foreignBuffer(this.dataDir, this.cluster.streamName, `the stream's seq ${last.seq} is time_us ${last.timeUs}, and the buffer holds it in a damaged block of time_us ${err.first} to ${err.end}`);
+    }
     const heldTimeUs = held !== undefined && held.seq === last.seq ? held.timeUs : undefined;
     if (heldTimeUs === last.timeUs) return;
     if (heldTimeUs === undefined && last.timeUs <= this.store.trimmedUpTo) return;
