@@ -1,6 +1,6 @@
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DeliverPolicy, type ConsumerMessages } from '@nats-io/jetstream';
+import { DeliverPolicy, type ConsumerMessages, type StreamState } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
 import { DamagedBlockError, type Batch, type EventStore } from '../store/index.ts';
 import type { ClusterConnection } from './nats.ts';
@@ -8,6 +8,8 @@ import { nowUs, type HopLog } from './hop-timing.ts';
 import { decodeStreamRecord, type StreamRecord } from './stream-record.ts';
 
 const POSITION_FILE = 'cluster-position.json';
+const MADE_AGAIN = 'THE CLUSTER STREAM WAS MADE AGAIN (its storage lost, or removed)';
+const READ_FROM_START = "reading the new one from its start, keeping only events newer than the buffer (one it holds under the same seq must be the same event, or the node stops: another cluster's buffer)";
 const POSITION_SAVE_INTERVAL_MS = 1_000;
 const STUCK_CHECK_MS = 3_000;
 /** How often the server tells an idle consumer it is alive: two missed start the NATS client's own recovery (see #follow). */
@@ -64,6 +66,8 @@ function foreignBuffer(dataDir: string, streamName: string, why: string): Foreig
  * does one whose data dir is gone (deleted under it: saving the position meets ENOENT), rather
  * than serving from a buffer that LMDB now writes into an unlinked file; a save failing
  * otherwise (a full disk) is logged and tried again, as a crash would only start it earlier.
+ * The position names a seq of one stream's life (its creation time is saved with it): a stream
+ * made again, found at start or while following, is read from its start (#readAgainFromStart).
  *
  * A record it cannot decode stops it for good too (UnreadableRecordError), naming its seq. It
  * may be a batch in a newer leader's layout: passed over, its events would be missing here under
@@ -76,6 +80,8 @@ export class StreamFollower {
   #applied = 0;
   /** The stream's creation time, saved with the position (see SavedPosition). */
   #created: string | undefined;
+  /** Counts the stream's lives this node followed (#readAgainFromStart): a consumer of an earlier one is not read. */
+  #life = 0;
   /** The stream seq of the newest message read, applied or not (a part of a split batch waits for the rest). */
   #read = 0;
   /** The parts of a split batch read so far: applied together when its last part comes. */
@@ -129,10 +135,7 @@ export class StreamFollower {
     }
     let saved: { seq: number; created?: string } = position ?? { seq: 0 };
     if (saved.seq > 0 && ((saved.created !== undefined && saved.created !== created) || saved.seq > state.last_seq)) {
-      this.logger.error(
-        { savedSeq: saved.seq, savedStreamCreated: saved.created, streamCreated: created, streamLastSeq: state.last_seq },
-        'THE CLUSTER STREAM WAS MADE AGAIN (its storage lost, or removed): the position this node saved names the stream before; reading the new one from its start, keeping only events newer than the buffer (one it holds under the same seq must be the same event, or the node stops: another cluster\'s buffer)',
-      );
+      this.logger.error({ savedSeq: saved.seq, savedStreamCreated: saved.created, streamCreated: created, streamLastSeq: state.last_seq }, `${MADE_AGAIN}: the position this node saved names the stream before; ${READ_FROM_START}`);
       saved = { seq: 0 };
     }
     this.#applied = saved.seq;
@@ -156,10 +159,10 @@ export class StreamFollower {
    * cluster was electing), a new one starts from the same place.
    */
   async #follow(): Promise<void> {
-    const { js, jsm, streamName } = this.cluster;
+    const { js, streamName } = this.cluster;
     while (!this.#stopped) {
       try {
-        const { state } = await jsm.streams.info(streamName);
+        const state = await this.#streamState();
         // Batches older than the stream's first are gone (retention): #apply reports the gap.
         const from = Math.max(this.#applied + 1, state.first_seq);
         this.#parts = [];
@@ -191,6 +194,42 @@ export class StreamFollower {
   }
 
   /**
+   * The stream's state, noticing a stream made again since this node read it (removed and made
+   * again by a node, or its storage lost: its creation time changed): #readAgainFromStart.
+   */
+  async #streamState(): Promise<StreamState> {
+    const { state, created } = await this.cluster.jsm.streams.info(this.cluster.streamName);
+    if (created !== this.#created && !this.#stopped) this.#readAgainFromStart(created, state);
+    return state;
+  }
+
+  /**
+   * A stream made again numbers its messages from 1 again: the applied position names the one
+   * before, and a consumer reading on from it would miss every batch the new one holds below
+   * that seq. So the position starts again at 0 (saved at once) and the consumer is closed;
+   * #follow starts one at the new stream's start, and its batches the buffer holds are passed over.
+   */
+  #readAgainFromStart(created: string, state: StreamState): void {
+    this.logger.error({ appliedSeq: this.#applied, streamWasCreated: this.#created, streamCreated: created, streamLastSeq: state.last_seq }, `${MADE_AGAIN} while this node followed it: ${READ_FROM_START}`);
+    this.#created = created;
+    this.#life++;
+    this.#applied = 0;
+    this.#read = 0;
+    this.#parts = [];
+    this.#pending = state.last_seq > 0 ? Infinity : 0;
+    this.onApplied(0);
+    const messages = this.#messages;
+    this.#messages = undefined;
+    void messages?.close();
+    this.#savePositionOrFail();
+  }
+
+  /** Notices a stream made again since this node read it (#streamState): a new term's marker must be waited for in the stream it is appended to. */
+  async checkStream(): Promise<void> {
+    await this.#streamState();
+  }
+
+  /**
    * A consumer whose server died can sit silent while the client waits for it. Every few seconds
    * the stream's end is compared with what was read: behind and not moving twice in a row, the
    * consumer is closed and #follow starts a fresh one from the applied position. What was read
@@ -204,7 +243,9 @@ export class StreamFollower {
     while (!this.#stopped && this.#messages === messages) {
       await new Promise((resolve) => setTimeout(resolve, STUCK_CHECK_MS).unref());
       if (this.#messages !== messages || this.#stopped) return;
-      const end = await this.cluster.jsm.streams.info(this.cluster.streamName).then((info) => info.state.last_seq, () => undefined);
+      const end = await this.#streamState().then((state) => state.last_seq, () => undefined);
+      // A stream made again closed this consumer (#readAgainFromStart).
+      if (this.#messages !== messages || this.#stopped) return;
       stuckChecks = end !== undefined && end > this.#read && this.#read === lastRead ? stuckChecks + 1 : 0;
       lastRead = this.#read;
       if (stuckChecks >= 2) {
@@ -274,7 +315,10 @@ export class StreamFollower {
 
   async #apply(messages: ConsumerMessages): Promise<void> {
     const { hops } = this;
+    const life = this.#life;
     for await (const message of messages) {
+      // A consumer of the stream before it was made again (#readAgainFromStart): what it delivers is not read.
+      if (this.#life !== life) break;
       this.#read = message.seq;
       this.#pending = message.info.pending;
       if (message.seq <= this.#applied) {
@@ -294,10 +338,18 @@ export class StreamFollower {
         const batch = this.#withEarlierParts(record.batch);
         if (this.#isInBuffer(batch)) this.#checkHeld(batch);
         else {
-          this.#reportGap(batch);
+          if (this.#eventsMissedBefore(batch) > 0) {
+            // Batches expired before this node read them — or a stream made again under a consumer
+            // that went on at the seqs of the one before (the NATS client makes an ordered consumer
+            // again by itself): then it is read again from its start.
+            await this.#streamState();
+            if (this.#life !== life) break;
+            this.#reportGap(batch);
+          }
           if (hops) hops.arrived(batch, message.info.timestampNanos, arrivedUs!);
           await this.store.commitAssigned(batch);
           hops?.mark(batch, 'committedUs');
+          if (this.#life !== life) break;
         }
       } else {
         this.#dropCutOffParts(record.node, message.seq);
@@ -416,13 +468,18 @@ export class StreamFollower {
     this.#onFailure(err);
   }
 
-  /** Event seqs are consecutive across the stream: a jump means batches expired before this node read them. */
-  #reportGap(batch: Batch): void {
-    const first = batch.entries[0];
+  /** Event seqs are consecutive across the stream: how many lie between the buffer's last and the batch's first. */
+  #eventsMissedBefore(batch: Batch): number {
+    const first = batch.entries[0]?.seq;
     const last = this.store.lastSeq;
-    if (first?.seq === undefined || last === 0 || first.seq === last + 1) return;
+    return first === undefined || last === 0 ? 0 : first - last - 1;
+  }
+
+  /** A jump in event seqs (in the stream this node reads) means batches expired before this node read them. */
+  #reportGap(batch: Batch): void {
+    const last = this.store.lastSeq;
     this.logger.error(
-      { lastSeqInBuffer: last, nextSeqInStream: first.seq, missedEvents: first.seq - last - 1 },
+      { lastSeqInBuffer: last, nextSeqInStream: last + 1 + this.#eventsMissedBefore(batch), missedEvents: this.#eventsMissedBefore(batch) },
       'THIS NODE FELL BEHIND THE STREAM RETENTION: the events it missed are gone from NATS, so its buffer has a gap; it continues from the oldest batch the stream still has (raise --nats-retention to avoid this)',
     );
   }

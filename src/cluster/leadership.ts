@@ -37,8 +37,8 @@ export interface LeadershipOptions {
   onOversizedEvents?(count: number): void;
   /** Times each batch's hops (bench/cluster --hops). */
   hops?: HopLog;
-  /** After a failed lease check: makes the lease bucket again if it is gone; true if it did. */
-  restoreLeaseBucket(): Promise<boolean>;
+  /** After a failed lease check (or a failed marker): makes the lease bucket and the event stream again if they are gone. */
+  restoreMissing(): Promise<void>;
 }
 
 /** How soon a failed lease check is tried again, while the failures are younger than a check period. */
@@ -143,7 +143,7 @@ export class Leadership {
       // Checked before and after the restore, which waits on NATS (a request timeout when it is
       // unreachable): a cut-off leader stops appending without waiting for it.
       await this.#stopIfLeaseLapsed();
-      await this.options.restoreLeaseBucket().catch(() => false);
+      await this.options.restoreMissing().catch(() => {});
       await this.#stopIfLeaseLapsed();
     }
   }
@@ -181,6 +181,9 @@ export class Leadership {
 
   async #beginTerm(): Promise<void> {
     const { writer, follower, lease, logger } = this.options;
+    // The buffer must reach the marker in the stream it is appended to: one made again since the
+    // follower last looked restarts its position first (else a position past the new marker is taken for caught up).
+    await follower.checkStream();
     const markerSeq = await writer.fence();
     if (!(await this.#catchUpRenewing(markerSeq))) return;
     if (this.#stopped || !lease.held) return;

@@ -29,8 +29,8 @@ export interface ClusterConnection {
   readonly subject: string;
   /** False while the client is between servers (it reconnects by itself). */
   readonly connected: boolean;
-  /** Makes the lease bucket again if it is gone (removed while the cluster runs); true if it did. */
-  restoreLeaseBucket(): Promise<boolean>;
+  /** Makes the lease bucket and the event stream again if they are gone (removed while the cluster runs, or lost with NATS's storage). */
+  restoreMissing(): Promise<void>;
 }
 
 /**
@@ -82,16 +82,22 @@ export async function openCluster(options: ClusterOptions, logger: Logger): Prom
       }
     });
     logger.info({ servers: options.servers, stream: streamName, nodeId: options.nodeId }, 'joined the contrail cluster on NATS JetStream');
+    const missing = (stream: string) => jsm.streams.info(stream).then(() => false, (err: Error) => /stream not found/i.test(err.message));
     const connection = {
       nc, js, jsm, lease, streamName, subject, connected: true,
-      async restoreLeaseBucket(): Promise<boolean> {
-        const missing = await jsm.streams.info(`KV_${bucket}`).then(() => false, (err: Error) => /stream not found/i.test(err.message));
-        if (!missing) return false;
-        // The lease only elects (appends are fenced by the stream), so a new bucket is safe; the
-        // KV handle addresses the bucket by name and works on the new one.
-        await makeLeaseBucket();
-        logger.error({ bucket }, `THE LEASE BUCKET ${bucket} WAS GONE (removed from NATS?): this node made it again`);
-        return true;
+      async restoreMissing(): Promise<void> {
+        if (await missing(`KV_${bucket}`)) {
+          // The lease only elects (appends are fenced by the stream), so a new bucket is safe; the
+          // KV handle addresses the bucket by name and works on the new one.
+          await makeLeaseBucket();
+          logger.error({ bucket }, `THE LEASE BUCKET ${bucket} WAS GONE (removed from NATS?): this node made it again`);
+        }
+        if (await missing(streamName)) {
+          // What it held is in the nodes' buffers; each reads the new stream from its start
+          // (follower.ts), and the next leader's marker is its first message.
+          await jsm.streams.add(config);
+          logger.error({ stream: streamName }, `THE CLUSTER STREAM ${streamName} WAS GONE (removed from NATS, or its storage lost?): this node made it again`);
+        }
       },
     };
     void (async () => {

@@ -69,7 +69,7 @@ export async function joinCluster(
       if (leading) metrics.terms.inc();
     },
     onOversizedEvents: (count) => metrics.oversizedEvents.inc(count),
-    restoreLeaseBucket: () => connection.restoreLeaseBucket(),
+    restoreMissing: () => connection.restoreMissing(),
   });
   leadership.start();
   const streamEnd = new StreamEnd(connection, follower, logger);

@@ -41,8 +41,9 @@ async function catchingUpLeader(t: TestContext, moving: boolean) {
   let appliedSeq = 0;
   const applying = setInterval(() => moving && appliedSeq++, 50);
   defer(() => clearInterval(applying));
-  // A follower that never fails (Leadership gives the lease up when one does).
+  // A follower that never fails (Leadership gives the lease up when one does), of a stream never made again.
   const follower = {
+    checkStream: async () => {},
     waitApplied: () => markerApplied,
     get appliedSeq() {
       return appliedSeq;
@@ -65,7 +66,7 @@ async function catchingUpLeader(t: TestContext, moving: boolean) {
       ingest.started = true;
       return run;
     },
-    restoreLeaseBucket: () => connection.restoreLeaseBucket(),
+    restoreMissing: () => connection.restoreMissing(),
   });
   leadership.start();
   defer(() => {
