@@ -5,7 +5,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
@@ -129,6 +129,16 @@ export class NatsCluster {
 
   restart(index: number): void {
     this.#launch(this.servers[index]!);
+  }
+
+  /** Kills server `index` and deletes its JetStream storage, as a server whose disk was not kept (a container without a volume) loses it: restarted, it holds no stream. */
+  async killLosingStorage(index: number): Promise<void> {
+    const child = this.servers[index]!.process;
+    this.kill(index);
+    if (child && child.exitCode === null && child.signalCode === null) await once(child, 'exit');
+    const store = join(this.#dir.path, this.servers[index]!.name);
+    rmSync(store, { recursive: true, force: true });
+    mkdirSync(store);
   }
 
   async stop(): Promise<void> {
