@@ -176,6 +176,29 @@ describe('IdentityResolver', () => {
     assert.match(await registry.metrics(), /contrail_identity_cache_entries 0/);
   });
 
+  // Two fetches of one DID overlap when a refresh (an #identity event, a failed signature) asks
+  // for a document newer than the running fetch's. If the newer one finds the document gone, the
+  // older one, answering later, must not put the old key back in the cache.
+  test('a document a newer fetch found gone (410) is not cached by an older fetch that answers after it', async (t) => {
+    const gate = new Gate();
+    const answer = gate.stall();
+    const seen: number[] = [];
+    const plc = await directory(t, (req, res) => {
+      seen.push(Date.now());
+      if (seen.length === 1) void gate.passed.then(() => res.end(JSON.stringify(plcDocument(ALICE, KEY, 'https://pds.example.com'))));
+      else res.writeHead(410).end();
+    });
+    const { resolver } = resolverFor(t, plc.url);
+    const older = resolver.resolve(ALICE);
+    await waitUntil(() => seen.length === 1 && Date.now() > seen[0]!, 'the first fetch begun, and a millisecond past it');
+    await assert.rejects(resolver.refresh(ALICE), (err: IdentityError) => err.reason === 'not_found', 'the newer fetch finds the DID gone');
+    answer();
+    assert.equal((await older).signingKey, KEY, 'the older fetch answers its own caller');
+    assert.equal(resolver.cached(ALICE), undefined, 'but the document it brought, older than the tombstone, is not cached');
+    await assert.rejects(resolver.resolve(ALICE), (err: IdentityError) => err.reason === 'not_found', 'a lookup gets the newer answer');
+    assert.equal(seen.length, 2);
+  });
+
   // A fetch queued for a DID (behind a busy slot, or behind the DID's newer fetch) was made for a
   // refresh asked for after the running fetches began (a rotated key): their outcome is older than
   // it needs, so their failure does not answer it. It fetches once, for everyone who joined it.
