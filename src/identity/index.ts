@@ -22,7 +22,8 @@
  * which every later refresh joins: a burst of #identity events for one DID is one fetch per round
  * trip, not one per event. A stale entry (older than a day) is used while it is refreshed. A
  * document the directory or host says is gone (404, 410: a tombstoned did:plc) leaves the cache, so
- * its key verifies nothing more; other failures leave the cached document in use.
+ * its key verifies nothing more (an older fetch answering later does not put it back); other
+ * failures leave the cached document in use.
  *
  * Why a guard (endpoint-guard.ts, guarded-fetch.ts): DID documents are written by anyone,
  * did:web ones especially, so a URL taken from one could point a fetch at the operator's own

@@ -184,9 +184,12 @@ export class IdentityResolver {
     flight.startedAt = startedAt;
     try {
       const identity = identityFromDocument(did, await this.#fetchDocument(did), startedAt);
-      // A fetch begun earlier may end later: its older document must not replace a newer one.
+      // A fetch begun earlier may end later: its older document must not replace a newer one, nor
+      // come back after a newer fetch found the document gone (its failure stays remembered).
       const newer = cache.get(did);
-      if (!newer || newer.fetchedAt <= identity.fetchedAt) cache.put(identity);
+      const failedSince = this.#failures.get(did);
+      const goneSince = failedSince?.error.reason === 'not_found' && failedSince.startedAt > startedAt;
+      if (!goneSince && (!newer || newer.fetchedAt <= identity.fetchedAt)) cache.put(identity);
       // A failure of a fetch that began no later says nothing more.
       if ((this.#failures.get(did)?.startedAt ?? Infinity) <= startedAt) this.#failures.delete(did);
       metrics?.cacheEntries.set(cache.size);
