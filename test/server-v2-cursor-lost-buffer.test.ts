@@ -1,0 +1,66 @@
+/**
+ * After a machine crash without --fsync the torn buffer is set aside and a new one begins, above
+ * every time_us the lost one gave out (store/run-marker.ts). A v2 client resuming with a timestamp
+ * it was given before the crash missed the lost buffer's events after it: it must be told, with
+ * #info OutdatedCursor, as it is when retention removed them. Its cursor is above the new
+ * buffer's trimmedUpTo (nothing was trimmed from it), which alone no longer says so: found by
+ * review after the notice was kept for cursors at or below trimmedUpTo
+ * (test/server-v2-cursor-before-oldest.test.ts, where no event lay before the oldest).
+ */
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import type { Entry } from '../src/events/index.ts';
+import { EventStore } from '../src/store/index.ts';
+import { cleanup } from './support/cleanup.ts';
+import { FakeRelay } from './support/fake-relay.ts';
+import { startTestGateway, tempDir } from './support/gateway.ts';
+import { ALICE, POST, SUBSCRIBE_EVENTS, Subscription, Upstream, waitUntil } from './support/subscribe-client.ts';
+
+const MARKER = 'contrail-run.json';
+
+function bootId(): string | null {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  } catch {
+    return null;
+  }
+}
+
+function identityEvent(timeUs: number, i: number): Entry {
+  const did = `did:plc:${String(i).padStart(24, 'l')}`;
+  return { timeUs, did, kind: 'identity', collection: null, json: Buffer.from(`{"did":"${did}","time_us":${timeUs},"kind":"identity"}`) };
+}
+
+test('a v2 timestamp cursor the lost buffer gave out, after a machine crash set it aside, gets #info OutdatedCursor', { skip: bootId() === null && 'no boot id on this OS', timeout: 60_000 }, async (t) => {
+  const defer = cleanup(t);
+  const dir = tempDir('contrail-v2-lost-buffer-');
+  defer(() => dir.remove());
+
+  // A run without fsync commits, then the machine crashes: its marker stays, from an earlier boot.
+  const lost = Array.from({ length: 10 }, (_, i) => identityEvent(Date.now() * 1000 - 60_000_000 + i * 1_000, i));
+  const store = new EventStore({ dataDir: dir.path, hotLogBytes: 0, fsync: false });
+  await store.commit({ entries: lost, revs: new Map() });
+  const marker = JSON.parse(readFileSync(join(dir.path, MARKER), 'utf8'));
+  await store.close();
+  writeFileSync(join(dir.path, MARKER), JSON.stringify({ ...marker, bootId: 'an-earlier-boot' }));
+
+  const relay = await FakeRelay.start();
+  defer(() => relay.stop());
+  const gateway = await startTestGateway(relay.url, dir.path);
+  defer(() => gateway.stop());
+  assert.ok(gateway.store.previousRun.setAside, 'the buffer was set aside');
+  const up = new Upstream(relay, () => gateway.port);
+  await relay.waitForConnections(1);
+  up.create(ALICE, POST);
+  await up.settle();
+  defer(() => Subscription.closeAll());
+
+  // The client held the time_us of the lost buffer's fifth event: the five after it are gone.
+  const v2 = await Subscription.open(gateway.port, `cursor=${lost[4]!.timeUs}`, { path: SUBSCRIBE_EVENTS });
+  await waitUntil(() => v2.texts.some((text) => JSON.parse(text).payload.$type?.endsWith('#commit')), "the new buffer's event");
+  const first = JSON.parse(v2.texts[0]!).payload;
+  assert.equal(first.name, 'OutdatedCursor', `an #info first: ${v2.texts[0]!.slice(0, 200)}`);
+  assert.match(first.message, /events may have been missed; resuming from seq \d+, the oldest event here/);
+});
