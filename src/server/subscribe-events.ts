@@ -131,7 +131,8 @@ export function cursorAhead(store: Pick<EventStore, 'lastTimeUs' | 'lastSeq'>, c
  * Where a v2 cursor starts, inclusive. A seq older than the buffer is refused (CursorTooOld, the
  * client must re-sync from elsewhere); a timestamp starts where v1's does: one at or below what
  * retention removed follows the oldest event, with an OutdatedCursor notice, one above it starts
- * there silently, and a future one is live. A seq this buffer never held (a gap) starts at the
+ * there silently (with the notice if it names an event of a buffer a machine crash set aside
+ * that is not held here), and a future one is live. A seq this buffer never held (a gap) starts at the
  * next seq held with an OutdatedCursor notice; a seq beyond the next one starts live with a
  * FutureCursor notice.
  */
@@ -141,8 +142,6 @@ export function resolveCursor(store: EventStore, cursor: number | undefined): Re
   if (cursor >= TIMESTAMP_CURSOR_FLOOR) {
     // Where v1's starts: future = after the last time_us issued (the wall clock may have stepped back).
     const position = positionAtTime(store, cursor);
-    // After what retention removed, no event it names is gone (none was stored between trimmedUpTo and the oldest event).
-    if (!startsAtOldest(store, cursor)) return { position };
     // Made when sent: a subscriber that follows the oldest event gets it as its replay starts,
     // naming the oldest event held when what it is sent was read (`start`).
     const greeting = (start: OldestHeld = { oldest: store.oldest() }) => {
@@ -150,7 +149,13 @@ export function resolveCursor(store: EventStore, cursor: number | undefined): Re
       const resumed = resumedAt ? `resuming from seq ${resumedAt.seq}, the oldest event here` : 'the buffer is empty; resuming at the live tip';
       return v2InfoFrame('OutdatedCursor', `cursor ${cursor} is older than this server's buffer: events may have been missed; ${resumed}`);
     };
-    return { position, greeting, fromOldest: true };
+    if (startsAtOldest(store, cursor)) return { position, greeting, fromOldest: true };
+    // After what retention removed no event it names is gone (none was stored between trimmedUpTo
+    // and the oldest event), unless a machine crash set aside a buffer that gave out events up to
+    // setAsideUpTo: one before the oldest event held among those is lost.
+    const held = store.oldest();
+    if (cursor <= store.setAsideUpTo && !(held && cursor >= held.timeUs)) return { position, greeting };
+    return { position };
   }
   const oldest = store.oldest();
   const next = store.lastSeq + 1;

@@ -406,6 +406,14 @@ export class EventStore {
     return Math.max(this.#lastTimeUs, this.#timeUsFloor);
   }
 
+  /**
+   * The newest time_us a buffer set aside in this one's place (torn by a machine crash, see
+   * run-marker.ts) may have given out, or 0 if none was: its events are gone from here.
+   */
+  get setAsideUpTo(): number {
+    return this.#timeUsFloor;
+  }
+
   /** The newest seq ever given to a stored event (0 before the first). */
   get lastSeq(): number {
     return this.#lastSeq;
