@@ -1032,7 +1032,9 @@ export class EventStore {
     } catch (err) {
       this.#rebuild = undefined;
       this.#didIndex = 'bypassed';
-      this.#logger?.error({ err: (err as Error).message }, 'rebuilding the per-DID index failed: DID-filtered replays scan the blocks until the next start rebuilds it');
+      // A damaged block cannot be read at the next start either: only once retention removed it.
+      const until = err instanceof DamagedBlockError ? 'the first start after retention removed the damaged block' : 'the next start';
+      this.#logger?.error({ err: (err as Error).message }, `rebuilding the per-DID index failed: DID-filtered replays scan the blocks until ${until} rebuilds it`);
       return;
     }
     this.#rebuild = undefined;
