@@ -1,0 +1,75 @@
+/**
+ * A read LMDB refuses (a page damaged on disk) marks the read transaction it ran in as failed,
+ * and LMDB then refuses every read in it (MDB_BAD_TXN) until it is renewed. The store must renew
+ * it: a read that meets damage ends with its reason, and the next read, in the same turn of the
+ * event loop (other replays', the metrics'), is served as if nothing happened.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { open as openLmdb } from 'lmdb';
+import type { Entry } from '../src/events/index.ts';
+import { didHash } from '../src/store/did-keys.ts';
+import { DamagedBlockError, EventStore } from '../src/store/index.ts';
+import { cleanup } from './support/cleanup.ts';
+import { tempDir } from './support/gateway.ts';
+import { breakLeafPagesOf, pointValuePastFile } from './support/lmdb-pages.ts';
+
+const BUNDLED = readFileSync(fileURLToPath(new URL('../dictionaries/contrail-v1.zstd-dict', import.meta.url)));
+const BLOCK = 1_024;
+const REPO = 'did:plc:repo5';
+
+const events: Entry[] = Array.from({ length: 4 * BLOCK + 10 }, (_, i) => {
+  const timeUs = 1_000_000 + i * 10;
+  const did = i % 5 === 0 ? REPO : `did:plc:other${i % 13}`;
+  return { timeUs, did, kind: 'commit', collection: 'app.bsky.feed.post', json: Buffer.from(`{"did":"${did}","time_us":${timeUs},"n":${i}}`) };
+});
+
+async function damagedBuffer(dataDir: string, damage: (pageSize: number) => Promise<void> | void): Promise<EventStore> {
+  const store = new EventStore({ dataDir, hotLogBytes: 0, fsync: false, dictionary: BUNDLED });
+  await store.commit({ entries: events, revs: new Map() });
+  await store.close();
+  const raw = openLmdb({ path: dataDir, maxDbs: 16 });
+  const { pageSize } = raw.getStats() as { pageSize: number };
+  await raw.close();
+  await damage(pageSize);
+  return new EventStore({ dataDir, hotLogBytes: 0, fsync: false, dictionary: BUNDLED });
+}
+
+test('a block frame LMDB cannot find (MDB_PAGE_NOTFOUND) is a DamagedBlockError, and the next read in the same turn is served', async (t) => {
+  const defer = cleanup(t);
+  const dir = tempDir('contrail-read-errors-');
+  defer(() => dir.remove());
+  const dataDir = join(dir.path, 'data');
+  const lastOfSecond = events[2 * BLOCK - 1]!.timeUs;
+  const store = await damagedBuffer(dataDir, async (pageSize) => {
+    const raw = openLmdb({ path: dataDir, maxDbs: 16 });
+    const frame = Buffer.from(raw.openDB<Buffer, [number, number]>({ name: 'blocks', encoding: 'binary' }).getBinary([lastOfSecond, 1])!);
+    await raw.close();
+    pointValuePastFile(dataDir, pageSize, frame);
+  });
+  defer(() => store.close());
+  assert.throws(() => store.readAfter(events[BLOCK - 1]!.timeUs, { maxEntries: 100 }), (err) => err instanceof DamagedBlockError && /MDB_PAGE_NOTFOUND/.test(err.message));
+  const after = store.readAfter(lastOfSecond, { maxEntries: 100 });
+  assert.deepEqual(after.entries.map((e) => e.timeUs), events.slice(2 * BLOCK, 2 * BLOCK + 100).map((e) => e.timeUs), 'the read after it, in the same turn');
+  assert.equal(store.oldest()?.timeUs, events[0]!.timeUs);
+});
+
+test('a page of the per-DID index LMDB refuses (MDB_CORRUPTED) ends that read with an UnreadableBufferError naming the position, and the next read in the same turn is served', async (t) => {
+  const defer = cleanup(t);
+  const dir = tempDir('contrail-read-errors-');
+  defer(() => dir.remove());
+  const dataDir = join(dir.path, 'data');
+  const store = await damagedBuffer(dataDir, (pageSize) => void breakLeafPagesOf(dataDir, pageSize, didHash(REPO)));
+  defer(() => store.close());
+  const repoOnly = { maxEntries: 100, filter: (e: Entry) => e.did === REPO, select: { dids: new Set([REPO]), collections: new Set<string>(), prefixes: [] } };
+  assert.throws(
+    () => store.readAfter(0, repoOnly),
+    (err: Error & { position?: number }) => err.constructor.name === 'UnreadableBufferError' && err.position === 0 && /MDB_[A-Z_]+/.test(err.message),
+  );
+  const all = store.readAfter(0, { maxEntries: 100 });
+  assert.deepEqual(all.entries.map((e) => e.timeUs), events.slice(0, 100).map((e) => e.timeUs), 'the read after it, in the same turn');
+  assert.equal(store.oldest()?.timeUs, events[0]!.timeUs);
+});

@@ -1,0 +1,85 @@
+/**
+ * Damage to an LMDB file's pages, as a failing disk or a stray write leaves it, for tests that
+ * need LMDB itself to refuse a read (MDB_PAGE_NOTFOUND, MDB_CORRUPTED) rather than a value whose
+ * bytes changed. It edits data.mdb of a closed environment in place, reading its B-tree pages as
+ * lmdb-js's LMDB lays them out: a 24-byte page header (page number, txnid, pad, flags, lower,
+ * upper), then the node offsets (relative to the header's end); a node is its data size (u32),
+ * flags (u16) and key size (u16), then the key, then the data (for a value on overflow pages,
+ * F_BIGDATA, the first page's number). Every copy of a page in the file is changed, the current
+ * one and the older ones LMDB keeps for reuse alike.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+const PAGE_HEADER = 24;
+const P_LEAF = 0x02;
+const F_BIGDATA = 0x01;
+
+interface LeafNode {
+  page: number;
+  /** Where the node starts in the file. */
+  at: number;
+  flags: number;
+  key: Buffer;
+  /** Where its data starts in the file. */
+  dataAt: number;
+}
+
+function* leafNodes(file: Buffer, pageSize: number): Generator<LeafNode> {
+  // Pages 0 and 1 are the meta pages.
+  for (let page = 2; (page + 1) * pageSize <= file.length; page++) {
+    const base = page * pageSize;
+    if (Number(file.readBigUInt64LE(base)) !== page || (file.readUInt16LE(base + 18) & P_LEAF) === 0) continue;
+    const count = Math.min(file.readUInt16LE(base + 20) >> 1, (pageSize - PAGE_HEADER) >> 1);
+    for (let i = 0; i < count; i++) {
+      const at = base + PAGE_HEADER + file.readUInt16LE(base + PAGE_HEADER + 2 * i);
+      if (at + 8 > base + pageSize) continue;
+      const keySize = file.readUInt16LE(at + 6);
+      if (at + 8 + keySize + 8 > base + pageSize) continue;
+      yield { page, at, flags: file.readUInt16LE(at + 4), key: file.subarray(at + 8, at + 8 + keySize), dataAt: at + 8 + keySize };
+    }
+  }
+}
+
+function edit(dataDir: string, change: (file: Buffer) => number): number {
+  const path = join(dataDir, 'data.mdb');
+  const file = readFileSync(path);
+  const changed = change(file);
+  if (changed === 0) throw new Error(`nothing to damage in ${path}`);
+  writeFileSync(path, file);
+  return changed;
+}
+
+/**
+ * The value `value` (stored on overflow pages: larger than about half a page) is pointed at a
+ * page past the end of the file, so reading it fails with MDB_PAGE_NOTFOUND. Returns how many
+ * leaf nodes were changed.
+ */
+export function pointValuePastFile(dataDir: string, pageSize: number, value: Buffer): number {
+  return edit(dataDir, (file) => {
+    const at = file.indexOf(value);
+    if (at < 0 || file.indexOf(value, at + 1) >= 0) throw new Error('the value must lie once in data.mdb');
+    const firstPage = Math.floor(at / pageSize);
+    let changed = 0;
+    for (const node of leafNodes(file, pageSize)) {
+      if ((node.flags & F_BIGDATA) === 0 || Number(file.readBigUInt64LE(node.dataAt)) !== firstPage) continue;
+      file.writeBigUInt64LE(BigInt(Math.floor(file.length / pageSize) + 1_000_000), node.dataAt);
+      changed++;
+    }
+    return changed;
+  });
+}
+
+/**
+ * The leaf pages holding key `key` are marked as neither leaf nor branch, so LMDB answers a
+ * lookup that reaches them with MDB_CORRUPTED ("Located page was wrong type"). Returns how many
+ * pages were changed.
+ */
+export function breakLeafPagesOf(dataDir: string, pageSize: number, key: Buffer): number {
+  return edit(dataDir, (file) => {
+    const pages = new Set<number>();
+    for (const node of leafNodes(file, pageSize)) if (node.key.equals(key)) pages.add(node.page);
+    for (const page of pages) file.writeUInt16LE(0, page * pageSize + 18);
+    return pages.size;
+  });
+}
