@@ -8,7 +8,7 @@
 export interface CloseReason {
   code: number;
   reason: string;
-  metric: 'bad_message' | 'bad_options' | 'cursor_too_old' | 'consumer_too_slow' | 'buffer_damaged' | 'limit_reached' | 'shutdown';
+  metric: 'bad_message' | 'bad_options' | 'cursor_too_old' | 'consumer_too_slow' | 'buffer_damaged' | 'buffer_unreadable' | 'limit_reached' | 'shutdown';
   /** Sent first as an error frame on wires without close frames (HTTP streams), so none ends without saying why. */
   error?: string;
 }
@@ -30,6 +30,8 @@ export const CLOSE = {
   tooSlow: (message: string): CloseReason => ({ code: POLICY, reason: `ConsumerTooSlow: ${message}`, metric: 'consumer_too_slow' }),
   /** The subscriber's next events are in a block damaged on disk (replay-step.ts); its error frame goes first on every wire. */
   bufferDamaged: (message: string): CloseReason => ({ code: 1011, reason: `BufferDamaged: ${message}`, metric: 'buffer_damaged' }),
+  /** A read of the subscriber's next events failed otherwise (replay-step.ts): LMDB refused it; its error frame goes first on every wire. */
+  bufferUnreadable: (message: string): CloseReason => ({ code: 1011, reason: `BufferUnreadable: ${message}`, metric: 'buffer_unreadable' }),
   limitReached: { code: 1000, reason: 'limit reached', metric: 'limit_reached' },
   shutdown: { code: 1001, reason: 'server shutting down', metric: 'shutdown', error: 'ServerShuttingDown' },
 } satisfies Record<string, CloseReason | ((detail: string) => CloseReason)>;

@@ -1,5 +1,5 @@
 import type { Entry } from '../events/index.ts';
-import { DamagedBlockError, type EventStore, type OldestHeld } from '../store/index.ts';
+import { DamagedBlockError, UnreadableBufferError, type EventStore, type OldestHeld } from '../store/index.ts';
 import { withheld } from './backfill-feed.ts';
 import { sendsEvent, type SubscriberFilter } from './filter.ts';
 import { decodeAnswer, filterSpecJson, type ReplayPool, type ReplayReply } from './replay-pool.ts';
@@ -63,9 +63,10 @@ export class ReplayReads {
   /**
    * The subscriber's next batch; 'reading' while a worker reads it (wake follows); 'trimmed' if
    * retention removed events it had not read; a DamagedBlockError if its next events are in a
-   * block that cannot be read (a worker's read that failed is read again here, and fails so).
+   * block that cannot be read, an UnreadableBufferError if their read failed otherwise (a
+   * worker's read that failed is read again here, and fails so).
    */
-  next(subscriber: Subscriber): ReplayBatch | 'reading' | 'trimmed' | DamagedBlockError {
+  next(subscriber: Subscriber): ReplayBatch | 'reading' | 'trimmed' | DamagedBlockError | UnreadableBufferError {
     const state = this.#stateOf(subscriber);
     if (state.filter !== subscriber.filter) {
       this.#dropBatch(subscriber, state);
@@ -96,7 +97,7 @@ export class ReplayReads {
       if (subscriber.followsOldest) read.fromOldest = { oldest: this.store.oldest() };
       return (state.batch = read);
     } catch (err) {
-      if (err instanceof DamagedBlockError) return err;
+      if (err instanceof DamagedBlockError || err instanceof UnreadableBufferError) return err;
       throw err;
     }
   }

@@ -1,4 +1,4 @@
-import { DamagedBlockError } from '../store/index.ts';
+import { DamagedBlockError, UnreadableBufferError } from '../store/index.ts';
 import type { BackfillFeed } from './backfill-feed.ts';
 import { CLOSE } from './close-reasons.ts';
 import type { HubHooks } from './hub-options.ts';
@@ -24,7 +24,10 @@ const EVENTS_PER_STEP = 64;
  * (Subscriber.followsOldest): its next read starts at the oldest held then (replay-reads.ts). A
  * position whose next events are in a block that cannot be read (damaged on disk) ends the
  * stream with BufferDamaged, naming them and where to resume: sent on, the client would miss them
- * unawares.
+ * unawares. A read that fails otherwise (LMDB refuses a page damaged on disk) ends it with
+ * BufferUnreadable: nothing says which events it would have got. Either ends only this stream:
+ * other replays, the live path and ingest go on (the store renews the read transaction the
+ * failure left unusable).
  */
 export class Replayer {
   readonly #reads: ReplayReads;
@@ -61,6 +64,12 @@ export class Replayer {
     if (batch === 'reading') return false;
     if (batch instanceof DamagedBlockError) {
       this.#damaged(subscriber, batch);
+      return false;
+    }
+    if (batch instanceof UnreadableBufferError) {
+      subscriber.sendError('BufferUnreadable', batch.message);
+      const close = CLOSE.bufferUnreadable(batch.message);
+      this.hub.end(subscriber, close.metric, close);
       return false;
     }
     if (batch === 'trimmed') {

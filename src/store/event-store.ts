@@ -15,6 +15,7 @@ import { lockDataDir, type DataDirLock } from './data-dir-lock.ts';
 import { assertFreeSpace } from './free-space.ts';
 import { assertLmdbFile } from './lmdb-file.ts';
 import { checkPreviousRun, Run, type PreviousRun } from './run-marker.ts';
+import { UnreadableBufferError } from './read-errors.ts';
 import { SealedReader, type ReadPlanCounts } from './sealed-reads.ts';
 
 export interface UpstreamCursor {
@@ -271,6 +272,8 @@ export class EventStore {
   #rebuild: IndexRebuild | undefined;
   /** Ends of the blocks reads found damaged (DamagedBlockError), each logged once. */
   readonly #damagedBlocks = new Set<number>();
+  /** Reasons reads failed for (UnreadableBufferError), each logged once (a few: LMDB's error codes). */
+  readonly #readFailures = new Set<string>();
   /** Times this store found the per-DID index inconsistent (each bypasses it and, writable, starts a rebuild). */
   #didIndexInconsistencies = 0;
   /** When the rebuilds of the last DID_INDEX_REBUILD_WINDOW_MS started (nowMs), oldest first. */
@@ -749,7 +752,7 @@ export class EventStore {
         read = readStored(position, this.hotLog.floor, { sealed: this.#sealed, sealedUpTo: this.#sealedUpTo, tailAfter }, select, maxScanned, collector, lease, reader);
       } catch (err) {
         lease.release();
-        throw this.#noticeDamage(err);
+        throw this.#readFailed(err, position);
       }
       position = read.position;
       if (read.full) return this.#leases.track({ entries: taken(), position }, lease);
@@ -790,27 +793,70 @@ export class EventStore {
    * block is decompressed.
    */
   atSeq(seq: number): { timeUs: number; seq: number } | undefined {
-    for (const { value: end } of this.#blockSeqs.getRange({ start: Math.max(seq, 0), limit: 1 })) {
-      const info = this.#directory.get(end);
-      if (!info) break;
-      if (seq <= info.firstSeq) return { timeUs: info.first, seq: info.firstSeq };
-      const lease = this.#blockReader.lease();
-      try {
-        const found = this.#blockReader.merged(end, info, info.parts, lease).find((entry) => entry.seq! >= seq);
-        return found && { timeUs: found.timeUs, seq: found.seq! };
-      } catch (err) {
-        throw this.#noticeDamage(err);
-      } finally {
-        lease.release();
+    let info: BlockInfo | undefined;
+    try {
+      for (const { value: end } of this.#blockSeqs.getRange({ start: Math.max(seq, 0), limit: 1 })) {
+        info = this.#directory.get(end);
+        if (!info) break;
+        if (seq <= info.firstSeq) return { timeUs: info.first, seq: info.firstSeq };
+        const lease = this.#blockReader.lease();
+        try {
+          const found = this.#blockReader.merged(end, info, info.parts, lease).find((entry) => entry.seq! >= seq);
+          return found && { timeUs: found.timeUs, seq: found.seq! };
+        } finally {
+          lease.release();
+        }
       }
+    } catch (err) {
+      // Where a replay from the block would start: it meets the same damage there, and ends with it.
+      throw this.#readFailed(err, info ? info.first - 1 : this.trimmedUpTo);
     }
     const found = this.#tail.find((entry) => entry.seq! >= seq);
     return found && { timeUs: found.timeUs, seq: found.seq! };
   }
 
-  /** A read met a damaged block (DamagedBlockError): said once per block, at error level. Returns `err`. */
-  #noticeDamage(err: unknown): unknown {
-    if (err instanceof DamagedBlockError && !this.#damagedBlocks.has(err.end)) {
+  /**
+   * A read failed: LMDB marks the read transaction it ran in as failed and refuses every later
+   * read in it (MDB_BAD_TXN), so it is renewed here, before any other read. A damaged block
+   * (DamagedBlockError) is said once per block; any other failure becomes an UnreadableBufferError
+   * (the read after `position` cannot be made), said once per reason. Both at error level.
+   * Returns the error to throw.
+   */
+  #readFailed(err: unknown, position: number): DamagedBlockError | UnreadableBufferError {
+    this.#renewReadTxn();
+    if (err instanceof DamagedBlockError) return this.#noticeDamage(err);
+    const unreadable = err instanceof UnreadableBufferError ? err : new UnreadableBufferError(position, err);
+    const reason = err instanceof Error ? err.message : String(err);
+    if (!this.#readFailures.has(reason)) {
+      this.#readFailures.add(reason);
+      this.#logger?.error(
+        { position, err: reason, ...(err instanceof Error && (err as { code?: unknown }).code === undefined ? { stack: err.stack } : {}) },
+        'the buffer could not be read (its file may be damaged on disk: check the disk): replays whose reads fail so end with BufferUnreadable',
+      );
+    }
+    return unreadable;
+  }
+
+  /**
+   * Renews the read transaction after a failed read. Resetting it is not enough: lmdb-js begins
+   * the next one by reusing the last while a cursor still holds it and no commit came since, and
+   * a range whose LMDB call failed leaves its cursor open. A write (the format number, as it is)
+   * commits a new transaction, which the next read cannot take for the failed one. A read-only
+   * store (contrail inspect) cannot write: its reads fail so until the next commit.
+   */
+  #renewReadTxn(): void {
+    this.#root.resetReadTxn();
+    if (!this.#writable || this.#closed) return;
+    try {
+      this.#meta.putSync(META.format, FORMAT);
+    } catch (err) {
+      this.#logger?.error({ err: (err as Error).message }, 'could not renew the read transaction after a failed read');
+    }
+  }
+
+  /** A read met a damaged block: said once per block, at error level. Returns `err`. */
+  #noticeDamage(err: DamagedBlockError): DamagedBlockError {
+    if (!this.#damagedBlocks.has(err.end)) {
       this.#damagedBlocks.add(err.end);
       this.#logger?.error(
         { first: err.first, end: err.end, err: err.message },

@@ -66,6 +66,11 @@
  * zstd's checksum (its bytes changed on disk; LMDB keeps no checksums) is a DamagedBlockError
  * naming the block's events, logged once per block; a read never skips it: one that reaches it
  * having read past its position ends before it with what it took, and the next read throws.
+ * Any other read that fails (LMDB refuses a page damaged on disk: MDB_CORRUPTED, MDB_PAGE_NOTFOUND)
+ * throws an UnreadableBufferError naming the position it read after (read-errors.ts), logged
+ * once per reason. LMDB marks the read transaction it failed in, and lmdb-js would reuse it for
+ * the next read (a cursor the failed read left open holds it) until a commit: the store commits a
+ * write of its format number at once, so the next read, in the same turn, gets a sound one.
  *
  * The seq contract (what other stages may rely on): every stored event has a `seq` — unique,
  * strictly increasing in time_us order, never reused, also across restarts and after retention
@@ -143,6 +148,7 @@
  *   slabs.ts         SlabPool, Lease: reused memory for decompressed partitions, pinned while read
  *   sealed-reads.ts  reads of sealed blocks: by the DID index, by partition, or everything
  *   disk-reads.ts    readStored: sealed blocks then the tail, for a read's bounds (collect); ReadLeases
+ *   read-errors.ts   UnreadableBufferError: a read that failed for another reason than a damaged block
  *   snapshot-reader.ts SnapshotReader: the same reads from another thread, in a fresh snapshot
  *   environment.ts   the LMDB environment's options and tables, opened alike by every thread
  *   did-keys.ts      the per-DID index's keys
@@ -163,6 +169,7 @@ export { EventStore, type Batch, type EventStoreOptions, type StoreSpan, type Up
 export type { EventFilter, ReadOptions, ReadResult } from './disk-reads.ts';
 export type { Selection } from './sealed-reads.ts';
 export { DamagedBlockError } from './blocks.ts';
+export { UnreadableBufferError } from './read-errors.ts';
 export { mapSizeFor, type BufferLocation } from './environment.ts';
 export { SnapshotReader, type OldestHeld, type SnapshotRead, type SnapshotReadOptions } from './snapshot-reader.ts';
 export { decodeRecords, encodeRecords } from './codec.ts';

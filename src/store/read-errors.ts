@@ -1,0 +1,16 @@
+/**
+ * A read of the buffer that failed for another reason than a damaged block (DamagedBlockError,
+ * blocks.ts): LMDB refused it (MDB_CORRUPTED, MDB_PAGE_NOTFOUND: pages of data.mdb damaged on
+ * disk, or a page of the per-DID index or the block directory that is no longer a B-tree page),
+ * or it broke on what it read. Unlike a damaged block, nothing says which events are lost or where
+ * a reader could resume: the read after `position` cannot be made, and may fail again.
+ */
+export class UnreadableBufferError extends Error {
+  constructor(
+    /** The time_us the read was to continue after. */
+    readonly position: number,
+    cause: unknown,
+  ) {
+    super(`the buffer cannot be read after time_us ${position} (${cause instanceof Error ? cause.message : String(cause)}): its file may be damaged on disk`, { cause });
+  }
+}
