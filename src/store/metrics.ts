@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { DidIndexState, EventStore } from './event-store.ts';
+import type { DidIndexState, EventStore, StoreSpan } from './event-store.ts';
 
 export type StoreMetrics = ReturnType<typeof createStoreMetrics>;
 
@@ -52,7 +52,7 @@ export function createStoreMetrics(registry: Registry) {
 }
 
 /**
- * The buffer's extent as gauges, read from the store at each scrape: its oldest and newest
+ * The buffer's extent as gauges, read from the store once per scrape: its oldest and newest
  * event, how many events and bytes it holds, the upstream seq it holds, and the hot log's size;
  * and the events committed to it. Read from the store, they hold on every node whoever wrote
  * the buffer (this node's ingest, or a cluster's leader through its stream) and from the start.
@@ -69,6 +69,17 @@ export function registerBufferGauges(registry: Registry, store: Pick<EventStore,
       this.set(store.upstreamCursor?.seq ?? 0);
     },
   });
+  // Read once per scrape for the four gauges that show it (a directory read and LMDB stats of
+  // four tables): prom-client collects a scrape's gauges in one turn of the event loop, and the
+  // read is forgotten at the next turn, so the next scrape reads it again.
+  let scraped: StoreSpan | undefined;
+  const span = (): StoreSpan => {
+    if (scraped === undefined) {
+      scraped = store.span();
+      setImmediate(() => (scraped = undefined));
+    }
+    return scraped;
+  };
   // Base units (seconds), and NaN while the buffer is empty: there is no such event, and 0 would
   // read as 1970 (a buffer 56 years deep).
   const seconds = (timeUs: number | undefined) => (timeUs === undefined ? NaN : timeUs / 1e6);
@@ -77,7 +88,7 @@ export function registerBufferGauges(registry: Registry, store: Pick<EventStore,
     help: 'Unix time of the oldest buffered event (its time_us in seconds); NaN while the buffer is empty',
     registers,
     collect() {
-      this.set(seconds(store.span().oldestTimeUs));
+      this.set(seconds(span().oldestTimeUs));
     },
   });
   new Gauge({
@@ -85,7 +96,7 @@ export function registerBufferGauges(registry: Registry, store: Pick<EventStore,
     help: 'Unix time of the newest buffered event (its time_us in seconds); NaN while the buffer is empty',
     registers,
     collect() {
-      this.set(seconds(store.span().newestTimeUs));
+      this.set(seconds(span().newestTimeUs));
     },
   });
   new Gauge({
@@ -94,7 +105,7 @@ export function registerBufferGauges(registry: Registry, store: Pick<EventStore,
     help: 'Events in the buffer',
     registers,
     collect() {
-      this.set(store.span().eventCount);
+      this.set(span().eventCount);
     },
   });
   new Gauge({
@@ -102,7 +113,7 @@ export function registerBufferGauges(registry: Registry, store: Pick<EventStore,
     help: 'Bytes of LMDB pages the buffered events occupy',
     registers,
     collect() {
-      this.set(store.span().bytes);
+      this.set(span().bytes);
     },
   });
   new Gauge({
