@@ -125,7 +125,7 @@ async function startStages(config: GatewayConfig, tuning: GatewayTuning, logger:
   // One reporter for every upstream drop, whether the reader or ingest finds it.
   const drops = new DropReporter(upstreamMetrics.drops, logger);
   const verifyMetrics = config.verify !== 'off' ? createVerifyMetrics(registry) : undefined;
-  // Shared by every ingest run (a cluster node may lead more than once).
+  // Shared by every ingest run (a cluster node may lead more than once); closed on a failed start below, as on stop.
   const checkPool = config.verify !== 'off' && config.verifyWorkers > 0 ? new CheckPool(config.verifyWorkers, logger) : undefined;
   // Started now, so the first commits do not wait for the threads (one that cannot start is logged by the pool).
   checkPool?.ready().catch(() => {});
@@ -268,6 +268,7 @@ async function startStages(config: GatewayConfig, tuning: GatewayTuning, logger:
     metricsEndpoint = await startMetricsEndpoint(registry, config.metricsHost, config.metricsPort);
   } catch (err) {
     await server?.close();
+    await checkPool?.close();
     await identityCache.close();
     throw err;
   }
@@ -286,6 +287,7 @@ async function startStages(config: GatewayConfig, tuning: GatewayTuning, logger:
   } catch (err) {
     await server.close();
     metricsEndpoint.server.close();
+    await checkPool?.close();
     await identityCache.close();
     throw err;
   }
