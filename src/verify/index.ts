@@ -17,8 +17,8 @@
  * library is asynchronous per key and hashes every key of every node it decodes or builds to
  * check its height — 57 SHA-256 per commit, half of a `full` check. proof-tree.ts repeats the
  * library's NodeWalker.findRpath and NodeWrangler.putRecord/deleteRecord step for step, with
- * the same node checks, but synchronously and with key heights cached per thread and carried
- * by each node (13 SHA-256 per commit: the nodes' bytes and CIDs), and with the nodes' DAG-CBOR
+ * the same node checks, but synchronously and with key heights cached per thread (bounded in
+ * bytes: a key may be 1,024 characters) and carried by each node (13 SHA-256 per commit: the nodes' bytes and CIDs), and with the nodes' DAG-CBOR
  * read and written directly (node-cbor.ts; anything but a node's plain canonical form goes to
  * the generic codec, so nodes read as before). The library stays the reference:
  * test/proof-tree.fuzz.test.ts holds the two to the same roots and the same blocks read on

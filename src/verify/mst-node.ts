@@ -24,21 +24,31 @@ export class MalformedNodeError extends Error {}
 
 const MST_KEY = /^[a-zA-Z0-9_~.:-]+\/[a-zA-Z0-9_~.:-]+$/;
 
+/** What one remembered key is taken to cost beyond its characters: the string's header and the map's entry. */
+const KEY_ENTRY_BYTES = 64;
+
 /**
  * Keys' MST heights (leading zero bit pairs of their SHA-256), remembered: a repo's keys come
- * back in node after node and commit after commit. Bounded: cleared when full.
+ * back in node after node and commit after commit. Bounded by the bytes its keys take, not their
+ * count (a key may be 1,024 characters): cleared when full, each key then hashed again once.
  */
 export class KeyHeights {
   readonly #heights = new Map<string, number>();
+  #bytes = 0;
 
-  constructor(private readonly maxKeys = 100_000) {}
+  constructor(private readonly maxBytes = 8 * 1024 * 1024) {}
 
   of(key: string): number {
     let height = this.#heights.get(key);
     if (height === undefined) {
       height = leadingZeroPairs(hash('sha256', key, 'binary'));
-      if (this.#heights.size >= this.maxKeys) this.#heights.clear();
+      const bytes = key.length + KEY_ENTRY_BYTES;
+      if (this.#bytes + bytes > this.maxBytes) {
+        this.#heights.clear();
+        this.#bytes = 0;
+      }
       this.#heights.set(key, height);
+      this.#bytes += bytes;
     }
     return height;
   }
