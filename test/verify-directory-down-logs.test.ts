@@ -15,7 +15,7 @@ import { waitUntil } from './support/poll.ts';
 import { SignedRepo } from './support/signed-repo.ts';
 import { capturingLogger, type LogLine } from './support/upstream-harness.ts';
 import { cleanup } from './support/cleanup.ts';
-import { commitOf, snapshotResync } from './support/verifier-harness.ts';
+import { commitOf, gatewayResync } from './support/verifier-harness.ts';
 
 const REPOS = 40;
 const POST = 'app.bsky.feed.post';
@@ -36,7 +36,7 @@ test('a PLC directory that is down logs a bounded number of lines however many r
     logger: capturingLogger(logs),
     metrics: createVerifyMetrics(registry),
     deliver: () => {},
-    resync: snapshotResync(identity, registry),
+    resync: gatewayResync(identity),
   });
   for (let i = 0; i < REPOS; i++) {
     const repo = await SignedRepo.create(`did:plc:directorydown${String(i).padStart(11, '0')}`);

@@ -17,7 +17,7 @@ import { tempDir } from './support/gateway.ts';
 import { localHttpServer } from './support/local-http.ts';
 import { waitUntil } from './support/poll.ts';
 import { SignedRepo, commitFrameOf, type Write } from './support/signed-repo.ts';
-import { snapshotResync } from './support/verifier-harness.ts';
+import { gatewayResync } from './support/verifier-harness.ts';
 
 const POST = 'app.bsky.feed.post';
 let rkeyCounter = 0;
@@ -25,8 +25,8 @@ const post = (text: string): Write => ({ action: 'create', collection: POST, rke
 
 /**
  * alice's repo, a PLC directory that answers 503 to its first request, a PDS that answers 500 to
- * its first `pdsFailures` getRepo requests, and a Verifier resyncing through them (the gateway's
- * resyncRepo in small: resolve, fetch the repo, check its commit). `failureTtlMs` is how long
+ * its first `pdsFailures` getRepo requests, and a Verifier resyncing through them as the gateway
+ * does (resyncRepo: resolve, fetch the repo, check its commit). `failureTtlMs` is how long
  * the resolver remembers a failure; `nowMs` the clock the Verifier times its retries on.
  */
 async function setup(
@@ -71,7 +71,7 @@ async function setup(
     logger: pino({ level: 'silent' }),
     metrics: createVerifyMetrics(registry),
     deliver: (message) => delivered.push(message),
-    resync: snapshotResync(identity, registry),
+    resync: gatewayResync(identity),
     resyncRetryMs, // the gateway's is 30 s, as the resolver's failure memory
     nowMs,
   });

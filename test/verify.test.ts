@@ -33,7 +33,7 @@ import { startTestGateway, tempDir } from './support/gateway.ts';
 import { waitUntil } from './support/poll.ts';
 import { httpGet, Subscription } from './support/subscribe-client.ts';
 import { SignedRepo, commitFrameOf, syncFrameOf, type CommitBody, type Write } from './support/signed-repo.ts';
-import { didDocument, snapshotResync } from './support/verifier-harness.ts';
+import { didDocument, gatewayResync } from './support/verifier-harness.ts';
 import { withBadSignature, withMissingProofNode, withWrongPrevData, withWrongRev, withoutPrev } from './support/tamper.mjs';
 
 const fixture = <T>(name: string): T => readJsonFixture<T>(`atproto-interop-tests/${name}`);
@@ -438,7 +438,7 @@ async function repoHost(t: TestContext) {
 }
 
 describe('resync from the PDS (com.atproto.sync.getRepo, through the backfill stage)', () => {
-  /** The gateway's wiring in small: the backfill stage's snapshots, the commit's signature checked with the DID's key. */
+  /** The gateway's resync (resyncRepo) from the PDS the DID documents name: the commit's signature checked with the DID's key. */
   async function resyncing(t: TestContext) {
     const plc = await plcDirectory(t);
     const pds = await repoHost(t);
@@ -457,7 +457,7 @@ describe('resync from the PDS (com.atproto.sync.getRepo, through the backfill st
       logger: pino({ level: 'silent' }),
       metrics: createVerifyMetrics(registry),
       deliver: (message) => delivered.push(message),
-      resync: snapshotResync(identity, registry, pds.url),
+      resync: gatewayResync(identity),
     });
     const metric = async (series: string) => {
       const line = (await registry.metrics()).split('\n').find((l) => l.startsWith(`${series} `));
@@ -470,7 +470,7 @@ describe('resync from the PDS (com.atproto.sync.getRepo, through the backfill st
   test('a repo out of sync is fetched again: commits held meanwhile that the snapshot holds are dropped, later ones pass', async (t) => {
     const { plc, pds, verifier, metric, seqs } = await resyncing(t);
     const alice = await SignedRepo.create('did:plc:aliceresync00000000000000');
-    plc.publish(alice.did, alice.signingKey);
+    plc.publish(alice.did, alice.signingKey, pds.url);
     pds.host(alice);
     verifier.handle(commitOf(await alice.commit(1, [post('before')])));
     await waitUntil(() => seqs().length === 1, '() => seqs().length === 1');
@@ -493,9 +493,9 @@ describe('resync from the PDS (com.atproto.sync.getRepo, through the backfill st
   });
 
   test('a resync that fails leaves the repo out of sync until a valid #sync; the commits held meanwhile are withheld', async (t) => {
-    const { plc, verifier, metric, seqs } = await resyncing(t);
+    const { plc, pds, verifier, metric, seqs } = await resyncing(t);
     const bob = await SignedRepo.create('did:plc:bobresync0000000000000000');
-    plc.publish(bob.did, bob.signingKey); // but his PDS does not have the repo
+    plc.publish(bob.did, bob.signingKey, pds.url); // but his PDS does not have the repo
     verifier.handle(commitOf(await bob.commit(1, [post('before')])));
     verifier.handle(commitOf(await withBadSignature(await bob.commit(2, [post('forged')]))));
     verifier.handle(commitOf(await bob.commit(3, [post('withheld')])));

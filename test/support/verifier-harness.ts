@@ -1,12 +1,13 @@
 /**
- * The pieces the Verifier's tests share: a DID document as the PLC directory serves it, a directory
+ * The pieces the Verifier's tests share: the gateway's resync, a DID document as the PLC directory serves it, a directory
  * whose key rotates under its requests, and a Verifier with a fresh identity cache (removed after
  * the test) that records what it lets through.
  */
 import type { TestContext } from 'node:test';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
-import { commitSignatureCheck, createBackfillMetrics, SnapshotSource } from '../../src/backfill/index.ts';
+import type { FetchLimits } from '../../src/backfill/index.ts';
+import { resyncRepo } from '../../src/gateway.ts';
 import { IdentityCache, IdentityResolver } from '../../src/identity/index.ts';
 import { decodeFrame, parseMessage, type UpstreamMessage } from '../../src/upstream/index.ts';
 import { createVerifyMetrics, SigningKeys, Verifier, type ResyncedRepo } from '../../src/verify/index.ts';
@@ -14,37 +15,13 @@ import { tempDir } from './gateway.ts';
 import { localHttpServer } from './local-http.ts';
 import { commitFrameOf, type CommitBody } from './signed-repo.ts';
 
-/**
- * The gateway's resync in small: the backfill stage's snapshot of a repo (com.atproto.sync.getRepo
- * from the DID's PDS, or `pdsUrl`), its commit's signature checked with the DID's key, and the
- * snapshot's rev and MST root handed back (the next commit chains from it).
- */
-export function snapshotResync(identity: IdentityResolver, registry: Registry, pdsUrl?: string): (did: string) => Promise<ResyncedRepo> {
+/** The limits the Verifier tests resync within: one try, so a PDS that fails fails the resync. */
+const RESYNC_LIMITS: FetchLimits = { maxBytes: 10_000_000, timeoutMs: 10_000, attempts: 1, backoffMs: 100, maxRetryAfterMs: 1_000, allowPrivateEndpoints: true };
+
+/** The gateway's resync (resyncRepo): the repo from the PDS its DID document names, its commit checked with the DID's key. */
+export function gatewayResync(identity: IdentityResolver): (did: string) => Promise<ResyncedRepo> {
   const keys = new SigningKeys();
-  const roots = new Map<string, Uint8Array>();
-  const snapshots = new SnapshotSource({
-    resolve: async (did) => {
-      const { pdsEndpoint, signingKey } = await identity.resolve(did);
-      const checkSignature = commitSignatureCheck(keys, signingKey, async () => (await identity.refresh(did)).signingKey);
-      return {
-        pdsUrl: pdsUrl ?? pdsEndpoint!,
-        checkCommit: async (commit) => {
-          await checkSignature(commit);
-          roots.set(did, commit.data.bytes);
-        },
-      };
-    },
-    limits: { maxBytes: 10_000_000, timeoutMs: 10_000, attempts: 1, backoffMs: 100, maxRetryAfterMs: 1_000, allowPrivateEndpoints: true },
-    perHost: 2,
-    concurrency: 2,
-    cacheBytes: 0,
-    cacheTtlMs: 0,
-    tip: () => 0,
-    logger: pino({ level: 'silent' }),
-    metrics: createBackfillMetrics(registry),
-  });
-  let resyncs = 0; // each resync its own asker: only the host and total bounds apply, as in verify's own resyncs
-  return async (did) => ({ rev: (await snapshots.get(did, ++resyncs, new AbortController().signal)).rev, data: roots.get(did)! });
+  return (did) => resyncRepo(did, identity, keys, RESYNC_LIMITS);
 }
 
 /** The DID document naming `signingKey` (a did:key) as the #atproto key, and the PDS if given. */
@@ -78,11 +55,11 @@ type VerifierOptions = ConstructorParameters<typeof Verifier>[0];
 
 /**
  * A Verifier resolving keys from `plcUrl` (failures not remembered unless `failureTtlMs` says), in
- * `full` mode unless told; with `resyncFrom`, resyncing through snapshotResync from that PDS
- * (resyncsStarted counts them as the Verifier starts them).
+ * `full` mode unless told; with `resync`, resyncing as the gateway does, from the PDS each DID
+ * document names (resyncsStarted counts them as the Verifier starts them).
  */
-export function verifierUnderTest(t: TestContext, plcUrl: string, options: Partial<VerifierOptions> & { failureTtlMs?: number; resyncFrom?: string } = {}) {
-  const { failureTtlMs = 0, resyncFrom, ...rest } = options;
+export function verifierUnderTest(t: TestContext, plcUrl: string, options: Omit<Partial<VerifierOptions>, 'resync'> & { failureTtlMs?: number; resync?: boolean } = {}) {
+  const { failureTtlMs = 0, resync: resyncs = false, ...rest } = options;
   const dir = tempDir('contrail-verifier-');
   const cache = new IdentityCache({ path: dir.path, maxEntries: 1000 });
   t.after(async () => {
@@ -92,7 +69,7 @@ export function verifierUnderTest(t: TestContext, plcUrl: string, options: Parti
   const registry = new Registry();
   const delivered: UpstreamMessage[] = [];
   const identity = new IdentityResolver({ plcUrl, cache, allowPrivateEndpoints: true, failureTtlMs });
-  const resync = resyncFrom ? snapshotResync(identity, registry, resyncFrom) : undefined;
+  const resync = resyncs ? gatewayResync(identity) : undefined;
   let resyncsStarted = 0;
   const verifier = new Verifier({
     mode: 'full',
