@@ -64,7 +64,7 @@ async function setup(t: TestContext, options: { resyncRetryMs: number; resyncRet
   const logs: LogLine[] = [];
   const logger = pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line) as LogLine) });
   // Every deferral line is logged (repoLogEveryMs 0): they are this test's evidence, per repo.
-  const start = () => verifierUnderTest(t, plcUrl, { resync: true, logger, nowMs: () => clock, repoLogEveryMs: 0, ...options });
+  const start = () => verifierUnderTest(t, plcUrl, { resyncFromPds: true, logger, nowMs: () => clock, repoLogEveryMs: 0, ...options });
   let { verifier, delivered, registry, resyncsStarted } = start();
   /** A gateway restarted: a new Verifier on the same relay, directory, PDS, clock and log. */
   const restart = () => ({ verifier, delivered, registry, resyncsStarted } = start());

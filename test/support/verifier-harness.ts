@@ -55,11 +55,11 @@ type VerifierOptions = ConstructorParameters<typeof Verifier>[0];
 
 /**
  * A Verifier resolving keys from `plcUrl` (failures not remembered unless `failureTtlMs` says), in
- * `full` mode unless told; with `resync`, resyncing as the gateway does, from the PDS each DID
- * document names (resyncsStarted counts them as the Verifier starts them).
+ * `full` mode unless told; with `resyncFromPds`, resyncing as the gateway does, from the PDS each
+ * DID document names (resyncsStarted counts them as the Verifier starts them).
  */
-export function verifierUnderTest(t: TestContext, plcUrl: string, options: Omit<Partial<VerifierOptions>, 'resync'> & { failureTtlMs?: number; resync?: boolean } = {}) {
-  const { failureTtlMs = 0, resync: resyncs = false, ...rest } = options;
+export function verifierUnderTest(t: TestContext, plcUrl: string, options: Partial<VerifierOptions> & { failureTtlMs?: number; resyncFromPds?: true } = {}) {
+  const { failureTtlMs = 0, resyncFromPds, ...rest } = options;
   const dir = tempDir('contrail-verifier-');
   const cache = new IdentityCache({ path: dir.path, maxEntries: 1000 });
   t.after(async () => {
@@ -69,7 +69,7 @@ export function verifierUnderTest(t: TestContext, plcUrl: string, options: Omit<
   const registry = new Registry();
   const delivered: UpstreamMessage[] = [];
   const identity = new IdentityResolver({ plcUrl, cache, allowPrivateEndpoints: true, failureTtlMs });
-  const resync = resyncs ? gatewayResync(identity) : undefined;
+  const resync = resyncFromPds ? gatewayResync(identity) : undefined;
   let resyncsStarted = 0;
   const verifier = new Verifier({
     mode: 'full',
