@@ -43,7 +43,8 @@
  * wait than the resolver's queue bound); a repo whose key is unknown has its messages held — per repo, bounded in
  * bytes (per repo and in total; an #identity or #account event, which no resync brings back,
  * only in total) — while its DID is resolved, and the rest of the stream goes
- * on. Held messages are released in their order, marked so the store accepts them below its
+ * on. Reading pauses while half the total bound is held (a cold cache's burst), so that bound
+ * drops only what was read before the pause; each pause is counted and logged (by what started it). Held messages are released in their order, marked so the store accepts them below its
  * watermark; meanwhile the saved upstream cursor stays below the oldest held seq, so a crash
  * reads them again. So the order guaranteed is per repo: other repos overtake a held one (the
  * events stage gives time_us in emission order, so replays repeat what live clients got). A signature that fails with a key fetched before the commit arrived

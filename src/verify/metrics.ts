@@ -33,6 +33,12 @@ export function createVerifyMetrics(registry: Registry) {
       help: 'Resyncs put off because the repo failed again soon after its last resync (one per wait; its commits meanwhile count as out_of_sync)',
       registers,
     }),
+    readPauses: new Counter({
+      name: 'contrail_verify_read_pauses_total',
+      help: 'Times reading from the upstream paused for verification, by what started it (queued: messages waiting; resolving: new repos waiting for their DID documents; held_bytes: bytes held for repos)',
+      labelNames: ['reason'],
+      registers,
+    }),
     duplicates: new Counter({
       name: 'contrail_verify_duplicates_total',
       help: 'Upstream frames seen again after a reconnect and skipped',

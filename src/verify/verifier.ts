@@ -48,11 +48,18 @@ export interface VerifierOptions {
   nowMs?: () => number;
   /** How often each per-repo line (out of sync, resync failed …) is logged at most (see RepoLog); 0: every one. Default 10 s. */
   repoLogEveryMs?: number;
-  /** Called with true when too many messages wait for verification, or too many new repos for their DID documents (pause reading), false once they drain. */
+  /**
+   * Called with true when too many messages wait for verification, too many new repos for their DID
+   * documents, or too many bytes are held (pause reading), false once they drain.
+   */
   onBackpressure?: (paused: boolean) => void;
   /** Bytes of one repo's messages held while its key is resolved; past it its commits and #syncs fail with held_overflow (its #identity and #account events are still held, within maxHeldBytes). */
   maxHeldBytesPerRepo?: number;
-  /** Bytes held for all repos together. */
+  /**
+   * Bytes held for all repos together; past it a message that would be held fails as held_overflow.
+   * Reading pauses while more than half of it is held, and resumes below a quarter, so that bound
+   * catches only what was read before the pause took hold.
+   */
   maxHeldBytes?: number;
   /** Messages waiting for verification before reading pauses. */
   maxQueued?: number;
@@ -122,6 +129,15 @@ interface RepoState {
 type Resynced = ResyncedRepo | { error: string };
 
 type Task = ({ kind: 'message'; prefetched?: Prefetched } & Waiting) | { kind: 'release'; did: string; resynced?: Resynced };
+
+/** Why reading from the upstream paused (contrail_verify_read_pauses_total{reason}). */
+type PauseReason = 'queued' | 'resolving' | 'held_bytes';
+
+const PAUSE_LINES: Record<PauseReason, string> = {
+  queued: 'reading from the upstream pauses: too many messages wait for verification',
+  resolving: 'reading from the upstream pauses: too many new repos wait for their DID documents',
+  held_bytes: 'reading from the upstream pauses: too many bytes are held for repos whose keys are resolved, or that are resynced',
+};
 
 /** What one held message is assumed to cost beyond its CAR (its fields and the objects around them). */
 const MESSAGE_OVERHEAD_BYTES = 256;
@@ -647,19 +663,28 @@ export class Verifier {
 
   /**
    * Reading pauses past a bound and resumes below half of it: messages waiting to be judged
-   * (maxQueued), and repos waiting for their first DID document (the resolver's own queue bound).
+   * (maxQueued), repos waiting for their first DID document (the resolver's own queue bound), and
+   * bytes held (half of maxHeldBytes: what is read after the pause, and the queue judged meanwhile,
+   * must still fit). Released repos free their bytes while reading is paused: a DID document or a
+   * resync comes whether the upstream is read or not.
    */
   #updatePaused(): void {
     const queued = this.#tasks.length - this.#nextTask;
-    const resolvingBound = this.#options.identity.maxQueued;
     const over = (count: number, bound: number) => (this.#paused ? count >= bound / 2 : count > bound);
-    const paused = over(queued, this.#options.maxQueued) || over(this.#resolving, resolvingBound);
-    if (paused !== this.#paused) this.#setPaused(paused);
-  }
-
-  #setPaused(paused: boolean): void {
-    this.#paused = paused;
-    this.#options.onBackpressure?.(paused);
+    const reason: PauseReason | undefined = over(queued, this.#options.maxQueued)
+      ? 'queued'
+      : over(this.#resolving, this.#options.identity.maxQueued)
+        ? 'resolving'
+        : over(this.#heldBytes, this.#options.maxHeldBytes / 2)
+          ? 'held_bytes'
+          : undefined;
+    if ((reason !== undefined) === this.#paused) return;
+    this.#paused = reason !== undefined;
+    if (reason) {
+      this.#options.metrics.readPauses.inc({ reason });
+      this.#repoLog.warn({ reason, queued, resolving: this.#resolving, heldBytes: this.#heldBytes, heldRepos: this.#heldRepos.size }, PAUSE_LINES[reason]);
+    }
+    this.#options.onBackpressure?.(this.#paused);
   }
 }
 
