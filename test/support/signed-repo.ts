@@ -113,6 +113,23 @@ export class SignedRepo {
     return (await this.repo.data.list()).map((leaf) => `${leaf.key}\t${leaf.value.toString()}`);
   }
 
+  /** Its latest signed commit's CID and rev, as com.atproto.sync.getLatestCommit answers. */
+  get latestCommit(): { cid: string; rev: string } {
+    return { cid: this.repo.cid.toString(), rev: this.repo.commit.rev };
+  }
+
+  /** The blocks named, as a CAR naming no root, as com.atproto.sync.getBlocks sends them; undefined if it lacks one. */
+  async blocks(cids: string[]): Promise<Uint8Array | undefined> {
+    const blocks = new BlockMap();
+    for (const text of cids) {
+      const cid = CID.parse(text);
+      const bytes = await this.storage.getBytes(cid);
+      if (!bytes) return undefined;
+      blocks.set(cid, bytes);
+    }
+    return blocksToCarFile(null, blocks);
+  }
+
   /** The whole repo at its current commit as a CAR, as com.atproto.sync.getRepo streams it (the PDS's own code). */
   car(): AsyncIterable<Uint8Array> {
     return getFullRepo(this.storage, this.repo.cid);
