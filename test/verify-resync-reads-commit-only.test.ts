@@ -8,6 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
+import { CID } from 'multiformats/cid';
 import { BackfillFailure } from '../src/backfill/index.ts';
 import { resyncRepo } from '../src/gateway.ts';
 import { IdentityCache, IdentityResolver } from '../src/identity/index.ts';
@@ -27,19 +28,18 @@ const posts = (from: number) =>
 
 /**
  * alice's repo with six posts in two commits; her PDS (the methods asked for recorded), whose
- * getBlocks sends her first commit's block whatever it is asked for if `sendsFirstCommit`; a PLC
- * naming `signingKey` (hers unless told).
+ * getBlocks sends her MST root's block whatever it is asked for if `sendsMstRoot`; a PLC naming
+ * `signingKey` (hers unless told).
  */
-async function setup(t: TestContext, did: string, options: { signingKey?: string; sendsFirstCommit?: true } = {}) {
+async function setup(t: TestContext, did: string, options: { signingKey?: string; sendsMstRoot?: true } = {}) {
   const alice = await SignedRepo.create(did);
   await alice.commit(1, posts(0));
-  const first = alice.latestCommit.cid;
   await alice.commit(2, posts(3));
   const methods: string[] = [];
   const { url: pdsUrl } = await localHttpServer(t, (req, res) => {
     methods.push(syncMethodOf(req));
-    if (options.sendsFirstCommit && syncMethodOf(req) === 'com.atproto.sync.getBlocks') {
-      void alice.blocks([first]).then((car) => res.writeHead(200, { 'content-type': 'application/vnd.ipld.car' }).end(car));
+    if (options.sendsMstRoot && syncMethodOf(req) === 'com.atproto.sync.getBlocks') {
+      void alice.blocks([CID.decode(alice.head.data).toString()]).then((car) => res.writeHead(200, { 'content-type': 'application/vnd.ipld.car' }).end(car));
       return;
     }
     void answerSync(req, res, (asked) => (asked === did ? alice : undefined));
@@ -62,8 +62,8 @@ test('a resync fetches only the signed commit: getLatestCommit, then getBlocks f
   assert.deepEqual(methods, ['com.atproto.sync.getLatestCommit', 'com.atproto.sync.getBlocks']);
 });
 
-test('a resync refuses a getBlocks answer without the commit getLatestCommit named (here the commit before it)', async (t) => {
-  const { resync } = await setup(t, 'did:plc:carolresynccommitonly00000', { sendsFirstCommit: true });
+test('a resync refuses a getBlocks answer without the commit getLatestCommit named (here another block of the repo)', async (t) => {
+  const { resync } = await setup(t, 'did:plc:carolresynccommitonly00000', { sendsMstRoot: true });
   await assert.rejects(resync(), (err: unknown) => err instanceof BackfillFailure && err.reason === 'missing_block');
 });
 
