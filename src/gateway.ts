@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
-import { commitSignatureCheck, createBackfillMetrics, fetchRepo, readRepoCommit, SnapshotSource, type FetchLimits } from './backfill/index.ts';
+import { commitSignatureCheck, createBackfillMetrics, fetchLatestCommit, SnapshotSource, type FetchLimits } from './backfill/index.ts';
 import type { GatewayConfig } from './config.ts';
 import { CursorClock } from './events/index.ts';
 import { createIdentityMetrics, IdentityCache, IdentityResolver } from './identity/index.ts';
@@ -362,16 +362,16 @@ function startBackfill(config: GatewayConfig, identity: IdentityResolver, store:
 const RESYNC_BACKOFF_MS = 1_000;
 const RESYNC_MAX_RETRY_AFTER_MS = 60_000;
 /**
- * Re-establishes a repo that went out of sync under --verify: its CAR from its PDS
- * (com.atproto.sync.getRepo, through the backfill stage's guarded, CID-checked fetch), of which
- * only the commit is kept (readRepoCommit: no record held or walked), signed with the DID's key;
- * resolves with that commit's rev and MST root (the repo's next commit must chain from it).
+ * Re-establishes a repo that went out of sync under --verify: its latest signed commit from its PDS
+ * (com.atproto.sync.getLatestCommit, then getBlocks for that block alone, through the backfill
+ * stage's guarded, CID-checked fetch), signed with the DID's key; resolves with that commit's rev
+ * and MST root (the repo's next commit must chain from it).
  */
 export async function resyncRepo(did: string, identity: IdentityResolver, keys: SigningKeys, limits: FetchLimits): Promise<ResyncedRepo> {
   const { pdsEndpoint, signingKey } = await identity.resolve(did);
   if (!pdsEndpoint) throw new Error('its DID document names no PDS (#atproto_pds service)');
   const checkSignature = commitSignatureCheck(keys, signingKey, async () => (await identity.refresh(did)).signingKey);
-  const commit = await fetchRepo(pdsEndpoint, did, limits, (chunks) => readRepoCommit(chunks, did, limits.maxBytes, checkSignature));
+  const commit = await fetchLatestCommit(pdsEndpoint, did, limits, checkSignature);
   return { rev: commit.rev, data: commit.data.bytes };
 }
 

@@ -1,7 +1,7 @@
 /**
  * A successful resync is not free to repeat. Any one bad frame of a repo forces a resync (the
- * whole repo fetched from its PDS with com.atproto.sync.getRepo), so a relay sending one per repo
- * per second would make contrail download every repo it names once a second. A repo that fails
+ * repo's latest commit fetched from its PDS), so a relay sending one per repo
+ * per second would make contrail ask each repo's PDS for it once a second. A repo that fails
  * again soon after a resync waits, as after a failed resync: its commits are withheld
  * (out_of_sync) until one arriving --verify-resync-retry after that resync starts the next, the
  * wait doubling with each resync in a row so followed, and starting over once the repo has stayed
@@ -16,6 +16,7 @@ import { test, type TestContext } from 'node:test';
 import { pino } from 'pino';
 import type { UpstreamMessage } from '../src/upstream/index.ts';
 import { localHttpServer } from './support/local-http.ts';
+import { answerSync, syncMethodOf } from './support/repo-host.ts';
 import { waitUntil } from './support/poll.ts';
 import { SignedRepo, type Write } from './support/signed-repo.ts';
 import { withWrongPrevData } from './support/tamper.mjs';
@@ -46,16 +47,11 @@ async function setup(t: TestContext, options: { resyncRetryMs: number; resyncRet
     assert.ok(ms >= clock, `the clock goes forward only (at ${clock}, asked for ${ms})`);
     clock = ms;
   };
-  /** Each getRepo the PDS was asked for, with the Verifier's clock then. */
+  /** Each resync the PDS was asked for (its getLatestCommit), with the Verifier's clock then. */
   const fetches: { did: string; at: number }[] = [];
   const { url: pdsUrl } = await localHttpServer(t, (req, res) => {
-    const did = new URL(req.url!, 'http://pds').searchParams.get('did') ?? '';
-    fetches.push({ did, at: clock });
-    void (async () => {
-      res.writeHead(200, { 'content-type': 'application/vnd.ipld.car' });
-      for await (const chunk of repos.get(did)!.car()) res.write(chunk);
-      res.end();
-    })();
+    if (syncMethodOf(req) === 'com.atproto.sync.getLatestCommit') fetches.push({ did: new URL(req.url!, 'http://pds').searchParams.get('did') ?? '', at: clock });
+    void answerSync(req, res, (did) => repos.get(did));
   });
   const { url: plcUrl } = await localHttpServer(t, (req, res) => {
     const did = decodeURIComponent(req.url!.slice(1));

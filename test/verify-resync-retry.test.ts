@@ -15,6 +15,7 @@ import { decodeFrame, parseMessage, type UpstreamMessage } from '../src/upstream
 import { createVerifyMetrics, Verifier } from '../src/verify/index.ts';
 import { tempDir } from './support/gateway.ts';
 import { localHttpServer } from './support/local-http.ts';
+import { answerSync, syncMethodOf } from './support/repo-host.ts';
 import { waitUntil } from './support/poll.ts';
 import { SignedRepo, commitFrameOf, type Write } from './support/signed-repo.ts';
 import { gatewayResync } from './support/verifier-harness.ts';
@@ -25,7 +26,7 @@ const post = (text: string): Write => ({ action: 'create', collection: POST, rke
 
 /**
  * alice's repo, a PLC directory that answers 503 to its first request, a PDS that answers 500 to
- * its first `pdsFailures` getRepo requests, and a Verifier resyncing through them as the gateway
+ * its first `pdsFailures` resyncs (their getLatestCommit), and a Verifier resyncing through them as the gateway
  * does (resyncRepo: resolve, fetch the repo, check its commit). `failureTtlMs` is how long
  * the resolver remembers a failure; `nowMs` the clock the Verifier times its retries on.
  */
@@ -36,13 +37,10 @@ async function setup(
   const alice = await SignedRepo.create('did:plc:alicetransient00000000000');
   let plcRequests = 0;
   let pdsRequests = 0;
-  const { url: pdsUrl } = await localHttpServer(t, (_req, res) => {
-    if (++pdsRequests <= pdsFailures) return res.writeHead(500).end();
-    void (async () => {
-      res.writeHead(200, { 'content-type': 'application/vnd.ipld.car' });
-      for await (const chunk of alice.car()) res.write(chunk);
-      res.end();
-    })();
+  const { url: pdsUrl } = await localHttpServer(t, (req, res) => {
+    // Each resync begins with getLatestCommit: that is the request that fails.
+    if (syncMethodOf(req) === 'com.atproto.sync.getLatestCommit' && ++pdsRequests <= pdsFailures) return res.writeHead(500).end();
+    void answerSync(req, res, (did) => (did === alice.did ? alice : undefined));
   });
   const { url: plcUrl } = await localHttpServer(t, (req, res) => {
     const did = decodeURIComponent(req.url!.slice(1));

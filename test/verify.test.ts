@@ -33,6 +33,7 @@ import { startTestGateway, tempDir } from './support/gateway.ts';
 import { waitUntil } from './support/poll.ts';
 import { httpGet, Subscription } from './support/subscribe-client.ts';
 import { SignedRepo, commitFrameOf, syncFrameOf, type CommitBody, type Write } from './support/signed-repo.ts';
+import { answerSync, syncMethodOf } from './support/repo-host.ts';
 import { didDocument, gatewayResync } from './support/verifier-harness.ts';
 import { withBadSignature, withMissingProofNode, withWrongPrevData, withWrongRev, withoutPrev } from './support/tamper.mjs';
 
@@ -411,33 +412,27 @@ for (const threads of [0, 2]) {
   });
 }
 
-/** A PDS on 127.0.0.1 serving com.atproto.sync.getRepo from SignedRepos (the PDS's own CAR writer); answers can be held back. */
+/** A PDS on 127.0.0.1 answering com.atproto.sync for SignedRepos as the PDS does (repo-host.ts); answers can be held back. */
 async function repoHost(t: TestContext) {
   const repos = new Map<string, SignedRepo>();
   const requested: string[] = [];
   const gate = new Gate();
   const { url } = await localHttpServer(t, (req, res) => {
-    const did = new URL(req.url!, 'http://pds').searchParams.get('did') ?? '';
-    requested.push(did);
-    void gate.passed.then(async () => {
-      const repo = repos.get(did);
-      if (!repo) return res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'RepoNotFound', message: `Could not find repo for DID: ${did}` }));
-      res.writeHead(200, { 'content-type': 'application/vnd.ipld.car' });
-      for await (const chunk of repo.car()) res.write(chunk);
-      res.end();
-    });
+    // A resync begins with getLatestCommit.
+    if (syncMethodOf(req) === 'com.atproto.sync.getLatestCommit') requested.push(new URL(req.url!, 'http://pds').searchParams.get('did') ?? '');
+    void gate.passed.then(() => answerSync(req, res, (did) => repos.get(did)));
   });
   return {
     url,
     host: (repo: SignedRepo) => repos.set(repo.did, repo),
-    /** The DIDs asked for, in order. */
+    /** The DIDs whose latest commit was asked for (one per resync), in order. */
     requested,
     /** Holds every answer until the returned function is called. */
     stall: () => gate.stall(),
   };
 }
 
-describe('resync from the PDS (com.atproto.sync.getRepo, through the backfill stage)', () => {
+describe('resync from the PDS (com.atproto.sync.getLatestCommit and getBlocks, through the backfill stage)', () => {
   /** The gateway's resync (resyncRepo) from the PDS the DID documents name: the commit's signature checked with the DID's key. */
   async function resyncing(t: TestContext) {
     const plc = await plcDirectory(t);

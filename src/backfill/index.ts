@@ -10,8 +10,10 @@
  * private addresses unless allowed, by the identity stage's endpoint guard), and reads the CAR with @ipld/car's streaming iterator
  * (repo-car.ts: every block hashed against its CID, the commit checked — and its signature when
  * --verify is on, commit-signature.ts — the MST walked with @atcute/mst). A --verify resync
- * (the gateway's resyncRepo) fetches the same way but reads only the commit (readRepoCommit in
- * repo-car.ts: blocks hashed as they stream, the commit kept, no walk). Concurrent subscribers
+ * (the gateway's resyncRepo) keeps only the repo's signed commit, so it fetches only that
+ * (latest-commit.ts: com.atproto.sync.getLatestCommit names it, getBlocks sends that one block,
+ * through the same guarded fetch, hashed against its CID and checked as a getRepo's commit is).
+ * Concurrent subscribers
  * of one DID share one fetch; finished snapshots are kept briefly, within a byte bound.
  *
  * Why nothing is lost or repeated: a snapshot remembers the store position its fetch began
@@ -22,7 +24,7 @@
  * events wait in the store, not in memory. A fetch that fails ends with a `failed` message and
  * a reason, and the withheld events follow it.
  *
- * Files: failure.ts (reasons), repo-fetch.ts, fetch-slots.ts, repo-car.ts, commit-signature.ts
+ * Files: failure.ts (reasons), repo-fetch.ts, fetch-slots.ts, repo-car.ts, latest-commit.ts, commit-signature.ts
  * (the --verify check, with the verify stage's keys), snapshots.ts, subscriber-backfill.ts,
  * messages.ts, metrics.ts.
  */
@@ -30,7 +32,8 @@ export { BackfillFailure, type BackfillFailureReason } from './failure.ts';
 export { commitSignatureCheck } from './commit-signature.ts';
 export { createBackfillMetrics, type BackfillMetrics } from './metrics.ts';
 export type { Outgoing } from './messages.ts';
+export { fetchLatestCommit } from './latest-commit.ts';
 export { fetchRepo, type FetchLimits } from './repo-fetch.ts';
-export { readRepoCar, readRepoCommit, type CommitCheck, type RepoRecord, type RepoSnapshot, type SignedCommit } from './repo-car.ts';
+export { readRepoCar, type CommitCheck, type RepoRecord, type RepoSnapshot, type SignedCommit } from './repo-car.ts';
 export { SnapshotSource, type RepoHost, type ResolveRepoHost, type SnapshotSourceOptions } from './snapshots.ts';
 export { MAX_BACKFILL_DIDS, SubscriberBackfill, type BackfillContext } from './subscriber-backfill.ts';

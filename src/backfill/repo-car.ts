@@ -75,40 +75,49 @@ export const BLOCK_OVERHEAD_BYTES = 256;
 
 async function readVerifiedBlocks(chunks: AsyncIterable<Uint8Array>, maxBytes: number): Promise<{ root: CID; blocks: BlockMap }> {
   const blocks: BlockMap = new Map();
-  const root = await forEachVerifiedBlock(chunks, maxBytes, (key, bytes) => {
-    blocks.set(key, bytes);
-  });
-  return { root, blocks };
+  const roots = await forEachVerifiedBlock(
+    chunks,
+    maxBytes,
+    (key, bytes) => blocks.set(key, bytes),
+    (named) => {
+      if (named.length !== 1) throw new BackfillFailure('bad_car', `the CAR names ${named.length} roots; a repo export names one, its commit`);
+    },
+  );
+  return { root: roots[0]!, blocks };
 }
 
 /**
- * Reads a `com.atproto.sync.getRepo` CAR as readRepoCar does (each block hashed against its
- * CID, the same limit and failures) but keeps only the root block, the signed commit, and walks
- * nothing: what a --verify resync keeps is the commit's rev and MST root, so its records are
- * neither held nor built.
+ * Reads a `com.atproto.sync.getBlocks` CAR (which names no root) for the one block `cid`, the
+ * repo's signed commit, each block hashed against its CID as readRepoCar does (the same limit and
+ * failures), and checks it: what a --verify resync keeps is the commit's rev and MST root.
  */
-export async function readRepoCommit(chunks: AsyncIterable<Uint8Array>, did: string, maxBytes: number, checkCommit: CommitCheck): Promise<SignedCommit> {
+export async function readCommitBlock(chunks: AsyncIterable<Uint8Array>, cid: CID, did: string, maxBytes: number, checkCommit: CommitCheck): Promise<SignedCommit> {
+  const wanted = base32Multibase(cid.bytes);
   let commitBlock: Uint8Array | undefined;
-  const root = await forEachVerifiedBlock(chunks, maxBytes, (_key, bytes, isRoot) => {
-    if (isRoot) commitBlock = bytes;
+  await forEachVerifiedBlock(chunks, maxBytes, (key, bytes) => {
+    if (key === wanted) commitBlock = bytes;
   });
-  const commit = parseCommit(commitBlock, root.toString(), did);
+  const commit = parseCommit(commitBlock, cid.toString(), did);
   await checkCommit(commit);
   return commit;
 }
 
 /**
  * Streams the CAR's blocks to `onBlock` keyed by CID, each checked to be a CIDv1 dag-cbor
- * sha2-256 block whose bytes hash to its CID (`isRoot` when it is the CAR's root); resolves with
- * that one root.
+ * sha2-256 block whose bytes hash to its CID, once `checkRoots` passed the roots the CAR names;
+ * resolves with those roots.
  */
-async function forEachVerifiedBlock(chunks: AsyncIterable<Uint8Array>, maxBytes: number, onBlock: (key: string, bytes: Uint8Array<ArrayBuffer>, isRoot: boolean) => void): Promise<CID> {
+async function forEachVerifiedBlock(
+  chunks: AsyncIterable<Uint8Array>,
+  maxBytes: number,
+  onBlock: (key: string, bytes: Uint8Array<ArrayBuffer>) => void,
+  checkRoots: (roots: CID[]) => void = () => {},
+): Promise<CID[]> {
   let held = 0;
   try {
     const car = await CarBlockIterator.fromIterable(chunks);
     const roots = await car.getRoots();
-    const root = roots[0];
-    if (roots.length !== 1 || root === undefined) throw new BackfillFailure('bad_car', `the CAR names ${roots.length} roots; a repo export names one, its commit`);
+    checkRoots(roots);
     for await (const { cid, bytes } of car) {
       if (cid.version !== 1 || cid.code !== DAG_CBOR || cid.multihash.code !== SHA2_256) {
         throw new BackfillFailure('bad_car', `block ${cid} is not a CIDv1 dag-cbor sha2-256 block, the only kind a repo holds`);
@@ -120,9 +129,9 @@ async function forEachVerifiedBlock(chunks: AsyncIterable<Uint8Array>, maxBytes:
         throw new BackfillFailure('too_large', `the repo is over this gateway's limit of ${maxBytes} bytes, counting each block ${BLOCK_OVERHEAD_BYTES} bytes more than its size (what holding it costs)`);
       }
       // A flat string, where multiformats' cid.toString() builds a ~1.7 KB V8 rope per key.
-      onBlock(base32Multibase(cid.bytes), bytes as Uint8Array<ArrayBuffer>, cid.equals(root));
+      onBlock(base32Multibase(cid.bytes), bytes as Uint8Array<ArrayBuffer>);
     }
-    return root;
+    return roots;
   } catch (err) {
     if (err instanceof BackfillFailure) throw err;
     throw new BackfillFailure('bad_car', `the CAR is malformed or truncated: ${(err as Error).message}`);

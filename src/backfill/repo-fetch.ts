@@ -17,26 +17,39 @@ export interface FetchLimits {
   allowPrivateEndpoints: boolean;
 }
 
+/** What a fetch asks a PDS for (`com.atproto.sync.getRepo` and its `did`, as a CAR), and what it is called in errors ("the repo"). */
+export interface SyncRequest {
+  method: string;
+  params: Record<string, string>;
+  accept: 'application/vnd.ipld.car' | 'application/json';
+  what: string;
+}
+
+/** `GET {pds}/xrpc/com.atproto.sync.getRepo?did=…`, as fetchSync fetches it. */
+export function fetchRepo<T>(pdsUrl: string, did: string, limits: FetchLimits, read: (chunks: AsyncIterable<Uint8Array>) => Promise<T>, signal?: AbortSignal): Promise<T> {
+  return fetchSync(pdsUrl, { method: 'com.atproto.sync.getRepo', params: { did }, accept: 'application/vnd.ipld.car', what: 'the repo' }, limits, read, signal);
+}
+
 /**
- * `GET {pds}/xrpc/com.atproto.sync.getRepo?did=…` as a byte stream handed to `read`, which
- * runs inside the attempt: its time counts against the attempt's deadline and a stream that
- * breaks or overruns ends it. Failures the PDS states (RepoNotFound, RepoTakendown, …) end
- * at once with their own reason; network errors, timeouts, 429 and 5xx are retried with
- * backoff, honouring Retry-After. The request goes through the identity stage's endpoint guard:
- * the endpoint came from a DID document, which anyone can write.
+ * `GET {pds}/xrpc/{method}?{params}` as a byte stream handed to `read`, which runs inside the
+ * attempt: its time counts against the attempt's deadline and a stream that breaks or overruns
+ * ends it. Failures the PDS states (RepoNotFound, RepoTakendown, …) end at once with their own
+ * reason; network errors, timeouts, 429 and 5xx are retried with backoff, honouring
+ * Retry-After. The request goes through the identity stage's endpoint guard: the endpoint came
+ * from a DID document, which anyone can write.
  */
-export async function fetchRepo<T>(pdsUrl: string, did: string, limits: FetchLimits, read: (chunks: AsyncIterable<Uint8Array>) => Promise<T>, signal?: AbortSignal): Promise<T> {
+export async function fetchSync<T>(pdsUrl: string, request: SyncRequest, limits: FetchLimits, read: (chunks: AsyncIterable<Uint8Array>) => Promise<T>, signal?: AbortSignal): Promise<T> {
   let url: URL;
   try {
-    url = new URL('/xrpc/com.atproto.sync.getRepo', checkEndpointUrl(pdsUrl, limits.allowPrivateEndpoints));
+    url = new URL(`/xrpc/${request.method}`, checkEndpointUrl(pdsUrl, limits.allowPrivateEndpoints));
   } catch (err) {
     throw new BackfillFailure('private_endpoint', `the PDS endpoint ${pdsUrl} is refused: ${(err as Error).message}`);
   }
-  url.searchParams.set('did', did);
+  for (const [name, value] of Object.entries(request.params)) url.searchParams.set(name, value);
   for (let attempt = 1; ; attempt++) {
     let retryAfterMs: number | undefined;
     try {
-      return await attemptFetch(url, limits, read, signal);
+      return await attemptFetch(url, request, limits, read, signal);
     } catch (err) {
       if (!(err instanceof RetryableFailure) || attempt >= limits.attempts || signal?.aborted) throw unwrap(err);
       retryAfterMs = err.retryAfterMs;
@@ -63,28 +76,28 @@ function unwrap(err: unknown): unknown {
   return err instanceof RetryableFailure ? err.failure : err;
 }
 
-async function attemptFetch<T>(url: URL, limits: FetchLimits, read: (chunks: AsyncIterable<Uint8Array>) => Promise<T>, signal?: AbortSignal): Promise<T> {
+async function attemptFetch<T>(url: URL, { accept, what }: SyncRequest, limits: FetchLimits, read: (chunks: AsyncIterable<Uint8Array>) => Promise<T>, signal?: AbortSignal): Promise<T> {
   const startedMs = Date.now();
   try {
     const response = await getGuarded(url, {
       allowPrivateEndpoints: limits.allowPrivateEndpoints,
       timeoutMs: limits.timeoutMs,
       signal,
-      headers: { accept: 'application/vnd.ipld.car', 'user-agent': 'contrail (backfill)' },
+      headers: { accept, 'user-agent': 'contrail (backfill)' },
     });
-    await checkStatus(response, url, limits);
-    return await read(limitedBody(response, limits.maxBytes));
+    await checkStatus(response, url, what, limits);
+    return await read(limitedBody(response, what, limits.maxBytes));
   } catch (err) {
     // The guard's deadline covers the body too: whatever broke once it passed, it was the deadline.
     if (Date.now() - startedMs >= limits.timeoutMs) {
-      throw new RetryableFailure(new BackfillFailure('timeout', `${url.host} did not send the repo within ${limits.timeoutMs / 1000} s`));
+      throw new RetryableFailure(new BackfillFailure('timeout', `${url.host} did not send ${what} within ${limits.timeoutMs / 1000} s`));
     }
     if (signal?.aborted) throw new BackfillFailure('fetch_failed', 'cancelled: no subscriber waits for it any more');
     if (err instanceof BackfillFailure || err instanceof RetryableFailure) throw err;
     if (err instanceof RefusedEndpointError || (err as { cause?: unknown }).cause instanceof RefusedEndpointError) {
       throw new BackfillFailure('private_endpoint', `the PDS endpoint is refused: ${(err as Error).message}`);
     }
-    throw new RetryableFailure(new BackfillFailure('fetch_failed', `could not fetch the repo from ${url.host}: ${(err as Error).message}`));
+    throw new RetryableFailure(new BackfillFailure('fetch_failed', `could not fetch ${what} from ${url.host}: ${(err as Error).message}`));
   }
 }
 
@@ -95,13 +108,13 @@ const XRPC_FAILURES: Record<string, BackfillFailure['reason']> = {
   RepoDeactivated: 'repo_deactivated',
 };
 
-async function checkStatus(response: IncomingMessage, url: URL, limits: FetchLimits): Promise<void> {
+async function checkStatus(response: IncomingMessage, url: URL, what: string, limits: FetchLimits): Promise<void> {
   const status = response.statusCode ?? 0;
   if (status === 200) {
     const length = Number(response.headers['content-length']);
     if (length > limits.maxBytes) {
       response.destroy();
-      throw new BackfillFailure('too_large', `the repo is ${length} bytes, over this gateway's limit of ${limits.maxBytes}`);
+      throw new BackfillFailure('too_large', `${what} is ${length} bytes, over this gateway's limit of ${limits.maxBytes}`);
     }
     return;
   }
@@ -144,11 +157,11 @@ export function retryAfter(header: string | undefined, now = Date.now()): number
   return Number.isNaN(date) ? undefined : Math.max(0, date - now);
 }
 
-async function* limitedBody(response: IncomingMessage, maxBytes: number): AsyncIterable<Uint8Array> {
+async function* limitedBody(response: IncomingMessage, what: string, maxBytes: number): AsyncIterable<Uint8Array> {
   let size = 0;
   for await (const chunk of response as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > maxBytes) throw new BackfillFailure('too_large', `the repo is over this gateway's limit of ${maxBytes} bytes`);
+    if (size > maxBytes) throw new BackfillFailure('too_large', `${what} is over this gateway's limit of ${maxBytes} bytes`);
     yield chunk;
   }
 }

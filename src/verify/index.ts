@@ -53,7 +53,9 @@
  *
  * A failure is never emitted: counted by reason (contrail_verify_failures_total), logged
  * rate-limited (DropLog), and the repo goes out of sync. With the `resync` option (the gateway
- * passes a com.atproto.sync.getRepo fetch through the backfill stage) its messages are held, at
+ * passes a fetch of the repo's signed commit through the backfill stage: getLatestCommit, then
+ * getBlocks for that one block; not getRepo, the whole repo, which against the real PDS cost 2.6 MB
+ * and 1.7 s for 10,000 records where the commit alone is 335 bytes and 17 ms) its messages are held, at
  * most maxResyncs repos fetched at once, and a successful resync puts the repo back in sync at
  * the snapshot's rev (held commits not newer are dropped), its next commit chained in `full`
  * from the snapshot's signed MST root (so a relay that forces a resync gains nothing). Otherwise
@@ -64,9 +66,9 @@
  * again soon after (until resyncRetryMs after that resync, doubling per resync in a row so
  * followed): both up to resyncRetryMaxMs (1 h), and a run of resyncs is forgotten once the repo
  * has gone that long since the last one without failing. The second wait is there because a
- * relay can fail any repo at will with one bad frame, and each resync is a getRepo of the whole
- * repo (up to 512 MiB): without it, a frame a second per repo would fetch each repo 3,600 times
- * an hour. It shares the first's setting (--verify-resync-retry) because both bound the same
+ * relay can fail any repo at will with one bad frame, and each resync is two requests to the
+ * repo's PDS, which contrail must not let a relay multiply: without it, a frame a second per repo
+ * would have each repo fetched 3,600 times an hour. It shares the first's setting (--verify-resync-retry) because both bound the same
  * cost, and its default (30 s) lets an honest relay's rare second glitch of a repo resync at
  * once unless it comes within 30 s of the last resync; a relay breaking a repo on purpose gets at
  * most 7 fetches of it in any hour and about 5 an hour sustained (pausing an hour to reset the

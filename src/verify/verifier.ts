@@ -23,7 +23,7 @@ export interface VerifierOptions {
    */
   deliver: (message: UpstreamMessage, released: boolean) => void;
   /**
-   * Re-establishes a repo that went out of sync from its PDS (com.atproto.sync.getRepo): resolves
+   * Re-establishes a repo that went out of sync from its PDS (its latest signed commit): resolves
    * with the rev and the MST root (`data`, a CID's bytes) of the repo's checked, signed commit,
    * or rejects. Its commits are held meanwhile. Without it, only a valid #sync re-establishes a repo.
    */
@@ -35,7 +35,7 @@ export interface VerifierOptions {
    * long later starts another (the time doubles with each failure in a row). After a resync
    * succeeded and the repo failed again soon after, the next resync waits until this long after
    * that one (the time doubles with each resync in a row so followed): a relay cannot make every
-   * bad frame cost a getRepo. Until then its commits are withheld as out_of_sync. Default 30 s
+   * bad frame cost a fetch from its PDS. Until then its commits are withheld as out_of_sync. Default 30 s
    * (--verify-resync-retry), the identity stage's memory of a failed resolution.
    */
   resyncRetryMs?: number;
@@ -640,7 +640,7 @@ export class Verifier {
   /**
    * The DID's document, for a repo seen for the first time. It waits its turn at the resolver
    * however many wait: refused as `overloaded`, a burst of new repos (a cold cache on the live
-   * network) failed as unknown_key and was resynced, a getRepo each, for the gateway's own backlog.
+   * network) failed as unknown_key and was resynced, a fetch from its PDS each, for the gateway's own backlog.
    * Instead reading pauses while more wait than the resolver would let (#updatePaused).
    */
   async #firstResolution(did: string): Promise<AtprotoIdentity> {

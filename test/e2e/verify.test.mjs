@@ -2,7 +2,7 @@
 // firehose through a relay that corrupts the commits it is told to. Everything the PDS signs
 // must come through exactly as without verification, each repo's events in their order (a new
 // account waits for its key while other repos go on); every corrupted commit must be rejected
-// with its reason and its repo resynced from the PDS (getRepo); a signing key rotated
+// with its reason and its repo resynced from the PDS (getLatestCommit, getBlocks); a signing key rotated
 // through the real PLC must be followed without losing a commit.
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
@@ -82,7 +82,7 @@ describe('--verify full against a real PDS and PLC', { timeout: 150_000 }, () =>
     assert.ok((await metric('contrail_verify_passed_total{type="sync"}')) >= 3, 'the #sync of every new account verified');
   });
 
-  test('a forged signature, a broken MST proof and a rewritten rev are rejected; the repo is resynced from the real PDS (getRepo)', async () => {
+  test('a forged signature, a broken MST proof and a rewritten rev are rejected; the repo is resynced from the real PDS (getLatestCommit and getBlocks)', async () => {
     const users = Object.fromEntries(act.users);
     const cases = [
       [users.alice, 'signature', 'bad_signature'],

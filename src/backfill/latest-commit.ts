@@ -1,0 +1,52 @@
+import { CID } from 'multiformats/cid';
+import { BackfillFailure } from './failure.ts';
+import { readCommitBlock, type CommitCheck, type SignedCommit } from './repo-car.ts';
+import { fetchSync, type FetchLimits } from './repo-fetch.ts';
+
+/** The longest getLatestCommit answer read: `{"cid","rev"}` is under 200 bytes. */
+const MAX_ANSWER_BYTES = 64 * 1024;
+
+/**
+ * The repo's current signed commit, fetched alone: `com.atproto.sync.getLatestCommit` names its
+ * CID, then `com.atproto.sync.getBlocks` sends that one block, hashed against the CID and checked
+ * as a getRepo CAR's commit is (this DID's v3 commit, a TID rev, `checkCommit`'s signature).
+ * Nothing the PDS says is taken on its word: the CID only names which block to ask for.
+ */
+export async function fetchLatestCommit(pdsUrl: string, did: string, limits: FetchLimits, checkCommit: CommitCheck): Promise<SignedCommit> {
+  const cid = await fetchSync(
+    pdsUrl,
+    { method: 'com.atproto.sync.getLatestCommit', params: { did }, accept: 'application/json', what: 'the latest commit' },
+    limits,
+    readLatestCommitCid,
+  );
+  return fetchSync(
+    pdsUrl,
+    { method: 'com.atproto.sync.getBlocks', params: { did, cids: cid.toString() }, accept: 'application/vnd.ipld.car', what: 'the commit block' },
+    limits,
+    (chunks) => readCommitBlock(chunks, cid, did, limits.maxBytes, checkCommit),
+  );
+}
+
+/** The commit CID of a getLatestCommit answer (`{"cid": "…", "rev": "…"}`). */
+async function readLatestCommitCid(chunks: AsyncIterable<Uint8Array>): Promise<CID> {
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of chunks) {
+    size += chunk.byteLength;
+    if (size > MAX_ANSWER_BYTES) throw new BackfillFailure('bad_commit', `the getLatestCommit answer is over ${MAX_ANSWER_BYTES} bytes`);
+    parts.push(chunk);
+  }
+  let answer: unknown;
+  try {
+    answer = JSON.parse(Buffer.concat(parts).toString('utf8'));
+  } catch (err) {
+    throw new BackfillFailure('bad_commit', `the getLatestCommit answer is not JSON: ${(err as Error).message}`);
+  }
+  const cid = (answer as { cid?: unknown } | null)?.cid;
+  try {
+    if (typeof cid !== 'string') throw new Error('it has no cid');
+    return CID.parse(cid);
+  } catch (err) {
+    throw new BackfillFailure('bad_commit', `the getLatestCommit answer names no commit CID: ${(err as Error).message}`);
+  }
+}
