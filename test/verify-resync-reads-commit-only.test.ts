@@ -28,21 +28,28 @@ const posts = (from: number) =>
 
 /**
  * alice's repo with six posts in two commits; her PDS (the methods asked for recorded), whose
- * getBlocks sends her MST root's block whatever it is asked for if `sendsMstRoot`; a PLC naming
- * `signingKey` (hers unless told).
+ * getBlocks sends her MST root's block whatever it is asked for if `sendsMstRoot`, and before whose
+ * first `commitsBetween` getBlocks answers she commits again; a PLC naming `signingKey` (hers unless told).
  */
-async function setup(t: TestContext, did: string, options: { signingKey?: string; sendsMstRoot?: true } = {}) {
+async function setup(t: TestContext, did: string, options: { signingKey?: string; sendsMstRoot?: true; commitsBetween?: number } = {}) {
   const alice = await SignedRepo.create(did);
   await alice.commit(1, posts(0));
   await alice.commit(2, posts(3));
   const methods: string[] = [];
+  let commitsBetween = options.commitsBetween ?? 0;
   const { url: pdsUrl } = await localHttpServer(t, (req, res) => {
     methods.push(syncMethodOf(req));
     if (options.sendsMstRoot && syncMethodOf(req) === 'com.atproto.sync.getBlocks') {
       void alice.blocks([CID.decode(alice.head.data).toString()]).then((car) => res.writeHead(200, { 'content-type': 'application/vnd.ipld.car' }).end(car));
       return;
     }
-    void answerSync(req, res, (asked) => (asked === did ? alice : undefined));
+    void (async () => {
+      if (syncMethodOf(req) === 'com.atproto.sync.getBlocks' && commitsBetween > 0) {
+        commitsBetween--;
+        await alice.commit(3, posts(6 + 3 * commitsBetween));
+      }
+      await answerSync(req, res, (asked) => (asked === did ? alice : undefined));
+    })();
   });
   const { url: plcUrl } = await localHttpServer(t, (req, res) => res.end(didDocument(decodeURIComponent(req.url!.slice(1)), options.signingKey ?? alice.signingKey, pdsUrl)));
   const dir = tempDir('contrail-resync-commit-only-');
@@ -65,6 +72,16 @@ test('a resync fetches only the signed commit: getLatestCommit, then getBlocks f
 test('a resync refuses a getBlocks answer without the commit getLatestCommit named (here another block of the repo)', async (t) => {
   const { resync } = await setup(t, 'did:plc:carolresynccommitonly00000', { sendsMstRoot: true });
   await assert.rejects(resync(), (err: unknown) => err instanceof BackfillFailure && err.reason === 'missing_block');
+});
+
+test('a commit landing between getLatestCommit and getBlocks does not fail the resync: it asks for the latest commit again', async (t) => {
+  // The PDS drops a commit's block once the next commit replaces it (the real one answers 400
+  // InvalidRequest "Could not find cids"), so a repo that writes often can lose that race.
+  const { alice, methods, resync } = await setup(t, 'did:plc:daveresynccommitonly000000', { commitsBetween: 2 });
+  const resynced = await resync();
+  assert.equal(resynced.rev, alice.head.rev);
+  assert.deepEqual(resynced.data, alice.head.data);
+  assert.equal(methods.filter((method) => method === 'com.atproto.sync.getLatestCommit').length, 3, 'asked again after each commit it lost to');
 });
 
 test('a resync still refuses a commit not signed with the DID key', async (t) => {
