@@ -6,25 +6,39 @@ import { fetchSync, type FetchLimits } from './repo-fetch.ts';
 /** The longest getLatestCommit answer read: `{"cid","rev"}` is under 200 bytes. */
 const MAX_ANSWER_BYTES = 64 * 1024;
 
+/** Times the latest commit is asked for when the one named was replaced before its block was fetched. */
+const MAX_ROUNDS = 3;
+
 /**
  * The repo's current signed commit, fetched alone: `com.atproto.sync.getLatestCommit` names its
  * CID, then `com.atproto.sync.getBlocks` sends that one block, hashed against the CID and checked
  * as a getRepo CAR's commit is (this DID's v3 commit, a TID rev, `checkCommit`'s signature).
  * Nothing the PDS says is taken on its word: the CID only names which block to ask for.
+ *
+ * A PDS drops a commit's block once the next commit replaces it (the real one then answers
+ * getBlocks 400 "Could not find cids"), so a repo that writes between the two requests fails the
+ * second: if the latest commit has changed since, it is asked for again (MAX_ROUNDS in all);
+ * if not, the failure stands.
  */
 export async function fetchLatestCommit(pdsUrl: string, did: string, limits: FetchLimits, checkCommit: CommitCheck): Promise<SignedCommit> {
-  const cid = await fetchSync(
-    pdsUrl,
-    { method: 'com.atproto.sync.getLatestCommit', params: { did }, accept: 'application/json', what: 'the latest commit' },
-    limits,
-    readLatestCommitCid,
-  );
-  return fetchSync(
-    pdsUrl,
-    { method: 'com.atproto.sync.getBlocks', params: { did, cids: cid.toString() }, accept: 'application/vnd.ipld.car', what: 'the commit block' },
-    limits,
-    (chunks) => readCommitBlock(chunks, cid, did, limits.maxBytes, checkCommit),
-  );
+  const latest = () =>
+    fetchSync(pdsUrl, { method: 'com.atproto.sync.getLatestCommit', params: { did }, accept: 'application/json', what: 'the latest commit' }, limits, readLatestCommitCid);
+  let cid = await latest();
+  for (let round = 1; ; round++) {
+    const named = cid;
+    try {
+      return await fetchSync(
+        pdsUrl,
+        { method: 'com.atproto.sync.getBlocks', params: { did, cids: named.toString() }, accept: 'application/vnd.ipld.car', what: 'the commit block' },
+        limits,
+        (chunks) => readCommitBlock(chunks, named, did, limits.maxBytes, checkCommit),
+      );
+    } catch (err) {
+      if (round >= MAX_ROUNDS) throw err;
+      cid = await latest();
+      if (cid.equals(named)) throw err;
+    }
+  }
 }
 
 /** The commit CID of a getLatestCommit answer (`{"cid": "…", "rev": "…"}`). */
