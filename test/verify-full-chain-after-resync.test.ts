@@ -11,6 +11,7 @@ import { test } from 'node:test';
 import { CarBufferReader } from '@ipld/car';
 import * as dagCbor from '@ipld/dag-cbor';
 import { localHttpServer } from './support/local-http.ts';
+import { answerSync } from './support/repo-host.ts';
 import { waitUntil } from './support/poll.ts';
 import { SignedRepo, type CommitBody, type Write } from './support/signed-repo.ts';
 import { commitOf, didDocument, verifierUnderTest } from './support/verifier-harness.ts';
@@ -28,16 +29,16 @@ function withHiddenOps(body: CommitBody): CommitBody {
 
 test('--verify full: the first commit after a resync is chained to the resynced snapshot (a relay cannot force a resync, then hide the next commit\'s ops)', async (t) => {
   const alice = await SignedRepo.create('did:plc:alicechainresync0000000000');
-  const { url: plcUrl } = await localHttpServer(t, (req, res) => res.end(didDocument(decodeURIComponent(req.url!.slice(1)), alice.signingKey)));
-  let resyncs = 0;
-  // The PDS's snapshot is at alice's current rev when asked (rev 2 here).
-  const { verifier, delivered, registry } = verifierUnderTest(t, plcUrl, { resync: async () => (resyncs++, alice.head) });
+  // Her PDS serves her repo as it is when asked (at rev 2 here), resynced as the gateway does.
+  const { url: pdsUrl } = await localHttpServer(t, (req, res) => void answerSync(req, res, (did) => (did === alice.did ? alice : undefined)));
+  const { url: plcUrl } = await localHttpServer(t, (req, res) => res.end(didDocument(decodeURIComponent(req.url!.slice(1)), alice.signingKey, pdsUrl)));
+  const { verifier, delivered, registry, resyncsStarted } = verifierUnderTest(t, plcUrl, { resyncFromPds: true });
 
   verifier.handle(commitOf(await alice.commit(1, [post('first')])));
   await waitUntil(() => delivered.length === 1, 'the first commit');
   // Commit 2 hidden: broken_chain, the repo goes out of sync and is resynced (the PDS has rev 2).
   verifier.handle(commitOf(withHiddenOps(await alice.commit(2, [post('second')]))));
-  await waitUntil(() => resyncs === 1, 'the resync');
+  await waitUntil(() => resyncsStarted() === 1, 'the resync');
   await verifier.idle();
   await waitUntil(async () => (await registry.metrics()).includes('contrail_verify_resyncs_total{result="resynced"} 1'), 'the resync to end');
   await verifier.idle();
