@@ -64,6 +64,8 @@ export interface ContrailClusterOptions {
   natsProxies?: boolean;
   /** The nodes' --log-level (info when unset). */
   logLevel?: string;
+  /** More flags every node is started with (e.g. --verify and its directory). */
+  args?: string[];
 }
 
 export class ContrailCluster {
@@ -103,6 +105,7 @@ export class ContrailCluster {
     const process = ContrailProcess.serve([
       '--upstream', this.relay.url, '--data-dir', dataDir, '--nats', natsUrls.join(','),
       '--nats-replicas', String(this.options.natsServers), '--nats-lease', `${this.options.leaseMs}ms`, '--node-id', id,
+      ...(this.options.args ?? []),
     ], { logLevel: this.options.logLevel });
     return { id, dataDir, process, natsProxies };
   }
