@@ -222,6 +222,7 @@ async function startStages(config: GatewayConfig, tuning: GatewayTuning, logger:
         await verifier?.idle();
         const flushed = await ingester.flush(flushTimeoutMs);
         ingester.ended();
+        verifier?.ended();
         return flushed;
       },
       abandon: () => ingester.abandon(),

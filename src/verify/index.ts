@@ -83,7 +83,7 @@
  * check-worker.ts (worker threads), signed-commit.ts, inversion.ts, proof-tree.ts, mst-node.ts
  * and node-cbor.ts (the partial MST a commit's CAR carries, its nodes' bytes read and written
  * directly), signing-keys.ts (imported keys, cached),
- * failure.ts (reasons), metrics.ts, repo-log.ts (the per-repo lines, and the one for a message
+ * failure.ts (reasons), metrics.ts (and the unshown gauges of a run that ended), repo-log.ts (the per-repo lines, and the one for a message
  * that failed unexpectedly, bounded per interval).
  */
 export { RESYNC_RETRY_MAX_MS, Verifier, type ResyncedRepo, type VerifierOptions } from './verifier.ts';

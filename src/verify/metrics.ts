@@ -50,3 +50,15 @@ export function createVerifyMetrics(registry: Registry) {
     queued: new Gauge({ name: 'contrail_verify_queued', help: 'Upstream messages waiting for verification', registers }),
   };
 }
+
+/**
+ * The metrics of a Verifier whose run ended (Verifier.ended): its gauges read 0, as on a node
+ * that verifies nothing, and the ones it is given instead are in no registry, so what it does
+ * later (a resolution or a resync ending) moves none that is shown. Counters count on.
+ */
+export function endedRunMetrics(metrics: VerifyMetrics): VerifyMetrics {
+  const shown = [metrics.heldBytes, metrics.heldRepos, metrics.outOfSync, metrics.queued];
+  for (const gauge of shown) gauge.set(0);
+  const unshown = () => new Gauge({ name: 'contrail_verify_ended_run', help: 'a gauge of a Verifier whose run ended: in no registry', registers: [] });
+  return { ...metrics, heldBytes: unshown(), heldRepos: unshown(), outOfSync: unshown(), queued: unshown() };
+}

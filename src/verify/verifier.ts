@@ -4,7 +4,7 @@ import { DropLog, type UpstreamMessage } from '../upstream/index.ts';
 import { checkCommit, checkSync, passed, type Checked, type CommitMessage, type SyncMessage, type VerifyMode } from './check.ts';
 import { CheckPool } from './check-pool.ts';
 import { asVerifyError, VerifyError, type VerifyFailure } from './failure.ts';
-import type { VerifyMetrics } from './metrics.ts';
+import { endedRunMetrics, type VerifyMetrics } from './metrics.ts';
 import { RepoLog } from './repo-log.ts';
 import { SigningKeys } from './signing-keys.ts';
 
@@ -207,6 +207,14 @@ export class Verifier {
     // At once, not when the queue reaches it: the loop may be waiting for a worker's answer.
     if (this.#pool) this.#prefetch();
     this.#run();
+  }
+
+  /**
+   * Its run is over (the gateway stops, or a cluster node's term ended): what it still holds or
+   * resyncs is abandoned (the next run reads it again), so its gauges read 0 from now on.
+   */
+  ended(): void {
+    this.#options.metrics = endedRunMetrics(this.#options.metrics);
   }
 
   /** Resolves once every message handed in is delivered, failed or held. */
