@@ -16,9 +16,10 @@ const MAX_ROUNDS = 3;
  * Nothing the PDS says is taken on its word: the CID only names which block to ask for.
  *
  * A PDS drops a commit's block once the next commit replaces it (the real one then answers
- * getBlocks 400 "Could not find cids"), so a repo that writes between the two requests fails the
- * second: if the latest commit has changed since, it is asked for again (MAX_ROUNDS in all);
- * if not, the failure stands.
+ * getBlocks 400 InvalidRequest "Could not find cids", the lexicon says BlockNotFound), so a repo
+ * that writes between the two requests fails the second: after such a failure, if the latest
+ * commit has changed since, it is asked for again (MAX_ROUNDS in all); if not, the failure stands.
+ * Any other failure (too large, a bad signature) stands at once.
  */
 export async function fetchLatestCommit(pdsUrl: string, did: string, limits: FetchLimits, checkCommit: CommitCheck): Promise<SignedCommit> {
   const latest = () =>
@@ -34,7 +35,8 @@ export async function fetchLatestCommit(pdsUrl: string, did: string, limits: Fet
         (chunks) => readCommitBlock(chunks, named, did, limits.maxBytes, checkCommit),
       );
     } catch (err) {
-      if (round >= MAX_ROUNDS) throw err;
+      const blockGone = err instanceof BackfillFailure && (err.reason === 'missing_block' || err.reason === 'fetch_failed');
+      if (!blockGone || round >= MAX_ROUNDS) throw err;
       cid = await latest();
       if (cid.equals(named)) throw err;
     }

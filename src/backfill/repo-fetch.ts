@@ -106,6 +106,7 @@ const XRPC_FAILURES: Record<string, BackfillFailure['reason']> = {
   RepoTakendown: 'repo_takendown',
   RepoSuspended: 'repo_suspended',
   RepoDeactivated: 'repo_deactivated',
+  BlockNotFound: 'missing_block',
 };
 
 async function checkStatus(response: IncomingMessage, url: URL, what: string, limits: FetchLimits): Promise<void> {
