@@ -18,7 +18,8 @@
  * check its height — 57 SHA-256 per commit, half of a `full` check. proof-tree.ts repeats the
  * library's NodeWalker.findRpath and NodeWrangler.putRecord/deleteRecord step for step, with
  * the same node checks, but synchronously and with key heights cached per thread (bounded in
- * bytes: a key may be 1,024 characters) and carried by each node (13 SHA-256 per commit: the nodes' bytes and CIDs), and with the nodes' DAG-CBOR
+ * bytes: a key may be 1,024 characters) and carried by each node (13 SHA-256 per commit: the
+ * nodes' bytes and CIDs), and with the nodes' DAG-CBOR
  * read and written directly (node-cbor.ts; anything but a node's plain canonical form goes to
  * the generic codec, so nodes read as before). The library stays the reference:
  * test/proof-tree.fuzz.test.ts holds the two to the same roots and the same blocks read on
@@ -44,7 +45,8 @@
  * bytes (per repo and in total; an #identity or #account event, which no resync brings back,
  * only in total) — while its DID is resolved, and the rest of the stream goes
  * on. Reading pauses while half the total bound is held (a cold cache's burst), so that bound
- * drops only what was read before the pause; each pause is counted and logged (by what started it). Held messages are released in their order, marked so the store accepts them below its
+ * drops only what was read before the pause; each pause is counted and logged (by what started
+ * it). Held messages are released in their order, marked so the store accepts them below its
  * watermark; meanwhile the saved upstream cursor stays below the oldest held seq, so a crash
  * reads them again. So the order guaranteed is per repo: other repos overtake a held one (the
  * events stage gives time_us in emission order, so replays repeat what live clients got). A signature that fails with a key fetched before the commit arrived
@@ -54,9 +56,9 @@
  * A failure is never emitted: counted by reason (contrail_verify_failures_total), logged
  * rate-limited (DropLog), and the repo goes out of sync. With the `resync` option (the gateway
  * passes a fetch of the repo's signed commit through the backfill stage: getLatestCommit, then
- * getBlocks for that one block; not getRepo, the whole repo, which against the real PDS cost 2.6 MB
- * and 1.7 s for 10,000 records where the commit alone is 335 bytes and 17 ms) its messages are held, at
- * most maxResyncs repos fetched at once, and a successful resync puts the repo back in sync at
+ * getBlocks for that one block; not getRepo, the whole repo, which against the real PDS cost
+ * 2.6 MB and 1.7 s for 10,000 records where the commit alone is 335 bytes and 17 ms) its messages
+ * are held, at most maxResyncs repos fetched at once, and a successful resync puts the repo back in sync at
  * the snapshot's rev (held commits not newer are dropped), its next commit chained in `full`
  * from the snapshot's signed MST root (so a relay that forces a resync gains nothing). Otherwise
  * its commits are withheld as `out_of_sync` (counted, not emitted and not held: the saved cursor
@@ -68,7 +70,8 @@
  * has gone that long since the last one without failing. The second wait is there because a
  * relay can fail any repo at will with one bad frame, and each resync is two requests to the
  * repo's PDS, which contrail must not let a relay multiply: without it, a frame a second per repo
- * would have each repo fetched 3,600 times an hour. It shares the first's setting (--verify-resync-retry) because both bound the same
+ * would have each repo fetched 3,600 times an hour. It shares the first's setting
+ * (--verify-resync-retry) because both bound the same
  * cost, and its default (30 s) lets an honest relay's rare second glitch of a repo resync at
  * once unless it comes within 30 s of the last resync; a relay breaking a repo on purpose gets at
  * most 7 fetches of it in any hour and about 5 an hour sustained (pausing an hour to reset the

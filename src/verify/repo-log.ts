@@ -2,7 +2,8 @@ import type { Logger } from 'pino';
 
 /**
  * The Verifier's per-repo lines (out of sync, resync failed or retried, and a message it failed to
- * handle unexpectedly), and its lines for reading paused, without flooding: a PLC directory or PDS host that fails for every repo — or
+ * handle unexpectedly), and its lines for reading paused, without flooding: a PLC directory or
+ * PDS host that fails for every repo — or
  * a bug that hits every message — would otherwise log a line or two per repo or message, thousands
  * a minute on the live network. The first line of each message is logged, then at most
  * one per interval, carrying how many lines of that message it stands for since the last
