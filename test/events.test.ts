@@ -168,17 +168,6 @@ test('strings from upstream are JSON-escaped in the event', () => {
   assert.equal(parsed.identity.time, time);
 });
 
-test('a commit rev that is not ASCII (nothing upstream checks its syntax) is written as UTF-8, escaped, with the rest of the event in place', () => {
-  const rev = '3lé\u{1F600}"\\x';
-  const message = messageOf(commitFrame({ seq: 11, repo: DID, rev, time: TIME, ops: [{ action: 'delete', path: 'app.bsky.feed.like/3lbv2xh5u3s2e' }] }));
-  const entry = only(buildEvents(message, frozenClock()).entries);
-  assert.equal(
-    entry.json.toString(),
-    `{"did":"${DID}","time_us":1764072000000000,"kind":"commit","commit":{"rev":${JSON.stringify(rev)},"operation":"delete","collection":"app.bsky.feed.like","rkey":"3lbv2xh5u3s2e"}}`,
-  );
-  assert.equal(JSON.parse(entry.json.toString()).commit.rev, rev);
-});
-
 test('CursorClock issues max(now, last + 1)', () => {
   let now = 100;
   const clock = new CursorClock(0, () => now);

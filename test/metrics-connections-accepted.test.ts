@@ -1,9 +1,9 @@
 /**
  * contrail_subscriber_connections_total{result="accepted"} counts subscribers that were opened, so
  * accepted minus every disconnect is the subscribers connected. A WebSocket handshake the socket
- * library refuses after contrail's own checks passed (a Sec-WebSocket-Version other than 13 or 8:
- * `ws` answers 400) opens no subscriber and must not count as accepted. uWS takes any version:
- * it refuses nothing contrail accepted, so the test runs on ws only.
+ * library refuses after contrail's own checks passed (a Sec-WebSocket-Protocol that is no list of
+ * tokens: `ws` answers 400) opens no subscriber and must not count as accepted. uWS takes any
+ * protocol header: it refuses nothing contrail accepted, so the test runs on ws only.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -29,7 +29,7 @@ for (const { transport, skip } of await transportsUnderTest()) {
     defer(() => stopRelayGateway(h));
     const accepted = () => total(h.gateway.metricsPort, ACCEPTED);
 
-    const refused = await upgradeRequest(h.gateway.port, '/subscribe', { 'sec-websocket-version': '12' });
+    const refused = await upgradeRequest(h.gateway.port, '/subscribe', { 'sec-websocket-protocol': 'not a token list' });
     assert.equal(refused.status, 400, 'ws refuses the handshake');
     assert.equal(await accepted(), 0, 'a refused handshake opens no subscriber');
 
