@@ -7,14 +7,15 @@
  * both (a boolean its last value), and an empty host let listen serve every address.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { environmentVariable } from '../src/config.ts';
+import binding from 'zstd-napi/binding.js';
+import { DEFAULT_DICTIONARY, environmentVariable } from '../src/config.ts';
 import { cleanup } from './support/cleanup.ts';
 import { ContrailProcess } from './support/contrail-process.ts';
-import { Subscription, upgradeRequest } from './support/subscribe-client.ts';
+import { Subscription, stats, upgradeRequest, waitUntil } from './support/subscribe-client.ts';
 
 test('a flag without its value, or given twice, exits 2 with a line naming it instead of starting with its default or a list', async (t) => {
   const defer = cleanup(t);
@@ -120,4 +121,47 @@ test('--upstream demo with --verify, which the README rules out (its commits are
     if (code !== 2 || !/--upstream demo.*--verify/.test(line)) wrong.push(`${upstream} ${verify}${fromEnv ? ' (environment)' : ''}: exit ${code}, ${JSON.stringify(line)}`);
   }
   assert.deepEqual(wrong, []);
+});
+
+test('--zstd-replay-level takes a zstd level: a value that is not one exits 2 naming it; CONTRAIL_ZSTD_REPLAY_LEVEL=-5 makes replayed frames at level -5', async (t) => {
+  const defer = cleanup(t);
+  const dir = mkdtempSync(join(tmpdir(), 'contrail-replay-level-'));
+  defer(() => rmSync(dir, { recursive: true, force: true }));
+  const notADir = join(dir, 'file');
+  writeFileSync(notADir, 'not a data dir');
+  const cases: Array<{ args?: string[]; env?: Record<string, string>; names: RegExp }> = [
+    { args: ['--zstd-replay-level', 'fast'], names: /--zstd-replay-level.*"fast" is not a zstd level/ },
+    { args: ['--zstd-replay-level', '23'], names: /--zstd-replay-level.*"23" is not a zstd level \(-\d+ to 22\)/ },
+    { args: ['--zstd-replay-level', '1.5'], names: /--zstd-replay-level.*"1.5" is not a zstd level/ },
+    { env: { CONTRAIL_ZSTD_REPLAY_LEVEL: '0x3' }, names: /CONTRAIL_ZSTD_REPLAY_LEVEL.*"0x3" is not a zstd level/ },
+  ];
+  const wrong: string[] = [];
+  for (const { args = [], env = {}, names } of cases) {
+    const contrail = new ContrailProcess(['--host', '127.0.0.1', '--port', '0', '--metrics-port', '0', '--upstream', 'demo', '--data-dir', notADir, ...args], { env });
+    defer(() => contrail.stop());
+    const { code } = await contrail.exit;
+    const line = contrail.stderr[0] ?? '';
+    if (code !== 2 || !names.test(line)) wrong.push(`${args.join(' ') || JSON.stringify(env)}: exit ${code}, ${JSON.stringify(line)}`);
+  }
+  assert.deepEqual(wrong, []);
+
+  const contrail = ContrailProcess.serve(['--upstream', 'demo', '--data-dir', join(dir, 'data')], { env: { CONTRAIL_ZSTD_REPLAY_LEVEL: '-5' } });
+  defer(() => contrail.stop());
+  const port = await contrail.waitServing();
+  await waitUntil(async () => (await stats(port)).eventCount > 0, 'an event stored');
+  // The oldest event was stored before any compressed client came: its frame is made for this replay.
+  const plain = await Subscription.open(port, 'cursor=0');
+  defer(() => plain.close());
+  const compressed = await Subscription.open(port, 'cursor=0&compress=true');
+  defer(() => compressed.close());
+  await plain.waitForCount(1);
+  await compressed.waitForCount(1);
+  const context = new binding.CCtx();
+  context.setParameter(binding.CParameter.compressionLevel, -5);
+  context.setParameter(binding.CParameter.contentSizeFlag, 1);
+  context.setParameter(binding.CParameter.checksumFlag, 0);
+  context.loadDictionary(readFileSync(DEFAULT_DICTIONARY));
+  const json = Buffer.from(plain.texts[0]!);
+  const expected = Buffer.alloc(binding.compressBound(json.length));
+  assert.ok(compressed.messages[0]!.data.equals(expected.subarray(0, context.compress2(expected, json))), "the first replayed frame is zstd's at level -5");
 });
