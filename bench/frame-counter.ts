@@ -22,7 +22,8 @@ export function countingSocket(url: string, onMessage: () => void): Promise<Sock
     socket.on('connect', () => {
       socket.write(
         `GET ${pathname}${search} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-          `Sec-WebSocket-Key: ${Buffer.from('contrail-bench-16').toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+          // A key is 16 bytes in base64: contrail refuses any other with a 400.
+          `Sec-WebSocket-Key: ${Buffer.from('contrail-bench16').toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
       );
     });
     socket.on('error', reject);
