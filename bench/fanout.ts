@@ -29,7 +29,7 @@ import { Compressor } from 'zstd-napi';
 import { DEFAULT_DICTIONARY } from '../src/config.ts';
 import { CursorClock } from '../src/events/clock.ts';
 import type { Entry } from '../src/events/entry.ts';
-import { EventCompressor } from '../src/server/compression.ts';
+import { DEFAULT_REPLAY_LEVEL, EventCompressor } from '../src/server/compression.ts';
 import { startServer } from '../src/server/server.ts';
 import { EventStore } from '../src/store/event-store.ts';
 import { eventsOf } from '../test/support/events.ts';
@@ -187,6 +187,7 @@ async function contrailThroughput(entries: Entry[], compression: Compression, tr
     transport,
     zstdDictionary: readFileSync(DEFAULT_DICTIONARY),
     zstdDictionaryPath: DEFAULT_DICTIONARY,
+    zstdReplayLevel: DEFAULT_REPLAY_LEVEL,
     readiness: () => ({ ready: true, problems: [] }),
     maxSubscribers: CLIENTS + 10,
     maxConnectionsPerIp: CLIENTS + 10,

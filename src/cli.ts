@@ -97,6 +97,7 @@ function toConfig(flags: InferredOptionTypes<typeof SERVE_OPTIONS>): GatewayConf
     maxFrameBytes: flags['max-frame-bytes'],
     transport: flags.transport,
     zstdDictionary: flags['zstd-dictionary'],
+    zstdReplayLevel: flags['zstd-replay-level'],
     maxSubscribers: flags['max-subscribers'],
     maxConnectionsPerIp: flags['max-connections-per-ip'],
     maxDeflateSubscribers: flags['max-deflate-subscribers'],

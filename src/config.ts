@@ -5,7 +5,7 @@ import { collectionKeeper } from './store/index.ts';
 import { DEMO_UPSTREAM, normalizeUpstreamUrl } from './upstream/index.ts';
 import { RESYNC_RETRY_MAX_MS } from './verify/index.ts';
 import type { ClusterOptions } from './cluster/index.ts';
-import { defaultReplayWorkers } from './server/index.ts';
+import { DEFAULT_REPLAY_LEVEL, defaultReplayWorkers, ZSTD_LEVELS } from './server/index.ts';
 
 /** Everything `contrail serve` needs, parsed and checked (see cli.ts for the flags). */
 export interface GatewayConfig {
@@ -26,6 +26,8 @@ export interface GatewayConfig {
   maxFrameBytes: number;
   transport: TransportChoice;
   zstdDictionary: string;
+  /** The zstd level of frames made for compressed subscribers' replays (live events' stay at level 3). */
+  zstdReplayLevel: number;
   maxSubscribers: number;
   maxConnectionsPerIp: number;
   maxDeflateSubscribers: number;
@@ -103,6 +105,13 @@ export function parseResyncRetry(text: string): number {
   const ms = parseDuration(text);
   if (ms > RESYNC_RETRY_MAX_MS) throw new Error(`--verify-resync-retry ${JSON.stringify(text)} is longer than the 1 h cap on its waits: give at most 1h`);
   return ms;
+}
+
+/** A zstd compression level: a whole number within the levels zstd takes. */
+export function parseZstdLevel(text: string): number {
+  const level = /^-?\d+$/.test(text) ? Number(text) : NaN;
+  if (!(level >= ZSTD_LEVELS.min && level <= ZSTD_LEVELS.max)) throw new Error(`--zstd-replay-level ${JSON.stringify(text)} is not a zstd level (${ZSTD_LEVELS.min} to ${ZSTD_LEVELS.max})`);
+  return level;
 }
 
 /** "10GB" (10^9), "64MiB" (2^20), "5000" (bytes) → bytes. */
@@ -335,6 +344,12 @@ export const SERVE_OPTIONS = {
     default: DEFAULT_DICTIONARY,
     defaultDescription: 'the bundled dictionaries/contrail-v1.zstd-dict',
     describe: "zstd dictionary for compressed subscribers (Jetstream v1's, for existing compressed clients)",
+  },
+  'zstd-replay-level': {
+    type: 'string',
+    default: String(DEFAULT_REPLAY_LEVEL),
+    describe: 'zstd level of the frames made for compressed subscribers replaying (live events stay at 3): lower is cheaper and larger; negative levels as --zstd-replay-level=-5',
+    coerce: parseZstdLevel,
   },
   'max-subscribers': { type: 'string', default: '10000', describe: 'Subscribers served at once; more get HTTP 503', coerce: parseCount },
   'max-connections-per-ip': {

@@ -246,6 +246,7 @@ async function startStages(config: GatewayConfig, tuning: GatewayTuning, logger:
       transport: config.transport,
       zstdDictionary: dictionary,
       zstdDictionaryPath: config.zstdDictionary,
+      zstdReplayLevel: config.zstdReplayLevel,
       maxSubscribers: config.maxSubscribers,
       maxConnectionsPerIp: config.maxConnectionsPerIp,
       maxDeflateSubscribers: config.maxDeflateSubscribers,

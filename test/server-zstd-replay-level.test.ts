@@ -89,7 +89,7 @@ for (const { transport, skip } of await transportsUnderTest()) {
     }
 
     test('--zstd-replay-level -5: replayed frames are zstd\'s at level -5; live ones stay at level 3', () =>
-      withGateway({ transport, zstdReplayLevel: -5 } as Partial<GatewayConfig>, {}, async ({ gateway, up }) => {
+      withGateway({ transport, zstdReplayLevel: -5 }, {}, async ({ gateway, up }) => {
         const dictionary = readFileSync(DEFAULT_DICTIONARY);
         up.synthetic(200, 7);
         await up.settle();

@@ -93,7 +93,7 @@ function sendBackfillOutput(subscriber: Subscriber, highWaterBytes: number, nowM
   let full = false;
   sink.cork(() => {
     for (const item of batch) {
-      const { bytes, binary } = Buffer.isBuffer(item) ? wire.control(item) : { bytes: wire.frame(item), binary: wire.zstd };
+      const { bytes, binary } = Buffer.isBuffer(item) ? wire.control(item) : { bytes: (wire.replayFrame ?? wire.frame)(item), binary: wire.zstd };
       sink.send(bytes, binary);
       tally.events++;
       tally.bytes += bytes.byteLength;

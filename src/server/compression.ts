@@ -9,6 +9,8 @@ const CHUNKS_KEPT = 128;
 /** A chunk's frames are written side by side into buffers of this size, a new one when the next frame might not fit. */
 const BUFFER_BYTES = 16 * 1024;
 
+type Context = InstanceType<typeof binding.CCtx>;
+
 const EMPTY = Buffer.alloc(0);
 /** An event as subscribers get it: compressed and decompressed with a dictionary at start, to prove it usable. */
 const SAMPLE_EVENT = Buffer.from(
@@ -49,6 +51,12 @@ class FrameChunk {
  * dictionaries (Jetstream's Go client does) can pick the right one. An event is compressed at
  * most once while its frame is kept, and shared by every compressed subscriber.
  *
+ * A live event is compressed at `level`; one a subscriber catches up on (a replay, a backfill)
+ * whose frame is not kept, at `replayLevel`: a replay from disk compresses every event again, and
+ * at level 1 that costs two thirds of level 3's CPU for ~1.6 % more bytes (README, Performance:
+ * "Full replay to one client"). Either way a frame is kept and shared: a replay of recent events
+ * gets the frames their live sends made.
+ *
  * Frames are kept by the event's sequence number, a chunk of consecutive ones written side by
  * side into shared buffers, not one Buffer each on the Entry: twenty replays keep their events
  * alive for a second or so, and a frame object per event (with the property holding it) was a
@@ -64,7 +72,9 @@ class FrameChunk {
  */
 export class EventCompressor {
   readonly dictionaryId: number;
-  readonly #context = new binding.CCtx();
+  readonly #context: Context;
+  /** The context replayed frames are made with: #context itself when the levels are the same. */
+  readonly #replayContext: Context;
   /** Up to CHUNKS_KEPT, made as needed, then reused in turn from #next (the least recently made first). */
   readonly #chunks: FrameChunk[] = [];
   #next = 0;
@@ -75,17 +85,14 @@ export class EventCompressor {
   constructor(
     readonly dictionary: Buffer,
     readonly level = DEFAULT_LEVEL,
+    readonly replayLevel = DEFAULT_REPLAY_LEVEL,
   ) {
     // Whole and usable is checked once, where the gateway reads the file (checkDictionary), not
     // again by each compressor (the server's and every replay worker's).
     this.dictionaryId = binding.getDictIDFromDict(dictionary);
     if (this.dictionaryId === 0) throw new Error('not a zstd dictionary (no dictionary ID)');
-    const { CParameter } = binding;
-    this.#context.setParameter(CParameter.compressionLevel, level);
-    this.#context.setParameter(CParameter.dictIDFlag, 1);
-    this.#context.setParameter(CParameter.contentSizeFlag, 1);
-    this.#context.setParameter(CParameter.checksumFlag, 0);
-    this.#context.loadDictionary(dictionary);
+    this.#context = frameContext(dictionary, level);
+    this.#replayContext = replayLevel === level ? this.#context : frameContext(dictionary, replayLevel);
   }
 
   /** Chunks of frames held now: at most CHUNKS_KEPT. */
@@ -98,9 +105,14 @@ export class EventCompressor {
    * replay worker's), though an event of another store with the same number is told apart by its
    * time_us and compressed anew. An entry without a sequence number is compressed each time.
    */
-  readonly compressed = (entry: Entry): Uint8Array => {
+  readonly compressed = (entry: Entry): Uint8Array => this.#framed(entry, this.#context);
+
+  /** The entry's frame for a subscriber catching up: the kept one, or one made at the replay level (and kept). */
+  readonly replayed = (entry: Entry): Uint8Array => this.#framed(entry, this.#replayContext);
+
+  #framed(entry: Entry, context: Context): Uint8Array {
     const { seq } = entry;
-    if (seq === undefined) return this.compress(entry.json);
+    if (seq === undefined) return this.#compressWith(context, entry.json);
     const id = Math.floor(seq / CHUNK_EVENTS);
     const slot = seq - id * CHUNK_EVENTS;
     let chunk = this.#last.id === id ? this.#last : this.#find(id);
@@ -119,22 +131,39 @@ export class EventCompressor {
     this.#last = chunk;
     chunk.reserve(binding.compressBound(entry.json.length));
     const start = chunk.used;
-    chunk.used += this.#context.compress2(chunk.bytes.subarray(start), entry.json);
+    chunk.used += context.compress2(chunk.bytes.subarray(start), entry.json);
     chunk.timeUs[slot] = entry.timeUs;
     return (chunk.frames[slot] = chunk.bytes.subarray(start, chunk.used));
-  };
+  }
 
   #find(id: number): FrameChunk | undefined {
     for (const chunk of this.#chunks) if (chunk.id === id) return chunk;
     return undefined;
   }
 
-  /** `bytes` as one zstd frame of its own (compressed into a reused buffer, then copied out at its size). */
+  /** `bytes` as one zstd frame of its own, at the live level. */
   compress(bytes: Uint8Array): Buffer {
+    return this.#compressWith(this.#context, bytes);
+  }
+
+  /** Compressed into a reused buffer, then copied out at its size. */
+  #compressWith(context: Context, bytes: Uint8Array): Buffer {
     const bound = binding.compressBound(bytes.length);
     if (this.#scratch.length < bound) this.#scratch = Buffer.allocUnsafeSlow(bound);
-    return Buffer.from(this.#scratch.subarray(0, this.#context.compress2(this.#scratch, bytes)));
+    return Buffer.from(this.#scratch.subarray(0, context.compress2(this.#scratch, bytes)));
   }
+}
+
+/** A compression context for standalone frames at `level` with the dictionary, its ID in each frame's header (Jetstream's frame: content size, no checksum). */
+function frameContext(dictionary: Buffer, level: number): Context {
+  const context = new binding.CCtx();
+  const { CParameter } = binding;
+  context.setParameter(CParameter.compressionLevel, level);
+  context.setParameter(CParameter.dictIDFlag, 1);
+  context.setParameter(CParameter.contentSizeFlag, 1);
+  context.setParameter(CParameter.checksumFlag, 0);
+  context.loadDictionary(dictionary);
+  return context;
 }
 
 /**
@@ -163,5 +192,9 @@ export function checkDictionary(dictionary: Buffer): number {
   return id;
 }
 
-/** Chosen by bench/fanout's ratio table: see the README's performance section. */
+/** Live events' level, chosen by bench/fanout's ratio table: see the README's performance section. */
 export const DEFAULT_LEVEL = 3;
+/** Replayed events' level (--zstd-replay-level), chosen by bench/replay-full: see the README's performance section. */
+export const DEFAULT_REPLAY_LEVEL = 1;
+/** The levels zstd takes (negative ones trade literal compression for speed). */
+export const ZSTD_LEVELS = { min: binding.minCLevel(), max: binding.maxCLevel() };

@@ -12,9 +12,10 @@ export interface ReplayWorkerData {
   location: BufferLocation;
   /** Decompressed block partitions the thread keeps for its readers. */
   blockCacheBytes: number;
-  /** The zstd dictionary and level compressed subscribers' frames are made with (as EventCompressor's). */
+  /** The zstd dictionary and levels compressed subscribers' frames are made with (as EventCompressor's). */
   dictionary: Uint8Array;
   level: number;
+  replayLevel: number;
 }
 
 /** A subscriber's filter as a worker rebuilds it (filter.ts's SubscriberFilter without its functions). */

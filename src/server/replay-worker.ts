@@ -23,7 +23,7 @@ lowerThreadPriority();
 
 const data = workerData as ReplayWorkerData;
 const reader = new SnapshotReader(data.location, data.blockCacheBytes);
-const compressor = new EventCompressor(Buffer.from(data.dictionary), data.level);
+const compressor = new EventCompressor(Buffer.from(data.dictionary), data.level, data.replayLevel);
 const wires: Record<string, Wire> = {
   v1: v1Wire(compressor, false),
   'v1+zstd': v1Wire(compressor, true),
@@ -56,7 +56,8 @@ function filterFor(json: string, wire: Wire): SubscriberFilter {
 }
 
 function framesOf(entries: readonly Entry[], wire: Wire): { bytes: ArrayBuffer; ends: Uint32Array } {
-  const frames = entries.map((entry) => wire.frame(entry));
+  const frameOf = wire.replayFrame ?? wire.frame;
+  const frames = entries.map((entry) => frameOf(entry));
   const ends = new Uint32Array(frames.length);
   let total = 0;
   frames.forEach((frame, i) => (ends[i] = total += frame.byteLength));

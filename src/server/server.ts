@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { SnapshotSource } from '../backfill/index.ts';
 import type { EventStore } from '../store/index.ts';
-import { EventCompressor } from './compression.ts';
+import { DEFAULT_LEVEL, EventCompressor } from './compression.ts';
 import { ReplayPool } from './replay-pool.ts';
 import { ServerMetrics } from './metrics.ts';
 import { createSocketHandler, type Readiness } from './routes.ts';
@@ -25,6 +25,8 @@ export interface ServerOptions {
   zstdDictionary: Buffer;
   /** Where it was read from, for the log. */
   zstdDictionaryPath: string;
+  /** The zstd level of frames made for replays (--zstd-replay-level); live events' stay at DEFAULT_LEVEL. */
+  zstdReplayLevel: number;
   readiness: () => Readiness;
   maxSubscribers: number;
   maxConnectionsPerIp: number;
@@ -54,12 +56,12 @@ export interface SubscribeServer {
 
 export async function startServer(options: ServerOptions): Promise<SubscribeServer> {
   const { logger, registry, store } = options;
-  const compressor = new EventCompressor(options.zstdDictionary);
+  const compressor = new EventCompressor(options.zstdDictionary, DEFAULT_LEVEL, options.zstdReplayLevel);
   let hub: SubscriberHub | undefined;
   const metrics = new ServerMetrics(registry, () => hub?.counts() ?? []);
   const backfill = options.backfill && { snapshots: options.backfill, store, logger, metrics: options.backfill.options.metrics };
   const replayPool = options.replayWorkers
-    ? new ReplayPool(options.replayWorkers, { location: store.location, blockCacheBytes: store.blockCacheBytes, dictionary: compressor.dictionary, level: compressor.level }, logger)
+    ? new ReplayPool(options.replayWorkers, { location: store.location, blockCacheBytes: store.blockCacheBytes, dictionary: compressor.dictionary, level: compressor.level, replayLevel: compressor.replayLevel }, logger)
     : undefined;
   // Started now, so the first replays do not wait for the threads (one that cannot start is logged by the pool).
   replayPool?.ready().catch(() => {});

@@ -155,10 +155,12 @@ export class Subscriber {
     let full = false;
     /** Where `limit` is reached (Infinity without one). */
     const limitAt = from + this.remaining;
+    // A subscriber not live is catching up: its frames may be made at the replay level.
+    const frameOf = this.mode === 'live' ? wire.frame : (wire.replayFrame ?? wire.frame);
     sink.cork(() => {
       while (next < to) {
         const entry = entries[next]!;
-        const frame = frames?.[next] ?? wire.frame(entry);
+        const frame = frames?.[next] ?? frameOf(entry);
         sink.send(frame, wire.zstd);
         bytes += frame.byteLength;
         next++;

@@ -31,6 +31,12 @@ export interface Wire {
   heartbeat?(resumeAt: number): { bytes: Uint8Array; binary: boolean };
   /** The event's frame (binary when zstd). */
   frame(entry: Entry): Uint8Array;
+  /**
+   * The event's frame for a subscriber catching up (a replay, a backfill), where it differs from
+   * `frame`: v1's zstd frame, made at the replay level unless kept already. (v2's zstd frames stay
+   * at the live level: kept on the Entry, one frame serves both.)
+   */
+  replayFrame?(entry: Entry): Uint8Array;
   /** The uncompressed frame's length, for maxMessageSizeBytes. */
   frameBytes(entry: Entry): number;
   /** The terminal error frame (v1 sends it as a text frame even to zstd subscribers). */
@@ -45,6 +51,7 @@ export function v1Wire(compressor: EventCompressor, zstd: boolean): Wire {
     zstd,
     closeFrame: true,
     frame: zstd ? compressor.compressed : (entry) => entry.json,
+    ...(zstd ? { replayFrame: compressor.replayed } : {}),
     frameBytes: (entry) => entry.json.byteLength,
     errorFrame: (error, message) => ({ bytes: Buffer.from(errorJson(error, message)), binary: false }),
     control: (bytes) => ({ bytes, binary: false }),

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { DEFAULT_DICTIONARY, type GatewayConfig } from '../../src/config.ts';
+import { DEFAULT_REPLAY_LEVEL } from '../../src/server/index.ts';
 import { startGateway, type Gateway, type GatewayTuning } from '../../src/gateway.ts';
 
 export function tempDir(prefix = 'contrail-test-'): { path: string; remove(): void } {
@@ -28,6 +29,7 @@ export function testConfig(upstream: string, dataDir: string, overrides: Partial
     maxFrameBytes: 5_000_000,
     transport: 'auto',
     zstdDictionary: DEFAULT_DICTIONARY,
+    zstdReplayLevel: DEFAULT_REPLAY_LEVEL,
     maxSubscribers: 10_000,
     maxConnectionsPerIp: 10_000,
     maxDeflateSubscribers: 200,
