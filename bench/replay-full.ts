@@ -2,7 +2,7 @@
  * bench/replay-full: how fast one client replays a whole buffer from disk (cursor=0 to the tip),
  * as JSON and compressed, beside the store's own scan of the same buffer in the same run.
  *
- *   npx tsx bench/replay-full.ts [--events 1000000] [--runs 3] [--buffer DIR] [--cases scan,json,zstd] [--clients 1]
+ *   npx tsx bench/replay-full.ts [--events 1000000] [--runs 3] [--buffer DIR] [--cases scan,json,zstd] [--clients 1] [--zstd-replay-level 1]
  *
  * The buffer (bench/replay-buffer.ts: the network's mix, written through the EventStore) is
  * served by a gateway (uWS, replays on the main thread, nothing arriving live) on a fresh copy
@@ -14,13 +14,16 @@
  * a replay is built on: EventStore.readAfter over the whole buffer in batches of 512, no filter,
  * in the same process (decompressing and decoding every block; nothing sent). With --clients N,
  * N clients replay at once (as in the soak), sharing the blocks read; the rates count every
- * client's events.
+ * client's events, and bytes/event is what the server sent per event (its contrail_bytes_sent_total).
+ * --zstd-replay-level sets the gateway's flag of that name (the zstd level of replayed frames).
  */
 import { cpSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { DEFAULT_REPLAY_LEVEL } from '../src/server/index.ts';
 import { FakeRelay } from '../test/support/fake-relay.ts';
 import { startTestGateway, tempDir } from '../test/support/gateway.ts';
+import { httpGet } from '../test/support/subscribe-client.ts';
 import { Clients } from './fanout.ts';
 import { replayBuffer } from './replay-buffer.ts';
 import { median, printTable, type Row } from './table.ts';
@@ -33,6 +36,7 @@ const { values } = parseArgs({
     buffer: { type: 'string' },
     cases: { type: 'string', default: 'scan,json,zstd' },
     clients: { type: 'string', default: '1' },
+    'zstd-replay-level': { type: 'string', default: String(DEFAULT_REPLAY_LEVEL) },
   },
 });
 const EVENTS = Number(values.events);
@@ -54,6 +58,8 @@ function clientsText(kind: string): string {
 interface Sample {
   eventsPerSecond: number;
   eventsPerCpuSecond: number;
+  /** Bytes the server sent per event (NaN for the scan). */
+  bytesPerEvent: number;
 }
 
 function progress(text: string): void {
@@ -65,7 +71,7 @@ async function runCase(which: Case, buffer: string): Promise<Sample> {
   const dataDir = join(dir.path, 'data');
   cpSync(buffer, dataDir, { recursive: true });
   const relay = await FakeRelay.start();
-  const gateway = await startTestGateway(relay.url, dataDir, { transport: 'uws', replayWorkers: 0, hotCacheBytes: 64 * MB }, { hub: { slowWindowMs: 3_600_000, pingIntervalMs: 3_600_000 } });
+  const gateway = await startTestGateway(relay.url, dataDir, { transport: 'uws', replayWorkers: 0, hotCacheBytes: 64 * MB, zstdReplayLevel: Number(values['zstd-replay-level']) }, { hub: { slowWindowMs: 3_600_000, pingIntervalMs: 3_600_000 } });
   // The clients' process is started (and has loaded its code) before the clock starts: its start-up is not the replay's.
   const clients = which === 'scan' ? undefined : await Clients.start();
   try {
@@ -90,13 +96,23 @@ async function runCase(which: Case, buffer: string): Promise<Sample> {
     const used = process.cpuUsage(cpu);
     const expected = which === 'scan' ? EVENTS : EVENTS * CLIENTS;
     if (events < expected) throw new Error(`${which}: only ${events} of ${expected} events`);
-    return { eventsPerSecond: events / seconds, eventsPerCpuSecond: events / ((used.user + used.system) / 1e6) };
+    const bytesPerEvent = which === 'scan' ? NaN : (await bytesSent(gateway.metricsPort)) / events;
+    return { eventsPerSecond: events / seconds, eventsPerCpuSecond: events / ((used.user + used.system) / 1e6), bytesPerEvent };
   } finally {
     await clients?.close();
     await gateway.stop();
     await relay.stop();
     dir.remove();
   }
+}
+
+/** Every contrail_bytes_sent_total sample on the gateway's /metrics, summed. */
+async function bytesSent(metricsPort: number): Promise<number> {
+  const text = (await httpGet(metricsPort, '/metrics')).body.toString();
+  return text
+    .split('\n')
+    .filter((line) => line.startsWith('contrail_bytes_sent_total{'))
+    .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(' ') + 1)), 0);
 }
 
 const buffer = await replayBuffer(EVENTS, 2_000, values.buffer, progress);
@@ -117,7 +133,8 @@ const rows: Row[] = CASES.map((which) => {
     case: which.name,
     'events/s': Math.round(median(samples.map((s) => s.eventsPerSecond))),
     'events per CPU-second': Math.round(perCpu),
-    'vs scan (CPU)': `${(perCpu / scanPerCpu).toFixed(2)}×`,
+    'vs scan (CPU)': Number.isNaN(scanPerCpu) ? '' : `${(perCpu / scanPerCpu).toFixed(2)}×`,
+    'bytes/event': which.key === 'scan' ? '' : median(samples.map((s) => s.bytesPerEvent)).toFixed(1),
     'events/s per run': samples.map((s) => Math.round(s.eventsPerSecond).toLocaleString('en-US')).join(' / '),
   };
 });
