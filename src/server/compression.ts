@@ -53,7 +53,7 @@ class FrameChunk {
  *
  * A live event is compressed at `level`; one a subscriber catches up on (a replay, a backfill)
  * whose frame is not kept, at `replayLevel`: a replay from disk compresses every event again, and
- * at level 1 that costs two thirds of level 3's CPU for ~1.6 % more bytes (README, Performance:
+ * at level 1 that costs two thirds of level 3's CPU for 0.5–1.6 % more bytes (README, Performance:
  * "Full replay to one client"). Either way a frame is kept and shared: a replay of recent events
  * gets the frames their live sends made.
  *
