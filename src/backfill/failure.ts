@@ -19,7 +19,8 @@ export type BackfillFailureReason =
   | 'bad_signature'
   | 'bad_mst'
   | 'buffer_trimmed'
-  | 'buffer_damaged';
+  | 'buffer_damaged'
+  | 'buffer_unreadable';
 
 export class BackfillFailure extends Error {
   constructor(

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { Entry } from '../events/index.ts';
-import { DamagedBlockError, type EventStore } from '../store/index.ts';
+import { DamagedBlockError, UnreadableBufferError, type EventStore } from '../store/index.ts';
 import { BackfillFailure } from './failure.ts';
 import { backfillCompleteJson, backfillFailedJson, backfilledRecord, commitRev, type Outgoing } from './messages.ts';
 import type { BackfillMetrics } from './metrics.ts';
@@ -188,6 +188,10 @@ export class SubscriberBackfill {
       return;
     }
     const catchUp = this.#catchUp(did, snapshot, state.requestedAt);
+    if (catchUp.unreadable) {
+      this.#failed(did, state, new BackfillFailure('buffer_unreadable', `${catchUp.unreadable.message}; the repo's events since then cannot be sent`));
+      return;
+    }
     if (catchUp.damaged) {
       this.#failed(did, state, new BackfillFailure('buffer_damaged', `${catchUp.damaged.message}; the repo's events among them cannot be sent`));
       return;
@@ -203,9 +207,10 @@ export class SubscriberBackfill {
    * withheld since then that the snapshot may not reflect), up to the subscriber's position
    * (which does not move while the outbox has something: the hub sends the outbox first).
    * Read through the buffer's DID index. A block that cannot be read (damaged on disk) is read
-   * past, and the first such block is returned as `damaged`: the repo's backfill is not whole.
+   * past, and the first such block is returned as `damaged`: the repo's backfill is not whole. A
+   * read that fails otherwise (LMDB refuses a damaged page) ends the catch-up there, as `unreadable`.
    */
-  #catchUp(did: string, snapshot: TimedSnapshot, requestedAt: number): { entries: Entry[]; damaged?: DamagedBlockError } {
+  #catchUp(did: string, snapshot: TimedSnapshot, requestedAt: number): { entries: Entry[]; damaged?: DamagedBlockError; unreadable?: UnreadableBufferError } {
     const { store } = this.context;
     const keep = (entry: Entry) => {
       if (entry.did !== did || !this.wants(entry)) return false;
@@ -222,6 +227,7 @@ export class SubscriberBackfill {
       try {
         read = store.readAfter(position, { maxEntries: CATCH_UP_BATCH, maxScanned: CATCH_UP_SCAN, filter: keep, select });
       } catch (err) {
+        if (err instanceof UnreadableBufferError) return { entries: found, ...(damaged ? { damaged } : {}), unreadable: err };
         // The read starts inside or before the block (reads end before one they reach later), so its end is ahead.
         if (!(err instanceof DamagedBlockError) || err.end <= position) throw err;
         damaged ??= err;
@@ -247,6 +253,8 @@ export class SubscriberBackfill {
       failure = new BackfillFailure('buffer_trimmed', `${failure.message}; and the buffer no longer holds the live events withheld meanwhile`);
     } else if (failure.reason !== 'buffer_damaged' && catchUp.damaged) {
       failure = new BackfillFailure('buffer_damaged', `${failure.message}; and ${catchUp.damaged.message}; the repo's events among them cannot be sent`);
+    } else if (failure.reason !== 'buffer_unreadable' && catchUp.unreadable) {
+      failure = new BackfillFailure('buffer_unreadable', `${failure.message}; and ${catchUp.unreadable.message}; the repo's events withheld since then cannot be sent`);
     }
     this.#repos.set(did, { phase: 'failed' });
     this.context.metrics.repos.inc({ result: failure.reason });
