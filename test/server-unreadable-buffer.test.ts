@@ -19,7 +19,7 @@ import { cleanup } from './support/cleanup.ts';
 import { ContrailProcess } from './support/contrail-process.ts';
 import { tempDir } from './support/gateway.ts';
 import { breakLeafPagesOf, pointValuePastFile } from './support/lmdb-pages.ts';
-import { httpGet, Subscription } from './support/subscribe-client.ts';
+import { httpGet, SUBSCRIBE_EVENTS, Subscription, upgradeRequest } from './support/subscribe-client.ts';
 
 const BUNDLED = readFileSync(fileURLToPath(new URL('../dictionaries/contrail-v1.zstd-dict', import.meta.url)));
 const NO_UPSTREAM = 'ws://127.0.0.1:9';
@@ -143,3 +143,32 @@ for (const replayWorkers of ['0', '1']) {
     assert.ok(said.length >= 1, `logged at error level:\n${contrail.tail()}`);
   });
 }
+
+test('a v2 seq cursor whose block LMDB cannot look up (a page of the seq table damaged on disk) is refused before the upgrade with 503 BufferUnreadable, counted; other subscribers are served', { timeout: 120_000 }, async (t) => {
+  const defer = cleanup(t);
+  const dir = tempDir('contrail-unreadable-seqs-');
+  defer(() => dir.remove());
+  const events = stream();
+  const times = events.map((e) => e.timeUs);
+  const dataDir = join(dir.path, 'data');
+  const pageSize = await buffer(dataDir, events);
+  // The seq table's keys as LMDB stores them (lmdb-js's key encoding): its page, the only one, is broken.
+  const raw = openLmdb({ path: dataDir, maxDbs: 16 });
+  const key = Buffer.from([...raw.openDB<number, Buffer>({ name: 'blockSeqs', keyEncoding: 'binary' }).getKeys({ limit: 1 })][0]!);
+  await raw.close();
+  breakLeafPagesOf(dataDir, pageSize, key);
+  const { contrail, port } = await serve(t, dataDir, '0');
+
+  const refused = await upgradeRequest(port, `${SUBSCRIBE_EVENTS}?cursor=${BLOCK + 100}`).catch((err: Error) => assert.fail(`no answer (${err.message}):\n${contrail.tail(8)}`));
+  assert.equal(refused.status, 503, `refused with the reason, not ${refused.status} ${refused.body.toString()}:\n${contrail.tail(8)}`);
+  const body = JSON.parse(refused.body.toString());
+  assert.equal(body.error, 'BufferUnreadable');
+  assert.match(body.message, /MDB_[A-Z_]+/);
+
+  const all = await Subscription.open(port, 'cursor=0');
+  await all.waitForTime(times.at(-1)!);
+  assert.deepEqual(timesOf(all.events), times, 'a v1 replay gets every event');
+  assert.equal(contrail.child.exitCode, null, `still running:\n${contrail.tail()}`);
+  const metricsPort = (await contrail.waitForLog((line) => line.msg === 'serving Prometheus metrics at /metrics')).port as number;
+  assert.match((await httpGet(metricsPort, '/metrics')).body.toString(), /^contrail_subscriber_connections_total\{wire="v2",result="buffer_unreadable"\} 1$/m);
+});
