@@ -184,7 +184,7 @@ export function createSocketHandler(options: RouteOptions): SocketHandler<Connec
       cursor = resolveCursor(store, parsed.cursor);
     } catch (err) {
       if (!(err instanceof XrpcError)) throw err;
-      return refuseV2(err.status, 'bad_request', err.error, err.message);
+      return refuseV2(err.status, err.error === 'BufferUnreadable' ? 'buffer_unreadable' : 'bad_request', err.error, err.message);
     }
     const admitted = admit(request, parsed.zstd && 'refuse');
     if ('refuse' in admitted) {

@@ -1,5 +1,5 @@
 import type { EventKind } from '../events/index.ts';
-import { DamagedBlockError, type EventStore, type OldestHeld } from '../store/index.ts';
+import { DamagedBlockError, UnreadableBufferError, type EventStore, type OldestHeld } from '../store/index.ts';
 import { EVENT_KINDS, OptionError, parseFilter, type SubscriberFilter } from './filter.ts';
 import { positionAtTime, startsAtOldest } from './subscriber.ts';
 import type { HttpReply, HttpRequestInfo } from './transport.ts';
@@ -134,7 +134,8 @@ export function cursorAhead(store: Pick<EventStore, 'lastTimeUs' | 'lastSeq'>, c
  * there silently (with the notice if it names an event of a buffer a machine crash set aside
  * that is not held here), and a future one is live. A seq this buffer never held (a gap) starts at the
  * next seq held with an OutdatedCursor notice; a seq beyond the next one starts live with a
- * FutureCursor notice.
+ * FutureCursor notice. A seq whose place LMDB cannot look up (a page damaged on disk) is refused
+ * with BufferUnreadable (503); one in a damaged block starts at the block and meets it there.
  */
 export function resolveCursor(store: EventStore, cursor: number | undefined): ResolvedCursor {
   const tip = store.hotLog.newest;
@@ -173,6 +174,8 @@ export function resolveCursor(store: EventStore, cursor: number | undefined): Re
   } catch (err) {
     // The seq's block cannot be read: the replay starts at the block and ends there saying which events are lost (replay-step.ts).
     if (err instanceof DamagedBlockError) return { position: err.first - 1 };
+    // Nothing says where the seq's events are: refused before the upgrade, with LMDB's reason (the store logs it).
+    if (err instanceof UnreadableBufferError) throw new XrpcError(503, 'BufferUnreadable', err.message);
     throw err;
   }
   if (at === undefined) return { position: tip };
