@@ -5,10 +5,16 @@ import { redactUrl } from './upstream/index.ts';
 
 /** `contrail inspect`: what an operator wants to see of a buffer before and after a restart. */
 export async function inspect(dataDir: string): Promise<void> {
+  const file = join(dataDir, 'data.mdb');
+  let size: number | undefined;
   try {
-    statSync(join(dataDir, 'data.mdb'));
+    size = statSync(file).size;
   } catch {
-    process.stderr.write(`contrail: no event buffer in ${dataDir} (expected ${join(dataDir, 'data.mdb')})\n`);
+    size = undefined;
+  }
+  if (size === undefined || size === 0) {
+    // An empty one is a buffer LMDB never initialized; opened read-only, LMDB cannot, and would crash on it.
+    process.stderr.write(`contrail: no event buffer in ${dataDir} (${size === undefined ? `expected ${file}` : `${file} is empty`})\n`);
     process.exit(2);
   }
   const store = new EventStore({ dataDir, hotLogBytes: 0, readOnly: true });

@@ -1,24 +1,49 @@
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 
 /** LMDB's meta page starts with this magic; opening anything else can crash the process natively. */
 const LMDB_MAGIC = 0xbeefc0de;
+/** What is read of a meta page: its page header (16 bytes in LMDB 0.9's layout, 24 in LMDB 1.0's, lmdb-js's) and its meta up to the txnid. */
+const META_BYTES = 24 + 136;
 
-/** Refuses a data file that is not LMDB's before LMDB opens it; a missing or empty one is fine (LMDB initializes it). */
+/**
+ * Refuses a data file LMDB cannot map as it is, before LMDB opens it: LMDB reads the file through
+ * its memory map, and the process would die of SIGSEGV or SIGBUS with nothing said. That is a file
+ * that is not LMDB's (no magic number), one shorter than LMDB's meta pages (another program's, or
+ * one cut short at its start), and one shorter than the pages its newest meta page says it uses
+ * (a copy or restore that did not finish). A missing or empty one is fine: LMDB initializes it
+ * (a read-only open cannot: the caller says there is no buffer yet).
+ */
 export function assertLmdbFile(path: string): void {
-  let header: Buffer;
+  let fd: number;
   try {
-    header = Buffer.alloc(28);
-    const fd = openSync(path, 'r');
-    try {
-      if (readSync(fd, header, 0, 28, 0) < 28) return; // new or empty: LMDB initializes it
-    } finally {
-      closeSync(fd);
-    }
+    fd = openSync(path, 'r');
   } catch {
     return; // no file yet
   }
-  // After the page header: 16 bytes in LMDB 0.9's layout, 24 in LMDB 1.0's (lmdb-js's).
-  if (header.readUInt32LE(16) !== LMDB_MAGIC && header.readUInt32LE(24) !== LMDB_MAGIC) {
-    throw new Error(`${path} is not an LMDB database (no LMDB magic number); refusing to open it`);
+  try {
+    const size = fstatSync(fd).size;
+    if (size === 0) return; // new: LMDB initializes it
+    const first = Buffer.alloc(META_BYTES);
+    if (readSync(fd, first, 0, META_BYTES, 0) < META_BYTES) {
+      throw new Error(`${path} is not an LMDB database (${size} bytes: shorter than LMDB's meta pages); refusing to open it`);
+    }
+    const base = first.readUInt32LE(24) === LMDB_MAGIC ? 24 : first.readUInt32LE(16) === LMDB_MAGIC ? 16 : undefined;
+    if (base === undefined) throw new Error(`${path} is not an LMDB database (no LMDB magic number); refusing to open it`);
+    // The meta: magic, version, map address and size, then the free-page table's record (its
+    // first field the page size), the main table's, the last page used and the txnid.
+    const pageSize = first.readUInt32LE(base + 24);
+    const second = Buffer.alloc(META_BYTES);
+    const metas = [first];
+    if (pageSize >= META_BYTES && readSync(fd, second, 0, META_BYTES, pageSize) === META_BYTES && second.readUInt32LE(base) === LMDB_MAGIC) metas.push(second);
+    const newest = metas.reduce((a, b) => (b.readBigUInt64LE(base + 128) > a.readBigUInt64LE(base + 128) ? b : a));
+    const needed = (Number(newest.readBigUInt64LE(base + 120)) + 1) * pageSize;
+    if (size < needed) {
+      throw new Error(
+        `${path} is cut short: its pages take ${needed} bytes, the file has ${size} (a copy or a restore that did not finish?); ` +
+          'refusing to open it. Restore it whole, or move it aside (or pass another --data-dir) to start a new buffer',
+      );
+    }
+  } finally {
+    closeSync(fd);
   }
 }
