@@ -159,7 +159,7 @@
  *   ingest-filter.ts collectionKeeper: --ingest-collections, the commit ops a small instance keeps
  *   retention.ts     Retention: trims by age and size; says how many hours the size bound holds, and if the disk has less room
  *   run-marker.ts    Run: the marker that tells a killed process from a machine crash, and holds the seq and time_us ceilings; the background sync without fsync
- *   lmdb-file.ts     assertLmdbFile: refuses a data file that is not LMDB's before LMDB opens it
+ *   lmdb-file.ts     assertLmdbFile: refuses a data file that is not LMDB's, or is cut short, before LMDB opens it
  *   data-dir-lock.ts lockDataDir: one gateway per data dir
  *   free-space.ts    assertFreeSpace: refuses to start on a full disk
  *   data-dir-watch.ts DataDirWatch: notices the data dir deleted (or made again) under a running gateway
