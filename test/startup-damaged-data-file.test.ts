@@ -70,6 +70,6 @@ test("a data.mdb shorter than LMDB's meta pages, empty for inspect, or cut short
     const result = run(cut);
     assert.equal(result.signal, null, `${what} on a data.mdb cut short died of ${result.signal}`);
     assert.equal(result.status, 1, `${what} on a data.mdb cut short: ${result.stderr}`);
-    assert.match(result.stderr, new RegExp(`data\\.mdb is cut short: its pages take ${real.length} bytes, the file has 16384`), what);
+    assert.match(result.stderr, /data\.mdb is cut short: the file has 16384 bytes \(4 pages, and its newest meta page names page \d+/, what);
   }
 });
