@@ -13,7 +13,8 @@ import { open as openLmdb } from 'lmdb';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import type { Entry, EventKind } from '../src/events/entry.ts';
-import { decodeRecords, encodeRecords } from '../src/store/codec.ts';
+import { encodeRecords } from '../src/store/codec.ts';
+import { readRun } from '../src/store/tail-runs.ts';
 import { mapSizeFor } from '../src/store/environment.ts';
 import { EventStore, type EventStoreOptions } from '../src/store/event-store.ts';
 import { createStoreMetrics } from '../src/store/metrics.ts';
@@ -407,7 +408,7 @@ describe('durability', () => {
     await commitInBatches(first, events.slice(0, 30), 5);
     await first.close();
     // Rewrite the tail the way contrail wrote it before runs: each unsealed event (blocks of 7 sealed
-    // events 0–27) its own value, keyed by its time_us.
+    // events 0–27) its own value, keyed by its time_us, with no checksum (read unchecked: tail-runs.ts).
     const sealedUpTo = events[27]!.timeUs;
     const raw = openLmdb({ path: dir.path, maxDbs: 16 });
     const tail = raw.openDB<Buffer, number>({ name: 'tail', encoding: 'binary' });
@@ -415,7 +416,7 @@ describe('durability', () => {
     await raw.transaction(() => {
       for (const run of runs) {
         tail.removeSync(run.key);
-        for (const entry of decodeRecords(run.value)) if (entry.timeUs > sealedUpTo) tail.putSync(entry.timeUs, encodeRecords([entry]));
+        for (const entry of readRun(run.value)) if (entry.timeUs > sealedUpTo) tail.putSync(entry.timeUs, encodeRecords([entry]));
       }
     });
     const perEvent = [...tail.getKeys()];

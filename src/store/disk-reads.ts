@@ -1,6 +1,7 @@
 import type { Entry } from '../events/index.ts';
 import type { Collector, SealedRead, SealedReader, Selection } from './sealed-reads.ts';
 import type { Lease } from './slabs.ts';
+import { boundBeforeLost, type LostEvents } from './tail-runs.ts';
 
 /** A predicate on an event's metadata (did, kind, collection; json.byteLength). */
 export interface EventFilter {
@@ -86,27 +87,30 @@ export function collect(options: ReadOptions): Collector & { taken: () => Entry[
 /**
  * Visits the stored events with position < time_us ≤ end that the selection can want, in
  * order: sealed blocks (up to sealedUpTo), then the tail. The EventStore keeps its tail in
- * memory; a replay worker thread reads it from its LMDB snapshot (snapshot-reader.ts).
+ * memory; a replay worker thread reads it from its LMDB snapshot (snapshot-reader.ts). Events
+ * lost in a damaged tail run (`lost`) are never read past: a read ends before them, as a full
+ * one, and the next read throws a DamagedBlockError naming them.
  */
 export function readStored(
   position: number,
-  end: number,
-  from: { sealed: SealedReader; sealedUpTo: number; tailAfter: (position: number) => Iterable<Entry> },
+  readTo: number,
+  from: { sealed: SealedReader; sealedUpTo: number; tailAfter: (position: number, end: number) => Iterable<Entry>; lost: readonly LostEvents[] },
   select: Selection | undefined,
   maxScanned: number,
   collector: Collector,
   lease: Lease,
   reader?: number,
 ): SealedRead {
+  const { end, short } = boundBeforeLost(position, readTo, from.lost);
   if (position < from.sealedUpTo) {
     const read = from.sealed.read(position, Math.min(end, from.sealedUpTo), select, maxScanned, collector, lease, reader);
     position = read.position;
     if (read.full) return read;
   }
-  for (const entry of from.tailAfter(position)) {
+  for (const entry of from.tailAfter(position, end)) {
     if (entry.timeUs > end) break;
     position = entry.timeUs;
     if (!collector.visit(entry)) return { position, full: true };
   }
-  return { position: Math.max(position, end), full: false };
+  return { position: Math.max(position, end), full: short };
 }

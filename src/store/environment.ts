@@ -53,6 +53,7 @@ export const META = {
   format: 'format',
   didIndexBroken: 'didIndexBroken',
   didIndexRebuilds: 'didIndexRebuilds',
+  tailDamage: 'tailDamage',
 } as const;
 
 export function openMeta(root: RootDatabase): Database<unknown, string> {

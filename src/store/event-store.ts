@@ -5,7 +5,7 @@ import { TransactionFlags, type Database, type RootDatabase } from 'lmdb';
 import type { Logger } from 'pino';
 import type { Entry } from '../events/index.ts';
 import { BlockReader, compressPartition, DamagedBlockError, partitionBlock, type BlockInfo, type BlockKey } from './blocks.ts';
-import { decodeRecords, encodeRecords, recordSize } from './codec.ts';
+import { encodeRecords, recordSize } from './codec.ts';
 import { collect, ReadLeases, readStored, type ReadOptions, type ReadResult } from './disk-reads.ts';
 import { Dictionaries } from './dictionaries.ts';
 import { POSTING_BYTES, Postings, timeOfPosting } from './did-keys.ts';
@@ -17,6 +17,7 @@ import { assertLmdbFile } from './lmdb-file.ts';
 import { checkPreviousRun, Run, type PreviousRun } from './run-marker.ts';
 import { UnreadableBufferError } from './read-errors.ts';
 import { SealedReader, type ReadPlanCounts } from './sealed-reads.ts';
+import { readRun, storedRun, type LostEvents } from './tail-runs.ts';
 
 export interface UpstreamCursor {
   url: string;
@@ -270,6 +271,8 @@ export class EventStore {
   #didIndex: DidIndexState;
   /** The per-DID index rebuild in progress, if any (a writable store whose index was found inconsistent). */
   #rebuild: IndexRebuild | undefined;
+  /** Events lost in tail runs a start found damaged, oldest first, until retention passes them (tail-runs.ts). */
+  readonly #lost: LostEvents[];
   /** Ends of the blocks reads found damaged (DamagedBlockError), each logged once. */
   readonly #damagedBlocks = new Set<number>();
   /** Reasons reads failed for (UnreadableBufferError), each logged once (a few: LMDB's error codes). */
@@ -358,11 +361,26 @@ export class EventStore {
     // A run outlives the block that sealed its first events, and that block may since have been
     // removed by retention: what it holds at or below trimmedUpTo is gone, not unsealed.
     const tailFloor = Math.max(this.#sealedUpTo, this.#trimmedUpTo);
+    this.#lost = ((this.#meta.get(META.tailDamage) as LostEvents[] | undefined) ?? []).filter(([, end]) => end > this.#trimmedUpTo);
+    const lostBefore = this.#lost.length;
+    let runFloor = tailFloor;
     for (const { key, value } of this.#tailDb.getRange()) {
       this.#tailRuns.push(key);
-      for (const entry of decodeRecords(value)) if (entry.timeUs > tailFloor) this.#tail.push(entry);
+      let entries: Entry[];
+      try {
+        entries = readRun(value);
+      } catch (err) {
+        // Its events are lost: named to every reader from now on, never read as sound ones.
+        if (key > tailFloor) this.#runLost([runFloor + 1, key], (err as Error).message);
+        runFloor = Math.max(runFloor, key);
+        continue;
+      }
+      for (const entry of entries) if (entry.timeUs > tailFloor) this.#tail.push(entry);
+      runFloor = Math.max(runFloor, key);
     }
-    const newest = this.#tail.at(-1)?.timeUs ?? (this.#sealedUpTo || undefined);
+    this.#lost.sort((a, b) => a[0] - b[0]);
+    if (this.#writable && this.#lost.length !== lostBefore) this.#meta.putSync(META.tailDamage, this.#lost);
+    const newest = Math.max(this.#tail.at(-1)?.timeUs ?? 0, this.#lost.at(-1)?.[1] ?? 0, this.#sealedUpTo) || undefined;
     this.#lastSeq = (this.#meta.get(META.lastSeq) as number | undefined) ?? 0;
     // Kept apart from lastSeq, which a replication leader's numbering (commitAssigned) follows as it
     // is: only this buffer's own numbering (commit) starts above the floor.
@@ -529,7 +547,7 @@ export class EventStore {
     // subscribers see it (that hop dominated ingest-to-client latency). Abortable, so an error
     // thrown while writing leaves nothing of the batch; the flush to disk overlaps what follows.
     this.#root.transactionSync(() => {
-      runKeys.forEach((key, i) => this.#tailDb.putSync(key, records.subarray(runEnds[i - 1] ?? 0, runEnds[i])));
+      runKeys.forEach((key, i) => this.#tailDb.putSync(key, storedRun(records.subarray(runEnds[i - 1] ?? 0, runEnds[i]))));
       for (const [did, rev] of revs) this.#revs.putSync(revKey(did), rev);
       if (cursor) this.#meta.putSync(META.cursor, cursor);
       this.#meta.putSync(META.lastTimeUs, lastTimeUs);
@@ -749,7 +767,7 @@ export class EventStore {
       };
       let read: ReturnType<typeof readStored>;
       try {
-        read = readStored(position, this.hotLog.floor, { sealed: this.#sealed, sealedUpTo: this.#sealedUpTo, tailAfter }, select, maxScanned, collector, lease, reader);
+        read = readStored(position, this.hotLog.floor, { sealed: this.#sealed, sealedUpTo: this.#sealedUpTo, tailAfter, lost: this.#lost }, select, maxScanned, collector, lease, reader);
       } catch (err) {
         lease.release();
         throw this.#readFailed(err, position);
@@ -852,6 +870,17 @@ export class EventStore {
     } catch (err) {
       this.#logger?.error({ err: (err as Error).message }, 'could not renew the read transaction after a failed read');
     }
+  }
+
+  /** A tail run read at the start failed its check: its events (`lost`) are named lost to readers, said once at error level. */
+  #runLost(lost: LostEvents, reason: string): void {
+    const [first, end] = lost;
+    if (!this.#lost.some(([, known]) => known === end)) this.#lost.push(lost);
+    this.#damagedBlocks.add(end);
+    this.#logger?.error(
+      { first, end, err: reason },
+      'a tail run of the buffer cannot be read (its bytes on disk changed: check the disk): its events are lost, and replays that reach them end with BufferDamaged, naming them',
+    );
   }
 
   /** A read met a damaged block: said once per block, at error level. Returns `err`. */
@@ -1016,7 +1045,7 @@ export class EventStore {
     const partial = newest.timeUs === this.#tailRuns[removedRuns - 1] ? undefined : this.#tailRuns[removedRuns];
     this.#root.transactionSync(() => {
       for (let i = 0; i < removedRuns; i++) this.#tailDb.removeSync(this.#tailRuns[i]!);
-      if (partial !== undefined) this.#tailDb.putSync(partial, encodeRecords(this.#tail.slice(count, firstAfter(this.#tail, partial))));
+      if (partial !== undefined) this.#tailDb.putSync(partial, storedRun(encodeRecords(this.#tail.slice(count, firstAfter(this.#tail, partial)))));
       this.#meta.putSync(META.trimmedUpTo, trimmedUpTo);
     }, COMMIT_WITHOUT_WAITING_FOR_FLUSH);
     this.#tail.splice(0, count);

@@ -4,7 +4,8 @@
  *
  * How it works: one LMDB environment in the data dir holds `tail` (the events committed but not
  * yet sealed, uncompressed (codec.ts), in runs of up to 32 KiB keyed by each run's newest
- * time_us: a commit is one put or a few, not one per event), `blocks` ([block end, partition] →
+ * time_us: a commit is one put or a few, not one per event; each run with the CRC-32 of its
+ * records, tail-runs.ts), `blocks` ([block end, partition] →
  * one zstd frame), `directory` (block end → its first time_us, seqs, dictionary and partitions),
  * `blockSeqs` (a block's last seq → its end), `byDid` (the per-DID index: DID hash → the
  * DID's events as sorted fixed-size postings, time_us and partition; did-keys.ts),
@@ -12,7 +13,8 @@
  * rev) and `meta` (format version, upstream cursor, last issued time_us and seq, retention floor,
  * the per-DID index's inconsistency mark and count of rebuilds, and the seq and time_us floors: the
  * ceilings a torn buffer set aside in this one's place had given out seqs and time_us up to, see
- * run-marker.ts; the clock that stamps this buffer's events starts above timeUsFloor).
+ * run-marker.ts; the clock that stamps this buffer's events starts above timeUsFloor; and the
+ * events lost in tail runs a start found damaged).
  * The environment's map is reserved up front at twice `--max-buffer-bytes` (address space, not
  * memory or disk): lmdb-js grows a full map by mapping the file again and keeps every old map, so
  * a buffer left to grow from lmdb-js's 128 KiB default was mapped once per doubling, each map
@@ -66,6 +68,13 @@
  * zstd's checksum (its bytes changed on disk; LMDB keeps no checksums) is a DamagedBlockError
  * naming the block's events, logged once per block; a read never skips it: one that reaches it
  * having read past its position ends before it with what it took, and the next read throws.
+ * The tail, uncompressed, has no zstd checksum: each run carries the CRC-32 of its records
+ * (tail-runs.ts; measured on bench/ingest's whole path: see the README's Design). A start that
+ * reads a run failing it keeps its events out of the tail and names them (from after the run
+ * before it to its key) in `meta` until retention passes them: every read, on any thread and
+ * after the events around them are sealed, stops before them and the next one throws a
+ * DamagedBlockError naming them, as for a damaged block. A replay worker that finds a run
+ * damaged since the start fails its read, which the main thread reads from the events it holds.
  * Any other read that fails (LMDB refuses a page damaged on disk: MDB_CORRUPTED, MDB_PAGE_NOTFOUND)
  * throws an UnreadableBufferError naming the position it read after (read-errors.ts), logged
  * once per reason. LMDB marks the read transaction it failed in, and lmdb-js would reuse it for
@@ -149,6 +158,7 @@
  *   sealed-reads.ts  reads of sealed blocks: by the DID index, by partition, or everything
  *   disk-reads.ts    readStored: sealed blocks then the tail, for a read's bounds (collect); ReadLeases
  *   read-errors.ts   UnreadableBufferError: a read that failed for another reason than a damaged block
+ *   tail-runs.ts     a tail run's stored form and its CRC-32; the events lost in damaged runs, which readers stop before
  *   snapshot-reader.ts SnapshotReader: the same reads from another thread, in a fresh snapshot
  *   environment.ts   the LMDB environment's options and tables, opened alike by every thread
  *   did-keys.ts      the per-DID index's keys

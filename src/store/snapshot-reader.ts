@@ -1,11 +1,11 @@
 import type { Database, RootDatabase } from 'lmdb';
 import type { Entry } from '../events/index.ts';
 import { BlockReader } from './blocks.ts';
-import { decodeRecords } from './codec.ts';
 import { Dictionaries } from './dictionaries.ts';
 import { collect, ReadLeases, readStored, type ReadOptions, type ReadResult } from './disk-reads.ts';
 import { META, openEnvironment, openMeta, openTables, type BufferLocation } from './environment.ts';
 import { SealedReader } from './sealed-reads.ts';
+import { readRun, type LostEvents } from './tail-runs.ts';
 
 /** What the EventStore knows that a snapshot's reader needs (sent with each read). */
 export interface SnapshotReadOptions extends ReadOptions {
@@ -111,9 +111,10 @@ export class SnapshotReader {
     const collector = collect(options);
     let sealedUpTo = 0;
     for (const key of this.#tables.directory.getKeys({ reverse: true, limit: 1 })) sealedUpTo = key;
-    const tailAfter = (after: number) => this.#tailAfter(after);
+    const tailAfter = (after: number, end: number) => this.#tailAfter(after, end);
     const lease = this.#blocks.lease();
-    const read = readStored(position, end, { sealed: this.#sealed, sealedUpTo, tailAfter }, options.select, options.maxScanned ?? Infinity, collector, lease, options.reader);
+    const lost = (this.#meta.get(META.tailDamage) as LostEvents[] | undefined) ?? [];
+    const read = readStored(position, end, { sealed: this.#sealed, sealedUpTo, tailAfter, lost }, options.select, options.maxScanned ?? Infinity, collector, lease, options.reader);
     const inconsistency = this.#inconsistency !== inconsistentBefore ? this.#inconsistency : undefined;
     return this.#leases.track(
       {
@@ -129,7 +130,7 @@ export class SnapshotReader {
   /** The snapshot's oldest event, as EventStore.oldest finds it: the first block's first, or the tail's first. */
   #oldestHeld(trimmedUpTo: number): OldestHeld {
     for (const { value } of this.#tables.directory.getRange({ limit: 1 })) return { oldest: { timeUs: value.first, seq: value.firstSeq } };
-    for (const entry of this.#tailAfter(trimmedUpTo)) return { oldest: { timeUs: entry.timeUs, seq: entry.seq! } };
+    for (const entry of this.#tailAfter(trimmedUpTo, Infinity)) return { oldest: { timeUs: entry.timeUs, seq: entry.seq! } };
     return {};
   }
 
@@ -158,10 +159,15 @@ export class SnapshotReader {
     return this.#root.close();
   }
 
-  /** The tail's events after `after`: a commit is keyed by its newest event, and may hold older ones. */
-  *#tailAfter(after: number): Iterable<Entry> {
-    for (const { value } of this.#tables.tail.getRange({ start: after + 1 })) {
-      for (const entry of decodeRecords(value)) if (entry.timeUs > after) yield entry;
+  /**
+   * The tail's events after `after`, up to the run holding `end`: a run is keyed by its newest
+   * event, and may hold older ones. A run that fails its check (damaged since the EventStore read
+   * it at its start) fails the read: the main thread reads it again from the events it holds.
+   */
+  *#tailAfter(after: number, end: number): Iterable<Entry> {
+    for (const { key, value } of this.#tables.tail.getRange({ start: after + 1 })) {
+      for (const entry of readRun(value)) if (entry.timeUs > after) yield entry;
+      if (key >= end) return;
     }
   }
 
