@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { open as openLmdb } from 'lmdb';
 import type { Entry } from '../src/events/index.ts';
 import { didHash } from '../src/store/did-keys.ts';
-import { DamagedBlockError, EventStore } from '../src/store/index.ts';
+import { DamagedBlockError, EventStore, UnreadableBufferError } from '../src/store/index.ts';
 import { cleanup } from './support/cleanup.ts';
 import { tempDir } from './support/gateway.ts';
 import { breakLeafPagesOf, pointValuePastFile } from './support/lmdb-pages.ts';
@@ -67,7 +67,7 @@ test('a page of the per-DID index LMDB refuses (MDB_CORRUPTED) ends that read wi
   const repoOnly = { maxEntries: 100, filter: (e: Entry) => e.did === REPO, select: { dids: new Set([REPO]), collections: new Set<string>(), prefixes: [] } };
   assert.throws(
     () => store.readAfter(0, repoOnly),
-    (err: Error & { position?: number }) => err.constructor.name === 'UnreadableBufferError' && err.position === 0 && /MDB_[A-Z_]+/.test(err.message),
+    (err) => err instanceof UnreadableBufferError && err.position === 0 && /MDB_[A-Z_]+/.test(err.message),
   );
   const all = store.readAfter(0, { maxEntries: 100 });
   assert.deepEqual(all.entries.map((e) => e.timeUs), events.slice(0, 100).map((e) => e.timeUs), 'the read after it, in the same turn');
