@@ -293,11 +293,28 @@ export class StreamFollower {
     else this.resume();
   }
 
-  /** Resolves once the local buffer holds the stream through `seq`. */
-  waitApplied(seq: number): Promise<void> {
+  /**
+   * Resolves once the local buffer holds the stream through `seq`. A wait given up (`signal`
+   * aborts: a term's catch-up that ended) rejects, naming the signal's reason, and is forgotten, so
+   * waits that never end do not pile up while the buffer stands still.
+   */
+  waitApplied(seq: number, signal?: AbortSignal): Promise<void> {
     if (seq <= this.#applied) return Promise.resolve();
     if (this.#failure) return Promise.reject(this.#failure);
-    return new Promise((resolve, reject) => this.#waiters.push({ seq, resolve, reject }));
+    const givenUp = () => new Error(`gave up waiting for the buffer to hold seq ${seq} (${String(signal?.reason)})`);
+    if (signal?.aborted) return Promise.reject(givenUp());
+    return new Promise((resolve, reject) => {
+      const waiter = { seq, resolve, reject };
+      this.#waiters.push(waiter);
+      signal?.addEventListener(
+        'abort',
+        () => {
+          this.#waiters = this.#waiters.filter((other) => other !== waiter);
+          reject(givenUp());
+        },
+        { once: true },
+      );
+    });
   }
 
   /** The leader's term began: its appends are committed on acknowledgement (ownAppend), so its consumer closes until resume(). */

@@ -233,8 +233,9 @@ export class Leadership {
    * waits for the term to begin, so the lease is renewed meanwhile — but only while the buffer
    * moves: one that stands still for a lease (its commits fail on a full disk, its consumer is
    * stuck) would hold every other node out of the lease with nobody ingesting, so it gives the
-   * lease up. A stop ends the wait at once (stop() frees the lease). A failed renewal here is the
-   * loop's to handle next.
+   * lease up (with no other node it takes it back at its next check: the writer keeps its marker,
+   * still the stream's last message). A stop ends the wait at once (stop() frees the lease). A
+   * failed renewal here is the loop's to handle next.
    */
   async #catchUpRenewing(markerSeq: number): Promise<boolean> {
     const { lease, leaseMs, follower, logger } = this.options;
@@ -242,7 +243,6 @@ export class Leadership {
     let appliedSeq = follower.appliedSeq;
     let movedAtMs = Date.now();
     const interrupted = new AbortController();
-    const ended = new Promise<'stuck' | 'stopped'>((resolve) => interrupted.signal.addEventListener('abort', () => resolve(interrupted.signal.reason as 'stuck' | 'stopped'), { once: true }));
     this.#interruptCatchUp = interrupted;
     if (this.#stopped) interrupted.abort('stopped'); // stopped while the marker was being appended
     const timer = setInterval(() => {
@@ -260,7 +260,14 @@ export class Leadership {
       });
     }, leaseMs / 3);
     try {
-      const outcome = await Promise.race([follower.waitApplied(markerSeq).then(() => 'caught up' as const), ended]);
+      // Interrupted, the follower forgets the wait: an attempt that gives up leaves nothing behind.
+      const outcome = await follower.waitApplied(markerSeq, interrupted.signal).then(
+        () => 'caught up' as const,
+        (err: unknown) => {
+          if (!interrupted.signal.aborted) throw err; // the follower failed
+          return interrupted.signal.reason as 'stuck' | 'stopped';
+        },
+      );
       if (outcome === 'stuck') {
         logger.warn({ node: lease.nodeId, markerSeq, appliedSeq, leaseMs }, "this node's buffer did not move toward its term's marker for a whole lease: it gives the ingest lease up for a node that can lead");
         await renewal;

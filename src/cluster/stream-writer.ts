@@ -51,6 +51,8 @@ export class StreamWriter {
   /** Unique to the term: ids are never reused, so the server's duplicate detection never drops one of ours. */
   #termId = '';
   #published = 0;
+  /** The last fence's marker while nothing was appended after it, with the stream's creation time: see fence. */
+  #unusedMarker: { seq: number; streamCreated: string } | undefined;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -74,17 +76,30 @@ export class StreamWriter {
    * Starts a term: appends this node's leader marker right after the stream's current end,
    * retrying while other appends land first. Returns the marker's seq: everything before it is
    * what the new term builds on (upstream cursor, last time_us, revs).
+   *
+   * A marker this writer appended before, still the stream's last message (same stream, nothing
+   * published after it: its term gave up waiting for the buffer), fences the stream as a new one
+   * would and is kept: a lone node whose buffer stands still takes the lease back every ~1.3
+   * leases, and appended a marker each time.
    */
   async fence(): Promise<number> {
+    const unused = this.#unusedMarker;
+    if (unused) {
+      const { state, created } = await this.jsm.streams.info(this.streamName);
+      // Still in the stream, too: a purge or the retention leaves the last seq where it was, and a buffer cannot reach a marker that is gone.
+      if (state.last_seq === unused.seq && state.first_seq <= unused.seq && created === unused.streamCreated) return unused.seq;
+      this.#unusedMarker = undefined;
+    }
     const marker = encodeStreamRecord({ type: 'leader', node: this.nodeId });
     this.#termId = `${this.nodeId}.${randomUUID()}`;
     for (;;) {
-      const { state } = await this.jsm.streams.info(this.streamName);
+      const { state, created } = await this.jsm.streams.info(this.streamName);
       const msgID = this.#nextMsgId();
       try {
         const ack = await this.js.publish(this.subject, marker, { msgID, expect: { lastSequence: state.last_seq } });
         this.#tailSeq = ack.seq;
         this.#tailMsgId = msgID;
+        this.#unusedMarker = { seq: ack.seq, streamCreated: created };
         return ack.seq;
       } catch (err) {
         if (!isRefusedAppend(err)) throw err;
@@ -121,6 +136,7 @@ export class StreamWriter {
    * always a prefix of what was published — as when they went one by one.
    */
   async append(batch: Batch): Promise<number> {
+    this.#unusedMarker = undefined;
     const parts = encodeBatchRecords(this.nodeId, batch, this.maxRecordBytes);
     this.hops?.mark(batch, 'encodedUs');
     const after = this.#tailSeq;

@@ -44,7 +44,13 @@ async function catchingUpLeader(t: TestContext, moving: boolean) {
   // A follower that never fails (Leadership gives the lease up when one does), of a stream never made again.
   const follower = {
     checkStream: async () => {},
-    waitApplied: () => markerApplied,
+    // As the follower's: a wait given up (its term's catch-up ended) rejects.
+    waitApplied: (_seq: number, signal: AbortSignal) =>
+      new Promise<void>((resolve, reject) => {
+        void markerApplied.then(resolve);
+        if (signal.aborted) reject(new Error('gave up'));
+        signal.addEventListener('abort', () => reject(new Error('gave up')), { once: true });
+      }),
     get appliedSeq() {
       return appliedSeq;
     },
