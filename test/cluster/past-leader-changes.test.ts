@@ -4,7 +4,9 @@
  * changes made while it was away, minutes or hours old, and logged each as if it were happening
  * then: an operator reading that node's log saw failovers that were not going on. Changes read
  * while the stream already holds more after them are past ones, and are said to be (at debug); a
- * change that happens while the node follows the stream's end is still news (at info).
+ * change that happens while the node follows the stream's end is still news (at info). So is a
+ * change made before the node started whose marker is still the stream's last message (a relay
+ * sending nothing since): read at the stream's end, it was logged as news.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -62,4 +64,30 @@ test('a node catching up says the leader changes it reads from the stream are pa
   const { successor } = await killLeader();
   const news = await node.waitForLog((record) => record.msg === NEW_LEADER && record.leader === successor.id, 60_000, from);
   assert.ok(news.level >= 30, 'at info');
+});
+
+test("a change of leader made while a node was away is a past one also when its marker is still the stream's last message", { skip: natsServerMissing(), timeout: 300_000 }, async (t) => {
+  const defer = cleanup(t);
+  const cluster = await ContrailCluster.start({ natsServers: 1, nodeIds: ['a', 'b', 'c'], leaseMs: 2_000, logLevel: 'debug' });
+  defer(() => cluster.stop());
+  cluster.feed.push(100);
+  await cluster.assertConsistent();
+
+  // A follower is away while the leader changes, and the relay sends nothing after the change.
+  const leader = await cluster.leader();
+  const away = cluster.members.find((member) => member !== leader)!;
+  away.process.child.kill('SIGKILL');
+  await away.process.exit;
+  const killedAt = Date.now();
+  leader.process.child.kill('SIGKILL');
+  await leader.process.exit;
+  const { member: successor, began } = await cluster.newLeaderSince(leader, killedAt);
+  const last = await cluster.lastStreamRecord();
+  assert.deepEqual(last, { seq: began.markerSeq, record: { type: 'leader', node: successor.id } }, "the successor's marker is the stream's last message");
+
+  const node = (await cluster.restart(away)).process;
+  const said = await node.waitForLog((record) => record.leader === successor.id && record.seq === began.markerSeq, 60_000);
+  assert.equal(said.msg, 'read a past change of ingest leader while catching up with the stream', `said as a past change: ${JSON.stringify(said)}`);
+  assert.ok(said.level < 30, 'at debug');
+  assert.equal(typeof said.at, 'string', 'with when it was made');
 });
