@@ -103,6 +103,8 @@ export class StreamFollower {
   #pending = Infinity;
   #running: Promise<void> | undefined;
   #lastLeader: string | undefined;
+  /** The stream's last seq when this node began reading it: a leader marker up to it was appended before the node was there. */
+  #streamEndAtStart = 0;
   #stopped = false;
   /** While this node leads, its own appends reach the buffer on acknowledgement: no consumer reads them back. */
   #paused = false;
@@ -151,6 +153,7 @@ export class StreamFollower {
       saved = { seq: 0 };
     }
     this.#applied = saved.seq;
+    this.#streamEndAtStart = state.last_seq;
     if (saved.seq === 0 && this.store.lastTimeUs > 0) {
       this.logger.warn(
         { streamFirstSeq: state.first_seq, positionFile: file === 'unreadable' ? 'unreadable' : 'names no batch' },
@@ -228,6 +231,8 @@ export class StreamFollower {
     this.#applied = 0;
     this.#read = 0;
     this.#parts = [];
+    // Its markers were appended while this node ran: one read at its end is news.
+    this.#streamEndAtStart = 0;
     this.#pending = state.last_seq > 0 ? Infinity : 0;
     this.onApplied(0);
     const messages = this.#messages;
@@ -401,13 +406,14 @@ export class StreamFollower {
   }
 
   /**
-   * A marker the stream already holds more after (its consumer has messages pending behind it) is
-   * a change of leader made before this node read it — one made while it was away, read as it
-   * catches up, minutes or hours old: said at debug with its time, so the log does not show a
-   * failover that is not happening. A change read at the stream's end is news.
+   * A marker the stream already holds more after (its consumer has messages pending behind it), or
+   * one the stream held when this node began reading it (the last message then: nothing appended
+   * since), is a change of leader made before this node read it — one made while it was away,
+   * read as it catches up, minutes or hours old: said at debug with its time, so the log does not
+   * show a failover that is not happening. A change appended since, read at the stream's end, is news.
    */
   #sayLeaderChange(leader: string, seq: number, pendingAfter: number, timestampNanos: number): void {
-    if (pendingAfter === 0) return this.logger.info({ leader, seq }, 'a new ingest leader took over');
+    if (pendingAfter === 0 && seq > this.#streamEndAtStart) return this.logger.info({ leader, seq }, 'a new ingest leader took over');
     const at = new Date(Math.floor(timestampNanos / 1e6)).toISOString();
     this.logger.debug({ leader, seq, at }, 'read a past change of ingest leader while catching up with the stream');
   }

@@ -24,8 +24,9 @@ test('a lease check that fails once and passes on a retry shortly after is no wa
   const leader = await cluster.leader();
   const follower = cluster.members.find((member) => member !== leader)!;
   const { process: node, natsProxies } = follower;
-  // A node serves before it joins: its NATS traffic is held only once it follows the stream (it read the leader's marker).
-  await node.waitForLog('a new ingest leader took over', 60_000);
+  // A node serves before it joins: its NATS traffic is held only once it follows the stream (it read
+  // the leader's marker, appended before it started: a past change of leader, at debug).
+  await node.waitForLog((record) => record.leader === leader.id && /ingest leader/.test(record.msg), 60_000);
 
   // One failure: the check's request times out in the proxy, and the proxy lets everything through again.
   let from = node.logs.length;
