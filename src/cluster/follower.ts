@@ -10,6 +10,8 @@ import { decodeStreamRecord, type StreamRecord } from './stream-record.ts';
 const POSITION_FILE = 'cluster-position.json';
 const MADE_AGAIN = 'THE CLUSTER STREAM WAS MADE AGAIN (its storage lost, or removed)';
 const READ_FROM_START = "reading the new one from its start, keeping only events newer than the buffer (one it holds under the same seq must be the same event, or the node stops: another cluster's buffer)";
+/** The gap's log line begins so (#reportGap). */
+const STREAM_MOVED_PAST = "THE CLUSTER STREAM'S FIRST SEQ MOVED PAST THIS NODE'S POSITION";
 const POSITION_SAVE_INTERVAL_MS = 1_000;
 const STUCK_CHECK_MS = 3_000;
 /** How often the server tells an idle consumer it is alive: two missed start the NATS client's own recovery (see #follow). */
@@ -378,7 +380,7 @@ export class StreamFollower {
             // again by itself): then it is read again from its start.
             await this.#streamState();
             if (this.#life !== life) break;
-            this.#reportGap(batch);
+            this.#reportGap(batch, message.seq);
           }
           if (hops) hops.arrived(batch, message.info.timestampNanos, arrivedUs!);
           await this.store.commitAssigned(batch);
@@ -510,12 +512,17 @@ export class StreamFollower {
     return first === undefined || last === 0 ? 0 : first - last - 1;
   }
 
-  /** A jump in event seqs (in the stream this node reads) means batches expired before this node read them. */
-  #reportGap(batch: Batch): void {
+  /**
+   * A jump in event seqs (in the stream this node reads) means batches left the stream before this
+   * node read them: the stream's first seq moved past its position. Its retention dropped them (the
+   * node was away or behind longer than --nats-retention) or the stream was purged; which of the
+   * two, the node cannot tell, so the line names both.
+   */
+  #reportGap(batch: Batch, streamSeq: number): void {
     const last = this.store.lastSeq;
     this.logger.error(
-      { lastSeqInBuffer: last, nextSeqInStream: last + 1 + this.#eventsMissedBefore(batch), missedEvents: this.#eventsMissedBefore(batch) },
-      'THIS NODE FELL BEHIND THE STREAM RETENTION: the events it missed are gone from NATS, so its buffer has a gap; it continues from the oldest batch the stream still has (raise --nats-retention to avoid this)',
+      { lastSeqInBuffer: last, nextSeqInStream: last + 1 + this.#eventsMissedBefore(batch), missedEvents: this.#eventsMissedBefore(batch), appliedStreamSeq: this.#applied, batchStreamSeq: streamSeq },
+      `${STREAM_MOVED_PAST}: batches this node had not read left the stream (its retention dropped them, the node away or behind longer than --nats-retention, or the stream was purged), so its buffer has a gap; it continues from the oldest batch the stream still has`,
     );
   }
 

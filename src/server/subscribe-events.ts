@@ -180,7 +180,7 @@ export function resolveCursor(store: EventStore, cursor: number | undefined): Re
   }
   if (at === undefined) return { position: tip };
   if (at.seq > firstWanted) {
-    // Seqs are consecutive: these are missing here (a cluster node that fell behind its stream's retention).
+    // Seqs are consecutive: these are missing here (a cluster node whose stream dropped batches before it read them).
     const missing = at.seq === firstWanted + 1 ? `seq ${firstWanted} is` : `seqs ${firstWanted}–${at.seq - 1} are`;
     return { position: at.timeUs - 1, greeting: () => v2InfoFrame('OutdatedCursor', `${missing} not in this server's buffer: events may have been missed; resuming from seq ${at.seq}`) };
   }
