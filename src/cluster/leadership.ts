@@ -41,7 +41,7 @@ export interface LeadershipOptions {
   restoreMissing(): Promise<void>;
 }
 
-/** How soon a failed lease check is tried again, while the failures are younger than a check period. */
+/** How soon a failed lease check is tried again, while the failures are younger than a check period (sooner if the period is shorter). */
 const LEASE_RETRY_MS = 250;
 
 /**
@@ -57,10 +57,11 @@ const LEASE_RETRY_MS = 250;
  * A node whose follower failed (follower.ts `failed`) gives the lease up for good, whether or not
  * its program stops it: its batches could no longer reach a buffer it serves from.
  *
- * A failed check is tried again every LEASE_RETRY_MS, and only checks still failing a check
- * period after the first are a warning: NATS answers nothing for a moment while it elects a
- * leader for the lease bucket (just made at start, or after a server's loss), and the retry
- * passes. Checks that warned say so when they pass again.
+ * A failed check is tried again every LEASE_RETRY_MS, or every check period if that is shorter
+ * (a lease under 750 ms: a retry must not come later than the check it stands for), and only
+ * checks still failing a check period after the first are a warning: NATS answers nothing for a
+ * moment while it elects a leader for the lease bucket (just made at start, or after a server's
+ * loss), and the retry passes. Checks that warned say so when they pass again.
  */
 export class Leadership {
   #term: IngestRun | undefined;
@@ -98,7 +99,7 @@ export class Leadership {
     const tick = () => {
       this.#ticking = this.#tick().finally(() => {
         const retrying = this.#failingSince !== undefined && !this.#failureWarned;
-        if (!this.#stopped) this.#timer = setTimeout(tick, retrying ? LEASE_RETRY_MS : this.options.leaseMs / 3);
+        if (!this.#stopped) this.#timer = setTimeout(tick, retrying ? this.#retryMs : this.options.leaseMs / 3);
       });
     };
     tick();
@@ -158,6 +159,10 @@ export class Leadership {
     }
   }
 
+  get #retryMs(): number {
+    return Math.min(LEASE_RETRY_MS, this.options.leaseMs / 3);
+  }
+
   #checkFailed(err: Error): void {
     const now = Date.now();
     this.#failingSince ??= now;
@@ -166,7 +171,7 @@ export class Leadership {
       this.#failureWarned = true;
       this.options.logger.warn({ err: err.message, failingForMs }, 'cluster lease check failed');
     } else {
-      this.options.logger.debug({ err: err.message, failingForMs }, `cluster lease check failed; trying again in ${LEASE_RETRY_MS} ms`);
+      this.options.logger.debug({ err: err.message, failingForMs }, `cluster lease check failed; trying again in ${this.#retryMs} ms`);
     }
   }
 
