@@ -9,7 +9,8 @@
  * PLC directory (`--plc-url`) for did:plc, from the host's /.well-known/did.json for did:web —
  * with one fetch per DID however many callers ask, a bound on fetches at once and on fetches
  * waiting (a caller that bounds its own, as the Verifier does by pausing the upstream, may ask to
- * wait past it), a timeout per fetch and a size limit per document. Failures are remembered briefly
+ * wait past it), the PLC directory's and did:web hosts' apart (fetch-slots.ts: hosts anyone runs
+ * that hold their answers cannot hold up did:plc lookups), a timeout per fetch and a size limit per document. Failures are remembered briefly
  * so an unresolvable DID cannot make every one of its commits hit the directory. `refresh(did)`
  * fetches again: on an #identity event and when a signature fails with the cached key, so a
  * rotated key is followed. A fetch's outcome, document or failure, answers only what needs nothing
@@ -34,8 +35,8 @@
  * deadline covering its body. Backfill fetches PDS endpoints through the same guard.
  *
  * Files: did-document.ts (reading a DID document), resolver.ts (fetching, concurrency,
- * did:web URLs), cache.ts (LMDB cache), endpoint-guard.ts + guarded-fetch.ts (the SSRF guard
- * and the guarded GET), metrics.ts.
+ * did:web URLs), fetch-slots.ts (fetches at once and waiting, per source), cache.ts (LMDB
+ * cache), endpoint-guard.ts + guarded-fetch.ts (the SSRF guard and the guarded GET), metrics.ts.
  */
 export { type AtprotoIdentity, identityFromDocument } from './did-document.ts';
 export { IdentityCache, type IdentityCacheOptions } from './cache.ts';

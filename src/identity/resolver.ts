@@ -1,5 +1,6 @@
 import { BadDocumentError, identityFromDocument, type AtprotoIdentity } from './did-document.ts';
 import { RefusedEndpointError } from './endpoint-guard.ts';
+import { FetchSlots } from './fetch-slots.ts';
 import { BodyTooLargeError, FetchTimeoutError, getGuarded, readBodyLimited } from './guarded-fetch.ts';
 import type { IdentityCache } from './cache.ts';
 import type { IdentityMetrics } from './metrics.ts';
@@ -32,9 +33,9 @@ export interface IdentityResolverOptions {
   metrics?: IdentityMetrics;
   /** Per fetch, headers and body together. */
   timeoutMs?: number;
-  /** Fetches at once; the rest wait for a slot. */
+  /** Fetches at once from the PLC directory, and as many from did:web hosts; the rest wait for a slot. */
   maxConcurrent?: number;
-  /** Fetches waiting for a slot; past it resolve() fails at once with `overloaded` (unless asked to wait). */
+  /** Fetches waiting for a slot, of each; past it resolve() fails at once with `overloaded` (unless asked to wait). */
   maxQueued?: number;
   maxDocumentBytes?: number;
   /** A cached identity older than this is still used, and refreshed in the background. */
@@ -80,8 +81,11 @@ export class IdentityResolver {
   readonly #flights = new Map<string, Flight[]>();
   /** Each DID's last failure while remembered, with when its fetch began: it answers only what needs nothing newer. */
   readonly #failures = new Map<string, { error: IdentityError; startedAt: number; until: number }>();
-  readonly #waiting: (() => void)[] = [];
-  #running = 0;
+  /**
+   * Fetch slots for the PLC directory (the operator's, resolving nearly every repo) and for did:web
+   * hosts (anyone's), apart: hosts that hold their answers cannot hold up did:plc lookups.
+   */
+  readonly #slots: { plc: FetchSlots; web: FetchSlots };
 
   constructor(options: IdentityResolverOptions) {
     this.#options = {
@@ -94,6 +98,8 @@ export class IdentityResolver {
       staleAfterMs: options.staleAfterMs ?? 24 * 3_600_000,
       failureTtlMs: options.failureTtlMs ?? 30_000,
     };
+    const { maxConcurrent, maxQueued } = this.#options;
+    this.#slots = { plc: new FetchSlots(maxConcurrent, maxQueued), web: new FetchSlots(maxConcurrent, maxQueued) };
     options.metrics?.cacheEntries.set(options.cache.size);
   }
 
@@ -170,12 +176,11 @@ export class IdentityResolver {
     // Whatever the fetch before it brings, it began before what this one's callers need.
     await after;
     metrics?.inFlight.inc();
-    try {
-      await this.#slot(wait);
-    } catch (err) {
+    const slots = did.startsWith('did:web:') ? this.#slots.web : this.#slots.plc;
+    if (!(await slots.take(wait))) {
       metrics?.inFlight.dec();
       metrics?.resolutions.inc({ result: 'overloaded' });
-      throw err;
+      throw new IdentityError('overloaded', `${this.#options.maxQueued} DID resolutions from ${slots === this.#slots.web ? 'did:web hosts' : 'the PLC directory'} are already waiting`);
     }
     const stopTimer = metrics?.resolveSeconds.startTimer();
     // The document is no older than this moment, which is its fetchedAt: a fetch that began
@@ -210,7 +215,7 @@ export class IdentityResolver {
     } finally {
       stopTimer?.();
       metrics?.inFlight.dec();
-      this.#release();
+      slots.release();
     }
   }
 
@@ -236,23 +241,6 @@ export class IdentityResolver {
     } catch {
       throw new IdentityError('bad_document', `${did}: the DID document is not JSON`);
     }
-  }
-
-  #slot(wait: boolean): Promise<void> {
-    if (this.#running < this.#options.maxConcurrent) {
-      this.#running++;
-      return Promise.resolve();
-    }
-    if (!wait && this.#waiting.length >= this.#options.maxQueued) {
-      return Promise.reject(new IdentityError('overloaded', `${this.#options.maxQueued} DID resolutions are already waiting`));
-    }
-    return new Promise((resolve) => this.#waiting.push(resolve));
-  }
-
-  #release(): void {
-    const next = this.#waiting.shift();
-    if (next) next();
-    else this.#running--;
   }
 
   /** The DID's failure while it is remembered; an expired one is forgotten. */
