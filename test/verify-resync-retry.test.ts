@@ -1,6 +1,7 @@
 /**
- * A repo whose resync failed is not silenced for good. One transient failure to resolve its DID
- * (the PLC directory answers 503 once) fails its held commit (unknown_key), sending the repo out of
+ * A repo whose resync failed is not silenced for good. A failure to resolve its DID that outlasts
+ * the resolver's patience (the PLC directory answers 503 once, and the resolver here asks no
+ * second time: patientRetriesMs []) fails its held commit (unknown_key), sending the repo out of
  * sync; the resync started at once meets the same remembered failure and fails too. The repo's
  * first commit after the retry delay starts another resync, which succeeds now that the directory
  * answers: the repo is back in sync and that commit is not withheld. A resync that fails again
@@ -60,7 +61,7 @@ async function setup(
     await cache.close();
     dir.remove();
   });
-  const identity = new IdentityResolver({ plcUrl, cache, allowPrivateEndpoints: true, failureTtlMs });
+  const identity = new IdentityResolver({ plcUrl, cache, allowPrivateEndpoints: true, failureTtlMs, patientRetriesMs: [] });
   const registry = new Registry();
   const delivered: UpstreamMessage[] = [];
   const verifier = new Verifier({

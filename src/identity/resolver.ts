@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { BadDocumentError, identityFromDocument, type AtprotoIdentity } from './did-document.ts';
 import { RefusedEndpointError } from './endpoint-guard.ts';
 import { FetchSlots } from './fetch-slots.ts';
@@ -42,9 +43,14 @@ export interface IdentityResolverOptions {
   staleAfterMs?: number;
   /** A DID that failed to resolve is not tried again for this long (failures are remembered in memory). */
   failureTtlMs?: number;
+  /** resolvePatiently's waits before each time it asks again after a passing failure (default 1, 2 and 4 s). */
+  patientRetriesMs?: readonly number[];
 }
 
 const MAX_REMEMBERED_FAILURES = 10_000;
+
+/** Failures that may pass (a directory slow, down for a moment, rate-limiting: 5xx, 429), which resolvePatiently asks again after. */
+const PASSING_FAILURES: ReadonlySet<IdentityFailure> = new Set(['timeout', 'unreachable']);
 
 /** The longest DID atproto can resolve: did:web: with a 253-character host and a port (did:plc's are 32). */
 const MAX_RESOLVABLE_DID_LENGTH = 'did:web:'.length + 253 + '%3A65535'.length;
@@ -97,6 +103,7 @@ export class IdentityResolver {
       maxDocumentBytes: options.maxDocumentBytes ?? 64 * 1024,
       staleAfterMs: options.staleAfterMs ?? 24 * 3_600_000,
       failureTtlMs: options.failureTtlMs ?? 30_000,
+      patientRetriesMs: options.patientRetriesMs ?? [1_000, 2_000, 4_000],
     };
     const { maxConcurrent, maxQueued } = this.#options;
     this.#slots = { plc: new FetchSlots(maxConcurrent, maxQueued), web: new FetchSlots(maxConcurrent, maxQueued) };
@@ -128,6 +135,24 @@ export class IdentityResolver {
    */
   async resolve(did: string, wait = false): Promise<AtprotoIdentity> {
     return this.cached(did) ?? this.#refresh(did, 0, wait);
+  }
+
+  /**
+   * resolve(did, true), asked again after a passing failure (a timeout, an error status, a refused
+   * connection), 1, 2 and 4 s later (patientRetriesMs), before it fails: for a caller that holds work until the DID
+   * resolves (the Verifier, a repo's first document), so one failure of the directory does not
+   * fail the work. Each retry fetches: the failure it follows, remembered, would answer a lookup.
+   */
+  async resolvePatiently(did: string): Promise<AtprotoIdentity> {
+    for (let retry = 0; ; retry++) {
+      try {
+        return retry === 0 ? await this.resolve(did, true) : await this.#refresh(did, Date.now(), true);
+      } catch (err) {
+        const waitMs = err instanceof IdentityError && PASSING_FAILURES.has(err.reason) ? this.#options.patientRetriesMs[retry] : undefined;
+        if (waitMs === undefined) throw err;
+        await sleep(waitMs);
+      }
+    }
   }
 
   /**

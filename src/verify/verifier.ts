@@ -646,8 +646,9 @@ export class Verifier {
   }
 
   /**
-   * The DID's document, for a repo seen for the first time. It waits its turn at the resolver
-   * however many wait: refused as `overloaded`, a burst of new repos (a cold cache on the live
+   * The DID's document, for a repo seen for the first time, asked again after a passing failure of
+   * the directory (resolvePatiently: one 503 lost the repo's held commits). It waits its turn at the
+   * resolver however many wait: refused as `overloaded`, a burst of new repos (a cold cache on the live
    * network) failed as unknown_key and was resynced, a fetch from its PDS each, for the gateway's own backlog.
    * Instead reading pauses while more wait than the resolver would let (#updatePaused).
    */
@@ -657,7 +658,7 @@ export class Verifier {
     try {
       for (;;) {
         try {
-          return await this.#options.identity.resolve(did, true);
+          return await this.#options.identity.resolvePatiently(did);
         } catch (err) {
           // Only a fetch of the DID begun by another caller, which joined, can be refused so: ask again.
           if (!(err instanceof IdentityError && err.reason === 'overloaded')) throw err;
