@@ -10,10 +10,9 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { open as openLmdb } from 'lmdb';
 import type { Entry } from '../src/events/index.ts';
-import { EventStore } from '../src/store/index.ts';
+import { BLOCK, LIKE, POST, REPO_IN_EVERY_BLOCK, blockStream, writeBuffer } from './support/block-stream.ts';
 import { cleanup } from './support/cleanup.ts';
 import { ContrailProcess } from './support/contrail-process.ts';
 import { tempDir } from './support/gateway.ts';
@@ -21,34 +20,13 @@ import { HttpStream } from './support/http-stream.ts';
 import { httpGet, SUBSCRIBE_EVENTS, Subscription } from './support/subscribe-client.ts';
 import { transportsUnderTest } from './support/transports.ts';
 
-const BUNDLED = readFileSync(fileURLToPath(new URL('../dictionaries/contrail-v1.zstd-dict', import.meta.url)));
 const NO_UPSTREAM = 'ws://127.0.0.1:9';
-const BLOCK = 1_024;
-const EVENTS = 5 * BLOCK;
 /** The damaged block: the buffer's second; its partition of posts (the first collection numbered) is damaged, its likes' are whole. */
 const DAMAGED = { from: BLOCK, to: 2 * BLOCK - 1 };
-const POST = 'app.bsky.feed.post';
-const LIKE = 'app.bsky.feed.like';
-/** A repo with events in every block, few enough for its replays to read through the per-DID index. */
-const REPO = `did:plc:${'5'.padStart(24, 'd')}`;
-
-function stream(): Entry[] {
-  // Within the default --retention of now, so the gateway keeps them all.
-  const first = Date.now() * 1000 - 600_000_000;
-  return Array.from({ length: EVENTS }, (_, i) => {
-    const timeUs = first + i * 10;
-    const did = `did:plc:${String(i % 97).padStart(24, 'd')}`;
-    const collection = i % 3 === 2 ? LIKE : POST;
-    const json = `{"did":"${did}","time_us":${timeUs},"kind":"commit","commit":{"rev":"3l${i}","operation":"create","collection":"${collection}","rkey":"r${i}","record":{"text":"${i}"}}}`;
-    return { timeUs, did, kind: 'commit', collection, json: Buffer.from(json) };
-  });
-}
 
 /** A buffer of `events` in blocks of BLOCK, whose second block's frame has a byte flipped where it lies in data.mdb. */
 async function bufferWithDamagedBlock(dataDir: string, events: Entry[]): Promise<void> {
-  const store = new EventStore({ dataDir, hotLogBytes: 0, fsync: false, dictionary: BUNDLED });
-  await store.commit({ entries: events, revs: new Map() });
-  await store.close();
+  await writeBuffer(dataDir, events);
   const raw = openLmdb({ path: dataDir, maxDbs: 16 });
   const frame = Buffer.from(raw.openDB<Buffer, [number, number]>({ name: 'blocks', encoding: 'binary' }).getBinary([events[DAMAGED.to]!.timeUs, 1])!);
   await raw.close();
@@ -66,7 +44,7 @@ for (const [{ transport, skip }, replayWorkers] of (await transportsUnderTest())
     const defer = cleanup(t);
     const dir = tempDir('contrail-damaged-block-');
     defer(() => dir.remove());
-    const events = stream();
+    const events = blockStream(5);
     const times = events.map((e) => e.timeUs);
     const dataDir = join(dir.path, 'data');
     await bufferWithDamagedBlock(dataDir, events);
@@ -97,7 +75,7 @@ for (const [{ transport, skip }, replayWorkers] of (await transportsUnderTest())
     // each gets its events before the block, then the reason. The likes' partition is whole.
     const before = events.slice(0, DAMAGED.from);
     for (const [query, wanted] of [
-      [`wantedDids=${REPO}&cursor=0`, before.filter((e) => e.did === REPO)],
+      [`wantedDids=${REPO_IN_EVERY_BLOCK}&cursor=0`, before.filter((e) => e.did === REPO_IN_EVERY_BLOCK)],
       [`wantedCollections=${POST}&cursor=0`, before.filter((e) => e.collection === POST)],
     ] as const) {
       const client = await Subscription.open(port, query);

@@ -7,48 +7,27 @@
  * and serve every other replay, before and after, as if nothing happened.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { open as openLmdb } from 'lmdb';
 import type { Entry } from '../src/events/index.ts';
 import { didHash } from '../src/store/did-keys.ts';
-import { EventStore } from '../src/store/index.ts';
+import { BLOCK, LIKE, REPO_IN_EVERY_BLOCK, blockStream, writeBuffer } from './support/block-stream.ts';
 import { cleanup } from './support/cleanup.ts';
 import { ContrailProcess } from './support/contrail-process.ts';
 import { tempDir } from './support/gateway.ts';
 import { breakLeafPagesOf, pointValuePastFile } from './support/lmdb-pages.ts';
 import { httpGet, SUBSCRIBE_EVENTS, Subscription, upgradeRequest } from './support/subscribe-client.ts';
 
-const BUNDLED = readFileSync(fileURLToPath(new URL('../dictionaries/contrail-v1.zstd-dict', import.meta.url)));
 const NO_UPSTREAM = 'ws://127.0.0.1:9';
-const BLOCK = 1_024;
-const EVENTS = 5 * BLOCK;
 /** The block whose frame of posts LMDB cannot find: the buffer's second. */
 const LOST = { from: BLOCK, to: 2 * BLOCK - 1 };
-const POST = 'app.bsky.feed.post';
-const LIKE = 'app.bsky.feed.like';
 /** The repo whose page of the per-DID index is broken. */
-const REPO = `did:plc:${'5'.padStart(24, 'd')}`;
-
-function stream(): Entry[] {
-  // Within the default --retention of now, so the gateway keeps them all.
-  const first = Date.now() * 1000 - 600_000_000;
-  return Array.from({ length: EVENTS }, (_, i) => {
-    const timeUs = first + i * 10;
-    const did = `did:plc:${String(i % 97).padStart(24, 'd')}`;
-    const collection = i % 3 === 2 ? LIKE : POST;
-    const json = `{"did":"${did}","time_us":${timeUs},"kind":"commit","commit":{"rev":"3l${i}","operation":"create","collection":"${collection}","rkey":"r${i}","record":{"text":"${i}"}}}`;
-    return { timeUs, did, kind: 'commit', collection, json: Buffer.from(json) };
-  });
-}
+const REPO = REPO_IN_EVERY_BLOCK;
 
 /** A buffer of `events` in blocks of BLOCK, closed; returns LMDB's page size. */
 async function buffer(dataDir: string, events: Entry[]): Promise<number> {
-  const store = new EventStore({ dataDir, hotLogBytes: 0, fsync: false, dictionary: BUNDLED });
-  await store.commit({ entries: events, revs: new Map() });
-  await store.close();
+  await writeBuffer(dataDir, events);
   const raw = openLmdb({ path: dataDir, maxDbs: 16 });
   const { pageSize } = raw.getStats() as { pageSize: number };
   await raw.close();
@@ -85,7 +64,7 @@ for (const replayWorkers of ['0', '1']) {
     const defer = cleanup(t);
     const dir = tempDir('contrail-page-not-found-');
     defer(() => dir.remove());
-    const events = stream();
+    const events = blockStream(5);
     const times = events.map((e) => e.timeUs);
     const dataDir = join(dir.path, 'data');
     const pageSize = await buffer(dataDir, events);
@@ -113,7 +92,7 @@ for (const replayWorkers of ['0', '1']) {
     const defer = cleanup(t);
     const dir = tempDir('contrail-corrupted-page-');
     defer(() => dir.remove());
-    const events = stream();
+    const events = blockStream(5);
     const times = events.map((e) => e.timeUs);
     const dataDir = join(dir.path, 'data');
     const pageSize = await buffer(dataDir, events);
@@ -148,7 +127,7 @@ test('a v2 seq cursor whose block LMDB cannot look up (a page of the seq table d
   const defer = cleanup(t);
   const dir = tempDir('contrail-unreadable-seqs-');
   defer(() => dir.remove());
-  const events = stream();
+  const events = blockStream(5);
   const times = events.map((e) => e.timeUs);
   const dataDir = join(dir.path, 'data');
   const pageSize = await buffer(dataDir, events);

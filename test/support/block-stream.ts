@@ -1,0 +1,35 @@
+/**
+ * A buffer of whole blocks of posts and likes from 97 repos, written straight through the store
+ * with the bundled dictionary: what the damaged-buffer tests break on disk and then serve.
+ */
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { Entry } from '../../src/events/index.ts';
+import { EventStore } from '../../src/store/index.ts';
+
+export const BUNDLED_DICTIONARY = readFileSync(fileURLToPath(new URL('../../dictionaries/contrail-v1.zstd-dict', import.meta.url)));
+/** The store's block size: the stream's events fill whole blocks. */
+export const BLOCK = 1_024;
+export const POST = 'app.bsky.feed.post';
+export const LIKE = 'app.bsky.feed.like';
+/** A repo with events in every block, few enough for its replays to read through the per-DID index. */
+export const REPO_IN_EVERY_BLOCK = `did:plc:${'5'.padStart(24, 'd')}`;
+
+/** `blocks` blocks of commits 10 µs apart, within the default --retention of now so a gateway keeps them all; every third a like. */
+export function blockStream(blocks: number): Entry[] {
+  const first = Date.now() * 1000 - 600_000_000;
+  return Array.from({ length: blocks * BLOCK }, (_, i) => {
+    const timeUs = first + i * 10;
+    const did = `did:plc:${String(i % 97).padStart(24, 'd')}`;
+    const collection = i % 3 === 2 ? LIKE : POST;
+    const json = `{"did":"${did}","time_us":${timeUs},"kind":"commit","commit":{"rev":"3l${i}","operation":"create","collection":"${collection}","rkey":"r${i}","record":{"text":"${i}"}}}`;
+    return { timeUs, did, kind: 'commit', collection, json: Buffer.from(json) };
+  });
+}
+
+/** Writes `events` to a new buffer in `dataDir` and closes it. */
+export async function writeBuffer(dataDir: string, events: Entry[]): Promise<void> {
+  const store = new EventStore({ dataDir, hotLogBytes: 0, fsync: false, dictionary: BUNDLED_DICTIONARY });
+  await store.commit({ entries: events, revs: new Map() });
+  await store.close();
+}
