@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { FUTURE_REV_TOLERANCE_MS, isTid, tidMicros } from '../atproto/index.ts';
 import { buildEvents, type CursorClock, type Entry } from '../events/index.ts';
-import { DropLog, backoffDelay, cutRelayString, redactUrl, type DropReporter, type UpstreamMessage } from '../upstream/index.ts';
+import { DropLog, backoffDelay, redactUrl, type DropReporter, type UpstreamMessage } from '../upstream/index.ts';
 import type { Batch, EventStore, UpstreamCursor } from './event-store.ts';
 import type { StoreMetrics } from './metrics.ts';
 
@@ -152,7 +152,7 @@ export class Ingester {
         return;
       case 'info':
         // The name is the relay's: logged (cut), never a reason of its own.
-        this.#infoLog.record(message.name === 'OutdatedCursor' ? 'OutdatedCursor' : 'other', cutRelayString(message.message ?? ''), { name: cutRelayString(message.name) });
+        this.#infoLog.record(message.name === 'OutdatedCursor' ? 'OutdatedCursor' : 'other', message.message ?? '', { name: message.name });
         return;
       default: // events (#sync too): stored below
     }

@@ -43,7 +43,8 @@ export function cutRelayString(text: string): string {
  * Logs without flooding: the first line of each reason, then one summary line per interval. Generic
  * in the reason so later stages (verification) log their own drops the same way, and so are the
  * relay's #info and error frames, which a relay may send as fast as any frame; `log` is given the
- * reason, to choose the line's level and words. Reasons must be a bounded set (not the relay's words).
+ * reason, to choose the line's level and words. Reasons must be a bounded set (not the relay's words);
+ * the detail and the context's strings may be the relay's, and are written cut (cutRelayString).
  */
 export class DropLog<Reason extends string = DropReason> {
   readonly #lastLogged = new Map<Reason, { at: number; suppressed: number }>();
@@ -63,7 +64,9 @@ export class DropLog<Reason extends string = DropReason> {
     }
     const suppressed = last?.suppressed ?? 0;
     this.#lastLogged.set(reason, { at: now, suppressed: 0 });
-    this.log({ reason, detail, suppressedSinceLastLog: suppressed, ...context }, reason);
+    // Cut here, when a line is written, not for every record a flood suppresses.
+    const cutContext = Object.fromEntries(Object.entries(context).map(([key, value]) => [key, typeof value === 'string' ? cutRelayString(value) : value]));
+    this.log({ reason, detail: cutRelayString(detail), suppressedSinceLastLog: suppressed, ...cutContext }, reason);
   }
 }
 
@@ -85,10 +88,9 @@ export class DropReporter {
     this.#log = new DropLog((fields) => logger.warn(fields, 'dropped upstream input'), logEvery.intervalMs, logEvery.nowMs);
   }
 
-  /** Counts and logs a drop; the detail and the context's strings may hold the relay's, and are logged cut. */
+  /** Counts and logs a drop; the detail and the context's strings may hold the relay's (DropLog cuts them). */
   report(reason: DropReason, detail: string, context: Record<string, unknown> = {}): void {
     this.counter.inc({ reason });
-    const cutContext = Object.fromEntries(Object.entries(context).map(([key, value]) => [key, typeof value === 'string' ? cutRelayString(value) : value]));
-    this.#log.record(reason, cutRelayString(detail), cutContext);
+    this.#log.record(reason, detail, context);
   }
 }

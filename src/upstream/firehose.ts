@@ -329,7 +329,7 @@ export class FirehoseClient {
       this.#skipThrough = undefined;
       this.#seqsBehind.restarted();
     }
-    this.#errorFrameLog.record(kind, cutRelayString(message.message ?? ''), { error: cutRelayString(message.error) });
+    this.#errorFrameLog.record(kind, message.message ?? '', { error: message.error });
   }
 
   #startPings(socket: WebSocket, onTimeout: () => void): void {

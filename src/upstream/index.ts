@@ -49,7 +49,7 @@ export { FirehoseClient, type FirehoseClientOptions } from './firehose.ts';
 export { decodeFrame, type Frame } from './frame.ts';
 export { parseMessage, type CommitProof, type OpAction, type OpDrop, type ProofOp, type RecordOp, type UpstreamMessage } from './messages.ts';
 export { CarSlice } from './car.ts';
-export { DropError, DropLog, DropReporter, cutRelayString, type DropReason } from './drop.ts';
+export { DropError, DropLog, DropReporter, type DropReason } from './drop.ts';
 export { createUpstreamMetrics, type UpstreamMetrics } from './metrics.ts';
 export { normalizeUpstreamUrl, redactUrl } from './url.ts';
 export { backoffDelay, type BackoffPolicy } from './backoff.ts';

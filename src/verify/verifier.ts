@@ -518,7 +518,7 @@ export class Verifier {
 
   #fail(did: string, message: CommitMessage | SyncMessage, reason: VerifyFailure, detail: string): void {
     this.#options.metrics.failures.inc({ reason });
-    if (reason !== 'out_of_sync') this.#failureLog.record(reason, cut(detail), { type: message.type, seq: message.seq, did, rev: cut(message.rev) });
+    if (reason !== 'out_of_sync') this.#failureLog.record(reason, detail, { type: message.type, seq: message.seq, did, rev: message.rev });
     // A replay changes nothing the subscribers have not seen; every other failure withholds a
     // change of the repo, so what follows cannot be trusted to apply until it is re-established.
     if (reason === 'rev_not_newer' || reason === 'out_of_sync') return;
@@ -701,14 +701,6 @@ function sizeOf(message: UpstreamMessage): number {
   if (message.type === 'commit') return message.proof.car.bytes.byteLength + MESSAGE_OVERHEAD_BYTES;
   if (message.type === 'sync') return message.blocks.byteLength + MESSAGE_OVERHEAD_BYTES;
   return MESSAGE_OVERHEAD_BYTES;
-}
-
-/** Longest a relay's string (a frame's rev, an op's path or action) is logged, quoted or as a field. */
-const MAX_LOGGED_CHARACTERS = 200;
-
-/** The text as logged: cut past MAX_LOGGED_CHARACTERS, saying how long it was (a relay's strings may be megabytes). */
-function cut(text: string): string {
-  return text.length <= MAX_LOGGED_CHARACTERS ? text : `${text.slice(0, MAX_LOGGED_CHARACTERS)}… (${text.length} characters)`;
 }
 
 /** What a task is about, for a log line. */
