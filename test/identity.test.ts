@@ -176,6 +176,28 @@ describe('IdentityResolver', () => {
     assert.match(await registry.metrics(), /contrail_identity_cache_entries 0/);
   });
 
+  // On a fast machine a fetch can begin, fail and be refreshed within one millisecond (last
+  // session's CI did it): a fetch begun in the millisecond a refresh is asked may have begun
+  // before it, so neither it nor its remembered failure may answer that refresh. The clock is
+  // held still to make every step fall in one millisecond; the sockets are real.
+  test('a refresh asked in the millisecond a fetch began fetches anew: a tie is not "begun since"', async (t) => {
+    let answer: 'document' | 503 | 410 = 'document';
+    const plc = await directory(t, (req, res) => {
+      if (answer === 'document') res.end(JSON.stringify(plcDocument(req.url!.slice(1), KEY, 'https://pds.example.com')));
+      else res.writeHead(answer).end();
+    });
+    const { resolver } = resolverFor(t, plc.url);
+    t.mock.timers.enable({ apis: ['Date'], now: Date.now() });
+    const refreshed = (did: string) => resolver.refresh(did).then(() => 'resolved', (err: IdentityError) => err.reason);
+    assert.equal((await resolver.resolve(ALICE)).signingKey, KEY);
+    answer = 503;
+    assert.equal(await refreshed(ALICE), 'unreachable');
+    answer = 410;
+    assert.equal(await refreshed(ALICE), 'not_found', 'the 503 is not the answer to a refresh asked after it');
+    assert.equal(resolver.cached(ALICE), undefined);
+    assert.equal(plc.stats.requests, 3);
+  });
+
   // Two fetches of one DID overlap when a refresh (an #identity event, a failed signature) asks
   // for a document newer than the running fetch's. If the newer one finds the document gone, the
   // older one, answering later, must not put the old key back in the cache.
