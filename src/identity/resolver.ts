@@ -156,9 +156,9 @@ export class IdentityResolver {
   }
 
   /**
-   * Fetches the DID document again and caches the result: a document fetched no earlier than
-   * `notBefore` (default: now), joining the newest fetch of the DID if its request began since
-   * then or has yet to begin. For #identity events and signatures that fail with the cached key:
+   * Fetches the DID document again and caches the result: a document fetched after `notBefore`
+   * (default: now), joining the newest fetch of the DID if its request began after then or has
+   * yet to begin. For #identity events and signatures that fail with the cached key:
    * a rotated key is picked up before a valid commit is judged, even while a fetch begun before
    * the rotation is still running (its older document then does not replace the newer one in the
    * cache). However many ask, a DID has at most two fetches running: a third waits for the newer
@@ -175,9 +175,10 @@ export class IdentityResolver {
   #refresh(did: string, notBefore: number, wait: boolean): Promise<AtprotoIdentity> {
     const flights = this.#flights.get(did) ?? [];
     const newest = flights.at(-1);
-    if (newest && (newest.startedAt === undefined || newest.startedAt >= notBefore)) return newest.fetching;
+    // Only a fetch begun after `notBefore` answers: one begun in the same millisecond may have begun before it.
+    if (newest && (newest.startedAt === undefined || newest.startedAt > notBefore)) return newest.fetching;
     const failed = this.#rememberedFailure(did);
-    if (failed && failed.startedAt >= notBefore) return Promise.reject(failed.error);
+    if (failed && failed.startedAt > notBefore) return Promise.reject(failed.error);
     const flight: Flight = { fetching: undefined as unknown as Promise<AtprotoIdentity> };
     const after = newest && (flights.length >= 2 || failed) ? newest.fetching.then(() => {}, () => {}) : undefined;
     flight.fetching = this.#fetch(did, flight, Date.now(), wait, after).finally(() => {
