@@ -5,7 +5,9 @@
  * gateway must not blame the relay for that time (/ready saying it "has not answered a ping", the
  * backoff growing for a connection it never read), nor excuse a relay that never answers once it
  * reads again. Real sockets: a FakeRelay, reached through a HoldingProxy that shows what crossed
- * and cuts connections with an RST (which a paused reader notices at once).
+ * and cuts connections with an RST. A paused reader notices an RST at once only with nothing unread
+ * in its kernel buffer ahead of it: so each connection is cut once the client has read all the
+ * relay sent, or while the relay's answer waits in the proxy.
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
@@ -13,13 +15,15 @@ import { test } from 'node:test';
 import { WebSocketServer } from 'ws';
 import { cleanup } from './support/cleanup.ts';
 import { FakeRelay } from './support/fake-relay.ts';
-import { commitFrame, tidFor } from './support/frames.ts';
+import { commitFrame, infoFrame, tidFor } from './support/frames.ts';
 import { HoldingProxy } from './support/holding-proxy.ts';
 import { waitUntil } from './support/poll.ts';
 import { seqsOf, startClient, type LogLine } from './support/upstream-harness.ts';
 
 /** An unmasked, empty WebSocket pong frame: what a relay answers the client's empty ping with. */
 const PONG = Buffer.from([0x8a, 0x00]);
+/** The first byte of a final ping frame, as the client sends it once a connection opens. */
+const PING = 0x89;
 
 const retries = (logs: LogLine[]) => logs.filter((line) => line.msg === 'upstream disconnected; reconnecting');
 
@@ -32,6 +36,9 @@ test('a connection opened while ingest is paused, after a failure: /ready does n
   const answered = new Set<number>();
   proxy.watch((connection, from, chunk) => {
     if (from === 'server' && chunk.includes(PONG)) answered.add(connection);
+    // The connection opened while paused: the relay's answer to its opening ping waits in the proxy,
+    // as unread as in the paused socket, and is lost with it when it is cut.
+    if (connection === 2 && from === 'client' && chunk[0] === PING) proxy.hold('server');
   });
   const url = new URL(relay.url);
   url.port = String(proxy.port);
@@ -39,6 +46,10 @@ test('a connection opened while ingest is paused, after a failure: /ready does n
   const harness = startClient(url.href, { backoffBaseMs: 10, backoffMaxMs: 40, healthyAfterMs: 600_000 });
   defer(() => harness.client.stop());
   await waitUntil(() => harness.client.connected && answered.has(1), 'the first connection, its opening ping answered');
+  // An #info after the pong (an answer, not progress: the connection is still not healthy). Once
+  // the client hands it on, it has read everything the relay sent.
+  relay.push({ bytes: infoFrame('Notice') });
+  await waitUntil(() => harness.messages.some((message) => message.type === 'info'), 'the first connection read to its end');
 
   // Ingest's queue fills: reading pauses. Then the connection is lost.
   harness.client.pause();
@@ -48,6 +59,7 @@ test('a connection opened while ingest is paused, after a failure: /ready does n
   assert.equal(harness.client.notIngesting, undefined, 'the relay answered; only the gateway has not read it yet');
 
   proxy.reset();
+  proxy.release(); // nothing held is left: the next connection's bytes pass
   await waitUntil(() => retries(harness.logs).length === 2, 'the paused connection lost');
   assert.equal(retries(harness.logs)[1]?.failures, 1, 'a connection held paused all its life is no failure of the relay');
 

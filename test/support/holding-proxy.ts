@@ -57,10 +57,13 @@ export class HoldingProxy {
   }
 
   /**
-   * Resets every connection through the proxy (an RST to both ends). A reader that has paused its
-   * socket sees an RST at once; a FIN behind bytes it has not read waits until it reads them.
+   * Resets every connection through the proxy (an RST to both ends); what the proxy held for them is
+   * lost with them. A reader that has paused its socket still takes what reaches it into the
+   * socket's buffer, and sees an RST that comes after that at once; an RST (or a FIN) that reaches
+   * it right behind bytes still in the kernel is seen only once it reads again.
    */
   reset(): void {
+    this.#held = [];
     for (const socket of this.#sockets) socket.resetAndDestroy();
   }
 
