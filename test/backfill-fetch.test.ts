@@ -120,6 +120,15 @@ describe('fetching a repo', () => {
     assert.equal(server.requests.length, 2);
   });
 
+  test('a PDS that never answers while the wall clock steps back: still a timeout', async (t) => {
+    // Date alone is simulated: it reads the same all along, as a clock stepped back (NTP) by as long
+    // as the fetch waited would read. The deadline's timer is real.
+    t.mock.timers.enable({ apis: ['Date'], now: Date.now() });
+    const server = await pds(() => {}); // accepts, reads the request, never responds
+    const failure = await backfillFailureOf(fetchSnapshot(server.url, { timeoutMs: 200, attempts: 1 }));
+    assert.equal(failure.reason, 'timeout', failure.message);
+  });
+
   test('a PDS that stops sending halfway through the CAR: timeout', async () => {
     const server = await pds((_req, res) => {
       res.writeHead(200, { 'content-length': CAR.length });
