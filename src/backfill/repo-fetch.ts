@@ -77,11 +77,14 @@ function unwrap(err: unknown): unknown {
 }
 
 async function attemptFetch<T>(url: URL, { accept, what }: SyncRequest, limits: FetchLimits, read: (chunks: AsyncIterable<Uint8Array>) => Promise<T>, signal?: AbortSignal): Promise<T> {
-  const startedMs = Date.now();
+  // The attempt's deadline is asked whether it passed, not judged from two wall-clock readings,
+  // which a clock step (or a reading a millisecond short of the timer) gets wrong.
+  const deadline = AbortSignal.timeout(limits.timeoutMs);
   try {
     const response = await getGuarded(url, {
       allowPrivateEndpoints: limits.allowPrivateEndpoints,
       timeoutMs: limits.timeoutMs,
+      deadline,
       signal,
       headers: { accept, 'user-agent': 'contrail (backfill)' },
     });
@@ -89,7 +92,7 @@ async function attemptFetch<T>(url: URL, { accept, what }: SyncRequest, limits: 
     return await read(limitedBody(response, what, limits.maxBytes));
   } catch (err) {
     // The guard's deadline covers the body too: whatever broke once it passed, it was the deadline.
-    if (Date.now() - startedMs >= limits.timeoutMs) {
+    if (deadline.aborted) {
       throw new RetryableFailure(new BackfillFailure('timeout', `${url.host} did not send ${what} within ${limits.timeoutMs / 1000} s`));
     }
     if (signal?.aborted) throw new BackfillFailure('fetch_failed', 'cancelled: no subscriber waits for it any more');

@@ -7,6 +7,8 @@ export interface GuardedRequestOptions {
   allowPrivateEndpoints: boolean;
   /** Deadline for the whole exchange: connecting, the headers and reading the body. */
   timeoutMs: number;
+  /** That deadline's timer, for a caller that must know whether it passed (default: one started here). */
+  deadline?: AbortSignal;
   /** The socket may stay silent this long before the request fails (default: timeoutMs). */
   idleTimeoutMs?: number;
   /** Aborts the request (and the body stream) early. */
@@ -24,7 +26,7 @@ export class FetchTimeoutError extends Error {}
  */
 export async function getGuarded(target: string | URL, options: GuardedRequestOptions): Promise<IncomingMessage> {
   const url = checkEndpointUrl(target.toString(), options.allowPrivateEndpoints);
-  const deadline = AbortSignal.timeout(options.timeoutMs);
+  const deadline = options.deadline ?? AbortSignal.timeout(options.timeoutMs);
   const signal = options.signal ? AbortSignal.any([deadline, options.signal]) : deadline;
   const client = url.protocol === 'https:' ? https : http;
   const idleMs = options.idleTimeoutMs ?? options.timeoutMs;
