@@ -14,13 +14,12 @@
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
 import pino from 'pino';
-import { Leadership, type IngestRun } from '../../src/cluster/leadership.ts';
 import { LeaderLease } from '../../src/cluster/lease.ts';
 import { openCluster, type ClusterConnection } from '../../src/cluster/nats.ts';
-import { StreamWriter } from '../../src/cluster/stream-writer.ts';
 import type { StreamFollower } from '../../src/cluster/follower.ts';
 import type { EventStore } from '../../src/store/index.ts';
 import { cleanup } from '../support/cleanup.ts';
+import { leadershipWithIdleIngest } from '../support/cluster-leadership.ts';
 import { NatsCluster, natsServerMissing } from '../support/nats-cluster.ts';
 import { waitUntil } from '../support/poll.ts';
 
@@ -58,22 +57,8 @@ async function catchingUpLeader(t: TestContext, moving: boolean) {
     resume() {},
     failed: new Promise(() => {}),
   } as unknown as StreamFollower;
-  const ingest = { started: false };
-  const run: IngestRun = { connected: true, problem: undefined, notIngesting: undefined, stop: async () => true, abandon() {} };
   const lease = new LeaderLease(connection.lease, 'a');
-  const leadership = new Leadership({
-    lease,
-    writer: new StreamWriter(connection.nc, connection.js, connection.jsm, connection.streamName, connection.subject, 'a', () => {}),
-    follower,
-    store: { lastSeq: 0 } as EventStore,
-    leaseMs: LEASE_MS,
-    logger,
-    startIngest: () => {
-      ingest.started = true;
-      return run;
-    },
-    restoreMissing: () => connection.restoreMissing(),
-  });
+  const { leadership, ingest } = leadershipWithIdleIngest({ connection, lease, follower, store: { lastSeq: 0 } as EventStore, leaseMs: LEASE_MS, logger });
   leadership.start();
   defer(() => {
     caughtUp(); // a term still waiting for the buffer would hold the stop on the code before the fix

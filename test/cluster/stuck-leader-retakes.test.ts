@@ -16,12 +16,11 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import pino from 'pino';
 import { StreamFollower } from '../../src/cluster/follower.ts';
-import { Leadership, type IngestRun } from '../../src/cluster/leadership.ts';
 import { LeaderLease } from '../../src/cluster/lease.ts';
 import { openCluster } from '../../src/cluster/nats.ts';
-import { StreamWriter } from '../../src/cluster/stream-writer.ts';
 import { EventStore } from '../../src/store/index.ts';
 import { cleanup } from '../support/cleanup.ts';
+import { leadershipWithIdleIngest } from '../support/cluster-leadership.ts';
 import { tempDir } from '../support/gateway.ts';
 import { NatsCluster, natsServerMissing, readStreamRecords } from '../support/nats-cluster.ts';
 import { waitUntil } from '../support/poll.ts';
@@ -60,21 +59,7 @@ test('a lone node whose buffer stands still retakes the lease without another ma
     return wait;
   };
 
-  const ingest = { started: false };
-  const run: IngestRun = { connected: true, problem: undefined, notIngesting: undefined, stop: async () => true, abandon() {} };
-  const leadership = new Leadership({
-    lease: new LeaderLease(connection.lease, 'a'),
-    writer: new StreamWriter(connection.nc, connection.js, connection.jsm, connection.streamName, connection.subject, 'a', (first, last, batch) => follower.ownAppend(first, last, batch)),
-    follower,
-    store,
-    leaseMs: LEASE_MS,
-    logger,
-    startIngest: () => {
-      ingest.started = true;
-      return run;
-    },
-    restoreMissing: () => connection.restoreMissing(),
-  });
+  const { leadership, ingest } = leadershipWithIdleIngest({ connection, lease: new LeaderLease(connection.lease, 'a'), follower, store, leaseMs: LEASE_MS, logger });
   leadership.start();
   defer(() => leadership.stop(0));
 
