@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { DeliverPolicy, type ConsumerMessages, type StreamState } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
 import { DamagedBlockError, type Batch, type EventStore } from '../store/index.ts';
+import { DropLog } from '../upstream/index.ts';
 import type { ClusterConnection } from './nats.ts';
 import { nowUs, type HopLog } from './hop-timing.ts';
 import { decodeStreamRecord, type StreamRecord } from './stream-record.ts';
@@ -111,6 +112,10 @@ export class StreamFollower {
   /** While this node leads, its own appends reach the buffer on acknowledgement: no consumer reads them back. */
   #paused = false;
   #resumed: (() => void) | undefined;
+  /** A read that keeps failing (commits on a full disk) is tried again every second: one line per interval, saying how many it stands for. */
+  readonly #readFailures = new DropLog<'read_failed'>((fields) =>
+    this.logger.warn(fields, 'reading the cluster event stream failed; starting again from the applied position, every second until it passes'),
+  );
 
   constructor(
     private readonly cluster: ClusterConnection,
@@ -203,7 +208,7 @@ export class StreamFollower {
           break;
         }
         if (this.#stopped) break;
-        this.logger.warn({ err: (err as Error).message, appliedSeq: this.#applied }, 'reading the cluster event stream failed; starting again from the applied position');
+        this.#readFailures.record('read_failed', (err as Error).message, { appliedSeq: this.#applied });
       }
       if (this.#paused) await new Promise<void>((resolve) => (this.#resumed = resolve));
       else if (!this.#stopped) await new Promise((resolve) => setTimeout(resolve, 1_000));
