@@ -6,7 +6,9 @@
  * again (by a node restarted) went on from the seq its buffer held of the old one: it waited for
  * the new stream to reach that seq, missing every batch before it. Found by review (session 17).
  * As with the lease bucket, the stream must be made again while the cluster runs, and every
- * node must read the new one from its start, so that ingest goes on and nothing is lost.
+ * node must read the new one from its start, so that ingest goes on and nothing is lost. The
+ * leader, whose append meets it first, must say so (session 17 left it naming NATS's answer,
+ * `jetstream is not enabled`, first).
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -33,9 +35,14 @@ test('a cluster stream removed while the cluster runs is made again, every node 
   const removedAt = Date.now();
   await jsm.streams.delete('contrail-events');
   // The leader learns of it at its next append, which fails: its term ends, and what it read is
-  // read again from the relay by the next term.
+  // read again from the relay by the next term. What it says first is what happened: NATS answers
+  // a publish nothing takes with 'jetstream is not enabled', which once came first (session 17).
   cluster.feed.push(200);
-  await leader.process.waitForLog((record) => record.time >= removedAt && /this term ends/.test(String(record.msg)), 30_000);
+  const gone = /CLUSTER STREAM contrail-events WAS GONE/;
+  await leader.process.waitForLog((record) => record.time >= removedAt && gone.test(String(record.msg)), 30_000);
+  const said = leader.process.logs.filter((record) => record.time >= removedAt && record.level >= 40);
+  assert.match(String(said[0]!.msg), gone, `the leader's first warning says the stream was gone, not: ${JSON.stringify(said.slice(0, 2))}`);
+  assert.ok(!said.some((record) => /jetstream is not enabled/i.test(JSON.stringify(record))), 'no line blames JetStream not being enabled');
   await waitUntil(() => jsm.streams.info('contrail-events').then(() => true, () => false), 'a node to make the cluster stream again', 30_000).catch((err: Error) => {
     throw new Error(`${err.message}:\n${cluster.members.map((member) => member.process.tail(6)).join('\n')}`);
   });
