@@ -4,7 +4,7 @@ import { DeliverPolicy, type ConsumerMessages, type StreamState } from '@nats-io
 import type { Logger } from 'pino';
 import { DamagedBlockError, type Batch, type EventStore } from '../store/index.ts';
 import { DropLog } from '../upstream/index.ts';
-import type { ClusterConnection } from './nats.ts';
+import { isStreamNotFound, type ClusterConnection } from './nats.ts';
 import { nowUs, type HopLog } from './hop-timing.ts';
 import { decodeStreamRecord, type StreamRecord } from './stream-record.ts';
 
@@ -113,8 +113,11 @@ export class StreamFollower {
   #paused = false;
   #resumed: (() => void) | undefined;
   /** A read that keeps failing (commits on a full disk) is tried again every second: one line per interval, saying how many it stands for. */
-  readonly #readFailures = new DropLog<'read_failed'>((fields) =>
-    this.logger.warn(fields, 'reading the cluster event stream failed; starting again from the applied position, every second until it passes'),
+  readonly #readFailures = new DropLog<'read_failed' | 'stream_gone'>((fields, reason) =>
+    reason === 'stream_gone'
+      ? // Said at info: the first node whose append or lease check meets the loss makes the stream again and says so (nats.ts).
+        this.logger.info(fields, `the cluster stream ${this.cluster.streamName} is gone: this node reads it from its start once a node makes it again`)
+      : this.logger.warn(fields, 'reading the cluster event stream failed; starting again from the applied position, every second until it passes'),
   );
 
   constructor(
@@ -208,7 +211,7 @@ export class StreamFollower {
           break;
         }
         if (this.#stopped) break;
-        this.#readFailures.record('read_failed', (err as Error).message, { appliedSeq: this.#applied });
+        this.#readFailures.record(isStreamNotFound(err) ? 'stream_gone' : 'read_failed', (err as Error).message, { appliedSeq: this.#applied });
       }
       if (this.#paused) await new Promise<void>((resolve) => (this.#resumed = resolve));
       else if (!this.#stopped) await new Promise((resolve) => setTimeout(resolve, 1_000));

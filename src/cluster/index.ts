@@ -30,8 +30,8 @@
  * the new leader reads it again from the relay. Any failed append ends the term the same way.
  * A stream made again (removed, or lost with NATS's storage) numbers its messages from 1 again:
  * each node notices its new creation time and reads it from its start (follower.ts), and one
- * removed while the cluster runs is made again by the first node whose marker fails (nats.ts), as
- * the lease bucket is.
+ * removed while the cluster runs is made again by the first node whose append, marker or lease
+ * check meets it gone (nats.ts), as the lease bucket is.
  * A node whose follower stopped for good (a buffer this stream did not write, a stream record it
  * cannot decode, a data dir deleted under it: `failed`) gives the lease up and never competes
  * again, whoever runs it. A record that cannot be decoded is not passed over: it may hold events

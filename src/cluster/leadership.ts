@@ -3,6 +3,7 @@ import type { Batch, EventStore } from '../store/index.ts';
 import type { HopLog } from './hop-timing.ts';
 import type { LeaderLease } from './lease.ts';
 import type { StreamFollower } from './follower.ts';
+import { isUnansweredPublish } from './nats.ts';
 import { CutOffBatchError, DeposedError, type StreamWriter } from './stream-writer.ts';
 
 /** One leader's reading of the relay: what the gateway starts for a term and stops at its end. */
@@ -37,8 +38,8 @@ export interface LeadershipOptions {
   onOversizedEvents?(count: number): void;
   /** Times each batch's hops (bench/cluster --hops). */
   hops?: HopLog;
-  /** After a failed lease check (or a failed marker): makes the lease bucket and the event stream again if they are gone. */
-  restoreMissing(): Promise<void>;
+  /** After a failed lease check, marker or append: makes the lease bucket and the event stream again if they are gone; true if the stream was (and it said so). */
+  restoreMissing(): Promise<boolean>;
 }
 
 /** How soon a failed lease check is tried again, while the failures are younger than a check period (sooner if the period is shorter). */
@@ -201,8 +202,8 @@ export class Leadership {
         await follower.waitApplied(await writer.append(batch));
       } catch (err) {
         if (this.#term === term) {
-          logger.warn({ err: (err as Error).message }, appendFailure(err));
           void this.#endTerm(0);
+          void this.#sayAppendFailed(err);
         }
         throw err;
       }
@@ -286,6 +287,16 @@ export class Leadership {
     }
   }
 
+  /**
+   * Says why a term's append failed. A publish nothing took (NATS's words: 'jetstream is not
+   * enabled') most likely met the stream gone: it is made again now, not at the next lease check,
+   * and restoreMissing's line (THE CLUSTER STREAM … WAS GONE) is all that is said of it.
+   */
+  async #sayAppendFailed(err: unknown): Promise<void> {
+    if (isUnansweredPublish(err) && (await this.options.restoreMissing().catch(() => false))) return;
+    this.options.logger.warn({ err: (err as Error).message }, appendFailure(err));
+  }
+
   async #endTerm(flushTimeoutMs: number): Promise<boolean> {
     const term = this.#term;
     if (!term) return true;
@@ -304,5 +315,6 @@ export class Leadership {
 function appendFailure(err: unknown): string {
   if (err instanceof DeposedError) return 'another node appended to the event stream: this node stops leading';
   if (err instanceof CutOffBatchError) return 'this term ends so that a new leader marker closes the cut-off batch';
+  if (isUnansweredPublish(err)) return 'no stream in NATS took the append (its leader being elected?): this term ends, and the next resumes from the stream';
   return 'appending to the event stream failed: this term ends, and the next resumes from the stream';
 }

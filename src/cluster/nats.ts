@@ -29,8 +29,12 @@ export interface ClusterConnection {
   readonly subject: string;
   /** False while the client is between servers (it reconnects by itself). */
   readonly connected: boolean;
-  /** Makes the lease bucket and the event stream again if they are gone (removed while the cluster runs, or lost with NATS's storage). */
-  restoreMissing(): Promise<void>;
+  /**
+   * Makes the lease bucket and the event stream again if they are gone (removed while the cluster
+   * runs, or lost with NATS's storage), saying so; true if the stream was gone. Calls made while
+   * one is under way share it, so a loss is made good and said once.
+   */
+  restoreMissing(): Promise<boolean>;
 }
 
 /**
@@ -82,23 +86,27 @@ export async function openCluster(options: ClusterOptions, logger: Logger): Prom
       }
     });
     logger.info({ servers: options.servers, stream: streamName, nodeId: options.nodeId }, 'joined the contrail cluster on NATS JetStream');
-    const missing = (stream: string) => jsm.streams.info(stream).then(() => false, (err: Error) => /stream not found/i.test(err.message));
+    const missing = (stream: string) => jsm.streams.info(stream).then(() => false, isStreamNotFound);
+    let restoring: Promise<boolean> | undefined;
+    const restore = async (): Promise<boolean> => {
+      if (await missing(`KV_${bucket}`)) {
+        // The lease only elects (appends are fenced by the stream), so a new bucket is safe; the
+        // KV handle addresses the bucket by name and works on the new one.
+        await makeLeaseBucket();
+        logger.error({ bucket }, `THE LEASE BUCKET ${bucket} WAS GONE (removed from NATS?): this node made it again`);
+      }
+      if (await missing(streamName)) {
+        // What it held is in the nodes' buffers; each reads the new stream from its start
+        // (follower.ts), and the next leader's marker is its first message.
+        await jsm.streams.add(config);
+        logger.error({ stream: streamName }, `THE CLUSTER STREAM ${streamName} WAS GONE (removed from NATS, or its storage lost?): this node made it again`);
+        return true;
+      }
+      return false;
+    };
     const connection = {
       nc, js, jsm, lease, streamName, subject, connected: true,
-      async restoreMissing(): Promise<void> {
-        if (await missing(`KV_${bucket}`)) {
-          // The lease only elects (appends are fenced by the stream), so a new bucket is safe; the
-          // KV handle addresses the bucket by name and works on the new one.
-          await makeLeaseBucket();
-          logger.error({ bucket }, `THE LEASE BUCKET ${bucket} WAS GONE (removed from NATS?): this node made it again`);
-        }
-        if (await missing(streamName)) {
-          // What it held is in the nodes' buffers; each reads the new stream from its start
-          // (follower.ts), and the next leader's marker is its first message.
-          await jsm.streams.add(config);
-          logger.error({ stream: streamName }, `THE CLUSTER STREAM ${streamName} WAS GONE (removed from NATS, or its storage lost?): this node made it again`);
-        }
-      },
+      restoreMissing: () => (restoring ??= restore().finally(() => (restoring = undefined))),
     };
     void (async () => {
       for await (const status of nc.status()) {
@@ -153,6 +161,19 @@ async function applySettings(jsm: JetStreamManager, existing: StreamConfig, want
       `NATS now keeps ${wanted.num_replicas} copies of ${existing.name}, this node's --nats-replicas (give every node the same one)`,
     );
   }
+}
+
+/** NATS's answer to a request about a stream it does not hold (removed, or lost with its storage). */
+export function isStreamNotFound(err: unknown): boolean {
+  return /stream not found/i.test((err as Error).message ?? '');
+}
+
+/**
+ * NATS's answer to a publish nothing took: the client reports no responders on the subject as
+ * 'jetstream is not enabled', though what it means here is that no stream listens on it.
+ */
+export function isUnansweredPublish(err: unknown): boolean {
+  return /jetstream is not enabled/i.test((err as Error).message ?? '');
 }
 
 async function explainReplicaErrors<T>(replicas: number, run: () => Promise<T>): Promise<T> {
