@@ -436,7 +436,7 @@ export const SERVE_OPTIONS = {
   'backfill-cache-ttl': { type: 'string', default: '60s', describe: 'Backfill: how long a repo snapshot is reused', coerce: parseDuration },
   nats: {
     type: 'string',
-    describe: 'Join a cluster on NATS JetStream: comma-separated server URLs (nats://host:4222,…). Without it contrail is a single process',
+    describe: 'Join a cluster on NATS JetStream: comma-separated server URLs (nats://host:4222,…; nats://user:password@host:4222 if NATS requires credentials). Without it contrail is a single process',
     defaultDescription: 'none (a single process)',
     coerce: parseNatsServers,
   },

@@ -44,7 +44,8 @@
  * So a leader that dies between two parts leaves nothing half-applied, and its successor, resuming
  * from the cursor before that batch, reads all of it again: nothing lost, nothing twice.
  *
- * Files: nats.ts (connection, stream and lease bucket), stream-record.ts (message layout, split),
+ * Files: nats.ts (connection, stream and lease bucket), nats-servers.ts (--nats URLs: their credentials
+ * as the client's options, never shown), stream-record.ts (message layout, split),
  * lease.ts (the ingest lease), stream-writer.ts (fenced appends), follower.ts (stream → local
  * buffer), leadership.ts (terms: fence, catch up, ingest, step down), metrics.ts (leader, terms,
  * applied seq), stream-end.ts (waiting until the buffer holds the stream's end: a client's cursor

@@ -3,9 +3,10 @@ import { DiscardPolicy, jetstream, jetstreamManager, RetentionPolicy, type JetSt
 import { nanos } from '@nats-io/nats-core';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { Logger } from 'pino';
+import { natsServers } from './nats-servers.ts';
 
 export interface ClusterOptions {
-  /** NATS server URLs (any of the cluster's servers; the client fails over between them). */
+  /** NATS server URLs (any of the cluster's servers; the client fails over between them), credentials in them if NATS requires any (nats-servers.ts). */
   servers: string[];
   /** Copies NATS keeps of the stream and the lease: 3 for a 3-server cluster, 1 for a single server. */
   replicas: number;
@@ -43,13 +44,15 @@ export interface ClusterConnection {
  * change of retention, lease or replicas is applied to what exists (applySettings).
  */
 export async function openCluster(options: ClusterOptions, logger: Logger): Promise<ClusterConnection> {
+  const { servers, shown, auth } = natsServers(options.servers);
   const nc = await connect({
-    servers: options.servers,
+    servers,
+    ...auth,
     name: `contrail ${options.nodeId}`,
     maxReconnectAttempts: -1,
     reconnectTimeWait: 250,
   }).catch((err: Error) => {
-    throw new Error(`could not connect to NATS at ${options.servers.join(', ')}: ${err.message} (check --nats: nats-server's client URLs)`);
+    throw new Error(`could not connect to NATS at ${shown.join(', ')}: ${err.message} (check --nats: nats-server's client URLs, with the credentials it requires as nats://user:password@host:4222)`);
   });
   try {
     const jsm = await explainReplicaErrors(options.replicas, () => jetstreamManager(nc));
@@ -85,7 +88,7 @@ export async function openCluster(options: ClusterOptions, logger: Logger): Prom
         logger.warn({ from: Math.round(bucketConfig.max_age / 1e6), to: options.leaseMs }, 'the ingest lease now lasts this node\'s --nats-lease (give every node the same one)');
       }
     });
-    logger.info({ servers: options.servers, stream: streamName, nodeId: options.nodeId }, 'joined the contrail cluster on NATS JetStream');
+    logger.info({ servers: shown, stream: streamName, nodeId: options.nodeId }, 'joined the contrail cluster on NATS JetStream');
     const missing = (stream: string) => jsm.streams.info(stream).then(() => false, isStreamNotFound);
     let restoring: Promise<boolean> | undefined;
     const restore = async (): Promise<boolean> => {
