@@ -230,13 +230,13 @@ export class FirehoseClient {
       } else if (message.type === 'info') {
         heard(); // an answer, but no progress: see below
       } else {
-        // An error frame is a refusal and an #info a notice, not progress: an upstream that answers
-        // every connect with one (then closes) must meet a growing backoff, not a redial every second.
-        delivered = true;
+        // An error frame is a refusal, an #info a notice, and a seq already read a frame the consumer
+        // drops: none is progress. An upstream that answers every connect with one (then closes), or
+        // replays the same window, must meet a growing backoff, not a redial every second.
+        if (this.#seqsBehind.read(message.seq)) delivered = true;
         heard();
         // One that goes on delivering after it kept the connection: a later close is not the error's.
         if (closeReason === 'error_frame') closeReason = 'closed';
-        this.#seqsBehind.read(message.seq);
       }
       this.#options.onMessage(message);
     });

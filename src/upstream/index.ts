@@ -22,7 +22,8 @@
  * relay whose numbering jumped ahead or restarted) is said once and fails /ready, here where
  * every frame is seen whatever stage drops it (seqs-behind.ts), and so does a run of frames none of
  * which decodes (undecodable-run.ts). A connection resets the backoff only once it delivered an
- * event (an #info or error frame is none) or answered a ping: one that never answers is a failure
+ * event with a seq new to it (an #info or error frame is none, nor a frame at or below its cursor:
+ * a relay replaying the same window after every connect is no progress) or answered a ping: one that never answers is a failure
  * however long it lived, and after a failure the next one is not ready until it answers.
  * Backpressure: the consumer can pause() the socket while its write queue is full; TCP then
  * pushes back on the relay. A paused

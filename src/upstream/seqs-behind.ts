@@ -39,21 +39,23 @@ export class SeqsBehind {
     this.#forgetRun();
   }
 
-  read(seq: number): void {
+  /** Whether `seq` is new: above the cursor and every seq read on this connection. */
+  read(seq: number): boolean {
     if (this.#highest === undefined || seq > this.#highest) {
       this.#highest = seq;
       if (this.#reason !== undefined) this.logger.warn({ seq }, 'upstream frames are taken again');
       this.#forgetRun();
-      return;
+      return true;
     }
     const nowMs = Date.now();
     this.#run ??= { sinceMs: nowMs, seq };
-    if (this.#reason !== undefined || nowMs - this.#run.sinceMs < this.afterMs) return;
+    if (this.#reason !== undefined || nowMs - this.#run.sinceMs < this.afterMs) return false;
     this.#reason = `every upstream frame since seq ${this.#run.seq} is at or below seq ${this.#highest}, already read: none is stored`;
     this.logger.error(
       { from: this.#run.seq, now: seq, highest: this.#highest, seconds: Math.round((nowMs - this.#run.sinceMs) / 1000) },
       'UPSTREAM SEQS WENT BACK: for these seconds every frame came at or below the highest seq already read, so each is dropped as already taken. The relay\'s numbering jumped ahead or restarted; /ready fails until a frame above it comes. A restart dials again from the saved cursor: a relay whose numbering restarted answers FutureCursor, and contrail resumes from its tip.',
     );
+    return false;
   }
 
   #forgetRun(): void {
