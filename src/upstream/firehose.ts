@@ -36,6 +36,12 @@ export interface FirehoseClientOptions {
   seqsBehindMs?: number;
   /** How long frames may all be dropped undecoded before it is reported (notIngesting). */
   undecodableMs?: number;
+  /**
+   * A message begun must complete within this long of reading (unpaused) time, judged at each ping
+   * (default 60 s), or the connection is dropped: ws sees nothing of a message until it ends, and a
+   * relay's pongs between endless fragments answer every ping.
+   */
+  messageTimeoutMs?: number;
   /** A connection that answered a ping and lived this long resets the backoff (default 10 s). */
   healthyAfterMs?: number;
 }
@@ -94,6 +100,7 @@ export class FirehoseClient {
       seqsBehindMs: options.seqsBehindMs ?? 10_000,
       undecodableMs: options.undecodableMs ?? 10_000,
       healthyAfterMs: options.healthyAfterMs ?? 10_000,
+      messageTimeoutMs: options.messageTimeoutMs ?? 60_000,
     };
     this.#seqsBehind = new SeqsBehind(options.logger, this.#options.seqsBehindMs);
     this.#undecodable = new UndecodableRun(options.logger, this.#options.undecodableMs);
@@ -208,7 +215,7 @@ export class FirehoseClient {
       metrics.connected.set(1);
       logger.info({ url: shownUrl, cursor }, 'upstream connected');
       if (this.#paused) socket.pause();
-      this.#startPings(socket, () => (closeReason = 'ping_timeout'));
+      this.#startPings(socket, reading, (cause) => (closeReason = cause));
       // A ping now, not at the first interval: a live relay answers at once, which proves this connection.
       socket.ping();
     });
@@ -262,8 +269,9 @@ export class FirehoseClient {
       if (closeReason === 'ping_timeout') this.#problem = 'upstream stopped answering pings';
       if (openedAt > 0) metrics.connected.set(0);
       metrics.disconnects.inc({ reason: this.#stopped ? 'stopped' : closeReason });
-      // Living long is not enough: a relay that never answers a ping lives a whole ping timeout.
-      const healthy = delivered || (answered && Date.now() - openedAt >= this.#options.healthyAfterMs);
+      // Living long is not enough: a relay that never answers a ping lives a whole ping timeout, and
+      // one that never completes a message answers every ping for a whole message timeout.
+      const healthy = delivered || (answered && closeReason !== 'message_timeout' && Date.now() - openedAt >= this.#options.healthyAfterMs);
       // A connection held paused from open to close (ingest's queue full) says nothing against the relay.
       const neverRead = openedAt > 0 && !this.#readSinceOpen;
       if (healthy) this.#failures = 0;
@@ -332,20 +340,37 @@ export class FirehoseClient {
     this.#errorFrameLog.record(kind, message.message ?? '', { error: message.error });
   }
 
-  #startPings(socket: WebSocket, onTimeout: () => void): void {
+  #startPings(socket: WebSocket, reading: MessagePrefix, onTimeout: (cause: 'ping_timeout' | 'message_timeout') => void): void {
+    const { logger, pingIntervalMs, messageTimeoutMs } = this.#options;
     this.#heardSincePing = true;
+    /** The message in progress at the last tick, and the reading time it has been in progress for since. */
+    let unfinished: { number: number; readingMs: number } | undefined;
     this.#pingTimer = setInterval(() => {
-      // A paused socket reads nothing, pongs included: silence then is ours, not the upstream's.
-      if (this.#paused) return;
+      // A paused socket reads nothing, pongs included: silence then is ours, not the upstream's, and
+      // so is a message that does not move (its reading time starts again after the pause).
+      if (this.#paused) {
+        unfinished = undefined;
+        return;
+      }
       if (!this.#heardSincePing) {
-        this.#options.logger.warn('upstream did not answer a ping; reconnecting');
-        onTimeout();
+        logger.warn('upstream did not answer a ping; reconnecting');
+        onTimeout('ping_timeout');
+        socket.terminate();
+        return;
+      }
+      const inProgress = reading.messageInProgress;
+      if (inProgress === undefined || inProgress.number !== unfinished?.number) {
+        unfinished = inProgress && { number: inProgress.number, readingMs: 0 };
+      } else if ((unfinished.readingMs += pingIntervalMs) >= messageTimeoutMs) {
+        this.#problem = `upstream did not complete a message within ${messageTimeoutMs} ms (its frames announced ${inProgress.announcedBytes} bytes)`;
+        logger.warn({ messageTimeoutMs, bytes: inProgress.announcedBytes }, 'upstream did not complete a message in time (a relay that sends one without end keeps the connection looking alive); reconnecting');
+        onTimeout('message_timeout');
         socket.terminate();
         return;
       }
       this.#heardSincePing = false;
       socket.ping();
-    }, this.#options.pingIntervalMs);
+    }, pingIntervalMs);
   }
 
   #backoffDelay(): number {

@@ -15,7 +15,9 @@
  * and error frames once per kind and interval, as drops are: a relay may send them as fast as any frame.
  *
  * Why it reconnects forever: a quiet upstream is normal (a small PDS may be silent for hours),
- * so silence is never a reason to exit. Liveness comes from WebSocket pings; a lost connection
+ * so silence is never a reason to exit. Liveness comes from WebSocket pings, and from messages
+ * completing: a message begun must end within 60 s of reading time (a relay sending one as endless
+ * fragments answers every ping between them, and ws shows nothing of it until it ends); a lost connection
  * is retried with capped exponential backoff and full jitter, resuming at the cursor the
  * consumer reports (the last seq it accepted), so nothing is skipped and duplicates are the
  * consumer's to discard by seq; a run of frames at or below the highest seq read that lasts (a
@@ -33,7 +35,7 @@
  *
  * Files:
  *   firehose.ts  FirehoseClient: the connection, pings, reconnects with backoff
- *   message-prefix.ts  MessagePrefix: the first bytes (and seq) of a message too large for the socket, read beside ws
+ *   message-prefix.ts  MessagePrefix: the first bytes (and seq) of a message too large for the socket, and the message in progress, read beside ws
  *   seqs-behind.ts  SeqsBehind: frames that keep coming at or below the highest seq read, said once
  *   undecodable-run.ts  UndecodableRun: frames that keep failing to decode with none decoding, said once
  *   frame.ts     decodeFrame: one WebSocket message → header and body (DAG-CBOR, strict)

@@ -8,6 +8,10 @@ import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
  * the same frame again, forever. Its first bytes carry its seq (DAG-CBOR puts `seq` among the
  * first keys of every body), so the client can resume *after* it instead.
  *
+ * It also says which message is in progress, if any (begun, its last frame not yet read whole): ws
+ * shows nothing of a message until it completes, so a relay sending one as endless fragments, its
+ * pongs answering every ping between them, looks alive while it delivers nothing.
+ *
  * Only server-to-client framing is parsed (RFC 6455 §5.2: 2–14 byte headers, fragments, control
  * frames between fragments); payload bytes are kept as views of the socket's chunks, at most
  * PREFIX_BYTES of the current message, and nothing else is copied.
@@ -15,6 +19,8 @@ import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 const PREFIX_BYTES = 64 * 1024;
 
 interface Message {
+  /** Its number among this connection's data messages, from 1. */
+  number: number;
   prefix: Buffer[];
   prefixBytes: number;
   /** Payload bytes its frame headers announced so far. */
@@ -28,7 +34,10 @@ export class MessagePrefix {
   /** Payload bytes left in the frame being read, and whether they belong to a data message. */
   #frameLeft = 0;
   #frameIsData = false;
-  #message: Message = { prefix: [], prefixBytes: 0, announcedBytes: 0 };
+  /** Whether the frame being read is a data message's last (its FIN bit). */
+  #frameEndsMessage = false;
+  #message: Message = { number: 0, prefix: [], prefixBytes: 0, announcedBytes: 0 };
+  #inMessage = false;
   #oversized: Message | undefined;
 
   /** Remembers the first message whose frames announce more than maxBytes (the socket reads on past it). */
@@ -50,6 +59,11 @@ export class MessagePrefix {
     return message && { prefix: Buffer.concat(message.prefix), announcedBytes: message.announcedBytes };
   }
 
+  /** The data message begun and not yet complete: its number and the payload bytes its frames announced so far. */
+  get messageInProgress(): { number: number; announcedBytes: number } | undefined {
+    return this.#inMessage ? { number: this.#message.number, announcedBytes: this.#message.announcedBytes } : undefined;
+  }
+
   #read(chunk: Buffer): void {
     let data = chunk;
     if (this.#inHttpResponse) {
@@ -67,6 +81,7 @@ export class MessagePrefix {
         const take = Math.min(this.#frameLeft, data.length);
         if (this.#frameIsData) this.#keep(data.subarray(0, take));
         this.#frameLeft -= take;
+        if (this.#frameLeft === 0 && this.#frameEndsMessage) this.#inMessage = false;
         data = data.subarray(take);
         continue;
       }
@@ -77,14 +92,19 @@ export class MessagePrefix {
         return;
       }
       this.#pending = Buffer.alloc(0);
-      const { opcode, headerBytes, payloadBytes } = header;
+      const { opcode, fin, headerBytes, payloadBytes } = header;
       this.#frameIsData = opcode < 8;
-      if (opcode === 1 || opcode === 2) this.#message = { prefix: [], prefixBytes: 0, announcedBytes: 0 };
+      this.#frameEndsMessage = this.#frameIsData && fin;
+      if (opcode === 1 || opcode === 2) {
+        this.#message = { number: this.#message.number + 1, prefix: [], prefixBytes: 0, announcedBytes: 0 };
+        this.#inMessage = true;
+      }
       if (this.#frameIsData) {
         this.#message.announcedBytes += payloadBytes;
         if (this.#message.announcedBytes > this.maxBytes) this.#oversized ??= this.#message;
       }
       this.#frameLeft = payloadBytes;
+      if (payloadBytes === 0 && this.#frameEndsMessage) this.#inMessage = false;
       data = buffered.subarray(headerBytes);
     }
   }
@@ -98,7 +118,7 @@ export class MessagePrefix {
   }
 }
 
-function frameHeader(bytes: Buffer): { opcode: number; headerBytes: number; payloadBytes: number } | undefined {
+function frameHeader(bytes: Buffer): { opcode: number; fin: boolean; headerBytes: number; payloadBytes: number } | undefined {
   const first = bytes[0];
   const second = bytes[1];
   if (first === undefined || second === undefined) return undefined;
@@ -117,7 +137,7 @@ function frameHeader(bytes: Buffer): { opcode: number; headerBytes: number; payl
   }
   if (masked) offset += 4;
   if (bytes.length < offset) return undefined;
-  return { opcode, headerBytes: offset, payloadBytes: length };
+  return { opcode, fin: (first & 0x80) !== 0, headerBytes: offset, payloadBytes: length };
 }
 
 /**
