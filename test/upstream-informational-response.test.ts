@@ -1,0 +1,66 @@
+/**
+ * An HTTP server may send 1xx informational responses (100 Continue, 103 Early Hints) before the
+ * 101 that upgrades a connection; Node's HTTP client, and so ws, reads past them. contrail reads
+ * the same socket beside ws to find the first bytes (and seq) of a frame too large for the socket
+ * (message-prefix.ts): it must read past them too, and take the frames that follow the 101 for
+ * frames, or it cannot tell which frame to resume after.
+ */
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { Socket } from 'node:net';
+import { test } from 'node:test';
+import { WebSocketServer } from 'ws';
+import { SOCKET_MAX_PAYLOAD } from '../src/upstream/firehose.ts';
+import { cleanup } from './support/cleanup.ts';
+import { commitFrame, tidFor } from './support/frames.ts';
+import { waitUntil } from './support/poll.ts';
+import { ALICE, POST, recordFor } from './support/subscribe-client.ts';
+import { seqsOf, startClient } from './support/upstream-harness.ts';
+
+const commit = (seq: number) => commitFrame({ seq, repo: ALICE, rev: tidFor(seq * 10), ops: [{ action: 'create', path: `${POST}/${tidFor(seq)}`, record: recordFor(POST, seq, ALICE) }] });
+
+/** A binary frame's header announcing more than the socket reads, then the first bytes of the #commit of `seq`. */
+function oversizedFrameStart(seq: number): Buffer {
+  const header = Buffer.alloc(10);
+  header[0] = 0x82; // FIN, binary
+  header[1] = 127; // 64-bit length follows
+  header.writeBigUInt64BE(BigInt(SOCKET_MAX_PAYLOAD + 1024), 2);
+  return Buffer.concat([header, commit(seq)]);
+}
+
+for (const informational of ['HTTP/1.1 100 Continue\r\n\r\n', 'HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload; as=style\r\n\r\n']) {
+  test(`after a ${informational.slice(9, informational.indexOf('\r'))} before the 101, a frame too large for the socket is still moved past by its seq`, async (t) => {
+    const defer = cleanup(t);
+    const sockets = new WebSocketServer({ noServer: true });
+    const server = createServer();
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    defer(() => new Promise((resolve) => server.close(resolve)));
+    defer(() => sockets.clients.forEach((socket) => socket.terminate()));
+    const cursors: Array<string | null> = [];
+    server.on('upgrade', (request, socket: Socket, head) => {
+      const cursor = new URL(request.url!, 'http://relay').searchParams.get('cursor');
+      cursors.push(cursor);
+      socket.write(informational);
+      sockets.handleUpgrade(request, socket, head, (ws) => {
+        ws.on('error', () => ws.terminate());
+        if (cursor === null) ws.send(commit(1));
+        if (cursor === null || Number(cursor) < 2) {
+          // Written beside ws, after what it sent, as a relay would send a frame this large: it never ends.
+          ws.ping(undefined, undefined, () => socket.write(oversizedFrameStart(2)));
+        } else {
+          ws.send(commit(3));
+        }
+      });
+    });
+    const url = `ws://127.0.0.1:${(server.address() as { port: number }).port}/xrpc/com.atproto.sync.subscribeRepos`;
+    let cursor: number | undefined;
+    const harness = startClient(url, { resumeCursor: () => cursor, onMessage: (message) => void ('seq' in message && (cursor = message.seq)), backoffBaseMs: 1, backoffMaxMs: 8 });
+    defer(() => harness.client.stop());
+    await waitUntil(() => seqsOf(harness.messages).includes(3) || cursors.length >= 4, 'seq 3, after the oversized frame (or contrail to dial again and again)');
+    assert.deepEqual(cursors, [null, '2'], 'the reconnect resumes after the oversized frame');
+    assert.deepEqual(seqsOf(harness.messages), [1, 3]);
+    assert.ok(harness.logs.some((line) => /^SKIPPED UPSTREAM FRAME seq 2/.test(line.msg)), 'the skip is logged by its seq');
+  });
+}
