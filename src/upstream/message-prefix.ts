@@ -12,11 +12,16 @@ import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
  * shows nothing of a message until it completes, so a relay sending one as endless fragments, its
  * pongs answering every ping between them, looks alive while it delivers nothing.
  *
+ * The frames begin after the 101's head; 1xx informational heads before it (100 Continue, 103 Early
+ * Hints) are read past, as Node's HTTP client reads past them for ws.
+ *
  * Only server-to-client framing is parsed (RFC 6455 §5.2: 2–14 byte headers, fragments, control
  * frames between fragments); payload bytes are kept as views of the socket's chunks, at most
  * PREFIX_BYTES of the current message, and nothing else is copied.
  */
 const PREFIX_BYTES = 64 * 1024;
+/** A 1xx status line other than 101's (Switching Protocols, the upgrade itself). */
+const INFORMATIONAL_STATUS_LINE = /^HTTP\/\d(?:\.\d)? 1(?!01)\d\d(?: |$)/;
 
 interface Message {
   /** Its number among this connection's data messages, from 1. */
@@ -29,7 +34,9 @@ interface Message {
 
 export class MessagePrefix {
   #inHttpResponse = true;
-  #httpTail = '';
+  /** The response head being read: whole while its status line is not, then only its last 3 characters. */
+  #httpHead = '';
+  #httpStatusLine: string | undefined;
   #pending: Buffer = Buffer.alloc(0);
   /** Payload bytes left in the frame being read, and whether they belong to a data message. */
   #frameLeft = 0;
@@ -67,14 +74,9 @@ export class MessagePrefix {
   #read(chunk: Buffer): void {
     let data = chunk;
     if (this.#inHttpResponse) {
-      const text = this.#httpTail + data.toString('latin1');
-      const end = text.indexOf('\r\n\r\n');
-      if (end < 0) {
-        this.#httpTail = text.slice(-3);
-        return;
-      }
-      this.#inHttpResponse = false;
-      data = data.subarray(end + 4 - this.#httpTail.length);
+      const frames = this.#pastResponseHeads(data);
+      if (frames === undefined) return;
+      data = frames;
     }
     while (data.length > 0) {
       if (this.#frameLeft > 0) {
@@ -106,6 +108,36 @@ export class MessagePrefix {
       this.#frameLeft = payloadBytes;
       if (payloadBytes === 0 && this.#frameEndsMessage) this.#inMessage = false;
       data = buffered.subarray(headerBytes);
+    }
+  }
+
+  /**
+   * Reads the HTTP response heads up to the end of the 101's: the bytes after it (frames), or
+   * undefined while it has not ended. A 1xx informational head before it (100 Continue, 103 Early
+   * Hints) is read past, as Node's HTTP client reads past it for ws.
+   */
+  #pastResponseHeads(chunk: Buffer): Buffer | undefined {
+    let data = chunk;
+    for (;;) {
+      const text = this.#httpHead + data.toString('latin1');
+      if (this.#httpStatusLine === undefined) {
+        const lineEnd = text.indexOf('\r\n');
+        if (lineEnd >= 0) this.#httpStatusLine = text.slice(0, lineEnd);
+      }
+      const end = text.indexOf('\r\n\r\n');
+      if (end < 0) {
+        this.#httpHead = this.#httpStatusLine === undefined ? text : text.slice(-3);
+        return undefined;
+      }
+      const after = data.subarray(end + 4 - this.#httpHead.length);
+      const informational = INFORMATIONAL_STATUS_LINE.test(this.#httpStatusLine ?? '');
+      this.#httpHead = '';
+      this.#httpStatusLine = undefined;
+      if (!informational) {
+        this.#inHttpResponse = false;
+        return after;
+      }
+      data = after;
     }
   }
 
