@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { RefusedEndpointError, checkEndpointUrl, getGuarded } from '../identity/index.ts';
+import { retryAfter } from '../upstream/index.ts';
 import { BackfillFailure } from './failure.ts';
 
 export interface FetchLimits {
@@ -151,14 +152,6 @@ async function readXrpcError(response: IncomingMessage): Promise<{ error?: strin
   } finally {
     response.destroy();
   }
-}
-
-/** Retry-After as delay-seconds or an HTTP date, in ms; undefined when absent or unreadable. */
-export function retryAfter(header: string | undefined, now = Date.now()): number | undefined {
-  if (header === undefined) return undefined;
-  if (/^\s*\d+\s*$/.test(header)) return Number(header) * 1000;
-  const date = Date.parse(header);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
 }
 
 async function* limitedBody(response: IncomingMessage, what: string, maxBytes: number): AsyncIterable<Uint8Array> {

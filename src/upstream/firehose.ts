@@ -1,7 +1,8 @@
+import type { ClientRequest, IncomingMessage } from 'node:http';
 import type { ConnectionOptions } from 'node:tls';
 import WebSocket from 'ws';
 import type { Logger } from 'pino';
-import { backoffDelay } from './backoff.ts';
+import { backoffDelay, retryAfter } from './backoff.ts';
 import { DropError, DropLog, cutRelayString, type DropReporter } from './drop.ts';
 import { decodeFrame } from './frame.ts';
 import { parseMessage, type UpstreamMessage } from './messages.ts';
@@ -52,6 +53,8 @@ const DEFAULT_MAX_FRAME_BYTES = 5 * 1024 * 1024;
  * socket (ws cannot skip a message unread); the client then resumes after their seq (message-prefix.ts).
  */
 export const SOCKET_MAX_PAYLOAD = 64 * 1024 * 1024;
+/** The longest Retry-After a refused handshake is honoured for: a relay cannot park contrail for a day. */
+const MAX_RETRY_AFTER_MS = 10 * 60_000;
 /** ws's errors for a message above maxPayload, and for a frame announcing more than 2^53 - 1 bytes (past any maxPayload). */
 const TOO_LARGE_FOR_THE_SOCKET = new Set(['WS_ERR_UNSUPPORTED_MESSAGE_LENGTH', 'WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH']);
 
@@ -195,6 +198,9 @@ export class FirehoseClient {
       this.#unproven = undefined;
     };
     let closeReason = 'closed';
+    /** A refused handshake (a non-101 answer) was told, and the wait its Retry-After asks for, bounded. */
+    let refused = false;
+    let retryAfterMs: number | undefined;
     // Pings only start once open: without this a relay that accepts TCP and never answers the
     // upgrade would hold this dial forever. Timing out goes through the normal backoff.
     const { handshakeTimeoutMs } = this.#options;
@@ -251,8 +257,14 @@ export class FirehoseClient {
       this.#heardSincePing = true;
       heard();
     });
+    socket.on('unexpected-response', (_request: ClientRequest, response: IncomingMessage) => {
+      refused = true;
+      closeReason = 'error';
+      retryAfterMs = this.#onRefusal(response);
+      socket.terminate();
+    });
     socket.on('error', (err: Error & { code?: string }) => {
-      if (closeReason === 'handshake_timeout') return; // our own terminate(), already told
+      if (closeReason === 'handshake_timeout' || refused) return; // our own terminate(), already told
       if (TOO_LARGE_FOR_THE_SOCKET.has(err.code ?? '')) {
         closeReason = 'oversized_frame';
         return; // told at close, once the frame's first bytes (and its seq) have arrived
@@ -280,13 +292,35 @@ export class FirehoseClient {
         logger.info({ code }, 'upstream closed');
         return;
       }
-      const delayMs = this.#backoffDelay();
+      const delayMs = Math.max(this.#backoffDelay(), retryAfterMs ?? 0);
       logger.warn(
         { code, reason: reason.toString(), cause: closeReason, retryInMs: delayMs, failures: this.#failures },
         'upstream disconnected; reconnecting',
       );
       this.#reconnectTimer = setTimeout(() => this.#connect(), delayMs);
     });
+  }
+
+  /**
+   * A handshake answered with something other than 101: says what (and, for a redirect, where to:
+   * contrail does not follow one, as a dial elsewhere is the operator's to choose) in the log and
+   * /ready. Returns the wait a 429's or 503's Retry-After asks for, at most MAX_RETRY_AFTER_MS.
+   */
+  #onRefusal(response: IncomingMessage): number | undefined {
+    const status = response.statusCode ?? 0;
+    const header = response.headers['retry-after'];
+    const asked = status === 429 || status === 503 ? retryAfter(header) : undefined;
+    const waitMs = asked === undefined ? undefined : Math.min(asked, MAX_RETRY_AFTER_MS);
+    const location = status >= 300 && status < 400 && response.headers.location ? cutRelayString(response.headers.location) : undefined;
+    let said = `upstream refused the WebSocket handshake: HTTP ${status}${response.statusMessage ? ` ${cutRelayString(response.statusMessage)}` : ''}`;
+    if (asked !== undefined) said += `; it asked to retry after ${Math.round(asked / 1000)} s${asked > MAX_RETRY_AFTER_MS ? `, contrail waits at most ${MAX_RETRY_AFTER_MS / 1000} s` : ''}`;
+    if (location !== undefined) said += `; it redirects to ${location}, which contrail does not follow: set --upstream to it`;
+    this.#problem = said;
+    this.#options.logger.warn(
+      { status, retryAfter: header === undefined ? undefined : cutRelayString(header), waitMs, location },
+      'upstream refused the WebSocket handshake',
+    );
+    return waitMs;
   }
 
   #decode(data: Buffer): UpstreamMessage | undefined {
