@@ -10,7 +10,8 @@
  * with one fetch per DID however many callers ask, a bound on fetches at once and on fetches
  * waiting (a caller that bounds its own, as the Verifier does by pausing the upstream, may ask to
  * wait past it), the PLC directory's and did:web hosts' apart (fetch-slots.ts: hosts anyone runs
- * that hold their answers cannot hold up did:plc lookups), a timeout per fetch and a size limit per document. Failures are remembered briefly
+ * that hold their answers cannot hold up did:plc lookups), a timeout per fetch and a size limit per document, read as JSON after a leading BOM if any (as
+ * @atproto/identity's response.json() reads it). Failures are remembered briefly
  * so an unresolvable DID cannot make every one of its commits hit the directory. `refresh(did)`
  * fetches again: on an #identity event and when a signature fails with the cached key, so a
  * rotated key is followed. A fetch's outcome, document or failure, answers only what needs nothing

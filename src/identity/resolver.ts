@@ -263,7 +263,8 @@ export class IdentityResolver {
     }
     const body = await readBodyLimited(response, maxDocumentBytes);
     try {
-      return JSON.parse(body.toString('utf8'));
+      // TextDecoder drops a leading BOM, as fetch's response.json() does for @atproto/identity.
+      return JSON.parse(new TextDecoder().decode(body));
     } catch {
       throw new IdentityError('bad_document', `${did}: the DID document is not JSON`);
     }
