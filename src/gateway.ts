@@ -40,8 +40,8 @@ export interface GatewayTuning {
   closeTimeoutMs?: ServerOptions['closeTimeoutMs'];
   /** How long upstream frames may all come at or below the highest seq read before /ready fails (default 10 s). */
   seqsBehindMs?: number;
-  /** How long upstream frames may all fail to decode before /ready fails (default 10 s). */
-  undecodableMs?: number;
+  /** How long upstream frames may all be dropped (undecoded, or commits with every op dropped) before /ready fails (default 10 s). */
+  nothingKeptMs?: number;
 }
 
 /** How this node gets events into its buffer: reading the relay itself, or as a member of a cluster. */
@@ -203,7 +203,7 @@ async function startStages(config: GatewayConfig, tuning: GatewayTuning, logger:
           drops,
           maxFrameBytes: config.maxFrameBytes,
           seqsBehindMs: tuning.seqsBehindMs,
-          undecodableMs: tuning.undecodableMs,
+          nothingKeptMs: tuning.nothingKeptMs,
         });
     firehose = reader;
     reader.start();

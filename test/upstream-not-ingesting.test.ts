@@ -16,7 +16,7 @@ import { ALICE, POST, httpGet, recordFor, withGateway } from './support/subscrib
 import { startClient } from './support/upstream-harness.ts';
 
 test('a relay that sends only undecodable frames fails /ready with the reason, and a decodable frame makes it ready again', async () => {
-  await withGateway({}, { undecodableMs: 1_000 }, async ({ relay, gateway }) => {
+  await withGateway({}, { nothingKeptMs: 1_000 }, async ({ relay, gateway }) => {
     await waitUntil(async () => (await httpGet(gateway.port, '/ready')).status === 200, '/ready once connected');
     let ready = await httpGet(gateway.port, '/ready');
     await waitUntil(
@@ -28,7 +28,7 @@ test('a relay that sends only undecodable frames fails /ready with the reason, a
       '/ready to fail while every frame is dropped undecoded',
       15_000,
     );
-    assert.match(ready.body.toString(), /could not be decoded \(last: bad_header\): none is stored/);
+    assert.match(ready.body.toString(), /could not be decoded or had every op dropped \(last: bad_header\): none is stored/);
     relay.push({ seq: 1, bytes: commitFrame({ seq: 1, repo: ALICE, rev: tidFor(1), ops: [{ action: 'create', path: `${POST}/${tidFor(1)}`, record: recordFor(POST, 1, ALICE) }] }) });
     await waitUntil(async () => (await httpGet(gateway.port, '/ready')).status === 200, '/ready once a frame decodes');
   });

@@ -9,7 +9,7 @@ import { parseMessage, type UpstreamMessage } from './messages.ts';
 import type { UpstreamMetrics } from './metrics.ts';
 import { MessagePrefix, seqFromPrefix } from './message-prefix.ts';
 import { SeqsBehind } from './seqs-behind.ts';
-import { UndecodableRun } from './undecodable-run.ts';
+import { NothingKeptRun } from './nothing-kept-run.ts';
 import { redactUrl } from './url.ts';
 
 /** subscribeRepos's error names (its lexicon); any other counts, and is logged, as 'other'. */
@@ -35,8 +35,8 @@ export interface FirehoseClientOptions {
   handshakeTimeoutMs?: number;
   /** How long frames may all come at or below the highest seq read before it is reported (seqsBehind). */
   seqsBehindMs?: number;
-  /** How long frames may all be dropped undecoded before it is reported (notIngesting). */
-  undecodableMs?: number;
+  /** How long frames may all be dropped (undecoded, or commits with every op dropped) before it is reported (notIngesting). */
+  nothingKeptMs?: number;
   /**
    * A message begun must complete within this long of reading (unpaused) time, judged at each ping
    * (default 60 s), or the connection is dropped: ws sees nothing of a message until it ends, and a
@@ -75,7 +75,7 @@ export class FirehoseClient {
    */
   #skipThrough: number | undefined;
   readonly #seqsBehind: SeqsBehind;
-  readonly #undecodable: UndecodableRun;
+  readonly #nothingKept: NothingKeptRun;
   /** Error frames, logged the first of each kind, then once per interval: a relay may send them as fast as any frame. */
   readonly #errorFrameLog: DropLog<ErrorKind>;
   /**
@@ -101,12 +101,12 @@ export class FirehoseClient {
       backoffMaxMs: options.backoffMaxMs ?? 30_000,
       handshakeTimeoutMs: options.handshakeTimeoutMs ?? 30_000,
       seqsBehindMs: options.seqsBehindMs ?? 10_000,
-      undecodableMs: options.undecodableMs ?? 10_000,
+      nothingKeptMs: options.nothingKeptMs ?? 10_000,
       healthyAfterMs: options.healthyAfterMs ?? 10_000,
       messageTimeoutMs: options.messageTimeoutMs ?? 60_000,
     };
     this.#seqsBehind = new SeqsBehind(options.logger, this.#options.seqsBehindMs);
-    this.#undecodable = new UndecodableRun(options.logger, this.#options.undecodableMs);
+    this.#nothingKept = new NothingKeptRun(options.logger, this.#options.nothingKeptMs);
     this.#errorFrameLog = new DropLog((fields, kind) => {
       if (kind === 'FutureCursor') {
         options.logger.error(
@@ -130,14 +130,14 @@ export class FirehoseClient {
 
   /**
    * Why the relay is not being ingested although it is connected, for /ready: it has not answered
-   * since a failure, every frame fails to decode (UndecodableRun), or every frame is one already
+   * since a failure, every frame is dropped (NothingKeptRun: undecoded, or a commit with every op dropped), or every frame is one already
    * read (SeqsBehind). A quiet relay that answers pings is ingested: it has nothing to send.
    */
   get notIngesting(): string | undefined {
     if (!this.connected) return undefined;
     // While paused the relay's answer, if any, waits unread: its silence then is ours.
     if (this.#unproven !== undefined && !this.#paused) return `upstream reconnected after ${this.#failures} failed connection(s) and has not answered a ping or sent a frame since (last: ${this.#unproven})`;
-    return this.#undecodable.reason ?? this.#seqsBehind.reason;
+    return this.#nothingKept.reason ?? this.#seqsBehind.reason;
   }
 
   start(): void {
@@ -182,7 +182,7 @@ export class FirehoseClient {
     const shownUrl = redactUrl(this.#options.url);
     logger.info({ url: shownUrl, cursor }, 'connecting to upstream');
     this.#seqsBehind.connecting(cursor);
-    this.#undecodable.connecting();
+    this.#nothingKept.connecting();
     const reading = new MessagePrefix(SOCKET_MAX_PAYLOAD);
     const socket = new WebSocket(url, {
       maxPayload: SOCKET_MAX_PAYLOAD,
@@ -230,12 +230,14 @@ export class FirehoseClient {
       metrics.bytes.inc(data.byteLength);
       if (!isBinary) {
         this.#options.drops.report('not_binary', 'upstream sent a text frame');
-        this.#undecodable.dropped('not_binary');
+        this.#nothingKept.dropped('not_binary');
         return;
       }
       const message = this.#decode(data);
       if (!message) return;
-      this.#undecodable.decoded();
+      const lastDrop = message.type === 'commit' && message.ops.length === 0 ? message.drops.at(-1) : undefined;
+      if (lastDrop) this.#nothingKept.dropped(lastDrop.reason);
+      else this.#nothingKept.kept();
       if (message.type === 'error') {
         closeReason = 'error_frame';
         this.#problem = `upstream sent error ${cutRelayString(message.error)}${message.message ? `: ${cutRelayString(message.message)}` : ''}`;
@@ -337,7 +339,7 @@ export class FirehoseClient {
     } catch (err) {
       if (!(err instanceof DropError)) throw err;
       this.#options.drops.report(err.reason, err.message, { bytes: data.byteLength });
-      this.#undecodable.dropped(err.reason);
+      this.#nothingKept.dropped(err.reason);
       return undefined;
     }
   }
