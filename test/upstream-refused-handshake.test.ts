@@ -70,3 +70,18 @@ test('a redirect is not followed, and where it points is logged and shown', asyn
   assert.equal(refused.location, 'wss://relay.example.net/xrpc/com.atproto.sync.subscribeRepos');
   assert.match(harness.client.problem ?? '', /HTTP 301 Moved Permanently; it redirects to wss:\/\/relay\.example\.net\/xrpc\/com\.atproto\.sync\.subscribeRepos, which contrail does not follow: set --upstream to it/);
 });
+
+test('a redirect to a relative Location is shown resolved against the upstream URL, its query values and credentials redacted', async (t) => {
+  const defer = cleanup(t);
+  // A proxy moving the path keeps the query, and with it an API key the operator put in --upstream.
+  const relay = await refusingServer(defer, 'HTTP/1.1 308 Permanent Redirect\r\nLocation: /v2/subscribeRepos?apikey=SECRET\r\nContent-Length: 0\r\n\r\n');
+  const harness = startClient(`${relay.url}?apikey=SECRET`, { backoffBaseMs: 1, backoffMaxMs: 8 });
+  defer(() => harness.client.stop());
+  await waitUntil(() => retriesOf(harness.logs).length >= 1, 'the refused dial to be logged');
+  const origin = new URL(relay.url).origin;
+  const refused = harness.logs.find((line) => line.msg === 'upstream refused the WebSocket handshake');
+  assert.equal(refused?.location, `${origin.replace('http:', 'ws:')}/v2/subscribeRepos?apikey=***`);
+  assert.doesNotMatch(JSON.stringify(harness.logs), /SECRET/);
+  assert.doesNotMatch(harness.client.problem ?? '', /SECRET/);
+  assert.match(harness.client.problem ?? '', /it redirects to ws:\/\/127\.0\.0\.1:\d+\/v2\/subscribeRepos\?apikey=\*\*\*,/);
+});
