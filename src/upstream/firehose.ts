@@ -313,7 +313,8 @@ export class FirehoseClient {
     const header = response.headers['retry-after'];
     const asked = status === 429 || status === 503 ? retryAfter(header) : undefined;
     const waitMs = asked === undefined ? undefined : Math.min(asked, MAX_RETRY_AFTER_MS);
-    const location = status >= 300 && status < 400 && response.headers.location ? cutRelayString(response.headers.location) : undefined;
+    // Resolved against the URL dialled and redacted as it is: a relative one may carry its query (an API key) along.
+    const location = status >= 300 && status < 400 && response.headers.location ? cutRelayString(redactUrl(resolvedUrl(response.headers.location, this.#options.url))) : undefined;
     let said = `upstream refused the WebSocket handshake: HTTP ${status}${response.statusMessage ? ` ${cutRelayString(response.statusMessage)}` : ''}`;
     if (asked !== undefined) said += `; it asked to retry after ${Math.round(asked / 1000)} s${asked > MAX_RETRY_AFTER_MS ? `, contrail waits at most ${MAX_RETRY_AFTER_MS / 1000} s` : ''}`;
     if (location !== undefined) said += `; it redirects to ${location}, which contrail does not follow: set --upstream to it`;
@@ -412,5 +413,14 @@ export class FirehoseClient {
   #backoffDelay(): number {
     const { backoffBaseMs, backoffMaxMs } = this.#options;
     return backoffDelay(this.#failures, { baseMs: backoffBaseMs, maxMs: backoffMaxMs, random: Math.random });
+  }
+}
+
+/** `location` resolved against `base`, or as given when it is no URL (redactUrl then hides it). */
+function resolvedUrl(location: string, base: string): string {
+  try {
+    return new URL(location, base).toString();
+  } catch {
+    return location;
   }
 }
