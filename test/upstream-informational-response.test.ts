@@ -6,9 +6,10 @@
  * frames, or it cannot tell which frame to resume after.
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer } from 'node:http';
-import type { Socket } from 'node:net';
+import { createServer as createTcpServer, type Socket } from 'node:net';
 import { test } from 'node:test';
 import { WebSocketServer } from 'ws';
 import { SOCKET_MAX_PAYLOAD } from '../src/upstream/firehose.ts';
@@ -64,3 +65,54 @@ for (const informational of ['HTTP/1.1 100 Continue\r\n\r\n', 'HTTP/1.1 103 Earl
     assert.ok(harness.logs.some((line) => /^SKIPPED UPSTREAM FRAME seq 2/.test(line.msg)), 'the skip is logged by its seq');
   });
 }
+
+/** An unmasked binary frame of `payload` (under 64 KiB), as a server sends it. */
+function binaryFrame(payload: Uint8Array): Buffer {
+  const header = Buffer.from([0x82, 126, 0, 0]);
+  header.writeUInt16BE(payload.length, 2);
+  return Buffer.concat([header, payload]);
+}
+
+test('a 103 and the 101 arriving a byte at a time, split anywhere, are read past all the same', async (t) => {
+  const defer = cleanup(t);
+  const cursors: Array<string | null> = [];
+  const server = createTcpServer((socket) => {
+    socket.setNoDelay(true);
+    socket.on('error', () => socket.destroy());
+    let request = '';
+    socket.on('data', (chunk) => {
+      if (request.includes('\r\n\r\n')) return; // the handshake is answered; what follows is frames
+      request += chunk.toString('latin1');
+      if (!request.includes('\r\n\r\n')) return;
+      const cursor = new URL(/^GET (\S+)/.exec(request)![1]!, 'http://relay').searchParams.get('cursor');
+      const key = /^sec-websocket-key: *(\S+)/im.exec(request)![1]!;
+      cursors.push(cursor);
+      const accept = createHash('sha1').update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
+      const response = Buffer.concat([
+        Buffer.from('HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n', 'latin1'),
+        Buffer.from(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`, 'latin1'),
+        binaryFrame(commit(cursor === null ? 1 : 3)),
+      ]);
+      // One byte per write, each on a turn of its own: the reader meets every split there is. The
+      // oversized frame's header and first bytes come in one write, as a relay writes them: ws
+      // closes the socket at its header, and its seq is read from what came with it.
+      let at = 0;
+      const next = () => {
+        if (socket.destroyed) return;
+        if (at < response.length) socket.write(response.subarray(at, ++at), () => setImmediate(next));
+        else if (cursor === null) socket.write(oversizedFrameStart(2));
+      };
+      next();
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  defer(() => new Promise((resolve) => server.close(resolve)));
+  const url = `ws://127.0.0.1:${(server.address() as { port: number }).port}/xrpc/com.atproto.sync.subscribeRepos`;
+  let cursor: number | undefined;
+  const harness = startClient(url, { resumeCursor: () => cursor, onMessage: (message) => void ('seq' in message && (cursor = message.seq)), backoffBaseMs: 1, backoffMaxMs: 8 });
+  defer(() => harness.client.stop());
+  await waitUntil(() => seqsOf(harness.messages).includes(3) || cursors.length >= 4, 'seq 3, after the oversized frame (or contrail to dial again and again)', 60_000);
+  assert.deepEqual(cursors, [null, '2'], 'the reconnect resumes after the oversized frame');
+  assert.deepEqual(seqsOf(harness.messages), [1, 3]);
+});
