@@ -26,7 +26,11 @@
  * which is kept: each undecoded, or a #commit with every op dropped (nothing-kept-run.ts). A connection resets the backoff only once it delivered an
  * event with a seq new to it (an #info or error frame is none, nor a frame at or below its cursor:
  * a relay replaying the same window after every connect is no progress) or answered a ping: one that never answers is a failure
- * however long it lived, and after a failure the next one is not ready until it answers.
+ * however long it lived, and after a failure the next one is not ready until it answers. A
+ * refused handshake (any answer but 101) is said with its status; a 429's or 503's Retry-After is
+ * waited for before the next dial (at most 10 minutes: the relay asked, and knows its load); a
+ * redirect is not followed (where contrail reads from is the operator's choice) but its Location is
+ * shown, redacted as the upstream URL is.
  * Backpressure: the consumer can pause() the socket while its write queue is full; TCP then
  * pushes back on the relay. A paused
  * socket reads nothing, pongs included, so paused time is never held against the relay: no ping
