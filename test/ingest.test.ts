@@ -327,6 +327,34 @@ describe('group commit and backpressure', () => {
     assert.equal(await h.commits(), 6);
   });
 
+  test('live, a burst one stall brought (64 events in one turn) commits in the turn it was read; a second such turn in a row gathers as catching up does', async (t) => {
+    const store = openStore(t, storeDir(t));
+    const h = harness(store);
+    let seq = 0;
+    const read = (count: number) => {
+      for (let i = 0; i < count; i++, seq++) h.ingester.handle(post(seq + 1, did(seq + 1), 1));
+    };
+    // Live (2,000 events/s): a few frames a turn.
+    for (let turn = 0; turn < 3; turn++) {
+      read(3);
+      await new Promise(setImmediate);
+    }
+    assert.equal(labels(store).length, seq);
+    // The gateway's thread stalled ~30 ms (a GC pause, a wait for a core): its next read brings 64 events at once.
+    read(64);
+    await new Promise(setImmediate);
+    assert.equal(labels(store).length, seq, 'committed in the turn its frames were read, not held for the turns after it');
+    const before = await h.commits();
+    // Still behind: the next turns bring as many again, and one commit gathers them.
+    for (let turn = 0; turn < 3; turn++) {
+      read(64);
+      await new Promise(setImmediate);
+    }
+    await h.ingester.flush();
+    assert.equal((await h.commits()) - before, 1, 'three more turns of 64: one transaction');
+    assert.equal(labels(store).length, seq);
+  });
+
   test("a seal's next step gives way to a commit of events read before its turn: the commit and its publish run first, and sealing still completes while every turn commits", async (t) => {
     const store = new EventStore({ dataDir: storeDir(t), hotLogBytes: 1 << 20, blockEvents: 4, fsync: false });
     t.after(() => store.close().catch(() => {}));
