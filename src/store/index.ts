@@ -21,9 +21,10 @@
  * keeping resident what it had touched (environment.ts, mapSizeFor).
  * The Ingester is the only writer: it groups whatever frames arrived while the previous commit
  * was in flight into one transaction (events into the tail, the revs, the upstream seq and the
- * last time_us and seq); catching up (a turn's reads bring 32 events or more), the reads of up to
- * three more such turns join it, while a live turn's few events commit in the turn they were
- * read. So the saved cursor never runs ahead of the events it covers, and after a crash the
+ * last time_us and seq); catching up (a turn's reads bring 32 events or more, the commit before
+ * it as many), the reads of up to three more such turns join it, while a live turn's few events,
+ * and the first such burst after them (one stall of the thread brings as many), commit in the
+ * turn they were read. So the saved cursor never runs ahead of the events it covers, and after a crash the
  * reader resumes from it and the clock from above the newest stored event. While --verify holds
  * repos back, the cursor stays below them and carries the held window (how far ingest read, and
  * each held repo's lowest seq), so a restart stores only what it had not. The window rides every

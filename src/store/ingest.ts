@@ -90,6 +90,8 @@ export class Ingester {
   #paused = false;
   /** A backlogged commit is waiting for later turns' reads (#whileBacklogged): none is due this turn. */
   #gathering = false;
+  /** Events in the last batch committed; undefined before the first (see #whileBacklogged). */
+  #lastBatchEvents: number | undefined;
   #abandoned = false;
   /** The newest upstream time read that is a date (ms): the lag is measured from it. A frame's time is the relay's string. */
   #lastUpstreamMs: number | undefined;
@@ -333,6 +335,7 @@ export class Ingester {
       this.#pendingSeq = undefined;
       const bytes = this.#pendingBytes;
       this.#pendingBytes = 0;
+      this.#lastBatchEvents = batch.entries.length;
       this.#committingRevs = batch.revs;
       if (!(await this.#commitWithRetry(batch, bytes))) return;
       for (const [did, rev] of batch.revs) this.#rememberRev(did, rev);
@@ -349,9 +352,13 @@ export class Ingester {
    * Catching up (a turn's read brought BACKLOG_TURN_EVENTS or more: the socket is handing over
    * what queued up, not what just happened), the batch waits for the next turns' reads while
    * each brings as many, up to BACKLOG_TURNS turns or BACKLOG_EVENTS events: one transaction
-   * for several reads. A live turn (at 2,000 events/s, a few events) commits at once.
+   * for several reads. A live turn (at 2,000 events/s, a few events) commits at once, and so
+   * does the first such read after a live commit: one stall of this thread (a GC pause, a wait
+   * for a core) brings as many, and holding it would add turns, each with a replay slice, to the
+   * live events read after every stall. A second one in a row is catching up, and gathers.
    */
   async #whileBacklogged(): Promise<void> {
+    if (this.#lastBatchEvents !== undefined && this.#lastBatchEvents < BACKLOG_TURN_EVENTS) return;
     let before = 0;
     this.#gathering = true;
     for (let turn = 1; turn < BACKLOG_TURNS && this.#pending.length < BACKLOG_EVENTS && this.#pending.length - before >= BACKLOG_TURN_EVENTS && !this.#abandoned; turn++) {
