@@ -1,6 +1,9 @@
 /** ReplayTurns' order within a turn of the event loop: a due live commit goes before the replays' slice, and never stops them. */
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer, connect, type AddressInfo, type Socket } from 'node:net';
 import { test } from 'node:test';
+import { cleanup } from '../../test/support/cleanup.ts';
 import { ReplayTurns } from './replay-turns.ts';
 
 /** Resolves a few turns of the event loop later (each setImmediate queued in a turn runs in the next). */
@@ -21,6 +24,55 @@ test('a commit due in the same turn runs before the replay slice queued ahead of
   });
   await turnsLater(3);
   assert.deepEqual(order, ['commit', 'replay step']);
+});
+
+test('with a commit due in every turn, each turn runs its commit before any replay step, and the replays still step after it in that turn', async (t) => {
+  const defer = cleanup(t);
+  const ROUNDS = 30;
+  let due = false;
+  let stopped = false;
+  let steps = 0;
+  const turns = new ReplayTurns(() => (steps++, !stopped), 1, () => due);
+  turns.queue('an endless replay');
+  // Frames arrive on a socket and are read in a turn's poll phase, as the upstream's are: their
+  // commit is queued (setImmediate) behind the slice queued at the end of the turn before.
+  const server = createServer();
+  defer(() => new Promise((resolve) => server.close(resolve)));
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const accepted = once(server, 'connection');
+  const writer = connect((server.address() as AddressInfo).port, '127.0.0.1');
+  defer(() => writer.destroy());
+  const [reader] = (await accepted) as [Socket];
+  defer(() => reader.destroy());
+  /** Replay steps between each read and its commit, and between each commit and the next read. */
+  const beforeCommit: number[] = [];
+  const afterCommit: number[] = [];
+  let readAt = 0;
+  let committedAt: number | undefined;
+  const done = new Promise<void>((resolve) => {
+    reader.on('data', () => {
+      if (committedAt !== undefined) afterCommit.push(steps - committedAt);
+      readAt = steps;
+      due = true;
+      setImmediate(() => {
+        due = false;
+        beforeCommit.push(steps - readAt);
+        committedAt = steps;
+        // The hub tells the turns when a commit's live sends are done (a method the fix adds).
+        (turns as unknown as { liveDone?: () => void }).liveDone?.();
+        // The next frame arrives as this turn ends: it is read in the next turn's poll phase.
+        if (beforeCommit.length < ROUNDS) writer.write('x');
+        else resolve();
+      });
+    });
+  });
+  writer.write('x');
+  await done;
+  stopped = true;
+  await turnsLater(3);
+  assert.deepEqual(beforeCommit, Array(ROUNDS).fill(0), "no replay step between a turn's read and its commit");
+  assert.ok(afterCommit.every((count) => count > 0), `the replays stepped after every commit: ${afterCommit}`);
 });
 
 test('without a commit due the slice runs in its own turn', async () => {
