@@ -24,7 +24,7 @@
  * 64 events per step, only while the subscriber's socket is under its high-water mark, so
  * commits and live sends wait behind replays for one slice and one short step at most; a commit
  * due in a turn (the ingester read events it has not committed: `commitDue`) runs before that
- * turn's slice, which steps aside once. On Linux a worker thread runs at the lowest OS priority
+ * turn's slice, which steps aside and runs after the commit's live sends, in the same turn. On Linux a worker thread runs at the lowest OS priority
  * (nice 19, that thread alone: threads/thread-priority.ts), so where it and this thread want the same core,
  * ingest and live sends run first and replays read on what is left. On two cores or fewer there
  * are no workers by default (`--replay-workers 0`): there a worker takes CPU from this thread

@@ -59,8 +59,8 @@ test('with a commit due in every turn, each turn runs its commit before any repl
         due = false;
         beforeCommit.push(steps - readAt);
         committedAt = steps;
-        // The hub tells the turns when a commit's live sends are done (a method the fix adds).
-        (turns as unknown as { liveDone?: () => void }).liveDone?.();
+        // As the hub does once a commit's live sends are done.
+        turns.liveDone();
         // The next frame arrives as this turn ends: it is read in the next turn's poll phase.
         if (beforeCommit.length < ROUNDS) writer.write('x');
         else resolve();

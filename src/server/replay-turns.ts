@@ -5,14 +5,17 @@
  * Live work goes first: the slice runs in setImmediate, queued at the end of the slice before,
  * so it would run ahead of a commit that frames read in the same turn queued (the ingester also
  * commits in setImmediate) — making every live event wait a whole slice more. When `liveFirst`
- * says such a commit is due, the slice steps aside for that turn (once: a commit that keeps
- * failing must not stop replays) and runs in the next one.
+ * says such a commit is due, the slice steps aside and runs once the commit's live sends are
+ * done (`liveDone`, in a microtask: still in this turn), so replays step in every turn and no
+ * turn's live events wait behind them. A commit that never says so (one failing and retried)
+ * gets its turn once in a row: the slice runs in the next turn whatever is due, so replays are
+ * slowed, never stopped.
  */
 export class ReplayTurns<T> {
   /** Waiting for their next step, in turn order. */
   readonly #waiting = new Set<T>();
   #scheduled = false;
-  /** The last turn's slice stepped aside for live work. */
+  /** The slice stepped aside for live work that has not said it is done (see liveDone). */
   #steppedAside = false;
 
   /**
@@ -39,14 +42,26 @@ export class ReplayTurns<T> {
     setImmediate(() => this.#run());
   }
 
+  /** The live work the slice stepped aside for is done (a commit published): the slice runs now, after it, in this turn. */
+  liveDone(): void {
+    if (!this.#steppedAside) return;
+    this.#steppedAside = false;
+    queueMicrotask(() => this.#slice());
+  }
+
   #run(): void {
     this.#scheduled = false;
     if (!this.#steppedAside && this.liveFirst()) {
       this.#steppedAside = true;
+      // In case the live work never says it is done: the slice's turn comes next turn anyway.
       this.#schedule();
       return;
     }
     this.#steppedAside = false;
+    this.#slice();
+  }
+
+  #slice(): void {
     const deadline = performance.now() + this.sliceMs;
     while (this.#waiting.size > 0 && performance.now() < deadline) {
       for (const replay of this.#waiting) {

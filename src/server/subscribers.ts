@@ -44,7 +44,11 @@ export class SubscriberHub {
     this.#backfill = options.backfill && new BackfillFeed(options.backfill, this.#hooks);
     this.#replayer = new Replayer(this.#hooks, this.#watchdog, this.#backfill, (subscriber) => this.#pump(subscriber));
     this.#replays = new ReplayTurns((subscriber) => this.#replayer.step(subscriber), this.#options.pumpSliceMs, this.#options.commitDue);
-    options.store.onCommitted((entries) => this.#publish(entries));
+    options.store.onCommitted((entries) => {
+      this.#publish(entries);
+      // The replays' slice, if it stepped aside for this commit, runs now: after its live sends, in this turn.
+      this.#replays.liveDone();
+    });
   }
 
   // Who is connected: see roster.ts.
