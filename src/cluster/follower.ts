@@ -479,6 +479,8 @@ export class StreamFollower {
    * cannot show the event, but still names its events' time_us range: a batch inside it is passed
    * over as a single node passes over the block (the store logs it once; replays that reach it end
    * with BufferDamaged), and one outside it is not this buffer's. Reading it again cannot help.
+   * So is a batch whose events a start found lost in a damaged tail run (no event under the seq,
+   * the batch's time_us among the lost ones: the newest events, those a restart reads again).
    */
   #checkHeld(batch: Batch): void {
     const last = batch.entries.at(-1);
@@ -493,7 +495,7 @@ export class StreamFollower {
     }
     const heldTimeUs = held !== undefined && held.seq === last.seq ? held.timeUs : undefined;
     if (heldTimeUs === last.timeUs) return;
-    if (heldTimeUs === undefined && last.timeUs <= this.store.trimmedUpTo) return;
+    if (heldTimeUs === undefined && (last.timeUs <= this.store.trimmedUpTo || this.store.inLostEvents(last.timeUs))) return;
     const here = heldTimeUs === undefined ? 'no event' : `time_us ${heldTimeUs}`;
     throw foreignBuffer(this.dataDir, this.cluster.streamName, `the stream's seq ${last.seq} is time_us ${last.timeUs}, the buffer has ${here} under it`);
   }

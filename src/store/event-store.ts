@@ -427,6 +427,11 @@ export class EventStore {
     return Math.max(this.#lastTimeUs, this.#timeUsFloor);
   }
 
+  /** Whether `timeUs` lies among the events a start found lost in a damaged tail run (tail-runs.ts): none of them can be shown. */
+  inLostEvents(timeUs: number): boolean {
+    return this.#lost.some(([first, end]) => timeUs >= first && timeUs <= end);
+  }
+
   /**
    * The newest time_us a buffer set aside in this one's place (torn by a machine crash, see
    * run-marker.ts) may have given out, or 0 if none was: its events are gone from here.
