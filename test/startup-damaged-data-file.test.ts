@@ -73,3 +73,27 @@ test("a data.mdb shorter than LMDB's meta pages, empty for inspect, or cut short
     assert.match(result.stderr, /data\.mdb is cut short: the file has 16384 bytes \(4 pages, and its newest meta page names page \d+/, what);
   }
 });
+
+test("a data.mdb whose meta page names a page size LMDB cannot have (a damaged meta page): serve and inspect say so and exit, never die of a signal", { timeout: 240_000 }, async (t) => {
+  const defer = cleanup(t);
+  const dir = tempDir('contrail-damaged-page-size-');
+  defer(() => dir.remove());
+  const real = await realDataFile(dir.path);
+  // The free-page table's record starts 24 bytes into the meta, which starts after the page header
+  // (24 bytes in lmdb-js's LMDB, where the magic number is); its first field is the page size.
+  const magicAt = real.readUInt32LE(24) === 0xbeefc0de ? 24 : 16;
+  assert.equal(real.readUInt32LE(magicAt), 0xbeefc0de);
+  assert.equal(real.readUInt32LE(magicAt + 24), 4096, 'the page size is where it is read from');
+  // 1: LMDB maps the file with one-byte pages, and the process dies of a signal (SIGBUS, SIGSEGV); 0: no number of pages at all.
+  for (const pageSize of [1, 0]) {
+    const bytes = Buffer.from(real);
+    bytes.writeUInt32LE(pageSize, magicAt + 24);
+    const dataDir = dataDirWith(dir.path, `page-size-${pageSize}`, bytes);
+    for (const [what, run] of [['serve', serve], ['inspect', inspect]] as const) {
+      const result = run(dataDir);
+      assert.equal(result.signal, null, `${what} on a meta page naming ${pageSize}-byte pages died of ${result.signal}`);
+      assert.equal(result.status, 1, `${what} on a meta page naming ${pageSize}-byte pages: ${result.stderr}`);
+      assert.match(result.stderr, new RegExp(`data\\.mdb is not an LMDB database \\(its meta page names ${pageSize}-byte pages`), what);
+    }
+  }
+});
