@@ -6,6 +6,8 @@ const LMDB_MAGIC = 0xbeefc0de;
 const META_BYTES = 24 + 136;
 /** A table's root page when it has none (LMDB's P_INVALID). */
 const NO_PAGE = 0xffff_ffff_ffff_ffffn;
+/** The page sizes LMDB takes (mdb_env_set_pagesize): a power of two from 256 bytes to 64 KiB. */
+const PAGE_SIZES = { min: 256, max: 0x10000 };
 
 /**
  * Refuses a data file LMDB cannot map as it is, before LMDB opens it: LMDB reads the file through
@@ -14,7 +16,8 @@ const NO_PAGE = 0xffff_ffff_ffff_ffffn;
  * one cut short at its start), and one cut short after them (a copy or a restore that did not
  * finish): not a whole number of pages, or ending before the root page of a table its newest meta
  * page names. A file cut after those roots still opens, and a read of a page past its end kills
- * the process with SIGBUS, which no check short of reading every tree would prevent. A missing or
+ * the process with SIGBUS, which no check short of reading every tree would prevent. A meta page
+ * naming a page size LMDB cannot have (a damaged one) would kill it too, and is refused. A missing or
  * empty one is fine: LMDB initializes it (a read-only open cannot: the caller says there is no
  * buffer yet).
  */
@@ -38,6 +41,10 @@ export function assertLmdbFile(path: string): void {
     // main table's (each: the page size or pad, flags, depth, page counts, entries, root page), the
     // last page used and the txnid.
     const pageSize = first.readUInt32LE(base + 24);
+    // LMDB maps the file with the page size its meta names: one it cannot have kills the process.
+    if (pageSize < PAGE_SIZES.min || pageSize > PAGE_SIZES.max || (pageSize & (pageSize - 1)) !== 0) {
+      throw new Error(`${path} is not an LMDB database (its meta page names ${pageSize}-byte pages, which LMDB cannot have: a damaged meta page?); refusing to open it`);
+    }
     const second = Buffer.alloc(META_BYTES);
     const metas = [first];
     if (pageSize >= META_BYTES && readSync(fd, second, 0, META_BYTES, pageSize) === META_BYTES && second.readUInt32LE(base) === LMDB_MAGIC) metas.push(second);
