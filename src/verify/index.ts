@@ -49,7 +49,7 @@
  * it). Held messages are released in their order, marked so the store accepts them below its
  * watermark; meanwhile the saved upstream cursor stays below the oldest held seq, so a crash
  * reads them again. So the order guaranteed is per repo: other repos overtake a held one (the
- * events stage gives time_us in emission order, so replays repeat what live clients got). A signature that fails with a key fetched before the commit arrived
+ * events stage gives time_us in emission order, so replays repeat what live clients got). A signature that fails with a key fetched before the commit arrived (or in its millisecond)
  * sends the repo back to waiting while the DID document is fetched again: a rotated key
  * (announced by #identity, which also triggers a refresh) never drops a valid commit.
  *

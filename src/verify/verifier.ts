@@ -421,8 +421,9 @@ export class Verifier {
       const error = asVerifyError(err);
       // Once per message (a second would fetch the same document, or fail as the first did), and
       // only with a document from before it arrived — released ones too: a repo's messages held
-      // for its first document, or for a resync, may be signed with a key that rotated since.
-      if (error.reason === 'bad_signature' && !waiting.refreshed && known.fetchedAt < receivedAt) {
+      // for its first document, or for a resync, may be signed with a key that rotated since. A
+      // fetch begun in the millisecond it arrived may have begun before it: the clock cannot tell.
+      if (error.reason === 'bad_signature' && !waiting.refreshed && known.fetchedAt <= receivedAt) {
         // The key may have rotated since the cached document was fetched: fetch it again
         // and judge this message (and the repo's next ones, held meanwhile) with the new one.
         this.#options.metrics.keyRefreshes.inc();
