@@ -348,7 +348,7 @@ export const SERVE_OPTIONS = {
   'zstd-replay-level': {
     type: 'string',
     default: String(DEFAULT_REPLAY_LEVEL),
-    describe: 'zstd level of the frames made for compressed subscribers replaying (live events stay at 3): lower is cheaper and larger; negative levels as --zstd-replay-level=-5',
+    describe: 'zstd level of the frames made for compressed subscribers replaying (live events stay at 3): lower is cheaper and larger, but 0 is zstd\'s default, 3; negative levels as --zstd-replay-level=-5',
     coerce: parseZstdLevel,
   },
   'max-subscribers': { type: 'string', default: '10000', describe: 'Subscribers served at once; more get HTTP 503', coerce: parseCount },
