@@ -70,15 +70,22 @@ test('a node re-reading batches whose events lie in a damaged tail run of its bu
   // Four batches applied (stream seqs 2-5 after the marker), each a tail run keyed by its newest time_us.
   const applying = new EventStore({ dataDir, hotLogBytes: 0, fsync: false, mapSizeBytes: 64 << 20, blockEvents: BLOCK });
   const first = new StreamFollower(cluster, applying, dir.path, logger);
+  let firstStopped = false;
+  defer(async () => {
+    if (firstStopped) return;
+    await first.stop();
+    await applying.close();
+  });
   await first.start();
   const writer = new StreamWriter(cluster.nc, cluster.js, cluster.jsm, cluster.streamName, cluster.subject, 'a', () => {});
   await writer.fence();
   for (let i = 0; i < 4; i++) await writer.append(batchFrom(1 + i * PER_BATCH, base));
   assert.equal(await within(10_000, first.waitApplied(5)), undefined);
   await first.stop();
-  assert.equal(applying.lastSeq, 16, 'the buffer holds the four batches');
-  assert.equal(applying.indexState.sealedEvents, 0, 'none of them sealed');
+  const held = { events: applying.lastSeq, sealed: applying.indexState.sealedEvents };
   await applying.close();
+  firstStopped = true;
+  assert.deepEqual(held, { events: 16, sealed: 0 }, 'the buffer holds the four batches, none of them sealed');
 
   // The first batch's run is damaged on disk, and the saved position is rewound to the marker, as a
   // crash a second after the batches leaves it: the batches are read again and checked.
