@@ -79,9 +79,10 @@ function foreignBuffer(dataDir: string, streamName: string, why: string): Foreig
  * So the node stops, and its operator upgrades it or removes the record (bytes another
  * application published on the subject) before it is started again.
  *
- * A position saved for a buffer that no longer holds an event (one a machine crash tore is set
- * aside, see store/run-marker.ts, and a new one begins) is not resumed from: the stream is read
- * from its start, so the node serves what the stream still holds, as every other node does.
+ * A position saved for a buffer that no longer holds an event nor an upstream cursor (one a
+ * machine crash tore is set aside, see store/run-marker.ts, and a new one begins) is not resumed
+ * from: the stream is read from its start, so the node serves what the stream still holds, as every
+ * other node does. A buffer that applied only batches without events holds their cursor.
  */
 export class StreamFollower {
   #applied = 0;
@@ -154,11 +155,12 @@ export class StreamFollower {
       this.logger.error({ savedSeq: saved.seq, savedStreamCreated: saved.created, streamCreated: created, streamLastSeq: state.last_seq }, `${MADE_AGAIN}: the position this node saved names the stream before; ${READ_FROM_START}`);
       saved = { seq: 0 };
     }
-    if (saved.seq > 0 && this.store.lastSeq === 0) {
-      // The buffer the position was saved for is gone: set aside after a machine crash tore it.
+    if (saved.seq > 0 && this.store.lastSeq === 0 && this.store.upstreamCursor === undefined) {
+      // The buffer the position was saved for is gone: set aside after a machine crash tore it. (One
+      // that applied only batches without events holds their upstream cursor: it is whole.)
       this.logger.warn(
         { savedSeq: saved.seq, streamFirstSeq: state.first_seq },
-        'this buffer holds no event but its saved cluster position names a stream seq (a buffer set aside after a machine crash?): reading the stream from its start',
+        'this buffer holds no event and no upstream cursor but its saved cluster position names a stream seq (a buffer set aside after a machine crash?): reading the stream from its start',
       );
       saved = { seq: 0 };
     }
