@@ -1,7 +1,9 @@
 /**
- * A verification worker that dies with checks in flight (here: terminated while a backlog of
- * commits is being checked) loses none of them: they run on the main thread, every commit is
- * delivered once, each repo in its order, the chain goes on, and a new worker takes the next checks.
+ * A verification worker that dies with checks in flight loses none of them: they run on the main
+ * thread, every commit is delivered once, each repo in its order, the chain goes on, and a new
+ * worker takes the next checks. The worker is terminated as the first commit of a backlog it is
+ * checking is delivered: the worker answers a batch's first check alone, then the rest a few at
+ * a time, so the rest of the backlog's checks are asked for and not answered at that moment.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -33,7 +35,20 @@ test('a verification worker killed with checks in flight: every commit is still 
   const pool = new CheckPool(1, capturingLogger(logs));
   defer(() => pool.close());
   await pool.ready();
-  const { verifier, delivered, registry } = verifierUnderTest(t, plcUrl, { checkPool: pool, logger: pino({ level: 'silent' }) });
+  const delivered: UpstreamMessage[] = [];
+  let killAt: number | undefined;
+  let inFlightAtKill: number | undefined;
+  let killed: Promise<number> | undefined;
+  const deliver = (message: UpstreamMessage) => {
+    delivered.push(message);
+    if (delivered.length !== killAt) return;
+    // Synchronously, before any other answer of the worker's can come in.
+    const [worker] = pool.threads();
+    assert.ok(worker, 'the worker runs');
+    inFlightAtKill = pool.pending;
+    killed = worker.terminate();
+  };
+  const { verifier, registry } = verifierUnderTest(t, plcUrl, { checkPool: pool, logger: pino({ level: 'silent' }), deliver });
 
   // Each repo's first commit caches its key, so the backlog below is checked ahead on the worker.
   let seq = 0;
@@ -43,9 +58,11 @@ test('a verification worker killed with checks in flight: every commit is still 
   const backlog: UpstreamMessage[] = [];
   for (let round = 1; round < COMMITS; round++) for (const repo of repos) backlog.push(commitOf(await repo.commit(++seq, [post()])));
   const [worker] = pool.threads();
-  assert.ok(worker, 'the worker runs');
+  killAt = REPOS + 1;
   for (const message of backlog) verifier.handle(message);
-  await worker.terminate();
+  await waitUntil(() => killed !== undefined, 'the first commit of the backlog');
+  await killed;
+  assert.ok(inFlightAtKill! > 0, `checks in flight when the worker was killed: ${inFlightAtKill}`);
   await waitUntil(() => delivered.length === REPOS * COMMITS, `all ${REPOS * COMMITS} commits`, 60_000);
   await verifier.idle();
 

@@ -128,6 +128,11 @@ export class CheckPool {
     worker.postMessage({ checks, bytes } satisfies WorkerRequest, [bytes]);
   }
 
+  /** Checks asked for and not answered yet (a test kills a worker with some in flight). */
+  get pending(): number {
+    return this.#pool.pending;
+  }
+
   /** The running worker threads (a test terminates one to see its checks survive). */
   threads(): Worker[] {
     return this.#pool.threads();
