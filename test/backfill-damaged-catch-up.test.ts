@@ -9,13 +9,11 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { open as openLmdb } from 'lmdb';
-import { pino } from 'pino';
-import { Registry } from 'prom-client';
-import { createBackfillMetrics, SubscriberBackfill, type BackfillContext } from '../src/backfill/index.ts';
 import type { Entry } from '../src/events/index.ts';
 import { EventStore } from '../src/store/index.ts';
+import { repoBackfill } from './support/backfill-catch-up.ts';
 import { cleanup } from './support/cleanup.ts';
+import { damagePartition } from './support/damaged-block.ts';
 import { tempDir } from './support/gateway.ts';
 
 const REPO = 'did:plc:repo0000000000000000000a';
@@ -45,44 +43,19 @@ test("a backfill whose catch-up meets a block damaged on disk ends failed with b
   await store.commit({ entries: stored, revs: new Map() });
   await store.close();
   // The second block's likes: a byte of its frame flipped, as a bad sector would.
-  const raw = openLmdb({ path: dir.path, maxDbs: 16 });
-  const blocks = raw.openDB<Buffer, [number, number]>({ name: 'blocks', encoding: 'binary' });
-  const likes = [...raw.openDB<number, string>({ name: 'partitions' }).getRange()].find((p) => p.key === LIKE)!.value;
-  const key: [number, number] = [stored[2 * BLOCK - 1]!.timeUs, likes];
-  const frame = Buffer.from(blocks.getBinary(key)!);
-  frame[frame.length >> 1]! ^= 0x5a;
-  blocks.putSync(key, frame);
-  await raw.close();
+  await damagePartition(dir.path, stored[2 * BLOCK - 1]!.timeUs, LIKE);
   store = new EventStore({ dataDir: dir.path, hotLogBytes: 0, fsync: false, blockEvents: BLOCK });
   defer(() => store.close());
 
-  let snapshotArrives!: (snapshot: unknown) => void;
-  let output!: () => void;
-  const outputCame = new Promise<void>((resolve) => (output = resolve));
-  const context = {
-    snapshots: { get: () => new Promise((resolve) => (snapshotArrives = resolve)) },
-    store,
-    metrics: createBackfillMetrics(new Registry()),
-    logger: pino({ level: 'silent' }),
-  } as unknown as BackfillContext;
   // The subscriber asked at the start of the buffer and has replayed (its posts) to the tip, REPO's events withheld.
-  const backfill = new SubscriberBackfill(context, () => true, () => output(), () => store.hotLog.newest, 1);
-  backfill.request([REPO], 0);
+  const { backfill, catchUp } = repoBackfill(store, REPO, defer);
   for (const entry of stored) if (entry.did === REPO) assert.equal(backfill.withholds(entry), true);
+  const messages = await catchUp(rev(0));
 
-  const unhandled = new Promise<never>((_, reject) => {
-    const listener = (err: unknown) => reject(new Error(`an unhandled rejection (the process would end): ${(err as Error).message}`));
-    process.once('unhandledRejection', listener);
-    defer(() => process.off('unhandledRejection', listener));
-  });
-  snapshotArrives({ did: REPO, rev: rev(0), commitCid: 'bafysnapshot', records: [], skipped: 0, bytes: 0, since: store.hotLog.newest });
-  await Promise.race([outputCame, unhandled]);
-
-  const messages = backfill.peek(store.hotLog.newest, 1_000).map((item) => JSON.parse((Buffer.isBuffer(item) ? item : item.json).toString()));
   const status = messages.find((m) => m.kind === 'backfill');
   assert.equal(status?.backfill?.status, 'failed', JSON.stringify(status));
-  assert.equal(status.backfill.reason, 'buffer_damaged');
-  assert.match(status.backfill.message, new RegExp(`time_us ${stored[BLOCK]!.timeUs} to ${stored[2 * BLOCK - 1]!.timeUs}`), 'it names the events lost');
+  assert.equal(status?.backfill?.reason, 'buffer_damaged');
+  assert.match(status?.backfill?.message ?? '', new RegExp(`time_us ${stored[BLOCK]!.timeUs} to ${stored[2 * BLOCK - 1]!.timeUs}`), 'it names the events lost');
   const sent = messages.filter((m) => m.kind === 'commit').map((m) => m.time_us);
   assert.deepEqual(sent, [5, 25, 35].map((n) => stored[n]!.timeUs), "the repo's withheld events that can be read, in order");
 });

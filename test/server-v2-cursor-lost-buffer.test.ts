@@ -8,25 +8,13 @@
  * (test/server-v2-cursor-before-oldest.test.ts, where no event lay before the oldest).
  */
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { test } from 'node:test';
 import type { Entry } from '../src/events/index.ts';
-import { EventStore } from '../src/store/index.ts';
 import { cleanup } from './support/cleanup.ts';
 import { FakeRelay } from './support/fake-relay.ts';
 import { startTestGateway, tempDir } from './support/gateway.ts';
+import { bootId, crashedRun } from './support/machine-crash.ts';
 import { ALICE, POST, SUBSCRIBE_EVENTS, Subscription, Upstream, waitUntil } from './support/subscribe-client.ts';
-
-const MARKER = 'contrail-run.json';
-
-function bootId(): string | null {
-  try {
-    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
-  } catch {
-    return null;
-  }
-}
 
 function identityEvent(timeUs: number, i: number): Entry {
   const did = `did:plc:${String(i).padStart(24, 'l')}`;
@@ -38,13 +26,8 @@ test('a v2 timestamp cursor the lost buffer gave out, after a machine crash set 
   const dir = tempDir('contrail-v2-lost-buffer-');
   defer(() => dir.remove());
 
-  // A run without fsync commits, then the machine crashes: its marker stays, from an earlier boot.
   const lost = Array.from({ length: 10 }, (_, i) => identityEvent(Date.now() * 1000 - 60_000_000 + i * 1_000, i));
-  const store = new EventStore({ dataDir: dir.path, hotLogBytes: 0, fsync: false });
-  await store.commit({ entries: lost, revs: new Map() });
-  const marker = JSON.parse(readFileSync(join(dir.path, MARKER), 'utf8'));
-  await store.close();
-  writeFileSync(join(dir.path, MARKER), JSON.stringify({ ...marker, bootId: 'an-earlier-boot' }));
+  await crashedRun(dir.path, lost);
 
   const relay = await FakeRelay.start();
   defer(() => relay.stop());

@@ -8,11 +8,11 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { open as openLmdb } from 'lmdb';
 import { pino } from 'pino';
 import type { Entry } from '../src/events/index.ts';
 import { EventStore } from '../src/store/index.ts';
 import { cleanup } from './support/cleanup.ts';
+import { damagePartition } from './support/damaged-block.ts';
 import { tempDir } from './support/gateway.ts';
 import { readAll, texts } from './support/store-reads.ts';
 
@@ -41,14 +41,8 @@ test('retention removing a block damaged on disk leaves the per-DID index in use
   await store.close();
 
   // The second block's likes: a byte of its frame flipped.
-  const raw = openLmdb({ path: dir.path, maxDbs: 16 });
-  const blocks = raw.openDB<Buffer, [number, number]>({ name: 'blocks', encoding: 'binary' });
-  const likes = [...raw.openDB<number, string>({ name: 'partitions' }).getRange()].find((p) => p.key === LIKE)!.value;
   const damagedEnd = events[2 * BLOCK - 1]!.timeUs;
-  const frame = Buffer.from(blocks.getBinary([damagedEnd, likes])!);
-  frame[frame.length >> 1]! ^= 0x5a;
-  blocks.putSync([damagedEnd, likes], frame);
-  await raw.close();
+  await damagePartition(dir.path, damagedEnd, LIKE);
 
   const lines: Array<{ level: number; msg: string; [field: string]: unknown }> = [];
   const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });

@@ -6,7 +6,7 @@
  * The real gateway (`contrail serve --upstream demo`) starts on the data dir a crashed run left.
  */
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { Entry } from '../src/events/index.ts';
@@ -15,20 +15,12 @@ import { EventStore } from '../src/store/index.ts';
 import { cleanup } from './support/cleanup.ts';
 import { ContrailProcess } from './support/contrail-process.ts';
 import { tempDir } from './support/gateway.ts';
+import { bootId, crashedRun, markCrashed, RUN_MARKER } from './support/machine-crash.ts';
 import { waitUntil } from './support/poll.ts';
 import { Subscription } from './support/subscribe-client.ts';
 
-const MARKER = 'contrail-run.json';
 /** How far the wall clock went back across the reboot. */
 const CLOCK_SET_BACK_US = 3_600_000_000;
-
-function bootId(): string | null {
-  try {
-    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
-  } catch {
-    return null;
-  }
-}
 
 function identityEvent(timeUs: number, i: number): Entry {
   const did = `did:plc:${String(i).padStart(24, 'c')}`;
@@ -50,13 +42,8 @@ test('after a machine crash with the wall clock set back, the new buffer gives o
   defer(() => dir.remove());
   const dataDir = join(dir.path, 'data');
 
-  // A run without fsync commits, then the machine crashes: its marker stays, from an earlier boot.
   const lost = lostEvents();
-  const store = new EventStore({ dataDir, hotLogBytes: 0, fsync: false });
-  await store.commit({ entries: lost, revs: new Map() });
-  const marker = JSON.parse(readFileSync(join(dataDir, MARKER), 'utf8'));
-  await store.close();
-  writeFileSync(join(dataDir, MARKER), JSON.stringify({ ...marker, bootId: 'an-earlier-boot' }));
+  await crashedRun(dataDir, lost);
   const given = lost.at(-1)!.timeUs;
 
   const contrail = ContrailProcess.serve(['--upstream', 'demo', '--data-dir', dataDir]);
@@ -80,7 +67,7 @@ test('without fsync the marker holds a time_us ceiling a minute above the newest
   const defer = cleanup(t);
   const dir = tempDir('contrail-time-us-ceiling-');
   defer(() => dir.remove());
-  const ceiling = () => JSON.parse(readFileSync(join(dir.path, MARKER), 'utf8')).timeUsCeiling as number;
+  const ceiling = () => JSON.parse(readFileSync(join(dir.path, RUN_MARKER), 'utf8')).timeUsCeiling as number;
   const store = new EventStore({ dataDir: dir.path, hotLogBytes: 0, fsync: false });
   const base = 1_700_000_000_000_000;
   const second = 1_000_000;
@@ -94,9 +81,9 @@ test('without fsync the marker holds a time_us ceiling a minute above the newest
   // A commit past the ceiling on disk (an hour on) does not wait for the background: the raise is written before it returns.
   await store.commit({ entries: [identityEvent(base + 3_600 * second, 3)], revs: new Map() });
   assert.equal(ceiling(), base + 3_660 * second, 'written at once when the newest passes the ceiling on disk');
-  const marker = readFileSync(join(dir.path, MARKER), 'utf8');
+  const marker = readFileSync(join(dir.path, RUN_MARKER), 'utf8');
   await store.close();
-  writeFileSync(join(dir.path, MARKER), JSON.stringify({ ...JSON.parse(marker), bootId: 'an-earlier-boot' }));
+  markCrashed(dir.path, marker);
 
   const next = new EventStore({ dataDir: dir.path, hotLogBytes: 0, fsync: false });
   defer(() => next.close());
