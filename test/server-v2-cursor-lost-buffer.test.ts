@@ -14,7 +14,7 @@ import { cleanup } from './support/cleanup.ts';
 import { FakeRelay } from './support/fake-relay.ts';
 import { startTestGateway, tempDir } from './support/gateway.ts';
 import { bootId, crashedRun } from './support/machine-crash.ts';
-import { ALICE, POST, SUBSCRIBE_EVENTS, Subscription, Upstream, waitUntil } from './support/subscribe-client.ts';
+import { ALICE, POST, SUBSCRIBE_EVENTS, Subscription, Upstream, upgradeRequest, waitUntil } from './support/subscribe-client.ts';
 
 function identityEvent(timeUs: number, i: number): Entry {
   const did = `did:plc:${String(i).padStart(24, 'l')}`;
@@ -46,4 +46,37 @@ test('a v2 timestamp cursor the lost buffer gave out, after a machine crash set 
   const first = JSON.parse(v2.texts[0]!).payload;
   assert.equal(first.name, 'OutdatedCursor', `an #info first: ${v2.texts[0]!.slice(0, 200)}`);
   assert.match(first.message, /events may have been missed; resuming from seq \d+, the oldest event here/);
+});
+
+test('a v2 seq cursor the lost buffer gave out, after a machine crash set it aside, is CursorTooOld, also before the new buffer holds an event', { skip: bootId() === null && 'no boot id on this OS', timeout: 60_000 }, async (t) => {
+  const defer = cleanup(t);
+  const dir = tempDir('contrail-v2-lost-buffer-seq-');
+  defer(() => dir.remove());
+  const lost = Array.from({ length: 10 }, (_, i) => identityEvent(Date.now() * 1000 - 60_000_000 + i * 1_000, i));
+  await crashedRun(dir.path, lost);
+
+  const relay = await FakeRelay.start();
+  defer(() => relay.stop());
+  const gateway = await startTestGateway(relay.url, dir.path);
+  defer(() => gateway.stop());
+  assert.ok(gateway.store.previousRun.setAside, 'the buffer was set aside');
+  const given = lost[4]!.seq!;
+  const refusal = async (when: string) => {
+    const reply = await upgradeRequest(gateway.port, `${SUBSCRIBE_EVENTS}?cursor=${given}`);
+    assert.equal(reply.status, 400, `${when}: HTTP ${reply.status} ${reply.body.toString().slice(0, 200)}`);
+    const body = JSON.parse(reply.body.toString());
+    assert.equal(body.error, 'CursorTooOld', `${when}: ${body.message}`);
+    return body.message as string;
+  };
+
+  // No event yet: the seq is not a future one (the new buffer numbers its events above the lost one's).
+  assert.match(await refusal('before the first event'), new RegExp(`^cursor ${given} is older than this server's buffer`));
+
+  const up = new Upstream(relay, () => gateway.port);
+  await relay.waitForConnections(1);
+  up.create(ALICE, POST);
+  await up.settle();
+  const oldest = gateway.store.oldest()!.seq;
+  assert.ok(oldest > lost.at(-1)!.seq!, `the new buffer's first seq, ${oldest}, is above the lost buffer's`);
+  assert.match(await refusal('after it'), new RegExp(`the oldest seq here is ${oldest}\\b`));
 });
