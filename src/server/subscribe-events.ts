@@ -129,7 +129,8 @@ export function cursorAhead(store: Pick<EventStore, 'lastTimeUs' | 'lastSeq'>, c
 
 /**
  * Where a v2 cursor starts, inclusive. A seq older than the buffer is refused (CursorTooOld, the
- * client must re-sync from elsewhere); a timestamp starts where v1's does: one at or below what
+ * client must re-sync from elsewhere), and so is one a buffer a machine crash set aside gave out,
+ * also while this one holds no event yet; a timestamp starts where v1's does: one at or below what
  * retention removed follows the oldest event, with an OutdatedCursor notice, one above it starts
  * there silently (with the notice if it names an event of a buffer a machine crash set aside
  * that is not held here), and a future one is live. A seq this buffer never held (a gap) starts at the
@@ -159,6 +160,13 @@ export function resolveCursor(store: EventStore, cursor: number | undefined): Re
     return { position };
   }
   const oldest = store.oldest();
+  // A seq a buffer set aside after a machine crash gave out: its events are gone. Not a future
+  // one before this buffer's first commit (its seqs start above it), unless held here (a cluster
+  // node's buffer holds the leader's seqs again).
+  if (cursor <= store.setAsideSeqUpTo && !(oldest && cursor >= oldest.seq)) {
+    const here = oldest ? `the oldest seq here is ${oldest.seq}` : 'this buffer holds no event yet';
+    throw new XrpcError(400, 'CursorTooOld', `cursor ${cursor} is older than this server's buffer: seqs up to ${store.setAsideSeqUpTo} were a buffer's that a machine crash set aside; ${here}`);
+  }
   const next = store.lastSeq + 1;
   if (cursor > next) {
     return { position: tip, greeting: () => v2InfoFrame('FutureCursor', `cursor ${cursor} is beyond the next seq (${next}); starting at the live tip`) };

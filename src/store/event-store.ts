@@ -440,6 +440,15 @@ export class EventStore {
     return this.#timeUsFloor;
   }
 
+  /**
+   * Likewise the newest seq the buffer set aside may have given out, or 0: this buffer's own
+   * numbering (commit) continues above it, so no seq up to it names an event here, unless a
+   * replication leader's numbering (commitAssigned) gave it again.
+   */
+  get setAsideSeqUpTo(): number {
+    return this.#seqFloor;
+  }
+
   /** The newest seq ever given to a stored event (0 before the first). */
   get lastSeq(): number {
     return this.#lastSeq;
