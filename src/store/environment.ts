@@ -53,6 +53,7 @@ export const META = {
   format: 'format',
   didIndexBroken: 'didIndexBroken',
   didIndexRebuilds: 'didIndexRebuilds',
+  didIndexGaps: 'didIndexGaps',
   tailDamage: 'tailDamage',
 } as const;
 

@@ -16,7 +16,7 @@ import { assertFreeSpace } from './free-space.ts';
 import { assertLmdbFile } from './lmdb-file.ts';
 import { checkPreviousRun, Run, type PreviousRun } from './run-marker.ts';
 import { UnreadableBufferError } from './read-errors.ts';
-import { SealedReader, type ReadPlanCounts } from './sealed-reads.ts';
+import { SealedReader, type IndexGap, type ReadPlanCounts } from './sealed-reads.ts';
 import { readRun, storedRun, type LostEvents } from './tail-runs.ts';
 
 export interface UpstreamCursor {
@@ -206,6 +206,8 @@ interface IndexRebuild {
   read: number;
   postings: Postings | undefined;
   written: number;
+  /** Blocks read so far whose events, or some of them, get no postings: they are damaged on disk. */
+  gaps: IndexGap[];
   started: number;
 }
 
@@ -273,6 +275,8 @@ export class EventStore {
   #rebuild: IndexRebuild | undefined;
   /** Events lost in tail runs a start found damaged, oldest first, until retention passes them (tail-runs.ts). */
   readonly #lost: LostEvents[];
+  /** Blocks the per-DID index has no entries for (the last rebuild could not read them), oldest first; DID-filtered reads read them whole. */
+  #indexGaps: IndexGap[];
   /** Ends of the blocks reads found damaged (DamagedBlockError), each logged once. */
   readonly #damagedBlocks = new Set<number>();
   /** Reasons reads failed for (UnreadableBufferError), each logged once (a few: LMDB's error codes). */
@@ -392,6 +396,7 @@ export class EventStore {
     this.#lastTimeUs = Math.max((this.#meta.get(META.lastTimeUs) as number | undefined) ?? 0, newest ?? 0);
     this.#cursor = this.#meta.get(META.cursor) as UpstreamCursor | undefined;
     this.#didIndex = this.#meta.get(META.didIndexBroken) === true ? 'bypassed' : 'ok';
+    this.#indexGaps = ((this.#meta.get(META.didIndexGaps) as IndexGap[] | undefined) ?? []).filter(([, end]) => end > this.#trimmedUpTo);
     this.#nowMs = options.nowMs ?? (() => performance.now());
     this.hotLog = new HotLog(options.hotLogBytes, newest ?? 0);
     this.blockCacheBytes = options.blockCacheBytes ?? 64 * 1024 * 1024;
@@ -404,6 +409,7 @@ export class EventStore {
       () => this.#sealedCount,
       () => this.#didIndex === 'ok',
       () => this.#trimmedUpTo,
+      () => this.#indexGaps,
       (detail) => this.#didIndexInconsistent(detail),
       options.didPostingsPerRead,
     );
@@ -1106,7 +1112,7 @@ export class EventStore {
   #startRebuild(): void {
     this.#didIndex = 'rebuilding';
     this.#rebuildStarts.push(this.#nowMs());
-    this.#rebuild = { clearFrom: Buffer.alloc(0), through: 0, done: 0, group: [], read: 0, postings: undefined, written: 0, started: performance.now() };
+    this.#rebuild = { clearFrom: Buffer.alloc(0), through: 0, done: 0, group: [], read: 0, postings: undefined, written: 0, gaps: [], started: performance.now() };
     this.#logger?.warn({ events: this.#sealedCount }, 'rebuilding the per-DID index from the blocks, in the background: DID-filtered replays scan until it is done');
     this.#queueSteps();
   }
@@ -1121,12 +1127,11 @@ export class EventStore {
     } catch (err) {
       this.#rebuild = undefined;
       this.#didIndex = 'bypassed';
-      // A damaged block cannot be read at the next start either: only once retention removed it.
-      const until = err instanceof DamagedBlockError ? 'the first start after retention removed the damaged block' : 'the next start';
-      this.#logger?.error({ err: (err as Error).message }, `rebuilding the per-DID index failed: DID-filtered replays scan the blocks until ${until} rebuilds it`);
+      this.#logger?.error({ err: (err as Error).message }, 'rebuilding the per-DID index failed: DID-filtered replays scan the blocks until the next start rebuilds it');
       return;
     }
     this.#rebuild = undefined;
+    this.#indexGaps = rebuild.gaps;
     this.#didIndex = 'ok';
     this.#logger?.warn({ events: this.#sealedCount, seconds: Math.round(performance.now() - rebuild.started) / 1000 }, 'rebuilt the per-DID index');
   }
@@ -1142,7 +1147,10 @@ export class EventStore {
    * no posting at or below trimmedUpTo is written (retention removes a block's postings after it
    * moves trimmedUpTo past it, so one written before is removed with them). Last, the mark that
    * the index is inconsistent is removed: a crash before leaves it, and the next start begins
-   * again. Returns whether the rebuild is done.
+   * again. A block damaged on disk (DamagedBlockError) gets the postings of the partitions that
+   * can be read, and is kept with the mark's removal as a gap in the index (IndexGap), said once:
+   * DID-filtered reads read that block itself, and end at its damage as other reads do. Returns
+   * whether the rebuild is done.
    */
   #rebuildStep(rebuild: IndexRebuild, started: number): boolean {
     if (rebuild.clearFrom) {
@@ -1192,6 +1200,7 @@ export class EventStore {
         // Together: a replay worker that found the index inconsistent reads through it again once its snapshot counts this rebuild (snapshot-reader.ts).
         this.#root.transactionSync(() => {
           this.#meta.removeSync(META.didIndexBroken);
+          this.#meta.putSync(META.didIndexGaps, rebuild.gaps);
           this.#meta.putSync(META.didIndexRebuilds, ((this.#meta.get(META.didIndexRebuilds) as number | undefined) ?? 0) + 1);
         });
         return true;
@@ -1206,8 +1215,28 @@ export class EventStore {
     const { end, info } = rebuild.group[rebuild.read++]!;
     // Removed by retention since the group was listed: its postings must not come back.
     if (end <= this.#trimmedUpTo) return false;
-    for (const part of info.parts) for (const entry of this.#blockReader.partOnce(end, info, part)) rebuild.postings.add(entry.did, entry.timeUs, part);
+    for (const part of info.parts) {
+      let events: Entry[];
+      try {
+        events = this.#blockReader.partOnce(end, info, part);
+      } catch (err) {
+        if (!(err instanceof DamagedBlockError)) throw err;
+        if (rebuild.gaps.at(-1)?.[1] !== end) this.#indexGapFound(rebuild, [info.first, end], err);
+        continue;
+      }
+      for (const entry of events) rebuild.postings.add(entry.did, entry.timeUs, part);
+    }
     return false;
+  }
+
+  /** A rebuild cannot read part of a block (damaged): its events get no postings, said once. */
+  #indexGapFound(rebuild: IndexRebuild, gap: IndexGap, err: DamagedBlockError): void {
+    rebuild.gaps.push(gap);
+    this.#damagedBlocks.add(gap[1]);
+    this.#logger?.error(
+      { first: gap[0], end: gap[1], err: err.message },
+      'the per-DID index is rebuilt without entries for the events of a damaged block (its bytes on disk changed: check the disk): DID-filtered replays read the block itself, and end at it with BufferDamaged as other replays do',
+    );
   }
 
   /** Size of the LMDB data file on disk (it does not shrink when events are trimmed; pages are reused). */

@@ -11,7 +11,8 @@
  * DID's events as sorted fixed-size postings, time_us and partition; did-keys.ts),
  * `partitions` (collection → partition number), `dictionaries`, `revs` (DID → last stored commit
  * rev) and `meta` (format version, upstream cursor, last issued time_us and seq, retention floor,
- * the per-DID index's inconsistency mark and count of rebuilds, and the seq and time_us floors: the
+ * the per-DID index's inconsistency mark, count of rebuilds and the blocks it has no entries for,
+ * and the seq and time_us floors: the
  * ceilings a torn buffer set aside in this one's place had given out seqs and time_us up to, see
  * run-marker.ts; the clock that stamps this buffer's events starts above timeUsFloor; and the
  * events lost in tail runs a start found damaged).
@@ -122,7 +123,12 @@
  * giving way to a commit due in the same turn, ~1 ms a turn: it clears the index (128 DIDs a step), and the blocks there are then get their postings again, oldest first, eight blocks'
  * worth in key order; blocks sealed later write their own (its steps run in turns with no seal
  * in progress, so no seal has postings the clear takes), a block retention removed is skipped
- * and no posting at or below trimmedUpTo is written. The buffer stays marked inconsistent until the last step, so a
+ * and no posting at or below trimmedUpTo is written. A block damaged on disk gets the postings of
+ * the partitions that can be read, and is kept (in the last step's transaction) as a gap in the
+ * index, its time_us range logged once: DID-filtered reads read that block itself, as a scan does,
+ * so they end at its damage with a DamagedBlockError as an unfiltered read does, never passing
+ * over the events it holds (the rebuild used to fail there, leaving DID replays to scan every
+ * block until retention removed it). The buffer stays marked inconsistent until the last step, so a
  * start before it begins again; a replay worker's snapshot sees the mark too, so a read asked
  * for before the inconsistency was found never takes a half-built index for a whole one. The
  * last step also counts the rebuild, in the mark's transaction: a worker that found the index

@@ -34,6 +34,13 @@ export interface SealedRead {
   full: boolean;
 }
 
+/**
+ * The events of a block the per-DID index has no entries for, time_us `first` to `end` (the
+ * block's): a rebuild could not read them (the block is damaged on disk). DID-filtered reads
+ * read such a block itself, as a scan does, and so end at its damage as other reads do.
+ */
+export type IndexGap = [first: number, end: number];
+
 /** A block visit costs about this many events' worth of a scan (its directory entry and gets). */
 const BLOCK_VISIT_COST = 64;
 /**
@@ -83,6 +90,8 @@ export class SealedReader {
     private readonly didIndexUsable: () => boolean,
     /** Events at or below this were trimmed: their index postings may not be removed yet, and are not read. */
     private readonly trimmedUpTo: () => number,
+    /** Blocks whose events have no index entries, oldest first (some may be trimmed already). */
+    private readonly indexGaps: () => readonly IndexGap[],
     private readonly onIndexInconsistent: (detail: string) => void,
     /** DID_POSTINGS_PER_READ; tests make it small, so that small buffers hold DIDs busier than one read. */
     private readonly didPostingsPerRead = DID_POSTINGS_PER_READ,
@@ -99,8 +108,14 @@ export class SealedReader {
     if (plan.byDid && this.didIndexUsable()) {
       this.plans.didIndex++;
       if (reader !== undefined) this.blocks.readerDone(reader);
-      const read = this.#readByDid(position, end, select!.dids, plan, maxScanned, visit);
-      if (typeof read !== 'string') return read;
+      // A block without index entries is read itself, in a read of its own: the index read stops
+      // before it, so that its damage, which fails a read that got nowhere (endBefore), never
+      // costs the events read before it.
+      const gap = this.#gapAfter(position, end);
+      if (gap && position >= gap[0] - 1) return endedShort(this.#readBlocks(position, Math.min(end, gap[1]), plan, maxScanned, visit, lease), end);
+      const indexEnd = gap ? gap[0] - 1 : end;
+      const read = this.#readByDid(position, indexEnd, select!.dids, plan, maxScanned, visit);
+      if (typeof read !== 'string') return endedShort(read, end);
       // The wrong entry may have hidden one of the DID's events behind those visited: start over, scanning.
       this.onIndexInconsistent(read);
       collector.restart();
@@ -113,6 +128,12 @@ export class SealedReader {
     if (read.full && !plan.partial) this.blocks.readerAt(reader, read.position);
     else this.blocks.readerDone(reader);
     return read;
+  }
+
+  /** The first block without index entries that holds events after `position`, up to `end`, and is not trimmed. */
+  #gapAfter(position: number, end: number): IndexGap | undefined {
+    const floor = Math.max(position, this.trimmedUpTo());
+    return this.indexGaps().find(([first, last]) => last > floor && first <= end);
   }
 
   #planFor(select: Selection): Plan {
@@ -242,6 +263,11 @@ export class SealedReader {
     }
     return undefined;
   }
+}
+
+/** A read that stopped short of `end` (at a block without index entries) as a full one: the caller reads on from its position. */
+function endedShort(read: SealedRead, end: number): SealedRead {
+  return read.full || read.position >= end ? read : { position: read.position, full: true };
 }
 
 /**

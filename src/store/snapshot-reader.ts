@@ -4,7 +4,7 @@ import { BlockReader } from './blocks.ts';
 import { Dictionaries } from './dictionaries.ts';
 import { collect, ReadLeases, readStored, type ReadOptions, type ReadResult } from './disk-reads.ts';
 import { META, openEnvironment, openMeta, openTables, type BufferLocation } from './environment.ts';
-import { SealedReader } from './sealed-reads.ts';
+import { SealedReader, type IndexGap } from './sealed-reads.ts';
 import { readRun, type LostEvents } from './tail-runs.ts';
 
 /** What the EventStore knows that a snapshot's reader needs (sent with each read). */
@@ -55,7 +55,7 @@ export class SnapshotReader {
   readonly #leases = new ReadLeases();
   readonly #collectionOfPart: Array<string | null> = [];
   /** The read in progress: what the SealedReader's callbacks answer from. */
-  #current = { sealedEvents: 0, trimmedUpTo: 0, indexRebuilds: 0, partitionsReloaded: false };
+  #current = { sealedEvents: 0, trimmedUpTo: 0, indexRebuilds: 0, indexGaps: [] as readonly IndexGap[], partitionsReloaded: false };
   /**
    * Set when an index entry contradicted its block, with the index rebuilds its snapshot counted:
    * this thread reads by scans until a snapshot counts a later rebuild (see read()).
@@ -78,6 +78,7 @@ export class SnapshotReader {
       () => this.#current.sealedEvents,
       () => this.#inconsistency === undefined && this.#didIndexUsable,
       () => this.#current.trimmedUpTo,
+      () => this.#current.indexGaps,
       (detail) => this.#foundInconsistent(detail),
     );
   }
@@ -97,7 +98,8 @@ export class SnapshotReader {
     const lastTimeUs = (this.#meta.get(META.lastTimeUs) as number | undefined) ?? 0;
     if (lastTimeUs < end) throw new Error(`the read snapshot ends at time_us ${lastTimeUs}, before ${end}: it is older than the request`);
     const indexRebuilds = (this.#meta.get(META.didIndexRebuilds) as number | undefined) ?? 0;
-    this.#current = { sealedEvents: options.sealedEvents, trimmedUpTo, indexRebuilds, partitionsReloaded: false };
+    const indexGaps = (this.#meta.get(META.didIndexGaps) as IndexGap[] | undefined) ?? [];
+    this.#current = { sealedEvents: options.sealedEvents, trimmedUpTo, indexRebuilds, indexGaps, partitionsReloaded: false };
     // A rebuild finished after the snapshot this thread found the index inconsistent in: whether
     // or not a read of its own fell inside the rebuild. Not sooner: its report may not have
     // reached the EventStore yet, or met an index rebuilt since the read was asked for.
