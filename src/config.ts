@@ -40,7 +40,7 @@ export interface GatewayConfig {
   verifyWorkers: number;
   /** Out-of-sync repos fetched again from their PDS at once (0: none; they wait for a valid #sync). */
   verifyResyncs: number;
-  /** A resync's answers (getLatestCommit's, getBlocks' CAR) larger than this fail the resync. */
+  /** A resync's answers (getLatestCommit's, getBlocks' CAR, or getRepo's from a PDS without them) larger than this fail the resync. */
   verifyResyncMaxBytes: number;
   /** Time for one attempt at a resync's fetch. */
   verifyResyncTimeoutMs: number;
@@ -399,10 +399,10 @@ export const SERVE_OPTIONS = {
   'verify-resyncs': {
     type: 'string',
     default: '4',
-    describe: 'With --verify: out-of-sync repos whose signed commit is fetched again from their PDS (com.atproto.sync.getLatestCommit and getBlocks) at once; 0: none, their commits wait for a valid #sync',
+    describe: 'With --verify: out-of-sync repos whose signed commit is fetched again from their PDS (com.atproto.sync.getLatestCommit and getBlocks, or getRepo from a PDS without them) at once; 0: none, their commits wait for a valid #sync',
     coerce: parseCount,
   },
-  'verify-resync-max-bytes': { type: 'string', default: '1MiB', describe: 'With --verify: a resync whose answer from the PDS (getLatestCommit, getBlocks) is larger than this fails', coerce: parseByteSize },
+  'verify-resync-max-bytes': { type: 'string', default: '1MiB', describe: 'With --verify: a resync whose answer from the PDS (getLatestCommit, getBlocks, or getRepo from a PDS without them) is larger than this fails', coerce: parseByteSize },
   'verify-resync-timeout': { type: 'string', default: '120s', describe: 'With --verify: time for one attempt at a resync\'s fetch', coerce: parseDuration },
   'verify-resync-attempts': { type: 'string', default: '3', describe: 'With --verify: attempts at a resync\'s fetch (backing off from 1 s; a Retry-After up to 60 s is honoured)', coerce: parsePositiveCount },
   'verify-resync-retry': {

@@ -365,8 +365,8 @@ const RESYNC_BACKOFF_MS = 1_000;
 const RESYNC_MAX_RETRY_AFTER_MS = 60_000;
 /**
  * Re-establishes a repo that went out of sync under --verify: its latest signed commit from its PDS
- * (com.atproto.sync.getLatestCommit, then getBlocks for that block alone, through the backfill
- * stage's guarded, CID-checked fetch), signed with the DID's key; resolves with that commit's rev
+ * (com.atproto.sync.getLatestCommit, then getBlocks for that block alone, or getRepo's root from a
+ * PDS that implements neither, through the backfill stage's guarded, CID-checked fetch), signed with the DID's key; resolves with that commit's rev
  * and MST root (the repo's next commit must chain from it).
  */
 export async function resyncRepo(did: string, identity: IdentityResolver, keys: SigningKeys, limits: FetchLimits): Promise<ResyncedRepo> {

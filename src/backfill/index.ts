@@ -12,7 +12,8 @@
  * --verify is on, commit-signature.ts — the MST walked with @atcute/mst). A --verify resync
  * (the gateway's resyncRepo) keeps only the repo's signed commit, so it fetches only that
  * (latest-commit.ts: com.atproto.sync.getLatestCommit names it, getBlocks sends that one block,
- * through the same guarded fetch, hashed against its CID and checked as a getRepo's commit is).
+ * through the same guarded fetch, hashed against its CID and checked as a getRepo's commit is;
+ * a PDS that implements neither, 501, is asked for getRepo, of which only the root is kept).
  * Concurrent subscribers
  * of one DID share one fetch; finished snapshots are kept briefly, within a byte bound.
  *

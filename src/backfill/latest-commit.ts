@@ -1,7 +1,7 @@
 import { CID } from 'multiformats/cid';
 import { BackfillFailure } from './failure.ts';
-import { readCommitBlock, type CommitCheck, type SignedCommit } from './repo-car.ts';
-import { fetchSync, type FetchLimits } from './repo-fetch.ts';
+import { readCommitBlock, readRepoCommit, type CommitCheck, type SignedCommit } from './repo-car.ts';
+import { fetchRepo, fetchSync, MethodNotImplemented, type FetchLimits } from './repo-fetch.ts';
 
 /** The longest getLatestCommit answer read: `{"cid","rev"}` is under 200 bytes. */
 const MAX_ANSWER_BYTES = 64 * 1024;
@@ -20,8 +20,26 @@ const MAX_ROUNDS = 3;
  * that writes between the two requests fails the second: after such a failure, if the latest
  * commit has changed since, it is asked for again (MAX_ROUNDS in all); if not, the failure stands.
  * Any other failure (too large, a bad signature) stands at once.
+ *
+ * A PDS that does not implement either method (501 MethodNotImplemented: PDSes in the wild have
+ * lacked getLatestCommit) is asked for its `com.atproto.sync.getRepo` export instead, whose root is
+ * the commit: read through, every block hashed, within the same `limits.maxBytes` (a repo whose
+ * export is larger fails too_large), only the commit kept, and checked the same way. Without it
+ * such a repo's resyncs all failed and its commits stayed withheld; an honest PDS with both
+ * methods never pays for the export, and a hostile one gains nothing: it could already send
+ * `maxBytes` as its getBlocks answer.
  */
 export async function fetchLatestCommit(pdsUrl: string, did: string, limits: FetchLimits, checkCommit: CommitCheck): Promise<SignedCommit> {
+  try {
+    return await fetchNamedCommit(pdsUrl, did, limits, checkCommit);
+  } catch (err) {
+    if (!(err instanceof MethodNotImplemented)) throw err;
+    return fetchRepo(pdsUrl, did, limits, (chunks) => readRepoCommit(chunks, did, limits.maxBytes, checkCommit));
+  }
+}
+
+/** getLatestCommit, then getBlocks for the block it names (see fetchLatestCommit). */
+async function fetchNamedCommit(pdsUrl: string, did: string, limits: FetchLimits, checkCommit: CommitCheck): Promise<SignedCommit> {
   const latest = () =>
     fetchSync(pdsUrl, { method: 'com.atproto.sync.getLatestCommit', params: { did }, accept: 'application/json', what: 'the latest commit' }, limits, readLatestCommitCid);
   let cid = await latest();
@@ -35,7 +53,7 @@ export async function fetchLatestCommit(pdsUrl: string, did: string, limits: Fet
         (chunks) => readCommitBlock(chunks, named, did, limits.maxBytes, checkCommit),
       );
     } catch (err) {
-      const blockGone = err instanceof BackfillFailure && (err.reason === 'missing_block' || err.reason === 'fetch_failed');
+      const blockGone = err instanceof BackfillFailure && !(err instanceof MethodNotImplemented) && (err.reason === 'missing_block' || err.reason === 'fetch_failed');
       if (!blockGone || round >= MAX_ROUNDS) throw err;
       cid = await latest();
       if (cid.equals(named)) throw err;

@@ -103,6 +103,30 @@ export async function readCommitBlock(chunks: AsyncIterable<Uint8Array>, cid: CI
 }
 
 /**
+ * Reads a getRepo CAR through for its root, the repo's signed commit, and checks it as
+ * readCommitBlock does: every block is hashed against its CID and counts against `maxBytes` as
+ * readRepoCar counts it, but only the commit is kept (a resync needs nothing else).
+ */
+export async function readRepoCommit(chunks: AsyncIterable<Uint8Array>, did: string, maxBytes: number, checkCommit: CommitCheck): Promise<SignedCommit> {
+  let root: string | undefined;
+  let commitBlock: Uint8Array | undefined;
+  const roots = await forEachVerifiedBlock(
+    chunks,
+    maxBytes,
+    (key, bytes) => {
+      if (key === root) commitBlock = bytes;
+    },
+    (named) => {
+      if (named.length !== 1) throw new BackfillFailure('bad_car', `the CAR names ${named.length} roots; a repo export names one, its commit`);
+      root = base32Multibase(named[0]!.bytes);
+    },
+  );
+  const commit = parseCommit(commitBlock, roots[0]!.toString(), did);
+  await checkCommit(commit);
+  return commit;
+}
+
+/**
  * Streams the CAR's blocks to `onBlock` keyed by CID, each checked to be a CIDv1 dag-cbor
  * sha2-256 block whose bytes hash to its CID, once `checkRoots` passed the roots the CAR names;
  * resolves with those roots.

@@ -63,6 +63,16 @@ export async function fetchSync<T>(pdsUrl: string, request: SyncRequest, limits:
   }
 }
 
+/**
+ * The PDS does not serve the method asked for (501, or the XRPC error MethodNotImplemented):
+ * asking again will not help; a caller with another way to the same data may take it.
+ */
+export class MethodNotImplemented extends BackfillFailure {
+  constructor(message: string) {
+    super('fetch_failed', message);
+  }
+}
+
 /** A failure worth another attempt; `failure` is what is reported if none is left. */
 class RetryableFailure extends Error {
   constructor(
@@ -125,6 +135,7 @@ async function checkStatus(response: IncomingMessage, url: URL, what: string, li
   }
   const { error, message } = await readXrpcError(response);
   const said = `${url.host} answered ${status}${error ? ` ${error}` : ''}${message ? `: ${message}` : ''}`;
+  if (status === 501 || error === 'MethodNotImplemented') throw new MethodNotImplemented(said);
   const reason = (error && XRPC_FAILURES[error]) || (status === 404 ? 'repo_not_found' : undefined);
   if (reason) throw new BackfillFailure(reason, said);
   if (status === 429 || status === 503) throw new RetryableFailure(new BackfillFailure('fetch_failed', said), retryAfter(response.headers['retry-after']));

@@ -57,7 +57,8 @@
  * rate-limited (DropLog), and the repo goes out of sync. With the `resync` option (the gateway
  * passes a fetch of the repo's signed commit through the backfill stage: getLatestCommit, then
  * getBlocks for that one block; not getRepo, the whole repo, which against the real PDS cost
- * 2.6 MB and 1.7 s for 10,000 records where the commit alone is 335 bytes and 17 ms) its messages
+ * 2.6 MB and 1.7 s for 10,000 records where the commit alone is 335 bytes and 17 ms, unless the
+ * PDS implements neither method: then getRepo's root, within the same byte bound) its messages
  * are held, at most maxResyncs repos fetched at once, and a successful resync puts the repo back in sync at
  * the snapshot's rev (held commits not newer are dropped), its next commit chained in `full`
  * from the snapshot's signed MST root (so a relay that forces a resync gains nothing). Otherwise

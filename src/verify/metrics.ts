@@ -24,7 +24,7 @@ export function createVerifyMetrics(registry: Registry) {
     }),
     resyncs: new Counter({
       name: 'contrail_verify_resyncs_total',
-      help: 'Out-of-sync repos whose signed commit was fetched again from their PDS (com.atproto.sync.getLatestCommit and getBlocks), by result (resynced, failed)',
+      help: 'Out-of-sync repos whose signed commit was fetched again from their PDS (com.atproto.sync.getLatestCommit and getBlocks, or getRepo from a PDS without them), by result (resynced, failed)',
       labelNames: ['result'],
       registers,
     }),
