@@ -1,7 +1,9 @@
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { RootDatabase } from 'lmdb';
+import { open as openLmdb, type RootDatabase } from 'lmdb';
+import { META, openMeta } from './environment.ts';
+import { assertLmdbFile } from './lmdb-file.ts';
 
 /**
  * Without fsync, an LMDB commit survives a killed process (it is in the OS page cache) but not
@@ -12,7 +14,9 @@ import type { RootDatabase } from 'lmdb';
  * Clients may hold seqs and time_us of commits the crash lost, so the marker also holds a ceiling
  * for each that none given out is above (SEQ_LEASE, TIME_US_LEASE), and the new buffer gives its
  * events seqs and time_us above them: its clock starts above the time_us ceiling even when the wall
- * clock went back across the reboot.
+ * clock went back across the reboot. A marker without them (one that cannot be read, which sets
+ * the buffer aside too, since nothing says the machine did not crash; or an older contrail's)
+ * has them taken from the buffer set aside (ceilingsOf), so the new buffer never gives a seq again.
  */
 const MARKER = 'contrail-run.json';
 const BOOT_ID = '/proc/sys/kernel/random/boot_id';
@@ -43,7 +47,7 @@ interface RunMarker {
   fsync: boolean;
   pid: number;
   startedAt: string;
-  /** Without fsync: no seq above this was given out (markers of contrails before it lack it). */
+  /** Without fsync: no seq above this was given out (markers of contrails before it lack it: then the buffer's own is read, ceilingsOf). */
   seqCeiling?: number;
   /** Without fsync: no time_us above this was given out (markers of contrails before it lack it). */
   timeUsCeiling?: number;
@@ -75,12 +79,36 @@ export function checkPreviousRun(dataDir: string): PreviousRun {
   const setAside = join(dataDir, `data.mdb.unsynced-${new Date().toISOString().replace(/[:.]/g, '-')}`);
   renameSync(join(dataDir, 'data.mdb'), setAside);
   rmSync(join(dataDir, 'lock.mdb'), { force: true });
+  const ceilings = marker.seqCeiling !== undefined && marker.timeUsCeiling !== undefined ? marker : ceilingsOf(setAside);
   return {
     unclean: true,
     setAside,
-    ...(marker.seqCeiling !== undefined ? { seqCeiling: marker.seqCeiling } : {}),
-    ...(marker.timeUsCeiling !== undefined ? { timeUsCeiling: marker.timeUsCeiling } : {}),
+    ...(ceilings ? { seqCeiling: ceilings.seqCeiling, timeUsCeiling: ceilings.timeUsCeiling } : {}),
   };
+}
+
+/**
+ * The ceilings of a buffer set aside whose marker does not hold them (it cannot be read, or a
+ * contrail from before them wrote it): the newest seq and time_us the buffer has on disk (or the
+ * floors it numbered above), each plus its lease — the run gave out at most the events of one
+ * background sync more than the disk holds, far fewer than a lease. Undefined if the buffer
+ * cannot be read either.
+ */
+function ceilingsOf(file: string): { seqCeiling: number; timeUsCeiling: number } | undefined {
+  try {
+    assertLmdbFile(file);
+    const root = openLmdb({ path: file, noSubdir: true, readOnly: true, maxDbs: 16 });
+    try {
+      const meta = openMeta(root);
+      const newest = (...keys: string[]) => Math.max(0, ...keys.map((key) => (meta.get(key) as number | undefined) ?? 0));
+      return { seqCeiling: newest(META.lastSeq, META.seqFloor) + SEQ_LEASE, timeUsCeiling: newest(META.lastTimeUs, META.timeUsFloor) + TIME_US_LEASE };
+    } finally {
+      void root.close();
+      rmSync(`${file}-lock`, { force: true });
+    }
+  } catch {
+    return undefined;
+  }
 }
 
 /**
