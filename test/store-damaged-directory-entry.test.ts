@@ -1,0 +1,107 @@
+/**
+ * A block's directory entry (its first time_us, seqs, dictionary and partitions) is a small LMDB
+ * value, and LMDB keeps no checksums: one whose bytes changed on disk so that it no longer
+ * decodes made every start of the store throw — `contrail serve` and `contrail inspect` exited
+ * with "Data read, but end of buffer not reached {"name":"MessagePack 0xC1"}", naming nothing, and
+ * every other event of the buffer went unserved. Without its entry the block cannot be read (which
+ * partitions, which dictionary), so its events are lost: the store must start, say once which
+ * events they are, and name them to every replay that reaches them, as for a damaged tail run
+ * (BufferDamaged), serving the events before and after them, on the main thread and on a replay
+ * worker's snapshot, by DID too, and across restarts. Found in session 18.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { open as openLmdb } from 'lmdb';
+import { pino } from 'pino';
+import type { Entry } from '../src/events/index.ts';
+import { DamagedBlockError, EventStore, SnapshotReader, type Selection } from '../src/store/index.ts';
+import { cleanup } from './support/cleanup.ts';
+import { tempDir } from './support/gateway.ts';
+import { texts } from './support/store-reads.ts';
+
+const BLOCK = 100;
+const dids = Array.from({ length: 300 }, (_, i) => `did:plc:${String(i).padStart(24, 'e')}`);
+const events: Entry[] = Array.from({ length: 3_000 + 30 }, (_, i) => {
+  const timeUs = 1_000_000 + i * 7;
+  const did = dids[(i * 7919) % dids.length]!;
+  return { timeUs, did, kind: 'commit', collection: 'app.bsky.feed.post', json: Buffer.from(`{"did":"${did}","time_us":${timeUs},"n":${i}}`) };
+});
+/** The second block, events 100 to 199, loses its directory entry; its events are lost from after the first block's last. */
+const lost = { first: events[BLOCK - 1]!.timeUs + 1, end: events[2 * BLOCK - 1]!.timeUs };
+const target = events[BLOCK + 5]!.did;
+
+type Read = (position: number, select?: Selection) => { entries: Entry[]; position: number };
+
+function replay(read: Read, from: number, select?: Selection): { entries: Entry[]; err?: unknown } {
+  const entries: Entry[] = [];
+  let position = from;
+  for (;;) {
+    let result: ReturnType<Read>;
+    try {
+      result = read(position, select);
+    } catch (err) {
+      return { entries, err };
+    }
+    entries.push(...result.entries);
+    if (result.entries.length === 0 && result.position === position) return { entries };
+    position = result.position;
+  }
+}
+
+const byDid: Selection = { dids: new Set([target]), collections: new Set(), prefixes: [] };
+const wanted = (select?: Selection) => (e: Entry) => !select || select.dids.has(e.did);
+
+function assertEndsAtLoss(result: { entries: Entry[]; err?: unknown }, expected: Entry[], what: string): void {
+  assert.deepEqual(texts(result.entries), texts(expected), `${what}: the events before the lost ones`);
+  assert.ok(result.err instanceof DamagedBlockError, `${what}: ends with a DamagedBlockError, not ${result.err}`);
+  assert.deepEqual([result.err.first, result.err.end], [lost.first, lost.end], `${what}: naming the lost events`);
+}
+
+test('a block whose directory entry no longer decodes: the store starts, names its events lost once, and serves every other event, on every read path and across restarts', { timeout: 60_000 }, async (t) => {
+  const defer = cleanup(t);
+  const dir = tempDir('contrail-damaged-directory-');
+  defer(() => dir.remove());
+  let store = new EventStore({ dataDir: dir.path, hotLogBytes: 0, blockEvents: BLOCK, fsync: false });
+  await store.commit({ entries: events, revs: new Map() });
+  await store.close();
+  const raw = openLmdb({ path: dir.path, maxDbs: 16 });
+  const directory = raw.openDB<Buffer, number>({ name: 'directory', encoding: 'binary' });
+  const entry = Buffer.from(directory.getBinary(lost.end)!);
+  entry[0] = 0xc1; // a byte MessagePack never uses
+  directory.putSync(lost.end, entry);
+  await raw.close();
+
+  const lines: Array<{ level: number; msg: string; [field: string]: unknown }> = [];
+  const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+  const open = () => new EventStore({ dataDir: dir.path, hotLogBytes: 0, blockEvents: BLOCK, fsync: false, logger });
+  store = open();
+  defer(() => store.close());
+  const said = lines.filter((l) => l.level === 50 && l.first === lost.first && l.end === lost.end);
+  assert.equal(said.length, 1, `one error line names the lost events: ${JSON.stringify(lines.filter((l) => l.level >= 40))}`);
+  assert.match(said[0]!.msg, /directory/);
+
+  const before = events.filter((e) => e.timeUs < lost.first);
+  const after = events.filter((e) => e.timeUs > lost.end);
+  const onMain: Read = (position, select) => store.readAfter(position, { maxEntries: 50, select, filter: wanted(select) });
+  assertEndsAtLoss(replay(onMain, 0), before, 'a replay');
+  assert.deepEqual(texts(replay(onMain, lost.end).entries), texts(after), 'a replay after the lost events');
+  assertEndsAtLoss(replay(onMain, 0, byDid), before.filter(wanted(byDid)), "a DID's replay");
+  assert.deepEqual(texts(replay(onMain, lost.end, byDid).entries), texts(after.filter(wanted(byDid))), "a DID's replay after them");
+
+  const worker = new SnapshotReader(store.location, 0);
+  defer(() => worker.close());
+  const onWorker: Read = (position, select) => {
+    const read = worker.read(position, store.lastTimeUs, { maxEntries: 50, select, filter: wanted(select), ...store.indexState });
+    assert.ok(!read.trimmed);
+    return read;
+  };
+  assertEndsAtLoss(replay(onWorker, 0), before, "a replay worker's replay");
+  assert.deepEqual(texts(replay(onWorker, lost.end).entries), texts(after), "a worker's replay after the lost events");
+
+  await worker.close();
+  await store.close();
+  store = open();
+  assertEndsAtLoss(replay(onMain, 0), before, 'after a restart, a replay');
+  assert.deepEqual(texts(replay(onMain, lost.end).entries), texts(after), 'and after the lost events');
+  assert.equal(lines.filter((l) => /directory entry/.test(l.msg)).length, 1, 'the entry is found lost once, not at every start');
+});
