@@ -105,3 +105,22 @@ test('a block whose directory entry no longer decodes: the store starts, names i
   assert.deepEqual(texts(replay(onMain, lost.end).entries), texts(after), 'and after the lost events');
   assert.equal(lines.filter((l) => /directory entry/.test(l.msg)).length, 1, 'the entry is found lost once, not at every start');
 });
+
+test("contrail inspect's read-only store on a buffer whose oldest block's directory entry no longer decodes opens, and reports the span from the next block", async (t) => {
+  const defer = cleanup(t);
+  const dir = tempDir('contrail-damaged-directory-inspect-');
+  defer(() => dir.remove());
+  const writer = new EventStore({ dataDir: dir.path, hotLogBytes: 0, blockEvents: BLOCK, fsync: false });
+  await writer.commit({ entries: events, revs: new Map() });
+  await writer.close();
+  const raw = openLmdb({ path: dir.path, maxDbs: 16 });
+  const directory = raw.openDB<Buffer, number>({ name: 'directory', encoding: 'binary' });
+  const entry = Buffer.from(directory.getBinary(events[BLOCK - 1]!.timeUs)!);
+  entry[0] = 0xc1;
+  directory.putSync(events[BLOCK - 1]!.timeUs, entry);
+  await raw.close();
+
+  const reader = new EventStore({ dataDir: dir.path, hotLogBytes: 0, readOnly: true });
+  defer(() => reader.close());
+  assert.equal(reader.span().oldestTimeUs, events[BLOCK]!.timeUs);
+});
