@@ -348,12 +348,29 @@ export class EventStore {
       this.#partOfCollection.set(key, value);
       this.#collectionOfPart[value] = key;
     }
+    this.#trimmedUpTo = (this.#meta.get(META.trimmedUpTo) as number | undefined) ?? 0;
+    this.#lost = ((this.#meta.get(META.tailDamage) as LostEvents[] | undefined) ?? []).filter(([, end]) => end > this.#trimmedUpTo);
+    const lostBefore = this.#lost.length;
     let newestBlock: BlockInfo | undefined;
-    for (const { key, value } of this.#directory.getRange()) {
-      for (const count of value.counts) this.#sealedCount += count;
-      this.#sealedUpTo = key;
-      newestBlock = value;
+    let blockFloor = this.#trimmedUpTo;
+    const undecodable: number[] = [];
+    for (const end of this.#directory.getKeys()) {
+      let info: BlockInfo;
+      try {
+        info = this.#directory.get(end)!;
+      } catch (err) {
+        // Without its entry the block cannot be read (which partitions, which dictionary): its events are lost.
+        undecodable.push(end);
+        this.#eventsLost([blockFloor + 1, end], (err as Error).message, "a block's directory entry in the buffer cannot be read (its bytes on disk changed: check the disk)");
+        blockFloor = end;
+        continue;
+      }
+      for (const count of info.counts) this.#sealedCount += count;
+      this.#sealedUpTo = end;
+      blockFloor = end;
+      newestBlock = info;
     }
+    if (this.#writable && undecodable.length > 0) this.#forgetBlocks(undecodable);
     if (this.#writable && newestBlock && newestBlock.dict !== this.#dictionaries.current) {
       this.#logger?.warn(
         { dictionary: this.#dictionaries.describe(this.#dictionaries.current), before: this.#dictionaries.describe(newestBlock.dict) },
@@ -361,12 +378,9 @@ export class EventStore {
           'the blocks already stored stay readable, since the buffer keeps every dictionary it used',
       );
     }
-    this.#trimmedUpTo = (this.#meta.get(META.trimmedUpTo) as number | undefined) ?? 0;
     // A run outlives the block that sealed its first events, and that block may since have been
     // removed by retention: what it holds at or below trimmedUpTo is gone, not unsealed.
     const tailFloor = Math.max(this.#sealedUpTo, this.#trimmedUpTo);
-    this.#lost = ((this.#meta.get(META.tailDamage) as LostEvents[] | undefined) ?? []).filter(([, end]) => end > this.#trimmedUpTo);
-    const lostBefore = this.#lost.length;
     let runFloor = tailFloor;
     for (const { key, value } of this.#tailDb.getRange()) {
       this.#tailRuns.push(key);
@@ -375,11 +389,14 @@ export class EventStore {
         entries = readRun(value);
       } catch (err) {
         // Its events are lost: named to every reader from now on, never read as sound ones.
-        if (key > tailFloor) this.#runLost([runFloor + 1, key], (err as Error).message);
+        if (key > tailFloor) {
+          this.#eventsLost([runFloor + 1, key], (err as Error).message, 'a tail run of the buffer cannot be read (its bytes on disk changed: check the disk)');
+        }
         runFloor = Math.max(runFloor, key);
         continue;
       }
-      for (const entry of entries) if (entry.timeUs > tailFloor) this.#tail.push(entry);
+      // A run partly sealed into a block whose directory entry was lost holds some of its events: lost with it.
+      for (const entry of entries) if (entry.timeUs > tailFloor && !this.#lost.some(([first, end]) => entry.timeUs >= first && entry.timeUs <= end)) this.#tail.push(entry);
       runFloor = Math.max(runFloor, key);
     }
     this.#lost.sort((a, b) => a[0] - b[0]);
@@ -819,7 +836,12 @@ export class EventStore {
 
   /** The oldest stored event's time_us and seq, or undefined when none is stored: from the block directory or the tail, no block read. */
   oldest(): { timeUs: number; seq: number } | undefined {
-    for (const { value } of this.#directory.getRange({ limit: 1 })) return { timeUs: value.first, seq: value.firstSeq };
+    for (const end of this.#directory.getKeys()) {
+      // A read-only store keeps the blocks whose entries do not decode (a writable one removes them: #forgetBlocks).
+      if (this.#lost.some(([, lost]) => lost === end)) continue;
+      const info = this.#directory.get(end)!;
+      return { timeUs: info.first, seq: info.firstSeq };
+    }
     const first = this.#tail[0];
     return first && { timeUs: first.timeUs, seq: first.seq! };
   }
@@ -892,15 +914,33 @@ export class EventStore {
     }
   }
 
-  /** A tail run read at the start failed its check: its events (`lost`) are named lost to readers, said once at error level. */
-  #runLost(lost: LostEvents, reason: string): void {
+  /**
+   * The start found events it cannot read (`lost`: a tail run that failed its check, or a block
+   * whose directory entry does not decode): they are named lost to readers (tail-runs.ts), said
+   * once at error level, `what` first.
+   */
+  #eventsLost(lost: LostEvents, reason: string, what: string): void {
     const [first, end] = lost;
     if (!this.#lost.some(([, known]) => known === end)) this.#lost.push(lost);
     this.#damagedBlocks.add(end);
-    this.#logger?.error(
-      { first, end, err: reason },
-      'a tail run of the buffer cannot be read (its bytes on disk changed: check the disk): its events are lost, and replays that reach them end with BufferDamaged, naming them',
-    );
+    this.#logger?.error({ first, end, err: reason }, `${what}: its events are lost, and replays that reach them end with BufferDamaged, naming them`);
+  }
+
+  /**
+   * Removes blocks whose directory entries do not decode (their events are named lost, #eventsLost):
+   * their frames and seq entry with the entry, so that retention, seq lookups and index rebuilds
+   * never meet them, in one transaction. Their per-DID postings stay, never read (every read stops
+   * before lost events), as a damaged partition's do when retention removes its block.
+   */
+  #forgetBlocks(ends: readonly number[]): void {
+    const forgotten = new Set(ends);
+    this.#root.transactionSync(() => {
+      for (const end of ends) {
+        this.#directory.removeSync(end);
+        for (const key of this.#blocks.getKeys({ start: [end, 0], end: [end, SHARED_PARTITION + 1] })) this.#blocks.removeSync(key);
+      }
+      for (const { key, value } of this.#blockSeqs.getRange()) if (forgotten.has(value)) this.#blockSeqs.removeSync(key);
+    }, COMMIT_WITHOUT_WAITING_FOR_FLUSH);
   }
 
   /** A read met a damaged block: said once per block, at error level. Returns `err`. */

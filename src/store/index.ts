@@ -15,7 +15,7 @@
  * and the seq and time_us floors: the
  * ceilings a torn buffer set aside in this one's place had given out seqs and time_us up to, see
  * run-marker.ts; the clock that stamps this buffer's events starts above timeUsFloor; and the
- * events lost in tail runs a start found damaged).
+ * events lost in tail runs a start found damaged, or in blocks whose directory entry did not decode).
  * The environment's map is reserved up front at twice `--max-buffer-bytes` (address space, not
  * memory or disk): lmdb-js grows a full map by mapping the file again and keeps every old map, so
  * a buffer left to grow from lmdb-js's 128 KiB default was mapped once per doubling, each map
@@ -77,6 +77,11 @@
  * after the events around them are sealed, stops before them and the next one throws a
  * DamagedBlockError naming them, as for a damaged block. A replay worker that finds a run
  * damaged since the start fails its read, which the main thread reads from the events it holds.
+ * A block's directory entry (msgpack, no checksum either) that no longer decodes leaves the block
+ * unreadable (which partitions, which dictionary): a start names its events lost the same way,
+ * from after the block before it to its end, and a writable one removes the block (its frames
+ * and seq entry) so that retention, seq lookups and rebuilds never meet the entry; a store's
+ * start used to throw on it, and `contrail serve` and `inspect` exited naming nothing.
  * Any other read that fails (LMDB refuses a page damaged on disk: MDB_CORRUPTED, MDB_PAGE_NOTFOUND)
  * throws an UnreadableBufferError naming the position it read after (read-errors.ts), logged
  * once per reason. LMDB marks the read transaction it failed in, and lmdb-js would reuse it for

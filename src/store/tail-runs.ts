@@ -33,7 +33,8 @@ export function readRun(value: Buffer): Entry[] {
 }
 
 /**
- * Events a start found lost in a damaged tail run: time_us `first` to `end` (the run's key).
+ * Events a start found lost in a damaged tail run, or in a block whose directory entry does not
+ * decode: time_us `first` to `end` (the run's key, the block's end).
  * Kept in `meta` (tailDamage) until retention passes them, so that every reader, on any thread and
  * after the events around them are sealed, names them as lost instead of reading past them.
  */
@@ -47,7 +48,7 @@ export type LostEvents = [first: number, end: number];
 export function boundBeforeLost(position: number, end: number, lost: readonly LostEvents[]): { end: number; short: boolean } {
   for (const [first, last] of lost) {
     if (last <= position) continue;
-    if (position >= first - 1) throw new DamagedBlockError(first, last, 'a tail run of unsealed events failed its checksum');
+    if (position >= first - 1) throw new DamagedBlockError(first, last, 'a start found them unreadable: a tail run that failed its checksum, or a block whose directory entry did not decode');
     if (first - 1 < end) return { end: first - 1, short: true };
     break;
   }
