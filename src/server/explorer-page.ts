@@ -4,6 +4,8 @@
  * last event seen are kept in localStorage, so a reload resumes where the page left off (the
  * cursor is inclusive: the event it resumes at is recognised and not shown twice). Pausing
  * closes the stream and resuming reopens it at the last event, so a paused page holds nothing.
+ * Before its first event the page's position is the newest event stored when it began watching
+ * (read from /stats, and not shown): a stream opened live would leave it none to resume from.
  * A refused stream shows the server's reason: a bad filter waits for another, anything else (a
  * limit's 429 or 503) is asked for again every few seconds.
  * The page counts the stream messages it has received in <body data-received>, shown or not,
@@ -81,6 +83,7 @@ export const EXPLORER_PAGE = `<!doctype html>
   try { saved = JSON.parse(localStorage.getItem(STORAGE) || '{}'); } catch (e) { saved = {}; }
   var state = { collections: saved.collections || '', dids: saved.dids || '', lastTimeUs: saved.lastTimeUs || 0, paused: false };
   var source = null, retry = null, total = 0, arrivals = [], selected = null;
+  var attempts = 0; // a connect waiting for /stats opens its stream only if nothing came after it
 
   $('collections').value = state.collections;
   $('dids').value = state.dids;
@@ -103,7 +106,20 @@ export const EXPLORER_PAGE = `<!doctype html>
   function connect() {
     clearTimeout(retry);
     if (source) source.close();
+    source = null;
+    var attempt = ++attempts;
     setStatus(state.lastTimeUs ? 'resuming from ' + when(state.lastTimeUs) + '…' : 'connecting…');
+    if (state.lastTimeUs) return open();
+    // Nothing shown yet: start after the newest event stored now, not live, so that a pause or a
+    // reload before the first event resumes from here (an empty buffer: from its start).
+    fetch('/stats').then(function (response) { return response.json(); }).then(function (stats) {
+      if (attempt !== attempts) return;
+      state.lastTimeUs = Math.max(stats.newestTimeUs || 0, stats.trimmedUpTo || 0, 1);
+      save();
+    }).catch(function () {}).then(function () { if (attempt === attempts) open(); });
+  }
+
+  function open() {
     source = new EventSource(streamUrl());
     var ended = null; // why the server ended the stream, shown until it is back
     source.onopen = function () { ended = null; setStatus('live', 'live'); };
@@ -207,6 +223,7 @@ export const EXPLORER_PAGE = `<!doctype html>
     $('pause').textContent = state.paused ? 'Resume' : 'Pause';
     if (state.paused) {
       clearTimeout(retry);
+      attempts++;
       if (source) source.close();
       source = null;
       setStatus('paused', 'paused');
