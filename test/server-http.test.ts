@@ -144,6 +144,30 @@ for (const { transport, skip } of await transportsUnderTest()) {
       assert.equal(statusOf(xchunked), 405);
     });
 
+    test('HTTP/1.0, and a request pipelined behind a stream: served on ws; uWS answers neither and closes the connection (pinned)', async () => {
+      up.create(did(1), POST);
+      await up.settle();
+      const http10 = await rawRequest(gateway.port, ['GET /health HTTP/1.0\r\nHost: x\r\n\r\n']);
+      // Not ended by us: on uWS the close is its own. The stream replays one stored event and ends (limit=1).
+      const pipelined = await rawRequest(
+        gateway.port,
+        ['GET /stream.ndjson?cursor=0&limit=1 HTTP/1.1\r\nHost: x\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'],
+        { halfClose: false },
+      );
+      if (transport === 'ws') {
+        assert.equal(statusOf(http10), 200);
+        assert.equal(bodyOf(http10), 'ok\n');
+        const [stream = '', health = ''] = pipelined.text.split(/(?=HTTP\/1\.1 )/);
+        assert.equal(statusOf({ text: stream, end: 'open' }), 200);
+        assert.match(stream, new RegExp(`\\{"did":"${did(1)}"`), 'the stream sent its event');
+        assert.ok(health.startsWith('HTTP/1.1 200') && health.endsWith('ok\n'), `the pipelined request is answered after the stream: ${JSON.stringify(health)}`);
+      } else {
+        assert.equal(http10.text, '', 'uWS: no answer to HTTP/1.0');
+        assert.equal(pipelined.text, '', 'uWS: the stream unanswered');
+        assert.notEqual(pipelined.end, 'open', 'uWS closed the connection');
+      }
+    });
+
     test('10,000 wantedDids in the URL: accepted on ws (1 MiB request heads, as Jetstream v1); on uWS dropped without an answer (pinned)', async () => {
       const dids = Array.from({ length: 10_000 }, (_, i) => did(i));
       const query = dids.map((d) => `wantedDids=${encodeURIComponent(d)}`).join('&');
