@@ -241,9 +241,12 @@ export function createSocketHandler(options: RouteOptions): SocketHandler<Connec
   };
 
   const routes: Record<HttpPath, (request: HttpRequestInfo) => ReturnType<SocketHandler<Connection>['http']>> = {
-    // Browsers get the live explorer; curl and scripts get the plain-text summary.
-    '/': (request) =>
-      (request.header('accept') ?? '').includes('text/html') ? { status: 200, headers: EXPLORER_HEADERS, body: EXPLORER_PAGE } : text(200, API_SUMMARY),
+    // Browsers get the live explorer; curl and scripts get the plain-text summary. Both say so
+    // (Vary), so a cache in front never hands one to the other.
+    '/': (request) => {
+      const reply = (request.header('accept') ?? '').includes('text/html') ? { status: 200, headers: EXPLORER_HEADERS, body: EXPLORER_PAGE } : text(200, API_SUMMARY);
+      return { ...reply, headers: { ...reply.headers, vary: 'Accept' } };
+    },
     '/api': () => text(200, API_SUMMARY),
     [SSE_PATH]: (request) => stream(request, wires.sse, 'text/event-stream; charset=utf-8'),
     [NDJSON_PATH]: (request) => stream(request, wires.ndjson, 'application/x-ndjson; charset=utf-8'),
