@@ -2,7 +2,8 @@
  * What HTTP caches and clients read from the plain routes' headers, on both transports: `/`
  * answers a browser with the explorer and anything else with the plain-text summary, so both
  * answers say they vary with Accept, and a cache in front (a CDN, a proxy's cache) never hands
- * one to the other.
+ * one to the other; and a method the server does not serve is a 405 that names the ones it does
+ * (Allow), as RFC 9110 15.5.6 requires.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -23,6 +24,19 @@ for (const { transport, skip } of await transportsUnderTest()) {
       for (const [name, answer] of [['the explorer', page], ['the summary', summary]] as const) {
         await answer.arrayBuffer();
         assert.match(answer.headers.get('vary') ?? '', /(^|,\s*)accept(\s*,|$)/i, `${name} says it varies with Accept`);
+      }
+    });
+
+    test('a method other than GET and HEAD is a 405 naming them in Allow, on every route', async (t) => {
+      const h = await startRelayGateway({ transport });
+      cleanup(t)(() => stopRelayGateway(h));
+      for (const path of ['/', '/stats', '/stream', '/subscribe', '/no-such-page']) {
+        for (const method of ['POST', 'PUT', 'DELETE', 'OPTIONS']) {
+          const answer = await fetch(`http://127.0.0.1:${h.gateway.port}${path}`, { method });
+          assert.equal(answer.status, 405, `${method} ${path}`);
+          assert.equal(answer.headers.get('allow'), 'GET, HEAD', `${method} ${path} names the methods served`);
+          assert.match(await answer.text(), /only GET is served here/);
+        }
       }
     });
   });
