@@ -279,7 +279,11 @@ export function createSocketHandler(options: RouteOptions): SocketHandler<Connec
 
   return {
     http(request) {
-      if (request.method !== 'GET' && request.method !== 'HEAD') return text(405, 'only GET is served here');
+      if (request.method !== 'GET' && request.method !== 'HEAD') {
+        // A 405 names the methods that are served (RFC 9110 15.5.6).
+        const refused = text(405, 'only GET is served here');
+        return { ...refused, headers: { ...refused.headers, allow: 'GET, HEAD' } };
+      }
       return isHttpPath(request.path) ? routes[request.path](request) : text(404, 'not found');
     },
 
