@@ -213,7 +213,10 @@ export function createSocketHandler(options: RouteOptions): SocketHandler<Connec
       metrics.connections.inc({ wire: wire.name, result });
       return text(status, reason);
     };
-    if (request.header('upgrade')) return refuse(400, 'bad_request', `${request.path} is a plain HTTP stream: request it without an Upgrade header (WebSockets: ${SUBSCRIBE_PATH})`);
+    // A WebSocket client wants /subscribe; an offer of another protocol (h2c) is ignored, as every route ignores it.
+    if (asksForWebSocket(request.header('connection'), request.header('upgrade'))) {
+      return refuse(400, 'bad_request', `${request.path} is a plain HTTP stream: request it without an Upgrade header (WebSockets: ${SUBSCRIBE_PATH})`);
+    }
     let parsed: ReturnType<typeof parseStreamQuery>;
     try {
       parsed = parseStreamQuery(request);

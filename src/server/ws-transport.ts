@@ -19,6 +19,7 @@ import {
 import { compressedFrameHeader, deflateMessage } from './deflate.ts';
 import { TAKEN_DEFLATE_OFFER } from './deflate-offer.ts';
 import { listenError } from './listen-error.ts';
+import { asksForWebSocket } from './websocket-handshake.ts';
 
 /** The portable transport: node:http and the `ws` package, for Node versions uWS has no build for. */
 export class WsTransport<Session> implements Transport {
@@ -66,6 +67,14 @@ export class WsTransport<Session> implements Transport {
       writeRawReply(socket, malformedRequest(err), closeTimeoutMs);
     });
     this.#server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      // node:http hands every Upgrade here. One to another protocol than WebSocket (h2c: curl
+      // --http2, Java's HttpClient) is ignored, as RFC 9110 section 7.8 lets a server, and as uWS
+      // does: the request is read again without it, and answered over HTTP/1.1 like any other.
+      if (!asksForWebSocket(req.headers.connection, req.headers.upgrade)) {
+        socket.unshift(Buffer.concat([headWithoutUpgrade(req), head]));
+        this.#server.emit('connection', socket);
+        return;
+      }
       // node:http hands an upgrade's socket over with none of its listeners, 'error' included: a
       // reset while a refusal below is still being written would be an uncaught exception. Once
       // accepted, `ws` adds its own handler, which destroys the socket as this one does.
@@ -222,6 +231,25 @@ function requestInfo(req: IncomingMessage): HttpRequestInfo {
     },
     remoteAddress: req.socket.remoteAddress ?? '',
   };
+}
+
+/** The request's head as the client sent it, less its Upgrade header and the upgrade token of its Connection header. */
+function headWithoutUpgrade(req: IncomingMessage): Buffer {
+  const lines = [`${req.method} ${req.url} HTTP/${req.httpVersion}`];
+  for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
+    const name = req.rawHeaders[i]!;
+    const value = req.rawHeaders[i + 1]!;
+    const lowerName = name.toLowerCase();
+    if (lowerName === 'upgrade') continue;
+    if (lowerName === 'connection') {
+      const options = value.split(',').map((option) => option.trim()).filter((option) => option !== '' && option.toLowerCase() !== 'upgrade');
+      if (options.length > 0) lines.push(`${name}: ${options.join(', ')}`);
+      continue;
+    }
+    lines.push(`${name}: ${value}`);
+  }
+  // node:http reads header bytes as latin1: written back the same way, they are the bytes sent.
+  return Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'latin1');
 }
 
 function missingHost(req: IncomingMessage): HttpReply | undefined {
