@@ -5,7 +5,7 @@
  * event loop (other replays', the metrics'), is served as if nothing happened.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -72,4 +72,38 @@ test('a page of the per-DID index LMDB refuses (MDB_CORRUPTED) ends that read wi
   const all = store.readAfter(0, { maxEntries: 100 });
   assert.deepEqual(all.entries.map((e) => e.timeUs), events.slice(0, 100).map((e) => e.timeUs), 'the read after it, in the same turn');
   assert.equal(store.oldest()?.timeUs, events[0]!.timeUs);
+});
+
+// Review (session 18): renewing the read transaction is a write commit (an fsync under --fsync).
+// A block whose bytes changed fails zstd's checksum after LMDB read it without fault: its
+// transaction is sound, and every replay that reaches the block (each client reconnecting from
+// before it) must not cost a write.
+test('reads that meet a block whose bytes changed (zstd\'s checksum) commit no write: LMDB failed nothing', async (t) => {
+  const defer = cleanup(t);
+  const dir = tempDir('contrail-read-errors-');
+  defer(() => dir.remove());
+  const dataDir = join(dir.path, 'data');
+  const lastOfSecond = events[2 * BLOCK - 1]!.timeUs;
+  const store = await damagedBuffer(dataDir, async () => {
+    const raw = openLmdb({ path: dataDir, maxDbs: 16 });
+    const frames = [...raw.openDB<Buffer, [number, number]>({ name: 'blocks', encoding: 'binary' }).getRange()].filter(({ key }) => key[0] === lastOfSecond).map(({ value }) => Buffer.from(value));
+    await raw.close();
+    const path = join(dataDir, 'data.mdb');
+    const file = readFileSync(path);
+    for (const frame of frames) for (let at = file.indexOf(frame); at >= 0; at = file.indexOf(frame, at + 1)) file[at + (frame.length >> 1)]! ^= 0x5a;
+    writeFileSync(path, file);
+  });
+  // LMDB's count of write transactions, read beside the store (closed after it).
+  const observer = openLmdb({ path: dataDir, maxDbs: 16, readOnly: true });
+  defer(() => observer.close());
+  defer(() => store.close());
+  const writes = () => (observer.getStats() as { lastTxnId: number }).lastTxnId;
+  const before = writes();
+  const REPLAYS = 10;
+  for (let i = 0; i < REPLAYS; i++) {
+    assert.throws(() => store.readAfter(events[BLOCK - 1]!.timeUs, { maxEntries: 100 }), (err) => err instanceof DamagedBlockError && !/MDB_/.test(err.message), `replay ${i} meets the damaged block`);
+  }
+  assert.equal(writes() - before, 0, `${REPLAYS} reads that met the block committed no write`);
+  const after = store.readAfter(lastOfSecond, { maxEntries: 100 });
+  assert.deepEqual(after.entries.map((e) => e.timeUs), events.slice(2 * BLOCK, 2 * BLOCK + 100).map((e) => e.timeUs), 'the read after it is served');
 });
