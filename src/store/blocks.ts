@@ -39,6 +39,12 @@ export class DamagedBlockError extends Error {
     readonly first: number,
     readonly end: number,
     reason: string,
+    /**
+     * LMDB failed nothing in the read that found it (the frame was read, then failed zstd's
+     * checksum; or the events are a damaged tail run's, named without a read): the read
+     * transaction is sound. Otherwise (MDB_PAGE_NOTFOUND) LMDB marked it failed.
+     */
+    readonly transactionSound = false,
   ) {
     super(`events with time_us ${first} to ${end} are in a damaged block of the buffer and cannot be read (${reason})`);
   }
@@ -205,10 +211,17 @@ export class BlockReader {
 
   /** A partition's frame decompressed into what `allocate` gives; one that cannot be is a DamagedBlockError. */
   #decompress<Out extends { bytes: Buffer }>(end: number, info: BlockInfo, part: number, allocate: (size: number) => Out): Out {
+    const frame = this.#frame(end, part);
+    let frameRead = false;
+    const read = () => {
+      const bytes = frame();
+      frameRead = true;
+      return bytes;
+    };
     try {
-      return this.dictionaries.decompress(this.#frame(end, part), info.dict, allocate);
+      return this.dictionaries.decompress(read, info.dict, allocate);
     } catch (err) {
-      throw new DamagedBlockError(info.first, end, (err as Error).message);
+      throw new DamagedBlockError(info.first, end, (err as Error).message, frameRead);
     }
   }
 

@@ -877,13 +877,15 @@ export class EventStore {
 
   /**
    * A read failed: LMDB marks the read transaction it ran in as failed and refuses every later
-   * read in it (MDB_BAD_TXN), so it is renewed here, before any other read. A damaged block
+   * read in it (MDB_BAD_TXN), so it is renewed here, before any other read — unless LMDB failed
+   * nothing (a block whose frame fails zstd's checksum, events lost in a damaged tail run): the
+   * renewal is a write, and every replay that reaches such a block would cost one. A damaged block
    * (DamagedBlockError) is said once per block; any other failure becomes an UnreadableBufferError
    * (the read after `position` cannot be made), said once per reason. Both at error level.
    * Returns the error to throw.
    */
   #readFailed(err: unknown, position: number): DamagedBlockError | UnreadableBufferError {
-    this.#renewReadTxn();
+    if (!(err instanceof DamagedBlockError && err.transactionSound)) this.#renewReadTxn();
     if (err instanceof DamagedBlockError) return this.#noticeDamage(err);
     const unreadable = err instanceof UnreadableBufferError ? err : new UnreadableBufferError(position, err);
     const reason = err instanceof Error ? err.message : String(err);

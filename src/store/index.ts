@@ -86,7 +86,9 @@
  * throws an UnreadableBufferError naming the position it read after (read-errors.ts), logged
  * once per reason. LMDB marks the read transaction it failed in, and lmdb-js would reuse it for
  * the next read (a cursor the failed read left open holds it) until a commit: the store commits a
- * write of its format number at once, so the next read, in the same turn, gets a sound one.
+ * write of its format number at once, so the next read, in the same turn, gets a sound one. Not
+ * where LMDB failed nothing (a frame that fails zstd's checksum, events lost in a tail run): every
+ * replay that reaches such a block would cost a write (an fsync under --fsync).
  *
  * The seq contract (what other stages may rely on): every stored event has a `seq` — unique,
  * strictly increasing in time_us order, never reused, also across restarts and after retention

@@ -48,7 +48,7 @@ export type LostEvents = [first: number, end: number];
 export function boundBeforeLost(position: number, end: number, lost: readonly LostEvents[]): { end: number; short: boolean } {
   for (const [first, last] of lost) {
     if (last <= position) continue;
-    if (position >= first - 1) throw new DamagedBlockError(first, last, 'a start found them unreadable: a tail run that failed its checksum, or a block whose directory entry did not decode');
+    if (position >= first - 1) throw new DamagedBlockError(first, last, 'a start found them unreadable: a tail run that failed its checksum, or a block whose directory entry did not decode', true);
     if (first - 1 < end) return { end: first - 1, short: true };
     break;
   }
