@@ -85,9 +85,10 @@ export class WsTransport<Session> implements Transport {
         return;
       }
       const info = requestInfo(req);
-      if (!WEBSOCKET_PATHS.includes(info.path)) {
+      // An upgrade is a GET (RFC 6455 section 4.1): another method gets what it gets without one, as on uWS.
+      if (req.method !== 'GET' || !WEBSOCKET_PATHS.includes(info.path)) {
         const reply = handler.http(info);
-        writeRawReply(socket, 'stream' in reply ? NOT_A_WEBSOCKET : reply, closeTimeoutMs);
+        writeRawReply(socket, 'stream' in reply ? NOT_A_WEBSOCKET : reply, closeTimeoutMs, req.method === 'HEAD');
         return;
       }
       const decision = handler.upgrade(info);
@@ -275,11 +276,12 @@ function malformedRequest(err: NodeJS.ErrnoException & { reason?: string }): Htt
  * a few hundred bytes well within it), the socket is destroyed. The refusal was counted where it
  * was decided; the cut adds no count or log line, as a stream's or WebSocket's close timeout adds none.
  */
-function writeRawReply(socket: Duplex, reply: HttpReply, closeTimeoutMs: number): void {
+function writeRawReply(socket: Duplex, reply: HttpReply, closeTimeoutMs: number, headOnly = false): void {
   const body = Buffer.from(reply.body);
   const headers = { 'content-type': 'text/plain; charset=utf-8', ...reply.headers, 'content-length': String(body.byteLength), connection: 'close' };
   const head = [`HTTP/1.1 ${reply.status} ${STATUS_TEXT[reply.status] ?? ''}`, ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`)].join('\r\n');
-  socket.end(Buffer.concat([Buffer.from(head + '\r\n\r\n'), body]));
+  // A HEAD answer has the GET's Content-Length and no body.
+  socket.end(Buffer.concat([Buffer.from(head + '\r\n\r\n'), headOnly ? Buffer.alloc(0) : body]));
   const deadline = setTimeout(() => socket.destroy(), closeTimeoutMs).unref();
   socket.once('close', () => clearTimeout(deadline));
 }
