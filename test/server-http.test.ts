@@ -168,6 +168,22 @@ for (const { transport, skip } of await transportsUnderTest()) {
       }
     });
 
+    test('a request target in absolute form (RFC 9112 3.2.2) is served on ws; uWS gives no answer (pinned)', async () => {
+      const health = await rawRequest(gateway.port, [`GET http://127.0.0.1:${gateway.port}/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`]);
+      if (transport === 'ws') {
+        up.create(did(2), POST);
+        await up.settle();
+        // Not ended by us (a half-close ends a stream at once): limit=1 ends it after the stored event.
+        const stream = await rawRequest(gateway.port, ['GET HTTP://127.0.0.1/stream.ndjson?cursor=0&limit=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n'], { halfClose: false });
+        assert.equal(statusOf(health), 200);
+        assert.equal(bodyOf(health), 'ok\n');
+        assert.equal(statusOf(stream), 200, `the stream's query is read: ${JSON.stringify(stream.text.slice(0, 120))}`);
+        assert.match(stream.text, /\r\n0\r\n\r\n$/, 'limit=1 ended it');
+      } else {
+        assert.equal(health.text, '', 'uWS: no answer to an absolute-form target');
+      }
+    });
+
     test('10,000 wantedDids in the URL: accepted on ws (1 MiB request heads, as Jetstream v1); on uWS dropped without an answer (pinned)', async () => {
       const dids = Array.from({ length: 10_000 }, (_, i) => did(i));
       const query = dids.map((d) => `wantedDids=${encodeURIComponent(d)}`).join('&');
