@@ -219,8 +219,14 @@ function startStream<Session>(res: ServerResponse, stream: HttpStreamStart<Sessi
   );
 }
 
+/** The scheme and authority of a request target in absolute form (RFC 9112 section 3.2.2), which a server must accept. */
+const ABSOLUTE_FORM = /^https?:\/\/[^/?]*/i;
+
 function requestInfo(req: IncomingMessage): HttpRequestInfo {
-  const url = req.url ?? '/';
+  const target = req.url ?? '/';
+  const authority = ABSOLUTE_FORM.exec(target);
+  const rest = authority ? target.slice(authority[0].length) : target;
+  const url = authority && !rest.startsWith('/') ? `/${rest}` : rest;
   const queryAt = url.indexOf('?');
   return {
     method: req.method ?? 'GET',
