@@ -7,11 +7,18 @@
  * 200, nothing ingested); with max_msgs, batches were dropped long before the retention, so a
  * node away a short while lost events. Found by review. A node must refuse such a stream at
  * start, naming it and what differs.
+ *
+ * The same for the lease bucket (`KV_<name>-leader`), which was taken as it was and given the
+ * lease as its max_age (session 18): another application's stream of that name had its retention
+ * cut to the lease (its messages older than 2 s deleted) and, not being a KV bucket, refused every
+ * lease (no node ever led: 'jetstream is not enabled' at every check); another's KV bucket of that
+ * name lost its entries after the lease.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { connect } from '@nats-io/transport-node';
-import { jetstreamManager, type StreamConfig } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager, type StreamConfig } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
 import pino from 'pino';
 import { openCluster } from '../../src/cluster/nats.ts';
 import { cleanup } from '../support/cleanup.ts';
@@ -47,5 +54,37 @@ test('a node refuses a cluster stream that exists with settings it does not make
     );
     const unchanged = await jsm.streams.info(`${name}-events`);
     assert.equal(unchanged.config.max_age, 0, `${what}: the stream is left as it was`);
+  }
+});
+
+test('a node refuses a lease bucket that exists with settings it does not make, naming it and what differs, and leaves it as it was', { skip: natsServerMissing(), timeout: 60_000 }, async (t) => {
+  const defer = cleanup(t);
+  const nats = await NatsCluster.start(1);
+  defer(() => nats.stop());
+  const nc = await connect({ servers: nats.urls });
+  defer(() => nc.close());
+  const jsm = await jetstreamManager(nc);
+  await jsm.streams.add({ name: 'KV_plainstream-leader', subjects: ['plainstream.other'], num_replicas: 1 });
+  await new Kvm(jetstream(nc)).create('historybucket-leader', { history: 10, replicas: 1 });
+  const buckets = [
+    { what: 'a stream that is no KV bucket', name: 'plainstream', refusal: /subjects \["plainstream\.other"\]/ },
+    { what: 'a KV bucket keeping history', name: 'historybucket', refusal: /history 10/ },
+  ];
+
+  for (const { what, name, refusal } of buckets) {
+    const joining = openCluster({ ...OPTIONS, servers: nats.urls, name }, pino({ level: 'silent' }));
+    joining.then((joined) => defer(() => joined.nc.close()), () => {});
+    await assert.rejects(
+      joining,
+      (err: Error) => {
+        assert.match(err.message, new RegExp(`KV_${name}-leader`), `${what}: the bucket's stream is named`);
+        assert.match(err.message, refusal, `${what}: the setting is named`);
+        assert.match(err.message, /--nats-name/, `${what}: the way out is named`);
+        return true;
+      },
+      `${what}: openCluster refuses the bucket`,
+    );
+    const unchanged = await jsm.streams.info(`KV_${name}-leader`);
+    assert.equal(unchanged.config.max_age, 0, `${what}: the bucket is left as it was`);
   }
 });
