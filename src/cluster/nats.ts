@@ -78,6 +78,8 @@ export async function openCluster(options: ClusterOptions, logger: Logger): Prom
       await applySettings(jsm, existing.config, { ...config, num_replicas: options.replicas }, logger);
     });
     const bucket = `${options.name}-leader`;
+    const existingBucket = await jsm.streams.info(`KV_${bucket}`).catch(() => undefined);
+    if (existingBucket) refuseForeignLeaseBucket(existingBucket.config, bucket);
     const makeLeaseBucket = () => explainReplicaErrors(options.replicas, () => new Kvm(js).create(bucket, { ttl: options.leaseMs, history: 1, replicas: options.replicas }));
     const lease = await makeLeaseBucket();
     // Kvm.create keeps an existing bucket as it is, and its entries' lifetime is the lease.
@@ -141,9 +143,30 @@ function refuseForeignSettings(existing: StreamConfig, subject: string): void {
     if ((existing[limit] ?? -1) !== -1) differing.push(`${limit} ${existing[limit]} (discarding the oldest)`);
   }
   if (differing.length === 0) return;
-  throw new Error(
-    `the NATS stream ${existing.name} exists with settings contrail does not make (${differing.join(', ')}; contrail needs subjects ["${subject}"], ` +
-      'retention limits, no message size limit, no count or byte limit discarding the oldest): it was made by hand or by another application. Remove it if it is yours, or give this cluster another --nats-name',
+  throw foreignStream(existing.name, differing, `subjects ["${subject}"], retention limits, no message size limit, no count or byte limit discarding the oldest`);
+}
+
+/**
+ * The lease bucket's stream (KV_<bucket>) likewise: another application's stream of that name
+ * would have its retention cut to the lease and, not being a KV bucket, refuse every lease (no
+ * node would ever lead); another's KV bucket of that name would lose its entries after the lease.
+ * Its max_age is not checked: contrail changes it to --nats-lease (applySettings).
+ */
+function refuseForeignLeaseBucket(existing: StreamConfig, bucket: string): void {
+  const subjects = existing.subjects ?? [];
+  const kvSubject = `$KV.${bucket}.>`;
+  const differing = [];
+  if (subjects.length !== 1 || subjects[0] !== kvSubject) differing.push(`subjects ${JSON.stringify(subjects)}: not a KV bucket`);
+  else if (existing.max_msgs_per_subject !== 1) differing.push(`history ${existing.max_msgs_per_subject}`);
+  if (existing.retention !== RetentionPolicy.Limits) differing.push(`retention ${existing.retention}`);
+  if (differing.length === 0) return;
+  throw foreignStream(existing.name, differing, `a KV bucket (subjects ["${kvSubject}"]) with history 1`);
+}
+
+function foreignStream(name: string, differing: string[], needs: string): Error {
+  return new Error(
+    `the NATS stream ${name} exists with settings contrail does not make (${differing.join(', ')}; contrail needs ${needs}): ` +
+      'it was made by hand or by another application. Remove it if it is yours, or give this cluster another --nats-name',
   );
 }
 
