@@ -15,7 +15,7 @@
  * name lost its entries after the lease.
  */
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { connect } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, type StreamConfig } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
@@ -32,13 +32,18 @@ const cases: Array<{ what: string; name: string; config: Partial<StreamConfig>; 
   { what: 'work-queue retention', name: 'workqueue', config: { subjects: ['workqueue.events'], retention: 'workqueue' as StreamConfig['retention'] }, refusal: /retention workqueue/ },
 ];
 
-test('a node refuses a cluster stream that exists with settings it does not make, naming the stream and what differs', { skip: natsServerMissing(), timeout: 60_000 }, async (t) => {
+/** One nats-server and a connection to it, both gone at the test's end. */
+async function natsServer(t: TestContext) {
   const defer = cleanup(t);
   const nats = await NatsCluster.start(1);
   defer(() => nats.stop());
   const nc = await connect({ servers: nats.urls });
   defer(() => nc.close());
-  const jsm = await jetstreamManager(nc);
+  return { defer, nats, nc, jsm: await jetstreamManager(nc) };
+}
+
+test('a node refuses a cluster stream that exists with settings it does not make, naming the stream and what differs', { skip: natsServerMissing(), timeout: 60_000 }, async (t) => {
+  const { nats, jsm } = await natsServer(t);
 
   for (const { what, name, config, refusal } of cases) {
     await jsm.streams.add({ name: `${name}-events`, num_replicas: 1, ...config });
@@ -58,12 +63,7 @@ test('a node refuses a cluster stream that exists with settings it does not make
 });
 
 test('a node refuses a lease bucket that exists with settings it does not make, naming it and what differs, and leaves it as it was', { skip: natsServerMissing(), timeout: 60_000 }, async (t) => {
-  const defer = cleanup(t);
-  const nats = await NatsCluster.start(1);
-  defer(() => nats.stop());
-  const nc = await connect({ servers: nats.urls });
-  defer(() => nc.close());
-  const jsm = await jetstreamManager(nc);
+  const { defer, nats, nc, jsm } = await natsServer(t);
   await jsm.streams.add({ name: 'KV_plainstream-leader', subjects: ['plainstream.other'], num_replicas: 1 });
   await new Kvm(jetstream(nc)).create('historybucket-leader', { history: 10, replicas: 1 });
   const buckets = [
