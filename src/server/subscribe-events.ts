@@ -160,10 +160,12 @@ export function resolveCursor(store: EventStore, cursor: number | undefined): Re
     return { position };
   }
   const oldest = store.oldest();
+  // Seqs start at 1: a cursor of 0 asks for the first.
+  const firstWanted = Math.max(cursor, 1);
   // A seq a buffer set aside after a machine crash gave out: its events are gone. Not a future
   // one before this buffer's first commit (its seqs start above it), unless held here (a cluster
   // node's buffer holds the leader's seqs again).
-  if (cursor <= store.setAsideSeqUpTo && !(oldest && cursor >= oldest.seq)) {
+  if (firstWanted <= store.setAsideSeqUpTo && !(oldest && firstWanted >= oldest.seq)) {
     const here = oldest ? `the oldest seq here is ${oldest.seq}` : 'this buffer holds no event yet';
     throw new XrpcError(400, 'CursorTooOld', `cursor ${cursor} is older than this server's buffer: seqs up to ${store.setAsideSeqUpTo} were a buffer's that a machine crash set aside; ${here}`);
   }
@@ -171,7 +173,6 @@ export function resolveCursor(store: EventStore, cursor: number | undefined): Re
   if (cursor > next) {
     return { position: tip, greeting: () => v2InfoFrame('FutureCursor', `cursor ${cursor} is beyond the next seq (${next}); starting at the live tip`) };
   }
-  const firstWanted = Math.max(cursor, 1);
   const oldestSeq = oldest?.seq ?? next;
   if (firstWanted < oldestSeq) {
     throw new XrpcError(400, 'CursorTooOld', `cursor ${cursor} is older than this server's buffer: the oldest seq here is ${oldestSeq}`);
