@@ -15,7 +15,7 @@ import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { SnapshotSource, createBackfillMetrics, readRepoCar, type FetchLimits } from '../src/backfill/index.ts';
 import { fetchRepo } from '../src/backfill/repo-fetch.ts';
-import { retryAfter } from '../src/upstream/backoff.ts';
+import { retryAfter } from '../src/identity/retry-after.ts';
 import { backfillFailureOf } from './support/backfill-failure.ts';
 import { carOf } from './support/frames.ts';
 

@@ -1,7 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { RefusedEndpointError, checkEndpointUrl, getGuarded } from '../identity/index.ts';
-import { retryAfter } from '../upstream/index.ts';
+import { RefusedEndpointError, checkEndpointUrl, getGuarded, retryAfter } from '../identity/index.ts';
 import { BackfillFailure } from './failure.ts';
 
 export interface FetchLimits {

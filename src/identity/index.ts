@@ -37,7 +37,8 @@
  *
  * Files: did-document.ts (reading a DID document), resolver.ts (fetching, concurrency,
  * did:web URLs), fetch-slots.ts (fetches at once and waiting, per source), cache.ts (LMDB
- * cache), endpoint-guard.ts + guarded-fetch.ts (the SSRF guard and the guarded GET), metrics.ts.
+ * cache), endpoint-guard.ts + guarded-fetch.ts (the SSRF guard and the guarded GET), retry-after.ts
+ * (a Retry-After header's wait: also upstream's, for a refused handshake, and backfill's), metrics.ts.
  */
 export { type AtprotoIdentity, identityFromDocument } from './did-document.ts';
 export { IdentityCache, type IdentityCacheOptions } from './cache.ts';
@@ -45,3 +46,4 @@ export { IdentityError, IdentityResolver, unresolvableDid, type IdentityFailure,
 export { RefusedEndpointError, checkEndpointUrl, isNonPublicAddress } from './endpoint-guard.ts';
 export { BodyTooLargeError, FetchTimeoutError, getGuarded, readBodyLimited, type GuardedRequestOptions } from './guarded-fetch.ts';
 export { createIdentityMetrics, type IdentityMetrics } from './metrics.ts';
+export { retryAfter } from './retry-after.ts';

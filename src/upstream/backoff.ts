@@ -13,14 +13,6 @@ export interface BackoffPolicy {
   random?: () => number;
 }
 
-/** Retry-After as delay-seconds or an HTTP date, in ms; undefined when absent or unreadable. */
-export function retryAfter(header: string | undefined, now = Date.now()): number | undefined {
-  if (header === undefined) return undefined;
-  if (/^\s*\d+\s*$/.test(header)) return Number(header) * 1000;
-  const date = Date.parse(header);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
-}
-
 export function backoffDelay(failures: number, policy: BackoffPolicy): number {
   const ceiling = Math.min(policy.maxMs, policy.baseMs * 2 ** Math.min(failures, policy.maxDoublings ?? 16));
   return policy.random ? Math.round(policy.random() * ceiling) : ceiling;

@@ -48,7 +48,7 @@
  *   drop.ts      DropReason, DropError, DropLog (rate-limited: drops, #info and error frames), DropReporter (every stage's drops: one counter, one log), cutRelayString (a relay's string as logged)
  *   metrics.ts   the upstream Prometheus metrics
  *   url.ts       normalizeUpstreamUrl: a relay address as people write it → the URL to dial
- *   backoff.ts   backoffDelay: capped exponential backoff with optional jitter (also ingest's retries); retryAfter: a Retry-After header's wait (also backfill's)
+ *   backoff.ts   backoffDelay: capped exponential backoff with optional jitter (also ingest's retries)
  *   demo.ts      DemoUpstream (`--upstream demo`): a seeded synthetic network in place of a relay
  *   seeded.ts    mulberry32, SeededRandom, tidFor: seeded made-up values (the demo's, and the tests' synthetic firehose)
  */
@@ -59,6 +59,6 @@ export { CarSlice } from './car.ts';
 export { DropError, DropLog, DropReporter, type DropReason } from './drop.ts';
 export { createUpstreamMetrics, type UpstreamMetrics } from './metrics.ts';
 export { normalizeUpstreamUrl, redactUrl } from './url.ts';
-export { backoffDelay, retryAfter, type BackoffPolicy } from './backoff.ts';
+export { backoffDelay, type BackoffPolicy } from './backoff.ts';
 export { DEMO_UPSTREAM, DemoNetwork, DemoUpstream, type UpstreamReader } from './demo.ts';
 export { mulberry32, SeededRandom, tidFor } from './seeded.ts';
