@@ -112,6 +112,7 @@ async function startStages(config: GatewayConfig, tuning: GatewayTuning, logger:
     cache: identityCache,
     allowPrivateEndpoints: config.allowPrivateEndpoints,
     metrics: createIdentityMetrics(registry),
+    logger,
   });
   const backfill = config.backfill ? startBackfill(config, identity, store, logger, registry) : undefined;
   const span = store.span();

@@ -12,7 +12,11 @@
  * wait past it), the PLC directory's and did:web hosts' apart (fetch-slots.ts: hosts anyone runs
  * that hold their answers cannot hold up did:plc lookups), a timeout per fetch and a size limit per document, read as JSON after a leading BOM if any (as
  * @atproto/identity's response.json() reads it). Failures are remembered briefly
- * so an unresolvable DID cannot make every one of its commits hit the directory. `refresh(did)`
+ * so an unresolvable DID cannot make every one of its commits hit the directory. A 429's or 503's
+ * Retry-After (at most 60 s) is a time before which that directory (the PLC directory; each did:web
+ * host on its own) is asked nothing (directory-waits.ts): until then a fetch that may wait (asked
+ * with `wait`, as resolvePatiently's are) waits for it, any other fails at once as `unreachable`
+ * saying so; each wait is logged once and counted. `refresh(did)`
  * fetches again: on an #identity event and when a signature fails with the cached key, so a
  * rotated key is followed. A fetch's outcome, document or failure, answers only what needs nothing
  * newer than when it began: a refresh joins a fetch only if that began (or has yet to begin) no
@@ -36,7 +40,8 @@
  * deadline covering its body. Backfill fetches PDS endpoints through the same guard.
  *
  * Files: did-document.ts (reading a DID document), resolver.ts (fetching, concurrency,
- * did:web URLs), fetch-slots.ts (fetches at once and waiting, per source), cache.ts (LMDB
+ * did:web URLs), fetch-slots.ts (fetches at once and waiting, per source), directory-waits.ts (when
+ * each directory that asked to wait may be asked again), cache.ts (LMDB
  * cache), endpoint-guard.ts + guarded-fetch.ts (the SSRF guard and the guarded GET), retry-after.ts
  * (a Retry-After header's wait: also upstream's, for a refused handshake, and backfill's), metrics.ts.
  */

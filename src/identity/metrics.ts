@@ -18,6 +18,12 @@ export function createIdentityMetrics(registry: Registry) {
       registers,
     }),
     cacheEntries: new Gauge({ name: 'contrail_identity_cache_entries', help: 'Identities in the LMDB cache', registers }),
-    inFlight: new Gauge({ name: 'contrail_identity_in_flight', help: 'DID documents being fetched or waiting for a slot', registers }),
+    inFlight: new Gauge({ name: 'contrail_identity_in_flight', help: 'DID documents being fetched, or waiting for a slot or for a directory that asked to wait', registers }),
+    directoryWaits: new Counter({
+      name: 'contrail_identity_directory_waits_total',
+      help: 'Waits a DID directory asked for with a 429 or 503 Retry-After (at most 60 s each), by directory (plc, did_web); meanwhile its lookups wait, or fail as unreachable without a fetch',
+      labelNames: ['directory'],
+      registers,
+    }),
   };
 }

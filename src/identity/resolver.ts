@@ -1,10 +1,13 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from 'pino';
 import { BadDocumentError, identityFromDocument, type AtprotoIdentity } from './did-document.ts';
+import { DirectoryWaits } from './directory-waits.ts';
 import { RefusedEndpointError } from './endpoint-guard.ts';
 import { FetchSlots } from './fetch-slots.ts';
 import { BodyTooLargeError, FetchTimeoutError, getGuarded, readBodyLimited } from './guarded-fetch.ts';
 import type { IdentityCache } from './cache.ts';
 import type { IdentityMetrics } from './metrics.ts';
+import { retryAfter } from './retry-after.ts';
 
 /** Why a DID could not be resolved. Used as a metric label. */
 export type IdentityFailure =
@@ -32,6 +35,8 @@ export interface IdentityResolverOptions {
   /** Let did:web hosts (and, for callers, PDS endpoints) be loopback, private or link-local. */
   allowPrivateEndpoints: boolean;
   metrics?: IdentityMetrics;
+  /** Says when a directory asks to wait (Retry-After). */
+  logger?: Logger;
   /** Per fetch, headers and body together. */
   timeoutMs?: number;
   /** Fetches at once from the PLC directory, and as many from did:web hosts; the rest wait for a slot. */
@@ -48,6 +53,9 @@ export interface IdentityResolverOptions {
 }
 
 const MAX_REMEMBERED_FAILURES = 10_000;
+
+/** The longest a directory's Retry-After is honoured: past it, it is asked again (and may ask again). */
+const MAX_DIRECTORY_WAIT_MS = 60_000;
 
 /** Failures that may pass (a directory slow, down for a moment, rate-limiting: 5xx, 429), which resolvePatiently asks again after. */
 const PASSING_FAILURES: ReadonlySet<IdentityFailure> = new Set(['timeout', 'unreachable']);
@@ -79,7 +87,7 @@ interface Flight {
  * bounded concurrency, a queue bound and a timeout, and one fetch per DID however many ask.
  */
 export class IdentityResolver {
-  readonly #options: Required<Omit<IdentityResolverOptions, 'metrics'>> & { metrics?: IdentityMetrics };
+  readonly #options: Required<Omit<IdentityResolverOptions, 'metrics' | 'logger'>> & Pick<IdentityResolverOptions, 'metrics' | 'logger'>;
   /**
    * The fetches per DID, oldest first: at most two running (a refresh may need one begun after
    * the other), and one more waiting for the newer to end, which every later refresh joins.
@@ -92,6 +100,8 @@ export class IdentityResolver {
    * hosts (anyone's), apart: hosts that hold their answers cannot hold up did:plc lookups.
    */
   readonly #slots: { plc: FetchSlots; web: FetchSlots };
+  /** When the PLC directory and each did:web host may be asked again, after a Retry-After. */
+  readonly #waits = new DirectoryWaits();
 
   constructor(options: IdentityResolverOptions) {
     this.#options = {
@@ -142,6 +152,7 @@ export class IdentityResolver {
    * connection), 1, 2 and 4 s later (patientRetriesMs), before it fails: for a caller that holds work until the DID
    * resolves (the Verifier, a repo's first document), so one failure of the directory does not
    * fail the work. Each retry fetches: the failure it follows, remembered, would answer a lookup.
+   * A retry may wait: one the directory asked to wait for (Retry-After) is made once its time has come.
    */
   async resolvePatiently(did: string): Promise<AtprotoIdentity> {
     for (let retry = 0; ; retry++) {
@@ -196,17 +207,22 @@ export class IdentityResolver {
     this.#failures.delete(did);
   }
 
-  /** One fetch, asked for at `requestedAt`, begun once `after` (the fetch before it) has ended; with `wait`, never refused as overloaded. */
+  /**
+   * One fetch, asked for at `requestedAt`, begun once `after` (the fetch before it) has ended; with
+   * `wait`, never refused as overloaded, and made once a directory that asked to wait may be asked.
+   */
   async #fetch(did: string, flight: Flight, requestedAt: number, wait: boolean, after?: Promise<void>): Promise<AtprotoIdentity> {
     const { metrics, cache } = this.#options;
     // Whatever the fetch before it brings, it began before what this one's callers need.
     await after;
     metrics?.inFlight.inc();
     const slots = did.startsWith('did:web:') ? this.#slots.web : this.#slots.plc;
-    if (!(await slots.take(wait))) {
+    try {
+      await this.#takeSlot(did, slots, wait);
+    } catch (err) {
       metrics?.inFlight.dec();
-      metrics?.resolutions.inc({ result: 'overloaded' });
-      throw new IdentityError('overloaded', `${this.#options.maxQueued} DID resolutions from ${slots === this.#slots.web ? 'did:web hosts' : 'the PLC directory'} are already waiting`);
+      metrics?.resolutions.inc({ result: (err as IdentityError).reason });
+      throw err;
     }
     const stopTimer = metrics?.resolveSeconds.startTimer();
     // The document is no older than this moment, which is its fetchedAt: a fetch that began
@@ -245,6 +261,45 @@ export class IdentityResolver {
     }
   }
 
+  /**
+   * Takes a fetch slot once the DID's directory may be asked: before then, with `wait`, waits for
+   * its time (again if it asked to wait while this one waited for a slot), else fails as
+   * `unreachable` saying so. Without `wait`, fails as `overloaded` past the bound on fetches waiting.
+   */
+  async #takeSlot(did: string, slots: FetchSlots, wait: boolean): Promise<void> {
+    const directory = this.#directoryOf(did);
+    for (;;) {
+      for (let until = this.#waits.until(directory); until !== undefined; until = this.#waits.until(directory)) {
+        if (!wait) {
+          const asker = did.startsWith('did:web:') ? 'its did:web host' : 'the PLC directory';
+          throw new IdentityError('unreachable', `${did}: ${asker} asked to wait until ${new Date(until).toISOString()} (Retry-After); not asked before then`);
+        }
+        await sleep(until - Date.now());
+      }
+      if (!(await slots.take(wait))) {
+        throw new IdentityError('overloaded', `${this.#options.maxQueued} DID resolutions from ${slots === this.#slots.web ? 'did:web hosts' : 'the PLC directory'} are already waiting`);
+      }
+      if (this.#waits.until(directory) === undefined) return;
+      slots.release();
+    }
+  }
+
+  /** Who serves the DID's document, for its Retry-After: the PLC directory, or the did:web host (whose name's case does not matter). */
+  #directoryOf(did: string): string {
+    return did.startsWith('did:web:') ? did.slice('did:web:'.length).toLowerCase() : this.#options.plcUrl;
+  }
+
+  /** A 429's or 503's Retry-After: the directory is not asked before then (at most MAX_DIRECTORY_WAIT_MS); a wait that begins is said once. */
+  #askedToWait(did: string, status: number, waitMs: number): void {
+    if (!this.#waits.askedToWait(this.#directoryOf(did), Math.min(waitMs, MAX_DIRECTORY_WAIT_MS))) return;
+    const web = did.startsWith('did:web:');
+    this.#options.metrics?.directoryWaits.inc({ directory: web ? 'did_web' : 'plc' });
+    this.#options.logger?.warn(
+      { directory: web ? did : new URL(this.#options.plcUrl).host, status, waitMs: Math.min(waitMs, MAX_DIRECTORY_WAIT_MS) },
+      `${web ? 'a did:web host' : 'the PLC directory'} asked to wait (Retry-After): until then its lookups wait, or fail as unreachable`,
+    );
+  }
+
   async #fetchDocument(did: string): Promise<unknown> {
     const { allowPrivateEndpoints, timeoutMs, maxDocumentBytes } = this.#options;
     const unresolvable = unresolvableDid(did);
@@ -259,7 +314,11 @@ export class IdentityResolver {
     }
     if (response.statusCode !== 200) {
       response.resume();
-      throw new IdentityError('unreachable', `${did}: HTTP ${response.statusCode} from ${new URL(url).host}`);
+      const status = response.statusCode ?? 0;
+      const waitMs = status === 429 || status === 503 ? retryAfter(response.headers['retry-after']) : undefined;
+      if (waitMs !== undefined) this.#askedToWait(did, status, waitMs);
+      const asked = waitMs === undefined ? '' : `; it asks to wait ${Math.round(waitMs / 1000)} s${waitMs > MAX_DIRECTORY_WAIT_MS ? `, contrail waits ${MAX_DIRECTORY_WAIT_MS / 1000} s` : ''}`;
+      throw new IdentityError('unreachable', `${did}: HTTP ${status} from ${new URL(url).host}${asked}`);
     }
     const body = await readBodyLimited(response, maxDocumentBytes);
     try {
