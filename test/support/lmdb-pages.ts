@@ -83,3 +83,21 @@ export function breakLeafPagesOf(dataDir: string, pageSize: number, key: Buffer)
     return pages.size;
   });
 }
+
+/**
+ * The key `key` of every leaf node holding it is changed to `newKey` (of the same length), as a
+ * stray write would change it: its value stays, now under another key. Returns how many leaf
+ * nodes were changed.
+ */
+export function changeKey(dataDir: string, pageSize: number, key: Buffer, newKey: Buffer): number {
+  if (newKey.length !== key.length) throw new Error('the new key must be as long as the old one');
+  return edit(dataDir, (file) => {
+    let changed = 0;
+    for (const node of leafNodes(file, pageSize)) {
+      if (!node.key.equals(key)) continue;
+      newKey.copy(file, node.at + 8);
+      changed++;
+    }
+    return changed;
+  });
+}
