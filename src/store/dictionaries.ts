@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Database, RootDatabase } from 'lmdb';
 import { Compressor } from 'zstd-napi';
 import binding from 'zstd-napi/binding.js';
+import { DamagedStateError, decoded, shown } from './stored-state.ts';
 
 /**
  * The zstd dictionaries the buffer's blocks were compressed with, kept inside the buffer itself.
@@ -9,7 +10,9 @@ import binding from 'zstd-napi/binding.js';
  * retrained dictionary may keep the ID with other contents), and the dictionary's bytes live in
  * the `dictionaries` database under that number. So changing `--zstd-dictionary` never makes
  * old blocks unreadable: new blocks use the new dictionary, old ones keep theirs. Number 0 is
- * "no dictionary".
+ * "no dictionary". Each stored dictionary is checked when the buffer is opened: one that does not
+ * decode, or whose bytes no longer hash to its SHA-256 (changed on disk), is a DamagedStateError
+ * (stored-state.ts), since every block compressed with it would read as damaged.
  */
 interface StoredDictionary {
   zstdId: number;
@@ -35,7 +38,8 @@ export class Dictionaries {
   constructor(root: RootDatabase, dictionary: Buffer | undefined, writable: boolean) {
     this.#db = root.openDB<StoredDictionary, number>({ name: 'dictionaries' });
     this.#compressor.setParameters({ compressionLevel: BLOCK_LEVEL, dictIDFlag: true, contentSizeFlag: true, checksumFlag: true });
-    this.current = dictionary && writable ? this.#numberOf(dictionary) : 0;
+    const stored = this.#checked();
+    this.current = dictionary && writable ? this.#numberOf(dictionary, stored) : 0;
     if (this.current !== 0) this.#compressor.loadDictionary(dictionary!);
   }
 
@@ -81,13 +85,30 @@ export class Dictionaries {
     return decompressor;
   }
 
+  /** The stored dictionaries' numbers and SHA-256s, each checked against its bytes. */
+  #checked(): Map<number, string> {
+    const checked = new Map<number, string>();
+    for (const number of this.#db.getKeys()) {
+      const value = decoded(this.#db, 'dictionaries', number);
+      const { zstdId, sha256, bytes } = (value ?? {}) as Partial<Record<keyof StoredDictionary, unknown>>;
+      if (!Number.isSafeInteger(number) || number < 1 || !Number.isSafeInteger(zstdId) || typeof sha256 !== 'string' || !(bytes instanceof Uint8Array)) {
+        throw new DamagedStateError('dictionaries', number, `is not a stored dictionary (it reads ${shown(value)})`);
+      }
+      if (createHash('sha256').update(bytes).digest('hex') !== sha256) {
+        throw new DamagedStateError('dictionaries', number, `(zstd ID ${zstdId}) no longer matches its SHA-256 ${sha256.slice(0, 16)}…: its bytes changed`);
+      }
+      checked.set(number, sha256);
+    }
+    return checked;
+  }
+
   /** The store-local number of this dictionary, adding it if the buffer does not hold it yet. */
-  #numberOf(dictionary: Buffer): number {
+  #numberOf(dictionary: Buffer, stored: Map<number, string>): number {
     const sha256 = createHash('sha256').update(dictionary).digest('hex');
     let last = 0;
-    for (const { key, value } of this.#db.getRange()) {
-      if (value.sha256 === sha256) return key;
-      last = key;
+    for (const [number, storedSha256] of stored) {
+      if (storedSha256 === sha256) return number;
+      last = number;
     }
     const zstdId = binding.getDictIDFromDict(dictionary);
     this.#db.putSync(last + 1, { zstdId, sha256, bytes: dictionary });

@@ -42,21 +42,6 @@ export function openEnvironment(location: BufferLocation): RootDatabase {
   });
 }
 
-/** The `meta` table's keys (see the store's design note). */
-export const META = {
-  cursor: 'upstreamCursor',
-  lastTimeUs: 'lastTimeUs',
-  trimmedUpTo: 'trimmedUpTo',
-  lastSeq: 'lastSeq',
-  seqFloor: 'seqFloor',
-  timeUsFloor: 'timeUsFloor',
-  format: 'format',
-  didIndexBroken: 'didIndexBroken',
-  didIndexRebuilds: 'didIndexRebuilds',
-  didIndexGaps: 'didIndexGaps',
-  tailDamage: 'tailDamage',
-} as const;
-
 export function openMeta(root: RootDatabase): Database<unknown, string> {
   return root.openDB<unknown, string>({ name: 'meta' });
 }

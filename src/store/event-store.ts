@@ -9,7 +9,7 @@ import { encodeRecords, recordSize } from './codec.ts';
 import { collect, ReadLeases, readStored, type ReadOptions, type ReadResult } from './disk-reads.ts';
 import { Dictionaries } from './dictionaries.ts';
 import { POSTING_BYTES, Postings, timeOfPosting } from './did-keys.ts';
-import { META, openEnvironment, openMeta, openTables, type BufferLocation } from './environment.ts';
+import { openEnvironment, openMeta, openTables, type BufferLocation } from './environment.ts';
 import { HotLog } from './hot-log.ts';
 import { lockDataDir, type DataDirLock } from './data-dir-lock.ts';
 import { assertFreeSpace } from './free-space.ts';
@@ -17,6 +17,7 @@ import { assertLmdbFile } from './lmdb-file.ts';
 import { checkPreviousRun, Run, type PreviousRun } from './run-marker.ts';
 import { UnreadableBufferError } from './read-errors.ts';
 import { SealedReader, type IndexGap, type ReadPlanCounts } from './sealed-reads.ts';
+import { DamagedStateError, META, readMeta, readPartitions } from './stored-state.ts';
 import { readRun, storedRun, type LostEvents } from './tail-runs.ts';
 
 export interface UpstreamCursor {
@@ -328,92 +329,97 @@ export class EventStore {
     this.location = { dataDir: options.dataDir, readOnly: !this.#writable, fsync, ...(options.mapSizeBytes ? { mapSizeBytes: options.mapSizeBytes } : {}) };
     this.#root = this.#releasingLockOnError(() => openEnvironment(this.location));
     this.#meta = openMeta(this.#root);
+    // A refused buffer is closed again and the data dir's lock released: a program that runs the
+    // gateway in-process and starts it again is not refused as a second contrail.
+    let newest: number | undefined;
     try {
       this.#checkFormat(options.dataDir);
+      const tables = openTables(this.#root);
+      this.#tailDb = tables.tail;
+      this.#blocks = tables.blocks;
+      this.#directory = tables.directory;
+      this.#blockSeqs = tables.blockSeqs;
+      this.#byDid = tables.byDid;
+      this.#partitions = tables.partitions;
+      this.#revs = tables.revs;
+      this.#dictionaries = new Dictionaries(this.#root, options.dictionary, this.#writable);
+      for (const [collection, part] of readPartitions(this.#partitions)) {
+        this.#partOfCollection.set(collection, part);
+        this.#collectionOfPart[part] = collection;
+      }
+      this.#trimmedUpTo = readMeta(this.#meta, META.trimmedUpTo) ?? 0;
+      this.#lost = (readMeta(this.#meta, META.tailDamage) ?? []).filter(([, end]) => end > this.#trimmedUpTo);
+      const lostBefore = this.#lost.length;
+      let newestBlock: BlockInfo | undefined;
+      let blockFloor = this.#trimmedUpTo;
+      const undecodable: number[] = [];
+      for (const end of this.#directory.getKeys()) {
+        let info: BlockInfo;
+        try {
+          info = this.#directory.get(end)!;
+        } catch (err) {
+          // Without its entry the block cannot be read (which partitions, which dictionary): its events are lost.
+          undecodable.push(end);
+          this.#eventsLost([blockFloor + 1, end], (err as Error).message, "a block's directory entry in the buffer cannot be read (its bytes on disk changed: check the disk)");
+          blockFloor = end;
+          continue;
+        }
+        for (const count of info.counts) this.#sealedCount += count;
+        this.#sealedUpTo = end;
+        blockFloor = end;
+        newestBlock = info;
+      }
+      if (this.#writable && undecodable.length > 0) this.#forgetBlocks(undecodable);
+      if (this.#writable && newestBlock && newestBlock.dict !== this.#dictionaries.current) {
+        this.#logger?.warn(
+          { dictionary: this.#dictionaries.describe(this.#dictionaries.current), before: this.#dictionaries.describe(newestBlock.dict) },
+          'the zstd dictionary (--zstd-dictionary) is not the one the buffer\'s newest blocks were compressed with: new blocks use it; ' +
+            'the blocks already stored stay readable, since the buffer keeps every dictionary it used',
+        );
+      }
+      // A run outlives the block that sealed its first events, and that block may since have been
+      // removed by retention: what it holds at or below trimmedUpTo is gone, not unsealed.
+      const tailFloor = Math.max(this.#sealedUpTo, this.#trimmedUpTo);
+      let runFloor = tailFloor;
+      for (const { key, value } of this.#tailDb.getRange()) {
+        this.#tailRuns.push(key);
+        let entries: Entry[];
+        try {
+          entries = readRun(value);
+        } catch (err) {
+          // Its events are lost: named to every reader from now on, never read as sound ones.
+          if (key > tailFloor) {
+            this.#eventsLost([runFloor + 1, key], (err as Error).message, 'a tail run of the buffer cannot be read (its bytes on disk changed: check the disk)');
+          }
+          runFloor = Math.max(runFloor, key);
+          continue;
+        }
+        // A run partly sealed into a block whose directory entry was lost holds some of its events: lost with it.
+        for (const entry of entries) if (entry.timeUs > tailFloor && !this.#lost.some(([first, end]) => entry.timeUs >= first && entry.timeUs <= end)) this.#tail.push(entry);
+        runFloor = Math.max(runFloor, key);
+      }
+      this.#lost.sort((a, b) => a[0] - b[0]);
+      if (this.#writable && this.#lost.length !== lostBefore) this.#meta.putSync(META.tailDamage, this.#lost);
+      newest = Math.max(this.#tail.at(-1)?.timeUs ?? 0, this.#lost.at(-1)?.[1] ?? 0, this.#sealedUpTo) || undefined;
+      this.#lastSeq = readMeta(this.#meta, META.lastSeq) ?? 0;
+      // Kept apart from lastSeq, which a replication leader's numbering (commitAssigned) follows as it
+      // is: only this buffer's own numbering (commit) starts above the floor.
+      if (this.previousRun.seqCeiling) this.#meta.putSync(META.seqFloor, this.previousRun.seqCeiling);
+      this.#seqFloor = readMeta(this.#meta, META.seqFloor) ?? 0;
+      // The same for time_us: a leader's events (commitAssigned) are checked against lastTimeUs alone.
+      if (this.previousRun.timeUsCeiling) this.#meta.putSync(META.timeUsFloor, this.previousRun.timeUsCeiling);
+      this.#timeUsFloor = readMeta(this.#meta, META.timeUsFloor) ?? 0;
+      this.#lastTimeUs = Math.max(readMeta(this.#meta, META.lastTimeUs) ?? 0, newest ?? 0);
+      this.#cursor = readMeta(this.#meta, META.cursor);
+      this.#didIndex = readMeta(this.#meta, META.didIndexBroken) === true ? 'bypassed' : 'ok';
+      // Read later, when a rebuild ends: a garbled count is refused now, with the rest, not then.
+      readMeta(this.#meta, META.didIndexRebuilds);
+      this.#indexGaps = (readMeta(this.#meta, META.didIndexGaps) ?? []).filter(([, end]) => end > this.#trimmedUpTo);
     } catch (err) {
       void this.#root.close();
       this.#lock?.release();
-      throw err;
+      throw err instanceof DamagedStateError ? damagedBuffer(options.dataDir, err) : err;
     }
-    const tables = openTables(this.#root);
-    this.#tailDb = tables.tail;
-    this.#blocks = tables.blocks;
-    this.#directory = tables.directory;
-    this.#blockSeqs = tables.blockSeqs;
-    this.#byDid = tables.byDid;
-    this.#partitions = tables.partitions;
-    this.#revs = tables.revs;
-    this.#dictionaries = new Dictionaries(this.#root, options.dictionary, this.#writable);
-    for (const { key, value } of this.#partitions.getRange()) {
-      this.#partOfCollection.set(key, value);
-      this.#collectionOfPart[value] = key;
-    }
-    this.#trimmedUpTo = (this.#meta.get(META.trimmedUpTo) as number | undefined) ?? 0;
-    this.#lost = ((this.#meta.get(META.tailDamage) as LostEvents[] | undefined) ?? []).filter(([, end]) => end > this.#trimmedUpTo);
-    const lostBefore = this.#lost.length;
-    let newestBlock: BlockInfo | undefined;
-    let blockFloor = this.#trimmedUpTo;
-    const undecodable: number[] = [];
-    for (const end of this.#directory.getKeys()) {
-      let info: BlockInfo;
-      try {
-        info = this.#directory.get(end)!;
-      } catch (err) {
-        // Without its entry the block cannot be read (which partitions, which dictionary): its events are lost.
-        undecodable.push(end);
-        this.#eventsLost([blockFloor + 1, end], (err as Error).message, "a block's directory entry in the buffer cannot be read (its bytes on disk changed: check the disk)");
-        blockFloor = end;
-        continue;
-      }
-      for (const count of info.counts) this.#sealedCount += count;
-      this.#sealedUpTo = end;
-      blockFloor = end;
-      newestBlock = info;
-    }
-    if (this.#writable && undecodable.length > 0) this.#forgetBlocks(undecodable);
-    if (this.#writable && newestBlock && newestBlock.dict !== this.#dictionaries.current) {
-      this.#logger?.warn(
-        { dictionary: this.#dictionaries.describe(this.#dictionaries.current), before: this.#dictionaries.describe(newestBlock.dict) },
-        'the zstd dictionary (--zstd-dictionary) is not the one the buffer\'s newest blocks were compressed with: new blocks use it; ' +
-          'the blocks already stored stay readable, since the buffer keeps every dictionary it used',
-      );
-    }
-    // A run outlives the block that sealed its first events, and that block may since have been
-    // removed by retention: what it holds at or below trimmedUpTo is gone, not unsealed.
-    const tailFloor = Math.max(this.#sealedUpTo, this.#trimmedUpTo);
-    let runFloor = tailFloor;
-    for (const { key, value } of this.#tailDb.getRange()) {
-      this.#tailRuns.push(key);
-      let entries: Entry[];
-      try {
-        entries = readRun(value);
-      } catch (err) {
-        // Its events are lost: named to every reader from now on, never read as sound ones.
-        if (key > tailFloor) {
-          this.#eventsLost([runFloor + 1, key], (err as Error).message, 'a tail run of the buffer cannot be read (its bytes on disk changed: check the disk)');
-        }
-        runFloor = Math.max(runFloor, key);
-        continue;
-      }
-      // A run partly sealed into a block whose directory entry was lost holds some of its events: lost with it.
-      for (const entry of entries) if (entry.timeUs > tailFloor && !this.#lost.some(([first, end]) => entry.timeUs >= first && entry.timeUs <= end)) this.#tail.push(entry);
-      runFloor = Math.max(runFloor, key);
-    }
-    this.#lost.sort((a, b) => a[0] - b[0]);
-    if (this.#writable && this.#lost.length !== lostBefore) this.#meta.putSync(META.tailDamage, this.#lost);
-    const newest = Math.max(this.#tail.at(-1)?.timeUs ?? 0, this.#lost.at(-1)?.[1] ?? 0, this.#sealedUpTo) || undefined;
-    this.#lastSeq = (this.#meta.get(META.lastSeq) as number | undefined) ?? 0;
-    // Kept apart from lastSeq, which a replication leader's numbering (commitAssigned) follows as it
-    // is: only this buffer's own numbering (commit) starts above the floor.
-    if (this.previousRun.seqCeiling) this.#meta.putSync(META.seqFloor, this.previousRun.seqCeiling);
-    this.#seqFloor = (this.#meta.get(META.seqFloor) as number | undefined) ?? 0;
-    // The same for time_us: a leader's events (commitAssigned) are checked against lastTimeUs alone.
-    if (this.previousRun.timeUsCeiling) this.#meta.putSync(META.timeUsFloor, this.previousRun.timeUsCeiling);
-    this.#timeUsFloor = (this.#meta.get(META.timeUsFloor) as number | undefined) ?? 0;
-    this.#lastTimeUs = Math.max((this.#meta.get(META.lastTimeUs) as number | undefined) ?? 0, newest ?? 0);
-    this.#cursor = this.#meta.get(META.cursor) as UpstreamCursor | undefined;
-    this.#didIndex = this.#meta.get(META.didIndexBroken) === true ? 'bypassed' : 'ok';
-    this.#indexGaps = ((this.#meta.get(META.didIndexGaps) as IndexGap[] | undefined) ?? []).filter(([, end]) => end > this.#trimmedUpTo);
     this.#nowMs = options.nowMs ?? (() => performance.now());
     this.hotLog = new HotLog(options.hotLogBytes, newest ?? 0);
     this.blockCacheBytes = options.blockCacheBytes ?? 64 * 1024 * 1024;
@@ -1313,9 +1319,9 @@ export class EventStore {
    * was written by contrail before version 2. An empty one is stamped with the current format.
    */
   #checkFormat(dataDir: string): void {
-    const format = this.#meta.get(META.format) as number | undefined;
+    const format = readMeta(this.#meta, META.format);
     if (format === FORMAT) return;
-    if (format === undefined && this.#meta.get(META.cursor) === undefined && this.#meta.get(META.lastTimeUs) === undefined) {
+    if (format === undefined && readMeta(this.#meta, META.cursor) === undefined && readMeta(this.#meta, META.lastTimeUs) === undefined) {
       if (this.#writable) this.#meta.putSync(META.format, FORMAT);
       return;
     }
@@ -1325,6 +1331,15 @@ export class EventStore {
         'Move that folder aside (or pass another --data-dir) to start a new buffer; the old one stays readable by the contrail that wrote it',
     );
   }
+}
+
+/** The refusal of a buffer whose state (stored-state.ts) was damaged on disk: what, where, and what the operator can do. */
+function damagedBuffer(dataDir: string, err: DamagedStateError): Error {
+  return new Error(
+    `the event buffer in ${dataDir} is damaged: ${err.message}. It holds what the events cannot give back (the seqs and time_us given out, ` +
+      "the upstream cursor, each collection's partition, the dictionaries blocks were compressed with), so contrail will not guess it. " +
+      `Move ${dataDir} aside (or pass another --data-dir) to start a new buffer, and check the disk`,
+  );
 }
 
 /** Creates the data dir (and its parents); a file in its place, or in a parent's, is named rather than left to mkdir's EEXIST. */

@@ -82,6 +82,11 @@
  * from after the block before it to its end, and a writable one removes the block (its frames
  * and seq entry) so that retention, seq lookups and rebuilds never meet the entry; a store's
  * start used to throw on it, and `contrail serve` and `inspect` exited naming nothing.
+ * What cannot be rebuilt from the events — `meta`, `partitions`, `dictionaries` — is read at the
+ * start with each value's kind checked (stored-state.ts), and each dictionary against its
+ * SHA-256: a value that does not decode or is not what its key holds refuses the buffer, naming
+ * the table and the key, closed again with the data dir's lock released (it threw msgpack's error,
+ * naming nothing, or started from a garbled seq, time_us or partition number).
  * Any other read that fails (LMDB refuses a page damaged on disk: MDB_CORRUPTED, MDB_PAGE_NOTFOUND)
  * throws an UnreadableBufferError naming the position it read after (read-errors.ts), logged
  * once per reason. LMDB marks the read transaction it failed in, and lmdb-js would reuse it for
@@ -173,6 +178,7 @@
  *   disk-reads.ts    readStored: sealed blocks then the tail, for a read's bounds (collect); ReadLeases
  *   read-errors.ts   UnreadableBufferError: a read that failed for another reason than a damaged block
  *   tail-runs.ts     a tail run's stored form and its CRC-32; the events lost in damaged runs, which readers stop before
+ *   stored-state.ts  META (the meta table's keys), readMeta, readPartitions: the state the events cannot give back, each value's kind checked (DamagedStateError)
  *   snapshot-reader.ts SnapshotReader: the same reads from another thread, in a fresh snapshot
  *   environment.ts   the LMDB environment's options and tables, opened alike by every thread
  *   did-keys.ts      the per-DID index's keys

@@ -2,7 +2,8 @@ import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, r
 import { open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { open as openLmdb, type RootDatabase } from 'lmdb';
-import { META, openMeta } from './environment.ts';
+import { openMeta } from './environment.ts';
+import { META } from './stored-state.ts';
 import { assertLmdbFile } from './lmdb-file.ts';
 
 /**

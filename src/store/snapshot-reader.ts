@@ -3,7 +3,8 @@ import type { Entry } from '../events/index.ts';
 import { BlockReader } from './blocks.ts';
 import { Dictionaries } from './dictionaries.ts';
 import { collect, ReadLeases, readStored, type ReadOptions, type ReadResult } from './disk-reads.ts';
-import { META, openEnvironment, openMeta, openTables, type BufferLocation } from './environment.ts';
+import { openEnvironment, openMeta, openTables, type BufferLocation } from './environment.ts';
+import { META } from './stored-state.ts';
 import { SealedReader, type IndexGap } from './sealed-reads.ts';
 import { readRun, type LostEvents } from './tail-runs.ts';
 
