@@ -384,19 +384,24 @@ export class EventStore {
       for (const { key, value } of this.#tailDb.getRange()) {
         this.#tailRuns.push(key);
         let entries: Entry[];
+        // The run's newest event, which is its key unless the key's bytes changed on disk: the CRC-32 covers the records alone.
+        let end = key;
         try {
           entries = readRun(value);
+          end = entries.at(-1)?.timeUs ?? key;
+          // Readers seek runs by their keys (a replay worker reads the tail from LMDB): one keyed below its events was passed over.
+          if (end !== key) throw new Error(`a tail run keyed time_us ${key} holds events up to ${end}: its key changed on disk`);
         } catch (err) {
           // Its events are lost: named to every reader from now on, never read as sound ones.
-          if (key > tailFloor) {
-            this.#eventsLost([runFloor + 1, key], (err as Error).message, 'a tail run of the buffer cannot be read (its bytes on disk changed: check the disk)');
+          if (end > tailFloor) {
+            this.#eventsLost([runFloor + 1, end], (err as Error).message, 'a tail run of the buffer cannot be read (its bytes on disk changed: check the disk)');
           }
-          runFloor = Math.max(runFloor, key);
+          runFloor = Math.max(runFloor, end);
           continue;
         }
         // A run partly sealed into a block whose directory entry was lost holds some of its events: lost with it.
-        for (const entry of entries) if (entry.timeUs > tailFloor && !this.#lost.some(([first, end]) => entry.timeUs >= first && entry.timeUs <= end)) this.#tail.push(entry);
-        runFloor = Math.max(runFloor, key);
+        for (const entry of entries) if (entry.timeUs > tailFloor && !this.#lost.some(([first, last]) => entry.timeUs >= first && entry.timeUs <= last)) this.#tail.push(entry);
+        runFloor = Math.max(runFloor, end);
       }
       this.#lost.sort((a, b) => a[0] - b[0]);
       if (this.#writable && this.#lost.length !== lostBefore) this.#meta.putSync(META.tailDamage, this.#lost);

@@ -72,8 +72,10 @@
  * having read past its position ends before it with what it took, and the next read throws.
  * The tail, uncompressed, has no zstd checksum: each run carries the CRC-32 of its records
  * (tail-runs.ts; measured on bench/ingest's whole path: see the README's Design). A start that
- * reads a run failing it keeps its events out of the tail and names them (from after the run
- * before it to its key) in `meta` until retention passes them: every read, on any thread and
+ * reads a run failing it, or keyed otherwise than by its newest event's time_us (the key, which
+ * readers seek runs by, is not under the CRC: a replay worker passed over a run keyed below its
+ * events), keeps its events out of the tail and names them (from after the run before it to its
+ * newest event, or for a run that fails its CRC to its key) in `meta` until retention passes them: every read, on any thread and
  * after the events around them are sealed, stops before them and the next one throws a
  * DamagedBlockError naming them, as for a damaged block. A replay worker that finds a run
  * damaged since the start fails its read, which the main thread reads from the events it holds.

@@ -10,6 +10,8 @@ import { decodeRecords } from './codec.ts';
  * before runs carried one starts with a record, whose time_us's high byte is 0 (below 2^56 µs,
  * the year 4253): it is read unchecked. (A checked run whose tag byte alone changed to 0 reads
  * as such a run, whose records then start with the checksum's bytes and fail to decode.)
+ * The run's LMDB key, its newest event's time_us, is not under the checksum: the start checks it
+ * against the records (EventStore), so a run whose key changed is damaged too.
  */
 const CHECKED = 0x01;
 const HEADER_BYTES = 5;
