@@ -8,7 +8,7 @@
  * (test/server-v2-cursor-before-oldest.test.ts, where no event lay before the oldest).
  */
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import type { Entry } from '../src/events/index.ts';
 import { cleanup } from './support/cleanup.ts';
 import { FakeRelay } from './support/fake-relay.ts';
@@ -21,19 +21,23 @@ function identityEvent(timeUs: number, i: number): Entry {
   return { timeUs, did, kind: 'identity', collection: null, json: Buffer.from(`{"did":"${did}","time_us":${timeUs},"kind":"identity"}`) };
 }
 
-test('a v2 timestamp cursor the lost buffer gave out, after a machine crash set it aside, gets #info OutdatedCursor', { skip: bootId() === null && 'no boot id on this OS', timeout: 60_000 }, async (t) => {
+/** A gateway started on a buffer a machine crash set aside, whose ten events (`lost`) are gone. */
+async function gatewayAfterCrash(t: TestContext) {
   const defer = cleanup(t);
   const dir = tempDir('contrail-v2-lost-buffer-');
   defer(() => dir.remove());
-
   const lost = Array.from({ length: 10 }, (_, i) => identityEvent(Date.now() * 1000 - 60_000_000 + i * 1_000, i));
   await crashedRun(dir.path, lost);
-
   const relay = await FakeRelay.start();
   defer(() => relay.stop());
   const gateway = await startTestGateway(relay.url, dir.path);
   defer(() => gateway.stop());
   assert.ok(gateway.store.previousRun.setAside, 'the buffer was set aside');
+  return { defer, lost, relay, gateway };
+}
+
+test('a v2 timestamp cursor the lost buffer gave out, after a machine crash set it aside, gets #info OutdatedCursor', { skip: bootId() === null && 'no boot id on this OS', timeout: 60_000 }, async (t) => {
+  const { defer, lost, relay, gateway } = await gatewayAfterCrash(t);
   const up = new Upstream(relay, () => gateway.port);
   await relay.waitForConnections(1);
   up.create(ALICE, POST);
@@ -49,17 +53,7 @@ test('a v2 timestamp cursor the lost buffer gave out, after a machine crash set 
 });
 
 test('a v2 seq cursor the lost buffer gave out, after a machine crash set it aside, is CursorTooOld, also before the new buffer holds an event', { skip: bootId() === null && 'no boot id on this OS', timeout: 60_000 }, async (t) => {
-  const defer = cleanup(t);
-  const dir = tempDir('contrail-v2-lost-buffer-seq-');
-  defer(() => dir.remove());
-  const lost = Array.from({ length: 10 }, (_, i) => identityEvent(Date.now() * 1000 - 60_000_000 + i * 1_000, i));
-  await crashedRun(dir.path, lost);
-
-  const relay = await FakeRelay.start();
-  defer(() => relay.stop());
-  const gateway = await startTestGateway(relay.url, dir.path);
-  defer(() => gateway.stop());
-  assert.ok(gateway.store.previousRun.setAside, 'the buffer was set aside');
+  const { lost, relay, gateway } = await gatewayAfterCrash(t);
   const given = lost[4]!.seq!;
   const refusal = async (when: string) => {
     const reply = await upgradeRequest(gateway.port, `${SUBSCRIBE_EVENTS}?cursor=${given}`);
