@@ -17,6 +17,7 @@ import { DamagedBlockError, EventStore, SnapshotReader } from '../src/store/inde
 import { cleanup } from './support/cleanup.ts';
 import { tempDir } from './support/gateway.ts';
 import { changeKey } from './support/lmdb-pages.ts';
+import { readTimesUntilError } from './support/store-reads.ts';
 
 const RUNS = 3;
 const PER_RUN = 10;
@@ -65,23 +66,6 @@ async function bufferWithChangedKey(dataDir: string): Promise<void> {
 
 type Read = (position: number) => { entries: Entry[]; position: number };
 
-function readAll(read: Read, from: number): { times: number[]; error?: unknown } {
-  const got: number[] = [];
-  let position = from;
-  for (let reads = 0; reads < 100; reads++) {
-    let result: { entries: Entry[]; position: number };
-    try {
-      result = read(position);
-    } catch (error) {
-      return { times: got, error };
-    }
-    for (const entry of result.entries) got.push(entry.timeUs);
-    if (result.position === position) break;
-    position = result.position;
-  }
-  return { times: got };
-}
-
 function assertEndsAtRun(result: { times: number[]; error?: unknown }, expected: number[], what: string): void {
   assert.deepEqual(result.times, expected, `${what}: the events before the run (${String(result.error)})`);
   assert.ok(result.error instanceof DamagedBlockError, `${what}: ends with a DamagedBlockError naming the run's events, not ${String(result.error)}`);
@@ -109,10 +93,10 @@ test("a tail run whose key changed on disk is never read past or out of place: i
 
   for (const [path, read] of [['a worker snapshot', onWorker], ['the main thread', onMain]] as const) {
     // A client whose cursor is inside the run.
-    const inside = readAll(read, times[PER_RUN + 2]!);
+    const inside = readTimesUntilError(read, times[PER_RUN + 2]!);
     assert.ok(inside.error instanceof DamagedBlockError, `${path}, from inside the run: its events are named lost, not skipped (read ${inside.times.length} events: ${inside.times.filter((time) => time <= run.end).length} of the run's, ${String(inside.error)})`);
     assert.deepEqual(inside.times, [], `${path}, from inside the run: nothing before the DamagedBlockError`);
-    assertEndsAtRun(readAll(read, 0), before, `${path}, from the start`);
-    assert.deepEqual(readAll(read, run.end).times, after, `${path}: a read after the run goes on to the end`);
+    assertEndsAtRun(readTimesUntilError(read, 0), before, `${path}, from the start`);
+    assert.deepEqual(readTimesUntilError(read, run.end).times, after, `${path}: a read after the run goes on to the end`);
   }
 });

@@ -15,6 +15,27 @@ export function readAll(store: EventStore, options: { dids?: string[] } = {}): E
   }
 }
 
+/**
+ * The time_us of every event one read path gives from `from` on (the main thread's store, a replay
+ * worker's reader), until it gives nothing new or throws: what it read, and what it threw.
+ */
+export function readTimesUntilError(read: (position: number) => { entries: Entry[]; position: number }, from: number): { times: number[]; error?: unknown } {
+  const got: number[] = [];
+  let position = from;
+  for (let reads = 0; reads < 100; reads++) {
+    let result: { entries: Entry[]; position: number };
+    try {
+      result = read(position);
+    } catch (error) {
+      return { times: got, error };
+    }
+    for (const entry of result.entries) got.push(entry.timeUs);
+    if (result.position === position) break;
+    position = result.position;
+  }
+  return { times: got };
+}
+
 /** The events' JSON, to compare. */
 export const texts = (entries: readonly Entry[]) => entries.map((e) => e.json.toString());
 
