@@ -17,7 +17,7 @@ import type { Entry } from '../src/events/index.ts';
 import { DamagedBlockError, EventStore, SnapshotReader, type Selection } from '../src/store/index.ts';
 import { cleanup } from './support/cleanup.ts';
 import { tempDir } from './support/gateway.ts';
-import { texts } from './support/store-reads.ts';
+import { type ReadPath, replayUntilError, texts } from './support/store-reads.ts';
 
 const BLOCK = 100;
 const dids = Array.from({ length: 300 }, (_, i) => `did:plc:${String(i).padStart(24, 'e')}`);
@@ -30,23 +30,6 @@ const events: Entry[] = Array.from({ length: 3_000 + 30 }, (_, i) => {
 const lost = { first: events[BLOCK - 1]!.timeUs + 1, end: events[2 * BLOCK - 1]!.timeUs };
 const target = events[BLOCK + 5]!.did;
 
-type Read = (position: number, select?: Selection) => { entries: Entry[]; position: number };
-
-function replay(read: Read, from: number, select?: Selection): { entries: Entry[]; err?: unknown } {
-  const entries: Entry[] = [];
-  let position = from;
-  for (;;) {
-    let result: ReturnType<Read>;
-    try {
-      result = read(position, select);
-    } catch (err) {
-      return { entries, err };
-    }
-    entries.push(...result.entries);
-    if (result.entries.length === 0 && result.position === position) return { entries };
-    position = result.position;
-  }
-}
 
 const byDid: Selection = { dids: new Set([target]), collections: new Set(), prefixes: [] };
 const wanted = (select?: Selection) => (e: Entry) => !select || select.dids.has(e.did);
@@ -82,27 +65,27 @@ test('a block whose directory entry no longer decodes: the store starts, names i
 
   const before = events.filter((e) => e.timeUs < lost.first);
   const after = events.filter((e) => e.timeUs > lost.end);
-  const onMain: Read = (position, select) => store.readAfter(position, { maxEntries: 50, select, filter: wanted(select) });
-  assertEndsAtLoss(replay(onMain, 0), before, 'a replay');
-  assert.deepEqual(texts(replay(onMain, lost.end).entries), texts(after), 'a replay after the lost events');
-  assertEndsAtLoss(replay(onMain, 0, byDid), before.filter(wanted(byDid)), "a DID's replay");
-  assert.deepEqual(texts(replay(onMain, lost.end, byDid).entries), texts(after.filter(wanted(byDid))), "a DID's replay after them");
+  const onMain: ReadPath = (position, select) => store.readAfter(position, { maxEntries: 50, select, filter: wanted(select) });
+  assertEndsAtLoss(replayUntilError(onMain, 0), before, 'a replay');
+  assert.deepEqual(texts(replayUntilError(onMain, lost.end).entries), texts(after), 'a replay after the lost events');
+  assertEndsAtLoss(replayUntilError(onMain, 0, byDid), before.filter(wanted(byDid)), "a DID's replay");
+  assert.deepEqual(texts(replayUntilError(onMain, lost.end, byDid).entries), texts(after.filter(wanted(byDid))), "a DID's replay after them");
 
   const worker = new SnapshotReader(store.location, 0);
   defer(() => worker.close());
-  const onWorker: Read = (position, select) => {
+  const onWorker: ReadPath = (position, select) => {
     const read = worker.read(position, store.lastTimeUs, { maxEntries: 50, select, filter: wanted(select), ...store.indexState });
     assert.ok(!read.trimmed);
     return read;
   };
-  assertEndsAtLoss(replay(onWorker, 0), before, "a replay worker's replay");
-  assert.deepEqual(texts(replay(onWorker, lost.end).entries), texts(after), "a worker's replay after the lost events");
+  assertEndsAtLoss(replayUntilError(onWorker, 0), before, "a replay worker's replay");
+  assert.deepEqual(texts(replayUntilError(onWorker, lost.end).entries), texts(after), "a worker's replay after the lost events");
 
   await worker.close();
   await store.close();
   store = open();
-  assertEndsAtLoss(replay(onMain, 0), before, 'after a restart, a replay');
-  assert.deepEqual(texts(replay(onMain, lost.end).entries), texts(after), 'and after the lost events');
+  assertEndsAtLoss(replayUntilError(onMain, 0), before, 'after a restart, a replay');
+  assert.deepEqual(texts(replayUntilError(onMain, lost.end).entries), texts(after), 'and after the lost events');
   assert.equal(lines.filter((l) => /directory entry/.test(l.msg)).length, 1, 'the entry is found lost once, not at every start');
 });
 

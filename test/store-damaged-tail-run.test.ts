@@ -18,7 +18,7 @@ import type { Entry } from '../src/events/index.ts';
 import { DamagedBlockError, EventStore, SnapshotReader } from '../src/store/index.ts';
 import { cleanup } from './support/cleanup.ts';
 import { tempDir } from './support/gateway.ts';
-import { readTimesUntilError } from './support/store-reads.ts';
+import { timesUntilError } from './support/store-reads.ts';
 
 const BLOCK = 100;
 /** Three commits of 30 events: three tail runs, the second of which is damaged. */
@@ -71,10 +71,10 @@ test('a tail run whose bytes changed on disk is read as lost events, named, neve
   defer(() => store.close());
 
   const mainRead = (position: number) => store.readAfter(position, { maxEntries: 1_000 });
-  const fromStart = readTimesUntilError(mainRead, 0);
+  const fromStart = timesUntilError(mainRead, 0);
   assert.deepEqual(fromStart.times, times.slice(0, PER_COMMIT), 'every event before the damaged run');
   assertLost(fromStart.error, 'the main thread, from the start');
-  assert.deepEqual(readTimesUntilError(mainRead, LOST.end).times, times.slice(2 * PER_COMMIT), 'a read after it goes on to the end');
+  assert.deepEqual(timesUntilError(mainRead, LOST.end).times, times.slice(2 * PER_COMMIT), 'a read after it goes on to the end');
 
   const snapshot = new SnapshotReader(store.location, 1 << 20);
   defer(() => snapshot.close());
@@ -84,7 +84,7 @@ test('a tail run whose bytes changed on disk is read as lost events, named, neve
     assert.ok(!read.trimmed);
     return read;
   };
-  const fromStartOnWorker = readTimesUntilError(workerRead, 0);
+  const fromStartOnWorker = timesUntilError(workerRead, 0);
   assert.deepEqual(fromStartOnWorker.times, times.slice(0, PER_COMMIT), `a worker snapshot: every event before it (${String(fromStartOnWorker.error)})`);
   assertLost(fromStartOnWorker.error, 'a worker snapshot');
 
@@ -95,7 +95,7 @@ test('a tail run whose bytes changed on disk is read as lost events, named, neve
     assert.ok(turns < 1_000, 'a block is sealed');
     await nextTurn();
   }
-  const sealed = readTimesUntilError(mainRead, 0);
+  const sealed = timesUntilError(mainRead, 0);
   assert.deepEqual(sealed.times, times.slice(0, PER_COMMIT), 'sealed: every event before the lost ones');
   assertLost(sealed.error, 'sealed');
 

@@ -20,7 +20,7 @@ import { cleanup } from './support/cleanup.ts';
 import { damagePartition } from './support/damaged-block.ts';
 import { tempDir } from './support/gateway.ts';
 import { waitUntil } from './support/poll.ts';
-import { texts } from './support/store-reads.ts';
+import { type ReadPath, replayUntilError, texts } from './support/store-reads.ts';
 
 const LIKE = 'app.bsky.feed.like';
 const POST = 'app.bsky.feed.post';
@@ -38,24 +38,6 @@ const damaged = { first: events[BLOCK]!.timeUs, end: events[2 * BLOCK - 1]!.time
 /** A repo with a like in the damaged block (event 102), and events before and after it. */
 const target = events[BLOCK + 2]!.did;
 
-type Read = (position: number, select: Selection | undefined) => { entries: Entry[]; position: number };
-
-/** A replay from `from` through `read` until it ends: the events it got, and the error it ended with, if any. */
-function replay(read: Read, from: number, select?: Selection): { entries: Entry[]; err?: unknown } {
-  const entries: Entry[] = [];
-  let position = from;
-  for (;;) {
-    let result: ReturnType<Read>;
-    try {
-      result = read(position, select);
-    } catch (err) {
-      return { entries, err };
-    }
-    entries.push(...result.entries);
-    if (result.entries.length === 0 && result.position === position) return { entries };
-    position = result.position;
-  }
-}
 
 const selection = (collections: string[] = []): Selection => ({ dids: new Set([target]), collections: new Set(collections), prefixes: [] });
 const wanted = (select: Selection | undefined) => (e: Entry) =>
@@ -94,34 +76,34 @@ test('a per-DID index rebuilt past a block damaged on disk finishes, says which 
   const before = events.filter((e) => e.timeUs < damaged.first);
   const after = events.filter((e) => e.timeUs > damaged.end);
   const ofTarget = (list: Entry[], select = selection()) => list.filter(wanted(select));
-  const onMain: Read = (position, select) => store.readAfter(position, { maxEntries: 50, select, filter: wanted(select) });
+  const onMain: ReadPath = (position, select) => store.readAfter(position, { maxEntries: 50, select, filter: wanted(select) });
 
-  assertEndsAtDamage(replay(onMain, 0), before, 'an unfiltered replay');
+  assertEndsAtDamage(replayUntilError(onMain, 0), before, 'an unfiltered replay');
   const indexReads = store.readPlans.didIndex;
-  assertEndsAtDamage(replay(onMain, 0, selection()), ofTarget(before), "the DID's replay");
+  assertEndsAtDamage(replayUntilError(onMain, 0, selection()), ofTarget(before), "the DID's replay");
   assert.ok(store.readPlans.didIndex > indexReads, 'through the index');
-  assert.deepEqual(texts(replay(onMain, damaged.end, selection()).entries), texts(ofTarget(after)), "past the block, the DID's replay reads on");
+  assert.deepEqual(texts(replayUntilError(onMain, damaged.end, selection()).entries), texts(ofTarget(after)), "past the block, the DID's replay reads on");
   const posts = selection([POST]);
-  assert.deepEqual(texts(replay(onMain, 0, posts).entries), texts(ofTarget(events, posts)), "the DID's posts: the block's posts are read, as a scan reads them");
+  assert.deepEqual(texts(replayUntilError(onMain, 0, posts).entries), texts(ofTarget(events, posts)), "the DID's posts: the block's posts are read, as a scan reads them");
 
   const worker = new SnapshotReader(store.location, 0);
   defer(() => worker.close());
-  const onWorker: Read = (position, select) => {
+  const onWorker: ReadPath = (position, select) => {
     const read = worker.read(position, store.lastTimeUs, { maxEntries: 50, select, filter: wanted(select), ...store.indexState });
     assert.ok(!read.trimmed);
     assert.equal(read.inconsistency, undefined, 'the index is not taken for inconsistent');
     return read;
   };
-  assertEndsAtDamage(replay(onWorker, 0, selection()), ofTarget(before), "a replay worker's replay of the DID");
-  assert.deepEqual(texts(replay(onWorker, damaged.end, selection()).entries), texts(ofTarget(after)), "and past the block, a worker's reads on");
+  assertEndsAtDamage(replayUntilError(onWorker, 0, selection()), ofTarget(before), "a replay worker's replay of the DID");
+  assert.deepEqual(texts(replayUntilError(onWorker, damaged.end, selection()).entries), texts(ofTarget(after)), "and past the block, a worker's reads on");
 
   await worker.close();
   await store.close();
   store = open();
   assert.equal(store.didIndex.state, 'ok', 'a restart does not rebuild it again');
-  assertEndsAtDamage(replay(onMain, 0, selection()), ofTarget(before), "after a restart, the DID's replay");
+  assertEndsAtDamage(replayUntilError(onMain, 0, selection()), ofTarget(before), "after a restart, the DID's replay");
 
   // Retention removes the damaged block: the index serves every DID replay whole again.
   await store.trimBefore(damaged.end + 1, 10 * BLOCK);
-  assert.deepEqual(texts(replay(onMain, 0, selection()).entries), texts(ofTarget(after)), "once retention removed the block, the DID's replay is whole");
+  assert.deepEqual(texts(replayUntilError(onMain, 0, selection()).entries), texts(ofTarget(after)), "once retention removed the block, the DID's replay is whole");
 });

@@ -17,7 +17,7 @@ import { DamagedBlockError, EventStore, SnapshotReader } from '../src/store/inde
 import { cleanup } from './support/cleanup.ts';
 import { tempDir } from './support/gateway.ts';
 import { changeKey } from './support/lmdb-pages.ts';
-import { readTimesUntilError } from './support/store-reads.ts';
+import { type ReadPath, timesUntilError } from './support/store-reads.ts';
 
 const RUNS = 3;
 const PER_RUN = 10;
@@ -64,7 +64,6 @@ async function bufferWithChangedKey(dataDir: string): Promise<void> {
   assert.ok(changeKey(dataDir, pageSize, key, newKey) > 0, 'the run key is in data.mdb');
 }
 
-type Read = (position: number) => { entries: Entry[]; position: number };
 
 function assertEndsAtRun(result: { times: number[]; error?: unknown }, expected: number[], what: string): void {
   assert.deepEqual(result.times, expected, `${what}: the events before the run (${String(result.error)})`);
@@ -84,19 +83,19 @@ test("a tail run whose key changed on disk is never read past or out of place: i
   defer(() => store.close());
   const snapshot = new SnapshotReader(store.location, 1 << 20);
   defer(() => snapshot.close());
-  const onWorker: Read = (position) => {
+  const onWorker: ReadPath = (position) => {
     const read = snapshot.read(position, store.lastTimeUs, { maxEntries: 1_000, sealedEvents: store.indexState.sealedEvents, didIndexUsable: true });
     assert.ok(!read.trimmed);
     return read;
   };
-  const onMain: Read = (position) => store.readAfter(position, { maxEntries: 1_000 });
+  const onMain: ReadPath = (position) => store.readAfter(position, { maxEntries: 1_000 });
 
   for (const [path, read] of [['a worker snapshot', onWorker], ['the main thread', onMain]] as const) {
     // A client whose cursor is inside the run.
-    const inside = readTimesUntilError(read, times[PER_RUN + 2]!);
+    const inside = timesUntilError(read, times[PER_RUN + 2]!);
     assert.ok(inside.error instanceof DamagedBlockError, `${path}, from inside the run: its events are named lost, not skipped (read ${inside.times.length} events: ${inside.times.filter((time) => time <= run.end).length} of the run's, ${String(inside.error)})`);
     assert.deepEqual(inside.times, [], `${path}, from inside the run: nothing before the DamagedBlockError`);
-    assertEndsAtRun(readTimesUntilError(read, 0), before, `${path}, from the start`);
-    assert.deepEqual(readTimesUntilError(read, run.end).times, after, `${path}: a read after the run goes on to the end`);
+    assertEndsAtRun(timesUntilError(read, 0), before, `${path}, from the start`);
+    assert.deepEqual(timesUntilError(read, run.end).times, after, `${path}: a read after the run goes on to the end`);
   }
 });

@@ -1,5 +1,5 @@
 import type { Entry } from '../../src/events/index.ts';
-import type { Batch, EventStore } from '../../src/store/index.ts';
+import type { Batch, EventStore, Selection } from '../../src/store/index.ts';
 
 /** Every stored event, from the oldest on, as a replay reads them: all, or the DIDs' (through the index when it is selective). */
 export function readAll(store: EventStore, options: { dids?: string[] } = {}): Entry[] {
@@ -15,25 +15,30 @@ export function readAll(store: EventStore, options: { dids?: string[] } = {}): E
   }
 }
 
-/**
- * The time_us of every event one read path gives from `from` on (the main thread's store, a replay
- * worker's reader), until it gives nothing new or throws: what it read, and what it threw.
- */
-export function readTimesUntilError(read: (position: number) => { entries: Entry[]; position: number }, from: number): { times: number[]; error?: unknown } {
-  const got: number[] = [];
+/** One read path of the buffer (the main thread's store, a replay worker's reader): the events after `position`. */
+export type ReadPath = (position: number, select?: Selection) => { entries: Entry[]; position: number };
+
+/** A replay from `from` through `read` until it ends or throws: the events it got, and what it threw, if anything. */
+export function replayUntilError(read: ReadPath, from: number, select?: Selection): { entries: Entry[]; err?: unknown } {
+  const entries: Entry[] = [];
   let position = from;
-  for (let reads = 0; reads < 100; reads++) {
-    let result: { entries: Entry[]; position: number };
+  for (;;) {
+    let result: ReturnType<ReadPath>;
     try {
-      result = read(position);
-    } catch (error) {
-      return { times: got, error };
+      result = read(position, select);
+    } catch (err) {
+      return { entries, err };
     }
-    for (const entry of result.entries) got.push(entry.timeUs);
-    if (result.position === position) break;
+    entries.push(...result.entries);
+    if (result.position === position) return { entries };
     position = result.position;
   }
-  return { times: got };
+}
+
+/** replayUntilError's events as their time_us. */
+export function timesUntilError(read: ReadPath, from: number): { times: number[]; error?: unknown } {
+  const { entries, err } = replayUntilError(read, from);
+  return { times: entries.map((entry) => entry.timeUs), error: err };
 }
 
 /** The events' JSON, to compare. */
