@@ -17,13 +17,10 @@ import { EventStore, type Batch } from '../../src/store/index.ts';
 import { cleanup } from '../support/cleanup.ts';
 import { tempDir } from '../support/gateway.ts';
 import { NatsCluster, natsServerMissing } from '../support/nats-cluster.ts';
+import { within } from '../support/poll.ts';
 
 const RELAY = 'ws://relay.invalid';
 const OPTIONS = { replicas: 1, retentionMs: 3_600_000, leaseMs: 2_000, name: 'eventless', nodeId: 'a' };
-
-function within<T>(ms: number, promise: Promise<T>): Promise<T | 'timed out'> {
-  return Promise.race([promise, new Promise<'timed out'>((resolve) => setTimeout(() => resolve('timed out'), ms).unref())]);
-}
 
 /** A batch without events: the relay's frames up to `seq` were read, none of them kept. */
 const cursorOnly = (seq: number): Batch => ({ entries: [], revs: new Map(), cursor: { url: RELAY, seq } });

@@ -18,10 +18,12 @@ import pino from 'pino';
 import { StreamFollower } from '../../src/cluster/follower.ts';
 import { openCluster } from '../../src/cluster/nats.ts';
 import { StreamWriter } from '../../src/cluster/stream-writer.ts';
-import { EventStore, type Batch } from '../../src/store/index.ts';
+import { EventStore } from '../../src/store/index.ts';
 import { cleanup } from '../support/cleanup.ts';
 import { tempDir } from '../support/gateway.ts';
 import { NatsCluster, natsServerMissing } from '../support/nats-cluster.ts';
+import { within } from '../support/poll.ts';
+import { identityBatch } from '../support/store-reads.ts';
 
 const DID = 'did:plc:damagedtailrundamagedtailr';
 const OPTIONS = { replicas: 1, retentionMs: 3_600_000, leaseMs: 2_000, name: 'follower-damaged-tail', nodeId: 'a' };
@@ -30,19 +32,8 @@ const PER_BATCH = 4;
 const BLOCK = 1_000;
 const logger = pino({ level: 'silent' });
 
-function within<T>(ms: number, promise: Promise<T>): Promise<T | 'timed out'> {
-  return Promise.race([promise, new Promise<'timed out'>((resolve) => setTimeout(() => resolve('timed out'), ms).unref())]);
-}
-
 /** The batch of PER_BATCH identity events from seq `first` on, at time_us `base` + seq. */
-function batchFrom(first: number, base: number): Batch {
-  const entries = Array.from({ length: PER_BATCH }, (_, i) => {
-    const seq = first + i;
-    const timeUs = base + seq;
-    return { timeUs, seq, did: DID, kind: 'identity' as const, collection: null, json: Buffer.from(`{"did":"${DID}","time_us":${timeUs},"kind":"identity"}`) };
-  });
-  return { entries, revs: new Map(), cursor: { url: 'ws://relay.invalid', seq: first + PER_BATCH - 1 } };
-}
+const batchFrom = (first: number, base: number) => identityBatch(DID, first, PER_BATCH, base);
 
 /** Changes a byte in the middle of the tail run keyed `key`, wherever it lies in data.mdb (older copies too). */
 async function damageRun(dataDir: string, key: number): Promise<void> {

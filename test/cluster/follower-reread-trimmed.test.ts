@@ -18,16 +18,13 @@ import { StreamWriter } from '../../src/cluster/stream-writer.ts';
 import { EventStore } from '../../src/store/index.ts';
 import { tempDir } from '../support/gateway.ts';
 import { NatsCluster, natsServerMissing } from '../support/nats-cluster.ts';
+import { within } from '../support/poll.ts';
 import { batchAfter } from '../support/store-reads.ts';
 
 const RELAY = 'ws://relay.invalid';
 const DID = 'did:plc:trimmedtrimmedtrimmedtrim';
 const OPTIONS = { replicas: 1, retentionMs: 3_600_000, leaseMs: 2_000, name: 'reread-trimmed', nodeId: 'a' };
 const logger = pino({ level: 'silent' });
-
-function within<T>(ms: number, promise: Promise<T>): Promise<T | 'timed out'> {
-  return Promise.race([promise, new Promise<'timed out'>((resolve) => setTimeout(() => resolve('timed out'), ms).unref())]);
-}
 
 test('a node re-reading batches whose events its own retention removed goes on following, not stopping with the foreign-buffer error', { skip: natsServerMissing(), timeout: 60_000 }, async (t) => {
   const nats = await NatsCluster.start(1);

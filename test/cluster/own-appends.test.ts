@@ -17,12 +17,9 @@ import { EventStore, type Batch } from '../../src/store/index.ts';
 import { cleanup } from '../support/cleanup.ts';
 import { tempDir } from '../support/gateway.ts';
 import { NatsCluster, natsServerMissing } from '../support/nats-cluster.ts';
+import { within } from '../support/poll.ts';
 
 const RELAY = 'ws://relay.invalid';
-
-function within<T>(ms: number, promise: Promise<T>): Promise<T | 'timed out'> {
-  return Promise.race([promise, new Promise<'timed out'>((resolve) => setTimeout(() => resolve('timed out'), ms).unref())]);
-}
 
 test('with the leader’s consumer closed, each acknowledged own batch counts as applied: one the buffer takes, and one without events it holds already', { skip: natsServerMissing(), timeout: 60_000 }, async (t) => {
   // The follower stops before its connection closes and NATS stops (see cleanup.ts).

@@ -18,16 +18,13 @@ import { EventStore } from '../../src/store/index.ts';
 import { cleanup } from '../support/cleanup.ts';
 import { tempDir } from '../support/gateway.ts';
 import { NatsCluster, natsServerMissing } from '../support/nats-cluster.ts';
+import { within } from '../support/poll.ts';
 import { batchAfter, readAll, texts } from '../support/store-reads.ts';
 
 const RELAY = 'ws://relay.invalid';
 const DID = 'did:plc:setasidesetasidesetasides';
 const OPTIONS = { replicas: 1, retentionMs: 3_600_000, leaseMs: 2_000, name: 'setaside', nodeId: 'a' };
 const MARKER = 'contrail-run.json';
-
-function within<T>(ms: number, promise: Promise<T>): Promise<T | 'timed out'> {
-  return Promise.race([promise, new Promise<'timed out'>((resolve) => setTimeout(() => resolve('timed out'), ms).unref())]);
-}
 
 test('a cluster node whose buffer a machine crash set aside reads the stream again from its start', { skip: natsServerMissing(), timeout: 60_000 }, async (t) => {
   const defer = cleanup(t);

@@ -17,15 +17,12 @@ import { StreamWriter } from '../../src/cluster/stream-writer.ts';
 import { EventStore } from '../../src/store/index.ts';
 import { tempDir } from '../support/gateway.ts';
 import { NatsCluster, natsServerMissing } from '../support/nats-cluster.ts';
+import { within } from '../support/poll.ts';
 import { batchAfter } from '../support/store-reads.ts';
 
 const RELAY = 'ws://relay.invalid';
 const DID = 'did:plc:recreatedrecreatedrecreat';
 const OPTIONS = { replicas: 1, retentionMs: 3_600_000, leaseMs: 2_000, name: 'recreated', nodeId: 'a' };
-
-function within<T>(ms: number, promise: Promise<T>): Promise<T | 'timed out'> {
-  return Promise.race([promise, new Promise<'timed out'>((resolve) => setTimeout(() => resolve('timed out'), ms).unref())]);
-}
 
 /**
  * One NATS server and a node's buffer; `cleanups` (the test's followers and connections) run in

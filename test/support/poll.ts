@@ -11,3 +11,8 @@ export async function waitUntil(condition: () => boolean | Promise<boolean>, wha
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
+
+/** `promise`'s value, or 'timed out' if it has none within `ms`: for a test that asserts a wait ends (or not) without hanging. */
+export function within<T>(ms: number, promise: Promise<T>): Promise<T | 'timed out'> {
+  return Promise.race([promise, new Promise<'timed out'>((resolve) => setTimeout(() => resolve('timed out'), ms).unref())]);
+}

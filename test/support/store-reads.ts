@@ -54,3 +54,13 @@ export function batchAfter(store: EventStore, did: string, relayUrl: string, cur
     cursor: { url: relayUrl, seq: cursorSeq },
   };
 }
+
+/** A batch of `count` identity events of `did` from seq `first` on, at time_us `base` + seq, as from a relay whose seqs they were. */
+export function identityBatch(did: string, first: number, count: number, base: number): Batch {
+  const entries = Array.from({ length: count }, (_, i) => {
+    const seq = first + i;
+    const timeUs = base + seq;
+    return { timeUs, seq, did, kind: 'identity' as const, collection: null, json: Buffer.from(`{"did":"${did}","time_us":${timeUs},"kind":"identity"}`) };
+  });
+  return { entries, revs: new Map(), cursor: { url: 'ws://relay.invalid', seq: first + count - 1 } };
+}
