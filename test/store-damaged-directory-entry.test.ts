@@ -30,7 +30,6 @@ const events: Entry[] = Array.from({ length: 3_000 + 30 }, (_, i) => {
 const lost = { first: events[BLOCK - 1]!.timeUs + 1, end: events[2 * BLOCK - 1]!.timeUs };
 const target = events[BLOCK + 5]!.did;
 
-
 const byDid: Selection = { dids: new Set([target]), collections: new Set(), prefixes: [] };
 const wanted = (select?: Selection) => (e: Entry) => !select || select.dids.has(e.did);
 

@@ -38,7 +38,6 @@ const damaged = { first: events[BLOCK]!.timeUs, end: events[2 * BLOCK - 1]!.time
 /** A repo with a like in the damaged block (event 102), and events before and after it. */
 const target = events[BLOCK + 2]!.did;
 
-
 const selection = (collections: string[] = []): Selection => ({ dids: new Set([target]), collections: new Set(collections), prefixes: [] });
 const wanted = (select: Selection | undefined) => (e: Entry) =>
   !select || ((select.dids.size === 0 || select.dids.has(e.did)) && (select.collections.size === 0 || select.collections.has(e.collection!)));

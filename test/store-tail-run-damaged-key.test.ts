@@ -64,7 +64,6 @@ async function bufferWithChangedKey(dataDir: string): Promise<void> {
   assert.ok(changeKey(dataDir, pageSize, key, newKey) > 0, 'the run key is in data.mdb');
 }
 
-
 function assertEndsAtRun(result: { times: number[]; error?: unknown }, expected: number[], what: string): void {
   assert.deepEqual(result.times, expected, `${what}: the events before the run (${String(result.error)})`);
   assert.ok(result.error instanceof DamagedBlockError, `${what}: ends with a DamagedBlockError naming the run's events, not ${String(result.error)}`);
