@@ -135,8 +135,9 @@ export function cursorAhead(store: Pick<EventStore, 'lastTimeUs' | 'lastSeq'>, c
  * there silently (with the notice if it names an event of a buffer a machine crash set aside
  * that is not held here), and a future one is live. A seq this buffer never held (a gap) starts at the
  * next seq held with an OutdatedCursor notice; a seq beyond the next one starts live with a
- * FutureCursor notice. A seq whose place LMDB cannot look up (a page damaged on disk) is refused
- * with BufferUnreadable (503); one in a damaged block starts at the block and meets it there.
+ * FutureCursor notice. A cursor whose place LMDB cannot look up (a page of the block directory
+ * damaged on disk, also one that went bad while serving) is refused with BufferUnreadable (503);
+ * a seq in a damaged block starts at the block and meets it there.
  */
 export function resolveCursor(store: EventStore, cursor: number | undefined): ResolvedCursor {
   const tip = store.hotLog.newest;
@@ -146,20 +147,20 @@ export function resolveCursor(store: EventStore, cursor: number | undefined): Re
     const position = positionAtTime(store, cursor);
     // Made when sent: a subscriber that follows the oldest event gets it as its replay starts,
     // naming the oldest event held when what it is sent was read (`start`).
-    const greeting = (start: OldestHeld = { oldest: store.oldest() }) => {
-      const resumedAt = start.oldest;
-      const resumed = resumedAt ? `resuming from seq ${resumedAt.seq}, the oldest event here` : 'the buffer is empty; resuming at the live tip';
+    const outdated = (start?: OldestHeld) => {
+      const resumedAt = start?.oldest;
+      const resumed = resumedAt ? `resuming from seq ${resumedAt.seq}, the oldest event here` : start ? 'the buffer is empty; resuming at the live tip' : 'resuming from the oldest event here';
       return v2InfoFrame('OutdatedCursor', `cursor ${cursor} is older than this server's buffer: events may have been missed; ${resumed}`);
     };
-    if (startsAtOldest(store, cursor)) return { position, greeting, fromOldest: true };
+    if (startsAtOldest(store, cursor)) return { position, greeting: outdated, fromOldest: true };
     // After what retention removed no event it names is gone (none was stored between trimmedUpTo
     // and the oldest event), unless a machine crash set aside a buffer that gave out events up to
     // setAsideUpTo: one before the oldest event held among those is lost.
-    const held = store.oldest();
-    if (cursor <= store.setAsideUpTo && !(held && cursor >= held.timeUs)) return { position, greeting };
+    const held = oldestHeld(store);
+    if (cursor <= store.setAsideUpTo && !(held && cursor >= held.timeUs)) return { position, greeting: () => outdated({ oldest: held }) };
     return { position };
   }
-  const oldest = store.oldest();
+  const oldest = oldestHeld(store);
   // Seqs start at 1: a cursor of 0 asks for the first.
   const firstWanted = Math.max(cursor, 1);
   // A seq a buffer set aside after a machine crash gave out: its events are gone. Not a future
@@ -194,4 +195,14 @@ export function resolveCursor(store: EventStore, cursor: number | undefined): Re
     return { position: at.timeUs - 1, greeting: () => v2InfoFrame('OutdatedCursor', `${missing} not in this server's buffer: events may have been missed; resuming from seq ${at.seq}`) };
   }
   return { position: at.timeUs - 1 };
+}
+
+/** The oldest event held; a block directory LMDB cannot read refuses the cursor with BufferUnreadable (503), LMDB's reason given (the store logs it). */
+function oldestHeld(store: EventStore): ReturnType<EventStore['oldest']> {
+  try {
+    return store.oldest();
+  } catch (err) {
+    if (err instanceof UnreadableBufferError) throw new XrpcError(503, 'BufferUnreadable', err.message);
+    throw err;
+  }
 }

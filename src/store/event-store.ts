@@ -845,13 +845,21 @@ export class EventStore {
     this.#blockReader.readerDone(reader);
   }
 
-  /** The oldest stored event's time_us and seq, or undefined when none is stored: from the block directory or the tail, no block read. */
+  /**
+   * The oldest stored event's time_us and seq, or undefined when none is stored: from the block
+   * directory or the tail, no block read. A directory LMDB cannot read (a page damaged on disk)
+   * throws an UnreadableBufferError, its read transaction renewed (#readFailed).
+   */
   oldest(): { timeUs: number; seq: number } | undefined {
-    for (const end of this.#directory.getKeys()) {
-      // A read-only store keeps the blocks whose entries do not decode (a writable one removes them: #forgetBlocks).
-      if (this.#lost.some(([, lost]) => lost === end)) continue;
-      const info = this.#directory.get(end)!;
-      return { timeUs: info.first, seq: info.firstSeq };
+    try {
+      for (const end of this.#directory.getKeys()) {
+        // A read-only store keeps the blocks whose entries do not decode (a writable one removes them: #forgetBlocks).
+        if (this.#lost.some(([, lost]) => lost === end)) continue;
+        const info = this.#directory.get(end)!;
+        return { timeUs: info.first, seq: info.firstSeq };
+      }
+    } catch (err) {
+      throw this.#unreadable(err, this.#trimmedUpTo);
     }
     const first = this.#tail[0];
     return first && { timeUs: first.timeUs, seq: first.seq! };
@@ -896,8 +904,16 @@ export class EventStore {
    * Returns the error to throw.
    */
   #readFailed(err: unknown, position: number): DamagedBlockError | UnreadableBufferError {
-    if (!(err instanceof DamagedBlockError && err.transactionSound)) this.#renewReadTxn();
-    if (err instanceof DamagedBlockError) return this.#noticeDamage(err);
+    if (err instanceof DamagedBlockError) {
+      if (!err.transactionSound) this.#renewReadTxn();
+      return this.#noticeDamage(err);
+    }
+    return this.#unreadable(err, position);
+  }
+
+  /** A read that LMDB refused, or that broke on what it read (not a damaged block): see #readFailed. */
+  #unreadable(err: unknown, position: number): UnreadableBufferError {
+    this.#renewReadTxn();
     const unreadable = err instanceof UnreadableBufferError ? err : new UnreadableBufferError(position, err);
     const reason = err instanceof Error ? err.message : String(err);
     if (!this.#readFailures.has(reason)) {
@@ -1038,8 +1054,13 @@ export class EventStore {
     return count > 0 ? this.#removeTail(count) : 0;
   }
 
+  /** The oldest block; a directory LMDB cannot read throws an UnreadableBufferError (see #readFailed), and retention's pass fails with it. */
   #oldestBlock(): { end: number; info: BlockInfo } | undefined {
-    for (const { key, value } of this.#directory.getRange({ limit: 1 })) return { end: key, info: value };
+    try {
+      for (const { key, value } of this.#directory.getRange({ limit: 1 })) return { end: key, info: value };
+    } catch (err) {
+      throw this.#unreadable(err, this.#trimmedUpTo);
+    }
     return undefined;
   }
 

@@ -91,7 +91,8 @@
  * naming nothing, or started from a garbled seq, time_us or partition number).
  * Any other read that fails (LMDB refuses a page damaged on disk: MDB_CORRUPTED, MDB_PAGE_NOTFOUND)
  * throws an UnreadableBufferError naming the position it read after (read-errors.ts), logged
- * once per reason. LMDB marks the read transaction it failed in, and lmdb-js would reuse it for
+ * once per reason; so do the directory's reads outside a replay's (oldest(), and retention's
+ * look at the oldest block, which fails its pass), for a page that goes bad while serving. LMDB marks the read transaction it failed in, and lmdb-js would reuse it for
  * the next read (a cursor the failed read left open holds it) until a commit: the store commits a
  * write of its format number at once, so the next read, in the same turn, gets a sound one. Not
  * where LMDB failed nothing (a frame that fails zstd's checksum, events lost in a tail run): every
