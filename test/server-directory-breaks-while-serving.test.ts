@@ -10,7 +10,6 @@
  * must serve on.
  */
 import assert from 'node:assert/strict';
-import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { open as openLmdb } from 'lmdb';
@@ -18,22 +17,8 @@ import { BLOCK, blockStream, writeBuffer } from './support/block-stream.ts';
 import { cleanup } from './support/cleanup.ts';
 import { ContrailProcess } from './support/contrail-process.ts';
 import { tempDir } from './support/gateway.ts';
+import { breakLeafPagesInPlace } from './support/lmdb-pages.ts';
 import { SUBSCRIBE_EVENTS, upgradeRequest } from './support/subscribe-client.ts';
-
-/** Marks the B-tree leaf pages holding `key` as neither leaf nor branch, in place (the file stays mapped): LMDB answers MDB_CORRUPTED. */
-function breakLeafPagesInPlace(path: string, pageSize: number, key: Buffer): number {
-  const file = readFileSync(path);
-  const pages: number[] = [];
-  // Pages 0 and 1 are the meta pages; a leaf page's header: page number (u64), …, flags (u16 at 18).
-  for (let page = 2; (page + 1) * pageSize <= file.length; page++) {
-    const base = page * pageSize;
-    if (Number(file.readBigUInt64LE(base)) === page && (file.readUInt16LE(base + 18) & 0x02) !== 0 && file.subarray(base, base + pageSize).includes(key)) pages.push(page);
-  }
-  const fd = openSync(path, 'r+');
-  for (const page of pages) writeSync(fd, Buffer.alloc(2), 0, 2, page * pageSize + 18);
-  closeSync(fd);
-  return pages.length;
-}
 
 test('a directory page that goes bad while serving: a v2 cursor gets 503 BufferUnreadable, and the gateway serves on', { timeout: 120_000 }, async (t) => {
   const defer = cleanup(t);
@@ -50,7 +35,7 @@ test('a directory page that goes bad while serving: a v2 cursor gets 503 BufferU
   const port = await contrail.waitServing();
   // Started whole (its last step dials the relay): the page breaks under a running gateway.
   await contrail.waitForLog('connecting to upstream');
-  assert.ok(breakLeafPagesInPlace(join(dataDir, 'data.mdb'), pageSize, key) > 0, 'a directory page is broken');
+  assert.ok(breakLeafPagesInPlace(dataDir, pageSize, key) > 0, 'a directory page is broken');
 
   for (const cursor of [BLOCK + 100, Date.now() * 1000 - 3_600_000_000]) {
     const answer = await upgradeRequest(port, `${SUBSCRIBE_EVENTS}?cursor=${cursor}`).catch((err: Error) => assert.fail(`cursor ${cursor}: no answer (${err.message}; exit ${contrail.child.exitCode ?? 'not yet'}):\n${contrail.tail(4)}`));

@@ -6,9 +6,10 @@
  * upper), then the node offsets (relative to the header's end); a node is its data size (u32),
  * flags (u16) and key size (u16), then the key, then the data (for a value on overflow pages,
  * F_BIGDATA, the first page's number). Every copy of a page in the file is changed, the current
- * one and the older ones LMDB keeps for reuse alike.
+ * one and the older ones LMDB keeps for reuse alike. breakLeafPagesInPlace damages the file of an
+ * environment a running contrail has open, as a disk going bad under it would.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 
 const PAGE_HEADER = 24;
@@ -77,11 +78,34 @@ export function pointValuePastFile(dataDir: string, pageSize: number, value: Buf
  */
 export function breakLeafPagesOf(dataDir: string, pageSize: number, key: Buffer): number {
   return edit(dataDir, (file) => {
-    const pages = new Set<number>();
-    for (const node of leafNodes(file, pageSize)) if (node.key.equals(key)) pages.add(node.page);
+    const pages = leafPagesOf(file, pageSize, key);
     for (const page of pages) file.writeUInt16LE(0, page * pageSize + 18);
     return pages.size;
   });
+}
+
+/**
+ * breakLeafPagesOf under a running contrail: only each page's flags are written, in place, so
+ * the file it maps keeps its size and every other byte (a whole file written back would undo
+ * what it wrote meanwhile).
+ */
+export function breakLeafPagesInPlace(dataDir: string, pageSize: number, key: Buffer): number {
+  const path = join(dataDir, 'data.mdb');
+  const pages = leafPagesOf(readFileSync(path), pageSize, key);
+  if (pages.size === 0) throw new Error(`nothing to damage in ${path}`);
+  const fd = openSync(path, 'r+');
+  try {
+    for (const page of pages) writeSync(fd, Buffer.alloc(2), 0, 2, page * pageSize + 18);
+  } finally {
+    closeSync(fd);
+  }
+  return pages.size;
+}
+
+function leafPagesOf(file: Buffer, pageSize: number, key: Buffer): Set<number> {
+  const pages = new Set<number>();
+  for (const node of leafNodes(file, pageSize)) if (node.key.equals(key)) pages.add(node.page);
+  return pages;
 }
 
 /**

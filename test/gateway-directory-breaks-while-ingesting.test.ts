@@ -1,0 +1,64 @@
+/**
+ * A page of the block directory that goes bad while contrail reads the relay (a disk that returns
+ * other bytes than were written, read through LMDB's memory map). A commit is durable once LMDB
+ * committed it: whatever reads the buffer after it (retention's check of the size bound, run as
+ * each commit is announced) must not make the commit look failed, or ingest writes the batch
+ * again, and its events are stored and sent twice.
+ */
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { open as openLmdb } from 'lmdb';
+import { pino } from 'pino';
+import { blockStream, writeBuffer } from './support/block-stream.ts';
+import { cleanup } from './support/cleanup.ts';
+import { FakeRelay } from './support/fake-relay.ts';
+import { startTestGateway, tempDir } from './support/gateway.ts';
+import { breakLeafPagesInPlace } from './support/lmdb-pages.ts';
+import { waitUntil } from './support/poll.ts';
+import { ALICE, POST, Subscription, Upstream } from './support/subscribe-client.ts';
+
+/** A buffer of three blocks in `dataDir`; returns LMDB's page size and the directory's first key. */
+async function bufferWithDirectory(dataDir: string): Promise<{ pageSize: number; key: Buffer }> {
+  await writeBuffer(dataDir, blockStream(3));
+  const raw = openLmdb({ path: dataDir, maxDbs: 16 });
+  const { pageSize } = raw.getStats() as { pageSize: number };
+  const key = Buffer.from([...raw.openDB<unknown, Buffer>({ name: 'directory', keyEncoding: 'binary' }).getKeys({ limit: 1 })][0]!);
+  await raw.close();
+  return { pageSize, key };
+}
+
+test('a directory page that goes bad while ingesting: each event is committed once and sent once, and no commit is taken for failed', { timeout: 120_000 }, async (t) => {
+  const defer = cleanup(t);
+  const dir = tempDir('contrail-directory-breaks-ingest-');
+  defer(() => dir.remove());
+  const dataDir = join(dir.path, 'data');
+  const { pageSize, key } = await bufferWithDirectory(dataDir);
+  const lines: Array<{ msg: string; level: number }> = [];
+  const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+  const relay = await FakeRelay.start();
+  defer(() => relay.stop());
+  const gateway = await startTestGateway(relay.url, dataDir, { replayWorkers: 0 }, { logger });
+  defer(() => gateway.stop());
+  defer(() => Subscription.closeAll());
+  await relay.waitForConnections(1);
+  const up = new Upstream(relay, () => gateway.port);
+  const live = await Subscription.open(gateway.port);
+  const seqBefore = gateway.store.lastSeq;
+
+  assert.ok(breakLeafPagesInPlace(dataDir, pageSize, key) > 0, 'a directory page is broken');
+  const commits = 20;
+  for (let i = 0; i < commits; i++) up.create(ALICE, POST);
+  await waitUntil(() => (gateway.store.upstreamCursor?.seq ?? 0) >= up.seq, `the gateway to store upstream seq ${up.seq}`);
+  await live.waitForCount(commits, 'the live events');
+
+  const failed = lines.filter((line) => line.msg.startsWith('STORE COMMIT FAILED'));
+  assert.deepEqual(failed, [], 'no commit is taken for failed (ingest would write its batch again)');
+  assert.equal(gateway.store.lastSeq, seqBefore + commits, 'each event got one seq');
+  // One more, after the others: had ingest written a batch again, it would have come before it.
+  up.create(ALICE, POST);
+  await live.waitForCount(commits + 1, 'the last live event');
+  const sent = live.events.map((event) => event.time_us as number);
+  assert.equal(new Set(sent).size, sent.length, `each event sent once: ${sent.length} sent`);
+  assert.equal(sent.length, commits + 1);
+});
