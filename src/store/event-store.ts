@@ -984,16 +984,19 @@ export class EventStore {
     return err;
   }
 
+  /** The buffer's oldest and newest event, and its size (size()); the oldest is read from the directory (oldest()). */
   span(): StoreSpan {
-    const oldestTimeUs = this.oldest()?.timeUs;
-    const tables = this.bytesByTable();
-    const bytes = tables.blocks + tables.directory + tables.tail + tables.didIndex;
     return {
-      oldestTimeUs,
+      oldestTimeUs: this.oldest()?.timeUs,
       newestTimeUs: this.#tail.at(-1)?.timeUs ?? (this.#sealedCount > 0 ? this.#sealedUpTo : undefined),
-      eventCount: this.#sealedCount + this.#tail.length,
-      bytes,
+      ...this.size(),
     };
+  }
+
+  /** How many events the buffer holds, and the bytes of LMDB pages they occupy: from LMDB's table stats, no table read. */
+  size(): Pick<StoreSpan, 'eventCount' | 'bytes'> {
+    const tables = this.bytesByTable();
+    return { eventCount: this.#sealedCount + this.#tail.length, bytes: tables.blocks + tables.directory + tables.tail + tables.didIndex };
   }
 
   /** Bytes of LMDB pages each part of the buffer occupies (what the indexes cost, for sizing). */

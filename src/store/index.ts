@@ -92,7 +92,10 @@
  * Any other read that fails (LMDB refuses a page damaged on disk: MDB_CORRUPTED, MDB_PAGE_NOTFOUND)
  * throws an UnreadableBufferError naming the position it read after (read-errors.ts), logged
  * once per reason; so do the directory's reads outside a replay's (oldest(), and retention's
- * look at the oldest block, which fails its pass), for a page that goes bad while serving. LMDB marks the read transaction it failed in, and lmdb-js would reuse it for
+ * look at the oldest block, which fails its pass), for a page that goes bad while serving.
+ * Retention's check of the size bound, run as each commit is announced, reads no table
+ * (size(): LMDB's table stats): thrown out of the commit, an error made it look failed, and
+ * ingest wrote the batch again. LMDB marks the read transaction it failed in, and lmdb-js would reuse it for
  * the next read (a cursor the failed read left open holds it) until a commit: the store commits a
  * write of its format number at once, so the next read, in the same turn, gets a sound one. Not
  * where LMDB failed nothing (a frame that fails zstd's checksum, events lost in a tail run): every
@@ -174,7 +177,7 @@
  * falls below it knows it has lost events.
  *
  * Files:
- *   event-store.ts   EventStore: the LMDB environment, commits, sealing, readAfter, span, trimming
+ *   event-store.ts   EventStore: the LMDB environment, commits, sealing, readAfter, span and size, trimming
  *   blocks.ts        blocks: building them, reading and caching their partitions
  *   slabs.ts         SlabPool, Lease: reused memory for decompressed partitions, pinned while read
  *   sealed-reads.ts  reads of sealed blocks: by the DID index, by partition, or everything

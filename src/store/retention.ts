@@ -62,9 +62,9 @@ export class Retention {
    * bytes per event once it holds enough events to tell, bench/day's figure before.
    */
   hoursHeld(eventsPerSecond: number): { hours: number; bytesPerEvent: number; measured: boolean } {
-    const span = this.#options.store.span();
-    const measured = span.eventCount >= MEASURABLE_EVENTS;
-    const bytesPerEvent = measured ? span.bytes / span.eventCount : ESTIMATED_BYTES_PER_EVENT;
+    const size = this.#options.store.size();
+    const measured = size.eventCount >= MEASURABLE_EVENTS;
+    const bytesPerEvent = measured ? size.bytes / size.eventCount : ESTIMATED_BYTES_PER_EVENT;
     return { hours: this.#options.maxBytes / bytesPerEvent / eventsPerSecond / 3600, bytesPerEvent, measured };
   }
 
@@ -118,9 +118,11 @@ export class Retention {
     }, this.#options.capacityReportMs);
     report.unref();
     this.#timers.push(report);
+    // Run as each commit is announced, after LMDB committed it: it reads no table (size()), so a
+    // page that goes bad under it cannot throw out of the commit and make ingest write it again.
     this.#options.store.onCommitted((entries) => {
       this.#committedSinceStart += entries.length;
-      if (!this.#running && !this.#stopped && this.#options.store.span().bytes > this.#options.maxBytes) void this.runOnce();
+      if (!this.#running && !this.#stopped && this.#options.store.size().bytes > this.#options.maxBytes) void this.runOnce();
     });
     this.#timer = setInterval(() => void this.runOnce(), this.#options.intervalMs);
     this.#timer.unref();
@@ -152,9 +154,9 @@ export class Retention {
         await new Promise(setImmediate);
       }
       let bySize = 0;
-      for (let span = store.span(); !this.#stopped && span.bytes > maxBytes; span = store.span()) {
+      for (let size = store.size(); !this.#stopped && size.bytes > maxBytes; size = store.size()) {
         // About as many events as the excess holds (pages free whole, so this repeats until under).
-        const excessEvents = Math.ceil(((span.bytes - maxBytes) / span.bytes) * span.eventCount);
+        const excessEvents = Math.ceil(((size.bytes - maxBytes) / size.bytes) * size.eventCount);
         const n = await store.trimOldest(Math.max(1, Math.min(chunkSize, excessEvents)));
         if (n === 0) break;
         bySize += n;
@@ -174,7 +176,7 @@ export class Retention {
     unsaid.passes++;
     const nowMs = this.#options.now();
     if (nowMs - unsaid.saidAtMs < TRIMMED_LOG_MS) return;
-    this.#options.logger.info({ byAge: unsaid.byAge, bySize: unsaid.bySize, passes: unsaid.passes, ...this.#options.store.span() }, 'retention trimmed the buffer');
+    this.#options.logger.info({ byAge: unsaid.byAge, bySize: unsaid.bySize, passes: unsaid.passes, ...this.#options.store.size() }, 'retention trimmed the buffer');
     this.#unsaid = { byAge: 0, bySize: 0, passes: 0, saidAtMs: nowMs };
   }
 }
