@@ -8,9 +8,8 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { open as openLmdb } from 'lmdb';
 import { pino } from 'pino';
-import { blockStream, writeBuffer } from './support/block-stream.ts';
+import { writeBufferWithDirectory } from './support/block-stream.ts';
 import { cleanup } from './support/cleanup.ts';
 import { FakeRelay } from './support/fake-relay.ts';
 import { startTestGateway, tempDir } from './support/gateway.ts';
@@ -18,22 +17,12 @@ import { breakLeafPagesInPlace } from './support/lmdb-pages.ts';
 import { waitUntil } from './support/poll.ts';
 import { ALICE, POST, Subscription, Upstream } from './support/subscribe-client.ts';
 
-/** A buffer of three blocks in `dataDir`; returns LMDB's page size and the directory's first key. */
-async function bufferWithDirectory(dataDir: string): Promise<{ pageSize: number; key: Buffer }> {
-  await writeBuffer(dataDir, blockStream(3));
-  const raw = openLmdb({ path: dataDir, maxDbs: 16 });
-  const { pageSize } = raw.getStats() as { pageSize: number };
-  const key = Buffer.from([...raw.openDB<unknown, Buffer>({ name: 'directory', keyEncoding: 'binary' }).getKeys({ limit: 1 })][0]!);
-  await raw.close();
-  return { pageSize, key };
-}
-
 test('a directory page that goes bad while ingesting: each event is committed once and sent once, and no commit is taken for failed', { timeout: 120_000 }, async (t) => {
   const defer = cleanup(t);
   const dir = tempDir('contrail-directory-breaks-ingest-');
   defer(() => dir.remove());
   const dataDir = join(dir.path, 'data');
-  const { pageSize, key } = await bufferWithDirectory(dataDir);
+  const { pageSize, directoryKey } = await writeBufferWithDirectory(dataDir, 3);
   const lines: Array<{ msg: string; level: number }> = [];
   const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
   const relay = await FakeRelay.start();
@@ -46,7 +35,7 @@ test('a directory page that goes bad while ingesting: each event is committed on
   const live = await Subscription.open(gateway.port);
   const seqBefore = gateway.store.lastSeq;
 
-  assert.ok(breakLeafPagesInPlace(dataDir, pageSize, key) > 0, 'a directory page is broken');
+  assert.ok(breakLeafPagesInPlace(dataDir, pageSize, directoryKey) > 0, 'a directory page is broken');
   const commits = 20;
   for (let i = 0; i < commits; i++) up.create(ALICE, POST);
   await waitUntil(() => (gateway.store.upstreamCursor?.seq ?? 0) >= up.seq, `the gateway to store upstream seq ${up.seq}`);

@@ -12,8 +12,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { open as openLmdb } from 'lmdb';
-import { BLOCK, blockStream, writeBuffer } from './support/block-stream.ts';
+import { BLOCK, writeBufferWithDirectory } from './support/block-stream.ts';
 import { cleanup } from './support/cleanup.ts';
 import { ContrailProcess } from './support/contrail-process.ts';
 import { tempDir } from './support/gateway.ts';
@@ -25,17 +24,13 @@ test('a directory page that goes bad while serving: a v2 cursor gets 503 BufferU
   const dir = tempDir('contrail-directory-breaks-');
   defer(() => dir.remove());
   const dataDir = join(dir.path, 'data');
-  await writeBuffer(dataDir, blockStream(3));
-  const raw = openLmdb({ path: dataDir, maxDbs: 16 });
-  const { pageSize } = raw.getStats() as { pageSize: number };
-  const key = Buffer.from([...raw.openDB<unknown, Buffer>({ name: 'directory', keyEncoding: 'binary' }).getKeys({ limit: 1 })][0]!);
-  await raw.close();
+  const { pageSize, directoryKey } = await writeBufferWithDirectory(dataDir, 3);
   const contrail = ContrailProcess.serve(['--upstream', 'ws://127.0.0.1:9', '--data-dir', dataDir, '--replay-workers', '0']);
   defer(() => contrail.stop());
   const port = await contrail.waitServing();
   // Started whole (its last step dials the relay): the page breaks under a running gateway.
   await contrail.waitForLog('connecting to upstream');
-  assert.ok(breakLeafPagesInPlace(dataDir, pageSize, key) > 0, 'a directory page is broken');
+  assert.ok(breakLeafPagesInPlace(dataDir, pageSize, directoryKey) > 0, 'a directory page is broken');
 
   for (const cursor of [BLOCK + 100, Date.now() * 1000 - 3_600_000_000]) {
     const answer = await upgradeRequest(port, `${SUBSCRIBE_EVENTS}?cursor=${cursor}`).catch((err: Error) => assert.fail(`cursor ${cursor}: no answer (${err.message}; exit ${contrail.child.exitCode ?? 'not yet'}):\n${contrail.tail(4)}`));

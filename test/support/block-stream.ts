@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { open as openLmdb } from 'lmdb';
 import type { Entry } from '../../src/events/index.ts';
 import { EventStore } from '../../src/store/index.ts';
 
@@ -32,4 +33,18 @@ export async function writeBuffer(dataDir: string, events: Entry[]): Promise<voi
   const store = new EventStore({ dataDir, hotLogBytes: 0, fsync: false, dictionary: BUNDLED_DICTIONARY });
   await store.commit({ entries: events, revs: new Map() });
   await store.close();
+}
+
+/**
+ * Writes `blocks` blocks of blockStream to a new buffer in `dataDir` and closes it; returns LMDB's
+ * page size and the block directory's first key, for a test that breaks the directory's page
+ * under a running contrail (breakLeafPagesInPlace, test/support/lmdb-pages.ts).
+ */
+export async function writeBufferWithDirectory(dataDir: string, blocks: number): Promise<{ pageSize: number; directoryKey: Buffer }> {
+  await writeBuffer(dataDir, blockStream(blocks));
+  const raw = openLmdb({ path: dataDir, maxDbs: 16 });
+  const { pageSize } = raw.getStats() as { pageSize: number };
+  const directoryKey = Buffer.from([...raw.openDB<unknown, Buffer>({ name: 'directory', keyEncoding: 'binary' }).getKeys({ limit: 1 })][0]!);
+  await raw.close();
+  return { pageSize, directoryKey };
 }
