@@ -6,7 +6,7 @@
  */
 import { pino, type Logger } from 'pino';
 import { build as prettyStream } from 'pino-pretty';
-import type { EventStore } from './store/index.ts';
+import { UnreadableBufferError, type EventStore } from './store/index.ts';
 
 export function createLogger(level: string, stdout: NodeJS.WritableStream & { isTTY?: boolean } = process.stdout): Logger {
   if (!stdout.isTTY) return pino({ level }, stdout);
@@ -33,8 +33,7 @@ export function startStatusLog(logger: Logger, sources: StatusSources, intervalM
     const eventsPerSecond = Math.round((eventsIn * 1000) / (now - since));
     eventsIn = 0;
     since = now;
-    const { oldestTimeUs, newestTimeUs, eventCount } = sources.store.span();
-    const bufferSeconds = oldestTimeUs === undefined || newestTimeUs === undefined ? 0 : Math.round((newestTimeUs - oldestTimeUs) / 1e6);
+    const buffer = bufferStatus(sources.store);
     const lag = await sources.upstreamLagSeconds();
     const lagSeconds = lag !== undefined && Number.isFinite(lag) ? lag : undefined;
     const subscribers = sources.subscribers();
@@ -43,14 +42,34 @@ export function startStatusLog(logger: Logger, sources: StatusSources, intervalM
       : lagSeconds === undefined
         ? 'no upstream event yet'
         : `upstream lag ${lagSeconds.toFixed(1)}s`;
-    logger.info(
-      { status: true, eventsPerSecond, subscribers, upstreamLagSeconds: lagSeconds, bufferSeconds, bufferEvents: eventCount },
-      `status: ${eventsPerSecond.toLocaleString('en')} events/s in, ${subscribers.toLocaleString('en')} subscribers, ${lagText}, buffer ${duration(bufferSeconds)} (${eventCount.toLocaleString('en')} events)`,
-    );
+    const { bufferEvents } = buffer;
+    const bufferText = 'bufferUnreadable' in buffer ? `buffer unreadable (${buffer.bufferUnreadable})` : `buffer ${duration(buffer.bufferSeconds)}`;
+    const fields = { status: true, eventsPerSecond, subscribers, upstreamLagSeconds: lagSeconds, ...buffer };
+    const text = `status: ${eventsPerSecond.toLocaleString('en')} events/s in, ${subscribers.toLocaleString('en')} subscribers, ${lagText}, ${bufferText} (${bufferEvents.toLocaleString('en')} events)`;
+    // A buffer that cannot be read stays in view: a warning every interval, after the store's one error line.
+    if ('bufferUnreadable' in buffer) logger.warn(fields, text);
+    else logger.info(fields, text);
   };
   const timer = setInterval(() => void logStatus(), intervalMs);
   timer.unref();
   return { stop: () => clearInterval(timer) };
+}
+
+/**
+ * How many seconds of events the buffer spans and how many it holds; or, when its oldest event
+ * cannot be read (a page of the block directory damaged on disk), why, with the events it holds.
+ */
+function bufferStatus(store: EventStore): { bufferSeconds: number; bufferEvents: number } | { bufferUnreadable: string; bufferEvents: number } {
+  const bufferEvents = store.size().eventCount;
+  let oldestTimeUs: number | undefined;
+  try {
+    oldestTimeUs = store.oldest()?.timeUs;
+  } catch (err) {
+    if (err instanceof UnreadableBufferError) return { bufferUnreadable: err.message, bufferEvents };
+    throw err;
+  }
+  const { newestTimeUs } = store;
+  return { bufferSeconds: oldestTimeUs === undefined || newestTimeUs === undefined ? 0 : Math.round((newestTimeUs - oldestTimeUs) / 1e6), bufferEvents };
 }
 
 /** 90061 → "1d 1h 1m", 59 → "59s". */

@@ -46,11 +46,11 @@ test('a directory page that goes bad while serving: /stats answers 503 BufferUnr
 
   const metrics = await httpGet(gateway.metricsPort, '/metrics');
   assert.equal(metrics.status, 200, `a scrape still answers: ${metrics.body.toString().slice(0, 200)}`);
-  const value = (name: string) => /^(\S+)$/.exec(new RegExp(`^${name} (\\S+)$`, 'm').exec(metrics.body.toString())?.[1] ?? '')?.[1];
-  assert.equal(value('contrail_store_oldest_event_timestamp_seconds'), 'NaN', 'the oldest event cannot be read');
-  assert.equal(value('contrail_store_buffered_events'), String(3 * BLOCK), 'the events held can');
-  assert.notEqual(value('contrail_store_newest_event_timestamp_seconds'), 'NaN', 'and the newest event');
-  assert.ok(Number(value('contrail_store_unreadable_reads_total')) >= 3, 'every read LMDB refused is counted');
+  const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(metrics.body.toString())?.[1]);
+  assert.ok(Number.isNaN(value('contrail_store_oldest_event_timestamp_seconds')), 'the oldest event cannot be read');
+  assert.equal(value('contrail_store_buffered_events'), 3 * BLOCK, 'the events held can');
+  assert.ok(value('contrail_store_newest_event_timestamp_seconds') > 0, 'and the newest event');
+  assert.ok(value('contrail_store_unreadable_reads_total') >= 3, 'every read LMDB refused is counted');
   assert.equal(lines.filter((line) => line.msg.startsWith('the buffer could not be read')).length, 1, 'the reason is logged once');
 
   // Serves on: a live subscriber is opened.

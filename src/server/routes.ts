@@ -1,4 +1,4 @@
-import type { EventStore, StoreSpan, UpstreamCursor } from '../store/index.ts';
+import { UnreadableBufferError, type EventStore, type StoreSpan, type UpstreamCursor } from '../store/index.ts';
 import { redactUrl } from '../upstream/index.ts';
 import { parseBackfill } from './backfill-feed.ts';
 import type { EventCompressor } from './compression.ts';
@@ -270,11 +270,21 @@ export function createSocketHandler(options: RouteOptions): SocketHandler<Connec
       if (id === undefined || id === compressor.dictionaryId) return dictionaryReply();
       return xrpcReply(400, 'DictionaryNotFound', `no dictionary ${id} here; the current one is ${compressor.dictionaryId} (omit id to get it)`);
     },
-    '/stats': () => ({
-      status: 200,
-      headers: { ...CORS, 'content-type': 'application/json' },
-      body: JSON.stringify({ ...spanWithNulls(store.span()), trimmedUpTo: store.trimmedUpTo, subscribers: hub.size, upstreamCursor: shownCursor(store.upstreamCursor) }),
-    }),
+    '/stats': () => {
+      let span: StoreSpan;
+      try {
+        span = store.span();
+      } catch (err) {
+        // The oldest event cannot be read (a page of the block directory damaged on disk): LMDB's reason, which the store logs once.
+        if (err instanceof UnreadableBufferError) return xrpcReply(503, 'BufferUnreadable', err.message);
+        throw err;
+      }
+      return {
+        status: 200,
+        headers: { ...CORS, 'content-type': 'application/json' },
+        body: JSON.stringify({ ...spanWithNulls(span), trimmedUpTo: store.trimmedUpTo, subscribers: hub.size, upstreamCursor: shownCursor(store.upstreamCursor) }),
+      };
+    },
     [SUBSCRIBE_PATH]: (request) => refuseUnusableUpgrade(request) ?? text(426, 'GET /subscribe needs a WebSocket upgrade (ws:// or wss://)'),
     [SUBSCRIBE_EVENTS_PATH]: (request) =>
       refuseUnusableUpgrade(request) ?? xrpcReply(426, 'InvalidRequest', `${SUBSCRIBE_EVENTS_NSID} is a subscription: connect with a WebSocket (ws:// or wss://)`),

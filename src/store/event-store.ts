@@ -282,6 +282,8 @@ export class EventStore {
   readonly #damagedBlocks = new Set<number>();
   /** Reasons reads failed for (UnreadableBufferError), each logged once (a few: LMDB's error codes). */
   readonly #readFailures = new Set<string>();
+  /** Reads that failed so (UnreadableBufferError), each counted. */
+  #unreadableReads = 0;
   /** Times this store found the per-DID index inconsistent (each bypasses it and, writable, starts a rebuild). */
   #didIndexInconsistencies = 0;
   /** When the rebuilds of the last DID_INDEX_REBUILD_WINDOW_MS started (nowMs), oldest first. */
@@ -505,6 +507,11 @@ export class EventStore {
   /** The per-DID index's state, and how many times this store found it inconsistent (metrics). */
   get didIndex(): { state: DidIndexState; inconsistencies: number } {
     return { state: this.#didIndex, inconsistencies: this.#didIndexInconsistencies };
+  }
+
+  /** Reads of the buffer LMDB refused, or that broke on what they read (UnreadableBufferError), since the store opened (metrics). */
+  get unreadableReads(): number {
+    return this.#unreadableReads;
   }
 
   /** Committed events waiting in the tail for their block's seal, and seals that failed since the store opened (metrics). */
@@ -914,6 +921,7 @@ export class EventStore {
   /** A read that LMDB refused, or that broke on what it read (not a damaged block): see #readFailed. */
   #unreadable(err: unknown, position: number): UnreadableBufferError {
     this.#renewReadTxn();
+    this.#unreadableReads++;
     const unreadable = err instanceof UnreadableBufferError ? err : new UnreadableBufferError(position, err);
     const reason = err instanceof Error ? err.message : String(err);
     if (!this.#readFailures.has(reason)) {
@@ -986,11 +994,12 @@ export class EventStore {
 
   /** The buffer's oldest and newest event, and its size (size()); the oldest is read from the directory (oldest()). */
   span(): StoreSpan {
-    return {
-      oldestTimeUs: this.oldest()?.timeUs,
-      newestTimeUs: this.#tail.at(-1)?.timeUs ?? (this.#sealedCount > 0 ? this.#sealedUpTo : undefined),
-      ...this.size(),
-    };
+    return { oldestTimeUs: this.oldest()?.timeUs, newestTimeUs: this.newestTimeUs, ...this.size() };
+  }
+
+  /** The newest stored event's time_us, or undefined when none is stored: known without a read. */
+  get newestTimeUs(): number | undefined {
+    return this.#tail.at(-1)?.timeUs ?? (this.#sealedCount > 0 ? this.#sealedUpTo : undefined);
   }
 
   /** How many events the buffer holds, and the bytes of LMDB pages they occupy: from LMDB's table stats, no table read. */

@@ -93,6 +93,8 @@
  * throws an UnreadableBufferError naming the position it read after (read-errors.ts), logged
  * once per reason; so do the directory's reads outside a replay's (oldest(), and retention's
  * look at the oldest block, which fails its pass), for a page that goes bad while serving.
+ * Each such read is counted (unreadableReads, for the metrics); the span's readers outside a
+ * replay (/stats, the status line, the gauges) show what can still be read without the oldest.
  * Retention's check of the size bound, run as each commit is announced, reads no table
  * (size(): LMDB's table stats): thrown out of the commit, an error made it look failed, and
  * ingest wrote the batch again. LMDB marks the read transaction it failed in, and lmdb-js would reuse it for
@@ -199,7 +201,7 @@
  *   data-dir-lock.ts lockDataDir: one gateway per data dir
  *   free-space.ts    assertFreeSpace: refuses to start on a full disk
  *   data-dir-watch.ts DataDirWatch: notices the data dir deleted (or made again) under a running gateway
- *   metrics.ts       the store and ingest Prometheus metrics, and the buffer's gauges
+ *   metrics.ts       the store and ingest Prometheus metrics, and the buffer's gauges (and its reads LMDB refused)
  */
 export { EventStore, type Batch, type EventStoreOptions, type StoreSpan, type UpstreamCursor } from './event-store.ts';
 export type { EventFilter, ReadOptions, ReadResult } from './disk-reads.ts';

@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { DidIndexState, EventStore, StoreSpan } from './event-store.ts';
+import type { DidIndexState, EventStore } from './event-store.ts';
+import { UnreadableBufferError } from './read-errors.ts';
 
 export type StoreMetrics = ReturnType<typeof createStoreMetrics>;
 
@@ -54,10 +55,13 @@ export function createStoreMetrics(registry: Registry) {
 /**
  * The buffer's extent as gauges, read from the store once per scrape: its oldest and newest
  * event, how many events and bytes it holds, the upstream seq it holds, and the hot log's size;
- * and the events committed to it. Read from the store, they hold on every node whoever wrote
+ * and the events committed to it, and the reads of it LMDB refused. Read from the store, they hold on every node whoever wrote
  * the buffer (this node's ingest, or a cluster's leader through its stream) and from the start.
  */
-export function registerBufferGauges(registry: Registry, store: Pick<EventStore, 'span' | 'hotLog' | 'sealState' | 'didIndex' | 'upstreamCursor' | 'onCommitted'>): void {
+export function registerBufferGauges(
+  registry: Registry,
+  store: Pick<EventStore, 'oldest' | 'newestTimeUs' | 'size' | 'hotLog' | 'sealState' | 'didIndex' | 'unreadableReads' | 'upstreamCursor' | 'onCommitted'>,
+): void {
   const registers = [registry];
   const committed = new Counter({ name: 'contrail_store_events_total', help: 'Events committed to the buffer', registers });
   store.onCommitted((entries) => committed.inc(entries.length));
@@ -69,13 +73,13 @@ export function registerBufferGauges(registry: Registry, store: Pick<EventStore,
       this.set(store.upstreamCursor?.seq ?? 0);
     },
   });
-  // Read once per scrape for the four gauges that show it (a directory read and LMDB stats of
-  // four tables): prom-client collects a scrape's gauges in one turn of the event loop, and the
-  // read is forgotten at the next turn, so the next scrape reads it again.
-  let scraped: StoreSpan | undefined;
-  const span = (): StoreSpan => {
+  // Read once per scrape for the two gauges that show it (LMDB stats of four tables): prom-client
+  // collects a scrape's gauges in one turn of the event loop, and the read is forgotten at the
+  // next turn, so the next scrape reads it again.
+  let scraped: ReturnType<typeof store.size> | undefined;
+  const size = () => {
     if (scraped === undefined) {
-      scraped = store.span();
+      scraped = store.size();
       setImmediate(() => (scraped = undefined));
     }
     return scraped;
@@ -83,12 +87,22 @@ export function registerBufferGauges(registry: Registry, store: Pick<EventStore,
   // Base units (seconds), and NaN while the buffer is empty: there is no such event, and 0 would
   // read as 1970 (a buffer 56 years deep).
   const seconds = (timeUs: number | undefined) => (timeUs === undefined ? NaN : timeUs / 1e6);
+  // The oldest is read from the block directory; a page of it damaged on disk is counted and
+  // logged by the store, and costs this gauge alone, not the scrape.
+  const oldestSeconds = () => {
+    try {
+      return seconds(store.oldest()?.timeUs);
+    } catch (err) {
+      if (err instanceof UnreadableBufferError) return NaN;
+      throw err;
+    }
+  };
   new Gauge({
     name: 'contrail_store_oldest_event_timestamp_seconds',
-    help: 'Unix time of the oldest buffered event (its time_us in seconds); NaN while the buffer is empty',
+    help: 'Unix time of the oldest buffered event (its time_us in seconds); NaN while the buffer is empty, or while the block directory cannot be read (contrail_store_unreadable_reads_total)',
     registers,
     collect() {
-      this.set(seconds(span().oldestTimeUs));
+      this.set(oldestSeconds());
     },
   });
   new Gauge({
@@ -96,7 +110,7 @@ export function registerBufferGauges(registry: Registry, store: Pick<EventStore,
     help: 'Unix time of the newest buffered event (its time_us in seconds); NaN while the buffer is empty',
     registers,
     collect() {
-      this.set(seconds(span().newestTimeUs));
+      this.set(seconds(store.newestTimeUs));
     },
   });
   new Gauge({
@@ -105,7 +119,7 @@ export function registerBufferGauges(registry: Registry, store: Pick<EventStore,
     help: 'Events in the buffer',
     registers,
     collect() {
-      this.set(span().eventCount);
+      this.set(size().eventCount);
     },
   });
   new Gauge({
@@ -113,7 +127,7 @@ export function registerBufferGauges(registry: Registry, store: Pick<EventStore,
     help: 'Bytes of LMDB pages the buffered events occupy',
     registers,
     collect() {
-      this.set(span().bytes);
+      this.set(size().bytes);
     },
   });
   new Gauge({
@@ -147,6 +161,15 @@ export function registerBufferGauges(registry: Registry, store: Pick<EventStore,
     registers,
     collect() {
       this.set(DID_INDEX_STATES[store.didIndex.state]);
+    },
+  });
+  new Counter({
+    name: 'contrail_store_unreadable_reads_total',
+    help: 'Reads of the buffer LMDB refused (a page of data.mdb damaged on disk: MDB_CORRUPTED, MDB_PAGE_NOTFOUND): replays, cursor look-ups, retention, /stats, the status line, these gauges; each reason is logged once',
+    registers,
+    collect() {
+      this.reset();
+      this.inc(store.unreadableReads);
     },
   });
   new Counter({
