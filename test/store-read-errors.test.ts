@@ -15,6 +15,7 @@ import { didHash } from '../src/store/did-keys.ts';
 import { DamagedBlockError, EventStore, UnreadableBufferError } from '../src/store/index.ts';
 import { cleanup } from './support/cleanup.ts';
 import { tempDir } from './support/gateway.ts';
+import { waitUntil } from './support/poll.ts';
 import { breakLeafPagesOf, pointValuePastFile } from './support/lmdb-pages.ts';
 
 const BUNDLED = readFileSync(fileURLToPath(new URL('../dictionaries/contrail-v1.zstd-dict', import.meta.url)));
@@ -106,4 +107,30 @@ test('reads that meet a block whose bytes changed (zstd\'s checksum) commit no w
   assert.equal(writes() - before, 0, `${REPLAYS} reads that met the block committed no write`);
   const after = store.readAfter(lastOfSecond, { maxEntries: 100 });
   assert.deepEqual(after.entries.map((e) => e.timeUs), events.slice(2 * BLOCK, 2 * BLOCK + 100).map((e) => e.timeUs), 'the read after it is served');
+});
+
+// Session 19: a rebuild of the per-DID index runs in steps on later turns; one whose read LMDB
+// refuses fails the rebuild (the index stays bypassed) and must leave no failed transaction behind.
+test('a per-DID index rebuild whose read LMDB refuses (MDB_CORRUPTED) leaves the index bypassed, counted, and the next read is served', async (t) => {
+  const defer = cleanup(t);
+  const dir = tempDir('contrail-read-errors-');
+  defer(() => dir.remove());
+  const dataDir = join(dir.path, 'data');
+  // The index's first page, where the rebuild's first step starts reading its keys (LMDB refuses
+  // it there; a broken page a cursor only walks onto from the one before fails LMDB's own
+  // assertion, and the process aborts: the README's Design says so).
+  const [first] = [...new Set(events.map((e) => e.did))].map((did) => didHash(did)).sort(Buffer.compare);
+  const store = await damagedBuffer(dataDir, async (pageSize) => {
+    breakLeafPagesOf(dataDir, pageSize, first!);
+    // Marked inconsistent: the start rebuilds the index, whose first step reads its keys.
+    const raw = openLmdb({ path: dataDir, maxDbs: 16 });
+    await raw.openDB<unknown, string>({ name: 'meta' }).put('didIndexBroken', true);
+    await raw.close();
+  });
+  defer(() => store.close());
+  await waitUntil(() => store.didIndex.state === 'bypassed', 'the rebuild to fail');
+  const all = store.readAfter(0, { maxEntries: 100 });
+  assert.deepEqual(all.entries.map((e) => e.timeUs), events.slice(0, 100).map((e) => e.timeUs), 'the read after it');
+  assert.equal(store.oldest()?.timeUs, events[0]!.timeUs);
+  assert.equal(store.unreadableReads, 1, 'the refused read is counted');
 });
