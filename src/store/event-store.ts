@@ -1203,7 +1203,7 @@ export class EventStore {
     this.#queueSteps();
   }
 
-  /** Runs the rebuild's steps for about SEAL_TURN_MS; a failed step leaves the index bypassed until the next start. */
+  /** Runs the rebuild's steps for about SEAL_TURN_MS; a failed step (a read LMDB refused: #rebuildRead) leaves the index bypassed until the next start. */
   #continueRebuild(started: number): void {
     const rebuild = this.#rebuild!;
     try {
@@ -1242,7 +1242,9 @@ export class EventStore {
     if (rebuild.clearFrom) {
       const keys: Buffer[] = [];
       const from = rebuild.clearFrom.length > 0 ? { start: rebuild.clearFrom } : {};
-      for (const key of this.#byDid.getKeys({ ...from, limit: REBUILD_CLEAR_CHUNK })) keys.push(Buffer.from(key));
+      this.#rebuildRead(rebuild, () => {
+        for (const key of this.#byDid.getKeys({ ...from, limit: REBUILD_CLEAR_CHUNK })) keys.push(Buffer.from(key));
+      });
       if (keys.length > 0) {
         this.#root.transactionSync(() => {
           for (const key of keys) this.#byDid.removeSync(key);
@@ -1278,10 +1280,12 @@ export class EventStore {
       rebuild.postings = undefined;
     }
     if (!rebuild.postings) {
-      for (const { key: end, value: info } of this.#directory.getRange({ start: rebuild.done + 1, limit: REBUILD_GROUP_BLOCKS })) {
-        if (end > rebuild.through) break;
-        rebuild.group.push({ end, info });
-      }
+      this.#rebuildRead(rebuild, () => {
+        for (const { key: end, value: info } of this.#directory.getRange({ start: rebuild.done + 1, limit: REBUILD_GROUP_BLOCKS })) {
+          if (end > rebuild.through) break;
+          rebuild.group.push({ end, info });
+        }
+      });
       if (rebuild.group.length === 0) {
         // Together: a replay worker that found the index inconsistent reads through it again once its snapshot counts this rebuild (snapshot-reader.ts).
         this.#root.transactionSync(() => {
@@ -1306,13 +1310,26 @@ export class EventStore {
       try {
         events = this.#blockReader.partOnce(end, info, part);
       } catch (err) {
-        if (!(err instanceof DamagedBlockError)) throw err;
+        if (!(err instanceof DamagedBlockError)) throw this.#unreadable(err, rebuild.done);
         if (rebuild.gaps.at(-1)?.[1] !== end) this.#indexGapFound(rebuild, [info.first, end], err);
         continue;
       }
       for (const entry of events) rebuild.postings.add(entry.did, entry.timeUs, part);
     }
     return false;
+  }
+
+  /**
+   * A read of the rebuild's that LMDB refuses (a page damaged on disk) fails the rebuild as an
+   * UnreadableBufferError: counted, said once, and the read transaction LMDB failed renewed, so
+   * the reads after it (replays that never touch the index) are served.
+   */
+  #rebuildRead(rebuild: IndexRebuild, read: () => void): void {
+    try {
+      read();
+    } catch (err) {
+      throw this.#unreadable(err, rebuild.done);
+    }
   }
 
   /** A rebuild cannot read part of a block (damaged): its events get no postings, said once. */
