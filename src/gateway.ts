@@ -272,6 +272,7 @@ async function startStages(config: GatewayConfig, tuning: GatewayTuning, logger:
   } catch (err) {
     await server?.close();
     await checkPool?.close();
+    identity.stop();
     await identityCache.close();
     throw err;
   }
@@ -291,6 +292,7 @@ async function startStages(config: GatewayConfig, tuning: GatewayTuning, logger:
     await server.close();
     metricsEndpoint.server.close();
     await checkPool?.close();
+    identity.stop();
     await identityCache.close();
     throw err;
   }
@@ -326,6 +328,8 @@ async function startStages(config: GatewayConfig, tuning: GatewayTuning, logger:
       metricsEndpoint.server.close();
       await checkPool?.close();
       await store.close();
+      // Its waits end (a new repo's lookup between retries, or waiting for a directory's time), and with them their timers.
+      identity.stop();
       await identityCache.close();
       logger.info({ flushed }, 'stopped');
       return { flushed };

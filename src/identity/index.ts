@@ -16,7 +16,9 @@
  * Retry-After (at most 60 s) is a time before which that directory (the PLC directory; each did:web
  * host on its own) is asked nothing (directory-waits.ts): until then a fetch that may wait (asked
  * with `wait`, as resolvePatiently's are) waits for it, any other fails at once as `unreachable`
- * saying so; each wait is logged once and counted. `refresh(did)`
+ * saying so; each wait is logged once and counted. `stop()` ends those waits, resolvePatiently's
+ * sleeps between retries and the fetches running, and fails later lookups at once, so a stopped
+ * gateway leaves no timer behind and no lookup reads the cache it closes. `refresh(did)`
  * fetches again: on an #identity event and when a signature fails with the cached key, so a
  * rotated key is followed. A fetch's outcome, document or failure, answers only what needs nothing
  * newer than when it began: a refresh joins a fetch only if that began (or has yet to begin) no

@@ -102,6 +102,8 @@ export class IdentityResolver {
   readonly #slots: { plc: FetchSlots; web: FetchSlots };
   /** When the PLC directory and each did:web host may be asked again, after a Retry-After. */
   readonly #waits = new DirectoryWaits();
+  /** Aborted by stop(): ends the sleeps between retries and before a directory's time, and the fetches running. */
+  readonly #stopping = new AbortController();
 
   constructor(options: IdentityResolverOptions) {
     this.#options = {
@@ -160,8 +162,8 @@ export class IdentityResolver {
         return retry === 0 ? await this.resolve(did, true) : await this.#refresh(did, Date.now(), true);
       } catch (err) {
         const waitMs = err instanceof IdentityError && PASSING_FAILURES.has(err.reason) ? this.#options.patientRetriesMs[retry] : undefined;
-        if (waitMs === undefined) throw err;
-        await sleep(waitMs);
+        // Stopped meanwhile, the failure is the last: no retry is made.
+        if (waitMs === undefined || !(await this.#slept(waitMs))) throw err;
       }
     }
   }
@@ -202,6 +204,17 @@ export class IdentityResolver {
     return flight.fetching;
   }
 
+  /**
+   * Ends every wait and fetch: lookups waiting (between resolvePatiently's retries, or for a
+   * directory's time) fail as they would without waiting, running fetches are aborted, and later
+   * lookups fail at once; the cache is not touched again, so it can be closed. Without it, a stop
+   * left those sleeps' timers (up to a minute's) keeping the process alive, and the retry they
+   * ended in read the closed cache.
+   */
+  stop(): void {
+    this.#stopping.abort();
+  }
+
   /** Forgets a cached failure, so the next refresh() fetches (e.g. after an #identity event). */
   forgetFailure(did: string): void {
     this.#failures.delete(did);
@@ -215,6 +228,7 @@ export class IdentityResolver {
     const { metrics, cache } = this.#options;
     // Whatever the fetch before it brings, it began before what this one's callers need.
     await after;
+    if (this.#stopping.signal.aborted) throw stoppedError(did);
     metrics?.inFlight.inc();
     const slots = did.startsWith('did:web:') ? this.#slots.web : this.#slots.plc;
     try {
@@ -243,6 +257,8 @@ export class IdentityResolver {
       metrics?.resolutions.inc({ result: 'ok' });
       return identity;
     } catch (err) {
+      // Aborted by stop() (or failing on the cache it let close): nothing is remembered.
+      if (this.#stopping.signal.aborted) throw stoppedError(did);
       const error = toIdentityError(did, err);
       metrics?.resolutions.inc({ result: error.reason });
       // Not remembered if a fetch asked for later already succeeded.
@@ -270,11 +286,10 @@ export class IdentityResolver {
     const directory = this.#directoryOf(did);
     for (;;) {
       for (let until = this.#waits.until(directory); until !== undefined; until = this.#waits.until(directory)) {
-        if (!wait) {
+        if (!wait || !(await this.#slept(until - Date.now()))) {
           const asker = did.startsWith('did:web:') ? 'its did:web host' : 'the PLC directory';
           throw new IdentityError('unreachable', `${did}: ${asker} asked to wait until ${new Date(until).toISOString()} (Retry-After); not asked before then`);
         }
-        await sleep(until - Date.now());
       }
       if (!(await slots.take(wait))) {
         throw new IdentityError('overloaded', `${this.#options.maxQueued} DID resolutions from ${slots === this.#slots.web ? 'did:web hosts' : 'the PLC directory'} are already waiting`);
@@ -307,7 +322,7 @@ export class IdentityResolver {
     const guarded = did.startsWith('did:web:');
     const url = guarded ? didWebUrl(did, allowPrivateEndpoints) : `${this.#options.plcUrl}/${did}`;
     // The PLC URL is the operator's; a did:web host is anyone's and goes through the guard.
-    const response = await getGuarded(url, { allowPrivateEndpoints: guarded ? allowPrivateEndpoints : true, timeoutMs });
+    const response = await getGuarded(url, { allowPrivateEndpoints: guarded ? allowPrivateEndpoints : true, timeoutMs, signal: this.#stopping.signal });
     if (response.statusCode === 404 || response.statusCode === 410) {
       response.resume();
       throw new IdentityError('not_found', `${did}: the DID document is not there (HTTP ${response.statusCode})`);
@@ -326,6 +341,16 @@ export class IdentityResolver {
       return JSON.parse(new TextDecoder().decode(body));
     } catch {
       throw new IdentityError('bad_document', `${did}: the DID document is not JSON`);
+    }
+  }
+
+  /** Sleeps `ms`; false, at once, if the resolver stops first (or has stopped). */
+  async #slept(ms: number): Promise<boolean> {
+    try {
+      await sleep(ms, undefined, { signal: this.#stopping.signal });
+      return true;
+    } catch {
+      return false;
     }
   }
 
@@ -364,6 +389,10 @@ export function didWebUrl(did: string, allowPrivateEndpoints: boolean): string {
   if (!/^[a-z0-9.-]+(:\d+)?$/i.test(host)) throw new IdentityError('unsupported_did', `${did}: ${JSON.stringify(host)} is not a host name`);
   const scheme = host.startsWith('localhost') && allowPrivateEndpoints ? 'http' : 'https';
   return `${scheme}://${host}/.well-known/did.json`;
+}
+
+function stoppedError(did: string): IdentityError {
+  return new IdentityError('unreachable', `${did}: not fetched: the resolver stopped`);
 }
 
 function toIdentityError(did: string, err: unknown): IdentityError {

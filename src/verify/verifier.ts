@@ -176,6 +176,8 @@ export class Verifier {
   /** Repos waiting for a resync slot, in the order they went out of sync. */
   readonly #resyncQueue: string[] = [];
   #resyncsRunning = 0;
+  /** Set by ended(): the identity cache may be closed by the time a resolution or resync ends. */
+  #ended = false;
 
   constructor(options: VerifierOptions) {
     this.#options = {
@@ -211,9 +213,11 @@ export class Verifier {
 
   /**
    * Its run is over (the gateway stops, or a cluster node's term ended): what it still holds or
-   * resyncs is abandoned (the next run reads it again), so its gauges read 0 from now on.
+   * resyncs is abandoned (the next run reads it again), so its gauges read 0 from now on, and a
+   * resolution or resync that ends later releases nothing.
    */
   ended(): void {
+    this.#ended = true;
     this.#options.metrics = endedRunMetrics(this.#options.metrics);
   }
 
@@ -449,6 +453,7 @@ export class Verifier {
       () => {},
       (err: Error) => (held.error = err.message),
     ).finally(() => {
+      if (this.#ended) return;
       this.#tasks.push({ kind: 'release', did });
       this.#run();
     });
@@ -583,6 +588,7 @@ export class Verifier {
           (err: Error): Resynced => ({ error: err.message }),
         )
         .then((resynced) => {
+          if (this.#ended) return;
           this.#resyncsRunning--;
           this.#tasks.push({ kind: 'release', did, resynced });
           this.#run();
