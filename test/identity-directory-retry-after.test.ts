@@ -186,3 +186,28 @@ test('under --verify, new repos met by a directory that asks to wait are emitted
   for (const repo of repos) assert.equal(verifier.outOfSync(repo.did), undefined, `${repo.did} is in sync`);
   assert.ok(plc.state.refused <= repos.length, `no repo's lookup is asked again before the directory's time (${plc.state.refused} refused)`);
 });
+
+test('a DID whose lookup met a 429 is looked up again once the directory\'s Retry-After has passed, not only when its failure is forgotten (failureTtlMs)', async (t) => {
+  const plc = await limitingDirectory(t, { seconds: 1 });
+  // A failure memory far longer than the test: only the directory's wait may end it.
+  const { resolver } = resolverFor(t, plc.url, { failureTtlMs: 600_000 });
+  plc.state.limitNext = true;
+  assert.match((await failureOf(resolver.resolve(plcDid(40)))).message, /HTTP 429.*asks to wait 1 s/);
+  await waitUntil(() => resolver.resolve(plcDid(40)).then(() => true, () => false), 'the DID to resolve once the directory\'s wait is over', 30_000);
+  assert.equal(plc.state.refused, 1, 'the directory was not asked again before its time');
+  assert.equal(plc.state.requests, 2);
+});
+
+test('a 429 with Retry-After: 0 still keeps its DID from being asked again at once, and only briefly', async (t) => {
+  let requests = 0;
+  const { url } = await localHttpServer(t, (req, res) => {
+    if (++requests === 1) res.writeHead(429, { 'retry-after': '0' }).end();
+    else res.end(didDocument(req.url!.slice(1), KEY));
+  });
+  const { resolver } = resolverFor(t, url, { failureTtlMs: 600_000 });
+  assert.match((await failureOf(resolver.resolve(plcDid(41)))).message, /HTTP 429/);
+  assert.match((await failureOf(resolver.resolve(plcDid(41)))).message, /HTTP 429/, 'the failure answers the next lookup');
+  assert.equal(requests, 1, 'the directory is not asked again at once');
+  await waitUntil(() => resolver.resolve(plcDid(41)).then(() => true, () => false), 'the DID to resolve once its failure is forgotten', 30_000);
+  assert.equal(requests, 2);
+});
