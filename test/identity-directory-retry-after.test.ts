@@ -6,6 +6,8 @@
  * directory asked for patience. Now each directory (the PLC directory; each did:web host on its
  * own) has a time before which it is not asked: lookups that may wait, wait for it; the others
  * fail at once as `unreachable`, saying so, without a fetch. The wait is logged once and counted.
+ * The refused DID's own failure is remembered until then too, not for the whole failure memory
+ * (30 s), however short the wait (at least 1 s).
  */
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';

@@ -12,7 +12,8 @@
  * wait past it), the PLC directory's and did:web hosts' apart (fetch-slots.ts: hosts anyone runs
  * that hold their answers cannot hold up did:plc lookups), a timeout per fetch and a size limit per document, read as JSON after a leading BOM if any (as
  * @atproto/identity's response.json() reads it). Failures are remembered briefly
- * so an unresolvable DID cannot make every one of its commits hit the directory. A 429's or 503's
+ * so an unresolvable DID cannot make every one of its commits hit the directory: 30 s, or until a
+ * 429's or 503's Retry-After if sooner (at least 1 s, so one that asks for 0 is not hammered). A 429's or 503's
  * Retry-After (at most 60 s) is a time before which that directory (the PLC directory; each did:web
  * host on its own) is asked nothing (directory-waits.ts): until then a fetch that may wait (asked
  * with `wait`, as resolvePatiently's are) waits for it, any other fails at once as `unreachable`

@@ -23,6 +23,8 @@ export class IdentityError extends Error {
   constructor(
     readonly reason: IdentityFailure,
     message: string,
+    /** The wait a 429's or 503's Retry-After asked for: the failure is remembered no longer (see MIN_FAILURE_MEMORY_MS). */
+    readonly retryAfterMs?: number,
   ) {
     super(message);
   }
@@ -46,13 +48,19 @@ export interface IdentityResolverOptions {
   maxDocumentBytes?: number;
   /** A cached identity older than this is still used, and refreshed in the background. */
   staleAfterMs?: number;
-  /** A DID that failed to resolve is not tried again for this long (failures are remembered in memory). */
+  /** A DID that failed to resolve is not tried again for this long, or one refused with a Retry-After until its time if sooner (at least 1 s); failures are remembered in memory. */
   failureTtlMs?: number;
   /** resolvePatiently's waits before each time it asks again after a passing failure (default 1, 2 and 4 s). */
   patientRetriesMs?: readonly number[];
 }
 
 const MAX_REMEMBERED_FAILURES = 10_000;
+
+/**
+ * The shortest a failure that came with a Retry-After is remembered, however short the wait asked
+ * for (0 included): a DID whose directory keeps refusing is asked at most once a second.
+ */
+const MIN_FAILURE_MEMORY_MS = 1_000;
 
 /** The longest a directory's Retry-After is honoured: past it, it is asked again (and may ask again). */
 const MAX_DIRECTORY_WAIT_MS = 60_000;
@@ -333,7 +341,7 @@ export class IdentityResolver {
       const waitMs = status === 429 || status === 503 ? retryAfter(response.headers['retry-after']) : undefined;
       if (waitMs !== undefined) this.#askedToWait(did, status, waitMs);
       const asked = waitMs === undefined ? '' : `; it asks to wait ${Math.round(waitMs / 1000)} s${waitMs > MAX_DIRECTORY_WAIT_MS ? `, contrail waits ${MAX_DIRECTORY_WAIT_MS / 1000} s` : ''}`;
-      throw new IdentityError('unreachable', `${did}: HTTP ${status} from ${new URL(url).host}${asked}`);
+      throw new IdentityError('unreachable', `${did}: HTTP ${status} from ${new URL(url).host}${asked}`, waitMs);
     }
     const body = await readBodyLimited(response, maxDocumentBytes);
     try {
@@ -366,7 +374,10 @@ export class IdentityResolver {
     // A fetch begun earlier may fail later: the newer fetch's failure answers more.
     if ((this.#rememberedFailure(did)?.startedAt ?? -Infinity) > startedAt) return;
     this.#failures.delete(did);
-    this.#failures.set(did, { error, startedAt, until: Date.now() + this.#options.failureTtlMs });
+    // The directory said when to come back (Retry-After): sooner than failureTtlMs, the DID is asked again then.
+    const { failureTtlMs } = this.#options;
+    const rememberMs = error.retryAfterMs === undefined ? failureTtlMs : Math.min(failureTtlMs, Math.max(error.retryAfterMs, MIN_FAILURE_MEMORY_MS));
+    this.#failures.set(did, { error, startedAt, until: Date.now() + rememberMs });
     if (this.#failures.size > MAX_REMEMBERED_FAILURES) this.#failures.delete(this.#failures.keys().next().value!);
   }
 }
