@@ -41,12 +41,15 @@
  * How it flows (verifier.ts): one ordered queue. The key comes from the identity stage's cache
  * without waiting (a DID no atproto method resolves fails at once, with no state kept; a repo's
  * first document waits its turn at the resolver however many wait, and reading pauses while more
- * wait than the resolver's queue bound); a repo whose key is unknown has its messages held — per repo, bounded in
+ * did:plc repos wait than the resolver's queue bound); a repo whose key is unknown has its messages held — per repo, bounded in
  * bytes (per repo and in total; an #identity or #account event, which no resync brings back,
  * only in total) — while its DID is resolved, and the rest of the stream goes
- * on. Reading pauses while half the total bound is held (a cold cache's burst), so that bound
+ * on. Reading pauses while half the total bound is held for did:plc repos (a cold cache's burst), so that bound
  * drops only what was read before the pause; each pause is counted and logged (by what started
- * it). Held messages are released in their order, marked so the store accepts them below its
+ * it). did:web repos never pause reading: their hosts are anyone's, and stalling ones would hold up
+ * every repo. They are bounded apart, all together: past the resolver's queue bound of them
+ * waiting, a new one's commit fails as unknown_key, and past a quarter of the total bound held for
+ * them, their commits fail as held_overflow (both then resync). Held messages are released in their order, marked so the store accepts them below its
  * watermark; meanwhile the saved upstream cursor stays below the oldest held seq, so a crash
  * reads them again. So the order guaranteed is per repo: other repos overtake a held one (the
  * events stage gives time_us in emission order, so replays repeat what live clients got). A signature that fails with a key fetched before the commit arrived (or in its millisecond)

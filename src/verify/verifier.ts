@@ -49,16 +49,18 @@ export interface VerifierOptions {
   /** How often each per-repo line (out of sync, resync failed …) is logged at most (see RepoLog); 0: every one. Default 10 s. */
   repoLogEveryMs?: number;
   /**
-   * Called with true when too many messages wait for verification, too many new repos for their DID
-   * documents, or too many bytes are held (pause reading), false once they drain.
+   * Called with true when too many messages wait for verification, too many new did:plc repos for
+   * their DID documents, or too many bytes are held for did:plc repos (pause reading), false once
+   * they drain. did:web repos never pause reading: they are bounded apart (see isDidWeb).
    */
   onBackpressure?: (paused: boolean) => void;
   /** Bytes of one repo's messages held while its key is resolved; past it its commits and #syncs fail with held_overflow (its #identity and #account events are still held, within maxHeldBytes). */
   maxHeldBytesPerRepo?: number;
   /**
-   * Bytes held for all repos together; past it a message that would be held fails as held_overflow.
-   * Reading pauses while more than half of it is held, and resumes below a quarter, so that bound
-   * catches only what was read before the pause took hold.
+   * Bytes held for all repos together; past it a message that would be held fails as held_overflow,
+   * as does a did:web repo's past a quarter of it held for did:web repos. Reading pauses while more
+   * than half of it is held for did:plc repos, and resumes below a quarter, so that bound catches
+   * only what was read before the pause took hold.
    */
   maxHeldBytes?: number;
   /** Messages waiting for verification before reading pauses. */
@@ -135,8 +137,8 @@ type PauseReason = 'queued' | 'resolving' | 'held_bytes';
 
 const PAUSE_LINES: Record<PauseReason, string> = {
   queued: 'reading from the upstream pauses: too many messages wait for verification',
-  resolving: 'reading from the upstream pauses: too many new repos wait for their DID documents',
-  held_bytes: 'reading from the upstream pauses: too many bytes are held for repos whose keys are resolved, or that are resynced',
+  resolving: 'reading from the upstream pauses: too many new did:plc repos wait for their DID documents',
+  held_bytes: 'reading from the upstream pauses: too many bytes are held for did:plc repos whose keys are resolved, or that are resynced',
 };
 
 /** What one held message is assumed to cost beyond its CAR (its fields and the objects around them). */
@@ -163,6 +165,8 @@ export class Verifier {
   #running: Promise<void> | undefined;
   #highestSeq: number | undefined;
   #heldBytes = 0;
+  /** Of those, held for did:web repos: at most a quarter of maxHeldBytes, and never a reason to pause reading. */
+  #heldWebBytes = 0;
   #heldRepos = new Set<string>();
   /**
    * Messages of repos being released (their key resolved, or their resync ended) not judged yet:
@@ -170,8 +174,11 @@ export class Verifier {
    */
   readonly #releasing = new Map<string, { messages: Waiting[]; next: number }>();
   #outOfSync = 0;
-  /** Repos held for their first DID document: past the resolver's queue bound, reading pauses. */
-  #resolving = 0;
+  /**
+   * Repos held for their first DID document, of each source, bounded as the resolver bounds each
+   * one's fetches waiting: past it, did:plc ones pause reading, and a new did:web one is not held.
+   */
+  readonly #resolving = { plc: 0, web: 0 };
   #paused = false;
   /** Repos waiting for a resync slot, in the order they went out of sync. */
   readonly #resyncQueue: string[] = [];
@@ -378,6 +385,10 @@ export class Verifier {
     }
     const known = identity.cached(did);
     if (!known) {
+      if (isDidWeb(did) && this.#resolving.web >= identity.maxQueued) {
+        this.#fail(did, message, 'unknown_key', `${this.#resolving.web} new did:web repos already wait for their DID documents`);
+        return;
+      }
       this.#startHolding(did, { message, receivedAt }, this.#firstResolution(did));
       return;
     }
@@ -468,10 +479,14 @@ export class Verifier {
     // back: it is held past that bound, in order, within the bound for all repos.
     const event = waiting.message.type === 'identity' || waiting.message.type === 'account';
     const overRepoBound = held.overflowed !== undefined || held.bytes + bytes > this.#options.maxHeldBytesPerRepo;
-    if ((overRepoBound && !event) || this.#heldBytes + bytes > this.#options.maxHeldBytes) {
+    const web = isDidWeb(did);
+    const overWebBound = web && this.#heldWebBytes + bytes > this.#options.maxHeldBytes / 4;
+    if ((overRepoBound && !event) || overWebBound || this.#heldBytes + bytes > this.#options.maxHeldBytes) {
       // Dropped, not failed yet: the messages held before it are still judged on release.
       const reason = held.overflowed ? 'out_of_sync' : 'held_overflow';
-      held.overflowed ??= `${held.bytes} bytes were already held for ${did} while its key was resolved`;
+      held.overflowed ??= overWebBound
+        ? `${this.#heldWebBytes} bytes were already held for did:web repos (a quarter of the bound for all repos) when ${did}'s key was resolved`
+        : `${held.bytes} bytes were already held for ${did} while its key was resolved`;
       this.#options.metrics.failures.inc({ reason });
       if (reason === 'held_overflow') this.#failureLog.record(reason, held.overflowed, { did, type: waiting.message.type });
       return;
@@ -479,6 +494,7 @@ export class Verifier {
     held.messages.push(waiting);
     held.bytes += bytes;
     this.#heldBytes += bytes;
+    if (web) this.#heldWebBytes += bytes;
     this.#updateHeldMetrics();
   }
 
@@ -495,6 +511,7 @@ export class Verifier {
     state.held = undefined;
     this.#heldRepos.delete(did);
     this.#heldBytes -= held.bytes;
+    if (isDidWeb(did)) this.#heldWebBytes -= held.bytes;
     this.#updateHeldMetrics();
     const known = this.#options.identity.cached(did);
     // Each counts as held (heldBelow, heldRepos) until it is judged.
@@ -660,7 +677,8 @@ export class Verifier {
    * Instead reading pauses while more wait than the resolver would let (#updatePaused).
    */
   async #firstResolution(did: string): Promise<AtprotoIdentity> {
-    this.#resolving++;
+    const source = isDidWeb(did) ? 'web' : 'plc';
+    this.#resolving[source]++;
     this.#updatePaused();
     try {
       for (;;) {
@@ -672,7 +690,7 @@ export class Verifier {
         }
       }
     } finally {
-      this.#resolving--;
+      this.#resolving[source]--;
       this.#updatePaused();
     }
   }
@@ -689,19 +707,30 @@ export class Verifier {
     const over = (count: number, bound: number) => (this.#paused ? count >= bound / 2 : count > bound);
     const reason: PauseReason | undefined = over(queued, this.#options.maxQueued)
       ? 'queued'
-      : over(this.#resolving, this.#options.identity.maxQueued)
+      : over(this.#resolving.plc, this.#options.identity.maxQueued)
         ? 'resolving'
-        : over(this.#heldBytes, this.#options.maxHeldBytes / 2)
+        : over(this.#heldBytes - this.#heldWebBytes, this.#options.maxHeldBytes / 2)
           ? 'held_bytes'
           : undefined;
     if ((reason !== undefined) === this.#paused) return;
     this.#paused = reason !== undefined;
     if (reason) {
       this.#options.metrics.readPauses.inc({ reason });
-      this.#repoLog.warn({ reason, queued, resolving: this.#resolving, heldBytes: this.#heldBytes, heldRepos: this.#heldRepos.size }, PAUSE_LINES[reason]);
+      this.#repoLog.warn({ reason, queued, resolving: this.#resolving.plc, heldBytes: this.#heldBytes - this.#heldWebBytes, heldRepos: this.#heldRepos.size }, PAUSE_LINES[reason]);
     }
     this.#options.onBackpressure?.(this.#paused);
   }
+}
+
+/**
+ * did:web documents come from hosts anyone runs, and anyone can make such accounts, a subdomain
+ * each: hosts that hold their answers would keep a pause on for every repo on the network. So their
+ * repos never pause reading; they are bounded apart, all together (a bound per host bounds nothing
+ * when hosts cost nothing), and past those bounds fail and are resynced. The PLC directory is the
+ * operator's and serves nearly every repo: a slow one pauses reading, as a cold cache does.
+ */
+function isDidWeb(did: string): boolean {
+  return did.startsWith('did:web:');
 }
 
 function sizeOf(message: UpstreamMessage): number {
