@@ -37,6 +37,11 @@ export class MessagePrefix {
   /** The response head being read: whole while its status line is not, then only its last 3 characters. */
   #httpHead = '';
   #httpStatusLine: string | undefined;
+  /**
+   * The bytes that followed the 101's head in its read. Node's HTTP client hands them to ws, which
+   * puts them back on the socket (unshift), so they come again as the next read: read once, not twice.
+   */
+  #comingAgain: Buffer | undefined;
   #pending: Buffer = Buffer.alloc(0);
   /** Payload bytes left in the frame being read, and whether they belong to a data message. */
   #frameLeft = 0;
@@ -73,10 +78,14 @@ export class MessagePrefix {
 
   #read(chunk: Buffer): void {
     let data = chunk;
+    const again = this.#comingAgain;
+    this.#comingAgain = undefined;
+    if (again !== undefined && data.subarray(0, again.length).equals(again)) data = data.subarray(again.length);
     if (this.#inHttpResponse) {
       const frames = this.#pastResponseHeads(data);
       if (frames === undefined) return;
       data = frames;
+      if (data.length > 0) this.#comingAgain = data;
     }
     while (data.length > 0) {
       if (this.#frameLeft > 0) {
