@@ -51,13 +51,14 @@ export interface FirehoseClientOptions {
 const DEFAULT_MAX_FRAME_BYTES = 5 * 1024 * 1024;
 /**
  * Frames above --max-frame-bytes but below this are read whole, then dropped. Larger ones close the
- * socket (ws cannot skip a message unread); the client then resumes after their seq (message-prefix.ts).
+ * socket once their first bytes are in (ws cannot skip a message unread); the client then resumes
+ * after their seq (message-prefix.ts, which judges this limit: ws is given none).
  */
 export const SOCKET_MAX_PAYLOAD = 64 * 1024 * 1024;
 /** The longest Retry-After a refused handshake is honoured for: a relay cannot park contrail for a day. */
 const MAX_RETRY_AFTER_MS = 10 * 60_000;
-/** ws's errors for a message above maxPayload, and for a frame announcing more than 2^53 - 1 bytes (past any maxPayload). */
-const TOO_LARGE_FOR_THE_SOCKET = new Set(['WS_ERR_UNSUPPORTED_MESSAGE_LENGTH', 'WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH']);
+/** ws's error for a frame announcing more than 2^53 - 1 bytes, which it refuses whatever its maxPayload. */
+const TOO_LARGE_FOR_THE_SOCKET = 'WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH';
 
 export class FirehoseClient {
   readonly #options: Required<FirehoseClientOptions>;
@@ -184,9 +185,17 @@ export class FirehoseClient {
     logger.info({ url: shownUrl, cursor }, 'connecting to upstream');
     this.#seqsBehind.connecting(cursor);
     this.#nothingKept.connecting();
-    const reading = new MessagePrefix(SOCKET_MAX_PAYLOAD);
+    let closeReason = 'closed';
+    // Closed once ws has read what came before the frame in the same read: messages to hand on, or the 101 itself.
+    const reading = new MessagePrefix(SOCKET_MAX_PAYLOAD, () =>
+      setImmediate(() => {
+        if (socket.readyState !== WebSocket.OPEN) return;
+        closeReason = 'oversized_frame';
+        socket.terminate();
+      }),
+    );
     const socket = new WebSocket(url, {
-      maxPayload: SOCKET_MAX_PAYLOAD,
+      maxPayload: 0, // no limit: `reading` closes the socket past SOCKET_MAX_PAYLOAD, once the frame's seq is in
       perMessageDeflate: false,
       createConnection: ((options: ConnectionOptions) => reading.connect(options, url.protocol === 'wss:')) as never,
     });
@@ -198,7 +207,6 @@ export class FirehoseClient {
       answered = true;
       this.#unproven = undefined;
     };
-    let closeReason = 'closed';
     /** A refused handshake (a non-101 answer) was told, and the wait its Retry-After asks for, bounded. */
     let refused = false;
     let retryAfterMs: number | undefined;
@@ -268,7 +276,8 @@ export class FirehoseClient {
     });
     socket.on('error', (err: Error & { code?: string }) => {
       if (closeReason === 'handshake_timeout' || refused) return; // our own terminate(), already told
-      if (TOO_LARGE_FOR_THE_SOCKET.has(err.code ?? '')) {
+      if (closeReason === 'oversized_frame') return; // our own terminate(), told at close
+      if (err.code === TOO_LARGE_FOR_THE_SOCKET) {
         closeReason = 'oversized_frame';
         return; // told at close, once the frame's first bytes (and its seq) have arrived
       }

@@ -39,7 +39,7 @@
  *
  * Files:
  *   firehose.ts  FirehoseClient: the connection, pings, reconnects with backoff
- *   message-prefix.ts  MessagePrefix: the first bytes (and seq) of a message too large for the socket, and the message in progress, read beside ws
+ *   message-prefix.ts  MessagePrefix: the first bytes (and seq) of a message too large for the socket, which it judges and closes for, and the message in progress, read beside ws
  *   seqs-behind.ts  SeqsBehind: frames that keep coming at or below the highest seq read, said once
  *   nothing-kept-run.ts  NothingKeptRun: frames that keep being dropped (undecoded, or every op of a commit) with none kept, said once
  *   frame.ts     decodeFrame: one WebSocket message → header and body (DAG-CBOR, strict)

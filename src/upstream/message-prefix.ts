@@ -3,10 +3,13 @@ import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 
 /**
  * The first bytes of the WebSocket message the upstream is sending now, read beside `ws` from the
- * same socket. `ws` must buffer a whole message before handing it on, so one above its maxPayload
- * can only be refused by closing the socket (1009) — and a reconnect at the same cursor would meet
- * the same frame again, forever. Its first bytes carry its seq (DAG-CBOR puts `seq` among the
- * first keys of every body), so the client can resume *after* it instead.
+ * same socket. `ws` must buffer a whole message before handing it on, so one above maxBytes can
+ * only be refused by closing the socket — and a reconnect at the same cursor would meet the same
+ * frame again, forever. Its first bytes carry its seq (DAG-CBOR puts `seq` among the first keys of
+ * every body), so the client can resume *after* it instead. This reader, not ws, judges the size:
+ * ws refuses a frame on its header, and its close makes the relay close before the payload (and
+ * the seq) arrives when the header comes in a read of its own; so the client closes only once
+ * the message's first bytes are in (onOversized), ws having buffered no more of it than they.
  *
  * It also says which message is in progress, if any (begun, its last frame not yet read whole): ws
  * shows nothing of a message until it completes, so a relay sending one as endless fragments, its
@@ -51,9 +54,16 @@ export class MessagePrefix {
   #message: Message = { number: 0, prefix: [], prefixBytes: 0, announcedBytes: 0 };
   #inMessage = false;
   #oversized: Message | undefined;
+  #oversizedTold = false;
 
-  /** Remembers the first message whose frames announce more than maxBytes (the socket reads on past it). */
-  constructor(private readonly maxBytes: number) {}
+  /**
+   * Remembers the first message whose frames announce more than maxBytes, and calls onOversized
+   * once its first bytes are in: enough to read its seq, or PREFIX_BYTES.
+   */
+  constructor(
+    private readonly maxBytes: number,
+    private readonly onOversized: () => void,
+  ) {}
 
   /** A socket for ws's `createConnection` option that feeds this reader too. */
   connect(options: ConnectionOptions & { socketPath?: string }, secure: boolean): Socket {
@@ -90,7 +100,10 @@ export class MessagePrefix {
     while (data.length > 0) {
       if (this.#frameLeft > 0) {
         const take = Math.min(this.#frameLeft, data.length);
-        if (this.#frameIsData) this.#keep(data.subarray(0, take));
+        if (this.#frameIsData) {
+          this.#keep(data.subarray(0, take));
+          this.#tellOversized();
+        }
         this.#frameLeft -= take;
         if (this.#frameLeft === 0 && this.#frameEndsMessage) this.#inMessage = false;
         data = data.subarray(take);
@@ -112,7 +125,10 @@ export class MessagePrefix {
       }
       if (this.#frameIsData) {
         this.#message.announcedBytes += payloadBytes;
-        if (this.#message.announcedBytes > this.maxBytes) this.#oversized ??= this.#message;
+        if (this.#message.announcedBytes > this.maxBytes) {
+          this.#oversized ??= this.#message;
+          this.#tellOversized(); // its earlier fragments may have brought its seq
+        }
       }
       this.#frameLeft = payloadBytes;
       if (payloadBytes === 0 && this.#frameEndsMessage) this.#inMessage = false;
@@ -148,6 +164,14 @@ export class MessagePrefix {
       }
       data = after;
     }
+  }
+
+  #tellOversized(): void {
+    const message = this.#oversized;
+    if (this.#oversizedTold || message === undefined) return;
+    if (message.prefixBytes < PREFIX_BYTES && seqFromPrefix(Buffer.concat(message.prefix)) === undefined) return;
+    this.#oversizedTold = true;
+    this.onOversized();
   }
 
   #keep(payload: Buffer): void {
