@@ -40,7 +40,7 @@ export interface GatewayTuning {
   closeTimeoutMs?: ServerOptions['closeTimeoutMs'];
   /** How long upstream frames may all come at or below the highest seq read before /ready fails (default 10 s). */
   seqsBehindMs?: number;
-  /** How long upstream frames may all be dropped (undecoded, or commits with every op dropped) before /ready fails (default 10 s). */
+  /** How long upstream frames may all keep nothing (undecoded, commits with every op dropped, #info and error frames) before /ready fails (default 10 s). */
   nothingKeptMs?: number;
 }
 

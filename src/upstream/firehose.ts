@@ -36,7 +36,7 @@ export interface FirehoseClientOptions {
   handshakeTimeoutMs?: number;
   /** How long frames may all come at or below the highest seq read before it is reported (seqsBehind). */
   seqsBehindMs?: number;
-  /** How long frames may all be dropped (undecoded, or commits with every op dropped) before it is reported (notIngesting). */
+  /** How long frames may all keep nothing (undecoded, commits with every op dropped, #info and error frames) before it is reported (notIngesting). */
   nothingKeptMs?: number;
   /**
    * A message begun must complete within this long of reading (unpaused) time, judged at each ping
@@ -132,7 +132,7 @@ export class FirehoseClient {
 
   /**
    * Why the relay is not being ingested although it is connected, for /ready: it has not answered
-   * since a failure, every frame is dropped (NothingKeptRun: undecoded, or a commit with every op dropped), or every frame is one already
+   * since a failure, every frame keeps nothing (NothingKeptRun: undecoded, a commit with every op dropped, an #info or error frame), or every frame is one already
    * read (SeqsBehind). A quiet relay that answers pings is ingested: it has nothing to send.
    */
   get notIngesting(): string | undefined {
@@ -239,13 +239,15 @@ export class FirehoseClient {
       metrics.bytes.inc(data.byteLength);
       if (!isBinary) {
         this.#options.drops.report('not_binary', 'upstream sent a text frame');
-        this.#nothingKept.dropped('not_binary');
+        this.#nothingKept.keptNothing('not_binary');
         return;
       }
       const message = this.#decode(data);
       if (!message) return;
       const lastDrop = message.type === 'commit' && message.ops.length === 0 ? message.drops.at(-1) : undefined;
-      if (lastDrop) this.#nothingKept.dropped(lastDrop.reason);
+      if (lastDrop) this.#nothingKept.keptNothing(lastDrop.reason);
+      else if (message.type === 'info') this.#nothingKept.keptNothing(`#info ${cutRelayString(message.name)}`);
+      else if (message.type === 'error') this.#nothingKept.keptNothing(`error ${cutRelayString(message.error)}`);
       else this.#nothingKept.kept();
       if (message.type === 'error') {
         closeReason = 'error_frame';
@@ -350,7 +352,7 @@ export class FirehoseClient {
     } catch (err) {
       if (!(err instanceof DropError)) throw err;
       this.#options.drops.report(err.reason, err.message, { bytes: data.byteLength });
-      this.#nothingKept.dropped(err.reason);
+      this.#nothingKept.keptNothing(err.reason);
       return undefined;
     }
   }

@@ -23,7 +23,7 @@
  * consumer's to discard by seq; a run of frames at or below the highest seq read that lasts (a
  * relay whose numbering jumped ahead or restarted) is said once and fails /ready, here where
  * every frame is seen whatever stage drops it (seqs-behind.ts), and so does a run of frames none of
- * which is kept: each undecoded, or a #commit with every op dropped (nothing-kept-run.ts). A connection resets the backoff only once it delivered an
+ * which is kept: each undecoded, a #commit with every op dropped, or an #info or error frame (nothing-kept-run.ts). A connection resets the backoff only once it delivered an
  * event with a seq new to it (an #info or error frame is none, nor a frame at or below its cursor:
  * a relay replaying the same window after every connect is no progress) or answered a ping: one that never answers is a failure
  * however long it lived, and after a failure the next one is not ready until it answers. A
@@ -41,7 +41,7 @@
  *   firehose.ts  FirehoseClient: the connection, pings, reconnects with backoff
  *   message-prefix.ts  MessagePrefix: the first bytes (and seq) of a message too large for the socket, which it judges and closes for, and the message in progress, read beside ws
  *   seqs-behind.ts  SeqsBehind: frames that keep coming at or below the highest seq read, said once
- *   nothing-kept-run.ts  NothingKeptRun: frames that keep being dropped (undecoded, or every op of a commit) with none kept, said once
+ *   nothing-kept-run.ts  NothingKeptRun: frames that keep nothing (undecoded, every op of a commit dropped, #info and error frames) with none kept, said once
  *   frame.ts     decodeFrame: one WebSocket message → header and body (DAG-CBOR, strict)
  *   messages.ts  parseMessage: a frame body → a typed UpstreamMessage, each record op verified
  *   car.ts       CarSlice: a commit's CAR blocks located in place, without decoding
