@@ -122,9 +122,17 @@ export interface ResolvedCursor {
 }
 
 /** Whether resolveCursor would take the cursor for a future one (a seq beyond the next, a timestamp after the newest). */
-export function cursorAhead(store: Pick<EventStore, 'lastTimeUs' | 'lastSeq'>, cursor: number | undefined): boolean {
+export function cursorAhead(store: Pick<EventStore, 'lastTimeUs' | 'lastSeq' | 'setAsideSeqUpTo'>, cursor: number | undefined): boolean {
   if (cursor === undefined) return false;
-  return cursor >= TIMESTAMP_CURSOR_FLOOR ? cursor > store.lastTimeUs : cursor > store.lastSeq + 1;
+  return cursor >= TIMESTAMP_CURSOR_FLOOR ? cursor > store.lastTimeUs : cursor > nextSeq(store);
+}
+
+/**
+ * The seq the buffer's next event gets: after its newest, or in a buffer that has stored none yet,
+ * after every seq a buffer a machine crash set aside gave out (its own numbering starts there).
+ */
+function nextSeq(store: Pick<EventStore, 'lastSeq' | 'setAsideSeqUpTo'>): number {
+  return (store.lastSeq || store.setAsideSeqUpTo) + 1;
 }
 
 /**
@@ -170,7 +178,7 @@ export function resolveCursor(store: EventStore, cursor: number | undefined): Re
     const here = oldest ? `the oldest seq here is ${oldest.seq}` : 'this buffer holds no event yet';
     throw new XrpcError(400, 'CursorTooOld', `cursor ${cursor} is older than this server's buffer: seqs up to ${store.setAsideSeqUpTo} were a buffer's that a machine crash set aside; ${here}`);
   }
-  const next = store.lastSeq + 1;
+  const next = nextSeq(store);
   if (cursor > next) {
     return { position: tip, greeting: () => v2InfoFrame('FutureCursor', `cursor ${cursor} is beyond the next seq (${next}); starting at the live tip`) };
   }
