@@ -371,7 +371,6 @@ export class EventStore {
         blockFloor = end;
         newestBlock = info;
       }
-      if (this.#writable && undecodable.length > 0) this.#forgetBlocks(undecodable);
       if (this.#writable && newestBlock && newestBlock.dict !== this.#dictionaries.current) {
         this.#logger?.warn(
           { dictionary: this.#dictionaries.describe(this.#dictionaries.current), before: this.#dictionaries.describe(newestBlock.dict) },
@@ -383,8 +382,10 @@ export class EventStore {
       // removed by retention: what it holds at or below trimmedUpTo is gone, not unsealed.
       const tailFloor = Math.max(this.#sealedUpTo, this.#trimmedUpTo);
       let runFloor = tailFloor;
+      /** The sound runs as stored, and whether any run was not: see #repairDamage. */
+      const soundRuns: Array<[key: number, value: Buffer]> = [];
+      let damagedRuns = false;
       for (const { key, value } of this.#tailDb.getRange()) {
-        this.#tailRuns.push(key);
         let entries: Entry[];
         // The run's newest event, which is its key unless the key's bytes changed on disk: the CRC-32 covers the records alone.
         let end = key;
@@ -394,6 +395,7 @@ export class EventStore {
           // Readers seek runs by their keys (a replay worker reads the tail from LMDB): one keyed below its events was passed over.
           if (end !== key) throw new Error(`a tail run keyed time_us ${key} holds events up to ${end}: its key changed on disk`);
         } catch (err) {
+          damagedRuns = true;
           // Its events are lost: named to every reader from now on, never read as sound ones.
           if (end > tailFloor) {
             this.#eventsLost([runFloor + 1, end], (err as Error).message, 'a tail run of the buffer cannot be read (its bytes on disk changed: check the disk)');
@@ -401,12 +403,14 @@ export class EventStore {
           runFloor = Math.max(runFloor, end);
           continue;
         }
+        this.#tailRuns.push(key);
+        soundRuns.push([key, value]);
         // A run partly sealed into a block whose directory entry was lost holds some of its events: lost with it.
         for (const entry of entries) if (entry.timeUs > tailFloor && !this.#lost.some(([first, last]) => entry.timeUs >= first && entry.timeUs <= last)) this.#tail.push(entry);
         runFloor = Math.max(runFloor, end);
       }
       this.#lost.sort((a, b) => a[0] - b[0]);
-      if (this.#writable && this.#lost.length !== lostBefore) this.#meta.putSync(META.tailDamage, this.#lost);
+      if (this.#writable && (this.#lost.length !== lostBefore || undecodable.length > 0 || damagedRuns)) this.#repairDamage(undecodable, damagedRuns ? soundRuns : undefined);
       newest = Math.max(this.#tail.at(-1)?.timeUs ?? 0, this.#lost.at(-1)?.[1] ?? 0, this.#sealedUpTo) || undefined;
       this.#lastSeq = readMeta(this.#meta, META.lastSeq) ?? 0;
       // Kept apart from lastSeq, which a replication leader's numbering (commitAssigned) follows as it
@@ -860,7 +864,7 @@ export class EventStore {
   oldest(): { timeUs: number; seq: number } | undefined {
     try {
       for (const end of this.#directory.getKeys()) {
-        // A read-only store keeps the blocks whose entries do not decode (a writable one removes them: #forgetBlocks).
+        // A read-only store keeps the blocks whose entries do not decode (a writable one removes them: #repairDamage).
         if (this.#lost.some(([, lost]) => lost === end)) continue;
         const info = this.#directory.get(end)!;
         return { timeUs: info.first, seq: info.firstSeq };
@@ -964,19 +968,29 @@ export class EventStore {
   }
 
   /**
-   * Removes blocks whose directory entries do not decode (their events are named lost, #eventsLost):
-   * their frames and seq entry with the entry, so that retention, seq lookups and index rebuilds
-   * never meet them, in one transaction. Their per-DID postings stay, never read (every read stops
-   * before lost events), as a damaged partition's do when retention removes its block.
+   * A writable start found events it cannot read: names them lost in `meta` (#lost) and, in the
+   * same transaction, takes what holds them out of the way. Blocks whose directory entries do not
+   * decode (`undecodable`) are removed, their frames and seq entry with the entry, so that
+   * retention, seq lookups and index rebuilds never meet them; their per-DID postings stay, never
+   * read (every read stops before lost events), as a damaged partition's do when retention removes
+   * its block. With `soundRuns` (some tail run was damaged) the tail table is written again with
+   * those alone: a run whose key changed in place to above the next run's sits out of order in its
+   * LMDB page, where a replay worker's seek for the runs after it found it first and stopped there,
+   * past its read's end; no seek by key finds such a run reliably, so the table is cleared whole.
    */
-  #forgetBlocks(ends: readonly number[]): void {
-    const forgotten = new Set(ends);
+  #repairDamage(undecodable: readonly number[], soundRuns: ReadonlyArray<[key: number, value: Buffer]> | undefined): void {
+    const forgotten = new Set(undecodable);
     this.#root.transactionSync(() => {
-      for (const end of ends) {
+      for (const end of undecodable) {
         this.#directory.removeSync(end);
         for (const key of this.#blocks.getKeys({ start: [end, 0], end: [end, SHARED_PARTITION + 1] })) this.#blocks.removeSync(key);
       }
-      for (const { key, value } of this.#blockSeqs.getRange()) if (forgotten.has(value)) this.#blockSeqs.removeSync(key);
+      if (forgotten.size > 0) for (const { key, value } of this.#blockSeqs.getRange()) if (forgotten.has(value)) this.#blockSeqs.removeSync(key);
+      if (soundRuns) {
+        this.#tailDb.clearSync();
+        for (const [key, value] of soundRuns) this.#tailDb.putSync(key, value);
+      }
+      this.#meta.putSync(META.tailDamage, this.#lost);
     }, COMMIT_WITHOUT_WAITING_FOR_FLUSH);
   }
 

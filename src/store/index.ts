@@ -77,7 +77,10 @@
  * events), keeps its events out of the tail and names them (from after the run before it to its
  * newest event, or for a run that fails its CRC to its key) in `meta` until retention passes them: every read, on any thread and
  * after the events around them are sealed, stops before them and the next one throws a
- * DamagedBlockError naming them, as for a damaged block. A replay worker that finds a run
+ * DamagedBlockError naming them, as for a damaged block. A writable start also writes the tail
+ * table again without such runs, in the transaction that names their events: a key changed in
+ * place to above the next run's leaves the run out of order in its LMDB page, where a replay
+ * worker's seek for the runs after it stopped at it and skipped theirs. A replay worker that finds a run
  * damaged since the start fails its read, which the main thread reads from the events it holds.
  * A block's directory entry (msgpack, no checksum either) that no longer decodes leaves the block
  * unreadable (which partitions, which dictionary): a start names its events lost the same way,
