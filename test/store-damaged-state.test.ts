@@ -57,6 +57,17 @@ const damages: Damage[] = [
   { table: 'meta', key: 'upstreamCursor', change: (v) => void (v[0] = 0xc1), what: 'the upstream cursor no longer decodes', reason: /does not decode/ },
   { table: 'partitions', key: 'app.bsky.feed.like', change: (v) => void (v[0] = 0xc1), what: "a collection's partition number reads as something else (0xc1 alone decodes, to an error value)", reason: /is not a partition number/ },
   {
+    table: 'partitions',
+    key: 'app.bsky.feed.like',
+    // A positive fixint (0x02) with a bit flipped: still a number, one no other collection has, so only its place in 1..N gives it away.
+    change: (v) => {
+      assert.equal(v[0], 0x02, "app.bsky.feed.like is the buffer's second partition");
+      v[0] = 0x22;
+    },
+    what: "a collection's partition number changed to one no collection was given",
+    reason: /is partition 34, but the buffer's 2 collections are numbered 1 to 2/,
+  },
+  {
     table: 'dictionaries',
     key: 1,
     change: (v) => void (v[v.length - 100]! ^= 0x5a),
