@@ -88,7 +88,8 @@
  * and seq entry) so that retention, seq lookups and rebuilds never meet the entry; a store's
  * start used to throw on it, and `contrail serve` and `inspect` exited naming nothing.
  * What cannot be rebuilt from the events — `meta`, `partitions`, `dictionaries` — is read at the
- * start with each value's kind checked (stored-state.ts), and each dictionary against its
+ * start with each value's kind checked (stored-state.ts; partition numbers, given in order and
+ * never taken back, must be 1 to the count of collections), and each dictionary against its
  * SHA-256: a value that does not decode or is not what its key holds refuses the buffer, naming
  * the table and the key, closed again with the data dir's lock released (it threw msgpack's error,
  * naming nothing, or started from a garbled seq, time_us or partition number).

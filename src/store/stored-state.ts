@@ -89,7 +89,11 @@ export function readMeta<K extends MetaKey>(meta: Database<unknown, string>, key
 
 /**
  * The `partitions` table: collection → partition number (1 up; 0 is identity, account and sync
- * events), checked as readMeta checks `meta`, no number given twice.
+ * events), checked as readMeta checks `meta`: no number given twice, and none past the count.
+ * Numbers are given in order from 1 and never taken back (a seal that fails forgets the ones it
+ * added before they are stored), so N collections are numbered 1 to N; a number that changed to
+ * another one no collection has is one its blocks were not written with, and its reads would
+ * take another partition's events.
  */
 export function readPartitions(partitions: Database<number, string>): Map<string, number> {
   const read = new Map<string, number>();
@@ -101,6 +105,9 @@ export function readPartitions(partitions: Database<number, string>): Map<string
     if (other !== undefined) throw new DamagedStateError('partitions', collection, `is partition ${part}, which "${other}" is too`);
     collectionOf.set(part, collection);
     read.set(collection, part);
+  }
+  for (const [collection, part] of read) {
+    if (part > read.size) throw new DamagedStateError('partitions', collection, `is partition ${part}, but the buffer's ${read.size} collections are numbered 1 to ${read.size}`);
   }
   return read;
 }
