@@ -122,9 +122,11 @@ export interface ResolvedCursor {
 }
 
 /** Whether resolveCursor would take the cursor for a future one (a seq beyond the next, a timestamp after the newest). */
-export function cursorAhead(store: Pick<EventStore, 'lastTimeUs' | 'lastSeq' | 'setAsideSeqUpTo'>, cursor: number | undefined): boolean {
+export function cursorAhead(store: Pick<EventStore, 'lastTimeUs' | 'lastSeq'>, cursor: number | undefined): boolean {
   if (cursor === undefined) return false;
-  return cursor >= TIMESTAMP_CURSOR_FLOOR ? cursor > store.lastTimeUs : cursor > nextSeq(store);
+  // Not nextSeq: a cluster node (the only caller) numbers its events with its leader's seqs, which
+  // its own set-aside buffer's floor says nothing of, so a cursor past its newest waits to be settled.
+  return cursor >= TIMESTAMP_CURSOR_FLOOR ? cursor > store.lastTimeUs : cursor > store.lastSeq + 1;
 }
 
 /**
