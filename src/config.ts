@@ -4,7 +4,7 @@ import type { Options } from 'yargs';
 import { collectionKeeper } from './store/index.ts';
 import { DEMO_UPSTREAM, normalizeUpstreamUrl } from './upstream/index.ts';
 import { RESYNC_RETRY_MAX_MS } from './verify/index.ts';
-import type { ClusterOptions } from './cluster/index.ts';
+import { natsServers, type ClusterOptions } from './cluster/index.ts';
 import { DEFAULT_REPLAY_LEVEL, defaultReplayWorkers, ZSTD_LEVELS } from './server/index.ts';
 
 /** Everything `contrail serve` needs, parsed and checked (see cli.ts for the flags). */
@@ -267,13 +267,11 @@ function checkedString(flag: string, value: string, option: Options): string {
   return value;
 }
 
-/** "nats://a:4222,nats://b:4222" → the server list; each must be a nats:// (or tls://) URL. */
+/** "nats://a:4222,nats://b:4222" → the server list, checked as the NATS client will take it (natsServers). */
 export function parseNatsServers(value: string): string[] {
   const servers = value.split(',').map((server) => server.trim()).filter((server) => server !== '');
-  for (const server of servers) {
-    if (!/^(nats|tls):\/\/[^/\s]+$/.test(server)) throw new Error(`${JSON.stringify(server)} is not a NATS server URL (nats://host:4222)`);
-  }
   if (servers.length === 0) throw new Error('--nats needs at least one server URL');
+  natsServers(servers);
   return servers;
 }
 

@@ -7,7 +7,7 @@ import type { GatewayConfig } from './config.ts';
 import { CursorClock } from './events/index.ts';
 import { createIdentityMetrics, IdentityCache, IdentityResolver } from './identity/index.ts';
 import { checkDictionary, startMetricsEndpoint, startServer, type ServerOptions, type SubscribeServer } from './server/index.ts';
-import type { ClusterNode, IngestRun } from './cluster/index.ts';
+import { joinCluster, type ClusterNode, type IngestRun } from './cluster/index.ts';
 import { collectionKeeper, createStoreMetrics, DataDirWatch, EventStore, Ingester, mapSizeFor, registerBufferGauges, Retention, type Batch } from './store/index.ts';
 import { createUpstreamMetrics, DEMO_UPSTREAM, DemoUpstream, DropReporter, FirehoseClient, redactUrl, type UpstreamReader } from './upstream/index.ts';
 import { CheckPool, createVerifyMetrics, SigningKeys, Verifier, type ResyncedRepo } from './verify/index.ts';
@@ -278,9 +278,8 @@ async function startStages(config: GatewayConfig, tuning: GatewayTuning, logger:
   }
   logger.info({ host: config.metricsHost, port: metricsEndpoint.port }, 'serving Prometheus metrics at /metrics');
   try {
-    // The NATS client is loaded only by nodes that join a cluster.
     if (config.cluster) {
-      const node = await (await import('./cluster/index.ts')).joinCluster(config.cluster, store, config.dataDir, logger, registry, startIngest, config.upstream);
+      const node = await joinCluster(config.cluster, store, config.dataDir, logger, registry, startIngest, config.upstream);
       joinedCluster(node);
       role = node;
       readsUpstream = () => node.leading;

@@ -55,3 +55,4 @@
 export type { ClusterOptions } from './nats.ts';
 export { joinCluster, type ClusterNode } from './node.ts';
 export type { IngestRun } from './leadership.ts';
+export { natsServers } from './nats-servers.ts';

@@ -16,17 +16,17 @@ export interface NatsServers {
  * token as its user, `nats://token@host`), the way operators write them, but the client ignores
  * them there and is refused by a NATS that requires them: they go to its options instead, one set
  * for every server (the client offers it to whichever it connects to), so URLs that carry
- * different ones are refused. Nothing shown keeps them.
+ * different ones are refused. Nothing shown keeps them. config.ts calls it on the flag's value,
+ * so a URL it refuses is a flag error, given before anything is opened.
  */
 export function natsServers(urls: string[]): NatsServers {
   let auth: NatsAuth = {};
   const servers = urls.map((text) => {
-    let url: URL;
-    try {
-      url = new URL(text);
-    } catch {
-      throw new Error(`${text.replace(/\/\/[^@/]*@/, '//***@')} is not a NATS server URL (check --nats: nats://host:4222, nats://user:password@host:4222)`);
+    // The form alone lets through what URL cannot parse (a port past 65535, a ^ in the host).
+    if (!/^(nats|tls):\/\/[^/\s]+$/.test(text) || !URL.canParse(text)) {
+      throw new Error(`--nats: ${JSON.stringify(withoutCredentials(text))} is not a NATS server URL (nats://host:4222, nats://user:password@host:4222, or tls://…)`);
     }
+    const url = new URL(text);
     if (url.username === '' && url.password === '') return text;
     const user = decodeURIComponent(url.username);
     const own: NatsAuth = url.password === '' ? { token: user } : { user, pass: decodeURIComponent(url.password) };
@@ -39,4 +39,9 @@ export function natsServers(urls: string[]): NatsServers {
     return url.toString();
   });
   return { servers, shown: urls.map(redactUrl), auth };
+}
+
+/** A value as given, up to its last @ before the host masked: a URL that does not parse (or is not a URL) still shows what it names, never its credentials. */
+function withoutCredentials(text: string): string {
+  return text.replace(/^((?:[a-z][a-z0-9+.-]*:\/\/)?)[^/]*@/i, '$1***@');
 }
