@@ -28,6 +28,16 @@ interface SavedPosition {
 /** The node's buffer holds events this cluster's stream does not: it cannot serve them beside the stream's. */
 export class ForeignBufferError extends Error {}
 
+/**
+ * A wait for a seq of the stream before it was made again (waitApplied): the new stream numbers
+ * its messages from 1 again, so that seq names another message, and the wait cannot be answered.
+ */
+export class StreamMadeAgainError extends Error {
+  constructor(streamName: string, seq: number) {
+    super(`the cluster stream ${streamName} was made again while this node waited for its buffer to hold seq ${seq} of the stream before: that seq names another message now`);
+  }
+}
+
 /** The data dir was deleted under the running node: its position (and its buffer) can no longer be kept where the next start finds them. */
 export class DataDirGoneError extends Error {}
 
@@ -235,6 +245,7 @@ export class StreamFollower {
    * before, and a consumer reading on from it would miss every batch the new one holds below
    * that seq. So the position starts again at 0 (saved at once) and the consumer is closed;
    * #follow starts one at the new stream's start, and its batches the buffer holds are passed over.
+   * Waits for seqs of the stream before fail (StreamMadeAgainError): its callers ask again of the new one.
    */
   #readAgainFromStart(created: string, state: StreamState): void {
     this.logger.error({ appliedSeq: this.#applied, streamWasCreated: this.#created, streamCreated: created, streamLastSeq: state.last_seq }, `${MADE_AGAIN} while this node followed it: ${READ_FROM_START}`);
@@ -247,6 +258,10 @@ export class StreamFollower {
     this.#streamEndAtStart = 0;
     this.#pending = state.last_seq > 0 ? Infinity : 0;
     this.onApplied(0);
+    // Every wait named a seq of the stream before: the new one's seq of that number is another message.
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const waiter of waiters) waiter.reject(new StreamMadeAgainError(this.cluster.streamName, waiter.seq));
     const messages = this.#messages;
     this.#messages = undefined;
     void messages?.close();
@@ -313,7 +328,8 @@ export class StreamFollower {
   /**
    * Resolves once the local buffer holds the stream through `seq`. A wait given up (`signal`
    * aborts: a term's catch-up that ended) rejects, naming the signal's reason, and is forgotten, so
-   * waits that never end do not pile up while the buffer stands still.
+   * waits that never end do not pile up while the buffer stands still. A stream made again
+   * meanwhile rejects it (StreamMadeAgainError): `seq` was the stream's before.
    */
   waitApplied(seq: number, signal?: AbortSignal): Promise<void> {
     if (seq <= this.#applied) return Promise.resolve();

@@ -29,7 +29,8 @@
  * lease only elects, the stream fences. A deposed leader drops what it read and did not append;
  * the new leader reads it again from the relay. Any failed append ends the term the same way.
  * A stream made again (removed, or lost with NATS's storage) numbers its messages from 1 again:
- * each node notices its new creation time and reads it from its start (follower.ts), and one
+ * each node notices its new creation time and reads it from its start (follower.ts), failing
+ * every wait for a seq of the stream before (that seq names another message now), and one
  * removed while the cluster runs is made again by the first node whose append, marker or lease
  * check meets it gone (nats.ts), as the lease bucket is.
  * A node whose follower stopped for good (a buffer this stream did not write, a stream record it

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { Batch, EventStore } from '../store/index.ts';
 import type { HopLog } from './hop-timing.ts';
 import type { LeaderLease } from './lease.ts';
-import type { StreamFollower } from './follower.ts';
+import { StreamMadeAgainError, type StreamFollower } from './follower.ts';
 import { isUnansweredPublish } from './nats.ts';
 import { CutOffBatchError, DeposedError, type StreamWriter } from './stream-writer.ts';
 
@@ -241,7 +241,9 @@ export class Leadership {
    * stuck) would hold every other node out of the lease with nobody ingesting, so it gives the
    * lease up (with no other node it takes it back at its next check: the writer keeps its marker,
    * still the stream's last message). A stop ends the wait at once (stop() frees the lease). A
-   * failed renewal here is the loop's to handle next.
+   * stream made again meanwhile took the marker with it: the wait ends, and the next check, the
+   * lease still held, begins a term on the new stream. A failed renewal here is the loop's to
+   * handle next.
    */
   async #catchUpRenewing(markerSeq: number): Promise<boolean> {
     const { lease, leaseMs, follower, logger } = this.options;
@@ -270,10 +272,13 @@ export class Leadership {
       const outcome = await follower.waitApplied(markerSeq, interrupted.signal).then(
         () => 'caught up' as const,
         (err: unknown) => {
+          if (err instanceof StreamMadeAgainError) return 'made again' as const;
           if (!interrupted.signal.aborted) throw err; // the follower failed
           return interrupted.signal.reason as 'stuck' | 'stopped';
         },
       );
+      // The marker is gone with the stream: the next check, the lease still held, fences the new one.
+      if (outcome === 'made again') logger.warn({ node: lease.nodeId, markerSeq }, "the cluster stream was made again while this node's buffer caught up with its term's marker: it fences the new stream at its next lease check");
       if (outcome === 'stuck') {
         logger.warn({ node: lease.nodeId, markerSeq, appliedSeq, leaseMs }, "this node's buffer did not move toward its term's marker for a whole lease: it gives the ingest lease up for a node that can lead");
         await renewal;

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { StreamFollower } from './follower.ts';
+import { StreamMadeAgainError, type StreamFollower } from './follower.ts';
 import type { ClusterConnection } from './nats.ts';
 
 const RETRY_MS = 1_000;
@@ -18,7 +18,8 @@ interface Caller {
  * twice, not once per client — and callers that arrive while it travels wait for the next one,
  * because the answer must postdate their cursor. While NATS cannot answer, it asks again every
  * second for as long as a caller still wants the answer (a client that left does not) and the
- * node runs (stop); the retry's timer never keeps the process alive.
+ * node runs (stop); the retry's timer never keeps the process alive. An end whose stream was made
+ * again before the buffer reached it is asked again, of the new stream.
  */
 export class StreamEnd {
   #queued: Caller[] = [];
@@ -62,10 +63,22 @@ export class StreamEnd {
       const lastSeq = await this.#lastSeq(callers);
       // Undefined: stopped, or every caller left while NATS could not answer.
       if (lastSeq === undefined) continue;
-      // A follower that stopped for good (follower.ts, failed) never applies it: the node is stopping.
-      this.follower.waitApplied(lastSeq).then(() => callers.forEach((caller) => caller.resolve()), () => {});
+      this.follower.waitApplied(lastSeq).then(
+        () => callers.forEach((caller) => caller.resolve()),
+        (err: unknown) => {
+          // The end of a stream made again since: the callers wait for the new one's. A follower
+          // that stopped for good (follower.ts, failed) never applies anything: the node is stopping.
+          if (err instanceof StreamMadeAgainError) this.#askAgain(callers);
+        },
+      );
     }
     this.#asking = false;
+  }
+
+  #askAgain(callers: Caller[]): void {
+    if (this.#stopped) return;
+    this.#queued.push(...callers);
+    if (!this.#asking) void this.#ask();
   }
 
   async #lastSeq(callers: readonly Caller[]): Promise<number | undefined> {
