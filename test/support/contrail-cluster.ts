@@ -67,6 +67,8 @@ export interface ContrailClusterOptions {
   logLevel?: string;
   /** More flags every node is started with (e.g. --verify and its directory). */
   args?: string[];
+  /** Environment variables a node is started with, by its id (e.g. a wall clock set behind: clock-behind.ts). */
+  env?: Record<string, Record<string, string>>;
 }
 
 export class ContrailCluster {
@@ -141,7 +143,7 @@ export class ContrailCluster {
       '--upstream', this.relay.url, '--data-dir', dataDir, '--nats', natsUrls.join(','),
       '--nats-replicas', String(this.options.natsServers), '--nats-lease', `${this.options.leaseMs}ms`, '--node-id', id,
       ...(this.options.args ?? []),
-    ], { logLevel: this.options.logLevel });
+    ], { logLevel: this.options.logLevel, env: this.options.env?.[id] });
     return { id, dataDir, process, natsProxies };
   }
 
