@@ -54,3 +54,28 @@ test('an unparseable --nats exits 2 naming the flag and the value (credentials a
   }
   assert.deepEqual(wrong, []);
 });
+
+test('a --nats-name NATS cannot name a stream and a KV bucket with exits 2 naming the flag and the value before the buffer is opened', async (t) => {
+  const defer = cleanup(t);
+  const dir = tempDir('contrail-nats-name-flag-');
+  defer(() => dir.remove());
+  const wrong: string[] = [];
+  // Names <name>-events (a stream: no '.', '*', '>' or whitespace) and <name>-leader (a KV bucket: letters, digits, _ and - only).
+  for (const [i, name] of ['a.b', 'a b', '*', 'x>', 'é'].entries()) {
+    const dataDir = join(dir.path, String(i));
+    // Nothing listens at the URL: a start the parser let through fails there (exit 1).
+    const contrail = ContrailProcess.serve(['--upstream', 'demo', '--data-dir', dataDir, '--nats', 'nats://127.0.0.1:1', '--nats-name', name]);
+    defer(() => contrail.stop());
+    const { code } = await contrail.exit;
+    const line = contrail.stderr[0] ?? '';
+    const problems = [
+      code !== 2 && `exit ${code}`,
+      !line.startsWith('contrail: ') && 'no one-line usage error',
+      !line.includes('--nats-name') && 'the flag is not named',
+      !line.includes(JSON.stringify(name)) && 'the value is not named',
+      existsSync(dataDir) && 'the data dir was made (the buffer was opened)',
+    ].filter(Boolean);
+    if (problems.length > 0) wrong.push(`${JSON.stringify(name)}: ${problems.join(', ')}; stderr ${JSON.stringify(contrail.stderr.join('\n'))}`);
+  }
+  assert.deepEqual(wrong, []);
+});
