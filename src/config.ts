@@ -275,6 +275,17 @@ export function parseNatsServers(value: string): string[] {
   return servers;
 }
 
+/**
+ * The name the cluster's stream (<name>-events) and lease bucket (<name>-leader) are made under:
+ * NATS takes only letters, digits, _ and - in a KV bucket's name (the client's own check), so
+ * anything else would fail at the join, after the buffer was opened (and, for a letter outside
+ * ASCII, after the stream was made in NATS).
+ */
+export function parseNatsName(value: string): string {
+  if (!/^[-\w]+$/.test(value)) throw new Error(`--nats-name: ${JSON.stringify(value)} is not a name NATS takes for a stream and a KV bucket (letters, digits, _ and - only)`);
+  return value;
+}
+
 export function parseReplicas(value: string): number {
   if (!/^[1-5]$/.test(value)) throw new Error(`${JSON.stringify(value)} is not a replica count (1 to 5; 1 or 3 usually)`);
   return Number(value);
@@ -446,7 +457,7 @@ export const SERVE_OPTIONS = {
     coerce: parseDuration,
   },
   'nats-lease': { type: 'string', default: '5s', describe: 'Ingest leader lease: failover starts at most this long after a leader dies', coerce: parseDuration },
-  'nats-name': { type: 'string', default: 'contrail', describe: 'Names the stream and lease bucket, so several clusters can share one NATS' },
+  'nats-name': { type: 'string', default: 'contrail', describe: 'Names the stream and lease bucket, so several clusters can share one NATS (letters, digits, _ and -)', coerce: parseNatsName },
   'node-id': { type: 'string', describe: "This node's name in the cluster (logs, lease holder)", defaultDescription: 'hostname-pid' },
   'nats-hop-timing': {
     type: 'string',
