@@ -42,6 +42,13 @@ export interface LeadershipOptions {
   restoreMissing(): Promise<boolean>;
 }
 
+/*
+ * Every span this file measures (since the last renewal, since the buffer last moved, since the
+ * checks began failing) is read on the monotonic clock: a wall clock stepped back (NTP correcting
+ * a clock that was ahead) held a leader whose buffer stood still in its lease for the length of
+ * the step, and one stepped forward ended terms for nothing.
+ */
+
 /** How soon a failed lease check is tried again, while the failures are younger than a check period (sooner if the period is shorter). */
 const LEASE_RETRY_MS = 250;
 
@@ -129,14 +136,14 @@ export class Leadership {
     try {
       if (lease.held) {
         if (await lease.renew()) {
-          this.#lastRenewal = Date.now();
+          this.#lastRenewal = performance.now();
           if (!this.#term) await this.#beginTerm();
         } else {
           logger.warn('lost the ingest lease (it expired, or another node took it): stopping ingest');
           await this.#endTerm(0);
         }
       } else if (await lease.tryAcquire()) {
-        this.#lastRenewal = Date.now();
+        this.#lastRenewal = performance.now();
         await this.#beginTerm();
       }
       this.#checkPassed();
@@ -153,7 +160,7 @@ export class Leadership {
   /** Past the lease time without a renewal the lease may be another node's: stop appending. */
   async #stopIfLeaseLapsed(): Promise<void> {
     const { leaseMs, logger } = this.options;
-    const sinceRenewalMs = Date.now() - this.#lastRenewal;
+    const sinceRenewalMs = performance.now() - this.#lastRenewal;
     if (this.#term && sinceRenewalMs > leaseMs) {
       logger.warn({ sinceRenewalMs, leaseMs }, 'no lease renewal for longer than the lease: this node stops leading (another may have taken over)');
       await this.#endTerm(0);
@@ -165,7 +172,7 @@ export class Leadership {
   }
 
   #checkFailed(err: Error): void {
-    const now = Date.now();
+    const now = performance.now();
     this.#failingSince ??= now;
     const failingForMs = now - this.#failingSince;
     if (this.#failureWarned || failingForMs >= this.options.leaseMs / 3) {
@@ -178,7 +185,7 @@ export class Leadership {
 
   #checkPassed(): void {
     if (this.#failingSince === undefined) return;
-    const failedForMs = Date.now() - this.#failingSince;
+    const failedForMs = performance.now() - this.#failingSince;
     if (this.#failureWarned) this.options.logger.info({ failedForMs }, 'cluster lease checks pass again');
     else this.options.logger.debug({ failedForMs }, 'a cluster lease check passed on a retry');
     this.#failingSince = undefined;
@@ -249,7 +256,7 @@ export class Leadership {
     const { lease, leaseMs, follower, logger } = this.options;
     let renewal: Promise<unknown> = Promise.resolve();
     let appliedSeq = follower.appliedSeq;
-    let movedAtMs = Date.now();
+    let movedAtMs = performance.now();
     const interrupted = new AbortController();
     this.#interruptCatchUp = interrupted;
     if (this.#stopped) interrupted.abort('stopped'); // stopped while the marker was being appended
@@ -257,14 +264,14 @@ export class Leadership {
       if (interrupted.signal.aborted) return;
       if (follower.appliedSeq !== appliedSeq) {
         appliedSeq = follower.appliedSeq;
-        movedAtMs = Date.now();
-      } else if (Date.now() - movedAtMs >= leaseMs) {
+        movedAtMs = performance.now();
+      } else if (performance.now() - movedAtMs >= leaseMs) {
         interrupted.abort('stuck');
         return;
       }
       renewal = renewal.then(async () => {
         // Not once the wait ended (stuck or stopped): a renewal racing the release would take the lease back.
-        if (lease.held && !interrupted.signal.aborted && (await lease.renew().catch(() => false))) this.#lastRenewal = Date.now();
+        if (lease.held && !interrupted.signal.aborted && (await lease.renew().catch(() => false))) this.#lastRenewal = performance.now();
       });
     }, leaseMs / 3);
     try {
