@@ -146,6 +146,7 @@ for (const { transport, skip } of await transportsUnderTest()) {
         ['cursor=1.5', 'cursor'],
         ['cursor=1e15', 'cursor'],
         ['cursor=12abc', 'cursor'],
+        ['cursor=99999999999999999999', 'cursor'], // past int64: Jetstream v1's ParseInt refuses it too
       ];
       for (const [query, parameter] of cases) {
         const reply = await upgradeRequest(gateway.port, `/subscribe?${query}`);
@@ -163,7 +164,6 @@ for (const { transport, skip } of await transportsUnderTest()) {
         'foo=bar&maxSize=5', // unknown parameters (the Go client's maxSize) are ignored
         'cursor=',
         'cursor=-5',
-        'cursor=99999999999999999999',
         'compress=false&requireHello=false',
         'compress=true',
         'compress=1&requireHello=on', // Jetstream v1: anything but `true` is false
