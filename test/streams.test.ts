@@ -153,7 +153,7 @@ for (const { transport, skip } of await transportsUnderTest()) {
       const cases: Array<[query: string, reason: RegExp, headers?: Record<string, string>]> = [
         ['wantedDids=bob', /^wantedDids: "bob" is not a valid DID/],
         ['wantedCollections=app.bsky.feed.p*st', /^wantedCollections: /],
-        ['cursor=yesterday', /^cursor: "yesterday" is not an integer/],
+        ['cursor=yesterday', /^cursor: "yesterday" is not a 64-bit integer/],
         ['limit=0', /^limit: "0" is not a whole number/],
         ['limit=ten', /^limit: "ten"/],
         ['heartbeat=0s', /^heartbeat: "0s" must be a duration from 1s to 60m/],
@@ -161,7 +161,7 @@ for (const { transport, skip } of await transportsUnderTest()) {
         ['compress=true', /^compress=true needs a WebSocket: use \/subscribe/],
         ['requireHello=true', /^requireHello=true needs a WebSocket/],
         ['backfill=yes', /^backfill=yes: backfill needs a WebSocket/],
-        ['', /^Last-Event-ID: "abc" is not an integer/, { 'last-event-id': 'abc' }],
+        ['', /^Last-Event-ID: "abc" is not a 64-bit integer/, { 'last-event-id': 'abc' }],
       ];
       for (const path of ['/stream', '/stream.ndjson'] as const) {
         for (const [query, reason, headers] of cases) {

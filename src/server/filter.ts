@@ -34,6 +34,7 @@ export interface FilterInput {
   wantedDids?: readonly unknown[];
   /** Absent or empty: v1's kinds (commit, identity, account). */
   wantedKinds?: readonly unknown[];
+  /** A JSON number (an options_update's), or a query string's read by queryMaxMessageBytes; absent: no limit. */
   maxMessageSizeBytes?: unknown;
 }
 
@@ -93,10 +94,40 @@ function parseKinds(values: readonly unknown[]): ReadonlySet<EventKind> {
 
 const jsonBytes = (entry: Entry) => entry.json.byteLength;
 
-/** Like Jetstream: zero, negative, junk or absent all mean "no limit". */
+/** Go's strconv integer syntax (Atoi, ParseInt in base 10): an optional sign, then ASCII digits. */
+const GO_INTEGER = /^[+-]?[0-9]+$/;
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+/** Jetstream v1 keeps the limit in a uint32; from here up it wraps there (2^32 + 10 → 10), and here means no limit. */
+const NO_LIMIT_FROM = 2 ** 32;
+
+/** A Go int64 written as Go's strconv reads it, or undefined where strconv fails (bad syntax, out of range). */
+export function goInt64(text: string): bigint | undefined {
+  if (!GO_INTEGER.test(text)) return undefined;
+  const value = BigInt(text);
+  return value >= INT64_MIN && value <= INT64_MAX ? value : undefined;
+}
+
+/**
+ * The size limit of an options_update, a JSON number, which v1 decodes into a Go int: anything
+ * else is refused, as v1 closes the connection on it. Negative is no limit, as in v1; so is 2^32
+ * or more, which v1 wraps in its uint32. (JavaScript cannot tell 2^63 - 1 from 2^63: both pass.)
+ */
 function parseMaxMessageBytes(value: unknown): number {
-  const number = typeof value === 'string' ? Number(value.trim() || NaN) : value;
-  return typeof number === 'number' && Number.isSafeInteger(number) && number > 0 ? number : 0;
+  if (value === undefined) return 0;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < Number(INT64_MIN) || value > Number(INT64_MAX)) {
+    throw new OptionError(`maxMessageSizeBytes: ${JSON.stringify(value)} is not an integer number of bytes`);
+  }
+  return value > 0 && value < NO_LIMIT_FROM ? value : 0;
+}
+
+/**
+ * The size limit of a query string, read as v1 does (strconv.Atoi): junk, a number in another
+ * syntax (0x10, 1e3, ' 400') or one out of int64's range is no limit, as is an absent one.
+ */
+export function queryMaxMessageBytes(text: string | null): number {
+  const limit = text === null ? undefined : goInt64(text);
+  return limit === undefined ? 0 : parseMaxMessageBytes(Number(limit));
 }
 
 /**

@@ -3,7 +3,7 @@ import { redactUrl } from '../upstream/index.ts';
 import { parseBackfill } from './backfill-feed.ts';
 import type { EventCompressor } from './compression.ts';
 import { takesDeflateOffer } from './deflate-offer.ts';
-import { OptionError, parseFilter } from './filter.ts';
+import { OptionError, goInt64, parseFilter, queryMaxMessageBytes } from './filter.ts';
 import type { ServerMetrics } from './metrics.ts';
 import { XrpcError, cursorAhead, dictionaryIdParam, parseSubscribeEventsQuery, resolveCursor, xrpcReply } from './subscribe-events.ts';
 import { positionAtTime, startsAtOldest, type Admission, type Subscriber } from './subscriber.ts';
@@ -361,16 +361,18 @@ function parseCommonQuery(query: URLSearchParams) {
     wantedCollections: query.getAll('wantedCollections'),
     wantedDids: query.getAll('wantedDids'),
     wantedKinds: query.getAll('wantedKinds'),
-    maxMessageSizeBytes: query.get('maxMessageSizeBytes') ?? undefined,
+    maxMessageSizeBytes: queryMaxMessageBytes(query.get('maxMessageSizeBytes')),
   });
   const cursorText = query.get('cursor') ?? '';
   const cursor = cursorText === '' ? undefined : parseCursor('cursor', cursorText);
   return { filter, cursor, heartbeatMs: parseHeartbeat(query.get('heartbeat') ?? '') };
 }
 
+/** As Jetstream v1 reads it (strconv.ParseInt): a Go int64, or a 400. */
 function parseCursor(name: string, text: string): number {
-  if (!/^-?\d+$/.test(text)) throw new OptionError(`${name}: ${JSON.stringify(text)} is not an integer (unix microseconds, e.g. a time_us you received)`);
-  return Number(text);
+  const cursor = goInt64(text);
+  if (cursor === undefined) throw new OptionError(`${name}: ${JSON.stringify(text)} is not a 64-bit integer (unix microseconds, e.g. a time_us you received)`);
+  return Number(cursor);
 }
 
 const HEARTBEAT_UNITS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000 };
