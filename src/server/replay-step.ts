@@ -93,7 +93,7 @@ export class Replayer {
 
   #damaged(subscriber: Subscriber, damage: DamagedBlockError): void {
     const message = `${damage.message}; a cursor above ${damage.end} resumes after them`;
-    subscriber.sendError('BufferDamaged', message);
+    subscriber.sendError('BufferDamaged', message, damage.end + 1);
     const close = CLOSE.bufferDamaged(message);
     this.hub.end(subscriber, close.metric, close);
   }

@@ -128,8 +128,8 @@ export class Subscriber {
   }
 
   /** The wire's error frame: why the stream ends, sent ahead of its close. */
-  sendError(error: string, message: string): void {
-    const { bytes, binary } = this.wire.errorFrame(error, message);
+  sendError(error: string, message: string, cursor?: number): void {
+    const { bytes, binary } = this.wire.errorFrame(error, message, cursor);
     this.sink.send(bytes, binary);
   }
 

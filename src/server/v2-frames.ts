@@ -50,9 +50,13 @@ export function v2InfoFrame(name: InfoName, message: string): Buffer {
   return Buffer.from(JSON.stringify({ $type: 'message', payload: { $type: `${SUBSCRIBE_EVENTS_NSID}#info`, name, message } }));
 }
 
-/** A terminal error frame; the server closes the stream right after it. */
-export function v2ErrorFrame(error: string, message: string): Buffer {
-  return Buffer.from(JSON.stringify({ $type: 'error', error, message }));
+/**
+ * A terminal error frame; the server closes the stream right after it. `cursor` (contrail's, a
+ * timestamp cursor) is where to resume past what the error lost: lexicon objects are open, and
+ * a client ignores a field it does not know.
+ */
+export function v2ErrorFrame(error: string, message: string, cursor?: number): Buffer {
+  return Buffer.from(JSON.stringify({ $type: 'error', error, message, cursor }));
 }
 
 /** RFC 3339 in UTC with exactly six fractional digits: 2026-12-01T16:43:30.123456Z. */

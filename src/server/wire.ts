@@ -39,8 +39,11 @@ export interface Wire {
   replayFrame?(entry: Entry): Uint8Array;
   /** The uncompressed frame's length, for maxMessageSizeBytes. */
   frameBytes(entry: Entry): number;
-  /** The terminal error frame (v1 sends it as a text frame even to zstd subscribers). */
-  errorFrame(error: string, message: string): { bytes: Uint8Array; binary: boolean };
+  /**
+   * The terminal error frame (v1 sends it as a text frame even to zstd subscribers). `cursor`,
+   * where there is one, is where the client resumes past what the error lost (a time_us, inclusive).
+   */
+  errorFrame(error: string, message: string, cursor?: number): { bytes: Uint8Array; binary: boolean };
   /** A v2 #info or other control frame, compressed like events when zstd. */
   control(bytes: Buffer): { bytes: Uint8Array; binary: boolean };
 }
@@ -53,7 +56,7 @@ export function v1Wire(compressor: EventCompressor, zstd: boolean): Wire {
     frame: zstd ? compressor.compressed : (entry) => entry.json,
     ...(zstd ? { replayFrame: compressor.replayed } : {}),
     frameBytes: (entry) => entry.json.byteLength,
-    errorFrame: (error, message) => ({ bytes: Buffer.from(errorJson(error, message)), binary: false }),
+    errorFrame: (error, message, cursor) => ({ bytes: Buffer.from(errorJson(error, message, cursor)), binary: false }),
     control: (bytes) => ({ bytes, binary: false }),
     heartbeat: (resumeAt) => ({ bytes: Buffer.from(heartbeatJson(resumeAt)), binary: false }),
   };
@@ -73,7 +76,7 @@ export function sseWire(): Wire {
     // Event JSON never holds a raw newline (JSON escapes it), so one data line carries it.
     frame: framedOnce('SSE frame', (entry) => Buffer.concat([Buffer.from(`id: ${entry.timeUs}\ndata: `), entry.json, SSE_END])),
     frameBytes: (entry) => entry.json.byteLength,
-    errorFrame: (error, message) => ({ bytes: Buffer.from(`event: close\ndata: ${errorJson(error, message)}\n\n`), binary: false }),
+    errorFrame: (error, message, cursor) => ({ bytes: Buffer.from(`event: close\ndata: ${errorJson(error, message, cursor)}\n\n`), binary: false }),
     control: (bytes) => ({ bytes, binary: false }),
     heartbeat: (resumeAt) => ({ bytes: Buffer.from(`event: heartbeat\nid: ${resumeAt}\ndata: ${heartbeatJson(resumeAt)}\n\n`), binary: false }),
   };
@@ -89,7 +92,7 @@ export function ndjsonWire(): Wire {
     prelude: Buffer.from('{"type":"open"}\n'),
     frame: framedOnce('NDJSON line', (entry) => Buffer.concat([entry.json, NEWLINE])),
     frameBytes: (entry) => entry.json.byteLength,
-    errorFrame: (error, message) => line(errorJson(error, message)),
+    errorFrame: (error, message, cursor) => line(errorJson(error, message, cursor)),
     control: (bytes) => ({ bytes, binary: false }),
     heartbeat: (resumeAt) => line(heartbeatJson(resumeAt)),
   };
@@ -98,8 +101,8 @@ export function ndjsonWire(): Wire {
 const SSE_END = Buffer.from('\n\n');
 const NEWLINE = Buffer.from('\n');
 
-function errorJson(error: string, message: string): string {
-  return JSON.stringify({ type: 'error', error, message });
+function errorJson(error: string, message: string, cursor?: number): string {
+  return JSON.stringify({ type: 'error', error, message, cursor });
 }
 
 function heartbeatJson(resumeAt: number): string {
@@ -115,7 +118,7 @@ export function v2Wire(compressor: EventCompressor, zstd: boolean): Wire {
     closeFrame: true,
     frame: zstd ? framedOnce('v2 zstd frame', (entry) => compressor.compress(v2Frame(entry))) : v2Frame,
     frameBytes: v2FrameBytes,
-    errorFrame: (error, message) => control(v2ErrorFrame(error, message)),
+    errorFrame: (error, message, cursor) => control(v2ErrorFrame(error, message, cursor)),
     control,
   };
 }
