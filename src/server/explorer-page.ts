@@ -1,9 +1,13 @@
 /**
  * The live explorer served at `/` to browsers: one self-contained page (no build step, no
  * external assets) that reads /stream with the browser's own EventSource. The filter and the
- * last event seen are kept in localStorage, so a reload resumes where the page left off (the
- * cursor is inclusive: the event it resumes at is recognised and not shown twice). Pausing
- * closes the stream and resuming reopens it at the last event, so a paused page holds nothing.
+ * last event seen are kept in localStorage, so a reload resumes where the page left off (it asks
+ * from just after that event; EventSource's own reconnects resume at Last-Event-ID, inclusive,
+ * and the event they resume at is recognised and not shown twice). Pausing closes the stream
+ * and resuming reopens it after the last event, so a paused page holds nothing.
+ * A stream that ends on events lost in a damaged block of the buffer (BufferDamaged, with the
+ * cursor past them) is not reopened, as EventSource would, into the same block: the page says
+ * which events are lost and offers to go on after them.
  * Before its first event the page's position is the newest event stored when it began watching
  * (read from /stats, and not shown): a stream opened live would leave it none to resume from.
  * A refused stream shows the server's reason: a bad filter waits for another, anything else (a
@@ -36,6 +40,7 @@ export const EXPLORER_PAGE = `<!doctype html>
   button.primary { background: var(--accent); color: #04111f; border-color: var(--accent); font-weight: 600; }
   #bar { display: flex; gap: 18px; padding: 6px 16px; color: var(--dim); font-size: 12px; border-bottom: 1px solid var(--line); }
   #status.live { color: var(--ok); } #status.paused { color: var(--warn); } #status.down { color: var(--bad); }
+  #bar button { padding: 0 8px; font-size: 12px; align-self: center; }
   main { display: flex; flex: 1; min-height: 0; }
   #events { flex: 3; overflow-y: auto; margin: 0; padding: 0; list-style: none; font: 12.5px ui-monospace, monospace; }
   #events li { display: grid; grid-template-columns: 92px 70px 200px 1fr; gap: 10px; padding: 4px 16px; border-bottom: 1px solid #1b2430; cursor: pointer; white-space: nowrap; overflow: hidden; }
@@ -64,6 +69,7 @@ export const EXPLORER_PAGE = `<!doctype html>
 </form>
 <div id="bar">
   <span id="status">connecting…</span>
+  <button type="button" id="skip" hidden>Go on after the lost events</button>
   <span id="rate">0.0 events/s</span>
   <span id="count">0 events</span>
   <span id="position"></span>
@@ -84,6 +90,7 @@ export const EXPLORER_PAGE = `<!doctype html>
   var state = { collections: saved.collections || '', dids: saved.dids || '', lastTimeUs: saved.lastTimeUs || 0, paused: false };
   var source = null, retry = null, total = 0, arrivals = [], selected = null;
   var attempts = 0; // a connect waiting for /stats opens its stream only if nothing came after it
+  var lostUpTo = 0; // the last event of a damaged block the stream ended on, to go on after
 
   $('collections').value = state.collections;
   $('dids').value = state.dids;
@@ -99,7 +106,7 @@ export const EXPLORER_PAGE = `<!doctype html>
     list(state.collections).forEach(function (c) { query.append('wantedCollections', c); });
     list(state.dids).forEach(function (d) { query.append('wantedDids', d); });
     query.set('heartbeat', '15s');
-    if (state.lastTimeUs) query.set('cursor', String(state.lastTimeUs));
+    if (state.lastTimeUs) query.set('cursor', String(state.lastTimeUs + 1));
     return '/stream?' + query.toString();
   }
 
@@ -107,6 +114,7 @@ export const EXPLORER_PAGE = `<!doctype html>
     clearTimeout(retry);
     if (source) source.close();
     source = null;
+    $('skip').hidden = true;
     var attempt = ++attempts;
     setStatus(state.lastTimeUs ? 'resuming from ' + when(state.lastTimeUs) + '…' : 'connecting…');
     if (state.lastTimeUs) return open();
@@ -136,7 +144,13 @@ export const EXPLORER_PAGE = `<!doctype html>
     source.addEventListener('close', function (message) {
       var error = JSON.parse(message.data);
       ended = error.error + ': ' + error.message;
-      setStatus(ended + ' (reconnecting…)', 'down');
+      if (typeof error.cursor !== 'number') return setStatus(ended + ' (reconnecting…)', 'down');
+      // Events were lost (a damaged block): reconnecting would meet them again. Go on only when asked.
+      source.close();
+      source = null;
+      lostUpTo = error.cursor - 1;
+      setStatus(ended, 'down');
+      $('skip').hidden = false;
     });
     source.onerror = function () {
       if (source.readyState !== EventSource.CLOSED) {
@@ -213,6 +227,14 @@ export const EXPLORER_PAGE = `<!doctype html>
     state.lastTimeUs = 0; // a new filter starts live
     save();
     clear();
+    state.paused = false;
+    $('pause').textContent = 'Pause';
+    connect();
+  });
+
+  $('skip').addEventListener('click', function () {
+    state.lastTimeUs = Math.max(state.lastTimeUs, lostUpTo);
+    save();
     state.paused = false;
     $('pause').textContent = 'Pause';
     connect();
