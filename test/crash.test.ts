@@ -8,18 +8,16 @@
  * CONTRAIL_CRASH_SEED=<n> reruns with another seed (the seed is printed on failure).
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { EventStore } from '../src/store/event-store.ts';
+import { ContrailProcess, type ExitStatus } from './support/contrail-process.ts';
 import { FakeRelay } from './support/fake-relay.ts';
+import { cleanup } from './support/cleanup.ts';
 import { assertSameOps, eventOpId, upstreamOpIds } from './support/op-ids.ts';
 import { tempDir } from './support/gateway.ts';
 import { waitUntil } from './support/poll.ts';
 import { mulberry32, SyntheticFirehose, type SyntheticFrame } from './support/synthetic.ts';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SEED = Number(process.env.CONTRAIL_CRASH_SEED ?? 20261125);
 const FRAMES = 3_500;
 const KILLS = 10;
@@ -28,42 +26,18 @@ const BACKLOG = 100;
 /** At most this many live frames are streamed to each gateway before it is killed. */
 const MAX_STREAMED_PER_LIFE = 200;
 
-interface Gateway {
-  child: ChildProcess;
-  port: Promise<number>;
-  /** The start-up log line describing the buffer it opened. */
-  opened: Promise<{ eventCount: number; upstreamCursor?: { seq: number }; lastTimeUs: number }>;
-  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  stderr: string[];
+/**
+ * The built dist/cli.js, as an operator runs it (`npm test` builds it first): each of the eleven
+ * starts loads the bundle instead of compiling the sources through tsx, which on a loaded machine
+ * took most of the test's time.
+ */
+function startGateway(upstream: string, dataDir: string): ContrailProcess {
+  return ContrailProcess.serve(['--upstream', upstream, '--data-dir', dataDir]);
 }
 
-function startGateway(upstream: string, dataDir: string): Gateway {
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', 'src/cli.ts', 'serve', '--upstream', upstream, '--data-dir', dataDir, '--host', '127.0.0.1', '--port', '0', '--metrics-port', '0', '--log-level', 'info'],
-    { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  const stderr: string[] = [];
-  createInterface({ input: child.stderr! }).on('line', (line) => stderr.push(line));
-  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
-  let onOpened: (record: never) => void = () => {};
-  const opened = new Promise<never>((resolve) => (onOpened = resolve));
-  const port = new Promise<number>((resolve, reject) => {
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      let record: { msg?: string; port?: number; level?: number };
-      try {
-        record = JSON.parse(line);
-      } catch {
-        return;
-      }
-      if (record.msg === 'opened the event buffer') onOpened(record as never);
-      if (record.msg?.startsWith('serving /subscribe on ') && typeof record.port === 'number') resolve(record.port);
-      if ((record.level ?? 0) >= 50) stderr.push(line);
-    });
-    void exit.then(({ code, signal }) => reject(new Error(`gateway exited (${code ?? signal}) before serving: ${stderr.join('\n')}`)));
-  });
-  port.catch(() => {});
-  return { child, port, opened, exit, stderr };
+/** The start-up log line describing the buffer it opened. */
+async function opened(gateway: ContrailProcess): Promise<{ eventCount: number; upstreamCursor?: { seq: number }; lastTimeUs: number }> {
+  return (await gateway.waitForLog('opened the event buffer')) as never;
 }
 
 function readSaved(dataDir: string) {
@@ -102,26 +76,24 @@ function storedEvents(dataDir: string): Array<{ timeUs: number; id: string }> {
 }
 
 test(`SIGKILL at ${KILLS} random points during ingest loses and duplicates nothing (seed ${SEED})`, { timeout: 150_000 }, async (t) => {
+  const defer = cleanup(t);
   const dir = tempDir('contrail-crash-');
-  t.after(() => dir.remove());
+  defer(() => dir.remove());
   const relay = await FakeRelay.start();
-  t.after(() => relay.stop());
-  let gateway: Gateway | undefined;
-  t.after(() => {
-    gateway?.child.kill('SIGKILL');
-  });
+  defer(() => relay.stop());
+  defer(() => ContrailProcess.killAll());
 
   // The whole stream, made before the first gateway starts: making it blocks this process, relay
   // included, and a relay that cannot answer the handshake gets the dial abandoned and redialled.
   const frames: SyntheticFrame[] = new SyntheticFirehose({ seed: SEED, accounts: 400 }).frames(FRAMES);
   // First start: nothing saved, so the gateway starts live; the stream begins once it listens.
-  gateway = startGateway(relay.url, dir.path);
+  let gateway = startGateway(relay.url, dir.path);
   const random = mulberry32(SEED);
   let pushed = 0;
   const push = (count: number) => {
     for (const end = Math.min(FRAMES, pushed + count); pushed < end; pushed++) relay.push({ seq: frames[pushed]!.seq, bytes: frames[pushed]!.bytes });
   };
-  const firstPort = await gateway.port;
+  const firstPort = await gateway.waitServing();
   await relay.waitForConnections(1, 30_000);
   assert.equal(relay.cursors[0], undefined, 'an empty buffer starts live');
   push(100);
@@ -135,7 +107,7 @@ test(`SIGKILL at ${KILLS} random points during ingest loses and duplicates nothi
   push(BACKLOG);
   for (let kills = 0; kills < KILLS; kills++) {
     // Once this gateway is committing (its first batch is durable), stream and kill.
-    const port = await gateway.port;
+    const port = await gateway.waitServing();
     await waitUntil(async () => (await stats(port)).upstreamCursor!.seq > lifeStartSeq, `gateway ${kills + 1} to commit`, 30_000);
     const streamed = 1 + Math.floor(random() * MAX_STREAMED_PER_LIFE);
     for (let sent = 0; sent < streamed; sent += 4) {
@@ -146,8 +118,8 @@ test(`SIGKILL at ${KILLS} random points during ingest loses and duplicates nothi
     }
     const pushedAtKill = pushed;
     gateway.child.kill('SIGKILL');
-    const exit: { signal: NodeJS.Signals | null } = await gateway.exit;
-    assert.equal(exit.signal, 'SIGKILL', `gateway ${kills + 1} was running until killed: ${gateway.stderr.join('\n')}`);
+    const exit: ExitStatus = await gateway.exit;
+    assert.equal(exit.signal, 'SIGKILL', `gateway ${kills + 1} was running until killed: ${gateway.tail()}`);
     const saved = readSaved(dir.path);
     assert.ok(saved.cursor, 'a cursor was saved');
     assert.equal(saved.cursor.url, relay.url);
@@ -160,25 +132,24 @@ test(`SIGKILL at ${KILLS} random points during ingest loses and duplicates nothi
     push(BACKLOG);
     const connections = relay.cursors.length;
     gateway = startGateway(relay.url, dir.path);
-    await gateway.port;
+    await gateway.waitServing();
     await relay.waitForConnections(connections + 1, 30_000);
     assert.equal(relay.cursors[connections], saved.cursor.seq, `restart ${kills + 1} resumed from the saved cursor`);
-    const opened = await gateway.opened;
-    assert.equal(opened.upstreamCursor?.seq, saved.cursor.seq, 'the start-up log reports the saved cursor');
-    assert.equal(opened.eventCount, saved.events, 'and the buffered event count');
-    assert.equal(opened.lastTimeUs, saved.lastTimeUs);
+    const buffer = await opened(gateway);
+    assert.equal(buffer.upstreamCursor?.seq, saved.cursor.seq, 'the start-up log reports the saved cursor');
+    assert.equal(buffer.eventCount, saved.events, 'and the buffered event count');
+    assert.equal(buffer.lastTimeUs, saved.lastTimeUs);
   }
 
   // The last gateway catches up with the whole stream, then stops gracefully.
   push(FRAMES);
-  const port = await gateway.port;
+  const port = await gateway.waitServing();
   const last = frames[FRAMES - 1]!.seq;
   await waitUntil(async () => (await stats(port)).upstreamCursor?.seq === last, 'ingest of the whole stream', 60_000);
   const expected = upstreamOpIds(frames);
   const finalStats = await stats(port);
-  gateway.child.kill('SIGTERM');
-  const { code } = await gateway.exit;
-  assert.equal(code, 0, `graceful stop exits 0: ${gateway.stderr.join('\n')}`);
+  const { code } = await gateway.stop();
+  assert.equal(code, 0, `graceful stop exits 0: ${gateway.tail()}`);
 
   const stored = storedEvents(dir.path);
   const storedIds = stored.map((e) => e.id);
