@@ -3,8 +3,10 @@
  * whole gateway: a subscriber that changes its filter or leaves while a worker reads for it
  * never gets that read's events; a worker killed while reads are in flight loses and duplicates
  * nothing (its reads are read on the main thread, and a new worker takes the next ones); and the
- * same replays served with --replay-workers 0 (the main thread) are byte for byte the same; and the
- * worker threads, a restarted one too, run at nice 19 while the main thread keeps its priority.
+ * same replays served with --replay-workers 0 (the main thread) are byte for byte the same. As
+ * contrail runs them, the worker threads, a restarted one too, run at nice 19 while the main thread
+ * keeps its priority; the test harness's workers keep the process's, so that a machine loaded by
+ * other processes does not starve the replays every other test waits for.
  * (test/replay-workers.fuzz.test.ts checks worker reads against main-thread reads read by read.)
  */
 import assert from 'node:assert/strict';
@@ -12,10 +14,11 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { getPriority } from 'node:os';
 import { after, before, describe, test } from 'node:test';
 import { Decompressor } from 'zstd-napi';
-import type { Gateway } from '../src/gateway.ts';
+import { startGateway, type Gateway } from '../src/gateway.ts';
 import { BACKGROUND_NICENESS } from '../src/threads/index.ts';
 import { FakeRelay } from './support/fake-relay.ts';
-import { startTestGateway, tempDir } from './support/gateway.ts';
+import { cleanup } from './support/cleanup.ts';
+import { startTestGateway, tempDir, testConfig } from './support/gateway.ts';
 import { FOLLOW, LIKE, POST, Subscription, Upstream, httpGet, queryFor, readWholeStream, storedEvent, waitUntil, wants, type FilterSpec } from './support/subscribe-client.ts';
 import { transportsUnderTest } from './support/transports.ts';
 
@@ -151,14 +154,11 @@ for (const { transport, skip } of await transportsUnderTest()) {
       assert.ok(pool().threads().length === 1 && pool().threads()[0] !== killed, 'a new worker was started for the reads that followed');
     });
 
-    test('replay workers run at the lowest OS priority (nice 19), a restarted one too; the main thread keeps the process’s', { skip: linuxThreads ? false : 'no /proc/self/task: not Linux' }, (t) => {
+    test('the test harness’s replay workers, a restarted one too, keep the process’s priority', { skip: linuxThreads ? false : 'no /proc/self/task: not Linux' }, () => {
       // After the test before it, the one worker running is the one started after a worker was killed.
-      if (MAIN_THREAD_NICENESS === BACKGROUND_NICENESS) return t.skip(`the tests run at nice ${BACKGROUND_NICENESS} already: a worker's lowering cannot be seen`);
-      const niceness = threadNiceness();
-      const atBackground = [...niceness].filter(([, nice]) => nice === BACKGROUND_NICENESS);
-      assert.equal(niceness.get(process.pid), MAIN_THREAD_NICENESS, 'the main thread (its thread id is the pid) keeps the niceness it had before any worker started');
       assert.ok(pool().threads().length >= 1, 'a replay worker runs');
-      assert.equal(atBackground.length, pool().threads().length, `exactly the replay worker threads run at nice ${BACKGROUND_NICENESS} (${JSON.stringify([...niceness])})`);
+      const niceness = threadNiceness();
+      assert.deepEqual([...niceness].filter(([, nice]) => nice !== MAIN_THREAD_NICENESS), [], `every thread runs at the process's nice ${MAIN_THREAD_NICENESS}`);
     });
 
     test('the same replays read on the main thread (--replay-workers 0) are byte for byte the same', async () => {
@@ -194,3 +194,38 @@ for (const { transport, skip } of await transportsUnderTest()) {
     });
   });
 }
+
+test('as contrail runs them, replay workers run at the lowest OS priority (nice 19), a restarted one too; the main thread keeps the process’s', { skip: linuxThreads ? false : 'no /proc/self/task: not Linux', timeout: 120_000 }, async (t) => {
+  if (MAIN_THREAD_NICENESS === BACKGROUND_NICENESS) return t.skip(`the tests run at nice ${BACKGROUND_NICENESS} already: a worker's lowering cannot be seen`);
+  const defer = cleanup(t);
+  const relay = await FakeRelay.start();
+  defer(() => relay.stop());
+  const dir = tempDir();
+  defer(() => dir.remove());
+  // startGateway with no tuning, as the CLI calls it.
+  const gateway = await startGateway(testConfig(relay.url, dir.path, { hotCacheBytes: HOT_LOG_BYTES, replayWorkers: 1 }));
+  defer(() => gateway.stop());
+  const pool = gateway.server.replayPool!;
+  const workersAtBackground = (what: string) => {
+    const niceness = threadNiceness();
+    const atBackground = [...niceness].filter(([, nice]) => nice === BACKGROUND_NICENESS);
+    assert.equal(niceness.get(process.pid), MAIN_THREAD_NICENESS, `${what}: the main thread (its thread id is the pid) keeps the niceness it had before any worker started`);
+    assert.equal(pool.threads().length, 1, `${what}: a replay worker runs`);
+    assert.equal(atBackground.length, 1, `${what}: exactly the replay worker thread runs at nice ${BACKGROUND_NICENESS} (${JSON.stringify([...niceness])})`);
+  };
+  await pool.ready();
+  workersAtBackground('the first worker');
+
+  await relay.waitForConnections(1);
+  const up = new Upstream(relay, () => gateway.port);
+  up.synthetic(300, 7, 300);
+  const { newestTimeUs } = await up.settle(60_000);
+  const [killed] = pool.threads();
+  await killed!.terminate();
+  // A replay from the oldest event reads the buffer beyond the hot log, so a new worker is started for it.
+  const replay = await Subscription.open(gateway.port, 'cursor=0');
+  defer(() => replay.close());
+  await replay.waitForTime(newestTimeUs!, 'the newest event', 60_000);
+  assert.ok(pool.threads()[0] !== killed, 'a new worker was started');
+  workersAtBackground('the restarted worker');
+});
