@@ -351,8 +351,9 @@ async function runCase(which: Case, buffer: string, relay: Upstream, frameCount:
     relayUrl,
     dataDir,
     { transport: 'uws', replayWorkers: which.replayWorkers, hotCacheBytes: Number(values['hot-log-mib']) * MB, maxSubscribers: 1_000, maxConnectionsPerIp: 1_000 },
-    // Replaying clients fall far behind the tip by design: never dropped, never pinged out.
-    { hub: { slowWindowMs: 3_600_000, pingIntervalMs: 3_600_000 } },
+    // Replaying clients fall far behind the tip by design: never dropped, never pinged out. Replay
+    // workers at nice 19, as contrail runs them (the test harness leaves them at the process's).
+    { hub: { slowWindowMs: 3_600_000, pingIntervalMs: 3_600_000 }, lowerReplayWorkerPriority: true },
   );
   await relay.connected();
   await gateway.server.replayPool?.ready();

@@ -42,6 +42,8 @@ export interface GatewayTuning {
   seqsBehindMs?: number;
   /** How long upstream frames may all keep nothing (undecoded, commits with every op dropped, #info and error frames) before /ready fails (default 10 s). */
   nothingKeptMs?: number;
+  /** Whether replay workers run at nice 19 (true by default, as in production; see ServerOptions). */
+  lowerReplayWorkerPriority?: boolean;
 }
 
 /** How this node gets events into its buffer: reading the relay itself, or as a member of a cluster. */
@@ -254,6 +256,7 @@ async function startStages(config: GatewayConfig, tuning: GatewayTuning, logger:
       trustProxy: config.trustProxy,
       backfill,
       replayWorkers: config.replayWorkers,
+      lowerReplayWorkerPriority: tuning.lowerReplayWorkerPriority,
       closeTimeoutMs: tuning.closeTimeoutMs,
       hub: {
         slowWindowMs: config.slowConsumerWindowMs,

@@ -33,7 +33,7 @@ test("a worker's read that met a corrupt index entry tells the store even when i
   const store = new EventStore({ dataDir: dir.path, hotLogBytes: 0, blockEvents: 100, logger: pino({ level: 'silent' }) });
   defer(() => store.close());
   const compressor = new EventCompressor(readFileSync(DEFAULT_DICTIONARY));
-  const pool = new ReplayPool(1, { location: store.location, blockCacheBytes: store.blockCacheBytes, dictionary: compressor.dictionary, level: compressor.level, replayLevel: compressor.replayLevel }, pino({ level: 'silent' }));
+  const pool = new ReplayPool(1, { location: store.location, blockCacheBytes: store.blockCacheBytes, dictionary: compressor.dictionary, level: compressor.level, replayLevel: compressor.replayLevel, lowerPriority: false }, pino({ level: 'silent' }));
   defer(() => pool.close());
   await pool.ready();
 

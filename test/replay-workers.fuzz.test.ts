@@ -46,7 +46,7 @@ test(`worker replay reads equal main-thread reads: ${BUFFERS} random buffers × 
     t.after(() => dir.remove());
     const blockEvents = pick([3, 16, 64, 200]);
     const store = new EventStore({ dataDir: dir.path, hotLogBytes: pick([0, 3_000]), blockEvents, fsync: false });
-    const pool = new ReplayPool(1, { location: store.location, blockCacheBytes: store.blockCacheBytes, dictionary: compressor.dictionary, level: compressor.level, replayLevel: compressor.replayLevel }, pino({ level: 'silent' }));
+    const pool = new ReplayPool(1, { location: store.location, blockCacheBytes: store.blockCacheBytes, dictionary: compressor.dictionary, level: compressor.level, replayLevel: compressor.replayLevel, lowerPriority: false }, pino({ level: 'silent' }));
     const committed: Entry[] = [];
     let timeUs = 1_700_000_000_000_000 + Math.floor(rnd() * 1e6);
     const commitBatch = async () => {

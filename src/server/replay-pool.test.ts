@@ -23,7 +23,7 @@ test("a replay's reads go to its own worker thread, not to whichever is least bu
   t.after(() => dir.remove());
   const store = new EventStore({ dataDir: dir.path, hotLogBytes: 0, fsync: false });
   const compressor = new EventCompressor(readFileSync(new URL('../../dictionaries/contrail-v1.zstd-dict', import.meta.url).pathname));
-  const pool = new ReplayPool(2, { location: store.location, blockCacheBytes: store.blockCacheBytes, dictionary: compressor.dictionary, level: compressor.level, replayLevel: compressor.replayLevel }, pino({ level: 'silent' }));
+  const pool = new ReplayPool(2, { location: store.location, blockCacheBytes: store.blockCacheBytes, dictionary: compressor.dictionary, level: compressor.level, replayLevel: compressor.replayLevel, lowerPriority: false }, pino({ level: 'silent' }));
   t.after(async () => {
     await pool.close();
     await store.close();
@@ -53,7 +53,7 @@ test('a worker thread told that a replay is done keeps no merged blocks for it',
   t.after(() => dir.remove());
   const store = new EventStore({ dataDir: dir.path, hotLogBytes: 0, blockEvents: 64, fsync: false });
   const compressor = new EventCompressor(readFileSync(new URL('../../dictionaries/contrail-v1.zstd-dict', import.meta.url).pathname));
-  const pool = new ReplayPool(1, { location: store.location, blockCacheBytes: store.blockCacheBytes, dictionary: compressor.dictionary, level: compressor.level, replayLevel: compressor.replayLevel }, pino({ level: 'silent' }));
+  const pool = new ReplayPool(1, { location: store.location, blockCacheBytes: store.blockCacheBytes, dictionary: compressor.dictionary, level: compressor.level, replayLevel: compressor.replayLevel, lowerPriority: false }, pino({ level: 'silent' }));
   t.after(async () => {
     await pool.close();
     await store.close();

@@ -16,6 +16,8 @@ export interface ReplayWorkerData {
   dictionary: Uint8Array;
   level: number;
   replayLevel: number;
+  /** Whether the thread lowers its own OS priority to nice 19 as it starts (ServerOptions.lowerReplayWorkerPriority). */
+  lowerPriority: boolean;
 }
 
 /** A subscriber's filter as a worker rebuilds it (filter.ts's SubscriberFilter without its functions). */

@@ -4,7 +4,8 @@
  * the subscriber's filter sends, in a fresh snapshot, then answers with them as stored records
  * and — for a zstd subscriber — their frames, both in buffers it transfers. It holds no
  * subscriber state: a request carries the filter (kept here by its JSON), the wire and the
- * EventStore's index state. On Linux it runs at nice 19: it reads on CPU the main thread leaves.
+ * EventStore's index state. On Linux it runs at nice 19: it reads on CPU the main thread leaves
+ * (the test harness keeps it at the process's priority: ReplayWorkerData.lowerPriority).
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Entry } from '../events/index.ts';
@@ -18,10 +19,9 @@ import { ndjsonWire, sseWire, v1Wire, v2Wire, type Wire } from './wire.ts';
 /** Filters rebuilt from their JSON, most recently used last. */
 const FILTERS_KEPT = 256;
 
-// Where this thread and the main thread (ingest, live sends) want the same core, the scheduler runs the main thread.
-lowerThreadPriority();
-
 const data = workerData as ReplayWorkerData;
+// Where this thread and the main thread (ingest, live sends) want the same core, the scheduler runs the main thread.
+if (data.lowerPriority) lowerThreadPriority();
 const reader = new SnapshotReader(data.location, data.blockCacheBytes);
 const compressor = new EventCompressor(Buffer.from(data.dictionary), data.level, data.replayLevel);
 const wires: Record<string, Wire> = {

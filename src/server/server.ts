@@ -38,6 +38,12 @@ export interface ServerOptions {
   backfill?: SnapshotSource;
   /** Worker threads that read replays from LMDB (0 or absent: the main thread reads them). */
   replayWorkers?: number;
+  /**
+   * Whether replay workers run at nice 19 (true or absent, as in production). The test harness turns
+   * it off: on a machine loaded by other processes a nice-19 thread gets next to no CPU, and every
+   * replay a test waits for crawls.
+   */
+  lowerReplayWorkerPriority?: boolean;
   /** How long an ended HTTP stream's or a refused connection's peer gets to read what is queued, on the ws transport (tests shorten it; uWS cuts such a connection itself). */
   closeTimeoutMs?: number;
   /** The hub's tuning for tests and benchmarks (defaults suit production), and the gateway's hooks into ingest. */
@@ -61,7 +67,7 @@ export async function startServer(options: ServerOptions): Promise<SubscribeServ
   const metrics = new ServerMetrics(registry, () => hub?.counts() ?? []);
   const backfill = options.backfill && { snapshots: options.backfill, store, logger, metrics: options.backfill.options.metrics };
   const replayPool = options.replayWorkers
-    ? new ReplayPool(options.replayWorkers, { location: store.location, blockCacheBytes: store.blockCacheBytes, dictionary: compressor.dictionary, level: compressor.level, replayLevel: compressor.replayLevel }, logger)
+    ? new ReplayPool(options.replayWorkers, { location: store.location, blockCacheBytes: store.blockCacheBytes, dictionary: compressor.dictionary, level: compressor.level, replayLevel: compressor.replayLevel, lowerPriority: options.lowerReplayWorkerPriority ?? true }, logger)
     : undefined;
   // Started now, so the first replays do not wait for the threads (one that cannot start is logged by the pool).
   replayPool?.ready().catch(() => {});

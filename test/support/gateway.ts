@@ -66,7 +66,11 @@ export async function startTestGateway(
   tuning: GatewayTuning = {},
 ): Promise<Gateway> {
   const config = testConfig(upstream, dataDir, overrides);
-  const gateway = await startGateway(config, { logger: pino({ level: config.logLevel }), ...tuning });
+  // Replay workers at the process's priority, not nice 19 as in production: on a machine that other
+  // processes load, a nice-19 thread gets next to no CPU and every replay a test waits for crawls
+  // (test/replay-workers.test.ts checks both). bench/replay-live, which measures what nice 19 does
+  // for live latency, asks for production's.
+  const gateway = await startGateway(config, { logger: pino({ level: config.logLevel }), lowerReplayWorkerPriority: false, ...tuning });
   // From source a replay worker compiles its modules when it starts (~1 CPU-second): done before
   // a test's waits, so that CPU is not taken from the gateway while a test measures its pace.
   await gateway.server.replayPool?.ready().catch(() => {});
