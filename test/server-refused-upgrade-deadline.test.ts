@@ -72,7 +72,8 @@ function answerOf(port: number, request: string): Promise<string> {
 }
 
 for (const { transport, skip } of await transportsUnderTest()) {
-  describe(`a refused connection whose peer never reads, over ${transport}`, { skip }, () => {
+  // The cases side by side: each waits for a deadline (uWS's idle timeout is about 10 s), not for the others.
+  describe(`a refused connection whose peer never reads, over ${transport}`, { skip, concurrency: true }, () => {
     const local = tempDir();
     let relay: FakeRelay;
     let gateway: Gateway;
