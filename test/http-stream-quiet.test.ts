@@ -18,7 +18,8 @@ import { transportsUnderTest } from './support/transports.ts';
 const NOBODY = `did:plc:${'nobody'.padEnd(24, 'a')}`;
 
 for (const { transport, skip } of await transportsUnderTest()) {
-  describe(`a quiet HTTP stream over ${transport}`, { skip }, () => {
+  // Both streams side by side: each waits out its own quiet time.
+  describe(`a quiet HTTP stream over ${transport}`, { skip, concurrency: true }, () => {
     let relay: FakeRelay;
     let dir: ReturnType<typeof tempDir>;
     let gateway: Gateway;
