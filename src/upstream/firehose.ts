@@ -394,7 +394,12 @@ export class FirehoseClient {
     this.#heardSincePing = true;
     /** The message in progress at the last tick, and the reading time it has been in progress for since. */
     let unfinished: { number: number; readingMs: number } | undefined;
-    this.#pingTimer = setInterval(() => {
+    // Judged after the event loop's next read of the sockets (setImmediate runs after it): when
+    // contrail's own loop stalled past the deadline, the relay's answer waits unread on the socket,
+    // and the stall is ours, not the relay's.
+    this.#pingTimer = setInterval(() => setImmediate(judge), pingIntervalMs);
+    const judge = () => {
+      if (socket.readyState !== WebSocket.OPEN) return;
       // A paused socket reads nothing, pongs included: silence then is ours, not the upstream's, and
       // so is a message that does not move (its reading time starts again after the pause).
       if (this.#paused) {
@@ -419,7 +424,7 @@ export class FirehoseClient {
       }
       this.#heardSincePing = false;
       socket.ping();
-    }, pingIntervalMs);
+    };
   }
 
   #backoffDelay(): number {
