@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { cleanup } from './support/cleanup.ts';
 import { waitUntil } from './support/poll.ts';
-import { startRelayProcess } from './support/relay-process.ts';
+import { startRelayProcess } from './support/peer-process.ts';
 import { metricValue, startClient } from './support/upstream-harness.ts';
 
 /** Holds this process's event loop for `ms`, as a long synchronous task does. */
