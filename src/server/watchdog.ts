@@ -29,12 +29,15 @@ export class Watchdog {
   readonly #options: WatchdogOptions;
   readonly #timers: NodeJS.Timeout[];
   readonly #withHeartbeat = new Set<Subscriber>();
+  #pingCheck: NodeJS.Immediate | undefined;
 
   constructor(options: WatchdogOptions) {
     this.#options = options;
     this.#timers = [
       setInterval(() => this.#checkDrains(), Math.max(50, options.slowWindowMs / 6)),
-      setInterval(() => this.#pingAll(), options.pingIntervalMs),
+      // Judged after the event loop's next read of the sockets (setImmediate runs after it): when the
+      // gateway's own loop stalled past the deadline, the peers' pongs wait unread on their sockets.
+      setInterval(() => (this.#pingCheck = setImmediate(() => this.#pingAll())), options.pingIntervalMs),
       setInterval(() => this.#sendHeartbeats(), options.heartbeatTickMs),
     ];
     for (const timer of this.#timers) timer.unref();
@@ -64,6 +67,7 @@ export class Watchdog {
 
   stop(): void {
     for (const timer of this.#timers) clearInterval(timer);
+    clearImmediate(this.#pingCheck);
   }
 
   #checkDrains(): void {
