@@ -8,7 +8,7 @@ import { DropError, DropLog, cutRelayString, type DropReporter } from './drop.ts
 import { decodeFrame } from './frame.ts';
 import { parseMessage, type UpstreamMessage } from './messages.ts';
 import type { UpstreamMetrics } from './metrics.ts';
-import { MessagePrefix, seqFromPrefix } from './message-prefix.ts';
+import { MessagePrefix, PREFIX_BYTES, seqFromPrefix } from './message-prefix.ts';
 import { SeqsBehind } from './seqs-behind.ts';
 import { NothingKeptRun } from './nothing-kept-run.ts';
 import { redactUrl } from './url.ts';
@@ -351,7 +351,8 @@ export class FirehoseClient {
       return message;
     } catch (err) {
       if (!(err instanceof DropError)) throw err;
-      this.#options.drops.report(err.reason, err.message, { bytes: data.byteLength });
+      // Named by its seq when its first bytes carry one: its events are lost, and that says which.
+      this.#options.drops.report(err.reason, err.message, { seq: seqFromPrefix(data.subarray(0, PREFIX_BYTES)), bytes: data.byteLength });
       this.#nothingKept.keptNothing(err.reason);
       return undefined;
     }

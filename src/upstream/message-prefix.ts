@@ -22,7 +22,7 @@ import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
  * frames between fragments); payload bytes are kept as views of the socket's chunks, at most
  * PREFIX_BYTES of the current message, and nothing else is copied.
  */
-const PREFIX_BYTES = 64 * 1024;
+export const PREFIX_BYTES = 64 * 1024;
 /** A 1xx status line other than 101's (Switching Protocols, the upgrade itself). */
 const INFORMATIONAL_STATUS_LINE = /^HTTP\/\d(?:\.\d)? 1(?!01)\d\d(?: |$)/;
 
