@@ -1,10 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { isDid, isNsid, isRecordKey, isTid } from '../src/atproto/syntax.ts';
+import { isDid, isHandle, isNsid, isRecordKey, isTid } from '../src/atproto/syntax.ts';
 import { readFixture } from './support/fixtures.ts';
 
 const DIR = 'atproto-interop-tests/syntax/';
-const CHECKS = { did: isDid, nsid: isNsid, recordkey: isRecordKey, tid: isTid } as const;
+const CHECKS = { did: isDid, handle: isHandle, nsid: isNsid, recordkey: isRecordKey, tid: isTid } as const;
 
 /** The vectors of one file: one per line, '#' comments and blank lines skipped, nothing trimmed. */
 function vectors(file: string): string[] {

@@ -6,14 +6,14 @@
  * this one entry point.
  *
  * Files:
- *   syntax.ts  DID, NSID, record key and TID syntax (checked against the interop vectors); a TID's time, and how far ahead a rev may run
+ *   syntax.ts  DID, handle, NSID, record key and TID syntax (checked against the interop vectors); a TID's time, and how far ahead a rev may run
  *   link.ts    Link: a CID as its binary bytes; the tag-42 decoder that makes one
  *   base32.ts  writeBase32 / base32Multibase: CIDv1 text (multibase `b`), written as bytes
  *   cbor.ts    ViewTokenizer / ViewDecoder: cborg's tokenizer with byte strings as views
  *   cbor-head.ts  readArgument, headLength, MAJOR_*: a CBOR item's head in DAG-CBOR's shortest form
  *   dag-cbor-reader.ts  readDagCbor: the shapes frames are made of, read without cborg (the ViewDecoder decides the rest)
  */
-export { FUTURE_REV_TOLERANCE_MS, isDid, isNsid, isRecordKey, isTid, tidMicros } from './syntax.ts';
+export { FUTURE_REV_TOLERANCE_MS, isDid, isHandle, isNsid, isRecordKey, isTid, tidMicros } from './syntax.ts';
 export { Link, decodeLinkTag } from './link.ts';
 export { ViewDecoder, ViewTokenizer } from './cbor.ts';
 export { readDagCbor } from './dag-cbor-reader.ts';

@@ -1,8 +1,11 @@
-// atproto identifier syntax (https://atproto.com/specs/did, /nsid, /record-key, /tid).
+// atproto identifier syntax (https://atproto.com/specs/did, /handle, /nsid, /record-key, /tid).
 // Checked against the official interop vectors in test/syntax.test.ts.
 
 const DID = /^did:[a-z]+:[a-zA-Z0-9._:%-]*[a-zA-Z0-9._-]$/;
 const DID_MAX_LENGTH = 2048;
+
+const HANDLE = /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/;
+const HANDLE_MAX_LENGTH = 253;
 
 const NSID =
   /^[a-zA-Z](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)+\.[a-zA-Z][a-zA-Z0-9]{0,62}$/;
@@ -13,6 +16,10 @@ const TID = /^[234567abcdefghij][234567abcdefghijklmnopqrstuvwxyz]{12}$/;
 
 export function isDid(value: unknown): value is string {
   return typeof value === 'string' && value.length <= DID_MAX_LENGTH && DID.test(value);
+}
+
+export function isHandle(value: unknown): value is string {
+  return typeof value === 'string' && value.length <= HANDLE_MAX_LENGTH && HANDLE.test(value);
 }
 
 export function isNsid(value: unknown): value is string {

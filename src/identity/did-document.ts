@@ -1,5 +1,6 @@
 import { getPublicKeyFromDidController } from '@atcute/crypto';
 import { base58btc } from 'multiformats/bases/base58';
+import { isHandle } from '../atproto/index.ts';
 
 /** What atproto needs from a DID document. */
 export interface AtprotoIdentity {
@@ -8,7 +9,7 @@ export interface AtprotoIdentity {
   signingKey: string | undefined;
   /** The PDS URL (service `#atproto_pds`); undefined if the document has none. */
   pdsEndpoint: string | undefined;
-  /** The handle the document claims (first `at://` alias), not verified against DNS. */
+  /** The handle the document claims (first `at://` alias, if it is a handle), not verified against DNS. */
   handle: string | undefined;
   /** When the document was fetched (ms since the epoch). */
   fetchedAt: number;
@@ -52,8 +53,10 @@ export function identityFromDocument(did: string, document: unknown, fetchedAt: 
     pdsEndpoint = endpointOf(service.serviceEndpoint);
   }
 
+  // Anything else an alias holds (a document may be 64 KiB) is not a handle, and is not kept.
   const alias = arrayOf<unknown>(doc.alsoKnownAs).find((a): a is string => typeof a === 'string' && a.startsWith('at://'));
-  return { did, signingKey, pdsEndpoint, handle: alias?.slice('at://'.length), fetchedAt };
+  const handle = alias?.slice('at://'.length);
+  return { did, signingKey, pdsEndpoint, handle: isHandle(handle) ? handle : undefined, fetchedAt };
 }
 
 /** Multicodec prefixes of did:key (https://atproto.com/specs/cryptography#public-key-encoding). */
@@ -66,17 +69,21 @@ function didKeyOf(type: string, publicKeyMultibase: string): string {
   } catch (err) {
     throw new BadDocumentError(`the #atproto key is unusable: ${(err as Error).message}`);
   }
-  if (type === 'Multikey') return `did:key:${publicKeyMultibase}`;
-  // Legacy key types carry the bare point, possibly uncompressed; did:key wants it compressed.
+  // Legacy key types carry the bare point, possibly uncompressed; did:key wants it compressed, as
+  // Multikey carries it (bytes after it would be kept, up to the document's size, in the cache).
   let point = found.publicKeyBytes;
   const lastByte = point[64];
-  if (point.length === 65 && point[0] === 0x04 && lastByte !== undefined) {
+  if (type !== 'Multikey' && point.length === 65 && point[0] === 0x04 && lastByte !== undefined) {
     point = Uint8Array.from([0x02 | (lastByte & 1), ...point.subarray(1, 33)]);
   } else if (point.length !== 33 || (point[0] !== 0x02 && point[0] !== 0x03)) {
     throw new BadDocumentError(`the #atproto key is not an elliptic-curve point (${point.length} bytes)`);
   }
+  if (type === 'Multikey') return `did:key:${publicKeyMultibase}`;
   return `did:key:${base58btc.encode(Uint8Array.from([...MULTICODEC[found.type], ...point]))}`;
 }
+
+/** The longest name DNS can resolve. */
+const MAX_HOST_NAME_LENGTH = 253;
 
 function endpointOf(text: string): string {
   let url: URL;
@@ -86,6 +93,9 @@ function endpointOf(text: string): string {
     throw new BadDocumentError(`the #atproto_pds endpoint ${JSON.stringify(text)} is not a URL`);
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new BadDocumentError(`the #atproto_pds endpoint ${JSON.stringify(text)} is not http(s)`);
+  if (url.hostname.length > MAX_HOST_NAME_LENGTH) {
+    throw new BadDocumentError(`the #atproto_pds endpoint ${JSON.stringify(text.slice(0, 64))}… is not a host name: ${url.hostname.length} characters, past DNS's ${MAX_HOST_NAME_LENGTH}`);
+  }
   return url.origin;
 }
 

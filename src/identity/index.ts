@@ -11,7 +11,9 @@
  * waiting (a caller that bounds its own, as the Verifier does by pausing the upstream, may ask to
  * wait past it), the PLC directory's and did:web hosts' apart (fetch-slots.ts: hosts anyone runs
  * that hold their answers cannot hold up did:plc lookups), a timeout per fetch and a size limit per document, read as JSON after a leading BOM if any (as
- * @atproto/identity's response.json() reads it). Failures are remembered briefly
+ * @atproto/identity's response.json() reads it). Of a document only what atproto allows is kept
+ * (did-document.ts): a handle if the alias is one, a key if it is a compressed point, a PDS whose
+ * host DNS can name; the cache's map is sized for entries that small. Failures are remembered briefly
  * so an unresolvable DID cannot make every one of its commits hit the directory: 30 s, or until a
  * 429's or 503's Retry-After if sooner (at least 1 s, so one that asks for 0 is not hammered). A 429's or 503's
  * Retry-After (at most 60 s) is a time before which that directory (the PLC directory; each did:web
