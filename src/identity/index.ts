@@ -23,7 +23,8 @@
  * sleeps between retries and the fetches running, and fails later lookups at once, so a stopped
  * gateway leaves no timer behind and no lookup reads the cache it closes. `refresh(did)`
  * fetches again: on an #identity event and when a signature fails with the cached key, so a
- * rotated key is followed. A fetch's outcome, document or failure, answers only what needs nothing
+ * rotated key is followed (the latter with `refreshPatiently`, asked again after a passing failure
+ * as resolvePatiently is). A fetch's outcome, document or failure, answers only what needs nothing
  * newer than when it began: a refresh joins a fetch only if that began (or has yet to begin) no
  * earlier than the refresh needs (the event's or commit's arrival), is answered by a remembered
  * failure only on the same terms (lookups are), documents carry when their fetch began, and an

@@ -165,9 +165,19 @@ export class IdentityResolver {
    * A retry may wait: one the directory asked to wait for (Retry-After) is made once its time has come.
    */
   async resolvePatiently(did: string): Promise<AtprotoIdentity> {
+    return this.cached(did) ?? this.refreshPatiently(did, 0);
+  }
+
+  /**
+   * refresh(did, notBefore), waiting for a slot however many wait (as resolve with `wait`), and asked
+   * again after a passing failure as resolvePatiently is: for a caller that holds work until the
+   * document is fetched again (the Verifier, after a signature failed with the cached key: a
+   * rotated key), so one failure of the directory does not fail the work.
+   */
+  async refreshPatiently(did: string, notBefore = Date.now()): Promise<AtprotoIdentity> {
     for (let retry = 0; ; retry++) {
       try {
-        return retry === 0 ? await this.resolve(did, true) : await this.#refresh(did, Date.now(), true);
+        return await this.#refresh(did, retry === 0 ? notBefore : Date.now(), true);
       } catch (err) {
         const waitMs = err instanceof IdentityError && PASSING_FAILURES.has(err.reason) ? this.#options.patientRetriesMs[retry] : undefined;
         // Stopped meanwhile, the failure is the last: no retry is made.

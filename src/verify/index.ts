@@ -48,12 +48,13 @@
  * drops only what was read before the pause; each pause is counted and logged (by what started
  * it). did:web repos never pause reading: their hosts are anyone's, and stalling ones would hold up
  * every repo. They are bounded apart, all together: past the resolver's queue bound of them
- * waiting, a new one's commit fails as unknown_key, and past a quarter of the total bound held for
+ * waiting, a new one's commit fails as unknown_key (one whose signature failed is fetched once), and past a quarter of the total bound held for
  * them, their commits fail as held_overflow (both then resync). Held messages are released in their order, marked so the store accepts them below its
  * watermark; meanwhile the saved upstream cursor stays below the oldest held seq, so a crash
  * reads them again. So the order guaranteed is per repo: other repos overtake a held one (the
  * events stage gives time_us in emission order, so replays repeat what live clients got). A signature that fails with a key fetched before the commit arrived (or in its millisecond)
- * sends the repo back to waiting while the DID document is fetched again: a rotated key
+ * sends the repo back to waiting while the DID document is fetched again (asked again after a
+ * passing failure of the directory, as a first document is, and counted with those): a rotated key
  * (announced by #identity, which also triggers a refresh) never drops a valid commit.
  *
  * A failure is never emitted: counted by reason (contrail_verify_failures_total), logged

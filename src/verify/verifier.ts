@@ -137,7 +137,7 @@ type PauseReason = 'queued' | 'resolving' | 'held_bytes';
 
 const PAUSE_LINES: Record<PauseReason, string> = {
   queued: 'reading from the upstream pauses: too many messages wait for verification',
-  resolving: 'reading from the upstream pauses: too many new did:plc repos wait for their DID documents',
+  resolving: 'reading from the upstream pauses: too many did:plc repos wait for their DID documents',
   held_bytes: 'reading from the upstream pauses: too many bytes are held for did:plc repos whose keys are resolved, or that are resynced',
 };
 
@@ -175,8 +175,9 @@ export class Verifier {
   readonly #releasing = new Map<string, { messages: Waiting[]; next: number }>();
   #outOfSync = 0;
   /**
-   * Repos held for their first DID document, of each source, bounded as the resolver bounds each
-   * one's fetches waiting: past it, did:plc ones pause reading, and a new did:web one is not held.
+   * Repos held for a DID document (their first, or again after a signature failed), of each source,
+   * bounded as the resolver bounds each one's fetches waiting: past it, did:plc ones pause reading,
+   * a new did:web one is not held, and one whose signature failed is asked for once.
    */
   readonly #resolving = { plc: 0, web: 0 };
   #paused = false;
@@ -386,10 +387,10 @@ export class Verifier {
     const known = identity.cached(did);
     if (!known) {
       if (isDidWeb(did) && this.#resolving.web >= identity.maxQueued) {
-        this.#fail(did, message, 'unknown_key', `${this.#resolving.web} new did:web repos already wait for their DID documents`);
+        this.#fail(did, message, 'unknown_key', `${this.#resolving.web} did:web repos already wait for their DID documents`);
         return;
       }
-      this.#startHolding(did, { message, receivedAt }, this.#firstResolution(did));
+      this.#startHolding(did, { message, receivedAt }, this.#document(did, () => identity.resolvePatiently(did)));
       return;
     }
     await this.#verify(did, message, known, { message, receivedAt }, false, prefetched);
@@ -442,7 +443,10 @@ export class Verifier {
         // The key may have rotated since the cached document was fetched: fetch it again
         // and judge this message (and the repo's next ones, held meanwhile) with the new one.
         this.#options.metrics.keyRefreshes.inc();
-        this.#startHolding(did, { message, receivedAt, refreshed: true }, this.#options.identity.refresh(did, receivedAt));
+        const { identity } = this.#options;
+        // Asked again after a passing failure, as a first document is; a did:web repo past its bound is asked once.
+        const refreshed = isDidWeb(did) && this.#resolving.web >= identity.maxQueued ? identity.refresh(did, receivedAt) : this.#document(did, () => identity.refreshPatiently(did, receivedAt));
+        this.#startHolding(did, { message, receivedAt, refreshed: true }, refreshed);
         return;
       }
       this.#fail(did, message, error.reason, error.message);
@@ -670,20 +674,21 @@ export class Verifier {
   }
 
   /**
-   * The DID's document, for a repo seen for the first time, asked again after a passing failure of
-   * the directory (resolvePatiently: one 503 lost the repo's held commits). It waits its turn at the
-   * resolver however many wait: refused as `overloaded`, a burst of new repos (a cold cache on the live
+   * The DID's document, for a repo seen for the first time or whose signature failed with the
+   * cached key, asked again after a passing failure of the directory (`lookup`: resolvePatiently or
+   * refreshPatiently; one 503 lost the repo's held commits). It waits its turn at the resolver
+   * however many wait: refused as `overloaded`, a burst of new repos (a cold cache on the live
    * network) failed as unknown_key and was resynced, a fetch from its PDS each, for the gateway's own backlog.
-   * Instead reading pauses while more wait than the resolver would let (#updatePaused).
+   * Instead reading pauses while more did:plc repos wait than the resolver would let (#updatePaused).
    */
-  async #firstResolution(did: string): Promise<AtprotoIdentity> {
+  async #document(did: string, lookup: () => Promise<AtprotoIdentity>): Promise<AtprotoIdentity> {
     const source = isDidWeb(did) ? 'web' : 'plc';
     this.#resolving[source]++;
     this.#updatePaused();
     try {
       for (;;) {
         try {
-          return await this.#options.identity.resolvePatiently(did);
+          return await lookup();
         } catch (err) {
           // Only a fetch of the DID begun by another caller, which joined, can be refused so: ask again.
           if (!(err instanceof IdentityError && err.reason === 'overloaded')) throw err;
