@@ -40,6 +40,8 @@ export interface LeadershipOptions {
   hops?: HopLog;
   /** After a failed lease check, marker or append: makes the lease bucket and the event stream again if they are gone; true if the stream was (and it said so). */
   restoreMissing(): Promise<boolean>;
+  /** Another node's lease stood unrenewed for `stoodMs`, over two leases: sets the bucket's max_age back if its entries no longer expire (nats.ts). */
+  restoreLeaseExpiry(stoodMs: number): Promise<void>;
 }
 
 /*
@@ -84,6 +86,8 @@ export class Leadership {
   /** When the lease checks began failing in a row (undefined while they pass), and whether that was warned of. */
   #failingSince: number | undefined;
   #failureWarned = false;
+  /** Another node's lease as this node last saw it: its entry's revision, and since when it stood unrenewed. */
+  #othersLease: { revision: number; since: number } | undefined;
 
   constructor(private readonly options: LeadershipOptions) {}
 
@@ -144,8 +148,9 @@ export class Leadership {
         }
       } else if (await lease.tryAcquire()) {
         this.#lastRenewal = performance.now();
+        this.#othersLease = undefined;
         await this.#beginTerm();
-      }
+      } else await this.#checkOthersLeaseExpires();
       this.#checkPassed();
     } catch (err) {
       this.#checkFailed(err as Error);
@@ -155,6 +160,24 @@ export class Leadership {
       await this.options.restoreMissing().catch(() => {});
       await this.#stopIfLeaseLapsed();
     }
+  }
+
+  /**
+   * A lease held by another node is renewed every check period, or expires after the lease with
+   * its bucket's entries. One whose entry stands unchanged for two leases may no longer expire:
+   * the bucket's max_age changed by hand, so a dead leader would keep the lease for good. The
+   * bucket is checked then, at every check while it stands, and set back if so (nodes set it
+   * only when they start).
+   */
+  async #checkOthersLeaseExpires(): Promise<void> {
+    const revision = await this.options.lease.holderRevision();
+    const now = performance.now();
+    if (revision === undefined || revision !== this.#othersLease?.revision) {
+      this.#othersLease = revision === undefined ? undefined : { revision, since: now };
+      return;
+    }
+    const stoodMs = now - this.#othersLease.since;
+    if (stoodMs >= 2 * this.options.leaseMs) await this.options.restoreLeaseExpiry(stoodMs);
   }
 
   /** Past the lease time without a renewal the lease may be another node's: stop appending. */

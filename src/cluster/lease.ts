@@ -53,6 +53,12 @@ export class LeaderLease {
     if (revision !== undefined) await this.kv.delete(KEY, { previousSeq: revision }).catch(() => {});
   }
 
+  /** The revision of the lease's entry while a node holds it: it changes at every renewal. */
+  async holderRevision(): Promise<number | undefined> {
+    const entry = await this.kv.get(KEY);
+    return entry && entry.operation === 'PUT' ? entry.revision : undefined;
+  }
+
   /** The node that holds the lease now, if any. */
   async holder(): Promise<string | undefined> {
     const entry = await this.kv.get(KEY);

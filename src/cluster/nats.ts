@@ -36,6 +36,12 @@ export interface ClusterConnection {
    * one is under way share it, so a loss is made good and said once.
    */
   restoreMissing(): Promise<boolean>;
+  /**
+   * Another node's lease entry stood unrenewed for `stoodMs`: sets the lease bucket's max_age back
+   * to the lease if its entries no longer expire by then (max_age 0, changed by hand: nodes set it
+   * at start), saying so. Its entries are what expire a dead leader's lease.
+   */
+  restoreLeaseExpiry(stoodMs: number): Promise<void>;
 }
 
 /**
@@ -109,9 +115,21 @@ export async function openCluster(options: ClusterOptions, logger: Logger): Prom
       }
       return false;
     };
+    const restoreLeaseExpiry = async (stoodMs: number): Promise<void> => {
+      const { config: bucketConfig } = await jsm.streams.info(`KV_${bucket}`);
+      const maxAgeMs = bucketConfig.max_age / 1e6;
+      // Another max_age that expires the entry by itself (a node started with another --nats-lease) is left as it is.
+      if (maxAgeMs === options.leaseMs || (maxAgeMs !== 0 && stoodMs < 2 * maxAgeMs)) return;
+      await jsm.streams.update(bucketConfig.name, { ...bucketConfig, max_age: nanos(options.leaseMs) });
+      logger.error(
+        { bucket, maxAgeMs, stoodMs: Math.round(stoodMs), leaseMs: options.leaseMs },
+        `THE LEASE BUCKET ${bucket} NO LONGER EXPIRED ITS ENTRIES AFTER THE LEASE (its max_age changed by hand?), so a dead leader's lease outlived it: this node set it back`,
+      );
+    };
     const connection = {
       nc, js, jsm, lease, streamName, subject, connected: true,
       restoreMissing: () => (restoring ??= restore().finally(() => (restoring = undefined))),
+      restoreLeaseExpiry,
     };
     void (async () => {
       for await (const status of nc.status()) {

@@ -70,6 +70,7 @@ export async function joinCluster(
     },
     onOversizedEvents: (count) => metrics.oversizedEvents.inc(count),
     restoreMissing: () => connection.restoreMissing(),
+    restoreLeaseExpiry: (stoodMs) => connection.restoreLeaseExpiry(stoodMs),
   });
   leadership.start();
   const streamEnd = new StreamEnd(connection, follower, logger);

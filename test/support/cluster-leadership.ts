@@ -35,6 +35,7 @@ export function leadershipWithIdleIngest(options: {
       return idleIngest();
     },
     restoreMissing: () => connection.restoreMissing(),
+    restoreLeaseExpiry: (stoodMs) => connection.restoreLeaseExpiry(stoodMs),
   });
   return { leadership, ingest };
 }
