@@ -19,8 +19,9 @@ export const MAX_CLIENT_MESSAGE_DEPTH = 32;
 /**
  * Reads one client message as Jetstream v1 does: an `options_update` replaces the filter;
  * binary messages and unknown types are ignored; anything that is not a JSON object, or an
- * options_update that does not parse, closes the connection with the reason. contrail adds
- * `backfill` (see backfill-feed.ts). v2's subscribeEvents takes no client messages at all.
+ * options_update that does not parse, closes the connection with the reason. Keys are matched
+ * as v1's Go encoding/json matches them (goField). contrail adds `wantedKinds` and `backfill`
+ * (see backfill-feed.ts). v2's subscribeEvents takes no client messages at all.
  */
 export function readClientMessage(data: Uint8Array, binary: boolean, wire: Wire['name'], current: SubscriberFilter, backfillAvailable = false): ClientRequest {
   if (wire === 'v2') return { kind: 'close', close: CLOSE.noClientMessages };
@@ -33,17 +34,20 @@ export function readClientMessage(data: Uint8Array, binary: boolean, wire: Wire[
     return { kind: 'close', close: CLOSE.notJson((err as Error).message) };
   }
   if (!isObject(message)) return { kind: 'close', close: CLOSE.notAnObject };
-  if (message.type !== 'options_update') return IGNORE;
-  const payload = message.payload;
+  if (goField(message, 'type') !== 'options_update') return IGNORE;
+  const payload = goField(message, 'payload');
   if (!isObject(payload)) return { kind: 'close', close: CLOSE.badOptions('payload must be an object') };
   try {
+    const input: FilterInput = {};
     for (const key of ['wantedCollections', 'wantedDids', 'wantedKinds'] as const) {
-      if (payload[key] != null && !Array.isArray(payload[key])) throw new OptionError(`${key} must be an array`);
+      const list = goField(payload, key);
+      if (list != null && !Array.isArray(list)) throw new OptionError(`${key} must be an array`);
+      input[key] = list ?? undefined;
     }
     // Without the key the size limit stays (Jetstream v1 never changes it on an update).
-    const maxMessageSizeBytes = payload.maxMessageSizeBytes ?? current.maxMessageBytes;
-    const filter = parseFilter({ ...(payload as FilterInput), maxMessageSizeBytes });
-    return { kind: 'filter', filter, backfill: parseBackfill(payload.backfill, filter, backfillAvailable) };
+    input.maxMessageSizeBytes = goField(payload, 'maxMessageSizeBytes') ?? current.maxMessageBytes;
+    const filter = parseFilter(input);
+    return { kind: 'filter', filter, backfill: parseBackfill(goField(payload, 'backfill'), filter, backfillAvailable) };
   } catch (err) {
     if (!(err instanceof OptionError)) throw err;
     return { kind: 'close', close: CLOSE.badOptions(err.message) };
@@ -72,6 +76,18 @@ function nestsDeeperThan(bytes: Uint8Array, max: number): boolean {
     } else if (byte === CLOSE_ARRAY || byte === CLOSE_OBJECT) depth--;
   }
   return false;
+}
+
+/**
+ * A field of a JSON object as Go's encoding/json finds it: the key in any case (Go folds case when
+ * no key matches exactly, and `WantedCollections`, what a client serialising a PascalCase type
+ * sends, updates the filter in v1), the last key that matches winning.
+ */
+function goField(object: Record<string, unknown>, name: string): unknown {
+  const folded = name.toLowerCase();
+  let value: unknown;
+  for (const key of Object.keys(object)) if (key.toLowerCase() === folded) value = object[key];
+  return value;
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {
