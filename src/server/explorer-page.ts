@@ -40,7 +40,7 @@ export const EXPLORER_PAGE = `<!doctype html>
   button.primary { background: var(--accent); color: #04111f; border-color: var(--accent); font-weight: 600; }
   #bar { display: flex; gap: 18px; padding: 6px 16px; color: var(--dim); font-size: 12px; border-bottom: 1px solid var(--line); }
   #status.live { color: var(--ok); } #status.paused { color: var(--warn); } #status.down { color: var(--bad); }
-  #bar button { padding: 0 8px; font-size: 12px; align-self: center; }
+  #bar button { padding: 0 8px; font-size: 12px; align-self: center; white-space: nowrap; flex-shrink: 0; }
   main { display: flex; flex: 1; min-height: 0; }
   #events { flex: 3; overflow-y: auto; margin: 0; padding: 0; list-style: none; font: 12.5px ui-monospace, monospace; }
   #events li { display: grid; grid-template-columns: 92px 70px 200px 1fr; gap: 10px; padding: 4px 16px; border-bottom: 1px solid #1b2430; cursor: pointer; white-space: nowrap; overflow: hidden; }
