@@ -6,8 +6,9 @@
  * and the event they resume at is recognised and not shown twice). Pausing closes the stream
  * and resuming reopens it after the last event, so a paused page holds nothing.
  * A stream that ends on events lost in a damaged block of the buffer (BufferDamaged, with the
- * cursor past them) is not reopened, as EventSource would, into the same block: the page says
- * which events are lost and offers to go on after them.
+ * cursor past them), or on a page of it LMDB refuses (BufferUnreadable, with no cursor), is not
+ * reopened, as EventSource would, into the same damage: the page says why and offers to go on
+ * after the lost events, or from the newest events where nothing says where the lost ones end.
  * Before its first event the page's position is the newest event stored when it began watching
  * (read from /stats, and not shown): a stream opened live would leave it none to resume from.
  * A refused stream shows the server's reason: a bad filter waits for another, anything else (a
@@ -90,7 +91,7 @@ export const EXPLORER_PAGE = `<!doctype html>
   var state = { collections: saved.collections || '', dids: saved.dids || '', lastTimeUs: saved.lastTimeUs || 0, paused: false };
   var source = null, retry = null, total = 0, arrivals = [], selected = null;
   var attempts = 0; // a connect waiting for /stats opens its stream only if nothing came after it
-  var lostUpTo = 0; // the last event of a damaged block the stream ended on, to go on after
+  var lostUpTo = 0; // the last event of a damaged block the stream ended on, to go on after (0: unknown)
 
   $('collections').value = state.collections;
   $('dids').value = state.dids;
@@ -144,12 +145,13 @@ export const EXPLORER_PAGE = `<!doctype html>
     source.addEventListener('close', function (message) {
       var error = JSON.parse(message.data);
       ended = error.error + ': ' + error.message;
-      if (typeof error.cursor !== 'number') return setStatus(ended + ' (reconnecting…)', 'down');
-      // Events were lost (a damaged block): reconnecting would meet them again. Go on only when asked.
+      if (typeof error.cursor !== 'number' && error.error !== 'BufferUnreadable') return setStatus(ended + ' (reconnecting…)', 'down');
+      // Events were lost (a damaged block, an unreadable page): reconnecting would meet them again. Go on only when asked.
       source.close();
       source = null;
-      lostUpTo = error.cursor - 1;
+      lostUpTo = typeof error.cursor === 'number' ? error.cursor - 1 : 0;
       setStatus(ended, 'down');
+      $('skip').textContent = lostUpTo ? 'Go on after the lost events' : 'Go on from the newest events';
       $('skip').hidden = false;
     });
     source.onerror = function () {
@@ -233,7 +235,8 @@ export const EXPLORER_PAGE = `<!doctype html>
   });
 
   $('skip').addEventListener('click', function () {
-    state.lastTimeUs = Math.max(state.lastTimeUs, lostUpTo);
+    // Where the lost events end is unknown without a cursor: from the newest event stored now.
+    state.lastTimeUs = lostUpTo ? Math.max(state.lastTimeUs, lostUpTo) : 0;
     save();
     state.paused = false;
     $('pause').textContent = 'Pause';
