@@ -42,3 +42,13 @@ test('every bad message closes with its code, reason and metric label', () => {
   const v2 = read('{}', false, 'v2');
   assert.equal(v2.kind === 'close' && v2.close.metric, 'bad_message');
 });
+
+test('a type that is not a string closes with the reason, as Jetstream v1 (a Go string) refuses it; a null or absent one is ignored', () => {
+  for (const type of ['5', 'true', '{}', '["options_update"]']) {
+    const close = closeOf(`{"type":${type},"payload":{}}`);
+    assert.deepEqual([close.code, close.metric], [1008, 'bad_message'], type);
+    assert.match(close.reason, /"type" must be a string/, type);
+  }
+  assert.deepEqual(read('{"type":null,"payload":{}}'), { kind: 'ignore' });
+  assert.deepEqual(read('{"payload":{}}'), { kind: 'ignore' });
+});
