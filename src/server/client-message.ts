@@ -34,7 +34,10 @@ export function readClientMessage(data: Uint8Array, binary: boolean, wire: Wire[
     return { kind: 'close', close: CLOSE.notJson((err as Error).message) };
   }
   if (!isObject(message)) return { kind: 'close', close: CLOSE.notAnObject };
-  if (goField(message, 'type') !== 'options_update') return IGNORE;
+  const type = goField(message, 'type');
+  // v1 decodes type into a Go string: any other JSON value (null aside) fails the message there.
+  if (type != null && typeof type !== 'string') return { kind: 'close', close: CLOSE.typeNotAString };
+  if (type !== 'options_update') return IGNORE;
   const payload = goField(message, 'payload');
   if (!isObject(payload)) return { kind: 'close', close: CLOSE.badOptions('payload must be an object') };
   try {

@@ -19,6 +19,7 @@ export const CLOSE = {
   notJson: (detail: string): CloseReason => ({ code: 1007, reason: `message is not JSON: ${detail}`, metric: 'bad_message' }),
   tooDeep: (detail: string): CloseReason => ({ code: POLICY, reason: `message nests arrays and objects ${detail}`, metric: 'bad_message' }),
   notAnObject: { code: POLICY, reason: 'message must be a JSON object with a "type"', metric: 'bad_message' },
+  typeNotAString: { code: POLICY, reason: 'message "type" must be a string, e.g. "options_update"', metric: 'bad_message' },
   noClientMessages: {
     code: POLICY,
     reason: 'subscribeEvents takes no client messages: set filters with query parameters and reconnect',
