@@ -354,18 +354,35 @@ export class EventStore {
       const lostBefore = this.#lost.length;
       let newestBlock: BlockInfo | undefined;
       let blockFloor = this.#trimmedUpTo;
-      const undecodable: number[] = [];
+      // The ends of the blocks whose events are lost (their frames' keys), and the sound entries,
+      // which a start that found a key changed writes again (#repairDamage).
+      const lostBlocks: number[] = [];
+      const soundBlocks: Array<[end: number, info: BlockInfo]> = [];
+      let keyChanged = false;
       for (const end of this.#directory.getKeys()) {
-        let info: BlockInfo;
+        let info: BlockInfo | undefined;
         try {
-          info = this.#directory.get(end)!;
+          info = this.#directory.get(end);
         } catch (err) {
           // Without its entry the block cannot be read (which partitions, which dictionary): its events are lost.
-          undecodable.push(end);
+          lostBlocks.push(end);
           this.#eventsLost([blockFloor + 1, end], (err as Error).message, "a block's directory entry in the buffer cannot be read (its bytes on disk changed: check the disk)");
           blockFloor = end;
           continue;
         }
+        if (info === undefined) {
+          // Listed, but a lookup by its key finds nothing: the key, outside the entry, changed in place
+          // and stays where it was in its LMDB page, out of order. The block's frames, keyed by its
+          // end, are the first after the block before it: its events are named lost up to there.
+          keyChanged = true;
+          const framesEnd = this.#firstBlockEndAfter(blockFloor);
+          if (framesEnd === undefined) continue;
+          lostBlocks.push(framesEnd);
+          this.#eventsLost([blockFloor + 1, framesEnd], `the block's frames end at time_us ${framesEnd}`, `a block's directory key in the buffer, time_us ${end}, is out of its LMDB page's order (its bytes on disk changed: check the disk)`);
+          blockFloor = framesEnd;
+          continue;
+        }
+        soundBlocks.push([end, info]);
         for (const count of info.counts) this.#sealedCount += count;
         this.#sealedUpTo = end;
         blockFloor = end;
@@ -410,7 +427,9 @@ export class EventStore {
         runFloor = Math.max(runFloor, end);
       }
       this.#lost.sort((a, b) => a[0] - b[0]);
-      if (this.#writable && (this.#lost.length !== lostBefore || undecodable.length > 0 || damagedRuns)) this.#repairDamage(undecodable, damagedRuns ? soundRuns : undefined);
+      if (this.#writable && (this.#lost.length !== lostBefore || lostBlocks.length > 0 || keyChanged || damagedRuns)) {
+        this.#repairDamage(lostBlocks, keyChanged ? soundBlocks : undefined, damagedRuns ? soundRuns : undefined);
+      }
       newest = Math.max(this.#tail.at(-1)?.timeUs ?? 0, this.#lost.at(-1)?.[1] ?? 0, this.#sealedUpTo) || undefined;
       this.#lastSeq = readMeta(this.#meta, META.lastSeq) ?? 0;
       // Kept apart from lastSeq, which a replication leader's numbering (commitAssigned) follows as it
@@ -866,7 +885,9 @@ export class EventStore {
       for (const end of this.#directory.getKeys()) {
         // A read-only store keeps the blocks whose entries do not decode (a writable one removes them: #repairDamage).
         if (this.#lost.some(([, lost]) => lost === end)) continue;
-        const info = this.#directory.get(end)!;
+        const info = this.#directory.get(end);
+        // Nor those whose keys changed (a lookup by it finds nothing, or its events are named lost).
+        if (info === undefined || this.inLostEvents(info.first)) continue;
         return { timeUs: info.first, seq: info.firstSeq };
       }
     } catch (err) {
@@ -970,19 +991,29 @@ export class EventStore {
   /**
    * A writable start found events it cannot read: names them lost in `meta` (#lost) and, in the
    * same transaction, takes what holds them out of the way. Blocks whose directory entries do not
-   * decode (`undecodable`) are removed, their frames and seq entry with the entry, so that
-   * retention, seq lookups and index rebuilds never meet them; their per-DID postings stay, never
-   * read (every read stops before lost events), as a damaged partition's do when retention removes
-   * its block. With `soundRuns` (some tail run was damaged) the tail table is written again with
+   * decode, or whose keys are not their frames' end (`lostBlocks`, by that end), are removed, their
+   * frames and seq entry with the entry, so that retention, seq lookups and index rebuilds never
+   * meet them; their per-DID postings stay, never read (every read stops before lost events), as a
+   * damaged partition's do when retention removes its block. With `soundBlocks` (a key changed:
+   * out of order in its LMDB page, where no lookup by key finds it reliably) the directory is
+   * cleared whole and written again with those alone. With `soundRuns` (some tail run was damaged) the tail table is written again with
    * those alone: a run whose key changed in place to above the next run's sits out of order in its
    * LMDB page, where a replay worker's seek for the runs after it found it first and stopped there,
    * past its read's end; no seek by key finds such a run reliably, so the table is cleared whole.
    */
-  #repairDamage(undecodable: readonly number[], soundRuns: ReadonlyArray<[key: number, value: Buffer]> | undefined): void {
-    const forgotten = new Set(undecodable);
+  #repairDamage(
+    lostBlocks: readonly number[],
+    soundBlocks: ReadonlyArray<[end: number, info: BlockInfo]> | undefined,
+    soundRuns: ReadonlyArray<[key: number, value: Buffer]> | undefined,
+  ): void {
+    const forgotten = new Set(lostBlocks);
     this.#root.transactionSync(() => {
-      for (const end of undecodable) {
-        this.#directory.removeSync(end);
+      if (soundBlocks) {
+        this.#directory.clearSync();
+        for (const [end, info] of soundBlocks) this.#directory.putSync(end, info);
+      }
+      for (const end of lostBlocks) {
+        if (!soundBlocks) this.#directory.removeSync(end);
         for (const key of this.#blocks.getKeys({ start: [end, 0], end: [end, SHARED_PARTITION + 1] })) this.#blocks.removeSync(key);
       }
       if (forgotten.size > 0) for (const { key, value } of this.#blockSeqs.getRange()) if (forgotten.has(value)) this.#blockSeqs.removeSync(key);
@@ -992,6 +1023,19 @@ export class EventStore {
       }
       this.#meta.putSync(META.tailDamage, this.#lost);
     }, COMMIT_WITHOUT_WAITING_FOR_FLUSH);
+  }
+
+  /**
+   * The end of the first block whose frames come after `timeUs` (the blocks table is keyed by
+   * [end, partition]); undefined if none does, or the blocks table cannot be read there.
+   */
+  #firstBlockEndAfter(timeUs: number): number | undefined {
+    try {
+      for (const [end] of this.#blocks.getKeys({ start: [timeUs + 1, 0], limit: 1 })) return end;
+    } catch {
+      // Damaged too: the events of the block whose key changed cannot be bounded, nor read.
+    }
+    return undefined;
   }
 
   /** A read met a damaged block: said once per block, at error level. Returns `err`. */

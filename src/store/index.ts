@@ -86,7 +86,10 @@
  * unreadable (which partitions, which dictionary): a start names its events lost the same way,
  * from after the block before it to its end, and a writable one removes the block (its frames
  * and seq entry) so that retention, seq lookups and rebuilds never meet the entry; a store's
- * start used to throw on it, and `contrail serve` and `inspect` exited naming nothing.
+ * start used to throw on it, and `contrail serve` and `inspect` exited naming nothing. So does a
+ * directory key (outside the entry) changed in place to out of its page's order, which no lookup
+ * by key finds: its events are named lost up to its frames' end (the first after the block before
+ * it), and a writable start writes the directory again without it.
  * What cannot be rebuilt from the events — `meta`, `partitions`, `dictionaries` — is read at the
  * start with each value's kind checked (stored-state.ts; partition numbers, given in order and
  * never taken back, must be 1 to the count of collections), and each dictionary against its
