@@ -359,23 +359,24 @@ export class EventStore {
       const lostBlocks: number[] = [];
       const soundBlocks: Array<[end: number, info: BlockInfo]> = [];
       let keyChanged = false;
-      for (const end of this.#directory.getKeys()) {
-        let info: BlockInfo | undefined;
-        try {
-          info = this.#directory.get(end);
-        } catch (err) {
+      const entries = this.#directoryEntries();
+      for (const [index, { end, info, error }] of entries.entries()) {
+        if (error !== undefined) {
           // Without its entry the block cannot be read (which partitions, which dictionary): its events are lost.
           lostBlocks.push(end);
-          this.#eventsLost([blockFloor + 1, end], (err as Error).message, "a block's directory entry in the buffer cannot be read (its bytes on disk changed: check the disk)");
+          this.#eventsLost([blockFloor + 1, end], (error as Error).message, "a block's directory entry in the buffer cannot be read (its bytes on disk changed: check the disk)");
           blockFloor = end;
           continue;
         }
-        if (info === undefined) {
-          // Listed, but a lookup by its key finds nothing: the key, outside the entry, changed in place
-          // and stays where it was in its LMDB page, out of order. The block's frames, keyed by its
-          // end, are the first after the block before it: its events are named lost up to there.
+        // A key, outside the entry, that changed in place stays where it was in its LMDB page, out of
+        // order with a neighbour. The block's frames, keyed by its end, are the first after the block
+        // before it: a key that is not their end changed, and the block's events are named lost up
+        // to there. (Read only then: the frames' table is the bulk of the file, and a start does not
+        // depend on its pages.)
+        const outOfOrder = end <= (entries[index - 1]?.end ?? -Infinity) || end >= (entries[index + 1]?.end ?? Infinity);
+        const framesEnd = info === undefined || outOfOrder ? this.#firstBlockEndAfter(blockFloor) : end;
+        if (info === undefined || framesEnd !== end) {
           keyChanged = true;
-          const framesEnd = this.#firstBlockEndAfter(blockFloor);
           if (framesEnd === undefined) continue;
           lostBlocks.push(framesEnd);
           this.#eventsLost([blockFloor + 1, framesEnd], `the block's frames end at time_us ${framesEnd}`, `a block's directory key in the buffer, time_us ${end}, is out of its LMDB page's order (its bytes on disk changed: check the disk)`);
@@ -1023,6 +1024,26 @@ export class EventStore {
       }
       this.#meta.putSync(META.tailDamage, this.#lost);
     }, COMMIT_WITHOUT_WAITING_FOR_FLUSH);
+  }
+
+  /**
+   * The block directory's entries in the order LMDB keeps them, read in one walk, which looks no
+   * key up: in a page where a key changed out of order, a lookup by a key may find nothing, the
+   * sound ones' included. An entry that does not decode ends the walk: then each is read by its
+   * key, its `error` kept (and `info` is undefined where the lookup finds nothing).
+   */
+  #directoryEntries(): Array<{ end: number; info?: BlockInfo; error?: unknown }> {
+    try {
+      return [...this.#directory.getRange()].map(({ key, value }) => ({ end: key, info: value }));
+    } catch {
+      return [...this.#directory.getKeys()].map((end) => {
+        try {
+          return { end, info: this.#directory.get(end) };
+        } catch (error) {
+          return { end, error };
+        }
+      });
+    }
   }
 
   /**

@@ -87,9 +87,11 @@
  * from after the block before it to its end, and a writable one removes the block (its frames
  * and seq entry) so that retention, seq lookups and rebuilds never meet the entry; a store's
  * start used to throw on it, and `contrail serve` and `inspect` exited naming nothing. So does a
- * directory key (outside the entry) changed in place to out of its page's order, which no lookup
- * by key finds: its events are named lost up to its frames' end (the first after the block before
- * it), and a writable start writes the directory again without it.
+ * directory key (outside the entry) changed in place to out of its page's order, where lookups by
+ * key miss (the sound keys' too: the start reads the entries in one walk): a key out of order with
+ * a neighbour is checked against its frames' end (the first after the block before it), and one
+ * that is not it has its events named lost up to that end; a writable start writes the directory
+ * again without it.
  * What cannot be rebuilt from the events — `meta`, `partitions`, `dictionaries` — is read at the
  * start with each value's kind checked (stored-state.ts; partition numbers, given in order and
  * never taken back, must be 1 to the count of collections), and each dictionary against its
