@@ -554,8 +554,16 @@ export class EventStore {
     this.#didIndexInconsistent(detail);
   }
 
+  /**
+   * The repo's last stored commit rev. A page of the revs table LMDB cannot read (damaged on disk)
+   * throws an UnreadableBufferError: counted, said once, the read transaction renewed (#readFailed).
+   */
   getRev(did: string): string | undefined {
-    return this.#revs.get(revKey(did));
+    try {
+      return this.#revs.get(revKey(did));
+    } catch (err) {
+      throw this.#unreadable(err, this.#lastTimeUs);
+    }
   }
 
   onCommitted(listener: (entries: readonly Entry[]) => void): void {

@@ -103,7 +103,8 @@
  * once per reason; so do the directory's reads outside a replay's (oldest(), and retention's
  * look at the oldest block, which fails its pass), for a page that goes bad while serving.
  * Each such read is counted (unreadableReads, for the metrics), an index rebuild's too (which
- * fails the rebuild, leaving the index bypassed); the span's readers outside a
+ * fails the rebuild, leaving the index bypassed), and ingest's of a repo's rev (getRev: one that
+ * cannot be read skips nothing, and the commit's own write of it fails, retried); the span's readers outside a
  * replay (/stats, the status line, the gauges) show what can still be read without the oldest.
  * Retention's check of the size bound, run as each commit is announced, reads no table
  * (size(): LMDB's table stats): thrown out of the commit, an error made it look failed, and

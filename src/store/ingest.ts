@@ -4,6 +4,7 @@ import { buildEvents, type CursorClock, type Entry } from '../events/index.ts';
 import { DropLog, backoffDelay, redactUrl, type DropReporter, type UpstreamMessage } from '../upstream/index.ts';
 import type { Batch, EventStore, UpstreamCursor } from './event-store.ts';
 import type { StoreMetrics } from './metrics.ts';
+import { UnreadableBufferError } from './read-errors.ts';
 
 export interface IngesterOptions {
   store: EventStore;
@@ -275,10 +276,24 @@ export class Ingester {
     // TIDs sort lexically; revs not newer than the stored one are replays.
     let last = this.#pendingRevs.get(did) ?? this.#committingRevs.get(did) ?? this.#rememberedRevs.get(did) ?? this.#olderRevs.get(did);
     if (last === undefined) {
-      last = this.#options.store.getRev(did) ?? '';
+      last = this.#storedRev(did);
       this.#rememberRev(did, last);
     }
     return last === '' || rev > last || !couldBeWritten(last);
+  }
+
+  /**
+   * The repo's stored rev, '' if none. One the store cannot read (a page damaged on disk: the
+   * store counts and says it) skips nothing, as no rev would: a commit stored again is better than
+   * one lost, and its own write of the rev then fails the commit, retried with the reason.
+   */
+  #storedRev(did: string): string {
+    try {
+      return this.#options.store.getRev(did) ?? '';
+    } catch (err) {
+      if (err instanceof UnreadableBufferError) return '';
+      throw err;
+    }
   }
 
   #rememberRev(did: string, rev: string): void {
