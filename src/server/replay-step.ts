@@ -24,8 +24,9 @@ const EVENTS_PER_STEP = 64;
  * (Subscriber.followsOldest): its next read starts at the oldest held then (replay-reads.ts). A
  * position whose next events are in a block that cannot be read (damaged on disk) ends the
  * stream with BufferDamaged, naming them and where to resume: sent on, the client would miss them
- * unawares. A read that fails otherwise (LMDB refuses a page damaged on disk) ends it with
- * BufferUnreadable: nothing says which events it would have got. Either ends only this stream:
+ * unawares. A read that fails otherwise (LMDB refuses a page damaged on disk), also that of the
+ * oldest event a subscriber following it starts from, ends it with BufferUnreadable: nothing says
+ * which events it would have got. Either ends only this stream:
  * other replays, the live path and ingest go on (the store renews the read transaction the
  * failure left unusable).
  */
@@ -56,7 +57,15 @@ export class Replayer {
         // It starts here, at the oldest held now: a read begun from an older oldest is dropped.
         this.#reads.reset(subscriber);
         subscriber.position = Math.max(subscriber.position, store.trimmedUpTo);
-        subscriber.startFromHere({ oldest: store.oldest() });
+        let oldest: ReturnType<typeof store.oldest>;
+        try {
+          oldest = store.oldest();
+        } catch (err) {
+          if (!(err instanceof UnreadableBufferError)) throw err;
+          this.#unreadable(subscriber, err);
+          return false;
+        }
+        subscriber.startFromHere({ oldest });
       }
       return backfilling;
     }
@@ -67,9 +76,7 @@ export class Replayer {
       return false;
     }
     if (batch instanceof UnreadableBufferError) {
-      subscriber.sendError('BufferUnreadable', batch.message);
-      const close = CLOSE.bufferUnreadable(batch.message);
-      this.hub.end(subscriber, close.metric, close);
+      this.#unreadable(subscriber, batch);
       return false;
     }
     if (batch === 'trimmed') {
@@ -89,6 +96,12 @@ export class Replayer {
     subscriber.mode = 'live';
     this.hub.live.add(subscriber);
     return false;
+  }
+
+  #unreadable(subscriber: Subscriber, failure: UnreadableBufferError): void {
+    subscriber.sendError('BufferUnreadable', failure.message);
+    const close = CLOSE.bufferUnreadable(failure.message);
+    this.hub.end(subscriber, close.metric, close);
   }
 
   #damaged(subscriber: Subscriber, damage: DamagedBlockError): void {
