@@ -7,6 +7,7 @@ import { applyClientMessage } from './options-update.ts';
 import { Replayer } from './replay-step.ts';
 import { ReplayTurns } from './replay-turns.ts';
 import { Roster } from './roster.ts';
+import { XrpcError } from './subscribe-events.ts';
 import { Subscriber, type Admission } from './subscriber.ts';
 import type { SubscriberSink } from './transport.ts';
 import { Watchdog } from './watchdog.ts';
@@ -145,11 +146,13 @@ export class SubscriberHub {
     try {
       resolved = resolveAhead();
     } catch (err) {
-      // Retention passed a v2 seq cursor while the node caught up: said in an error frame before
-      // the close, as ConsumerTooSlow is (a client reads why from its stream, not only the close).
+      // Retention passed a v2 seq cursor while the node caught up, or LMDB refused its look-up (a
+      // page damaged on disk): said in an error frame before the close, as ConsumerTooSlow is (a
+      // client reads why from its stream, not only the close).
       const { message } = err as Error;
-      subscriber.sendError('CursorTooOld', message);
-      const close = CLOSE.cursorTooOld(message);
+      const unreadable = err instanceof XrpcError && err.error === 'BufferUnreadable';
+      subscriber.sendError(unreadable ? 'BufferUnreadable' : 'CursorTooOld', message);
+      const close = unreadable ? CLOSE.bufferUnreadable(message) : CLOSE.cursorTooOld(message);
       return this.#end(subscriber, close.metric, close);
     }
     subscriber.position = resolved.position;
