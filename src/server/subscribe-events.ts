@@ -156,8 +156,8 @@ export function resolveCursor(store: EventStore, cursor: number | undefined): Re
     // Where v1's starts: future = after the last time_us issued (the wall clock may have stepped back).
     const position = positionAtTime(store, cursor);
     // Made when sent: a subscriber that follows the oldest event gets it as its replay starts,
-    // naming the oldest event held when what it is sent was read (`start`).
-    const outdated = (start?: OldestHeld) => {
+    // naming the oldest event held when what it is sent was read (`start`), or else the oldest held now.
+    const outdated = (start: OldestHeld | undefined = oldestIfReadable(store)) => {
       const resumedAt = start?.oldest;
       const resumed = resumedAt ? `resuming from seq ${resumedAt.seq}, the oldest event here` : start ? 'the buffer is empty; resuming at the live tip' : 'resuming from the oldest event here';
       return v2InfoFrame('OutdatedCursor', `cursor ${cursor} is older than this server's buffer: events may have been missed; ${resumed}`);
@@ -205,6 +205,16 @@ export function resolveCursor(store: EventStore, cursor: number | undefined): Re
     return { position: at.timeUs - 1, greeting: () => v2InfoFrame('OutdatedCursor', `${missing} not in this server's buffer: events may have been missed; resuming from seq ${at.seq}`) };
   }
   return { position: at.timeUs - 1 };
+}
+
+/** The oldest event held now, for a notice; undefined when LMDB cannot read the block directory (the notice then names no seq). */
+function oldestIfReadable(store: EventStore): OldestHeld | undefined {
+  try {
+    return { oldest: store.oldest() };
+  } catch (err) {
+    if (err instanceof UnreadableBufferError) return undefined;
+    throw err;
+  }
 }
 
 /** The oldest event held; a block directory LMDB cannot read refuses the cursor with BufferUnreadable (503), LMDB's reason given (the store logs it). */
