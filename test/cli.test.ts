@@ -3,12 +3,12 @@
  * takes, with the right environment variable and default, and the help must list them too.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { SERVE_OPTIONS, flagsFromEnvironment } from '../src/config.ts';
+import { runContrail } from './support/contrail-process.ts';
 
 const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
 
@@ -43,42 +43,22 @@ test("the README's defaults are the CLI's defaults", () => {
 });
 
 test('contrail --help lists every flag', () => {
-  const help = execFileSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', '--help'], {
-    cwd: new URL('..', import.meta.url),
-    encoding: 'utf8',
-  });
+  const { status, stdout: help } = runContrail(['--help']);
+  assert.equal(status, 0);
   for (const flag of Object.keys(SERVE_OPTIONS)) assert.match(help, new RegExp(`--${flag}\\b`), flag);
   assert.match(help, /CONTRAIL_/);
 });
 
 test('a bad flag value exits 2 with one line naming what is wrong', () => {
   for (const args of [['--retention', 'soon'], ['--port', '70000'], ['--no-such-flag'], ['--transport', 'carrier-pigeon']]) {
-    let status = 0;
-    let stderr = '';
-    try {
-      execFileSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { cwd: new URL('..', import.meta.url), encoding: 'utf8', stdio: 'pipe' });
-    } catch (err) {
-      ({ status, stderr } = err as { status: number; stderr: string });
-    }
+    const { status, stderr } = runContrail(args);
     assert.equal(status, 2, args.join(' '));
     assert.match(stderr.split('\n')[0]!, /^contrail: .+/, args.join(' '));
   }
 });
 
 test('flags come from CONTRAIL_<FLAG> variables; unrelated CONTRAIL_* variables are ignored', () => {
-  const run = (env: Record<string, string>) => {
-    try {
-      execFileSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve'], {
-        cwd: new URL('..', import.meta.url),
-        encoding: 'utf8',
-        stdio: 'pipe',
-        env: { ...process.env, ...env },
-      });
-      return { status: 0, stderr: '' };
-    } catch (err) {
-      return err as { status: number; stderr: string };
-    }
-  };
+  const run = (env: Record<string, string>) => runContrail(['serve'], { env, timeoutMs: 20_000 });
   // A bad value from the environment is reported like a bad flag: proof the variable was read.
   const bad = run({ CONTRAIL_SERVICE_HOST: '10.0.0.7', CONTRAIL_SERVICE_PORT: 'tcp://10.0.0.7:6008', CONTRAIL_RETENTION: 'forever' });
   assert.equal(bad.status, 2);
@@ -87,14 +67,7 @@ test('flags come from CONTRAIL_<FLAG> variables; unrelated CONTRAIL_* variables 
 });
 
 test('a bad value from the environment exits 2 with a line naming the variable; CONTRAIL_FSYNC=maybe is one', () => {
-  const run = (env: Record<string, string>) => {
-    try {
-      execFileSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve', '--log-level', 'silent'], { cwd: new URL('..', import.meta.url), encoding: 'utf8', stdio: 'pipe', env: { ...process.env, ...env }, timeout: 20_000 });
-      return { status: 0, stderr: '' };
-    } catch (err) {
-      return err as { status: number; stderr: string };
-    }
-  };
+  const run = (env: Record<string, string>) => runContrail(['serve', '--log-level', 'silent'], { env, timeoutMs: 20_000 });
   for (const [name, value, why] of [
     ['CONTRAIL_FSYNC', 'maybe', /is not a boolean/],
     ['CONTRAIL_PORT', '60o8', /is not a port/],
@@ -129,17 +102,7 @@ test("Kubernetes service links (CONTRAIL_PORT=tcp://ip:port) are ignored with a 
 });
 
 test('inspect reads CONTRAIL_DATA_DIR and ignores the serve-only variables', () => {
-  let result: { status: number; stderr: string } = { status: 0, stderr: '' };
-  try {
-    execFileSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'inspect'], {
-      cwd: new URL('..', import.meta.url),
-      encoding: 'utf8',
-      stdio: 'pipe',
-      env: { ...process.env, CONTRAIL_DATA_DIR: '/nonexistent/contrail-buffer', CONTRAIL_PORT: 'tcp://10.0.0.7:6008' },
-    });
-  } catch (err) {
-    result = err as { status: number; stderr: string };
-  }
+  const result = runContrail(['inspect'], { env: { CONTRAIL_DATA_DIR: '/nonexistent/contrail-buffer', CONTRAIL_PORT: 'tcp://10.0.0.7:6008' } });
   assert.equal(result.status, 2);
   assert.match(result.stderr, /no event buffer in \/nonexistent\/contrail-buffer/);
 });
@@ -148,16 +111,7 @@ test('inspect on a file that is not an LMDB buffer says so and exits 1, instead 
   const dir = mkdtempSync(join(tmpdir(), 'contrail-corrupt-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   writeFileSync(join(dir, 'data.mdb'), Buffer.alloc(8192, 0x5a));
-  let result: { status: number; stderr: string } = { status: 0, stderr: '' };
-  try {
-    execFileSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'inspect', '--data-dir', dir], {
-      cwd: new URL('..', import.meta.url),
-      encoding: 'utf8',
-      stdio: 'pipe',
-    });
-  } catch (err) {
-    result = err as { status: number; stderr: string };
-  }
+  const result = runContrail(['inspect', '--data-dir', dir]);
   assert.equal(result.status, 1);
   assert.match(result.stderr, /is not an LMDB database/);
 });

@@ -7,17 +7,17 @@ import { execFile } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import type { Entry } from '../src/events/entry.ts';
 import { EventStore } from '../src/store/event-store.ts';
+import { PROJECT_ROOT } from './support/contrail-process.ts';
 import { tempDir } from './support/gateway.ts';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const RELAY = 'wss://relay.example.test/xrpc/com.atproto.sync.subscribeRepos';
 
 function inspect(dataDir: string): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'inspect', '--data-dir', dataDir], { cwd: ROOT }, (err, stdout, stderr) => {
+    // The built CLI, as the bin runs it (`npm test` builds it first).
+    execFile(process.execPath, ['dist/cli.js', 'inspect', '--data-dir', dataDir], { cwd: PROJECT_ROOT }, (err, stdout, stderr) => {
       resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr });
     });
   });

@@ -6,23 +6,17 @@
  * said. `contrail serve` and `contrail inspect` must say what is wrong with the file and exit.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { Entry } from '../src/events/index.ts';
 import { EventStore } from '../src/store/index.ts';
 import { cleanup } from './support/cleanup.ts';
-import { PROJECT_ROOT } from './support/contrail-process.ts';
+import { runContrail } from './support/contrail-process.ts';
 import { tempDir } from './support/gateway.ts';
 
-function contrail(args: string[]): { status: number | null; signal: NodeJS.Signals | null; stderr: string } {
-  const result = spawnSync(process.execPath, ['dist/cli.js', ...args], { cwd: PROJECT_ROOT, encoding: 'utf8', timeout: 60_000 });
-  return { status: result.status, signal: result.signal, stderr: result.stderr };
-}
-
-const serve = (dataDir: string) => contrail(['serve', '--data-dir', dataDir, '--host', '127.0.0.1', '--port', '0', '--metrics-port', '0', '--upstream', 'ws://127.0.0.1:9']);
-const inspect = (dataDir: string) => contrail(['inspect', '--data-dir', dataDir]);
+const serve = (dataDir: string) => runContrail(['serve', '--data-dir', dataDir, '--host', '127.0.0.1', '--port', '0', '--metrics-port', '0', '--upstream', 'ws://127.0.0.1:9']);
+const inspect = (dataDir: string) => runContrail(['inspect', '--data-dir', dataDir]);
 
 function dataDirWith(root: string, name: string, bytes: Buffer): string {
   const dataDir = join(root, name);

@@ -3,13 +3,12 @@
  * /stats (readable from any origin), not the logs, not `contrail inspect`, not the data dir.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { pino } from 'pino';
 import { normalizeUpstreamUrl, redactUrl } from '../src/upstream/index.ts';
-import { PROJECT_ROOT } from './support/contrail-process.ts';
+import { runContrail } from './support/contrail-process.ts';
 import { FakeRelay } from './support/fake-relay.ts';
 import { startTestGateway, tempDir } from './support/gateway.ts';
 import { httpGet, POST, Upstream } from './support/subscribe-client.ts';
@@ -59,7 +58,7 @@ test('the upstream credentials never show in /stats, the logs, contrail inspect 
 
   assert.ok(logs.some((line) => line.includes('connecting to upstream')));
   assertNoSecret(logs.join(''), 'the log');
-  const inspected = execFileSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'inspect', '--data-dir', dir.path], { cwd: PROJECT_ROOT, encoding: 'utf8' });
+  const { stdout: inspected } = runContrail(['inspect', '--data-dir', dir.path]);
   assert.match(inspected, /upstream cursor seq 1 from ws:\/\/\*\*\*:\*\*\*@127\.0\.0\.1/);
   assertNoSecret(inspected, 'contrail inspect');
   assertNoSecret(readFileSync(join(dir.path, 'data.mdb')).toString('latin1'), 'the data dir');

@@ -4,9 +4,10 @@
  * only a real process can show — start-up (locks, ports, disk space), kills, pauses, restarts,
  * the cluster, the e2e suite (through test/e2e/lib/contrail.mjs). It reports through its JSON
  * log on stdout, parsed as it comes so a test can wait for a line and read the port, and
- * through stderr when it refuses to start.
+ * through stderr when it refuses to start. runContrail runs a command that ends by itself (help,
+ * a refused flag, `inspect`) to its end.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
@@ -29,6 +30,22 @@ export interface LogRecord {
 export interface ExitStatus {
   code: number | null;
   signal: NodeJS.Signals | null;
+}
+
+/** The environment a contrail is started with: the tests' own CONTRAIL_* never leak in (contrail reads each as a flag). */
+function environment(env: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('CONTRAIL_')));
+  return { ...inherited, ...env };
+}
+
+/**
+ * Runs `dist/cli.js …args` to its end (a command that exits by itself: --help, a refused flag,
+ * `inspect`) and returns how it ended and what it printed; one still running after `timeoutMs` is
+ * killed (signal SIGTERM).
+ */
+export function runContrail(args: string[], options: { env?: Record<string, string>; timeoutMs?: number } = {}): { status: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string } {
+  const result = spawnSync(process.execPath, ['--max-semi-space-size=64', 'dist/cli.js', ...args], { cwd: PROJECT_ROOT, env: environment(options.env), encoding: 'utf8', timeout: options.timeoutMs ?? 60_000 });
+  return { status: result.status, signal: result.signal, stdout: result.stdout, stderr: result.stderr };
 }
 
 export interface ContrailProcessOptions {
@@ -58,11 +75,10 @@ export class ContrailProcess {
 
   /** Runs `dist/cli.js …args`. */
   constructor(args: string[], options: ContrailProcessOptions = {}) {
-    const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('CONTRAIL_')));
     // With the V8 flag of dist/cli.js's shebang and `npm start`: tests and benchmarks run it as production does.
     this.child = spawn(process.execPath, ['--max-semi-space-size=64', 'dist/cli.js', ...args], {
       cwd: options.root ?? PROJECT_ROOT,
-      env: { ...inherited, ...options.env },
+      env: environment(options.env),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     running.add(this.child);
