@@ -14,7 +14,7 @@ import { open as openLmdb } from 'lmdb';
 import type { Entry } from '../src/events/index.ts';
 import { BLOCK, LIKE, POST, REPO_IN_EVERY_BLOCK, blockStream, writeBuffer } from './support/block-stream.ts';
 import { cleanup } from './support/cleanup.ts';
-import { ContrailProcess } from './support/contrail-process.ts';
+import { ContrailProcess, REPLAY_ON_WORKER_WAIT_MS } from './support/contrail-process.ts';
 import { tempDir } from './support/gateway.ts';
 import { HttpStream } from './support/http-stream.ts';
 import { httpGet, SUBSCRIBE_EVENTS, Subscription } from './support/subscribe-client.ts';
@@ -40,7 +40,7 @@ async function bufferWithDamagedBlock(dataDir: string, events: Entry[]): Promise
 const timesOf = (messages: Array<Record<string, any>>) => messages.filter((m) => m.kind === 'commit').map((m) => m.time_us as number);
 
 for (const [{ transport, skip }, replayWorkers] of (await transportsUnderTest()).map((t, i) => [t, i === 0 ? '1' : '0'] as const)) {
-  test(`over ${transport}, --replay-workers ${replayWorkers}: a block damaged on disk ends the replays that reach it with the events it holds and where to resume, logged once; the gateway serves on`, { skip, timeout: 120_000 }, async (t) => {
+  test(`over ${transport}, --replay-workers ${replayWorkers}: a block damaged on disk ends the replays that reach it with the events it holds and where to resume, logged once; the gateway serves on`, { skip, timeout: 900_000 }, async (t) => {
     const defer = cleanup(t);
     const dir = tempDir('contrail-damaged-block-');
     defer(() => dir.remove());
@@ -60,7 +60,7 @@ for (const [{ transport, skip }, replayWorkers] of (await transportsUnderTest())
     // Two replays from the start, one after the other: both get the first block, then the reason.
     for (const round of [1, 2]) {
       const client = await Subscription.open(port, 'cursor=0');
-      const close = await client.waitClosed();
+      const close = await client.waitClosed(REPLAY_ON_WORKER_WAIT_MS);
       assert.deepEqual(timesOf(client.events), times.slice(0, DAMAGED.from), `replay ${round}: every event before the damaged block, once, in order`);
       const error = client.events.at(-1)!;
       assert.equal(error.type, 'error', `replay ${round} ends with an error message, not ${JSON.stringify(error)} and ${JSON.stringify(close)}:\n${contrail.tail(8)}`);
@@ -79,21 +79,21 @@ for (const [{ transport, skip }, replayWorkers] of (await transportsUnderTest())
       [`wantedCollections=${POST}&cursor=0`, before.filter((e) => e.collection === POST)],
     ] as const) {
       const client = await Subscription.open(port, query);
-      const close = await client.waitClosed();
+      const close = await client.waitClosed(REPLAY_ON_WORKER_WAIT_MS);
       assert.deepEqual(timesOf(client.events), wanted.map((e) => e.timeUs), `${query}: every event before the damaged block`);
       assert.equal(client.events.at(-1)!.error, 'BufferDamaged', query);
       assert.equal(close.code, 1011, query);
     }
     const likes = await Subscription.open(port, `wantedCollections=${LIKE}&cursor=0`);
-    await likes.waitForTime(events.filter((e) => e.collection === LIKE).at(-1)!.timeUs);
+    await likes.waitForTime(events.filter((e) => e.collection === LIKE).at(-1)!.timeUs, undefined, REPLAY_ON_WORKER_WAIT_MS);
     assert.deepEqual(timesOf(likes.events), events.filter((e) => e.collection === LIKE).map((e) => e.timeUs), 'the likes, all of them');
 
     // A cursor after the block reads on to the end; a v2 seq cursor inside it meets the damage.
     const after = await Subscription.open(port, `cursor=${end + 1}`);
-    await after.waitForTime(times.at(-1)!);
+    await after.waitForTime(times.at(-1)!, undefined, REPLAY_ON_WORKER_WAIT_MS);
     assert.deepEqual(timesOf(after.events), times.slice(DAMAGED.to + 1));
     const v2 = await Subscription.open(port, `cursor=${DAMAGED.from + 100}`, { path: SUBSCRIBE_EVENTS });
-    assert.equal((await v2.waitClosed()).code, 1011, 'a v2 cursor in the damaged block is closed with the reason');
+    assert.equal((await v2.waitClosed(REPLAY_ON_WORKER_WAIT_MS)).code, 1011, 'a v2 cursor in the damaged block is closed with the reason');
 
     // An HTTP stream has no close frame: its last line says why.
     const ndjson = await HttpStream.open(port, '/stream.ndjson', `cursor=${first}`);

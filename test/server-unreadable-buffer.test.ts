@@ -14,7 +14,7 @@ import type { Entry } from '../src/events/index.ts';
 import { didHash } from '../src/store/did-keys.ts';
 import { BLOCK, LIKE, REPO_IN_EVERY_BLOCK, blockStream, writeBuffer } from './support/block-stream.ts';
 import { cleanup } from './support/cleanup.ts';
-import { ContrailProcess } from './support/contrail-process.ts';
+import { ContrailProcess, REPLAY_ON_WORKER_WAIT_MS } from './support/contrail-process.ts';
 import { tempDir } from './support/gateway.ts';
 import { breakLeafPagesOf, pointValuePastFile } from './support/lmdb-pages.ts';
 import { httpGet, SUBSCRIBE_EVENTS, Subscription, upgradeRequest } from './support/subscribe-client.ts';
@@ -60,7 +60,7 @@ async function disconnects(contrail: ContrailProcess, reason: string): Promise<n
 }
 
 for (const replayWorkers of ['0', '1']) {
-  test(`--replay-workers ${replayWorkers}: a block whose frame LMDB cannot find (MDB_PAGE_NOTFOUND) ends each replay that reaches it with BufferDamaged, and every later read is served`, { timeout: 120_000 }, async (t) => {
+  test(`--replay-workers ${replayWorkers}: a block whose frame LMDB cannot find (MDB_PAGE_NOTFOUND) ends each replay that reaches it with BufferDamaged, and every later read is served`, { timeout: 900_000 }, async (t) => {
     const defer = cleanup(t);
     const dir = tempDir('contrail-page-not-found-');
     defer(() => dir.remove());
@@ -75,20 +75,20 @@ for (const replayWorkers of ['0', '1']) {
     // the second must be read as the first was, not fail on that transaction.
     for (const round of [1, 2]) {
       const client = await Subscription.open(port, 'cursor=0');
-      const close = await client.waitClosed();
+      const close = await client.waitClosed(REPLAY_ON_WORKER_WAIT_MS);
       assert.deepEqual(timesOf(client.events), times.slice(0, LOST.from), `replay ${round}: every event before the block:\n${contrail.tail(8)}`);
       assert.equal(client.events.at(-1)!.error, 'BufferDamaged', `replay ${round}: ${JSON.stringify(client.events.at(-1))} ${JSON.stringify(close)}`);
       assert.match(client.events.at(-1)!.message, /MDB_PAGE_NOTFOUND/, 'naming what LMDB said');
       assert.equal(close.code, 1011);
     }
     const after = await Subscription.open(port, `cursor=${times[LOST.to]! + 1}`);
-    await after.waitForTime(times.at(-1)!);
+    await after.waitForTime(times.at(-1)!, undefined, REPLAY_ON_WORKER_WAIT_MS);
     assert.deepEqual(timesOf(after.events), times.slice(LOST.to + 1), 'a cursor after the block reads to the end');
     assert.equal(contrail.child.exitCode, null, `still running:\n${contrail.tail()}`);
     assert.equal(await disconnects(contrail, 'buffer_damaged'), 2);
   });
 
-  test(`--replay-workers ${replayWorkers}: a page of the per-DID index LMDB refuses (MDB_CORRUPTED) ends the replay that reads it with BufferUnreadable (1011), counted and logged; other replays are served`, { timeout: 120_000 }, async (t) => {
+  test(`--replay-workers ${replayWorkers}: a page of the per-DID index LMDB refuses (MDB_CORRUPTED) ends the replay that reads it with BufferUnreadable (1011), counted and logged; other replays are served`, { timeout: 900_000 }, async (t) => {
     const defer = cleanup(t);
     const dir = tempDir('contrail-corrupted-page-');
     defer(() => dir.remove());
@@ -101,7 +101,7 @@ for (const replayWorkers of ['0', '1']) {
 
     for (const round of [1, 2]) {
       const client = await Subscription.open(port, `wantedDids=${REPO}&cursor=0`);
-      const close = await client.waitClosed();
+      const close = await client.waitClosed(REPLAY_ON_WORKER_WAIT_MS);
       const error = client.events.at(-1) ?? {};
       assert.equal(error.error, 'BufferUnreadable', `replay ${round} ends with the reason, not ${JSON.stringify(error)} ${JSON.stringify(close)}:\n${contrail.tail(8)}`);
       assert.match(error.message, /MDB_[A-Z_]+/, 'naming what LMDB said');
@@ -110,10 +110,10 @@ for (const replayWorkers of ['0', '1']) {
     }
     // Replays that read no page of the index are served whole.
     const all = await Subscription.open(port, 'cursor=0');
-    await all.waitForTime(times.at(-1)!);
+    await all.waitForTime(times.at(-1)!, undefined, REPLAY_ON_WORKER_WAIT_MS);
     assert.deepEqual(timesOf(all.events), times, 'an unfiltered replay gets every event');
     const likes = await Subscription.open(port, `wantedCollections=${LIKE}&cursor=0`);
-    await likes.waitForTime(events.filter((e) => e.collection === LIKE).at(-1)!.timeUs);
+    await likes.waitForTime(events.filter((e) => e.collection === LIKE).at(-1)!.timeUs, undefined, REPLAY_ON_WORKER_WAIT_MS);
     assert.deepEqual(timesOf(likes.events), events.filter((e) => e.collection === LIKE).map((e) => e.timeUs));
 
     assert.equal(contrail.child.exitCode, null, `still running:\n${contrail.tail()}`);
@@ -123,7 +123,7 @@ for (const replayWorkers of ['0', '1']) {
   });
 }
 
-test('a v2 seq cursor whose block LMDB cannot look up (a page of the seq table damaged on disk) is refused before the upgrade with 503 BufferUnreadable, counted; other subscribers are served', { timeout: 120_000 }, async (t) => {
+test('a v2 seq cursor whose block LMDB cannot look up (a page of the seq table damaged on disk) is refused before the upgrade with 503 BufferUnreadable, counted; other subscribers are served', { timeout: 900_000 }, async (t) => {
   const defer = cleanup(t);
   const dir = tempDir('contrail-unreadable-seqs-');
   defer(() => dir.remove());
@@ -145,7 +145,7 @@ test('a v2 seq cursor whose block LMDB cannot look up (a page of the seq table d
   assert.match(body.message, /MDB_[A-Z_]+/);
 
   const all = await Subscription.open(port, 'cursor=0');
-  await all.waitForTime(times.at(-1)!);
+  await all.waitForTime(times.at(-1)!, undefined, REPLAY_ON_WORKER_WAIT_MS);
   assert.deepEqual(timesOf(all.events), times, 'a v1 replay gets every event');
   assert.equal(contrail.child.exitCode, null, `still running:\n${contrail.tail()}`);
   const metricsPort = (await contrail.waitForLog((line) => line.msg === 'serving Prometheus metrics at /metrics')).port as number;

@@ -20,6 +20,14 @@ process.once('exit', () => {
   for (const child of running) child.kill('SIGKILL');
 });
 
+/**
+ * How long a test waits for a replay read on contrail's replay worker. As contrail runs it, the
+ * worker is at nice 19, and on a machine loaded by other processes it gets next to no CPU (last
+ * session's flake hunt, and this one's at a load of 20: a 20 s wait for a replay's close ran out),
+ * so it reads slowly but surely; the wait is for the outcome, bounded only against a hang.
+ */
+export const REPLAY_ON_WORKER_WAIT_MS = 180_000;
+
 export interface LogRecord {
   level: number;
   msg: string;
