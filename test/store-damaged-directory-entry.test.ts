@@ -40,6 +40,22 @@ function assertEndsAtLoss(result: { entries: Entry[]; err?: unknown }, expected:
   assert.deepEqual([result.err.first, result.err.end], [lost.first, lost.end], `${what}: naming the lost events`);
 }
 
+/** A replay worker's reads (a SnapshotReader) end at the lost events, and one from after them gets every later event. */
+async function assertWorkerReplays(store: EventStore, before: Entry[], after: Entry[]): Promise<void> {
+  const worker = new SnapshotReader(store.location, 0);
+  try {
+    const onWorker: ReadPath = (position, select) => {
+      const read = worker.read(position, store.lastTimeUs, { maxEntries: 50, select, filter: wanted(select), ...store.indexState });
+      assert.ok(!read.trimmed);
+      return read;
+    };
+    assertEndsAtLoss(replayUntilError(onWorker, 0), before, "a replay worker's replay");
+    assert.deepEqual(texts(replayUntilError(onWorker, lost.end).entries), texts(after), "a worker's replay after the lost events");
+  } finally {
+    await worker.close();
+  }
+}
+
 test('a block whose directory entry no longer decodes: the store starts, names its events lost once, and serves every other event, on every read path and across restarts', { timeout: 60_000 }, async (t) => {
   const defer = cleanup(t);
   const dir = tempDir('contrail-damaged-directory-');
@@ -71,17 +87,7 @@ test('a block whose directory entry no longer decodes: the store starts, names i
   assertEndsAtLoss(replayUntilError(onMain, 0, byDid), before.filter(wanted(byDid)), "a DID's replay");
   assert.deepEqual(texts(replayUntilError(onMain, lost.end, byDid).entries), texts(after.filter(wanted(byDid))), "a DID's replay after them");
 
-  const worker = new SnapshotReader(store.location, 0);
-  defer(() => worker.close());
-  const onWorker: ReadPath = (position, select) => {
-    const read = worker.read(position, store.lastTimeUs, { maxEntries: 50, select, filter: wanted(select), ...store.indexState });
-    assert.ok(!read.trimmed);
-    return read;
-  };
-  assertEndsAtLoss(replayUntilError(onWorker, 0), before, "a replay worker's replay");
-  assert.deepEqual(texts(replayUntilError(onWorker, lost.end).entries), texts(after), "a worker's replay after the lost events");
-
-  await worker.close();
+  await assertWorkerReplays(store, before, after);
   await store.close();
   store = open();
   assertEndsAtLoss(replayUntilError(onMain, 0), before, 'after a restart, a replay');
@@ -157,18 +163,8 @@ for (const blocks of [30, 3]) {
     assert.deepEqual(texts(replayUntilError(onMain, lost.end).entries), texts(after), 'a replay after the lost events');
     assertEndsAtLoss(replayUntilError(onMain, 0, byDid), before.filter(wanted(byDid)), "a DID's replay");
 
-    const worker = new SnapshotReader(store.location, 0);
-    defer(() => worker.close());
-    const onWorker: ReadPath = (position, select) => {
-      const read = worker.read(position, store.lastTimeUs, { maxEntries: 50, select, filter: wanted(select), ...store.indexState });
-      assert.ok(!read.trimmed);
-      return read;
-    };
-    assertEndsAtLoss(replayUntilError(onWorker, 0), before, "a replay worker's replay");
-    assert.deepEqual(texts(replayUntilError(onWorker, lost.end).entries), texts(after), "a worker's replay after the lost events");
+    await assertWorkerReplays(store, before, after);
     assert.equal(store.lastTimeUs, stored.at(-1)!.timeUs, 'the clock does not jump to the changed key');
-
-    await worker.close();
     await store.close();
     store = open();
     assertEndsAtLoss(replayUntilError(onMain, 0), before, 'after a restart, a replay');
