@@ -115,8 +115,9 @@ test(`SIGKILL at ${KILLS} random points during ingest loses and duplicates nothi
     const streamed = 1 + Math.floor(random() * MAX_STREAMED_PER_LIFE);
     for (let sent = 0; sent < streamed; sent += 4) {
       push(Math.min(4, streamed - sent));
-      // Between chunks, 2-5 ms; after the last one, half the time none (frames still on the wire).
-      const pauseMs = sent + 4 < streamed ? 2 + Math.floor(random() * 4) : random() < 0.5 ? 0 : 1 + Math.floor(random() * 4);
+      // Between chunks, 2-5 ms; after the last one, in every other life none (frames still on the
+      // wire, so at least half the kills land mid-ingest however fast the gateway stores), else 1-4 ms.
+      const pauseMs = sent + 4 < streamed ? 2 + Math.floor(random() * 4) : kills % 2 === 0 ? 0 : 1 + Math.floor(random() * 4);
       if (pauseMs > 0) await new Promise((resolve) => setTimeout(resolve, pauseMs));
     }
     const pushedAtKill = pushed;
