@@ -6,7 +6,7 @@
  */
 import { pino, type Logger } from 'pino';
 import { build as prettyStream } from 'pino-pretty';
-import { UnreadableBufferError, type EventStore } from './store/index.ts';
+import { oldestOrUnreadable, UnreadableBufferError, type EventStore } from './store/index.ts';
 
 export function createLogger(level: string, stdout: NodeJS.WritableStream & { isTTY?: boolean } = process.stdout): Logger {
   if (!stdout.isTTY) return pino({ level }, stdout);
@@ -61,13 +61,9 @@ export function startStatusLog(logger: Logger, sources: StatusSources, intervalM
  */
 function bufferStatus(store: EventStore): { bufferSeconds: number; bufferEvents: number } | { bufferUnreadable: string; bufferEvents: number } {
   const bufferEvents = store.size().eventCount;
-  let oldestTimeUs: number | undefined;
-  try {
-    oldestTimeUs = store.oldest()?.timeUs;
-  } catch (err) {
-    if (err instanceof UnreadableBufferError) return { bufferUnreadable: err.message, bufferEvents };
-    throw err;
-  }
+  const oldest = oldestOrUnreadable(store);
+  if (oldest instanceof UnreadableBufferError) return { bufferUnreadable: oldest.message, bufferEvents };
+  const oldestTimeUs = oldest?.timeUs;
   const { newestTimeUs } = store;
   return { bufferSeconds: oldestTimeUs === undefined || newestTimeUs === undefined ? 0 : Math.round((newestTimeUs - oldestTimeUs) / 1e6), bufferEvents };
 }

@@ -1,4 +1,4 @@
-import { DamagedBlockError, UnreadableBufferError } from '../store/index.ts';
+import { DamagedBlockError, oldestOrUnreadable, UnreadableBufferError } from '../store/index.ts';
 import type { BackfillFeed } from './backfill-feed.ts';
 import { CLOSE } from './close-reasons.ts';
 import type { HubHooks } from './hub-options.ts';
@@ -57,12 +57,9 @@ export class Replayer {
         // It starts here, at the oldest held now: a read begun from an older oldest is dropped.
         this.#reads.reset(subscriber);
         subscriber.position = Math.max(subscriber.position, store.trimmedUpTo);
-        let oldest: ReturnType<typeof store.oldest>;
-        try {
-          oldest = store.oldest();
-        } catch (err) {
-          if (!(err instanceof UnreadableBufferError)) throw err;
-          this.#unreadable(subscriber, err);
+        const oldest = oldestOrUnreadable(store);
+        if (oldest instanceof UnreadableBufferError) {
+          this.#unreadable(subscriber, oldest);
           return false;
         }
         subscriber.startFromHere({ oldest });

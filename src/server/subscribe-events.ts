@@ -1,5 +1,5 @@
 import type { EventKind } from '../events/index.ts';
-import { DamagedBlockError, UnreadableBufferError, type EventStore, type OldestHeld } from '../store/index.ts';
+import { DamagedBlockError, oldestOrUnreadable, UnreadableBufferError, type EventStore, type OldestHeld } from '../store/index.ts';
 import { EVENT_KINDS, OptionError, parseFilter, type SubscriberFilter } from './filter.ts';
 import { positionAtTime, startsAtOldest } from './subscriber.ts';
 import type { HttpReply, HttpRequestInfo } from './transport.ts';
@@ -209,20 +209,13 @@ export function resolveCursor(store: EventStore, cursor: number | undefined): Re
 
 /** The oldest event held now, for a notice; undefined when LMDB cannot read the block directory (the notice then names no seq). */
 function oldestIfReadable(store: EventStore): OldestHeld | undefined {
-  try {
-    return { oldest: store.oldest() };
-  } catch (err) {
-    if (err instanceof UnreadableBufferError) return undefined;
-    throw err;
-  }
+  const oldest = oldestOrUnreadable(store);
+  return oldest instanceof UnreadableBufferError ? undefined : { oldest };
 }
 
 /** The oldest event held; a block directory LMDB cannot read refuses the cursor with BufferUnreadable (503), LMDB's reason given (the store logs it). */
 function oldestHeld(store: EventStore): ReturnType<EventStore['oldest']> {
-  try {
-    return store.oldest();
-  } catch (err) {
-    if (err instanceof UnreadableBufferError) throw new XrpcError(503, 'BufferUnreadable', err.message);
-    throw err;
-  }
+  const oldest = oldestOrUnreadable(store);
+  if (oldest instanceof UnreadableBufferError) throw new XrpcError(503, 'BufferUnreadable', oldest.message);
+  return oldest;
 }

@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { DidIndexState, EventStore } from './event-store.ts';
-import { UnreadableBufferError } from './read-errors.ts';
+import { oldestOrUnreadable, UnreadableBufferError } from './read-errors.ts';
 
 export type StoreMetrics = ReturnType<typeof createStoreMetrics>;
 
@@ -90,12 +90,8 @@ export function registerBufferGauges(
   // The oldest is read from the block directory; a page of it damaged on disk is counted and
   // logged by the store, and costs this gauge alone, not the scrape.
   const oldestSeconds = () => {
-    try {
-      return seconds(store.oldest()?.timeUs);
-    } catch (err) {
-      if (err instanceof UnreadableBufferError) return NaN;
-      throw err;
-    }
+    const oldest = oldestOrUnreadable(store);
+    return oldest instanceof UnreadableBufferError ? NaN : seconds(oldest?.timeUs);
   };
   new Gauge({
     name: 'contrail_store_oldest_event_timestamp_seconds',

@@ -14,3 +14,17 @@ export class UnreadableBufferError extends Error {
     super(`the buffer cannot be read after time_us ${position} (${cause instanceof Error ? cause.message : String(cause)}): its file may be damaged on disk`, { cause });
   }
 }
+
+/**
+ * The buffer's oldest event (EventStore.oldest), or the UnreadableBufferError its read of the block
+ * directory threw (the store counted, logged and renewed it), for callers that answer that
+ * otherwise than by failing: a 503, a gauge's NaN, a notice without a seq, a stream's close.
+ */
+export function oldestOrUnreadable<Oldest>(store: { oldest(): Oldest }): Oldest | UnreadableBufferError {
+  try {
+    return store.oldest();
+  } catch (err) {
+    if (err instanceof UnreadableBufferError) return err;
+    throw err;
+  }
+}
