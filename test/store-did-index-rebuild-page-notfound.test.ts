@@ -28,10 +28,11 @@ const BUNDLED = readFileSync(fileURLToPath(new URL('../dictionaries/contrail-v1.
 const BLOCK = 1_024;
 /** Fewer than a rebuild's group of eight: the blocks after the damaged one are read in the transaction LMDB failed, unless it is renewed. */
 const BLOCKS = 6;
-const REPO = 'did:plc:other5';
+/** One event in a hundred: few enough for its replays to go through the index (up to 1/64 of the events). */
+const REPO = 'did:plc:repo';
 const events: Entry[] = Array.from({ length: BLOCKS * BLOCK + 10 }, (_, i) => {
   const timeUs = 1_000_000 + i * 10;
-  const did = `did:plc:other${i % 13}`;
+  const did = i % 100 === 0 ? REPO : `did:plc:other${i % 13}`;
   return { timeUs, did, kind: 'commit', collection: 'app.bsky.feed.post', json: Buffer.from(`{"did":"${did}","time_us":${timeUs},"n":${i}}`) };
 });
 /** The second block: its frame's pages are not found. */

@@ -1398,6 +1398,8 @@ export class EventStore {
         events = this.#blockReader.partOnce(end, info, part);
       } catch (err) {
         if (!(err instanceof DamagedBlockError)) throw this.#unreadable(err, rebuild.done);
+        // LMDB failed the read transaction (MDB_PAGE_NOTFOUND): read in it, the next blocks would fail too (MDB_BAD_TXN) and be taken for damaged.
+        if (!err.transactionSound) this.#renewReadTxn();
         if (rebuild.gaps.at(-1)?.[1] !== end) this.#indexGapFound(rebuild, [info.first, end], err);
         continue;
       }

@@ -156,7 +156,8 @@
  * in progress, so no seal has postings the clear takes), a block retention removed is skipped
  * and no posting at or below trimmedUpTo is written. A block damaged on disk gets the postings of
  * the partitions that can be read, and is kept (in the last step's transaction) as a gap in the
- * index, its time_us range logged once: DID-filtered reads read that block itself, as a scan does,
+ * index, its time_us range logged once (a frame LMDB cannot find, MDB_PAGE_NOTFOUND, fails the read
+ * transaction: it is renewed, else every block read after it in it failed with MDB_BAD_TXN too): DID-filtered reads read that block itself, as a scan does,
  * so they end at its damage with a DamagedBlockError as an unfiltered read does, never passing
  * over the events it holds (the rebuild used to fail there, leaving DID replays to scan every
  * block until retention removed it). The buffer stays marked inconsistent until the last step, so a
