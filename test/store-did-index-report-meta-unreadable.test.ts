@@ -1,0 +1,50 @@
+/**
+ * A replay worker that met a corrupt per-DID index entry reports it to the EventStore on the main
+ * thread (ReplayReads, in the worker's answer's handler), with the index rebuilds its snapshot
+ * counted. The store compared that count with the one in its `meta` table, read there and then:
+ * a meta page LMDB refuses (damaged on disk while contrail serves) threw MDB_CORRUPTED out of the
+ * answer's handler, an unhandled rejection that ends the process. The store keeps the count it
+ * wrote instead, reading no page; and where the mark that the index is inconsistent cannot be
+ * written either, the index is bypassed (DID replays scan, exact), the refusal logged and
+ * counted, and no rebuild started that could not record its end.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { open as openLmdb } from 'lmdb';
+import { pino } from 'pino';
+import { EventStore, SnapshotReader } from '../src/store/index.ts';
+import { cleanup } from './support/cleanup.ts';
+import { corruptBuffer, stream, target } from './support/corrupt-did-index.ts';
+import { tempDir } from './support/gateway.ts';
+import { breakLeafPagesInPlace } from './support/lmdb-pages.ts';
+import { readAll, texts } from './support/store-reads.ts';
+
+test("a worker's report of an inconsistent per-DID index, made when a page of the buffer's meta cannot be read, bypasses the index, logged and counted, and throws nothing", async (t) => {
+  const defer = cleanup(t);
+  const dir = tempDir('contrail-index-report-meta-');
+  defer(() => dir.remove());
+  await corruptBuffer(dir.path);
+  const raw = openLmdb({ path: dir.path, maxDbs: 16 });
+  const { pageSize } = raw.getStats() as { pageSize: number };
+  await raw.close();
+  const lines: Array<{ level: number; msg: string; [field: string]: unknown }> = [];
+  const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+  const store = new EventStore({ dataDir: dir.path, hotLogBytes: 0, blockEvents: 100, logger });
+  defer(() => store.close());
+  const worker = new SnapshotReader(store.location, 0);
+  defer(() => worker.close());
+  const select = { dids: new Set([target]), collections: new Set<string>(), prefixes: [] };
+  const found = worker.read(0, store.lastTimeUs, { maxEntries: 10_000, select, filter: (e) => e.did === target, ...store.indexState });
+  assert.ok(!found.trimmed && found.inconsistency !== undefined, 'the worker met the corrupt entry');
+
+  // The meta table's page goes bad before the worker's answer is handled.
+  assert.ok(breakLeafPagesInPlace(dir.path, pageSize, Buffer.from('lastSeq')) > 0, "the meta table's page is broken");
+  store.reportDidIndexInconsistent(found.inconsistency!, found.indexRebuilds!);
+
+  assert.equal(store.didIndex.state, 'bypassed', 'DID replays scan the blocks');
+  assert.equal(store.didIndex.inconsistencies, 1);
+  assert.ok(store.unreadableReads >= 1, "the meta write LMDB refused is counted");
+  const errors = lines.filter((l) => l.level >= 50);
+  assert.ok(errors.some((l) => /per-DID index/.test(l.msg) && /MDB_[A-Z_]+/.test(String(l.err))), `an error line says so, with LMDB's reason: ${JSON.stringify(errors)}`);
+  assert.deepEqual(texts(readAll(store, { dids: [target] })), texts(stream.filter((e) => e.did === target)), "the repo's replay is exact");
+});
