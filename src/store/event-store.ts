@@ -286,6 +286,11 @@ export class EventStore {
   #unreadableReads = 0;
   /** Times this store found the per-DID index inconsistent (each bypasses it and, writable, starts a rebuild). */
   #didIndexInconsistencies = 0;
+  /**
+   * The per-DID index rebuilds the buffer counts (META.didIndexRebuilds, which only this store
+   * writes): kept here so that a worker's report is judged without a read of meta (reportDidIndexInconsistent).
+   */
+  #didIndexRebuilds: number;
   /** When the rebuilds of the last DID_INDEX_REBUILD_WINDOW_MS started (nowMs), oldest first. */
   #rebuildStarts: number[] = [];
   readonly #nowMs: () => number;
@@ -443,8 +448,7 @@ export class EventStore {
       this.#lastTimeUs = Math.max(readMeta(this.#meta, META.lastTimeUs) ?? 0, newest ?? 0);
       this.#cursor = readMeta(this.#meta, META.cursor);
       this.#didIndex = readMeta(this.#meta, META.didIndexBroken) === true ? 'bypassed' : 'ok';
-      // Read later, when a rebuild ends: a garbled count is refused now, with the rest, not then.
-      readMeta(this.#meta, META.didIndexRebuilds);
+      this.#didIndexRebuilds = readMeta(this.#meta, META.didIndexRebuilds) ?? 0;
       this.#indexGaps = (readMeta(this.#meta, META.didIndexGaps) ?? []).filter(([, end]) => end > this.#trimmedUpTo);
     } catch (err) {
       void this.#root.close();
@@ -550,7 +554,7 @@ export class EventStore {
    * rebuild, towards abandoning it).
    */
   reportDidIndexInconsistent(detail: string, indexRebuilds?: number): void {
-    if (indexRebuilds !== undefined && indexRebuilds < ((this.#meta.get(META.didIndexRebuilds) as number | undefined) ?? 0)) return;
+    if (indexRebuilds !== undefined && indexRebuilds < this.#didIndexRebuilds) return;
     this.#didIndexInconsistent(detail);
   }
 
@@ -1257,7 +1261,8 @@ export class EventStore {
    * The per-DID index contradicts a block: DID-filtered reads scan from now on; a writable store
    * records it (so that a start before the rebuild is done begins it again) and rebuilds the index
    * in the background, unless it has rebuilt it DID_INDEX_MAX_REBUILDS times within the window:
-   * then it abandons the index until the next start, saying so once.
+   * then it abandons the index until the next start, saying so once. A mark LMDB refuses to write
+   * (a meta page damaged on disk) leaves the index bypassed, not rebuilt, and is counted and logged.
    */
   #didIndexInconsistent(detail: string): void {
     if (this.#didIndex !== 'ok' || this.#closed) return;
@@ -1267,7 +1272,17 @@ export class EventStore {
       this.#logger?.error({ detail }, 'the per-DID index is inconsistent: DID-filtered reads scan the blocks instead');
       return;
     }
-    this.#meta.putSync(META.didIndexBroken, true);
+    try {
+      this.#meta.putSync(META.didIndexBroken, true);
+    } catch (err) {
+      // A meta page LMDB refuses (damaged on disk): a rebuild could not record its end either.
+      const unreadable = this.#unreadable(err, this.#trimmedUpTo);
+      this.#logger?.error(
+        { detail, err: unreadable.message },
+        'the per-DID index is inconsistent, and the mark saying so cannot be written: DID-filtered replays scan the blocks, and the index is not rebuilt, until the next start',
+      );
+      return;
+    }
     const now = this.#nowMs();
     this.#rebuildStarts = this.#rebuildStarts.filter((at) => now - at < DID_INDEX_REBUILD_WINDOW_MS);
     if (this.#rebuildStarts.length >= DID_INDEX_MAX_REBUILDS) {
@@ -1378,8 +1393,9 @@ export class EventStore {
         this.#root.transactionSync(() => {
           this.#meta.removeSync(META.didIndexBroken);
           this.#meta.putSync(META.didIndexGaps, rebuild.gaps);
-          this.#meta.putSync(META.didIndexRebuilds, ((this.#meta.get(META.didIndexRebuilds) as number | undefined) ?? 0) + 1);
+          this.#meta.putSync(META.didIndexRebuilds, this.#didIndexRebuilds + 1);
         });
+        this.#didIndexRebuilds++;
         return true;
       }
       let count = 0;
