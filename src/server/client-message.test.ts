@@ -21,6 +21,15 @@ test('options_update replaces the filter; without maxMessageSizeBytes the limit 
   assert.equal((lifted as Extract<typeof lifted, { kind: 'filter' }>).filter.maxMessageBytes, 0);
 });
 
+test('a null payload is an empty one, as Jetstream v1 decodes it; an absent payload closes, as there', () => {
+  const request = read('{"type":"options_update","payload":null}');
+  assert.equal(request.kind, 'filter');
+  const { filter, backfill } = request as Extract<typeof request, { kind: 'filter' }>;
+  assert.deepEqual(filter, parseFilter({ maxMessageSizeBytes: 5_000 }));
+  assert.equal(backfill, false);
+  assert.match(closeOf('{"type":"options_update"}').reason, /^invalid options_update: payload must be an object$/);
+});
+
 test('binary messages and unknown types are ignored, as in Jetstream v1', () => {
   assert.deepEqual(read('{"type":"options_update"}', true), { kind: 'ignore' });
   assert.deepEqual(read('{"type":"something_else","payload":1}'), { kind: 'ignore' });

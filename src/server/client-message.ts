@@ -38,7 +38,10 @@ export function readClientMessage(data: Uint8Array, binary: boolean, wire: Wire[
   // v1 decodes type into a Go string: any other JSON value (null aside) fails the message there.
   if (type != null && typeof type !== 'string') return { kind: 'close', close: CLOSE.typeNotAString };
   if (type !== 'options_update') return IGNORE;
-  const payload = goField(message, 'payload');
+  // v1 keeps the payload raw and decodes it into its options struct: `null` decodes there as an
+  // empty payload (every filter cleared, the size limit kept), an absent payload fails.
+  const rawPayload = goField(message, 'payload');
+  const payload = rawPayload === null ? {} : rawPayload;
   if (!isObject(payload)) return { kind: 'close', close: CLOSE.badOptions('payload must be an object') };
   try {
     const input: FilterInput = {};
