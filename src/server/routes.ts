@@ -343,9 +343,10 @@ export function parseStreamQuery(request: HttpRequestInfo) {
   for (const name of ['compress', 'requireHello']) {
     if (booleanParam(query, name)) throw new OptionError(`${name}=true needs a WebSocket: use ${SUBSCRIBE_PATH}`);
   }
-  // contrail's own parameter, read strictly as on /subscribe: anything but false asks for a backfill.
-  const backfill = query.get('backfill');
-  if (backfill !== null && backfill !== 'false') throw new OptionError(`backfill=${backfill}: backfill needs a WebSocket: use ${SUBSCRIBE_PATH}`);
+  // contrail's own parameter, read strictly as on /subscribe: anything but false (or empty, which is
+  // absent, as every parameter's empty value is) asks for a backfill.
+  const backfill = query.get('backfill') ?? '';
+  if (backfill !== '' && backfill !== 'false') throw new OptionError(`backfill=${backfill}: backfill needs a WebSocket: use ${SUBSCRIBE_PATH}`);
   const common = parseCommonQuery(query);
   const lastEventId = request.header('last-event-id');
   const cursor = lastEventId ? parseCursor('Last-Event-ID', lastEventId) : common.cursor;
