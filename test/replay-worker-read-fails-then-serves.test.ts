@@ -1,0 +1,54 @@
+/**
+ * A replay worker reads the buffer through a SnapshotReader, in a read transaction it renews
+ * before each read. A read LMDB refuses mid-range (a page damaged on disk: here the tail's, which
+ * only a worker reads from LMDB, the main thread holding the tail in memory) fails, and the main
+ * thread reads that batch itself. The worker's next reads must be served: lmdb-js left the failed
+ * range's cursor open, holding the transaction LMDB marked failed, and renewed into it, so every
+ * later read of that worker failed with MDB_BAD_TXN until a commit — on a quiet gateway every
+ * replay's every batch read twice, the second time on the main thread.
+ */
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { open as openLmdb } from 'lmdb';
+import { pino } from 'pino';
+import { EventStore, SnapshotReader } from '../src/store/index.ts';
+import { BLOCK, blockStream, BUNDLED_DICTIONARY } from './support/block-stream.ts';
+import { cleanup } from './support/cleanup.ts';
+import { tempDir } from './support/gateway.ts';
+import { breakLeafPagesInPlace } from './support/lmdb-pages.ts';
+import { texts } from './support/store-reads.ts';
+
+test("a replay worker's read that LMDB refuses fails alone: the worker's next reads, in the same turn, are served", async (t) => {
+  const defer = cleanup(t);
+  const dir = tempDir('contrail-worker-read-fails-');
+  defer(() => dir.remove());
+  const dataDir = join(dir.path, 'data');
+  // Two blocks sealed, half a block in the tail.
+  const events = blockStream(3).slice(0, 2 * BLOCK + BLOCK / 2);
+  const writer = new EventStore({ dataDir, hotLogBytes: 0, fsync: false, dictionary: BUNDLED_DICTIONARY });
+  await writer.commit({ entries: events, revs: new Map() });
+  await writer.close();
+  const raw = openLmdb({ path: dataDir, maxDbs: 16 });
+  const { pageSize } = raw.getStats() as { pageSize: number };
+  const tailKey = Buffer.from([...raw.openDB<unknown, Buffer>({ name: 'tail', keyEncoding: 'binary' }).getKeys({ limit: 1 })][0]!);
+  await raw.close();
+
+  const store = new EventStore({ dataDir, hotLogBytes: 0, fsync: false, dictionary: BUNDLED_DICTIONARY, logger: pino({ level: 'silent' }) });
+  defer(() => store.close());
+  const worker = new SnapshotReader(store.location, 0);
+  defer(() => worker.close());
+  const read = (position: number) => {
+    const answer = worker.read(position, store.lastTimeUs, { maxEntries: 100, ...store.indexState });
+    assert.ok(!answer.trimmed);
+    return texts(answer.entries);
+  };
+  const inTail = events[2 * BLOCK + 10]!.timeUs;
+  assert.deepEqual(read(inTail), texts(events.slice(2 * BLOCK + 11, 2 * BLOCK + 111)), 'the tail, before its page broke');
+
+  assert.ok(breakLeafPagesInPlace(dataDir, pageSize, tailKey) > 0, "the tail's page is broken");
+  assert.throws(() => read(inTail), /MDB_CORRUPTED/, 'the read that reaches the broken page fails');
+  assert.deepEqual(read(0), texts(events.slice(0, 100)), "the worker's next read, of the first block");
+  assert.deepEqual(read(events[BLOCK + 4]!.timeUs), texts(events.slice(BLOCK + 5, BLOCK + 105)), 'and the one after, of the second');
+  assert.deepEqual(texts(store.readAfter(inTail, { maxEntries: 100 }).entries), texts(events.slice(2 * BLOCK + 11, 2 * BLOCK + 111)), 'the main thread reads the tail from memory');
+});
