@@ -183,7 +183,10 @@
  * on a later turn of the event loop, and a read could miss the newest commits. The snapshot's
  * trimmedUpTo says when retention passed the reader's position (a reader that asked for whatever is
  * oldest, `fromOldest`, starts at the snapshot's oldest event instead); the EventStore's sealed count and
- * index state come with each read, and an index inconsistency found there is reported back.
+ * index state come with each read, and an index inconsistency found there is reported back. A
+ * worker cannot commit to renew a read transaction LMDB failed, as the EventStore does: its ranges
+ * close their cursors when a page is refused mid-walk (closedOnError; lmdb-js leaves them open,
+ * holding the failed transaction, into which it renews), so a failed read fails alone.
  *
  * Retention (retention.ts) removes whole blocks (and their index entries) in one transaction
  * each, the age bound every interval and the size bound after every commit too; the size bound
@@ -198,7 +201,7 @@
  *   slabs.ts         SlabPool, Lease: reused memory for decompressed partitions, pinned while read
  *   sealed-reads.ts  reads of sealed blocks: by the DID index, by partition, or everything
  *   disk-reads.ts    readStored: sealed blocks then the tail, for a read's bounds (collect); ReadLeases
- *   read-errors.ts   UnreadableBufferError: a read that failed for another reason than a damaged block; oldestOrUnreadable
+ *   read-errors.ts   UnreadableBufferError: a read that failed for another reason than a damaged block; oldestOrUnreadable; closedOnError
  *   tail-runs.ts     a tail run's stored form and its CRC-32; the events lost in damaged runs, which readers stop before
  *   stored-state.ts  META (the meta table's keys), readMeta, readPartitions: the state the events cannot give back, each value's kind checked (DamagedStateError)
  *   snapshot-reader.ts SnapshotReader: the same reads from another thread, in a fresh snapshot

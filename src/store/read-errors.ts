@@ -28,3 +28,20 @@ export function oldestOrUnreadable<Oldest>(store: { oldest(): Oldest }): Oldest 
     throw err;
   }
 }
+
+/**
+ * The entries of an LMDB range (getRange, getKeys, getValues), its cursor closed however the walk
+ * ends. lmdb-js closes it when the range ends or the loop leaves it, but not when LMDB refuses a
+ * page mid-walk (its iterator throws before closing): the open cursor then holds the read
+ * transaction LMDB marked failed, and lmdb-js renews into that same transaction, every read in it
+ * failing with MDB_BAD_TXN, until a commit. A replay worker cannot commit to renew it, as the
+ * EventStore does.
+ */
+export function* closedOnError<T>(range: Iterable<T>): Generator<T> {
+  const iterator = range[Symbol.iterator]();
+  try {
+    for (let step = iterator.next(); !step.done; step = iterator.next()) yield step.value;
+  } finally {
+    iterator.return?.();
+  }
+}

@@ -1,6 +1,7 @@
 import type { Database } from 'lmdb';
 import type { Entry } from '../events/index.ts';
 import { DamagedBlockError, type BlockInfo, type BlockReader } from './blocks.ts';
+import { closedOnError } from './read-errors.ts';
 import type { Lease } from './slabs.ts';
 import { POSTING_BYTES, didHash, hashesTo, partOfPosting, posting, timeOfPosting } from './did-keys.ts';
 
@@ -171,7 +172,7 @@ export class SealedReader {
   #readBlocks(position: number, end: number, plan: Plan, maxScanned: number, visit: Visit, lease: Lease): SealedRead {
     const from = position;
     let scanned = 0;
-    for (const { key: blockEnd, value: info } of this.directory.getRange({ start: position + 1 })) {
+    for (const { key: blockEnd, value: info } of closedOnError(this.directory.getRange({ start: position + 1 }))) {
       if (info.first > end) break;
       const parts = info.parts.filter(plan.wantsPart);
       let events: readonly Entry[];
@@ -212,7 +213,7 @@ export class SealedReader {
       let last = 0;
       const key = didHash(did);
       const range = { start: posting(Math.max(position, this.trimmedUpTo()) + 1, 0), end: posting(end, 0xffff), inclusiveEnd: true, limit: batch };
-      for (const value of this.byDid.getValues(key, range)) {
+      for (const value of closedOnError(this.byDid.getValues(key, range))) {
         if (value.length !== POSTING_BYTES) return `a DID index entry of ${value.length} bytes`;
         last = timeOfPosting(value);
         read++;
@@ -258,7 +259,7 @@ export class SealedReader {
   }
 
   #blockHolding(timeUs: number): { end: number; info: BlockInfo } | undefined {
-    for (const { key, value } of this.directory.getRange({ start: timeUs, limit: 1 })) {
+    for (const { key, value } of closedOnError(this.directory.getRange({ start: timeUs, limit: 1 }))) {
       if (value.first <= timeUs) return { end: key, info: value };
     }
     return undefined;

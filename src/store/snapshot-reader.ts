@@ -4,6 +4,7 @@ import { BlockReader } from './blocks.ts';
 import { Dictionaries } from './dictionaries.ts';
 import { collect, ReadLeases, readStored, type ReadOptions, type ReadResult } from './disk-reads.ts';
 import { openEnvironment, openMeta, openTables, type BufferLocation } from './environment.ts';
+import { closedOnError } from './read-errors.ts';
 import { META } from './stored-state.ts';
 import { SealedReader, type IndexGap } from './sealed-reads.ts';
 import { readRun, type LostEvents } from './tail-runs.ts';
@@ -113,7 +114,7 @@ export class SnapshotReader {
     const inconsistentBefore = this.#inconsistency;
     const collector = collect(options);
     let sealedUpTo = 0;
-    for (const key of this.#tables.directory.getKeys({ reverse: true, limit: 1 })) sealedUpTo = key;
+    for (const key of closedOnError(this.#tables.directory.getKeys({ reverse: true, limit: 1 }))) sealedUpTo = key;
     const tailAfter = (after: number, end: number) => this.#tailAfter(after, end);
     const lease = this.#blocks.lease();
     const lost = (this.#meta.get(META.tailDamage) as LostEvents[] | undefined) ?? [];
@@ -132,7 +133,7 @@ export class SnapshotReader {
 
   /** The snapshot's oldest event, as EventStore.oldest finds it: the first block's first, or the tail's first. */
   #oldestHeld(trimmedUpTo: number): OldestHeld {
-    for (const { value } of this.#tables.directory.getRange({ limit: 1 })) return { oldest: { timeUs: value.first, seq: value.firstSeq } };
+    for (const { value } of closedOnError(this.#tables.directory.getRange({ limit: 1 }))) return { oldest: { timeUs: value.first, seq: value.firstSeq } };
     for (const entry of this.#tailAfter(trimmedUpTo, Infinity)) return { oldest: { timeUs: entry.timeUs, seq: entry.seq! } };
     return {};
   }
@@ -168,7 +169,7 @@ export class SnapshotReader {
    * it at its start) fails the read: the main thread reads it again from the events it holds.
    */
   *#tailAfter(after: number, end: number): Iterable<Entry> {
-    for (const { key, value } of this.#tables.tail.getRange({ start: after + 1 })) {
+    for (const { key, value } of closedOnError(this.#tables.tail.getRange({ start: after + 1 }))) {
       for (const entry of readRun(value)) if (entry.timeUs > after) yield entry;
       if (key >= end) return;
     }
@@ -186,6 +187,6 @@ export class SnapshotReader {
   #loadPartitions(): void {
     this.#collectionOfPart.length = 0;
     this.#collectionOfPart.push(null);
-    for (const { key, value } of this.#tables.partitions.getRange()) this.#collectionOfPart[value] = key;
+    for (const { key, value } of closedOnError(this.#tables.partitions.getRange())) this.#collectionOfPart[value] = key;
   }
 }
