@@ -40,6 +40,7 @@ import { connect } from '@nats-io/transport-node';
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { ContrailProcess } from '../test/support/contrail-process.ts';
+import { exitOnStopSignals } from '../test/support/exit-on-signals.ts';
 import { FakeRelay } from '../test/support/fake-relay.ts';
 import { tempDir } from '../test/support/gateway.ts';
 import { NatsCluster, natsServerMissing } from '../test/support/nats-cluster.ts';
@@ -77,6 +78,12 @@ const TOPOLOGIES: Topology[] = [
   { name: 'cluster, NATS R3', natsServers: 3 },
 ];
 
+/** Every setup's directories not removed yet: a run that fails or is stopped by a signal removes them as it exits (the data dirs hold up to a few GB). */
+const setupDirs = new Set<{ remove(): void }>();
+process.once('exit', () => {
+  for (const dir of setupDirs) dir.remove();
+});
+
 /** A relay, NATS (or none) and `nodes` contrail processes against them. */
 class Setup {
   /** Every frame pushed to the relay so far. */
@@ -99,7 +106,7 @@ class Setup {
     const nats = topology.natsServers > 0 ? await NatsCluster.start(topology.natsServers) : undefined;
     const hopsDir = timeHops ? tempDir('contrail-bench-hops-') : undefined;
     const setup = new Setup(relay, nats, [], leaseMs, hopsDir?.path);
-    if (hopsDir) setup.#dirs.push(hopsDir);
+    if (hopsDir) setup.#keep(hopsDir);
     for (let i = 0; i < (nats ? nodeCount : 1); i++) setup.launch(i);
     for (const node of setup.nodes) await node.waitServing(60_000);
     await relay.waitForConnections(1, 60_000);
@@ -175,12 +182,20 @@ class Setup {
     await Promise.all(this.nodes.map((node) => node.stop()));
     await this.relay.stop();
     await this.nats?.stop();
-    for (const dir of this.#dirs) dir.remove();
+    for (const dir of this.#dirs) {
+      dir.remove();
+      setupDirs.delete(dir);
+    }
+  }
+
+  #keep(dir: { remove(): void }): void {
+    this.#dirs.push(dir);
+    setupDirs.add(dir);
   }
 
   #newDir(): string {
     const dir = tempDir('contrail-bench-cluster-');
-    this.#dirs.push(dir);
+    this.#keep(dir);
     return dir.path;
   }
 }
@@ -645,6 +660,8 @@ export async function run(sections = new Set(SECTIONS), runCount = RUNS, timeHop
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
+  // Stopped by a signal, the run still ends every nats-server and contrail it started.
+  exitOnStopSignals();
   const { values, positionals: named } = parseArgs({
     allowPositionals: true,
     options: { runs: { type: 'string', default: String(RUNS) }, hops: { type: 'boolean', default: false }, backlog: { type: 'string', default: String(BACKLOG_FRAMES) } },

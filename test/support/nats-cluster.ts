@@ -14,6 +14,16 @@ import { decodeStreamRecord, type StreamRecord } from '../../src/cluster/stream-
 import { tempDir } from './gateway.ts';
 import { waitUntil } from './subscribe-client.ts';
 
+/** Every nats-server started here and not exited yet, and every cluster's directory not removed yet. */
+const runningServers = new Set<ChildProcess>();
+const clusterDirs = new Set<{ remove(): void }>();
+// A test or benchmark that dies without stopping its clusters (a failure, or a signal taken by
+// exitOnStopSignals) must not leave nats-server running, nor its store on disk.
+process.once('exit', () => {
+  for (const child of runningServers) child.kill('SIGKILL');
+  for (const dir of clusterDirs) dir.remove();
+});
+
 /** Why cluster tests cannot run here, or undefined when nats-server is installed (.ci/run installs it). */
 export function natsServerMissing(): string | undefined {
   const probe = spawnSync('nats-server', ['--version'], { encoding: 'utf8' });
@@ -45,7 +55,9 @@ interface ServerSlot {
 export class NatsCluster {
   readonly #dir = tempDir('contrail-nats-');
 
-  private constructor(readonly servers: ServerSlot[]) {}
+  private constructor(readonly servers: ServerSlot[]) {
+    clusterDirs.add(this.#dir);
+  }
 
   /**
    * `size` servers; `maxPayload` sets nats-server's max_payload (e.g. '64KB'), NATS's default (1MB)
@@ -146,10 +158,13 @@ export class NatsCluster {
     for (const child of running) child.kill('SIGKILL');
     await Promise.all(running.map((child) => once(child, 'exit')));
     this.#dir.remove();
+    clusterDirs.delete(this.#dir);
   }
 
   #launch(slot: ServerSlot): void {
     const child = spawn('nats-server', ['-c', slot.config], { stdio: ['ignore', 'ignore', 'pipe'] });
+    runningServers.add(child);
+    child.once('exit', () => runningServers.delete(child));
     child.stderr!.setEncoding('utf8').on('data', (text: string) => {
       slot.log.push(...text.trim().split('\n'));
       if (slot.log.length > 200) slot.log.splice(0, slot.log.length - 200);
