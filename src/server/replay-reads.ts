@@ -1,5 +1,5 @@
 import type { Entry } from '../events/index.ts';
-import { DamagedBlockError, UnreadableBufferError, type EventStore, type OldestHeld } from '../store/index.ts';
+import { DamagedBlockError, UnreadableBufferError, type EventStore, type OldestHeld, type ReadOptions } from '../store/index.ts';
 import { withheld } from './backfill-feed.ts';
 import { sendsEvent, type SubscriberFilter } from './filter.ts';
 import { decodeAnswer, filterSpecJson, type ReplayPool, type ReplayReply } from './replay-pool.ts';
@@ -36,6 +36,13 @@ interface ReadState {
   trimmed?: boolean;
   /** The last worker read failed (the worker died): read the next batch here. */
   onMainThread?: boolean;
+  /** A read here's options, made once per filter (`select` is the filter): a read made them anew, closures and all. */
+  readOptions?: ReadOptions;
+  /**
+   * The array of the batch last sent whole or dropped, emptied: the next read here fills it
+   * (ReadOptions.into) instead of a new one, as nothing else holds it.
+   */
+  spare?: Entry[];
 }
 
 /**
@@ -91,29 +98,40 @@ export class ReplayReads {
     state.onMainThread = false;
     const { filter } = subscriber;
     state.filter = filter;
-    const tooLarge = () => this.countTooLarge(1);
+    let options = state.readOptions;
+    if (options?.select !== filter) state.readOptions = options = this.#readOptions(filter, subscriber.id);
+    options.into = state.spare;
+    state.spare = undefined;
     try {
-      const read: ReplayBatch = this.store.readAfter(subscriber.position, { ...READ_LIMITS, filter: (entry) => sendsEvent(filter, entry, tooLarge), select: filter, reader: subscriber.id });
+      const read: ReplayBatch = this.store.readAfter(subscriber.position, options);
       if (subscriber.followsOldest) read.fromOldest = { oldest: this.store.oldest() };
       return (state.batch = read);
     } catch (err) {
       if (err instanceof DamagedBlockError || err instanceof UnreadableBufferError) return err;
       throw err;
+    } finally {
+      options.into = undefined;
     }
+  }
+
+  #readOptions(filter: SubscriberFilter, reader: number): ReadOptions {
+    const tooLarge = () => this.countTooLarge(1);
+    return { ...READ_LIMITS, filter: (entry) => sendsEvent(filter, entry, tooLarge), select: filter, reader };
   }
 
   /**
    * What of the batch is still to send: entries[from..) are those after the subscriber's position;
    * while its backfills hold some back, only the others are left in `entries` (a copy, rare).
    */
-  unsent(subscriber: Subscriber, batch: ReplayBatch): { entries: readonly Entry[]; frames?: readonly Uint8Array[]; from: number } {
+  unsent(subscriber: Subscriber, batch: ReplayBatch): { entries: readonly Entry[]; frames: readonly Uint8Array[] | undefined; from: number } {
     const from = firstAfter(batch.entries, subscriber.position);
-    if (!subscriber.backfill) return { entries: batch.entries, ...(batch.frames ? { frames: batch.frames } : {}), from };
+    // One shape, no spread: made once per step of 64 events, it stays an object the compiler can leave unmade.
+    if (!subscriber.backfill) return { entries: batch.entries, frames: batch.frames, from };
     const kept: number[] = [];
     for (let i = from; i < batch.entries.length; i++) if (!withheld(subscriber, batch.entries[i]!)) kept.push(i);
     const entries = kept.map((i) => batch.entries[i]!);
     const frames = batch.frames && kept.map((i) => batch.frames![i]!);
-    return { entries, ...(frames ? { frames } : {}), from: 0 };
+    return { entries, frames, from: 0 };
   }
 
   /** The batch was sent whole. */
@@ -129,6 +147,7 @@ export class ReplayReads {
     this.pool?.readerDone(subscriber.id);
     state.generation++;
     this.#dropBatch(subscriber, state);
+    state.spare = undefined;
     state.answer = undefined;
     state.trimmed = false;
   }
@@ -136,11 +155,17 @@ export class ReplayReads {
   /**
    * Forgets the subscriber's batch, and releases its read where the sink kept no reference to what
    * it was given (uWS copies what it cannot write at once; `ws` and Node's HTTP responses queue the
-   * buffers themselves, so their reads are left to the garbage collector).
+   * buffers themselves, so their reads are left to the garbage collector). Its array, which the
+   * sinks never see, is kept for the next read, emptied: a long-lived array is in the old
+   * generation, and events it still pointed at would survive every young collection.
    */
   #dropBatch(subscriber: Subscriber, state: ReadState): void {
-    if (state.batch && subscriber.sink.copiesOnSend) this.store.release(state.batch);
+    const { batch } = state;
+    if (!batch) return;
+    if (subscriber.sink.copiesOnSend) this.store.release(batch);
     state.batch = undefined;
+    (batch.entries as Array<Entry | undefined>).fill(undefined);
+    state.spare = batch.entries;
   }
 
   #stateOf(subscriber: Subscriber): ReadState {
