@@ -3,12 +3,14 @@
  * opens N WebSocket connections, counts frames, and samples latency from each event's
  * time_us (or a `sent` field the baseline server adds) to its arrival.
  *
- *   IPC in:  {type:'connect', urls, latency, deflate, countOnly}, {type:'reset', expected, gaps}, {type:'count'}, {type:'stats'}, {type:'gaps'}, {type:'stop'}
+ *   IPC in:  {type:'connect', urls, latency, deflate, countOnly, raw}, {type:'reset', expected, gaps}, {type:'count'}, {type:'stats'}, {type:'gaps'}, {type:'stop'}
  *   IPC out: {type:'connected'}, {type:'done', frames, seconds, wireBytes}, {type:'latency', samples, timeUs},
  *            {type:'count', frames}, {type:'stats', cpuMicros, loopDelayP99Ms, loopDelayMaxMs}, {type:'gaps', gaps}
  *
  * countOnly clients (bench/frame-counter.ts) count messages without parsing them (no latency, no
  * deflate): replaying clients, whose parsing would otherwise take the CPU the server is measured on.
+ * raw latency clients read frames the same way and only each message's first bytes, where time_us
+ * is: no `ws` (its framing, UTF-8 check and copies) between the socket and the sample.
  * wireBytes counts what the TCP sockets read (frames as sent, compressed or not). `timeUs` pairs
  * each latency sample with its event, so a benchmark can split it at the server's send. `stats`
  * says whether this process itself got the CPU it needed since the last reset: its CPU time and
@@ -23,6 +25,8 @@ import { countingSocket } from './frame-counter.ts';
 import { GapRecorder } from './loop-gaps.ts';
 
 const EMPTY = Buffer.alloc(0);
+/** time_us sits near the start of every event: {"did":"…","time_us":N,…} (a DID is at most ~60 bytes). */
+const TIME_US_WITHIN = 120;
 
 const sockets: WebSocket[] = [];
 const countingSockets: Socket[] = [];
@@ -48,6 +52,11 @@ async function handle(message: any): Promise<void> {
       const urls: string[] = message.urls;
       if (message.countOnly) {
         for (const url of urls) countingSockets.push(await countingSocket(url, () => onFrame(EMPTY, true)));
+        process.send!({ type: 'connected' });
+        break;
+      }
+      if (message.raw) {
+        for (const url of urls) countingSockets.push(await countingSocket(url, (head, binary) => onFrame(head ?? EMPTY, binary), TIME_US_WITHIN));
         process.send!({ type: 'connected' });
         break;
       }
@@ -104,8 +113,7 @@ async function handle(message: any): Promise<void> {
 function onFrame(data: Buffer, isBinary: boolean): void {
   received++;
   if (latencyMode && !isBinary) {
-    // time_us sits near the start of every event: {"did":"…","time_us":N,…}
-    const text = data.toString('latin1', 0, 120);
+    const text = data.toString('latin1', 0, TIME_US_WITHIN);
     const at = text.indexOf('"time_us":');
     if (at >= 0) {
       const timeUs = Number(text.slice(at + 10, text.indexOf(',', at)));

@@ -82,7 +82,7 @@ export class Clients {
     this.#child = child;
   }
 
-  static async open(urls: string[], options: { latency?: boolean; deflate?: boolean; countOnly?: boolean } = {}): Promise<Clients> {
+  static async open(urls: string[], options: { latency?: boolean; deflate?: boolean; countOnly?: boolean; raw?: boolean } = {}): Promise<Clients> {
     const clients = await Clients.start();
     await clients.connect(urls, options);
     return clients;
@@ -95,9 +95,14 @@ export class Clients {
     return clients;
   }
 
-  async connect(urls: string[], options: { latency?: boolean; deflate?: boolean; countOnly?: boolean } = {}): Promise<void> {
+  async connect(urls: string[], options: { latency?: boolean; deflate?: boolean; countOnly?: boolean; raw?: boolean } = {}): Promise<void> {
     this.#child.send({ type: 'connect', urls, ...options });
     await this.#next('connected');
+  }
+
+  /** The clients' process id (to set its OS priority). */
+  get pid(): number {
+    return this.#child.pid!;
   }
 
   /** Frames/s the clients saw, this process's CPU µs per frame, and wire bytes per frame. */

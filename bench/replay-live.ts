@@ -5,6 +5,15 @@
  *
  *   npx tsx bench/replay-live.ts [--events 1000000] [--seconds 10] [--warmup 3] [--runs 3] [--replays 20] [--cases live,main,worker]
  *     [--buffer DIR] [--hot-log-mib 64] [--relay child|in-process] [--profile DIR] [--survivors DIR [--allocations]] [--tail]
+ *     [--live-clients ws|raw] [--replay-clients-nice 0]
+ *
+ * The instrument shares the gateway's cores: the live clients' process (what measures), the replay
+ * clients' (stand-ins for remote clients) and the relay's. `--live-clients raw` measures with
+ * bench/frame-counter.ts's frame reader instead of 20 `ws` clients (each sample read from the
+ * message's first bytes), and `--replay-clients-nice N` runs the replay clients' process at a
+ * lower OS priority: both take less of the cores from the gateway and the live clients, as remote
+ * clients would; the replay clients at nice 19 may also read, and so be sent, less than they would
+ * on their own machines (the replayed events/s says so). The default is the measurement as before.
  *
  * With --tail, the gateway's and the live clients' main threads are recorded in the window
  * (bench/loop-gaps.ts: a 1 ms timer, the thread's CPU and run-queue time, GC pauses by kind), and a
@@ -42,7 +51,8 @@
  * commit (both wait for the same turn of the event loop) shows in it, as does CPU the replays
  * take from the main thread on a small machine.
  */
-import { cpSync, mkdirSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { setPriority } from 'node:os';
 import { Session } from 'node:inspector/promises';
 import { constants, monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { join } from 'node:path';
@@ -85,10 +95,17 @@ const { values } = parseArgs({
     relay: { type: 'string', default: 'child' },
     // Split the live tail's time into GC, running, waiting for a core, asleep (gateway and live clients' processes).
     tail: { type: 'boolean', default: false },
+    // The live clients: ws (20 `ws` clients, as measured since session 9), or raw (bench/frame-counter.ts's frame reader, each sample read from the message's first bytes: a process that costs the shared cores less).
+    'live-clients': { type: 'string', default: 'ws' },
+    // The replay clients' process's nice value, every thread of it (0: as the other processes). They stand in for remote clients, whose reading costs a deployed gateway's machine nothing.
+    'replay-clients-nice': { type: 'string', default: '0' },
   },
 });
 if (values.allocations && !values.survivors) throw new Error('--allocations needs --survivors DIR (the heap profiler it changes runs only with it)');
 if (values.relay !== 'child' && values.relay !== 'in-process') throw new Error(`--relay: child or in-process, not ${values.relay}`);
+if (values['live-clients'] !== 'ws' && values['live-clients'] !== 'raw') throw new Error(`--live-clients: ws or raw, not ${values['live-clients']}`);
+const REPLAY_CLIENTS_NICE = Number(values['replay-clients-nice']);
+if (!Number.isInteger(REPLAY_CLIENTS_NICE) || REPLAY_CLIENTS_NICE < 0 || REPLAY_CLIENTS_NICE > 19) throw new Error(`--replay-clients-nice: 0 to 19, not ${values['replay-clients-nice']}`);
 const EVENTS = Number(values.events);
 const SECONDS = Number(values.seconds);
 const WARMUP_SECONDS = Number(values.warmup);
@@ -132,6 +149,8 @@ interface Sample {
   p99: number;
   max: number;
   replayEventsPerSecond: number;
+  /** What the replays had received by the window's end, % of the buffer each: at 100 they reached the tip in the window (and the case measured live clients without replays for the rest). */
+  replayedShare: number;
   /** time_us → the commit's publish done (every live socket written): the server's part, ms. */
   serverP50: number;
   serverP99: number;
@@ -338,6 +357,11 @@ async function relayInChild(count: number): Promise<Upstream> {
   };
 }
 
+/** Sets every thread of process `pid` to nice `value` (Linux applies setpriority to one thread: the main one, by the process id). */
+function reniceProcess(pid: number, value: number): void {
+  for (const tid of readdirSync(`/proc/${pid}/task`)) setPriority(Number(tid), value);
+}
+
 function progress(text: string): void {
   process.stderr.write(`replay-live: ${text}\n`);
 }
@@ -358,10 +382,11 @@ async function runCase(which: Case, buffer: string, relay: Upstream, frameCount:
   await relay.connected();
   await gateway.server.replayPool?.ready();
   const url = `ws://127.0.0.1:${gateway.port}/subscribe`;
-  const live = await Clients.open(Array(LIVE_CLIENTS).fill(url), { latency: true });
+  const live = await Clients.open(Array(LIVE_CLIENTS).fill(url), { latency: true, raw: values['live-clients'] === 'raw' });
   // A quarter of them compressed: their zstd frames are made per event as they replay.
   const replayUrls = Array.from({ length: which.replays }, (_, i) => `${url}?cursor=0${i % 4 === 0 ? '&compress=true' : ''}`);
   const replaying = which.replays > 0 ? await Clients.open(replayUrls, { countOnly: true }) : undefined;
+  if (replaying && REPLAY_CLIENTS_NICE > 0) reniceProcess(replaying.pid, REPLAY_CLIENTS_NICE);
   // The warm-up's frames, live as the window's; the replays, opened before it, are under way when the window starts.
   const warmupFrames = RATE * WARMUP_SECONDS;
   await relay.push(0, warmupFrames, RATE);
@@ -384,6 +409,7 @@ async function runCase(which: Case, buffer: string, relay: Upstream, frameCount:
       if ((entry as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MINOR) scavenges.push(entry.duration);
     }
   });
+  const replayedBefore = (await replaying?.received()) ?? 0;
   replaying?.reset();
   live.reset({ gaps: values.tail });
   const gatewayGaps = values.tail ? new GapRecorder() : undefined;
@@ -436,6 +462,7 @@ async function runCase(which: Case, buffer: string, relay: Upstream, frameCount:
     p99: percentile(samples, 99) / 1000,
     max: percentile(samples, 100) / 1000,
     replayEventsPerSecond: replayed / (elapsedMs / 1000),
+    replayedShare: which.replays > 0 ? (100 * (replayedBefore + replayed)) / (which.replays * EVENTS) : 0,
     serverP50: percentile(server, 50) / 1000,
     serverP99: percentile(server, 99) / 1000,
     transitP50: percentile(transit, 50) / 1000,
@@ -477,6 +504,7 @@ const rows: Row[] = CASES.map((which) => {
     'live p99 ms': of((s) => s.p99).toFixed(1),
     'live max ms': of((s) => s.max).toFixed(1),
     'replayed events/s (all replays)': which.replays > 0 ? Math.round(of((s) => s.replayEventsPerSecond)) : '',
+    'buffer replayed by the end %': which.replays > 0 ? samples.map((s) => s.replayedShare.toFixed(0)).join(' / ') : '',
     'p99 per run': samples.map((s) => s.p99.toFixed(1)).join(' / '),
   };
 });
@@ -495,7 +523,7 @@ const parts: Row[] = CASES.map((which) => {
   };
 });
 printTable(
-  `live latency at ${RATE.toLocaleString('en-US')} frames/s to ${LIVE_CLIENTS} live clients while ${REPLAYS} clients replay a ${EVENTS.toLocaleString('en-US')}-event buffer from its oldest event; medians of ${RUNS} runs of ${SECONDS} s`,
+  `live latency at ${RATE.toLocaleString('en-US')} frames/s to ${LIVE_CLIENTS} live clients (${values['live-clients']}) while ${REPLAYS} clients (nice ${REPLAY_CLIENTS_NICE}) replay a ${EVENTS.toLocaleString('en-US')}-event buffer from its oldest event; medians of ${RUNS} runs of ${SECONDS} s`,
   rows,
 );
 printTable(
