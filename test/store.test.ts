@@ -171,6 +171,25 @@ describe('reads: ordering, inclusive cursors, batches, filters', () => {
       assert.equal(none.positions.at(-1), newest);
     });
 
+    test(`a read given an array to fill (ReadOptions.into) returns it holding its own events only, after longer reads into it too — ${layout.name}`, async (t) => {
+      const store = open(t, { hotLogBytes: layout.hotLogBytes, blockEvents: layout.blockEvents });
+      await commitInBatches(store, all, 11);
+      const array: Entry[] = [];
+      const got: Entry[] = [];
+      let position = oldest - 1;
+      for (let reads = 0; ; reads++) {
+        // Long and short reads in turn: a short one must not leave the long one's events behind it.
+        const maxEntries = reads % 2 === 0 ? 7 : 2;
+        const read = store.readAfter(position, { maxEntries, into: array });
+        assert.equal(read.entries, array, 'the read is in the array it was given');
+        assert.deepEqual(view(read.entries), view(all.filter((e) => e.timeUs > position).slice(0, maxEntries)), `read ${reads}`);
+        if (read.entries.length === 0) break;
+        got.push(...read.entries);
+        position = read.position;
+      }
+      assert.deepEqual(view(got), view(all));
+    });
+
     test(`the filter sees each event's metadata without JSON — ${layout.name}`, async (t) => {
       const store = open(t, { hotLogBytes: layout.hotLogBytes, blockEvents: layout.blockEvents });
       await commitInBatches(store, all, 13);

@@ -200,7 +200,7 @@
  *   blocks.ts        blocks: building them, reading and caching their partitions
  *   slabs.ts         SlabPool, Lease: reused memory for decompressed partitions, pinned while read
  *   sealed-reads.ts  reads of sealed blocks: by the DID index, by partition, or everything
- *   disk-reads.ts    readStored: sealed blocks then the tail, for a read's bounds (collect); ReadLeases
+ *   disk-reads.ts    readStored: sealed blocks then the tail, for a read's bounds (collect, into the caller's array if it hands one: ReadOptions.into); ReadLeases
  *   read-errors.ts   UnreadableBufferError: a read that failed for another reason than a damaged block; oldestOrUnreadable; closedOnError
  *   tail-runs.ts     a tail run's stored form and its CRC-32; the events lost in damaged runs, which readers stop before
  *   stored-state.ts  META (the meta table's keys), readMeta, readPartitions: the state the events cannot give back, each value's kind checked (DamagedStateError)
