@@ -9,7 +9,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Entry } from '../events/index.ts';
-import { encodeRecords, SnapshotReader } from '../store/index.ts';
+import { encodeRecords, SnapshotReader } from '../store/index.reads.ts';
 import { lowerThreadPriority } from '../threads/index.ts';
 import { EventCompressor } from './compression.ts';
 import { sendsEvent, type SubscriberFilter } from './filter.ts';

@@ -205,6 +205,7 @@
  *   tail-runs.ts     a tail run's stored form and its CRC-32; the events lost in damaged runs, which readers stop before
  *   stored-state.ts  META (the meta table's keys), readMeta, readPartitions: the state the events cannot give back, each value's kind checked (DamagedStateError)
  *   snapshot-reader.ts SnapshotReader: the same reads from another thread, in a fresh snapshot
+ *   index.reads.ts   the read side alone (SnapshotReader, encodeRecords): the entry point of a replay worker, which must not load the whole stage
  *   environment.ts   the LMDB environment's options and tables, opened alike by every thread
  *   did-keys.ts      the per-DID index's keys
  *   dictionaries.ts  the zstd dictionaries the buffer's blocks were compressed with
