@@ -1,4 +1,4 @@
-import { UnreadableBufferError, type EventStore, type StoreSpan, type UpstreamCursor } from '../store/index.ts';
+import { orUnreadable, UnreadableBufferError, type EventStore, type StoreSpan, type UpstreamCursor } from '../store/index.ts';
 import { redactUrl } from '../upstream/index.ts';
 import { parseBackfill } from './backfill-feed.ts';
 import type { EventCompressor } from './compression.ts';
@@ -271,14 +271,9 @@ export function createSocketHandler(options: RouteOptions): SocketHandler<Connec
       return xrpcReply(400, 'DictionaryNotFound', `no dictionary ${id} here; the current one is ${compressor.dictionaryId} (omit id to get it)`);
     },
     '/stats': () => {
-      let span: StoreSpan;
-      try {
-        span = store.span();
-      } catch (err) {
-        // The oldest event cannot be read (a page of the block directory damaged on disk): LMDB's reason, which the store logs once.
-        if (err instanceof UnreadableBufferError) return xrpcReply(503, 'BufferUnreadable', err.message);
-        throw err;
-      }
+      const span = orUnreadable(() => store.span());
+      // The oldest event cannot be read (a page of the block directory damaged on disk): LMDB's reason, which the store logs once.
+      if (span instanceof UnreadableBufferError) return xrpcReply(503, 'BufferUnreadable', span.message);
       return {
         status: 200,
         headers: { ...CORS, 'content-type': 'application/json' },

@@ -201,7 +201,7 @@
  *   slabs.ts         SlabPool, Lease: reused memory for decompressed partitions, pinned while read
  *   sealed-reads.ts  reads of sealed blocks: by the DID index, by partition, or everything
  *   disk-reads.ts    readStored: sealed blocks then the tail, for a read's bounds (collect, into the caller's array if it hands one: ReadOptions.into); ReadLeases
- *   read-errors.ts   UnreadableBufferError: a read that failed for another reason than a damaged block; oldestOrUnreadable; closedOnError
+ *   read-errors.ts   UnreadableBufferError: a read that failed for another reason than a damaged block; orUnreadable, oldestOrUnreadable: it as a value; closedOnError
  *   tail-runs.ts     a tail run's stored form and its CRC-32; the events lost in damaged runs, which readers stop before
  *   stored-state.ts  META (the meta table's keys), readMeta, readPartitions: the state the events cannot give back, each value's kind checked (DamagedStateError)
  *   snapshot-reader.ts SnapshotReader: the same reads from another thread, in a fresh snapshot
@@ -225,7 +225,7 @@ export { EventStore, type Batch, type EventStoreOptions, type StoreSpan, type Up
 export type { EventFilter, ReadOptions, ReadResult } from './disk-reads.ts';
 export type { Selection } from './sealed-reads.ts';
 export { DamagedBlockError } from './blocks.ts';
-export { oldestOrUnreadable, UnreadableBufferError } from './read-errors.ts';
+export { oldestOrUnreadable, orUnreadable, UnreadableBufferError } from './read-errors.ts';
 export { mapSizeFor, type BufferLocation } from './environment.ts';
 export { SnapshotReader, type OldestHeld, type SnapshotRead, type SnapshotReadOptions } from './snapshot-reader.ts';
 export { decodeRecords, encodeRecords } from './codec.ts';

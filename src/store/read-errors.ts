@@ -16,17 +16,22 @@ export class UnreadableBufferError extends Error {
 }
 
 /**
- * The buffer's oldest event (EventStore.oldest), or the UnreadableBufferError its read of the block
- * directory threw (the store counted, logged and renewed it), for callers that answer that
- * otherwise than by failing: a 503, a gauge's NaN, a notice without a seq, a stream's close.
+ * What `read` of the buffer gives, or the UnreadableBufferError it threw (the store counted, logged
+ * and renewed it), for callers that answer that otherwise than by failing: a 503, a gauge's NaN,
+ * a notice without a seq, a stream's close.
  */
-export function oldestOrUnreadable<Oldest>(store: { oldest(): Oldest }): Oldest | UnreadableBufferError {
+export function orUnreadable<Value>(read: () => Value): Value | UnreadableBufferError {
   try {
-    return store.oldest();
+    return read();
   } catch (err) {
     if (err instanceof UnreadableBufferError) return err;
     throw err;
   }
+}
+
+/** The buffer's oldest event (EventStore.oldest), or the UnreadableBufferError its read of the block directory threw. */
+export function oldestOrUnreadable<Oldest>(store: { oldest(): Oldest }): Oldest | UnreadableBufferError {
+  return orUnreadable(() => store.oldest());
 }
 
 /**
