@@ -7,49 +7,23 @@
  * same cursor, met the same frame, and never got past it.
  */
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
 import { test } from 'node:test';
-import { WebSocketServer, type WebSocket } from 'ws';
 import { cleanup } from './support/cleanup.ts';
 import { ContrailProcess } from './support/contrail-process.ts';
-import { commitFrame, tidFor } from './support/frames.ts';
 import { tempDir } from './support/gateway.ts';
+import { aliceCommit, frameHeader, startOversizedFrameRelay } from './support/oversized-frame-relay.ts';
 import { waitUntil } from './support/poll.ts';
-import { ALICE, POST, httpGet, recordFor, stats } from './support/subscribe-client.ts';
-
-const commit = (seq: number) => commitFrame({ seq, repo: ALICE, rev: tidFor(seq * 10), ops: [{ action: 'create', path: `${POST}/${tidFor(seq)}`, record: recordFor(POST, seq, ALICE) }] });
-
-/** A binary frame's header announcing 2^60 bytes, then the first bytes of the #commit of `seq` as its payload begins. */
-function endlessFrameStart(seq: number): Buffer {
-  const header = Buffer.alloc(10);
-  header[0] = 0x82; // FIN, binary
-  header[1] = 127; // 64-bit length follows
-  header.writeBigUInt64BE(2n ** 60n, 2);
-  return Buffer.concat([header, commit(seq)]);
-}
+import { httpGet, stats } from './support/subscribe-client.ts';
 
 test('a frame whose header announces more than 2^53 bytes is skipped like any frame too large for the socket: contrail resumes after its seq', async (t) => {
   const defer = cleanup(t);
-  const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
-  await once(server, 'listening');
-  defer(() => new Promise((resolve) => server.close(resolve)));
-  defer(() => server.clients.forEach((socket) => socket.terminate()));
-  const cursors: Array<string | null> = [];
-  server.on('connection', (socket: WebSocket & { _socket?: import('node:net').Socket }, request) => {
-    const cursor = new URL(request.url!, 'http://relay').searchParams.get('cursor');
-    cursors.push(cursor);
-    socket.on('error', () => socket.terminate());
-    if (cursor === null) socket.send(commit(1));
-    if (cursor === null || Number(cursor) < 2) {
-      // Written beside ws, as a relay gone wrong would: the frame never ends.
-      setImmediate(() => socket._socket!.write(endlessFrameStart(2)));
-    } else {
-      socket.send(commit(3));
-    }
-  });
+  // Written beside ws, as a relay gone wrong would: a header announcing 2^60 bytes, then the #commit of seq 2 as its payload begins; the frame never ends.
+  const relay = await startOversizedFrameRelay((raw) => setImmediate(() => raw.write(Buffer.concat([frameHeader(2n ** 60n), aliceCommit(2)]))));
+  defer(() => relay.close());
+  const { cursors } = relay;
   const dir = tempDir();
   defer(() => dir.remove());
-  const contrail = ContrailProcess.serve(['--upstream', `ws://127.0.0.1:${(server.address() as { port: number }).port}`, '--data-dir', dir.path]);
+  const contrail = ContrailProcess.serve(['--upstream', relay.url, '--data-dir', dir.path]);
   defer(() => contrail.stop());
   const port = await contrail.waitServing();
   await waitUntil(async () => (await stats(port)).upstreamCursor?.seq === 3 || cursors.length >= 4, 'seq 3, after the frame, to be stored (or contrail to dial again and again)', 60_000);

@@ -12,23 +12,10 @@ import { createServer } from 'node:http';
 import { createServer as createTcpServer, type Socket } from 'node:net';
 import { test } from 'node:test';
 import { WebSocketServer } from 'ws';
-import { SOCKET_MAX_PAYLOAD } from '../src/upstream/firehose.ts';
 import { cleanup } from './support/cleanup.ts';
-import { commitFrame, tidFor } from './support/frames.ts';
+import { aliceCommit, oversizedFrameStart } from './support/oversized-frame-relay.ts';
 import { waitUntil } from './support/poll.ts';
-import { ALICE, POST, recordFor } from './support/subscribe-client.ts';
 import { seqsOf, startClient } from './support/upstream-harness.ts';
-
-const commit = (seq: number) => commitFrame({ seq, repo: ALICE, rev: tidFor(seq * 10), ops: [{ action: 'create', path: `${POST}/${tidFor(seq)}`, record: recordFor(POST, seq, ALICE) }] });
-
-/** A binary frame's header announcing more than the socket reads, then the first bytes of the #commit of `seq`. */
-function oversizedFrameStart(seq: number): Buffer {
-  const header = Buffer.alloc(10);
-  header[0] = 0x82; // FIN, binary
-  header[1] = 127; // 64-bit length follows
-  header.writeBigUInt64BE(BigInt(SOCKET_MAX_PAYLOAD + 1024), 2);
-  return Buffer.concat([header, commit(seq)]);
-}
 
 for (const informational of ['HTTP/1.1 100 Continue\r\n\r\n', 'HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload; as=style\r\n\r\n']) {
   test(`after a ${informational.slice(9, informational.indexOf('\r'))} before the 101, a frame too large for the socket is still moved past by its seq`, async (t) => {
@@ -46,12 +33,12 @@ for (const informational of ['HTTP/1.1 100 Continue\r\n\r\n', 'HTTP/1.1 103 Earl
       socket.write(informational);
       sockets.handleUpgrade(request, socket, head, (ws) => {
         ws.on('error', () => ws.terminate());
-        if (cursor === null) ws.send(commit(1));
+        if (cursor === null) ws.send(aliceCommit(1));
         if (cursor === null || Number(cursor) < 2) {
           // Written beside ws, after what it sent, as a relay would send a frame this large: it never ends.
           ws.ping(undefined, undefined, () => socket.write(oversizedFrameStart(2)));
         } else {
-          ws.send(commit(3));
+          ws.send(aliceCommit(3));
         }
       });
     });
@@ -91,7 +78,7 @@ test('a 103 and the 101 arriving a byte at a time, split anywhere, are read past
       const response = Buffer.concat([
         Buffer.from('HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n', 'latin1'),
         Buffer.from(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`, 'latin1'),
-        binaryFrame(commit(cursor === null ? 1 : 3)),
+        binaryFrame(aliceCommit(cursor === null ? 1 : 3)),
       ]);
       // One byte per write, each on a turn of its own: the reader meets every split there is. The
       // oversized frame's header and first bytes come in one write, as a relay writes them: ws

@@ -7,49 +7,22 @@
  * could not name the seq, and contrail dialled again at the same cursor and met the same frame.
  */
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import type { Socket } from 'node:net';
 import { test } from 'node:test';
-import { WebSocketServer, type WebSocket } from 'ws';
-import { SOCKET_MAX_PAYLOAD } from '../src/upstream/firehose.ts';
 import { cleanup } from './support/cleanup.ts';
-import { commitFrame, tidFor } from './support/frames.ts';
+import { aliceCommit, frameHeader, OVERSIZED_LENGTH, startOversizedFrameRelay } from './support/oversized-frame-relay.ts';
 import { waitUntil } from './support/poll.ts';
-import { ALICE, POST, recordFor } from './support/subscribe-client.ts';
 import { metricValue, seqsOf, startClient } from './support/upstream-harness.ts';
-
-const commit = (seq: number) => commitFrame({ seq, repo: ALICE, rev: tidFor(seq * 10), ops: [{ action: 'create', path: `${POST}/${tidFor(seq)}`, record: recordFor(POST, seq, ALICE) }] });
-
-/** A binary frame's header announcing more than the socket reads. */
-function oversizedHeader(): Buffer {
-  const header = Buffer.alloc(10);
-  header[0] = 0x82; // FIN, binary
-  header[1] = 127; // 64-bit length follows
-  header.writeBigUInt64BE(BigInt(SOCKET_MAX_PAYLOAD + 1024), 2);
-  return header;
-}
 
 test('a frame too large for the socket whose header arrives in a read of its own is skipped after its seq', async (t) => {
   const defer = cleanup(t);
-  const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
-  await once(server, 'listening');
-  defer(() => new Promise((resolve) => server.close(resolve)));
-  defer(() => server.clients.forEach((socket) => socket.terminate()));
-  const cursors: Array<string | null> = [];
-  server.on('connection', (socket: WebSocket & { _socket?: Socket }, request) => {
-    const cursor = new URL(request.url!, 'http://relay').searchParams.get('cursor');
-    cursors.push(cursor);
-    socket.on('error', () => socket.terminate());
-    if (cursor !== null && Number(cursor) >= 2) {
-      socket.send(commit(3));
-      return;
-    }
-    if (cursor === null) socket.send(commit(1));
-    // Written beside ws, as a relay gone wrong would: the header, and a moment later the payload's first bytes.
-    setTimeout(() => socket._socket!.write(oversizedHeader()), 50);
-    setTimeout(() => socket.readyState === socket.OPEN && socket._socket!.write(commit(2)), 300);
+  // Written beside ws, as a relay gone wrong would: the header, and a moment later the payload's first bytes.
+  const relay = await startOversizedFrameRelay((raw, socket) => {
+    setTimeout(() => raw.write(frameHeader(OVERSIZED_LENGTH)), 50);
+    setTimeout(() => socket.readyState === socket.OPEN && raw.write(aliceCommit(2)), 300);
   });
-  const url = `ws://127.0.0.1:${(server.address() as { port: number }).port}/xrpc/com.atproto.sync.subscribeRepos`;
+  defer(() => relay.close());
+  const { cursors } = relay;
+  const url = `${relay.url}/xrpc/com.atproto.sync.subscribeRepos`;
   // The consumer's cursor: the last seq it was handed.
   const read: number[] = [];
   const harness = startClient(url, { backoffBaseMs: 10, backoffMaxMs: 50, resumeCursor: () => read.at(-1), onMessage: (message) => 'seq' in message && read.push(message.seq) });
