@@ -8,16 +8,13 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { cleanup } from './support/cleanup.ts';
 import {
   ALICE,
   FOLLOW,
   POST,
   Subscription,
-  readWholeStream,
   settleSubscribers,
-  startRelayGateway,
-  stopRelayGateway,
+  startGatewayWithStream,
   wants,
   type FilterSpec,
 } from './support/subscribe-client.ts';
@@ -26,13 +23,7 @@ import { transportsUnderTest } from './support/transports.ts';
 for (const { transport, skip } of await transportsUnderTest()) {
   describe(`options_update keys are matched as Jetstream v1's Go matches them, over ${transport}`, { skip }, () => {
     test('a key in another case sets its field; of two keys for one field the last wins', async (t) => {
-      const defer = cleanup(t);
-      const h = await startRelayGateway({ transport });
-      defer(() => stopRelayGateway(h));
-      h.up.create(ALICE, POST, { $type: POST, createdAt: '2026-11-25T12:00:00.000Z', text: 'long '.repeat(300) });
-      h.up.synthetic(200, 5);
-      await h.up.settle();
-      const stream = await readWholeStream(h.gateway.port);
+      const { h, stream } = await startGatewayWithStream(t, transport);
       const largest = Math.max(...stream.map((e) => Buffer.byteLength(e.raw)));
 
       const cases: Array<[message: string, filter: FilterSpec]> = [

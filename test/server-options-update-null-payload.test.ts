@@ -11,13 +11,10 @@ import { cleanup } from './support/cleanup.ts';
 import {
   ALICE,
   FOLLOW,
-  POST,
   Subscription,
   queryFor,
-  readWholeStream,
   settleSubscribers,
-  startRelayGateway,
-  stopRelayGateway,
+  startGatewayWithStream,
   wants,
 } from './support/subscribe-client.ts';
 import { transportsUnderTest } from './support/transports.ts';
@@ -26,12 +23,7 @@ for (const { transport, skip } of await transportsUnderTest()) {
   describe(`an options_update with "payload": null, over ${transport}`, { skip }, () => {
     test('clears the filters as an empty payload does, keeps the size limit, and is a hello', async (t) => {
       const defer = cleanup(t);
-      const h = await startRelayGateway({ transport });
-      defer(() => stopRelayGateway(h));
-      h.up.create(ALICE, POST, { $type: POST, createdAt: '2026-12-04T12:00:00.000Z', text: 'long '.repeat(300) });
-      h.up.synthetic(200, 5);
-      await h.up.settle();
-      const stream = await readWholeStream(h.gateway.port);
+      const { h, stream } = await startGatewayWithStream(t, transport);
       const largest = Math.max(...stream.map((e) => Buffer.byteLength(e.raw)));
 
       const connectFilter = { wantedCollections: [FOLLOW], wantedDids: [ALICE], maxMessageSizeBytes: largest - 1 };

@@ -12,34 +12,8 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { cleanup } from './support/cleanup.ts';
-import {
-  ALICE,
-  BOB,
-  POST,
-  Subscription,
-  readWholeStream,
-  settleSubscribers,
-  startRelayGateway,
-  stopRelayGateway,
-  upgradeRequest,
-  type RelayGateway,
-  type StoredEvent,
-} from './support/subscribe-client.ts';
+import { Subscription, settleSubscribers, startGatewayWithStream, upgradeRequest, type StoredEvent } from './support/subscribe-client.ts';
 import { transportsUnderTest } from './support/transports.ts';
-
-/** A gateway holding a few hundred events of varied sizes, and the whole stored stream. */
-async function gatewayWithStream(t: Parameters<typeof cleanup>[0], transport: 'uws' | 'ws'): Promise<{ h: RelayGateway; stream: StoredEvent[] }> {
-  const defer = cleanup(t);
-  const h = await startRelayGateway({ transport });
-  defer(() => stopRelayGateway(h));
-  h.up.create(ALICE, POST, { $type: POST, createdAt: '2026-11-25T12:00:00.000Z', text: 'long '.repeat(300) });
-  h.up.synthetic(200, 3);
-  h.up.create(BOB, POST);
-  await h.up.settle();
-  const stream = await readWholeStream(h.gateway.port);
-  return { h, stream };
-}
 
 /** A size limit with events on both sides of it: the median event's length. */
 function medianSize(stream: StoredEvent[]): number {
@@ -54,7 +28,7 @@ function within(stream: StoredEvent[], limit: number): string[] {
 for (const { transport, skip } of await transportsUnderTest()) {
   describe(`/subscribe reads v1's query values as Jetstream v1 does, over ${transport}`, { skip }, () => {
     test('maxMessageSizeBytes: Go integer syntax, first value, no limit for junk, and none for 2^32 or more', async (t) => {
-      const { h, stream } = await gatewayWithStream(t, transport);
+      const { h, stream } = await startGatewayWithStream(t, transport);
       const limit = medianSize(stream);
       const cases: Array<[value: string, expectedLimit: number]> = [
         [`${limit}`, limit],
@@ -83,7 +57,7 @@ for (const { transport, skip } of await transportsUnderTest()) {
     });
 
     test('cursor: Go integer syntax with a sign, int64 range, first value', async (t) => {
-      const { h, stream } = await gatewayWithStream(t, transport);
+      const { h, stream } = await startGatewayWithStream(t, transport);
       const k = Math.floor(stream.length / 2);
       const at = stream[k]!.timeUs;
       const replays: Array<[query: string, from: number]> = [
@@ -107,7 +81,7 @@ for (const { transport, skip } of await transportsUnderTest()) {
     });
 
     test('compress and requireHello: exactly true, from the first value', async (t) => {
-      const { h, stream } = await gatewayWithStream(t, transport);
+      const { h, stream } = await startGatewayWithStream(t, transport);
       const compressed = await Subscription.open(h.gateway.port, 'cursor=0&compress=true&compress=false');
       const plain = await Subscription.open(h.gateway.port, 'cursor=0&compress=false&compress=true');
       const noHello = await Subscription.open(h.gateway.port, 'cursor=0&requireHello=false&requireHello=true');
@@ -122,7 +96,7 @@ for (const { transport, skip } of await transportsUnderTest()) {
     });
 
     test("options_update's maxMessageSizeBytes: an integer, as v1's Go int; anything else closes with a reason", async (t) => {
-      const { h, stream } = await gatewayWithStream(t, transport);
+      const { h, stream } = await startGatewayWithStream(t, transport);
       const limit = medianSize(stream);
       const taken: Array<[value: unknown, expectedLimit: number]> = [
         [limit, limit],

@@ -7,11 +7,13 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { request, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
+import type { TestContext } from 'node:test';
 import { CID } from 'multiformats/cid';
 import { create as createDigest } from 'multiformats/hashes/digest';
 import { WebSocket } from 'ws';
 import type { GatewayConfig } from '../../src/config.ts';
 import type { Gateway, GatewayTuning } from '../../src/gateway.ts';
+import { cleanup } from './cleanup.ts';
 import { FakeRelay } from './fake-relay.ts';
 import { startTestGateway, tempDir } from './gateway.ts';
 import { accountFrame, commitFrame, identityFrame, syncFrame, tidFor, type OpSpec } from './frames.ts';
@@ -432,6 +434,23 @@ export async function readWholeStream(port: number, kindsQuery = ''): Promise<St
   if (newestTimeUs !== undefined) await reader.waitForTime(newestTimeUs, 'the whole stream');
   await reader.close();
   return reader.texts.map(storedEvent);
+}
+
+/**
+ * A relay and a gateway reading it (stopped by the test's cleanup), holding a few hundred events of
+ * varied sizes, one post far larger than the rest, and the whole stored stream: for the tests of
+ * /subscribe's filters and size limit, set by the query or by an options_update.
+ */
+export async function startGatewayWithStream(t: Pick<TestContext, 'after'>, transport: 'uws' | 'ws'): Promise<{ h: RelayGateway; stream: StoredEvent[] }> {
+  const defer = cleanup(t);
+  const h = await startRelayGateway({ transport });
+  defer(() => stopRelayGateway(h));
+  h.up.create(ALICE, POST, { $type: POST, createdAt: '2026-11-25T12:00:00.000Z', text: 'long '.repeat(300) });
+  h.up.synthetic(200, 3);
+  h.up.create(BOB, POST);
+  await h.up.settle();
+  const stream = await readWholeStream(h.gateway.port);
+  return { h, stream };
 }
 
 function collectResponse(res: IncomingMessage, resolve: (result: HttpResult) => void, reject: (err: Error) => void): void {
