@@ -27,8 +27,10 @@
  *  - failover: kill -9 of the leader; how long a client of another node waits for the first
  *    event read by the new leader.
  *
- * `npx tsx bench/cluster.ts [ingest] [latency] [fanout] [failover] [--runs N] [--backlog N] [--hops]`
- * runs only the named sections, each N times (3 by default; fewer while exploring). `--hops` has every node of the
+ * `npx tsx bench/cluster.ts [ingest] [latency] [fanout] [failover] [--runs N] [--backlog N] [--hops] [--nats-nice N] [--nats-gogc N]`
+ * runs only the named sections, each N times (3 by default; fewer while exploring). `--nats-nice`
+ * and `--nats-gogc` run every nats-server at that niceness (nice -n) and Go GOGC, to measure what
+ * a deployment sharing cores with contrail could set. `--hops` has every node of the
  * latency runs time each batch's hops (src/cluster/hop-timing.ts) and adds, per topology and node,
  * where the measured window's events spent their time until they were in that node's buffer
  * (medians over the runs of each hop's p50 and p99 over events), and the node's collections.
@@ -43,7 +45,7 @@ import { ContrailProcess } from '../test/support/contrail-process.ts';
 import { exitOnStopSignals } from '../test/support/exit-on-signals.ts';
 import { FakeRelay } from '../test/support/fake-relay.ts';
 import { tempDir } from '../test/support/gateway.ts';
-import { NatsCluster, natsServerMissing } from '../test/support/nats-cluster.ts';
+import { NatsCluster, natsServerMissing, type NatsLaunch } from '../test/support/nats-cluster.ts';
 import { stats, Subscription, waitUntil } from '../test/support/subscribe-client.ts';
 import type { SyntheticFrame } from '../test/support/synthetic.ts';
 import { Clients, paced, percentile } from './fanout.ts';
@@ -101,9 +103,9 @@ class Setup {
     readonly hopsDir?: string,
   ) {}
 
-  static async start(topology: Topology, nodeCount: number, leaseMs = 5_000, timeHops = false): Promise<Setup> {
+  static async start(topology: Topology, nodeCount: number, natsLaunch: NatsLaunch, leaseMs = 5_000, timeHops = false): Promise<Setup> {
     const relay = await FakeRelay.start();
-    const nats = topology.natsServers > 0 ? await NatsCluster.start(topology.natsServers) : undefined;
+    const nats = topology.natsServers > 0 ? await NatsCluster.start(topology.natsServers, { launch: natsLaunch }) : undefined;
     const hopsDir = timeHops ? tempDir('contrail-bench-hops-') : undefined;
     const setup = new Setup(relay, nats, [], leaseMs, hopsDir?.path);
     if (hopsDir) setup.#keep(hopsDir);
@@ -244,8 +246,8 @@ interface Sample {
  * it, whole and over the sustained window, which starts at the first look (every 50 ms) at which
  * every node holds at least `warmupEvents` of it.
  */
-async function catchUp(topology: Topology, frames: SyntheticFrame[], warmupEvents: number): Promise<CatchUp> {
-  const setup = await Setup.start(topology, 2);
+async function catchUp(topology: Topology, frames: SyntheticFrame[], warmupEvents: number, natsLaunch: NatsLaunch): Promise<CatchUp> {
+  const setup = await Setup.start(topology, 2, natsLaunch);
   try {
     setup.push(frames.slice(0, 1));
     await setup.allSettled();
@@ -364,8 +366,8 @@ interface Latencies {
 }
 
 /** arrival − time_us in µs for every event a client of the leader and of the follower (or of the single process) receives at a steady rate. */
-async function latencies(topology: Topology, frames: SyntheticFrame[], timeHops: boolean): Promise<Latencies> {
-  const setup = await Setup.start(topology, 2, undefined, timeHops && topology.natsServers > 0);
+async function latencies(topology: Topology, frames: SyntheticFrame[], timeHops: boolean, natsLaunch: NatsLaunch): Promise<Latencies> {
+  const setup = await Setup.start(topology, 2, natsLaunch, undefined, timeHops && topology.natsServers > 0);
   try {
     const leaderIndex = await setup.leader();
     const subscriptions = await Promise.all(setup.nodes.map((node) => Subscription.open(node.port)));
@@ -453,8 +455,8 @@ function summariseHops(file: HopFile, fromUs: number): HopSummary {
 }
 
 /** Frames/s delivered to FANOUT_CLIENTS clients spread over `servingNodes` nodes, median of the bursts. */
-async function fanoutRate(servingNodes: number, frames: SyntheticFrame[]): Promise<number> {
-  const setup = await Setup.start({ name: 'R1', natsServers: 1 }, servingNodes);
+async function fanoutRate(servingNodes: number, frames: SyntheticFrame[], natsLaunch: NatsLaunch): Promise<number> {
+  const setup = await Setup.start({ name: 'R1', natsServers: 1 }, servingNodes, natsLaunch);
   try {
     const urls = Array.from({ length: FANOUT_CLIENTS }, (_, i) => `ws://127.0.0.1:${setup.nodes[i % servingNodes]!.port}/subscribe`);
     const clients = await Clients.open(urls);
@@ -473,8 +475,8 @@ async function fanoutRate(servingNodes: number, frames: SyntheticFrame[]): Promi
 }
 
 /** ms from kill -9 of the leader until a client of another node receives an event the new leader read. */
-async function failoverGaps(leaseMs: number, frames: SyntheticFrame[]): Promise<number[]> {
-  const setup = await Setup.start({ name: 'R3', natsServers: 3 }, 3, leaseMs);
+async function failoverGaps(leaseMs: number, frames: SyntheticFrame[], natsLaunch: NatsLaunch): Promise<number[]> {
+  const setup = await Setup.start({ name: 'R3', natsServers: 3 }, 3, natsLaunch, leaseMs);
   const gaps: number[] = [];
   let flowing = true;
   const flow = (async () => {
@@ -526,8 +528,8 @@ const ms = (micros: number) => (micros / 1000).toFixed(2);
 
 const SECTIONS = ['ingest', 'latency', 'fanout', 'failover'];
 
-/** Runs the named sections (all by default: the whole run takes many minutes). */
-export async function run(sections = new Set(SECTIONS), runCount = RUNS, timeHops = false, backlogFrames = BACKLOG_FRAMES): Promise<Row[]> {
+/** Runs the named sections (all by default: the whole run takes many minutes); `natsLaunch` is how nats-server runs (NatsLaunch). */
+export async function run(sections = new Set(SECTIONS), runCount = RUNS, timeHops = false, backlogFrames = BACKLOG_FRAMES, natsLaunch: NatsLaunch = {}): Promise<Row[]> {
   const missing = natsServerMissing();
   if (missing) return [{ bench: 'cluster', case: `skipped: ${missing}` }];
   const frames = preparedFrames(FRAMES, { seed: SEED, accounts: 20_000 });
@@ -547,7 +549,7 @@ export async function run(sections = new Set(SECTIONS), runCount = RUNS, timeHop
     const inProcess: number[] = [];
     const runs = await takingTurns('ingest', runCount, async (topology) => {
       if (topology === TOPOLOGIES[0]) inProcess.push(await inProcessIngest(backlog));
-      const run = await catchUp(topology, backlog, events);
+      const run = await catchUp(topology, backlog, events, natsLaunch);
       progress(`events/s in spans of ${events.toLocaleString('en-US')} events: ${run.spans.map((rate) => Math.round(rate).toLocaleString('en-US')).join(', ')}`);
       return run;
     });
@@ -588,7 +590,9 @@ export async function run(sections = new Set(SECTIONS), runCount = RUNS, timeHop
 
   if (sections.has('latency')) {
     const runs = await takingTurns('latency', runCount, async (topology) => {
-      const result = await latencies(topology, frames, timeHops);
+      const result = await latencies(topology, frames, timeHops, natsLaunch);
+      const perRole = (['leader', 'follower'] as const).flatMap((role) => (result[role] ? [`${role} ${ms(percentile(result[role], 50))} / ${ms(percentile(result[role], 99))}`] : []));
+      progress(`latency, ${topology.name}, p50 / p99 ms: ${perRole.join('; ')}`);
       if (result.hops) process.stderr.write(`cluster: hops ${topology.name} ${JSON.stringify(result.hops)}\n`);
       return result;
     });
@@ -639,7 +643,7 @@ export async function run(sections = new Set(SECTIONS), runCount = RUNS, timeHop
   for (let i = 0; i < (sections.has('fanout') ? runCount : 0); i++) {
     for (const [serving, rates] of fanout) {
       progress(`fan-out, ${serving} serving node(s), run ${i + 1}`);
-      rates.push(await fanoutRate(serving, frames));
+      rates.push(await fanoutRate(serving, frames, natsLaunch));
     }
   }
   for (const [serving, rates] of sections.has('fanout') ? fanout : []) {
@@ -653,7 +657,7 @@ export async function run(sections = new Set(SECTIONS), runCount = RUNS, timeHop
 
   for (const leaseMs of sections.has('failover') ? [2_000, 5_000] : []) {
     progress(`failover, lease ${leaseMs} ms`);
-    const gaps = await failoverGaps(leaseMs, frames);
+    const gaps = await failoverGaps(leaseMs, frames, natsLaunch);
     add({ bench: 'failover', case: `kill -9 of the leader, lease ${leaseMs / 1000} s, R3 (${KILLS} kills)`, 'median ms': Math.round(median(gaps)), 'max ms': Math.round(Math.max(...gaps)) });
   }
   return rows;
@@ -664,13 +668,30 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   exitOnStopSignals();
   const { values, positionals: named } = parseArgs({
     allowPositionals: true,
-    options: { runs: { type: 'string', default: String(RUNS) }, hops: { type: 'boolean', default: false }, backlog: { type: 'string', default: String(BACKLOG_FRAMES) } },
+    options: {
+      runs: { type: 'string', default: String(RUNS) },
+      hops: { type: 'boolean', default: false },
+      backlog: { type: 'string', default: String(BACKLOG_FRAMES) },
+      'nats-nice': { type: 'string' },
+      'nats-gogc': { type: 'string' },
+    },
   });
   const runs = Number(values.runs);
   if (!Number.isInteger(runs) || runs < 1) throw new Error(`--runs ${values.runs}: give a whole number of runs, 1 or more`);
   const backlog = Number(values.backlog);
   if (!Number.isInteger(backlog) || backlog <= FRAMES) throw new Error(`--backlog ${values.backlog}: give a whole number of frames above the warm-up's ${FRAMES}`);
+  const natsLaunch: NatsLaunch = {};
+  if (values['nats-nice'] !== undefined) {
+    natsLaunch.nice = Number(values['nats-nice']);
+    if (!Number.isInteger(natsLaunch.nice) || natsLaunch.nice < -20 || natsLaunch.nice > 19) throw new Error(`--nats-nice ${values['nats-nice']}: give a niceness from -20 to 19 (below 0 needs root)`);
+  }
+  if (values['nats-gogc'] !== undefined) {
+    natsLaunch.gogc = Number(values['nats-gogc']);
+    if (!Number.isInteger(natsLaunch.gogc) || natsLaunch.gogc < 1) throw new Error(`--nats-gogc ${values['nats-gogc']}: give a whole percentage, 1 or more (Go's GOGC)`);
+  }
   const unknown = named.filter((section) => !SECTIONS.includes(section));
   if (unknown.length > 0) throw new Error(`unknown section ${unknown.join(', ')}: choose from ${SECTIONS.join(', ')}`);
-  printTable('cluster: contrail processes on NATS JetStream beside the single process, same run', await run(named.length > 0 ? new Set(named) : undefined, runs, values.hops, backlog));
+  const launched = [natsLaunch.nice !== undefined && `nice ${natsLaunch.nice}`, natsLaunch.gogc !== undefined && `GOGC ${natsLaunch.gogc}`].filter(Boolean).join(', ');
+  const title = `cluster: contrail processes on NATS JetStream${launched ? ` (nats-server at ${launched})` : ''} beside the single process, same run`;
+  printTable(title, await run(named.length > 0 ? new Set(named) : undefined, runs, values.hops, backlog, natsLaunch));
 }

@@ -46,10 +46,20 @@ interface ServerSlot {
   /** nats-server's monitoring endpoint (/connz: the clients connected to it). */
   monitorPort: number;
   config: string;
+  /** How it is launched: nats-server's niceness, and GOGC if set (bench/cluster's --nats-nice and --nats-gogc). */
+  launch: NatsLaunch;
   process?: ChildProcess;
   /** Set once the running process exited and its whole log is read. */
   exited?: boolean;
   log: string[];
+}
+
+/** How bench/cluster runs nats-server beside the nodes, to measure what a deployment could set; the tests take the defaults. */
+export interface NatsLaunch {
+  /** The niceness it runs at (`nice -n`; below 0 needs root): its scheduling priority against the contrail processes on the same cores. */
+  nice?: number;
+  /** The Go runtime's GOGC: how much its heap grows before a collection (100 by default). */
+  gogc?: number;
 }
 
 export class NatsCluster {
@@ -61,10 +71,10 @@ export class NatsCluster {
 
   /**
    * `size` servers; `maxPayload` sets nats-server's max_payload (e.g. '64KB'), NATS's default (1MB)
-   * otherwise. A port found free can be taken before its server binds it (by a connection's
+   * otherwise; `launch` how each server process runs (NatsLaunch). A port found free can be taken before its server binds it (by a connection's
    * local end, on a busy machine): such a start is retried on new ports.
    */
-  static async start(size: number, options: { maxPayload?: string } = {}): Promise<NatsCluster> {
+  static async start(size: number, options: { maxPayload?: string; launch?: NatsLaunch } = {}): Promise<NatsCluster> {
     for (let attempt = 1; ; attempt++) {
       const cluster = await NatsCluster.#configure(size, options);
       try {
@@ -78,9 +88,11 @@ export class NatsCluster {
     }
   }
 
-  static async #configure(size: number, options: { maxPayload?: string }): Promise<NatsCluster> {
+  static async #configure(size: number, options: { maxPayload?: string; launch?: NatsLaunch }): Promise<NatsCluster> {
     const slots: ServerSlot[] = [];
-    for (let i = 0; i < size; i++) slots.push({ name: `n${i + 1}`, port: await freePort(), routePort: await freePort(), monitorPort: await freePort(), config: '', log: [] });
+    for (let i = 0; i < size; i++) {
+      slots.push({ name: `n${i + 1}`, port: await freePort(), routePort: await freePort(), monitorPort: await freePort(), config: '', launch: options.launch ?? {}, log: [] });
+    }
     const cluster = new NatsCluster(slots);
     for (const slot of slots) {
       const store = join(cluster.#dir.path, slot.name);
@@ -162,7 +174,11 @@ export class NatsCluster {
   }
 
   #launch(slot: ServerSlot): void {
-    const child = spawn('nats-server', ['-c', slot.config], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const { nice, gogc } = slot.launch;
+    // Under nice(1), so that every thread the Go runtime starts has the niceness (a renice of the pid reaches only its first thread).
+    const command = nice === undefined ? ['nats-server'] : ['nice', '-n', String(nice), 'nats-server'];
+    const env = gogc === undefined ? process.env : { ...process.env, GOGC: String(gogc) };
+    const child = spawn(command[0]!, [...command.slice(1), '-c', slot.config], { stdio: ['ignore', 'ignore', 'pipe'], env });
     runningServers.add(child);
     child.once('exit', () => runningServers.delete(child));
     child.stderr!.setEncoding('utf8').on('data', (text: string) => {
