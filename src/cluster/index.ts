@@ -17,6 +17,11 @@
  * predecessor says the batch directly follows what the buffer holds, so its buffer, too, takes
  * the stream's order, one NATS hop sooner. It publishes the next batch while the one before is
  * in flight (two appends at most), so events do not queue behind a whole round trip.
+ * Nothing else on a batch's way waits on a timer or a request of its own: a follower's consumer
+ * keeps 256 messages requested (the client asks for more at 192 left), and every socket is
+ * no-delay (the NATS client and ws set it, nats-server and uWebSockets.js on what they accept).
+ * What a batch waits for beyond contrail's steps is nats-server and the scheduler of the cores
+ * it shares (README Performance, "Where the p99 goes" and "The p99's leads checked").
  *
  * Why it is safe across failovers: a new leader first appends a marker after the stream's end
  * (fencing) and waits until its buffer holds everything before it; its clock, upstream cursor
