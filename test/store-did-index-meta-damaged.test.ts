@@ -52,7 +52,8 @@ for (const damage of damages) {
     await reader.close();
 
     const store = new EventStore({ dataDir: dir.path, hotLogBytes: 0, blockEvents: 100, logger });
-    defer(() => store.close());
+    let closed = false;
+    defer(() => (closed ? undefined : store.close()));
     const said = lines.filter((l) => l.level >= 50 && String(l.err).includes(`meta "${damage.key}"`));
     assert.ok(said.length >= 1, `an error line names the value: ${JSON.stringify(lines.filter((l) => l.level >= 50))}`);
     assert.match(said.at(-1)!.msg, /per-DID index/);
@@ -61,6 +62,7 @@ for (const damage of damages) {
     const indexReads = store.readPlans.didIndex;
     assert.deepEqual(texts(readAll(store, { dids: [REPO] })), ofRepo, 'and after, through the index');
     assert.ok(store.readPlans.didIndex > indexReads, 'through the index');
+    closed = true;
     await store.close();
 
     const after = openLmdb({ path: dir.path, maxDbs: 16, readOnly: true });

@@ -447,9 +447,23 @@ export class EventStore {
       this.#timeUsFloor = readMeta(this.#meta, META.timeUsFloor) ?? 0;
       this.#lastTimeUs = Math.max(readMeta(this.#meta, META.lastTimeUs) ?? 0, newest ?? 0);
       this.#cursor = readMeta(this.#meta, META.cursor);
-      this.#didIndex = readMeta(this.#meta, META.didIndexBroken) === true ? 'bypassed' : 'ok';
-      this.#didIndexRebuilds = readMeta(this.#meta, META.didIndexRebuilds) ?? 0;
-      this.#indexGaps = (readMeta(this.#meta, META.didIndexGaps) ?? []).filter(([, end]) => end > this.#trimmedUpTo);
+      try {
+        this.#didIndex = readMeta(this.#meta, META.didIndexBroken) === true ? 'bypassed' : 'ok';
+        this.#didIndexRebuilds = readMeta(this.#meta, META.didIndexRebuilds) ?? 0;
+        this.#indexGaps = (readMeta(this.#meta, META.didIndexGaps) ?? []).filter(([, end]) => end > this.#trimmedUpTo);
+      } catch (err) {
+        if (!(err instanceof DamagedStateError)) throw err;
+        // The index's own state, unlike the rest of meta, is rebuilt from the blocks with the index (#startRebuild, below), which writes it again.
+        this.#didIndex = 'bypassed';
+        this.#didIndexRebuilds = 0;
+        this.#indexGaps = [];
+        this.#logger?.error(
+          { err: err.message },
+          this.#writable
+            ? "the per-DID index's state in the buffer is damaged (check the disk): DID-filtered replays scan the blocks while the index is rebuilt in the background"
+            : "the per-DID index's state in the buffer is damaged (check the disk): DID-filtered reads scan the blocks",
+        );
+      }
     } catch (err) {
       void this.#root.close();
       this.#lock?.release();

@@ -97,7 +97,9 @@
  * never taken back, must be 1 to the count of collections), and each dictionary against its
  * SHA-256: a value that does not decode or is not what its key holds refuses the buffer, naming
  * the table and the key, closed again with the data dir's lock released (it threw msgpack's error,
- * naming nothing, or started from a garbled seq, time_us or partition number).
+ * naming nothing, or started from a garbled seq, time_us or partition number). Not the per-DID
+ * index's own values (its mark, rebuild count and gaps): the index gives them back, so one damaged
+ * is said at error level, the index bypassed and, in a writable store, rebuilt, which writes them again.
  * Any other read that fails (LMDB refuses a page damaged on disk: MDB_CORRUPTED, MDB_PAGE_NOTFOUND)
  * throws an UnreadableBufferError naming the position it read after (read-errors.ts), logged
  * once per reason; so do the directory's reads outside a replay's (oldest(), and retention's

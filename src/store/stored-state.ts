@@ -8,7 +8,8 @@ import type { Database } from 'lmdb';
  * or key) or decodes to something else (a number read as a string, a partition number as an
  * object), which the store would take as it is: the next seq or time_us from garbage, a
  * collection's events read from another partition. Neither can be rebuilt from the events with
- * certainty, so the start is refused (DamagedStateError), naming the table and the key.
+ * certainty, so the start is refused (DamagedStateError), naming the table and the key — except
+ * the per-DID index's own values (didIndex*), which a rebuild of the index writes again (EventStore).
  */
 export class DamagedStateError extends Error {
   constructor(table: string, key: string | number, problem: string) {
