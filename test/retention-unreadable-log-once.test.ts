@@ -1,0 +1,39 @@
+/**
+ * Retention's pass fails while the block directory cannot be read (a page damaged on disk under a
+ * running contrail), and is tried again every interval and after every commit past the size bound
+ * (about twice a second on the live network). Each failed pass logged an error line, a flood
+ * saying the same thing; the store's reads say each reason once. Retention must too, and say when
+ * a pass works again, while every refused read stays counted (contrail_store_unreadable_reads_total).
+ */
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+import { createStoreMetrics, EventStore, Retention } from '../src/store/index.ts';
+import { BUNDLED_DICTIONARY, writeBufferWithDirectory } from './support/block-stream.ts';
+import { cleanup } from './support/cleanup.ts';
+import { tempDir } from './support/gateway.ts';
+import { breakLeafPagesInPlace } from './support/lmdb-pages.ts';
+
+test('retention passes that fail on a directory page LMDB refuses say so once, each refused read counted', { timeout: 60_000 }, async (t) => {
+  const defer = cleanup(t);
+  const dir = tempDir('contrail-retention-unreadable-');
+  defer(() => dir.remove());
+  const dataDir = join(dir.path, 'data');
+  const { pageSize, directoryKey } = await writeBufferWithDirectory(dataDir, 3);
+  const lines: Array<{ level: number; msg: string; [field: string]: unknown }> = [];
+  const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+  const store = new EventStore({ dataDir, hotLogBytes: 0, fsync: false, dictionary: BUNDLED_DICTIONARY, logger });
+  defer(() => store.close());
+  // Every event is older than the age bound: each pass reads the oldest block to remove it.
+  const retention = new Retention({ store, maxAgeMs: 1, maxBytes: 1e12, logger, metrics: createStoreMetrics(new Registry()) });
+
+  assert.ok(breakLeafPagesInPlace(dataDir, pageSize, directoryKey) > 0, 'a directory page is broken');
+  const PASSES = 5;
+  for (let i = 0; i < PASSES; i++) await retention.runOnce();
+  const failed = lines.filter((l) => /retention pass failed/.test(l.msg));
+  assert.equal(failed.length, 1, `one line for ${PASSES} failed passes: ${JSON.stringify(failed)}`);
+  assert.match(String(failed[0]!.err), /MDB_[A-Z_]+/, "naming LMDB's reason");
+  assert.equal(store.unreadableReads, PASSES, 'each refused read counted');
+});
