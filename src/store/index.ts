@@ -103,7 +103,8 @@
  * Any other read that fails (LMDB refuses a page damaged on disk: MDB_CORRUPTED, MDB_PAGE_NOTFOUND)
  * throws an UnreadableBufferError naming the position it read after (read-errors.ts), logged
  * once per reason; so do the directory's reads outside a replay's (oldest(), and retention's
- * look at the oldest block, which fails its pass), for a page that goes bad while serving.
+ * look at the oldest block, which fails its pass: said once per reason until a pass works again),
+ * for a page that goes bad while serving.
  * Each such read is counted (unreadableReads, for the metrics), an index rebuild's too (which
  * fails the rebuild, leaving the index bypassed), and ingest's of a repo's rev (getRev: one that
  * cannot be read skips nothing, and the commit's own write of it fails, retried); the span's readers outside a

@@ -52,6 +52,12 @@ export class Retention {
   #committedSinceStart = 0;
   /** What passes trimmed since the last line saying so, and when that line was (see TRIMMED_LOG_MS). */
   #unsaid = { byAge: 0, bySize: 0, passes: 0, saidAtMs: -Infinity };
+  /**
+   * Why passes failed since the last one that did not, each said once: a pass runs every interval
+   * and after every commit past the size bound, and a page LMDB refuses fails them all alike (the
+   * store counts each refused read, contrail_store_unreadable_reads_total).
+   */
+  readonly #failures = new Set<string>();
 
   constructor(options: RetentionOptions) {
     this.#options = { intervalMs: 5_000, chunkSize: 1_024, now: Date.now, capacityReportMs: 600_000, ...options };
@@ -164,8 +170,15 @@ export class Retention {
         await new Promise(setImmediate);
       }
       if (byAge + bySize > 0) this.#sayTrimmed(byAge, bySize);
+      if (this.#failures.size > 0 && !this.#stopped) {
+        logger.warn('retention passes work again');
+        this.#failures.clear();
+      }
     } catch (err) {
-      logger.error({ err: (err as Error).message }, 'retention pass failed; will retry');
+      const reason = (err as Error).message;
+      if (this.#failures.has(reason)) return;
+      this.#failures.add(reason);
+      logger.error({ err: reason }, 'retention pass failed; will retry (said once per reason until a pass works)');
     }
   }
 
