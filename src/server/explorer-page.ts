@@ -10,7 +10,9 @@
  * reopened, as EventSource would, into the same damage: the page says why and offers to go on
  * after the lost events, or from the newest events where nothing says where the lost ones end.
  * Before its first event the page's position is the newest event stored when it began watching
- * (read from /stats, and not shown): a stream opened live would leave it none to resume from.
+ * (read from /stats, and not shown): a stream opened live would leave it none to resume from. A
+ * /stats that refuses (503 BufferUnreadable) is said to be unavailable, with its reason, and the
+ * stream opens live: its refusal holds no newest event, and a replay from the start meets the same page.
  * A refused stream shows the server's reason: a bad filter waits for another, anything else (a
  * limit's 429 or 503) is asked for again every few seconds.
  * The page counts the stream messages it has received in <body data-received>, shown or not,
@@ -121,10 +123,17 @@ export const EXPLORER_PAGE = `<!doctype html>
     if (state.lastTimeUs) return open();
     // Nothing shown yet: start after the newest event stored now, not live, so that a pause or a
     // reload before the first event resumes from here (an empty buffer: from its start).
-    fetch('/stats').then(function (response) { return response.json(); }).then(function (stats) {
-      if (attempt !== attempts) return;
-      state.lastTimeUs = Math.max(stats.newestTimeUs || 0, stats.trimmedUpTo || 0, 1);
-      save();
+    fetch('/stats').then(function (response) {
+      return response.json().catch(function () { return {}; }).then(function (stats) {
+        if (attempt !== attempts) return;
+        if (!response.ok) {
+          // Refused (503 BufferUnreadable: a page of the buffer LMDB cannot read): no newest event to start after, so live.
+          $('position').textContent = '/stats unavailable (' + (stats.error || 'HTTP ' + response.status) + (stats.message ? ': ' + stats.message : '') + '): starting live';
+          return;
+        }
+        state.lastTimeUs = Math.max(stats.newestTimeUs || 0, stats.trimmedUpTo || 0, 1);
+        save();
+      });
     }).catch(function () {}).then(function () { if (attempt === attempts) open(); });
   }
 
