@@ -4,7 +4,7 @@ import { buildEvents, type CursorClock, type Entry } from '../events/index.ts';
 import { DropLog, backoffDelay, redactUrl, type DropReporter, type UpstreamMessage } from '../upstream/index.ts';
 import type { Batch, EventStore, UpstreamCursor } from './event-store.ts';
 import type { StoreMetrics } from './metrics.ts';
-import { UnreadableBufferError } from './read-errors.ts';
+import { orUnreadable, UnreadableBufferError } from './read-errors.ts';
 
 export interface IngesterOptions {
   store: EventStore;
@@ -288,12 +288,8 @@ export class Ingester {
    * one lost, and its own write of the rev then fails the commit, retried with the reason.
    */
   #storedRev(did: string): string {
-    try {
-      return this.#options.store.getRev(did) ?? '';
-    } catch (err) {
-      if (err instanceof UnreadableBufferError) return '';
-      throw err;
-    }
+    const rev = orUnreadable(() => this.#options.store.getRev(did));
+    return rev instanceof UnreadableBufferError ? '' : (rev ?? '');
   }
 
   #rememberRev(did: string, rev: string): void {
