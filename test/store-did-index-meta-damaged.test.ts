@@ -7,12 +7,15 @@
  * gateway could not start until the operator moved the buffer aside, every event with it. A
  * writable start must instead say which value and why, bypass the index (DID replays scan, exact)
  * and rebuild it, which writes the three values again; a read-only one (contrail inspect) bypasses it.
+ * A replay worker (SnapshotReader) reads the three at each read: it must read them as the store
+ * does, or every read of every worker throws until the rebuild's end, each batch read again on the
+ * main thread. Each value is read on its own: damaged gaps must not reset a sound rebuild count.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { open as openLmdb } from 'lmdb';
 import { pino } from 'pino';
-import { EventStore } from '../src/store/index.ts';
+import { EventStore, SnapshotReader } from '../src/store/index.ts';
 import { cleanup } from './support/cleanup.ts';
 import { dids, stream } from './support/corrupt-did-index.ts';
 import { tempDir } from './support/gateway.ts';
@@ -39,6 +42,8 @@ for (const damage of damages) {
     const raw = openLmdb({ path: dir.path, maxDbs: 16 });
     const meta = raw.openDB<unknown, string>({ name: 'meta' });
     meta.putSync(damage.key, damage.stored);
+    // A sound count beside the damaged value: the rebuild counts on from it.
+    if (damage.key !== 'didIndexRebuilds') meta.putSync('didIndexRebuilds', 4);
     const binary = raw.openDB<Buffer, string>({ name: 'meta', encoding: 'binary' });
     binary.putSync(damage.key, damage.change(Buffer.from(binary.getBinary(damage.key)!)));
     await raw.close();
@@ -49,6 +54,18 @@ for (const damage of damages) {
     const reader = new EventStore({ dataDir: dir.path, hotLogBytes: 0, blockEvents: 100, readOnly: true, logger });
     assert.equal(reader.didIndex.state, 'bypassed', 'a read-only start bypasses the index');
     assert.deepEqual(texts(readAll(reader, { dids: [REPO] })), ofRepo, 'its DID replay is exact');
+    const worker = new SnapshotReader(reader.location, 0);
+    const select = { dids: new Set([REPO]), collections: new Set<string>(), prefixes: [] };
+    // Closed before the writable start: lmdb-js shares one environment per path within the process.
+    const read = await (async () => {
+      try {
+        return worker.read(0, reader.lastTimeUs, { maxEntries: 10_000, select, filter: (e) => e.did === REPO, ...reader.indexState });
+      } finally {
+        await worker.close();
+      }
+    })();
+    assert.ok(!read.trimmed, 'nothing is trimmed');
+    assert.deepEqual(texts(read.entries), ofRepo, "a replay worker's DID read is exact, not refused");
     await reader.close();
 
     const store = new EventStore({ dataDir: dir.path, hotLogBytes: 0, blockEvents: 100, logger });
@@ -67,7 +84,7 @@ for (const damage of damages) {
 
     const after = openLmdb({ path: dir.path, maxDbs: 16, readOnly: true });
     const rebuilt = after.openDB<unknown, string>({ name: 'meta' });
-    assert.deepEqual([rebuilt.get('didIndexBroken'), rebuilt.get('didIndexGaps'), rebuilt.get('didIndexRebuilds')], [undefined, [], 1], 'the rebuild wrote the three values again');
+    assert.deepEqual([rebuilt.get('didIndexBroken'), rebuilt.get('didIndexGaps'), rebuilt.get('didIndexRebuilds')], [undefined, [], damage.key === 'didIndexRebuilds' ? 1 : 5], 'the rebuild wrote the three values again');
     await after.close();
   });
 }
