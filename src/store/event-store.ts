@@ -17,7 +17,7 @@ import { assertLmdbFile } from './lmdb-file.ts';
 import { checkPreviousRun, Run, type PreviousRun } from './run-marker.ts';
 import { UnreadableBufferError } from './read-errors.ts';
 import { SealedReader, type IndexGap, type ReadPlanCounts } from './sealed-reads.ts';
-import { DamagedStateError, META, readMeta, readPartitions } from './stored-state.ts';
+import { DamagedStateError, META, readDidIndexMeta, readMeta, readPartitions } from './stored-state.ts';
 import { readRun, storedRun, type LostEvents } from './tail-runs.ts';
 
 export interface UpstreamCursor {
@@ -447,18 +447,14 @@ export class EventStore {
       this.#timeUsFloor = readMeta(this.#meta, META.timeUsFloor) ?? 0;
       this.#lastTimeUs = Math.max(readMeta(this.#meta, META.lastTimeUs) ?? 0, newest ?? 0);
       this.#cursor = readMeta(this.#meta, META.cursor);
-      try {
-        this.#didIndex = readMeta(this.#meta, META.didIndexBroken) === true ? 'bypassed' : 'ok';
-        this.#didIndexRebuilds = readMeta(this.#meta, META.didIndexRebuilds) ?? 0;
-        this.#indexGaps = (readMeta(this.#meta, META.didIndexGaps) ?? []).filter(([, end]) => end > this.#trimmedUpTo);
-      } catch (err) {
-        if (!(err instanceof DamagedStateError)) throw err;
+      const indexMeta = readDidIndexMeta(this.#meta);
+      this.#didIndex = indexMeta.bypassed ? 'bypassed' : 'ok';
+      this.#didIndexRebuilds = indexMeta.rebuilds;
+      this.#indexGaps = indexMeta.gaps.filter(([, end]) => end > this.#trimmedUpTo);
+      if (indexMeta.damaged.length > 0) {
         // The index's own state, unlike the rest of meta, is rebuilt from the blocks with the index (#startRebuild, below), which writes it again.
-        this.#didIndex = 'bypassed';
-        this.#didIndexRebuilds = 0;
-        this.#indexGaps = [];
         this.#logger?.error(
-          { err: err.message },
+          { err: indexMeta.damaged.map((err) => err.message).join('; ') },
           this.#writable
             ? "the per-DID index's state in the buffer is damaged (check the disk): DID-filtered replays scan the blocks while the index is rebuilt in the background"
             : "the per-DID index's state in the buffer is damaged (check the disk): DID-filtered reads scan the blocks",

@@ -5,7 +5,7 @@ import { Dictionaries } from './dictionaries.ts';
 import { collect, ReadLeases, readStored, type ReadOptions, type ReadResult } from './disk-reads.ts';
 import { openEnvironment, openMeta, openTables, type BufferLocation } from './environment.ts';
 import { closedOnError } from './read-errors.ts';
-import { META } from './stored-state.ts';
+import { META, readDidIndexMeta } from './stored-state.ts';
 import { SealedReader, type IndexGap } from './sealed-reads.ts';
 import { readRun, type LostEvents } from './tail-runs.ts';
 
@@ -99,8 +99,8 @@ export class SnapshotReader {
     }
     const lastTimeUs = (this.#meta.get(META.lastTimeUs) as number | undefined) ?? 0;
     if (lastTimeUs < end) throw new Error(`the read snapshot ends at time_us ${lastTimeUs}, before ${end}: it is older than the request`);
-    const indexRebuilds = (this.#meta.get(META.didIndexRebuilds) as number | undefined) ?? 0;
-    const indexGaps = (this.#meta.get(META.didIndexGaps) as IndexGap[] | undefined) ?? [];
+    // Read as the EventStore reads them: a damaged one bypasses the index (the store rebuilds it), never fails the read.
+    const { bypassed, rebuilds: indexRebuilds, gaps: indexGaps } = readDidIndexMeta(this.#meta);
     this.#current = { sealedEvents: options.sealedEvents, trimmedUpTo, indexRebuilds, indexGaps, partitionsReloaded: false };
     // A rebuild finished after the snapshot this thread found the index inconsistent in: whether
     // or not a read of its own fell inside the rebuild. Not sooner: its report may not have
@@ -109,8 +109,7 @@ export class SnapshotReader {
     // The mark the EventStore sets when the index is found inconsistent and removes once it is
     // rebuilt: a read asked for before the index was found out, read during the rebuild, would
     // otherwise take a half-built index for a whole one.
-    const marked = this.#meta.get(META.didIndexBroken) === true;
-    this.#didIndexUsable = options.didIndexUsable && !marked;
+    this.#didIndexUsable = options.didIndexUsable && !bypassed;
     const inconsistentBefore = this.#inconsistency;
     const collector = collect(options);
     let sealedUpTo = 0;

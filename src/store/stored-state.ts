@@ -88,6 +88,39 @@ export function readMeta<K extends MetaKey>(meta: Database<unknown, string>, key
   return value as MetaValue<K>;
 }
 
+/** The per-DID index's own values in `meta` (see readDidIndexMeta). */
+export interface DidIndexMeta {
+  /** The index is not to be read: marked inconsistent, or one of its values is damaged. */
+  bypassed: boolean;
+  rebuilds: number;
+  gaps: Array<[number, number]>;
+  /** Why a value was taken as absent: it does not decode, or is not what its key holds. */
+  damaged: DamagedStateError[];
+}
+
+/**
+ * The per-DID index's mark, rebuild count and gaps, read as the EventStore and a replay worker
+ * (SnapshotReader) both must: a damaged one does not refuse the buffer, since a rebuild of the
+ * index writes the three again, but bypasses the index until then. Each is read on its own, so
+ * damaged gaps leave a sound rebuild count as it is (the count only grows).
+ */
+export function readDidIndexMeta(meta: Database<unknown, string>): DidIndexMeta {
+  const damaged: DamagedStateError[] = [];
+  const tolerant = <K extends MetaKey>(key: K): MetaValue<K> | undefined => {
+    try {
+      return readMeta(meta, key);
+    } catch (err) {
+      if (!(err instanceof DamagedStateError)) throw err;
+      damaged.push(err);
+      return undefined;
+    }
+  };
+  const broken = tolerant(META.didIndexBroken) === true;
+  const rebuilds = tolerant(META.didIndexRebuilds) ?? 0;
+  const gaps = tolerant(META.didIndexGaps) ?? [];
+  return { bypassed: broken || damaged.length > 0, rebuilds, gaps, damaged };
+}
+
 /**
  * The `partitions` table: collection → partition number (1 up; 0 is identity, account and sync
  * events), checked as readMeta checks `meta`: no number given twice, and none past the count.
