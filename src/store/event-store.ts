@@ -547,7 +547,7 @@ export class EventStore {
     return { state: this.#didIndex, inconsistencies: this.#didIndexInconsistencies };
   }
 
-  /** Reads of the buffer LMDB refused, or that broke on what they read (UnreadableBufferError), since the store opened (metrics). */
+  /** Reads of the buffer LMDB refused, or that broke on what they read (UnreadableBufferError), and writes of the per-DID index's mark it refused, since the store opened (metrics). */
   get unreadableReads(): number {
     return this.#unreadableReads;
   }
@@ -1285,11 +1285,12 @@ export class EventStore {
     try {
       this.#meta.putSync(META.didIndexBroken, true);
     } catch (err) {
-      // A meta page LMDB refuses (damaged on disk): a rebuild could not record its end either.
-      const unreadable = this.#unreadable(err, this.#trimmedUpTo);
+      // A meta page LMDB refuses (damaged on disk): a rebuild could not record its end either. A
+      // failed write leaves the read transaction sound: nothing to renew (a renewal writes meta).
+      this.#unreadableReads++;
       this.#logger?.error(
-        { detail, err: unreadable.message },
-        'the per-DID index is inconsistent, and the mark saying so cannot be written: DID-filtered replays scan the blocks, and the index is not rebuilt, until the next start',
+        { detail, err: (err as Error).message },
+        'the per-DID index is inconsistent, and the mark saying so cannot be written (a page of the buffer may be damaged on disk: check the disk): DID-filtered replays scan the blocks, and the index is not rebuilt',
       );
       return;
     }
