@@ -129,7 +129,8 @@ export class ReplayPool {
   constructor(
     readonly size: number,
     workerData: ReplayWorkerData,
-    logger: Logger,
+    /** The pool's, and what handles its answers (ReplayReads). */
+    readonly logger: Logger,
   ) {
     this.#pool = new WorkerPool({
       size,

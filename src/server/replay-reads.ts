@@ -192,27 +192,36 @@ export class ReplayReads {
       didIndexUsable,
       fromOldest: subscriber.followsOldest,
     };
+    const readHere = () => {
+      state.reading = false;
+      state.onMainThread = true;
+      this.wake(subscriber);
+    };
     pool.read(request).then(
       (answer) => {
         state.reading = false;
-        // What the read found about the index is the store's, whoever asked: told even when the
-        // answer is stale (the worker reports a finding once, then scans until a rebuild it counts).
-        if (!answer.trimmed && answer.inconsistency) this.store.reportDidIndexInconsistent(answer.inconsistency, answer.indexRebuilds ?? 0);
-        if (state.generation !== generation || subscriber.filter !== filter || subscriber.mode === 'closed') return this.wake(subscriber);
-        if (answer.trimmed) {
-          state.trimmed = true;
-        } else {
-          if (answer.tooLarge > 0) this.countTooLarge(answer.tooLarge);
-          state.answer = answer;
+        // A throw here would be an unhandled rejection, the end of the process: it costs this batch, read again here.
+        try {
+          // What the read found about the index is the store's, whoever asked: told even when the
+          // answer is stale (the worker reports a finding once, then scans until a rebuild it counts).
+          if (!answer.trimmed && answer.inconsistency) this.store.reportDidIndexInconsistent(answer.inconsistency, answer.indexRebuilds ?? 0);
+          if (state.generation !== generation || subscriber.filter !== filter || subscriber.mode === 'closed') return this.wake(subscriber);
+          if (answer.trimmed) {
+            state.trimmed = true;
+          } else {
+            if (answer.tooLarge > 0) this.countTooLarge(answer.tooLarge);
+            state.answer = answer;
+          }
+          this.wake(subscriber);
+        } catch (err) {
+          pool.logger.error({ err: (err as Error).message, stack: (err as Error).stack }, "a replay worker's answer could not be handled: its batch is read on the main thread");
+          state.answer = undefined;
+          state.trimmed = false;
+          readHere();
         }
-        this.wake(subscriber);
       },
-      () => {
-        // The worker died (the pool logs it) or the read failed there: this batch is read here.
-        state.reading = false;
-        state.onMainThread = true;
-        this.wake(subscriber);
-      },
+      // The worker died (the pool logs it) or the read failed there: this batch is read here.
+      readHere,
     );
   }
 
