@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { open as openLmdb } from 'lmdb';
 import { pino } from 'pino';
+import { didHash } from '../src/store/did-keys.ts';
 import { EventStore, SnapshotReader } from '../src/store/index.ts';
 import { BLOCK, blockStream, BUNDLED_DICTIONARY } from './support/block-stream.ts';
 import { cleanup } from './support/cleanup.ts';
@@ -51,4 +52,36 @@ test("a replay worker's read that LMDB refuses fails alone: the worker's next re
   assert.deepEqual(read(0), texts(events.slice(0, 100)), "the worker's next read, of the first block");
   assert.deepEqual(read(events[BLOCK + 4]!.timeUs), texts(events.slice(BLOCK + 5, BLOCK + 105)), 'and the one after, of the second');
   assert.deepEqual(texts(store.readAfter(inTail, { maxEntries: 100 }).entries), texts(events.slice(2 * BLOCK + 11, 2 * BLOCK + 111)), 'the main thread reads the tail from memory');
+});
+
+test("a replay worker's DID read whose index count LMDB refuses (a page of the per-DID index damaged on disk) fails alone: the worker's next reads are served", async (t) => {
+  const defer = cleanup(t);
+  const dir = tempDir('contrail-worker-did-count-fails-');
+  defer(() => dir.remove());
+  const dataDir = join(dir.path, 'data');
+  const events = blockStream(3).slice(0, 2 * BLOCK + BLOCK / 2);
+  const writer = new EventStore({ dataDir, hotLogBytes: 0, fsync: false, dictionary: BUNDLED_DICTIONARY });
+  await writer.commit({ entries: events, revs: new Map() });
+  await writer.close();
+  const raw = openLmdb({ path: dataDir, maxDbs: 16 });
+  const { pageSize } = raw.getStats() as { pageSize: number };
+  await raw.close();
+  const repo = events[0]!.did;
+
+  const store = new EventStore({ dataDir, hotLogBytes: 0, fsync: false, dictionary: BUNDLED_DICTIONARY, logger: pino({ level: 'silent' }) });
+  defer(() => store.close());
+  const worker = new SnapshotReader(store.location, 0);
+  defer(() => worker.close());
+  const read = (position: number, dids?: string[]) => {
+    const select = dids ? { dids: new Set(dids), collections: new Set<string>(), prefixes: [] } : undefined;
+    const answer = worker.read(position, store.lastTimeUs, { maxEntries: 100, ...(select ? { select, filter: (e) => dids!.includes(e.did) } : {}), ...store.indexState });
+    assert.ok(!answer.trimmed);
+    return texts(answer.entries);
+  };
+
+  // The leaf page holding the repo's index key: a DID read's plan counts its entries there first.
+  assert.ok(breakLeafPagesInPlace(dataDir, pageSize, didHash(repo)) > 0, "the index's page is broken");
+  assert.throws(() => read(0, [repo]), /MDB_CORRUPTED|MDB_PAGE_NOTFOUND/, "the DID read that counts the repo's entries fails");
+  assert.deepEqual(read(0), texts(events.slice(0, 100)), "the worker's next read, of the first block");
+  assert.deepEqual(read(events[BLOCK + 4]!.timeUs), texts(events.slice(BLOCK + 5, BLOCK + 105)), 'and the one after, of the second');
 });
