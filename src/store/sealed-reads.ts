@@ -163,7 +163,14 @@ export class SealedReader {
     const limit = this.sealedCount() / DID_INDEX_SELECTIVITY;
     let candidates = 0;
     for (const did of dids) {
-      candidates += this.byDid.getValuesCount(didHash(did));
+      const key = didHash(did);
+      // lmdb-js's count leaves its cursor, and the transaction LMDB failed, open when LMDB refuses
+      // a page on the key's path (read.js: lmdbError before finishCursor), and every later read of
+      // a replay worker then fails with MDB_BAD_TXN: the same descent first, in a range closed on error.
+      const descent = closedOnError(this.byDid.getValues(key, { limit: 1 }));
+      descent.next();
+      descent.return(undefined);
+      candidates += this.byDid.getValuesCount(key);
       if (candidates > limit) return false;
     }
     return true;
