@@ -189,7 +189,10 @@
  * index state come with each read, and an index inconsistency found there is reported back. A
  * worker cannot commit to renew a read transaction LMDB failed, as the EventStore does: its ranges
  * close their cursors when a page is refused mid-walk (closedOnError; lmdb-js leaves them open,
- * holding the failed transaction, into which it renews), so a failed read fails alone.
+ * holding the failed transaction, into which it renews), so a failed read fails alone; the count of
+ * a DID's postings that plans a filtered read (getValuesCount, which cannot be so wrapped) is made
+ * only after a closable range has reached the DID's key. Both threads read the per-DID index's
+ * mark, rebuild count and gaps through readDidIndexMeta: a damaged one bypasses the index, each read apart.
  *
  * Retention (retention.ts) removes whole blocks (and their index entries) in one transaction
  * each, the age bound every interval and the size bound after every commit too; the size bound
@@ -206,7 +209,7 @@
  *   disk-reads.ts    readStored: sealed blocks then the tail, for a read's bounds (collect, into the caller's array if it hands one: ReadOptions.into); ReadLeases
  *   read-errors.ts   UnreadableBufferError: a read that failed for another reason than a damaged block; orUnreadable, oldestOrUnreadable: it as a value; closedOnError
  *   tail-runs.ts     a tail run's stored form and its CRC-32; the events lost in damaged runs, which readers stop before
- *   stored-state.ts  META (the meta table's keys), readMeta, readPartitions: the state the events cannot give back, each value's kind checked (DamagedStateError)
+ *   stored-state.ts  META (the meta table's keys), readMeta, readPartitions, readDidIndexMeta: the state the events cannot give back, each value's kind checked (DamagedStateError)
  *   snapshot-reader.ts SnapshotReader: the same reads from another thread, in a fresh snapshot
  *   index.reads.ts   the read side alone (SnapshotReader, encodeRecords): the entry point of a replay worker, which must not load the whole stage
  *   environment.ts   the LMDB environment's options and tables, opened alike by every thread
