@@ -21,6 +21,9 @@ async function refusingServer(defer: (step: () => unknown) => void, response: st
   let dials = 0;
   server.on('upgrade', (_request, socket: Socket) => {
     dials++;
+    // The client may reset the connection as soon as it has read the refusal (it is done with it):
+    // without a listener that reset would be an uncaught ECONNRESET in this process.
+    socket.on('error', () => {});
     socket.end(response);
   });
   return { url: `ws://127.0.0.1:${(server.address() as { port: number }).port}/xrpc/com.atproto.sync.subscribeRepos`, dials: () => dials };
