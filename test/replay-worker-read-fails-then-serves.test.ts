@@ -9,7 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { open as openLmdb } from 'lmdb';
 import { pino } from 'pino';
 import { didHash } from '../src/store/did-keys.ts';
@@ -20,12 +20,15 @@ import { tempDir } from './support/gateway.ts';
 import { breakLeafPagesInPlace } from './support/lmdb-pages.ts';
 import { texts } from './support/store-reads.ts';
 
-test("a replay worker's read that LMDB refuses fails alone: the worker's next reads, in the same turn, are served", async (t) => {
+/**
+ * Two sealed blocks and half a block in the tail, written and closed; then a store and a worker's
+ * reader opened on them. The tail's first key and the page size are read before, for breaking pages.
+ */
+async function storeWithWorker(t: TestContext, prefix: string) {
   const defer = cleanup(t);
-  const dir = tempDir('contrail-worker-read-fails-');
+  const dir = tempDir(prefix);
   defer(() => dir.remove());
   const dataDir = join(dir.path, 'data');
-  // Two blocks sealed, half a block in the tail.
   const events = blockStream(3).slice(0, 2 * BLOCK + BLOCK / 2);
   const writer = new EventStore({ dataDir, hotLogBytes: 0, fsync: false, dictionary: BUNDLED_DICTIONARY });
   await writer.commit({ entries: events, revs: new Map() });
@@ -34,11 +37,15 @@ test("a replay worker's read that LMDB refuses fails alone: the worker's next re
   const { pageSize } = raw.getStats() as { pageSize: number };
   const tailKey = Buffer.from([...raw.openDB<unknown, Buffer>({ name: 'tail', keyEncoding: 'binary' }).getKeys({ limit: 1 })][0]!);
   await raw.close();
-
   const store = new EventStore({ dataDir, hotLogBytes: 0, fsync: false, dictionary: BUNDLED_DICTIONARY, logger: pino({ level: 'silent' }) });
   defer(() => store.close());
   const worker = new SnapshotReader(store.location, 0);
   defer(() => worker.close());
+  return { dataDir, events, pageSize, tailKey, store, worker };
+}
+
+test("a replay worker's read that LMDB refuses fails alone: the worker's next reads, in the same turn, are served", async (t) => {
+  const { dataDir, events, pageSize, tailKey, store, worker } = await storeWithWorker(t, 'contrail-worker-read-fails-');
   const read = (position: number) => {
     const answer = worker.read(position, store.lastTimeUs, { maxEntries: 100, ...store.indexState });
     assert.ok(!answer.trimmed);
@@ -55,23 +62,8 @@ test("a replay worker's read that LMDB refuses fails alone: the worker's next re
 });
 
 test("a replay worker's DID read whose index count LMDB refuses (a page of the per-DID index damaged on disk) fails alone: the worker's next reads are served", async (t) => {
-  const defer = cleanup(t);
-  const dir = tempDir('contrail-worker-did-count-fails-');
-  defer(() => dir.remove());
-  const dataDir = join(dir.path, 'data');
-  const events = blockStream(3).slice(0, 2 * BLOCK + BLOCK / 2);
-  const writer = new EventStore({ dataDir, hotLogBytes: 0, fsync: false, dictionary: BUNDLED_DICTIONARY });
-  await writer.commit({ entries: events, revs: new Map() });
-  await writer.close();
-  const raw = openLmdb({ path: dataDir, maxDbs: 16 });
-  const { pageSize } = raw.getStats() as { pageSize: number };
-  await raw.close();
+  const { dataDir, events, pageSize, store, worker } = await storeWithWorker(t, 'contrail-worker-did-count-fails-');
   const repo = events[0]!.did;
-
-  const store = new EventStore({ dataDir, hotLogBytes: 0, fsync: false, dictionary: BUNDLED_DICTIONARY, logger: pino({ level: 'silent' }) });
-  defer(() => store.close());
-  const worker = new SnapshotReader(store.location, 0);
-  defer(() => worker.close());
   const read = (position: number, dids?: string[]) => {
     const select = dids ? { dids: new Set(dids), collections: new Set<string>(), prefixes: [] } : undefined;
     const answer = worker.read(position, store.lastTimeUs, { maxEntries: 100, ...(select ? { select, filter: (e) => dids!.includes(e.did) } : {}), ...store.indexState });
