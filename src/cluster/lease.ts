@@ -4,11 +4,14 @@ const KEY = 'leader';
 
 /**
  * The ingest lease: one key in a NATS KV bucket whose entries expire after the lease time.
- * Taking it is a create (fails while anyone holds it); renewing is an update checked against
- * the revision we last wrote, so a holder whose lease expired and was taken by another node can
- * never renew it back — it learns it lost, and steps down. The lease only decides who *tries* to
- * lead; the stream's expected-last-sequence publishes (stream-writer.ts) are what make a deposed
- * leader unable to append.
+ * Taking it is a create (fails while anyone holds it); renewing reads the entry and, if it is
+ * still this node's own — its node id at the revision it last wrote — updates it checked against
+ * that revision, so a holder whose lease expired and was taken by another node can never renew it
+ * back: it learns it lost, and steps down. The revision alone does not say whose entry it is: a
+ * bucket removed and made again numbers its entries from 1, and another node's new lease could
+ * stand at the very revision this node last wrote in the old bucket. The lease only decides who
+ * *tries* to lead; the stream's expected-last-sequence publishes (stream-writer.ts) are what make
+ * a deposed leader unable to append.
  */
 export class LeaderLease {
   #revision: number | undefined;
@@ -35,9 +38,16 @@ export class LeaderLease {
 
   /** Extends the lease; false (and no longer held) when another node holds it or it expired. */
   async renew(): Promise<boolean> {
-    if (this.#revision === undefined) return false;
+    const revision = this.#revision;
+    if (revision === undefined) return false;
+    // No entry (it expired, or the bucket is gone): the update below fails as it should.
+    const entry = await this.kv.get(KEY);
+    if (entry && !(entry.operation === 'PUT' && entry.revision === revision && entry.string() === this.nodeId)) {
+      this.#revision = undefined;
+      return false;
+    }
     try {
-      this.#revision = await this.kv.update(KEY, this.nodeId, this.#revision);
+      this.#revision = await this.kv.update(KEY, this.nodeId, revision);
       return true;
     } catch (err) {
       if (!isWrongRevision(err)) throw err;
