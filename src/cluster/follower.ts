@@ -268,9 +268,11 @@ export class StreamFollower {
     this.#savePositionOrFail();
   }
 
-  /** Notices a stream made again since this node read it (#streamState): a new term's marker must be waited for in the stream it is appended to. */
-  async checkStream(): Promise<void> {
+  /** Notices a stream made again since this node read it (#streamState), true if so: a new term's marker must be waited for in the stream it is appended to. */
+  async checkStream(): Promise<boolean> {
+    const created = this.#created;
     await this.#streamState();
+    return this.#created !== created;
   }
 
   /**

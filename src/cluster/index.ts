@@ -37,7 +37,10 @@
  * each node notices its new creation time and reads it from its start (follower.ts), failing
  * every wait for a seq of the stream before (that seq names another message now), and one
  * removed while the cluster runs is made again by the first node whose append, marker or lease
- * check meets it gone (nats.ts), as the lease bucket is. A lease bucket made again numbers its
+ * check meets it gone (nats.ts), as the lease bucket is. A new term checks the stream before and
+ * after its marker's append: made again in between, it numbers the marker below the buffer's old
+ * position, which would take it for reached at once (and the term's own batches for passed), so
+ * the term begins again at the next lease check (leadership.ts). A lease bucket made again numbers its
  * entries from 1 too, so another node's new lease can stand at the very revision the old leader
  * last wrote in the removed bucket: a renewal therefore reads the entry and updates it (a
  * compare-and-set on its revision) only if it is this node's own — its node id at that revision

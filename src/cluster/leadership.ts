@@ -221,6 +221,13 @@ export class Leadership {
     // follower last looked restarts its position first (else a position past the new marker is taken for caught up).
     await follower.checkStream();
     const markerSeq = await writer.fence();
+    // Made again after that check, the stream numbers from 1 again: the marker's seq may be below
+    // the position (of the stream before) and taken for reached, and this term's own batches for
+    // passed. The check restarts the position; the next lease check begins the term again.
+    if (await follower.checkStream()) {
+      logger.warn({ node: lease.nodeId, markerSeq }, "the cluster stream was made again while this node appended its term's marker: it begins the term at its next lease check");
+      return;
+    }
     if (!(await this.#catchUpRenewing(markerSeq))) return;
     if (this.#stopped || !lease.held) return;
     // The leader numbers events (followers keep its numbers) from the stream's last, which the

@@ -100,4 +100,5 @@ test("a stream made again between a new term's check and its marker: the term wa
   await waitUntil(() => store.lastSeq === 2, `the leader's buffer to hold the batch it appended (it holds seq ${store.lastSeq}, applied ${follower.appliedSeq})`, 10_000);
   assert.equal(madeAgain, true);
   assert.ok(lines.some((line) => /WAS MADE AGAIN/.test(line.msg)), 'the node says it reads the new stream from its start');
+  assert.ok(lines.some((line) => /made again while this node appended its term's marker/.test(line.msg)), 'and that it begins the term again');
 });
