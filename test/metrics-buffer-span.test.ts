@@ -49,6 +49,9 @@ test('a /metrics scrape reads the buffer span once for its four gauges (its size
     get unreadableReads() {
       return store.unreadableReads;
     },
+    get workerUnreadableReads() {
+      return store.workerUnreadableReads;
+    },
     hotLog: store.hotLog,
     get sealState() {
       return store.sealState;

@@ -97,7 +97,29 @@ export function decodeAnswer(answer: Extract<ReplayReply, { records: ArrayBuffer
 /** Reads a replay's own thread may have pending beyond the least busy one's and still get its next read. */
 const STICKY_EXTRA_PENDING = 2;
 
-type WorkerMessage = ReplayReply | { id: number; error: string } | { id: -1; ready: true };
+/** A read that failed in its worker (the thread lives on): its error's message, and whether it was a damaged block's. */
+export interface ReplayFailure {
+  id: number;
+  error: string;
+  damagedBlock?: true;
+}
+
+/**
+ * What a read that failed in its worker rejects with, told from a worker that died (whose reads
+ * reject with the pool's error): LMDB refused a page the worker read, or the read broke on what it
+ * read; `damagedBlock` where it was a block's frame (a DamagedBlockError: the main thread's read of
+ * the same block says it).
+ */
+export class ReplayReadFailed extends Error {
+  constructor(
+    message: string,
+    readonly damagedBlock: boolean,
+  ) {
+    super(message);
+  }
+}
+
+type WorkerMessage = ReplayReply | ReplayFailure | { id: -1; ready: true };
 
 /**
  * Replay workers when --replay-workers is not given: a core is the main thread's, the others
@@ -143,13 +165,13 @@ export class ReplayPool {
         if ('ready' in message) return;
         const waiting = this.#pool.answered(slot, message.id);
         if (!waiting) return;
-        if ('error' in message) waiting.reject(new Error(message.error));
+        if ('error' in message) waiting.reject(new ReplayReadFailed(message.error, message.damagedBlock === true));
         else waiting.resolve(message);
       },
     });
   }
 
-  /** Resolves with the read's answer; rejects if its worker died or the read failed there. */
+  /** Resolves with the read's answer; rejects if its worker died, or with a ReplayReadFailed if the read failed there. */
   read(request: Omit<ReplayRequest, 'id'>): Promise<ReplayReply> {
     const refused = this.#pool.refusal();
     if (refused) return Promise.reject(refused);

@@ -2,7 +2,7 @@ import type { Entry } from '../events/index.ts';
 import { DamagedBlockError, UnreadableBufferError, type EventStore, type OldestHeld, type ReadOptions } from '../store/index.ts';
 import { withheld } from './backfill-feed.ts';
 import { sendsEvent, type SubscriberFilter } from './filter.ts';
-import { decodeAnswer, filterSpecJson, type ReplayPool, type ReplayReply } from './replay-pool.ts';
+import { decodeAnswer, filterSpecJson, ReplayReadFailed, type ReplayPool, type ReplayReply } from './replay-pool.ts';
 import type { Subscriber } from './subscriber.ts';
 
 /** One read's bounds: a few ms of work, and no more than a sink's high-water mark of bytes. */
@@ -34,7 +34,7 @@ interface ReadState {
   answer?: Extract<ReplayReply, { records: ArrayBuffer }>;
   /** A worker said retention removed events after the position. */
   trimmed?: boolean;
-  /** The last worker read failed (the worker died): read the next batch here. */
+  /** The last worker read failed (there, or the worker died): read the next batch here. */
   onMainThread?: boolean;
   /** A read here's options, made once per filter (`select` is the filter): a read made them anew, closures and all. */
   readOptions?: ReadOptions;
@@ -220,8 +220,13 @@ export class ReplayReads {
           readHere();
         }
       },
-      // The worker died (the pool logs it) or the read failed there: this batch is read here.
-      readHere,
+      // The worker died (the pool logs it) or the read failed there: this batch is read here. A
+      // failed read is the store's to say and count even when the read here succeeds: the damage it
+      // met may be where only workers read (the tail, which this thread holds in memory).
+      (err) => {
+        if (err instanceof ReplayReadFailed && !err.damagedBlock) this.store.workerReadFailed(err.message);
+        readHere();
+      },
     );
   }
 

@@ -9,11 +9,11 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Entry } from '../events/index.ts';
-import { encodeRecords, SnapshotReader } from '../store/index.reads.ts';
+import { DamagedBlockError, encodeRecords, SnapshotReader } from '../store/index.reads.ts';
 import { lowerThreadPriority } from '../threads/index.ts';
 import { EventCompressor } from './compression.ts';
 import { sendsEvent, type SubscriberFilter } from './filter.ts';
-import type { FilterSpec, ReaderDoneMessage, ReplayReply, ReplayRequest, ReplayWorkerData } from './replay-pool.ts';
+import type { FilterSpec, ReaderDoneMessage, ReplayFailure, ReplayReply, ReplayRequest, ReplayWorkerData } from './replay-pool.ts';
 import { ndjsonWire, sseWire, v1Wire, v2Wire, type Wire } from './wire.ts';
 
 /** Filters rebuilt from their JSON, most recently used last. */
@@ -103,11 +103,11 @@ port.on('message', (request: ReplayRequest | ReaderDoneMessage) => {
     reader.readerDone(request.readerDone);
     return;
   }
-  let reply: ReplayReply | { id: number; error: string };
+  let reply: ReplayReply | ReplayFailure;
   try {
     reply = answer(request);
   } catch (err) {
-    reply = { id: request.id, error: (err as Error).message };
+    reply = { id: request.id, error: (err as Error).message, ...(err instanceof DamagedBlockError ? { damagedBlock: true } : {}) };
   }
   const transfer = 'records' in reply ? [reply.records, ...(reply.frames ? [reply.frames.bytes, reply.frames.ends.buffer as ArrayBuffer] : [])] : [];
   port.postMessage(reply, transfer);

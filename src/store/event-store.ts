@@ -284,6 +284,10 @@ export class EventStore {
   readonly #readFailures = new Set<string>();
   /** Reads that failed so (UnreadableBufferError), each counted. */
   #unreadableReads = 0;
+  /** Reasons replay workers' reads failed for (workerReadFailed), each logged once. */
+  readonly #workerReadFailures = new Set<string>();
+  /** Replay workers' reads that failed so, each counted. */
+  #workerUnreadableReads = 0;
   /** Times this store found the per-DID index inconsistent (each bypasses it and, writable, starts a rebuild). */
   #didIndexInconsistencies = 0;
   /**
@@ -550,6 +554,27 @@ export class EventStore {
   /** Reads of the buffer LMDB refused, or that broke on what they read (UnreadableBufferError), and writes of the per-DID index's mark it refused, since the store opened (metrics). */
   get unreadableReads(): number {
     return this.#unreadableReads;
+  }
+
+  /** Replay workers' reads of the buffer that LMDB refused, or that broke on what they read (workerReadFailed), since the store opened (metrics). */
+  get workerUnreadableReads(): number {
+    return this.#workerUnreadableReads;
+  }
+
+  /**
+   * A replay worker's read failed otherwise than on a damaged block (LMDB refused a page: its file
+   * may be damaged on disk), and the main thread reads that batch instead (ReplayReads). Its read
+   * may succeed where the worker's did not (the tail, held here in memory, is read from LMDB only
+   * by workers), so the failure is counted and said here, once per reason, at error level.
+   */
+  workerReadFailed(reason: string): void {
+    this.#workerUnreadableReads++;
+    if (this.#workerReadFailures.has(reason)) return;
+    this.#workerReadFailures.add(reason);
+    this.#logger?.error(
+      { err: reason },
+      "a replay worker's read of the buffer failed (its file may be damaged on disk: check the disk): such batches are read on the main thread, which holds the tail in memory",
+    );
   }
 
   /** Committed events waiting in the tail for their block's seal, and seals that failed since the store opened (metrics). */

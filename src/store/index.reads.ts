@@ -6,3 +6,4 @@
  */
 export { SnapshotReader, type OldestHeld, type SnapshotRead, type SnapshotReadOptions } from './snapshot-reader.ts';
 export { encodeRecords } from './codec.ts';
+export { DamagedBlockError } from './blocks.ts';

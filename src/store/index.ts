@@ -81,7 +81,9 @@
  * table again without such runs, in the transaction that names their events: a key changed in
  * place to above the next run's leaves the run out of order in its LMDB page, where a replay
  * worker's seek for the runs after it stopped at it and skipped theirs. A replay worker that finds a run
- * damaged since the start fails its read, which the main thread reads from the events it holds.
+ * damaged since the start fails its read, which the main thread reads from the events it holds; a
+ * worker's read that fails so (not on a damaged block, which the main thread's read says) is
+ * counted and said once per reason by the store (workerReadFailed), however the main thread's read goes.
  * A block's directory entry (msgpack, no checksum either) that no longer decodes leaves the block
  * unreadable (which partitions, which dictionary): a start names its events lost the same way,
  * from after the block before it to its end, and a writable one removes the block (its frames

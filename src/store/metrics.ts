@@ -60,7 +60,7 @@ export function createStoreMetrics(registry: Registry) {
  */
 export function registerBufferGauges(
   registry: Registry,
-  store: Pick<EventStore, 'oldest' | 'newestTimeUs' | 'size' | 'hotLog' | 'sealState' | 'didIndex' | 'unreadableReads' | 'upstreamCursor' | 'onCommitted'>,
+  store: Pick<EventStore, 'oldest' | 'newestTimeUs' | 'size' | 'hotLog' | 'sealState' | 'didIndex' | 'unreadableReads' | 'workerUnreadableReads' | 'upstreamCursor' | 'onCommitted'>,
 ): void {
   const registers = [registry];
   const committed = new Counter({ name: 'contrail_store_events_total', help: 'Events committed to the buffer', registers });
@@ -166,6 +166,15 @@ export function registerBufferGauges(
     collect() {
       this.reset();
       this.inc(store.unreadableReads);
+    },
+  });
+  new Counter({
+    name: 'contrail_store_worker_unreadable_reads_total',
+    help: "Replay workers' reads of the buffer LMDB refused (a page of data.mdb damaged on disk), each read again on the main thread, which may read it without fault (it holds the tail in memory); each reason is logged once",
+    registers,
+    collect() {
+      this.reset();
+      this.inc(store.workerUnreadableReads);
     },
   });
   new Counter({
