@@ -1,0 +1,59 @@
+/**
+ * A replay worker reads where the sealed blocks end (the block directory's newest key) at the start
+ * of every read; the main thread keeps it in memory. With the directory's last page damaged on disk
+ * (LMDB refuses it: MDB_CORRUPTED), every worker read failed there, even of blocks on the
+ * directory's sound pages, and the main thread read every batch of every replay itself: the
+ * workers were lost to replays without a word. A worker's read of the sound blocks must be served,
+ * saying what LMDB refused on the way.
+ */
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { open as openLmdb } from 'lmdb';
+import { pino } from 'pino';
+import { EventStore, SnapshotReader } from '../src/store/index.ts';
+import { blockStream, BUNDLED_DICTIONARY } from './support/block-stream.ts';
+import { cleanup } from './support/cleanup.ts';
+import { tempDir } from './support/gateway.ts';
+import { breakLeafPagesInPlace } from './support/lmdb-pages.ts';
+import { texts } from './support/store-reads.ts';
+
+/** Small blocks, so that the directory spans several leaf pages. */
+const BLOCK_EVENTS = 16;
+const EVENTS = 4_000;
+
+test("a replay worker's read of blocks on the block directory's sound pages is served while its last page cannot be read, saying so", { timeout: 60_000 }, async (t) => {
+  const defer = cleanup(t);
+  const dir = tempDir('contrail-worker-directory-last-page-');
+  defer(() => dir.remove());
+  const dataDir = join(dir.path, 'data');
+  const events = blockStream(4).slice(0, EVENTS);
+  const writer = new EventStore({ dataDir, hotLogBytes: 0, fsync: false, dictionary: BUNDLED_DICTIONARY, blockEvents: BLOCK_EVENTS });
+  await writer.commit({ entries: events, revs: new Map() });
+  await writer.close();
+  const raw = openLmdb({ path: dataDir, maxDbs: 16 });
+  const { pageSize } = raw.getStats() as { pageSize: number };
+  const directory = raw.openDB<unknown, Buffer>({ name: 'directory', keyEncoding: 'binary' });
+  const newestKey = Buffer.from([...directory.getKeys({ reverse: true, limit: 1 })][0]!);
+  const { entryCount, treeLeafPageCount: leafPages } = directory.getStats() as { entryCount: number; treeLeafPageCount: number };
+  await raw.close();
+  assert.ok(leafPages >= 3, `the directory spans several leaf pages (${entryCount} blocks on ${leafPages})`);
+
+  const store = new EventStore({ dataDir, hotLogBytes: 0, fsync: false, dictionary: BUNDLED_DICTIONARY, blockEvents: BLOCK_EVENTS, logger: pino({ level: 'silent' }) });
+  defer(() => store.close());
+  const worker = new SnapshotReader(store.location, 0);
+  defer(() => worker.close());
+  const workerRead = (position: number) => worker.read(position, store.lastTimeUs, { maxEntries: 100, ...store.indexState });
+
+  assert.ok(breakLeafPagesInPlace(dataDir, pageSize, newestKey) > 0, "the directory's last page is broken");
+  assert.deepEqual(texts(store.readAfter(0, { maxEntries: 100 }).entries), texts(events.slice(0, 100)), 'the main thread reads the first blocks');
+  for (const [position, from] of [
+    [0, 0],
+    [events[1_000]!.timeUs, 1_001],
+  ] as const) {
+    const read = workerRead(position);
+    assert.ok(!read.trimmed);
+    assert.deepEqual(texts(read.entries), texts(events.slice(from, from + 100)), `the worker reads them too, after event ${from}`);
+    assert.ok('refused' in read && /MDB_CORRUPTED/.test(String(read.refused)), "and says what LMDB refused on the way, with its reason");
+  }
+});
