@@ -8,26 +8,17 @@
  * reason and count each (contrail_store_worker_unreadable_reads_total).
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { open as openLmdb } from 'lmdb';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
-import { DEFAULT_DICTIONARY } from '../src/config.ts';
-import { EventCompressor } from '../src/server/compression.ts';
-import { parseFilter } from '../src/server/filter.ts';
-import { ServerMetrics } from '../src/server/metrics.ts';
-import { ReplayPool } from '../src/server/replay-pool.ts';
-import { ReplayReads } from '../src/server/replay-reads.ts';
-import { Subscriber } from '../src/server/subscriber.ts';
-import type { SubscriberSink } from '../src/server/transport.ts';
-import { v1Wire } from '../src/server/wire.ts';
 import { EventStore, registerBufferGauges } from '../src/store/index.ts';
 import { BLOCK, blockStream, BUNDLED_DICTIONARY } from './support/block-stream.ts';
 import { cleanup } from './support/cleanup.ts';
 import { tempDir } from './support/gateway.ts';
 import { breakLeafPagesInPlace } from './support/lmdb-pages.ts';
+import { replayReadsRig } from './support/replay-reads-rig.ts';
 import { texts } from './support/store-reads.ts';
 
 test("a replay worker's read that LMDB refuses, which the main thread then reads without fault, is said once per reason and each counted", { timeout: 60_000 }, async (t) => {
@@ -51,41 +42,19 @@ test("a replay worker's read that LMDB refuses, which the main thread then reads
   defer(() => store.close());
   const registry = new Registry();
   registerBufferGauges(registry, store);
-  const compressor = new EventCompressor(readFileSync(DEFAULT_DICTIONARY));
-  const pool = new ReplayPool(1, { location: store.location, blockCacheBytes: store.blockCacheBytes, dictionary: compressor.dictionary, level: compressor.level, replayLevel: compressor.replayLevel, lowerPriority: false }, logger);
-  defer(() => pool.close());
-  await pool.ready();
-  let woken = () => {};
-  const reads = new ReplayReads(store, pool, () => woken(), () => {});
-  const sink: SubscriberSink = { send: () => {}, bufferedAmount: () => 0, cork: (fn) => fn(), close: () => {}, terminate: () => {} };
+  const { subscriberAt, nextBatch } = await replayReadsRig(defer, store, logger);
   const inTail = events[2 * BLOCK + 10]!.timeUs;
-  const subscriberAt = (position: number) =>
-    new Subscriber(
-      { filter: { ...parseFilter({}), frameBytes: () => 0 }, wire: v1Wire(compressor, false), deflate: false, position, requireHello: false, remoteAddress: '127.0.0.1' },
-      sink,
-      new ServerMetrics(new Registry(), () => []),
-      0,
-    );
-  /** The subscriber's next batch, read on the worker, or on the main thread if the worker's read failed. */
-  const nextBatch = async (subscriber: Subscriber) => {
-    const answered = new Promise<void>((resolve) => (woken = resolve));
-    assert.equal(reads.next(subscriber), 'reading', 'the sealed blocks and the tail are read on the worker');
-    await answered;
-    const batch = reads.next(subscriber);
-    assert.ok(typeof batch === 'object' && 'entries' in batch, `a batch, not ${String(batch)}`);
-    return texts(batch.entries);
-  };
   const counted = async () => Number(/^contrail_store_worker_unreadable_reads_total (\S+)$/m.exec(await registry.metrics())?.[1]);
   const workerLines = () => lines.filter((line) => line.level >= 50 && /replay worker/.test(line.msg));
 
   assert.ok(breakLeafPagesInPlace(dataDir, pageSize, tailKey) > 0, "the tail's page is broken");
   const expected = texts(events.slice(2 * BLOCK + 11));
-  assert.deepEqual((await nextBatch(subscriberAt(inTail))).slice(0, expected.length), expected, 'the main thread reads the batch from the tail it holds');
+  assert.deepEqual(texts((await nextBatch(subscriberAt(inTail))).entries).slice(0, expected.length), expected, 'the main thread reads the batch from the tail it holds');
   assert.equal(workerLines().length, 1, `the worker's failed read is said: ${JSON.stringify(lines)}`);
   assert.match(String(workerLines()[0]!.err), /MDB_CORRUPTED/, "with LMDB's reason");
   assert.equal(await counted(), 1, 'and counted');
 
-  assert.deepEqual((await nextBatch(subscriberAt(inTail))).slice(0, expected.length), expected, "another subscriber's batch, the same way");
+  assert.deepEqual(texts((await nextBatch(subscriberAt(inTail))).entries).slice(0, expected.length), expected, "another subscriber's batch, the same way");
   assert.equal(workerLines().length, 1, 'the same reason is said once');
   assert.equal(await counted(), 2, 'each failed read counted');
   assert.equal(lines.filter((line) => /replay worker stopped/.test(line.msg)).length, 0, 'the worker lived on: nothing said it died');

@@ -1,0 +1,49 @@
+/**
+ * What the hub's replay step drives, without the hub: a ReplayPool of one real worker thread on a
+ * store's buffer, the ReplayReads over it, and subscribers of every event, for tests of how a
+ * worker's reads and their failures reach the main thread.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import type { Logger } from 'pino';
+import { Registry } from 'prom-client';
+import { DEFAULT_DICTIONARY } from '../../src/config.ts';
+import { EventCompressor } from '../../src/server/compression.ts';
+import { parseFilter } from '../../src/server/filter.ts';
+import { ServerMetrics } from '../../src/server/metrics.ts';
+import { ReplayPool } from '../../src/server/replay-pool.ts';
+import { ReplayReads, type ReplayBatch } from '../../src/server/replay-reads.ts';
+import { Subscriber } from '../../src/server/subscriber.ts';
+import type { SubscriberSink } from '../../src/server/transport.ts';
+import { v1Wire } from '../../src/server/wire.ts';
+import type { EventStore } from '../../src/store/index.ts';
+import type { cleanup } from './cleanup.ts';
+
+export async function replayReadsRig(defer: ReturnType<typeof cleanup>, store: EventStore, logger: Logger) {
+  const compressor = new EventCompressor(readFileSync(DEFAULT_DICTIONARY));
+  const pool = new ReplayPool(1, { location: store.location, blockCacheBytes: store.blockCacheBytes, dictionary: compressor.dictionary, level: compressor.level, replayLevel: compressor.replayLevel, lowerPriority: false }, logger);
+  defer(() => pool.close());
+  await pool.ready();
+  let woken = () => {};
+  const reads = new ReplayReads(store, pool, () => woken(), () => {});
+  const sink: SubscriberSink = { send: () => {}, bufferedAmount: () => 0, cork: (fn) => fn(), close: () => {}, terminate: () => {} };
+  return {
+    /** A v1 subscriber of every event from `position` on; `zstd`: a compressed one, whose frames only a worker makes. */
+    subscriberAt: (position: number, zstd = false) =>
+      new Subscriber(
+        { filter: { ...parseFilter({}), frameBytes: () => 0 }, wire: v1Wire(compressor, zstd), deflate: false, position, requireHello: false, remoteAddress: '127.0.0.1' },
+        sink,
+        new ServerMetrics(new Registry(), () => []),
+        0,
+      ),
+    /** The subscriber's next batch, asked of the worker: its answer, or the main thread's read if the worker's failed. */
+    async nextBatch(subscriber: Subscriber): Promise<ReplayBatch> {
+      const answered = new Promise<void>((resolve) => (woken = resolve));
+      assert.equal(reads.next(subscriber), 'reading', 'the read is asked of the worker');
+      await answered;
+      const batch = reads.next(subscriber);
+      assert.ok(typeof batch === 'object' && 'entries' in batch, `a batch, not ${String(batch)}`);
+      return batch;
+    },
+  };
+}
