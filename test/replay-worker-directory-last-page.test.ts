@@ -8,21 +8,26 @@
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { open as openLmdb } from 'lmdb';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { EventStore, SnapshotReader } from '../src/store/index.ts';
 import { blockStream, BUNDLED_DICTIONARY } from './support/block-stream.ts';
 import { cleanup } from './support/cleanup.ts';
 import { tempDir } from './support/gateway.ts';
 import { breakLeafPagesInPlace } from './support/lmdb-pages.ts';
+import { replayReadsRig } from './support/replay-reads-rig.ts';
 import { texts } from './support/store-reads.ts';
 
 /** Small blocks, so that the directory spans several leaf pages. */
 const BLOCK_EVENTS = 16;
 const EVENTS = 4_000;
 
-test("a replay worker's read of blocks on the block directory's sound pages is served while its last page cannot be read, saying so", { timeout: 60_000 }, async (t) => {
+/**
+ * A buffer of small blocks written and closed, then a store opened on it; the directory's page
+ * holding its newest key is then broken in place.
+ */
+async function storeWithDirectoryLastPageBroken(t: TestContext, logger: Logger) {
   const defer = cleanup(t);
   const dir = tempDir('contrail-worker-directory-last-page-');
   defer(() => dir.remove());
@@ -39,13 +44,18 @@ test("a replay worker's read of blocks on the block directory's sound pages is s
   await raw.close();
   assert.ok(leafPages >= 3, `the directory spans several leaf pages (${entryCount} blocks on ${leafPages})`);
 
-  const store = new EventStore({ dataDir, hotLogBytes: 0, fsync: false, dictionary: BUNDLED_DICTIONARY, blockEvents: BLOCK_EVENTS, logger: pino({ level: 'silent' }) });
+  const store = new EventStore({ dataDir, hotLogBytes: 0, fsync: false, dictionary: BUNDLED_DICTIONARY, blockEvents: BLOCK_EVENTS, logger });
   defer(() => store.close());
+  assert.ok(breakLeafPagesInPlace(dataDir, pageSize, newestKey) > 0, "the directory's last page is broken");
+  return { defer, events, store };
+}
+
+test("a replay worker's read of blocks on the block directory's sound pages is served while its last page cannot be read, saying so", { timeout: 60_000 }, async (t) => {
+  const { defer, events, store } = await storeWithDirectoryLastPageBroken(t, pino({ level: 'silent' }));
   const worker = new SnapshotReader(store.location, 0);
   defer(() => worker.close());
   const workerRead = (position: number) => worker.read(position, store.lastTimeUs, { maxEntries: 100, ...store.indexState });
 
-  assert.ok(breakLeafPagesInPlace(dataDir, pageSize, newestKey) > 0, "the directory's last page is broken");
   assert.deepEqual(texts(store.readAfter(0, { maxEntries: 100 }).entries), texts(events.slice(0, 100)), 'the main thread reads the first blocks');
   for (const [position, from] of [
     [0, 0],
@@ -56,4 +66,19 @@ test("a replay worker's read of blocks on the block directory's sound pages is s
     assert.deepEqual(texts(read.entries), texts(events.slice(from, from + 100)), `the worker reads them too, after event ${from}`);
     assert.ok('refused' in read && /MDB_CORRUPTED/.test(String(read.refused)), "and says what LMDB refused on the way, with its reason");
   }
+});
+
+test("what a replay worker read around (the directory's last page) is said once per reason and each counted, its batches its own", { timeout: 60_000 }, async (t) => {
+  const lines: Array<{ level: number; msg: string; [field: string]: unknown }> = [];
+  const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+  const { defer, events, store } = await storeWithDirectoryLastPageBroken(t, logger);
+  const { subscriberAt, nextBatch } = await replayReadsRig(defer, store, logger);
+  for (const subscriber of [subscriberAt(0, true), subscriberAt(events[1_000]!.timeUs, true)]) {
+    const batch = await nextBatch(subscriber);
+    assert.ok(batch.entries.length > 0 && batch.frames?.length === batch.entries.length, "read by the worker: a compressed subscriber's frames are made there");
+  }
+  const said = lines.filter((line) => line.level >= 50 && /replay worker/.test(line.msg));
+  assert.equal(said.length, 1, `said once: ${JSON.stringify(lines)}`);
+  assert.match(String(said[0]!.err), /MDB_CORRUPTED/, "with LMDB's reason");
+  assert.equal(store.workerUnreadableReads, 2, 'each read counted');
 });

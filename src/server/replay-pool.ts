@@ -70,6 +70,8 @@ export type ReplayReply = { id: number } & (
       partitionsRead: number;
       /** A fromOldest read's start: the oldest event the worker's snapshot held. */
       fromOldest?: OldestHeld;
+      /** LMDB's reason for a page the read found its way around (SnapshotRead.refused). */
+      refused?: string;
     }
 );
 

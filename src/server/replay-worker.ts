@@ -93,6 +93,7 @@ function answer(request: ReplayRequest): ReplayReply {
     tooLarge,
     ...(read.inconsistency ? { inconsistency: read.inconsistency, indexRebuilds: read.indexRebuilds } : {}),
     ...(read.fromOldest ? { fromOldest: read.fromOldest } : {}),
+    ...(read.refused ? { refused: read.refused } : {}),
     partitionsRead: reader.partitionsRead,
   };
 }

@@ -562,10 +562,12 @@ export class EventStore {
   }
 
   /**
-   * A replay worker's read failed otherwise than on a damaged block (LMDB refused a page: its file
-   * may be damaged on disk), and the main thread reads that batch instead (ReplayReads). Its read
-   * may succeed where the worker's did not (the tail, held here in memory, is read from LMDB only
-   * by workers), so the failure is counted and said here, once per reason, at error level.
+   * LMDB refused a replay worker's read (a page damaged on disk), or it broke on what it read (not
+   * a damaged block's frame: the main thread's read of the block says that): the main thread reads
+   * that batch instead (ReplayReads), or the worker read around the page (the block directory's
+   * last, SnapshotReader). Either may succeed where the worker's read did not (the tail, held here
+   * in memory, is read from LMDB only by workers), so the failure is counted and said here, once per
+   * reason, at error level.
    */
   workerReadFailed(reason: string): void {
     this.#workerUnreadableReads++;
@@ -573,7 +575,7 @@ export class EventStore {
     this.#workerReadFailures.add(reason);
     this.#logger?.error(
       { err: reason },
-      "a replay worker's read of the buffer failed (its file may be damaged on disk: check the disk): such batches are read on the main thread, which holds the tail in memory",
+      "a replay worker's read of the buffer failed (its file may be damaged on disk: check the disk): its batch is read on the main thread, which holds the tail in memory, or around the page where it can",
     );
   }
 

@@ -84,6 +84,9 @@
  * damaged since the start fails its read, which the main thread reads from the events it holds; a
  * worker's read that fails so (not on a damaged block, which the main thread's read says) is
  * counted and said once per reason by the store (workerReadFailed), however the main thread's read goes.
+ * A worker finds where the sealed blocks end (the directory's newest key, which the EventStore keeps
+ * in memory) in `blockSeqs` where LMDB refuses the directory's last page, and says so with its read:
+ * its reads of blocks on sound pages are served, not every one read again on the main thread.
  * A block's directory entry (msgpack, no checksum either) that no longer decodes leaves the block
  * unreadable (which partitions, which dictionary): a start names its events lost the same way,
  * from after the block before it to its end, and a writable one removes the block (its frames

@@ -36,6 +36,8 @@ export type SnapshotRead =
       indexRebuilds?: number;
       /** A fromOldest read's start. */
       fromOldest?: OldestHeld;
+      /** LMDB's reason for a page the read found its way around (the block directory's last: see #sealedUpTo). */
+      refused?: string;
     })
   | { trimmed: true };
 
@@ -90,6 +92,7 @@ export class SnapshotReader {
     // lmdb-js renews its shared read transaction only on a later event-loop turn: reset it, so
     // this read sees every commit made before the request was sent.
     this.#root.resetReadTxn();
+    const { sealedUpTo, refused } = this.#sealedUpTo();
     const trimmedUpTo = (this.#meta.get(META.trimmedUpTo) as number | undefined) ?? 0;
     if (position < trimmedUpTo) {
       if (!options.fromOldest) return { trimmed: true };
@@ -112,8 +115,6 @@ export class SnapshotReader {
     this.#didIndexUsable = options.didIndexUsable && !bypassed;
     const inconsistentBefore = this.#inconsistency;
     const collector = collect(options);
-    let sealedUpTo = 0;
-    for (const key of closedOnError(this.#tables.directory.getKeys({ reverse: true, limit: 1 }))) sealedUpTo = key;
     const tailAfter = (after: number, end: number) => this.#tailAfter(after, end);
     const lease = this.#blocks.lease();
     const lost = (this.#meta.get(META.tailDamage) as LostEvents[] | undefined) ?? [];
@@ -125,9 +126,29 @@ export class SnapshotReader {
         position: read.position,
         ...(inconsistency ? { inconsistency, indexRebuilds } : {}),
         ...(options.fromOldest ? { fromOldest: this.#oldestHeld(trimmedUpTo) } : {}),
+        ...(refused ? { refused } : {}),
       },
       lease,
     );
+  }
+
+  /**
+   * Where the snapshot's sealed blocks end: the block directory's newest key (the EventStore keeps
+   * it in memory). Where LMDB refuses the directory's last page (damaged on disk), every read would
+   * fail here, its blocks on sound pages too, and the main thread read every batch itself: the
+   * newest block's end is read instead from `blockSeqs`, which each seal and removal writes in the
+   * same transaction as the directory, in a snapshot renewed first (LMDB failed this one), and the
+   * refusal is said with the read. Called first, so that everything the read sees is of that snapshot.
+   */
+  #sealedUpTo(): { sealedUpTo: number; refused?: string } {
+    try {
+      for (const key of closedOnError(this.#tables.directory.getKeys({ reverse: true, limit: 1 }))) return { sealedUpTo: key };
+      return { sealedUpTo: 0 };
+    } catch (err) {
+      this.#root.resetReadTxn();
+      for (const { value } of closedOnError(this.#tables.blockSeqs.getRange({ reverse: true, limit: 1 }))) return { sealedUpTo: value, refused: (err as Error).message };
+      return { sealedUpTo: 0, refused: (err as Error).message };
+    }
   }
 
   /** The snapshot's oldest event, as EventStore.oldest finds it: the first block's first, or the tail's first. */
