@@ -6,13 +6,15 @@
  * answer's handler, an unhandled rejection that ends the process. The store keeps the count it
  * wrote instead, reading no page; and where the mark that the index is inconsistent cannot be
  * written either, the index is bypassed (DID replays scan, exact), the refusal logged and
- * counted, and no rebuild started that could not record its end.
+ * counted (as a refused write of the mark, not among the reads LMDB refused), and no rebuild
+ * started that could not record its end.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { open as openLmdb } from 'lmdb';
 import { pino } from 'pino';
-import { EventStore, SnapshotReader } from '../src/store/index.ts';
+import { Registry } from 'prom-client';
+import { EventStore, registerBufferGauges, SnapshotReader } from '../src/store/index.ts';
 import { cleanup } from './support/cleanup.ts';
 import { corruptBuffer, stream, target } from './support/corrupt-did-index.ts';
 import { tempDir } from './support/gateway.ts';
@@ -31,6 +33,8 @@ test("a worker's report of an inconsistent per-DID index, made when a page of th
   const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
   const store = new EventStore({ dataDir: dir.path, hotLogBytes: 0, blockEvents: 100, logger });
   defer(() => store.close());
+  const registry = new Registry();
+  registerBufferGauges(registry, store);
   const worker = new SnapshotReader(store.location, 0);
   defer(() => worker.close());
   const select = { dids: new Set([target]), collections: new Set<string>(), prefixes: [] };
@@ -43,7 +47,10 @@ test("a worker's report of an inconsistent per-DID index, made when a page of th
 
   assert.equal(store.didIndex.state, 'bypassed', 'DID replays scan the blocks');
   assert.equal(store.didIndex.inconsistencies, 1);
-  assert.ok(store.unreadableReads >= 1, "the meta write LMDB refused is counted");
+  const metrics = await registry.metrics();
+  const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(metrics)?.[1]);
+  assert.equal(value('contrail_store_did_index_mark_write_failures_total'), 1, 'the mark LMDB refused to write is counted');
+  assert.equal(value('contrail_store_unreadable_reads_total'), 0, 'as a refused write, not a refused read');
   const errors = lines.filter((l) => l.level >= 50);
   assert.equal(errors.length, 1, `one error line: a failed write is not a failed read (no BufferUnreadable, no renewal, which writes meta again): ${JSON.stringify(errors)}`);
   assert.ok(/per-DID index/.test(errors[0]!.msg) && /MDB_[A-Z_]+/.test(String(errors[0]!.err)), `it says so, with LMDB's reason: ${JSON.stringify(errors)}`);
