@@ -59,6 +59,9 @@ test('a /metrics scrape reads the buffer span once for its four gauges (its size
     get didIndex() {
       return store.didIndex;
     },
+    get didIndexMarkWriteFailures() {
+      return store.didIndexMarkWriteFailures;
+    },
     get upstreamCursor() {
       return store.upstreamCursor;
     },

@@ -290,6 +290,8 @@ export class EventStore {
   #workerUnreadableReads = 0;
   /** Times this store found the per-DID index inconsistent (each bypasses it and, writable, starts a rebuild). */
   #didIndexInconsistencies = 0;
+  /** Writes of the per-DID index's inconsistency mark LMDB refused (each leaves the index bypassed, not rebuilt). */
+  #didIndexMarkWriteFailures = 0;
   /**
    * The per-DID index rebuilds the buffer counts (META.didIndexRebuilds, which only this store
    * writes): kept here so that a worker's report is judged without a read of meta (reportDidIndexInconsistent).
@@ -551,7 +553,12 @@ export class EventStore {
     return { state: this.#didIndex, inconsistencies: this.#didIndexInconsistencies };
   }
 
-  /** Reads of the buffer LMDB refused, or that broke on what they read (UnreadableBufferError), and writes of the per-DID index's mark it refused, since the store opened (metrics). */
+  /** Writes of the per-DID index's inconsistency mark LMDB refused, since the store opened (metrics). */
+  get didIndexMarkWriteFailures(): number {
+    return this.#didIndexMarkWriteFailures;
+  }
+
+  /** Reads of the buffer LMDB refused, or that broke on what they read (UnreadableBufferError), since the store opened (metrics). */
   get unreadableReads(): number {
     return this.#unreadableReads;
   }
@@ -1314,7 +1321,7 @@ export class EventStore {
     } catch (err) {
       // A meta page LMDB refuses (damaged on disk): a rebuild could not record its end either. A
       // failed write leaves the read transaction sound: nothing to renew (a renewal writes meta).
-      this.#unreadableReads++;
+      this.#didIndexMarkWriteFailures++;
       this.#logger?.error(
         { detail, err: (err as Error).message },
         'the per-DID index is inconsistent, and the mark saying so cannot be written (a page of the buffer may be damaged on disk: check the disk): DID-filtered replays scan the blocks, and the index is not rebuilt',

@@ -176,7 +176,8 @@
  * not any of its reads fell inside the rebuild; and its report, reaching the EventStore after such
  * a rebuild ended, starts no other (it carries that count, judged against the one the store
  * wrote and keeps: no read, which a damaged meta page would fail). A mark the store cannot write
- * (LMDB refuses the meta page) leaves the index bypassed, not rebuilt, counted and logged. Why not
+ * (LMDB refuses the meta page) leaves the index bypassed, not rebuilt, logged and counted as a
+ * refused write of the mark (didIndexMarkWriteFailures), not among the reads LMDB refused. Why not
  * at the start, as before: that held the gateway's start for the whole rebuild, 45 s for 2 M
  * events and 293 s for 5 M (the README's Performance section), some 20 minutes for a day's 20 M. What no read can make good: a wrong entry found only after a replay's earlier
  * reads had passed the event it hid (the client already has later events); the error line dates

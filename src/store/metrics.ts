@@ -60,7 +60,7 @@ export function createStoreMetrics(registry: Registry) {
  */
 export function registerBufferGauges(
   registry: Registry,
-  store: Pick<EventStore, 'oldest' | 'newestTimeUs' | 'size' | 'hotLog' | 'sealState' | 'didIndex' | 'unreadableReads' | 'workerUnreadableReads' | 'upstreamCursor' | 'onCommitted'>,
+  store: Pick<EventStore, 'oldest' | 'newestTimeUs' | 'size' | 'hotLog' | 'sealState' | 'didIndex' | 'didIndexMarkWriteFailures' | 'unreadableReads' | 'workerUnreadableReads' | 'upstreamCursor' | 'onCommitted'>,
 ): void {
   const registers = [registry];
   const committed = new Counter({ name: 'contrail_store_events_total', help: 'Events committed to the buffer', registers });
@@ -184,6 +184,15 @@ export function registerBufferGauges(
     collect() {
       this.reset();
       this.inc(store.didIndex.inconsistencies);
+    },
+  });
+  new Counter({
+    name: 'contrail_store_did_index_mark_write_failures_total',
+    help: "Writes of the per-DID index's inconsistency mark LMDB refused (a page of meta damaged on disk): each leaves the index bypassed and not rebuilt, since the rebuild could not record its end either",
+    registers,
+    collect() {
+      this.reset();
+      this.inc(store.didIndexMarkWriteFailures);
     },
   });
 }
