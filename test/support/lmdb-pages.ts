@@ -90,16 +90,29 @@ export function breakLeafPagesOf(dataDir: string, pageSize: number, key: Buffer)
  * what it wrote meanwhile).
  */
 export function breakLeafPagesInPlace(dataDir: string, pageSize: number, key: Buffer): number {
+  return breakLeafPagesUntilMended(dataDir, pageSize, key).pages;
+}
+
+/**
+ * breakLeafPagesInPlace, and `mend()`, which writes each page's flags back as they were, in place
+ * (as a page restored, or a disk's transient fault cleared): LMDB reads the pages again as before.
+ */
+export function breakLeafPagesUntilMended(dataDir: string, pageSize: number, key: Buffer): { pages: number; mend(): void } {
   const path = join(dataDir, 'data.mdb');
-  const pages = leafPagesOf(readFileSync(path), pageSize, key);
+  const file = readFileSync(path);
+  const pages = leafPagesOf(file, pageSize, key);
   if (pages.size === 0) throw new Error(`nothing to damage in ${path}`);
-  const fd = openSync(path, 'r+');
-  try {
-    for (const page of pages) writeSync(fd, Buffer.alloc(2), 0, 2, page * pageSize + 18);
-  } finally {
-    closeSync(fd);
-  }
-  return pages.size;
+  const flags = new Map([...pages].map((page) => [page, Buffer.from(file.subarray(page * pageSize + 18, page * pageSize + 20))]));
+  const writeFlags = (flagsOf: (page: number) => Buffer) => {
+    const fd = openSync(path, 'r+');
+    try {
+      for (const page of pages) writeSync(fd, flagsOf(page), 0, 2, page * pageSize + 18);
+    } finally {
+      closeSync(fd);
+    }
+  };
+  writeFlags(() => Buffer.alloc(2));
+  return { pages: pages.size, mend: () => writeFlags((page) => flags.get(page)!) };
 }
 
 function leafPagesOf(file: Buffer, pageSize: number, key: Buffer): Set<number> {
