@@ -8,6 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { cleanup } from './support/cleanup.ts';
 import {
   ALICE,
   FOLLOW,
@@ -23,7 +24,7 @@ import { transportsUnderTest } from './support/transports.ts';
 for (const { transport, skip } of await transportsUnderTest()) {
   describe(`options_update keys are matched as Jetstream v1's Go matches them, over ${transport}`, { skip }, () => {
     test('a key in another case sets its field; of two keys for one field the last wins', async (t) => {
-      const { h, stream } = await startGatewayWithStream(t, transport);
+      const { h, stream } = await startGatewayWithStream(cleanup(t), transport);
       const largest = Math.max(...stream.map((e) => Buffer.byteLength(e.raw)));
 
       const cases: Array<[message: string, filter: FilterSpec]> = [

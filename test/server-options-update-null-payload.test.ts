@@ -23,7 +23,7 @@ for (const { transport, skip } of await transportsUnderTest()) {
   describe(`an options_update with "payload": null, over ${transport}`, { skip }, () => {
     test('clears the filters as an empty payload does, keeps the size limit, and is a hello', async (t) => {
       const defer = cleanup(t);
-      const { h, stream } = await startGatewayWithStream(t, transport);
+      const { h, stream } = await startGatewayWithStream(defer, transport);
       const largest = Math.max(...stream.map((e) => Buffer.byteLength(e.raw)));
 
       const connectFilter = { wantedCollections: [FOLLOW], wantedDids: [ALICE], maxMessageSizeBytes: largest - 1 };

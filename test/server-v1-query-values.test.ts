@@ -12,6 +12,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { cleanup } from './support/cleanup.ts';
 import { Subscription, settleSubscribers, startGatewayWithStream, upgradeRequest, type StoredEvent } from './support/subscribe-client.ts';
 import { transportsUnderTest } from './support/transports.ts';
 
@@ -28,7 +29,7 @@ function within(stream: StoredEvent[], limit: number): string[] {
 for (const { transport, skip } of await transportsUnderTest()) {
   describe(`/subscribe reads v1's query values as Jetstream v1 does, over ${transport}`, { skip }, () => {
     test('maxMessageSizeBytes: Go integer syntax, first value, no limit for junk, and none for 2^32 or more', async (t) => {
-      const { h, stream } = await startGatewayWithStream(t, transport);
+      const { h, stream } = await startGatewayWithStream(cleanup(t), transport);
       const limit = medianSize(stream);
       const cases: Array<[value: string, expectedLimit: number]> = [
         [`${limit}`, limit],
@@ -57,7 +58,7 @@ for (const { transport, skip } of await transportsUnderTest()) {
     });
 
     test('cursor: Go integer syntax with a sign, int64 range, first value', async (t) => {
-      const { h, stream } = await startGatewayWithStream(t, transport);
+      const { h, stream } = await startGatewayWithStream(cleanup(t), transport);
       const k = Math.floor(stream.length / 2);
       const at = stream[k]!.timeUs;
       const replays: Array<[query: string, from: number]> = [
@@ -81,7 +82,7 @@ for (const { transport, skip } of await transportsUnderTest()) {
     });
 
     test('compress and requireHello: exactly true, from the first value', async (t) => {
-      const { h, stream } = await startGatewayWithStream(t, transport);
+      const { h, stream } = await startGatewayWithStream(cleanup(t), transport);
       const compressed = await Subscription.open(h.gateway.port, 'cursor=0&compress=true&compress=false');
       const plain = await Subscription.open(h.gateway.port, 'cursor=0&compress=false&compress=true');
       const noHello = await Subscription.open(h.gateway.port, 'cursor=0&requireHello=false&requireHello=true');
@@ -96,7 +97,7 @@ for (const { transport, skip } of await transportsUnderTest()) {
     });
 
     test("options_update's maxMessageSizeBytes: an integer, as v1's Go int; anything else closes with a reason", async (t) => {
-      const { h, stream } = await startGatewayWithStream(t, transport);
+      const { h, stream } = await startGatewayWithStream(cleanup(t), transport);
       const limit = medianSize(stream);
       const taken: Array<[value: unknown, expectedLimit: number]> = [
         [limit, limit],

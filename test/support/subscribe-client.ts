@@ -7,13 +7,11 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { request, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
-import type { TestContext } from 'node:test';
 import { CID } from 'multiformats/cid';
 import { create as createDigest } from 'multiformats/hashes/digest';
 import { WebSocket } from 'ws';
 import type { GatewayConfig } from '../../src/config.ts';
 import type { Gateway, GatewayTuning } from '../../src/gateway.ts';
-import { cleanup } from './cleanup.ts';
 import { FakeRelay } from './fake-relay.ts';
 import { startTestGateway, tempDir } from './gateway.ts';
 import { accountFrame, commitFrame, identityFrame, syncFrame, tidFor, type OpSpec } from './frames.ts';
@@ -437,12 +435,11 @@ export async function readWholeStream(port: number, kindsQuery = ''): Promise<St
 }
 
 /**
- * A relay and a gateway reading it (stopped by the test's cleanup), holding a few hundred events of
- * varied sizes, one post far larger than the rest, and the whole stored stream: for the tests of
- * /subscribe's filters and size limit, set by the query or by an options_update.
+ * A relay and a gateway reading it (its stop deferred to the test's one cleanup, `defer`), holding a
+ * few hundred events of varied sizes, one post far larger than the rest, and the whole stored stream:
+ * for the tests of /subscribe's filters and size limit, set by the query or by an options_update.
  */
-export async function startGatewayWithStream(t: Pick<TestContext, 'after'>, transport: 'uws' | 'ws'): Promise<{ h: RelayGateway; stream: StoredEvent[] }> {
-  const defer = cleanup(t);
+export async function startGatewayWithStream(defer: (step: () => unknown) => void, transport: 'uws' | 'ws'): Promise<{ h: RelayGateway; stream: StoredEvent[] }> {
   const h = await startRelayGateway({ transport });
   defer(() => stopRelayGateway(h));
   h.up.create(ALICE, POST, { $type: POST, createdAt: '2026-11-25T12:00:00.000Z', text: 'long '.repeat(300) });
