@@ -5,10 +5,11 @@
  *
  *   IPC in:  {type:'connect', urls, latency, deflate, countOnly, raw}, {type:'reset', expected, gaps}, {type:'count'}, {type:'stats'}, {type:'gaps'}, {type:'stop'}
  *   IPC out: {type:'connected'}, {type:'done', frames, seconds, wireBytes}, {type:'latency', samples, timeUs},
- *            {type:'count', frames}, {type:'stats', cpuMicros, loopDelayP99Ms, loopDelayMaxMs}, {type:'gaps', gaps}
+ *            {type:'count', frames, sinceOpen}, {type:'stats', cpuMicros, loopDelayP99Ms, loopDelayMaxMs}, {type:'gaps', gaps}
  *
  * countOnly clients (bench/frame-counter.ts) count messages without parsing them (no latency, no
  * deflate): replaying clients, whose parsing would otherwise take the CPU the server is measured on.
+ * `sinceOpen` is each one's count since its connection opened, resets aside: how far a replay got.
  * raw latency clients read frames the same way and only each message's first bytes, where time_us
  * is: no `ws` (its framing, UTF-8 check and copies) between the socket and the sample.
  * wireBytes counts what the TCP sockets read (frames as sent, compressed or not). `timeUs` pairs
@@ -32,6 +33,8 @@ const sockets: WebSocket[] = [];
 const countingSockets: Socket[] = [];
 let expected = Infinity;
 let received = 0;
+/** Messages each countOnly connection received since it opened (a reset leaves them). */
+const sinceOpen: number[] = [];
 let started = 0;
 let bytesAtReset = 0;
 let latencyMode = false;
@@ -51,7 +54,15 @@ async function handle(message: any): Promise<void> {
       latencyMode = message.latency ?? false;
       const urls: string[] = message.urls;
       if (message.countOnly) {
-        for (const url of urls) countingSockets.push(await countingSocket(url, () => onFrame(EMPTY, true)));
+        for (const url of urls) {
+          const connection = sinceOpen.push(0) - 1;
+          countingSockets.push(
+            await countingSocket(url, () => {
+              sinceOpen[connection]!++;
+              onFrame(EMPTY, true);
+            }),
+          );
+        }
         process.send!({ type: 'connected' });
         break;
       }
@@ -101,7 +112,7 @@ async function handle(message: any): Promise<void> {
       break;
     }
     case 'count':
-      process.send!({ type: 'count', frames: received });
+      process.send!({ type: 'count', frames: received, sinceOpen });
       break;
     case 'stop':
       for (const socket of sockets) socket.terminate();

@@ -131,6 +131,12 @@ export class Clients {
     return (await this.#next('count')).frames;
   }
 
+  /** countOnly clients: the messages each one received since its connection opened, resets aside. */
+  async receivedSinceOpen(): Promise<number[]> {
+    this.#child.send({ type: 'count' });
+    return (await this.#next('count')).sinceOpen;
+  }
+
   /** Starts counting (and sampling latency) afresh, expecting no particular count; with `gaps`, also records the client process's main thread (bench/loop-gaps.ts). */
   reset(options: { gaps?: boolean } = {}): void {
     this.#child.send({ type: 'reset', expected: Infinity, gaps: options.gaps ?? false });

@@ -149,7 +149,7 @@ interface Sample {
   p99: number;
   max: number;
   replayEventsPerSecond: number;
-  /** What the replays had received by the window's end, % of the buffer each: at 100 they reached the tip in the window (and the case measured live clients without replays for the rest). */
+  /** The buffer's events the replays had received by the window's end, % of theirs all (each one's count up to the buffer's size: a replay sends the buffer first, and what it sends after is live events): at 100 they reached the tip in the window (and the case measured live clients without replays for the rest). */
   replayedShare: number;
   /** time_us → the commit's publish done (every live socket written): the server's part, ms. */
   serverP50: number;
@@ -409,7 +409,6 @@ async function runCase(which: Case, buffer: string, relay: Upstream, frameCount:
       if ((entry as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MINOR) scavenges.push(entry.duration);
     }
   });
-  const replayedBefore = (await replaying?.received()) ?? 0;
   replaying?.reset();
   live.reset({ gaps: values.tail });
   const gatewayGaps = values.tail ? new GapRecorder() : undefined;
@@ -429,6 +428,7 @@ async function runCase(which: Case, buffer: string, relay: Upstream, frameCount:
   loopDelay.disable();
   gc.disconnect();
   const replayed = (await replaying?.received()) ?? 0;
+  const bufferReplayed = ((await replaying?.receivedSinceOpen()) ?? []).reduce((sum, received) => sum + Math.min(received, EVENTS), 0);
   const liveStats = await live.stats();
   const replayStats = await replaying?.stats();
   // Let the last live frames arrive.
@@ -462,7 +462,7 @@ async function runCase(which: Case, buffer: string, relay: Upstream, frameCount:
     p99: percentile(samples, 99) / 1000,
     max: percentile(samples, 100) / 1000,
     replayEventsPerSecond: replayed / (elapsedMs / 1000),
-    replayedShare: which.replays > 0 ? (100 * (replayedBefore + replayed)) / (which.replays * EVENTS) : 0,
+    replayedShare: which.replays > 0 ? (100 * bufferReplayed) / (which.replays * EVENTS) : 0,
     serverP50: percentile(server, 50) / 1000,
     serverP99: percentile(server, 99) / 1000,
     transitP50: percentile(transit, 50) / 1000,
