@@ -9,13 +9,9 @@ import * as dagCbor from '@ipld/dag-cbor';
 import { test } from 'node:test';
 import { cleanup } from './support/cleanup.ts';
 import { FakeRelay } from './support/fake-relay.ts';
-import { commitFrame, tidFor } from './support/frames.ts';
 import { waitUntil } from './support/poll.ts';
-import { ALICE, POST, recordFor } from './support/subscribe-client.ts';
+import { alicePostCommit } from './support/subscribe-client.ts';
 import { seqsOf, startClient } from './support/upstream-harness.ts';
-
-const commit = (seq: number, text = `post ${seq}`) =>
-  commitFrame({ seq, repo: ALICE, rev: tidFor(seq * 10), ops: [{ action: 'create', path: `${POST}/${tidFor(seq)}`, record: { ...recordFor(POST, seq, ALICE), text } }] });
 
 test('a frame dropped whole is logged with its seq, when its first bytes carry one', async (t) => {
   const defer = cleanup(t);
@@ -24,14 +20,14 @@ test('a frame dropped whole is logged with its seq, when its first bytes carry o
   const harness = startClient(relay.url, { maxFrameBytes: 4_096 });
   defer(() => harness.client.stop());
   await waitUntil(() => harness.client.connected, 'the client to connect');
-  relay.push({ seq: 1, bytes: commit(1) });
-  relay.push({ seq: 2, bytes: commit(2, 'x'.repeat(8_000)) }); // over --max-frame-bytes
+  relay.push({ seq: 1, bytes: alicePostCommit(1) });
+  relay.push({ seq: 2, bytes: alicePostCommit(2, { text: 'x'.repeat(8_000) }) }); // over --max-frame-bytes
   // A #commit body that stops after its seq: it does not decode.
   const header = dagCbor.encode({ op: 1, t: '#commit' });
   const body = Buffer.from(dagCbor.encode({ seq: 3 }));
   body[0] = 0xa5; // a map of 5 entries, of which 1 is there
   relay.push({ seq: 3, bytes: Buffer.concat([header, body]) });
-  relay.push({ seq: 4, bytes: commit(4) });
+  relay.push({ seq: 4, bytes: alicePostCommit(4) });
   await waitUntil(() => seqsOf(harness.messages).includes(4), 'seq 4, after the dropped frames');
   const drops = harness.logs.filter((line) => line.msg === 'dropped upstream input');
   assert.deepEqual(

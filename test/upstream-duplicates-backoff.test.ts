@@ -9,12 +9,9 @@ import { once } from 'node:events';
 import { test } from 'node:test';
 import { WebSocketServer } from 'ws';
 import { cleanup } from './support/cleanup.ts';
-import { commitFrame, tidFor } from './support/frames.ts';
 import { waitUntil } from './support/poll.ts';
-import { ALICE, POST, recordFor } from './support/subscribe-client.ts';
+import { alicePostCommit } from './support/subscribe-client.ts';
 import { seqsOf, startClient } from './support/upstream-harness.ts';
-
-const commit = (seq: number) => commitFrame({ seq, repo: ALICE, rev: tidFor(seq * 10), ops: [{ action: 'create', path: `${POST}/${tidFor(seq)}`, record: recordFor(POST, seq, ALICE) }] });
 
 test('a relay that sends only frames already read, then closes, meets a growing backoff', async (t) => {
   const defer = cleanup(t);
@@ -24,7 +21,7 @@ test('a relay that sends only frames already read, then closes, meets a growing 
   defer(() => server.clients.forEach((socket) => socket.terminate()));
   // Whatever the cursor, the same window: seqs 1 to 3, then a close.
   server.on('connection', (socket) => {
-    for (const seq of [1, 2, 3]) socket.send(commit(seq));
+    for (const seq of [1, 2, 3]) socket.send(alicePostCommit(seq));
     socket.close();
   });
   const url = `ws://127.0.0.1:${(server.address() as { port: number }).port}/xrpc/com.atproto.sync.subscribeRepos`;
@@ -46,7 +43,7 @@ test('a connection that delivers a frame above its cursor resets the backoff', a
   // The first two connections replay seqs 1 to 3 only; the third brings seq 4 too.
   server.on('connection', (socket) => {
     connections++;
-    for (const seq of connections >= 3 ? [1, 2, 3, 4] : [1, 2, 3]) socket.send(commit(seq));
+    for (const seq of connections >= 3 ? [1, 2, 3, 4] : [1, 2, 3]) socket.send(alicePostCommit(seq));
     socket.close();
   });
   const url = `ws://127.0.0.1:${(server.address() as { port: number }).port}/xrpc/com.atproto.sync.subscribeRepos`;

@@ -9,7 +9,7 @@ import * as dagCbor from '@ipld/dag-cbor';
 import { test } from 'node:test';
 import { cborBlock, commitFrame, tidFor } from './support/frames.ts';
 import { waitUntil } from './support/poll.ts';
-import { ALICE, POST, httpGet, recordFor, withGateway } from './support/subscribe-client.ts';
+import { ALICE, POST, alicePostCommit, httpGet, recordFor, withGateway } from './support/subscribe-client.ts';
 
 /** A #commit whose one op's block, in the CAR under the CID the op names, holds other bytes: the op is dropped (cid_mismatch). */
 function forgedCommit(seq: number): Uint8Array {
@@ -41,7 +41,7 @@ test('a relay whose every commit has every op dropped fails /ready with the reas
     );
     assert.match(ready.body.toString(), /had every op dropped, or was an #info or error frame \(last: cid_mismatch\): none is stored/);
     seq++;
-    relay.push({ seq, bytes: commitFrame({ seq, repo: ALICE, rev: tidFor(seq * 10), ops: [{ action: 'create', path: `${POST}/${tidFor(seq)}`, record: recordFor(POST, seq, ALICE) }] }) });
+    relay.push({ seq, bytes: alicePostCommit(seq) });
     await waitUntil(async () => (await httpGet(gateway.port, '/ready')).status === 200, '/ready once an op is kept');
   });
 });

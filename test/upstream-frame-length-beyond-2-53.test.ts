@@ -11,14 +11,14 @@ import { test } from 'node:test';
 import { cleanup } from './support/cleanup.ts';
 import { ContrailProcess } from './support/contrail-process.ts';
 import { tempDir } from './support/gateway.ts';
-import { aliceCommit, frameHeader, startOversizedFrameRelay } from './support/oversized-frame-relay.ts';
+import { frameHeader, startOversizedFrameRelay } from './support/oversized-frame-relay.ts';
 import { waitUntil } from './support/poll.ts';
-import { httpGet, stats } from './support/subscribe-client.ts';
+import { alicePostCommit, httpGet, stats } from './support/subscribe-client.ts';
 
 test('a frame whose header announces more than 2^53 bytes is skipped like any frame too large for the socket: contrail resumes after its seq', async (t) => {
   const defer = cleanup(t);
   // Written beside ws, as a relay gone wrong would: a header announcing 2^60 bytes, then the #commit of seq 2 as its payload begins; the frame never ends.
-  const relay = await startOversizedFrameRelay((raw) => setImmediate(() => raw.write(Buffer.concat([frameHeader(2n ** 60n), aliceCommit(2)]))));
+  const relay = await startOversizedFrameRelay((raw) => setImmediate(() => raw.write(Buffer.concat([frameHeader(2n ** 60n), alicePostCommit(2)]))));
   defer(() => relay.close());
   const { cursors } = relay;
   const dir = tempDir();

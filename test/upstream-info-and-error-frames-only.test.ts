@@ -7,11 +7,9 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { commitFrame, errorFrame, infoFrame, tidFor } from './support/frames.ts';
+import { errorFrame, infoFrame } from './support/frames.ts';
 import { waitUntil } from './support/poll.ts';
-import { ALICE, POST, httpGet, recordFor, withGateway } from './support/subscribe-client.ts';
-
-const commit = (seq: number) => commitFrame({ seq, repo: ALICE, rev: tidFor(seq * 10), ops: [{ action: 'create', path: `${POST}/${tidFor(seq)}`, record: recordFor(POST, seq, ALICE) }] });
+import { alicePostCommit, httpGet, withGateway } from './support/subscribe-client.ts';
 
 for (const { kind, frame, last } of [
   { kind: 'info', frame: infoFrame('OutdatedCursor', 'Requested cursor exceeded limit. Possibly missing events'), last: '#info OutdatedCursor' },
@@ -32,7 +30,7 @@ for (const { kind, frame, last } of [
       );
       assert.match(ready.body.toString(), new RegExp(`was an #info or error frame \\(last: ${last}\\): none is stored`));
       assert.equal(relay.connections, 1, 'the relay is still connected');
-      relay.push({ seq: 1, bytes: commit(1) });
+      relay.push({ seq: 1, bytes: alicePostCommit(1) });
       await waitUntil(async () => (await httpGet(gateway.port, '/ready')).status === 200, '/ready once a commit is kept');
     });
   });

@@ -13,8 +13,9 @@ import { createServer as createTcpServer, type Socket } from 'node:net';
 import { test } from 'node:test';
 import { WebSocketServer } from 'ws';
 import { cleanup } from './support/cleanup.ts';
-import { aliceCommit, oversizedFrameStart } from './support/oversized-frame-relay.ts';
+import { oversizedFrameStart } from './support/oversized-frame-relay.ts';
 import { waitUntil } from './support/poll.ts';
+import { alicePostCommit } from './support/subscribe-client.ts';
 import { seqsOf, startClient } from './support/upstream-harness.ts';
 
 for (const informational of ['HTTP/1.1 100 Continue\r\n\r\n', 'HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload; as=style\r\n\r\n']) {
@@ -33,12 +34,12 @@ for (const informational of ['HTTP/1.1 100 Continue\r\n\r\n', 'HTTP/1.1 103 Earl
       socket.write(informational);
       sockets.handleUpgrade(request, socket, head, (ws) => {
         ws.on('error', () => ws.terminate());
-        if (cursor === null) ws.send(aliceCommit(1));
+        if (cursor === null) ws.send(alicePostCommit(1));
         if (cursor === null || Number(cursor) < 2) {
           // Written beside ws, after what it sent, as a relay would send a frame this large: it never ends.
           ws.ping(undefined, undefined, () => socket.write(oversizedFrameStart(2)));
         } else {
-          ws.send(aliceCommit(3));
+          ws.send(alicePostCommit(3));
         }
       });
     });
@@ -78,7 +79,7 @@ test('a 103 and the 101 arriving a byte at a time, split anywhere, are read past
       const response = Buffer.concat([
         Buffer.from('HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n', 'latin1'),
         Buffer.from(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`, 'latin1'),
-        binaryFrame(aliceCommit(cursor === null ? 1 : 3)),
+        binaryFrame(alicePostCommit(cursor === null ? 1 : 3)),
       ]);
       // One byte per write, each on a turn of its own: the reader meets every split there is. The
       // oversized frame's header and first bytes come in one write, as a relay writes them: ws

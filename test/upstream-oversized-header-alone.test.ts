@@ -9,8 +9,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { cleanup } from './support/cleanup.ts';
-import { aliceCommit, frameHeader, OVERSIZED_LENGTH, startOversizedFrameRelay } from './support/oversized-frame-relay.ts';
+import { frameHeader, OVERSIZED_LENGTH, startOversizedFrameRelay } from './support/oversized-frame-relay.ts';
 import { waitUntil } from './support/poll.ts';
+import { alicePostCommit } from './support/subscribe-client.ts';
 import { metricValue, seqsOf, startClient } from './support/upstream-harness.ts';
 
 test('a frame too large for the socket whose header arrives in a read of its own is skipped after its seq', async (t) => {
@@ -18,7 +19,7 @@ test('a frame too large for the socket whose header arrives in a read of its own
   // Written beside ws, as a relay gone wrong would: the header, and a moment later the payload's first bytes.
   const relay = await startOversizedFrameRelay((raw, socket) => {
     setTimeout(() => raw.write(frameHeader(OVERSIZED_LENGTH)), 50);
-    setTimeout(() => socket.readyState === socket.OPEN && raw.write(aliceCommit(2)), 300);
+    setTimeout(() => socket.readyState === socket.OPEN && raw.write(alicePostCommit(2)), 300);
   });
   defer(() => relay.close());
   const { cursors } = relay;

@@ -7,8 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { commitFrame, tidFor } from './support/frames.ts';
-import { ALICE, POST, httpGet, recordFor, withGateway } from './support/subscribe-client.ts';
+import { alicePostCommit, httpGet, withGateway } from './support/subscribe-client.ts';
 
 test("a frame whose time is no date leaves the upstream lag a number, measured from the last time that is one", () =>
   withGateway({}, {}, async ({ gateway, up }) => {
@@ -17,12 +16,12 @@ test("a frame whose time is no date leaves the upstream lag a number, measured f
       return /^contrail_upstream_lag_seconds (\S+)$/m.exec(metrics)?.[1];
     };
     const hourAgo = new Date(Date.now() - 3_600_000).toISOString();
-    up.frame((seq) => commitFrame({ seq, repo: ALICE, rev: tidFor(seq * 10), time: hourAgo, ops: [{ action: 'create', path: `${POST}/${tidFor(seq)}`, record: recordFor(POST, seq, ALICE) }] }));
+    up.frame((seq) => alicePostCommit(seq, { time: hourAgo }));
     await up.settle();
     const before = Number(await lag());
     assert.ok(before >= 3_600, `lag ${before} after a frame an hour old`);
 
-    up.frame((seq) => commitFrame({ seq, repo: ALICE, rev: tidFor(seq * 10), time: 'not a date', ops: [{ action: 'create', path: `${POST}/${tidFor(seq)}`, record: recordFor(POST, seq, ALICE) }] }));
+    up.frame((seq) => alicePostCommit(seq, { time: 'not a date' }));
     await up.settle();
     const after = await lag();
     assert.ok(Number(after) >= before, `lag ${after} after a frame whose time is no date: still measured from the frame an hour old`);

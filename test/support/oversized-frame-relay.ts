@@ -9,12 +9,7 @@ import { once } from 'node:events';
 import type { Socket } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { SOCKET_MAX_PAYLOAD } from '../../src/upstream/firehose.ts';
-import { commitFrame, tidFor } from './frames.ts';
-import { ALICE, POST, recordFor } from './subscribe-client.ts';
-
-/** The #commit of `seq`: a post of ALICE's, at a rev that grows with the seq. */
-export const aliceCommit = (seq: number) =>
-  commitFrame({ seq, repo: ALICE, rev: tidFor(seq * 10), ops: [{ action: 'create', path: `${POST}/${tidFor(seq)}`, record: recordFor(POST, seq, ALICE) }] });
+import { alicePostCommit } from './subscribe-client.ts';
 
 /** An unmasked binary frame's header (FIN, binary, a 64-bit length) announcing `length` bytes. */
 export function frameHeader(length: bigint): Buffer {
@@ -30,7 +25,7 @@ export const OVERSIZED_LENGTH = BigInt(SOCKET_MAX_PAYLOAD + 1024);
 
 /** A frame header announcing OVERSIZED_LENGTH bytes, then the first bytes of the #commit of `seq`, its payload as it begins. */
 export function oversizedFrameStart(seq: number): Buffer {
-  return Buffer.concat([frameHeader(OVERSIZED_LENGTH), aliceCommit(seq)]);
+  return Buffer.concat([frameHeader(OVERSIZED_LENGTH), alicePostCommit(seq)]);
 }
 
 export interface OversizedFrameRelay {
@@ -51,10 +46,10 @@ export async function startOversizedFrameRelay(writeOversized: (raw: Socket, soc
     cursors.push(cursor);
     socket.on('error', () => socket.terminate());
     if (cursor !== null && Number(cursor) >= 2) {
-      socket.send(aliceCommit(3));
+      socket.send(alicePostCommit(3));
       return;
     }
-    if (cursor === null) socket.send(aliceCommit(1));
+    if (cursor === null) socket.send(alicePostCommit(1));
     writeOversized(socket._socket!, socket);
   });
   return {

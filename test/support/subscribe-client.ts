@@ -303,6 +303,16 @@ export function recordFor(collection: string, n: number, did: string): Record<st
 }
 
 /**
+ * The #commit of `seq` in which ALICE creates a post (its rkey and the rev grow with the seq): an
+ * upstream test's plain frame. `text` replaces the post's text (a frame of a chosen size), `time`
+ * the frame's time (the relay's string).
+ */
+export function alicePostCommit(seq: number, { text, time }: { text?: string; time?: string } = {}): Uint8Array {
+  const record = { ...recordFor(POST, seq, ALICE), ...(text === undefined ? {} : { text }) };
+  return commitFrame({ seq, repo: ALICE, rev: tidFor(seq * 10), time, ops: [{ action: 'create', path: `${POST}/${tidFor(seq)}`, record }] });
+}
+
+/**
  * Pushes numbered frames to a FakeRelay and waits until the gateway has stored them (its saved
  * upstream cursor is committed in the same transaction as the events).
  */
