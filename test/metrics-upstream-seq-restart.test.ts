@@ -8,14 +8,7 @@ import { test } from 'node:test';
 import { cleanup } from './support/cleanup.ts';
 import { FakeRelay } from './support/fake-relay.ts';
 import { startTestGateway, tempDir } from './support/gateway.ts';
-import { ALICE, POST, Upstream, httpGet, stats } from './support/subscribe-client.ts';
-
-async function metric(metricsPort: number, name: string): Promise<number> {
-  const text = (await httpGet(metricsPort, '/metrics')).body.toString();
-  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
-  assert.ok(line, `${name} is exposed`);
-  return Number(line.split(' ')[1]);
-}
+import { ALICE, POST, Upstream, exposedMetric, stats } from './support/subscribe-client.ts';
 
 test('after a restart contrail_upstream_seq names the saved cursor before anything new is read', { timeout: 60_000 }, async (t) => {
   const defer = cleanup(t);
@@ -28,12 +21,12 @@ test('after a restart contrail_upstream_seq names the saved cursor before anythi
   await relay.waitForConnections(1);
   for (let i = 0; i < 3; i++) up.create(ALICE, POST);
   await up.settle();
-  assert.equal(await metric(first.metricsPort, 'contrail_upstream_seq'), 3);
+  assert.equal(await exposedMetric(first.metricsPort, 'contrail_upstream_seq'), 3);
   await first.stop();
 
   // The relay has nothing after seq 3: the restarted gateway reads nothing new.
   const second = await startTestGateway(relay.url, dir.path);
   defer(() => second.stop());
   assert.equal((await stats(second.port)).upstreamCursor?.seq, 3, '/stats names the saved cursor');
-  assert.equal(await metric(second.metricsPort, 'contrail_upstream_seq'), 3, 'so does the metric');
+  assert.equal(await exposedMetric(second.metricsPort, 'contrail_upstream_seq'), 3, 'so does the metric');
 });

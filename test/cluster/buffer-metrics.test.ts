@@ -10,14 +10,7 @@ import { test } from 'node:test';
 import { cleanup } from '../support/cleanup.ts';
 import { ContrailCluster } from '../support/contrail-cluster.ts';
 import { natsServerMissing } from '../support/nats-cluster.ts';
-import { httpGet, stats } from '../support/subscribe-client.ts';
-
-async function metric(metricsPort: number, name: string): Promise<number> {
-  const text = (await httpGet(metricsPort, '/metrics')).body.toString();
-  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
-  assert.ok(line, `${name} is exposed`);
-  return Number(line.split(' ')[1]);
-}
+import { exposedMetric, stats } from '../support/subscribe-client.ts';
 
 test('every cluster node shows the upstream seq its buffer holds and counts the events committed to it', { skip: natsServerMissing(), timeout: 180_000 }, async (t) => {
   const defer = cleanup(t);
@@ -31,8 +24,8 @@ test('every cluster node shows the upstream seq its buffer holds and counts the 
     const role = member === leader ? 'the leader' : 'a follower';
     const metricsPort = (await member.process.waitForLog('serving Prometheus metrics at /metrics')).port as number;
     const held = await stats(member.process.port);
-    assert.equal(await metric(metricsPort, 'contrail_upstream_seq'), held.upstreamCursor?.seq, `${role}: the seq its buffer holds`);
+    assert.equal(await exposedMetric(metricsPort, 'contrail_upstream_seq'), held.upstreamCursor?.seq, `${role}: the seq its buffer holds`);
     // Nothing is trimmed: every event committed to the buffer is in it.
-    assert.equal(await metric(metricsPort, 'contrail_store_events_total'), held.eventCount, `${role}: the events committed to its buffer`);
+    assert.equal(await exposedMetric(metricsPort, 'contrail_store_events_total'), held.eventCount, `${role}: the events committed to its buffer`);
   }
 });

@@ -10,14 +10,7 @@ import { test } from 'node:test';
 import { cleanup } from '../support/cleanup.ts';
 import { ContrailCluster } from '../support/contrail-cluster.ts';
 import { natsServerMissing } from '../support/nats-cluster.ts';
-import { httpGet } from '../support/subscribe-client.ts';
-
-async function metric(metricsPort: number, name: string): Promise<number> {
-  const text = (await httpGet(metricsPort, '/metrics')).body.toString();
-  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
-  assert.ok(line, `${name} is exposed`);
-  return Number(line.split(' ')[1]);
-}
+import { exposedMetric } from '../support/subscribe-client.ts';
 
 test('a leader whose term ended shows no upstream lag, nothing pending and no paused ingest', { skip: natsServerMissing(), timeout: 300_000 }, async (t) => {
   const defer = cleanup(t);
@@ -28,7 +21,7 @@ test('a leader whose term ended shows no upstream lag, nothing pending and no pa
   cluster.feed.flow(2);
   defer(() => cluster.feed.stop());
   await cluster.appendedPast(cluster.feed.lastSeq, leader);
-  assert.ok(!Number.isNaN(await metric(metricsPort, 'contrail_upstream_lag_seconds')), 'the leader measures its lag');
+  assert.ok(!Number.isNaN(await exposedMetric(metricsPort, 'contrail_upstream_lag_seconds')), 'the leader measures its lag');
 
   const cutAt = Date.now();
   for (const proxy of leader.natsProxies) proxy.hold('client', 'server');
@@ -38,8 +31,8 @@ test('a leader whose term ended shows no upstream lag, nothing pending and no pa
   cluster.feed.push(50);
   for (const member of cluster.members) await cluster.settled(member);
 
-  assert.equal(await metric(metricsPort, 'contrail_cluster_leader'), 0, 'it no longer leads');
-  assert.ok(Number.isNaN(await metric(metricsPort, 'contrail_upstream_lag_seconds')), 'no lag: it reads nothing');
-  assert.equal(await metric(metricsPort, 'contrail_ingest_pending_bytes'), 0, 'nothing waits for a commit');
-  assert.equal(await metric(metricsPort, 'contrail_ingest_paused'), 0);
+  assert.equal(await exposedMetric(metricsPort, 'contrail_cluster_leader'), 0, 'it no longer leads');
+  assert.ok(Number.isNaN(await exposedMetric(metricsPort, 'contrail_upstream_lag_seconds')), 'no lag: it reads nothing');
+  assert.equal(await exposedMetric(metricsPort, 'contrail_ingest_pending_bytes'), 0, 'nothing waits for a commit');
+  assert.equal(await exposedMetric(metricsPort, 'contrail_ingest_paused'), 0);
 });

@@ -12,19 +12,12 @@ import { cleanup } from '../support/cleanup.ts';
 import { ContrailCluster } from '../support/contrail-cluster.ts';
 import { localHttpServer } from '../support/local-http.ts';
 import { natsServerMissing } from '../support/nats-cluster.ts';
-import { httpGet, waitUntil } from '../support/subscribe-client.ts';
+import { exposedMetric, waitUntil } from '../support/subscribe-client.ts';
 import { didDocument } from '../support/verifier-harness.ts';
 
 /** A K-256 key that signed none of the synthetic relay's commits: each fails its signature check. */
 const KEY = 'did:key:zQ3shokFTS3brHcDQrn82RUDfCZESWL1ZdCEJwekUDPQiYBme';
 const GAUGES = ['contrail_verify_out_of_sync_repos', 'contrail_verify_held_repos', 'contrail_verify_held_bytes', 'contrail_verify_queued'];
-
-async function metric(metricsPort: number, name: string): Promise<number> {
-  const text = (await httpGet(metricsPort, '/metrics')).body.toString();
-  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
-  assert.ok(line, `${name} is exposed`);
-  return Number(line.split(' ')[1]);
-}
 
 test('a leader whose term ended shows no repo out of sync, none held and nothing queued for verification', { skip: natsServerMissing(), timeout: 300_000 }, async (t) => {
   const defer = cleanup(t);
@@ -42,7 +35,7 @@ test('a leader whose term ended shows no repo out of sync, none held and nothing
   const metricsPort = (await leader.process.waitForLog('serving Prometheus metrics at /metrics')).port as number;
   cluster.feed.flow(2);
   defer(() => cluster.feed.stop());
-  await waitUntil(async () => (await metric(metricsPort, 'contrail_verify_out_of_sync_repos')) > 0, 'the leader to find repos out of sync', 60_000);
+  await waitUntil(async () => (await exposedMetric(metricsPort, 'contrail_verify_out_of_sync_repos')) > 0, 'the leader to find repos out of sync', 60_000);
 
   const cutAt = Date.now();
   for (const proxy of leader.natsProxies) proxy.hold('client', 'server');
@@ -52,9 +45,9 @@ test('a leader whose term ended shows no repo out of sync, none held and nothing
   // It follows the stream again: its buffer holds the stream's end, written by the node that took over.
   await waitUntil(async () => {
     const last = await cluster.lastStreamRecord();
-    return last !== undefined && last.record.node !== leader.id && (await metric(metricsPort, 'contrail_cluster_stream_applied_seq')) >= last.seq;
+    return last !== undefined && last.record.node !== leader.id && (await exposedMetric(metricsPort, 'contrail_cluster_stream_applied_seq')) >= last.seq;
   }, 'the node that led to follow the new leader', 90_000);
 
-  assert.equal(await metric(metricsPort, 'contrail_cluster_leader'), 0, 'it no longer leads');
-  for (const gauge of GAUGES) assert.equal(await metric(metricsPort, gauge), 0, `${gauge}: it verifies nothing now`);
+  assert.equal(await exposedMetric(metricsPort, 'contrail_cluster_leader'), 0, 'it no longer leads');
+  for (const gauge of GAUGES) assert.equal(await exposedMetric(metricsPort, gauge), 0, `${gauge}: it verifies nothing now`);
 });

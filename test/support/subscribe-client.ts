@@ -4,6 +4,7 @@
  * frames, and an independent brute-force implementation of Jetstream's filter rules to compute
  * what a subscriber should have received.
  */
+import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { request, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
@@ -224,6 +225,14 @@ export interface Stats {
 
 export async function stats(port: number): Promise<Stats> {
   return JSON.parse((await httpGet(port, '/stats')).body.toString());
+}
+
+/** One series's value (its name and labels as /metrics writes them) in a gateway's /metrics; fails when it is not exposed. */
+export async function exposedMetric(metricsPort: number, series: string): Promise<number> {
+  const text = (await httpGet(metricsPort, '/metrics')).body.toString();
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  assert.ok(line, `${series} is exposed`);
+  return Number(line.split(' ')[1]);
 }
 
 /** A did:plc for a test account by name (did:plc:alice…). */
