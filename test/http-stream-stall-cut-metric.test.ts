@@ -9,6 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { seriesValue } from './support/exposition.ts';
 import { FakeRelay } from './support/fake-relay.ts';
 import { startTestGateway, tempDir } from './support/gateway.ts';
 import { HttpStream } from './support/http-stream.ts';
@@ -19,7 +20,7 @@ const uws = (await transportsUnderTest()).find((t) => t.transport === 'uws')!;
 
 async function scrape(metricsPort: number): Promise<(name: string) => number> {
   const text = (await httpGet(metricsPort, '/metrics')).body.toString();
-  return (name) => Number(text.split('\n').find((line) => line.startsWith(`${name} `))?.split(' ')[1] ?? 0);
+  return (name) => seriesValue(text, name);
 }
 
 const DISCONNECTS = 'contrail_subscriber_disconnects_total';

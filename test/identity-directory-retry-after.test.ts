@@ -16,6 +16,7 @@ import { createIdentityMetrics, IdentityCache, IdentityError, IdentityResolver, 
 import { createVerifyMetrics, Verifier } from '../src/verify/index.ts';
 import type { UpstreamMessage } from '../src/upstream/index.ts';
 import { cleanup } from './support/cleanup.ts';
+import { seriesValue } from './support/exposition.ts';
 import { tempDir } from './support/gateway.ts';
 import { localHttpServer } from './support/local-http.ts';
 import { waitUntil } from './support/poll.ts';
@@ -36,7 +37,7 @@ function resolverFor(t: TestContext, plcUrl: string, overrides: Partial<Identity
   const logs: LogLine[] = [];
   // Private endpoints allowed: the did:web hosts are on 127.0.0.1.
   const resolver = new IdentityResolver({ plcUrl, cache, allowPrivateEndpoints: true, metrics: createIdentityMetrics(registry), logger: capturingLogger(logs), ...overrides });
-  const metric = async (line: string) => Number((await registry.metrics()).split('\n').find((l) => l.startsWith(line + ' '))?.split(' ')[1] ?? 0);
+  const metric = async (series: string) => seriesValue(await registry.metrics(), series);
   return { resolver, logs, metric };
 }
 

@@ -7,14 +7,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { cleanup } from './support/cleanup.ts';
+import { seriesValue } from './support/exposition.ts';
 import { MAX_CLIENT_MESSAGE_BYTES } from '../src/server/transport.ts';
 import { Subscription, httpGet, startRelayGateway, stopRelayGateway, waitUntil } from './support/subscribe-client.ts';
 import { transportsUnderTest } from './support/transports.ts';
 
 async function disconnects(metricsPort: number, reason: string): Promise<number> {
   const text = (await httpGet(metricsPort, '/metrics')).body.toString();
-  const line = text.split('\n').find((l) => l.startsWith(`contrail_subscriber_disconnects_total{reason="${reason}"} `));
-  return Number(line?.split(' ')[1] ?? 0);
+  return seriesValue(text, `contrail_subscriber_disconnects_total{reason="${reason}"}`);
 }
 
 /** Sends a text frame of raw bytes, which `ws` would otherwise refuse to send as not UTF-8. */

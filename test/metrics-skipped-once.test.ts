@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { cleanup } from './support/cleanup.ts';
+import { seriesValue } from './support/exposition.ts';
 import { ALICE, POST, Subscription, httpGet, recordFor, startRelayGateway, stopRelayGateway, tcpSocket, waitUntil, type RelayGateway } from './support/subscribe-client.ts';
 import { transportsUnderTest } from './support/transports.ts';
 
@@ -14,8 +15,7 @@ const SKIPPED = 'contrail_events_skipped_total{reason="max_message_size"}';
 const LIMIT = 30_000;
 
 async function metric(metricsPort: number, name: string): Promise<number> {
-  const text = (await httpGet(metricsPort, '/metrics')).body.toString();
-  return Number(text.split('\n').find((line) => line.startsWith(`${name} `))?.split(' ')[1] ?? 0);
+  return seriesValue((await httpGet(metricsPort, '/metrics')).body.toString(), name);
 }
 
 const modes = (h: RelayGateway) => h.gateway.server.hub.counts().map((c) => c.mode);

@@ -11,6 +11,7 @@ import { Decompressor } from 'zstd-napi';
 import binding from 'zstd-napi/binding.js';
 import { DEFAULT_DICTIONARY } from '../src/config.ts';
 import type { Gateway } from '../src/gateway.ts';
+import { seriesValue } from './support/exposition.ts';
 import { FakeRelay } from './support/fake-relay.ts';
 import { V1_DICTIONARY, v1DictionarySkipReason } from './support/fixtures.ts';
 import { startTestGateway, tempDir } from './support/gateway.ts';
@@ -552,11 +553,7 @@ for (const { transport, skip } of await transportsUnderTest()) {
     });
 
     test('events skipped for maxMessageSizeBytes are counted only when the filter wants them, in replay as live', async () => {
-      const skipped = async () => {
-        const text = (await httpGet(gateway.metricsPort, '/metrics')).body.toString();
-        const line = text.split('\n').find((l) => l.startsWith('contrail_events_skipped_total{reason="max_message_size"} '));
-        return Number(line?.split(' ')[1] ?? 0);
-      };
+      const skipped = async () => seriesValue((await httpGet(gateway.metricsPort, '/metrics')).body.toString(), 'contrail_events_skipped_total{reason="max_message_size"}');
       const filter: FilterSpec = { wantedCollections: [VOTE], maxMessageSizeBytes: 300 };
       const tooLarge = (e: StoredEvent) => Buffer.byteLength(e.raw) > filter.maxMessageSizeBytes!;
       const wantedButTooLarge = (events: StoredEvent[]) => events.filter((e) => wants({ wantedCollections: [VOTE] }, e) && tooLarge(e)).length;

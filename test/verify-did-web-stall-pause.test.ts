@@ -17,6 +17,7 @@ import { IdentityCache, IdentityResolver } from '../src/identity/index.ts';
 import type { UpstreamMessage } from '../src/upstream/index.ts';
 import { createVerifyMetrics, Verifier } from '../src/verify/index.ts';
 import { cleanup } from './support/cleanup.ts';
+import { seriesValue } from './support/exposition.ts';
 import { tempDir } from './support/gateway.ts';
 import { Gate, localHttpServer } from './support/local-http.ts';
 import { waitUntil } from './support/poll.ts';
@@ -62,7 +63,7 @@ async function verifierWithStallingHosts(t: TestContext, webRepos: number, maxHe
     onBackpressure: (paused) => pauses.push(paused),
     ...(maxHeldBytes !== undefined && { maxHeldBytes }),
   });
-  const metric = async (line: string) => Number((await registry.metrics()).split('\n').find((l) => l.startsWith(line + ' '))?.split(' ')[1] ?? 0);
+  const metric = async (series: string) => seriesValue(await registry.metrics(), series);
   return { verifier, web, alice, delivered, pauses, metric };
 }
 

@@ -15,6 +15,7 @@ import { waitUntil } from './support/poll.ts';
 import { SignedRepo } from './support/signed-repo.ts';
 import { capturingLogger, type LogLine } from './support/upstream-harness.ts';
 import { cleanup } from './support/cleanup.ts';
+import { seriesValue } from './support/exposition.ts';
 import { commitOf, gatewayResync } from './support/verifier-harness.ts';
 
 const REPOS = 40;
@@ -43,7 +44,7 @@ test('a PLC directory that is down logs a bounded number of lines however many r
     const body = await repo.commit(i + 1, [{ action: 'create', collection: POST, rkey: `3l${String(i).padStart(11, 'a')}`, record: { $type: POST, text: `post ${i}`, createdAt: '2026-12-01T00:00:00.000Z' } }]);
     verifier.handle(commitOf(body));
   }
-  const metric = async (line: string) => Number((await registry.metrics()).split('\n').find((l) => l.startsWith(line + ' '))?.split(' ')[1] ?? 0);
+  const metric = async (series: string) => seriesValue(await registry.metrics(), series);
   await waitUntil(async () => (await metric('contrail_verify_resyncs_total{result="failed"}')) === REPOS, `${REPOS} failed resyncs`, 30_000);
   await verifier.idle();
   assert.equal(await metric('contrail_verify_failures_total{reason="unknown_key"}'), REPOS);

@@ -15,6 +15,7 @@ import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
 import { pino } from 'pino';
 import type { UpstreamMessage } from '../src/upstream/index.ts';
+import { seriesValue } from './support/exposition.ts';
 import { localHttpServer } from './support/local-http.ts';
 import { answerSync, syncMethodOf } from './support/repo-host.ts';
 import { waitUntil } from './support/poll.ts';
@@ -64,10 +65,7 @@ async function setup(t: TestContext, options: { resyncRetryMs: number; resyncRet
   let { verifier, delivered, registry, resyncsStarted } = start();
   /** A gateway restarted: a new Verifier on the same relay, directory, PDS, clock and log. */
   const restart = () => ({ verifier, delivered, registry, resyncsStarted } = start());
-  const metric = async (series: string) => {
-    const line = (await registry.metrics()).split('\n').find((l) => l.startsWith(`${series} `));
-    return line ? Number(line.split(' ')[1]) : 0;
-  };
+  const metric = async (series: string) => seriesValue(await registry.metrics(), series);
   const resyncsEnded = async () => (await metric('contrail_verify_resyncs_total{result="resynced"}')) + (await metric('contrail_verify_resyncs_total{result="failed"}'));
   let seq = 0;
   /** The relay passes on one commit of `repo` (tampered if told), and it is judged, with any resync it started. */

@@ -14,6 +14,7 @@ import { Registry } from 'prom-client';
 import { IdentityCache, IdentityResolver } from '../src/identity/index.ts';
 import { decodeFrame, parseMessage, type UpstreamMessage } from '../src/upstream/index.ts';
 import { createVerifyMetrics, Verifier } from '../src/verify/index.ts';
+import { seriesValue } from './support/exposition.ts';
 import { tempDir } from './support/gateway.ts';
 import { localHttpServer } from './support/local-http.ts';
 import { answerSync, syncMethodOf } from './support/repo-host.ts';
@@ -76,7 +77,7 @@ async function setup(
   });
   const commitOf = (body: Parameters<typeof commitFrameOf>[0]) => parseMessage(decodeFrame(commitFrameOf(body), 10_000_000));
   const metrics = () => registry.metrics();
-  const metric = async (name: string) => Number((await metrics()).split('\n').find((l) => l.startsWith(name + ' '))?.split(' ')[1] ?? 0);
+  const metric = async (series: string) => seriesValue(await metrics(), series);
   return { alice, verifier, delivered, commitOf, metrics, metric };
 }
 

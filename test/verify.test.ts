@@ -25,6 +25,7 @@ import { VerifyError } from '../src/verify/failure.ts';
 import { checkInversion } from '../src/verify/inversion.ts';
 import { KeyHeights } from '../src/verify/mst-node.ts';
 import { SigningKeys } from '../src/verify/signing-keys.ts';
+import { seriesValue } from './support/exposition.ts';
 import { FakeRelay } from './support/fake-relay.ts';
 import { readJsonFixture } from './support/fixtures.ts';
 import { Gate, localHttpServer } from './support/local-http.ts';
@@ -284,10 +285,7 @@ async function pipeline(t: TestContext, plcUrl: string, options: Partial<Constru
     },
     ...options,
   });
-  const metric = async (name: string, labels = '') => {
-    const line = (await registry.metrics()).split('\n').find((l) => l.startsWith(`${name}${labels} `));
-    return line ? Number(line.split(' ')[1]) : 0;
-  };
+  const metric = async (name: string, labels = '') => seriesValue(await registry.metrics(), `${name}${labels}`);
   const seqs = () => delivered.map(({ message }) => ('seq' in message ? message.seq : undefined));
   return { verifier, delivered, outOfSync, metric, seqs };
 }
@@ -454,10 +452,7 @@ describe('resync from the PDS (com.atproto.sync.getLatestCommit and getBlocks, t
       deliver: (message) => delivered.push(message),
       resync: gatewayResync(identity),
     });
-    const metric = async (series: string) => {
-      const line = (await registry.metrics()).split('\n').find((l) => l.startsWith(`${series} `));
-      return line ? Number(line.split(' ')[1]) : 0;
-    };
+    const metric = async (series: string) => seriesValue(await registry.metrics(), series);
     const seqs = () => delivered.map((m) => ('seq' in m ? m.seq : undefined));
     return { plc, pds, verifier, metric, seqs };
   }
@@ -578,10 +573,7 @@ describe('gateway with --verify full', () => {
         relay.push({ seq: 1, bytes: commitFrameOf(await repo.commit(1, [post('before')])) });
         relay.push({ seq: 2, bytes: commitFrameOf(withWrongPrevData(await repo.commit(2, [post('tampered')]))) });
         relay.push({ seq: 3, bytes: commitFrameOf(await repo.commit(3, [post('next')])) });
-        const metric = async (series: string) => {
-          const line = (await httpGet(gateway.metricsPort, '/metrics')).body.toString().split('\n').find((l) => l.startsWith(`${series} `));
-          return line ? Number(line.split(' ')[1]) : 0;
-        };
+        const metric = async (series: string) => seriesValue((await httpGet(gateway.metricsPort, '/metrics')).body.toString(), series);
         const ended = async () => (await metric('contrail_verify_resyncs_total{result="resynced"}')) + (await metric('contrail_verify_resyncs_total{result="failed"}'));
         const judged = async () => (await metric('contrail_verify_failures_total{reason="rev_not_newer"}')) + (await metric('contrail_verify_failures_total{reason="out_of_sync"}'));
         await waitUntil(async () => (await judged()) === 1 && (await ended()) === asked, `${name}: the commit after the tampered one judged`);
@@ -613,10 +605,7 @@ describe('gateway with --verify full', () => {
     await relay.waitForConnections(1);
     const repo = await SignedRepo.create('did:plc:resyncretryflag00000000000');
     plc.publish(repo.did, repo.signingKey, pds.url);
-    const metric = async (series: string) => {
-      const line = (await httpGet(gateway.metricsPort, '/metrics')).body.toString().split('\n').find((l) => l.startsWith(`${series} `));
-      return line ? Number(line.split(' ')[1]) : 0;
-    };
+    const metric = async (series: string) => seriesValue((await httpGet(gateway.metricsPort, '/metrics')).body.toString(), series);
     relay.push({ seq: 1, bytes: commitFrameOf(await repo.commit(1, [post('before')])) });
     relay.push({ seq: 2, bytes: commitFrameOf(withWrongPrevData(await repo.commit(2, [post('tampered')]))) });
     await waitUntil(async () => (await metric('contrail_verify_resyncs_total{result="failed"}')) === 1, 'the first resync to fail');

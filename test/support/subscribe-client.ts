@@ -13,6 +13,7 @@ import { create as createDigest } from 'multiformats/hashes/digest';
 import { WebSocket } from 'ws';
 import type { GatewayConfig } from '../../src/config.ts';
 import type { Gateway, GatewayTuning } from '../../src/gateway.ts';
+import { seriesLine } from './exposition.ts';
 import { FakeRelay } from './fake-relay.ts';
 import { startTestGateway, tempDir } from './gateway.ts';
 import { accountFrame, commitFrame, identityFrame, syncFrame, tidFor, type OpSpec } from './frames.ts';
@@ -229,8 +230,7 @@ export async function stats(port: number): Promise<Stats> {
 
 /** One series's value (its name and labels as /metrics writes them) in a gateway's /metrics; fails when it is not exposed. */
 export async function exposedMetric(metricsPort: number, series: string): Promise<number> {
-  const text = (await httpGet(metricsPort, '/metrics')).body.toString();
-  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  const line = seriesLine((await httpGet(metricsPort, '/metrics')).body.toString(), series);
   assert.ok(line, `${series} is exposed`);
   return Number(line.split(' ')[1]);
 }
