@@ -12,15 +12,15 @@ import { test, type TestContext } from 'node:test';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { IdentityCache, IdentityResolver } from '../src/identity/index.ts';
-import { decodeFrame, parseMessage, type UpstreamMessage } from '../src/upstream/index.ts';
+import type { UpstreamMessage } from '../src/upstream/index.ts';
 import { createVerifyMetrics, Verifier } from '../src/verify/index.ts';
 import { seriesValue } from './support/exposition.ts';
 import { tempDir } from './support/gateway.ts';
 import { localHttpServer } from './support/local-http.ts';
 import { answerSync, syncMethodOf } from './support/repo-host.ts';
 import { waitUntil } from './support/poll.ts';
-import { SignedRepo, commitFrameOf, type Write } from './support/signed-repo.ts';
-import { gatewayResync } from './support/verifier-harness.ts';
+import { SignedRepo, type Write } from './support/signed-repo.ts';
+import { commitOf, gatewayResync } from './support/verifier-harness.ts';
 
 const POST = 'app.bsky.feed.post';
 let rkeyCounter = 0;
@@ -75,17 +75,16 @@ async function setup(
     resyncRetryMs, // the gateway's is 30 s, as the resolver's failure memory
     nowMs,
   });
-  const commitOf = (body: Parameters<typeof commitFrameOf>[0]) => parseMessage(decodeFrame(commitFrameOf(body), 10_000_000));
   const metrics = () => registry.metrics();
   const metric = async (series: string) => seriesValue(await metrics(), series);
-  return { alice, verifier, delivered, commitOf, metrics, metric };
+  return { alice, verifier, delivered, metrics, metric };
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 test('a DID whose first resolution failed once (PLC 503) is not silenced: once the directory answers, its valid commits are delivered', async (t) => {
   // The gateway's resolver remembers a failure for 30 s; a short memory keeps the test short.
-  const { alice, verifier, delivered, commitOf, metrics, metric } = await setup(t, { pdsFailures: 0, resyncRetryMs: 300, failureTtlMs: 300 });
+  const { alice, verifier, delivered, metrics, metric } = await setup(t, { pdsFailures: 0, resyncRetryMs: 300, failureTtlMs: 300 });
 
   verifier.handle(commitOf(await alice.commit(1, [post('first, while the directory hiccups')])));
   await waitUntil(async () => (await metrics()).includes('contrail_verify_resyncs_total{result='), 'the first commit judged and a resync tried', 5_000);
@@ -115,7 +114,7 @@ test('each resync that fails in a row doubles the wait before a commit starts th
   // long this loaded machine takes between two lines.
   let nowMs = 0;
   // No memory of the directory's failure: each resync resolves anew and reaches the PDS.
-  const { alice, verifier, commitOf, metric } = await setup(t, { pdsFailures: 2, resyncRetryMs: 1_000, failureTtlMs: 0, nowMs: () => nowMs });
+  const { alice, verifier, metric } = await setup(t, { pdsFailures: 2, resyncRetryMs: 1_000, failureTtlMs: 0, nowMs: () => nowMs });
   verifier.handle(commitOf(await alice.commit(1, [post('while the directory hiccups')])));
   await waitUntil(async () => (await metric('contrail_verify_resyncs_total{result="failed"}')) === 1, 'the first resync to fail (PDS 500)', 5_000);
   nowMs += 1_200;
