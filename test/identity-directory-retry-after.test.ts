@@ -12,27 +12,23 @@
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
 import { Registry } from 'prom-client';
-import { createIdentityMetrics, IdentityCache, IdentityError, IdentityResolver, type IdentityResolverOptions } from '../src/identity/index.ts';
+import { createIdentityMetrics, IdentityError, IdentityResolver, type IdentityResolverOptions } from '../src/identity/index.ts';
 import { createVerifyMetrics, Verifier } from '../src/verify/index.ts';
 import type { UpstreamMessage } from '../src/upstream/index.ts';
 import { cleanup } from './support/cleanup.ts';
 import { seriesValue } from './support/exposition.ts';
-import { tempDir } from './support/gateway.ts';
 import { localHttpServer } from './support/local-http.ts';
 import { waitUntil } from './support/poll.ts';
 import { SignedRepo } from './support/signed-repo.ts';
 import { capturingLogger, type LogLine } from './support/upstream-harness.ts';
-import { commitOf, didDocument } from './support/verifier-harness.ts';
+import { commitOf, didDocument, identityCacheUnderTest } from './support/verifier-harness.ts';
 
 const KEY = 'did:key:zQ3shokFTS3brHcDQrn82RUDfCZESWL1ZdCEJwekUDPQiYBme';
 const plcDid = (n: number) => `did:plc:retryafter${String(n).padStart(14, '0')}`;
 
 function resolverFor(t: TestContext, plcUrl: string, overrides: Partial<IdentityResolverOptions> = {}) {
   const defer = cleanup(t);
-  const dir = tempDir('contrail-identity-retry-after-');
-  defer(() => dir.remove());
-  const cache = new IdentityCache({ path: dir.path, maxEntries: 1000 });
-  defer(() => cache.close());
+  const cache = identityCacheUnderTest(defer, 'contrail-identity-retry-after-');
   const registry = new Registry();
   const logs: LogLine[] = [];
   // Private endpoints allowed: the did:web hosts are on 127.0.0.1.
@@ -168,10 +164,7 @@ test('under --verify, new repos met by a directory that asks to wait are emitted
   const repos = await Promise.all(Array.from({ length: 6 }, (_, i) => SignedRepo.create(plcDid(30 + i))));
   const keys = new Map(repos.map((repo) => [repo.did, repo.signingKey]));
   const plc = await limitingDirectory(t, { seconds: 2, keyOf: (did: string) => keys.get(did)! });
-  const dir = tempDir('contrail-verify-retry-after-');
-  defer(() => dir.remove());
-  const cache = new IdentityCache({ path: dir.path, maxEntries: 1000 });
-  defer(() => cache.close());
+  const cache = identityCacheUnderTest(defer, 'contrail-verify-retry-after-');
   // Retries far shorter than the wait: each would meet the directory's refusal.
   const identity = new IdentityResolver({ plcUrl: plc.url, cache, allowPrivateEndpoints: true, failureTtlMs: 30_000, patientRetriesMs: [20, 20, 20] });
   const registry = new Registry();

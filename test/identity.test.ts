@@ -24,9 +24,11 @@ import {
   RefusedEndpointError,
 } from '../src/identity/index.ts';
 import { guardedLookup } from '../src/identity/endpoint-guard.ts';
+import { cleanup } from './support/cleanup.ts';
 import { tempDir } from './support/gateway.ts';
 import { Gate } from './support/local-http.ts';
 import { waitUntil } from './support/poll.ts';
+import { identityCacheUnderTest } from './support/verifier-harness.ts';
 
 const signatureFixtures = JSON.parse(readFileSync(new URL('./fixtures/atproto-interop-tests/crypto/signature-fixtures.json', import.meta.url), 'utf8')) as {
   didDocSuite: string;
@@ -64,12 +66,7 @@ async function directory(t: TestContext, handler: (req: IncomingMessage, res: Se
 }
 
 function resolverFor(t: TestContext, plcUrl: string, overrides: Partial<ConstructorParameters<typeof IdentityResolver>[0]> = {}) {
-  const dir = tempDir('contrail-identity-');
-  const cache = new IdentityCache({ path: dir.path, maxEntries: 1000 });
-  t.after(async () => {
-    await cache.close();
-    dir.remove();
-  });
+  const cache = identityCacheUnderTest(cleanup(t), 'contrail-identity-');
   const registry = new Registry();
   const resolver = new IdentityResolver({ plcUrl, cache, allowPrivateEndpoints: false, metrics: createIdentityMetrics(registry), ...overrides });
   return { resolver, cache, registry };

@@ -7,16 +7,15 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Registry } from 'prom-client';
-import { IdentityCache, IdentityResolver } from '../src/identity/index.ts';
+import { IdentityResolver } from '../src/identity/index.ts';
 import { createVerifyMetrics, Verifier } from '../src/verify/index.ts';
-import { tempDir } from './support/gateway.ts';
 import { localHttpServer } from './support/local-http.ts';
 import { waitUntil } from './support/poll.ts';
 import { SignedRepo } from './support/signed-repo.ts';
 import { capturingLogger, type LogLine } from './support/upstream-harness.ts';
 import { cleanup } from './support/cleanup.ts';
 import { seriesValue } from './support/exposition.ts';
-import { commitOf, gatewayResync } from './support/verifier-harness.ts';
+import { commitOf, gatewayResync, identityCacheUnderTest } from './support/verifier-harness.ts';
 
 const REPOS = 40;
 const POST = 'app.bsky.feed.post';
@@ -24,10 +23,7 @@ const POST = 'app.bsky.feed.post';
 test('a PLC directory that is down logs a bounded number of lines however many repos fail, and counts every one', async (t) => {
   const defer = cleanup(t);
   const { url: plcUrl } = await localHttpServer(t, (_req, res) => res.writeHead(503).end());
-  const dir = tempDir('contrail-verify-flood-');
-  const cache = new IdentityCache({ path: dir.path, maxEntries: 1000 });
-  defer(() => dir.remove());
-  defer(() => cache.close());
+  const cache = identityCacheUnderTest(defer, 'contrail-verify-flood-');
   const identity = new IdentityResolver({ plcUrl, cache, allowPrivateEndpoints: true, failureTtlMs: 0 });
   const registry = new Registry();
   const logs: LogLine[] = [];

@@ -11,16 +11,16 @@ import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
-import { IdentityCache, IdentityResolver } from '../src/identity/index.ts';
+import { IdentityResolver } from '../src/identity/index.ts';
 import type { UpstreamMessage } from '../src/upstream/index.ts';
 import { createVerifyMetrics, Verifier } from '../src/verify/index.ts';
+import { cleanup } from './support/cleanup.ts';
 import { seriesValue } from './support/exposition.ts';
-import { tempDir } from './support/gateway.ts';
 import { localHttpServer } from './support/local-http.ts';
 import { answerSync, syncMethodOf } from './support/repo-host.ts';
 import { waitUntil } from './support/poll.ts';
 import { SignedRepo, type Write } from './support/signed-repo.ts';
-import { commitOf, gatewayResync } from './support/verifier-harness.ts';
+import { commitOf, gatewayResync, identityCacheUnderTest } from './support/verifier-harness.ts';
 
 const POST = 'app.bsky.feed.post';
 let rkeyCounter = 0;
@@ -56,12 +56,7 @@ async function setup(
     );
   });
 
-  const dir = tempDir('contrail-verify-retry-');
-  const cache = new IdentityCache({ path: dir.path, maxEntries: 1000 });
-  t.after(async () => {
-    await cache.close();
-    dir.remove();
-  });
+  const cache = identityCacheUnderTest(cleanup(t), 'contrail-verify-retry-');
   const identity = new IdentityResolver({ plcUrl, cache, allowPrivateEndpoints: true, failureTtlMs, patientRetriesMs: [] });
   const registry = new Registry();
   const delivered: UpstreamMessage[] = [];

@@ -9,12 +9,12 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Secp256k1Keypair } from '@atproto/crypto';
 import { Registry } from 'prom-client';
-import { createIdentityMetrics, IdentityCache, IdentityResolver } from '../src/identity/index.ts';
+import { createIdentityMetrics, IdentityResolver } from '../src/identity/index.ts';
 import type { UpstreamMessage } from '../src/upstream/index.ts';
-import { tempDir } from './support/gateway.ts';
+import { cleanup } from './support/cleanup.ts';
 import { waitUntil } from './support/poll.ts';
 import { SignedRepo, type Write } from './support/signed-repo.ts';
-import { commitOf, rotatingDirectory, verifierUnderTest } from './support/verifier-harness.ts';
+import { commitOf, identityCacheUnderTest, rotatingDirectory, verifierUnderTest } from './support/verifier-harness.ts';
 
 const POST = 'app.bsky.feed.post';
 let rkeyCounter = 0;
@@ -65,12 +65,7 @@ test('a refresh asked for after a fetch began does not join it, and the older do
   const did = 'did:plc:aliceinflight000000000000';
   const [oldKey, newKey] = [(await Secp256k1Keypair.create()).did(), (await Secp256k1Keypair.create()).did()];
   const { url: plcUrl, directory } = await rotatingDirectory(t, oldKey);
-  const dir = tempDir('contrail-identity-refresh-');
-  const cache = new IdentityCache({ path: dir.path, maxEntries: 1000 });
-  t.after(async () => {
-    await cache.close();
-    dir.remove();
-  });
+  const cache = identityCacheUnderTest(cleanup(t), 'contrail-identity-refresh-');
   const registry = new Registry();
   const identity = new IdentityResolver({ plcUrl, cache, allowPrivateEndpoints: true, metrics: createIdentityMetrics(registry) });
 

@@ -16,7 +16,7 @@ import { CID } from 'multiformats/cid';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { Link } from '../src/atproto/index.ts';
-import { IdentityCache, IdentityResolver } from '../src/identity/index.ts';
+import { IdentityResolver } from '../src/identity/index.ts';
 import { CarSlice, decodeFrame, parseMessage, type UpstreamMessage } from '../src/upstream/index.ts';
 import { CheckPool, createVerifyMetrics, Verifier, type VerifyFailure } from '../src/verify/index.ts';
 import { tidMicros } from '../src/atproto/index.ts';
@@ -25,6 +25,7 @@ import { VerifyError } from '../src/verify/failure.ts';
 import { checkInversion } from '../src/verify/inversion.ts';
 import { KeyHeights } from '../src/verify/mst-node.ts';
 import { SigningKeys } from '../src/verify/signing-keys.ts';
+import { cleanup } from './support/cleanup.ts';
 import { seriesValue } from './support/exposition.ts';
 import { FakeRelay } from './support/fake-relay.ts';
 import { readJsonFixture } from './support/fixtures.ts';
@@ -35,7 +36,7 @@ import { waitUntil } from './support/poll.ts';
 import { httpGet, Subscription } from './support/subscribe-client.ts';
 import { SignedRepo, commitFrameOf, syncFrameOf, type CommitBody, type Write } from './support/signed-repo.ts';
 import { answerSync, syncMethodOf } from './support/repo-host.ts';
-import { didDocument, gatewayResync } from './support/verifier-harness.ts';
+import { didDocument, gatewayResync, identityCacheUnderTest } from './support/verifier-harness.ts';
 import { withBadSignature, withMissingProofNode, withWrongPrevData, withWrongRev, withoutPrev } from './support/tamper.mjs';
 
 const fixture = <T>(name: string): T => readJsonFixture<T>(`atproto-interop-tests/${name}`);
@@ -263,12 +264,7 @@ async function plcDirectory(t: TestContext) {
 }
 
 async function pipeline(t: TestContext, plcUrl: string, options: Partial<ConstructorParameters<typeof Verifier>[0]> = {}) {
-  const dir = tempDir('contrail-verify-');
-  const cache = new IdentityCache({ path: dir.path, maxEntries: 1000 });
-  t.after(async () => {
-    await cache.close();
-    dir.remove();
-  });
+  const cache = identityCacheUnderTest(cleanup(t), 'contrail-verify-');
   const registry = new Registry();
   const delivered: { message: UpstreamMessage; released: boolean }[] = [];
   const outOfSync: string[] = [];
@@ -435,12 +431,7 @@ describe('resync from the PDS (com.atproto.sync.getLatestCommit and getBlocks, t
   async function resyncing(t: TestContext) {
     const plc = await plcDirectory(t);
     const pds = await repoHost(t);
-    const dir = tempDir('contrail-verify-resync-');
-    const cache = new IdentityCache({ path: dir.path, maxEntries: 1000 });
-    t.after(async () => {
-      await cache.close();
-      dir.remove();
-    });
+    const cache = identityCacheUnderTest(cleanup(t), 'contrail-verify-resync-');
     const identity = new IdentityResolver({ plcUrl: plc.url, cache, allowPrivateEndpoints: true, failureTtlMs: 0 });
     const registry = new Registry();
     const delivered: UpstreamMessage[] = [];

@@ -1,7 +1,7 @@
 /**
  * The pieces the Verifier's tests share: the gateway's resync, a DID document as the PLC directory serves it, a directory
- * whose key rotates under its requests, and a Verifier with a fresh identity cache (removed after
- * the test) that records what it lets through.
+ * whose key rotates under its requests, a fresh identity cache (removed after the test), and a
+ * Verifier with one that records what it lets through.
  */
 import type { TestContext } from 'node:test';
 import { pino } from 'pino';
@@ -11,6 +11,7 @@ import { resyncRepo } from '../../src/gateway.ts';
 import { IdentityCache, IdentityResolver } from '../../src/identity/index.ts';
 import { decodeFrame, parseMessage, type UpstreamMessage } from '../../src/upstream/index.ts';
 import { createVerifyMetrics, SigningKeys, Verifier, type ResyncedRepo } from '../../src/verify/index.ts';
+import { cleanup } from './cleanup.ts';
 import { tempDir } from './gateway.ts';
 import { localHttpServer } from './local-http.ts';
 import { commitFrameOf, type CommitBody } from './signed-repo.ts';
@@ -51,6 +52,15 @@ export async function rotatingDirectory(t: TestContext, key: string): Promise<{ 
   return { url, directory };
 }
 
+/** An IdentityCache in a temp dir of its own (named from `prefix`), closed and removed by the test's cleanup, `defer`. */
+export function identityCacheUnderTest(defer: (step: () => unknown) => void, prefix: string): IdentityCache {
+  const dir = tempDir(prefix);
+  defer(() => dir.remove());
+  const cache = new IdentityCache({ path: dir.path, maxEntries: 1000 });
+  defer(() => cache.close());
+  return cache;
+}
+
 type VerifierOptions = ConstructorParameters<typeof Verifier>[0];
 
 /**
@@ -60,12 +70,7 @@ type VerifierOptions = ConstructorParameters<typeof Verifier>[0];
  */
 export function verifierUnderTest(t: TestContext, plcUrl: string, options: Partial<VerifierOptions> & { failureTtlMs?: number; resyncFromPds?: true } = {}) {
   const { failureTtlMs = 0, resyncFromPds, ...rest } = options;
-  const dir = tempDir('contrail-verifier-');
-  const cache = new IdentityCache({ path: dir.path, maxEntries: 1000 });
-  t.after(async () => {
-    await cache.close();
-    dir.remove();
-  });
+  const cache = identityCacheUnderTest(cleanup(t), 'contrail-verifier-');
   const registry = new Registry();
   const delivered: UpstreamMessage[] = [];
   const identity = new IdentityResolver({ plcUrl, cache, allowPrivateEndpoints: true, failureTtlMs });
