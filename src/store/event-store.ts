@@ -15,7 +15,7 @@ import { lockDataDir, type DataDirLock } from './data-dir-lock.ts';
 import { assertFreeSpace } from './free-space.ts';
 import { assertLmdbFile } from './lmdb-file.ts';
 import { checkPreviousRun, Run, type PreviousRun } from './run-marker.ts';
-import { UnreadableBufferError } from './read-errors.ts';
+import { closingRanges, UnreadableBufferError } from './read-errors.ts';
 import { SealedReader, type IndexGap, type ReadPlanCounts } from './sealed-reads.ts';
 import { DamagedStateError, META, readDidIndexMeta, readMeta, readPartitions } from './stored-state.ts';
 import { readRun, storedRun, type LostEvents } from './tail-runs.ts';
@@ -476,8 +476,8 @@ export class EventStore {
     this.blockCacheBytes = options.blockCacheBytes ?? 64 * 1024 * 1024;
     this.#blockReader = new BlockReader(this.#blocks, this.#dictionaries, this.blockCacheBytes, options.nowMs);
     this.#sealed = new SealedReader(
-      this.#directory,
-      this.#byDid,
+      closingRanges(this.#directory),
+      closingRanges(this.#byDid),
       this.#blockReader,
       (part) => this.#collectionOfPart[part],
       () => this.#sealedCount,

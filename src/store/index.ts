@@ -197,7 +197,8 @@
  * close their cursors when a page is refused mid-walk (closedOnError; lmdb-js leaves them open,
  * holding the failed transaction, into which it renews), so a failed read fails alone; the count of
  * a DID's postings that plans a filtered read (getValuesCount, which cannot be so wrapped) is made
- * only after a closable range has reached the DID's key. Both threads read the per-DID index's
+ * only after a closable range has reached the DID's key. Both are the tables' own: SealedReader and
+ * SnapshotReader are given their tables as ClosingRanges (closingRanges), which have no other reads. Both threads read the per-DID index's
  * mark, rebuild count and gaps through readDidIndexMeta: a damaged one bypasses the index, each read apart.
  *
  * Retention (retention.ts) removes whole blocks (and their index entries) in one transaction
@@ -213,7 +214,7 @@
  *   slabs.ts         SlabPool, Lease: reused memory for decompressed partitions, pinned while read
  *   sealed-reads.ts  reads of sealed blocks: by the DID index, by partition, or everything
  *   disk-reads.ts    readStored: sealed blocks then the tail, for a read's bounds (collect, into the caller's array if it hands one: ReadOptions.into); ReadLeases
- *   read-errors.ts   UnreadableBufferError: a read that failed for another reason than a damaged block; orUnreadable, oldestOrUnreadable: it as a value; closedOnError
+ *   read-errors.ts   UnreadableBufferError: a read that failed for another reason than a damaged block; orUnreadable, oldestOrUnreadable: it as a value; closingRanges, closedOnError
  *   tail-runs.ts     a tail run's stored form and its CRC-32; the events lost in damaged runs, which readers stop before
  *   stored-state.ts  META (the meta table's keys), readMeta, readPartitions, readDidIndexMeta: the state the events cannot give back, each value's kind checked (DamagedStateError)
  *   snapshot-reader.ts SnapshotReader: the same reads from another thread, in a fresh snapshot

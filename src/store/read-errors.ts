@@ -1,3 +1,5 @@
+import type { Database, Key, RangeOptions } from 'lmdb';
+
 /**
  * A read of the buffer that failed for another reason than a damaged block (DamagedBlockError,
  * blocks.ts): LMDB refused it (MDB_CORRUPTED, MDB_PAGE_NOTFOUND: pages of data.mdb damaged on
@@ -32,6 +34,38 @@ export function orUnreadable<Value>(read: () => Value): Value | UnreadableBuffer
 /** The buffer's oldest event (EventStore.oldest), or the UnreadableBufferError its read of the block directory threw. */
 export function oldestOrUnreadable<Oldest>(store: { oldest(): Oldest }): Oldest | UnreadableBufferError {
   return orUnreadable(() => store.oldest());
+}
+
+/**
+ * A table as a reader that shares its tables with replay workers sees it: its ranges closed
+ * however their walks end (closedOnError), and the count of a key's values made after such a
+ * descent to the key. SealedReader and SnapshotReader are given their tables so (closingRanges),
+ * so no range on a worker's read path can leave the failed transaction held.
+ */
+export interface ClosingRanges<V, K extends Key> {
+  getRange(options?: RangeOptions): Iterable<{ key: K; value: V }>;
+  getKeys(options?: RangeOptions): Iterable<K>;
+  getValues(key: K, options?: RangeOptions): Iterable<V>;
+  /**
+   * lmdb-js's count leaves its cursor, and the transaction LMDB failed, open when LMDB refuses a
+   * page on the key's path (read.js: lmdbError before finishCursor): the same descent first, in a
+   * range closed on error, fails instead.
+   */
+  getValuesCount(key: K): number;
+}
+
+export function closingRanges<V, K extends Key>(table: Database<V, K>): ClosingRanges<V, K> {
+  return {
+    getRange: (options) => closedOnError(table.getRange(options)),
+    getKeys: (options) => closedOnError(table.getKeys(options)),
+    getValues: (key, options) => closedOnError(table.getValues(key, options)),
+    getValuesCount: (key) => {
+      const descent = closedOnError(table.getValues(key, { limit: 1 }));
+      descent.next();
+      descent.return(undefined);
+      return table.getValuesCount(key);
+    },
+  };
 }
 
 /**

@@ -1,7 +1,6 @@
-import type { Database } from 'lmdb';
 import type { Entry } from '../events/index.ts';
 import { DamagedBlockError, type BlockInfo, type BlockReader } from './blocks.ts';
-import { closedOnError } from './read-errors.ts';
+import type { ClosingRanges } from './read-errors.ts';
 import type { Lease } from './slabs.ts';
 import { POSTING_BYTES, didHash, hashesTo, partOfPosting, posting, timeOfPosting } from './did-keys.ts';
 
@@ -80,8 +79,8 @@ export class SealedReader {
   readonly #everything: Plan = { byDid: false, partial: false, wantsPart: () => true };
 
   constructor(
-    private readonly directory: Database<BlockInfo, number>,
-    private readonly byDid: Database<Buffer, Buffer>,
+    private readonly directory: ClosingRanges<BlockInfo, number>,
+    private readonly byDid: ClosingRanges<Buffer, Buffer>,
     private readonly blocks: BlockReader,
     /** The partition's collection: null for identity/account, undefined for the one collections share. */
     private readonly collectionOf: (part: number) => string | null | undefined,
@@ -163,14 +162,7 @@ export class SealedReader {
     const limit = this.sealedCount() / DID_INDEX_SELECTIVITY;
     let candidates = 0;
     for (const did of dids) {
-      const key = didHash(did);
-      // lmdb-js's count leaves its cursor, and the transaction LMDB failed, open when LMDB refuses
-      // a page on the key's path (read.js: lmdbError before finishCursor), and every later read of
-      // a replay worker then fails with MDB_BAD_TXN: the same descent first, in a range closed on error.
-      const descent = closedOnError(this.byDid.getValues(key, { limit: 1 }));
-      descent.next();
-      descent.return(undefined);
-      candidates += this.byDid.getValuesCount(key);
+      candidates += this.byDid.getValuesCount(didHash(did));
       if (candidates > limit) return false;
     }
     return true;
@@ -179,7 +171,7 @@ export class SealedReader {
   #readBlocks(position: number, end: number, plan: Plan, maxScanned: number, visit: Visit, lease: Lease): SealedRead {
     const from = position;
     let scanned = 0;
-    for (const { key: blockEnd, value: info } of closedOnError(this.directory.getRange({ start: position + 1 }))) {
+    for (const { key: blockEnd, value: info } of this.directory.getRange({ start: position + 1 })) {
       if (info.first > end) break;
       const parts = info.parts.filter(plan.wantsPart);
       let events: readonly Entry[];
@@ -220,7 +212,7 @@ export class SealedReader {
       let last = 0;
       const key = didHash(did);
       const range = { start: posting(Math.max(position, this.trimmedUpTo()) + 1, 0), end: posting(end, 0xffff), inclusiveEnd: true, limit: batch };
-      for (const value of closedOnError(this.byDid.getValues(key, range))) {
+      for (const value of this.byDid.getValues(key, range)) {
         if (value.length !== POSTING_BYTES) return `a DID index entry of ${value.length} bytes`;
         last = timeOfPosting(value);
         read++;
@@ -266,7 +258,7 @@ export class SealedReader {
   }
 
   #blockHolding(timeUs: number): { end: number; info: BlockInfo } | undefined {
-    for (const { key, value } of closedOnError(this.directory.getRange({ start: timeUs, limit: 1 }))) {
+    for (const { key, value } of this.directory.getRange({ start: timeUs, limit: 1 })) {
       if (value.first <= timeUs) return { end: key, info: value };
     }
     return undefined;

@@ -4,7 +4,7 @@ import { BlockReader } from './blocks.ts';
 import { Dictionaries } from './dictionaries.ts';
 import { collect, ReadLeases, readStored, type ReadOptions, type ReadResult } from './disk-reads.ts';
 import { openEnvironment, openMeta, openTables, type BufferLocation } from './environment.ts';
-import { closedOnError } from './read-errors.ts';
+import { closingRanges } from './read-errors.ts';
 import { META, readDidIndexMeta } from './stored-state.ts';
 import { SealedReader, type IndexGap } from './sealed-reads.ts';
 import { readRun, type LostEvents } from './tail-runs.ts';
@@ -53,7 +53,8 @@ export type SnapshotRead =
 export class SnapshotReader {
   readonly #root: RootDatabase;
   readonly #meta: Database<unknown, string>;
-  readonly #tables: ReturnType<typeof openTables>;
+  /** The tables read by range, each range closed on error (closingRanges); the blocks' are read by key alone (BlockReader). */
+  readonly #tables: ReturnType<typeof rangesOf>;
   readonly #sealed: SealedReader;
   readonly #blocks: BlockReader;
   readonly #leases = new ReadLeases();
@@ -71,8 +72,9 @@ export class SnapshotReader {
   constructor(location: BufferLocation, blockCacheBytes: number) {
     this.#root = openEnvironment(location);
     this.#meta = openMeta(this.#root);
-    this.#tables = openTables(this.#root);
-    this.#blocks = new BlockReader(this.#tables.blocks, new Dictionaries(this.#root, undefined, false), blockCacheBytes);
+    const tables = openTables(this.#root);
+    this.#tables = rangesOf(tables);
+    this.#blocks = new BlockReader(tables.blocks, new Dictionaries(this.#root, undefined, false), blockCacheBytes);
     this.#loadPartitions();
     this.#sealed = new SealedReader(
       this.#tables.directory,
@@ -142,18 +144,18 @@ export class SnapshotReader {
    */
   #sealedUpTo(): { sealedUpTo: number; refused?: string } {
     try {
-      for (const key of closedOnError(this.#tables.directory.getKeys({ reverse: true, limit: 1 }))) return { sealedUpTo: key };
+      for (const key of this.#tables.directory.getKeys({ reverse: true, limit: 1 })) return { sealedUpTo: key };
       return { sealedUpTo: 0 };
     } catch (err) {
       this.#root.resetReadTxn();
-      for (const { value } of closedOnError(this.#tables.blockSeqs.getRange({ reverse: true, limit: 1 }))) return { sealedUpTo: value, refused: (err as Error).message };
+      for (const { value } of this.#tables.blockSeqs.getRange({ reverse: true, limit: 1 })) return { sealedUpTo: value, refused: (err as Error).message };
       return { sealedUpTo: 0, refused: (err as Error).message };
     }
   }
 
   /** The snapshot's oldest event, as EventStore.oldest finds it: the first block's first, or the tail's first. */
   #oldestHeld(trimmedUpTo: number): OldestHeld {
-    for (const { value } of closedOnError(this.#tables.directory.getRange({ limit: 1 }))) return { oldest: { timeUs: value.first, seq: value.firstSeq } };
+    for (const { value } of this.#tables.directory.getRange({ limit: 1 })) return { oldest: { timeUs: value.first, seq: value.firstSeq } };
     for (const entry of this.#tailAfter(trimmedUpTo, Infinity)) return { oldest: { timeUs: entry.timeUs, seq: entry.seq! } };
     return {};
   }
@@ -189,7 +191,7 @@ export class SnapshotReader {
    * it at its start) fails the read: the main thread reads it again from the events it holds.
    */
   *#tailAfter(after: number, end: number): Iterable<Entry> {
-    for (const { key, value } of closedOnError(this.#tables.tail.getRange({ start: after + 1 }))) {
+    for (const { key, value } of this.#tables.tail.getRange({ start: after + 1 })) {
       for (const entry of readRun(value)) if (entry.timeUs > after) yield entry;
       if (key >= end) return;
     }
@@ -207,6 +209,12 @@ export class SnapshotReader {
   #loadPartitions(): void {
     this.#collectionOfPart.length = 0;
     this.#collectionOfPart.push(null);
-    for (const { key, value } of closedOnError(this.#tables.partitions.getRange())) this.#collectionOfPart[value] = key;
+    for (const { key, value } of this.#tables.partitions.getRange()) this.#collectionOfPart[value] = key;
   }
+}
+
+/** A snapshot's tables as its reads walk them: every range closed however its walk ends (closingRanges). */
+function rangesOf(tables: ReturnType<typeof openTables>) {
+  const { directory, byDid, blockSeqs, tail, partitions } = tables;
+  return { directory: closingRanges(directory), byDid: closingRanges(byDid), blockSeqs: closingRanges(blockSeqs), tail: closingRanges(tail), partitions: closingRanges(partitions) };
 }
