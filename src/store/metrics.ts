@@ -161,7 +161,7 @@ export function registerBufferGauges(
   });
   new Counter({
     name: 'contrail_store_unreadable_reads_total',
-    help: 'Reads of the buffer LMDB refused (a page of data.mdb damaged on disk: MDB_CORRUPTED, MDB_PAGE_NOTFOUND): replays, cursor look-ups, retention, /stats, the status line, these gauges; each reason is logged once',
+    help: 'Reads of the buffer LMDB refused on the main thread (a page of data.mdb damaged on disk: MDB_CORRUPTED, MDB_PAGE_NOTFOUND; replay workers\' are contrail_store_worker_unreadable_reads_total): replays, cursor look-ups, retention, /stats, the status line, these gauges; each reason is logged once',
     registers,
     collect() {
       this.reset();
