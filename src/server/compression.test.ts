@@ -7,8 +7,9 @@ import { readFileSync } from 'node:fs';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Decompressor } from 'zstd-napi';
+import binding from 'zstd-napi/binding.js';
 import type { Entry } from '../events/index.ts';
-import { EventCompressor } from './compression.ts';
+import { compressBound, EventCompressor } from './compression.ts';
 
 const dictionary = new URL('../../dictionaries/contrail-v1.zstd-dict', import.meta.url).pathname;
 
@@ -60,4 +61,9 @@ test('frames handed out stay intact while their chunk fills more buffers and aft
   const remade = compressor.compressed(oldest);
   assert.notEqual(remade.buffer, oldFrame.buffer);
   assert.deepEqual(Buffer.from(remade), Buffer.from(oldFrame));
+});
+
+test("compressBound is the zstd library's for every length up to 256 KiB and at sizes past it", () => {
+  const lengths = [...Array.from({ length: 256 * 1024 + 1 }, (_, i) => i), 1 << 20, 8 << 20, 100_000_000, 2 ** 31 - 1];
+  for (const length of lengths) if (compressBound(length) !== binding.compressBound(length)) assert.fail(`length ${length}: ${compressBound(length)}, the library's ${binding.compressBound(length)}`);
 });

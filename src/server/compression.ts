@@ -11,7 +11,7 @@ const BUFFER_BYTES = 16 * 1024;
 
 type Context = InstanceType<typeof binding.CCtx>;
 
-const EMPTY = Buffer.alloc(0);
+const EMPTY = new ArrayBuffer(0);
 /** An event as subscribers get it: compressed and decompressed with a dictionary at start, to prove it usable. */
 const SAMPLE_EVENT = Buffer.from(
   '{"did":"did:plc:ewvi7nxzyoun6zhxrhs64oiz","time_us":1764806400000000,"kind":"commit","commit":{"rev":"3m7b2zbbhmk2a","operation":"create","collection":"app.bsky.feed.post","rkey":"3m7b2zbbhmk2a","record":{"$type":"app.bsky.feed.post","createdAt":"2026-12-04T00:00:00.000Z","langs":["en"],"text":"hello"},"cid":"bafyreie5737gdxlw5i64vzichcalba3z2v5n6icifvx5xytvske7mr3hpm"}}',
@@ -21,15 +21,15 @@ const SAMPLE_EVENT = Buffer.from(
 class FrameChunk {
   /** Its sequence numbers are id * CHUNK_EVENTS and on (-1: none yet). */
   id = -1;
-  /** The buffer its next frame is written into, at `used`; the frames before keep theirs. */
+  /** The memory its next frame is written into, at `used`; the frames before keep theirs. */
   bytes = EMPTY;
   used = 0;
   /** Frame i's event's time_us: a sequence number names an event only within one store. */
   readonly timeUs = new Float64Array(CHUNK_EVENTS);
-  /** Frame i: a view of the buffer it was written into, handed to every subscriber it is sent to; undefined: not made yet. */
+  /** Frame i: a view of the memory it was written into, handed to every subscriber it is sent to; undefined: not made yet. */
   readonly frames: Array<Uint8Array | undefined> = new Array<Uint8Array | undefined>(CHUNK_EVENTS).fill(undefined);
 
-  /** Empties it for the chunk `id` (the frames handed out keep their buffers). */
+  /** Empties it for the chunk `id` (the frames handed out keep their memory). */
   reuse(id: number): void {
     this.id = id;
     this.bytes = EMPTY;
@@ -37,10 +37,11 @@ class FrameChunk {
     this.frames.fill(undefined);
   }
 
-  /** Makes room for `bytes` more: a new buffer when they might not fit. */
+  /** Makes room for `bytes` more: new memory when they might not fit. */
   reserve(bytes: number): void {
-    if (this.bytes.length - this.used >= bytes) return;
-    this.bytes = Buffer.allocUnsafeSlow(Math.max(BUFFER_BYTES, bytes));
+    if (this.bytes.byteLength - this.used >= bytes) return;
+    // Not zeroed: only what zstd wrote is ever handed out.
+    this.bytes = Buffer.allocUnsafeSlow(Math.max(BUFFER_BYTES, bytes)).buffer;
     this.used = 0;
   }
 }
@@ -129,11 +130,15 @@ export class EventCompressor {
       }
     }
     this.#last = chunk;
-    chunk.reserve(binding.compressBound(entry.json.length));
+    const bound = compressBound(entry.json.byteLength);
+    chunk.reserve(bound);
     const start = chunk.used;
-    chunk.used += context.compress2(chunk.bytes.subarray(start), entry.json);
+    // Plain views of the chunk's ArrayBuffer: a Buffer's subarray (and its .buffer getter) cost
+    // more than the view, and a compressed replay from disk makes two per event.
+    const length = context.compress2(new Uint8Array(chunk.bytes, start, bound), entry.json);
+    chunk.used += length;
     chunk.timeUs[slot] = entry.timeUs;
-    return (chunk.frames[slot] = chunk.bytes.subarray(start, chunk.used));
+    return (chunk.frames[slot] = new Uint8Array(chunk.bytes, start, length));
   }
 
   #find(id: number): FrameChunk | undefined {
@@ -148,10 +153,19 @@ export class EventCompressor {
 
   /** Compressed into a reused buffer, then copied out at its size. */
   #compressWith(context: Context, bytes: Uint8Array): Buffer {
-    const bound = binding.compressBound(bytes.length);
+    const bound = compressBound(bytes.byteLength);
     if (this.#scratch.length < bound) this.#scratch = Buffer.allocUnsafeSlow(bound);
     return Buffer.from(this.#scratch.subarray(0, context.compress2(this.#scratch, bytes)));
   }
+}
+
+/**
+ * zstd's ZSTD_COMPRESSBOUND (zstd.h: the largest frame one pass can make of `length` bytes; the
+ * library's own compressBound, computed here: through N-API it cost a compressed replay a call
+ * per event). compression.test.ts checks it against the library's.
+ */
+export function compressBound(length: number): number {
+  return length + (length >>> 8) + (length < 128 * 1024 ? (128 * 1024 - length) >>> 11 : 0);
 }
 
 /** A compression context for standalone frames at `level` with the dictionary, its ID in each frame's header (Jetstream's frame: content size, no checksum). */
