@@ -2,10 +2,10 @@
  * bench/replay-full: how fast one client replays a whole buffer from disk (cursor=0 to the tip),
  * as JSON and compressed, beside the store's own scan of the same buffer in the same run.
  *
- *   npx tsx bench/replay-full.ts [--events 1000000] [--runs 3] [--buffer DIR] [--cases scan,json,zstd] [--clients 1] [--zstd-replay-level 1]
+ *   npx tsx bench/replay-full.ts [--events 1000000] [--runs 3] [--buffer DIR] [--cases scan,json,zstd] [--clients 1] [--zstd-replay-level 1] [--replay-workers 0]
  *
  * The buffer (bench/replay-buffer.ts: the network's mix, written through the EventStore) is
- * served by a gateway (uWS, replays on the main thread, nothing arriving live) on a fresh copy
+ * served by a gateway (uWS, replays on the main thread unless --replay-workers, nothing arriving live) on a fresh copy
  * per run, so every replay starts with a cold block cache. The client is a child process that
  * counts messages without parsing them (bench/frame-counter.ts), so what is measured is the
  * server's work; it is started before the clock (its start-up, ~0.5 s, is not the replay's), which
@@ -15,7 +15,8 @@
  * in the same process (decompressing and decoding every block; nothing sent). With --clients N,
  * N clients replay at once (as in the soak), sharing the blocks read; the rates count every
  * client's events, and bytes/event is what the server sent per event (its contrail_bytes_sent_total).
- * --zstd-replay-level sets the gateway's flag of that name (the zstd level of replayed frames).
+ * --zstd-replay-level sets the gateway's flag of that name (the zstd level of replayed frames);
+ * --replay-workers too (0, the default on this 2-core machine: every replay on the main thread).
  */
 import { cpSync } from 'node:fs';
 import { join } from 'node:path';
@@ -37,6 +38,7 @@ const { values } = parseArgs({
     cases: { type: 'string', default: 'scan,json,zstd' },
     clients: { type: 'string', default: '1' },
     'zstd-replay-level': { type: 'string', default: String(DEFAULT_REPLAY_LEVEL) },
+    'replay-workers': { type: 'string', default: '0' },
   },
 });
 const EVENTS = Number(values.events);
@@ -71,7 +73,7 @@ async function runCase(which: Case, buffer: string): Promise<Sample> {
   const dataDir = join(dir.path, 'data');
   cpSync(buffer, dataDir, { recursive: true });
   const relay = await FakeRelay.start();
-  const gateway = await startTestGateway(relay.url, dataDir, { transport: 'uws', replayWorkers: 0, hotCacheBytes: 64 * MB, zstdReplayLevel: Number(values['zstd-replay-level']) }, { hub: { slowWindowMs: 3_600_000, pingIntervalMs: 3_600_000 } });
+  const gateway = await startTestGateway(relay.url, dataDir, { transport: 'uws', replayWorkers: Number(values['replay-workers']), hotCacheBytes: 64 * MB, zstdReplayLevel: Number(values['zstd-replay-level']) }, { hub: { slowWindowMs: 3_600_000, pingIntervalMs: 3_600_000 } });
   // The clients' process is started (and has loaded its code) before the clock starts: its start-up is not the replay's.
   const clients = which === 'scan' ? undefined : await Clients.start();
   try {
