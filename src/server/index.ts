@@ -73,7 +73,7 @@
  *   roster.ts            who is connected: counts per client address and for metrics
  *   live-index.ts        LiveIndex: live subscribers bucketed by DID and collection
  *   filter.ts            parseFilter and the per-event filter checks
- *   compression.ts       EventCompressor: one zstd frame per event (live at level 3, replayed at the replay level), shared, kept by sequence number in chunks; checkDictionary: whole and usable, or why not
+ *   compression.ts       EventCompressor: one zstd frame per event (live at level 3, replayed at the replay level), shared, kept by sequence number in chunks (plain views of each chunk's ArrayBuffer; compressBound: zstd's bound, computed in JS); checkDictionary: whole and usable, or why not
  *   known-dictionaries.ts  the SHA-256 of each dictionary clients hold by ID (Jetstream v1's, the bundled one)
  *   transport.ts         the Transport interface both socket layers implement
  *   uws-transport.ts     uWebSockets.js (the fast path)
