@@ -93,20 +93,29 @@ export class ContrailCluster {
    */
   static async start(options: ContrailClusterOptions): Promise<ContrailCluster> {
     const nats = await NatsCluster.start(options.natsServers, { maxPayload: options.maxPayload });
-    const relay = await FakeRelay.start();
-    const observer = await connect({ servers: nats.urls, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
-    const cluster = new ContrailCluster(nats, relay, new Feed(relay), observer, options);
-    for (const id of options.nodeIds) {
-      const dir = tempDir(`contrail-node-${id}-`);
-      cluster.#dirs.push(dir);
-      const proxies = options.natsProxies ? await Promise.all(nats.servers.map((server) => HoldingProxy.start(server.port))) : [];
-      cluster.members.push(cluster.#launch(id, dir.path, proxies));
+    let relay: FakeRelay | undefined;
+    let cluster: ContrailCluster | undefined;
+    try {
+      relay = await FakeRelay.start();
+      const observer = await connect({ servers: nats.urls, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
+      cluster = new ContrailCluster(nats, relay, new Feed(relay), observer, options);
+      for (const id of options.nodeIds) {
+        const dir = tempDir(`contrail-node-${id}-`);
+        cluster.#dirs.push(dir);
+        const proxies = options.natsProxies ? await Promise.all(nats.servers.map((server) => HoldingProxy.start(server.port))) : [];
+        cluster.members.push(cluster.#launch(id, dir.path, proxies));
+      }
+      for (const member of cluster.members) await member.process.waitServing();
+      // A new buffer starts live: the leader must be reading the relay before frames are pushed.
+      await relay.waitForConnections(1, 60_000);
+      await cluster.#warmUp();
+      return cluster;
+    } catch (err) {
+      // A test registers the cluster's stop once start returns: what a failed start began, left
+      // running, would keep the test's process alive after it reported the failure.
+      await (cluster ? cluster.stop() : runSteps([() => relay?.stop(), () => nats.stop()])).catch(() => {});
+      throw err;
     }
-    for (const member of cluster.members) await member.process.waitServing();
-    // A new buffer starts live: the leader must be reading the relay before frames are pushed.
-    await relay.waitForConnections(1, 60_000);
-    await cluster.#warmUp();
-    return cluster;
   }
 
   /**
