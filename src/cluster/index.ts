@@ -40,16 +40,15 @@
  * check meets it gone (nats.ts), as the lease bucket is. A new term checks the stream before and
  * after its marker's append: made again in between, it numbers the marker below the buffer's old
  * position, which would take it for reached at once (and the term's own batches for passed), so
- * the term begins again at the next lease check (leadership.ts). A lease bucket made again numbers its
- * entries from 1 too, so another node's new lease can stand at the very revision the old leader
- * last wrote in the removed bucket: a renewal therefore reads the entry and updates it (a
- * compare-and-set on its revision) only if it is this node's own — its node id at that revision
- * (lease.ts) — and a node that finds another's steps down as on any lost renewal. Chosen over a
- * per-term token in the entry's value (which needs the same read: the compare-and-set checks the
- * revision only) so that the value stays the holder's node id, which operators (`nats kv get`)
- * and the tests read. The read leaves one
- * round trip in which the bucket would have to be removed, made again and taken at that same
- * revision; the stream fences even that.
+ * the term begins again at the next lease check (leadership.ts). A lease bucket made again
+ * numbers its entries from 1 too, so another node's new lease can stand at the very revision the
+ * old leader last wrote in the removed bucket: a renewal therefore reads the entry and updates it
+ * (a compare-and-set on its revision) only if it is this node's own — its node id at that
+ * revision (lease.ts) — and a node that finds another's steps down as on any lost renewal. Chosen
+ * over a per-term token in the entry's value (which needs the same read: the compare-and-set
+ * checks the revision only) so that the value stays the holder's node id, which operators (`nats
+ * kv get`) and the tests read. The read leaves one round trip in which the bucket would have to
+ * be removed, made again and taken at that same revision; the stream fences even that.
  * A node whose follower stopped for good (a buffer this stream did not write, a stream record it
  * cannot decode, a data dir deleted under it: `failed`) gives the lease up and never competes
  * again, whoever runs it. A record that cannot be decoded is not passed over: it may hold events
