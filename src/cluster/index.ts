@@ -42,9 +42,11 @@
  * position, which would take it for reached at once (and the term's own batches for passed), so
  * the term begins again at the next lease check (leadership.ts). A lease bucket made again
  * numbers its entries from 1 too, so another node's new lease can stand at the very revision the
- * old leader last wrote in the removed bucket: a renewal therefore reads the entry and updates it
- * (a compare-and-set on its revision) only if it is this node's own — its node id at that
- * revision (lease.ts) — and a node that finds another's steps down as on any lost renewal. Chosen
+ * old leader last wrote in the removed bucket: a renewal therefore reads the entry first, and a
+ * node that finds one at that revision not its own (its node id) steps down as on any lost
+ * renewal (lease.ts). Any other entry the read shows is left to the update, a compare-and-set on
+ * the revision: the read is a direct get, which a replica behind the node's last renewal may
+ * answer, and stepping down on that older entry would end healthy terms on an R3 bucket. Chosen
  * over a per-term token in the entry's value (which needs the same read: the compare-and-set
  * checks the revision only) so that the value stays the holder's node id, which operators (`nats
  * kv get`) and the tests read. The read leaves one round trip in which the bucket would have to

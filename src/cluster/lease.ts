@@ -4,12 +4,15 @@ const KEY = 'leader';
 
 /**
  * The ingest lease: one key in a NATS KV bucket whose entries expire after the lease time.
- * Taking it is a create (fails while anyone holds it); renewing reads the entry and, if it is
- * still this node's own — its node id at the revision it last wrote — updates it checked against
- * that revision, so a holder whose lease expired and was taken by another node can never renew it
- * back: it learns it lost, and steps down. The revision alone does not say whose entry it is: a
- * bucket removed and made again numbers its entries from 1, and another node's new lease could
- * stand at the very revision this node last wrote in the old bucket. The lease only decides who
+ * Taking it is a create (fails while anyone holds it); renewing updates it checked against the
+ * revision this node last wrote, so a holder whose lease expired and was taken by another node can
+ * never renew it back: it learns it lost, and steps down. The revision alone does not say whose
+ * entry it is: a bucket removed and made again numbers its entries from 1, and another node's new
+ * lease could stand at the very revision this node last wrote in the old bucket. So a renewal reads
+ * the entry first and steps down if one at that revision is not this node's id. Only then: the read
+ * is a direct get, which any replica of a replicated bucket answers, one behind this node's last
+ * renewal too, and a stale entry must not end a healthy lease (the update, which the bucket's
+ * stream leader answers, refuses one that moved on). The lease only decides who
  * *tries* to lead; the stream's expected-last-sequence publishes (stream-writer.ts) are what make
  * a deposed leader unable to append.
  */
@@ -40,9 +43,11 @@ export class LeaderLease {
   async renew(): Promise<boolean> {
     const revision = this.#revision;
     if (revision === undefined) return false;
-    // No entry (it expired, or the bucket is gone): the update below fails as it should.
+    // The read may be stale (a direct get, which any replica of the bucket answers): it ends the
+    // lease only for the collision, another entry at this node's revision; any other entry is for
+    // the compare-and-set to refuse.
     const entry = await this.kv.get(KEY);
-    if (entry && !(entry.operation === 'PUT' && entry.revision === revision && entry.string() === this.nodeId)) {
+    if (entry?.revision === revision && !(entry.operation === 'PUT' && entry.string() === this.nodeId)) {
       this.#revision = undefined;
       return false;
     }
