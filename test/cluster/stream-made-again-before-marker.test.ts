@@ -52,7 +52,11 @@ function identityBatch(did: string, cursorSeq: number): Batch {
   };
 }
 
-/** A follower whose own loop the test can hold still (pause) until the term's check notices a stream made again. */
+/**
+ * A follower whose own loop the test can hold still until the term's check notices a stream made
+ * again: paused, its consumer is closed, so its loop waits for resume() and its stuck-consumer
+ * check ends at its next wake; neither looks at the stream meanwhile.
+ */
 class FollowerHeldUntilTermCheck extends StreamFollower {
   #held = false;
 
