@@ -16,16 +16,24 @@ import { ReplayReads, type ReplayBatch } from '../../src/server/replay-reads.ts'
 import { Subscriber } from '../../src/server/subscriber.ts';
 import type { SubscriberSink } from '../../src/server/transport.ts';
 import { v1Wire } from '../../src/server/wire.ts';
-import type { EventStore } from '../../src/store/index.ts';
+import type { BufferLocation, EventStore } from '../../src/store/index.ts';
 import type { cleanup } from './cleanup.ts';
 
-export async function replayReadsRig(defer: ReturnType<typeof cleanup>, store: EventStore, logger: Logger) {
+/** `location`: the buffer the worker reads, the store's unless a test gives it another (an older copy of it). */
+export async function replayReadsRig(defer: ReturnType<typeof cleanup>, store: EventStore, logger: Logger, location: BufferLocation = store.location) {
   const compressor = new EventCompressor(readFileSync(DEFAULT_DICTIONARY));
-  const pool = new ReplayPool(1, { location: store.location, blockCacheBytes: store.blockCacheBytes, dictionary: compressor.dictionary, level: compressor.level, replayLevel: compressor.replayLevel, lowerPriority: false }, logger);
+  const pool = new ReplayPool(1, { location, blockCacheBytes: store.blockCacheBytes, dictionary: compressor.dictionary, level: compressor.level, replayLevel: compressor.replayLevel, lowerPriority: false }, logger);
   defer(() => pool.close());
   await pool.ready();
   let woken = () => {};
   const reads = new ReplayReads(store, pool, () => woken(), () => {});
+  /** What ReplayReads gives for the subscriber once the worker it asked has answered (or failed). */
+  const answerTo = async (subscriber: Subscriber) => {
+    const answered = new Promise<void>((resolve) => (woken = resolve));
+    assert.equal(reads.next(subscriber), 'reading', 'the read is asked of the worker');
+    await answered;
+    return reads.next(subscriber);
+  };
   const sink: SubscriberSink = { send: () => {}, bufferedAmount: () => 0, cork: (fn) => fn(), close: () => {}, terminate: () => {} };
   return {
     /** A v1 subscriber of every event from `position` on; `zstd`: a compressed one, whose frames only a worker makes. */
@@ -36,12 +44,10 @@ export async function replayReadsRig(defer: ReturnType<typeof cleanup>, store: E
         new ServerMetrics(new Registry(), () => []),
         0,
       ),
+    answerTo,
     /** The subscriber's next batch, asked of the worker: its answer, or the main thread's read if the worker's failed. */
     async nextBatch(subscriber: Subscriber): Promise<ReplayBatch> {
-      const answered = new Promise<void>((resolve) => (woken = resolve));
-      assert.equal(reads.next(subscriber), 'reading', 'the read is asked of the worker');
-      await answered;
-      const batch = reads.next(subscriber);
+      const batch = await answerTo(subscriber);
       assert.ok(typeof batch === 'object' && 'entries' in batch, `a batch, not ${String(batch)}`);
       return batch;
     },
