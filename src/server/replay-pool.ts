@@ -99,23 +99,26 @@ export function decodeAnswer(answer: Extract<ReplayReply, { records: ArrayBuffer
 /** Reads a replay's own thread may have pending beyond the least busy one's and still get its next read. */
 const STICKY_EXTRA_PENDING = 2;
 
-/** A read that failed in its worker (the thread lives on): its error's message, and whether it was a damaged block's. */
+/**
+ * Why a read failed in its worker, as the worker tells it: `damagedBlock`, a block's frame (a
+ * DamagedBlockError: the main thread's read of the same block says it); `unreadable`, LMDB refused
+ * a page the read met, or the read broke on what it read (an UnreadableBufferError: damage);
+ * `fault`, anything else: the worker's snapshot older than the request, or a fault in its code.
+ */
+export type ReplayFailureKind = 'damagedBlock' | 'unreadable' | 'fault';
+
+/** A read that failed in its worker (the thread lives on): its error's message, and its kind. */
 export interface ReplayFailure {
   id: number;
   error: string;
-  damagedBlock?: true;
+  kind: ReplayFailureKind;
 }
 
-/**
- * What a read that failed in its worker rejects with, told from a worker that died (whose reads
- * reject with the pool's error): LMDB refused a page the worker read, or the read broke on what it
- * read; `damagedBlock` where it was a block's frame (a DamagedBlockError: the main thread's read of
- * the same block says it).
- */
+/** What a read that failed in its worker rejects with, told from a worker that died (whose reads reject with the pool's error). */
 export class ReplayReadFailed extends Error {
   constructor(
     message: string,
-    readonly damagedBlock: boolean,
+    readonly kind: ReplayFailureKind,
   ) {
     super(message);
   }
@@ -167,7 +170,7 @@ export class ReplayPool {
         if ('ready' in message) return;
         const waiting = this.#pool.answered(slot, message.id);
         if (!waiting) return;
-        if ('error' in message) waiting.reject(new ReplayReadFailed(message.error, message.damagedBlock === true));
+        if ('error' in message) waiting.reject(new ReplayReadFailed(message.error, message.kind));
         else waiting.resolve(message);
       },
     });

@@ -1,5 +1,5 @@
 import type { Entry } from '../events/index.ts';
-import { DamagedBlockError, UnreadableBufferError, type EventStore, type OldestHeld, type ReadOptions } from '../store/index.ts';
+import { DamagedBlockError, reasonKind, UnreadableBufferError, type EventStore, type OldestHeld, type ReadOptions } from '../store/index.ts';
 import { withheld } from './backfill-feed.ts';
 import { sendsEvent, type SubscriberFilter } from './filter.ts';
 import { decodeAnswer, filterSpecJson, ReplayReadFailed, type ReplayPool, type ReplayReply } from './replay-pool.ts';
@@ -58,6 +58,8 @@ interface ReadState {
 export class ReplayReads {
   readonly #states = new WeakMap<Subscriber, ReadState>();
   readonly #specs = new WeakMap<SubscriberFilter, string>();
+  /** Kinds (reasonKind) of workers' faults said so far: each is said once. */
+  readonly #faultsSaid = new Set<string>();
 
   constructor(
     private readonly store: EventStore,
@@ -222,13 +224,26 @@ export class ReplayReads {
           readHere();
         }
       },
-      // The worker died (the pool logs it) or the read failed there: this batch is read here. A
-      // failed read is the store's to say and count even when the read here succeeds: the damage it
-      // met may be where only workers read (the tail, which this thread holds in memory).
+      // The worker died (the pool logs it) or the read failed there: this batch is read here.
       (err) => {
-        if (err instanceof ReplayReadFailed && !err.damagedBlock) this.store.workerReadFailed(err.message);
+        if (err instanceof ReplayReadFailed) this.#workerReadFailed(err, pool);
         readHere();
       },
+    );
+  }
+
+  /**
+   * A read that failed in its worker. Damage it met is the store's to say and count even when the
+   * read here succeeds: it may be where only workers read (the tail, which this thread holds in
+   * memory); a damaged block's is said by the read here. A fault is no damage: said once per kind.
+   */
+  #workerReadFailed(failure: ReplayReadFailed, pool: ReplayPool): void {
+    if (failure.kind === 'unreadable') return this.store.workerReadFailed(failure.message);
+    if (failure.kind !== 'fault' || this.#faultsSaid.has(reasonKind(failure.message))) return;
+    this.#faultsSaid.add(reasonKind(failure.message));
+    pool.logger.error(
+      { err: failure.message },
+      "a replay worker's read failed, not on what it read of the buffer (a fault of the worker, or its snapshot older than the request; no damage, not counted as such): its batch is read on the main thread",
     );
   }
 

@@ -9,11 +9,11 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Entry } from '../events/index.ts';
-import { DamagedBlockError, encodeRecords, SnapshotReader } from '../store/index.reads.ts';
+import { DamagedBlockError, encodeRecords, SnapshotReader, UnreadableBufferError } from '../store/index.reads.ts';
 import { lowerThreadPriority } from '../threads/index.ts';
 import { EventCompressor } from './compression.ts';
 import { sendsEvent, type SubscriberFilter } from './filter.ts';
-import type { FilterSpec, ReaderDoneMessage, ReplayFailure, ReplayReply, ReplayRequest, ReplayWorkerData } from './replay-pool.ts';
+import type { FilterSpec, ReaderDoneMessage, ReplayFailure, ReplayFailureKind, ReplayReply, ReplayRequest, ReplayWorkerData } from './replay-pool.ts';
 import { ndjsonWire, sseWire, v1Wire, v2Wire, type Wire } from './wire.ts';
 
 /** Filters rebuilt from their JSON, most recently used last. */
@@ -98,6 +98,18 @@ function answer(request: ReplayRequest): ReplayReply {
   };
 }
 
+/**
+ * What the main thread is told of a read that failed: damage only where the store's read says so
+ * (SnapshotReader.read: a damaged block, or an UnreadableBufferError, told with LMDB's or the
+ * check's own reason); anything else — its snapshot behind the request, a fault in this thread's
+ * code — is a fault, its error's name kept with its message.
+ */
+function failureOf(err: unknown): { error: string; kind: ReplayFailureKind } {
+  if (err instanceof DamagedBlockError) return { error: err.message, kind: 'damagedBlock' };
+  if (err instanceof UnreadableBufferError) return { error: err.cause instanceof Error ? err.cause.message : String(err.cause), kind: 'unreadable' };
+  return { error: err instanceof Error ? `${err.name}: ${err.message}` : String(err), kind: 'fault' };
+}
+
 const port = parentPort!;
 port.on('message', (request: ReplayRequest | ReaderDoneMessage) => {
   if ('readerDone' in request) {
@@ -108,7 +120,7 @@ port.on('message', (request: ReplayRequest | ReaderDoneMessage) => {
   try {
     reply = answer(request);
   } catch (err) {
-    reply = { id: request.id, error: (err as Error).message, ...(err instanceof DamagedBlockError ? { damagedBlock: true } : {}) };
+    reply = { id: request.id, ...failureOf(err) };
   }
   const transfer = 'records' in reply ? [reply.records, ...(reply.frames ? [reply.frames.bytes, reply.frames.ends.buffer as ArrayBuffer] : [])] : [];
   port.postMessage(reply, transfer);

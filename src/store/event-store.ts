@@ -15,7 +15,7 @@ import { lockDataDir, type DataDirLock } from './data-dir-lock.ts';
 import { assertFreeSpace } from './free-space.ts';
 import { assertLmdbFile } from './lmdb-file.ts';
 import { checkPreviousRun, Run, type PreviousRun } from './run-marker.ts';
-import { closingRanges, UnreadableBufferError } from './read-errors.ts';
+import { closingRanges, reasonKind, UnreadableBufferError } from './read-errors.ts';
 import { SealedReader, type IndexGap, type ReadPlanCounts } from './sealed-reads.ts';
 import { DamagedStateError, META, readDidIndexMeta, readMeta, readPartitions } from './stored-state.ts';
 import { readRun, storedRun, type LostEvents } from './tail-runs.ts';
@@ -284,7 +284,7 @@ export class EventStore {
   readonly #readFailures = new Set<string>();
   /** Reads that failed so (UnreadableBufferError), each counted. */
   #unreadableReads = 0;
-  /** Reasons replay workers' reads failed for (workerReadFailed), each logged once. */
+  /** Kinds of reason replay workers' reads failed for (workerReadFailed, reasonKind), each logged once. */
   readonly #workerReadFailures = new Set<string>();
   /** Replay workers' reads that failed so, each counted. */
   #workerUnreadableReads = 0;
@@ -569,17 +569,19 @@ export class EventStore {
   }
 
   /**
-   * LMDB refused a replay worker's read (a page damaged on disk), or it broke on what it read (not
-   * a damaged block's frame: the main thread's read of the block says that): the main thread reads
+   * LMDB refused a replay worker's read (a page damaged on disk), or it broke on what it read (an
+   * UnreadableBufferError in the worker; not a damaged block's frame, which the main thread's read
+   * of the block says, nor a fault of the worker's, which ReplayReads says): the main thread reads
    * that batch instead (ReplayReads), or the worker read around the page (the block directory's
    * last, SnapshotReader). Either may succeed where the worker's read did not (the tail, held here
    * in memory, is read from LMDB only by workers), so the failure is counted and said here, once per
-   * reason, at error level.
+   * reason (its numbers aside: reasonKind), at error level.
    */
   workerReadFailed(reason: string): void {
     this.#workerUnreadableReads++;
-    if (this.#workerReadFailures.has(reason)) return;
-    this.#workerReadFailures.add(reason);
+    const kind = reasonKind(reason);
+    if (this.#workerReadFailures.has(kind)) return;
+    this.#workerReadFailures.add(kind);
     this.#logger?.error(
       { err: reason },
       "a replay worker's read of the buffer failed (its file may be damaged on disk: check the disk): its batch is read on the main thread, which holds the tail in memory, or around the page where it can",

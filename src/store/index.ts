@@ -82,8 +82,10 @@
  * place to above the next run's leaves the run out of order in its LMDB page, where a replay
  * worker's seek for the runs after it stopped at it and skipped theirs. A replay worker that finds a run
  * damaged since the start fails its read, which the main thread reads from the events it holds; a
- * worker's read that fails so (not on a damaged block, which the main thread's read says) is
- * counted and said once per reason by the store (workerReadFailed), however the main thread's read goes.
+ * worker's read that fails so, or that LMDB refuses (not on a damaged block, which the main thread's
+ * read says), is counted and said once per reason, its numbers aside, by the store (workerReadFailed),
+ * however the main thread's read goes: SnapshotReader.read throws such a failure as an
+ * UnreadableBufferError, a snapshot older than the request as a SnapshotBehindError, which is no damage.
  * A worker finds where the sealed blocks end (the directory's newest key, which the EventStore keeps
  * in memory) in `blockSeqs` where LMDB refuses the directory's last page, and says so with its read:
  * its reads of blocks on sound pages are served, not every one read again on the main thread.
@@ -238,7 +240,7 @@ export { EventStore, type Batch, type EventStoreOptions, type StoreSpan, type Up
 export type { EventFilter, ReadOptions, ReadResult } from './disk-reads.ts';
 export type { Selection } from './sealed-reads.ts';
 export { DamagedBlockError } from './blocks.ts';
-export { oldestOrUnreadable, orUnreadable, UnreadableBufferError } from './read-errors.ts';
+export { oldestOrUnreadable, orUnreadable, reasonKind, UnreadableBufferError } from './read-errors.ts';
 export { mapSizeFor, type BufferLocation } from './environment.ts';
 export * from './index.reads.ts';
 export { decodeRecords } from './codec.ts';

@@ -18,6 +18,15 @@ export class UnreadableBufferError extends Error {
 }
 
 /**
+ * A failure's reason as logged once: its message without the numbers in it (a position, a byte
+ * offset), so that the same failure at another place is the same reason, and the reasons kept to
+ * say each once stay few however long it recurs.
+ */
+export function reasonKind(message: string): string {
+  return message.replace(/\d+/g, '#');
+}
+
+/**
  * What `read` of the buffer gives, or the UnreadableBufferError it threw (the store counted, logged
  * and renewed it), for callers that answer that otherwise than by failing: a 503, a gauge's NaN,
  * a notice without a seq, a stream's close.

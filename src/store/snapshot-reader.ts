@@ -1,10 +1,10 @@
 import type { Database, RootDatabase } from 'lmdb';
 import type { Entry } from '../events/index.ts';
-import { BlockReader } from './blocks.ts';
+import { BlockReader, DamagedBlockError } from './blocks.ts';
 import { Dictionaries } from './dictionaries.ts';
 import { collect, ReadLeases, readStored, type ReadOptions, type ReadResult } from './disk-reads.ts';
 import { openEnvironment, openMeta, openTables, type BufferLocation } from './environment.ts';
-import { closingRanges } from './read-errors.ts';
+import { closingRanges, UnreadableBufferError } from './read-errors.ts';
 import { META, readDidIndexMeta } from './stored-state.ts';
 import { SealedReader, type IndexGap } from './sealed-reads.ts';
 import { readRun, type LostEvents } from './tail-runs.ts';
@@ -20,6 +20,11 @@ export interface SnapshotReadOptions extends ReadOptions {
    * event this snapshot holds, instead of the read answering `trimmed`.
    */
   fromOldest?: boolean;
+}
+
+/** A read's snapshot ends before the events the request asked up to (a race with a commit, or a fault): nothing is damaged. */
+export class SnapshotBehindError extends Error {
+  override name = 'SnapshotBehindError';
 }
 
 /** What a fromOldest read started at: the oldest event its snapshot held (none: the buffer was empty). */
@@ -89,8 +94,22 @@ export class SnapshotReader {
     );
   }
 
-  /** The events with position < time_us ≤ end that pass the filter, within the read's bounds. */
+  /**
+   * The events with position < time_us ≤ end that pass the filter, within the read's bounds. A
+   * read that fails throws a DamagedBlockError (a block's frame), an UnreadableBufferError (LMDB
+   * refused it, or it broke on what it read: the buffer's damage, as the EventStore's reads say
+   * it), or a SnapshotBehindError (this snapshot is older than the request: no damage).
+   */
   read(position: number, end: number, options: SnapshotReadOptions): SnapshotRead {
+    try {
+      return this.#read(position, end, options);
+    } catch (err) {
+      if (err instanceof DamagedBlockError || err instanceof SnapshotBehindError) throw err;
+      throw new UnreadableBufferError(position, err);
+    }
+  }
+
+  #read(position: number, end: number, options: SnapshotReadOptions): SnapshotRead {
     // lmdb-js renews its shared read transaction only on a later event-loop turn: reset it, so
     // this read sees every commit made before the request was sent.
     this.#root.resetReadTxn();
@@ -103,7 +122,7 @@ export class SnapshotReader {
       position = trimmedUpTo;
     }
     const lastTimeUs = (this.#meta.get(META.lastTimeUs) as number | undefined) ?? 0;
-    if (lastTimeUs < end) throw new Error(`the read snapshot ends at time_us ${lastTimeUs}, before ${end}: it is older than the request`);
+    if (lastTimeUs < end) throw new SnapshotBehindError(`the read snapshot ends at time_us ${lastTimeUs}, before ${end}: it is older than the request`);
     // Read as the EventStore reads them: a damaged one bypasses the index (the store rebuilds it), never fails the read.
     const { bypassed, rebuilds: indexRebuilds, gaps: indexGaps } = readDidIndexMeta(this.#meta);
     this.#current = { sealedEvents: options.sealedEvents, trimmedUpTo, indexRebuilds, indexGaps, partitionsReloaded: false };
