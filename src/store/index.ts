@@ -216,10 +216,10 @@
  *   slabs.ts         SlabPool, Lease: reused memory for decompressed partitions, pinned while read
  *   sealed-reads.ts  reads of sealed blocks: by the DID index, by partition, or everything
  *   disk-reads.ts    readStored: sealed blocks then the tail, for a read's bounds (collect, into the caller's array if it hands one: ReadOptions.into); ReadLeases
- *   read-errors.ts   UnreadableBufferError: a read that failed for another reason than a damaged block; orUnreadable, oldestOrUnreadable: it as a value; closingRanges, closedOnError
+ *   read-errors.ts   UnreadableBufferError: a read that failed for another reason than a damaged block; orUnreadable, oldestOrUnreadable: it as a value; reasonKind: a reason without its numbers, said once; closingRanges, closedOnError
  *   tail-runs.ts     a tail run's stored form and its CRC-32; the events lost in damaged runs, which readers stop before
  *   stored-state.ts  META (the meta table's keys), readMeta, readPartitions, readDidIndexMeta: the state the events cannot give back, each value's kind checked (DamagedStateError)
- *   snapshot-reader.ts SnapshotReader: the same reads from another thread, in a fresh snapshot
+ *   snapshot-reader.ts SnapshotReader: the same reads from another thread, in a fresh snapshot; SnapshotBehindError: a snapshot older than the request (no damage)
  *   index.reads.ts   the read side alone (SnapshotReader, encodeRecords): the entry point of a replay worker, which must not load the whole stage
  *   environment.ts   the LMDB environment's options and tables, opened alike by every thread
  *   did-keys.ts      the per-DID index's keys
