@@ -224,10 +224,16 @@ export class ReplayReads {
           readHere();
         }
       },
-      // The worker died (the pool logs it) or the read failed there: this batch is read here.
+      // The worker died (the pool logs it) or the read failed there: this batch is read here,
+      // however saying the failure goes (a throw left the read asked for, and the replay stuck).
       (err) => {
-        if (err instanceof ReplayReadFailed) this.#workerReadFailed(err, pool);
-        readHere();
+        try {
+          if (err instanceof ReplayReadFailed) this.#workerReadFailed(err, pool);
+        } catch (failure) {
+          pool.logger.error({ err: (failure as Error).message, stack: (failure as Error).stack }, "a replay worker's failed read could not be said: its batch is read on the main thread");
+        } finally {
+          readHere();
+        }
       },
     );
   }
