@@ -25,9 +25,10 @@ const EVENTS = 4_000;
 
 /**
  * A buffer of small blocks written and closed, then a store opened on it; the directory's page
- * holding its newest key is then broken in place.
+ * holding its newest key is then broken in place. `trimmedBefore`: retention first removed the
+ * blocks older than the event at that index.
  */
-async function storeWithDirectoryLastPageBroken(t: TestContext, logger: Logger) {
+async function storeWithDirectoryLastPageBroken(t: TestContext, logger: Logger, trimmedBefore?: number) {
   const defer = cleanup(t);
   const dir = tempDir('contrail-worker-directory-last-page-');
   defer(() => dir.remove());
@@ -35,6 +36,7 @@ async function storeWithDirectoryLastPageBroken(t: TestContext, logger: Logger) 
   const events = blockStream(4).slice(0, EVENTS);
   const writer = new EventStore({ dataDir, hotLogBytes: 0, fsync: false, dictionary: BUNDLED_DICTIONARY, blockEvents: BLOCK_EVENTS });
   await writer.commit({ entries: events, revs: new Map() });
+  if (trimmedBefore !== undefined) assert.ok((await writer.trimBefore(events[trimmedBefore]!.timeUs, EVENTS)) > 0, 'retention removed the oldest blocks');
   await writer.close();
   const raw = openLmdb({ path: dataDir, maxDbs: 16 });
   const { pageSize } = raw.getStats() as { pageSize: number };
@@ -81,4 +83,16 @@ test("what a replay worker read around (the directory's last page) is said once 
   assert.equal(said.length, 1, `said once: ${JSON.stringify(lines)}`);
   assert.match(String(said[0]!.err), /MDB_CORRUPTED/, "with LMDB's reason");
   assert.equal(store.workerUnreadableReads, 2, 'each read counted');
+});
+
+test("what a replay worker read around is said and counted when its answer is that retention removed the events asked for", { timeout: 60_000 }, async (t) => {
+  const lines: Array<{ level: number; msg: string; [field: string]: unknown }> = [];
+  const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+  const { defer, events, store } = await storeWithDirectoryLastPageBroken(t, logger, 100);
+  const { subscriberAt, answerTo } = await replayReadsRig(defer, store, logger);
+  assert.equal(await answerTo(subscriberAt(events[10]!.timeUs)), 'trimmed', "the worker's answer: retention removed the events after the position");
+  const said = lines.filter((line) => line.level >= 50 && /replay worker/.test(line.msg));
+  assert.equal(said.length, 1, `what it read around is said: ${JSON.stringify(lines)}`);
+  assert.match(String(said[0]!.err), /MDB_CORRUPTED/, "with LMDB's reason");
+  assert.equal(store.workerUnreadableReads, 1, 'and counted');
 });
