@@ -54,7 +54,7 @@ export interface ReaderDoneMessage {
 
 /** A read's answer: the events as stored records (codec.ts) and, for a zstd wire, their frames. */
 export type ReplayReply = { id: number } & (
-  | { trimmed: true }
+  | { trimmed: true; refused?: string }
   | {
       trimmed?: undefined;
       position: number;

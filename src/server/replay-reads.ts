@@ -207,8 +207,8 @@ export class ReplayReads {
           // What the read found about the index is the store's, whoever asked: told even when the
           // answer is stale (the worker reports a finding once, then scans until a rebuild it counts).
           if (!answer.trimmed && answer.inconsistency) this.store.reportDidIndexInconsistent(answer.inconsistency, answer.indexRebuilds ?? 0);
-          // A page LMDB refused, which the worker read around: the store's to say and count, as a failed read.
-          if (!answer.trimmed && answer.refused) this.store.workerReadFailed(answer.refused);
+          // A page LMDB refused, which the worker read around (whatever it then answered): the store's to say and count, as a failed read.
+          if (answer.refused) this.store.workerReadFailed(answer.refused);
           if (state.generation !== generation || subscriber.filter !== filter || subscriber.mode === 'closed') return this.wake(subscriber);
           if (answer.trimmed) {
             state.trimmed = true;

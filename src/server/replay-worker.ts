@@ -80,7 +80,7 @@ function answer(request: ReplayRequest): ReplayReply {
     didIndexUsable: request.didIndexUsable,
     fromOldest: request.fromOldest,
   });
-  if (read.trimmed) return { id: request.id, trimmed: true };
+  if (read.trimmed) return { id: request.id, trimmed: true, ...(read.refused ? { refused: read.refused } : {}) };
   const records = encodeRecords(read.entries, Buffer.allocUnsafeSlow);
   const frames = wire.zstd ? framesOf(read.entries, wire) : undefined;
   // Both are copies: the memory the read's entries are views of may be reused from here on.

@@ -44,7 +44,11 @@ export type SnapshotRead =
       /** LMDB's reason for a page the read found its way around (the block directory's last: see #sealedUpTo). */
       refused?: string;
     })
-  | { trimmed: true };
+  | {
+      trimmed: true;
+      /** As above: the page read around on the way to finding the events gone. */
+      refused?: string;
+    };
 
 /**
  * Reads the stored events (sealed blocks and the tail) in another thread than the EventStore's:
@@ -116,7 +120,7 @@ export class SnapshotReader {
     const { sealedUpTo, refused } = this.#sealedUpTo();
     const trimmedUpTo = (this.#meta.get(META.trimmedUpTo) as number | undefined) ?? 0;
     if (position < trimmedUpTo) {
-      if (!options.fromOldest) return { trimmed: true };
+      if (!options.fromOldest) return { trimmed: true, ...(refused ? { refused } : {}) };
       // Asked for whatever is oldest: this snapshot's oldest is, though the main thread may have
       // trimmed again since it asked (reading from there again would meet the next trim).
       position = trimmedUpTo;
