@@ -6,7 +6,7 @@
  * empty buffer and an upstream that refuses connections. Runs alternate between the two; medians.
  * Build first (`npm run build`).
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { exitOnStopSignals } from '../test/support/exit-on-signals.ts';
 import { median, printTable, type Row } from './table.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -23,6 +24,15 @@ const CASES: [[string, string[]], ...Array<[string, string[]]>] = [
   ['compiled: node dist/cli.js', ['--max-semi-space-size=64', 'dist/cli.js']],
   ['source: node --import tsx src/cli.ts', ['--max-semi-space-size=64', '--import', 'tsx', 'src/cli.ts']],
 ];
+
+/** The gateway being measured and its data dir. A stop signal ends this process through process.exit, where measure's finally does not run: the 'exit' handler ends them instead. */
+let measuring: { child: ChildProcess; dataDir: string } | undefined;
+process.once('exit', () => {
+  if (!measuring) return;
+  measuring.child.kill('SIGKILL');
+  rmSync(measuring.dataDir, { recursive: true, force: true });
+});
+exitOnStopSignals();
 
 async function freePort(): Promise<number> {
   const server = createServer().listen(0, '127.0.0.1');
@@ -42,6 +52,7 @@ async function measure(args: string[]): Promise<{ startupMs: number; rssMb: numb
     [...args, 'serve', '--upstream', 'ws://127.0.0.1:9', '--data-dir', dataDir, '--host', '127.0.0.1', '--port', String(port), '--metrics-port', '0', '--log-level', 'warn'],
     { cwd: ROOT, env, stdio: 'ignore' },
   );
+  measuring = { child, dataDir };
   try {
     for (;;) {
       const ok = await fetch(`http://127.0.0.1:${port}/health`).then(
@@ -61,6 +72,7 @@ async function measure(args: string[]): Promise<{ startupMs: number; rssMb: numb
     child.kill('SIGTERM');
     await once(child, 'exit');
     rmSync(dataDir, { recursive: true, force: true });
+    measuring = undefined;
   }
 }
 
