@@ -10,11 +10,10 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { open as openLmdb } from 'lmdb';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { EventStore, registerBufferGauges } from '../src/store/index.ts';
-import { BLOCK, blockStream, BUNDLED_DICTIONARY } from './support/block-stream.ts';
+import { BLOCK, BUNDLED_DICTIONARY, writeBufferWithTail } from './support/block-stream.ts';
 import { cleanup } from './support/cleanup.ts';
 import { tempDir } from './support/gateway.ts';
 import { breakLeafPagesInPlace } from './support/lmdb-pages.ts';
@@ -26,15 +25,7 @@ test("a replay worker's read that LMDB refuses, which the main thread then reads
   const dir = tempDir('contrail-worker-read-counted-');
   defer(() => dir.remove());
   const dataDir = join(dir.path, 'data');
-  // Two sealed blocks and half a block in the tail.
-  const events = blockStream(3).slice(0, 2 * BLOCK + BLOCK / 2);
-  const writer = new EventStore({ dataDir, hotLogBytes: 0, fsync: false, dictionary: BUNDLED_DICTIONARY });
-  await writer.commit({ entries: events, revs: new Map() });
-  await writer.close();
-  const raw = openLmdb({ path: dataDir, maxDbs: 16 });
-  const { pageSize } = raw.getStats() as { pageSize: number };
-  const tailKey = Buffer.from([...raw.openDB<unknown, Buffer>({ name: 'tail', keyEncoding: 'binary' }).getKeys({ limit: 1 })][0]!);
-  await raw.close();
+  const { events, pageSize, tailKey } = await writeBufferWithTail(dataDir);
 
   const lines: Array<{ level: number; msg: string; [field: string]: unknown }> = [];
   const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });

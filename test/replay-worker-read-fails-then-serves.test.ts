@@ -10,33 +10,25 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { open as openLmdb } from 'lmdb';
 import { pino } from 'pino';
 import { didHash } from '../src/store/did-keys.ts';
 import { EventStore, SnapshotReader } from '../src/store/index.ts';
-import { BLOCK, blockStream, BUNDLED_DICTIONARY } from './support/block-stream.ts';
+import { BLOCK, BUNDLED_DICTIONARY, writeBufferWithTail } from './support/block-stream.ts';
 import { cleanup } from './support/cleanup.ts';
 import { tempDir } from './support/gateway.ts';
 import { breakLeafPagesInPlace } from './support/lmdb-pages.ts';
 import { texts } from './support/store-reads.ts';
 
 /**
- * Two sealed blocks and half a block in the tail, written and closed; then a store and a worker's
- * reader opened on them. The tail's first key and the page size are read before, for breaking pages.
+ * Two sealed blocks and half a block in the tail, written and closed (writeBufferWithTail); then a
+ * store and a worker's reader opened on them.
  */
 async function storeWithWorker(t: TestContext, prefix: string) {
   const defer = cleanup(t);
   const dir = tempDir(prefix);
   defer(() => dir.remove());
   const dataDir = join(dir.path, 'data');
-  const events = blockStream(3).slice(0, 2 * BLOCK + BLOCK / 2);
-  const writer = new EventStore({ dataDir, hotLogBytes: 0, fsync: false, dictionary: BUNDLED_DICTIONARY });
-  await writer.commit({ entries: events, revs: new Map() });
-  await writer.close();
-  const raw = openLmdb({ path: dataDir, maxDbs: 16 });
-  const { pageSize } = raw.getStats() as { pageSize: number };
-  const tailKey = Buffer.from([...raw.openDB<unknown, Buffer>({ name: 'tail', keyEncoding: 'binary' }).getKeys({ limit: 1 })][0]!);
-  await raw.close();
+  const { events, pageSize, tailKey } = await writeBufferWithTail(dataDir);
   const store = new EventStore({ dataDir, hotLogBytes: 0, fsync: false, dictionary: BUNDLED_DICTIONARY, logger: pino({ level: 'silent' }) });
   defer(() => store.close());
   const worker = new SnapshotReader(store.location, 0);

@@ -35,6 +35,15 @@ export async function writeBuffer(dataDir: string, events: Entry[]): Promise<voi
   await store.close();
 }
 
+/** LMDB's page size and the first key of the named table in the closed buffer in `dataDir`. */
+async function pageSizeAndFirstKey(dataDir: string, table: string): Promise<{ pageSize: number; firstKey: Buffer }> {
+  const raw = openLmdb({ path: dataDir, maxDbs: 16 });
+  const { pageSize } = raw.getStats() as { pageSize: number };
+  const firstKey = Buffer.from([...raw.openDB<unknown, Buffer>({ name: table, keyEncoding: 'binary' }).getKeys({ limit: 1 })][0]!);
+  await raw.close();
+  return { pageSize, firstKey };
+}
+
 /**
  * Writes `blocks` blocks of blockStream to a new buffer in `dataDir` and closes it; returns LMDB's
  * page size and the block directory's first key, for a test that breaks the directory's page
@@ -42,9 +51,19 @@ export async function writeBuffer(dataDir: string, events: Entry[]): Promise<voi
  */
 export async function writeBufferWithDirectory(dataDir: string, blocks: number): Promise<{ pageSize: number; directoryKey: Buffer }> {
   await writeBuffer(dataDir, blockStream(blocks));
-  const raw = openLmdb({ path: dataDir, maxDbs: 16 });
-  const { pageSize } = raw.getStats() as { pageSize: number };
-  const directoryKey = Buffer.from([...raw.openDB<unknown, Buffer>({ name: 'directory', keyEncoding: 'binary' }).getKeys({ limit: 1 })][0]!);
-  await raw.close();
-  return { pageSize, directoryKey };
+  const { pageSize, firstKey } = await pageSizeAndFirstKey(dataDir, 'directory');
+  return { pageSize, directoryKey: firstKey };
+}
+
+/**
+ * Writes two sealed blocks of blockStream and half a block in the tail to a new buffer in
+ * `dataDir` and closes it; returns the events, LMDB's page size and the tail's first key, for a
+ * test that breaks the tail's page, which only a replay worker reads from LMDB (the main thread
+ * holds the tail in memory).
+ */
+export async function writeBufferWithTail(dataDir: string): Promise<{ events: Entry[]; pageSize: number; tailKey: Buffer }> {
+  const events = blockStream(3).slice(0, 2 * BLOCK + BLOCK / 2);
+  await writeBuffer(dataDir, events);
+  const { pageSize, firstKey } = await pageSizeAndFirstKey(dataDir, 'tail');
+  return { events, pageSize, tailKey: firstKey };
 }
