@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { createStoreMetrics, EventStore, Retention } from '../src/store/index.ts';
@@ -17,9 +17,13 @@ import { cleanup } from './support/cleanup.ts';
 import { tempDir } from './support/gateway.ts';
 import { breakLeafPagesInPlace, breakLeafPagesUntilMended } from './support/lmdb-pages.ts';
 
-test('retention passes that fail on a directory page LMDB refuses say so once, each refused read counted', { timeout: 60_000 }, async (t) => {
+/**
+ * Three blocks written and closed (writeBufferWithDirectory), then a store opened on them whose
+ * log lines are kept in `lines`.
+ */
+async function storeOverBuffer(t: TestContext, prefix: string) {
   const defer = cleanup(t);
-  const dir = tempDir('contrail-retention-unreadable-');
+  const dir = tempDir(prefix);
   defer(() => dir.remove());
   const dataDir = join(dir.path, 'data');
   const { pageSize, directoryKey } = await writeBufferWithDirectory(dataDir, 3);
@@ -27,6 +31,11 @@ test('retention passes that fail on a directory page LMDB refuses say so once, e
   const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
   const store = new EventStore({ dataDir, hotLogBytes: 0, fsync: false, dictionary: BUNDLED_DICTIONARY, logger });
   defer(() => store.close());
+  return { dataDir, pageSize, directoryKey, lines, logger, store };
+}
+
+test('retention passes that fail on a directory page LMDB refuses say so once, each refused read counted', { timeout: 60_000 }, async (t) => {
+  const { dataDir, pageSize, directoryKey, lines, logger, store } = await storeOverBuffer(t, 'contrail-retention-unreadable-');
   // Every event is older than the age bound: each pass reads the oldest block to remove it.
   const retention = new Retention({ store, maxAgeMs: 1, maxBytes: 1e12, logger, metrics: createStoreMetrics(new Registry()) });
 
@@ -40,15 +49,7 @@ test('retention passes that fail on a directory page LMDB refuses say so once, e
 });
 
 test('retention passes that work again once the directory page is mended say so once', { timeout: 60_000 }, async (t) => {
-  const defer = cleanup(t);
-  const dir = tempDir('contrail-retention-mended-');
-  defer(() => dir.remove());
-  const dataDir = join(dir.path, 'data');
-  const { pageSize, directoryKey } = await writeBufferWithDirectory(dataDir, 3);
-  const lines: Array<{ level: number; msg: string; [field: string]: unknown }> = [];
-  const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
-  const store = new EventStore({ dataDir, hotLogBytes: 0, fsync: false, dictionary: BUNDLED_DICTIONARY, logger });
-  defer(() => store.close());
+  const { dataDir, pageSize, directoryKey, lines, logger, store } = await storeOverBuffer(t, 'contrail-retention-mended-');
   // The age bound passes the first block, not the others: a pass that works removes it, and the next finds nothing to do.
   const firstBlockEnd = store.span().oldestTimeUs! + (BLOCK - 1) * 10;
   const retention = new Retention({ store, maxAgeMs: 1, now: () => (firstBlockEnd + 5) / 1000 + 1, maxBytes: 1e12, logger, metrics: createStoreMetrics(new Registry()) });
