@@ -35,24 +35,24 @@ export async function writeBuffer(dataDir: string, events: Entry[]): Promise<voi
   await store.close();
 }
 
-/** LMDB's page size and the first key of the named table in the closed buffer in `dataDir`. */
-async function pageSizeAndFirstKey(dataDir: string, table: string): Promise<{ pageSize: number; firstKey: Buffer }> {
+/** LMDB's page size and the keys of the named table in the closed buffer in `dataDir`, in order. */
+async function pageSizeAndKeys(dataDir: string, table: string): Promise<{ pageSize: number; keys: Buffer[] }> {
   const raw = openLmdb({ path: dataDir, maxDbs: 16 });
   const { pageSize } = raw.getStats() as { pageSize: number };
-  const firstKey = Buffer.from([...raw.openDB<unknown, Buffer>({ name: table, keyEncoding: 'binary' }).getKeys({ limit: 1 })][0]!);
+  const keys = [...raw.openDB<unknown, Buffer>({ name: table, keyEncoding: 'binary' }).getKeys()].map((key) => Buffer.from(key));
   await raw.close();
-  return { pageSize, firstKey };
+  return { pageSize, keys };
 }
 
 /**
  * Writes `blocks` blocks of blockStream to a new buffer in `dataDir` and closes it; returns LMDB's
- * page size and the block directory's first key, for a test that breaks the directory's page
- * under a running contrail (breakLeafPagesInPlace, test/support/lmdb-pages.ts).
+ * page size and the block directory's keys (the first as directoryKey), for a test that damages
+ * the directory under a running contrail (breakLeafPagesInPlace, test/support/lmdb-pages.ts).
  */
-export async function writeBufferWithDirectory(dataDir: string, blocks: number): Promise<{ pageSize: number; directoryKey: Buffer }> {
+export async function writeBufferWithDirectory(dataDir: string, blocks: number): Promise<{ pageSize: number; directoryKey: Buffer; directoryKeys: Buffer[] }> {
   await writeBuffer(dataDir, blockStream(blocks));
-  const { pageSize, firstKey } = await pageSizeAndFirstKey(dataDir, 'directory');
-  return { pageSize, directoryKey: firstKey };
+  const { pageSize, keys } = await pageSizeAndKeys(dataDir, 'directory');
+  return { pageSize, directoryKey: keys[0]!, directoryKeys: keys };
 }
 
 /**
@@ -64,6 +64,6 @@ export async function writeBufferWithDirectory(dataDir: string, blocks: number):
 export async function writeBufferWithTail(dataDir: string): Promise<{ events: Entry[]; pageSize: number; tailKey: Buffer }> {
   const events = blockStream(3).slice(0, 2 * BLOCK + BLOCK / 2);
   await writeBuffer(dataDir, events);
-  const { pageSize, firstKey } = await pageSizeAndFirstKey(dataDir, 'tail');
-  return { events, pageSize, tailKey: firstKey };
+  const { pageSize, keys } = await pageSizeAndKeys(dataDir, 'tail');
+  return { events, pageSize, tailKey: keys[0]! };
 }

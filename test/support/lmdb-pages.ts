@@ -115,6 +115,25 @@ export function breakLeafPagesUntilMended(dataDir: string, pageSize: number, key
   return { pages: pages.size, mend: () => writeFlags((page) => flags.get(page)!) };
 }
 
+/**
+ * The first byte of the value under key `key` (stored in its leaf node, not on overflow pages) is
+ * written as `byte` in every leaf node holding the key, in place under a running contrail, as a
+ * stray write would change it: LMDB reads the value without fault, and its decoder refuses it.
+ * Returns how many leaf nodes were changed.
+ */
+export function changeValueFirstByteInPlace(dataDir: string, pageSize: number, key: Buffer, byte: number): number {
+  const path = join(dataDir, 'data.mdb');
+  const nodes = [...leafNodes(readFileSync(path), pageSize)].filter((node) => node.key.equals(key) && (node.flags & F_BIGDATA) === 0);
+  if (nodes.length === 0) throw new Error(`nothing to damage in ${path}`);
+  const fd = openSync(path, 'r+');
+  try {
+    for (const node of nodes) writeSync(fd, Buffer.from([byte]), 0, 1, node.dataAt);
+  } finally {
+    closeSync(fd);
+  }
+  return nodes.length;
+}
+
 function leafPagesOf(file: Buffer, pageSize: number, key: Buffer): Set<number> {
   const pages = new Set<number>();
   for (const node of leafNodes(file, pageSize)) if (node.key.equals(key)) pages.add(node.page);
