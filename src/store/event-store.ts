@@ -280,7 +280,7 @@ export class EventStore {
   #indexGaps: IndexGap[];
   /** Ends of the blocks reads found damaged (DamagedBlockError), each logged once. */
   readonly #damagedBlocks = new Set<number>();
-  /** Reasons reads failed for (UnreadableBufferError), each logged once (a few: LMDB's error codes). */
+  /** Kinds of reason reads failed for (UnreadableBufferError, reasonKind), each logged once. */
   readonly #readFailures = new Set<string>();
   /** Reads that failed so (UnreadableBufferError), each counted. */
   #unreadableReads = 0;
@@ -991,7 +991,8 @@ export class EventStore {
    * nothing (a block whose frame fails zstd's checksum, events lost in a damaged tail run): the
    * renewal is a write, and every replay that reaches such a block would cost one. A damaged block
    * (DamagedBlockError) is said once per block; any other failure becomes an UnreadableBufferError
-   * (the read after `position` cannot be made), said once per reason. Both at error level.
+   * (the read after `position` cannot be made), said once per reason (its numbers aside: reasonKind).
+   * Both at error level.
    * Returns the error to throw.
    */
   #readFailed(err: unknown, position: number): DamagedBlockError | UnreadableBufferError {
@@ -1008,8 +1009,9 @@ export class EventStore {
     this.#unreadableReads++;
     const unreadable = err instanceof UnreadableBufferError ? err : new UnreadableBufferError(position, err);
     const reason = err instanceof Error ? err.message : String(err);
-    if (!this.#readFailures.has(reason)) {
-      this.#readFailures.add(reason);
+    const kind = reasonKind(reason);
+    if (!this.#readFailures.has(kind)) {
+      this.#readFailures.add(kind);
       this.#logger?.error(
         { position, err: reason, ...(err instanceof Error && (err as { code?: unknown }).code === undefined ? { stack: err.stack } : {}) },
         'the buffer could not be read (its file may be damaged on disk: check the disk): replays whose reads fail so end with BufferUnreadable',

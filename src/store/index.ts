@@ -110,7 +110,7 @@
  * is said at error level, the index bypassed and, in a writable store, rebuilt, which writes them again.
  * Any other read that fails (LMDB refuses a page damaged on disk: MDB_CORRUPTED, MDB_PAGE_NOTFOUND)
  * throws an UnreadableBufferError naming the position it read after (read-errors.ts), logged
- * once per reason; so do the directory's reads outside a replay's (oldest(), and retention's
+ * once per reason, its numbers aside (reasonKind); so do the directory's reads outside a replay's (oldest(), and retention's
  * look at the oldest block, which fails its pass: said once per reason until a pass works again),
  * for a page that goes bad while serving.
  * Each such read is counted (unreadableReads, for the metrics), an index rebuild's too (which
