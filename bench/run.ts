@@ -19,7 +19,7 @@
  * a second request. The npm script execs this process so that npm's passing-on reaches it (`sh -c`
  * would take the signal and die without passing it on).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { constants } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -30,12 +30,13 @@ const only = process.argv[2];
 const ECHO_MS = 1_000;
 const underNpm = process.env.npm_lifecycle_event !== undefined;
 
-let running: ChildProcess | undefined;
+/** The running benchmark's process group (its pid), kept after the benchmark exits: what it started may outlive it. */
+let group: number | undefined;
 let stop: { signal: NodeJS.Signals; at: number; copyTaken: boolean } | undefined;
 
 function signalGroup(signal: NodeJS.Signals): void {
   try {
-    if (running?.pid !== undefined) process.kill(-running.pid, signal);
+    if (group !== undefined) process.kill(-group, signal);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err; // the group has ended already
   }
@@ -60,12 +61,12 @@ for (const name of benches) {
   if (only && name !== only) continue;
   if (stop) break;
   // The same V8 flags as `npm start`, so the numbers are the gateway's.
-  running = spawn(process.execPath, ['--max-semi-space-size=64', '--import', 'tsx', fileURLToPath(new URL(`./${name}.ts`, import.meta.url))], {
+  const running = spawn(process.execPath, ['--max-semi-space-size=64', '--import', 'tsx', fileURLToPath(new URL(`./${name}.ts`, import.meta.url))], {
     stdio: 'inherit',
     detached: true,
   });
+  group = running.pid;
   const [code] = (await once(running, 'exit')) as [number | null];
-  running = undefined;
   failed ||= code !== 0;
 }
 process.exit(stop ? 128 + constants.signals[stop.signal] : failed ? 1 : 0);

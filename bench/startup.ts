@@ -43,8 +43,9 @@ async function freePort(): Promise<number> {
 }
 
 async function measure(args: string[]): Promise<{ startupMs: number; rssMb: number }> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'contrail-startup-'));
+  // The port first: a stop while it is found leaves no data dir behind.
   const port = await freePort();
+  const dataDir = mkdtempSync(join(tmpdir(), 'contrail-startup-'));
   const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('CONTRAIL_') && name !== 'NODE_OPTIONS'));
   const started = performance.now();
   const child = spawn(
