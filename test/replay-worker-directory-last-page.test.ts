@@ -7,6 +7,7 @@
  * saying what LMDB refused on the way.
  */
 import assert from 'node:assert/strict';
+import { copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { open as openLmdb } from 'lmdb';
@@ -95,4 +96,42 @@ test("what a replay worker read around is said and counted when its answer is th
   assert.equal(said.length, 1, `what it read around is said: ${JSON.stringify(lines)}`);
   assert.match(String(said[0]!.err), /MDB_CORRUPTED/, "with LMDB's reason");
   assert.equal(store.workerUnreadableReads, 1, 'and counted');
+});
+
+test("what a replay worker read around is said and counted when its read then fails as a fault (its snapshot older than the request)", { timeout: 60_000 }, async (t) => {
+  const lines: Array<{ level: number; msg: string; [field: string]: unknown }> = [];
+  const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+  const defer = cleanup(t);
+  const dir = tempDir('contrail-worker-directory-last-page-fault-');
+  defer(() => dir.remove());
+  const dataDir = join(dir.path, 'data');
+  const olderDir = join(dir.path, 'older');
+  const events = blockStream(4).slice(0, EVENTS);
+  const writer = new EventStore({ dataDir, hotLogBytes: 0, fsync: false, dictionary: BUNDLED_DICTIONARY, blockEvents: BLOCK_EVENTS });
+  await writer.commit({ entries: events.slice(0, EVENTS - 100), revs: new Map() });
+  await writer.close();
+  // The worker reads an older copy (its snapshot ends before every request), whose directory's last page LMDB refuses.
+  mkdirSync(olderDir);
+  copyFileSync(join(dataDir, 'data.mdb'), join(olderDir, 'data.mdb'));
+  const raw = openLmdb({ path: olderDir, maxDbs: 16 });
+  const { pageSize } = raw.getStats() as { pageSize: number };
+  const newestKey = Buffer.from([...raw.openDB<unknown, Buffer>({ name: 'directory', keyEncoding: 'binary' }).getKeys({ reverse: true, limit: 1 })][0]!);
+  await raw.close();
+  assert.ok(breakLeafPagesInPlace(olderDir, pageSize, newestKey) > 0, "the older copy's directory's last page is broken");
+
+  const store = new EventStore({ dataDir, hotLogBytes: 0, fsync: false, dictionary: BUNDLED_DICTIONARY, blockEvents: BLOCK_EVENTS, logger });
+  defer(() => store.close());
+  await store.commit({ entries: events.slice(EVENTS - 100), revs: new Map() });
+  const { subscriberAt, nextBatch } = await replayReadsRig(defer, store, logger, { ...store.location, dataDir: olderDir });
+  const batch = await nextBatch(subscriberAt(events[10]!.timeUs));
+  assert.deepEqual(texts(batch.entries), texts(events.slice(11, 11 + batch.entries.length)), 'the main thread reads the batch');
+  assert.ok(batch.entries.length > 0, 'a batch');
+  const workerLines = lines.filter((line) => line.level >= 40 && /replay worker/.test(line.msg));
+  assert.ok(
+    workerLines.some((line) => /older than the request/.test(String(line.err))),
+    `the fault is said: ${JSON.stringify(workerLines)}`,
+  );
+  const refusals = workerLines.filter((line) => /MDB_CORRUPTED/.test(String(line.err)));
+  assert.equal(refusals.length, 1, `what the worker read around is said once: ${JSON.stringify(workerLines)}`);
+  assert.equal(store.workerUnreadableReads, 1, 'and counted once: the fault is not');
 });
