@@ -112,6 +112,8 @@ export interface ReplayFailure {
   id: number;
   error: string;
   kind: ReplayFailureKind;
+  /** LMDB's reason for a page the read found its way around before it failed (SnapshotRead.refused): damage, whatever the kind. */
+  refused?: string;
 }
 
 /** What a read that failed in its worker rejects with, told from a worker that died (whose reads reject with the pool's error). */
@@ -119,6 +121,7 @@ export class ReplayReadFailed extends Error {
   constructor(
     message: string,
     readonly kind: ReplayFailureKind,
+    readonly refused?: string,
   ) {
     super(message);
   }
@@ -170,7 +173,7 @@ export class ReplayPool {
         if ('ready' in message) return;
         const waiting = this.#pool.answered(slot, message.id);
         if (!waiting) return;
-        if ('error' in message) waiting.reject(new ReplayReadFailed(message.error, message.kind));
+        if ('error' in message) waiting.reject(new ReplayReadFailed(message.error, message.kind, message.refused));
         else waiting.resolve(message);
       },
     });

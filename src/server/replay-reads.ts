@@ -242,8 +242,10 @@ export class ReplayReads {
    * A read that failed in its worker. Damage it met is the store's to say and count even when the
    * read here succeeds: it may be where only workers read (the tail, which this thread holds in
    * memory); a damaged block's is said by the read here. A fault is no damage: said once per kind.
+   * A page the read found its way around before it failed is damage, whatever failed the read.
    */
   #workerReadFailed(failure: ReplayReadFailed, pool: ReplayPool): void {
+    if (failure.refused) this.store.workerReadFailed(failure.refused);
     if (failure.kind === 'unreadable') return this.store.workerReadFailed(failure.message);
     if (failure.kind !== 'fault' || this.#faultsSaid.has(reasonKind(failure.message))) return;
     this.#faultsSaid.add(reasonKind(failure.message));

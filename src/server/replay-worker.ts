@@ -9,7 +9,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Entry } from '../events/index.ts';
-import { DamagedBlockError, encodeRecords, SnapshotReader, UnreadableBufferError } from '../store/index.reads.ts';
+import { DamagedBlockError, encodeRecords, SnapshotReader, UnreadableBufferError, type SnapshotRead } from '../store/index.reads.ts';
 import { lowerThreadPriority } from '../threads/index.ts';
 import { EventCompressor } from './compression.ts';
 import { sendsEvent, type SubscriberFilter } from './filter.ts';
@@ -66,45 +66,62 @@ function framesOf(entries: readonly Entry[], wire: Wire): { bytes: ArrayBuffer; 
   return { bytes: bytes.buffer, ends };
 }
 
-function answer(request: ReplayRequest): ReplayReply {
+function answer(request: ReplayRequest): ReplayReply | ReplayFailure {
   const wire = wires[request.wire.zstd ? `${request.wire.name}+zstd` : request.wire.name];
   if (!wire) throw new Error(`no wire ${request.wire.name}`);
   const filter = filterFor(request.filter, wire);
   let tooLarge = 0;
-  const read = reader.read(request.position, request.end, {
-    ...request.limits,
-    filter: (entry) => sendsEvent(filter, entry, () => tooLarge++),
-    select: filter,
-    reader: request.reader,
-    sealedEvents: request.sealedEvents,
-    didIndexUsable: request.didIndexUsable,
-    fromOldest: request.fromOldest,
-  });
-  if (read.trimmed) return { id: request.id, trimmed: true, ...(read.refused ? { refused: read.refused } : {}) };
-  const records = encodeRecords(read.entries, Buffer.allocUnsafeSlow);
-  const frames = wire.zstd ? framesOf(read.entries, wire) : undefined;
-  // Both are copies: the memory the read's entries are views of may be reused from here on.
-  reader.release(read);
-  return {
-    id: request.id,
-    position: read.position,
-    records: records.buffer as ArrayBuffer,
-    ...(frames ? { frames } : {}),
-    tooLarge,
-    ...(read.inconsistency ? { inconsistency: read.inconsistency, indexRebuilds: read.indexRebuilds } : {}),
-    ...(read.fromOldest ? { fromOldest: read.fromOldest } : {}),
-    ...(read.refused ? { refused: read.refused } : {}),
-    partitionsRead: reader.partitionsRead,
-  };
+  let read: SnapshotRead;
+  try {
+    read = reader.read(request.position, request.end, {
+      ...request.limits,
+      filter: (entry) => sendsEvent(filter, entry, () => tooLarge++),
+      select: filter,
+      reader: request.reader,
+      sealedEvents: request.sealedEvents,
+      didIndexUsable: request.didIndexUsable,
+      fromOldest: request.fromOldest,
+    });
+  } catch (err) {
+    // What the read found its way around before it failed is damage to say, whatever failed it.
+    return failureOf(request.id, err, reader.refusedByLastRead);
+  }
+  try {
+    if (read.trimmed) return { id: request.id, trimmed: true, ...(read.refused ? { refused: read.refused } : {}) };
+    const records = encodeRecords(read.entries, Buffer.allocUnsafeSlow);
+    const frames = wire.zstd ? framesOf(read.entries, wire) : undefined;
+    return {
+      id: request.id,
+      position: read.position,
+      records: records.buffer as ArrayBuffer,
+      ...(frames ? { frames } : {}),
+      tooLarge,
+      ...(read.inconsistency ? { inconsistency: read.inconsistency, indexRebuilds: read.indexRebuilds } : {}),
+      ...(read.fromOldest ? { fromOldest: read.fromOldest } : {}),
+      ...(read.refused ? { refused: read.refused } : {}),
+      partitionsRead: reader.partitionsRead,
+    };
+  } catch (err) {
+    return failureOf(request.id, err, read.refused);
+  } finally {
+    // Records and frames are copies: the memory the read's entries are views of may be reused
+    // from here on, however the answer went (a lease never released only forgoes the reuse).
+    reader.release(read);
+  }
 }
 
 /**
  * What the main thread is told of a read that failed: damage only where the store's read says so
  * (SnapshotReader.read: a damaged block, or an UnreadableBufferError, told with LMDB's or the
  * check's own reason); anything else — its snapshot behind the request, a fault in this thread's
- * code — is a fault, its error's name kept with its message.
+ * code outside the store's read — is a fault, its error's name kept with its message. `refused`:
+ * a page the read found its way around before the failure (SnapshotRead.refused).
  */
-function failureOf(err: unknown): { error: string; kind: ReplayFailureKind } {
+function failureOf(id: number, err: unknown, refused?: string): ReplayFailure {
+  return { id, ...failureKindOf(err), ...(refused ? { refused } : {}) };
+}
+
+function failureKindOf(err: unknown): { error: string; kind: ReplayFailureKind } {
   if (err instanceof DamagedBlockError) return { error: err.message, kind: 'damagedBlock' };
   if (err instanceof UnreadableBufferError) return { error: err.cause instanceof Error ? err.cause.message : String(err.cause), kind: 'unreadable' };
   return { error: err instanceof Error ? `${err.name}: ${err.message}` : String(err), kind: 'fault' };
@@ -120,7 +137,8 @@ port.on('message', (request: ReplayRequest | ReaderDoneMessage) => {
   try {
     reply = answer(request);
   } catch (err) {
-    reply = { id: request.id, ...failureOf(err) };
+    // Failed before its read (no such wire, a filter that does not parse).
+    reply = failureOf(request.id, err);
   }
   const transfer = 'records' in reply ? [reply.records, ...(reply.frames ? [reply.frames.bytes, reply.frames.ends.buffer as ArrayBuffer] : [])] : [];
   port.postMessage(reply, transfer);

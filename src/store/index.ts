@@ -88,8 +88,8 @@
  * UnreadableBufferError, a snapshot older than the request as a SnapshotBehindError, which is no damage.
  * A worker finds where the sealed blocks end (the directory's newest key, which the EventStore keeps
  * in memory) in `blockSeqs` where LMDB refuses the directory's last page, and says so with its read,
- * a `trimmed` answer too: its reads of blocks on sound pages are served, not every one read again
- * on the main thread.
+ * a `trimmed` answer too, and a read that then fails (SnapshotReader.refusedByLastRead): its reads of
+ * blocks on sound pages are served, not every one read again on the main thread.
  * A block's directory entry (msgpack, no checksum either) that no longer decodes leaves the block
  * unreadable (which partitions, which dictionary): a start names its events lost the same way,
  * from after the block before it to its end, and a writable one removes the block (its frames

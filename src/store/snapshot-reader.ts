@@ -77,6 +77,7 @@ export class SnapshotReader {
   #inconsistency: string | undefined;
   #inconsistentAtRebuilds = 0;
   #didIndexUsable = true;
+  #refusedByLastRead: string | undefined;
 
   constructor(location: BufferLocation, blockCacheBytes: number) {
     this.#root = openEnvironment(location);
@@ -105,6 +106,7 @@ export class SnapshotReader {
    * it), or a SnapshotBehindError (this snapshot is older than the request: no damage).
    */
   read(position: number, end: number, options: SnapshotReadOptions): SnapshotRead {
+    this.#refusedByLastRead = undefined;
     try {
       return this.#read(position, end, options);
     } catch (err) {
@@ -118,6 +120,7 @@ export class SnapshotReader {
     // this read sees every commit made before the request was sent.
     this.#root.resetReadTxn();
     const { sealedUpTo, refused } = this.#sealedUpTo();
+    this.#refusedByLastRead = refused;
     const trimmedUpTo = (this.#meta.get(META.trimmedUpTo) as number | undefined) ?? 0;
     if (position < trimmedUpTo) {
       if (!options.fromOldest) return { trimmed: true, ...(refused ? { refused } : {}) };
@@ -187,6 +190,14 @@ export class SnapshotReader {
     if (this.#inconsistency !== undefined) return;
     this.#inconsistency = detail;
     this.#inconsistentAtRebuilds = this.#current.indexRebuilds;
+  }
+
+  /**
+   * What the latest read found its way around (SnapshotRead.refused), whether it then answered or
+   * threw: damage to say even when the read failed for another reason (its snapshot behind the request).
+   */
+  get refusedByLastRead(): string | undefined {
+    return this.#refusedByLastRead;
   }
 
   /** Lets the memory a read's entries are views of be reused (see ReadLeases): once nothing holds them any more. */
