@@ -218,10 +218,14 @@ export class ReplayReads {
           }
           this.wake(subscriber);
         } catch (err) {
-          pool.logger.error({ err: (err as Error).message, stack: (err as Error).stack }, "a replay worker's answer could not be handled: its batch is read on the main thread");
           state.answer = undefined;
           state.trimmed = false;
-          readHere();
+          try {
+            pool.logger.error({ err: (err as Error).message, stack: (err as Error).stack }, "a replay worker's answer could not be handled: its batch is read on the main thread");
+          } finally {
+            // However saying it goes: a throw left the subscriber unwoken, its replay stuck.
+            readHere();
+          }
         }
       },
       // The worker died (the pool logs it) or the read failed there: this batch is read here,
