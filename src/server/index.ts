@@ -33,8 +33,8 @@
  * A read that fails in its worker is read again here, the worker having said what failed
  * (ReplayFailureKind): damage — a damaged block, which the read here says, or a read LMDB refused
  * or that broke on what it read, which the store counts and says (workerReadFailed) — or a fault
- * (its snapshot older than the request, a bug), said once per kind by replay-reads.ts and not
- * counted as damage.
+ * (its snapshot older than the request, a bug outside the store's read, which takes a throw inside
+ * it, the filter's too, for damage), said once per kind by replay-reads.ts and not counted as damage.
  *
  * Why this shape: one position per subscriber and one way to move it means replay, live, and
  * "fell behind then caught up" are the same code, so there is no replay→live seam to lose or

@@ -103,7 +103,9 @@ const STICKY_EXTRA_PENDING = 2;
  * Why a read failed in its worker, as the worker tells it: `damagedBlock`, a block's frame (a
  * DamagedBlockError: the main thread's read of the same block says it); `unreadable`, LMDB refused
  * a page the read met, or the read broke on what it read (an UnreadableBufferError: damage);
- * `fault`, anything else: the worker's snapshot older than the request, or a fault in its code.
+ * `fault`, anything else: the worker's snapshot older than the request, or a fault in its code
+ * outside the store's read (SnapshotReader.read throws any other failure inside it, the filter's
+ * included, as an UnreadableBufferError).
  */
 export type ReplayFailureKind = 'damagedBlock' | 'unreadable' | 'fault';
 

@@ -170,7 +170,7 @@ export function registerBufferGauges(
   });
   new Counter({
     name: 'contrail_store_worker_unreadable_reads_total',
-    help: "Replay workers' reads of the buffer LMDB refused (a page of data.mdb damaged on disk), that broke on what they read (a tail run's checksum, a stored record that does not decode), or that read around a refused page (the block directory's last), each read again on the main thread, which may read it without fault (it holds the tail in memory); a worker's faults (its snapshot older than the request, a bug) are logged, not counted; each reason is logged once, its numbers aside",
+    help: "Replay workers' reads of the buffer LMDB refused (a page of data.mdb damaged on disk), that broke on what they read (a tail run's checksum, a stored record that does not decode), or that read around a refused page (the block directory's last), each read again on the main thread, which may read it without fault (it holds the tail in memory); a worker's faults (its snapshot older than the request, a bug outside the store's read) are logged, not counted (a throw inside the read, the filter's included, is counted); each reason is logged once, its numbers aside",
     registers,
     collect() {
       this.reset();
