@@ -9,12 +9,12 @@ const KEY = 'leader';
  * never renew it back: it learns it lost, and steps down. The revision alone does not say whose
  * entry it is: a bucket removed and made again numbers its entries from 1, and another node's new
  * lease could stand at the very revision this node last wrote in the old bucket. So a renewal reads
- * the entry first and steps down if one at that revision is not this node's id. Only then: the read
- * is a direct get, which any replica of a replicated bucket answers, one behind this node's last
- * renewal too, and a stale entry must not end a healthy lease (the update, which the bucket's
- * stream leader answers, refuses one that moved on). The lease only decides who
- * *tries* to lead; the stream's expected-last-sequence publishes (stream-writer.ts) are what make
- * a deposed leader unable to append.
+ * the entry first and steps down unless it is this node's own PUT at that revision; with no entry
+ * the update decides. The read must be as current as the update: the bucket's handle (nats.ts) reads
+ * through its stream leader, not with a direct get, which any replica of a replicated bucket may
+ * answer, one behind the latest writes (an older entry ended healthy leases; no entry let the
+ * collision through). The lease only decides who *tries* to lead; the stream's expected-last-
+ * sequence publishes (stream-writer.ts) are what make a deposed leader unable to append.
  */
 export class LeaderLease {
   #revision: number | undefined;
@@ -43,11 +43,10 @@ export class LeaderLease {
   async renew(): Promise<boolean> {
     const revision = this.#revision;
     if (revision === undefined) return false;
-    // The read may be stale (a direct get, which any replica of the bucket answers): it ends the
-    // lease only for the collision, another entry at this node's revision; any other entry is for
-    // the compare-and-set to refuse.
+    // Read through the stream leader (nats.ts), so no entry but this node's own at its revision can be
+    // a stale answer: any other is the collision or a lost lease.
     const entry = await this.kv.get(KEY);
-    if (entry?.revision === revision && !(entry.operation === 'PUT' && entry.string() === this.nodeId)) {
+    if (entry && !(entry.revision === revision && entry.operation === 'PUT' && entry.string() === this.nodeId)) {
       this.#revision = undefined;
       return false;
     }

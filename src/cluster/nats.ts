@@ -87,7 +87,10 @@ export async function openCluster(options: ClusterOptions, logger: Logger): Prom
     const existingBucket = await jsm.streams.info(`KV_${bucket}`).catch(() => undefined);
     if (existingBucket) refuseForeignLeaseBucket(existingBucket.config, bucket);
     const makeLeaseBucket = () => explainReplicaErrors(options.replicas, () => new Kvm(js).create(bucket, { ttl: options.leaseMs, history: 1, replicas: options.replicas }));
-    const lease = await makeLeaseBucket();
+    await makeLeaseBucket();
+    // Read through the bucket's stream leader, as its compare-and-set is answered: a direct get (the
+    // bucket's default) may be answered by any replica, one behind the latest writes (lease.ts).
+    const lease = await new Kvm(js).open(bucket, { allow_direct: false });
     // Kvm.create keeps an existing bucket as it is, and its entries' lifetime is the lease.
     await explainReplicaErrors(options.replicas, async () => {
       const { config: bucketConfig } = await jsm.streams.info(`KV_${bucket}`);
