@@ -3,7 +3,7 @@
  * once per reason, and counts each (contrail_store_unreadable_reads_total). A reason can carry
  * numbers (a position, a value read), so one failure recurring at other places reads as other
  * reasons: keyed by the whole message, each was said again and the set of reasons said grew
- * without bound. Keyed by the reason without its numbers (reasonKind), as the replay workers' are,
+ * without bound. Keyed by the reason without its numbers (ReasonsSaid), as the replay workers' are,
  * it is said once.
  */
 import assert from 'node:assert/strict';

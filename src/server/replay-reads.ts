@@ -1,5 +1,5 @@
 import type { Entry } from '../events/index.ts';
-import { DamagedBlockError, reasonKind, UnreadableBufferError, type EventStore, type OldestHeld, type ReadOptions } from '../store/index.ts';
+import { DamagedBlockError, ReasonsSaid, UnreadableBufferError, type EventStore, type OldestHeld, type ReadOptions } from '../store/index.ts';
 import { withheld } from './backfill-feed.ts';
 import { sendsEvent, type SubscriberFilter } from './filter.ts';
 import { decodeAnswer, filterSpecJson, ReplayReadFailed, type ReplayPool, type ReplayReply } from './replay-pool.ts';
@@ -58,8 +58,8 @@ interface ReadState {
 export class ReplayReads {
   readonly #states = new WeakMap<Subscriber, ReadState>();
   readonly #specs = new WeakMap<SubscriberFilter, string>();
-  /** Kinds (reasonKind) of workers' faults said so far: each is said once. */
-  readonly #faultsSaid = new Set<string>();
+  /** Workers' faults said so far: each reason is said once. */
+  readonly #faultsSaid = new ReasonsSaid();
 
   constructor(
     private readonly store: EventStore,
@@ -251,8 +251,7 @@ export class ReplayReads {
   #workerReadFailed(failure: ReplayReadFailed, pool: ReplayPool): void {
     if (failure.refused) this.store.workerReadFailed(failure.refused);
     if (failure.kind === 'unreadable') return this.store.workerReadFailed(failure.message);
-    if (failure.kind !== 'fault' || this.#faultsSaid.has(reasonKind(failure.message))) return;
-    this.#faultsSaid.add(reasonKind(failure.message));
+    if (failure.kind !== 'fault' || !this.#faultsSaid.first(failure.message)) return;
     pool.logger.error(
       { err: failure.message },
       "a replay worker's read failed, not on what it read of the buffer (a fault of the worker, or its snapshot older than the request; no damage, not counted as such): its batch is read on the main thread",

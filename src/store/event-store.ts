@@ -15,7 +15,7 @@ import { lockDataDir, type DataDirLock } from './data-dir-lock.ts';
 import { assertFreeSpace } from './free-space.ts';
 import { assertLmdbFile } from './lmdb-file.ts';
 import { checkPreviousRun, Run, type PreviousRun } from './run-marker.ts';
-import { closingRanges, reasonKind, UnreadableBufferError } from './read-errors.ts';
+import { closingRanges, ReasonsSaid, UnreadableBufferError } from './read-errors.ts';
 import { SealedReader, type IndexGap, type ReadPlanCounts } from './sealed-reads.ts';
 import { DamagedStateError, META, readDidIndexMeta, readMeta, readPartitions } from './stored-state.ts';
 import { readRun, storedRun, type LostEvents } from './tail-runs.ts';
@@ -280,12 +280,12 @@ export class EventStore {
   #indexGaps: IndexGap[];
   /** Ends of the blocks reads found damaged (DamagedBlockError), each logged once. */
   readonly #damagedBlocks = new Set<number>();
-  /** Kinds of reason reads failed for (UnreadableBufferError, reasonKind), each logged once. */
-  readonly #readFailures = new Set<string>();
+  /** Reasons reads failed for (UnreadableBufferError), each logged once. */
+  readonly #readFailures = new ReasonsSaid();
   /** Reads that failed so (UnreadableBufferError), each counted. */
   #unreadableReads = 0;
-  /** Kinds of reason replay workers' reads failed for (workerReadFailed, reasonKind), each logged once. */
-  readonly #workerReadFailures = new Set<string>();
+  /** Reasons replay workers' reads failed for (workerReadFailed), each logged once. */
+  readonly #workerReadFailures = new ReasonsSaid();
   /** Replay workers' reads that failed so, each counted. */
   #workerUnreadableReads = 0;
   /** Times this store found the per-DID index inconsistent (each bypasses it and, writable, starts a rebuild). */
@@ -575,13 +575,11 @@ export class EventStore {
    * that batch instead (ReplayReads), or the worker read around the page (the block directory's
    * last, SnapshotReader). Either may succeed where the worker's read did not (the tail, held here
    * in memory, is read from LMDB only by workers), so the failure is counted and said here, once per
-   * reason (its numbers aside: reasonKind), at error level.
+   * reason (its numbers aside: ReasonsSaid), at error level.
    */
   workerReadFailed(reason: string): void {
     this.#workerUnreadableReads++;
-    const kind = reasonKind(reason);
-    if (this.#workerReadFailures.has(kind)) return;
-    this.#workerReadFailures.add(kind);
+    if (!this.#workerReadFailures.first(reason)) return;
     this.#logger?.error(
       { err: reason },
       "a replay worker's read of the buffer failed (its file may be damaged on disk: check the disk): its batch is read on the main thread, which holds the tail in memory, or around the page where it can",
@@ -991,7 +989,7 @@ export class EventStore {
    * nothing (a block whose frame fails zstd's checksum, events lost in a damaged tail run): the
    * renewal is a write, and every replay that reaches such a block would cost one. A damaged block
    * (DamagedBlockError) is said once per block; any other failure becomes an UnreadableBufferError
-   * (the read after `position` cannot be made), said once per reason (its numbers aside: reasonKind).
+   * (the read after `position` cannot be made), said once per reason (its numbers aside: ReasonsSaid).
    * Both at error level.
    * Returns the error to throw.
    */
@@ -1009,9 +1007,7 @@ export class EventStore {
     this.#unreadableReads++;
     const unreadable = err instanceof UnreadableBufferError ? err : new UnreadableBufferError(position, err);
     const reason = err instanceof Error ? err.message : String(err);
-    const kind = reasonKind(reason);
-    if (!this.#readFailures.has(kind)) {
-      this.#readFailures.add(kind);
+    if (this.#readFailures.first(reason)) {
       this.#logger?.error(
         { position, err: reason, ...(err instanceof Error && (err as { code?: unknown }).code === undefined ? { stack: err.stack } : {}) },
         'the buffer could not be read (its file may be damaged on disk: check the disk): replays whose reads fail so end with BufferUnreadable',

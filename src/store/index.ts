@@ -110,7 +110,7 @@
  * is said at error level, the index bypassed and, in a writable store, rebuilt, which writes them again.
  * Any other read that fails (LMDB refuses a page damaged on disk: MDB_CORRUPTED, MDB_PAGE_NOTFOUND)
  * throws an UnreadableBufferError naming the position it read after (read-errors.ts), logged
- * once per reason, its numbers aside (reasonKind); so do the directory's reads outside a replay's (oldest(), and retention's
+ * once per reason, its numbers aside (ReasonsSaid); so do the directory's reads outside a replay's (oldest(), and retention's
  * look at the oldest block, which fails its pass: said once per reason until a pass works again),
  * for a page that goes bad while serving.
  * Each such read is counted (unreadableReads, for the metrics), an index rebuild's too (which
@@ -217,7 +217,7 @@
  *   slabs.ts         SlabPool, Lease: reused memory for decompressed partitions, pinned while read
  *   sealed-reads.ts  reads of sealed blocks: by the DID index, by partition, or everything
  *   disk-reads.ts    readStored: sealed blocks then the tail, for a read's bounds (collect, into the caller's array if it hands one: ReadOptions.into); ReadLeases
- *   read-errors.ts   UnreadableBufferError: a read that failed for another reason than a damaged block; orUnreadable, oldestOrUnreadable: it as a value; reasonKind: a reason without its numbers, said once; closingRanges, closedOnError
+ *   read-errors.ts   UnreadableBufferError: a read that failed for another reason than a damaged block; orUnreadable, oldestOrUnreadable: it as a value; ReasonsSaid: reasons said once each, their numbers aside (every log-once of a failure: the store's reads, the workers', retention's passes); closingRanges, closedOnError
  *   tail-runs.ts     a tail run's stored form and its CRC-32; the events lost in damaged runs, which readers stop before
  *   stored-state.ts  META (the meta table's keys), readMeta, readPartitions, readDidIndexMeta: the state the events cannot give back, each value's kind checked (DamagedStateError)
  *   snapshot-reader.ts SnapshotReader: the same reads from another thread, in a fresh snapshot; SnapshotBehindError: a snapshot older than the request (no damage)
@@ -241,7 +241,7 @@ export { EventStore, type Batch, type EventStoreOptions, type StoreSpan, type Up
 export type { EventFilter, ReadOptions, ReadResult } from './disk-reads.ts';
 export type { Selection } from './sealed-reads.ts';
 export { DamagedBlockError } from './blocks.ts';
-export { oldestOrUnreadable, orUnreadable, reasonKind, UnreadableBufferError } from './read-errors.ts';
+export { oldestOrUnreadable, orUnreadable, ReasonsSaid, UnreadableBufferError } from './read-errors.ts';
 export { mapSizeFor, type BufferLocation } from './environment.ts';
 export * from './index.reads.ts';
 export { decodeRecords } from './codec.ts';

@@ -18,12 +18,28 @@ export class UnreadableBufferError extends Error {
 }
 
 /**
- * A failure's reason as logged once: its message without the numbers in it (a position, a byte
- * offset), so that the same failure at another place is the same reason, and the reasons kept to
- * say each once stay few however long it recurs.
+ * Failures' reasons, each to be said once: a reason is kept as its message without the numbers in
+ * it (a position, a byte offset), so that the same failure at another place is the same reason,
+ * and the reasons kept stay few however long one recurs.
  */
-export function reasonKind(message: string): string {
-  return message.replace(/\d+/g, '#');
+export class ReasonsSaid {
+  readonly #kinds = new Set<string>();
+
+  /** True the first time a reason of this kind is met (it is kept from then on). */
+  first(reason: string): boolean {
+    const kind = reason.replace(/\d+/g, '#');
+    if (this.#kinds.has(kind)) return false;
+    this.#kinds.add(kind);
+    return true;
+  }
+
+  get any(): boolean {
+    return this.#kinds.size > 0;
+  }
+
+  clear(): void {
+    this.#kinds.clear();
+  }
 }
 
 /**

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { EventStore } from './event-store.ts';
 import { freeBytes } from './free-space.ts';
 import type { StoreMetrics } from './metrics.ts';
+import { ReasonsSaid } from './read-errors.ts';
 
 export interface RetentionOptions {
   store: EventStore;
@@ -53,11 +54,11 @@ export class Retention {
   /** What passes trimmed since the last line saying so, and when that line was (see TRIMMED_LOG_MS). */
   #unsaid = { byAge: 0, bySize: 0, passes: 0, saidAtMs: -Infinity };
   /**
-   * Why passes failed since the last one that did not, each said once: a pass runs every interval
+   * Why passes failed since the last one that did not, each said once (its numbers aside): a pass runs every interval
    * and after every commit past the size bound, and a page LMDB refuses fails them all alike (the
    * store counts each refused read, contrail_store_unreadable_reads_total).
    */
-  readonly #failures = new Set<string>();
+  readonly #failures = new ReasonsSaid();
 
   constructor(options: RetentionOptions) {
     this.#options = { intervalMs: 5_000, chunkSize: 1_024, now: Date.now, capacityReportMs: 600_000, ...options };
@@ -170,14 +171,13 @@ export class Retention {
         await new Promise(setImmediate);
       }
       if (byAge + bySize > 0) this.#sayTrimmed(byAge, bySize);
-      if (this.#failures.size > 0 && !this.#stopped) {
+      if (this.#failures.any && !this.#stopped) {
         logger.warn('retention passes work again');
         this.#failures.clear();
       }
     } catch (err) {
       const reason = (err as Error).message;
-      if (this.#failures.has(reason)) return;
-      this.#failures.add(reason);
+      if (!this.#failures.first(reason)) return;
       logger.error({ err: reason }, 'retention pass failed; will retry (said once per reason until a pass works)');
     }
   }
