@@ -19,6 +19,7 @@ import { tempDir } from './support/gateway.ts';
 import { breakLeafPagesInPlace } from './support/lmdb-pages.ts';
 import { replayReadsRig } from './support/replay-reads-rig.ts';
 import { texts } from './support/store-reads.ts';
+import { capturingLogger, type LogLine } from './support/upstream-harness.ts';
 
 /** Small blocks, so that the directory spans several leaf pages. */
 const BLOCK_EVENTS = 16;
@@ -72,8 +73,8 @@ test("a replay worker's read of blocks on the block directory's sound pages is s
 });
 
 test("what a replay worker read around (the directory's last page) is said once per reason and each counted, its batches its own", { timeout: 60_000 }, async (t) => {
-  const lines: Array<{ level: number; msg: string; [field: string]: unknown }> = [];
-  const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+  const lines: LogLine[] = [];
+  const logger = capturingLogger(lines, 'info');
   const { defer, events, store } = await storeWithDirectoryLastPageBroken(t, logger);
   const { subscriberAt, nextBatch } = await replayReadsRig(defer, store, logger);
   for (const subscriber of [subscriberAt(0, true), subscriberAt(events[1_000]!.timeUs, true)]) {
@@ -87,8 +88,8 @@ test("what a replay worker read around (the directory's last page) is said once 
 });
 
 test("what a replay worker read around is said and counted when its answer is that retention removed the events asked for", { timeout: 60_000 }, async (t) => {
-  const lines: Array<{ level: number; msg: string; [field: string]: unknown }> = [];
-  const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+  const lines: LogLine[] = [];
+  const logger = capturingLogger(lines, 'info');
   const { defer, events, store } = await storeWithDirectoryLastPageBroken(t, logger, 100);
   const { subscriberAt, answerTo } = await replayReadsRig(defer, store, logger);
   assert.equal(await answerTo(subscriberAt(events[10]!.timeUs)), 'trimmed', "the worker's answer: retention removed the events after the position");
@@ -99,8 +100,8 @@ test("what a replay worker read around is said and counted when its answer is th
 });
 
 test("what a replay worker read around is said and counted when its read then fails as a fault (its snapshot older than the request)", { timeout: 60_000 }, async (t) => {
-  const lines: Array<{ level: number; msg: string; [field: string]: unknown }> = [];
-  const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+  const lines: LogLine[] = [];
+  const logger = capturingLogger(lines, 'info');
   const defer = cleanup(t);
   const dir = tempDir('contrail-worker-directory-last-page-fault-');
   defer(() => dir.remove());

@@ -12,13 +12,13 @@ import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { pino } from 'pino';
 import { EventStore } from '../src/store/index.ts';
 import { BLOCK, blockStream, BUNDLED_DICTIONARY } from './support/block-stream.ts';
 import { cleanup } from './support/cleanup.ts';
 import { tempDir } from './support/gateway.ts';
 import { replayReadsRig } from './support/replay-reads-rig.ts';
 import { texts } from './support/store-reads.ts';
+import { capturingLogger, type LogLine } from './support/upstream-harness.ts';
 
 test("a replay worker's read that fails on a snapshot older than the request is said once as a worker fault, not counted as damage, and read on the main thread", { timeout: 60_000 }, async (t) => {
   const defer = cleanup(t);
@@ -33,8 +33,8 @@ test("a replay worker's read that fails on a snapshot older than the request is 
   mkdirSync(olderDir);
   copyFileSync(join(dataDir, 'data.mdb'), join(olderDir, 'data.mdb'));
 
-  const lines: Array<{ level: number; msg: string; [field: string]: unknown }> = [];
-  const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+  const lines: LogLine[] = [];
+  const logger = capturingLogger(lines, 'info');
   const store = new EventStore({ dataDir, hotLogBytes: 0, fsync: false, dictionary: BUNDLED_DICTIONARY, logger });
   defer(() => store.close());
   const { subscriberAt, nextBatch } = await replayReadsRig(defer, store, logger, { ...store.location, dataDir: olderDir });

@@ -10,7 +10,6 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { EventStore, registerBufferGauges } from '../src/store/index.ts';
 import { BLOCK, BUNDLED_DICTIONARY, writeBufferWithTail } from './support/block-stream.ts';
@@ -19,6 +18,7 @@ import { tempDir } from './support/gateway.ts';
 import { breakLeafPagesInPlace } from './support/lmdb-pages.ts';
 import { replayReadsRig } from './support/replay-reads-rig.ts';
 import { texts } from './support/store-reads.ts';
+import { capturingLogger, type LogLine } from './support/upstream-harness.ts';
 
 test("a replay worker's read that LMDB refuses, which the main thread then reads without fault, is said once per reason and each counted", { timeout: 60_000 }, async (t) => {
   const defer = cleanup(t);
@@ -27,8 +27,8 @@ test("a replay worker's read that LMDB refuses, which the main thread then reads
   const dataDir = join(dir.path, 'data');
   const { events, pageSize, tailKey } = await writeBufferWithTail(dataDir);
 
-  const lines: Array<{ level: number; msg: string; [field: string]: unknown }> = [];
-  const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+  const lines: LogLine[] = [];
+  const logger = capturingLogger(lines, 'info');
   const store = new EventStore({ dataDir, hotLogBytes: 0, fsync: false, dictionary: BUNDLED_DICTIONARY, logger });
   defer(() => store.close());
   const registry = new Registry();

@@ -9,12 +9,12 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { pino } from 'pino';
 import { EventStore, UnreadableBufferError } from '../src/store/index.ts';
 import { BLOCK, BUNDLED_DICTIONARY, writeBufferWithDirectory } from './support/block-stream.ts';
 import { cleanup } from './support/cleanup.ts';
 import { tempDir } from './support/gateway.ts';
 import { changeValueFirstByteInPlace } from './support/lmdb-pages.ts';
+import { capturingLogger, type LogLine } from './support/upstream-harness.ts';
 
 test('two failed reads of the buffer whose reasons differ only by their numbers are said once, each counted', { timeout: 60_000 }, async (t) => {
   const defer = cleanup(t);
@@ -22,8 +22,8 @@ test('two failed reads of the buffer whose reasons differ only by their numbers 
   defer(() => dir.remove());
   const dataDir = join(dir.path, 'data');
   const { pageSize, directoryKeys } = await writeBufferWithDirectory(dataDir, 3);
-  const lines: Array<{ level: number; msg: string; [field: string]: unknown }> = [];
-  const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+  const lines: LogLine[] = [];
+  const logger = capturingLogger(lines, 'info');
   const store = new EventStore({ dataDir, hotLogBytes: 0, fsync: false, dictionary: BUNDLED_DICTIONARY, logger });
   defer(() => store.close());
   const said = () => lines.filter((line) => line.level >= 50 && /the buffer could not be read/.test(line.msg));

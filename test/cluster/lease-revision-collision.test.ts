@@ -17,7 +17,6 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import pino from 'pino';
 import { StreamFollower } from '../../src/cluster/follower.ts';
 import { LeaderLease } from '../../src/cluster/lease.ts';
 import { openCluster, type ClusterConnection } from '../../src/cluster/nats.ts';
@@ -27,6 +26,7 @@ import { leadershipWithIdleIngest } from '../support/cluster-leadership.ts';
 import { tempDir } from '../support/gateway.ts';
 import { NatsCluster, natsServerMissing } from '../support/nats-cluster.ts';
 import { waitUntil } from '../support/poll.ts';
+import { capturingLogger, type LogLine } from '../support/upstream-harness.ts';
 
 /**
  * Long enough that no renewal is due while a term begins (every lease / 3: the catch-up's renewals
@@ -75,8 +75,8 @@ test("a leader whose lease revision from a removed bucket equals the new holder'
   const joinNode = async (nodeId: string) => {
     const dir = tempDir(`contrail-lease-collision-${nodeId}-`);
     defer(() => dir.remove());
-    const lines: Array<{ level: number; msg: string }> = [];
-    const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+    const lines: LogLine[] = [];
+    const logger = capturingLogger(lines, 'info');
     const connection = await openCluster({ ...options, nodeId }, logger);
     defer(() => connection.nc.close());
     const store = new EventStore({ dataDir: join(dir.path, 'data'), hotLogBytes: 0, fsync: false, mapSizeBytes: 64 << 20 });

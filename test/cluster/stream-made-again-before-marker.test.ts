@@ -38,6 +38,7 @@ import { tempDir } from '../support/gateway.ts';
 import { NatsCluster, natsServerMissing } from '../support/nats-cluster.ts';
 import { waitUntil } from '../support/poll.ts';
 import { readAll } from '../support/store-reads.ts';
+import { capturingLogger, type LogLine } from '../support/upstream-harness.ts';
 
 const RELAY = 'ws://relay.invalid';
 const LEASE_MS = 3_000;
@@ -96,8 +97,8 @@ async function streamMadeAgainBeforeMarker(t: TestContext, options: { holdFollow
     defer(() => follower.stop());
     return { connection, store, follower };
   };
-  const lines: Array<{ msg: string; markerSeq?: number }> = [];
-  const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+  const lines: LogLine[] = [];
+  const logger = capturingLogger(lines, 'info');
   const a = await joinNode('a', logger);
   const b = await joinNode('b', pino({ level: 'silent' }));
 

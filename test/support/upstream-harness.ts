@@ -3,7 +3,7 @@
  * registry and a logger whose lines the test can read; and the real consumer, an Ingester over
  * an EventStore in a temp dir, for tests that check what ends up stored.
  */
-import { pino, type Logger } from 'pino';
+import { pino, type Level, type Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { CursorClock } from '../../src/events/clock.ts';
 import { EventStore } from '../../src/store/event-store.ts';
@@ -30,8 +30,9 @@ export interface ClientHarness {
   messages: UpstreamMessage[];
 }
 
-export function capturingLogger(logs: LogLine[]): Logger {
-  return pino({ level: 'debug' }, { write: (line: string) => void logs.push(JSON.parse(line) as LogLine) });
+/** A logger whose lines, parsed, are pushed onto `logs`, from `level` up. */
+export function capturingLogger(logs: LogLine[], level: Level = 'debug'): Logger {
+  return pino({ level }, { write: (line: string) => void logs.push(JSON.parse(line) as LogLine) });
 }
 
 export function startClient(
