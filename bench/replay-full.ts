@@ -10,7 +10,9 @@
  * counts messages without parsing them (bench/frame-counter.ts), so what is measured is the
  * server's work; it is started before the clock (its start-up, ~0.5 s, is not the replay's), which
  * then runs from its connect to its last event; each row gives events/s (wall) and events per CPU-second of the gateway's
- * process (every thread), which other load on the machine distorts less. The peer is the scan
+ * process (every thread), which other load on the machine distorts less, and per CPU-second of its main thread
+ * alone (Linux: /proc/self/task/<pid>/stat; the main thread's id is the pid): with replay workers, what the main
+ * thread could carry if the workers had cores of their own. The peer is the scan
  * a replay is built on: EventStore.readAfter over the whole buffer in batches of 512, no filter,
  * in the same process (decompressing and decoding every block; nothing sent). With --clients N,
  * N clients replay at once (as in the soak), sharing the blocks read; the rates count every
@@ -18,7 +20,8 @@
  * --zstd-replay-level sets the gateway's flag of that name (the zstd level of replayed frames);
  * --replay-workers too (0, the default on this 2-core machine: every replay on the main thread).
  */
-import { cpSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { cpSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DEFAULT_REPLAY_LEVEL } from '../src/server/index.ts';
@@ -60,8 +63,22 @@ function clientsText(kind: string): string {
 interface Sample {
   eventsPerSecond: number;
   eventsPerCpuSecond: number;
+  /** NaN where there is no /proc (not Linux). */
+  eventsPerMainThreadCpuSecond: number;
   /** Bytes the server sent per event (NaN for the scan). */
   bytesPerEvent: number;
+}
+
+const MAIN_THREAD_STAT = `/proc/self/task/${process.pid}/stat`;
+const CLOCK_TICKS = existsSync(MAIN_THREAD_STAT) ? Number(execFileSync('getconf', ['CLK_TCK']).toString()) : NaN;
+
+/** The main thread's CPU seconds so far (utime + stime, fields 14 and 15 of its stat), NaN where there is no /proc. */
+function mainThreadCpuSeconds(): number {
+  if (Number.isNaN(CLOCK_TICKS)) return NaN;
+  const stat = readFileSync(MAIN_THREAD_STAT, 'utf8');
+  // Fields after the command name, which is in parentheses and may hold spaces: the state is field 3.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[14 - 3]) + Number(fields[15 - 3])) / CLOCK_TICKS;
 }
 
 function progress(text: string): void {
@@ -78,6 +95,7 @@ async function runCase(which: Case, buffer: string): Promise<Sample> {
   const clients = which === 'scan' ? undefined : await Clients.start();
   try {
     const cpu = process.cpuUsage();
+    const mainCpu = mainThreadCpuSeconds();
     const started = performance.now();
     let events = 0;
     if (which === 'scan') {
@@ -96,10 +114,11 @@ async function runCase(which: Case, buffer: string): Promise<Sample> {
     }
     const seconds = (performance.now() - started) / 1000;
     const used = process.cpuUsage(cpu);
+    const mainUsed = mainThreadCpuSeconds() - mainCpu;
     const expected = which === 'scan' ? EVENTS : EVENTS * CLIENTS;
     if (events < expected) throw new Error(`${which}: only ${events} of ${expected} events`);
     const bytesPerEvent = which === 'scan' ? NaN : (await bytesSent(gateway.metricsPort)) / events;
-    return { eventsPerSecond: events / seconds, eventsPerCpuSecond: events / ((used.user + used.system) / 1e6), bytesPerEvent };
+    return { eventsPerSecond: events / seconds, eventsPerCpuSecond: events / ((used.user + used.system) / 1e6), eventsPerMainThreadCpuSecond: events / mainUsed, bytesPerEvent };
   } finally {
     await clients?.close();
     await gateway.stop();
@@ -136,6 +155,7 @@ const rows: Row[] = CASES.map((which) => {
     'events/s': Math.round(median(samples.map((s) => s.eventsPerSecond))),
     'events per CPU-second': Math.round(perCpu),
     'vs scan (CPU)': Number.isNaN(scanPerCpu) ? '' : `${(perCpu / scanPerCpu).toFixed(2)}×`,
+    'events per main-thread CPU-second': Math.round(median(samples.map((s) => s.eventsPerMainThreadCpuSecond))),
     'bytes/event': which.key === 'scan' ? '' : median(samples.map((s) => s.bytesPerEvent)).toFixed(1),
     'events/s per run': samples.map((s) => Math.round(s.eventsPerSecond).toLocaleString('en-US')).join(' / '),
   };
