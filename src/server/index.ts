@@ -20,7 +20,11 @@
  * in a fresh snapshot per read; the hot log (recent events) is still read on the main thread,
  * synchronously, so the step that joins the live index runs between commits as before. A
  * worker's answer waits (replay-reads.ts) for the subscriber's replay turn (replay-turns.ts):
- * handling answers shares the replays' bounded slice of each turn, and a replay batch is sent
+ * handling answers shares the replays' bounded slice of each turn. A worker reads ahead: while a
+ * subscriber's batch is sent, the next one beyond the hot log is already asked for, so reading and
+ * sending overlap; a subscriber holds at most one batch being sent and one read ahead (in flight
+ * or answered, up to 256 KiB of events each), and an answer is used only for the position, filter
+ * and generation it was asked with. A replay batch is sent
  * 64 events per step, only while the subscriber's socket is under its high-water mark, so
  * commits and live sends wait behind replays for one slice and one short step at most; a commit
  * due in a turn (the ingester read events it has not committed: `commitDue`) runs before that
@@ -67,7 +71,7 @@
  *   backfill-feed.ts     BackfillFeed: starts a subscriber's repo backfills, sends their output in its replay steps
  *   replay-turns.ts      ReplayTurns: replays share one bounded slice per event-loop turn
  *   replay-step.ts       Replayer: one replay step — backfill output or the next batch sent, the trimmed check, joining live
- *   replay-reads.ts      ReplayReads: a replaying subscriber's next batch (hot log here, LMDB on a worker), stale reads dropped; one following the oldest event reads from the oldest held
+ *   replay-reads.ts      ReplayReads: a replaying subscriber's next batch (hot log here, LMDB on a worker, the next one read ahead while it is sent), stale reads dropped; one following the oldest event reads from the oldest held
  *   replay-pool.ts       ReplayPool: the replay worker threads (a threads WorkerPool), their requests and answers
  *   replay-worker.ts     a replay worker thread: reads, filters and frames in a snapshot of the buffer
  *   subscriber.ts        Admission (before the sink) and Subscriber (with it: send, hang up); positionAtTime, startsAtOldest

@@ -36,6 +36,8 @@ export class ServerMetrics {
   readonly disconnects: Counter<'reason'>;
   /** Events a subscriber wanted but were larger than its maxMessageSizeBytes. */
   tooLarge = 0;
+  /** Replay worker reads asked for ahead, while the subscriber's batch before them is sent (replay-reads.ts). */
+  readsAhead = 0;
 
   constructor(registry: Registry, subscriberCounts: () => Array<{ wire: string; compression: string; mode: string; count: number }>) {
     const registers = [registry];
@@ -99,6 +101,16 @@ export class ServerMetrics {
       collect() {
         this.inc({ reason: 'max_message_size' }, metrics.tooLarge - reportedTooLarge);
         reportedTooLarge = metrics.tooLarge;
+      },
+    });
+    let reportedReadsAhead = 0;
+    new Counter({
+      name: 'contrail_replay_reads_ahead_total',
+      help: "Replay worker reads asked for a subscriber while its batch before them was still to be sent (read ahead, so the worker reads as the main thread sends)",
+      registers,
+      collect() {
+        this.inc(metrics.readsAhead - reportedReadsAhead);
+        reportedReadsAhead = metrics.readsAhead;
       },
     });
   }

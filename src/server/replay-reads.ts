@@ -21,6 +21,13 @@ export interface ReplayBatch {
   fromOldest?: OldestHeld;
 }
 
+/** A worker's answer for the events after `from`, accepted (neither stale nor failed) and not used yet. */
+interface Answered {
+  from: number;
+  /** The events, decoded in the subscriber's turn (so decoding shares the replays' slice, not a live commit's turn); or retention removed events after `from`. */
+  reply: Extract<ReplayReply, { records: ArrayBuffer }> | 'trimmed';
+}
+
 interface ReadState {
   /** Bumped when the subscriber leaves or replays from elsewhere: a read asked for before is stale. */
   generation: number;
@@ -30,9 +37,12 @@ interface ReadState {
   reading: boolean;
   /** Read, not sent whole yet (the sink filled up, or the step's share was sent): sent first on the next step. */
   batch?: ReplayBatch;
-  /** A worker's answer, decoded in the subscriber's turn (so decoding shares the replays' slice, not a live commit's turn). */
-  answer?: Extract<ReplayReply, { records: ArrayBuffer }>;
-  /** A worker said retention removed events after the position. */
+  /**
+   * Workers' answers waiting to be used, oldest first: with `batch` and a read in flight, at most
+   * two at once (see #readAhead), so a subscriber holds one batch being sent and one read ahead.
+   */
+  answers: Answered[];
+  /** Retention removed events after the position (a worker's answer said so, and it was next). */
   trimmed?: boolean;
   /** The last worker read failed (there, or the worker died): read the next batch here. */
   onMainThread?: boolean;
@@ -52,8 +62,14 @@ interface ReadState {
  * on this thread when there are none (--replay-workers 0) or the worker died. A subscriber has
  * at most one worker read in flight; its answer waits here until the hub's turn comes
  * (replay-turns.ts), so handling answers shares the replays' bounded slice of each turn and
- * never delays a commit's publish. A read asked for before the subscriber's filter changed or it
- * left is dropped when it comes back, but an index inconsistency it found is still reported.
+ * never delays a commit's publish. A worker reads ahead: once an answer is accepted, or becomes
+ * the batch being sent, and nothing else is held or asked for, the batch after it is asked for
+ * at once if it too is beyond the hot log (#readAhead), so the worker reads while this thread
+ * sends instead of the two taking turns; a subscriber holds at most one batch being sent and one
+ * read ahead (in flight or answered). An answer is used only for the position it was read after,
+ * with the filter and generation it was asked with. A read asked for before the subscriber's
+ * filter changed or it left is dropped when it comes back, but an index inconsistency it found
+ * is still reported.
  */
 export class ReplayReads {
   readonly #states = new WeakMap<Subscriber, ReadState>();
@@ -67,6 +83,8 @@ export class ReplayReads {
     /** A worker's answer came for a subscriber (or its read failed): give it a step. */
     private readonly wake: (subscriber: Subscriber) => void,
     private readonly countTooLarge: (count: number) => void,
+    /** A read was asked for ahead, while the batch before it is sent. */
+    private readonly countReadAhead: () => void = () => {},
   ) {}
 
   /**
@@ -79,22 +97,29 @@ export class ReplayReads {
     const state = this.#stateOf(subscriber);
     if (state.filter !== subscriber.filter) {
       this.#dropBatch(subscriber, state);
-      state.answer = undefined;
+      state.answers.length = 0;
       state.trimmed = false;
     }
     if (state.trimmed) return 'trimmed';
-    if (state.answer) {
-      state.batch = decodeAnswer(state.answer);
-      state.answer = undefined;
-    }
     if (state.batch) return state.batch;
+    const answered = state.answers.shift();
+    // Read after another position (the one it was read ahead for was left some other way): dropped, as is any read after it.
+    if (answered && answered.from !== subscriber.position) state.answers.length = 0;
+    else if (answered?.reply === 'trimmed') return this.#trimmed(state);
+    else if (answered) {
+      // Counted as used: an answer dropped unused (its filter changed, it was read ahead for a position left) is read again.
+      if (answered.reply.tooLarge > 0) this.countTooLarge(answered.reply.tooLarge);
+      state.batch = decodeAnswer(answered.reply);
+      if (this.pool) this.#readAhead(subscriber, state, this.pool);
+      return state.batch;
+    }
     if (state.reading) return 'reading';
     // One that follows the oldest event reads from the oldest held now. A worker starts at its own
     // snapshot's oldest if retention trims again before it reads, and its answer is sent as it is,
     // so a trim at every commit cannot keep moving it on with nothing sent.
     if (subscriber.followsOldest) subscriber.position = Math.max(subscriber.position, this.store.trimmedUpTo);
     if (this.pool && !state.onMainThread && !this.store.hotLog.covers(subscriber.position)) {
-      this.#readInWorker(subscriber, state, this.pool);
+      this.#readInWorker(subscriber, state, this.pool, subscriber.position, subscriber.followsOldest);
       return 'reading';
     }
     state.onMainThread = false;
@@ -150,8 +175,14 @@ export class ReplayReads {
     state.generation++;
     this.#dropBatch(subscriber, state);
     state.spare = undefined;
-    state.answer = undefined;
+    state.answers.length = 0;
     state.trimmed = false;
+  }
+
+  #trimmed(state: ReadState): 'trimmed' {
+    state.answers.length = 0;
+    state.trimmed = true;
+    return 'trimmed';
   }
 
   /**
@@ -172,18 +203,33 @@ export class ReplayReads {
 
   #stateOf(subscriber: Subscriber): ReadState {
     let state = this.#states.get(subscriber);
-    if (!state) this.#states.set(subscriber, (state = { generation: 0, reading: false }));
+    if (!state) this.#states.set(subscriber, (state = { generation: 0, reading: false, answers: [] }));
     return state;
   }
 
-  #readInWorker(subscriber: Subscriber, state: ReadState, pool: ReplayPool): void {
-    state.reading = true;
+  /**
+   * Asks a worker for the batch after the one the subscriber sends next, while it is sent: when
+   * that one alone is held (a batch, or an accepted answer) and nothing is asked for, and the hot
+   * log does not hold what follows it (so its read would go to a worker anyway: the floor only
+   * rises). The bound — one batch being sent, one read ahead — keeps a subscriber's memory at two
+   * reads. Never a read that follows the oldest event: one made after something was sent (a trim
+   * past it is `trimmed`, not a jump).
+   */
+  #readAhead(subscriber: Subscriber, state: ReadState, pool: ReplayPool): void {
+    if (state.reading || state.onMainThread || state.answers.length + (state.batch ? 1 : 0) !== 1) return;
+    const last = state.answers[0]?.reply ?? state.batch!;
+    if (last === 'trimmed' || this.store.hotLog.covers(last.position)) return;
+    this.countReadAhead();
+    this.#readInWorker(subscriber, state, pool, last.position, false);
+  }
+
+  #readInWorker(subscriber: Subscriber, state: ReadState, pool: ReplayPool, position: number, fromOldest: boolean): void {
     const { generation } = state;
     const { filter } = subscriber;
     state.filter = filter;
     const { sealedEvents, didIndexUsable } = this.store.indexState;
     const request = {
-      position: subscriber.position,
+      position,
       // What the hot log does not hold: everything up to its floor is committed, so the worker's snapshot has it.
       end: this.store.hotLog.floor,
       filter: this.#specOf(filter),
@@ -192,16 +238,18 @@ export class ReplayReads {
       reader: subscriber.id,
       sealedEvents,
       didIndexUsable,
-      fromOldest: subscriber.followsOldest,
+      fromOldest,
     };
     const readHere = () => {
       state.reading = false;
       state.onMainThread = true;
       this.wake(subscriber);
     };
+    state.reading = true;
     pool.read(request).then(
       (answer) => {
         state.reading = false;
+        let answered: Answered | undefined;
         // A throw here would be an unhandled rejection, the end of the process: it costs this batch, read again here.
         try {
           // What the read found about the index is the store's, whoever asked: told even when the
@@ -210,16 +258,12 @@ export class ReplayReads {
           // A page LMDB refused, which the worker read around (whatever it then answered): the store's to say and count, as a failed read.
           if (answer.refused) this.store.workerReadFailed(answer.refused);
           if (state.generation !== generation || subscriber.filter !== filter || subscriber.mode === 'closed') return this.wake(subscriber);
-          if (answer.trimmed) {
-            state.trimmed = true;
-          } else {
-            if (answer.tooLarge > 0) this.countTooLarge(answer.tooLarge);
-            state.answer = answer;
-          }
+          state.answers.push((answered = { from: position, reply: answer.trimmed ? 'trimmed' : answer }));
           this.wake(subscriber);
+          this.#readAhead(subscriber, state, pool);
         } catch (err) {
-          state.answer = undefined;
-          state.trimmed = false;
+          // Dropped: its batch is read here.
+          if (answered) state.answers.splice(state.answers.indexOf(answered));
           try {
             pool.logger.error({ err: (err as Error).message, stack: (err as Error).stack }, "a replay worker's answer could not be handled: its batch is read on the main thread");
           } finally {

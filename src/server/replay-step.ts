@@ -40,7 +40,7 @@ export class Replayer {
     private readonly backfill: BackfillFeed | undefined,
     wake: (subscriber: Subscriber) => void,
   ) {
-    this.#reads = new ReplayReads(hub.store, hub.replayPool, wake, (count) => (hub.metrics.tooLarge += count));
+    this.#reads = new ReplayReads(hub.store, hub.replayPool, wake, (count) => (hub.metrics.tooLarge += count), () => hub.metrics.readsAhead++);
   }
 
   /** One read, or the next part of a batch read before, sent; true while the subscriber is still replaying (not live, blocked or gone). */

@@ -26,20 +26,37 @@ export async function replayReadsRig(defer: ReturnType<typeof cleanup>, store: E
   defer(() => pool.close());
   await pool.ready();
   let woken = () => {};
-  const reads = new ReplayReads(store, pool, () => woken(), () => {});
-  /** What ReplayReads gives for the subscriber once the worker it asked has answered (or failed). */
+  let readsAhead = 0;
+  const reads = new ReplayReads(store, pool, () => woken(), () => {}, () => readsAhead++);
+  /** Resolves at the next answer (or failure) of any subscriber's read. */
+  const nextWake = () => new Promise<void>((resolve) => (woken = resolve));
+  /**
+   * What ReplayReads gives for the subscriber once the worker it asked has answered (or failed);
+   * woken by another subscriber's read ahead, it waits on.
+   */
   const answerTo = async (subscriber: Subscriber) => {
-    const answered = new Promise<void>((resolve) => (woken = resolve));
     assert.equal(reads.next(subscriber), 'reading', 'the read is asked of the worker');
-    await answered;
-    return reads.next(subscriber);
+    let next: ReturnType<ReplayReads['next']>;
+    do {
+      await nextWake();
+      next = reads.next(subscriber);
+    } while (next === 'reading');
+    return next;
   };
   const sink: SubscriberSink = { send: () => {}, bufferedAmount: () => 0, cork: (fn) => fn(), close: () => {}, terminate: () => {} };
   return {
-    /** A v1 subscriber of every event from `position` on; `zstd`: a compressed one, whose frames only a worker makes. */
-    subscriberAt: (position: number, zstd = false) =>
+    pool,
+    reads,
+    nextWake,
+    /** Reads asked for ahead so far (ReplayReads' countReadAhead). */
+    readsAhead: () => readsAhead,
+    /**
+     * A v1 subscriber of every event from `position` on; `zstd`: a compressed one, whose frames only
+     * a worker makes; `fromOldest`: one following the oldest event (its cursor older than the buffer).
+     */
+    subscriberAt: (position: number, zstd = false, fromOldest = false) =>
       new Subscriber(
-        { filter: { ...parseFilter({}), frameBytes: () => 0 }, wire: v1Wire(compressor, zstd), deflate: false, position, requireHello: false, remoteAddress: '127.0.0.1' },
+        { filter: { ...parseFilter({}), frameBytes: () => 0 }, wire: v1Wire(compressor, zstd), deflate: false, position, fromOldest, requireHello: false, remoteAddress: '127.0.0.1' },
         sink,
         new ServerMetrics(new Registry(), () => []),
         0,
