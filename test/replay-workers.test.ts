@@ -18,6 +18,7 @@ import { startGateway, type Gateway } from '../src/gateway.ts';
 import { BACKGROUND_NICENESS } from '../src/threads/index.ts';
 import { FakeRelay } from './support/fake-relay.ts';
 import { cleanup } from './support/cleanup.ts';
+import { gateReplayReads } from './support/replay-read-gate.ts';
 import { startTestGateway, tempDir, testConfig } from './support/gateway.ts';
 import { FOLLOW, LIKE, POST, Subscription, Upstream, httpGet, queryFor, readWholeStream, storedEvent, waitUntil, wants, type FilterSpec } from './support/subscribe-client.ts';
 import { transportsUnderTest } from './support/transports.ts';
@@ -130,10 +131,23 @@ for (const { transport, skip } of await transportsUnderTest()) {
 
     test('a subscriber that leaves while a worker reads for it: the read is dropped, others are served', async () => {
       const size = gateway.server.hub.size;
-      for (let i = 0; i < 5; i++) {
-        const leaving = await open('cursor=0');
-        await waitUntil(() => pool().pendingReads > 0, 'a worker read in flight');
-        await leaving.close();
+      // Each leaver's first answer is held between the worker and the hub until it has left: polling
+      // for a read in flight missed a replay read ahead whole between two polls, and then waited on.
+      const held: Array<() => void> = [];
+      let answered = () => {};
+      const ungate = gateReplayReads(pool(), { after: () => new Promise<void>((release) => (held.push(release), answered())) });
+      try {
+        for (let i = 0; i < 5; i++) {
+          const readOut = new Promise<void>((resolve) => (answered = resolve));
+          const leaving = await open('cursor=0');
+          await readOut;
+          await leaving.close();
+          await waitUntil(() => gateway.server.hub.size === size, 'the leaver to be gone');
+          for (const release of held.splice(0)) release();
+        }
+      } finally {
+        ungate();
+        for (const release of held.splice(0)) release();
       }
       await waitUntil(() => gateway.server.hub.size === size && pool().pendingReads === 0, 'the leavers to be gone and their reads answered');
       const whole = await readWholeStream(gateway.port);
