@@ -8,13 +8,13 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { pino } from 'pino';
 import { BLOCK, writeBufferWithDirectory } from './support/block-stream.ts';
 import { cleanup } from './support/cleanup.ts';
 import { startTestGateway, tempDir } from './support/gateway.ts';
 import { breakLeafPagesInPlace } from './support/lmdb-pages.ts';
 import { waitUntil } from './support/poll.ts';
 import { httpGet, Subscription } from './support/subscribe-client.ts';
+import { capturingLogger } from './support/upstream-harness.ts';
 
 test('a directory page that goes bad while serving: /stats answers 503 BufferUnreadable, the status line and the gauges say what can be read, counted, and the gateway serves on', { timeout: 120_000 }, async (t) => {
   const defer = cleanup(t);
@@ -23,7 +23,7 @@ test('a directory page that goes bad while serving: /stats answers 503 BufferUnr
   const dataDir = join(dir.path, 'data');
   const { pageSize, directoryKey } = await writeBufferWithDirectory(dataDir, 3);
   const lines: Array<Record<string, any>> = [];
-  const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+  const logger = capturingLogger(lines, 'info');
   const gateway = await startTestGateway('ws://127.0.0.1:9', dataDir, { replayWorkers: 0 }, { logger, statusIntervalMs: 200 });
   defer(() => gateway.stop());
   defer(() => Subscription.closeAll());

@@ -8,7 +8,6 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { pino } from 'pino';
 import { writeBufferWithDirectory } from './support/block-stream.ts';
 import { cleanup } from './support/cleanup.ts';
 import { FakeRelay } from './support/fake-relay.ts';
@@ -16,6 +15,7 @@ import { startTestGateway, tempDir } from './support/gateway.ts';
 import { breakLeafPagesInPlace } from './support/lmdb-pages.ts';
 import { waitUntil } from './support/poll.ts';
 import { ALICE, POST, Subscription, Upstream } from './support/subscribe-client.ts';
+import { capturingLogger } from './support/upstream-harness.ts';
 
 test('a directory page that goes bad while ingesting: each event is committed once and sent once, and no commit is taken for failed', { timeout: 120_000 }, async (t) => {
   const defer = cleanup(t);
@@ -24,7 +24,7 @@ test('a directory page that goes bad while ingesting: each event is committed on
   const dataDir = join(dir.path, 'data');
   const { pageSize, directoryKey } = await writeBufferWithDirectory(dataDir, 3);
   const lines: Array<{ msg: string; level: number }> = [];
-  const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+  const logger = capturingLogger(lines, 'info');
   const relay = await FakeRelay.start();
   defer(() => relay.stop());
   const gateway = await startTestGateway(relay.url, dataDir, { replayWorkers: 0 }, { logger });

@@ -10,13 +10,13 @@ import assert from 'node:assert/strict';
 import { open as openLmdb } from 'lmdb';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { pino } from 'pino';
 import { cleanup } from './support/cleanup.ts';
 import { FakeRelay } from './support/fake-relay.ts';
 import { startTestGateway, tempDir } from './support/gateway.ts';
 import { breakLeafPagesInPlace } from './support/lmdb-pages.ts';
 import { waitUntil } from './support/poll.ts';
 import { ALICE, BOB, httpGet, POST, Subscription, Upstream } from './support/subscribe-client.ts';
+import { capturingLogger } from './support/upstream-harness.ts';
 
 test('a page of the revs table that goes bad while ingesting: the gateway runs on, the commit is retried and not lost, and /ready says why', { timeout: 120_000 }, async (t) => {
   const defer = cleanup(t);
@@ -24,7 +24,7 @@ test('a page of the revs table that goes bad while ingesting: the gateway runs o
   defer(() => dir.remove());
   const dataDir = join(dir.path, 'data');
   const lines: Array<Record<string, any>> = [];
-  const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+  const logger = capturingLogger(lines, 'info');
   const relay = await FakeRelay.start();
   defer(() => relay.stop());
   const gateway = await startTestGateway(relay.url, dataDir, { replayWorkers: 0 }, { logger });

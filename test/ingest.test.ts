@@ -5,7 +5,6 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test, type TestContext } from 'node:test';
-import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { CursorClock } from '../src/events/clock.ts';
 import { EventStore, type Batch } from '../src/store/event-store.ts';
@@ -17,6 +16,7 @@ import { parseMessage, type UpstreamMessage } from '../src/upstream/messages.ts'
 import { createUpstreamMetrics } from '../src/upstream/metrics.ts';
 import { accountFrame, commitFrame, errorFrame, identityFrame, infoFrame, tidFor } from './support/frames.ts';
 import { tempDir } from './support/gateway.ts';
+import { capturingLogger } from './support/upstream-harness.ts';
 
 const RELAY = 'wss://relay-one.test/xrpc/com.atproto.sync.subscribeRepos';
 const OTHER_RELAY = 'wss://relay-two.test/xrpc/com.atproto.sync.subscribeRepos';
@@ -79,7 +79,7 @@ function harness(store: EventStore, options: Partial<IngesterOptions> = {}): Har
   const registry = new Registry();
   const metrics = createStoreMetrics(registry);
   const logs: Harness['logs'] = [];
-  const logger = pino({ level: 'debug' }, { write: (line: string) => void logs.push(JSON.parse(line)) });
+  const logger = capturingLogger(logs);
   const backpressure: boolean[] = [];
   const health: boolean[] = [];
   const ingester = new Ingester({

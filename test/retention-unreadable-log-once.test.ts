@@ -9,13 +9,13 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { createStoreMetrics, EventStore, Retention } from '../src/store/index.ts';
 import { BLOCK, BUNDLED_DICTIONARY, writeBufferWithDirectory } from './support/block-stream.ts';
 import { cleanup } from './support/cleanup.ts';
 import { tempDir } from './support/gateway.ts';
 import { breakLeafPagesInPlace, breakLeafPagesUntilMended } from './support/lmdb-pages.ts';
+import { capturingLogger } from './support/upstream-harness.ts';
 
 /**
  * Three blocks written and closed (writeBufferWithDirectory), then a store opened on them whose
@@ -28,7 +28,7 @@ async function storeOverBuffer(t: TestContext, prefix: string) {
   const dataDir = join(dir.path, 'data');
   const { pageSize, directoryKey } = await writeBufferWithDirectory(dataDir, 3);
   const lines: Array<{ level: number; msg: string; [field: string]: unknown }> = [];
-  const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+  const logger = capturingLogger(lines, 'info');
   const store = new EventStore({ dataDir, hotLogBytes: 0, fsync: false, dictionary: BUNDLED_DICTIONARY, logger });
   defer(() => store.close());
   return { dataDir, pageSize, directoryKey, lines, logger, store };

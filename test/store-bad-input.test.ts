@@ -11,13 +11,13 @@ import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { open as openLmdb } from 'lmdb';
-import { pino } from 'pino';
 import type { Entry } from '../src/events/index.ts';
 import { EventStore, SnapshotReader } from '../src/store/index.ts';
 import { tempDir } from './support/gateway.ts';
 import { readAll, texts } from './support/store-reads.ts';
 import { waitUntil } from './support/poll.ts';
 import { mulberry32 } from './support/synthetic.ts';
+import { capturingLogger } from './support/upstream-harness.ts';
 
 const BUNDLED = readFileSync(fileURLToPath(new URL('../dictionaries/contrail-v1.zstd-dict', import.meta.url)));
 const COLLECTIONS = ['app.bsky.feed.like', 'app.bsky.feed.post', 'app.bsky.graph.follow'];
@@ -33,10 +33,10 @@ function events(count: number, first: number, dids: readonly string[], seed = 1)
   });
 }
 
-function capturingLogger() {
+/** A logger from info up, and the lines it has said. */
+function loggerKeepingLines() {
   const lines: Array<{ level: number; msg: string }> = [];
-  const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
-  return { logger, lines };
+  return { logger: capturingLogger(lines, 'info'), lines };
 }
 
 test('a changed dictionary (another file, or new contents under the same zstd ID) never makes old blocks unreadable', async (t) => {
@@ -104,7 +104,7 @@ test('a corrupt per-DID index entry: the replay stays exact (it scans instead), 
   assert.equal(corrupted, 1);
   await raw.close();
 
-  const { logger, lines } = capturingLogger();
+  const { logger, lines } = loggerKeepingLines();
   store = new EventStore({ dataDir: dir.path, hotLogBytes: 0, blockEvents: 100, logger });
   assert.deepEqual(texts(readAll(store, { dids: [target] })), expected, 'the replay is exact despite the corrupt entry');
   assert.ok(lines.some((l) => l.level === 50 && /per-DID index is inconsistent/.test(l.msg)), 'and says what happened');
@@ -112,7 +112,7 @@ test('a corrupt per-DID index entry: the replay stays exact (it scans instead), 
   // Stopped before the rebuild's first step: the buffer stays marked, and the next start begins it again.
   await store.close();
 
-  const reopened = capturingLogger();
+  const reopened = loggerKeepingLines();
   store = new EventStore({ dataDir: dir.path, hotLogBytes: 0, blockEvents: 100, logger: reopened.logger });
   t.after(() => store.close());
   assert.deepEqual(store.didIndex, { state: 'rebuilding', inconsistencies: 0 }, 'the start does not wait for the rebuild');
@@ -157,7 +157,7 @@ test('retention removes a block\'s index postings a chunk at a time: DID replays
   t.after(() => dir.remove());
   const dids = Array.from({ length: 300 }, (_, i) => `did:plc:${String(i).padStart(24, 'y')}`);
   const stream = events(4_000, 1_000_000, dids);
-  const { logger, lines } = capturingLogger();
+  const { logger, lines } = loggerKeepingLines();
   const store = new EventStore({ dataDir: dir.path, hotLogBytes: 0, blockEvents: 1_024, logger });
   await store.commit({ entries: stream, revs: new Map() });
   let done = false;

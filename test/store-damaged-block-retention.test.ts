@@ -8,13 +8,13 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { pino } from 'pino';
 import type { Entry } from '../src/events/index.ts';
 import { EventStore } from '../src/store/index.ts';
 import { cleanup } from './support/cleanup.ts';
 import { damagePartition } from './support/damaged-block.ts';
 import { tempDir } from './support/gateway.ts';
 import { readAll, texts } from './support/store-reads.ts';
+import { capturingLogger } from './support/upstream-harness.ts';
 
 const COLLECTIONS = ['app.bsky.feed.like', 'app.bsky.feed.post', 'app.bsky.graph.follow'];
 const LIKE = 'app.bsky.feed.like';
@@ -45,7 +45,7 @@ test('retention removing a block damaged on disk leaves the per-DID index in use
   await damagePartition(dir.path, damagedEnd, LIKE);
 
   const lines: Array<{ level: number; msg: string; [field: string]: unknown }> = [];
-  const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+  const logger = capturingLogger(lines, 'info');
   const open = () => new EventStore({ dataDir: dir.path, hotLogBytes: 0, blockEvents: BLOCK, fsync: false, logger });
   store = open();
   defer(() => store.close());

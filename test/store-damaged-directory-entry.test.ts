@@ -12,13 +12,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { open as openLmdb } from 'lmdb';
-import { pino } from 'pino';
 import type { Entry } from '../src/events/index.ts';
 import { DamagedBlockError, EventStore, SnapshotReader, type Selection } from '../src/store/index.ts';
 import { cleanup } from './support/cleanup.ts';
 import { tempDir } from './support/gateway.ts';
 import { changeKey } from './support/lmdb-pages.ts';
 import { type ReadPath, replayUntilError, texts } from './support/store-reads.ts';
+import { capturingLogger } from './support/upstream-harness.ts';
 
 const BLOCK = 100;
 const dids = Array.from({ length: 300 }, (_, i) => `did:plc:${String(i).padStart(24, 'e')}`);
@@ -71,7 +71,7 @@ test('a block whose directory entry no longer decodes: the store starts, names i
   await raw.close();
 
   const lines: Array<{ level: number; msg: string; [field: string]: unknown }> = [];
-  const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+  const logger = capturingLogger(lines, 'info');
   const open = () => new EventStore({ dataDir: dir.path, hotLogBytes: 0, blockEvents: BLOCK, fsync: false, logger });
   store = open();
   defer(() => store.close());

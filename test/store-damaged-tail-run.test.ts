@@ -13,12 +13,12 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { open as openLmdb } from 'lmdb';
-import { pino } from 'pino';
 import type { Entry } from '../src/events/index.ts';
 import { DamagedBlockError, EventStore, SnapshotReader } from '../src/store/index.ts';
 import { cleanup } from './support/cleanup.ts';
 import { tempDir } from './support/gateway.ts';
 import { timesUntilError } from './support/store-reads.ts';
+import { capturingLogger } from './support/upstream-harness.ts';
 
 const BLOCK = 100;
 /** Three commits of 30 events: three tail runs, the second of which is damaged. */
@@ -66,7 +66,7 @@ test('a tail run whose bytes changed on disk is read as lost events, named, neve
   await bufferWithDamagedRun(dataDir);
 
   const logs: Array<Record<string, unknown>> = [];
-  const logger = pino({ level: 'error' }, { write: (line: string) => void logs.push(JSON.parse(line)) });
+  const logger = capturingLogger(logs, 'error');
   const store = new EventStore({ dataDir, hotLogBytes: 0, fsync: false, blockEvents: BLOCK, logger });
   defer(() => store.close());
 

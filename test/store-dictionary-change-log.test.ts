@@ -11,10 +11,10 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { pino } from 'pino';
 import { EventStore } from '../src/store/index.ts';
 import { tempDir } from './support/gateway.ts';
 import { readAll, texts } from './support/store-reads.ts';
+import { capturingLogger } from './support/upstream-harness.ts';
 
 const BUNDLED = readFileSync(fileURLToPath(new URL('../dictionaries/contrail-v1.zstd-dict', import.meta.url)));
 
@@ -35,7 +35,7 @@ test('opening a buffer with another dictionary than its newest blocks were compr
   changed[changed.length - 100]! ^= 0xff;
   const open = async (dictionary: Buffer) => {
     const lines: Array<{ level: number; msg: string; dictionary?: { zstdId: number; sha256: string }; before?: { sha256: string } }> = [];
-    const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+    const logger = capturingLogger(lines, 'info');
     const opened = new EventStore({ dataDir: dir.path, hotLogBytes: 0, blockEvents: 50, dictionary, logger });
     return { store: opened, said: lines.filter((line) => /dictionar/i.test(line.msg)) };
   };

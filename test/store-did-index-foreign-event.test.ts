@@ -13,13 +13,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { open as openLmdb } from 'lmdb';
-import { pino } from 'pino';
 import type { Entry } from '../src/events/index.ts';
 import { didHash } from '../src/store/did-keys.ts';
 import { EventStore, SnapshotReader } from '../src/store/index.ts';
 import { tempDir } from './support/gateway.ts';
 import { waitUntil } from './support/poll.ts';
 import { readAll, texts } from './support/store-reads.ts';
+import { capturingLogger } from './support/upstream-harness.ts';
 
 const dids = Array.from({ length: 300 }, (_, i) => `did:plc:${String(i).padStart(24, 'z')}`);
 const stream: Entry[] = Array.from({ length: 3_000 }, (_, i) => {
@@ -28,12 +28,6 @@ const stream: Entry[] = Array.from({ length: 3_000 }, (_, i) => {
   return { timeUs, did, kind: 'commit', collection: 'app.bsky.feed.like', json: Buffer.from(`{"did":"${did}","time_us":${timeUs},"n":${i}}`) };
 });
 const target = stream[1_234]!.did;
-
-function capturingLogger() {
-  const lines: Array<{ level: number; msg: string }> = [];
-  const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
-  return { logger, lines };
-}
 
 /** A buffer of `stream` whose posting for the target's event stream[1_234] says the time_us of stream[named], another repo's. */
 async function corruptBuffer(path: string, named: number): Promise<void> {
@@ -73,7 +67,8 @@ for (const { named, wanted, what } of cases) {
     await corruptBuffer(dir.path, named);
     const expected = texts(stream.filter((e) => wanted.includes(e.did)));
 
-    const { logger, lines } = capturingLogger();
+    const lines: Array<{ level: number; msg: string }> = [];
+    const logger = capturingLogger(lines, 'info');
     const store = new EventStore({ dataDir: dir.path, hotLogBytes: 0, blockEvents: 100, logger });
     t.after(() => store.close());
     // A replay worker's read first: it reports the inconsistency for the EventStore to record.

@@ -14,13 +14,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { open as openLmdb } from 'lmdb';
-import { pino } from 'pino';
 import { EventStore, SnapshotReader } from '../src/store/index.ts';
 import { cleanup } from './support/cleanup.ts';
 import { dids, stream } from './support/corrupt-did-index.ts';
 import { tempDir } from './support/gateway.ts';
 import { waitUntil } from './support/poll.ts';
 import { readAll, texts } from './support/store-reads.ts';
+import { capturingLogger } from './support/upstream-harness.ts';
 
 const REPO = dids[7]!;
 
@@ -50,7 +50,7 @@ for (const damage of damages) {
     const ofRepo = texts(stream.filter((e) => e.did === REPO));
 
     const lines: Array<{ level: number; msg: string; [field: string]: unknown }> = [];
-    const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+    const logger = capturingLogger(lines, 'info');
     const reader = new EventStore({ dataDir: dir.path, hotLogBytes: 0, blockEvents: 100, readOnly: true, logger });
     assert.equal(reader.didIndex.state, 'bypassed', 'a read-only start bypasses the index');
     assert.deepEqual(texts(readAll(reader, { dids: [REPO] })), ofRepo, 'its DID replay is exact');

@@ -8,7 +8,6 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import type { Entry } from '../src/events/index.ts';
 import { openEnvironment, openTables } from '../src/store/environment.ts';
@@ -16,6 +15,7 @@ import { EventStore, registerBufferGauges } from '../src/store/index.ts';
 import { tempDir } from './support/gateway.ts';
 import { waitUntil } from './support/poll.ts';
 import { readAll, texts } from './support/store-reads.ts';
+import { capturingLogger } from './support/upstream-harness.ts';
 
 const COLLECTIONS = ['app.bsky.feed.like', 'app.bsky.feed.post', 'app.bsky.graph.follow'];
 const HOUR_MS = 3_600_000;
@@ -43,7 +43,7 @@ test('a per-DID index found inconsistent again after 3 rebuilds within 24 h is a
 
   let nowMs = 0;
   const lines: Array<{ level: number; msg: string }> = [];
-  const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+  const logger = capturingLogger(lines, 'info');
   store = new EventStore({ dataDir: dir.path, hotLogBytes: 0, blockEvents: 100, fsync: false, logger, nowMs: () => nowMs });
   t.after(() => store.close());
   const registry = new Registry();

@@ -13,7 +13,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { open as openLmdb } from 'lmdb';
-import { pino } from 'pino';
 import type { Entry } from '../src/events/index.ts';
 import { DamagedBlockError, EventStore, SnapshotReader, type Selection } from '../src/store/index.ts';
 import { cleanup } from './support/cleanup.ts';
@@ -21,6 +20,7 @@ import { damagePartition } from './support/damaged-block.ts';
 import { tempDir } from './support/gateway.ts';
 import { waitUntil } from './support/poll.ts';
 import { type ReadPath, replayUntilError, texts } from './support/store-reads.ts';
+import { capturingLogger } from './support/upstream-harness.ts';
 
 const LIKE = 'app.bsky.feed.like';
 const POST = 'app.bsky.feed.post';
@@ -62,7 +62,7 @@ test('a per-DID index rebuilt past a block damaged on disk finishes, says which 
   await raw.close();
 
   const lines: Array<{ level: number; msg: string; [field: string]: unknown }> = [];
-  const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+  const logger = capturingLogger(lines, 'info');
   const open = () => new EventStore({ dataDir: dir.path, hotLogBytes: 0, blockEvents: BLOCK, fsync: false, logger });
   store = open();
   defer(() => store.close());

@@ -14,7 +14,6 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { open as openLmdb } from 'lmdb';
-import { pino } from 'pino';
 import type { Entry } from '../src/events/index.ts';
 import { EventStore } from '../src/store/index.ts';
 import { cleanup } from './support/cleanup.ts';
@@ -22,6 +21,7 @@ import { tempDir } from './support/gateway.ts';
 import { pointValuePastFile } from './support/lmdb-pages.ts';
 import { waitUntil } from './support/poll.ts';
 import { texts } from './support/store-reads.ts';
+import { capturingLogger } from './support/upstream-harness.ts';
 
 const BUNDLED = readFileSync(fileURLToPath(new URL('../dictionaries/contrail-v1.zstd-dict', import.meta.url)));
 /** Blocks of 1,024 events: each frame lies on overflow pages, which pointValuePastFile points elsewhere. */
@@ -55,7 +55,7 @@ test('a per-DID index rebuild that meets a frame LMDB cannot find (MDB_PAGE_NOTF
   pointValuePastFile(dataDir, pageSize, frame);
 
   const lines: Array<{ level: number; msg: string; [field: string]: unknown }> = [];
-  const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+  const logger = capturingLogger(lines, 'info');
   const open = () => new EventStore({ dataDir, hotLogBytes: 0, fsync: false, dictionary: BUNDLED, logger });
   store = open();
   defer(() => store.close());

@@ -12,7 +12,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { open as openLmdb } from 'lmdb';
-import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { EventStore, registerBufferGauges, SnapshotReader } from '../src/store/index.ts';
 import { cleanup } from './support/cleanup.ts';
@@ -20,6 +19,7 @@ import { corruptBuffer, stream, target } from './support/corrupt-did-index.ts';
 import { tempDir } from './support/gateway.ts';
 import { breakLeafPagesInPlace } from './support/lmdb-pages.ts';
 import { readAll, texts } from './support/store-reads.ts';
+import { capturingLogger } from './support/upstream-harness.ts';
 
 test("a worker's report of an inconsistent per-DID index, made when a page of the buffer's meta cannot be read, bypasses the index, logged and counted, and throws nothing", async (t) => {
   const defer = cleanup(t);
@@ -30,7 +30,7 @@ test("a worker's report of an inconsistent per-DID index, made when a page of th
   const { pageSize } = raw.getStats() as { pageSize: number };
   await raw.close();
   const lines: Array<{ level: number; msg: string; [field: string]: unknown }> = [];
-  const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+  const logger = capturingLogger(lines, 'info');
   const store = new EventStore({ dataDir: dir.path, hotLogBytes: 0, blockEvents: 100, logger });
   defer(() => store.close());
   const registry = new Registry();

@@ -11,7 +11,6 @@ import assert from 'node:assert/strict';
 import { rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { CursorClock } from '../src/events/clock.ts';
 import { EventStore } from '../src/store/event-store.ts';
@@ -24,6 +23,7 @@ import { createUpstreamMetrics } from '../src/upstream/metrics.ts';
 import { commitFrame, tidFor } from './support/frames.ts';
 import { tempDir } from './support/gateway.ts';
 import { smallFileSystem } from './support/small-file-system.ts';
+import { capturingLogger } from './support/upstream-harness.ts';
 
 const RELAY = 'wss://relay-one.test/xrpc/com.atproto.sync.subscribeRepos';
 
@@ -81,7 +81,7 @@ test('a disk that really fills (ENOSPC on a tmpfs) while ingesting: a STORE COMM
   const registry = new Registry();
   const metrics = createStoreMetrics(registry);
   const logs: Array<{ level: number; msg: string; err?: string }> = [];
-  const logger = pino({ level: 'debug' }, { write: (line: string) => void logs.push(JSON.parse(line)) });
+  const logger = capturingLogger(logs);
   const paused: boolean[] = [];
   const ingester = new Ingester({
     store,

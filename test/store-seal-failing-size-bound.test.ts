@@ -11,13 +11,13 @@ import { rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import { pino } from 'pino';
 import { EventStore } from '../src/store/event-store.ts';
 import { cleanup } from './support/cleanup.ts';
 import { tempDir } from './support/gateway.ts';
 import { readAll, texts } from './support/store-reads.ts';
 import { smallFileSystem } from './support/small-file-system.ts';
 import { SEAL_CRASH_BLOCK, SEAL_GROUP, sealCrashEvents } from './support/seal-crash-events.ts';
+import { capturingLogger } from './support/upstream-harness.ts';
 
 test('while sealing fails on a full disk, the size bound trims the tail without trying the seal again', async (t) => {
   const defer = cleanup(t);
@@ -31,7 +31,7 @@ test('while sealing fails on a full disk, the size bound trims the tail without 
   }
   defer(() => disk.unmount());
   const logs: { level: number; msg: string }[] = [];
-  const logger = pino({ level: 'warn' }, { write: (line: string) => logs.push(JSON.parse(line) as never) });
+  const logger = capturingLogger(logs, 'warn');
   const events = sealCrashEvents().slice(0, SEAL_GROUP * SEAL_CRASH_BLOCK);
   const store = new EventStore({ dataDir: join(at, 'data'), hotLogBytes: 0, blockEvents: SEAL_CRASH_BLOCK, fsync: false, mapSizeBytes: 64 << 20, logger });
   defer(() => store.close());

@@ -13,7 +13,6 @@ import { test } from 'node:test';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { open as openLmdb } from 'lmdb';
-import { pino } from 'pino';
 import { didHash } from '../src/store/did-keys.ts';
 import { EventStore } from '../src/store/event-store.ts';
 import { SnapshotReader } from '../src/store/snapshot-reader.ts';
@@ -21,6 +20,7 @@ import { tempDir } from './support/gateway.ts';
 import { readAll, texts } from './support/store-reads.ts';
 import { smallFileSystem } from './support/small-file-system.ts';
 import { SEAL_CRASH_BLOCK, SEAL_DIDS, SEAL_GROUP, sealCrashEvents } from './support/seal-crash-events.ts';
+import { capturingLogger } from './support/upstream-harness.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -101,7 +101,7 @@ test('a seal that fails on a full disk loses nothing: the events stay readable f
     return;
   }
   const logs: { level: string; msg: string }[] = [];
-  const logger = pino({ level: 'warn' }, { write: (line: string) => logs.push(JSON.parse(line) as never) });
+  const logger = capturingLogger(logs, 'warn');
   const events = sealCrashEvents();
   const first = events.slice(0, SEAL_GROUP * SEAL_CRASH_BLOCK);
   const store = new EventStore({ dataDir: join(at, 'data'), hotLogBytes: 0, blockEvents: SEAL_CRASH_BLOCK, fsync: false, mapSizeBytes: 64 << 20, logger });

@@ -24,6 +24,7 @@ import { SnapshotReader } from '../src/store/snapshot-reader.ts';
 import { tempDir } from './support/gateway.ts';
 import { waitUntil } from './support/poll.ts';
 import { mulberry32 } from './support/synthetic.ts';
+import { capturingLogger } from './support/upstream-harness.ts';
 
 const DIDS = ['did:plc:alice000000000000000000a', 'did:plc:bob00000000000000000000b', 'did:web:carol.example.com'] as const;
 const COLLECTIONS = ['app.bsky.feed.like', 'app.bsky.feed.post', 'app.bsky.graph.follow', 'app.bsky.feed.repost'];
@@ -988,7 +989,7 @@ describe('retention', () => {
     const store = open(t, { blockEvents: 50 });
     const metrics = createStoreMetrics(new Registry());
     const lines: Array<{ msg: string; byAge: number; bySize: number }> = [];
-    const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+    const logger = capturingLogger(lines, 'info');
     let nowMs = Date.now();
     const retention = new Retention({ store, maxAgeMs: 3_600_000_000, maxBytes: 100 * 1024, logger, metrics, intervalMs: 3_600_000, now: () => nowMs });
     const events = incompressible(4_000, Date.now() * 1000);

@@ -13,7 +13,6 @@
  */
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
-import { pino } from 'pino';
 import type { UpstreamMessage } from '../src/upstream/index.ts';
 import { seriesValue } from './support/exposition.ts';
 import { localHttpServer } from './support/local-http.ts';
@@ -21,6 +20,7 @@ import { answerSync, syncMethodOf } from './support/repo-host.ts';
 import { waitUntil } from './support/poll.ts';
 import { SignedRepo, type Write } from './support/signed-repo.ts';
 import { withWrongPrevData } from './support/tamper.mjs';
+import { capturingLogger } from './support/upstream-harness.ts';
 import { commitOf, didDocument, verifierUnderTest } from './support/verifier-harness.ts';
 
 const POST = 'app.bsky.feed.post';
@@ -59,7 +59,7 @@ async function setup(t: TestContext, options: { resyncRetryMs: number; resyncRet
     res.end(didDocument(did, repos.get(did)!.signingKey, pdsUrl));
   });
   const logs: LogLine[] = [];
-  const logger = pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line) as LogLine) });
+  const logger = capturingLogger(logs, 'info');
   // Every deferral line is logged (repoLogEveryMs 0): they are this test's evidence, per repo.
   const start = () => verifierUnderTest(t, plcUrl, { resyncFromPds: true, logger, nowMs: () => clock, repoLogEveryMs: 0, ...options });
   let { verifier, delivered, registry, resyncsStarted } = start();

@@ -18,6 +18,7 @@ import { cleanup } from '../support/cleanup.ts';
 import { tempDir } from '../support/gateway.ts';
 import { NatsCluster, natsServerMissing } from '../support/nats-cluster.ts';
 import { within } from '../support/poll.ts';
+import { capturingLogger } from '../support/upstream-harness.ts';
 
 const RELAY = 'ws://relay.invalid';
 const OPTIONS = { replicas: 1, retentionMs: 3_600_000, leaseMs: 2_000, name: 'eventless', nodeId: 'a' };
@@ -56,7 +57,7 @@ test('a node whose buffer holds only the upstream cursor of batches without even
   assert.deepEqual(held, { lastSeq: 0, cursor: 300 }, 'the buffer holds no event, and the cursor of the last batch');
 
   const lines: Array<Record<string, unknown>> = [];
-  const logger = pino({ level: 'warn' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+  const logger = capturingLogger(lines, 'warn');
   const store = open();
   defer(() => store.close());
   const follower = new StreamFollower(cluster, store, dir.path, logger);

@@ -12,7 +12,6 @@ import assert from 'node:assert/strict';
 import { rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import pino from 'pino';
 import { StreamFollower } from '../../src/cluster/follower.ts';
 import { openCluster } from '../../src/cluster/nats.ts';
 import { StreamWriter } from '../../src/cluster/stream-writer.ts';
@@ -22,6 +21,7 @@ import { tempDir } from '../support/gateway.ts';
 import { NatsCluster, natsServerMissing } from '../support/nats-cluster.ts';
 import { waitUntil } from '../support/poll.ts';
 import { smallFileSystem } from '../support/small-file-system.ts';
+import { capturingLogger } from '../support/upstream-harness.ts';
 
 const DID = 'did:plc:fullfullfullfullfullfullf';
 const PER_BATCH = 50;
@@ -51,7 +51,7 @@ test('a follower whose commits keep failing (a full disk) logs the failure once 
   const nats = await NatsCluster.start(1);
   defer(() => nats.stop());
   const logs: Array<{ msg: string; detail?: string; suppressedSinceLastLog?: number }> = [];
-  const logger = pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line)) });
+  const logger = capturingLogger(logs, 'info');
   const cluster = await openCluster({ servers: nats.urls, replicas: 1, retentionMs: 3_600_000, leaseMs: 2_000, name: 'full', nodeId: 'a' }, logger);
   defer(() => cluster.nc.close());
   const store = new EventStore({ dataDir: join(at, 'data'), hotLogBytes: 0, fsync: false, mapSizeBytes: 64 << 20 });

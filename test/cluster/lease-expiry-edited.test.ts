@@ -20,6 +20,7 @@ import { leadershipWithIdleIngest } from '../support/cluster-leadership.ts';
 import { tempDir } from '../support/gateway.ts';
 import { NatsCluster, natsServerMissing } from '../support/nats-cluster.ts';
 import { waitUntil } from '../support/poll.ts';
+import { capturingLogger } from '../support/upstream-harness.ts';
 
 const LEASE_MS = 1_000;
 
@@ -30,7 +31,7 @@ test('a dead leader\'s lease in a bucket whose max_age was removed by hand is fr
   const dir = tempDir('contrail-lease-expiry-edited-');
   defer(() => dir.remove());
   const lines: Array<{ level: number; msg: string }> = [];
-  const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+  const logger = capturingLogger(lines, 'info');
   const options = { servers: nats.urls, replicas: 1, retentionMs: 3_600_000, leaseMs: LEASE_MS, name: 'edited' };
 
   // Node a takes the lease.

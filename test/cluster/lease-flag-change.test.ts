@@ -13,6 +13,7 @@ import pino from 'pino';
 import { openCluster } from '../../src/cluster/nats.ts';
 import { cleanup } from '../support/cleanup.ts';
 import { NatsCluster, natsServerMissing } from '../support/nats-cluster.ts';
+import { capturingLogger } from '../support/upstream-harness.ts';
 
 const OPTIONS = { replicas: 1, retentionMs: 3_600_000, name: 'leaseflag', nodeId: 'a' };
 
@@ -26,7 +27,7 @@ test('a node started with another --nats-lease gives the lease bucket that lifet
   await first.nc.close();
 
   const lines: Array<{ msg: string; [key: string]: unknown }> = [];
-  const logger = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line)) });
+  const logger = capturingLogger(lines, 'info');
   const restarted = await openCluster({ ...OPTIONS, servers: nats.urls, leaseMs: 1_000 }, logger);
   defer(() => restarted.nc.close());
   assert.equal((await restarted.lease.status()).ttl, 1_000, 'the bucket\'s entries now expire after the new --nats-lease');

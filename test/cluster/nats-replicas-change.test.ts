@@ -16,12 +16,13 @@ import { openCluster } from '../../src/cluster/nats.ts';
 import { cleanup } from '../support/cleanup.ts';
 import { NatsCluster, natsServerMissing } from '../support/nats-cluster.ts';
 import { waitUntil } from '../support/subscribe-client.ts';
+import { capturingLogger } from '../support/upstream-harness.ts';
 
 const OPTIONS = { retentionMs: 3_600_000, leaseMs: 2_000, nodeId: 'a' };
 
-function recordingLogger(): { logger: pino.Logger; lines: Array<{ msg: string; [key: string]: unknown }> } {
+function recordingLogger() {
   const lines: Array<{ msg: string; [key: string]: unknown }> = [];
-  return { lines, logger: pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line)) }) };
+  return { lines, logger: capturingLogger(lines, 'info') };
 }
 
 /** Resolves once NATS holds `stream` on `replicas` servers, each copy current, with its messages; how many it has. */

@@ -14,7 +14,6 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import pino from 'pino';
 import { StreamFollower } from '../../src/cluster/follower.ts';
 import { LeaderLease } from '../../src/cluster/lease.ts';
 import { openCluster } from '../../src/cluster/nats.ts';
@@ -24,6 +23,7 @@ import { leadershipWithIdleIngest } from '../support/cluster-leadership.ts';
 import { tempDir } from '../support/gateway.ts';
 import { NatsCluster, natsServerMissing, readStreamRecords } from '../support/nats-cluster.ts';
 import { waitUntil } from '../support/poll.ts';
+import { capturingLogger } from '../support/upstream-harness.ts';
 
 const LEASE_MS = 1_000;
 const ATTEMPTS = 3;
@@ -36,7 +36,7 @@ test('a lone node whose buffer stands still retakes the lease without another ma
   const dir = tempDir('contrail-stuck-leader-');
   defer(() => dir.remove());
   const logs: Array<{ msg: string }> = [];
-  const logger = pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line)) });
+  const logger = capturingLogger(logs, 'info');
   const connection = await openCluster({ servers: nats.urls, replicas: 1, retentionMs: 3_600_000, leaseMs: LEASE_MS, name: 'stuck', nodeId: 'a' }, logger);
   defer(() => connection.nc.close());
   const store = new EventStore({ dataDir: join(dir.path, 'data'), hotLogBytes: 0, fsync: false, mapSizeBytes: 64 << 20 });

@@ -30,9 +30,9 @@ export interface ClientHarness {
   messages: UpstreamMessage[];
 }
 
-/** A logger whose lines, parsed, are pushed onto `logs`, from `level` up. */
-export function capturingLogger(logs: LogLine[], level: Level = 'debug'): Logger {
-  return pino({ level }, { write: (line: string) => void logs.push(JSON.parse(line) as LogLine) });
+/** A logger whose lines, parsed, are pushed onto `logs`, from `level` up; `Line` is the shape the test reads them as. */
+export function capturingLogger<Line extends object = LogLine>(logs: Line[], level: Level = 'debug'): Logger {
+  return pino({ level }, { write: (line: string) => void logs.push(JSON.parse(line) as Line) });
 }
 
 export function startClient(
