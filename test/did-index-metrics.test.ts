@@ -11,6 +11,7 @@ import { Registry } from 'prom-client';
 import type { Entry } from '../src/events/index.ts';
 import { didHash } from '../src/store/did-keys.ts';
 import { EventStore, registerBufferGauges } from '../src/store/index.ts';
+import { samples } from './support/exposition.ts';
 import { FakeRelay } from './support/fake-relay.ts';
 import { startTestGateway, tempDir } from './support/gateway.ts';
 import { httpGet, Subscription, waitUntil } from './support/subscribe-client.ts';
@@ -28,16 +29,6 @@ function makeEvents(): Entry[] {
     const json = `{"did":"${did}","time_us":${timeUs},"kind":"commit","commit":{"rev":"3l${i}","operation":"create","collection":"app.bsky.feed.like","rkey":"r${i}","record":{},"cid":"bafy${i}"}}`;
     return { timeUs, did, kind: 'commit', collection: 'app.bsky.feed.like', json: Buffer.from(json) };
   });
-}
-
-/** name → value of every label-less sample in a Prometheus text exposition. */
-function samples(exposition: string): Map<string, number> {
-  const values = new Map<string, number>();
-  for (const line of exposition.split('\n')) {
-    const [, name, value] = /^([a-z_:][a-z0-9_:]*) (\S+)$/i.exec(line) ?? [];
-    if (name !== undefined) values.set(name, Number(value));
-  }
-  return values;
 }
 
 test('the per-DID index metrics: 0 in use, 2 while rebuilt after an inconsistency (counted), 0 again; 1 bypassed where nothing may rebuild it', async (t) => {

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { test } from 'node:test';
 import { ContrailProcess } from './support/contrail-process.ts';
+import { samples } from './support/exposition.ts';
 import { FakeRelay } from './support/fake-relay.ts';
 import { startTestGateway, tempDir } from './support/gateway.ts';
 import { httpGet, POST, Upstream } from './support/subscribe-client.ts';
@@ -21,16 +22,6 @@ function get(host: string, port: number, path: string): Promise<{ status: number
     req.on('error', reject);
     req.end();
   });
-}
-
-/** name → value of every label-less sample in a Prometheus text exposition. */
-function samples(exposition: string): Map<string, number> {
-  const values = new Map<string, number>();
-  for (const line of exposition.split('\n')) {
-    const [, name, value] = /^([a-z_:][a-z0-9_:]*) (\S+)$/i.exec(line) ?? [];
-    if (name !== undefined) values.set(name, Number(value));
-  }
-  return values;
 }
 
 /** A gateway on a fresh data dir reading a FakeRelay, both stopped after the test. */

@@ -9,3 +9,13 @@ export function seriesLine(exposition: string, series: string): string | undefin
 export function seriesValue(exposition: string, series: string): number {
   return Number(seriesLine(exposition, series)?.split(' ')[1] ?? 0);
 }
+
+/** name → value of every label-less sample in a Prometheus text exposition. */
+export function samples(exposition: string): Map<string, number> {
+  const values = new Map<string, number>();
+  for (const line of exposition.split('\n')) {
+    const [, name, value] = /^([a-z_:][a-z0-9_:]*) (\S+)$/i.exec(line) ?? [];
+    if (name !== undefined) values.set(name, Number(value));
+  }
+  return values;
+}
