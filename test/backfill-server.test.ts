@@ -14,10 +14,10 @@ import { after, afterEach, before, describe, test } from 'node:test';
 import type { Gateway } from '../src/gateway.ts';
 import { FakeRelay } from './support/fake-relay.ts';
 import { commitFrame, identityFrame, tidFor } from './support/frames.ts';
-import { startTestGateway, tempDir } from './support/gateway.ts';
+import type { tempDir } from './support/gateway.ts';
 import { startPdsAndPlc } from './support/pds-and-plc.ts';
 import { SignedRepo } from './support/signed-repo.ts';
-import { LIKE, POST, SUBSCRIBE_EVENTS, Subscription, Upstream, httpGet, recordFor, tcpSocket, upgradeRequest, waitUntil, withGateway } from './support/subscribe-client.ts';
+import { LIKE, POST, SUBSCRIBE_EVENTS, Subscription, Upstream, httpGet, recordFor, startRelayGateway, stopRelayGateway, tcpSocket, upgradeRequest, waitUntil, withGateway } from './support/subscribe-client.ts';
 import { transportsUnderTest } from './support/transports.ts';
 
 const fixture = (name: string) => readFileSync(new URL(`./fixtures/cars/${name}`, import.meta.url));
@@ -128,12 +128,8 @@ for (const { transport, skip } of await transportsUnderTest()) {
 
     before(async () => {
       await network.start();
-      relay = await FakeRelay.start();
-      dir = tempDir();
       // Snapshots are not reused between tests (each test counts its own fetches).
-      gateway = await startTestGateway(relay.url, dir.path, { transport, plcUrl: network.plcUrl, backfillCacheTtlMs: 1 });
-      await relay.waitForConnections(1);
-      up = new Upstream(relay, () => gateway.port);
+      ({ relay, dir, gateway, up } = await startRelayGateway({ transport, plcUrl: network.plcUrl, backfillCacheTtlMs: 1 }));
     });
 
     afterEach(async () => {
@@ -143,10 +139,8 @@ for (const { transport, skip } of await transportsUnderTest()) {
     });
 
     after(async () => {
-      await gateway?.stop();
-      await relay?.stop();
+      await stopRelayGateway({ relay, dir, gateway });
       network.stop();
-      dir?.remove();
     });
 
     /** Pushes a commit with a chosen rev (creating one like) and waits until it is stored. */

@@ -11,8 +11,8 @@ import type { Browser, Page } from 'puppeteer-core';
 import type { Gateway } from '../src/gateway.ts';
 import { browserUnavailable, launchBrowser, openPage, readExplorer, waitForExplorer, watch } from './support/browser.ts';
 import { FakeRelay } from './support/fake-relay.ts';
-import { startTestGateway, tempDir } from './support/gateway.ts';
-import { LIKE, POST, Upstream, recordFor, waitUntil } from './support/subscribe-client.ts';
+import { tempDir } from './support/gateway.ts';
+import { LIKE, POST, Upstream, recordFor, startRelayGateway, stopRelayGateway, waitUntil } from './support/subscribe-client.ts';
 import { transportsUnderTest } from './support/transports.ts';
 
 const ALICE = `did:plc:${'alice'.padEnd(24, 'a')}`;
@@ -33,11 +33,7 @@ for (const { transport, skip } of await transportsUnderTest()) {
 
     before(async () => {
       browser = await launchBrowser();
-      relay = await FakeRelay.start();
-      dir = tempDir();
-      gateway = await startTestGateway(relay.url, dir.path, { transport });
-      await relay.waitForConnections(1);
-      up = new Upstream(relay, () => gateway.port);
+      ({ relay, dir, gateway, up } = await startRelayGateway({ transport }));
     });
 
     afterEach(async () => {
@@ -46,9 +42,7 @@ for (const { transport, skip } of await transportsUnderTest()) {
 
     after(async () => {
       await browser?.close();
-      await gateway?.stop();
-      await relay?.stop();
-      dir?.remove();
+      await stopRelayGateway({ relay, dir, gateway });
     });
 
     test('EventSource on /stream: events arrive with id = time_us; when the server ends the stream it says why, and the browser resumes at Last-Event-ID with no gap', async () => {

@@ -13,8 +13,8 @@ import type { Gateway } from '../src/gateway.ts';
 import { MAX_CLIENT_MESSAGE_DEPTH } from '../src/server/client-message.ts';
 import { MAX_CLIENT_MESSAGE_BYTES } from '../src/server/transport.ts';
 import { FakeRelay } from './support/fake-relay.ts';
-import { startTestGateway, tempDir } from './support/gateway.ts';
-import { ALICE, POST, Subscription, Upstream } from './support/subscribe-client.ts';
+import type { tempDir } from './support/gateway.ts';
+import { ALICE, POST, Subscription, Upstream, startRelayGateway, stopRelayGateway } from './support/subscribe-client.ts';
 import { transportsUnderTest } from './support/transports.ts';
 
 const nested = (depth: number) => `{"type":"hello","payload":${'['.repeat(depth - 1)}"[{\\"not structure"${']'.repeat(depth - 1)}}`;
@@ -25,17 +25,9 @@ for (const { transport, skip } of await transportsUnderTest()) {
     let dir: ReturnType<typeof tempDir>;
     let gateway: Gateway;
     before(async () => {
-      relay = await FakeRelay.start();
-      dir = tempDir();
-      gateway = await startTestGateway(relay.url, dir.path, { transport });
-      await relay.waitForConnections(1);
+      ({ relay, dir, gateway } = await startRelayGateway({ transport }));
     });
-    after(async () => {
-      await Subscription.closeAll();
-      await gateway.stop();
-      await relay.stop();
-      dir.remove();
-    });
+    after(() => stopRelayGateway({ relay, dir, gateway }));
 
     test('past the depth limit it is refused unparsed, with the reason, and the gateway goes on serving', async () => {
       const deep = await Subscription.open(gateway.port, '');

@@ -11,8 +11,9 @@ import { request, type IncomingMessage } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import type { Gateway } from '../src/gateway.ts';
 import { FakeRelay } from './support/fake-relay.ts';
-import { startTestGateway, tempDir } from './support/gateway.ts';
+import type { tempDir } from './support/gateway.ts';
 import { waitUntil } from './support/poll.ts';
+import { startRelayGateway, stopRelayGateway } from './support/subscribe-client.ts';
 import { transportsUnderTest } from './support/transports.ts';
 
 const NOBODY = `did:plc:${'nobody'.padEnd(24, 'a')}`;
@@ -24,15 +25,9 @@ for (const { transport, skip } of await transportsUnderTest()) {
     let dir: ReturnType<typeof tempDir>;
     let gateway: Gateway;
     before(async () => {
-      relay = await FakeRelay.start();
-      dir = tempDir();
-      gateway = await startTestGateway(relay.url, dir.path, { transport });
+      ({ relay, dir, gateway } = await startRelayGateway({ transport }));
     });
-    after(async () => {
-      await gateway.stop();
-      await relay.stop();
-      dir.remove();
-    });
+    after(() => stopRelayGateway({ relay, dir, gateway }));
 
     for (const [path, opening] of [
       ['/stream.ndjson', '{"type":"open"}\n'],

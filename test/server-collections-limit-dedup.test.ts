@@ -8,8 +8,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Gateway } from '../src/gateway.ts';
 import { FakeRelay } from './support/fake-relay.ts';
-import { startTestGateway, tempDir } from './support/gateway.ts';
-import { upgradeRequest } from './support/subscribe-client.ts';
+import type { tempDir } from './support/gateway.ts';
+import { startRelayGateway, stopRelayGateway, upgradeRequest } from './support/subscribe-client.ts';
 import { transportsUnderTest } from './support/transports.ts';
 
 for (const { transport, skip } of await transportsUnderTest()) {
@@ -18,15 +18,9 @@ for (const { transport, skip } of await transportsUnderTest()) {
     let dir: ReturnType<typeof tempDir>;
     let gateway: Gateway;
     before(async () => {
-      relay = await FakeRelay.start();
-      dir = tempDir();
-      gateway = await startTestGateway(relay.url, dir.path, { transport });
+      ({ relay, dir, gateway } = await startRelayGateway({ transport }));
     });
-    after(async () => {
-      await gateway.stop();
-      await relay.stop();
-      dir.remove();
-    });
+    after(() => stopRelayGateway({ relay, dir, gateway }));
 
     test('counts collections covered by a prefix once, after de-duplication, as the README says', async () => {
       const covered = Array.from({ length: 100 }, (_, i) => `wantedCollections=a.b.c${i}`).join('&');

@@ -25,13 +25,15 @@ import {
   SUBSCRIBE_EVENTS,
   Subscription,
   Upstream,
-  settleSubscribers,
-  tcpSocket,
   httpGet,
   queryFor,
   readWholeStream,
   recordFor,
+  settleSubscribers,
+  startRelayGateway,
   stats,
+  stopRelayGateway,
+  tcpSocket,
   upgradeRequest,
   waitUntil,
   wants,
@@ -101,11 +103,7 @@ for (const { transport, skip } of await transportsUnderTest()) {
     let frames: string[];
 
     before(async () => {
-      relay = await FakeRelay.start();
-      dir = tempDir();
-      gateway = await startTestGateway(relay.url, dir.path, { transport, hotCacheBytes: 32 * 1024 });
-      await relay.waitForConnections(1);
-      up = new Upstream(relay, () => gateway.port);
+      ({ relay, dir, gateway, up } = await startRelayGateway({ transport, hotCacheBytes: 32 * 1024 }));
       pushKnownStream(up, 11);
       await up.settle();
       stream = await readWholeStream(gateway.port);
@@ -117,11 +115,7 @@ for (const { transport, skip } of await transportsUnderTest()) {
 
     afterEach(() => Subscription.closeAll());
 
-    after(async () => {
-      await gateway?.stop();
-      await relay?.stop();
-      dir?.remove();
-    });
+    after(() => stopRelayGateway({ relay, dir, gateway }));
 
     test('every event is a message frame built from its v1 event: commit (create, delete), identity, account', () => {
       assert.equal(frames.length, stream.length);

@@ -14,7 +14,7 @@ import type { Gateway } from '../src/gateway.ts';
 import { seriesValue } from './support/exposition.ts';
 import { FakeRelay } from './support/fake-relay.ts';
 import { V1_DICTIONARY, v1DictionarySkipReason } from './support/fixtures.ts';
-import { startTestGateway, tempDir } from './support/gateway.ts';
+import type { tempDir } from './support/gateway.ts';
 import {
   ALICE,
   BOB,
@@ -30,7 +30,9 @@ import {
   readWholeStream,
   recordFor,
   settleSubscribers,
+  startRelayGateway,
   stats,
+  stopRelayGateway,
   storedEvent,
   testDid,
   upgradeRequest,
@@ -82,13 +84,10 @@ for (const { transport, skip } of await transportsUnderTest()) {
     let stream: StoredEvent[];
 
     before(async () => {
-      relay = await FakeRelay.start();
-      dir = tempDir();
       // A small hot log, so replays from cursor=0 read LMDB and the live tip reads memory.
-      gateway = await startTestGateway(relay.url, dir.path, { transport, hotCacheBytes: 32 * 1024 });
+      // Connected before the first frame: the gateway's first connection has no cursor, so frames before it are not replayed.
+      ({ relay, dir, gateway, up } = await startRelayGateway({ transport, hotCacheBytes: 32 * 1024 }));
       assert.equal(gateway.server.transport, transport);
-      await relay.waitForConnections(1); // the gateway's first connection has no cursor: frames before it are not replayed
-      up = new Upstream(relay, () => gateway.port);
       pushKnownStream(up, 7);
       await up.settle();
       stream = await readWholeStream(gateway.port);
@@ -97,11 +96,7 @@ for (const { transport, skip } of await transportsUnderTest()) {
 
     afterEach(() => Subscription.closeAll());
 
-    after(async () => {
-      await gateway?.stop();
-      await relay?.stop();
-      dir?.remove();
-    });
+    after(() => stopRelayGateway({ relay, dir, gateway }));
 
     test('plain HTTP routes: /, /health, /ready, /stats, /dictionary, and /subscribe without an upgrade', async () => {
       const home = await httpGet(gateway.port, '/');
@@ -584,17 +579,10 @@ for (const { transport, skip } of await transportsUnderTest()) {
 
     before(async () => {
       if (v1Missing) return;
-      relay = await FakeRelay.start();
-      dir = tempDir();
-      gateway = await startTestGateway(relay.url, dir.path, { transport, zstdDictionary: V1_DICTIONARY });
-      await relay.waitForConnections(1);
+      ({ relay, dir, gateway } = await startRelayGateway({ transport, zstdDictionary: V1_DICTIONARY }));
     });
 
-    after(async () => {
-      await gateway?.stop();
-      await relay?.stop();
-      dir?.remove();
-    });
+    after(() => stopRelayGateway({ relay, dir, gateway }));
 
     test('frames decode in a client that embeds the v1 dictionary, and carry its ID 1612007021', { skip: v1Missing }, async () => {
       const v1 = readFileSync(V1_DICTIONARY);

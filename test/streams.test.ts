@@ -23,7 +23,9 @@ import {
   queryFor,
   readWholeStream,
   recordFor,
+  startRelayGateway,
   stats,
+  stopRelayGateway,
   upgradeRequest,
   waitUntil,
   wants,
@@ -64,11 +66,7 @@ for (const { transport, skip } of await transportsUnderTest()) {
     let stream: StoredEvent[];
 
     before(async () => {
-      relay = await FakeRelay.start();
-      dir = tempDir();
-      gateway = await startTestGateway(relay.url, dir.path, { transport, hotCacheBytes: 32 * 1024 }, { hub: { heartbeatTickMs: 50 } });
-      await relay.waitForConnections(1);
-      up = new Upstream(relay, () => gateway.port);
+      ({ relay, dir, gateway, up } = await startRelayGateway({ transport, hotCacheBytes: 32 * 1024 }, { hub: { heartbeatTickMs: 50 } }));
       for (const account of [ALICE, BOB]) {
         for (const collection of [POST, LIKE, FOLLOW]) up.create(account, collection);
         up.identity(account, 'someone.bsky.social');
@@ -84,11 +82,7 @@ for (const { transport, skip } of await transportsUnderTest()) {
       await Subscription.closeAll();
     });
 
-    after(async () => {
-      await gateway?.stop();
-      await relay?.stop();
-      dir?.remove();
-    });
+    after(() => stopRelayGateway({ relay, dir, gateway }));
 
     test('SSE and NDJSON carry exactly what /subscribe sends for the same filters and cursor; SSE ids are time_us', async () => {
       const filters: FilterSpec[] = [
