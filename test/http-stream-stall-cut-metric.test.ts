@@ -10,10 +10,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { seriesValue } from './support/exposition.ts';
-import { FakeRelay } from './support/fake-relay.ts';
-import { startTestGateway, tempDir } from './support/gateway.ts';
 import { HttpStream } from './support/http-stream.ts';
-import { ALICE, BOB, LIKE, POST, Upstream, httpGet, recordFor, stats, waitUntil } from './support/subscribe-client.ts';
+import { ALICE, BOB, LIKE, POST, Upstream, httpGet, recordFor, stats, waitUntil, withGateway, type RelayGateway } from './support/subscribe-client.ts';
 import { transportsUnderTest } from './support/transports.ts';
 
 const uws = (await transportsUnderTest()).find((t) => t.transport === 'uws')!;
@@ -21,6 +19,20 @@ const uws = (await transportsUnderTest()).find((t) => t.transport === 'uws')!;
 async function scrape(metricsPort: number): Promise<(name: string) => number> {
   const text = (await httpGet(metricsPort, '/metrics')).body.toString();
   return (name) => seriesValue(text, name);
+}
+
+/**
+ * Runs fn with a relay and a gateway over uWS reading it (a 64 KiB send buffer, so a paused
+ * reader is soon blocked), its HTTP streams closed and everything stopped afterwards.
+ */
+async function withUwsGateway(fn: (h: RelayGateway) => Promise<void>): Promise<void> {
+  await withGateway({ transport: 'uws' }, { hub: { highWaterBytes: 64 * 1024 } }, async (h) => {
+    try {
+      await fn(h);
+    } finally {
+      HttpStream.closeAll();
+    }
+  });
 }
 
 const DISCONNECTS = 'contrail_subscriber_disconnects_total';
@@ -41,12 +53,7 @@ async function blockPausedReader(up: Upstream, metricsPort: number): Promise<voi
 }
 
 test('over uWS a stalled HTTP stream cut by the idle timeout counts as consumer_too_slow; one its reader closes, client_closed', { skip: uws.skip, timeout: 120_000 }, async () => {
-  const local = tempDir();
-  const relay = await FakeRelay.start();
-  const gateway = await startTestGateway(relay.url, local.path, { transport: 'uws' }, { hub: { highWaterBytes: 64 * 1024 } });
-  try {
-    await relay.waitForConnections(1);
-    const up = new Upstream(relay, () => gateway.port);
+  await withUwsGateway(async ({ gateway, up }) => {
     const before = await scrape(gateway.metricsPort);
 
     const reader = await HttpStream.open(gateway.port, '/stream.ndjson', `wantedCollections=${LIKE}`);
@@ -65,21 +72,11 @@ test('over uWS a stalled HTTP stream cut by the idle timeout counts as consumer_
     const delta = (reason: string) => after(`${DISCONNECTS}{reason="${reason}"}`) - before(`${DISCONNECTS}{reason="${reason}"}`);
     assert.equal(delta('consumer_too_slow'), 1, 'the stalled stream');
     assert.equal(delta('client_closed'), 1, 'the reader that closed its stream');
-  } finally {
-    HttpStream.closeAll();
-    await gateway.stop();
-    await relay.stop();
-    local.remove();
-  }
+  });
 });
 
 test('over uWS a reader that closes its HTTP stream while bytes wait for it counts as client_closed, not consumer_too_slow', { skip: uws.skip, timeout: 120_000 }, async () => {
-  const local = tempDir();
-  const relay = await FakeRelay.start();
-  const gateway = await startTestGateway(relay.url, local.path, { transport: 'uws' }, { hub: { highWaterBytes: 64 * 1024 } });
-  try {
-    await relay.waitForConnections(1);
-    const up = new Upstream(relay, () => gateway.port);
+  await withUwsGateway(async ({ gateway, up }) => {
     const before = await scrape(gateway.metricsPort);
 
     // Behind, as any reader mid-replay or on a slow link is, then gone: a user's Ctrl-C, a client restarting.
@@ -94,10 +91,5 @@ test('over uWS a reader that closes its HTTP stream while bytes wait for it coun
     const delta = (reason: string) => after(`${DISCONNECTS}{reason="${reason}"}`) - before(`${DISCONNECTS}{reason="${reason}"}`);
     assert.equal(delta('client_closed'), 1, 'the reader closed its own stream');
     assert.equal(delta('consumer_too_slow'), 0, 'uWS cut nothing: it was not idle for its timeout');
-  } finally {
-    HttpStream.closeAll();
-    await gateway.stop();
-    await relay.stop();
-    local.remove();
-  }
+  });
 });
