@@ -8,34 +8,22 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { Entry } from '../src/events/index.ts';
 import { EventStore } from '../src/store/index.ts';
 import { cleanup } from './support/cleanup.ts';
 import { damagePartition } from './support/damaged-block.ts';
 import { tempDir } from './support/gateway.ts';
+import { quietRepoEvents } from './support/quiet-repos.ts';
 import { readAll, texts } from './support/store-reads.ts';
 import { capturingLogger } from './support/upstream-harness.ts';
 
-const COLLECTIONS = ['app.bsky.feed.like', 'app.bsky.feed.post', 'app.bsky.graph.follow'];
 const LIKE = 'app.bsky.feed.like';
 const BLOCK = 100;
-
-/** Many quiet repos, so one DID's index range is selective enough to be used. */
-function makeEvents(): Entry[] {
-  const dids = Array.from({ length: 300 }, (_, i) => `did:plc:${String(i).padStart(24, 'c')}`);
-  return Array.from({ length: 3_000 }, (_, i) => {
-    const timeUs = 1_000_000 + i * 7;
-    const did = dids[(i * 7919) % dids.length]!;
-    const collection = COLLECTIONS[i % COLLECTIONS.length]!;
-    return { timeUs, did, kind: 'commit', collection, json: Buffer.from(`{"did":"${did}","time_us":${timeUs},"kind":"commit","commit":{"collection":"${collection}"}}`) };
-  });
-}
 
 test('retention removing a block damaged on disk leaves the per-DID index in use, with no rebuild now or at the next start, and says so once', { timeout: 60_000 }, async (t) => {
   const defer = cleanup(t);
   const dir = tempDir('contrail-damaged-retention-');
   defer(() => dir.remove());
-  const events = makeEvents();
+  const events = quietRepoEvents('c');
   let store = new EventStore({ dataDir: dir.path, hotLogBytes: 0, blockEvents: BLOCK, fsync: false });
   await store.commit({ entries: events, revs: new Map() });
   await store.close();

@@ -9,32 +9,20 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Registry } from 'prom-client';
-import type { Entry } from '../src/events/index.ts';
 import { openEnvironment, openTables } from '../src/store/environment.ts';
 import { EventStore, registerBufferGauges } from '../src/store/index.ts';
 import { tempDir } from './support/gateway.ts';
 import { waitUntil } from './support/poll.ts';
+import { quietRepoEvents } from './support/quiet-repos.ts';
 import { readAll, texts } from './support/store-reads.ts';
 import { capturingLogger } from './support/upstream-harness.ts';
 
-const COLLECTIONS = ['app.bsky.feed.like', 'app.bsky.feed.post', 'app.bsky.graph.follow'];
 const HOUR_MS = 3_600_000;
-
-/** Many quiet repos, so one DID's index range is selective enough to be used. */
-function makeEvents(): Entry[] {
-  const dids = Array.from({ length: 300 }, (_, i) => `did:plc:${String(i).padStart(24, 'c')}`);
-  return Array.from({ length: 3_000 }, (_, i) => {
-    const timeUs = 1_000_000 + i * 7;
-    const did = dids[(i * 7919) % dids.length]!;
-    const collection = COLLECTIONS[i % COLLECTIONS.length]!;
-    return { timeUs, did, kind: 'commit', collection, json: Buffer.from(`{"did":"${did}","time_us":${timeUs},"kind":"commit","commit":{"collection":"${collection}"}}`) };
-  });
-}
 
 test('a per-DID index found inconsistent again after 3 rebuilds within 24 h is abandoned: replays scan, exact, until the next start', async (t) => {
   const dir = tempDir('contrail-index-cap-');
   t.after(() => dir.remove());
-  const stream = makeEvents();
+  const stream = quietRepoEvents('c');
   const event = stream.find((e, i) => i > 1_000 && e.collection !== 'app.bsky.graph.follow')!;
   const expected = texts(stream.filter((e) => e.did === event.did));
   let store = new EventStore({ dataDir: dir.path, hotLogBytes: 0, blockEvents: 100, fsync: false });

@@ -19,20 +19,14 @@ import { cleanup } from './support/cleanup.ts';
 import { damagePartition } from './support/damaged-block.ts';
 import { tempDir } from './support/gateway.ts';
 import { waitUntil } from './support/poll.ts';
+import { quietRepoEvents } from './support/quiet-repos.ts';
 import { type ReadPath, replayUntilError, texts } from './support/store-reads.ts';
 import { capturingLogger } from './support/upstream-harness.ts';
 
 const LIKE = 'app.bsky.feed.like';
 const POST = 'app.bsky.feed.post';
-const COLLECTIONS = [LIKE, POST, 'app.bsky.graph.follow'];
 const BLOCK = 100;
-const dids = Array.from({ length: 300 }, (_, i) => `did:plc:${String(i).padStart(24, 'g')}`);
-const events: Entry[] = Array.from({ length: 3_000 }, (_, i) => {
-  const timeUs = 1_000_000 + i * 7;
-  const did = dids[(i * 7919) % dids.length]!;
-  const collection = COLLECTIONS[i % COLLECTIONS.length]!;
-  return { timeUs, did, kind: 'commit', collection, json: Buffer.from(`{"did":"${did}","time_us":${timeUs},"kind":"commit","commit":{"collection":"${collection}"}}`) };
-});
+const events = quietRepoEvents('g');
 /** The second block, events 100 to 199: its likes' frame is damaged. */
 const damaged = { first: events[BLOCK]!.timeUs, end: events[2 * BLOCK - 1]!.timeUs };
 /** A repo with a like in the damaged block (event 102), and events before and after it. */
