@@ -9,18 +9,12 @@
  */
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
-import { pino } from 'pino';
-import { Registry } from 'prom-client';
-import { IdentityResolver } from '../src/identity/index.ts';
-import type { UpstreamMessage } from '../src/upstream/index.ts';
-import { createVerifyMetrics, Verifier } from '../src/verify/index.ts';
-import { cleanup } from './support/cleanup.ts';
 import { seriesValue } from './support/exposition.ts';
 import { localHttpServer } from './support/local-http.ts';
 import { answerSync, syncMethodOf } from './support/repo-host.ts';
 import { waitUntil } from './support/poll.ts';
 import { SignedRepo, type Write } from './support/signed-repo.ts';
-import { commitOf, gatewayResync, identityCacheUnderTest } from './support/verifier-harness.ts';
+import { commitOf, didDocument, verifierUnderTest } from './support/verifier-harness.ts';
 
 const POST = 'app.bsky.feed.post';
 let rkeyCounter = 0;
@@ -47,26 +41,13 @@ async function setup(
   const { url: plcUrl } = await localHttpServer(t, (req, res) => {
     const did = decodeURIComponent(req.url!.slice(1));
     if (++plcRequests === 1) return res.writeHead(503).end(); // a hiccup
-    res.end(
-      JSON.stringify({
-        id: did,
-        verificationMethod: [{ id: '#atproto', type: 'Multikey', controller: did, publicKeyMultibase: alice.signingKey.slice('did:key:'.length) }],
-        service: [{ id: '#atproto_pds', type: 'AtprotoPersonalDataServer', serviceEndpoint: pdsUrl }],
-      }),
-    );
+    res.end(didDocument(did, alice.signingKey, pdsUrl));
   });
 
-  const cache = identityCacheUnderTest(cleanup(t), 'contrail-verify-retry-');
-  const identity = new IdentityResolver({ plcUrl, cache, allowPrivateEndpoints: true, failureTtlMs, patientRetriesMs: [] });
-  const registry = new Registry();
-  const delivered: UpstreamMessage[] = [];
-  const verifier = new Verifier({
-    mode: 'full',
-    identity,
-    logger: pino({ level: 'silent' }),
-    metrics: createVerifyMetrics(registry),
-    deliver: (message) => delivered.push(message),
-    resync: gatewayResync(identity),
+  const { verifier, delivered, registry } = verifierUnderTest(t, plcUrl, {
+    failureTtlMs,
+    patientRetriesMs: [],
+    resyncFromPds: true,
     resyncRetryMs, // the gateway's is 30 s, as the resolver's failure memory
     nowMs,
   });

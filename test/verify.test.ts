@@ -36,7 +36,7 @@ import { waitUntil } from './support/poll.ts';
 import { httpGet, Subscription } from './support/subscribe-client.ts';
 import { SignedRepo, commitFrameOf, syncFrameOf, type CommitBody, type Write } from './support/signed-repo.ts';
 import { answerSync, syncMethodOf } from './support/repo-host.ts';
-import { didDocument, gatewayResync, identityCacheUnderTest } from './support/verifier-harness.ts';
+import { didDocument, identityCacheUnderTest, verifierUnderTest } from './support/verifier-harness.ts';
 import { withBadSignature, withMissingProofNode, withWrongPrevData, withWrongRev, withoutPrev } from './support/tamper.mjs';
 
 const fixture = <T>(name: string): T => readJsonFixture<T>(`atproto-interop-tests/${name}`);
@@ -431,18 +431,7 @@ describe('resync from the PDS (com.atproto.sync.getLatestCommit and getBlocks, t
   async function resyncing(t: TestContext) {
     const plc = await plcDirectory(t);
     const pds = await repoHost(t);
-    const cache = identityCacheUnderTest(cleanup(t), 'contrail-verify-resync-');
-    const identity = new IdentityResolver({ plcUrl: plc.url, cache, allowPrivateEndpoints: true, failureTtlMs: 0 });
-    const registry = new Registry();
-    const delivered: UpstreamMessage[] = [];
-    const verifier = new Verifier({
-      mode: 'full',
-      identity,
-      logger: pino({ level: 'silent' }),
-      metrics: createVerifyMetrics(registry),
-      deliver: (message) => delivered.push(message),
-      resync: gatewayResync(identity),
-    });
+    const { verifier, delivered, registry } = verifierUnderTest(t, plc.url, { resyncFromPds: true });
     const metric = async (series: string) => seriesValue(await registry.metrics(), series);
     const seqs = () => delivered.map((m) => ('seq' in m ? m.seq : undefined));
     return { plc, pds, verifier, metric, seqs };

@@ -64,16 +64,21 @@ export function identityCacheUnderTest(defer: (step: () => unknown) => void, pre
 type VerifierOptions = ConstructorParameters<typeof Verifier>[0];
 
 /**
- * A Verifier resolving keys from `plcUrl` (failures not remembered unless `failureTtlMs` says), in
- * `full` mode unless told; with `resyncFromPds`, resyncing as the gateway does, from the PDS each
- * DID document names (resyncsStarted counts them as the Verifier starts them).
+ * A Verifier resolving keys from `plcUrl` (failures not remembered unless `failureTtlMs` says; a
+ * failing directory retried as the resolver does unless `patientRetriesMs` says), in `full` mode
+ * unless told; with `resyncFromPds`, resyncing as the gateway does, from the PDS each DID document
+ * names (resyncsStarted counts them as the Verifier starts them).
  */
-export function verifierUnderTest(t: TestContext, plcUrl: string, options: Partial<VerifierOptions> & { failureTtlMs?: number; resyncFromPds?: true } = {}) {
-  const { failureTtlMs = 0, resyncFromPds, ...rest } = options;
+export function verifierUnderTest(
+  t: TestContext,
+  plcUrl: string,
+  options: Partial<VerifierOptions> & { failureTtlMs?: number; patientRetriesMs?: readonly number[]; resyncFromPds?: true } = {},
+) {
+  const { failureTtlMs = 0, patientRetriesMs, resyncFromPds, ...rest } = options;
   const cache = identityCacheUnderTest(cleanup(t), 'contrail-verifier-');
   const registry = new Registry();
   const delivered: UpstreamMessage[] = [];
-  const identity = new IdentityResolver({ plcUrl, cache, allowPrivateEndpoints: true, failureTtlMs });
+  const identity = new IdentityResolver({ plcUrl, cache, allowPrivateEndpoints: true, failureTtlMs, patientRetriesMs });
   const resync = resyncFromPds ? gatewayResync(identity) : undefined;
   let resyncsStarted = 0;
   const verifier = new Verifier({
