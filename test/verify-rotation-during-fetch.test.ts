@@ -10,11 +10,10 @@ import { test } from 'node:test';
 import { Secp256k1Keypair } from '@atproto/crypto';
 import { Registry } from 'prom-client';
 import { createIdentityMetrics, IdentityResolver } from '../src/identity/index.ts';
-import type { UpstreamMessage } from '../src/upstream/index.ts';
 import { cleanup } from './support/cleanup.ts';
 import { waitUntil } from './support/poll.ts';
 import { SignedRepo, type Write } from './support/signed-repo.ts';
-import { commitOf, identityCacheUnderTest, rotatingDirectory, verifierUnderTest } from './support/verifier-harness.ts';
+import { commitOf, identityCacheUnderTest, identityEventOf, resyncWithoutPds, rotatingDirectory, verifierUnderTest } from './support/verifier-harness.ts';
 
 const POST = 'app.bsky.feed.post';
 let rkeyCounter = 0;
@@ -25,13 +24,8 @@ test('a rotation announced by #identity while an older fetch of the document is 
   const { url: plcUrl, directory } = await rotatingDirectory(t, alice.signingKey);
 
   const outOfSync: string[] = [];
-  const { verifier, delivered, registry } = verifierUnderTest(t, plcUrl, {
-    resync: async (did) => {
-      outOfSync.push(did);
-      throw new Error('no PDS in this test');
-    },
-  });
-  const identityEvent = (seq: number): UpstreamMessage => ({ type: 'identity', seq, did: alice.did, time: new Date().toISOString() });
+  const { verifier, delivered, registry } = verifierUnderTest(t, plcUrl, { resync: resyncWithoutPds(outOfSync) });
+  const identityEvent = (seq: number) => identityEventOf(alice.did, seq);
 
   verifier.handle(commitOf(await alice.commit(1, [post('before')])));
   await waitUntil(() => delivered.length === 1, 'the first commit');

@@ -10,10 +10,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Secp256k1Keypair } from '@atproto/crypto';
-import type { UpstreamMessage } from '../src/upstream/index.ts';
 import { waitUntil } from './support/poll.ts';
 import { SignedRepo, type Write } from './support/signed-repo.ts';
-import { commitOf, rotatingDirectory, verifierUnderTest } from './support/verifier-harness.ts';
+import { commitOf, identityEventOf, resyncWithoutPds, rotatingDirectory, verifierUnderTest } from './support/verifier-harness.ts';
 
 const POST = 'app.bsky.feed.post';
 let rkeyCounter = 0;
@@ -24,13 +23,8 @@ test('a key rotated while the repo waits for its first DID document: the commit 
   const { url: plcUrl, directory } = await rotatingDirectory(t, alice.signingKey);
   directory.holdNext = true;
   const outOfSync: string[] = [];
-  const { verifier, delivered, registry } = verifierUnderTest(t, plcUrl, {
-    resync: async (did) => {
-      outOfSync.push(did);
-      throw new Error('no PDS in this test');
-    },
-  });
-  const identityEvent = (seq: number): UpstreamMessage => ({ type: 'identity', seq, did: alice.did, time: new Date().toISOString() });
+  const { verifier, delivered, registry } = verifierUnderTest(t, plcUrl, { resync: resyncWithoutPds(outOfSync) });
+  const identityEvent = (seq: number) => identityEventOf(alice.did, seq);
 
   // Alice's first commit: her document is fetched, and the directory is slow to answer.
   verifier.handle(commitOf(await alice.commit(1, [post('before')])));

@@ -36,7 +36,7 @@ import { waitUntil } from './support/poll.ts';
 import { httpGet, Subscription } from './support/subscribe-client.ts';
 import { SignedRepo, commitFrameOf, syncFrameOf, type CommitBody, type Write } from './support/signed-repo.ts';
 import { answerSync, syncMethodOf } from './support/repo-host.ts';
-import { didDocument, identityCacheUnderTest, verifierUnderTest } from './support/verifier-harness.ts';
+import { didDocument, identityCacheUnderTest, identityEventOf, resyncWithoutPds, verifierUnderTest } from './support/verifier-harness.ts';
 import { withBadSignature, withMissingProofNode, withWrongPrevData, withWrongRev, withoutPrev } from './support/tamper.mjs';
 
 const fixture = <T>(name: string): T => readJsonFixture<T>(`atproto-interop-tests/${name}`);
@@ -275,10 +275,7 @@ async function pipeline(t: TestContext, plcUrl: string, options: Partial<Constru
     metrics: createVerifyMetrics(registry),
     deliver: (message, released) => delivered.push({ message, released }),
     // Nothing to resync from here (the resync test brings a PDS): the repo waits for a #sync.
-    resync: async (did) => {
-      outOfSync.push(did);
-      throw new Error('no PDS in this test');
-    },
+    resync: resyncWithoutPds(outOfSync),
     ...options,
   });
   const metric = async (name: string, labels = '') => seriesValue(await registry.metrics(), `${name}${labels}`);
@@ -341,7 +338,7 @@ for (const threads of [0, 2]) {
       alice.rotateKey(await Secp256k1Keypair.create());
       plc.publish(alice.did, alice.signingKey);
       const afterRotation = await alice.commit(3, [post('after announced rotation')]);
-      verifier.handle({ type: 'identity', seq: 2, did: alice.did, time: new Date().toISOString() });
+      verifier.handle(identityEventOf(alice.did, 2));
       verifier.handle(commitOf(afterRotation));
       await waitUntil(() => delivered.length === 3, '() => delivered.length === 3');
 

@@ -93,6 +93,19 @@ export function verifierUnderTest(
   return { verifier, delivered, registry, resyncsStarted: () => resyncsStarted };
 }
 
+/** A resync with no PDS behind it: each fails, the DID it was asked for pushed onto `asked` (the repos that went out of sync). */
+export function resyncWithoutPds(asked: string[]): (did: string) => Promise<ResyncedRepo> {
+  return async (did) => {
+    asked.push(did);
+    throw new Error('no PDS in this test');
+  };
+}
+
+/** An #identity event for `did` (a handle change, say: it names no key, so the Verifier fetches the document again). */
+export function identityEventOf(did: string, seq: number): UpstreamMessage {
+  return { type: 'identity', seq, did, time: new Date().toISOString() };
+}
+
 /** A commit body as the relay's frame carries it, parsed as the upstream reader parses it. */
 export function commitOf(body: CommitBody): UpstreamMessage {
   return parseMessage(decodeFrame(commitFrameOf(body), 10_000_000));
