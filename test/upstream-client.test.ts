@@ -14,7 +14,8 @@ import { EventStore } from '../src/store/event-store.ts';
 import * as dagCbor from '@ipld/dag-cbor';
 import { SOCKET_MAX_PAYLOAD } from '../src/upstream/firehose.ts';
 import { normalizeUpstreamUrl } from '../src/upstream/url.ts';
-import { FakeRelay } from './support/fake-relay.ts';
+import { cleanup } from './support/cleanup.ts';
+import { FakeRelay, startMuteRelay } from './support/fake-relay.ts';
 import { commitFrame, errorFrame, tidFor } from './support/frames.ts';
 import { tempDir } from './support/gateway.ts';
 import { waitUntil } from './support/poll.ts';
@@ -214,16 +215,9 @@ test('a quiet upstream is normal: no exit, no reconnect, pings answered, and the
 });
 
 test('an upstream that stops answering pings is dropped and redialled', async (t) => {
-  // A server that accepts the WebSocket and then never says anything, pongs included.
-  const server = new WebSocketServer({ host: '127.0.0.1', port: 0, autoPong: false });
-  await once(server, 'listening');
+  const { server, url } = await startMuteRelay(cleanup(t));
   const connections: string[] = [];
   server.on('connection', (_socket, request) => connections.push(request.url ?? ''));
-  t.after(async () => {
-    for (const client of server.clients) client.terminate();
-    await new Promise((resolve) => server.close(resolve));
-  });
-  const url = `ws://127.0.0.1:${(server.address() as { port: number }).port}/xrpc/com.atproto.sync.subscribeRepos`;
   const harness = startClient(url, { pingIntervalMs: 20, backoffBaseMs: 10, backoffMaxMs: 50 });
   t.after(() => harness.client.stop());
   await waitUntil(() => connections.length >= 2, 'a second connection after the unanswered ping');

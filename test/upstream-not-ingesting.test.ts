@@ -5,11 +5,9 @@
  * quiet relay that answers pings (a small PDS with no writes) must stay ready.
  */
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
 import { test } from 'node:test';
-import { WebSocketServer } from 'ws';
 import { cleanup } from './support/cleanup.ts';
-import { FakeRelay } from './support/fake-relay.ts';
+import { FakeRelay, startMuteRelay } from './support/fake-relay.ts';
 import { commitFrame, tidFor } from './support/frames.ts';
 import { waitUntil } from './support/poll.ts';
 import { ALICE, POST, httpGet, recordFor, withGateway } from './support/subscribe-client.ts';
@@ -36,15 +34,9 @@ test('a relay that sends only undecodable frames fails /ready with the reason, a
 
 test('a relay that never answers pings: each dial counts as a failure (the backoff grows) and a reconnect is not ready until it answers', async (t) => {
   const defer = cleanup(t);
-  const server = new WebSocketServer({ host: '127.0.0.1', port: 0, autoPong: false });
-  await once(server, 'listening');
-  defer(() => new Promise((resolve) => server.close(resolve)));
-  defer(() => {
-    for (const client of server.clients) client.terminate();
-  });
+  const { server, url } = await startMuteRelay(defer);
   let connections = 0;
   server.on('connection', () => connections++);
-  const url = `ws://127.0.0.1:${(server.address() as { port: number }).port}/xrpc/com.atproto.sync.subscribeRepos`;
   // Each connection lives longer than healthyAfterMs before its ping goes unanswered: what makes it
   // a failure is that it never answered, not how briefly it lived (live: 60 s of pings, 10 s).
   const harness = startClient(url, { pingIntervalMs: 30, healthyAfterMs: 5, backoffBaseMs: 10, backoffMaxMs: 40 });

@@ -10,11 +10,9 @@
  * relay sent, or while the relay's answer waits in the proxy.
  */
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
 import { test } from 'node:test';
-import { WebSocketServer } from 'ws';
 import { cleanup } from './support/cleanup.ts';
-import { FakeRelay } from './support/fake-relay.ts';
+import { FakeRelay, startMuteRelay } from './support/fake-relay.ts';
 import { commitFrame, infoFrame, tidFor } from './support/frames.ts';
 import { HoldingProxy } from './support/holding-proxy.ts';
 import { waitUntil } from './support/poll.ts';
@@ -73,15 +71,9 @@ test('a connection opened while ingest is paused, after a failure: /ready does n
 
 test('a relay that never answers, reached while ingest is paused, is still dropped as a failure once reading resumes', async (t) => {
   const defer = cleanup(t);
-  const server = new WebSocketServer({ host: '127.0.0.1', port: 0, autoPong: false });
-  await once(server, 'listening');
-  defer(() => new Promise((resolve) => server.close(resolve)));
-  defer(() => {
-    for (const client of server.clients) client.terminate();
-  });
+  const { server, url } = await startMuteRelay(defer);
   let dials = 0;
   let pauseAtDial = () => {};
-  const url = `ws://127.0.0.1:${(server.address() as { port: number }).port}/xrpc/com.atproto.sync.subscribeRepos`;
   const harness = startClient(url, {
     pingIntervalMs: 200,
     healthyAfterMs: 5,

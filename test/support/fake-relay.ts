@@ -98,3 +98,18 @@ export class FakeRelay {
     }
   }
 }
+
+/**
+ * A relay on 127.0.0.1 that accepts the WebSocket and then never says anything, pongs included:
+ * its subscribeRepos URL, and the server (its connections in `server.clients`), closed with its
+ * connections by the test's cleanup, `defer`.
+ */
+export async function startMuteRelay(defer: (step: () => unknown) => void): Promise<{ server: WebSocketServer; url: string }> {
+  const server = new WebSocketServer({ host: '127.0.0.1', port: 0, autoPong: false });
+  await once(server, 'listening');
+  defer(() => new Promise((resolve) => server.close(resolve)));
+  defer(() => {
+    for (const client of server.clients) client.terminate();
+  });
+  return { server, url: `ws://127.0.0.1:${(server.address() as { port: number }).port}/xrpc/com.atproto.sync.subscribeRepos` };
+}
