@@ -8,7 +8,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer, type Socket } from 'node:net';
-import { Registry } from 'prom-client';
 import { WebSocketServer } from 'ws';
 import { EventStore } from '../src/store/event-store.ts';
 import * as dagCbor from '@ipld/dag-cbor';
@@ -21,66 +20,22 @@ import { tempDir } from './support/gateway.ts';
 import { waitUntil } from './support/poll.ts';
 import { SyntheticFirehose, type SyntheticFrame } from './support/synthetic.ts';
 import {
-  capturingLogger,
   metricValue,
-  openIngester,
   seqsOf,
   startClient,
+  startIngestRig,
   storedEvents,
-  type ClientHarness,
-  type IngestHarness,
-  type LogLine,
+  type IngestRig,
 } from './support/upstream-harness.ts';
-
-interface Rig {
-  relay: FakeRelay;
-  ingest: IngestHarness;
-  /** What the Ingester logged. */
-  ingestLogs: LogLine[];
-  harness: ClientHarness;
-  registry: Registry;
-}
-
-/**
- * Relay, store, Ingester and client wired as the gateway wires them. The relay and data dir
- * can be given to reuse them; everything is torn down after the test.
- */
-async function rig(
-  t: { after: (fn: () => Promise<void>) => void },
-  options: { relay?: FakeRelay; dataDir?: string; pingIntervalMs?: number } = {},
-): Promise<Rig> {
-  const relay = options.relay ?? (await FakeRelay.start());
-  const dir = options.dataDir ? undefined : tempDir();
-  const registry = new Registry();
-  const ingestLogs: LogLine[] = [];
-  const ingest = openIngester(options.dataDir ?? dir!.path, relay.url, { registry, logger: capturingLogger(ingestLogs) });
-  const harness = startClient(relay.url, {
-    registry,
-    metrics: ingest.upstreamMetrics,
-    drops: ingest.drops,
-    resumeCursor: () => ingest.ingester.resumeCursor(),
-    onMessage: (message) => ingest.ingester.handle(message),
-    backoffBaseMs: 10,
-    backoffMaxMs: 50,
-    pingIntervalMs: options.pingIntervalMs,
-  });
-  t.after(async () => {
-    await harness.client.stop();
-    await ingest.close();
-    if (!options.relay) await relay.stop();
-    dir?.remove();
-  });
-  return { relay, ingest, ingestLogs, harness, registry };
-}
 
 function push(relay: FakeRelay, frames: SyntheticFrame[]): void {
   for (const frame of frames) relay.push({ seq: frame.seq, bytes: frame.bytes });
 }
 
-const storedSeq = (rig: Rig) => rig.ingest.store.upstreamCursor?.seq;
+const storedSeq = (rig: IngestRig) => rig.ingest.store.upstreamCursor?.seq;
 
 /** Which stored events came from which frames: every frame's events once, in seq order. */
-function assertStoredExactly(rig: Rig, frames: SyntheticFrame[]): void {
+function assertStoredExactly(rig: IngestRig, frames: SyntheticFrame[]): void {
   const events = storedEvents(rig.ingest.store);
   assert.equal(events.length, frames.reduce((sum, f) => sum + f.events, 0), 'stored event count');
   const times = events.map((e) => e.time_us);
@@ -89,7 +44,7 @@ function assertStoredExactly(rig: Rig, frames: SyntheticFrame[]): void {
 }
 
 test('consumes a scripted stream end to end into the store', async (t) => {
-  const r = await rig(t);
+  const r = await startIngestRig(t);
   await r.relay.waitForConnections(1);
   await waitUntil(() => r.harness.client.connected, 'the client to connect');
   const frames = new SyntheticFirehose({ seed: 11, accounts: 200 }).frames(300);
@@ -102,7 +57,7 @@ test('consumes a scripted stream end to end into the store', async (t) => {
 });
 
 test('the relay dropping the socket: the client reconnects with ?cursor=<last seq> and the store has no gap and no duplicate', async (t) => {
-  const r = await rig(t);
+  const r = await startIngestRig(t);
   const synthetic = new SyntheticFirehose({ seed: 12, accounts: 200 });
   const first = synthetic.frames(100);
   const second = synthetic.frames(100);
@@ -124,7 +79,7 @@ test('the relay dropping the socket: the client reconnects with ?cursor=<last se
 });
 
 test('a cut while frames are in flight, and a relay replaying what was already stored: still no gap, no duplicate', async (t) => {
-  const r = await rig(t);
+  const r = await startIngestRig(t);
   const synthetic = new SyntheticFirehose({ seed: 13, accounts: 200 });
   const frames = synthetic.frames(400);
   await r.relay.waitForConnections(1);
@@ -146,7 +101,7 @@ test('a cut while frames are in flight, and a relay replaying what was already s
 });
 
 test('a record that breaks the data model is dropped, counted and logged; the rest of its commit is stored', async (t) => {
-  const r = await rig(t);
+  const r = await startIngestRig(t);
   await r.relay.waitForConnections(1);
   await waitUntil(() => r.harness.client.connected, 'the client to connect');
   const did = 'did:plc:ewvi7nxzyoun6zhxrhs64oiz';
@@ -182,7 +137,7 @@ test('FutureCursor: the client reconnects without a cursor, the Ingester forgets
   const synthetic = new SyntheticFirehose({ seed: 14, accounts: 50 });
   push(relay, synthetic.frames(10));
 
-  const r = await rig(t, { relay, dataDir: dir.path });
+  const r = await startIngestRig(t, { relay, dataDir: dir.path });
   await relay.waitForConnections(2);
   assert.deepEqual(relay.cursors, [500, undefined]);
   assert.equal(await metricValue(r.registry, 'contrail_upstream_error_frames_total', { error: 'FutureCursor' }), 1);
@@ -201,7 +156,7 @@ test('FutureCursor: the client reconnects without a cursor, the Ingester forgets
 test('a quiet upstream is normal: no exit, no reconnect, pings answered, and the next frame still arrives', async (t) => {
   // Not shorter: a ping unanswered within one interval ends the connection, and a loaded
   // machine can stall the event loop past a very short one.
-  const r = await rig(t, { pingIntervalMs: 250 });
+  const r = await startIngestRig(t, { pingIntervalMs: 250 });
   await r.relay.waitForConnections(1);
   await waitUntil(() => r.harness.client.connected, 'the client to connect');
   // Silence but for pings, each answered (as ws answers them), over several ping intervals.
@@ -253,7 +208,7 @@ test('a relay that accepts TCP but never answers the WebSocket handshake is aban
 });
 
 test('a frame too large for the socket (over 64 MiB) is counted, logged, and moved past: the client resumes after its seq', async (t) => {
-  const r = await rig(t);
+  const r = await startIngestRig(t);
   await r.relay.waitForConnections(1);
   await waitUntil(() => r.harness.client.connected, 'the client to connect');
   const post = (seq: number) => ({ action: 'create' as const, path: `app.bsky.feed.post/${tidFor(seq)}`, record: { $type: 'app.bsky.feed.post', text: `post ${seq}`, createdAt: '2026-11-25T12:00:00.000Z' } });
@@ -371,7 +326,7 @@ test('an error frame on a connection that then goes on delivering does not name 
 });
 
 test('after a connection that delivered frames, the next retry starts from the base delay again', async (t) => {
-  const r = await rig(t);
+  const r = await startIngestRig(t);
   await r.relay.waitForConnections(1);
   await waitUntil(() => r.harness.client.connected, 'the client to connect');
   push(r.relay, new SyntheticFirehose({ seed: 17 }).frames(3));
@@ -386,7 +341,7 @@ test('after a connection that delivered frames, the next retry starts from the b
 });
 
 test('pause() holds frames back (TCP backpressure) and resume() delivers them in order', async (t) => {
-  const r = await rig(t);
+  const r = await startIngestRig(t);
   await r.relay.waitForConnections(1);
   await waitUntil(() => r.harness.client.connected, 'the client to connect');
   r.harness.client.pause();

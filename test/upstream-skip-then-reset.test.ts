@@ -8,35 +8,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as dagCbor from '@ipld/dag-cbor';
 import { SOCKET_MAX_PAYLOAD } from '../src/upstream/firehose.ts';
-import { FakeRelay } from './support/fake-relay.ts';
 import { commitFrame, tidFor } from './support/frames.ts';
-import { tempDir } from './support/gateway.ts';
 import { waitUntil } from './support/poll.ts';
-import { metricValue, openIngester, seqsOf, startClient } from './support/upstream-harness.ts';
-import { Registry } from 'prom-client';
+import { metricValue, seqsOf, startIngestRig } from './support/upstream-harness.ts';
 
 for (const skippedIsNewest of [false, true]) {
   const when = skippedIsNewest ? 'the skipped frame was the newest before the reset' : 'frames after the skipped one were stored';
   test(`after an oversized frame was skipped, a relay reset (FutureCursor) lets the client start live (${when})`, async (t) => {
-    const relay = await FakeRelay.start();
-    const dir = tempDir();
-    const registry = new Registry();
-    const ingest = openIngester(dir.path, relay.url, { registry });
-    const harness = startClient(relay.url, {
-      registry,
-      metrics: ingest.upstreamMetrics,
-      drops: ingest.drops,
-      resumeCursor: () => ingest.ingester.resumeCursor(),
-      onMessage: (message) => ingest.ingester.handle(message),
-      backoffBaseMs: 10,
-      backoffMaxMs: 50,
-    });
-    t.after(async () => {
-      await harness.client.stop();
-      await ingest.close();
-      await relay.stop();
-      dir.remove();
-    });
+    const { relay, ingest, harness, registry } = await startIngestRig(t);
     const post = (seq: number) => ({ action: 'create' as const, path: `app.bsky.feed.post/${tidFor(seq)}`, record: { $type: 'app.bsky.feed.post', text: `post ${seq}`, createdAt: '2026-11-25T12:00:00.000Z' } });
     await relay.waitForConnections(1);
     await waitUntil(() => harness.client.connected, 'the client to connect');

@@ -13,6 +13,8 @@ import { DropReporter } from '../../src/upstream/drop.ts';
 import { FirehoseClient, type FirehoseClientOptions } from '../../src/upstream/firehose.ts';
 import type { UpstreamMessage } from '../../src/upstream/messages.ts';
 import { createUpstreamMetrics, type UpstreamMetrics } from '../../src/upstream/metrics.ts';
+import { FakeRelay } from './fake-relay.ts';
+import { tempDir } from './gateway.ts';
 
 export interface LogLine {
   level: number;
@@ -119,6 +121,48 @@ export function openIngester(
       await store.close();
     },
   };
+}
+
+export interface IngestRig {
+  relay: FakeRelay;
+  ingest: IngestHarness;
+  /** What the Ingester logged. */
+  ingestLogs: LogLine[];
+  harness: ClientHarness;
+  registry: Registry;
+}
+
+/**
+ * Relay, store, Ingester and client wired as the gateway wires them (the client backing off from
+ * 10 ms to 50 ms; the Ingester's log lines kept). The relay and data dir can be given to reuse
+ * them; everything is torn down after the test.
+ */
+export async function startIngestRig(
+  t: { after: (fn: () => Promise<void>) => void },
+  options: { relay?: FakeRelay; dataDir?: string; pingIntervalMs?: number } = {},
+): Promise<IngestRig> {
+  const relay = options.relay ?? (await FakeRelay.start());
+  const dir = options.dataDir ? undefined : tempDir();
+  const registry = new Registry();
+  const ingestLogs: LogLine[] = [];
+  const ingest = openIngester(options.dataDir ?? dir!.path, relay.url, { registry, logger: capturingLogger(ingestLogs) });
+  const harness = startClient(relay.url, {
+    registry,
+    metrics: ingest.upstreamMetrics,
+    drops: ingest.drops,
+    resumeCursor: () => ingest.ingester.resumeCursor(),
+    onMessage: (message) => ingest.ingester.handle(message),
+    backoffBaseMs: 10,
+    backoffMaxMs: 50,
+    pingIntervalMs: options.pingIntervalMs,
+  });
+  t.after(async () => {
+    await harness.client.stop();
+    await ingest.close();
+    if (!options.relay) await relay.stop();
+    dir?.remove();
+  });
+  return { relay, ingest, ingestLogs, harness, registry };
 }
 
 /** Every stored event, oldest first, parsed. */
