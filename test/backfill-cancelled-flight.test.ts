@@ -11,14 +11,13 @@ import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, test } from 'node:test';
-import { pino } from 'pino';
 import { Registry } from 'prom-client';
-import { SnapshotSource, createBackfillMetrics, type FetchLimits } from '../src/backfill/index.ts';
+import { createBackfillMetrics } from '../src/backfill/index.ts';
 import { waitUntil } from './support/poll.ts';
+import { snapshotSource } from './support/snapshot-source.ts';
 
 const CAR = readFileSync(new URL('./fixtures/cars/repo-jetstream.car', import.meta.url));
 const DID = 'did:plc:53iucmf5ldftgqyf2ac7hmhd';
-const LIMITS: FetchLimits = { maxBytes: 1024 * 1024, timeoutMs: 2_000, attempts: 3, backoffMs: 20, maxRetryAfterMs: 5_000, allowPrivateEndpoints: true };
 
 const server = http.createServer((_req, res) => {
   res.writeHead(200, { 'content-type': 'application/vnd.ipld.car', 'content-length': CAR.length });
@@ -40,20 +39,13 @@ test('a subscriber asking for a repo whose previous fetch was just cancelled (by
   const secondResolution = new Promise<void>((resolve) => (releaseSecond = resolve));
   let resolutions = 0;
   const registry = new Registry();
-  const snapshots = new SnapshotSource({
+  const snapshots = snapshotSource(pdsUrl, {
     resolve: async () => {
       const n = ++resolutions;
       if (n === 1) await firstResolution;
       if (n === 2) await secondResolution;
       return { pdsUrl };
     },
-    limits: LIMITS,
-    perHost: 2,
-    concurrency: 4,
-    cacheBytes: 1024 * 1024,
-    cacheTtlMs: 60_000,
-    tip: () => 0,
-    logger: pino({ level: 'silent' }),
     metrics: createBackfillMetrics(registry),
   });
 

@@ -11,20 +11,18 @@ import type { AddressInfo } from 'node:net';
 import { after, describe, test } from 'node:test';
 import { CarReader } from '@ipld/car';
 import { varint } from 'multiformats';
-import { pino } from 'pino';
-import { Registry } from 'prom-client';
-import { SnapshotSource, createBackfillMetrics, readRepoCar, type FetchLimits } from '../src/backfill/index.ts';
+import { readRepoCar, type FetchLimits } from '../src/backfill/index.ts';
 import { fetchRepo } from '../src/backfill/repo-fetch.ts';
 import { retryAfter } from '../src/identity/retry-after.ts';
 import { backfillFailureOf } from './support/backfill-failure.ts';
 import { carOf } from './support/frames.ts';
+import { FETCH_LIMITS, snapshotSource } from './support/snapshot-source.ts';
 
 const CAR = readFileSync(new URL('./fixtures/cars/repo-jetstream.car', import.meta.url));
 const DID = 'did:plc:53iucmf5ldftgqyf2ac7hmhd';
 const [ROOT] = await (await CarReader.fromBytes(CAR)).getRoots();
 assert.ok(ROOT, 'the fixture CAR names a root');
 
-const LIMITS: FetchLimits = { maxBytes: 1024 * 1024, timeoutMs: 2_000, attempts: 3, backoffMs: 20, maxRetryAfterMs: 5_000, allowPrivateEndpoints: true };
 
 type Handler = (req: http.IncomingMessage, res: http.ServerResponse, count: number) => void;
 
@@ -58,7 +56,7 @@ function xrpcError(res: http.ServerResponse, status: number, error: string, mess
 }
 
 function fetchSnapshot(url: string, limits: Partial<FetchLimits> = {}) {
-  const all = { ...LIMITS, ...limits };
+  const all = { ...FETCH_LIMITS, ...limits };
   return fetchRepo(url, DID, all, (chunks) => readRepoCar(chunks, DID, all.maxBytes));
 }
 
@@ -111,7 +109,7 @@ describe('fetching a repo', () => {
     const server = await pds((_req, res) => xrpcError(res, 500, 'InternalServerError', 'broken'));
     const failure = await backfillFailureOf(fetchSnapshot(server.url));
     assert.equal(failure.reason, 'fetch_failed');
-    assert.equal(server.requests.length, LIMITS.attempts);
+    assert.equal(server.requests.length, FETCH_LIMITS.attempts);
   });
 
   test('a PDS that never answers: timeout after each attempt, then the reason', async () => {
@@ -163,7 +161,7 @@ describe('fetching a repo', () => {
       res.on('close', () => res.removeAllListeners('drain'));
       pump();
     });
-    // A deadline far off: reading 4 MiB takes this loaded machine more than LIMITS' 2 s at times.
+    // A deadline far off: reading 4 MiB takes this loaded machine more than FETCH_LIMITS' 2 s at times.
     const failure = await backfillFailureOf(fetchSnapshot(server.url, { maxBytes: 4 * 1024 * 1024, timeoutMs: 60_000 }));
     assert.equal(failure.reason, 'too_large', failure.message);
     assert.ok(written < 1e8, `the server wrote ${written} bytes: the fetch must stop near its limit`);
@@ -197,26 +195,11 @@ describe('fetching a repo', () => {
 });
 
 describe('shared snapshots', () => {
-  function source(url: string, overrides: Partial<ConstructorParameters<typeof SnapshotSource>[0]> = {}) {
-    return new SnapshotSource({
-      resolve: async () => ({ pdsUrl: url }),
-      limits: LIMITS,
-      perHost: 2,
-      concurrency: 4,
-      cacheBytes: 1024 * 1024,
-      cacheTtlMs: 60_000,
-      tip: () => 0,
-      logger: pino({ level: 'silent' }),
-      metrics: createBackfillMetrics(new Registry()),
-      ...overrides,
-    });
-  }
-
   test('concurrent askers of one DID share one fetch; a later one reuses the snapshot', async () => {
     let release!: () => void;
     const gate = new Promise<void>((resolve) => (release = resolve));
     const server = await pds((req, res, count) => void gate.then(() => serveCar(req, res, count)));
-    const snapshots = source(server.url);
+    const snapshots = snapshotSource(server.url);
     const asks = [1, 2, 3].map((asker) => snapshots.get(DID, asker, new AbortController().signal));
     while (server.requests.length === 0) await new Promise((resolve) => setTimeout(resolve, 5));
     release();
@@ -230,7 +213,7 @@ describe('shared snapshots', () => {
 
   test('an expired snapshot is fetched again', async () => {
     const server = await pds(serveCar);
-    const snapshots = source(server.url, { cacheTtlMs: 0 });
+    const snapshots = snapshotSource(server.url, { cacheTtlMs: 0 });
     await snapshots.get(DID, 1, new AbortController().signal);
     await new Promise((resolve) => setTimeout(resolve, 5));
     await snapshots.get(DID, 1, new AbortController().signal);
@@ -241,7 +224,7 @@ describe('shared snapshots', () => {
     let closed!: () => void;
     const connectionClosed = new Promise<void>((resolve) => (closed = resolve));
     const server = await pds((req) => req.socket.once('close', closed)); // never answers
-    const snapshots = source(server.url);
+    const snapshots = snapshotSource(server.url);
     const first = new AbortController();
     const second = new AbortController();
     const asks = [snapshots.get(DID, 1, first.signal), snapshots.get(DID, 2, second.signal)].map((p) => backfillFailureOf(p));
@@ -253,7 +236,7 @@ describe('shared snapshots', () => {
   });
 
   test('a DID that cannot be resolved: identity_unavailable with the resolver\'s message', async () => {
-    const snapshots = source('http://127.0.0.1:1', {
+    const snapshots = snapshotSource('http://127.0.0.1:1', {
       resolve: async () => {
         throw new Error('the PLC directory has no such DID');
       },
@@ -274,7 +257,7 @@ describe('shared snapshots', () => {
         serveCar(req, res, count);
       }, 30);
     });
-    const snapshots = source(server.url, { perHost: 2, cacheTtlMs: 0 });
+    const snapshots = snapshotSource(server.url, { perHost: 2, cacheTtlMs: 0 });
     // Different DIDs (a resolver mapping them all to this PDS): the CAR names DID, so others fail
     // their commit check after the fetch, which is what this test needs: fetches, not snapshots.
     const dids = Array.from({ length: 6 }, (_, i) => `did:plc:aaaaaaaaaaaaaaaaaaaaaaa${i}`);
