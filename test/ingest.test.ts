@@ -5,18 +5,13 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test, type TestContext } from 'node:test';
-import { Registry } from 'prom-client';
-import { CursorClock } from '../src/events/clock.ts';
 import { EventStore, type Batch } from '../src/store/event-store.ts';
-import { Ingester, type IngesterOptions } from '../src/store/ingest.ts';
-import { createStoreMetrics } from '../src/store/metrics.ts';
-import { DropReporter } from '../src/upstream/drop.ts';
+import type { IngesterOptions } from '../src/store/ingest.ts';
 import { decodeFrame } from '../src/upstream/frame.ts';
 import { parseMessage, type UpstreamMessage } from '../src/upstream/messages.ts';
-import { createUpstreamMetrics } from '../src/upstream/metrics.ts';
 import { accountFrame, commitFrame, errorFrame, identityFrame, infoFrame, tidFor } from './support/frames.ts';
 import { tempDir } from './support/gateway.ts';
-import { capturingLogger } from './support/upstream-harness.ts';
+import { ingesterUnderTest } from './support/upstream-harness.ts';
 
 const RELAY = 'wss://relay-one.test/xrpc/com.atproto.sync.subscribeRepos';
 const OTHER_RELAY = 'wss://relay-two.test/xrpc/com.atproto.sync.subscribeRepos';
@@ -65,48 +60,8 @@ function did(n: number): string {
   return `did:plc:${String(n).padStart(24, 'a')}`;
 }
 
-interface Harness {
-  ingester: Ingester;
-  metrics: ReturnType<typeof createStoreMetrics>;
-  logs: Array<{ level: number; msg: string; [key: string]: unknown }>;
-  backpressure: boolean[];
-  health: boolean[];
-  skipped(reason: string): Promise<number>;
-  commits(): Promise<number>;
-}
-
-function harness(store: EventStore, options: Partial<IngesterOptions> = {}): Harness {
-  const registry = new Registry();
-  const metrics = createStoreMetrics(registry);
-  const logs: Harness['logs'] = [];
-  const logger = capturingLogger(logs);
-  const backpressure: boolean[] = [];
-  const health: boolean[] = [];
-  const ingester = new Ingester({
-    store,
-    clock: new CursorClock(store.lastTimeUs),
-    upstreamUrl: RELAY,
-    logger,
-    metrics,
-    drops: new DropReporter(createUpstreamMetrics(registry).drops, logger),
-    onBackpressure: (paused) => backpressure.push(paused),
-    onStoreHealth: (healthy) => health.push(healthy),
-    ...options,
-  });
-  return {
-    ingester,
-    metrics,
-    logs,
-    backpressure,
-    health,
-    async skipped(reason) {
-      return (await metrics.skipped.get()).values.find((v) => v.labels.reason === reason)?.value ?? 0;
-    },
-    async commits() {
-      return (await metrics.commits.get()).values.find((v) => v.metricName === 'contrail_store_commit_seconds_count')?.value ?? 0;
-    },
-  };
-}
+/** An Ingester over `store` reading RELAY unless options say, as ingesterUnderTest wires it. */
+const harness = (store: EventStore, options: Partial<IngesterOptions> = {}) => ingesterUnderTest(store, RELAY, options);
 
 function storeDir(t: TestContext): string {
   const dir = tempDir('contrail-ingest-');

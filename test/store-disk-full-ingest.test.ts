@@ -11,19 +11,13 @@ import assert from 'node:assert/strict';
 import { rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { Registry } from 'prom-client';
-import { CursorClock } from '../src/events/clock.ts';
 import { EventStore } from '../src/store/event-store.ts';
-import { Ingester } from '../src/store/ingest.ts';
-import { createStoreMetrics } from '../src/store/metrics.ts';
-import { DropReporter } from '../src/upstream/drop.ts';
 import { decodeFrame } from '../src/upstream/frame.ts';
 import { parseMessage, type UpstreamMessage } from '../src/upstream/messages.ts';
-import { createUpstreamMetrics } from '../src/upstream/metrics.ts';
 import { commitFrame, tidFor } from './support/frames.ts';
 import { tempDir } from './support/gateway.ts';
 import { smallFileSystem } from './support/small-file-system.ts';
-import { capturingLogger } from './support/upstream-harness.ts';
+import { ingesterUnderTest } from './support/upstream-harness.ts';
 
 const RELAY = 'wss://relay-one.test/xrpc/com.atproto.sync.subscribeRepos';
 
@@ -78,22 +72,7 @@ test('a disk that really fills (ENOSPC on a tmpfs) while ingesting: a STORE COMM
   const dataDir = join(at, 'data');
   const store = new EventStore({ dataDir, hotLogBytes: 1 << 20, fsync: false, mapSizeBytes: 64 << 20 });
   open.push(store);
-  const registry = new Registry();
-  const metrics = createStoreMetrics(registry);
-  const logs: Array<{ level: number; msg: string; err?: string }> = [];
-  const logger = capturingLogger(logs);
-  const paused: boolean[] = [];
-  const ingester = new Ingester({
-    store,
-    clock: new CursorClock(store.lastTimeUs),
-    upstreamUrl: RELAY,
-    logger,
-    metrics,
-    drops: new DropReporter(createUpstreamMetrics(registry).drops, logger),
-    onBackpressure: (p) => paused.push(p),
-    onStoreHealth: () => {},
-    retryDelayMs: 20,
-  });
+  const { ingester, metrics, logs, backpressure: paused } = ingesterUnderTest(store, RELAY, { retryDelayMs: 20 });
   const commitErrors = async () => (await metrics.commitErrors.get()).values[0]?.value ?? 0;
 
   let seq = 0;

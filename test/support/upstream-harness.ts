@@ -7,7 +7,7 @@ import { pino, type Level, type Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { CursorClock } from '../../src/events/clock.ts';
 import { EventStore } from '../../src/store/event-store.ts';
-import { Ingester } from '../../src/store/ingest.ts';
+import { Ingester, type IngesterOptions } from '../../src/store/ingest.ts';
 import { createStoreMetrics } from '../../src/store/metrics.ts';
 import { DropReporter } from '../../src/upstream/drop.ts';
 import { FirehoseClient, type FirehoseClientOptions } from '../../src/upstream/firehose.ts';
@@ -163,6 +163,54 @@ export async function startIngestRig(
     dir?.remove();
   });
   return { relay, ingest, ingestLogs, harness, registry };
+}
+
+export interface IngesterUnderTest {
+  ingester: Ingester;
+  metrics: ReturnType<typeof createStoreMetrics>;
+  logs: Array<{ level: number; msg: string; [key: string]: unknown }>;
+  backpressure: boolean[];
+  health: boolean[];
+  skipped(reason: string): Promise<number>;
+  commits(): Promise<number>;
+}
+
+/**
+ * A real Ingester over `store` (its clock from the store's last event) reading `upstreamUrl`, with
+ * metrics of its own, its log lines kept, and each backpressure and store-health change recorded in
+ * order; `options` replace any of the Ingester's options.
+ */
+export function ingesterUnderTest(store: EventStore, upstreamUrl: string, options: Partial<IngesterOptions> = {}): IngesterUnderTest {
+  const registry = new Registry();
+  const metrics = createStoreMetrics(registry);
+  const logs: IngesterUnderTest['logs'] = [];
+  const logger = capturingLogger(logs);
+  const backpressure: boolean[] = [];
+  const health: boolean[] = [];
+  const ingester = new Ingester({
+    store,
+    clock: new CursorClock(store.lastTimeUs),
+    upstreamUrl,
+    logger,
+    metrics,
+    drops: new DropReporter(createUpstreamMetrics(registry).drops, logger),
+    onBackpressure: (paused) => backpressure.push(paused),
+    onStoreHealth: (healthy) => health.push(healthy),
+    ...options,
+  });
+  return {
+    ingester,
+    metrics,
+    logs,
+    backpressure,
+    health,
+    async skipped(reason) {
+      return (await metrics.skipped.get()).values.find((v) => v.labels.reason === reason)?.value ?? 0;
+    },
+    async commits() {
+      return (await metrics.commits.get()).values.find((v) => v.metricName === 'contrail_store_commit_seconds_count')?.value ?? 0;
+    },
+  };
 }
 
 /** Every stored event, oldest first, parsed. */
