@@ -17,7 +17,7 @@ import { parseMessage, type UpstreamMessage } from '../src/upstream/messages.ts'
 import { commitFrame, tidFor } from './support/frames.ts';
 import { tempDir } from './support/gateway.ts';
 import { smallFileSystem } from './support/small-file-system.ts';
-import { ingesterUnderTest } from './support/upstream-harness.ts';
+import { ingesterUnderTest, storedEvents } from './support/upstream-harness.ts';
 
 const RELAY = 'wss://relay-one.test/xrpc/com.atproto.sync.subscribeRepos';
 
@@ -42,14 +42,7 @@ function post(seq: number): UpstreamMessage {
 }
 
 function rkeys(store: EventStore): string[] {
-  const out: string[] = [];
-  let position = 0;
-  for (;;) {
-    const { entries, position: next } = store.readAfter(position, { maxEntries: 1_000 });
-    if (next === position) return out;
-    position = next;
-    for (const entry of entries) out.push(JSON.parse(entry.json.toString()).commit.rkey);
-  }
+  return storedEvents(store).map((event) => event.commit.rkey);
 }
 
 test('a disk that really fills (ENOSPC on a tmpfs) while ingesting: a STORE COMMIT FAILED line, ingest paused with the cursor behind, nothing committed lost, and ingest resumes once there is room', { timeout: 120_000 }, async (t) => {
