@@ -12,14 +12,13 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
-import { IdentityCache, IdentityResolver } from '../src/identity/index.ts';
+import { IdentityResolver } from '../src/identity/index.ts';
 import { createVerifyMetrics, Verifier } from '../src/verify/index.ts';
 import { cleanup } from './support/cleanup.ts';
-import { tempDir } from './support/gateway.ts';
 import { localHttpServer } from './support/local-http.ts';
 import { waitUntil } from './support/poll.ts';
 import { SignedRepo } from './support/signed-repo.ts';
-import { commitOf, didDocument } from './support/verifier-harness.ts';
+import { commitOf, didDocument, identityCacheUnderTest } from './support/verifier-harness.ts';
 
 const REPOS = 200;
 const POST = 'app.bsky.feed.post';
@@ -32,10 +31,7 @@ test('a burst of new repos larger than the resolver lets wait: none is failed or
     const did = decodeURIComponent(req.url!.slice(1));
     setTimeout(() => res.end(didDocument(did, keys.get(did)!)), 30);
   });
-  const dir = tempDir('contrail-cold-cache-');
-  defer(() => dir.remove());
-  const cache = new IdentityCache({ path: dir.path, maxEntries: 1_000 });
-  defer(() => cache.close());
+  const cache = identityCacheUnderTest(defer, 'contrail-cold-cache-');
   const identity = new IdentityResolver({ plcUrl, cache, allowPrivateEndpoints: true, maxConcurrent: 2, maxQueued: 20 });
   const registry = new Registry();
   const delivered: number[] = [];

@@ -13,16 +13,15 @@ import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
-import { IdentityCache, IdentityResolver } from '../src/identity/index.ts';
+import { IdentityResolver } from '../src/identity/index.ts';
 import type { UpstreamMessage } from '../src/upstream/index.ts';
 import { createVerifyMetrics, Verifier } from '../src/verify/index.ts';
 import { cleanup } from './support/cleanup.ts';
 import { seriesValue } from './support/exposition.ts';
-import { tempDir } from './support/gateway.ts';
 import { Gate, localHttpServer } from './support/local-http.ts';
 import { waitUntil } from './support/poll.ts';
 import { SignedRepo } from './support/signed-repo.ts';
-import { commitOf, didDocument } from './support/verifier-harness.ts';
+import { commitOf, didDocument, identityCacheUnderTest } from './support/verifier-harness.ts';
 
 const POST = 'app.bsky.feed.post';
 /** Fetches at once, and waiting, of each source: the resolver's bounds, scaled down. */
@@ -44,10 +43,7 @@ async function verifierWithStallingHosts(t: TestContext, webRepos: number, maxHe
   defer(release); // the held hosts answer before their servers close
   const alice = await SignedRepo.create('did:plc:alicedidwebstallpause00000');
   const { url: plcUrl } = await localHttpServer(t, (_req, res) => res.end(didDocument(alice.did, alice.signingKey)));
-  const dir = tempDir('contrail-did-web-stall-');
-  defer(() => dir.remove());
-  const cache = new IdentityCache({ path: dir.path, maxEntries: 1_000 });
-  defer(() => cache.close());
+  const cache = identityCacheUnderTest(defer, 'contrail-did-web-stall-');
   // Private endpoints allowed: the did:web hosts are on 127.0.0.1. A timeout far longer than the test.
   const identity = new IdentityResolver({ plcUrl, cache, allowPrivateEndpoints: true, maxConcurrent: MAX_CONCURRENT, maxQueued: MAX_QUEUED, timeoutMs: 120_000 });
   defer(() => identity.stop());

@@ -17,16 +17,15 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
-import { IdentityCache, IdentityResolver } from '../src/identity/index.ts';
+import { IdentityResolver } from '../src/identity/index.ts';
 import { createVerifyMetrics, Verifier } from '../src/verify/index.ts';
 import { cleanup } from './support/cleanup.ts';
 import { FakeRelay } from './support/fake-relay.ts';
-import { tempDir } from './support/gateway.ts';
 import { localHttpServer } from './support/local-http.ts';
 import { waitUntil } from './support/poll.ts';
 import { commitFrameOf, SignedRepo } from './support/signed-repo.ts';
 import { startClient } from './support/upstream-harness.ts';
-import { didDocument } from './support/verifier-harness.ts';
+import { didDocument, identityCacheUnderTest } from './support/verifier-harness.ts';
 
 const REPOS = 60;
 const COMMITS_PER_REPO = 3;
@@ -41,10 +40,7 @@ test('a burst of commits from repos with cold identity caches pauses reading on 
     const did = decodeURIComponent(req.url!.slice(1));
     setTimeout(() => res.end(didDocument(did, keys.get(did)!)), 20);
   });
-  const dir = tempDir('contrail-held-bytes-pause-');
-  defer(() => dir.remove());
-  const cache = new IdentityCache({ path: dir.path, maxEntries: 1_000 });
-  defer(() => cache.close());
+  const cache = identityCacheUnderTest(defer, 'contrail-held-bytes-pause-');
   const identity = new IdentityResolver({ plcUrl, cache, allowPrivateEndpoints: true, maxConcurrent: 4 });
 
   // Each commit carries a ~4 KB post: the burst is about 800 KB, three times the bound.
