@@ -9,10 +9,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
-import { FakeRelay } from './support/fake-relay.ts';
-import { startTestGateway, tempDir } from './support/gateway.ts';
 import { HttpStream } from './support/http-stream.ts';
-import { ALICE, BOB, LIKE, POST, Upstream, recordFor, stats, waitUntil } from './support/subscribe-client.ts';
+import { ALICE, BOB, LIKE, POST, recordFor, startRelayGateway, stats, stopRelayGateway, waitUntil } from './support/subscribe-client.ts';
 import { transportsUnderTest } from './support/transports.ts';
 
 const CLOSE_TIMEOUT_MS = 5_000;
@@ -33,12 +31,9 @@ function serverHolds(serverPort: number, clientPort: number): boolean {
 for (const { transport, skip } of await transportsUnderTest()) {
   describe(`an HTTP stream dropped as too slow over ${transport}`, { skip }, () => {
     test('its connection is cut within a deadline, as a closing WebSocket’s is, not held while the peer does not read', async (t) => {
-      const local = tempDir();
-      const relay = await FakeRelay.start();
-      const gateway = await startTestGateway(relay.url, local.path, { transport }, { hub: { highWaterBytes: 64 * 1024, slowWindowMs: 1500 }, closeTimeoutMs: CLOSE_TIMEOUT_MS });
+      const h = await startRelayGateway({ transport }, { hub: { highWaterBytes: 64 * 1024, slowWindowMs: 1500 }, closeTimeoutMs: CLOSE_TIMEOUT_MS });
+      const { gateway, up } = h;
       try {
-        await relay.waitForConnections(1);
-        const up = new Upstream(relay, () => gateway.port);
         const slow = await HttpStream.open(gateway.port, '/stream', '');
         slow.socket.pause();
         const clientPort = slow.socket.localPort!;
@@ -64,9 +59,7 @@ for (const { transport, skip } of await transportsUnderTest()) {
         await waitUntil(() => !serverHolds(gateway.port, clientPort), `the server to cut the connection of the stream it dropped (deadline ${deadlineMs / 1000} s)`, 3 * deadlineMs);
       } finally {
         HttpStream.closeAll();
-        await gateway.stop();
-        await relay.stop();
-        local.remove();
+        await stopRelayGateway(h);
       }
     });
   });

@@ -10,9 +10,8 @@ import { pino } from 'pino';
 import { createLogger, duration, startStatusLog } from '../src/logs.ts';
 import { EventStore } from '../src/store/index.ts';
 import { cleanup } from './support/cleanup.ts';
-import { FakeRelay } from './support/fake-relay.ts';
-import { startTestGateway, tempDir } from './support/gateway.ts';
-import { POST, Subscription, Upstream, waitUntil } from './support/subscribe-client.ts';
+import { tempDir } from './support/gateway.ts';
+import { POST, Subscription, startRelayGateway, stopRelayGateway, waitUntil } from './support/subscribe-client.ts';
 
 /** A stream that keeps what is written; `isTTY` as a terminal's stdout has it. */
 function captured(isTTY: boolean): Writable & { isTTY: boolean; lines: string[] } {
@@ -53,13 +52,10 @@ test('durations read as people write them', () => {
 });
 
 test('a status line on every interval: events/s in, subscribers, upstream lag, buffer span', async () => {
-  const relay = await FakeRelay.start();
-  const dir = tempDir();
   const sink = captured(false);
-  const gateway = await startTestGateway(relay.url, dir.path, {}, { logger: pino({ level: 'info' }, sink), statusIntervalMs: 300 });
+  const h = await startRelayGateway({}, { logger: pino({ level: 'info' }, sink), statusIntervalMs: 300 });
+  const { gateway, up } = h;
   try {
-    await relay.waitForConnections(1);
-    const up = new Upstream(relay, () => gateway.port);
     const subscriber = await Subscription.open(gateway.port);
     for (let i = 0; i < 20; i++) up.create(`did:plc:${'status'.padEnd(24, 'a')}`, POST);
     await up.settle();
@@ -73,9 +69,7 @@ test('a status line on every interval: events/s in, subscribers, upstream lag, b
     assert.match(busy.msg, /^status: [\d,]+ events\/s in, 1 subscribers, upstream lag \d+\.\ds, buffer \d+s \(20 events\)$/);
     await subscriber.close();
   } finally {
-    await gateway.stop();
-    await relay.stop();
-    dir.remove();
+    await stopRelayGateway(h);
   }
 });
 

@@ -8,9 +8,8 @@ import { request } from 'node:http';
 import { test } from 'node:test';
 import { ContrailProcess } from './support/contrail-process.ts';
 import { samples } from './support/exposition.ts';
-import { FakeRelay } from './support/fake-relay.ts';
-import { startTestGateway, tempDir } from './support/gateway.ts';
-import { httpGet, POST, Upstream } from './support/subscribe-client.ts';
+import { tempDir } from './support/gateway.ts';
+import { POST, Upstream, httpGet, startRelayGateway, stopRelayGateway } from './support/subscribe-client.ts';
 
 function get(host: string, port: number, path: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
@@ -26,15 +25,9 @@ function get(host: string, port: number, path: string): Promise<{ status: number
 
 /** A gateway on a fresh data dir reading a FakeRelay, both stopped after the test. */
 async function gatewayWithRelay(t: { after: (fn: () => Promise<void>) => void }) {
-  const relay = await FakeRelay.start();
-  const dir = tempDir();
-  const gateway = await startTestGateway(relay.url, dir.path);
-  t.after(async () => {
-    await gateway.stop();
-    await relay.stop();
-    dir.remove();
-  });
-  return { relay, gateway };
+  const h = await startRelayGateway({});
+  t.after(() => stopRelayGateway(h));
+  return h;
 }
 
 test('an empty buffer: /stats has oldestTimeUs and newestTimeUs as null; lag and span metrics are NaN, not a made-up 0', async (t) => {

@@ -20,7 +20,7 @@ import type { Gateway } from '../src/gateway.ts';
 import { FakeRelay } from './support/fake-relay.ts';
 import { readFixture } from './support/fixtures.ts';
 import { cborBlock, carOf, encodeFrame, tidFor } from './support/frames.ts';
-import { startTestGateway, tempDir } from './support/gateway.ts';
+import type { tempDir } from './support/gateway.ts';
 import { HttpStream, StreamRefused } from './support/http-stream.ts';
 import { SignedRepo, commitFrameOf, syncFrameOf, type CommitBody } from './support/signed-repo.ts';
 import {
@@ -37,14 +37,14 @@ import {
   queryFor,
   readWholeStream,
   settleSubscribers,
+  startRelayGateway,
+  stopRelayGateway,
   upgradeRequest,
   waitUntil,
   wants,
   withGateway,
   type FilterSpec,
   type StoredEvent,
-  startRelayGateway,
-  stopRelayGateway,
 } from './support/subscribe-client.ts';
 import { withBadSignature } from './support/tamper.mjs';
 import { transportsUnderTest } from './support/transports.ts';
@@ -270,17 +270,12 @@ describe('#sync under --verify full', () => {
     });
     directory.listen(0, '127.0.0.1');
     await once(directory, 'listening');
-    const relay = await FakeRelay.start();
-    const dir = tempDir();
-    const gateway = await startTestGateway(relay.url, dir.path, { verify: 'full', plcUrl: `http://127.0.0.1:${(directory.address() as AddressInfo).port}` });
+    const h = await startRelayGateway({ verify: 'full', plcUrl: `http://127.0.0.1:${(directory.address() as AddressInfo).port}` });
     t.after(async () => {
-      await Subscription.closeAll();
-      await gateway.stop();
-      await relay.stop();
+      await stopRelayGateway(h);
       directory.close();
-      dir.remove();
     });
-    await relay.waitForConnections(1);
+    const { relay, gateway } = h;
     const post = (text: string, n: number) => ({ action: 'create' as const, collection: POST, rkey: tidFor(n), record: { $type: POST, text, createdAt: '2026-12-01T00:00:00.000Z' } });
     relay.push({ seq: 1, bytes: commitFrameOf(await alice.commit(1, [post('first', 1)])) });
     await alice.commit(2, [post('not sent: the #sync below stands for it', 2)]);

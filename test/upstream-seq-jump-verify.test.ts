@@ -7,12 +7,10 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { FakeRelay } from './support/fake-relay.ts';
-import { startTestGateway, tempDir } from './support/gateway.ts';
 import { localHttpServer } from './support/local-http.ts';
 import { waitUntil } from './support/poll.ts';
 import { SignedRepo, commitFrameOf, type Write } from './support/signed-repo.ts';
-import { httpGet, stats } from './support/subscribe-client.ts';
+import { httpGet, startRelayGateway, stats, stopRelayGateway } from './support/subscribe-client.ts';
 
 const POST = 'app.bsky.feed.post';
 let rkeyCounter = 0;
@@ -23,15 +21,9 @@ test('with --verify, a frame whose seq jumps far ahead does not silently stop in
   const { url: plcUrl } = await localHttpServer(t, (_req, res) => {
     res.end(JSON.stringify({ id: alice.did, verificationMethod: [{ id: '#atproto', type: 'Multikey', controller: alice.did, publicKeyMultibase: alice.signingKey.slice('did:key:'.length) }], service: [] }));
   });
-  const relay = await FakeRelay.start();
-  const dir = tempDir('contrail-seq-jump-verify-');
-  const gateway = await startTestGateway(relay.url, dir.path, { verify: 'signatures', plcUrl }, { seqsBehindMs: 1_000 });
-  t.after(async () => {
-    await gateway.stop();
-    await relay.stop();
-    dir.remove();
-  });
-  await relay.waitForConnections(1);
+  const h = await startRelayGateway({ verify: 'signatures', plcUrl }, { seqsBehindMs: 1_000 });
+  t.after(() => stopRelayGateway(h));
+  const { relay, gateway } = h;
   let seq = 1;
   relay.push({ seq, bytes: commitFrameOf(await alice.commit(seq, [post('before the jump')])) });
   await waitUntil(async () => (await stats(gateway.port)).eventCount === 1, 'the first commit to be stored');

@@ -33,7 +33,7 @@ import { Gate, localHttpServer } from './support/local-http.ts';
 import { accountFrame, carOf, identityFrame } from './support/frames.ts';
 import { startTestGateway, tempDir } from './support/gateway.ts';
 import { waitUntil } from './support/poll.ts';
-import { httpGet, Subscription } from './support/subscribe-client.ts';
+import { Subscription, httpGet, startRelayGateway, stopRelayGateway } from './support/subscribe-client.ts';
 import { SignedRepo, commitFrameOf, syncFrameOf, type CommitBody, type Write } from './support/signed-repo.ts';
 import { answerSync, syncMethodOf } from './support/repo-host.ts';
 import { didDocument, identityCacheUnderTest, identityEventOf, resyncWithoutPds, verifierUnderTest } from './support/verifier-harness.ts';
@@ -539,11 +539,9 @@ describe('gateway with --verify full', () => {
       { name: 'no resyncs', flags: { verifyResyncs: 0 }, resyncs: { resynced: 0, failed: 0 }, asked: 0, next: 'out_of_sync' },
     ];
     for (const [i, { name, flags, resyncs, asked, next }] of cases.entries()) {
-      const relay = await FakeRelay.start();
-      const dir = tempDir('contrail-verify-resync-gateway-');
-      const gateway = await startTestGateway(relay.url, dir.path, { verify: 'full', plcUrl: plc.url, ...flags });
+      const h = await startRelayGateway({ verify: 'full', plcUrl: plc.url, ...flags });
+      const { relay, gateway } = h;
       try {
-        await relay.waitForConnections(1);
         const repo = await SignedRepo.create(`did:plc:resyncgateway${i}00000000000`);
         plc.publish(repo.did, repo.signingKey, pds.url);
         pds.host(repo);
@@ -560,9 +558,7 @@ describe('gateway with --verify full', () => {
         assert.equal(await metric('contrail_verify_resyncs_total{result="failed"}'), resyncs.failed, `${name}: failed`);
         assert.equal(pds.requested.filter((did) => did === repo.did).length, asked, `${name}: fetches from the PDS`);
       } finally {
-        await gateway.stop();
-        await relay.stop();
-        dir.remove();
+        await stopRelayGateway(h);
       }
     }
   });
@@ -570,16 +566,10 @@ describe('gateway with --verify full', () => {
   test('--verify-resync-retry: after a failed resync, the repo\'s first commit that long later starts another', async (t) => {
     const plc = await plcDirectory(t);
     const pds = await repoHost(t); // never hosts the repo: each resync fails
-    const relay = await FakeRelay.start();
-    const dir = tempDir('contrail-verify-resync-retry-');
     const retryMs = 200;
-    const gateway = await startTestGateway(relay.url, dir.path, { verify: 'full', plcUrl: plc.url, verifyResyncAttempts: 1, verifyResyncRetryMs: retryMs });
-    t.after(async () => {
-      await gateway.stop();
-      await relay.stop();
-      dir.remove();
-    });
-    await relay.waitForConnections(1);
+    const h = await startRelayGateway({ verify: 'full', plcUrl: plc.url, verifyResyncAttempts: 1, verifyResyncRetryMs: retryMs });
+    t.after(() => stopRelayGateway(h));
+    const { relay, gateway } = h;
     const repo = await SignedRepo.create('did:plc:resyncretryflag00000000000');
     plc.publish(repo.did, repo.signingKey, pds.url);
     const metric = async (series: string) => seriesValue((await httpGet(gateway.metricsPort, '/metrics')).body.toString(), series);
