@@ -1,7 +1,9 @@
 /**
  * A FirehoseClient wired to a FakeRelay the way the gateway wires it, with its own metrics
- * registry and a logger whose lines the test can read; and the real consumer, an Ingester over
- * an EventStore in a temp dir, for tests that check what ends up stored.
+ * registry and a logger whose lines the test can read (capturingLogger, for any logger a test
+ * reads); and the real consumer, an Ingester over an EventStore in a temp dir (openIngester, or
+ * the whole rig with its client: startIngestRig) or over a store the test gives
+ * (ingesterUnderTest), for tests that check what ends up stored.
  */
 import { pino, type Level, type Logger } from 'pino';
 import { Registry } from 'prom-client';

@@ -1,7 +1,8 @@
 /**
- * The pieces the Verifier's tests share: the gateway's resync, a DID document as the PLC directory serves it, a directory
- * whose key rotates under its requests, a fresh identity cache (removed after the test), and a
- * Verifier with one that records what it lets through.
+ * The pieces the Verifier's tests share: the gateway's resync and one with no PDS behind it, a DID
+ * document as the PLC directory serves it, a directory whose key rotates under its requests, a
+ * fresh identity cache (removed after the test), an #identity event, and a Verifier with one that
+ * records what it lets through.
  */
 import type { TestContext } from 'node:test';
 import { pino } from 'pino';
