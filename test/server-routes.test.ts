@@ -11,9 +11,7 @@ import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type { Gateway } from '../src/gateway.ts';
 import { HTTP_PATHS } from '../src/server/routes.ts';
-import { FakeRelay } from './support/fake-relay.ts';
-import { startTestGateway, tempDir } from './support/gateway.ts';
-import { waitUntil } from './support/subscribe-client.ts';
+import { startRelayGateway, stopRelayGateway, waitUntil, type RelayGateway } from './support/subscribe-client.ts';
 import { transportsUnderTest } from './support/transports.ts';
 
 /** Headers a server adds by itself, whatever the route says. */
@@ -109,21 +107,18 @@ const skip = transports.find((t) => t.skip)?.skip;
 
 describe('both transports answer every HTTP route alike', { skip }, () => {
   const gateways = new Map<'uws' | 'ws', Gateway>();
-  const cleanups: Array<() => Promise<void> | void> = [];
+  const started: RelayGateway[] = [];
 
   before(async () => {
     for (const transport of ['uws', 'ws'] as const) {
-      const relay = await FakeRelay.start();
-      const dir = tempDir();
-      const gateway = await startTestGateway(relay.url, dir.path, { transport });
-      cleanups.push(() => dir.remove(), () => relay.stop(), async () => void (await gateway.stop()));
-      await relay.waitForConnections(1);
-      gateways.set(transport, gateway);
+      const h = await startRelayGateway({ transport });
+      started.push(h);
+      gateways.set(transport, h.gateway);
     }
   });
 
   after(async () => {
-    for (const cleanup of cleanups.reverse()) await cleanup();
+    for (const h of started.reverse()) await stopRelayGateway(h);
   });
 
   for (const path of [...HTTP_PATHS, '/no-such-page']) {
