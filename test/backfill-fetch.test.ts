@@ -23,7 +23,6 @@ const DID = 'did:plc:53iucmf5ldftgqyf2ac7hmhd';
 const [ROOT] = await (await CarReader.fromBytes(CAR)).getRoots();
 assert.ok(ROOT, 'the fixture CAR names a root');
 
-
 type Handler = (req: http.IncomingMessage, res: http.ServerResponse, count: number) => void;
 
 const servers: http.Server[] = [];

@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import { ContrailProcess } from './support/contrail-process.ts';
 import { samples } from './support/exposition.ts';
 import { tempDir } from './support/gateway.ts';
-import { POST, Upstream, httpGet, startRelayGateway, stopRelayGateway } from './support/subscribe-client.ts';
+import { POST, httpGet, startRelayGateway, stopRelayGateway } from './support/subscribe-client.ts';
 
 function get(host: string, port: number, path: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
@@ -23,7 +23,7 @@ function get(host: string, port: number, path: string): Promise<{ status: number
   });
 }
 
-/** A gateway on a fresh data dir reading a FakeRelay, both stopped after the test. */
+/** A gateway on a fresh data dir connected to a FakeRelay, both stopped after the test. */
 async function gatewayWithRelay(t: { after: (fn: () => Promise<void>) => void }) {
   const h = await startRelayGateway({});
   t.after(() => stopRelayGateway(h));
@@ -31,7 +31,7 @@ async function gatewayWithRelay(t: { after: (fn: () => Promise<void>) => void })
 }
 
 test('an empty buffer: /stats has oldestTimeUs and newestTimeUs as null; lag and span metrics are NaN, not a made-up 0', async (t) => {
-  const { relay, gateway } = await gatewayWithRelay(t);
+  const { gateway, up } = await gatewayWithRelay(t);
   const stats = JSON.parse((await httpGet(gateway.port, '/stats')).body.toString());
   assert.deepEqual(
     { oldestTimeUs: stats.oldestTimeUs, newestTimeUs: stats.newestTimeUs, eventCount: stats.eventCount, upstreamCursor: stats.upstreamCursor },
@@ -43,8 +43,6 @@ test('an empty buffer: /stats has oldestTimeUs and newestTimeUs as null; lag and
   }
   assert.equal(metrics.get('contrail_store_buffered_events'), 0);
 
-  await relay.waitForConnections(1);
-  const up = new Upstream(relay, () => gateway.port);
   up.create(`did:plc:${'a'.repeat(24)}`, POST);
   const { newestTimeUs } = await up.settle();
   metrics = samples((await get('127.0.0.1', gateway.metricsPort, '/metrics')).body);

@@ -17,7 +17,7 @@ import { tempDir } from './support/gateway.ts';
 import { readAll, texts } from './support/store-reads.ts';
 import { waitUntil } from './support/poll.ts';
 import { mulberry32 } from './support/synthetic.ts';
-import { capturingLogger } from './support/upstream-harness.ts';
+import { loggerKeepingLines } from './support/upstream-harness.ts';
 
 const BUNDLED = readFileSync(fileURLToPath(new URL('../dictionaries/contrail-v1.zstd-dict', import.meta.url)));
 const COLLECTIONS = ['app.bsky.feed.like', 'app.bsky.feed.post', 'app.bsky.graph.follow'];
@@ -31,12 +31,6 @@ function events(count: number, first: number, dids: readonly string[], seed = 1)
     const json = `{"did":"${did}","time_us":${timeUs},"kind":"commit","commit":{"collection":"${collection}","noise":"${rnd().toString(36)}"}}`;
     return { timeUs, did, kind: 'commit', collection, json: Buffer.from(json) };
   });
-}
-
-/** A logger from info up, and the lines it has said. */
-function loggerKeepingLines() {
-  const lines: Array<{ level: number; msg: string }> = [];
-  return { logger: capturingLogger(lines, 'info'), lines };
 }
 
 test('a changed dictionary (another file, or new contents under the same zstd ID) never makes old blocks unreadable', async (t) => {

@@ -16,14 +16,9 @@ import { openCluster } from '../../src/cluster/nats.ts';
 import { cleanup } from '../support/cleanup.ts';
 import { NatsCluster, natsServerMissing } from '../support/nats-cluster.ts';
 import { waitUntil } from '../support/subscribe-client.ts';
-import { capturingLogger } from '../support/upstream-harness.ts';
+import { loggerKeepingLines } from '../support/upstream-harness.ts';
 
 const OPTIONS = { retentionMs: 3_600_000, leaseMs: 2_000, nodeId: 'a' };
-
-function recordingLogger() {
-  const lines: Array<{ msg: string; [key: string]: unknown }> = [];
-  return { lines, logger: capturingLogger(lines, 'info') };
-}
 
 /** Resolves once NATS holds `stream` on `replicas` servers, each copy current, with its messages; how many it has. */
 async function copiesCurrent(jsm: JetStreamManager, stream: string, replicas: number): Promise<number> {
@@ -54,7 +49,7 @@ test('nodes restarted with a larger --nats-replicas make the stream and the leas
   assert.equal((await first.jsm.streams.info('KV_grow-leader')).config.num_replicas, 1);
   await first.nc.close();
 
-  const { logger, lines } = recordingLogger();
+  const { logger, lines } = loggerKeepingLines();
   const grown = await openCluster({ ...options, replicas: 3 }, logger);
   defer(() => grown.nc.close());
   for (const stream of ['grow-events', 'KV_grow-leader']) {
@@ -67,7 +62,7 @@ test('nodes restarted with a larger --nats-replicas make the stream and the leas
   await copiesCurrent(grown.jsm, 'KV_grow-leader', 3);
 
   // Another node restarted with the same count finds nothing to change and says nothing of it.
-  const { logger: quiet, lines: quietLines } = recordingLogger();
+  const { logger: quiet, lines: quietLines } = loggerKeepingLines();
   const again = await openCluster({ ...options, nodeId: 'b', replicas: 3 }, quiet);
   defer(() => again.nc.close());
   assert.deepEqual(quietLines.filter((line) => line.to === 3), [], 'nothing to change, nothing logged');

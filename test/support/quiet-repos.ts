@@ -4,7 +4,7 @@ const COLLECTIONS = ['app.bsky.feed.like', 'app.bsky.feed.post', 'app.bsky.graph
 
 /**
  * 3,000 commits 7 µs apart from time_us 1,000,000, of 300 quiet repos (their DIDs padded with
- * `pad`, so each test's repos are its own), a like, a post and a follow in turn: one DID's index
+ * `pad`, the character each test padded its own with), a like, a post and a follow in turn: one DID's index
  * range is selective enough to be used.
  */
 export function quietRepoEvents(pad: string): Entry[] {

@@ -2,7 +2,7 @@ import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { SnapshotSource, createBackfillMetrics, type FetchLimits } from '../../src/backfill/index.ts';
 
-/** The backfill tests' fetch limits: 1 MiB in 2 s, three attempts from 20 ms apart, a PDS on 127.0.0.1 allowed. */
+/** The backfill tests' fetch limits: 1 MiB in 2 s, three attempts, 20 ms apart at first, a PDS on 127.0.0.1 allowed. */
 export const FETCH_LIMITS: FetchLimits = { maxBytes: 1024 * 1024, timeoutMs: 2_000, attempts: 3, backoffMs: 20, maxRetryAfterMs: 5_000, allowPrivateEndpoints: true };
 
 /**

@@ -39,6 +39,12 @@ export function capturingLogger<Line extends object = LogLine>(logs: Line[], lev
   return pino({ level }, { write: (line: string) => void logs.push(JSON.parse(line) as Line) });
 }
 
+/** capturingLogger from info up, with the lines it keeps. */
+export function loggerKeepingLines<Line extends object = LogLine>(): { logger: Logger; lines: Line[] } {
+  const lines: Line[] = [];
+  return { logger: capturingLogger(lines, 'info'), lines };
+}
+
 export function startClient(
   url: string,
   options: Partial<Omit<FirehoseClientOptions, 'url' | 'logger'>> & { registry?: Registry } = {},
@@ -170,7 +176,7 @@ export async function startIngestRig(
 export interface IngesterUnderTest {
   ingester: Ingester;
   metrics: ReturnType<typeof createStoreMetrics>;
-  logs: Array<{ level: number; msg: string; [key: string]: unknown }>;
+  logs: LogLine[];
   backpressure: boolean[];
   health: boolean[];
   skipped(reason: string): Promise<number>;
@@ -178,7 +184,8 @@ export interface IngesterUnderTest {
 }
 
 /**
- * A real Ingester over `store` (its clock from the store's last event) reading `upstreamUrl`, with
+ * A real Ingester over `store` whose cursor is saved against `upstreamUrl`, its clock from the
+ * store's last event (openIngester's, as the gateway's, starts at `store.timeUsFloor`), with
  * metrics of its own, its log lines kept, and each backpressure and store-health change recorded in
  * order; `options` replace any of the Ingester's options.
  */
