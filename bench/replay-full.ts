@@ -11,8 +11,10 @@
  * server's work; it is started before the clock (its start-up, ~0.5 s, is not the replay's), which
  * then runs from its connect to its last event; each row gives events/s (wall) and events per CPU-second of the gateway's
  * process (every thread), which other load on the machine distorts less, and per CPU-second of its main thread
- * alone (Linux: /proc/self/task/<pid>/stat; the main thread's id is the pid): with replay workers, what the main
- * thread could carry if the workers had cores of their own. The peer is the scan
+ * alone (Linux: its on-CPU nanoseconds in /proc/self/task/<pid>/schedstat; the main thread's id is the pid): with
+ * replay workers, what the main thread could carry if the workers had cores of their own; and the replay workers'
+ * threads' own CPU per event (their schedstat, by the thread ids they report: ReplayPool.threadIds), what bounds one
+ * client's rate when one worker at a time reads its batches. The peer is the scan
  * a replay is built on: EventStore.readAfter over the whole buffer in batches of 512, no filter,
  * in the same process (decompressing and decoding every block; nothing sent). With --clients N,
  * N clients replay at once (as in the soak), sharing the blocks read; the rates count every
@@ -20,7 +22,6 @@
  * --zstd-replay-level sets the gateway's flag of that name (the zstd level of replayed frames);
  * --replay-workers too (0, the default on this 2-core machine: every replay on the main thread).
  */
-import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -65,20 +66,19 @@ interface Sample {
   eventsPerCpuSecond: number;
   /** NaN where there is no /proc (not Linux). */
   eventsPerMainThreadCpuSecond: number;
+  /** The replay workers' threads' own CPU per event, µs (NaN without workers or /proc). */
+  workerMicrosecondsPerEvent: number;
   /** Bytes the server sent per event (NaN for the scan). */
   bytesPerEvent: number;
 }
 
-const MAIN_THREAD_STAT = `/proc/self/task/${process.pid}/stat`;
-const CLOCK_TICKS = existsSync(MAIN_THREAD_STAT) ? Number(execFileSync('getconf', ['CLK_TCK']).toString()) : NaN;
+/** Linux: a thread's time on a CPU in nanoseconds, the first field of its schedstat (not stat's utime+stime, counted in 10 ms ticks). */
+const HAS_SCHEDSTAT = existsSync(`/proc/self/task/${process.pid}/schedstat`);
 
-/** The main thread's CPU seconds so far (utime + stime, fields 14 and 15 of its stat), NaN where there is no /proc. */
-function mainThreadCpuSeconds(): number {
-  if (Number.isNaN(CLOCK_TICKS)) return NaN;
-  const stat = readFileSync(MAIN_THREAD_STAT, 'utf8');
-  // Fields after the command name, which is in parentheses and may hold spaces: the state is field 3.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[14 - 3]) + Number(fields[15 - 3])) / CLOCK_TICKS;
+/** The CPU seconds the threads with these ids (the main thread's is the pid) have used so far; NaN where there is no /proc. */
+function threadsCpuSeconds(tids: readonly number[]): number {
+  if (!HAS_SCHEDSTAT) return NaN;
+  return tids.reduce((sum, tid) => sum + Number(readFileSync(`/proc/self/task/${tid}/schedstat`, 'utf8').split(' ')[0]) / 1e9, 0);
 }
 
 function progress(text: string): void {
@@ -94,8 +94,12 @@ async function runCase(which: Case, buffer: string): Promise<Sample> {
   // The clients' process is started (and has loaded its code) before the clock starts: its start-up is not the replay's.
   const clients = which === 'scan' ? undefined : await Clients.start();
   try {
+    // Each worker tells its thread id once it has opened the buffer.
+    await gateway.server.replayPool?.ready();
+    const workerThreads = gateway.server.replayPool?.threadIds() ?? [];
     const cpu = process.cpuUsage();
-    const mainCpu = mainThreadCpuSeconds();
+    const mainCpu = threadsCpuSeconds([process.pid]);
+    const workersCpu = threadsCpuSeconds(workerThreads);
     const started = performance.now();
     let events = 0;
     if (which === 'scan') {
@@ -114,11 +118,12 @@ async function runCase(which: Case, buffer: string): Promise<Sample> {
     }
     const seconds = (performance.now() - started) / 1000;
     const used = process.cpuUsage(cpu);
-    const mainUsed = mainThreadCpuSeconds() - mainCpu;
+    const mainUsed = threadsCpuSeconds([process.pid]) - mainCpu;
+    const workersUsed = workerThreads.length === 0 ? NaN : threadsCpuSeconds(workerThreads) - workersCpu;
     const expected = which === 'scan' ? EVENTS : EVENTS * CLIENTS;
     if (events < expected) throw new Error(`${which}: only ${events} of ${expected} events`);
     const bytesPerEvent = which === 'scan' ? NaN : (await bytesSent(gateway.metricsPort)) / events;
-    return { eventsPerSecond: events / seconds, eventsPerCpuSecond: events / ((used.user + used.system) / 1e6), eventsPerMainThreadCpuSecond: events / mainUsed, bytesPerEvent };
+    return { eventsPerSecond: events / seconds, eventsPerCpuSecond: events / ((used.user + used.system) / 1e6), eventsPerMainThreadCpuSecond: events / mainUsed, workerMicrosecondsPerEvent: (workersUsed / events) * 1e6, bytesPerEvent };
   } finally {
     await clients?.close();
     await gateway.stop();
@@ -146,6 +151,10 @@ for (let run = 0; run < RUNS; run++) {
 }
 buffer.remove();
 
+function microseconds(value: number): string {
+  return Number.isNaN(value) ? '' : value.toFixed(2);
+}
+
 const scanPerCpu = median((results.get('scan') ?? []).map((s) => s.eventsPerCpuSecond));
 const rows: Row[] = CASES.map((which) => {
   const samples = results.get(which.key)!;
@@ -156,6 +165,7 @@ const rows: Row[] = CASES.map((which) => {
     'events per CPU-second': Math.round(perCpu),
     'vs scan (CPU)': Number.isNaN(scanPerCpu) ? '' : `${(perCpu / scanPerCpu).toFixed(2)}×`,
     'events per main-thread CPU-second': Math.round(median(samples.map((s) => s.eventsPerMainThreadCpuSecond))),
+    "workers' CPU µs/event": microseconds(median(samples.map((s) => s.workerMicrosecondsPerEvent))),
     'bytes/event': which.key === 'scan' ? '' : median(samples.map((s) => s.bytesPerEvent)).toFixed(1),
     'events/s per run': samples.map((s) => Math.round(s.eventsPerSecond).toLocaleString('en-US')).join(' / '),
   };

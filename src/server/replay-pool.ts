@@ -129,7 +129,12 @@ export class ReplayReadFailed extends Error {
   }
 }
 
-type WorkerMessage = ReplayReply | ReplayFailure | { id: -1; ready: true };
+/** A thread's OS thread id, where there is a /proc (Linux). */
+interface ThreadId {
+  tid?: number;
+}
+
+type WorkerMessage = ReplayReply | ReplayFailure | ({ id: -1; ready: true } & ThreadId);
 
 /**
  * Replay workers when --replay-workers is not given: a core is the main thread's, the others
@@ -155,7 +160,7 @@ export function defaultReplayWorkers(cores = availableParallelism()): number {
  * before it was ever ready: then it cannot start, and every read stays on the main thread.
  */
 export class ReplayPool {
-  readonly #pool: WorkerPool<ReplayReply, WorkerMessage>;
+  readonly #pool: WorkerPool<ReplayReply, WorkerMessage, ThreadId>;
   #nextId = 0;
 
   constructor(
@@ -164,7 +169,7 @@ export class ReplayPool {
     /** The pool's, and what handles its answers (ReplayReads). */
     readonly logger: Logger,
   ) {
-    this.#pool = new WorkerPool({
+    this.#pool = new WorkerPool<ReplayReply, WorkerMessage, ThreadId>({
       size,
       name: 'replay worker',
       fallback: { all: 'every replay reads on the main thread', pending: 'its reads run on the main thread' },
@@ -172,7 +177,10 @@ export class ReplayPool {
       start: () => startWorkerModule(import.meta.url, 'replay-worker', workerData),
       slotExtra: () => ({}),
       onMessage: (slot, message) => {
-        if ('ready' in message) return;
+        if ('ready' in message) {
+          slot.tid = message.tid;
+          return;
+        }
         const waiting = this.#pool.answered(slot, message.id);
         if (!waiting) return;
         if ('error' in message) waiting.reject(new ReplayReadFailed(message.error, message.kind, message.refused));
@@ -217,6 +225,11 @@ export class ReplayPool {
   /** The running worker threads (tests terminate one to see its reads survive). */
   threads(): Worker[] {
     return this.#pool.threads();
+  }
+
+  /** The OS thread ids of the threads that have started (Linux), for reading each one's CPU time in /proc/self/task (bench/replay-full). */
+  threadIds(): number[] {
+    return this.#pool.slots.flatMap((slot) => (slot.tid === undefined ? [] : [slot.tid]));
   }
 
   /** Resolves once every worker has opened the buffer (so the first replays do not wait for it). */

@@ -7,6 +7,7 @@
  * EventStore's index state. On Linux it runs at nice 19: it reads on CPU the main thread leaves
  * (the test harness keeps it at the process's priority: ReplayWorkerData.lowerPriority).
  */
+import { readlinkSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Entry } from '../events/index.ts';
 import { DamagedBlockError, encodeRecords, SnapshotReader, UnreadableBufferError, type SnapshotRead } from '../store/index.reads.ts';
@@ -143,4 +144,13 @@ port.on('message', (request: ReplayRequest | ReaderDoneMessage) => {
   const transfer = 'records' in reply ? [reply.records, ...(reply.frames ? [reply.frames.bytes, reply.frames.ends.buffer as ArrayBuffer] : [])] : [];
   port.postMessage(reply, transfer);
 });
-port.postMessage({ id: -1, ready: true });
+port.postMessage({ id: -1, ready: true, tid: ownThreadId() });
+
+/** This thread's OS thread id (Linux: /proc/thread-self is `<pid>/task/<tid>`), for reading its own CPU time; undefined elsewhere. */
+function ownThreadId(): number | undefined {
+  try {
+    return Number(readlinkSync('/proc/thread-self').split('/').at(-1));
+  } catch {
+    return undefined;
+  }
+}
