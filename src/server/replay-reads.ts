@@ -103,8 +103,12 @@ export class ReplayReads {
     if (state.trimmed) return 'trimmed';
     if (state.batch) return state.batch;
     const answered = state.answers.shift();
-    // Read after another position (the one it was read ahead for was left some other way): dropped, as is any read after it.
-    if (answered && answered.from !== subscriber.position) state.answers.length = 0;
+    // Read after another position (the one it was read ahead for was left some other way): dropped,
+    // as is any read after it, the one in flight too (stale when it comes back).
+    if (answered && answered.from !== subscriber.position) {
+      state.answers.length = 0;
+      state.generation++;
+    }
     else if (answered?.reply === 'trimmed') return this.#trimmed(state);
     else if (answered) {
       // Counted as used: an answer dropped unused (its filter changed, it was read ahead for a position left) is read again.
@@ -217,7 +221,10 @@ export class ReplayReads {
    */
   #readAhead(subscriber: Subscriber, state: ReadState, pool: ReplayPool): void {
     if (state.reading || state.onMainThread || state.answers.length + (state.batch ? 1 : 0) !== 1) return;
-    const last = state.answers[0]?.reply ?? state.batch!;
+    const [answered] = state.answers;
+    // An answer for a position the subscriber has left is dropped when it is next (next()): nothing is read after it.
+    if (answered && answered.from !== subscriber.position) return;
+    const last = answered?.reply ?? state.batch!;
     if (last === 'trimmed' || this.store.hotLog.covers(last.position)) return;
     this.countReadAhead();
     this.#readInWorker(subscriber, state, pool, last.position, false);
