@@ -269,8 +269,9 @@ export class ReplayReads {
           this.wake(subscriber);
           this.#readAhead(subscriber, state, pool);
         } catch (err) {
-          // Dropped: its batch is read here.
-          if (answered) state.answers.splice(state.answers.indexOf(answered));
+          // Dropped, if it was held (and whatever came after it, not another read's answer before it): its batch is read here.
+          const held = answered ? state.answers.indexOf(answered) : -1;
+          if (held >= 0) state.answers.splice(held);
           try {
             pool.logger.error({ err: (err as Error).message, stack: (err as Error).stack }, "a replay worker's answer could not be handled: its batch is read on the main thread");
           } finally {
