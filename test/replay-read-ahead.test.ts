@@ -4,7 +4,9 @@
  * turns. Against a real worker thread on a real buffer: each batch handed out has the read of the
  * next one in flight, and no more is asked while one batch is unsent and one answered (the bound);
  * the batches are the buffer once, in order; a subscriber that leaves has its read ahead dropped,
- * and the worker is told it is done after the last read asked for it; retention trimming past a
+ * and the worker is told it is done after the last read asked for it; an answer read for a
+ * position the subscriber left reads nothing more ahead; max_message_size skips are counted once,
+ * when their batch is used (not held, not dropped, not read again); retention trimming past a
  * read ahead ends the replay as too slow (`trimmed`), never a jump to the oldest event, even for a
  * subscriber that followed the oldest until then. Through the whole gateway, on both transports:
  * JSON and compressed replays of many worker batches get every event once, in order, then live,
@@ -17,6 +19,7 @@ import { after, before, describe, test, type TestContext } from 'node:test';
 import { pino } from 'pino';
 import { Decompressor } from 'zstd-napi';
 import type { Gateway } from '../src/gateway.ts';
+import { parseFilter } from '../src/server/filter.ts';
 import type { ReplayRequest } from '../src/server/replay-pool.ts';
 import type { ReplayBatch, ReplayReads } from '../src/server/replay-reads.ts';
 import type { Subscriber } from '../src/server/subscriber.ts';
@@ -142,6 +145,32 @@ test('an answer read for a position the subscriber has left is dropped, and read
     [moved, batch.position],
     'the read from its position and the one ahead of it, none through the rest of the buffer after the answer it left',
   );
+});
+
+test('max_message_size skips in a batch a worker read are counted once, when the batch is used: not while its answer is held, not for an answer dropped unused, not twice when it is read again', { timeout: 60_000 }, async (t) => {
+  const { events, rig, settled } = await rigOnBlocks(t);
+  const last = events.at(-1)!.timeUs;
+  // Events 1000 on have a digit more in their rev, rkey and text than those before: each is too large.
+  const limit = events[1_000]!.json.length - 1;
+  const tooLarge = events.filter((event) => event.json.length > limit).length;
+  assert.ok(tooLarge > 0 && events[999]!.json.length <= limit);
+  const filterOf = () => parseFilter({ maxMessageSizeBytes: limit });
+  const subscriber = rig.subscriberAt(0);
+  subscriber.filter = filterOf();
+  const first = await rig.nextBatch(subscriber);
+  assert.deepEqual(texts(first.entries), texts(events.slice(0, first.entries.length)), 'the first batch: none too large');
+  await rig.nextWake();
+  assert.equal(rig.pool.pendingReads, 0, 'the batch after it, with every event too large, answered and held');
+  assert.equal(rig.tooLarge(), 0, 'not counted while held');
+  rig.reads.finished(subscriber);
+  subscriber.position = first.position;
+  // An options_update to the same filter: the held answer is dropped unused, and read again.
+  subscriber.filter = filterOf();
+  const second = await settled(subscriber);
+  assert.ok(typeof second === 'object' && 'entries' in second, `a batch, not ${String(second)}`);
+  assert.deepEqual(texts(second.entries), texts(events.slice(first.entries.length, 1_000)), 'the rest of the events that are not too large');
+  assert.equal(second.position, last, 'read to the newest event');
+  assert.equal(rig.tooLarge(), tooLarge, 'each event skipped counted once, when its batch was used');
 });
 
 test('retention trimming past a read ahead ends the replay as too slow (trimmed), never a jump: the read ahead never follows the oldest event', { timeout: 60_000 }, async (t) => {

@@ -27,7 +27,8 @@ export async function replayReadsRig(defer: ReturnType<typeof cleanup>, store: E
   await pool.ready();
   let woken = () => {};
   let readsAhead = 0;
-  const reads = new ReplayReads(store, pool, () => woken(), () => {}, () => readsAhead++);
+  let tooLarge = 0;
+  const reads = new ReplayReads(store, pool, () => woken(), (count) => (tooLarge += count), () => readsAhead++);
   /** Resolves at the next answer (or failure) of any subscriber's read. */
   const nextWake = () => new Promise<void>((resolve) => (woken = resolve));
   /**
@@ -50,6 +51,8 @@ export async function replayReadsRig(defer: ReturnType<typeof cleanup>, store: E
     nextWake,
     /** Reads asked for ahead so far (ReplayReads' countReadAhead). */
     readsAhead: () => readsAhead,
+    /** Events skipped for their subscriber's max_message_size so far (ReplayReads' countTooLarge). */
+    tooLarge: () => tooLarge,
     /**
      * A v1 subscriber of every event from `position` on; `zstd`: a compressed one, whose frames only
      * a worker makes; `fromOldest`: one following the oldest event (its cursor older than the buffer).
