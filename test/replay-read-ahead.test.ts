@@ -5,7 +5,9 @@
  * next one in flight, and no more is asked while one batch is unsent and one answered (the bound);
  * the batches are the buffer once, in order; a subscriber that leaves has its read ahead dropped,
  * and the worker is told it is done after the last read asked for it; an answer read for a
- * position the subscriber left reads nothing more ahead; max_message_size skips are counted once,
+ * position the subscriber left is not used and reads nothing more ahead (its position alone tells),
+ * nor one asked before a reset that left position and filter as they were (its generation alone
+ * tells); max_message_size skips are counted once,
  * when their batch is used (not held, not dropped, not read again); retention trimming past a
  * read ahead ends the replay as too slow (`trimmed`), never a jump to the oldest event, even for a
  * subscriber that followed the oldest until then. Through the whole gateway, on both transports:
@@ -139,11 +141,34 @@ test('an answer read for a position the subscriber has left is dropped, and read
   const askedBefore = asked.length;
   const batch = await settled(subscriber);
   assert.ok(typeof batch === 'object' && 'entries' in batch, `a batch, not ${String(batch)}`);
-  assert.deepEqual(texts(batch.entries).slice(0, 3), texts(events.slice(2 * BLOCK + 101, 2 * BLOCK + 104)), 'read from its position');
+  // The answer read for the position left has the same generation and filter: its position alone tells.
+  assert.deepEqual(texts(batch.entries).slice(0, 3), texts(events.slice(2 * BLOCK + 101, 2 * BLOCK + 104)), 'read from its position, not the answer read for the one it left');
   assert.deepEqual(
     asked.slice(askedBefore).map((request) => request.position),
     [moved, batch.position],
     'the read from its position and the one ahead of it, none through the rest of the buffer after the answer it left',
+  );
+});
+
+test('a read ahead asked before a reset is not used, though the position and filter are the same after it (the generation alone tells): the batch is read anew', { timeout: 60_000 }, async (t) => {
+  const { events, rig, settled } = await rigOnBlocks(t);
+  const asked: ReadRequest[] = [];
+  t.after(gateReplayReads(rig.pool, { before: async (request) => void asked.push(request) }));
+  const subscriber = rig.subscriberAt(0);
+  const first = await rig.nextBatch(subscriber);
+  assert.equal(rig.pool.pendingReads, 1, 'a read ahead is in flight');
+  rig.reads.finished(subscriber);
+  subscriber.position = first.position;
+  // Replayed from where it is, its filter unchanged (as the hub's replayFrom for a hello does).
+  const askedBefore = asked.length;
+  rig.reads.reset(subscriber);
+  const batch = await settled(subscriber);
+  assert.ok(typeof batch === 'object' && 'entries' in batch, `a batch, not ${String(batch)}`);
+  assert.deepEqual(texts(batch.entries), texts(events.slice(first.entries.length, first.entries.length + batch.entries.length)), 'the events after its position');
+  assert.deepEqual(
+    asked.slice(askedBefore).map((request) => request.position),
+    [first.position, batch.position],
+    'read again from its position after the reset, and ahead of that: the read from before it was not used',
   );
 });
 
