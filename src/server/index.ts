@@ -20,8 +20,9 @@
  * in a fresh snapshot per read; the hot log (recent events) is still read on the main thread,
  * synchronously, so the step that joins the live index runs between commits as before. A
  * worker's answer waits (replay-reads.ts) for the subscriber's replay turn (replay-turns.ts):
- * handling answers shares the replays' bounded slice of each turn. A worker reads ahead: while a
- * subscriber's batch is sent, the next one beyond the hot log is already asked for, so reading and
+ * handling answers (decoding them) shares the replays' bounded slice of each turn. A worker reads
+ * ahead: while a subscriber's batch is sent, the next one beyond the hot log is already asked for
+ * (from the answer's callback, outside the slice: one small request posted), so reading and
  * sending overlap; a subscriber holds at most one batch being sent and one read ahead (in flight
  * or answered, up to 256 KiB of events each), and an answer is used only for the position, filter
  * and generation it was asked with. A replay batch is sent
