@@ -1,9 +1,9 @@
 /**
  * The replay workers' default: none on two cores or fewer (measured worse there), else a worker per
  * core but the main thread's; and a replay's reads stay on one thread (which keeps the blocks merged
- * ahead of it) unless that thread is much busier.
+ * ahead of it) unless that thread is much busier; each thread reports its OS thread id.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import pino from 'pino';
@@ -46,6 +46,26 @@ test("a replay's reads go to its own worker thread, not to whichever is least bu
   // One at a time, so both threads are always equally idle.
   for (const reader of [7, 8, 7, 8, 7, undefined]) await read(reader);
   assert.deepEqual(readersOf, [[8, 8, undefined], [7, 7, 7]]);
+});
+
+test("each started worker thread reports its OS thread id: a thread of this process, not the main thread, one per worker (bench/replay-full reads each one's CPU by it)", { skip: process.platform !== 'linux' && 'no /proc' }, async (t) => {
+  const dir = tempDir('contrail-replay-pool-');
+  t.after(() => dir.remove());
+  const store = new EventStore({ dataDir: dir.path, hotLogBytes: 0, fsync: false });
+  const compressor = new EventCompressor(readFileSync(new URL('../../dictionaries/contrail-v1.zstd-dict', import.meta.url).pathname));
+  const pool = new ReplayPool(2, { location: store.location, blockCacheBytes: store.blockCacheBytes, dictionary: compressor.dictionary, level: compressor.level, replayLevel: compressor.replayLevel, lowerPriority: false }, pino({ level: 'silent' }));
+  t.after(async () => {
+    await pool.close();
+    await store.close();
+  });
+  await pool.ready();
+  const tids = pool.threadIds();
+  assert.equal(new Set(tids).size, 2, `two distinct thread ids (${tids.join(', ')})`);
+  const threadsOfThisProcess = readdirSync('/proc/self/task').map(Number);
+  for (const tid of tids) {
+    assert.notEqual(tid, process.pid, 'not the main thread');
+    assert.ok(threadsOfThisProcess.includes(tid), `${tid} is a thread of this process`);
+  }
 });
 
 test('a worker thread told that a replay is done keeps no merged blocks for it', async (t) => {
