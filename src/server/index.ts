@@ -22,7 +22,8 @@
  * worker's answer waits (replay-reads.ts) for the subscriber's replay turn (replay-turns.ts):
  * handling answers (decoding them) shares the replays' bounded slice of each turn. A worker reads
  * ahead: while a subscriber's batch is sent, the next one beyond the hot log is already asked for
- * (from the answer's callback, outside the slice: one small request posted), so reading and
+ * (as an answer arrives, from its callback outside the slice: one small request posted; or as
+ * it is used), so reading and
  * sending overlap; a subscriber holds at most one batch being sent and one read ahead (in flight
  * or answered, up to 256 KiB of events each), and an answer is used only for the position, filter
  * and generation it was asked with. A replay batch is sent
