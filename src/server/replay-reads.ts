@@ -108,9 +108,9 @@ export class ReplayReads {
     if (answered && answered.from !== subscriber.position) {
       state.answers.length = 0;
       state.generation++;
-    }
-    else if (answered?.reply === 'trimmed') return this.#trimmed(state);
-    else if (answered) {
+    } else if (answered?.reply === 'trimmed') {
+      return this.#trimmed(state);
+    } else if (answered) {
       // Counted as used: an answer dropped unused (its filter changed, it was read ahead for a position left) is read again.
       if (answered.reply.tooLarge > 0) this.countTooLarge(answered.reply.tooLarge);
       state.batch = decodeAnswer(answered.reply);
