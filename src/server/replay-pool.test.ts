@@ -5,7 +5,7 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import pino from 'pino';
 import { tempDir } from '../../test/support/gateway.ts';
 import { waitUntil } from '../../test/support/poll.ts';
@@ -14,11 +14,8 @@ import { EventCompressor } from './compression.ts';
 import { parseFilter } from './filter.ts';
 import { defaultReplayWorkers, filterSpecJson, ReplayPool, type ReplayRequest } from './replay-pool.ts';
 
-test('--replay-workers defaults to 0 on one or two cores, and to cores − 1 on more', () => {
-  assert.deepEqual([1, 2, 3, 4, 16].map((cores) => defaultReplayWorkers(cores)), [0, 0, 2, 3, 15]);
-});
-
-test("a replay's reads go to its own worker thread, not to whichever is least busy", async (t) => {
+/** A ReplayPool of two threads, ready, over an empty buffer in a temp dir; all of it closed after the test. */
+async function twoWorkersOnEmptyBuffer(t: TestContext): Promise<{ store: EventStore; pool: ReplayPool }> {
   const dir = tempDir('contrail-replay-pool-');
   t.after(() => dir.remove());
   const store = new EventStore({ dataDir: dir.path, hotLogBytes: 0, fsync: false });
@@ -29,6 +26,15 @@ test("a replay's reads go to its own worker thread, not to whichever is least bu
     await store.close();
   });
   await pool.ready();
+  return { store, pool };
+}
+
+test('--replay-workers defaults to 0 on one or two cores, and to cores − 1 on more', () => {
+  assert.deepEqual([1, 2, 3, 4, 16].map((cores) => defaultReplayWorkers(cores)), [0, 0, 2, 3, 15]);
+});
+
+test("a replay's reads go to its own worker thread, not to whichever is least busy", async (t) => {
+  const { store, pool } = await twoWorkersOnEmptyBuffer(t);
   /** The readers each thread was sent reads for, in order. */
   const readersOf = pool.threads().map((thread) => {
     const readers: (number | undefined)[] = [];
@@ -49,16 +55,7 @@ test("a replay's reads go to its own worker thread, not to whichever is least bu
 });
 
 test("each started worker thread reports its OS thread id: a thread of this process, not the main thread, one per worker (bench/replay-full reads each one's CPU by it)", { skip: process.platform !== 'linux' && 'no /proc' }, async (t) => {
-  const dir = tempDir('contrail-replay-pool-');
-  t.after(() => dir.remove());
-  const store = new EventStore({ dataDir: dir.path, hotLogBytes: 0, fsync: false });
-  const compressor = new EventCompressor(readFileSync(new URL('../../dictionaries/contrail-v1.zstd-dict', import.meta.url).pathname));
-  const pool = new ReplayPool(2, { location: store.location, blockCacheBytes: store.blockCacheBytes, dictionary: compressor.dictionary, level: compressor.level, replayLevel: compressor.replayLevel, lowerPriority: false }, pino({ level: 'silent' }));
-  t.after(async () => {
-    await pool.close();
-    await store.close();
-  });
-  await pool.ready();
+  const { pool } = await twoWorkersOnEmptyBuffer(t);
   const tids = pool.threadIds();
   assert.equal(new Set(tids).size, 2, `two distinct thread ids (${tids.join(', ')})`);
   const threadsOfThisProcess = readdirSync('/proc/self/task').map(Number);
