@@ -75,10 +75,16 @@ interface Sample {
 /** Linux: a thread's time on a CPU in nanoseconds, the first field of its schedstat (not stat's utime+stime, counted in 10 ms ticks). */
 const HAS_SCHEDSTAT = existsSync(`/proc/self/task/${process.pid}/schedstat`);
 
-/** The CPU seconds the threads with these ids (the main thread's is the pid) have used so far; NaN where there is no /proc. */
+/** The CPU seconds the threads with these ids (the main thread's is the pid) have used so far; NaN where there is no /proc, or one of them has ended (a worker that died and was started again: its time is not all here). */
 function threadsCpuSeconds(tids: readonly number[]): number {
   if (!HAS_SCHEDSTAT) return NaN;
-  return tids.reduce((sum, tid) => sum + Number(readFileSync(`/proc/self/task/${tid}/schedstat`, 'utf8').split(' ')[0]) / 1e9, 0);
+  let seconds = 0;
+  for (const tid of tids) {
+    const file = `/proc/self/task/${tid}/schedstat`;
+    if (!existsSync(file)) return NaN;
+    seconds += Number(readFileSync(file, 'utf8').split(' ')[0]) / 1e9;
+  }
+  return seconds;
 }
 
 function progress(text: string): void {
@@ -119,7 +125,8 @@ async function runCase(which: Case, buffer: string): Promise<Sample> {
     const seconds = (performance.now() - started) / 1000;
     const used = process.cpuUsage(cpu);
     const mainUsed = threadsCpuSeconds([process.pid]) - mainCpu;
-    const workersUsed = workerThreads.length === 0 ? NaN : threadsCpuSeconds(workerThreads) - workersCpu;
+    // The scan reads on the main thread: the workers' idle time is no figure of its.
+    const workersUsed = workerThreads.length === 0 || which === 'scan' ? NaN : threadsCpuSeconds(workerThreads) - workersCpu;
     const expected = which === 'scan' ? EVENTS : EVENTS * CLIENTS;
     if (events < expected) throw new Error(`${which}: only ${events} of ${expected} events`);
     const bytesPerEvent = which === 'scan' ? NaN : (await bytesSent(gateway.metricsPort)) / events;

@@ -54,14 +54,27 @@ test("a replay's reads go to its own worker thread, not to whichever is least bu
   assert.deepEqual(readersOf, [[8, 8, undefined], [7, 7, 7]]);
 });
 
-test("each started worker thread reports its OS thread id: a thread of this process, not the main thread, one per worker (bench/replay-full reads each one's CPU by it)", { skip: process.platform !== 'linux' && 'no /proc' }, async (t) => {
-  const { pool } = await twoWorkersOnEmptyBuffer(t);
+test("each started worker thread reports its OS thread id: a thread of this process, not the main thread, the one that runs that worker's reads (bench/replay-full reads each one's CPU by it)", { skip: process.platform !== 'linux' && 'no /proc' }, async (t) => {
+  const { store, pool } = await twoWorkersOnEmptyBuffer(t);
   const tids = pool.threadIds();
   assert.equal(new Set(tids).size, 2, `two distinct thread ids (${tids.join(', ')})`);
   const threadsOfThisProcess = readdirSync('/proc/self/task').map(Number);
   for (const tid of tids) {
     assert.notEqual(tid, process.pid, 'not the main thread');
     assert.ok(threadsOfThisProcess.includes(tid), `${tid} is a thread of this process`);
+  }
+  // Another thread of the process (one of libuv's, say) would pass the checks above: the thread
+  // named must be the one that runs when its worker answers. A replay's reads go to thread
+  // reader % 2, one at a time (the test above), so each thread in turn does all the reading.
+  const { sealedEvents, didIndexUsable } = store.indexState;
+  const filter = filterSpecJson(parseFilter({}));
+  const onCpuNs = (tid: number) => Number(readFileSync(`/proc/self/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+  for (const [slot, tid] of tids.entries()) {
+    const before = onCpuNs(tid);
+    for (let i = 0; i < 50; i++) {
+      await pool.read({ position: 0, end: 0, filter, wire: { name: 'v1', zstd: false }, limits: { maxEntries: 8, maxScanned: 8, maxBytes: 4_096 }, reader: slot, sealedEvents, didIndexUsable });
+    }
+    assert.ok(onCpuNs(tid) > before, `thread ${tid} ran while worker ${slot} answered 50 reads`);
   }
 });
 
