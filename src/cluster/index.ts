@@ -43,11 +43,14 @@
  * the term begins again at the next lease check (leadership.ts). A lease bucket made again
  * numbers its entries from 1 too, so another node's new lease can stand at the very revision the
  * old leader last wrote in the removed bucket: a renewal therefore reads the entry first, and a
- * node that finds any entry but its own (its node id at that revision) steps down as on any lost
- * renewal (lease.ts); with no entry the update, a compare-and-set on the revision, decides. The
- * read goes to the bucket's stream leader as the update does (nats.ts opens the bucket without
- * direct gets): a direct get, which any replica of an R3 bucket may answer, could show an older
- * entry (ending a healthy term) or none (letting the collision through). Chosen over a per-term token in the entry's value (which needs the same read: the compare-and-set
+ * node that finds anything but its own entry (its node id at that revision), no entry included,
+ * steps down as on any lost renewal (lease.ts). No entry is a lease gone (expired, or its bucket
+ * made again), and letting the update, a compare-and-set on the revision, decide it let another
+ * node's take land in between at that revision and be replaced. The read goes to the bucket's
+ * stream leader as the update does (nats.ts opens the bucket without direct gets): a direct get,
+ * which any replica of an R3 bucket may answer, could show an older entry (ending a healthy
+ * term) or none. A bucket or stream NATS refuses to make again is logged with NATS's reason at
+ * every try (nats.ts), as its callers swallow the error and try again at the next check. Chosen over a per-term token in the entry's value (which needs the same read: the compare-and-set
  * checks the revision only) so that the value stays the holder's node id, which operators (`nats
  * kv get`) and the tests read. The read leaves one round trip in which the bucket would have to
  * be removed, made again and taken at that same revision; the stream fences even that.

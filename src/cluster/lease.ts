@@ -8,13 +8,17 @@ const KEY = 'leader';
  * revision this node last wrote, so a holder whose lease expired and was taken by another node can
  * never renew it back: it learns it lost, and steps down. The revision alone does not say whose
  * entry it is: a bucket removed and made again numbers its entries from 1, and another node's new
- * lease could stand at the very revision this node last wrote in the old bucket. So a renewal reads
- * the entry first and steps down unless it is this node's own PUT at that revision; with no entry
- * the update decides. The read must be as current as the update: the bucket's handle (nats.ts) reads
- * through its stream leader, not with a direct get, which any replica of a replicated bucket may
- * answer, one behind the latest writes (an older entry ended healthy leases; no entry let the
- * collision through). The lease only decides who *tries* to lead; the stream's expected-last-
- * sequence publishes (stream-writer.ts) are what make a deposed leader unable to append.
+ * lease could stand at the very revision this node last wrote. So a renewal reads the entry first
+ * and steps down unless it is this node's own PUT at that revision. No entry is a lease gone too
+ * (expired, or its bucket made again), and not one for the update to decide: another node's take
+ * landing between the read and the update, at that revision, would pass it. After this node's own
+ * entry is read, the update fails if anything was written since; what it cannot tell is a bucket
+ * removed, made again and taken at that revision all between the two requests. The read must be
+ * as current as the update: the bucket's handle (nats.ts) reads through its stream leader, not
+ * with a direct get, which any replica of a replicated bucket may answer, one behind the latest
+ * writes (an older entry ended healthy leases). The lease only decides who *tries* to lead; the
+ * stream's expected-last-sequence publishes (stream-writer.ts) are what make a deposed leader
+ * unable to append.
  */
 export class LeaderLease {
   #revision: number | undefined;
@@ -43,10 +47,10 @@ export class LeaderLease {
   async renew(): Promise<boolean> {
     const revision = this.#revision;
     if (revision === undefined) return false;
-    // Read through the stream leader (nats.ts), so no entry but this node's own at its revision can be
-    // a stale answer: any other is the collision or a lost lease.
+    // Read through the stream leader (nats.ts), so the answer is no stale one: anything but this
+    // node's own entry at its revision, none included, is a lost lease or the collision.
     const entry = await this.kv.get(KEY);
-    if (entry && !(entry.revision === revision && entry.operation === 'PUT' && entry.string() === this.nodeId)) {
+    if (!(entry && entry.revision === revision && entry.operation === 'PUT' && entry.string() === this.nodeId)) {
       this.#revision = undefined;
       return false;
     }

@@ -26,12 +26,15 @@ test('a lease bucket removed while the cluster runs is made again, and ingest go
   const leader = await cluster.leader();
   const removedAt = Date.now();
   await (await jetstreamManager(cluster.observer)).streams.delete('KV_contrail-leader');
-  const remadeLine = () => cluster.members.flatMap((member) => member.process.logs).find((record) => record.time >= removedAt && /LEASE BUCKET/.test(String(record.msg)));
+  const remadeLine = () => cluster.members.flatMap((member) => member.process.logs).find((record) => record.time >= removedAt && /LEASE BUCKET .* WAS GONE/.test(String(record.msg)));
   // The old leader's lease went with the bucket: its term ends (a renewal replaces only its own
   // entry, even one at the revision it last wrote: lease-revision-collision.test.ts). Frames pushed
   // now would be read before the bucket is back; push them once a node made it again and holds the lease in it.
-  await leader.process.waitForLog((record) => record.time >= removedAt && /stops leading|stopping ingest/.test(String(record.msg)), 30_000);
-  await waitUntil(() => remadeLine() !== undefined, 'a node to make the lease bucket again', 30_000);
+  const toldWhy = (err: Error) => {
+    throw new Error(`${err.message}\n${cluster.story()}`);
+  };
+  await leader.process.waitForLog((record) => record.time >= removedAt && /stops leading|stopping ingest/.test(String(record.msg)), 30_000).catch(toldWhy);
+  await waitUntil(() => remadeLine() !== undefined, 'a node to make the lease bucket again', 30_000).catch(toldWhy);
   await cluster.leader();
   cluster.feed.push(200);
 

@@ -65,6 +65,12 @@ class LeaseRenewingOnCue extends LeaderLease {
   }
 }
 
+/** Who holds the lease, and at which revision, read from NATS. */
+async function entry(connection: ClusterConnection): Promise<{ holder: string; revision: number } | undefined> {
+  const read = await connection.lease.get('leader');
+  return read?.operation === 'PUT' ? { holder: read.string(), revision: read.revision } : undefined;
+}
+
 test("a leader whose lease revision from a removed bucket equals the new holder's steps down at its renewal, and only the new holder leads", { skip: natsServerMissing(), timeout: 90_000 }, async (t) => {
   const defer = cleanup(t);
   const nats = await NatsCluster.start(1);
@@ -88,11 +94,6 @@ test("a leader whose lease revision from a removed bucket equals the new holder'
     const { leadership } = leadershipWithIdleIngest({ connection, lease, follower, store, leaseMs: LEASE_MS, logger });
     return { connection, lease, leadership, lines, said: (pattern: RegExp) => lines.some((line) => pattern.test(line.msg)) };
   };
-  const entry = async (connection: ClusterConnection) => {
-    const read = await connection.lease.get('leader');
-    return read?.operation === 'PUT' ? { holder: read.string(), revision: read.revision } : undefined;
-  };
-
   const a = await joinNode('a');
   const b = await joinNode('b');
   // Node a takes the lease at the bucket's first revision and leads; its renewals wait for their cue.
@@ -132,4 +133,49 @@ test("a leader whose lease revision from a removed bucket equals the new holder'
   assert.deepEqual(b.lease.renewals, [true], 'node b renews its lease');
   assert.deepEqual(await entry(b.connection), { holder: 'b', revision: 2 });
   assert.deepEqual([a.leadership.leading, b.leadership.leading], [false, true], 'only node b leads');
+});
+
+/**
+ * The renewal's read and its compare-and-set are two requests. A renewal whose read found no entry
+ * (the bucket made again since this node's last write, or its entry expired) let the compare-and-set
+ * decide, and another node taking the lease between the two at this node's revision made it pass
+ * over that node's entry. Seen in lease-bucket-removed.test.ts, 3 runs in 10: the old leader held
+ * revision 1, the other node made the bucket again and took revision 1 just after the old leader's
+ * read, and the old leader led on while the other node lost the lease it had just taken. No entry
+ * means this node's lease is gone whatever took its place, so the renewal steps down. The test's
+ * only part is when node c takes the lease: right after node a's read is answered, on real NATS.
+ */
+test("a renewal that reads no lease entry steps down, and another node's take landing before its compare-and-set at its revision stands", { skip: natsServerMissing(), timeout: 60_000 }, async (t) => {
+  const defer = cleanup(t);
+  const nats = await NatsCluster.start(1);
+  defer(() => nats.stop());
+  const connection = await openCluster({ servers: nats.urls, replicas: 1, retentionMs: 3_600_000, leaseMs: LEASE_MS, name: 'between', nodeId: 'a' }, capturingLogger([], 'info'));
+  defer(() => connection.nc.close());
+  let afterRead: (() => Promise<unknown>) | undefined;
+  const bucketTakingTurnsAfterReads = new Proxy(connection.lease, {
+    get(bucket, property) {
+      if (property === 'get') {
+        return async (...args: Parameters<typeof bucket.get>) => {
+          const read = await bucket.get(...args);
+          const turn = afterRead;
+          afterRead = undefined;
+          await turn?.();
+          return read;
+        };
+      }
+      const value: unknown = Reflect.get(bucket, property);
+      return typeof value === 'function' ? value.bind(bucket) : value;
+    },
+  });
+  const a = new LeaderLease(bucketTakingTurnsAfterReads, 'a');
+  const c = new LeaderLease(connection.lease, 'c');
+  assert.ok(await a.tryAcquire());
+  await connection.jsm.streams.delete('KV_between-leader');
+  await connection.restoreMissing();
+
+  afterRead = () => c.tryAcquire();
+  assert.equal(await a.renew(), false, "node a's renewal, having read no entry, steps down");
+  assert.equal(a.held, false);
+  assert.deepEqual(await entry(connection), { holder: 'c', revision: 1 }, "node c's lease, taken between node a's read and its compare-and-set, stands");
+  assert.equal(await c.renew(), true, 'node c renews');
 });

@@ -226,7 +226,7 @@ export class ContrailCluster {
       90_000,
     ).catch((err: Error) => {
       // Told when the wait fails, not when it starts (a string argument is built before the wait).
-      throw new Error(`${err.message}\n${member.process.tail()}\n${this.#ingestStory()}`);
+      throw new Error(`${err.message}\n${member.process.tail()}\n${this.story()}`);
     });
   }
 
@@ -235,7 +235,7 @@ export class ContrailCluster {
    * each relay connection resumed after (null: live): a wait for events that never come says why.
    * cluster.test.ts once lost the first 600 frames under load with only the waiting node's lines to show.
    */
-  #ingestStory(): string {
+  story(): string {
     const told = this.members.map((member) => {
       const lines = member.process.logs.filter((record) => record.level >= 40 || /leader|upstream/.test(record.msg)).slice(-15);
       return `node ${member.id} (warnings, errors, leading, relay):\n${lines.map((record) => JSON.stringify(record)).join('\n')}`;
