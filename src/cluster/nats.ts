@@ -102,12 +102,16 @@ export async function openCluster(options: ClusterOptions, logger: Logger): Prom
     logger.info({ servers: shown, stream: streamName, nodeId: options.nodeId }, 'joined the contrail cluster on NATS JetStream');
     const missing = (stream: string) => jsm.streams.info(stream).then(() => false, isStreamNotFound);
     let restoring: Promise<boolean> | undefined;
-    /** Its callers retry at their next lease check, and they swallow the error: it is said here, or never. */
-    const makeAgain = async (what: string, make: () => Promise<unknown>, consequence: string): Promise<void> => {
+    /**
+     * Said before it is made, so that no line of this node's (its follower meeting the new stream)
+     * comes first; a refusal is said too: the callers swallow it and try again at their next check.
+     */
+    const makeAgain = async (what: string, goneWhy: string, make: () => Promise<unknown>, untilMade: string): Promise<void> => {
+      logger.error(`${what} WAS GONE (${goneWhy}): this node makes it again (a no-op if another node just did)`);
       try {
         await make();
       } catch (err) {
-        logger.error({ err: (err as Error).message }, `${what} IS GONE AND THIS NODE COULD NOT MAKE IT AGAIN: ${consequence} (tried again at every lease check; err says why)`);
+        logger.error({ err: (err as Error).message }, `COULD NOT MAKE ${what} AGAIN: ${untilMade} (tried again at every lease check; err says why)`);
         throw err;
       }
     };
@@ -115,15 +119,12 @@ export async function openCluster(options: ClusterOptions, logger: Logger): Prom
       if (await missing(`KV_${bucket}`)) {
         // The lease only elects (appends are fenced by the stream), so a new bucket is safe; the
         // KV handle addresses the bucket by name and works on the new one.
-        await makeAgain(`THE LEASE BUCKET ${bucket}`, makeLeaseBucket, 'no node can take the ingest lease until it is made');
-        // Making what exists is a no-op, so another node's check may have made it first.
-        logger.error({ bucket }, `THE LEASE BUCKET ${bucket} WAS GONE (removed from NATS?): made again by this node, or by another just before`);
+        await makeAgain(`THE LEASE BUCKET ${bucket}`, 'removed from NATS?', makeLeaseBucket, 'no node can take the ingest lease until it is made');
       }
       if (await missing(streamName)) {
         // What it held is in the nodes' buffers; each reads the new stream from its start
         // (follower.ts), and the next leader's marker is its first message.
-        await makeAgain(`THE CLUSTER STREAM ${streamName}`, () => jsm.streams.add(config), 'no leader can append, and nothing is ingested until it is made');
-        logger.error({ stream: streamName }, `THE CLUSTER STREAM ${streamName} WAS GONE (removed from NATS, or its storage lost?): made again by this node, or by another just before`);
+        await makeAgain(`THE CLUSTER STREAM ${streamName}`, 'removed from NATS, or its storage lost?', () => jsm.streams.add(config), 'no leader can append, and nothing is ingested until it is made');
         return true;
       }
       return false;
