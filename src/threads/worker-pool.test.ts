@@ -1,9 +1,11 @@
 /**
  * WorkerPool with real worker threads (small eval'd workers): requests answered, a worker that
  * dies rejects its pending requests and is started again, one that never started makes the pool
- * refuse every request, and close rejects what is pending.
+ * refuse every request, and close rejects what is pending and holds the process open until its
+ * workers have exited.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import pino from 'pino';
@@ -89,4 +91,42 @@ test('close rejects what is pending and refuses what comes after', async () => {
   await pool.close();
   await assert.rejects(pending, /exited/);
   assert.match(String(pool.refusal()), /the test workers are closed/);
+});
+
+/**
+ * A closing pool's worker holds the process open until it has exited. The answer to a request in
+ * flight, handled before the exit, took the worker's hold away again (no request left pending),
+ * and a process with nothing else to wait for ended inside close(): a test process so cancelled
+ * every test after one whose replay worker had a read ahead in flight (seen in session 23's CI). In a
+ * process of its own, which the answer reaches while close() waits, and nothing else holds open.
+ */
+test('close holds the process open until its workers have exited, though the answer to a request in flight comes first', () => {
+  const program = `
+    import { Worker } from 'node:worker_threads';
+    import pino from 'pino';
+    import { WorkerPool } from ${JSON.stringify(new URL('./worker-pool.ts', import.meta.url).href)};
+    const pool = new WorkerPool({
+      size: 1,
+      name: 'test worker',
+      fallback: { all: 'everything runs here', pending: 'its work runs here' },
+      logger: pino({ level: 'silent' }),
+      // A CommonJS worker: the --input-type=module of this program would make its code a module.
+      start: () => new Worker(${JSON.stringify(DOUBLER)}, { eval: true, execArgv: [] }),
+      slotExtra: () => ({}),
+      onMessage: (slot, message) => { if (!('ready' in message)) pool.answered(slot, message.id)?.resolve(message.doubled); },
+    });
+    await pool.ready();
+    const slot = pool.slots[0];
+    const worker = pool.workerOf(slot);
+    worker.ref();
+    slot.pending.set(0, { resolve: (doubled) => console.log('answered', doubled), reject: () => console.log('rejected') });
+    worker.postMessage({ id: 0, value: 21 });
+    // This thread waits while the worker answers: the answer is handled after close() began.
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 300);
+    await pool.close();
+    console.log('closed');
+  `;
+  const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '--eval', program], { encoding: 'utf8', timeout: 30_000 });
+  assert.equal(child.stderr, '');
+  assert.deepEqual(child.stdout.trim().split('\n'), ['answered 42', 'closed'], 'the answer came while closing, and close() returned');
 });

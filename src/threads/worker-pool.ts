@@ -75,7 +75,8 @@ export class WorkerPool<Answer, Message, Extra extends object = object> {
     const waiting = slot.pending.get(id);
     if (!waiting) return undefined;
     slot.pending.delete(id);
-    if (slot.pending.size === 0) slot.worker?.unref();
+    // A closing pool's workers hold the process open until they have exited (close).
+    if (slot.pending.size === 0 && !this.#closed) slot.worker?.unref();
     return waiting;
   }
 
@@ -100,7 +101,7 @@ export class WorkerPool<Answer, Message, Extra extends object = object> {
         try {
           await slot.started;
         } finally {
-          if (slot.pending.size === 0) worker.unref();
+          if (slot.pending.size === 0 && !this.#closed) worker.unref();
         }
       }),
     );
@@ -109,7 +110,15 @@ export class WorkerPool<Answer, Message, Extra extends object = object> {
   /** Stops the workers; requests still pending are rejected. */
   async close(): Promise<void> {
     this.#closed = true;
-    await Promise.all(this.slots.map((slot) => slot.worker?.terminate()));
+    await Promise.all(
+      this.slots.map((slot) => {
+        // Held open until it has exited: an unreferenced worker's exit does not keep the event loop
+        // running, which could end before terminate() resolved (a test process cancelled its tests
+        // so when the answer to a read in flight came first and unreferenced the worker again).
+        slot.worker?.ref();
+        return slot.worker?.terminate();
+      }),
+    );
   }
 
   #start(slot: WorkerSlot<Answer> & Extra): Worker {
