@@ -46,7 +46,8 @@ export interface WorkerPoolOptions<Answer, Message, Extra extends object> {
 
 /**
  * The lifecycle of a pool's worker threads, shared by the replay and verification pools. A
- * worker holds the process open only while it has requests pending. One that dies rejects its
+ * worker holds the process open only while it has requests pending, and from close() until it has
+ * exited. One that dies rejects its
  * pending requests (the caller runs them on the main thread) and is started again for the next —
  * unless it died before it ever sent a message: then it cannot start, every request is refused
  * (so all the work stays on the main thread), and that is logged once.
