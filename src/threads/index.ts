@@ -7,7 +7,9 @@
  * How a pool's threads live (worker-pool.ts): each slot's worker starts when first needed and
  * counts as started once it sends its first message. It holds the process open only while it has
  * requests pending, and while the pool closes, until it has exited (a close that did not could end
- * a process with nothing else to wait for before close() returned). One that dies rejects its pending requests — the caller runs them on the main
+ * a process with nothing else to wait for before close() returned). A close stops each worker only
+ * once it has started: terminated while a native addon registers (LMDB's), a worker aborts the
+ * whole process. One that dies rejects its pending requests — the caller runs them on the main
  * thread — and is started again for the next; one that died before it ever started cannot start,
  * so the pool refuses every request from then on (all the work stays on the main thread), logged
  * once. Why: a missing or broken worker build must cost speed, never events.

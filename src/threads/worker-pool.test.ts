@@ -1,8 +1,8 @@
 /**
  * WorkerPool with real worker threads (small eval'd workers): requests answered, a worker that
  * dies rejects its pending requests and is started again, one that never started makes the pool
- * refuse every request, and close rejects what is pending and holds the process open until its
- * workers have exited.
+ * refuse every request, and close rejects what is pending, lets a worker still loading start first,
+ * and holds the process open until its workers have exited.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -24,6 +24,7 @@ function doublerPool(code = DOUBLER) {
   const logs: string[] = [];
   const logger = pino({ level: 'info' }, { write: (line: string) => logs.push((JSON.parse(line) as { msg: string }).msg) });
   let starts = 0;
+  let readies = 0;
   const pool: WorkerPool<number, Message> = new WorkerPool<number, Message>({
     size: 1,
     name: 'test worker',
@@ -35,7 +36,10 @@ function doublerPool(code = DOUBLER) {
     },
     slotExtra: () => ({}),
     onMessage: (slot, message) => {
-      if ('ready' in message) return;
+      if ('ready' in message) {
+        readies++;
+        return;
+      }
       pool.answered(slot, message.id)?.resolve(message.doubled);
     },
   });
@@ -50,7 +54,7 @@ function doublerPool(code = DOUBLER) {
       worker.postMessage({ id, ...request });
     });
   };
-  return { pool, logs, ask, starts: () => starts };
+  return { pool, logs, ask, starts: () => starts, readies: () => readies };
 }
 
 test('requests are answered; the worker starts once, and holds the process open only while it has requests pending', async () => {
@@ -91,6 +95,28 @@ test('close rejects what is pending and refuses what comes after', async () => {
   await pool.close();
   await assert.rejects(pending, /exited/);
   assert.match(String(pool.refusal()), /the test workers are closed/);
+});
+
+/**
+ * A worker terminated while it loads its modules can take the whole process down: a native addon
+ * registering then (LMDB's, which both workers' modules load) met the termination and aborted the
+ * process (FATAL ERROR: Error::ThrowAsJavaScriptException napi_throw). A gateway start that failed
+ * at once (a port in use) closed the check workers it had just started so, and killed a CI test
+ * process (gateway-failed-start-threads.test.ts, session 23). close() lets a loading worker finish
+ * its start first. Here the worker's loading is a busy wait, which terminate() would cut short.
+ */
+test('close lets a worker still loading finish its start before it is stopped', async () => {
+  const { pool, readies } = doublerPool(`
+    const { parentPort } = require('node:worker_threads');
+    const loaded = Date.now() + 300;
+    while (Date.now() < loaded);
+    parentPort.postMessage({ ready: true });
+    setInterval(() => {}, 1000);
+  `);
+  pool.workerOf(pool.slots[0]!);
+  await pool.close();
+  assert.equal(readies(), 1, 'it said it was ready before it was stopped');
+  assert.deepEqual(pool.threads(), []);
 });
 
 /**

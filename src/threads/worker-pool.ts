@@ -47,7 +47,7 @@ export interface WorkerPoolOptions<Answer, Message, Extra extends object> {
 /**
  * The lifecycle of a pool's worker threads, shared by the replay and verification pools. A
  * worker holds the process open only while it has requests pending, and from close() until it has
- * exited. One that dies rejects its
+ * exited; close() stops it only once it has started. One that dies rejects its
  * pending requests (the caller runs them on the main thread) and is started again for the next —
  * unless it died before it ever sent a message: then it cannot start, every request is refused
  * (so all the work stays on the main thread), and that is logged once.
@@ -108,16 +108,22 @@ export class WorkerPool<Answer, Message, Extra extends object = object> {
     );
   }
 
-  /** Stops the workers; requests still pending are rejected. */
+  /** Stops the workers, each once it has started (or died); requests still pending are rejected. */
   async close(): Promise<void> {
     this.#closed = true;
     await Promise.all(
-      this.slots.map((slot) => {
+      this.slots.map(async (slot) => {
+        const worker = slot.worker;
+        if (!worker) return;
         // Held open until it has exited: an unreferenced worker's exit does not keep the event loop
         // running, which could end before terminate() resolved (a test process cancelled its tests
         // so when the answer to a read in flight came first and unreferenced the worker again).
-        slot.worker?.ref();
-        return slot.worker?.terminate();
+        worker.ref();
+        // Not while it loads: a worker terminated while a native addon registers (LMDB's) aborted
+        // the whole process (FATAL ERROR: Error::ThrowAsJavaScriptException napi_throw), as a start
+        // that failed at once (a port in use) closed the workers it had just started.
+        await slot.started.catch(() => {});
+        await worker.terminate();
       }),
     );
   }
