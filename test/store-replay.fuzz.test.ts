@@ -312,10 +312,21 @@ test(`a per-DID index rebuilt in the background, with commits, seals, trims and 
     assert.equal(store.didIndex.state, 'rebuilding', 'a writable store rebuilds the index at once');
     if (shape === 'seal at once') await commitSome(blockEvents * 12);
     let reopens = 0;
+    const reopen = async () => {
+      reopens++;
+      reopensDuring++;
+      await store.close();
+      store = new EventStore(options);
+      assert.equal(store.didIndex.state, 'rebuilding', 'a start before the rebuild was done begins it again');
+    };
     while (store.didIndex.state === 'rebuilding') {
       opsDuring++;
       const roll = rnd();
-      if (roll < 0.35) {
+      // The first step of a 'reopens' buffer is one, however soon the rebuild ends on this machine
+      // (CI's ended before the rolls asked for a third reopen in all: session 23).
+      if (shape === 'reopens' && reopens === 0) {
+        await reopen();
+      } else if (roll < 0.35) {
         await commitSome(1 + Math.floor(rnd() * blockEvents * 2));
       } else if (roll < 0.45) {
         // Ten full blocks in the tail: sealed at once, eight blocks together, within the commit.
@@ -324,11 +335,7 @@ test(`a per-DID index rebuilt in the background, with commits, seals, trims and 
         trimsDuring++;
         kept = kept.slice(await store.trimBefore(kept[Math.floor(rnd() * kept.length * 0.2)]!.timeUs, Infinity));
       } else if (roll < 0.7 && shape === 'reopens' && reopens < 3) {
-        reopens++;
-        reopensDuring++;
-        await store.close();
-        store = new EventStore(options);
-        assert.equal(store.didIndex.state, 'rebuilding', 'a start before the rebuild was done begins it again');
+        await reopen();
       } else {
         const did = dids[Math.floor(rnd() * 20)]!;
         assert.deepEqual(replayOf(did), view(kept.filter((e) => e.did === did)), `buffer ${b}, op ${opsDuring}: ${did} while the index is rebuilt`);
